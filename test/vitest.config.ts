@@ -1,12 +1,36 @@
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+const webgpuTests = 'test/**/*.webgpu.test.ts';
 
 // The config lives under test/ to keep the top level to the project's own folders;
 // the root is the repository so paths in tests read from there.
 export default defineConfig({
   root: fileURLToPath(new URL('..', import.meta.url)),
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, webgpuTests],
+        },
+      },
+      {
+        // dawn.node crashes at random once TurboFan optimises JS while a GPU wait is pending,
+        // so WebGPU tests run in child processes with V8's optimising tiers capped
+        // (see jitGuardIsOn in src/runtime/webgpu/device.ts). Keep heavy JS out of these
+        // files: under --max-opt=2 it runs ~20x slower.
+        extends: true,
+        test: {
+          name: 'webgpu',
+          include: [webgpuTests],
+          pool: 'forks',
+          execArgv: ['--max-opt=2'],
+        },
+      },
+    ],
   },
 });

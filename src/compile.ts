@@ -1,0 +1,35 @@
+// The compiler, as the list of its stages. Each stage is a function from one typed value to
+// the next; `qalc inspect --stage` shows the value after any of them.
+//
+//   load (lex, parse, includes) → check → plan → [lower → emit CUDA / WGSL → bindings]
+//
+// The bracketed stages come with the kernel backends; today the pipeline ends at the plan.
+import { hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics/diagnostic.ts';
+import type { CheckedSpec } from './check/checked-spec.ts';
+import { checkSpec } from './check/check-spec.ts';
+import type { Plan } from './plan/plan.ts';
+import { buildPlan } from './plan/build-plan.ts';
+import { loadSpec, sourcesOf, type LoadedSpec, type ReadText } from './syntax/load.ts';
+
+export interface FrontEndResult {
+  readonly loaded: LoadedSpec;
+  readonly checked?: CheckedSpec;
+  readonly plan?: Plan;
+  /** Every diagnostic of every stage that ran, in source order. */
+  readonly diagnostics: readonly Diagnostic[];
+  /** File → text, to show source lines in messages. */
+  readonly sources: ReadonlyMap<string, string>;
+}
+
+export function frontEnd(specPath: string, readText?: ReadText): FrontEndResult {
+  const loaded = loadSpec(specPath, readText);
+  const checked = checkSpec(loaded);
+  const planned = checked.spec && !hasErrors(loaded.diagnostics) ? buildPlan(checked.spec) : undefined;
+  return {
+    loaded,
+    ...(checked.spec && !hasErrors(loaded.diagnostics) ? { checked: checked.spec } : {}),
+    ...(planned?.plan ? { plan: planned.plan } : {}),
+    diagnostics: sortDiagnostics([...loaded.diagnostics, ...checked.diagnostics, ...(planned?.diagnostics ?? [])]),
+    sources: sourcesOf(loaded),
+  };
+}
