@@ -24,12 +24,16 @@ export interface FrontEndResult {
 export function frontEnd(specPath: string, readText?: ReadText): FrontEndResult {
   const loaded = loadSpec(specPath, readText);
   const checked = checkSpec(loaded);
-  const planned = checked.spec && !hasErrors(loaded.diagnostics) ? buildPlan(checked.spec) : undefined;
+  // The plan's rules run even when earlier stages found errors, so one run reports them all;
+  // but only a spec with no errors anywhere yields a plan.
+  const planned = checked.spec ? buildPlan(checked.spec) : undefined;
+  const diagnostics = sortDiagnostics([...loaded.diagnostics, ...checked.diagnostics, ...(planned?.diagnostics ?? [])]);
+  const clean = !hasErrors(diagnostics);
   return {
     loaded,
-    ...(checked.spec && !hasErrors(loaded.diagnostics) ? { checked: checked.spec } : {}),
-    ...(planned?.plan ? { plan: planned.plan } : {}),
-    diagnostics: sortDiagnostics([...loaded.diagnostics, ...checked.diagnostics, ...(planned?.diagnostics ?? [])]),
+    ...(clean && checked.spec ? { checked: checked.spec } : {}),
+    ...(clean && planned?.plan ? { plan: planned.plan } : {}),
+    diagnostics,
     sources: sourcesOf(loaded),
   };
 }

@@ -14,6 +14,11 @@ export const Name = createToken({ name: 'Name', pattern: Lexer.NA, label: 'a nam
 export const BlockKeyword = createToken({ name: 'BlockKeyword', pattern: Lexer.NA, label: 'a block keyword' });
 
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/, categories: [Name], label: 'a name' });
+/**
+ * `llama2-7b`: a word with hyphens. It may be a value the checker recognises (preset names
+ * are written both ways) but it is never an Identifier, so it can never name generated code.
+ */
+export const HyphenatedWord = createToken({ name: 'HyphenatedWord', pattern: /[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z0-9_]+)+/, categories: [Name], label: 'a name' });
 
 function keyword(word: string, extraCategories: TokenType[] = []): TokenType {
   return createToken({
@@ -59,7 +64,7 @@ export const RSquare = createToken({ name: 'RSquare', pattern: /\]/, label: "']'
 export const ALL_TOKENS: TokenType[] = [
   WhiteSpace, Comment,
   Spec, Include, Model, Quant, Adapter, Train, Export, Target, Override, Layers, Proj, All,
-  Identifier, Name, BlockKeyword,
+  HyphenatedWord, Identifier, Name, BlockKeyword,
   NumberLiteral, IntegerLiteral, StringLiteral,
   DotDot, Equals, Comma, Minus, LCurly, RCurly, LSquare, RSquare,
 ];

@@ -51,13 +51,11 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
   // A checkpoint is the truth; a preset is next; written fields must agree with both.
   const base = fromCheckpoint?.architecture ?? fromPreset;
   const baseName = fromCheckpoint ? `the checkpoint` : `preset ${presetName}`;
-  let consistent = true;
   if (fromCheckpoint && fromPreset) {
     for (const [field, key] of FIELD_KEYS) {
       if (fromCheckpoint.architecture[field] !== fromPreset[field]) {
         out.push(error(preset!.valueSpan, `preset ${presetName} has ${key} = ${fromPreset[field]} but the checkpoint has ${fromCheckpoint.architecture[field]}`,
           'drop the preset: the checkpoint already says the shapes'));
-        consistent = false;
         break;
       }
     }
@@ -68,10 +66,9 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
       if (value !== undefined && value !== base[field]) {
         out.push(error(settings.get(key)!.valueSpan, `${key} = ${value} disagrees with ${baseName}, which has ${key} = ${base[field]}`,
           `remove ${key} or make it ${base[field]}`));
-        consistent = false;
       }
     }
-    if (!consistent) return undefined;
+    // Disagreements are reported; later checks still run against the authoritative shapes.
     return {
       architecture: base,
       source: fromCheckpoint ? 'checkpoint' : 'preset',

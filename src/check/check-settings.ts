@@ -51,7 +51,7 @@ function checkScalar(key: string, type: FieldType, value: Scalar, out: Diagnosti
         return fail(`${key} must be ${oneOf(type.values)}, not ${describeValue(value)} ${value.text}`, unquoted ? `write it without quotes: ${key} = ${value.value}` : undefined);
       }
       if (!type.values.includes(value.value as string)) {
-        return fail(`unknown ${key} '${value.text}': expected ${oneOf(type.values)}`, didYouMean(value.text, type.values));
+        return fail(`'${value.text}' is not a value of ${key}: expected ${oneOf(type.values)}`, didYouMean(value.text, type.values));
       }
       return value.value;
     }

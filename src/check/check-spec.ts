@@ -15,6 +15,10 @@ import { BLOCK_SCHEMAS, OVERRIDE_SCHEMA, TARGET_SCHEMAS } from './schema.ts';
 import { didYouMean, oneOf } from '../diagnostics/suggest.ts';
 
 export interface CheckResult {
+  /**
+   * Present whenever the spec is whole enough to plan — even with errors elsewhere, so the
+   * plan's own checks can report in the same run. Settings that failed their checks are absent.
+   */
   readonly spec?: CheckedSpec;
   readonly diagnostics: Diagnostic[];
 }
@@ -140,17 +144,18 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
   if (quant) warnIfMissing(quant.settings, ['calibration'], 'GPTQ quantization', out);
   for (const o of overrides) warnIfMissing(o.settings, ['calibration'], 'GPTQ quantization', out);
 
-  if (!name || !checkedModel || !quant || out.some((d) => d.severity === 'error')) return { diagnostics: out };
+  const plannable = name && checkedModel && quant && quant.settings.has('bits') && quant.settings.has('group') && (!adapter || adapter.settings.has('rank'));
+  if (!plannable) return { diagnostics: out };
   const exportBlock = blocks.get('export');
   return {
     diagnostics: out,
     spec: {
-      name: name.name,
-      nameSpan: name.nameSpan,
+      name: name!.name,
+      nameSpan: name!.nameSpan,
       entryFile: loaded.entry,
-      model: checkedModel,
-      quant: quant.settings,
-      quantSpan: quant.span,
+      model: checkedModel!,
+      quant: quant!.settings,
+      quantSpan: quant!.span,
       ...(adapter ? { adapter } : {}),
       overrides,
       targets,

@@ -1,18 +1,17 @@
 // "did you mean …?" — the closest known word by edit distance, if it is close enough to help.
 
+/** Edit distance where swapping two neighbours ("gaet" for "gate") is one edit, not two. */
 function editDistance(a: string, b: string): number {
-  const previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let diagonal = previous[0]!;
-    previous[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const above = previous[j]!;
-      const substitution = diagonal + (a[i - 1] === b[j - 1] ? 0 : 1);
-      previous[j] = Math.min(above + 1, previous[j - 1]! + 1, substitution);
-      diagonal = above;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
     }
   }
-  return previous[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 export function closestWord(word: string, candidates: readonly string[]): string | undefined {

@@ -60,10 +60,14 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
     if (K % group !== 0) {
       if (pad === 'none') {
         const working = workingGroups(K);
-        const where = layer.block === null ? 'proj lm_head' : `proj ${layer.projection}`;
-        problem('error', r.get('group'), 'group-divides', (layers) => `group = ${group} does not divide the in-features (${K}) of ${layers}`,
-          `${working.length > 0 ? `a group that divides ${K} (${oneOf(working)}) in \`override ${where} { group = ${working[working.length - 1]} }\`, or ` : ''}` +
-          `\`pad = zero\` to pad the in-features to ${Math.ceil(K / group) * group}`);
+        const nearest = [...working].sort((a, b) => Math.abs(a - group) - Math.abs(b - group) || b - a)[0] ?? 1;
+        // Only down (and lm_head) read something other than dim: an override fixes just them.
+        const fix = K === spec.model.architecture.dim
+          ? `group = ${nearest}`
+          : `\`override proj ${layer.projection} { group = ${nearest} }\``;
+        problem('error', r.get('group'), `group-divides-${K}`, (layers) => `group = ${group} does not divide the in-features (${K}) of ${layers}`,
+          `${working.length > 0 ? `use a group that divides ${K} (${oneOf(working)}), e.g. ${fix}, or ` : ''}` +
+          `set \`pad = zero\` to pad the in-features to ${Math.ceil(K / group) * group}`);
       } else {
         paddedInFeatures = Math.ceil(K / group) * group;
       }
@@ -107,6 +111,8 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
     if (kind === 'qalora' && !quant) {
       problem('error', r.get('kind')?.span ? r.get('kind') : r.get('adapter'), 'qalora-needs-quant', (layers) => `QA-LoRA pools its input by quantization group, but ${layers} ${layers.includes(' of layers') || layers.includes(',') ? 'are' : 'is'} not quantized`,
         'set `quantize = true` for them, or `kind = lora`');
+    } else if (quant && quant.paddedInFeatures % quant.group !== 0) {
+      // The group does not fit this layer (reported above): its rank cannot be judged.
     } else if (!rankValue) {
       problem('error', r.get('adapter'), 'needs-rank', (layers) => `the adapter of ${layers} has no rank`, 'set rank in the adapter block or the override');
     } else {

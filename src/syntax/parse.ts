@@ -135,6 +135,7 @@ export function parseSource(text: string, path: string): ParseResult {
 }
 
 function syntaxHint(message: string, token: IToken): string | undefined {
+  if (isRealToken(token) && token.tokenType === T.HyphenatedWord) return `names are letters, digits and '_': write ${token.image.replace(/-/g, '_')}`;
   if (message.startsWith("expected '='")) return 'settings are written `key = value`, one or more per block';
   if (message.startsWith("expected ']'")) return 'list items are separated by commas: [a, b]';
   return undefined;

@@ -1,0 +1,30 @@
+import { join } from 'node:path';
+import { frontEnd } from '../../compile.ts';
+import { reportDiagnostics } from '../report.ts';
+import { writeFileAtomic } from '../write-file.ts';
+import { UsageError, type Command } from '../usage.ts';
+
+export const compileCommand: Command = {
+  name: 'compile',
+  summary: 'Compile a spec: check it, plan every layer, and write the plan to generated/<name>/plan.json (or --out DIR).',
+  usage: 'qalc compile SPEC [--out DIR]',
+  options: {
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  optionHelp: {
+    out: 'output directory (default: generated/<spec name>)',
+    help: 'show this help',
+  },
+  run(positionals, values) {
+    if (positionals.length !== 1) throw new UsageError('compile takes exactly one spec file', 'compile');
+    const result = frontEnd(positionals[0]!);
+    const status = reportDiagnostics(result);
+    if (!result.plan) return status;
+    const out = (values.out as string | undefined) ?? join('generated', result.plan.spec);
+    const planPath = join(out, 'plan.json');
+    writeFileAtomic(planPath, JSON.stringify(result.plan, null, 2) + '\n');
+    process.stderr.write(`wrote ${planPath}\n`);
+    return status;
+  },
+};

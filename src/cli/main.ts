@@ -1,0 +1,60 @@
+// `qalc VERB …`: dispatch, help, and the exit status contract —
+// 0 clean, 1 errors in a spec or on the command line, 2 a bug in qalc.
+import { readFileSync } from 'node:fs';
+import { checkCommand } from './commands/check.ts';
+import { compileCommand } from './commands/compile.ts';
+import { fmtCommand } from './commands/fmt.ts';
+import { inspectCommand } from './commands/inspect.ts';
+import { helpText, parse, UsageError, type Command } from './usage.ts';
+
+const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'qalc — a compiler for quantization-aware low-rank adaptation (QA-LoRA) of LLaMA models',
+    '',
+    'usage: qalc VERB [options]',
+    '',
+    'verbs:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split('. ')[0]!.replace(/\.$/, '')}`),
+    '',
+    'Run `qalc VERB --help` for a verb\'s options. Exit status: 0 clean, 1 errors in the spec or the command line, 2 a bug in qalc.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
+      process.stdout.write(overview() + '\n');
+      return verb === undefined ? 1 : 0;
+    }
+    if (verb === '--version' || verb === '-V') {
+      process.stdout.write(`qalc ${version()}\n`);
+      return 0;
+    }
+    const command = COMMANDS.find((c) => c.name === verb);
+    if (!command) throw new UsageError(`unknown verb '${verb}': expected ${COMMANDS.map((c) => c.name).join(', ')}`);
+    const { positionals, values } = parse(command, rest);
+    if (values.help) {
+      process.stdout.write(helpText(command) + '\n');
+      return 0;
+    }
+    return await command.run(positionals, values);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`qalc${e.verb ? ` ${e.verb}` : ''}: ${e.message}\n`);
+      process.stderr.write(`run \`qalc${e.verb ? ` ${e.verb}` : ''} --help\` for usage\n`);
+      return 1;
+    }
+    process.stderr.write(`qalc: internal error — this is a bug in qalc, not in your spec; please report it with the spec that caused it\n`);
+    process.stderr.write(`${(e as Error)?.stack ?? String(e)}\n`);
+    return 2;
+  }
+}
