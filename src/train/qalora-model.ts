@@ -1,0 +1,361 @@
+// A LLaMA whose every weight is frozen — embedding, norms, lm_head and the group-quantized
+// projections — with trainable QA-LoRA adapters (A, B) on the projections the spec names.
+// Forward computes the masked cross-entropy loss over a batch of sequences [B, T]; backward
+// fills ∂loss/∂A and ∂loss/∂B of every adapter. The math is LlamaForward's (rmsnorm eps 1e-5,
+// run.c's RoPE, GQA, SwiGLU, tied lm_head), batched; one op per file under ops/.
+//
+// Weights: llama2.c stores each projection [out, in] (y = W·x); QALORA.md and GPTQ are
+// input-major K×N (y = x·W). The model transposes every projection once, then RTN-quantizes
+// it along the input dimension (groups of g consecutive inputs per output column), so a group
+// is g consecutive input features — the same g inputs the adapter pools. Ŵ is never stored
+// for quantized projections (ops/qalora-linear.ts dequantizes on the fly).
+//
+// Adapters start as PEFT's LoRA does: A ~ kaiming_uniform(a=√5) = U(−1/√L, 1/√L) (fan-in
+// L = K/g, the pooled width), B = 0 — so a fresh model computes the quantized base exactly.
+import type { Architecture } from '../model/architecture.ts';
+import { headDim } from '../model/architecture.ts';
+import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
+import { quantizeRtn } from '../quant/rtn.ts';
+import { createRng, type Rng } from '../reference/random.ts';
+import { attentionBackward, attentionForward, type AttentionShape } from './ops/attention.ts';
+import { crossEntropyBackward, crossEntropyForward } from './ops/cross-entropy.ts';
+import { embeddingForward } from './ops/embedding.ts';
+import { allocateFloats, type FloatType, type Floats } from './ops/floats.ts';
+import { lmHeadBackward, lmHeadForward } from './ops/lm-head.ts';
+import {
+  qaloraLinearBackward, qaloraLinearForward, type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear,
+} from './ops/qalora-linear.ts';
+import { rmsnormBackward, rmsnormForward } from './ops/rmsnorm.ts';
+import { ropeBackward, ropeForward, ropeTables, type RopeTables } from './ops/rope.ts';
+import { swigluBackward, swigluForward } from './ops/swiglu.ts';
+import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
+
+/** The parts of a checkpoint the model reads (a tiny random one can be built in memory). */
+export type TrainableCheckpoint = Pick<Llama2cCheckpoint, 'arch' | 'tokenEmbedding' | 'layers' | 'rmsFinal' | 'classifier'>;
+
+export interface ModelOptions {
+  /** Activations, adapters and gradients; 'float64' is for finite-difference tests. Default float32. */
+  readonly dtype?: FloatType;
+  /** Seeds the initialization of every A. Default 0. */
+  readonly seed?: number;
+}
+
+export interface Batch {
+  readonly batchSize: number; // B
+  readonly seqLen: number; // T
+  /** [B·T] input tokens. */
+  readonly tokens: ArrayLike<number>;
+  /** [B·T] next tokens; a negative target is ignored. Omit for logits only. */
+  readonly targets?: ArrayLike<number>;
+  /** [B·T], non-zero where the loss counts (Alpaca: response tokens). Omit: every position. */
+  readonly lossMask?: ArrayLike<number>;
+}
+
+export interface ForwardOptions {
+  /** Training forwards apply adapter dropout; masks are drawn from dropoutSeed. Default false. */
+  readonly training?: boolean;
+  readonly dropoutSeed?: number;
+}
+
+/** A trainable tensor and its gradient, as the optimizer sees it. */
+export interface Parameter {
+  readonly name: string; // e.g. layers.0.q.A
+  readonly value: Floats;
+  readonly grad: Floats;
+}
+
+export interface Projection {
+  readonly name: string; // layers.<l>.<projection>
+  readonly layer: QaLoraLinear;
+  readonly spec: ProjectionSpec;
+}
+
+interface ProjectionActivations {
+  saved: AdapterActivations | undefined;
+}
+
+interface BlockActivations {
+  readonly input: Floats; // residual stream entering the block [BT, C]
+  readonly rstdAtt: Floats;
+  readonly normAtt: Floats;
+  readonly q: Floats; // after RoPE [BT, C]
+  readonly k: Floats; // after RoPE [BT, kvDim]
+  readonly v: Floats;
+  readonly probs: Floats; // [B, H, T, T]
+  readonly attention: Floats; // [BT, C], before o
+  readonly afterAttention: Floats; // residual stream after the attention half [BT, C]
+  readonly rstdFfn: Floats;
+  readonly normFfn: Floats;
+  readonly gate: Floats; // [BT, hidden]
+  readonly up: Floats;
+  readonly hidden: Floats; // silu(gate)·up
+  readonly projections: Record<ProjectionName, ProjectionActivations>;
+}
+
+interface Activations {
+  readonly batchSize: number;
+  readonly seqLen: number;
+  readonly blocks: BlockActivations[];
+  readonly output: Floats; // residual stream after the last block
+  readonly rstdFinal: Floats;
+  readonly normFinal: Floats;
+  readonly logits: Floats; // [BT, V]
+  readonly probs: Floats;
+  readonly scratch: Floats; // [BT, C]: o's and down's outputs before the residual add
+  readonly gradients: Record<'residual' | 'norm' | 'attention' | 'q' | 'k' | 'v' | 'hidden' | 'gate' | 'up' | 'logits', Floats>;
+}
+
+const transposeToInputMajor = (tensor: Tensor): Float64Array => {
+  const [outFeatures, inFeatures] = tensor.shape;
+  const w = new Float64Array(inFeatures * outFeatures);
+  for (let o = 0; o < outFeatures; o++) {
+    for (let i = 0; i < inFeatures; i++) w[i * outFeatures + o] = tensor.data[o * inFeatures + i];
+  }
+  return w;
+};
+
+function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng): QaLoraLinear {
+  const [outFeatures, inFeatures] = tensor.shape;
+  const usesGroups = spec.bits !== null || spec.adapter !== null;
+  if (usesGroups && !(Number.isInteger(spec.group) && spec.group >= 1 && inFeatures % spec.group === 0)) {
+    throw new RangeError(`group size ${spec.group} does not divide in_features ${inFeatures} of ${name}`);
+  }
+  const weight = transposeToInputMajor(tensor);
+  let base: FrozenWeight;
+  if (spec.bits === null) {
+    const dense = allocateFloats(dtype, weight.length);
+    dense.set(weight);
+    base = { kind: 'dense', inFeatures, outFeatures, weight: dense };
+  } else {
+    base = { kind: 'quantized', weight: quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group }) };
+  }
+  if (spec.adapter === null) return { base, adapter: null };
+  const { rank, alpha, dropout, pooling } = spec.adapter;
+  if (!(Number.isInteger(rank) && rank >= 1)) throw new RangeError(`adapter rank of ${name} must be a positive integer, got ${rank}`);
+  if (!(dropout >= 0 && dropout < 1)) throw new RangeError(`adapter dropout of ${name} must be in [0, 1), got ${dropout}`);
+  const groups = inFeatures / spec.group;
+  const bound = 1 / Math.sqrt(groups);
+  const a = allocateFloats(dtype, groups * rank);
+  for (let j = 0; j < a.length; j++) a[j] = rng.uniform(-bound, bound);
+  const adapter: Adapter = {
+    groupSize: spec.group, rank, pooling, scaling: alpha / rank, dropout,
+    a, b: allocateFloats(dtype, rank * outFeatures),
+    gradA: allocateFloats(dtype, a.length), gradB: allocateFloats(dtype, rank * outFeatures),
+  };
+  return { base, adapter };
+}
+
+export class QaLoraModel {
+  readonly arch: Architecture;
+  readonly dtype: FloatType;
+  /** blocks[l][projection]. */
+  readonly blocks: readonly Readonly<Record<ProjectionName, Projection>>[];
+  private readonly checkpoint: TrainableCheckpoint;
+  private readonly rope: RopeTables;
+  private readonly kvDim: number;
+  private activations: Activations | undefined;
+  private lastBatch: Batch | undefined;
+
+  constructor(checkpoint: TrainableCheckpoint, spec: QaLoraSpec, options: ModelOptions = {}) {
+    const arch = checkpoint.arch;
+    if (spec.length !== arch.layers) throw new RangeError(`the spec has ${spec.length} blocks, the model ${arch.layers}`);
+    this.arch = arch;
+    this.dtype = options.dtype ?? 'float32';
+    this.checkpoint = checkpoint;
+    this.kvDim = headDim(arch) * arch.kvHeads;
+    this.rope = ropeTables(headDim(arch), arch.context);
+    const rng = createRng(options.seed ?? 0);
+    this.blocks = spec.map((blockSpec, l) => {
+      const block = {} as Record<ProjectionName, Projection>;
+      for (const p of PROJECTIONS) {
+        const name = `layers.${l}.${p}`;
+        block[p] = { name, spec: blockSpec[p], layer: buildProjection(name, checkpoint.layers[l][p], blockSpec[p], this.dtype, rng) };
+      }
+      return block;
+    });
+  }
+
+  /** Every projection with an adapter, block by block in PROJECTIONS order. */
+  adapters(): { name: string; adapter: Adapter }[] {
+    return this.blocks.flatMap((block) => PROJECTIONS.flatMap((p) => {
+      const adapter = block[p].layer.adapter;
+      return adapter === null ? [] : [{ name: block[p].name, adapter }];
+    }));
+  }
+
+  /** A then B of every adapter; the values are the live arrays the model computes with. */
+  parameters(): Parameter[] {
+    return this.adapters().flatMap(({ name, adapter }) => [
+      { name: `${name}.A`, value: adapter.a, grad: adapter.gradA },
+      { name: `${name}.B`, value: adapter.b, grad: adapter.gradB },
+    ]);
+  }
+
+  zeroGradients(): void {
+    for (const { adapter } of this.adapters()) {
+      adapter.gradA.fill(0);
+      adapter.gradB.fill(0);
+    }
+  }
+
+  /** Logits [B·T, vocab] of the last forward. */
+  get logits(): Floats {
+    if (this.activations === undefined) throw new Error('no forward has run');
+    return this.activations.logits;
+  }
+
+  /** Runs the batch; returns the mean masked loss (NaN without targets or counted positions). */
+  forward(batch: Batch, options: ForwardOptions = {}): number {
+    const { arch, kvDim, rope, checkpoint } = this;
+    const { batchSize: B, seqLen: T, tokens } = batch;
+    if (T > arch.context) throw new RangeError(`sequence length ${T} exceeds the context of ${arch.context}`);
+    const rows = B * T;
+    if (tokens.length !== rows) throw new RangeError(`batch has ${tokens.length} tokens, expected ${B}×${T}`);
+    const acts = this.activationsFor(B, T);
+    const { dim: C, hiddenDim: hidden, vocab } = arch;
+    const dropoutRng = options.training ? createRng(options.dropoutSeed ?? 0) : undefined;
+    const shape = this.attentionShape(B, T);
+
+    const linear = (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => {
+      const adapter = projection.layer.adapter;
+      if (saved.saved !== undefined) {
+        saved.saved.mask = adapter !== null && adapter.dropout > 0 && dropoutRng !== undefined
+          ? drawMask(dropoutRng, saved.saved.u.length, adapter.dropout) : undefined;
+      }
+      qaloraLinearForward(y, x, rows, projection.layer, saved.saved);
+    };
+
+    embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
+    for (let l = 0; l < arch.layers; l++) {
+      const w = checkpoint.layers[l];
+      const p = this.blocks[l];
+      const a = acts.blocks[l];
+      const next = l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output;
+
+      rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C);
+      linear(p.q, a.projections.q, a.q, a.normAtt);
+      linear(p.k, a.projections.k, a.k, a.normAtt);
+      linear(p.v, a.projections.v, a.v, a.normAtt);
+      ropeForward(a.q, rope, B, T, C);
+      ropeForward(a.k, rope, B, T, kvDim);
+      attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
+      linear(p.o, a.projections.o, acts.scratch, a.attention);
+      for (let i = 0; i < rows * C; i++) a.afterAttention[i] = a.input[i] + acts.scratch[i];
+
+      rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C);
+      linear(p.gate, a.projections.gate, a.gate, a.normFfn);
+      linear(p.up, a.projections.up, a.up, a.normFfn);
+      swigluForward(a.hidden, a.gate, a.up, rows * hidden);
+      linear(p.down, a.projections.down, acts.scratch, a.hidden);
+      for (let i = 0; i < rows * C; i++) next[i] = a.afterAttention[i] + acts.scratch[i];
+    }
+    rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C);
+    lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
+
+    this.lastBatch = batch;
+    if (batch.targets === undefined) return NaN;
+    if (batch.targets.length !== rows) throw new RangeError(`batch has ${batch.targets.length} targets, expected ${rows}`);
+    return crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab).loss;
+  }
+
+  /**
+   * Gradients of the last forward's loss w.r.t. every A and B. They overwrite the previous
+   * ones unless `accumulate` (gradient accumulation over micro-batches: scale the loss yourself).
+   */
+  backward(options: { accumulate?: boolean } = {}): void {
+    const batch = this.lastBatch;
+    const acts = this.activations;
+    if (batch === undefined || acts === undefined || batch.targets === undefined) throw new Error('backward needs a forward with targets');
+    if (!options.accumulate) this.zeroGradients();
+    const { arch, kvDim, rope, checkpoint } = this;
+    const { batchSize: B, seqLen: T } = batch;
+    const rows = B * T;
+    const { dim: C, hiddenDim: hidden, vocab } = arch;
+    const g = acts.gradients;
+    const shape = this.attentionShape(B, T);
+    const linear = (projection: Projection, saved: ProjectionActivations, dx: Floats, dy: Floats) =>
+      qaloraLinearBackward(dx, dy, rows, projection.layer, saved.saved);
+
+    g.logits.fill(0);
+    crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);
+    g.norm.fill(0);
+    lmHeadBackward(g.norm, g.logits, checkpoint.classifier.data, rows, C, vocab);
+    g.residual.fill(0);
+    rmsnormBackward(g.residual, g.norm, acts.output, checkpoint.rmsFinal.data, acts.rstdFinal, rows, C);
+
+    // g.residual holds ∂loss/∂(the residual stream) at the current depth, walking down.
+    for (let l = arch.layers - 1; l >= 0; l--) {
+      const w = checkpoint.layers[l];
+      const p = this.blocks[l];
+      const a = acts.blocks[l];
+
+      g.hidden.fill(0);
+      linear(p.down, a.projections.down, g.hidden, g.residual);
+      g.gate.fill(0);
+      g.up.fill(0);
+      swigluBackward(g.gate, g.up, g.hidden, a.gate, a.up, rows * hidden);
+      g.norm.fill(0);
+      linear(p.gate, a.projections.gate, g.norm, g.gate);
+      linear(p.up, a.projections.up, g.norm, g.up);
+      rmsnormBackward(g.residual, g.norm, a.afterAttention, w.rmsFfn.data, a.rstdFfn, rows, C);
+
+      g.attention.fill(0);
+      linear(p.o, a.projections.o, g.attention, g.residual);
+      g.q.fill(0);
+      g.k.fill(0);
+      g.v.fill(0);
+      attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.probs, shape);
+      ropeBackward(g.q, rope, B, T, C);
+      ropeBackward(g.k, rope, B, T, kvDim);
+      g.norm.fill(0);
+      linear(p.q, a.projections.q, g.norm, g.q);
+      linear(p.k, a.projections.k, g.norm, g.k);
+      linear(p.v, a.projections.v, g.norm, g.v);
+      rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
+    }
+  }
+
+  private attentionShape(batch: number, seqLen: number): AttentionShape {
+    const { heads, kvHeads } = this.arch;
+    return { batch, seqLen, heads, kvHeads, headSize: headDim(this.arch) };
+  }
+
+  private activationsFor(B: number, T: number): Activations {
+    if (this.activations?.batchSize === B && this.activations.seqLen === T) return this.activations;
+    const { dim: C, hiddenDim: hidden, heads, vocab } = this.arch;
+    const rows = B * T;
+    const f = (n: number) => allocateFloats(this.dtype, n);
+    const blocks = this.blocks.map((block): BlockActivations => {
+      const projections = {} as Record<ProjectionName, ProjectionActivations>;
+      for (const name of PROJECTIONS) {
+        const adapter = block[name].layer.adapter;
+        const K = inFeaturesOf(block[name].layer.base);
+        projections[name] = {
+          saved: adapter === null ? undefined : { u: f(rows * (K / adapter.groupSize)), v: f(rows * adapter.rank), mask: undefined },
+        };
+      }
+      return {
+        input: f(rows * C), rstdAtt: f(rows), normAtt: f(rows * C),
+        q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(B * heads * T * T),
+        attention: f(rows * C), afterAttention: f(rows * C), rstdFfn: f(rows), normFfn: f(rows * C),
+        gate: f(rows * hidden), up: f(rows * hidden), hidden: f(rows * hidden), projections,
+      };
+    });
+    this.activations = {
+      batchSize: B, seqLen: T, blocks,
+      output: f(rows * C), rstdFinal: f(rows), normFinal: f(rows * C), logits: f(rows * vocab), probs: f(rows * vocab),
+      scratch: f(rows * C),
+      gradients: {
+        residual: f(rows * C), norm: f(rows * C), attention: f(rows * C), q: f(rows * C), k: f(rows * this.kvDim),
+        v: f(rows * this.kvDim), hidden: f(rows * hidden), gate: f(rows * hidden), up: f(rows * hidden), logits: f(rows * vocab),
+      },
+    };
+    return this.activations;
+  }
+}
+
+function drawMask(rng: Rng, length: number, p: number): Uint8Array {
+  const keep = new Uint8Array(length);
+  for (let i = 0; i < length; i++) keep[i] = rng.next() >= p ? 1 : 0;
+  return keep;
+}
