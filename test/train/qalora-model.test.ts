@@ -61,7 +61,13 @@ describe('QA-LoRA model on stories260K', () => {
         for (let v = 0; v < arch.vocab; v++) worst = Math.max(worst, Math.abs(model.logits[row + v] - expected[v]));
       }
     }
+    console.log(`max |logit − LlamaForward logit| over ${batch.batchSize}×${batch.seqLen} positions: ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-4);
+  });
+
+  it('refuses a group size that does not divide a projection\'s in-features, naming it', () => {
+    const spec = specForEveryProjection(arch, () => ({ bits: 4, group: 16, adapter: ADAPTER }));
+    expect(() => new QaLoraModel(checkpoint, spec)).toThrow(/group size 16 does not divide in_features 172 of layers\.0\.down/);
   });
 
   it('4-bit quantization moves the logits, 8-bit much less', () => {
