@@ -8,6 +8,12 @@ export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+
 /** Comments are kept (not skipped) so the formatter can put them back. */
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: 'comments' });
 
+/**
+ * `// …` is not a comment in .qal, but writing one is a common slip: it is lexed whole, into a
+ * group of its own, so the front end reports it once instead of tripping over every word in it.
+ */
+export const SlashComment = createToken({ name: 'SlashComment', pattern: /\/\/[^\n]*/, group: 'slashComments' });
+
 /** Any word usable as a setting name or a value: identifiers and every keyword. */
 export const Name = createToken({ name: 'Name', pattern: Lexer.NA, label: 'a name' });
 /** Keywords that open a settings block: `model { … }`, `quant { … }`, … */
@@ -62,11 +68,17 @@ export const RSquare = createToken({ name: 'RSquare', pattern: /\]/, label: "']'
 
 /** Order matters: keywords before Identifier, NumberLiteral before IntegerLiteral. */
 export const ALL_TOKENS: TokenType[] = [
-  WhiteSpace, Comment,
+  WhiteSpace, Comment, SlashComment,
   Spec, Include, Model, Quant, Adapter, Train, Export, Target, Override, Layers, Proj, All,
   HyphenatedWord, Identifier, Name, BlockKeyword,
   NumberLiteral, IntegerLiteral, StringLiteral,
   DotDot, Equals, Comma, Minus, LCurly, RCurly, LSquare, RSquare,
 ];
 
-export const qalLexer = new Lexer(ALL_TOKENS, { positionTracking: 'full', ensureOptimizations: false });
+/** Lines end at '\n' only (a lone '\r' is whitespace), as in every editor and in the diagnostics printer. */
+export const qalLexer = new Lexer(ALL_TOKENS, {
+  positionTracking: 'full',
+  ensureOptimizations: false,
+  lineTerminatorsPattern: /\n/g,
+  lineTerminatorCharacters: ['\n'],
+});

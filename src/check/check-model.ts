@@ -1,6 +1,6 @@
 // Resolves the model's architecture from its three possible sources — a preset, a checkpoint's
 // header, fields written out — and reports every field on which two of them disagree.
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { error, type Diagnostic, type SourceSpan } from '../diagnostics/diagnostic.ts';
 import { didYouMean } from '../diagnostics/suggest.ts';
 import type { Architecture } from '../model/architecture.ts';
@@ -29,7 +29,7 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
   const checkpoint = settings.get('checkpoint');
   if (checkpoint) {
     const written = String(checkpoint.value);
-    const absolutePath = resolve(join(dirname(specFile), written));
+    const absolutePath = resolve(dirname(specFile), written);
     const format = settings.get('format')?.value as CheckpointFormat | undefined;
     try {
       fromCheckpoint = readCheckpointShapes(absolutePath, format);

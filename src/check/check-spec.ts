@@ -3,14 +3,14 @@
 // Rules that depend on a layer's resolved settings (group divides in-features, rank fits)
 // live in the plan stage, which is where those settings are known.
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { error, warning, type Diagnostic, type SourceSpan } from '../diagnostics/diagnostic.ts';
 import type { LoadedSpec } from '../syntax/load.ts';
 import type { Statement } from '../syntax/ast.ts';
 import { checkBody } from './check-settings.ts';
 import { checkModel } from './check-model.ts';
 import { checkSelector } from './check-override.ts';
-import type { CheckedOverride, CheckedSettings, CheckedSpec, CheckedTarget } from './checked-spec.ts';
+import type { CheckedOverride, CheckedSetting, CheckedSettings, CheckedSpec, CheckedTarget } from './checked-spec.ts';
 import { BLOCK_SCHEMAS, OVERRIDE_SCHEMA, TARGET_SCHEMAS } from './schema.ts';
 import { didYouMean, oneOf } from '../diagnostics/suggest.ts';
 
@@ -40,7 +40,7 @@ function warnIfMissing(settings: CheckedSettings, keys: readonly string[], purpo
   for (const key of keys) {
     const setting = settings.get(key);
     if (!setting) continue;
-    const path = join(dirname(setting.valueSpan.file), String(setting.value));
+    const path = resolve(dirname(setting.valueSpan.file), String(setting.value));
     if (!existsSync(path)) out.push(warning(setting.valueSpan, `${key} '${String(setting.value)}' does not exist (yet): ${purpose} will need it`));
   }
 }
@@ -179,16 +179,18 @@ function checkOverrideConflicts(overrides: readonly CheckedOverride[], out: Diag
     bySelector.set(key, group);
   }
   for (const group of bySelector.values()) {
-    for (let j = 1; j < group.length; j++) {
-      for (let i = 0; i < j; i++) {
-        for (const [key, later] of group[j]!.settings) {
-          const earlier = group[i]!.settings.get(key);
-          if (!earlier) continue;
-          const same = JSON.stringify(earlier.value) === JSON.stringify(later.value);
-          const at = where(earlier.span, later.span);
-          if (same) out.push(warning(later.span, `${key} is already set to the same value for the same layers at ${at}`));
-          else out.push(error(later.span, `conflicting overrides: ${key} = ${JSON.stringify(later.value)} here, ${key} = ${JSON.stringify(earlier.value)} for the same layers at ${at}`, 'keep one of them'));
-        }
+    // Each setting is compared with the latest earlier one of the same key: n overrides give
+    // at most n messages, however many repeat each other.
+    const latest = new Map<string, CheckedSetting>();
+    for (const o of group) {
+      for (const [key, later] of o.settings) {
+        const earlier = latest.get(key);
+        latest.set(key, later);
+        if (!earlier) continue;
+        const same = JSON.stringify(earlier.value) === JSON.stringify(later.value);
+        const at = where(earlier.span, later.span);
+        if (same) out.push(warning(later.span, `${key} is already set to the same value for the same layers at ${at}`));
+        else out.push(error(later.span, `conflicting overrides: ${key} = ${JSON.stringify(later.value)} here, ${key} = ${JSON.stringify(earlier.value)} for the same layers at ${at}`, 'keep one of them'));
       }
     }
   }

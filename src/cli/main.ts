@@ -28,7 +28,8 @@ function overview(): string {
   ].join('\n');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** `commands` is there for tests, which add one that fails the way a bug would. */
+export async function main(argv: string[], commands: readonly Command[] = COMMANDS): Promise<number> {
   const [verb, ...rest] = argv;
   try {
     if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
@@ -39,8 +40,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`qalc ${version()}\n`);
       return 0;
     }
-    const command = COMMANDS.find((c) => c.name === verb);
-    if (!command) throw new UsageError(`unknown verb '${verb}': expected ${COMMANDS.map((c) => c.name).join(', ')}`);
+    const command = commands.find((c) => c.name === verb);
+    if (!command) throw new UsageError(`unknown verb '${verb}': expected ${commands.map((c) => c.name).join(', ')}`);
     const { positionals, values } = parse(command, rest);
     if (values.help) {
       process.stdout.write(helpText(command) + '\n');

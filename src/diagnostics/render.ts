@@ -15,15 +15,29 @@ export interface Palette {
 
 export const PLAIN: Palette = { error: (s) => s, warning: (s) => s, hint: (s) => s, location: (s) => s, caret: (s) => s };
 
+/** Lines of each source, split once however many diagnostics point into it. */
+const linesCache = new WeakMap<object, Map<string, string[]>>();
+
+function sourceLine(sources: ReadonlyMap<string, string>, file: string, line: number): string | undefined {
+  let byFile = linesCache.get(sources);
+  if (!byFile) linesCache.set(sources, (byFile = new Map()));
+  let lines = byFile.get(file);
+  if (!lines) {
+    const text = sources.get(file);
+    if (text === undefined) return undefined;
+    byFile.set(file, (lines = text.split('\n')));
+  }
+  return lines[line - 1];
+}
+
 /** `sources` maps a file to its text, so the offending line can be shown. */
 export function renderDiagnostic(d: Diagnostic, sources: ReadonlyMap<string, string>, palette: Palette = PLAIN): string {
   const { file, line, col, length } = d.span;
   const severity = d.severity === 'error' ? palette.error('error') : palette.warning('warning');
   const out = [`${palette.location(`${file}:${line}:${col}`)}: ${severity}: ${d.message}`];
-  const text = sources.get(file);
-  const sourceLine = text?.split('\n')[line - 1];
-  if (sourceLine !== undefined) {
-    const shown = sourceLine.replace(/\t/g, ' ').replace(/\r$/, '');
+  const text = sourceLine(sources, file, line);
+  if (text !== undefined) {
+    const shown = text.replace(/\t/g, ' ').replace(/\r$/, '');
     const gutter = String(line).length;
     const clipped = shown.length > 200 ? shown.slice(0, 200) + '…' : shown;
     const start = Math.min(col - 1, clipped.length);

@@ -107,10 +107,13 @@ export function parseSource(text: string, path: string): ParseResult {
     const shown = character.length === 1 && /[\x20-\x7e]/.test(character) ? `'${character}'` : JSON.stringify(character);
     const hint = character.startsWith('"')
       ? 'strings end on the line they start, with a closing "'
-      : character === '/' ? 'comments start with #' : character === ':' ? 'settings are written `key = value`' : undefined;
+      : character === ':' ? 'settings are written `key = value`' : character === ';' ? 'settings need no separator: one per line' : undefined;
     diagnostics.push(error(
       { file: path, line: e.line ?? 1, col: e.column ?? 1, offset: e.offset, length: Math.max(1, e.length) },
       `unexpected character ${shown.length > 40 ? shown.slice(0, 40) + '…' : shown}`, hint));
+  }
+  for (const slash of (lexed.groups.slashComments ?? []) as IToken[]) {
+    diagnostics.push(error(tokenSpan(path, slash), "comments start with '#', not '//'", `write #${slash.image.slice(2)}`));
   }
   const comments: Comment[] = (lexed.groups.comments ?? []).map((t: IToken) => ({ text: t.image, span: tokenSpan(path, t) }));
 
@@ -131,6 +134,7 @@ export function parseSource(text: string, path: string): ParseResult {
     const statement = cst ? builder.statement(cst) : undefined;
     if (statement) statements.push(statement);
   }
+  diagnostics.sort((a, b) => a.span.offset - b.span.offset);
   return { file: { path, text, statements, comments }, diagnostics };
 }
 

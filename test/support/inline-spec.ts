@@ -1,0 +1,30 @@
+// Specs written inside tests: the front end reads them through an in-memory file system, so
+// a test states its whole input. Paths to the shared model resolve from the repository root.
+import { resolve } from 'node:path';
+import { frontEnd, type FrontEndResult } from '../../src/compile.ts';
+import { renderDiagnostic } from '../../src/diagnostics/render.ts';
+
+export const SHARED = resolve('../shared');
+export const STORIES_BIN = resolve(SHARED, 'models/stories260K/stories260K.bin');
+
+export function compileInline(files: Record<string, string>, entry = Object.keys(files)[0]!): FrontEndResult {
+  return frontEnd(entry, (path) => {
+    const text = files[path];
+    if (text === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+    return text;
+  });
+}
+
+/** One spec file, with `spec t` and a model prepended unless the text has its own. */
+export function compileSpec(body: string, model = 'model { preset = llama2_7b }'): FrontEndResult {
+  const text = `${/^\s*spec\s/m.test(body) ? '' : 'spec t\n'}${/^\s*model\s*\{/m.test(body) ? '' : model + '\n'}${body}`;
+  return compileInline({ 't.qal': text });
+}
+
+export function messages(result: FrontEndResult): string[] {
+  return result.diagnostics.map((d) => `${d.span.line}:${d.span.col}: ${d.severity}: ${d.message}${d.hint ? ` [hint: ${d.hint}]` : ''}`);
+}
+
+export function rendered(result: FrontEndResult): string {
+  return result.diagnostics.map((d) => renderDiagnostic(d, result.sources)).join('\n');
+}
