@@ -21,7 +21,7 @@ function pick<T>(rng: Rng, items: readonly T[]): T {
 
 function randomBytes(rng: Rng, n: number): string {
   let s = '';
-  for (let i = 0; i < n; i++) s += String.fromCharCode(rng.int(rng.uniform() < 0.9 ? 128 : 0xffff));
+  for (let i = 0; i < n; i++) s += String.fromCharCode(rng.int(rng.next() < 0.9 ? 128 : 0xffff));
   return s;
 }
 
