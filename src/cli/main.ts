@@ -1,6 +1,8 @@
 // `qalc VERB …`: dispatch, help, and the exit status contract —
 // 0 clean, 1 errors in a spec or on the command line, 2 a bug in qalc.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../project-root.ts';
 import { checkCommand } from './commands/check.ts';
 import { compileCommand } from './commands/compile.ts';
 import { fmtCommand } from './commands/fmt.ts';
@@ -10,7 +12,7 @@ import { helpText, parse, UsageError, type Command } from './usage.ts';
 const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand];
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

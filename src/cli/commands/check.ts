@@ -1,5 +1,3 @@
-import { frontEnd } from '../../compile.ts';
-import { reportDiagnostics } from '../report.ts';
 import { UsageError, type Command } from '../usage.ts';
 
 export const checkCommand: Command = {
@@ -8,7 +6,10 @@ export const checkCommand: Command = {
   usage: 'qalc check SPEC...',
   options: { help: { type: 'boolean', short: 'h' } },
   optionHelp: { help: 'show this help' },
-  run(specs) {
+  async run(specs) {
+    // Loaded on demand, so `qalc --help` and the other verbs don't pay for this one's stages.
+    const { frontEnd } = await import('../../compile.ts');
+    const { reportDiagnostics } = await import('../report.ts');
     if (specs.length === 0) throw new UsageError('check needs at least one spec file', 'check');
     let status = 0;
     for (const spec of specs) status = Math.max(status, reportDiagnostics(frontEnd(spec)));

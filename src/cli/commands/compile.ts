@@ -1,6 +1,4 @@
 import { join } from 'node:path';
-import { frontEnd } from '../../compile.ts';
-import { reportDiagnostics } from '../report.ts';
 import { writeFileAtomic } from '../write-file.ts';
 import { UsageError, type Command } from '../usage.ts';
 
@@ -16,7 +14,10 @@ export const compileCommand: Command = {
     out: 'output directory (default: generated/<spec name>)',
     help: 'show this help',
   },
-  run(positionals, values) {
+  async run(positionals, values) {
+    // Loaded on demand, so `qalc --help` and the other verbs don't pay for this one's stages.
+    const { frontEnd } = await import('../../compile.ts');
+    const { reportDiagnostics } = await import('../report.ts');
     if (positionals.length !== 1) throw new UsageError('compile takes exactly one spec file', 'compile');
     const result = frontEnd(positionals[0]!);
     const status = reportDiagnostics(result);

@@ -1,8 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseSource } from '../../syntax/parse.ts';
-import { formatSource } from '../../syntax/format.ts';
 import { writeFileAtomic } from '../write-file.ts';
-import { reportDiagnostics } from '../report.ts';
 import { UsageError, type Command } from '../usage.ts';
 
 export const fmtCommand: Command = {
@@ -19,7 +16,11 @@ export const fmtCommand: Command = {
     check: 'print the files that are not formatted and exit 1 if any',
     help: 'show this help',
   },
-  run(specs, values) {
+  async run(specs, values) {
+    // Loaded on demand, so `qalc --help` and the other verbs don't pay for this one's stages.
+    const { parseSource } = await import('../../syntax/parse.ts');
+    const { formatSource } = await import('../../syntax/format.ts');
+    const { reportDiagnostics } = await import('../report.ts');
     if (specs.length === 0) throw new UsageError('fmt needs at least one spec file', 'fmt');
     if (values.write && values.check) throw new UsageError('--write and --check do not go together', 'fmt');
     let status = 0;

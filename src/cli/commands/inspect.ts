@@ -1,7 +1,3 @@
-import { frontEnd } from '../../compile.ts';
-import { qalLexer } from '../../../grammars/qal/tokens.ts';
-import { renderPlanTable } from '../plan-table.ts';
-import { reportDiagnostics } from '../report.ts';
 import { UsageError, type Command } from '../usage.ts';
 
 const STAGES = ['tokens', 'ast', 'checked', 'plan'] as const;
@@ -27,7 +23,12 @@ export const inspectCommand: Command = {
     all: 'one table row per layer instead of grouping identical ones',
     help: 'show this help',
   },
-  run(positionals, values) {
+  async run(positionals, values) {
+    // Loaded on demand, so `qalc --help` and the other verbs don't pay for this one's stages.
+    const { frontEnd } = await import('../../compile.ts');
+    const { qalLexer } = await import('../../../grammars/qal/tokens.ts');
+    const { renderPlanTable } = await import('../plan-table.ts');
+    const { reportDiagnostics } = await import('../report.ts');
     if (positionals.length !== 1) throw new UsageError('inspect takes exactly one spec file', 'inspect');
     const stage = values.stage as string;
     if (!(STAGES as readonly string[]).includes(stage)) throw new UsageError(`unknown stage '${stage}': expected ${STAGES.join(', ')}`, 'inspect');
