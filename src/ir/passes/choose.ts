@@ -1,0 +1,108 @@
+// Passes that choose, per kernel, how it computes: shape class, dtypes, the packed-weight
+// layout and tiling. Each is a pure function of the program.
+import type { KernelRole } from '../../plan/plan.ts';
+import type { KernelIR, KernelProgram, ShapeClass, Tiling } from '../kernel-ir.ts';
+import { configOfKernel } from './share-layers.ts';
+
+function mapKernels(program: KernelProgram, update: (kernel: KernelIR) => KernelIR): KernelProgram {
+  return { ...program, kernels: program.kernels.map(update) };
+}
+
+const SHAPE_CLASS: Readonly<Record<KernelRole, ShapeClass>> = {
+  forward: 'tiled',
+  backward_data: 'tiled',
+  decode: 'decode',
+  adapter_grad: 'adapter',
+  quantize: 'elementwise',
+  pack: 'elementwise',
+  dequantize: 'elementwise',
+  merge: 'elementwise',
+  dense_forward: 'tiled',
+  dense_backward_data: 'tiled',
+};
+
+/** Pass 3: the tiled matmuls (prefill, dx), the memory-bound decode, the small adapter products. */
+export function chooseShapeClass(program: KernelProgram): KernelProgram {
+  return mapKernels(program, (kernel) => ({ ...kernel, shapeClass: SHAPE_CLASS[kernel.role] }));
+}
+
+/**
+ * Pass 4: activations in the target's precision; sums, scales, zeros and the adapter in f32
+ * (scales are fp16 on disk and widened on upload; the adapter trains in f32).
+ */
+export function assignDtypes(program: KernelProgram): KernelProgram {
+  return mapKernels(program, (kernel) => ({
+    ...kernel,
+    dtypes: { activation: program.precision, accumulate: 'f32', scale: 'f32', zero: 'f32', adapter: 'f32', code: 'u32' },
+  }));
+}
+
+/** Pass 5: GPTQ v1 qweight words, float zeros (see WeightLayout). */
+export function chooseWeightLayout(program: KernelProgram): KernelProgram {
+  return mapKernels(program, (kernel) => {
+    const c = configOfKernel(program, kernel);
+    return {
+      ...kernel,
+      weightLayout: {
+        format: 'gptq-v1',
+        bits: c.bits,
+        wordRows: Math.ceil((c.paddedInFeatures * c.bits) / 32),
+        codeMask: (1 << c.bits) - 1,
+        codesStraddleWords: 32 % c.bits !== 0,
+        groupIndex: 'sequential',
+      },
+    };
+  });
+}
+
+const TILE = 16;
+const DECODE_MAX_TOKENS = 16;
+const ELEMENTWISE_THREADS = 64;
+const FLOAT_BYTES = 4;
+
+/**
+ * Pass 6: simple tiles with bounds checks. Tiled kernels use TILE×TILE output tiles and
+ * TILE-deep reduction chunks; the forward's chunks never cross a quantization group (a group
+ * of 43 is read as 16 + 16 + 11), so each chunk has one scale and zero per column and the
+ * pooled sum of a group is complete when its last chunk is. Rows shrink if workgroup memory
+ * (the x and weight tiles, plus T×rank adapter activations) would exceed the target's limit.
+ */
+export function chooseTiling(program: KernelProgram): KernelProgram {
+  const { limits } = program;
+  return mapKernels(program, (kernel) => {
+    const c = configOfKernel(program, kernel);
+    const rank = c.adapter?.rank ?? 0;
+    let tiling: Tiling;
+    switch (kernel.shapeClass) {
+      case 'tiled': {
+        const fusesAdapter = kernel.role === 'forward' && rank > 0;
+        const bytesFor = (rows: number) => FLOAT_BYTES * (rows * TILE + TILE * TILE + (fusesAdapter ? rows * rank : 0));
+        let rows = TILE;
+        while (rows > 1 && (bytesFor(rows) > limits.maxWorkgroupBytes || rows * TILE > limits.maxInvocationsPerWorkgroup)) rows /= 2;
+        if (bytesFor(rows) > limits.maxWorkgroupBytes) throw new Error(`${kernel.name}: rank ${rank} needs more workgroup memory than the target has`);
+        tiling = {
+          workgroupSize: [TILE, rows, 1], tileRows: rows, tileColumns: TILE, tileReduce: TILE,
+          chunksPerGroup: kernel.role === 'forward' ? Math.ceil(c.group / TILE) : 0,
+          maxTokens: 0, workgroupBytes: bytesFor(rows),
+        };
+        break;
+      }
+      case 'decode': {
+        const threads = Math.min(64, limits.maxInvocationsPerWorkgroup);
+        const bytes = FLOAT_BYTES * DECODE_MAX_TOKENS * rank;
+        if (bytes > limits.maxWorkgroupBytes) throw new Error(`${kernel.name}: rank ${rank} needs more workgroup memory than the target has`);
+        tiling = {
+          workgroupSize: [threads, 1, 1], tileRows: DECODE_MAX_TOKENS, tileColumns: threads, tileReduce: c.group,
+          chunksPerGroup: 1, maxTokens: DECODE_MAX_TOKENS, workgroupBytes: bytes,
+        };
+        break;
+      }
+      default:
+        tiling = {
+          workgroupSize: [ELEMENTWISE_THREADS, 1, 1], tileRows: 1, tileColumns: ELEMENTWISE_THREADS, tileReduce: 0,
+          chunksPerGroup: 0, maxTokens: 0, workgroupBytes: 0,
+        };
+    }
+    return { ...kernel, tiling };
+  });
+}
