@@ -106,6 +106,11 @@ export function emitWgsl(program: LoweredProgram): EmittedWgslKernel[] {
 }
 
 /** The manifest fragment as it is written next to the kernel (`NAME.manifest.json`). */
-export function manifestJson(manifest: KernelManifest): string {
-  return `${JSON.stringify(manifest, null, 2)}\n`;
+export function manifestJson(manifest: KernelManifest | readonly KernelManifest[]): string {
+  // Sizes and short number lists on one line each, so a manifest diff reads like a table.
+  const text = JSON.stringify(manifest, null, 2)
+    .replace(/\{\n\s*"tokens": (-?[\d.e-]+),\n\s*"constant": (-?[\d.e-]+)\n\s*\}/g, '{ "tokens": $1, "constant": $2 }')
+    .replace(/\[\n\s*((?:-?[\d.e-]+,\n\s*)*-?[\d.e-]+)\n\s*\]/g, (_, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`)
+    .replace(/\{\n\s*"count": (\{[^\n]*\}),\n\s*"per": (\d+)\n\s*\}/g, '{ "count": $1, "per": $2 }');
+  return `${text}\n`;
 }

@@ -183,7 +183,24 @@ function interfaceOf(kernel: KernelIR, c: LayerConfig): Interface {
   }
 }
 
+/**
+ * The compile-time constants each role reads. A kernel shared by several configurations
+ * (adapter_grad keys on L, N and rank only) must not carry constants that differ between them.
+ */
+const ROLE_CONSTANTS: Readonly<Partial<Record<KernelRole, readonly string[]>>> = {
+  quantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'GROUP_SIZE', 'GROUPS', 'MAX_CODE', 'THREADS'],
+  pack: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'THREADS'],
+  dequantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'GROUP_SIZE', 'GROUPS', 'THREADS'],
+  adapter_grad: ['OUT_FEATURES', 'GROUPS', 'RANK', 'THREADS'],
+  merge: ['OUT_FEATURES', 'GROUPS', 'RANK', 'POOLING_FACTOR', 'THREADS'],
+};
+
 function constantsOf(kernel: KernelIR, c: LayerConfig): Constant[] {
+  const wanted = ROLE_CONSTANTS[kernel.role];
+  return allConstants(kernel, c).filter((constant) => !wanted || wanted.includes(constant.name));
+}
+
+function allConstants(kernel: KernelIR, c: LayerConfig): Constant[] {
   const u = (name: string, value: number): Constant => ({ name, value, type: 'u32' });
   const { tiling, weightLayout } = kernel;
   const constants = [
