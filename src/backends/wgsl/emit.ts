@@ -3,7 +3,7 @@
 // only spells it in WGSL. Output is deterministic: same program, same bytes.
 import { readdirSync, readFileSync } from 'node:fs';
 import Handlebars from 'handlebars';
-import type { Constant, KernelProgram, LoweredKernel, LoweredProgram, ScalarType } from '../../ir/kernel-ir.ts';
+import type { Constant, LoweredKernel, LoweredProgram, ScalarType } from '../../ir/kernel-ir.ts';
 import { formatShape } from '../../ir/size-expr.ts';
 import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { headerLines } from './header.ts';
@@ -54,7 +54,7 @@ function literal(constant: Constant): string {
 }
 
 function contextOf(program: LoweredProgram, kernel: LoweredKernel): object {
-  const config = configOfKernel(program as KernelProgram, kernel);
+  const config = configOfKernel(program, kernel);
   return {
     headerLines: headerLines(program, kernel, config),
     enableF16: program.precision === 'f16',
