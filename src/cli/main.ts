@@ -7,9 +7,14 @@ import { checkCommand } from './commands/check.ts';
 import { compileCommand } from './commands/compile.ts';
 import { fmtCommand } from './commands/fmt.ts';
 import { inspectCommand } from './commands/inspect.ts';
+import { trainCommand } from './commands/train.ts';
+import { evalCommand } from './commands/eval.ts';
+import { mergeCommand } from './commands/merge.ts';
+import { generateCommand } from './commands/generate.ts';
+import { isInputError } from './runtime-spec.ts';
 import { helpText, parse, UsageError, type Command } from './usage.ts';
 
-const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand];
+const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand, trainCommand, evalCommand, mergeCommand, generateCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -54,6 +59,10 @@ export async function main(argv: string[], commands: readonly Command[] = COMMAN
     if (e instanceof UsageError) {
       process.stderr.write(`qalc${e.verb ? ` ${e.verb}` : ''}: ${e.message}\n`);
       process.stderr.write(`run \`qalc${e.verb ? ` ${e.verb}` : ''} --help\` for usage\n`);
+      return 1;
+    }
+    if (isInputError(e)) {
+      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${e.message}\n`);
       return 1;
     }
     process.stderr.write(`qalc: internal error — this is a bug in qalc, not in your spec; please report it with the spec that caused it\n`);

@@ -59,6 +59,21 @@ export class AdamW {
     return this.t;
   }
 
+  /** Moments and step count, for checkpoints: restoring them makes the next step bit-identical. */
+  state(): { readonly step: number; readonly m: readonly Float64Array[]; readonly v: readonly Float64Array[] } {
+    return { step: this.t, m: this.m, v: this.v };
+  }
+
+  restore(state: { readonly step: number; readonly m: readonly ArrayLike<number>[]; readonly v: readonly ArrayLike<number>[] }): void {
+    if (state.m.length !== this.m.length || state.v.length !== this.v.length) throw new RangeError(`optimizer state has ${state.m.length} parameters, the optimizer ${this.m.length}`);
+    state.m.forEach((m, i) => {
+      if (m.length !== this.m[i].length || state.v[i].length !== this.v[i].length) throw new RangeError(`optimizer state of ${this.parameters[i].name} has the wrong size`);
+      this.m[i].set(m);
+      this.v[i].set(state.v[i]);
+    });
+    this.t = state.step;
+  }
+
   /** Global L2 norm of every gradient. */
   gradNorm(): number {
     let sum = 0;

@@ -1,0 +1,36 @@
+import { join } from 'node:path';
+import { defaultRunDir, planOf } from '../runtime-spec.ts';
+import { UsageError, type Command } from '../usage.ts';
+
+export const evalCommand: Command = {
+  name: 'eval',
+  summary: 'Held-out loss and perplexity of the spec\'s model: quantized with the adapters of its run (or of none), or a merged model given with --model. Prints `loss L perplexity P`.',
+  usage: 'qalc eval SPEC [--out DIR | --model MERGED.safetensors] [--batches N]',
+  options: {
+    out: { type: 'string' },
+    model: { type: 'string' },
+    batches: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  optionHelp: {
+    out: 'the run whose adapters to use (default: generated/<spec>/run, if it has a checkpoint)',
+    model: 'evaluate this merged model (from `qalc merge`) on the spec\'s held-out data',
+    batches: 'held-out batches to average over (default 8)',
+    help: 'show this help',
+  },
+  async run(positionals, values) {
+    if (positionals.length !== 1) throw new UsageError('eval takes exactly one spec file', 'eval');
+    const batches = Number(values.batches ?? 8);
+    if (!(Number.isInteger(batches) && batches >= 1)) throw new UsageError(`--batches must be a positive integer`, 'eval');
+    const loaded = await planOf(positionals[0]!, 'eval');
+    if (typeof loaded === 'number') return loaded;
+    const { evaluateRun } = await import('../../train/evaluate-run.ts');
+    const result = evaluateRun({
+      plan: loaded.plan, specDir: loaded.specDir, batches,
+      ...(values.model ? { mergedModel: values.model as string } : { checkpoint: join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors') }),
+    });
+    process.stderr.write(`${result.what}: ${result.batches} held-out batches of ${result.batchSize}×${result.seqLen} tokens\n`);
+    process.stdout.write(`loss ${result.loss.toFixed(6)} perplexity ${Math.exp(result.loss).toFixed(4)}\n`);
+    return 0;
+  },
+};

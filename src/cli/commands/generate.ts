@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { defaultRunDir, planOf } from '../runtime-spec.ts';
+import { UsageError, type Command } from '../usage.ts';
+
+export const generateCommand: Command = {
+  name: 'generate',
+  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint (run unquantized), a merged model from `qalc merge`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout.',
+  usage: 'qalc generate MODEL_OR_SPEC [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
+  options: {
+    tokenizer: { type: 'string' },
+    prompt: { type: 'string' },
+    temperature: { type: 'string' },
+    steps: { type: 'string' },
+    seed: { type: 'string' },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  optionHelp: {
+    tokenizer: 'llama2.c tokenizer (default: the spec\'s, or tokenizer.bin beside the model)',
+    prompt: 'text to start from',
+    temperature: '0 (the default) is greedy; higher samples more freely',
+    steps: 'forward passes, prompt included (default 256)',
+    seed: 'sampling seed (default 42)',
+    out: 'for a spec: the run whose adapters to use (default generated/<spec>/run)',
+    help: 'show this help',
+  },
+  async run(positionals, values) {
+    if (positionals.length !== 1) throw new UsageError('generate takes exactly one model or spec', 'generate');
+    const number = (name: string, fallback: number, integer: boolean) => {
+      const value = values[name] === undefined ? fallback : Number(values[name]);
+      if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) throw new UsageError(`--${name} must be a non-negative ${integer ? 'integer' : 'number'}`, 'generate');
+      return value;
+    };
+    const temperature = number('temperature', 0, false);
+    const steps = number('steps', 256, true);
+    const seed = number('seed', 42, true);
+    const input = positionals[0]!;
+    const { readTokenizer } = await import('../../model/tokenizer.ts');
+    const { LlamaForward } = await import('../../model/llama-forward.ts');
+    const { generate } = await import('../../model/generate.ts');
+
+    let weights;
+    let tokenizerPath = values.tokenizer as string | undefined;
+    if (input.endsWith('.qal')) {
+      const loaded = await planOf(input, 'generate');
+      if (typeof loaded === 'number') return loaded;
+      const { specModelWithRun } = await import('../../train/spec-model.ts');
+      const checkpoint = join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors');
+      const built = specModelWithRun(loaded.plan, loaded.specDir, checkpoint);
+      process.stderr.write(`${built.description}\n`);
+      weights = built.weights;
+      tokenizerPath ??= built.tokenizerPath;
+    } else if (input.endsWith('.safetensors')) {
+      const { readMergedModelAsDense } = await import('../../export/merged-model.ts');
+      weights = readMergedModelAsDense(input);
+    } else {
+      const { readLlama2cCheckpoint } = await import('../../model/llama2c-checkpoint.ts');
+      weights = readLlama2cCheckpoint(input);
+    }
+    if (!tokenizerPath) {
+      const beside = join(dirname(input), 'tokenizer.bin');
+      if (!existsSync(beside)) throw new UsageError(`no tokenizer: give --tokenizer FILE (none in the spec, no tokenizer.bin beside ${input})`, 'generate');
+      tokenizerPath = beside;
+    }
+    const tokenizer = readTokenizer(tokenizerPath, weights.arch.vocab);
+    const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
+    const result = generate(new LlamaForward(weights), tokenizer, { steps, temperature, seed, prompt });
+    process.stdout.write(result.text + '\n');
+    return 0;
+  },
+};

@@ -1,0 +1,144 @@
+// Training data: plain text (a stream of documents) or Alpaca-format instructions (examples with
+// the loss on the response only), tokenized and split into training and held-out parts.
+import { readFileSync, statSync } from 'node:fs';
+import { BOS, EOS, type Tokenizer } from '../model/tokenizer.ts';
+import { createRng } from '../reference/random.ts';
+import { encodeDocuments, randomBatch, sequentialBatches } from './batches.ts';
+import { cachedTokens } from './token-cache.ts';
+import type { Batch } from './qalora-model.ts';
+
+export class DataError extends Error {
+  constructor(readonly path: string, message: string) {
+    super(`${path}: ${message}`);
+    this.name = 'DataError';
+  }
+}
+
+/** Where batches come from; `batch(step)` is a pure function of the step (see seeds.ts). */
+export interface Dataset {
+  readonly trainTokens: number;
+  readonly evalTokens: number;
+  batch(seed: number, batchSize: number, seqLen: number): Batch;
+  evalBatches(batchSize: number, seqLen: number, limit: number): Batch[];
+}
+
+function readText(path: string): string {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (e) {
+    throw new DataError(path, `cannot read training data: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(e)}`);
+  }
+  if (size === 0) throw new DataError(path, 'the training data is empty');
+  return readFileSync(path, 'utf8');
+}
+
+function tokenizeText(path: string, tokenizer: Tokenizer, tokenizerBytes: Uint8Array): Int32Array {
+  const text = readText(path);
+  return cachedTokens(text, tokenizerBytes, () => encodeDocuments(tokenizer, text));
+}
+
+/** Text: one token stream; the last `evalFraction` of it is held out. */
+export function textDataset(path: string, tokenizer: Tokenizer, tokenizerBytes: Uint8Array, evalFraction: number, evalPath?: string): Dataset {
+  const stream = tokenizeText(path, tokenizer, tokenizerBytes);
+  let train = stream;
+  let held: Int32Array;
+  if (evalPath) {
+    held = tokenizeText(evalPath, tokenizer, tokenizerBytes);
+  } else {
+    const cut = Math.floor(stream.length * (1 - evalFraction));
+    train = stream.subarray(0, cut);
+    held = stream.subarray(cut);
+  }
+  return {
+    trainTokens: train.length,
+    evalTokens: held.length,
+    batch(seed, batchSize, seqLen) {
+      if (train.length <= seqLen + 1) throw new DataError(path, `${train.length} training tokens are too few for sequences of ${seqLen}`);
+      return randomBatch(train, batchSize, seqLen, createRng(seed));
+    },
+    evalBatches(batchSize, seqLen, limit) {
+      const batches = sequentialBatches(held, batchSize, seqLen).slice(0, limit);
+      if (batches.length === 0) throw new DataError(evalPath ?? path, `the held-out part (${held.length} tokens) is too short for one ${batchSize}×${seqLen} batch: lower eval_fraction's complement or seq_len`);
+      return batches;
+    },
+  };
+}
+
+interface AlpacaExample {
+  readonly instruction: string;
+  readonly input?: string;
+  readonly output: string;
+}
+
+/** Stanford Alpaca's prompt, with and without an input. */
+export function alpacaPrompt(example: AlpacaExample): string {
+  return example.input
+    ? `Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\n${example.instruction}\n\n### Input:\n${example.input}\n\n### Response:\n`
+    : `Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n${example.instruction}\n\n### Response:\n`;
+}
+
+interface EncodedExample {
+  readonly tokens: Int32Array;
+  /** Index of the first response token. */
+  readonly responseStart: number;
+}
+
+function encodeAlpaca(tokenizer: Tokenizer, example: AlpacaExample): EncodedExample {
+  const prompt = tokenizer.encode(alpacaPrompt(example), { bos: true });
+  const response = tokenizer.encode(example.output, { bos: false });
+  return { tokens: Int32Array.from([...prompt, ...response, EOS]), responseStart: prompt.length };
+}
+
+/** One example per row, cut to seqLen + 1 tokens; the loss counts response positions only. */
+function alpacaBatch(examples: readonly EncodedExample[], seqLen: number): Batch {
+  const rows = examples.length;
+  const tokens = new Int32Array(rows * seqLen).fill(BOS);
+  const targets = new Int32Array(rows * seqLen).fill(-1);
+  const lossMask = new Uint8Array(rows * seqLen);
+  examples.forEach((example, b) => {
+    for (let t = 0; t < seqLen && t + 1 < example.tokens.length; t++) {
+      tokens[b * seqLen + t] = example.tokens[t]!;
+      targets[b * seqLen + t] = example.tokens[t + 1]!;
+      // Position t predicts token t + 1: it counts when that token is part of the response.
+      lossMask[b * seqLen + t] = t + 1 >= example.responseStart ? 1 : 0;
+    }
+  });
+  return { batchSize: rows, seqLen, tokens, targets, lossMask };
+}
+
+export function alpacaDataset(path: string, tokenizer: Tokenizer, evalFraction: number): Dataset {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readText(path));
+  } catch (e) {
+    if (e instanceof DataError) throw e;
+    throw new DataError(path, `not valid JSON: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new DataError(path, 'expected a non-empty JSON array of {instruction, input, output}');
+  const examples = parsed.map((item: unknown, i) => {
+    const e = item as Partial<AlpacaExample>;
+    if (typeof e?.instruction !== 'string' || typeof e.output !== 'string' || (e.input !== undefined && typeof e.input !== 'string')) {
+      throw new DataError(path, `example ${i} is not {instruction: string, input?: string, output: string}`);
+    }
+    return encodeAlpaca(tokenizer, e as AlpacaExample);
+  });
+  const cut = Math.max(1, Math.min(examples.length - 1, Math.floor(examples.length * (1 - evalFraction))));
+  const train = examples.slice(0, cut);
+  const held = examples.slice(cut);
+  const count = (list: readonly EncodedExample[]) => list.reduce((n, e) => n + e.tokens.length, 0);
+  return {
+    trainTokens: count(train),
+    evalTokens: count(held),
+    batch(seed, batchSize, seqLen) {
+      const rng = createRng(seed);
+      return alpacaBatch(Array.from({ length: batchSize }, () => train[rng.int(train.length)]!), seqLen);
+    },
+    evalBatches(batchSize, seqLen, limit) {
+      const batches: Batch[] = [];
+      for (let i = 0; i + batchSize <= held.length && batches.length < limit; i += batchSize) batches.push(alpacaBatch(held.slice(i, i + batchSize), seqLen));
+      if (batches.length === 0) throw new DataError(path, `the held-out part (${held.length} examples) is smaller than one batch of ${batchSize}`);
+      return batches;
+    },
+  };
+}

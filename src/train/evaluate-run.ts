@@ -1,0 +1,47 @@
+// `qalc eval`: the held-out loss of a spec's model — quantized, with a run's adapters or none —
+// or of a merged model, on the same batches, so the two can be compared number for number.
+import { existsSync } from 'node:fs';
+import { readMergedModelAsDense } from '../export/merged-model.ts';
+import type { Plan } from '../plan/plan.ts';
+import { loadAdapters } from './checkpoint.ts';
+import { denseModel } from './dense-model.ts';
+import { evaluate, planHash, setUpTraining, TrainingError } from './trainer.ts';
+
+export interface EvaluateOptions {
+  readonly plan: Plan;
+  readonly specDir: string;
+  readonly batches: number;
+  /** A run's checkpoint: its adapters are used when it exists. */
+  readonly checkpoint?: string;
+  /** Or a merged model to evaluate instead of the spec's quantized one. */
+  readonly mergedModel?: string;
+}
+
+export interface EvaluateResult {
+  readonly what: string;
+  readonly loss: number;
+  readonly batches: number;
+  readonly batchSize: number;
+  readonly seqLen: number;
+}
+
+export function evaluateRun(options: EvaluateOptions): EvaluateResult {
+  const setup = setUpTraining(options.plan, options.specDir);
+  const batchSize = Number(setup.settings.batch);
+  const seqLen = Number(setup.settings.seq_len);
+  const batches = setup.dataset.evalBatches(batchSize, seqLen, options.batches);
+  let model = setup.model;
+  let what = `${options.plan.spec}, quantized, adapters at initialisation (B = 0)`;
+  if (options.mergedModel) {
+    const dense = readMergedModelAsDense(options.mergedModel);
+    if (JSON.stringify(dense.arch) !== JSON.stringify(options.plan.model.architecture)) {
+      throw new TrainingError(`${options.mergedModel} is a model of another shape than spec ${options.plan.spec}'s`);
+    }
+    model = denseModel(dense);
+    what = `${options.mergedModel}, merged`;
+  } else if (options.checkpoint && existsSync(options.checkpoint)) {
+    const step = loadAdapters(options.checkpoint, model, { spec: options.plan.spec, planHash: planHash(options.plan) });
+    what = `${options.plan.spec}, quantized, adapters of ${options.checkpoint} (step ${step})`;
+  }
+  return { what, loss: evaluate(model, batches), batches: batches.length, batchSize, seqLen };
+}

@@ -1,0 +1,37 @@
+// `qalc merge`: a run's adapters folded into the zero points and written as qalc's merged
+// model; then both models run one held-out batch, and the merge is refused if they disagree.
+import { existsSync } from 'node:fs';
+import { readMergedModelAsDense, writeMergedModel } from '../export/merged-model.ts';
+import type { Plan } from '../plan/plan.ts';
+import { loadAdapters } from './checkpoint.ts';
+import { denseModel } from './dense-model.ts';
+import { planHash, setUpTraining, TrainingError } from './trainer.ts';
+
+/** Float32 activations through a different order of operations: well within this. */
+export const MERGE_TOLERANCE = 1e-4;
+
+export interface MergeResult {
+  readonly path: string;
+  readonly step: number;
+  readonly lossBefore: number;
+  readonly lossAfter: number;
+  readonly relativeDifference: number;
+}
+
+export function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string): MergeResult {
+  if (!existsSync(checkpoint)) throw new TrainingError(`no run to merge: ${checkpoint} does not exist (train first, or give --out)`);
+  const { model, weights, dataset, settings } = setUpTraining(plan, specDir);
+  const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });
+  writeMergedModel(path, model, weights, plan.spec);
+
+  const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
+  const lossBefore = model.forward(batch!);
+  const dense = readMergedModelAsDense(path);
+  const merged = denseModel(dense);
+  const lossAfter = merged.forward(batch!);
+  const relativeDifference = Math.abs(lossAfter - lossBefore) / Math.abs(lossBefore);
+  if (!(relativeDifference <= MERGE_TOLERANCE)) {
+    throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): ${path} is wrong; please report this`);
+  }
+  return { path, step, lossBefore, lossAfter, relativeDifference };
+}

@@ -1,0 +1,23 @@
+// A spec's model as it would run after `qalc merge`, built in memory: quantized as planned, the
+// run's adapters (when there is a run) folded into the zero points, dequantized for inference.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { mergedDenseCheckpoint } from '../export/merged-model.ts';
+import type { Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
+import type { Plan } from '../plan/plan.ts';
+import { loadAdapters } from './checkpoint.ts';
+import { planHash, setUpTraining } from './trainer.ts';
+
+export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string): { weights: Llama2cCheckpoint; tokenizerPath?: string; description: string } {
+  const { model, weights } = setUpTraining(plan, specDir);
+  let description = `${plan.spec}: quantized, no run at ${checkpoint}: the adapters are at initialisation (B = 0)`;
+  if (existsSync(checkpoint)) {
+    const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });
+    description = `${plan.spec}: quantized, with the adapters of ${checkpoint} (step ${step}) merged`;
+  }
+  return {
+    weights: mergedDenseCheckpoint(model, weights),
+    ...(plan.model.tokenizer ? { tokenizerPath: resolve(specDir, plan.model.tokenizer) } : {}),
+    description,
+  };
+}
