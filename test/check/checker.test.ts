@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileInline, compileSpec, messages, STORIES_BIN } from '../support/inline-spec.ts';
 
@@ -162,5 +165,38 @@ describe('includes', () => {
     const text = messages(r).join('\n');
     expect(text).toContain("'a.qal' includes itself");
     expect(text).toContain("cannot read spec 'c.qal': no such file");
+  });
+});
+
+describe('Hugging Face and GPTQ checkpoints', () => {
+  const root = mkdtempSync(join(tmpdir(), 'qalc-ckpt-'));
+  const config = { hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, vocab_size: 32000, max_position_embeddings: 2048, tie_word_embeddings: false };
+  const hf = join(root, 'tinyllama');
+  mkdirSync(hf);
+  writeFileSync(join(hf, 'config.json'), JSON.stringify(config));
+  const gptq = join(root, 'tinyllama-gptq');
+  mkdirSync(gptq);
+  writeFileSync(join(gptq, 'config.json'), JSON.stringify(config));
+  writeFileSync(join(gptq, 'quantize_config.json'), JSON.stringify({ bits: 4, group_size: 128, desc_act: true, sym: false }));
+
+  it('reads a Hugging Face config.json', () => {
+    const r = compileSpec('quant { bits = 4  group = 64 }\nadapter { rank = 8 }', `model { checkpoint = "${hf}" }`);
+    expect(messages(r)).toEqual([]);
+    expect(r.plan?.model).toMatchObject({ source: 'checkpoint', checkpoint: { format: 'hf' }, architecture: { dim: 2048, hiddenDim: 5632, layers: 22, kvHeads: 4 } });
+    expect(r.plan?.layers.find((l) => l.name === 'layers.0.k')).toMatchObject({ inFeatures: 2048, outFeatures: 256 });
+  });
+
+  it('holds a GPTQ checkpoint to its own bits and groups, and refuses its act-order with QA-LoRA', () => {
+    const text = errors('quant { bits = 3  group = 64 }\nadapter { rank = 8 }', `model { checkpoint = "${gptq}" }`).join('\n');
+    expect(text).toContain('the GPTQ checkpoint is 4-bit, but bits = 3');
+    expect(text).toContain('the GPTQ checkpoint has group size 128, but group = 64');
+    expect(text).toContain('act_order permutes the groups');
+  });
+
+  it('names a config.json that is not one', () => {
+    const bad = join(root, 'bad');
+    mkdirSync(bad);
+    writeFileSync(join(bad, 'config.json'), '{"hidden_size": "big"');
+    expect(errors('quant { bits = 4  group = 32 }', `model { checkpoint = "${bad}" }`).join('\n')).toMatch(/config\.json: not valid JSON/);
   });
 });
