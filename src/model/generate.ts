@@ -3,7 +3,7 @@
 // after `steps` forward passes. `steps` counts forward passes, so BOS's position is one of them:
 // 256 steps print at most 256 tokens, those at positions 1..256.
 import { BOS, type Tokenizer } from './tokenizer.ts';
-import type { LlamaForward } from './llama-forward.ts';
+import type { DecodeModel } from './llama-forward.ts';
 
 export interface GenerateOptions {
   /** Forward passes to run, capped at the model's context. Default: the context. */
@@ -75,7 +75,7 @@ export function sampleWithTemperature(logits: Float32Array, temperature: number,
   return logits.length - 1; // rounding
 }
 
-export function generate(model: LlamaForward, tokenizer: Tokenizer, options: GenerateOptions = {}): Generation {
+export function generate(model: DecodeModel, tokenizer: Tokenizer, options: GenerateOptions = {}): Generation {
   const temperature = options.temperature ?? 0;
   if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
   const steps = Math.min(options.steps ?? model.arch.context, model.arch.context);

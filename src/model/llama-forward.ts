@@ -52,11 +52,18 @@ export function softmax(x: Float32Array, n: number, offset = 0): void {
   for (let i = 0; i < n; i++) x[offset + i] /= sum;
 }
 
+/** What generate() drives: anything that maps (token, position) to logits, with a KV cache inside. */
+export interface DecodeModel {
+  readonly arch: Architecture;
+  /** Runs `token` at position `pos` (0, 1, 2, … in order) and returns the logits over the vocabulary. */
+  forward(token: number, pos: number): Float32Array;
+}
+
 /**
  * Holds the weights, the KV cache and every activation buffer; `forward` allocates nothing.
  * Call forward(token, pos) with pos = 0, 1, 2, … in order; it overwrites the cache at `pos`.
  */
-export class LlamaForward {
+export class LlamaForward implements DecodeModel {
   readonly arch: Architecture;
   /** Logits of the last forward() call; overwritten by the next one. */
   readonly logits: Float32Array;

@@ -17,17 +17,12 @@ import { headDim } from '../model/architecture.ts';
 import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
 import { createRng, type Rng } from '../reference/random.ts';
-import { attentionBackward, attentionForward, type AttentionShape } from './ops/attention.ts';
-import { crossEntropyBackward, crossEntropyForward } from './ops/cross-entropy.ts';
+import type { AttentionShape } from './ops/attention.ts';
 import { embeddingForward } from './ops/embedding.ts';
 import { allocateFloats, type FloatType, type Floats } from './ops/floats.ts';
-import { lmHeadBackward, lmHeadForward } from './ops/lm-head.ts';
-import {
-  qaloraLinearBackward, qaloraLinearForward, type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear,
-} from './ops/qalora-linear.ts';
-import { rmsnormBackward, rmsnormForward } from './ops/rmsnorm.ts';
-import { ropeBackward, ropeForward, ropeTables, type RopeTables } from './ops/rope.ts';
-import { swigluBackward, swigluForward } from './ops/swiglu.ts';
+import { type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear } from './ops/qalora-linear.ts';
+import { ropeTables, type RopeTables } from './ops/rope.ts';
+import { TYPESCRIPT_OPS, type TrainingOps } from './ops/training-ops.ts';
 import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
 
 /** The parts of a checkpoint the model reads (a tiny random one can be built in memory). */
@@ -38,6 +33,11 @@ export interface ModelOptions {
   readonly dtype?: FloatType;
   /** Seeds the initialization of every A. Default 0. */
   readonly seed?: number;
+  /**
+   * The ops to compute with: the TypeScript reference (default) or a backend's table, e.g.
+   * nativeCpuOps() from src/runtime/cpu. Same results to float32 rounding.
+   */
+  readonly ops?: TrainingOps;
 }
 
 export interface Batch {
@@ -148,6 +148,7 @@ function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dty
 export class QaLoraModel {
   readonly arch: Architecture;
   readonly dtype: FloatType;
+  readonly ops: TrainingOps;
   /** blocks[l][projection]. */
   readonly blocks: readonly Readonly<Record<ProjectionName, Projection>>[];
   private readonly checkpoint: TrainableCheckpoint;
@@ -161,6 +162,7 @@ export class QaLoraModel {
     if (spec.length !== arch.layers) throw new RangeError(`the spec has ${spec.length} blocks, the model ${arch.layers}`);
     this.arch = arch;
     this.dtype = options.dtype ?? 'float32';
+    this.ops = options.ops ?? TYPESCRIPT_OPS;
     this.checkpoint = checkpoint;
     this.kvDim = headDim(arch) * arch.kvHeads;
     this.rope = ropeTables(headDim(arch), arch.context);
@@ -206,7 +208,7 @@ export class QaLoraModel {
 
   /** Runs the batch; returns the mean masked loss (NaN without targets or counted positions). */
   forward(batch: Batch, options: ForwardOptions = {}): number {
-    const { arch, kvDim, rope, checkpoint } = this;
+    const { arch, kvDim, rope, checkpoint, ops } = this;
     const { batchSize: B, seqLen: T, tokens } = batch;
     if (T > arch.context) throw new RangeError(`sequence length ${T} exceeds the context of ${arch.context}`);
     const rows = B * T;
@@ -222,7 +224,7 @@ export class QaLoraModel {
         saved.saved.mask = adapter !== null && adapter.dropout > 0 && dropoutRng !== undefined
           ? drawMask(dropoutRng, saved.saved.u.length, adapter.dropout) : undefined;
       }
-      qaloraLinearForward(y, x, rows, projection.layer, saved.saved);
+      ops.qaloraLinearForward(y, x, rows, projection.layer, saved.saved);
     };
 
     embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
@@ -232,30 +234,30 @@ export class QaLoraModel {
       const a = acts.blocks[l];
       const next = l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output;
 
-      rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C);
+      ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C);
       linear(p.q, a.projections.q, a.q, a.normAtt);
       linear(p.k, a.projections.k, a.k, a.normAtt);
       linear(p.v, a.projections.v, a.v, a.normAtt);
-      ropeForward(a.q, rope, B, T, C);
-      ropeForward(a.k, rope, B, T, kvDim);
-      attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
+      ops.ropeForward(a.q, rope, B, T, C);
+      ops.ropeForward(a.k, rope, B, T, kvDim);
+      ops.attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
       linear(p.o, a.projections.o, acts.scratch, a.attention);
       for (let i = 0; i < rows * C; i++) a.afterAttention[i] = a.input[i] + acts.scratch[i];
 
-      rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C);
+      ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C);
       linear(p.gate, a.projections.gate, a.gate, a.normFfn);
       linear(p.up, a.projections.up, a.up, a.normFfn);
-      swigluForward(a.hidden, a.gate, a.up, rows * hidden);
+      ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
       linear(p.down, a.projections.down, acts.scratch, a.hidden);
       for (let i = 0; i < rows * C; i++) next[i] = a.afterAttention[i] + acts.scratch[i];
     }
-    rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C);
-    lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
+    ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C);
+    ops.lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
 
     this.lastBatch = batch;
     if (batch.targets === undefined) return NaN;
     if (batch.targets.length !== rows) throw new RangeError(`batch has ${batch.targets.length} targets, expected ${rows}`);
-    return crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab).loss;
+    return ops.crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab).loss;
   }
 
   /**
@@ -267,21 +269,21 @@ export class QaLoraModel {
     const acts = this.activations;
     if (batch === undefined || acts === undefined || batch.targets === undefined) throw new Error('backward needs a forward with targets');
     if (!options.accumulate) this.zeroGradients();
-    const { arch, kvDim, rope, checkpoint } = this;
+    const { arch, kvDim, rope, checkpoint, ops } = this;
     const { batchSize: B, seqLen: T } = batch;
     const rows = B * T;
     const { dim: C, hiddenDim: hidden, vocab } = arch;
     const g = acts.gradients;
     const shape = this.attentionShape(B, T);
     const linear = (projection: Projection, saved: ProjectionActivations, dx: Floats, dy: Floats) =>
-      qaloraLinearBackward(dx, dy, rows, projection.layer, saved.saved);
+      ops.qaloraLinearBackward(dx, dy, rows, projection.layer, saved.saved);
 
     g.logits.fill(0);
-    crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);
+    ops.crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);
     g.norm.fill(0);
-    lmHeadBackward(g.norm, g.logits, checkpoint.classifier.data, rows, C, vocab);
+    ops.lmHeadBackward(g.norm, g.logits, checkpoint.classifier.data, rows, C, vocab);
     g.residual.fill(0);
-    rmsnormBackward(g.residual, g.norm, acts.output, checkpoint.rmsFinal.data, acts.rstdFinal, rows, C);
+    ops.rmsnormBackward(g.residual, g.norm, acts.output, checkpoint.rmsFinal.data, acts.rstdFinal, rows, C);
 
     // g.residual holds ∂loss/∂(the residual stream) at the current depth, walking down.
     for (let l = arch.layers - 1; l >= 0; l--) {
@@ -293,25 +295,25 @@ export class QaLoraModel {
       linear(p.down, a.projections.down, g.hidden, g.residual);
       g.gate.fill(0);
       g.up.fill(0);
-      swigluBackward(g.gate, g.up, g.hidden, a.gate, a.up, rows * hidden);
+      ops.swigluBackward(g.gate, g.up, g.hidden, a.gate, a.up, rows * hidden);
       g.norm.fill(0);
       linear(p.gate, a.projections.gate, g.norm, g.gate);
       linear(p.up, a.projections.up, g.norm, g.up);
-      rmsnormBackward(g.residual, g.norm, a.afterAttention, w.rmsFfn.data, a.rstdFfn, rows, C);
+      ops.rmsnormBackward(g.residual, g.norm, a.afterAttention, w.rmsFfn.data, a.rstdFfn, rows, C);
 
       g.attention.fill(0);
       linear(p.o, a.projections.o, g.attention, g.residual);
       g.q.fill(0);
       g.k.fill(0);
       g.v.fill(0);
-      attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.probs, shape);
-      ropeBackward(g.q, rope, B, T, C);
-      ropeBackward(g.k, rope, B, T, kvDim);
+      ops.attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.probs, shape);
+      ops.ropeBackward(g.q, rope, B, T, C);
+      ops.ropeBackward(g.k, rope, B, T, kvDim);
       g.norm.fill(0);
       linear(p.q, a.projections.q, g.norm, g.q);
       linear(p.k, a.projections.k, g.norm, g.k);
       linear(p.v, a.projections.v, g.norm, g.v);
-      rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
+      ops.rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
     }
   }
 
