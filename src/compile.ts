@@ -3,7 +3,7 @@
 //
 //   load (lex, parse, includes) → check → plan → [lower → emit CUDA / WGSL → bindings]
 //
-// The bracketed stages come with the kernel backends; today the pipeline ends at the plan.
+// `compileOutputs` turns a clean front end's plan into the files of generated/<name>/.
 import { hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics/diagnostic.ts';
 import type { CheckedSpec } from './check/checked-spec.ts';
 import { checkSpec } from './check/check-spec.ts';
@@ -36,4 +36,22 @@ export function frontEnd(specPath: string, readText?: ReadText): FrontEndResult 
     diagnostics,
     sources: sourcesOf(loaded),
   };
+}
+
+export interface OutputFile {
+  /** Relative to the output folder. */
+  readonly path: string;
+  readonly text: string;
+}
+
+/**
+ * Everything `qalc compile` writes for a plan, in memory: the plan itself and the generated
+ * TypeScript. `outDir` matters because generated imports are relative to where they will live.
+ */
+export async function compileOutputs(plan: Plan, specPath: string, outDir: string): Promise<OutputFile[]> {
+  const { generateBindings } = await import('./bindings/generate-bindings.ts');
+  return [
+    { path: 'plan.json', text: JSON.stringify(plan, null, 2) + '\n' },
+    ...generateBindings(plan, outDir, specPath),
+  ];
 }

@@ -4,7 +4,7 @@ import { UsageError, type Command } from '../usage.ts';
 
 export const compileCommand: Command = {
   name: 'compile',
-  summary: 'Compile a spec: check it, plan every layer, and write the plan to generated/<name>/plan.json (or --out DIR).',
+  summary: 'Compile a spec: check it, plan every layer, and write the plan and the generated TypeScript (model.ts, train.ts) to generated/<name>/ (or --out DIR).',
   usage: 'qalc compile SPEC [--out DIR]',
   options: {
     out: { type: 'string' },
@@ -16,16 +16,16 @@ export const compileCommand: Command = {
   },
   async run(positionals, values) {
     // Loaded on demand, so `qalc --help` and the other verbs don't pay for this one's stages.
-    const { frontEnd } = await import('../../compile.ts');
+    const { frontEnd, compileOutputs } = await import('../../compile.ts');
     const { reportDiagnostics } = await import('../report.ts');
     if (positionals.length !== 1) throw new UsageError('compile takes exactly one spec file', 'compile');
     const result = frontEnd(positionals[0]!);
     const status = reportDiagnostics(result);
     if (!result.plan) return status;
     const out = (values.out as string | undefined) ?? join('generated', result.plan.spec);
-    const planPath = join(out, 'plan.json');
-    writeFileAtomic(planPath, JSON.stringify(result.plan, null, 2) + '\n');
-    process.stderr.write(`wrote ${planPath}\n`);
+    const files = await compileOutputs(result.plan, positionals[0]!, out);
+    for (const file of files) writeFileAtomic(join(out, file.path), file.text);
+    process.stderr.write(`wrote ${files.map((f) => f.path).join(', ')} to ${out}\n`);
     return status;
   },
 };
