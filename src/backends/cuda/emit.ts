@@ -1,0 +1,199 @@
+// The CUDA backend: one .cu file per kernel of a program lowered for CUDA and refined by the
+// CUDA pass (src/ir/passes/choose-cuda.ts), printed through templates/cuda. Every decision is
+// in the IR; this file only spells it in CUDA C++. Output is deterministic: same program, same
+// bytes. Every symbol comes from the kernel's name (numbers and enums) and the IR's entry
+// point names; user text appears only in the header comment, through commentSafe.
+import { readdirSync, readFileSync } from 'node:fs';
+import Handlebars from 'handlebars';
+import type { Constant, DispatchDim, KernelProgram, LoweredProgram, ScalarType } from '../../ir/kernel-ir.ts';
+import { chooseCudaKernels, type CudaKernel, type CudaLaunch, type CudaProgram } from '../../ir/passes/choose-cuda.ts';
+import { configOfKernel } from '../../ir/passes/share-layers.ts';
+import { formatShape } from '../../ir/size-expr.ts';
+import { headerLines } from './header.ts';
+import { compileCommands } from './nvcc-flags.ts';
+
+export interface EmittedCudaKernel {
+  readonly kernel: CudaKernel;
+  readonly fileName: string;
+  readonly source: string;
+  /** extern "C" __global__ symbols, in file order. */
+  readonly kernelSymbols: readonly string[];
+  /** extern "C" host launchers, one per IR entry point, in IR order. */
+  readonly launcherSymbols: readonly string[];
+}
+
+const TEMPLATE_DIR = new URL('../../../templates/cuda/', import.meta.url);
+
+type Template = (context: object) => string;
+
+let templates: ReadonlyMap<string, Template> | undefined;
+
+/** Templates compile once per process; partials are files whose names start with `_`. */
+function loadTemplates(): ReadonlyMap<string, Template> {
+  if (templates) return templates;
+  const handlebars = Handlebars.create();
+  const byRole = new Map<string, Template>();
+  for (const file of readdirSync(TEMPLATE_DIR).sort()) {
+    if (!file.endsWith('.cu.hbs')) continue;
+    const text = readFileSync(new URL(file, TEMPLATE_DIR), 'utf8');
+    const name = file.slice(0, -'.cu.hbs'.length);
+    if (name.startsWith('_')) {
+      handlebars.registerPartial(name.slice(1).replace(/-(\w)/g, (_, c: string) => c.toUpperCase()), text);
+    } else {
+      // noEscape: the output is CUDA, not HTML. strict: a field the context lacks is an error.
+      byRole.set(name, handlebars.compile(text, { noEscape: true, strict: true }));
+    }
+  }
+  templates = byRole;
+  return templates;
+}
+
+const C_TYPES: Readonly<Record<ScalarType, string>> = { f32: 'float', f16: '__half', bf16: '__nv_bfloat16', u32: 'uint32_t', i32: 'int32_t' };
+
+const CONVERSIONS: Readonly<Record<ScalarType, readonly [toFloat: string, fromFloat: string]>> = {
+  f16: ['__half2float', '__float2half_rn'],
+  bf16: ['__bfloat162float', '__float2bfloat16_rn'],
+  f32: ['static_cast<float>', 'static_cast<float>'],
+  u32: ['static_cast<float>', 'static_cast<uint32_t>'],
+  i32: ['static_cast<float>', 'static_cast<int32_t>'],
+};
+
+function literal(constant: Constant): string {
+  if (constant.type === 'u32') return `${constant.value}u`;
+  const text = String(constant.value);
+  return `${/[.e]/.test(text) ? text : `${text}.0`}f`;
+}
+
+/** The compile-time constants: the shared IR's, then the CUDA pass's. */
+function constantsOf(kernel: CudaKernel): Constant[] {
+  const u = (name: string, value: number): Constant => ({ name, value, type: 'u32' });
+  const constants = [...kernel.constants];
+  const tc = kernel.cuda.tensorCore;
+  if (tc) {
+    constants.push(
+      u('TC_MIN_TOKENS', tc.minTokens), u('TC_BLOCK_ROWS', tc.blockRows), u('TC_BLOCK_COLUMNS', tc.blockColumns),
+      u('TC_REDUCE_CHUNK', tc.reduceChunk),
+      ...(kernel.role === 'forward' ? [u('TC_CHUNKS_PER_GROUP', tc.chunksPerGroup)] : []),
+      u('TC_WARPS_ALONG_ROWS', tc.warpsAlongRows), u('TC_WARPS_ALONG_COLUMNS', tc.warpsAlongColumns),
+      u('TC_FRAGMENTS_PER_WARP_ROW', tc.fragmentsPerWarpRow), u('TC_FRAGMENTS_PER_WARP_COLUMN', tc.fragmentsPerWarpColumn),
+      u('TC_ACTIVATION_PAD', tc.activationPad), u('TC_ACCUMULATOR_PAD', tc.accumulatorPad), u('TC_THREADS', tc.threads),
+    );
+  }
+  const dc = kernel.cuda.decode;
+  if (dc) {
+    constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_RANK_PER_LANE', dc.rankPerLane), u('DECODE_REDUCTION_WIDTH', dc.reductionWidth));
+  }
+  return constants;
+}
+
+function pointerType(kernel: CudaKernel, bindingIndex: number): string {
+  const b = kernel.bindings[bindingIndex]!;
+  const type = C_TYPES[b.elementType as ScalarType];
+  return b.access === 'read' ? `const ${type}*` : `${type}*`;
+}
+
+/** Every kernel of a file takes every binding, then the run-time scalars: one ABI per file. */
+function parameterList(kernel: CudaKernel): string {
+  const parameters = kernel.bindings
+    .filter((b) => b.access !== 'uniform')
+    .map((b) => `${pointerType(kernel, b.binding)} __restrict__ ${b.name}`);
+  return [...parameters, 'unsigned tokens', 'float adapterScale'].join(',\n    ');
+}
+
+function argumentList(kernel: CudaKernel): string {
+  const pointers = kernel.bindings
+    .filter((b) => b.access !== 'uniform')
+    .map((b) => `static_cast<${pointerType(kernel, b.binding)}>(bindings[${b.binding}])`);
+  return [...pointers, 'tokens', 'adapterScale'].join(',\n        ');
+}
+
+/** ⌈count / per⌉ as a C expression of `tokens`. */
+function gridExpression(dim: DispatchDim): string {
+  const { tokens, constant } = dim.count;
+  if (tokens === 0) return `${Math.ceil(constant / dim.per)}u`;
+  const scaled = tokens === 1 ? 'tokens' : `${tokens}u * tokens`;
+  const count = constant === 0 ? scaled : `${scaled} + ${constant}u`;
+  return dim.per === 1 ? count : `(${count} + ${dim.per - 1}u) / ${dim.per}u`;
+}
+
+function conditionOf(launch: CudaLaunch, variants: readonly CudaLaunch[]): string {
+  if (variants.length === 1) return 'true';
+  const parts = [];
+  if (launch.minTokens > 1) parts.push(`tokens >= ${launch.minTokens}u`);
+  if (launch.maxTokens !== null) parts.push(`tokens <= ${launch.maxTokens}u`);
+  return parts.join(' && ') || 'true';
+}
+
+function launchersOf(kernel: CudaKernel): object[] {
+  const entries = [...new Set(kernel.cuda.launches.map((l) => l.entryPoint))];
+  const decode = kernel.cuda.decode;
+  return entries.map((entry) => {
+    const variants = kernel.cuda.launches.filter((l) => l.entryPoint === entry);
+    return {
+      symbol: `${kernel.name}__${entry}__launch`,
+      maxTokens: decode ? decode.maxTokens : 0,
+      variants: variants.map((launch) => ({
+        symbol: launch.symbol,
+        condition: conditionOf(launch, variants),
+        grid: launch.grid.map(gridExpression).join(', '),
+        threads: launch.threads.join(', '),
+        arguments: argumentList(kernel),
+      })),
+    };
+  });
+}
+
+function contextOf(program: CudaProgram, kernel: CudaKernel): object {
+  const config = configOfKernel(program as KernelProgram, kernel);
+  const activation = kernel.dtypes.activation;
+  const [toFloat, fromFloat] = CONVERSIONS[activation];
+  const tc = kernel.cuda.tensorCore;
+  const portable = kernel.cuda.launches.find((l) => !l.variant.endsWith('TensorCore'));
+  const symbolOf = Object.fromEntries(kernel.cuda.launches.map((l) => [l.variant, l.symbol]));
+  return {
+    headerLines: headerLines(program, kernel, config, compileCommands(`${kernel.name}.cu`)),
+    namespace: `qalc_${kernel.name}`,
+    activationType: C_TYPES[activation],
+    toFloat,
+    fromFloat,
+    constants: constantsOf(kernel).map((c) => ({ name: c.name, type: c.type === 'u32' ? 'uint32_t' : 'float', literal: literal(c) })),
+    partAccessors: kernel.bindings.flatMap((b) =>
+      b.parts.map((part) => ({ name: part.name, binding: b.name, offset: part.offset, doc: part.doc, shape: formatShape(part.shape) })),
+    ),
+    parameters: parameterList(kernel),
+    launchers: launchersOf(kernel),
+    symbolOf,
+    portableSymbol: portable?.symbol ?? '',
+    portableRange: tc ? `T < ${tc.minTokens}` : 'any T',
+    tensorCore: tc !== null,
+    tensorCoreSymbol: kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))?.symbol ?? '',
+    cpAsync: tc?.staging === 'cp.async',
+    staging: tc?.staging ?? '',
+    codesStraddleWords: kernel.weightLayout.codesStraddleWords,
+    dequantizes: kernel.role === 'backward_data' || kernel.role === 'dequantize',
+    adapter: kernel.epilogue.kind === 'adapter',
+    dropout: kernel.epilogue.kind === 'adapter' ? kernel.epilogue.dropout : config.adapter?.dropout ?? false,
+    unpool: kernel.epilogue.kind === 'unpool',
+    symmetric: config.symmetric,
+  };
+}
+
+export function emitCudaKernel(program: CudaProgram, kernel: CudaKernel): EmittedCudaKernel {
+  if (program.target !== 'cuda') throw new Error(`the CUDA backend was handed a program lowered for ${program.target}`);
+  const template = loadTemplates().get(kernel.role);
+  if (!template) throw new Error(`no CUDA template for role ${kernel.role}`);
+  const source = template(contextOf(program, kernel)).replace(/\n{3,}/g, '\n\n');
+  return {
+    kernel,
+    fileName: `${kernel.name}.cu`,
+    source,
+    kernelSymbols: kernel.cuda.launches.map((l) => l.symbol),
+    launcherSymbols: [...new Set(kernel.cuda.launches.map((l) => l.entryPoint))].map((e) => `${kernel.name}__${e}__launch`),
+  };
+}
+
+/** The CUDA pass then every kernel, in IR order. */
+export function emitCuda(program: LoweredProgram): EmittedCudaKernel[] {
+  const cudaProgram = chooseCudaKernels(program);
+  return cudaProgram.kernels.map((kernel) => emitCudaKernel(cudaProgram, kernel));
+}

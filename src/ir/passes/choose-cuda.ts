@@ -1,0 +1,187 @@
+// The CUDA pass: decisions only the CUDA target makes, taken after the shared passes.
+//
+// The shared IR gives every kernel a portable tiling (16×16 tiles, one thread per element),
+// which the CUDA backend keeps as its path for small batches. This pass adds, per kernel:
+//   - tensor-core tiles for the matmuls once T ≥ 64 (forward, backward_data): 64×64 output
+//     blocks, 4 warps of 32×32, each warp 2×2 fragments of 16×16×16 through nvcuda::wmma,
+//     which lowers to mma.sync on sm_80 and sm_90a; fp16/bf16 operands, fp32 accumulators;
+//     the activation tile staged with cp.async when every 16-byte segment is either wholly
+//     inside the reduction range or wholly outside it;
+//   - a split-reduction decode (T ≤ 16): one warp-wide strip of 32 columns per block, the
+//     groups dealt round-robin to the block's warps, so every packed word is read once and
+//     N/32 blocks (not N/64) keep the memory system busy;
+//   - the launch list: for every entry point the extern "C" kernels that implement it, their
+//     block shape, grid and the token range each accepts.
+// It is a pure function from a lowered program to a CUDA program (the same kernels plus a
+// `cuda` record each); the backend prints it and makes no decision of its own.
+import type { DispatchDim, KernelProgram, LoweredKernel, LoweredProgram, ScalarType } from '../kernel-ir.ts';
+import { fixed, ONE, perToken } from '../size-expr.ts';
+import { configOfKernel } from './share-layers.ts';
+
+/** Tensor-core tiling of a matmul role (forward, backward_data), used when T ≥ minTokens. */
+export interface CudaTensorCoreTiling {
+  readonly minTokens: number;
+  /** Output block: tokens × (outputs for forward, inputs for backward_data). */
+  readonly blockRows: number;
+  readonly blockColumns: number;
+  /** Reduction chunk staged through shared memory; a multiple of fragmentK. */
+  readonly reduceChunk: number;
+  /** Forward: chunks per quantization group (chunks never cross a group, the tail is zero). */
+  readonly chunksPerGroup: number;
+  readonly warpsAlongRows: number;
+  readonly warpsAlongColumns: number;
+  /** Fragments per warp along rows and columns (warp tile = fragments × 16). */
+  readonly fragmentsPerWarpRow: number;
+  readonly fragmentsPerWarpColumn: number;
+  readonly fragment: readonly [m: number, n: number, k: number];
+  readonly instruction: 'mma.sync via nvcuda::wmma';
+  /** How the activation tile (x or dy) reaches shared memory. */
+  readonly staging: 'cp.async' | 'loads';
+  /** Padding (elements) added to shared-memory rows against bank conflicts. */
+  readonly activationPad: number;
+  readonly accumulatorPad: number;
+  readonly threads: number;
+  readonly sharedBytes: number;
+}
+
+/** Split-reduction decode: 32 columns per block, groups dealt to `warps` warps. */
+export interface CudaDecodeTiling {
+  readonly maxTokens: number;
+  readonly columnsPerBlock: number;
+  readonly warps: number;
+  /** Rank entries each lane keeps in registers (⌈rank / 32⌉). */
+  readonly rankPerLane: number;
+  /** Width of the cross-warp reduction buffer: max(32, rank). */
+  readonly reductionWidth: number;
+  readonly sharedBytes: number;
+}
+
+/** One extern "C" kernel: which IR entry point it implements and how it is launched. */
+export interface CudaLaunch {
+  /** The IR entry point (`forward`, `adapterOutputGrads`, …). */
+  readonly entryPoint: string;
+  /** The extern "C" symbol: `<kernel>__<variant>`, numbers and enums only. */
+  readonly symbol: string;
+  readonly variant: string;
+  readonly threads: readonly [number, number, number];
+  readonly grid: readonly [DispatchDim, DispatchDim, DispatchDim];
+  /** Token range this variant accepts; the launcher picks the variant by T. */
+  readonly minTokens: number;
+  readonly maxTokens: number | null;
+  readonly sharedBytes: number;
+}
+
+export interface CudaDecisions {
+  readonly tensorCore: CudaTensorCoreTiling | null;
+  readonly decode: CudaDecodeTiling | null;
+  /** Entry points in IR order, each with its variants (smallest minTokens first). */
+  readonly launches: readonly CudaLaunch[];
+}
+
+export type CudaKernel = LoweredKernel & { readonly cuda: CudaDecisions };
+export type CudaProgram = KernelProgram<CudaKernel>;
+
+const TENSOR_CORE_MIN_TOKENS = 64;
+const FRAGMENT = 16;
+const WARP = 32;
+const DECODE_COLUMNS = 32;
+const DECODE_MAX_WARPS = 8;
+/** Static shared memory a kernel may declare without opting in to more. */
+const STATIC_SHARED_LIMIT = 48 * 1024;
+
+const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16' ? 2 : 4);
+
+function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel): CudaTensorCoreTiling | null {
+  if (kernel.role !== 'forward' && kernel.role !== 'backward_data') return null;
+  const activation = kernel.dtypes.activation;
+  // Tensor cores take 16-bit operands here; an f32 program keeps the portable tiles.
+  if (activation !== 'f16' && activation !== 'bf16') return null;
+  const c = configOfKernel(program, kernel);
+  const rank = c.adapter?.rank ?? 0;
+  const forward = kernel.role === 'forward';
+  // Forward reduces over inputs in chunks that never cross a group; a group that is a
+  // multiple of 32 takes 32-deep chunks (two mma steps a barrier), others 16.
+  const reduceChunk = forward ? (c.group % 32 === 0 ? 32 : FRAGMENT) : 32;
+  const chunksPerGroup = forward ? Math.ceil(c.group / reduceChunk) : 0;
+  const rows = 64, columns = 64, activationPad = 8, accumulatorPad = 4;
+  // 16-byte segments (8 halves) are whole when both the row length and the chunk starts are
+  // multiples of 8: K and g for the forward (chunk starts are group starts plus multiples of
+  // the chunk), N for backward_data.
+  const segmentsWhole = forward ? c.inFeatures % 8 === 0 && c.group % 8 === 0 : c.outFeatures % 8 === 0;
+  const a = bytesOf(activation);
+  const sharedBytes =
+    rows * (reduceChunk + activationPad) * a + // activation tile
+    reduceChunk * (columns + activationPad) * a + // dequantized weight tile
+    rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
+    (forward ? rows * rank * 4 : 0); // v = drop(u)·A of the block's tokens
+  if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  return {
+    minTokens: TENSOR_CORE_MIN_TOKENS,
+    blockRows: rows, blockColumns: columns, reduceChunk, chunksPerGroup,
+    warpsAlongRows: 2, warpsAlongColumns: 2, fragmentsPerWarpRow: 2, fragmentsPerWarpColumn: 2,
+    fragment: [FRAGMENT, FRAGMENT, FRAGMENT],
+    instruction: 'mma.sync via nvcuda::wmma',
+    staging: segmentsWhole ? 'cp.async' : 'loads',
+    activationPad, accumulatorPad,
+    threads: 4 * WARP,
+    sharedBytes,
+  };
+}
+
+function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecodeTiling | null {
+  if (kernel.role !== 'decode') return null;
+  const c = configOfKernel(program, kernel);
+  const rank = c.adapter?.rank ?? 0;
+  const maxTokens = kernel.tiling.maxTokens;
+  const reductionWidth = Math.max(DECODE_COLUMNS, rank);
+  const bytesFor = (warps: number) => 4 * (warps * maxTokens * reductionWidth + maxTokens * rank);
+  let warps = Math.min(DECODE_MAX_WARPS, c.groups);
+  while (warps > 1 && bytesFor(warps) > STATIC_SHARED_LIMIT) warps -= 1;
+  if (bytesFor(warps) > STATIC_SHARED_LIMIT) throw new Error(`${kernel.name}: rank ${rank} needs more shared memory than a CUDA block declares statically`);
+  return {
+    maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, rankPerLane: Math.ceil(rank / WARP), reductionWidth, sharedBytes: bytesFor(warps),
+  };
+}
+
+function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | null, decode: CudaDecodeTiling | null, c: { outFeatures: number; inFeatures: number }): CudaLaunch[] {
+  const symbol = (variant: string) => `${kernel.name}__${variant}`;
+  return kernel.entryPoints.flatMap((entry): CudaLaunch[] => {
+    if (decode) {
+      return [{
+        entryPoint: entry.name, symbol: symbol(entry.name), variant: entry.name,
+        threads: [DECODE_COLUMNS, decode.warps, 1],
+        grid: [{ count: fixed(c.outFeatures), per: DECODE_COLUMNS }, ONE, ONE],
+        minTokens: 1, maxTokens: decode.maxTokens, sharedBytes: decode.sharedBytes,
+      }];
+    }
+    const portable: CudaLaunch = {
+      entryPoint: entry.name, symbol: symbol(entry.name), variant: entry.name,
+      threads: kernel.tiling.workgroupSize, grid: entry.dispatch,
+      minTokens: kernel.shapeClass === 'tiled' || kernel.shapeClass === 'adapter' ? 1 : 0,
+      maxTokens: tensorCore ? tensorCore.minTokens - 1 : null,
+      sharedBytes: kernel.tiling.workgroupBytes,
+    };
+    if (!tensorCore) return [portable];
+    const columns = kernel.role === 'forward' ? c.outFeatures : c.inFeatures;
+    return [portable, {
+      entryPoint: entry.name, symbol: symbol(`${entry.name}TensorCore`), variant: `${entry.name}TensorCore`,
+      threads: [tensorCore.threads, 1, 1],
+      grid: [{ count: fixed(columns), per: tensorCore.blockColumns }, { count: perToken(1), per: tensorCore.blockRows }, ONE],
+      minTokens: tensorCore.minTokens, maxTokens: null, sharedBytes: tensorCore.sharedBytes,
+    }];
+  });
+}
+
+/** The CUDA pass: see the top of this file. */
+export function chooseCudaKernels(program: LoweredProgram): CudaProgram {
+  if (program.target !== 'cuda') throw new Error(`chooseCudaKernels was handed a program lowered for ${program.target}`);
+  return {
+    ...program,
+    kernels: program.kernels.map((kernel) => {
+      const c = configOfKernel(program, kernel);
+      const tensorCore = tensorCoreTiling(program, kernel);
+      const decode = decodeTiling(program, kernel);
+      return { ...kernel, cuda: { tensorCore, decode, launches: launchesOf(kernel, tensorCore, decode, c) } };
+    }),
+  };
+}
