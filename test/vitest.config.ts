@@ -19,10 +19,11 @@ export default defineConfig({
         },
       },
       {
-        // dawn.node crashes at random once TurboFan optimises JS while a GPU wait is pending,
-        // so WebGPU tests run in child processes with V8's optimising tiers capped
-        // (see jitGuardIsOn in src/runtime/webgpu/device.ts). Keep heavy JS out of these
-        // files: under --max-opt=2 it runs ~20x slower.
+        // dawn.node was seen crashing at random once TurboFan optimised JS while a GPU wait was
+        // pending, so WebGPU tests run in child processes with V8's optimising tiers capped.
+        // (The crash reproduced here was V8 collecting the Dawn instance, which
+        // src/runtime/webgpu/device.ts now keeps alive.) Keep heavy JS out of these files:
+        // under --max-opt=2 it runs ~20x slower.
         extends: true,
         test: {
           name: 'webgpu',
