@@ -14,8 +14,9 @@ import { PROJECT_ROOT } from '../../project-root.ts';
 export interface NativeLinearLayer {
   readonly inFeatures: number;
   readonly outFeatures: number;
-  /** Quantized base: codes K×N, scales and zeros L×N. */
+  /** Quantized base: codes K×N and the same transposed (N×K, for dx), scales and zeros L×N. */
   readonly q?: Uint8Array;
+  readonly qT?: Uint8Array;
   readonly scales?: Float64Array;
   readonly zeros?: Float64Array;
   readonly quantGroup?: number;

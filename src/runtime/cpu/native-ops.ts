@@ -29,12 +29,26 @@ function maskOf(mask: ArrayLike<number> | undefined): Float32Array | undefined {
   return mask === undefined || mask instanceof Float32Array ? mask : Float32Array.from(mask);
 }
 
+// Frozen codes, transposed once per weight for the native dx (codes never change after
+// quantization; a merge changes only the zeros).
+const transposedCodes = new WeakMap<Uint8Array, Uint8Array>();
+
+function transposeCodes(q: Uint8Array, inFeatures: number, outFeatures: number): Uint8Array {
+  let qT = transposedCodes.get(q);
+  if (qT === undefined) {
+    qT = new Uint8Array(q.length);
+    for (let i = 0; i < inFeatures; i++) for (let o = 0; o < outFeatures; o++) qT[o * inFeatures + i] = q[i * outFeatures + o];
+    transposedCodes.set(q, qT);
+  }
+  return qT;
+}
+
 /** What native/kernels.h's LinearLayer reads, from the TypeScript layer and its saved activations. */
 export function nativeLinearLayer(layer: QaLoraLinear, saved: AdapterActivations | undefined): NativeLinearLayer {
   const { base, adapter } = layer;
   const inFeatures = inFeaturesOf(base), outFeatures = outFeaturesOf(base);
   const frozen = base.kind === 'quantized'
-    ? { q: base.weight.q, scales: base.weight.scales, zeros: base.weight.zeros, quantGroup: base.weight.groupSize }
+    ? { q: base.weight.q, qT: transposeCodes(base.weight.q, inFeatures, outFeatures), scales: base.weight.scales, zeros: base.weight.zeros, quantGroup: base.weight.groupSize }
     : { dense: f32(base.weight, 'the dense weight') };
   if (adapter === null) return { inFeatures, outFeatures, ...frozen, rank: 0 };
   if (saved === undefined) throw new Error('a layer with an adapter needs activations to save');

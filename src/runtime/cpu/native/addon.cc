@@ -102,6 +102,7 @@ LinearLayer linearLayerOf(Napi::Env env, Napi::Value value, int64_t rows) {
     if (K % g != 0) throw Napi::RangeError::New(env, "quantization group size does not divide in_features");
     layer.quantGroup = static_cast<int>(g);
     layer.q = arrayOf<uint8_t>(env, q, "layer.q", K * N);
+    layer.qT = arrayOf<uint8_t>(env, o.Get("qT"), "layer.qT", N * K);
     layer.scales = arrayOf<double>(env, o.Get("scales"), "layer.scales", (K / g) * N);
     layer.zeros = arrayOf<double>(env, o.Get("zeros"), "layer.zeros", (K / g) * N);
   } else {

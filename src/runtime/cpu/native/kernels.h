@@ -16,8 +16,10 @@ namespace qalc {
 struct LinearLayer {
   int inFeatures;   // K
   int outFeatures;  // N
-  // Quantized base (q != nullptr): codes K×N, scales and zeros L×N with L = K / quantGroup.
+  // Quantized base (q != nullptr): codes K×N, scales and zeros L×N with L = K / quantGroup;
+  // the backward also reads the codes transposed, qT (N×K), so that dx runs along contiguous inputs.
   const uint8_t* q;
+  const uint8_t* qT;
   const double* scales;
   const double* zeros;
   int quantGroup;
