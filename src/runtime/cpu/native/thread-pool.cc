@@ -14,7 +14,10 @@ ThreadPool& ThreadPool::global() {
   return pool;
 }
 
-ThreadPool::~ThreadPool() { stopWorkers(); }
+ThreadPool::~ThreadPool() {
+  std::lock_guard<std::mutex> caller(callerMutex_);
+  stopWorkers();
+}
 
 void ThreadPool::stopWorkers() {
   {
@@ -28,6 +31,7 @@ void ThreadPool::stopWorkers() {
 }
 
 void ThreadPool::setThreads(int n) {
+  std::lock_guard<std::mutex> caller(callerMutex_);
   n = std::max(1, n);
   if (n == threads_) return;
   stopWorkers();
@@ -61,6 +65,7 @@ void ThreadPool::workerLoop(int) {
 
 void ThreadPool::run(int tasks, const std::function<void(int)>& body) {
   if (tasks <= 0) return;
+  std::lock_guard<std::mutex> caller(callerMutex_);
   if (threads_ == 1 || tasks == 1) {
     for (int t = 0; t < tasks; t++) body(t);
     return;

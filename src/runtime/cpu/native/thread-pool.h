@@ -27,7 +27,11 @@ class ThreadPool {
   void setThreads(int n);
   int threads() const { return threads_; }
 
-  /** Calls body(task) once for every task in [0, tasks), spread over the threads; returns when all are done. */
+  /**
+   * Calls body(task) once for every task in [0, tasks), spread over the threads; returns when all
+   * are done. One run at a time (callers from several JavaScript threads wait their turn), so a
+   * body must not call run() or parallelFor itself.
+   */
   void run(int tasks, const std::function<void(int)>& body);
 
  private:
@@ -36,6 +40,8 @@ class ThreadPool {
   void workerLoop(int worker);
   void runTasks();
 
+  // One kernel at a time: JavaScript worker threads of one process share this pool.
+  std::mutex callerMutex_;
   int threads_ = 1;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
