@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { isInputError } from '../cli/runtime-spec.ts';
 import type { Plan } from '../plan/plan.ts';
 import { train } from '../train/trainer.ts';
+import { cpuBackend } from '../runtime/cpu/backend.ts';
 
 export function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv: string[] = process.argv.slice(2)): number {
   let values: { steps?: string; out?: string; resume?: boolean };
@@ -18,8 +19,10 @@ export function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv
     process.stderr.write(`--steps must be a positive integer, not '${values.steps}'\n`);
     return 1;
   }
+  const cpu = cpuBackend();
+  if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
   try {
-    const summary = train({ plan, specDir, out: values.out ?? defaultOut, ...(steps ? { steps } : {}), resume: values.resume === true });
+    const summary = train({ plan, specDir, out: values.out ?? defaultOut, ...(steps ? { steps } : {}), resume: values.resume === true, ops: cpu.ops });
     process.stderr.write(`${plan.spec}: held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} after ${summary.steps} steps\n`);
     return 0;
   } catch (e) {

@@ -5,6 +5,7 @@ import { readMergedModelAsDense } from '../export/merged-model.ts';
 import type { Plan } from '../plan/plan.ts';
 import { loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
+import type { TrainingOps } from './ops/training-ops.ts';
 import { evaluate, planHash, setUpTraining, TrainingError } from './trainer.ts';
 
 export interface EvaluateOptions {
@@ -15,6 +16,7 @@ export interface EvaluateOptions {
   readonly checkpoint?: string;
   /** Or a merged model to evaluate instead of the spec's quantized one. */
   readonly mergedModel?: string;
+  readonly ops?: TrainingOps;
 }
 
 export interface EvaluateResult {
@@ -26,7 +28,7 @@ export interface EvaluateResult {
 }
 
 export function evaluateRun(options: EvaluateOptions): EvaluateResult {
-  const setup = setUpTraining(options.plan, options.specDir);
+  const setup = setUpTraining(options.plan, options.specDir, options.ops);
   const batchSize = Number(setup.settings.batch);
   const seqLen = Number(setup.settings.seq_len);
   const batches = setup.dataset.evalBatches(batchSize, seqLen, options.batches);
@@ -37,7 +39,7 @@ export function evaluateRun(options: EvaluateOptions): EvaluateResult {
     if (JSON.stringify(dense.arch) !== JSON.stringify(options.plan.model.architecture)) {
       throw new TrainingError(`${options.mergedModel} is a model of another shape than spec ${options.plan.spec}'s`);
     }
-    model = denseModel(dense);
+    model = denseModel(dense, options.ops);
     what = `${options.mergedModel}, merged`;
   } else if (options.checkpoint && existsSync(options.checkpoint)) {
     const step = loadAdapters(options.checkpoint, model, { spec: options.plan.spec, planHash: planHash(options.plan) });

@@ -5,6 +5,7 @@ import { readMergedModelAsDense, writeMergedModel } from '../export/merged-model
 import type { Plan } from '../plan/plan.ts';
 import { loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
+import type { TrainingOps } from './ops/training-ops.ts';
 import { planHash, setUpTraining, TrainingError } from './trainer.ts';
 
 /** Float32 activations through a different order of operations: well within this. */
@@ -18,16 +19,16 @@ export interface MergeResult {
   readonly relativeDifference: number;
 }
 
-export function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string): MergeResult {
+export function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string, ops?: TrainingOps): MergeResult {
   if (!existsSync(checkpoint)) throw new TrainingError(`no run to merge: ${checkpoint} does not exist (train first, or give --out)`);
-  const { model, weights, dataset, settings } = setUpTraining(plan, specDir);
+  const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
   const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });
   writeMergedModel(path, model, weights, plan.spec);
 
   const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
   const lossBefore = model.forward(batch!);
   const dense = readMergedModelAsDense(path);
-  const merged = denseModel(dense);
+  const merged = denseModel(dense, ops);
   const lossAfter = merged.forward(batch!);
   const relativeDifference = Math.abs(lossAfter - lossBefore) / Math.abs(lossBefore);
   if (!(relativeDifference <= MERGE_TOLERANCE)) {

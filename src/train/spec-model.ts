@@ -7,9 +7,10 @@ import type { Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import type { Plan } from '../plan/plan.ts';
 import { loadAdapters } from './checkpoint.ts';
 import { planHash, setUpTraining } from './trainer.ts';
+import type { TrainingOps } from './ops/training-ops.ts';
 
-export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string): { weights: Llama2cCheckpoint; tokenizerPath?: string; description: string } {
-  const { model, weights } = setUpTraining(plan, specDir);
+export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string, ops?: TrainingOps): { weights: Llama2cCheckpoint; tokenizerPath?: string; description: string } {
+  const { model, weights } = setUpTraining(plan, specDir, ops);
   let description = `${plan.spec}: quantized, no run at ${checkpoint}: the adapters are at initialisation (B = 0)`;
   if (existsSync(checkpoint)) {
     const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });

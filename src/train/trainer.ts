@@ -18,6 +18,7 @@ import { lossCurveSvg, type LossPoint } from './loss-plot.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
+import type { TrainingOps } from './ops/training-ops.ts';
 import { stepSeed } from './seeds.ts';
 
 /** A failure of the run that is not a bug: bad data, a diverging loss. Names what and where. */
@@ -38,6 +39,8 @@ export interface TrainOptions {
   readonly progress?: Progress;
   /** Held-out batches per evaluation (the first ones of the held-out part, always the same). */
   readonly evalBatches?: number;
+  /** The backend's ops (see src/runtime/cpu/backend.ts); the TypeScript reference by default. */
+  readonly ops?: TrainingOps;
 }
 
 export interface TrainSummary {
@@ -73,7 +76,7 @@ function requireTrainSettings(plan: Plan): Settings {
 }
 
 /** Model, tokenizer and data, as the plan says; shared by train and eval. */
-export function setUpTraining(plan: Plan, specDir: string): TrainingSetup {
+export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): TrainingSetup {
   const settings = requireTrainSettings(plan);
   const checkpoint = plan.model.checkpoint;
   if (!checkpoint) throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block`);
@@ -88,7 +91,7 @@ export function setUpTraining(plan: Plan, specDir: string): TrainingSetup {
   const dataset = settings.format === 'alpaca'
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
     : textDataset(dataPath, tokenizer, tokenizerBytes, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
-  const model = new QaLoraModel(weights, planToSpec(plan), { seed: stepSeed(Number(settings.seed), 0, 'init') });
+  const model = new QaLoraModel(weights, planToSpec(plan), { seed: stepSeed(Number(settings.seed), 0, 'init'), ...(ops ? { ops } : {}) });
   return { model, weights, tokenizer, dataset, settings };
 }
 
@@ -134,7 +137,7 @@ function truncateLog(path: string, lastStep: number): void {
 export function train(options: TrainOptions): TrainSummary {
   const { plan, specDir, out } = options;
   const progress = options.progress ?? new Progress();
-  const { model, dataset, settings } = setUpTraining(plan, specDir);
+  const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops);
   const steps = options.steps ?? Number(settings.steps);
   const batchSize = Number(settings.batch);
   const seqLen = Number(settings.seq_len);

@@ -25,8 +25,11 @@ export const evalCommand: Command = {
     const loaded = await planOf(positionals[0]!, 'eval');
     if (typeof loaded === 'number') return loaded;
     const { evaluateRun } = await import('../../train/evaluate-run.ts');
+    const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
+    const cpu = cpuBackend();
+    if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
     const result = evaluateRun({
-      plan: loaded.plan, specDir: loaded.specDir, batches,
+      plan: loaded.plan, specDir: loaded.specDir, batches, ops: cpu.ops,
       ...(values.model ? { mergedModel: values.model as string } : { checkpoint: join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors') }),
     });
     process.stderr.write(`${result.what}: ${result.batches} held-out batches of ${result.batchSize}×${result.seqLen} tokens\n`);

@@ -37,7 +37,9 @@ export const generateCommand: Command = {
     const seed = number('seed', 42, true);
     const input = positionals[0]!;
     const { readTokenizer } = await import('../../model/tokenizer.ts');
-    const { LlamaForward } = await import('../../model/llama-forward.ts');
+    const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
+    const cpu = cpuBackend();
+    if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
     const { generate } = await import('../../model/generate.ts');
 
     let weights;
@@ -47,7 +49,7 @@ export const generateCommand: Command = {
       if (typeof loaded === 'number') return loaded;
       const { specModelWithRun } = await import('../../train/spec-model.ts');
       const checkpoint = join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors');
-      const built = specModelWithRun(loaded.plan, loaded.specDir, checkpoint);
+      const built = specModelWithRun(loaded.plan, loaded.specDir, checkpoint, cpu.ops);
       process.stderr.write(`${built.description}\n`);
       weights = built.weights;
       tokenizerPath ??= built.tokenizerPath;
@@ -65,7 +67,7 @@ export const generateCommand: Command = {
     }
     const tokenizer = readTokenizer(tokenizerPath, weights.arch.vocab);
     const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
-    const result = generate(new LlamaForward(weights), tokenizer, { steps, temperature, seed, prompt });
+    const result = generate(cpu.decoder(weights), tokenizer, { steps, temperature, seed, prompt });
     process.stdout.write(result.text + '\n');
     return 0;
   },

@@ -34,8 +34,11 @@ export const trainCommand: Command = {
       return 1;
     }
     const { train } = await import('../../train/trainer.ts');
+    const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
+    const cpu = cpuBackend();
+    if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
     const out = (values.out as string | undefined) ?? defaultRunDir(loaded.plan);
-    const summary = train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true });
+    const summary = train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true, ops: cpu.ops });
     process.stderr.write(
       `${loaded.plan.spec}: ${summary.steps} steps${summary.resumedFrom !== null ? ` (resumed at ${summary.resumedFrom})` : ''} in ${summary.seconds.toFixed(1)} s, ` +
       `${Math.round(summary.tokensPerSecond)} tokens/s; held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} ` +
