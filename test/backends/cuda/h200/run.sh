@@ -4,7 +4,10 @@
 # with PyTorch and numpy. Writes $OUT/results.md (the table), results.json, harness.log and
 # the .bin files under $OUT/work. Exit status 0 when every output is within tolerance.
 #
-#   OUT=/tmp/qalc-cuda-check test/backends/cuda/h200/run.sh
+#   test/backends/cuda/h200/build.sh                        # here: ~2.5 min on 2 cores
+#   OUT=/tmp/qalc-cuda-check test/backends/cuda/h200/run.sh # on the GPU machine: ~10 s
+# build/ is git-ignored: carry build/qalc-cuda-harness and build/kernels/kernels.json (about
+# 4 MB) with the checkout; nothing else under build/ is needed there.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${OUT:-$here/out}"
