@@ -1,7 +1,7 @@
 // The compiler, as the list of its stages. Each stage is a function from one typed value to
 // the next; `qalc inspect --stage` shows the value after any of them.
 //
-//   load (lex, parse, includes) → check → plan → [lower → emit CUDA / WGSL → bindings]
+//   load (lex, parse, includes) → check → plan → lower → emit CUDA / WGSL → bindings
 //
 // `compileOutputs` turns a clean front end's plan into the files of generated/<name>/.
 import { hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics/diagnostic.ts';
@@ -49,9 +49,14 @@ export interface OutputFile {
  * TypeScript. `outDir` matters because generated imports are relative to where they will live.
  */
 export async function compileOutputs(plan: Plan, specPath: string, outDir: string): Promise<OutputFile[]> {
+  const { emitKernels, manifestOfKernels } = await import('./backends/emit-kernels.ts');
   const { generateBindings } = await import('./bindings/generate-bindings.ts');
+  const kernels = emitKernels(plan);
   return [
     { path: 'plan.json', text: JSON.stringify(plan, null, 2) + '\n' },
+    ...kernels.cuda.map((k) => ({ path: `cuda/${k.fileName}`, text: k.source })),
+    ...kernels.wgsl.map((k) => ({ path: `wgsl/${k.fileName}`, text: k.source })),
+    { path: 'manifest.json', text: manifestOfKernels(plan, kernels) },
     ...generateBindings(plan, outDir, specPath),
   ];
 }

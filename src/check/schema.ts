@@ -32,7 +32,7 @@ export const OUTSIDE_BLOCKS = ['lm_head'] as const;
 /** Parts of the model that are not linear layers: named so the checker can say why not. */
 export const NOT_LINEAR = ['embed', 'embeddings', 'norm', 'rms_att', 'rms_ffn', 'rms_final'] as const;
 export const FLOAT_DTYPES = ['fp16', 'bf16', 'fp32'] as const;
-export const CUDA_ARCHS = ['sm_80', 'sm_86', 'sm_89', 'sm_90', 'sm_90a'] as const;
+export const CUDA_ARCHS = ['sm_80', 'sm_90a'] as const;
 
 export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },

@@ -11,6 +11,9 @@ import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { formatShape } from '../../ir/size-expr.ts';
 import { headerLines } from './header.ts';
 import { compileCommands } from './nvcc-flags.ts';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PROJECT_ROOT } from '../../project-root.ts';
 
 export interface EmittedCudaKernel {
   readonly kernel: CudaKernel;
@@ -22,7 +25,8 @@ export interface EmittedCudaKernel {
   readonly launcherSymbols: readonly string[];
 }
 
-const TEMPLATE_DIR = new URL('../../../templates/cuda/', import.meta.url);
+// From the project root, not this module: the CLI runs a bundle that lives elsewhere.
+const TEMPLATE_DIR = pathToFileURL(join(PROJECT_ROOT, 'templates', 'cuda') + '/');
 
 type Template = (context: object) => string;
 

@@ -8,6 +8,9 @@ import { formatShape } from '../../ir/size-expr.ts';
 import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { headerLines } from './header.ts';
 import { manifestOf, type KernelManifest } from './manifest.ts';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PROJECT_ROOT } from '../../project-root.ts';
 
 export interface EmittedWgslKernel {
   readonly kernel: LoweredKernel;
@@ -16,7 +19,8 @@ export interface EmittedWgslKernel {
   readonly manifest: KernelManifest;
 }
 
-const TEMPLATE_DIR = new URL('../../../templates/wgsl/', import.meta.url);
+// From the project root, not this module: the CLI runs a bundle that lives elsewhere.
+const TEMPLATE_DIR = pathToFileURL(join(PROJECT_ROOT, 'templates', 'wgsl') + '/');
 
 type Template = (context: object) => string;
 
@@ -106,7 +110,7 @@ export function emitWgsl(program: LoweredProgram): EmittedWgslKernel[] {
 }
 
 /** The manifest fragment as it is written next to the kernel (`NAME.manifest.json`). */
-export function manifestJson(manifest: KernelManifest | readonly KernelManifest[]): string {
+export function manifestJson(manifest: unknown): string {
   // Sizes and short number lists on one line each, so a manifest diff reads like a table.
   const text = JSON.stringify(manifest, null, 2)
     .replace(/\{\n\s*"tokens": (-?[\d.e-]+),\n\s*"constant": (-?[\d.e-]+)\n\s*\}/g, '{ "tokens": $1, "constant": $2 }')

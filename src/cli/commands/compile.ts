@@ -4,14 +4,16 @@ import { UsageError, type Command } from '../usage.ts';
 
 export const compileCommand: Command = {
   name: 'compile',
-  summary: 'Compile a spec: check it, plan every layer, and write the plan and the generated TypeScript (model.ts, train.ts) to generated/<name>/ (or --out DIR).',
-  usage: 'qalc compile SPEC [--out DIR]',
+  summary: 'Compile a spec: check it, plan every layer, lower the plan to CUDA and WGSL kernels with their manifest, and generate the TypeScript bindings, all in generated/<name>/ (or --out DIR). With nvcc on PATH it also builds a fatbin per CUDA architecture and keeps the ptxas report beside each kernel.',
+  usage: 'qalc compile SPEC [--out DIR] [--no-build]',
   options: {
     out: { type: 'string' },
+    'no-build': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
     out: 'output directory (default: generated/<spec name>)',
+    'no-build': 'write the CUDA sources without compiling them',
     help: 'show this help',
   },
   async run(positionals, values) {
@@ -25,7 +27,21 @@ export const compileCommand: Command = {
     const out = (values.out as string | undefined) ?? join('generated', result.plan.spec);
     const files = await compileOutputs(result.plan, positionals[0]!, out);
     for (const file of files) writeFileAtomic(join(out, file.path), file.text);
-    process.stderr.write(`wrote ${files.map((f) => f.path).join(', ')} to ${out}\n`);
+    const count = (dir: string) => files.filter((f) => f.path.startsWith(dir)).length;
+    process.stderr.write(`wrote ${out}: plan.json, manifest.json, ${count('cuda/')} CUDA and ${count('wgsl/')} WGSL kernels, model.ts, train.ts\n`);
+    const cudaSources = files.filter((f) => f.path.startsWith('cuda/')).map((f) => ({ fileName: f.path.slice('cuda/'.length), source: f.text }));
+    if (cudaSources.length > 0 && !values['no-build']) {
+      const { buildKernels } = await import('../../backends/cuda/nvcc.ts');
+      const arches = (result.plan.targets.cuda?.arch as readonly ('sm_80' | 'sm_90a')[] | undefined) ?? undefined;
+      const build = await buildKernels(cudaSources, join(out, 'cuda'), arches ? { arches } : {});
+      process.stderr.write(`${build.message}\n`);
+      const functions = build.builds.flatMap((b) => b.build.functions);
+      if (functions.length > 0) {
+        const spills = functions.filter((f) => f.spillStoreBytes > 0 || f.spillLoadBytes > 0).length;
+        const registers = Math.max(...functions.map((f) => f.registers));
+        process.stderr.write(`ptxas: ${functions.length} kernels, at most ${registers} registers, ${spills} with spills (reports in ${join(out, 'cuda', '*.ptxas.txt')})\n`);
+      }
+    }
     return status;
   },
 };

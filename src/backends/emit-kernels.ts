@@ -1,0 +1,65 @@
+// Both backends over one plan: the kernel sources `qalc compile` writes, and the manifest that
+// tells a runtime how to launch each of them (entry points, buffer bindings and layouts, launch
+// configuration, and the spec lines it came from). A spec's `target` blocks choose the
+// backends; a spec without any gets both.
+import { formatDispatch, formatShape } from '../ir/size-expr.ts';
+import { lowerPlan } from '../ir/lower.ts';
+import type { Target } from '../ir/kernel-ir.ts';
+import type { Plan } from '../plan/plan.ts';
+import { emitCuda, type EmittedCudaKernel } from './cuda/emit.ts';
+import { emitWgsl, manifestJson, type EmittedWgslKernel } from './wgsl/emit.ts';
+import type { KernelManifest } from './wgsl/manifest.ts';
+
+export interface EmittedKernels {
+  readonly wgsl: readonly EmittedWgslKernel[];
+  readonly cuda: readonly EmittedCudaKernel[];
+}
+
+export function targetsOf(plan: Plan): Target[] {
+  const named = Object.keys(plan.targets).filter((t): t is Target => t === 'cuda' || t === 'wgsl');
+  return named.length > 0 ? named.sort() : ['cuda', 'wgsl'];
+}
+
+export function emitKernels(plan: Plan): EmittedKernels {
+  const targets = targetsOf(plan);
+  return {
+    wgsl: targets.includes('wgsl') ? emitWgsl(lowerPlan(plan, 'wgsl')) : [],
+    cuda: targets.includes('cuda') ? emitCuda(lowerPlan(plan, 'cuda')) : [],
+  };
+}
+
+/** A CUDA kernel's manifest entry: its buffers, and every extern "C" variant with its launch. */
+function cudaManifest(emitted: EmittedCudaKernel) {
+  const k = emitted.kernel;
+  return {
+    kernel: k.name,
+    role: k.role,
+    target: 'cuda' as const,
+    file: `cuda/${emitted.fileName}`,
+    layers: k.layers,
+    sources: k.sources,
+    constants: Object.fromEntries(k.constants.map((c) => [c.name, c.value])),
+    bindings: k.bindings.map((b) => ({ binding: b.binding, name: b.name, elementType: b.elementType, shape: formatShape(b.shape), access: b.access })),
+    launchers: emitted.launcherSymbols,
+    launches: k.cuda.launches.map((l) => ({
+      symbol: l.symbol,
+      entryPoint: l.entryPoint,
+      tokens: l.maxTokens === null ? `T >= ${l.minTokens}` : `${l.minTokens} <= T <= ${l.maxTokens}`,
+      block: l.threads,
+      grid: l.grid.map(formatDispatch),
+      sharedBytes: l.sharedBytes,
+    })),
+  };
+}
+
+function wgslManifest(emitted: EmittedWgslKernel): KernelManifest & { readonly sources: readonly string[] } {
+  return { ...emitted.manifest, file: `wgsl/${emitted.fileName}`, sources: emitted.kernel.sources };
+}
+
+export function manifestOfKernels(plan: Plan, kernels: EmittedKernels): string {
+  return manifestJson({
+    spec: plan.spec,
+    specFile: plan.specFile,
+    kernels: [...kernels.cuda.map(cudaManifest), ...kernels.wgsl.map(wgslManifest)],
+  });
+}
