@@ -58,6 +58,12 @@ async function rebuild() {
   }
 }
 
+// `qalc inspect … | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 if (!isFresh()) await rebuild();
 process.setSourceMapsEnabled(true);
 const { main } = await import(pathToFileURL(join(cache, 'main.js')).href);

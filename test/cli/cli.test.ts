@@ -91,3 +91,20 @@ describe('qalc', () => {
     expect(readFileSync(join(dir, 'broken.qal'), 'utf8')).toBe(readFileSync('examples/broken.qal', 'utf8'));
   });
 });
+
+describe('qalc inspect, the later stages', () => {
+  it('lists the kernels, prints one, and shows the IR after a pass', () => {
+    const list = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'wgsl']);
+    expect(list.status).toBe(0);
+    expect(list.stdout).toMatch(/^forward_k172_n64_b4_g43_qalora_r4_mean_f32\s+forward\s+5 layers {2}examples\/stories260k\.qal:11/m);
+    const kernel = qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16']);
+    expect(kernel.stdout).toContain('extern "C"');
+    expect(kernel.stdout).toBe(readFileSync('generated/stories260k/cuda/forward_k172_n64_b4_g43_qalora_r4_mean_bf16.cu', 'utf8'));
+    const ir = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'ir', '--target', 'wgsl', '--pass', 'fuseAdapterEpilogue']);
+    expect(ir.stdout.split('\n')[0]).toBe('// after fuseAdapterEpilogue');
+    expect(JSON.parse(ir.stdout.slice(ir.stdout.indexOf('\n') + 1))).toMatchObject({ target: 'wgsl', spec: 'stories260k' });
+    expect(qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forwad_k172_n64_b4_g43_qalora_r4_mean_bf16'])).toMatchObject({
+      status: 1, stderr: expect.stringContaining("did you mean 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16'?"),
+    });
+  });
+});

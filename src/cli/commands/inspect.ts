@@ -1,6 +1,7 @@
 import { UsageError, type Command } from '../usage.ts';
 
-const STAGES = ['tokens', 'ast', 'checked', 'plan'] as const;
+const STAGES = ['tokens', 'ast', 'checked', 'plan', 'ir', 'cuda', 'wgsl'] as const;
+const TARGETS = ['cuda', 'wgsl', 'ptx'] as const;
 
 /** JSON that can hold the checker's Maps. */
 function toJson(value: unknown): string {
@@ -9,49 +10,93 @@ function toJson(value: unknown): string {
 
 export const inspectCommand: Command = {
   name: 'inspect',
-  summary: 'Show what the compiler made of a spec after a stage. The plan (default) is a table of every linear layer with its size in MiB; --json prints it as JSON.',
-  usage: `qalc inspect SPEC [--stage ${STAGES.join('|')}] [--json] [--all]`,
+  summary: 'Show what the compiler made of a spec after any stage: tokens, ast, checked, the plan (default: a table of every linear layer with its size in MiB; --json for JSON), the kernel IR after each lowering pass, the list of CUDA or WGSL kernels, or one kernel\'s source (--kernel NAME, also as PTX).',
+  usage: `qalc inspect SPEC [--stage ${STAGES.join('|')}] [--json] [--all] [--pass NAME] [--kernel NAME [--target ${TARGETS.join('|')}]]`,
   options: {
     stage: { type: 'string', default: 'plan' },
     json: { type: 'boolean' },
     all: { type: 'boolean' },
+    pass: { type: 'string' },
+    kernel: { type: 'string' },
+    target: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
     stage: `the stage to show: ${STAGES.join(', ')}`,
     json: 'print the plan as JSON instead of a table',
     all: 'one table row per layer instead of grouping identical ones',
+    pass: 'with --stage ir: the IR after this pass only (default: after every pass)',
+    kernel: 'print this kernel\'s source (names as in --stage cuda or wgsl)',
+    target: 'with --stage ir or --kernel: cuda (default), wgsl, or ptx (needs nvcc)',
     help: 'show this help',
   },
   async run(positionals, values) {
     // Loaded on demand, so `qalc --help` and the other verbs don't pay for this one's stages.
     const { frontEnd } = await import('../../compile.ts');
-    const { qalLexer } = await import('../../../grammars/qal/tokens.ts');
-    const { renderPlanTable } = await import('../plan-table.ts');
     const { reportDiagnostics } = await import('../report.ts');
     if (positionals.length !== 1) throw new UsageError('inspect takes exactly one spec file', 'inspect');
     const stage = values.stage as string;
     if (!(STAGES as readonly string[]).includes(stage)) throw new UsageError(`unknown stage '${stage}': expected ${STAGES.join(', ')}`, 'inspect');
+    const target = (values.target as string | undefined) ?? (stage === 'wgsl' ? 'wgsl' : 'cuda');
+    if (!(TARGETS as readonly string[]).includes(target)) throw new UsageError(`unknown target '${target}': expected ${TARGETS.join(', ')}`, 'inspect');
     const result = frontEnd(positionals[0]!);
     const status = reportDiagnostics(result);
-    switch (stage) {
-      case 'tokens': {
-        const file = result.loaded.files[0];
-        if (!file) return status;
-        const tokens = qalLexer.tokenize(file.text).tokens.map((t) => `${t.startLine}:${t.startColumn} ${t.tokenType.name} ${JSON.stringify(t.image)}`);
-        process.stdout.write(tokens.join('\n') + '\n');
-        return status;
-      }
-      case 'ast':
-        process.stdout.write(toJson(result.loaded.statements));
-        return status;
-      case 'checked':
-        if (result.checked) process.stdout.write(toJson(result.checked));
-        return status;
-      default:
-        if (!result.plan) return status;
-        process.stdout.write(values.json ? toJson(result.plan) : renderPlanTable(result.plan, values.all === true));
-        return status;
+    const out = (text: string) => process.stdout.write(text);
+    if (stage === 'tokens') {
+      const { qalLexer } = await import('../../../grammars/qal/tokens.ts');
+      const file = result.loaded.files[0];
+      if (file) out(qalLexer.tokenize(file.text).tokens.map((t) => `${t.startLine}:${t.startColumn} ${t.tokenType.name} ${JSON.stringify(t.image)}`).join('\n') + '\n');
+      return status;
     }
+    if (stage === 'ast') {
+      out(toJson(result.loaded.statements));
+      return status;
+    }
+    if (stage === 'checked') {
+      if (result.checked) out(toJson(result.checked));
+      return status;
+    }
+    const plan = result.plan;
+    if (!plan) return status;
+    if (values.kernel !== undefined) return printKernel(plan, String(values.kernel), target as (typeof TARGETS)[number]);
+    if (stage === 'plan') {
+      const { renderPlanTable } = await import('../plan-table.ts');
+      out(values.json ? toJson(plan) : renderPlanTable(plan, values.all === true));
+      return status;
+    }
+    if (stage === 'ir') {
+      const { lowerPlanWithTrace, dumpProgram } = await import('../../ir/lower.ts');
+      const { trace } = lowerPlanWithTrace(plan, target === 'wgsl' ? 'wgsl' : 'cuda');
+      const pass = values.pass as string | undefined;
+      const shown = pass === undefined ? trace : trace.filter((t) => t.pass === pass);
+      if (shown.length === 0) throw new UsageError(`no pass '${pass}': the passes are ${trace.map((t) => t.pass).join(', ')}`, 'inspect');
+      for (const t of shown) out(`// after ${t.pass}\n${dumpProgram(t.program)}`);
+      return status;
+    }
+    const { emitKernels } = await import('../../backends/emit-kernels.ts');
+    const kernels = emitKernels(plan);
+    const list = stage === 'cuda' ? kernels.cuda : kernels.wgsl;
+    if (list.length === 0) process.stderr.write(`spec ${plan.spec} has no ${stage} target\n`);
+    for (const k of list) out(`${k.kernel.name.padEnd(56)} ${k.kernel.role.padEnd(14)} ${k.kernel.layers.length} layers  ${k.kernel.sources.join(' ')}\n`);
+    return status;
   },
 };
+
+async function printKernel(plan: import('../../plan/plan.ts').Plan, name: string, target: (typeof TARGETS)[number]): Promise<number> {
+  const { emitKernels } = await import('../../backends/emit-kernels.ts');
+  const kernels = emitKernels(plan);
+  const list = target === 'wgsl' ? kernels.wgsl : kernels.cuda;
+  const found = list.find((k) => k.kernel.name === name || k.fileName === name);
+  if (!found) {
+    const { didYouMean } = await import('../../diagnostics/suggest.ts');
+    const names = list.map((k) => k.kernel.name);
+    throw new UsageError(`no ${target === 'wgsl' ? 'WGSL' : 'CUDA'} kernel '${name}' in spec ${plan.spec}${names.length ? `; ${didYouMean(name, names) ?? `try --stage ${target === 'wgsl' ? 'wgsl' : 'cuda'} for the list`}` : ''}`, 'inspect');
+  }
+  if (target === 'ptx') {
+    const { ptxOf } = await import('../../backends/cuda/ptx.ts');
+    process.stdout.write(await ptxOf(found.fileName, found.source));
+  } else {
+    process.stdout.write(found.source);
+  }
+  return 0;
+}
