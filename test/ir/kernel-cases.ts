@@ -43,6 +43,12 @@ export const KERNEL_CASES: readonly KernelCase[] = [
   { inFeatures: 128, outFeatures: 40, bits: 8, group: 64, adapter: { rank: 2, pooling: 'sum' } },
   { inFeatures: 96, outFeatures: 24, bits: 3, group: 16, symmetric: true },
   { inFeatures: 40, outFeatures: 24, bits: 4, group: 16, pad: true, adapter: { rank: 2, pooling: 'mean' } },
+  // The remaining bits × group sizes of the examples (test/ir/coverage.test.ts keeps this complete).
+  { inFeatures: 96, outFeatures: 40, bits: 4, group: 32, adapter: { rank: 2, pooling: 'mean' } }, // LLaMA-7B
+  { inFeatures: 192, outFeatures: 24, bits: 4, group: 64, adapter: { rank: 2, pooling: 'mean' } }, // 13B mixed
+  { inFeatures: 128, outFeatures: 40, bits: 3, group: 64, adapter: { rank: 2, pooling: 'mean' } },
+  { inFeatures: 96, outFeatures: 24, bits: 2, group: 32, adapter: { rank: 2, pooling: 'mean' } },
+  { inFeatures: 256, outFeatures: 24, bits: 8, group: 128, adapter: { rank: 2, pooling: 'mean' } },
 ];
 
 export const TOKEN_COUNTS = [1, 5, 37] as const;
