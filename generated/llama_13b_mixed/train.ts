@@ -10,4 +10,4 @@ import { plan } from './model.ts';
 const specDir = fileURLToPath(new URL('../../examples/', import.meta.url));
 /** Where the run goes unless --out says otherwise: beside this file (git-ignored). */
 const defaultOut = fileURLToPath(new URL('./run/', import.meta.url));
-process.exitCode = runTrainer(plan, specDir, defaultOut);
+process.exitCode = await runTrainer(plan, specDir, defaultOut);

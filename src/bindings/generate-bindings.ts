@@ -102,7 +102,7 @@ function trainFile(p: Project, plan: Plan, outDir: string, specPath: string): Ge
     docs: ['Where the run goes unless --out says otherwise: beside this file (git-ignored).'],
     declarations: [{ name: 'defaultOut', initializer: `fileURLToPath(new URL('./run/', import.meta.url))` }],
   });
-  file.addStatements(['process.exitCode = runTrainer(plan, specDir, defaultOut);']);
+  file.addStatements(['process.exitCode = await runTrainer(plan, specDir, defaultOut);']);
   return { path: 'train.ts', text: finish(file, header(plan, `Fine-tunes spec ${plan.spec} with QA-LoRA on the CPU: \`npx tsx ${self} [--steps N] [--out DIR] [--resume]\`.`)) };
 }
 

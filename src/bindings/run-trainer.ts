@@ -6,7 +6,7 @@ import type { Plan } from '../plan/plan.ts';
 import { train } from '../train/trainer.ts';
 import { cpuBackend } from '../runtime/cpu/backend.ts';
 
-export function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv: string[] = process.argv.slice(2)): number {
+export async function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv: string[] = process.argv.slice(2)): Promise<number> {
   let values: { steps?: string; out?: string; resume?: boolean };
   try {
     ({ values } = parseArgs({ args: argv, options: { steps: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' } } }));
@@ -22,7 +22,7 @@ export function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv
   const cpu = cpuBackend();
   if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
   try {
-    const summary = train({ plan, specDir, out: values.out ?? defaultOut, ...(steps ? { steps } : {}), resume: values.resume === true, ops: cpu.ops });
+    const summary = await train({ plan, specDir, out: values.out ?? defaultOut, ...(steps ? { steps } : {}), resume: values.resume === true, ops: cpu.ops });
     process.stderr.write(`${plan.spec}: held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} after ${summary.steps} steps\n`);
     return 0;
   } catch (e) {

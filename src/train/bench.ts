@@ -30,9 +30,9 @@ let forwardMs = 0, backwardMs = 0, optimizerMs = 0, loss = NaN;
 for (let step = 0; step < steps; step++) {
   const batch = randomBatch(stream, batchSize, seqLen, rng);
   const t0 = performance.now();
-  loss = model.forward(batch, { training: true, dropoutSeed: step });
+  loss = await model.forward(batch, { training: true, dropoutSeed: step });
   const t1 = performance.now();
-  model.backward();
+  await model.backward();
   const t2 = performance.now();
   optimizer.step();
   const t3 = performance.now();

@@ -27,7 +27,7 @@ export interface EvaluateResult {
   readonly seqLen: number;
 }
 
-export function evaluateRun(options: EvaluateOptions): EvaluateResult {
+export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateResult> {
   const setup = setUpTraining(options.plan, options.specDir, options.ops);
   const batchSize = Number(setup.settings.batch);
   const seqLen = Number(setup.settings.seq_len);
@@ -45,5 +45,5 @@ export function evaluateRun(options: EvaluateOptions): EvaluateResult {
     const step = loadAdapters(options.checkpoint, model, { spec: options.plan.spec, planHash: planHash(options.plan) });
     what = `${options.plan.spec}, quantized, adapters of ${options.checkpoint} (step ${step})`;
   }
-  return { what, loss: evaluate(model, batches), batches: batches.length, batchSize, seqLen };
+  return { what, loss: await evaluate(model, batches), batches: batches.length, batchSize, seqLen };
 }

@@ -19,17 +19,17 @@ export interface MergeResult {
   readonly relativeDifference: number;
 }
 
-export function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string, ops?: TrainingOps): MergeResult {
+export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string, ops?: TrainingOps): Promise<MergeResult> {
   if (!existsSync(checkpoint)) throw new TrainingError(`no run to merge: ${checkpoint} does not exist (train first, or give --out)`);
   const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
   const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });
   writeMergedModel(path, model, weights, plan.spec);
 
   const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
-  const lossBefore = model.forward(batch!);
+  const lossBefore = await model.forward(batch!);
   const dense = readMergedModelAsDense(path);
   const merged = denseModel(dense, ops);
-  const lossAfter = merged.forward(batch!);
+  const lossAfter = await merged.forward(batch!);
   const relativeDifference = Math.abs(lossAfter - lossBefore) / Math.abs(lossBefore);
   if (!(relativeDifference <= MERGE_TOLERANCE)) {
     throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): ${path} is wrong; please report this`);

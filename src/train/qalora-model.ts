@@ -18,7 +18,6 @@ import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
 import { createRng, type Rng } from '../reference/random.ts';
 import type { AttentionShape } from './ops/attention.ts';
-import { embeddingForward } from './ops/embedding.ts';
 import { allocateFloats, type FloatType, type Floats } from './ops/floats.ts';
 import { type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear } from './ops/qalora-linear.ts';
 import { ropeTables, type RopeTables } from './ops/rope.ts';
@@ -206,8 +205,11 @@ export class QaLoraModel {
     return this.activations.logits;
   }
 
-  /** Runs the batch; returns the mean masked loss (NaN without targets or counted positions). */
-  forward(batch: Batch, options: ForwardOptions = {}): number {
+  /**
+   * Runs the batch; resolves to the mean masked loss (NaN without targets or counted
+   * positions). Asynchronous because a GPU backend's ops are; one forward or backward at a time.
+   */
+  async forward(batch: Batch, options: ForwardOptions = {}): Promise<number> {
     const { arch, kvDim, rope, checkpoint, ops } = this;
     const { batchSize: B, seqLen: T, tokens } = batch;
     if (T > arch.context) throw new RangeError(`sequence length ${T} exceeds the context of ${arch.context}`);
@@ -218,53 +220,53 @@ export class QaLoraModel {
     const dropoutRng = options.training ? createRng(options.dropoutSeed ?? 0) : undefined;
     const shape = this.attentionShape(B, T);
 
-    const linear = (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => {
+    const linear = async (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => {
       const adapter = projection.layer.adapter;
       if (saved.saved !== undefined) {
         saved.saved.mask = adapter !== null && adapter.dropout > 0 && dropoutRng !== undefined
           ? drawMask(dropoutRng, saved.saved.u.length, adapter.dropout) : undefined;
       }
-      ops.qaloraLinearForward(y, x, rows, projection.layer, saved.saved);
+      await ops.qaloraLinearForward(y, x, rows, projection.layer, saved.saved);
     };
 
-    embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
+    await ops.embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
     for (let l = 0; l < arch.layers; l++) {
       const w = checkpoint.layers[l];
       const p = this.blocks[l];
       const a = acts.blocks[l];
       const next = l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output;
 
-      ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C);
-      linear(p.q, a.projections.q, a.q, a.normAtt);
-      linear(p.k, a.projections.k, a.k, a.normAtt);
-      linear(p.v, a.projections.v, a.v, a.normAtt);
-      ops.ropeForward(a.q, rope, B, T, C);
-      ops.ropeForward(a.k, rope, B, T, kvDim);
-      ops.attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
-      linear(p.o, a.projections.o, acts.scratch, a.attention);
+      await ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C);
+      await linear(p.q, a.projections.q, a.q, a.normAtt);
+      await linear(p.k, a.projections.k, a.k, a.normAtt);
+      await linear(p.v, a.projections.v, a.v, a.normAtt);
+      await ops.ropeForward(a.q, rope, B, T, C);
+      await ops.ropeForward(a.k, rope, B, T, kvDim);
+      await ops.attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
+      await linear(p.o, a.projections.o, acts.scratch, a.attention);
       for (let i = 0; i < rows * C; i++) a.afterAttention[i] = a.input[i] + acts.scratch[i];
 
-      ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C);
-      linear(p.gate, a.projections.gate, a.gate, a.normFfn);
-      linear(p.up, a.projections.up, a.up, a.normFfn);
-      ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
-      linear(p.down, a.projections.down, acts.scratch, a.hidden);
+      await ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C);
+      await linear(p.gate, a.projections.gate, a.gate, a.normFfn);
+      await linear(p.up, a.projections.up, a.up, a.normFfn);
+      await ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
+      await linear(p.down, a.projections.down, acts.scratch, a.hidden);
       for (let i = 0; i < rows * C; i++) next[i] = a.afterAttention[i] + acts.scratch[i];
     }
-    ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C);
-    ops.lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
+    await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C);
+    await ops.lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
 
     this.lastBatch = batch;
     if (batch.targets === undefined) return NaN;
     if (batch.targets.length !== rows) throw new RangeError(`batch has ${batch.targets.length} targets, expected ${rows}`);
-    return ops.crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab).loss;
+    return (await ops.crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab)).loss;
   }
 
   /**
    * Gradients of the last forward's loss w.r.t. every A and B. They overwrite the previous
    * ones unless `accumulate` (gradient accumulation over micro-batches: scale the loss yourself).
    */
-  backward(options: { accumulate?: boolean } = {}): void {
+  async backward(options: { accumulate?: boolean } = {}): Promise<void> {
     const batch = this.lastBatch;
     const acts = this.activations;
     if (batch === undefined || acts === undefined || batch.targets === undefined) throw new Error('backward needs a forward with targets');
@@ -279,11 +281,11 @@ export class QaLoraModel {
       ops.qaloraLinearBackward(dx, dy, rows, projection.layer, saved.saved);
 
     g.logits.fill(0);
-    ops.crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);
+    await ops.crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);
     g.norm.fill(0);
-    ops.lmHeadBackward(g.norm, g.logits, checkpoint.classifier.data, rows, C, vocab);
+    await ops.lmHeadBackward(g.norm, g.logits, checkpoint.classifier.data, rows, C, vocab);
     g.residual.fill(0);
-    ops.rmsnormBackward(g.residual, g.norm, acts.output, checkpoint.rmsFinal.data, acts.rstdFinal, rows, C);
+    await ops.rmsnormBackward(g.residual, g.norm, acts.output, checkpoint.rmsFinal.data, acts.rstdFinal, rows, C);
 
     // g.residual holds ∂loss/∂(the residual stream) at the current depth, walking down.
     for (let l = arch.layers - 1; l >= 0; l--) {
@@ -292,28 +294,28 @@ export class QaLoraModel {
       const a = acts.blocks[l];
 
       g.hidden.fill(0);
-      linear(p.down, a.projections.down, g.hidden, g.residual);
+      await linear(p.down, a.projections.down, g.hidden, g.residual);
       g.gate.fill(0);
       g.up.fill(0);
-      ops.swigluBackward(g.gate, g.up, g.hidden, a.gate, a.up, rows * hidden);
+      await ops.swigluBackward(g.gate, g.up, g.hidden, a.gate, a.up, rows * hidden);
       g.norm.fill(0);
-      linear(p.gate, a.projections.gate, g.norm, g.gate);
-      linear(p.up, a.projections.up, g.norm, g.up);
-      ops.rmsnormBackward(g.residual, g.norm, a.afterAttention, w.rmsFfn.data, a.rstdFfn, rows, C);
+      await linear(p.gate, a.projections.gate, g.norm, g.gate);
+      await linear(p.up, a.projections.up, g.norm, g.up);
+      await ops.rmsnormBackward(g.residual, g.norm, a.afterAttention, w.rmsFfn.data, a.rstdFfn, rows, C);
 
       g.attention.fill(0);
-      linear(p.o, a.projections.o, g.attention, g.residual);
+      await linear(p.o, a.projections.o, g.attention, g.residual);
       g.q.fill(0);
       g.k.fill(0);
       g.v.fill(0);
-      ops.attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.probs, shape);
-      ops.ropeBackward(g.q, rope, B, T, C);
-      ops.ropeBackward(g.k, rope, B, T, kvDim);
+      await ops.attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.probs, shape);
+      await ops.ropeBackward(g.q, rope, B, T, C);
+      await ops.ropeBackward(g.k, rope, B, T, kvDim);
       g.norm.fill(0);
-      linear(p.q, a.projections.q, g.norm, g.q);
-      linear(p.k, a.projections.k, g.norm, g.k);
-      linear(p.v, a.projections.v, g.norm, g.v);
-      ops.rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
+      await linear(p.q, a.projections.q, g.norm, g.q);
+      await linear(p.k, a.projections.k, g.norm, g.k);
+      await linear(p.v, a.projections.v, g.norm, g.v);
+      await ops.rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
     }
   }
 

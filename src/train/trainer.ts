@@ -95,9 +95,9 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): T
   return { model, weights, tokenizer, dataset, settings };
 }
 
-export function evaluate(model: QaLoraModel, batches: readonly ReturnType<Dataset['batch']>[]): number {
+export async function evaluate(model: QaLoraModel, batches: readonly ReturnType<Dataset['batch']>[]): Promise<number> {
   let total = 0;
-  for (const batch of batches) total += model.forward(batch, { training: false });
+  for (const batch of batches) total += await model.forward(batch, { training: false });
   return total / batches.length;
 }
 
@@ -134,7 +134,7 @@ function truncateLog(path: string, lastStep: number): void {
   writeFileSync(path, kept.map((l) => l + '\n').join(''));
 }
 
-export function train(options: TrainOptions): TrainSummary {
+export async function train(options: TrainOptions): Promise<TrainSummary> {
   const { plan, specDir, out } = options;
   const progress = options.progress ?? new Progress();
   const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops);
@@ -169,7 +169,7 @@ export function train(options: TrainOptions): TrainSummary {
   }
 
   const evalBatches = dataset.evalBatches(batchSize, seqLen, options.evalBatches ?? 4);
-  const evalLossBefore = evaluate(model, evalBatches);
+  const evalLossBefore = await evaluate(model, evalBatches);
   if (resumedFrom === null) progress.message(`${plan.spec}: ${dataset.trainTokens.toLocaleString('en-US')} training tokens, ${dataset.evalTokens.toLocaleString('en-US')} held out; held-out loss before training ${evalLossBefore.toFixed(4)}`);
 
   const tokensPerStep = batchSize * seqLen * accumulation;
@@ -184,9 +184,9 @@ export function train(options: TrainOptions): TrainSummary {
     for (let micro = 0; micro < accumulation; micro++) {
       const draw = step * accumulation + micro;
       const batch = dataset.batch(stepSeed(seed, draw, 'batch'), batchSize, seqLen);
-      const microLoss = model.forward(batch, { training: true, dropoutSeed: stepSeed(seed, draw, 'dropout') });
+      const microLoss = await model.forward(batch, { training: true, dropoutSeed: stepSeed(seed, draw, 'dropout') });
       if (!Number.isFinite(microLoss)) checkFinite(model, step + 1, microLoss);
-      model.backward({ accumulate: micro > 0 });
+      await model.backward({ accumulate: micro > 0 });
       loss += microLoss / accumulation;
     }
     if (accumulation > 1) for (const p of model.parameters()) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= accumulation;
@@ -200,7 +200,7 @@ export function train(options: TrainOptions): TrainSummary {
       step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds,
     };
     if (step % evalEvery === 0 || step === steps) {
-      evalLoss = evaluate(model, evalBatches);
+      evalLoss = await evaluate(model, evalBatches);
       record.eval_loss = evalLoss;
       record.eval_perplexity = Math.exp(evalLoss);
     }

@@ -8,7 +8,7 @@ import { readTokenizer } from '../../src/model/tokenizer.ts';
 import { createRng } from '../../src/reference/random.ts';
 import { QaLoraModel, type Batch } from '../../src/train/qalora-model.ts';
 import { specForEveryProjection, type AdapterSpec } from '../../src/train/qalora-spec.ts';
-import { finiteDifferenceGradient, maxRelativeError } from '../reference/gradient-check.ts';
+import { maxRelativeError } from '../reference/gradient-check.ts';
 import { randomCheckpoint, STORIES260K, TINY_ARCH, TOK512 } from './tiny-model.ts';
 
 const checkpoint = readLlama2cCheckpoint(STORIES260K);
@@ -34,24 +34,24 @@ const batch = textBatch([
 ], 20);
 
 describe('QA-LoRA model on stories260K', () => {
-  it('with B = 0 computes exactly the quantized base model\'s logits, and not once B moves', () => {
+  it('with B = 0 computes exactly the quantized base model\'s logits, and not once B moves', async () => {
     const spec = (adapter: AdapterSpec | null) =>
       specForEveryProjection(arch, (_, inFeatures) => ({ bits: 4, group: groupFor(inFeatures), adapter }));
     const base = new QaLoraModel(checkpoint, spec(null));
     const adapted = new QaLoraModel(checkpoint, spec(ADAPTER), { seed: 3 });
     expect(adapted.parameters()).toHaveLength(5 * 7 * 2);
-    base.forward(batch);
-    adapted.forward(batch);
+    await base.forward(batch);
+    await adapted.forward(batch);
     expect(adapted.logits).toEqual(base.logits);
 
     adapted.blocks[2].down.layer.adapter!.b[5] = 0.1;
-    adapted.forward(batch);
+    await adapted.forward(batch);
     expect(adapted.logits).not.toEqual(base.logits);
   });
 
-  it('unquantized and without adapters reproduces LlamaForward\'s logits at every position (1e-4)', () => {
+  it('unquantized and without adapters reproduces LlamaForward\'s logits at every position (1e-4)', async () => {
     const model = new QaLoraModel(checkpoint, specForEveryProjection(arch, () => ({ bits: null, group: 1, adapter: null })));
-    model.forward(batch);
+    await model.forward(batch);
     const reference = new LlamaForward(checkpoint);
     let worst = 0;
     for (let b = 0; b < batch.batchSize; b++) {
@@ -65,29 +65,29 @@ describe('QA-LoRA model on stories260K', () => {
     expect(worst).toBeLessThan(1e-4);
   });
 
-  it('refuses a group size that does not divide a projection\'s in-features, naming it', () => {
+  it('refuses a group size that does not divide a projection\'s in-features, naming it', async () => {
     const spec = specForEveryProjection(arch, () => ({ bits: 4, group: 16, adapter: ADAPTER }));
     expect(() => new QaLoraModel(checkpoint, spec)).toThrow(/group size 16 does not divide in_features 172 of layers\.0\.down/);
   });
 
-  it('4-bit quantization moves the logits, 8-bit much less', () => {
+  it('4-bit quantization moves the logits, 8-bit much less', async () => {
     const plain = new QaLoraModel(checkpoint, specForEveryProjection(arch, () => ({ bits: null, group: 1, adapter: null })));
-    plain.forward(batch);
-    const difference = (bits: 4 | 8) => {
+    await plain.forward(batch);
+    const difference = async (bits: 4 | 8) => {
       const model = new QaLoraModel(checkpoint, specForEveryProjection(arch, (_, k) => ({ bits, group: groupFor(k), adapter: null })));
-      model.forward(batch);
+      await model.forward(batch);
       let worst = 0;
       model.logits.forEach((value: number, i: number) => { worst = Math.max(worst, Math.abs(value - plain.logits[i])); });
       return worst;
     };
-    const [four, eight] = [difference(4), difference(8)];
+    const [four, eight] = [await difference(4), await difference(8)];
     expect(eight).toBeGreaterThan(0);
     expect(eight * 8).toBeLessThan(four);
   });
 });
 
 describe('QA-LoRA model gradients (tiny random model, float64)', () => {
-  it('match finite differences on random entries of every A and B, with dropout and a loss mask', () => {
+  it('match finite differences on random entries of every A and B, with dropout and a loss mask', async () => {
     const tiny = randomCheckpoint(TINY_ARCH, 21);
     const spec = specForEveryProjection(TINY_ARCH, (projection) => ({
       bits: projection === 'k' ? 8 : 4,
@@ -106,8 +106,8 @@ describe('QA-LoRA model gradients (tiny random model, float64)', () => {
       lossMask: [0, 0, 1, 1, 1, 0, 1, 1, 1, 1],
     };
     const loss = () => model.forward(tinyBatch, { training: true, dropoutSeed: 99 });
-    loss();
-    model.backward();
+    await loss();
+    await model.backward();
 
     const analytic: number[] = [];
     const numeric: number[] = [];
@@ -115,7 +115,7 @@ describe('QA-LoRA model gradients (tiny random model, float64)', () => {
       for (let sample = 0; sample < 3; sample++) {
         const index = rng.int(parameter.value.length);
         const single = parameter.value.subarray(index, index + 1) as Float64Array;
-        numeric.push(finiteDifferenceGradient(loss, single, 1e-5)[0]);
+        numeric.push(await finiteDifference(loss, single, 1e-5));
         analytic.push(parameter.grad[index]);
       }
     }
@@ -123,20 +123,31 @@ describe('QA-LoRA model gradients (tiny random model, float64)', () => {
     expect(maxRelativeError(Float64Array.from(analytic), Float64Array.from(numeric))).toBeLessThan(1e-6);
   });
 
-  it('float32 and float64 models agree on the loss and the gradients', () => {
+  it('float32 and float64 models agree on the loss and the gradients', async () => {
     const tiny = randomCheckpoint(TINY_ARCH, 22);
     const spec = specForEveryProjection(TINY_ARCH, () => ({ bits: 4, group: 4, adapter: { rank: 2, alpha: 4, dropout: 0, pooling: 'mean' } }));
     const models = [new QaLoraModel(tiny, spec, { dtype: 'float32', seed: 1 }), new QaLoraModel(tiny, spec, { dtype: 'float64', seed: 1 })];
     const rng = createRng(3);
     const bValues = Array.from({ length: 1000 }, () => 0.2 * rng.normal());
     const tinyBatch: Batch = { batchSize: 1, seqLen: 7, tokens: [1, 5, 3, 9, 2, 2, 7], targets: [5, 3, 9, 2, 2, 7, 0] };
-    const results = models.map((model) => {
+    const results = await Promise.all(models.map(async (model) => {
       for (const { adapter } of model.adapters()) adapter.b.forEach((_, i) => { adapter.b[i] = bValues[i]; });
-      const loss = model.forward(tinyBatch);
-      model.backward();
+      const loss = await model.forward(tinyBatch);
+      await model.backward();
       return { loss, grads: Float64Array.from(model.parameters().flatMap((p) => [...p.grad])) };
-    });
+    }));
     expect(Math.abs(results[0].loss - results[1].loss)).toBeLessThan(1e-5);
     expect(maxRelativeError(results[0].grads, results[1].grads)).toBeLessThan(1e-4);
   });
 });
+
+/** The central difference of an asynchronous loss in the one-element `param`. */
+async function finiteDifference(loss: () => Promise<number>, param: Float64Array, h: number): Promise<number> {
+  const saved = param[0];
+  param[0] = saved + h;
+  const plus = await loss();
+  param[0] = saved - h;
+  const minus = await loss();
+  param[0] = saved;
+  return (plus - minus) / (2 * h);
+}

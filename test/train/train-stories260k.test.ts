@@ -13,7 +13,7 @@ import { specForEveryProjection } from '../../src/train/qalora-spec.ts';
 import { STORIES260K, TINY_SHAKESPEARE, TOK512 } from './tiny-model.ts';
 
 describe('QA-LoRA fine-tuning of stories260K on tiny Shakespeare', () => {
-  it('30 AdamW steps (4-bit base, adapters on all projections) lower the held-out loss clearly', () => {
+  it('30 AdamW steps (4-bit base, adapters on all projections) lower the held-out loss clearly', async () => {
     const checkpoint = readLlama2cCheckpoint(STORIES260K);
     const tokenizer = readTokenizer(TOK512, checkpoint.arch.vocab);
     const text = readFileSync(TINY_SHAKESPEARE, 'utf8');
@@ -26,20 +26,24 @@ describe('QA-LoRA fine-tuning of stories260K on tiny Shakespeare', () => {
     }));
     const model = new QaLoraModel(checkpoint, spec, { seed: 1 });
     const evalBatches = sequentialBatches(heldOut, 4, 32).slice(0, 8);
-    const heldOutLoss = () => evalBatches.reduce((sum, batch) => sum + model.forward(batch), 0) / evalBatches.length;
+    const heldOutLoss = async () => {
+      let sum = 0;
+      for (const batch of evalBatches) sum += await model.forward(batch);
+      return sum / evalBatches.length;
+    };
 
-    const before = heldOutLoss();
+    const before = await heldOutLoss();
     const optimizer = new AdamW(model.parameters(), { lr: constantSchedule({ peak: 1e-2, warmup: 3 }), maxGradNorm: 1 });
     const rng = createRng(7);
     const trainLosses: number[] = [];
     const start = performance.now();
     for (let step = 0; step < 30; step++) {
-      trainLosses.push(model.forward(randomBatch(train, 4, 32, rng), { training: true, dropoutSeed: step }));
-      model.backward();
+      trainLosses.push(await model.forward(randomBatch(train, 4, 32, rng), { training: true, dropoutSeed: step }));
+      await model.backward();
       optimizer.step();
     }
     const seconds = (performance.now() - start) / 1000;
-    const after = heldOutLoss();
+    const after = await heldOutLoss();
     console.log(`held-out loss ${before.toFixed(3)} → ${after.toFixed(3)}; train loss ${trainLosses[0].toFixed(3)} → ` +
       `${trainLosses.at(-1)!.toFixed(3)}; ${(30 * 4 * 32 / seconds).toFixed(0)} training tokens/s`);
     expect(after).toBeLessThan(before - 0.5);

@@ -1,12 +1,15 @@
 import { join } from 'node:path';
+import { chooseBackend } from '../backend-choice.ts';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Held-out loss and perplexity of the spec\'s model: quantized with the adapters of its run (or of none), or a merged model given with --model. Prints `loss L perplexity P`.',
-  usage: 'qalc eval SPEC [--out DIR | --model MERGED.safetensors] [--batches N]',
+  usage: 'qalc eval SPEC [--out DIR | --model MERGED.safetensors] [--batches N] [--backend cpu|cuda] [--kernels DIR]',
   options: {
+    backend: { type: 'string' },
+    kernels: { type: 'string' },
     out: { type: 'string' },
     model: { type: 'string' },
     batches: { type: 'string' },
@@ -16,6 +19,8 @@ export const evalCommand: Command = {
     out: 'the run whose adapters to use (default: generated/<spec>/run, if it has a checkpoint)',
     model: 'evaluate this merged model (from `qalc merge`) on the spec\'s held-out data',
     batches: 'held-out batches to average over (default 8)',
+    backend: 'cpu (the default) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
+    kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda)',
     help: 'show this help',
   },
   async run(positionals, values) {
@@ -25,11 +30,12 @@ export const evalCommand: Command = {
     const loaded = await planOf(positionals[0]!, 'eval');
     if (typeof loaded === 'number') return loaded;
     const { evaluateRun } = await import('../../train/evaluate-run.ts');
-    const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
-    const cpu = cpuBackend();
-    if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
-    const result = evaluateRun({
-      plan: loaded.plan, specDir: loaded.specDir, batches, ops: cpu.ops,
+    const backend = (values.backend as string | undefined) ?? String(loaded.plan.train?.backend ?? 'cpu');
+    const chosen = await chooseBackend(backend, loaded.plan, 'eval', values.kernels ? { kernelDir: values.kernels as string } : {});
+    if (typeof chosen === 'number') return chosen;
+    if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
+    const result = await evaluateRun({
+      plan: loaded.plan, specDir: loaded.specDir, batches, ops: chosen.ops,
       ...(values.model ? { mergedModel: values.model as string } : { checkpoint: join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors') }),
     });
     process.stderr.write(`${result.what}: ${result.batches} held-out batches of ${result.batchSize}×${result.seqLen} tokens\n`);

@@ -1,21 +1,22 @@
+import { chooseBackend } from '../backend-choice.ts';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
-
-const BACKENDS = ['cpu', 'webgpu', 'cuda'] as const;
 
 export const trainCommand: Command = {
   name: 'train',
   summary: 'Fine-tune the spec\'s model with QA-LoRA: quantize it as planned, train the adapters, and write train.jsonl, checkpoints, loss.svg and summary.json to the run folder. A killed run continues with --resume.',
-  usage: 'qalc train SPEC [--backend cpu] [--steps N] [--out DIR] [--resume]',
+  usage: 'qalc train SPEC [--backend cpu|cuda] [--kernels DIR] [--steps N] [--out DIR] [--resume]',
   options: {
     backend: { type: 'string' },
+    kernels: { type: 'string' },
     steps: { type: 'string' },
     out: { type: 'string' },
     resume: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
-    backend: 'cpu (the default); webgpu and cuda come with the generated bindings',
+    backend: 'cpu (the default) or cuda: the quantized linear layers on the GPU with the spec\'s compiled kernels, the rest on the CPU for now',
+    kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda; missing fatbins are built when nvcc is on PATH)',
     steps: 'optimizer steps (default: the spec\'s train.steps)',
     out: 'run folder (default: generated/<spec>/run)',
     resume: 'continue the run in the folder from its last checkpoint',
@@ -28,17 +29,14 @@ export const trainCommand: Command = {
     const loaded = await planOf(positionals[0]!, 'train');
     if (typeof loaded === 'number') return loaded;
     const backend = (values.backend as string | undefined) ?? String(loaded.plan.train?.backend ?? 'cpu');
-    if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`unknown backend '${backend}': expected ${BACKENDS.join(', ')}`, 'train');
-    if (backend !== 'cpu') {
-      process.stderr.write(`qalc train: the ${backend} backend is not available yet (it runs the generated kernels, which are still being built); use --backend cpu\n`);
-      return 1;
-    }
+    const chosen = await chooseBackend(backend, loaded.plan, 'train', values.kernels ? { kernelDir: values.kernels as string } : {});
+    if (typeof chosen === 'number') return chosen;
+    if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
     const { train } = await import('../../train/trainer.ts');
-    const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
-    const cpu = cpuBackend();
-    if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
     const out = (values.out as string | undefined) ?? defaultRunDir(loaded.plan);
-    const summary = train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true, ops: cpu.ops });
+    const summary = await train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true, ops: chosen.ops });
+    const report = chosen.report();
+    if (report) process.stderr.write(`${report}\n`);
     process.stderr.write(
       `${loaded.plan.spec}: ${summary.steps} steps${summary.resumedFrom !== null ? ` (resumed at ${summary.resumedFrom})` : ''} in ${summary.seconds.toFixed(1)} s, ` +
       `${Math.round(summary.tokensPerSecond)} tokens/s; held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} ` +

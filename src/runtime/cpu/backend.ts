@@ -3,14 +3,14 @@
 import type { DecodeModel } from '../../model/llama-forward.ts';
 import { LlamaForward } from '../../model/llama-forward.ts';
 import type { Llama2cCheckpoint } from '../../model/llama2c-checkpoint.ts';
-import type { TrainingOps } from '../../train/ops/training-ops.ts';
+import type { SyncTrainingOps } from '../../train/ops/training-ops.ts';
 import { TYPESCRIPT_OPS } from '../../train/ops/training-ops.ts';
 import { cpuAddonAvailable } from './addon.ts';
 import { NativeLlamaForward } from './native-llama-forward.ts';
 import { nativeCpuOps } from './native-ops.ts';
 
 export interface CpuBackend {
-  readonly ops: TrainingOps;
+  readonly ops: SyncTrainingOps;
   readonly decoder: (checkpoint: Llama2cCheckpoint) => DecodeModel;
   /** Empty when native; otherwise the line to show the user. */
   readonly notice: string;

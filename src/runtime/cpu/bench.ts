@@ -45,7 +45,7 @@ function decodeTokensPerSecond(model: () => DecodeModel, steps: number): number 
 }
 
 /** Training steps for `seconds` after two warm-up steps. */
-function trainTokensPerSecond(ops: TrainingOps | undefined, batchSize: number, seqLen: number): number {
+async function trainTokensPerSecond(ops: TrainingOps | undefined, batchSize: number, seqLen: number): Promise<number> {
   const spec = specForEveryProjection(checkpoint.arch, (_, inFeatures) => ({
     bits: 4, group: inFeatures === checkpoint.arch.hiddenDim ? 43 : 16,
     adapter: { rank: 8, alpha: 16, dropout: 0.05, pooling: 'mean' },
@@ -53,16 +53,16 @@ function trainTokensPerSecond(ops: TrainingOps | undefined, batchSize: number, s
   const model = new QaLoraModel(checkpoint, spec, { seed: 1, ...(ops ? { ops } : {}) });
   const optimizer = new AdamW(model.parameters(), { lr: constantSchedule({ peak: 1e-2, warmup: 3 }), maxGradNorm: 1 });
   const rng = createRng(7);
-  const step = (i: number) => {
-    model.forward(randomBatch(stream, batchSize, seqLen, rng), { training: true, dropoutSeed: i });
-    model.backward();
+  const step = async (i: number) => {
+    await model.forward(randomBatch(stream, batchSize, seqLen, rng), { training: true, dropoutSeed: i });
+    await model.backward();
     optimizer.step();
   };
-  step(0);
-  step(1);
+  await step(0);
+  await step(1);
   let steps = 0;
   const start = performance.now();
-  while (steps < 3 || performance.now() - start < seconds * 1000) step(2 + steps++);
+  while (steps < 3 || performance.now() - start < seconds * 1000) await step(2 + steps++);
   return (steps * batchSize * seqLen * 1000) / (performance.now() - start);
 }
 
@@ -78,10 +78,10 @@ for (const steps of [256, 512]) {
 }
 for (const [batchSize, seqLen] of [[4, 32], [8, 64]]) {
   console.log('');
-  row(`train ${batchSize}×${seqLen}, TypeScript ops`, trainTokensPerSecond(undefined, batchSize, seqLen));
+  row(`train ${batchSize}×${seqLen}, TypeScript ops`, await trainTokensPerSecond(undefined, batchSize, seqLen));
   for (const threads of [1, 2]) {
     addon.setThreads(threads);
-    row(`train ${batchSize}×${seqLen}, native ops, ${threads} thread${threads > 1 ? 's' : ''}`, trainTokensPerSecond(nativeCpuOps(), batchSize, seqLen));
+    row(`train ${batchSize}×${seqLen}, native ops, ${threads} thread${threads > 1 ? 's' : ''}`, await trainTokensPerSecond(nativeCpuOps(), batchSize, seqLen));
   }
 }
 addon.setThreads(1);

@@ -29,6 +29,23 @@ export function withOneAndTwoThreads<T>(compute: () => T): [T, T] {
   }
 }
 
+/** withOneAndTwoThreads for a computation that awaits (QaLoraModel's forward and backward). */
+export async function withOneAndTwoThreadsAsync<T>(compute: () => Promise<T>): Promise<[T, T]> {
+  const native = addon();
+  const grain = native.minChunkWork();
+  native.setMinChunkWork(1);
+  try {
+    native.setThreads(1);
+    const one = await compute();
+    native.setThreads(2);
+    const two = await compute();
+    return [one, two];
+  } finally {
+    native.setThreads(1);
+    native.setMinChunkWork(grain);
+  }
+}
+
 /** max |a − b| / max |b|: the error relative to the reference's scale (elementwise ratios blow up at cancellations). */
 export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   if (actual.length !== expected.length) throw new RangeError(`lengths differ: ${actual.length} vs ${expected.length}`);

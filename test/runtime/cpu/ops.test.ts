@@ -12,7 +12,7 @@ import type { AttentionShape } from '../../../src/train/ops/attention.ts';
 import type { Floats } from '../../../src/train/ops/floats.ts';
 import type { AdapterActivations, FrozenWeight, QaLoraLinear } from '../../../src/train/ops/qalora-linear.ts';
 import { ropeTables } from '../../../src/train/ops/rope.ts';
-import { TYPESCRIPT_OPS, type TrainingOps } from '../../../src/train/ops/training-ops.ts';
+import { TYPESCRIPT_OPS, type SyncTrainingOps } from '../../../src/train/ops/training-ops.ts';
 import { addon, createRng, nativeBuilt, randomFloats, relativeError, withOneAndTwoThreads } from './native-support.ts';
 
 const TOLERANCE = 1e-5;
@@ -21,7 +21,7 @@ const TOLERANCE = 1e-5;
  * Runs `run(ops)` — which builds its inputs from a fixed seed and returns the arrays it wrote —
  * with the TypeScript ops and with the native ones (1 and 2 threads), and checks them.
  */
-function compare(label: string, run: (ops: TrainingOps) => Record<string, Floats | number>): void {
+function compare(label: string, run: (ops: SyncTrainingOps) => Record<string, Floats | number>): void {
   const expected = run(TYPESCRIPT_OPS);
   const [one, two] = withOneAndTwoThreads(() => run(nativeCpuOps()));
   for (const [name, value] of Object.entries(expected)) {

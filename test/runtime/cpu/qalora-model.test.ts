@@ -14,7 +14,7 @@ import { QaLoraModel, type Batch } from '../../../src/train/qalora-model.ts';
 import { specForEveryProjection } from '../../../src/train/qalora-spec.ts';
 import type { TrainingOps } from '../../../src/train/ops/training-ops.ts';
 import { STORIES260K, TINY_SHAKESPEARE, TOK512 } from '../../train/tiny-model.ts';
-import { nativeBuilt, relativeError, withOneAndTwoThreads } from './native-support.ts';
+import { nativeBuilt, relativeError, withOneAndTwoThreadsAsync } from './native-support.ts';
 
 const checkpoint = readLlama2cCheckpoint(STORIES260K);
 const arch = checkpoint.arch;
@@ -38,28 +38,28 @@ interface Run {
 }
 
 /** Forward + backward, with B moved away from zero so every gradient flows, then three AdamW steps. */
-function train(ops: TrainingOps | undefined): Run {
+async function train(ops: TrainingOps | undefined): Promise<Run> {
   const model = new QaLoraModel(checkpoint, spec, { seed: 2, ...(ops ? { ops } : {}) });
   const rng = createRng(9);
   for (const { adapter } of model.adapters()) for (let i = 0; i < adapter.b.length; i++) adapter.b[i] = 0.05 * rng.normal();
   const batch = batchWithMask();
-  const losses = [model.forward(batch, { training: true, dropoutSeed: 1 })];
+  const losses = [await model.forward(batch, { training: true, dropoutSeed: 1 })];
   const logits = Float32Array.from(model.logits);
-  model.backward();
+  await model.backward();
   const gradients = model.parameters().map((p) => Float32Array.from(p.grad));
   const optimizer = new AdamW(model.parameters(), { lr: 1e-2, maxGradNorm: 1 });
   for (let step = 2; step <= 4; step++) {
     optimizer.step();
-    losses.push(model.forward(batch, { training: true, dropoutSeed: step }));
-    model.backward();
+    losses.push(await model.forward(batch, { training: true, dropoutSeed: step }));
+    await model.backward();
   }
   return { losses, logits, gradients };
 }
 
 describe.skipIf(!nativeBuilt)('QA-LoRA model on the native CPU backend (stories260K)', () => {
-  it('matches the TypeScript ops: logits, loss, every dA and dB, and the loss after AdamW steps', () => {
-    const reference = train(undefined);
-    const [native, twoThreads] = withOneAndTwoThreads(() => train(nativeCpuOps()));
+  it('matches the TypeScript ops: logits, loss, every dA and dB, and the loss after AdamW steps', async () => {
+    const reference = await train(undefined);
+    const [native, twoThreads] = await withOneAndTwoThreadsAsync(() => train(nativeCpuOps()));
     expect(relativeError(native.logits, reference.logits)).toBeLessThanOrEqual(1e-5);
     native.losses.forEach((loss, step) => expect(Math.abs(loss - reference.losses[step]), `loss at step ${step + 1}`).toBeLessThanOrEqual(1e-5 * reference.losses[step]));
     let worst = 0;
@@ -72,8 +72,8 @@ describe.skipIf(!nativeBuilt)('QA-LoRA model on the native CPU backend (stories2
     expect(twoThreads.gradients).toEqual(native.gradients);
   });
 
-  it('refuses a float64 model with a message that says why', () => {
+  it('refuses a float64 model with a message that says why', async () => {
     const model = new QaLoraModel(checkpoint, spec, { dtype: 'float64', ops: nativeCpuOps() });
-    expect(() => model.forward(batchWithMask())).toThrow(/native CPU backend computes in float32/);
+    await expect(model.forward(batchWithMask())).rejects.toThrow(/native CPU backend computes in float32/);
   });
 });
