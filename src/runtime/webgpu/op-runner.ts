@@ -1,0 +1,219 @@
+// Runs the training ops' WGSL kernels (src/runtime/webgpu/ops/*.wgsl) on one device: each op is
+// a Job that uploads its inputs, encodes one or more dispatches in a single compute pass, copies
+// its outputs to staging buffers and reads them back into the host arrays — one submit and one
+// wait per op. Data does not stay on the device between ops (the model keeps its activations
+// in host arrays); what is cached is
+// - pipelines, one per kernel file, compiled on first use;
+// - frozen weights (codes, scales, zeros, norms, the classifier, RoPE tables), uploaded once per
+//   host array: WeakMap-keyed, so they must not be mutated after their first use;
+// - transient and staging buffers, pooled by size (a training step asks for the same sizes
+//   every time).
+//
+// Binding convention of every kernel: outputs first, then inputs, the uniform params last;
+// every kernel is 64 invocations wide and finds its element as `id.x + id.y · groups.x · 64`,
+// so a dispatch can exceed 65535 workgroups in x.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../project-root.ts';
+
+const OPS_DIR = join(PROJECT_ROOT, 'src', 'runtime', 'webgpu', 'ops');
+const WORKGROUP = 64;
+const MAX_GROUPS_X = 65535;
+
+/** A uniform field: a plain number is a u32, `{ f32 }` a float. */
+export type Param = number | { readonly f32: number };
+
+type Frozen = Float32Array | Float64Array | Uint8Array;
+
+interface Dispatch {
+  readonly kernel: string;
+  readonly buffers: readonly GPUBuffer[];
+  readonly params: readonly Param[];
+  readonly invocations: number;
+}
+
+export class OpRunner {
+  readonly device: GPUDevice;
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private readonly frozenBuffers = new WeakMap<Frozen, GPUBuffer>();
+  private readonly storagePool = new Map<number, GPUBuffer[]>();
+  private readonly stagingPool = new Map<number, GPUBuffer[]>();
+  private readonly uniformPool = new Map<number, GPUBuffer[]>();
+
+  constructor(device: GPUDevice) {
+    this.device = device;
+  }
+
+  job(): Job {
+    return new Job(this);
+  }
+
+  /** The device copy of a weight that never changes; u8 codes are packed four to a u32. */
+  frozen(host: Frozen): GPUBuffer {
+    let buffer = this.frozenBuffers.get(host);
+    if (buffer === undefined) {
+      const words = host instanceof Uint8Array ? packBytes(host) : host instanceof Float64Array ? Float32Array.from(host) : host;
+      buffer = this.device.createBuffer({ size: paddedSize(words.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+      this.device.queue.writeBuffer(buffer, 0, words.buffer, words.byteOffset, words.byteLength);
+      this.frozenBuffers.set(host, buffer);
+    }
+    return buffer;
+  }
+
+  pipeline(kernel: string): Promise<GPUComputePipeline> {
+    let pipeline = this.pipelines.get(kernel);
+    if (pipeline === undefined) {
+      pipeline = compile(this.device, kernel);
+      this.pipelines.set(kernel, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** @internal */ take(pool: 'storage' | 'staging' | 'uniform', size: number): GPUBuffer {
+    const free = this.poolOf(pool).get(size);
+    const reused = free?.pop();
+    if (reused !== undefined) return reused;
+    const usage = pool === 'storage' ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
+      : pool === 'staging' ? GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST
+        : GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+    return this.device.createBuffer({ size, usage });
+  }
+
+  /** @internal */ give(pool: 'storage' | 'staging' | 'uniform', buffer: GPUBuffer): void {
+    const map = this.poolOf(pool);
+    const free = map.get(buffer.size) ?? [];
+    free.push(buffer);
+    map.set(buffer.size, free);
+  }
+
+  private poolOf(pool: 'storage' | 'staging' | 'uniform'): Map<number, GPUBuffer[]> {
+    return pool === 'storage' ? this.storagePool : pool === 'staging' ? this.stagingPool : this.uniformPool;
+  }
+}
+
+/** One op's uploads, dispatches and readbacks; its buffers return to the pool when it finishes. */
+export class Job {
+  private readonly runner: OpRunner;
+  private readonly dispatches: Dispatch[] = [];
+  private readonly readbacks: { buffer: GPUBuffer; host: Float32Array }[] = [];
+  private readonly taken: { pool: 'storage' | 'uniform'; buffer: GPUBuffer }[] = [];
+
+  constructor(runner: OpRunner) {
+    this.runner = runner;
+  }
+
+  /** A buffer holding `host` (f32, i32 or u32 values). */
+  input(host: Float32Array | Int32Array | Uint32Array): GPUBuffer {
+    const buffer = this.scratch(host.length);
+    if (host.byteLength > 0) this.runner.device.queue.writeBuffer(buffer, 0, host.buffer, host.byteOffset, host.byteLength);
+    return buffer;
+  }
+
+  /** A buffer of `length` f32 whose contents the kernel overwrites; read back into `host`. */
+  output(host: Float32Array): GPUBuffer {
+    const buffer = this.scratch(host.length);
+    this.readbacks.push({ buffer, host });
+    return buffer;
+  }
+
+  /** A buffer holding `host`, which the kernel updates (+=, or in place); read back into `host`. */
+  inout(host: Float32Array): GPUBuffer {
+    const buffer = this.input(host);
+    this.readbacks.push({ buffer, host });
+    return buffer;
+  }
+
+  /** Device-only scratch of `length` 4-byte elements, contents undefined. */
+  scratch(length: number): GPUBuffer {
+    const buffer = this.runner.take('storage', paddedSize(length * 4));
+    this.taken.push({ pool: 'storage', buffer });
+    return buffer;
+  }
+
+  frozen(host: Frozen): GPUBuffer {
+    return this.runner.frozen(host);
+  }
+
+  /** `invocations` threads of `kernel` over `buffers` (outputs, inputs) and then its params. */
+  dispatch(kernel: string, buffers: readonly GPUBuffer[], params: readonly Param[], invocations: number): this {
+    this.dispatches.push({ kernel, buffers, params, invocations });
+    return this;
+  }
+
+  /** Runs the dispatches in order and copies every output back to its host array. */
+  async run(): Promise<void> {
+    const { runner } = this;
+    const { device } = runner;
+    const pipelines = await Promise.all(this.dispatches.map((d) => runner.pipeline(d.kernel)));
+    device.pushErrorScope('validation');
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    this.dispatches.forEach((d, i) => {
+      if (d.invocations === 0) return;
+      const uniform = this.uniform(d.params);
+      const pipeline = pipelines[i]!;
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [...d.buffers, uniform].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      }));
+      const groups = Math.ceil(d.invocations / WORKGROUP);
+      pass.dispatchWorkgroups(Math.min(groups, MAX_GROUPS_X), Math.ceil(groups / MAX_GROUPS_X));
+    });
+    pass.end();
+    const staging = this.readbacks.map(({ buffer, host }) => {
+      const stage = runner.take('staging', buffer.size);
+      encoder.copyBufferToBuffer(buffer, 0, stage, 0, paddedSize(host.byteLength));
+      return stage;
+    });
+    device.queue.submit([encoder.finish()]);
+    const error = device.popErrorScope();
+    try {
+      await Promise.all(staging.map((stage) => stage.mapAsync(GPUMapMode.READ)));
+      const failure = await error;
+      if (failure) throw new Error(`WebGPU (${this.dispatches.map((d) => d.kernel).join(', ')}): ${failure.message}`);
+      this.readbacks.forEach(({ host }, i) => {
+        host.set(new Float32Array(staging[i]!.getMappedRange(0, paddedSize(host.byteLength)), 0, host.length));
+      });
+    } finally {
+      for (const stage of staging) {
+        if (stage.mapState === 'mapped') stage.unmap();
+        runner.give('staging', stage);
+      }
+      for (const { pool, buffer } of this.taken) runner.give(pool, buffer);
+    }
+  }
+
+  private uniform(params: readonly Param[]): GPUBuffer {
+    const words = new DataView(new ArrayBuffer(Math.max(16, Math.ceil((params.length * 4) / 16) * 16)));
+    params.forEach((p, i) => {
+      if (typeof p === 'number') words.setUint32(i * 4, p, true);
+      else words.setFloat32(i * 4, p.f32, true);
+    });
+    const buffer = this.runner.take('uniform', words.byteLength);
+    this.runner.device.queue.writeBuffer(buffer, 0, words.buffer);
+    this.taken.push({ pool: 'uniform', buffer });
+    return buffer;
+  }
+}
+
+async function compile(device: GPUDevice, kernel: string): Promise<GPUComputePipeline> {
+  const file = `${kernel}.wgsl`;
+  const module = device.createShaderModule({ label: file, code: readFileSync(join(OPS_DIR, file), 'utf8') });
+  const { messages } = await module.getCompilationInfo();
+  const errors = messages.filter((m) => m.type === 'error');
+  if (errors.length > 0) throw new Error(errors.map((e) => `${file}:${e.lineNum}:${e.linePos}: error: ${e.message}`).join('\n'));
+  return device.createComputePipelineAsync({ label: kernel, layout: 'auto', compute: { module, entryPoint: 'main' } });
+}
+
+/** Bytes four to a little-endian u32: byte i is bits 8·(i mod 4) … of word ⌊i/4⌋. */
+function packBytes(bytes: Uint8Array): Uint32Array {
+  const words = new Uint32Array(Math.ceil(bytes.length / 4));
+  new Uint8Array(words.buffer).set(bytes);
+  return words;
+}
+
+/** Buffers are at least 16 bytes and a multiple of 16 (storage bindings need 4; pooling likes fewer sizes). */
+function paddedSize(bytes: number): number {
+  return Math.max(16, Math.ceil(bytes / 16) * 16);
+}

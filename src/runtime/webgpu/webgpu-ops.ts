@@ -1,0 +1,247 @@
+// The WebGPU backend as a TrainingOps table (src/train/ops/training-ops.ts): every op of
+// QaLoraModel computed by a WGSL kernel of ./ops/ (one file per kernel, the math in its header),
+// with the TypeScript ops' signatures and conventions (forwards overwrite, backwards +=).
+//
+//   const gpu = await openWebGpu();
+//   const model = new QaLoraModel(checkpoint, spec, { ops: webGpuOps(gpu.device) });
+//
+// Every op is asynchronous: it uploads its inputs, runs, and reads its outputs back into the
+// model's host arrays (OpRunner: one submit and one wait per op; frozen weights and pipelines
+// are cached). Float32 only, like the native CPU backend. Host-side work is limited to checks
+// that throw the TypeScript ops' errors, the dropout keep-scales, and the loss average.
+import { RMS_NORM_EPS } from '../../model/llama-forward.ts';
+import { poolingFactor } from '../../reference/adapter.ts';
+import type { AttentionShape } from '../../train/ops/attention.ts';
+import type { CrossEntropyResult } from '../../train/ops/cross-entropy.ts';
+import { checkLength, type Floats } from '../../train/ops/floats.ts';
+import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../../train/ops/qalora-linear.ts';
+import type { RopeTables } from '../../train/ops/rope.ts';
+import type { TrainingOps } from '../../train/ops/training-ops.ts';
+import { OpRunner, type Job } from './op-runner.ts';
+
+function f32(array: Floats, name: string): Float32Array {
+  if (!(array instanceof Float32Array)) throw new TypeError(`the WebGPU backend computes in float32; ${name} is a Float64Array`);
+  return array;
+}
+
+/** Rows that count for the loss: a non-negative target and a non-zero mask entry. */
+function countedRows(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number): boolean[] {
+  return Array.from({ length: rows }, (_, row) => targets[row] >= 0 && (mask === undefined || mask[row] !== 0));
+}
+
+/** Per pooled entry: 1/(1−p) kept, 0 dropped, 1 without a mask (src/train/ops/qalora-linear.ts's dropScale). */
+function keepScales(mask: Uint8Array | undefined, length: number, p: number): Float32Array {
+  if (mask === undefined) return new Float32Array(length).fill(1);
+  const kept = 1 / (1 - p);
+  return Float32Array.from({ length }, (_, i) => (mask[i] ? kept : 0));
+}
+
+function checkLayer(layer: QaLoraLinear): void {
+  const { base, adapter } = layer;
+  if (adapter === null) return;
+  const K = inFeaturesOf(base), N = outFeaturesOf(base);
+  if (K % adapter.groupSize !== 0) throw new RangeError(`adapter group size ${adapter.groupSize} does not divide in_features ${K}`);
+  if (base.kind === 'quantized' && base.weight.groupSize !== adapter.groupSize) {
+    throw new RangeError(`adapter group size ${adapter.groupSize} differs from the quantization group size ${base.weight.groupSize}`);
+  }
+  checkLength('A', adapter.a, (K / adapter.groupSize) * adapter.rank);
+  checkLength('B', adapter.b, adapter.rank * N);
+}
+
+/** The frozen base's buffers (cached) and its kernels' names. */
+function frozenBase(job: Job, layer: QaLoraLinear) {
+  const { base } = layer;
+  if (base.kind === 'quantized') {
+    const { q, scales, zeros, groupSize } = base.weight;
+    return { forward: 'qalora_forward_quantized', backward: 'qalora_backward_quantized', buffers: [job.frozen(q), job.frozen(scales), job.frozen(zeros)], groupParam: [groupSize] };
+  }
+  return { forward: 'qalora_forward_dense', backward: 'qalora_backward_dense', buffers: [job.frozen(f32(base.weight, 'the dense weight'))], groupParam: [] as number[] };
+}
+
+function linearOps(runner: OpRunner): Pick<TrainingOps, 'qaloraLinearForward' | 'qaloraLinearBackward'> {
+  return {
+    async qaloraLinearForward(y, x, rows, layer, saved?: AdapterActivations) {
+      checkLayer(layer);
+      const { adapter } = layer;
+      const K = inFeaturesOf(layer.base), N = outFeaturesOf(layer.base);
+      checkLength('x', x, rows * K);
+      checkLength('y', y, rows * N);
+      const job = runner.job();
+      const base = frozenBase(job, layer);
+      const xBuffer = job.input(f32(x, 'x'));
+      if (adapter === null) {
+        const none = job.scratch(1);
+        job.dispatch(base.forward, [job.output(f32(y, 'y')), xBuffer, ...base.buffers, none, none], [rows, K, N, ...base.groupParam, 0, { f32: 0 }], rows * N);
+        return job.run();
+      }
+      if (saved === undefined) throw new Error('a layer with an adapter needs activations to save');
+      const { groupSize, rank, pooling, scaling, dropout } = adapter;
+      const groups = K / groupSize;
+      const u = job.output(f32(saved.u, 'u'));
+      const v = job.output(f32(saved.v, 'v'));
+      job
+        .dispatch('qalora_pool', [u, xBuffer], [rows, K, groupSize, { f32: poolingFactor(pooling, groupSize) }], rows * groups)
+        .dispatch('qalora_adapter_down', [v, u, job.input(keepScales(saved.mask, rows * groups, dropout)), job.input(f32(adapter.a, 'A'))], [rows, groups, rank], rows * rank)
+        .dispatch(base.forward, [job.output(f32(y, 'y')), xBuffer, ...base.buffers, v, job.input(f32(adapter.b, 'B'))], [rows, K, N, ...base.groupParam, rank, { f32: scaling }], rows * N);
+      return job.run();
+    },
+
+    async qaloraLinearBackward(dx, dy, rows, layer, saved?: AdapterActivations) {
+      checkLayer(layer);
+      const { adapter } = layer;
+      const K = inFeaturesOf(layer.base), N = outFeaturesOf(layer.base);
+      checkLength('dx', dx, rows * K);
+      checkLength('dy', dy, rows * N);
+      const job = runner.job();
+      const base = frozenBase(job, layer);
+      const dyBuffer = job.input(f32(dy, 'dy'));
+      const dxBuffer = job.inout(f32(dx, 'dx'));
+      if (adapter === null) {
+        const none = job.scratch(1);
+        const groupSize = base.groupParam[0] ?? 1;
+        job.dispatch(base.backward, [dxBuffer, dyBuffer, ...base.buffers, none, none, none], [rows, K, N, groupSize, 0, { f32: 0 }], rows * K);
+        return job.run();
+      }
+      if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
+      const { groupSize, rank, pooling, scaling, dropout } = adapter;
+      const groups = K / groupSize;
+      const dv = job.scratch(rows * rank);
+      const u = job.input(f32(saved.u, 'u'));
+      const keep = job.input(keepScales(saved.mask, rows * groups, dropout));
+      const a = job.input(f32(adapter.a, 'A'));
+      job
+        .dispatch('qalora_adapter_dv', [dv, dyBuffer, job.input(f32(adapter.b, 'B'))], [rows, N, rank, { f32: scaling }], rows * rank)
+        .dispatch(base.backward, [dxBuffer, dyBuffer, ...base.buffers, dv, a, keep], [rows, K, N, groupSize, rank, { f32: poolingFactor(pooling, groupSize) }], rows * K)
+        .dispatch('qalora_grad_a', [job.inout(f32(adapter.gradA, 'dA')), u, keep, dv], [rows, groups, rank], groups * rank)
+        .dispatch('qalora_grad_b', [job.inout(f32(adapter.gradB, 'dB')), job.input(f32(saved.v, 'v')), dyBuffer], [rows, N, rank, { f32: scaling }], rank * N);
+      return job.run();
+    },
+  };
+}
+
+function attentionParams(shape: AttentionShape): number[] {
+  if (shape.heads % shape.kvHeads !== 0) throw new RangeError(`heads ${shape.heads} is not a multiple of kv heads ${shape.kvHeads}`);
+  return [shape.batch, shape.seqLen, shape.heads, shape.kvHeads, shape.headSize];
+}
+
+function rope(runner: OpRunner, direction: 1 | -1) {
+  return (x: Floats, tables: RopeTables, batch: number, seqLen: number, width: number): Promise<void> => {
+    if (seqLen > tables.positions) throw new RangeError(`sequence length ${seqLen} exceeds the RoPE tables' ${tables.positions} positions`);
+    if (width % tables.headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${tables.headSize}`);
+    const job = runner.job();
+    const rows = batch * seqLen;
+    job.dispatch('rope', [job.inout(f32(x, 'x')), job.frozen(tables.cos), job.frozen(tables.sin)], [rows, seqLen, width, tables.headSize, { f32: direction }], rows * (width / 2));
+    return job.run();
+  };
+}
+
+/** The TrainingOps of the WebGPU backend on `device`. */
+export function webGpuOps(device: GPUDevice): TrainingOps {
+  const runner = new OpRunner(device);
+  return {
+    name: 'webgpu',
+
+    async embeddingForward(out, tokens, table, count, channels) {
+      checkLength('embedding output', out, count * channels);
+      const vocab = table.length / channels;
+      const ids = new Uint32Array(count);
+      for (let n = 0; n < count; n++) {
+        const token = tokens[n];
+        if (!(Number.isInteger(token) && token >= 0 && token < vocab)) throw new RangeError(`token ${token} at index ${n} is outside the vocabulary of ${vocab}`);
+        ids[n] = token;
+      }
+      const job = runner.job();
+      job.dispatch('embedding', [job.output(f32(out, 'out')), job.input(ids), job.frozen(f32(table, 'table'))], [count, channels], count * channels);
+      return job.run();
+    },
+
+    async rmsnormForward(out, rstd, x, weight, rows, channels, eps = RMS_NORM_EPS) {
+      const job = runner.job();
+      job.dispatch('rmsnorm_forward', [job.output(f32(out, 'out')), job.output(f32(rstd, 'rstd')), job.input(f32(x, 'x')), job.frozen(f32(weight, 'weight'))], [rows, channels, { f32: eps }], rows);
+      return job.run();
+    },
+
+    async rmsnormBackward(dx, dy, x, weight, rstd, rows, channels) {
+      const job = runner.job();
+      job.dispatch('rmsnorm_backward', [job.inout(f32(dx, 'dx')), job.input(f32(dy, 'dy')), job.input(f32(x, 'x')), job.frozen(f32(weight, 'weight')), job.input(f32(rstd, 'rstd'))], [rows, channels], rows);
+      return job.run();
+    },
+
+    ...linearOps(runner),
+    ropeForward: rope(runner, 1),
+    ropeBackward: rope(runner, -1),
+
+    async attentionForward(out, probs, q, k, v, shape) {
+      const params = attentionParams(shape);
+      const job = runner.job();
+      job.dispatch('attention_forward', [job.output(f32(out, 'out')), job.output(f32(probs, 'probs')), job.input(f32(q, 'q')), job.input(f32(k, 'k')), job.input(f32(v, 'v'))],
+        [...params, { f32: 1 / Math.sqrt(shape.headSize) }], shape.batch * shape.heads * shape.seqLen);
+      return job.run();
+    },
+
+    async attentionBackward(dq, dk, dv, dOut, q, k, v, probs, shape) {
+      const params = attentionParams(shape);
+      const { batch, seqLen, heads, kvHeads, headSize } = shape;
+      const job = runner.job();
+      const dScores = job.scratch(batch * heads * seqLen * seqLen);
+      const dOutBuffer = job.input(f32(dOut, 'dOut'));
+      const probsBuffer = job.input(f32(probs, 'probs'));
+      job
+        .dispatch('attention_backward_query', [job.inout(f32(dq, 'dq')), dScores, dOutBuffer, job.input(f32(k, 'k')), job.input(f32(v, 'v')), probsBuffer],
+          [...params, { f32: 1 / Math.sqrt(headSize) }], batch * heads * seqLen)
+        .dispatch('attention_backward_key', [job.inout(f32(dk, 'dk')), job.inout(f32(dv, 'dv')), dScores, dOutBuffer, job.input(f32(q, 'q')), probsBuffer],
+          params, batch * seqLen * kvHeads * headSize);
+      return job.run();
+    },
+
+    async swigluForward(out, gate, up, count) {
+      const job = runner.job();
+      job.dispatch('swiglu_forward', [job.output(f32(out, 'out')), job.input(f32(gate, 'gate')), job.input(f32(up, 'up'))], [count], count);
+      return job.run();
+    },
+
+    async swigluBackward(dGate, dUp, dOut, gate, up, count) {
+      const job = runner.job();
+      job.dispatch('swiglu_backward', [job.inout(f32(dGate, 'dGate')), job.inout(f32(dUp, 'dUp')), job.input(f32(dOut, 'dOut')), job.input(f32(gate, 'gate')), job.input(f32(up, 'up'))], [count], count);
+      return job.run();
+    },
+
+    async lmHeadForward(logits, x, classifier, rows, channels, vocab) {
+      const job = runner.job();
+      job.dispatch('lm_head_forward', [job.output(f32(logits, 'logits')), job.input(f32(x, 'x')), job.frozen(f32(classifier, 'classifier'))], [rows, channels, vocab], rows * vocab);
+      return job.run();
+    },
+
+    async lmHeadBackward(dx, dLogits, classifier, rows, channels, vocab) {
+      const job = runner.job();
+      job.dispatch('lm_head_backward', [job.inout(f32(dx, 'dx')), job.input(f32(dLogits, 'dLogits')), job.frozen(f32(classifier, 'classifier'))], [rows, channels, vocab], rows * channels);
+      return job.run();
+    },
+
+    async crossEntropyForward(probs, logits, targets, mask, rows, vocab): Promise<CrossEntropyResult> {
+      const counted = countedRows(targets, mask, rows);
+      counted.forEach((counts, row) => {
+        if (counts && !(targets[row] < vocab)) throw new RangeError(`target ${targets[row]} at row ${row} is outside the vocabulary of ${vocab}`);
+      });
+      const rowLoss = new Float32Array(rows);
+      const job = runner.job();
+      job.dispatch('cross_entropy_forward', [job.output(f32(probs, 'probs')), job.output(rowLoss), job.input(f32(logits, 'logits')), job.input(Int32Array.from(targets))], [rows, vocab], rows);
+      await job.run();
+      let total = 0, n = 0;
+      counted.forEach((counts, row) => {
+        if (counts) { total += rowLoss[row]; n++; }
+      });
+      return { loss: n === 0 ? NaN : total / n, counted: n };
+    },
+
+    async crossEntropyBackward(dLogits, probs, targets, mask, rows, vocab, dLoss = 1) {
+      const counted = countedRows(targets, mask, rows);
+      const n = counted.filter(Boolean).length;
+      if (n === 0) return;
+      const rowScale = Float32Array.from(counted, (counts) => (counts ? dLoss / n : 0));
+      const job = runner.job();
+      job.dispatch('cross_entropy_backward', [job.inout(f32(dLogits, 'dLogits')), job.input(f32(probs, 'probs')), job.input(rowScale), job.input(Int32Array.from(targets))], [rows, vocab], rows * vocab);
+      return job.run();
+    },
+  };
+}
