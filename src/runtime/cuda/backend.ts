@@ -1,0 +1,36 @@
+// The cuda backend: the quantized linear layers on the GPU, through the spec's compiled kernels;
+// the rest on the CPU (the native ops, or the TypeScript ones when the addon is not built) for
+// now. Fails with a reason a user can act on: no GPU, an old GPU, no fatbins and no nvcc.
+import { join } from 'node:path';
+import type { Plan } from '../../plan/plan.ts';
+import { cpuBackend } from '../cpu/backend.ts';
+import { cudaDriver, type CudaDevice } from './cuda.ts';
+import { cudaOps, type CudaOps } from './cuda-ops.ts';
+import { archFor, loadCudaKernels } from './kernels.ts';
+
+export interface CudaBackend {
+  readonly ops: CudaOps;
+  readonly device: CudaDevice;
+  /** The lines to show the user before the run. */
+  readonly notice: string;
+}
+
+/** Where `qalc compile` writes a spec's kernels unless told otherwise. */
+export function defaultKernelDir(plan: Plan): string {
+  return join('generated', plan.spec, 'cuda');
+}
+
+export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: string } = {}): Promise<CudaBackend> {
+  const driver = cudaDriver();
+  const { device } = driver;
+  const arch = archFor(device.computeCapability);
+  const kernels = await loadCudaKernels(plan, { dir: options.kernelDir ?? defaultKernelDir(plan), arch });
+  const cpu = cpuBackend();
+  const ops = cudaOps(driver, kernels, cpu.ops);
+  const notice = [
+    ...(cpu.notice ? [cpu.notice] : []),
+    `cuda backend: ${device.name} (compute ${device.computeCapability.join('.')}), ${kernels.summary}; ` +
+    `the quantized linear layers on the GPU, the rest on the CPU (${cpu.ops.name}) for now`,
+  ].join('\n');
+  return { ops, device, notice };
+}

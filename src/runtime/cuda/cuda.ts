@@ -1,0 +1,199 @@
+// The CUDA driver, typed: build/Release/qalc_cuda.node (native/cuda-driver.cc) dlopens
+// libcuda.so.1 when first asked, so everything here loads on a machine without a GPU, and
+// cudaAvailability() says why there is none ("no GPU: libcuda.so.1 not found …").
+//
+//   const cuda = cudaDriver();                       // throws CudaUnavailableError with the reason
+//   const kernels = cuda.loadModule(fatbinBytes);    // cuModuleLoadData
+//   const fn = kernels.function('forward_k64_…__forward');
+//   const x = cuda.alloc(bytes); x.upload(array);
+//   cuda.launch(fn, grid, block, 0, [pointer(x), u32(tokens), f32(scale)]);
+//   cuda.synchronize(); y.download(array);
+//
+// One device (ordinal 0) and its primary context; launches go to the default stream, in order.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../project-root.ts';
+
+export const CUDA_ADDON_PATH = join(PROJECT_ROOT, 'build', 'Release', 'qalc_cuda.node');
+
+export interface CudaDevice {
+  readonly name: string;
+  readonly computeCapability: readonly [number, number];
+  readonly multiprocessors: number;
+  readonly totalMemory: number;
+  /** cuDriverGetVersion: 13000 for CUDA 13.0. */
+  readonly driverVersion: number;
+}
+
+export type CudaAvailability =
+  | { readonly available: true; readonly device: CudaDevice }
+  | { readonly available: false; readonly reason: string };
+
+/** No usable GPU (no driver, no device, no addon); the message says which. */
+export class CudaUnavailableError extends Error {
+  override readonly name = 'CudaUnavailableError';
+}
+
+/** What native/cuda-driver.cc exports. */
+interface CudaAddon {
+  probe(): { available: true } & CudaDevice | { available: false; reason: string };
+  loadModule(image: Uint8Array): number;
+  getFunction(module: number, symbol: string): number;
+  alloc(bytes: number): bigint;
+  free(pointer: bigint): void;
+  copyToDevice(pointer: bigint, source: ArrayBufferView): void;
+  copyFromDevice(destination: ArrayBufferView, pointer: bigint): void;
+  memset(pointer: bigint, byte: number, bytes: number): void;
+  launch(fn: number, grid: readonly number[], block: readonly number[], sharedBytes: number, parameters: Uint8Array, offsets: Uint32Array): void;
+  synchronize(): void;
+}
+
+let addon: CudaAddon | undefined;
+let addonError: string | undefined;
+
+function loadAddon(): CudaAddon | string {
+  if (addon !== undefined) return addon;
+  if (addonError !== undefined) return addonError;
+  if (!existsSync(CUDA_ADDON_PATH)) {
+    addonError = `the CUDA driver binding is not built: ${CUDA_ADDON_PATH} is missing (run \`npm ci\` or \`npx node-gyp rebuild\`)`;
+    return addonError;
+  }
+  try {
+    addon = createRequire(import.meta.url)(CUDA_ADDON_PATH) as CudaAddon;
+    return addon;
+  } catch (error) {
+    addonError = `cannot load ${CUDA_ADDON_PATH}: ${(error as Error).message} (rebuild it with \`npx node-gyp rebuild\`)`;
+    return addonError;
+  }
+}
+
+/** Whether a GPU can be used, and which; never throws. */
+export function cudaAvailability(): CudaAvailability {
+  const loaded = loadAddon();
+  if (typeof loaded === 'string') return { available: false, reason: loaded };
+  const probe = loaded.probe();
+  if (!probe.available) return { available: false, reason: probe.reason };
+  const { name, computeCapability, multiprocessors, totalMemory, driverVersion } = probe;
+  return { available: true, device: { name, computeCapability: [computeCapability[0], computeCapability[1]], multiprocessors, totalMemory, driverVersion } };
+}
+
+/** A kernel function of a loaded module. */
+export interface CudaFunction {
+  readonly symbol: string;
+  readonly handle: number;
+}
+
+export interface CudaModule {
+  /** cuModuleGetFunction; throws when the module has no such extern "C" symbol. */
+  function(symbol: string): CudaFunction;
+}
+
+/** A device buffer; copies are synchronous. */
+export interface DeviceBuffer {
+  readonly pointer: bigint;
+  readonly bytes: number;
+  upload(source: ArrayBufferView): void;
+  download(destination: ArrayBufferView): void;
+  fill(byte: number, bytes?: number): void;
+  free(): void;
+}
+
+/** What the cuda ops need of a driver (a test can supply a simulated one). */
+export interface CudaDevicePort {
+  loadModule(image: Uint8Array): CudaModule;
+  alloc(bytes: number): DeviceBuffer;
+  launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void;
+  synchronize(): void;
+}
+
+/** A cuMemAlloc'd buffer. */
+class NativeDeviceBuffer implements DeviceBuffer {
+  constructor(private readonly driver: CudaAddon, readonly pointer: bigint, readonly bytes: number) {}
+
+  upload(source: ArrayBufferView): void {
+    if (source.byteLength > this.bytes) throw new RangeError(`uploading ${source.byteLength} bytes into a buffer of ${this.bytes}`);
+    this.driver.copyToDevice(this.pointer, source);
+  }
+
+  download(destination: ArrayBufferView): void {
+    if (destination.byteLength > this.bytes) throw new RangeError(`downloading ${destination.byteLength} bytes from a buffer of ${this.bytes}`);
+    this.driver.copyFromDevice(destination, this.pointer);
+  }
+
+  fill(byte: number, bytes = this.bytes): void {
+    this.driver.memset(this.pointer, byte, bytes);
+  }
+
+  free(): void {
+    this.driver.free(this.pointer);
+  }
+}
+
+/** A kernel parameter, in the order the extern "C" signature declares them. */
+export type KernelParameter =
+  | { readonly kind: 'pointer'; readonly value: bigint }
+  | { readonly kind: 'u32'; readonly value: number }
+  | { readonly kind: 'f32'; readonly value: number };
+
+export const pointer = (buffer: DeviceBuffer | bigint): KernelParameter => ({ kind: 'pointer', value: typeof buffer === 'bigint' ? buffer : buffer.pointer });
+export const u32 = (value: number): KernelParameter => ({ kind: 'u32', value });
+export const f32 = (value: number): KernelParameter => ({ kind: 'f32', value });
+
+/** The parameters packed at their natural alignment, as cuLaunchKernel's kernelParams point into. */
+export function packParameters(parameters: readonly KernelParameter[]): { bytes: Uint8Array; offsets: Uint32Array } {
+  const offsets = new Uint32Array(parameters.length);
+  let end = 0;
+  parameters.forEach((p, i) => {
+    const size = p.kind === 'pointer' ? 8 : 4;
+    end = Math.ceil(end / size) * size;
+    offsets[i] = end;
+    end += size;
+  });
+  const bytes = new Uint8Array(Math.max(end, 8));
+  const view = new DataView(bytes.buffer);
+  parameters.forEach((p, i) => {
+    const at = offsets[i]!;
+    if (p.kind === 'pointer') view.setBigUint64(at, p.value, true);
+    else if (p.kind === 'u32') view.setUint32(at, p.value, true);
+    else view.setFloat32(at, p.value, true);
+  });
+  return { bytes, offsets };
+}
+
+export type Dim3 = readonly [number, number, number];
+
+export class CudaDriver implements CudaDevicePort {
+  constructor(private readonly driver: CudaAddon, readonly device: CudaDevice) {}
+
+  /** cuModuleLoadData on a fatbin (or cubin, or NUL-free PTX text as bytes). */
+  loadModule(image: Uint8Array): CudaModule {
+    const module = this.driver.loadModule(image);
+    return { function: (symbol) => ({ symbol, handle: this.driver.getFunction(module, symbol) }) };
+  }
+
+  alloc(bytes: number): DeviceBuffer {
+    return new NativeDeviceBuffer(this.driver, this.driver.alloc(Math.max(1, bytes)), Math.max(1, bytes));
+  }
+
+  /** Queues the kernel on the default stream; errors inside it surface at synchronize(). */
+  launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void {
+    const { bytes, offsets } = packParameters(parameters);
+    this.driver.launch(fn.handle, grid, block, sharedBytes, bytes, offsets);
+  }
+
+  synchronize(): void {
+    this.driver.synchronize();
+  }
+}
+
+let driver: CudaDriver | undefined;
+
+/** The driver on device 0, opened once; throws CudaUnavailableError saying why not. */
+export function cudaDriver(): CudaDriver {
+  if (driver !== undefined) return driver;
+  const availability = cudaAvailability();
+  if (!availability.available) throw new CudaUnavailableError(availability.reason);
+  driver = new CudaDriver(addon!, availability.device);
+  return driver;
+}

@@ -1,0 +1,125 @@
+// What the host hands the CUDA kernels, in their layouts: activations as bf16 or fp16 (round to
+// nearest even, as __float2bfloat16_rn and __float2half_rn do), the frozen codes packed as
+// GPTQ v1 qweight, the group scales and zeros as one float array, and the adapter's A and B as
+// another (the part offsets each emitted header lists).
+import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
+
+export type ActivationType = 'bf16' | 'f16' | 'f32';
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+export function bf16Bits(value: number): number {
+  f32Scratch[0] = value;
+  const bits = u32Scratch[0]!;
+  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 0x40) & 0xffff; // NaN stays NaN
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function bf16Value(bits: number): number {
+  u32Scratch[0] = (bits & 0xffff) << 16;
+  return f32Scratch[0]!;
+}
+
+/** IEEE binary16, round to nearest even, with subnormals, infinities and NaN. */
+export function f16Bits(value: number): number {
+  f32Scratch[0] = value;
+  const bits = u32Scratch[0]!;
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  let mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  const halfExponent = exponent - 127 + 15;
+  if (halfExponent >= 0x1f) return sign | 0x7c00;
+  if (halfExponent <= 0) {
+    if (halfExponent < -10) return sign;
+    mantissa |= 0x800000;
+    const shift = 14 - halfExponent;
+    const halfway = 1 << (shift - 1);
+    const rest = mantissa & ((1 << shift) - 1);
+    let half = mantissa >>> shift;
+    if (rest > halfway || (rest === halfway && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (halfExponent << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half++; // a carry into the exponent is correct rounding
+  return sign | half;
+}
+
+export function f16Value(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >>> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+export function bytesPerElement(type: string): number {
+  switch (type) {
+    case 'bf16': case 'f16': return 2;
+    case 'f32': case 'u32': case 'i32': return 4;
+    default: throw new TypeError(`no host layout for element type '${type}'`);
+  }
+}
+
+/** `count` values of `source` (from `offset`) in the activation type's bytes, written into `target`. */
+export function encodeActivations(type: ActivationType, source: ArrayLike<number>, target: Uint8Array, count = source.length): void {
+  if (type === 'f32') {
+    const out = new Float32Array(target.buffer, target.byteOffset, count);
+    for (let i = 0; i < count; i++) out[i] = source[i]!;
+    return;
+  }
+  const out = new Uint16Array(target.buffer, target.byteOffset, count);
+  const encode = type === 'bf16' ? bf16Bits : f16Bits;
+  for (let i = 0; i < count; i++) out[i] = encode(source[i]!);
+}
+
+/** The inverse: `count` activations from `source` bytes as numbers, through `store(i, value)`. */
+export function decodeActivations(type: ActivationType, source: Uint8Array, count: number, store: (index: number, value: number) => void): void {
+  if (type === 'f32') {
+    const values = new Float32Array(source.buffer, source.byteOffset, count);
+    for (let i = 0; i < count; i++) store(i, values[i]!);
+    return;
+  }
+  const values = new Uint16Array(source.buffer, source.byteOffset, count);
+  const decode = type === 'bf16' ? bf16Value : f16Value;
+  for (let i = 0; i < count; i++) store(i, decode(values[i]!));
+}
+
+/**
+ * GPTQ v1 qweight, uint32 [⌈K·b/32⌉, N]: column o is one little-endian bit stream, code i at
+ * stream bits i·b … i·b+b−1 (3-bit codes straddle words), lowest input in the lowest bits.
+ */
+export function packQweight(weight: Pick<QuantizedWeight, 'q' | 'inFeatures' | 'outFeatures' | 'bits'>, wordRows?: number): Uint32Array {
+  const { q, inFeatures: K, outFeatures: N, bits } = weight;
+  wordRows ??= Math.ceil((K * bits) / 32); // more rows (a kernel's padded K) stay zero
+  const packed = new Uint32Array(wordRows * N);
+  for (let i = 0; i < K; i++) {
+    const firstBit = i * bits;
+    const word = firstBit >>> 5;
+    const shift = firstBit & 31;
+    for (let o = 0; o < N; o++) {
+      const code = q[i * N + o]!;
+      packed[word * N + o]! |= code << shift;
+      if (shift + bits > 32) packed[(word + 1) * N + o]! |= code >>> (32 - shift);
+    }
+  }
+  return packed;
+}
+
+/** groupScalesAndZeros: s [L, N] then z [L, N], as float32. */
+export function packScalesAndZeros(weight: Pick<QuantizedWeight, 'scales' | 'zeros'>): Float32Array {
+  const packed = new Float32Array(weight.scales.length + weight.zeros.length);
+  packed.set(weight.scales, 0);
+  packed.set(weight.zeros, weight.scales.length);
+  return packed;
+}
+
+/** adapterWeights: A [L, r] then B [r, N], as float32. */
+export function packAdapterWeights(a: ArrayLike<number>, b: ArrayLike<number>, target = new Float32Array(a.length + b.length)): Float32Array {
+  for (let i = 0; i < a.length; i++) target[i] = a[i]!;
+  for (let i = 0; i < b.length; i++) target[a.length + i] = b[i]!;
+  return target;
+}

@@ -1,0 +1,124 @@
+// A stand-in for the GPU in CI: a CudaDevicePort whose memory is host bytes and whose kernels
+// are the manifest's roles computed in float64 straight from the buffers the runtime bound —
+// GPTQ qweight decoded as the emitted weightCode() reads it, bf16 activations, the part offsets
+// of groupScalesAndZeros / adapterWeights. It checks the host side of the cuda ops (packing,
+// layouts, launch parameters, which kernel for which layer), not the kernels themselves (those
+// were checked on the H200 against float64: test/backends/cuda/h200).
+import type { CudaDevicePort, CudaFunction, DeviceBuffer, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
+import { bf16Bits, bf16Value } from '../../../src/runtime/cuda/host-data.ts';
+import type { CudaManifestKernel } from '../../../src/runtime/cuda/launch.ts';
+
+export class SimulatedDevice implements CudaDevicePort {
+  readonly memory = new Map<bigint, Uint8Array>();
+  readonly launched: string[] = [];
+  private next = 0x1000n;
+
+  constructor(private readonly manifests: readonly CudaManifestKernel[]) {}
+
+  loadModule(): { function(symbol: string): CudaFunction } {
+    return { function: (symbol) => ({ symbol, handle: 0 }) };
+  }
+
+  alloc(bytes: number): DeviceBuffer {
+    const pointer = this.next;
+    this.next += BigInt(bytes + 256);
+    const data = new Uint8Array(bytes);
+    this.memory.set(pointer, data);
+    const bytesOf = (view: ArrayBufferView) => new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+    return {
+      pointer, bytes,
+      upload: (source) => data.set(bytesOf(source)),
+      download: (destination) => bytesOf(destination).set(data.subarray(0, destination.byteLength)),
+      fill: (byte, count = bytes) => data.fill(byte, 0, count),
+      free: () => this.memory.delete(pointer),
+    };
+  }
+
+  synchronize(): void {}
+
+  launch(fn: CudaFunction, _grid: readonly number[], _block: readonly number[], _shared: number, parameters: readonly KernelParameter[]): void {
+    const kernel = this.manifests.find((k) => k.launches.some((l) => l.symbol === fn.symbol));
+    if (kernel === undefined) throw new Error(`no kernel has symbol ${fn.symbol}`);
+    const entry = kernel.launches.find((l) => l.symbol === fn.symbol)!.entryPoint;
+    this.launched.push(fn.symbol);
+    const buffers = kernel.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding);
+    const tokens = parameters[buffers.length]!.value as number;
+    const scale = parameters[buffers.length + 1]!.value as number;
+    const bytes = new Map(buffers.map((b, i) => [b.name, this.memory.get(parameters[i]!.value as bigint)!]));
+    const c = (name: string) => kernel.constants[name] as number;
+    const f32 = (name: string) => new Float32Array(bytes.get(name)!.buffer);
+    const bf16 = (name: string) => {
+      const raw = new Uint16Array(bytes.get(name)!.buffer);
+      return { get: (i: number) => bf16Value(raw[i]!), set: (i: number, v: number) => { raw[i] = bf16Bits(v); } };
+    };
+    const T = tokens, N = c('OUT_FEATURES'), L = c('GROUPS'), r = c('RANK');
+    if (entry === 'forward' || entry === 'decode' || entry === 'backwardData') {
+      const K = c('IN_FEATURES'), g = c('GROUP_SIZE'), bits = c('BITS');
+      const qweight = new Uint32Array(bytes.get('qweight')!.buffer);
+      const code = (i: number, o: number) => {
+        const first = i * bits, word = first >>> 5, shift = first & 31;
+        let value = qweight[word * N + o]! >>> shift;
+        if (shift + bits > 32) value |= qweight[(word + 1) * N + o]! << (32 - shift);
+        return value & ((1 << bits) - 1);
+      };
+      const sz = f32('groupScalesAndZeros');
+      const w = (i: number, o: number) => sz[Math.floor(i / g) * N + o]! * (code(i, o) - sz[L * N + Math.floor(i / g) * N + o]!);
+      if (entry === 'backwardData') {
+        const dy = bf16('outputGrad'), du = bf16('pooledInputGrad'), dx = bf16('inputGrad');
+        for (let t = 0; t < T; t++) for (let i = 0; i < K; i++) {
+          let sum = c('POOLING_FACTOR') * du.get(t * L + Math.floor(i / g));
+          for (let o = 0; o < N; o++) sum += dy.get(t * N + o) * w(i, o);
+          dx.set(t * K + i, sum);
+        }
+        return;
+      }
+      const x = bf16('input'), y = bf16('output'), u = bf16('pooledInput'), v = bf16('adapterActivation'), ab = f32('adapterWeights');
+      for (let t = 0; t < T; t++) {
+        for (let k = 0; k < L; k++) {
+          let sum = 0;
+          for (let i = k * g; i < (k + 1) * g; i++) sum += x.get(t * K + i);
+          u.set(t * L + k, c('POOLING_FACTOR') * sum);
+        }
+        const vt: number[] = [];
+        for (let j = 0; j < r; j++) {
+          let sum = 0;
+          for (let k = 0; k < L; k++) sum += u.get(t * L + k) * ab[k * r + j]!;
+          vt.push(sum);
+          v.set(t * r + j, sum);
+        }
+        for (let o = 0; o < N; o++) {
+          let sum = 0;
+          for (let i = 0; i < K; i++) sum += x.get(t * K + i) * w(i, o);
+          for (let j = 0; j < r; j++) sum += scale * vt[j]! * ab[L * r + j * N + o]!;
+          y.set(t * N + o, sum);
+        }
+      }
+      return;
+    }
+    const dy = bf16('outputGrad'), u = bf16('pooledInput'), v = bf16('adapterActivation'), dv = bf16('adapterActivationGrad'), du = bf16('pooledInputGrad');
+    const ab = f32('adapterWeights'), grads = f32('adapterWeightGrads');
+    if (entry === 'adapterOutputGrads') {
+      for (let t = 0; t < T; t++) for (let j = 0; j < r; j++) {
+        let sum = 0;
+        for (let o = 0; o < N; o++) sum += dy.get(t * N + o) * ab[L * r + j * N + o]!;
+        dv.set(t * r + j, scale * sum);
+      }
+      for (let j = 0; j < r; j++) for (let o = 0; o < N; o++) {
+        let sum = 0;
+        for (let t = 0; t < T; t++) sum += v.get(t * r + j) * dy.get(t * N + o);
+        grads[L * r + j * N + o] = scale * sum;
+      }
+      return;
+    }
+    for (let t = 0; t < T; t++) for (let k = 0; k < L; k++) {
+      let sum = 0;
+      for (let j = 0; j < r; j++) sum += dv.get(t * r + j) * ab[k * r + j]!;
+      du.set(t * L + k, sum);
+    }
+    for (let k = 0; k < L; k++) for (let j = 0; j < r; j++) {
+      let sum = 0;
+      for (let t = 0; t < T; t++) sum += u.get(t * L + k) * dv.get(t * r + j);
+      grads[k * r + j] = sum;
+    }
+  }
+}
