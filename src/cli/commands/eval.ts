@@ -34,7 +34,7 @@ export const evalCommand: Command = {
     const chosen = await chooseBackend(backend, loaded.plan, 'eval', values.kernels ? { kernelDir: values.kernels as string } : {});
     if (typeof chosen === 'number') return chosen;
     if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
-    const result = evaluateRun({
+    const result = await evaluateRun({
       plan: loaded.plan, specDir: loaded.specDir, batches, ops: chosen.ops,
       ...(values.model ? { mergedModel: values.model as string } : { checkpoint: join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors') }),
     });

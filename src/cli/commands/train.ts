@@ -34,7 +34,7 @@ export const trainCommand: Command = {
     if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
     const { train } = await import('../../train/trainer.ts');
     const out = (values.out as string | undefined) ?? defaultRunDir(loaded.plan);
-    const summary = train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true, ops: chosen.ops });
+    const summary = await train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true, ops: chosen.ops });
     const report = chosen.report();
     if (report) process.stderr.write(`${report}\n`);
     process.stderr.write(
