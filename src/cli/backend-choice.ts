@@ -1,6 +1,11 @@
-// `--backend` of the commands that run the model: the cpu backend (native addon, or the
-// TypeScript ops with a notice) or the webgpu one. Loaded on demand: the webgpu backend loads
-// Dawn, which a cpu run never needs.
+// `--backend` of the commands that run the model (train, eval): the ops to compute with, loaded
+// on demand so a cpu run never loads Dawn or the CUDA driver binding.
+//   cpu     the native addon, or the TypeScript ops with a notice when it is not built
+//   webgpu  every op as a WGSL kernel through Dawn (a GPU's Vulkan driver, or Mesa lavapipe)
+//   cuda    the quantized linear layers through the spec's compiled kernels, the rest on the CPU
+// A backend that cannot run here is not an error with a stack: the reason goes to stderr and
+// the command exits with status 1.
+import type { Plan } from '../plan/plan.ts';
 import type { TrainingOps } from '../train/ops/training-ops.ts';
 import { UsageError } from './usage.ts';
 
@@ -8,29 +13,42 @@ export const BACKENDS = ['cpu', 'webgpu', 'cuda'] as const;
 
 export interface ChosenBackend {
   readonly ops: TrainingOps;
-  close(): void;
+  /** Lines to show before the run ('' for none). */
+  readonly notice: string;
+  /** Lines to show after it: what ran where ('' for none). */
+  report(): string;
 }
 
-/** The backend's ops, having told the user on stderr what runs; null (and the reason printed) when it cannot run here. */
-export async function chooseBackend(backend: string, command: string): Promise<ChosenBackend | null> {
+export interface BackendOptions {
+  /** cuda: the compiled kernels (default generated/<spec>/cuda). */
+  readonly kernelDir?: string;
+}
+
+/** The chosen backend, or 1 after saying on stderr why it cannot run here. */
+export async function chooseBackend(backend: string, plan: Plan, command: string, options: BackendOptions = {}): Promise<ChosenBackend | number> {
   if (!(BACKENDS as readonly string[]).includes(backend)) throw new UsageError(`unknown backend '${backend}': expected ${BACKENDS.join(', ')}`, command);
-  if (backend === 'cpu') {
-    const { cpuBackend } = await import('../runtime/cpu/backend.ts');
-    const cpu = cpuBackend();
-    if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
-    return { ops: cpu.ops, close: () => {} };
-  }
-  if (backend === 'webgpu') {
-    const { webGpuBackend } = await import('../runtime/webgpu/backend.ts');
-    try {
-      const gpu = await webGpuBackend();
-      process.stderr.write(`webgpu backend on ${gpu.description}\n`);
-      return gpu;
-    } catch (e) {
-      process.stderr.write(`qalc ${command}: the webgpu backend cannot start: ${(e as Error).message}\n`);
-      return null;
+  try {
+    switch (backend) {
+      case 'webgpu': {
+        const { webGpuBackend } = await import('../runtime/webgpu/backend.ts');
+        const gpu = await webGpuBackend();
+        return { ops: gpu.ops, notice: `webgpu backend: ${gpu.description}; every op on the device`, report: () => '' };
+      }
+      case 'cuda': {
+        const { cudaBackend } = await import('../runtime/cuda/backend.ts');
+        const { describeStats } = await import('../runtime/cuda/cuda-ops.ts');
+        const cuda = await cudaBackend(plan, options);
+        return { ops: cuda.ops, notice: cuda.notice, report: () => describeStats(cuda.ops.stats) };
+      }
+      default: {
+        const { cpuBackend } = await import('../runtime/cpu/backend.ts');
+        const cpu = cpuBackend();
+        return { ops: cpu.ops, notice: cpu.notice, report: () => '' };
+      }
     }
+  } catch (e) {
+    if (!(e instanceof Error) || e instanceof UsageError) throw e;
+    process.stderr.write(`qalc ${command}: the ${backend} backend cannot run here: ${e.message}\n`);
+    return 1;
   }
-  process.stderr.write(`qalc ${command}: the ${backend} backend is not available yet (it runs the generated kernels, which are still being built); use --backend cpu or webgpu\n`);
-  return null;
 }

@@ -6,7 +6,7 @@ import { UsageError, type Command } from '../usage.ts';
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Held-out loss and perplexity of the spec\'s model: quantized with the adapters of its run (or of none), or a merged model given with --model. Prints `loss L perplexity P`.',
-  usage: 'qalc eval SPEC [--out DIR | --model MERGED.safetensors] [--batches N] [--backend cpu|cuda] [--kernels DIR]',
+  usage: 'qalc eval SPEC [--out DIR | --model MERGED.safetensors] [--batches N] [--backend cpu|webgpu|cuda] [--kernels DIR]',
   options: {
     backend: { type: 'string' },
     kernels: { type: 'string' },
@@ -19,7 +19,7 @@ export const evalCommand: Command = {
     out: 'the run whose adapters to use (default: generated/<spec>/run, if it has a checkpoint)',
     model: 'evaluate this merged model (from `qalc merge`) on the spec\'s held-out data',
     batches: 'held-out batches to average over (default 8)',
-    backend: 'cpu (the default) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
+    backend: 'cpu (the default), webgpu (every op as a WGSL kernel) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda)',
     help: 'show this help',
   },

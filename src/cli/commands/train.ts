@@ -5,7 +5,7 @@ import { UsageError, type Command } from '../usage.ts';
 export const trainCommand: Command = {
   name: 'train',
   summary: 'Fine-tune the spec\'s model with QA-LoRA: quantize it as planned, train the adapters, and write train.jsonl, checkpoints, loss.svg and summary.json to the run folder. A killed run continues with --resume.',
-  usage: 'qalc train SPEC [--backend cpu|cuda] [--kernels DIR] [--steps N] [--out DIR] [--resume]',
+  usage: 'qalc train SPEC [--backend cpu|webgpu|cuda] [--kernels DIR] [--steps N] [--out DIR] [--resume]',
   options: {
     backend: { type: 'string' },
     kernels: { type: 'string' },
@@ -15,7 +15,7 @@ export const trainCommand: Command = {
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
-    backend: 'cpu (the default) or cuda: the quantized linear layers on the GPU with the spec\'s compiled kernels, the rest on the CPU for now',
+    backend: 'cpu (the default); webgpu: every op as a WGSL kernel through Dawn (a GPU\'s Vulkan driver, or Mesa lavapipe on the CPU); or cuda: the quantized linear layers on the GPU with the spec\'s compiled kernels, the rest on the CPU for now',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda; missing fatbins are built when nvcc is on PATH)',
     steps: 'optimizer steps (default: the spec\'s train.steps)',
     out: 'run folder (default: generated/<spec>/run)',
