@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import Handlebars from 'handlebars';
 import type { Constant, DispatchDim, KernelProgram, LoweredProgram, ScalarType } from '../../ir/kernel-ir.ts';
-import { chooseCudaKernels, type CudaKernel, type CudaLaunch, type CudaProgram } from '../../ir/passes/choose-cuda.ts';
+import { chooseCudaKernels, type CudaKernel, type CudaLaunch, type CudaPassOptions, type CudaProgram } from '../../ir/passes/choose-cuda.ts';
 import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { formatShape } from '../../ir/size-expr.ts';
 import { headerLines } from './header.ts';
@@ -82,6 +82,12 @@ function constantsOf(kernel: CudaKernel): Constant[] {
       u('TC_FRAGMENTS_PER_WARP_ROW', tc.fragmentsPerWarpRow), u('TC_FRAGMENTS_PER_WARP_COLUMN', tc.fragmentsPerWarpColumn),
       u('TC_ACTIVATION_PAD', tc.activationPad), u('TC_ACCUMULATOR_PAD', tc.accumulatorPad), u('TC_THREADS', tc.threads),
     );
+    if (tc.wgmma) {
+      constants.push(
+        u('WGMMA_M', tc.wgmma.shape[0]), u('WGMMA_N', tc.wgmma.shape[1]), u('WGMMA_K', tc.wgmma.shape[2]),
+        u('WGMMA_LEADING_BYTE_OFFSET', tc.wgmma.leadingByteOffset), u('WGMMA_STRIDE_BYTE_OFFSET', tc.wgmma.strideByteOffset),
+      );
+    }
   }
   const dc = kernel.cuda.decode;
   if (dc) {
@@ -147,6 +153,19 @@ function launchersOf(kernel: CudaKernel): object[] {
   });
 }
 
+/** wgmma's inline-asm operands: `count` fp32 accumulators per thread, then the two descriptors. */
+function wgmmaOperands(count: number, shape: readonly number[] | undefined): object {
+  const indices = Array.from({ length: count }, (_, i) => i);
+  return {
+    wgmmaAccumulatorCount: count,
+    wgmmaShape: shape ? `m${shape[0]}n${shape[1]}k${shape[2]}` : '',
+    wgmmaRegisters: `{${indices.map((i) => `%${i}`).join(', ')}}`,
+    wgmmaDescriptors: `%${count}, %${count + 1}`,
+    wgmmaScaleOperand: `%${count + 2}`,
+    wgmmaConstraints: indices.map((i) => `"+f"(d[${i}])`).join(', '),
+  };
+}
+
 function contextOf(program: CudaProgram, kernel: CudaKernel): object {
   const config = configOfKernel(program as KernelProgram, kernel);
   const activation = kernel.dtypes.activation;
@@ -170,6 +189,11 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     portableSymbol: portable?.symbol ?? '',
     portableRange: tc ? `T < ${tc.minTokens}` : 'any T',
     tensorCore: tc !== null,
+    wgmma: tc?.wgmma != null,
+    // wgmma's operand types are spelled as PTX types; 16-bit bit patterns for the packed stores.
+    wgmmaType: activation === 'f16' ? 'f16' : 'bf16',
+    activationBits: activation === 'f16' ? '__half_as_ushort' : '__bfloat16_as_ushort',
+    ...wgmmaOperands(tc?.wgmma ? (tc.wgmma.shape[0] * tc.wgmma.shape[1]) / tc.threads : 0, tc?.wgmma?.shape),
     tensorCoreSymbol: kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))?.symbol ?? '',
     cpAsync: tc?.staging === 'cp.async',
     staging: tc?.staging ?? '',
@@ -197,7 +221,7 @@ export function emitCudaKernel(program: CudaProgram, kernel: CudaKernel): Emitte
 }
 
 /** The CUDA pass then every kernel, in IR order. */
-export function emitCuda(program: LoweredProgram): EmittedCudaKernel[] {
-  const cudaProgram = chooseCudaKernels(program);
+export function emitCuda(program: LoweredProgram, options: CudaPassOptions = {}): EmittedCudaKernel[] {
+  const cudaProgram = chooseCudaKernels(program, options);
   return cudaProgram.kernels.map((kernel) => emitCudaKernel(cudaProgram, kernel));
 }

@@ -66,6 +66,14 @@ export function headerLines(program: CudaProgram, kernel: CudaKernel, config: La
         (kernel.role === 'forward' ? ` (${tc.chunksPerGroup} per group)` : ''),
       `    activation tile staged by ${tc.staging}, ${tc.sharedBytes} bytes of shared memory`,
     );
+    const wg = tc.wgmma;
+    if (wg) {
+      lines.push(
+        `  ${wg.arch}: ${wg.instruction} m${wg.shape[0]}n${wg.shape[1]}k${wg.shape[2]} instead (one warpgroup a block), x and W-hat tiles ${wg.layout}` +
+          ` (descriptor LBO ${wg.leadingByteOffset} B along K, SBO ${wg.strideByteOffset} B along M/N), ${wg.sharedBytes} bytes of shared memory;`,
+        '    sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)',
+      );
+    }
   }
   const dc = cuda.decode;
   if (dc) {

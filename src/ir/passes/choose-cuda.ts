@@ -4,9 +4,16 @@
 // which the CUDA backend keeps as its path for small batches. This pass adds, per kernel:
 //   - tensor-core tiles for the matmuls once T ≥ 64 (forward, backward_data): 64×64 output
 //     blocks, 4 warps of 32×32, each warp 2×2 fragments of 16×16×16 through nvcuda::wmma,
-//     which lowers to mma.sync on sm_80 and sm_90a; fp16/bf16 operands, fp32 accumulators;
-//     the activation tile staged with cp.async when every 16-byte segment is either wholly
-//     inside the reduction range or wholly outside it;
+//     which lowers to mma.sync; fp16/bf16 operands, fp32 accumulators; the activation tile
+//     staged with cp.async when every 16-byte segment is either wholly inside the reduction
+//     range or wholly outside it;
+//   - on sm_90a, the forward's tensor-core variant through wgmma instead (`wgmma` below): the
+//     same 64×64 block is one warpgroup issuing wgmma.mma_async m64n64k16, both operands read
+//     by the tensor cores from shared memory in the K-major, unswizzled core-matrix layout
+//     (the descriptor offsets are decided here), fp32 accumulators in registers. The same
+//     extern "C" kernel carries both bodies and the preprocessor picks one per target: the
+//     sm_80 SASS and the compute_90 PTX (JIT for later GPUs) keep mma.sync, so block shape,
+//     grid and launcher are the same on every arch;
 //   - a split-reduction decode (T ≤ 16): one warp-wide strip of 32 columns per block, the
 //     groups dealt round-robin to the block's warps, so every packed word is read once and
 //     N/32 blocks (not N/64) keep the memory system busy;
@@ -41,7 +48,36 @@ export interface CudaTensorCoreTiling {
   readonly activationPad: number;
   readonly accumulatorPad: number;
   readonly threads: number;
+  /** Shared memory of the mma.sync body. */
   readonly sharedBytes: number;
+  /** The sm_90a body (forward only), or null where every arch runs mma.sync. */
+  readonly wgmma: CudaWarpgroupMma | null;
+}
+
+/**
+ * sm_90a's forward tensor-core body: one warpgroup (the block's 4 warps) issues
+ * wgmma.mma_async m64n64k16 per 16 reduction elements, A = the x tile and B = the dequantized
+ * weight tile, both from shared memory through matrix descriptors, D (fp32) in registers.
+ * Both tiles are stored K-major in 8 × 8 core matrices (8 rows of 16 bytes, 128 contiguous
+ * bytes), no swizzle: core matrix (rowBlock, kBlock) at byte (rowBlock · reduceChunk/8 + kBlock)
+ * · 128. The descriptor's leading-dimension byte offset is the distance between core matrices
+ * adjacent along K, its stride-dimension byte offset the distance between those adjacent along
+ * M (tokens) or N (outputs).
+ */
+export interface CudaWarpgroupMma {
+  readonly arch: 'sm_90a';
+  readonly instruction: 'wgmma.mma_async';
+  readonly shape: readonly [m: number, n: number, k: number];
+  readonly layout: 'K-major core matrices, no swizzle';
+  readonly leadingByteOffset: number;
+  readonly strideByteOffset: number;
+  readonly sharedBytes: number;
+}
+
+/** Options of the CUDA pass. */
+export interface CudaPassOptions {
+  /** wgmma for the forward's tensor-core variant on sm_90a (default true); false keeps mma.sync everywhere. */
+  readonly wgmma?: boolean;
 }
 
 /** Split-reduction decode: 32 columns per block, groups dealt to `warps` warps. */
@@ -82,6 +118,10 @@ export type CudaKernel = LoweredKernel & { readonly cuda: CudaDecisions };
 export type CudaProgram = KernelProgram<CudaKernel>;
 
 const TENSOR_CORE_MIN_TOKENS = 64;
+/** The forward's tensor-core variant uses wgmma on sm_90a unless the caller turns it off. */
+const WGMMA_FORWARD_DEFAULT = true;
+/** One core matrix: 8 rows of 16 bytes. */
+const CORE_MATRIX_BYTES = 128;
 const FRAGMENT = 16;
 const WARP = 32;
 const DECODE_COLUMNS = 32;
@@ -91,7 +131,26 @@ const STATIC_SHARED_LIMIT = 48 * 1024;
 
 const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16' ? 2 : 4);
 
-function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel): CudaTensorCoreTiling | null {
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumulatorPad: number, rank: number, elementBytes: number): CudaWarpgroupMma | null {
+  // One warpgroup covers the whole block: M = 64 tokens, N = the block's columns (a multiple
+  // of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
+  if (rows !== 64 || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
+  const sharedBytes =
+    rows * reduceChunk * elementBytes + // x tile, core matrices, no padding
+    columns * reduceChunk * elementBytes + // W-hat tile, K-major core matrices
+    rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
+    rows * rank * 4; // v = drop(u)·A of the block's tokens
+  if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  return {
+    arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [rows, columns, FRAGMENT],
+    layout: 'K-major core matrices, no swizzle',
+    leadingByteOffset: CORE_MATRIX_BYTES,
+    strideByteOffset: (reduceChunk / 8) * CORE_MATRIX_BYTES,
+    sharedBytes,
+  };
+}
+
+function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options: CudaPassOptions): CudaTensorCoreTiling | null {
   if (kernel.role !== 'forward' && kernel.role !== 'backward_data') return null;
   const activation = kernel.dtypes.activation;
   // Tensor cores take 16-bit operands here; an f32 program keeps the portable tiles.
@@ -125,6 +184,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel): CudaTe
     activationPad, accumulatorPad,
     threads: 4 * WARP,
     sharedBytes,
+    wgmma: forward && (options.wgmma ?? WGMMA_FORWARD_DEFAULT) ? warpgroupMma(rows, columns, reduceChunk, accumulatorPad, rank, a) : null,
   };
 }
 
@@ -167,19 +227,19 @@ function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | nu
       entryPoint: entry.name, symbol: symbol(`${entry.name}TensorCore`), variant: `${entry.name}TensorCore`,
       threads: [tensorCore.threads, 1, 1],
       grid: [{ count: fixed(columns), per: tensorCore.blockColumns }, { count: perToken(1), per: tensorCore.blockRows }, ONE],
-      minTokens: tensorCore.minTokens, maxTokens: null, sharedBytes: tensorCore.sharedBytes,
+      minTokens: tensorCore.minTokens, maxTokens: null, sharedBytes: Math.max(tensorCore.sharedBytes, tensorCore.wgmma?.sharedBytes ?? 0),
     }];
   });
 }
 
 /** The CUDA pass: see the top of this file. */
-export function chooseCudaKernels(program: LoweredProgram): CudaProgram {
+export function chooseCudaKernels(program: LoweredProgram, options: CudaPassOptions = {}): CudaProgram {
   if (program.target !== 'cuda') throw new Error(`chooseCudaKernels was handed a program lowered for ${program.target}`);
   return {
     ...program,
     kernels: program.kernels.map((kernel) => {
       const c = configOfKernel(program, kernel);
-      const tensorCore = tensorCoreTiling(program, kernel);
+      const tensorCore = tensorCoreTiling(program, kernel, options);
       const decode = decodeTiling(program, kernel);
       return { ...kernel, cuda: { tensorCore, decode, launches: launchesOf(kernel, tensorCore, decode, c) } };
     }),

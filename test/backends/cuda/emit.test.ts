@@ -69,6 +69,27 @@ describe('CUDA emitter', () => {
     expect(down.source).not.toContain('cp.async.cg.shared.global');
   });
 
+  it('gives the forward tensor-core variant a wgmma body for sm_90a only, an IR decision that can be turned off', () => {
+    const forward = kernels.find((k) => k.fileName.startsWith('forward_k64_n64'))!;
+    const tc = forward.kernel.cuda.tensorCore!;
+    expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 64, 16], leadingByteOffset: 128, strideByteOffset: 256 });
+    expect(forward.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16');
+    expect(forward.source).toContain('defined(__CUDA_ARCH_FEAT_SM90_ALL)');
+    expect(forward.source).toContain('fence.proxy.async.shared::cta');
+    expect(forward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
+    expect(forward.source).toContain('//   sm_90a: wgmma.mma_async m64n64k16 instead');
+    // The launch is the same kernel: one symbol, one block shape.
+    expect(forward.kernelSymbols).toHaveLength(2);
+    const half = emitExample('examples/stories260k.qal', 'f16').find((k) => k.fileName.startsWith('forward_k64_n64'))!;
+    expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16');
+    for (const k of kernels.filter((k) => k.kernel.role === 'backward_data')) expect(k.source).not.toContain('wgmma');
+    const plan = frontEnd('examples/stories260k.qal').plan!;
+    const off = emitCuda(lowerPlan(plan, 'cuda'), { wgmma: false }).find((k) => k.fileName.startsWith('forward_k64_n64'))!;
+    expect(off.kernel.cuda.tensorCore!.wgmma).toBeNull();
+    expect(off.source).not.toContain('wgmma');
+    expect(off.source).not.toContain('QALC_WGMMA');
+  });
+
   it('emits fp16 activations on request', () => {
     const half = emitExample('examples/stories260k.qal', 'f16');
     expect(half.every((k) => k.fileName.endsWith('_f16.cu'))).toBe(true);

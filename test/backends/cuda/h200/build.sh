@@ -3,7 +3,8 @@
 # (emit-harness-kernels.ts), compiles each .cu with nvcc (warnings are errors) into an object,
 # and links them with harness.cpp and the generated registry, cudart static, into
 #   test/backends/cuda/h200/build/qalc-cuda-harness
-# next to build/kernels/kernels.json, which check_kernels.py reads. Then run.sh runs it.
+# next to build/kernels/kernels.json (and gencode.txt), which check_kernels.py reads. Then
+# run.sh runs it.
 #
 #   test/backends/cuda/h200/build.sh            # sm_90a SASS + compute_90 PTX (the H200)
 #   HARNESS_GENCODE="-gencode=arch=compute_80,code=sm_80" build.sh   # another GPU
@@ -19,6 +20,8 @@ started=$(date +%s)
 rm -rf "$kernels" "$build/objects"
 mkdir -p "$kernels" "$build/objects"
 (cd "$root" && npx tsx test/backends/cuda/h200/emit-harness-kernels.ts "$kernels")
+# check_kernels.py reads the targets: wgmma bodies run only on an sm_90a build.
+echo "$gencode" > "$kernels/gencode.txt"
 
 export gencode build
 # shellcheck disable=SC2016,SC2086

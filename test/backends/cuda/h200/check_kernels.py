@@ -275,6 +275,9 @@ def main():
     args = parser.parse_args()
 
     described = json.load(open(args.kernels))
+    # build.sh records the nvcc targets: a wgmma body runs only on an sm_90a build.
+    gencode_path = os.path.join(os.path.dirname(args.kernels), "gencode.txt")
+    gencode = open(gencode_path).read() if os.path.exists(gencode_path) else ""
     scale = float(described["adapterScale"])
     dev = device()
     work = os.path.join(args.out, "work")
@@ -323,15 +326,25 @@ def main():
                 limit = 0.0 if integer else (1e-5 if kernel["role"] in ("quantize", "merge") else tolerance)
                 ok = error <= limit
             failures += 0 if ok else 1
-            path = "tensor core" if kernel["tensorCoreMinTokens"] and tokens >= kernel["tensorCoreMinTokens"] else ("decode" if kernel["role"] == "decode" else "portable")
+            if kernel["tensorCoreMinTokens"] and tokens >= kernel["tensorCoreMinTokens"]:
+                body = kernel.get("tensorCorePath") or "mma.sync"
+                path = f"tensor core ({body if body != 'wgmma' or 'sm_90a' in gencode else 'mma.sync'})"
+            else:
+                path = "decode" if kernel["role"] == "decode" else "portable"
             rows.append({"kernel": kernel["name"], "role": kernel["role"], "dtype": kernel["activation"], "T": tokens, "entry": entry, "path": path,
                          "output": name, "error": error, "kind": "mismatch fraction" if integer else "max rel", "ok": ok})
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(rows, f, indent=1)
     lines = ["# qalc CUDA kernels vs float64 reference (QALORA.md)", "",
              f"Device: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu reference'}; {len(jobs)} harness jobs; {failures} failing outputs.",
-             "Error = max|got - ref| / max|ref| per output; integer outputs: fraction of differing elements.", "",
-             "| kernel | role | dtype | T | path | output | error | ok |", "|---|---|---|---|---|---|---|---|"]
+             "Error = max|got - ref| / max|ref| per output; integer outputs: fraction of differing elements.",
+             f"Targets: {gencode.strip() or 'unknown'}.", "",
+             "By path (outputs checked, failing, largest error per dtype):", ""]
+    for path in sorted({row["path"] for row in rows}):
+        chosen = [row for row in rows if row["path"] == path]
+        worst = ", ".join(f"{dtype} {max(r['error'] for r in chosen if r['dtype'] == dtype):.2e}" for dtype in sorted({r["dtype"] for r in chosen}))
+        lines.append(f"- {path}: {len(chosen)} outputs, {sum(1 for r in chosen if not r['ok'])} failing; largest error {worst}")
+    lines += ["", "| kernel | role | dtype | T | path | output | error | ok |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['kernel']} | {row['role']} | {row['dtype']} | {row['T']} | {row['path']} | {row['output']} | {row['error']:.2e} ({row['kind']}) | {'yes' if row['ok'] else '**NO**'} |")
     with open(os.path.join(args.out, "results.md"), "w") as f:

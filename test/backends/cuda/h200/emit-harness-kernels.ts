@@ -5,10 +5,15 @@
 // so the case list lives here: ragged K and N, bits 2/3/4/8, groups 16/32/43/64/128, zero
 // padding, symmetric, dropout, mean and sum pooling, in fp16 and bf16.
 //
+// Forward kernels whose tensor-core variant uses wgmma on sm_90a (choose-cuda.ts) are emitted
+// twice: as the IR chooses (wgmma on the sm_90a build) and again with wgmma turned off, named
+// <kernel>_mmasync, so one sm_90a harness checks both bodies on the same GPU. TIMING_CASES are
+// large forward-only layers that run.sh also times (qalc-cuda-harness --time) in both forms.
+//
 //   npx tsx test/backends/cuda/h200/emit-harness-kernels.ts OUT_DIR
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { emitCuda } from '../../../../src/backends/cuda/emit.ts';
+import { emitCuda, type EmittedCudaKernel } from '../../../../src/backends/cuda/emit.ts';
 import type { KernelProgram, LayerConfig, ScalarType, SizeExpr } from '../../../../src/ir/kernel-ir.ts';
 import { lowerPlan } from '../../../../src/ir/lower.ts';
 import { configOfKernel } from '../../../../src/ir/passes/share-layers.ts';
@@ -22,6 +27,10 @@ interface HarnessCase {
   readonly pad?: boolean;
   readonly symmetric?: boolean;
   readonly adapter?: { readonly rank: number; readonly pooling: 'mean' | 'sum'; readonly dropout?: boolean };
+  /** Kernel roles to emit; all of them by default. */
+  readonly roles?: readonly KernelRole[];
+  /** Timed by run.sh at TIMING_TOKENS. */
+  readonly timed?: boolean;
 }
 
 export const HARNESS_CASES: readonly HarnessCase[] = [
@@ -34,7 +43,12 @@ export const HARNESS_CASES: readonly HarnessCase[] = [
   { inFeatures: 80, outFeatures: 24, bits: 3, group: 16, symmetric: true },
   { inFeatures: 129, outFeatures: 33, bits: 3, group: 43, adapter: { rank: 2, pooling: 'mean' } },
   { inFeatures: 1024, outFeatures: 1000, bits: 4, group: 32, adapter: { rank: 16, pooling: 'mean' } },
+  // A 7B-sized projection, forward only: checked like the others, and timed at T = 4096.
+  { inFeatures: 4096, outFeatures: 4096, bits: 4, group: 128, adapter: { rank: 16, pooling: 'mean' }, roles: ['forward'], timed: true },
 ];
+
+/** Tokens of the timed runs (run.sh). */
+export const TIMING_TOKENS = 4096;
 
 const ADAPTER_SCALE = 2;
 
@@ -48,7 +62,9 @@ function harnessPlan(cases: readonly HarnessCase[]): Plan {
           dropout: c.adapter.dropout ? 0.25 : 0, pooling: c.adapter.pooling, init: 'kaiming_uniform', dtype: 'fp32', inputWidth: groups,
         }
       : null;
-    const kernels: KernelRole[] = ['quantize', 'pack', 'dequantize', 'forward', 'decode', 'backward_data', ...(adapter ? (['adapter_grad', 'merge'] as const) : [])];
+    const kernels: KernelRole[] = c.roles
+      ? [...c.roles]
+      : ['quantize', 'pack', 'dequantize', 'forward', 'decode', 'backward_data', ...(adapter ? (['adapter_grad', 'merge'] as const) : [])];
     return {
       name: `case${index}`, hfName: `case${index}`, block: index, projection: 'case',
       inFeatures: c.inFeatures, outFeatures: c.outFeatures,
@@ -106,34 +122,49 @@ const described: object[] = [];
 const declarations: string[] = [];
 const tables: string[] = [];
 const entries: string[] = [];
+// The roles a kernel is emitted for: those of any of its layers (a case without `roles`: all).
+const rolesOf = new Map(HARNESS_CASES.map((c, index) => [`case${index}`, c.roles ?? null]));
+const wanted = (e: EmittedCudaKernel): boolean => e.kernel.layers.some((l) => rolesOf.get(l)?.includes(e.kernel.role) ?? true);
+const timedLayers = new Set(HARNESS_CASES.flatMap((c, index) => (c.timed ? [`case${index}`] : [])));
 for (const precision of ['f16', 'bf16'] as const) {
   const program = lowerPlan(harnessPlan(HARNESS_CASES), 'cuda', { precision });
-  for (const emitted of emitCuda(program)) {
-    const { kernel } = emitted;
-    writeFileSync(join(outDir, emitted.fileName), emitted.source);
+  const chosen = emitCuda(program).filter(wanted);
+  const withWgmma = new Set(chosen.filter((e) => e.kernel.cuda.tensorCore?.wgmma).map((e) => e.kernel.name));
+  // The same program with wgmma off: the kernels that had it, renamed.
+  const mmaSync = emitCuda(program, { wgmma: false })
+    .filter((e) => withWgmma.has(e.kernel.name))
+    .map((e) => ({ ...e, name: `${e.kernel.name}_mmasync`, source: e.source.replaceAll(e.kernel.name, `${e.kernel.name}_mmasync`) }));
+  const emittedKernels = [...chosen.map((e) => ({ ...e, name: e.kernel.name })), ...mmaSync];
+  for (const emitted of emittedKernels) {
+    const { kernel, name } = emitted;
+    const tensorCorePath = kernel.cuda.tensorCore ? (name.endsWith('_mmasync') || !kernel.cuda.tensorCore.wgmma ? 'mma.sync' : 'wgmma') : null;
+    writeFileSync(join(outDir, `${name}.cu`), emitted.source);
     const storage = kernel.bindings.filter((b) => b.access !== 'uniform');
     const bindings = storage.map((b) => ({
       index: b.binding, name: b.name, elementType: b.elementType, elementBytes: ELEMENT_BYTES[b.elementType as ScalarType],
       written: b.access === 'read_write', ...countOf(b.shape),
       parts: b.parts.map((p) => ({ name: p.name, offset: p.offset, ...countOf(p.shape) })),
     }));
-    const launchers = kernel.entryPoints.map((e) => ({ entryPoint: e.name, symbol: `${kernel.name}__${e.name}__launch` }));
+    const launchers = kernel.entryPoints.map((e) => ({ entryPoint: e.name, symbol: `${name}__${e.name}__launch` }));
     described.push({
-      name: kernel.name, role: kernel.role, activation: kernel.dtypes.activation,
+      name, role: kernel.role, activation: kernel.dtypes.activation,
       layer: layerOf(configOfKernel(program as KernelProgram, kernel)),
       maxTokens: kernel.cuda.decode?.maxTokens ?? null,
       tensorCoreMinTokens: kernel.cuda.tensorCore?.minTokens ?? null,
+      // On an sm_90a build; any other build runs mma.sync (check_kernels.py reads gencode.txt).
+      tensorCorePath,
+      timingTokens: kernel.layers.some((l) => timedLayers.has(l)) ? TIMING_TOKENS : null,
       bindings, launchers,
     });
     for (const l of launchers) declarations.push(`extern "C" cudaError_t ${l.symbol}(void* const*, unsigned, float, cudaStream_t);`);
     tables.push(
-      `static const BindingInfo ${kernel.name}_bindings[] = {\n` +
+      `static const BindingInfo ${name}_bindings[] = {\n` +
         bindings.map((b) => `    {${b.index}, "${b.name}", ${b.elementBytes}, ${b.perToken}ull, ${b.constant}ull, ${b.written}},`).join('\n') +
-        `\n};\nstatic const LauncherInfo ${kernel.name}_launchers[] = {\n` +
+        `\n};\nstatic const LauncherInfo ${name}_launchers[] = {\n` +
         launchers.map((l) => `    {"${l.entryPoint}", ${l.symbol}},`).join('\n') +
         '\n};',
     );
-    entries.push(`    {"${kernel.name}", ${kernel.name}_bindings, ${bindings.length}, ${kernel.bindings.length}, ${kernel.name}_launchers, ${launchers.length}},`);
+    entries.push(`    {"${name}", ${name}_bindings, ${bindings.length}, ${kernel.bindings.length}, ${name}_launchers, ${launchers.length}},`);
   }
 }
 
