@@ -67,6 +67,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2h
 [[maybe_unused]] constexpr uint32_t DECODE_WARPS = 8u;
 [[maybe_unused]] constexpr uint32_t DECODE_RANK_PER_LANE = 2u;
 [[maybe_unused]] constexpr uint32_t DECODE_REDUCTION_WIDTH = 64u;
+[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 2u;
 
 // s[k, o]: [344, 4096], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -102,8 +103,9 @@ using namespace qalc_decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16;
 // lane, so each packed word row is one coalesced read) by DECODE_WARPS warps; the groups are
 // dealt round-robin to the warps, so every packed word and scale is read exactly once, and
 // each lane keeps one float sum per token in registers. The warps' partial sums meet in
-// shared memory and are added in warp order (deterministic).
-extern "C" __global__ void __launch_bounds__(DECODE_COLUMNS * DECODE_WARPS) decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode(
+// shared memory and are added in warp order (deterministic). DECODE_MIN_BLOCKS gives ptxas an
+// explicit budget of 128 registers a thread; without it, ptxas may spill to fit one more block.
+extern "C" __global__ void __launch_bounds__(DECODE_COLUMNS * DECODE_WARPS, DECODE_MIN_BLOCKS) decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,

@@ -66,6 +66,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t DECODE_WARPS = 4u;
 [[maybe_unused]] constexpr uint32_t DECODE_RANK_PER_LANE = 1u;
 [[maybe_unused]] constexpr uint32_t DECODE_REDUCTION_WIDTH = 32u;
+[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 4u;
 
 // s[k, o]: [4, 64], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -101,8 +102,9 @@ using namespace qalc_decode_k64_n64_b4_g16_qalora_r4_mean_bf16;
 // lane, so each packed word row is one coalesced read) by DECODE_WARPS warps; the groups are
 // dealt round-robin to the warps, so every packed word and scale is read exactly once, and
 // each lane keeps one float sum per token in registers. The warps' partial sums meet in
-// shared memory and are added in warp order (deterministic).
-extern "C" __global__ void __launch_bounds__(DECODE_COLUMNS * DECODE_WARPS) decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decode(
+// shared memory and are added in warp order (deterministic). DECODE_MIN_BLOCKS gives ptxas an
+// explicit budget of 128 registers a thread; without it, ptxas may spill to fit one more block.
+extern "C" __global__ void __launch_bounds__(DECODE_COLUMNS * DECODE_WARPS, DECODE_MIN_BLOCKS) decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decode(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,

@@ -91,7 +91,8 @@ function constantsOf(kernel: CudaKernel): Constant[] {
   }
   const dc = kernel.cuda.decode;
   if (dc) {
-    constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_RANK_PER_LANE', dc.rankPerLane), u('DECODE_REDUCTION_WIDTH', dc.reductionWidth));
+    constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_RANK_PER_LANE', dc.rankPerLane), u('DECODE_REDUCTION_WIDTH', dc.reductionWidth),
+      u('DECODE_MIN_BLOCKS', dc.minBlocksPerMultiprocessor));
   }
   return constants;
 }

@@ -16,7 +16,8 @@
 //     grid and launcher are the same on every arch;
 //   - a split-reduction decode (T ≤ 16): one warp-wide strip of 32 columns per block, the
 //     groups dealt round-robin to the block's warps, so every packed word is read once and
-//     N/32 blocks (not N/64) keep the memory system busy;
+//     N/32 blocks (not N/64) keep the memory system busy; its __launch_bounds__ names a
+//     minimum of blocks per SM, so ptxas has an explicit register budget of 128 a thread;
 //   - the launch list: for every entry point the extern "C" kernels that implement it, their
 //     block shape, grid and the token range each accepts.
 // It is a pure function from a lowered program to a CUDA program (the same kernels plus a
@@ -89,6 +90,14 @@ export interface CudaDecodeTiling {
   readonly rankPerLane: number;
   /** Width of the cross-warp reduction buffer: max(32, rank). */
   readonly reductionWidth: number;
+  /**
+   * __launch_bounds__'s minBlocksPerMultiprocessor: REGISTER_FILE / (threads × 128), so each
+   * thread may use up to 128 registers. With the thread count alone, ptxas chooses a budget
+   * of its own by an occupancy heuristic, and may trade a few spills for one more block per
+   * SM: rank 64 at T ≤ 16 without dropout needs ~88 registers, and ptxas capped it at 80
+   * (three 256-thread blocks) with 12–24 bytes of spills. A kernel that spills is refused.
+   */
+  readonly minBlocksPerMultiprocessor: number;
   readonly sharedBytes: number;
 }
 
@@ -126,6 +135,9 @@ const FRAGMENT = 16;
 const WARP = 32;
 const DECODE_COLUMNS = 32;
 const DECODE_MAX_WARPS = 8;
+/** 32-bit registers per SM (sm_80, sm_90a) and the per-thread budget the decode is given. */
+const REGISTER_FILE = 65536;
+const DECODE_REGISTERS_PER_THREAD = 128;
 /** Static shared memory a kernel may declare without opting in to more. */
 const STATIC_SHARED_LIMIT = 48 * 1024;
 
@@ -198,8 +210,10 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   let warps = Math.min(DECODE_MAX_WARPS, c.groups);
   while (warps > 1 && bytesFor(warps) > STATIC_SHARED_LIMIT) warps -= 1;
   if (bytesFor(warps) > STATIC_SHARED_LIMIT) throw new Error(`${kernel.name}: rank ${rank} needs more shared memory than a CUDA block declares statically`);
+  const minBlocksPerMultiprocessor = Math.max(1, Math.floor(REGISTER_FILE / (DECODE_COLUMNS * warps * DECODE_REGISTERS_PER_THREAD)));
   return {
-    maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, rankPerLane: Math.ceil(rank / WARP), reductionWidth, sharedBytes: bytesFor(warps),
+    maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, rankPerLane: Math.ceil(rank / WARP), reductionWidth,
+    minBlocksPerMultiprocessor, sharedBytes: bytesFor(warps),
   };
 }
 
