@@ -244,22 +244,26 @@ export class QaLoraModel {
       await ops.ropeForward(a.k, rope, B, T, kvDim);
       await ops.attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
       await linear(p.o, a.projections.o, acts.scratch, a.attention);
-      for (let i = 0; i < rows * C; i++) a.afterAttention[i] = a.input[i] + acts.scratch[i];
+      await ops.residualAdd(a.afterAttention, a.input, acts.scratch, rows * C);
 
       await ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C);
       await linear(p.gate, a.projections.gate, a.gate, a.normFfn);
       await linear(p.up, a.projections.up, a.up, a.normFfn);
       await ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
       await linear(p.down, a.projections.down, acts.scratch, a.hidden);
-      for (let i = 0; i < rows * C; i++) next[i] = a.afterAttention[i] + acts.scratch[i];
+      await ops.residualAdd(next, a.afterAttention, acts.scratch, rows * C);
     }
     await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C);
     await ops.lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
 
     this.lastBatch = batch;
-    if (batch.targets === undefined) return NaN;
-    if (batch.targets.length !== rows) throw new RangeError(`batch has ${batch.targets.length} targets, expected ${rows}`);
-    return (await ops.crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab)).loss;
+    let loss = NaN;
+    if (batch.targets !== undefined) {
+      if (batch.targets.length !== rows) throw new RangeError(`batch has ${batch.targets.length} targets, expected ${rows}`);
+      loss = (await ops.crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab)).loss;
+    }
+    await ops.syncToHost([acts.logits]);
+    return loss;
   }
 
   /**
@@ -280,11 +284,11 @@ export class QaLoraModel {
     const linear = (projection: Projection, saved: ProjectionActivations, dx: Floats, dy: Floats) =>
       ops.qaloraLinearBackward(dx, dy, rows, projection.layer, saved.saved);
 
-    g.logits.fill(0);
+    await ops.zeroFill(g.logits);
     await ops.crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);
-    g.norm.fill(0);
+    await ops.zeroFill(g.norm);
     await ops.lmHeadBackward(g.norm, g.logits, checkpoint.classifier.data, rows, C, vocab);
-    g.residual.fill(0);
+    await ops.zeroFill(g.residual);
     await ops.rmsnormBackward(g.residual, g.norm, acts.output, checkpoint.rmsFinal.data, acts.rstdFinal, rows, C);
 
     // g.residual holds ∂loss/∂(the residual stream) at the current depth, walking down.
@@ -293,30 +297,31 @@ export class QaLoraModel {
       const p = this.blocks[l];
       const a = acts.blocks[l];
 
-      g.hidden.fill(0);
+      await ops.zeroFill(g.hidden);
       await linear(p.down, a.projections.down, g.hidden, g.residual);
-      g.gate.fill(0);
-      g.up.fill(0);
+      await ops.zeroFill(g.gate);
+      await ops.zeroFill(g.up);
       await ops.swigluBackward(g.gate, g.up, g.hidden, a.gate, a.up, rows * hidden);
-      g.norm.fill(0);
+      await ops.zeroFill(g.norm);
       await linear(p.gate, a.projections.gate, g.norm, g.gate);
       await linear(p.up, a.projections.up, g.norm, g.up);
       await ops.rmsnormBackward(g.residual, g.norm, a.afterAttention, w.rmsFfn.data, a.rstdFfn, rows, C);
 
-      g.attention.fill(0);
+      await ops.zeroFill(g.attention);
       await linear(p.o, a.projections.o, g.attention, g.residual);
-      g.q.fill(0);
-      g.k.fill(0);
-      g.v.fill(0);
+      await ops.zeroFill(g.q);
+      await ops.zeroFill(g.k);
+      await ops.zeroFill(g.v);
       await ops.attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.probs, shape);
       await ops.ropeBackward(g.q, rope, B, T, C);
       await ops.ropeBackward(g.k, rope, B, T, kvDim);
-      g.norm.fill(0);
+      await ops.zeroFill(g.norm);
       await linear(p.q, a.projections.q, g.norm, g.q);
       await linear(p.k, a.projections.k, g.norm, g.k);
       await linear(p.v, a.projections.v, g.norm, g.v);
       await ops.rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
     }
+    await ops.syncToHost(this.parameters().map((p) => p.grad));
   }
 
   private attentionShape(batch: number, seqLen: number): AttentionShape {

@@ -14,6 +14,7 @@ import type { Floats } from '../../train/ops/floats.ts';
 import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../../train/ops/qalora-linear.ts';
 import type { RopeTables } from '../../train/ops/rope.ts';
 import { embeddingForward } from '../../train/ops/embedding.ts';
+import { residualAdd, syncToHost, zeroFill } from '../../train/ops/residual.ts';
 import type { SyncTrainingOps } from '../../train/ops/training-ops.ts';
 import { cpuAddon, type CpuAddon, type NativeLinearLayer } from './addon.ts';
 
@@ -87,7 +88,7 @@ export function nativeCpuOps(): SyncTrainingOps {
   const addon = cpuAddon();
   return {
     name: 'native-cpu',
-    embeddingForward, // a row gather: the TypeScript one is as fast
+    embeddingForward, residualAdd, zeroFill, syncToHost, // glue: the TypeScript ones are as fast
     rmsnormForward: (out, rstd, x, weight, rows, channels, eps = RMS_NORM_EPS) =>
       addon.rmsnormForward(f32(out, 'out'), f32(rstd, 'rstd'), f32(x, 'x'), f32(weight, 'weight'), rows, channels, eps),
     rmsnormBackward: (dx, dy, x, weight, rstd, rows, channels) =>

@@ -1,13 +1,17 @@
-// Runs the training ops' WGSL kernels (src/runtime/webgpu/ops/*.wgsl) on one device: each op is
-// a Job that uploads its inputs, encodes one or more dispatches in a single compute pass, copies
-// its outputs to staging buffers and reads them back into the host arrays — one submit and one
-// wait per op. Data does not stay on the device between ops (the model keeps its activations
-// in host arrays); what is cached is
-// - pipelines, one per kernel file, compiled on first use;
-// - frozen weights (codes, scales, zeros, norms, the classifier, RoPE tables), uploaded once per
-//   host array: WeakMap-keyed, so they must not be mutated after their first use;
-// - transient and staging buffers, pooled by size (a training step asks for the same sizes
-//   every time).
+// Runs the training ops' WGSL kernels (src/runtime/webgpu/ops/*.wgsl) on one device. Each op is
+// a Job: it binds its arrays, encodes its dispatches in one compute pass and submits, without
+// waiting for the device. What stays on the device:
+// - an array an op wrote (an output, or a gradient it accumulated into) lives on the device
+//   from then on — later ops read it there — until syncToHost copies it back and hands it to
+//   the host again. The host must not touch such an array in between (QaLoraModel touches its
+//   arrays only through the ops, and syncs the logits and the gradients it hands out);
+// - every other array is the host's, uploaded each time an op reads it (inputs, A and B);
+// - frozen weights (codes, scales, zeros, norms, the classifier, RoPE tables) are uploaded once
+//   per host array (WeakMap-keyed: they must not change after their first use);
+// - pipelines, one per kernel file, compiled on first use.
+// Queue order makes the buffer pool simple: a buffer goes back to the pool right after the
+// submit that reads it, since a later writeBuffer into it runs after that submit. Validation
+// errors are collected and thrown at the next syncToHost.
 //
 // Binding convention of every kernel: outputs first, then inputs, the uniform params last;
 // every kernel is 64 invocations wide and finds its element as `id.x + id.y · groups.x · 64`,
@@ -36,6 +40,9 @@ export class OpRunner {
   readonly device: GPUDevice;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly frozenBuffers = new WeakMap<Frozen, GPUBuffer>();
+  /** Arrays whose newest values are on the device, and where. */
+  private readonly resident = new WeakMap<Float32Array, GPUBuffer>();
+  private pendingErrors: Promise<GPUError | null>[] = [];
   private readonly storagePool = new Map<number, GPUBuffer[]>();
   private readonly stagingPool = new Map<number, GPUBuffer[]>();
   private readonly uniformPool = new Map<number, GPUBuffer[]>();
@@ -46,6 +53,66 @@ export class OpRunner {
 
   job(): Job {
     return new Job(this);
+  }
+
+  /** The device buffer holding `host`'s newest values, if an op wrote it since the last sync. */
+  residentBuffer(host: Float32Array): GPUBuffer | undefined {
+    return this.resident.get(host);
+  }
+
+  /** From now on `buffer` holds `host`'s newest values. */
+  adopt(host: Float32Array, buffer: GPUBuffer): void {
+    this.resident.set(host, buffer);
+  }
+
+  /** @internal */ submitted(error: Promise<GPUError | null>): void {
+    this.pendingErrors.push(error);
+  }
+
+  /** Copies every array the ops left on the device back into its host array and hands it to the host. */
+  async syncToHost(hosts: readonly Float32Array[]): Promise<void> {
+    const onDevice = [...new Set(hosts)].flatMap((host) => {
+      const buffer = this.resident.get(host);
+      return buffer === undefined ? [] : [{ host, buffer }];
+    });
+    const encoder = this.device.createCommandEncoder();
+    const staging = onDevice.map(({ host, buffer }) => {
+      const stage = this.take('staging', buffer.size);
+      encoder.copyBufferToBuffer(buffer, 0, stage, 0, paddedSize(host.byteLength));
+      return stage;
+    });
+    this.device.queue.submit([encoder.finish()]);
+    for (const { host, buffer } of onDevice) {
+      this.resident.delete(host);
+      this.give('storage', buffer);
+    }
+    const errors = this.pendingErrors;
+    this.pendingErrors = [];
+    try {
+      await Promise.all(staging.map((stage) => stage.mapAsync(GPUMapMode.READ)));
+      const failure = (await Promise.all(errors)).find((error) => error !== null);
+      if (failure) throw new Error(`WebGPU: ${failure.message}`);
+      onDevice.forEach(({ host }, i) => {
+        host.set(new Float32Array(staging[i]!.getMappedRange(0, paddedSize(host.byteLength)), 0, host.length));
+      });
+    } finally {
+      for (const stage of staging) {
+        if (stage.mapState === 'mapped') stage.unmap();
+        this.give('staging', stage);
+      }
+    }
+  }
+
+  /** Zeroes `host` where its newest values are: on the device (a clear), or on the host. */
+  zero(host: Float32Array): void {
+    const buffer = this.resident.get(host);
+    if (buffer === undefined) {
+      host.fill(0);
+      return;
+    }
+    const encoder = this.device.createCommandEncoder();
+    encoder.clearBuffer(buffer);
+    this.device.queue.submit([encoder.finish()]);
   }
 
   /** The device copy of a weight that never changes; u8 codes are packed four to a u32. */
@@ -91,35 +158,43 @@ export class OpRunner {
   }
 }
 
-/** One op's uploads, dispatches and readbacks; its buffers return to the pool when it finishes. */
+/** One op's bindings and dispatches; its scratch buffers return to the pool once it is submitted. */
 export class Job {
   private readonly runner: OpRunner;
   private readonly dispatches: Dispatch[] = [];
-  private readonly readbacks: { buffer: GPUBuffer; host: Float32Array }[] = [];
   private readonly taken: { pool: 'storage' | 'uniform'; buffer: GPUBuffer }[] = [];
 
   constructor(runner: OpRunner) {
     this.runner = runner;
   }
 
-  /** A buffer holding `host` (f32, i32 or u32 values). */
+  /** `host` for the kernel to read: where an op left it, or uploaded. */
   input(host: Float32Array | Int32Array | Uint32Array): GPUBuffer {
+    const resident = host instanceof Float32Array ? this.runner.residentBuffer(host) : undefined;
+    if (resident !== undefined) return resident;
     const buffer = this.scratch(host.length);
-    if (host.byteLength > 0) this.runner.device.queue.writeBuffer(buffer, 0, host.buffer, host.byteOffset, host.byteLength);
+    this.upload(buffer, host);
     return buffer;
   }
 
-  /** A buffer of `length` f32 whose contents the kernel overwrites; read back into `host`. */
+  /** `host` for the kernel to overwrite; its values live on the device afterwards. */
   output(host: Float32Array): GPUBuffer {
-    const buffer = this.scratch(host.length);
-    this.readbacks.push({ buffer, host });
+    let buffer = this.runner.residentBuffer(host);
+    if (buffer === undefined) {
+      buffer = this.runner.take('storage', paddedSize(host.byteLength));
+      this.runner.adopt(host, buffer);
+    }
     return buffer;
   }
 
-  /** A buffer holding `host`, which the kernel updates (+=, or in place); read back into `host`. */
+  /** `host` for the kernel to update (+=, or in place); its values live on the device afterwards. */
   inout(host: Float32Array): GPUBuffer {
-    const buffer = this.input(host);
-    this.readbacks.push({ buffer, host });
+    let buffer = this.runner.residentBuffer(host);
+    if (buffer === undefined) {
+      buffer = this.runner.take('storage', paddedSize(host.byteLength));
+      this.upload(buffer, host);
+      this.runner.adopt(host, buffer);
+    }
     return buffer;
   }
 
@@ -140,7 +215,7 @@ export class Job {
     return this;
   }
 
-  /** Runs the dispatches in order and copies every output back to its host array. */
+  /** Submits the dispatches in order; resolves once submitted (the results stay on the device). */
   async run(): Promise<void> {
     const { runner } = this;
     const { device } = runner;
@@ -161,27 +236,13 @@ export class Job {
       pass.dispatchWorkgroups(Math.min(groups, MAX_GROUPS_X), Math.ceil(groups / MAX_GROUPS_X));
     });
     pass.end();
-    const staging = this.readbacks.map(({ buffer, host }) => {
-      const stage = runner.take('staging', buffer.size);
-      encoder.copyBufferToBuffer(buffer, 0, stage, 0, paddedSize(host.byteLength));
-      return stage;
-    });
     device.queue.submit([encoder.finish()]);
-    const error = device.popErrorScope();
-    try {
-      await Promise.all(staging.map((stage) => stage.mapAsync(GPUMapMode.READ)));
-      const failure = await error;
-      if (failure) throw new Error(`WebGPU (${this.dispatches.map((d) => d.kernel).join(', ')}): ${failure.message}`);
-      this.readbacks.forEach(({ host }, i) => {
-        host.set(new Float32Array(staging[i]!.getMappedRange(0, paddedSize(host.byteLength)), 0, host.length));
-      });
-    } finally {
-      for (const stage of staging) {
-        if (stage.mapState === 'mapped') stage.unmap();
-        runner.give('staging', stage);
-      }
-      for (const { pool, buffer } of this.taken) runner.give(pool, buffer);
-    }
+    runner.submitted(device.popErrorScope());
+    for (const { pool, buffer } of this.taken) runner.give(pool, buffer);
+  }
+
+  private upload(buffer: GPUBuffer, host: Float32Array | Int32Array | Uint32Array): void {
+    if (host.byteLength > 0) this.runner.device.queue.writeBuffer(buffer, 0, host.buffer, host.byteOffset, host.byteLength);
   }
 
   private uniform(params: readonly Param[]): GPUBuffer {

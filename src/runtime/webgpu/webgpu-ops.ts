@@ -5,10 +5,12 @@
 //   const gpu = await openWebGpu();
 //   const model = new QaLoraModel(checkpoint, spec, { ops: webGpuOps(gpu.device) });
 //
-// Every op is asynchronous: it uploads its inputs, runs, and reads its outputs back into the
-// model's host arrays (OpRunner: one submit and one wait per op; frozen weights and pipelines
-// are cached). Float32 only, like the native CPU backend. Host-side work is limited to checks
-// that throw the TypeScript ops' errors, the dropout keep-scales, and the loss average.
+// What an op writes stays on the device for the next ops (OpRunner): an op submits its work
+// and returns without waiting, and the host sees the values only after syncToHost — which
+// QaLoraModel calls for the logits after a forward and the gradients after a backward. The
+// cross-entropy forward is the one op that waits, for the per-row losses. Frozen weights and
+// pipelines are cached. Float32 only, like the native CPU backend. Host-side work is limited to
+// checks that throw the TypeScript ops' errors, the dropout keep-scales, and the loss average.
 import { RMS_NORM_EPS } from '../../model/llama-forward.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
 import type { AttentionShape } from '../../train/ops/attention.ts';
@@ -227,6 +229,7 @@ export function webGpuOps(device: GPUDevice): TrainingOps {
       const job = runner.job();
       job.dispatch('cross_entropy_forward', [job.output(f32(probs, 'probs')), job.output(rowLoss), job.input(f32(logits, 'logits')), job.input(Int32Array.from(targets))], [rows, vocab], rows);
       await job.run();
+      await runner.syncToHost([rowLoss]);
       let total = 0, n = 0;
       counted.forEach((counts, row) => {
         if (counts) { total += rowLoss[row]; n++; }
@@ -243,5 +246,14 @@ export function webGpuOps(device: GPUDevice): TrainingOps {
       job.dispatch('cross_entropy_backward', [job.inout(f32(dLogits, 'dLogits')), job.input(f32(probs, 'probs')), job.input(rowScale), job.input(Int32Array.from(targets))], [rows, vocab], rows * vocab);
       return job.run();
     },
+
+    async residualAdd(out, a, b, count) {
+      const job = runner.job();
+      job.dispatch('residual_add', [job.output(f32(out, 'out')), job.input(f32(a, 'a')), job.input(f32(b, 'b'))], [count], count);
+      return job.run();
+    },
+
+    zeroFill: (x) => runner.zero(f32(x, 'x')),
+    syncToHost: (arrays) => runner.syncToHost(arrays.map((array) => f32(array, 'a synced array'))),
   };
 }

@@ -7,11 +7,14 @@
 // An op may return its result or a promise of it: a GPU backend's results come back from the
 // device asynchronously, and the model awaits every op (awaiting a plain value costs a
 // microtask). CPU tables are SyncTrainingOps, which a caller can use without awaiting.
+// A device backend may also keep what its ops write on the device until the model asks for it
+// with syncToHost (see residual.ts): the model touches its arrays only through the ops.
 import { attentionBackward, attentionForward } from './attention.ts';
 import { crossEntropyBackward, crossEntropyForward } from './cross-entropy.ts';
 import { embeddingForward } from './embedding.ts';
 import { lmHeadBackward, lmHeadForward } from './lm-head.ts';
 import { qaloraLinearBackward, qaloraLinearForward } from './qalora-linear.ts';
+import { residualAdd, syncToHost, zeroFill } from './residual.ts';
 import { rmsnormBackward, rmsnormForward } from './rmsnorm.ts';
 import { ropeBackward, ropeForward } from './rope.ts';
 import { swigluBackward, swigluForward } from './swiglu.ts';
@@ -34,6 +37,9 @@ export interface SyncTrainingOps {
   readonly lmHeadBackward: typeof lmHeadBackward;
   readonly crossEntropyForward: typeof crossEntropyForward;
   readonly crossEntropyBackward: typeof crossEntropyBackward;
+  readonly residualAdd: typeof residualAdd;
+  readonly zeroFill: typeof zeroFill;
+  readonly syncToHost: typeof syncToHost;
 }
 
 /** The same function, allowed to answer with a promise. */
@@ -48,5 +54,5 @@ export const TYPESCRIPT_OPS: SyncTrainingOps = {
   name: 'typescript',
   embeddingForward, rmsnormForward, rmsnormBackward, qaloraLinearForward, qaloraLinearBackward, ropeForward, ropeBackward,
   attentionForward, attentionBackward, swigluForward, swigluBackward, lmHeadForward, lmHeadBackward,
-  crossEntropyForward, crossEntropyBackward,
+  crossEntropyForward, crossEntropyBackward, residualAdd, zeroFill, syncToHost,
 };

@@ -1,7 +1,8 @@
 // Every op of the WebGPU training backend against the TypeScript reference op, on small ragged
 // shapes (so the kernels' bounds checks matter): each case builds its inputs from a fixed seed,
 // runs forward then backward (backwards accumulate into non-zero gradients), and every array it
-// wrote must agree to 1e-5 relative error, norm-wise.
+// wrote must agree to 1e-5 relative error, norm-wise — read back with syncToHost, since the
+// WebGPU ops leave what they write on the device.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pooling } from '../../../src/reference/adapter.ts';
 import { createRng, type Rng } from '../../../src/reference/random.ts';
@@ -36,6 +37,7 @@ function randomFloats(rng: Rng, length: number, scale = 1): Float32Array {
 async function compare(label: string, run: (ops: TrainingOps) => Promise<Record<string, Floats | number>>): Promise<void> {
   const expected = await run(TYPESCRIPT_OPS);
   const actual = await run(gpuOps);
+  await gpuOps.syncToHost(Object.values(actual).filter((value): value is Floats => typeof value !== 'number'));
   for (const [name, value] of Object.entries(expected)) {
     const error = typeof value === 'number'
       ? Math.abs((actual[name] as number) - value) / Math.max(1, Math.abs(value))
