@@ -57,6 +57,6 @@ export async function compileOutputs(plan: Plan, specPath: string, outDir: strin
     ...kernels.cuda.map((k) => ({ path: `cuda/${k.fileName}`, text: k.source })),
     ...kernels.wgsl.map((k) => ({ path: `wgsl/${k.fileName}`, text: k.source })),
     { path: 'manifest.json', text: manifestOfKernels(plan, kernels) },
-    ...generateBindings(plan, outDir, specPath),
+    ...generateBindings(plan, outDir, specPath, kernels),
   ];
 }

@@ -4,6 +4,7 @@
 //   generated/<name>/model.ts   a typed description of the model: every layer, its shape,
 //                               quantization and adapter, as readonly literal types
 //   generated/<name>/train.ts   the trainer entry point: `npx tsx generated/<name>/train.ts`
+//   generated/<name>/kernels.ts every emitted kernel as a typed value (generate-kernel-bindings.ts)
 //
 // Nothing a user wrote reaches this code except through JSON string literals (paths) and the
 // spec name, which the lexer restricts to an identifier.
@@ -12,6 +13,8 @@ import { IndentationText, NewLineKind, Project, QuoteKind, VariableDeclarationKi
 import { PROJECT_ROOT } from '../project-root.ts';
 import type { Plan } from '../plan/plan.ts';
 import { literal } from './literal.ts';
+import type { EmittedKernels } from '../backends/emit-kernels.ts';
+import { addKernelBindings } from './generate-kernel-bindings.ts';
 
 export interface GeneratedFile {
   readonly path: string;
@@ -106,7 +109,17 @@ function trainFile(p: Project, plan: Plan, outDir: string, specPath: string): Ge
   return { path: 'train.ts', text: finish(file, header(plan, `Fine-tunes spec ${plan.spec} with QA-LoRA on the CPU: \`npx tsx ${self} [--steps N] [--out DIR] [--resume]\`.`)) };
 }
 
-export function generateBindings(plan: Plan, outDir: string, specPath: string): GeneratedFile[] {
+function kernelsFile(p: Project, plan: Plan, outDir: string, kernels: EmittedKernels): GeneratedFile | null {
+  const text = addKernelBindings(p, kernels);
+  if (text === '') return null;
+  const file = p.getSourceFileOrThrow('kernels.ts');
+  file.getImportDeclarationOrThrow('@@descriptor@@').setModuleSpecifier(importPath(outDir, 'src/bindings/kernel-descriptor.ts'));
+  return { path: 'kernels.ts', text: finish(file, header(plan, `Every kernel of spec ${plan.spec} as a typed value: its buffers, uniforms and launch configuration (the same as manifest.json).`)) };
+}
+
+export function generateBindings(plan: Plan, outDir: string, specPath: string, kernels: EmittedKernels): GeneratedFile[] {
   const p = project();
-  return [modelFile(p, plan, outDir), trainFile(p, plan, outDir, specPath)];
+  const files = [modelFile(p, plan, outDir), trainFile(p, plan, outDir, specPath)];
+  const kernelFile = kernelsFile(p, plan, outDir, kernels);
+  return kernelFile ? [...files, kernelFile] : files;
 }

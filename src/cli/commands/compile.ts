@@ -28,7 +28,8 @@ export const compileCommand: Command = {
     const files = await compileOutputs(result.plan, positionals[0]!, out);
     for (const file of files) writeFileAtomic(join(out, file.path), file.text);
     const count = (dir: string) => files.filter((f) => f.path.startsWith(dir)).length;
-    process.stderr.write(`wrote ${out}: plan.json, manifest.json, ${count('cuda/')} CUDA and ${count('wgsl/')} WGSL kernels, model.ts, train.ts\n`);
+    const others = files.filter((f) => !f.path.includes('/')).map((f) => f.path);
+    process.stderr.write(`wrote ${out}: ${count('cuda/')} CUDA and ${count('wgsl/')} WGSL kernels, ${others.join(', ')}\n`);
     const cudaSources = files.filter((f) => f.path.startsWith('cuda/')).map((f) => ({ fileName: f.path.slice('cuda/'.length), source: f.text }));
     if (cudaSources.length > 0 && !values['no-build']) {
       const { buildKernels } = await import('../../backends/cuda/nvcc.ts');
