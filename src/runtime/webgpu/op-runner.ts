@@ -29,6 +29,12 @@ export type Param = number | { readonly f32: number };
 
 type Frozen = Float32Array | Float64Array | Uint8Array;
 
+/** A frozen weight rearranged for a kernel; `name` tells the layouts of one weight apart. */
+export interface FrozenLayout {
+  readonly name: string;
+  build(host: Frozen): Float32Array | Uint32Array;
+}
+
 interface Dispatch {
   readonly kernel: string;
   readonly buffers: readonly GPUBuffer[];
@@ -39,7 +45,7 @@ interface Dispatch {
 export class OpRunner {
   readonly device: GPUDevice;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  private readonly frozenBuffers = new WeakMap<Frozen, GPUBuffer>();
+  private readonly frozenBuffers = new WeakMap<Frozen, Map<string, GPUBuffer>>();
   /** Arrays whose newest values are on the device, and where. */
   private readonly resident = new WeakMap<Float32Array, GPUBuffer>();
   private pendingErrors: Promise<GPUError | null>[] = [];
@@ -115,14 +121,23 @@ export class OpRunner {
     this.device.queue.submit([encoder.finish()]);
   }
 
-  /** The device copy of a weight that never changes; u8 codes are packed four to a u32. */
-  frozen(host: Frozen): GPUBuffer {
-    let buffer = this.frozenBuffers.get(host);
+  /**
+   * The device copy of a weight that never changes: as stored (u8 codes four to a u32, float64
+   * as f32), or in a `layout` that a kernel wants, built once from it.
+   */
+  frozen(host: Frozen, layout?: FrozenLayout): GPUBuffer {
+    let copies = this.frozenBuffers.get(host);
+    if (copies === undefined) {
+      copies = new Map();
+      this.frozenBuffers.set(host, copies);
+    }
+    const name = layout?.name ?? 'as stored';
+    let buffer = copies.get(name);
     if (buffer === undefined) {
-      const words = host instanceof Uint8Array ? packBytes(host) : host instanceof Float64Array ? Float32Array.from(host) : host;
+      const words = layout !== undefined ? layout.build(host) : host instanceof Uint8Array ? packBytes(host) : host instanceof Float64Array ? Float32Array.from(host) : host;
       buffer = this.device.createBuffer({ size: paddedSize(words.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
       this.device.queue.writeBuffer(buffer, 0, words.buffer, words.byteOffset, words.byteLength);
-      this.frozenBuffers.set(host, buffer);
+      copies.set(name, buffer);
     }
     return buffer;
   }
@@ -205,8 +220,8 @@ export class Job {
     return buffer;
   }
 
-  frozen(host: Frozen): GPUBuffer {
-    return this.runner.frozen(host);
+  frozen(host: Frozen, layout?: FrozenLayout): GPUBuffer {
+    return this.runner.frozen(host, layout);
   }
 
   /** `invocations` threads of `kernel` over `buffers` (outputs, inputs) and then its params. */

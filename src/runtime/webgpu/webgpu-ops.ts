@@ -20,6 +20,7 @@ import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear
 import type { RopeTables } from '../../train/ops/rope.ts';
 import type { TrainingOps } from '../../train/ops/training-ops.ts';
 import { OpRunner, type Job } from './op-runner.ts';
+import { codesAlongInputs, codesAlongOutputs, paddedToWords } from './weight-layouts.ts';
 
 function f32(array: Floats, name: string): Float32Array {
   if (!(array instanceof Float32Array)) throw new TypeError(`the WebGPU backend computes in float32; ${name} is a Float64Array`);
@@ -50,14 +51,41 @@ function checkLayer(layer: QaLoraLinear): void {
   checkLength('B', adapter.b, adapter.rank * N);
 }
 
-/** The frozen base's buffers (cached) and its kernels' names. */
-function frozenBase(job: Job, layer: QaLoraLinear) {
-  const { base } = layer;
+interface FrozenBase {
+  /** y = x·Ŵ + σ·v·B (rank 0: no adapter term). */
+  forward(y: GPUBuffer, x: GPUBuffer, v: GPUBuffer, b: GPUBuffer, rank: number, scaling: number): void;
+  /** dx += dy·Ŵᵀ + factor·keep·(dv·Aᵀ), unpooled over each group (rank 0: no adapter term). */
+  backward(dx: GPUBuffer, dy: GPUBuffer, dv: GPUBuffer, a: GPUBuffer, keep: GPUBuffer, rank: number, factor: number): void;
+}
+
+/** The frozen base's dispatches into `job`, its buffers cached in each kernel's layout. */
+function frozenBase(job: Job, layer: QaLoraLinear, rows: number): FrozenBase {
+  const { base, adapter } = layer;
   if (base.kind === 'quantized') {
-    const { q, scales, zeros, groupSize } = base.weight;
-    return { forward: 'qalora_forward_quantized', backward: 'qalora_backward_quantized', buffers: [job.frozen(q), job.frozen(scales), job.frozen(zeros)], groupParam: [groupSize] };
+    const { q, scales, zeros, groupSize, inFeatures: K, outFeatures: N } = base.weight;
+    const padded = paddedToWords(K / groupSize, N);
+    return {
+      forward: (y, x, v, b, rank, scaling) => job.dispatch('qalora_forward_quantized',
+        [y, x, job.frozen(q, codesAlongOutputs(K, N)), job.frozen(scales, padded), job.frozen(zeros, padded), v, b],
+        [rows, K, N, groupSize, rank, { f32: scaling }], rows * Math.ceil(N / 4)),
+      backward: (dx, dy, dv, a, keep, rank, factor) => {
+        const groups = K / groupSize;
+        const weighted = job.scratch(rows * groups * N), zeroTerm = job.scratch(rows * groups);
+        job
+          .dispatch('qalora_weighted_dy', [weighted, zeroTerm, dy, job.frozen(scales), job.frozen(zeros)], [rows, groups, N], rows * groups)
+          .dispatch('qalora_backward_quantized', [dx, weighted, zeroTerm, job.frozen(q, codesAlongInputs(K, N)), dv, a, keep],
+            [rows, K, N, groupSize, rank, { f32: factor }], rows * Math.ceil(K / 4));
+      },
+    };
   }
-  return { forward: 'qalora_forward_dense', backward: 'qalora_backward_dense', buffers: [job.frozen(f32(base.weight, 'the dense weight'))], groupParam: [] as number[] };
+  const { inFeatures: K, outFeatures: N } = base;
+  const weight = job.frozen(f32(base.weight, 'the dense weight'));
+  const adapterGroup = adapter?.groupSize ?? 1;
+  return {
+    forward: (y, x, v, b, rank, scaling) => job.dispatch('qalora_forward_dense', [y, x, weight, v, b], [rows, K, N, rank, { f32: scaling }], rows * N),
+    backward: (dx, dy, dv, a, keep, rank, factor) =>
+      job.dispatch('qalora_backward_dense', [dx, dy, weight, dv, a, keep], [rows, K, N, adapterGroup, rank, { f32: factor }], rows * K),
+  };
 }
 
 function linearOps(runner: OpRunner): Pick<TrainingOps, 'qaloraLinearForward' | 'qaloraLinearBackward'> {
@@ -69,11 +97,11 @@ function linearOps(runner: OpRunner): Pick<TrainingOps, 'qaloraLinearForward' | 
       checkLength('x', x, rows * K);
       checkLength('y', y, rows * N);
       const job = runner.job();
-      const base = frozenBase(job, layer);
+      const base = frozenBase(job, layer, rows);
       const xBuffer = job.input(f32(x, 'x'));
       if (adapter === null) {
         const none = job.scratch(1);
-        job.dispatch(base.forward, [job.output(f32(y, 'y')), xBuffer, ...base.buffers, none, none], [rows, K, N, ...base.groupParam, 0, { f32: 0 }], rows * N);
+        base.forward(job.output(f32(y, 'y')), xBuffer, none, none, 0, 0);
         return job.run();
       }
       if (saved === undefined) throw new Error('a layer with an adapter needs activations to save');
@@ -83,8 +111,8 @@ function linearOps(runner: OpRunner): Pick<TrainingOps, 'qaloraLinearForward' | 
       const v = job.output(f32(saved.v, 'v'));
       job
         .dispatch('qalora_pool', [u, xBuffer], [rows, K, groupSize, { f32: poolingFactor(pooling, groupSize) }], rows * groups)
-        .dispatch('qalora_adapter_down', [v, u, job.input(keepScales(saved.mask, rows * groups, dropout)), job.input(f32(adapter.a, 'A'))], [rows, groups, rank], rows * rank)
-        .dispatch(base.forward, [job.output(f32(y, 'y')), xBuffer, ...base.buffers, v, job.input(f32(adapter.b, 'B'))], [rows, K, N, ...base.groupParam, rank, { f32: scaling }], rows * N);
+        .dispatch('qalora_adapter_down', [v, u, job.input(keepScales(saved.mask, rows * groups, dropout)), job.input(f32(adapter.a, 'A'))], [rows, groups, rank], rows * rank);
+      base.forward(job.output(f32(y, 'y')), xBuffer, v, job.input(f32(adapter.b, 'B')), rank, scaling);
       return job.run();
     },
 
@@ -95,13 +123,12 @@ function linearOps(runner: OpRunner): Pick<TrainingOps, 'qaloraLinearForward' | 
       checkLength('dx', dx, rows * K);
       checkLength('dy', dy, rows * N);
       const job = runner.job();
-      const base = frozenBase(job, layer);
+      const base = frozenBase(job, layer, rows);
       const dyBuffer = job.input(f32(dy, 'dy'));
       const dxBuffer = job.inout(f32(dx, 'dx'));
       if (adapter === null) {
         const none = job.scratch(1);
-        const groupSize = base.groupParam[0] ?? 1;
-        job.dispatch(base.backward, [dxBuffer, dyBuffer, ...base.buffers, none, none, none], [rows, K, N, groupSize, 0, { f32: 0 }], rows * K);
+        base.backward(dxBuffer, dyBuffer, none, none, none, 0, 0);
         return job.run();
       }
       if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
@@ -111,9 +138,9 @@ function linearOps(runner: OpRunner): Pick<TrainingOps, 'qaloraLinearForward' | 
       const u = job.input(f32(saved.u, 'u'));
       const keep = job.input(keepScales(saved.mask, rows * groups, dropout));
       const a = job.input(f32(adapter.a, 'A'));
+      job.dispatch('qalora_adapter_dv', [dv, dyBuffer, job.input(f32(adapter.b, 'B'))], [rows, N, rank, { f32: scaling }], rows * rank);
+      base.backward(dxBuffer, dyBuffer, dv, a, keep, rank, poolingFactor(pooling, groupSize));
       job
-        .dispatch('qalora_adapter_dv', [dv, dyBuffer, job.input(f32(adapter.b, 'B'))], [rows, N, rank, { f32: scaling }], rows * rank)
-        .dispatch(base.backward, [dxBuffer, dyBuffer, ...base.buffers, dv, a, keep], [rows, K, N, groupSize, rank, { f32: poolingFactor(pooling, groupSize) }], rows * K)
         .dispatch('qalora_grad_a', [job.inout(f32(adapter.gradA, 'dA')), u, keep, dv], [rows, groups, rank], groups * rank)
         .dispatch('qalora_grad_b', [job.inout(f32(adapter.gradB, 'dB')), job.input(f32(saved.v, 'v')), dyBuffer], [rows, N, rank, { f32: scaling }], rank * N);
       return job.run();
