@@ -1009,6 +1009,1011 @@ export const wgslMergeL344N4096G32R64MeanF16: WgslKernel<WgslMergeL344N4096G32R6
   ],
 };
 
+/** The buffers of quantize_kp4096_n4096_b4_g32_asym_f32, by the names the kernel gives them. */
+export interface WgslQuantizeKp4096N4096B4G32AsymF32Buffers {
+  /** f32 [4096, 4096], read. W, input-major, padded rows zero */
+  weight: Float32Array;
+  /** u32 [4096, 4096], written. q, one code per element */
+  codes: Uint32Array;
+  /** f32 [1048576], written; holds groupScales [128, 4096] at 0, groupZeros [128, 4096] at 524288. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+}
+
+/** quantize of 128 layers (layers.0.q, …); WGSL in quantize_kp4096_n4096_b4_g32_asym_f32.wgsl. */
+export const wgslQuantizeKp4096N4096B4G32AsymF32: WgslKernel<WgslQuantizeKp4096N4096B4G32AsymF32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'quantize_kp4096_n4096_b4_g32_asym_f32',
+  role: 'quantize',
+  file: 'wgsl/quantize_kp4096_n4096_b4_g32_asym_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, GROUP_SIZE: 32, GROUPS: 128, MAX_CODE: 15, THREADS: 64 },
+  buffers: {
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 4096], parts: [] },
+    codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [1048576], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 4096] }, { name: 'groupZeros', offset: 524288, shape: (_tokens: number) => [128, 4096] }] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 128, 1] as const, bindings: [0, 1, 2] },
+  ],
+};
+
+/** The buffers of pack_kp4096_n4096_b4_f32, by the names the kernel gives them. */
+export interface WgslPackKp4096N4096B4F32Buffers {
+  /** u32 [4096, 4096], written. q, one code per element */
+  codes: Uint32Array;
+  /** u32 [512, 4096], written. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+}
+
+/** pack of 128 layers (layers.0.q, …); WGSL in pack_kp4096_n4096_b4_f32.wgsl. */
+export const wgslPackKp4096N4096B4F32: WgslKernel<WgslPackKp4096N4096B4F32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'pack_kp4096_n4096_b4_f32',
+  role: 'pack',
+  file: 'wgsl/pack_kp4096_n4096_b4_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, THREADS: 64 },
+  buffers: {
+    codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 4096], parts: [] },
+    qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [512, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 512, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 4096, 1] as const, bindings: [0, 1] },
+  ],
+};
+
+/** The buffers of dequantize_kp4096_n4096_b4_g32_f32, by the names the kernel gives them. */
+export interface WgslDequantizeKp4096N4096B4G32F32Buffers {
+  /** u32 [512, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [1048576], read; holds groupScales [128, 4096] at 0, groupZeros [128, 4096] at 524288. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [4096, 4096], written. Ŵ = s·(q − z) */
+  weight: Float32Array;
+}
+
+/** dequantize of 128 layers (layers.0.q, …); WGSL in dequantize_kp4096_n4096_b4_g32_f32.wgsl. */
+export const wgslDequantizeKp4096N4096B4G32F32: WgslKernel<WgslDequantizeKp4096N4096B4G32F32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'dequantize_kp4096_n4096_b4_g32_f32',
+  role: 'dequantize',
+  file: 'wgsl/dequantize_kp4096_n4096_b4_g32_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, THREADS: 64 },
+  buffers: {
+    qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1048576], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 4096] }, { name: 'groupZeros', offset: 524288, shape: (_tokens: number) => [128, 4096] }] },
+    weight: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [4096, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 4096, 1] as const, bindings: [0, 1, 2] },
+  ],
+};
+
+/** The buffers of forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32, by the names the kernel gives them. */
+export interface WgslForwardK4096N4096B4G32QaloraR64MeanDropoutF32Buffers {
+  /** f32 [T, 4096], read. x */
+  input: Float32Array;
+  /** u32 [512, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [1048576], read; holds groupScales [128, 4096] at 0, groupZeros [128, 4096] at 524288. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [270336], read; holds adapterA [128, 64] at 0, adapterB [64, 4096] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 128], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 4096], written. y = x·Ŵ + σ·v·B */
+  output: Float32Array;
+  /** f32 [T, 128], written. u = pool(x), saved for the backward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], written. v = drop(u)·A, saved for the backward */
+  adapterActivation: Float32Array;
+}
+
+/** The uniform struct of forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32. */
+export interface WgslForwardK4096N4096B4G32QaloraR64MeanDropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** forward of 128 layers (layers.0.q, …); WGSL in forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl. */
+export const wgslForwardK4096N4096B4G32QaloraR64MeanDropoutF32: WgslKernel<WgslForwardK4096N4096B4G32QaloraR64MeanDropoutF32Buffers, WgslForwardK4096N4096B4G32QaloraR64MeanDropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32',
+  role: 'forward',
+  file: 'wgsl/forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 4096, PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 2 },
+  buffers: {
+    input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1048576], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 4096] }, { name: 'groupZeros', offset: 524288, shape: (_tokens: number) => [128, 4096] }] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [270336], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 4096] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    output: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    pooledInput: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivation: { binding: 8, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7, 8] },
+  ],
+};
+
+/** The buffers of decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32, by the names the kernel gives them. */
+export interface WgslDecodeK4096N4096B4G32QaloraR64MeanDropoutF32Buffers {
+  /** f32 [T, 4096], read. x */
+  input: Float32Array;
+  /** u32 [512, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [1048576], read; holds groupScales [128, 4096] at 0, groupZeros [128, 4096] at 524288. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [270336], read; holds adapterA [128, 64] at 0, adapterB [64, 4096] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 128], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 4096], written. y = x·Ŵ + σ·v·B */
+  output: Float32Array;
+  /** f32 [T, 128], written. u = pool(x), saved for the backward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], written. v = drop(u)·A, saved for the backward */
+  adapterActivation: Float32Array;
+}
+
+/** The uniform struct of decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32. */
+export interface WgslDecodeK4096N4096B4G32QaloraR64MeanDropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** decode of 128 layers (layers.0.q, …); WGSL in decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl. */
+export const wgslDecodeK4096N4096B4G32QaloraR64MeanDropoutF32: WgslKernel<WgslDecodeK4096N4096B4G32QaloraR64MeanDropoutF32Buffers, WgslDecodeK4096N4096B4G32QaloraR64MeanDropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32',
+  role: 'decode',
+  file: 'wgsl/decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 4096, PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, MAX_TOKENS: 16, THREADS: 64 },
+  buffers: {
+    input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1048576], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 4096] }, { name: 'groupZeros', offset: 524288, shape: (_tokens: number) => [128, 4096] }] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [270336], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 4096] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    output: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    pooledInput: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivation: { binding: 8, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'decode', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 1, 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7, 8] },
+  ],
+  maxTokens: 16,
+};
+
+/** The buffers of backward_data_k4096_n4096_b4_g32_unpool_mean_f32, by the names the kernel gives them. */
+export interface WgslBackwardDataK4096N4096B4G32UnpoolMeanF32Buffers {
+  /** f32 [T, 4096], read. dy */
+  outputGrad: Float32Array;
+  /** u32 [512, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [1048576], read; holds groupScales [128, 4096] at 0, groupZeros [128, 4096] at 524288. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [T, 128], read. du (dropout applied), from adapter_grad */
+  pooledInputGrad: Float32Array;
+  /** f32 [T, 4096], written. dx = dy·Ŵᵀ + unpool(du) */
+  inputGrad: Float32Array;
+}
+
+/** The uniform struct of backward_data_k4096_n4096_b4_g32_unpool_mean_f32. */
+export interface WgslBackwardDataK4096N4096B4G32UnpoolMeanF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+}
+
+/** backward_data of 128 layers (layers.0.q, …); WGSL in backward_data_k4096_n4096_b4_g32_unpool_mean_f32.wgsl. */
+export const wgslBackwardDataK4096N4096B4G32UnpoolMeanF32: WgslKernel<WgslBackwardDataK4096N4096B4G32UnpoolMeanF32Buffers, WgslBackwardDataK4096N4096B4G32UnpoolMeanF32Uniforms> = {
+  target: 'wgsl',
+  name: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f32',
+  role: 'backward_data',
+  file: 'wgsl/backward_data_k4096_n4096_b4_g32_unpool_mean_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 4096, PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16 },
+  buffers: {
+    outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1048576], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 4096] }, { name: 'groupZeros', offset: 524288, shape: (_tokens: number) => [128, 4096] }] },
+    pooledInputGrad: { binding: 4, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    inputGrad: { binding: 5, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' } } },
+  entryPoints: [
+    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
+  ],
+};
+
+/** The buffers of adapter_grad_l128_n4096_r64_dropout_f32, by the names the kernel gives them. */
+export interface WgslAdapterGradL128N4096R64DropoutF32Buffers {
+  /** f32 [T, 4096], read. dy */
+  outputGrad: Float32Array;
+  /** f32 [T, 128], read. u, saved by forward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], read. v, saved by forward */
+  adapterActivation: Float32Array;
+  /** f32 [270336], read; holds adapterA [128, 64] at 0, adapterB [64, 4096] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 128], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 64], written. dv = σ·dy·Bᵀ */
+  adapterActivationGrad: Float32Array;
+  /** f32 [T, 128], written. du = drop(dv·Aᵀ) */
+  pooledInputGrad: Float32Array;
+  /** f32 [270336], written; holds adapterAGrad [128, 64] at 0, adapterBGrad [64, 4096] at 8192. dA = drop(u)ᵀ·dv then dB = σ·vᵀ·dy, laid out as adapterWeights */
+  adapterWeightGrads: Float32Array;
+}
+
+/** The uniform struct of adapter_grad_l128_n4096_r64_dropout_f32. */
+export interface WgslAdapterGradL128N4096R64DropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** adapter_grad of 128 layers (layers.0.q, …); WGSL in adapter_grad_l128_n4096_r64_dropout_f32.wgsl. */
+export const wgslAdapterGradL128N4096R64DropoutF32: WgslKernel<WgslAdapterGradL128N4096R64DropoutF32Buffers, WgslAdapterGradL128N4096R64DropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'adapter_grad_l128_n4096_r64_dropout_f32',
+  role: 'adapter_grad',
+  file: 'wgsl/adapter_grad_l128_n4096_r64_dropout_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { OUT_FEATURES: 4096, GROUPS: 128, RANK: 64, THREADS: 64 },
+  buffers: {
+    outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivation: { binding: 3, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [270336], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 4096] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivationGrad: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+    pooledInputGrad: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterWeightGrads: { binding: 8, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [270336], parts: [{ name: 'adapterAGrad', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterBGrad', offset: 8192, shape: (_tokens: number) => [64, 4096] }] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 6, 8] },
+    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7, 8] },
+  ],
+};
+
+/** The buffers of merge_l128_n4096_g32_r64_mean_f32, by the names the kernel gives them. */
+export interface WgslMergeL128N4096G32R64MeanF32Buffers {
+  /** f32 [1048576], read; holds groupScales [128, 4096] at 0, groupZeros [128, 4096] at 524288. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [270336], read; holds adapterA [128, 64] at 0, adapterB [64, 4096] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [128, 4096], written. z' = z − c·σ·(A·B)/s */
+  mergedZeros: Float32Array;
+}
+
+/** The uniform struct of merge_l128_n4096_g32_r64_mean_f32. */
+export interface WgslMergeL128N4096G32R64MeanF32Uniforms {
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** merge of 128 layers (layers.0.q, …); WGSL in merge_l128_n4096_g32_r64_mean_f32.wgsl. */
+export const wgslMergeL128N4096G32R64MeanF32: WgslKernel<WgslMergeL128N4096G32R64MeanF32Buffers, WgslMergeL128N4096G32R64MeanF32Uniforms> = {
+  target: 'wgsl',
+  name: 'merge_l128_n4096_g32_r64_mean_f32',
+  role: 'merge',
+  file: 'wgsl/merge_l128_n4096_g32_r64_mean_f32.wgsl',
+  layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { OUT_FEATURES: 4096, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, THREADS: 64 },
+  buffers: {
+    groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1048576], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 4096] }, { name: 'groupZeros', offset: 524288, shape: (_tokens: number) => [128, 4096] }] },
+    adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [270336], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 4096] }] },
+    mergedZeros: { binding: 3, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [128, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
+  entryPoints: [
+    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 128, 1] as const, bindings: [0, 1, 2, 3] },
+  ],
+};
+
+/** The buffers of quantize_kp4096_n11008_b4_g32_asym_f32, by the names the kernel gives them. */
+export interface WgslQuantizeKp4096N11008B4G32AsymF32Buffers {
+  /** f32 [4096, 11008], read. W, input-major, padded rows zero */
+  weight: Float32Array;
+  /** u32 [4096, 11008], written. q, one code per element */
+  codes: Uint32Array;
+  /** f32 [2818048], written; holds groupScales [128, 11008] at 0, groupZeros [128, 11008] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+}
+
+/** quantize of 64 layers (layers.0.gate, …); WGSL in quantize_kp4096_n11008_b4_g32_asym_f32.wgsl. */
+export const wgslQuantizeKp4096N11008B4G32AsymF32: WgslKernel<WgslQuantizeKp4096N11008B4G32AsymF32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'quantize_kp4096_n11008_b4_g32_asym_f32',
+  role: 'quantize',
+  file: 'wgsl/quantize_kp4096_n11008_b4_g32_asym_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, GROUP_SIZE: 32, GROUPS: 128, MAX_CODE: 15, THREADS: 64 },
+  buffers: {
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
+    codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 11008], parts: [] },
+    groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [172, 128, 1] as const, bindings: [0, 1, 2] },
+  ],
+};
+
+/** The buffers of pack_kp4096_n11008_b4_f32, by the names the kernel gives them. */
+export interface WgslPackKp4096N11008B4F32Buffers {
+  /** u32 [4096, 11008], written. q, one code per element */
+  codes: Uint32Array;
+  /** u32 [512, 11008], written. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+}
+
+/** pack of 64 layers (layers.0.gate, …); WGSL in pack_kp4096_n11008_b4_f32.wgsl. */
+export const wgslPackKp4096N11008B4F32: WgslKernel<WgslPackKp4096N11008B4F32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'pack_kp4096_n11008_b4_f32',
+  role: 'pack',
+  file: 'wgsl/pack_kp4096_n11008_b4_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, THREADS: 64 },
+  buffers: {
+    codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 11008], parts: [] },
+    qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [512, 11008], parts: [] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [172, 512, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [172, 4096, 1] as const, bindings: [0, 1] },
+  ],
+};
+
+/** The buffers of dequantize_kp4096_n11008_b4_g32_f32, by the names the kernel gives them. */
+export interface WgslDequantizeKp4096N11008B4G32F32Buffers {
+  /** u32 [512, 11008], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [128, 11008] at 0, groupZeros [128, 11008] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [4096, 11008], written. Ŵ = s·(q − z) */
+  weight: Float32Array;
+}
+
+/** dequantize of 64 layers (layers.0.gate, …); WGSL in dequantize_kp4096_n11008_b4_g32_f32.wgsl. */
+export const wgslDequantizeKp4096N11008B4G32F32: WgslKernel<WgslDequantizeKp4096N11008B4G32F32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'dequantize_kp4096_n11008_b4_g32_f32',
+  role: 'dequantize',
+  file: 'wgsl/dequantize_kp4096_n11008_b4_g32_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, THREADS: 64 },
+  buffers: {
+    qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 11008], parts: [] },
+    groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
+    weight: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [4096, 11008], parts: [] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [172, 4096, 1] as const, bindings: [0, 1, 2] },
+  ],
+};
+
+/** The buffers of forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32, by the names the kernel gives them. */
+export interface WgslForwardK4096N11008B4G32QaloraR64MeanDropoutF32Buffers {
+  /** f32 [T, 4096], read. x */
+  input: Float32Array;
+  /** u32 [512, 11008], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [128, 11008] at 0, groupZeros [128, 11008] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [712704], read; holds adapterA [128, 64] at 0, adapterB [64, 11008] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 128], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 11008], written. y = x·Ŵ + σ·v·B */
+  output: Float32Array;
+  /** f32 [T, 128], written. u = pool(x), saved for the backward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], written. v = drop(u)·A, saved for the backward */
+  adapterActivation: Float32Array;
+}
+
+/** The uniform struct of forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32. */
+export interface WgslForwardK4096N11008B4G32QaloraR64MeanDropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** forward of 64 layers (layers.0.gate, …); WGSL in forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32.wgsl. */
+export const wgslForwardK4096N11008B4G32QaloraR64MeanDropoutF32: WgslKernel<WgslForwardK4096N11008B4G32QaloraR64MeanDropoutF32Buffers, WgslForwardK4096N11008B4G32QaloraR64MeanDropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32',
+  role: 'forward',
+  file: 'wgsl/forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 4096, PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 2 },
+  buffers: {
+    input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 11008], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [712704], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 11008] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    output: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 11008], parts: [] },
+    pooledInput: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivation: { binding: 8, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7, 8] },
+  ],
+};
+
+/** The buffers of decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32, by the names the kernel gives them. */
+export interface WgslDecodeK4096N11008B4G32QaloraR64MeanDropoutF32Buffers {
+  /** f32 [T, 4096], read. x */
+  input: Float32Array;
+  /** u32 [512, 11008], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [128, 11008] at 0, groupZeros [128, 11008] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [712704], read; holds adapterA [128, 64] at 0, adapterB [64, 11008] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 128], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 11008], written. y = x·Ŵ + σ·v·B */
+  output: Float32Array;
+  /** f32 [T, 128], written. u = pool(x), saved for the backward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], written. v = drop(u)·A, saved for the backward */
+  adapterActivation: Float32Array;
+}
+
+/** The uniform struct of decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32. */
+export interface WgslDecodeK4096N11008B4G32QaloraR64MeanDropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** decode of 64 layers (layers.0.gate, …); WGSL in decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32.wgsl. */
+export const wgslDecodeK4096N11008B4G32QaloraR64MeanDropoutF32: WgslKernel<WgslDecodeK4096N11008B4G32QaloraR64MeanDropoutF32Buffers, WgslDecodeK4096N11008B4G32QaloraR64MeanDropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32',
+  role: 'decode',
+  file: 'wgsl/decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 4096, PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, MAX_TOKENS: 16, THREADS: 64 },
+  buffers: {
+    input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 11008], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [712704], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 11008] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    output: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 11008], parts: [] },
+    pooledInput: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivation: { binding: 8, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'decode', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [172, 1, 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7, 8] },
+  ],
+  maxTokens: 16,
+};
+
+/** The buffers of backward_data_k4096_n11008_b4_g32_unpool_mean_f32, by the names the kernel gives them. */
+export interface WgslBackwardDataK4096N11008B4G32UnpoolMeanF32Buffers {
+  /** f32 [T, 11008], read. dy */
+  outputGrad: Float32Array;
+  /** u32 [512, 11008], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [128, 11008] at 0, groupZeros [128, 11008] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [T, 128], read. du (dropout applied), from adapter_grad */
+  pooledInputGrad: Float32Array;
+  /** f32 [T, 4096], written. dx = dy·Ŵᵀ + unpool(du) */
+  inputGrad: Float32Array;
+}
+
+/** The uniform struct of backward_data_k4096_n11008_b4_g32_unpool_mean_f32. */
+export interface WgslBackwardDataK4096N11008B4G32UnpoolMeanF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+}
+
+/** backward_data of 64 layers (layers.0.gate, …); WGSL in backward_data_k4096_n11008_b4_g32_unpool_mean_f32.wgsl. */
+export const wgslBackwardDataK4096N11008B4G32UnpoolMeanF32: WgslKernel<WgslBackwardDataK4096N11008B4G32UnpoolMeanF32Buffers, WgslBackwardDataK4096N11008B4G32UnpoolMeanF32Uniforms> = {
+  target: 'wgsl',
+  name: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f32',
+  role: 'backward_data',
+  file: 'wgsl/backward_data_k4096_n11008_b4_g32_unpool_mean_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 4096, PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16 },
+  buffers: {
+    outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 11008], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 11008], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
+    pooledInputGrad: { binding: 4, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    inputGrad: { binding: 5, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' } } },
+  entryPoints: [
+    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
+  ],
+};
+
+/** The buffers of adapter_grad_l128_n11008_r64_dropout_f32, by the names the kernel gives them. */
+export interface WgslAdapterGradL128N11008R64DropoutF32Buffers {
+  /** f32 [T, 11008], read. dy */
+  outputGrad: Float32Array;
+  /** f32 [T, 128], read. u, saved by forward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], read. v, saved by forward */
+  adapterActivation: Float32Array;
+  /** f32 [712704], read; holds adapterA [128, 64] at 0, adapterB [64, 11008] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 128], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 64], written. dv = σ·dy·Bᵀ */
+  adapterActivationGrad: Float32Array;
+  /** f32 [T, 128], written. du = drop(dv·Aᵀ) */
+  pooledInputGrad: Float32Array;
+  /** f32 [712704], written; holds adapterAGrad [128, 64] at 0, adapterBGrad [64, 11008] at 8192. dA = drop(u)ᵀ·dv then dB = σ·vᵀ·dy, laid out as adapterWeights */
+  adapterWeightGrads: Float32Array;
+}
+
+/** The uniform struct of adapter_grad_l128_n11008_r64_dropout_f32. */
+export interface WgslAdapterGradL128N11008R64DropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** adapter_grad of 64 layers (layers.0.gate, …); WGSL in adapter_grad_l128_n11008_r64_dropout_f32.wgsl. */
+export const wgslAdapterGradL128N11008R64DropoutF32: WgslKernel<WgslAdapterGradL128N11008R64DropoutF32Buffers, WgslAdapterGradL128N11008R64DropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'adapter_grad_l128_n11008_r64_dropout_f32',
+  role: 'adapter_grad',
+  file: 'wgsl/adapter_grad_l128_n11008_r64_dropout_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { OUT_FEATURES: 11008, GROUPS: 128, RANK: 64, THREADS: 64 },
+  buffers: {
+    outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 11008], parts: [] },
+    pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivation: { binding: 3, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [712704], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 11008] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterActivationGrad: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+    pooledInputGrad: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 128], parts: [] },
+    adapterWeightGrads: { binding: 8, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [712704], parts: [{ name: 'adapterAGrad', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterBGrad', offset: 8192, shape: (_tokens: number) => [64, 11008] }] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((64 * tokens + 704512) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 6, 8] },
+    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7, 8] },
+  ],
+};
+
+/** The buffers of merge_l128_n11008_g32_r64_mean_f32, by the names the kernel gives them. */
+export interface WgslMergeL128N11008G32R64MeanF32Buffers {
+  /** f32 [2818048], read; holds groupScales [128, 11008] at 0, groupZeros [128, 11008] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [712704], read; holds adapterA [128, 64] at 0, adapterB [64, 11008] at 8192. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [128, 11008], written. z' = z − c·σ·(A·B)/s */
+  mergedZeros: Float32Array;
+}
+
+/** The uniform struct of merge_l128_n11008_g32_r64_mean_f32. */
+export interface WgslMergeL128N11008G32R64MeanF32Uniforms {
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** merge of 64 layers (layers.0.gate, …); WGSL in merge_l128_n11008_g32_r64_mean_f32.wgsl. */
+export const wgslMergeL128N11008G32R64MeanF32: WgslKernel<WgslMergeL128N11008G32R64MeanF32Buffers, WgslMergeL128N11008G32R64MeanF32Uniforms> = {
+  target: 'wgsl',
+  name: 'merge_l128_n11008_g32_r64_mean_f32',
+  role: 'merge',
+  file: 'wgsl/merge_l128_n11008_g32_r64_mean_f32.wgsl',
+  layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { OUT_FEATURES: 11008, GROUPS: 128, RANK: 64, POOLING_FACTOR: 0.03125, THREADS: 64 },
+  buffers: {
+    groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
+    adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [712704], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [128, 64] }, { name: 'adapterB', offset: 8192, shape: (_tokens: number) => [64, 11008] }] },
+    mergedZeros: { binding: 3, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [128, 11008], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
+  entryPoints: [
+    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [172, 128, 1] as const, bindings: [0, 1, 2, 3] },
+  ],
+};
+
+/** The buffers of quantize_kp11008_n4096_b4_g32_asym_f32, by the names the kernel gives them. */
+export interface WgslQuantizeKp11008N4096B4G32AsymF32Buffers {
+  /** f32 [11008, 4096], read. W, input-major, padded rows zero */
+  weight: Float32Array;
+  /** u32 [11008, 4096], written. q, one code per element */
+  codes: Uint32Array;
+  /** f32 [2818048], written; holds groupScales [344, 4096] at 0, groupZeros [344, 4096] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+}
+
+/** quantize of 32 layers (layers.0.down, …); WGSL in quantize_kp11008_n4096_b4_g32_asym_f32.wgsl. */
+export const wgslQuantizeKp11008N4096B4G32AsymF32: WgslKernel<WgslQuantizeKp11008N4096B4G32AsymF32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'quantize_kp11008_n4096_b4_g32_asym_f32',
+  role: 'quantize',
+  file: 'wgsl/quantize_kp11008_n4096_b4_g32_asym_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, GROUP_SIZE: 32, GROUPS: 344, MAX_CODE: 15, THREADS: 64 },
+  buffers: {
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
+    codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [11008, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 344, 1] as const, bindings: [0, 1, 2] },
+  ],
+};
+
+/** The buffers of pack_kp11008_n4096_b4_f32, by the names the kernel gives them. */
+export interface WgslPackKp11008N4096B4F32Buffers {
+  /** u32 [11008, 4096], written. q, one code per element */
+  codes: Uint32Array;
+  /** u32 [1376, 4096], written. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+}
+
+/** pack of 32 layers (layers.0.down, …); WGSL in pack_kp11008_n4096_b4_f32.wgsl. */
+export const wgslPackKp11008N4096B4F32: WgslKernel<WgslPackKp11008N4096B4F32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'pack_kp11008_n4096_b4_f32',
+  role: 'pack',
+  file: 'wgsl/pack_kp11008_n4096_b4_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 1376, THREADS: 64 },
+  buffers: {
+    codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [11008, 4096], parts: [] },
+    qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [1376, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 1376, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 11008, 1] as const, bindings: [0, 1] },
+  ],
+};
+
+/** The buffers of dequantize_kp11008_n4096_b4_g32_f32, by the names the kernel gives them. */
+export interface WgslDequantizeKp11008N4096B4G32F32Buffers {
+  /** u32 [1376, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [344, 4096] at 0, groupZeros [344, 4096] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [11008, 4096], written. Ŵ = s·(q − z) */
+  weight: Float32Array;
+}
+
+/** dequantize of 32 layers (layers.0.down, …); WGSL in dequantize_kp11008_n4096_b4_g32_f32.wgsl. */
+export const wgslDequantizeKp11008N4096B4G32F32: WgslKernel<WgslDequantizeKp11008N4096B4G32F32Buffers, Record<string, never>> = {
+  target: 'wgsl',
+  name: 'dequantize_kp11008_n4096_b4_g32_f32',
+  role: 'dequantize',
+  file: 'wgsl/dequantize_kp11008_n4096_b4_g32_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 1376, GROUP_SIZE: 32, GROUPS: 344, THREADS: 64 },
+  buffers: {
+    qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [1376, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
+    weight: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [11008, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: null,
+  entryPoints: [
+    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 11008, 1] as const, bindings: [0, 1, 2] },
+  ],
+};
+
+/** The buffers of forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32, by the names the kernel gives them. */
+export interface WgslForwardK11008N4096B4G32QaloraR64MeanDropoutF32Buffers {
+  /** f32 [T, 11008], read. x */
+  input: Float32Array;
+  /** u32 [1376, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [344, 4096] at 0, groupZeros [344, 4096] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [284160], read; holds adapterA [344, 64] at 0, adapterB [64, 4096] at 22016. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 344], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 4096], written. y = x·Ŵ + σ·v·B */
+  output: Float32Array;
+  /** f32 [T, 344], written. u = pool(x), saved for the backward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], written. v = drop(u)·A, saved for the backward */
+  adapterActivation: Float32Array;
+}
+
+/** The uniform struct of forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32. */
+export interface WgslForwardK11008N4096B4G32QaloraR64MeanDropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** forward of 32 layers (layers.0.down, …); WGSL in forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl. */
+export const wgslForwardK11008N4096B4G32QaloraR64MeanDropoutF32: WgslKernel<WgslForwardK11008N4096B4G32QaloraR64MeanDropoutF32Buffers, WgslForwardK11008N4096B4G32QaloraR64MeanDropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32',
+  role: 'forward',
+  file: 'wgsl/forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 11008, PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 1376, GROUP_SIZE: 32, GROUPS: 344, RANK: 64, POOLING_FACTOR: 0.03125, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 2 },
+  buffers: {
+    input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 11008], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [1376, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [284160], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [344, 64] }, { name: 'adapterB', offset: 22016, shape: (_tokens: number) => [64, 4096] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 344], parts: [] },
+    output: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    pooledInput: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 344], parts: [] },
+    adapterActivation: { binding: 8, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7, 8] },
+  ],
+};
+
+/** The buffers of decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32, by the names the kernel gives them. */
+export interface WgslDecodeK11008N4096B4G32QaloraR64MeanDropoutF32Buffers {
+  /** f32 [T, 11008], read. x */
+  input: Float32Array;
+  /** u32 [1376, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [344, 4096] at 0, groupZeros [344, 4096] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [284160], read; holds adapterA [344, 64] at 0, adapterB [64, 4096] at 22016. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 344], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 4096], written. y = x·Ŵ + σ·v·B */
+  output: Float32Array;
+  /** f32 [T, 344], written. u = pool(x), saved for the backward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], written. v = drop(u)·A, saved for the backward */
+  adapterActivation: Float32Array;
+}
+
+/** The uniform struct of decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32. */
+export interface WgslDecodeK11008N4096B4G32QaloraR64MeanDropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** decode of 32 layers (layers.0.down, …); WGSL in decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl. */
+export const wgslDecodeK11008N4096B4G32QaloraR64MeanDropoutF32: WgslKernel<WgslDecodeK11008N4096B4G32QaloraR64MeanDropoutF32Buffers, WgslDecodeK11008N4096B4G32QaloraR64MeanDropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32',
+  role: 'decode',
+  file: 'wgsl/decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 11008, PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 1376, GROUP_SIZE: 32, GROUPS: 344, RANK: 64, POOLING_FACTOR: 0.03125, MAX_TOKENS: 16, THREADS: 64 },
+  buffers: {
+    input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 11008], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [1376, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [284160], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [344, 64] }, { name: 'adapterB', offset: 22016, shape: (_tokens: number) => [64, 4096] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 344], parts: [] },
+    output: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    pooledInput: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 344], parts: [] },
+    adapterActivation: { binding: 8, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'decode', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 1, 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7, 8] },
+  ],
+  maxTokens: 16,
+};
+
+/** The buffers of backward_data_k11008_n4096_b4_g32_unpool_mean_f32, by the names the kernel gives them. */
+export interface WgslBackwardDataK11008N4096B4G32UnpoolMeanF32Buffers {
+  /** f32 [T, 4096], read. dy */
+  outputGrad: Float32Array;
+  /** u32 [1376, 4096], read. GPTQ v1 packed codes */
+  qweight: Uint32Array;
+  /** f32 [2818048], read; holds groupScales [344, 4096] at 0, groupZeros [344, 4096] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [T, 344], read. du (dropout applied), from adapter_grad */
+  pooledInputGrad: Float32Array;
+  /** f32 [T, 11008], written. dx = dy·Ŵᵀ + unpool(du) */
+  inputGrad: Float32Array;
+}
+
+/** The uniform struct of backward_data_k11008_n4096_b4_g32_unpool_mean_f32. */
+export interface WgslBackwardDataK11008N4096B4G32UnpoolMeanF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+}
+
+/** backward_data of 32 layers (layers.0.down, …); WGSL in backward_data_k11008_n4096_b4_g32_unpool_mean_f32.wgsl. */
+export const wgslBackwardDataK11008N4096B4G32UnpoolMeanF32: WgslKernel<WgslBackwardDataK11008N4096B4G32UnpoolMeanF32Buffers, WgslBackwardDataK11008N4096B4G32UnpoolMeanF32Uniforms> = {
+  target: 'wgsl',
+  name: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f32',
+  role: 'backward_data',
+  file: 'wgsl/backward_data_k11008_n4096_b4_g32_unpool_mean_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { IN_FEATURES: 11008, PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 1376, GROUP_SIZE: 32, GROUPS: 344, RANK: 64, POOLING_FACTOR: 0.03125, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16 },
+  buffers: {
+    outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [1376, 4096], parts: [] },
+    groupScalesAndZeros: { binding: 3, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
+    pooledInputGrad: { binding: 4, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 344], parts: [] },
+    inputGrad: { binding: 5, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 11008], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' } } },
+  entryPoints: [
+    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
+  ],
+};
+
+/** The buffers of adapter_grad_l344_n4096_r64_dropout_f32, by the names the kernel gives them. */
+export interface WgslAdapterGradL344N4096R64DropoutF32Buffers {
+  /** f32 [T, 4096], read. dy */
+  outputGrad: Float32Array;
+  /** f32 [T, 344], read. u, saved by forward */
+  pooledInput: Float32Array;
+  /** f32 [T, 64], read. v, saved by forward */
+  adapterActivation: Float32Array;
+  /** f32 [284160], read; holds adapterA [344, 64] at 0, adapterB [64, 4096] at 22016. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [T, 344], read. keep/(1−p) per pooled input, 0 where dropped */
+  dropoutMultiplier: Float32Array;
+  /** f32 [T, 64], written. dv = σ·dy·Bᵀ */
+  adapterActivationGrad: Float32Array;
+  /** f32 [T, 344], written. du = drop(dv·Aᵀ) */
+  pooledInputGrad: Float32Array;
+  /** f32 [284160], written; holds adapterAGrad [344, 64] at 0, adapterBGrad [64, 4096] at 22016. dA = drop(u)ᵀ·dv then dB = σ·vᵀ·dy, laid out as adapterWeights */
+  adapterWeightGrads: Float32Array;
+}
+
+/** The uniform struct of adapter_grad_l344_n4096_r64_dropout_f32. */
+export interface WgslAdapterGradL344N4096R64DropoutF32Uniforms {
+  /** u32: T, rows of x */
+  tokens: number;
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** adapter_grad of 32 layers (layers.0.down, …); WGSL in adapter_grad_l344_n4096_r64_dropout_f32.wgsl. */
+export const wgslAdapterGradL344N4096R64DropoutF32: WgslKernel<WgslAdapterGradL344N4096R64DropoutF32Buffers, WgslAdapterGradL344N4096R64DropoutF32Uniforms> = {
+  target: 'wgsl',
+  name: 'adapter_grad_l344_n4096_r64_dropout_f32',
+  role: 'adapter_grad',
+  file: 'wgsl/adapter_grad_l344_n4096_r64_dropout_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { OUT_FEATURES: 4096, GROUPS: 344, RANK: 64, THREADS: 64 },
+  buffers: {
+    outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4096], parts: [] },
+    pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 344], parts: [] },
+    adapterActivation: { binding: 3, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
+    adapterWeights: { binding: 4, elementType: 'f32', access: 'read', shape: (_tokens: number) => [284160], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [344, 64] }, { name: 'adapterB', offset: 22016, shape: (_tokens: number) => [64, 4096] }] },
+    dropoutMultiplier: { binding: 5, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 344], parts: [] },
+    adapterActivationGrad: { binding: 6, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 64], parts: [] },
+    pooledInputGrad: { binding: 7, elementType: 'f32', access: 'read_write', shape: (tokens: number) => [tokens, 344], parts: [] },
+    adapterWeightGrads: { binding: 8, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [284160], parts: [{ name: 'adapterAGrad', offset: 0, shape: (_tokens: number) => [344, 64] }, { name: 'adapterBGrad', offset: 22016, shape: (_tokens: number) => [64, 4096] }] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
+  entryPoints: [
+    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 6, 8] },
+    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((344 * tokens + 22016) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7, 8] },
+  ],
+};
+
+/** The buffers of merge_l344_n4096_g32_r64_mean_f32, by the names the kernel gives them. */
+export interface WgslMergeL344N4096G32R64MeanF32Buffers {
+  /** f32 [2818048], read; holds groupScales [344, 4096] at 0, groupZeros [344, 4096] at 1409024. s then z, each L×N */
+  groupScalesAndZeros: Float32Array;
+  /** f32 [284160], read; holds adapterA [344, 64] at 0, adapterB [64, 4096] at 22016. A then B */
+  adapterWeights: Float32Array;
+  /** f32 [344, 4096], written. z' = z − c·σ·(A·B)/s */
+  mergedZeros: Float32Array;
+}
+
+/** The uniform struct of merge_l344_n4096_g32_r64_mean_f32. */
+export interface WgslMergeL344N4096G32R64MeanF32Uniforms {
+  /** f32: σ = alpha / rank */
+  adapterScale: number;
+}
+
+/** merge of 32 layers (layers.0.down, …); WGSL in merge_l344_n4096_g32_r64_mean_f32.wgsl. */
+export const wgslMergeL344N4096G32R64MeanF32: WgslKernel<WgslMergeL344N4096G32R64MeanF32Buffers, WgslMergeL344N4096G32R64MeanF32Uniforms> = {
+  target: 'wgsl',
+  name: 'merge_l344_n4096_g32_r64_mean_f32',
+  role: 'merge',
+  file: 'wgsl/merge_l344_n4096_g32_r64_mean_f32.wgsl',
+  layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
+  sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
+  constants: { OUT_FEATURES: 4096, GROUPS: 344, RANK: 64, POOLING_FACTOR: 0.03125, THREADS: 64 },
+  buffers: {
+    groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
+    adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [284160], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [344, 64] }, { name: 'adapterB', offset: 22016, shape: (_tokens: number) => [64, 4096] }] },
+    mergedZeros: { binding: 3, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [344, 4096], parts: [] },
+  },
+  requires: [],
+  uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
+  entryPoints: [
+    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [64, 344, 1] as const, bindings: [0, 1, 2, 3] },
+  ],
+};
+
 /** The buffers of quantize_kp4096_n4096_b4_g32_asym_f16, by the names the kernel gives them. */
 export interface CudaQuantizeKp4096N4096B4G32AsymF16Buffers {
   /** f32 [4096, 4096], read. W, input-major, padded rows zero */

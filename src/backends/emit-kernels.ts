@@ -20,10 +20,20 @@ export function targetsOf(plan: Plan): Target[] {
   return named.length > 0 ? named.sort() : ['cuda', 'wgsl'];
 }
 
+/**
+ * WGSL f16 needs the adapter's `shader-f16`, which not every device offers: a spec that asks
+ * for f16 gets the f32 kernels too, and the runtime falls back to them (and says so).
+ */
+function emitWgslWithFallback(plan: Plan): EmittedWgslKernel[] {
+  const program = lowerPlan(plan, 'wgsl');
+  const kernels = emitWgsl(program);
+  return program.precision === 'f16' ? [...kernels, ...emitWgsl(lowerPlan(plan, 'wgsl', { precision: 'f32' }))] : kernels;
+}
+
 export function emitKernels(plan: Plan): EmittedKernels {
   const targets = targetsOf(plan);
   return {
-    wgsl: targets.includes('wgsl') ? emitWgsl(lowerPlan(plan, 'wgsl')) : [],
+    wgsl: targets.includes('wgsl') ? emitWgslWithFallback(plan) : [],
     cuda: targets.includes('cuda') ? emitCuda(lowerPlan(plan, 'cuda')) : [],
   };
 }
