@@ -1,6 +1,8 @@
 // Throughput of the webgpu training backend on stories260K — not a test, numbers for the report:
 // training tokens/s (forward + backward + AdamW, 4-bit RTN base, QA-LoRA rank 4 on all 7
-// projections, group 16 / down 43) at a few batch shapes, and where a step's time goes by op.
+// projections, group 16 / down 43) at a few batch shapes, and where a step's time goes by op:
+// the host time of each op (it submits without waiting, so the device's time shows up where the
+// model waits: the loss and syncToHost), then, with a wait after every op, each op's device time.
 //   node --max-opt=2 --import tsx src/runtime/webgpu/bench.ts [seconds per measurement = 5]
 // Model and data are read from ../shared next to the repository.
 import { readFileSync } from 'node:fs';
@@ -13,7 +15,8 @@ import { encodeDocuments, randomBatch } from '../../train/batches.ts';
 import type { TrainingOps } from '../../train/ops/training-ops.ts';
 import { QaLoraModel } from '../../train/qalora-model.ts';
 import { specForEveryProjection } from '../../train/qalora-spec.ts';
-import { webGpuBackend } from './backend.ts';
+import { openWebGpu } from './device.ts';
+import { webGpuOps } from './webgpu-ops.ts';
 
 const shared = (path: string) => fileURLToPath(new URL(`../../../../shared/${path}`, import.meta.url));
 const seconds = Number(process.argv[2] ?? 5);
@@ -26,14 +29,15 @@ const spec = specForEveryProjection(checkpoint.arch, (_, inFeatures) => ({
   adapter: { rank: 4, alpha: 8, dropout: 0.05, pooling: 'mean' },
 }));
 
-/** The same ops, each call timed under its name. */
-function timed(ops: TrainingOps, totals: Map<string, { ms: number; calls: number }>): TrainingOps {
+/** The same ops, each call timed under its name (after waiting for the device, with `wait`). */
+function timed(ops: TrainingOps, totals: Map<string, { ms: number; calls: number }>, wait?: () => Promise<unknown>): TrainingOps {
   const wrapped: Record<string, unknown> = { name: ops.name };
   for (const [name, op] of Object.entries(ops)) {
     if (typeof op !== 'function') continue;
     wrapped[name] = async (...args: unknown[]) => {
       const start = performance.now();
       const result = await (op as (...a: unknown[]) => unknown)(...args);
+      await wait?.();
       const total = totals.get(name) ?? { ms: 0, calls: 0 };
       total.ms += performance.now() - start;
       total.calls++;
@@ -44,11 +48,13 @@ function timed(ops: TrainingOps, totals: Map<string, { ms: number; calls: number
   return wrapped as unknown as TrainingOps;
 }
 
-const gpu = await webGpuBackend();
-console.log(`stories260K training on the webgpu backend (${gpu.description}), ${seconds} s per measurement\n`);
-for (const [batchSize, seqLen] of [[2, 16], [4, 32], [8, 64]] as const) {
+const gpu = await openWebGpu();
+const ops = webGpuOps(gpu.device);
+const waitForDevice = () => gpu.device.queue.onSubmittedWorkDone();
+console.log(`stories260K training on the webgpu backend (${gpu.adapterInfo.description}), ${seconds} s per measurement\n`);
+for (const [batchSize, seqLen, wait] of [[2, 16], [4, 32], [8, 64], [8, 64, waitForDevice]] as const) {
   const totals = new Map<string, { ms: number; calls: number }>();
-  const model = new QaLoraModel(checkpoint, spec, { seed: 1, ops: timed(gpu.ops, totals) });
+  const model = new QaLoraModel(checkpoint, spec, { seed: 1, ops: timed(ops, totals, wait) });
   const optimizer = new AdamW(model.parameters(), { lr: constantSchedule({ peak: 1e-2, warmup: 3 }), maxGradNorm: 1 });
   const rng = createRng(7);
   const step = async (i: number) => {
@@ -62,10 +68,10 @@ for (const [batchSize, seqLen] of [[2, 16], [4, 32], [8, 64]] as const) {
   const start = performance.now();
   while (steps < 2 || performance.now() - start < seconds * 1000) await step(1 + steps++);
   const ms = performance.now() - start;
-  console.log(`train ${batchSize}×${seqLen}: ${((steps * batchSize * seqLen * 1000) / ms).toFixed(0)} tokens/s (${(ms / steps).toFixed(0)} ms a step)`);
+  console.log(`train ${batchSize}×${seqLen}${wait ? ', waiting for the device after every op' : ''}: ${((steps * batchSize * seqLen * 1000) / ms).toFixed(0)} tokens/s (${(ms / steps).toFixed(0)} ms a step)`);
   const byTime = [...totals].sort((a, b) => b[1].ms - a[1].ms);
   for (const [name, { ms: opMs, calls }] of byTime) {
     console.log(`  ${name.padEnd(22)} ${(opMs / steps).toFixed(1).padStart(7)} ms a step, ${(calls / steps).toFixed(0).padStart(3)} calls, ${((opMs / calls) * 1000).toFixed(0).padStart(6)} µs a call`);
   }
 }
-gpu.close();
+gpu.destroy();

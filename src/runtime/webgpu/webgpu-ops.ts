@@ -67,14 +67,14 @@ function frozenBase(job: Job, layer: QaLoraLinear, rows: number): FrozenBase {
     return {
       forward: (y, x, v, b, rank, scaling) => job.dispatch('qalora_forward_quantized',
         [y, x, job.frozen(q, codesAlongOutputs(K, N)), job.frozen(scales, padded), job.frozen(zeros, padded), v, b],
-        [rows, K, N, groupSize, rank, { f32: scaling }], rows * Math.ceil(N / 4)),
+        [rows, K, N, groupSize, rank, { f32: scaling }], Math.ceil(rows / 4) * Math.ceil(N / 4)),
       backward: (dx, dy, dv, a, keep, rank, factor) => {
         const groups = K / groupSize;
         const weighted = job.scratch(rows * groups * N), zeroTerm = job.scratch(rows * groups);
         job
           .dispatch('qalora_weighted_dy', [weighted, zeroTerm, dy, job.frozen(scales), job.frozen(zeros)], [rows, groups, N], rows * groups)
           .dispatch('qalora_backward_quantized', [dx, weighted, zeroTerm, job.frozen(q, codesAlongInputs(K, N)), dv, a, keep],
-            [rows, K, N, groupSize, rank, { f32: factor }], rows * Math.ceil(K / 4));
+            [rows, K, N, groupSize, rank, { f32: factor }], Math.ceil(rows / 4) * Math.ceil(K / 4));
       },
     };
   }
