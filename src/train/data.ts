@@ -90,18 +90,23 @@ function encodeAlpaca(tokenizer: Tokenizer, example: AlpacaExample): EncodedExam
   return { tokens: Int32Array.from([...prompt, ...response, EOS]), responseStart: prompt.length };
 }
 
-/** One example per row, cut to seqLen + 1 tokens; the loss counts response positions only. */
+/**
+ * One example per row, seqLen + 1 tokens of it; the loss counts response positions only. An
+ * instruction longer than half the row is cut from the front (the template's end, "### Response:",
+ * stays), so every row trains on its response rather than on nothing.
+ */
 function alpacaBatch(examples: readonly EncodedExample[], seqLen: number): Batch {
   const rows = examples.length;
   const tokens = new Int32Array(rows * seqLen).fill(BOS);
   const targets = new Int32Array(rows * seqLen).fill(-1);
   const lossMask = new Uint8Array(rows * seqLen);
   examples.forEach((example, b) => {
-    for (let t = 0; t < seqLen && t + 1 < example.tokens.length; t++) {
-      tokens[b * seqLen + t] = example.tokens[t]!;
-      targets[b * seqLen + t] = example.tokens[t + 1]!;
-      // Position t predicts token t + 1: it counts when that token is part of the response.
-      lossMask[b * seqLen + t] = t + 1 >= example.responseStart ? 1 : 0;
+    const start = Math.max(0, example.responseStart - Math.floor(seqLen / 2));
+    for (let t = 0; t < seqLen && start + t + 1 < example.tokens.length; t++) {
+      tokens[b * seqLen + t] = example.tokens[start + t]!;
+      targets[b * seqLen + t] = example.tokens[start + t + 1]!;
+      // Position t predicts token start + t + 1: it counts when that token is part of the response.
+      lossMask[b * seqLen + t] = start + t + 1 >= example.responseStart ? 1 : 0;
     }
   });
   return { batchSize: rows, seqLen, tokens, targets, lossMask };

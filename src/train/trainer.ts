@@ -112,7 +112,18 @@ function schedule(settings: Settings, steps: number): Schedule {
 
 /** Stop on a non-finite loss or gradient, naming the step and the layer. */
 function checkFinite(model: QaLoraModel, step: number, loss: number): void {
-  if (!Number.isFinite(loss)) throw new TrainingError(`the loss is ${loss} at step ${step}: stopping; the last checkpoint is kept`);
+  if (!Number.isFinite(loss)) {
+    // The base is frozen and finite, so a non-finite loss comes from the adapters: one that
+    // holds non-finite values, or else the one whose values grew largest, overflowing the forward.
+    const magnitude = (p: { value: ArrayLike<number> }) => { let m = 0; for (let i = 0; i < p.value.length; i++) m = Math.max(m, Math.abs(p.value[i]!)); return m; };
+    const params = model.parameters();
+    const broken = params.find((p) => !Number.isFinite(magnitude(p)));
+    const largest = params.reduce((a, b) => (magnitude(b) > magnitude(a) ? b : a), params[0]!);
+    const where = broken
+      ? `adapter ${broken.name} holds non-finite values`
+      : `the forward overflowed; the largest adapter values are in ${largest.name} (max |value| ${magnitude(largest).toExponential(2)})`;
+    throw new TrainingError(`the loss is ${loss} at step ${step}: ${where}; stopping; the last checkpoint is kept`);
+  }
   for (const p of model.parameters()) {
     for (let i = 0; i < p.grad.length; i++) {
       if (!Number.isFinite(p.grad[i])) throw new TrainingError(`the gradient of ${p.name} is ${p.grad[i]} at step ${step}: stopping; the last checkpoint is kept`);
