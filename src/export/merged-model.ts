@@ -19,14 +19,11 @@ import type { Architecture } from '../model/architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import type { QaLoraModel, TrainableCheckpoint } from '../train/qalora-model.ts';
 import { PROJECTIONS, type ProjectionName } from '../train/qalora-spec.ts';
+import { HF_PROJECTION_NAMES } from '../plan/layer-shapes.ts';
 import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor } from './safetensors.ts';
 
 export const MERGED_FORMAT = 'qalc-merged-1';
 
-const HF_NAME: Readonly<Record<ProjectionName, string>> = {
-  q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
-  gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
-};
 
 interface LayerQuantization {
   readonly bits: Bits | null;
@@ -40,7 +37,7 @@ type MergedProjection =
 /** Every projection of the model with its adapter folded into the zeros, block by block. */
 function mergedProjections(model: QaLoraModel, weights: TrainableCheckpoint): MergedProjection[][] {
   return model.blocks.map((block, l) => PROJECTIONS.map((p): MergedProjection => {
-    const prefix = `model.layers.${l}.${HF_NAME[p]}`;
+    const prefix = `model.layers.${l}.${HF_PROJECTION_NAMES[p]}`;
     const { base, adapter } = block[p].layer;
     if (base.kind === 'dense') {
       if (adapter) throw new Error(`${prefix}: merging an adapter into an unquantized layer is not supported`);
@@ -138,7 +135,7 @@ export function readMergedModelAsDense(path: string): Llama2cCheckpoint {
   const tensors = new Map<string, Tensor>();
   const layers: LayerWeights[] = Array.from({ length: arch.layers }, (_, l) => {
     const get = (p: ProjectionName) => {
-      const prefix = `model.layers.${l}.${HF_NAME[p]}`;
+      const prefix = `model.layers.${l}.${HF_PROJECTION_NAMES[p]}`;
       const q = quantization[prefix];
       if (!q) throw new SafetensorsError(path, `no quantization record for ${prefix}`);
       const [K, N] = shapes[p];

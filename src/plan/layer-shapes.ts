@@ -3,7 +3,9 @@ import { headDim, type Architecture } from '../model/architecture.ts';
 import { PROJECTIONS } from '../check/schema.ts';
 
 export interface LinearLayer {
+  /** qalc's name: `layers.3.down`, `lm_head`. */
   readonly name: string;
+  /** The Hugging Face tensor prefix: `model.layers.3.mlp.down_proj`. */
   readonly hfName: string;
   readonly block: number | null;
   readonly projection: string;
@@ -11,7 +13,8 @@ export interface LinearLayer {
   readonly outFeatures: number;
 }
 
-const HF_SUFFIX: Readonly<Record<string, string>> = {
+/** Where each projection sits in a Hugging Face LLaMA block. */
+export const HF_PROJECTION_NAMES: Readonly<Record<string, string>> = {
   q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
   gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',
 };
@@ -33,7 +36,7 @@ export function linearLayers(arch: Architecture): LinearLayer[] {
   for (let block = 0; block < arch.layers; block++) {
     for (const projection of PROJECTIONS) {
       const [inFeatures, outFeatures] = blockShape(arch, projection);
-      layers.push({ name: `layers.${block}.${projection}`, hfName: `model.layers.${block}.${HF_SUFFIX[projection]}`, block, projection, inFeatures, outFeatures });
+      layers.push({ name: `layers.${block}.${projection}`, hfName: `model.layers.${block}.${HF_PROJECTION_NAMES[projection]}`, block, projection, inFeatures, outFeatures });
     }
   }
   layers.push({ name: 'lm_head', hfName: 'lm_head', block: null, projection: 'lm_head', inFeatures: arch.dim, outFeatures: arch.vocab });

@@ -1,6 +1,7 @@
 // The plan: the spec resolved against the model, one record per linear layer. Every later
 // stage — kernel lowering, bindings, training, export — reads this and nothing earlier.
 import type { Architecture } from '../model/architecture.ts';
+import type { LinearLayer } from './layer-shapes.ts';
 
 export type FloatDtype = 'fp16' | 'bf16' | 'fp32';
 export type ZeroStorage = 'int' | FloatDtype;
@@ -49,15 +50,8 @@ export type KernelRole =
   | 'quantize' | 'pack' | 'dequantize' | 'forward' | 'decode' | 'backward_data'
   | 'adapter_grad' | 'merge' | 'dense_forward' | 'dense_backward_data';
 
-export interface LayerPlan {
-  /** qalc's name: `layers.3.down`, `lm_head`. */
-  readonly name: string;
-  /** The Hugging Face tensor prefix: `model.layers.3.mlp.down_proj`. */
-  readonly hfName: string;
-  readonly block: number | null;
-  readonly projection: string;
-  readonly inFeatures: number;
-  readonly outFeatures: number;
+/** A linear layer (name, Hugging Face name, block, projection, K, N) with what the spec made of it. */
+export interface LayerPlan extends LinearLayer {
   readonly quant: QuantPlan | null;
   readonly adapter: AdapterPlan | null;
   readonly kernels: readonly KernelRole[];

@@ -4,18 +4,9 @@
 import type { LayerConfig } from '../../ir/kernel-ir.ts';
 import type { CudaKernel, CudaProgram } from '../../ir/passes/choose-cuda.ts';
 import { formatDispatch, formatShape } from '../../ir/size-expr.ts';
-import { commentSafe } from '../wgsl/comment-safe.ts';
+import { ROLE_FORMULAS } from '../../ir/role-formulas.ts';
+import { commentSafe } from '../comment-safe.ts';
 
-const ROLE_FORMULAS: Readonly<Record<string, string>> = {
-  forward: 'y = x*W-hat + adapterScale * (drop(pool(x)) * A) * B; saves u = pool(x) and v = drop(u) * A',
-  decode: 'the forward for T <= 16 tokens (memory-bound: each weight code read once)',
-  backward_data: 'dx = dy * W-hat^T + unpool(du)',
-  adapter_grad: 'dv = adapterScale * dy * B^T, dB = adapterScale * v^T * dy, du = drop(dv * A^T), dA = drop(u)^T * dv',
-  quantize: 'round-to-nearest: q, s, z of W, group-wise along the input',
-  pack: 'GPTQ v1 qweight <-> one code per element',
-  dequantize: 'W-hat = s * (q - z)',
-  merge: "z' = z - poolingFactor * adapterScale * (A * B) / s",
-};
 
 const TYPE_NAMES: Readonly<Record<string, string>> = { f32: 'float', f16: 'half', bf16: 'bfloat16', u32: 'uint32', i32: 'int32' };
 
@@ -69,7 +60,7 @@ export function headerLines(program: CudaProgram, kernel: CudaKernel, config: La
     const wg = tc.wgmma;
     if (wg) {
       lines.push(
-        `  ${wg.arch}: ${wg.instruction} m${wg.shape[0]}n${wg.shape[1]}k${wg.shape[2]} instead (one warpgroup a block), x and W-hat tiles ${wg.layout}` +
+        `  ${wg.arch}: ${wg.instruction} m${wg.shape[0]}n${wg.shape[1]}k${wg.shape[2]} instead (one warpgroup a block), ${kernel.role === 'forward' ? 'x and W-hat' : 'dy and W-hat^T'} tiles ${wg.layout}` +
           ` (descriptor LBO ${wg.leadingByteOffset} B along K, SBO ${wg.strideByteOffset} B along M/N), ${wg.sharedBytes} bytes of shared memory;`,
         '    sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)',
       );

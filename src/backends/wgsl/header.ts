@@ -2,18 +2,9 @@
 // that shaped it, its interface, and how to regenerate it. User text goes through commentSafe.
 import type { LayerConfig, LoweredKernel, LoweredProgram } from '../../ir/kernel-ir.ts';
 import { formatDispatch, formatShape } from '../../ir/size-expr.ts';
-import { commentSafe } from './comment-safe.ts';
+import { ROLE_FORMULAS } from '../../ir/role-formulas.ts';
+import { commentSafe } from '../comment-safe.ts';
 
-const ROLE_FORMULAS: Readonly<Record<string, string>> = {
-  forward: 'y = x*W-hat + adapterScale * (drop(pool(x)) * A) * B; saves u = pool(x) and v = drop(u) * A',
-  decode: 'the forward for T <= 16 tokens (memory-bound: each weight code read once)',
-  backward_data: 'dx = dy * W-hat^T + unpool(du)',
-  adapter_grad: 'dv = adapterScale * dy * B^T, dB = adapterScale * v^T * dy, du = drop(dv * A^T), dA = drop(u)^T * dv',
-  quantize: 'round-to-nearest: q, s, z of W, group-wise along the input',
-  pack: 'GPTQ v1 qweight <-> one code per element',
-  dequantize: 'W-hat = s * (q - z)',
-  merge: "z' = z - poolingFactor * adapterScale * (A * B) / s",
-};
 
 function listLayers(layers: readonly string[]): string {
   const shown = layers.slice(0, 6).join(', ');
