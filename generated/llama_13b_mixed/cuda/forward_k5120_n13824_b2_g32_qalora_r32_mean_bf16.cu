@@ -127,7 +127,7 @@ __device__ inline void waitForAsyncCopies() {
 }
 
 // sm_90a only: wgmma needs the arch-specific target (compute_90a), which defines
-// __CUDA_ARCH_FEAT_SM90_ALL. QALC_WGMMA picks the forward's warpgroup body there; the sm_80
+// __CUDA_ARCH_FEAT_SM90_ALL. QALC_WGMMA picks the warpgroup body there; the sm_80
 // SASS and the compute_90 PTX (JIT for later GPUs) compile the mma.sync body of the same kernel.
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define QALC_WGMMA 1
@@ -139,7 +139,8 @@ __device__ inline void waitForAsyncCopies() {
 // Element index of (row, k) in a K-major tile of TC_REDUCE_CHUNK reduction elements per row,
 // stored as core matrices: core matrix (row / 8, k / 8) is 8 rows of 8 elements (16 bytes
 // each), 64 contiguous elements, and the core matrices of one 8-row block follow each other
-// along K. Rows are tokens for the x tile and outputs for the W-hat tile.
+// along K. Rows are tokens for the x (forward) and dy (backward_data) tiles, outputs for the
+// forward's W-hat tile and inputs for backward_data's W-hat^T tile.
 __device__ __forceinline__ uint32_t coreMatrixIndex(uint32_t row, uint32_t k) {
   return ((row / 8u) * (TC_REDUCE_CHUNK / 8u) + k / 8u) * 64u + (row % 8u) * 8u + k % 8u;
 }

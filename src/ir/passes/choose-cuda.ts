@@ -7,8 +7,9 @@
 //     which lowers to mma.sync; fp16/bf16 operands, fp32 accumulators; the activation tile
 //     staged with cp.async when every 16-byte segment is either wholly inside the reduction
 //     range or wholly outside it;
-//   - on sm_90a, the forward's tensor-core variant through wgmma instead (`wgmma` below): the
-//     same 64×64 block is one warpgroup issuing wgmma.mma_async m64n64k16, both operands read
+//   - on sm_90a, the tensor-core variants (forward and backward_data) through wgmma instead
+//     (`wgmma` below): the same 64×64 block is one warpgroup issuing wgmma.mma_async m64n64k16,
+//     both operands read
 //     by the tensor cores from shared memory in the K-major, unswizzled core-matrix layout
 //     (the descriptor offsets are decided here), fp32 accumulators in registers. The same
 //     extern "C" kernel carries both bodies and the preprocessor picks one per target: the
@@ -51,19 +52,22 @@ export interface CudaTensorCoreTiling {
   readonly threads: number;
   /** Shared memory of the mma.sync body. */
   readonly sharedBytes: number;
-  /** The sm_90a body (forward only), or null where every arch runs mma.sync. */
+  /** The sm_90a body, or null where every arch runs mma.sync. */
   readonly wgmma: CudaWarpgroupMma | null;
 }
 
 /**
- * sm_90a's forward tensor-core body: one warpgroup (the block's 4 warps) issues
- * wgmma.mma_async m64n64k16 per 16 reduction elements, A = the x tile and B = the dequantized
- * weight tile, both from shared memory through matrix descriptors, D (fp32) in registers.
+ * sm_90a's tensor-core body: one warpgroup (the block's 4 warps) issues wgmma.mma_async
+ * m64n64k16 per 16 reduction elements, A = the activation tile (x for the forward, dy for
+ * backward_data) and B = the dequantized weight tile (W-hat, or W-hat^T for backward_data),
+ * both from shared memory through matrix descriptors, D (fp32) in registers.
  * Both tiles are stored K-major in 8 × 8 core matrices (8 rows of 16 bytes, 128 contiguous
  * bytes), no swizzle: core matrix (rowBlock, kBlock) at byte (rowBlock · reduceChunk/8 + kBlock)
  * · 128. The descriptor's leading-dimension byte offset is the distance between core matrices
  * adjacent along K, its stride-dimension byte offset the distance between those adjacent along
- * M (tokens) or N (outputs).
+ * M (tokens) or N (outputs for the forward, inputs for backward_data). backward_data's B is
+ * W-hat^T (K = outputs, N = inputs): it is dequantized straight into that K-major layout
+ * ([input][output] core matrices), so both roles use the transpose bits 0 and one descriptor.
  */
 export interface CudaWarpgroupMma {
   readonly arch: 'sm_90a';
@@ -77,7 +81,7 @@ export interface CudaWarpgroupMma {
 
 /** Options of the CUDA pass. */
 export interface CudaPassOptions {
-  /** wgmma for the forward's tensor-core variant on sm_90a (default true); false keeps mma.sync everywhere. */
+  /** wgmma for the tensor-core variants (forward, backward_data) on sm_90a (default true); false keeps mma.sync everywhere. */
   readonly wgmma?: boolean;
 }
 
@@ -127,8 +131,8 @@ export type CudaKernel = LoweredKernel & { readonly cuda: CudaDecisions };
 export type CudaProgram = KernelProgram<CudaKernel>;
 
 const TENSOR_CORE_MIN_TOKENS = 64;
-/** The forward's tensor-core variant uses wgmma on sm_90a unless the caller turns it off. */
-const WGMMA_FORWARD_DEFAULT = true;
+/** The tensor-core variants (forward, backward_data) use wgmma on sm_90a unless the caller turns it off. */
+const WGMMA_DEFAULT = true;
 /** One core matrix: 8 rows of 16 bytes. */
 const CORE_MATRIX_BYTES = 128;
 const FRAGMENT = 16;
@@ -148,10 +152,10 @@ function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumu
   // of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
   if (rows !== 64 || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
   const sharedBytes =
-    rows * reduceChunk * elementBytes + // x tile, core matrices, no padding
-    columns * reduceChunk * elementBytes + // W-hat tile, K-major core matrices
+    rows * reduceChunk * elementBytes + // x (dy) tile, core matrices, no padding
+    columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tile, K-major core matrices
     rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    rows * rank * 4; // v = drop(u)·A of the block's tokens
+    rows * rank * 4; // forward: v = drop(u)·A of the block's tokens (rank 0 for backward_data)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [rows, columns, FRAGMENT],
@@ -196,7 +200,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     activationPad, accumulatorPad,
     threads: 4 * WARP,
     sharedBytes,
-    wgmma: forward && (options.wgmma ?? WGMMA_FORWARD_DEFAULT) ? warpgroupMma(rows, columns, reduceChunk, accumulatorPad, rank, a) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, accumulatorPad, forward ? rank : 0, a) : null,
   };
 }
 

@@ -82,12 +82,28 @@ describe('CUDA emitter', () => {
     expect(forward.kernelSymbols).toHaveLength(2);
     const half = emitExample('examples/stories260k.qal', 'f16').find((k) => k.fileName.startsWith('forward_k64_n64'))!;
     expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16');
-    for (const k of kernels.filter((k) => k.kernel.role === 'backward_data')) expect(k.source).not.toContain('wgmma');
     const plan = frontEnd('examples/stories260k.qal').plan!;
-    const off = emitCuda(lowerPlan(plan, 'cuda'), { wgmma: false }).find((k) => k.fileName.startsWith('forward_k64_n64'))!;
-    expect(off.kernel.cuda.tensorCore!.wgmma).toBeNull();
-    expect(off.source).not.toContain('wgmma');
-    expect(off.source).not.toContain('QALC_WGMMA');
+    const off = emitCuda(lowerPlan(plan, 'cuda'), { wgmma: false });
+    for (const k of off.filter((k) => k.kernel.cuda.tensorCore)) {
+      expect(k.kernel.cuda.tensorCore!.wgmma).toBeNull();
+      expect(k.source).not.toContain('wgmma');
+      expect(k.source).not.toContain('QALC_WGMMA');
+    }
+  });
+
+  it('gives backward_data the same wgmma body: dy and W-hat^T (dequantized K-major, transpose bits 0) from shared memory', () => {
+    const backward = kernels.find((k) => k.fileName.startsWith('backward_data_k64_n64'))!;
+    const tc = backward.kernel.cuda.tensorCore!;
+    // K = outputs in chunks of 32: the same descriptor offsets as a 32-deep forward chunk.
+    expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 64, 16], leadingByteOffset: 128, strideByteOffset: (tc.reduceChunk / 8) * 128 });
+    expect(tc.wgmma!.sharedBytes).toBe(64 * 32 * 2 * 2 + 64 * 68 * 4);
+    expect(backward.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16');
+    expect(backward.source).toContain('accumulate, 1, 1, 0, 0;'); // imm-trans-a = imm-trans-b = 0
+    expect(backward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
+    expect(backward.source).toContain('//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), dy and W-hat^T tiles');
+    expect(backward.kernelSymbols).toHaveLength(2);
+    const tensorCoreLaunch = backward.kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))!;
+    expect(tensorCoreLaunch.sharedBytes).toBe(Math.max(tc.sharedBytes, tc.wgmma!.sharedBytes));
   });
 
   it('emits fp16 activations on request', () => {

@@ -16,6 +16,8 @@
 //   portable tiles: 16 tokens x 16 inputs, reduction chunks of 16
 //   tensor cores for T >= 64: 64 x 64 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
 //     activation tile staged by loads, 27136 bytes of shared memory
+//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 25600 bytes of shared memory;
+//     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   epilogue: dx += 0.0625 * du[t, i / 16]
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
@@ -73,6 +75,11 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_PAD = 8u;
 [[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 4u;
 [[maybe_unused]] constexpr uint32_t TC_THREADS = 128u;
+[[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
+[[maybe_unused]] constexpr uint32_t WGMMA_N = 64u;
+[[maybe_unused]] constexpr uint32_t WGMMA_K = 16u;
+[[maybe_unused]] constexpr uint32_t WGMMA_LEADING_BYTE_OFFSET = 128u;
+[[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 512u;
 
 // s[k, o]: [4, 172], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -98,6 +105,72 @@ __device__ inline float dequantizedWeight(const uint32_t* __restrict__ qweight, 
   const uint32_t groupIndex = (inputRow / GROUP_SIZE) * OUT_FEATURES + outputColumn;
   return __ldg(&groupScales[groupIndex]) * (static_cast<float>(weightCode(qweight, inputRow, outputColumn)) - __ldg(&groupZeros[groupIndex]));
 }
+
+// sm_90a only: wgmma needs the arch-specific target (compute_90a), which defines
+// __CUDA_ARCH_FEAT_SM90_ALL. QALC_WGMMA picks the warpgroup body there; the sm_80
+// SASS and the compute_90 PTX (JIT for later GPUs) compile the mma.sync body of the same kernel.
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define QALC_WGMMA 1
+#else
+#define QALC_WGMMA 0
+#endif
+#if QALC_WGMMA
+
+// Element index of (row, k) in a K-major tile of TC_REDUCE_CHUNK reduction elements per row,
+// stored as core matrices: core matrix (row / 8, k / 8) is 8 rows of 8 elements (16 bytes
+// each), 64 contiguous elements, and the core matrices of one 8-row block follow each other
+// along K. Rows are tokens for the x (forward) and dy (backward_data) tiles, outputs for the
+// forward's W-hat tile and inputs for backward_data's W-hat^T tile.
+__device__ __forceinline__ uint32_t coreMatrixIndex(uint32_t row, uint32_t k) {
+  return ((row / 8u) * (TC_REDUCE_CHUNK / 8u) + k / 8u) * 64u + (row % 8u) * 8u + k % 8u;
+}
+
+// wgmma shared-memory matrix descriptor: start address, leading-dimension byte offset (LBO:
+// core matrices adjacent along K) and stride-dimension byte offset (SBO: core matrices adjacent
+// along M or N), each in 16-byte units in bits 0-13, 16-29 and 32-45; base offset 0 (bits
+// 49-51) and swizzle mode 0 = none (bits 62-63).
+__device__ __forceinline__ uint64_t sharedMatrixDescriptor(const void* tile) {
+  const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(tile));
+  return static_cast<uint64_t>((address & 0x3FFFFu) >> 4) |
+         (static_cast<uint64_t>((WGMMA_LEADING_BYTE_OFFSET >> 4) & 0x3FFFu) << 16) |
+         (static_cast<uint64_t>((WGMMA_STRIDE_BYTE_OFFSET >> 4) & 0x3FFFu) << 32);
+}
+
+// Register order of the asm below against wgmma's own: the accumulator registers must not be
+// read or written by other instructions while a wgmma that uses them is in flight.
+__device__ __forceinline__ void fenceAccumulators(float (&d)[32]) {
+#pragma unroll
+  for (uint32_t i = 0u; i < 32u; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// d += A * B over WGMMA_K reduction elements: A (WGMMA_M x WGMMA_K) and B (WGMMA_K x WGMMA_N)
+// from shared memory through their descriptors, both K-major (imm-trans-a = imm-trans-b = 0),
+// scale-a = scale-b = 1, scale-d = 1 (accumulate). d is this thread's part of the fp32
+// WGMMA_M x WGMMA_N accumulator: warp w of the warpgroup holds rows 16w .. 16w + 15; for the
+// n-th 8-column block, d[4n + 0, 1] are row 16w + lane / 4, columns 8n + 2 (lane % 4) + 0, 1,
+// and d[4n + 2, 3] the same columns 8 rows further down.
+__device__ __forceinline__ void warpgroupMma(float (&d)[32], uint64_t a, uint64_t b) {
+  asm volatile(
+      "{\n"
+      ".reg .pred accumulate;\n"
+      "setp.ne.b32 accumulate, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, accumulate, 1, 1, 0, 0;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(a), "l"(b), "r"(1)
+      : "memory");
+}
+
+__device__ __forceinline__ void warpgroupArrive() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void warpgroupCommitAndWait() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+// Shared memory written by ordinary stores (and cp.async) that wgmma reads next: each writing
+// thread fences the generic proxy against the async proxy before the barrier.
+__device__ __forceinline__ void fenceSharedForAsyncProxy() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+#endif  // QALC_WGMMA
 
 }  // namespace qalc_backward_data_k64_n172_b4_g16_unpool_mean_bf16
 
@@ -157,9 +230,23 @@ extern "C" __global__ void __launch_bounds__(TILE_ROWS * TILE_COLUMNS) backward_
 }
 
 // Tensor cores (T >= TC_MIN_TOKENS): TC_BLOCK_ROWS tokens x TC_BLOCK_COLUMNS inputs per block,
-// reduction over the outputs in chunks of TC_REDUCE_CHUNK; 4 warps of 2 x 2 wmma fragments
-// (mma.sync), Activation operands, float accumulators. The dy tile is staged (loads)
-// while the threads dequantize W-hat^T for the chunk into shared memory.
+// reduction over the outputs in chunks of TC_REDUCE_CHUNK, Activation operands, float
+// accumulators. The dy tile is staged (loads) while the threads dequantize W-hat^T for
+// the chunk into shared memory.
+//   mma.sync (sm_80, and the compute_90 PTX): 4 warps of 2 x 2 wmma fragments, dy tile
+//   [token][output] and W-hat^T tile [output][input], rows padded by TC_ACTIVATION_PAD.
+//   wgmma (sm_90a, QALC_WGMMA): the block's 4 warps are one warpgroup issuing
+//   wgmma.mma_async WGMMA_M x WGMMA_N x WGMMA_K per 16 outputs of the chunk, A = the dy tile
+//   and B = W-hat^T (K = outputs, N = inputs) straight from shared memory, the fp32
+//   accumulator in registers. B is the transpose of the forward's W-hat tile; rather than set
+//   the instruction's B-transpose bit (imm-trans-b, an MN-major B with its own LBO/SBO
+//   meaning), the tile is dequantized straight into the orientation wgmma reads with both
+//   transpose bits 0: K-major core matrices, [input][output], 8 consecutive outputs of one
+//   input per 16-byte core-matrix row (see coreMatrixIndex, rows = inputs). So the
+//   descriptors, LBO = 128 bytes, SBO = TC_REDUCE_CHUNK / 8 * 128 bytes and warpgroupMma are
+//   the forward's. A thread dequantizes 8 outputs of one input (qweight column stream words of
+//   one word row, 8 adjacent columns) and stores them as one uint4. dy in global memory is
+//   already K-major: a 16-byte segment of one token is one core-matrix row, copied into place.
 extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n172_b4_g16_unpool_mean_bf16__backwardDataTensorCore(
     const __nv_bfloat16* __restrict__ outputGrad,
     const uint32_t* __restrict__ qweight,
@@ -168,19 +255,89 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n172_
     __nv_bfloat16* __restrict__ inputGrad,
     unsigned tokens,
     float adapterScale) {
+#if QALC_WGMMA
+  __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
+  __shared__ __align__(128) Activation weightTile[TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
+#else
   namespace wmma = nvcuda::wmma;
   __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS][TC_REDUCE_CHUNK + TC_ACTIVATION_PAD];
   __shared__ __align__(128) Activation weightTile[TC_REDUCE_CHUNK][TC_BLOCK_COLUMNS + TC_ACTIVATION_PAD];
+#endif
   __shared__ __align__(128) float accumulatorTile[TC_BLOCK_ROWS][TC_BLOCK_COLUMNS + TC_ACCUMULATOR_PAD];
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
   const uint32_t thread = threadIdx.x;
-  const uint32_t warp = thread / 32u;
-  const uint32_t warpRow = (warp / TC_WARPS_ALONG_COLUMNS) * TC_FRAGMENTS_PER_WARP_ROW * 16u;
-  const uint32_t warpColumn = (warp % TC_WARPS_ALONG_COLUMNS) * TC_FRAGMENTS_PER_WARP_COLUMN * 16u;
   const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
   const uint32_t firstInput = blockIdx.x * TC_BLOCK_COLUMNS;
 
+#if QALC_WGMMA
+  float accumulators[32];
+#pragma unroll
+  for (uint32_t i = 0u; i < 32u; ++i) accumulators[i] = 0.0f;
+
+  for (uint32_t chunkStart = 0u; chunkStart < OUT_FEATURES; chunkStart += TC_REDUCE_CHUNK) {
+    // dy tile, one element per load: N is not a multiple of 8.
+    for (uint32_t element = thread; element < TC_BLOCK_ROWS * TC_REDUCE_CHUNK; element += TC_THREADS) {
+      const uint32_t row = element / TC_REDUCE_CHUNK;
+      const uint32_t offset = element % TC_REDUCE_CHUNK;
+      const uint32_t token = firstToken + row;
+      const uint32_t outputColumn = chunkStart + offset;
+      outputGradTile[coreMatrixIndex(row, offset)] = token < tokens && outputColumn < OUT_FEATURES
+          ? outputGrad[token * OUT_FEATURES + outputColumn] : activationFromFloat(0.0f);
+    }
+    // W-hat^T tile, K-major: segment s is input firstInput + s / (TC_REDUCE_CHUNK / 8), outputs
+    // 8 (s % (TC_REDUCE_CHUNK / 8)) .. + 7 of the chunk; a warp's lanes cover 8 inputs x 32
+    // outputs, i.e. 32 adjacent words of one or two qweight word rows.
+    for (uint32_t segment = thread; segment < TC_BLOCK_COLUMNS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+      const uint32_t column = segment / (TC_REDUCE_CHUNK / 8u);
+      const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+      const uint32_t inputRow = firstInput + column;
+      uint32_t packed[4];
+#pragma unroll
+      for (uint32_t pair = 0u; pair < 4u; ++pair) {
+        float values[2];
+#pragma unroll
+        for (uint32_t member = 0u; member < 2u; ++member) {
+          const uint32_t outputColumn = chunkStart + offset + pair * 2u + member;
+          values[member] = inputRow < IN_FEATURES && outputColumn < OUT_FEATURES
+              ? dequantizedWeight(qweight, groupScales, groupZeros, inputRow, outputColumn) : 0.0f;
+        }
+        packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[0]))) |
+                       (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[1]))) << 16);
+      }
+      *reinterpret_cast<uint4*>(&weightTile[coreMatrixIndex(column, offset)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
+    fenceSharedForAsyncProxy();
+    __syncthreads();
+    warpgroupArrive();
+    fenceAccumulators(accumulators);
+#pragma unroll
+    for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
+      // Step k starts 2 core matrices (WGMMA_K elements of every row) further along K.
+      warpgroupMma(accumulators, sharedMatrixDescriptor(&outputGradTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
+    }
+    warpgroupCommitAndWait();
+    fenceAccumulators(accumulators);
+    __syncthreads();
+  }
+
+  {
+    // wgmma's accumulator layout (see warpgroupMma): warp w, rows 16w + lane / 4 and 8 below.
+    const uint32_t lane = thread % 32u;
+    const uint32_t row = (thread / 32u) * 16u + lane / 4u;
+#pragma unroll
+    for (uint32_t n = 0u; n < WGMMA_N / 8u; ++n) {
+      const uint32_t column = n * 8u + (lane % 4u) * 2u;
+      accumulatorTile[row][column] = accumulators[4u * n];
+      accumulatorTile[row][column + 1u] = accumulators[4u * n + 1u];
+      accumulatorTile[row + 8u][column] = accumulators[4u * n + 2u];
+      accumulatorTile[row + 8u][column + 1u] = accumulators[4u * n + 3u];
+    }
+  }
+#else
+  const uint32_t warp = thread / 32u;
+  const uint32_t warpRow = (warp / TC_WARPS_ALONG_COLUMNS) * TC_FRAGMENTS_PER_WARP_ROW * 16u;
+  const uint32_t warpColumn = (warp % TC_WARPS_ALONG_COLUMNS) * TC_FRAGMENTS_PER_WARP_COLUMN * 16u;
   wmma::fragment<wmma::accumulator, 16, 16, 16, float> accumulators[TC_FRAGMENTS_PER_WARP_ROW][TC_FRAGMENTS_PER_WARP_COLUMN];
 #pragma unroll
   for (uint32_t i = 0u; i < TC_FRAGMENTS_PER_WARP_ROW; ++i) {
@@ -241,6 +398,7 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n172_
       wmma::store_matrix_sync(&accumulatorTile[warpRow + i * 16u][warpColumn + j * 16u], accumulators[i][j], TC_BLOCK_COLUMNS + TC_ACCUMULATOR_PAD, wmma::mem_row_major);
     }
   }
+#endif
   __syncthreads();
   for (uint32_t element = thread; element < TC_BLOCK_ROWS * TC_BLOCK_COLUMNS; element += TC_THREADS) {
     const uint32_t row = element / TC_BLOCK_COLUMNS;

@@ -5,10 +5,11 @@
 // so the case list lives here: ragged K and N, bits 2/3/4/8, groups 16/32/43/64/128, zero
 // padding, symmetric, dropout, mean and sum pooling, in fp16 and bf16.
 //
-// Forward kernels whose tensor-core variant uses wgmma on sm_90a (choose-cuda.ts) are emitted
-// twice: as the IR chooses (wgmma on the sm_90a build) and again with wgmma turned off, named
-// <kernel>_mmasync, so one sm_90a harness checks both bodies on the same GPU. TIMING_CASES are
-// large forward-only layers that run.sh also times (qalc-cuda-harness --time) in both forms.
+// Kernels whose tensor-core variant uses wgmma on sm_90a (choose-cuda.ts: forward and
+// backward_data) are emitted twice: as the IR chooses (wgmma on the sm_90a build) and again with
+// wgmma turned off, named <kernel>_mmasync, so one sm_90a harness checks both bodies on the same
+// GPU. Cases marked `timed` are large layers (forward and backward_data only) that run.sh also
+// times (qalc-cuda-harness --time) in both forms.
 //
 //   npx tsx test/backends/cuda/h200/emit-harness-kernels.ts OUT_DIR
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -43,8 +44,8 @@ export const HARNESS_CASES: readonly HarnessCase[] = [
   { inFeatures: 80, outFeatures: 24, bits: 3, group: 16, symmetric: true },
   { inFeatures: 129, outFeatures: 33, bits: 3, group: 43, adapter: { rank: 2, pooling: 'mean' } },
   { inFeatures: 1024, outFeatures: 1000, bits: 4, group: 32, adapter: { rank: 16, pooling: 'mean' } },
-  // A 7B-sized projection, forward only: checked like the others, and timed at T = 4096.
-  { inFeatures: 4096, outFeatures: 4096, bits: 4, group: 128, adapter: { rank: 16, pooling: 'mean' }, roles: ['forward'], timed: true },
+  // A 7B-sized projection, forward and backward_data only: checked like the others, and timed at T = 4096.
+  { inFeatures: 4096, outFeatures: 4096, bits: 4, group: 128, adapter: { rank: 16, pooling: 'mean' }, roles: ['forward', 'backward_data'], timed: true },
 ];
 
 /** Tokens of the timed runs (run.sh). */

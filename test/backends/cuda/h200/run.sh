@@ -38,12 +38,12 @@ import json, sys
 for k in json.load(open(sys.argv[1]))["kernels"]:
     if k.get("timingTokens"):
         L = k["layer"]
-        print(k["name"], k["timingTokens"], 2 * k["timingTokens"] * L["inFeatures"] * L["outFeatures"])
+        print(k["name"], k["launchers"][0]["entryPoint"], k["timingTokens"], 2 * k["timingTokens"] * L["inFeatures"] * L["outFeatures"])
 PY
 if [ -s "$out/timed.txt" ]; then
   : > "$out/timing.txt"
-  while read -r name tokens flops; do
-    line=$("$harness" --time "$name" forward "$tokens" "${REPEATS:-50}") || status=1
+  while read -r name entry tokens flops; do
+    line=$("$harness" --time "$name" "$entry" "$tokens" "${REPEATS:-50}") || status=1
     median=$(echo "$line" | awk '{ for (i = 1; i < NF; ++i) if ($i == "median") print $(i + 1) }')
     echo "$line; $(awk -v f="$flops" -v ms="$median" 'BEGIN { if (ms > 0) printf "%.1f TFLOP/s (median)", f / ms / 1e9 }')" >> "$out/timing.txt"
   done < "$out/timed.txt"
