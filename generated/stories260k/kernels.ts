@@ -129,7 +129,7 @@ export const wgslForwardK64N64B4G16QaloraR4MeanF32: WgslKernel<WgslForwardK64N64
   file: 'wgsl/forward_k64_n64_b4_g16_qalora_r4_mean_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 1 },
+  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 1, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 64], parts: [] },
@@ -142,7 +142,7 @@ export const wgslForwardK64N64B4G16QaloraR4MeanF32: WgslKernel<WgslForwardK64N64
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
+    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
   ],
 };
 
@@ -226,7 +226,7 @@ export const wgslBackwardDataK64N64B4G16UnpoolMeanF32: WgslKernel<WgslBackwardDa
   file: 'wgsl/backward_data_k64_n64_b4_g16_unpool_mean_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16 },
+  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 64], parts: [] },
@@ -237,7 +237,7 @@ export const wgslBackwardDataK64N64B4G16UnpoolMeanF32: WgslKernel<WgslBackwardDa
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' } } },
   entryPoints: [
-    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
+    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
   ],
 };
 
@@ -455,7 +455,7 @@ export const wgslForwardK64N32B4G16QaloraR4MeanF32: WgslKernel<WgslForwardK64N32
   file: 'wgsl/forward_k64_n32_b4_g16_qalora_r4_mean_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 1 },
+  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 1, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 32], parts: [] },
@@ -468,7 +468,7 @@ export const wgslForwardK64N32B4G16QaloraR4MeanF32: WgslKernel<WgslForwardK64N32
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [2, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
+    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
   ],
 };
 
@@ -552,7 +552,7 @@ export const wgslBackwardDataK64N32B4G16UnpoolMeanF32: WgslKernel<WgslBackwardDa
   file: 'wgsl/backward_data_k64_n32_b4_g16_unpool_mean_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16 },
+  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 32], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 32], parts: [] },
@@ -563,7 +563,7 @@ export const wgslBackwardDataK64N32B4G16UnpoolMeanF32: WgslKernel<WgslBackwardDa
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' } } },
   entryPoints: [
-    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
+    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
   ],
 };
 
@@ -781,7 +781,7 @@ export const wgslForwardK64N172B4G16QaloraR4MeanF32: WgslKernel<WgslForwardK64N1
   file: 'wgsl/forward_k64_n172_b4_g16_qalora_r4_mean_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 1 },
+  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 1, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 172], parts: [] },
@@ -794,7 +794,7 @@ export const wgslForwardK64N172B4G16QaloraR4MeanF32: WgslKernel<WgslForwardK64N1
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
+    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [3, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
   ],
 };
 
@@ -878,7 +878,7 @@ export const wgslBackwardDataK64N172B4G16UnpoolMeanF32: WgslKernel<WgslBackwardD
   file: 'wgsl/backward_data_k64_n172_b4_g16_unpool_mean_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16 },
+  constants: { IN_FEATURES: 64, PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 172], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 172], parts: [] },
@@ -889,7 +889,7 @@ export const wgslBackwardDataK64N172B4G16UnpoolMeanF32: WgslKernel<WgslBackwardD
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' } } },
   entryPoints: [
-    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
+    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
   ],
 };
 
@@ -1107,7 +1107,7 @@ export const wgslForwardK172N64B4G43QaloraR4MeanF32: WgslKernel<WgslForwardK172N
   file: 'wgsl/forward_k172_n64_b4_g43_qalora_r4_mean_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { IN_FEATURES: 172, PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 3 },
+  constants: { IN_FEATURES: 172, PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, CHUNKS_PER_GROUP: 3, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     input: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 172], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [22, 64], parts: [] },
@@ -1120,7 +1120,7 @@ export const wgslForwardK172N64B4G43QaloraR4MeanF32: WgslKernel<WgslForwardK172N
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
+    { name: 'forward', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5, 6, 7] },
   ],
 };
 
@@ -1204,7 +1204,7 @@ export const wgslBackwardDataK172N64B4G43UnpoolMeanF32: WgslKernel<WgslBackwardD
   file: 'wgsl/backward_data_k172_n64_b4_g43_unpool_mean_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { IN_FEATURES: 172, PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, TILE_ROWS: 16, TILE_COLUMNS: 16, TILE_REDUCE: 16 },
+  constants: { IN_FEATURES: 172, PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, TILE_ROWS: 64, TILE_COLUMNS: 64, TILE_REDUCE: 16, THREAD_ROWS: 4, THREAD_COLUMNS: 4, WORKGROUP_ROWS: 16, WORKGROUP_COLUMNS: 16, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
     qweight: { binding: 2, elementType: 'u32', access: 'read', shape: (_tokens: number) => [22, 64], parts: [] },
@@ -1215,7 +1215,7 @@ export const wgslBackwardDataK172N64B4G43UnpoolMeanF32: WgslKernel<WgslBackwardD
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' } } },
   entryPoints: [
-    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
+    { name: 'backwardData', workgroupSize: [16, 16, 1], dispatch: (tokens: number) => [3, Math.ceil(tokens / 64), 1] as const, bindings: [0, 1, 2, 3, 4, 5] },
   ],
 };
 

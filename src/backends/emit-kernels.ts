@@ -30,10 +30,15 @@ function emitWgslWithFallback(plan: Plan): EmittedWgslKernel[] {
   return program.precision === 'f16' ? [...kernels, ...emitWgsl(lowerPlan(plan, 'wgsl', { precision: 'f32' }))] : kernels;
 }
 
+/** The WGSL kernels alone (none when the spec's target blocks leave wgsl out). */
+export function emitWgslKernels(plan: Plan): EmittedWgslKernel[] {
+  return targetsOf(plan).includes('wgsl') ? emitWgslWithFallback(plan) : [];
+}
+
 export function emitKernels(plan: Plan): EmittedKernels {
   const targets = targetsOf(plan);
   return {
-    wgsl: targets.includes('wgsl') ? emitWgslWithFallback(plan) : [],
+    wgsl: emitWgslKernels(plan),
     cuda: targets.includes('cuda') ? emitCuda(lowerPlan(plan, 'cuda')) : [],
   };
 }

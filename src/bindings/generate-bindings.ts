@@ -106,7 +106,7 @@ function trainFile(p: Project, plan: Plan, outDir: string, specPath: string): Ge
     declarations: [{ name: 'defaultOut', initializer: `fileURLToPath(new URL('./run/', import.meta.url))` }],
   });
   file.addStatements(['process.exitCode = await runTrainer(plan, specDir, defaultOut);']);
-  return { path: 'train.ts', text: finish(file, header(plan, `Fine-tunes spec ${plan.spec} with QA-LoRA on the CPU: \`npx tsx ${self} [--steps N] [--out DIR] [--resume]\`.`)) };
+  return { path: 'train.ts', text: finish(file, header(plan, `Fine-tunes spec ${plan.spec} with QA-LoRA on the CPU, WebGPU or CUDA: \`npx tsx ${self} [--backend cpu|webgpu|cuda] [--steps N] [--out DIR] [--resume]\`.`)) };
 }
 
 function kernelsFile(p: Project, plan: Plan, outDir: string, kernels: EmittedKernels): GeneratedFile | null {

@@ -1,17 +1,24 @@
 // What a generated train.ts calls: the arguments it accepts, the run, and errors printed the
 // way the qalc command prints them (a line for a problem with the input, never a stack trace).
+// The backend is chosen as `qalc train` chooses it (src/cli/backend-choice.ts): --backend, else
+// the spec's train.backend, else cpu.
 import { parseArgs } from 'node:util';
+import { BACKENDS, chooseBackend } from '../cli/backend-choice.ts';
 import { isInputError } from '../cli/runtime-spec.ts';
 import type { Plan } from '../plan/plan.ts';
 import { train } from '../train/trainer.ts';
-import { cpuBackend } from '../runtime/cpu/backend.ts';
+
+export const TRAINER_USAGE = `usage: train.ts [--backend ${BACKENDS.join('|')}] [--kernels DIR] [--steps N] [--out DIR] [--resume]`;
 
 export async function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv: string[] = process.argv.slice(2)): Promise<number> {
-  let values: { steps?: string; out?: string; resume?: boolean };
+  let values: { backend?: string; kernels?: string; steps?: string; out?: string; resume?: boolean };
   try {
-    ({ values } = parseArgs({ args: argv, options: { steps: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' } } }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { backend: { type: 'string' }, kernels: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' } },
+    }));
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\nusage: train.ts [--steps N] [--out DIR] [--resume]\n`);
+    process.stderr.write(`${(e as Error).message}\n${TRAINER_USAGE}\n`);
     return 1;
   }
   const steps = values.steps === undefined ? undefined : Number(values.steps);
@@ -19,10 +26,18 @@ export async function runTrainer(plan: Plan, specDir: string, defaultOut: string
     process.stderr.write(`--steps must be a positive integer, not '${values.steps}'\n`);
     return 1;
   }
-  const cpu = cpuBackend();
-  if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
+  const backend = values.backend ?? String(plan.train?.backend ?? 'cpu');
+  if (!(BACKENDS as readonly string[]).includes(backend)) {
+    process.stderr.write(`unknown backend '${backend}': expected ${BACKENDS.join(', ')}\n${TRAINER_USAGE}\n`);
+    return 1;
+  }
+  const chosen = await chooseBackend(backend, plan, 'train', values.kernels ? { kernelDir: values.kernels } : {});
+  if (typeof chosen === 'number') return chosen;
+  if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
   try {
-    const summary = await train({ plan, specDir, out: values.out ?? defaultOut, ...(steps ? { steps } : {}), resume: values.resume === true, ops: cpu.ops });
+    const summary = await train({ plan, specDir, out: values.out ?? defaultOut, ...(steps ? { steps } : {}), resume: values.resume === true, ops: chosen.ops });
+    const report = chosen.report();
+    if (report) process.stderr.write(`${report}\n`);
     process.stderr.write(`${plan.spec}: held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} after ${summary.steps} steps\n`);
     return 0;
   } catch (e) {

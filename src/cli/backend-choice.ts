@@ -1,7 +1,8 @@
 // `--backend` of the commands that run the model (train, eval): the ops to compute with, loaded
 // on demand so a cpu run never loads Dawn or the CUDA driver binding.
 //   cpu     the native addon, or the TypeScript ops with a notice when it is not built
-//   webgpu  every op as a WGSL kernel through Dawn (a GPU's Vulkan driver, or Mesa lavapipe)
+//   webgpu  every op as a WGSL kernel through Dawn (a GPU's Vulkan driver, or Mesa lavapipe),
+//           the quantized linear layers on the spec's compiled kernels
 //   cuda    the quantized linear layers through the spec's compiled kernels, the rest on the CPU
 // A backend that cannot run here is not an error with a stack: the reason goes to stderr and
 // the command exits with status 1.
@@ -31,8 +32,8 @@ export async function chooseBackend(backend: string, plan: Plan, command: string
     switch (backend) {
       case 'webgpu': {
         const { webGpuBackend } = await import('../runtime/webgpu/backend.ts');
-        const gpu = await webGpuBackend();
-        return { ops: gpu.ops, notice: `webgpu backend: ${gpu.description}; every op on the device`, report: () => '' };
+        const gpu = await webGpuBackend(plan);
+        return { ops: gpu.ops, notice: gpu.notice, report: () => gpu.report() };
       }
       case 'cuda': {
         const { cudaBackend } = await import('../runtime/cuda/backend.ts');

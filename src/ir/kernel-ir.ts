@@ -109,6 +109,12 @@ export interface Tiling {
   readonly tileReduce: number;
   /** Forward: reduction chunks per quantization group, so every chunk lies in one group. */
   readonly chunksPerGroup: number;
+  /**
+   * WGSL tiled kernels: the outputs one invocation computes (rows × columns of the tile, strided
+   * by the workgroup's rows and columns); the workgroup is tile / threadTile. Absent for CUDA,
+   * whose portable tiles are one output per thread (its tensor-core tiles are choose-cuda.ts's).
+   */
+  readonly threadTile?: { readonly rows: number; readonly columns: number };
   /** decode: the largest T it accepts. */
   readonly maxTokens: number;
   /** Bytes of workgroup memory the kernel declares (checked against the target's limit). */

@@ -36,6 +36,12 @@ describe('generated/', () => {
     expect(readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
   }, 120_000);
 
+  it('refuses an unknown --backend with the choices', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/stories260k/train.ts', '--backend', 'tpu'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('unknown backend \'tpu\': expected cpu, webgpu, cuda\nusage: train.ts [--backend cpu|webgpu|cuda] [--kernels DIR] [--steps N] [--out DIR] [--resume]\n');
+  });
+
   it('says what is missing instead of failing with a stack trace', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/llama_7b_int4_g32/train.ts', '--steps', '1'], { encoding: 'utf8' });
     expect(r.status).toBe(1);

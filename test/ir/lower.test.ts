@@ -50,7 +50,7 @@ describe('lowerPlan on stories260K', () => {
 
   it('splits the reduction so no chunk crosses a quantization group', () => {
     const down = kernel(program, 'forward_k172_n64_b4_g43_qalora_r4_mean_f32');
-    expect(down.tiling).toMatchObject({ tileRows: 16, tileColumns: 16, tileReduce: 16, chunksPerGroup: 3 });
+    expect(down.tiling).toMatchObject({ tileRows: 64, tileColumns: 64, tileReduce: 16, chunksPerGroup: 3 });
     expect(down.weightLayout).toMatchObject({ format: 'gptq-v1', bits: 4, wordRows: 22, codesStraddleWords: false });
   });
 
@@ -75,8 +75,8 @@ describe('lowerPlan on stories260K', () => {
       { name: 'adapterScale', type: 'f32', offset: 4, doc: 'σ = alpha / rank' },
     ]);
     const [x, y] = forward.entryPoints[0]!.dispatch;
-    expect([formatDispatch(x), formatDispatch(y)]).toEqual(['ceil(172 / 16)', 'ceil(T / 16)']);
-    expect([evaluateDispatch(x, 37), evaluateDispatch(y, 37)]).toEqual([11, 3]);
+    expect([formatDispatch(x), formatDispatch(y)]).toEqual(['ceil(172 / 64)', 'ceil(T / 64)']);
+    expect([evaluateDispatch(x, 37), evaluateDispatch(y, 37)]).toEqual([3, 1]);
     const grads = kernel(program, 'adapter_grad_l4_n172_r4_f32');
     expect(grads.entryPoints.map((e) => `${e.name} ${formatDispatch(e.dispatch[0])}`)).toEqual([
       'adapterOutputGrads ceil((4*T + 688) / 64)', 'adapterInputGrads ceil((4*T + 16) / 64)',
@@ -114,7 +114,21 @@ describe('the passes', () => {
     const program = lowerPlan(plan, 'wgsl');
     const forward = program.kernels.find((k) => k.role === 'forward')!;
     expect(forward.tiling.tileRows).toBe(8);
+    expect(forward.tiling.threadTile).toEqual({ rows: 1, columns: 4 });
+    expect(forward.tiling.workgroupSize).toEqual([16, 8, 1]);
     expect(forward.tiling.workgroupBytes).toBeLessThanOrEqual(16384);
+  });
+
+  it('register-tile WGSL: 4 × 4 outputs an invocation, fewer rows per invocation first when the rank needs the memory', () => {
+    const tilingOf = (rank: number) => lowerPlan(syntheticPlan([{ inFeatures: 4096, outFeatures: 4096, bits: 4, group: 32, adapter: { rank, pooling: 'mean' } }]), 'wgsl')
+      .kernels.find((k) => k.role === 'forward')!.tiling;
+    expect(tilingOf(16)).toMatchObject({ workgroupSize: [16, 16, 1], threadTile: { rows: 4, columns: 4 }, tileRows: 64, tileColumns: 64 });
+    // LLaMA-7B's rank 64: 64 rows × 64 ranks of v would not fit beside the x and weight tiles.
+    expect(tilingOf(64)).toMatchObject({ workgroupSize: [16, 16, 1], threadTile: { rows: 2, columns: 4 }, tileRows: 32, tileColumns: 64, workgroupBytes: 14336 });
+    // CUDA's portable tiles stay one output per thread.
+    const cuda = lowerPlan(stories(), 'cuda').kernels.find((k) => k.role === 'forward')!.tiling;
+    expect(cuda).toMatchObject({ tileRows: 16, tileColumns: 16 });
+    expect(cuda.threadTile).toBeUndefined();
   });
 
   it('lower the same program for CUDA with its own precision and limits', () => {

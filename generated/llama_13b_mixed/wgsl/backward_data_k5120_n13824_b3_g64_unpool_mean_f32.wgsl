@@ -11,7 +11,7 @@
 //   adapter: mean pooling (factor 0.015625); du comes from adapter_grad
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [480, 13824], 3-bit codes, lowest input in the lowest bits, codes cross word boundaries; scales and zeros [80, 13824] each
-//   workgroup (16, 16, 1), tile 16 tokens x 16 inputs, reduction chunks of 16
+//   workgroup (16, 16, 1), tile 64 tokens x 64 inputs, reduction chunks of 16, 4 x 4 per invocation
 //   epilogue: dx += 0.015625 * du[t, i / 64]
 //
 // Bindings (group 0)
@@ -23,7 +23,7 @@
 //   5 inputGrad (read_write): f32 [T, 5120]
 //
 // Entry points (T = tokens)
-//   backwardData: dispatch (ceil(5120 / 16), ceil(T / 16), 1), computes dx
+//   backwardData: dispatch (ceil(5120 / 64), ceil(T / 64), 1), computes dx
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -38,9 +38,14 @@ const GROUP_SIZE: u32 = 64u;
 const GROUPS: u32 = 80u;
 const RANK: u32 = 32u;
 const POOLING_FACTOR: f32 = 0.015625;
-const TILE_ROWS: u32 = 16u;
-const TILE_COLUMNS: u32 = 16u;
+const TILE_ROWS: u32 = 64u;
+const TILE_COLUMNS: u32 = 64u;
 const TILE_REDUCE: u32 = 16u;
+const THREAD_ROWS: u32 = 4u;
+const THREAD_COLUMNS: u32 = 4u;
+const WORKGROUP_ROWS: u32 = 16u;
+const WORKGROUP_COLUMNS: u32 = 16u;
+const THREADS: u32 = 256u;
 
 struct Params {
   tokens: u32, // T, rows of x
@@ -91,48 +96,63 @@ fn dequantizedWeight(inputRow: u32, outputColumn: u32) -> f32 {
   return groupScale * (f32(weightCode(inputRow, outputColumn)) - groupZero);
 }
 
-// A TILE_ROWS x TILE_REDUCE block of dy, and the dequantized weight rows of this tile's inputs
-// over the same TILE_REDUCE outputs (the weight is read transposed: dx = dy * W-hat^T).
+// A TILE_ROWS x TILE_REDUCE block of dy, and the dequantized weight over the same TILE_REDUCE
+// outputs for this tile's TILE_COLUMNS inputs (the weight is read transposed: dx = dy * W-hat^T).
 var<workgroup> outputGradTile: array<array<f32, TILE_REDUCE>, TILE_ROWS>;
-var<workgroup> weightTile: array<array<f32, TILE_REDUCE>, TILE_COLUMNS>;
+var<workgroup> weightTile: array<array<f32, TILE_COLUMNS>, TILE_REDUCE>;
 
-@compute @workgroup_size(TILE_COLUMNS, TILE_ROWS, 1)
-fn backwardData(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id) local: vec3u) {
-  let token = workgroup.y * TILE_ROWS + local.y;
-  let inputColumn = workgroup.x * TILE_COLUMNS + local.x;
-  let tokenInRange = token < params.tokens;
-  let inputInRange = inputColumn < IN_FEATURES;
-  var accumulator = 0.0;
+// Invocation (x, y) computes THREAD_ROWS x THREAD_COLUMNS values of dx: tile rows
+// y + r * WORKGROUP_ROWS and tile columns (inputs) x + c * WORKGROUP_COLUMNS.
+@compute @workgroup_size(WORKGROUP_COLUMNS, WORKGROUP_ROWS, 1)
+fn backwardData(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id) local: vec3u, @builtin(local_invocation_index) localIndex: u32) {
+  let firstToken = workgroup.y * TILE_ROWS;
+  let firstInput = workgroup.x * TILE_COLUMNS;
+  var accumulators = array<array<f32, THREAD_COLUMNS>, THREAD_ROWS>();
 
   for (var chunkStart = 0u; chunkStart < OUT_FEATURES; chunkStart += TILE_REDUCE) {
-    for (var offset = local.x; offset < TILE_REDUCE; offset += TILE_COLUMNS) {
-      let outputColumn = chunkStart + offset;
+    for (var index = localIndex; index < TILE_ROWS * TILE_REDUCE; index += THREADS) {
+      let token = firstToken + index / TILE_REDUCE;
+      let outputColumn = chunkStart + index % TILE_REDUCE;
       var outputGradValue = 0.0;
-      if (tokenInRange && outputColumn < OUT_FEATURES) {
+      if (token < params.tokens && outputColumn < OUT_FEATURES) {
         outputGradValue = f32(outputGrad[token * OUT_FEATURES + outputColumn]);
       }
-      outputGradTile[local.y][offset] = outputGradValue;
+      outputGradTile[index / TILE_REDUCE][index % TILE_REDUCE] = outputGradValue;
     }
-    for (var offset = local.y; offset < TILE_REDUCE; offset += TILE_ROWS) {
-      let outputColumn = chunkStart + offset;
+    for (var index = localIndex; index < TILE_REDUCE * TILE_COLUMNS; index += THREADS) {
+      let outputColumn = chunkStart + index / TILE_COLUMNS;
+      let inputColumn = firstInput + index % TILE_COLUMNS;
       var weightValue = 0.0;
-      if (inputInRange && outputColumn < OUT_FEATURES) {
+      if (inputColumn < IN_FEATURES && outputColumn < OUT_FEATURES) {
         weightValue = dequantizedWeight(inputColumn, outputColumn);
       }
-      weightTile[local.x][offset] = weightValue;
+      weightTile[index / TILE_COLUMNS][index % TILE_COLUMNS] = weightValue;
     }
     workgroupBarrier();
     for (var offset = 0u; offset < TILE_REDUCE; offset++) {
-      accumulator += outputGradTile[local.y][offset] * weightTile[local.x][offset];
+      var weights = array<f32, THREAD_COLUMNS>();
+      for (var c = 0u; c < THREAD_COLUMNS; c++) {
+        weights[c] = weightTile[offset][local.x + c * WORKGROUP_COLUMNS];
+      }
+      for (var r = 0u; r < THREAD_ROWS; r++) {
+        let outputGradValue = outputGradTile[local.y + r * WORKGROUP_ROWS][offset];
+        for (var c = 0u; c < THREAD_COLUMNS; c++) {
+          accumulators[r][c] += outputGradValue * weights[c];
+        }
+      }
     }
     workgroupBarrier();
   }
 
-  // Epilogue: dx += unpool(du), POOLING_FACTOR * du[token, inputColumn / GROUP_SIZE].
-  if (tokenInRange && inputInRange) {
-    accumulator += POOLING_FACTOR * f32(pooledInputGrad[token * GROUPS + inputColumn / GROUP_SIZE]);
-  }
-  if (tokenInRange && inputInRange) {
-    inputGrad[token * IN_FEATURES + inputColumn] = Activation(accumulator);
+  for (var r = 0u; r < THREAD_ROWS; r++) {
+    let token = firstToken + local.y + r * WORKGROUP_ROWS;
+    for (var c = 0u; c < THREAD_COLUMNS; c++) {
+      let inputColumn = firstInput + local.x + c * WORKGROUP_COLUMNS;
+      if (token < params.tokens && inputColumn < IN_FEATURES) {
+        // Epilogue: dx += unpool(du), POOLING_FACTOR * du[token, inputColumn / GROUP_SIZE].
+        let unpooled = POOLING_FACTOR * f32(pooledInputGrad[token * GROUPS + inputColumn / GROUP_SIZE]);
+        inputGrad[token * IN_FEATURES + inputColumn] = Activation(accumulators[r][c] + unpooled);
+      }
+    }
   }
 }

@@ -11,7 +11,7 @@
 //   adapter: QA-LoRA rank 4, mean pooling (factor 0.023255813953488372), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [22, 64], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 64] each
-//   workgroup (16, 16, 1), tile 16 tokens x 16 outputs, reduction chunks of 16 (3 per group, never crossing one)
+//   workgroup (16, 16, 1), tile 64 tokens x 64 outputs, reduction chunks of 16 (3 per group, never crossing one), 4 x 4 per invocation
 //   fused: pooled input summed from the x tiles already loaded (factor 0.023255813953488372), saved as pooledInput
 //   epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation
 //
@@ -26,7 +26,7 @@
 //   7 adapterActivation (read_write): f32 [T, 4]
 //
 // Entry points (T = tokens)
-//   forward: dispatch (ceil(64 / 16), ceil(T / 16), 1), computes y, u, v
+//   forward: dispatch (ceil(64 / 64), ceil(T / 64), 1), computes y, u, v
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -41,10 +41,15 @@ const GROUP_SIZE: u32 = 43u;
 const GROUPS: u32 = 4u;
 const RANK: u32 = 4u;
 const POOLING_FACTOR: f32 = 0.023255813953488372;
-const TILE_ROWS: u32 = 16u;
-const TILE_COLUMNS: u32 = 16u;
+const TILE_ROWS: u32 = 64u;
+const TILE_COLUMNS: u32 = 64u;
 const TILE_REDUCE: u32 = 16u;
 const CHUNKS_PER_GROUP: u32 = 3u;
+const THREAD_ROWS: u32 = 4u;
+const THREAD_COLUMNS: u32 = 4u;
+const WORKGROUP_ROWS: u32 = 16u;
+const WORKGROUP_COLUMNS: u32 = 16u;
+const THREADS: u32 = 256u;
 
 struct Params {
   tokens: u32, // T, rows of x
@@ -105,84 +110,99 @@ var<workgroup> weightTile: array<array<f32, TILE_COLUMNS>, TILE_REDUCE>;
 // v = drop(u) * A for this tile's tokens, accumulated one group at a time.
 var<workgroup> adapterActivationTile: array<array<f32, RANK>, TILE_ROWS>;
 
-@compute @workgroup_size(TILE_COLUMNS, TILE_ROWS, 1)
-fn forward(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id) local: vec3u) {
-  let token = workgroup.y * TILE_ROWS + local.y;
-  let outputColumn = workgroup.x * TILE_COLUMNS + local.x;
-  let tokenInRange = token < params.tokens;
-  let columnInRange = outputColumn < OUT_FEATURES;
-  // Every column block computes u and v for its tokens; the first one writes them out.
-  let writesSavedActivations = tokenInRange && workgroup.x == 0u;
-  for (var rankIndex = local.x; rankIndex < RANK; rankIndex += TILE_COLUMNS) {
-    adapterActivationTile[local.y][rankIndex] = 0.0;
+// Invocation (x, y) computes THREAD_ROWS x THREAD_COLUMNS outputs of the tile: tile rows
+// y + r * WORKGROUP_ROWS and tile columns x + c * WORKGROUP_COLUMNS, so neighbouring invocations
+// read neighbouring weightTile columns and write neighbouring outputs. Each value it reads from
+// workgroup memory feeds THREAD_COLUMNS (or THREAD_ROWS) multiply-adds.
+@compute @workgroup_size(WORKGROUP_COLUMNS, WORKGROUP_ROWS, 1)
+fn forward(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id) local: vec3u, @builtin(local_invocation_index) localIndex: u32) {
+  let firstToken = workgroup.y * TILE_ROWS;
+  let firstColumn = workgroup.x * TILE_COLUMNS;
+  for (var index = localIndex; index < TILE_ROWS * RANK; index += THREADS) {
+    adapterActivationTile[index / RANK][index % RANK] = 0.0;
   }
-  var accumulator = 0.0;
+  var accumulators = array<array<f32, THREAD_COLUMNS>, THREAD_ROWS>();
 
   for (var group = 0u; group < GROUPS; group++) {
     let groupStart = group * GROUP_SIZE;
     let groupEnd = groupStart + GROUP_SIZE;
-    var groupScale = 0.0;
-    var groupZero = 0.0;
-    if (columnInRange) {
-      groupScale = f32(groupScalesAt(group * OUT_FEATURES + outputColumn));
-      groupZero = f32(groupZerosAt(group * OUT_FEATURES + outputColumn));
-    }
-    var pooledSum = 0.0;
+    // Zeroed per group by its initializer (Dawn on lavapipe does not re-zero a declaration without one in a loop).
+    var pooledSums = array<f32, THREAD_ROWS>();
 
     for (var chunk = 0u; chunk < CHUNKS_PER_GROUP; chunk++) {
       let chunkStart = groupStart + chunk * TILE_REDUCE;
-      for (var offset = local.x; offset < TILE_REDUCE; offset += TILE_COLUMNS) {
-        let inputColumn = chunkStart + offset;
+      for (var index = localIndex; index < TILE_ROWS * TILE_REDUCE; index += THREADS) {
+        let token = firstToken + index / TILE_REDUCE;
+        let inputColumn = chunkStart + index % TILE_REDUCE;
         var inputValue = 0.0;
         // Columns past IN_FEATURES are the zero padding of the last group.
-        if (tokenInRange && inputColumn < groupEnd && inputColumn < IN_FEATURES) {
+        if (token < params.tokens && inputColumn < groupEnd && inputColumn < IN_FEATURES) {
           inputValue = f32(input[token * IN_FEATURES + inputColumn]);
         }
-        inputTile[local.y][offset] = inputValue;
+        inputTile[index / TILE_REDUCE][index % TILE_REDUCE] = inputValue;
       }
-      for (var offset = local.y; offset < TILE_REDUCE; offset += TILE_ROWS) {
-        let inputRow = chunkStart + offset;
+      for (var index = localIndex; index < TILE_REDUCE * TILE_COLUMNS; index += THREADS) {
+        let inputRow = chunkStart + index / TILE_COLUMNS;
+        let outputColumn = firstColumn + index % TILE_COLUMNS;
         var weightValue = 0.0;
-        if (columnInRange && inputRow < groupEnd) {
-          weightValue = groupScale * (f32(weightCode(inputRow, outputColumn)) - groupZero);
+        if (outputColumn < OUT_FEATURES && inputRow < groupEnd) {
+          let groupIndex = group * OUT_FEATURES + outputColumn;
+          weightValue = f32(groupScalesAt(groupIndex)) * (f32(weightCode(inputRow, outputColumn)) - f32(groupZerosAt(groupIndex)));
         }
-        weightTile[offset][local.x] = weightValue;
+        weightTile[index / TILE_COLUMNS][index % TILE_COLUMNS] = weightValue;
       }
       workgroupBarrier();
       for (var offset = 0u; offset < TILE_REDUCE; offset++) {
-        let inputValue = inputTile[local.y][offset];
-        accumulator += inputValue * weightTile[offset][local.x];
-        pooledSum += inputValue; // the pooled input rides on the x tile already loaded
+        var weights = array<f32, THREAD_COLUMNS>();
+        for (var c = 0u; c < THREAD_COLUMNS; c++) {
+          weights[c] = weightTile[offset][local.x + c * WORKGROUP_COLUMNS];
+        }
+        for (var r = 0u; r < THREAD_ROWS; r++) {
+          let inputValue = inputTile[local.y + r * WORKGROUP_ROWS][offset];
+          pooledSums[r] += inputValue; // the pooled input rides on the x tile already loaded
+          for (var c = 0u; c < THREAD_COLUMNS; c++) {
+            accumulators[r][c] += inputValue * weights[c];
+          }
+        }
       }
       workgroupBarrier();
     }
 
-    // The group is complete: u[token, group] and its contribution to v.
-    let pooledInputValue = POOLING_FACTOR * pooledSum;
-    if (writesSavedActivations && local.x == 0u) {
-      pooledInput[token * GROUPS + group] = Activation(pooledInputValue);
-    }
-    let droppedInput = pooledInputValue;
-    for (var rankIndex = local.x; rankIndex < RANK; rankIndex += TILE_COLUMNS) {
-      adapterActivationTile[local.y][rankIndex] += droppedInput * adapterAAt(group * RANK + rankIndex);
+    // The group is complete: u[token, group] and its contribution to v. Every column block
+    // computes u and v for its tokens; the first one writes them out.
+    for (var r = 0u; r < THREAD_ROWS; r++) {
+      let row = local.y + r * WORKGROUP_ROWS;
+      let token = firstToken + row;
+      let pooledInputValue = POOLING_FACTOR * pooledSums[r];
+      if (workgroup.x == 0u && local.x == 0u && token < params.tokens) {
+        pooledInput[token * GROUPS + group] = Activation(pooledInputValue);
+      }
+      let droppedInput = pooledInputValue;
+      for (var rankIndex = local.x; rankIndex < RANK; rankIndex += WORKGROUP_COLUMNS) {
+        adapterActivationTile[row][rankIndex] += droppedInput * adapterAAt(group * RANK + rankIndex);
+      }
     }
   }
 
-  // Epilogue: y += adapterScale * v * B.
+  // Epilogue: y += adapterScale * v * B, and v written out by the first column block.
   workgroupBarrier();
-  var adapterUpdate = 0.0;
-  if (columnInRange) {
-    for (var rankIndex = 0u; rankIndex < RANK; rankIndex++) {
-      adapterUpdate += adapterActivationTile[local.y][rankIndex] * adapterBAt(rankIndex * OUT_FEATURES + outputColumn);
+  for (var r = 0u; r < THREAD_ROWS; r++) {
+    let row = local.y + r * WORKGROUP_ROWS;
+    let token = firstToken + row;
+    if (workgroup.x == 0u && token < params.tokens) {
+      for (var rankIndex = local.x; rankIndex < RANK; rankIndex += WORKGROUP_COLUMNS) {
+        adapterActivation[token * RANK + rankIndex] = Activation(adapterActivationTile[row][rankIndex]);
+      }
     }
-  }
-  accumulator += params.adapterScale * adapterUpdate;
-  if (writesSavedActivations) {
-    for (var rankIndex = local.x; rankIndex < RANK; rankIndex += TILE_COLUMNS) {
-      adapterActivation[token * RANK + rankIndex] = Activation(adapterActivationTile[local.y][rankIndex]);
+    for (var c = 0u; c < THREAD_COLUMNS; c++) {
+      let outputColumn = firstColumn + local.x + c * WORKGROUP_COLUMNS;
+      if (token < params.tokens && outputColumn < OUT_FEATURES) {
+        var adapterUpdate = 0.0;
+        for (var rankIndex = 0u; rankIndex < RANK; rankIndex++) {
+          adapterUpdate += adapterActivationTile[row][rankIndex] * adapterBAt(rankIndex * OUT_FEATURES + outputColumn);
+        }
+        output[token * OUT_FEATURES + outputColumn] = Activation(accumulators[r][c] + params.adapterScale * adapterUpdate);
+      }
     }
-  }
-  if (tokenInRange && columnInRange) {
-    output[token * OUT_FEATURES + outputColumn] = Activation(accumulator);
   }
 }

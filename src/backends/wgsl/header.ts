@@ -44,7 +44,8 @@ function tilingText(kernel: LoweredKernel): string {
   switch (kernel.shapeClass) {
     case 'tiled':
       return `, tile ${tiling.tileRows} tokens x ${tiling.tileColumns} ${role === 'backward_data' ? 'inputs' : 'outputs'}, reduction chunks of ${tiling.tileReduce}` +
-        (role === 'forward' ? ` (${tiling.chunksPerGroup} per group, never crossing one)` : '');
+        (role === 'forward' ? ` (${tiling.chunksPerGroup} per group, never crossing one)` : '') +
+        (tiling.threadTile ? `, ${tiling.threadTile.rows} x ${tiling.threadTile.columns} per invocation` : '');
     case 'decode':
       return `, one thread per output column, T <= ${tiling.maxTokens}`;
     default:

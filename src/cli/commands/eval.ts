@@ -19,7 +19,7 @@ export const evalCommand: Command = {
     out: 'the run whose adapters to use (default: generated/<spec>/run, if it has a checkpoint)',
     model: 'evaluate this merged model (from `qalc merge`) on the spec\'s held-out data',
     batches: 'held-out batches to average over (default 8)',
-    backend: 'cpu (the default), webgpu (every op as a WGSL kernel) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
+    backend: 'cpu (the default), webgpu (every op as WGSL through Dawn, the quantized linear layers on the spec\'s compiled kernels) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda)',
     help: 'show this help',
   },

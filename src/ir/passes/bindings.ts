@@ -215,6 +215,13 @@ function allConstants(kernel: KernelIR, c: LayerConfig): Constant[] {
   if (kernel.shapeClass === 'tiled') {
     constants.push(u('TILE_ROWS', tiling!.tileRows), u('TILE_COLUMNS', tiling!.tileColumns), u('TILE_REDUCE', tiling!.tileReduce));
     if (kernel.role === 'forward') constants.push(u('CHUNKS_PER_GROUP', tiling!.chunksPerGroup));
+    const { threadTile, workgroupSize } = tiling!;
+    if (threadTile) {
+      constants.push(
+        u('THREAD_ROWS', threadTile.rows), u('THREAD_COLUMNS', threadTile.columns),
+        u('WORKGROUP_ROWS', workgroupSize[1]), u('WORKGROUP_COLUMNS', workgroupSize[0]), u('THREADS', workgroupSize[0] * workgroupSize[1]),
+      );
+    }
   }
   if (kernel.shapeClass === 'decode') constants.push(u('MAX_TOKENS', tiling!.maxTokens), u('THREADS', tiling!.workgroupSize[0]));
   if (kernel.shapeClass === 'adapter' || kernel.shapeClass === 'elementwise') constants.push(u('THREADS', tiling!.workgroupSize[0]));

@@ -60,12 +60,18 @@ const DECODE_MAX_TOKENS = 16;
 const ELEMENTWISE_THREADS = 64;
 const FLOAT_BYTES = 4;
 
+/** WGSL: each invocation computes up to 4 × 4 outputs (register tiling; 16 multiply-adds per pair of workgroup-memory reads). */
+const WGSL_THREAD_TILE = 4;
+
 /**
- * Pass 6: simple tiles with bounds checks. Tiled kernels use TILE×TILE output tiles and
- * TILE-deep reduction chunks; the forward's chunks never cross a quantization group (a group
- * of 43 is read as 16 + 16 + 11), so each chunk has one scale and zero per column and the
- * pooled sum of a group is complete when its last chunk is. Rows shrink if workgroup memory
- * (the x and weight tiles, plus T×rank adapter activations) would exceed the target's limit.
+ * Pass 6: tiles with bounds checks. Tiled kernels stage TILE-deep reduction chunks of x (or dy)
+ * and of the dequantized weight through workgroup memory; the forward's chunks never cross a
+ * quantization group (a group of 43 is read as 16 + 16 + 11), so each chunk has one scale and
+ * zero per column and the pooled sum of a group is complete when its last chunk is.
+ * CUDA's portable tiles are TILE × TILE outputs, one per thread. WGSL's are register-tiled:
+ * a TILE × TILE workgroup whose invocations each compute a 4 × 4 block, a 64 × 64 tile. Rows
+ * shrink (per invocation first, then per workgroup) while workgroup memory (the x and weight
+ * tiles, plus tile rows × rank adapter activations) would exceed the target's limit.
  */
 export function chooseTiling(program: KernelProgram): KernelProgram {
   const { limits } = program;
@@ -76,14 +82,21 @@ export function chooseTiling(program: KernelProgram): KernelProgram {
     switch (kernel.shapeClass) {
       case 'tiled': {
         const fusesAdapter = kernel.role === 'forward' && rank > 0;
-        const bytesFor = (rows: number) => FLOAT_BYTES * (rows * TILE + TILE * TILE + (fusesAdapter ? rows * rank : 0));
-        let rows = TILE;
-        while (rows > 1 && (bytesFor(rows) > limits.maxWorkgroupBytes || rows * TILE > limits.maxInvocationsPerWorkgroup)) rows /= 2;
+        const threadColumns = program.target === 'wgsl' ? WGSL_THREAD_TILE : 1;
+        let threadRows = program.target === 'wgsl' ? WGSL_THREAD_TILE : 1;
+        let workgroupRows = TILE;
+        const columns = TILE * threadColumns;
+        const bytesFor = (rows: number) => FLOAT_BYTES * (rows * TILE + TILE * columns + (fusesAdapter ? rows * rank : 0));
+        const fits = () => bytesFor(workgroupRows * threadRows) <= limits.maxWorkgroupBytes && workgroupRows * TILE <= limits.maxInvocationsPerWorkgroup;
+        while (!fits() && threadRows > 1) threadRows /= 2;
+        while (!fits() && workgroupRows > 1) workgroupRows /= 2;
+        const rows = workgroupRows * threadRows;
         if (bytesFor(rows) > limits.maxWorkgroupBytes) throw new Error(`${kernel.name}: rank ${rank} needs more workgroup memory than the target has`);
         tiling = {
-          workgroupSize: [TILE, rows, 1], tileRows: rows, tileColumns: TILE, tileReduce: TILE,
+          workgroupSize: [TILE, workgroupRows, 1], tileRows: rows, tileColumns: columns, tileReduce: TILE,
           chunksPerGroup: kernel.role === 'forward' ? Math.ceil(c.group / TILE) : 0,
           maxTokens: 0, workgroupBytes: bytesFor(rows),
+          ...(program.target === 'wgsl' ? { threadTile: { rows: threadRows, columns: threadColumns } } : {}),
         };
         break;
       }

@@ -15,15 +15,14 @@
 // read from the manifest's constants and bindings, and launched through the manifest's
 // launch list (symbol, block, grid formula for T). A layer no kernel fits (a dense control
 // layer, say) runs on the fallback ops; `stats` counts both, and says why.
-import { poolingFactor } from '../../reference/adapter.ts';
 import type { Floats } from '../../train/ops/floats.ts';
-import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../../train/ops/qalora-linear.ts';
+import type { AdapterActivations, QaLoraLinear } from '../../train/ops/qalora-linear.ts';
+import { chooseLinearKernels, describeLayer, hasBinding as hasManifestBinding, type LinearKernels } from '../linear-kernel-choice.ts';
 import type { TrainingOps } from '../../train/ops/training-ops.ts';
 import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
 import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer } from './cuda.ts';
-import {
-  bytesPerElement, decodeActivations, encodeActivations, packAdapterWeights, packQweight, packScalesAndZeros, type ActivationType,
-} from './host-data.ts';
+import { kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
+import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
 import type { CudaKernelSet } from './kernels.ts';
 import { entryPointsOf, evaluateFormula, launchFor, type CudaManifestBinding, type CudaManifestKernel } from './launch.ts';
 
@@ -34,12 +33,8 @@ interface LoadedKernel {
   readonly buffers: readonly CudaManifestBinding[];
 }
 
-/** The kernels one layer uses; forward is required, decode optional. */
-interface LayerKernels {
-  readonly forward: LoadedKernel;
-  readonly decode: LoadedKernel | undefined;
-  readonly backwardData: LoadedKernel;
-  readonly adapterGrad: LoadedKernel | undefined;
+/** The kernels one layer uses, and the activation type they read and write. */
+interface LayerKernels extends LinearKernels<LoadedKernel> {
   readonly activation: ActivationType;
 }
 
@@ -68,38 +63,7 @@ function lastDim(binding: CudaManifestBinding, tokens: number): number {
   return evaluateFormula(dims[dims.length - 1]!, tokens);
 }
 
-const constant = (k: LoadedKernel, name: string): number | undefined => {
-  const value = k.manifest.constants[name];
-  return typeof value === 'number' ? value : undefined;
-};
-const hasBinding = (k: LoadedKernel, name: string) => k.buffers.some((b) => b.name === name);
-
-function describe(layer: QaLoraLinear): string {
-  const { base, adapter } = layer;
-  const what = base.kind === 'quantized' ? `${base.weight.bits}-bit, group ${base.weight.groupSize}` : 'dense';
-  const K = inFeaturesOf(base), N = outFeaturesOf(base);
-  return `${K}×${N} ${what}${adapter ? `, adapter rank ${adapter.rank}${adapter.dropout > 0 ? `, dropout ${adapter.dropout}` : ''}` : ', no adapter'}`;
-}
-
-/** Whether `k` computes `role` for this layer: shapes, bits, group, rank, pooling, dropout. */
-function fits(k: LoadedKernel, role: string, layer: QaLoraLinear): boolean {
-  const { base, adapter } = layer;
-  if (k.manifest.role !== role || base.kind !== 'quantized') return false;
-  const w = base.weight;
-  if (role === 'adapter_grad') {
-    return adapter !== null && constant(k, 'OUT_FEATURES') === w.outFeatures && constant(k, 'GROUPS') === w.inFeatures / adapter.groupSize &&
-      constant(k, 'RANK') === adapter.rank && (adapter.dropout > 0) === hasBinding(k, 'dropoutMultiplier');
-  }
-  if (constant(k, 'IN_FEATURES') !== w.inFeatures || constant(k, 'OUT_FEATURES') !== w.outFeatures) return false;
-  if (constant(k, 'BITS') !== w.bits || constant(k, 'GROUP_SIZE') !== w.groupSize) return false;
-  const adapterBinding = role === 'backward_data' ? 'pooledInputGrad' : 'adapterWeights';
-  if ((adapter !== null) !== hasBinding(k, adapterBinding)) return false;
-  if (adapter === null) return true;
-  const factor = constant(k, 'POOLING_FACTOR');
-  if (factor === undefined || Math.abs(factor - poolingFactor(adapter.pooling, adapter.groupSize)) > 1e-9 * Math.abs(factor)) return false;
-  if (role === 'backward_data') return true;
-  return constant(k, 'RANK') === adapter.rank && (adapter.dropout > 0) === hasBinding(k, 'dropoutMultiplier');
-}
+const hasBinding = (k: LoadedKernel, name: string) => hasManifestBinding(k.manifest, name);
 
 export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels'>, fallback: TrainingOps): CudaOps {
   const loaded: LoadedKernel[] = kernels.kernels.map(({ manifest, fatbin }) => {
@@ -115,17 +79,12 @@ export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'ke
   const kernelsOf = (layer: QaLoraLinear): LayerKernels | string => {
     let found = layerKernels.get(layer);
     if (found !== undefined) return found;
-    const pick = (role: string) => loaded.find((k) => fits(k, role, layer));
-    const forward = pick('forward'), backwardData = pick('backward_data');
-    const adapterGrad = layer.adapter === null ? undefined : pick('adapter_grad');
-    if (layer.base.kind !== 'quantized') found = `${describe(layer)}: not quantized (the kernels dequantize codes)`;
-    else if (forward === undefined) found = `${describe(layer)}: no forward kernel in the spec's compiled kernels`;
-    else if (backwardData === undefined) found = `${describe(layer)}: no backward_data kernel`;
-    else if (layer.adapter !== null && adapterGrad === undefined) found = `${describe(layer)}: no adapter_grad kernel`;
+    const chosen = chooseLinearKernels(loaded, (k) => k.manifest, layer);
+    if (typeof chosen === 'string') found = chosen;
     else {
-      const type = forward.buffers.find((b) => b.name === 'input')?.elementType;
-      if (type !== 'bf16' && type !== 'f16' && type !== 'f32') found = `${describe(layer)}: activations of type ${String(type)}`;
-      else found = { forward, decode: pick('decode'), backwardData, adapterGrad, activation: type };
+      const type = chosen.forward.buffers.find((b) => b.name === 'input')?.elementType;
+      if (type !== 'bf16' && type !== 'f16' && type !== 'f32') found = `${describeLayer(layer)}: activations of type ${String(type)}`;
+      else found = { ...chosen, activation: type };
     }
     layerKernels.set(layer, found);
     return found;
@@ -164,7 +123,7 @@ export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'ke
     let buffers = frozen.get(weight);
     if (buffers === undefined) {
       const qweightBinding = bindingOf(k, 'qweight');
-      const qweight = packQweight(weight, elementsOf(qweightBinding, 0) / weight.outFeatures);
+      const qweight = kernelQweight(weight, elementsOf(qweightBinding, 0) / weight.outFeatures);
       const scalesAndZeros = packScalesAndZeros(weight);
       if (scalesAndZeros.length !== elementsOf(bindingOf(k, 'groupScalesAndZeros'), 0)) {
         throw new Error(`kernel ${k.manifest.kernel}: groupScalesAndZeros holds ${elementsOf(bindingOf(k, 'groupScalesAndZeros'), 0)} floats, the layer ${scalesAndZeros.length}`);

@@ -1,8 +1,6 @@
-// What the host hands the CUDA kernels, in their layouts: activations as bf16 or fp16 (round to
-// nearest even, as __float2bfloat16_rn and __float2half_rn do), the frozen codes packed as
-// GPTQ v1 qweight, the group scales and zeros as one float array, and the adapter's A and B as
-// another (the part offsets each emitted header lists).
-import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
+// Activations as the CUDA kernels read and write them: bf16 or fp16, rounded to nearest even as
+// __float2bfloat16_rn and __float2half_rn do. (The frozen and adapter buffers, which do not
+// depend on the activation type, are ../kernel-buffers.ts.)
 
 export type ActivationType = 'bf16' | 'f16' | 'f32';
 
@@ -86,40 +84,4 @@ export function decodeActivations(type: ActivationType, source: Uint8Array, coun
   const values = new Uint16Array(source.buffer, source.byteOffset, count);
   const decode = type === 'bf16' ? bf16Value : f16Value;
   for (let i = 0; i < count; i++) store(i, decode(values[i]!));
-}
-
-/**
- * GPTQ v1 qweight, uint32 [⌈K·b/32⌉, N]: column o is one little-endian bit stream, code i at
- * stream bits i·b … i·b+b−1 (3-bit codes straddle words), lowest input in the lowest bits.
- */
-export function packQweight(weight: Pick<QuantizedWeight, 'q' | 'inFeatures' | 'outFeatures' | 'bits'>, wordRows?: number): Uint32Array {
-  const { q, inFeatures: K, outFeatures: N, bits } = weight;
-  wordRows ??= Math.ceil((K * bits) / 32); // more rows (a kernel's padded K) stay zero
-  const packed = new Uint32Array(wordRows * N);
-  for (let i = 0; i < K; i++) {
-    const firstBit = i * bits;
-    const word = firstBit >>> 5;
-    const shift = firstBit & 31;
-    for (let o = 0; o < N; o++) {
-      const code = q[i * N + o]!;
-      packed[word * N + o]! |= code << shift;
-      if (shift + bits > 32) packed[(word + 1) * N + o]! |= code >>> (32 - shift);
-    }
-  }
-  return packed;
-}
-
-/** groupScalesAndZeros: s [L, N] then z [L, N], as float32. */
-export function packScalesAndZeros(weight: Pick<QuantizedWeight, 'scales' | 'zeros'>): Float32Array {
-  const packed = new Float32Array(weight.scales.length + weight.zeros.length);
-  packed.set(weight.scales, 0);
-  packed.set(weight.zeros, weight.scales.length);
-  return packed;
-}
-
-/** adapterWeights: A [L, r] then B [r, N], as float32. */
-export function packAdapterWeights(a: ArrayLike<number>, b: ArrayLike<number>, target = new Float32Array(a.length + b.length)): Float32Array {
-  for (let i = 0; i < a.length; i++) target[i] = a[i]!;
-  for (let i = 0; i < b.length; i++) target[a.length + i] = b[i]!;
-  return target;
 }

@@ -9,10 +9,8 @@ import { emitKernels, manifestOfKernels } from '../../backends/emit-kernels.ts';
 import { buildFatbin, findNvcc } from '../../backends/cuda/nvcc.ts';
 import type { CudaArch } from '../../backends/cuda/nvcc-flags.ts';
 import type { Plan } from '../../plan/plan.ts';
+import { TRAINING_ROLES } from '../linear-kernel-choice.ts';
 import type { CudaManifestKernel } from './launch.ts';
-
-/** The roles the training runtime launches; the rest (merge, pack, quantize, dequantize) are not loaded. */
-export const TRAINING_ROLES: readonly string[] = ['forward', 'decode', 'backward_data', 'adapter_grad'];
 
 export class CudaKernelsError extends Error {
   override readonly name = 'CudaKernelsError';

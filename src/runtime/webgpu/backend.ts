@@ -1,20 +1,37 @@
 // The webgpu backend: the training ops as WGSL kernels on the first WebGPU adapter Dawn finds
-// (a GPU's Vulkan driver, or Mesa lavapipe on a machine without one).
-import type { TrainingOps } from '../../train/ops/training-ops.ts';
+// (a GPU's Vulkan driver, or Mesa lavapipe on a machine without one). Given the spec's plan, its
+// quantized linear layers run on the spec's compiled WGSL kernels; every other op (and a layer
+// no compiled kernel fits) on the runtime's op kernels.
+import type { Plan } from '../../plan/plan.ts';
+import { compiledWgslKernels } from './compiled-kernels.ts';
+import { describeCompiledLinearStats } from './compiled-linear.ts';
 import { openWebGpu } from './device.ts';
-import { webGpuOps } from './webgpu-ops.ts';
+import { webGpuOps, type WebGpuOps } from './webgpu-ops.ts';
 
 export interface WebGpuBackend {
-  readonly ops: TrainingOps;
+  readonly ops: WebGpuOps;
   /** The adapter, for the user: e.g. `llvmpipe (LLVM 19.1.7, 256 bits), lavapipe`. */
   readonly description: string;
+  /** The line to show before a run: the adapter, and what runs the linear layers. */
+  readonly notice: string;
+  /** The line to show after it: how many linear calls ran on the compiled kernels ('' without a plan). */
+  report(): string;
   close(): void;
 }
 
 /** Throws with what to install when Dawn finds no adapter (see openWebGpu). */
-export async function webGpuBackend(): Promise<WebGpuBackend> {
+export async function webGpuBackend(plan?: Plan): Promise<WebGpuBackend> {
   const gpu = await openWebGpu();
   const { device, description, vendor, architecture } = gpu.adapterInfo;
   const name = [description || device || 'unnamed adapter', vendor, architecture].filter((part) => part !== '').join(', ');
-  return { ops: webGpuOps(gpu.device), description: name, close: () => gpu.destroy() };
+  const compiled = plan === undefined ? undefined : compiledWgslKernels(plan);
+  const ops = webGpuOps(gpu.device, compiled?.kernels);
+  const linear = compiled === undefined ? 'every op on the op kernels' : `${compiled.summary}, every other op on the op kernels`;
+  return {
+    ops,
+    description: name,
+    notice: `webgpu backend: ${name}; ${linear}`,
+    report: () => (ops.linearStats === undefined ? '' : describeCompiledLinearStats(ops.linearStats)),
+    close: () => gpu.destroy(),
+  };
 }

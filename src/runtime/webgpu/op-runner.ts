@@ -1,4 +1,5 @@
-// Runs the training ops' WGSL kernels (src/runtime/webgpu/ops/*.wgsl) on one device. Each op is
+// Runs the training ops' WGSL kernels (src/runtime/webgpu/ops/*.wgsl) and the spec's compiled
+// kernels (compiled-kernels.ts) on one device. Each op is
 // a Job: it binds its arrays, encodes its dispatches in one compute pass and submits, without
 // waiting for the device. What stays on the device:
 // - an array an op wrote (an output, or a gradient it accumulated into) lives on the device
@@ -8,17 +9,20 @@
 // - every other array is the host's, uploaded each time an op reads it (inputs, A and B);
 // - frozen weights (codes, scales, zeros, norms, the classifier, RoPE tables) are uploaded once
 //   per host array (WeakMap-keyed: they must not change after their first use);
-// - pipelines, one per kernel file, compiled on first use.
+// - pipelines, one per op kernel file and one per compiled entry point, compiled on first use.
 // Queue order makes the buffer pool simple: a buffer goes back to the pool right after the
 // submit that reads it, since a later writeBuffer into it runs after that submit. Validation
 // errors are collected and thrown at the next syncToHost.
 //
-// Binding convention of every kernel: outputs first, then inputs, the uniform params last;
-// every kernel is 64 invocations wide and finds its element as `id.x + id.y · groups.x · 64`,
-// so a dispatch can exceed 65535 workgroups in x.
+// Binding convention of every op kernel: outputs first, then inputs, the uniform params last;
+// every op kernel is 64 invocations wide and finds its element as `id.x + id.y · groups.x · 64`,
+// so a dispatch can exceed 65535 workgroups in x. A compiled kernel binds and dispatches as its
+// manifest entry says.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { evaluateDispatch } from '../../ir/size-expr.ts';
 import { PROJECT_ROOT } from '../../project-root.ts';
+import type { CompiledWgslKernel } from './compiled-kernels.ts';
 
 const OPS_DIR = join(PROJECT_ROOT, 'src', 'runtime', 'webgpu', 'ops');
 const WORKGROUP = 64;
@@ -35,16 +39,39 @@ export interface FrozenLayout {
   build(host: Frozen): Float32Array | Uint32Array;
 }
 
-interface Dispatch {
+/** A dispatch of an op kernel of ./ops/ (the binding convention above). */
+interface OpDispatch {
+  readonly kind: 'op';
   readonly kernel: string;
   readonly buffers: readonly GPUBuffer[];
   readonly params: readonly Param[];
   readonly invocations: number;
 }
 
+/** A dispatch of one entry point of a compiled kernel: bindings and workgroups as its manifest says. */
+interface CompiledDispatch {
+  readonly kind: 'compiled';
+  readonly kernel: CompiledWgslKernel;
+  readonly entryPoint: string;
+  /** Every buffer binding of the kernel by number; the uniform binding is filled from `params`. */
+  readonly buffers: ReadonlyMap<number, GPUBuffer>;
+  /** The uniform fields in offset order. */
+  readonly params: readonly Param[];
+  readonly workgroups: readonly [number, number, number];
+}
+
+type Dispatch = OpDispatch | CompiledDispatch;
+
+/** A compiled pipeline with the explicit layout of its kernel's manifest (every binding, whichever the entry point uses). */
+interface CompiledPipeline {
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+}
+
 export class OpRunner {
   readonly device: GPUDevice;
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private readonly compiledPipelines = new Map<string, Promise<CompiledPipeline>>();
   private readonly frozenBuffers = new WeakMap<Frozen, Map<string, GPUBuffer>>();
   /** Arrays whose newest values are on the device, and where. */
   private readonly resident = new WeakMap<Float32Array, GPUBuffer>();
@@ -151,6 +178,16 @@ export class OpRunner {
     return pipeline;
   }
 
+  /** @internal */ compiledPipeline(kernel: CompiledWgslKernel, entryPoint: string): Promise<CompiledPipeline> {
+    const key = `${kernel.manifest.kernel} ${entryPoint}`;
+    let pipeline = this.compiledPipelines.get(key);
+    if (pipeline === undefined) {
+      pipeline = compileKernel(this.device, kernel, entryPoint);
+      this.compiledPipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
   /** @internal */ take(pool: 'storage' | 'staging' | 'uniform', size: number): GPUBuffer {
     const free = this.poolOf(pool).get(size);
     const reused = free?.pop();
@@ -226,7 +263,33 @@ export class Job {
 
   /** `invocations` threads of `kernel` over `buffers` (outputs, inputs) and then its params. */
   dispatch(kernel: string, buffers: readonly GPUBuffer[], params: readonly Param[], invocations: number): this {
-    this.dispatches.push({ kernel, buffers, params, invocations });
+    this.dispatches.push({ kind: 'op', kernel, buffers, params, invocations });
+    return this;
+  }
+
+  /**
+   * Every entry point of a compiled kernel, in manifest order, for `tokens` rows: `buffers` by
+   * binding name, `uniforms` by field name (the manifest's uniform struct).
+   */
+  dispatchCompiled(kernel: CompiledWgslKernel, tokens: number, buffers: Readonly<Record<string, GPUBuffer>>, uniforms: Readonly<Record<string, number>>): this {
+    const { manifest } = kernel;
+    const byBinding = new Map<number, GPUBuffer>();
+    for (const binding of manifest.bindings) {
+      if (binding.access === 'uniform') continue;
+      const buffer = buffers[binding.name];
+      if (buffer === undefined) throw new Error(`kernel ${manifest.kernel}: no buffer for binding ${binding.name}`);
+      byBinding.set(binding.binding, buffer);
+    }
+    const params = [...manifest.uniforms.fields].sort((a, b) => a.offset - b.offset).map((field, i): Param => {
+      if (field.offset !== 4 * i) throw new Error(`kernel ${manifest.kernel}: uniform ${field.name} at offset ${field.offset}, expected ${4 * i}`);
+      const value = uniforms[field.name];
+      if (value === undefined) throw new Error(`kernel ${manifest.kernel}: no value for uniform ${field.name}`);
+      return field.type === 'u32' ? value : { f32: value };
+    });
+    for (const entry of manifest.entryPoints) {
+      const workgroups = entry.dispatchExpr.map((dim) => evaluateDispatch(dim, tokens)) as [number, number, number];
+      this.dispatches.push({ kind: 'compiled', kernel, entryPoint: entry.name, buffers: byBinding, params, workgroups });
+    }
     return this;
   }
 
@@ -234,21 +297,32 @@ export class Job {
   async run(): Promise<void> {
     const { runner } = this;
     const { device } = runner;
-    const pipelines = await Promise.all(this.dispatches.map((d) => runner.pipeline(d.kernel)));
+    const pipelines = await Promise.all(this.dispatches.map((d) => (d.kind === 'op' ? runner.pipeline(d.kernel) : runner.compiledPipeline(d.kernel, d.entryPoint))));
     device.pushErrorScope('validation');
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     this.dispatches.forEach((d, i) => {
-      if (d.invocations === 0) return;
-      const uniform = this.uniform(d.params);
-      const pipeline = pipelines[i]!;
+      if (d.kind === 'op') {
+        if (d.invocations === 0) return;
+        const uniform = this.uniform(d.params);
+        const pipeline = pipelines[i] as GPUComputePipeline;
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [...d.buffers, uniform].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        }));
+        const groups = Math.ceil(d.invocations / WORKGROUP);
+        pass.dispatchWorkgroups(Math.min(groups, MAX_GROUPS_X), Math.ceil(groups / MAX_GROUPS_X));
+        return;
+      }
+      if (d.workgroups.some((count) => count === 0)) return;
+      const { pipeline, layout } = pipelines[i] as CompiledPipeline;
+      const entries = [...d.buffers].map(([binding, buffer]) => ({ binding, resource: { buffer } }));
+      const uniformBinding = d.kernel.manifest.uniforms.binding;
+      if (uniformBinding !== null) entries.push({ binding: uniformBinding, resource: { buffer: this.uniform(d.params) } });
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [...d.buffers, uniform].map((buffer, binding) => ({ binding, resource: { buffer } })),
-      }));
-      const groups = Math.ceil(d.invocations / WORKGROUP);
-      pass.dispatchWorkgroups(Math.min(groups, MAX_GROUPS_X), Math.ceil(groups / MAX_GROUPS_X));
+      pass.setBindGroup(0, device.createBindGroup({ layout, entries }));
+      pass.dispatchWorkgroups(...d.workgroups);
     });
     pass.end();
     device.queue.submit([encoder.finish()]);
@@ -280,6 +354,28 @@ async function compile(device: GPUDevice, kernel: string): Promise<GPUComputePip
   const errors = messages.filter((m) => m.type === 'error');
   if (errors.length > 0) throw new Error(errors.map((e) => `${file}:${e.lineNum}:${e.linePos}: error: ${e.message}`).join('\n'));
   return device.createComputePipelineAsync({ label: kernel, layout: 'auto', compute: { module, entryPoint: 'main' } });
+}
+
+async function compileKernel(device: GPUDevice, kernel: CompiledWgslKernel, entryPoint: string): Promise<CompiledPipeline> {
+  const { manifest, source } = kernel;
+  const module = device.createShaderModule({ label: manifest.file, code: source });
+  const { messages } = await module.getCompilationInfo();
+  const errors = messages.filter((m) => m.type === 'error');
+  if (errors.length > 0) throw new Error(errors.map((e) => `${manifest.file}:${e.lineNum}:${e.linePos}: error: ${e.message}`).join('\n'));
+  const layout = device.createBindGroupLayout({
+    label: manifest.kernel,
+    entries: manifest.bindings.map((b) => ({
+      binding: b.binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: b.access === 'uniform' ? 'uniform' : b.access === 'read' ? 'read-only-storage' : 'storage' },
+    })),
+  });
+  const pipeline = await device.createComputePipelineAsync({
+    label: `${manifest.kernel} ${entryPoint}`,
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint },
+  });
+  return { pipeline, layout };
 }
 
 /** Bytes four to a little-endian u32: byte i is bits 8·(i mod 4) … of word ⌊i/4⌋. */

@@ -1,9 +1,10 @@
 // The WebGPU backend as a TrainingOps table (src/train/ops/training-ops.ts): every op of
 // QaLoraModel computed by a WGSL kernel of ./ops/ (one file per kernel, the math in its header),
-// with the TypeScript ops' signatures and conventions (forwards overwrite, backwards +=).
+// with the TypeScript ops' signatures and conventions (forwards overwrite, backwards +=) — and,
+// given a spec's compiled kernels, the quantized linear layers on those (compiled-linear.ts).
 //
 //   const gpu = await openWebGpu();
-//   const model = new QaLoraModel(checkpoint, spec, { ops: webGpuOps(gpu.device) });
+//   const model = new QaLoraModel(checkpoint, spec, { ops: webGpuOps(gpu.device, compiledWgslKernels(plan).kernels) });
 //
 // What an op writes stays on the device for the next ops (OpRunner): an op submits its work
 // and returns without waiting, and the host sees the values only after syncToHost — which
@@ -19,24 +20,15 @@ import { checkLength, type Floats } from '../../train/ops/floats.ts';
 import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../../train/ops/qalora-linear.ts';
 import type { RopeTables } from '../../train/ops/rope.ts';
 import type { TrainingOps } from '../../train/ops/training-ops.ts';
+import type { CompiledWgslKernel } from './compiled-kernels.ts';
+import { compiledLinearOps, type CompiledLinearStats } from './compiled-linear.ts';
+import { f32, keepScales } from './host-arrays.ts';
 import { OpRunner, type Job } from './op-runner.ts';
 import { codesAlongInputs, codesAlongOutputs, paddedToWords } from './weight-layouts.ts';
-
-function f32(array: Floats, name: string): Float32Array {
-  if (!(array instanceof Float32Array)) throw new TypeError(`the WebGPU backend computes in float32; ${name} is a Float64Array`);
-  return array;
-}
 
 /** Rows that count for the loss: a non-negative target and a non-zero mask entry. */
 function countedRows(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number): boolean[] {
   return Array.from({ length: rows }, (_, row) => targets[row] >= 0 && (mask === undefined || mask[row] !== 0));
-}
-
-/** Per pooled entry: 1/(1−p) kept, 0 dropped, 1 without a mask (src/train/ops/qalora-linear.ts's dropScale). */
-function keepScales(mask: Uint8Array | undefined, length: number, p: number): Float32Array {
-  if (mask === undefined) return new Float32Array(length).fill(1);
-  const kept = 1 / (1 - p);
-  return Float32Array.from({ length }, (_, i) => (mask[i] ? kept : 0));
 }
 
 function checkLayer(layer: QaLoraLinear): void {
@@ -164,11 +156,23 @@ function rope(runner: OpRunner, direction: 1 | -1) {
   };
 }
 
-/** The TrainingOps of the WebGPU backend on `device`. */
-export function webGpuOps(device: GPUDevice): TrainingOps {
+export interface WebGpuOps extends TrainingOps {
+  /** With compiled kernels: how many linear calls ran on them, and why others did not. */
+  readonly linearStats: CompiledLinearStats | undefined;
+}
+
+/**
+ * The TrainingOps of the WebGPU backend on `device`. With `compiled` (a spec's compiled WGSL
+ * kernels, compiled-kernels.ts), the quantized linear layers run on those; without, on the op
+ * kernels of ./ops/ like every other op.
+ */
+export function webGpuOps(device: GPUDevice, compiled?: readonly CompiledWgslKernel[]): WebGpuOps {
   const runner = new OpRunner(device);
+  const opKernelLinear = linearOps(runner);
+  const compiledLinear = compiled === undefined ? undefined : compiledLinearOps(runner, compiled, opKernelLinear);
   return {
-    name: 'webgpu',
+    name: compiledLinear === undefined ? 'webgpu' : 'webgpu+compiled',
+    linearStats: compiledLinear?.stats,
 
     async embeddingForward(out, tokens, table, count, channels) {
       checkLength('embedding output', out, count * channels);
@@ -196,7 +200,8 @@ export function webGpuOps(device: GPUDevice): TrainingOps {
       return job.run();
     },
 
-    ...linearOps(runner),
+    qaloraLinearForward: compiledLinear?.qaloraLinearForward ?? opKernelLinear.qaloraLinearForward,
+    qaloraLinearBackward: compiledLinear?.qaloraLinearBackward ?? opKernelLinear.qaloraLinearBackward,
     ropeForward: rope(runner, 1),
     ropeBackward: rope(runner, -1),
 

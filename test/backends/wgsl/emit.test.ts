@@ -51,12 +51,12 @@ describe('WGSL for stories260K', () => {
     expect(header).toContain('// Regenerate: qalc compile examples/stories260k.qal');
     expect(header).toContain('// From: examples/stories260k.qal:11, examples/stories260k.qal:22, examples/stories260k.qal:18');
     expect(header).toContain('bits 4, group 43, L = 4 groups per column');
-    expect(header).toContain('workgroup (16, 16, 1), tile 16 tokens x 16 outputs');
+    expect(header).toContain('workgroup (16, 16, 1), tile 64 tokens x 64 outputs, reduction chunks of 16 (3 per group, never crossing one), 4 x 4 per invocation');
     expect(header).toContain('qweight u32 [22, 64]');
-    expect(header).toContain('forward: dispatch (ceil(64 / 16), ceil(T / 16), 1)');
+    expect(header).toContain('forward: dispatch (ceil(64 / 64), ceil(T / 64), 1)');
     expect(header.split('\n').every((line) => line.startsWith('//'))).toBe(true);
     expect(down).toContain('fn groupScalesAt(index: u32) -> f32');
-    expect(down).toContain('pooledSum += inputValue');
+    expect(down).toContain('pooledSums[r] += inputValue');
   });
 
   it('writes manifests a runtime can launch from', () => {

@@ -4,15 +4,13 @@
 // thread and two.
 import { describe, expect, it } from 'vitest';
 import { matmul } from '../../../src/model/llama-forward.ts';
-import { quantizeRtn } from '../../../src/quant/rtn.ts';
-import type { Pooling } from '../../../src/reference/adapter.ts';
 import { nativeCpuOps } from '../../../src/runtime/cpu/native-ops.ts';
-import type { Bits } from '../../../src/quant/quantized-weight.ts';
 import type { AttentionShape } from '../../../src/train/ops/attention.ts';
 import type { Floats } from '../../../src/train/ops/floats.ts';
-import type { AdapterActivations, FrozenWeight, QaLoraLinear } from '../../../src/train/ops/qalora-linear.ts';
+import type { QaLoraLinear } from '../../../src/train/ops/qalora-linear.ts';
 import { ropeTables } from '../../../src/train/ops/rope.ts';
 import { TYPESCRIPT_OPS, type SyncTrainingOps } from '../../../src/train/ops/training-ops.ts';
+import { linearCaseData, type LinearCase } from '../linear-case.ts';
 import { addon, createRng, nativeBuilt, randomFloats, relativeError, withOneAndTwoThreads } from './native-support.ts';
 
 const TOLERANCE = 1e-5;
@@ -118,19 +116,6 @@ describe.skipIf(!nativeBuilt)('native CPU kernels match the TypeScript ops', () 
   });
 });
 
-interface LinearCase {
-  readonly name: string;
-  readonly rows: number;
-  readonly K: number;
-  readonly N: number;
-  readonly group: number;
-  readonly bits: Bits | null; // null: dense base
-  readonly rank: number; // 0: no adapter
-  readonly pooling?: Pooling;
-  readonly dropout?: number;
-  readonly fractionalZeros?: boolean;
-}
-
 const LINEAR_CASES: LinearCase[] = [
   { name: '4-bit, group 16, rank 8, mean', rows: 37, K: 64, N: 41, group: 16, bits: 4, rank: 8, pooling: 'mean' },
   { name: '3-bit, group 7 (ragged), rank 3, sum, dropout', rows: 19, K: 35, N: 13, group: 7, bits: 3, rank: 3, pooling: 'sum', dropout: 0.3 },
@@ -143,37 +128,10 @@ const LINEAR_CASES: LinearCase[] = [
 describe.skipIf(!nativeBuilt)('native QA-LoRA linear matches the TypeScript op', () => {
   it.each(LINEAR_CASES)('$name: y, u, v, dx, dA, dB', (c) => {
     compare(c.name, (ops) => {
-      const rng = createRng(c.K * 7 + c.N);
-      const weight = Float64Array.from({ length: c.K * c.N }, () => 0.2 * rng.normal());
-      let base: FrozenWeight;
-      if (c.bits === null) {
-        base = { kind: 'dense', inFeatures: c.K, outFeatures: c.N, weight: Float32Array.from(weight) };
-      } else {
-        const quantized = quantizeRtn(weight, c.K, c.N, { bits: c.bits, groupSize: c.group });
-        if (c.fractionalZeros) for (let i = 0; i < quantized.zeros.length; i++) quantized.zeros[i] += rng.uniform(-0.5, 0.5);
-        base = { kind: 'quantized', weight: quantized };
-      }
-      const groups = c.K / c.group;
-      const layer: QaLoraLinear = {
-        base,
-        adapter: c.rank === 0 ? null : {
-          groupSize: c.group, rank: c.rank, pooling: c.pooling ?? 'mean', scaling: 2 / c.rank, dropout: c.dropout ?? 0,
-          a: randomFloats(rng, groups * c.rank, 0.5), b: randomFloats(rng, c.rank * c.N, 0.5),
-          gradA: randomFloats(rng, groups * c.rank, 0.1), gradB: randomFloats(rng, c.rank * c.N, 0.1),
-        },
-      };
-      const saved: AdapterActivations | undefined = c.rank === 0 ? undefined : {
-        u: new Float32Array(c.rows * groups), v: new Float32Array(c.rows * c.rank),
-        mask: c.dropout ? Uint8Array.from({ length: c.rows * groups }, () => (rng.next() < c.dropout! ? 0 : 1)) : undefined,
-      };
-      const x = randomFloats(rng, c.rows * c.K), dy = randomFloats(rng, c.rows * c.N);
-      const y = new Float32Array(c.rows * c.N), dx = randomFloats(rng, c.rows * c.K);
-      ops.qaloraLinearForward(y, x, c.rows, layer, saved);
-      ops.qaloraLinearBackward(dx, dy, c.rows, layer, saved);
-      return {
-        y, dx,
-        ...(saved && layer.adapter ? { u: saved.u, v: saved.v, dA: layer.adapter.gradA, dB: layer.adapter.gradB } : {}),
-      };
+      const data = linearCaseData(c);
+      ops.qaloraLinearForward(data.y, data.x, c.rows, data.layer, data.saved);
+      ops.qaloraLinearBackward(data.dx, data.dy, c.rows, data.layer, data.saved);
+      return data.outputs();
     });
   });
 

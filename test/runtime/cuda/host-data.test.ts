@@ -1,7 +1,8 @@
 // The host side of the kernels' layouts: bf16 / fp16 rounding as the device's _rn conversions,
 // and GPTQ v1 qweight bit streams (3-bit codes straddle words).
 import { describe, expect, it } from 'vitest';
-import { bf16Bits, bf16Value, f16Bits, f16Value, packAdapterWeights, packQweight, packScalesAndZeros } from '../../../src/runtime/cuda/host-data.ts';
+import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
+import { kernelQweight, packAdapterWeights, packScalesAndZeros } from '../../../src/runtime/kernel-buffers.ts';
 import { createRng } from '../../../src/reference/random.ts';
 
 describe('activation conversions', () => {
@@ -37,7 +38,7 @@ describe('GPTQ v1 qweight', () => {
       const K = 43, N = 5;
       const rng = createRng(bits);
       const q = Uint8Array.from({ length: K * N }, () => Math.floor(rng.next() * 2 ** bits));
-      const packed = packQweight({ q, inFeatures: K, outFeatures: N, bits });
+      const packed = kernelQweight({ q, inFeatures: K, outFeatures: N, bits });
       expect(packed.length).toBe(Math.ceil((K * bits) / 32) * N);
       for (let i = 0; i < K; i++) for (let o = 0; o < N; o++) {
         let stream = 0n;

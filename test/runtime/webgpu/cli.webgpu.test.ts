@@ -12,11 +12,12 @@ function qalc(args: string[], env: Record<string, string> = {}) {
 }
 
 describe('qalc train --backend webgpu', () => {
-  it('trains stories260K on the device and says which adapter ran it', () => {
+  it('trains stories260K on the device and says which adapter and which kernels ran it', () => {
     const out = mkdtempSync(join(tmpdir(), 'qalc-webgpu-cli-'));
     const r = qalc(['train', 'examples/stories260k.qal', '--backend', 'webgpu', '--steps', '1', '--out', out]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/webgpu backend: .+; every op on the device/);
+    expect(r.stderr).toMatch(/webgpu backend: .+; \d+ compiled f32 WGSL kernels of spec stories260k for the quantized linear layers, every other op on the op kernels/);
+    expect(r.stderr).toMatch(/webgpu: quantized linear layers on the compiled kernels: [1-9]\d* forward and [1-9]\d* backward calls; on the op kernels: 0 forward, 0 backward\n/);
     expect(r.stderr).toMatch(/stories260k: 1 steps .* tokens\/s; held-out loss \d+\.\d+ → \d+\.\d+/);
     expect(readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
   }, 120_000);

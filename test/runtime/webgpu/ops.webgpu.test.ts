@@ -4,40 +4,39 @@
 // wrote must agree to 1e-5 relative error, norm-wise — read back with syncToHost, since the
 // WebGPU ops leave what they write on the device.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pooling } from '../../../src/reference/adapter.ts';
-import { createRng, type Rng } from '../../../src/reference/random.ts';
-import type { Bits } from '../../../src/quant/quantized-weight.ts';
-import { quantizeRtn } from '../../../src/quant/rtn.ts';
+import { createRng } from '../../../src/reference/random.ts';
 import { openWebGpu, type WebGpuHandle } from '../../../src/runtime/webgpu/device.ts';
-import { webGpuOps } from '../../../src/runtime/webgpu/webgpu-ops.ts';
+import { compiledWgslKernels } from '../../../src/runtime/webgpu/compiled-kernels.ts';
+import { webGpuOps, type WebGpuOps } from '../../../src/runtime/webgpu/webgpu-ops.ts';
 import type { AttentionShape } from '../../../src/train/ops/attention.ts';
 import type { Floats } from '../../../src/train/ops/floats.ts';
-import type { AdapterActivations, FrozenWeight, QaLoraLinear } from '../../../src/train/ops/qalora-linear.ts';
+import type { QaLoraLinear } from '../../../src/train/ops/qalora-linear.ts';
 import { ropeTables } from '../../../src/train/ops/rope.ts';
 import { TYPESCRIPT_OPS, type TrainingOps } from '../../../src/train/ops/training-ops.ts';
+import { syntheticPlan, type KernelCase } from '../../ir/kernel-cases.ts';
+import { linearCaseData, randomFloats, type LinearCase } from '../linear-case.ts';
 import { normRelativeError } from './support.ts';
 
 const TOLERANCE = 1e-5;
 
 let gpu: WebGpuHandle;
 let gpuOps: TrainingOps;
+/** The same backend with the quantized linear layers on compiled kernels of the LINEAR_CASES below. */
+let compiledOps: WebGpuOps;
 
 beforeAll(async () => {
   gpu = await openWebGpu();
   gpuOps = webGpuOps(gpu.device);
+  compiledOps = webGpuOps(gpu.device, compiledWgslKernels(syntheticPlan(LINEAR_CASES.flatMap(kernelCaseOf))).kernels);
 });
 
 afterAll(() => gpu?.destroy());
 
-function randomFloats(rng: Rng, length: number, scale = 1): Float32Array {
-  return Float32Array.from({ length }, () => scale * rng.normal());
-}
-
 /** Runs `run(ops)` with the TypeScript ops and with WebGPU's, and compares what it returns. */
-async function compare(label: string, run: (ops: TrainingOps) => Promise<Record<string, Floats | number>>): Promise<void> {
+async function compare(label: string, run: (ops: TrainingOps) => Promise<Record<string, Floats | number>>, ops: TrainingOps = gpuOps): Promise<void> {
   const expected = await run(TYPESCRIPT_OPS);
-  const actual = await run(gpuOps);
-  await gpuOps.syncToHost(Object.values(actual).filter((value): value is Floats => typeof value !== 'number'));
+  const actual = await run(ops);
+  await ops.syncToHost(Object.values(actual).filter((value): value is Floats => typeof value !== 'number'));
   for (const [name, value] of Object.entries(expected)) {
     const error = typeof value === 'number'
       ? Math.abs((actual[name] as number) - value) / Math.max(1, Math.abs(value))
@@ -140,19 +139,6 @@ describe('WebGPU training ops match the TypeScript ops', () => {
   });
 });
 
-interface LinearCase {
-  readonly name: string;
-  readonly rows: number;
-  readonly K: number;
-  readonly N: number;
-  readonly group: number;
-  readonly bits: Bits | null; // null: dense base
-  readonly rank: number; // 0: no adapter
-  readonly pooling?: Pooling;
-  readonly dropout?: number;
-  readonly fractionalZeros?: boolean;
-}
-
 const LINEAR_CASES: LinearCase[] = [
   { name: '4-bit, group 16, rank 4, mean', rows: 19, K: 64, N: 41, group: 16, bits: 4, rank: 4, pooling: 'mean' },
   { name: '3-bit, group 7 (ragged), rank 3, sum, dropout', rows: 19, K: 35, N: 13, group: 7, bits: 3, rank: 3, pooling: 'sum', dropout: 0.3 },
@@ -162,41 +148,36 @@ const LINEAR_CASES: LinearCase[] = [
   { name: 'dense base, no adapter, one row', rows: 1, K: 5, N: 3, group: 1, bits: null, rank: 0 },
 ];
 
+/** The kernel the compiler emits for a quantized case (a dense base has none). */
+function kernelCaseOf(c: LinearCase): KernelCase[] {
+  if (c.bits === null) return [];
+  const adapter = c.rank === 0 ? undefined : { rank: c.rank, pooling: c.pooling ?? 'mean', ...(c.dropout ? { dropout: c.dropout } : {}) };
+  return [{ inFeatures: c.K, outFeatures: c.N, bits: c.bits, group: c.group, ...(adapter ? { adapter } : {}) }];
+}
+
+/** Forward then backward of one case's layer with `ops`: everything they write. */
+function runLinearCase(c: LinearCase) {
+  return async (ops: TrainingOps): Promise<Record<string, Floats>> => {
+    const data = linearCaseData(c);
+    await ops.qaloraLinearForward(data.y, data.x, c.rows, data.layer, data.saved);
+    await ops.qaloraLinearBackward(data.dx, data.dy, c.rows, data.layer, data.saved);
+    return data.outputs();
+  };
+}
+
 describe('WebGPU QA-LoRA linear matches the TypeScript op', () => {
   it.each(LINEAR_CASES)('$name: y, u, v, dx, dA, dB', async (c) => {
-    await compare(c.name, async (ops) => {
-      const rng = createRng(c.K * 7 + c.N);
-      const weight = Float64Array.from({ length: c.K * c.N }, () => 0.2 * rng.normal());
-      let base: FrozenWeight;
-      if (c.bits === null) {
-        base = { kind: 'dense', inFeatures: c.K, outFeatures: c.N, weight: Float32Array.from(weight) };
-      } else {
-        const quantized = quantizeRtn(weight, c.K, c.N, { bits: c.bits, groupSize: c.group });
-        if (c.fractionalZeros) for (let i = 0; i < quantized.zeros.length; i++) quantized.zeros[i] += rng.uniform(-0.5, 0.5);
-        base = { kind: 'quantized', weight: quantized };
-      }
-      const groups = c.K / c.group;
-      const layer: QaLoraLinear = {
-        base,
-        adapter: c.rank === 0 ? null : {
-          groupSize: c.group, rank: c.rank, pooling: c.pooling ?? 'mean', scaling: 2 / c.rank, dropout: c.dropout ?? 0,
-          a: randomFloats(rng, groups * c.rank, 0.5), b: randomFloats(rng, c.rank * c.N, 0.5),
-          gradA: randomFloats(rng, groups * c.rank, 0.1), gradB: randomFloats(rng, c.rank * c.N, 0.1),
-        },
-      };
-      const saved: AdapterActivations | undefined = c.rank === 0 ? undefined : {
-        u: new Float32Array(c.rows * groups), v: new Float32Array(c.rows * c.rank),
-        mask: c.dropout ? Uint8Array.from({ length: c.rows * groups }, () => (rng.next() < c.dropout! ? 0 : 1)) : undefined,
-      };
-      const x = randomFloats(rng, c.rows * c.K), dy = randomFloats(rng, c.rows * c.N);
-      const y = new Float32Array(c.rows * c.N), dx = randomFloats(rng, c.rows * c.K);
-      await ops.qaloraLinearForward(y, x, c.rows, layer, saved);
-      await ops.qaloraLinearBackward(dx, dy, c.rows, layer, saved);
-      return {
-        y, dx,
-        ...(saved && layer.adapter ? { u: saved.u, v: saved.v, dA: layer.adapter.gradA, dB: layer.adapter.gradB } : {}),
-      };
-    });
+    await compare(c.name, runLinearCase(c));
+  });
+
+  it.each(LINEAR_CASES)('on the compiled kernels: $name', async (c) => {
+    const stats = compiledOps.linearStats!;
+    const before = { compiled: stats.compiledForward + stats.compiledBackward, op: stats.opKernelForward + stats.opKernelBackward };
+    await compare(`${c.name} (compiled)`, runLinearCase(c), compiledOps);
+    // A quantized layer runs the compiled forward and backward; a dense one falls back to the op kernels, and says why.
+    const ran = c.bits === null ? stats.opKernelForward + stats.opKernelBackward - before.op : stats.compiledForward + stats.compiledBackward - before.compiled;
+    expect(ran).toBe(2);
+    if (c.bits === null) expect([...stats.fallbacks].join('\n')).toMatch(new RegExp(`${c.K}×${c.N} dense.*not quantized`));
   });
 
   it('names the array whose type or length is wrong instead of reading past it', async () => {

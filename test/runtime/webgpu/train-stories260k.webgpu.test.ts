@@ -1,11 +1,14 @@
 // `qalc train --backend webgpu` against the cpu backend on stories260K (4-bit RTN base, group 16,
 // down projection group 43, rank 4; batch 2 × 16 tokens): the trainer runs the same steps, and
 // the losses of the first three (and the held-out loss before training) agree to 1e-4 relative.
+// The webgpu backend gets the spec's plan, so every quantized linear layer runs the spec's
+// compiled WGSL kernels (forward, decode, backward_data, adapter_grad), none on the op kernels.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frontEnd } from '../../../src/compile.ts';
+import type { Plan } from '../../../src/plan/plan.ts';
 import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { webGpuBackend, type WebGpuBackend } from '../../../src/runtime/webgpu/backend.ts';
 import { train, type TrainSummary } from '../../../src/train/trainer.ts';
@@ -43,16 +46,18 @@ train {
 `);
 
 let gpu: WebGpuBackend;
+let plan: Plan;
 
 beforeAll(async () => {
-  gpu = await webGpuBackend();
+  const front = frontEnd(specPath);
+  if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
+  plan = front.plan;
+  gpu = await webGpuBackend(plan);
 });
 
 afterAll(() => gpu?.close());
 
 async function run(ops: TrainingOps, name: string): Promise<{ summary: TrainSummary; losses: number[] }> {
-  const { plan, diagnostics } = frontEnd(specPath);
-  if (plan === undefined) throw new Error(diagnostics.map((d) => d.message).join('\n'));
   const out = join(dir, name);
   const summary = await train({ plan, specDir: dir, out, evalBatches: 1, ops });
   const losses = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { loss: number }).loss);
@@ -66,6 +71,12 @@ describe('training stories260K on the webgpu backend', () => {
     console.log(`stories260K, 2×16 tokens a step, on ${gpu.description}: losses ${webgpu.losses.map((l) => l.toFixed(6)).join(', ')} ` +
       `(cpu ${cpu.losses.map((l) => l.toFixed(6)).join(', ')}); ${webgpu.summary.tokensPerSecond.toFixed(0)} training tokens/s`);
     expect(webgpu.losses).toHaveLength(3);
+    const stats = gpu.ops.linearStats!;
+    console.log(gpu.report());
+    expect(stats.fallbacks.size).toBe(0);
+    expect(stats.opKernelForward + stats.opKernelBackward).toBe(0);
+    expect(stats.compiledForward).toBeGreaterThan(0);
+    expect(stats.compiledBackward).toBeGreaterThan(0);
     webgpu.losses.forEach((loss, step) => {
       expect(Math.abs(loss - cpu.losses[step]!) / cpu.losses[step]!, `loss at step ${step + 1}`).toBeLessThanOrEqual(1e-4);
     });

@@ -1,0 +1,33 @@
+// Host-side layouts of the compiled kernels' frozen and adapter buffers (none depends on the
+// activation type): qweight, and the parts each manifest entry lists for groupScalesAndZeros
+// and adapterWeights. Shared by the cuda and webgpu runtimes.
+import { packQweight } from '../quant/gptq-pack.ts';
+import type { QuantizedWeight } from '../quant/quantized-weight.ts';
+
+/**
+ * GPTQ v1 qweight (src/quant/gptq-pack.ts: column o one little-endian bit stream, 3-bit codes
+ * straddling words) as uint32 [wordRows, N]; rows past ⌈K·b/32⌉ (a kernel's padded K) stay zero.
+ */
+export function kernelQweight(weight: Pick<QuantizedWeight, 'q' | 'inFeatures' | 'outFeatures' | 'bits'>, wordRows?: number): Uint32Array {
+  const packed = packQweight(weight.q, weight.inFeatures, weight.outFeatures, weight.bits);
+  const rows = wordRows ?? packed.length / weight.outFeatures;
+  if (rows * weight.outFeatures < packed.length) throw new RangeError(`qweight needs ${packed.length / weight.outFeatures} word rows, the kernel has ${rows}`);
+  const words = new Uint32Array(rows * weight.outFeatures);
+  words.set(new Uint32Array(packed.buffer, packed.byteOffset, packed.length));
+  return words;
+}
+
+/** groupScalesAndZeros: s [L, N] then z [L, N], as float32. */
+export function packScalesAndZeros(weight: Pick<QuantizedWeight, 'scales' | 'zeros'>): Float32Array {
+  const packed = new Float32Array(weight.scales.length + weight.zeros.length);
+  packed.set(weight.scales, 0);
+  packed.set(weight.zeros, weight.scales.length);
+  return packed;
+}
+
+/** adapterWeights: A [L, r] then B [r, N], as float32. */
+export function packAdapterWeights(a: ArrayLike<number>, b: ArrayLike<number>, target = new Float32Array(a.length + b.length)): Float32Array {
+  for (let i = 0; i < a.length; i++) target[i] = a[i]!;
+  for (let i = 0; i < b.length; i++) target[a.length + i] = b[i]!;
+  return target;
+}
