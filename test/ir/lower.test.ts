@@ -138,8 +138,9 @@ describe('the passes', () => {
     expect(program.kernels.map((k) => k.name.replace(/_bf16$/, ''))).toEqual(lowerPlan(stories(), 'wgsl').kernels.map((k) => k.name.replace(/_f32$/, '')));
   });
 
-  it('cover every test case shape: 3-bit codes straddle words, padding widens K', () => {
+  it('cover every test case shape: 3-bit codes straddle words, padding widens K, a large rank shrinks the tile', () => {
     const program = lowerPlan(syntheticPlan(KERNEL_CASES), 'wgsl');
+    expect(program.kernels.find((k) => k.name === 'forward_k96_n40_b4_g2_qalora_r40_mean_f32')!.tiling).toMatchObject({ tileRows: 32, threadTile: { rows: 2, columns: 4 } });
     const threeBit = program.kernels.find((k) => k.name === 'pack_kp96_n40_b3_f32')!;
     expect(threeBit.weightLayout).toMatchObject({ wordRows: 9, codeMask: 7, codesStraddleWords: true });
     expect(program.configs.find((c) => c.inFeatures === 40)).toMatchObject({ paddedInFeatures: 48, groups: 3 });
