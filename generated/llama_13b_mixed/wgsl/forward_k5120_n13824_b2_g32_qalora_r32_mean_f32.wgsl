@@ -114,6 +114,9 @@ var<workgroup> adapterActivationTile: array<array<f32, RANK>, TILE_ROWS>;
 // y + r * WORKGROUP_ROWS and tile columns x + c * WORKGROUP_COLUMNS, so neighbouring invocations
 // read neighbouring weightTile columns and write neighbouring outputs. Each value it reads from
 // workgroup memory feeds THREAD_COLUMNS (or THREAD_ROWS) multiply-adds.
+// The four columns of an invocation are one vec4 (weights, accumulators): one vector
+// multiply-add per row.
+const_assert THREAD_COLUMNS == 4u;
 @compute @workgroup_size(WORKGROUP_COLUMNS, WORKGROUP_ROWS, 1)
 fn forward(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id) local: vec3u, @builtin(local_invocation_index) localIndex: u32) {
   let firstToken = workgroup.y * TILE_ROWS;
@@ -121,7 +124,7 @@ fn forward(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id
   for (var index = localIndex; index < TILE_ROWS * RANK; index += THREADS) {
     adapterActivationTile[index / RANK][index % RANK] = 0.0;
   }
-  var accumulators = array<array<f32, THREAD_COLUMNS>, THREAD_ROWS>();
+  var accumulators = array<vec4<f32>, THREAD_ROWS>();
 
   for (var group = 0u; group < GROUPS; group++) {
     let groupStart = group * GROUP_SIZE;
@@ -153,16 +156,12 @@ fn forward(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id
       }
       workgroupBarrier();
       for (var offset = 0u; offset < TILE_REDUCE; offset++) {
-        var weights = array<f32, THREAD_COLUMNS>();
-        for (var c = 0u; c < THREAD_COLUMNS; c++) {
-          weights[c] = weightTile[offset][local.x + c * WORKGROUP_COLUMNS];
-        }
+        let weights = vec4<f32>(weightTile[offset][local.x], weightTile[offset][local.x + WORKGROUP_COLUMNS],
+          weightTile[offset][local.x + 2u * WORKGROUP_COLUMNS], weightTile[offset][local.x + 3u * WORKGROUP_COLUMNS]);
         for (var r = 0u; r < THREAD_ROWS; r++) {
           let inputValue = inputTile[local.y + r * WORKGROUP_ROWS][offset];
           pooledSums[r] += inputValue; // the pooled input rides on the x tile already loaded
-          for (var c = 0u; c < THREAD_COLUMNS; c++) {
-            accumulators[r][c] += inputValue * weights[c];
-          }
+          accumulators[r] += inputValue * weights;
         }
       }
       workgroupBarrier();

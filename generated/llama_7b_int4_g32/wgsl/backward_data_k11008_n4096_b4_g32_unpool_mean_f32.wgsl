@@ -99,11 +99,14 @@ var<workgroup> weightTile: array<array<f32, TILE_COLUMNS>, TILE_REDUCE>;
 
 // Invocation (x, y) computes THREAD_ROWS x THREAD_COLUMNS values of dx: tile rows
 // y + r * WORKGROUP_ROWS and tile columns (inputs) x + c * WORKGROUP_COLUMNS.
+// The four columns of an invocation are one vec4 (weights, accumulators): one vector
+// multiply-add per row.
+const_assert THREAD_COLUMNS == 4u;
 @compute @workgroup_size(WORKGROUP_COLUMNS, WORKGROUP_ROWS, 1)
 fn backwardData(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_id) local: vec3u, @builtin(local_invocation_index) localIndex: u32) {
   let firstToken = workgroup.y * TILE_ROWS;
   let firstInput = workgroup.x * TILE_COLUMNS;
-  var accumulators = array<array<f32, THREAD_COLUMNS>, THREAD_ROWS>();
+  var accumulators = array<vec4<f32>, THREAD_ROWS>();
 
   for (var chunkStart = 0u; chunkStart < OUT_FEATURES; chunkStart += TILE_REDUCE) {
     for (var index = localIndex; index < TILE_ROWS * TILE_REDUCE; index += THREADS) {
@@ -126,15 +129,11 @@ fn backwardData(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocati
     }
     workgroupBarrier();
     for (var offset = 0u; offset < TILE_REDUCE; offset++) {
-      var weights = array<f32, THREAD_COLUMNS>();
-      for (var c = 0u; c < THREAD_COLUMNS; c++) {
-        weights[c] = weightTile[offset][local.x + c * WORKGROUP_COLUMNS];
-      }
+      let weights = vec4<f32>(weightTile[offset][local.x], weightTile[offset][local.x + WORKGROUP_COLUMNS],
+        weightTile[offset][local.x + 2u * WORKGROUP_COLUMNS], weightTile[offset][local.x + 3u * WORKGROUP_COLUMNS]);
       for (var r = 0u; r < THREAD_ROWS; r++) {
         let outputGradValue = outputGradTile[local.y + r * WORKGROUP_ROWS][offset];
-        for (var c = 0u; c < THREAD_COLUMNS; c++) {
-          accumulators[r][c] += outputGradValue * weights[c];
-        }
+        accumulators[r] += outputGradValue * weights;
       }
     }
     workgroupBarrier();

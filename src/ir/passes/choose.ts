@@ -60,7 +60,7 @@ const DECODE_MAX_TOKENS = 16;
 const ELEMENTWISE_THREADS = 64;
 const FLOAT_BYTES = 4;
 
-/** WGSL: each invocation computes up to 4 × 4 outputs (register tiling; 16 multiply-adds per pair of workgroup-memory reads). */
+/** WGSL: each invocation computes up to 4 × 4 outputs (register tiling); the 4 columns are one vec4 in the templates. */
 const WGSL_THREAD_TILE = 4;
 
 /**
