@@ -3,8 +3,9 @@
 // The backend is chosen as `qalc train` chooses it (src/cli/backend-choice.ts): --backend, else
 // the spec's train.backend, else cpu.
 import { parseArgs } from 'node:util';
-import { BACKENDS, chooseBackend } from '../cli/backend-choice.ts';
+import { BACKENDS, chooseBackend, type ChosenBackend } from '../cli/backend-choice.ts';
 import { isInputError } from '../cli/runtime-spec.ts';
+import { UsageError } from '../cli/usage.ts';
 import type { Plan } from '../plan/plan.ts';
 import { train } from '../train/trainer.ts';
 
@@ -27,11 +28,14 @@ export async function runTrainer(plan: Plan, specDir: string, defaultOut: string
     return 1;
   }
   const backend = values.backend ?? String(plan.train?.backend ?? 'cpu');
-  if (!(BACKENDS as readonly string[]).includes(backend)) {
-    process.stderr.write(`unknown backend '${backend}': expected ${BACKENDS.join(', ')}\n${TRAINER_USAGE}\n`);
+  let chosen: ChosenBackend | number;
+  try {
+    chosen = await chooseBackend(backend, plan, 'train', values.kernels ? { kernelDir: values.kernels } : {});
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${e.message}\n${TRAINER_USAGE}\n`);
     return 1;
   }
-  const chosen = await chooseBackend(backend, plan, 'train', values.kernels ? { kernelDir: values.kernels } : {});
   if (typeof chosen === 'number') return chosen;
   if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
   try {

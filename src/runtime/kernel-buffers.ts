@@ -1,6 +1,6 @@
 // Host-side layouts of the compiled kernels' frozen and adapter buffers (none depends on the
-// activation type): qweight, and the parts each manifest entry lists for groupScalesAndZeros
-// and adapterWeights. Shared by the cuda and webgpu runtimes.
+// activation type): qweight, the parts each manifest entry lists for groupScalesAndZeros and
+// adapterWeights, and the dropout multipliers. Shared by the cuda and webgpu runtimes.
 import { packQweight } from '../quant/gptq-pack.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 
@@ -30,4 +30,14 @@ export function packAdapterWeights(a: ArrayLike<number>, b: ArrayLike<number>, t
   for (let i = 0; i < a.length; i++) target[i] = a[i]!;
   for (let i = 0; i < b.length; i++) target[a.length + i] = b[i]!;
   return target;
+}
+
+/**
+ * dropoutMultiplier (and the op kernels' keep-scales): per pooled entry 1/(1−p) kept, 0 dropped,
+ * 1 without a mask — src/train/ops/qalora-linear.ts's dropScale.
+ */
+export function keepScales(mask: Uint8Array | undefined, length: number, p: number): Float32Array {
+  if (mask === undefined) return new Float32Array(length).fill(1);
+  const kept = 1 / (1 - p);
+  return Float32Array.from({ length }, (_, i) => (mask[i] ? kept : 0));
 }

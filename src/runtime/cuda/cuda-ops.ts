@@ -21,7 +21,7 @@ import { chooseLinearKernels, describeLayer, hasBinding as hasManifestBinding, t
 import type { TrainingOps } from '../../train/ops/training-ops.ts';
 import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
 import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer } from './cuda.ts';
-import { kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
+import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
 import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
 import type { CudaKernelSet } from './kernels.ts';
 import { entryPointsOf, evaluateFormula, launchFor, type CudaManifestBinding, type CudaManifestKernel } from './launch.ts';
@@ -167,9 +167,7 @@ export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'ke
   };
   const dropoutMultipliers = (k: LoadedKernel, layer: QaLoraLinear, saved: AdapterActivations, rows: number, groups: number) => {
     if (!hasBinding(k, 'dropoutMultiplier')) return;
-    const p = layer.adapter!.dropout;
-    const multipliers = new Float32Array(rows * groups).fill(1);
-    if (saved.mask !== undefined) for (let i = 0; i < multipliers.length; i++) multipliers[i] = saved.mask[i] ? 1 / (1 - p) : 0;
+    const multipliers = keepScales(saved.mask, rows * groups, layer.adapter!.dropout);
     const type = bindingOf(k, 'dropoutMultiplier').elementType;
     if (type === 'f32') uploadFloats(k, 'dropoutMultiplier', multipliers);
     else uploadActivations(k, 'dropoutMultiplier', type as ActivationType, multipliers, rows, groups);

@@ -16,10 +16,10 @@ import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
 import { checkLength } from '../../train/ops/floats.ts';
 import type { AdapterActivations, QaLoraLinear } from '../../train/ops/qalora-linear.ts';
 import type { TrainingOps } from '../../train/ops/training-ops.ts';
-import { kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
+import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
 import { chooseLinearKernels, hasBinding, type LinearKernels } from '../linear-kernel-choice.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
-import { f32, keepScales } from './host-arrays.ts';
+import { f32 } from './host-arrays.ts';
 import type { FrozenLayout, Job, OpRunner } from './op-runner.ts';
 
 type LinearOps = Pick<TrainingOps, 'qaloraLinearForward' | 'qaloraLinearBackward'>;

@@ -22,7 +22,8 @@ import type { RopeTables } from '../../train/ops/rope.ts';
 import type { TrainingOps } from '../../train/ops/training-ops.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
 import { compiledLinearOps, type CompiledLinearStats } from './compiled-linear.ts';
-import { f32, keepScales } from './host-arrays.ts';
+import { keepScales } from '../kernel-buffers.ts';
+import { f32 } from './host-arrays.ts';
 import { OpRunner, type Job } from './op-runner.ts';
 import { codesAlongInputs, codesAlongOutputs, paddedToWords } from './weight-layouts.ts';
 
