@@ -9,6 +9,7 @@ import type { CheckedSpec } from './check/checked-spec.ts';
 import { checkSpec } from './check/check-spec.ts';
 import type { Plan } from './plan/plan.ts';
 import { buildPlan } from './plan/build-plan.ts';
+import { jsonText } from './backends/escape.ts';
 import { loadSpec, sourcesOf, type LoadedSpec, type ReadText } from './syntax/load.ts';
 
 export interface FrontEndResult {
@@ -53,7 +54,7 @@ export async function compileOutputs(plan: Plan, specPath: string, outDir: strin
   const { generateBindings } = await import('./bindings/generate-bindings.ts');
   const kernels = emitKernels(plan);
   return [
-    { path: 'plan.json', text: JSON.stringify(plan, null, 2) + '\n' },
+    { path: 'plan.json', text: jsonText(plan) + '\n' },
     ...kernels.cuda.map((k) => ({ path: `cuda/${k.fileName}`, text: k.source })),
     ...kernels.wgsl.map((k) => ({ path: `wgsl/${k.fileName}`, text: k.source })),
     { path: 'manifest.json', text: manifestOfKernels(plan, kernels) },

@@ -6,6 +6,7 @@ import { VariableDeclarationKind, type Project } from 'ts-morph';
 import type { EmittedKernels } from '../backends/emit-kernels.ts';
 import type { Binding, DispatchDim, LoweredKernel, SizeExpr } from '../ir/kernel-ir.ts';
 import { formatShape } from '../ir/size-expr.ts';
+import { literal } from './literal.ts';
 
 /** `forward_k64_n64_b4_g16_qalora_r4_mean_f32` → `ForwardK64N64B4G16QaloraR4MeanF32`. */
 export function pascalCase(name: string): string {
@@ -74,11 +75,11 @@ function buffersValue(kernel: LoweredKernel): string {
 function common(kernel: LoweredKernel, file: string): string {
   const constants = kernel.constants.map((c) => `${c.name}: ${c.value}`).join(', ');
   return [
-    `  name: '${kernel.name}',`,
-    `  role: '${kernel.role}',`,
-    `  file: '${file}',`,
-    `  layers: [${kernel.layers.map((l) => `'${l}'`).join(', ')}],`,
-    `  sources: [${kernel.sources.map((s) => `'${s.replace(/\\/g, '/').replace(/'/g, "\\'")}'`).join(', ')}],`,
+    `  name: ${literal(kernel.name)},`,
+    `  role: ${literal(kernel.role)},`,
+    `  file: ${literal(file)},`,
+    `  layers: [${kernel.layers.map((l) => literal(l)).join(', ')}],`,
+    `  sources: [${kernel.sources.map((s) => literal(s)).join(', ')}],`,
     `  constants: { ${constants} },`,
     `  buffers: ${buffersValue(kernel)},`,
   ].join('\n');

@@ -1,14 +1,12 @@
 // Plain data as TypeScript a person would write: identifier keys unquoted, single-quoted
 // strings, short arrays of numbers or strings on one line.
-const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+import { tsString } from '../backends/escape.ts';
 
-function quote(text: string): string {
-  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029')}'`;
-}
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 export function literal(value: unknown, indent = ''): string {
   if (value === null) return 'null';
-  if (typeof value === 'string') return quote(value);
+  if (typeof value === 'string') return tsString(value);
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'Number.NaN';
   if (typeof value === 'boolean') return String(value);
   const inner = `${indent}  `;
@@ -23,7 +21,7 @@ export function literal(value: unknown, indent = ''): string {
   if (typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
     if (entries.length === 0) return '{}';
-    return `{\n${entries.map(([k, v]) => `${inner}${IDENTIFIER.test(k) ? k : quote(k)}: ${literal(v, inner)},`).join('\n')}\n${indent}}`;
+    return `{\n${entries.map(([k, v]) => `${inner}${IDENTIFIER.test(k) ? k : tsString(k)}: ${literal(v, inner)},`).join('\n')}\n${indent}}`;
   }
   throw new TypeError(`cannot write a ${typeof value} as a literal`);
 }

@@ -1,4 +1,5 @@
 // The plan stage: resolve every linear layer's settings, apply the layer rules, and size it.
+import { sep } from 'node:path';
 import { error, warning, type Diagnostic } from '../diagnostics/diagnostic.ts';
 import type { CheckedSpec } from '../check/checked-spec.ts';
 import { EXPORT_SCHEMA, TARGET_SCHEMAS, TRAIN_SCHEMA } from '../check/schema.ts';
@@ -36,9 +37,15 @@ function reportProblems(problems: readonly LayerProblem[], out: Diagnostic[]): v
   }
 }
 
+/** A path with '/' between folders on every system (a backslash is a separator only on Windows;
+ * elsewhere it is a character of the name and stays). */
+function portablePath(path: string): string {
+  return sep === '/' ? path : path.split(sep).join('/');
+}
+
 /** A line of the spec as `file:line`, the form the plan records provenance in. */
 function lineOf(span: { readonly file: string; readonly line: number }): string {
-  return `${span.file.replace(/\\/g, '/')}:${span.line}`;
+  return `${portablePath(span.file)}:${span.line}`;
 }
 
 function sourcesOf(spec: CheckedSpec, resolved: ResolvedSettings): string[] {
@@ -81,7 +88,7 @@ export function buildPlan(spec: CheckedSpec): PlanResult {
   const tokenizer = model.settings.get('tokenizer')?.value as string | undefined;
   const plan: Plan = {
     spec: spec.name,
-    specFile: spec.entryFile.replace(/\\/g, '/'),
+    specFile: portablePath(spec.entryFile),
     model: {
       source: model.source,
       ...(model.preset ? { preset: model.preset } : {}),

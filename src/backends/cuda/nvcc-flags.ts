@@ -2,6 +2,8 @@
 // prints it. Per target arch one fatbin: sm_80 SASS; sm_90a SASS plus compute_90 PTX (so a
 // later GPU can JIT the portable part). Warnings are errors; -Xptxas -v reports registers,
 // shared memory and spills, which nvcc.ts stores beside the source.
+import { shellWord } from '../escape.ts';
+
 export type CudaArch = 'sm_80' | 'sm_90a';
 
 export const CUDA_ARCHES: readonly CudaArch[] = ['sm_80', 'sm_90a'];
@@ -26,5 +28,5 @@ export function fatbinArguments(arch: CudaArch, source: string, output: string):
 /** As a header shows it, for every arch. */
 export function compileCommands(source: string): string[] {
   const stem = source.replace(/\.cu$/, '');
-  return CUDA_ARCHES.map((arch) => `nvcc ${fatbinArguments(arch, source, `${stem}.${arch}.fatbin`).join(' ')}`);
+  return CUDA_ARCHES.map((arch) => `nvcc ${fatbinArguments(arch, source, `${stem}.${arch}.fatbin`).map(shellWord).join(' ')}`);
 }

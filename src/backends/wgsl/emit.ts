@@ -8,6 +8,7 @@ import { formatShape } from '../../ir/size-expr.ts';
 import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { headerLines } from './header.ts';
 import { manifestOf, type KernelManifest } from './manifest.ts';
+import { jsonText } from '../escape.ts';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PROJECT_ROOT } from '../../project-root.ts';
@@ -112,7 +113,7 @@ export function emitWgsl(program: LoweredProgram): EmittedWgslKernel[] {
 /** The manifest fragment as it is written next to the kernel (`NAME.manifest.json`). */
 export function manifestJson(manifest: unknown): string {
   // Sizes and short number lists on one line each, so a manifest diff reads like a table.
-  const text = JSON.stringify(manifest, null, 2)
+  const text = jsonText(manifest)
     .replace(/\{\n\s*"tokens": (-?[\d.e-]+),\n\s*"constant": (-?[\d.e-]+)\n\s*\}/g, '{ "tokens": $1, "constant": $2 }')
     .replace(/\[\n\s*((?:-?[\d.e-]+,\n\s*)*-?[\d.e-]+)\n\s*\]/g, (_, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`)
     .replace(/\{\n\s*"count": (\{[^\n]*\}),\n\s*"per": (\d+)\n\s*\}/g, '{ "count": $1, "per": $2 }');

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { emitWgsl, manifestJson } from '../../../src/backends/wgsl/emit.ts';
-import { commentSafe } from '../../../src/backends/comment-safe.ts';
+import { commentSafe } from '../../../src/backends/escape.ts';
 import { frontEnd } from '../../../src/compile.ts';
 import { lowerPlan } from '../../../src/ir/lower.ts';
 import type { Plan } from '../../../src/plan/plan.ts';
