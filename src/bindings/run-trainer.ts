@@ -1,12 +1,11 @@
 // What a generated train.ts calls: the arguments it accepts, the run, and errors printed the
 // way the qalc command prints them (a line for a problem with the input, never a stack trace).
-// The backend is chosen as `qalc train` chooses it (src/cli/backend-choice.ts): --backend, else
+// The backend is chosen as `qalc train` chooses it (src/runtime/backend.ts): --backend, else
 // the spec's train.backend, else cpu.
 import { parseArgs } from 'node:util';
-import { BACKENDS, chooseBackend, type ChosenBackend } from '../cli/backend-choice.ts';
-import { isInputError } from '../cli/runtime-spec.ts';
-import { UsageError } from '../cli/usage.ts';
+import { isInputError } from '../diagnostics/input-errors.ts';
 import type { Plan } from '../plan/plan.ts';
+import { BACKENDS, chooseBackend, requestedBackend, UnknownBackendError, type Backend } from '../runtime/backend.ts';
 import { train } from '../train/trainer.ts';
 
 export const TRAINER_USAGE = `usage: train.ts [--backend ${BACKENDS.join('|')}] [--kernels DIR] [--steps N] [--out DIR] [--resume]`;
@@ -27,16 +26,18 @@ export async function runTrainer(plan: Plan, specDir: string, defaultOut: string
     process.stderr.write(`--steps must be a positive integer, not '${values.steps}'\n`);
     return 1;
   }
-  const backend = values.backend ?? String(plan.train?.backend ?? 'cpu');
-  let chosen: ChosenBackend | number;
+  let chosen: Backend;
   try {
-    chosen = await chooseBackend(backend, plan, 'train', values.kernels ? { kernelDir: values.kernels } : {});
+    chosen = await chooseBackend(requestedBackend(plan, values.backend), plan, values.kernels ? { kernelDir: values.kernels } : {});
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`${e.message}\n${TRAINER_USAGE}\n`);
+    if (e instanceof UnknownBackendError) {
+      process.stderr.write(`${e.message}\n${TRAINER_USAGE}\n`);
+      return 1;
+    }
+    if (!isInputError(e)) throw e;
+    process.stderr.write(`${plan.spec}: ${e.message}\n`);
     return 1;
   }
-  if (typeof chosen === 'number') return chosen;
   if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
   try {
     const summary = await train({ plan, specDir, out: values.out ?? defaultOut, ...(steps ? { steps } : {}), resume: values.resume === true, ops: chosen.ops });
@@ -48,5 +49,7 @@ export async function runTrainer(plan: Plan, specDir: string, defaultOut: string
     if (!isInputError(e)) throw e;
     process.stderr.write(`${plan.spec}: ${e.message}\n`);
     return 1;
+  } finally {
+    chosen.close();
   }
 }

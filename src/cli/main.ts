@@ -11,7 +11,8 @@ import { trainCommand } from './commands/train.ts';
 import { evalCommand } from './commands/eval.ts';
 import { mergeCommand } from './commands/merge.ts';
 import { generateCommand } from './commands/generate.ts';
-import { isInputError } from './runtime-spec.ts';
+import { isInputError } from '../diagnostics/input-errors.ts';
+import { UnknownBackendError } from '../runtime/backend.ts';
 import { helpText, parse, UsageError, type Command } from './usage.ts';
 
 const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand, trainCommand, evalCommand, mergeCommand, generateCommand];
@@ -56,9 +57,10 @@ export async function main(argv: string[], commands: readonly Command[] = COMMAN
     }
     return await command.run(positionals, values);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`qalc${e.verb ? ` ${e.verb}` : ''}: ${e.message}\n`);
-      process.stderr.write(`run \`qalc${e.verb ? ` ${e.verb}` : ''} --help\` for usage\n`);
+    if (e instanceof UsageError || e instanceof UnknownBackendError) {
+      const where = e instanceof UsageError ? e.verb : verb;
+      process.stderr.write(`qalc${where ? ` ${where}` : ''}: ${e.message}\n`);
+      process.stderr.write(`run \`qalc${where ? ` ${where}` : ''} --help\` for usage\n`);
       return 1;
     }
     if (isInputError(e)) {

@@ -34,7 +34,7 @@ export function packAdapterWeights(a: ArrayLike<number>, b: ArrayLike<number>, t
 
 /**
  * dropoutMultiplier (and the op kernels' keep-scales): per pooled entry 1/(1−p) kept, 0 dropped,
- * 1 without a mask — src/train/ops/qalora-linear.ts's dropScale.
+ * 1 without a mask — src/runtime/typescript/qalora-linear.ts's dropScale.
  */
 export function keepScales(mask: Uint8Array | undefined, length: number, p: number): Float32Array {
   if (mask === undefined) return new Float32Array(length).fill(1);

@@ -4,7 +4,7 @@
 // here, so a layer runs the same kernels on either, and a layer no kernel fits gets one
 // reason, worded the same, for running on the fallback ops instead.
 import { poolingFactor } from '../reference/adapter.ts';
-import { inFeaturesOf, outFeaturesOf, type QaLoraLinear } from '../train/ops/qalora-linear.ts';
+import { inFeaturesOf, outFeaturesOf, type QaLoraLinear } from './typescript/qalora-linear.ts';
 
 /** What both targets' manifest entries share, and all the choice reads. */
 export interface ManifestKernelLike {

@@ -8,7 +8,7 @@
 //   θ ← θ − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
 //
 // lr = schedule(t − 1): the schedule sees the 0-based index of the update, as HF's lambdas do.
-import type { Floats } from './ops/floats.ts';
+import type { Floats } from '../runtime/typescript/floats.ts';
 
 export interface OptimizerParameter {
   readonly name: string;

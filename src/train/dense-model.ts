@@ -2,7 +2,7 @@
 // evaluated this way, since their weights are exactly s·(q − z').
 import type { Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { QaLoraModel } from './qalora-model.ts';
-import type { TrainingOps } from './ops/training-ops.ts';
+import type { TrainingOps } from '../runtime/ops.ts';
 import { PROJECTIONS, type BlockSpec, type ProjectionSpec } from './qalora-spec.ts';
 
 const AS_STORED: ProjectionSpec = { bits: null, group: 1, adapter: null };

@@ -5,7 +5,7 @@ import { readMergedModelAsDense } from '../export/merged-model.ts';
 import type { Plan } from '../plan/plan.ts';
 import { loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
-import type { TrainingOps } from './ops/training-ops.ts';
+import type { TrainingOps } from '../runtime/ops.ts';
 import { evaluate, planHash, setUpTraining, TrainingError } from './trainer.ts';
 
 export interface EvaluateOptions {

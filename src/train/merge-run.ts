@@ -5,7 +5,7 @@ import { readMergedModelAsDense, writeMergedModel } from '../export/merged-model
 import type { Plan } from '../plan/plan.ts';
 import { loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
-import type { TrainingOps } from './ops/training-ops.ts';
+import type { TrainingOps } from '../runtime/ops.ts';
 import { planHash, setUpTraining, TrainingError } from './trainer.ts';
 
 /** Float32 activations through a different order of operations: well within this. */

@@ -17,11 +17,12 @@ import { headDim } from '../model/architecture.ts';
 import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
 import { createRng, type Rng } from '../reference/random.ts';
-import type { AttentionShape } from './ops/attention.ts';
-import { allocateFloats, type FloatType, type Floats } from './ops/floats.ts';
-import { type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear } from './ops/qalora-linear.ts';
-import { ropeTables, type RopeTables } from './ops/rope.ts';
-import { TYPESCRIPT_OPS, type TrainingOps } from './ops/training-ops.ts';
+import type { AttentionShape } from '../runtime/typescript/attention.ts';
+import { allocateFloats, type FloatType, type Floats } from '../runtime/typescript/floats.ts';
+import { type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear } from '../runtime/typescript/qalora-linear.ts';
+import { ropeTables, type RopeTables } from '../runtime/typescript/rope.ts';
+import type { TrainingOps } from '../runtime/ops.ts';
+import { TYPESCRIPT_OPS } from '../runtime/typescript/ops.ts';
 import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
 
 /** The parts of a checkpoint the model reads (a tiny random one can be built in memory). */

@@ -7,7 +7,7 @@ import type { Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import type { Plan } from '../plan/plan.ts';
 import { loadAdapters } from './checkpoint.ts';
 import { planHash, setUpTraining } from './trainer.ts';
-import type { TrainingOps } from './ops/training-ops.ts';
+import type { TrainingOps } from '../runtime/ops.ts';
 
 export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string, ops?: TrainingOps): { weights: Llama2cCheckpoint; tokenizerPath?: string; description: string } {
   const { model, weights } = setUpTraining(plan, specDir, ops);

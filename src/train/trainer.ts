@@ -18,7 +18,7 @@ import { lossCurveSvg, type LossPoint } from './loss-plot.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
-import type { TrainingOps } from './ops/training-ops.ts';
+import type { TrainingOps } from '../runtime/ops.ts';
 import { stepSeed } from './seeds.ts';
 
 /** A failure of the run that is not a bug: bad data, a diverging loss. Names what and where. */

@@ -5,8 +5,8 @@ import type { Pooling } from '../../src/reference/adapter.ts';
 import { createRng, type Rng } from '../../src/reference/random.ts';
 import type { Bits } from '../../src/quant/quantized-weight.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
-import type { Floats } from '../../src/train/ops/floats.ts';
-import type { AdapterActivations, FrozenWeight, QaLoraLinear } from '../../src/train/ops/qalora-linear.ts';
+import type { Floats } from '../../src/runtime/typescript/floats.ts';
+import type { AdapterActivations, FrozenWeight, QaLoraLinear } from '../../src/runtime/typescript/qalora-linear.ts';
 
 export interface LinearCase {
   readonly name: string;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { chooseBackend } from '../backend-choice.ts';
+import { chooseBackend, requestedBackend } from '../../runtime/backend.ts';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
 
@@ -30,14 +30,17 @@ export const evalCommand: Command = {
     const loaded = await planOf(positionals[0]!, 'eval');
     if (typeof loaded === 'number') return loaded;
     const { evaluateRun } = await import('../../train/evaluate-run.ts');
-    const backend = (values.backend as string | undefined) ?? String(loaded.plan.train?.backend ?? 'cpu');
-    const chosen = await chooseBackend(backend, loaded.plan, 'eval', values.kernels ? { kernelDir: values.kernels as string } : {});
-    if (typeof chosen === 'number') return chosen;
+    const chosen = await chooseBackend(requestedBackend(loaded.plan, values.backend as string | undefined), loaded.plan, values.kernels ? { kernelDir: values.kernels as string } : {});
     if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
-    const result = await evaluateRun({
-      plan: loaded.plan, specDir: loaded.specDir, batches, ops: chosen.ops,
-      ...(values.model ? { mergedModel: values.model as string } : { checkpoint: join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors') }),
-    });
+    let result;
+    try {
+      result = await evaluateRun({
+        plan: loaded.plan, specDir: loaded.specDir, batches, ops: chosen.ops,
+        ...(values.model ? { mergedModel: values.model as string } : { checkpoint: join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors') }),
+      });
+    } finally {
+      chosen.close();
+    }
     process.stderr.write(`${result.what}: ${result.batches} held-out batches of ${result.batchSize}×${result.seqLen} tokens\n`);
     process.stdout.write(`loss ${result.loss.toFixed(6)} perplexity ${Math.exp(result.loss).toFixed(4)}\n`);
     return 0;

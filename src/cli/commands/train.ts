@@ -1,4 +1,4 @@
-import { chooseBackend } from '../backend-choice.ts';
+import { chooseBackend, requestedBackend } from '../../runtime/backend.ts';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
 
@@ -28,15 +28,18 @@ export const trainCommand: Command = {
     if (steps !== undefined && !(Number.isInteger(steps) && steps >= 1)) throw new UsageError(`--steps must be a positive integer, not '${String(values.steps)}'`, 'train');
     const loaded = await planOf(positionals[0]!, 'train');
     if (typeof loaded === 'number') return loaded;
-    const backend = (values.backend as string | undefined) ?? String(loaded.plan.train?.backend ?? 'cpu');
-    const chosen = await chooseBackend(backend, loaded.plan, 'train', values.kernels ? { kernelDir: values.kernels as string } : {});
-    if (typeof chosen === 'number') return chosen;
+    const chosen = await chooseBackend(requestedBackend(loaded.plan, values.backend as string | undefined), loaded.plan, values.kernels ? { kernelDir: values.kernels as string } : {});
     if (chosen.notice) process.stderr.write(`${chosen.notice}\n`);
     const { train } = await import('../../train/trainer.ts');
     const out = (values.out as string | undefined) ?? defaultRunDir(loaded.plan);
-    const summary = await train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true, ops: chosen.ops });
-    const report = chosen.report();
-    if (report) process.stderr.write(`${report}\n`);
+    let summary;
+    try {
+      summary = await train({ plan: loaded.plan, specDir: loaded.specDir, out, ...(steps ? { steps } : {}), resume: values.resume === true, ops: chosen.ops });
+      const report = chosen.report();
+      if (report) process.stderr.write(`${report}\n`);
+    } finally {
+      chosen.close();
+    }
     process.stderr.write(
       `${loaded.plan.spec}: ${summary.steps} steps${summary.resumedFrom !== null ? ` (resumed at ${summary.resumedFrom})` : ''} in ${summary.seconds.toFixed(1)} s, ` +
       `${Math.round(summary.tokensPerSecond)} tokens/s; held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} ` +

@@ -3,7 +3,7 @@
 // gives it types. The functions work on the caller's typed arrays in place — nothing is copied
 // — and check every array's element type and length before touching it.
 //
-// Each kernel matches its TypeScript twin in src/train/ops (float32 storage, float64 sums) and
+// Each kernel matches its TypeScript twin in src/runtime/typescript (float32 storage, float64 sums) and
 // gives bit-identical results for any thread count.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -6,7 +6,7 @@ import { headDim } from '../../model/architecture.ts';
 import type { Architecture } from '../../model/architecture.ts';
 import type { DecodeModel } from '../../model/llama-forward.ts';
 import type { Llama2cCheckpoint } from '../../model/llama2c-checkpoint.ts';
-import { ropeTables } from '../../train/ops/rope.ts';
+import { ropeTables } from '../typescript/rope.ts';
 import { cpuAddon, type NativeDecoder } from './addon.ts';
 
 export class NativeLlamaForward implements DecodeModel {

@@ -1,4 +1,4 @@
-// The native CPU backend as a TrainingOps table (src/train/ops/training-ops.ts): the same
+// The native CPU backend as a TrainingOps table (src/runtime/ops.ts): the same
 // signatures as the TypeScript ops, computed by qalc_cpu.node on the same arrays in place.
 //
 //   const model = new QaLoraModel(checkpoint, spec, { ops: nativeCpuOps() });
@@ -8,14 +8,14 @@
 // take as any ArrayLike, are copied to Int32Array / Float32Array when they are not already.
 import { RMS_NORM_EPS } from '../../model/llama-forward.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
-import type { AttentionShape } from '../../train/ops/attention.ts';
-import type { CrossEntropyResult } from '../../train/ops/cross-entropy.ts';
-import type { Floats } from '../../train/ops/floats.ts';
-import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../../train/ops/qalora-linear.ts';
-import type { RopeTables } from '../../train/ops/rope.ts';
-import { embeddingForward } from '../../train/ops/embedding.ts';
-import { residualAdd, syncToHost, zeroFill } from '../../train/ops/residual.ts';
-import type { SyncTrainingOps } from '../../train/ops/training-ops.ts';
+import type { AttentionShape } from '../typescript/attention.ts';
+import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import type { Floats } from '../typescript/floats.ts';
+import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../typescript/qalora-linear.ts';
+import type { RopeTables } from '../typescript/rope.ts';
+import { embeddingForward } from '../typescript/embedding.ts';
+import { residualAdd, syncToHost, zeroFill } from '../typescript/residual.ts';
+import type { SyncTrainingOps } from '../ops.ts';
 import { cpuAddon, type CpuAddon, type NativeLinearLayer } from './addon.ts';
 
 function f32(array: Floats, name: string): Float32Array {

@@ -3,16 +3,16 @@
 // now. Fails with a reason a user can act on: no GPU, an old GPU, no fatbins and no nvcc.
 import { join } from 'node:path';
 import type { Plan } from '../../plan/plan.ts';
+import type { Backend } from '../backend.ts';
 import { cpuBackend } from '../cpu/backend.ts';
 import { cudaDriver, type CudaDevice } from './cuda.ts';
-import { cudaOps, type CudaOps } from './cuda-ops.ts';
+import { cudaOps, describeStats, type CudaOps } from './cuda-ops.ts';
 import { archFor, loadCudaKernels } from './kernels.ts';
 
-export interface CudaBackend {
+export interface CudaBackend extends Backend {
+  readonly name: 'cuda';
   readonly ops: CudaOps;
   readonly device: CudaDevice;
-  /** The lines to show the user before the run. */
-  readonly notice: string;
 }
 
 /** Where `qalc compile` writes a spec's kernels unless told otherwise. */
@@ -32,5 +32,6 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
     `cuda backend: ${device.name} (compute ${device.computeCapability.join('.')}), ${kernels.summary}; ` +
     `the quantized linear layers on the GPU, the rest on the CPU (${cpu.ops.name}) for now`,
   ].join('\n');
-  return { ops, device, notice };
+  // The driver's buffers and modules live as long as the process: close() has nothing to free yet.
+  return { name: 'cuda', ops, device, notice, report: () => describeStats(ops.stats), close: () => {} };
 }

@@ -15,10 +15,10 @@
 // read from the manifest's constants and bindings, and launched through the manifest's
 // launch list (symbol, block, grid formula for T). A layer no kernel fits (a dense control
 // layer, say) runs on the fallback ops; `stats` counts both, and says why.
-import type { Floats } from '../../train/ops/floats.ts';
-import type { AdapterActivations, QaLoraLinear } from '../../train/ops/qalora-linear.ts';
+import type { Floats } from '../typescript/floats.ts';
+import type { AdapterActivations, QaLoraLinear } from '../typescript/qalora-linear.ts';
 import { chooseLinearKernels, describeLayer, hasBinding as hasManifestBinding, type LinearKernels } from '../linear-kernel-choice.ts';
-import type { TrainingOps } from '../../train/ops/training-ops.ts';
+import type { TrainingOps } from '../ops.ts';
 import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
 import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer } from './cuda.ts';
 import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';

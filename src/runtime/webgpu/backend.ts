@@ -3,12 +3,14 @@
 // quantized linear layers run on the spec's compiled WGSL kernels; every other op (and a layer
 // no compiled kernel fits) on the runtime's op kernels.
 import type { Plan } from '../../plan/plan.ts';
+import type { Backend } from '../backend.ts';
 import { compiledWgslKernels } from './compiled-kernels.ts';
 import { describeCompiledLinearStats } from './compiled-linear.ts';
 import { openWebGpu } from './device.ts';
 import { webGpuOps, type WebGpuOps } from './webgpu-ops.ts';
 
-export interface WebGpuBackend {
+export interface WebGpuBackend extends Backend {
+  readonly name: 'webgpu';
   readonly ops: WebGpuOps;
   /** The adapter, for the user: e.g. `llvmpipe (LLVM 19.1.7, 256 bits), lavapipe`. */
   readonly description: string;
@@ -16,7 +18,6 @@ export interface WebGpuBackend {
   readonly notice: string;
   /** The line to show after it: how many linear calls ran on the compiled kernels ('' without a plan). */
   report(): string;
-  close(): void;
 }
 
 /** Throws with what to install when Dawn finds no adapter (see openWebGpu). */
@@ -28,6 +29,7 @@ export async function webGpuBackend(plan?: Plan): Promise<WebGpuBackend> {
   const ops = webGpuOps(gpu.device, compiled?.kernels);
   const linear = compiled === undefined ? 'every op on the op kernels' : `${compiled.summary}, every other op on the op kernels`;
   return {
+    name: 'webgpu',
     ops,
     description: name,
     notice: `webgpu backend: ${name}; ${linear}`,

@@ -13,9 +13,9 @@
 // kernel fits — a dense control layer, or a shape the spec does not have — runs on the op
 // kernels, and `stats` says which and why.
 import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
-import { checkLength } from '../../train/ops/floats.ts';
-import type { AdapterActivations, QaLoraLinear } from '../../train/ops/qalora-linear.ts';
-import type { TrainingOps } from '../../train/ops/training-ops.ts';
+import { checkLength } from '../typescript/floats.ts';
+import type { AdapterActivations, QaLoraLinear } from '../typescript/qalora-linear.ts';
+import type { TrainingOps } from '../ops.ts';
 import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
 import { chooseLinearKernels, hasBinding, type LinearKernels } from '../linear-kernel-choice.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';

@@ -1,4 +1,4 @@
-// The WebGPU backend as a TrainingOps table (src/train/ops/training-ops.ts): every op of
+// The WebGPU backend as a TrainingOps table (src/runtime/ops.ts): every op of
 // QaLoraModel computed by a WGSL kernel of ./ops/ (one file per kernel, the math in its header),
 // with the TypeScript ops' signatures and conventions (forwards overwrite, backwards +=) — and,
 // given a spec's compiled kernels, the quantized linear layers on those (compiled-linear.ts).
@@ -14,12 +14,12 @@
 // checks that throw the TypeScript ops' errors, the dropout keep-scales, and the loss average.
 import { RMS_NORM_EPS } from '../../model/llama-forward.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
-import type { AttentionShape } from '../../train/ops/attention.ts';
-import type { CrossEntropyResult } from '../../train/ops/cross-entropy.ts';
-import { checkLength, type Floats } from '../../train/ops/floats.ts';
-import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../../train/ops/qalora-linear.ts';
-import type { RopeTables } from '../../train/ops/rope.ts';
-import type { TrainingOps } from '../../train/ops/training-ops.ts';
+import type { AttentionShape } from '../typescript/attention.ts';
+import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import { checkLength, type Floats } from '../typescript/floats.ts';
+import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../typescript/qalora-linear.ts';
+import type { RopeTables } from '../typescript/rope.ts';
+import type { TrainingOps } from '../ops.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
 import { compiledLinearOps, type CompiledLinearStats } from './compiled-linear.ts';
 import { keepScales } from '../kernel-buffers.ts';

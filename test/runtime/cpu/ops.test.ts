@@ -1,15 +1,16 @@
-// Every native CPU kernel against its TypeScript twin in src/train/ops, on random ragged
+// Every native CPU kernel against its TypeScript twin in src/runtime/typescript, on random ragged
 // shapes (group sizes that are not multiples of 4, odd widths, GQA): outputs and accumulated
 // gradients within 1e-5 of the reference relative to its scale, and bit-identical between one
 // thread and two.
 import { describe, expect, it } from 'vitest';
 import { matmul } from '../../../src/model/llama-forward.ts';
 import { nativeCpuOps } from '../../../src/runtime/cpu/native-ops.ts';
-import type { AttentionShape } from '../../../src/train/ops/attention.ts';
-import type { Floats } from '../../../src/train/ops/floats.ts';
-import type { QaLoraLinear } from '../../../src/train/ops/qalora-linear.ts';
-import { ropeTables } from '../../../src/train/ops/rope.ts';
-import { TYPESCRIPT_OPS, type SyncTrainingOps } from '../../../src/train/ops/training-ops.ts';
+import type { AttentionShape } from '../../../src/runtime/typescript/attention.ts';
+import type { Floats } from '../../../src/runtime/typescript/floats.ts';
+import type { QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
+import { ropeTables } from '../../../src/runtime/typescript/rope.ts';
+import type { SyncTrainingOps } from '../../../src/runtime/ops.ts';
+import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
 import { linearCaseData, type LinearCase } from '../linear-case.ts';
 import { addon, createRng, nativeBuilt, randomFloats, relativeError, withOneAndTwoThreads } from './native-support.ts';
 

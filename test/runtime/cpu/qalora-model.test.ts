@@ -12,7 +12,7 @@ import { AdamW } from '../../../src/train/adamw.ts';
 import { encodeDocuments, randomBatch } from '../../../src/train/batches.ts';
 import { QaLoraModel, type Batch } from '../../../src/train/qalora-model.ts';
 import { specForEveryProjection } from '../../../src/train/qalora-spec.ts';
-import type { TrainingOps } from '../../../src/train/ops/training-ops.ts';
+import type { TrainingOps } from '../../../src/runtime/ops.ts';
 import { STORIES260K, TINY_SHAKESPEARE, TOK512 } from '../../train/tiny-model.ts';
 import { nativeBuilt, relativeError, withOneAndTwoThreadsAsync } from './native-support.ts';
 

@@ -7,8 +7,8 @@ import { quantizeRtn } from '../../../src/quant/rtn.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { cudaOps, describeStats } from '../../../src/runtime/cuda/cuda-ops.ts';
 import type { CudaManifestKernel } from '../../../src/runtime/cuda/launch.ts';
-import { TYPESCRIPT_OPS } from '../../../src/train/ops/training-ops.ts';
-import type { AdapterActivations, QaLoraLinear } from '../../../src/train/ops/qalora-linear.ts';
+import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
+import type { AdapterActivations, QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
 import { SimulatedDevice } from './simulated-device.ts';
 
 const manifests = (JSON.parse(readFileSync('generated/stories260k/manifest.json', 'utf8')) as { kernels: CudaManifestKernel[] }).kernels

@@ -12,7 +12,7 @@ import type { Plan } from '../../../src/plan/plan.ts';
 import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { webGpuBackend, type WebGpuBackend } from '../../../src/runtime/webgpu/backend.ts';
 import { train, type TrainSummary } from '../../../src/train/trainer.ts';
-import type { TrainingOps } from '../../../src/train/ops/training-ops.ts';
+import type { TrainingOps } from '../../../src/runtime/ops.ts';
 
 const shared = (path: string) => JSON.stringify(resolve('../shared', path));
 const dir = mkdtempSync(join(tmpdir(), 'qalc-webgpu-train-'));

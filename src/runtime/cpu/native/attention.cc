@@ -1,5 +1,5 @@
 // Causal grouped-query self-attention over a batch [B, T], forward and backward: twin of
-// src/train/ops/attention.ts (its header has the math). Query head h reads key/value head
+// src/runtime/typescript/attention.ts (its header has the math). Query head h reads key/value head
 // ⌊h / (H/KVH)⌋; probs [B, H, T, T] is saved for the backward.
 //
 // Split: the forward over (b, h); the backward over (b, kv head), because every query head

@@ -1,4 +1,4 @@
-// Fused softmax + cross-entropy with a loss mask: twin of src/train/ops/cross-entropy.ts (its
+// Fused softmax + cross-entropy with a loss mask: twin of src/runtime/typescript/cross-entropy.ts (its
 // header has the math). Split over rows; the loss is summed from per-row terms afterwards, on
 // the calling thread, in row order — the TypeScript op's order, so the loss matches it.
 #include <cmath>

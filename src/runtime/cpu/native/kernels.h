@@ -1,5 +1,5 @@
 // The CPU kernels, one concept per .cc file, each the native twin of a TypeScript op under
-// src/train/ops/ (same arguments, same conventions: row-major, a forward overwrites its
+// src/runtime/typescript/ (same arguments, same conventions: row-major, a forward overwrites its
 // outputs, a backward ACCUMULATES (+=) into its gradients). Storage is float32; sums are
 // carried in double and rounded once on store, as the TypeScript ops do, so results agree to
 // float32 rounding (most outputs bit for bit). Every kernel splits its work with parallelFor

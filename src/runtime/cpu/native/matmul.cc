@@ -1,6 +1,6 @@
 // Dense products over float32 weights stored [out, in] (llama2.c, nn.Linear): the decode's
 // matrix-vector product and the tied lm_head forward and backward. Twins of LlamaForward's
-// matmul and src/train/ops/lm-head.ts.
+// matmul and src/runtime/typescript/lm-head.ts.
 //
 // matvecOutMajor sums in dot.h's order, which is LlamaForward's: bit-identical outputs.
 // lmHeadForward uses the same four-lane order where lm-head.ts sums sequentially, so logits

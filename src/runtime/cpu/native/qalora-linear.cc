@@ -1,5 +1,5 @@
 // The QA-LoRA linear layer, forward and backward: the native twin of
-// src/train/ops/qalora-linear.ts (read that file's header for the math). Ŵ is never
+// src/runtime/typescript/qalora-linear.ts (read that file's header for the math). Ŵ is never
 // materialized: the forward multiplies x by raw codes per group and applies scale and zero
 // once per (group, column); dx = dy·Ŵᵀ weights dy by the scales first.
 //

@@ -1,5 +1,5 @@
 // RMSNorm forward and backward (x only; the weight is frozen): twin of
-// src/train/ops/rmsnorm.ts, same summation order, so outputs match it bit for bit (up to the
+// src/runtime/typescript/rmsnorm.ts, same summation order, so outputs match it bit for bit (up to the
 // last bit of 1/sqrt, which both take in double). Split over rows.
 #include <cmath>
 

@@ -1,5 +1,5 @@
 // Rotary position embedding on [batch, seqLen, width] in place, forward (+1) or backward (−1,
-// the transposed rotation): twin of src/train/ops/rope.ts, with the cos/sin tables it builds
+// the transposed rotation): twin of src/runtime/typescript/rope.ts, with the cos/sin tables it builds
 // (run.c's float32 steps) passed in. Element-wise, bit-identical. Split over (b, t) rows.
 #include "kernels.h"
 #include "thread-pool.h"

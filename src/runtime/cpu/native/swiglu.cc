@@ -1,4 +1,4 @@
-// SwiGLU h = silu(gate) ⊙ up, forward and backward: twin of src/train/ops/swiglu.ts, same
+// SwiGLU h = silu(gate) ⊙ up, forward and backward: twin of src/runtime/typescript/swiglu.ts, same
 // double expressions (exp from the C library, V8's Math.exp may differ in the last bit of a
 // double, which float32 rounding hides almost always). Split over element chunks.
 #include <cmath>

@@ -1,4 +1,4 @@
-// Causal grouped-query attention forward (src/train/ops/attention.ts), one invocation per
+// Causal grouped-query attention forward (src/runtime/typescript/attention.ts), one invocation per
 // (batch b, head h, query position t). q is [B, T, H·hs], k and v [B, T, KVH·hs]; head h reads
 // kv head ⌊h / (H/KVH)⌋. The row probs[b, h, t, :] first holds the scores, then the softmax
 // (0 past t), which the backward reads.

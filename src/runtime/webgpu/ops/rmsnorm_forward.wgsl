@@ -1,4 +1,4 @@
-// RMSNorm forward, one invocation per row (src/train/ops/rmsnorm.ts):
+// RMSNorm forward, one invocation per row (src/runtime/typescript/rmsnorm.ts):
 //   r = 1 / sqrt(mean_j x_j² + eps),   out_j = w_j · (r · x_j),   rstd[row] = r (for the backward)
 struct Params { rows: u32, channels: u32, eps: f32 }
 

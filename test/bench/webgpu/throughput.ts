@@ -5,23 +5,23 @@
 // own op kernels; and where a step's time goes by op: the host time of each op (it submits
 // without waiting, so the device's time shows up where the model waits: the loss and
 // syncToHost), then, with a wait after every op, each op's device time.
-//   node --max-opt=2 --import tsx src/runtime/webgpu/bench.ts [seconds per measurement = 5]
+//   node --max-opt=2 --import tsx test/bench/webgpu/throughput.ts [seconds per measurement = 5]
 // Model and data are read from ../shared next to the repository.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { frontEnd } from '../../compile.ts';
-import { readLlama2cCheckpoint } from '../../model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../model/tokenizer.ts';
-import { createRng } from '../../reference/random.ts';
-import { AdamW, constantSchedule } from '../../train/adamw.ts';
-import { encodeDocuments, randomBatch } from '../../train/batches.ts';
-import type { TrainingOps } from '../../train/ops/training-ops.ts';
-import { QaLoraModel } from '../../train/qalora-model.ts';
-import { planToSpec } from '../../train/plan-to-spec.ts';
-import { compiledWgslKernels } from './compiled-kernels.ts';
-import { describeCompiledLinearStats } from './compiled-linear.ts';
-import { openWebGpu } from './device.ts';
-import { webGpuOps } from './webgpu-ops.ts';
+import { frontEnd } from '../../../src/compile.ts';
+import { readLlama2cCheckpoint } from '../../../src/model/llama2c-checkpoint.ts';
+import { readTokenizer } from '../../../src/model/tokenizer.ts';
+import { createRng } from '../../../src/reference/random.ts';
+import { AdamW, constantSchedule } from '../../../src/train/adamw.ts';
+import { encodeDocuments, randomBatch } from '../../../src/train/batches.ts';
+import type { TrainingOps } from '../../../src/runtime/ops.ts';
+import { QaLoraModel } from '../../../src/train/qalora-model.ts';
+import { planToSpec } from '../../../src/train/plan-to-spec.ts';
+import { compiledWgslKernels } from '../../../src/runtime/webgpu/compiled-kernels.ts';
+import { describeCompiledLinearStats } from '../../../src/runtime/webgpu/compiled-linear.ts';
+import { openWebGpu } from '../../../src/runtime/webgpu/device.ts';
+import { webGpuOps } from '../../../src/runtime/webgpu/webgpu-ops.ts';
 
 const shared = (path: string) => fileURLToPath(new URL(`../../../../shared/${path}`, import.meta.url));
 const seconds = Number(process.argv[2] ?? 5);

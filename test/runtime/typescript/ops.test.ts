@@ -2,15 +2,15 @@
 // (B=2, T=3, C=8, heads=2, kv_heads=1, head size 4). The losses are ⟨op(x), R⟩ for a random R,
 // so ∂loss/∂out = R is the upstream gradient handed to the backward.
 import { describe, expect, it } from 'vitest';
-import { createRng } from '../../src/reference/random.ts';
-import { attentionBackward, attentionForward, type AttentionShape } from '../../src/train/ops/attention.ts';
-import { crossEntropyBackward, crossEntropyForward } from '../../src/train/ops/cross-entropy.ts';
-import { embeddingForward } from '../../src/train/ops/embedding.ts';
-import { lmHeadBackward, lmHeadForward } from '../../src/train/ops/lm-head.ts';
-import { rmsnormBackward, rmsnormForward } from '../../src/train/ops/rmsnorm.ts';
-import { ropeBackward, ropeForward, ropeTables } from '../../src/train/ops/rope.ts';
-import { swigluBackward, swigluForward } from '../../src/train/ops/swiglu.ts';
-import { dot, gradientError, randomArray } from './finite-differences.ts';
+import { createRng } from '../../../src/reference/random.ts';
+import { attentionBackward, attentionForward, type AttentionShape } from '../../../src/runtime/typescript/attention.ts';
+import { crossEntropyBackward, crossEntropyForward } from '../../../src/runtime/typescript/cross-entropy.ts';
+import { embeddingForward } from '../../../src/runtime/typescript/embedding.ts';
+import { lmHeadBackward, lmHeadForward } from '../../../src/runtime/typescript/lm-head.ts';
+import { rmsnormBackward, rmsnormForward } from '../../../src/runtime/typescript/rmsnorm.ts';
+import { ropeBackward, ropeForward, ropeTables } from '../../../src/runtime/typescript/rope.ts';
+import { swigluBackward, swigluForward } from '../../../src/runtime/typescript/swiglu.ts';
+import { dot, gradientError, randomArray } from '../../support/finite-differences.ts';
 
 const B = 2, T = 3, C = 8, HEADS = 2, KV_HEADS = 1, HEAD_SIZE = C / HEADS;
 const ROWS = B * T;

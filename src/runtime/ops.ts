@@ -1,23 +1,23 @@
-// The ops QaLoraModel computes with, as one swappable table. TYPESCRIPT_OPS, the functions of
-// this folder, is the readable reference and the default; a backend (the native CPU one in
-// src/runtime/cpu, the WebGPU one in src/runtime/webgpu) supplies another table with the same
-// arguments and conventions. The model is handed the table rather than choosing a backend
-// itself, so src/train never depends on a runtime.
+// The runtime's op contract: the ops QaLoraModel (src/train) computes with, as one swappable
+// table. TYPESCRIPT_OPS (src/runtime/typescript) is the readable reference and the default; a
+// backend (src/runtime/cpu, webgpu, cuda) supplies another table with the same arguments and
+// conventions — the reference functions' signatures are the contract. The model is handed the
+// table rather than choosing a backend itself, so src/train depends on this contract alone.
 //
 // An op may return its result or a promise of it: a GPU backend's results come back from the
 // device asynchronously, and the model awaits every op (awaiting a plain value costs a
 // microtask). CPU tables are SyncTrainingOps, which a caller can use without awaiting.
 // A device backend may also keep what its ops write on the device until the model asks for it
-// with syncToHost (see residual.ts): the model touches its arrays only through the ops.
-import { attentionBackward, attentionForward } from './attention.ts';
-import { crossEntropyBackward, crossEntropyForward } from './cross-entropy.ts';
-import { embeddingForward } from './embedding.ts';
-import { lmHeadBackward, lmHeadForward } from './lm-head.ts';
-import { qaloraLinearBackward, qaloraLinearForward } from './qalora-linear.ts';
-import { residualAdd, syncToHost, zeroFill } from './residual.ts';
-import { rmsnormBackward, rmsnormForward } from './rmsnorm.ts';
-import { ropeBackward, ropeForward } from './rope.ts';
-import { swigluBackward, swigluForward } from './swiglu.ts';
+// with syncToHost (see typescript/residual.ts): the model touches its arrays only through the ops.
+import type { attentionBackward, attentionForward } from './typescript/attention.ts';
+import type { crossEntropyBackward, crossEntropyForward } from './typescript/cross-entropy.ts';
+import type { embeddingForward } from './typescript/embedding.ts';
+import type { lmHeadBackward, lmHeadForward } from './typescript/lm-head.ts';
+import type { qaloraLinearBackward, qaloraLinearForward } from './typescript/qalora-linear.ts';
+import type { residualAdd, syncToHost, zeroFill } from './typescript/residual.ts';
+import type { rmsnormBackward, rmsnormForward } from './typescript/rmsnorm.ts';
+import type { ropeBackward, ropeForward } from './typescript/rope.ts';
+import type { swigluBackward, swigluForward } from './typescript/swiglu.ts';
 
 export interface SyncTrainingOps {
   /** Shown in benchmarks and errors: 'typescript', 'native-cpu', 'webgpu', … */
@@ -48,11 +48,4 @@ type MayAwait<F> = F extends (...args: infer A) => infer R ? (...args: A) => R |
 /** What QaLoraModel accepts: every op of SyncTrainingOps, each possibly asynchronous. */
 export type TrainingOps = { readonly name: string } & {
   readonly [Op in Exclude<keyof SyncTrainingOps, 'name'>]: MayAwait<SyncTrainingOps[Op]>;
-};
-
-export const TYPESCRIPT_OPS: SyncTrainingOps = {
-  name: 'typescript',
-  embeddingForward, rmsnormForward, rmsnormBackward, qaloraLinearForward, qaloraLinearBackward, ropeForward, ropeBackward,
-  attentionForward, attentionBackward, swigluForward, swigluBackward, lmHeadForward, lmHeadBackward,
-  crossEntropyForward, crossEntropyBackward, residualAdd, zeroFill, syncToHost,
 };

@@ -2,13 +2,13 @@
 // backward against the float64 oracle in src/reference, and its backward against finite
 // differences — with dropout, for both poolings, and for the dense (unquantized) base.
 import { describe, expect, it } from 'vitest';
-import { dequantize } from '../../src/quant/dequantize.ts';
-import { quantizeRtn } from '../../src/quant/rtn.ts';
-import type { Pooling } from '../../src/reference/adapter.ts';
-import { qaloraBackward, qaloraForward } from '../../src/reference/qalora-layer.ts';
-import { createRng } from '../../src/reference/random.ts';
-import { qaloraLinearBackward, qaloraLinearForward, type AdapterActivations, type QaLoraLinear } from '../../src/train/ops/qalora-linear.ts';
-import { dot, gradientError, maxRelativeError, randomArray } from './finite-differences.ts';
+import { dequantize } from '../../../src/quant/dequantize.ts';
+import { quantizeRtn } from '../../../src/quant/rtn.ts';
+import type { Pooling } from '../../../src/reference/adapter.ts';
+import { qaloraBackward, qaloraForward } from '../../../src/reference/qalora-layer.ts';
+import { createRng } from '../../../src/reference/random.ts';
+import { qaloraLinearBackward, qaloraLinearForward, type AdapterActivations, type QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
+import { dot, gradientError, maxRelativeError, randomArray } from '../../support/finite-differences.ts';
 
 const ROWS = 6, K = 12, N = 5, GROUP = 4, RANK = 3;
 

@@ -2,23 +2,23 @@
 //   greedy decode tokens/s over 256 and 512 steps: LlamaForward (TypeScript) vs NativeLlamaForward, 1 and 2 threads;
 //   training tokens/s (forward + backward + AdamW, 4-bit RTN base, QA-LoRA on all 7
 //   projections, as src/train/bench.ts) at B×T = 4×32 and 8×64: TypeScript ops vs native ops.
-//   npx tsx src/runtime/cpu/bench.ts [seconds per measurement = 3]
+//   npx tsx test/bench/cpu/throughput.ts [seconds per measurement = 3]
 // Model and data are read from ../shared next to the repository.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { argmax } from '../../model/generate.ts';
-import { LlamaForward, type DecodeModel } from '../../model/llama-forward.ts';
-import { readLlama2cCheckpoint } from '../../model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../model/tokenizer.ts';
-import { createRng } from '../../reference/random.ts';
-import { AdamW, constantSchedule } from '../../train/adamw.ts';
-import { encodeDocuments, randomBatch } from '../../train/batches.ts';
-import type { TrainingOps } from '../../train/ops/training-ops.ts';
-import { QaLoraModel } from '../../train/qalora-model.ts';
-import { specForEveryProjection } from '../../train/qalora-spec.ts';
-import { cpuAddon } from './addon.ts';
-import { NativeLlamaForward } from './native-llama-forward.ts';
-import { nativeCpuOps } from './native-ops.ts';
+import { argmax } from '../../../src/model/generate.ts';
+import { LlamaForward, type DecodeModel } from '../../../src/model/llama-forward.ts';
+import { readLlama2cCheckpoint } from '../../../src/model/llama2c-checkpoint.ts';
+import { readTokenizer } from '../../../src/model/tokenizer.ts';
+import { createRng } from '../../../src/reference/random.ts';
+import { AdamW, constantSchedule } from '../../../src/train/adamw.ts';
+import { encodeDocuments, randomBatch } from '../../../src/train/batches.ts';
+import type { TrainingOps } from '../../../src/runtime/ops.ts';
+import { QaLoraModel } from '../../../src/train/qalora-model.ts';
+import { specForEveryProjection } from '../../../src/train/qalora-spec.ts';
+import { cpuAddon } from '../../../src/runtime/cpu/addon.ts';
+import { NativeLlamaForward } from '../../../src/runtime/cpu/native-llama-forward.ts';
+import { nativeCpuOps } from '../../../src/runtime/cpu/native-ops.ts';
 
 const shared = (path: string) => fileURLToPath(new URL(`../../../../shared/${path}`, import.meta.url));
 const seconds = Number(process.argv[2] ?? 3);
