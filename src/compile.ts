@@ -8,6 +8,7 @@ import { hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics/diagn
 import type { CheckedSpec } from './check/checked-spec.ts';
 import { checkSpec } from './check/check-spec.ts';
 import type { Plan } from './plan/plan.ts';
+import type { Target } from './ir/kernel-ir.ts';
 import { buildPlan } from './plan/build-plan.ts';
 import { jsonText } from './backends/escape.ts';
 import { loadSpec, sourcesOf, type LoadedSpec, type ReadText } from './syntax/load.ts';
@@ -46,18 +47,31 @@ export interface OutputFile {
 }
 
 /**
- * Everything `qalc compile` writes for a plan, in memory: the plan itself and the generated
- * TypeScript. `outDir` matters because generated imports are relative to where they will live.
+ * The kernels of a plan as `qalc compile` writes them: every CUDA and WGSL source (of `targets`,
+ * by default the spec's) and manifest.json. A runtime without a compile folder reads these.
  */
-export async function compileOutputs(plan: Plan, specPath: string, outDir: string): Promise<OutputFile[]> {
+export async function kernelOutputs(plan: Plan, targets?: readonly Target[]): Promise<OutputFile[]> {
   const { emitKernels, manifestOfKernels } = await import('./backends/emit-kernels.ts');
-  const { generateBindings } = await import('./bindings/generate-bindings.ts');
-  const kernels = emitKernels(plan);
+  const { serializeManifest } = await import('./backends/manifest.ts');
+  const kernels = emitKernels(plan, targets);
   return [
-    { path: 'plan.json', text: jsonText(plan) + '\n' },
     ...kernels.cuda.map((k) => ({ path: `cuda/${k.fileName}`, text: k.source })),
     ...kernels.wgsl.map((k) => ({ path: `wgsl/${k.fileName}`, text: k.source })),
-    { path: 'manifest.json', text: manifestOfKernels(plan, kernels) },
-    ...generateBindings(plan, outDir, specPath, kernels),
+    { path: 'manifest.json', text: serializeManifest(manifestOfKernels(plan, kernels)) },
+  ];
+}
+
+/**
+ * Everything `qalc compile` writes for a plan, in memory: the plan itself, the kernels and
+ * their manifest, and the generated TypeScript. `outDir` matters because generated imports are
+ * relative to where they will live.
+ */
+export async function compileOutputs(plan: Plan, specPath: string, outDir: string): Promise<OutputFile[]> {
+  const { emitKernels } = await import('./backends/emit-kernels.ts');
+  const { generateBindings } = await import('./bindings/generate-bindings.ts');
+  return [
+    { path: 'plan.json', text: jsonText(plan) + '\n' },
+    ...(await kernelOutputs(plan)),
+    ...generateBindings(plan, outDir, specPath, emitKernels(plan)),
   ];
 }

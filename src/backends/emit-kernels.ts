@@ -2,13 +2,13 @@
 // tells a runtime how to launch each of them (entry points, buffer bindings and layouts, launch
 // configuration, and the spec lines it came from). A spec's `target` blocks choose the
 // backends; a spec without any gets both.
-import { formatDispatch, formatShape } from '../ir/size-expr.ts';
 import { lowerPlan } from '../ir/lower.ts';
 import type { Target } from '../ir/kernel-ir.ts';
 import type { Plan } from '../plan/plan.ts';
 import { emitCuda, type EmittedCudaKernel } from './cuda/emit.ts';
-import { emitWgsl, manifestJson, type EmittedWgslKernel } from './wgsl/emit.ts';
-import type { KernelManifest } from './wgsl/manifest.ts';
+import { codeHash, kernelPlanHash, type CudaManifestKernel, type KernelManifest, type WgslManifestKernel } from './manifest.ts';
+import { emitWgsl, type EmittedWgslKernel } from './wgsl/emit.ts';
+import { manifestBindings } from './wgsl/manifest.ts';
 
 export interface EmittedKernels {
   readonly wgsl: readonly EmittedWgslKernel[];
@@ -30,51 +30,52 @@ function emitWgslWithFallback(plan: Plan): EmittedWgslKernel[] {
   return program.precision === 'f16' ? [...kernels, ...emitWgsl(lowerPlan(plan, 'wgsl', { precision: 'f32' }))] : kernels;
 }
 
-/** The WGSL kernels alone (none when the spec's target blocks leave wgsl out). */
-export function emitWgslKernels(plan: Plan): EmittedWgslKernel[] {
-  return targetsOf(plan).includes('wgsl') ? emitWgslWithFallback(plan) : [];
-}
-
-export function emitKernels(plan: Plan): EmittedKernels {
-  const targets = targetsOf(plan);
+/** The spec's kernels, or those of `only` among its targets. */
+export function emitKernels(plan: Plan, only?: readonly Target[]): EmittedKernels {
+  const targets = targetsOf(plan).filter((t) => only === undefined || only.includes(t));
   return {
-    wgsl: emitWgslKernels(plan),
+    wgsl: targets.includes('wgsl') ? emitWgslWithFallback(plan) : [],
     cuda: targets.includes('cuda') ? emitCuda(lowerPlan(plan, 'cuda')) : [],
   };
 }
 
 /** A CUDA kernel's manifest entry: its buffers, and every extern "C" variant with its launch. */
-function cudaManifest(emitted: EmittedCudaKernel) {
+function cudaManifest(emitted: EmittedCudaKernel): CudaManifestKernel {
   const k = emitted.kernel;
+  const buffers = k.bindings.filter((b) => b.elementType !== 'params').map((b) => b.binding);
   return {
     kernel: k.name,
     role: k.role,
-    target: 'cuda' as const,
+    target: 'cuda',
     file: `cuda/${emitted.fileName}`,
     layers: k.layers,
     sources: k.sources,
     constants: Object.fromEntries(k.constants.map((c) => [c.name, c.value])),
-    bindings: k.bindings.map((b) => ({ binding: b.binding, name: b.name, elementType: b.elementType, shape: formatShape(b.shape), access: b.access })),
+    bindings: manifestBindings(k),
     launchers: emitted.launcherSymbols,
+    codeHash: codeHash(emitted.source),
     launches: k.cuda.launches.map((l) => ({
-      symbol: l.symbol,
       entryPoint: l.entryPoint,
-      tokens: l.maxTokens === null ? `T >= ${l.minTokens}` : `${l.minTokens} <= T <= ${l.maxTokens}`,
-      block: l.threads,
-      grid: l.grid.map(formatDispatch),
+      symbol: l.symbol,
+      workgroup: l.threads,
+      dispatch: l.grid,
+      tokens: { min: l.minTokens, max: l.maxTokens },
       sharedBytes: l.sharedBytes,
+      bindings: buffers,
     })),
   };
 }
 
-function wgslManifest(emitted: EmittedWgslKernel): KernelManifest & { readonly sources: readonly string[] } {
-  return { ...emitted.manifest, file: `wgsl/${emitted.fileName}`, sources: emitted.kernel.sources };
+function wgslManifest(emitted: EmittedWgslKernel): WgslManifestKernel {
+  return { ...emitted.manifest, file: `wgsl/${emitted.fileName}` };
 }
 
-export function manifestOfKernels(plan: Plan, kernels: EmittedKernels): string {
-  return manifestJson({
+/** The manifest of a plan's emitted kernels (manifest.json is serializeManifest of it). */
+export function manifestOfKernels(plan: Plan, kernels: EmittedKernels): KernelManifest {
+  return {
     spec: plan.spec,
     specFile: plan.specFile,
+    planHash: kernelPlanHash(plan),
     kernels: [...kernels.cuda.map(cudaManifest), ...kernels.wgsl.map(wgslManifest)],
-  });
+  };
 }

@@ -113,7 +113,7 @@ export function addKernelBindings(project: Project, kernels: EmittedKernels): st
       declarations: [{
         name: n.value,
         type: `WgslKernel<${n.buffers}, ${uniformsType}>`,
-        initializer: `{\n  target: 'wgsl',\n${common(k, `wgsl/${emitted.fileName}`)}\n  requires: [${m.requires.map((r) => `'${r}'`).join(', ')}],\n  uniforms: ${uniforms},\n  entryPoints: [\n${entryPoints.join('\n')}\n  ],${m.maxTokens !== undefined ? `\n  maxTokens: ${m.maxTokens},` : ''}\n}`,
+        initializer: `{\n  target: 'wgsl',\n${common(k, `wgsl/${emitted.fileName}`)}\n  requires: [${m.requires.map((r) => `'${r}'`).join(', ')}],\n  uniforms: ${uniforms},\n  entryPoints: [\n${entryPoints.join('\n')}\n  ],${k.shapeClass === 'decode' ? `\n  maxTokens: ${k.tiling.maxTokens},` : ''}\n}`,
       }],
     });
   }

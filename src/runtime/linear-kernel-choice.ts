@@ -3,16 +3,12 @@
 // rank, pooling and dropout must all agree. The cuda and webgpu runtimes both choose through
 // here, so a layer runs the same kernels on either, and a layer no kernel fits gets one
 // reason, worded the same, for running on the fallback ops instead.
+import { hasBinding, type ManifestKernel } from '../backends/manifest.ts';
 import { poolingFactor } from '../reference/adapter.ts';
 import { inFeaturesOf, outFeaturesOf, type QaLoraLinear } from './typescript/qalora-linear.ts';
 
-/** What both targets' manifest entries share, and all the choice reads. */
-export interface ManifestKernelLike {
-  readonly kernel: string;
-  readonly role: string;
-  readonly constants: Readonly<Record<string, number | string | boolean>>;
-  readonly bindings: readonly { readonly name: string }[];
-}
+/** What the choice reads of a manifest entry (both targets' entries have it). */
+export type ManifestKernelLike = Pick<ManifestKernel, 'kernel' | 'role' | 'constants' | 'bindings'>;
 
 /** The roles a training runtime launches; the rest (merge, pack, quantize, dequantize) are not loaded. */
 export const TRAINING_ROLES: readonly string[] = ['forward', 'decode', 'backward_data', 'adapter_grad'];
@@ -30,7 +26,6 @@ const constant = (k: ManifestKernelLike, name: string): number | undefined => {
   return typeof value === 'number' ? value : undefined;
 };
 
-export const hasBinding = (k: ManifestKernelLike, name: string): boolean => k.bindings.some((b) => b.name === name);
 
 /** `172×64 4-bit, group 43, adapter rank 4`: a layer as a reason names it. */
 export function describeLayer(layer: QaLoraLinear): string {

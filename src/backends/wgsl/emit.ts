@@ -7,8 +7,8 @@ import type { Constant, LoweredKernel, LoweredProgram, ScalarType } from '../../
 import { formatShape } from '../../ir/size-expr.ts';
 import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { headerLines } from './header.ts';
-import { manifestOf, type KernelManifest } from './manifest.ts';
-import { jsonText } from '../escape.ts';
+import type { WgslManifestKernel } from '../manifest.ts';
+import { manifestOf } from './manifest.ts';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PROJECT_ROOT } from '../../project-root.ts';
@@ -17,7 +17,7 @@ export interface EmittedWgslKernel {
   readonly kernel: LoweredKernel;
   readonly fileName: string;
   readonly source: string;
-  readonly manifest: KernelManifest;
+  readonly manifest: WgslManifestKernel;
 }
 
 // From the project root, not this module: the CLI runs a bundle that lives elsewhere.
@@ -108,14 +108,4 @@ export function emitWgslKernel(program: LoweredProgram, kernel: LoweredKernel): 
 /** Every kernel of the program, in IR order. */
 export function emitWgsl(program: LoweredProgram): EmittedWgslKernel[] {
   return program.kernels.map((kernel) => emitWgslKernel(program, kernel));
-}
-
-/** The manifest fragment as it is written next to the kernel (`NAME.manifest.json`). */
-export function manifestJson(manifest: unknown): string {
-  // Sizes and short number lists on one line each, so a manifest diff reads like a table.
-  const text = jsonText(manifest)
-    .replace(/\{\n\s*"tokens": (-?[\d.e-]+),\n\s*"constant": (-?[\d.e-]+)\n\s*\}/g, '{ "tokens": $1, "constant": $2 }')
-    .replace(/\[\n\s*((?:-?[\d.e-]+,\n\s*)*-?[\d.e-]+)\n\s*\]/g, (_, items: string) => `[${items.split(/,\n\s*/).join(', ')}]`)
-    .replace(/\{\n\s*"count": (\{[^\n]*\}),\n\s*"per": (\d+)\n\s*\}/g, '{ "count": $1, "per": $2 }');
-  return `${text}\n`;
 }

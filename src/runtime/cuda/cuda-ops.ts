@@ -17,20 +17,20 @@
 // layer, say) runs on the fallback ops; `stats` counts both, and says why.
 import type { Floats } from '../typescript/floats.ts';
 import type { AdapterActivations, QaLoraLinear } from '../typescript/qalora-linear.ts';
-import { chooseLinearKernels, describeLayer, hasBinding as hasManifestBinding, type LinearKernels } from '../linear-kernel-choice.ts';
+import { bindingNamed, dispatchFor, elementsFor, hasBinding as hasManifestBinding, launchesFor, shapeFor, type CudaManifestKernel, type ManifestBinding } from '../../backends/manifest.ts';
+import { chooseLinearKernels, describeLayer, type LinearKernels } from '../linear-kernel-choice.ts';
 import type { TrainingOps } from '../ops.ts';
 import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
 import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer } from './cuda.ts';
 import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
 import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
 import type { CudaKernelSet } from './kernels.ts';
-import { entryPointsOf, evaluateFormula, launchFor, type CudaManifestBinding, type CudaManifestKernel } from './launch.ts';
 
 interface LoadedKernel {
   readonly manifest: CudaManifestKernel;
   readonly functions: ReadonlyMap<string, CudaFunction>;
   /** Bindings that are buffers (binding 0, the run-time scalars, is not), in parameter order. */
-  readonly buffers: readonly CudaManifestBinding[];
+  readonly buffers: readonly ManifestBinding[];
 }
 
 /** The kernels one layer uses, and the activation type they read and write. */
@@ -53,15 +53,7 @@ export interface CudaOps extends TrainingOps {
   readonly launches: () => number;
 }
 
-function elementsOf(binding: CudaManifestBinding, tokens: number): number {
-  const dims = binding.shape.replace(/^\[|\]$/g, '').split(',').map((d) => d.trim()).filter((d) => d !== '');
-  return dims.reduce((n, d) => n * evaluateFormula(d, tokens), 1);
-}
-
-function lastDim(binding: CudaManifestBinding, tokens: number): number {
-  const dims = binding.shape.replace(/^\[|\]$/g, '').split(',').map((d) => d.trim());
-  return evaluateFormula(dims[dims.length - 1]!, tokens);
-}
+const lastDim = (binding: ManifestBinding, tokens: number): number => shapeFor(binding, tokens).at(-1) ?? 1;
 
 const hasBinding = (k: LoadedKernel, name: string) => hasManifestBinding(k.manifest, name);
 
@@ -112,21 +104,17 @@ export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'ke
     }
     return host.subarray(0, bytes);
   };
-  const bindingOf = (k: LoadedKernel, name: string): CudaManifestBinding => {
-    const b = k.buffers.find((x) => x.name === name);
-    if (b === undefined) throw new Error(`kernel ${k.manifest.kernel} has no binding ${name}`);
-    return b;
-  };
-  const bytesOf = (b: CudaManifestBinding, tokens: number) => elementsOf(b, tokens) * bytesPerElement(b.elementType);
+  const bindingOf = (k: LoadedKernel, name: string): ManifestBinding => bindingNamed(k.manifest, name);
+  const bytesOf = (b: ManifestBinding, tokens: number) => elementsFor(b, tokens) * bytesPerElement(b.elementType);
 
   const frozenOf = (k: LoadedKernel, weight: QuantizedWeight) => {
     let buffers = frozen.get(weight);
     if (buffers === undefined) {
       const qweightBinding = bindingOf(k, 'qweight');
-      const qweight = kernelQweight(weight, elementsOf(qweightBinding, 0) / weight.outFeatures);
+      const qweight = kernelQweight(weight, elementsFor(qweightBinding, 0) / weight.outFeatures);
       const scalesAndZeros = packScalesAndZeros(weight);
-      if (scalesAndZeros.length !== elementsOf(bindingOf(k, 'groupScalesAndZeros'), 0)) {
-        throw new Error(`kernel ${k.manifest.kernel}: groupScalesAndZeros holds ${elementsOf(bindingOf(k, 'groupScalesAndZeros'), 0)} floats, the layer ${scalesAndZeros.length}`);
+      if (scalesAndZeros.length !== elementsFor(bindingOf(k, 'groupScalesAndZeros'), 0)) {
+        throw new Error(`kernel ${k.manifest.kernel}: groupScalesAndZeros holds ${elementsFor(bindingOf(k, 'groupScalesAndZeros'), 0)} floats, the layer ${scalesAndZeros.length}`);
       }
       buffers = { qweight: driver.alloc(qweight.byteLength), scalesAndZeros: driver.alloc(scalesAndZeros.byteLength) };
       buffers.qweight.upload(qweight);
@@ -179,10 +167,10 @@ export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'ke
       if (b.name === 'groupScalesAndZeros' && frozenBuffers) return pointer(frozenBuffers.scalesAndZeros);
       return pointer(scratchBuffer(b.name, bytesOf(b, tokens)));
     });
-    for (const entryPoint of entryPointsOf(k.manifest)) {
-      const launch = launchFor(k.manifest, entryPoint, tokens);
-      if (launch === undefined) throw new Error(`kernel ${k.manifest.kernel} has no launch of ${entryPoint} for T = ${tokens}`);
-      driver.launch(k.functions.get(launch.symbol)!, launch.grid, launch.block, 0, [...parameters, u32(tokens), f32(adapterScale)]);
+    const chosen = launchesFor(k.manifest, tokens);
+    if (chosen === undefined) throw new Error(`kernel ${k.manifest.kernel} has no launch for T = ${tokens}`);
+    for (const launch of chosen) {
+      driver.launch(k.functions.get(launch.symbol)!, dispatchFor(launch, tokens), launch.workgroup, 0, [...parameters, u32(tokens), f32(adapterScale)]);
       launches++;
     }
   };
@@ -198,7 +186,7 @@ export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'ke
     const weight = (layer.base as { weight: QuantizedWeight }).weight;
     const K = weight.inFeatures, N = weight.outFeatures;
     const decode = kernelsForLayer.decode;
-    const k = decode !== undefined && entryPointsOf(decode.manifest).every((e) => launchFor(decode.manifest, e, rows)) ? decode : kernelsForLayer.forward;
+    const k = decode !== undefined && launchesFor(decode.manifest, rows) !== undefined ? decode : kernelsForLayer.forward;
     const type = kernelsForLayer.activation;
     uploadActivations(k, 'input', type, x, rows, K);
     if (adapter !== null) {

@@ -1,16 +1,17 @@
-// The spec's compiled CUDA kernels for the running GPU: the manifest (computed from the plan,
-// the same text `qalc compile` writes to manifest.json) and one fatbin per kernel, read from
-// the compile output folder (generated/<spec>/cuda by default) when its .cu matches what the
-// plan emits now, otherwise built on the spot with nvcc (cached in ~/.cache/qalc/nvcc). Without
-// nvcc and without fresh fatbins the error says how to get them.
-import { existsSync, readFileSync } from 'node:fs';
+// The spec's compiled CUDA kernels for the running GPU: their manifest entries, read through the
+// compile folder's manifest (../compiled-kernels.ts), and one fatbin per kernel — from the
+// fatbin folder (generated/<spec>/cuda by default) when it was built from the very source the
+// manifest describes (its codeHash) after that source was written, otherwise built on the spot
+// with nvcc (cached in ~/.cache/qalc/nvcc). Without nvcc and without fresh fatbins the error
+// says how to get them.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { emitKernels, manifestOfKernels } from '../../backends/emit-kernels.ts';
 import { buildFatbin, findNvcc } from '../../backends/cuda/nvcc.ts';
 import type { CudaArch } from '../../backends/cuda/nvcc-flags.ts';
+import { codeHash, type CudaManifestKernel } from '../../backends/manifest.ts';
 import type { Plan } from '../../plan/plan.ts';
+import { describeOrigin, loadCompiledKernels } from '../compiled-kernels.ts';
 import { TRAINING_ROLES } from '../linear-kernel-choice.ts';
-import type { CudaManifestKernel } from './launch.ts';
 
 export class CudaKernelsError extends Error {
   override readonly name = 'CudaKernelsError';
@@ -38,39 +39,38 @@ export function archFor(computeCapability: readonly [number, number]): CudaArch 
   throw new CudaKernelsError(`compute capability ${computeCapability.join('.')} is older than the sm_80 qalc's kernels need (tensor cores, cp.async, bf16)`);
 }
 
-/** The source without its leading comment header (which names the spec file), so a copy of a spec reuses the fatbins. */
-export function kernelCode(source: string): string {
-  const lines = source.split('\n');
-  let first = 0;
-  while (first < lines.length && (lines[first]!.startsWith('//') || lines[first]!.trim() === '')) first++;
-  return lines.slice(first).join('\n');
+/** The fatbin beside `source` in `dir`, if it was built from that very code after the source was written. */
+function freshFatbin(dir: string, kernel: CudaManifestKernel, arch: CudaArch): Uint8Array | undefined {
+  const fileName = kernel.file.replace(/^cuda\//, '');
+  const sourcePath = join(dir, fileName);
+  const fatbinPath = join(dir, `${fileName.replace(/\.cu$/, '')}.${arch}.fatbin`);
+  if (!existsSync(fatbinPath) || !existsSync(sourcePath)) return undefined;
+  if (codeHash(readFileSync(sourcePath, 'utf8')) !== kernel.codeHash) return undefined;
+  if (statSync(fatbinPath).mtimeMs < statSync(sourcePath).mtimeMs) return undefined;
+  return readFileSync(fatbinPath);
 }
 
-export async function loadCudaKernels(plan: Plan, options: { readonly dir: string; readonly arch: CudaArch; readonly roles?: readonly string[] }): Promise<CudaKernelSet> {
+export async function loadCudaKernels(plan: Plan, options: { readonly dir: string; readonly arch: CudaArch; readonly roles?: readonly string[]; readonly compileDir?: string }): Promise<CudaKernelSet> {
   const { dir, arch } = options;
   const roles = options.roles ?? TRAINING_ROLES;
-  const emitted = emitKernels(plan).cuda;
-  if (emitted.length === 0) throw new CudaKernelsError(`spec ${plan.spec} has no cuda target (its target blocks name only others)`);
+  const compiled = await loadCompiledKernels(plan, { ...(options.compileDir !== undefined ? { dir: options.compileDir } : {}), targets: ['cuda'] });
+  const cuda = compiled.manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
+  if (cuda.length === 0) throw new CudaKernelsError(`spec ${plan.spec} has no cuda target (its target blocks name only others)`);
   const planned = plan.targets.cuda?.arch as readonly string[] | undefined;
   if (planned !== undefined && !planned.includes(arch)) {
     throw new CudaKernelsError(`spec ${plan.spec} compiles its CUDA kernels for ${planned.join(', ')}, but this GPU needs ${arch}: add it to \`arch\` in the spec's target cuda block`);
   }
-  const manifests = (JSON.parse(manifestOfKernels(plan, { cuda: emitted, wgsl: [] })) as { kernels: CudaManifestKernel[] }).kernels;
-  const wanted = emitted.map((e, i) => ({ emitted: e, manifest: manifests[i]! })).filter((k) => roles.includes(k.manifest.role));
   const nvcc = await findNvcc();
   const kernels: CudaKernelImage[] = [];
   const missing: string[] = [];
-  await Promise.all(wanted.map(async ({ emitted: e, manifest }) => {
-    const stem = join(dir, e.fileName.replace(/\.cu$/, ''));
-    const fatbinPath = `${stem}.${arch}.fatbin`;
-    const sourcePath = join(dir, e.fileName);
-    if (existsSync(fatbinPath) && existsSync(sourcePath) && kernelCode(readFileSync(sourcePath, 'utf8')) === kernelCode(e.source)) {
-      kernels.push({ manifest, fatbin: readFileSync(fatbinPath), origin: 'compiled' });
-    } else if (nvcc !== null) {
-      const build = await buildFatbin(nvcc, e.fileName, e.source, arch);
+  await Promise.all(cuda.filter((k) => roles.includes(k.role)).map(async (manifest) => {
+    const fatbin = freshFatbin(dir, manifest, arch);
+    if (fatbin !== undefined) kernels.push({ manifest, fatbin, origin: 'compiled' });
+    else if (nvcc !== null) {
+      const build = await buildFatbin(nvcc, manifest.file.replace(/^cuda\//, ''), compiled.text(manifest.file), arch);
       kernels.push({ manifest, fatbin: build.fatbin, origin: 'built' });
     } else {
-      missing.push(fatbinPath);
+      missing.push(join(dir, `${manifest.kernel}.${arch}.fatbin`));
     }
   }));
   if (missing.length > 0) {
@@ -81,5 +81,5 @@ export async function loadCudaKernels(plan: Plan, options: { readonly dir: strin
   }
   kernels.sort((a, b) => a.manifest.kernel.localeCompare(b.manifest.kernel));
   const built = kernels.filter((k) => k.origin === 'built').length;
-  return { arch, kernels, summary: `${kernels.length} ${arch} kernels: ${kernels.length - built} from ${dir}, ${built} built with nvcc` };
+  return { arch, kernels, summary: `${kernels.length} ${arch} kernels (manifest ${describeOrigin(compiled)}): ${kernels.length - built} fatbins from ${dir}, ${built} built with nvcc` };
 }

@@ -25,7 +25,7 @@ export async function webGpuBackend(plan?: Plan): Promise<WebGpuBackend> {
   const gpu = await openWebGpu();
   const { device, description, vendor, architecture } = gpu.adapterInfo;
   const name = [description || device || 'unnamed adapter', vendor, architecture].filter((part) => part !== '').join(', ');
-  const compiled = plan === undefined ? undefined : compiledWgslKernels(plan);
+  const compiled = plan === undefined ? undefined : await compiledWgslKernels(plan);
   const ops = webGpuOps(gpu.device, compiled?.kernels);
   const linear = compiled === undefined ? 'every op on the op kernels' : `${compiled.summary}, every other op on the op kernels`;
   return {

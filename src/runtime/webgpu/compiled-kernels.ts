@@ -1,15 +1,13 @@
-// The spec's compiled WGSL kernels that training launches: the same sources and manifest
-// entries `qalc compile` writes to generated/<spec>/wgsl and manifest.json (emitted from the plan
-// here, byte for byte what the compile writes; the generated/ staleness test holds the two
-// together). The trainer computes in float32, so it takes the f32 kernels — which a spec whose
-// target asks for f16 also gets (src/backends/emit-kernels.ts).
-import { emitWgslKernels } from '../../backends/emit-kernels.ts';
-import type { KernelManifest } from '../../backends/wgsl/manifest.ts';
+// The spec's compiled WGSL kernels that training launches, read through the compile folder's
+// manifest (../compiled-kernels.ts). The trainer computes in float32, so it takes the f32
+// kernels — which a spec whose target asks for f16 also gets (src/backends/emit-kernels.ts).
+import type { WgslManifestKernel } from '../../backends/manifest.ts';
 import type { Plan } from '../../plan/plan.ts';
+import { describeOrigin, loadCompiledKernels } from '../compiled-kernels.ts';
 import { TRAINING_ROLES } from '../linear-kernel-choice.ts';
 
 export interface CompiledWgslKernel {
-  readonly manifest: KernelManifest;
+  readonly manifest: WgslManifestKernel;
   readonly source: string;
 }
 
@@ -19,13 +17,14 @@ export interface CompiledWgslKernels {
   readonly summary: string;
 }
 
-export function compiledWgslKernels(plan: Plan): CompiledWgslKernels {
-  const emitted = emitWgslKernels(plan);
-  if (emitted.length === 0) {
+export async function compiledWgslKernels(plan: Plan, dir?: string): Promise<CompiledWgslKernels> {
+  const compiled = await loadCompiledKernels(plan, { ...(dir !== undefined ? { dir } : {}), targets: ['wgsl'] });
+  const wgsl = compiled.manifest.kernels.filter((k): k is WgslManifestKernel => k.target === 'wgsl');
+  if (wgsl.length === 0) {
     return { kernels: [], summary: `spec ${plan.spec} has no wgsl target, so the linear layers run on the runtime's own op kernels` };
   }
-  const kernels = emitted
-    .filter((e) => TRAINING_ROLES.includes(e.manifest.role) && e.manifest.requires.length === 0 && e.manifest.kernel.endsWith('_f32'))
-    .map((e) => ({ manifest: e.manifest, source: e.source }));
-  return { kernels, summary: `${kernels.length} compiled f32 WGSL kernels of spec ${plan.spec} for the quantized linear layers` };
+  const kernels = wgsl
+    .filter((k) => TRAINING_ROLES.includes(k.role) && k.requires.length === 0 && k.kernel.endsWith('_f32'))
+    .map((k) => ({ manifest: k, source: compiled.text(k.file) }));
+  return { kernels, summary: `${kernels.length} compiled f32 WGSL kernels of spec ${plan.spec} for the quantized linear layers, ${describeOrigin(compiled)}` };
 }

@@ -17,7 +17,8 @@ import { checkLength } from '../typescript/floats.ts';
 import type { AdapterActivations, QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { TrainingOps } from '../ops.ts';
 import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from '../kernel-buffers.ts';
-import { chooseLinearKernels, hasBinding, type LinearKernels } from '../linear-kernel-choice.ts';
+import { bindingNamed, elementsFor, hasBinding, launchesFor } from '../../backends/manifest.ts';
+import { chooseLinearKernels, type LinearKernels } from '../linear-kernel-choice.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
 import { f32 } from './host-arrays.ts';
 import type { FrozenLayout, Job, OpRunner } from './op-runner.ts';
@@ -41,10 +42,9 @@ export function describeCompiledLinearStats(stats: CompiledLinearStats): string 
 }
 
 function elementsOf(kernel: CompiledWgslKernel, binding: string): number {
-  const found = kernel.manifest.bindings.find((b) => b.name === binding);
-  if (found === undefined) throw new Error(`kernel ${kernel.manifest.kernel} has no binding ${binding}`);
-  if (found.shapeExpr.some((size) => size.tokens !== 0)) throw new Error(`kernel ${kernel.manifest.kernel}: ${binding} depends on T`);
-  return found.shapeExpr.reduce((n, size) => n * size.constant, 1);
+  const found = bindingNamed(kernel.manifest, binding);
+  if (found.shape.some((size) => size.tokens !== 0)) throw new Error(`kernel ${kernel.manifest.kernel}: ${binding} depends on T`);
+  return elementsFor(found, 0);
 }
 
 /** The codes as the kernel's qweight (its word rows: ⌈K·b/32⌉, or more for a padded K). */
@@ -100,7 +100,7 @@ export function compiledLinearOps(runner: OpRunner, kernels: readonly CompiledWg
       checkLength('x', x, rows * weight.inFeatures);
       checkLength('y', y, rows * weight.outFeatures);
       const { decode } = found;
-      const kernel = decode !== undefined && rows <= (decode.manifest.maxTokens ?? 0) ? decode : found.forward;
+      const kernel = decode !== undefined && launchesFor(decode.manifest, rows) !== undefined ? decode : found.forward;
       const job = runner.job();
       const buffers: Record<string, GPUBuffer> = { input: job.input(f32(x, 'x')), ...frozenBuffers(job, kernel, weight), output: job.output(f32(y, 'y')) };
       if (adapter !== null) {

@@ -20,7 +20,7 @@
 // manifest entry says.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { evaluateDispatch } from '../../ir/size-expr.ts';
+import { dispatchFor, launchesFor } from '../../backends/manifest.ts';
 import { PROJECT_ROOT } from '../../project-root.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
 
@@ -286,9 +286,10 @@ export class Job {
       if (value === undefined) throw new Error(`kernel ${manifest.kernel}: no value for uniform ${field.name}`);
       return field.type === 'u32' ? value : { f32: value };
     });
-    for (const entry of manifest.entryPoints) {
-      const workgroups = entry.dispatchExpr.map((dim) => evaluateDispatch(dim, tokens)) as [number, number, number];
-      this.dispatches.push({ kind: 'compiled', kernel, entryPoint: entry.name, buffers: byBinding, params, workgroups });
+    const launches = launchesFor(manifest, tokens);
+    if (launches === undefined) throw new RangeError(`kernel ${manifest.kernel} has no launch for T = ${tokens}`);
+    for (const launch of launches) {
+      this.dispatches.push({ kind: 'compiled', kernel, entryPoint: launch.symbol, buffers: byBinding, params, workgroups: dispatchFor(launch, tokens) });
     }
     return this;
   }

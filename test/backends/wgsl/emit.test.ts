@@ -1,18 +1,20 @@
 // The WGSL backend's output as a product: golden files for every stories260K kernel (review
 // their diff like code; regenerate with UPDATE_GOLDEN=1), headers that say where each kernel
 // came from, byte-identical output for the same plan, and no user text outside comments.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { emitWgsl, manifestJson } from '../../../src/backends/wgsl/emit.ts';
+import { emitWgsl } from '../../../src/backends/wgsl/emit.ts';
+import { expectGolden, UPDATE_GOLDEN } from '../../support/golden.ts';
 import { commentSafe } from '../../../src/backends/escape.ts';
 import { frontEnd } from '../../../src/compile.ts';
 import { lowerPlan } from '../../../src/ir/lower.ts';
 import type { Plan } from '../../../src/plan/plan.ts';
 import { syntheticPlan } from '../../ir/kernel-cases.ts';
 
-const GOLDEN_DIR = fileURLToPath(new URL('./golden/stories260k/', import.meta.url));
-const update = process.env['UPDATE_GOLDEN'] === '1';
+// The golden files are the example's committed compile output (test/bindings/generated.test.ts
+// checks the rest of that folder): one copy, reviewed as a diff.
+const GOLDEN_DIR = 'generated/stories260k/wgsl';
 
 const stories = (): Plan => {
   const { plan, diagnostics } = frontEnd('examples/stories260k.qal');
@@ -22,23 +24,15 @@ const stories = (): Plan => {
 
 function goldenFiles(plan: Plan): Map<string, string> {
   const emitted = emitWgsl(lowerPlan(plan, 'wgsl'));
-  const files = new Map(emitted.map((e) => [e.fileName, e.source]));
-  files.set('manifest.json', manifestJson(emitted.map((e) => e.manifest)));
-  return files;
+  return new Map(emitted.map((e) => [e.fileName, e.source]));
 }
 
 describe('WGSL for stories260K', () => {
   const files = goldenFiles(stories());
 
   it('matches the golden files (UPDATE_GOLDEN=1 to regenerate)', () => {
-    if (update) {
-      rmSync(GOLDEN_DIR, { recursive: true, force: true });
-      mkdirSync(GOLDEN_DIR, { recursive: true });
-      for (const [name, text] of files) writeFileSync(`${GOLDEN_DIR}${name}`, text);
-    }
-    expect(existsSync(GOLDEN_DIR), 'no golden files: run with UPDATE_GOLDEN=1').toBe(true);
-    expect(readdirSync(GOLDEN_DIR).sort()).toEqual([...files.keys()].sort());
-    for (const [name, text] of files) expect(text, `${name} differs from its golden file`).toBe(readFileSync(`${GOLDEN_DIR}${name}`, 'utf8'));
+    for (const [name, text] of files) expectGolden(join(GOLDEN_DIR, name), text);
+    if (!UPDATE_GOLDEN) expect(readdirSync(GOLDEN_DIR).sort(), 'golden files of kernels no longer emitted: delete them').toEqual([...files.keys()].sort());
   });
 
   it('is byte-identical across runs', () => {
@@ -60,9 +54,8 @@ describe('WGSL for stories260K', () => {
   });
 
   it('writes manifests a runtime can launch from', () => {
-    const manifests = JSON.parse(files.get('manifest.json')!) as { kernel: string; entryPoints: { name: string; dispatch: string[] }[]; bindings: { name: string }[] }[];
-    const grads = manifests.find((m) => m.kernel === 'adapter_grad_l4_n64_r4_f32')!;
-    expect(grads.entryPoints.map((e) => e.name)).toEqual(['adapterOutputGrads', 'adapterInputGrads']);
+    const grads = emitWgsl(lowerPlan(stories(), 'wgsl')).map((e) => e.manifest).find((m) => m.kernel === 'adapter_grad_l4_n64_r4_f32')!;
+    expect(grads.launches.map((l) => l.entryPoint)).toEqual(['adapterOutputGrads', 'adapterInputGrads']);
     expect(grads.bindings.map((b) => b.name)).toEqual([
       'params', 'outputGrad', 'pooledInput', 'adapterActivation', 'adapterWeights', 'adapterActivationGrad', 'pooledInputGrad', 'adapterWeightGrads',
     ]);

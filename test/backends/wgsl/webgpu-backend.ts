@@ -3,16 +3,17 @@
 // bindings share one layout), uploads inputs, dispatches by the manifest's formulas and reads
 // every writable binding back. Nothing here decides anything the manifest does not say.
 import type { LoweredKernel, LoweredProgram } from '../../../src/ir/kernel-ir.ts';
-import { evaluateDispatch, evaluateSize } from '../../../src/ir/size-expr.ts';
+import { evaluateSize } from '../../../src/ir/size-expr.ts';
 import { emitWgslKernel } from '../../../src/backends/wgsl/emit.ts';
-import type { KernelManifest, ManifestBinding } from '../../../src/backends/wgsl/manifest.ts';
+import { dispatchFor, elementsFor, type ManifestBinding, type WgslManifestKernel } from '../../../src/backends/manifest.ts';
+import { formatShape } from '../../../src/ir/size-expr.ts';
 import { createStorage, dispatch, readFloat32, uploadStorage, uploadUniform } from '../../../src/runtime/webgpu/buffers.ts';
 import type { WebGpuHandle } from '../../../src/runtime/webgpu/device.ts';
 import { f16BitsToF32, f32ToF16Bits } from '../../ir/f16.ts';
 import type { HostData, KernelBackend, KernelRun } from '../../ir/kernel-cases.ts';
 
 interface CompiledKernel {
-  readonly manifest: KernelManifest;
+  readonly manifest: WgslManifestKernel;
   readonly pipelines: ReadonlyMap<string, GPUComputePipeline>;
 }
 
@@ -32,13 +33,13 @@ async function compile(device: GPUDevice, program: LoweredProgram, kernel: Lower
   const bindGroupLayout = device.createBindGroupLayout({ entries: manifest.bindings.map(layoutEntry) });
   const layout = device.createPipelineLayout({ bindGroupLayouts: [bindGroupLayout] });
   const pipelines = new Map<string, GPUComputePipeline>();
-  for (const entry of manifest.entryPoints) {
-    pipelines.set(entry.name, await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: entry.name } }));
+  for (const launch of manifest.launches) {
+    pipelines.set(launch.entryPoint, await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: launch.symbol } }));
   }
   return { manifest, pipelines };
 }
 
-function uniformBytes(manifest: KernelManifest, run: KernelRun): Uint32Array {
+function uniformBytes(manifest: WgslManifestKernel, run: KernelRun): Uint32Array {
   const words = new Uint32Array(manifest.uniforms.size / 4);
   const floats = new Float32Array(words.buffer);
   for (const field of manifest.uniforms.fields) {
@@ -77,22 +78,22 @@ export function webGpuBackend(handle: WebGpuHandle): KernelBackend {
       const key = `${program.precision}/${kernel.name}`;
       if (!compiled.has(key)) compiled.set(key, compile(device, program, kernel));
       const { manifest, pipelines } = await compiled.get(key)!;
-      const elements = (b: ManifestBinding) => b.shapeExpr.reduce((n, size) => n * evaluateSize(size, run.tokens), 1);
+      const elements = (b: ManifestBinding) => elementsFor(b, run.tokens);
       const buffers = manifest.bindings.map((b) => {
         if (b.access === 'uniform') return uploadUniform(device, uniformBytes(manifest, run));
         const input = run.inputs[b.name] ?? gatherParts(b, run.inputs);
         if (input) {
-          if (input.length !== elements(b)) throw new Error(`${kernel.name}: ${b.name} has ${input.length} values, its shape ${b.shape} holds ${elements(b)}`);
+          if (input.length !== elements(b)) throw new Error(`${kernel.name}: ${b.name} has ${input.length} values, its shape ${formatShape(b.shape)} holds ${elements(b)}`);
           return uploadStorage(device, toDeviceWords(b, input));
         }
         if (b.access === 'read') throw new Error(`${kernel.name}: no input for ${b.name}`);
         return createStorage(device, elements(b));
       });
-      const entryPoints = run.entryPoints ?? manifest.entryPoints.map((e) => e.name);
+      const entryPoints = run.entryPoints ?? manifest.launches.map((l) => l.entryPoint);
       for (const name of entryPoints) {
-        const entry = manifest.entryPoints.find((e) => e.name === name);
-        if (!entry) throw new Error(`${kernel.name} has no entry point ${name}`);
-        const [x, y, z] = entry.dispatchExpr.map((dim) => evaluateDispatch(dim, run.tokens));
+        const launch = manifest.launches.find((l) => l.entryPoint === name);
+        if (!launch) throw new Error(`${kernel.name} has no entry point ${name}`);
+        const [x, y, z] = dispatchFor(launch, run.tokens);
         if (x! * y! * z! > 0) await dispatch(device, pipelines.get(name)!, buffers, [x!, y!, z!]);
       }
       const outputs: Record<string, HostData> = {};
@@ -104,7 +105,7 @@ export function webGpuBackend(handle: WebGpuHandle): KernelBackend {
         else if (b.elementType === 'f16') outputs[b.name] = Float32Array.from(new Uint16Array(words.buffer, words.byteOffset, count), f16BitsToF32);
         else outputs[b.name] = words;
         for (const part of b.parts) {
-          const size = part.shapeExpr.reduce((n, dim) => n * evaluateSize(dim, run.tokens), 1);
+          const size = part.shape.reduce((n, dim) => n * evaluateSize(dim, run.tokens), 1);
           outputs[part.name] = outputs[b.name]!.slice(part.offset, part.offset + size);
         }
       }

@@ -56,7 +56,7 @@ const gpu = await openWebGpu();
 const waitForDevice = () => gpu.device.queue.onSubmittedWorkDone();
 console.log(`stories260K training on the webgpu backend (${gpu.adapterInfo.description}), ${seconds} s per measurement\n`);
 const variants = [
-  ['linear layers on the compiled kernels', webGpuOps(gpu.device, compiledWgslKernels(plan).kernels)],
+  ['linear layers on the compiled kernels', webGpuOps(gpu.device, (await compiledWgslKernels(plan)).kernels)],
   ['linear layers on the op kernels', webGpuOps(gpu.device)],
 ] as const;
 for (const [variant, ops] of variants) for (const [batchSize, seqLen, wait] of [[2, 16], [4, 32], [8, 64], [8, 64, waitForDevice]] as const) {

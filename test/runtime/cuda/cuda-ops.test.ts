@@ -6,13 +6,13 @@ import { describe, expect, it } from 'vitest';
 import { quantizeRtn } from '../../../src/quant/rtn.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { cudaOps, describeStats } from '../../../src/runtime/cuda/cuda-ops.ts';
-import type { CudaManifestKernel } from '../../../src/runtime/cuda/launch.ts';
+import { parseManifest, type CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
 import type { AdapterActivations, QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
 import { SimulatedDevice } from './simulated-device.ts';
 
-const manifests = (JSON.parse(readFileSync('generated/stories260k/manifest.json', 'utf8')) as { kernels: CudaManifestKernel[] }).kernels
-  .filter((k) => k.target === 'cuda');
+const manifests = parseManifest(readFileSync('generated/stories260k/manifest.json', 'utf8'), 'generated/stories260k/manifest.json').kernels
+  .filter((k): k is CudaManifestKernel => k.target === 'cuda');
 
 function layer(K: number, N: number, group: number, seed: number, dense = false): QaLoraLinear {
   const rng = createRng(seed);

@@ -6,7 +6,7 @@
 // were checked on the H200 against float64: test/backends/cuda/h200).
 import type { CudaDevicePort, CudaFunction, DeviceBuffer, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
 import { bf16Bits, bf16Value } from '../../../src/runtime/cuda/host-data.ts';
-import type { CudaManifestKernel } from '../../../src/runtime/cuda/launch.ts';
+import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 
 export class SimulatedDevice implements CudaDevicePort {
   readonly memory = new Map<bigint, Uint8Array>();

@@ -16,7 +16,7 @@ describe('qalc train --backend webgpu', () => {
     const out = mkdtempSync(join(tmpdir(), 'qalc-webgpu-cli-'));
     const r = qalc(['train', 'examples/stories260k.qal', '--backend', 'webgpu', '--steps', '1', '--out', out]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/webgpu backend: .+; \d+ compiled f32 WGSL kernels of spec stories260k for the quantized linear layers, every other op on the op kernels/);
+    expect(r.stderr).toMatch(/webgpu backend: .+; \d+ compiled f32 WGSL kernels of spec stories260k for the quantized linear layers, from generated\/stories260k, every other op on the op kernels/);
     expect(r.stderr).toMatch(/webgpu: quantized linear layers on the compiled kernels: [1-9]\d* forward and [1-9]\d* backward calls; on the op kernels: 0 forward, 0 backward\n/);
     expect(r.stderr).toMatch(/stories260k: 1 steps .* tokens\/s; held-out loss \d+\.\d+ → \d+\.\d+/);
     expect(readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);

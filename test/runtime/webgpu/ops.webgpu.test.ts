@@ -28,7 +28,7 @@ let compiledOps: WebGpuOps;
 beforeAll(async () => {
   gpu = await openWebGpu();
   gpuOps = webGpuOps(gpu.device);
-  compiledOps = webGpuOps(gpu.device, compiledWgslKernels(syntheticPlan(LINEAR_CASES.flatMap(kernelCaseOf))).kernels);
+  compiledOps = webGpuOps(gpu.device, (await compiledWgslKernels(syntheticPlan(LINEAR_CASES.flatMap(kernelCaseOf)))).kernels);
 });
 
 afterAll(() => gpu?.destroy());
