@@ -3,10 +3,10 @@
 import { existsSync } from 'node:fs';
 import { readMergedModelAsDense, writeMergedModel } from '../export/merged-model.ts';
 import type { Plan } from '../plan/plan.ts';
-import { loadAdapters } from './checkpoint.ts';
+import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
 import type { TrainingOps } from './ops/training-ops.ts';
-import { planHash, setUpTraining, TrainingError } from './trainer.ts';
+import { setUpTraining, TrainingError } from './trainer.ts';
 
 /** Float32 activations through a different order of operations: well within this. */
 export const MERGE_TOLERANCE = 1e-4;
@@ -17,12 +17,17 @@ export interface MergeResult {
   readonly lossBefore: number;
   readonly lossAfter: number;
   readonly relativeDifference: number;
+  /** Settings changed since the checkpoint was written. */
+  readonly notices: readonly string[];
 }
 
 export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string, ops?: TrainingOps): Promise<MergeResult> {
   if (!existsSync(checkpoint)) throw new TrainingError(`no run to merge: ${checkpoint} does not exist (train first, or give --out)`);
+  const notices: string[] = [];
   const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
-  const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });
+  const { step, changes } = loadAdapters(checkpoint, plan, model);
+  const changed = changesNotice(checkpoint, changes);
+  if (changed) notices.push(changed);
   writeMergedModel(path, model, weights, plan.spec);
 
   const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
@@ -34,5 +39,5 @@ export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, 
   if (!(relativeDifference <= MERGE_TOLERANCE)) {
     throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): ${path} is wrong; please report this`);
   }
-  return { path, step, lossBefore, lossAfter, relativeDifference };
+  return { path, step, lossBefore, lossAfter, relativeDifference, notices };
 }

@@ -38,8 +38,9 @@ export const trainCommand: Command = {
     const report = chosen.report();
     if (report) process.stderr.write(`${report}\n`);
     process.stderr.write(
-      `${loaded.plan.spec}: ${summary.steps} steps${summary.resumedFrom !== null ? ` (resumed at ${summary.resumedFrom})` : ''} in ${summary.seconds.toFixed(1)} s, ` +
-      `${Math.round(summary.tokensPerSecond)} tokens/s; held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} ` +
+      `${loaded.plan.spec}: ${summary.steps} steps${summary.resumedFrom !== null ? ` (resumed at ${summary.resumedFrom})` : ''} in ${summary.seconds.toFixed(1)} s ` +
+      `(${summary.evalSeconds.toFixed(1)} s of it held-out evaluation), ${Math.round(summary.tokensPerSecond)} tokens/s; ` +
+      `held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} over ${summary.evalTokens.toLocaleString('en-US')} tokens ` +
       `(perplexity ${Math.exp(summary.evalLossBefore).toFixed(2)} → ${Math.exp(summary.evalLossAfter).toFixed(2)})\n` +
       `wrote ${out}/train.jsonl, checkpoint.safetensors, loss.svg, summary.json\n`);
     return 0;
