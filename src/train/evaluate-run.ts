@@ -2,12 +2,14 @@
 // or of a merged model, on the same batches, so the two can be compared number for number: by
 // default the whole held-out split, as `qalc train` measures it.
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { readMergedModelAsDense } from '../export/merged-model.ts';
 import type { Plan } from '../plan/plan.ts';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
 import { heldOutLoss } from './held-out-loss.ts';
 import type { TrainingOps } from './ops/training-ops.ts';
+import { runLockHolder } from './run-lock.ts';
 import { setUpTraining, TrainingError } from './trainer.ts';
 
 export interface EvaluateOptions {
@@ -30,7 +32,7 @@ export interface EvaluateResult {
   readonly batches: number;
   readonly batchSize: number;
   readonly seqLen: number;
-  /** What the user should know: settings changed since the checkpoint. */
+  /** What the user should know: a run still training, settings changed since the checkpoint. */
   readonly notices: readonly string[];
 }
 
@@ -50,6 +52,8 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateRes
     model = denseModel(dense, options.ops);
     what = `${options.mergedModel}, merged`;
   } else if (options.checkpoint && existsSync(options.checkpoint)) {
+    const holder = runLockHolder(dirname(options.checkpoint));
+    if (holder) notices.push(`note: ${dirname(options.checkpoint)} is still being written by ${holder}: this is its checkpoint as of now`);
     const { step, changes } = loadAdapters(options.checkpoint, options.plan, model);
     const changed = changesNotice(options.checkpoint, changes);
     if (changed) notices.push(changed);

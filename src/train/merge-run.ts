@@ -3,9 +3,11 @@
 import { existsSync } from 'node:fs';
 import { readMergedModelAsDense, writeMergedModel } from '../export/merged-model.ts';
 import type { Plan } from '../plan/plan.ts';
+import { dirname } from 'node:path';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
 import type { TrainingOps } from './ops/training-ops.ts';
+import { lockRunFolder } from './run-lock.ts';
 import { setUpTraining, TrainingError } from './trainer.ts';
 
 /** Float32 activations through a different order of operations: well within this. */
@@ -17,13 +19,24 @@ export interface MergeResult {
   readonly lossBefore: number;
   readonly lossAfter: number;
   readonly relativeDifference: number;
-  /** Settings changed since the checkpoint was written. */
+  /** Settings changed since the checkpoint was written, a stale lock taken over. */
   readonly notices: readonly string[];
 }
 
 export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string, ops?: TrainingOps): Promise<MergeResult> {
   if (!existsSync(checkpoint)) throw new TrainingError(`no run to merge: ${checkpoint} does not exist (train first, or give --out)`);
+  // The merged model goes into the run folder: not while a training writes it (its checkpoint
+  // would be a moving target), nor two merges at once.
   const notices: string[] = [];
+  const lock = lockRunFolder(dirname(path), 'merge', (text) => notices.push(text));
+  try {
+    return { ...(await mergeLocked(plan, specDir, checkpoint, path, ops, notices)), notices };
+  } finally {
+    lock.release();
+  }
+}
+
+async function mergeLocked(plan: Plan, specDir: string, checkpoint: string, path: string, ops: TrainingOps | undefined, notices: string[]): Promise<Omit<MergeResult, 'notices'>> {
   const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
   const { step, changes } = loadAdapters(checkpoint, plan, model);
   const changed = changesNotice(checkpoint, changes);
@@ -39,5 +52,5 @@ export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, 
   if (!(relativeDifference <= MERGE_TOLERANCE)) {
     throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): ${path} is wrong; please report this`);
   }
-  return { path, step, lossBefore, lossAfter, relativeDifference, notices };
+  return { path, step, lossBefore, lossAfter, relativeDifference };
 }

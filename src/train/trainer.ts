@@ -5,7 +5,8 @@
 //   out/train.jsonl        one object per step: step, loss, lr, grad_norm, tokens_per_s, …
 //   out/checkpoint.safetensors   adapters + optimizer state + step (see checkpoint.ts)
 //   out/loss.svg, out/summary.json   at the end, of the whole run (see run-records.ts)
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+//   out/run.lock           while a process writes the folder (see run-lock.ts)
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
@@ -18,6 +19,7 @@ import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
 import type { TrainingOps } from './ops/training-ops.ts';
+import { lockRunFolder } from './run-lock.ts';
 import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
 import { stepSeed } from './seeds.ts';
 
@@ -139,9 +141,17 @@ function checkFinite(model: QaLoraModel, step: number, loss: number): void {
 }
 
 export async function train(options: TrainOptions): Promise<TrainSummary> {
-  const { plan, specDir, out } = options;
   const progress = options.progress ?? new Progress();
-  mkdirSync(out, { recursive: true });
+  const lock = lockRunFolder(options.out, 'train', (text) => progress.message(text));
+  try {
+    return await trainLocked(options, progress);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(options: TrainOptions, progress: Progress): Promise<TrainSummary> {
+  const { plan, specDir, out } = options;
   const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops);
   const steps = options.steps ?? Number(settings.steps);
   const batchSize = Number(settings.batch);

@@ -1,9 +1,11 @@
-// A run folder as the user relies on it: its records describe the whole run even when it was
+// A run folder as the user relies on it: one process writes it at a time, its records describe the whole run even when it was
 // resumed, a resume keeps the run's learning-rate schedule, a checkpoint fits every spec that
 // plans the same adapters (other changes are reported), and train's and eval's held-out losses
 // are the same number over the whole held-out split. stories260K on a slice of tiny
 // Shakespeare, a few steps each.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -163,3 +165,57 @@ describe('held-out loss', () => {
   });
 });
 
+describe('one writer at a time', () => {
+  const spec = join(work, 'locked.qal');
+  const plan = planFrom(spec, specText('steps = 2'));
+  const lockOf = (pid: number) => JSON.stringify({ pid, host: hostname(), verb: 'train', since: '2026-12-01T20:00:00.000Z' });
+
+  it('refuses a folder that a live process holds, and takes over the lock of a dead one', async () => {
+    const out = join(work, 'held');
+    mkdirSync(out);
+    const holder = spawn('sleep', ['60']);
+    try {
+      writeFileSync(join(out, 'run.lock'), lockOf(holder.pid!));
+      await expect(run(plan, out)).rejects.toThrow(`${out} is in use by qalc train (pid ${holder.pid}, since 2026-12-01T20:00:00.000Z): wait for it to finish, or choose another --out`);
+      await expect(mergeRun(plan, work, join(out, 'checkpoint.safetensors'), join(out, 'merged.safetensors'), ops)).rejects.toThrow(/no run to merge/);
+      expect(existsSync(join(out, 'train.jsonl'))).toBe(false);
+    } finally {
+      holder.kill();
+    }
+    const dead = spawnSync('true').pid;
+    writeFileSync(join(out, 'run.lock'), lockOf(dead));
+    const notes = recorder();
+    await run(plan, out, { progress: notes.progress });
+    expect(notes.text()).toContain(`note: ${join(out, 'run.lock')} was left by qalc train (pid ${dead}, since 2026-12-01T20:00:00.000Z), which is no longer running: taking it over`);
+    expect(existsSync(join(out, 'run.lock'))).toBe(false);
+    // merge writes into the folder too: it waits for no one, it refuses.
+    const blocker = spawn('sleep', ['60']);
+    try {
+      writeFileSync(join(out, 'run.lock'), lockOf(blocker.pid!));
+      await expect(mergeRun(plan, work, join(out, 'checkpoint.safetensors'), join(out, 'merged.safetensors'), ops)).rejects.toThrow(`is in use by qalc train (pid ${blocker.pid}`);
+      const evaluated = await evaluateRun({ ops, plan, specDir: work, checkpoint: join(out, 'checkpoint.safetensors') });
+      expect(evaluated.notices.join('\n')).toContain(`is still being written by qalc train (pid ${blocker.pid}`);
+    } finally {
+      blocker.kill();
+    }
+  });
+
+  it('of two trainings started into one folder, the second exits 1 and the first writes its run alone', async () => {
+    const busy = join(work, 'busy.qal');
+    writeFileSync(busy, specText('steps = 150\n  eval_every = 1000'));
+    const out = join(work, 'busy');
+    const qalc = ['src/cli/qalc.mjs', 'train', busy, '--out', out];
+    const first = spawn(process.execPath, qalc, { stdio: 'ignore' });
+    const exited = new Promise<number | null>((done) => first.on('exit', done));
+    let running = true;
+    void exited.then(() => { running = false; });
+    while (running && !existsSync(join(out, 'run.lock'))) await new Promise((done) => setTimeout(done, 20));
+    expect(running, 'the first training holds run.lock while it runs').toBe(true);
+    const second = spawnSync(process.execPath, qalc, { encoding: 'utf8' });
+    expect(second.status).toBe(1);
+    expect(second.stderr).toContain(`${out} is in use by qalc train (pid ${first.pid}`);
+    expect(await exited).toBe(0);
+    expect(log(out).map((l) => l.step)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(existsSync(join(out, 'run.lock'))).toBe(false);
+  }, 60_000);
+});
