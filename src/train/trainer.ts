@@ -108,7 +108,8 @@ function checkResumedSteps(schedule: ScheduleRecord, current: ScheduleRecord, at
   const decays = schedule.kind !== 'constant';
   if (decays && steps > schedule.total) {
     throw new TrainingError(`${steps} steps run past the end of this run's ${schedule.total}-step ${schedule.kind} schedule, where the learning rate has decayed to 0: ` +
-      `steps ${schedule.total + 1}–${steps} would not train. Resume with --steps ${schedule.total} or fewer, or start a new run (another --out) with steps = ${steps}`);
+      `steps ${schedule.total + 1}–${steps} would not train. ${at < schedule.total ? `Resume with --steps ${schedule.total} or fewer` : `The run is complete at step ${at}`}; ` +
+      `to train ${steps} steps, start a new run (another --out) with steps = ${steps}`);
   }
   if (JSON.stringify({ ...current, total: 0 }) !== JSON.stringify({ ...schedule, total: 0 }) || (decays && current.total !== schedule.total)) {
     progress.message(`note: the run keeps the learning-rate schedule it began with: ${describeSchedule(schedule)}`);
