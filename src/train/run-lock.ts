@@ -1,7 +1,9 @@
 // One process at a time writes a run folder. `run.lock` holds the writer's pid, host and verb;
 // it is created with O_EXCL, so of two processes starting at once exactly one gets it. A lock
 // whose process is gone (killed, crashed) is stale: the next writer takes it over, saying so.
-// The lock is removed when its holder ends, however it ends short of SIGKILL.
+// The lock is removed when its holder exits. A signal (Ctrl-C included) leaves it behind on
+// purpose: a JS handler would only run once the training loop yields, which it rarely does, and
+// Ctrl-C must stop a run at once; the next writer finds the lock stale and takes it over.
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -75,8 +77,8 @@ export function lockRunFolder(dir: string, verb: string, notice: (text: string) 
       const holder = readLock(path);
       const here = holder?.host === hostname();
       if (holder && (!here || alive(holder.pid))) {
-        throw new RunLockedError(`${dir} is in use by ${describe(holder)}: wait for it to finish, or choose another --out` +
-          (here ? '' : ` (if that process is gone, delete ${path})`));
+        throw new RunLockedError(`${dir} is in use by ${describe(holder)}: wait for it to finish, or choose another --out ` +
+          `(if that process is ${here ? 'not qalc' : 'gone'}, delete ${path})`);
       }
       // Its process is gone. Of two processes taking it over at once, one link fails and that
       // one finds the other alive.
