@@ -105,6 +105,6 @@ export function loadAdapters(path: string, plan: Plan, model: QaLoraModel): { st
 }
 
 /** The notice for a checkpoint used under settings other than those it was written with. */
-export function changesNotice(path: string, changes: readonly string[]): string | undefined {
-  return changes.length === 0 ? undefined : `note: ${path} was written under other settings than the spec's now: ${changes.join('; ')}`;
+export function changesNotice(path: string, changes: readonly string[], consequence = ''): string | undefined {
+  return changes.length === 0 ? undefined : `note: ${path} was written under other settings than the spec's now: ${changes.join('; ')}${consequence}`;
 }

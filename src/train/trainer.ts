@@ -177,7 +177,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     schedule = opened.schedule ?? requested;
     evalLossBefore = opened.evalLossBefore;
     progress.message(`resuming ${plan.spec} at step ${step} from ${checkpointPath}`);
-    const notice = changesNotice(checkpointPath, opened.changes);
+    const notice = changesNotice(checkpointPath, opened.changes, `; the spec's settings apply from step ${step + 1} on, but for the learning-rate schedule`);
     if (notice) progress.message(notice);
     checkResumedSteps(schedule, requested, step, steps, out, progress);
   } else if (existsSync(checkpointPath)) {
