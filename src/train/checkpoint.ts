@@ -65,17 +65,18 @@ export function openCheckpoint(path: string, plan: Plan, misfit: string): Opened
   const file = readSafetensors(path);
   const meta = file.metadata;
   if (meta.format !== CHECKPOINT_FORMAT) throw new SafetensorsError(path, `not a qalc training checkpoint (format ${JSON.stringify(meta.format)})`);
-  const fits = meta.adapter_hash !== undefined ? meta.adapter_hash === adapterHash(plan) : meta.plan_hash === legacyPlanHash(plan);
-  if (meta.spec !== plan.spec || !fits) {
+  const fits = meta.adapter_hash !== undefined ? meta.adapter_hash === adapterHash(plan) : meta.spec === plan.spec && meta.plan_hash === legacyPlanHash(plan);
+  if (!fits) {
     throw new SafetensorsError(path, `was written by a run of spec '${meta.spec}' whose adapters differ from this plan's (model shapes, layers, quantization or adapter kind, rank, alpha, pooling, dtype): ${misfit}`);
   }
   const recorded = meta.settings === undefined ? undefined : (JSON.parse(meta.settings) as RecordedSettings);
+  const renamed = meta.spec === plan.spec ? [] : [`spec ${meta.spec} → ${plan.spec}`];
   return {
     path,
     step: Number(meta.step),
     ...(meta.schedule !== undefined ? { schedule: JSON.parse(meta.schedule) as ScheduleRecord } : {}),
     ...(meta.eval_loss_before !== undefined ? { evalLossBefore: Number(meta.eval_loss_before) } : {}),
-    changes: recorded ? settingChanges(recorded, recordedSettings(plan)) : [],
+    changes: [...renamed, ...(recorded ? settingChanges(recorded, recordedSettings(plan)) : [])],
     file,
   };
 }

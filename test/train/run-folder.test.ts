@@ -132,6 +132,11 @@ describe('a run and the spec that uses it later', () => {
     expect(evaluated.what).toContain('(step 3)');
     expect(evaluated.notices.join('\n')).toContain('train.checkpoint_every 1 → 2');
     expect(evaluated.notices.join('\n')).toContain('export removed');
+    // A copy of the spec under another name plans the same adapters.
+    const renamed = planFrom(join(dir, 'renamed.qal'), specText('steps = 3\n  checkpoint_every = 1').replace('spec runs', 'spec renamed'));
+    const fromRenamed = await evaluateRun({ ops, plan: renamed, specDir: dir, checkpoint: join(out, 'checkpoint.safetensors') });
+    expect(fromRenamed.notices.join('\n')).toContain('spec runs → renamed');
+    expect(fromRenamed.loss).toBe((await evaluateRun({ ops, plan: edited, specDir: dir, checkpoint: join(out, 'checkpoint.safetensors') })).loss);
     copyFileSync(join(out, 'checkpoint.safetensors'), join(dir, 'copy.safetensors'));
     const merged = await mergeRun(edited, dir, join(dir, 'copy.safetensors'), join(dir, 'merged.safetensors'), ops);
     expect(merged.step).toBe(3);
