@@ -19,7 +19,7 @@ export const trainCommand: Command = {
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda; missing fatbins are built when nvcc is on PATH)',
     steps: 'optimizer steps (default: the spec\'s train.steps)',
     out: 'run folder (default: generated/<spec>/run)',
-    resume: 'continue the run in the folder from its last checkpoint',
+    resume: 'continue the run in the folder from its last checkpoint, on the learning-rate schedule it began with (--steps may stop it earlier, not run past a decaying schedule\'s end)',
     help: 'show this help',
   },
   async run(positionals, values) {
