@@ -9,11 +9,16 @@ export function randomBatch(stream: ArrayLike<number>, batchSize: number, seqLen
   return windowsAt(stream, offsets, seqLen);
 }
 
-/** Consecutive non-overlapping windows from the start of the stream, as many batches as fit. */
+/**
+ * Every consecutive non-overlapping window from the start of the stream, B to a batch; the last
+ * batch has the windows that are left (fewer rows). Only the tail shorter than a window is unused.
+ */
 export function sequentialBatches(stream: ArrayLike<number>, batchSize: number, seqLen: number): Batch[] {
+  const windows = Math.max(0, Math.floor((stream.length - 1) / seqLen));
   const batches: Batch[] = [];
-  for (let start = 0; start + batchSize * seqLen + 1 <= stream.length; start += batchSize * seqLen) {
-    batches.push(windowsAt(stream, Array.from({ length: batchSize }, (_, b) => start + b * seqLen), seqLen));
+  for (let first = 0; first < windows; first += batchSize) {
+    const rows = Math.min(batchSize, windows - first);
+    batches.push(windowsAt(stream, Array.from({ length: rows }, (_, b) => (first + b) * seqLen), seqLen));
   }
   return batches;
 }

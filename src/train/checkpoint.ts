@@ -1,26 +1,47 @@
 // A training checkpoint: every adapter's A and B, AdamW's moments and step count, and where the
 // run is (the step; batches and dropout derive from (seed, step), so that is the data position
 // and the RNG state at once). One safetensors file, written atomically; the previous one stays
-// until the new one is complete.
+// until the new one is complete. Its metadata also records what the run began with that a
+// later segment must keep (the learning-rate schedule, the held-out loss before training) and
+// the settings it was written under, so a later use can say what changed (run-identity.ts).
 import { existsSync } from 'node:fs';
-import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor } from '../export/safetensors.ts';
+import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor, type SafetensorsFile } from '../export/safetensors.ts';
+import type { Plan } from '../plan/plan.ts';
 import type { AdamW } from './adamw.ts';
 import type { QaLoraModel } from './qalora-model.ts';
+import { adapterHash, legacyPlanHash, recordedSettings, settingChanges, type RecordedSettings } from './run-identity.ts';
 
 export const CHECKPOINT_FORMAT = 'qalc-train-checkpoint-1';
 
-export interface RunIdentity {
-  /** The spec's name and a hash of its plan: a checkpoint only resumes the run it came from. */
-  readonly spec: string;
-  readonly planHash: string;
-  readonly seed: number;
+/** The learning-rate schedule a run began with: a resumed segment keeps it. */
+export interface ScheduleRecord {
+  readonly kind: 'constant' | 'linear' | 'cosine';
+  readonly peak: number;
+  readonly warmup: number;
+  /** Steps over which linear and cosine decay to 0. */
+  readonly total: number;
 }
 
-export interface CheckpointState extends RunIdentity {
+export interface CheckpointState {
   readonly step: number;
+  readonly seed: number;
+  readonly schedule: ScheduleRecord;
+  readonly evalLossBefore: number;
 }
 
-export function saveCheckpoint(path: string, model: QaLoraModel, optimizer: AdamW, state: CheckpointState): void {
+/** A checkpoint read and checked against a plan, not yet loaded into a model. */
+export interface OpenedCheckpoint {
+  readonly path: string;
+  readonly step: number;
+  /** Absent in checkpoints written before it was recorded. */
+  readonly schedule?: ScheduleRecord;
+  readonly evalLossBefore?: number;
+  /** The settings that differ between the checkpoint's run and the plan (see settingChanges). */
+  readonly changes: readonly string[];
+  readonly file: SafetensorsFile;
+}
+
+export function saveCheckpoint(path: string, plan: Plan, model: QaLoraModel, optimizer: AdamW, state: CheckpointState): void {
   const { m, v, step } = optimizer.state();
   if (step !== state.step) throw new Error(`optimizer is at step ${step}, the run at ${state.step}`);
   const tensors: NamedTensor[] = [];
@@ -30,46 +51,61 @@ export function saveCheckpoint(path: string, model: QaLoraModel, optimizer: Adam
     tensors.push({ name: `${p.name}.adam_v`, shape: [v[i]!.length], data: v[i]! });
   });
   writeSafetensorsAtomic(path, tensors, {
-    format: CHECKPOINT_FORMAT, spec: state.spec, plan_hash: state.planHash, seed: String(state.seed), step: String(state.step),
+    format: CHECKPOINT_FORMAT, spec: plan.spec, adapter_hash: adapterHash(plan), seed: String(state.seed), step: String(state.step),
+    schedule: JSON.stringify(state.schedule), eval_loss_before: String(state.evalLossBefore), settings: JSON.stringify(recordedSettings(plan)),
   });
 }
 
-/** Restores model and optimizer in place; returns the step to continue from. */
-export function loadCheckpoint(path: string, model: QaLoraModel, optimizer: AdamW, expected: RunIdentity): number {
+/**
+ * Reads a checkpoint and checks that its adapters fit the plan's; `misfit` ends the error
+ * message (what the caller cannot do with it).
+ */
+export function openCheckpoint(path: string, plan: Plan, misfit: string): OpenedCheckpoint {
   if (!existsSync(path)) throw new SafetensorsError(path, 'no checkpoint to resume from');
   const file = readSafetensors(path);
   const meta = file.metadata;
   if (meta.format !== CHECKPOINT_FORMAT) throw new SafetensorsError(path, `not a qalc training checkpoint (format ${JSON.stringify(meta.format)})`);
-  if (meta.spec !== expected.spec || meta.plan_hash !== expected.planHash) {
-    throw new SafetensorsError(path, `was written by a run of spec '${meta.spec}' with another plan: it cannot resume this one (start again without --resume, or use another --out)`);
+  const fits = meta.adapter_hash !== undefined ? meta.adapter_hash === adapterHash(plan) : meta.spec === plan.spec && meta.plan_hash === legacyPlanHash(plan);
+  if (!fits) {
+    throw new SafetensorsError(path, `was written by a run of spec '${meta.spec}' whose adapters differ from this plan's (model shapes, layers, quantization or adapter kind, rank, alpha, pooling, dtype): ${misfit}`);
   }
-  if (Number(meta.seed) !== expected.seed) throw new SafetensorsError(path, `was written with seed ${meta.seed}, this run has seed ${expected.seed}`);
-  const step = Number(meta.step);
-  const params = model.parameters();
-  const m: Float64Array[] = [];
-  const v: Float64Array[] = [];
-  for (const p of params) {
-    const value = tensor(file, p.name, path).data;
-    if (value.length !== p.value.length) throw new SafetensorsError(path, `tensor ${p.name} has ${value.length} values, the model ${p.value.length}`);
+  const recorded = meta.settings === undefined ? undefined : (JSON.parse(meta.settings) as RecordedSettings);
+  const renamed = meta.spec === plan.spec ? [] : [`spec ${meta.spec} → ${plan.spec}`];
+  return {
+    path,
+    step: Number(meta.step),
+    ...(meta.schedule !== undefined ? { schedule: JSON.parse(meta.schedule) as ScheduleRecord } : {}),
+    ...(meta.eval_loss_before !== undefined ? { evalLossBefore: Number(meta.eval_loss_before) } : {}),
+    changes: [...renamed, ...(recorded ? settingChanges(recorded, recordedSettings(plan)) : [])],
+    file,
+  };
+}
+
+function restoreAdapters(opened: OpenedCheckpoint, model: QaLoraModel): void {
+  for (const p of model.parameters()) {
+    const value = tensor(opened.file, p.name, opened.path).data;
+    if (value.length !== p.value.length) throw new SafetensorsError(opened.path, `tensor ${p.name} has ${value.length} values, the model ${p.value.length}`);
     p.value.set(value);
-    m.push(Float64Array.from(tensor(file, `${p.name}.adam_m`, path).data));
-    v.push(Float64Array.from(tensor(file, `${p.name}.adam_v`, path).data));
   }
-  optimizer.restore({ step, m, v });
-  return step;
+}
+
+/** Restores model and optimizer in place, to continue from `opened.step`. */
+export function restoreTraining(opened: OpenedCheckpoint, model: QaLoraModel, optimizer: AdamW): void {
+  restoreAdapters(opened, model);
+  const params = model.parameters();
+  const m = params.map((p) => Float64Array.from(tensor(opened.file, `${p.name}.adam_m`, opened.path).data));
+  const v = params.map((p) => Float64Array.from(tensor(opened.file, `${p.name}.adam_v`, opened.path).data));
+  optimizer.restore({ step: opened.step, m, v });
 }
 
 /** Only the adapters of a run's checkpoint, for evaluation, merging and generation. */
-export function loadAdapters(path: string, model: QaLoraModel, expected: Omit<RunIdentity, 'seed'>): number {
-  const file = readSafetensors(path);
-  if (file.metadata.format !== CHECKPOINT_FORMAT) throw new SafetensorsError(path, `not a qalc training checkpoint (format ${JSON.stringify(file.metadata.format)})`);
-  if (file.metadata.spec !== expected.spec || file.metadata.plan_hash !== expected.planHash) {
-    throw new SafetensorsError(path, `was written by a run of spec '${file.metadata.spec}' with another plan: its adapters do not fit this one`);
-  }
-  for (const p of model.parameters()) {
-    const value = tensor(file, p.name, path).data;
-    if (value.length !== p.value.length) throw new SafetensorsError(path, `tensor ${p.name} has ${value.length} values, the model ${p.value.length}`);
-    p.value.set(value);
-  }
-  return Number(file.metadata.step);
+export function loadAdapters(path: string, plan: Plan, model: QaLoraModel): { step: number; changes: readonly string[] } {
+  const opened = openCheckpoint(path, plan, 'its adapters do not fit this one');
+  restoreAdapters(opened, model);
+  return { step: opened.step, changes: opened.changes };
+}
+
+/** The notice for a checkpoint used under settings other than those it was written with. */
+export function changesNotice(path: string, changes: readonly string[], consequence = ''): string | undefined {
+  return changes.length === 0 ? undefined : `note: ${path} was written under other settings than the spec's now: ${changes.join('; ')}${consequence}`;
 }

@@ -19,7 +19,8 @@ export interface Dataset {
   readonly trainTokens: number;
   readonly evalTokens: number;
   batch(seed: number, batchSize: number, seqLen: number): Batch;
-  evalBatches(batchSize: number, seqLen: number, limit: number): Batch[];
+  /** The held-out part in order, B rows a batch (the last may have fewer): all of it, or the first `limit` batches. */
+  evalBatches(batchSize: number, seqLen: number, limit?: number): Batch[];
 }
 
 function readText(path: string): string {
@@ -57,9 +58,9 @@ export function textDataset(path: string, tokenizer: Tokenizer, tokenizerBytes: 
       if (train.length <= seqLen + 1) throw new DataError(path, `${train.length} training tokens are too few for sequences of ${seqLen}`);
       return randomBatch(train, batchSize, seqLen, createRng(seed));
     },
-    evalBatches(batchSize, seqLen, limit) {
+    evalBatches(batchSize, seqLen, limit = Infinity) {
       const batches = sequentialBatches(held, batchSize, seqLen).slice(0, limit);
-      if (batches.length === 0) throw new DataError(evalPath ?? path, `the held-out part (${held.length} tokens) is too short for one ${batchSize}×${seqLen} batch: lower eval_fraction's complement or seq_len`);
+      if (batches.length === 0) throw new DataError(evalPath ?? path, `the held-out part (${held.length} tokens) is too short for one sequence of ${seqLen}: raise eval_fraction or lower seq_len`);
       return batches;
     },
   };
@@ -139,10 +140,9 @@ export function alpacaDataset(path: string, tokenizer: Tokenizer, evalFraction: 
       const rng = createRng(seed);
       return alpacaBatch(Array.from({ length: batchSize }, () => train[rng.int(train.length)]!), seqLen);
     },
-    evalBatches(batchSize, seqLen, limit) {
+    evalBatches(batchSize, seqLen, limit = Infinity) {
       const batches: Batch[] = [];
-      for (let i = 0; i + batchSize <= held.length && batches.length < limit; i += batchSize) batches.push(alpacaBatch(held.slice(i, i + batchSize), seqLen));
-      if (batches.length === 0) throw new DataError(path, `the held-out part (${held.length} examples) is smaller than one batch of ${batchSize}`);
+      for (let i = 0; i < held.length && batches.length < limit; i += batchSize) batches.push(alpacaBatch(held.slice(i, i + batchSize), seqLen));
       return batches;
     },
   };

@@ -1,17 +1,22 @@
 // `qalc eval`: the held-out loss of a spec's model — quantized, with a run's adapters or none —
-// or of a merged model, on the same batches, so the two can be compared number for number.
+// or of a merged model, on the same batches, so the two can be compared number for number: by
+// default the whole held-out split, as `qalc train` measures it.
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { readMergedModelAsDense } from '../export/merged-model.ts';
 import type { Plan } from '../plan/plan.ts';
-import { loadAdapters } from './checkpoint.ts';
+import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
+import { heldOutLoss } from './held-out-loss.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
-import { evaluate, planHash, setUpTraining, TrainingError } from './trainer.ts';
+import { runLockHolder } from './run-lock.ts';
+import { setUpTraining, TrainingError } from './trainer.ts';
 
 export interface EvaluateOptions {
   readonly plan: Plan;
   readonly specDir: string;
-  readonly batches: number;
+  /** The first this many held-out batches; all of them by default. */
+  readonly batches?: number;
   /** A run's checkpoint: its adapters are used when it exists. */
   readonly checkpoint?: string;
   /** Or a merged model to evaluate instead of the spec's quantized one. */
@@ -22,9 +27,13 @@ export interface EvaluateOptions {
 export interface EvaluateResult {
   readonly what: string;
   readonly loss: number;
+  /** Held-out target tokens the loss averages over. */
+  readonly tokens: number;
   readonly batches: number;
   readonly batchSize: number;
   readonly seqLen: number;
+  /** What the user should know: a run still training, settings changed since the checkpoint. */
+  readonly notices: readonly string[];
 }
 
 export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateResult> {
@@ -34,6 +43,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateRes
   const batches = setup.dataset.evalBatches(batchSize, seqLen, options.batches);
   let model = setup.model;
   let what = `${options.plan.spec}, quantized, adapters at initialisation (B = 0)`;
+  const notices: string[] = [];
   if (options.mergedModel) {
     const dense = readMergedModelAsDense(options.mergedModel);
     if (JSON.stringify(dense.arch) !== JSON.stringify(options.plan.model.architecture)) {
@@ -42,8 +52,13 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateRes
     model = denseModel(dense, options.ops);
     what = `${options.mergedModel}, merged`;
   } else if (options.checkpoint && existsSync(options.checkpoint)) {
-    const step = loadAdapters(options.checkpoint, model, { spec: options.plan.spec, planHash: planHash(options.plan) });
+    const holder = runLockHolder(dirname(options.checkpoint));
+    if (holder) notices.push(`note: ${dirname(options.checkpoint)} is still being written by ${holder}: this is its checkpoint as of now`);
+    const { step, changes } = loadAdapters(options.checkpoint, options.plan, model);
+    const changed = changesNotice(options.checkpoint, changes);
+    if (changed) notices.push(changed);
     what = `${options.plan.spec}, quantized, adapters of ${options.checkpoint} (step ${step})`;
   }
-  return { what, loss: await evaluate(model, batches), batches: batches.length, batchSize, seqLen };
+  const { loss, tokens } = await heldOutLoss(model, batches);
+  return { what, loss, tokens, batches: batches.length, batchSize, seqLen, notices };
 }

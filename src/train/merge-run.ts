@@ -3,10 +3,12 @@
 import { existsSync } from 'node:fs';
 import { readMergedModelAsDense, writeMergedModel } from '../export/merged-model.ts';
 import type { Plan } from '../plan/plan.ts';
-import { loadAdapters } from './checkpoint.ts';
+import { dirname } from 'node:path';
+import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
-import { planHash, setUpTraining, TrainingError } from './trainer.ts';
+import { lockRunFolder } from './run-lock.ts';
+import { setUpTraining, TrainingError } from './trainer.ts';
 
 /** Float32 activations through a different order of operations: well within this. */
 export const MERGE_TOLERANCE = 1e-4;
@@ -17,12 +19,28 @@ export interface MergeResult {
   readonly lossBefore: number;
   readonly lossAfter: number;
   readonly relativeDifference: number;
+  /** Settings changed since the checkpoint was written, a stale lock taken over. */
+  readonly notices: readonly string[];
 }
 
 export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string, ops?: TrainingOps): Promise<MergeResult> {
   if (!existsSync(checkpoint)) throw new TrainingError(`no run to merge: ${checkpoint} does not exist (train first, or give --out)`);
+  // The merged model goes into the run folder: not while a training writes it (its checkpoint
+  // would be a moving target), nor two merges at once.
+  const notices: string[] = [];
+  const lock = lockRunFolder(dirname(path), 'merge', (text) => notices.push(text));
+  try {
+    return { ...(await mergeLocked(plan, specDir, checkpoint, path, ops, notices)), notices };
+  } finally {
+    lock.release();
+  }
+}
+
+async function mergeLocked(plan: Plan, specDir: string, checkpoint: string, path: string, ops: TrainingOps | undefined, notices: string[]): Promise<Omit<MergeResult, 'notices'>> {
   const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
-  const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });
+  const { step, changes } = loadAdapters(checkpoint, plan, model);
+  const changed = changesNotice(checkpoint, changes);
+  if (changed) notices.push(changed);
   writeMergedModel(path, model, weights, plan.spec);
 
   const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);

@@ -5,16 +5,18 @@ import { resolve } from 'node:path';
 import { mergedDenseCheckpoint } from '../export/merged-model.ts';
 import type { Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import type { Plan } from '../plan/plan.ts';
-import { loadAdapters } from './checkpoint.ts';
-import { planHash, setUpTraining } from './trainer.ts';
+import { changesNotice, loadAdapters } from './checkpoint.ts';
+import { setUpTraining } from './trainer.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 
 export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string, ops?: TrainingOps): { weights: Llama2cCheckpoint; tokenizerPath?: string; description: string } {
   const { model, weights } = setUpTraining(plan, specDir, ops);
   let description = `${plan.spec}: quantized, no run at ${checkpoint}: the adapters are at initialisation (B = 0)`;
   if (existsSync(checkpoint)) {
-    const step = loadAdapters(checkpoint, model, { spec: plan.spec, planHash: planHash(plan) });
+    const { step, changes } = loadAdapters(checkpoint, plan, model);
     description = `${plan.spec}: quantized, with the adapters of ${checkpoint} (step ${step}) merged`;
+    const changed = changesNotice(checkpoint, changes);
+    if (changed) description += `\n${changed}`;
   }
   return {
     weights: mergedDenseCheckpoint(model, weights),

@@ -4,22 +4,26 @@
 //
 //   out/train.jsonl        one object per step: step, loss, lr, grad_norm, tokens_per_s, …
 //   out/checkpoint.safetensors   adapters + optimizer state + step (see checkpoint.ts)
-//   out/loss.svg, out/summary.json   at the end
-import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+//   out/loss.svg, out/summary.json   at the end, of the whole run (see run-records.ts)
+//   out/run.lock           while a process writes the folder (see run-lock.ts)
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
 import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type ScheduleRecord } from './checkpoint.ts';
 import { alpacaDataset, textDataset, type Dataset } from './data.ts';
-import { lossCurveSvg, type LossPoint } from './loss-plot.ts';
+import { heldOutLoss, heldOutTokens } from './held-out-loss.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
+import { lockRunFolder } from './run-lock.ts';
+import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
 import { stepSeed } from './seeds.ts';
+
+export type { TrainSummary } from './run-records.ts';
 
 /** A failure of the run that is not a bug: bad data, a diverging loss. Names what and where. */
 export class TrainingError extends Error {
@@ -37,21 +41,10 @@ export interface TrainOptions {
   readonly steps?: number;
   readonly resume?: boolean;
   readonly progress?: Progress;
-  /** Held-out batches per evaluation (the first ones of the held-out part, always the same). */
+  /** Held-out batches per evaluation (the first ones of the held-out part); all of them by default. */
   readonly evalBatches?: number;
   /** The backend's ops (see src/runtime/cpu/backend.ts); the TypeScript reference by default. */
   readonly ops?: TrainingOps;
-}
-
-export interface TrainSummary {
-  readonly steps: number;
-  readonly resumedFrom: number | null;
-  readonly firstLoss: number;
-  readonly lastLoss: number;
-  readonly evalLossBefore: number;
-  readonly evalLossAfter: number;
-  readonly tokensPerSecond: number;
-  readonly seconds: number;
 }
 
 type Settings = Readonly<Record<string, number | boolean | string | readonly string[]>>;
@@ -62,11 +55,6 @@ export interface TrainingSetup {
   readonly tokenizer: Tokenizer;
   readonly dataset: Dataset;
   readonly settings: Settings;
-}
-
-export function planHash(plan: Plan): string {
-  // The layers and model decide what a checkpoint's tensors mean; training knobs may change.
-  return createHash('sha256').update(JSON.stringify({ model: plan.model.architecture, layers: plan.layers })).digest('hex').slice(0, 16);
 }
 
 function requireTrainSettings(plan: Plan): Settings {
@@ -95,18 +83,40 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): T
   return { model, weights, tokenizer, dataset, settings };
 }
 
-export async function evaluate(model: QaLoraModel, batches: readonly ReturnType<Dataset['batch']>[]): Promise<number> {
-  let total = 0;
-  for (const batch of batches) total += await model.forward(batch, { training: false });
-  return total / batches.length;
+function scheduleOf(settings: Settings, steps: number): ScheduleRecord {
+  const kind = settings.schedule === 'linear' || settings.schedule === 'cosine' ? settings.schedule : 'constant';
+  return { kind, peak: Number(settings.lr), warmup: Number(settings.warmup), total: steps };
 }
 
-function schedule(settings: Settings, steps: number): Schedule {
-  const options = { peak: Number(settings.lr), warmup: Number(settings.warmup), total: steps };
-  switch (settings.schedule) {
-    case 'linear': return linearSchedule(options);
-    case 'cosine': return cosineSchedule(options);
-    default: return constantSchedule(options);
+function scheduleFunction(record: ScheduleRecord): Schedule {
+  switch (record.kind) {
+    case 'linear': return linearSchedule(record);
+    case 'cosine': return cosineSchedule(record);
+    default: return constantSchedule(record);
+  }
+}
+
+const describeSchedule = (s: ScheduleRecord) => `${s.kind} schedule (peak lr ${s.peak}, warm-up ${s.warmup}${s.kind === 'constant' ? '' : `, ${s.total} steps`})`;
+
+/**
+ * A resumed run keeps the schedule it began with, so that it computes what the run would have
+ * without the stop. Asking for another number of steps says what that means, and is refused
+ * where it cannot mean anything: going back, or steps past a decay's end, where the lr is 0.
+ */
+function checkResumedSteps(schedule: ScheduleRecord, current: ScheduleRecord, at: number, steps: number, out: string, progress: Progress): void {
+  if (steps < at) throw new TrainingError(`the run in ${out} is already at step ${at}, past the ${steps} steps asked for: resume with --steps ${at} or more`);
+  const decays = schedule.kind !== 'constant';
+  if (decays && steps > schedule.total) {
+    throw new TrainingError(`${steps} steps run past the end of this run's ${schedule.total}-step ${schedule.kind} schedule, where the learning rate has decayed to 0: ` +
+      `steps ${schedule.total + 1}–${steps} would not train. ${at < schedule.total ? `Resume with --steps ${schedule.total} or fewer` : `The run is complete at step ${at}`}; ` +
+      `to train ${steps} steps, start a new run (another --out) with steps = ${steps}`);
+  }
+  if (JSON.stringify({ ...current, total: 0 }) !== JSON.stringify({ ...schedule, total: 0 }) || (decays && current.total !== schedule.total)) {
+    progress.message(`note: the run keeps the learning-rate schedule it began with: ${describeSchedule(schedule)}`);
+  }
+  if (steps === at) progress.message(`the run in ${out} is complete at step ${at}: nothing to train`);
+  else if (decays && steps < schedule.total) {
+    progress.message(`note: stopping at step ${steps} of this run's ${schedule.total}-step ${schedule.kind} schedule: the learning rate there is ${scheduleFunction(schedule)(steps - 1).toExponential(2)}, not decayed to 0`);
   }
 }
 
@@ -131,23 +141,18 @@ function checkFinite(model: QaLoraModel, step: number, loss: number): void {
   }
 }
 
-/** On resume, the log keeps exactly the steps the checkpoint holds. */
-function truncateLog(path: string, lastStep: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
-    if (line.trim() === '') return false;
-    try {
-      return (JSON.parse(line) as { step: number }).step <= lastStep;
-    } catch {
-      return false; // a line cut short by the kill
-    }
-  });
-  writeFileSync(path, kept.map((l) => l + '\n').join(''));
+export async function train(options: TrainOptions): Promise<TrainSummary> {
+  const progress = options.progress ?? new Progress();
+  const lock = lockRunFolder(options.out, 'train', (text) => progress.message(text));
+  try {
+    return await trainLocked(options, progress);
+  } finally {
+    lock.release();
+  }
 }
 
-export async function train(options: TrainOptions): Promise<TrainSummary> {
+async function trainLocked(options: TrainOptions, progress: Progress): Promise<TrainSummary> {
   const { plan, specDir, out } = options;
-  const progress = options.progress ?? new Progress();
   const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops);
   const steps = options.steps ?? Number(settings.steps);
   const batchSize = Number(settings.batch);
@@ -156,38 +161,49 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   const seed = Number(settings.seed);
   const evalEvery = Number(settings.eval_every);
   const checkpointEvery = Number(settings.checkpoint_every);
+  const checkpointPath = join(out, 'checkpoint.safetensors');
+  const logPath = join(out, 'train.jsonl');
+  const evalBatches = dataset.evalBatches(batchSize, seqLen, options.evalBatches);
+
+  const requested = scheduleOf(settings, steps);
+  let schedule = requested;
+  let step = 0;
+  let resumedFrom: number | null = null;
+  let evalLossBefore: number | undefined;
+  const opened = options.resume ? openCheckpoint(checkpointPath, plan, 'it cannot resume this one (start again without --resume, or use another --out)') : undefined;
+  if (opened) {
+    step = opened.step;
+    resumedFrom = step;
+    schedule = opened.schedule ?? requested;
+    evalLossBefore = opened.evalLossBefore;
+    progress.message(`resuming ${plan.spec} at step ${step} from ${checkpointPath}`);
+    const notice = changesNotice(checkpointPath, opened.changes, `; the spec's settings apply from step ${step + 1} on, but for the learning-rate schedule`);
+    if (notice) progress.message(notice);
+    checkResumedSteps(schedule, requested, step, steps, out, progress);
+  } else if (existsSync(checkpointPath)) {
+    throw new TrainingError(`${out} already holds a run (${checkpointPath}): continue it with --resume, or choose another --out`);
+  }
   const optimizer = new AdamW(model.parameters(), {
-    lr: schedule(settings, steps),
+    lr: scheduleFunction(schedule),
     beta1: Number(settings.beta1), beta2: Number(settings.beta2), eps: Number(settings.eps),
     weightDecay: Number(settings.weight_decay), maxGradNorm: Number(settings.max_grad_norm),
   });
 
-  mkdirSync(out, { recursive: true });
-  const checkpointPath = join(out, 'checkpoint.safetensors');
-  const logPath = join(out, 'train.jsonl');
-  const identity = { spec: plan.spec, planHash: planHash(plan), seed };
-  let step = 0;
-  let resumedFrom: number | null = null;
-  if (options.resume) {
-    step = loadCheckpoint(checkpointPath, model, optimizer, identity);
-    resumedFrom = step;
+  // The loss before training is the base model's (B = 0): measured before the checkpoint's
+  // adapters are loaded, unless the checkpoint recorded it.
+  evalLossBefore ??= (await heldOutLoss(model, evalBatches)).loss;
+  const evalTokens = heldOutTokens(evalBatches);
+  if (opened) {
+    restoreTraining(opened, model, optimizer);
     truncateLog(logPath, step);
-    progress.message(`resuming ${plan.spec} at step ${step} from ${checkpointPath}`);
-  } else if (existsSync(checkpointPath)) {
-    throw new TrainingError(`${out} already holds a run (${checkpointPath}): continue it with --resume, or choose another --out`);
   } else {
     writeFileSync(logPath, '');
+    progress.message(`${plan.spec}: ${dataset.trainTokens.toLocaleString('en-US')} training tokens, ${dataset.evalTokens.toLocaleString('en-US')} held out; ` +
+      `held-out loss before training ${evalLossBefore.toFixed(4)} (over ${evalTokens.toLocaleString('en-US')} tokens)`);
   }
-
-  const evalBatches = dataset.evalBatches(batchSize, seqLen, options.evalBatches ?? 4);
-  const evalLossBefore = await evaluate(model, evalBatches);
-  if (resumedFrom === null) progress.message(`${plan.spec}: ${dataset.trainTokens.toLocaleString('en-US')} training tokens, ${dataset.evalTokens.toLocaleString('en-US')} held out; held-out loss before training ${evalLossBefore.toFixed(4)}`);
 
   const tokensPerStep = batchSize * seqLen * accumulation;
   const started = performance.now();
-  let firstLoss = NaN;
-  let lastLoss = NaN;
-  let evalLoss = evalLossBefore;
   const startStep = step;
   while (step < steps) {
     const stepStarted = performance.now();
@@ -205,37 +221,18 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
     const report = optimizer.step();
     step = report.step;
     const seconds = (performance.now() - stepStarted) / 1000;
-    if (Number.isNaN(firstLoss)) firstLoss = loss;
-    lastLoss = loss;
-    const record: Record<string, number> = {
-      step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds,
-    };
+    let record: StepRecord = { step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds };
     if (step % evalEvery === 0 || step === steps) {
-      evalLoss = await evaluate(model, evalBatches);
-      record.eval_loss = evalLoss;
-      record.eval_perplexity = Math.exp(evalLoss);
+      const evalStarted = performance.now();
+      const evaluation = await heldOutLoss(model, evalBatches);
+      record = { ...record, eval_loss: evaluation.loss, eval_perplexity: Math.exp(evaluation.loss), eval_tokens: evaluation.tokens, eval_seconds: (performance.now() - evalStarted) / 1000 };
     }
     appendFileSync(logPath, JSON.stringify(record) + '\n');
-    if (step % checkpointEvery === 0 || step === steps) saveCheckpoint(checkpointPath, model, optimizer, { ...identity, step });
+    if (step % checkpointEvery === 0 || step === steps) saveCheckpoint(checkpointPath, plan, model, optimizer, { step, seed, schedule, evalLossBefore });
     const elapsed = (performance.now() - started) / 1000;
     const rate = (step - startStep) / elapsed;
     progress.update({ step, steps, loss, lr: report.lr, tokensPerSecond: tokensPerStep / seconds, secondsLeft: (steps - step) / rate });
   }
   progress.done();
-
-  const seconds = (performance.now() - started) / 1000;
-  const summary: TrainSummary = {
-    steps, resumedFrom, firstLoss, lastLoss, evalLossBefore, evalLossAfter: evalLoss,
-    tokensPerSecond: ((steps - startStep) * tokensPerStep) / seconds, seconds,
-  };
-  writeFinalReport(out, plan.spec, logPath, summary);
-  return summary;
-}
-
-function writeFinalReport(out: string, spec: string, logPath: string, summary: TrainSummary): void {
-  const records = readFileSync(logPath, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { step: number; loss: number; eval_loss?: number });
-  const trainPoints: LossPoint[] = records.map((r) => ({ step: r.step, loss: r.loss }));
-  const evalPoints: LossPoint[] = [{ step: 0, loss: summary.evalLossBefore }, ...records.filter((r) => r.eval_loss !== undefined).map((r) => ({ step: r.step, loss: r.eval_loss! }))];
-  writeFileSync(join(out, 'loss.svg'), lossCurveSvg(`${spec}: QA-LoRA fine-tuning`, trainPoints, evalPoints));
-  writeFileSync(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  return writeRunReport(out, plan.spec, { resumedFrom, evalLossBefore, evalTokens });
 }

@@ -92,6 +92,19 @@ describe('qalc', () => {
   });
 });
 
+describe('qalc generate', () => {
+  it('prints only the text on stdout, and its speed on stderr', () => {
+    const r = qalc(['generate', '../shared/models/stories260K/stories260K.bin', '--tokenizer', '../shared/models/stories260K/tok512.bin', '--steps', '20', '--prompt', 'Once upon a time']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.startsWith('Once upon a time')).toBe(true);
+    const speed = /^generated (\d+) tokens \((\d+) of them the prompt\) in ([\d.]+) s: ([\d,]+) tokens\/s$/m.exec(r.stderr);
+    expect(speed, r.stderr).not.toBeNull();
+    expect(Number(speed![1])).toBe(20); // --steps counts forward passes, one a token
+    expect(Number(speed![2])).toBeGreaterThan(0);
+    expect(Number(speed![4].replace(/,/g, ''))).toBeGreaterThan(0);
+  });
+});
+
 describe('qalc inspect, the later stages', () => {
   it('lists the kernels, prints one, and shows the IR after a pass', () => {
     const list = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'wgsl']);

@@ -18,15 +18,15 @@ export const evalCommand: Command = {
   optionHelp: {
     out: 'the run whose adapters to use (default: generated/<spec>/run, if it has a checkpoint)',
     model: 'evaluate this merged model (from `qalc merge`) on the spec\'s held-out data',
-    batches: 'held-out batches to average over (default 8)',
+    batches: 'average over the first N held-out batches only (default: all of the held-out split, as train measures it)',
     backend: 'cpu (the default), webgpu (every op as WGSL through Dawn, the quantized linear layers on the spec\'s compiled kernels) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda)',
     help: 'show this help',
   },
   async run(positionals, values) {
     if (positionals.length !== 1) throw new UsageError('eval takes exactly one spec file', 'eval');
-    const batches = Number(values.batches ?? 8);
-    if (!(Number.isInteger(batches) && batches >= 1)) throw new UsageError(`--batches must be a positive integer`, 'eval');
+    const batches = values.batches === undefined ? undefined : Number(values.batches);
+    if (batches !== undefined && !(Number.isInteger(batches) && batches >= 1)) throw new UsageError(`--batches must be a positive integer`, 'eval');
     const loaded = await planOf(positionals[0]!, 'eval');
     if (typeof loaded === 'number') return loaded;
     const { evaluateRun } = await import('../../train/evaluate-run.ts');
@@ -35,13 +35,14 @@ export const evalCommand: Command = {
     let result;
     try {
       result = await evaluateRun({
-        plan: loaded.plan, specDir: loaded.specDir, batches, ops: chosen.ops,
+        plan: loaded.plan, specDir: loaded.specDir, ...(batches ? { batches } : {}), ops: chosen.ops,
         ...(values.model ? { mergedModel: values.model as string } : { checkpoint: join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors') }),
       });
     } finally {
       chosen.close();
     }
-    process.stderr.write(`${result.what}: ${result.batches} held-out batches of ${result.batchSize}×${result.seqLen} tokens\n`);
+    for (const notice of result.notices) process.stderr.write(`${notice}\n`);
+    process.stderr.write(`${result.what}: ${result.tokens.toLocaleString('en-US')} held-out tokens (${result.batches} batches of up to ${result.batchSize}×${result.seqLen})\n`);
     process.stdout.write(`loss ${result.loss.toFixed(6)} perplexity ${Math.exp(result.loss).toFixed(4)}\n`);
     return 0;
   },

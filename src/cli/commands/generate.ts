@@ -5,7 +5,7 @@ import { UsageError, type Command } from '../usage.ts';
 
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint (run unquantized), a merged model from `qalc merge`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout.',
+  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint (run unquantized), a merged model from `qalc merge`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
   usage: 'qalc generate MODEL_OR_SPEC [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
   options: {
     tokenizer: { type: 'string' },
@@ -67,8 +67,14 @@ export const generateCommand: Command = {
     }
     const tokenizer = readTokenizer(tokenizerPath, weights.arch.vocab);
     const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
-    const result = generate(cpu.decoder(weights), tokenizer, { steps, temperature, seed, prompt });
+    const decoder = cpu.decoder(weights);
+    const started = performance.now();
+    const result = generate(decoder, tokenizer, { steps, temperature, seed, prompt });
+    const seconds = (performance.now() - started) / 1000;
     process.stdout.write(result.text + '\n');
+    // Every token is one forward pass, the prompt's included (they are run one at a time too).
+    process.stderr.write(`generated ${result.tokens.length} tokens (${Math.min(prompt.length, result.tokens.length)} of them the prompt) in ${seconds.toFixed(2)} s: ` +
+      `${Math.round(result.tokens.length / seconds).toLocaleString('en-US')} tokens/s\n`);
     return 0;
   },
 };

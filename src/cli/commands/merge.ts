@@ -24,6 +24,7 @@ export const mergeCommand: Command = {
     if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
     const out = (values.out as string | undefined) ?? defaultRunDir(loaded.plan);
     const result = await mergeRun(loaded.plan, loaded.specDir, join(out, 'checkpoint.safetensors'), join(out, 'merged.safetensors'), cpu.ops);
+    for (const notice of result.notices) process.stderr.write(`${notice}\n`);
     process.stderr.write(`merged the adapters of step ${result.step} into ${result.path}\n` +
       `check on a held-out batch: loss ${result.lossBefore.toFixed(6)} with adapters, ${result.lossAfter.toFixed(6)} merged (relative difference ${result.relativeDifference.toExponential(2)})\n`);
     return 0;

@@ -19,7 +19,7 @@ export const trainCommand: Command = {
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda; missing fatbins are built when nvcc is on PATH)',
     steps: 'optimizer steps (default: the spec\'s train.steps)',
     out: 'run folder (default: generated/<spec>/run)',
-    resume: 'continue the run in the folder from its last checkpoint',
+    resume: 'continue the run in the folder from its last checkpoint, on the learning-rate schedule it began with (--steps may stop it earlier, not run past a decaying schedule\'s end)',
     help: 'show this help',
   },
   async run(positionals, values) {
@@ -41,8 +41,9 @@ export const trainCommand: Command = {
       chosen.close();
     }
     process.stderr.write(
-      `${loaded.plan.spec}: ${summary.steps} steps${summary.resumedFrom !== null ? ` (resumed at ${summary.resumedFrom})` : ''} in ${summary.seconds.toFixed(1)} s, ` +
-      `${Math.round(summary.tokensPerSecond)} tokens/s; held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} ` +
+      `${loaded.plan.spec}: ${summary.steps} steps${summary.resumedFrom !== null ? ` (resumed at ${summary.resumedFrom})` : ''} in ${summary.seconds.toFixed(1)} s ` +
+      `(${summary.evalSeconds.toFixed(1)} s of it held-out evaluation), ${Math.round(summary.tokensPerSecond)} tokens/s; ` +
+      `held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} over ${summary.evalTokens.toLocaleString('en-US')} tokens ` +
       `(perplexity ${Math.exp(summary.evalLossBefore).toFixed(2)} → ${Math.exp(summary.evalLossAfter).toFixed(2)})\n` +
       `wrote ${out}/train.jsonl, checkpoint.safetensors, loss.svg, summary.json\n`);
     return 0;

@@ -20,6 +20,13 @@ function counts(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined,
   return targets[row] >= 0 && (mask === undefined || mask[row] !== 0);
 }
 
+/** How many of the rows count towards the loss. */
+export function countedRows(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number): number {
+  let counted = 0;
+  for (let row = 0; row < rows; row++) if (counts(targets, mask, row)) counted++;
+  return counted;
+}
+
 /** Writes softmax(logits) to probs ([rows, vocab]) for the backward and returns the loss. */
 export function crossEntropyForward(
   probs: Floats, logits: Floats, targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number, vocab: number,
@@ -46,8 +53,7 @@ export function crossEntropyForward(
 export function crossEntropyBackward(
   dLogits: Floats, probs: Floats, targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number, vocab: number, dLoss = 1,
 ): void {
-  let counted = 0;
-  for (let row = 0; row < rows; row++) if (counts(targets, mask, row)) counted++;
+  const counted = countedRows(targets, mask, rows);
   if (counted === 0) return;
   const scale = dLoss / counted;
   for (let row = 0; row < rows; row++) {
