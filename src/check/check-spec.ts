@@ -63,7 +63,9 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
     return true;
   };
 
-  const blocks = new Map<string, { settings: CheckedSettings; span: SourceSpan }>();
+  // `written`: every key the block sets, right or wrong; a wrong value is reported where it is
+  // written, so a missing-key error would only repeat it.
+  const blocks = new Map<string, { settings: CheckedSettings; written: ReadonlySet<string>; span: SourceSpan }>();
   const overrideStatements: Extract<Statement, { kind: 'override' }>[] = [];
   const targets: CheckedTarget[] = [];
 
@@ -79,7 +81,7 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
       case 'block': {
         if (!once(statement.block, statement, `${statement.block} block`)) break;
         const settings = checkBody(statement.body, BLOCK_SCHEMAS[statement.block]!, `the ${statement.block} block`, out);
-        blocks.set(statement.block, { settings, span: statement.span });
+        blocks.set(statement.block, { settings, written: new Set(statement.body.settings.map((s) => s.key)), span: statement.span });
         break;
       }
       case 'target': {
@@ -111,12 +113,12 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
   if (!model && complete) out.push(error(entrySpan, 'the spec has no model block', 'add `model { preset = llama2_7b }` or `model { checkpoint = "…" }`'));
   if (!quant && complete) out.push(error(entrySpan, 'the spec has no quant block', 'add `quant { bits = 4  group = 32 }`'));
   for (const key of ['bits', 'group']) {
-    if (quant && !quant.settings.has(key) && !loaded.filesWithSyntaxErrors.has(quant.span.file)) {
+    if (quant && !quant.written.has(key) && !loaded.filesWithSyntaxErrors.has(quant.span.file)) {
       out.push(error({ ...quant.span, length: 5 }, `the quant block must set ${key}`, key === 'bits' ? 'bits = 4' : 'group = 32 (the paper\'s choice)'));
     }
   }
   const adapter = blocks.get('adapter');
-  if (adapter && !adapter.settings.has('rank') && !loaded.filesWithSyntaxErrors.has(adapter.span.file)) {
+  if (adapter && !adapter.written.has('rank') && !loaded.filesWithSyntaxErrors.has(adapter.span.file)) {
     out.push(error({ ...adapter.span, length: 7 }, 'the adapter block must set rank', 'rank = 64 (the paper\'s choice)'));
   }
 

@@ -1,8 +1,9 @@
 // Reads a spec and the files it includes. `include "common.qal"` splices that file's
-// statements in at that point; its path is relative to the including file. The result is the
-// statements of all files in order, with the text of each file kept for error messages.
+// statements in at that point; a relative path is relative to the including file, an absolute
+// one is used as it is. The result is the statements of all files in order, with the text of
+// each file kept for error messages.
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { error, fileSpan, type Diagnostic, type SourceSpan } from '../diagnostics/diagnostic.ts';
 import type { SourceFile, Statement } from './ast.ts';
 import { parseSource } from './parse.ts';
@@ -54,7 +55,8 @@ export function loadSpec(entry: string, readText: ReadText = readUtf8): LoadedSp
     if (parsed.diagnostics.length > 0) filesWithSyntaxErrors.add(path);
     for (const statement of parsed.file.statements) {
       if (statement.kind === 'include') {
-        visit(join(dirname(path), statement.path), statement.pathSpan, [...stack, absolute]);
+        const included = isAbsolute(statement.path) ? statement.path : join(dirname(path), statement.path);
+        visit(included, statement.pathSpan, [...stack, absolute]);
       } else {
         statements.push(statement);
       }

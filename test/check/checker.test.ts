@@ -60,6 +60,14 @@ describe('settings', () => {
   it('requires bits, group and an adapter rank', () => {
     expect(errors('quant { bits = 4 }\nadapter { alpha = 16 }').join('\n')).toMatch(/must set group[\s\S]*must set rank/);
   });
+
+  it('says a wrong value once, not also that the block lacks the key', () => {
+    expect(errors('quant { bits = 5  group = 32 }')).toEqual(['3:16: error: bits must be 2, 3, 4 or 8, not 5']);
+    expect(errors('quant { bits = 4  group = 0 }\nadapter { rank = -1 }')).toEqual([
+      '3:27: error: group must be at least 1, not 0',
+      '4:18: error: rank must be at least 1, not -1',
+    ]);
+  });
 });
 
 describe('the model', () => {
@@ -165,6 +173,16 @@ describe('includes', () => {
     const text = messages(r).join('\n');
     expect(text).toContain("'a.qal' includes itself");
     expect(text).toContain("cannot read spec 'c.qal': no such file");
+  });
+
+  it('reads an absolute include where it says, not below the including file\'s folder', () => {
+    const r = compileInline({
+      'specs/main.qal': 'spec m\ninclude "/abs/base.qal"\ninclude "local.qal"',
+      '/abs/base.qal': 'model { preset = llama_7b }',
+      'specs/local.qal': 'quant { bits = 4  group = 32 }',
+    });
+    expect(messages(r)).toEqual([]);
+    expect(r.loaded.files.map((f) => f.path)).toEqual(['specs/main.qal', '/abs/base.qal', 'specs/local.qal']);
   });
 });
 
