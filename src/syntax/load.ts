@@ -49,6 +49,15 @@ export function loadSpec(entry: string, readText: ReadText = readUtf8): LoadedSp
       diagnostics.push(error(includedFrom ?? fileSpan(path), `cannot read spec '${path}': ${reason}`));
       return;
     }
+    const nul = text.indexOf('\0');
+    if (nul >= 0) {
+      // A binary file would give an error for nearly every byte; one says more.
+      const line = (text.slice(0, nul).match(/\n/g)?.length ?? 0) + 1;
+      diagnostics.push(error({ file: path, line, col: nul - text.lastIndexOf('\n', nul), offset: nul, length: 1 },
+        'not a spec: a NUL byte, so this is a binary file', 'a spec is UTF-8 text: statements such as `quant { bits = 4 }`'));
+      filesWithSyntaxErrors.add(path);
+      return;
+    }
     const parsed = parseSource(text, path);
     files.push(parsed.file);
     diagnostics.push(...parsed.diagnostics);

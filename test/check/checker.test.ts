@@ -145,6 +145,17 @@ describe('layer rules', () => {
     expect(shadowed.join('\n')).toContain('bits here has no effect: every layer this override selects takes bits from a later override (line 5)');
   });
 
+  it('warns once per selector about layers the model does not have, however many are listed', () => {
+    const indices = Array.from({ length: 100_000 }, (_, i) => i).join(', ');
+    const r = compileSpec(`${QUANT}\noverride layers 30..40, 50, ${indices} { bits = 8 }`);
+    expect(messages(r)).toEqual([
+      '4:17: warning: layers 32..40, 50, 32 and 99,967 more match nothing: the model has 32 layers (0..31)',
+    ]);
+    expect(messages(compileSpec(`${QUANT}\noverride layers 40..47, 60 { bits = 8 }`))).toEqual([
+      '4:17: warning: layers 40..47 and 60 match nothing: the model has 32 layers (0..31)',
+    ]);
+  });
+
   it('warns about settings that cannot apply', () => {
     const r = messages(compileSpec(`${QUANT}\noverride layers 0 { rank = 4 }`));
     expect(r.join('\n')).toContain('rank has no effect on q, k, v, o, gate, up, down of layer 0: they have no adapter');
@@ -173,6 +184,12 @@ describe('includes', () => {
     const text = messages(r).join('\n');
     expect(text).toContain("'a.qal' includes itself");
     expect(text).toContain("cannot read spec 'c.qal': no such file");
+  });
+
+  it('names a binary file once, instead of an error for every byte', () => {
+    const r = compileInline({ 'main.qal': 'spec m\ninclude "blob.qal"', 'blob.qal': 'ab\ncd\u0000\u0001\u00ff'.repeat(5000) });
+    expect(messages(r)).toEqual(['2:3: error: not a spec: a NUL byte, so this is a binary file [hint: a spec is UTF-8 text: statements such as `quant { bits = 4 }`]']);
+    expect(r.diagnostics[0]!.span.file).toBe('blob.qal');
   });
 
   it('reads an absolute include where it says, not below the including file\'s folder', () => {

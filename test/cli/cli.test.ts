@@ -1,5 +1,5 @@
 // The qalc command as a user runs it: a real process, its exit status, stdout and stderr.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { main } from '../../src/cli/main.ts';
 function qalc(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], {
     encoding: 'utf8',
+    maxBuffer: 64 << 20,
     env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', ...env },
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
@@ -106,5 +107,61 @@ describe('qalc inspect, the later stages', () => {
     expect(qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forwad_k172_n64_b4_g43_qalora_r4_mean_bf16'])).toMatchObject({
       status: 1, stderr: expect.stringContaining("did you mean 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16'?"),
     });
+  });
+});
+
+describe('qalc check on hostile or huge input', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qalc-check-'));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('prints the first 20 errors and a count, however many there are', () => {
+    const junk = file('junk.qal', 'spec j\nmodel { preset = llama2_7b }\nquant { bits = 4  group = 32 }\n' + '@ ; $\n'.repeat(5000));
+    const r = qalc(['check', junk]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.match(/: error: /g)).toHaveLength(20);
+    expect(r.stderr).toMatch(/\n… and 14,980 more errors, not shown \(`qalc check --max-errors 0` shows them all\)\n15,000 errors, 0 warnings\n$/);
+    expect(r.stderr.length).toBeLessThan(4000);
+    expect(qalc(['check', '--max-errors', '0', junk]).stderr.match(/: error: /g)).toHaveLength(15_000);
+    expect(qalc(['check', '--max-errors', 'x', junk])).toMatchObject({ status: 1, stderr: expect.stringContaining("--max-errors must be a non-negative integer, not 'x'") });
+  });
+
+  it('never lets a spec write terminal escapes to stderr', () => {
+    const r = qalc(['check', file('esc.qal', 'spec e\nmodel { preset = "\x1b]0;owned\x07\x1b[2J" }\nquant { bits = 4  group = 32 }\n')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("unknown preset '\\x1b]0;owned\\x07\\x1b[2J'");
+    expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  });
+
+  it('--json gives every diagnostic as data on stdout, and the same exit status', () => {
+    const r = qalc(['check', '--json', 'examples/broken.qal', 'examples/stories260k.qal', join(dir, 'missing.qal')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('');
+    const document = JSON.parse(r.stdout) as { diagnostics: Record<string, unknown>[]; errors: number; warnings: number; omitted: { errors: number; warnings: number } };
+    expect(document.diagnostics).toContainEqual({
+      file: 'examples/broken.qal', line: 20, column: 27, endLine: 20, endColumn: 31, severity: 'error',
+      message: "'gaet' is not a value of projections: expected 'q', 'k', 'v', 'o', 'gate', 'up' or 'down'", hint: "did you mean 'gate'?",
+    });
+    expect(document.diagnostics).toContainEqual(expect.objectContaining({ file: 'examples/broken.qal', line: 23, severity: 'warning', hint: null }));
+    expect(document.diagnostics).toContainEqual(expect.objectContaining({ file: join(dir, 'missing.qal'), line: 1, column: 1, message: `cannot read spec '${join(dir, 'missing.qal')}': no such file` }));
+    expect(document.errors).toBe(document.diagnostics.filter((d) => d.severity === 'error').length);
+    expect(document.warnings).toBe(1);
+    expect(document.omitted).toEqual({ errors: 0, warnings: 0 });
+    expect(JSON.parse(qalc(['check', '--json', 'examples/stories260k.qal']).stdout)).toEqual({ diagnostics: [], errors: 0, warnings: 0, omitted: { errors: 0, warnings: 0 } });
+  });
+
+  it('keeps its exit status when whoever reads stderr stops reading', async () => {
+    const warnsOnly = file('warns.qal', 'spec w\nmodel { preset = llama2_7b }\nquant { bits = 4  group = 32 }\n' + 'override layers 40 { bits = 8 }\n'.repeat(30));
+    const errs = file('errs.qal', 'spec j\nmodel { preset = llama2_7b }\nquant { bits = 4  group = 32 }\n' + '@\n'.repeat(50));
+    const statusWithClosedStderr = (args: string[]) => new Promise<number | null>((done) => {
+      const child = spawn(process.execPath, ['src/cli/qalc.mjs', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.destroy(); // the reader goes away before qalc writes a byte
+      child.on('exit', (code) => done(code));
+    });
+    expect(await statusWithClosedStderr(['check', warnsOnly])).toBe(0);
+    expect(await statusWithClosedStderr(['check', errs])).toBe(1);
   });
 });
