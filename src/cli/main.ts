@@ -11,6 +11,8 @@ import { trainCommand } from './commands/train.ts';
 import { evalCommand } from './commands/eval.ts';
 import { mergeCommand } from './commands/merge.ts';
 import { generateCommand } from './commands/generate.ts';
+import { printable } from '../diagnostics/printable.ts';
+import { describeSystemError, isSystemError } from '../system-error.ts';
 import { isInputError } from './runtime-spec.ts';
 import { helpText, parse, UsageError, type Command } from './usage.ts';
 
@@ -56,13 +58,18 @@ export async function main(argv: string[], commands: readonly Command[] = COMMAN
     }
     return await command.run(positionals, values);
   } catch (e) {
+    // Messages name the user's paths and values: printed escaped, like a spec's diagnostics.
     if (e instanceof UsageError) {
-      process.stderr.write(`qalc${e.verb ? ` ${e.verb}` : ''}: ${e.message}\n`);
+      process.stderr.write(`qalc${e.verb ? ` ${e.verb}` : ''}: ${printable(e.message)}\n`);
       process.stderr.write(`run \`qalc${e.verb ? ` ${e.verb}` : ''} --help\` for usage\n`);
       return 1;
     }
     if (isInputError(e)) {
-      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${e.message}\n`);
+      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(e.message)}\n`);
+      return 1;
+    }
+    if (isSystemError(e)) {
+      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(describeSystemError(e))}\n`);
       return 1;
     }
     process.stderr.write(`qalc: internal error — this is a bug in qalc, not in your spec; please report it with the spec that caused it\n`);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileInline, compileSpec, messages, STORIES_BIN } from '../support/inline-spec.ts';
+import { writeLlama2c } from '../support/llama2c-file.ts';
 
 const QUANT = 'quant { bits = 4  group = 32 }';
 
@@ -102,6 +103,18 @@ describe('the model', () => {
 
   it('names a missing or truncated checkpoint', () => {
     expect(errors(QUANT, 'model { checkpoint = "nope.bin" }').join('\n')).toContain("cannot read checkpoint 'nope.bin': no such file or directory");
+  });
+
+  it('refuses an odd head size, which RoPE cannot rotate, whatever says the shapes', () => {
+    const arch = 'dim = 30  hidden_dim = 64  layers = 2  heads = 2  vocab = 100  context = 16';
+    expect(errors('quant { bits = 4  group = 2 }', `model { ${arch} }`)).toEqual([
+      '2:56: error: the head size is odd: dim = 30 / heads = 2 = 15, and RoPE rotates pairs of dimensions [hint: choose heads so that dim / heads is even]',
+    ]);
+    const checkpoint = writeLlama2c(join(mkdtempSync(join(tmpdir(), 'qalc-odd-')), 'odd.bin'),
+      { dim: 30, hiddenDim: 64, layers: 1, heads: 2, kvHeads: 2, vocab: 100, context: 16, tiedEmbeddings: true }, 20_000);
+    const fromFile = errors('quant { bits = 4  group = 2 }', `model { checkpoint = "${checkpoint}" }`);
+    expect(fromFile).toHaveLength(1);
+    expect(fromFile[0]).toContain(`the checkpoint's head size is odd: dim = 30 / heads = 2 = 15, and RoPE rotates pairs of dimensions`);
   });
 
   it('accepts a written-out architecture and checks heads divide', () => {

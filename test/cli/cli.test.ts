@@ -1,10 +1,11 @@
 // The qalc command as a user runs it: a real process, its exit status, stdout and stderr.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
+import { writeLlama2c } from '../support/llama2c-file.ts';
 
 function qalc(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], {
@@ -56,6 +57,28 @@ describe('qalc', () => {
     expect(await main(['crash'], [crash])).toBe(2);
     expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toContain('internal error — this is a bug in qalc');
     stderr.mockRestore();
+  });
+
+  it('exits 1, naming the file, when the operating system refuses a path the user gave', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const file = join(mkdtempSync(join(tmpdir(), 'qalc-')), 'a-file');
+    writeFileSync(file, '');
+    const mkdirOverFile = { name: 'mkdir', summary: '', usage: '', options: {}, optionHelp: {}, run: () => { mkdirSync(file); return 0; } };
+    expect(await main(['mkdir'], [mkdirOverFile])).toBe(1);
+    expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toBe(`qalc mkdir: cannot mkdir '${file}': it already exists\n`);
+    stderr.mockRestore();
+  });
+
+  it('generate names a checkpoint or tokenizer it cannot read, or one it cannot run, with exit 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qalc-generate-'));
+    const tokenizer = '../shared/models/stories260K/tok512.bin';
+    const missing = qalc(['generate', join(dir, 'missing.bin'), '--tokenizer', tokenizer]);
+    expect(missing).toMatchObject({ status: 1, stderr: `qalc generate: ${join(dir, 'missing.bin')}: cannot read the checkpoint: no such file\n` });
+    expect(qalc(['generate', dir, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${dir}: cannot read the checkpoint: it is a folder\n` });
+    const odd = writeLlama2c(join(dir, 'odd.bin'), { dim: 6, hiddenDim: 8, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 4, tiedEmbeddings: true }, 5000);
+    expect(qalc(['generate', odd, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${odd}: the head size is odd: dim = 6 / n_heads = 2 = 3, and RoPE rotates pairs of dimensions\n` });
+    const noTokenizer = qalc(['generate', '../shared/models/stories260K/stories260K.bin', '--tokenizer', join(dir, 'tok.bin'), '--steps', '2']);
+    expect(noTokenizer).toMatchObject({ status: 1, stderr: `qalc generate: ${join(dir, 'tok.bin')}: cannot read the tokenizer: no such file\n` });
   });
 
   it('inspect shows the plan with sizes and totals, or as JSON', () => {
