@@ -5,7 +5,7 @@ import type { Plan } from '../plan/plan.ts';
 import { UsageError } from './usage.ts';
 
 /** Errors about the user's files or data: printed as one line, exit status 1. */
-const INPUT_ERRORS = new Set(['CheckpointError', 'TokenizerError', 'SafetensorsError', 'TrainingError', 'DataError', 'UnsupportedPlanError']);
+const INPUT_ERRORS = new Set(['CheckpointError', 'TokenizerError', 'SafetensorsError', 'TrainingError', 'DataError', 'UnsupportedPlanError', 'GenerationError']);
 
 export function isInputError(e: unknown): e is Error {
   return e instanceof Error && INPUT_ERRORS.has(e.name);

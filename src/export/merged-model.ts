@@ -11,6 +11,7 @@
 //   model.norm.weight, lm_head.weight (untied models only)
 //
 // Metadata: format, the architecture and every layer's bits and group as JSON.
+import { firstNonFinite } from '../model/finite.ts';
 import { dequantize } from '../quant/dequantize.ts';
 import { packQweight, unpackQweight } from '../quant/gptq-pack.ts';
 import { mergeAdapterIntoZeros } from '../quant/merge.ts';
@@ -123,6 +124,10 @@ function denseProjection(file: ReturnType<typeof readSafetensors>, path: string,
  */
 export function readMergedModelAsDense(path: string): Llama2cCheckpoint {
   const file = readSafetensors(path);
+  for (const t of file.tensors.values()) {
+    const bad = firstNonFinite(t.data);
+    if (bad >= 0) throw new SafetensorsError(path, `tensor ${t.name} holds ${t.data[bad]} at index ${bad}: the model is damaged, or was merged from a run that diverged`);
+  }
   if (file.metadata.format !== MERGED_FORMAT) throw new SafetensorsError(path, `not a merged qalc model (format ${JSON.stringify(file.metadata.format)})`);
   const arch = JSON.parse(file.metadata.architecture ?? 'null') as Architecture;
   const quantization = JSON.parse(file.metadata.quantization ?? '{}') as Record<string, LayerQuantization>;

@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { Architecture } from './architecture.ts';
 import { headDim, oddHeadSize } from './architecture.ts';
 import { systemErrorReason } from '../system-error.ts';
+import { firstNonFinite, indexIn } from './finite.ts';
 import { CheckpointError, LLAMA2C_HEADER_BYTES, llama2cWeightCount, parseLlama2cHeader } from './llama2c-header.ts';
 
 export { CheckpointError } from './llama2c-header.ts';
@@ -137,6 +138,11 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, path: string): Llama2c
         // and a Buffer's offset need not be 4-aligned.
         const data = new Float32Array(n);
         for (let j = 0; j < n; j++) data[j] = view.getFloat32(offset + 4 * j, true);
+        const bad = firstNonFinite(data);
+        if (bad >= 0) {
+          throw new CheckpointError(path, `tensor ${name} [${segment.shape.join(', ')}] holds ${data[bad]} at [${indexIn(segment.shape, bad).join(', ')}]: ` +
+            'the checkpoint is damaged, or was saved from a run that diverged');
+        }
         tensors.set(name, { name, shape: segment.shape, data });
       }
       offset = end;

@@ -4,6 +4,7 @@
 // until the new one is complete.
 import { existsSync } from 'node:fs';
 import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor } from '../export/safetensors.ts';
+import { firstNonFinite } from '../model/finite.ts';
 import type { AdamW } from './adamw.ts';
 import type { QaLoraModel } from './qalora-model.ts';
 
@@ -34,6 +35,14 @@ export function saveCheckpoint(path: string, model: QaLoraModel, optimizer: Adam
   });
 }
 
+/** A tensor of the checkpoint, refused by name when it holds NaN or ±Infinity. */
+function finiteTensor(file: ReturnType<typeof readSafetensors>, name: string, path: string) {
+  const t = tensor(file, name, path);
+  const bad = firstNonFinite(t.data);
+  if (bad >= 0) throw new SafetensorsError(path, `tensor ${name} holds ${t.data[bad]} at index ${bad}: the run diverged, or the file is damaged`);
+  return t;
+}
+
 /** Restores model and optimizer in place; returns the step to continue from. */
 export function loadCheckpoint(path: string, model: QaLoraModel, optimizer: AdamW, expected: RunIdentity): number {
   if (!existsSync(path)) throw new SafetensorsError(path, 'no checkpoint to resume from');
@@ -49,11 +58,11 @@ export function loadCheckpoint(path: string, model: QaLoraModel, optimizer: Adam
   const m: Float64Array[] = [];
   const v: Float64Array[] = [];
   for (const p of params) {
-    const value = tensor(file, p.name, path).data;
+    const value = finiteTensor(file, p.name, path).data;
     if (value.length !== p.value.length) throw new SafetensorsError(path, `tensor ${p.name} has ${value.length} values, the model ${p.value.length}`);
     p.value.set(value);
-    m.push(Float64Array.from(tensor(file, `${p.name}.adam_m`, path).data));
-    v.push(Float64Array.from(tensor(file, `${p.name}.adam_v`, path).data));
+    m.push(Float64Array.from(finiteTensor(file, `${p.name}.adam_m`, path).data));
+    v.push(Float64Array.from(finiteTensor(file, `${p.name}.adam_v`, path).data));
   }
   optimizer.restore({ step, m, v });
   return step;
@@ -67,7 +76,7 @@ export function loadAdapters(path: string, model: QaLoraModel, expected: Omit<Ru
     throw new SafetensorsError(path, `was written by a run of spec '${file.metadata.spec}' with another plan: its adapters do not fit this one`);
   }
   for (const p of model.parameters()) {
-    const value = tensor(file, p.name, path).data;
+    const value = finiteTensor(file, p.name, path).data;
     if (value.length !== p.value.length) throw new SafetensorsError(path, `tensor ${p.name} has ${value.length} values, the model ${p.value.length}`);
     p.value.set(value);
   }

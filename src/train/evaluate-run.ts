@@ -45,5 +45,8 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateRes
     const step = loadAdapters(options.checkpoint, model, { spec: options.plan.spec, planHash: planHash(options.plan) });
     what = `${options.plan.spec}, quantized, adapters of ${options.checkpoint} (step ${step})`;
   }
-  return { what, loss: await evaluate(model, batches), batches: batches.length, batchSize, seqLen };
+  const loss = await evaluate(model, batches);
+  // The weights were checked finite when read, so a non-finite loss is an overflow in float32.
+  if (!Number.isFinite(loss)) throw new TrainingError(`the held-out loss of ${what} is ${loss}: the model's activations overflow float32 (weights too large?)`);
+  return { what, loss, batches: batches.length, batchSize, seqLen };
 }

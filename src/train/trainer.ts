@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { firstNonFinite } from '../model/finite.ts';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
@@ -110,8 +111,11 @@ function schedule(settings: Settings, steps: number): Schedule {
   }
 }
 
-/** Stop on a non-finite loss or gradient, naming the step and the layer. */
-function checkFinite(model: QaLoraModel, step: number, loss: number): void {
+/**
+ * Stop on a non-finite loss or gradient, naming the step and the layer. `kept` says what the
+ * run folder still holds ("the checkpoint of step 50 (…) is kept", or that there is none).
+ */
+function checkFinite(model: QaLoraModel, step: number, loss: number, kept: string): void {
   if (!Number.isFinite(loss)) {
     // The base is frozen and finite, so a non-finite loss comes from the adapters: one that
     // holds non-finite values, or else the one whose values grew largest, overflowing the forward.
@@ -122,11 +126,11 @@ function checkFinite(model: QaLoraModel, step: number, loss: number): void {
     const where = broken
       ? `adapter ${broken.name} holds non-finite values`
       : `the forward overflowed; the largest adapter values are in ${largest.name} (max |value| ${magnitude(largest).toExponential(2)})`;
-    throw new TrainingError(`the loss is ${loss} at step ${step}: ${where}; stopping; the last checkpoint is kept`);
+    throw new TrainingError(`the loss is ${loss} at step ${step}: ${where}; stopping; ${kept}`);
   }
   for (const p of model.parameters()) {
     for (let i = 0; i < p.grad.length; i++) {
-      if (!Number.isFinite(p.grad[i])) throw new TrainingError(`the gradient of ${p.name} is ${p.grad[i]} at step ${step}: stopping; the last checkpoint is kept`);
+      if (!Number.isFinite(p.grad[i])) throw new TrainingError(`the gradient of ${p.name} is ${p.grad[i]} at step ${step}: stopping; ${kept}`);
     }
   }
 }
@@ -168,9 +172,12 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
   const identity = { spec: plan.spec, planHash: planHash(plan), seed };
   let step = 0;
   let resumedFrom: number | null = null;
+  let checkpointStep: number | null = null;
+  const kept = () => checkpointStep === null ? 'no checkpoint has been written yet' : `the checkpoint of step ${checkpointStep} (${checkpointPath}) is kept`;
   if (options.resume) {
     step = loadCheckpoint(checkpointPath, model, optimizer, identity);
     resumedFrom = step;
+    checkpointStep = step;
     truncateLog(logPath, step);
     progress.message(`resuming ${plan.spec} at step ${step} from ${checkpointPath}`);
   } else if (existsSync(checkpointPath)) {
@@ -196,12 +203,12 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       const draw = step * accumulation + micro;
       const batch = dataset.batch(stepSeed(seed, draw, 'batch'), batchSize, seqLen);
       const microLoss = await model.forward(batch, { training: true, dropoutSeed: stepSeed(seed, draw, 'dropout') });
-      if (!Number.isFinite(microLoss)) checkFinite(model, step + 1, microLoss);
+      if (!Number.isFinite(microLoss)) checkFinite(model, step + 1, microLoss, kept());
       await model.backward({ accumulate: micro > 0 });
       loss += microLoss / accumulation;
     }
     if (accumulation > 1) for (const p of model.parameters()) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= accumulation;
-    checkFinite(model, step + 1, loss);
+    checkFinite(model, step + 1, loss, kept());
     const report = optimizer.step();
     step = report.step;
     const seconds = (performance.now() - stepStarted) / 1000;
@@ -216,7 +223,14 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
       record.eval_perplexity = Math.exp(evalLoss);
     }
     appendFileSync(logPath, JSON.stringify(record) + '\n');
-    if (step % checkpointEvery === 0 || step === steps) saveCheckpoint(checkpointPath, model, optimizer, { ...identity, step });
+    if (step % checkpointEvery === 0 || step === steps) {
+      // An update can overflow to Infinity with a finite loss and gradient: such adapters must
+      // not replace the last good checkpoint.
+      const broken = model.parameters().find((p) => firstNonFinite(p.value) >= 0);
+      if (broken) throw new TrainingError(`the update of step ${step} made adapter ${broken.name} non-finite (learning rate ${report.lr.toExponential(2)}); stopping; ${kept()}`);
+      saveCheckpoint(checkpointPath, model, optimizer, { ...identity, step });
+      checkpointStep = step;
+    }
     const elapsed = (performance.now() - started) / 1000;
     const rate = (step - startStep) / elapsed;
     progress.update({ step, steps, loss, lr: report.lr, tokensPerSecond: tokensPerStep / seconds, secondsLeft: (steps - step) / rate });

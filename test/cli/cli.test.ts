@@ -77,6 +77,12 @@ describe('qalc', () => {
     expect(qalc(['generate', dir, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${dir}: cannot read the checkpoint: it is a folder\n` });
     const odd = writeLlama2c(join(dir, 'odd.bin'), { dim: 6, hiddenDim: 8, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 4, tiedEmbeddings: true }, 5000);
     expect(qalc(['generate', odd, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${odd}: the head size is odd: dim = 6 / n_heads = 2 = 3, and RoPE rotates pairs of dimensions\n` });
+    const arch = { dim: 16, hiddenDim: 32, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 16, tiedEmbeddings: true };
+    const nan = writeLlama2c(join(dir, 'nan.bin'), arch, 10_928, { 8200: NaN });
+    expect(qalc(['generate', nan, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${nan}: tensor layers.0.rms_att [16] holds NaN at [8]: the checkpoint is damaged, or was saved from a run that diverged\n` });
+    // Finite weights near float32's largest value: the logits overflow, and generate says so rather than printing <unk>.
+    const huge = writeLlama2c(join(dir, 'huge.bin'), arch, 10_928, Object.fromEntries(Array.from({ length: 16 + 256 }, (_, i) => [8192 + i, i % 3 === 0 ? -3e38 : 3e38])));
+    expect(qalc(['generate', huge, '--tokenizer', tokenizer, '--steps', '4'])).toMatchObject({ status: 1, stdout: '', stderr: `qalc generate: the model's logits are NaN at position 0: its activations overflow float32 (weights too large?)\n` });
     const noTokenizer = qalc(['generate', '../shared/models/stories260K/stories260K.bin', '--tokenizer', join(dir, 'tok.bin'), '--steps', '2']);
     expect(noTokenizer).toMatchObject({ status: 1, stderr: `qalc generate: ${join(dir, 'tok.bin')}: cannot read the tokenizer: no such file\n` });
   });

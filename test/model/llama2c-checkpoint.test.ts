@@ -34,6 +34,14 @@ describe('reading a llama2.c checkpoint', () => {
     expect(refusal(() => readLlama2cCheckpoint(join(work, 'folder.bin')))).toBe(`${join(work, 'folder.bin')}: cannot read the checkpoint: it is a folder`);
   });
 
+  it('refuses a weight that is NaN or infinite, naming the tensor and where in it', () => {
+    // token_embedding is 11×8 = 88 floats, then rms_att 2×8, then wq: float 104 + 8·2 + 3 is wq[2, 3] of layer 0.
+    const path = writeLlama2c(join(work, 'nan.bin'), ARCH, llama2cWeightCount(ARCH), { [104 + 19]: NaN });
+    expect(refusal(() => readLlama2cCheckpoint(path))).toBe(`${path}: tensor layers.0.wq [8, 8] holds NaN at [2, 3]: the checkpoint is damaged, or was saved from a run that diverged`);
+    const infinite = writeLlama2c(join(work, 'inf.bin'), ARCH, llama2cWeightCount(ARCH), { 90: -Infinity });
+    expect(refusal(() => readLlama2cCheckpoint(infinite))).toContain('tensor layers.0.rms_att [8] holds -Infinity at [2]');
+  });
+
   it('refuses an odd head size', () => {
     const odd = { ...ARCH, dim: 6, heads: 2, kvHeads: 2 };
     const path = writeLlama2c(join(work, 'odd.bin'), odd, 5000);
