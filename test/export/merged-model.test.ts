@@ -51,3 +51,41 @@ describe('reading a merged model', () => {
     expect(() => readMergedModelAsDense(path)).toThrow(new RegExp(`: tensor ${name.replace(/\./g, '\\.')} holds ${shown} at index ${index}`));
   });
 });
+
+describe('a merged model that is not whole', () => {
+  const rewritten = (path: string, change: (t: { name: string; shape: readonly number[]; data: Float32Array | Int32Array }) => typeof t | undefined, metadata: Record<string, string> = {}) => {
+    const file = readSafetensors(path);
+    const tensors = [...file.tensors.values()].map((t) => change(t as never)).filter((t) => t !== undefined);
+    const out = path.replace('.safetensors', `-${Math.random().toString(36).slice(2)}.safetensors`);
+    writeSafetensorsAtomic(out, tensors as never, { ...file.metadata, ...metadata });
+    return out;
+  };
+  const refusal = (path: string) => {
+    try {
+      readMergedModelAsDense(path);
+    } catch (e) {
+      expect(e).toBeInstanceOf(SafetensorsError);
+      return (e as Error).message.slice(path.length + 2);
+    }
+    throw new Error('expected the model to be refused');
+  };
+
+  it('names metadata that is missing or wrong', () => {
+    const path = mergedFile();
+    const noArchitecture = rewritten(path, (t) => t, { architecture: '' });
+    expect(refusal(noArchitecture)).toBe("its metadata 'architecture' is not valid JSON");
+    expect(refusal(rewritten(path, (t) => t, { architecture: '{"dim": 8}' }))).toBe("its metadata 'architecture' lacks hiddenDim, or it is not a positive integer");
+    expect(refusal(rewritten(path, (t) => t, { quantization: 'nope' }))).toBe("its metadata 'quantization' is not valid JSON");
+    const quantization = JSON.parse(readSafetensors(path).metadata.quantization!) as Record<string, unknown>;
+    quantization['model.layers.0.mlp.up_proj'] = { bits: 5, group: 4 };
+    expect(refusal(rewritten(path, (t) => t, { quantization: JSON.stringify(quantization) }))).toBe('model.layers.0.mlp.up_proj: bits 5 and group 4 are not a quantization qalc writes');
+  });
+
+  it('names a tensor of the wrong size', () => {
+    const path = mergedFile();
+    const short = rewritten(path, (t) => (t.name === 'model.norm.weight' ? { ...t, shape: [3], data: Float32Array.of(1, 1, 1) } : t));
+    expect(refusal(short)).toBe(`tensor model.norm.weight has 3 values, expected ${TINY_ARCH.dim}`);
+    const packed = rewritten(path, (t) => (t.name === 'model.layers.1.self_attn.o_proj.qweight' ? { ...t, shape: [1], data: Int32Array.of(0) } : t));
+    expect(refusal(packed)).toMatch(/^tensor model\.layers\.1\.self_attn\.o_proj\.qweight has 1 values, expected \d+$/);
+  });
+});
