@@ -60,16 +60,16 @@ export async function main(argv: string[], commands: readonly Command[] = COMMAN
   } catch (e) {
     // Messages name the user's paths and values: printed escaped, like a spec's diagnostics.
     if (e instanceof UsageError) {
-      process.stderr.write(`qalc${e.verb ? ` ${e.verb}` : ''}: ${printable(e.message)}\n`);
+      process.stderr.write(`qalc${e.verb ? ` ${e.verb}` : ''}: ${printable(e.message, { keepNewlines: true })}\n`);
       process.stderr.write(`run \`qalc${e.verb ? ` ${e.verb}` : ''} --help\` for usage\n`);
       return 1;
     }
     if (isInputError(e)) {
-      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(e.message)}\n`);
+      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(e.message, { keepNewlines: true })}\n`);
       return 1;
     }
     if (isSystemError(e)) {
-      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(describeSystemError(e))}\n`);
+      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(describeSystemError(e), { keepNewlines: true })}\n`);
       return 1;
     }
     process.stderr.write(`qalc: internal error — this is a bug in qalc, not in your spec; please report it with the spec that caused it\n`);

@@ -14,7 +14,10 @@ function escape(character: string): string {
   return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
 }
 
-/** Every unprintable character as a visible escape: ESC becomes `\x1b`, U+202E `\u{202e}`. */
-export function printable(text: string): string {
-  return text.replace(UNPRINTABLE, escape);
+/**
+ * Every unprintable character as a visible escape: ESC becomes `\x1b`, U+202E `\u{202e}`.
+ * `keepNewlines` is for messages of several lines; an excerpt or a name is one line.
+ */
+export function printable(text: string, { keepNewlines = false } = {}): string {
+  return text.replace(UNPRINTABLE, (c) => (keepNewlines && c === '\n' ? c : escape(c)));
 }

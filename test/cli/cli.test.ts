@@ -49,6 +49,9 @@ describe('qalc', () => {
     expect(qalc(['check', '--frobnicate', 'x.qal'])).toMatchObject({ status: 1, stderr: expect.stringContaining("Unknown option '--frobnicate'") });
     expect(qalc(['check'])).toMatchObject({ status: 1, stderr: expect.stringContaining('check needs at least one spec file') });
     expect(qalc(['check', 'no/such.qal'])).toMatchObject({ status: 1, stderr: expect.stringContaining("no/such.qal:1:1: error: cannot read spec 'no/such.qal': no such file") });
+    expect(qalc(['generate', 'x.bin', '--seed', '0'])).toMatchObject({ status: 1, stderr: expect.stringContaining('--seed must be a positive integer') });
+    // A message of several lines keeps its lines; only control characters are escaped.
+    expect(qalc(['generate', 'x.bin', '--temperature', '-1']).stderr).toMatch(/is ambiguous\.\nDid you forget/);
   });
 
   it('exits 2, saying it is a bug, when qalc itself fails', async () => {
