@@ -168,6 +168,15 @@ describe('qalc check on hostile or huge input', () => {
     expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
   });
 
+  it('inspect prints a checkpoint path with control characters escaped', () => {
+    const checkpoint = join(dir, 'odd\x1b[2Jname.bin');
+    copyFileSync('../shared/models/stories260K/stories260K.bin', checkpoint);
+    const r = qalc(['inspect', file('path.qal', `spec p\nmodel { checkpoint = "${checkpoint}" }\nquant { bits = 4  group = 4 }\n`)]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`odd\\x1b[2Jname.bin: dim 64`);
+    expect(r.stdout).not.toContain('\x1b');
+  });
+
   it('--json gives every diagnostic as data on stdout, and the same exit status', () => {
     const r = qalc(['check', '--json', 'examples/broken.qal', 'examples/stories260k.qal', join(dir, 'missing.qal')]);
     expect(r.status).toBe(1);
