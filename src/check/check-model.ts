@@ -37,7 +37,7 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
     } catch (e) {
       const reason = (e as Error).message.replace(`${absolutePath}: `, '').replace(absolutePath, written);
       out.push(error(checkpoint.valueSpan, `cannot read checkpoint '${written}': ${reason}`,
-        'the path is relative to the spec file; see the README for where to get the models'));
+        'a relative path is relative to the file it is written in; see the README for where to get the models'));
       return undefined;
     }
   }

@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { frontEnd } from '../../src/compile.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -203,6 +204,19 @@ describe('includes', () => {
     const r = compileInline({ 'main.qal': 'spec m\ninclude "blob.qal"', 'blob.qal': 'ab\ncd\u0000\u0001\u00ff'.repeat(5000) });
     expect(messages(r)).toEqual(['2:3: error: not a spec: a NUL byte, so this is a binary file [hint: a spec is UTF-8 text: statements such as `quant { bits = 4 }`]']);
     expect(r.diagnostics[0]!.span.file).toBe('blob.qal');
+  });
+
+  it('reads a path in an included file relative to that file, as the language says', () => {
+    const root = mkdtempSync(join(tmpdir(), 'qalc-include-'));
+    mkdirSync(join(root, 'specs'));
+    mkdirSync(join(root, 'lib'));
+    copyFileSync(STORIES_BIN, join(root, 'lib', 'stories.bin'));
+    writeFileSync(join(root, 'lib', 'base.qal'), 'model {\n  checkpoint = "stories.bin"\n  tokenizer = "missing-tok.bin"\n}\n');
+    writeFileSync(join(root, 'specs', 'main.qal'), 'spec m\ninclude "../lib/base.qal"\nquant { bits = 4  group = 4 }\n');
+    const r = frontEnd(join(root, 'specs', 'main.qal'));
+    expect(messages(r)).toEqual(["3:15: warning: tokenizer '../lib/missing-tok.bin' does not exist (yet): training and generation will need it"]);
+    // The plan's paths are relative to the entry spec's folder, where train, eval and generate resolve them.
+    expect(r.plan?.model).toMatchObject({ checkpoint: { path: '../lib/stories.bin' }, tokenizer: '../lib/missing-tok.bin' });
   });
 
   it('reads an absolute include where it says, not below the including file\'s folder', () => {
