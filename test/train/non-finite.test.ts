@@ -10,6 +10,7 @@ import type { Architecture } from '../../src/model/architecture.ts';
 import { llama2cWeightCount } from '../../src/model/llama2c-header.ts';
 import type { Plan } from '../../src/plan/plan.ts';
 import { evaluateRun } from '../../src/train/evaluate-run.ts';
+import { mergeRun } from '../../src/train/merge-run.ts';
 import { Progress } from '../../src/train/progress.ts';
 import { train } from '../../src/train/trainer.ts';
 import { writeLlama2c } from '../support/llama2c-file.ts';
@@ -95,6 +96,18 @@ describe('non-finite values', () => {
     writeSafetensorsAtomic(checkpoint, [...file.tensors.values()].map((t) => (t.name === name ? { ...t, data: Float32Array.from(t.data, (v, i) => (i === 1 ? NaN : v)) } : t)), { ...file.metadata });
     const message = await failure(evaluateRun({ plan: p, specDir: work, batches: 1, checkpoint }));
     expect(message).toBe(`${checkpoint}: tensor ${name} holds NaN at index 1: the run diverged, or the file is damaged`);
+  });
+
+  it('eval names a NaN tensor of a merged model instead of printing loss NaN', async () => {
+    const p = plan('mergednan', 'lr = 1e-3  steps = 1  eval_every = 100');
+    await run(p, 'mergednan');
+    const merged = join(work, 'mergednan', 'merged.safetensors');
+    await mergeRun(p, work, join(work, 'mergednan', 'checkpoint.safetensors'), merged);
+    const file = readSafetensors(merged);
+    const name = 'model.layers.0.self_attn.v_proj.zeros';
+    writeSafetensorsAtomic(merged, [...file.tensors.values()].map((t) => (t.name === name ? { ...t, data: new Float32Array(t.data.length).fill(NaN) } : t)), { ...file.metadata });
+    const message = await failure(evaluateRun({ plan: p, specDir: work, batches: 1, mergedModel: merged }));
+    expect(message).toBe(`${merged}: tensor ${name} holds NaN at index 0: the model is damaged, or was merged from a run that diverged`);
   });
 });
 
