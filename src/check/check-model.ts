@@ -3,7 +3,7 @@
 import { dirname, resolve } from 'node:path';
 import { error, type Diagnostic, type SourceSpan } from '../diagnostics/diagnostic.ts';
 import { didYouMean } from '../diagnostics/suggest.ts';
-import type { Architecture } from '../model/architecture.ts';
+import { oddHeadSize, type Architecture } from '../model/architecture.ts';
 import { findPreset, PRESET_NAMES, PRESETS } from '../model/presets.ts';
 import { readCheckpointShapes, type CheckpointFormat, type CheckpointShapes } from '../model/read-architecture.ts';
 import type { CheckedModel, CheckedSettings } from './checked-spec.ts';
@@ -37,7 +37,7 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
     } catch (e) {
       const reason = (e as Error).message.replace(`${absolutePath}: `, '').replace(absolutePath, written);
       out.push(error(checkpoint.valueSpan, `cannot read checkpoint '${written}': ${reason}`,
-        'the path is relative to the spec file; see the README for where to get the models'));
+        'a relative path is relative to the file it is written in; see the README for where to get the models'));
       return undefined;
     }
   }
@@ -67,6 +67,14 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
         out.push(error(settings.get(key)!.valueSpan, `${key} = ${value} disagrees with ${baseName}, which has ${key} = ${base[field]}`,
           `remove ${key} or make it ${base[field]}`));
       }
+    }
+    const odd = oddHeadSize(base);
+    if (odd) {
+      // Every verb that runs the model would fail on it; the spec is where to say so.
+      out.push(fromCheckpoint
+        ? error(checkpoint!.valueSpan, `the checkpoint's ${odd}`, 'qalc runs LLaMA models, whose heads have an even size')
+        : error(preset!.valueSpan, `preset ${presetName}: the ${odd}`));
+      return undefined;
     }
     // Disagreements are reported; later checks still run against the authoritative shapes.
     return {
@@ -98,6 +106,11 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
   };
   if (architecture.dim % architecture.heads !== 0) {
     out.push(error(settings.get('heads')!.valueSpan, `heads = ${architecture.heads} does not divide dim = ${architecture.dim}`));
+    return undefined;
+  }
+  const odd = oddHeadSize(architecture);
+  if (odd) {
+    out.push(error(settings.get('heads')!.valueSpan, `the ${odd}`, 'choose heads so that dim / heads is even'));
     return undefined;
   }
   if (architecture.heads % architecture.kvHeads !== 0) {

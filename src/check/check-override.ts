@@ -7,6 +7,17 @@ import { NOT_LINEAR, OUTSIDE_BLOCKS, PROJECTIONS } from './schema.ts';
 
 const SELECTABLE: readonly string[] = [...PROJECTIONS, ...OUTSIDE_BLOCKS];
 
+/** From the start of `first` to the end of `last` (in one file, `last` not before `first`). */
+function spanning(first: SourceSpan, last: SourceSpan): SourceSpan {
+  return { ...first, length: last.offset + last.length - first.offset };
+}
+
+/** "32, 33, 34 and 99,965 more" */
+function listed(items: readonly string[], most = 3): string {
+  if (items.length <= most) return oneOf(items).replace(/'/g, '').replace(/ or /, ' and ');
+  return `${items.slice(0, most).join(', ')} and ${(items.length - most).toLocaleString('en-US')} more`;
+}
+
 export function checkSelector(selectors: readonly Selector[], layerCount: number, out: Diagnostic[]): LayerSelector | undefined {
   let layers: number[] | undefined;
   let layersSpan: SourceSpan | undefined;
@@ -22,6 +33,9 @@ export function checkSelector(selectors: readonly Selector[], layerCount: number
         continue;
       }
       const chosen = new Set<number>();
+      // Every index past the model's last layer, reported in one warning per selector: a list
+      // of 100,000 indices is one mistake, not 99,968.
+      const beyond: { text: string; span: SourceSpan }[] = [];
       for (const item of selector.items) {
         if (item.kind === 'all') {
           for (let i = 0; i < layerCount; i++) chosen.add(i);
@@ -32,15 +46,13 @@ export function checkSelector(selectors: readonly Selector[], layerCount: number
           ok = false;
           continue;
         }
-        if (item.first >= layerCount) {
-          out.push(warning(item.span, `layers ${item.first === item.last ? item.first : `${item.first}..${item.last}`} match nothing: the model has ${layerCount} layers (0..${layerCount - 1})`));
-          continue;
-        }
         if (item.last >= layerCount) {
-          out.push(warning(item.span, `the model has ${layerCount} layers (0..${layerCount - 1}): layers ${layerCount}..${item.last} match nothing`));
+          const from = Math.max(item.first, layerCount);
+          beyond.push({ text: from === item.last ? String(from) : `${from}..${item.last}`, span: item.span });
         }
         for (let i = item.first; i <= Math.min(item.last, layerCount - 1); i++) chosen.add(i);
       }
+      if (beyond.length > 0) out.push(warning(spanning(beyond[0]!.span, beyond[beyond.length - 1]!.span), `layers ${listed(beyond.map((b) => b.text))} match nothing: the model has ${layerCount} layers (0..${layerCount - 1})`));
       layers = [...chosen].sort((a, b) => a - b);
       layersSpan = selector.span;
     } else {

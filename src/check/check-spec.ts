@@ -3,7 +3,7 @@
 // Rules that depend on a layer's resolved settings (group divides in-features, rank fits)
 // live in the plan stage, which is where those settings are known.
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { error, warning, type Diagnostic, type SourceSpan } from '../diagnostics/diagnostic.ts';
 import type { LoadedSpec } from '../syntax/load.ts';
 import type { Statement } from '../syntax/ast.ts';
@@ -11,7 +11,7 @@ import { checkBody } from './check-settings.ts';
 import { checkModel } from './check-model.ts';
 import { checkSelector } from './check-override.ts';
 import type { CheckedOverride, CheckedSetting, CheckedSettings, CheckedSpec, CheckedTarget } from './checked-spec.ts';
-import { BLOCK_SCHEMAS, OVERRIDE_SCHEMA, TARGET_SCHEMAS } from './schema.ts';
+import { BLOCK_SCHEMAS, OVERRIDE_SCHEMA, TARGET_SCHEMAS, type Schema } from './schema.ts';
 import { didYouMean, oneOf } from '../diagnostics/suggest.ts';
 
 export interface CheckResult {
@@ -35,12 +35,27 @@ function headerText(statement: Extract<Statement, { kind: 'override' }>, sources
   return text.slice(statement.span.offset, statement.body.span.offset).trim().replace(/\s+/g, ' ');
 }
 
-/** Paths in a spec are relative to the file that holds them; a missing data file is only a warning at compile time. */
-function warnIfMissing(settings: CheckedSettings, keys: readonly string[], purpose: string, out: Diagnostic[]): void {
+/**
+ * Paths in a spec are relative to the file that holds them; checked settings hold them relative
+ * to the entry spec's folder, where the plan keeps them and every verb resolves them. So a path
+ * written in an included file in another folder is rewritten here (absolute ones stay).
+ */
+function rebasePaths(settings: Map<string, CheckedSetting>, schema: Schema, entry: string): Map<string, CheckedSetting> {
+  for (const [key, setting] of settings) {
+    const written = String(setting.value);
+    const folder = dirname(setting.valueSpan.file);
+    if (schema[key]?.type.kind !== 'path' || isAbsolute(written) || resolve(folder) === resolve(dirname(entry))) continue;
+    settings.set(key, { ...setting, value: relative(dirname(entry), join(folder, written)) });
+  }
+  return settings;
+}
+
+/** A missing data file is only a warning at compile time. */
+function warnIfMissing(settings: CheckedSettings, keys: readonly string[], purpose: string, entry: string, out: Diagnostic[]): void {
   for (const key of keys) {
     const setting = settings.get(key);
     if (!setting) continue;
-    const path = resolve(dirname(setting.valueSpan.file), String(setting.value));
+    const path = resolve(dirname(entry), String(setting.value));
     if (!existsSync(path)) out.push(warning(setting.valueSpan, `${key} '${String(setting.value)}' does not exist (yet): ${purpose} will need it`));
   }
 }
@@ -63,7 +78,9 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
     return true;
   };
 
-  const blocks = new Map<string, { settings: CheckedSettings; span: SourceSpan }>();
+  // `written`: every key the block sets, right or wrong; a wrong value is reported where it is
+  // written, so a missing-key error would only repeat it.
+  const blocks = new Map<string, { settings: CheckedSettings; written: ReadonlySet<string>; span: SourceSpan }>();
   const overrideStatements: Extract<Statement, { kind: 'override' }>[] = [];
   const targets: CheckedTarget[] = [];
 
@@ -78,8 +95,9 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
         break;
       case 'block': {
         if (!once(statement.block, statement, `${statement.block} block`)) break;
-        const settings = checkBody(statement.body, BLOCK_SCHEMAS[statement.block]!, `the ${statement.block} block`, out);
-        blocks.set(statement.block, { settings, span: statement.span });
+        const schema = BLOCK_SCHEMAS[statement.block]!;
+        const settings = rebasePaths(checkBody(statement.body, schema, `the ${statement.block} block`, out), schema, loaded.entry);
+        blocks.set(statement.block, { settings, written: new Set(statement.body.settings.map((s) => s.key)), span: statement.span });
         break;
       }
       case 'target': {
@@ -90,7 +108,7 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
           break;
         }
         if (!once(`target ${statement.target}`, statement, `target ${statement.target}`)) break;
-        const settings = checkBody(statement.body, schema, `target ${statement.target}`, out);
+        const settings = rebasePaths(checkBody(statement.body, schema, `target ${statement.target}`, out), schema, loaded.entry);
         targets.push({ kind: statement.target as CheckedTarget['kind'], settings, span: statement.span });
         break;
       }
@@ -111,12 +129,12 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
   if (!model && complete) out.push(error(entrySpan, 'the spec has no model block', 'add `model { preset = llama2_7b }` or `model { checkpoint = "…" }`'));
   if (!quant && complete) out.push(error(entrySpan, 'the spec has no quant block', 'add `quant { bits = 4  group = 32 }`'));
   for (const key of ['bits', 'group']) {
-    if (quant && !quant.settings.has(key) && !loaded.filesWithSyntaxErrors.has(quant.span.file)) {
+    if (quant && !quant.written.has(key) && !loaded.filesWithSyntaxErrors.has(quant.span.file)) {
       out.push(error({ ...quant.span, length: 5 }, `the quant block must set ${key}`, key === 'bits' ? 'bits = 4' : 'group = 32 (the paper\'s choice)'));
     }
   }
   const adapter = blocks.get('adapter');
-  if (adapter && !adapter.settings.has('rank') && !loaded.filesWithSyntaxErrors.has(adapter.span.file)) {
+  if (adapter && !adapter.written.has('rank') && !loaded.filesWithSyntaxErrors.has(adapter.span.file)) {
     out.push(error({ ...adapter.span, length: 7 }, 'the adapter block must set rank', 'rank = 64 (the paper\'s choice)'));
   }
 
@@ -124,7 +142,7 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
 
   const overrides: CheckedOverride[] = [];
   for (const statement of overrideStatements) {
-    const settings = checkBody(statement.body, OVERRIDE_SCHEMA, `an override`, out);
+    const settings = rebasePaths(checkBody(statement.body, OVERRIDE_SCHEMA, `an override`, out), OVERRIDE_SCHEMA, loaded.entry);
     if (statement.body.settings.length === 0) out.push(warning(statement.span, 'this override sets nothing'));
     if (!checkedModel) continue;
     const selector = checkSelector(statement.selectors, checkedModel.architecture.layers, out);
@@ -134,15 +152,15 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
 
   const train = blocks.get('train');
   if (train) {
-    warnIfMissing(train.settings, ['data', 'eval_data'], 'qalc train', out);
+    warnIfMissing(train.settings, ['data', 'eval_data'], 'qalc train', loaded.entry, out);
     const seqLen = train.settings.get('seq_len');
     if (seqLen && checkedModel && (seqLen.value as number) > checkedModel.architecture.context) {
       out.push(error(seqLen.valueSpan, `seq_len = ${String(seqLen.value)} is longer than the model's context of ${checkedModel.architecture.context}`));
     }
   }
-  if (model) warnIfMissing(model.settings, ['tokenizer'], 'training and generation', out);
-  if (quant) warnIfMissing(quant.settings, ['calibration'], 'GPTQ quantization', out);
-  for (const o of overrides) warnIfMissing(o.settings, ['calibration'], 'GPTQ quantization', out);
+  if (model) warnIfMissing(model.settings, ['tokenizer'], 'training and generation', loaded.entry, out);
+  if (quant) warnIfMissing(quant.settings, ['calibration'], 'GPTQ quantization', loaded.entry, out);
+  for (const o of overrides) warnIfMissing(o.settings, ['calibration'], 'GPTQ quantization', loaded.entry, out);
 
   const plannable = name && checkedModel && quant && quant.settings.has('bits') && quant.settings.has('group') && (!adapter || adapter.settings.has('rank'));
   if (!plannable) return { diagnostics: out };

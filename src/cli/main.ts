@@ -12,7 +12,9 @@ import { evalCommand } from './commands/eval.ts';
 import { mergeCommand } from './commands/merge.ts';
 import { generateCommand } from './commands/generate.ts';
 import { isInputError } from '../diagnostics/input-errors.ts';
+import { printable } from '../diagnostics/printable.ts';
 import { UnknownBackendError } from '../runtime/backend.ts';
+import { describeSystemError, isSystemError } from '../system-error.ts';
 import { helpText, parse, UsageError, type Command } from './usage.ts';
 
 const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand, trainCommand, evalCommand, mergeCommand, generateCommand];
@@ -57,14 +59,19 @@ export async function main(argv: string[], commands: readonly Command[] = COMMAN
     }
     return await command.run(positionals, values);
   } catch (e) {
+    // Messages name the user's paths and values: printed escaped, like a spec's diagnostics.
     if (e instanceof UsageError || e instanceof UnknownBackendError) {
       const where = e instanceof UsageError ? e.verb : verb;
-      process.stderr.write(`qalc${where ? ` ${where}` : ''}: ${e.message}\n`);
+      process.stderr.write(`qalc${where ? ` ${where}` : ''}: ${printable(e.message, { keepNewlines: true })}\n`);
       process.stderr.write(`run \`qalc${where ? ` ${where}` : ''} --help\` for usage\n`);
       return 1;
     }
     if (isInputError(e)) {
-      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${e.message}\n`);
+      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(e.message, { keepNewlines: true })}\n`);
+      return 1;
+    }
+    if (isSystemError(e)) {
+      process.stderr.write(`qalc${verb ? ` ${verb}` : ''}: ${printable(describeSystemError(e), { keepNewlines: true })}\n`);
       return 1;
     }
     process.stderr.write(`qalc: internal error — this is a bug in qalc, not in your spec; please report it with the spec that caused it\n`);

@@ -1,5 +1,6 @@
 // `qalc inspect`: the plan as a table. Consecutive blocks whose projection is configured the
 // same way share a row ("0..31"), so a 7B plan fits on a screen; --all gives one row per layer.
+import { printable } from '../diagnostics/printable.ts';
 import type { LayerPlan, Plan } from '../plan/plan.ts';
 
 const MIB = 1024 * 1024;
@@ -74,7 +75,7 @@ export function renderPlanTable(plan: Plan, all = false): string {
   const line = (cells: string[]) => cells.map((c, i) => (i >= numericFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
   const a = plan.model.architecture;
   const out = [
-    `spec ${plan.spec} — ${plan.model.preset ?? plan.model.checkpoint?.path ?? 'written-out architecture'}: dim ${a.dim}, hidden ${a.hiddenDim}, ${a.layers} layers, ${a.heads} heads (${a.kvHeads} kv), vocab ${a.vocab}`,
+    `spec ${plan.spec} — ${plan.model.preset ?? (plan.model.checkpoint ? printable(plan.model.checkpoint.path) : 'written-out architecture')}: dim ${a.dim}, hidden ${a.hiddenDim}, ${a.layers} layers, ${a.heads} heads (${a.kvHeads} kv), vocab ${a.vocab}`,
     '',
     line(header),
     line(widths.map((w) => '─'.repeat(w))),

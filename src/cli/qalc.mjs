@@ -63,6 +63,11 @@ process.stdout.on('error', (error) => {
   if (error.code === 'EPIPE') process.exit(0);
   throw error;
 });
+// A closed stderr only loses messages: the command goes on and exits with its own status
+// (`qalc check spec.qal 2>&1 >/dev/null | head -1` must still say whether the spec is clean).
+process.stderr.on('error', (error) => {
+  if (error.code !== 'EPIPE') throw error;
+});
 
 if (!isFresh()) await rebuild();
 process.setSourceMapsEnabled(true);

@@ -11,16 +11,17 @@
 //   model.norm.weight, lm_head.weight (untied models only)
 //
 // Metadata: format, the architecture and every layer's bits and group as JSON.
+import { firstNonFinite } from '../model/finite.ts';
 import { dequantize } from '../quant/dequantize.ts';
-import { packQweight, unpackQweight } from '../quant/gptq-pack.ts';
+import { packedWords, packQweight, unpackQweight } from '../quant/gptq-pack.ts';
 import { mergeAdapterIntoZeros } from '../quant/merge.ts';
 import type { Bits, QuantizedWeight } from '../quant/quantized-weight.ts';
-import type { Architecture } from '../model/architecture.ts';
+import { ARCHITECTURE_FIELDS, oddHeadSize, type Architecture } from '../model/architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import type { QaLoraModel, TrainableCheckpoint } from '../train/qalora-model.ts';
 import { PROJECTIONS, type ProjectionName } from '../train/qalora-spec.ts';
 import { HF_PROJECTION_NAMES } from '../plan/layer-shapes.ts';
-import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor } from './safetensors.ts';
+import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor, type SafetensorsFile } from './safetensors.ts';
 
 export const MERGED_FORMAT = 'qalc-merged-1';
 
@@ -106,32 +107,74 @@ function asTensor(name: string, shape: readonly number[], data: Float32Array): T
   return { name, shape, data };
 }
 
+/** A stored tensor of exactly `count` values. */
+function sized(file: SafetensorsFile, path: string, name: string, count: number) {
+  const data = tensor(file, name, path).data;
+  if (data.length !== count) throw new SafetensorsError(path, `tensor ${name} has ${data.length} values, expected ${count}`);
+  return data;
+}
+
+function metadataJson(file: SafetensorsFile, path: string, key: string): unknown {
+  try {
+    return JSON.parse(file.metadata[key] ?? '');
+  } catch {
+    throw new SafetensorsError(path, `its metadata '${key}' is not valid JSON`);
+  }
+}
+
+/** The architecture the file says it has, every field checked: the shapes below come from it. */
+function storedArchitecture(file: SafetensorsFile, path: string): Architecture {
+  const arch = metadataJson(file, path, 'architecture') as Record<string, unknown> | null;
+  for (const field of ARCHITECTURE_FIELDS) {
+    const value = arch?.[field];
+    if (!(typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) throw new SafetensorsError(path, `its metadata 'architecture' lacks ${field}, or it is not a positive integer`);
+  }
+  const checked = arch as unknown as Architecture;
+  if (typeof checked.tiedEmbeddings !== 'boolean') throw new SafetensorsError(path, "its metadata 'architecture' lacks tiedEmbeddings (true or false)");
+  if (checked.dim % checked.heads !== 0 || checked.heads % checked.kvHeads !== 0) throw new SafetensorsError(path, `its architecture's dim ${checked.dim}, heads ${checked.heads} and kvHeads ${checked.kvHeads} do not divide`);
+  const odd = oddHeadSize(checked);
+  if (odd) throw new SafetensorsError(path, `its architecture's ${odd}`);
+  return checked;
+}
+
+const STORED_BITS: readonly (Bits | null)[] = [2, 3, 4, 8, null];
+
 /** [out, in] float32 weights of a stored projection: dequantized Ŵ (K×N) transposed. */
-function denseProjection(file: ReturnType<typeof readSafetensors>, path: string, prefix: string, q: LayerQuantization, inFeatures: number, outFeatures: number): Float32Array {
-  if (q.bits === null) return Float32Array.from(tensor(file, `${prefix}.weight`, path).data);
+function denseProjection(file: SafetensorsFile, path: string, prefix: string, q: LayerQuantization, inFeatures: number, outFeatures: number): Float32Array {
+  if (!STORED_BITS.includes(q?.bits) || !(Number.isSafeInteger(q.group) && q.group > 0 && inFeatures % q.group === 0)) {
+    throw new SafetensorsError(path, `${prefix}: bits ${q?.bits} and group ${q?.group} are not a quantization qalc writes`);
+  }
+  if (q.bits === null) return Float32Array.from(sized(file, path, `${prefix}.weight`, inFeatures * outFeatures));
   const groups = inFeatures / q.group;
-  const codes = unpackQweight(tensor(file, `${prefix}.qweight`, path).data as Int32Array, inFeatures, outFeatures, q.bits);
-  const scales = Float64Array.from(tensor(file, `${prefix}.scales`, path).data);
-  const zeros = Float64Array.from(tensor(file, `${prefix}.zeros`, path).data);
-  if (scales.length !== groups * outFeatures || zeros.length !== groups * outFeatures) throw new SafetensorsError(path, `${prefix}: scales or zeros do not have ${groups}×${outFeatures} values`);
+  const qweight = sized(file, path, `${prefix}.qweight`, packedWords(inFeatures, q.bits) * outFeatures) as Int32Array;
+  const codes = unpackQweight(qweight, inFeatures, outFeatures, q.bits);
+  const scales = Float64Array.from(sized(file, path, `${prefix}.scales`, groups * outFeatures));
+  const zeros = Float64Array.from(sized(file, path, `${prefix}.zeros`, groups * outFeatures));
   return denseOutIn({ inFeatures, outFeatures, groupSize: q.group, bits: q.bits, q: codes, scales, zeros });
 }
 
 /**
  * A merged model as dense float32 weights in llama2.c's layout, so inference and evaluation
- * run it with the same code as any checkpoint (the values are exactly s·(q − z')).
+ * run it with the same code as any checkpoint (the values are exactly s·(q − z')). Everything
+ * is checked on the way in — metadata, every tensor's size, no NaN or ±Infinity — so a damaged
+ * file is named here rather than printing "loss NaN" later.
  */
 export function readMergedModelAsDense(path: string): Llama2cCheckpoint {
   const file = readSafetensors(path);
   if (file.metadata.format !== MERGED_FORMAT) throw new SafetensorsError(path, `not a merged qalc model (format ${JSON.stringify(file.metadata.format)})`);
-  const arch = JSON.parse(file.metadata.architecture ?? 'null') as Architecture;
-  const quantization = JSON.parse(file.metadata.quantization ?? '{}') as Record<string, LayerQuantization>;
+  for (const t of file.tensors.values()) {
+    const bad = firstNonFinite(t.data);
+    if (bad >= 0) throw new SafetensorsError(path, `tensor ${t.name} holds ${t.data[bad]} at index ${bad}: the model is damaged, or was merged from a run that diverged`);
+  }
+  const arch = storedArchitecture(file, path);
+  const quantization = metadataJson(file, path, 'quantization') as Record<string, LayerQuantization> | null;
+  if (typeof quantization !== 'object' || quantization === null) throw new SafetensorsError(path, "its metadata 'quantization' is not an object of layers");
   const kvDim = (arch.dim / arch.heads) * arch.kvHeads;
   const shapes: Record<ProjectionName, [number, number]> = {
     q: [arch.dim, arch.dim], k: [arch.dim, kvDim], v: [arch.dim, kvDim], o: [arch.dim, arch.dim],
     gate: [arch.dim, arch.hiddenDim], up: [arch.dim, arch.hiddenDim], down: [arch.hiddenDim, arch.dim],
   };
-  const vector = (name: string) => tensor(file, name, path).data as Float32Array;
+  const vector = (name: string, count: number) => sized(file, path, name, count) as Float32Array;
   const tensors = new Map<string, Tensor>();
   const layers: LayerWeights[] = Array.from({ length: arch.layers }, (_, l) => {
     const get = (p: ProjectionName) => {
@@ -142,13 +185,13 @@ export function readMergedModelAsDense(path: string): Llama2cCheckpoint {
       return asTensor(`layers.${l}.${p}`, [N, K], denseProjection(file, path, prefix, q, K, N));
     };
     const [q, k, v, o, gate, up, down] = PROJECTIONS.map(get) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
-    const rmsAtt = asTensor(`layers.${l}.rms_att`, [arch.dim], vector(`model.layers.${l}.input_layernorm.weight`));
-    const rmsFfn = asTensor(`layers.${l}.rms_ffn`, [arch.dim], vector(`model.layers.${l}.post_attention_layernorm.weight`));
+    const rmsAtt = asTensor(`layers.${l}.rms_att`, [arch.dim], vector(`model.layers.${l}.input_layernorm.weight`, arch.dim));
+    const rmsFfn = asTensor(`layers.${l}.rms_ffn`, [arch.dim], vector(`model.layers.${l}.post_attention_layernorm.weight`, arch.dim));
     for (const t of [q, k, v, o, gate, up, down, rmsAtt, rmsFfn]) tensors.set(t.name, t);
     return { rmsAtt, rmsFfn, wq: q, wk: k, wv: v, wo: o, w1: gate, w2: down, w3: up, q, k, v, o, gate, up, down };
   });
-  const tokenEmbedding = asTensor('token_embedding', [arch.vocab, arch.dim], vector('model.embed_tokens.weight'));
-  const rmsFinal = asTensor('rms_final', [arch.dim], vector('model.norm.weight'));
-  const classifier = arch.tiedEmbeddings ? tokenEmbedding : asTensor('wcls', [arch.vocab, arch.dim], vector('lm_head.weight'));
+  const tokenEmbedding = asTensor('token_embedding', [arch.vocab, arch.dim], vector('model.embed_tokens.weight', arch.vocab * arch.dim));
+  const rmsFinal = asTensor('rms_final', [arch.dim], vector('model.norm.weight', arch.dim));
+  const classifier = arch.tiedEmbeddings ? tokenEmbedding : asTensor('wcls', [arch.vocab, arch.dim], vector('lm_head.weight', arch.vocab * arch.dim));
   return { path, arch, tokenEmbedding, layers, rmsFinal, classifier, tensors };
 }

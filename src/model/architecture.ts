@@ -22,3 +22,13 @@ export type ArchitectureField = (typeof ARCHITECTURE_FIELDS)[number];
 export function headDim(arch: Architecture): number {
   return arch.dim / arch.heads;
 }
+
+/**
+ * Why this architecture cannot run ("head size is odd: …"), if its head size is odd: RoPE rotates each head's
+ * dimensions in pairs. `names` are what the source calls dim and heads ("n_heads" in llama2.c).
+ */
+export function oddHeadSize(arch: Architecture, names: { dim: string; heads: string } = { dim: 'dim', heads: 'heads' }): string | undefined {
+  const head = headDim(arch);
+  if (!Number.isInteger(head) || head % 2 === 0) return undefined;
+  return `head size is odd: ${names.dim} = ${arch.dim} / ${names.heads} = ${arch.heads} = ${head}, and RoPE rotates pairs of dimensions`;
+}

@@ -2,6 +2,7 @@
 // one forward pass and picks the next token; stop at BOS (a sample that starts a new story) or
 // after `steps` forward passes. `steps` counts forward passes, so BOS's position is one of them:
 // 256 steps print at most 256 tokens, those at positions 1..256.
+import { firstNonFinite } from './finite.ts';
 import { BOS, type Tokenizer } from './tokenizer.ts';
 import type { DecodeModel } from './llama-forward.ts';
 
@@ -75,6 +76,14 @@ export function sampleWithTemperature(logits: Float32Array, temperature: number,
   return logits.length - 1; // rounding
 }
 
+/** The model cannot be run: its numbers went non-finite. Named for the CLI's exit status 1. */
+export class GenerationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GenerationError';
+  }
+}
+
 export function generate(model: DecodeModel, tokenizer: Tokenizer, options: GenerateOptions = {}): Generation {
   const temperature = options.temperature ?? 0;
   if (!(temperature >= 0)) throw new RangeError(`temperature must be ≥ 0, got ${temperature}`);
@@ -87,6 +96,10 @@ export function generate(model: DecodeModel, tokenizer: Tokenizer, options: Gene
   let token = BOS;
   for (let pos = 0; pos < steps; pos++) {
     const logits = model.forward(token, pos);
+    // Weights are checked finite when read; NaN here is an overflow, and argmax of NaN would
+    // print <unk> after <unk> as if it were text.
+    const bad = firstNonFinite(logits);
+    if (bad >= 0) throw new GenerationError(`the model's logits are ${logits[bad]} at position ${pos}: its activations overflow float32 (weights too large?)`);
     const next = pos < prompt.length ? prompt[pos]
       : temperature === 0 ? argmax(logits)
       : sampleWithTemperature(logits, temperature, rng, probabilities);

@@ -13,7 +13,9 @@
 // (run.c's matmul, and the layout of a PyTorch nn.Linear weight). Every shape below is [out, in].
 import { readFileSync } from 'node:fs';
 import type { Architecture } from './architecture.ts';
-import { headDim } from './architecture.ts';
+import { headDim, oddHeadSize } from './architecture.ts';
+import { systemErrorReason } from '../system-error.ts';
+import { firstNonFinite, indexIn } from './finite.ts';
 import { CheckpointError, LLAMA2C_HEADER_BYTES, llama2cWeightCount, parseLlama2cHeader } from './llama2c-header.ts';
 
 export { CheckpointError } from './llama2c-header.ts';
@@ -97,12 +99,20 @@ export function llama2cLayout(arch: Architecture): Segment[] {
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 export function readLlama2cCheckpoint(path: string): Llama2cCheckpoint {
-  return parseLlama2cCheckpoint(readFileSync(path), path);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new CheckpointError(path, `cannot read the checkpoint: ${systemErrorReason(e)}`);
+  }
+  return parseLlama2cCheckpoint(bytes, path);
 }
 
 /** Parses checkpoint bytes; `path` only names the file in errors. */
 export function parseLlama2cCheckpoint(bytes: Uint8Array, path: string): Llama2cCheckpoint {
   const arch = parseLlama2cHeader(bytes, path);
+  const odd = oddHeadSize(arch, { dim: 'dim', heads: 'n_heads' });
+  if (odd) throw new CheckpointError(path, `the ${odd}`);
   const layout = llama2cLayout(arch);
   const layoutFloats = layout.reduce((n, s) => n + s.count * size(s.shape), 0);
   if (layoutFloats !== llama2cWeightCount(arch)) {
@@ -128,6 +138,11 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, path: string): Llama2c
         // and a Buffer's offset need not be 4-aligned.
         const data = new Float32Array(n);
         for (let j = 0; j < n; j++) data[j] = view.getFloat32(offset + 4 * j, true);
+        const bad = firstNonFinite(data);
+        if (bad >= 0) {
+          throw new CheckpointError(path, `tensor ${name} [${segment.shape.join(', ')}] holds ${data[bad]} at [${indexIn(segment.shape, bad).join(', ')}]: ` +
+            'the checkpoint is damaged, or was saved from a run that diverged');
+        }
         tensors.set(name, { name, shape: segment.shape, data });
       }
       offset = end;

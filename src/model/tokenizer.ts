@@ -8,6 +8,7 @@
 // Pieces are kept as "binary" strings (one char per byte, latin1) so that concatenating two
 // pieces is concatenating their bytes, exactly as run.c's sprintf("%s%s") does.
 import { readFileSync } from 'node:fs';
+import { systemErrorReason } from '../system-error.ts';
 
 export const UNK = 0;
 export const BOS = 1;
@@ -122,7 +123,13 @@ function binary(bytes: Uint8Array): string {
 }
 
 export function readTokenizer(path: string, vocabSize: number): Tokenizer {
-  return parseTokenizer(readFileSync(path), vocabSize, path);
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new TokenizerError(path, `cannot read the tokenizer: ${systemErrorReason(e)}`);
+  }
+  return parseTokenizer(bytes, vocabSize, path);
 }
 
 /** Parses tokenizer bytes for a model of `vocabSize` tokens; `path` only names the file in errors. */

@@ -1,8 +1,9 @@
 // Reads a spec and the files it includes. `include "common.qal"` splices that file's
-// statements in at that point; its path is relative to the including file. The result is the
-// statements of all files in order, with the text of each file kept for error messages.
+// statements in at that point; a relative path is relative to the including file, an absolute
+// one is used as it is. The result is the statements of all files in order, with the text of
+// each file kept for error messages.
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { error, fileSpan, type Diagnostic, type SourceSpan } from '../diagnostics/diagnostic.ts';
 import type { SourceFile, Statement } from './ast.ts';
 import { parseSource } from './parse.ts';
@@ -48,13 +49,23 @@ export function loadSpec(entry: string, readText: ReadText = readUtf8): LoadedSp
       diagnostics.push(error(includedFrom ?? fileSpan(path), `cannot read spec '${path}': ${reason}`));
       return;
     }
+    const nul = text.indexOf('\0');
+    if (nul >= 0) {
+      // A binary file would give an error for nearly every byte; one says more.
+      const line = (text.slice(0, nul).match(/\n/g)?.length ?? 0) + 1;
+      diagnostics.push(error({ file: path, line, col: nul - text.lastIndexOf('\n', nul), offset: nul, length: 1 },
+        'not a spec: a NUL byte, so this is a binary file', 'a spec is UTF-8 text: statements such as `quant { bits = 4 }`'));
+      filesWithSyntaxErrors.add(path);
+      return;
+    }
     const parsed = parseSource(text, path);
     files.push(parsed.file);
     diagnostics.push(...parsed.diagnostics);
     if (parsed.diagnostics.length > 0) filesWithSyntaxErrors.add(path);
     for (const statement of parsed.file.statements) {
       if (statement.kind === 'include') {
-        visit(join(dirname(path), statement.path), statement.pathSpan, [...stack, absolute]);
+        const included = isAbsolute(statement.path) ? statement.path : join(dirname(path), statement.path);
+        visit(included, statement.pathSpan, [...stack, absolute]);
       } else {
         statements.push(statement);
       }

@@ -99,7 +99,12 @@ function splitStatements(tokens: readonly IToken[], file: string, diagnostics: D
   return segments;
 }
 
-export function parseSource(text: string, path: string): ParseResult {
+/** U+FEFF at the very start: a UTF-8 byte order mark, which some editors write. */
+const BYTE_ORDER_MARK = '\uFEFF';
+
+/** `file.text` is the text without a byte order mark: spans and excerpts count from after it. */
+export function parseSource(source: string, path: string): ParseResult {
+  const text = source.startsWith(BYTE_ORDER_MARK) ? source.slice(BYTE_ORDER_MARK.length) : source;
   const diagnostics: Diagnostic[] = [];
   const lexed = T.qalLexer.tokenize(text);
   for (const e of lexed.errors) {

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor, type SafetensorsFile } from '../export/safetensors.ts';
 import type { Plan } from '../plan/plan.ts';
+import { firstNonFinite } from '../model/finite.ts';
 import type { AdamW } from './adamw.ts';
 import type { QaLoraModel } from './qalora-model.ts';
 import { adapterHash, legacyPlanHash, recordedSettings, settingChanges, type RecordedSettings } from './run-identity.ts';
@@ -56,6 +57,14 @@ export function saveCheckpoint(path: string, plan: Plan, model: QaLoraModel, opt
   });
 }
 
+/** A tensor of the checkpoint, refused by name when it holds NaN or ±Infinity. */
+function finiteTensor(file: SafetensorsFile, name: string, path: string) {
+  const t = tensor(file, name, path);
+  const bad = firstNonFinite(t.data);
+  if (bad >= 0) throw new SafetensorsError(path, `tensor ${name} holds ${t.data[bad]} at index ${bad}: the run diverged, or the file is damaged`);
+  return t;
+}
+
 /**
  * Reads a checkpoint and checks that its adapters fit the plan's; `misfit` ends the error
  * message (what the caller cannot do with it).
@@ -83,7 +92,7 @@ export function openCheckpoint(path: string, plan: Plan, misfit: string): Opened
 
 function restoreAdapters(opened: OpenedCheckpoint, model: QaLoraModel): void {
   for (const p of model.parameters()) {
-    const value = tensor(opened.file, p.name, opened.path).data;
+    const value = finiteTensor(opened.file, p.name, opened.path).data;
     if (value.length !== p.value.length) throw new SafetensorsError(opened.path, `tensor ${p.name} has ${value.length} values, the model ${p.value.length}`);
     p.value.set(value);
   }
@@ -93,8 +102,8 @@ function restoreAdapters(opened: OpenedCheckpoint, model: QaLoraModel): void {
 export function restoreTraining(opened: OpenedCheckpoint, model: QaLoraModel, optimizer: AdamW): void {
   restoreAdapters(opened, model);
   const params = model.parameters();
-  const m = params.map((p) => Float64Array.from(tensor(opened.file, `${p.name}.adam_m`, opened.path).data));
-  const v = params.map((p) => Float64Array.from(tensor(opened.file, `${p.name}.adam_v`, opened.path).data));
+  const m = params.map((p) => Float64Array.from(finiteTensor(opened.file, `${p.name}.adam_m`, opened.path).data));
+  const v = params.map((p) => Float64Array.from(finiteTensor(opened.file, `${p.name}.adam_v`, opened.path).data));
   optimizer.restore({ step: opened.step, m, v });
 }
 

@@ -60,5 +60,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateRes
     what = `${options.plan.spec}, quantized, adapters of ${options.checkpoint} (step ${step})`;
   }
   const { loss, tokens } = await heldOutLoss(model, batches);
+  // The weights were checked finite when read, so a non-finite loss is an overflow in float32.
+  if (!Number.isFinite(loss)) throw new TrainingError(`the held-out loss of ${what} is ${loss}: the model's activations overflow float32 (weights too large?)`);
   return { what, loss, tokens, batches: batches.length, batchSize, seqLen, notices };
 }

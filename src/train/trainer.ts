@@ -8,6 +8,7 @@
 //   out/run.lock           while a process writes the folder (see run-lock.ts)
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { firstNonFinite } from '../model/finite.ts';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
@@ -120,8 +121,11 @@ function checkResumedSteps(schedule: ScheduleRecord, current: ScheduleRecord, at
   }
 }
 
-/** Stop on a non-finite loss or gradient, naming the step and the layer. */
-function checkFinite(model: QaLoraModel, step: number, loss: number): void {
+/**
+ * Stop on a non-finite loss or gradient, naming the step and the layer. `kept` says what the
+ * run folder still holds ("the checkpoint of step 50 (…) is kept", or that there is none).
+ */
+function checkFinite(model: QaLoraModel, step: number, loss: number, kept: string): void {
   if (!Number.isFinite(loss)) {
     // The base is frozen and finite, so a non-finite loss comes from the adapters: one that
     // holds non-finite values, or else the one whose values grew largest, overflowing the forward.
@@ -132,11 +136,11 @@ function checkFinite(model: QaLoraModel, step: number, loss: number): void {
     const where = broken
       ? `adapter ${broken.name} holds non-finite values`
       : `the forward overflowed; the largest adapter values are in ${largest.name} (max |value| ${magnitude(largest).toExponential(2)})`;
-    throw new TrainingError(`the loss is ${loss} at step ${step}: ${where}; stopping; the last checkpoint is kept`);
+    throw new TrainingError(`the loss is ${loss} at step ${step}: ${where}; stopping; ${kept}`);
   }
   for (const p of model.parameters()) {
     for (let i = 0; i < p.grad.length; i++) {
-      if (!Number.isFinite(p.grad[i])) throw new TrainingError(`the gradient of ${p.name} is ${p.grad[i]} at step ${step}: stopping; the last checkpoint is kept`);
+      if (!Number.isFinite(p.grad[i])) throw new TrainingError(`the gradient of ${p.name} is ${p.grad[i]} at step ${step}: stopping; ${kept}`);
     }
   }
 }
@@ -189,12 +193,15 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     weightDecay: Number(settings.weight_decay), maxGradNorm: Number(settings.max_grad_norm),
   });
 
+  let checkpointStep: number | null = null;
+  const kept = () => checkpointStep === null ? 'no checkpoint has been written yet' : `the checkpoint of step ${checkpointStep} (${checkpointPath}) is kept`;
   // The loss before training is the base model's (B = 0): measured before the checkpoint's
   // adapters are loaded, unless the checkpoint recorded it.
   evalLossBefore ??= (await heldOutLoss(model, evalBatches)).loss;
   const evalTokens = heldOutTokens(evalBatches);
   if (opened) {
     restoreTraining(opened, model, optimizer);
+    checkpointStep = step;
     truncateLog(logPath, step);
   } else {
     writeFileSync(logPath, '');
@@ -212,12 +219,12 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
       const draw = step * accumulation + micro;
       const batch = dataset.batch(stepSeed(seed, draw, 'batch'), batchSize, seqLen);
       const microLoss = await model.forward(batch, { training: true, dropoutSeed: stepSeed(seed, draw, 'dropout') });
-      if (!Number.isFinite(microLoss)) checkFinite(model, step + 1, microLoss);
+      if (!Number.isFinite(microLoss)) checkFinite(model, step + 1, microLoss, kept());
       await model.backward({ accumulate: micro > 0 });
       loss += microLoss / accumulation;
     }
     if (accumulation > 1) for (const p of model.parameters()) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= accumulation;
-    checkFinite(model, step + 1, loss);
+    checkFinite(model, step + 1, loss, kept());
     const report = optimizer.step();
     step = report.step;
     const seconds = (performance.now() - stepStarted) / 1000;
@@ -228,7 +235,14 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
       record = { ...record, eval_loss: evaluation.loss, eval_perplexity: Math.exp(evaluation.loss), eval_tokens: evaluation.tokens, eval_seconds: (performance.now() - evalStarted) / 1000 };
     }
     appendFileSync(logPath, JSON.stringify(record) + '\n');
-    if (step % checkpointEvery === 0 || step === steps) saveCheckpoint(checkpointPath, plan, model, optimizer, { step, seed, schedule, evalLossBefore });
+    if (step % checkpointEvery === 0 || step === steps) {
+      // An update can overflow to Infinity with a finite loss and gradient: such adapters must
+      // not replace the last good checkpoint.
+      const broken = model.parameters().find((p) => firstNonFinite(p.value) >= 0);
+      if (broken) throw new TrainingError(`the update of step ${step} made adapter ${broken.name} non-finite (learning rate ${report.lr.toExponential(2)}); stopping; ${kept()}`);
+      saveCheckpoint(checkpointPath, plan, model, optimizer, { step, seed, schedule, evalLossBefore });
+      checkpointStep = step;
+    }
     const elapsed = (performance.now() - started) / 1000;
     const rate = (step - startStep) / elapsed;
     progress.update({ step, steps, loss, lr: report.lr, tokensPerSecond: tokensPerStep / seconds, secondsLeft: (steps - step) / rate });

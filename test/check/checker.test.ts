@@ -1,8 +1,10 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { frontEnd } from '../../src/compile.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileInline, compileSpec, messages, STORIES_BIN } from '../support/inline-spec.ts';
+import { writeLlama2c } from '../support/llama2c-file.ts';
 
 const QUANT = 'quant { bits = 4  group = 32 }';
 
@@ -60,6 +62,14 @@ describe('settings', () => {
   it('requires bits, group and an adapter rank', () => {
     expect(errors('quant { bits = 4 }\nadapter { alpha = 16 }').join('\n')).toMatch(/must set group[\s\S]*must set rank/);
   });
+
+  it('says a wrong value once, not also that the block lacks the key', () => {
+    expect(errors('quant { bits = 5  group = 32 }')).toEqual(['3:16: error: bits must be 2, 3, 4 or 8, not 5']);
+    expect(errors('quant { bits = 4  group = 0 }\nadapter { rank = -1 }')).toEqual([
+      '3:27: error: group must be at least 1, not 0',
+      '4:18: error: rank must be at least 1, not -1',
+    ]);
+  });
 });
 
 describe('the model', () => {
@@ -94,6 +104,18 @@ describe('the model', () => {
 
   it('names a missing or truncated checkpoint', () => {
     expect(errors(QUANT, 'model { checkpoint = "nope.bin" }').join('\n')).toContain("cannot read checkpoint 'nope.bin': no such file or directory");
+  });
+
+  it('refuses an odd head size, which RoPE cannot rotate, whatever says the shapes', () => {
+    const arch = 'dim = 30  hidden_dim = 64  layers = 2  heads = 2  vocab = 100  context = 16';
+    expect(errors('quant { bits = 4  group = 2 }', `model { ${arch} }`)).toEqual([
+      '2:56: error: the head size is odd: dim = 30 / heads = 2 = 15, and RoPE rotates pairs of dimensions [hint: choose heads so that dim / heads is even]',
+    ]);
+    const checkpoint = writeLlama2c(join(mkdtempSync(join(tmpdir(), 'qalc-odd-')), 'odd.bin'),
+      { dim: 30, hiddenDim: 64, layers: 1, heads: 2, kvHeads: 2, vocab: 100, context: 16, tiedEmbeddings: true }, 20_000);
+    const fromFile = errors('quant { bits = 4  group = 2 }', `model { checkpoint = "${checkpoint}" }`);
+    expect(fromFile).toHaveLength(1);
+    expect(fromFile[0]).toContain(`the checkpoint's head size is odd: dim = 30 / heads = 2 = 15, and RoPE rotates pairs of dimensions`);
   });
 
   it('accepts a written-out architecture and checks heads divide', () => {
@@ -137,6 +159,17 @@ describe('layer rules', () => {
     expect(shadowed.join('\n')).toContain('bits here has no effect: every layer this override selects takes bits from a later override (line 5)');
   });
 
+  it('warns once per selector about layers the model does not have, however many are listed', () => {
+    const indices = Array.from({ length: 100_000 }, (_, i) => i).join(', ');
+    const r = compileSpec(`${QUANT}\noverride layers 30..40, 50, ${indices} { bits = 8 }`);
+    expect(messages(r)).toEqual([
+      '4:17: warning: layers 32..40, 50, 32 and 99,967 more match nothing: the model has 32 layers (0..31)',
+    ]);
+    expect(messages(compileSpec(`${QUANT}\noverride layers 40..47, 60 { bits = 8 }`))).toEqual([
+      '4:17: warning: layers 40..47 and 60 match nothing: the model has 32 layers (0..31)',
+    ]);
+  });
+
   it('warns about settings that cannot apply', () => {
     const r = messages(compileSpec(`${QUANT}\noverride layers 0 { rank = 4 }`));
     expect(r.join('\n')).toContain('rank has no effect on q, k, v, o, gate, up, down of layer 0: they have no adapter');
@@ -165,6 +198,35 @@ describe('includes', () => {
     const text = messages(r).join('\n');
     expect(text).toContain("'a.qal' includes itself");
     expect(text).toContain("cannot read spec 'c.qal': no such file");
+  });
+
+  it('names a binary file once, instead of an error for every byte', () => {
+    const r = compileInline({ 'main.qal': 'spec m\ninclude "blob.qal"', 'blob.qal': 'ab\ncd\u0000\u0001\u00ff'.repeat(5000) });
+    expect(messages(r)).toEqual(['2:3: error: not a spec: a NUL byte, so this is a binary file [hint: a spec is UTF-8 text: statements such as `quant { bits = 4 }`]']);
+    expect(r.diagnostics[0]!.span.file).toBe('blob.qal');
+  });
+
+  it('reads a path in an included file relative to that file, as the language says', () => {
+    const root = mkdtempSync(join(tmpdir(), 'qalc-include-'));
+    mkdirSync(join(root, 'specs'));
+    mkdirSync(join(root, 'lib'));
+    copyFileSync(STORIES_BIN, join(root, 'lib', 'stories.bin'));
+    writeFileSync(join(root, 'lib', 'base.qal'), 'model {\n  checkpoint = "stories.bin"\n  tokenizer = "missing-tok.bin"\n}\n');
+    writeFileSync(join(root, 'specs', 'main.qal'), 'spec m\ninclude "../lib/base.qal"\nquant { bits = 4  group = 4 }\n');
+    const r = frontEnd(join(root, 'specs', 'main.qal'));
+    expect(messages(r)).toEqual(["3:15: warning: tokenizer '../lib/missing-tok.bin' does not exist (yet): training and generation will need it"]);
+    // The plan's paths are relative to the entry spec's folder, where train, eval and generate resolve them.
+    expect(r.plan?.model).toMatchObject({ checkpoint: { path: '../lib/stories.bin' }, tokenizer: '../lib/missing-tok.bin' });
+  });
+
+  it('reads an absolute include where it says, not below the including file\'s folder', () => {
+    const r = compileInline({
+      'specs/main.qal': 'spec m\ninclude "/abs/base.qal"\ninclude "local.qal"',
+      '/abs/base.qal': 'model { preset = llama_7b }',
+      'specs/local.qal': 'quant { bits = 4  group = 32 }',
+    });
+    expect(messages(r)).toEqual([]);
+    expect(r.loaded.files.map((f) => f.path)).toEqual(['specs/main.qal', '/abs/base.qal', 'specs/local.qal']);
   });
 });
 

@@ -1,14 +1,16 @@
 // The qalc command as a user runs it: a real process, its exit status, stdout and stderr.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
+import { writeLlama2c } from '../support/llama2c-file.ts';
 
 function qalc(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], {
     encoding: 'utf8',
+    maxBuffer: 64 << 20,
     env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', ...env },
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
@@ -47,6 +49,9 @@ describe('qalc', () => {
     expect(qalc(['check', '--frobnicate', 'x.qal'])).toMatchObject({ status: 1, stderr: expect.stringContaining("Unknown option '--frobnicate'") });
     expect(qalc(['check'])).toMatchObject({ status: 1, stderr: expect.stringContaining('check needs at least one spec file') });
     expect(qalc(['check', 'no/such.qal'])).toMatchObject({ status: 1, stderr: expect.stringContaining("no/such.qal:1:1: error: cannot read spec 'no/such.qal': no such file") });
+    expect(qalc(['generate', 'x.bin', '--seed', '0'])).toMatchObject({ status: 1, stderr: expect.stringContaining('--seed must be a positive integer') });
+    // A message of several lines keeps its lines; only control characters are escaped.
+    expect(qalc(['generate', 'x.bin', '--temperature', '-1']).stderr).toMatch(/is ambiguous\.\nDid you forget/);
   });
 
   it('exits 2, saying it is a bug, when qalc itself fails', async () => {
@@ -55,6 +60,34 @@ describe('qalc', () => {
     expect(await main(['crash'], [crash])).toBe(2);
     expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toContain('internal error — this is a bug in qalc');
     stderr.mockRestore();
+  });
+
+  it('exits 1, naming the file, when the operating system refuses a path the user gave', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const file = join(mkdtempSync(join(tmpdir(), 'qalc-')), 'a-file');
+    writeFileSync(file, '');
+    const mkdirOverFile = { name: 'mkdir', summary: '', usage: '', options: {}, optionHelp: {}, run: () => { mkdirSync(file); return 0; } };
+    expect(await main(['mkdir'], [mkdirOverFile])).toBe(1);
+    expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toBe(`qalc mkdir: cannot mkdir '${file}': it already exists\n`);
+    stderr.mockRestore();
+  });
+
+  it('generate names a checkpoint or tokenizer it cannot read, or one it cannot run, with exit 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qalc-generate-'));
+    const tokenizer = '../shared/models/stories260K/tok512.bin';
+    const missing = qalc(['generate', join(dir, 'missing.bin'), '--tokenizer', tokenizer]);
+    expect(missing).toMatchObject({ status: 1, stderr: `qalc generate: ${join(dir, 'missing.bin')}: cannot read the checkpoint: no such file\n` });
+    expect(qalc(['generate', dir, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${dir}: cannot read the checkpoint: it is a folder\n` });
+    const odd = writeLlama2c(join(dir, 'odd.bin'), { dim: 6, hiddenDim: 8, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 4, tiedEmbeddings: true }, 5000);
+    expect(qalc(['generate', odd, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${odd}: the head size is odd: dim = 6 / n_heads = 2 = 3, and RoPE rotates pairs of dimensions\n` });
+    const arch = { dim: 16, hiddenDim: 32, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 16, tiedEmbeddings: true };
+    const nan = writeLlama2c(join(dir, 'nan.bin'), arch, 10_928, { 8200: NaN });
+    expect(qalc(['generate', nan, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${nan}: tensor layers.0.rms_att [16] holds NaN at [8]: the checkpoint is damaged, or was saved from a run that diverged\n` });
+    // Finite weights near float32's largest value: the logits overflow, and generate says so rather than printing <unk>.
+    const huge = writeLlama2c(join(dir, 'huge.bin'), arch, 10_928, Object.fromEntries(Array.from({ length: 16 + 256 }, (_, i) => [8192 + i, i % 3 === 0 ? -3e38 : 3e38])));
+    expect(qalc(['generate', huge, '--tokenizer', tokenizer, '--steps', '4'])).toMatchObject({ status: 1, stdout: '', stderr: `qalc generate: the model's logits are NaN at position 0: its activations overflow float32 (weights too large?)\n` });
+    const noTokenizer = qalc(['generate', '../shared/models/stories260K/stories260K.bin', '--tokenizer', join(dir, 'tok.bin'), '--steps', '2']);
+    expect(noTokenizer).toMatchObject({ status: 1, stderr: `qalc generate: ${join(dir, 'tok.bin')}: cannot read the tokenizer: no such file\n` });
   });
 
   it('inspect shows the plan with sizes and totals, or as JSON', () => {
@@ -119,5 +152,70 @@ describe('qalc inspect, the later stages', () => {
     expect(qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forwad_k172_n64_b4_g43_qalora_r4_mean_bf16'])).toMatchObject({
       status: 1, stderr: expect.stringContaining("did you mean 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16'?"),
     });
+  });
+});
+
+describe('qalc check on hostile or huge input', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qalc-check-'));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('prints the first 20 errors and a count, however many there are', () => {
+    const junk = file('junk.qal', 'spec j\nmodel { preset = llama2_7b }\nquant { bits = 4  group = 32 }\n' + '@ ; $\n'.repeat(5000));
+    const r = qalc(['check', junk]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.match(/: error: /g)).toHaveLength(20);
+    expect(r.stderr).toMatch(/\n… and 14,980 more errors, not shown \(`qalc check --max-errors 0` shows them all\)\n15,000 errors, 0 warnings\n$/);
+    expect(r.stderr.length).toBeLessThan(4000);
+    expect(qalc(['check', '--max-errors', '0', junk]).stderr.match(/: error: /g)).toHaveLength(15_000);
+    expect(qalc(['check', '--max-errors', 'x', junk])).toMatchObject({ status: 1, stderr: expect.stringContaining("--max-errors must be a non-negative integer, not 'x'") });
+  });
+
+  it('never lets a spec write terminal escapes to stderr', () => {
+    const r = qalc(['check', file('esc.qal', 'spec e\nmodel { preset = "\x1b]0;owned\x07\x1b[2J" }\nquant { bits = 4  group = 32 }\n')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("unknown preset '\\x1b]0;owned\\x07\\x1b[2J'");
+    expect(r.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+  });
+
+  it('inspect prints a checkpoint path with control characters escaped', () => {
+    const checkpoint = join(dir, 'odd\x1b[2Jname.bin');
+    copyFileSync('../shared/models/stories260K/stories260K.bin', checkpoint);
+    const r = qalc(['inspect', file('path.qal', `spec p\nmodel { checkpoint = "${checkpoint}" }\nquant { bits = 4  group = 4 }\n`)]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`odd\\x1b[2Jname.bin: dim 64`);
+    expect(r.stdout).not.toContain('\x1b');
+  });
+
+  it('--json gives every diagnostic as data on stdout, and the same exit status', () => {
+    const r = qalc(['check', '--json', 'examples/broken.qal', 'examples/stories260k.qal', join(dir, 'missing.qal')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('');
+    const document = JSON.parse(r.stdout) as { diagnostics: Record<string, unknown>[]; errors: number; warnings: number; omitted: { errors: number; warnings: number } };
+    expect(document.diagnostics).toContainEqual({
+      file: 'examples/broken.qal', line: 20, column: 27, endLine: 20, endColumn: 31, severity: 'error',
+      message: "'gaet' is not a value of projections: expected 'q', 'k', 'v', 'o', 'gate', 'up' or 'down'", hint: "did you mean 'gate'?",
+    });
+    expect(document.diagnostics).toContainEqual(expect.objectContaining({ file: 'examples/broken.qal', line: 23, severity: 'warning', hint: null }));
+    expect(document.diagnostics).toContainEqual(expect.objectContaining({ file: join(dir, 'missing.qal'), line: 1, column: 1, message: `cannot read spec '${join(dir, 'missing.qal')}': no such file` }));
+    expect(document.errors).toBe(document.diagnostics.filter((d) => d.severity === 'error').length);
+    expect(document.warnings).toBe(1);
+    expect(document.omitted).toEqual({ errors: 0, warnings: 0 });
+    expect(JSON.parse(qalc(['check', '--json', 'examples/stories260k.qal']).stdout)).toEqual({ diagnostics: [], errors: 0, warnings: 0, omitted: { errors: 0, warnings: 0 } });
+  });
+
+  it('keeps its exit status when whoever reads stderr stops reading', async () => {
+    const warnsOnly = file('warns.qal', 'spec w\nmodel { preset = llama2_7b }\nquant { bits = 4  group = 32 }\n' + 'override layers 40 { bits = 8 }\n'.repeat(30));
+    const errs = file('errs.qal', 'spec j\nmodel { preset = llama2_7b }\nquant { bits = 4  group = 32 }\n' + '@\n'.repeat(50));
+    const statusWithClosedStderr = (args: string[]) => new Promise<number | null>((done) => {
+      const child = spawn(process.execPath, ['src/cli/qalc.mjs', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr.destroy(); // the reader goes away before qalc writes a byte
+      child.on('exit', (code) => done(code));
+    });
+    expect(await statusWithClosedStderr(['check', warnsOnly])).toBe(0);
+    expect(await statusWithClosedStderr(['check', errs])).toBe(1);
   });
 });

@@ -54,6 +54,14 @@ describe('the parser', () => {
     expect(file.statements.map((s) => s.kind)).toEqual(['spec', 'block', 'block']);
   });
 
+  it('skips a UTF-8 byte order mark at the start, as editors on Windows write it', () => {
+    const { file, diagnostics } = parse('\uFEFFspec x\nquant { bits = 4 }');
+    expect(diagnostics).toEqual([]);
+    expect(file.statements.map((s) => s.kind)).toEqual(['spec', 'block']);
+    expect(file.statements[0]!.span).toMatchObject({ line: 1, col: 1, offset: 0 });
+    expect(errorLines('spec x\n\uFEFFquant { bits = 4 }')[0]).toMatch(/^2:1: unexpected character/); // only at the start
+  });
+
   it('reports characters that are not part of the language', () => {
     expect(errorLines('spec x\nquant { bits = 4; group = 32 }')).toEqual(["2:17: unexpected character ';' [settings need no separator: one per line]"]);
     expect(errorLines('spec x // comment')).toEqual(["1:8: comments start with '#', not '//' [write # comment]"]);

@@ -34,7 +34,7 @@ export const fmtCommand: Command = {
       const parsed = parseSource(text, path);
       if (parsed.diagnostics.length > 0) {
         // Formatting a file that does not parse would lose what the parser could not read.
-        status = Math.max(status, reportDiagnostics({ diagnostics: parsed.diagnostics, sources: new Map([[path, text]]) }));
+        status = Math.max(status, reportDiagnostics({ diagnostics: parsed.diagnostics, sources: new Map([[path, parsed.file.text]]) }));
         continue;
       }
       const formatted = formatSource(parsed.file);

@@ -35,6 +35,7 @@ export const generateCommand: Command = {
     const temperature = number('temperature', 0, false);
     const steps = number('steps', 256, true);
     const seed = number('seed', 42, true);
+    if (seed === 0) throw new UsageError('--seed must be a positive integer: run.c\'s xorshift generator needs a non-zero state', 'generate');
     const input = positionals[0]!;
     const { readTokenizer } = await import('../../model/tokenizer.ts');
     const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
