@@ -55,6 +55,8 @@ describe('inspect --html escaping', () => {
     // The names read as written: the path in the spec's heading and the header, escaped.
     expect(page).toContain(`<h3>${escapeHtml(entry)}</h3>`);
     expect(page).toContain(`<h3>${escapeHtml(join(dirname(entry), includePath))}</h3>`);
+    // The included file's adapter block links to what it shaped, like the entry's lines.
+    expect(page).toMatch(/<div class="spec-line shaping" id="spec-1-1" data-uses="plan-0 [^"]*cuda-forward_/);
     expect(page).toContain(`from <code>${escapeHtml(entry)}</code>`);
     expect(page).toContain(escapeHtml(`# ${HOSTILE.replace(/\n|\u2028/g, ' ')}`));
   });
