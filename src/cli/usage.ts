@@ -16,13 +16,30 @@ export interface Command {
   readonly options: NonNullable<ParseArgsConfig['options']>;
   /** Help for each option, by name. */
   readonly optionHelp: Readonly<Record<string, string>>;
+  /**
+   * Boolean options that may take a value, by name with the value's placeholder: `--html` alone
+   * or `--html page.html`. parseArgs has no optional values, so the word right after the flag,
+   * when it is not an option, becomes the value.
+   */
+  readonly optionalValues?: Readonly<Record<string, string>>;
   readonly run: (positionals: string[], values: Record<string, string | boolean | undefined>) => number | Promise<number>;
 }
 
 export function parse(command: Command, argv: string[]): { positionals: string[]; values: Record<string, string | boolean | undefined> } {
   try {
-    const { positionals, values } = parseArgs({ args: argv, options: command.options, allowPositionals: true, strict: true });
-    return { positionals, values: values as Record<string, string | boolean | undefined> };
+    const { positionals, values, tokens } = parseArgs({ args: argv, options: command.options, allowPositionals: true, strict: true, tokens: true });
+    const parsed = values as Record<string, string | boolean | undefined>;
+    const taken = new Set<number>();
+    for (const [i, token] of tokens.entries()) {
+      const next = tokens[i + 1];
+      if (token.kind !== 'option' || !command.optionalValues?.[token.name] || token.inlineValue) continue;
+      if (next?.kind === 'positional' && next.index === token.index + 1) {
+        parsed[token.name] = next.value;
+        taken.add(next.index);
+      }
+    }
+    const rest = tokens.filter((t) => t.kind === 'positional' && !taken.has(t.index)).map((t) => (t as { value: string }).value);
+    return { positionals: rest, values: parsed };
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, ''), command.name);
   }
@@ -35,7 +52,8 @@ export function helpText(command: Command): string {
     lines.push('', 'options:');
     for (const name of names) {
       const option = command.options[name]!;
-      const flag = `--${name}${option.type === 'string' ? ' VALUE' : ''}`;
+      const optional = command.optionalValues?.[name];
+      const flag = `--${name}${option.type === 'string' ? ' VALUE' : optional ? ` [${optional}]` : ''}`;
       lines.push(`  ${flag.padEnd(20)} ${command.optionHelp[name] ?? ''}`);
     }
   }

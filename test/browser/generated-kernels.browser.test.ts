@@ -5,8 +5,8 @@
 // Node compares what the page returns with the float64 oracle, as the Dawn test
 // test/runtime/webgpu/generated-kernels.webgpu.test.ts does.
 //
-// Chromium is Debian's /usr/bin/chromium (.ci/run installs it; `apt-get install chromium`).
-// Without it the test fails in CI (CI set) and is skipped, loudly, elsewhere.
+// Chromium is Debian's /usr/bin/chromium (test/browser/chromium.ts): without it the test fails in
+// CI (CI set) and is skipped, loudly, elsewhere.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,14 +22,8 @@ import { packQweight } from '../../src/quant/gptq-pack.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
 import { qaloraForward } from '../../src/reference/qalora-layer.ts';
 import { createRng, randomNormalMatrix } from '../../src/reference/random.ts';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, hasChromium, skippedTitle, skipWithoutChromium } from './chromium.ts';
 import type { BrowserForwardInputs, BrowserForwardResult } from './page-entry.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader',
-  '--enable-features=Vulkan', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run',
-];
 const WGSL_DIR = fileURLToPath(new URL('../../generated/stories260k/wgsl/', import.meta.url));
 const PAGE_ENTRY = fileURLToPath(new URL('./page-entry.ts', import.meta.url));
 
@@ -42,13 +36,10 @@ function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number 
   return Math.sqrt(diff / norm);
 }
 
-const hasChromium = existsSync(CHROMIUM);
-const missing = `${CHROMIUM} is missing: install Debian's Chromium (\`apt-get install -y chromium\`; .ci/run does this in CI)`;
-const skip = !hasChromium && !process.env.CI;
-if (skip) console.warn(`\n*** SKIPPING the WebGPU-in-Chromium test: ${missing}. In CI (CI set) this is a failure. ***\n`);
+const skip = skipWithoutChromium('the WebGPU-in-Chromium test');
 
-it.skipIf(skip)(`runs the down projection's forward kernel through kernels.ts in headless Chromium${skip ? ` (SKIPPED: ${missing})` : ''}`, async () => {
-  if (!hasChromium) throw new Error(missing);
+it.skipIf(skip)(`runs the down projection's forward kernel through kernels.ts in headless Chromium${skippedTitle(skip)}`, async () => {
+  if (!hasChromium) throw new Error(chromiumMissing);
 
   const rng = createRng(260);
   const weight = randomNormalMatrix(rng, K, N, 0.05);

@@ -10,7 +10,7 @@ import { writeLlama2c } from '../support/llama2c-file.ts';
 function qalc(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], {
     encoding: 'utf8',
-    maxBuffer: 64 << 20,
+    maxBuffer: 64 * 1024 * 1024, // an inspect --html page is megabytes
     env: { ...process.env, NO_COLOR: '', FORCE_COLOR: '', ...env },
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
@@ -152,6 +152,23 @@ describe('qalc inspect, the later stages', () => {
     expect(qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forwad_k172_n64_b4_g43_qalora_r4_mean_bf16'])).toMatchObject({
       status: 1, stderr: expect.stringContaining("did you mean 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16'?"),
     });
+  });
+
+  it('--html writes one page to a file or to stdout, and refuses what it cannot show', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qalc-html-'));
+    const file = join(dir, 'page.html');
+    const written = qalc(['inspect', 'examples/stories260k.qal', '--html', file]);
+    expect(written).toMatchObject({ status: 0, stdout: '', stderr: `wrote ${file}: the spec, 35 layers, 31 CUDA and 31 WGSL kernels\n` });
+    const page = readFileSync(file, 'utf8');
+    expect(page).toMatch(/^<!doctype html>/);
+    expect(qalc(['inspect', 'examples/stories260k.qal', '--html']).stdout).toBe(page);
+    expect(qalc(['inspect', 'examples/stories260k.qal', '--html', '--json'])).toMatchObject({ status: 1, stderr: expect.stringContaining('--html shows every stage on one page: it takes no --json') });
+    expect(qalc(['inspect', '--html', 'examples/stories260k.qal'])).toMatchObject({ status: 1, stderr: expect.stringContaining("--html took 'examples/stories260k.qal' as the page to write: put the spec first") });
+    const spec = join(dir, 's.qal');
+    copyFileSync('examples/llama-7b-int4-g32.qal', spec);
+    expect(qalc(['inspect', spec, '--html', spec])).toMatchObject({ status: 1, stderr: expect.stringContaining('would overwrite the spec itself') });
+    expect(readFileSync(spec, 'utf8')).toBe(readFileSync('examples/llama-7b-int4-g32.qal', 'utf8'));
+    expect(qalc(['inspect', '--help']).stdout).toMatch(/--html \[FILE\]\s+write the HTML page to FILE/);
   });
 });
 

@@ -10,8 +10,8 @@ function toJson(value: unknown): string {
 
 export const inspectCommand: Command = {
   name: 'inspect',
-  summary: 'Show what the compiler made of a spec after any stage: tokens, ast, checked, the plan (default: a table of every linear layer with its size in MiB; --json for JSON), the kernel IR after each lowering pass, the list of CUDA or WGSL kernels, or one kernel\'s source (--kernel NAME, also as PTX).',
-  usage: `qalc inspect SPEC [--stage ${STAGES.join('|')}] [--json] [--all] [--pass NAME] [--kernel NAME [--target ${TARGETS.join('|')}]]`,
+  summary: 'Show what the compiler made of a spec after any stage: tokens, ast, checked, the plan (default: a table of every linear layer with its size in MiB; --json for JSON), the kernel IR after each lowering pass, the list of CUDA or WGSL kernels, or one kernel\'s source (--kernel NAME, also as PTX). --html writes one self-contained page (no network) with the spec, each line linked to the plan rows and kernels it produced, the size table, and every kernel\'s highlighted source.',
+  usage: `qalc inspect SPEC [--stage ${STAGES.join('|')}] [--json] [--all] [--pass NAME] [--kernel NAME [--target ${TARGETS.join('|')}]] [--html [FILE]]`,
   options: {
     stage: { type: 'string', default: 'plan' },
     json: { type: 'boolean' },
@@ -19,6 +19,7 @@ export const inspectCommand: Command = {
     pass: { type: 'string' },
     kernel: { type: 'string' },
     target: { type: 'string' },
+    html: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
@@ -28,13 +29,22 @@ export const inspectCommand: Command = {
     pass: 'with --stage ir: the IR after this pass only (default: after every pass)',
     kernel: 'print this kernel\'s source (names as in --stage cuda or wgsl)',
     target: 'with --stage ir or --kernel: cuda (default), wgsl, or ptx (needs nvcc)',
+    html: 'write the HTML page to FILE (default: standard output); --all applies to its table',
     help: 'show this help',
   },
+  optionalValues: { html: 'FILE' },
   async run(positionals, values) {
     // Loaded on demand, so `qalc --help` and the other verbs don't pay for this one's stages.
     const { frontEnd } = await import('../../compile.ts');
     const { reportDiagnostics } = await import('../report.ts');
-    if (positionals.length !== 1) throw new UsageError('inspect takes exactly one spec file', 'inspect');
+    if (positionals.length !== 1) {
+      const tookSpec = positionals.length === 0 && typeof values.html === 'string';
+      throw new UsageError(`inspect takes exactly one spec file${tookSpec ? ` (--html took '${values.html}' as the page to write: put the spec first, qalc inspect SPEC --html [FILE])` : ''}`, 'inspect');
+    }
+    if (values.html !== undefined) {
+      const clash = (['json', 'pass', 'kernel', 'target'] as const).find((o) => values[o] !== undefined) ?? (values.stage !== 'plan' ? 'stage' : undefined);
+      if (clash) throw new UsageError(`--html shows every stage on one page: it takes no --${clash}`, 'inspect');
+    }
     const stage = values.stage as string;
     if (!(STAGES as readonly string[]).includes(stage)) throw new UsageError(`unknown stage '${stage}': expected ${STAGES.join(', ')}`, 'inspect');
     const target = (values.target as string | undefined) ?? (stage === 'wgsl' ? 'wgsl' : 'cuda');
@@ -58,6 +68,7 @@ export const inspectCommand: Command = {
     }
     const plan = result.plan;
     if (!plan) return status;
+    if (values.html !== undefined) return writeHtml(plan, result.sources, values.html, values.all === true, status);
     if (values.kernel !== undefined) return printKernel(plan, String(values.kernel), target as (typeof TARGETS)[number]);
     if (stage === 'plan') {
       const { renderPlanTable } = await import('../plan-table.ts');
@@ -99,4 +110,21 @@ async function printKernel(plan: import('../../plan/plan.ts').Plan, name: string
     process.stdout.write(found.source);
   }
   return 0;
+}
+
+async function writeHtml(plan: import('../../plan/plan.ts').Plan, sources: ReadonlyMap<string, string>, file: string | boolean, all: boolean, status: number): Promise<number> {
+  const { emitKernels } = await import('../../backends/emit-kernels.ts');
+  const { renderInspectPage } = await import('../inspect-html/render-page.ts');
+  const kernels = emitKernels(plan);
+  const page = renderInspectPage({ plan, sources, kernels, all });
+  if (typeof file !== 'string') {
+    process.stdout.write(page);
+    return status;
+  }
+  const { resolve } = await import('node:path');
+  if ([...sources.keys()].some((s) => resolve(s) === resolve(file))) throw new UsageError(`--html ${file} would overwrite the spec itself: name the page's own file`, 'inspect');
+  const { writeFileAtomic } = await import('../write-file.ts');
+  writeFileAtomic(file, page);
+  process.stderr.write(`wrote ${file}: the spec, ${plan.layers.length} layers, ${kernels.cuda.length} CUDA and ${kernels.wgsl.length} WGSL kernels\n`);
+  return status;
 }
