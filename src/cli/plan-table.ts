@@ -1,8 +1,8 @@
 // `qalc inspect`: the plan as a table. Consecutive blocks whose projection is configured the
 // same way share a row ("0..31"), so a 7B plan fits on a screen; --all gives one row per layer.
-import { printable } from '../diagnostics/printable.ts';
 // planTable() computes the cells once; the text table here and the HTML page
 // (src/cli/inspect-html/) lay them out.
+import { printable } from '../diagnostics/printable.ts';
 import type { LayerPlan, Plan } from '../plan/plan.ts';
 
 const MIB = 1024 * 1024;
