@@ -11,7 +11,8 @@ import { specLineTokens } from '../../src/cli/inspect-html/highlight-spec.ts';
 import { renderInspectPage } from '../../src/cli/inspect-html/render-page.ts';
 import { compileInline } from '../support/inline-spec.ts';
 
-const HOSTILE = 'a<script>x</script>&amp;"\'`${1}`*/\n\u2028\u0000\u001b[31m<img src=x onerror=alert(1)>';
+// No NUL: the front end refuses a spec holding one as a binary file before any page is made.
+const HOSTILE = 'a<script>x</script>&amp;"\'`${1}`*/\n\u2028\u001b[31m<img src=x onerror=alert(1)>';
 const ARCH = 'model { dim = 64  hidden_dim = 128  layers = 2  heads = 4  vocab = 512  context = 64 }';
 
 /** The page for a spec held in memory under `path` (which may be any string). */

@@ -77,13 +77,14 @@ describe('non-finite values', () => {
   });
 
   it('a run that diverges after a checkpoint keeps that one, finite, and says which', async () => {
-    await run(plan('later', 'lr = 1e-3  steps = 2  checkpoint_every = 1  eval_every = 100'), 'later');
-    const message = await failure(run(plan('later', 'lr = 1e30  steps = 20  checkpoint_every = 1  eval_every = 100'), 'later', { resume: true }));
+    // A resumed run keeps its schedule, so the learning rate that blows up is the run's own: a
+    // constant one (the helper's) large enough that a few steps overflow the adapters.
+    const message = await failure(run(plan('later', 'lr = 1e15  steps = 40  checkpoint_every = 1  eval_every = 100'), 'later'));
     const checkpoint = join(work, 'later', 'checkpoint.safetensors');
     const file = readSafetensors(checkpoint);
     const kept = Number(file.metadata.step);
     expect(message).toContain(`the checkpoint of step ${kept} (${checkpoint}) is kept`);
-    expect(kept).toBeGreaterThanOrEqual(2);
+    expect(kept).toBeGreaterThanOrEqual(1);
     for (const t of file.tensors.values()) for (const v of t.data) expect(Number.isFinite(v)).toBe(true);
   });
 
