@@ -24,17 +24,11 @@ import { qaloraForward } from '../../src/reference/qalora-layer.ts';
 import { createRng, randomNormalMatrix } from '../../src/reference/random.ts';
 import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, hasChromium, skippedTitle, skipWithoutChromium } from './chromium.ts';
 import type { BrowserForwardInputs, BrowserForwardResult } from './page-entry.ts';
+import { relativeL2Error } from '../support/relative-error.ts';
 const WGSL_DIR = fileURLToPath(new URL('../../generated/stories260k/wgsl/', import.meta.url));
 const PAGE_ENTRY = fileURLToPath(new URL('./page-entry.ts', import.meta.url));
 
 const K = 172, N = 64, G = 43, L = 4, R = 4, T = 37, SCALE = 2;
-
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  expect(got.length).toBe(want.length);
-  let diff = 0, norm = 0;
-  for (let i = 0; i < want.length; i++) { diff += (got[i]! - want[i]!) ** 2; norm += want[i]! ** 2; }
-  return Math.sqrt(diff / norm);
-}
 
 const skip = skipWithoutChromium('the WebGPU-in-Chromium test');
 
@@ -104,9 +98,9 @@ it.skipIf(skip)(`runs the down projection's forward kernel through kernels.ts in
     adapter: { groupSize: G, rank: R, pooling: 'mean', scaling: SCALE, a: Float64Array.from(Float32Array.from(a)), b: Float64Array.from(Float32Array.from(b)) },
   }, Float64Array.from(x), T);
   const errors = {
-    output: relativeError(result.output, want.y),
-    pooledInput: relativeError(result.pooledInput, want.u),
-    adapterActivation: relativeError(result.adapterActivation, want.v),
+    output: relativeL2Error(result.output, want.y),
+    pooledInput: relativeL2Error(result.pooledInput, want.u),
+    adapterActivation: relativeL2Error(result.adapterActivation, want.v),
   };
   console.log(`Chromium: ${result.userAgent}\nadapter: ${JSON.stringify(result.adapterInfo)}\nfeatures: ${result.features.join(' ')}\nrelative errors: ${JSON.stringify(errors)}`);
   expect(errors.output).toBeLessThan(1e-5);

@@ -22,6 +22,7 @@ import { unpoolGroups } from '../../src/reference/pooling.ts';
 import { qaloraBackward, qaloraForward } from '../../src/reference/qalora-layer.ts';
 import { createRng, randomNormalMatrix } from '../../src/reference/random.ts';
 import { roundToF16 } from './f16.ts';
+import { relativeL2Error } from '../support/relative-error.ts';
 
 export interface KernelCase {
   readonly inFeatures: number;
@@ -113,18 +114,6 @@ export function syntheticPlan(cases: readonly KernelCase[]): Plan {
     totals: { linearFp16Bytes: 0, linearQuantizedBytes: 0, adapterParams: 0, adapterBytes: 0, otherBytes: 0, modelFp16Bytes: 0, modelQuantizedBytes: 0 },
     targets: {},
   };
-}
-
-/** ‖got − ref‖₂ / ‖ref‖₂ (‖got − ref‖₂ when ref is all zero). */
-export function relativeError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
-  if (got.length !== ref.length) throw new RangeError(`length ${got.length} vs reference ${ref.length}`);
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff += (got[i]! - ref[i]!) ** 2;
-    norm += ref[i]! ** 2;
-  }
-  return norm === 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
 }
 
 const f32 = (values: ArrayLike<number>) => Float32Array.from(values as ArrayLike<number>);
@@ -248,7 +237,7 @@ export function defineKernelSuite(backend: KernelBackend, options: SuiteOptions)
     };
     const check = (role: KernelRole, tokens: number | null, output: string, got: HostData | undefined, ref: ArrayLike<number>) => {
       if (!got) throw new Error(`${role} returned no ${output}`);
-      const error = relativeError(got, ref);
+      const error = relativeL2Error(got, ref);
       measured.push({ kernel: kernelFor(role).name, tokens, output, error });
       expect(error, `${output} of ${role} (T = ${tokens}) relative error`).toBeLessThanOrEqual(tolerance);
     };

@@ -18,18 +18,6 @@ export function finiteDifferenceGradient(f: () => number, params: Float64Array, 
   return gradient;
 }
 
-/** max |a − b| / max(max|a|, max|b|): one number per gradient, scale-free. */
-export function maxRelativeError(analytic: Float64Array, numeric: Float64Array): number {
-  if (analytic.length !== numeric.length) throw new RangeError(`length mismatch: ${analytic.length} vs ${numeric.length}`);
-  let largest = 0;
-  let worst = 0;
-  for (let i = 0; i < analytic.length; i++) {
-    largest = Math.max(largest, Math.abs(analytic[i]), Math.abs(numeric[i]));
-    worst = Math.max(worst, Math.abs(analytic[i] - numeric[i]));
-  }
-  return largest === 0 ? 0 : worst / largest;
-}
-
 export function dot(a: Float64Array, b: Float64Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += a[i] * b[i];

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { loraBackward, loraForward, type LoraLayer } from '../../src/reference/lora-layer.ts';
 import { qaloraForward } from '../../src/reference/qalora-layer.ts';
 import { createRng, randomNormalMatrix } from '../../src/reference/random.ts';
-import { dot, finiteDifferenceGradient, maxAbs, maxAbsDifference, maxRelativeError } from './gradient-check.ts';
+import { dot, finiteDifferenceGradient, maxAbs, maxAbsDifference } from './gradient-check.ts';
+import { relativeMaxError } from '../support/relative-error.ts';
 
 describe('plain LoRA', () => {
   for (const [T, K, N, r, dropout] of [[1, 32, 5, 1, false], [3, 48, 17, 4, true], [7, 96, 5, 2, true]] as const) {
@@ -21,7 +22,7 @@ describe('plain LoRA', () => {
       const grads = loraBackward(layer, dy, { x, v }, T, mask);
       for (const [name, analytic, params] of [['dx', grads.dx, x], ['dA', grads.dA, layer.a], ['dB', grads.dB, layer.b]] as const) {
         expect(maxAbs(analytic), name).toBeGreaterThan(0);
-        expect(maxRelativeError(analytic, finiteDifferenceGradient(loss, params)), name).toBeLessThanOrEqual(1e-6);
+        expect(relativeMaxError(analytic, finiteDifferenceGradient(loss, params)), name).toBeLessThanOrEqual(1e-6);
       }
     });
   }

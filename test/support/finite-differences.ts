@@ -1,9 +1,8 @@
 // Finite-difference helpers for the training ops: every check perturbs a Float64Array in place
 // and compares the op's backward with central differences of a scalar loss.
-import { finiteDifferenceGradient, maxRelativeError } from '../reference/gradient-check.ts';
+import { finiteDifferenceGradient } from '../reference/gradient-check.ts';
+import { relativeMaxError } from './relative-error.ts';
 import type { Rng } from '../../src/reference/random.ts';
-
-export { maxRelativeError };
 
 export function randomArray(rng: Rng, length: number, scale = 1): Float64Array {
   return Float64Array.from({ length }, () => scale * rng.normal());
@@ -18,5 +17,5 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** max relative error between `analytic` and central differences of `loss` over `param`. */
 export function gradientError(loss: () => number, param: Float64Array, analytic: Float64Array, h = 1e-5): number {
-  return maxRelativeError(analytic, finiteDifferenceGradient(loss, param, h));
+  return relativeMaxError(analytic, finiteDifferenceGradient(loss, param, h));
 }

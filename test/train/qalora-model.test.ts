@@ -8,8 +8,8 @@ import { readTokenizer } from '../../src/model/tokenizer.ts';
 import { createRng } from '../../src/reference/random.ts';
 import { QaLoraModel, type Batch } from '../../src/train/qalora-model.ts';
 import { specForEveryProjection, type AdapterSpec } from '../../src/train/qalora-spec.ts';
-import { maxRelativeError } from '../reference/gradient-check.ts';
 import { randomCheckpoint, STORIES260K, TINY_ARCH, TOK512 } from './tiny-model.ts';
+import { relativeMaxError } from '../support/relative-error.ts';
 
 const checkpoint = readLlama2cCheckpoint(STORIES260K);
 const tokenizer = readTokenizer(TOK512, checkpoint.arch.vocab);
@@ -120,7 +120,7 @@ describe('QA-LoRA model gradients (tiny random model, float64)', () => {
       }
     }
     expect(analytic.some((g) => Math.abs(g) > 1e-3)).toBe(true);
-    expect(maxRelativeError(Float64Array.from(analytic), Float64Array.from(numeric))).toBeLessThan(1e-6);
+    expect(relativeMaxError(Float64Array.from(analytic), Float64Array.from(numeric))).toBeLessThan(1e-6);
   });
 
   it('float32 and float64 models agree on the loss and the gradients', async () => {
@@ -137,7 +137,7 @@ describe('QA-LoRA model gradients (tiny random model, float64)', () => {
       return { loss, grads: Float64Array.from(model.parameters().flatMap((p) => [...p.grad])) };
     }));
     expect(Math.abs(results[0].loss - results[1].loss)).toBeLessThan(1e-5);
-    expect(maxRelativeError(results[0].grads, results[1].grads)).toBeLessThan(1e-4);
+    expect(relativeMaxError(results[0].grads, results[1].grads)).toBeLessThan(1e-4);
   });
 });
 

@@ -46,18 +46,6 @@ export async function withOneAndTwoThreadsAsync<T>(compute: () => Promise<T>): P
   }
 }
 
-/** max |a − b| / max |b|: the error relative to the reference's scale (elementwise ratios blow up at cancellations). */
-export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) throw new RangeError(`lengths differ: ${actual.length} vs ${expected.length}`);
-  let worst = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  if (Number.isNaN(worst)) return Infinity;
-  return scale === 0 ? worst : worst / scale;
-}
-
 export function randomFloats(rng: Rng, length: number, scale = 1): Float32Array {
   return Float32Array.from({ length }, () => scale * rng.normal());
 }

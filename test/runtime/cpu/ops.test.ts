@@ -12,7 +12,8 @@ import { ropeTables } from '../../../src/runtime/typescript/rope.ts';
 import type { SyncTrainingOps } from '../../../src/runtime/ops.ts';
 import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
 import { linearCaseData, type LinearCase } from '../linear-case.ts';
-import { addon, createRng, nativeBuilt, randomFloats, relativeError, withOneAndTwoThreads } from './native-support.ts';
+import { addon, createRng, nativeBuilt, randomFloats, withOneAndTwoThreads } from './native-support.ts';
+import { relativeMaxError } from '../../support/relative-error.ts';
 
 const TOLERANCE = 1e-5;
 
@@ -25,7 +26,7 @@ function compare(label: string, run: (ops: SyncTrainingOps) => Record<string, Fl
   const [one, two] = withOneAndTwoThreads(() => run(nativeCpuOps()));
   for (const [name, value] of Object.entries(expected)) {
     const actual = one[name];
-    const error = typeof value === 'number' ? Math.abs((actual as number) - value) / Math.max(1, Math.abs(value)) : relativeError(actual as Floats, value);
+    const error = typeof value === 'number' ? Math.abs((actual as number) - value) / Math.max(1, Math.abs(value)) : relativeMaxError(actual as Floats, value);
     expect(error, `${label}: ${name}`).toBeLessThanOrEqual(TOLERANCE);
     expect(two[name], `${label}: ${name}, 2 threads vs 1`).toEqual(actual);
   }

@@ -10,6 +10,7 @@ import { parseManifest, type CudaManifestKernel } from '../../../src/backends/ma
 import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
 import type { AdapterActivations, QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
 import { SimulatedDevice } from './simulated-device.ts';
+import { relativeMaxError } from '../../support/relative-error.ts';
 
 const manifests = parseManifest(readFileSync('generated/stories260k/manifest.json', 'utf8'), 'generated/stories260k/manifest.json').kernels
   .filter((k): k is CudaManifestKernel => k.target === 'cuda');
@@ -34,15 +35,6 @@ const clone = (l: QaLoraLinear): QaLoraLinear => ({
   base: l.base, adapter: l.adapter && { ...l.adapter, gradA: new Float32Array(l.adapter.gradA.length), gradB: new Float32Array(l.adapter.gradB.length) },
 });
 
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let maxDiff = 0, maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
-    maxRef = Math.max(maxRef, Math.abs(expected[i]!));
-  }
-  return maxDiff / maxRef;
-}
-
 describe('cuda ops on a simulated device', () => {
   for (const [K, N, group, rows, symbol] of [
     [64, 64, 16, 5, 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decode'],
@@ -63,16 +55,16 @@ describe('cuda ops on a simulated device', () => {
       ops.qaloraLinearForward(gpuY, x, rows, gpuLayer, gpuSaved);
       TYPESCRIPT_OPS.qaloraLinearForward(cpuY, x, rows, cpuLayer, cpuSaved);
       expect(device.launched).toContain(symbol);
-      expect(relativeError(gpuY, cpuY)).toBeLessThan(2e-2);
-      expect(relativeError(gpuSaved.u, cpuSaved.u)).toBeLessThan(1e-2);
-      expect(relativeError(gpuSaved.v, cpuSaved.v)).toBeLessThan(2e-2);
+      expect(relativeMaxError(gpuY, cpuY)).toBeLessThan(2e-2);
+      expect(relativeMaxError(gpuSaved.u, cpuSaved.u)).toBeLessThan(1e-2);
+      expect(relativeMaxError(gpuSaved.v, cpuSaved.v)).toBeLessThan(2e-2);
 
       const gpuDx = new Float32Array(rows * K).fill(1), cpuDx = new Float32Array(rows * K).fill(1); // backward adds to dx
       ops.qaloraLinearBackward(gpuDx, dy, rows, gpuLayer, gpuSaved);
       TYPESCRIPT_OPS.qaloraLinearBackward(cpuDx, dy, rows, cpuLayer, cpuSaved);
-      expect(relativeError(gpuDx, cpuDx)).toBeLessThan(2e-2);
-      expect(relativeError(gpuLayer.adapter!.gradA, cpuLayer.adapter!.gradA)).toBeLessThan(3e-2);
-      expect(relativeError(gpuLayer.adapter!.gradB, cpuLayer.adapter!.gradB)).toBeLessThan(3e-2);
+      expect(relativeMaxError(gpuDx, cpuDx)).toBeLessThan(2e-2);
+      expect(relativeMaxError(gpuLayer.adapter!.gradA, cpuLayer.adapter!.gradA)).toBeLessThan(3e-2);
+      expect(relativeMaxError(gpuLayer.adapter!.gradB, cpuLayer.adapter!.gradB)).toBeLessThan(3e-2);
       expect(ops.stats).toMatchObject({ gpuForward: 1, gpuBackward: 1, cpuForward: 0, cpuBackward: 0 });
     });
   }

@@ -8,7 +8,8 @@ import type { Pooling } from '../../../src/reference/adapter.ts';
 import { qaloraBackward, qaloraForward } from '../../../src/reference/qalora-layer.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { qaloraLinearBackward, qaloraLinearForward, type AdapterActivations, type QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
-import { dot, gradientError, maxRelativeError, randomArray } from '../../support/finite-differences.ts';
+import { dot, gradientError, randomArray } from '../../support/finite-differences.ts';
+import { relativeMaxError } from '../../support/relative-error.ts';
 
 const ROWS = 6, K = 12, N = 5, GROUP = 4, RANK = 3;
 
@@ -39,16 +40,16 @@ describe('quantized linear with a QA-LoRA adapter', () => {
       const oracleLayer = { inFeatures: K, outFeatures: N, weight: dequantize(weight), adapter: { ...adapter, a: adapter.a as Float64Array, b: adapter.b as Float64Array } };
       const dropout = mask === undefined ? undefined : { keep: mask, p: 0.3 };
       const oracle = qaloraForward(oracleLayer, x, ROWS, dropout);
-      expect(maxRelativeError(y, oracle.y)).toBeLessThan(1e-13);
-      expect(maxRelativeError(saved.u as Float64Array, oracle.u)).toBeLessThan(1e-13);
-      expect(maxRelativeError(saved.v as Float64Array, oracle.v)).toBeLessThan(1e-13);
+      expect(relativeMaxError(y, oracle.y)).toBeLessThan(1e-13);
+      expect(relativeMaxError(saved.u as Float64Array, oracle.u)).toBeLessThan(1e-13);
+      expect(relativeMaxError(saved.v as Float64Array, oracle.v)).toBeLessThan(1e-13);
 
       const dx = new Float64Array(ROWS * K);
       qaloraLinearBackward(dx, r, ROWS, layer, saved);
       const grads = qaloraBackward(oracleLayer, r, oracle, ROWS, dropout);
-      expect(maxRelativeError(dx, grads.dx)).toBeLessThan(1e-13);
-      expect(maxRelativeError(adapter.gradA, grads.dA)).toBeLessThan(1e-13);
-      expect(maxRelativeError(adapter.gradB, grads.dB)).toBeLessThan(1e-13);
+      expect(relativeMaxError(dx, grads.dx)).toBeLessThan(1e-13);
+      expect(relativeMaxError(adapter.gradA, grads.dA)).toBeLessThan(1e-13);
+      expect(relativeMaxError(adapter.gradB, grads.dB)).toBeLessThan(1e-13);
     });
   }
 
@@ -76,7 +77,7 @@ describe('quantized linear with a QA-LoRA adapter', () => {
       qaloraLinearForward(alone, x, ROWS, { base: { kind: 'quantized', weight: w }, adapter: null });
       expect(withAdapter).toEqual(alone);
       const oracle = qaloraForward({ inFeatures: K, outFeatures: N, weight: dequantize(w), adapter: { ...adapter, a: adapter.a as Float64Array, b: adapter.b as Float64Array } }, x, ROWS);
-      expect(maxRelativeError(alone, oracle.y)).toBeLessThan(1e-13);
+      expect(relativeMaxError(alone, oracle.y)).toBeLessThan(1e-13);
     }
     expect(() => qaloraLinearForward(new Float64Array(ROWS * N), x, ROWS, { base: layer.base, adapter: { ...adapter, groupSize: 6 } }, saved))
       .toThrow(/group size 6 differs from the quantization group size 4/);

@@ -11,18 +11,13 @@ import { qaloraForward } from '../../../src/reference/qalora-layer.ts';
 import { createRng, randomNormalMatrix } from '../../../src/reference/random.ts';
 import { openWebGpu, type WebGpuHandle } from '../../../src/runtime/webgpu/device.ts';
 import { runWgslKernel } from '../../../src/runtime/webgpu/run-kernel.ts';
+import { relativeL2Error } from '../../support/relative-error.ts';
 
 let gpu: WebGpuHandle;
 beforeAll(async () => { gpu = await openWebGpu(); });
 afterAll(() => gpu?.destroy());
 
 const K = 172, N = 64, G = 43, L = 4, R = 4, T = 37, SCALE = 2;
-
-function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, norm = 0;
-  for (let i = 0; i < want.length; i++) { diff += (got[i]! - want[i]!) ** 2; norm += want[i]! ** 2; }
-  return Math.sqrt(diff / norm);
-}
 
 it('runs the forward and dequantize kernels of the down projection through kernels.ts', async () => {
   const rng = createRng(260);
@@ -36,7 +31,7 @@ it('runs the forward and dequantize kernels of the down projection through kerne
   const dequantizeSource = readFileSync(new URL(`../../../generated/stories260k/${wgslDequantizeKp172N64B4G43F32.file}`, import.meta.url), 'utf8');
   const dense = await runWgslKernel(gpu, wgslDequantizeKp172N64B4G43F32, dequantizeSource, { qweight, groupScalesAndZeros: scalesAndZeros }, {}, 0);
   const reference = dequantize({ ...quantized, scales: Float64Array.from(Float32Array.from(quantized.scales)), zeros: quantized.zeros });
-  expect(relativeError(dense.weight!, reference)).toBeLessThan(1e-6);
+  expect(relativeL2Error(dense.weight!, reference)).toBeLessThan(1e-6);
 
   const forwardSource = readFileSync(new URL(`../../../generated/stories260k/${wgslForwardK172N64B4G43QaloraR4MeanF32.file}`, import.meta.url), 'utf8');
   const out = await runWgslKernel(gpu, wgslForwardK172N64B4G43QaloraR4MeanF32, forwardSource, {
@@ -46,7 +41,7 @@ it('runs the forward and dequantize kernels of the down projection through kerne
     inFeatures: K, outFeatures: N, weight: reference,
     adapter: { groupSize: G, rank: R, pooling: 'mean', scaling: SCALE, a: Float64Array.from(Float32Array.from(a)), b: Float64Array.from(Float32Array.from(b)) },
   }, Float64Array.from(x), T);
-  expect(relativeError(out.output!, want.y)).toBeLessThan(1e-5);
-  expect(relativeError(out.pooledInput!, want.u)).toBeLessThan(1e-5);
-  expect(relativeError(out.adapterActivation!, want.v)).toBeLessThan(1e-5);
+  expect(relativeL2Error(out.output!, want.y)).toBeLessThan(1e-5);
+  expect(relativeL2Error(out.pooledInput!, want.u)).toBeLessThan(1e-5);
+  expect(relativeL2Error(out.adapterActivation!, want.v)).toBeLessThan(1e-5);
 });
