@@ -6,8 +6,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { skipWebGpu, webGpuName } from '../support/webgpu-driver.ts';
 
-it('trains stories260K for a step with --backend webgpu, every quantized linear layer on the compiled kernels', () => {
+it.skipIf(skipWebGpu)(webGpuName('trains stories260K for a step with --backend webgpu, every quantized linear layer on the compiled kernels'), () => {
   const out = mkdtempSync(join(tmpdir(), 'qalc-generated-webgpu-'));
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/stories260k/train.ts', '--backend', 'webgpu', '--steps', '1', '--out', out], { encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);

@@ -11,6 +11,7 @@ import { qaloraForward } from '../../../src/reference/qalora-layer.ts';
 import { createRng, randomNormalMatrix } from '../../../src/reference/random.ts';
 import { openWebGpu, type WebGpuHandle } from '../../../src/runtime/webgpu/device.ts';
 import { runWgslKernel } from '../../../src/runtime/webgpu/run-kernel.ts';
+import { skipWebGpu, webGpuName } from '../../support/webgpu-driver.ts';
 
 let gpu: WebGpuHandle;
 beforeAll(async () => { gpu = await openWebGpu(); });
@@ -24,7 +25,7 @@ function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number 
   return Math.sqrt(diff / norm);
 }
 
-it('runs the forward and dequantize kernels of the down projection through kernels.ts', async () => {
+it.skipIf(skipWebGpu)(webGpuName('runs the forward and dequantize kernels of the down projection through kernels.ts'), async () => {
   const rng = createRng(260);
   const weight = randomNormalMatrix(rng, K, N, 0.05);
   const quantized = quantizeRtn(weight, K, N, { bits: 4, groupSize: G });
