@@ -13,7 +13,7 @@ export const compileCommand: Command = {
   },
   optionHelp: {
     out: 'output directory (default: generated/<spec name>)',
-    'no-build': 'write the CUDA sources without compiling them',
+    'no-build': 'write the CUDA sources without running nvcc (a cold build of a large spec takes minutes)',
     help: 'show this help',
   },
   async run(positionals, values) {
@@ -33,8 +33,9 @@ export const compileCommand: Command = {
     const cudaSources = files.filter((f) => f.path.startsWith('cuda/')).map((f) => ({ fileName: f.path.slice('cuda/'.length), source: f.text }));
     if (cudaSources.length > 0 && !values['no-build']) {
       const { buildKernels } = await import('../../backends/cuda/nvcc.ts');
+      const { nvccProgress } = await import('../build-progress.ts');
       const arches = (result.plan.targets.cuda?.arch as readonly ('sm_80' | 'sm_90a')[] | undefined) ?? undefined;
-      const build = await buildKernels(cudaSources, join(out, 'cuda'), arches ? { arches } : {});
+      const build = await buildKernels(cudaSources, join(out, 'cuda'), { ...(arches ? { arches } : {}), onProgress: nvccProgress() });
       process.stderr.write(`${build.message}\n`);
       const functions = build.builds.flatMap((b) => b.build.functions);
       if (functions.length > 0) {
