@@ -1,4 +1,4 @@
-// What a generated train.ts calls: the arguments it accepts, the run, and errors printed the
+// What a generated train.mts calls: the arguments it accepts, the run, and errors printed the
 // way the qalc command prints them (a line for a problem with the input, never a stack trace).
 // The backend is chosen as `qalc train` chooses it (src/cli/backend-choice.ts): --backend, else
 // the spec's train.backend, else cpu.
@@ -9,7 +9,7 @@ import { UsageError } from '../cli/usage.ts';
 import type { Plan } from '../plan/plan.ts';
 import { train } from '../train/trainer.ts';
 
-export const TRAINER_USAGE = `usage: train.ts [--backend ${BACKENDS.join('|')}] [--kernels DIR] [--steps N] [--out DIR] [--resume]`;
+export const TRAINER_USAGE = `usage: train.mts [--backend ${BACKENDS.join('|')}] [--kernels DIR] [--steps N] [--out DIR] [--resume]`;
 
 export async function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv: string[] = process.argv.slice(2)): Promise<number> {
   let values: { backend?: string; kernels?: string; steps?: string; out?: string; resume?: boolean };

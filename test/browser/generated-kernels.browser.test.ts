@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { expect, it } from 'vitest';
-import { wgslForwardK172N64B4G43QaloraR4MeanF32 as forward } from '../../generated/stories260k/kernels.ts';
+import { wgslForwardK172N64B4G43QaloraR4MeanF32 as forward } from '../../generated/stories260k/kernels.mts';
 import { dequantize } from '../../src/quant/dequantize.ts';
 import { packQweight } from '../../src/quant/gptq-pack.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
@@ -47,7 +47,7 @@ const missing = `${CHROMIUM} is missing: install Debian's Chromium (\`apt-get in
 const skip = !hasChromium && !process.env.CI;
 if (skip) console.warn(`\n*** SKIPPING the WebGPU-in-Chromium test: ${missing}. In CI (CI set) this is a failure. ***\n`);
 
-it.skipIf(skip)(`runs the down projection's forward kernel through kernels.ts in headless Chromium${skip ? ` (SKIPPED: ${missing})` : ''}`, async () => {
+it.skipIf(skip)(`runs the down projection's forward kernel through kernels.mts in headless Chromium${skip ? ` (SKIPPED: ${missing})` : ''}`, async () => {
   if (!hasChromium) throw new Error(missing);
 
   const rng = createRng(260);
