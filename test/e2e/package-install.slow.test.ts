@@ -19,9 +19,14 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** The environment without what `npm test` sets for its own package (npm_config_*, npm_package_*). */
+/**
+ * The environment without what `npm test` sets about qalc's own package and run: a child npm
+ * given npm_config_local_prefix would install into this repository. Settings (npm_config_cache,
+ * the registry) are kept.
+ */
 function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith('npm_')));
+  const own = /^npm_(package_|lifecycle_|command$|execpath$|node_execpath$|config_local_prefix$|config_call$)/i;
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !own.test(name)));
   return { ...env, NO_COLOR: '1', ...extra };
 }
 
