@@ -3,7 +3,7 @@
 // fatbin at once, so the test holds on a cold cache and on a machine without nvcc; the real
 // nvcc's output is tested in test/backends/cuda/compile.nvcc.slow.test.ts.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -45,6 +45,22 @@ it('--no-build writes the sources and runs no compiler', () => {
   expect(readdirSync(join(work, 'sources', 'cuda')).some((f) => f.endsWith('.cu'))).toBe(true);
   expect(readdirSync(join(work, 'sources', 'cuda')).some((f) => f.endsWith('.fatbin'))).toBe(false);
   expect(existsSync(join(work, 'sources', 'plan.json'))).toBe(true);
+});
+
+it('says when the generated trainer could not find qalc from where it was written', () => {
+  // work is outside any project with qalc installed; generated/ in this repository is inside one.
+  const outside = compile('outside', '--no-build');
+  expect(outside.status, outside.stderr).toBe(0);
+  expect(outside.stderr).toContain(`note: ${join(work, 'outside', 'train.mts')} imports qalc by its package name, which does not resolve from ${join(work, 'outside')}: run it from a folder of a project that has qalc installed`);
+  mkdirSync('.scratch', { recursive: true });
+  const insideOut = mkdtempSync(join('.scratch', 'compile-build-')); // git-ignored
+  try {
+    const inside = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'compile', 'examples/stories260k.qal', '--out', insideOut, '--no-build'], { encoding: 'utf8' });
+    expect(inside.status, inside.stderr).toBe(0);
+    expect(inside.stderr).not.toContain('note:');
+  } finally {
+    rmSync(insideOut, { recursive: true, force: true });
+  }
 });
 
 it('documents --no-build in its help', () => {

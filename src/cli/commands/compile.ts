@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../write-file.ts';
 import { UsageError, type Command } from '../usage.ts';
 
@@ -30,6 +31,9 @@ export const compileCommand: Command = {
     const count = (dir: string) => files.filter((f) => f.path.startsWith(dir)).length;
     const others = files.filter((f) => !f.path.includes('/')).map((f) => f.path);
     process.stderr.write(`wrote ${out}: ${count('cuda/')} CUDA and ${count('wgsl/')} WGSL kernels, ${others.join(', ')}\n`);
+    if (!qalcResolvesFrom(out)) {
+      process.stderr.write(`note: ${join(out, 'train.mts')} imports qalc by its package name, which does not resolve from ${out}: run it from a folder of a project that has qalc installed (npm install qalc)\n`);
+    }
     const cudaSources = files.filter((f) => f.path.startsWith('cuda/')).map((f) => ({ fileName: f.path.slice('cuda/'.length), source: f.text }));
     if (cudaSources.length > 0 && !values['no-build']) {
       const { buildKernels } = await import('../../backends/cuda/nvcc.ts');
@@ -47,3 +51,13 @@ export const compileCommand: Command = {
     return status;
   },
 };
+
+/** Whether `import … from 'qalc/…'` in a generated file finds qalc: a node_modules/qalc above it, or this repository. */
+function qalcResolvesFrom(out: string): boolean {
+  try {
+    createRequire(resolve(out, 'train.mts')).resolve('qalc/package.json');
+    return true;
+  } catch {
+    return false;
+  }
+}
