@@ -30,6 +30,15 @@ const CHROMIUM_ARGS = [
   '--enable-features=Vulkan', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run',
 ];
+/**
+ * Chromium's WebGPU runs on its own SwiftShader, which it finds through the Vulkan loader: a
+ * VK_ICD_FILENAMES or VK_DRIVER_FILES meant for Dawn (a GPU's driver, or nothing, to see what
+ * qalc does without one) would hide it, so they are not passed on.
+ */
+function chromiumEnv(): Record<string, string> {
+  const hidden = new Set(['VK_ICD_FILENAMES', 'VK_DRIVER_FILES', 'VK_ADD_DRIVER_FILES']);
+  return Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => !hidden.has(entry[0]) && entry[1] !== undefined));
+}
 const WGSL_DIR = fileURLToPath(new URL('../../generated/stories260k/wgsl/', import.meta.url));
 const PAGE_ENTRY = fileURLToPath(new URL('./page-entry.ts', import.meta.url));
 
@@ -88,7 +97,7 @@ it.skipIf(skip)(`runs the down projection's forward kernel through kernels.mts i
   const pageLog: string[] = [];
   let result: BrowserForwardResult;
   try {
-    const context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 20_000 });
+    const context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, env: chromiumEnv(), timeout: 20_000 });
     try {
       const page = context.pages()[0] ?? await context.newPage();
       page.on('console', (message) => pageLog.push(`console.${message.type()}: ${message.text()}`));
