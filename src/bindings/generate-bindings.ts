@@ -1,10 +1,15 @@
 // The TypeScript the compiler writes beside the kernels, generated with ts-morph so that it is
 // always syntactically whole and consistently formatted:
 //
-//   generated/<name>/model.ts   a typed description of the model: every layer, its shape,
-//                               quantization and adapter, as readonly literal types
-//   generated/<name>/train.ts   the trainer entry point: `npx tsx generated/<name>/train.ts`
-//   generated/<name>/kernels.ts every emitted kernel as a typed value (generate-kernel-bindings.ts)
+//   generated/<name>/model.mts   a typed description of the model: every layer, its shape,
+//                                quantization and adapter, as readonly literal types
+//   generated/<name>/train.mts   the trainer entry point: `npx tsx generated/<name>/train.mts`
+//   generated/<name>/kernels.mts every emitted kernel as a typed value (generate-kernel-bindings.ts)
+//
+// .mts, because they are ES modules (train.mts awaits at its top level) in any project, one of
+// "type": "commonjs" included. They import qalc by its package name, `qalc/bindings`
+// (package-exports.ts), which resolves wherever qalc is installed, and this repository by
+// self-reference.
 //
 // Nothing a user wrote reaches this code but through src/backends/escape.ts: paths as string
 // literals (tsString, through literal()), in comments (commentSafe), in the command lines the
@@ -12,7 +17,6 @@
 // identifier (the lexer allows nothing else).
 import { relative, resolve, sep } from 'node:path';
 import { IndentationText, NewLineKind, Project, QuoteKind, VariableDeclarationKind, type SourceFile } from 'ts-morph';
-import { PROJECT_ROOT } from '../project-root.ts';
 import type { Plan } from '../plan/plan.ts';
 import { literal } from './literal.ts';
 import { commentSafe, relativeUrl, shellWord } from '../backends/escape.ts';
@@ -32,10 +36,13 @@ function header(plan: Plan, what: string): string {
   ].join('\n');
 }
 
-/** A relative URL from the generated folder to one of qalc's files, for an import or `new URL`. */
-function importPath(outDir: string, module: string): string {
-  const path = relativeUrl(relative(resolve(outDir), resolve(PROJECT_ROOT, module)).split(sep).join('/'));
-  return path.startsWith('.') ? path : `./${path}`;
+/** The module generated code imports qalc's types and runTrainer from (package.json "exports"). */
+const BINDINGS_MODULE = 'qalc/bindings';
+
+/** A relative URL from the generated folder to a folder, for `new URL(…, import.meta.url)`. */
+function folderUrl(outDir: string, folder: string): string {
+  const path = relativeUrl(relative(resolve(outDir), resolve(folder)).split(sep).join('/'));
+  return `${path === '' ? '.' : path.startsWith('.') ? path : `./${path}`}/`;
 }
 
 function project(): Project {
@@ -52,9 +59,8 @@ function finish(file: SourceFile, headerText: string): string {
 }
 
 function modelFile(p: Project, plan: Plan, outDir: string): GeneratedFile {
-  const file = p.createSourceFile('model.ts', '', { overwrite: true });
-  file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: importPath(outDir, 'src/plan/plan.ts'), namedImports: ['LayerPlan', 'Plan'] });
-  file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: importPath(outDir, 'src/model/architecture.ts'), namedImports: ['Architecture'] });
+  const file = p.createSourceFile('model.mts', '', { overwrite: true });
+  file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: BINDINGS_MODULE, namedImports: ['Architecture', 'LayerPlan', 'Plan'] });
   const source = plan.model.checkpoint ? `the checkpoint ${commentSafe(plan.model.checkpoint.path)}` : plan.model.preset ? `preset ${plan.model.preset}` : 'the spec';
   file.addVariableStatement({
     isExported: true,
@@ -89,19 +95,20 @@ function modelFile(p: Project, plan: Plan, outDir: string): GeneratedFile {
       initializer: `{\n  spec: ${literal(plan.spec)},\n  specFile: ${literal(plan.specFile)},\n  model: ${literal(model, '  ').replace(/\n {2}\}$/, '\n    architecture,\n  }')},\n  layers,\n${literal(rest).slice(2, -2)}\n}`,
     }],
   });
-  return { path: 'model.ts', text: finish(file, header(plan, `The model of spec ${plan.spec}: every linear layer with its shape, quantization and adapter.`)) };
+  return { path: 'model.mts', text: finish(file, header(plan, `The model of spec ${plan.spec}: every linear layer with its shape, quantization and adapter.`)) };
 }
 
 function trainFile(p: Project, plan: Plan, outDir: string, specPath: string): GeneratedFile {
-  const file = p.createSourceFile('train.ts', '', { overwrite: true });
-  const self = relative(PROJECT_ROOT, resolve(outDir, 'train.ts')).split(sep).join('/');
+  const file = p.createSourceFile('train.mts', '', { overwrite: true });
+  // As the user runs it: from the folder `qalc compile` ran in.
+  const self = relative(process.cwd(), resolve(outDir, 'train.mts')).split(sep).join('/');
   file.addImportDeclaration({ moduleSpecifier: 'node:url', namedImports: ['fileURLToPath'] });
-  file.addImportDeclaration({ moduleSpecifier: importPath(outDir, 'src/bindings/run-trainer.ts'), namedImports: ['runTrainer'] });
-  file.addImportDeclaration({ moduleSpecifier: './model.ts', namedImports: ['plan'] });
+  file.addImportDeclaration({ moduleSpecifier: BINDINGS_MODULE, namedImports: ['runTrainer'] });
+  file.addImportDeclaration({ moduleSpecifier: './model.mts', namedImports: ['plan'] });
   file.addVariableStatement({
     declarationKind: VariableDeclarationKind.Const,
     docs: ['Paths in the spec (checkpoint, tokenizer, data) are relative to its folder.'],
-    declarations: [{ name: 'specDir', initializer: `fileURLToPath(new URL(${literal(importPath(outDir, relative(PROJECT_ROOT, resolve(specPath, '..'))) + '/')}, import.meta.url))` }],
+    declarations: [{ name: 'specDir', initializer: `fileURLToPath(new URL(${literal(folderUrl(outDir, resolve(specPath, '..')))}, import.meta.url))` }],
   });
   file.addVariableStatement({
     declarationKind: VariableDeclarationKind.Const,
@@ -109,20 +116,19 @@ function trainFile(p: Project, plan: Plan, outDir: string, specPath: string): Ge
     declarations: [{ name: 'defaultOut', initializer: `fileURLToPath(new URL('./run/', import.meta.url))` }],
   });
   file.addStatements(['process.exitCode = await runTrainer(plan, specDir, defaultOut);']);
-  return { path: 'train.ts', text: finish(file, header(plan, `Fine-tunes spec ${plan.spec} with QA-LoRA on the CPU, WebGPU or CUDA: \`npx tsx ${shellWord(self)} [--backend cpu|webgpu|cuda] [--steps N] [--out DIR] [--resume]\`.`)) };
+  return { path: 'train.mts', text: finish(file, header(plan, `Fine-tunes spec ${plan.spec} with QA-LoRA on the CPU, WebGPU or CUDA: \`npx tsx ${shellWord(self)} [--backend cpu|webgpu|cuda] [--steps N] [--out DIR] [--resume]\`.`)) };
 }
 
-function kernelsFile(p: Project, plan: Plan, outDir: string, kernels: EmittedKernels): GeneratedFile | null {
-  const text = addKernelBindings(p, kernels);
+function kernelsFile(p: Project, plan: Plan, kernels: EmittedKernels): GeneratedFile | null {
+  const text = addKernelBindings(p, kernels, BINDINGS_MODULE);
   if (text === '') return null;
-  const file = p.getSourceFileOrThrow('kernels.ts');
-  file.getImportDeclarationOrThrow('@@descriptor@@').setModuleSpecifier(importPath(outDir, 'src/bindings/kernel-descriptor.ts'));
-  return { path: 'kernels.ts', text: finish(file, header(plan, `Every kernel of spec ${plan.spec} as a typed value: its buffers, uniforms and launch configuration (the same as manifest.json).`)) };
+  const file = p.getSourceFileOrThrow('kernels.mts');
+  return { path: 'kernels.mts', text: finish(file, header(plan, `Every kernel of spec ${plan.spec} as a typed value: its buffers, uniforms and launch configuration (the same as manifest.json).`)) };
 }
 
 export function generateBindings(plan: Plan, outDir: string, specPath: string, kernels: EmittedKernels): GeneratedFile[] {
   const p = project();
   const files = [modelFile(p, plan, outDir), trainFile(p, plan, outDir, specPath)];
-  const kernelFile = kernelsFile(p, plan, outDir, kernels);
+  const kernelFile = kernelsFile(p, plan, kernels);
   return kernelFile ? [...files, kernelFile] : files;
 }

@@ -1,4 +1,4 @@
-// generated/<name>/kernels.ts: a typed value for every emitted kernel — an interface of its
+// generated/<name>/kernels.mts: a typed value for every emitted kernel — an interface of its
 // buffers (typed arrays named as the kernel names them, shapes in the doc comments), its
 // uniform struct, and its launch configuration as functions of T — so a runtime or a user
 // drives a kernel through types instead of reading the manifest by hand.
@@ -85,11 +85,11 @@ function common(kernel: LoweredKernel, file: string): string {
   ].join('\n');
 }
 
-export function addKernelBindings(project: Project, kernels: EmittedKernels): string {
-  const file = project.createSourceFile('kernels.ts', '', { overwrite: true });
+export function addKernelBindings(project: Project, kernels: EmittedKernels, bindingsModule: string): string {
+  const file = project.createSourceFile('kernels.mts', '', { overwrite: true });
   const kernelTypes = [...(kernels.wgsl.length ? ['WgslKernel'] : []), ...(kernels.cuda.length ? ['CudaKernel'] : [])];
   if (kernelTypes.length === 0) return '';
-  file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: '@@descriptor@@', namedImports: kernelTypes });
+  file.addImportDeclaration({ isTypeOnly: true, moduleSpecifier: bindingsModule, namedImports: kernelTypes });
   for (const emitted of kernels.wgsl) {
     const k = emitted.kernel;
     const m = emitted.manifest;

@@ -1,4 +1,4 @@
-// The types of generated/<name>/kernels.ts: every emitted kernel as a typed value — its buffers
+// The types of generated/<name>/kernels.mts: every emitted kernel as a typed value — its buffers
 // with their element types and shapes, its uniform struct, and how to launch it for T tokens.
 // A runtime needs nothing else to drive a kernel (src/runtime/webgpu/run-kernel.ts does).
 

@@ -1,4 +1,4 @@
-// What a generated train.ts calls: the arguments it accepts, the run, and errors printed the
+// What a generated train.mts calls: the arguments it accepts, the run, and errors printed the
 // way the qalc command prints them (a line for a problem with the input, never a stack trace).
 // The backend is chosen as `qalc train` chooses it (src/runtime/backend.ts): --backend, else
 // the spec's train.backend, else cpu.
@@ -8,7 +8,7 @@ import type { Plan } from '../plan/plan.ts';
 import { BACKENDS, chooseBackend, requestedBackend, UnknownBackendError, type Backend } from '../runtime/backend.ts';
 import { train } from '../train/trainer.ts';
 
-export const TRAINER_USAGE = `usage: train.ts [--backend ${BACKENDS.join('|')}] [--kernels DIR] [--steps N] [--out DIR] [--resume]`;
+export const TRAINER_USAGE = `usage: train.mts [--backend ${BACKENDS.join('|')}] [--kernels DIR] [--steps N] [--out DIR] [--resume]`;
 
 export async function runTrainer(plan: Plan, specDir: string, defaultOut: string, argv: string[] = process.argv.slice(2)): Promise<number> {
   let values: { backend?: string; kernels?: string; steps?: string; out?: string; resume?: boolean };

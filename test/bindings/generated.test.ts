@@ -29,7 +29,7 @@ describe('generated/', () => {
 
   it('runs: the generated trainer of stories260K trains', () => {
     const out = mkdtempSync(join(tmpdir(), 'qalc-generated-'));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/stories260k/train.ts', '--steps', '2', '--out', out], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/stories260k/train.mts', '--steps', '2', '--out', out], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/stories260k: held-out loss \d+\.\d+ → \d+\.\d+ after 2 steps/);
     expect(existsSync(join(out, 'checkpoint.safetensors'))).toBe(true);
@@ -37,13 +37,13 @@ describe('generated/', () => {
   }, 120_000);
 
   it('refuses an unknown --backend with the choices', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/stories260k/train.ts', '--backend', 'tpu'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/stories260k/train.mts', '--backend', 'tpu'], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe('unknown backend \'tpu\': expected cpu, webgpu, cuda\nusage: train.ts [--backend cpu|webgpu|cuda] [--kernels DIR] [--steps N] [--out DIR] [--resume]\n');
+    expect(r.stderr).toBe('unknown backend \'tpu\': expected cpu, webgpu, cuda\nusage: train.mts [--backend cpu|webgpu|cuda] [--kernels DIR] [--steps N] [--out DIR] [--resume]\n');
   });
 
   it('says what is missing instead of failing with a stack trace', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/llama_7b_int4_g32/train.ts', '--steps', '1'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/llama_7b_int4_g32/train.mts', '--steps', '1'], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('llama_7b_int4_g32: spec llama_7b_int4_g32: training needs the weights: set `checkpoint = "…"` in the model block\n');
   });

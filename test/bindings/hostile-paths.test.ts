@@ -41,7 +41,7 @@ function callsOf(text: string, callee: string): string[] {
   return found;
 }
 
-/** Top-level expression statements: a generated file has one at most, train.ts's runTrainer call. */
+/** Top-level expression statements: a generated file has one at most, train.mts's runTrainer call. */
 function topLevelExpressions(text: string): string[] {
   const file = ts.createSourceFile('x.ts', text, ts.ScriptTarget.ES2022, true);
   return file.statements.filter(ts.isExpressionStatement).map((s) => s.getText(file));
@@ -66,9 +66,11 @@ function hostileWorkspace(data = `data*/${SPEC_HOSTILE}.txt`): { root: string; s
     mkdirSync(join(specDir, files[key], '..'), { recursive: true });
     symlinkSync(resolve(SHARED, targets[key]), join(specDir, files[key]));
   }
-  // The generated trainer is an ES module with top-level await; outside a "type": "module"
-  // package Node would load it as CommonJS (issue 8, item 9).
-  writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
+  // A project that has qalc installed (the generated code imports it by name), of the default
+  // "type": "commonjs": the generated .mts files are ES modules whatever the project's type.
+  writeFileSync(join(root, 'package.json'), '{ "name": "hostile-project", "private": true }\n');
+  mkdirSync(join(root, 'node_modules'));
+  symlinkSync(process.cwd(), join(root, 'node_modules', 'qalc'));
   const spec = join(specDir, `${HOSTILE}.qal`);
   writeFileSync(spec, [
     'spec hostile',
@@ -122,11 +124,11 @@ describe('qalc compile of a spec with hostile names and paths', () => {
     expect(compiled.status, compiled.stderr).toBe(0);
 
     const files = filesUnder(out);
-    expect(files.filter((f) => f.endsWith('.ts')).length).toBeGreaterThanOrEqual(3);
+    expect(files.filter((f) => f.endsWith('.mts')).length).toBeGreaterThanOrEqual(3);
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
       expect(text, file).not.toMatch(INVISIBLE);
-      if (file.endsWith('.ts')) {
+      if (file.endsWith('.mts')) {
         expect(syntaxErrors(text), file).toEqual([]);
         expect(topLevelExpressions(text).filter((s) => !s.startsWith('process.exitCode = await runTrainer(')), file).toEqual([]);
         expect(callsOf(text, 'process.stdout.write'), file).toEqual([]);
@@ -144,9 +146,9 @@ describe('qalc compile of a spec with hostile names and paths', () => {
     const regenerate = /^\/\/ Regenerate: qalc compile (.+)$/m.exec(readFileSync(cuda, 'utf8'))![1]!;
     expect(spawnSync('bash', ['-c', `printf %s ${regenerate}`], { encoding: 'utf8' }).stdout).toBe(spec);
 
-    // model.ts, imported, holds the paths exactly.
+    // model.mts, imported, holds the paths exactly.
     const probe = join(root, 'probe.mts');
-    writeFileSync(probe, `import { plan } from ${tsString(`./${relativeUrl(out.slice(root.length + 1))}/model.ts`)};\nconsole.log(JSON.stringify([plan.specFile, plan.model.checkpoint?.path, plan.model.tokenizer, plan.train?.data]));\n`);
+    writeFileSync(probe, `import { plan } from ${tsString(`./${relativeUrl(out.slice(root.length + 1))}/model.mts`)};\nconsole.log(JSON.stringify([plan.specFile, plan.model.checkpoint?.path, plan.model.tokenizer, plan.train?.data]));\n`);
     const imported = spawnSync(process.execPath, ['--import', 'tsx', probe], { encoding: 'utf8', cwd: process.cwd() });
     expect(imported.status, imported.stderr).toBe(0);
     const plan = JSON.parse(readFileSync(join(out, 'plan.json'), 'utf8'));
@@ -155,7 +157,7 @@ describe('qalc compile of a spec with hostile names and paths', () => {
 
     // The trainer runs nothing it should not, finds every file through the hostile folders, trains.
     const run = join(out, 'run');
-    const trained = spawnSync(process.execPath, ['--import', 'tsx', join(out, 'train.ts'), '--steps', '1', '--out', run], { encoding: 'utf8' });
+    const trained = spawnSync(process.execPath, ['--import', 'tsx', join(out, 'train.mts'), '--steps', '1', '--out', run], { encoding: 'utf8' });
     expect(trained.stdout).not.toContain('PWNED');
     expect(trained.status, trained.stderr).toBe(0);
     expect(readFileSync(join(run, 'train.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
@@ -171,7 +173,7 @@ describe('qalc compile of a spec with hostile names and paths', () => {
     const out = join(root, 'out');
     const compiled = qalc(['compile', spec, '--out', out, '--no-build']);
     expect(compiled.status, compiled.stderr).toBe(0);
-    for (const file of filesUnder(out).filter((f) => f.endsWith('.ts'))) {
+    for (const file of filesUnder(out).filter((f) => f.endsWith('.mts'))) {
       const text = readFileSync(file, 'utf8');
       expect(text).not.toMatch(INVISIBLE);
       expect(syntaxErrors(text), file).toEqual([]);

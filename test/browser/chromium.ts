@@ -22,3 +22,13 @@ export function skipWithoutChromium(what: string): boolean {
 
 /** The suffix a skipped test's title carries, so the reporter shows why. */
 export const skippedTitle = (skip: boolean) => (skip ? ` (SKIPPED: ${chromiumMissing})` : '');
+
+/**
+ * Chromium's WebGPU runs on its own SwiftShader, which it finds through the Vulkan loader: a
+ * VK_ICD_FILENAMES or VK_DRIVER_FILES meant for Dawn (a GPU's driver, or nothing, to see what
+ * qalc does without one) would hide it, so they are not passed on.
+ */
+export function chromiumEnv(): Record<string, string> {
+  const hidden = new Set(['VK_ICD_FILENAMES', 'VK_DRIVER_FILES', 'VK_ADD_DRIVER_FILES']);
+  return Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => !hidden.has(entry[0]) && entry[1] !== undefined));
+}

@@ -16,13 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { expect, it } from 'vitest';
-import { wgslForwardK172N64B4G43QaloraR4MeanF32 as forward } from '../../generated/stories260k/kernels.ts';
+import { wgslForwardK172N64B4G43QaloraR4MeanF32 as forward } from '../../generated/stories260k/kernels.mts';
 import { dequantize } from '../../src/quant/dequantize.ts';
 import { packQweight } from '../../src/quant/gptq-pack.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
 import { qaloraForward } from '../../src/reference/qalora-layer.ts';
 import { createRng, randomNormalMatrix } from '../../src/reference/random.ts';
-import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, hasChromium, skippedTitle, skipWithoutChromium } from './chromium.ts';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumEnv, chromiumMissing, hasChromium, skippedTitle, skipWithoutChromium } from './chromium.ts';
 import type { BrowserForwardInputs, BrowserForwardResult } from './page-entry.ts';
 import { relativeL2Error } from '../support/relative-error.ts';
 const WGSL_DIR = fileURLToPath(new URL('../../generated/stories260k/wgsl/', import.meta.url));
@@ -32,7 +32,7 @@ const K = 172, N = 64, G = 43, L = 4, R = 4, T = 37, SCALE = 2;
 
 const skip = skipWithoutChromium('the WebGPU-in-Chromium test');
 
-it.skipIf(skip)(`runs the down projection's forward kernel through kernels.ts in headless Chromium${skippedTitle(skip)}`, async () => {
+it.skipIf(skip)(`runs the down projection's forward kernel through kernels.mts in headless Chromium${skippedTitle(skip)}`, async () => {
   if (!hasChromium) throw new Error(chromiumMissing);
 
   const rng = createRng(260);
@@ -73,7 +73,7 @@ it.skipIf(skip)(`runs the down projection's forward kernel through kernels.ts in
   const pageLog: string[] = [];
   let result: BrowserForwardResult;
   try {
-    const context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 20_000 });
+    const context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, env: chromiumEnv(), timeout: 20_000 });
     try {
       const page = context.pages()[0] ?? await context.newPage();
       page.on('console', (message) => pageLog.push(`console.${message.type()}: ${message.text()}`));

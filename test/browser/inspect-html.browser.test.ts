@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS, chromiumMissing, hasChromium, skippedTitle, skipWithoutChromium } from './chromium.ts';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumEnv, chromiumMissing, hasChromium, skippedTitle, skipWithoutChromium } from './chromium.ts';
 
 // tsconfig's lib has no DOM; these are the page globals the evaluate callbacks use.
 declare const location: { hash: string };
@@ -39,7 +39,7 @@ describe.skipIf(skip)(`qalc inspect --html in headless Chromium${skippedTitle(sk
   beforeAll(async () => {
     if (!hasChromium) throw new Error(chromiumMissing);
     dir = mkdtempSync(join(tmpdir(), 'qalc-inspect-html-'));
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 20_000, viewport: { width: 1400, height: 1000 } });
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, env: chromiumEnv(), timeout: 20_000, viewport: { width: 1400, height: 1000 } });
     context.on('request', (request) => requests.push(request.url()));
   });
   afterAll(async () => {

@@ -1,10 +1,10 @@
 // The browser side of test/browser/generated-kernels.browser.test.ts: bundled by esbuild and
 // loaded in headless Chromium, it runs stories260K's down-projection forward kernel through the
-// same generated descriptor (generated/stories260k/kernels.ts) and the same runWgslKernel that
+// same generated descriptor (generated/stories260k/kernels.mts) and the same runWgslKernel that
 // the Node tests use, on the page's own navigator.gpu. Inputs come from the test's server
 // (inputs.json), the WGSL from the path the descriptor names; the outputs go back to Node as
 // plain number arrays (float32 values, so JSON carries them exactly).
-import { wgslForwardK172N64B4G43QaloraR4MeanF32 as forward } from '../../generated/stories260k/kernels.ts';
+import { wgslForwardK172N64B4G43QaloraR4MeanF32 as forward } from '../../generated/stories260k/kernels.mts';
 import type { WebGpuAdapterInfo, WebGpuHandle } from '../../src/runtime/webgpu/device.ts';
 import { runWgslKernel } from '../../src/runtime/webgpu/run-kernel.ts';
 

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { stories260kSpec } from '../support/inline-spec.ts';
 
 const SHARED = resolve('../shared');
 const work = mkdtempSync(join(tmpdir(), 'qalc-e2e-'));
@@ -17,24 +18,12 @@ function qalc(args: string[]) {
 /** A small, fast version of examples/stories260k.qal with checkpoints every few steps. */
 function writeSpec(name: string, train: string): string {
   const path = join(work, `${name}.qal`);
-  writeFileSync(path, `spec ${name}
-model {
-  checkpoint = "${SHARED}/models/stories260K/stories260K.bin"
-  tokenizer = "${SHARED}/models/stories260K/tok512.bin"
-}
-quant { bits = 4  group = 16 }
-override proj down { group = 43 }
-adapter { rank = 4  alpha = 8 }
-train {
-  data = "${SHARED}/data/tinyshakespeare.txt"
-  seq_len = 32
+  writeFileSync(path, stories260kSpec(name, `seq_len = 32
   batch = 4
   lr = 3e-3
   seed = 7
   eval_every = 10
-  ${train}
-}
-`);
+  ${train}`));
   return path;
 }
 

@@ -12,6 +12,7 @@ import {
   uploadStorage,
   uploadUniform,
 } from '../../src/runtime/webgpu/buffers.ts';
+import { skipWebGpu, webGpuName } from '../support/webgpu-driver.ts';
 
 const axpbWgsl = /* wgsl */ `
 struct Params { a: f32, b: f32, length: u32 }
@@ -89,7 +90,7 @@ beforeAll(async () => {
 
 afterAll(() => gpu?.destroy());
 
-describe('WebGPU on this machine', () => {
+describe.skipIf(skipWebGpu)(webGpuName('WebGPU on this machine'), () => {
   it('runs in a process with V8 optimisation capped', () => {
     expect(process.execArgv).toContain('--max-opt=2');
   });

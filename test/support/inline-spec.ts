@@ -7,6 +7,23 @@ import { renderDiagnostic } from '../../src/diagnostics/render.ts';
 export const SHARED = resolve('../shared');
 export const STORIES_BIN = resolve(SHARED, 'models/stories260K/stories260K.bin');
 
+/** examples/stories260k.qal with absolute paths into shared/, to write anywhere, and `train` inside its train block. */
+export function stories260kSpec(name: string, train: string): string {
+  return `spec ${name}
+model {
+  checkpoint = "${SHARED}/models/stories260K/stories260K.bin"
+  tokenizer = "${SHARED}/models/stories260K/tok512.bin"
+}
+quant { bits = 4  group = 16 }
+override proj down { group = 43 }
+adapter { rank = 4  alpha = 8 }
+train {
+  data = "${SHARED}/data/tinyshakespeare.txt"
+  ${train}
+}
+`;
+}
+
 export function compileInline(files: Record<string, string>, entry = Object.keys(files)[0]!): FrontEndResult {
   return frontEnd(entry, (path) => {
     const text = files[path];

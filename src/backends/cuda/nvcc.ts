@@ -168,15 +168,37 @@ async function inParallel<T, R>(items: readonly T[], limit: number, task: (item:
  * Writes every source into `outDir` and, with nvcc, beside it `NAME.ARCH.fatbin` and
  * `NAME.ARCH.ptxas.txt` for every arch.
  */
-export async function buildKernels(kernels: readonly KernelSource[], outDir: string, options: { readonly arches?: readonly CudaArch[]; readonly jobs?: number; readonly cacheDir?: string } = {}): Promise<BuildResult> {
+export interface BuildProgress {
+  /** Fatbins finished so far, of `total`; `cached` of them came from the cache. */
+  readonly done: number;
+  readonly cached: number;
+  readonly total: number;
+  readonly jobs: number;
+}
+
+export interface BuildOptions {
+  readonly arches?: readonly CudaArch[];
+  readonly jobs?: number;
+  readonly cacheDir?: string;
+  /** Called once before the first fatbin (done 0) and after each one. */
+  readonly onProgress?: (progress: BuildProgress) => void;
+}
+
+export async function buildKernels(kernels: readonly KernelSource[], outDir: string, options: BuildOptions = {}): Promise<BuildResult> {
   mkdirSync(outDir, { recursive: true });
   for (const k of kernels) writeFileSync(join(outDir, k.fileName), k.source);
   const nvcc = await findNvcc();
   if (!nvcc) return { nvcc: null, message: `nvcc is not on PATH: wrote ${kernels.length} CUDA sources to ${outDir}, compiled none`, builds: [] };
   const arches = options.arches ?? CUDA_ARCHES;
   const jobs = kernels.flatMap((k) => arches.map((arch) => ({ k, arch })));
-  const builds = await inParallel(jobs, options.jobs ?? availableParallelism(), async ({ k, arch }) => {
+  const parallel = options.jobs ?? availableParallelism();
+  const progress = { done: 0, cached: 0, total: jobs.length, jobs: parallel };
+  options.onProgress?.({ ...progress });
+  const builds = await inParallel(jobs, parallel, async ({ k, arch }) => {
     const build = await buildFatbin(nvcc, k.fileName, k.source, arch, options.cacheDir);
+    progress.done++;
+    if (build.cached) progress.cached++;
+    options.onProgress?.({ ...progress });
     const stem = join(outDir, k.fileName.replace(/\.cu$/, ''));
     writeFileSync(`${stem}.${arch}.fatbin`, build.fatbin);
     writeFileSync(`${stem}.${arch}.ptxas.txt`, build.report);

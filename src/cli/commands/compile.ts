@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../write-file.ts';
 import { UsageError, type Command } from '../usage.ts';
 
@@ -13,7 +14,7 @@ export const compileCommand: Command = {
   },
   optionHelp: {
     out: 'output directory (default: generated/<spec name>)',
-    'no-build': 'write the CUDA sources without compiling them',
+    'no-build': 'write the CUDA sources without running nvcc (a cold build of a large spec takes minutes)',
     help: 'show this help',
   },
   async run(positionals, values) {
@@ -30,11 +31,15 @@ export const compileCommand: Command = {
     const count = (dir: string) => files.filter((f) => f.path.startsWith(dir)).length;
     const others = files.filter((f) => !f.path.includes('/')).map((f) => f.path);
     process.stderr.write(`wrote ${out}: ${count('cuda/')} CUDA and ${count('wgsl/')} WGSL kernels, ${others.join(', ')}\n`);
+    if (!qalcResolvesFrom(out)) {
+      process.stderr.write(`note: ${join(out, 'train.mts')} imports qalc by its package name, which does not resolve from ${out}: run it from a folder of a project that has qalc installed (npm install qalc)\n`);
+    }
     const cudaSources = files.filter((f) => f.path.startsWith('cuda/')).map((f) => ({ fileName: f.path.slice('cuda/'.length), source: f.text }));
     if (cudaSources.length > 0 && !values['no-build']) {
       const { buildKernels } = await import('../../backends/cuda/nvcc.ts');
+      const { nvccProgress } = await import('../build-progress.ts');
       const arches = (result.plan.targets.cuda?.arch as readonly ('sm_80' | 'sm_90a')[] | undefined) ?? undefined;
-      const build = await buildKernels(cudaSources, join(out, 'cuda'), arches ? { arches } : {});
+      const build = await buildKernels(cudaSources, join(out, 'cuda'), { ...(arches ? { arches } : {}), onProgress: nvccProgress() });
       process.stderr.write(`${build.message}\n`);
       const functions = build.builds.flatMap((b) => b.build.functions);
       if (functions.length > 0) {
@@ -46,3 +51,13 @@ export const compileCommand: Command = {
     return status;
   },
 };
+
+/** Whether `import … from 'qalc/…'` in a generated file finds qalc: a node_modules/qalc above it, or this repository. */
+function qalcResolvesFrom(out: string): boolean {
+  try {
+    createRequire(resolve(out, 'train.mts')).resolve('qalc/package.json');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,6 +1,8 @@
 // Opens a WebGPU device in Node through Dawn (npm `webgpu`, which ships dawn.node).
 // On a machine without a GPU, Dawn runs on Mesa's lavapipe Vulkan driver (see .ci/run).
-import { create, globals } from 'webgpu';
+// `webgpu` is an optional dependency (132 MB, five platforms' binaries), imported only when a
+// device is opened: without it every other backend works, and this one says what to install.
+type Dawn = typeof import('webgpu');
 
 export interface WebGpuAdapterInfo {
   readonly vendor: string;
@@ -40,8 +42,21 @@ const openedInstances: GPU[] = [];
 
 const requestedFeatures = ['shader-f16', 'subgroups'] as const satisfies readonly GPUFeatureName[];
 
+let dawn: Promise<Dawn> | undefined;
+
+function loadDawn(): Promise<Dawn> {
+  dawn ??= import('webgpu').catch((e: unknown) => {
+    dawn = undefined;
+    const code = (e as { code?: string }).code;
+    if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw e;
+    throw new Error('WebGPU: the optional package `webgpu` (Dawn for Node) is not installed: run `npm install webgpu`');
+  });
+  return dawn;
+}
+
 export async function openWebGpu(options: OpenWebGpuOptions = {}): Promise<WebGpuHandle> {
-  installWebGpuGlobals();
+  const { create, globals } = await loadDawn();
+  installWebGpuGlobals(globals);
 
   const gpu = create([...(options.dawnOptions ?? [])]);
   openedInstances.push(gpu);
@@ -69,7 +84,7 @@ export async function openWebGpu(options: OpenWebGpuOptions = {}): Promise<WebGp
 }
 
 /** Browsers define GPUBufferUsage, GPUMapMode, … globally; Node needs them put there. */
-function installWebGpuGlobals(): void {
+function installWebGpuGlobals(globals: Dawn['globals']): void {
   for (const [name, value] of Object.entries(globals)) {
     if (name in globalThis) continue;
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true });

@@ -1,4 +1,4 @@
-// Runs one kernel through its generated typed descriptor (generated/<name>/kernels.ts): the
+// Runs one kernel through its generated typed descriptor (generated/<name>/kernels.mts): the
 // descriptor says every binding, the uniform layout and each entry point's dispatch for T;
 // this file only turns that into WebGPU calls. Inputs are the caller's typed arrays; every
 // written buffer comes back.

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { skipWebGpu, webGpuName } from '../../support/webgpu-driver.ts';
 
 function qalc(args: string[], env: Record<string, string> = {}) {
   const result = spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
@@ -12,7 +13,7 @@ function qalc(args: string[], env: Record<string, string> = {}) {
 }
 
 describe('qalc train --backend webgpu', () => {
-  it('trains stories260K on the device and says which adapter and which kernels ran it', () => {
+  it.skipIf(skipWebGpu)(webGpuName('trains stories260K on the device and says which adapter and which kernels ran it'), () => {
     const out = mkdtempSync(join(tmpdir(), 'qalc-webgpu-cli-'));
     const r = qalc(['train', 'examples/stories260k.qal', '--backend', 'webgpu', '--steps', '1', '--out', out]);
     expect(r.status, r.stderr).toBe(0);

@@ -1,9 +1,9 @@
 // The generated typed bindings drive real kernels: the forward and dequantize kernels of
-// stories260K's down projection (K = 172, group 43), through generated/stories260k/kernels.ts
+// stories260K's down projection (K = 172, group 43), through generated/stories260k/kernels.mts
 // alone, on the WebGPU device, against the float64 oracle.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { wgslDequantizeKp172N64B4G43F32, wgslForwardK172N64B4G43QaloraR4MeanF32 } from '../../../generated/stories260k/kernels.ts';
+import { wgslDequantizeKp172N64B4G43F32, wgslForwardK172N64B4G43QaloraR4MeanF32 } from '../../../generated/stories260k/kernels.mts';
 import { dequantize } from '../../../src/quant/dequantize.ts';
 import { packQweight } from '../../../src/quant/gptq-pack.ts';
 import { quantizeRtn } from '../../../src/quant/rtn.ts';
@@ -12,6 +12,7 @@ import { createRng, randomNormalMatrix } from '../../../src/reference/random.ts'
 import { openWebGpu, type WebGpuHandle } from '../../../src/runtime/webgpu/device.ts';
 import { runWgslKernel } from '../../../src/runtime/webgpu/run-kernel.ts';
 import { relativeL2Error } from '../../support/relative-error.ts';
+import { skipWebGpu, webGpuName } from '../../support/webgpu-driver.ts';
 
 let gpu: WebGpuHandle;
 beforeAll(async () => { gpu = await openWebGpu(); });
@@ -19,7 +20,7 @@ afterAll(() => gpu?.destroy());
 
 const K = 172, N = 64, G = 43, L = 4, R = 4, T = 37, SCALE = 2;
 
-it('runs the forward and dequantize kernels of the down projection through kernels.ts', async () => {
+it.skipIf(skipWebGpu)(webGpuName('runs the forward and dequantize kernels of the down projection through kernels.mts'), async () => {
   const rng = createRng(260);
   const weight = randomNormalMatrix(rng, K, N, 0.05);
   const quantized = quantizeRtn(weight, K, N, { bits: 4, groupSize: G });

@@ -17,6 +17,7 @@ import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
 import { syntheticPlan, type KernelCase } from '../../ir/kernel-cases.ts';
 import { linearCaseData, randomFloats, type LinearCase } from '../linear-case.ts';
 import { normRelativeError } from './support.ts';
+import { skipWebGpu, webGpuName } from '../../support/webgpu-driver.ts';
 
 const TOLERANCE = 1e-5;
 
@@ -46,7 +47,7 @@ async function compare(label: string, run: (ops: TrainingOps) => Promise<Record<
   }
 }
 
-describe('WebGPU training ops match the TypeScript ops', () => {
+describe.skipIf(skipWebGpu)(webGpuName('WebGPU training ops match the TypeScript ops'), () => {
   it('embedding, 11 tokens × 7 channels from a vocabulary of 13', async () => {
     await compare('embedding', async (ops) => {
       const rng = createRng(1);
@@ -166,7 +167,7 @@ function runLinearCase(c: LinearCase) {
   };
 }
 
-describe('WebGPU QA-LoRA linear matches the TypeScript op', () => {
+describe.skipIf(skipWebGpu)(webGpuName('WebGPU QA-LoRA linear matches the TypeScript op'), () => {
   it.each(LINEAR_CASES)('$name: y, u, v, dx, dA, dB', async (c) => {
     await compare(c.name, runLinearCase(c));
   });

@@ -13,6 +13,7 @@ import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { webGpuBackend, type WebGpuBackend } from '../../../src/runtime/webgpu/backend.ts';
 import { train, type TrainSummary } from '../../../src/train/trainer.ts';
 import type { TrainingOps } from '../../../src/runtime/ops.ts';
+import { skipWebGpu, webGpuName } from '../../support/webgpu-driver.ts';
 
 const shared = (path: string) => JSON.stringify(resolve('../shared', path));
 const dir = mkdtempSync(join(tmpdir(), 'qalc-webgpu-train-'));
@@ -64,7 +65,7 @@ async function run(ops: TrainingOps, name: string): Promise<{ summary: TrainSumm
   return { summary, losses };
 }
 
-describe('training stories260K on the webgpu backend', () => {
+describe.skipIf(skipWebGpu)(webGpuName('training stories260K on the webgpu backend'), () => {
   it('gives the cpu backend\'s losses for the first 3 steps (1e-4 relative)', async () => {
     const cpu = await run(cpuBackend().ops, 'cpu');
     const webgpu = await run(gpu.ops, 'webgpu');
