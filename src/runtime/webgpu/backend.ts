@@ -5,7 +5,8 @@
 import type { Plan } from '../../plan/plan.ts';
 import type { Backend } from '../backend.ts';
 import { compiledWgslKernels } from './compiled-kernels.ts';
-import { describeCompiledLinearStats } from './compiled-linear.ts';
+import { describeCompiledLinearStats } from '../compiled-linear.ts';
+import { WEBGPU_WORDING } from './webgpu-port.ts';
 import { openWebGpu } from './device.ts';
 import { webGpuOps, type WebGpuOps } from './webgpu-ops.ts';
 
@@ -33,7 +34,7 @@ export async function webGpuBackend(plan?: Plan): Promise<WebGpuBackend> {
     ops,
     description: name,
     notice: `webgpu backend: ${name}; ${linear}`,
-    report: () => (ops.linearStats === undefined ? '' : describeCompiledLinearStats(ops.linearStats)),
+    report: () => (ops.linearStats === undefined ? '' : describeCompiledLinearStats(ops.linearStats, WEBGPU_WORDING)),
     close: () => gpu.destroy(),
   };
 }

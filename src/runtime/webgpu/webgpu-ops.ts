@@ -21,7 +21,8 @@ import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear
 import type { RopeTables } from '../typescript/rope.ts';
 import type { TrainingOps } from '../ops.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
-import { compiledLinearOps, type CompiledLinearStats } from './compiled-linear.ts';
+import { compiledLinearOps, type CompiledLinearStats } from '../compiled-linear.ts';
+import { webGpuPort } from './webgpu-port.ts';
 import { keepScales } from '../kernel-buffers.ts';
 import { f32 } from './host-arrays.ts';
 import { OpRunner, type Job } from './op-runner.ts';
@@ -170,7 +171,7 @@ export interface WebGpuOps extends TrainingOps {
 export function webGpuOps(device: GPUDevice, compiled?: readonly CompiledWgslKernel[]): WebGpuOps {
   const runner = new OpRunner(device);
   const opKernelLinear = linearOps(runner);
-  const compiledLinear = compiled === undefined ? undefined : compiledLinearOps(runner, compiled, opKernelLinear);
+  const compiledLinear = compiled === undefined ? undefined : compiledLinearOps(webGpuPort(runner, compiled), opKernelLinear);
   return {
     name: compiledLinear === undefined ? 'webgpu' : 'webgpu+compiled',
     linearStats: compiledLinear?.stats,

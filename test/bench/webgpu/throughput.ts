@@ -19,7 +19,8 @@ import type { TrainingOps } from '../../../src/runtime/ops.ts';
 import { QaLoraModel } from '../../../src/train/qalora-model.ts';
 import { planToSpec } from '../../../src/train/plan-to-spec.ts';
 import { compiledWgslKernels } from '../../../src/runtime/webgpu/compiled-kernels.ts';
-import { describeCompiledLinearStats } from '../../../src/runtime/webgpu/compiled-linear.ts';
+import { describeCompiledLinearStats } from '../../../src/runtime/compiled-linear.ts';
+import { WEBGPU_WORDING } from '../../../src/runtime/webgpu/webgpu-port.ts';
 import { openWebGpu } from '../../../src/runtime/webgpu/device.ts';
 import { webGpuOps } from '../../../src/runtime/webgpu/webgpu-ops.ts';
 
@@ -81,5 +82,5 @@ for (const [variant, ops] of variants) for (const [batchSize, seqLen, wait] of [
     console.log(`  ${name.padEnd(22)} ${(opMs / steps).toFixed(1).padStart(7)} ms a step, ${(calls / steps).toFixed(0).padStart(3)} calls, ${((opMs / calls) * 1000).toFixed(0).padStart(6)} µs a call`);
   }
 }
-for (const [variant, ops] of variants) if (ops.linearStats) console.log(`${variant}: ${describeCompiledLinearStats(ops.linearStats)}`);
+for (const [variant, ops] of variants) if (ops.linearStats) console.log(`${variant}: ${describeCompiledLinearStats(ops.linearStats, WEBGPU_WORDING)}`);
 gpu.destroy();

@@ -65,7 +65,7 @@ describe('cuda ops on a simulated device', () => {
       expect(relativeMaxError(gpuDx, cpuDx)).toBeLessThan(2e-2);
       expect(relativeMaxError(gpuLayer.adapter!.gradA, cpuLayer.adapter!.gradA)).toBeLessThan(3e-2);
       expect(relativeMaxError(gpuLayer.adapter!.gradB, cpuLayer.adapter!.gradB)).toBeLessThan(3e-2);
-      expect(ops.stats).toMatchObject({ gpuForward: 1, gpuBackward: 1, cpuForward: 0, cpuBackward: 0 });
+      expect(ops.stats).toMatchObject({ compiledForward: 1, compiledBackward: 1, fallbackForward: 0, fallbackBackward: 0 });
     });
   }
 
@@ -78,7 +78,7 @@ describe('cuda ops on a simulated device', () => {
       ops.qaloraLinearForward(new Float32Array(2 * N), new Float32Array(2 * K), 2, l, saved);
     }
     expect(device.launched).toEqual([]);
-    expect(ops.stats.cpuForward).toBe(2);
+    expect(ops.stats.fallbackForward).toBe(2);
     expect(describeStats(ops.stats)).toMatch(/64×64 dense, adapter rank 4: not quantized.*32×48 4-bit, group 16, adapter rank 4: no forward kernel/);
   });
 });

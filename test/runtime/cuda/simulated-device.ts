@@ -1,11 +1,12 @@
 // A stand-in for the GPU in CI: a CudaDevicePort whose memory is host bytes and whose kernels
 // are the manifest's roles computed in float64 straight from the buffers the runtime bound —
-// GPTQ qweight decoded as the emitted weightCode() reads it, bf16 activations, the part offsets
-// of groupScalesAndZeros / adapterWeights. It checks the host side of the cuda ops (packing,
-// layouts, launch parameters, which kernel for which layer), not the kernels themselves (those
-// were checked on the H200 against float64: test/backends/cuda/h200).
+// GPTQ qweight decoded as the emitted weightCode() reads it, bf16/fp16/f32 bindings, the part
+// offsets of groupScalesAndZeros / adapterWeights, dropout multipliers, layers without adapter.
+// It checks the host side of the cuda ops (packing, layouts, launch parameters, which kernel
+// for which layer), not the kernels themselves (those were checked on the H200 against float64:
+// test/backends/cuda/h200).
 import type { CudaDevicePort, CudaFunction, DeviceBuffer, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
-import { bf16Bits, bf16Value } from '../../../src/runtime/cuda/host-data.ts';
+import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 
 export class SimulatedDevice implements CudaDevicePort {
@@ -47,11 +48,25 @@ export class SimulatedDevice implements CudaDevicePort {
     const bytes = new Map(buffers.map((b, i) => [b.name, this.memory.get(parameters[i]!.value as bigint)!]));
     const c = (name: string) => kernel.constants[name] as number;
     const f32 = (name: string) => new Float32Array(bytes.get(name)!.buffer);
-    const bf16 = (name: string) => {
-      const raw = new Uint16Array(bytes.get(name)!.buffer);
-      return { get: (i: number) => bf16Value(raw[i]!), set: (i: number, v: number) => { raw[i] = bf16Bits(v); } };
+    /** A binding's values in its element type (bf16 or fp16 activations, f32 otherwise). */
+    const values = (name: string) => {
+      const data = bytes.get(name);
+      if (data === undefined) throw new Error(`${kernel.kernel} has no binding ${name}`);
+      const type = buffers.find((b) => b.name === name)!.elementType;
+      if (type === 'f32') {
+        const raw = new Float32Array(data.buffer);
+        return { get: (i: number) => raw[i]!, set: (i: number, v: number) => { raw[i] = v; } };
+      }
+      const raw = new Uint16Array(data.buffer);
+      const [decode, encode] = type === 'f16' ? [f16Value, f16Bits] : [bf16Value, bf16Bits];
+      return { get: (i: number) => decode(raw[i]!), set: (i: number, v: number) => { raw[i] = encode(v); } };
     };
+    const bf16 = values;
+    const has = (name: string) => bytes.has(name);
     const T = tokens, N = c('OUT_FEATURES'), L = c('GROUPS'), r = c('RANK');
+    // drop(u) and drop(dv·Aᵀ): the dropout multipliers (1/(1−p) kept, 0 dropped), when bound.
+    const multiplier = has('dropoutMultiplier') ? values('dropoutMultiplier') : undefined;
+    const drop = (t: number, k: number) => multiplier?.get(t * L + k) ?? 1;
     if (entry === 'forward' || entry === 'decode' || entry === 'backwardData') {
       const K = c('IN_FEATURES'), g = c('GROUP_SIZE'), bits = c('BITS');
       const qweight = new Uint32Array(bytes.get('qweight')!.buffer);
@@ -64,15 +79,24 @@ export class SimulatedDevice implements CudaDevicePort {
       const sz = f32('groupScalesAndZeros');
       const w = (i: number, o: number) => sz[Math.floor(i / g) * N + o]! * (code(i, o) - sz[L * N + Math.floor(i / g) * N + o]!);
       if (entry === 'backwardData') {
-        const dy = bf16('outputGrad'), du = bf16('pooledInputGrad'), dx = bf16('inputGrad');
+        const dy = bf16('outputGrad'), du = has('pooledInputGrad') ? bf16('pooledInputGrad') : undefined, dx = bf16('inputGrad');
         for (let t = 0; t < T; t++) for (let i = 0; i < K; i++) {
-          let sum = c('POOLING_FACTOR') * du.get(t * L + Math.floor(i / g));
+          let sum = du ? c('POOLING_FACTOR') * du.get(t * L + Math.floor(i / g)) : 0;
           for (let o = 0; o < N; o++) sum += dy.get(t * N + o) * w(i, o);
           dx.set(t * K + i, sum);
         }
         return;
       }
-      const x = bf16('input'), y = bf16('output'), u = bf16('pooledInput'), v = bf16('adapterActivation'), ab = f32('adapterWeights');
+      const x = bf16('input'), y = bf16('output');
+      if (!has('adapterWeights')) {
+        for (let t = 0; t < T; t++) for (let o = 0; o < N; o++) {
+          let sum = 0;
+          for (let i = 0; i < K; i++) sum += x.get(t * K + i) * w(i, o);
+          y.set(t * N + o, sum);
+        }
+        return;
+      }
+      const u = bf16('pooledInput'), v = bf16('adapterActivation'), ab = f32('adapterWeights');
       for (let t = 0; t < T; t++) {
         for (let k = 0; k < L; k++) {
           let sum = 0;
@@ -82,7 +106,7 @@ export class SimulatedDevice implements CudaDevicePort {
         const vt: number[] = [];
         for (let j = 0; j < r; j++) {
           let sum = 0;
-          for (let k = 0; k < L; k++) sum += u.get(t * L + k) * ab[k * r + j]!;
+          for (let k = 0; k < L; k++) sum += drop(t, k) * u.get(t * L + k) * ab[k * r + j]!;
           vt.push(sum);
           v.set(t * r + j, sum);
         }
@@ -113,11 +137,11 @@ export class SimulatedDevice implements CudaDevicePort {
     for (let t = 0; t < T; t++) for (let k = 0; k < L; k++) {
       let sum = 0;
       for (let j = 0; j < r; j++) sum += dv.get(t * r + j) * ab[k * r + j]!;
-      du.set(t * L + k, sum);
+      du.set(t * L + k, drop(t, k) * sum);
     }
     for (let k = 0; k < L; k++) for (let j = 0; j < r; j++) {
       let sum = 0;
-      for (let t = 0; t < T; t++) sum += u.get(t * L + k) * dv.get(t * r + j);
+      for (let t = 0; t < T; t++) sum += drop(t, k) * u.get(t * L + k) * dv.get(t * r + j);
       grads[k * r + j] = sum;
     }
   }

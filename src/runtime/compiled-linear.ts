@@ -1,0 +1,163 @@
+// The QA-LoRA linear layers on the spec's compiled kernels, written once over a device port
+// (device-port.ts) and used by every GPU backend: the kernels `qalc compile` emitted for the
+// layer, chosen by what they compute (linear-kernel-choice.ts) and cached per layer; the decode
+// kernel when T lies in its launches' token range, the forward otherwise; the fallback ops for
+// a layer no kernel fits (a dense control layer, a shape the spec does not have), counted and
+// said why; one stats record and one report line. Per call:
+//   forward   forward (or decode) kernel: y, u = pool(x) and v = drop(u)·A into the caller's arrays
+//   backward  adapter_grad (dv and dB, then du and dA) → backward_data (dx = dy·Ŵᵀ + unpool(du))
+//             → the kernels overwrite, so dx, dA and dB are accumulated from their scratch
+// The frozen weight goes to the device once, in the kernels' layout (GPTQ v1 qweight, scales
+// then zeros); A and B change every step and go with each call.
+import { elementsFor, bindingNamed, hasBinding, launchesFor, type ManifestKernel } from '../backends/manifest.ts';
+import type { QuantizedWeight } from '../quant/quantized-weight.ts';
+import type { DeviceCall, DevicePort, DeviceTensor } from './device-port.ts';
+import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from './kernel-buffers.ts';
+import { chooseLinearKernels, type LinearKernels } from './linear-kernel-choice.ts';
+import type { TrainingOps } from './ops.ts';
+import { checkLength } from './typescript/floats.ts';
+import type { AdapterActivations, QaLoraLinear } from './typescript/qalora-linear.ts';
+
+export type LinearOps = Pick<TrainingOps, 'qaloraLinearForward' | 'qaloraLinearBackward'>;
+
+export interface CompiledLinearStats {
+  compiledForward: number;
+  compiledBackward: number;
+  fallbackForward: number;
+  fallbackBackward: number;
+  /** Why a layer ran on the fallback ops, one line each. */
+  readonly fallbacks: Set<string>;
+}
+
+/** How a backend names where the calls ran: `cuda`, `the GPU`, `the CPU`. */
+export interface StatsWording {
+  readonly backend: string;
+  readonly compiled: string;
+  readonly fallback: string;
+}
+
+/** One line: what ran where. */
+export function describeCompiledLinearStats(stats: CompiledLinearStats, wording: StatsWording): string {
+  const line = `${wording.backend}: quantized linear layers on ${wording.compiled}: ${stats.compiledForward} forward and ${stats.compiledBackward} backward calls; ` +
+    `on ${wording.fallback}: ${stats.fallbackForward} forward, ${stats.fallbackBackward} backward`;
+  return stats.fallbacks.size === 0 ? line : `${line} (${[...stats.fallbacks].join('; ')})`;
+}
+
+const weightOf = (layer: QaLoraLinear): QuantizedWeight => (layer.base as { readonly weight: QuantizedWeight }).weight;
+
+/** The frozen weight as `kernel` binds it: qweight with the kernel's word rows, scales then zeros. */
+function frozenBuffers(call: DeviceCall, kernel: ManifestKernel, weight: QuantizedWeight): Record<string, DeviceTensor> {
+  const wordRows = elementsFor(bindingNamed(kernel, 'qweight'), 0) / weight.outFeatures;
+  const scalesAndZeros = elementsFor(bindingNamed(kernel, 'groupScalesAndZeros'), 0);
+  return {
+    qweight: call.frozen(weight.q, `qweight, ${wordRows} word rows`, () => kernelQweight(weight, wordRows)),
+    groupScalesAndZeros: call.frozen(weight.scales, 'scales then zeros', () => {
+      const packed = packScalesAndZeros(weight);
+      if (packed.length !== scalesAndZeros) throw new Error(`kernel ${kernel.kernel}: groupScalesAndZeros holds ${scalesAndZeros} floats, the layer ${packed.length}`);
+      return packed;
+    }),
+  };
+}
+
+export function compiledLinearOps(port: DevicePort, fallback: LinearOps): LinearOps & { readonly stats: CompiledLinearStats } {
+  const stats: CompiledLinearStats = { compiledForward: 0, compiledBackward: 0, fallbackForward: 0, fallbackBackward: 0, fallbacks: new Set() };
+  const chosen = new WeakMap<QaLoraLinear, LinearKernels<ManifestKernel> | string>();
+  const kernelsOf = (layer: QaLoraLinear) => {
+    let found = chosen.get(layer);
+    if (found === undefined) {
+      found = chooseLinearKernels(port.kernels, (k) => k, layer);
+      chosen.set(layer, found);
+    }
+    return found;
+  };
+
+  return {
+    stats,
+
+    qaloraLinearForward(y, x, rows, layer, saved?: AdapterActivations) {
+      const found = kernelsOf(layer);
+      if (typeof found === 'string') {
+        stats.fallbacks.add(found);
+        stats.fallbackForward++;
+        return fallback.qaloraLinearForward(y, x, rows, layer, saved);
+      }
+      const { adapter } = layer;
+      const weight = weightOf(layer);
+      const K = weight.inFeatures, N = weight.outFeatures;
+      checkLength('x', x, rows * K);
+      checkLength('y', y, rows * N);
+      const { decode } = found;
+      const kernel = decode !== undefined && launchesFor(decode, rows) !== undefined ? decode : found.forward;
+      const call = port.call();
+      const buffers: Record<string, DeviceTensor> = {
+        input: call.input(kernel, 'input', x, { rows, width: K }),
+        ...frozenBuffers(call, kernel, weight),
+        output: call.output(kernel, 'output', y, { rows, width: N }),
+      };
+      if (adapter !== null) {
+        if (saved === undefined) throw new Error('a layer with an adapter needs activations to save');
+        const groups = K / adapter.groupSize;
+        checkLength('A', adapter.a, groups * adapter.rank);
+        checkLength('B', adapter.b, adapter.rank * N);
+        const weights = packAdapterWeights(adapter.a, adapter.b);
+        buffers.adapterWeights = call.input(kernel, 'adapterWeights', weights, { rows: 1, width: weights.length });
+        buffers.pooledInput = call.output(kernel, 'pooledInput', saved.u, { rows, width: groups });
+        buffers.adapterActivation = call.output(kernel, 'adapterActivation', saved.v, { rows, width: adapter.rank });
+        if (hasBinding(kernel, 'dropoutMultiplier')) {
+          buffers.dropoutMultiplier = call.input(kernel, 'dropoutMultiplier', keepScales(saved.mask, rows * groups, adapter.dropout), { rows, width: groups });
+        }
+      }
+      call.dispatch(kernel, rows, buffers, { tokens: rows, adapterScale: adapter?.scaling ?? 0 });
+      stats.compiledForward++;
+      return call.run();
+    },
+
+    qaloraLinearBackward(dx, dy, rows, layer, saved?: AdapterActivations) {
+      const found = kernelsOf(layer);
+      if (typeof found === 'string') {
+        stats.fallbacks.add(found);
+        stats.fallbackBackward++;
+        return fallback.qaloraLinearBackward(dx, dy, rows, layer, saved);
+      }
+      const { adapter } = layer;
+      const weight = weightOf(layer);
+      const K = weight.inFeatures, N = weight.outFeatures;
+      checkLength('dx', dx, rows * K);
+      checkLength('dy', dy, rows * N);
+      const { backwardData, adapterGrad } = found;
+      const call = port.call();
+      const outputGrad = call.input(backwardData, 'outputGrad', dy, { rows, width: N });
+      const inputGrad = call.scratch(backwardData, 'inputGrad', { rows, width: K });
+      const data: Record<string, DeviceTensor> = { outputGrad, ...frozenBuffers(call, backwardData, weight), inputGrad };
+      let weightGrads: DeviceTensor | undefined;
+      if (adapter !== null && adapterGrad !== undefined) {
+        if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
+        const groups = K / adapter.groupSize;
+        const weights = packAdapterWeights(adapter.a, adapter.b);
+        weightGrads = call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: weights.length });
+        data.pooledInputGrad = call.scratch(adapterGrad, 'pooledInputGrad', { rows, width: groups });
+        const grads: Record<string, DeviceTensor> = {
+          outputGrad,
+          pooledInput: call.input(adapterGrad, 'pooledInput', saved.u, { rows, width: groups }),
+          adapterActivation: call.input(adapterGrad, 'adapterActivation', saved.v, { rows, width: adapter.rank }),
+          adapterWeights: call.input(adapterGrad, 'adapterWeights', weights, { rows: 1, width: weights.length }),
+          adapterActivationGrad: call.scratch(adapterGrad, 'adapterActivationGrad', { rows, width: adapter.rank }),
+          pooledInputGrad: data.pooledInputGrad,
+          adapterWeightGrads: weightGrads,
+        };
+        if (hasBinding(adapterGrad, 'dropoutMultiplier')) {
+          grads.dropoutMultiplier = call.input(adapterGrad, 'dropoutMultiplier', keepScales(saved.mask, rows * groups, adapter.dropout), { rows, width: groups });
+        }
+        call.dispatch(adapterGrad, rows, grads, { tokens: rows, adapterScale: adapter.scaling });
+      }
+      call.dispatch(backwardData, rows, data, { tokens: rows, adapterScale: adapter?.scaling ?? 0 });
+      call.accumulate(dx, backwardData, 'inputGrad', inputGrad);
+      if (adapter !== null && adapterGrad !== undefined && weightGrads !== undefined) {
+        call.accumulate(adapter.gradA, adapterGrad, 'adapterWeightGrads', weightGrads, 0);
+        call.accumulate(adapter.gradB, adapterGrad, 'adapterWeightGrads', weightGrads, adapter.a.length);
+      }
+      stats.compiledBackward++;
+      return call.run();
+    },
+  };
+}
