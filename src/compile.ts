@@ -1,9 +1,13 @@
 // The compiler, as the list of its stages. Each stage is a function from one typed value to
 // the next; `qalc inspect --stage` shows the value after any of them.
 //
-//   load (lex, parse, includes) → check → plan → lower → emit CUDA / WGSL → bindings
+//   frontEnd:        load (lex, parse, includes) → check → plan
+//   compileOutputs:  lower (every pass, the targets' own included) → emit CUDA / WGSL and the
+//                    manifest → bindings
 //
-// `compileOutputs` turns a clean front end's plan into the files of generated/<name>/.
+// `compileOutputs` turns a clean front end's plan into the files of generated/<name>/;
+// `kernelOutputs` is its kernels alone, which a runtime compiles in memory when a spec has no
+// compile folder.
 import { hasErrors, sortDiagnostics, type Diagnostic } from './diagnostics/diagnostic.ts';
 import type { CheckedSpec } from './check/checked-spec.ts';
 import { checkSpec } from './check/check-spec.ts';
@@ -11,6 +15,7 @@ import type { Plan } from './plan/plan.ts';
 import type { Target } from './ir/kernel-ir.ts';
 import { buildPlan } from './plan/build-plan.ts';
 import { jsonText } from './backends/escape.ts';
+import type { EmittedKernels } from './backends/emit-kernels.ts';
 import { loadSpec, sourcesOf, type LoadedSpec, type ReadText } from './syntax/load.ts';
 
 export interface FrontEndResult {
@@ -46,14 +51,11 @@ export interface OutputFile {
   readonly text: string;
 }
 
-/**
- * The kernels of a plan as `qalc compile` writes them: every CUDA and WGSL source (of `targets`,
- * by default the spec's) and manifest.json. A runtime without a compile folder reads these.
- */
-export async function kernelOutputs(plan: Plan, targets?: readonly Target[]): Promise<OutputFile[]> {
-  const { emitKernels, manifestOfKernels } = await import('./backends/emit-kernels.ts');
+// The later stages load on demand: `qalc check` and the other front-end verbs never pay for the
+// emitters' templates or ts-morph.
+async function kernelFiles(plan: Plan, kernels: EmittedKernels): Promise<OutputFile[]> {
+  const { manifestOfKernels } = await import('./backends/emit-kernels.ts');
   const { serializeManifest } = await import('./backends/manifest.ts');
-  const kernels = emitKernels(plan, targets);
   return [
     ...kernels.cuda.map((k) => ({ path: `cuda/${k.fileName}`, text: k.source })),
     ...kernels.wgsl.map((k) => ({ path: `wgsl/${k.fileName}`, text: k.source })),
@@ -62,16 +64,28 @@ export async function kernelOutputs(plan: Plan, targets?: readonly Target[]): Pr
 }
 
 /**
+ * The kernels of a plan as `qalc compile` writes them: every CUDA and WGSL source (of `targets`,
+ * by default the spec's) and manifest.json.
+ */
+export async function kernelOutputs(plan: Plan, targets?: readonly Target[]): Promise<OutputFile[]> {
+  const { emitTargets, lowerTargets } = await import('./backends/emit-kernels.ts');
+  const lowered = lowerTargets(plan, targets);
+  return kernelFiles(plan, emitTargets(lowered));
+}
+
+/**
  * Everything `qalc compile` writes for a plan, in memory: the plan itself, the kernels and
  * their manifest, and the generated TypeScript. `outDir` matters because generated imports are
  * relative to where they will live.
  */
 export async function compileOutputs(plan: Plan, specPath: string, outDir: string): Promise<OutputFile[]> {
-  const { emitKernels } = await import('./backends/emit-kernels.ts');
+  const { emitTargets, lowerTargets } = await import('./backends/emit-kernels.ts');
   const { generateBindings } = await import('./bindings/generate-bindings.ts');
+  const lowered = lowerTargets(plan);
+  const kernels = emitTargets(lowered);
   return [
     { path: 'plan.json', text: jsonText(plan) + '\n' },
-    ...(await kernelOutputs(plan)),
-    ...generateBindings(plan, outDir, specPath, emitKernels(plan)),
+    ...(await kernelFiles(plan, kernels)),
+    ...generateBindings(plan, outDir, specPath, kernels),
   ];
 }

@@ -3,7 +3,8 @@
 // configuration, and the spec lines it came from). A spec's `target` blocks choose the
 // backends; a spec without any gets both.
 import { lowerPlan } from '../ir/lower.ts';
-import type { Target } from '../ir/kernel-ir.ts';
+import type { LoweredProgram, Target } from '../ir/kernel-ir.ts';
+import type { CudaProgram } from '../ir/passes/choose-cuda.ts';
 import type { Plan } from '../plan/plan.ts';
 import { emitCuda, type EmittedCudaKernel } from './cuda/emit.ts';
 import { codeHash, kernelPlanHash, type CudaManifestKernel, type KernelManifest, type WgslManifestKernel } from './manifest.ts';
@@ -20,23 +21,34 @@ export function targetsOf(plan: Plan): Target[] {
   return named.length > 0 ? named.sort() : ['cuda', 'wgsl'];
 }
 
-/**
- * WGSL f16 needs the adapter's `shader-f16`, which not every device offers: a spec that asks
- * for f16 gets the f32 kernels too, and the runtime falls back to them (and says so).
- */
-function emitWgslWithFallback(plan: Plan): EmittedWgslKernel[] {
-  const program = lowerPlan(plan, 'wgsl');
-  const kernels = emitWgsl(program);
-  return program.precision === 'f16' ? [...kernels, ...emitWgsl(lowerPlan(plan, 'wgsl', { precision: 'f32' }))] : kernels;
+/** A plan lowered for each of its targets: what the emitters print. */
+export interface LoweredTargets {
+  readonly cuda: CudaProgram | null;
+  /**
+   * WGSL f16 needs the adapter's `shader-f16`, which not every device offers: a spec that asks
+   * for f16 gets the f32 program too, and the runtime falls back to its kernels (and says so).
+   */
+  readonly wgsl: readonly LoweredProgram[];
 }
 
-/** The spec's kernels, or those of `only` among its targets. */
-export function emitKernels(plan: Plan, only?: readonly Target[]): EmittedKernels {
+/** The lower stage: the plan for each of the spec's targets, or those of `only` among them. */
+export function lowerTargets(plan: Plan, only?: readonly Target[]): LoweredTargets {
   const targets = targetsOf(plan).filter((t) => only === undefined || only.includes(t));
+  const wgsl = targets.includes('wgsl') ? lowerPlan(plan, 'wgsl') : null;
   return {
-    wgsl: targets.includes('wgsl') ? emitWgslWithFallback(plan) : [],
-    cuda: targets.includes('cuda') ? emitCuda(lowerPlan(plan, 'cuda')) : [],
+    cuda: targets.includes('cuda') ? lowerPlan(plan, 'cuda') : null,
+    wgsl: wgsl === null ? [] : wgsl.precision === 'f16' ? [wgsl, lowerPlan(plan, 'wgsl', { precision: 'f32' })] : [wgsl],
   };
+}
+
+/** The emit stage: every kernel of every lowered program, through its target's templates. */
+export function emitTargets(lowered: LoweredTargets): EmittedKernels {
+  return { wgsl: lowered.wgsl.flatMap(emitWgsl), cuda: lowered.cuda ? emitCuda(lowered.cuda) : [] };
+}
+
+/** Lower and emit: the spec's kernels, or those of `only` among its targets. */
+export function emitKernels(plan: Plan, only?: readonly Target[]): EmittedKernels {
+  return emitTargets(lowerTargets(plan, only));
 }
 
 /** A CUDA kernel's manifest entry: its buffers, and every extern "C" variant with its launch. */

@@ -1,14 +1,19 @@
 // Lowering: the plan to kernel IR, as the list of its passes. Each pass is a pure function
-// from one program to the next; `lowerPlanWithTrace` keeps every intermediate program so
-// `qalc inspect --stage ir` can show the IR after any pass.
+// from one program to the next: the shared PASSES, then the target's own (TARGET_PASSES: CUDA's
+// tensor-core, decode and launch decisions); `lowerPlanWithTrace` keeps every intermediate
+// program so `qalc inspect --stage ir` can show the IR after any pass.
 import type { Plan } from '../plan/plan.ts';
 import type { KernelIR, KernelProgram, LoweredKernel, LoweredProgram, Target } from './kernel-ir.ts';
 import { assignBindings } from './passes/bindings.ts';
 import { assignDtypes, chooseShapeClass, chooseTiling, chooseWeightLayout } from './passes/choose.ts';
 import { fuseAdapterEpilogue, fusePoolingIntoInputLoad } from './passes/fuse.ts';
-import { instantiateRoles, shareIdenticalLayers, type LowerOptions } from './passes/share-layers.ts';
+import { chooseCudaKernels, type CudaPassOptions, type CudaProgram } from './passes/choose-cuda.ts';
+import { instantiateRoles, shareIdenticalLayers, type LowerOptions as SharedLowerOptions } from './passes/share-layers.ts';
 
-export type { LowerOptions } from './passes/share-layers.ts';
+export interface LowerOptions extends SharedLowerOptions {
+  /** Options of the CUDA pass (wgmma on sm_90a, on by default). */
+  readonly cuda?: CudaPassOptions;
+}
 
 type Pass = (program: KernelProgram) => KernelProgram;
 
@@ -29,6 +34,11 @@ export interface PassOutput {
   readonly program: KernelProgram;
 }
 
+/** The passes a target runs after the shared ones, on a checked lowered program. */
+export function targetPasses(target: Target, options: LowerOptions = {}): readonly (readonly [name: string, pass: (program: LoweredProgram) => LoweredProgram])[] {
+  return target === 'cuda' ? [['chooseCudaKernels', (program) => chooseCudaKernels(program, options.cuda)]] : [];
+}
+
 export function lowerPlanWithTrace(plan: Plan, target: Target, options: LowerOptions = {}): { readonly trace: readonly PassOutput[]; readonly program: LoweredProgram } {
   let program = shareIdenticalLayers(plan, target, options);
   const trace: PassOutput[] = [{ pass: 'shareIdenticalLayers', program }];
@@ -36,9 +46,16 @@ export function lowerPlanWithTrace(plan: Plan, target: Target, options: LowerOpt
     program = pass(program);
     trace.push({ pass: name, program });
   }
-  return { trace, program: checkLowered(program) };
+  let lowered = checkLowered(program);
+  for (const [name, pass] of targetPasses(target, options)) {
+    lowered = pass(lowered);
+    trace.push({ pass: name, program: lowered });
+  }
+  return { trace, program: lowered };
 }
 
+export function lowerPlan(plan: Plan, target: 'cuda', options?: LowerOptions): CudaProgram;
+export function lowerPlan(plan: Plan, target: Target, options?: LowerOptions): LoweredProgram;
 export function lowerPlan(plan: Plan, target: Target, options: LowerOptions = {}): LoweredProgram {
   return lowerPlanWithTrace(plan, target, options).program;
 }

@@ -150,6 +150,13 @@ describe('qalc inspect, the later stages', () => {
     const ir = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'ir', '--target', 'wgsl', '--pass', 'fuseAdapterEpilogue']);
     expect(ir.stdout.split('\n')[0]).toBe('// after fuseAdapterEpilogue');
     expect(JSON.parse(ir.stdout.slice(ir.stdout.indexOf('\n') + 1))).toMatchObject({ target: 'wgsl', spec: 'stories260k' });
+    const cudaPass = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'ir', '--target', 'cuda', '--pass', 'chooseCudaKernels']);
+    expect(cudaPass.stdout.split('\n')[0]).toBe('// after chooseCudaKernels');
+    expect(JSON.parse(cudaPass.stdout.slice(cudaPass.stdout.indexOf('\n') + 1)).kernels[0].cuda.launches.length).toBeGreaterThan(0);
+    const sources = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'wgsl', '--sources']).stdout;
+    const down = 'forward_k172_n64_b4_g43_qalora_r4_mean_f32.wgsl';
+    expect(sources.match(/^\/\/ ===== wgsl\//gm)).toHaveLength(31);
+    expect(sources).toContain(`// ===== wgsl/${down}\n${readFileSync(`generated/stories260k/wgsl/${down}`, 'utf8')}`);
     expect(qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forwad_k172_n64_b4_g43_qalora_r4_mean_bf16'])).toMatchObject({
       status: 1, stderr: expect.stringContaining("did you mean 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16'?"),
     });

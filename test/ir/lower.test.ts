@@ -104,6 +104,13 @@ describe('the passes', () => {
     expect(afterShape.kernels.every((k) => k.shapeClass !== undefined && k.tiling === undefined)).toBe(true);
   });
 
+  it('for CUDA end with the CUDA pass, whose tensor-core, decode and launch decisions the trace shows', () => {
+    const { trace, program } = lowerPlanWithTrace(stories(), 'cuda');
+    expect(trace.map((t) => t.pass).slice(-2)).toEqual(['assignBindings', 'chooseCudaKernels']);
+    expect(program.kernels.every((k) => 'cuda' in k && (k as { cuda: { launches: unknown[] } }).cuda.launches.length > 0)).toBe(true);
+    expect(trace.at(-2)!.program.kernels.some((k) => 'cuda' in k)).toBe(false);
+  });
+
   it('are pure: the plan is not modified and the same plan gives identical IR', () => {
     const plan = stories();
     const before = JSON.stringify(plan);

@@ -5,8 +5,8 @@
 // point names; user text appears only in the header comment, through commentSafe.
 import { readdirSync, readFileSync } from 'node:fs';
 import Handlebars from 'handlebars';
-import type { Constant, DispatchDim, KernelProgram, LoweredProgram, ScalarType } from '../../ir/kernel-ir.ts';
-import { chooseCudaKernels, type CudaKernel, type CudaLaunch, type CudaPassOptions, type CudaProgram } from '../../ir/passes/choose-cuda.ts';
+import type { Constant, DispatchDim, KernelProgram, ScalarType } from '../../ir/kernel-ir.ts';
+import type { CudaKernel, CudaLaunch, CudaProgram } from '../../ir/passes/choose-cuda.ts';
 import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { formatShape } from '../../ir/size-expr.ts';
 import { headerLines } from './header.ts';
@@ -221,8 +221,7 @@ export function emitCudaKernel(program: CudaProgram, kernel: CudaKernel): Emitte
   };
 }
 
-/** The CUDA pass then every kernel, in IR order. */
-export function emitCuda(program: LoweredProgram, options: CudaPassOptions = {}): EmittedCudaKernel[] {
-  const cudaProgram = chooseCudaKernels(program, options);
-  return cudaProgram.kernels.map((kernel) => emitCudaKernel(cudaProgram, kernel));
+/** Every kernel of a program lowered for CUDA (its CUDA pass included), in IR order. */
+export function emitCuda(program: CudaProgram): EmittedCudaKernel[] {
+  return program.kernels.map((kernel) => emitCudaKernel(program, kernel));
 }

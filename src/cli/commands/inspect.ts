@@ -10,13 +10,14 @@ function toJson(value: unknown): string {
 
 export const inspectCommand: Command = {
   name: 'inspect',
-  summary: 'Show what the compiler made of a spec after any stage: tokens, ast, checked, the plan (default: a table of every linear layer with its size in MiB; --json for JSON), the kernel IR after each lowering pass, the list of CUDA or WGSL kernels, or one kernel\'s source (--kernel NAME, also as PTX). --html writes one self-contained page (no network) with the spec, each line linked to the plan rows and kernels it produced, the size table, and every kernel\'s highlighted source.',
-  usage: `qalc inspect SPEC [--stage ${STAGES.join('|')}] [--json] [--all] [--pass NAME] [--kernel NAME [--target ${TARGETS.join('|')}]] [--html [FILE]]`,
+  summary: 'Show what the compiler made of a spec after any stage: tokens, ast, checked, the plan (default: a table of every linear layer with its size in MiB; --json for JSON), the kernel IR after each lowering pass, the list of CUDA or WGSL kernels (--sources: every source, each under its file name), or one kernel\'s source (--kernel NAME, also as PTX). --html writes one self-contained page (no network) with the spec, each line linked to the plan rows and kernels it produced, the size table, and every kernel\'s highlighted source.',
+  usage: `qalc inspect SPEC [--stage ${STAGES.join('|')}] [--json] [--all] [--pass NAME] [--sources] [--kernel NAME [--target ${TARGETS.join('|')}]] [--html [FILE]]`,
   options: {
     stage: { type: 'string', default: 'plan' },
     json: { type: 'boolean' },
     all: { type: 'boolean' },
     pass: { type: 'string' },
+    sources: { type: 'boolean' },
     kernel: { type: 'string' },
     target: { type: 'string' },
     html: { type: 'boolean' },
@@ -26,7 +27,8 @@ export const inspectCommand: Command = {
     stage: `the stage to show: ${STAGES.join(', ')}`,
     json: 'print the plan as JSON instead of a table',
     all: 'one table row per layer instead of grouping identical ones',
-    pass: 'with --stage ir: the IR after this pass only (default: after every pass)',
+    pass: 'with --stage ir: the IR after this pass only (default: after every pass; with --target cuda the CUDA pass too)',
+    sources: 'with --stage cuda or wgsl: print every kernel\'s source, not only the list',
     kernel: 'print this kernel\'s source (names as in --stage cuda or wgsl)',
     target: 'with --stage ir or --kernel: cuda (default), wgsl, or ptx (needs nvcc)',
     html: 'write the HTML page to FILE (default: standard output); --all applies to its table',
@@ -42,7 +44,7 @@ export const inspectCommand: Command = {
       throw new UsageError(`inspect takes exactly one spec file${tookSpec ? ` (--html took '${values.html}' as the page to write: put the spec first, qalc inspect SPEC --html [FILE])` : ''}`, 'inspect');
     }
     if (values.html !== undefined) {
-      const clash = (['json', 'pass', 'kernel', 'target'] as const).find((o) => values[o] !== undefined) ?? (values.stage !== 'plan' ? 'stage' : undefined);
+      const clash = (['json', 'pass', 'sources', 'kernel', 'target'] as const).find((o) => values[o] !== undefined) ?? (values.stage !== 'plan' ? 'stage' : undefined);
       if (clash) throw new UsageError(`--html shows every stage on one page: it takes no --${clash}`, 'inspect');
     }
     const stage = values.stage as string;
@@ -88,7 +90,8 @@ export const inspectCommand: Command = {
     const kernels = emitKernels(plan);
     const list = stage === 'cuda' ? kernels.cuda : kernels.wgsl;
     if (list.length === 0) process.stderr.write(`spec ${plan.spec} has no ${stage} target\n`);
-    for (const k of list) out(`${k.kernel.name.padEnd(56)} ${k.kernel.role.padEnd(14)} ${k.kernel.layers.length} layers  ${k.kernel.sources.join(' ')}\n`);
+    if (values.sources) for (const k of list) out(`// ===== ${stage}/${k.fileName}\n${k.source}${k.source.endsWith('\n') ? '' : '\n'}`);
+    else for (const k of list) out(`${k.kernel.name.padEnd(56)} ${k.kernel.role.padEnd(14)} ${k.kernel.layers.length} layers  ${k.kernel.sources.join(' ')}\n`);
     return status;
   },
 };

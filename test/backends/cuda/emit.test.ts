@@ -85,7 +85,7 @@ describe('CUDA emitter', () => {
     const half = emitExample('examples/stories260k.qal', 'f16').find((k) => k.fileName.startsWith('forward_k64_n64'))!;
     expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16');
     const plan = frontEnd('examples/stories260k.qal').plan!;
-    const off = emitCuda(lowerPlan(plan, 'cuda'), { wgmma: false });
+    const off = emitCuda(lowerPlan(plan, 'cuda', { cuda: { wgmma: false } }));
     for (const k of off.filter((k) => k.kernel.cuda.tensorCore)) {
       expect(k.kernel.cuda.tensorCore!.wgmma).toBeNull();
       expect(k.source).not.toContain('wgmma');

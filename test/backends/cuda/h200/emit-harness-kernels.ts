@@ -132,7 +132,7 @@ for (const precision of ['f16', 'bf16'] as const) {
   const chosen = emitCuda(program).filter(wanted);
   const withWgmma = new Set(chosen.filter((e) => e.kernel.cuda.tensorCore?.wgmma).map((e) => e.kernel.name));
   // The same program with wgmma off: the kernels that had it, renamed.
-  const mmaSync = emitCuda(program, { wgmma: false })
+  const mmaSync = emitCuda(lowerPlan(harnessPlan(HARNESS_CASES), 'cuda', { precision, cuda: { wgmma: false } }))
     .filter((e) => withWgmma.has(e.kernel.name))
     .map((e) => ({ ...e, name: `${e.kernel.name}_mmasync`, source: e.source.replaceAll(e.kernel.name, `${e.kernel.name}_mmasync`) }));
   const emittedKernels = [...chosen.map((e) => ({ ...e, name: e.kernel.name })), ...mmaSync];
