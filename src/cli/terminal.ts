@@ -15,6 +15,3 @@ export function paletteFor(stream: NodeJS.WriteStream): Palette {
   return { error: sgr('1;31'), warning: sgr('1;35'), hint: sgr('1;36'), location: sgr('1'), caret: sgr('1;32') };
 }
 
-export function bold(stream: NodeJS.WriteStream): (s: string) => string {
-  return wantsColour(stream) ? sgr('1') : (s) => s;
-}

@@ -16,8 +16,6 @@ export interface Architecture {
 }
 
 export const ARCHITECTURE_FIELDS = ['dim', 'hiddenDim', 'layers', 'heads', 'kvHeads', 'vocab', 'context'] as const;
-export type ArchitectureField = (typeof ARCHITECTURE_FIELDS)[number];
-
 /** Per-head width; LLaMA requires dim to be a multiple of heads. */
 export function headDim(arch: Architecture): number {
   return arch.dim / arch.heads;

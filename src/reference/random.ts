@@ -39,7 +39,3 @@ export function randomNormalMatrix(rng: Rng, rows: number, cols: number, scale =
   return Float64Array.from({ length: rows * cols }, () => scale * rng.normal());
 }
 
-/** A rows×cols row-major matrix of U[low, high) entries. */
-export function randomUniformMatrix(rng: Rng, rows: number, cols: number, low: number, high: number): Float64Array {
-  return Float64Array.from({ length: rows * cols }, () => rng.uniform(low, high));
-}

@@ -16,10 +16,6 @@ const GENCODES: Readonly<Record<CudaArch, readonly string[]>> = {
 /** Flags shared by every build, fatbin or object. */
 export const COMMON_FLAGS: readonly string[] = ['-std=c++17', '-O3', '-Werror', 'all-warnings', '-Xptxas', '-v'];
 
-export function gencodeFlags(arch: CudaArch): readonly string[] {
-  return GENCODES[arch];
-}
-
 /** nvcc arguments that turn `source` into `output` (a fatbin) for one arch. */
 export function fatbinArguments(arch: CudaArch, source: string, output: string): string[] {
   return [...COMMON_FLAGS, ...GENCODES[arch], '-fatbin', source, '-o', output];

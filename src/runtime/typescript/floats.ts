@@ -17,10 +17,6 @@ export function allocateFloats(type: FloatType, length: number): Floats {
   return type === 'float32' ? new Float32Array(length) : new Float64Array(length);
 }
 
-export function floatTypeOf(array: Floats): FloatType {
-  return array instanceof Float32Array ? 'float32' : 'float64';
-}
-
 /** Throws unless `array` holds exactly `length` elements; shapes are programmer errors. */
 export function checkLength(name: string, array: ArrayLike<number>, length: number): void {
   if (array.length !== length) throw new RangeError(`${name} has ${array.length} elements, expected ${length}`);
