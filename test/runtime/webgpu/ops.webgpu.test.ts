@@ -1,168 +1,25 @@
-// Every op of the WebGPU training backend against the TypeScript reference op, on small ragged
-// shapes (so the kernels' bounds checks matter): each case builds its inputs from a fixed seed,
-// runs forward then backward (backwards accumulate into non-zero gradients), and every array it
-// wrote must agree to 1e-5 relative error, norm-wise — read back with syncToHost, since the
-// WebGPU ops leave what they write on the device.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRng } from '../../../src/reference/random.ts';
-import { openWebGpu, type WebGpuHandle } from '../../../src/runtime/webgpu/device.ts';
-import { webGpuOps, type WebGpuOps } from '../../../src/runtime/webgpu/webgpu-ops.ts';
-import type { AttentionShape } from '../../../src/runtime/typescript/attention.ts';
+// The WebGPU op table (its own op kernels, no compiled ones) against the TypeScript ops: the
+// shared suite (../ops-suite.ts), 1e-5 relative error norm-wise, read back with syncToHost,
+// since the WebGPU ops leave what they write on the device.
+import { openWebGpu } from '../../../src/runtime/webgpu/device.ts';
+import { webGpuOps } from '../../../src/runtime/webgpu/webgpu-ops.ts';
 import type { Floats } from '../../../src/runtime/typescript/floats.ts';
-import type { QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
-import { ropeTables } from '../../../src/runtime/typescript/rope.ts';
-import type { TrainingOps } from '../../../src/runtime/ops.ts';
-import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
-import { linearCaseData, randomFloats, type LinearCase } from '../linear-case.ts';
 import { relativeL2Error } from '../../support/relative-error.ts';
 import { skipWebGpu, webGpuName } from '../../support/webgpu-driver.ts';
+import { describeTrainingOps } from '../ops-suite.ts';
 
-const TOLERANCE = 1e-5;
-
-let gpu: WebGpuHandle;
-let gpuOps: TrainingOps;
-
-beforeAll(async () => {
-  gpu = await openWebGpu();
-  gpuOps = webGpuOps(gpu.device);
-});
-
-afterAll(() => gpu?.destroy());
-
-/** Runs `run(ops)` with the TypeScript ops and with WebGPU's, and compares what it returns. */
-async function compare(label: string, run: (ops: TrainingOps) => Promise<Record<string, Floats | number>>, ops: TrainingOps = gpuOps): Promise<void> {
-  const expected = await run(TYPESCRIPT_OPS);
-  const actual = await run(ops);
-  await ops.syncToHost(Object.values(actual).filter((value): value is Floats => typeof value !== 'number'));
-  for (const [name, value] of Object.entries(expected)) {
-    const error = typeof value === 'number'
-      ? Math.abs((actual[name] as number) - value) / Math.max(1, Math.abs(value))
-      : relativeL2Error(actual[name] as Floats, value);
-    expect(error, `${label}: ${name}`).toBeLessThanOrEqual(TOLERANCE);
-  }
-}
-
-describe.skipIf(skipWebGpu)(webGpuName('WebGPU training ops match the TypeScript ops'), () => {
-  it('embedding, 11 tokens × 7 channels from a vocabulary of 13', async () => {
-    await compare('embedding', async (ops) => {
-      const rng = createRng(1);
-      const table = randomFloats(rng, 13 * 7), tokens = Array.from({ length: 11 }, () => rng.int(13));
-      const out = new Float32Array(11 * 7);
-      await ops.embeddingForward(out, tokens, table, 11, 7);
-      return { out };
-    });
-    await expect(gpuOps.embeddingForward(new Float32Array(7), [13], new Float32Array(13 * 7), 1, 7)).rejects.toThrow(/token 13 at index 0 is outside the vocabulary of 13/);
-  });
-
-  it.each([[1, 7], [37, 65]])('rmsnorm forward and backward, %i rows × %i channels', async (rows, channels) => {
-    await compare(`rmsnorm ${rows}×${channels}`, async (ops) => {
-      const rng = createRng(rows * 1000 + channels);
-      const x = randomFloats(rng, rows * channels, 2), weight = randomFloats(rng, channels, 0.3), dy = randomFloats(rng, rows * channels);
-      const out = new Float32Array(rows * channels), rstd = new Float32Array(rows), dx = randomFloats(rng, rows * channels);
-      await ops.rmsnormForward(out, rstd, x, weight, rows, channels);
-      await ops.rmsnormBackward(dx, dy, x, weight, rstd, rows, channels);
-      return { out, rstd, dx };
-    });
-  });
-
-  it.each([[2, 9, 3, 6], [3, 17, 5, 10]])('RoPE forward and backward, B=%i T=%i heads=%i headSize=%i', async (B, T, heads, headSize) => {
-    await compare(`rope ${B}×${T}`, async (ops) => {
-      const rng = createRng(B * T * heads);
-      const tables = ropeTables(headSize, 40);
-      const width = heads * headSize;
-      const x = randomFloats(rng, B * T * width), dx = randomFloats(rng, B * T * width);
-      await ops.ropeForward(x, tables, B, T, width);
-      await ops.ropeBackward(dx, tables, B, T, width);
-      return { x, dx };
-    });
-  });
-
-  it.each([
-    { batch: 2, seqLen: 11, heads: 4, kvHeads: 2, headSize: 6 },
-    { batch: 3, seqLen: 13, heads: 6, kvHeads: 2, headSize: 5 },
-    { batch: 1, seqLen: 7, heads: 3, kvHeads: 3, headSize: 4 },
-  ])('attention forward and backward, %o', async (shape: AttentionShape) => {
-    await compare('attention', async (ops) => {
-      const rng = createRng(shape.seqLen * 31 + shape.heads);
-      const rows = shape.batch * shape.seqLen, qw = shape.heads * shape.headSize, kvw = shape.kvHeads * shape.headSize;
-      const q = randomFloats(rng, rows * qw), k = randomFloats(rng, rows * kvw), v = randomFloats(rng, rows * kvw);
-      const out = new Float32Array(rows * qw), probs = new Float32Array(shape.batch * shape.heads * shape.seqLen * shape.seqLen);
-      const dOut = randomFloats(rng, rows * qw);
-      const dq = randomFloats(rng, rows * qw), dk = randomFloats(rng, rows * kvw), dv = randomFloats(rng, rows * kvw);
-      await ops.attentionForward(out, probs, q, k, v, shape);
-      await ops.attentionBackward(dq, dk, dv, dOut, q, k, v, probs, shape);
-      return { out, probs, dq, dk, dv };
-    });
-  });
-
-  it.each([1, 13, 1000])('SwiGLU forward and backward, %i elements', async (count) => {
-    await compare(`swiglu ${count}`, async (ops) => {
-      const rng = createRng(count);
-      const gate = randomFloats(rng, count, 3), up = randomFloats(rng, count), dOut = randomFloats(rng, count);
-      const out = new Float32Array(count), dGate = randomFloats(rng, count), dUp = randomFloats(rng, count);
-      await ops.swigluForward(out, gate, up, count);
-      await ops.swigluBackward(dGate, dUp, dOut, gate, up, count);
-      return { out, dGate, dUp };
-    });
-  });
-
-  it.each([[5, 7, 11], [33, 24, 97]])('lm_head forward and backward, %i rows × %i channels → %i', async (rows, channels, vocab) => {
-    await compare('lm_head', async (ops) => {
-      const rng = createRng(rows + channels + vocab);
-      const x = randomFloats(rng, rows * channels), classifier = randomFloats(rng, vocab * channels), dLogits = randomFloats(rng, rows * vocab);
-      const logits = new Float32Array(rows * vocab), dx = randomFloats(rng, rows * channels);
-      await ops.lmHeadForward(logits, x, classifier, rows, channels, vocab);
-      await ops.lmHeadBackward(dx, dLogits, classifier, rows, channels, vocab);
-      return { logits, dx };
-    });
-  });
-
-  it.each([false, true])('cross-entropy forward and backward (loss mask: %s, ignored targets)', async (masked) => {
-    await compare('cross-entropy', async (ops) => {
-      const rng = createRng(masked ? 2 : 1);
-      const rows = 29, vocab = 53;
-      const logits = randomFloats(rng, rows * vocab, 4);
-      const targets = Array.from({ length: rows }, (_, i) => (i % 7 === 3 ? -100 : rng.int(vocab)));
-      const mask = masked ? Array.from({ length: rows }, (_, i) => (i % 3 === 0 ? 0 : 1)) : undefined;
-      const probs = new Float32Array(rows * vocab), dLogits = randomFloats(rng, rows * vocab, 0.01);
-      const { loss, counted } = await ops.crossEntropyForward(probs, logits, targets, mask, rows, vocab);
-      await ops.crossEntropyBackward(dLogits, probs, targets, mask, rows, vocab, 0.5);
-      return { loss, counted, probs, dLogits };
-    });
-  });
-
-  it('cross-entropy refuses a target outside the vocabulary, as the TypeScript op does', async () => {
-    await expect(gpuOps.crossEntropyForward(new Float32Array(6), new Float32Array(6), [1, 3], undefined, 2, 3)).rejects.toThrow(/target 3 at row 1 is outside the vocabulary of 3/);
-  });
-});
-
-const LINEAR_CASES: LinearCase[] = [
-  { name: '4-bit, group 16, rank 4, mean', rows: 19, K: 64, N: 41, group: 16, bits: 4, rank: 4, pooling: 'mean' },
-  { name: '3-bit, group 7 (ragged), rank 3, sum, dropout', rows: 19, K: 35, N: 13, group: 7, bits: 3, rank: 3, pooling: 'sum', dropout: 0.3 },
-  { name: '2-bit, group 43, rank 5, merged (fractional) zeros', rows: 8, K: 172, N: 23, group: 43, bits: 2, rank: 5, fractionalZeros: true },
-  { name: '8-bit (codes up to 255), group 6, no adapter', rows: 21, K: 30, N: 17, group: 6, bits: 8, rank: 0 },
-  { name: 'dense base, rank 4, dropout', rows: 23, K: 24, N: 9, group: 8, bits: null, rank: 4, dropout: 0.5 },
-  { name: 'dense base, no adapter, one row', rows: 1, K: 5, N: 3, group: 1, bits: null, rank: 0 },
-];
-
-/** Forward then backward of one case's layer with `ops`: everything they write. */
-function runLinearCase(c: LinearCase) {
-  return async (ops: TrainingOps): Promise<Record<string, Floats>> => {
-    const data = linearCaseData(c);
-    await ops.qaloraLinearForward(data.y, data.x, c.rows, data.layer, data.saved);
-    await ops.qaloraLinearBackward(data.dx, data.dy, c.rows, data.layer, data.saved);
-    return data.outputs();
+describeTrainingOps(webGpuName('webgpu'), skipWebGpu, async () => {
+  const gpu = await openWebGpu();
+  const ops = webGpuOps(gpu.device);
+  return {
+    ops,
+    async variants(run) {
+      const results = await run(ops);
+      await ops.syncToHost(Object.values(results).filter((value): value is Floats => typeof value !== 'number'));
+      return [results];
+    },
+    error: relativeL2Error,
+    tolerance: 1e-5,
+    close: () => gpu.destroy(),
   };
-}
-
-describe.skipIf(skipWebGpu)(webGpuName('WebGPU QA-LoRA linear matches the TypeScript op'), () => {
-  it.each(LINEAR_CASES)('$name: y, u, v, dx, dA, dB', async (c) => {
-    await compare(c.name, runLinearCase(c));
-  });
-
-  it('names the array whose type or length is wrong instead of reading past it', async () => {
-    const layer: QaLoraLinear = { base: { kind: 'dense', inFeatures: 4, outFeatures: 2, weight: new Float32Array(8) }, adapter: null };
-    await expect(gpuOps.qaloraLinearForward(new Float32Array(2), new Float32Array(3), 1, layer)).rejects.toThrow(/x has 3 elements, expected 4/);
-    await expect(gpuOps.qaloraLinearForward(new Float64Array(2), new Float32Array(4), 1, layer)).rejects.toThrow(/float32; y is a Float64Array/);
-  });
 });
