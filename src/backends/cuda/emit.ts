@@ -91,8 +91,16 @@ function constantsOf(kernel: CudaKernel): Constant[] {
   }
   const dc = kernel.cuda.decode;
   if (dc) {
-    constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_RANK_PER_LANE', dc.rankPerLane), u('DECODE_REDUCTION_WIDTH', dc.reductionWidth),
-      u('DECODE_MIN_BLOCKS', dc.minBlocksPerMultiprocessor));
+    constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_MIN_BLOCKS', dc.minBlocksPerMultiprocessor));
+    if (dc.kind === 'wide') {
+      constants.push(
+        u('DECODE_COLUMN_THREADS', dc.columnThreads), u('DECODE_SLICES', dc.slices), u('DECODE_THREADS', dc.columnThreads * dc.slices),
+        u('CODES_PER_WORD', dc.codesPerWord), u('WORDS_PER_GROUP', dc.wordsPerGroup), u('CODES_PER_STEP', Math.min(dc.codesPerWord, 8)),
+        u('DECODE_SCRATCH_FLOATS', dc.scratchFloats), ...(dc.adapterPartialFloats > 0 ? [u('DECODE_ADAPTER_PARTIALS', dc.adapterPartialFloats)] : []),
+      );
+    } else {
+      constants.push(u('DECODE_RANK_PER_LANE', dc.rankPerLane), u('DECODE_REDUCTION_WIDTH', dc.reductionWidth));
+    }
   }
   return constants;
 }
@@ -190,6 +198,7 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     portableSymbol: portable?.symbol ?? '',
     portableRange: tc ? `T < ${tc.minTokens}` : 'any T',
     tensorCore: tc !== null,
+    decodeWide: kernel.cuda.decode?.kind === 'wide',
     wgmma: tc?.wgmma != null,
     // wgmma's operand types are spelled as PTX types; 16-bit bit patterns for the packed stores.
     wgmmaType: activation === 'f16' ? 'f16' : 'bf16',
@@ -199,6 +208,8 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     cpAsync: tc?.staging === 'cp.async',
     staging: tc?.staging ?? '',
     codesStraddleWords: kernel.weightLayout.codesStraddleWords,
+    // 8 consecutive codes from group-aligned rows lie in one word (two for 8 bits).
+    eightCodesAWord: 32 % config.bits === 0 && config.group % 8 === 0,
     dequantizes: kernel.role === 'backward_data' || kernel.role === 'dequantize',
     adapter: kernel.epilogue.kind === 'adapter',
     dropout: kernel.epilogue.kind === 'adapter' ? kernel.epilogue.dropout : config.adapter?.dropout ?? false,

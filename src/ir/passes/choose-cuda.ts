@@ -15,10 +15,10 @@
 //     extern "C" kernel carries both bodies and the preprocessor picks one per target: the
 //     sm_80 SASS and the compute_90 PTX (JIT for later GPUs) keep mma.sync, so block shape,
 //     grid and launcher are the same on every arch;
-//   - a split-reduction decode (T ≤ 16): one warp-wide strip of 32 columns per block, the
-//     groups dealt round-robin to the block's warps, so every packed word is read once and
-//     N/32 blocks (not N/64) keep the memory system busy; its __launch_bounds__ names a
-//     minimum of blocks per SM, so ptxas has an explicit register budget of 128 a thread;
+//   - the decode (T ≤ 16): `wide` (16-byte loads of 4 columns' packed words, K split across
+//     a block's threads) where the layer allows it, else the v0 split-reduction strip of 32
+//     columns (see CudaDecodeTiling); its __launch_bounds__ names a minimum of blocks per SM,
+//     so ptxas has an explicit register budget of 128 a thread;
 //   - the launch list: for every entry point the extern "C" kernels that implement it, their
 //     block shape, grid and the token range each accepts.
 // It is a pure function from a lowered program to a CUDA program (the same kernels plus a
@@ -85,14 +85,38 @@ export interface CudaPassOptions {
   readonly wgmma?: boolean;
 }
 
-/** Split-reduction decode: 32 columns per block, groups dealt to `warps` warps. */
+/**
+ * Decode (T ≤ maxTokens), one of two shapes:
+ *   - `wide` (v1): each thread owns 4 adjacent output columns and reads them as one 16-byte
+ *     load per packed word row (GPTQ v1 keeps a word row's columns contiguous, so no re-layout
+ *     is needed), with the group's scales and zeros as two more 16-byte loads; a block is
+ *     `columnThreads` × `slices` threads, the slices splitting the groups round-robin, so every
+ *     word is read once and the grid is N / (4 · columnThreads) blocks: 4 column threads (16
+ *     columns a block) where 8 would leave fewer than two blocks per SM. Codes become floats by
+ *     the 2^23 magic number (one OR and one add, no I2F). The slices' sums meet by warp
+ *     shuffles, then through shared memory in warp order; u and v = drop(u)·A (tiny at T ≤ 16)
+ *     are computed by every block from x and A, and y += σ·v·B in the epilogue. Needs 16-bit
+ *     activations, 32 % bits = 0, group and K multiples of the codes a word holds, N % 4 = 0.
+ *   - `split` (v0, every other layer): one warp-wide strip of 32 columns a block, one 32-bit
+ *     code load per input row, the groups dealt round-robin to `warps` warps.
+ */
 export interface CudaDecodeTiling {
+  readonly kind: 'wide' | 'split';
   readonly maxTokens: number;
   readonly columnsPerBlock: number;
   readonly warps: number;
-  /** Rank entries each lane keeps in registers (⌈rank / 32⌉). */
+  /** wide: threads along the columns (4 columns each) and along K (groups dealt round-robin). */
+  readonly columnThreads: number;
+  readonly slices: number;
+  /** wide: codes in one packed word, and the word rows of one group. */
+  readonly codesPerWord: number;
+  readonly wordsPerGroup: number;
+  /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
+  readonly scratchFloats: number;
+  readonly adapterPartialFloats: number;
+  /** Rank entries each lane keeps in registers (⌈rank / 32⌉; split). */
   readonly rankPerLane: number;
-  /** Width of the cross-warp reduction buffer: max(32, rank). */
+  /** Width of the cross-warp reduction buffer: max(32, rank) (split). */
   readonly reductionWidth: number;
   /**
    * __launch_bounds__'s minBlocksPerMultiprocessor: REGISTER_FILE / (threads × 128), so each
@@ -155,7 +179,7 @@ function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumu
     rows * reduceChunk * elementBytes + // x (dy) tile, core matrices, no padding
     columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tile, K-major core matrices
     rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    rows * rank * 4; // forward: v = drop(u)·A of the block's tokens (rank 0 for backward_data)
+    (rank > 0 ? rows * (rank + 1) * 4 : 0); // forward: v = drop(u)·A of the block's tokens, rows padded by a float (rank 0 for backward_data)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [rows, columns, FRAGMENT],
@@ -188,7 +212,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     rows * (reduceChunk + activationPad) * a + // activation tile
     reduceChunk * (columns + activationPad) * a + // dequantized weight tile
     rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    (forward ? rows * rank * 4 : 0); // v = drop(u)·A of the block's tokens
+    (forward && rank > 0 ? rows * (rank + 1) * 4 : 0); // v = drop(u)·A of the block's tokens, rows padded by a float
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     minTokens: TENSOR_CORE_MIN_TOKENS,
@@ -204,11 +228,36 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   };
 }
 
+/** Multiprocessors the decode grid is sized for (H200; an A100 has 108). */
+const DECODE_TARGET_SMS = 132;
+const DECODE_WIDE_THREADS = 256;
+
+function wideDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number): CudaDecodeTiling | null {
+  const rank = c.adapter?.rank ?? 0;
+  const codesPerWord = 32 / c.bits;
+  if (bytesOf(activation) !== 2 || 32 % c.bits !== 0 || c.group % codesPerWord !== 0 || c.inFeatures % codesPerWord !== 0 || c.outFeatures % 4 !== 0) return null;
+  const columnThreads = Math.ceil(c.outFeatures / 32) >= 2 * DECODE_TARGET_SMS ? 8 : 4;
+  const columnsPerBlock = 4 * columnThreads;
+  const warps = DECODE_WIDE_THREADS / WARP;
+  const scratchFloats = Math.max(rank > 0 ? maxTokens * c.groups : 0, warps * maxTokens * columnsPerBlock);
+  const adapterPartialFloats = rank > 0 ? Math.max(DECODE_WIDE_THREADS, maxTokens * rank) : 0;
+  const sharedBytes = 4 * (scratchFloats + adapterPartialFloats + maxTokens * rank);
+  if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  return {
+    kind: 'wide', maxTokens, columnsPerBlock, warps, columnThreads, slices: DECODE_WIDE_THREADS / columnThreads,
+    codesPerWord, wordsPerGroup: c.group / codesPerWord, scratchFloats, adapterPartialFloats,
+    rankPerLane: 0, reductionWidth: 0,
+    minBlocksPerMultiprocessor: Math.floor(REGISTER_FILE / (DECODE_WIDE_THREADS * DECODE_REGISTERS_PER_THREAD)), sharedBytes,
+  };
+}
+
 function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecodeTiling | null {
   if (kernel.role !== 'decode') return null;
   const c = configOfKernel(program, kernel);
   const rank = c.adapter?.rank ?? 0;
   const maxTokens = kernel.tiling.maxTokens;
+  const wide = wideDecodeTiling(c, kernel.dtypes.activation, maxTokens);
+  if (wide) return wide;
   const reductionWidth = Math.max(DECODE_COLUMNS, rank);
   const bytesFor = (warps: number) => 4 * (warps * maxTokens * reductionWidth + maxTokens * rank);
   let warps = Math.min(DECODE_MAX_WARPS, c.groups);
@@ -216,7 +265,9 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   if (bytesFor(warps) > STATIC_SHARED_LIMIT) throw new Error(`${kernel.name}: rank ${rank} needs more shared memory than a CUDA block declares statically`);
   const minBlocksPerMultiprocessor = Math.max(1, Math.floor(REGISTER_FILE / (DECODE_COLUMNS * warps * DECODE_REGISTERS_PER_THREAD)));
   return {
-    maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, rankPerLane: Math.ceil(rank / WARP), reductionWidth,
+    kind: 'split', maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, columnThreads: DECODE_COLUMNS, slices: warps,
+    codesPerWord: 0, wordsPerGroup: 0, scratchFloats: 0, adapterPartialFloats: 0,
+    rankPerLane: Math.ceil(rank / WARP), reductionWidth,
     minBlocksPerMultiprocessor, sharedBytes: bytesFor(warps),
   };
 }
@@ -227,8 +278,8 @@ function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | nu
     if (decode) {
       return [{
         entryPoint: entry.name, symbol: symbol(entry.name), variant: entry.name,
-        threads: [DECODE_COLUMNS, decode.warps, 1],
-        grid: [{ count: fixed(c.outFeatures), per: DECODE_COLUMNS }, ONE, ONE],
+        threads: [decode.columnThreads, decode.slices, 1],
+        grid: [{ count: fixed(c.outFeatures), per: decode.columnsPerBlock }, ONE, ONE],
         minTokens: 1, maxTokens: decode.maxTokens, sharedBytes: decode.sharedBytes,
       }];
     }

@@ -64,9 +64,9 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t THREADS = 64u;
 [[maybe_unused]] constexpr uint32_t DECODE_COLUMNS = 32u;
 [[maybe_unused]] constexpr uint32_t DECODE_WARPS = 4u;
+[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 4u;
 [[maybe_unused]] constexpr uint32_t DECODE_RANK_PER_LANE = 1u;
 [[maybe_unused]] constexpr uint32_t DECODE_REDUCTION_WIDTH = 32u;
-[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 4u;
 
 // s[k, o]: [4, 64], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -97,7 +97,6 @@ __device__ inline uint32_t weightCode(const uint32_t* __restrict__ qweight, uint
 }  // namespace qalc_decode_k172_n64_b4_g43_qalora_r4_mean_bf16
 
 using namespace qalc_decode_k172_n64_b4_g43_qalora_r4_mean_bf16;
-
 // Memory-bound decode (T <= MAX_TOKENS). A block is DECODE_COLUMNS output columns (one per
 // lane, so each packed word row is one coalesced read) by DECODE_WARPS warps; the groups are
 // dealt round-robin to the warps, so every packed word and scale is read exactly once, and

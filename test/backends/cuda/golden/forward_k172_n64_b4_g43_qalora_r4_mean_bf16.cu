@@ -15,8 +15,8 @@
 //   layout: GPTQ v1 qweight uint32 [22, 64], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 64]
 //   portable tiles: 16 tokens x 16 outputs, reduction chunks of 16 (3 per group, never crossing one)
 //   tensor cores for T >= 64: 64 x 64 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 16 (3 per group)
-//     activation tile staged by loads, 23808 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 256 B along M/N), 22528 bytes of shared memory;
+//     activation tile staged by loads, 24064 bytes of shared memory
+//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 256 B along M/N), 22784 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   fused: pooled input summed from the x tiles already loaded (factor 0.023255813953488372), saved as pooledInput
 //   epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation
@@ -322,7 +322,9 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k172_n64_b4_g43
   __shared__ __align__(128) Activation weightTile[TC_REDUCE_CHUNK][TC_BLOCK_COLUMNS + TC_ACTIVATION_PAD];
 #endif
   __shared__ __align__(128) float accumulatorTile[TC_BLOCK_ROWS][TC_BLOCK_COLUMNS + TC_ACCUMULATOR_PAD];
-  __shared__ float adapterActivationTile[TC_BLOCK_ROWS][RANK];
+  // One float of padding a row: the threads that own a token each update their own row, and
+  // rows RANK floats apart would all sit in one bank (a 32-way conflict, most of v0's time).
+  __shared__ float adapterActivationTile[TC_BLOCK_ROWS][RANK + 1u];
   const float* __restrict__ adapterA = adapterAOf(adapterWeights);
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);

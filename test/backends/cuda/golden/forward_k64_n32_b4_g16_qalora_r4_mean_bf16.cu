@@ -15,8 +15,8 @@
 //   layout: GPTQ v1 qweight uint32 [8, 32], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 32]
 //   portable tiles: 16 tokens x 16 outputs, reduction chunks of 16 (1 per group, never crossing one)
 //   tensor cores for T >= 64: 64 x 64 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 16 (1 per group)
-//     activation tile staged by cp.async, 23808 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 256 B along M/N), 22528 bytes of shared memory;
+//     activation tile staged by cp.async, 24064 bytes of shared memory
+//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 256 B along M/N), 22784 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   fused: pooled input summed from the x tiles already loaded (factor 0.0625), saved as pooledInput
 //   epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation
@@ -334,7 +334,9 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n32_b4_g16_
   __shared__ __align__(128) Activation weightTile[TC_REDUCE_CHUNK][TC_BLOCK_COLUMNS + TC_ACTIVATION_PAD];
 #endif
   __shared__ __align__(128) float accumulatorTile[TC_BLOCK_ROWS][TC_BLOCK_COLUMNS + TC_ACCUMULATOR_PAD];
-  __shared__ float adapterActivationTile[TC_BLOCK_ROWS][RANK];
+  // One float of padding a row: the threads that own a token each update their own row, and
+  // rows RANK floats apart would all sit in one bank (a 32-way conflict, most of v0's time).
+  __shared__ float adapterActivationTile[TC_BLOCK_ROWS][RANK + 1u];
   const float* __restrict__ adapterA = adapterAOf(adapterWeights);
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
@@ -394,16 +396,23 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n32_b4_g16_
       // registers and stored as one 16-byte core-matrix row; rows past the group are 0.
       for (uint32_t block = thread / TC_BLOCK_COLUMNS; block < TC_REDUCE_CHUNK / 8u; block += TC_THREADS / TC_BLOCK_COLUMNS) {
         uint32_t packed[4];
+        // The 8 codes from one word load (two for 8 bits), not one load a code: the block's
+        // first row is a multiple of 8 and the group too, so it is wholly inside the group or not.
+        const uint32_t firstRow = chunkStart + block * 8u;
+        const bool blockInRange = columnInRange && firstRow < groupEnd;
+        uint64_t codeBits = 0u;
+        if (blockInRange) {
+          const uint32_t firstBit = firstRow * BITS;
+          codeBits = __ldg(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]) >> (firstBit % 32u);
+          if constexpr (BITS == 8u) codeBits |= static_cast<uint64_t>(__ldg(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn])) << 32;
+        }
 #pragma unroll
         for (uint32_t pair = 0u; pair < 4u; ++pair) {
           float values[2];
 #pragma unroll
           for (uint32_t member = 0u; member < 2u; ++member) {
-            const uint32_t inputRow = chunkStart + block * 8u + pair * 2u + member;
-            values[member] = 0.0f;
-            if (columnInRange && inputRow < groupEnd) {
-              values[member] = groupScale * (static_cast<float>(weightCode(qweight, inputRow, outputColumn)) - groupZero);
-            }
+            const uint32_t code = static_cast<uint32_t>(codeBits >> ((pair * 2u + member) * BITS)) & CODE_MASK;
+            values[member] = blockInRange ? groupScale * (static_cast<float>(code) - groupZero) : 0.0f;
           }
           packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[0]))) |
                          (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[1]))) << 16);
