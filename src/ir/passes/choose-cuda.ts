@@ -54,6 +54,14 @@ export interface CudaTensorCoreTiling {
   readonly sharedBytes: number;
   /** The sm_90a body, or null where every arch runs mma.sync. */
   readonly wgmma: CudaWarpgroupMma | null;
+  /**
+   * Forward with an adapter: chunks of the rank-RANK extension [x | v]·[Ŵ ; σB] after the
+   * weight's groups (0 without an adapter), and the prologue kernel that computes u and v once
+   * per token, `adapterActivationTokens` tokens a block of `adapterActivationThreads`.
+   */
+  readonly adapterChunks: number;
+  readonly adapterActivationTokens: number;
+  readonly adapterActivationThreads: number;
 }
 
 /**
@@ -108,9 +116,16 @@ export interface CudaDecodeTiling {
   /** wide: threads along the columns (4 columns each) and along K (groups dealt round-robin). */
   readonly columnThreads: number;
   readonly slices: number;
-  /** wide: codes in one packed word, and the word rows of one group. */
+  /** wide: codes in one packed word, the word rows of one group, and those loaded together (a divisor of wordsPerGroup, at most 4). */
   readonly codesPerWord: number;
   readonly wordsPerGroup: number;
+  readonly wordBatch: number;
+  /**
+   * wide: one extern "C" kernel per token tile, the launcher choosing by T; a tile's token loops
+   * are unrolled without a branch (rows past T repeat row T − 1 and are not stored), and a
+   * smaller tile needs fewer registers, so more blocks fit an SM (`minBlocks`).
+   */
+  readonly tokenTiles: readonly { readonly maxTokens: number; readonly minBlocks: number }[];
   /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
   readonly scratchFloats: number;
   readonly adapterPartialFloats: number;
@@ -142,6 +157,8 @@ export interface CudaLaunch {
   readonly minTokens: number;
   readonly maxTokens: number | null;
   readonly sharedBytes: number;
+  /** A kernel the launcher runs first, on the same stream (the forward's u/v prologue), or null. */
+  readonly prologue: { readonly symbol: string; readonly threads: readonly [number, number, number]; readonly grid: readonly [DispatchDim, DispatchDim, DispatchDim] } | null;
 }
 
 export interface CudaDecisions {
@@ -155,6 +172,9 @@ export type CudaKernel = LoweredKernel & { readonly cuda: CudaDecisions };
 export type CudaProgram = KernelProgram<CudaKernel>;
 
 const TENSOR_CORE_MIN_TOKENS = 64;
+/** The forward's u/v prologue: tokens a block (A is read once per block from L2) and threads. */
+const ADAPTER_ACTIVATION_TOKENS = 8;
+const ADAPTER_ACTIVATION_THREADS = 256;
 /** The tensor-core variants (forward, backward_data) use wgmma on sm_90a unless the caller turns it off. */
 const WGMMA_DEFAULT = true;
 /** One core matrix: 8 rows of 16 bytes. */
@@ -171,7 +191,7 @@ const STATIC_SHARED_LIMIT = 48 * 1024;
 
 const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16' ? 2 : 4);
 
-function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumulatorPad: number, rank: number, elementBytes: number): CudaWarpgroupMma | null {
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumulatorPad: number, elementBytes: number): CudaWarpgroupMma | null {
   // One warpgroup covers the whole block: M = 64 tokens, N = the block's columns (a multiple
   // of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
   if (rows !== 64 || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
@@ -179,7 +199,7 @@ function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumu
     rows * reduceChunk * elementBytes + // x (dy) tile, core matrices, no padding
     columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tile, K-major core matrices
     rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    (rank > 0 ? rows * (rank + 1) * 4 : 0); // forward: v = drop(u)·A of the block's tokens, rows padded by a float (rank 0 for backward_data)
+    0; // v comes from the prologue kernel (adapterActivations), not a per-block tile
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [rows, columns, FRAGMENT],
@@ -212,7 +232,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     rows * (reduceChunk + activationPad) * a + // activation tile
     reduceChunk * (columns + activationPad) * a + // dequantized weight tile
     rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    (forward && rank > 0 ? rows * (rank + 1) * 4 : 0); // v = drop(u)·A of the block's tokens, rows padded by a float
+    0; // v comes from the prologue kernel (adapterActivations)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     minTokens: TENSOR_CORE_MIN_TOKENS,
@@ -224,7 +244,10 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     activationPad, accumulatorPad,
     threads: 4 * WARP,
     sharedBytes,
-    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, accumulatorPad, forward ? rank : 0, a) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, accumulatorPad, a) : null,
+    adapterChunks: forward ? Math.ceil(rank / reduceChunk) : 0,
+    adapterActivationTokens: ADAPTER_ACTIVATION_TOKENS,
+    adapterActivationThreads: ADAPTER_ACTIVATION_THREADS,
   };
 }
 
@@ -243,9 +266,14 @@ function wideDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: Scal
   const adapterPartialFloats = rank > 0 ? Math.max(DECODE_WIDE_THREADS, maxTokens * rank) : 0;
   const sharedBytes = 4 * (scratchFloats + adapterPartialFloats + maxTokens * rank);
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  const wordsPerGroup = c.group / codesPerWord;
+  const wordBatch = [4, 2, 1].find((b) => wordsPerGroup % b === 0)!;
+  // Registers a thread may use per tile: 85 (3 blocks an SM) for one token, 128 (2) up to 4,
+  // 255 (1) above: 16 tokens × 4 columns of sums and their activations spill at 128.
+  const tokenTiles = [{ maxTokens: 1, minBlocks: 3 }, { maxTokens: 4, minBlocks: 2 }, { maxTokens, minBlocks: 1 }].filter((t) => t.maxTokens <= maxTokens);
   return {
     kind: 'wide', maxTokens, columnsPerBlock, warps, columnThreads, slices: DECODE_WIDE_THREADS / columnThreads,
-    codesPerWord, wordsPerGroup: c.group / codesPerWord, scratchFloats, adapterPartialFloats,
+    codesPerWord, wordsPerGroup, wordBatch, tokenTiles, scratchFloats, adapterPartialFloats,
     rankPerLane: 0, reductionWidth: 0,
     minBlocksPerMultiprocessor: Math.floor(REGISTER_FILE / (DECODE_WIDE_THREADS * DECODE_REGISTERS_PER_THREAD)), sharedBytes,
   };
@@ -266,7 +294,7 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   const minBlocksPerMultiprocessor = Math.max(1, Math.floor(REGISTER_FILE / (DECODE_COLUMNS * warps * DECODE_REGISTERS_PER_THREAD)));
   return {
     kind: 'split', maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, columnThreads: DECODE_COLUMNS, slices: warps,
-    codesPerWord: 0, wordsPerGroup: 0, scratchFloats: 0, adapterPartialFloats: 0,
+    codesPerWord: 0, wordsPerGroup: 0, wordBatch: 0, tokenTiles: [], scratchFloats: 0, adapterPartialFloats: 0,
     rankPerLane: Math.ceil(rank / WARP), reductionWidth,
     minBlocksPerMultiprocessor, sharedBytes: bytesFor(warps),
   };
@@ -276,19 +304,22 @@ function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | nu
   const symbol = (variant: string) => `${kernel.name}__${variant}`;
   return kernel.entryPoints.flatMap((entry): CudaLaunch[] => {
     if (decode) {
-      return [{
-        entryPoint: entry.name, symbol: symbol(entry.name), variant: entry.name,
-        threads: [decode.columnThreads, decode.slices, 1],
-        grid: [{ count: fixed(c.outFeatures), per: decode.columnsPerBlock }, ONE, ONE],
-        minTokens: 1, maxTokens: decode.maxTokens, sharedBytes: decode.sharedBytes,
-      }];
+      const launch = {
+        entryPoint: entry.name, threads: [decode.columnThreads, decode.slices, 1] as const,
+        grid: [{ count: fixed(c.outFeatures), per: decode.columnsPerBlock }, ONE, ONE] as const, sharedBytes: decode.sharedBytes,
+      };
+      if (decode.kind === 'split') return [{ ...launch, symbol: symbol(entry.name), variant: entry.name, minTokens: 1, maxTokens: decode.maxTokens, prologue: null }];
+      return decode.tokenTiles.map((tile, index) => ({
+        ...launch, symbol: symbol(`${entry.name}T${tile.maxTokens}`), variant: `${entry.name}T${tile.maxTokens}`, prologue: null,
+        minTokens: index === 0 ? 1 : decode.tokenTiles[index - 1]!.maxTokens + 1, maxTokens: tile.maxTokens,
+      }));
     }
     const portable: CudaLaunch = {
       entryPoint: entry.name, symbol: symbol(entry.name), variant: entry.name,
       threads: kernel.tiling.workgroupSize, grid: entry.dispatch,
       minTokens: kernel.shapeClass === 'tiled' || kernel.shapeClass === 'adapter' ? 1 : 0,
       maxTokens: tensorCore ? tensorCore.minTokens - 1 : null,
-      sharedBytes: kernel.tiling.workgroupBytes,
+      sharedBytes: kernel.tiling.workgroupBytes, prologue: null,
     };
     if (!tensorCore) return [portable];
     const columns = kernel.role === 'forward' ? c.outFeatures : c.inFeatures;
@@ -297,6 +328,12 @@ function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | nu
       threads: [tensorCore.threads, 1, 1],
       grid: [{ count: fixed(columns), per: tensorCore.blockColumns }, { count: perToken(1), per: tensorCore.blockRows }, ONE],
       minTokens: tensorCore.minTokens, maxTokens: null, sharedBytes: Math.max(tensorCore.sharedBytes, tensorCore.wgmma?.sharedBytes ?? 0),
+      prologue: tensorCore.adapterChunks > 0
+        ? {
+            symbol: symbol('adapterActivations'), threads: [tensorCore.adapterActivationThreads, 1, 1],
+            grid: [{ count: perToken(1), per: tensorCore.adapterActivationTokens }, ONE, ONE],
+          }
+        : null,
     }];
   });
 }

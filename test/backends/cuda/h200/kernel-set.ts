@@ -138,7 +138,7 @@ export function writeKernelSet(outDir: string, cases: readonly KernelSetCase[], 
         // On an sm_90a build; any other build runs mma.sync (check_kernels.py reads gencode.txt).
         tensorCorePath,
         timingTokens: kernel.layers.some((l) => timedLayers.has(l)) ? options.timingTokens : null,
-        symbols: kernel.cuda.launches.map((l) => l.symbol),
+        symbols: emitted.kernelSymbols.map((symbol) => symbol.replace(kernel.name, name)),
         bindings, launchers,
       });
       for (const l of launchers) declarations.push(`extern "C" cudaError_t ${l.symbol}(void* const*, unsigned, float, cudaStream_t);`);
