@@ -89,6 +89,7 @@ function constantsOf(kernel: CudaKernel): Constant[] {
       constants.push(
         u('WGMMA_M', tc.wgmma.shape[0]), u('WGMMA_N', tc.wgmma.shape[1]), u('WGMMA_K', tc.wgmma.shape[2]),
         u('WGMMA_LEADING_BYTE_OFFSET', tc.wgmma.leadingByteOffset), u('WGMMA_STRIDE_BYTE_OFFSET', tc.wgmma.strideByteOffset),
+        u('WGMMA_WARPGROUPS', tc.wgmma.warpgroups), u('WGMMA_ACCUMULATOR_PAD', tc.wgmma.accumulatorPad),
       );
     }
   }
@@ -216,7 +217,8 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     // wgmma's operand types are spelled as PTX types; 16-bit bit patterns for the packed stores.
     wgmmaType: activation === 'f16' ? 'f16' : 'bf16',
     activationBits: activation === 'f16' ? '__half_as_ushort' : '__bfloat16_as_ushort',
-    ...wgmmaOperands(tc?.wgmma ? (tc.wgmma.shape[0] * tc.wgmma.shape[1]) / tc.threads : 0, tc?.wgmma?.shape),
+    // Each warpgroup (128 threads) holds its M x N fp32 accumulator.
+    ...wgmmaOperands(tc?.wgmma ? (tc.wgmma.shape[0] * tc.wgmma.shape[1]) / 128 : 0, tc?.wgmma?.shape),
     tensorCoreSymbol: kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))?.symbol ?? '',
     adapterActivationsSymbol: kernel.cuda.launches.find((l) => l.prologue)?.prologue?.symbol ?? '',
     cpAsync: tc?.staging === 'cp.async',

@@ -84,6 +84,9 @@ export interface CudaWarpgroupMma {
   readonly layout: 'K-major core matrices, no swizzle';
   readonly leadingByteOffset: number;
   readonly strideByteOffset: number;
+  /** Warpgroups of the block, each issuing the shape for its own 64 rows. */
+  readonly warpgroups: number;
+  readonly accumulatorPad: number;
   readonly sharedBytes: number;
 }
 
@@ -191,21 +194,24 @@ const STATIC_SHARED_LIMIT = 48 * 1024;
 
 const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16' ? 2 : 4);
 
-function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumulatorPad: number, elementBytes: number): CudaWarpgroupMma | null {
-  // One warpgroup covers the whole block: M = 64 tokens, N = the block's columns (a multiple
-  // of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
-  if (rows !== 64 || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
+/** The wgmma body's accumulator rows are padded by this many floats (the mma.sync body's pad may differ). */
+const WGMMA_ACCUMULATOR_PAD = 4;
+
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number): CudaWarpgroupMma | null {
+  // One warpgroup per 64 tokens of the block (one or two): M = 64, N = the block's columns (a
+  // multiple of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
+  if ((rows !== 64 && rows !== 128) || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
   const sharedBytes =
     rows * reduceChunk * elementBytes + // x (dy) tile, core matrices, no padding
     columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tile, K-major core matrices
-    rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    0; // v comes from the prologue kernel (adapterActivations), not a per-block tile
+    rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
-    arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [rows, columns, FRAGMENT],
+    arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [64, columns, FRAGMENT], warpgroups: rows / 64,
     layout: 'K-major core matrices, no swizzle',
     leadingByteOffset: CORE_MATRIX_BYTES,
     strideByteOffset: (reduceChunk / 8) * CORE_MATRIX_BYTES,
+    accumulatorPad: WGMMA_ACCUMULATOR_PAD,
     sharedBytes,
   };
 }
@@ -222,7 +228,11 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   // multiple of 32 takes 32-deep chunks (two mma steps a barrier), others 16.
   const reduceChunk = forward ? (c.group % 32 === 0 ? 32 : FRAGMENT) : 32;
   const chunksPerGroup = forward ? Math.ceil(c.group / reduceChunk) : 0;
-  const rows = 64, columns = 64, activationPad = 8, accumulatorPad = 4;
+  // The forward's blocks are 128 tokens (two warpgroups on sm_90a, 8 warps of mma.sync), so each
+  // dequantized weight tile serves twice the rows of backward_data's 64; its mma.sync body's
+  // accumulator rows go unpadded so the block stays within 48 KB of static shared memory.
+  const rows = forward ? 128 : 64, columns = 64, activationPad = 8, accumulatorPad = forward ? 0 : 4;
+  const warpsAlongRows = rows / 32;
   // 16-byte segments (8 halves) are whole when both the row length and the chunk starts are
   // multiples of 8: K and g for the forward (chunk starts are group starts plus multiples of
   // the chunk), N for backward_data.
@@ -231,20 +241,19 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   const sharedBytes =
     rows * (reduceChunk + activationPad) * a + // activation tile
     reduceChunk * (columns + activationPad) * a + // dequantized weight tile
-    rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    0; // v comes from the prologue kernel (adapterActivations)
+    rows * (columns + accumulatorPad) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     minTokens: TENSOR_CORE_MIN_TOKENS,
     blockRows: rows, blockColumns: columns, reduceChunk, chunksPerGroup,
-    warpsAlongRows: 2, warpsAlongColumns: 2, fragmentsPerWarpRow: 2, fragmentsPerWarpColumn: 2,
+    warpsAlongRows, warpsAlongColumns: 2, fragmentsPerWarpRow: 2, fragmentsPerWarpColumn: 2,
     fragment: [FRAGMENT, FRAGMENT, FRAGMENT],
     instruction: 'mma.sync via nvcuda::wmma',
     staging: segmentsWhole ? 'cp.async' : 'loads',
     activationPad, accumulatorPad,
-    threads: 4 * WARP,
+    threads: warpsAlongRows * 2 * WARP,
     sharedBytes,
-    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, accumulatorPad, a) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a) : null,
     adapterChunks: forward ? Math.ceil(rank / reduceChunk) : 0,
     adapterActivationTokens: ADAPTER_ACTIVATION_TOKENS,
     adapterActivationThreads: ADAPTER_ACTIVATION_THREADS,
