@@ -63,6 +63,8 @@ function cudaManifest(emitted: EmittedCudaKernel) {
       block: l.threads,
       grid: l.grid.map(formatDispatch),
       sharedBytes: l.sharedBytes,
+      // A kernel to launch first, on the same stream, with the same parameters (the forward's u/v prologue).
+      ...(l.prologue ? { prologue: { symbol: l.prologue.symbol, block: l.prologue.threads, grid: l.prologue.grid.map(formatDispatch) } } : {}),
     })),
   };
 }

@@ -66,7 +66,10 @@ export const inspectCommand: Command = {
     }
     if (stage === 'ir') {
       const { lowerPlanWithTrace, dumpProgram } = await import('../../ir/lower.ts');
-      const { trace } = lowerPlanWithTrace(plan, target === 'wgsl' ? 'wgsl' : 'cuda');
+      const lowered = lowerPlanWithTrace(plan, target === 'wgsl' ? 'wgsl' : 'cuda');
+      // CUDA's own pass (tile shapes, decode shape and weight access, launches) after the shared ones.
+      const { chooseCudaKernels } = await import('../../ir/passes/choose-cuda.ts');
+      const trace = target === 'wgsl' ? lowered.trace : [...lowered.trace, { pass: 'chooseCudaKernels', program: chooseCudaKernels(lowered.program) }];
       const pass = values.pass as string | undefined;
       const shown = pass === undefined ? trace : trace.filter((t) => t.pass === pass);
       if (shown.length === 0) throw new UsageError(`no pass '${pass}': the passes are ${trace.map((t) => t.pass).join(', ')}`, 'inspect');

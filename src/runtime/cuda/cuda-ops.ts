@@ -68,7 +68,8 @@ const hasBinding = (k: LoadedKernel, name: string) => hasManifestBinding(k.manif
 export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels'>, fallback: TrainingOps): CudaOps {
   const loaded: LoadedKernel[] = kernels.kernels.map(({ manifest, fatbin }) => {
     const module = driver.loadModule(fatbin);
-    const functions = new Map(manifest.launches.map((l) => [l.symbol, module.function(l.symbol)]));
+    const symbols = manifest.launches.flatMap((l) => (l.prologue ? [l.prologue.symbol, l.symbol] : [l.symbol]));
+    const functions = new Map(symbols.map((symbol) => [symbol, module.function(symbol)]));
     const buffers = [...manifest.bindings].filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding);
     return { manifest, functions, buffers };
   });
@@ -182,7 +183,12 @@ export function cudaOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'ke
     for (const entryPoint of entryPointsOf(k.manifest)) {
       const launch = launchFor(k.manifest, entryPoint, tokens);
       if (launch === undefined) throw new Error(`kernel ${k.manifest.kernel} has no launch of ${entryPoint} for T = ${tokens}`);
-      driver.launch(k.functions.get(launch.symbol)!, launch.grid, launch.block, 0, [...parameters, u32(tokens), f32(adapterScale)]);
+      const args = [...parameters, u32(tokens), f32(adapterScale)];
+      if (launch.prologue) {
+        driver.launch(k.functions.get(launch.prologue.symbol)!, launch.prologue.grid, launch.prologue.block, 0, args);
+        launches++;
+      }
+      driver.launch(k.functions.get(launch.symbol)!, launch.grid, launch.block, 0, args);
       launches++;
     }
   };

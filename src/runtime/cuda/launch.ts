@@ -33,6 +33,8 @@ export interface CudaManifestLaunch {
   readonly grid: readonly [string, string, string];
   /** Static shared memory the kernel declares (the launch passes no dynamic shared memory). */
   readonly sharedBytes: number;
+  /** A kernel launched first, on the same stream and with the same parameters (the forward's u/v prologue). */
+  readonly prologue?: { readonly symbol: string; readonly block: readonly [number, number, number]; readonly grid: readonly [string, string, string] };
 }
 
 /**
@@ -99,6 +101,8 @@ export interface ResolvedLaunch {
   readonly grid: readonly [number, number, number];
   readonly block: readonly [number, number, number];
   readonly sharedBytes: number;
+  /** Launched first (see CudaManifestLaunch.prologue), or null. */
+  readonly prologue: { readonly symbol: string; readonly grid: readonly [number, number, number]; readonly block: readonly [number, number, number] } | null;
 }
 
 /** The launches of one entry point that apply to T (exactly one, or none when T is out of every range). */
@@ -106,7 +110,10 @@ export function launchFor(kernel: CudaManifestKernel, entryPoint: string, tokens
   const launch = kernel.launches.find((l) => l.entryPoint === entryPoint && tokensInRange(l.tokens, tokens));
   if (launch === undefined) return undefined;
   const grid = launch.grid.map((g) => evaluateFormula(g, tokens)) as [number, number, number];
-  return { symbol: launch.symbol, grid, block: launch.block, sharedBytes: launch.sharedBytes };
+  const prologue = launch.prologue
+    ? { symbol: launch.prologue.symbol, grid: launch.prologue.grid.map((g) => evaluateFormula(g, tokens)) as [number, number, number], block: launch.prologue.block }
+    : null;
+  return { symbol: launch.symbol, grid, block: launch.block, sharedBytes: launch.sharedBytes, prologue };
 }
 
 /** Entry points in the order a kernel's launches list them (adapter_grad: output grads, then input grads). */
