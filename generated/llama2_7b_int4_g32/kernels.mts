@@ -30,7 +30,7 @@ export const cudaQuantizeKp4096N4096B4G32AsymBf16: CudaKernel<CudaQuantizeKp4096
   },
   launchers: ['quantize_kp4096_n4096_b4_g32_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp4096_n4096_b4_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp4096_n4096_b4_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -57,8 +57,8 @@ export const cudaPackKp4096N4096B4Bf16: CudaKernel<CudaPackKp4096N4096B4Bf16Buff
   },
   launchers: ['pack_kp4096_n4096_b4_bf16__packQweight__launch', 'pack_kp4096_n4096_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp4096_n4096_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 512, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp4096_n4096_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp4096_n4096_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 512, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp4096_n4096_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -88,7 +88,7 @@ export const cudaDequantizeKp4096N4096B4G32Bf16: CudaKernel<CudaDequantizeKp4096
   },
   launchers: ['dequantize_kp4096_n4096_b4_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp4096_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp4096_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -133,8 +133,8 @@ export const cudaForwardK4096N4096B4G32QaloraR64MeanDropoutBf16: CudaKernel<Cuda
   },
   launchers: ['forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144 },
-    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 43520 },
+    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
+    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -179,7 +179,9 @@ export const cudaDecodeK4096N4096B4G32QaloraR64MeanDropoutBf16: CudaKernel<CudaD
   },
   launchers: ['decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 36864 },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
   ],
 };
 
@@ -215,8 +217,8 @@ export const cudaBackwardDataK4096N4096B4G32UnpoolMeanBf16: CudaKernel<CudaBackw
   },
   launchers: ['backward_data_k4096_n4096_b4_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -261,8 +263,8 @@ export const cudaAdapterGradL128N4096R64DropoutBf16: CudaKernel<CudaAdapterGradL
   },
   launchers: ['adapter_grad_l128_n4096_r64_dropout_bf16__adapterOutputGrads__launch', 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -292,7 +294,7 @@ export const cudaMergeL128N4096G32R64MeanBf16: CudaKernel<CudaMergeL128N4096G32R
   },
   launchers: ['merge_l128_n4096_g32_r64_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l128_n4096_g32_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l128_n4096_g32_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -322,7 +324,7 @@ export const cudaQuantizeKp4096N11008B4G32AsymBf16: CudaKernel<CudaQuantizeKp409
   },
   launchers: ['quantize_kp4096_n11008_b4_g32_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp4096_n11008_b4_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp4096_n11008_b4_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -349,8 +351,8 @@ export const cudaPackKp4096N11008B4Bf16: CudaKernel<CudaPackKp4096N11008B4Bf16Bu
   },
   launchers: ['pack_kp4096_n11008_b4_bf16__packQweight__launch', 'pack_kp4096_n11008_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp4096_n11008_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 512, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp4096_n11008_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp4096_n11008_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 512, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp4096_n11008_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -380,7 +382,7 @@ export const cudaDequantizeKp4096N11008B4G32Bf16: CudaKernel<CudaDequantizeKp409
   },
   launchers: ['dequantize_kp4096_n11008_b4_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp4096_n11008_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp4096_n11008_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -425,8 +427,8 @@ export const cudaForwardK4096N11008B4G32QaloraR64MeanDropoutBf16: CudaKernel<Cud
   },
   launchers: ['forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144 },
-    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 64), 1] as const, sharedBytes: 43520 },
+    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
+    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -471,7 +473,9 @@ export const cudaDecodeK4096N11008B4G32QaloraR64MeanDropoutBf16: CudaKernel<Cuda
   },
   launchers: ['decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 36864 },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
   ],
 };
 
@@ -507,8 +511,8 @@ export const cudaBackwardDataK4096N11008B4G32UnpoolMeanBf16: CudaKernel<CudaBack
   },
   launchers: ['backward_data_k4096_n11008_b4_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -553,8 +557,8 @@ export const cudaAdapterGradL128N11008R64DropoutBf16: CudaKernel<CudaAdapterGrad
   },
   launchers: ['adapter_grad_l128_n11008_r64_dropout_bf16__adapterOutputGrads__launch', 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 704512) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 704512) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -584,7 +588,7 @@ export const cudaMergeL128N11008G32R64MeanBf16: CudaKernel<CudaMergeL128N11008G3
   },
   launchers: ['merge_l128_n11008_g32_r64_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l128_n11008_g32_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l128_n11008_g32_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -614,7 +618,7 @@ export const cudaQuantizeKp11008N4096B4G32AsymBf16: CudaKernel<CudaQuantizeKp110
   },
   launchers: ['quantize_kp11008_n4096_b4_g32_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp11008_n4096_b4_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp11008_n4096_b4_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -641,8 +645,8 @@ export const cudaPackKp11008N4096B4Bf16: CudaKernel<CudaPackKp11008N4096B4Bf16Bu
   },
   launchers: ['pack_kp11008_n4096_b4_bf16__packQweight__launch', 'pack_kp11008_n4096_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp11008_n4096_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 1376, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp11008_n4096_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp11008_n4096_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 1376, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp11008_n4096_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -672,7 +676,7 @@ export const cudaDequantizeKp11008N4096B4G32Bf16: CudaKernel<CudaDequantizeKp110
   },
   launchers: ['dequantize_kp11008_n4096_b4_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp11008_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp11008_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -717,8 +721,8 @@ export const cudaForwardK11008N4096B4G32QaloraR64MeanDropoutBf16: CudaKernel<Cud
   },
   launchers: ['forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144 },
-    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 43520 },
+    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
+    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -763,7 +767,9 @@ export const cudaDecodeK11008N4096B4G32QaloraR64MeanDropoutBf16: CudaKernel<Cuda
   },
   launchers: ['decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 36864 },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
   ],
 };
 
@@ -799,8 +805,8 @@ export const cudaBackwardDataK11008N4096B4G32UnpoolMeanBf16: CudaKernel<CudaBack
   },
   launchers: ['backward_data_k11008_n4096_b4_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -845,8 +851,8 @@ export const cudaAdapterGradL344N4096R64DropoutBf16: CudaKernel<CudaAdapterGradL
   },
   launchers: ['adapter_grad_l344_n4096_r64_dropout_bf16__adapterOutputGrads__launch', 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((344 * tokens + 22016) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((344 * tokens + 22016) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -876,6 +882,6 @@ export const cudaMergeL344N4096G32R64MeanBf16: CudaKernel<CudaMergeL344N4096G32R
   },
   launchers: ['merge_l344_n4096_g32_r64_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l344_n4096_g32_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l344_n4096_g32_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };

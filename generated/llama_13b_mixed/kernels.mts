@@ -2134,7 +2134,7 @@ export const cudaQuantizeKp5120N5120B4G64AsymBf16: CudaKernel<CudaQuantizeKp5120
   },
   launchers: ['quantize_kp5120_n5120_b4_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n5120_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp5120_n5120_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2161,8 +2161,8 @@ export const cudaPackKp5120N5120B4Bf16: CudaKernel<CudaPackKp5120N5120B4Bf16Buff
   },
   launchers: ['pack_kp5120_n5120_b4_bf16__packQweight__launch', 'pack_kp5120_n5120_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n5120_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 640, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp5120_n5120_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp5120_n5120_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 640, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2192,7 +2192,7 @@ export const cudaDequantizeKp5120N5120B4G64Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b4_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp5120_n5120_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2234,8 +2234,8 @@ export const cudaForwardK5120N5120B4G64QaloraR32MeanBf16: CudaKernel<CudaForward
   },
   launchers: ['forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096 },
-    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 35328 },
+    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
+    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2277,7 +2277,9 @@ export const cudaDecodeK5120N5120B4G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK5
   },
   launchers: ['decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 18432 },
+    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 12288, prologue: null },
+    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 12288, prologue: null },
+    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 12288, prologue: null },
   ],
 };
 
@@ -2313,8 +2315,8 @@ export const cudaBackwardDataK5120N5120B4G64UnpoolMeanBf16: CudaKernel<CudaBackw
   },
   launchers: ['backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2356,8 +2358,8 @@ export const cudaAdapterGradL80N5120R32Bf16: CudaKernel<CudaAdapterGradL80N5120R
   },
   launchers: ['adapter_grad_l80_n5120_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l80_n5120_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2387,7 +2389,7 @@ export const cudaMergeL80N5120G64R32MeanBf16: CudaKernel<CudaMergeL80N5120G64R32
   },
   launchers: ['merge_l80_n5120_g64_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l80_n5120_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l80_n5120_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2417,7 +2419,7 @@ export const cudaQuantizeKp5120N13824B4G64AsymBf16: CudaKernel<CudaQuantizeKp512
   },
   launchers: ['quantize_kp5120_n13824_b4_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n13824_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp5120_n13824_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2444,8 +2446,8 @@ export const cudaPackKp5120N13824B4Bf16: CudaKernel<CudaPackKp5120N13824B4Bf16Bu
   },
   launchers: ['pack_kp5120_n13824_b4_bf16__packQweight__launch', 'pack_kp5120_n13824_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n13824_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 640, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp5120_n13824_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp5120_n13824_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 640, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2475,7 +2477,7 @@ export const cudaDequantizeKp5120N13824B4G64Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b4_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp5120_n13824_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2517,8 +2519,8 @@ export const cudaForwardK5120N13824B4G64QaloraR32MeanBf16: CudaKernel<CudaForwar
   },
   launchers: ['forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096 },
-    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 64), 1] as const, sharedBytes: 35328 },
+    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
+    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2560,7 +2562,9 @@ export const cudaDecodeK5120N13824B4G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK
   },
   launchers: ['decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 18432 },
+    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
   ],
 };
 
@@ -2596,8 +2600,8 @@ export const cudaBackwardDataK5120N13824B4G64UnpoolMeanBf16: CudaKernel<CudaBack
   },
   launchers: ['backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2639,8 +2643,8 @@ export const cudaAdapterGradL80N13824R32Bf16: CudaKernel<CudaAdapterGradL80N1382
   },
   launchers: ['adapter_grad_l80_n13824_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l80_n13824_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2670,7 +2674,7 @@ export const cudaMergeL80N13824G64R32MeanBf16: CudaKernel<CudaMergeL80N13824G64R
   },
   launchers: ['merge_l80_n13824_g64_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l80_n13824_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l80_n13824_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2700,7 +2704,7 @@ export const cudaQuantizeKp13824N5120B8G128AsymBf16: CudaKernel<CudaQuantizeKp13
   },
   launchers: ['quantize_kp13824_n5120_b8_g128_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp13824_n5120_b8_g128_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 108, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp13824_n5120_b8_g128_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 108, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2727,8 +2731,8 @@ export const cudaPackKp13824N5120B8Bf16: CudaKernel<CudaPackKp13824N5120B8Bf16Bu
   },
   launchers: ['pack_kp13824_n5120_b8_bf16__packQweight__launch', 'pack_kp13824_n5120_b8_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp13824_n5120_b8_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 3456, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp13824_n5120_b8_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 13824, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp13824_n5120_b8_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 3456, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp13824_n5120_b8_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 13824, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2758,7 +2762,7 @@ export const cudaDequantizeKp13824N5120B8G128Bf16: CudaKernel<CudaDequantizeKp13
   },
   launchers: ['dequantize_kp13824_n5120_b8_g128_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp13824_n5120_b8_g128_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 13824, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp13824_n5120_b8_g128_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 13824, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2800,8 +2804,8 @@ export const cudaForwardK13824N5120B8G128QaloraR64MeanBf16: CudaKernel<CudaForwa
   },
   launchers: ['forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144 },
-    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 43520 },
+    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
+    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2843,7 +2847,9 @@ export const cudaDecodeK13824N5120B8G128QaloraR64MeanBf16: CudaKernel<CudaDecode
   },
   launchers: ['decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 36864 },
+    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 16384, prologue: null },
   ],
 };
 
@@ -2879,8 +2885,8 @@ export const cudaBackwardDataK13824N5120B8G128UnpoolMeanBf16: CudaKernel<CudaBac
   },
   launchers: ['backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2922,8 +2928,8 @@ export const cudaAdapterGradL108N5120R64Bf16: CudaKernel<CudaAdapterGradL108N512
   },
   launchers: ['adapter_grad_l108_n5120_r64_bf16__adapterOutputGrads__launch', 'adapter_grad_l108_n5120_r64_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 327680) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((108 * tokens + 6912) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 327680) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((108 * tokens + 6912) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2953,7 +2959,7 @@ export const cudaMergeL108N5120G128R64MeanBf16: CudaKernel<CudaMergeL108N5120G12
   },
   launchers: ['merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 108, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 108, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2983,7 +2989,7 @@ export const cudaQuantizeKp5120N5120B3G64AsymBf16: CudaKernel<CudaQuantizeKp5120
   },
   launchers: ['quantize_kp5120_n5120_b3_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n5120_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp5120_n5120_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3010,8 +3016,8 @@ export const cudaPackKp5120N5120B3Bf16: CudaKernel<CudaPackKp5120N5120B3Bf16Buff
   },
   launchers: ['pack_kp5120_n5120_b3_bf16__packQweight__launch', 'pack_kp5120_n5120_b3_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n5120_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 480, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp5120_n5120_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp5120_n5120_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 480, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3041,7 +3047,7 @@ export const cudaDequantizeKp5120N5120B3G64Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b3_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp5120_n5120_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3083,8 +3089,8 @@ export const cudaForwardK5120N5120B3G64QaloraR32MeanBf16: CudaKernel<CudaForward
   },
   launchers: ['forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096 },
-    { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 35328 },
+    { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
+    { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3126,7 +3132,7 @@ export const cudaDecodeK5120N5120B3G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK5
   },
   launchers: ['decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 18432 },
+    { symbol: 'decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 18432, prologue: null },
   ],
 };
 
@@ -3162,8 +3168,8 @@ export const cudaBackwardDataK5120N5120B3G64UnpoolMeanBf16: CudaKernel<CudaBackw
   },
   launchers: ['backward_data_k5120_n5120_b3_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k5120_n5120_b3_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k5120_n5120_b3_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k5120_n5120_b3_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k5120_n5120_b3_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -3193,7 +3199,7 @@ export const cudaQuantizeKp5120N13824B3G64AsymBf16: CudaKernel<CudaQuantizeKp512
   },
   launchers: ['quantize_kp5120_n13824_b3_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n13824_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp5120_n13824_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3220,8 +3226,8 @@ export const cudaPackKp5120N13824B3Bf16: CudaKernel<CudaPackKp5120N13824B3Bf16Bu
   },
   launchers: ['pack_kp5120_n13824_b3_bf16__packQweight__launch', 'pack_kp5120_n13824_b3_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n13824_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 480, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp5120_n13824_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp5120_n13824_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 480, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3251,7 +3257,7 @@ export const cudaDequantizeKp5120N13824B3G64Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b3_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp5120_n13824_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3293,8 +3299,8 @@ export const cudaForwardK5120N13824B3G64QaloraR32MeanBf16: CudaKernel<CudaForwar
   },
   launchers: ['forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096 },
-    { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 64), 1] as const, sharedBytes: 35328 },
+    { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
+    { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3336,7 +3342,7 @@ export const cudaDecodeK5120N13824B3G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK
   },
   launchers: ['decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 18432 },
+    { symbol: 'decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 18432, prologue: null },
   ],
 };
 
@@ -3372,8 +3378,8 @@ export const cudaBackwardDataK5120N13824B3G64UnpoolMeanBf16: CudaKernel<CudaBack
   },
   launchers: ['backward_data_k5120_n13824_b3_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k5120_n13824_b3_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k5120_n13824_b3_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k5120_n13824_b3_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k5120_n13824_b3_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -3403,7 +3409,7 @@ export const cudaQuantizeKp5120N5120B2G32AsymBf16: CudaKernel<CudaQuantizeKp5120
   },
   launchers: ['quantize_kp5120_n5120_b2_g32_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n5120_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 160, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp5120_n5120_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3430,8 +3436,8 @@ export const cudaPackKp5120N5120B2Bf16: CudaKernel<CudaPackKp5120N5120B2Bf16Buff
   },
   launchers: ['pack_kp5120_n5120_b2_bf16__packQweight__launch', 'pack_kp5120_n5120_b2_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n5120_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 320, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp5120_n5120_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp5120_n5120_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 320, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3461,7 +3467,7 @@ export const cudaDequantizeKp5120N5120B2G32Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b2_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp5120_n5120_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3503,8 +3509,8 @@ export const cudaForwardK5120N5120B2G32QaloraR32MeanBf16: CudaKernel<CudaForward
   },
   launchers: ['forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096 },
-    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 35328 },
+    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
+    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3546,7 +3552,9 @@ export const cudaDecodeK5120N5120B2G32QaloraR32MeanBf16: CudaKernel<CudaDecodeK5
   },
   launchers: ['decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 18432 },
+    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 14336, prologue: null },
   ],
 };
 
@@ -3582,8 +3590,8 @@ export const cudaBackwardDataK5120N5120B2G32UnpoolMeanBf16: CudaKernel<CudaBackw
   },
   launchers: ['backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -3625,8 +3633,8 @@ export const cudaAdapterGradL160N5120R32Bf16: CudaKernel<CudaAdapterGradL160N512
   },
   launchers: ['adapter_grad_l160_n5120_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l160_n5120_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3656,7 +3664,7 @@ export const cudaMergeL160N5120G32R32MeanBf16: CudaKernel<CudaMergeL160N5120G32R
   },
   launchers: ['merge_l160_n5120_g32_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l160_n5120_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 160, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l160_n5120_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3686,7 +3694,7 @@ export const cudaQuantizeKp5120N13824B2G32AsymBf16: CudaKernel<CudaQuantizeKp512
   },
   launchers: ['quantize_kp5120_n13824_b2_g32_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n13824_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 160, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp5120_n13824_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3713,8 +3721,8 @@ export const cudaPackKp5120N13824B2Bf16: CudaKernel<CudaPackKp5120N13824B2Bf16Bu
   },
   launchers: ['pack_kp5120_n13824_b2_bf16__packQweight__launch', 'pack_kp5120_n13824_b2_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n13824_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 320, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp5120_n13824_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp5120_n13824_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 320, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3744,7 +3752,7 @@ export const cudaDequantizeKp5120N13824B2G32Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b2_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp5120_n13824_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3786,8 +3794,8 @@ export const cudaForwardK5120N13824B2G32QaloraR32MeanBf16: CudaKernel<CudaForwar
   },
   launchers: ['forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096 },
-    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 64), 1] as const, sharedBytes: 35328 },
+    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
+    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3829,7 +3837,9 @@ export const cudaDecodeK5120N13824B2G32QaloraR32MeanBf16: CudaKernel<CudaDecodeK
   },
   launchers: ['decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 18432 },
+    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
   ],
 };
 
@@ -3865,8 +3875,8 @@ export const cudaBackwardDataK5120N13824B2G32UnpoolMeanBf16: CudaKernel<CudaBack
   },
   launchers: ['backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -3908,8 +3918,8 @@ export const cudaAdapterGradL160N13824R32Bf16: CudaKernel<CudaAdapterGradL160N13
   },
   launchers: ['adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l160_n13824_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3939,6 +3949,6 @@ export const cudaMergeL160N13824G32R32MeanBf16: CudaKernel<CudaMergeL160N13824G3
   },
   launchers: ['merge_l160_n13824_g32_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l160_n13824_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 160, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l160_n13824_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };

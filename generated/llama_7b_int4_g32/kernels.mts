@@ -2040,7 +2040,7 @@ export const cudaQuantizeKp4096N4096B4G32AsymF16: CudaKernel<CudaQuantizeKp4096N
   },
   launchers: ['quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2067,8 +2067,8 @@ export const cudaPackKp4096N4096B4F16: CudaKernel<CudaPackKp4096N4096B4F16Buffer
   },
   launchers: ['pack_kp4096_n4096_b4_f16__packQweight__launch', 'pack_kp4096_n4096_b4_f16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp4096_n4096_b4_f16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 512, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp4096_n4096_b4_f16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp4096_n4096_b4_f16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 512, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp4096_n4096_b4_f16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2098,7 +2098,7 @@ export const cudaDequantizeKp4096N4096B4G32F16: CudaKernel<CudaDequantizeKp4096N
   },
   launchers: ['dequantize_kp4096_n4096_b4_g32_f16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp4096_n4096_b4_g32_f16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp4096_n4096_b4_g32_f16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2143,8 +2143,8 @@ export const cudaForwardK4096N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<CudaF
   },
   launchers: ['forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
-    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144 },
-    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 43520 },
+    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
+    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2189,7 +2189,9 @@ export const cudaDecodeK4096N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<CudaDe
   },
   launchers: ['decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode__launch'],
   launches: [
-    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 36864 },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
   ],
 };
 
@@ -2225,8 +2227,8 @@ export const cudaBackwardDataK4096N4096B4G32UnpoolMeanF16: CudaKernel<CudaBackwa
   },
   launchers: ['backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2271,8 +2273,8 @@ export const cudaAdapterGradL128N4096R64DropoutF16: CudaKernel<CudaAdapterGradL1
   },
   launchers: ['adapter_grad_l128_n4096_r64_dropout_f16__adapterOutputGrads__launch', 'adapter_grad_l128_n4096_r64_dropout_f16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2302,7 +2304,7 @@ export const cudaMergeL128N4096G32R64MeanF16: CudaKernel<CudaMergeL128N4096G32R6
   },
   launchers: ['merge_l128_n4096_g32_r64_mean_f16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l128_n4096_g32_r64_mean_f16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l128_n4096_g32_r64_mean_f16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2332,7 +2334,7 @@ export const cudaQuantizeKp4096N11008B4G32AsymF16: CudaKernel<CudaQuantizeKp4096
   },
   launchers: ['quantize_kp4096_n11008_b4_g32_asym_f16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp4096_n11008_b4_g32_asym_f16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp4096_n11008_b4_g32_asym_f16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2359,8 +2361,8 @@ export const cudaPackKp4096N11008B4F16: CudaKernel<CudaPackKp4096N11008B4F16Buff
   },
   launchers: ['pack_kp4096_n11008_b4_f16__packQweight__launch', 'pack_kp4096_n11008_b4_f16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp4096_n11008_b4_f16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 512, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp4096_n11008_b4_f16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp4096_n11008_b4_f16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 512, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp4096_n11008_b4_f16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2390,7 +2392,7 @@ export const cudaDequantizeKp4096N11008B4G32F16: CudaKernel<CudaDequantizeKp4096
   },
   launchers: ['dequantize_kp4096_n11008_b4_g32_f16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp4096_n11008_b4_g32_f16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp4096_n11008_b4_g32_f16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 4096, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2435,8 +2437,8 @@ export const cudaForwardK4096N11008B4G32QaloraR64MeanDropoutF16: CudaKernel<Cuda
   },
   launchers: ['forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
-    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144 },
-    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 64), 1] as const, sharedBytes: 43520 },
+    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
+    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2481,7 +2483,9 @@ export const cudaDecodeK4096N11008B4G32QaloraR64MeanDropoutF16: CudaKernel<CudaD
   },
   launchers: ['decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__decode__launch'],
   launches: [
-    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 36864 },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
   ],
 };
 
@@ -2517,8 +2521,8 @@ export const cudaBackwardDataK4096N11008B4G32UnpoolMeanF16: CudaKernel<CudaBackw
   },
   launchers: ['backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2563,8 +2567,8 @@ export const cudaAdapterGradL128N11008R64DropoutF16: CudaKernel<CudaAdapterGradL
   },
   launchers: ['adapter_grad_l128_n11008_r64_dropout_f16__adapterOutputGrads__launch', 'adapter_grad_l128_n11008_r64_dropout_f16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 704512) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 704512) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2594,7 +2598,7 @@ export const cudaMergeL128N11008G32R64MeanF16: CudaKernel<CudaMergeL128N11008G32
   },
   launchers: ['merge_l128_n11008_g32_r64_mean_f16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l128_n11008_g32_r64_mean_f16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l128_n11008_g32_r64_mean_f16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [172, 128, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2624,7 +2628,7 @@ export const cudaQuantizeKp11008N4096B4G32AsymF16: CudaKernel<CudaQuantizeKp1100
   },
   launchers: ['quantize_kp11008_n4096_b4_g32_asym_f16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp11008_n4096_b4_g32_asym_f16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp11008_n4096_b4_g32_asym_f16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2651,8 +2655,8 @@ export const cudaPackKp11008N4096B4F16: CudaKernel<CudaPackKp11008N4096B4F16Buff
   },
   launchers: ['pack_kp11008_n4096_b4_f16__packQweight__launch', 'pack_kp11008_n4096_b4_f16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp11008_n4096_b4_f16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 1376, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp11008_n4096_b4_f16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp11008_n4096_b4_f16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 1376, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp11008_n4096_b4_f16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2682,7 +2686,7 @@ export const cudaDequantizeKp11008N4096B4G32F16: CudaKernel<CudaDequantizeKp1100
   },
   launchers: ['dequantize_kp11008_n4096_b4_g32_f16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp11008_n4096_b4_g32_f16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp11008_n4096_b4_g32_f16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 11008, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2727,8 +2731,8 @@ export const cudaForwardK11008N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<Cuda
   },
   launchers: ['forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
-    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144 },
-    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 43520 },
+    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
+    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2773,7 +2777,9 @@ export const cudaDecodeK11008N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<CudaD
   },
   launchers: ['decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode__launch'],
   launches: [
-    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 36864 },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
   ],
 };
 
@@ -2809,8 +2815,8 @@ export const cudaBackwardDataK11008N4096B4G32UnpoolMeanF16: CudaKernel<CudaBackw
   },
   launchers: ['backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2855,8 +2861,8 @@ export const cudaAdapterGradL344N4096R64DropoutF16: CudaKernel<CudaAdapterGradL3
   },
   launchers: ['adapter_grad_l344_n4096_r64_dropout_f16__adapterOutputGrads__launch', 'adapter_grad_l344_n4096_r64_dropout_f16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((344 * tokens + 22016) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((344 * tokens + 22016) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2886,6 +2892,6 @@ export const cudaMergeL344N4096G32R64MeanF16: CudaKernel<CudaMergeL344N4096G32R6
   },
   launchers: ['merge_l344_n4096_g32_r64_mean_f16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l344_n4096_g32_r64_mean_f16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l344_n4096_g32_r64_mean_f16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [64, 344, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };

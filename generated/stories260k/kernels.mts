@@ -1282,7 +1282,7 @@ export const cudaQuantizeKp64N64B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N64B4G
   },
   launchers: ['quantize_kp64_n64_b4_g16_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp64_n64_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp64_n64_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1309,8 +1309,8 @@ export const cudaPackKp64N64B4Bf16: CudaKernel<CudaPackKp64N64B4Bf16Buffers> = {
   },
   launchers: ['pack_kp64_n64_b4_bf16__packQweight__launch', 'pack_kp64_n64_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp64_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp64_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp64_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1340,7 +1340,7 @@ export const cudaDequantizeKp64N64B4G16Bf16: CudaKernel<CudaDequantizeKp64N64B4G
   },
   launchers: ['dequantize_kp64_n64_b4_g16_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp64_n64_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp64_n64_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1382,8 +1382,8 @@ export const cudaForwardK64N64B4G16QaloraR4MeanBf16: CudaKernel<CudaForwardK64N6
   },
   launchers: ['forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304 },
-    { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 23808 },
+    { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
+    { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -1425,7 +1425,9 @@ export const cudaDecodeK64N64B4G16QaloraR4MeanBf16: CudaKernel<CudaDecodeK64N64B
   },
   launchers: ['decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 8448 },
+    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [4, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [4, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [4, 1, 1] as const, sharedBytes: 9472, prologue: null },
   ],
 };
 
@@ -1461,8 +1463,8 @@ export const cudaBackwardDataK64N64B4G16UnpoolMeanBf16: CudaKernel<CudaBackwardD
   },
   launchers: ['backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -1504,8 +1506,8 @@ export const cudaAdapterGradL4N64R4Bf16: CudaKernel<CudaAdapterGradL4N64R4Bf16Bu
   },
   launchers: ['adapter_grad_l4_n64_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n64_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 256) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 256) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1535,7 +1537,7 @@ export const cudaMergeL4N64G16R4MeanBf16: CudaKernel<CudaMergeL4N64G16R4MeanBf16
   },
   launchers: ['merge_l4_n64_g16_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n64_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l4_n64_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1565,7 +1567,7 @@ export const cudaQuantizeKp64N32B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N32B4G
   },
   launchers: ['quantize_kp64_n32_b4_g16_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp64_n32_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp64_n32_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1592,8 +1594,8 @@ export const cudaPackKp64N32B4Bf16: CudaKernel<CudaPackKp64N32B4Bf16Buffers> = {
   },
   launchers: ['pack_kp64_n32_b4_bf16__packQweight__launch', 'pack_kp64_n32_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp64_n32_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp64_n32_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp64_n32_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n32_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1623,7 +1625,7 @@ export const cudaDequantizeKp64N32B4G16Bf16: CudaKernel<CudaDequantizeKp64N32B4G
   },
   launchers: ['dequantize_kp64_n32_b4_g16_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp64_n32_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp64_n32_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1665,8 +1667,8 @@ export const cudaForwardK64N32B4G16QaloraR4MeanBf16: CudaKernel<CudaForwardK64N3
   },
   launchers: ['forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [2, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304 },
-    { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 23808 },
+    { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [2, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
+    { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -1708,7 +1710,9 @@ export const cudaDecodeK64N32B4G16QaloraR4MeanBf16: CudaKernel<CudaDecodeK64N32B
   },
   launchers: ['decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [1, 1, 1] as const, sharedBytes: 8448 },
+    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 9472, prologue: null },
   ],
 };
 
@@ -1744,8 +1748,8 @@ export const cudaBackwardDataK64N32B4G16UnpoolMeanBf16: CudaKernel<CudaBackwardD
   },
   launchers: ['backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -1787,8 +1791,8 @@ export const cudaAdapterGradL4N32R4Bf16: CudaKernel<CudaAdapterGradL4N32R4Bf16Bu
   },
   launchers: ['adapter_grad_l4_n32_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n32_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 128) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 128) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1818,7 +1822,7 @@ export const cudaMergeL4N32G16R4MeanBf16: CudaKernel<CudaMergeL4N32G16R4MeanBf16
   },
   launchers: ['merge_l4_n32_g16_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n32_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l4_n32_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1848,7 +1852,7 @@ export const cudaQuantizeKp64N172B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N172B
   },
   launchers: ['quantize_kp64_n172_b4_g16_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp64_n172_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp64_n172_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1875,8 +1879,8 @@ export const cudaPackKp64N172B4Bf16: CudaKernel<CudaPackKp64N172B4Bf16Buffers> =
   },
   launchers: ['pack_kp64_n172_b4_bf16__packQweight__launch', 'pack_kp64_n172_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp64_n172_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 8, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp64_n172_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 64, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp64_n172_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 8, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n172_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1906,7 +1910,7 @@ export const cudaDequantizeKp64N172B4G16Bf16: CudaKernel<CudaDequantizeKp64N172B
   },
   launchers: ['dequantize_kp64_n172_b4_g16_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp64_n172_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 64, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp64_n172_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1948,8 +1952,8 @@ export const cudaForwardK64N172B4G16QaloraR4MeanBf16: CudaKernel<CudaForwardK64N
   },
   launchers: ['forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304 },
-    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [3, Math.ceil(tokens / 64), 1] as const, sharedBytes: 23808 },
+    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
+    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [3, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -1991,7 +1995,9 @@ export const cudaDecodeK64N172B4G16QaloraR4MeanBf16: CudaKernel<CudaDecodeK64N17
   },
   launchers: ['decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [6, 1, 1] as const, sharedBytes: 8448 },
+    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [11, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [11, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [11, 1, 1] as const, sharedBytes: 9472, prologue: null },
   ],
 };
 
@@ -2027,8 +2033,8 @@ export const cudaBackwardDataK64N172B4G16UnpoolMeanBf16: CudaKernel<CudaBackward
   },
   launchers: ['backward_data_k64_n172_b4_g16_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k64_n172_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k64_n172_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k64_n172_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k64_n172_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2070,8 +2076,8 @@ export const cudaAdapterGradL4N172R4Bf16: CudaKernel<CudaAdapterGradL4N172R4Bf16
   },
   launchers: ['adapter_grad_l4_n172_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n172_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 688) / 64), 1, 1] as const, sharedBytes: 0 },
-    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0 },
+    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 688) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2101,7 +2107,7 @@ export const cudaMergeL4N172G16R4MeanBf16: CudaKernel<CudaMergeL4N172G16R4MeanBf
   },
   launchers: ['merge_l4_n172_g16_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n172_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l4_n172_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2131,7 +2137,7 @@ export const cudaQuantizeKp172N64B4G43AsymBf16: CudaKernel<CudaQuantizeKp172N64B
   },
   launchers: ['quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2158,8 +2164,8 @@ export const cudaPackKp172N64B4Bf16: CudaKernel<CudaPackKp172N64B4Bf16Buffers> =
   },
   launchers: ['pack_kp172_n64_b4_bf16__packQweight__launch', 'pack_kp172_n64_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp172_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 22, 1] as const, sharedBytes: 0 },
-    { symbol: 'pack_kp172_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0 },
+    { symbol: 'pack_kp172_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 22, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp172_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2189,7 +2195,7 @@ export const cudaDequantizeKp172N64B4G43Bf16: CudaKernel<CudaDequantizeKp172N64B
   },
   launchers: ['dequantize_kp172_n64_b4_g43_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp172_n64_b4_g43_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0 },
+    { symbol: 'dequantize_kp172_n64_b4_g43_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2231,8 +2237,8 @@ export const cudaForwardK172N64B4G43QaloraR4MeanBf16: CudaKernel<CudaForwardK172
   },
   launchers: ['forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forward__launch'],
   launches: [
-    { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304 },
-    { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 23808 },
+    { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
+    { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2274,7 +2280,7 @@ export const cudaDecodeK172N64B4G43QaloraR4MeanBf16: CudaKernel<CudaDecodeK172N6
   },
   launchers: ['decode_k172_n64_b4_g43_qalora_r4_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k172_n64_b4_g43_qalora_r4_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 8448 },
+    { symbol: 'decode_k172_n64_b4_g43_qalora_r4_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 8448, prologue: null },
   ],
 };
 
@@ -2310,8 +2316,8 @@ export const cudaBackwardDataK172N64B4G43UnpoolMeanBf16: CudaKernel<CudaBackward
   },
   launchers: ['backward_data_k172_n64_b4_g43_unpool_mean_bf16__backwardData__launch'],
   launches: [
-    { symbol: 'backward_data_k172_n64_b4_g43_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048 },
-    { symbol: 'backward_data_k172_n64_b4_g43_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [3, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136 },
+    { symbol: 'backward_data_k172_n64_b4_g43_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
+    { symbol: 'backward_data_k172_n64_b4_g43_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [3, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
   ],
 };
 
@@ -2341,6 +2347,6 @@ export const cudaMergeL4N64G43R4MeanBf16: CudaKernel<CudaMergeL4N64G43R4MeanBf16
   },
   launchers: ['merge_l4_n64_g43_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n64_g43_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0 },
+    { symbol: 'merge_l4_n64_g43_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };

@@ -74,6 +74,8 @@ function cudaManifest(emitted: EmittedCudaKernel): CudaManifestKernel {
       tokens: { min: l.minTokens, max: l.maxTokens },
       sharedBytes: l.sharedBytes,
       bindings: buffers,
+      // A kernel to launch first, on the same stream, with the same parameters (the forward's u/v prologue).
+      ...(l.prologue ? { prologue: { symbol: l.prologue.symbol, workgroup: l.prologue.threads, dispatch: l.prologue.grid } } : {}),
     })),
   };
 }

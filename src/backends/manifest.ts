@@ -48,6 +48,8 @@ export interface ManifestLaunch {
   readonly sharedBytes: number;
   /** The bindings it uses (WGSL: its bind group; CUDA: every buffer, in parameter order). */
   readonly bindings: readonly number[];
+  /** CUDA: a kernel launched first, on the same stream with the same parameters (the forward's u/v prologue). */
+  readonly prologue?: { readonly symbol: string; readonly workgroup: readonly [number, number, number]; readonly dispatch: readonly [DispatchDim, DispatchDim, DispatchDim] };
 }
 
 interface ManifestKernelCommon {
@@ -166,6 +168,10 @@ function checkKernel(path: string, k: Json, index: number): ManifestKernel {
       !isTriple(l['dispatch'], isDispatch) || !isObject(l['tokens']) || typeof l['tokens']['min'] !== 'number' ||
       !(l['tokens']['max'] === null || typeof l['tokens']['max'] === 'number') || typeof l['sharedBytes'] !== 'number' || !Array.isArray(l['bindings'])) {
       fail(`launch ${isObject(l) ? String(l['symbol']) : '?'} is malformed`);
+    }
+    const prologue = (l as Record<string, Json>)['prologue'];
+    if (prologue !== undefined && (!isObject(prologue) || typeof prologue['symbol'] !== 'string' || !isTriple(prologue['workgroup'], (x) => Number.isInteger(x)) || !isTriple(prologue['dispatch'], isDispatch))) {
+      fail(`the prologue of launch ${String((l as Record<string, Json>)['symbol'])} is malformed`);
     }
   }
   if (k['target'] === 'wgsl' && (!isObject(k['uniforms']) || !Array.isArray(k['uniforms']['fields']) || !Array.isArray(k['requires']))) fail('a WGSL kernel needs uniforms and requires');

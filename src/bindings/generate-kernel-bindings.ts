@@ -121,7 +121,7 @@ export function addKernelBindings(project: Project, kernels: EmittedKernels, bin
     const k = emitted.kernel;
     const n = names('cuda', k.name);
     file.addInterface(buffersInterface(k, n.buffers));
-    const launches = k.cuda.launches.map((l) => `    { symbol: '${l.symbol}', entryPoint: '${l.entryPoint}', minTokens: ${l.minTokens}, maxTokens: ${l.maxTokens ?? 'null'}, block: [${l.threads.join(', ')}], grid: ${dispatchCode(l.grid)}, sharedBytes: ${l.sharedBytes} },`);
+    const launches = k.cuda.launches.map((l) => `    { symbol: '${l.symbol}', entryPoint: '${l.entryPoint}', minTokens: ${l.minTokens}, maxTokens: ${l.maxTokens ?? 'null'}, block: [${l.threads.join(', ')}], grid: ${dispatchCode(l.grid)}, sharedBytes: ${l.sharedBytes}, prologue: ${l.prologue ? `{ symbol: '${l.prologue.symbol}', block: [${l.prologue.threads.join(', ')}], grid: ${dispatchCode(l.prologue.grid)} }` : 'null'} },`);
     file.addVariableStatement({
       isExported: true,
       declarationKind: VariableDeclarationKind.Const,

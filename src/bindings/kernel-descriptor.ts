@@ -63,5 +63,7 @@ export interface CudaKernel<Buffers> extends KernelCommon<Buffers> {
     readonly block: readonly [number, number, number];
     readonly grid: (tokens: number) => readonly [number, number, number];
     readonly sharedBytes: number;
+    /** A kernel launched first with the same parameters (the forward's u/v prologue), or null. */
+    readonly prologue: { readonly symbol: string; readonly block: readonly [number, number, number]; readonly grid: (tokens: number) => readonly [number, number, number] } | null;
   }[];
 }

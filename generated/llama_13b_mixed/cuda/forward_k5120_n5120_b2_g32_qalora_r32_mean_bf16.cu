@@ -14,12 +14,12 @@
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [320, 5120], 2-bit codes, lowest input in the lowest bits; scales and zeros [160, 5120]
 //   portable tiles: 16 tokens x 16 outputs, reduction chunks of 16 (2 per group, never crossing one)
-//   tensor cores for T >= 64: 64 x 64 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32 (1 per group)
-//     activation tile staged by cp.async, 35328 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 33792 bytes of shared memory;
+//   tensor cores for T >= 64: 128 x 64 blocks, 4 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32 (1 per group)
+//     activation tile staged by cp.async, 47616 bytes of shared memory
+//   sm_90a: wgmma.mma_async m64n64k16 instead (2 warpgroups a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 47104 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   fused: pooled input summed from the x tiles already loaded (factor 0.03125), saved as pooledInput
-//   epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation
+//   adapter: portable and decode paths accumulate v = drop(u) * A per group and add adapterScale * v * B; tensor cores: u and v once per token (prologue kernel), then 1 more reduction chunk(s) of [x | v] . [W-hat ; adapterScale * B]; v saved as adapterActivation
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 (none: run-time values tokens, adapterScale are the trailing scalar parameters)
@@ -37,7 +37,7 @@
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
 //   forward: forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward, block (16, 16, 1), grid (ceil(5120 / 16), ceil(T / 16), 1), T <= 63
-//   forward: forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore, block (128, 1, 1), grid (ceil(5120 / 64), ceil(T / 64), 1), T >= 64
+//   forward: forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore, block (256, 1, 1), grid (ceil(5120 / 64), ceil(T / 128), 1), T >= 64
 //   host launchers: forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward__launch
 
 #include <cstdint>
@@ -71,22 +71,27 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TILE_REDUCE = 16u;
 [[maybe_unused]] constexpr uint32_t CHUNKS_PER_GROUP = 2u;
 [[maybe_unused]] constexpr uint32_t TC_MIN_TOKENS = 64u;
-[[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 64u;
+[[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 64u;
 [[maybe_unused]] constexpr uint32_t TC_REDUCE_CHUNK = 32u;
 [[maybe_unused]] constexpr uint32_t TC_CHUNKS_PER_GROUP = 1u;
-[[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 2u;
+[[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 4u;
 [[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_COLUMNS = 2u;
 [[maybe_unused]] constexpr uint32_t TC_FRAGMENTS_PER_WARP_ROW = 2u;
 [[maybe_unused]] constexpr uint32_t TC_FRAGMENTS_PER_WARP_COLUMN = 2u;
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_PAD = 8u;
-[[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 4u;
-[[maybe_unused]] constexpr uint32_t TC_THREADS = 128u;
+[[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 0u;
+[[maybe_unused]] constexpr uint32_t TC_THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t TC_ADAPTER_CHUNKS = 1u;
+[[maybe_unused]] constexpr uint32_t TC_ACTIVATION_TOKENS = 8u;
+[[maybe_unused]] constexpr uint32_t TC_ACTIVATION_THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
 [[maybe_unused]] constexpr uint32_t WGMMA_N = 64u;
 [[maybe_unused]] constexpr uint32_t WGMMA_K = 16u;
 [[maybe_unused]] constexpr uint32_t WGMMA_LEADING_BYTE_OFFSET = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 512u;
+[[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 2u;
+[[maybe_unused]] constexpr uint32_t WGMMA_ACCUMULATOR_PAD = 4u;
 
 // s[k, o]: [160, 5120], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -103,6 +108,11 @@ __device__ inline Element* adapterAOf(Element* adapterWeights) { return adapterW
 // B, r×N: [32, 5120], elements 5120.. of adapterWeights
 template <typename Element>
 __device__ inline Element* adapterBOf(Element* adapterWeights) { return adapterWeights + 5120u; }
+
+// A code (< 2^23) as a float: 2^23 + code has the code in its low mantissa bits, so one OR and
+// one subtraction convert it exactly, where an integer-to-float conversion runs at a quarter of
+// the FP32 rate on sm_80 and sm_90 (it bounded the dequantization of v1's tensor-core tiles).
+__device__ __forceinline__ float codeToFloat(uint32_t code) { return __int_as_float(0x4B000000u | code) - 8388608.0f; }
 
 // Code q[inputRow, outputColumn] from GPTQ v1 qweight: column outputColumn is one little-endian
 // bit stream, code i at stream bits i*BITS .. i*BITS + BITS - 1, lowest input in the lowest bits.
@@ -253,7 +263,7 @@ extern "C" __global__ void __launch_bounds__(TILE_ROWS * TILE_COLUMNS) forward_k
         const uint32_t inputRow = chunkStart + offset;
         float weightValue = 0.0f;
         if (columnInRange && inputRow < groupEnd) {
-          weightValue = groupScale * (static_cast<float>(weightCode(qweight, inputRow, outputColumn)) - groupZero);
+          weightValue = groupScale * (codeToFloat(weightCode(qweight, inputRow, outputColumn)) - groupZero);
         }
         weightTile[offset][threadIdx.x] = weightValue;
       }
@@ -297,15 +307,64 @@ extern "C" __global__ void __launch_bounds__(TILE_ROWS * TILE_COLUMNS) forward_k
   }
 }
 
+// The tensor-core variant's prologue (launched first by the same launcher): u and v once per
+// token, not once per column block. A block is TC_ACTIVATION_TOKENS tokens; each thread sums
+// one (token, group) of x in input order (the zero padding of the last group skipped), then each
+// (token, rank) of v = drop(u) * A runs over the groups in order: deterministic.
+extern "C" __global__ void __launch_bounds__(TC_ACTIVATION_THREADS) forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations(
+    const __nv_bfloat16* __restrict__ input,
+    const uint32_t* __restrict__ qweight,
+    const float* __restrict__ groupScalesAndZeros,
+    const float* __restrict__ adapterWeights,
+    __nv_bfloat16* __restrict__ output,
+    __nv_bfloat16* __restrict__ pooledInput,
+    __nv_bfloat16* __restrict__ adapterActivation,
+    unsigned tokens,
+    float adapterScale) {
+  (void)adapterScale;
+  __shared__ float droppedInputTile[TC_ACTIVATION_TOKENS][GROUPS];
+  const float* __restrict__ adapterA = adapterAOf(adapterWeights);
+  const uint32_t firstToken = blockIdx.x * TC_ACTIVATION_TOKENS;
+  for (uint32_t pair = threadIdx.x; pair < TC_ACTIVATION_TOKENS * GROUPS; pair += TC_ACTIVATION_THREADS) {
+    const uint32_t row = pair / GROUPS;
+    const uint32_t group = pair % GROUPS;
+    const uint32_t token = firstToken + row;
+    float droppedInput = 0.0f;
+    if (token < tokens) {
+      const uint32_t groupEnd = group * GROUP_SIZE + GROUP_SIZE < IN_FEATURES ? group * GROUP_SIZE + GROUP_SIZE : IN_FEATURES;
+      float sum = 0.0f;
+      for (uint32_t inputColumn = group * GROUP_SIZE; inputColumn < groupEnd; ++inputColumn) sum += activationToFloat(input[token * IN_FEATURES + inputColumn]);
+      const float pooledInputValue = POOLING_FACTOR * sum;
+      pooledInput[token * GROUPS + group] = activationFromFloat(pooledInputValue);
+      droppedInput = pooledInputValue;
+    }
+    droppedInputTile[row][group] = droppedInput;
+  }
+  __syncthreads();
+  for (uint32_t pair = threadIdx.x; pair < TC_ACTIVATION_TOKENS * RANK; pair += TC_ACTIVATION_THREADS) {
+    const uint32_t row = pair / RANK;
+    const uint32_t rankIndex = pair % RANK;
+    const uint32_t token = firstToken + row;
+    if (token >= tokens) continue;
+    float sum = 0.0f;
+#pragma unroll 4
+    for (uint32_t group = 0u; group < GROUPS; ++group) sum = fmaf(droppedInputTile[row][group], __ldg(&adapterA[group * RANK + rankIndex]), sum);
+    adapterActivation[token * RANK + rankIndex] = activationFromFloat(sum);
+  }
+}
+
 // Tensor cores (T >= TC_MIN_TOKENS): TC_BLOCK_ROWS tokens x TC_BLOCK_COLUMNS outputs per block,
 // operands in Activation, accumulators in float. Each chunk: the x tile is staged (cp.async)
 // while the same threads dequantize the weight tile into shared memory; chunks never cross a
-// group, so the pooled sum of a group is complete with its last one.
+// group. The adapter is RANK more reduction steps of the same loop, a pseudo-group
+// after the last: y = [x | v] · [W-hat ; adapterScale · B], v read from adapterActivation (the
+// prologue above wrote it), B scaled and rounded to Activation as it is staged.
 //   mma.sync (sm_80, and the compute_90 PTX): TC_WARPS_ALONG_ROWS x TC_WARPS_ALONG_COLUMNS
 //   warps, each 2 x 2 fragments of 16 x 16 x 16 (wmma), x tile [token][input] and W-hat tile
 //   [input][output], rows padded by TC_ACTIVATION_PAD against bank conflicts.
-//   wgmma (sm_90a, QALC_WGMMA): the block's 4 warps are one warpgroup issuing
-//   wgmma.mma_async WGMMA_M x WGMMA_N x WGMMA_K per 16 inputs of the chunk, A = the x tile and
+//   wgmma (sm_90a, QALC_WGMMA): each WGMMA_WARPGROUPS warpgroup of the block (4 warps) issues
+//   wgmma.mma_async WGMMA_M x WGMMA_N x WGMMA_K per 16 inputs of the chunk for its 64 tokens,
+//   all sharing the block's dequantized W-hat tile, A = its rows of the x tile and
 //   B = the W-hat tile straight from shared memory (no fragments in registers), the fp32
 //   accumulator in registers. Both tiles are K-major core matrices without swizzle (see
 //   coreMatrixIndex): 8 rows x 16 bytes, 128 contiguous bytes, TC_REDUCE_CHUNK / 8 of them one
@@ -333,9 +392,11 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k5120_n5120_b2_
   __shared__ __align__(128) Activation inputTile[TC_BLOCK_ROWS][TC_REDUCE_CHUNK + TC_ACTIVATION_PAD];
   __shared__ __align__(128) Activation weightTile[TC_REDUCE_CHUNK][TC_BLOCK_COLUMNS + TC_ACTIVATION_PAD];
 #endif
+#if QALC_WGMMA
+  __shared__ __align__(128) float accumulatorTile[TC_BLOCK_ROWS][TC_BLOCK_COLUMNS + WGMMA_ACCUMULATOR_PAD];
+#else
   __shared__ __align__(128) float accumulatorTile[TC_BLOCK_ROWS][TC_BLOCK_COLUMNS + TC_ACCUMULATOR_PAD];
-  __shared__ float adapterActivationTile[TC_BLOCK_ROWS][RANK];
-  const float* __restrict__ adapterA = adapterAOf(adapterWeights);
+#endif
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
@@ -362,24 +423,49 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k5120_n5120_b2_
     for (uint32_t j = 0u; j < TC_FRAGMENTS_PER_WARP_COLUMN; ++j) wmma::fill_fragment(accumulators[i][j], 0.0f);
   }
 #endif
-  for (uint32_t index = thread; index < TC_BLOCK_ROWS * RANK; index += TC_THREADS) {
-    adapterActivationTile[index / RANK][index % RANK] = 0.0f;
-  }
-  // Threads 0 .. TC_BLOCK_ROWS - 1 each own one token's pooled sum.
-  float pooledSum = 0.0f;
 
-  for (uint32_t group = 0u; group < GROUPS; ++group) {
+  // Groups 0 .. GROUPS - 1 of W-hat, then group GROUPS: the adapter's TC_ADAPTER_CHUNKS chunks of RANK.
+  for (uint32_t group = 0u; group < GROUPS + 1u; ++group) {
     const uint32_t groupStart = group * GROUP_SIZE;
     const uint32_t groupEnd = groupStart + GROUP_SIZE;
     float groupScale = 0.0f;
     float groupZero = 0.0f;
-    if (columnInRange) {
+    if (columnInRange && group < GROUPS) {
       groupScale = __ldg(&groupScales[group * OUT_FEATURES + outputColumn]);
       groupZero = __ldg(&groupZeros[group * OUT_FEATURES + outputColumn]);
     }
-    for (uint32_t chunk = 0u; chunk < TC_CHUNKS_PER_GROUP; ++chunk) {
+    const uint32_t chunks = group == GROUPS ? TC_ADAPTER_CHUNKS : TC_CHUNKS_PER_GROUP;
+    for (uint32_t chunk = 0u; chunk < chunks; ++chunk) {
       const uint32_t chunkStart = groupStart + chunk * TC_REDUCE_CHUNK;
+      if (group == GROUPS) {
+        // v (T x RANK, Activation) and adapterScale * B (RANK x N), rank chunk `chunk`; 0 past RANK, T and N.
+        for (uint32_t element = thread; element < TC_BLOCK_ROWS * TC_REDUCE_CHUNK; element += TC_THREADS) {
+          const uint32_t row = element / TC_REDUCE_CHUNK;
+          const uint32_t offset = element % TC_REDUCE_CHUNK;
+          const uint32_t token = firstToken + row;
+          const uint32_t rankIndex = chunk * TC_REDUCE_CHUNK + offset;
+          const Activation value = token < tokens && rankIndex < RANK ? adapterActivation[token * RANK + rankIndex] : activationFromFloat(0.0f);
 #if QALC_WGMMA
+          inputTile[coreMatrixIndex(row, offset)] = value;
+#else
+          inputTile[row][offset] = value;
+#endif
+        }
+        for (uint32_t element = thread; element < TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK; element += TC_THREADS) {
+          const uint32_t column = element % TC_BLOCK_COLUMNS;
+          const uint32_t offset = element / TC_BLOCK_COLUMNS;
+          const uint32_t rankIndex = chunk * TC_REDUCE_CHUNK + offset;
+          const uint32_t tileOutputColumn = firstColumn + column;
+          const Activation value = tileOutputColumn < OUT_FEATURES && rankIndex < RANK ? activationFromFloat(adapterScale * __ldg(&adapterB[rankIndex * OUT_FEATURES + tileOutputColumn])) : activationFromFloat(0.0f);
+#if QALC_WGMMA
+          weightTile[coreMatrixIndex(column, offset)] = value;
+#else
+          weightTile[offset][column] = value;
+#endif
+        }
+      }
+#if QALC_WGMMA
+      if (group < GROUPS) {
       // x tile: 16-byte segments of 8 inputs, each one core-matrix row; a segment is wholly
       // inside [chunkStart, groupEnd) and IN_FEATURES or wholly outside.
       for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
@@ -394,16 +480,23 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k5120_n5120_b2_
       // registers and stored as one 16-byte core-matrix row; rows past the group are 0.
       for (uint32_t block = thread / TC_BLOCK_COLUMNS; block < TC_REDUCE_CHUNK / 8u; block += TC_THREADS / TC_BLOCK_COLUMNS) {
         uint32_t packed[4];
+        // The 8 codes from one word load (two for 8 bits), not one load a code: the block's
+        // first row is a multiple of 8 and the group too, so it is wholly inside the group or not.
+        const uint32_t firstRow = chunkStart + block * 8u;
+        const bool blockInRange = columnInRange && firstRow < groupEnd;
+        uint64_t codeBits = 0u;
+        if (blockInRange) {
+          const uint32_t firstBit = firstRow * BITS;
+          codeBits = __ldg(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]) >> (firstBit % 32u);
+          if constexpr (BITS == 8u) codeBits |= static_cast<uint64_t>(__ldg(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn])) << 32;
+        }
 #pragma unroll
         for (uint32_t pair = 0u; pair < 4u; ++pair) {
           float values[2];
 #pragma unroll
           for (uint32_t member = 0u; member < 2u; ++member) {
-            const uint32_t inputRow = chunkStart + block * 8u + pair * 2u + member;
-            values[member] = 0.0f;
-            if (columnInRange && inputRow < groupEnd) {
-              values[member] = groupScale * (static_cast<float>(weightCode(qweight, inputRow, outputColumn)) - groupZero);
-            }
+            const uint32_t code = static_cast<uint32_t>(codeBits >> ((pair * 2u + member) * BITS)) & CODE_MASK;
+            values[member] = blockInRange ? groupScale * (codeToFloat(code) - groupZero) : 0.0f;
           }
           packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[0]))) |
                          (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[1]))) << 16);
@@ -411,22 +504,21 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k5120_n5120_b2_
         *reinterpret_cast<uint4*>(&weightTile[coreMatrixIndex(dequantizeColumn, block * 8u)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
       }
       waitForAsyncCopies();
+      }
       fenceSharedForAsyncProxy();
       __syncthreads();
-      if (thread < TC_BLOCK_ROWS) {
-#pragma unroll
-        for (uint32_t offset = 0u; offset < TC_REDUCE_CHUNK; ++offset) pooledSum += activationToFloat(inputTile[coreMatrixIndex(thread, offset)]);
-      }
       warpgroupArrive();
       fenceAccumulators(accumulators);
 #pragma unroll
       for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
         // Step k starts 2 core matrices (WGMMA_K elements of every row) further along K.
-        warpgroupMma(accumulators, sharedMatrixDescriptor(&inputTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
+        // Warpgroup w's A: its 64 rows, 64 * TC_REDUCE_CHUNK contiguous elements of the x tile.
+        warpgroupMma(accumulators, sharedMatrixDescriptor(&inputTile[(thread / 128u) * 64u * TC_REDUCE_CHUNK + step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
       }
       warpgroupCommitAndWait();
       fenceAccumulators(accumulators);
 #else
+      if (group < GROUPS) {
       // x tile: 16-byte segments of 8 inputs; a segment is wholly inside [chunkStart, groupEnd)
       // and IN_FEATURES or wholly outside (K and the group are multiples of 8).
       for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
@@ -442,16 +534,13 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k5120_n5120_b2_
         const uint32_t inputRow = chunkStart + row;
         float weightValue = 0.0f;
         if (columnInRange && inputRow < groupEnd) {
-          weightValue = groupScale * (static_cast<float>(weightCode(qweight, inputRow, outputColumn)) - groupZero);
+          weightValue = groupScale * (codeToFloat(weightCode(qweight, inputRow, outputColumn)) - groupZero);
         }
         weightTile[row][dequantizeColumn] = activationFromFloat(weightValue);
       }
       waitForAsyncCopies();
-      __syncthreads();
-      if (thread < TC_BLOCK_ROWS) {
-#pragma unroll
-        for (uint32_t offset = 0u; offset < TC_REDUCE_CHUNK; ++offset) pooledSum += activationToFloat(inputTile[thread][offset]);
       }
+      __syncthreads();
 #pragma unroll
       for (uint32_t step = 0u; step < TC_REDUCE_CHUNK; step += 16u) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, Activation, wmma::row_major> inputFragments[TC_FRAGMENTS_PER_WARP_ROW];
@@ -475,26 +564,14 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k5120_n5120_b2_
 #endif
       __syncthreads();
     }
-
-    // The group is complete: u[token, group] and its contribution to v.
-    if (thread < TC_BLOCK_ROWS) {
-      const uint32_t token = firstToken + thread;
-      const float pooledInputValue = POOLING_FACTOR * pooledSum;
-      pooledSum = 0.0f;
-      if (token < tokens && blockIdx.x == 0u) pooledInput[token * GROUPS + group] = activationFromFloat(pooledInputValue);
-      const float droppedInput = pooledInputValue;
-      for (uint32_t rankIndex = 0u; rankIndex < RANK; ++rankIndex) {
-        adapterActivationTile[thread][rankIndex] += droppedInput * __ldg(&adapterA[group * RANK + rankIndex]);
-      }
-    }
   }
 
-  // Epilogue: accumulators through shared memory, y += adapterScale * v * B, bounds-checked stores.
+  // Epilogue: accumulators through shared memory, bounds-checked stores.
 #if QALC_WGMMA
   {
-    // wgmma's accumulator layout (see warpgroupMma): warp w, rows 16w + lane / 4 and 8 below.
+    // wgmma's accumulator layout (see warpgroupMma): warp w of warpgroup g, rows 64g + 16w + lane / 4 and 8 below.
     const uint32_t lane = thread % 32u;
-    const uint32_t row = (thread / 32u) * 16u + lane / 4u;
+    const uint32_t row = (thread / 128u) * 64u + ((thread / 32u) % 4u) * 16u + lane / 4u;
 #pragma unroll
     for (uint32_t n = 0u; n < WGMMA_N / 8u; ++n) {
       const uint32_t column = n * 8u + (lane % 4u) * 2u;
@@ -521,18 +598,7 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k5120_n5120_b2_
     const uint32_t tileOutputColumn = firstColumn + column;
     if (token >= tokens || tileOutputColumn >= OUT_FEATURES) continue;
     float result = accumulatorTile[row][column];
-    float adapterUpdate = 0.0f;
-    for (uint32_t rankIndex = 0u; rankIndex < RANK; ++rankIndex) {
-      adapterUpdate = fmaf(adapterActivationTile[row][rankIndex], __ldg(&adapterB[rankIndex * OUT_FEATURES + tileOutputColumn]), adapterUpdate);
-    }
-    result = fmaf(adapterScale, adapterUpdate, result);
     output[token * OUT_FEATURES + tileOutputColumn] = activationFromFloat(result);
-  }
-  if (blockIdx.x == 0u) {
-    for (uint32_t element = thread; element < TC_BLOCK_ROWS * RANK; element += TC_THREADS) {
-      const uint32_t token = firstToken + element / RANK;
-      if (token < tokens) adapterActivation[token * RANK + element % RANK] = activationFromFloat(adapterActivationTile[element / RANK][element % RANK]);
-    }
   }
 }
 
@@ -558,9 +624,20 @@ extern "C" cudaError_t forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward_
     return cudaGetLastError();
   }
   if (tokens >= 64u) {
-    const dim3 grid(80u, (tokens + 63u) / 64u, 1u);
+    const dim3 grid(80u, (tokens + 127u) / 128u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore<<<grid, dim3(128, 1, 1), 0, stream>>>(
+    forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations<<<dim3((tokens + 7u) / 8u, 1u, 1u), dim3(256, 1, 1), 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(bindings[1]),
+        static_cast<const uint32_t*>(bindings[2]),
+        static_cast<const float*>(bindings[3]),
+        static_cast<const float*>(bindings[4]),
+        static_cast<__nv_bfloat16*>(bindings[5]),
+        static_cast<__nv_bfloat16*>(bindings[6]),
+        static_cast<__nv_bfloat16*>(bindings[7]),
+        tokens,
+        adapterScale);
+    if (const cudaError_t prologueStatus = cudaGetLastError(); prologueStatus != cudaSuccess) return prologueStatus;
+    forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),

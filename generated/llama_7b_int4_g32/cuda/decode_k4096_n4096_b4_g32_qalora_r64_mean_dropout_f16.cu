@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.03125), dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations half, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [512, 4096], 4-bit codes, lowest input in the lowest bits; scales and zeros [128, 4096]
-//   decode: T <= 16, 32 columns per block (one per lane), groups dealt to 8 warps, 36864 bytes of shared memory
+//   decode (wide): T <= 16, 16 columns per block (4 a thread, 16-byte word loads) x 64 K slices, token tiles 1/4/16, 16384 bytes of shared memory
 //   fused: pooled input summed from the x tiles already loaded (factor 0.03125), saved as pooledInput
 //   epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation
 //
@@ -33,7 +33,9 @@
 //   8 adapterActivation (written): half [T, 64]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode, block (32, 8, 1), grid (ceil(4096 / 32), 1, 1), T <= 16
+//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT1, block (4, 64, 1), grid (ceil(4096 / 16), 1, 1), T <= 1
+//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT4, block (4, 64, 1), grid (ceil(4096 / 16), 1, 1), 2 <= T <= 4
+//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT16, block (4, 64, 1), grid (ceil(4096 / 16), 1, 1), 5 <= T <= 16
 //   host launchers: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode__launch
 
 #include <cstdint>
@@ -63,11 +65,18 @@ __device__ inline Activation activationFromFloat(float value) { return __float2h
 [[maybe_unused]] constexpr float POOLING_FACTOR = 0.03125f;
 [[maybe_unused]] constexpr uint32_t MAX_TOKENS = 16u;
 [[maybe_unused]] constexpr uint32_t THREADS = 64u;
-[[maybe_unused]] constexpr uint32_t DECODE_COLUMNS = 32u;
+[[maybe_unused]] constexpr uint32_t DECODE_COLUMNS = 16u;
 [[maybe_unused]] constexpr uint32_t DECODE_WARPS = 8u;
-[[maybe_unused]] constexpr uint32_t DECODE_RANK_PER_LANE = 2u;
-[[maybe_unused]] constexpr uint32_t DECODE_REDUCTION_WIDTH = 64u;
 [[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 2u;
+[[maybe_unused]] constexpr uint32_t DECODE_COLUMN_THREADS = 4u;
+[[maybe_unused]] constexpr uint32_t DECODE_SLICES = 64u;
+[[maybe_unused]] constexpr uint32_t DECODE_THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t CODES_PER_WORD = 8u;
+[[maybe_unused]] constexpr uint32_t WORDS_PER_GROUP = 4u;
+[[maybe_unused]] constexpr uint32_t WORD_BATCH = 4u;
+[[maybe_unused]] constexpr uint32_t CODES_PER_STEP = 8u;
+[[maybe_unused]] constexpr uint32_t DECODE_SCRATCH_FLOATS = 2048u;
+[[maybe_unused]] constexpr uint32_t DECODE_ADAPTER_PARTIALS = 1024u;
 
 // s[k, o]: [128, 4096], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -85,6 +94,11 @@ __device__ inline Element* adapterAOf(Element* adapterWeights) { return adapterW
 template <typename Element>
 __device__ inline Element* adapterBOf(Element* adapterWeights) { return adapterWeights + 8192u; }
 
+// A code (< 2^23) as a float: 2^23 + code has the code in its low mantissa bits, so one OR and
+// one subtraction convert it exactly, where an integer-to-float conversion runs at a quarter of
+// the FP32 rate on sm_80 and sm_90 (it bounded the dequantization of v1's tensor-core tiles).
+__device__ __forceinline__ float codeToFloat(uint32_t code) { return __int_as_float(0x4B000000u | code) - 8388608.0f; }
+
 // Code q[inputRow, outputColumn] from GPTQ v1 qweight: column outputColumn is one little-endian
 // bit stream, code i at stream bits i*BITS .. i*BITS + BITS - 1, lowest input in the lowest bits.
 __device__ inline uint32_t weightCode(const uint32_t* __restrict__ qweight, uint32_t inputRow, uint32_t outputColumn) {
@@ -95,17 +109,64 @@ __device__ inline uint32_t weightCode(const uint32_t* __restrict__ qweight, uint
   return code & CODE_MASK;
 }
 
+// cp.async staging: one 16-byte segment from global to shared memory, bypassing registers and
+// L1. sourceBytes 0 writes zeros (the segment lies outside the tile's valid range).
+__device__ inline void copySegmentAsync(void* sharedDestination, const void* globalSource, uint32_t sourceBytes) {
+  const uint32_t sharedAddress = static_cast<uint32_t>(__cvta_generic_to_shared(sharedDestination));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sharedAddress), "l"(globalSource), "r"(sourceBytes) : "memory");
+}
+
+__device__ inline void waitForAsyncCopies() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
 }  // namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16
 
 using namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16;
 
-// Memory-bound decode (T <= MAX_TOKENS). A block is DECODE_COLUMNS output columns (one per
-// lane, so each packed word row is one coalesced read) by DECODE_WARPS warps; the groups are
-// dealt round-robin to the warps, so every packed word and scale is read exactly once, and
-// each lane keeps one float sum per token in registers. The warps' partial sums meet in
-// shared memory and are added in warp order (deterministic). DECODE_MIN_BLOCKS gives ptxas an
-// explicit budget of 128 registers a thread; without it, ptxas may spill to fit one more block.
-extern "C" __global__ void __launch_bounds__(DECODE_COLUMNS * DECODE_WARPS, DECODE_MIN_BLOCKS) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode(
+namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16 {
+// The code in a word's lowest bits, as a float (codeToFloat).
+__device__ __forceinline__ float codeAsFloat(uint32_t shiftedWord) { return codeToFloat(shiftedWord & CODE_MASK); }
+
+// STEP consecutive activations (8 or 4) from one 16- or 8-byte load (the caller keeps them
+// aligned: K and every first input are multiples of the step).
+template <uint32_t STEP>
+__device__ __forceinline__ void loadInputs(const Activation* __restrict__ source, float (&values)[STEP]) {
+  if constexpr (STEP == 8u) {
+    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(source));
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (uint32_t i = 0u; i < 4u; ++i) {
+      values[2u * i] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[0]);
+      values[2u * i + 1u] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[1]);
+    }
+  } else {
+    static_assert(STEP == 4u, "steps of 8 or 4 activations");
+    const uint2 raw = __ldg(reinterpret_cast<const uint2*>(source));
+    const uint32_t words[2] = {raw.x, raw.y};
+#pragma unroll
+    for (uint32_t i = 0u; i < 2u; ++i) {
+      values[2u * i] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[0]);
+      values[2u * i + 1u] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[1]);
+    }
+  }
+}
+}  // namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16
+using namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16;
+
+// Memory-bound decode, wide (T <= MAX_TOKENS; choose-cuda.ts, CudaDecodeTiling): a block is
+// DECODE_COLUMNS outputs by DECODE_SLICES slices of K. Thread (columnThread, slice) owns 4
+// adjacent columns and the groups slice, slice + DECODE_SLICES, ...: per packed word row one
+// 16-byte load gives the 4 columns' words, per group two 16-byte loads their scales and zeros,
+// so every byte of the weight is read once, 16 bytes at a time, and a group's loads are all
+// issued before the first is used (no branch between them). Each code is dequantized once and
+// used for every token. TOKEN_TILE (one extern "C" kernel per tile, chosen by T) makes the token
+// loops branch-free: rows past T read row T - 1 and are never stored. The slices of a warp meet
+// by shuffles (fixed order), the warps in shared memory (warp order): deterministic. B's columns
+// of the block are staged into shared memory by cp.async at the start, ready for the epilogue.
+template <uint32_t TOKEN_TILE>
+__device__ __forceinline__ void decodeWide(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -116,111 +177,208 @@ extern "C" __global__ void __launch_bounds__(DECODE_COLUMNS * DECODE_WARPS, DECO
     __half* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
-  __shared__ float partialSums[DECODE_WARPS][MAX_TOKENS][DECODE_REDUCTION_WIDTH];
-  __shared__ float adapterActivationTile[MAX_TOKENS][RANK];
+  __shared__ __align__(16) float scratch[DECODE_SCRATCH_FLOATS];
+  __shared__ float adapterPartials[DECODE_ADAPTER_PARTIALS];
+  __shared__ float adapterActivationTile[MAX_TOKENS * RANK];
+  __shared__ __align__(16) float adapterBTile[RANK * DECODE_COLUMNS];
   const float* __restrict__ adapterA = adapterAOf(adapterWeights);
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
-  const uint32_t lane = threadIdx.x;
-  const uint32_t warp = threadIdx.y;
-  const uint32_t thread = warp * DECODE_COLUMNS + lane;
-  const uint32_t outputColumn = blockIdx.x * DECODE_COLUMNS + lane;
-  const bool columnInRange = outputColumn < OUT_FEATURES;
-  const uint32_t tokenCount = tokens < MAX_TOKENS ? tokens : MAX_TOKENS;
-
-  float accumulators[MAX_TOKENS];
-#pragma unroll
-  for (uint32_t token = 0u; token < MAX_TOKENS; ++token) accumulators[token] = 0.0f;
-  // This warp's share of v = drop(u) * A: lane holds rank entries lane, lane + 32, ...
-  float adapterActivationPartials[MAX_TOKENS][DECODE_RANK_PER_LANE];
-#pragma unroll
-  for (uint32_t token = 0u; token < MAX_TOKENS; ++token) {
-#pragma unroll
-    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterActivationPartials[token][slot] = 0.0f;
+  const uint32_t columnThread = threadIdx.x;
+  const uint32_t slice = threadIdx.y;
+  const uint32_t thread = slice * DECODE_COLUMN_THREADS + columnThread;
+  const uint32_t firstColumn = blockIdx.x * DECODE_COLUMNS + 4u * columnThread;
+  const uint32_t tokenCount = tokens < TOKEN_TILE ? tokens : TOKEN_TILE;
+  if (tokenCount == 0u) return;
+  for (uint32_t segment = thread; segment < RANK * (DECODE_COLUMNS / 4u); segment += DECODE_THREADS) {
+    const uint32_t rankIndex = segment / (DECODE_COLUMNS / 4u);
+    const uint32_t column = (segment % (DECODE_COLUMNS / 4u)) * 4u;
+    const bool valid = blockIdx.x * DECODE_COLUMNS + column < OUT_FEATURES;
+    copySegmentAsync(&adapterBTile[rankIndex * DECODE_COLUMNS + column], valid ? &adapterB[rankIndex * OUT_FEATURES + blockIdx.x * DECODE_COLUMNS + column] : adapterB, valid ? 16u : 0u);
   }
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  // Rows past T repeat the last row. Large tiles load one word row at a time (registers).
+  // Large tiles: one word row at a time and 4 codes a step, so the tile's activations fit in registers.
+  constexpr uint32_t batchWords = TOKEN_TILE > 4u ? 1u : WORD_BATCH;
+  constexpr uint32_t stepCodes = TOKEN_TILE > 4u ? 4u : CODES_PER_STEP;
 
-  for (uint32_t group = warp; group < GROUPS; group += DECODE_WARPS) {
-    const uint32_t groupStart = group * GROUP_SIZE;
-    const uint32_t groupEnd = groupStart + GROUP_SIZE < IN_FEATURES ? groupStart + GROUP_SIZE : IN_FEATURES;
-    float groupScale = 0.0f;
-    float groupZero = 0.0f;
-    if (columnInRange) {
-      groupScale = __ldg(&groupScales[group * OUT_FEATURES + outputColumn]);
-      groupZero = __ldg(&groupZeros[group * OUT_FEATURES + outputColumn]);
-    }
-    float pooledSums[MAX_TOKENS];
+  float accumulators[TOKEN_TILE][4];
 #pragma unroll
-    for (uint32_t token = 0u; token < MAX_TOKENS; ++token) pooledSums[token] = 0.0f;
-    // Rows past IN_FEATURES are the zero padding of the last group: skipped.
-    for (uint32_t inputRow = groupStart; inputRow < groupEnd; ++inputRow) {
-      const float weightValue = columnInRange ? groupScale * (static_cast<float>(weightCode(qweight, inputRow, outputColumn)) - groupZero) : 0.0f;
+  for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
 #pragma unroll
-      for (uint32_t token = 0u; token < MAX_TOKENS; ++token) {
-        if (token < tokenCount) {
-          const float inputValue = activationToFloat(input[token * IN_FEATURES + inputRow]);
-          accumulators[token] = fmaf(inputValue, weightValue, accumulators[token]);
-          pooledSums[token] += inputValue;
-        }
-      }
-    }
-
-    // The group is complete: u[token, group] and its contribution to v.
+    for (uint32_t c = 0u; c < 4u; ++c) accumulators[token][c] = 0.0f;
+  }
+  // N % 4 == 0: a thread's 4 columns are all in range or all out.
+  if (firstColumn < OUT_FEATURES) {
+    // Two groups in flight a thread where the registers allow (small tiles).
+#pragma unroll (TOKEN_TILE == 1u ? 2 : 1)
+    for (uint32_t group = slice; group < GROUPS; group += DECODE_SLICES) {
+      const float4 scale4 = __ldg(reinterpret_cast<const float4*>(&groupScales[group * OUT_FEATURES + firstColumn]));
+      const float4 zero4 = __ldg(reinterpret_cast<const float4*>(&groupZeros[group * OUT_FEATURES + firstColumn]));
 #pragma unroll
-    for (uint32_t token = 0u; token < MAX_TOKENS; ++token) {
-      if (token < tokenCount) {
-        const float pooledInputValue = POOLING_FACTOR * pooledSums[token];
-        if (blockIdx.x == 0u && lane == 0u) pooledInput[token * GROUPS + group] = activationFromFloat(pooledInputValue);
-        const float droppedInput = pooledInputValue * dropoutMultiplier[token * GROUPS + group];
+      for (uint32_t batch = 0u; batch < WORDS_PER_GROUP; batch += batchWords) {
+        // The batch's word rows, loaded together (rows in the zero padding exist in qweight).
+        uint4 packed[batchWords];
 #pragma unroll
-        for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
-          const uint32_t rankIndex = lane + 32u * slot;
-          if (rankIndex < RANK) {
-            adapterActivationPartials[token][slot] = fmaf(droppedInput, __ldg(&adapterA[group * RANK + rankIndex]), adapterActivationPartials[token][slot]);
+        for (uint32_t w = 0u; w < batchWords; ++w) packed[w] = __ldg(reinterpret_cast<const uint4*>(&qweight[(group * WORDS_PER_GROUP + batch + w) * OUT_FEATURES + firstColumn]));
+        const float scales[4] = {scale4.x, scale4.y, scale4.z, scale4.w};
+        // W-hat = s * (q - z) = s * q + (-s * z)
+        const float offsets[4] = {-scale4.x * zero4.x, -scale4.y * zero4.y, -scale4.z * zero4.z, -scale4.w * zero4.w};
+#pragma unroll
+        for (uint32_t w = 0u; w < batchWords; ++w) {
+          const uint32_t firstInput = (group * WORDS_PER_GROUP + batch + w) * CODES_PER_WORD;
+          // K % CODES_PER_WORD == 0: a word row is wholly inside K or wholly in the zero padding.
+          if (PADDED_IN_FEATURES != IN_FEATURES && firstInput >= IN_FEATURES) continue;
+          const uint32_t words[4] = {packed[w].x, packed[w].y, packed[w].z, packed[w].w};
+#pragma unroll
+          for (uint32_t step = 0u; step < CODES_PER_WORD; step += stepCodes) {
+            float weights[4][stepCodes];
+#pragma unroll
+            for (uint32_t c = 0u; c < 4u; ++c) {
+#pragma unroll
+              for (uint32_t j = 0u; j < stepCodes; ++j) weights[c][j] = fmaf(codeAsFloat(words[c] >> ((step + j) * BITS)), scales[c], offsets[c]);
+            }
+#pragma unroll
+            for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+              float inputs[stepCodes];
+              loadInputs<stepCodes>(&input[(token < tokenCount ? token : tokenCount - 1u) * IN_FEATURES + firstInput + step], inputs);
+#pragma unroll
+              for (uint32_t j = 0u; j < stepCodes; ++j) {
+#pragma unroll
+                for (uint32_t c = 0u; c < 4u; ++c) accumulators[token][c] = fmaf(inputs[j], weights[c][j], accumulators[token][c]);
+              }
+            }
           }
         }
       }
     }
   }
+  // The slices of one warp (lanes columnThread + DECODE_COLUMN_THREADS * s) add up by shuffles.
+#pragma unroll
+  for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+#pragma unroll
+    for (uint32_t c = 0u; c < 4u; ++c) {
+#pragma unroll
+      for (uint32_t offset = DECODE_COLUMN_THREADS; offset < 32u; offset *= 2u) accumulators[token][c] += __shfl_xor_sync(0xFFFFFFFFu, accumulators[token][c], offset);
+    }
+  }
 
-  // v: the warps' partials added in warp order.
+  // u (pooled x) into scratch, dropped; the first block writes u.
+  for (uint32_t pair = thread; pair < tokenCount * GROUPS; pair += DECODE_THREADS) {
+    const uint32_t token = pair / GROUPS;
+    const uint32_t group = pair % GROUPS;
+    float sum = 0.0f;
+#pragma unroll 4
+    for (uint32_t offset = 0u; offset < GROUP_SIZE; offset += CODES_PER_STEP) {
+      const uint32_t inputColumn = group * GROUP_SIZE + offset;
+      if (PADDED_IN_FEATURES != IN_FEATURES && inputColumn >= IN_FEATURES) break;  // the zero padding of the last group
+      float values[CODES_PER_STEP];
+      loadInputs<CODES_PER_STEP>(&input[token * IN_FEATURES + inputColumn], values);
 #pragma unroll
-  for (uint32_t token = 0u; token < MAX_TOKENS; ++token) {
+      for (uint32_t j = 0u; j < CODES_PER_STEP; ++j) sum += values[j];
+    }
+    const float pooledInputValue = POOLING_FACTOR * sum;
+    if (blockIdx.x == 0u) pooledInput[pair] = activationFromFloat(pooledInputValue);
+    scratch[pair] = pooledInputValue * dropoutMultiplier[pair];
+  }
+  __syncthreads();
+  // v = drop(u) * A: T * RANK sums over the groups, split in `parts` when that leaves threads idle.
+  const uint32_t pairs = tokenCount * RANK;
+  const uint32_t parts = pairs >= DECODE_THREADS ? 1u : DECODE_THREADS / pairs;
+  for (uint32_t element = thread; element < parts * pairs; element += DECODE_THREADS) {
+    const uint32_t pair = element % pairs;
+    const uint32_t part = element / pairs;
+    const uint32_t token = pair / RANK;
+    const uint32_t rankIndex = pair % RANK;
+    float sum = 0.0f;
+#pragma unroll 4
+    for (uint32_t group = part; group < GROUPS; group += parts) sum = fmaf(scratch[token * GROUPS + group], __ldg(&adapterA[group * RANK + rankIndex]), sum);
+    adapterPartials[element] = sum;
+  }
+  __syncthreads();
+  for (uint32_t pair = thread; pair < pairs; pair += DECODE_THREADS) {
+    float sum = 0.0f;
+    for (uint32_t part = 0u; part < parts; ++part) sum += adapterPartials[part * pairs + pair];
+    adapterActivationTile[pair] = sum;
+    if (blockIdx.x == 0u) adapterActivation[pair] = activationFromFloat(sum);
+  }
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+  __syncthreads();  // scratch is free again; B's tile has landed
+
+  // The warps' sums, through scratch, added in warp order, plus adapterScale * v * B.
+  const uint32_t lane = thread % 32u;
+  const uint32_t warp = thread / 32u;
+  if (lane < DECODE_COLUMN_THREADS) {
 #pragma unroll
-    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
-      const uint32_t rankIndex = lane + 32u * slot;
-      if (rankIndex < RANK) partialSums[warp][token][rankIndex] = adapterActivationPartials[token][slot];
+    for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+      if (token < tokenCount) {
+#pragma unroll
+        for (uint32_t c = 0u; c < 4u; ++c) scratch[(warp * TOKEN_TILE + token) * DECODE_COLUMNS + 4u * lane + c] = accumulators[token][c];
+      }
     }
   }
   __syncthreads();
-  for (uint32_t element = thread; element < MAX_TOKENS * RANK; element += DECODE_COLUMNS * DECODE_WARPS) {
-    const uint32_t token = element / RANK;
-    const uint32_t rankIndex = element % RANK;
-    float sum = 0.0f;
-    for (uint32_t sourceWarp = 0u; sourceWarp < DECODE_WARPS; ++sourceWarp) sum += partialSums[sourceWarp][token][rankIndex];
-    adapterActivationTile[token][rankIndex] = sum;
-    if (blockIdx.x == 0u && token < tokenCount) adapterActivation[token * RANK + rankIndex] = activationFromFloat(sum);
-  }
-  __syncthreads();
-
-  // y: the warps' partial sums added in warp order, plus adapterScale * v * B.
-#pragma unroll
-  for (uint32_t token = 0u; token < MAX_TOKENS; ++token) partialSums[warp][token][lane] = accumulators[token];
-  __syncthreads();
-  for (uint32_t element = thread; element < MAX_TOKENS * DECODE_COLUMNS; element += DECODE_COLUMNS * DECODE_WARPS) {
+  for (uint32_t element = thread; element < tokenCount * DECODE_COLUMNS; element += DECODE_THREADS) {
     const uint32_t token = element / DECODE_COLUMNS;
     const uint32_t column = element % DECODE_COLUMNS;
-    const uint32_t tileOutputColumn = blockIdx.x * DECODE_COLUMNS + column;
-    if (token >= tokenCount || tileOutputColumn >= OUT_FEATURES) continue;
+    const uint32_t outputColumn = blockIdx.x * DECODE_COLUMNS + column;
+    if (outputColumn >= OUT_FEATURES) continue;
     float result = 0.0f;
-    for (uint32_t sourceWarp = 0u; sourceWarp < DECODE_WARPS; ++sourceWarp) result += partialSums[sourceWarp][token][column];
+    for (uint32_t sourceWarp = 0u; sourceWarp < DECODE_WARPS; ++sourceWarp) result += scratch[(sourceWarp * TOKEN_TILE + token) * DECODE_COLUMNS + column];
     float adapterUpdate = 0.0f;
+#pragma unroll 16
     for (uint32_t rankIndex = 0u; rankIndex < RANK; ++rankIndex) {
-      adapterUpdate = fmaf(adapterActivationTile[token][rankIndex], __ldg(&adapterB[rankIndex * OUT_FEATURES + tileOutputColumn]), adapterUpdate);
+      adapterUpdate = fmaf(adapterActivationTile[token * RANK + rankIndex], adapterBTile[rankIndex * DECODE_COLUMNS + column], adapterUpdate);
     }
     result = fmaf(adapterScale, adapterUpdate, result);
-    output[token * OUT_FEATURES + tileOutputColumn] = activationFromFloat(result);
+    output[token * OUT_FEATURES + outputColumn] = activationFromFloat(result);
   }
+}
+
+// T in the variant's range (1 <= T <= 1): the wide body with a token tile of 1.
+extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 3) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT1(
+    const __half* __restrict__ input,
+    const uint32_t* __restrict__ qweight,
+    const float* __restrict__ groupScalesAndZeros,
+    const float* __restrict__ adapterWeights,
+    const float* __restrict__ dropoutMultiplier,
+    __half* __restrict__ output,
+    __half* __restrict__ pooledInput,
+    __half* __restrict__ adapterActivation,
+    unsigned tokens,
+    float adapterScale) {
+  decodeWide<1u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+}
+
+// T in the variant's range (2 <= T <= 4): the wide body with a token tile of 4.
+extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 2) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT4(
+    const __half* __restrict__ input,
+    const uint32_t* __restrict__ qweight,
+    const float* __restrict__ groupScalesAndZeros,
+    const float* __restrict__ adapterWeights,
+    const float* __restrict__ dropoutMultiplier,
+    __half* __restrict__ output,
+    __half* __restrict__ pooledInput,
+    __half* __restrict__ adapterActivation,
+    unsigned tokens,
+    float adapterScale) {
+  decodeWide<4u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+}
+
+// T in the variant's range (5 <= T <= 16): the wide body with a token tile of 16.
+extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT16(
+    const __half* __restrict__ input,
+    const uint32_t* __restrict__ qweight,
+    const float* __restrict__ groupScalesAndZeros,
+    const float* __restrict__ adapterWeights,
+    const float* __restrict__ dropoutMultiplier,
+    __half* __restrict__ output,
+    __half* __restrict__ pooledInput,
+    __half* __restrict__ adapterActivation,
+    unsigned tokens,
+    float adapterScale) {
+  decodeWide<16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 }
 
 // Host launchers: one per entry point, the same signature for every kernel qalc emits.
@@ -230,10 +388,42 @@ extern "C" cudaError_t decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__de
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (tokens > 16u) return cudaErrorInvalidValue;
-  if (true) {
-    const dim3 grid(128u, 1u, 1u);
+  if (tokens <= 1u) {
+    const dim3 grid(256u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decode<<<grid, dim3(32, 8, 1), 0, stream>>>(
+    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT1<<<grid, dim3(4, 64, 1), 0, stream>>>(
+        static_cast<const __half*>(bindings[1]),
+        static_cast<const uint32_t*>(bindings[2]),
+        static_cast<const float*>(bindings[3]),
+        static_cast<const float*>(bindings[4]),
+        static_cast<const float*>(bindings[5]),
+        static_cast<__half*>(bindings[6]),
+        static_cast<__half*>(bindings[7]),
+        static_cast<__half*>(bindings[8]),
+        tokens,
+        adapterScale);
+    return cudaGetLastError();
+  }
+  if (tokens >= 2u && tokens <= 4u) {
+    const dim3 grid(256u, 1u, 1u);
+    if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
+    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT4<<<grid, dim3(4, 64, 1), 0, stream>>>(
+        static_cast<const __half*>(bindings[1]),
+        static_cast<const uint32_t*>(bindings[2]),
+        static_cast<const float*>(bindings[3]),
+        static_cast<const float*>(bindings[4]),
+        static_cast<const float*>(bindings[5]),
+        static_cast<__half*>(bindings[6]),
+        static_cast<__half*>(bindings[7]),
+        static_cast<__half*>(bindings[8]),
+        tokens,
+        adapterScale);
+    return cudaGetLastError();
+  }
+  if (tokens >= 5u && tokens <= 16u) {
+    const dim3 grid(256u, 1u, 1u);
+    if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
+    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT16<<<grid, dim3(4, 64, 1), 0, stream>>>(
         static_cast<const __half*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),

@@ -82,17 +82,29 @@ function constantsOf(kernel: CudaKernel): Constant[] {
       u('TC_FRAGMENTS_PER_WARP_ROW', tc.fragmentsPerWarpRow), u('TC_FRAGMENTS_PER_WARP_COLUMN', tc.fragmentsPerWarpColumn),
       u('TC_ACTIVATION_PAD', tc.activationPad), u('TC_ACCUMULATOR_PAD', tc.accumulatorPad), u('TC_THREADS', tc.threads),
     );
+    if (tc.adapterChunks > 0) {
+      constants.push(u('TC_ADAPTER_CHUNKS', tc.adapterChunks), u('TC_ACTIVATION_TOKENS', tc.adapterActivationTokens), u('TC_ACTIVATION_THREADS', tc.adapterActivationThreads));
+    }
     if (tc.wgmma) {
       constants.push(
         u('WGMMA_M', tc.wgmma.shape[0]), u('WGMMA_N', tc.wgmma.shape[1]), u('WGMMA_K', tc.wgmma.shape[2]),
         u('WGMMA_LEADING_BYTE_OFFSET', tc.wgmma.leadingByteOffset), u('WGMMA_STRIDE_BYTE_OFFSET', tc.wgmma.strideByteOffset),
+        u('WGMMA_WARPGROUPS', tc.wgmma.warpgroups), u('WGMMA_ACCUMULATOR_PAD', tc.wgmma.accumulatorPad),
       );
     }
   }
   const dc = kernel.cuda.decode;
   if (dc) {
-    constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_RANK_PER_LANE', dc.rankPerLane), u('DECODE_REDUCTION_WIDTH', dc.reductionWidth),
-      u('DECODE_MIN_BLOCKS', dc.minBlocksPerMultiprocessor));
+    constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_MIN_BLOCKS', dc.minBlocksPerMultiprocessor));
+    if (dc.kind === 'wide') {
+      constants.push(
+        u('DECODE_COLUMN_THREADS', dc.columnThreads), u('DECODE_SLICES', dc.slices), u('DECODE_THREADS', dc.columnThreads * dc.slices),
+        u('CODES_PER_WORD', dc.codesPerWord), u('WORDS_PER_GROUP', dc.wordsPerGroup), u('WORD_BATCH', dc.wordBatch), u('CODES_PER_STEP', Math.min(dc.codesPerWord, 8)),
+        u('DECODE_SCRATCH_FLOATS', dc.scratchFloats), ...(dc.adapterPartialFloats > 0 ? [u('DECODE_ADAPTER_PARTIALS', dc.adapterPartialFloats)] : []),
+      );
+    } else {
+      constants.push(u('DECODE_RANK_PER_LANE', dc.rankPerLane), u('DECODE_REDUCTION_WIDTH', dc.reductionWidth));
+    }
   }
   return constants;
 }
@@ -149,6 +161,9 @@ function launchersOf(kernel: CudaKernel): object[] {
         grid: launch.grid.map(gridExpression).join(', '),
         threads: launch.threads.join(', '),
         arguments: argumentList(kernel),
+        prologue: launch.prologue
+          ? { symbol: launch.prologue.symbol, grid: launch.prologue.grid.map(gridExpression).join(', '), threads: launch.prologue.threads.join(', ') }
+          : null,
       })),
     };
   });
@@ -190,15 +205,27 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     portableSymbol: portable?.symbol ?? '',
     portableRange: tc ? `T < ${tc.minTokens}` : 'any T',
     tensorCore: tc !== null,
+    decodeWide: kernel.cuda.decode?.kind === 'wide',
+    decodeVariants: kernel.cuda.decode?.kind === 'wide'
+      ? kernel.cuda.launches.map((l, index) => ({
+          symbol: l.symbol, tokenTile: kernel.cuda.decode!.tokenTiles[index]!.maxTokens, minBlocks: kernel.cuda.decode!.tokenTiles[index]!.minBlocks,
+          range: `${l.minTokens} <= T <= ${l.maxTokens}`,
+        }))
+      : [],
+    argumentNames: [...kernel.bindings.filter((b) => b.access !== 'uniform').map((b) => b.name), 'tokens', 'adapterScale'].join(', '),
     wgmma: tc?.wgmma != null,
     // wgmma's operand types are spelled as PTX types; 16-bit bit patterns for the packed stores.
     wgmmaType: activation === 'f16' ? 'f16' : 'bf16',
     activationBits: activation === 'f16' ? '__half_as_ushort' : '__bfloat16_as_ushort',
-    ...wgmmaOperands(tc?.wgmma ? (tc.wgmma.shape[0] * tc.wgmma.shape[1]) / tc.threads : 0, tc?.wgmma?.shape),
+    // Each warpgroup (128 threads) holds its M x N fp32 accumulator.
+    ...wgmmaOperands(tc?.wgmma ? (tc.wgmma.shape[0] * tc.wgmma.shape[1]) / 128 : 0, tc?.wgmma?.shape),
     tensorCoreSymbol: kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))?.symbol ?? '',
+    adapterActivationsSymbol: kernel.cuda.launches.find((l) => l.prologue)?.prologue?.symbol ?? '',
     cpAsync: tc?.staging === 'cp.async',
     staging: tc?.staging ?? '',
     codesStraddleWords: kernel.weightLayout.codesStraddleWords,
+    // 8 consecutive codes from group-aligned rows lie in one word (two for 8 bits).
+    eightCodesAWord: 32 % config.bits === 0 && config.group % 8 === 0,
     dequantizes: kernel.role === 'backward_data' || kernel.role === 'dequantize',
     adapter: kernel.epilogue.kind === 'adapter',
     dropout: kernel.epilogue.kind === 'adapter' ? kernel.epilogue.dropout : config.adapter?.dropout ?? false,
@@ -216,7 +243,7 @@ export function emitCudaKernel(program: CudaProgram, kernel: CudaKernel): Emitte
     kernel,
     fileName: `${kernel.name}.cu`,
     source,
-    kernelSymbols: kernel.cuda.launches.map((l) => l.symbol),
+    kernelSymbols: kernel.cuda.launches.flatMap((l) => (l.prologue ? [l.prologue.symbol, l.symbol] : [l.symbol])),
     launcherSymbols: [...new Set(kernel.cuda.launches.map((l) => l.entryPoint))].map((e) => `${kernel.name}__${e}__launch`),
   };
 }

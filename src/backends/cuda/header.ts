@@ -61,7 +61,7 @@ export function headerLines(program: CudaProgram, kernel: CudaKernel, config: La
     const wg = tc.wgmma;
     if (wg) {
       lines.push(
-        `  ${wg.arch}: ${wg.instruction} m${wg.shape[0]}n${wg.shape[1]}k${wg.shape[2]} instead (one warpgroup a block), ${kernel.role === 'forward' ? 'x and W-hat' : 'dy and W-hat^T'} tiles ${wg.layout}` +
+        `  ${wg.arch}: ${wg.instruction} m${wg.shape[0]}n${wg.shape[1]}k${wg.shape[2]} instead (${wg.warpgroups === 1 ? 'one warpgroup' : `${wg.warpgroups} warpgroups`} a block), ${kernel.role === 'forward' ? 'x and W-hat' : 'dy and W-hat^T'} tiles ${wg.layout}` +
           ` (descriptor LBO ${wg.leadingByteOffset} B along K, SBO ${wg.strideByteOffset} B along M/N), ${wg.sharedBytes} bytes of shared memory;`,
         '    sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)',
       );
@@ -69,10 +69,16 @@ export function headerLines(program: CudaProgram, kernel: CudaKernel, config: La
   }
   const dc = cuda.decode;
   if (dc) {
-    lines.push(`  decode: T <= ${dc.maxTokens}, ${dc.columnsPerBlock} columns per block (one per lane), groups dealt to ${dc.warps} warps, ${dc.sharedBytes} bytes of shared memory`);
+    lines.push(dc.kind === 'wide'
+      ? `  decode (wide): T <= ${dc.maxTokens}, ${dc.columnsPerBlock} columns per block (4 a thread, 16-byte word loads) x ${dc.slices} K slices, token tiles ${dc.tokenTiles.map((t) => t.maxTokens).join('/')}, ${dc.sharedBytes} bytes of shared memory`
+      : `  decode: T <= ${dc.maxTokens}, ${dc.columnsPerBlock} columns per block (one per lane), groups dealt to ${dc.warps} warps, ${dc.sharedBytes} bytes of shared memory`);
   }
   if (pooling) lines.push(`  fused: pooled input summed from the x tiles already loaded (factor ${pooling.factor}), saved as pooledInput`);
-  if (epilogue.kind === 'adapter') lines.push('  epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation');
+  if (epilogue.kind === 'adapter') {
+    lines.push(tc?.adapterChunks
+      ? `  adapter: portable and decode paths accumulate v = drop(u) * A per group and add adapterScale * v * B; tensor cores: u and v once per token (prologue kernel), then ${tc.adapterChunks} more reduction chunk(s) of [x | v] . [W-hat ; adapterScale * B]; v saved as adapterActivation`
+      : '  epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation');
+  }
   if (epilogue.kind === 'unpool') lines.push(`  epilogue: dx += ${epilogue.factor} * du[t, i / ${epilogue.group}]`);
   lines.push('', 'Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale');
   for (const b of kernel.bindings) {

@@ -79,6 +79,7 @@ export const inspectCommand: Command = {
     }
     if (stage === 'ir') {
       const { lowerPlanWithTrace, dumpProgram } = await import('../../ir/lower.ts');
+      // For CUDA the trace ends with its own pass (tile shapes, decode shape and weight access, launches).
       const { trace } = lowerPlanWithTrace(plan, target === 'wgsl' ? 'wgsl' : 'cuda');
       const pass = values.pass as string | undefined;
       const shown = pass === undefined ? trace : trace.filter((t) => t.pass === pass);

@@ -15,10 +15,10 @@
 //     extern "C" kernel carries both bodies and the preprocessor picks one per target: the
 //     sm_80 SASS and the compute_90 PTX (JIT for later GPUs) keep mma.sync, so block shape,
 //     grid and launcher are the same on every arch;
-//   - a split-reduction decode (T ≤ 16): one warp-wide strip of 32 columns per block, the
-//     groups dealt round-robin to the block's warps, so every packed word is read once and
-//     N/32 blocks (not N/64) keep the memory system busy; its __launch_bounds__ names a
-//     minimum of blocks per SM, so ptxas has an explicit register budget of 128 a thread;
+//   - the decode (T ≤ 16): `wide` (16-byte loads of 4 columns' packed words, K split across
+//     a block's threads) where the layer allows it, else the v0 split-reduction strip of 32
+//     columns (see CudaDecodeTiling); its __launch_bounds__ names a minimum of blocks per SM,
+//     so ptxas has an explicit register budget of 128 a thread;
 //   - the launch list: for every entry point the extern "C" kernels that implement it, their
 //     block shape, grid and the token range each accepts.
 // It is a pure function from a lowered program to a CUDA program (the same kernels plus a
@@ -54,6 +54,14 @@ export interface CudaTensorCoreTiling {
   readonly sharedBytes: number;
   /** The sm_90a body, or null where every arch runs mma.sync. */
   readonly wgmma: CudaWarpgroupMma | null;
+  /**
+   * Forward with an adapter: chunks of the rank-RANK extension [x | v]·[Ŵ ; σB] after the
+   * weight's groups (0 without an adapter), and the prologue kernel that computes u and v once
+   * per token, `adapterActivationTokens` tokens a block of `adapterActivationThreads`.
+   */
+  readonly adapterChunks: number;
+  readonly adapterActivationTokens: number;
+  readonly adapterActivationThreads: number;
 }
 
 /**
@@ -76,6 +84,9 @@ export interface CudaWarpgroupMma {
   readonly layout: 'K-major core matrices, no swizzle';
   readonly leadingByteOffset: number;
   readonly strideByteOffset: number;
+  /** Warpgroups of the block, each issuing the shape for its own 64 rows. */
+  readonly warpgroups: number;
+  readonly accumulatorPad: number;
   readonly sharedBytes: number;
 }
 
@@ -85,14 +96,45 @@ export interface CudaPassOptions {
   readonly wgmma?: boolean;
 }
 
-/** Split-reduction decode: 32 columns per block, groups dealt to `warps` warps. */
+/**
+ * Decode (T ≤ maxTokens), one of two shapes:
+ *   - `wide` (v1): each thread owns 4 adjacent output columns and reads them as one 16-byte
+ *     load per packed word row (GPTQ v1 keeps a word row's columns contiguous, so no re-layout
+ *     is needed), with the group's scales and zeros as two more 16-byte loads; a block is
+ *     `columnThreads` × `slices` threads, the slices splitting the groups round-robin, so every
+ *     word is read once and the grid is N / (4 · columnThreads) blocks: 4 column threads (16
+ *     columns a block) where 8 would leave fewer than two blocks per SM. Codes become floats by
+ *     the 2^23 magic number (one OR and one add, no I2F). The slices' sums meet by warp
+ *     shuffles, then through shared memory in warp order; u and v = drop(u)·A (tiny at T ≤ 16)
+ *     are computed by every block from x and A, and y += σ·v·B in the epilogue. Needs 16-bit
+ *     activations, 32 % bits = 0, group and K multiples of the codes a word holds, N % 4 = 0.
+ *   - `split` (v0, every other layer): one warp-wide strip of 32 columns a block, one 32-bit
+ *     code load per input row, the groups dealt round-robin to `warps` warps.
+ */
 export interface CudaDecodeTiling {
+  readonly kind: 'wide' | 'split';
   readonly maxTokens: number;
   readonly columnsPerBlock: number;
   readonly warps: number;
-  /** Rank entries each lane keeps in registers (⌈rank / 32⌉). */
+  /** wide: threads along the columns (4 columns each) and along K (groups dealt round-robin). */
+  readonly columnThreads: number;
+  readonly slices: number;
+  /** wide: codes in one packed word, the word rows of one group, and those loaded together (a divisor of wordsPerGroup, at most 4). */
+  readonly codesPerWord: number;
+  readonly wordsPerGroup: number;
+  readonly wordBatch: number;
+  /**
+   * wide: one extern "C" kernel per token tile, the launcher choosing by T; a tile's token loops
+   * are unrolled without a branch (rows past T repeat row T − 1 and are not stored), and a
+   * smaller tile needs fewer registers, so more blocks fit an SM (`minBlocks`).
+   */
+  readonly tokenTiles: readonly { readonly maxTokens: number; readonly minBlocks: number }[];
+  /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
+  readonly scratchFloats: number;
+  readonly adapterPartialFloats: number;
+  /** Rank entries each lane keeps in registers (⌈rank / 32⌉; split). */
   readonly rankPerLane: number;
-  /** Width of the cross-warp reduction buffer: max(32, rank). */
+  /** Width of the cross-warp reduction buffer: max(32, rank) (split). */
   readonly reductionWidth: number;
   /**
    * __launch_bounds__'s minBlocksPerMultiprocessor: REGISTER_FILE / (threads × 128), so each
@@ -118,6 +160,8 @@ export interface CudaLaunch {
   readonly minTokens: number;
   readonly maxTokens: number | null;
   readonly sharedBytes: number;
+  /** A kernel the launcher runs first, on the same stream (the forward's u/v prologue), or null. */
+  readonly prologue: { readonly symbol: string; readonly threads: readonly [number, number, number]; readonly grid: readonly [DispatchDim, DispatchDim, DispatchDim] } | null;
 }
 
 export interface CudaDecisions {
@@ -131,6 +175,9 @@ export type CudaKernel = LoweredKernel & { readonly cuda: CudaDecisions };
 export type CudaProgram = KernelProgram<CudaKernel>;
 
 const TENSOR_CORE_MIN_TOKENS = 64;
+/** The forward's u/v prologue: tokens a block (A is read once per block from L2) and threads. */
+const ADAPTER_ACTIVATION_TOKENS = 8;
+const ADAPTER_ACTIVATION_THREADS = 256;
 /** The tensor-core variants (forward, backward_data) use wgmma on sm_90a unless the caller turns it off. */
 const WGMMA_DEFAULT = true;
 /** One core matrix: 8 rows of 16 bytes. */
@@ -147,21 +194,24 @@ const STATIC_SHARED_LIMIT = 48 * 1024;
 
 const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16' ? 2 : 4);
 
-function warpgroupMma(rows: number, columns: number, reduceChunk: number, accumulatorPad: number, rank: number, elementBytes: number): CudaWarpgroupMma | null {
-  // One warpgroup covers the whole block: M = 64 tokens, N = the block's columns (a multiple
-  // of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
-  if (rows !== 64 || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
+/** The wgmma body's accumulator rows are padded by this many floats (the mma.sync body's pad may differ). */
+const WGMMA_ACCUMULATOR_PAD = 4;
+
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number): CudaWarpgroupMma | null {
+  // One warpgroup per 64 tokens of the block (one or two): M = 64, N = the block's columns (a
+  // multiple of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
+  if ((rows !== 64 && rows !== 128) || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
   const sharedBytes =
     rows * reduceChunk * elementBytes + // x (dy) tile, core matrices, no padding
     columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tile, K-major core matrices
-    rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    rows * rank * 4; // forward: v = drop(u)·A of the block's tokens (rank 0 for backward_data)
+    rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
-    arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [rows, columns, FRAGMENT],
+    arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [64, columns, FRAGMENT], warpgroups: rows / 64,
     layout: 'K-major core matrices, no swizzle',
     leadingByteOffset: CORE_MATRIX_BYTES,
     strideByteOffset: (reduceChunk / 8) * CORE_MATRIX_BYTES,
+    accumulatorPad: WGMMA_ACCUMULATOR_PAD,
     sharedBytes,
   };
 }
@@ -178,7 +228,11 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   // multiple of 32 takes 32-deep chunks (two mma steps a barrier), others 16.
   const reduceChunk = forward ? (c.group % 32 === 0 ? 32 : FRAGMENT) : 32;
   const chunksPerGroup = forward ? Math.ceil(c.group / reduceChunk) : 0;
-  const rows = 64, columns = 64, activationPad = 8, accumulatorPad = 4;
+  // The forward's blocks are 128 tokens (two warpgroups on sm_90a, 8 warps of mma.sync), so each
+  // dequantized weight tile serves twice the rows of backward_data's 64; its mma.sync body's
+  // accumulator rows go unpadded so the block stays within 48 KB of static shared memory.
+  const rows = forward ? 128 : 64, columns = 64, activationPad = 8, accumulatorPad = forward ? 0 : 4;
+  const warpsAlongRows = rows / 32;
   // 16-byte segments (8 halves) are whole when both the row length and the chunk starts are
   // multiples of 8: K and g for the forward (chunk starts are group starts plus multiples of
   // the chunk), N for backward_data.
@@ -187,20 +241,50 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   const sharedBytes =
     rows * (reduceChunk + activationPad) * a + // activation tile
     reduceChunk * (columns + activationPad) * a + // dequantized weight tile
-    rows * (columns + accumulatorPad) * 4 + // accumulators, for the epilogue
-    (forward ? rows * rank * 4 : 0); // v = drop(u)·A of the block's tokens
+    rows * (columns + accumulatorPad) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     minTokens: TENSOR_CORE_MIN_TOKENS,
     blockRows: rows, blockColumns: columns, reduceChunk, chunksPerGroup,
-    warpsAlongRows: 2, warpsAlongColumns: 2, fragmentsPerWarpRow: 2, fragmentsPerWarpColumn: 2,
+    warpsAlongRows, warpsAlongColumns: 2, fragmentsPerWarpRow: 2, fragmentsPerWarpColumn: 2,
     fragment: [FRAGMENT, FRAGMENT, FRAGMENT],
     instruction: 'mma.sync via nvcuda::wmma',
     staging: segmentsWhole ? 'cp.async' : 'loads',
     activationPad, accumulatorPad,
-    threads: 4 * WARP,
+    threads: warpsAlongRows * 2 * WARP,
     sharedBytes,
-    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, accumulatorPad, forward ? rank : 0, a) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a) : null,
+    adapterChunks: forward ? Math.ceil(rank / reduceChunk) : 0,
+    adapterActivationTokens: ADAPTER_ACTIVATION_TOKENS,
+    adapterActivationThreads: ADAPTER_ACTIVATION_THREADS,
+  };
+}
+
+/** Multiprocessors the decode grid is sized for (H200; an A100 has 108). */
+const DECODE_TARGET_SMS = 132;
+const DECODE_WIDE_THREADS = 256;
+
+function wideDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number): CudaDecodeTiling | null {
+  const rank = c.adapter?.rank ?? 0;
+  const codesPerWord = 32 / c.bits;
+  if (bytesOf(activation) !== 2 || 32 % c.bits !== 0 || c.group % codesPerWord !== 0 || c.inFeatures % codesPerWord !== 0 || c.outFeatures % 4 !== 0) return null;
+  const columnThreads = Math.ceil(c.outFeatures / 32) >= 2 * DECODE_TARGET_SMS ? 8 : 4;
+  const columnsPerBlock = 4 * columnThreads;
+  const warps = DECODE_WIDE_THREADS / WARP;
+  const scratchFloats = Math.max(rank > 0 ? maxTokens * c.groups : 0, warps * maxTokens * columnsPerBlock);
+  const adapterPartialFloats = rank > 0 ? Math.max(DECODE_WIDE_THREADS, maxTokens * rank) : 0;
+  const sharedBytes = 4 * (scratchFloats + adapterPartialFloats + maxTokens * rank);
+  if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  const wordsPerGroup = c.group / codesPerWord;
+  const wordBatch = [4, 2, 1].find((b) => wordsPerGroup % b === 0)!;
+  // Registers a thread may use per tile: 85 (3 blocks an SM) for one token, 128 (2) up to 4,
+  // 255 (1) above: 16 tokens × 4 columns of sums and their activations spill at 128.
+  const tokenTiles = [{ maxTokens: 1, minBlocks: 3 }, { maxTokens: 4, minBlocks: 2 }, { maxTokens, minBlocks: 1 }].filter((t) => t.maxTokens <= maxTokens);
+  return {
+    kind: 'wide', maxTokens, columnsPerBlock, warps, columnThreads, slices: DECODE_WIDE_THREADS / columnThreads,
+    codesPerWord, wordsPerGroup, wordBatch, tokenTiles, scratchFloats, adapterPartialFloats,
+    rankPerLane: 0, reductionWidth: 0,
+    minBlocksPerMultiprocessor: Math.floor(REGISTER_FILE / (DECODE_WIDE_THREADS * DECODE_REGISTERS_PER_THREAD)), sharedBytes,
   };
 }
 
@@ -209,6 +293,8 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   const c = configOfKernel(program, kernel);
   const rank = c.adapter?.rank ?? 0;
   const maxTokens = kernel.tiling.maxTokens;
+  const wide = wideDecodeTiling(c, kernel.dtypes.activation, maxTokens);
+  if (wide) return wide;
   const reductionWidth = Math.max(DECODE_COLUMNS, rank);
   const bytesFor = (warps: number) => 4 * (warps * maxTokens * reductionWidth + maxTokens * rank);
   let warps = Math.min(DECODE_MAX_WARPS, c.groups);
@@ -216,7 +302,9 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   if (bytesFor(warps) > STATIC_SHARED_LIMIT) throw new Error(`${kernel.name}: rank ${rank} needs more shared memory than a CUDA block declares statically`);
   const minBlocksPerMultiprocessor = Math.max(1, Math.floor(REGISTER_FILE / (DECODE_COLUMNS * warps * DECODE_REGISTERS_PER_THREAD)));
   return {
-    maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, rankPerLane: Math.ceil(rank / WARP), reductionWidth,
+    kind: 'split', maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, columnThreads: DECODE_COLUMNS, slices: warps,
+    codesPerWord: 0, wordsPerGroup: 0, wordBatch: 0, tokenTiles: [], scratchFloats: 0, adapterPartialFloats: 0,
+    rankPerLane: Math.ceil(rank / WARP), reductionWidth,
     minBlocksPerMultiprocessor, sharedBytes: bytesFor(warps),
   };
 }
@@ -225,19 +313,22 @@ function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | nu
   const symbol = (variant: string) => `${kernel.name}__${variant}`;
   return kernel.entryPoints.flatMap((entry): CudaLaunch[] => {
     if (decode) {
-      return [{
-        entryPoint: entry.name, symbol: symbol(entry.name), variant: entry.name,
-        threads: [DECODE_COLUMNS, decode.warps, 1],
-        grid: [{ count: fixed(c.outFeatures), per: DECODE_COLUMNS }, ONE, ONE],
-        minTokens: 1, maxTokens: decode.maxTokens, sharedBytes: decode.sharedBytes,
-      }];
+      const launch = {
+        entryPoint: entry.name, threads: [decode.columnThreads, decode.slices, 1] as const,
+        grid: [{ count: fixed(c.outFeatures), per: decode.columnsPerBlock }, ONE, ONE] as const, sharedBytes: decode.sharedBytes,
+      };
+      if (decode.kind === 'split') return [{ ...launch, symbol: symbol(entry.name), variant: entry.name, minTokens: 1, maxTokens: decode.maxTokens, prologue: null }];
+      return decode.tokenTiles.map((tile, index) => ({
+        ...launch, symbol: symbol(`${entry.name}T${tile.maxTokens}`), variant: `${entry.name}T${tile.maxTokens}`, prologue: null,
+        minTokens: index === 0 ? 1 : decode.tokenTiles[index - 1]!.maxTokens + 1, maxTokens: tile.maxTokens,
+      }));
     }
     const portable: CudaLaunch = {
       entryPoint: entry.name, symbol: symbol(entry.name), variant: entry.name,
       threads: kernel.tiling.workgroupSize, grid: entry.dispatch,
       minTokens: kernel.shapeClass === 'tiled' || kernel.shapeClass === 'adapter' ? 1 : 0,
       maxTokens: tensorCore ? tensorCore.minTokens - 1 : null,
-      sharedBytes: kernel.tiling.workgroupBytes,
+      sharedBytes: kernel.tiling.workgroupBytes, prologue: null,
     };
     if (!tensorCore) return [portable];
     const columns = kernel.role === 'forward' ? c.outFeatures : c.inFeatures;
@@ -246,6 +337,12 @@ function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | nu
       threads: [tensorCore.threads, 1, 1],
       grid: [{ count: fixed(columns), per: tensorCore.blockColumns }, { count: perToken(1), per: tensorCore.blockRows }, ONE],
       minTokens: tensorCore.minTokens, maxTokens: null, sharedBytes: Math.max(tensorCore.sharedBytes, tensorCore.wgmma?.sharedBytes ?? 0),
+      prologue: tensorCore.adapterChunks > 0
+        ? {
+            symbol: symbol('adapterActivations'), threads: [tensorCore.adapterActivationThreads, 1, 1],
+            grid: [{ count: perToken(1), per: tensorCore.adapterActivationTokens }, ONE, ONE],
+          }
+        : null,
     }];
   });
 }

@@ -1,11 +1,12 @@
 // The device port (../device-port.ts) of the cuda backend, over the driver binding: inputs are
 // encoded to their binding's element type (bf16/fp16 activations, f32 adapter weights; rows
 // padded to the binding's row width) and uploaded, kernels launched as the manifest's launches
-// say (buffers in binding order, then T and adapterScale), and at run() the stream is
-// synchronized and every output and accumulation is copied back into its host array. Frozen
-// weights stay on the device, uploaded once; everything else comes from a pool of device
-// buffers that returns to the pool when the call has run.
+// say (a launch's prologue first; buffers in binding order, then T and adapterScale), and at
+// run() the stream is synchronized and every output and accumulation is copied back into its
+// host array. Frozen weights stay on the device, uploaded once; everything else comes from a
+// pool of device buffers that returns to the pool when the call has run.
 import { bindingNamed, dispatchFor, elementsFor, launchesFor, shapeFor, type CudaManifestKernel, type ManifestBinding, type ManifestKernel } from '../../backends/manifest.ts';
+import { evaluateDispatch } from '../../ir/size-expr.ts';
 import type { Activations, DeviceCall, DevicePort, DeviceTensor } from '../device-port.ts';
 import type { StatsWording } from '../compiled-linear.ts';
 import type { Floats } from '../typescript/floats.ts';
@@ -42,7 +43,8 @@ export interface CudaPort extends DevicePort {
 export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImage[]): CudaPort {
   const loaded = new Map(images.map(({ manifest, fatbin }) => {
     const module = driver.loadModule(fatbin);
-    return [manifest.kernel, { manifest, functions: new Map(manifest.launches.map((l) => [l.symbol, module.function(l.symbol)])) }];
+    const symbols = manifest.launches.flatMap((l) => (l.prologue ? [l.prologue.symbol, l.symbol] : [l.symbol]));
+    return [manifest.kernel, { manifest, functions: new Map(symbols.map((symbol) => [symbol, module.function(symbol)])) }];
   }));
   const frozen = new WeakMap<object, Map<string, CudaTensor>>();
   const pool: DeviceBuffer[] = [];
@@ -141,8 +143,13 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
           });
           const chosen = launchesFor(manifest, tokens);
           if (chosen === undefined) throw new Error(`kernel ${manifest.kernel} has no launch for T = ${tokens}`);
+          const args = [...parameters, u32(scalars.tokens), f32(scalars.adapterScale)];
           for (const launch of chosen) {
-            driver.launch(found.functions.get(launch.symbol) as CudaFunction, dispatchFor(launch, tokens), launch.workgroup, 0, [...parameters, u32(scalars.tokens), f32(scalars.adapterScale)]);
+            if (launch.prologue) {
+              driver.launch(found.functions.get(launch.prologue.symbol) as CudaFunction, launch.prologue.dispatch.map((d) => evaluateDispatch(d, tokens)) as [number, number, number], launch.prologue.workgroup, 0, args);
+              launches++;
+            }
+            driver.launch(found.functions.get(launch.symbol) as CudaFunction, dispatchFor(launch, tokens), launch.workgroup, 0, args);
             launches++;
           }
         },

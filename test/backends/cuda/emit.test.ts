@@ -39,7 +39,7 @@ describe('CUDA emitter', () => {
   it('names every symbol from numbers and enums, and declares each extern "C"', () => {
     for (const k of kernels) {
       for (const symbol of [...k.kernelSymbols, ...k.launcherSymbols]) {
-        expect(symbol).toMatch(/^[a-z][a-z0-9_]*__[a-zA-Z]+(__launch)?$/);
+        expect(symbol).toMatch(/^[a-z][a-z0-9_]*__[a-zA-Z]+[0-9]*(__launch)?$/);
         expect(k.source).toContain(`extern "C"`);
         expect(k.source).toContain(symbol);
       }
@@ -62,6 +62,7 @@ describe('CUDA emitter', () => {
     const forward = kernels.find((k) => k.fileName.startsWith('forward_k64_n64'))!;
     expect(forward.kernelSymbols).toEqual([
       'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward',
+      'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__adapterActivations',
       'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forwardTensorCore',
     ]);
     expect(forward.source).toContain('wmma::mma_sync');
@@ -80,8 +81,8 @@ describe('CUDA emitter', () => {
     expect(forward.source).toContain('fence.proxy.async.shared::cta');
     expect(forward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
     expect(forward.source).toContain('//   sm_90a: wgmma.mma_async m64n64k16 instead');
-    // The launch is the same kernel: one symbol, one block shape.
-    expect(forward.kernelSymbols).toHaveLength(2);
+    // The launch is the same kernel on every arch: one symbol, one block shape (after the u/v prologue).
+    expect(forward.kernelSymbols).toHaveLength(3);
     const half = emitExample('examples/stories260k.qal', 'f16').find((k) => k.fileName.startsWith('forward_k64_n64'))!;
     expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16');
     const plan = frontEnd('examples/stories260k.qal').plan!;
@@ -91,6 +92,31 @@ describe('CUDA emitter', () => {
       expect(k.source).not.toContain('wgmma');
       expect(k.source).not.toContain('QALC_WGMMA');
     }
+  });
+
+  it('runs the forward tensor-core variant after a u/v prologue, the adapter as rank-r reduction chunks of 128-token blocks', () => {
+    const forward = kernels.find((k) => k.fileName.startsWith('forward_k64_n64'))!;
+    const tc = forward.kernel.cuda.tensorCore!;
+    expect(tc).toMatchObject({ blockRows: 128, threads: 256, adapterChunks: 1 });
+    expect(tc.wgmma).toMatchObject({ warpgroups: 2 });
+    const launch = forward.kernel.cuda.launches.find((l) => l.variant === 'forwardTensorCore')!;
+    expect(launch.prologue?.symbol).toBe('forward_k64_n64_b4_g16_qalora_r4_mean_bf16__adapterActivations');
+    // The launcher starts the prologue, then the tensor-core kernel, on one stream.
+    const launcher = forward.source.slice(forward.source.indexOf('extern "C" cudaError_t'));
+    expect(launcher.indexOf('__adapterActivations<<<')).toBeLessThan(launcher.indexOf('__forwardTensorCore<<<'));
+    expect(forward.source).toContain('activationFromFloat(adapterScale * __ldg(&adapterB[');
+  });
+
+  it('gives the decode the wide shape where the layer allows it: 16-byte word loads, one kernel per token tile', () => {
+    const wide = kernels.find((k) => k.fileName.startsWith('decode_k64_n64'))!;
+    expect(wide.kernel.cuda.decode).toMatchObject({ kind: 'wide', codesPerWord: 8, columnThreads: 4 });
+    expect(wide.kernel.cuda.launches.map((l) => [l.variant, l.minTokens, l.maxTokens])).toEqual([['decodeT1', 1, 1], ['decodeT4', 2, 4], ['decodeT16', 5, 16]]);
+    expect(wide.source).toContain('reinterpret_cast<const uint4*>(&qweight[');
+    expect(wide.source).toContain('if (tokens >= 5u && tokens <= 16u)');
+    // Groups of 43 straddle words: the v0 split-reduction decode.
+    const split = kernels.find((k) => k.fileName.startsWith('decode_k172'))!;
+    expect(split.kernel.cuda.decode!.kind).toBe('split');
+    expect(split.kernelSymbols).toEqual(['decode_k172_n64_b4_g43_qalora_r4_mean_bf16__decode']);
   });
 
   it('gives backward_data the same wgmma body: dy and W-hat^T (dequantized K-major, transpose bits 0) from shared memory', () => {

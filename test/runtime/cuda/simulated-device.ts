@@ -38,6 +38,12 @@ export class SimulatedDevice implements CudaDevicePort {
   synchronize(): void {}
 
   launch(fn: CudaFunction, _grid: readonly number[], _block: readonly number[], _shared: number, parameters: readonly KernelParameter[]): void {
+    // A prologue (the forward's u/v kernel) is recorded; the role's main launch below computes
+    // everything it writes, u and v included.
+    if (this.manifests.some((k) => k.launches.some((l) => l.prologue?.symbol === fn.symbol))) {
+      this.launched.push(fn.symbol);
+      return;
+    }
     const kernel = this.manifests.find((k) => k.launches.some((l) => l.symbol === fn.symbol));
     if (kernel === undefined) throw new Error(`no kernel has symbol ${fn.symbol}`);
     const entry = kernel.launches.find((l) => l.symbol === fn.symbol)!.entryPoint;
