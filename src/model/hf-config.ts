@@ -68,6 +68,7 @@ function refuseWhatTheRuntimeCannotRun(config: Json, path: string): void {
 
 export function readHfArchitecture(dir: string): Architecture {
   const path = join(dir, 'config.json');
+  if (!existsSync(path)) throw new CheckpointError(dir, 'a folder without config.json: not a Hugging Face model directory (a llama2.c checkpoint is a file)');
   const config = readJson(path);
   refuseWhatTheRuntimeCannotRun(config, path);
   const heads = positiveInt(config, 'num_attention_heads', path);
