@@ -70,31 +70,20 @@ export function decodeSafetensors(bytes: Uint8Array, path: string): SafetensorsF
   if (bytes.byteLength < 8) throw new SafetensorsError(path, `truncated: ${bytes.byteLength} bytes, not even the header length`);
   const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (headerLength > bytes.byteLength - 8) throw new SafetensorsError(path, `truncated: the header says ${headerLength} bytes, the file has ${bytes.byteLength - 8} after it`);
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new SafetensorsError(path, `corrupt header: ${(e as Error).message}`);
-  }
+  const json = Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8');
+  const { entries, metadata } = parseSafetensorsHeader(json, headerLength, bytes.byteLength, path);
   const base = 8 + headerLength;
-  const dataLength = bytes.byteLength - base;
   // Copy once into an aligned buffer so typed views need no per-tensor copy.
-  const data = new Uint8Array(dataLength);
+  const data = new Uint8Array(bytes.byteLength - base);
   data.set(bytes.subarray(base));
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const { dtype, shape, data_offsets: range } = entry as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
-    const kind = DTYPES[dtype];
-    if (!kind || !Array.isArray(shape) || !Array.isArray(range)) throw new SafetensorsError(path, `tensor ${name}: unsupported or malformed entry (${JSON.stringify(entry)})`);
-    const count = shape.reduce((a, b) => a * b, 1);
-    const [start, end] = range;
-    if (end - start !== count * kind.bytes) throw new SafetensorsError(path, `tensor ${name}: shape [${shape.join(', ')}] needs ${count * kind.bytes} bytes, its range has ${end - start}`);
-    if (end > dataLength) throw new SafetensorsError(path, `truncated: tensor ${name} ends at byte ${end} of the data, which has ${dataLength}`);
-    if (start % kind.bytes !== 0) throw new SafetensorsError(path, `tensor ${name}: misaligned offset ${start}`);
-    tensors.set(name, { name, shape, data: kind.make(data.buffer, start, count) });
+  for (const entry of entries.values()) {
+    const kind = DTYPES[entry.dtype as SafetensorsDtype];
+    if (!kind) throw new SafetensorsError(path, `tensor ${entry.name}: dtype ${entry.dtype} is not one of qalc's own files' (${Object.keys(DTYPES).join(', ')})`);
+    const start = entry.start - base;
+    if (start % kind.bytes !== 0) throw new SafetensorsError(path, `tensor ${entry.name}: misaligned offset ${start}`);
+    tensors.set(entry.name, { name: entry.name, shape: entry.shape, data: kind.make(data.buffer, start, (entry.end - entry.start) / kind.bytes) });
   }
-  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
   return { tensors, metadata };
 }
 
