@@ -73,7 +73,7 @@ async function run(plan: Plan, out: string, options: Partial<TrainOptions> = {})
 }
 
 describe('a Hugging Face checkpoint', () => {
-  it('trains with the same losses as the llama2.c file of the same model', async () => {
+  it('trains, evaluates and merges like the llama2.c file of the same model', async () => {
     const settings = 'steps = 3\n  eval_every = 3';
     const fromBin = planFrom(join(work, 'bin.qal'), specText(settings));
     const fromHf = planFrom(join(work, 'hf.qal'), specText(settings, '', undefined, join(STORIES260K, '../../stories260K-hf')));
@@ -83,6 +83,14 @@ describe('a Hugging Face checkpoint', () => {
     const losses = (out: string) => log(out).map((l) => [l.loss, l.eval_loss]);
     expect(losses(join(work, 'from-hf'))).toEqual(losses(join(work, 'from-bin')));
     expect(losses(join(work, 'from-bin'))).toHaveLength(3);
+    // eval and merge read the same weights too: the same held-out loss, the same merged bytes.
+    const evaluate = (plan: Plan, out: string) => evaluateRun({ ops, plan, specDir: work, checkpoint: join(work, out, 'checkpoint.safetensors'), batches: 2 }).then((r) => r.loss);
+    expect(await evaluate(fromHf, 'from-hf')).toBe(await evaluate(fromBin, 'from-bin'));
+    const merge = async (plan: Plan, out: string) => {
+      await mergeRun(plan, work, join(work, out, 'checkpoint.safetensors'), join(work, out, 'merged.safetensors'), ops);
+      return readFileSync(join(work, out, 'merged.safetensors'));
+    };
+    expect((await merge(fromHf, 'from-hf')).equals(await merge(fromBin, 'from-bin'))).toBe(true);
   });
 });
 
