@@ -36,7 +36,7 @@ export const CUDA_ARCHS = ['sm_80', 'sm_90a'] as const;
 
 export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },
-  checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face directory with `config.json`, or a GPTQ directory' },
+  checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face LLaMA directory with `config.json` and safetensors weights, or a GPTQ directory (shapes only so far: training refuses it)' },
   format: { type: enumOf('llama2c', 'hf', 'gptq'), doc: 'the checkpoint format; inferred from the path when omitted' },
   tokenizer: { type: { kind: 'path' }, doc: 'a llama2.c `tokenizer.bin` or SentencePiece model, for training and generation' },
   dim: { type: int(1), doc: 'hidden size (d_model)' },

@@ -2,7 +2,8 @@
 // and exact: an 8-byte little-endian header length, a JSON header naming every tensor's dtype,
 // shape and byte range, then the bytes. Free-form string metadata rides in "__metadata__".
 // Readers check every range against the file, so a truncated file names the tensor it cut.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import { systemErrorReason } from '../system-error.ts';
 import { basename, dirname, join } from 'node:path';
 
 export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array;
@@ -69,31 +70,20 @@ export function decodeSafetensors(bytes: Uint8Array, path: string): SafetensorsF
   if (bytes.byteLength < 8) throw new SafetensorsError(path, `truncated: ${bytes.byteLength} bytes, not even the header length`);
   const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (headerLength > bytes.byteLength - 8) throw new SafetensorsError(path, `truncated: the header says ${headerLength} bytes, the file has ${bytes.byteLength - 8} after it`);
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new SafetensorsError(path, `corrupt header: ${(e as Error).message}`);
-  }
+  const json = Buffer.from(bytes.buffer, bytes.byteOffset + 8, headerLength).toString('utf8');
+  const { entries, metadata } = parseSafetensorsHeader(json, headerLength, bytes.byteLength, path);
   const base = 8 + headerLength;
-  const dataLength = bytes.byteLength - base;
   // Copy once into an aligned buffer so typed views need no per-tensor copy.
-  const data = new Uint8Array(dataLength);
+  const data = new Uint8Array(bytes.byteLength - base);
   data.set(bytes.subarray(base));
   const tensors = new Map<string, NamedTensor>();
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const { dtype, shape, data_offsets: range } = entry as { dtype: SafetensorsDtype; shape: number[]; data_offsets: [number, number] };
-    const kind = DTYPES[dtype];
-    if (!kind || !Array.isArray(shape) || !Array.isArray(range)) throw new SafetensorsError(path, `tensor ${name}: unsupported or malformed entry (${JSON.stringify(entry)})`);
-    const count = shape.reduce((a, b) => a * b, 1);
-    const [start, end] = range;
-    if (end - start !== count * kind.bytes) throw new SafetensorsError(path, `tensor ${name}: shape [${shape.join(', ')}] needs ${count * kind.bytes} bytes, its range has ${end - start}`);
-    if (end > dataLength) throw new SafetensorsError(path, `truncated: tensor ${name} ends at byte ${end} of the data, which has ${dataLength}`);
-    if (start % kind.bytes !== 0) throw new SafetensorsError(path, `tensor ${name}: misaligned offset ${start}`);
-    tensors.set(name, { name, shape, data: kind.make(data.buffer, start, count) });
+  for (const entry of entries.values()) {
+    const kind = DTYPES[entry.dtype as SafetensorsDtype];
+    if (!kind) throw new SafetensorsError(path, `tensor ${entry.name}: dtype ${entry.dtype} is not one of qalc's own files' (${Object.keys(DTYPES).join(', ')})`);
+    const start = entry.start - base;
+    if (start % kind.bytes !== 0) throw new SafetensorsError(path, `tensor ${entry.name}: misaligned offset ${start}`);
+    tensors.set(entry.name, { name: entry.name, shape: entry.shape, data: kind.make(data.buffer, start, (entry.end - entry.start) / kind.bytes) });
   }
-  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
   return { tensors, metadata };
 }
 
@@ -129,4 +119,122 @@ export function tensor(file: SafetensorsFile, name: string, path: string): Named
   const t = file.tensors.get(name);
   if (!t) throw new SafetensorsError(path, `missing tensor ${name}`);
   return t;
+}
+
+/** One tensor's entry in a header, its range checked against the file. */
+export interface SafetensorsEntry {
+  readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  /** Absolute byte range in the file. */
+  readonly start: number;
+  readonly end: number;
+}
+
+const ELEMENT_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I32: 4, U8: 1 };
+
+/** A safetensors file opened for reading tensor by tensor: only the header is held in memory. */
+export interface SafetensorsReader {
+  readonly path: string;
+  readonly entries: ReadonlyMap<string, SafetensorsEntry>;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** The tensor's values widened to float32 (F32, F16 and BF16), read from its offset. */
+  readFloat32(name: string): Float32Array;
+  close(): void;
+}
+
+function readExactly(fd: number, length: number, position: number, path: string, what: string): Buffer {
+  const buffer = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buffer, done, length - done, position + done);
+    if (n === 0) throw new SafetensorsError(path, `truncated: ${what} ends past the end of the file`);
+    done += n;
+  }
+  return buffer;
+}
+
+/** Validates a header against a file of `fileBytes` bytes: every range inside the data, none overlapping, dtype × shape = length. */
+export function parseSafetensorsHeader(json: string, headerLength: number, fileBytes: number, path: string): { entries: Map<string, SafetensorsEntry>; metadata: Record<string, string> } {
+  let header: unknown;
+  try {
+    header = JSON.parse(json);
+  } catch (e) {
+    throw new SafetensorsError(path, `corrupt header: ${(e as Error).message}`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new SafetensorsError(path, 'corrupt header: not a JSON object');
+  const base = 8 + headerLength;
+  const entries = new Map<string, SafetensorsEntry>();
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') continue;
+    const { dtype, shape, data_offsets: range } = (raw ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const element = typeof dtype === 'string' ? ELEMENT_BYTES[dtype] : undefined;
+    if (element === undefined) throw new SafetensorsError(path, `tensor ${name}: dtype ${JSON.stringify(dtype)} is not one qalc reads (${Object.keys(ELEMENT_BYTES).join(', ')})`);
+    const natural = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    if (!Array.isArray(shape) || !shape.every(natural)) throw new SafetensorsError(path, `tensor ${name}: malformed shape ${JSON.stringify(shape)}`);
+    if (!Array.isArray(range) || range.length !== 2 || !range.every(natural) || range[1] < range[0]) throw new SafetensorsError(path, `tensor ${name}: malformed data_offsets ${JSON.stringify(range)}`);
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    const [start, end] = range as [number, number];
+    if (end - start !== count * element) throw new SafetensorsError(path, `tensor ${name}: ${dtype} [${shape.join(', ')}] needs ${count * element} bytes, its data_offsets [${start}, ${end}] hold ${end - start}`);
+    if (base + end > fileBytes) throw new SafetensorsError(path, `truncated: tensor ${name} ends at byte ${base + end}, the file has ${fileBytes}`);
+    entries.set(name, { name, dtype: dtype as string, shape: shape as number[], start: base + start, end: base + end });
+  }
+  const sorted = [...entries.values()].sort((a, b) => a.start - b.start);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].start < sorted[i - 1].end) throw new SafetensorsError(path, `tensors ${sorted[i - 1].name} and ${sorted[i].name} overlap in the file (the header lies about their offsets)`);
+  }
+  return { entries, metadata: ((header as Record<string, unknown>).__metadata__ ?? {}) as Record<string, string> };
+}
+
+function widen(bytes: Buffer, dtype: string, count: number): Float32Array {
+  const out = new Float32Array(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (dtype === 'F32') for (let i = 0; i < count; i++) out[i] = view.getFloat32(4 * i, true);
+  else if (dtype === 'BF16') {
+    const word = new DataView(new ArrayBuffer(4));
+    for (let i = 0; i < count; i++) { word.setUint32(0, view.getUint16(2 * i, true) << 16); out[i] = word.getFloat32(0); }
+  } else if (dtype === 'F16') for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(2 * i, true));
+  else throw new Error(`internal: widen ${dtype}`);
+  return out;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const mantissa = h & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 31) return mantissa ? NaN : sign * Infinity;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** Opens `path`, reads and validates its header; tensors are read later, each from its offset. */
+export function openSafetensors(path: string): SafetensorsReader {
+  let fd: number;
+  let fileBytes: number;
+  try {
+    fd = openSync(path, 'r');
+    fileBytes = fstatSync(fd).size;
+  } catch (e) {
+    throw new SafetensorsError(path, `cannot read: ${systemErrorReason(e)}`);
+  }
+  try {
+    if (fileBytes < 8) throw new SafetensorsError(path, `truncated: ${fileBytes} bytes, not even the header length`);
+    const headerLength = Number(readExactly(fd, 8, 0, path, 'the header length').readBigUInt64LE(0));
+    if (headerLength > fileBytes - 8) throw new SafetensorsError(path, `truncated: the header says ${headerLength} bytes, the file has ${fileBytes - 8} after it`);
+    const { entries, metadata } = parseSafetensorsHeader(readExactly(fd, headerLength, 8, path, 'the header').toString('utf8'), headerLength, fileBytes, path);
+    return {
+      path, entries, metadata,
+      readFloat32(name) {
+        const entry = entries.get(name);
+        if (!entry) throw new SafetensorsError(path, `missing tensor ${name}`);
+        if (!['F32', 'F16', 'BF16'].includes(entry.dtype)) throw new SafetensorsError(path, `tensor ${name}: dtype ${entry.dtype}, a weight must be F32, F16 or BF16`);
+        const count = entry.shape.reduce((a, b) => a * b, 1);
+        return widen(readExactly(fd, entry.end - entry.start, entry.start, path, `tensor ${name}`), entry.dtype, count);
+      },
+      close: () => closeSync(fd),
+    };
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
 }

@@ -9,6 +9,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { firstNonFinite } from '../model/finite.ts';
+import { readHfCheckpoint } from '../model/hf-checkpoint.ts';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
@@ -69,9 +70,10 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): T
   const settings = requireTrainSettings(plan);
   const checkpoint = plan.model.checkpoint;
   if (!checkpoint) throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block`);
-  if (checkpoint.format !== 'llama2c') throw new TrainingError(`spec ${plan.spec}: training reads llama2.c checkpoints so far, not ${checkpoint.format}`);
+  if (checkpoint.format === 'gptq') throw new TrainingError(`spec ${plan.spec}: training reads llama2.c checkpoints and Hugging Face LLaMA directories so far, not GPTQ ones`);
   if (!plan.model.tokenizer) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block`);
-  const weights = readLlama2cCheckpoint(resolve(specDir, checkpoint.path));
+  const weightsPath = resolve(specDir, checkpoint.path);
+  const weights = checkpoint.format === 'hf' ? readHfCheckpoint(weightsPath) : readLlama2cCheckpoint(weightsPath);
   const tokenizerPath = resolve(specDir, plan.model.tokenizer);
   const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab);
   const tokenizerBytes = readFileSync(tokenizerPath);

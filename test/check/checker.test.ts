@@ -232,7 +232,7 @@ describe('includes', () => {
 
 describe('Hugging Face and GPTQ checkpoints', () => {
   const root = mkdtempSync(join(tmpdir(), 'qalc-ckpt-'));
-  const config = { hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, vocab_size: 32000, max_position_embeddings: 2048, tie_word_embeddings: false };
+  const config = { model_type: 'llama', hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, vocab_size: 32000, max_position_embeddings: 2048, tie_word_embeddings: false };
   const hf = join(root, 'tinyllama');
   mkdirSync(hf);
   writeFileSync(join(hf, 'config.json'), JSON.stringify(config));

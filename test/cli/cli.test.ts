@@ -77,7 +77,7 @@ describe('qalc', () => {
     const tokenizer = '../shared/models/stories260K/tok512.bin';
     const missing = qalc(['generate', join(dir, 'missing.bin'), '--tokenizer', tokenizer]);
     expect(missing).toMatchObject({ status: 1, stderr: `qalc generate: ${join(dir, 'missing.bin')}: cannot read the checkpoint: no such file\n` });
-    expect(qalc(['generate', dir, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${dir}: cannot read the checkpoint: it is a folder\n` });
+    expect(qalc(['generate', dir, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${dir}: a folder without config.json: not a Hugging Face model directory (a llama2.c checkpoint is a file)\n` });
     const odd = writeLlama2c(join(dir, 'odd.bin'), { dim: 6, hiddenDim: 8, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 4, tiedEmbeddings: true }, 5000);
     expect(qalc(['generate', odd, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${odd}: the head size is odd: dim = 6 / n_heads = 2 = 3, and RoPE rotates pairs of dimensions\n` });
     const arch = { dim: 16, hiddenDim: 32, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 16, tiedEmbeddings: true };
@@ -127,6 +127,13 @@ describe('qalc', () => {
 });
 
 describe('qalc generate', () => {
+  it("reads a Hugging Face directory: stories260K-hf prints transformers' greedy text", () => {
+    const hf = '../shared/models/stories260K-hf';
+    const r = qalc(['generate', hf, '--tokenizer', '../shared/models/stories260K/tok512.bin', '--steps', '255']);
+    expect(r).toMatchObject({ status: 0, stdout: `${readFileSync(join(hf, 'greedy_256_transformers.txt'), 'utf8')}\n` });
+    expect(qalc(['generate', hf])).toMatchObject({ status: 1, stderr: expect.stringContaining('tokenizer.json is not read yet: give a llama2.c tokenizer with --tokenizer FILE') });
+  });
+
   it('prints only the text on stdout, and its speed on stderr', () => {
     const r = qalc(['generate', '../shared/models/stories260K/stories260K.bin', '--tokenizer', '../shared/models/stories260K/tok512.bin', '--steps', '20', '--prompt', 'Once upon a time']);
     expect(r.status, r.stderr).toBe(0);

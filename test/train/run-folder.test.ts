@@ -22,10 +22,10 @@ const work = mkdtempSync(join(tmpdir(), 'qalc-run-folder-'));
 const DATA = join(work, 'shakespeare.txt');
 writeFileSync(DATA, readFileSync(TINY_SHAKESPEARE, 'utf8').slice(0, 60_000));
 
-function specText(train: string, extra = '', adapter = 'rank = 4  alpha = 8'): string {
+function specText(train: string, extra = '', adapter = 'rank = 4  alpha = 8', checkpoint = STORIES260K): string {
   return `spec runs
 model {
-  checkpoint = "${STORIES260K}"
+  checkpoint = "${checkpoint}"
   tokenizer = "${TOK512}"
 }
 quant { bits = 4  group = 16 }
@@ -71,6 +71,28 @@ const { ops } = cpuBackend();
 async function run(plan: Plan, out: string, options: Partial<TrainOptions> = {}) {
   return train({ plan, specDir: work, out, ops, progress: recorder().progress, ...options });
 }
+
+describe('a Hugging Face checkpoint', () => {
+  it('trains, evaluates and merges like the llama2.c file of the same model', async () => {
+    const settings = 'steps = 3\n  eval_every = 3';
+    const fromBin = planFrom(join(work, 'bin.qal'), specText(settings));
+    const fromHf = planFrom(join(work, 'hf.qal'), specText(settings, '', undefined, join(STORIES260K, '../../stories260K-hf')));
+    expect(fromHf.model.checkpoint?.format).toBe('hf');
+    await run(fromBin, join(work, 'from-bin'));
+    await run(fromHf, join(work, 'from-hf'));
+    const losses = (out: string) => log(out).map((l) => [l.loss, l.eval_loss]);
+    expect(losses(join(work, 'from-hf'))).toEqual(losses(join(work, 'from-bin')));
+    expect(losses(join(work, 'from-bin'))).toHaveLength(3);
+    // eval and merge read the same weights too: the same held-out loss, the same merged bytes.
+    const evaluate = (plan: Plan, out: string) => evaluateRun({ ops, plan, specDir: work, checkpoint: join(work, out, 'checkpoint.safetensors'), batches: 2 }).then((r) => r.loss);
+    expect(await evaluate(fromHf, 'from-hf')).toBe(await evaluate(fromBin, 'from-bin'));
+    const merge = async (plan: Plan, out: string) => {
+      await mergeRun(plan, work, join(work, out, 'checkpoint.safetensors'), join(work, out, 'merged.safetensors'), ops);
+      return readFileSync(join(work, out, 'merged.safetensors'));
+    };
+    expect((await merge(fromHf, 'from-hf')).equals(await merge(fromBin, 'from-bin'))).toBe(true);
+  });
+});
 
 describe('a resumed run', () => {
   const spec = join(work, 'cosine.qal');

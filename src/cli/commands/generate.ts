@@ -1,11 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
 
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint (run unquantized), a merged model from `qalc merge`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
+  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint or a Hugging Face LLaMA directory (run unquantized), a merged model from `qalc merge`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
   usage: 'qalc generate MODEL_OR_SPEC [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
   options: {
     tokenizer: { type: 'string' },
@@ -57,6 +57,12 @@ export const generateCommand: Command = {
     } else if (input.endsWith('.safetensors')) {
       const { readMergedModelAsDense } = await import('../../export/merged-model.ts');
       weights = readMergedModelAsDense(input);
+    } else if (statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
+      const { inferCheckpointFormat } = await import('../../model/read-architecture.ts');
+      if (inferCheckpointFormat(input) !== 'hf') throw new UsageError(`${input}: GPTQ directories are not read yet; give a Hugging Face LLaMA directory, a llama2.c checkpoint or a merged model`, 'generate');
+      const { readHfCheckpoint } = await import('../../model/hf-checkpoint.ts');
+      weights = readHfCheckpoint(input);
+      if (!tokenizerPath) throw new UsageError(`${input}: tokenizer.json is not read yet: give a llama2.c tokenizer with --tokenizer FILE`, 'generate');
     } else {
       const { readLlama2cCheckpoint } = await import('../../model/llama2c-checkpoint.ts');
       weights = readLlama2cCheckpoint(input);
