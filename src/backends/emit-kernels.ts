@@ -7,9 +7,8 @@ import type { LoweredProgram, Target } from '../ir/kernel-ir.ts';
 import type { CudaProgram } from '../ir/passes/choose-cuda.ts';
 import type { Plan } from '../plan/plan.ts';
 import { emitCuda, type EmittedCudaKernel } from './cuda/emit.ts';
-import { codeHash, kernelPlanHash, type CudaManifestKernel, type KernelManifest, type WgslManifestKernel } from './manifest.ts';
+import { codeHash, kernelPlanHash, manifestBindings, type CudaManifestKernel, type KernelManifest, type WgslManifestKernel } from './manifest.ts';
 import { emitWgsl, type EmittedWgslKernel } from './wgsl/emit.ts';
-import { manifestBindings } from './wgsl/manifest.ts';
 
 export interface EmittedKernels {
   readonly wgsl: readonly EmittedWgslKernel[];

@@ -5,7 +5,7 @@
 // Both emitters produce it, manifest.json is its serialisation (serializeManifest), and both
 // runtimes read it back through parseManifest: one declaration, one reader, no formula text.
 import { createHash } from 'node:crypto';
-import type { Access, DispatchDim, ScalarType, SizeExpr } from '../ir/kernel-ir.ts';
+import type { Access, DispatchDim, LoweredKernel, ScalarType, SizeExpr } from '../ir/kernel-ir.ts';
 import { evaluateDispatch, evaluateSize } from '../ir/size-expr.ts';
 import type { Plan } from '../plan/plan.ts';
 import { jsonText } from './escape.ts';
@@ -95,6 +95,14 @@ export interface KernelManifest {
   /** kernelPlanHash of the plan it was compiled from: a runtime uses it only for that plan. */
   readonly planHash: string;
   readonly kernels: readonly ManifestKernel[];
+}
+
+/** A lowered kernel's bindings as both targets' manifest entries list them. */
+export function manifestBindings(kernel: LoweredKernel): ManifestBinding[] {
+  return kernel.bindings.map((b) => ({
+    binding: b.binding, name: b.name, elementType: b.elementType, access: b.access, shape: b.shape,
+    parts: b.parts.map((p) => ({ name: p.name, offset: p.offset, shape: p.shape })),
+  }));
 }
 
 export class ManifestError extends Error {

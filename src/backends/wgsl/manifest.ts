@@ -3,14 +3,7 @@
 // dispatch as a function of T, the bindings it uses, and the T it accepts (decode: T ≤ its
 // maxTokens).
 import type { LoweredKernel, LoweredProgram } from '../../ir/kernel-ir.ts';
-import type { ManifestBinding, WgslManifestKernel } from '../manifest.ts';
-
-export function manifestBindings(kernel: LoweredKernel): ManifestBinding[] {
-  return kernel.bindings.map((b) => ({
-    binding: b.binding, name: b.name, elementType: b.elementType, access: b.access, shape: b.shape,
-    parts: b.parts.map((p) => ({ name: p.name, offset: p.offset, shape: p.shape })),
-  }));
-}
+import { manifestBindings, type WgslManifestKernel } from '../manifest.ts';
 
 export function manifestOf(program: LoweredProgram, kernel: LoweredKernel, file: string): WgslManifestKernel {
   const paramsBinding = kernel.bindings.find((b) => b.access === 'uniform');

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { Plan } from '../../plan/plan.ts';
 import type { Backend } from '../backend.ts';
+import { defaultCompileDir } from '../compiled-kernels.ts';
 import { cpuBackend } from '../cpu/backend.ts';
 import { cudaDriver, type CudaDevice } from './cuda.ts';
 import { cudaOps, describeStats, type CudaOps } from './cuda-ops.ts';
@@ -15,9 +16,9 @@ export interface CudaBackend extends Backend {
   readonly device: CudaDevice;
 }
 
-/** Where `qalc compile` writes a spec's kernels unless told otherwise. */
+/** Where `qalc compile` writes a spec's CUDA kernels and fatbins unless told otherwise. */
 export function defaultKernelDir(plan: Plan): string {
-  return join('generated', plan.spec, 'cuda');
+  return join(defaultCompileDir(plan), 'cuda');
 }
 
 export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: string } = {}): Promise<CudaBackend> {

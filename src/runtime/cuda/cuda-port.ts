@@ -121,16 +121,9 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
         scratch: (kernel, name, shape) => tensor(tensorFor(kernel, name, shape)),
         accumulate(host, _kernel, _name, from, offset = 0) {
           const t = unwrap(from);
-          copyBack.push(() => {
-            if (t.shape.rows === 1) {
-              const values = new Float32Array(t.shape.width);
-              if (t.type !== 'f32') download(t, (i, v) => { values[i] = v; });
-              else t.buffer.download(values);
-              for (let i = 0; i < host.length; i++) host[i] += values[offset + i]!;
-            } else {
-              download(t, (i, v) => { host[i] += v; });
-            }
-          });
+          // `download` drops row padding and decodes any element type; `offset` picks a part.
+          const end = offset + host.length;
+          copyBack.push(() => download(t, (i, v) => { if (i >= offset && i < end) host[i - offset] += v; }));
         },
         dispatch(kernel, tokens, buffers, scalars) {
           const found = loaded.get(kernel.kernel);

@@ -7,6 +7,7 @@ import type { ManifestKernel } from '../../backends/manifest.ts';
 import type { StatsWording } from '../compiled-linear.ts';
 import type { DeviceCall, DevicePort, DeviceTensor } from '../device-port.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
+import type { Floats } from '../typescript/floats.ts';
 import { f32 } from './host-arrays.ts';
 import type { OpRunner } from './op-runner.ts';
 
@@ -15,7 +16,6 @@ export const WEBGPU_WORDING: StatsWording = { backend: 'webgpu', compiled: 'the 
 
 const tensor = (buffer: GPUBuffer): DeviceTensor => buffer as unknown as DeviceTensor;
 const buffer = (t: DeviceTensor): GPUBuffer => t as unknown as GPUBuffer;
-const floats = (values: ArrayLike<number>, name: string): Float32Array => (values instanceof Float32Array ? values : f32(values as Float64Array, name));
 
 export function webGpuPort(runner: OpRunner, compiled: readonly CompiledWgslKernel[]): DevicePort {
   const byName = new Map(compiled.map((k) => [k.manifest.kernel, k]));
@@ -31,7 +31,7 @@ export function webGpuPort(runner: OpRunner, compiled: readonly CompiledWgslKern
       const job = runner.job();
       return {
         frozen: (owner, layout, build) => tensor(job.frozen(owner as Float32Array, { name: layout, build: () => build() })),
-        input: (_kernel, binding, values) => tensor(job.input(floats(values, binding))),
+        input: (_kernel, binding, values) => tensor(job.input(f32(values as Floats, binding))),
         output: (_kernel, binding, host) => tensor(job.output(f32(host, binding))),
         scratch: (_kernel, _binding, shape) => tensor(job.scratch(shape.rows * shape.width)),
         accumulate(host, _kernel, binding, from, offset = 0) {

@@ -67,7 +67,6 @@ export class SimulatedDevice implements CudaDevicePort {
       const [decode, encode] = type === 'f16' ? [f16Value, f16Bits] : [bf16Value, bf16Bits];
       return { get: (i: number) => decode(raw[i]!), set: (i: number, v: number) => { raw[i] = encode(v); } };
     };
-    const bf16 = values;
     const has = (name: string) => bytes.has(name);
     const T = tokens, N = c('OUT_FEATURES'), L = c('GROUPS'), r = c('RANK');
     // drop(u) and drop(dv·Aᵀ): the dropout multipliers (1/(1−p) kept, 0 dropped), when bound.
@@ -85,7 +84,7 @@ export class SimulatedDevice implements CudaDevicePort {
       const sz = f32('groupScalesAndZeros');
       const w = (i: number, o: number) => sz[Math.floor(i / g) * N + o]! * (code(i, o) - sz[L * N + Math.floor(i / g) * N + o]!);
       if (entry === 'backwardData') {
-        const dy = bf16('outputGrad'), du = has('pooledInputGrad') ? bf16('pooledInputGrad') : undefined, dx = bf16('inputGrad');
+        const dy = values('outputGrad'), du = has('pooledInputGrad') ? values('pooledInputGrad') : undefined, dx = values('inputGrad');
         for (let t = 0; t < T; t++) for (let i = 0; i < K; i++) {
           let sum = du ? c('POOLING_FACTOR') * du.get(t * L + Math.floor(i / g)) : 0;
           for (let o = 0; o < N; o++) sum += dy.get(t * N + o) * w(i, o);
@@ -93,7 +92,7 @@ export class SimulatedDevice implements CudaDevicePort {
         }
         return;
       }
-      const x = bf16('input'), y = bf16('output');
+      const x = values('input'), y = values('output');
       if (!has('adapterWeights')) {
         for (let t = 0; t < T; t++) for (let o = 0; o < N; o++) {
           let sum = 0;
@@ -102,7 +101,7 @@ export class SimulatedDevice implements CudaDevicePort {
         }
         return;
       }
-      const u = bf16('pooledInput'), v = bf16('adapterActivation'), ab = f32('adapterWeights');
+      const u = values('pooledInput'), v = values('adapterActivation'), ab = f32('adapterWeights');
       for (let t = 0; t < T; t++) {
         for (let k = 0; k < L; k++) {
           let sum = 0;
@@ -125,7 +124,7 @@ export class SimulatedDevice implements CudaDevicePort {
       }
       return;
     }
-    const dy = bf16('outputGrad'), u = bf16('pooledInput'), v = bf16('adapterActivation'), dv = bf16('adapterActivationGrad'), du = bf16('pooledInputGrad');
+    const dy = values('outputGrad'), u = values('pooledInput'), v = values('adapterActivation'), dv = values('adapterActivationGrad'), du = values('pooledInputGrad');
     const ab = f32('adapterWeights'), grads = f32('adapterWeightGrads');
     if (entry === 'adapterOutputGrads') {
       for (let t = 0; t < T; t++) for (let j = 0; j < r; j++) {
