@@ -1,7 +1,8 @@
 // A run folder's records: train.jsonl, one line per step, is the run's history, and
 // summary.json and loss.svg are rebuilt from all of it at the end of every segment, so a run
 // that was resumed is described as a whole, exactly as one that never stopped.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../write-file.ts';
 import { join } from 'node:path';
 import { lossCurveSvg, type LossPoint } from './loss-plot.ts';
 
@@ -53,7 +54,7 @@ export function readLog(path: string): StepRecord[] {
 /** On resume, the log keeps exactly the steps the checkpoint holds. */
 export function truncateLog(path: string, lastStep: number): void {
   if (!existsSync(path)) return;
-  writeFileSync(path, readLog(path).filter((r) => r.step <= lastStep).map((r) => JSON.stringify(r) + '\n').join(''));
+  writeFileAtomic(path, readLog(path).filter((r) => r.step <= lastStep).map((r) => JSON.stringify(r) + '\n').join(''));
 }
 
 export interface RunStart {
@@ -87,7 +88,7 @@ export function writeRunReport(out: string, spec: string, start: RunStart): Trai
   const summary = summarise(records, start);
   const trainPoints: LossPoint[] = records.map((r) => ({ step: r.step, loss: r.loss }));
   const evalPoints: LossPoint[] = [{ step: 0, loss: start.evalLossBefore }, ...records.filter((r) => r.eval_loss !== undefined).map((r) => ({ step: r.step, loss: r.eval_loss! }))];
-  writeFileSync(join(out, 'loss.svg'), lossCurveSvg(`${spec}: QA-LoRA fine-tuning`, trainPoints, evalPoints));
-  writeFileSync(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  writeFileAtomic(join(out, 'loss.svg'), lossCurveSvg(`${spec}: QA-LoRA fine-tuning`, trainPoints, evalPoints));
+  writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
   return summary;
 }

@@ -10,9 +10,10 @@
 //   sha256      32 bytes, of the token bytes
 //   tokens      count × i32 little-endian
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../write-file.ts';
 
 const MAGIC = Buffer.from('qalctok1', 'latin1');
 const HEADER_BYTES = MAGIC.length + 8 + 32;
@@ -57,10 +58,7 @@ export function cachedTokens(text: string, tokenizerBytes: Uint8Array, encode: (
   }
   const tokens = encode();
   try {
-    mkdirSync(cacheDir(), { recursive: true });
-    const temporary = `${path}.${process.pid}.tmp`;
-    writeFileSync(temporary, encodeEntry(tokens));
-    renameSync(temporary, path);
+    writeFileAtomic(path, encodeEntry(tokens));
   } catch {
     // A read-only home is no reason to fail a run: it only costs the next one time.
   }

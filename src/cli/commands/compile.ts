@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic } from '../write-file.ts';
+import { writeFileAtomic } from '../../write-file.ts';
 import { UsageError, type Command } from '../usage.ts';
 
 export const compileCommand: Command = {

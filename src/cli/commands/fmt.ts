@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../write-file.ts';
+import { writeFileAtomic } from '../../write-file.ts';
 import { UsageError, type Command } from '../usage.ts';
 
 export const fmtCommand: Command = {

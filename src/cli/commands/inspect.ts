@@ -127,7 +127,7 @@ async function writeHtml(plan: import('../../plan/plan.ts').Plan, sources: Reado
   }
   const { resolve } = await import('node:path');
   if ([...sources.keys()].some((s) => resolve(s) === resolve(file))) throw new UsageError(`--html ${file} would overwrite the spec itself: name the page's own file`, 'inspect');
-  const { writeFileAtomic } = await import('../write-file.ts');
+  const { writeFileAtomic } = await import('../../write-file.ts');
   writeFileAtomic(file, page);
   process.stderr.write(`wrote ${file}: the spec, ${plan.layers.length} layers, ${kernels.cuda.length} CUDA and ${kernels.wgsl.length} WGSL kernels\n`);
   return status;

@@ -1,5 +1,5 @@
 // Writes go to a temporary file in the same folder, then rename: a killed qalc never leaves
-// a half-written spec or plan behind.
+// a half-written file behind (a spec, a plan, a run's records, a token cache entry).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 
