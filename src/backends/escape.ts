@@ -1,7 +1,7 @@
 // The one escaping rule per target for text qalc did not write itself (spec file paths,
 // checkpoint, tokenizer and data paths, output folders). Everything the compiler emits —
 // CUDA, WGSL, TypeScript, JSON, and the shell lines quoted in headers — takes such text only
-// through these functions.
+// through these functions, and so does the HTML and SVG qalc writes (the inspect page, loss.svg).
 //
 // The danger is always the same: text that ends the construct it sits in. A line break ends a
 // `//` comment (so does U+2028 in TypeScript), `*/` ends a block or doc comment, a trailing
@@ -79,4 +79,22 @@ export function relativeUrl(path: string): string {
  */
 export function jsonText(value: unknown, indent = 2): string {
   return JSON.stringify(value, null, indent).replace(INVISIBLE, (c) => c === '\n' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+const HTML_ENTITIES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/**
+ * Text for HTML or SVG (the inspect page, loss.svg): spec names, paths, comments and strings a
+ * user wrote, and kernel sources (whose `<` and `&` are ordinary C and WGSL). Safe both as
+ * element text and inside a double- or single-quoted attribute value. Control characters would
+ * be parse errors or invisible; they are shown as their Unicode "control picture" (␀, ␛) so a
+ * hostile path reads as what it is.
+ */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']|[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => {
+    const entity = HTML_ENTITIES[c];
+    if (entity) return entity;
+    const code = c.charCodeAt(0);
+    return `&#x${(code === 0x7f ? 0x2421 : 0x2400 + code).toString(16)};`;
+  });
 }

@@ -2,6 +2,7 @@
 // measured (a marker on each point: there are few, and the line between them is no measurement).
 // Axes are labelled at round values, as a person would draw them. No plotting library: two
 // polylines, circles, axes and labels.
+import { escapeHtml } from '../backends/escape.ts';
 
 export interface LossPoint {
   readonly step: number;
@@ -11,10 +12,6 @@ export interface LossPoint {
 const WIDTH = 720;
 const HEIGHT = 400;
 const MARGIN = { left: 60, right: 20, top: 30, bottom: 45 };
-
-function escape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 
 /** A round spacing (1, 2, 2.5 or 5 times a power of ten) giving about `count` intervals over `range`. */
 export function tickSpacing(range: number, count: number): number {
@@ -63,7 +60,7 @@ export function lossCurveSvg(title: string, train: readonly LossPoint[], held: r
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="14">${escape(title)}</text>`,
+    `<text x="${WIDTH / 2}" y="18" text-anchor="middle" font-size="14">${escapeHtml(title)}</text>`,
     yTicks,
     `<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${HEIGHT - MARGIN.bottom}" stroke="black"/>`,
     `<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${HEIGHT - MARGIN.bottom}" y2="${HEIGHT - MARGIN.bottom}" stroke="black"/>`,

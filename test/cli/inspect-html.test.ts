@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { emitKernels } from '../../src/backends/emit-kernels.ts';
-import { escapeHtml } from '../../src/cli/inspect-html/escape-html.ts';
+import { escapeHtml } from '../../src/backends/escape.ts';
 import { tokenizeKernel } from '../../src/cli/inspect-html/highlight-kernel.ts';
 import { specLineTokens } from '../../src/cli/inspect-html/highlight-spec.ts';
 import { renderInspectPage } from '../../src/cli/inspect-html/render-page.ts';

@@ -35,4 +35,10 @@ describe('the loss plot', () => {
     expect(cx).toEqual([...cx].sort((a, b) => a - b));
     expect(new Set(cx).size).toBe(held.length);
   });
+
+  it('shows a hostile run name as text, never as markup', () => {
+    const hostile = lossCurveSvg('a</text><script>alert(1)</script>"\u0007', train, held);
+    expect(hostile).not.toContain('<script>');
+    expect(hostile).toContain('a&lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x2407;');
+  });
 });

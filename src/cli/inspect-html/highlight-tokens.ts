@@ -1,7 +1,7 @@
 // What both highlighters produce: the source cut into tokens, each with a colour class or none,
 // whose texts joined give the source back unchanged. HTML is made from them in one place, so
-// every token goes through escapeHtml.
-import { escapeHtml } from './escape-html.ts';
+// every token goes through escapeHtml (src/backends/escape.ts).
+import { escapeHtml } from '../../backends/escape.ts';
 
 /** CSS classes of the page's stylesheet: comment, preprocessor, string, number, keyword, type, builtin, constant, attribute. */
 export type TokenClass = 'c' | 'p' | 's' | 'n' | 'k' | 't' | 'b' | 'm' | 'a';

@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import type { EmittedKernels } from '../../backends/emit-kernels.ts';
 import type { Plan } from '../../plan/plan.ts';
 import { planTable, type PlanTable, type PlanTableRow } from '../plan-table.ts';
-import { escapeHtml as h } from './escape-html.ts';
+import { escapeHtml as h } from '../../backends/escape.ts';
 import { tokenizeKernel, type KernelLanguage } from './highlight-kernel.ts';
 import { specLineTokens } from './highlight-spec.ts';
 import { splitLines, tokensHtml, type Token } from './highlight-tokens.ts';
