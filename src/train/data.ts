@@ -1,7 +1,7 @@
 // Training data: plain text (a stream of documents) or Alpaca-format instructions (examples with
 // the loss on the response only), tokenized and split into training and held-out parts.
 import { readFileSync, statSync } from 'node:fs';
-import { BOS, EOS, type Tokenizer } from '../model/tokenizer.ts';
+import type { Tokenizer } from '../model/tokenizer.ts';
 import { createRng } from '../reference/random.ts';
 import { encodeDocuments, randomBatch, sequentialBatches } from './batches.ts';
 import { cachedTokens } from './token-cache.ts';
@@ -34,18 +34,18 @@ function readText(path: string): string {
   return readFileSync(path, 'utf8');
 }
 
-function tokenizeText(path: string, tokenizer: Tokenizer, tokenizerBytes: Uint8Array): Int32Array {
+function tokenizeText(path: string, tokenizer: Tokenizer): Int32Array {
   const text = readText(path);
-  return cachedTokens(text, tokenizerBytes, () => encodeDocuments(tokenizer, text));
+  return cachedTokens(text, tokenizer.fingerprint, () => encodeDocuments(tokenizer, text));
 }
 
 /** Text: one token stream; the last `evalFraction` of it is held out. */
-export function textDataset(path: string, tokenizer: Tokenizer, tokenizerBytes: Uint8Array, evalFraction: number, evalPath?: string): Dataset {
-  const stream = tokenizeText(path, tokenizer, tokenizerBytes);
+export function textDataset(path: string, tokenizer: Tokenizer, evalFraction: number, evalPath?: string): Dataset {
+  const stream = tokenizeText(path, tokenizer);
   let train = stream;
   let held: Int32Array;
   if (evalPath) {
-    held = tokenizeText(evalPath, tokenizer, tokenizerBytes);
+    held = tokenizeText(evalPath, tokenizer);
   } else {
     const cut = Math.floor(stream.length * (1 - evalFraction));
     train = stream.subarray(0, cut);
@@ -88,7 +88,7 @@ interface EncodedExample {
 function encodeAlpaca(tokenizer: Tokenizer, example: AlpacaExample): EncodedExample {
   const prompt = tokenizer.encode(alpacaPrompt(example), { bos: true });
   const response = tokenizer.encode(example.output, { bos: false });
-  return { tokens: Int32Array.from([...prompt, ...response, EOS]), responseStart: prompt.length };
+  return { tokens: Int32Array.from([...prompt, ...response, tokenizer.eos]), responseStart: prompt.length };
 }
 
 /**
@@ -96,9 +96,9 @@ function encodeAlpaca(tokenizer: Tokenizer, example: AlpacaExample): EncodedExam
  * instruction longer than half the row is cut from the front (the template's end, "### Response:",
  * stays), so every row trains on its response rather than on nothing.
  */
-function alpacaBatch(examples: readonly EncodedExample[], seqLen: number): Batch {
+function alpacaBatch(examples: readonly EncodedExample[], seqLen: number, padding: number): Batch {
   const rows = examples.length;
-  const tokens = new Int32Array(rows * seqLen).fill(BOS);
+  const tokens = new Int32Array(rows * seqLen).fill(padding);
   const targets = new Int32Array(rows * seqLen).fill(-1);
   const lossMask = new Uint8Array(rows * seqLen);
   examples.forEach((example, b) => {
@@ -138,11 +138,11 @@ export function alpacaDataset(path: string, tokenizer: Tokenizer, evalFraction: 
     evalTokens: count(held),
     batch(seed, batchSize, seqLen) {
       const rng = createRng(seed);
-      return alpacaBatch(Array.from({ length: batchSize }, () => train[rng.int(train.length)]!), seqLen);
+      return alpacaBatch(Array.from({ length: batchSize }, () => train[rng.int(train.length)]!), seqLen, tokenizer.bos);
     },
     evalBatches(batchSize, seqLen, limit = Infinity) {
       const batches: Batch[] = [];
-      for (let i = 0; i < held.length && batches.length < limit; i += batchSize) batches.push(alpacaBatch(held.slice(i, i + batchSize), seqLen));
+      for (let i = 0; i < held.length && batches.length < limit; i += batchSize) batches.push(alpacaBatch(held.slice(i, i + batchSize), seqLen, tokenizer.bos));
       return batches;
     },
   };

@@ -127,11 +127,25 @@ describe('qalc', () => {
 });
 
 describe('qalc generate', () => {
-  it("reads a Hugging Face directory: stories260K-hf prints transformers' greedy text", () => {
+  it("reads a Hugging Face directory and its tokenizer.json: stories260K-hf prints transformers' greedy text", () => {
     const hf = '../shared/models/stories260K-hf';
-    const r = qalc(['generate', hf, '--tokenizer', '../shared/models/stories260K/tok512.bin', '--steps', '255']);
-    expect(r).toMatchObject({ status: 0, stdout: `${readFileSync(join(hf, 'greedy_256_transformers.txt'), 'utf8')}\n` });
-    expect(qalc(['generate', hf])).toMatchObject({ status: 1, stderr: expect.stringContaining('tokenizer.json is not read yet: give a llama2.c tokenizer with --tokenizer FILE') });
+    const expected = `${readFileSync(join(hf, 'greedy_256_transformers.txt'), 'utf8')}\n`;
+    expect(qalc(['generate', hf, '--steps', '255'])).toMatchObject({ status: 0, stdout: expected });
+    for (const tokenizer of ['../shared/models/stories260K/tok512.bin', '../shared/models/stories260K/tok512.model']) {
+      expect(qalc(['generate', hf, '--tokenizer', tokenizer, '--steps', '255'])).toMatchObject({ status: 0, stdout: expected });
+    }
+    const prompted = qalc(['generate', hf, '--steps', '40', '--prompt', 'Once upon a time, Lily']);
+    expect(prompted.stdout.startsWith('Once upon a time, Lily')).toBe(true);
+  });
+
+  it('refuses a tokenizer of another vocabulary or none, naming the files, exit 1', () => {
+    const hf = '../shared/models/stories260K-hf';
+    expect(qalc(['generate', hf, '--tokenizer', '../shared/models/llama2-tokenizer/tokenizer.json'])).toMatchObject({
+      status: 1, stderr: expect.stringContaining('llama2-tokenizer/tokenizer.json: the tokenizer has 32000 tokens but ../shared/models/stories260K-hf has a vocabulary of 512'),
+    });
+    const bare = mkdtempSync(join(tmpdir(), 'qalc-hf-bare-'));
+    for (const file of ['config.json', 'model.safetensors']) copyFileSync(join(hf, file), join(bare, file));
+    expect(qalc(['generate', bare])).toMatchObject({ status: 1, stderr: expect.stringContaining('has no tokenizer.json or tokenizer.model: give one with --tokenizer FILE') });
   });
 
   it('prints only the text on stdout, and its speed on stderr', () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { readTokenizer, BOS, EOS } from '../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../src/model/read-tokenizer.ts';
 import { alpacaDataset, alpacaPrompt, DataError, textDataset } from '../../src/train/data.ts';
 
 const TOKENIZER = resolve('../shared/models/stories260K/tok512.bin');
@@ -36,14 +36,14 @@ describe('Alpaca data', () => {
       const mask = Array.from(batch.lossMask!).slice(row * 96, row * 96 + 96);
       const counted = targets.filter((_, t) => mask[t] === 1);
       // The counted targets decode to the response and end with EOS.
-      expect(counted[counted.length - 1]).toBe(EOS);
-      const response = tokenizer.decode(counted.slice(0, -1), BOS).trim();
+      expect(counted[counted.length - 1]).toBe(tokenizer.eos);
+      const response = tokenizer.decode(counted.slice(0, -1)).trim();
       expect(examples.map((e) => e.output)).toContain(response);
       // Nothing of the prompt is counted: every masked-out target before the response is prompt.
       const firstCounted = mask.indexOf(1);
       expect(firstCounted).toBeLessThanOrEqual(48);
-      expect(tokenizer.decode(tokens.slice(0, firstCounted + 1), BOS)).toContain('### Response:');
-      expect(targets.slice(targets.lastIndexOf(EOS) + 1).every((t) => t === -1)).toBe(true);
+      expect(tokenizer.decode(tokens.slice(0, firstCounted + 1))).toContain('### Response:');
+      expect(targets.slice(targets.lastIndexOf(tokenizer.eos) + 1).every((t) => t === -1)).toBe(true);
     }
   });
 
@@ -68,12 +68,12 @@ describe('text data', () => {
   it('holds out the end of the stream, and refuses an empty or missing file', () => {
     const path = join(work, 'story.txt');
     writeFileSync(path, readFileSync(resolve('../shared/data/tinystories_val_head.txt'), 'utf8').slice(0, 20_000));
-    const data = textDataset(path, tokenizer, readFileSync(TOKENIZER), 0.2);
+    const data = textDataset(path, tokenizer, 0.2);
     expect(data.evalTokens / (data.trainTokens + data.evalTokens)).toBeCloseTo(0.2, 1);
     const batch = data.batch(5, 2, 16);
     expect(Array.from(batch.targets!).slice(0, 15)).toEqual(Array.from(batch.tokens).slice(1, 16));
     writeFileSync(join(work, 'empty.txt'), '');
-    expect(() => textDataset(join(work, 'empty.txt'), tokenizer, readFileSync(TOKENIZER), 0.1)).toThrow('empty.txt: the training data is empty');
-    expect(() => textDataset(join(work, 'none.txt'), tokenizer, readFileSync(TOKENIZER), 0.1)).toThrow('none.txt: cannot read training data: no such file');
+    expect(() => textDataset(join(work, 'empty.txt'), tokenizer, 0.1)).toThrow('empty.txt: the training data is empty');
+    expect(() => textDataset(join(work, 'none.txt'), tokenizer, 0.1)).toThrow('none.txt: cannot read training data: no such file');
   });
 });
