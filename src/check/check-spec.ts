@@ -9,6 +9,7 @@ import type { LoadedSpec } from '../syntax/load.ts';
 import type { Statement } from '../syntax/ast.ts';
 import { checkBody } from './check-settings.ts';
 import { checkModel } from './check-model.ts';
+import { checkTokenizer } from './check-tokenizer.ts';
 import { checkSelector } from './check-override.ts';
 import type { CheckedOverride, CheckedSetting, CheckedSettings, CheckedSpec, CheckedTarget } from './checked-spec.ts';
 import { BLOCK_SCHEMAS, OVERRIDE_SCHEMA, TARGET_SCHEMAS, type Schema } from './schema.ts';
@@ -139,6 +140,7 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
   }
 
   const checkedModel = model ? checkModel(model.settings, model.span, loaded.entry, out) : undefined;
+  if (checkedModel) checkTokenizer(checkedModel, loaded.entry, out);
 
   const overrides: CheckedOverride[] = [];
   for (const statement of overrideStatements) {

@@ -38,7 +38,7 @@ export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },
   checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face LLaMA directory with `config.json` and safetensors weights, or a GPTQ directory (shapes only so far: training refuses it)' },
   format: { type: enumOf('llama2c', 'hf', 'gptq'), doc: 'the checkpoint format; inferred from the path when omitted' },
-  tokenizer: { type: { kind: 'path' }, doc: 'a llama2.c `tokenizer.bin` or SentencePiece model, for training and generation' },
+  tokenizer: { type: { kind: 'path' }, doc: 'a Hugging Face `tokenizer.json`, a SentencePiece BPE `.model` or a llama2.c `tokenizer.bin`, for training and generation; by default the `tokenizer.json` (else `tokenizer.model`) of a Hugging Face checkpoint directory. Its vocabulary must be the model\'s' },
   dim: { type: int(1), doc: 'hidden size (d_model)' },
   hidden_dim: { type: int(1), doc: 'MLP intermediate size' },
   layers: { type: int(1), doc: 'number of transformer blocks' },
