@@ -100,7 +100,7 @@ export const TARGET_SCHEMAS: Readonly<Record<string, Schema>> = {
 };
 
 export const TRAIN_SCHEMA: Schema = {
-  data: { type: { kind: 'path' }, doc: 'training text or Alpaca JSON' },
+  data: { type: { kind: 'path' }, doc: 'training text (documents split at blank lines), `.json`/`.jsonl` rows of `{"text": …}` (a document each), or with `format = alpaca` Alpaca rows (a JSON array or JSON Lines)' },
   format: { type: enumOf('text', 'alpaca'), default: 'text', doc: '`alpaca` uses the instruction template, loss on the response only' },
   eval_data: { type: { kind: 'path' }, doc: 'held-out data; by default the last `eval_fraction` of `data`' },
   eval_fraction: { type: { kind: 'number', min: 0, max: 1, maxExclusive: true }, default: '0.05', doc: 'share of `data` held out when there is no `eval_data`' },

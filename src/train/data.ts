@@ -1,18 +1,16 @@
-// Training data: plain text (a stream of documents) or Alpaca-format instructions (examples with
-// the loss on the response only), tokenized and split into training and held-out parts.
+// Training data: plain text (a stream of documents), {"text": …} rows (a document each), or
+// Alpaca-format instructions (examples with the loss on the response only), as a JSON array or
+// JSON Lines; tokenized and split into training and held-out parts.
 import { readFileSync, statSync } from 'node:fs';
 import type { Tokenizer } from '../model/tokenizer.ts';
 import { createRng } from '../reference/random.ts';
 import { encodeDocuments, randomBatch, sequentialBatches } from './batches.ts';
+import { DataError } from './data-error.ts';
+import { parseJsonRows, rowError } from './json-rows.ts';
 import { cachedTokens } from './token-cache.ts';
 import type { Batch } from './qalora-model.ts';
 
-export class DataError extends Error {
-  constructor(readonly path: string, message: string) {
-    super(`${path}: ${message}`);
-    this.name = 'DataError';
-  }
-}
+export { DataError } from './data-error.ts';
 
 /** Where batches come from; `batch(step)` is a pure function of the step (see seeds.ts). */
 export interface Dataset {
@@ -34,9 +32,28 @@ function readText(path: string): string {
   return readFileSync(path, 'utf8');
 }
 
+/** A .json or .jsonl file of {"text": …} rows: each row one document, BOS first. */
+function isJsonText(path: string): boolean {
+  return /\.jsonl?$/i.test(path);
+}
+
+function encodeTextRows(path: string, text: string, tokenizer: Tokenizer): Int32Array {
+  const rows = parseJsonRows(path, text);
+  if (rows.length === 0) throw new DataError(path, 'no rows: expected {"text": "…"} objects, one a line');
+  const stream: number[] = [];
+  for (const row of rows) {
+    const value = row.value as { text?: unknown } | null;
+    if (typeof value !== 'object' || value === null || typeof value.text !== 'string') throw rowError(path, row, 'is not {"text": string}');
+    if (value.text.trim() !== '') for (const token of tokenizer.encode(value.text)) stream.push(token);
+  }
+  return Int32Array.from(stream);
+}
+
 function tokenizeText(path: string, tokenizer: Tokenizer): Int32Array {
   const text = readText(path);
-  return cachedTokens(text, tokenizer.fingerprint, () => encodeDocuments(tokenizer, text));
+  if (!isJsonText(path)) return cachedTokens(text, tokenizer.fingerprint, () => encodeDocuments(tokenizer, text));
+  // The same bytes read as rows tokenize otherwise than as plain text: another cache key.
+  return cachedTokens(text, Buffer.concat([tokenizer.fingerprint, Buffer.from('\0text rows')]), () => encodeTextRows(path, text, tokenizer));
 }
 
 /** Text: one token stream; the last `evalFraction` of it is held out. */
@@ -114,18 +131,12 @@ function alpacaBatch(examples: readonly EncodedExample[], seqLen: number, paddin
 }
 
 export function alpacaDataset(path: string, tokenizer: Tokenizer, evalFraction: number): Dataset {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readText(path));
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(path, `not valid JSON: ${(e as Error).message}`);
-  }
-  if (!Array.isArray(parsed) || parsed.length === 0) throw new DataError(path, 'expected a non-empty JSON array of {instruction, input, output}');
-  const examples = parsed.map((item: unknown, i) => {
-    const e = item as Partial<AlpacaExample>;
+  const rows = parseJsonRows(path, readText(path));
+  if (rows.length === 0) throw new DataError(path, 'expected a non-empty JSON array or JSON Lines of {instruction, input, output}');
+  const examples = rows.map((row) => {
+    const e = row.value as Partial<AlpacaExample> | null;
     if (typeof e?.instruction !== 'string' || typeof e.output !== 'string' || (e.input !== undefined && typeof e.input !== 'string')) {
-      throw new DataError(path, `example ${i} is not {instruction: string, input?: string, output: string}`);
+      throw rowError(path, row, 'is not {instruction: string, input?: string, output: string}');
     }
     return encodeAlpaca(tokenizer, e as AlpacaExample);
   });
