@@ -155,6 +155,8 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
   const train = blocks.get('train');
   if (train) {
     warnIfMissing(train.settings, ['data', 'eval_data'], 'qalc train', loaded.entry, out);
+    const optimizer = train.settings.get('optimizer');
+    if (optimizer && optimizer.value !== 'adamw') out.push(error(optimizer.valueSpan, `optimizer = ${String(optimizer.value)}: qalc train has AdamW only`, 'optimizer = adamw (the default)'));
     const seqLen = train.settings.get('seq_len');
     if (seqLen && checkedModel && (seqLen.value as number) > checkedModel.architecture.context) {
       out.push(error(seqLen.valueSpan, `seq_len = ${String(seqLen.value)} is longer than the model's context of ${checkedModel.architecture.context}`));

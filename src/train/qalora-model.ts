@@ -16,6 +16,7 @@ import type { Architecture } from '../model/architecture.ts';
 import { headDim } from '../model/architecture.ts';
 import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
+import { withStoredScales } from '../quant/scale-dtype.ts';
 import { createRng, type Rng } from '../reference/random.ts';
 import type { AttentionShape } from '../runtime/typescript/attention.ts';
 import { allocateFloats, type FloatType, type Floats } from '../runtime/typescript/floats.ts';
@@ -127,7 +128,8 @@ function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dty
     dense.set(weight);
     base = { kind: 'dense', inFeatures, outFeatures, weight: dense };
   } else {
-    base = { kind: 'quantized', weight: quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group }) };
+    const quantized = quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group, symmetric: spec.symmetric ?? false });
+    base = { kind: 'quantized', weight: spec.scaleDtype ? withStoredScales(quantized, spec.scaleDtype, name) : quantized };
   }
   if (spec.adapter === null) return { base, adapter: null };
   const { rank, alpha, dropout, pooling } = spec.adapter;

@@ -3,6 +3,7 @@
 // plan (src/plan) maps onto it.
 import type { Architecture } from '../model/architecture.ts';
 import type { Bits } from '../quant/quantized-weight.ts';
+import type { ScaleDtype } from '../quant/scale-dtype.ts';
 import type { Pooling } from '../reference/adapter.ts';
 
 export const PROJECTIONS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
@@ -22,6 +23,10 @@ export interface ProjectionSpec {
   readonly bits: Bits | null;
   /** Group size g: shared by the quantization and the adapter's pooling; must divide in-features. */
   readonly group: number;
+  /** GPTQ's sym=True: the zero fixed at 2^(b−1) (rtn.ts). Default false, QALORA.md's asymmetric. */
+  readonly symmetric?: boolean;
+  /** The dtype the scales are stored, and so computed, in (scale-dtype.ts). Default: exact (float64). */
+  readonly scaleDtype?: ScaleDtype;
   readonly adapter: AdapterSpec | null;
 }
 
