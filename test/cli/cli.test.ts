@@ -95,6 +95,8 @@ describe('qalc', () => {
     expect(table.status).toBe(0);
     expect(table.stdout).toMatch(/0\.\.31\s+q\s+4096×4096\s+4\s+32\s+qalora r64\s+256\.00\s+32\.00\s+8\.00\s+33\.00\s+1024\.00/);
     expect(table.stdout).toContain('whole model');
+    // The sizes say which dtypes they count: the fp16 scales are the ones trained with.
+    expect(table.stdout).toContain('stored as       GPTQ-packed codes, fp16 scales (the values trained with), packed integer zeros;');
     const plan = JSON.parse(qalc(['inspect', 'examples/llama-7b-int4-g32.qal', '--json']).stdout) as { layers: unknown[] };
     expect(plan.layers).toHaveLength(224);
     expect(qalc(['inspect', 'examples/stories260k.qal', '--all']).stdout.split('\n').filter((l) => /^\d+\s/.test(l))).toHaveLength(35);
