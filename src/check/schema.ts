@@ -52,8 +52,8 @@ export const MODEL_SCHEMA: Schema = {
 export const QUANT_SCHEMA: Schema = {
   bits: { type: { kind: 'int', allowed: BITS }, doc: 'bits per weight: 2, 3, 4 or 8' },
   group: { type: int(1), doc: 'group size: consecutive inputs sharing one scale and zero; must divide in-features (see `pad`)' },
-  symmetric: { type: { kind: 'bool' }, default: 'false', doc: 'symmetric quantization (zero fixed at 2^(b−1)); the paper is asymmetric' },
-  scale: { type: enumOf(...FLOAT_DTYPES), default: 'fp16', doc: 'dtype of the group scales' },
+  symmetric: { type: { kind: 'bool' }, default: 'false', doc: 'symmetric quantization as GPTQ\'s sym=True (zero fixed at 2^(b−1)); the paper is asymmetric' },
+  scale: { type: enumOf(...FLOAT_DTYPES), default: 'fp16', doc: 'dtype of the group scales: RTN\'s scales are rounded to it, and the model trains with them' },
   zero: { type: enumOf('int', ...FLOAT_DTYPES), default: 'int', doc: 'storage of the zero points: packed integers, or floats (merged models keep fractional zeros)' },
   method: { type: enumOf('rtn', 'gptq'), default: 'rtn', doc: 'round-to-nearest, or GPTQ with calibration data' },
   damp: { type: { kind: 'number', min: 0, max: 1, minExclusive: true }, default: '0.01', doc: 'GPTQ: Hessian damping, a fraction of its mean diagonal' },
