@@ -149,7 +149,7 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
     }
   }
   if (spec.train) {
-    for (const refusal of trainingRefusals(layer, r, quant, adapter)) problem('error', refusal.at, refusal.key, refusal.message, refusal.hint);
+    for (const refusal of trainingRefusals(layer, r, quant, adapter, String(spec.train.get('backend')?.value ?? 'cpu'))) problem('error', refusal.at, refusal.key, refusal.message, refusal.hint);
   }
   return { quant, adapter, problems };
 }

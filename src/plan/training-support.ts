@@ -13,16 +13,17 @@ export interface TrainingRefusal {
   readonly hint?: string;
 }
 
-export function trainingRefusals(layer: LinearLayer, r: ResolvedSettings, quant: QuantPlan | null, adapter: AdapterPlan | null): TrainingRefusal[] {
+/** `backend`: the train block's (`qalc train --backend` is checked again when the model is built). */
+export function trainingRefusals(layer: LinearLayer, r: ResolvedSettings, quant: QuantPlan | null, adapter: AdapterPlan | null, backend: string): TrainingRefusal[] {
   const out: TrainingRefusal[] = [];
   const K = layer.inFeatures;
   if (layer.block === null && (quant || adapter)) {
     out.push({ at: quant ? r.get('quantize') : r.get('adapter'), key: 'train-lm-head', message: () => `qalc train keeps lm_head frozen in float (quantizing or adapting it is not implemented yet)`,
       hint: 'remove the override of lm_head to train; `qalc compile` emits its kernels either way' });
   }
-  if (quant && quant.paddedInFeatures !== K) {
-    out.push({ at: r.get('pad'), key: 'train-pad', message: (layers) => `pad = zero: qalc train does not pad in-features yet (${layers} would be padded from ${K} to ${quant.paddedInFeatures})`,
-      hint: `use a group that divides ${K} for them (an override), or remove the train block: \`qalc compile\` emits padded kernels` });
+  if (quant && quant.paddedInFeatures !== K && backend !== 'cpu') {
+    out.push({ at: r.get('pad'), key: 'train-pad', message: (layers) => `pad = zero: qalc train pads in-features on the cpu backend only so far, not ${backend} (${layers}: ${K} padded to ${quant.paddedInFeatures})`,
+      hint: `train with backend = cpu, or use a group that divides ${K} for them (an override)` });
   }
   if (quant && quant.zeroStorage !== 'int' && quant.zeroStorage !== 'fp32') {
     out.push({ at: r.get('zero'), key: 'train-zero', message: () => `zero = ${quant.zeroStorage}: qalc train and merge keep zeros as integers (RTN's) or, merged, as fp32; ${quant.zeroStorage} zeros are not implemented`,

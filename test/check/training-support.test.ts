@@ -9,7 +9,6 @@ const errors = (body: string) => messages(compileSpec(body, MODEL)).filter((m) =
 
 describe('settings qalc train cannot do', () => {
   it.each([
-    ['quant { bits = 4  group = 16  pad = zero }\nadapter { rank = 4 }', 'pad = zero: qalc train does not pad in-features yet (down of layers 0..4 would be padded from 172 to 176)'],
     ['quant { bits = 4  group = 4  zero = fp16 }\nadapter { rank = 4 }', 'zero = fp16: qalc train and merge keep zeros as integers'],
     ['quant { bits = 4  group = 4 }\nadapter { rank = 4  kind = lora }', 'kind = lora: qalc train trains QA-LoRA adapters only'],
     ['quant { bits = 4  group = 4 }\nadapter { rank = 4  init = gaussian }', 'init = gaussian: qalc train initialises A with PEFT\'s kaiming_uniform only'],
@@ -21,6 +20,14 @@ describe('settings qalc train cannot do', () => {
     expect(refused).toHaveLength(1);
     // Without a train block the spec only compiles, and the kernels do these.
     expect(errors(body)).toEqual([]);
+  });
+
+  it('refuses pad = zero for a device backend, and trains it on the cpu one', () => {
+    const quant = 'quant { bits = 4  group = 16  pad = zero }\nadapter { rank = 4 }';
+    expect(errors(`${quant}\ntrain { data = "d.txt"  backend = webgpu }`)).toEqual([
+      expect.stringContaining('pad = zero: qalc train pads in-features on the cpu backend only so far, not webgpu (down of layers 0..4: 172 padded to 176)'),
+    ]);
+    expect(errors(`${quant}\n${TRAIN}`)).toEqual([]);
   });
 
   it('refuses optimizer = sgd', () => {

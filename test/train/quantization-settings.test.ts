@@ -1,6 +1,6 @@
 // The quant settings check accepts, as the trainer and the merge compute them: symmetric = true
-// (GPTQ's sym=True: zero 2^(b−1)) and the stored scale dtype (fp16 by default: the model
-// computes with the scales a checkpoint would hold). Checked against a float64 reference
+// (GPTQ's sym=True: zero 2^(b−1)), the stored scale dtype (fp16 by default: the model computes
+// with the scales a checkpoint would hold) and pad = zero (in-features padded with zero inputs). Checked against a float64 reference
 // written here from the formulas, on a tiny random model and on stories260K through a spec.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,9 @@ import { QaLoraModel, type Batch } from '../../src/train/qalora-model.ts';
 import { PROJECTIONS, specForEveryProjection, type ProjectionSpec } from '../../src/train/qalora-spec.ts';
 import { train } from '../../src/train/trainer.ts';
 import { randomCheckpoint, STORIES260K, TINY_ARCH, TINY_SHAKESPEARE, TOK512 } from './tiny-model.ts';
+import { createRng } from '../../src/reference/random.ts';
+import { relativeMaxError } from '../support/relative-error.ts';
+import { inFeaturesOf } from '../../src/runtime/typescript/qalora-linear.ts';
 
 const f16 = (x: number) => f16Value(f16Bits(x));
 
@@ -107,8 +110,79 @@ describe('symmetric quantization and stored scales in the trainer (tiny model, f
   });
 });
 
-describe('a spec with symmetric = true on stories260K', () => {
-  it('trains on the cpu backend, and merges to a model that computes what was trained', async () => {
+describe('pad = zero in the trainer (tiny model: dim 8 and hidden 12 with groups of 5, float64)', () => {
+  const checkpoint = randomCheckpoint(TINY_ARCH, 31);
+  const padded = (pooling: 'mean' | 'sum') => specForEveryProjection(TINY_ARCH, () => ({
+    bits: 4, group: 5, pad: true, adapter: { rank: 2, alpha: 3, dropout: 0, pooling },
+  }));
+  const batchOf = (seed: number): Batch => {
+    const rng = createRng(seed);
+    return { batchSize: 2, seqLen: 5, tokens: Array.from({ length: 10 }, () => rng.int(TINY_ARCH.vocab)), targets: Array.from({ length: 10 }, () => rng.int(TINY_ARCH.vocab)) };
+  };
+  const withAdapters = (model: QaLoraModel, seed: number) => {
+    const rng = createRng(seed);
+    for (const p of model.parameters()) for (let i = 0; i < p.value.length; i++) p.value[i] = 0.3 * rng.normal();
+    return model;
+  };
+
+  it('pads in-features to a multiple of the group with zero rows, quantized with the real ones', () => {
+    const model = new QaLoraModel(checkpoint, padded('mean'), { dtype: 'float64' });
+    const down = model.blocks[1]!.down;
+    const weight = (down.layer.base as { weight: QuantizedWeight }).weight;
+    expect([down.inFeatures, inFeaturesOf(down.layer.base), weight.scales.length / weight.outFeatures]).toEqual([12, 15, 3]);
+    expect([model.blocks[0]!.q.inFeatures, inFeaturesOf(model.blocks[0]!.q.layer.base)]).toEqual([8, 10]);
+    // The padding rows dequantize to exactly 0 (RTN's range always holds 0).
+    const dense = dequantize(weight);
+    for (let i = 12 * weight.outFeatures; i < dense.length; i++) expect(dense[i]).toBe(0);
+  });
+
+  it.each(['mean', 'sum'] as const)('%s pooling: the trained model computes what its merge stores, in float64 (the padding inputs are 0 in both)', async (pooling) => {
+    const model = withAdapters(new QaLoraModel(checkpoint, padded(pooling), { dtype: 'float64', seed: 4 }), 6);
+    const merged = mergedDenseCheckpoint(model, { ...checkpoint, tensors: new Map() } as never);
+    expect(merged.layers[0]!.down.shape).toEqual([8, 12]);
+    const dense = new QaLoraModel(merged, specForEveryProjection(TINY_ARCH, () => ({ bits: null, group: 1, adapter: null })), { dtype: 'float64' });
+    const batch = batchOf(3);
+    const [a, b] = [await model.forward(batch), await dense.forward(batch)];
+    expect(Math.abs(a - b)).toBeLessThan(1e-6); // the merged weights are float32
+    expect(relativeMaxError(Float64Array.from(model.logits), Float64Array.from(dense.logits))).toBeLessThan(1e-5);
+  });
+
+  it('gradients of every A and B match finite differences, through the padded layers\' dx', async () => {
+    const model = withAdapters(new QaLoraModel(checkpoint, padded('mean'), { dtype: 'float64', seed: 9 }), 10);
+    const batch = batchOf(12);
+    const loss = () => model.forward(batch);
+    await loss();
+    await model.backward();
+    const rng = createRng(13);
+    const analytic: number[] = [], numeric: number[] = [];
+    for (const parameter of model.parameters()) {
+      for (let sample = 0; sample < 2; sample++) {
+        const index = rng.int(parameter.value.length);
+        const saved = parameter.value[index]!;
+        parameter.value[index] = saved + 1e-5;
+        const plus = await loss();
+        parameter.value[index] = saved - 1e-5;
+        const minus = await loss();
+        parameter.value[index] = saved;
+        numeric.push((plus - minus) / 2e-5);
+        analytic.push(parameter.grad[index]!);
+      }
+    }
+    expect(relativeMaxError(Float64Array.from(analytic), Float64Array.from(numeric))).toBeLessThan(1e-6);
+  });
+
+  it('the native cpu ops give the TypeScript ops\' loss; a device backend is refused by name', async () => {
+    const reference = withAdapters(new QaLoraModel(checkpoint, padded('mean'), { seed: 2 }), 3);
+    const native = withAdapters(new QaLoraModel(checkpoint, padded('mean'), { seed: 2, ops: nativeCpuOps() }), 3);
+    const batch = batchOf(5);
+    expect(Math.abs((await reference.forward(batch)) - (await native.forward(batch)))).toBeLessThan(1e-5);
+    expect(() => new QaLoraModel(checkpoint, padded('mean'), { ops: { ...nativeCpuOps(), name: 'webgpu' } }))
+      .toThrow(/layers\.0\.q: pad = zero runs on the cpu backend only so far \(the webgpu ops keep activations on the device\)/);
+  });
+});
+
+describe('a spec with symmetric = true or pad = zero on stories260K', () => {
+  it.each([['symmetric = true', 'override proj down { group = 43 }'], ['pad = zero', '']])('%s: trains on the cpu backend, and merges to a model that computes what was trained', async (setting, override) => {
     const work = mkdtempSync(join(tmpdir(), 'qalc-symmetric-'));
     const data = join(work, 'shakespeare.txt');
     writeFileSync(data, readFileSync(TINY_SHAKESPEARE, 'utf8').slice(0, 30_000));
@@ -118,8 +192,8 @@ model {
   checkpoint = "${STORIES260K}"
   tokenizer = "${TOK512}"
 }
-quant { bits = 4  group = 16  symmetric = true }
-override proj down { group = 43 }
+quant { bits = 4  group = 16  ${setting} }
+${override}
 adapter { rank = 4  alpha = 8 }
 train {
   data = "${data}"
