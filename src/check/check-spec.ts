@@ -9,6 +9,7 @@ import type { LoadedSpec } from '../syntax/load.ts';
 import type { Statement } from '../syntax/ast.ts';
 import { checkBody } from './check-settings.ts';
 import { checkModel } from './check-model.ts';
+import { checkTokenizer } from './check-tokenizer.ts';
 import { checkSelector } from './check-override.ts';
 import type { CheckedOverride, CheckedSetting, CheckedSettings, CheckedSpec, CheckedTarget } from './checked-spec.ts';
 import { BLOCK_SCHEMAS, OVERRIDE_SCHEMA, TARGET_SCHEMAS, type Schema } from './schema.ts';
@@ -139,6 +140,7 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
   }
 
   const checkedModel = model ? checkModel(model.settings, model.span, loaded.entry, out) : undefined;
+  if (checkedModel) checkTokenizer(checkedModel, loaded.entry, out);
 
   const overrides: CheckedOverride[] = [];
   for (const statement of overrideStatements) {
@@ -153,6 +155,8 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
   const train = blocks.get('train');
   if (train) {
     warnIfMissing(train.settings, ['data', 'eval_data'], 'qalc train', loaded.entry, out);
+    const optimizer = train.settings.get('optimizer');
+    if (optimizer && optimizer.value !== 'adamw') out.push(error(optimizer.valueSpan, `optimizer = ${String(optimizer.value)}: qalc train has AdamW only`, 'optimizer = adamw (the default)'));
     const seqLen = train.settings.get('seq_len');
     if (seqLen && checkedModel && (seqLen.value as number) > checkedModel.architecture.context) {
       out.push(error(seqLen.valueSpan, `seq_len = ${String(seqLen.value)} is longer than the model's context of ${checkedModel.architecture.context}`));

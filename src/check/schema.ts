@@ -38,7 +38,7 @@ export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },
   checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face LLaMA directory with `config.json` and safetensors weights, or a GPTQ directory (shapes only so far: training refuses it)' },
   format: { type: enumOf('llama2c', 'hf', 'gptq'), doc: 'the checkpoint format; inferred from the path when omitted' },
-  tokenizer: { type: { kind: 'path' }, doc: 'a llama2.c `tokenizer.bin` or SentencePiece model, for training and generation' },
+  tokenizer: { type: { kind: 'path' }, doc: 'a Hugging Face `tokenizer.json`, a SentencePiece BPE `.model` or a llama2.c `tokenizer.bin`, for training and generation; by default the `tokenizer.json` (else `tokenizer.model`) of a Hugging Face checkpoint directory. Its vocabulary must be the model\'s' },
   dim: { type: int(1), doc: 'hidden size (d_model)' },
   hidden_dim: { type: int(1), doc: 'MLP intermediate size' },
   layers: { type: int(1), doc: 'number of transformer blocks' },
@@ -52,8 +52,8 @@ export const MODEL_SCHEMA: Schema = {
 export const QUANT_SCHEMA: Schema = {
   bits: { type: { kind: 'int', allowed: BITS }, doc: 'bits per weight: 2, 3, 4 or 8' },
   group: { type: int(1), doc: 'group size: consecutive inputs sharing one scale and zero; must divide in-features (see `pad`)' },
-  symmetric: { type: { kind: 'bool' }, default: 'false', doc: 'symmetric quantization (zero fixed at 2^(b−1)); the paper is asymmetric' },
-  scale: { type: enumOf(...FLOAT_DTYPES), default: 'fp16', doc: 'dtype of the group scales' },
+  symmetric: { type: { kind: 'bool' }, default: 'false', doc: 'symmetric quantization as GPTQ\'s sym=True (zero fixed at 2^(b−1)); the paper is asymmetric' },
+  scale: { type: enumOf(...FLOAT_DTYPES), default: 'fp16', doc: 'dtype of the group scales: RTN\'s scales are rounded to it, and the model trains with them' },
   zero: { type: enumOf('int', ...FLOAT_DTYPES), default: 'int', doc: 'storage of the zero points: packed integers, or floats (merged models keep fractional zeros)' },
   method: { type: enumOf('rtn', 'gptq'), default: 'rtn', doc: 'round-to-nearest, or GPTQ with calibration data' },
   damp: { type: { kind: 'number', min: 0, max: 1, minExclusive: true }, default: '0.01', doc: 'GPTQ: Hessian damping, a fraction of its mean diagonal' },
@@ -100,7 +100,7 @@ export const TARGET_SCHEMAS: Readonly<Record<string, Schema>> = {
 };
 
 export const TRAIN_SCHEMA: Schema = {
-  data: { type: { kind: 'path' }, doc: 'training text or Alpaca JSON' },
+  data: { type: { kind: 'path' }, doc: 'training text (documents split at blank lines), `.json`/`.jsonl` rows of `{"text": …}` (a document each), or with `format = alpaca` Alpaca rows (a JSON array or JSON Lines)' },
   format: { type: enumOf('text', 'alpaca'), default: 'text', doc: '`alpaca` uses the instruction template, loss on the response only' },
   eval_data: { type: { kind: 'path' }, doc: 'held-out data; by default the last `eval_fraction` of `data`' },
   eval_fraction: { type: { kind: 'number', min: 0, max: 1, maxExclusive: true }, default: '0.05', doc: 'share of `data` held out when there is no `eval_data`' },

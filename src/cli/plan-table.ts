@@ -91,8 +91,17 @@ export function planTable(plan: Plan, all = false): PlanTable {
       `adapters        ${mib(t.adapterBytes).padStart(10)} MiB             ${t.adapterParams.toLocaleString('en-US')} trainable parameters`,
       `other (fp16)    ${mib(t.otherBytes).padStart(10)} MiB             embeddings, norms${a.tiedEmbeddings ? '' : ', lm_head unless planned'}`,
       `whole model     ${mib(t.modelQuantizedBytes + t.adapterBytes).padStart(10)} MiB with adapters  vs ${mib(t.modelFp16Bytes).padStart(10)} MiB fp16`,
+      storedAs(plan),
     ],
   };
+}
+
+/** What the sizes above count, and where qalc's own merged file differs from them. */
+function storedAs(plan: Plan): string {
+  const of = (f: (q: NonNullable<LayerPlan['quant']>) => string) => [...new Set(plan.layers.flatMap((l) => (l.quant ? [f(l.quant)] : [])))].join('/');
+  const scales = of((q) => q.scaleDtype), zeros = of((q) => (q.zeroStorage === 'int' ? 'packed integer' : q.zeroStorage));
+  if (!scales) return 'stored as       nothing quantized';
+  return `stored as       GPTQ-packed codes, ${scales} scales (the values trained with), ${zeros} zeros; the file qalc merge writes holds scales, zeros, embeddings and norms in fp32 (lossless)`;
 }
 
 export function renderPlanTable(plan: Plan, all = false): string {

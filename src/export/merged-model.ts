@@ -7,6 +7,7 @@
 //   model.layers.<i>.self_attn.q_proj.qweight     I32 [⌈K·b/32⌉, N]   packed codes, lowest input lowest
 //   model.layers.<i>.self_attn.q_proj.scales      F32 [K/g, N]
 //   model.layers.<i>.self_attn.q_proj.zeros       F32 [K/g, N]        fractional after the merge
+//   (with pad = zero, K is the padded in-features: the layer's record says paddedInFeatures)
 //   model.layers.<i>.mlp.down_proj.weight         F32 [N, K]          a projection left unquantized
 //   model.norm.weight, lm_head.weight (untied models only)
 //
@@ -29,6 +30,8 @@ export const MERGED_FORMAT = 'qalc-merged-1';
 interface LayerQuantization {
   readonly bits: Bits | null;
   readonly group: number;
+  /** pad = zero: the stored rows, in-features padded with zero inputs to a multiple of the group. */
+  readonly paddedInFeatures?: number;
 }
 
 type MergedProjection =
@@ -72,7 +75,8 @@ export function writeMergedModel(path: string, model: QaLoraModel, weights: Trai
       tensors.push({ name: `${prefix}.qweight`, shape: [qweight.length / N, N], data: qweight });
       tensors.push({ name: `${prefix}.scales`, shape: [K / groupSize, N], data: Float32Array.from(scales) });
       tensors.push({ name: `${prefix}.zeros`, shape: [K / groupSize, N], data: Float32Array.from(zeros) });
-      quantization[prefix] = { bits, group: groupSize };
+      const realInFeatures = weights.layers[l]![PROJECTIONS[projections.indexOf(projection)]!].shape[1]!;
+      quantization[prefix] = { bits, group: groupSize, ...(K !== realInFeatures ? { paddedInFeatures: K } : {}) };
     }
   });
   tensors.push({ name: 'model.norm.weight', shape: weights.rmsFinal.shape, data: weights.rmsFinal.data });
@@ -82,9 +86,10 @@ export function writeMergedModel(path: string, model: QaLoraModel, weights: Trai
   });
 }
 
-/** Ŵ of a quantized weight as float32 [out, in], llama2.c's layout. */
-function denseOutIn(weight: QuantizedWeight): Float32Array {
-  const { inFeatures: K, outFeatures: N } = weight;
+/** Ŵ of a quantized weight as float32 [out, in], llama2.c's layout: its first `K` input rows
+ *  (the rest are pad = zero's padding, whose inputs are always 0). */
+function denseOutIn(weight: QuantizedWeight, K = weight.inFeatures): Float32Array {
+  const N = weight.outFeatures;
   const w = dequantize(weight);
   const out = new Float32Array(K * N);
   for (let i = 0; i < K; i++) for (let o = 0; o < N; o++) out[o * K + i] = w[i * N + o]!;
@@ -96,11 +101,15 @@ export function mergedDenseCheckpoint(model: QaLoraModel, weights: Llama2cCheckp
   const layers = mergedProjections(model, weights).map((projections, l): LayerWeights => {
     const [q, k, v, o, gate, up, down] = projections.map((projection, i) => projection.kind === 'dense'
       ? projection.weight
-      : asTensor(`layers.${l}.${PROJECTIONS[i]}`, [projection.weight.outFeatures, projection.weight.inFeatures], denseOutIn(projection.weight))) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
+      : denseTensor(`layers.${l}.${PROJECTIONS[i]}`, projection.weight, weights.layers[l]![PROJECTIONS[i]!].shape[1]!)) as [Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor];
     const w = weights.layers[l]!;
     return { rmsAtt: w.rmsAtt, rmsFfn: w.rmsFfn, wq: q, wk: k, wv: v, wo: o, w1: gate, w2: down, w3: up, q, k, v, o, gate, up, down };
   });
   return { ...weights, layers };
+}
+
+function denseTensor(name: string, weight: QuantizedWeight, inFeatures: number): Tensor {
+  return asTensor(name, [weight.outFeatures, inFeatures], denseOutIn(weight, inFeatures));
 }
 
 function asTensor(name: string, shape: readonly number[], data: Float32Array): Tensor {
@@ -141,16 +150,19 @@ const STORED_BITS: readonly (Bits | null)[] = [2, 3, 4, 8, null];
 
 /** [out, in] float32 weights of a stored projection: dequantized Ŵ (K×N) transposed. */
 function denseProjection(file: SafetensorsFile, path: string, prefix: string, q: LayerQuantization, inFeatures: number, outFeatures: number): Float32Array {
-  if (!STORED_BITS.includes(q?.bits) || !(Number.isSafeInteger(q.group) && q.group > 0 && inFeatures % q.group === 0)) {
-    throw new SafetensorsError(path, `${prefix}: bits ${q?.bits} and group ${q?.group} are not a quantization qalc writes`);
+  const rows = q?.paddedInFeatures ?? inFeatures;
+  const padding = rows - inFeatures;
+  if (!STORED_BITS.includes(q?.bits) || !(Number.isSafeInteger(q.group) && q.group > 0 && Number.isSafeInteger(rows) && rows % q.group === 0 && padding >= 0 && padding < q.group)) {
+    const padded = q?.paddedInFeatures === undefined ? '' : ` with in-features ${inFeatures} padded to ${rows}`;
+    throw new SafetensorsError(path, `${prefix}: bits ${q?.bits} and group ${q?.group}${padded} are not a quantization qalc writes`);
   }
   if (q.bits === null) return Float32Array.from(sized(file, path, `${prefix}.weight`, inFeatures * outFeatures));
-  const groups = inFeatures / q.group;
-  const qweight = sized(file, path, `${prefix}.qweight`, packedWords(inFeatures, q.bits) * outFeatures) as Int32Array;
-  const codes = unpackQweight(qweight, inFeatures, outFeatures, q.bits);
+  const groups = rows / q.group;
+  const qweight = sized(file, path, `${prefix}.qweight`, packedWords(rows, q.bits) * outFeatures) as Int32Array;
+  const codes = unpackQweight(qweight, rows, outFeatures, q.bits);
   const scales = Float64Array.from(sized(file, path, `${prefix}.scales`, groups * outFeatures));
   const zeros = Float64Array.from(sized(file, path, `${prefix}.zeros`, groups * outFeatures));
-  return denseOutIn({ inFeatures, outFeatures, groupSize: q.group, bits: q.bits, q: codes, scales, zeros });
+  return denseOutIn({ inFeatures: rows, outFeatures, groupSize: q.group, bits: q.bits, q: codes, scales, zeros }, inFeatures);
 }
 
 /**

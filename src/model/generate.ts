@@ -1,9 +1,10 @@
 // Text generation as llama2.c run.c's generate(): start from BOS at position 0; each step runs
-// one forward pass and picks the next token; stop at BOS (a sample that starts a new story) or
-// after `steps` forward passes. `steps` counts forward passes, so BOS's position is one of them:
-// 256 steps print at most 256 tokens, those at positions 1..256.
+// one forward pass and picks the next token; stop at BOS (a sample that starts a new story, as
+// run.c does), at EOS (as transformers' generate does) or after `steps` forward passes. `steps`
+// counts forward passes, so BOS's position is one of them: 256 steps print at most 256 tokens,
+// those at positions 1..256.
 import { firstNonFinite } from './finite.ts';
-import { BOS, type Tokenizer } from './tokenizer.ts';
+import type { Tokenizer } from './tokenizer.ts';
 import type { DecodeModel } from './llama-forward.ts';
 
 export interface GenerateOptions {
@@ -93,7 +94,7 @@ export function generate(model: DecodeModel, tokenizer: Tokenizer, options: Gene
   const probabilities = new Float32Array(model.arch.vocab);
 
   const tokens: number[] = [];
-  let token = BOS;
+  let token = tokenizer.bos;
   for (let pos = 0; pos < steps; pos++) {
     const logits = model.forward(token, pos);
     // Weights are checked finite when read; NaN here is an overflow, and argmax of NaN would
@@ -103,9 +104,9 @@ export function generate(model: DecodeModel, tokenizer: Tokenizer, options: Gene
     const next = pos < prompt.length ? prompt[pos]
       : temperature === 0 ? argmax(logits)
       : sampleWithTemperature(logits, temperature, rng, probabilities);
-    if (next === BOS) break;
+    if (next === tokenizer.bos || next === tokenizer.eos) break;
     tokens.push(next);
     token = next;
   }
-  return { text: tokenizer.decode(tokens, BOS), tokens };
+  return { text: tokenizer.decode(tokens), tokens };
 }

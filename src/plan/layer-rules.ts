@@ -8,6 +8,7 @@ import { ADAPTER_SCHEMA, QUANT_SCHEMA } from '../check/schema.ts';
 import type { AdapterPlan, QuantPlan } from './plan.ts';
 import type { LinearLayer } from './layer-shapes.ts';
 import type { ResolvedSettings, ResolvedValue } from './resolve-settings.ts';
+import { trainingRefusals } from './training-support.ts';
 
 export interface LayerProblem {
   readonly severity: 'error' | 'warning';
@@ -146,6 +147,9 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
     for (const key of ADAPTER_KEYS) {
       if (setByOverride(key)) problem('warning', r.get(key), `unused-${key}`, (layers) => `${key} has no effect on ${layers}: they have no adapter`, 'add `adapter = on` to give them one');
     }
+  }
+  if (spec.train) {
+    for (const refusal of trainingRefusals(layer, r, quant, adapter, String(spec.train.get('backend')?.value ?? 'cpu'))) problem('error', refusal.at, refusal.key, refusal.message, refusal.hint);
   }
   return { quant, adapter, problems };
 }

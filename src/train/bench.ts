@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readLlama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../model/tokenizer.ts';
+import { readTokenizer } from '../model/read-tokenizer.ts';
 import { createRng } from '../reference/random.ts';
 import { AdamW, constantSchedule } from './adamw.ts';
 import { encodeDocuments, randomBatch } from './batches.ts';

@@ -1,18 +1,16 @@
-// Training data: plain text (a stream of documents) or Alpaca-format instructions (examples with
-// the loss on the response only), tokenized and split into training and held-out parts.
+// Training data: plain text (a stream of documents), {"text": …} rows (a document each), or
+// Alpaca-format instructions (examples with the loss on the response only), as a JSON array or
+// JSON Lines; tokenized and split into training and held-out parts.
 import { readFileSync, statSync } from 'node:fs';
-import { BOS, EOS, type Tokenizer } from '../model/tokenizer.ts';
+import type { Tokenizer } from '../model/tokenizer.ts';
 import { createRng } from '../reference/random.ts';
 import { encodeDocuments, randomBatch, sequentialBatches } from './batches.ts';
+import { DataError } from './data-error.ts';
+import { parseJsonRows, rowError } from './json-rows.ts';
 import { cachedTokens } from './token-cache.ts';
 import type { Batch } from './qalora-model.ts';
 
-export class DataError extends Error {
-  constructor(readonly path: string, message: string) {
-    super(`${path}: ${message}`);
-    this.name = 'DataError';
-  }
-}
+export { DataError } from './data-error.ts';
 
 /** Where batches come from; `batch(step)` is a pure function of the step (see seeds.ts). */
 export interface Dataset {
@@ -34,18 +32,37 @@ function readText(path: string): string {
   return readFileSync(path, 'utf8');
 }
 
-function tokenizeText(path: string, tokenizer: Tokenizer, tokenizerBytes: Uint8Array): Int32Array {
+/** A .json or .jsonl file of {"text": …} rows: each row one document, BOS first. */
+function isJsonText(path: string): boolean {
+  return /\.jsonl?$/i.test(path);
+}
+
+function encodeTextRows(path: string, text: string, tokenizer: Tokenizer): Int32Array {
+  const rows = parseJsonRows(path, text);
+  if (rows.length === 0) throw new DataError(path, 'no rows: expected {"text": "…"} objects, one a line');
+  const stream: number[] = [];
+  for (const row of rows) {
+    const value = row.value as { text?: unknown } | null;
+    if (typeof value !== 'object' || value === null || typeof value.text !== 'string') throw rowError(path, row, 'is not {"text": string}');
+    if (value.text.trim() !== '') for (const token of tokenizer.encode(value.text)) stream.push(token);
+  }
+  return Int32Array.from(stream);
+}
+
+function tokenizeText(path: string, tokenizer: Tokenizer): Int32Array {
   const text = readText(path);
-  return cachedTokens(text, tokenizerBytes, () => encodeDocuments(tokenizer, text));
+  if (!isJsonText(path)) return cachedTokens(text, tokenizer.fingerprint, () => encodeDocuments(tokenizer, text));
+  // The same bytes read as rows tokenize otherwise than as plain text: another cache key.
+  return cachedTokens(text, Buffer.concat([tokenizer.fingerprint, Buffer.from('\0text rows')]), () => encodeTextRows(path, text, tokenizer));
 }
 
 /** Text: one token stream; the last `evalFraction` of it is held out. */
-export function textDataset(path: string, tokenizer: Tokenizer, tokenizerBytes: Uint8Array, evalFraction: number, evalPath?: string): Dataset {
-  const stream = tokenizeText(path, tokenizer, tokenizerBytes);
+export function textDataset(path: string, tokenizer: Tokenizer, evalFraction: number, evalPath?: string): Dataset {
+  const stream = tokenizeText(path, tokenizer);
   let train = stream;
   let held: Int32Array;
   if (evalPath) {
-    held = tokenizeText(evalPath, tokenizer, tokenizerBytes);
+    held = tokenizeText(evalPath, tokenizer);
   } else {
     const cut = Math.floor(stream.length * (1 - evalFraction));
     train = stream.subarray(0, cut);
@@ -88,7 +105,7 @@ interface EncodedExample {
 function encodeAlpaca(tokenizer: Tokenizer, example: AlpacaExample): EncodedExample {
   const prompt = tokenizer.encode(alpacaPrompt(example), { bos: true });
   const response = tokenizer.encode(example.output, { bos: false });
-  return { tokens: Int32Array.from([...prompt, ...response, EOS]), responseStart: prompt.length };
+  return { tokens: Int32Array.from([...prompt, ...response, tokenizer.eos]), responseStart: prompt.length };
 }
 
 /**
@@ -96,9 +113,9 @@ function encodeAlpaca(tokenizer: Tokenizer, example: AlpacaExample): EncodedExam
  * instruction longer than half the row is cut from the front (the template's end, "### Response:",
  * stays), so every row trains on its response rather than on nothing.
  */
-function alpacaBatch(examples: readonly EncodedExample[], seqLen: number): Batch {
+function alpacaBatch(examples: readonly EncodedExample[], seqLen: number, padding: number): Batch {
   const rows = examples.length;
-  const tokens = new Int32Array(rows * seqLen).fill(BOS);
+  const tokens = new Int32Array(rows * seqLen).fill(padding);
   const targets = new Int32Array(rows * seqLen).fill(-1);
   const lossMask = new Uint8Array(rows * seqLen);
   examples.forEach((example, b) => {
@@ -114,18 +131,12 @@ function alpacaBatch(examples: readonly EncodedExample[], seqLen: number): Batch
 }
 
 export function alpacaDataset(path: string, tokenizer: Tokenizer, evalFraction: number): Dataset {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readText(path));
-  } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError(path, `not valid JSON: ${(e as Error).message}`);
-  }
-  if (!Array.isArray(parsed) || parsed.length === 0) throw new DataError(path, 'expected a non-empty JSON array of {instruction, input, output}');
-  const examples = parsed.map((item: unknown, i) => {
-    const e = item as Partial<AlpacaExample>;
+  const rows = parseJsonRows(path, readText(path));
+  if (rows.length === 0) throw new DataError(path, 'expected a non-empty JSON array or JSON Lines of {instruction, input, output}');
+  const examples = rows.map((row) => {
+    const e = row.value as Partial<AlpacaExample> | null;
     if (typeof e?.instruction !== 'string' || typeof e.output !== 'string' || (e.input !== undefined && typeof e.input !== 'string')) {
-      throw new DataError(path, `example ${i} is not {instruction: string, input?: string, output: string}`);
+      throw rowError(path, row, 'is not {instruction: string, input?: string, output: string}');
     }
     return encodeAlpaca(tokenizer, e as AlpacaExample);
   });
@@ -138,11 +149,11 @@ export function alpacaDataset(path: string, tokenizer: Tokenizer, evalFraction: 
     evalTokens: count(held),
     batch(seed, batchSize, seqLen) {
       const rng = createRng(seed);
-      return alpacaBatch(Array.from({ length: batchSize }, () => train[rng.int(train.length)]!), seqLen);
+      return alpacaBatch(Array.from({ length: batchSize }, () => train[rng.int(train.length)]!), seqLen, tokenizer.bos);
     },
     evalBatches(batchSize, seqLen, limit = Infinity) {
       const batches: Batch[] = [];
-      for (let i = 0; i < held.length && batches.length < limit; i += batchSize) batches.push(alpacaBatch(held.slice(i, i + batchSize), seqLen));
+      for (let i = 0; i < held.length && batches.length < limit; i += batchSize) batches.push(alpacaBatch(held.slice(i, i + batchSize), seqLen, tokenizer.bos));
       return batches;
     },
   };

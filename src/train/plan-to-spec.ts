@@ -22,12 +22,11 @@ export function planToSpec(plan: Plan): QaLoraSpec {
     const q = layer.quant;
     const a = layer.adapter;
     if (q?.method === 'gptq') unsupported.add(`${layer.name}: method = gptq (RTN only so far)`);
-    if (q?.symmetric) unsupported.add(`${layer.name}: symmetric = true`);
-    if (q && q.paddedInFeatures !== layer.inFeatures) unsupported.add(`${layer.name}: pad = zero`);
     if (a && a.kind !== 'qalora') unsupported.add(`${layer.name}: kind = ${a.kind}`);
     blocks[layer.block]![layer.projection as ProjectionName] = {
       bits: (q?.bits ?? null) as Bits | null,
       group: q?.group ?? layer.inFeatures,
+      ...(q ? { symmetric: q.symmetric, scaleDtype: q.scaleDtype, pad: q.paddedInFeatures !== layer.inFeatures } : {}),
       adapter: a ? { rank: a.rank, alpha: a.alpha, dropout: a.dropout, pooling: a.pooling ?? 'mean' } : null,
     };
   }

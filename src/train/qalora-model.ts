@@ -7,7 +7,9 @@
 // Weights: llama2.c stores each projection [out, in] (y = W·x); QALORA.md and GPTQ are
 // input-major K×N (y = x·W). The model transposes every projection once, then RTN-quantizes
 // it along the input dimension (groups of g consecutive inputs per output column), so a group
-// is g consecutive input features — the same g inputs the adapter pools. Ŵ is never stored
+// is g consecutive input features — the same g inputs the adapter pools. With pad = zero the
+// in-features are padded with zero rows to a multiple of g, and the input with zero columns
+// (host arrays: the cpu backend only), so the last group pools g inputs of which some are 0. Ŵ is never stored
 // for quantized projections (ops/qalora-linear.ts dequantizes on the fly).
 //
 // Adapters start as PEFT's LoRA does: A ~ kaiming_uniform(a=√5) = U(−1/√L, 1/√L) (fan-in
@@ -16,6 +18,7 @@ import type { Architecture } from '../model/architecture.ts';
 import { headDim } from '../model/architecture.ts';
 import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
+import { withStoredScales } from '../quant/scale-dtype.ts';
 import { createRng, type Rng } from '../reference/random.ts';
 import type { AttentionShape } from '../runtime/typescript/attention.ts';
 import { allocateFloats, type FloatType, type Floats } from '../runtime/typescript/floats.ts';
@@ -23,6 +26,7 @@ import { type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight,
 import { ropeTables, type RopeTables } from '../runtime/typescript/rope.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { TYPESCRIPT_OPS } from '../runtime/typescript/ops.ts';
+import { UnsupportedPlanError } from './plan-to-spec.ts';
 import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
 
 /** The parts of a checkpoint the model reads (a tiny random one can be built in memory). */
@@ -68,7 +72,19 @@ export interface Projection {
   readonly name: string; // layers.<l>.<projection>
   readonly layer: QaLoraLinear;
   readonly spec: ProjectionSpec;
+  /** The checkpoint's in-features; fewer than the layer's when pad = zero padded them. */
+  readonly inFeatures: number;
 }
+
+/** x [rows, K] as [rows, Kp], the padding columns 0. */
+function padColumns(x: Floats, rows: number, K: number, Kp: number, dtype: FloatType): Floats {
+  const out = allocateFloats(dtype, rows * Kp);
+  for (let r = 0; r < rows; r++) out.set(x.subarray(r * K, r * K + K), r * Kp);
+  return out;
+}
+
+/** Ops whose arrays are host memory: the padding copies above can read and write them. */
+const HOST_OPS = new Set(['typescript', 'native-cpu']);
 
 interface ProjectionActivations {
   saved: AdapterActivations | undefined;
@@ -114,20 +130,31 @@ const transposeToInputMajor = (tensor: Tensor): Float64Array => {
   return w;
 };
 
+/** W (K×N) with zero rows appended up to `padded` rows: inputs that are always 0. */
+function padRows(weight: Float64Array, inFeatures: number, outFeatures: number, padded: number): Float64Array {
+  if (padded === inFeatures) return weight;
+  const out = new Float64Array(padded * outFeatures);
+  out.set(weight.subarray(0, inFeatures * outFeatures));
+  return out;
+}
+
 function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng): QaLoraLinear {
-  const [outFeatures, inFeatures] = tensor.shape;
+  const [outFeatures, realInFeatures] = tensor.shape;
   const usesGroups = spec.bits !== null || spec.adapter !== null;
+  const pads = spec.pad === true && spec.bits !== null && Number.isInteger(spec.group) && spec.group >= 1;
+  const inFeatures = pads ? Math.ceil(realInFeatures / spec.group) * spec.group : realInFeatures;
   if (usesGroups && !(Number.isInteger(spec.group) && spec.group >= 1 && inFeatures % spec.group === 0)) {
     throw new RangeError(`group size ${spec.group} does not divide in_features ${inFeatures} of ${name}`);
   }
-  const weight = transposeToInputMajor(tensor);
+  const weight = padRows(transposeToInputMajor(tensor), realInFeatures, outFeatures, inFeatures);
   let base: FrozenWeight;
   if (spec.bits === null) {
     const dense = allocateFloats(dtype, weight.length);
     dense.set(weight);
     base = { kind: 'dense', inFeatures, outFeatures, weight: dense };
   } else {
-    base = { kind: 'quantized', weight: quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group }) };
+    const quantized = quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group, symmetric: spec.symmetric ?? false });
+    base = { kind: 'quantized', weight: spec.scaleDtype ? withStoredScales(quantized, spec.scaleDtype, name) : quantized };
   }
   if (spec.adapter === null) return { base, adapter: null };
   const { rank, alpha, dropout, pooling } = spec.adapter;
@@ -171,7 +198,12 @@ export class QaLoraModel {
       const block = {} as Record<ProjectionName, Projection>;
       for (const p of PROJECTIONS) {
         const name = `layers.${l}.${p}`;
-        block[p] = { name, spec: blockSpec[p], layer: buildProjection(name, checkpoint.layers[l][p], blockSpec[p], this.dtype, rng) };
+        const tensor = checkpoint.layers[l][p];
+        const layer = buildProjection(name, tensor, blockSpec[p], this.dtype, rng);
+        if (inFeaturesOf(layer.base) !== tensor.shape[1] && !HOST_OPS.has(this.ops.name)) {
+          throw new UnsupportedPlanError(`${name}: pad = zero runs on the cpu backend only so far (the ${this.ops.name} ops keep activations on the device)`);
+        }
+        block[p] = { name, spec: blockSpec[p], layer, inFeatures: tensor.shape[1]! };
       }
       return block;
     });
@@ -227,7 +259,9 @@ export class QaLoraModel {
         saved.saved.mask = adapter !== null && adapter.dropout > 0 && dropoutRng !== undefined
           ? drawMask(dropoutRng, saved.saved.u.length, adapter.dropout) : undefined;
       }
-      await ops.qaloraLinearForward(y, x, rows, projection.layer, saved.saved);
+      const padded = inFeaturesOf(projection.layer.base);
+      const input = padded === projection.inFeatures ? x : padColumns(x, rows, projection.inFeatures, padded, this.dtype);
+      await ops.qaloraLinearForward(y, input, rows, projection.layer, saved.saved);
     };
 
     await ops.embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
@@ -282,8 +316,14 @@ export class QaLoraModel {
     const { dim: C, hiddenDim: hidden, vocab } = arch;
     const g = acts.gradients;
     const shape = this.attentionShape(B, T);
-    const linear = (projection: Projection, saved: ProjectionActivations, dx: Floats, dy: Floats) =>
-      ops.qaloraLinearBackward(dx, dy, rows, projection.layer, saved.saved);
+    const linear = async (projection: Projection, saved: ProjectionActivations, dx: Floats, dy: Floats) => {
+      const K = projection.inFeatures, padded = inFeaturesOf(projection.layer.base);
+      if (padded === K) return ops.qaloraLinearBackward(dx, dy, rows, projection.layer, saved.saved);
+      // The gradient of the padding inputs is dropped: they are constants.
+      const paddedDx = allocateFloats(this.dtype, rows * padded);
+      await ops.qaloraLinearBackward(paddedDx, dy, rows, projection.layer, saved.saved);
+      for (let r = 0; r < rows; r++) for (let i = 0; i < K; i++) dx[r * K + i] += paddedDx[r * padded + i]!;
+    };
 
     await ops.zeroFill(g.logits);
     await ops.crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);

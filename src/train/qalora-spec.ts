@@ -3,6 +3,7 @@
 // plan (src/plan) maps onto it.
 import type { Architecture } from '../model/architecture.ts';
 import type { Bits } from '../quant/quantized-weight.ts';
+import type { ScaleDtype } from '../quant/scale-dtype.ts';
 import type { Pooling } from '../reference/adapter.ts';
 
 export const PROJECTIONS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
@@ -20,8 +21,14 @@ export interface AdapterSpec {
 export interface ProjectionSpec {
   /** RTN bits of the frozen base; null keeps the float32 weight unquantized (a control). */
   readonly bits: Bits | null;
-  /** Group size g: shared by the quantization and the adapter's pooling; must divide in-features. */
+  /** Group size g: shared by the quantization and the adapter's pooling; must divide in-features unless `pad`. */
   readonly group: number;
+  /** pad = zero: in-features padded with zero rows (inputs) to a multiple of g. Default false. */
+  readonly pad?: boolean;
+  /** GPTQ's sym=True: the zero fixed at 2^(b−1) (rtn.ts). Default false, QALORA.md's asymmetric. */
+  readonly symmetric?: boolean;
+  /** The dtype the scales are stored, and so computed, in (scale-dtype.ts). Default: exact (float64). */
+  readonly scaleDtype?: ScaleDtype;
   readonly adapter: AdapterSpec | null;
 }
 

@@ -1,16 +1,16 @@
 // A spec's model as it would run after `qalc merge`, built in memory: quantized as planned, the
 // run's adapters (when there is a run) folded into the zero points, dequantized for inference.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { mergedDenseCheckpoint } from '../export/merged-model.ts';
 import type { Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
+import type { Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { setUpTraining } from './trainer.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 
-export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string, ops?: TrainingOps): { weights: Llama2cCheckpoint; tokenizerPath?: string; description: string } {
-  const { model, weights } = setUpTraining(plan, specDir, ops);
+export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string, ops?: TrainingOps): { weights: Llama2cCheckpoint; tokenizer: Tokenizer; description: string } {
+  const { model, weights, tokenizer } = setUpTraining(plan, specDir, ops);
   let description = `${plan.spec}: quantized, no run at ${checkpoint}: the adapters are at initialisation (B = 0)`;
   if (existsSync(checkpoint)) {
     const { step, changes } = loadAdapters(checkpoint, plan, model);
@@ -20,7 +20,7 @@ export function specModelWithRun(plan: Plan, specDir: string, checkpoint: string
   }
   return {
     weights: mergedDenseCheckpoint(model, weights),
-    ...(plan.model.tokenizer ? { tokenizerPath: resolve(specDir, plan.model.tokenizer) } : {}),
+    tokenizer,
     description,
   };
 }

@@ -11,7 +11,8 @@ import { join, resolve } from 'node:path';
 import { firstNonFinite } from '../model/finite.ts';
 import { readHfCheckpoint } from '../model/hf-checkpoint.ts';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
-import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
+import { modelTokenizerPath, readTokenizer } from '../model/read-tokenizer.ts';
+import type { Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
 import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
 import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type ScheduleRecord } from './checkpoint.ts';
@@ -71,17 +72,16 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): T
   const checkpoint = plan.model.checkpoint;
   if (!checkpoint) throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block`);
   if (checkpoint.format === 'gptq') throw new TrainingError(`spec ${plan.spec}: training reads llama2.c checkpoints and Hugging Face LLaMA directories so far, not GPTQ ones`);
-  if (!plan.model.tokenizer) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block`);
   const weightsPath = resolve(specDir, checkpoint.path);
+  const tokenizerPath = modelTokenizerPath(plan.model.tokenizer, checkpoint, specDir);
+  if (!tokenizerPath) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block${checkpoint.format === 'llama2c' ? '' : ` (${checkpoint.path} has no tokenizer.json or tokenizer.model)`}`);
   const weights = checkpoint.format === 'hf' ? readHfCheckpoint(weightsPath) : readLlama2cCheckpoint(weightsPath);
-  const tokenizerPath = resolve(specDir, plan.model.tokenizer);
-  const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab);
-  const tokenizerBytes = readFileSync(tokenizerPath);
+  const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab, checkpoint.path);
   const dataPath = resolve(specDir, String(settings.data));
   const evalFraction = Number(settings.eval_fraction);
   const dataset = settings.format === 'alpaca'
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
-    : textDataset(dataPath, tokenizer, tokenizerBytes, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
+    : textDataset(dataPath, tokenizer, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
   const model = new QaLoraModel(weights, planToSpec(plan), { seed: stepSeed(Number(settings.seed), 0, 'init'), ...(ops ? { ops } : {}) });
   return { model, weights, tokenizer, dataset, settings };
 }

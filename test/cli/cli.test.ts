@@ -95,6 +95,8 @@ describe('qalc', () => {
     expect(table.status).toBe(0);
     expect(table.stdout).toMatch(/0\.\.31\s+q\s+4096×4096\s+4\s+32\s+qalora r64\s+256\.00\s+32\.00\s+8\.00\s+33\.00\s+1024\.00/);
     expect(table.stdout).toContain('whole model');
+    // The sizes say which dtypes they count: the fp16 scales are the ones trained with.
+    expect(table.stdout).toContain('stored as       GPTQ-packed codes, fp16 scales (the values trained with), packed integer zeros;');
     const plan = JSON.parse(qalc(['inspect', 'examples/llama-7b-int4-g32.qal', '--json']).stdout) as { layers: unknown[] };
     expect(plan.layers).toHaveLength(224);
     expect(qalc(['inspect', 'examples/stories260k.qal', '--all']).stdout.split('\n').filter((l) => /^\d+\s/.test(l))).toHaveLength(35);
@@ -127,11 +129,25 @@ describe('qalc', () => {
 });
 
 describe('qalc generate', () => {
-  it("reads a Hugging Face directory: stories260K-hf prints transformers' greedy text", () => {
+  it("reads a Hugging Face directory and its tokenizer.json: stories260K-hf prints transformers' greedy text", () => {
     const hf = '../shared/models/stories260K-hf';
-    const r = qalc(['generate', hf, '--tokenizer', '../shared/models/stories260K/tok512.bin', '--steps', '255']);
-    expect(r).toMatchObject({ status: 0, stdout: `${readFileSync(join(hf, 'greedy_256_transformers.txt'), 'utf8')}\n` });
-    expect(qalc(['generate', hf])).toMatchObject({ status: 1, stderr: expect.stringContaining('tokenizer.json is not read yet: give a llama2.c tokenizer with --tokenizer FILE') });
+    const expected = `${readFileSync(join(hf, 'greedy_256_transformers.txt'), 'utf8')}\n`;
+    expect(qalc(['generate', hf, '--steps', '255'])).toMatchObject({ status: 0, stdout: expected });
+    for (const tokenizer of ['../shared/models/stories260K/tok512.bin', '../shared/models/stories260K/tok512.model']) {
+      expect(qalc(['generate', hf, '--tokenizer', tokenizer, '--steps', '255'])).toMatchObject({ status: 0, stdout: expected });
+    }
+    const prompted = qalc(['generate', hf, '--steps', '40', '--prompt', 'Once upon a time, Lily']);
+    expect(prompted.stdout.startsWith('Once upon a time, Lily')).toBe(true);
+  });
+
+  it('refuses a tokenizer of another vocabulary or none, naming the files, exit 1', () => {
+    const hf = '../shared/models/stories260K-hf';
+    expect(qalc(['generate', hf, '--tokenizer', '../shared/models/llama2-tokenizer/tokenizer.json'])).toMatchObject({
+      status: 1, stderr: expect.stringContaining('llama2-tokenizer/tokenizer.json: the tokenizer has 32000 tokens but ../shared/models/stories260K-hf has a vocabulary of 512'),
+    });
+    const bare = mkdtempSync(join(tmpdir(), 'qalc-hf-bare-'));
+    for (const file of ['config.json', 'model.safetensors']) copyFileSync(join(hf, file), join(bare, file));
+    expect(qalc(['generate', bare])).toMatchObject({ status: 1, stderr: expect.stringContaining('has no tokenizer.json or tokenizer.model: give one with --tokenizer FILE') });
   });
 
   it('prints only the text on stdout, and its speed on stderr', () => {

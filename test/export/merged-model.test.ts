@@ -79,6 +79,9 @@ describe('a merged model that is not whole', () => {
     const quantization = JSON.parse(readSafetensors(path).metadata.quantization!) as Record<string, unknown>;
     quantization['model.layers.0.mlp.up_proj'] = { bits: 5, group: 4 };
     expect(refusal(rewritten(path, (t) => t, { quantization: JSON.stringify(quantization) }))).toBe('model.layers.0.mlp.up_proj: bits 5 and group 4 are not a quantization qalc writes');
+    // A padded record must pad by less than one group, to a multiple of it.
+    quantization['model.layers.0.mlp.up_proj'] = { bits: 4, group: 4, paddedInFeatures: 16 };
+    expect(refusal(rewritten(path, (t) => t, { quantization: JSON.stringify(quantization) }))).toBe('model.layers.0.mlp.up_proj: bits 4 and group 4 with in-features 8 padded to 16 are not a quantization qalc writes');
   });
 
   it('names a tensor of the wrong size', () => {

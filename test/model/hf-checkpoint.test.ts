@@ -10,7 +10,7 @@ import { readHfCheckpoint } from '../../src/model/hf-checkpoint.ts';
 import { LlamaForward } from '../../src/model/llama-forward.ts';
 import { readLlama2cCheckpoint } from '../../src/model/llama2c-checkpoint.ts';
 import { permuteToHf, unpermuteFromHf } from '../../src/model/rope-permutation.ts';
-import { readTokenizer } from '../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../src/model/read-tokenizer.ts';
 import { fileURLToPath } from 'node:url';
 
 const shared = (path: string) => fileURLToPath(new URL(`../../../shared/${path}`, import.meta.url));
@@ -105,8 +105,8 @@ describe('reading stories260K-hf', () => {
     expect(worst).toBeLessThanOrEqual(1e-5);
   });
 
-  it("reproduces transformers' greedy text (255 new tokens after BOS)", () => {
-    const tokenizer = readTokenizer(shared('models/stories260K/tok512.bin'), hf.arch.vocab);
+  it.each(['tokenizer.json', '../stories260K/tok512.bin'])("reproduces transformers' greedy text (255 new tokens after BOS), decoded by %s", (tokenizerFile) => {
+    const tokenizer = readTokenizer(join(HF, tokenizerFile), hf.arch.vocab);
     const text = generate(new LlamaForward(hf), tokenizer, { steps: 256 - 1 }).text;
     expect(text).toBe(readFileSync(join(HF, 'greedy_256_transformers.txt'), 'utf8'));
   });

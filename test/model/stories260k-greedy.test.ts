@@ -6,14 +6,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CheckpointError, readLlama2cCheckpoint } from '../../src/model/llama2c-checkpoint.ts';
-import { parseTokenizer, readTokenizer, TokenizerError, BOS } from '../../src/model/tokenizer.ts';
+import { parseLlama2cTokenizer } from '../../src/model/llama2c-tokenizer.ts';
+import { readTokenizer } from '../../src/model/read-tokenizer.ts';
+import { TokenizerError } from '../../src/model/tokenizer.ts';
 import { LlamaForward } from '../../src/model/llama-forward.ts';
 import { generate } from '../../src/model/generate.ts';
 
 const modelFile = (name: string) => fileURLToPath(new URL(`../../../shared/models/stories260K/${name}`, import.meta.url));
 const checkpointPath = modelFile('stories260K.bin');
 const checkpoint = readLlama2cCheckpoint(checkpointPath);
-const tokenizer = readTokenizer(modelFile('tok512.bin'), checkpoint.arch.vocab);
+const tokenizer = parseLlama2cTokenizer(readFileSync(modelFile('tok512.bin')), 'tok512.bin');
 
 describe('stories260K checkpoint', () => {
   it('reads every tensor with [out, in] shapes and both naming schemes', () => {
@@ -56,7 +58,7 @@ describe('tok512 tokenizer', () => {
     'Ünïcödé falls back to bytes: 猫 🐱',
   ])('round-trips %j', (text) => {
     const tokens = tokenizer.encode(text);
-    expect(tokens[0]).toBe(BOS);
+    expect(tokens[0]).toBe(1);
     expect(tokenizer.decode(tokens)).toBe(text);
   });
 
@@ -69,11 +71,12 @@ describe('tok512 tokenizer', () => {
     expect(tokenizer.encode('猫', { bos: false }).slice(-3)).toEqual([0xe7 + 3, 0x8c + 3, 0xab + 3]);
   });
 
-  it('rejects a vocabulary of another size', () => {
+  it('rejects a vocabulary of another size, naming both files', () => {
+    expect(() => readTokenizer(modelFile('tok512.bin'), 500, 'stories260K.bin')).toThrow(TokenizerError);
+    expect(() => readTokenizer(modelFile('tok512.bin'), 500, 'stories260K.bin')).toThrow(/tok512\.bin: the tokenizer has 512 tokens but stories260K\.bin has a vocabulary of 500/);
+    // A file cut inside a piece is named as such, not read as a shorter vocabulary.
     const bytes = readFileSync(modelFile('tok512.bin'));
-    expect(() => parseTokenizer(bytes, 500, 'tok512.bin')).toThrow(TokenizerError);
-    expect(() => parseTokenizer(bytes, 500, 'tok512.bin')).toThrow(/vocabulary size mismatch: the model has 500/);
-    expect(() => parseTokenizer(bytes, 1000, 'tok512.bin')).toThrow(/vocabulary of 1000/);
+    expect(() => parseLlama2cTokenizer(bytes.subarray(0, bytes.length - 2), 'cut.bin')).toThrow(/cut\.bin: the file ends in the bytes of token 511/);
   });
 });
 

@@ -19,6 +19,7 @@ export const COMPILED_LINEAR_CASES: readonly LinearCase[] = [
   { name: '4-bit, group 32, rank 8, 70 rows (tensor cores on CUDA)', rows: 70, K: 64, N: 72, group: 32, bits: 4, rank: 8, pooling: 'mean' },
   { name: '3-bit, group 7 (ragged), rank 3, sum, dropout', rows: 19, K: 35, N: 13, group: 7, bits: 3, rank: 3, pooling: 'sum', dropout: 0.3 },
   { name: '2-bit, group 43, rank 5, merged (fractional) zeros', rows: 8, K: 172, N: 23, group: 43, bits: 2, rank: 5, fractionalZeros: true },
+  { name: '4-bit symmetric, fp16 scales, group 16, rank 4', rows: 13, K: 48, N: 19, group: 16, bits: 4, rank: 4, symmetricFp16: true },
   { name: '8-bit (codes up to 255), group 6, no adapter', rows: 21, K: 30, N: 17, group: 6, bits: 8, rank: 0 },
   { name: 'dense base, rank 4, dropout', rows: 23, K: 24, N: 9, group: 8, bits: null, rank: 4, dropout: 0.5 },
 ];

@@ -5,6 +5,7 @@ import type { Pooling } from '../../src/reference/adapter.ts';
 import { createRng, type Rng } from '../../src/reference/random.ts';
 import type { Bits } from '../../src/quant/quantized-weight.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
+import { withStoredScales } from '../../src/quant/scale-dtype.ts';
 import type { Floats } from '../../src/runtime/typescript/floats.ts';
 import type { AdapterActivations, FrozenWeight, QaLoraLinear } from '../../src/runtime/typescript/qalora-linear.ts';
 
@@ -19,6 +20,8 @@ export interface LinearCase {
   readonly pooling?: Pooling;
   readonly dropout?: number;
   readonly fractionalZeros?: boolean;
+  /** GPTQ's sym=True (zeros 2^(b−1)) with fp16 scales, as a spec with symmetric = true trains. */
+  readonly symmetricFp16?: boolean;
 }
 
 export interface LinearCaseData {
@@ -45,7 +48,8 @@ export function linearCaseData(c: LinearCase): LinearCaseData {
   if (c.bits === null) {
     base = { kind: 'dense', inFeatures: c.K, outFeatures: c.N, weight: Float32Array.from(weight) };
   } else {
-    const quantized = quantizeRtn(weight, c.K, c.N, { bits: c.bits, groupSize: c.group });
+    const rtn = quantizeRtn(weight, c.K, c.N, { bits: c.bits, groupSize: c.group, symmetric: c.symmetricFp16 ?? false });
+    const quantized = c.symmetricFp16 ? withStoredScales(rtn, 'fp16', c.name) : rtn;
     if (c.fractionalZeros) for (let i = 0; i < quantized.zeros.length; i++) quantized.zeros[i] += rng.uniform(-0.5, 0.5);
     base = { kind: 'quantized', weight: quantized };
   }

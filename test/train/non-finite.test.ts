@@ -24,7 +24,7 @@ writeFileSync(data, readFileSync(TINY_SHAKESPEARE, 'utf8').slice(0, 20_000));
 const quiet = new Progress({ write: () => true } as unknown as NodeJS.WriteStream);
 
 /** A spec over a tiny llama2.c model; `poison` puts values into its weights. */
-function plan(name: string, trainSettings: string, poison: Record<number, number> = {}): Plan {
+function plan(name: string, trainSettings: string, poison: Record<number, number> = {}, quant = ''): Plan {
   const checkpoint = writeLlama2c(join(work, `${name}.bin`), ARCH, weights, { 300: 0.5, 301: -0.3, 900: 0.2, ...poison });
   const spec = join(work, `${name}.qal`);
   writeFileSync(spec, `spec ${name}
@@ -32,7 +32,7 @@ model {
   checkpoint = "${checkpoint}"
   tokenizer = "${TOK512}"
 }
-quant { bits = 4  group = 8 }
+quant { bits = 4  group = 8  ${quant} }
 adapter { rank = 2  alpha = 4 }
 train {
   data = "${data}"
@@ -116,7 +116,10 @@ describe('weights that are finite but overflow', () => {
   it('eval stops with an error instead of printing loss NaN', async () => {
     // rms_att and wq of layer 0 near float32's largest value: q = wq · (rms_att ⊙ x) overflows.
     const huge = Object.fromEntries(Array.from({ length: 16 + 256 }, (_, i) => [512 * 16 + i, i % 3 === 0 ? -3e38 : 3e38]));
-    const p = plan('overflow', 'lr = 1e-3  steps = 1', huge);
+    // fp16 scales cannot hold such weights, and say so before anything runs.
+    expect(await failure(evaluateRun({ plan: plan('overflow16', 'lr = 1e-3  steps = 1', huge), specDir: work, batches: 1 })))
+      .toMatch(/^layers\.0\.q: the scale .* is Infinity in fp16: its weights are too large for fp16 scales; set `scale = fp32`$/);
+    const p = plan('overflow', 'lr = 1e-3  steps = 1', huge, 'scale = fp32');
     const message = await failure(evaluateRun({ plan: p, specDir: work, batches: 1 }));
     expect(message).toMatch(/^the held-out loss of overflow, quantized, adapters at initialisation \(B = 0\) is (NaN|-?Infinity): the model's activations overflow/);
   });

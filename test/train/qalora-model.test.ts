@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { LlamaForward } from '../../src/model/llama-forward.ts';
 import { readLlama2cCheckpoint } from '../../src/model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../src/model/read-tokenizer.ts';
 import { createRng } from '../../src/reference/random.ts';
 import { QaLoraModel, type Batch } from '../../src/train/qalora-model.ts';
 import { specForEveryProjection, type AdapterSpec } from '../../src/train/qalora-spec.ts';

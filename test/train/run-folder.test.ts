@@ -22,11 +22,11 @@ const work = mkdtempSync(join(tmpdir(), 'qalc-run-folder-'));
 const DATA = join(work, 'shakespeare.txt');
 writeFileSync(DATA, readFileSync(TINY_SHAKESPEARE, 'utf8').slice(0, 60_000));
 
-function specText(train: string, extra = '', adapter = 'rank = 4  alpha = 8', checkpoint = STORIES260K): string {
+function specText(train: string, extra = '', adapter = 'rank = 4  alpha = 8', checkpoint = STORIES260K, tokenizer: string | undefined = TOK512): string {
   return `spec runs
 model {
   checkpoint = "${checkpoint}"
-  tokenizer = "${TOK512}"
+  ${tokenizer ? `tokenizer = "${tokenizer}"` : ''}
 }
 quant { bits = 4  group = 16 }
 override proj down { group = 43 }
@@ -83,6 +83,14 @@ describe('a Hugging Face checkpoint', () => {
     const losses = (out: string) => log(out).map((l) => [l.loss, l.eval_loss]);
     expect(losses(join(work, 'from-hf'))).toEqual(losses(join(work, 'from-bin')));
     expect(losses(join(work, 'from-bin'))).toHaveLength(3);
+    // With no tokenizer named, the directory's tokenizer.json: the same ids, so the same losses;
+    // and a SentencePiece .model trains (60,000 characters of Shakespeare have no double space).
+    const ownTokenizer = planFrom(join(work, 'hf-own.qal'), specText(settings, '', undefined, join(STORIES260K, '../../stories260K-hf'), undefined));
+    await run(ownTokenizer, join(work, 'from-hf-own'));
+    expect(losses(join(work, 'from-hf-own'))).toEqual(losses(join(work, 'from-bin')));
+    const sentencePiece = planFrom(join(work, 'spm.qal'), specText(settings, '', undefined, STORIES260K, join(STORIES260K, '../tok512.model')));
+    await run(sentencePiece, join(work, 'from-spm'));
+    expect(losses(join(work, 'from-spm'))).toEqual(losses(join(work, 'from-bin')));
     // eval and merge read the same weights too: the same held-out loss, the same merged bytes.
     const evaluate = (plan: Plan, out: string) => evaluateRun({ ops, plan, specDir: work, checkpoint: join(work, out, 'checkpoint.safetensors'), batches: 2 }).then((r) => r.loss);
     expect(await evaluate(fromHf, 'from-hf')).toBe(await evaluate(fromBin, 'from-bin'));

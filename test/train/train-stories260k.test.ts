@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { readLlama2cCheckpoint } from '../../src/model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../src/model/read-tokenizer.ts';
 import { createRng } from '../../src/reference/random.ts';
 import { AdamW, constantSchedule } from '../../src/train/adamw.ts';
 import { encodeDocuments, randomBatch, sequentialBatches } from '../../src/train/batches.ts';

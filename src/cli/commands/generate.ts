@@ -17,7 +17,7 @@ export const generateCommand: Command = {
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
-    tokenizer: 'llama2.c tokenizer (default: the spec\'s, or tokenizer.bin beside the model)',
+    tokenizer: 'tokenizer.json, SentencePiece .model or llama2.c tokenizer.bin (default: the spec\'s, the model directory\'s tokenizer.json / tokenizer.model, or tokenizer.bin beside a llama2.c file)',
     prompt: 'text to start from',
     temperature: '0 (the default) is greedy; higher samples more freely',
     steps: 'forward passes, prompt included (default 256)',
@@ -37,14 +37,16 @@ export const generateCommand: Command = {
     const seed = number('seed', 42, true);
     if (seed === 0) throw new UsageError('--seed must be a positive integer: run.c\'s xorshift generator needs a non-zero state', 'generate');
     const input = positionals[0]!;
-    const { readTokenizer } = await import('../../model/tokenizer.ts');
+    const { readTokenizer, tokenizerInDirectory } = await import('../../model/read-tokenizer.ts');
     const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
     const cpu = cpuBackend();
     if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
     const { generate } = await import('../../model/generate.ts');
 
     let weights;
-    let tokenizerPath = values.tokenizer as string | undefined;
+    const tokenizerPath = values.tokenizer as string | undefined;
+    // The spec's tokenizer, or the one a model directory carries; --tokenizer replaces either.
+    let tokenizer;
     if (input.endsWith('.qal')) {
       const loaded = await planOf(input, 'generate');
       if (typeof loaded === 'number') return loaded;
@@ -53,7 +55,7 @@ export const generateCommand: Command = {
       const built = specModelWithRun(loaded.plan, loaded.specDir, checkpoint, cpu.ops);
       process.stderr.write(`${built.description}\n`);
       weights = built.weights;
-      tokenizerPath ??= built.tokenizerPath;
+      if (!tokenizerPath) tokenizer = built.tokenizer;
     } else if (input.endsWith('.safetensors')) {
       const { readMergedModelAsDense } = await import('../../export/merged-model.ts');
       weights = readMergedModelAsDense(input);
@@ -62,17 +64,24 @@ export const generateCommand: Command = {
       if (inferCheckpointFormat(input) !== 'hf') throw new UsageError(`${input}: GPTQ directories are not read yet; give a Hugging Face LLaMA directory, a llama2.c checkpoint or a merged model`, 'generate');
       const { readHfCheckpoint } = await import('../../model/hf-checkpoint.ts');
       weights = readHfCheckpoint(input);
-      if (!tokenizerPath) throw new UsageError(`${input}: tokenizer.json is not read yet: give a llama2.c tokenizer with --tokenizer FILE`, 'generate');
+      if (!tokenizerPath) {
+        const inside = tokenizerInDirectory(input);
+        if (!inside) throw new UsageError(`${input} has no tokenizer.json or tokenizer.model: give one with --tokenizer FILE`, 'generate');
+        tokenizer = readTokenizer(inside, weights.arch.vocab, input);
+      }
     } else {
       const { readLlama2cCheckpoint } = await import('../../model/llama2c-checkpoint.ts');
       weights = readLlama2cCheckpoint(input);
     }
-    if (!tokenizerPath) {
-      const beside = join(dirname(input), 'tokenizer.bin');
-      if (!existsSync(beside)) throw new UsageError(`no tokenizer: give --tokenizer FILE (none in the spec, no tokenizer.bin beside ${input})`, 'generate');
-      tokenizerPath = beside;
+    if (!tokenizer) {
+      let path = tokenizerPath;
+      if (!path) {
+        const beside = join(dirname(input), 'tokenizer.bin');
+        if (!existsSync(beside)) throw new UsageError(`no tokenizer: give --tokenizer FILE (none in the spec, no tokenizer.bin beside ${input})`, 'generate');
+        path = beside;
+      }
+      tokenizer = readTokenizer(path, weights.arch.vocab, input);
     }
-    const tokenizer = readTokenizer(tokenizerPath, weights.arch.vocab);
     const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
     const decoder = cpu.decoder(weights);
     const started = performance.now();

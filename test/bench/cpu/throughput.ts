@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { argmax } from '../../../src/model/generate.ts';
 import { LlamaForward, type DecodeModel } from '../../../src/model/llama-forward.ts';
 import { readLlama2cCheckpoint } from '../../../src/model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../../src/model/read-tokenizer.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { AdamW, constantSchedule } from '../../../src/train/adamw.ts';
 import { encodeDocuments, randomBatch } from '../../../src/train/batches.ts';

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { frontEnd } from '../../../src/compile.ts';
 import { readLlama2cCheckpoint } from '../../../src/model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../../src/model/read-tokenizer.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { AdamW, constantSchedule } from '../../../src/train/adamw.ts';
 import { encodeDocuments, randomBatch } from '../../../src/train/batches.ts';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { generate } from '../../../src/model/generate.ts';
 import { LlamaForward } from '../../../src/model/llama-forward.ts';
 import { readLlama2cCheckpoint } from '../../../src/model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../../src/model/read-tokenizer.ts';
 import { NativeLlamaForward } from '../../../src/runtime/cpu/native-llama-forward.ts';
 import { sharedFile, STORIES260K, TOK512 } from '../../train/tiny-model.ts';
 import { nativeBuilt, withOneAndTwoThreads } from './native-support.ts';

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { readLlama2cCheckpoint } from '../../../src/model/llama2c-checkpoint.ts';
-import { readTokenizer } from '../../../src/model/tokenizer.ts';
+import { readTokenizer } from '../../../src/model/read-tokenizer.ts';
 import { nativeCpuOps } from '../../../src/runtime/cpu/native-ops.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { AdamW } from '../../../src/train/adamw.ts';

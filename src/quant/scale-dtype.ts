@@ -1,0 +1,36 @@
+// The group scales as a checkpoint stores them: fp16 by default (GPTQ / AutoGPTQ pack
+// `scales.half()`), bf16, or fp32. The codes are chosen with the exact scale, as AutoGPTQ's
+// quantizer does, and the model then computes with the stored scale — so what is trained is
+// what would be written, and the size table's bytes describe the scales that are used.
+import { bf16Bits, bf16Value, f16Bits, f16Value } from '../runtime/cuda/host-data.ts';
+import type { QuantizedWeight } from './quantized-weight.ts';
+
+export type ScaleDtype = 'fp16' | 'bf16' | 'fp32';
+
+const ROUND: Readonly<Record<ScaleDtype, (value: number) => number>> = {
+  fp16: (value) => f16Value(f16Bits(value)),
+  bf16: (value) => bf16Value(bf16Bits(value)),
+  fp32: Math.fround,
+};
+
+/** A scale that the dtype cannot hold (0 after rounding, or infinite): the layer cannot be stored so. */
+export class ScaleRangeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScaleRangeError';
+  }
+}
+
+/** The weight with every scale rounded to `dtype`; `name` names the layer in the error. */
+export function withStoredScales(weight: QuantizedWeight, dtype: ScaleDtype, name: string): QuantizedWeight {
+  const round = ROUND[dtype];
+  const scales = weight.scales.map(round);
+  for (let g = 0; g < scales.length; g++) {
+    const s = scales[g]!;
+    if (s > 0 && Number.isFinite(s)) continue;
+    const group = Math.floor(g / weight.outFeatures), column = g % weight.outFeatures;
+    throw new ScaleRangeError(`${name}: the scale ${weight.scales[g]!.toExponential(3)} of group ${group}, column ${column} is ${s} in ${dtype}` +
+      `: its weights are too ${s === 0 ? 'small' : 'large'} for ${dtype} scales; set \`scale = fp32\``);
+  }
+  return { ...weight, scales };
+}
