@@ -1,11 +1,20 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
 
+/** A folder `qalc export --format qalc` wrote (its export.json says so). */
+function isQalcExport(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'export.json'), 'utf8')) as { format?: string }).format === 'qalc';
+  } catch {
+    return false;
+  }
+}
+
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint or a Hugging Face LLaMA directory (run unquantized), a merged model from `qalc merge`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
+  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint or a Hugging Face LLaMA directory (run unquantized), a merged model from `qalc merge` or a folder from `qalc export --format qalc`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
   usage: 'qalc generate MODEL_OR_SPEC [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
   options: {
     tokenizer: { type: 'string' },
@@ -37,7 +46,7 @@ export const generateCommand: Command = {
     const seed = number('seed', 42, true);
     if (seed === 0) throw new UsageError('--seed must be a positive integer: run.c\'s xorshift generator needs a non-zero state', 'generate');
     const input = positionals[0]!;
-    const { readTokenizer } = await import('../../model/tokenizer.ts');
+    const { readTokenizer, parseTokenizer } = await import('../../model/tokenizer.ts');
     const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
     const cpu = cpuBackend();
     if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
@@ -45,6 +54,7 @@ export const generateCommand: Command = {
 
     let weights;
     let tokenizerPath = values.tokenizer as string | undefined;
+    let embeddedTokenizer: { path: string; bytes: Uint8Array } | undefined;
     if (input.endsWith('.qal')) {
       const loaded = await planOf(input, 'generate');
       if (typeof loaded === 'number') return loaded;
@@ -54,9 +64,12 @@ export const generateCommand: Command = {
       process.stderr.write(`${built.description}\n`);
       weights = built.weights;
       tokenizerPath ??= built.tokenizerPath;
-    } else if (input.endsWith('.safetensors')) {
-      const { readMergedModelAsDense } = await import('../../export/merged-model.ts');
-      weights = readMergedModelAsDense(input);
+    } else if (input.endsWith('.safetensors') || existsSync(join(input, 'model.safetensors')) && isQalcExport(input)) {
+      const { readMergedModel, denseCheckpointOf } = await import('../../export/merged-model.ts');
+      const path = input.endsWith('.safetensors') ? input : join(input, 'model.safetensors');
+      const merged = readMergedModel(path);
+      weights = denseCheckpointOf(merged, path);
+      if (!tokenizerPath && merged.tokenizer) embeddedTokenizer = { path: `${path} (its ${merged.tokenizer.name})`, bytes: merged.tokenizer.bytes };
     } else if (statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
       const { inferCheckpointFormat } = await import('../../model/read-architecture.ts');
       if (inferCheckpointFormat(input) !== 'hf') throw new UsageError(`${input}: GPTQ directories are not read yet; give a Hugging Face LLaMA directory, a llama2.c checkpoint or a merged model`, 'generate');
@@ -67,12 +80,12 @@ export const generateCommand: Command = {
       const { readLlama2cCheckpoint } = await import('../../model/llama2c-checkpoint.ts');
       weights = readLlama2cCheckpoint(input);
     }
-    if (!tokenizerPath) {
+    if (!tokenizerPath && !embeddedTokenizer) {
       const beside = join(dirname(input), 'tokenizer.bin');
       if (!existsSync(beside)) throw new UsageError(`no tokenizer: give --tokenizer FILE (none in the spec, no tokenizer.bin beside ${input})`, 'generate');
       tokenizerPath = beside;
     }
-    const tokenizer = readTokenizer(tokenizerPath, weights.arch.vocab);
+    const tokenizer = embeddedTokenizer ? parseTokenizer(embeddedTokenizer.bytes, weights.arch.vocab, embeddedTokenizer.path) : readTokenizer(tokenizerPath!, weights.arch.vocab);
     const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
     const decoder = cpu.decoder(weights);
     const started = performance.now();
