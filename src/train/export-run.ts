@@ -2,9 +2,10 @@
 // merge` does, and checked the same way on a held-out batch) or a model `qalc merge` or
 // `qalc export --format qalc` already wrote. The run folder is only read.
 import { existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { mergeModel, readMergedModel, type MergedModel } from '../export/merged-model.ts';
-import { ExportError, type ExportSource } from '../export/formats.ts';
+import { ExportError, exportFormat, type ExportSource } from '../export/formats.ts';
+import { occupiedReason, writeExport } from '../export/write-export.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
@@ -65,4 +66,20 @@ export function mergedModelPath(input: string): string {
 export function exportFromMerged(input: string): PreparedExport {
   const path = mergedModelPath(input);
   return { source: { description: path, merged: readMergedModel(path) }, notices: [] };
+}
+
+/** One line per format of the spec's `export { formats = … }`: what `qalc merge` wrote, or why not. */
+export function writeSpecExports(plan: Plan, specDir: string, runDir: string, mergedPath: string, source: ExportSource): string[] {
+  const formats = (plan.export?.formats as readonly string[] | undefined) ?? [];
+  const outRoot = plan.export?.out !== undefined ? resolve(specDir, String(plan.export.out)) : runDir;
+  return formats.map((name) => {
+    const format = exportFormat(name);
+    if (format.name === 'qalc') return `export ${name}: ${mergedPath} is qalc's own format (lossless)`;
+    if (format.unavailable) return `export ${name}: skipped: ${format.unavailable}`;
+    const out = join(outRoot, 'export', format.name);
+    const occupied = occupiedReason(out);
+    if (occupied) return `export ${name}: skipped: ${occupied}`;
+    const result = writeExport(out, format, source);
+    return [`export ${name}: wrote ${result.files.join(', ')} into ${out}`, ...result.notices.map((n) => `  ${n}`)].join('\n');
+  });
 }
