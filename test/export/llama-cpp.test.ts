@@ -1,5 +1,5 @@
 // The GGUF export in real llama.cpp: it loads, and its greedy text is qalc's. Runs only when
-// LLAMA_SIMPLE names a llama-simple binary (build: see docs/export-llama-cpp.md); skips loudly
+// LLAMA_SIMPLE names a llama-simple binary (build: see llama-cpp-comparison.md beside this file); skips loudly
 // otherwise. Three files of one fine-tuned stories260K:
 //  - `--dequantize` (every projection F32, exactly qalc's float32 weights): llama.cpp's text
 //    must equal `qalc generate`'s on the merged model, token for token;
@@ -28,7 +28,7 @@ const PROMPT = 'Once upon a time';
 const NEW_TOKENS = 200;
 
 if (!LLAMA_SIMPLE) {
-  console.warn('\n*** SKIPPED: test/export/llama-cpp.test.ts needs LLAMA_SIMPLE=/path/to/llama-simple (see docs/export-llama-cpp.md) ***\n');
+  console.warn('\n*** SKIPPED: test/export/llama-cpp.test.ts needs LLAMA_SIMPLE=/path/to/llama-simple (see test/export/llama-cpp-comparison.md) ***\n');
 }
 
 /** llama-simple's greedy continuation, without the "<s> " it prints for BOS. */

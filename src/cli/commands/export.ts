@@ -7,7 +7,7 @@ const FORMAT_NAMES = EXPORT_FORMATS.map((f) => f.name).join('|');
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: 'Write a fine-tuned model in a format other tools load. INPUT is a spec (its run\'s adapters are merged first, as `qalc merge` does, and checked on a held-out batch) or a merged model (merged.safetensors, or a folder `--format qalc` wrote). Formats: ' +
+  summary: 'Write a fine-tuned model in a format other tools load. The input is a spec (its run\'s adapters are merged first, as `qalc merge` does, and checked on a held-out batch) or a merged model (merged.safetensors, or a folder `--format qalc` wrote). Formats: ' +
     EXPORT_FORMATS.map((f) => `${f.name} — ${f.summary}`).join('; ') + '.',
   usage: `qalc export SPEC_OR_MERGED_MODEL --format ${FORMAT_NAMES} [--out DIR] [--run DIR] [--strict] [--dequantize] [--with-base]`,
   options: {
