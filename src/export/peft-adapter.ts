@@ -42,8 +42,6 @@ export interface AdapterSet {
   readonly spec: string;
   readonly arch: Architecture;
   readonly adapters: readonly ExportedAdapter[];
-  /** What base_model_name_or_path names (the spec's checkpoint). */
-  readonly baseModel: string | null;
 }
 
 export type PeftVariant = 'qalora' | 'lora';
@@ -103,14 +101,16 @@ function adapterConfig(set: AdapterSet, variant: PeftVariant): Record<string, un
   return {
     alora_invocation_tokens: null, alpha_pattern: alphaPattern, arrow_config: null,
     auto_mapping: { base_model_class: 'LlamaForCausalLM', parent_library: 'transformers.models.llama.modeling_llama' },
-    base_model_name_or_path: set.baseModel, bias: 'none', corda_config: null, ensure_weight_tying: false, eva_config: null,
+    // Not the spec's float checkpoint: the adapter applies to the dequantized quantized base
+    // (--with-base writes it), which has no name of its own.
+    base_model_name_or_path: null, bias: 'none', corda_config: null, ensure_weight_tying: false, eva_config: null,
     exclude_modules: null, fan_in_fan_out: false, inference_mode: true, init_lora_weights: false, kasa_config: null,
     layer_replication: null, layers_pattern: null, layers_to_transform: null, loftq_config: {}, lora_alpha: alpha,
     lora_bias: false, lora_dropout: 0.0, lora_ga_config: null, megatron_config: null, megatron_core: 'megatron.core',
     modules_to_save: null, monteclora_config: null, peft_type: 'LORA', peft_version: '0.21.0',
     qalora_group_size: variant === 'qalora' ? groups[0]! : 16, r, rank_pattern: rankPattern, revision: null,
     target_modules: everywhere ? projections : adapters.map((a) => a.module),
-    target_parameters: null, task_type: 'CAUSAL_LM', trainable_token_indices: null, use_bdlora: null, use_dora: false,
+    target_parameters: null, task_type: null, trainable_token_indices: null, use_bdlora: null, use_dora: false,
     use_qalora: variant === 'qalora', use_rslora: false, velora_config: null,
   };
 }

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { mergeModel, readMergedModel, type MergedModel } from '../export/merged-model.ts';
 import { ExportError, exportFormat, type ExportSource } from '../export/formats.ts';
 import { occupiedReason, writeExport } from '../export/write-export.ts';
+import { isInputError } from '../diagnostics/input-errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
@@ -79,7 +80,14 @@ export function writeSpecExports(plan: Plan, specDir: string, runDir: string, me
     const out = join(outRoot, 'export', format.name);
     const occupied = occupiedReason(out);
     if (occupied) return `export ${name}: skipped: ${occupied}`;
-    const result = writeExport(out, format, source);
+    let result;
+    try {
+      result = writeExport(out, format, source);
+    } catch (e) {
+      // What this format cannot hold is reported like the rest; the merge itself stands.
+      if (isInputError(e)) return `export ${name}: skipped: ${e.message}`;
+      throw e;
+    }
     return [`export ${name}: wrote ${result.files.join(', ')} into ${out}`, ...result.notices.map((n) => `  ${n}`)].join('\n');
   });
 }

@@ -34,5 +34,5 @@ export function adaptersOf(plan: Plan, model: QaLoraModel): AdapterSet {
       });
     }
   });
-  return { spec: plan.spec, arch: model.arch, adapters, baseModel: plan.model.checkpoint?.path ?? null };
+  return { spec: plan.spec, arch: model.arch, adapters };
 }

@@ -120,6 +120,17 @@ describe('qalc export', () => {
     expect(stderr).toContain('missing.safetensors: no such file or folder');
   });
 
+  it('refuses a format that cannot hold the model, naming the layer, and writes nothing', async () => {
+    const strict = join(run.work, 'strict');
+    expect(await qalc('export', run.specPath, '--run', run.runDir, '--format', 'gguf', '--strict', '--out', strict)).toBe(1);
+    expect(stderr).toContain('model.layers.0.mlp.down_proj (blk.0.ffn_down.weight): group 43 is not a multiple of Q4_1\'s 32-value blocks');
+    const qalora = join(run.work, 'qalora');
+    expect(await qalc('export', run.specPath, '--run', run.runDir, '--format', 'peft-qalora', '--out', qalora)).toBe(1);
+    expect(stderr).toContain('export --format peft-lora instead (exact on any PEFT)');
+    expect(existsSync(strict) || existsSync(qalora)).toBe(false);
+    expect(readdirSync(run.work).filter((f) => f.endsWith('.partial'))).toEqual([]);
+  });
+
   it('leaves nothing when a write fails midway, and the run untouched', async () => {
     const { source } = await exportFromRun(run.plan, run.work, run.checkpoint, ops);
     const before = snapshot(run.runDir);
@@ -148,6 +159,8 @@ describe('qalc merge and the spec\'s export block', () => {
     copyFileSync(run.checkpoint, join(runDir, 'checkpoint.safetensors'));
     const spec = join(run.work, 'with-export.qal');
     writeFileSync(spec, readFileSync(run.specPath, 'utf8') + '\nexport { formats = [safetensors, gguf, gptq, peft_lora] }\n');
+    const elsewhere = join(run.work, 'with-out.qal');
+    writeFileSync(elsewhere, readFileSync(run.specPath, 'utf8') + '\nexport {\n  formats = [qalc, gguf, peft_qalora]\n  out = "exports-here"\n}\n');
     expect(await qalc('merge', spec, '--out', runDir)).toBe(0);
     expect(stderr).toContain(`export safetensors: ${join(runDir, 'merged.safetensors')} is qalc's own format (lossless)`);
     expect(stderr).toContain(`export gguf: wrote model.gguf, export.json into ${join(runDir, 'export', 'gguf')}`);
@@ -157,5 +170,11 @@ describe('qalc merge and the spec\'s export block', () => {
     expect(await qalc('merge', spec, '--out', runDir)).toBe(0);
     expect(stderr).toContain(`export gguf: skipped: ${join(runDir, 'export', 'gguf')} already holds a gguf export`);
     expect(snapshot(join(runDir, 'export'))).toEqual(exported);
+    // `out` relative to the spec; a format that cannot hold these adapters is reported, not fatal.
+    expect(await qalc('merge', elsewhere, '--out', runDir)).toBe(0);
+    expect(stderr).toContain(`export qalc: ${join(runDir, 'merged.safetensors')} is qalc's own format (lossless)`);
+    expect(stderr).toMatch(/export peft_qalora: skipped: PEFT's use_qalora has one qalora_group_size for every layer/);
+    expect(existsSync(join(run.work, 'exports-here', 'export', 'peft-qalora'))).toBe(false);
+    expect(readdirSync(join(run.work, 'exports-here', 'export', 'gguf')).sort()).toEqual(['export.json', 'model.gguf']);
   });
 });
