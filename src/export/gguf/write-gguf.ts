@@ -74,10 +74,7 @@ function metadata(model: MergedModel, tensorCount: number): GGUFTypedMetadata {
   const vocab = ggufVocabulary(model.tokenizer.bytes, arch.vocab, model.tokenizer.name);
   const u32 = (value: number) => ({ value, type: GGUFValueType.UINT32 });
   const noToken = 0xffffffff;
-  return {
-    version: { value: 3, type: GGUFValueType.UINT32 },
-    tensor_count: { value: BigInt(tensorCount), type: GGUFValueType.UINT64 },
-    kv_count: { value: 19n, type: GGUFValueType.UINT64 },
+  const keys = {
     'tokenizer.ggml.tokens': { value: vocab.tokens, type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING },
     'tokenizer.ggml.scores': { value: vocab.scores, type: GGUFValueType.ARRAY, subType: GGUFValueType.FLOAT32 },
     'tokenizer.ggml.token_type': { value: vocab.tokenTypes, type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32 },
@@ -98,6 +95,12 @@ function metadata(model: MergedModel, tensorCount: number): GGUFTypedMetadata {
     'llama.rope.dimension_count': u32(headDim(arch)),
     // llama2.c's (and qalc's) rmsnorm epsilon.
     'llama.attention.layer_norm_rms_epsilon': { value: 1e-5, type: GGUFValueType.FLOAT32 },
+  };
+  return {
+    version: { value: 3, type: GGUFValueType.UINT32 },
+    tensor_count: { value: BigInt(tensorCount), type: GGUFValueType.UINT64 },
+    kv_count: { value: BigInt(Object.keys(keys).length), type: GGUFValueType.UINT64 },
+    ...keys,
   } as GGUFTypedMetadata;
 }
 
