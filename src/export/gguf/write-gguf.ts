@@ -175,6 +175,8 @@ export function writeGguf(path: string, model: MergedModel, options: GgufOptions
   const layers: GgufLayerReport[] = [];
   const notices: string[] = [];
   const tensors = plannedTensors(model, options, layers, notices);
+  // alignment 1: serializeGgufMetadata pads its output to the alignment as if tensor data came
+  // next, but the tensor infos follow the key-value pairs directly; the data's padding is ours.
   const header = serializeGgufMetadata(metadata(model, tensors.length), { alignment: 1 });
   const infos = tensorInfos(tensors);
   const fd = openSync(path, 'wx');
