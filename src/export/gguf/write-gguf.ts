@@ -121,14 +121,24 @@ function plannedTensors(model: MergedModel, options: GgufOptions, layers: GgufLa
       const [N, K] = merged.kind === 'dense' ? merged.weight.shape as [number, number] : [merged.weight.outFeatures, merged.weight.inFeatures];
       const reason = merged.kind === 'dense' ? 'left unquantized by the spec' : options.dequantize ? 'dequantized on request' : q4_1Misfit(merged.weight);
       if (merged.kind === 'quantized' && reason === undefined) {
-        const encoded = encodeQ4_1(merged.weight);
-        layers.push({ tensor: name, type: 'Q4_1', maxAbsWeightError: encoded.maxAbsError });
-        return { name, ne: [K, N], type: GGML_TYPE.Q4_1, bytes: () => encoded.bytes };
+        const weight = merged.weight;
+        // Encoded as it is written, so a large model's blocks are never all in memory at once.
+        return {
+          name, ne: [K, N], type: GGML_TYPE.Q4_1, bytes: () => {
+            const encoded = encodeQ4_1(weight);
+            layers.push({ tensor: name, type: 'Q4_1', maxAbsWeightError: encoded.maxAbsError });
+            return encoded.bytes;
+          },
+        };
       }
       if (options.strict && !options.dequantize && merged.kind === 'quantized') throw new GgufExportError(`${merged.prefix} (${name}): ${reason}: GGUF has no exact type for it (without --strict it is written dequantized as F32)`);
-      layers.push({ tensor: name, type: 'F32', maxAbsWeightError: 0, reason: reason! });
       dense.push(`${name} (${reason})`);
-      return { name, ne: [K, N], type: GGML_TYPE.F32, bytes: () => f32Bytes(denseWeight(merged)) };
+      return {
+        name, ne: [K, N], type: GGML_TYPE.F32, bytes: () => {
+          layers.push({ tensor: name, type: 'F32', maxAbsWeightError: 0, reason: reason! });
+          return f32Bytes(denseWeight(merged));
+        },
+      };
     };
     tensors.push(projection('q'), projection('k'), projection('v'), projection('o'), vectorTensor(`blk.${l}.attn_norm.weight`, block.rmsAtt),
       projection('gate'), projection('down'), projection('up'), vectorTensor(`blk.${l}.ffn_norm.weight`, block.rmsFfn));
