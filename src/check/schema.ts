@@ -124,7 +124,7 @@ export const TRAIN_SCHEMA: Schema = {
 };
 
 export const EXPORT_SCHEMA: Schema = {
-  formats: { type: { kind: 'enumList', values: ['safetensors', 'gguf', 'gptq'] }, default: '[safetensors]', doc: 'formats written after merging: qalc\'s safetensors (float zeros, lossless), GGUF, GPTQ v1 (rounded zeros)' },
+  formats: { type: { kind: 'enumList', values: ['safetensors', 'qalc', 'gguf', 'gptq', 'peft_qalora', 'peft_lora'] }, default: '[safetensors]', doc: 'formats `qalc merge` writes after merging: qalc\'s own safetensors (`safetensors` or `qalc`: float zeros, lossless), `gguf` (llama.cpp, Q4_1), `gptq` (GPTQ v1, rounded zeros: not yet), `peft_qalora` and `peft_lora` (the adapters alone, for PEFT); each as `qalc export --format` writes it' },
   out: { type: { kind: 'path' }, doc: 'output directory (default: the training run\'s directory)' },
 };
 

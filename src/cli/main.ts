@@ -11,13 +11,14 @@ import { trainCommand } from './commands/train.ts';
 import { evalCommand } from './commands/eval.ts';
 import { mergeCommand } from './commands/merge.ts';
 import { generateCommand } from './commands/generate.ts';
+import { exportCommand } from './commands/export.ts';
 import { isInputError } from '../diagnostics/input-errors.ts';
 import { printable } from '../diagnostics/printable.ts';
 import { UnknownBackendError } from '../runtime/backend.ts';
 import { describeSystemError, isSystemError } from '../system-error.ts';
 import { helpText, parse, UsageError, type Command } from './usage.ts';
 
-const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand, trainCommand, evalCommand, mergeCommand, generateCommand];
+const COMMANDS: readonly Command[] = [checkCommand, inspectCommand, fmtCommand, compileCommand, trainCommand, evalCommand, mergeCommand, exportCommand, generateCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };

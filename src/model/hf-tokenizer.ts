@@ -8,13 +8,20 @@ import { Tokenizer as HfLibraryTokenizer } from '@huggingface/tokenizers';
 import { systemErrorReason } from '../system-error.ts';
 import { TokenizerError, type EncodeOptions, type Tokenizer } from './tokenizer.ts';
 
-function readJson(path: string, what: string): { value: Record<string, unknown>; bytes: Uint8Array } {
+/** A JSON object file's value, and its bytes (what the token cache's fingerprint holds). */
+type JsonFile = { value: Record<string, unknown>; bytes: Uint8Array };
+
+function readJson(path: string, what: string): JsonFile {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (e) {
     throw new TokenizerError(path, `cannot read the ${what}: ${systemErrorReason(e)}`);
   }
+  return parseJson(bytes, path, what);
+}
+
+function parseJson(bytes: Uint8Array, path: string, what: string): JsonFile {
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder().decode(bytes));
@@ -67,10 +74,22 @@ export class HfTokenizer implements Tokenizer {
 
 const MODEL_TYPES = ['BPE', 'Unigram', 'WordPiece'];
 
+const NO_CONFIG: JsonFile = { value: {}, bytes: new Uint8Array() };
+
 export function readHfTokenizer(path: string): HfTokenizer {
   const tokenizer = readJson(path, 'tokenizer');
   const configPath = join(dirname(path), 'tokenizer_config.json');
-  const config = existsSync(configPath) ? readJson(configPath, 'tokenizer config') : { value: {}, bytes: new Uint8Array() };
+  const config = existsSync(configPath) ? readJson(configPath, 'tokenizer config') : NO_CONFIG;
+  return hfTokenizerOf(tokenizer, config, path);
+}
+
+/** A tokenizer.json's bytes (one a merged model carries), without a tokenizer_config.json:
+ *  BOS and EOS are then LLaMA's <s> and </s>. */
+export function parseHfTokenizer(bytes: Uint8Array, path: string): HfTokenizer {
+  return hfTokenizerOf(parseJson(bytes, path, 'tokenizer'), NO_CONFIG, path);
+}
+
+function hfTokenizerOf(tokenizer: JsonFile, config: JsonFile, path: string): HfTokenizer {
   const model = tokenizer.value.model as { type?: unknown } | undefined;
   if (typeof model !== 'object' || model === null) throw new TokenizerError(path, 'it has no "model": is it a Hugging Face tokenizer.json?');
   // The library guesses a model from its fields when the type is unknown; a file that says

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { systemErrorReason } from '../system-error.ts';
-import { readHfTokenizer } from './hf-tokenizer.ts';
+import { parseHfTokenizer, readHfTokenizer } from './hf-tokenizer.ts';
 import { parseLlama2cTokenizer } from './llama2c-tokenizer.ts';
 import { parseSentencePieceModel } from './sentencepiece-model.ts';
 import { TokenizerError, type Tokenizer } from './tokenizer.ts';
@@ -39,16 +39,29 @@ export function readAnyTokenizer(path: string): Tokenizer {
 }
 
 /**
+ * A tokenizer file's bytes (as a merged model carries them) for a model of `vocabSize` tokens;
+ * `name` is the file's name, which says its format, and names it in errors.
+ */
+export function parseTokenizer(bytes: Uint8Array, vocabSize: number, name: string): Tokenizer {
+  const tokenizer = tokenizerFormat(name) === 'hf' ? parseHfTokenizer(bytes, name)
+    : tokenizerFormat(name) === 'sentencepiece' ? parseSentencePieceModel(bytes, name) : parseLlama2cTokenizer(bytes, name);
+  return fitsModel(tokenizer, vocabSize, name, 'the model');
+}
+
+function fitsModel(tokenizer: Tokenizer, vocabSize: number, path: string, model: string): Tokenizer {
+  if (tokenizer.vocabSize !== vocabSize) {
+    throw new TokenizerError(path, `the tokenizer has ${tokenizer.vocabSize} tokens but ${model} has a vocabulary of ${vocabSize}: they are not made for each other`);
+  }
+  return tokenizer;
+}
+
+/**
  * The tokenizer in `path` for a model of `vocabSize` tokens; `model` names the model's file in
  * the error when they differ (an id past the tokenizer's would print nothing, one past the
  * model's would read outside its embedding).
  */
 export function readTokenizer(path: string, vocabSize: number, model = 'the model'): Tokenizer {
-  const tokenizer = readAnyTokenizer(path);
-  if (tokenizer.vocabSize !== vocabSize) {
-    throw new TokenizerError(path, `the tokenizer has ${tokenizer.vocabSize} tokens but ${model} has a vocabulary of ${vocabSize}: they are not made for each other`);
-  }
-  return tokenizer;
+  return fitsModel(readAnyTokenizer(path), vocabSize, path, model);
 }
 
 /** The tokenizer a Hugging Face model directory carries: tokenizer.json, else tokenizer.model. */

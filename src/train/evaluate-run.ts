@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { readMergedModelAsDense } from '../export/merged-model.ts';
+import { mergedModelPath } from './export-run.ts';
 import type { Plan } from '../plan/plan.ts';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
@@ -45,7 +46,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateRes
   let what = `${options.plan.spec}, quantized, adapters at initialisation (B = 0)`;
   const notices: string[] = [];
   if (options.mergedModel) {
-    const dense = readMergedModelAsDense(options.mergedModel);
+    const dense = readMergedModelAsDense(mergedModelPath(options.mergedModel));
     if (JSON.stringify(dense.arch) !== JSON.stringify(options.plan.model.architecture)) {
       throw new TrainingError(`${options.mergedModel} is a model of another shape than spec ${options.plan.spec}'s`);
     }

@@ -1,7 +1,9 @@
 // `qalc merge`: a run's adapters folded into the zero points and written as qalc's merged
 // model; then both models run one held-out batch, and the merge is refused if they disagree.
 import { existsSync } from 'node:fs';
-import { readMergedModelAsDense, writeMergedModel } from '../export/merged-model.ts';
+import { mergeModel, readMergedModelAsDense, writeMergedModel } from '../export/merged-model.ts';
+import type { ExportSource } from '../export/formats.ts';
+import { adaptersOf, mergedOf } from './export-source.ts';
 import type { Plan } from '../plan/plan.ts';
 import { dirname } from 'node:path';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
@@ -21,6 +23,8 @@ export interface MergeResult {
   readonly relativeDifference: number;
   /** Settings changed since the checkpoint was written, a stale lock taken over. */
   readonly notices: readonly string[];
+  /** What the spec's other export formats are written from. */
+  readonly source: ExportSource;
 }
 
 export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, path: string, ops?: TrainingOps): Promise<MergeResult> {
@@ -41,16 +45,21 @@ async function mergeLocked(plan: Plan, specDir: string, checkpoint: string, path
   const { step, changes } = loadAdapters(checkpoint, plan, model);
   const changed = changesNotice(checkpoint, changes);
   if (changed) notices.push(changed);
-  writeMergedModel(path, model, weights, plan.spec);
+  const merged = mergedOf(plan, specDir, model, weights);
+  writeMergedModel(path, merged);
 
   const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
   const lossBefore = await model.forward(batch!);
   const dense = readMergedModelAsDense(path);
-  const merged = denseModel(dense, ops);
-  const lossAfter = await merged.forward(batch!);
+  const lossAfter = await denseModel(dense, ops).forward(batch!);
   const relativeDifference = Math.abs(lossAfter - lossBefore) / Math.abs(lossBefore);
   if (!(relativeDifference <= MERGE_TOLERANCE)) {
     throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): ${path} is wrong; please report this`);
   }
-  return { path, step, lossBefore, lossAfter, relativeDifference };
+  const source: ExportSource = {
+    description: `spec ${plan.spec}, run ${dirname(checkpoint)} (step ${step})`, merged,
+    adapters: adaptersOf(plan, model), base: mergeModel(model, weights, plan.spec, { foldAdapters: false }),
+  };
+  return { path, step, lossBefore, lossAfter, relativeDifference, source };
 }
+

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readMergedModelAsDense, writeMergedModel } from '../../src/export/merged-model.ts';
+import { mergeModel, readMergedModelAsDense, writeMergedModel } from '../../src/export/merged-model.ts';
 import { readSafetensors, SafetensorsError, writeSafetensorsAtomic } from '../../src/export/safetensors.ts';
 import type { Llama2cCheckpoint } from '../../src/model/llama2c-checkpoint.ts';
 import { QaLoraModel } from '../../src/train/qalora-model.ts';
@@ -17,7 +17,7 @@ function mergedFile(): string {
   const weights = randomCheckpoint(TINY_ARCH, 3);
   const model = new QaLoraModel(weights as Llama2cCheckpoint, specForEveryProjection(TINY_ARCH, () => ({ bits: 4, group: 4, adapter: null })));
   const path = join(work, `merged-${Math.random().toString(36).slice(2)}.safetensors`);
-  writeMergedModel(path, model, weights, 'tiny');
+  writeMergedModel(path, mergeModel(model, weights, 'tiny'));
   return path;
 }
 

@@ -6,7 +6,7 @@ import { UsageError, type Command } from '../usage.ts';
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Held-out loss and perplexity of the spec\'s model: quantized with the adapters of its run (or of none), or a merged model given with --model. Prints `loss L perplexity P`.',
-  usage: 'qalc eval SPEC [--out DIR | --model MERGED.safetensors] [--batches N] [--backend cpu|webgpu|cuda] [--kernels DIR]',
+  usage: 'qalc eval SPEC [--out DIR | --model MERGED_MODEL] [--batches N] [--backend cpu|webgpu|cuda] [--kernels DIR]',
   options: {
     backend: { type: 'string' },
     kernels: { type: 'string' },
@@ -17,7 +17,7 @@ export const evalCommand: Command = {
   },
   optionHelp: {
     out: 'the run whose adapters to use (default: generated/<spec>/run, if it has a checkpoint)',
-    model: 'evaluate this merged model (from `qalc merge`) on the spec\'s held-out data',
+    model: 'evaluate this merged model (merged.safetensors from `qalc merge`, or a folder from `qalc export --format qalc`) on the spec\'s held-out data',
     batches: 'average over the first N held-out batches only (default: all of the held-out split, as train measures it)',
     backend: 'cpu (the default), webgpu (every op as WGSL through Dawn, the quantized linear layers on the spec\'s compiled kernels) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda)',

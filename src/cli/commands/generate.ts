@@ -1,11 +1,20 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
 
+/** A folder `qalc export --format qalc` wrote (its export.json says so). */
+function isQalcExport(dir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'export.json'), 'utf8')) as { format?: string }).format === 'qalc';
+  } catch {
+    return false;
+  }
+}
+
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint or a Hugging Face LLaMA directory (run unquantized), a merged model from `qalc merge`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
+  summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint or a Hugging Face LLaMA directory (run unquantized), a merged model from `qalc merge` or a folder from `qalc export --format qalc`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
   usage: 'qalc generate MODEL_OR_SPEC [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
   options: {
     tokenizer: { type: 'string' },
@@ -37,7 +46,7 @@ export const generateCommand: Command = {
     const seed = number('seed', 42, true);
     if (seed === 0) throw new UsageError('--seed must be a positive integer: run.c\'s xorshift generator needs a non-zero state', 'generate');
     const input = positionals[0]!;
-    const { readTokenizer, tokenizerInDirectory } = await import('../../model/read-tokenizer.ts');
+    const { parseTokenizer, readTokenizer, tokenizerInDirectory } = await import('../../model/read-tokenizer.ts');
     const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
     const cpu = cpuBackend();
     if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
@@ -56,9 +65,12 @@ export const generateCommand: Command = {
       process.stderr.write(`${built.description}\n`);
       weights = built.weights;
       if (!tokenizerPath) tokenizer = built.tokenizer;
-    } else if (input.endsWith('.safetensors')) {
-      const { readMergedModelAsDense } = await import('../../export/merged-model.ts');
-      weights = readMergedModelAsDense(input);
+    } else if (input.endsWith('.safetensors') || existsSync(join(input, 'model.safetensors')) && isQalcExport(input)) {
+      const { readMergedModel, denseCheckpointOf } = await import('../../export/merged-model.ts');
+      const path = input.endsWith('.safetensors') ? input : join(input, 'model.safetensors');
+      const merged = readMergedModel(path);
+      weights = denseCheckpointOf(merged, path);
+      if (!tokenizerPath && merged.tokenizer) tokenizer = parseTokenizer(merged.tokenizer.bytes, weights.arch.vocab, `${path} (its ${merged.tokenizer.name})`);
     } else if (statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
       const { inferCheckpointFormat } = await import('../../model/read-architecture.ts');
       if (inferCheckpointFormat(input) !== 'hf') throw new UsageError(`${input}: GPTQ directories are not read yet; give a Hugging Face LLaMA directory, a llama2.c checkpoint or a merged model`, 'generate');

@@ -4,7 +4,7 @@ import { UsageError, type Command } from '../usage.ts';
 
 export const mergeCommand: Command = {
   name: 'merge',
-  summary: 'Fold the adapters of a run into the zero points: the result is an INT-N model again (merged.safetensors in the run folder, float zeros: lossless). Checks that the merged model computes what the adapters did.',
+  summary: 'Fold the adapters of a run into the zero points: the result is an INT-N model again (merged.safetensors in the run folder, float zeros: lossless). Checks that the merged model computes what the adapters did, then writes the formats of the spec\'s `export` block (as `qalc export` does, into export/FORMAT in the run folder or the block\'s `out`), reporting each.',
   usage: 'qalc merge SPEC [--out DIR]',
   options: {
     out: { type: 'string' },
@@ -27,6 +27,9 @@ export const mergeCommand: Command = {
     for (const notice of result.notices) process.stderr.write(`${notice}\n`);
     process.stderr.write(`merged the adapters of step ${result.step} into ${result.path}\n` +
       `check on a held-out batch: loss ${result.lossBefore.toFixed(6)} with adapters, ${result.lossAfter.toFixed(6)} merged (relative difference ${result.relativeDifference.toExponential(2)})\n`);
+    // The spec's export block: each format written, or why not, but never passed over in silence.
+    const { writeSpecExports } = await import('../../train/export-run.ts');
+    for (const line of writeSpecExports(loaded.plan, loaded.specDir, out, result.path, result.source)) process.stderr.write(`${line}\n`);
     return 0;
   },
 };

@@ -1,0 +1,93 @@
+// What `qalc export` exports from: a spec's run (its adapters merged here, exactly as `qalc
+// merge` does, and checked the same way on a held-out batch) or a model `qalc merge` or
+// `qalc export --format qalc` already wrote. The run folder is only read.
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { mergeModel, readMergedModel, type MergedModel } from '../export/merged-model.ts';
+import { ExportError, exportFormat, type ExportSource } from '../export/formats.ts';
+import { occupiedReason, writeExport } from '../export/write-export.ts';
+import { isInputError } from '../diagnostics/input-errors.ts';
+import type { Plan } from '../plan/plan.ts';
+import type { TrainingOps } from '../runtime/ops.ts';
+import { changesNotice, loadAdapters } from './checkpoint.ts';
+import { denseModel } from './dense-model.ts';
+import { denseCheckpointOf } from '../export/merged-model.ts';
+import { MERGE_TOLERANCE } from './merge-run.ts';
+import { adaptersOf, mergedOf } from './export-source.ts';
+import { runLockHolder } from './run-lock.ts';
+import { setUpTraining, TrainingError } from './trainer.ts';
+
+export interface PreparedExport {
+  readonly source: ExportSource;
+  readonly notices: readonly string[];
+  /** The held-out check of the merge, when this export merged a run. */
+  readonly check?: { readonly lossBefore: number; readonly lossAfter: number; readonly relativeDifference: number };
+}
+
+/** A spec's run: merged in memory, checked on a held-out batch, with its adapters and base. */
+export async function exportFromRun(plan: Plan, specDir: string, checkpoint: string, ops?: TrainingOps): Promise<PreparedExport> {
+  if (!existsSync(checkpoint)) throw new TrainingError(`no run to export: ${checkpoint} does not exist (train first, or give --run DIR)`);
+  const notices: string[] = [];
+  const holder = runLockHolder(dirname(checkpoint));
+  if (holder) notices.push(`note: ${dirname(checkpoint)} is still being written by ${holder}: this exports its checkpoint as of now`);
+  const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
+  const { step, changes } = loadAdapters(checkpoint, plan, model);
+  const changed = changesNotice(checkpoint, changes);
+  if (changed) notices.push(changed);
+  const merged = mergedOf(plan, specDir, model, weights);
+  const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
+  const lossBefore = await model.forward(batch!);
+  const lossAfter = await denseModel(denseCheckpointOf(merged), ops).forward(batch!);
+  const relativeDifference = Math.abs(lossAfter - lossBefore) / Math.abs(lossBefore);
+  if (!(relativeDifference <= MERGE_TOLERANCE)) {
+    throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): not exported; please report this`);
+  }
+  const base: MergedModel = mergeModel(model, weights, plan.spec, { foldAdapters: false });
+  return {
+    source: { description: `spec ${plan.spec}, run ${dirname(checkpoint)} (step ${step})`, merged, adapters: adaptersOf(plan, model), base },
+    notices,
+    check: { lossBefore, lossAfter, relativeDifference },
+  };
+}
+
+/** The merged model a path names: a .safetensors file, a qalc export folder, or a run folder holding merged.safetensors. */
+export function mergedModelPath(input: string): string {
+  const stat = statSync(input, { throwIfNoEntry: false });
+  if (!stat) throw new ExportError(`${input}: no such file or folder`);
+  if (!stat.isDirectory()) return input;
+  for (const name of ['model.safetensors', 'merged.safetensors']) {
+    if (existsSync(join(input, name))) return join(input, name);
+  }
+  if (existsSync(join(input, 'checkpoint.safetensors'))) {
+    throw new ExportError(`${input} is a run folder with no merged model: it holds the adapters, not the base model they apply to: give its spec (qalc export SPEC --run ${input}), or run qalc merge first`);
+  }
+  throw new ExportError(`${input} holds no qalc model (no model.safetensors or merged.safetensors)`);
+}
+
+export function exportFromMerged(input: string): PreparedExport {
+  const path = mergedModelPath(input);
+  return { source: { description: path, merged: readMergedModel(path) }, notices: [] };
+}
+
+/** One line per format of the spec's `export { formats = … }`: what `qalc merge` wrote, or why not. */
+export function writeSpecExports(plan: Plan, specDir: string, runDir: string, mergedPath: string, source: ExportSource): string[] {
+  const formats = (plan.export?.formats as readonly string[] | undefined) ?? [];
+  const outRoot = plan.export?.out !== undefined ? resolve(specDir, String(plan.export.out)) : runDir;
+  return formats.map((name) => {
+    const format = exportFormat(name);
+    if (format.name === 'qalc') return `export ${name}: ${mergedPath} is qalc's own format (lossless)`;
+    if (format.unavailable) return `export ${name}: skipped: ${format.unavailable}`;
+    const out = join(outRoot, 'export', format.name);
+    const occupied = occupiedReason(out);
+    if (occupied) return `export ${name}: skipped: ${occupied}`;
+    let result;
+    try {
+      result = writeExport(out, format, source);
+    } catch (e) {
+      // What this format cannot hold is reported like the rest; the merge itself stands.
+      if (isInputError(e)) return `export ${name}: skipped: ${e.message}`;
+      throw e;
+    }
+    return [`export ${name}: wrote ${result.files.join(', ')} into ${out}`, ...result.notices.map((n) => `  ${n}`)].join('\n');
+  });
+}
