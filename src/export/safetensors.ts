@@ -140,6 +140,8 @@ export interface SafetensorsReader {
   readonly metadata: Readonly<Record<string, string>>;
   /** The tensor's values widened to float32 (F32, F16 and BF16), read from its offset. */
   readFloat32(name: string): Float32Array;
+  /** An I32 tensor (GPTQ's packed codes and group indices), read from its offset. */
+  readInt32(name: string): Int32Array;
   close(): void;
 }
 
@@ -230,6 +232,15 @@ export function openSafetensors(path: string): SafetensorsReader {
         if (!['F32', 'F16', 'BF16'].includes(entry.dtype)) throw new SafetensorsError(path, `tensor ${name}: dtype ${entry.dtype}, a weight must be F32, F16 or BF16`);
         const count = entry.shape.reduce((a, b) => a * b, 1);
         return widen(readExactly(fd, entry.end - entry.start, entry.start, path, `tensor ${name}`), entry.dtype, count);
+      },
+      readInt32(name) {
+        const entry = entries.get(name);
+        if (!entry) throw new SafetensorsError(path, `missing tensor ${name}`);
+        if (entry.dtype !== 'I32') throw new SafetensorsError(path, `tensor ${name}: dtype ${entry.dtype}, expected I32`);
+        const bytes = readExactly(fd, entry.end - entry.start, entry.start, path, `tensor ${name}`);
+        const out = new Int32Array(bytes.length / 4);
+        for (let i = 0; i < out.length; i++) out[i] = bytes.readInt32LE(4 * i);
+        return out;
       },
       close: () => closeSync(fd),
     };

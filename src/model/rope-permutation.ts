@@ -31,3 +31,20 @@ function reorder(w: Float32Array, heads: number, cols: number, toLlama2c: boolea
   }
   return out;
 }
+
+/**
+ * For each llama2.c row of a [heads · head, …] projection, the Hugging Face row it comes from;
+ * for tensors whose rotary dimension is a column (GPTQ's input-major qweight, scales, zeros).
+ */
+export function hfRowOfLlama2cRow(heads: number, rows: number): Int32Array {
+  const head = rows / heads;
+  if (!Number.isInteger(head) || head % 2 !== 0) throw new RangeError(`cannot reorder ${rows} rows as ${heads} heads of even size`);
+  const half = head / 2;
+  const from = new Int32Array(rows);
+  for (let h = 0; h < heads; h++) {
+    for (let p = 0; p < half; p++) {
+      for (let a = 0; a < 2; a++) from[h * head + 2 * p + a] = h * head + a * half + p;
+    }
+  }
+  return from;
+}

@@ -6,7 +6,7 @@ import { oneOf } from '../diagnostics/suggest.ts';
 import type { CheckedSpec } from '../check/checked-spec.ts';
 import { ADAPTER_SCHEMA, QUANT_SCHEMA } from '../check/schema.ts';
 import type { AdapterPlan, QuantPlan } from './plan.ts';
-import type { LinearLayer } from './layer-shapes.ts';
+import { HF_PROJECTION_NAMES, type LinearLayer } from './layer-shapes.ts';
 import type { ResolvedSettings, ResolvedValue } from './resolve-settings.ts';
 
 export interface LayerProblem {
@@ -49,7 +49,11 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
   const N = layer.outFeatures;
   let quant: QuantPlan | null = null;
   const quantize = get<boolean>('quantize');
-  const gptqCheckpoint = spec.model.checkpoint?.gptq;
+  // A GPTQ checkpoint fixes bits and group of the layers it quantized; the others it stores as
+  // floats, and the spec quantizes them as it says.
+  const fileQuantization = spec.model.checkpoint?.gptq;
+  const gptqCheckpoint = fileQuantization && layer.block !== null && (!fileQuantization.modules || fileQuantization.modules.includes(HF_PROJECTION_NAMES[layer.projection]!))
+    ? fileQuantization : undefined;
 
   if (quantize) {
     const bits = get<QuantPlan['bits']>('bits');
@@ -80,7 +84,9 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
     }
     if (gptqCheckpoint) {
       if (bits !== gptqCheckpoint.bits) problem('error', r.get('bits'), 'gptq-bits', (layers) => `the GPTQ checkpoint is ${gptqCheckpoint.bits}-bit, but bits = ${bits} for ${layers}`, 'a GPTQ checkpoint is already quantized: its bits and group are fixed');
-      if (group !== gptqCheckpoint.groupSize) problem('error', r.get('group'), 'gptq-group', (layers) => `the GPTQ checkpoint has group size ${gptqCheckpoint.groupSize}, but group = ${group} for ${layers}`);
+      const fileGroup = gptqCheckpoint.groupSize === -1 ? K : gptqCheckpoint.groupSize;
+      if (group !== fileGroup) problem('error', r.get('group'), `gptq-group-${fileGroup}`, (layers) => `the GPTQ checkpoint has group size ${fileGroup}${gptqCheckpoint.groupSize === -1 ? ' (group_size -1: all in-features)' : ''}, but group = ${group} for ${layers}`);
+      if (method === 'gptq') problem('error', r.get('method'), 'gptq-requantize', (layers) => `method = gptq would quantize ${layers} again, but the GPTQ checkpoint has already quantized them`, 'remove method = gptq: the checkpoint\'s codes, scales and zeros are the frozen base');
     }
     quant = {
       bits, group, groups: paddedInFeatures / group, paddedInFeatures, pad,

@@ -15,6 +15,7 @@
 import type { Architecture } from '../model/architecture.ts';
 import { headDim } from '../model/architecture.ts';
 import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
+import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
 import { createRng, type Rng } from '../reference/random.ts';
 import type { AttentionShape } from '../runtime/typescript/attention.ts';
@@ -26,7 +27,7 @@ import { TYPESCRIPT_OPS } from '../runtime/typescript/ops.ts';
 import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
 
 /** The parts of a checkpoint the model reads (a tiny random one can be built in memory). */
-export type TrainableCheckpoint = Pick<Llama2cCheckpoint, 'arch' | 'tokenEmbedding' | 'layers' | 'rmsFinal' | 'classifier'>;
+export type TrainableCheckpoint = Pick<Llama2cCheckpoint, 'arch' | 'tokenEmbedding' | 'layers' | 'rmsFinal' | 'classifier' | 'quantized'>;
 
 export interface ModelOptions {
   /** Activations, adapters and gradients; 'float64' is for finite-difference tests. Default float32. */
@@ -114,7 +115,12 @@ const transposeToInputMajor = (tensor: Tensor): Float64Array => {
   return w;
 };
 
-function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng): QaLoraLinear {
+/**
+ * The frozen base and the adapter of one projection. The base is RTN-quantized from the float
+ * weight, unless the checkpoint holds it quantized already (`prequantized`: a GPTQ checkpoint's
+ * codes, or GPTQ's at load time), which is used as it is.
+ */
+function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng, prequantized?: QuantizedWeight): QaLoraLinear {
   const [outFeatures, inFeatures] = tensor.shape;
   const usesGroups = spec.bits !== null || spec.adapter !== null;
   if (usesGroups && !(Number.isInteger(spec.group) && spec.group >= 1 && inFeatures % spec.group === 0)) {
@@ -126,6 +132,11 @@ function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dty
     const dense = allocateFloats(dtype, weight.length);
     dense.set(weight);
     base = { kind: 'dense', inFeatures, outFeatures, weight: dense };
+  } else if (prequantized) {
+    if (prequantized.bits !== spec.bits || prequantized.groupSize !== spec.group || prequantized.inFeatures !== inFeatures || prequantized.outFeatures !== outFeatures) {
+      throw new RangeError(`${name} is stored quantized with ${prequantized.bits} bits, group ${prequantized.groupSize}, but the spec asks for ${spec.bits} bits, group ${spec.group}`);
+    }
+    base = { kind: 'quantized', weight: prequantized };
   } else {
     base = { kind: 'quantized', weight: quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group }) };
   }
@@ -171,7 +182,7 @@ export class QaLoraModel {
       const block = {} as Record<ProjectionName, Projection>;
       for (const p of PROJECTIONS) {
         const name = `layers.${l}.${p}`;
-        block[p] = { name, spec: blockSpec[p], layer: buildProjection(name, checkpoint.layers[l][p], blockSpec[p], this.dtype, rng) };
+        block[p] = { name, spec: blockSpec[p], layer: buildProjection(name, checkpoint.layers[l][p], blockSpec[p], this.dtype, rng, checkpoint.quantized?.get(name)) };
       }
       return block;
     });

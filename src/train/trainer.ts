@@ -9,6 +9,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { firstNonFinite } from '../model/finite.ts';
+import { readGptqCheckpoint } from '../model/gptq-checkpoint.ts';
 import { readHfCheckpoint } from '../model/hf-checkpoint.ts';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
@@ -65,15 +66,22 @@ function requireTrainSettings(plan: Plan): Settings {
   return plan.train;
 }
 
+function readWeights(path: string, format: string): Llama2cCheckpoint {
+  switch (format) {
+    case 'hf': return readHfCheckpoint(path);
+    case 'gptq': return readGptqCheckpoint(path);
+    default: return readLlama2cCheckpoint(path);
+  }
+}
+
 /** Model, tokenizer and data, as the plan says; shared by train and eval. */
 export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): TrainingSetup {
   const settings = requireTrainSettings(plan);
   const checkpoint = plan.model.checkpoint;
   if (!checkpoint) throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block`);
-  if (checkpoint.format === 'gptq') throw new TrainingError(`spec ${plan.spec}: training reads llama2.c checkpoints and Hugging Face LLaMA directories so far, not GPTQ ones`);
   if (!plan.model.tokenizer) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block`);
   const weightsPath = resolve(specDir, checkpoint.path);
-  const weights = checkpoint.format === 'hf' ? readHfCheckpoint(weightsPath) : readLlama2cCheckpoint(weightsPath);
+  const weights = readWeights(weightsPath, checkpoint.format);
   const tokenizerPath = resolve(specDir, plan.model.tokenizer);
   const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab);
   const tokenizerBytes = readFileSync(tokenizerPath);

@@ -59,9 +59,13 @@ export const generateCommand: Command = {
       weights = readMergedModelAsDense(input);
     } else if (statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
       const { inferCheckpointFormat } = await import('../../model/read-architecture.ts');
-      if (inferCheckpointFormat(input) !== 'hf') throw new UsageError(`${input}: GPTQ directories are not read yet; give a Hugging Face LLaMA directory, a llama2.c checkpoint or a merged model`, 'generate');
-      const { readHfCheckpoint } = await import('../../model/hf-checkpoint.ts');
-      weights = readHfCheckpoint(input);
+      if (inferCheckpointFormat(input) === 'gptq') {
+        const { readGptqCheckpoint } = await import('../../model/gptq-checkpoint.ts');
+        weights = readGptqCheckpoint(input);
+      } else {
+        const { readHfCheckpoint } = await import('../../model/hf-checkpoint.ts');
+        weights = readHfCheckpoint(input);
+      }
       if (!tokenizerPath) throw new UsageError(`${input}: tokenizer.json is not read yet: give a llama2.c tokenizer with --tokenizer FILE`, 'generate');
     } else {
       const { readLlama2cCheckpoint } = await import('../../model/llama2c-checkpoint.ts');
