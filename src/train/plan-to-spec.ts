@@ -21,7 +21,6 @@ export function planToSpec(plan: Plan): QaLoraSpec {
     }
     const q = layer.quant;
     const a = layer.adapter;
-    if (q?.method === 'gptq') unsupported.add(`${layer.name}: method = gptq (RTN only so far)`);
     if (q?.symmetric) unsupported.add(`${layer.name}: symmetric = true`);
     if (q && q.paddedInFeatures !== layer.inFeatures) unsupported.add(`${layer.name}: pad = zero`);
     if (a && a.kind !== 'qalora') unsupported.add(`${layer.name}: kind = ${a.kind}`);

@@ -17,6 +17,7 @@ import type { Plan } from '../plan/plan.ts';
 import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
 import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type ScheduleRecord } from './checkpoint.ts';
 import { alpacaDataset, textDataset, type Dataset } from './data.ts';
+import { gptqRequestOf, quantizeModelWithGptq } from './gptq-model.ts';
 import { heldOutLoss, heldOutTokens } from './held-out-loss.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
@@ -74,8 +75,27 @@ function readWeights(path: string, format: string): Llama2cCheckpoint {
   }
 }
 
-/** Model, tokenizer and data, as the plan says; shared by train and eval. */
-export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): TrainingSetup {
+/**
+ * `method = gptq`: the GPTQ layers quantized from calibration windows (the spec's calibration
+ * text, or the training data when it names none), added to the checkpoint's quantized layers.
+ */
+function withGptqLayers(weights: Llama2cCheckpoint, plan: Plan, specDir: string, settings: Settings, tokenizer: Tokenizer, tokenizerBytes: Uint8Array, dataset: Dataset, report: (line: string) => void): Llama2cCheckpoint {
+  const request = gptqRequestOf(plan);
+  if (!request) return weights;
+  const calibrationPath = request.calibration ? resolve(specDir, request.calibration) : undefined;
+  const source = calibrationPath ? textDataset(calibrationPath, tokenizer, tokenizerBytes, 0) : dataset;
+  const seqLen = Number(settings.seq_len);
+  const calibration = source.batch(stepSeed(Number(settings.seed), 0, 'calibration'), request.samples, seqLen);
+  report(`gptq: calibrating on ${request.samples} windows of ${seqLen} tokens from ${calibrationPath ?? `the training data (${String(settings.data)}; no calibration set)`}`);
+  const { quantized } = quantizeModelWithGptq(weights, request, calibration, report);
+  return { ...weights, quantized: new Map([...(weights.quantized ?? []), ...quantized]) };
+}
+
+/**
+ * Model, tokenizer and data, as the plan says; shared by train and eval. `report` gets what
+ * loading has to say (GPTQ's per-layer lines).
+ */
+export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, report: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): TrainingSetup {
   const settings = requireTrainSettings(plan);
   const checkpoint = plan.model.checkpoint;
   if (!checkpoint) throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block`);
@@ -90,8 +110,10 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): T
   const dataset = settings.format === 'alpaca'
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
     : textDataset(dataPath, tokenizer, tokenizerBytes, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
-  const model = new QaLoraModel(weights, planToSpec(plan), { seed: stepSeed(Number(settings.seed), 0, 'init'), ...(ops ? { ops } : {}) });
-  return { model, weights, tokenizer, dataset, settings };
+  const spec = planToSpec(plan);
+  const quantizedWeights = withGptqLayers(weights, plan, specDir, settings, tokenizer, tokenizerBytes, dataset, report);
+  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), ...(ops ? { ops } : {}) });
+  return { model, weights: quantizedWeights, tokenizer, dataset, settings };
 }
 
 function scheduleOf(settings: Settings, steps: number): ScheduleRecord {
@@ -167,7 +189,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
 
 async function trainLocked(options: TrainOptions, progress: Progress): Promise<TrainSummary> {
   const { plan, specDir, out } = options;
-  const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops);
+  const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops, (line) => progress.message(line));
   const steps = options.steps ?? Number(settings.steps);
   const batchSize = Number(settings.batch);
   const seqLen = Number(settings.seq_len);
