@@ -2,7 +2,7 @@
 // qalc's bugs: each is printed as one line, exit status 1. Every other error is a bug (exit 2).
 // Errors are told apart by name, so this module imports none of the stages that throw them.
 const INPUT_ERRORS = new Set([
-  'RunLockedError', 'CheckpointError', 'TokenizerError', 'SafetensorsError', 'TrainingError', 'DataError', 'UnsupportedPlanError', 'GenerationError', 'HessianError',
+  'RunLockedError', 'CheckpointError', 'TokenizerError', 'SafetensorsError', 'TrainingError', 'DataError', 'UnsupportedPlanError', 'GenerationError', 'HessianError', 'ExportError',
   'BackendUnavailableError',
 ]);
 

@@ -31,12 +31,12 @@ interface LayerQuantization {
   readonly group: number;
 }
 
-type MergedProjection =
+export type MergedProjection =
   | { readonly prefix: string; readonly kind: 'quantized'; readonly weight: QuantizedWeight }
   | { readonly prefix: string; readonly kind: 'dense'; readonly weight: Tensor };
 
 /** Every projection of the model with its adapter folded into the zeros, block by block. */
-function mergedProjections(model: QaLoraModel, weights: TrainableCheckpoint): MergedProjection[][] {
+export function mergedProjections(model: QaLoraModel, weights: TrainableCheckpoint): MergedProjection[][] {
   return model.blocks.map((block, l) => PROJECTIONS.map((p): MergedProjection => {
     const prefix = `model.layers.${l}.${HF_PROJECTION_NAMES[p]}`;
     const { base, adapter } = block[p].layer;

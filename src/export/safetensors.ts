@@ -6,8 +6,9 @@ import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rena
 import { systemErrorReason } from '../system-error.ts';
 import { basename, dirname, join } from 'node:path';
 
-export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array;
-export type SafetensorsDtype = 'F32' | 'F64' | 'I32' | 'U8';
+/** A Uint16Array holds IEEE half-precision bit patterns: it is written as F16 (GPTQ's scales). */
+export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
+export type SafetensorsDtype = 'F32' | 'F64' | 'I32' | 'U8' | 'F16';
 
 export interface NamedTensor {
   readonly name: string;
@@ -32,12 +33,14 @@ const DTYPES: Record<SafetensorsDtype, { bytes: number; make: (buffer: ArrayBuff
   F64: { bytes: 8, make: (b, o, n) => new Float64Array(b, o, n) },
   I32: { bytes: 4, make: (b, o, n) => new Int32Array(b, o, n) },
   U8: { bytes: 1, make: (b, o, n) => new Uint8Array(b, o, n) },
+  F16: { bytes: 2, make: (b, o, n) => new Uint16Array(b, o, n) },
 };
 
 function dtypeOf(data: TensorData): SafetensorsDtype {
   if (data instanceof Float32Array) return 'F32';
   if (data instanceof Float64Array) return 'F64';
   if (data instanceof Int32Array) return 'I32';
+  if (data instanceof Uint16Array) return 'F16';
   return 'U8';
 }
 

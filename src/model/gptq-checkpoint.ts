@@ -15,7 +15,7 @@ import type { Architecture } from './architecture.ts';
 import { readGptqQuantization, readHfArchitecture, type GptqQuantization } from './hf-config.ts';
 import { readDenseProjection, readHfLayout, type HfTensors } from './hf-checkpoint.ts';
 import { CheckpointError, type Llama2cCheckpoint } from './llama2c-checkpoint.ts';
-import { hfRowOfLlama2cRow } from './rope-permutation.ts';
+import { hfRowOrder, inversePermutation, takeColumns } from './rope-permutation.ts';
 import { dequantizeOutIn } from '../quant/dequantize.ts';
 import { packedWords, unpackQweight, unpackQzeros } from '../quant/gptq-pack.ts';
 import { SUPPORTED_BITS, type QuantizedWeight } from '../quant/quantized-weight.ts';
@@ -90,13 +90,16 @@ function readQuantizedProjection(tensors: HfTensors, prefix: string, [N, K]: [nu
 function inLlama2cOrder(weight: QuantizedWeight, name: string, arch: Architecture): QuantizedWeight {
   const heads = name.endsWith('.wq') ? arch.heads : name.endsWith('.wk') ? arch.kvHeads : 0;
   if (heads === 0) return weight;
-  const from = hfRowOfLlama2cRow(heads, weight.outFeatures);
-  return { ...weight, q: gatherColumns(weight.q, from), scales: gatherColumns(weight.scales, from), zeros: gatherColumns(weight.zeros, from) };
+  return reorderOutputColumns(weight, inversePermutation(hfRowOrder(weight.outFeatures, heads)));
 }
 
-function gatherColumns<T extends Uint8Array | Float64Array>(data: T, from: Int32Array): T {
-  const N = from.length;
-  const out = data.slice() as T;
-  for (let row = 0; row < data.length / N; row++) for (let o = 0; o < N; o++) out[row * N + o] = data[row * N + from[o]!]!;
-  return out;
+/** The weight with its output columns taken in `order` (out[:, j] = in[:, order[j]]): codes, scales and zeros alike. */
+export function reorderOutputColumns(weight: QuantizedWeight, order: Int32Array): QuantizedWeight {
+  const N = weight.outFeatures;
+  return {
+    ...weight,
+    q: takeColumns(weight.q, N, order, (n) => new Uint8Array(n)),
+    scales: takeColumns(weight.scales, N, order, (n) => new Float64Array(n)),
+    zeros: takeColumns(weight.zeros, N, order, (n) => new Float64Array(n)),
+  };
 }

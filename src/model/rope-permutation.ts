@@ -33,18 +33,36 @@ function reorder(w: Float32Array, heads: number, cols: number, toLlama2c: boolea
 }
 
 /**
- * For each llama2.c row of a [heads · head, …] projection, the Hugging Face row it comes from;
- * for tensors whose rotary dimension is a column (GPTQ's input-major qweight, scales, zeros).
+ * For each Hugging Face row (output feature) of a [heads · head]-row projection, the llama2.c
+ * row it holds: `hfOrder[hf] = llama`. Used to move the output columns of an input-major
+ * (K×N) quantized weight, whose codes, scales and zeros all follow the output order.
  */
-export function hfRowOfLlama2cRow(heads: number, rows: number): Int32Array {
+export function hfRowOrder(rows: number, heads: number): Int32Array {
   const head = rows / heads;
   if (!Number.isInteger(head) || head % 2 !== 0) throw new RangeError(`cannot reorder ${rows} rows as ${heads} heads of even size`);
   const half = head / 2;
-  const from = new Int32Array(rows);
+  const order = new Int32Array(rows);
   for (let h = 0; h < heads; h++) {
     for (let p = 0; p < half; p++) {
-      for (let a = 0; a < 2; a++) from[h * head + 2 * p + a] = h * head + a * half + p;
+      for (let a = 0; a < 2; a++) order[h * head + a * half + p] = h * head + 2 * p + a;
     }
   }
-  return from;
+  return order;
+}
+
+/** The columns of a row-major [rows, cols] array taken in `order`: out[:, j] = m[:, order[j]]. */
+export function takeColumns<T extends Uint8Array | Float64Array | Float32Array>(m: T, cols: number, order: Int32Array, make: (n: number) => T): T {
+  const rows = m.length / cols;
+  const out = make(m.length);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < cols; j++) out[r * cols + j] = m[r * cols + order[j]!]!;
+  }
+  return out;
+}
+
+/** The inverse of a permutation: inverse[order[j]] = j. */
+export function inversePermutation(order: Int32Array): Int32Array {
+  const inverse = new Int32Array(order.length);
+  order.forEach((from, to) => { inverse[from] = to; });
+  return inverse;
 }
