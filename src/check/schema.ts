@@ -36,7 +36,7 @@ export const CUDA_ARCHS = ['sm_80', 'sm_90a'] as const;
 
 export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },
-  checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face LLaMA directory with `config.json` and safetensors weights, or a GPTQ directory (shapes only so far: training refuses it)' },
+  checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face LLaMA directory with `config.json` and safetensors weights, or a GPTQ v1 directory (AutoGPTQ/GPTQModel: its quantized layers are the frozen base as stored)' },
   format: { type: enumOf('llama2c', 'hf', 'gptq'), doc: 'the checkpoint format; inferred from the path when omitted' },
   tokenizer: { type: { kind: 'path' }, doc: 'a llama2.c `tokenizer.bin` or SentencePiece model, for training and generation' },
   dim: { type: int(1), doc: 'hidden size (d_model)' },
@@ -55,10 +55,10 @@ export const QUANT_SCHEMA: Schema = {
   symmetric: { type: { kind: 'bool' }, default: 'false', doc: 'symmetric quantization (zero fixed at 2^(b−1)); the paper is asymmetric' },
   scale: { type: enumOf(...FLOAT_DTYPES), default: 'fp16', doc: 'dtype of the group scales' },
   zero: { type: enumOf('int', ...FLOAT_DTYPES), default: 'int', doc: 'storage of the zero points: packed integers, or floats (merged models keep fractional zeros)' },
-  method: { type: enumOf('rtn', 'gptq'), default: 'rtn', doc: 'round-to-nearest, or GPTQ with calibration data' },
+  method: { type: enumOf('rtn', 'gptq'), default: 'rtn', doc: 'round-to-nearest, or GPTQ (Frantar et al.) from calibration activations, at load time, true-sequentially' },
   damp: { type: { kind: 'number', min: 0, max: 1, minExclusive: true }, default: '0.01', doc: 'GPTQ: Hessian damping, a fraction of its mean diagonal' },
-  calibration: { type: { kind: 'path' }, doc: 'GPTQ: calibration text' },
-  samples: { type: int(1), default: '128', doc: 'GPTQ: calibration sequences' },
+  calibration: { type: { kind: 'path' }, doc: 'GPTQ: calibration text (random windows of the train block\'s `seq_len`); the training data when absent' },
+  samples: { type: int(1), default: '128', doc: 'GPTQ: calibration windows' },
   act_order: { type: { kind: 'bool' }, default: 'false', doc: 'GPTQ: quantize columns in order of activation size (permutes groups; refused with QA-LoRA)' },
   pad: { type: enumOf('none', 'zero'), default: 'none', doc: 'when the group size does not divide in-features: `zero` pads in-features with zero rows to a multiple of it' },
 };

@@ -187,6 +187,14 @@ describe('bad GPTQ directories, each refused naming the file and the tensor', ()
     expect(refusal(() => readGptqCheckpoint(unlisted))).toMatch(/tensor model\.layers\.0\.self_attn\.k_proj\.qweight: .*modules_in_block_to_quantize does not list this module/);
   });
 
+  it('qalc generate reads a GPTQ directory', () => {
+    const r = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'generate', fixtures.b8!, '--tokenizer', resolve('../shared/models/stories260K/tok512.bin'), '--steps', '40'], { encoding: 'utf8' });
+    expect(r.stderr).toMatch(/generated 40 tokens/);
+    expect(r.status).toBe(0);
+    // 8-bit codes: the greedy text starts as the float model's (transformers' reference text).
+    expect(r.stdout.slice(0, 60)).toBe(readFileSync(join(HF, 'greedy_256_transformers.txt'), 'utf8').slice(0, 60));
+  });
+
   it('through the CLI: exit 1 and the message, never a stack trace', () => {
     const dir = copy(fixtures.b4!, 'cli');
     patchInt32(dir, 'model.layers.0.self_attn.o_proj.g_idx', 3, 9);
