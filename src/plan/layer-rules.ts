@@ -88,6 +88,10 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
       if (group !== fileGroup) problem('error', r.get('group'), `gptq-group-${fileGroup}`, (layers) => `the GPTQ checkpoint has group size ${fileGroup}${gptqCheckpoint.groupSize === -1 ? ' (group_size -1: all in-features)' : ''}, but group = ${group} for ${layers}`);
       if (method === 'gptq') problem('error', r.get('method'), 'gptq-requantize', (layers) => `method = gptq would quantize ${layers} again, but the GPTQ checkpoint has already quantized them`, 'remove method = gptq: the checkpoint\'s codes, scales and zeros are the frozen base');
     }
+    // With QA-LoRA the adapter rule below says why; without it, the quantizer cannot do it either.
+    if (method === 'gptq' && get<boolean>('act_order') && get<string>('adapter') !== 'on') {
+      problem('error', r.get('act_order'), 'act-order-unsupported', (layers) => `act_order = true for ${layers}: qalc's GPTQ quantizes the inputs in order (act-order is not implemented)`, 'set act_order = false');
+    }
     quant = {
       bits, group, groups: paddedInFeatures / group, paddedInFeatures, pad,
       symmetric: get<boolean>('symmetric'),
@@ -134,6 +138,9 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
         problem('error', r.get('pooling'), 'pooling-lora', () => 'pooling applies to kind = qalora; plain LoRA does not pool', 'remove pooling, or set kind = qalora');
       }
       const actOrder = quant?.gptq?.actOrder || gptqCheckpoint?.actOrder;
+      if (kind === 'lora' && quant?.gptq?.actOrder) {
+        problem('error', r.get('act_order'), 'act-order-unsupported', (layers) => `act_order = true for ${layers}: qalc's GPTQ quantizes the inputs in order (act-order is not implemented)`, 'set act_order = false');
+      }
       if (kind === 'qalora' && actOrder) {
         const at = quant?.gptq?.actOrder ? r.get('act_order') : undefined;
         problem('error', at ?? r.get('kind') ?? r.get('adapter'), 'act-order', (layers) => `act_order permutes the groups of ${layers}, so QA-LoRA's pooling of consecutive inputs no longer matches them`,

@@ -16,7 +16,7 @@ import { readTokenizer, type Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
 import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
 import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type ScheduleRecord } from './checkpoint.ts';
-import { alpacaDataset, textDataset, type Dataset } from './data.ts';
+import { alpacaDataset, DataError, textDataset, type Dataset } from './data.ts';
 import { gptqRequestOf, quantizeModelWithGptq } from './gptq-model.ts';
 import { heldOutLoss, heldOutTokens } from './held-out-loss.ts';
 import { planToSpec } from './plan-to-spec.ts';
@@ -83,6 +83,7 @@ function withGptqLayers(weights: Llama2cCheckpoint, plan: Plan, specDir: string,
   const request = gptqRequestOf(plan);
   if (!request) return weights;
   const calibrationPath = request.calibration ? resolve(specDir, request.calibration) : undefined;
+  if (calibrationPath && !existsSync(calibrationPath)) throw new DataError(calibrationPath, 'no such file: it is the calibration text of method = gptq');
   const source = calibrationPath ? textDataset(calibrationPath, tokenizer, tokenizerBytes, 0) : dataset;
   const seqLen = Number(settings.seq_len);
   const calibration = source.batch(stepSeed(Number(settings.seed), 0, 'calibration'), request.samples, seqLen);

@@ -17,6 +17,14 @@ export interface TinyStoriesSpec {
 }
 
 export function tinyStoriesPlan(folder: string, name: string, spec: TinyStoriesSpec): Plan {
+  const path = writeTinyStoriesSpec(folder, name, spec);
+  const result = frontEnd(path);
+  if (!result.plan) throw new Error(result.diagnostics.map((d) => d.message).join('; '));
+  return result.plan;
+}
+
+/** The spec file only, for the CLI; its path. */
+export function writeTinyStoriesSpec(folder: string, name: string, spec: TinyStoriesSpec): string {
   const path = join(folder, `${name}.qal`);
   writeFileSync(path, `spec ${name}
 model {
@@ -32,7 +40,5 @@ train {
   batch = 8
 }
 `);
-  const result = frontEnd(path);
-  if (!result.plan) throw new Error(result.diagnostics.map((d) => d.message).join('; '));
-  return result.plan;
+  return path;
 }

@@ -9,7 +9,8 @@ import type { Plan } from '../../src/plan/plan.ts';
 import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
 import { evaluateRun } from '../../src/train/evaluate-run.ts';
 import { setUpTraining } from '../../src/train/trainer.ts';
-import { tinyStoriesPlan } from '../support/tinystories-spec.ts';
+import { tinyStoriesPlan, writeTinyStoriesSpec } from '../support/tinystories-spec.ts';
+import { spawnSync } from 'node:child_process';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-gptq-stories-'));
 const { ops } = cpuBackend();
@@ -45,5 +46,27 @@ describe('method = gptq on stories260K', () => {
     expect(lines[0]).toBe(`gptq: calibrating on 4 windows of 48 tokens from ${text}`);
     expect(lines.filter((l) => /layers\.\d\.(gate|up):/.test(l))).toEqual([]);
     expect(lines).toHaveLength(1 + 5 * 5);
+  });
+});
+
+const tinyStoriesSpecFile = (folder: string, name: string, quant: string, overrides?: string) =>
+  writeTinyStoriesSpec(folder, name, { quant, ...(overrides ? { overrides } : {}), seqLen: 48, evalFraction: 0.05 });
+
+describe('method = gptq: bad input through the CLI, exit 1 naming the file or the layers', () => {
+  const qalc = (spec: string) => spawnSync(process.execPath, ['src/cli/qalc.mjs', 'eval', spec, '--batches', '1'], { encoding: 'utf8' });
+
+  it('a calibration file that does not exist', () => {
+    const p = tinyStoriesSpecFile(work, 'missing_calibration', 'bits = 4  group = 16  method = gptq  samples = 2  calibration = "nowhere.txt"');
+    const r = qalc(p);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${join(work, 'nowhere.txt')}: no such file: it is the calibration text of method = gptq`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('GPTQ layers calibrated differently', () => {
+    const p = tinyStoriesSpecFile(work, 'two_calibrations', 'bits = 4  group = 16  method = gptq  samples = 2', 'override proj down { group = 43 }\noverride proj q { samples = 3 }');
+    const r = qalc(p);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('qalc eval: layers.0.k: calibration and samples must be the same for every GPTQ layer (the whole model is calibrated with one data set): layers.0.q has the training data, 3 samples; layers.0.k the training data, 2');
   });
 });
