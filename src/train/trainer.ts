@@ -17,7 +17,9 @@ import type { Plan } from '../plan/plan.ts';
 import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
 import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type ScheduleRecord } from './checkpoint.ts';
 import { alpacaDataset, DataError, textDataset, type Dataset } from './data.ts';
+import { gptqCacheKey, readGptqCache, writeGptqCache } from './gptq-cache.ts';
 import { gptqRequestOf, quantizeModelWithGptq } from './gptq-model.ts';
+import { PROJECTIONS } from './qalora-spec.ts';
 import { heldOutLoss, heldOutTokens } from './held-out-loss.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
@@ -88,7 +90,14 @@ function withGptqLayers(weights: Llama2cCheckpoint, plan: Plan, specDir: string,
   const seqLen = Number(settings.seq_len);
   const calibration = source.batch(stepSeed(Number(settings.seed), 0, 'calibration'), request.samples, seqLen);
   report(`gptq: calibrating on ${request.samples} windows of ${seqLen} tokens from ${calibrationPath ?? `the training data (${String(settings.data)}; no calibration set)`}`);
-  const { quantized } = quantizeModelWithGptq(weights, request, calibration, report);
+  const key = gptqCacheKey(weights, request, calibration);
+  const expected = request.layers.flatMap((block, l) => PROJECTIONS.filter((p) => block[p].method === 'gptq').map((p) => `layers.${l}.${p}`));
+  let quantized = readGptqCache(key, expected, report);
+  if (quantized) report(`gptq: ${quantized.size} layers from the cache (${key.slice(0, 12)}…: same weights, settings and calibration tokens)`);
+  else {
+    quantized = new Map(quantizeModelWithGptq(weights, request, calibration, report).quantized);
+    writeGptqCache(key, quantized);
+  }
   return { ...weights, quantized: new Map([...(weights.quantized ?? []), ...quantized]) };
 }
 

@@ -1,7 +1,7 @@
 // method = gptq through the real spec path on stories260K: the GPTQ-quantized model's held-out
 // loss beats RTN's at 4 bits, the per-layer lines say so layer by layer, and the GPTQ layers are
 // the frozen base that train and merge use. Kept fast: 24 calibration windows of 48 tokens.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,8 @@ import { tinyStoriesPlan, writeTinyStoriesSpec } from '../support/tinystories-sp
 import { spawnSync } from 'node:child_process';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-gptq-stories-'));
+// A cache of this file's own, so that the first load of each spec quantizes (and says so).
+process.env.XDG_CACHE_HOME = join(work, 'cache');
 const { ops } = cpuBackend();
 
 const plan = (name: string, quant: string, overrides?: string): Plan =>
@@ -46,6 +48,25 @@ describe('method = gptq on stories260K', () => {
     expect(lines[0]).toBe(`gptq: calibrating on 4 windows of 48 tokens from ${text}`);
     expect(lines.filter((l) => /layers\.\d\.(gate|up):/.test(l))).toEqual([]);
     expect(lines).toHaveLength(1 + 5 * 5);
+  });
+
+  it('a second load takes the layers from the cache; a damaged entry is said and rebuilt', () => {
+    const p = plan('cached', 'bits = 2  group = 16  method = gptq  samples = 3');
+    const first = setUpTraining(p, work, ops, () => {});
+    const lines: string[] = [];
+    const second = setUpTraining(p, work, ops, (line) => lines.push(line));
+    expect(lines[1]).toMatch(/^gptq: 35 layers from the cache \(\w{12}…: same weights, settings and calibration tokens\)$/);
+    expect(second.weights.quantized).toEqual(first.weights.quantized);
+    const dir = join(work, 'cache', 'qalc', 'gptq');
+    for (const entry of readdirSync(dir)) {
+      const path = join(dir, entry);
+      writeFileSync(path, readFileSync(path).subarray(0, 5000));
+    }
+    const again: string[] = [];
+    const third = setUpTraining(p, work, ops, (line) => again.push(line));
+    expect(again.join('\n')).toMatch(/the GPTQ cache entry .* is damaged \(.*truncated.*\): quantizing again/);
+    expect(again.filter((l) => l.startsWith('gptq layers.'))).toHaveLength(35);
+    expect(third.weights.quantized).toEqual(first.weights.quantized);
   });
 });
 
