@@ -24,7 +24,7 @@ import { reorderOutputColumns } from '../model/gptq-checkpoint.ts';
 import { hfRowOrder, permuteToHf } from '../model/rope-permutation.ts';
 import { HF_PROJECTION_NAMES } from '../plan/layer-shapes.ts';
 import { dequantizeOutIn } from '../quant/dequantize.ts';
-import { packQweight, packQzeros, sequentialGroupIndex } from '../quant/gptq-pack.ts';
+import { packQweight, packQzeros, sequentialGroupIndex, storableZeros, type ZeroFormat } from '../quant/gptq-pack.ts';
 import { roundZerosForGptq } from '../quant/merge.ts';
 import type { Bits, QuantizedWeight } from '../quant/quantized-weight.ts';
 import { f16Bits, f16Value } from '../runtime/cuda/host-data.ts';
@@ -49,6 +49,8 @@ export interface GptqSource {
 export interface GptqWriteOptions {
   /** Refuse layers GPTQ cannot pack instead of writing them as float32. */
   readonly strict?: boolean;
+  /** `gptq` (v1, zeros stored minus one: what AutoGPTQ, transformers and vLLM read) or GPTQModel's `gptq_v2`. */
+  readonly format?: ZeroFormat;
   /** More files to copy in as they are (tokenizer.json, tokenizer.model, …): name → bytes. */
   readonly extraFiles?: ReadonlyMap<string, Uint8Array>;
 }
@@ -86,8 +88,8 @@ export function gptqPackingProblem(weight: QuantizedWeight): string | undefined 
 }
 
 /** The weight GPTQ stores: zeros rounded and clamped to integers, scales rounded to fp16. */
-export function gptqStoredWeight(weight: QuantizedWeight): { weight: QuantizedWeight; clampedGroups: number } {
-  const rounded = roundZerosForGptq(weight);
+export function gptqStoredWeight(weight: QuantizedWeight, format: ZeroFormat = 'gptq'): { weight: QuantizedWeight; clampedGroups: number } {
+  const rounded = roundZerosForGptq(weight, format);
   const scales = Float64Array.from(weight.scales, (s) => f16Value(f16Bits(s)));
   return { weight: { ...rounded.weight, scales }, clampedGroups: rounded.clampedGroups };
 }
@@ -120,6 +122,7 @@ function llamaConfig(arch: Architecture): Record<string, unknown> {
 /** Writes the GPTQ directory's files into `dir` (an empty, temporary folder: the caller renames it into place). */
 export function writeGptqDirectory(dir: string, source: GptqSource, options: GptqWriteOptions = {}): GptqWritten {
   const { arch } = source;
+  const format = options.format ?? 'gptq';
   const notices: string[] = [];
   const quantized = source.blocks.flatMap((b) => PROJECTIONS.map((p) => b.projections[p])).filter((p) => p.kind === 'quantized');
   if (quantized.length === 0) throw new GptqExportError('the model has no quantized projection: a GPTQ checkpoint of it would be a float model (export it as qalc or a Hugging Face directory)');
@@ -158,7 +161,7 @@ export function writeGptqDirectory(dir: string, source: GptqSource, options: Gpt
         writeFloat(dequantizeOutIn(merged), [merged.outFeatures, merged.inFeatures]);
         continue;
       }
-      const { weight: stored, clampedGroups } = gptqStoredWeight(merged);
+      const { weight: stored, clampedGroups } = gptqStoredWeight(merged, format);
       for (let g = 0; g < stored.scales.length; g++) {
         if (!Number.isFinite(stored.scales[g]!)) throw new GptqExportError(`${prefix}: scale ${merged.scales[g]} does not fit in fp16`);
       }
@@ -167,7 +170,7 @@ export function writeGptqDirectory(dir: string, source: GptqSource, options: Gpt
       const { inFeatures: K, outFeatures: N } = stored;
       const hf = heads === undefined ? stored : reorderOutputColumns(stored, hfRowOrder(N, heads));
       tensors.push({ name: `${prefix}.qweight`, shape: [(K * bits) / 32, N], data: packQweight(hf.q, K, N, bits) });
-      tensors.push({ name: `${prefix}.qzeros`, shape: [K / groupSize, (N * bits) / 32], data: packQzeros(hf.zeros, K / groupSize, N, bits) });
+      tensors.push({ name: `${prefix}.qzeros`, shape: [K / groupSize, (N * bits) / 32], data: packQzeros(hf.zeros, K / groupSize, N, bits, format) });
       tensors.push({ name: `${prefix}.scales`, shape: [K / groupSize, N], data: Uint16Array.from(hf.scales, f16Bits) });
       tensors.push({ name: `${prefix}.g_idx`, shape: [K], data: sequentialGroupIndex(K, groupSize) });
     }
@@ -182,11 +185,11 @@ export function writeGptqDirectory(dir: string, source: GptqSource, options: Gpt
   if (mixed.length > 0) throw new GptqExportError(`${mixed.join(', ')}: quantized in some blocks and not in others, which a GPTQ config cannot say (modules_in_block_to_quantize is one list for every block)`);
   const quantizeConfig: Record<string, unknown> = {
     bits, group_size: groupSize, damp_percent: 0.01, desc_act: false, static_groups: false, sym: false, true_sequential: true,
-    quant_method: 'gptq', checkpoint_format: 'gptq', model_file_base_name: 'model',
+    quant_method: 'gptq', checkpoint_format: format, model_file_base_name: 'model',
     ...(quantizedModules.length < PROJECTIONS.length ? { modules_in_block_to_quantize: [quantizedModules] } : {}),
   };
   const clamped = layers.reduce((n, l) => n + l.clampedGroups, 0);
-  if (clamped > 0) notices.push(`notice: ${clamped} merged zeros fell outside [1, ${2 ** bits}] and were clamped (their groups moved by more than s/2)`);
+  if (clamped > 0) notices.push(`notice: ${clamped} merged zeros fell outside [${storableZeros(bits, format).lowest}, ${storableZeros(bits, format).highest}] and were clamped (their groups moved by more than s/2)${format === 'gptq' ? '; gptq_v2 stores zeros of 0' : ''}`);
 
   const files: [string, Uint8Array | string][] = [
     ['model.safetensors', encodeSafetensors(tensors, { format: 'pt' })],

@@ -80,9 +80,7 @@ function readQuantizedProjection(tensors: HfTensors, prefix: string, [N, K]: [nu
       }
     }
   }
-  const zeros = unpackQzeros(qzeros, groups, N, bits);
-  // v1 stores z − 1 and unpackQzeros adds the 1 back; v2 stores z itself.
-  if (quantization.checkpointFormat === 'gptq_v2') for (let g = 0; g < zeros.length; g++) zeros[g]! -= 1;
+  const zeros = unpackQzeros(qzeros, groups, N, bits, quantization.checkpointFormat);
   return { inFeatures: K, outFeatures: N, groupSize, bits, q: unpackQweight(qweight, K, N, bits), scales, zeros };
 }
 

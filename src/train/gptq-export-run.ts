@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { mergedDenseCheckpoint, mergedProjections } from '../export/merged-model.ts';
 import { GptqExportError, writeGptqDirectory, type GptqSource, type GptqWritten } from '../export/gptq-checkpoint.ts';
 import { readGptqCheckpoint } from '../model/gptq-checkpoint.ts';
+import type { ZeroFormat } from '../quant/gptq-pack.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { PROJECTIONS, type ProjectionName } from './qalora-spec.ts';
@@ -26,6 +27,8 @@ export interface GptqExportOptions {
   readonly ops?: TrainingOps;
   /** Refuse layers GPTQ cannot pack instead of writing them as float32. */
   readonly strict?: boolean;
+  /** `gptq` (v1, the default) or `gptq_v2` (GPTQModel: zeros of 0 storable). */
+  readonly format?: ZeroFormat;
   /** The first this many held-out batches; all of them by default. */
   readonly batches?: number;
   /** Progress and notices, a line at a time. */
@@ -75,7 +78,7 @@ export async function exportGptqRun(plan: Plan, specDir: string, checkpoint: str
   rmSync(temporary, { recursive: true, force: true });
   mkdirSync(temporary);
   try {
-    const written = writeGptqDirectory(temporary, source, { ...(options.strict ? { strict: true } : {}), extraFiles });
+    const written = writeGptqDirectory(temporary, source, { ...(options.strict ? { strict: true } : {}), ...(options.format ? { format: options.format } : {}), extraFiles });
     for (const notice of written.notices) say(notice);
     const batches = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), options.batches);
     const lossless = await heldOutLoss(denseModel(mergedDenseCheckpoint(model, weights), options.ops), batches);
@@ -85,7 +88,7 @@ export async function exportGptqRun(plan: Plan, specDir: string, checkpoint: str
       say(`gptq export ${layer.layer}: ${layer.bits}-bit, group ${layer.group}: weight error max ${layer.maxAbsError.toExponential(3)}, mean ${layer.meanAbsError.toExponential(3)}${layer.clampedGroups ? `, ${layer.clampedGroups} zeros clamped` : ''}`);
     }
     say(`gptq export: held-out loss ${heldOut.gptq.toFixed(6)} against the lossless merged model's ${heldOut.lossless.toFixed(6)} (${heldOut.difference >= 0 ? '+' : ''}${heldOut.difference.toExponential(3)}, over ${heldOut.tokens} tokens)`);
-    writeFileSync(join(temporary, GPTQ_EXPORT_REPORT), JSON.stringify({ format: 'gptq', source: description, ...written.report, heldOut, notices: written.notices }, null, 2) + '\n');
+    writeFileSync(join(temporary, GPTQ_EXPORT_REPORT), JSON.stringify({ format: options.format ?? 'gptq', source: description, ...written.report, heldOut, notices: written.notices }, null, 2) + '\n');
     if (existsSync(out)) rmdirSync(out); // empty, checked above
     renameSync(temporary, out);
     return { ...written, files: [...written.files, GPTQ_EXPORT_REPORT], out, heldOut };

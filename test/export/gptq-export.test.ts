@@ -133,6 +133,31 @@ describe('a trained stories260K exported as GPTQ v1', () => {
 });
 
 describe('every layer packable', () => {
+  it('gptq_v2 stores the zeros of 0 that v1 cannot: an untrained 8-bit export loses only the fp16 rounding of its scales', async () => {
+    const p = plan('export8v2', 'bits = 8  group = 4', '');
+    const out = join(work, 'gptq8-v2');
+    const result = await exportGptqRun(p, work, undefined, out, { ops, batches: 2, format: 'gptq_v2', report: () => {} });
+    expect(result.report.layers.reduce((n, l) => n + l.clampedGroups, 0)).toBe(0);
+    const config = JSON.parse(readFileSync(join(out, 'quantize_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config.checkpoint_format).toBe('gptq_v2');
+    const { model, weights } = setUpTraining(p, work, ops, () => {});
+    const back = readGptqCheckpoint(out);
+    const zeroOfZero = [...back.quantized.values()].some((w) => w.zeros.includes(0));
+    expect(zeroOfZero).toBe(true);
+    mergedProjections(model, weights).forEach((projections, l) => projections.forEach((projection, i) => {
+      const name = `layers.${l}.${['q', 'k', 'v', 'o', 'gate', 'up', 'down'][i]}`;
+      if (projection.kind === 'quantized') expect(back.quantized.get(name), name).toEqual(gptqStoredWeight(projection.weight, 'gptq_v2').weight);
+    }));
+    const decoded = openSafetensors(decodeWithNumpy(out, join(work, 'numpy-v2.safetensors')));
+    try {
+      expect(decoded.readFloat32('model.layers.2.mlp.down_proj.weight')).toEqual(back.layers[2]!.w2.data);
+      expect(decoded.readFloat32('model.layers.2.self_attn.k_proj.weight')).toEqual(permuteToHf(back.layers[2]!.wk.data, 4, 64));
+    } finally {
+      decoded.close();
+    }
+    expect(Math.abs(result.heldOut.difference)).toBeLessThan(1e-3);
+  });
+
   it('8 bits, group 4: all 35 projections quantized, no modules list, zeros of 0 clamped and counted', async () => {
     const p = plan('export8', 'bits = 8  group = 4', '');
     const out = join(work, 'gptq8');

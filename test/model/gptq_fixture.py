@@ -14,8 +14,8 @@ every other tensor as it was, config.json with quantization_config, quantize_con
 tokenizer files. Beside it, expected.safetensors holds what a reader must find: per layer the
 codes (U8 [K, N]), the zeros z (I32 [L, N], not minus one) and the fp16 scales widened (F32).
 
-`decode` reads a GPTQ v1 directory the way AutoGPTQ's forward unpacks it (shifts by wf, masks,
-zeros plus one, scales[g_idx] * (w - zeros[g_idx])) and writes every quantized layer's dequantized
+`decode` reads a GPTQ directory the way AutoGPTQ's forward unpacks it (shifts by wf, masks,
+zeros plus one — none for GPTQModel's gptq_v2 — scales[g_idx] * (w - zeros[g_idx])) and writes every quantized layer's dequantized
 weight, [out, in] float32 as an nn.Linear holds it, under `<prefix>.weight`.
 
 Only numpy and the standard library: CI has nothing else.
@@ -217,7 +217,9 @@ def decode(args):
     config = json.loads((directory / 'config.json').read_text())
     q = config['quantization_config']
     bits = q['bits']
-    assert q.get('checkpoint_format', 'gptq') == 'gptq' and not q['desc_act']
+    assert not q['desc_act']
+    # v1 (AutoGPTQ) stores z − 1; GPTQModel's gptq_v2 stores z.
+    zero_offset = {'gptq': 1, 'gptq_v2': 0}[q.get('checkpoint_format', 'gptq')]
     tensors = {}
     files = sorted(directory.glob('*.safetensors'))
     for file in files:
@@ -230,7 +232,7 @@ def decode(args):
         qweight, qzeros, scales, g_idx = (tensors[f'{prefix}.{t}'] for t in ['qweight', 'qzeros', 'scales', 'g_idx'])
         k, n = g_idx.shape[0], qweight.shape[1]
         codes = unpack(qweight, bits, k).astype(np.float32)  # [K, N]
-        zeros = unpack(qzeros.T.copy(), bits, n).T.astype(np.float32) + 1  # [L, N]
+        zeros = unpack(qzeros.T.copy(), bits, n).T.astype(np.float32) + zero_offset  # [L, N]
         weight = scales.astype(np.float32)[g_idx] * (codes - zeros[g_idx])
         out[f'{prefix}.weight'] = weight.T.copy()
     write_safetensors(args.out, out)
