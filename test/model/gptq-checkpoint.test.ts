@@ -14,6 +14,7 @@ import { openSafetensors } from '../../src/export/safetensors.ts';
 import type { Bits, QuantizedWeight } from '../../src/quant/quantized-weight.ts';
 import { makeGptqFixture, STORIES260K_HF } from '../support/gptq-fixture.ts';
 import { refusal } from '../support/refusal.ts';
+import { createRng } from '../../src/reference/random.ts';
 
 const HF = STORIES260K_HF;
 const work = mkdtempSync(join(tmpdir(), 'qalc-gptq-'));
@@ -202,5 +203,40 @@ describe('bad GPTQ directories, each refused naming the file and the tensor', ()
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/model\.safetensors: tensor model\.layers\.0\.self_attn\.o_proj\.g_idx\[3\] is 9, expected ⌊3\/16⌋ = 0/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('fuzzed GPTQ tensors', () => {
+  // Mutations aimed at the GPTQ entries of the header (shape digits, dtypes, offsets) and at the
+  // packed words themselves: each read succeeds or is refused as an input error naming a file.
+  it('are read or refused by name, never a crash', () => {
+    const source = join(fixtures.b3!, 'model.safetensors');
+    const bytes = readFileSync(source);
+    const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+    const header = bytes.subarray(8, headerEnd).toString('latin1');
+    const targets: number[] = [];
+    for (const m of header.matchAll(/"(I32|F16)"|\[\d+(, ?\d+)?\]/g)) for (let i = 0; i < m[0].length; i++) targets.push(8 + m.index! + i);
+    const dir = copy(fixtures.b3!, 'fuzz');
+    const rng = createRng(3);
+    const outcomes = { read: 0, refused: 0 };
+    for (let trial = 0; trial < 60; trial++) {
+      const mutated = Buffer.from(bytes);
+      if (trial % 3 === 2) {
+        // a packed word of some qweight or qzeros: any bits are codes, read without complaint
+        for (let e = 0; e < 4; e++) mutated[headerEnd + rng.int(mutated.length - headerEnd)] = rng.int(256);
+      } else {
+        for (let e = 0; e < 1 + rng.int(2); e++) mutated[targets[rng.int(targets.length)]!] = '0123456789[],"IF'.charCodeAt(rng.int(17));
+      }
+      writeFileSync(join(dir, 'model.safetensors'), mutated);
+      try {
+        readGptqCheckpoint(dir);
+        outcomes.read++;
+      } catch (e) {
+        expect(['CheckpointError', 'SafetensorsError'], (e as Error).stack).toContain((e as Error).name);
+        expect((e as Error).message).toMatch(new RegExp(`^${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+        outcomes.refused++;
+      }
+    }
+    expect(outcomes.refused).toBeGreaterThan(20);
   });
 });
