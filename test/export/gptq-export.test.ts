@@ -19,7 +19,7 @@ import { loadAdapters } from '../../src/train/checkpoint.ts';
 import { exportGptqRun, GPTQ_EXPORT_REPORT, type GptqExportResult } from '../../src/train/gptq-export-run.ts';
 import { Progress } from '../../src/train/progress.ts';
 import { setUpTraining, train } from '../../src/train/trainer.ts';
-import { decodeWithNumpy } from '../support/gptq-fixture.ts';
+import { decodeWithNumpy, makeGptqFixture } from '../support/gptq-fixture.ts';
 import { STORIES_BIN, SHARED } from '../support/inline-spec.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-gptq-export-'));
@@ -171,5 +171,41 @@ describe('every layer packable', () => {
     const clamped = result.report.layers.reduce((n, l) => n + l.clampedGroups, 0);
     if (clamped > 0) expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^notice: ${clamped} merged zeros fell outside \\[1, 256\\]`)));
     expect(Math.abs(result.heldOut.difference)).toBeLessThan(0.05);
+  });
+});
+
+describe('GPTQ in, GPTQ out', () => {
+  it('a GPTQ checkpoint exported untrained gives back its own qweight, qzeros, scales and g_idx, byte for byte', async () => {
+    const fixture = makeGptqFixture(join(work, 'fixture-3bit'), ['--bits', '3', '--group', '16']);
+    const path = join(work, 'roundtrip.qal');
+    writeFileSync(path, `spec roundtrip
+model { checkpoint = "${fixture}"  tokenizer = "${SHARED}/models/stories260K/tok512.bin" }
+quant { bits = 3  group = 16 }
+override proj down { group = 43 }
+adapter { rank = 4 }
+train { data = "${DATA}"  seq_len = 32  batch = 4 }
+`);
+    const fromGptq = frontEnd(path).plan!;
+    const out = join(work, 'gptq-roundtrip');
+    await exportGptqRun(fromGptq, work, undefined, out, { ops, batches: 1, report: () => {} });
+    const [original, exported] = [fixture, out].map((dir) => openSafetensors(join(dir, 'model.safetensors')));
+    const raw = (file: typeof original, name: string) => {
+      const entry = file!.entries.get(name)!;
+      return readFileSync(file!.path).subarray(entry.start, entry.end);
+    };
+    try {
+      let compared = 0;
+      for (const name of original!.entries.keys()) {
+        if (!/\.(qweight|qzeros|scales|g_idx)$/.test(name)) continue;
+        expect(exported!.entries.get(name)?.shape, name).toEqual(original!.entries.get(name)!.shape);
+        expect(raw(exported, name).equals(raw(original, name)), name).toBe(true);
+        compared++;
+      }
+      expect(compared).toBe(5 * 4 * 4);
+      expect(readdirSync(out)).toContain('tokenizer.json'); // the checkpoint folder's tokenizer files travel along
+    } finally {
+      original!.close();
+      exported!.close();
+    }
   });
 });
