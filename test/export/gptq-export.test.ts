@@ -98,7 +98,8 @@ describe('a trained stories260K exported as GPTQ v1', () => {
     }));
     const dense = mergedDenseCheckpoint(model, weights);
     for (const [l, w] of [[1, 'w1'], [1, 'w2'], [4, 'w3']] as const) expect(back.layers[l]![w].data, `${l}.${w}`).toEqual(dense.layers[l]![w].data);
-    for (const name of ['token_embedding', 'rms_final']) expect(back.tensors.get(name)!.data, name).toEqual(dense.tensors.get(name)!.data);
+    expect(back.tokenEmbedding.data).toEqual(dense.tokenEmbedding.data);
+    expect(back.rmsFinal.data).toEqual(dense.rmsFinal.data);
   });
 
   it('numpy, unpacking as AutoGPTQ does, decodes the same weights (Hugging Face order)', () => {
