@@ -54,6 +54,9 @@ export function gptqRequestOf(plan: Plan): GptqRequest | null {
       throw new UnsupportedPlanError(`${layer.name}: calibration and samples must be the same for every GPTQ layer (the whole model is calibrated with one data set): ${gptqLayers[0]!.name} has ${first.calibration ?? 'the training data'}, ${first.samples} samples; ${layer.name} ${g.calibration ?? 'the training data'}, ${g.samples}`);
     }
   }
+  // The sequential pass quantizes every layer at its own in-features; padding is not in it.
+  const padded = plan.layers.find((l) => l.quant && l.quant.paddedInFeatures !== l.inFeatures);
+  if (padded) throw new UnsupportedPlanError(`${padded.name}: pad = zero in a model quantized with method = gptq (GPTQ's pass does not pad yet); use a group that divides ${padded.inFeatures}`);
   const blocks = plan.model.architecture.layers;
   const layers = Array.from({ length: blocks }, () => ({}) as Record<ProjectionName, LayerQuantizer>);
   for (const layer of plan.layers) {
