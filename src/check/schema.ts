@@ -36,7 +36,7 @@ export const CUDA_ARCHS = ['sm_80', 'sm_90a'] as const;
 
 export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },
-  checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face LLaMA directory with `config.json` and safetensors weights, or a GPTQ directory (shapes only so far: training refuses it)' },
+  checkpoint: { type: { kind: 'path' }, doc: 'where to read shapes (and, for training, weights): a llama2.c `.bin`, a Hugging Face LLaMA directory with `config.json` and safetensors weights, or a GPTQ v1 directory (AutoGPTQ/GPTQModel: its quantized layers are the frozen base as stored)' },
   format: { type: enumOf('llama2c', 'hf', 'gptq'), doc: 'the checkpoint format; inferred from the path when omitted' },
   tokenizer: { type: { kind: 'path' }, doc: 'a Hugging Face `tokenizer.json`, a SentencePiece BPE `.model` or a llama2.c `tokenizer.bin`, for training and generation; by default the `tokenizer.json` (else `tokenizer.model`) of a Hugging Face checkpoint directory. Its vocabulary must be the model\'s' },
   dim: { type: int(1), doc: 'hidden size (d_model)' },
@@ -55,10 +55,10 @@ export const QUANT_SCHEMA: Schema = {
   symmetric: { type: { kind: 'bool' }, default: 'false', doc: 'symmetric quantization as GPTQ\'s sym=True (zero fixed at 2^(b−1)); the paper is asymmetric' },
   scale: { type: enumOf(...FLOAT_DTYPES), default: 'fp16', doc: 'dtype of the group scales: RTN\'s scales are rounded to it, and the model trains with them' },
   zero: { type: enumOf('int', ...FLOAT_DTYPES), default: 'int', doc: 'storage of the zero points: packed integers, or floats (merged models keep fractional zeros)' },
-  method: { type: enumOf('rtn', 'gptq'), default: 'rtn', doc: 'round-to-nearest, or GPTQ with calibration data' },
+  method: { type: enumOf('rtn', 'gptq'), default: 'rtn', doc: 'round-to-nearest, or GPTQ (Frantar et al.) from calibration activations, at load time, true-sequentially' },
   damp: { type: { kind: 'number', min: 0, max: 1, minExclusive: true }, default: '0.01', doc: 'GPTQ: Hessian damping, a fraction of its mean diagonal' },
-  calibration: { type: { kind: 'path' }, doc: 'GPTQ: calibration text' },
-  samples: { type: int(1), default: '128', doc: 'GPTQ: calibration sequences' },
+  calibration: { type: { kind: 'path' }, doc: 'GPTQ: calibration text (random windows of the train block\'s `seq_len`); the training data when absent' },
+  samples: { type: int(1), default: '128', doc: 'GPTQ: calibration windows' },
   act_order: { type: { kind: 'bool' }, default: 'false', doc: 'GPTQ: quantize columns in order of activation size (permutes groups; refused with QA-LoRA)' },
   pad: { type: enumOf('none', 'zero'), default: 'none', doc: 'when the group size does not divide in-features: `zero` pads in-features with zero rows to a multiple of it' },
 };
@@ -124,7 +124,7 @@ export const TRAIN_SCHEMA: Schema = {
 };
 
 export const EXPORT_SCHEMA: Schema = {
-  formats: { type: { kind: 'enumList', values: ['safetensors', 'qalc', 'gguf', 'gptq', 'peft_qalora', 'peft_lora'] }, default: '[safetensors]', doc: 'formats `qalc merge` writes after merging: qalc\'s own safetensors (`safetensors` or `qalc`: float zeros, lossless), `gguf` (llama.cpp, Q4_1), `gptq` (GPTQ v1, rounded zeros: not yet), `peft_qalora` and `peft_lora` (the adapters alone, for PEFT); each as `qalc export --format` writes it' },
+  formats: { type: { kind: 'enumList', values: ['safetensors', 'qalc', 'gguf', 'gptq', 'gptq_v2', 'peft_qalora', 'peft_lora'] }, default: '[safetensors]', doc: 'formats `qalc merge` writes after merging: qalc\'s own safetensors (`safetensors` or `qalc`: float zeros, lossless), `gguf` (llama.cpp, Q4_1), `gptq` (GPTQ v1, rounded zeros, the cost reported) or `gptq_v2` (GPTQModel\'s zeros), `peft_qalora` and `peft_lora` (the adapters alone, for PEFT); each as `qalc export --format` writes it' },
   out: { type: { kind: 'path' }, doc: 'output directory (default: the training run\'s directory)' },
 };
 

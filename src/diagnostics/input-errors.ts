@@ -3,7 +3,7 @@
 // Errors are told apart by name, so this module imports none of the stages that throw them.
 const INPUT_ERRORS = new Set([
   'RunLockedError', 'CheckpointError', 'TokenizerError', 'SafetensorsError', 'TrainingError', 'DataError', 'UnsupportedPlanError', 'GenerationError', 'ScaleRangeError',
-  'BackendUnavailableError', 'ExportError', 'GgufExportError', 'PeftExportError',
+  'HessianError', 'BackendUnavailableError', 'ExportError', 'GgufExportError', 'PeftExportError',
 ]);
 
 export function isInputError(e: unknown): e is Error {

@@ -5,7 +5,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LlamaForward } from '../model/llama-forward.ts';
 import { parseTokenizer } from '../model/read-tokenizer.ts';
+import type { Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
+import { readGptqCheckpoint } from '../model/gptq-checkpoint.ts';
+import type { ZeroFormat } from '../quant/gptq-pack.ts';
+import type { HeldOutLoss } from '../train/held-out-loss.ts';
 import { writeGguf } from './gguf/write-gguf.ts';
+import { writeGptqDirectory } from './gptq-checkpoint.ts';
 import { writeHfDense } from './hf-dense.ts';
 import { denseCheckpointOf, writeMergedModel, type MergedModel } from './merged-model.ts';
 import { writePeftAdapter, type AdapterSet, type PeftVariant } from './peft-adapter.ts';
@@ -18,6 +23,12 @@ export interface ExportSource {
   /** The run's adapters and the quantized base they apply to; absent for a merged model. */
   readonly adapters?: AdapterSet;
   readonly base?: MergedModel;
+  /** The held-out loss of a model on the run's data, for formats that lose something to say
+   *  what it costs; absent for a merged model (no data comes with it). */
+  readonly heldOut?: (model: Llama2cCheckpoint) => Promise<HeldOutLoss>;
+  /** Files of the Hugging Face or GPTQ checkpoint folder that travel with its weights
+   *  (tokenizer.json, tokenizer_config.json, …), for formats that are such folders: name → bytes. */
+  readonly checkpointFiles?: ReadonlyMap<string, Uint8Array>;
 }
 
 export interface ExportOptions {
@@ -46,7 +57,7 @@ export interface ExportFormat {
   readonly needs: 'merged' | 'adapters';
   /** Why it cannot be written yet, if so: refused before any work. */
   readonly unavailable?: string;
-  readonly write: (dir: string, source: ExportSource, options: ExportOptions) => FormatWritten;
+  readonly write: (dir: string, source: ExportSource, options: ExportOptions) => FormatWritten | Promise<FormatWritten>;
 }
 
 export class ExportError extends Error {
@@ -65,6 +76,35 @@ export function referenceLogits(merged: MergedModel): { prompt: string; tokens: 
   const forward = new LlamaForward(denseCheckpointOf(merged));
   const logits = tokens.map((token, pos) => Array.from(forward.forward(token, pos)));
   return { prompt: merged.tokenizer ? REFERENCE_PROMPT : '', tokens, logits };
+}
+
+/** The report written beside a GPTQ export: every layer's rounding error and the held-out loss. */
+export const GPTQ_EXPORT_REPORT = 'gptq-export.json';
+
+function gptq(zeros: ZeroFormat) {
+  return async (dir: string, source: ExportSource, options: ExportOptions): Promise<FormatWritten> => {
+    for (const block of source.merged.blocks) {
+      for (const projection of Object.values(block.projections)) {
+        if (projection.kind === 'quantized' && projection.weight.inFeatures !== projection.inFeatures) {
+          throw new ExportError(`${projection.prefix}: pad = zero stores ${projection.weight.inFeatures} input rows for ${projection.inFeatures} inputs, which a GPTQ checkpoint cannot say: export it as qalc or gguf`);
+        }
+      }
+    }
+    const written = writeGptqDirectory(dir, source.merged, { format: zeros, ...(options.strict ? { strict: true } : {}), ...(source.checkpointFiles ? { extraFiles: source.checkpointFiles } : {}) });
+    const notices = [...written.notices, ...written.report.layers.map((layer) => `${layer.layer}: ${layer.bits}-bit, group ${layer.group}: weight error max ${layer.maxAbsError.toExponential(3)}, mean ${layer.meanAbsError.toExponential(3)}${layer.clampedGroups ? `, ${layer.clampedGroups} zeros clamped` : ''}`)];
+    let heldOut;
+    if (source.heldOut) {
+      const lossless = await source.heldOut(denseCheckpointOf(source.merged));
+      const exported = await source.heldOut(readGptqCheckpoint(dir));
+      heldOut = { lossless: lossless.loss, gptq: exported.loss, difference: exported.loss - lossless.loss, tokens: lossless.tokens };
+      notices.push(`held-out loss ${heldOut.gptq.toFixed(6)} against the lossless merged model's ${heldOut.lossless.toFixed(6)} (${heldOut.difference >= 0 ? '+' : ''}${heldOut.difference.toExponential(3)}, over ${heldOut.tokens} tokens)`);
+    } else {
+      notices.push('the held-out loss change is not measured: a merged model brings no data (export from the spec\'s run to measure it)');
+    }
+    const report = { format: zeros, source: source.description, ...written.report, ...(heldOut ? { heldOut } : {}) };
+    writeFileSync(join(dir, GPTQ_EXPORT_REPORT), JSON.stringify(report, null, 2) + '\n');
+    return { files: [...written.files, GPTQ_EXPORT_REPORT], notices, report };
+  };
 }
 
 function peft(variant: PeftVariant) {
@@ -106,9 +146,13 @@ export const EXPORT_FORMATS: readonly ExportFormat[] = [
   },
   {
     name: 'gptq', specNames: ['gptq'], needs: 'merged',
-    unavailable: 'not yet: GPTQ v1 export (integer zeros, rounded and reported) is being written and is not wired into qalc export yet; use --format qalc (lossless) or gguf meanwhile',
-    summary: 'GPTQ v1 (AutoGPTQ / transformers / vLLM): merged zeros rounded to integers — not yet',
-    write: () => { throw new ExportError('--format gptq: not yet'); },
+    summary: 'GPTQ v1 (AutoGPTQ / transformers / vLLM): merged zeros rounded to integers and stored as z − 1, fp16 scales; the cost reported per layer and on the held-out loss',
+    write: gptq('gptq'),
+  },
+  {
+    name: 'gptq-v2', specNames: ['gptq_v2'], needs: 'merged',
+    summary: 'GPTQModel\'s gptq_v2: as gptq, zeros stored as they are (a zero of 0 needs no clamping)',
+    write: gptq('gptq_v2'),
   },
   {
     name: 'peft-qalora', specNames: ['peft_qalora'], needs: 'adapters',

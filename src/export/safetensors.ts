@@ -6,8 +6,9 @@ import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, rena
 import { systemErrorReason } from '../system-error.ts';
 import { basename, dirname, join } from 'node:path';
 
-export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array;
-export type SafetensorsDtype = 'F32' | 'F64' | 'I32' | 'U8';
+/** A Uint16Array holds IEEE half-precision bit patterns: it is written as F16 (GPTQ's scales). */
+export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
+export type SafetensorsDtype = 'F32' | 'F64' | 'I32' | 'U8' | 'F16';
 
 export interface NamedTensor {
   readonly name: string;
@@ -32,12 +33,14 @@ const DTYPES: Record<SafetensorsDtype, { bytes: number; make: (buffer: ArrayBuff
   F64: { bytes: 8, make: (b, o, n) => new Float64Array(b, o, n) },
   I32: { bytes: 4, make: (b, o, n) => new Int32Array(b, o, n) },
   U8: { bytes: 1, make: (b, o, n) => new Uint8Array(b, o, n) },
+  F16: { bytes: 2, make: (b, o, n) => new Uint16Array(b, o, n) },
 };
 
 function dtypeOf(data: TensorData): SafetensorsDtype {
   if (data instanceof Float32Array) return 'F32';
   if (data instanceof Float64Array) return 'F64';
   if (data instanceof Int32Array) return 'I32';
+  if (data instanceof Uint16Array) return 'F16';
   return 'U8';
 }
 
@@ -140,6 +143,8 @@ export interface SafetensorsReader {
   readonly metadata: Readonly<Record<string, string>>;
   /** The tensor's values widened to float32 (F32, F16 and BF16), read from its offset. */
   readFloat32(name: string): Float32Array;
+  /** An I32 tensor (GPTQ's packed codes and group indices), read from its offset. */
+  readInt32(name: string): Int32Array;
   close(): void;
 }
 
@@ -230,6 +235,15 @@ export function openSafetensors(path: string): SafetensorsReader {
         if (!['F32', 'F16', 'BF16'].includes(entry.dtype)) throw new SafetensorsError(path, `tensor ${name}: dtype ${entry.dtype}, a weight must be F32, F16 or BF16`);
         const count = entry.shape.reduce((a, b) => a * b, 1);
         return widen(readExactly(fd, entry.end - entry.start, entry.start, path, `tensor ${name}`), entry.dtype, count);
+      },
+      readInt32(name) {
+        const entry = entries.get(name);
+        if (!entry) throw new SafetensorsError(path, `missing tensor ${name}`);
+        if (entry.dtype !== 'I32') throw new SafetensorsError(path, `tensor ${name}: dtype ${entry.dtype}, expected I32`);
+        const bytes = readExactly(fd, entry.end - entry.start, entry.start, path, `tensor ${name}`);
+        const out = new Int32Array(bytes.length / 4);
+        for (let i = 0; i < out.length; i++) out[i] = bytes.readInt32LE(4 * i);
+        return out;
       },
       close: () => closeSync(fd),
     };

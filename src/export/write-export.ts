@@ -14,6 +14,8 @@ export interface ExportResult {
   readonly out: string;
   readonly files: readonly string[];
   readonly notices: readonly string[];
+  /** What the format measured (also in export.json). */
+  readonly report?: Readonly<Record<string, unknown>>;
 }
 
 /** Why `out` cannot receive an export, or undefined when it is free (absent or an empty folder). */
@@ -34,7 +36,7 @@ export function occupiedReason(out: string): string | undefined {
   return undefined;
 }
 
-export function writeExport(out: string, format: ExportFormat, source: ExportSource, options: ExportOptions = {}): ExportResult {
+export async function writeExport(out: string, format: ExportFormat, source: ExportSource, options: ExportOptions = {}): Promise<ExportResult> {
   if (format.unavailable) throw new ExportError(`--format ${format.name}: ${format.unavailable}`);
   if (format.needs === 'adapters' && !source.adapters) {
     throw new ExportError(`--format ${format.name} exports the adapters alone, and ${source.description} has them folded into its zeros: give the spec whose run trained them`);
@@ -46,14 +48,14 @@ export function writeExport(out: string, format: ExportFormat, source: ExportSou
   rmSync(temporary, { recursive: true, force: true });
   mkdirSync(temporary);
   try {
-    const written = format.write(temporary, source, options);
+    const written = await format.write(temporary, source, options);
     writeFileSync(join(temporary, EXPORT_RECORD), JSON.stringify({
       format: format.name, record: EXPORT_RECORD_FORMAT, source: source.description, spec: source.merged.spec,
       files: written.files, notices: written.notices, ...(written.report ? { report: written.report } : {}),
     }, null, 2) + '\n');
     if (existsSync(out)) rmdirSync(out); // empty, checked above
     renameSync(temporary, out);
-    return { out, files: [...written.files, EXPORT_RECORD], notices: written.notices };
+    return { out, files: [...written.files, EXPORT_RECORD], notices: written.notices, ...(written.report ? { report: written.report } : {}) };
   } catch (e) {
     rmSync(temporary, { recursive: true, force: true });
     throw e;

@@ -4,13 +4,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Architecture } from './architecture.ts';
+import { SUPPORTED_BITS, type Bits } from '../quant/quantized-weight.ts';
 import { CheckpointError } from './llama2c-header.ts';
 
 export interface GptqQuantization {
-  readonly bits: number;
+  readonly bits: Bits;
+  /** Inputs per group; −1 (AutoGPTQ's "no groups") is one group of all in-features per column. */
   readonly groupSize: number;
   readonly actOrder: boolean;
   readonly symmetric: boolean;
+  /** `gptq` (v1) stores each zero minus one; GPTQModel's `gptq_v2` stores it as it is. */
+  readonly checkpointFormat: 'gptq' | 'gptq_v2';
+  /** The projections of every block that are quantized (`self_attn.q_proj`, …); absent: all seven. */
+  readonly modules?: readonly string[];
+  /** The file the settings come from, for messages. */
+  readonly path: string;
 }
 
 type Json = Record<string, unknown>;
@@ -88,18 +96,59 @@ export function readHfArchitecture(dir: string): Architecture {
   };
 }
 
+/** config.json's `quantization_config`, when it has one. */
+export function quantizationConfigOf(dir: string): Json | undefined {
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) return undefined;
+  const q = readJson(path).quantization_config;
+  return q !== null && typeof q === 'object' && !Array.isArray(q) ? q as Json : undefined;
+}
+
+function parseGptqQuantization(q: Json, path: string): GptqQuantization {
+  const method = q.quant_method ?? 'gptq';
+  if (method !== 'gptq') throw new CheckpointError(path, `quant_method ${JSON.stringify(method)}: qalc reads GPTQ checkpoints only`);
+  const bits = q.bits;
+  if (!SUPPORTED_BITS.includes(bits as Bits)) throw new CheckpointError(path, `"bits" must be one of ${SUPPORTED_BITS.join(', ')}, found ${JSON.stringify(bits)}`);
+  const groupSize = q.group_size;
+  if (!(groupSize === -1 || (typeof groupSize === 'number' && Number.isInteger(groupSize) && groupSize > 0))) {
+    throw new CheckpointError(path, `"group_size" must be a positive integer or -1, found ${JSON.stringify(groupSize)}`);
+  }
+  const format = q.checkpoint_format ?? 'gptq';
+  if (format !== 'gptq' && format !== 'gptq_v2') throw new CheckpointError(path, `checkpoint_format ${JSON.stringify(format)}: qalc reads "gptq" (v1) and "gptq_v2"`);
+  let modules: string[] | undefined;
+  if (q.modules_in_block_to_quantize !== undefined && q.modules_in_block_to_quantize !== null) {
+    const listed = q.modules_in_block_to_quantize;
+    if (!Array.isArray(listed) || !listed.every((m) => Array.isArray(m) ? m.every((n) => typeof n === 'string') : typeof m === 'string')) {
+      throw new CheckpointError(path, '"modules_in_block_to_quantize" must be a list of lists of module names');
+    }
+    modules = (listed as (string | string[])[]).flat();
+  }
+  return {
+    bits: bits as Bits, groupSize, actOrder: q.desc_act === true, symmetric: q.sym === true,
+    checkpointFormat: format, ...(modules ? { modules } : {}), path,
+  };
+}
+
+const SAME_IN_BOTH = ['bits', 'group_size', 'sym', 'desc_act', 'checkpoint_format'] as const;
+
+/**
+ * quantize_config.json (AutoGPTQ), or config.json's quantization_config (transformers); when a
+ * directory has both they must agree, since a reader could pick either.
+ */
 export function readGptqQuantization(dir: string): GptqQuantization {
   const separate = join(dir, 'quantize_config.json');
-  const path = existsSync(separate) ? separate : join(dir, 'config.json');
-  const json = existsSync(separate) ? readJson(separate) : readJson(path).quantization_config;
-  if (json === undefined || json === null || typeof json !== 'object') {
-    throw new CheckpointError(dir, 'not a GPTQ checkpoint: no quantize_config.json and no quantization_config in config.json');
+  const inConfig = quantizationConfigOf(dir);
+  if (!existsSync(separate)) {
+    if (!inConfig) throw new CheckpointError(dir, 'not a GPTQ checkpoint: no quantize_config.json and no quantization_config in config.json');
+    return parseGptqQuantization(inConfig, join(dir, 'config.json'));
   }
-  const q = json as Json;
-  return {
-    bits: positiveInt(q, 'bits', path),
-    groupSize: positiveInt(q, 'group_size', path),
-    actOrder: q.desc_act === true,
-    symmetric: q.sym === true,
-  };
+  const own = readJson(separate);
+  if (inConfig) {
+    for (const key of SAME_IN_BOTH) {
+      if (inConfig[key] !== undefined && own[key] !== undefined && JSON.stringify(inConfig[key]) !== JSON.stringify(own[key])) {
+        throw new CheckpointError(separate, `"${key}" is ${JSON.stringify(own[key])} here but ${JSON.stringify(inConfig[key])} in config.json's quantization_config: which one is the checkpoint's?`);
+      }
+    }
+  }
+  return parseGptqQuantization({ ...inConfig, ...own }, separate);
 }

@@ -13,6 +13,7 @@
 // (run.c's matmul, and the layout of a PyTorch nn.Linear weight). Every shape below is [out, in].
 import { readFileSync } from 'node:fs';
 import type { Architecture } from './architecture.ts';
+import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import { headDim, oddHeadSize } from './architecture.ts';
 import { systemErrorReason } from '../system-error.ts';
 import { firstNonFinite, indexIn } from './finite.ts';
@@ -59,6 +60,12 @@ export interface Llama2cCheckpoint {
   readonly classifier: Tensor;
   /** Every tensor read, by name, in file order (the RoPE tables excluded). */
   readonly tensors: ReadonlyMap<string, Tensor>;
+  /**
+   * Projections stored already quantized (a GPTQ checkpoint), or quantized by GPTQ at load time,
+   * by qalc's name (`layers.0.q`): the frozen base as it is, never quantized again. Their entries
+   * in `layers` hold the dequantized weights, for inference.
+   */
+  readonly quantized?: ReadonlyMap<string, QuantizedWeight>;
 }
 
 /** A run of the file: `count` stacked tensors of one kind (one per layer, or a single one). */

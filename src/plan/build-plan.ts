@@ -61,12 +61,28 @@ export function buildPlan(spec: CheckedSpec): PlanResult {
   const layers: LayerPlan[] = [];
   const arch = spec.model.architecture;
   const usedSettings = new Set<string>();
+  // GPTQ calibrates the whole model at once: one calibration text and sample count for all of it.
+  let firstGptq: { name: string; calibration: string | undefined; samples: number } | undefined;
 
   for (const layer of linearLayers(arch)) {
     const resolved = resolveSettings(spec, layer);
     for (const v of resolved.values()) if (v.override && v.span) usedSettings.add(`${v.span.file}:${v.span.offset}`);
     const decision = decideLayer(spec, layer, resolved);
     problems.push(...decision.problems);
+    const gptq = decision.quant?.gptq;
+    if (gptq) {
+      firstGptq ??= { name: layer.name, calibration: gptq.calibration, samples: gptq.samples };
+      for (const key of ['calibration', 'samples'] as const) {
+        if (gptq[key] === firstGptq[key]) continue;
+        const first = firstGptq;
+        const value = gptq[key];
+        problems.push({
+          severity: 'error', span: resolved.get(key)?.span ?? spec.quantSpan, key: `gptq-same-${key}`, layer,
+          message: (names) => `${key} = ${String(value ?? '(the training data)')} for ${names}, but ${String(first[key] ?? '(the training data)')} for ${first.name}: GPTQ calibrates the whole model with one data set`,
+          hint: `give every method = gptq layer the same ${key}`,
+        });
+      }
+    }
     // lm_head is in the plan only when asked for; the block projections always are.
     if (layer.block === null && !decision.quant && !decision.adapter) continue;
     layers.push({

@@ -6,7 +6,7 @@ import { oneOf } from '../diagnostics/suggest.ts';
 import type { CheckedSpec } from '../check/checked-spec.ts';
 import { ADAPTER_SCHEMA, QUANT_SCHEMA } from '../check/schema.ts';
 import type { AdapterPlan, QuantPlan } from './plan.ts';
-import type { LinearLayer } from './layer-shapes.ts';
+import { HF_PROJECTION_NAMES, type LinearLayer } from './layer-shapes.ts';
 import type { ResolvedSettings, ResolvedValue } from './resolve-settings.ts';
 import { trainingRefusals } from './training-support.ts';
 
@@ -50,7 +50,11 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
   const N = layer.outFeatures;
   let quant: QuantPlan | null = null;
   const quantize = get<boolean>('quantize');
-  const gptqCheckpoint = spec.model.checkpoint?.gptq;
+  // A GPTQ checkpoint fixes bits and group of the layers it quantized; the others it stores as
+  // floats, and the spec quantizes them as it says.
+  const fileQuantization = spec.model.checkpoint?.gptq;
+  const gptqCheckpoint = fileQuantization && layer.block !== null && (!fileQuantization.modules || fileQuantization.modules.includes(HF_PROJECTION_NAMES[layer.projection]!))
+    ? fileQuantization : undefined;
 
   if (quantize) {
     const bits = get<QuantPlan['bits']>('bits');
@@ -81,7 +85,13 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
     }
     if (gptqCheckpoint) {
       if (bits !== gptqCheckpoint.bits) problem('error', r.get('bits'), 'gptq-bits', (layers) => `the GPTQ checkpoint is ${gptqCheckpoint.bits}-bit, but bits = ${bits} for ${layers}`, 'a GPTQ checkpoint is already quantized: its bits and group are fixed');
-      if (group !== gptqCheckpoint.groupSize) problem('error', r.get('group'), 'gptq-group', (layers) => `the GPTQ checkpoint has group size ${gptqCheckpoint.groupSize}, but group = ${group} for ${layers}`);
+      const fileGroup = gptqCheckpoint.groupSize === -1 ? K : gptqCheckpoint.groupSize;
+      if (group !== fileGroup) problem('error', r.get('group'), `gptq-group-${fileGroup}`, (layers) => `the GPTQ checkpoint has group size ${fileGroup}${gptqCheckpoint.groupSize === -1 ? ' (group_size -1: all in-features)' : ''}, but group = ${group} for ${layers}`);
+      if (method === 'gptq') problem('error', r.get('method'), 'gptq-requantize', (layers) => `method = gptq would quantize ${layers} again, but the GPTQ checkpoint has already quantized them`, 'remove method = gptq: the checkpoint\'s codes, scales and zeros are the frozen base');
+    }
+    // With QA-LoRA the adapter rule below says why; without it, the quantizer cannot do it either.
+    if (method === 'gptq' && get<boolean>('act_order') && get<string>('adapter') !== 'on') {
+      problem('error', r.get('act_order'), 'act-order-unsupported', (layers) => `act_order = true for ${layers}: qalc's GPTQ quantizes the inputs in order (act-order is not implemented)`, 'set act_order = false');
     }
     quant = {
       bits, group, groups: paddedInFeatures / group, paddedInFeatures, pad,
@@ -129,6 +139,9 @@ export function decideLayer(spec: CheckedSpec, layer: LinearLayer, r: ResolvedSe
         problem('error', r.get('pooling'), 'pooling-lora', () => 'pooling applies to kind = qalora; plain LoRA does not pool', 'remove pooling, or set kind = qalora');
       }
       const actOrder = quant?.gptq?.actOrder || gptqCheckpoint?.actOrder;
+      if (kind === 'lora' && quant?.gptq?.actOrder) {
+        problem('error', r.get('act_order'), 'act-order-unsupported', (layers) => `act_order = true for ${layers}: qalc's GPTQ quantizes the inputs in order (act-order is not implemented)`, 'set act_order = false');
+      }
       if (kind === 'qalora' && actOrder) {
         const at = quant?.gptq?.actOrder ? r.get('act_order') : undefined;
         problem('error', at ?? r.get('kind') ?? r.get('adapter'), 'act-order', (layers) => `act_order permutes the groups of ${layers}, so QA-LoRA's pooling of consecutive inputs no longer matches them`,

@@ -15,3 +15,12 @@ export function dequantize(weight: QuantizedWeight): Float64Array {
   }
   return dense;
 }
+
+/** Ŵ as float32 [out, in], llama2.c's and nn.Linear's layout. */
+export function dequantizeOutIn(weight: QuantizedWeight): Float32Array {
+  const { inFeatures: K, outFeatures: N } = weight;
+  const w = dequantize(weight);
+  const out = new Float32Array(K * N);
+  for (let i = 0; i < K; i++) for (let o = 0; o < N; o++) out[o * K + i] = w[i * N + o]!;
+  return out;
+}

@@ -14,7 +14,7 @@
 //
 // qweight [⌈K·b/32⌉, N] packs along the input dim: column o of qweight is the stream of column
 // o of q (inputs 0…K−1). qzeros [L, ⌈N·b/32⌉] packs along the output dim: row k of qzeros is
-// the stream of z[k, 0…N−1] − 1 (v1 stores z − 1; v2 / "gptq_v2" stores z, not handled here).
+// the stream of z[k, 0…N−1] − 1 (v1 stores z − 1; v2 / "gptq_v2" stores z: ZeroFormat).
 //
 // AutoGPTQ requires K·b and N·b to be multiples of 32. Here a run whose bit length is not a
 // multiple of 32 is padded with zero bits up to the next word, so the last word holds only the
@@ -82,36 +82,49 @@ export function unpackQweight(qweight: Int32Array, inFeatures: number, outFeatur
 }
 
 /**
- * Integer zeros z (L×N, each in [1, 2^b]) → qzeros int32 [L, ⌈N·b/32⌉] holding z − 1.
+ * How a checkpoint stores a zero z: GPTQ v1 (`gptq`: AutoGPTQ, transformers, vLLM) stores z − 1,
+ * so z ∈ [1, 2^b]; GPTQModel's `gptq_v2` stores z itself, z ∈ [0, 2^b − 1].
+ */
+export type ZeroFormat = 'gptq' | 'gptq_v2';
+
+/** The integer zeros a format can store. */
+export function storableZeros(bits: Bits, format: ZeroFormat): { lowest: number; highest: number } {
+  return format === 'gptq' ? { lowest: 1, highest: maxCode(bits) + 1 } : { lowest: 0, highest: maxCode(bits) };
+}
+
+/**
+ * Integer zeros z (L×N) → qzeros int32 [L, ⌈N·b/32⌉] holding z − 1 (v1) or z (v2).
  * z = 0, which RTN produces for an all-non-negative group, has no v1 encoding (AutoGPTQ would
  * store −1 and corrupt the neighbouring codes); it is refused rather than silently wrapped.
  * Round or clamp first (merge.ts, roundZerosForGptq).
  */
-export function packQzeros(zeros: ArrayLike<number>, groups: number, outFeatures: number, bits: Bits): Int32Array {
+export function packQzeros(zeros: ArrayLike<number>, groups: number, outFeatures: number, bits: Bits, format: ZeroFormat = 'gptq'): Int32Array {
   checkBits(bits);
   if (zeros.length !== groups * outFeatures) throw new RangeError(`zeros has ${zeros.length} entries, expected ${groups}×${outFeatures}`);
+  const { lowest, highest } = storableZeros(bits, format);
   const wordsPerRow = packedWords(outFeatures, bits);
   const words = new Int32Array(groups * wordsPerRow);
   for (let k = 0; k < groups; k++) {
     for (let o = 0; o < outFeatures; o++) {
       const z = zeros[k * outFeatures + o];
-      if (!Number.isInteger(z) || z < 1 || z > maxCode(bits) + 1) {
-        throw new RangeError(`zero[${k}, ${o}] = ${z} has no GPTQ v1 encoding: it must be an integer in [1, ${maxCode(bits) + 1}]`);
+      if (!Number.isInteger(z) || z < lowest || z > highest) {
+        throw new RangeError(`zero[${k}, ${o}] = ${z} has no GPTQ ${format === 'gptq' ? 'v1' : 'v2'} encoding: it must be an integer in [${lowest}, ${highest}]`);
       }
-      writeCode(words, k * wordsPerRow, 1, o, bits, z - 1);
+      writeCode(words, k * wordsPerRow, 1, o, bits, z - lowest);
     }
   }
   return words;
 }
 
 /** qzeros int32 [L, ⌈N·b/32⌉] → zeros z (L×N), adding back the 1 that v1 subtracts. */
-export function unpackQzeros(qzeros: Int32Array, groups: number, outFeatures: number, bits: Bits): Float64Array {
+export function unpackQzeros(qzeros: Int32Array, groups: number, outFeatures: number, bits: Bits, format: ZeroFormat = 'gptq'): Float64Array {
   checkBits(bits);
   const wordsPerRow = packedWords(outFeatures, bits);
   if (qzeros.length !== groups * wordsPerRow) throw new RangeError(`qzeros has ${qzeros.length} words, expected ${groups * wordsPerRow}`);
+  const { lowest } = storableZeros(bits, format);
   const zeros = new Float64Array(groups * outFeatures);
   for (let k = 0; k < groups; k++) {
-    for (let o = 0; o < outFeatures; o++) zeros[k * outFeatures + o] = readCode(qzeros, k * wordsPerRow, 1, o, bits) + 1;
+    for (let o = 0; o < outFeatures; o++) zeros[k * outFeatures + o] = readCode(qzeros, k * wordsPerRow, 1, o, bits) + lowest;
   }
   return zeros;
 }

@@ -12,7 +12,8 @@
 // merging is for inference, where dropout is off.
 import type { QaLoraAdapter } from '../reference/adapter.ts';
 import { poolingFactor } from '../reference/adapter.ts';
-import { maxCode, type QuantizedWeight } from './quantized-weight.ts';
+import { storableZeros, type ZeroFormat } from './gptq-pack.ts';
+import type { QuantizedWeight } from './quantized-weight.ts';
 import { roundHalfEven } from './round-half-even.ts';
 
 /** The same quantized weight with the adapter folded into (now fractional) float zeros. */
@@ -40,7 +41,7 @@ export function mergeAdapterIntoZeros(weight: QuantizedWeight, adapter: QaLoraAd
 }
 
 export interface GptqZeroRounding {
-  /** The weight with integer zeros in [1, 2^b], ready for packQzeros. */
+  /** The weight with integer zeros in [1, 2^b] (v1) or [0, 2^b − 1] (v2), ready for packQzeros. */
   readonly weight: QuantizedWeight;
   /**
    * max |Ŵ_rounded − Ŵ_float| over all weights: s·|z' − round(z')| per group, at most s/2 unless
@@ -53,18 +54,18 @@ export interface GptqZeroRounding {
 }
 
 /**
- * Rounds fractional (merged) zeros to what a GPTQ v1 checkpoint can store: integers in
- * [1, 2^b] (stored as z − 1 in b bits). Lossy; the loss is reported, not hidden.
+ * Rounds fractional (merged) zeros to what a GPTQ checkpoint can store: integers in [1, 2^b]
+ * (v1, stored as z − 1 in b bits) or [0, 2^b − 1] (v2). Lossy; the loss is reported, not hidden.
  */
-export function roundZerosForGptq(weight: QuantizedWeight): GptqZeroRounding {
+export function roundZerosForGptq(weight: QuantizedWeight, format: ZeroFormat = 'gptq'): GptqZeroRounding {
   const { scales, zeros, bits } = weight;
-  const highest = maxCode(bits) + 1;
+  const { lowest, highest } = storableZeros(bits, format);
   const rounded = new Float64Array(zeros.length);
   let maxAbsWeightError = 0;
   let clampedGroups = 0;
   for (let g = 0; g < zeros.length; g++) {
     const nearest = roundHalfEven(zeros[g]);
-    const stored = Math.min(Math.max(nearest, 1), highest);
+    const stored = Math.min(Math.max(nearest, lowest), highest);
     if (stored !== nearest) clampedGroups++;
     rounded[g] = stored;
     maxAbsWeightError = Math.max(maxAbsWeightError, Math.abs(scales[g] * (zeros[g] - stored)));

@@ -11,9 +11,10 @@ import type { Plan } from '../plan/plan.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
+import { heldOutLoss } from './held-out-loss.ts';
 import { denseCheckpointOf } from '../export/merged-model.ts';
 import { MERGE_TOLERANCE } from './merge-run.ts';
-import { adaptersOf, mergedOf } from './export-source.ts';
+import { adaptersOf, checkpointFilesOf, mergedOf } from './export-source.ts';
 import { runLockHolder } from './run-lock.ts';
 import { setUpTraining, TrainingError } from './trainer.ts';
 
@@ -44,7 +45,11 @@ export async function exportFromRun(plan: Plan, specDir: string, checkpoint: str
   }
   const base: MergedModel = mergeModel(model, weights, plan.spec, { foldAdapters: false });
   return {
-    source: { description: `spec ${plan.spec}, run ${dirname(checkpoint)} (step ${step})`, merged, adapters: adaptersOf(plan, model), base },
+    source: {
+      description: `spec ${plan.spec}, run ${dirname(checkpoint)} (step ${step})`, merged, adapters: adaptersOf(plan, model), base,
+      checkpointFiles: checkpointFilesOf(plan, specDir),
+      heldOut: (dense) => heldOutLoss(denseModel(dense, ops), dataset.evalBatches(Number(settings.batch), Number(settings.seq_len))),
+    },
     notices,
     check: { lossBefore, lossAfter, relativeDifference },
   };
@@ -70,24 +75,29 @@ export function exportFromMerged(input: string): PreparedExport {
 }
 
 /** One line per format of the spec's `export { formats = … }`: what `qalc merge` wrote, or why not. */
-export function writeSpecExports(plan: Plan, specDir: string, runDir: string, mergedPath: string, source: ExportSource): string[] {
+export async function writeSpecExports(plan: Plan, specDir: string, runDir: string, mergedPath: string, source: ExportSource): Promise<string[]> {
   const formats = (plan.export?.formats as readonly string[] | undefined) ?? [];
   const outRoot = plan.export?.out !== undefined ? resolve(specDir, String(plan.export.out)) : runDir;
-  return formats.map((name) => {
-    const format = exportFormat(name);
-    if (format.name === 'qalc') return `export ${name}: ${mergedPath} is qalc's own format (lossless)`;
-    if (format.unavailable) return `export ${name}: skipped: ${format.unavailable}`;
-    const out = join(outRoot, 'export', format.name);
-    const occupied = occupiedReason(out);
-    if (occupied) return `export ${name}: skipped: ${occupied}`;
-    let result;
-    try {
-      result = writeExport(out, format, source);
-    } catch (e) {
-      // What this format cannot hold is reported like the rest; the merge itself stands.
-      if (isInputError(e)) return `export ${name}: skipped: ${e.message}`;
-      throw e;
-    }
-    return [`export ${name}: wrote ${result.files.join(', ')} into ${out}`, ...result.notices.map((n) => `  ${n}`)].join('\n');
-  });
+  const lines: string[] = [];
+  for (const name of formats) lines.push(await specExport(name, outRoot, mergedPath, source));
+  return lines;
+}
+
+/** One format of the spec's export block, written into OUT_ROOT/export/FORMAT: what was written, or why not. */
+async function specExport(name: string, outRoot: string, mergedPath: string, source: ExportSource): Promise<string> {
+  const format = exportFormat(name);
+  if (format.name === 'qalc') return `export ${name}: ${mergedPath} is qalc's own format (lossless)`;
+  if (format.unavailable) return `export ${name}: skipped: ${format.unavailable}`;
+  const out = join(outRoot, 'export', format.name);
+  const occupied = occupiedReason(out);
+  if (occupied) return `export ${name}: skipped: ${occupied}`;
+  let result;
+  try {
+    result = await writeExport(out, format, source);
+  } catch (e) {
+    // What this format cannot hold is reported like the rest; the merge itself stands.
+    if (isInputError(e)) return `export ${name}: skipped: ${e.message}`;
+    throw e;
+  }
+  return [`export ${name}: wrote ${result.files.join(', ')} into ${out}`, ...result.notices.map((n) => `  ${n}`)].join('\n');
 }

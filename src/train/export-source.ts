@@ -1,8 +1,8 @@
 // What every export is written from, built from a spec's model with its run's adapters loaded:
 // the merged model (with its tokenizer and plan, so it stands alone) and the adapters in qalc's
 // form. Shared by `qalc merge` (which writes the spec's export formats) and `qalc export`.
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { modelTokenizerPath } from '../model/read-tokenizer.ts';
 import { mergeModel, type MergedModel } from '../export/merged-model.ts';
 import type { AdapterSet, ExportedAdapter } from '../export/peft-adapter.ts';
@@ -19,6 +19,19 @@ export function mergedOf(plan: Plan, specDir: string, model: QaLoraModel, weight
     ...(tokenizerPath ? { tokenizer: { name: basename(tokenizerPath), bytes: new Uint8Array(readFileSync(tokenizerPath)) } } : {}),
     plan: JSON.stringify(plan),
   });
+}
+
+/** Files of a Hugging Face checkpoint folder that travel with its weights. */
+const CHECKPOINT_COMPANIONS = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+
+/** The companion files of the spec's checkpoint folder (none for a llama2.c file): name → bytes. */
+export function checkpointFilesOf(plan: Plan, specDir: string): ReadonlyMap<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>();
+  const checkpoint = plan.model.checkpoint;
+  if (!checkpoint || checkpoint.format === 'llama2c') return files;
+  const dir = resolve(specDir, checkpoint.path);
+  for (const name of CHECKPOINT_COMPANIONS) if (existsSync(join(dir, name))) files.set(name, new Uint8Array(readFileSync(join(dir, name))));
+  return files;
 }
 
 /** Every trained adapter of the model, in qalc's form. */

@@ -3,11 +3,12 @@
 import { existsSync } from 'node:fs';
 import { mergeModel, readMergedModelAsDense, writeMergedModel } from '../export/merged-model.ts';
 import type { ExportSource } from '../export/formats.ts';
-import { adaptersOf, mergedOf } from './export-source.ts';
+import { adaptersOf, checkpointFilesOf, mergedOf } from './export-source.ts';
 import type { Plan } from '../plan/plan.ts';
 import { dirname } from 'node:path';
 import { changesNotice, loadAdapters } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
+import { heldOutLoss } from './held-out-loss.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { lockRunFolder } from './run-lock.ts';
 import { setUpTraining, TrainingError } from './trainer.ts';
@@ -59,6 +60,8 @@ async function mergeLocked(plan: Plan, specDir: string, checkpoint: string, path
   const source: ExportSource = {
     description: `spec ${plan.spec}, run ${dirname(checkpoint)} (step ${step})`, merged,
     adapters: adaptersOf(plan, model), base: mergeModel(model, weights, plan.spec, { foldAdapters: false }),
+    checkpointFiles: checkpointFilesOf(plan, specDir),
+    heldOut: (model) => heldOutLoss(denseModel(model, ops), dataset.evalBatches(Number(settings.batch), Number(settings.seq_len))),
   };
   return { path, step, lossBefore, lossAfter, relativeDifference, source };
 }

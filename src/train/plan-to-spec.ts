@@ -21,7 +21,6 @@ export function planToSpec(plan: Plan): QaLoraSpec {
     }
     const q = layer.quant;
     const a = layer.adapter;
-    if (q?.method === 'gptq') unsupported.add(`${layer.name}: method = gptq (RTN only so far)`);
     if (a && a.kind !== 'qalora') unsupported.add(`${layer.name}: kind = ${a.kind}`);
     blocks[layer.block]![layer.projection as ProjectionName] = {
       bits: (q?.bits ?? null) as Bits | null,

@@ -17,6 +17,7 @@
 import type { Architecture } from '../model/architecture.ts';
 import { headDim } from '../model/architecture.ts';
 import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
+import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import { quantizeRtn } from '../quant/rtn.ts';
 import { withStoredScales } from '../quant/scale-dtype.ts';
 import { createRng, type Rng } from '../reference/random.ts';
@@ -30,7 +31,7 @@ import { UnsupportedPlanError } from './plan-to-spec.ts';
 import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
 
 /** The parts of a checkpoint the model reads (a tiny random one can be built in memory). */
-export type TrainableCheckpoint = Pick<Llama2cCheckpoint, 'arch' | 'tokenEmbedding' | 'layers' | 'rmsFinal' | 'classifier'>;
+export type TrainableCheckpoint = Pick<Llama2cCheckpoint, 'arch' | 'tokenEmbedding' | 'layers' | 'rmsFinal' | 'classifier' | 'quantized'>;
 
 export interface ModelOptions {
   /** Activations, adapters and gradients; 'float64' is for finite-difference tests. Default float32. */
@@ -138,7 +139,13 @@ function padRows(weight: Float64Array, inFeatures: number, outFeatures: number, 
   return out;
 }
 
-function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng): QaLoraLinear {
+/**
+ * The frozen base and the adapter of one projection. The base is RTN-quantized from the float
+ * weight, unless the checkpoint holds it quantized already (`prequantized`: a GPTQ checkpoint's
+ * codes, or GPTQ's at load time), which is used as it is. Either way its scales are held in the
+ * spec's scale dtype, what a checkpoint stores (fp16 for GPTQ files already).
+ */
+function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng, prequantized?: QuantizedWeight): QaLoraLinear {
   const [outFeatures, realInFeatures] = tensor.shape;
   const usesGroups = spec.bits !== null || spec.adapter !== null;
   const pads = spec.pad === true && spec.bits !== null && Number.isInteger(spec.group) && spec.group >= 1;
@@ -152,6 +159,11 @@ function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dty
     const dense = allocateFloats(dtype, weight.length);
     dense.set(weight);
     base = { kind: 'dense', inFeatures, outFeatures, weight: dense };
+  } else if (prequantized) {
+    if (prequantized.bits !== spec.bits || prequantized.groupSize !== spec.group || prequantized.inFeatures !== inFeatures || prequantized.outFeatures !== outFeatures) {
+      throw new RangeError(`${name} is stored quantized with ${prequantized.bits} bits, group ${prequantized.groupSize}, but the spec asks for ${spec.bits} bits, group ${spec.group}`);
+    }
+    base = { kind: 'quantized', weight: spec.scaleDtype ? withStoredScales(prequantized, spec.scaleDtype, name) : prequantized };
   } else {
     const quantized = quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group, symmetric: spec.symmetric ?? false });
     base = { kind: 'quantized', weight: spec.scaleDtype ? withStoredScales(quantized, spec.scaleDtype, name) : quantized };
@@ -199,7 +211,7 @@ export class QaLoraModel {
       for (const p of PROJECTIONS) {
         const name = `layers.${l}.${p}`;
         const tensor = checkpoint.layers[l][p];
-        const layer = buildProjection(name, tensor, blockSpec[p], this.dtype, rng);
+        const layer = buildProjection(name, tensor, blockSpec[p], this.dtype, rng, checkpoint.quantized?.get(name));
         if (inFeaturesOf(layer.base) !== tensor.shape[1] && !HOST_OPS.has(this.ops.name)) {
           throw new UnsupportedPlanError(`${name}: pad = zero runs on the cpu backend only so far (the ${this.ops.name} ops keep activations on the device)`);
         }

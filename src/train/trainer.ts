@@ -9,6 +9,7 @@
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { firstNonFinite } from '../model/finite.ts';
+import { readGptqCheckpoint } from '../model/gptq-checkpoint.ts';
 import { readHfCheckpoint } from '../model/hf-checkpoint.ts';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
 import { modelTokenizerPath, readTokenizer } from '../model/read-tokenizer.ts';
@@ -16,7 +17,10 @@ import type { Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
 import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
 import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type ScheduleRecord } from './checkpoint.ts';
-import { alpacaDataset, textDataset, type Dataset } from './data.ts';
+import { alpacaDataset, DataError, textDataset, type Dataset } from './data.ts';
+import { gptqCacheKey, readGptqCache, writeGptqCache } from './gptq-cache.ts';
+import { gptqRequestOf, quantizeModelWithGptq } from './gptq-model.ts';
+import { PROJECTIONS } from './qalora-spec.ts';
 import { heldOutLoss, heldOutTokens } from './held-out-loss.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
@@ -66,24 +70,60 @@ function requireTrainSettings(plan: Plan): Settings {
   return plan.train;
 }
 
-/** Model, tokenizer and data, as the plan says; shared by train and eval. */
-export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps): TrainingSetup {
+function readWeights(path: string, format: string): Llama2cCheckpoint {
+  switch (format) {
+    case 'hf': return readHfCheckpoint(path);
+    case 'gptq': return readGptqCheckpoint(path);
+    default: return readLlama2cCheckpoint(path);
+  }
+}
+
+/**
+ * `method = gptq`: the GPTQ layers quantized from calibration windows (the spec's calibration
+ * text, or the training data when it names none), added to the checkpoint's quantized layers.
+ */
+function withGptqLayers(weights: Llama2cCheckpoint, plan: Plan, specDir: string, settings: Settings, tokenizer: Tokenizer, dataset: Dataset, report: (line: string) => void): Llama2cCheckpoint {
+  const request = gptqRequestOf(plan);
+  if (!request) return weights;
+  const calibrationPath = request.calibration ? resolve(specDir, request.calibration) : undefined;
+  if (calibrationPath && !existsSync(calibrationPath)) throw new DataError(calibrationPath, 'no such file: it is the calibration text of method = gptq');
+  const source = calibrationPath ? textDataset(calibrationPath, tokenizer, 0) : dataset;
+  const seqLen = Number(settings.seq_len);
+  const calibration = source.batch(stepSeed(Number(settings.seed), 0, 'calibration'), request.samples, seqLen);
+  report(`gptq: calibrating on ${request.samples} windows of ${seqLen} tokens from ${calibrationPath ?? `the training data (${String(settings.data)}; no calibration set)`}`);
+  const key = gptqCacheKey(weights, request, calibration);
+  const expected = request.layers.flatMap((block, l) => PROJECTIONS.filter((p) => block[p].method === 'gptq').map((p) => `layers.${l}.${p}`));
+  let quantized = readGptqCache(key, expected, report);
+  if (quantized) report(`gptq: ${quantized.size} layers from the cache (${key.slice(0, 12)}…: same weights, settings and calibration tokens)`);
+  else {
+    quantized = new Map(quantizeModelWithGptq(weights, request, calibration, report).quantized);
+    writeGptqCache(key, quantized);
+  }
+  return { ...weights, quantized: new Map([...(weights.quantized ?? []), ...quantized]) };
+}
+
+/**
+ * Model, tokenizer and data, as the plan says; shared by train and eval. `report` gets what
+ * loading has to say (GPTQ's per-layer lines).
+ */
+export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, report: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): TrainingSetup {
   const settings = requireTrainSettings(plan);
   const checkpoint = plan.model.checkpoint;
   if (!checkpoint) throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block`);
-  if (checkpoint.format === 'gptq') throw new TrainingError(`spec ${plan.spec}: training reads llama2.c checkpoints and Hugging Face LLaMA directories so far, not GPTQ ones`);
   const weightsPath = resolve(specDir, checkpoint.path);
   const tokenizerPath = modelTokenizerPath(plan.model.tokenizer, checkpoint, specDir);
   if (!tokenizerPath) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block${checkpoint.format === 'llama2c' ? '' : ` (${checkpoint.path} has no tokenizer.json or tokenizer.model)`}`);
-  const weights = checkpoint.format === 'hf' ? readHfCheckpoint(weightsPath) : readLlama2cCheckpoint(weightsPath);
+  const weights = readWeights(weightsPath, checkpoint.format);
   const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab, checkpoint.path);
   const dataPath = resolve(specDir, String(settings.data));
   const evalFraction = Number(settings.eval_fraction);
   const dataset = settings.format === 'alpaca'
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
     : textDataset(dataPath, tokenizer, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
-  const model = new QaLoraModel(weights, planToSpec(plan), { seed: stepSeed(Number(settings.seed), 0, 'init'), ...(ops ? { ops } : {}) });
-  return { model, weights, tokenizer, dataset, settings };
+  const spec = planToSpec(plan);
+  const quantizedWeights = withGptqLayers(weights, plan, specDir, settings, tokenizer, dataset, report);
+  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), ...(ops ? { ops } : {}) });
+  return { model, weights: quantizedWeights, tokenizer, dataset, settings };
 }
 
 function scheduleOf(settings: Settings, steps: number): ScheduleRecord {
@@ -159,7 +199,7 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
 
 async function trainLocked(options: TrainOptions, progress: Progress): Promise<TrainSummary> {
   const { plan, specDir, out } = options;
-  const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops);
+  const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops, (line) => progress.message(line));
   const steps = options.steps ?? Number(settings.steps);
   const batchSize = Number(settings.batch);
   const seqLen = Number(settings.seq_len);

@@ -29,7 +29,7 @@ beforeAll(async () => {
   run = await trainedRun();
   merged = (await exportFromRun(run.plan, run.work, run.checkpoint, ops)).source.merged;
   const out = join(run.work, 'gguf');
-  writeExport(out, exportFormat('gguf'), { description: 'test', merged });
+  await writeExport(out, exportFormat('gguf'), { description: 'test', merged });
   written = await readGguf(join(out, 'model.gguf'));
   reference = await readGguf(REFERENCE);
   report = JSON.parse((await import('node:fs')).readFileSync(join(out, 'export.json'), 'utf8')) as Record<string, unknown>;

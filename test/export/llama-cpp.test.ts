@@ -57,9 +57,9 @@ describe.skipIf(!LLAMA_SIMPLE)('a GGUF export in llama.cpp', () => {
     qalcText = (weights) => generate(cpu.decoder(weights), tokenizer, { steps: prompt.length + NEW_TOKENS, temperature: 0, prompt }).text;
   }, 180_000);
 
-  it('F32: generates exactly the text qalc generates from the merged model', () => {
+  it('F32: generates exactly the text qalc generates from the merged model', async () => {
     const out = join(run.work, 'gguf-f32');
-    writeExport(out, exportFormat('gguf'), { description: 'test', merged }, { dequantize: true });
+    await writeExport(out, exportFormat('gguf'), { description: 'test', merged }, { dequantize: true });
     const ours = qalcText(denseCheckpointOf(merged));
     const theirs = llamaCpp(join(out, 'model.gguf'));
     console.log(`F32 GGUF: llama.cpp and qalc agree on ${commonPrefix(ours, theirs)} of ${ours.length} characters`);
@@ -69,7 +69,7 @@ describe.skipIf(!LLAMA_SIMPLE)('a GGUF export in llama.cpp', () => {
 
   it('Q4_1: generates qalc\'s text from the same Q4_1 weights, and says how close it stays to the lossless model', async () => {
     const out = join(run.work, 'gguf-q4_1');
-    writeExport(out, exportFormat('gguf'), { description: 'test', merged });
+    await writeExport(out, exportFormat('gguf'), { description: 'test', merged });
     const gguf = await readGguf(join(out, 'model.gguf'));
     const dense = denseCheckpointOf(merged);
     // qalc's inference on the GGUF's own weights: Q4_1 decoded as ggml decodes it.

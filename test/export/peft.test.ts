@@ -25,7 +25,7 @@ interface Exported { dir: string; source: ExportSource }
 async function exported(run: TrainedRun, format: string): Promise<Exported> {
   const { source } = await exportFromRun(run.plan, run.work, run.checkpoint, ops);
   const dir = join(run.work, format);
-  writeExport(dir, exportFormat(format), source, { withBase: true });
+  await writeExport(dir, exportFormat(format), source, { withBase: true });
   return { dir, source };
 }
 
@@ -116,9 +116,9 @@ describe('qalc export --format peft-lora', () => {
 
   it('refuses use_qalora when the layers pool over different groups, naming them', async () => {
     const { source } = await exportFromRun(run.plan, run.work, run.checkpoint, ops);
-    expect(() => writeExport(join(run.work, 'mixed-qalora'), exportFormat('peft-qalora'), source)).toThrow(PeftExportError);
-    expect(() => writeExport(join(run.work, 'mixed-qalora'), exportFormat('peft-qalora'), source))
-      .toThrow(/one qalora_group_size for every layer, and this spec's adapters pool over 2 group sizes \(group 32: model\.layers\.0\.self_attn\.q_proj.*group 43: model\.layers\.0\.mlp\.down_proj/);
+    await expect(writeExport(join(run.work, 'mixed-qalora'), exportFormat('peft-qalora'), source)).rejects.toThrow(PeftExportError);
+    await expect(writeExport(join(run.work, 'mixed-qalora'), exportFormat('peft-qalora'), source))
+      .rejects.toThrow(/one qalora_group_size for every layer, and this spec's adapters pool over 2 group sizes \(group 32: model\.layers\.0\.self_attn\.q_proj.*group 43: model\.layers\.0\.mlp\.down_proj/);
   });
 });
 

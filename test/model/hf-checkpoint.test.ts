@@ -12,6 +12,7 @@ import { readLlama2cCheckpoint } from '../../src/model/llama2c-checkpoint.ts';
 import { permuteToHf, unpermuteFromHf } from '../../src/model/rope-permutation.ts';
 import { readTokenizer } from '../../src/model/read-tokenizer.ts';
 import { fileURLToPath } from 'node:url';
+import { refusal } from '../support/refusal.ts';
 
 const shared = (path: string) => fileURLToPath(new URL(`../../../shared/${path}`, import.meta.url));
 const HF = shared('models/stories260K-hf');
@@ -53,16 +54,6 @@ function directory(name: string, files: Record<string, Buffer | string>, config?
   else copyFileSync(join(HF, 'config.json'), join(dir, 'config.json'));
   for (const [file, content] of Object.entries(files)) writeFileSync(join(dir, file), content);
   return dir;
-}
-
-function refusal(read: () => unknown): string {
-  try {
-    read();
-  } catch (e) {
-    expect(['CheckpointError', 'SafetensorsError']).toContain((e as Error).name);
-    return (e as Error).message;
-  }
-  throw new Error('expected the directory to be refused');
 }
 
 const config = JSON.parse(readFileSync(join(HF, 'config.json'), 'utf8')) as Record<string, unknown>;

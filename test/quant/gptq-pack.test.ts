@@ -135,6 +135,13 @@ describe('qzeros packing', () => {
     expect(() => packQzeros(Float64Array.from([2.5]), 1, 1, 4)).toThrow(/no GPTQ v1 encoding/);
     expect(() => packQzeros(Float64Array.from([17]), 1, 1, 4)).toThrow(/no GPTQ v1 encoding/);
   });
+
+  it('gptq_v2 stores z itself: 0 … 2^b − 1, the same stream shifted by one', () => {
+    const zeros = Float64Array.from({ length: 32 }, (_, j) => (5 * j + 3) % 8);
+    expect(Array.from(packQzeros(zeros, 1, 32, 3, 'gptq_v2'))).toEqual(Array.from(packQzeros(zeros.map((z) => z + 1), 1, 32, 3)));
+    expect(unpackQzeros(packQzeros(zeros, 1, 32, 3, 'gptq_v2'), 1, 32, 3, 'gptq_v2')).toEqual(zeros);
+    expect(() => packQzeros(Float64Array.from([16]), 1, 1, 4, 'gptq_v2')).toThrow(/no GPTQ v2 encoding: it must be an integer in \[0, 15\]/);
+  });
 });
 
 describe('g_idx', () => {

@@ -67,7 +67,7 @@ export const exportCommand: Command = {
     if (prepared.check) {
       process.stderr.write(`merged ${prepared.source.description}; check on a held-out batch: loss ${prepared.check.lossBefore.toFixed(6)} with adapters, ${prepared.check.lossAfter.toFixed(6)} merged (relative difference ${prepared.check.relativeDifference.toExponential(2)})\n`);
     }
-    const result = writeExport(out, format, prepared.source, { strict: values.strict === true, dequantize: values.dequantize === true, withBase: values['with-base'] === true });
+    const result = await writeExport(out, format, prepared.source, { strict: values.strict === true, dequantize: values.dequantize === true, withBase: values['with-base'] === true });
     for (const notice of result.notices) process.stderr.write(`${notice}\n`);
     process.stderr.write(`exported ${prepared.source.description} as ${format.name} into ${result.out}: ${result.files.join(', ')}\n`);
     return 0;

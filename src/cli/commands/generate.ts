@@ -73,9 +73,13 @@ export const generateCommand: Command = {
       if (!tokenizerPath && merged.tokenizer) tokenizer = parseTokenizer(merged.tokenizer.bytes, weights.arch.vocab, `${path} (its ${merged.tokenizer.name})`);
     } else if (statSync(input, { throwIfNoEntry: false })?.isDirectory()) {
       const { inferCheckpointFormat } = await import('../../model/read-architecture.ts');
-      if (inferCheckpointFormat(input) !== 'hf') throw new UsageError(`${input}: GPTQ directories are not read yet; give a Hugging Face LLaMA directory, a llama2.c checkpoint or a merged model`, 'generate');
-      const { readHfCheckpoint } = await import('../../model/hf-checkpoint.ts');
-      weights = readHfCheckpoint(input);
+      if (inferCheckpointFormat(input) === 'gptq') {
+        const { readGptqCheckpoint } = await import('../../model/gptq-checkpoint.ts');
+        weights = readGptqCheckpoint(input);
+      } else {
+        const { readHfCheckpoint } = await import('../../model/hf-checkpoint.ts');
+        weights = readHfCheckpoint(input);
+      }
       if (!tokenizerPath) {
         const inside = tokenizerInDirectory(input);
         if (!inside) throw new UsageError(`${input} has no tokenizer.json or tokenizer.model: give one with --tokenizer FILE`, 'generate');

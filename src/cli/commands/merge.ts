@@ -29,7 +29,7 @@ export const mergeCommand: Command = {
       `check on a held-out batch: loss ${result.lossBefore.toFixed(6)} with adapters, ${result.lossAfter.toFixed(6)} merged (relative difference ${result.relativeDifference.toExponential(2)})\n`);
     // The spec's export block: each format written, or why not, but never passed over in silence.
     const { writeSpecExports } = await import('../../train/export-run.ts');
-    for (const line of writeSpecExports(loaded.plan, loaded.specDir, out, result.path, result.source)) process.stderr.write(`${line}\n`);
+    for (const line of await writeSpecExports(loaded.plan, loaded.specDir, out, result.path, result.source)) process.stderr.write(`${line}\n`);
     return 0;
   },
 };

@@ -37,11 +37,11 @@ const adapters = await heldOutLoss(setup.model, batches);
 
 const out = mkdtempSync(join(tmpdir(), 'qalc-measure-'));
 const { source } = await exportFromRun(plan, specDir, checkpoint, ops);
-const exported = (format: string, options = {}) => writeExport(join(out, format + JSON.stringify(options).replace(/\W/g, '')), exportFormat(format), source, options).out;
-const qalcDir = exported('qalc');
+const exported = async (format: string, options = {}) => (await writeExport(join(out, format + JSON.stringify(options).replace(/\W/g, '')), exportFormat(format), source, options)).out;
+const qalcDir = await exported('qalc');
 const qalcModel = denseCheckpointOf(readMergedModel(join(qalcDir, 'model.safetensors')));
 const qalcLoss = await heldOutLoss(denseModel(qalcModel, ops), batches);
-const ggufDir = exported('gguf');
+const ggufDir = await exported('gguf');
 const gguf = await readGguf(join(ggufDir, 'model.gguf'));
 const onGguf: Llama2cCheckpoint = {
   ...qalcModel,
@@ -60,7 +60,7 @@ console.log(`|---|---|---|---|`);
 console.log(`| unmerged adapters (qalc eval) | ${adapters.loss.toFixed(6)} | — | checkpoint ${size(checkpoint)} B |`);
 console.log(`| qalc format | ${qalcLoss.loss.toFixed(6)} | ${rel(qalcLoss.loss)} | ${size(join(qalcDir, 'model.safetensors'))} B |`);
 console.log(`| GGUF weights (Q4_1 decoded) | ${ggufLoss.loss.toFixed(6)} | ${rel(ggufLoss.loss)} | ${size(join(ggufDir, 'model.gguf'))} B |`);
-const f32Dir = exported('gguf', { dequantize: true });
+const f32Dir = await exported('gguf', { dequantize: true });
 console.log(`| GGUF --dequantize (F32) | (= qalc format's weights) | | ${size(join(f32Dir, 'model.gguf'))} B |`);
 
 if (llamaSimple) {
