@@ -4,6 +4,7 @@
 // workgroup size, grid or dispatch as expressions of T, the token range, shared memory).
 // Both emitters produce it, manifest.json is its serialisation (serializeManifest), and both
 // runtimes read it back through parseManifest: one declaration, one reader, no formula text.
+import { architectureIdentity } from '../model/architecture.ts';
 import { createHash } from 'node:crypto';
 import type { Access, DispatchDim, LoweredKernel, ScalarType, SizeExpr } from '../ir/kernel-ir.ts';
 import { evaluateDispatch, evaluateSize } from '../ir/size-expr.ts';
@@ -114,12 +115,13 @@ export class ManifestError extends Error {
 
 /**
  * What the kernels are a function of: the model's shapes, every layer's plan and the targets.
+ * (θ and ε do not reach the linear kernels, but a compile folder belongs to one model.)
  * Training settings, exports and the spec's file name are left out, so changing them keeps a
  * compile folder usable.
  */
 export function kernelPlanHash(plan: Plan): string {
   const layers = plan.layers.map(({ sources: _sources, ...layer }) => layer);
-  return createHash('sha256').update(jsonText({ architecture: plan.model.architecture, layers, targets: plan.targets }, 0)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(jsonText({ architecture: architectureIdentity(plan.model.architecture), layers, targets: plan.targets }, 0)).digest('hex').slice(0, 16);
 }
 
 /** The source a fatbin is built from: without the leading comment header, which names the spec file. */

@@ -3,7 +3,7 @@
 import { dirname, resolve } from 'node:path';
 import { error, type Diagnostic, type SourceSpan } from '../diagnostics/diagnostic.ts';
 import { didYouMean } from '../diagnostics/suggest.ts';
-import { oddHeadSize, type Architecture } from '../model/architecture.ts';
+import { LLAMA_ROPE_AND_NORM, oddHeadSize, type Architecture } from '../model/architecture.ts';
 import { findPreset, PRESET_NAMES, PRESETS } from '../model/presets.ts';
 import { readCheckpointShapes, type CheckpointFormat, type CheckpointShapes } from '../model/read-architecture.ts';
 import type { CheckedModel, CheckedSettings } from './checked-spec.ts';
@@ -103,6 +103,7 @@ export function checkModel(settings: CheckedSettings, span: SourceSpan, specFile
     vocab: written.vocab as number,
     context: written.context as number,
     tiedEmbeddings: (written.tiedEmbeddings as boolean | undefined) ?? false,
+    ...LLAMA_ROPE_AND_NORM,
   };
   if (architecture.dim % architecture.heads !== 0) {
     out.push(error(settings.get('heads')!.valueSpan, `heads = ${architecture.heads} does not divide dim = ${architecture.dim}`));

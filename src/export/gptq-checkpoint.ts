@@ -19,7 +19,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headDim, type Architecture } from '../model/architecture.ts';
 import type { Tensor } from '../model/llama2c-checkpoint.ts';
-import { RMS_NORM_EPS, ROPE_THETA } from '../model/llama-forward.ts';
 import { reorderOutputColumns } from '../model/gptq-checkpoint.ts';
 import { hfRowOrder, permuteToHf } from '../model/rope-permutation.ts';
 import { HF_PROJECTION_NAMES } from '../plan/layer-shapes.ts';
@@ -114,7 +113,7 @@ function llamaConfig(arch: Architecture): Record<string, unknown> {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', attention_bias: false, bos_token_id: 1, eos_token_id: 2,
     head_dim: headDim(arch), hidden_act: 'silu', hidden_size: arch.dim, intermediate_size: arch.hiddenDim,
     max_position_embeddings: arch.context, mlp_bias: false, num_attention_heads: arch.heads, num_hidden_layers: arch.layers,
-    num_key_value_heads: arch.kvHeads, rms_norm_eps: RMS_NORM_EPS, rope_theta: ROPE_THETA, tie_word_embeddings: arch.tiedEmbeddings,
+    num_key_value_heads: arch.kvHeads, rms_norm_eps: arch.rmsNormEps, rope_theta: arch.ropeTheta, tie_word_embeddings: arch.tiedEmbeddings,
     torch_dtype: 'float32', use_cache: true, vocab_size: arch.vocab,
   };
 }

@@ -9,7 +9,6 @@ import { permuteToHf } from '../model/rope-permutation.ts';
 import { PROJECTIONS } from '../train/qalora-spec.ts';
 import { denseWeight, rotaryHeads, type MergedModel } from './merged-model.ts';
 import { encodeSafetensors, type NamedTensor } from './safetensors.ts';
-import { RMS_NORM_EPS, ROPE_THETA } from '../model/llama-forward.ts';
 
 
 export function hfConfig(model: MergedModel): Record<string, unknown> {
@@ -18,8 +17,8 @@ export function hfConfig(model: MergedModel): Record<string, unknown> {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', attention_bias: false, attention_dropout: 0.0, bos_token_id: 1, eos_token_id: 2,
     head_dim: headDim(arch), hidden_act: 'silu', hidden_size: arch.dim, initializer_range: 0.02, intermediate_size: arch.hiddenDim,
     max_position_embeddings: arch.context, mlp_bias: false, num_attention_heads: arch.heads, num_hidden_layers: arch.layers,
-    num_key_value_heads: arch.kvHeads, pretraining_tp: 1, rms_norm_eps: RMS_NORM_EPS, rope_theta: ROPE_THETA,
-    rope_parameters: { rope_theta: ROPE_THETA, rope_type: 'default' }, tie_word_embeddings: arch.tiedEmbeddings,
+    num_key_value_heads: arch.kvHeads, pretraining_tp: 1, rms_norm_eps: arch.rmsNormEps, rope_theta: arch.ropeTheta,
+    rope_parameters: { rope_theta: arch.ropeTheta, rope_type: 'default' }, tie_word_embeddings: arch.tiedEmbeddings,
     torch_dtype: 'float32', dtype: 'float32', use_cache: true, vocab_size: arch.vocab,
   };
 }

@@ -23,7 +23,7 @@ import { dequantize } from '../quant/dequantize.ts';
 import { packedWords, packQweight, unpackQweight } from '../quant/gptq-pack.ts';
 import { mergeAdapterIntoZeros } from '../quant/merge.ts';
 import type { Bits, QuantizedWeight } from '../quant/quantized-weight.ts';
-import { ARCHITECTURE_FIELDS, oddHeadSize, type Architecture } from '../model/architecture.ts';
+import { ARCHITECTURE_FIELDS, LLAMA_ROPE_AND_NORM, oddHeadSize, validRopeAndNorm, type Architecture } from '../model/architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import { hfRowOrder, inversePermutation, permuteToHf, takeColumns, unpermuteFromHf } from '../model/rope-permutation.ts';
 import type { QaLoraModel, TrainableCheckpoint } from '../train/qalora-model.ts';
@@ -228,8 +228,20 @@ function storedArchitecture(file: SafetensorsFile, path: string): Architecture {
     const value = arch?.[field];
     if (!(typeof value === 'number' && Number.isSafeInteger(value) && value > 0)) throw new SafetensorsError(path, `its metadata 'architecture' lacks ${field}, or it is not a positive integer`);
   }
-  const checked = arch as unknown as Architecture;
-  if (typeof checked.tiedEmbeddings !== 'boolean') throw new SafetensorsError(path, "its metadata 'architecture' lacks tiedEmbeddings (true or false)");
+  const stored = arch as unknown as Architecture;
+  if (typeof stored.tiedEmbeddings !== 'boolean') throw new SafetensorsError(path, "its metadata 'architecture' lacks tiedEmbeddings (true or false)");
+  // Files merged before the architecture carried θ and ε were of LLaMA's.
+  const ropeAndNorm: { ropeTheta: number; rmsNormEps: number } = { ...LLAMA_ROPE_AND_NORM };
+  for (const field of ['ropeTheta', 'rmsNormEps'] as const) {
+    const value: unknown = stored[field];
+    if (value === undefined) continue;
+    if (!validRopeAndNorm(value)) throw new SafetensorsError(path, `its metadata 'architecture' has ${field} ${JSON.stringify(value)}, not a positive number`);
+    ropeAndNorm[field] = value;
+  }
+  const checked: Architecture = {
+    dim: stored.dim, hiddenDim: stored.hiddenDim, layers: stored.layers, heads: stored.heads, kvHeads: stored.kvHeads, vocab: stored.vocab,
+    context: stored.context, tiedEmbeddings: stored.tiedEmbeddings, ...ropeAndNorm,
+  };
   if (checked.dim % checked.heads !== 0 || checked.heads % checked.kvHeads !== 0) throw new SafetensorsError(path, `its architecture's dim ${checked.dim}, heads ${checked.heads} and kvHeads ${checked.kvHeads} do not divide`);
   const odd = oddHeadSize(checked);
   if (odd) throw new SafetensorsError(path, `its architecture's ${odd}`);

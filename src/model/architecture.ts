@@ -13,9 +13,44 @@ export interface Architecture {
   readonly context: number;
   /** Whether lm_head shares the token embedding's weights. */
   readonly tiedEmbeddings: boolean;
+  /** RoPE's base θ: pair p of a head turns by pos · θ^(−2p/headSize) (config.json's rope_theta). */
+  readonly ropeTheta: number;
+  /** The ε under every RMSNorm's square root (config.json's rms_norm_eps). */
+  readonly rmsNormEps: number;
 }
 
+/**
+ * LLaMA's θ and ε, which llama2.c's run.c hard-codes: the values of a llama2.c file, a preset, a
+ * written-out architecture, and of plans and merged files from before the architecture carried them.
+ */
+export const LLAMA_ROPE_AND_NORM = { ropeTheta: 10000, rmsNormEps: 1e-5 } as const;
+
+/** The integer fields (ropeTheta and rmsNormEps are positive reals, tiedEmbeddings a boolean). */
 export const ARCHITECTURE_FIELDS = ['dim', 'hiddenDim', 'layers', 'heads', 'kvHeads', 'vocab', 'context'] as const;
+
+/**
+ * The architecture as run identities hash it (adapter hash, kernel manifest): θ and ε only when they
+ * are not LLaMA's, so that the runs and kernels of a default model keep the hash they had before
+ * the architecture carried them, while a changed θ or ε — a different function — changes it.
+ */
+export function architectureIdentity(arch: Architecture): Partial<Architecture> {
+  const { ropeTheta, rmsNormEps, ...shapes } = arch;
+  return {
+    ...shapes,
+    ...(ropeTheta === LLAMA_ROPE_AND_NORM.ropeTheta ? {} : { ropeTheta }),
+    ...(rmsNormEps === LLAMA_ROPE_AND_NORM.rmsNormEps ? {} : { rmsNormEps }),
+  };
+}
+
+/** Whether two architectures describe the same function (key order aside). */
+export function sameArchitecture(a: Architecture, b: Architecture): boolean {
+  return (Object.keys(a) as (keyof Architecture)[]).length === Object.keys(b).length && (Object.keys(a) as (keyof Architecture)[]).every((key) => a[key] === b[key]);
+}
+
+/** Whether θ and ε are usable: positive finite numbers. */
+export function validRopeAndNorm(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0;
+}
 /** Per-head width; LLaMA requires dim to be a multiple of heads. */
 export function headDim(arch: Architecture): number {
   return arch.dim / arch.heads;

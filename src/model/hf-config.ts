@@ -3,7 +3,7 @@
 // config.json). Only these small JSON files are read: compiling never needs the weights.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Architecture } from './architecture.ts';
+import { LLAMA_ROPE_AND_NORM, validRopeAndNorm, type Architecture } from './architecture.ts';
 import { SUPPORTED_BITS, type Bits } from '../quant/quantized-weight.ts';
 import { CheckpointError } from './llama2c-header.ts';
 
@@ -47,11 +47,6 @@ function positiveInt(json: Json, key: string, path: string, fallback?: number): 
   return value;
 }
 
-// qalc's kernels use LLaMA's rope_theta 10000 and rms_norm_eps 1e-5 (llama2.c's), so a config
-// with others is refused here, where `check` sees it, rather than run with the wrong numbers.
-const RUNTIME_ROPE_THETA = 10000;
-const RUNTIME_RMS_NORM_EPS = 1e-5;
-
 function refuseWhatTheRuntimeCannotRun(config: Json, path: string): void {
   const type = config.model_type;
   const architectures = config.architectures;
@@ -65,13 +60,27 @@ function refuseWhatTheRuntimeCannotRun(config: Json, path: string): void {
   const parameters = (config.rope_parameters ?? {}) as Json;
   const ropeType = parameters.rope_type ?? 'default';
   if (ropeType !== 'default') throw new CheckpointError(path, `rope_parameters.rope_type ${JSON.stringify(ropeType)} is not supported: qalc runs plain RoPE`);
-  const theta = config.rope_theta ?? parameters.rope_theta ?? RUNTIME_ROPE_THETA;
-  if (theta !== RUNTIME_ROPE_THETA) throw new CheckpointError(path, `rope_theta ${JSON.stringify(theta)}: qalc's kernels use rope_theta ${RUNTIME_ROPE_THETA} so far`);
-  const eps = config.rms_norm_eps ?? RUNTIME_RMS_NORM_EPS;
-  if (eps !== RUNTIME_RMS_NORM_EPS) throw new CheckpointError(path, `rms_norm_eps ${JSON.stringify(eps)}: qalc's kernels use rms_norm_eps ${RUNTIME_RMS_NORM_EPS} so far`);
   for (const bias of ['attention_bias', 'mlp_bias']) {
     if (config[bias] === true) throw new CheckpointError(path, `${bias} = true: qalc runs LLaMA without biases`);
   }
+}
+
+/**
+ * rope_theta, at the top level (transformers < 5) or in rope_parameters (transformers 5), and
+ * rms_norm_eps; each defaults to LLaMA's as transformers' LlamaConfig does. Where both places give
+ * a θ they must agree, since a reader could pick either.
+ */
+function ropeAndNorm(config: Json, path: string): Pick<Architecture, 'ropeTheta' | 'rmsNormEps'> {
+  const parameters = (config.rope_parameters ?? {}) as Json;
+  const top = config.rope_theta ?? undefined, nested = parameters.rope_theta ?? undefined;
+  if (top !== undefined && nested !== undefined && top !== nested) {
+    throw new CheckpointError(path, `rope_theta is ${JSON.stringify(top)} but rope_parameters.rope_theta is ${JSON.stringify(nested)}: which one is the model's?`);
+  }
+  const ropeTheta = top ?? nested ?? LLAMA_ROPE_AND_NORM.ropeTheta;
+  if (!validRopeAndNorm(ropeTheta)) throw new CheckpointError(path, `rope_theta must be a positive number, found ${JSON.stringify(ropeTheta)}`);
+  const rmsNormEps = config.rms_norm_eps ?? LLAMA_ROPE_AND_NORM.rmsNormEps;
+  if (!validRopeAndNorm(rmsNormEps)) throw new CheckpointError(path, `rms_norm_eps must be a positive number, found ${JSON.stringify(rmsNormEps)}`);
+  return { ropeTheta, rmsNormEps };
 }
 
 export function readHfArchitecture(dir: string): Architecture {
@@ -93,6 +102,7 @@ export function readHfArchitecture(dir: string): Architecture {
     vocab: positiveInt(config, 'vocab_size', path),
     context: positiveInt(config, 'max_position_embeddings', path),
     tiedEmbeddings: config.tie_word_embeddings === true,
+    ...ropeAndNorm(config, path),
   };
 }
 

@@ -8,9 +8,7 @@
 import type { Architecture } from './architecture.ts';
 import { headDim } from './architecture.ts';
 import type { Llama2cCheckpoint } from './llama2c-checkpoint.ts';
-
-export const RMS_NORM_EPS = 1e-5;
-export const ROPE_THETA = 10000;
+import { ropeAngles } from './rope-angles.ts';
 
 /** y = W · x with W stored [out, in] row-major (llama2.c / nn.Linear layout). */
 /** `yOffset` lets it write straight into a row of the KV cache without a subarray view. */
@@ -31,11 +29,11 @@ export function matmul(y: Float32Array, x: Float32Array, w: Float32Array, inFeat
   }
 }
 
-/** out = weight ⊙ x / sqrt(mean(x²) + eps); `out` may be `x`. */
-export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, n: number): void {
+/** out = weight ⊙ x / sqrt(mean(x²) + eps), eps the model's rmsNormEps; `out` may be `x`. */
+export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, n: number, eps: number): void {
   let ss = 0;
   for (let j = 0; j < n; j++) ss += x[j] * x[j];
-  const scale = 1 / Math.sqrt(ss / n + RMS_NORM_EPS);
+  const scale = 1 / Math.sqrt(ss / n + eps);
   for (let j = 0; j < n; j++) out[j] = weight[j] * (scale * x[j]);
 }
 
@@ -102,20 +100,11 @@ export class LlamaForward implements DecodeModel {
     this.valueCache = new Float32Array(arch.layers * arch.context * this.kvDim);
     this.logits = new Float32Array(arch.vocab);
 
-    // run.c: freq = 1 / 10000^(head_dim_index / head_size) for the pair (i, i+1) with
-    // head_dim_index = i % head_size, angle = pos · freq.
-    const pairs = this.headSize / 2;
-    this.ropeCos = new Float32Array(arch.context * pairs);
-    this.ropeSin = new Float32Array(arch.context * pairs);
-    for (let pos = 0; pos < arch.context; pos++) {
-      for (let p = 0; p < pairs; p++) {
-        // Rounded to float32 at each step as run.c's float arithmetic does.
-        const freq = Math.fround(1 / Math.fround(Math.pow(ROPE_THETA, Math.fround((2 * p) / this.headSize))));
-        const angle = Math.fround(pos * freq);
-        this.ropeCos[pos * pairs + p] = Math.cos(angle);
-        this.ropeSin[pos * pairs + p] = Math.sin(angle);
-      }
-    }
+    // run.c: freq = 1 / θ^(head_dim_index / head_size) for the pair (i, i+1) with
+    // head_dim_index = i % head_size, angle = pos · freq; θ is the model's.
+    const angles = ropeAngles(this.headSize, arch.context, arch.ropeTheta);
+    this.ropeCos = angles.cos;
+    this.ropeSin = angles.sin;
   }
 
   /** Runs token `token` at position `pos` and returns the logits over the vocabulary. */
@@ -133,7 +122,7 @@ export class LlamaForward implements DecodeModel {
 
     for (let l = 0; l < this.arch.layers; l++) {
       const w = this.weights.layers[l];
-      rmsNorm(xb, x, w.rmsAtt.data, dim);
+      rmsNorm(xb, x, w.rmsAtt.data, dim, this.arch.rmsNormEps);
 
       const layerOffset = l * context * kvDim;
       const kvRow = layerOffset + pos * kvDim;
@@ -182,7 +171,7 @@ export class LlamaForward implements DecodeModel {
       matmul(xb2, xb, w.wo.data, dim, dim);
       for (let i = 0; i < dim; i++) x[i] += xb2[i];
 
-      rmsNorm(xb, x, w.rmsFfn.data, dim);
+      rmsNorm(xb, x, w.rmsFfn.data, dim, this.arch.rmsNormEps);
       matmul(hb, xb, w.w1.data, dim, hiddenDim);
       matmul(hb2, xb, w.w3.data, dim, hiddenDim);
       for (let i = 0; i < hiddenDim; i++) {
@@ -193,7 +182,7 @@ export class LlamaForward implements DecodeModel {
       for (let i = 0; i < dim; i++) x[i] += xb[i];
     }
 
-    rmsNorm(x, x, this.weights.rmsFinal.data, dim);
+    rmsNorm(x, x, this.weights.rmsFinal.data, dim, this.arch.rmsNormEps);
     matmul(this.logits, x, this.weights.classifier.data, dim, vocab);
     return this.logits;
   }

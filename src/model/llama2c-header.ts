@@ -2,7 +2,7 @@
 // seven little-endian int32 — dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
 // seq_len — where a negative vocab_size means the classifier is stored separately (not tied).
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
-import type { Architecture } from './architecture.ts';
+import { LLAMA_ROPE_AND_NORM, type Architecture } from './architecture.ts';
 
 export const LLAMA2C_HEADER_BYTES = 28;
 
@@ -26,6 +26,7 @@ export function parseLlama2cHeader(bytes: Uint8Array, path: string): Architectur
     vocab: Math.abs(signedVocab),
     context,
     tiedEmbeddings: signedVocab > 0,
+    ...LLAMA_ROPE_AND_NORM, // run.c's, which the format does not store
   };
   const positive: Array<[string, number]> = [
     ['dim', dim], ['hidden_dim', hiddenDim], ['n_layers', layers], ['n_heads', heads],

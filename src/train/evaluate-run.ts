@@ -1,6 +1,7 @@
 // `qalc eval`: the held-out loss of a spec's model — quantized, with a run's adapters or none —
 // or of a merged model, on the same batches, so the two can be compared number for number: by
 // default the whole held-out split, as `qalc train` measures it.
+import { sameArchitecture } from '../model/architecture.ts';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { readMergedModelAsDense } from '../export/merged-model.ts';
@@ -47,7 +48,7 @@ export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateRes
   const notices: string[] = [];
   if (options.mergedModel) {
     const dense = readMergedModelAsDense(mergedModelPath(options.mergedModel));
-    if (JSON.stringify(dense.arch) !== JSON.stringify(options.plan.model.architecture)) {
+    if (!sameArchitecture(dense.arch, options.plan.model.architecture)) {
       throw new TrainingError(`${options.mergedModel} is a model of another shape than spec ${options.plan.spec}'s`);
     }
     model = denseModel(dense, options.ops);

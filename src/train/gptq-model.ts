@@ -132,7 +132,7 @@ export function quantizeModelWithGptq(weights: Llama2cCheckpoint, request: GptqR
   const { batchSize: S, seqLen: T } = calibration;
   const rows = S * T;
   const kvDim = headDim(arch) * arch.kvHeads;
-  const rope = ropeTables(headDim(arch), T);
+  const rope = ropeTables(headDim(arch), T, arch.ropeTheta);
   const quantized = new Map<string, QuantizedWeight>();
 
   /** Quantizes the projections that read `input` [rows, K]; their effective K×N weights. */
@@ -179,7 +179,7 @@ export function quantizeModelWithGptq(weights: Llama2cCheckpoint, request: GptqR
   for (let l = 0; l < arch.layers; l++) {
     const w = weights.layers[l]!;
     const norm = new Float64Array(rows * C);
-    rmsnormForward(norm, rstd, x, w.rmsAtt.data, rows, C);
+    rmsnormForward(norm, rstd, x, w.rmsAtt.data, rows, C, arch.rmsNormEps);
     const qkv = quantizeOn(l, ['q', 'k', 'v'], norm, C);
     const q = matmul(norm, qkv.q!, rows, C, C);
     const k = matmul(norm, qkv.k!, rows, C, kvDim);
@@ -197,7 +197,7 @@ export function quantizeModelWithGptq(weights: Llama2cCheckpoint, request: GptqR
     const afterAttention = matmul(attention, o.o!, rows, C, C);
     for (let i = 0; i < afterAttention.length; i++) afterAttention[i] += x[i]!;
     const normFfn = new Float64Array(rows * C);
-    rmsnormForward(normFfn, rstd, afterAttention, w.rmsFfn.data, rows, C);
+    rmsnormForward(normFfn, rstd, afterAttention, w.rmsFfn.data, rows, C, arch.rmsNormEps);
     const gateUp = quantizeOn(l, ['gate', 'up'], normFfn, C);
     const activated = new Float64Array(rows * hidden);
     swigluForward(activated, matmul(normFfn, gateUp.gate!, rows, C, hidden), matmul(normFfn, gateUp.up!, rows, C, hidden), rows * hidden);

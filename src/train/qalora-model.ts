@@ -1,7 +1,7 @@
 // A LLaMA whose every weight is frozen — embedding, norms, lm_head and the group-quantized
 // projections — with trainable QA-LoRA adapters (A, B) on the projections the spec names.
 // Forward computes the masked cross-entropy loss over a batch of sequences [B, T]; backward
-// fills ∂loss/∂A and ∂loss/∂B of every adapter. The math is LlamaForward's (rmsnorm eps 1e-5,
+// fills ∂loss/∂A and ∂loss/∂B of every adapter. The math is LlamaForward's (the model's rmsnorm ε and RoPE θ,
 // run.c's RoPE, GQA, SwiGLU, tied lm_head), batched; one op per file under ops/.
 //
 // Weights: llama2.c stores each projection [out, in] (y = W·x); QALORA.md and GPTQ are
@@ -204,7 +204,7 @@ export class QaLoraModel {
     this.ops = options.ops ?? TYPESCRIPT_OPS;
     this.checkpoint = checkpoint;
     this.kvDim = headDim(arch) * arch.kvHeads;
-    this.rope = ropeTables(headDim(arch), arch.context);
+    this.rope = ropeTables(headDim(arch), arch.context, arch.ropeTheta);
     const rng = createRng(options.seed ?? 0);
     this.blocks = spec.map((blockSpec, l) => {
       const block = {} as Record<ProjectionName, Projection>;
@@ -261,7 +261,7 @@ export class QaLoraModel {
     const rows = B * T;
     if (tokens.length !== rows) throw new RangeError(`batch has ${tokens.length} tokens, expected ${B}×${T}`);
     const acts = this.activationsFor(B, T);
-    const { dim: C, hiddenDim: hidden, vocab } = arch;
+    const { dim: C, hiddenDim: hidden, vocab, rmsNormEps: eps } = arch;
     const dropoutRng = options.training ? createRng(options.dropoutSeed ?? 0) : undefined;
     const shape = this.attentionShape(B, T);
 
@@ -283,7 +283,7 @@ export class QaLoraModel {
       const a = acts.blocks[l];
       const next = l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output;
 
-      await ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C);
+      await ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C, eps);
       await linear(p.q, a.projections.q, a.q, a.normAtt);
       await linear(p.k, a.projections.k, a.k, a.normAtt);
       await linear(p.v, a.projections.v, a.v, a.normAtt);
@@ -293,14 +293,14 @@ export class QaLoraModel {
       await linear(p.o, a.projections.o, acts.scratch, a.attention);
       await ops.residualAdd(a.afterAttention, a.input, acts.scratch, rows * C);
 
-      await ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C);
+      await ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C, eps);
       await linear(p.gate, a.projections.gate, a.gate, a.normFfn);
       await linear(p.up, a.projections.up, a.up, a.normFfn);
       await ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
       await linear(p.down, a.projections.down, acts.scratch, a.hidden);
       await ops.residualAdd(next, a.afterAttention, acts.scratch, rows * C);
     }
-    await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C);
+    await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C, eps);
     await ops.lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
 
     this.lastBatch = batch;

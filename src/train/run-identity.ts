@@ -1,10 +1,11 @@
 // What a run's checkpoint must share with the spec that resumes, evaluates or merges it, and
 // what may differ. The adapter hash covers what decides the adapters' shapes and meaning: the
-// model's shapes and, per layer, its quantization and its adapter (kind, rank, alpha, pooling,
+// model's shapes, its RoPE θ and RMSNorm ε where they are not LLaMA's (architectureIdentity), and, per layer, its quantization and its adapter (kind, rank, alpha, pooling,
 // dtype). Everything else — the train, export and target blocks, an adapter's dropout and init,
 // the model's file paths, the spec's file name and line numbers — may change between a run and
 // a later use of it; the checkpoint records those settings so that the changes can be named.
 import { createHash } from 'node:crypto';
+import { architectureIdentity } from '../model/architecture.ts';
 import type { Plan } from '../plan/plan.ts';
 
 type Value = number | boolean | string | readonly string[];
@@ -25,7 +26,7 @@ export function adapterHash(plan: Plan): string {
       pooling: layer.adapter.pooling ?? null, dtype: layer.adapter.dtype, inputWidth: layer.adapter.inputWidth,
     },
   }));
-  return sha256(JSON.stringify({ architecture: plan.model.architecture, layers }));
+  return sha256(JSON.stringify({ architecture: architectureIdentity(plan.model.architecture), layers }));
 }
 
 /**
@@ -33,7 +34,7 @@ export function adapterHash(plan: Plan): string {
  * so it matches only the spec file as it was then, read by the same path.
  */
 export function legacyPlanHash(plan: Plan): string {
-  return sha256(JSON.stringify({ model: plan.model.architecture, layers: plan.layers }));
+  return sha256(JSON.stringify({ model: architectureIdentity(plan.model.architecture), layers: plan.layers }));
 }
 
 export function recordedSettings(plan: Plan): RecordedSettings {

@@ -112,7 +112,7 @@ describe('the model', () => {
       '2:56: error: the head size is odd: dim = 30 / heads = 2 = 15, and RoPE rotates pairs of dimensions [hint: choose heads so that dim / heads is even]',
     ]);
     const checkpoint = writeLlama2c(join(mkdtempSync(join(tmpdir(), 'qalc-odd-')), 'odd.bin'),
-      { dim: 30, hiddenDim: 64, layers: 1, heads: 2, kvHeads: 2, vocab: 100, context: 16, tiedEmbeddings: true }, 20_000);
+      { dim: 30, hiddenDim: 64, layers: 1, heads: 2, kvHeads: 2, vocab: 100, context: 16, tiedEmbeddings: true, ropeTheta: 10000, rmsNormEps: 1e-5 }, 20_000);
     const fromFile = errors('quant { bits = 4  group = 2 }', `model { checkpoint = "${checkpoint}" }`);
     expect(fromFile).toHaveLength(1);
     expect(fromFile[0]).toContain(`the checkpoint's head size is odd: dim = 30 / heads = 2 = 15, and RoPE rotates pairs of dimensions`);

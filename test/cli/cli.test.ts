@@ -78,9 +78,9 @@ describe('qalc', () => {
     const missing = qalc(['generate', join(dir, 'missing.bin'), '--tokenizer', tokenizer]);
     expect(missing).toMatchObject({ status: 1, stderr: `qalc generate: ${join(dir, 'missing.bin')}: cannot read the checkpoint: no such file\n` });
     expect(qalc(['generate', dir, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${dir}: a folder without config.json: not a Hugging Face model directory (a llama2.c checkpoint is a file)\n` });
-    const odd = writeLlama2c(join(dir, 'odd.bin'), { dim: 6, hiddenDim: 8, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 4, tiedEmbeddings: true }, 5000);
+    const odd = writeLlama2c(join(dir, 'odd.bin'), { dim: 6, hiddenDim: 8, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 4, tiedEmbeddings: true, ropeTheta: 10000, rmsNormEps: 1e-5 }, 5000);
     expect(qalc(['generate', odd, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${odd}: the head size is odd: dim = 6 / n_heads = 2 = 3, and RoPE rotates pairs of dimensions\n` });
-    const arch = { dim: 16, hiddenDim: 32, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 16, tiedEmbeddings: true };
+    const arch = { dim: 16, hiddenDim: 32, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 16, tiedEmbeddings: true, ropeTheta: 10000, rmsNormEps: 1e-5 };
     const nan = writeLlama2c(join(dir, 'nan.bin'), arch, 10_928, { 8200: NaN });
     expect(qalc(['generate', nan, '--tokenizer', tokenizer])).toMatchObject({ status: 1, stderr: `qalc generate: ${nan}: tensor layers.0.rms_att [16] holds NaN at [8]: the checkpoint is damaged, or was saved from a run that diverged\n` });
     // Finite weights near float32's largest value: the logits overflow, and generate says so rather than printing <unk>.

@@ -109,7 +109,7 @@ export function syntheticPlan(cases: readonly KernelCase[]): Plan {
   return {
     spec: 'kernel_cases',
     specFile: 'test/ir/kernel-cases.ts',
-    model: { source: 'written', architecture: { dim: 64, hiddenDim: 172, layers: cases.length, heads: 1, kvHeads: 1, vocab: 1, context: 1, tiedEmbeddings: false } },
+    model: { source: 'written', architecture: { dim: 64, hiddenDim: 172, layers: cases.length, heads: 1, kvHeads: 1, vocab: 1, context: 1, tiedEmbeddings: false, ropeTheta: 10000, rmsNormEps: 1e-5 } },
     layers,
     totals: { linearFp16Bytes: 0, linearQuantizedBytes: 0, adapterParams: 0, adapterBytes: 0, otherBytes: 0, modelFp16Bytes: 0, modelQuantizedBytes: 0 },
     targets: {},

@@ -10,7 +10,7 @@ import { CheckpointError, readLlama2cCheckpoint } from '../../src/model/llama2c-
 import { writeLlama2c } from '../support/llama2c-file.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-llama2c-'));
-const ARCH: Architecture = { dim: 8, hiddenDim: 12, layers: 2, heads: 2, kvHeads: 2, vocab: 11, context: 4, tiedEmbeddings: true };
+const ARCH: Architecture = { dim: 8, hiddenDim: 12, layers: 2, heads: 2, kvHeads: 2, vocab: 11, context: 4, tiedEmbeddings: true, ropeTheta: 10000, rmsNormEps: 1e-5 };
 
 function refusal(read: () => unknown): string {
   try {

@@ -78,16 +78,77 @@ export function describeTrainingOps(name: string, skip: boolean, open: () => Pro
         const rng = createRng(rows * 1000 + channels);
         const x = randomFloats(rng, rows * channels, 2), weight = randomFloats(rng, channels, 0.3), dy = randomFloats(rng, rows * channels);
         const out = new Float32Array(rows * channels), rstd = new Float32Array(rows), dx = randomFloats(rng, rows * channels);
-        await ops.rmsnormForward(out, rstd, x, weight, rows, channels);
+        await ops.rmsnormForward(out, rstd, x, weight, rows, channels, 1e-5);
         await ops.rmsnormBackward(dx, dy, x, weight, rstd, rows, channels);
         return { out, rstd, dx };
       });
     });
 
+    // A model's own ε (config.json's rms_norm_eps), on inputs small enough that ε moves the result:
+    // checked against the formula in float64, and against ε = 1e-5, which must give another answer.
+    it('rmsnorm with the model\'s ε = 1e-6 matches float64, 29 rows × 37 channels', async () => {
+      const rows = 29, channels = 37, eps = 1e-6;
+      const rng = createRng(12);
+      const x = randomFloats(rng, rows * channels, 2e-3), weight = randomFloats(rng, channels, 0.3);
+      const run = async (ops: TrainingOps, epsilon: number) => {
+        const out = new Float32Array(rows * channels), rstd = new Float32Array(rows);
+        await ops.rmsnormForward(out, rstd, x, weight, rows, channels, epsilon);
+        await ops.syncToHost([out, rstd]);
+        return { out, rstd };
+      };
+      const expectedOut = new Float64Array(rows * channels), expectedRstd = new Float64Array(rows);
+      for (let row = 0; row < rows; row++) {
+        let sumSquares = 0;
+        for (let j = 0; j < channels; j++) sumSquares += x[row * channels + j] ** 2;
+        expectedRstd[row] = 1 / Math.sqrt(sumSquares / channels + eps);
+        for (let j = 0; j < channels; j++) expectedOut[row * channels + j] = weight[j] * expectedRstd[row] * x[row * channels + j];
+      }
+      const got = await run(target.ops, eps);
+      expect(target.error(got.out, expectedOut)).toBeLessThanOrEqual(target.tolerance);
+      expect(target.error(got.rstd, expectedRstd)).toBeLessThanOrEqual(target.tolerance);
+      const llama = await run(target.ops, 1e-5);
+      expect(target.error(llama.out, expectedOut)).toBeGreaterThan(100 * target.tolerance);
+    });
+
+    // A model's own θ (rope_theta 500000, LLaMA 3's): the rotation against float64 angles, both ways.
+    it('RoPE with the model\'s θ = 500000 matches float64 angles, B=2 T=37 heads=3 headSize=10', async () => {
+      const B = 2, T = 37, heads = 3, headSize = 10, width = heads * headSize, theta = 500000;
+      const rng = createRng(13);
+      const x = randomFloats(rng, B * T * width), dy = randomFloats(rng, B * T * width);
+      const rotated = (tables: ReturnType<typeof ropeTables>) => async () => {
+        const forward = Float32Array.from(x), backward = Float32Array.from(dy);
+        await target.ops.ropeForward(forward, tables, B, T, width);
+        await target.ops.ropeBackward(backward, tables, B, T, width);
+        await target.ops.syncToHost([forward, backward]);
+        return { forward, backward };
+      };
+      const expected = (direction: 1 | -1, from: Float32Array) => {
+        const out = new Float64Array(from.length);
+        for (let row = 0; row < B * T; row++) {
+          const pos = row % T;
+          for (let i = 0; i < width; i += 2) {
+            const angle = pos * theta ** (-(i % headSize) / headSize);
+            const c = Math.cos(angle), s = direction * Math.sin(angle);
+            const x0 = from[row * width + i], x1 = from[row * width + i + 1];
+            out[row * width + i] = x0 * c - x1 * s;
+            out[row * width + i + 1] = x0 * s + x1 * c;
+          }
+        }
+        return out;
+      };
+      const tables = ropeTables(headSize, 40, theta);
+      expect(tables.theta).toBe(theta);
+      const got = await rotated(tables)();
+      expect(target.error(got.forward, expected(1, x))).toBeLessThanOrEqual(target.tolerance);
+      expect(target.error(got.backward, expected(-1, dy))).toBeLessThanOrEqual(target.tolerance);
+      const llama = await rotated(ropeTables(headSize, 40, 10000))();
+      expect(target.error(llama.forward, expected(1, x))).toBeGreaterThan(100 * target.tolerance);
+    });
+
     it.each([[2, 9, 3, 6], [3, 17, 5, 10], [1, 33, 2, 64]])('RoPE forward and backward, B=%i T=%i heads=%i headSize=%i', async (B, T, heads, headSize) => {
       await compare(`rope ${B}×${T}`, async (ops) => {
         const rng = createRng(B * T * heads);
-        const tables = ropeTables(headSize, 40);
+        const tables = ropeTables(headSize, 40, 10000);
         const width = heads * headSize;
         const x = randomFloats(rng, B * T * width), dx = randomFloats(rng, B * T * width);
         await ops.ropeForward(x, tables, B, T, width);

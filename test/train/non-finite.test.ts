@@ -17,7 +17,7 @@ import { writeLlama2c } from '../support/llama2c-file.ts';
 import { TINY_SHAKESPEARE, TOK512 } from './tiny-model.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-nan-'));
-const ARCH: Architecture = { dim: 16, hiddenDim: 32, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 16, tiedEmbeddings: true };
+const ARCH: Architecture = { dim: 16, hiddenDim: 32, layers: 1, heads: 2, kvHeads: 2, vocab: 512, context: 16, tiedEmbeddings: true, ropeTheta: 10000, rmsNormEps: 1e-5 };
 const weights = llama2cWeightCount(ARCH);
 const data = join(work, 'data.txt');
 writeFileSync(data, readFileSync(TINY_SHAKESPEARE, 'utf8').slice(0, 20_000));

@@ -13,7 +13,7 @@ export const TOK512 = sharedFile('models/stories260K/tok512.bin');
 export const TINY_SHAKESPEARE = sharedFile('data/tinyshakespeare.txt');
 
 export const TINY_ARCH: Architecture = {
-  dim: 8, hiddenDim: 12, layers: 2, heads: 2, kvHeads: 1, vocab: 11, context: 8, tiedEmbeddings: true,
+  dim: 8, hiddenDim: 12, layers: 2, heads: 2, kvHeads: 1, vocab: 11, context: 8, tiedEmbeddings: true, ropeTheta: 10000, rmsNormEps: 1e-5,
 };
 
 export function randomCheckpoint(arch: Architecture, seed: number): TrainableCheckpoint {

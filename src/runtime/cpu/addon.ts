@@ -45,6 +45,8 @@ export interface DecoderShape {
   readonly kvHeads: number;
   readonly vocab: number;
   readonly context: number;
+  /** The model's RMSNorm ε; θ comes in the RoPE tables. */
+  readonly rmsNormEps: number;
 }
 
 export interface DecoderLayerWeights {

@@ -20,7 +20,7 @@ export class NativeLlamaForward implements DecodeModel {
     this.arch = arch;
     this.logits = new Float32Array(arch.vocab);
     // The same float32 table steps as LlamaForward's constructor (run.c's).
-    const rope = ropeTables(headDim(arch), arch.context);
+    const rope = ropeTables(headDim(arch), arch.context, arch.ropeTheta);
     const layers = checkpoint.layers.map((w) => ({
       rmsAtt: w.rmsAtt.data, wq: w.wq.data, wk: w.wk.data, wv: w.wv.data, wo: w.wo.data,
       rmsFfn: w.rmsFfn.data, w1: w.w1.data, w2: w.w2.data, w3: w.w3.data,

@@ -6,7 +6,6 @@
 // Float32 only: a float64 model (the finite-difference tests) stays on the TypeScript ops,
 // and handing one of its arrays to this table throws. Targets and loss masks, which the ops
 // take as any ArrayLike, are copied to Int32Array / Float32Array when they are not already.
-import { RMS_NORM_EPS } from '../../model/llama-forward.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
 import type { AttentionShape } from '../typescript/attention.ts';
 import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
@@ -89,7 +88,7 @@ export function nativeCpuOps(): SyncTrainingOps {
   return {
     name: 'native-cpu',
     embeddingForward, residualAdd, zeroFill, syncToHost, // glue: the TypeScript ones are as fast
-    rmsnormForward: (out, rstd, x, weight, rows, channels, eps = RMS_NORM_EPS) =>
+    rmsnormForward: (out, rstd, x, weight, rows, channels, eps) =>
       addon.rmsnormForward(f32(out, 'out'), f32(rstd, 'rstd'), f32(x, 'x'), f32(weight, 'weight'), rows, channels, eps),
     rmsnormBackward: (dx, dy, x, weight, rstd, rows, channels) =>
       addon.rmsnormBackward(f32(dx, 'dx'), f32(dy, 'dy'), f32(x, 'x'), f32(weight, 'weight'), f32(rstd, 'rstd'), rows, channels),

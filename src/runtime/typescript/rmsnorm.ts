@@ -1,16 +1,16 @@
 // RMSNorm with a frozen weight w (LLaMA's rms_att / rms_ffn / rms_final):
 //
-//   r = 1 / sqrt(mean_j x_j² + eps)          one per row, saved for the backward
+//   r = 1 / sqrt(mean_j x_j² + eps)          one per row, saved for the backward; eps is the
+//                                            model's (Architecture.rmsNormEps)
 //   y_j = w_j · (r · x_j)                    as LlamaForward's rmsNorm
 //
 // Backward w.r.t. x only (w is frozen), with d_j = dy_j · w_j:
 //
 //   dx_j = r · d_j − x_j · r³ / C · Σ_k d_k x_k
-import { RMS_NORM_EPS } from '../../model/llama-forward.ts';
 import type { Floats } from './floats.ts';
 
-/** x, out: [rows, channels]; rstd: [rows] (written). */
-export function rmsnormForward(out: Floats, rstd: Floats, x: Floats, weight: Floats, rows: number, channels: number, eps = RMS_NORM_EPS): void {
+/** x, out: [rows, channels]; rstd: [rows] (written). The backward needs no eps: rstd holds it. */
+export function rmsnormForward(out: Floats, rstd: Floats, x: Floats, weight: Floats, rows: number, channels: number, eps: number): void {
   for (let row = 0; row < rows; row++) {
     const base = row * channels;
     let sumSquares = 0;

@@ -1,38 +1,29 @@
 // Rotary position embedding, exactly as llama2.c's run.c (and LlamaForward): consecutive pairs
 // (2p, 2p+1) of each head are rotated by angle pos · θ^(−2p/headSize), the tables being built
-// with run.c's float32 rounding. The token at index t of a sequence has position t.
+// with run.c's float32 rounding. θ is the model's (Architecture.ropeTheta; run.c's is 10000) and
+// travels in the tables, so every backend's rope op rotates by the model's angles. The token at
+// index t of a sequence has position t.
 //
 //   forward:  (y0, y1) = (x0·cos − x1·sin, x0·sin + x1·cos)
 //   backward: the rotation is orthogonal, so dx = Rᵀ·dy:
 //             (dx0, dx1) = (dy0·cos + dy1·sin, −dy0·sin + dy1·cos)
 //
 // Both work in place and save nothing: the backward needs only the position.
-import { ROPE_THETA } from '../../model/llama-forward.ts';
+import { ropeAngles } from '../../model/rope-angles.ts';
 import type { Floats } from './floats.ts';
 
 export interface RopeTables {
   readonly headSize: number;
   readonly positions: number;
+  /** The base the angles were built with. */
+  readonly theta: number;
   /** cos/sin of the angle for (position, pair), [positions, headSize/2]. */
   readonly cos: Float32Array;
   readonly sin: Float32Array;
 }
 
-export function ropeTables(headSize: number, positions: number): RopeTables {
-  if (headSize % 2 !== 0) throw new RangeError(`RoPE needs an even head size, got ${headSize}`);
-  const pairs = headSize / 2;
-  const cos = new Float32Array(positions * pairs);
-  const sin = new Float32Array(positions * pairs);
-  for (let pos = 0; pos < positions; pos++) {
-    for (let p = 0; p < pairs; p++) {
-      // The same float32 steps as LlamaForward's constructor (run.c's float arithmetic).
-      const freq = Math.fround(1 / Math.fround(Math.pow(ROPE_THETA, Math.fround((2 * p) / headSize))));
-      const angle = Math.fround(pos * freq);
-      cos[pos * pairs + p] = Math.cos(angle);
-      sin[pos * pairs + p] = Math.sin(angle);
-    }
-  }
-  return { headSize, positions, cos, sin };
+export function ropeTables(headSize: number, positions: number, theta: number): RopeTables {
+  return { headSize, positions, theta, ...ropeAngles(headSize, positions, theta) };
 }
 
 function rotate(x: Floats, tables: RopeTables, batch: number, seqLen: number, width: number, direction: 1 | -1): void {

@@ -12,7 +12,6 @@
 // cross-entropy forward is the one op that waits, for the per-row losses. Frozen weights and
 // pipelines are cached. Float32 only, like the native CPU backend. Host-side work is limited to
 // checks that throw the TypeScript ops' errors, the dropout keep-scales, and the loss average.
-import { RMS_NORM_EPS } from '../../model/llama-forward.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
 import type { AttentionShape } from '../typescript/attention.ts';
 import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
@@ -190,7 +189,7 @@ export function webGpuOps(device: GPUDevice, compiled?: readonly CompiledWgslKer
       return job.run();
     },
 
-    async rmsnormForward(out, rstd, x, weight, rows, channels, eps = RMS_NORM_EPS) {
+    async rmsnormForward(out, rstd, x, weight, rows, channels, eps) {
       const job = runner.job();
       job.dispatch('rmsnorm_forward', [job.output(f32(out, 'out')), job.output(f32(rstd, 'rstd')), job.input(f32(x, 'x')), job.frozen(f32(weight, 'weight'))], [rows, channels, { f32: eps }], rows);
       return job.run();

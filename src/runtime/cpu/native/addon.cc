@@ -4,6 +4,7 @@
 // copied except the decoder's weights. The typed wrappers live in ../addon.ts.
 #include <napi.h>
 
+#include <cmath>
 #include <string>
 
 #include "kernels.h"
@@ -317,7 +318,7 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     return DefineClass(env, "Decoder", {InstanceMethod<&Decoder::Forward>("forward")});
   }
 
-  // (shape {dim, hiddenDim, layers, heads, kvHeads, vocab, context}, tokenEmbedding,
+  // (shape {dim, hiddenDim, layers, heads, kvHeads, vocab, context, rmsNormEps}, tokenEmbedding,
   //  layers [{rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3}], rmsFinal, classifier, ropeCos, ropeSin)
   explicit Decoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Decoder>(info) {
     Napi::Env env = info.Env();
@@ -331,6 +332,8 @@ class Decoder : public Napi::ObjectWrap<Decoder> {
     shape.kvHeads = static_cast<int>(integerOf(env, s.Get("kvHeads"), "kvHeads", 1));
     shape.vocab = static_cast<int>(integerOf(env, s.Get("vocab"), "vocab", 1));
     shape.context = static_cast<int>(integerOf(env, s.Get("context"), "context", 1));
+    shape.rmsNormEps = numberOf(env, s.Get("rmsNormEps"), "rmsNormEps");
+    if (!(shape.rmsNormEps > 0 && std::isfinite(shape.rmsNormEps))) throw Napi::RangeError::New(env, "rmsNormEps must be a positive number");
     if (shape.dim % shape.heads != 0 || shape.heads % shape.kvHeads != 0 || (shape.dim / shape.heads) % 2 != 0) {
       throw Napi::RangeError::New(env, "dim, heads and kvHeads do not make whole, even heads");
     }

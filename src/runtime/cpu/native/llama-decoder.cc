@@ -9,13 +9,11 @@
 namespace qalc {
 namespace {
 
-constexpr double kRmsNormEps = 1e-5;  // LlamaForward's RMS_NORM_EPS
-
-// out may be x.
-void rmsNorm(float* out, const float* x, const float* weight, int n) {
+// out may be x; eps is the model's, as in LlamaForward's rmsNorm.
+void rmsNorm(float* out, const float* x, const float* weight, int n, double eps) {
   double ss = 0;
   for (int j = 0; j < n; j++) ss += static_cast<double>(x[j]) * x[j];
-  const double scale = 1 / std::sqrt(ss / n + kRmsNormEps);
+  const double scale = 1 / std::sqrt(ss / n + eps);
   for (int j = 0; j < n; j++) out[j] = static_cast<float>(weight[j] * (scale * x[j]));
 }
 
@@ -68,7 +66,7 @@ void LlamaDecoder::forward(int token, int pos, float* logits) {
 
   for (int l = 0; l < shape_.layers; l++) {
     const DecoderLayerWeights& w = layers_[l];
-    rmsNorm(xb, x, w.rmsAtt.data(), dim);
+    rmsNorm(xb, x, w.rmsAtt.data(), dim, shape_.rmsNormEps);
 
     const size_t layerOffset = static_cast<size_t>(l) * context * kvDim;
     float* kRow = keyCache_.data() + layerOffset + static_cast<size_t>(pos) * kvDim;
@@ -117,7 +115,7 @@ void LlamaDecoder::forward(int token, int pos, float* logits) {
     matvecOutMajor(xb2, xb, w.wo.data(), dim, dim);
     for (int i = 0; i < dim; i++) x[i] = static_cast<float>(static_cast<double>(x[i]) + xb2[i]);
 
-    rmsNorm(xb, x, w.rmsFfn.data(), dim);
+    rmsNorm(xb, x, w.rmsFfn.data(), dim, shape_.rmsNormEps);
     matvecOutMajor(hb, xb, w.w1.data(), dim, hidden);
     matvecOutMajor(hb2, xb, w.w3.data(), dim, hidden);
     for (int i = 0; i < hidden; i++) {
@@ -128,7 +126,7 @@ void LlamaDecoder::forward(int token, int pos, float* logits) {
     for (int i = 0; i < dim; i++) x[i] = static_cast<float>(static_cast<double>(x[i]) + xb[i]);
   }
 
-  rmsNorm(x, x, rmsFinal_.data(), dim);
+  rmsNorm(x, x, rmsFinal_.data(), dim, shape_.rmsNormEps);
   matvecOutMajor(logits, x, classifier_.data(), dim, shape_.vocab);
 }
 

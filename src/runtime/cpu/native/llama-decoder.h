@@ -16,6 +16,7 @@ namespace qalc {
 
 struct DecoderShape {
   int dim, hiddenDim, layers, heads, kvHeads, vocab, context;
+  double rmsNormEps;  // the model's ε (θ is in the RoPE tables)
 };
 
 struct DecoderLayerWeights {
