@@ -204,15 +204,19 @@ describe('bad input, each refused naming the file and the tensor', () => {
     expect(refused('qwen', { model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] })).toMatch(/config\.json: model_type "qwen2": qalc reads LLaMA models/);
     expect(refused('gelu', { hidden_act: 'gelu' })).toMatch(/hidden_act "gelu"/);
     expect(refused('scaling', { rope_scaling: { type: 'linear', factor: 2 } })).toMatch(/rope_scaling .* is not supported/);
-    expect(refused('theta', { rope_parameters: undefined, rope_theta: 1e6 })).toMatch(/rope_theta 1000000: qalc's kernels use rope_theta 10000 so far/);
-    expect(refused('theta2', { rope_parameters: { rope_theta: 5e5, rope_type: 'default' } })).toMatch(/rope_theta 500000/);
-    expect(refused('eps', { rms_norm_eps: 1e-6 })).toMatch(/rms_norm_eps 0\.000001/);
+    expect(refused('theta-negative', { rope_parameters: undefined, rope_theta: -1 })).toMatch(/config\.json: rope_theta must be a positive number, found -1/);
+    expect(refused('theta-text', { rope_parameters: { rope_theta: '1e6', rope_type: 'default' } })).toMatch(/rope_theta must be a positive number, found "1e6"/);
+    expect(refused('theta-both', { rope_theta: 5e5 })).toMatch(/rope_theta is 500000 but rope_parameters\.rope_theta is 10000: which one is the model's\?/);
+    expect(refused('eps-zero', { rms_norm_eps: 0 })).toMatch(/rms_norm_eps must be a positive number, found 0/);
+    expect(refused('rope-type', { rope_parameters: { rope_theta: 5e5, rope_type: 'llama3' } })).toMatch(/rope_parameters\.rope_type "llama3" is not supported/);
     expect(refused('head-dim', { head_dim: 16 })).toMatch(/"head_dim" is 16/);
   });
 
-  it('a top-level rope_theta of 10000, or none, is read', () => {
-    const { rope_parameters: _, ...old } = config;
-    expect(readHfCheckpoint(directory('old-config', { 'model.safetensors': good }, { ...old, rope_theta: 10000 })).arch.dim).toBe(64);
-    expect(readHfCheckpoint(directory('no-theta', { 'model.safetensors': good }, old)).arch.dim).toBe(64);
+  it('rope_theta at the top level or in rope_parameters, and rms_norm_eps, are the model\'s; absent, LLaMA\'s', () => {
+    const { rope_parameters: _, rms_norm_eps: _eps, ...old } = config;
+    const arch = (name: string, json: Record<string, unknown>) => readHfCheckpoint(directory(name, { 'model.safetensors': good }, json)).arch;
+    expect(arch('old-config', { ...old, rope_theta: 1e6, rms_norm_eps: 1e-6 })).toMatchObject({ dim: 64, ropeTheta: 1e6, rmsNormEps: 1e-6 });
+    expect(arch('new-config', { ...config, rope_parameters: { rope_theta: 5e5, rope_type: 'default' } })).toMatchObject({ ropeTheta: 5e5, rmsNormEps: 1e-5 });
+    expect(arch('no-theta', old)).toMatchObject({ dim: 64, ropeTheta: 10000, rmsNormEps: 1e-5 });
   });
 });

@@ -18,6 +18,11 @@ import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
 import { Progress } from '../../src/train/progress.ts';
 import { train, type TrainOptions } from '../../src/train/trainer.ts';
 import { STORIES260K, TINY_SHAKESPEARE, TOK512 } from './tiny-model.ts';
+import { readHfCheckpoint } from '../../src/model/hf-checkpoint.ts';
+import { LlamaForward, type DecodeModel } from '../../src/model/llama-forward.ts';
+import { cpuAddonAvailable } from '../../src/runtime/cpu/addon.ts';
+import { NativeLlamaForward } from '../../src/runtime/cpu/native-llama-forward.ts';
+import { adapterHash } from '../../src/train/run-identity.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-run-folder-'));
 const DATA = join(work, 'shakespeare.txt');
@@ -103,6 +108,55 @@ describe('a Hugging Face checkpoint', () => {
       return { metadata, tensors: [...file.tensors.values()].map((t) => [t.name, t.shape, Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).toString('base64')]) };
     };
     expect(await merge(fromHf, 'from-hf')).toEqual(await merge(fromBin, 'from-bin'));
+  });
+});
+
+describe('a Hugging Face checkpoint whose config.json has its own rope_theta and rms_norm_eps', () => {
+  // stories260K-hf's weights under rope_theta 1e6 and rms_norm_eps 1e-6 (a copy in the temp dir): another function.
+  const original = join(STORIES260K, '../../stories260K-hf');
+  const changed = join(work, 'stories260K-hf-theta');
+  mkdirSync(changed);
+  for (const file of ['model.safetensors', 'tokenizer.json']) copyFileSync(join(original, file), join(changed, file));
+  const config = JSON.parse(readFileSync(join(original, 'config.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(changed, 'config.json'), JSON.stringify({ ...config, rms_norm_eps: 1e-6, rope_parameters: { rope_theta: 1e6, rope_type: 'default' } }));
+
+  it('gives other logits than the original, the same in LlamaForward and the native decoder', () => {
+    const logits = (dir: string, Model: new (c: ReturnType<typeof readHfCheckpoint>) => DecodeModel) => {
+      const model = new Model(readHfCheckpoint(dir));
+      return [1, 403, 407, 261].map((token, pos) => Float32Array.from(model.forward(token, pos)));
+    };
+    const before = logits(original, LlamaForward), after = logits(changed, LlamaForward);
+    expect(readHfCheckpoint(changed).arch).toMatchObject({ ropeTheta: 1e6, rmsNormEps: 1e-6 });
+    // Position 0 rotates by nothing: there only ε moves the logits, and slightly; later positions turn by other angles.
+    for (let pos = 0; pos < 4; pos++) expect(after[pos]).not.toEqual(before[pos]);
+    const gap = (pos: number) => Math.max(...after[pos]!.map((v, i) => Math.abs(v - before[pos]![i]!)));
+    expect(gap(3)).toBeGreaterThan(100 * gap(0));
+    if (cpuAddonAvailable()) {
+      const native = logits(changed, NativeLlamaForward);
+      native.forEach((row, pos) => row.forEach((v, i) => expect(v).toBeCloseTo(after[pos]![i]!, 5)));
+    }
+  });
+
+  it('plans, trains, evaluates and merges with them: other losses, another adapter hash, θ and ε in the merged file', async () => {
+    const settings = 'steps = 2\n  eval_every = 2';
+    const plain = planFrom(join(work, 'theta-plain.qal'), specText(settings, '', undefined, original));
+    const plan = planFrom(join(work, 'theta.qal'), specText(settings, '', undefined, changed));
+    expect(plan.model.architecture).toMatchObject({ ropeTheta: 1e6, rmsNormEps: 1e-6 });
+    expect(adapterHash(plan)).not.toBe(adapterHash(plain));
+    await run(plain, join(work, 'theta-plain'));
+    await run(plan, join(work, 'theta'));
+    const losses = (out: string) => log(out).map((l) => l.loss);
+    expect(losses(join(work, 'theta')).every(Number.isFinite)).toBe(true);
+    expect(losses(join(work, 'theta'))[0]).not.toBe(losses(join(work, 'theta-plain'))[0]);
+    const checkpoint = join(work, 'theta', 'checkpoint.safetensors');
+    const held = await evaluateRun({ ops, plan, specDir: work, checkpoint, batches: 2 });
+    expect(Number.isFinite(held.loss)).toBe(true);
+    expect(held.loss).not.toBe((await evaluateRun({ ops, plan: plain, specDir: work, checkpoint: join(work, 'theta-plain', 'checkpoint.safetensors'), batches: 2 })).loss);
+    const merged = join(work, 'theta', 'merged.safetensors');
+    await mergeRun(plan, work, checkpoint, merged, ops);
+    expect(JSON.parse(readSafetensors(merged).metadata.architecture!)).toMatchObject({ ropeTheta: 1e6, rmsNormEps: 1e-6 });
+    // The merged model runs under the same θ and ε: its held-out loss is the adapted model's.
+    expect((await evaluateRun({ ops, plan, specDir: work, mergedModel: merged, batches: 2 })).loss).toBeCloseTo(held.loss, 4);
   });
 });
 
