@@ -14,6 +14,8 @@ export const architecture: Architecture = {
   vocab: 512,
   context: 512,
   tiedEmbeddings: true,
+  ropeTheta: 10000,
+  rmsNormEps: 0.00001,
 };
 
 export type LayerName = 'layers.0.q' | 'layers.0.k' | 'layers.0.v' | 'layers.0.o' | 'layers.0.gate' | 'layers.0.up' | 'layers.0.down' | 'layers.1.q' | 'layers.1.k' | 'layers.1.v' | 'layers.1.o' | 'layers.1.gate' | 'layers.1.up' | 'layers.1.down' | 'layers.2.q' | 'layers.2.k' | 'layers.2.v' | 'layers.2.o' | 'layers.2.gate' | 'layers.2.up' | 'layers.2.down' | 'layers.3.q' | 'layers.3.k' | 'layers.3.v' | 'layers.3.o' | 'layers.3.gate' | 'layers.3.up' | 'layers.3.down' | 'layers.4.q' | 'layers.4.k' | 'layers.4.v' | 'layers.4.o' | 'layers.4.gate' | 'layers.4.up' | 'layers.4.down';
