@@ -82,7 +82,7 @@ export function planTable(plan: Plan, all = false): PlanTable {
   const t = plan.totals;
   const a = plan.model.architecture;
   return {
-    title: `spec ${plan.spec} — ${plan.model.preset ?? plan.model.checkpoint?.path ?? 'written-out architecture'}: dim ${a.dim}, hidden ${a.hiddenDim}, ${a.layers} layers, ${a.heads} heads (${a.kvHeads} kv), vocab ${a.vocab}`,
+    title: `spec ${plan.spec} — ${plan.model.preset ?? plan.model.checkpoint?.path ?? 'written-out architecture'}: dim ${a.dim}, hidden ${a.hiddenDim}, ${a.layers} layers, ${a.heads} heads (${a.kvHeads} kv), vocab ${a.vocab}, RoPE θ ${a.ropeTheta}, RMSNorm ε ${a.rmsNormEps}`,
     header: ['layers', 'proj', 'K×N', 'bits', 'group', 'adapter', 'weights MiB', 'scales MiB', 'zeros MiB', 'adapter MiB', 'fp16 MiB'],
     numericFrom: 6,
     rows,
