@@ -5,6 +5,7 @@
 // reported error), dequantized F32 for the down projections (groups of 43), bit for bit.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { GGUFValueType } from '@huggingface/gguf';
 import { exportFormat } from '../../src/export/formats.ts';
 import { readGguf, type GgufContents } from '../../src/export/gguf/read-gguf.ts';
 import { decodeQ4_1, encodeQ4_1 } from '../../src/export/gguf/q4-1.ts';
@@ -36,9 +37,18 @@ beforeAll(async () => {
 }, 120_000);
 
 describe('the GGUF layout', () => {
-  it('has the reference file\'s keys, in its order, with its types', () => {
+  it('has the reference file\'s keys, in its order, with its types, and then the RoPE base', () => {
     const keys = (c: GgufContents) => Object.entries(c.metadata).map(([k, v]) => [k, v.type]);
-    expect(keys(written)).toEqual(keys(reference));
+    expect(keys(written)).toEqual([...keys(reference), ['llama.rope.freq_base', GGUFValueType.FLOAT32]]);
+    expect(written.metadata['llama.rope.freq_base']!.value).toBe(10000);
+  });
+
+  it('writes the model\'s own RoPE base and RMSNorm ε (config.json\'s rope_theta 500000, rms_norm_eps 1e-6)', async () => {
+    const out = join(run.work, 'gguf-theta');
+    await writeExport(out, exportFormat('gguf'), { description: 'test', merged: { ...merged, arch: { ...merged.arch, ropeTheta: 500000, rmsNormEps: 1e-6 } } });
+    const own = await readGguf(join(out, 'model.gguf'));
+    expect(own.metadata['llama.rope.freq_base']!.value).toBe(500000);
+    expect(own.metadata['llama.attention.layer_norm_rms_epsilon']!.value).toBeCloseTo(1e-6, 12);
   });
 
   it('has the reference\'s vocabulary, scores and token types, value for value', () => {

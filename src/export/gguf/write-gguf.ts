@@ -97,9 +97,10 @@ function metadata(model: MergedModel, tensorCount: number): GGUFTypedMetadata {
     'llama.attention.head_count_kv': u32(arch.kvHeads),
     'llama.block_count': u32(arch.layers),
     'llama.rope.dimension_count': u32(headDim(arch)),
-    // The model's RoPE base and RMSNorm ε: llama.cpp assumes 10000 for a missing freq_base.
-    'llama.rope.freq_base': { value: arch.ropeTheta, type: GGUFValueType.FLOAT32 },
+    // The model's RMSNorm ε and RoPE base. llama2.c's converter writes no freq_base (llama.cpp then
+    // assumes 10000); it is written always, last, so the other keys keep that converter's order.
     'llama.attention.layer_norm_rms_epsilon': { value: arch.rmsNormEps, type: GGUFValueType.FLOAT32 },
+    'llama.rope.freq_base': { value: arch.ropeTheta, type: GGUFValueType.FLOAT32 },
   };
   return {
     version: { value: 3, type: GGUFValueType.UINT32 },
