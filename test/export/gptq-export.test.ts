@@ -13,6 +13,8 @@ import { mergedDenseCheckpoint, mergeModel } from '../../src/export/merged-model
 import { openSafetensors } from '../../src/export/safetensors.ts';
 import { PROJECTIONS } from '../../src/train/qalora-spec.ts';
 import { readGptqCheckpoint } from '../../src/model/gptq-checkpoint.ts';
+import { readHfArchitecture } from '../../src/model/hf-config.ts';
+import { readLlama2cArchitecture } from '../../src/model/llama2c-header.ts';
 import { permuteToHf } from '../../src/model/rope-permutation.ts';
 import type { Plan } from '../../src/plan/plan.ts';
 import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
@@ -70,6 +72,7 @@ describe('a trained stories260K exported as GPTQ v1', () => {
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { quantization_config: Record<string, unknown> };
     expect(config.quantization_config).toMatchObject({ bits: 4, group_size: 16, desc_act: false, checkpoint_format: 'gptq', modules_in_block_to_quantize: [['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj']] });
     expect(JSON.parse(readFileSync(join(out, 'quantize_config.json'), 'utf8'))).toEqual(config.quantization_config);
+    expect(readHfArchitecture(out)).toEqual(readLlama2cArchitecture(STORIES_BIN));
   });
 
   // Measured here: mean weight errors ≈ 2e-3 (about s/10), and +0.13 on a held-out loss of 4.20

@@ -6,6 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate } from '../../src/model/generate.ts';
+import { hfConfig } from '../../src/export/hf-dense.ts';
+import type { MergedModel } from '../../src/export/merged-model.ts';
+import { readHfArchitecture } from '../../src/model/hf-config.ts';
 import { readHfCheckpoint } from '../../src/model/hf-checkpoint.ts';
 import { LlamaForward } from '../../src/model/llama-forward.ts';
 import { readLlama2cCheckpoint } from '../../src/model/llama2c-checkpoint.ts';
@@ -210,6 +213,12 @@ describe('bad input, each refused naming the file and the tensor', () => {
     expect(refused('eps-zero', { rms_norm_eps: 0 })).toMatch(/rms_norm_eps must be a positive number, found 0/);
     expect(refused('rope-type', { rope_parameters: { rope_theta: 5e5, rope_type: 'llama3' } })).toMatch(/rope_parameters\.rope_type "llama3" is not supported/);
     expect(refused('head-dim', { head_dim: 16 })).toMatch(/"head_dim" is 16/);
+  });
+
+  it('hf-dense\'s config.json reads back as the architecture it was written from, θ and ε included', () => {
+    const arch = { ...readHfCheckpoint(HF).arch, ropeTheta: 5e5, rmsNormEps: 1e-6 };
+    const dir = directory('written-config', {}, hfConfig({ arch } as MergedModel));
+    expect(readHfArchitecture(dir)).toEqual(arch);
   });
 
   it('rope_theta at the top level or in rope_parameters, and rms_norm_eps, are the model\'s; absent, LLaMA\'s', () => {
