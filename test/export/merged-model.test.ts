@@ -84,6 +84,16 @@ describe('a merged model that is not whole', () => {
     expect(refusal(rewritten(path, (t) => t, { quantization: JSON.stringify(quantization) }))).toBe('model.layers.0.mlp.up_proj: bits 4 and group 4 with in-features 8 padded to 16 are not a quantization qalc writes');
   });
 
+  it('reads θ and ε from the architecture, LLaMA\'s when a file from before them lacks them, and refuses bad ones', () => {
+    const path = mergedFile();
+    const { ropeTheta: _theta, rmsNormEps: _eps, ...shapes } = JSON.parse(readSafetensors(path).metadata.architecture!) as Record<string, unknown>;
+    expect(readMergedModelAsDense(path).arch).toMatchObject({ ropeTheta: TINY_ARCH.ropeTheta, rmsNormEps: TINY_ARCH.rmsNormEps });
+    expect(readMergedModelAsDense(rewritten(path, (t) => t, { architecture: JSON.stringify(shapes) })).arch).toEqual({ ...TINY_ARCH, ropeTheta: 10000, rmsNormEps: 1e-5 });
+    expect(readMergedModelAsDense(rewritten(path, (t) => t, { architecture: JSON.stringify({ ...shapes, ropeTheta: 5e5, rmsNormEps: 1e-6 }) })).arch)
+      .toMatchObject({ ropeTheta: 5e5, rmsNormEps: 1e-6 });
+    expect(refusal(rewritten(path, (t) => t, { architecture: JSON.stringify({ ...shapes, ropeTheta: -3 }) }))).toBe("its metadata 'architecture' has ropeTheta -3, not a positive number");
+  });
+
   it('names a tensor of the wrong size', () => {
     const path = mergedFile();
     const short = rewritten(path, (t) => (t.name === 'model.norm.weight' ? { ...t, shape: [3], data: Float32Array.of(1, 1, 1) } : t));
