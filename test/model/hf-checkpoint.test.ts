@@ -1,6 +1,7 @@
 // Reading a Hugging Face LLaMA directory: the same weights as the llama2.c file of the same model
 // (q and k rows converted from Hugging Face's rotary order), transformers' own logits, and each
 // bad input refused naming the file and the tensor.
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,6 +104,34 @@ describe('reading stories260K-hf', () => {
     const tokenizer = readTokenizer(join(HF, tokenizerFile), hf.arch.vocab);
     const text = generate(new LlamaForward(hf), tokenizer, { steps: 256 - 1 }).text;
     expect(text).toBe(readFileSync(join(HF, 'greedy_256_transformers.txt'), 'utf8'));
+  });
+});
+
+// transformers' forward in numpy float64 (hf_llama_numpy.py, which matches reference_logits.json
+// to 8e-6): the weights as stored, rotate-half RoPE, the config's θ and ε. qalc's logits under a
+// config.json of rope_theta 1e6 and rms_norm_eps 1e-6 are its, and far from the default config's.
+describe('stories260K-hf under rope_theta 1e6 and rms_norm_eps 1e-6', () => {
+  const numpyLogits = (dir: string, ids: readonly number[]) => {
+    const r = spawnSync('python3', [fileURLToPath(new URL('./hf_llama_numpy.py', import.meta.url)), dir, ...ids.map(String)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`hf_llama_numpy.py failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as number[][];
+  };
+  const relative = (a: ArrayLike<number>, b: readonly number[]) => Math.max(...b.map((v, i) => Math.abs(a[i]! - v) / Math.max(1, Math.abs(v))));
+
+  it("gives Hugging Face's logits for that config (≤ 1e-5), not the default config's", () => {
+    const { input_ids: ids } = JSON.parse(readFileSync(join(HF, 'reference_logits.json'), 'utf8')) as { input_ids: number[] };
+    const dir = directory('theta-1e6', { 'model.safetensors': readFileSync(join(HF, 'model.safetensors')) },
+      { ...config, rms_norm_eps: 1e-6, rope_parameters: { rope_theta: 1e6, rope_type: 'default' } });
+    const expected = numpyLogits(dir, ids), original = numpyLogits(HF, ids);
+    const model = new LlamaForward(readHfCheckpoint(dir));
+    let worst = 0, fromOriginal = 0;
+    ids.forEach((token, pos) => {
+      const logits = model.forward(token, pos);
+      worst = Math.max(worst, relative(logits, expected[pos]!));
+      fromOriginal = Math.max(fromOriginal, relative(logits, original[pos]!));
+    });
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    expect(fromOriginal).toBeGreaterThan(1e-2);
   });
 });
 
