@@ -263,8 +263,8 @@ export const cudaAdapterGradL128N4096R64DropoutBf16: CudaKernel<CudaAdapterGradL
   },
   launchers: ['adapter_grad_l128_n4096_r64_dropout_bf16__adapterOutputGrads__launch', 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 4096) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 4, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -557,8 +557,8 @@ export const cudaAdapterGradL128N11008R64DropoutBf16: CudaKernel<CudaAdapterGrad
   },
   launchers: ['adapter_grad_l128_n11008_r64_dropout_bf16__adapterOutputGrads__launch', 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 704512) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 11008) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 4, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -851,8 +851,8 @@ export const cudaAdapterGradL344N4096R64DropoutBf16: CudaKernel<CudaAdapterGradL
   },
   launchers: ['adapter_grad_l344_n4096_r64_dropout_bf16__adapterOutputGrads__launch', 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((344 * tokens + 22016) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 4096) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 128) / 64), 11, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 

@@ -2358,8 +2358,8 @@ export const cudaAdapterGradL80N5120R32Bf16: CudaKernel<CudaAdapterGradL80N5120R
   },
   launchers: ['adapter_grad_l80_n5120_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l80_n5120_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 5120) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 3, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -2643,8 +2643,8 @@ export const cudaAdapterGradL80N13824R32Bf16: CudaKernel<CudaAdapterGradL80N1382
   },
   launchers: ['adapter_grad_l80_n13824_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l80_n13824_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 13824) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 3, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -2928,8 +2928,8 @@ export const cudaAdapterGradL108N5120R64Bf16: CudaKernel<CudaAdapterGradL108N512
   },
   launchers: ['adapter_grad_l108_n5120_r64_bf16__adapterOutputGrads__launch', 'adapter_grad_l108_n5120_r64_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 327680) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((108 * tokens + 6912) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 5120) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 4, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -3633,8 +3633,8 @@ export const cudaAdapterGradL160N5120R32Bf16: CudaKernel<CudaAdapterGradL160N512
   },
   launchers: ['adapter_grad_l160_n5120_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l160_n5120_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 5120) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 5, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -3918,8 +3918,8 @@ export const cudaAdapterGradL160N13824R32Bf16: CudaKernel<CudaAdapterGradL160N13
   },
   launchers: ['adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l160_n13824_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 13824) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 5, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 

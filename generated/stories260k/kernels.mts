@@ -1506,8 +1506,8 @@ export const cudaAdapterGradL4N64R4Bf16: CudaKernel<CudaAdapterGradL4N64R4Bf16Bu
   },
   launchers: ['adapter_grad_l4_n64_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n64_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 256) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
+    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
   ],
 };
 
@@ -1791,8 +1791,8 @@ export const cudaAdapterGradL4N32R4Bf16: CudaKernel<CudaAdapterGradL4N32R4Bf16Bu
   },
   launchers: ['adapter_grad_l4_n32_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n32_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 128) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
+    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
   ],
 };
 
@@ -2076,8 +2076,8 @@ export const cudaAdapterGradL4N172R4Bf16: CudaKernel<CudaAdapterGradL4N172R4Bf16
   },
   launchers: ['adapter_grad_l4_n172_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n172_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 688) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 192) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
+    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
   ],
 };
 

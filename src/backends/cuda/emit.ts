@@ -93,6 +93,15 @@ function constantsOf(kernel: CudaKernel): Constant[] {
       );
     }
   }
+  const ag = kernel.cuda.adapterGrad;
+  if (ag) {
+    constants.push(
+      u('AG_THREADS', ag.threads), u('AG_ROWS', ag.blockRows), u('AG_CHUNK', ag.chunk), u('AG_PAD', ag.pad), u('AG_ACCUMULATOR_PAD', ag.accumulatorPad),
+      u('AG_RANK_TILE', ag.rankTile), u('AG_GROUP_TILE', ag.groupTile),
+      u('AG_WEIGHT_GRAD_BLOCKS', ag.weightGradColumnBlocks), u('AG_A_GRAD_BLOCKS', ag.adapterAGradColumnBlocks),
+      u('AG_STAGING_FLOATS', ag.stagingBytes / 4), u('AG_SHARED_FLOATS', ag.sharedBytes / 4),
+    );
+  }
   const dc = kernel.cuda.decode;
   if (dc) {
     constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_MIN_BLOCKS', dc.minBlocksPerMultiprocessor));
@@ -205,6 +214,8 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     portableSymbol: portable?.symbol ?? '',
     portableRange: tc ? `T < ${tc.minTokens}` : 'any T',
     tensorCore: tc !== null,
+    includesWmma: tc !== null || kernel.cuda.adapterGrad !== null,
+    adapterGradTensorCore: kernel.cuda.adapterGrad !== null,
     decodeWide: kernel.cuda.decode?.kind === 'wide',
     decodeVariants: kernel.cuda.decode?.kind === 'wide'
       ? kernel.cuda.launches.map((l, index) => ({

@@ -19,6 +19,8 @@
 //     a block's threads) where the layer allows it, else the v0 split-reduction strip of 32
 //     columns (see CudaDecodeTiling); its __launch_bounds__ names a minimum of blocks per SM,
 //     so ptxas has an explicit register budget of 128 a thread;
+//   - adapter_grad (16-bit activations) on tensor cores: its four small products as two GEMM
+//     tile shapes (see CudaAdapterGradTiling), one launch an entry point as before;
 //   - the launch list: for every entry point the extern "C" kernels that implement it, their
 //     block shape, grid and the token range each accepts.
 // It is a pure function from a lowered program to a CUDA program (the same kernels plus a
@@ -164,9 +166,41 @@ export interface CudaLaunch {
   readonly prologue: { readonly symbol: string; readonly threads: readonly [number, number, number]; readonly grid: readonly [DispatchDim, DispatchDim, DispatchDim] } | null;
 }
 
+/**
+ * adapter_grad on tensor cores (16-bit activations; v4): the four small products are two
+ * block-tile GEMM shapes through nvcuda::wmma (mma.sync m16n8k16 on sm_80 and sm_90a alike):
+ *   - "rows × weightsᵀ": out[m][n] = Σ_k X[m][k]·Y[n][k] with X an activation [T][K] and Y an
+ *     fp32 adapter matrix [n][K]: dv = σ·dy·Bᵀ (K = N) and du = drop(dv·Aᵀ) (K = rank);
+ *   - "columnsᵀ × columns": out[m][n] = Σ_t P[t][m]·Q[t][n] over the tokens: dBᵀ = dyᵀ·v (stored
+ *     transposed) and dA = drop(u)ᵀ·dv.
+ * A block is `threads` (4 warps), its tile `blockRows` rows (16 a warp) × a column tile of
+ * `rankTile` (dv, dB, dA) or `groupTile` (du) columns, the reduction staged through shared memory
+ * `chunk` deep, loaded into registers one chunk ahead. Each entry point stays one launch: its
+ * first `blocks…` blocks along x take one product, the rest the other, so the reductions over N
+ * (dv) and over T (dB) run side by side. Every sum runs in a fixed order: bitwise reproducible.
+ */
+export interface CudaAdapterGradTiling {
+  readonly instruction: 'mma.sync via nvcuda::wmma';
+  readonly threads: number;
+  readonly blockRows: number;
+  readonly chunk: number;
+  readonly pad: number;
+  readonly accumulatorPad: number;
+  readonly rankTile: number;
+  readonly groupTile: number;
+  /** adapterOutputGrads: blocks along x for dB (column tiles of N), before the token tiles of dv. */
+  readonly weightGradColumnBlocks: number;
+  /** adapterInputGrads: blocks along x for dA (x·y ≥ its tiles), before the token tiles of du. */
+  readonly adapterAGradColumnBlocks: number;
+  /** Shared memory: the staging tiles (the larger shape's), then the fp32 sums. */
+  readonly stagingBytes: number;
+  readonly sharedBytes: number;
+}
+
 export interface CudaDecisions {
   readonly tensorCore: CudaTensorCoreTiling | null;
   readonly decode: CudaDecodeTiling | null;
+  readonly adapterGrad: CudaAdapterGradTiling | null;
   /** Entry points in IR order, each with its variants (smallest minTokens first). */
   readonly launches: readonly CudaLaunch[];
 }
@@ -260,6 +294,39 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   };
 }
 
+const ADAPTER_GRAD_THREADS = 128;
+const ADAPTER_GRAD_ROWS = 64;
+const ADAPTER_GRAD_CHUNK = 64;
+/** Column tiles of 32: rank 64 gives two tiles, so dv's token tiles fill twice the SMs. */
+const ADAPTER_GRAD_MAX_COLUMN_TILE = 32;
+
+function adapterGradTiling(program: KernelProgram, kernel: LoweredKernel): CudaAdapterGradTiling | null {
+  if (kernel.role !== 'adapter_grad') return null;
+  const activation = kernel.dtypes.activation;
+  if (activation !== 'f16' && activation !== 'bf16') return null;
+  const c = configOfKernel(program, kernel);
+  const rank = c.adapter!.rank;
+  const tileOf = (n: number) => Math.min(ADAPTER_GRAD_MAX_COLUMN_TILE, Math.ceil(n / FRAGMENT) * FRAGMENT);
+  const rankTile = tileOf(rank), groupTile = tileOf(c.groups);
+  const pad = 8, accumulatorPad = 4, a = bytesOf(activation);
+  const rows = ADAPTER_GRAD_ROWS, chunk = ADAPTER_GRAD_CHUNK;
+  const widest = Math.max(rankTile, groupTile);
+  // Both shapes' staging tiles, the larger of the two, then the accumulators.
+  const rowsTimesWeights = (rows + widest) * (chunk + pad) * a;
+  const columnsTimesColumns = chunk * (rows + pad) * a + chunk * (widest + pad) * a;
+  const stagingBytes = Math.max(rowsTimesWeights, columnsTimesColumns);
+  const sharedBytes = stagingBytes + rows * (widest + accumulatorPad) * 4;
+  if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  const rankTiles = Math.ceil(rank / rankTile), groupTiles = Math.ceil(c.groups / groupTile);
+  return {
+    instruction: 'mma.sync via nvcuda::wmma', threads: ADAPTER_GRAD_THREADS, blockRows: rows, chunk, pad, accumulatorPad,
+    rankTile, groupTile,
+    weightGradColumnBlocks: Math.ceil(c.outFeatures / rows),
+    adapterAGradColumnBlocks: Math.ceil((Math.ceil(c.groups / rows) * rankTiles) / groupTiles),
+    stagingBytes, sharedBytes,
+  };
+}
+
 /** Multiprocessors the decode grid is sized for (H200; an A100 has 108). */
 const DECODE_TARGET_SMS = 132;
 const DECODE_WIDE_THREADS = 256;
@@ -309,9 +376,22 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   };
 }
 
-function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | null, decode: CudaDecodeTiling | null, c: { outFeatures: number; inFeatures: number }): CudaLaunch[] {
+function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | null, decode: CudaDecodeTiling | null,
+  adapterGrad: CudaAdapterGradTiling | null, c: { outFeatures: number; inFeatures: number; groups: number; adapter: { rank: number } | null }): CudaLaunch[] {
   const symbol = (variant: string) => `${kernel.name}__${variant}`;
   return kernel.entryPoints.flatMap((entry): CudaLaunch[] => {
+    if (adapterGrad) {
+      // x: the constant-count product's blocks first, then ⌈T / blockRows⌉ token tiles.
+      const rows = adapterGrad.blockRows;
+      const outputs = entry.name === 'adapterOutputGrads';
+      const leading = outputs ? adapterGrad.weightGradColumnBlocks : adapterGrad.adapterAGradColumnBlocks;
+      const y = outputs ? { count: fixed(c.adapter!.rank), per: adapterGrad.rankTile } : { count: fixed(c.groups), per: adapterGrad.groupTile };
+      return [{
+        entryPoint: entry.name, symbol: symbol(`${entry.name}TensorCore`), variant: `${entry.name}TensorCore`,
+        threads: [adapterGrad.threads, 1, 1], grid: [{ count: perToken(1, leading * rows), per: rows }, y, ONE],
+        minTokens: 1, maxTokens: null, sharedBytes: adapterGrad.sharedBytes, prologue: null,
+      }];
+    }
     if (decode) {
       const launch = {
         entryPoint: entry.name, threads: [decode.columnThreads, decode.slices, 1] as const,
@@ -356,7 +436,8 @@ export function chooseCudaKernels(program: LoweredProgram, options: CudaPassOpti
       const c = configOfKernel(program, kernel);
       const tensorCore = tensorCoreTiling(program, kernel, options);
       const decode = decodeTiling(program, kernel);
-      return { ...kernel, cuda: { tensorCore, decode, launches: launchesOf(kernel, tensorCore, decode, c) } };
+      const adapterGrad = adapterGradTiling(program, kernel);
+      return { ...kernel, cuda: { tensorCore, decode, adapterGrad, launches: launchesOf(kernel, tensorCore, decode, adapterGrad, c) } };
     }),
   };
 }
