@@ -16,7 +16,7 @@
 //   portable tiles: 16 tokens x 16 inputs, reduction chunks of 16
 //   tensor cores for T >= 64: 64 x 64 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
 //     activation tile staged by cp.async, 27136 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 25600 bytes of shared memory;
+//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 37888 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   epilogue: dx += 0.0625 * du[t, i / 16]
 //
@@ -82,6 +82,8 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 512u;
 [[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 1u;
 [[maybe_unused]] constexpr uint32_t WGMMA_ACCUMULATOR_PAD = 4u;
+[[maybe_unused]] constexpr uint32_t TC_OUTPUT_GRAD_STAGES = 3u;
+[[maybe_unused]] constexpr uint32_t TC_WEIGHT_STAGES = 2u;
 
 // s[k, o]: [4, 64], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -124,6 +126,12 @@ __device__ inline void waitForAsyncCopies() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
+
+// Pipelined staging: one commit group per chunk; wait until at most PENDING groups (the newest)
+// are still in flight.
+__device__ inline void commitAsyncCopies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <uint32_t PENDING>
+__device__ inline void waitForAsyncCopiesBut() { asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory"); }
 
 // sm_90a only: wgmma needs the arch-specific target (compute_90a), which defines
 // __CUDA_ARCH_FEAT_SM90_ALL. QALC_WGMMA picks the warpgroup body there; the sm_80
@@ -182,6 +190,10 @@ __device__ __forceinline__ void warpgroupMma(float (&d)[32], uint64_t a, uint64_
 }
 
 __device__ __forceinline__ void warpgroupArrive() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void warpgroupCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most PENDING committed wgmma groups of this warpgroup are still in flight.
+template <uint32_t PENDING>
+__device__ __forceinline__ void warpgroupWait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory"); }
 __device__ __forceinline__ void warpgroupCommitAndWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
@@ -263,8 +275,9 @@ extern "C" __global__ void __launch_bounds__(TILE_ROWS * TILE_COLUMNS) backward_
 //   transpose bits 0: K-major core matrices, [input][output], 8 consecutive outputs of one
 //   input per 16-byte core-matrix row (see coreMatrixIndex, rows = inputs). So the
 //   descriptors, LBO = 128 bytes, SBO = TC_REDUCE_CHUNK / 8 * 128 bytes and warpgroupMma are
-//   the forward's. A thread dequantizes 8 outputs of one input (qweight column stream words of
-//   one word row, 8 adjacent columns) and stores them as one uint4. dy in global memory is
+//   the forward's. A thread dequantizes 8 inputs of two adjacent outputs from their two
+//   packed words (one 8-byte load, and one for the pair's scales and zeros) and stores each
+//   input's pair as one 32-bit word. dy in global memory is
 //   already K-major: a 16-byte segment of one token is one core-matrix row, copied into place.
 extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardDataTensorCore(
     const __nv_bfloat16* __restrict__ outputGrad,
@@ -275,8 +288,8 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n64_b
     unsigned tokens,
     float adapterScale) {
 #if QALC_WGMMA
-  __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
-  __shared__ __align__(128) Activation weightTile[TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
+  __shared__ __align__(128) Activation outputGradTiles[TC_OUTPUT_GRAD_STAGES][TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
+  __shared__ __align__(128) Activation weightTiles[TC_WEIGHT_STAGES][TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
 #else
   namespace wmma = nvcuda::wmma;
   __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS][TC_REDUCE_CHUNK + TC_ACTIVATION_PAD];
@@ -294,51 +307,109 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n64_b
 #pragma unroll
   for (uint32_t i = 0u; i < 32u; ++i) accumulators[i] = 0.0f;
 
-  for (uint32_t chunkStart = 0u; chunkStart < OUT_FEATURES; chunkStart += TC_REDUCE_CHUNK) {
-    // dy tile: 16-byte segments of 8 outputs, each one core-matrix row, wholly inside
-    // OUT_FEATURES or outside (N % 8 == 0).
-    for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
-      const uint32_t row = segment / (TC_REDUCE_CHUNK / 8u);
-      const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
-      const uint32_t token = firstToken + row;
-      const uint32_t outputColumn = chunkStart + offset;
-      const bool valid = token < tokens && outputColumn < OUT_FEATURES;
-      copySegmentAsync(&outputGradTile[coreMatrixIndex(row, offset)], valid ? &outputGrad[token * OUT_FEATURES + outputColumn] : outputGrad, valid ? 16u : 0u);
-    }
-    // W-hat^T tile, K-major: segment s is input firstInput + s / (TC_REDUCE_CHUNK / 8), outputs
-    // 8 (s % (TC_REDUCE_CHUNK / 8)) .. + 7 of the chunk; a warp's lanes cover 8 inputs x 32
-    // outputs, i.e. 32 adjacent words of one or two qweight word rows.
-    for (uint32_t segment = thread; segment < TC_BLOCK_COLUMNS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
-      const uint32_t column = segment / (TC_REDUCE_CHUNK / 8u);
-      const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
-      const uint32_t inputRow = firstInput + column;
-      uint32_t packed[4];
-#pragma unroll
-      for (uint32_t pair = 0u; pair < 4u; ++pair) {
-        float values[2];
-#pragma unroll
-        for (uint32_t member = 0u; member < 2u; ++member) {
-          const uint32_t outputColumn = chunkStart + offset + pair * 2u + member;
-          values[member] = inputRow < IN_FEATURES && outputColumn < OUT_FEATURES
-              ? dequantizedWeight(qweight, groupScales, groupZeros, inputRow, outputColumn) : 0.0f;
-        }
-        packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[0]))) |
-                       (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[1]))) << 16);
+  // Pipelined (v4): chunk c's wgmma runs while the threads dequantize chunk c + 1 (its packed
+  // words loaded during chunk c - 1) into the other weight stage, load chunk c + 2's words into
+  // registers and start chunk c + 2's dy copy into the third dy stage; one barrier a chunk.
+  constexpr uint32_t CHUNKS = (OUT_FEATURES + TC_REDUCE_CHUNK - 1u) / TC_REDUCE_CHUNK;
+  constexpr uint32_t PAIR_ITEMS = (TC_BLOCK_COLUMNS / 8u) * (TC_REDUCE_CHUNK / 2u);
+  constexpr uint32_t PAIRS_PER_THREAD = (PAIR_ITEMS + TC_THREADS - 1u) / TC_THREADS;
+  // dy tile of chunk c: 16-byte segments of 8 outputs, each one core-matrix row, wholly inside
+  // OUT_FEATURES or outside (N % 8 == 0); one cp.async group a chunk (empty past the last).
+  auto copyOutputGrad = [&](uint32_t chunk) {
+    if (chunk < CHUNKS) {
+      Activation* tile = outputGradTiles[chunk % TC_OUTPUT_GRAD_STAGES];
+      for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+        const uint32_t row = segment / (TC_REDUCE_CHUNK / 8u);
+        const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+        const uint32_t token = firstToken + row;
+        const uint32_t outputColumn = chunk * TC_REDUCE_CHUNK + offset;
+        const bool valid = token < tokens && outputColumn < OUT_FEATURES;
+        copySegmentAsync(&tile[coreMatrixIndex(row, offset)], valid ? &outputGrad[token * OUT_FEATURES + outputColumn] : outputGrad, valid ? 16u : 0u);
       }
-      *reinterpret_cast<uint4*>(&weightTile[coreMatrixIndex(column, offset)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     }
-    waitForAsyncCopies();
-    fenceSharedForAsyncProxy();
-    __syncthreads();
+    commitAsyncCopies();
+  };
+  // The packed words of two adjacent outputs for 8 inputs (item i: outputs 2 (i % (TC_REDUCE_CHUNK
+  // / 2)) .. + 1 of the chunk, inputs firstInput + 8 (i / (TC_REDUCE_CHUNK / 2)) .. + 7; the
+  // 8 inputs share a group), the pair's scales and zeros: 8-byte loads, a warp's lanes on
+  // adjacent words of one or two word rows. Zeros past K, N and the last chunk.
+  struct WordPair { uint64_t codeBits[2]; float2 scale; float2 zero; };
+  WordPair pairs[PAIRS_PER_THREAD];
+  auto loadWords = [&](uint32_t chunk) {
+#pragma unroll
+    for (uint32_t i = 0u; i < PAIRS_PER_THREAD; ++i) {
+      const uint32_t item = thread + i * TC_THREADS;
+      const uint32_t firstRow = firstInput + (item / (TC_REDUCE_CHUNK / 2u)) * 8u;
+      const uint32_t outputColumn = chunk * TC_REDUCE_CHUNK + (item % (TC_REDUCE_CHUNK / 2u)) * 2u;
+      WordPair& pair = pairs[i];
+      pair.codeBits[0] = 0u;
+      pair.codeBits[1] = 0u;
+      pair.scale = make_float2(0.0f, 0.0f);
+      pair.zero = make_float2(0.0f, 0.0f);
+      if (item < PAIR_ITEMS && chunk < CHUNKS && firstRow < IN_FEATURES && outputColumn < OUT_FEATURES) {
+        const uint32_t firstBit = firstRow * BITS;
+        const uint2 words = *reinterpret_cast<const uint2*>(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]);
+        pair.codeBits[0] = words.x >> (firstBit % 32u);
+        pair.codeBits[1] = words.y >> (firstBit % 32u);
+        if constexpr (BITS == 8u) {
+          const uint2 upper = *reinterpret_cast<const uint2*>(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn]);
+          pair.codeBits[0] |= static_cast<uint64_t>(upper.x) << 32;
+          pair.codeBits[1] |= static_cast<uint64_t>(upper.y) << 32;
+        }
+        const uint32_t groupIndex = (firstRow / GROUP_SIZE) * OUT_FEATURES + outputColumn;
+        pair.scale = __ldg(reinterpret_cast<const float2*>(&groupScales[groupIndex]));
+        pair.zero = __ldg(reinterpret_cast<const float2*>(&groupZeros[groupIndex]));
+      }
+    }
+  };
+  // W-hat^T tile of chunk c, K-major ([input][output] core matrices): each of a pair's 8 inputs
+  // stores its two outputs as one 32-bit word.
+  auto dequantizeWords = [&](uint32_t chunk) {
+    Activation* tile = weightTiles[chunk % TC_WEIGHT_STAGES];
+#pragma unroll
+    for (uint32_t i = 0u; i < PAIRS_PER_THREAD; ++i) {
+      const uint32_t item = thread + i * TC_THREADS;
+      if (PAIR_ITEMS % TC_THREADS != 0u && item >= PAIR_ITEMS) continue;
+      const uint32_t column = (item / (TC_REDUCE_CHUNK / 2u)) * 8u;
+      const uint32_t offset = (item % (TC_REDUCE_CHUNK / 2u)) * 2u;
+      const WordPair& pair = pairs[i];
+#pragma unroll
+      for (uint32_t row = 0u; row < 8u; ++row) {
+        const float first = pair.scale.x * (codeToFloat(static_cast<uint32_t>(pair.codeBits[0] >> (row * BITS)) & CODE_MASK) - pair.zero.x);
+        const float second = pair.scale.y * (codeToFloat(static_cast<uint32_t>(pair.codeBits[1] >> (row * BITS)) & CODE_MASK) - pair.zero.y);
+        *reinterpret_cast<uint32_t*>(&tile[coreMatrixIndex(column + row, offset)]) =
+            static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(first))) | (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(second))) << 16);
+      }
+    }
+  };
+
+  copyOutputGrad(0u);
+  copyOutputGrad(1u);
+  loadWords(0u);
+  dequantizeWords(0u);
+  loadWords(1u);
+  waitForAsyncCopiesBut<1>();
+  fenceSharedForAsyncProxy();
+  __syncthreads();
+  for (uint32_t chunk = 0u; chunk < CHUNKS; ++chunk) {
     warpgroupArrive();
     fenceAccumulators(accumulators);
+    const Activation* outputGradTile = outputGradTiles[chunk % TC_OUTPUT_GRAD_STAGES];
+    const Activation* weightTile = weightTiles[chunk % TC_WEIGHT_STAGES];
 #pragma unroll
     for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
-      // Step k starts 2 core matrices (WGMMA_K elements of every row) further along K.
       warpgroupMma(accumulators, sharedMatrixDescriptor(&outputGradTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
     }
-    warpgroupCommitAndWait();
+    warpgroupCommit();
+    // While it runs: chunk + 2's dy copy (into the stage chunk - 1 read), chunk + 1's W-hat^T
+    // (into the stage chunk - 1 read), chunk + 2's words into registers.
+    copyOutputGrad(chunk + 2u);
+    if (chunk + 1u < CHUNKS) dequantizeWords(chunk + 1u);
+    loadWords(chunk + 2u);
+    warpgroupWait<0>();
     fenceAccumulators(accumulators);
+    waitForAsyncCopiesBut<1>();
+    fenceSharedForAsyncProxy();
     __syncthreads();
   }
 

@@ -91,6 +91,9 @@ function constantsOf(kernel: CudaKernel): Constant[] {
         u('WGMMA_LEADING_BYTE_OFFSET', tc.wgmma.leadingByteOffset), u('WGMMA_STRIDE_BYTE_OFFSET', tc.wgmma.strideByteOffset),
         u('WGMMA_WARPGROUPS', tc.wgmma.warpgroups), u('WGMMA_ACCUMULATOR_PAD', tc.wgmma.accumulatorPad),
       );
+      if (tc.wgmma.activationStages > 1) {
+        constants.push(u(kernel.role === 'forward' ? 'TC_INPUT_STAGES' : 'TC_OUTPUT_GRAD_STAGES', tc.wgmma.activationStages), u('TC_WEIGHT_STAGES', tc.wgmma.weightStages));
+      }
     }
   }
   const ag = kernel.cuda.adapterGrad;
@@ -225,6 +228,7 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
       : [],
     argumentNames: [...kernel.bindings.filter((b) => b.access !== 'uniform').map((b) => b.name), 'tokens', 'adapterScale'].join(', '),
     wgmma: tc?.wgmma != null,
+    pipelined: (tc?.wgmma?.activationStages ?? 1) > 1,
     // wgmma's operand types are spelled as PTX types; 16-bit bit patterns for the packed stores.
     wgmmaType: activation === 'f16' ? 'f16' : 'bf16',
     activationBits: activation === 'f16' ? '__half_as_ushort' : '__bfloat16_as_ushort',
@@ -237,6 +241,8 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     codesStraddleWords: kernel.weightLayout.codesStraddleWords,
     // 8 consecutive codes from group-aligned rows lie in one word (two for 8 bits).
     eightCodesAWord: 32 % config.bits === 0 && config.group % 8 === 0,
+    // backward_data's W-hat^T tile from the packed words of output pairs (8-byte aligned: N even).
+    wordPairs: 32 % config.bits === 0 && config.group % 8 === 0 && config.outFeatures % 2 === 0,
     dequantizes: kernel.role === 'backward_data' || kernel.role === 'dequantize',
     adapter: kernel.epilogue.kind === 'adapter',
     dropout: kernel.epilogue.kind === 'adapter' ? kernel.epilogue.dropout : config.adapter?.dropout ?? false,

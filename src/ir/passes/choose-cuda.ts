@@ -89,6 +89,16 @@ export interface CudaWarpgroupMma {
   /** Warpgroups of the block, each issuing the shape for its own 64 rows. */
   readonly warpgroups: number;
   readonly accumulatorPad: number;
+  /**
+   * Shared-memory stages of the activation (x, dy) and weight tiles: 1 and 1 is the
+   * single-stage loop; with cp.async staging and codes read a word at a time (forward: 8 inputs
+   * of a column from one word; backward_data: word pairs of adjacent outputs) they are 3 and 2
+   * (v4): chunk c's wgmma in flight while chunk c + 1's weight tile is dequantized and chunk
+   * c + 2's activation copy and packed words are on their way; the pipelined forward stores y
+   * from registers, with no shared accumulator tile.
+   */
+  readonly activationStages: number;
+  readonly weightStages: number;
   readonly sharedBytes: number;
 }
 
@@ -231,14 +241,16 @@ const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16'
 /** The wgmma body's accumulator rows are padded by this many floats (the mma.sync body's pad may differ). */
 const WGMMA_ACCUMULATOR_PAD = 4;
 
-function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number): CudaWarpgroupMma | null {
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number, forward: boolean, pipelined: boolean): CudaWarpgroupMma | null {
   // One warpgroup per 64 tokens of the block (one or two): M = 64, N = the block's columns (a
   // multiple of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
   if ((rows !== 64 && rows !== 128) || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
+  const activationStages = pipelined ? 3 : 1, weightStages = pipelined ? 2 : 1;
   const sharedBytes =
-    rows * reduceChunk * elementBytes + // x (dy) tile, core matrices, no padding
-    columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tile, K-major core matrices
-    rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
+    activationStages * rows * reduceChunk * elementBytes + // x (dy) tiles, core matrices, no padding
+    weightStages * columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tiles, K-major core matrices
+    // accumulators, for the epilogue (the pipelined forward stores from registers)
+    (forward && pipelined ? 0 : rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4);
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [64, columns, FRAGMENT], warpgroups: rows / 64,
@@ -246,6 +258,7 @@ function warpgroupMma(rows: number, columns: number, reduceChunk: number, elemen
     leadingByteOffset: CORE_MATRIX_BYTES,
     strideByteOffset: (reduceChunk / 8) * CORE_MATRIX_BYTES,
     accumulatorPad: WGMMA_ACCUMULATOR_PAD,
+    activationStages, weightStages,
     sharedBytes,
   };
 }
@@ -271,6 +284,10 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   // multiples of 8: K and g for the forward (chunk starts are group starts plus multiples of
   // the chunk), N for backward_data.
   const segmentsWhole = forward ? c.inFeatures % 8 === 0 && c.group % 8 === 0 : c.outFeatures % 8 === 0;
+  // backward_data's W-hat^T from the packed words of output pairs: 8 inputs of a group in one
+  // word (two for 8 bits), pairs of words 8-byte aligned (N even).
+  const eightCodesAWord = 32 % c.bits === 0 && c.group % 8 === 0;
+  const wordPairs = eightCodesAWord && c.outFeatures % 2 === 0;
   const a = bytesOf(activation);
   const sharedBytes =
     rows * (reduceChunk + activationPad) * a + // activation tile
@@ -287,7 +304,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     activationPad, accumulatorPad,
     threads: warpsAlongRows * 2 * WARP,
     sharedBytes,
-    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a, forward, segmentsWhole && (forward ? eightCodesAWord : wordPairs)) : null,
     adapterChunks: forward ? Math.ceil(rank / reduceChunk) : 0,
     adapterActivationTokens: ADAPTER_ACTIVATION_TOKENS,
     adapterActivationThreads: ADAPTER_ACTIVATION_THREADS,

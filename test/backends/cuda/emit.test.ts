@@ -124,7 +124,11 @@ describe('CUDA emitter', () => {
     const tc = backward.kernel.cuda.tensorCore!;
     // K = outputs in chunks of 32: the same descriptor offsets as a 32-deep forward chunk.
     expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 64, 16], leadingByteOffset: 128, strideByteOffset: (tc.reduceChunk / 8) * 128 });
-    expect(tc.wgmma!.sharedBytes).toBe(64 * 32 * 2 * 2 + 64 * 68 * 4);
+    // Pipelined (N % 8 == 0, 4-bit codes, group 16): 3 dy stages and 2 W-hat^T stages, then the accumulators.
+    expect(tc.wgmma).toMatchObject({ activationStages: 3, weightStages: 2 });
+    expect(tc.wgmma!.sharedBytes).toBe(3 * 64 * 32 * 2 + 2 * 64 * 32 * 2 + 64 * 68 * 4);
+    expect(backward.source).toContain('warpgroupWait<0>();');
+    expect(backward.source).toContain('waitForAsyncCopiesBut<1>();');
     expect(backward.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16');
     expect(backward.source).toContain('accumulate, 1, 1, 0, 0;'); // imm-trans-a = imm-trans-b = 0
     expect(backward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
@@ -132,6 +136,19 @@ describe('CUDA emitter', () => {
     expect(backward.kernelSymbols).toHaveLength(2);
     const tensorCoreLaunch = backward.kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))!;
     expect(tensorCoreLaunch.sharedBytes).toBe(Math.max(tc.sharedBytes, tc.wgmma!.sharedBytes));
+  });
+
+  it('computes adapter_grad on tensor cores for 16-bit activations, in the same two launches', () => {
+    const grad = kernels.find((k) => k.fileName.startsWith('adapter_grad_l4_n172'))!;
+    const tiling = grad.kernel.cuda.adapterGrad!;
+    expect(tiling).toMatchObject({ threads: 128, blockRows: 64, rankTile: 16, groupTile: 16, weightGradColumnBlocks: 3 });
+    expect(grad.kernelSymbols).toEqual([
+      'adapter_grad_l4_n172_r4_bf16__adapterOutputGradsTensorCore',
+      'adapter_grad_l4_n172_r4_bf16__adapterInputGradsTensorCore',
+    ]);
+    expect(grad.source).toContain('wmma::mma_sync');
+    // dB's column tiles lead the grid, then one block per 64 tokens for dv.
+    expect(grad.kernel.cuda.launches[0]!.grid[0]).toEqual({ count: { tokens: 1, constant: 3 * 64 }, per: 64 });
   });
 
   it('emits fp16 activations on request', () => {
