@@ -255,9 +255,8 @@ extern "C" __global__ void __launch_bounds__(TILE_ROWS * TILE_COLUMNS) backward_
 //   transpose bits 0: K-major core matrices, [input][output], 8 consecutive outputs of one
 //   input per 16-byte core-matrix row (see coreMatrixIndex, rows = inputs). So the
 //   descriptors, LBO = 128 bytes, SBO = TC_REDUCE_CHUNK / 8 * 128 bytes and warpgroupMma are
-//   the forward's. A thread dequantizes 8 inputs of two adjacent outputs from their two
-//   packed words (one 8-byte load, and one for the pair's scales and zeros) and stores each
-//   input's pair as one 32-bit word. dy in global memory is
+//   the forward's. A thread dequantizes 8 outputs of one input (qweight column stream words of
+//   one word row, 8 adjacent columns) and stores them as one uint4. dy in global memory is
 //   already K-major: a 16-byte segment of one token is one core-matrix row, copied into place.
 extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n172_b4_g16_unpool_mean_bf16__backwardDataTensorCore(
     const __nv_bfloat16* __restrict__ outputGrad,
@@ -297,42 +296,27 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n172_
       outputGradTile[coreMatrixIndex(row, offset)] = token < tokens && outputColumn < OUT_FEATURES
           ? outputGrad[token * OUT_FEATURES + outputColumn] : activationFromFloat(0.0f);
     }
-    // W-hat^T tile, K-major ([input][output] core matrices): item i is the packed words of two
-    // adjacent outputs 2 (i % (TC_REDUCE_CHUNK / 2)) .. + 1 of the chunk for 8 inputs
-    // firstInput + 8 (i / (TC_REDUCE_CHUNK / 2)) .. + 7, one 8-byte load (16 bytes for 8 bits),
-    // with the pair's scales and zeros as one 8-byte load each (the 8 inputs share a group);
-    // each of the 8 inputs then stores its two outputs as one 32-bit word. A warp's lanes read
-    // adjacent words of one or two word rows.
-    for (uint32_t item = thread; item < (TC_BLOCK_COLUMNS / 8u) * (TC_REDUCE_CHUNK / 2u); item += TC_THREADS) {
-      const uint32_t column = (item / (TC_REDUCE_CHUNK / 2u)) * 8u;
-      const uint32_t offset = (item % (TC_REDUCE_CHUNK / 2u)) * 2u;
-      const uint32_t firstRow = firstInput + column;
-      const uint32_t outputColumn = chunkStart + offset;
-      const bool inRange = firstRow < IN_FEATURES && outputColumn < OUT_FEATURES;
-      uint64_t codeBits[2] = {0u, 0u};
-      float2 scale = make_float2(0.0f, 0.0f);
-      float2 zero = make_float2(0.0f, 0.0f);
-      if (inRange) {
-        const uint32_t firstBit = firstRow * BITS;
-        const uint2 words = *reinterpret_cast<const uint2*>(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]);
-        codeBits[0] = words.x >> (firstBit % 32u);
-        codeBits[1] = words.y >> (firstBit % 32u);
-        if constexpr (BITS == 8u) {
-          const uint2 upper = *reinterpret_cast<const uint2*>(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn]);
-          codeBits[0] |= static_cast<uint64_t>(upper.x) << 32;
-          codeBits[1] |= static_cast<uint64_t>(upper.y) << 32;
-        }
-        const uint32_t groupIndex = (firstRow / GROUP_SIZE) * OUT_FEATURES + outputColumn;
-        scale = __ldg(reinterpret_cast<const float2*>(&groupScales[groupIndex]));
-        zero = __ldg(reinterpret_cast<const float2*>(&groupZeros[groupIndex]));
-      }
+    // W-hat^T tile, K-major: segment s is input firstInput + s / (TC_REDUCE_CHUNK / 8), outputs
+    // 8 (s % (TC_REDUCE_CHUNK / 8)) .. + 7 of the chunk; a warp's lanes cover 8 inputs x 32
+    // outputs, i.e. 32 adjacent words of one or two qweight word rows.
+    for (uint32_t segment = thread; segment < TC_BLOCK_COLUMNS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+      const uint32_t column = segment / (TC_REDUCE_CHUNK / 8u);
+      const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+      const uint32_t inputRow = firstInput + column;
+      uint32_t packed[4];
 #pragma unroll
-      for (uint32_t row = 0u; row < 8u; ++row) {
-        const float first = scale.x * (codeToFloat(static_cast<uint32_t>(codeBits[0] >> (row * BITS)) & CODE_MASK) - zero.x);
-        const float second = scale.y * (codeToFloat(static_cast<uint32_t>(codeBits[1] >> (row * BITS)) & CODE_MASK) - zero.y);
-        *reinterpret_cast<uint32_t*>(&weightTile[coreMatrixIndex(column + row, offset)]) =
-            static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(first))) | (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(second))) << 16);
+      for (uint32_t pair = 0u; pair < 4u; ++pair) {
+        float values[2];
+#pragma unroll
+        for (uint32_t member = 0u; member < 2u; ++member) {
+          const uint32_t outputColumn = chunkStart + offset + pair * 2u + member;
+          values[member] = inputRow < IN_FEATURES && outputColumn < OUT_FEATURES
+              ? dequantizedWeight(qweight, groupScales, groupZeros, inputRow, outputColumn) : 0.0f;
+        }
+        packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[0]))) |
+                       (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[1]))) << 16);
       }
+      *reinterpret_cast<uint4*>(&weightTile[coreMatrixIndex(column, offset)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     }
     fenceSharedForAsyncProxy();
     __syncthreads();

@@ -14,9 +14,9 @@
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [8, 32], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 32]
 //   portable tiles: 16 tokens x 16 inputs, reduction chunks of 16
-//   tensor cores for T >= 64: 64 x 64 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
+//   tensor cores for T >= 64: 64 x 128 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
 //     activation tile staged by cp.async, 27136 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 37888 bytes of shared memory;
+//   sm_90a: wgmma.mma_async m64n128k16 instead (one warpgroup a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 28672 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   epilogue: dx += 0.0625 * du[t, i / 16]
 //
@@ -32,7 +32,7 @@
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
 //   backwardData: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData, block (16, 16, 1), grid (ceil(64 / 16), ceil(T / 16), 1), T <= 63
-//   backwardData: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore, block (128, 1, 1), grid (ceil(64 / 64), ceil(T / 64), 1), T >= 64
+//   backwardData: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore, block (128, 1, 1), grid (ceil(64 / 128), ceil(T / 64), 1), T >= 64
 //   host launchers: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData__launch
 
 #include <cstdint>
@@ -66,7 +66,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TILE_REDUCE = 16u;
 [[maybe_unused]] constexpr uint32_t TC_MIN_TOKENS = 64u;
 [[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 64u;
-[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 64u;
+[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_REDUCE_CHUNK = 32u;
 [[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 2u;
 [[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_COLUMNS = 2u;
@@ -76,7 +76,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 4u;
 [[maybe_unused]] constexpr uint32_t TC_THREADS = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
-[[maybe_unused]] constexpr uint32_t WGMMA_N = 64u;
+[[maybe_unused]] constexpr uint32_t WGMMA_N = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_K = 16u;
 [[maybe_unused]] constexpr uint32_t WGMMA_LEADING_BYTE_OFFSET = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 512u;
@@ -84,6 +84,8 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t WGMMA_ACCUMULATOR_PAD = 4u;
 [[maybe_unused]] constexpr uint32_t TC_OUTPUT_GRAD_STAGES = 3u;
 [[maybe_unused]] constexpr uint32_t TC_WEIGHT_STAGES = 2u;
+[[maybe_unused]] constexpr uint32_t TC_GRID_COLUMNS = 128u;
+[[maybe_unused]] constexpr uint32_t TC_MMA_SYNC_COLUMNS = 64u;
 
 // s[k, o]: [4, 32], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -165,9 +167,9 @@ __device__ __forceinline__ uint64_t sharedMatrixDescriptor(const void* tile) {
 
 // Register order of the asm below against wgmma's own: the accumulator registers must not be
 // read or written by other instructions while a wgmma that uses them is in flight.
-__device__ __forceinline__ void fenceAccumulators(float (&d)[32]) {
+__device__ __forceinline__ void fenceAccumulators(float (&d)[64]) {
 #pragma unroll
-  for (uint32_t i = 0u; i < 32u; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (uint32_t i = 0u; i < 64u; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 // d += A * B over WGMMA_K reduction elements: A (WGMMA_M x WGMMA_K) and B (WGMMA_K x WGMMA_N)
@@ -176,15 +178,15 @@ __device__ __forceinline__ void fenceAccumulators(float (&d)[32]) {
 // WGMMA_M x WGMMA_N accumulator: warp w of the warpgroup holds rows 16w .. 16w + 15; for the
 // n-th 8-column block, d[4n + 0, 1] are row 16w + lane / 4, columns 8n + 2 (lane % 4) + 0, 1,
 // and d[4n + 2, 3] the same columns 8 rows further down.
-__device__ __forceinline__ void warpgroupMma(float (&d)[32], uint64_t a, uint64_t b) {
+__device__ __forceinline__ void warpgroupMma(float (&d)[64], uint64_t a, uint64_t b) {
   asm volatile(
       "{\n"
       ".reg .pred accumulate;\n"
-      "setp.ne.b32 accumulate, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, accumulate, 1, 1, 0, 0;\n"
+      "setp.ne.b32 accumulate, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, accumulate, 1, 1, 0, 0;\n"
       "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(a), "l"(b), "r"(1)
       : "memory");
 }
@@ -288,25 +290,18 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n32_b
     unsigned tokens,
     float adapterScale) {
 #if QALC_WGMMA
+  // Pipelined wgmma body (v4), a block of TC_BLOCK_COLUMNS inputs (wgmma N); dx goes straight
+  // from the accumulator registers to memory, plus unpool(du).
   __shared__ __align__(128) Activation outputGradTiles[TC_OUTPUT_GRAD_STAGES][TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
   __shared__ __align__(128) Activation weightTiles[TC_WEIGHT_STAGES][TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
-#else
-  namespace wmma = nvcuda::wmma;
-  __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS][TC_REDUCE_CHUNK + TC_ACTIVATION_PAD];
-  __shared__ __align__(128) Activation weightTile[TC_REDUCE_CHUNK][TC_BLOCK_COLUMNS + TC_ACTIVATION_PAD];
-#endif
-  __shared__ __align__(128) float accumulatorTile[TC_BLOCK_ROWS][TC_BLOCK_COLUMNS + TC_ACCUMULATOR_PAD];
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
   const uint32_t thread = threadIdx.x;
   const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
   const uint32_t firstInput = blockIdx.x * TC_BLOCK_COLUMNS;
-
-#if QALC_WGMMA
-  float accumulators[32];
+  float accumulators[64];
 #pragma unroll
-  for (uint32_t i = 0u; i < 32u; ++i) accumulators[i] = 0.0f;
-
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
   // Pipelined (v4): chunk c's wgmma runs while the threads dequantize chunk c + 1 (its packed
   // words loaded during chunk c - 1) into the other weight stage, load chunk c + 2's words into
   // registers and start chunk c + 2's dy copy into the third dy stage; one barrier a chunk.
@@ -413,6 +408,100 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n32_b
     __syncthreads();
   }
 
+  // wgmma's accumulator layout (see warpgroupMma): warp w, rows 16w + lane / 4 and 8 below,
+  // columns 8n + 2 (lane % 4) and the next.
+  const uint32_t lane = thread % 32u;
+  const uint32_t row = (thread / 32u) * 16u + lane / 4u;
+#pragma unroll
+  for (uint32_t n = 0u; n < WGMMA_N / 8u; ++n) {
+#pragma unroll
+    for (uint32_t half = 0u; half < 2u; ++half) {
+      const uint32_t token = firstToken + row + half * 8u;
+      if (token >= tokens) continue;
+#pragma unroll
+      for (uint32_t member = 0u; member < 2u; ++member) {
+        const uint32_t inputColumn = firstInput + n * 8u + (lane % 4u) * 2u + member;
+        if (inputColumn >= IN_FEATURES) continue;
+        float result = accumulators[4u * n + 2u * half + member];
+        result += POOLING_FACTOR * activationToFloat(pooledInputGrad[token * GROUPS + inputColumn / GROUP_SIZE]);
+        inputGrad[token * IN_FEATURES + inputColumn] = activationFromFloat(result);
+      }
+    }
+  }
+#else
+  // The mma.sync body (sm_80, compute_90 PTX) of the same TC_BLOCK_COLUMNS-wide block: its
+  // TC_MMA_SYNC_COLUMNS-wide tile, once per part of the block's inputs.
+  for (uint32_t columnPart = 0u; columnPart < TC_BLOCK_COLUMNS / TC_MMA_SYNC_COLUMNS; ++columnPart) {
+  constexpr uint32_t TC_BLOCK_COLUMNS = TC_MMA_SYNC_COLUMNS;
+  __syncthreads();
+#if QALC_WGMMA
+  __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
+  __shared__ __align__(128) Activation weightTile[TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
+#else
+  namespace wmma = nvcuda::wmma;
+  __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS][TC_REDUCE_CHUNK + TC_ACTIVATION_PAD];
+  __shared__ __align__(128) Activation weightTile[TC_REDUCE_CHUNK][TC_BLOCK_COLUMNS + TC_ACTIVATION_PAD];
+#endif
+  __shared__ __align__(128) float accumulatorTile[TC_BLOCK_ROWS][TC_BLOCK_COLUMNS + TC_ACCUMULATOR_PAD];
+  const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
+  const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
+  const uint32_t thread = threadIdx.x;
+  const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
+  const uint32_t firstInput = blockIdx.x * TC_GRID_COLUMNS + columnPart * TC_BLOCK_COLUMNS;
+
+#if QALC_WGMMA
+  float accumulators[64];
+#pragma unroll
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
+
+  for (uint32_t chunkStart = 0u; chunkStart < OUT_FEATURES; chunkStart += TC_REDUCE_CHUNK) {
+    // dy tile: 16-byte segments of 8 outputs, each one core-matrix row, wholly inside
+    // OUT_FEATURES or outside (N % 8 == 0).
+    for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+      const uint32_t row = segment / (TC_REDUCE_CHUNK / 8u);
+      const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+      const uint32_t token = firstToken + row;
+      const uint32_t outputColumn = chunkStart + offset;
+      const bool valid = token < tokens && outputColumn < OUT_FEATURES;
+      copySegmentAsync(&outputGradTile[coreMatrixIndex(row, offset)], valid ? &outputGrad[token * OUT_FEATURES + outputColumn] : outputGrad, valid ? 16u : 0u);
+    }
+    // W-hat^T tile, K-major: segment s is input firstInput + s / (TC_REDUCE_CHUNK / 8), outputs
+    // 8 (s % (TC_REDUCE_CHUNK / 8)) .. + 7 of the chunk; a warp's lanes cover 8 inputs x 32
+    // outputs, i.e. 32 adjacent words of one or two qweight word rows.
+    for (uint32_t segment = thread; segment < TC_BLOCK_COLUMNS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+      const uint32_t column = segment / (TC_REDUCE_CHUNK / 8u);
+      const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+      const uint32_t inputRow = firstInput + column;
+      uint32_t packed[4];
+#pragma unroll
+      for (uint32_t pair = 0u; pair < 4u; ++pair) {
+        float values[2];
+#pragma unroll
+        for (uint32_t member = 0u; member < 2u; ++member) {
+          const uint32_t outputColumn = chunkStart + offset + pair * 2u + member;
+          values[member] = inputRow < IN_FEATURES && outputColumn < OUT_FEATURES
+              ? dequantizedWeight(qweight, groupScales, groupZeros, inputRow, outputColumn) : 0.0f;
+        }
+        packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[0]))) |
+                       (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(values[1]))) << 16);
+      }
+      *reinterpret_cast<uint4*>(&weightTile[coreMatrixIndex(column, offset)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
+    waitForAsyncCopies();
+    fenceSharedForAsyncProxy();
+    __syncthreads();
+    warpgroupArrive();
+    fenceAccumulators(accumulators);
+#pragma unroll
+    for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
+      // Step k starts 2 core matrices (WGMMA_K elements of every row) further along K.
+      warpgroupMma(accumulators, sharedMatrixDescriptor(&outputGradTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
+    }
+    warpgroupCommitAndWait();
+    fenceAccumulators(accumulators);
+    __syncthreads();
+  }
+
   {
     // wgmma's accumulator layout (see warpgroupMma): warp w, rows 16w + lane / 4 and 8 below.
     const uint32_t lane = thread % 32u;
@@ -503,6 +592,8 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n32_b
     result += POOLING_FACTOR * activationToFloat(pooledInputGrad[token * GROUPS + inputColumn / GROUP_SIZE]);
     inputGrad[token * IN_FEATURES + inputColumn] = activationFromFloat(result);
   }
+  }
+#endif
 }
 
 // Host launchers: one per entry point, the same signature for every kernel qalc emits.

@@ -92,7 +92,10 @@ function constantsOf(kernel: CudaKernel): Constant[] {
         u('WGMMA_WARPGROUPS', tc.wgmma.warpgroups), u('WGMMA_ACCUMULATOR_PAD', tc.wgmma.accumulatorPad),
       );
       if (tc.wgmma.activationStages > 1) {
-        constants.push(u(kernel.role === 'forward' ? 'TC_INPUT_STAGES' : 'TC_OUTPUT_GRAD_STAGES', tc.wgmma.activationStages), u('TC_WEIGHT_STAGES', tc.wgmma.weightStages));
+        constants.push(
+          u(kernel.role === 'forward' ? 'TC_INPUT_STAGES' : 'TC_OUTPUT_GRAD_STAGES', tc.wgmma.activationStages), u('TC_WEIGHT_STAGES', tc.wgmma.weightStages),
+          u('TC_GRID_COLUMNS', tc.blockColumns), u('TC_MMA_SYNC_COLUMNS', tc.mmaSyncColumns),
+        );
       }
     }
   }
@@ -241,8 +244,6 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     codesStraddleWords: kernel.weightLayout.codesStraddleWords,
     // 8 consecutive codes from group-aligned rows lie in one word (two for 8 bits).
     eightCodesAWord: 32 % config.bits === 0 && config.group % 8 === 0,
-    // backward_data's W-hat^T tile from the packed words of output pairs (8-byte aligned: N even).
-    wordPairs: 32 % config.bits === 0 && config.group % 8 === 0 && config.outFeatures % 2 === 0,
     dequantizes: kernel.role === 'backward_data' || kernel.role === 'dequantize',
     adapter: kernel.epilogue.kind === 'adapter',
     dropout: kernel.epilogue.kind === 'adapter' ? kernel.epilogue.dropout : config.adapter?.dropout ?? false,

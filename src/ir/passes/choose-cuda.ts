@@ -35,6 +35,8 @@ export interface CudaTensorCoreTiling {
   /** Output block: tokens × (outputs for forward, inputs for backward_data). */
   readonly blockRows: number;
   readonly blockColumns: number;
+  /** Columns of the mma.sync body's tile: blockColumns, or a part of it the body runs once per part (pipelined wgmma blocks of 128). */
+  readonly mmaSyncColumns: number;
   /** Reduction chunk staged through shared memory; a multiple of fragmentK. */
   readonly reduceChunk: number;
   /** Forward: chunks per quantization group (chunks never cross a group, the tail is zero). */
@@ -94,8 +96,8 @@ export interface CudaWarpgroupMma {
    * single-stage loop; with cp.async staging and codes read a word at a time (forward: 8 inputs
    * of a column from one word; backward_data: word pairs of adjacent outputs) they are 3 and 2
    * (v4): chunk c's wgmma in flight while chunk c + 1's weight tile is dequantized and chunk
-   * c + 2's activation copy and packed words are on their way; the pipelined forward stores y
-   * from registers, with no shared accumulator tile.
+   * c + 2's activation copy and packed words are on their way; 128-column blocks, y (dx) stored
+   * from the accumulator registers, with no shared accumulator tile.
    */
   readonly activationStages: number;
   readonly weightStages: number;
@@ -241,7 +243,7 @@ const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16'
 /** The wgmma body's accumulator rows are padded by this many floats (the mma.sync body's pad may differ). */
 const WGMMA_ACCUMULATOR_PAD = 4;
 
-function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number, forward: boolean, pipelined: boolean): CudaWarpgroupMma | null {
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number, pipelined: boolean): CudaWarpgroupMma | null {
   // One warpgroup per 64 tokens of the block (one or two): M = 64, N = the block's columns (a
   // multiple of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
   if ((rows !== 64 && rows !== 128) || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
@@ -249,8 +251,8 @@ function warpgroupMma(rows: number, columns: number, reduceChunk: number, elemen
   const sharedBytes =
     activationStages * rows * reduceChunk * elementBytes + // x (dy) tiles, core matrices, no padding
     weightStages * columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tiles, K-major core matrices
-    // accumulators, for the epilogue (the pipelined forward stores from registers)
-    (forward && pipelined ? 0 : rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4);
+    // accumulators, for the epilogue (the pipelined bodies store from registers)
+    (pipelined ? 0 : rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4);
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [64, columns, FRAGMENT], warpgroups: rows / 64,
@@ -278,7 +280,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   // The forward's blocks are 128 tokens (two warpgroups on sm_90a, 8 warps of mma.sync), so each
   // dequantized weight tile serves twice the rows of backward_data's 64; its mma.sync body's
   // accumulator rows go unpadded so the block stays within 48 KB of static shared memory.
-  const rows = forward ? 128 : 64, columns = 64, activationPad = 8, accumulatorPad = forward ? 0 : 4;
+  const rows = forward ? 128 : 64, mmaSyncColumns = 64, activationPad = 8, accumulatorPad = forward ? 0 : 4;
   const warpsAlongRows = rows / 32;
   // 16-byte segments (8 halves) are whole when both the row length and the chunk starts are
   // multiples of 8: K and g for the forward (chunk starts are group starts plus multiples of
@@ -291,12 +293,17 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   const a = bytesOf(activation);
   const sharedBytes =
     rows * (reduceChunk + activationPad) * a + // activation tile
-    reduceChunk * (columns + activationPad) * a + // dequantized weight tile
-    rows * (columns + accumulatorPad) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
+    reduceChunk * (mmaSyncColumns + activationPad) * a + // dequantized weight tile
+    rows * (mmaSyncColumns + accumulatorPad) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  // The pipelined wgmma body (see CudaWarpgroupMma) takes blocks of 128 columns: each x (dy) tile
+  // then serves twice the weight columns, halving the activation reads through L2 (which bounded
+  // the 64-column pipelined blocks: L2 82 % busy, DRAM 4 %).
+  const pipelined = (options.wgmma ?? WGMMA_DEFAULT) && a === 2 && segmentsWhole && (forward ? eightCodesAWord : wordPairs);
+  const columns = pipelined ? 2 * mmaSyncColumns : mmaSyncColumns;
   return {
     minTokens: TENSOR_CORE_MIN_TOKENS,
-    blockRows: rows, blockColumns: columns, reduceChunk, chunksPerGroup,
+    blockRows: rows, blockColumns: columns, mmaSyncColumns, reduceChunk, chunksPerGroup,
     warpsAlongRows, warpsAlongColumns: 2, fragmentsPerWarpRow: 2, fragmentsPerWarpColumn: 2,
     fragment: [FRAGMENT, FRAGMENT, FRAGMENT],
     instruction: 'mma.sync via nvcuda::wmma',
@@ -304,7 +311,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     activationPad, accumulatorPad,
     threads: warpsAlongRows * 2 * WARP,
     sharedBytes,
-    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a, forward, segmentsWhole && (forward ? eightCodesAWord : wordPairs)) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a, pipelined) : null,
     adapterChunks: forward ? Math.ceil(rank / reduceChunk) : 0,
     adapterActivationTokens: ADAPTER_ACTIVATION_TOKENS,
     adapterActivationThreads: ADAPTER_ACTIVATION_THREADS,
