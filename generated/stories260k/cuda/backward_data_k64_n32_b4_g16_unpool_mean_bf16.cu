@@ -14,9 +14,9 @@
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [8, 32], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 32]
 //   portable tiles: 16 tokens x 16 inputs, reduction chunks of 16
-//   tensor cores for T >= 64: 64 x 128 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
-//     activation tile staged by cp.async, 27136 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n128k16 instead (one warpgroup a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 28672 bytes of shared memory;
+//   tensor cores for T >= 64: 128 x 128 blocks, 4 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
+//     activation tile staged by cp.async, 47616 bytes of shared memory
+//   sm_90a: wgmma.mma_async m64n128k16 instead (2 warpgroups a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 40960 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   epilogue: dx += 0.0625 * du[t, i / 16]
 //
@@ -32,7 +32,7 @@
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
 //   backwardData: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData, block (16, 16, 1), grid (ceil(64 / 16), ceil(T / 16), 1), T <= 63
-//   backwardData: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore, block (128, 1, 1), grid (ceil(64 / 128), ceil(T / 64), 1), T >= 64
+//   backwardData: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore, block (256, 1, 1), grid (ceil(64 / 128), ceil(T / 128), 1), T >= 64
 //   host launchers: backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData__launch
 
 #include <cstdint>
@@ -65,22 +65,22 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TILE_COLUMNS = 16u;
 [[maybe_unused]] constexpr uint32_t TILE_REDUCE = 16u;
 [[maybe_unused]] constexpr uint32_t TC_MIN_TOKENS = 64u;
-[[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 64u;
+[[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_REDUCE_CHUNK = 32u;
-[[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 2u;
+[[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 4u;
 [[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_COLUMNS = 2u;
 [[maybe_unused]] constexpr uint32_t TC_FRAGMENTS_PER_WARP_ROW = 2u;
 [[maybe_unused]] constexpr uint32_t TC_FRAGMENTS_PER_WARP_COLUMN = 2u;
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_PAD = 8u;
-[[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 4u;
-[[maybe_unused]] constexpr uint32_t TC_THREADS = 128u;
+[[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 0u;
+[[maybe_unused]] constexpr uint32_t TC_THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
 [[maybe_unused]] constexpr uint32_t WGMMA_N = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_K = 16u;
 [[maybe_unused]] constexpr uint32_t WGMMA_LEADING_BYTE_OFFSET = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 512u;
-[[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 1u;
+[[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 2u;
 [[maybe_unused]] constexpr uint32_t WGMMA_ACCUMULATOR_PAD = 4u;
 [[maybe_unused]] constexpr uint32_t TC_OUTPUT_GRAD_STAGES = 3u;
 [[maybe_unused]] constexpr uint32_t TC_WEIGHT_STAGES = 2u;
@@ -389,7 +389,8 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n32_b
   for (uint32_t chunk = 0u; chunk < CHUNKS; ++chunk) {
     warpgroupArrive();
     fenceAccumulators(accumulators);
-    const Activation* outputGradTile = outputGradTiles[chunk % TC_OUTPUT_GRAD_STAGES];
+    // Warpgroup w's A: its 64 tokens, 64 * TC_REDUCE_CHUNK contiguous elements of the dy tile.
+    const Activation* outputGradTile = &outputGradTiles[chunk % TC_OUTPUT_GRAD_STAGES][(thread / 128u) * 64u * TC_REDUCE_CHUNK];
     const Activation* weightTile = weightTiles[chunk % TC_WEIGHT_STAGES];
 #pragma unroll
     for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
@@ -408,10 +409,10 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k64_n32_b
     __syncthreads();
   }
 
-  // wgmma's accumulator layout (see warpgroupMma): warp w, rows 16w + lane / 4 and 8 below,
-  // columns 8n + 2 (lane % 4) and the next.
+  // wgmma's accumulator layout (see warpgroupMma): warp w of warpgroup g, rows 64g + 16w + lane / 4
+  // and 8 below, columns 8n + 2 (lane % 4) and the next.
   const uint32_t lane = thread % 32u;
-  const uint32_t row = (thread / 32u) * 16u + lane / 4u;
+  const uint32_t row = (thread / 128u) * 64u + ((thread / 32u) % 4u) * 16u + lane / 4u;
 #pragma unroll
   for (uint32_t n = 0u; n < WGMMA_N / 8u; ++n) {
 #pragma unroll
@@ -616,9 +617,9 @@ extern "C" cudaError_t backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDa
     return cudaGetLastError();
   }
   if (tokens >= 64u) {
-    const dim3 grid(1u, (tokens + 63u) / 64u, 1u);
+    const dim3 grid(1u, (tokens + 127u) / 128u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore<<<grid, dim3(128, 1, 1), 0, stream>>>(
+    backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),

@@ -278,10 +278,8 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   const reduceChunk = forward ? (c.group % 32 === 0 ? 32 : FRAGMENT) : 32;
   const chunksPerGroup = forward ? Math.ceil(c.group / reduceChunk) : 0;
   // The forward's blocks are 128 tokens (two warpgroups on sm_90a, 8 warps of mma.sync), so each
-  // dequantized weight tile serves twice the rows of backward_data's 64; its mma.sync body's
-  // accumulator rows go unpadded so the block stays within 48 KB of static shared memory.
-  const rows = forward ? 128 : 64, mmaSyncColumns = 64, activationPad = 8, accumulatorPad = forward ? 0 : 4;
-  const warpsAlongRows = rows / 32;
+  // dequantized weight tile serves twice the rows of a 64-token block.
+  const mmaSyncColumns = 64, activationPad = 8;
   // 16-byte segments (8 halves) are whole when both the row length and the chunk starts are
   // multiples of 8: K and g for the forward (chunk starts are group starts plus multiples of
   // the chunk), N for backward_data.
@@ -291,16 +289,21 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   const eightCodesAWord = 32 % c.bits === 0 && c.group % 8 === 0;
   const wordPairs = eightCodesAWord && c.outFeatures % 2 === 0;
   const a = bytesOf(activation);
+  // The pipelined wgmma body (see CudaWarpgroupMma) takes blocks of 128 columns: each x (dy) tile
+  // then serves twice the weight columns, halving the activation reads through L2 (which bounded
+  // the 64-column pipelined blocks: L2 82 % busy, DRAM 4 %). backward_data's pipelined blocks are
+  // 128 tokens too (two warpgroups sharing one W-hat^T tile: half the dequantization a FLOP).
+  const pipelined = (options.wgmma ?? WGMMA_DEFAULT) && a === 2 && segmentsWhole && (forward ? eightCodesAWord : wordPairs);
+  const columns = pipelined ? 2 * mmaSyncColumns : mmaSyncColumns;
+  // Blocks of 128 tokens leave their mma.sync body's accumulator rows unpadded so the block stays
+  // within 48 KB of static shared memory.
+  const rows = forward || pipelined ? 128 : 64, accumulatorPad = rows === 128 ? 0 : 4;
+  const warpsAlongRows = rows / 32;
   const sharedBytes =
     rows * (reduceChunk + activationPad) * a + // activation tile
     reduceChunk * (mmaSyncColumns + activationPad) * a + // dequantized weight tile
     rows * (mmaSyncColumns + accumulatorPad) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
-  // The pipelined wgmma body (see CudaWarpgroupMma) takes blocks of 128 columns: each x (dy) tile
-  // then serves twice the weight columns, halving the activation reads through L2 (which bounded
-  // the 64-column pipelined blocks: L2 82 % busy, DRAM 4 %).
-  const pipelined = (options.wgmma ?? WGMMA_DEFAULT) && a === 2 && segmentsWhole && (forward ? eightCodesAWord : wordPairs);
-  const columns = pipelined ? 2 * mmaSyncColumns : mmaSyncColumns;
   return {
     minTokens: TENSOR_CORE_MIN_TOKENS,
     blockRows: rows, blockColumns: columns, mmaSyncColumns, reduceChunk, chunksPerGroup,

@@ -126,16 +126,17 @@ describe('CUDA emitter', () => {
     const tc = backward.kernel.cuda.tensorCore!;
     // K = outputs in chunks of 32: the same descriptor offsets as a 32-deep forward chunk.
     expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 128, 16], leadingByteOffset: 128, strideByteOffset: (tc.reduceChunk / 8) * 128 });
-    // Pipelined (N % 8 == 0, 4-bit codes, group 16): 128-input blocks, 3 dy stages and 2 W-hat^T
-    // stages, dx stored from registers (no accumulator tile).
-    expect(tc.wgmma).toMatchObject({ activationStages: 3, weightStages: 2 });
-    expect(tc.wgmma!.sharedBytes).toBe(3 * 64 * 32 * 2 + 2 * 128 * 32 * 2);
+    // Pipelined (N % 8 == 0, 4-bit codes, group 16): blocks of 128 tokens (two warpgroups) x 128
+    // inputs, 3 dy stages and 2 W-hat^T stages, dx stored from registers (no accumulator tile).
+    expect(tc.wgmma).toMatchObject({ activationStages: 3, weightStages: 2, warpgroups: 2 });
+    expect(tc).toMatchObject({ blockRows: 128, blockColumns: 128, threads: 256 });
+    expect(tc.wgmma!.sharedBytes).toBe(3 * 128 * 32 * 2 + 2 * 128 * 32 * 2);
     expect(backward.source).toContain('warpgroupWait<0>();');
     expect(backward.source).toContain('waitForAsyncCopiesBut<1>();');
     expect(backward.source).toContain('wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16');
     expect(backward.source).toContain('accumulate, 1, 1, 0, 0;'); // imm-trans-a = imm-trans-b = 0
     expect(backward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
-    expect(backward.source).toContain('//   sm_90a: wgmma.mma_async m64n128k16 instead (one warpgroup a block), dy and W-hat^T tiles');
+    expect(backward.source).toContain('//   sm_90a: wgmma.mma_async m64n128k16 instead (2 warpgroups a block), dy and W-hat^T tiles');
     expect(backward.kernelSymbols).toHaveLength(2);
     const tensorCoreLaunch = backward.kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))!;
     expect(tensorCoreLaunch.sharedBytes).toBe(Math.max(tc.sharedBytes, tc.wgmma!.sharedBytes));
