@@ -2235,7 +2235,7 @@ export const cudaForwardK5120N5120B4G64QaloraR32MeanBf16: CudaKernel<CudaForward
   launchers: ['forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2316,7 +2316,7 @@ export const cudaBackwardDataK5120N5120B4G64UnpoolMeanBf16: CudaKernel<CudaBackw
   launchers: ['backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2520,7 +2520,7 @@ export const cudaForwardK5120N13824B4G64QaloraR32MeanBf16: CudaKernel<CudaForwar
   launchers: ['forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2601,7 +2601,7 @@ export const cudaBackwardDataK5120N13824B4G64UnpoolMeanBf16: CudaKernel<CudaBack
   launchers: ['backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2805,7 +2805,7 @@ export const cudaForwardK13824N5120B8G128QaloraR64MeanBf16: CudaKernel<CudaForwa
   launchers: ['forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2886,7 +2886,7 @@ export const cudaBackwardDataK13824N5120B8G128UnpoolMeanBf16: CudaKernel<CudaBac
   launchers: ['backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -3510,7 +3510,7 @@ export const cudaForwardK5120N5120B2G32QaloraR32MeanBf16: CudaKernel<CudaForward
   launchers: ['forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3591,7 +3591,7 @@ export const cudaBackwardDataK5120N5120B2G32UnpoolMeanBf16: CudaKernel<CudaBackw
   launchers: ['backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -3795,7 +3795,7 @@ export const cudaForwardK5120N13824B2G32QaloraR32MeanBf16: CudaKernel<CudaForwar
   launchers: ['forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3876,7 +3876,7 @@ export const cudaBackwardDataK5120N13824B2G32UnpoolMeanBf16: CudaKernel<CudaBack
   launchers: ['backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
