@@ -2,16 +2,18 @@
 //
 // The shared IR gives every kernel a portable tiling (16×16 tiles, one thread per element),
 // which the CUDA backend keeps as its path for small batches. This pass adds, per kernel:
-//   - tensor-core tiles for the matmuls once T ≥ 64 (forward, backward_data): 64×64 output
-//     blocks, 4 warps of 32×32, each warp 2×2 fragments of 16×16×16 through nvcuda::wmma,
+//   - tensor-core tiles for the matmuls once T ≥ 64 (forward, backward_data): blocks of 64 or
+//     128 tokens × 64 columns of warps with 2×2 fragments of 16×16×16 through nvcuda::wmma,
 //     which lowers to mma.sync; fp16/bf16 operands, fp32 accumulators; the activation tile
 //     staged with cp.async when every 16-byte segment is either wholly inside the reduction
 //     range or wholly outside it;
 //   - on sm_90a, the tensor-core variants (forward and backward_data) through wgmma instead
-//     (`wgmma` below): the same 64×64 block is one warpgroup issuing wgmma.mma_async m64n64k16,
-//     both operands read
-//     by the tensor cores from shared memory in the K-major, unswizzled core-matrix layout
-//     (the descriptor offsets are decided here), fp32 accumulators in registers. The same
+//     (`wgmma` below): a warpgroup per 64 tokens issuing wgmma.mma_async m64nNk16, both
+//     operands read by the tensor cores from shared memory in the K-major, unswizzled
+//     core-matrix layout (the descriptor offsets are decided here), fp32 accumulators in
+//     registers; where the activation tile is staged by cp.async and codes are read a word at a
+//     time the body is pipelined (3 + 2 shared stages) over blocks of 128 × 128, and the
+//     mma.sync body runs its 64-column tile once per half of the block. The same
 //     extern "C" kernel carries both bodies and the preprocessor picks one per target: the
 //     sm_80 SASS and the compute_90 PTX (JIT for later GPUs) keep mma.sync, so block shape,
 //     grid and launcher are the same on every arch;
