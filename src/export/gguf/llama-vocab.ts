@@ -9,6 +9,7 @@
 // The converter also reads tokenizer_config.json from the model folder (add_bos_token,
 // add_eos_token, added_tokens_decoder, add_prefix_space): here that is the checkpoint folder's.
 import { tokenizerFormat } from '../../model/read-tokenizer.ts';
+import { readSentencePieceProto } from '../../model/sentencepiece-model.ts';
 import { TokenizerError } from '../../model/tokenizer.ts';
 import { hfJsonPieces, hfJsonVocabulary } from './vocab-hf-json.ts';
 import { llama2cVocabulary } from './vocab-llama2c.ts';
@@ -43,14 +44,14 @@ export function ggufVocabulary(tokenizer: { readonly name: string; readonly byte
     case 'hf': {
       const model = checkpointFiles?.get('tokenizer.model');
       if (model) {
-        const fromModel = sentencePieceVocabulary(model, 'tokenizer.model of the checkpoint folder', vocabSize, config);
-        const pieces = hfJsonPieces(tokenizer.bytes, tokenizer.name);
-        const differs = pieces.findIndex((piece, id) => piece !== fromModel.tokens[id]);
-        if (differs < 0) return { vocabulary: fromModel, notices: [] };
-        const vocabulary = hfJsonVocabulary(tokenizer.bytes, tokenizer.name, vocabSize, config);
+        const folderModel = 'tokenizer.model of the checkpoint folder';
+        const ours = hfJsonPieces(tokenizer.bytes, tokenizer.name);
+        const theirs = readSentencePieceProto(model, folderModel).pieces.map((piece) => Buffer.from(piece, 'latin1').toString('utf8'));
+        const differs = Array.from({ length: Math.max(ours.length, theirs.length) }, (_, id) => id).find((id) => ours[id] !== theirs[id]);
+        if (differs === undefined) return { vocabulary: sentencePieceVocabulary(model, folderModel, vocabSize, config), notices: [] };
         return {
-          vocabulary,
-          notices: [`notice: the checkpoint folder's tokenizer.model is not the merged model's ${tokenizer.name} (piece ${differs}: ${JSON.stringify(fromModel.tokens[differs])} against ${JSON.stringify(pieces[differs])}): the GGUF vocabulary is built from ${tokenizer.name}`],
+          vocabulary: hfJsonVocabulary(tokenizer.bytes, tokenizer.name, vocabSize, config),
+          notices: [`notice: the checkpoint folder's tokenizer.model is not the merged model's ${tokenizer.name} (piece ${differs}: ${JSON.stringify(theirs[differs] ?? null)} where it has ${JSON.stringify(ours[differs] ?? null)}): the GGUF vocabulary is built from ${tokenizer.name}`],
         };
       }
       return { vocabulary: hfJsonVocabulary(tokenizer.bytes, tokenizer.name, vocabSize, config), notices: [] };
