@@ -9,6 +9,10 @@
 // dequantized as F32 — exactly the float32 weights qalc itself runs — with a notice, or refused
 // under `strict`. Embeddings and norms are F32, as in the reference.
 //
+// The vocabulary is the merged model's tokenizer as llama.cpp's converters write it (llama-vocab.ts:
+// llama2.c, SentencePiece or a LLaMA tokenizer.json); a vocabulary that is not llama2.c's adds the
+// keys convert_hf_to_gguf.py writes for it (tokenizer.ggml.pre, add_bos_token, …).
+//
 // The metadata is serialized by @huggingface/gguf; the tensor infos and data, which it does not
 // write, are written here, streamed to the file one tensor at a time.
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
