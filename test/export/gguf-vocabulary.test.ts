@@ -68,6 +68,13 @@ describe('a Hugging Face folder\'s model in GGUF', () => {
     for (const key of ARRAYS) expect(gguf.metadata[key]!.value, key).toEqual(reference.metadata[key]!.value);
   });
 
+  it('from a spec\'s SentencePiece tokenizer (tok512.model): the same arrays', async () => {
+    const merged = { ...source.merged, tokenizer: { name: 'tok512.model', bytes: new Uint8Array(readFileSync(sharedFile('models/stories260K/tok512.model'))) } };
+    const { gguf, notices } = await exported('gguf-tok512-model', { description: 'test', merged });
+    expect(notices.join('\n')).toContain('vocabulary: the SentencePiece model tok512.model (512 pieces)');
+    for (const key of ARRAYS) expect(gguf.metadata[key]!.value, key).toEqual(reference.metadata[key]!.value);
+  });
+
   it('writes add_bos_token and add_eos_token where tokenizer_config.json sets them, as the converter does', async () => {
     const config = { ...JSON.parse(readFileSync(join(HF_DIR, 'tokenizer_config.json'), 'utf8')), add_bos_token: true, add_eos_token: false };
     const files = new Map(source.checkpointFiles);
