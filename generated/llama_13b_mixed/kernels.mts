@@ -2235,7 +2235,7 @@ export const cudaForwardK5120N5120B4G64QaloraR32MeanBf16: CudaKernel<CudaForward
   launchers: ['forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2316,7 +2316,7 @@ export const cudaBackwardDataK5120N5120B4G64UnpoolMeanBf16: CudaKernel<CudaBackw
   launchers: ['backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n5120_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2358,8 +2358,8 @@ export const cudaAdapterGradL80N5120R32Bf16: CudaKernel<CudaAdapterGradL80N5120R
   },
   launchers: ['adapter_grad_l80_n5120_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l80_n5120_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 5120) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l80_n5120_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 3, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -2520,7 +2520,7 @@ export const cudaForwardK5120N13824B4G64QaloraR32MeanBf16: CudaKernel<CudaForwar
   launchers: ['forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2601,7 +2601,7 @@ export const cudaBackwardDataK5120N13824B4G64UnpoolMeanBf16: CudaKernel<CudaBack
   launchers: ['backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n13824_b4_g64_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2643,8 +2643,8 @@ export const cudaAdapterGradL80N13824R32Bf16: CudaKernel<CudaAdapterGradL80N1382
   },
   launchers: ['adapter_grad_l80_n13824_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l80_n13824_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 13824) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l80_n13824_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 3, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -2805,7 +2805,7 @@ export const cudaForwardK13824N5120B8G128QaloraR64MeanBf16: CudaKernel<CudaForwa
   launchers: ['forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2886,7 +2886,7 @@ export const cudaBackwardDataK13824N5120B8G128UnpoolMeanBf16: CudaKernel<CudaBac
   launchers: ['backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2928,8 +2928,8 @@ export const cudaAdapterGradL108N5120R64Bf16: CudaKernel<CudaAdapterGradL108N512
   },
   launchers: ['adapter_grad_l108_n5120_r64_bf16__adapterOutputGrads__launch', 'adapter_grad_l108_n5120_r64_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 327680) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((108 * tokens + 6912) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 5120) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l108_n5120_r64_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 4, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -3510,7 +3510,7 @@ export const cudaForwardK5120N5120B2G32QaloraR32MeanBf16: CudaKernel<CudaForward
   launchers: ['forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3591,7 +3591,7 @@ export const cudaBackwardDataK5120N5120B2G32UnpoolMeanBf16: CudaKernel<CudaBackw
   launchers: ['backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n5120_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -3633,8 +3633,8 @@ export const cudaAdapterGradL160N5120R32Bf16: CudaKernel<CudaAdapterGradL160N512
   },
   launchers: ['adapter_grad_l160_n5120_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l160_n5120_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 5120) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l160_n5120_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 5, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -3795,7 +3795,7 @@ export const cudaForwardK5120N13824B2G32QaloraR32MeanBf16: CudaKernel<CudaForwar
   launchers: ['forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3876,7 +3876,7 @@ export const cudaBackwardDataK5120N13824B2G32UnpoolMeanBf16: CudaKernel<CudaBack
   launchers: ['backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k5120_n13824_b2_g32_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -3918,8 +3918,8 @@ export const cudaAdapterGradL160N13824R32Bf16: CudaKernel<CudaAdapterGradL160N13
   },
   launchers: ['adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads__launch', 'adapter_grad_l160_n13824_r32_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 13824) / 64), 1, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l160_n13824_r32_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 5, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 

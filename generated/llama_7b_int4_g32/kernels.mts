@@ -2144,7 +2144,7 @@ export const cudaForwardK4096N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<CudaF
   launchers: ['forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
     { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2228,7 +2228,7 @@ export const cudaBackwardDataK4096N4096B4G32UnpoolMeanF16: CudaKernel<CudaBackwa
   launchers: ['backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k4096_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2273,8 +2273,8 @@ export const cudaAdapterGradL128N4096R64DropoutF16: CudaKernel<CudaAdapterGradL1
   },
   launchers: ['adapter_grad_l128_n4096_r64_dropout_f16__adapterOutputGrads__launch', 'adapter_grad_l128_n4096_r64_dropout_f16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 4096) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l128_n4096_r64_dropout_f16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 4, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -2438,7 +2438,7 @@ export const cudaForwardK4096N11008B4G32QaloraR64MeanDropoutF16: CudaKernel<Cuda
   launchers: ['forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
     { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [86, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2522,7 +2522,7 @@ export const cudaBackwardDataK4096N11008B4G32UnpoolMeanF16: CudaKernel<CudaBackw
   launchers: ['backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k4096_n11008_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2567,8 +2567,8 @@ export const cudaAdapterGradL128N11008R64DropoutF16: CudaKernel<CudaAdapterGradL
   },
   launchers: ['adapter_grad_l128_n11008_r64_dropout_f16__adapterOutputGrads__launch', 'adapter_grad_l128_n11008_r64_dropout_f16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 704512) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((128 * tokens + 8192) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 11008) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l128_n11008_r64_dropout_f16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 4, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 
@@ -2732,7 +2732,7 @@ export const cudaForwardK11008N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<Cuda
   launchers: ['forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
     { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [64, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2816,7 +2816,7 @@ export const cudaBackwardDataK11008N4096B4G32UnpoolMeanF16: CudaKernel<CudaBackw
   launchers: ['backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [172, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k11008_n4096_b4_g32_unpool_mean_f16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [86, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -2861,8 +2861,8 @@ export const cudaAdapterGradL344N4096R64DropoutF16: CudaKernel<CudaAdapterGradL3
   },
   launchers: ['adapter_grad_l344_n4096_r64_dropout_f16__adapterOutputGrads__launch', 'adapter_grad_l344_n4096_r64_dropout_f16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((64 * tokens + 262144) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((344 * tokens + 22016) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 4096) / 64), 2, 1] as const, sharedBytes: 23552, prologue: null },
+    { symbol: 'adapter_grad_l344_n4096_r64_dropout_f16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 128) / 64), 11, 1] as const, sharedBytes: 23552, prologue: null },
   ],
 };
 

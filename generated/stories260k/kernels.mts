@@ -1464,7 +1464,7 @@ export const cudaBackwardDataK64N64B4G16UnpoolMeanBf16: CudaKernel<CudaBackwardD
   launchers: ['backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k64_n64_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -1506,8 +1506,8 @@ export const cudaAdapterGradL4N64R4Bf16: CudaKernel<CudaAdapterGradL4N64R4Bf16Bu
   },
   launchers: ['adapter_grad_l4_n64_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n64_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 256) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
+    { symbol: 'adapter_grad_l4_n64_r4_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
   ],
 };
 
@@ -1749,7 +1749,7 @@ export const cudaBackwardDataK64N32B4G16UnpoolMeanBf16: CudaKernel<CudaBackwardD
   launchers: ['backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData__launch'],
   launches: [
     { symbol: 'backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardData', entryPoint: 'backwardData', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2048, prologue: null },
-    { symbol: 'backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 64), 1] as const, sharedBytes: 27136, prologue: null },
+    { symbol: 'backward_data_k64_n32_b4_g16_unpool_mean_bf16__backwardDataTensorCore', entryPoint: 'backwardData', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: null },
   ],
 };
 
@@ -1791,8 +1791,8 @@ export const cudaAdapterGradL4N32R4Bf16: CudaKernel<CudaAdapterGradL4N32R4Bf16Bu
   },
   launchers: ['adapter_grad_l4_n32_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n32_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 128) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
+    { symbol: 'adapter_grad_l4_n32_r4_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
   ],
 };
 
@@ -1953,7 +1953,7 @@ export const cudaForwardK64N172B4G16QaloraR4MeanBf16: CudaKernel<CudaForwardK64N
   launchers: ['forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
-    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [3, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
+    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [2, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2076,8 +2076,8 @@ export const cudaAdapterGradL4N172R4Bf16: CudaKernel<CudaAdapterGradL4N172R4Bf16
   },
   launchers: ['adapter_grad_l4_n172_r4_bf16__adapterOutputGrads__launch', 'adapter_grad_l4_n172_r4_bf16__adapterInputGrads__launch'],
   launches: [
-    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterOutputGrads', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 688) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterInputGrads', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [64, 1, 1], grid: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterOutputGradsTensorCore', entryPoint: 'adapterOutputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 192) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
+    { symbol: 'adapter_grad_l4_n172_r4_bf16__adapterInputGradsTensorCore', entryPoint: 'adapterInputGrads', minTokens: 1, maxTokens: null, block: [128, 1, 1], grid: (tokens: number) => [Math.ceil((tokens + 64) / 64), 1, 1] as const, sharedBytes: 17408, prologue: null },
   ],
 };
 

@@ -134,7 +134,7 @@ export const EXPORT_FORMATS: readonly ExportFormat[] = [
     name: 'gguf', specNames: ['gguf'], needs: 'merged',
     summary: 'GGUF for llama.cpp: 4-bit layers with groups of 32·n as Q4_1 (exact up to fp16 d and m), other layers dequantized F32 with a notice (or refused with --strict)',
     write: (dir, source, options) => {
-      const result = writeGguf(join(dir, 'model.gguf'), source.merged, options);
+      const result = writeGguf(join(dir, 'model.gguf'), source.merged, options, source.checkpointFiles);
       const q4 = result.layers.filter((l) => l.type === 'Q4_1');
       const maxAbsWeightError = Math.max(0, ...q4.map((l) => l.maxAbsWeightError));
       return {

@@ -54,8 +54,30 @@ function fields(bytes: Uint8Array): Field[] {
 const NORMAL = 1, USER_DEFINED = 4;
 const MODEL_TYPES = ['', 'Unigram', 'BPE', 'word', 'char'];
 
-export function parseSentencePieceModel(bytes: Uint8Array, path: string): ScoredBpeTokenizer {
-  const notAModel = `not a SentencePiece model (a protobuf ModelProto); qalc reads llama2.c tokenizer.bin, SentencePiece .model and Hugging Face tokenizer.json`;
+/** The fields of a SentencePiece model that its readers need, as the file holds them. */
+export interface SentencePieceProto {
+  /** Pieces as stored: a space is U+2581 '▁', in the binary (latin1) string of its UTF-8 bytes. */
+  readonly pieces: readonly string[];
+  readonly scores: readonly number[];
+  /** SentencePiece's piece types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte. */
+  readonly types: readonly number[];
+  /** 1 Unigram, 2 BPE, 3 word, 4 char. */
+  readonly modelType: number;
+  readonly modelTypeName: string;
+  readonly unk: number;
+  readonly bos: number;
+  readonly eos: number;
+  readonly normalization: string;
+  readonly addDummyPrefix: boolean;
+  readonly removeExtraWhitespaces: boolean;
+  readonly treatWhitespaceAsSuffix: boolean;
+}
+
+export const NOT_A_SENTENCEPIECE_MODEL = `not a SentencePiece model (a protobuf ModelProto); qalc reads llama2.c tokenizer.bin, SentencePiece .model and Hugging Face tokenizer.json`;
+
+/** A SentencePiece model file's pieces and settings, whatever its model type. */
+export function readSentencePieceProto(bytes: Uint8Array, path: string): SentencePieceProto {
+  const notAModel = NOT_A_SENTENCEPIECE_MODEL;
   try {
     const model = fields(bytes);
     const pieces: string[] = [];
@@ -74,8 +96,7 @@ export function parseSentencePieceModel(bytes: Uint8Array, path: string): Scored
           else if (p.field === 3 && p.varint !== undefined) type = p.varint;
         }
         if (piece === undefined) throw new TokenizerError(path, `piece ${pieces.length} has no text: ${notAModel}`);
-        // SentencePiece writes a space as U+2581 '▁' (bytes e2 96 81); run.c's pieces use ' '.
-        pieces.push(piece.replaceAll('\xe2\x96\x81', ' '));
+        pieces.push(piece);
         scores.push(score);
         types.push(type);
       } else if (f.field === 2 && f.bytes) for (const t of fields(f.bytes)) trainer.set(t.field, t);
@@ -83,34 +104,47 @@ export function parseSentencePieceModel(bytes: Uint8Array, path: string): Scored
     }
     if (pieces.length < 3) throw new TokenizerError(path, `${pieces.length} pieces: ${notAModel}`);
     const modelType = trainer.get(3)?.varint ?? 1;
-    if (modelType !== 2) {
-      throw new TokenizerError(path, `a SentencePiece ${MODEL_TYPES[modelType] ?? `type ${modelType}`} model: qalc's SentencePiece reader encodes BPE models only; ` +
-        `give the tokenizer.json that transformers converts from it (tokenizer = "…/tokenizer.json")`);
-    }
     const rule = normalizer.get(1)?.bytes;
-    const ruleName = rule ? new TextDecoder().decode(rule) : 'nmt_nfkc';
-    if (ruleName !== 'identity') {
-      throw new TokenizerError(path, `normalization rule '${ruleName}': qalc's SentencePiece reader has the identity rule only; give the model's tokenizer.json instead`);
-    }
-    if (trainer.get(24)?.varint) throw new TokenizerError(path, `treat_whitespace_as_suffix is set: qalc's SentencePiece reader puts the space before a word, as LLaMA's do; give the model's tokenizer.json instead`);
     const id = (field: number, fallback: number, what: string): number => {
       const value = trainer.get(field)?.varint ?? fallback;
       if (value >= pieces.length) throw new TokenizerError(path, `${what} ${value} is outside its ${pieces.length} pieces`);
       return value;
     };
-    return new ScoredBpeTokenizer({
-      pieces,
-      scores: Float32Array.from(scores),
-      unk: id(40, 0, 'unk_id'),
-      bos: id(41, 1, 'bos_id'),
-      eos: id(42, 2, 'eos_id'),
-      matchable: (i) => types[i] === NORMAL || types[i] === USER_DEFINED,
+    return {
+      pieces, scores, types, modelType, modelTypeName: MODEL_TYPES[modelType] ?? `type ${modelType}`,
+      unk: id(40, 0, 'unk_id'), bos: id(41, 1, 'bos_id'), eos: id(42, 2, 'eos_id'),
+      normalization: rule ? new TextDecoder().decode(rule) : 'nmt_nfkc',
       addDummyPrefix: (normalizer.get(3)?.varint ?? 1) !== 0,
       removeExtraWhitespaces: (normalizer.get(4)?.varint ?? 1) !== 0,
-      fingerprint: Buffer.concat([Buffer.from('sentencepiece-bpe-v1\0'), bytes]),
-    });
+      treatWhitespaceAsSuffix: Boolean(trainer.get(24)?.varint),
+    };
   } catch (e) {
     if (e instanceof Truncated) throw new TokenizerError(path, `the file ends inside a protobuf field: ${notAModel}`);
     throw e;
   }
+}
+
+export function parseSentencePieceModel(bytes: Uint8Array, path: string): ScoredBpeTokenizer {
+  const model = readSentencePieceProto(bytes, path);
+  if (model.modelType !== 2) {
+    throw new TokenizerError(path, `a SentencePiece ${model.modelTypeName} model: qalc's SentencePiece reader encodes BPE models only; ` +
+      `give the tokenizer.json that transformers converts from it (tokenizer = "…/tokenizer.json")`);
+  }
+  if (model.normalization !== 'identity') {
+    throw new TokenizerError(path, `normalization rule '${model.normalization}': qalc's SentencePiece reader has the identity rule only; give the model's tokenizer.json instead`);
+  }
+  if (model.treatWhitespaceAsSuffix) throw new TokenizerError(path, `treat_whitespace_as_suffix is set: qalc's SentencePiece reader puts the space before a word, as LLaMA's do; give the model's tokenizer.json instead`);
+  const { types } = model;
+  return new ScoredBpeTokenizer({
+    // SentencePiece writes a space as U+2581 '▁' (bytes e2 96 81); run.c's pieces use ' '.
+    pieces: model.pieces.map((piece) => piece.replaceAll('\xe2\x96\x81', ' ')),
+    scores: Float32Array.from(model.scores),
+    unk: model.unk,
+    bos: model.bos,
+    eos: model.eos,
+    matchable: (i) => types[i] === NORMAL || types[i] === USER_DEFINED,
+    addDummyPrefix: model.addDummyPrefix,
+    removeExtraWhitespaces: model.removeExtraWhitespaces,
+    fingerprint: Buffer.concat([Buffer.from('sentencepiece-bpe-v1\0'), bytes]),
+  });
 }

@@ -9,7 +9,7 @@ import type { Plan } from '../../src/plan/plan.ts';
 import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
 import { Progress } from '../../src/train/progress.ts';
 import { train } from '../../src/train/trainer.ts';
-import { STORIES260K, TINY_SHAKESPEARE, TOK512 } from '../train/tiny-model.ts';
+import { sharedFile, STORIES260K, TINY_SHAKESPEARE, TOK512 } from '../train/tiny-model.ts';
 
 export interface TrainedRun {
   readonly work: string;
@@ -21,11 +21,15 @@ export interface TrainedRun {
 
 export const { ops } = cpuBackend();
 
-export function specText(data: string, { group = 32, downGroup = 43, steps = 4, extra = '' } = {}): string {
+/** The model block's settings: stories260K.bin with tok512.bin unless told otherwise. */
+export const LLAMA2C_MODEL = `checkpoint = "${STORIES260K}"\n  tokenizer = "${TOK512}"`;
+/** stories260K as a Hugging Face folder: its tokenizer is the folder's (tokenizer.json). */
+export const HF_MODEL = `checkpoint = "${sharedFile('models/stories260K-hf')}"`;
+
+export function specText(data: string, { group = 32, downGroup = 43, steps = 4, extra = '', model = LLAMA2C_MODEL } = {}): string {
   return `spec exported
 model {
-  checkpoint = "${STORIES260K}"
-  tokenizer = "${TOK512}"
+  ${model}
 }
 quant { bits = 4  group = ${group} }
 override proj down { group = ${downGroup} }

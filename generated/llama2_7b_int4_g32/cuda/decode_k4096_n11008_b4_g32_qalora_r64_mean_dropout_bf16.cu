@@ -121,6 +121,12 @@ __device__ inline void waitForAsyncCopies() {
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
+// Pipelined staging: one commit group per chunk; wait until at most PENDING groups (the newest)
+// are still in flight.
+__device__ inline void commitAsyncCopies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <uint32_t PENDING>
+__device__ inline void waitForAsyncCopiesBut() { asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory"); }
+
 }  // namespace qalc_decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16
 
 using namespace qalc_decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16;

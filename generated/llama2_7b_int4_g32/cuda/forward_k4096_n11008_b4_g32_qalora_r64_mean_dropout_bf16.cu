@@ -14,9 +14,9 @@
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [512, 11008], 4-bit codes, lowest input in the lowest bits; scales and zeros [128, 11008]
 //   portable tiles: 16 tokens x 16 outputs, reduction chunks of 16 (2 per group, never crossing one)
-//   tensor cores for T >= 64: 128 x 64 blocks, 4 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32 (1 per group)
+//   tensor cores for T >= 64: 128 x 128 blocks, 4 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32 (1 per group)
 //     activation tile staged by cp.async, 47616 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n64k16 instead (2 warpgroups a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 47104 bytes of shared memory;
+//   sm_90a: wgmma.mma_async m64n128k16 instead (2 warpgroups a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 40960 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   fused: pooled input summed from the x tiles already loaded (factor 0.03125), saved as pooledInput
 //   adapter: portable and decode paths accumulate v = drop(u) * A per group and add adapterScale * v * B; tensor cores: u and v once per token (prologue kernel), then 2 more reduction chunk(s) of [x | v] . [W-hat ; adapterScale * B]; v saved as adapterActivation
@@ -38,7 +38,7 @@
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
 //   forward: forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forward, block (16, 16, 1), grid (ceil(11008 / 16), ceil(T / 16), 1), T <= 63
-//   forward: forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore, block (256, 1, 1), grid (ceil(11008 / 64), ceil(T / 128), 1), T >= 64
+//   forward: forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forwardTensorCore, block (256, 1, 1), grid (ceil(11008 / 128), ceil(T / 128), 1), T >= 64
 //   host launchers: forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__forward__launch
 
 #include <cstdint>
@@ -73,7 +73,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t CHUNKS_PER_GROUP = 2u;
 [[maybe_unused]] constexpr uint32_t TC_MIN_TOKENS = 64u;
 [[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 128u;
-[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 64u;
+[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_REDUCE_CHUNK = 32u;
 [[maybe_unused]] constexpr uint32_t TC_CHUNKS_PER_GROUP = 1u;
 [[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 4u;
@@ -87,12 +87,16 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_TOKENS = 8u;
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
-[[maybe_unused]] constexpr uint32_t WGMMA_N = 64u;
+[[maybe_unused]] constexpr uint32_t WGMMA_N = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_K = 16u;
 [[maybe_unused]] constexpr uint32_t WGMMA_LEADING_BYTE_OFFSET = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 512u;
 [[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 2u;
 [[maybe_unused]] constexpr uint32_t WGMMA_ACCUMULATOR_PAD = 4u;
+[[maybe_unused]] constexpr uint32_t TC_INPUT_STAGES = 3u;
+[[maybe_unused]] constexpr uint32_t TC_WEIGHT_STAGES = 2u;
+[[maybe_unused]] constexpr uint32_t TC_GRID_COLUMNS = 128u;
+[[maybe_unused]] constexpr uint32_t TC_MMA_SYNC_COLUMNS = 64u;
 
 // s[k, o]: [128, 11008], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -137,6 +141,12 @@ __device__ inline void waitForAsyncCopies() {
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
+// Pipelined staging: one commit group per chunk; wait until at most PENDING groups (the newest)
+// are still in flight.
+__device__ inline void commitAsyncCopies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <uint32_t PENDING>
+__device__ inline void waitForAsyncCopiesBut() { asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory"); }
+
 // sm_90a only: wgmma needs the arch-specific target (compute_90a), which defines
 // __CUDA_ARCH_FEAT_SM90_ALL. QALC_WGMMA picks the warpgroup body there; the sm_80
 // SASS and the compute_90 PTX (JIT for later GPUs) compile the mma.sync body of the same kernel.
@@ -169,9 +179,9 @@ __device__ __forceinline__ uint64_t sharedMatrixDescriptor(const void* tile) {
 
 // Register order of the asm below against wgmma's own: the accumulator registers must not be
 // read or written by other instructions while a wgmma that uses them is in flight.
-__device__ __forceinline__ void fenceAccumulators(float (&d)[32]) {
+__device__ __forceinline__ void fenceAccumulators(float (&d)[64]) {
 #pragma unroll
-  for (uint32_t i = 0u; i < 32u; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (uint32_t i = 0u; i < 64u; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 // d += A * B over WGMMA_K reduction elements: A (WGMMA_M x WGMMA_K) and B (WGMMA_K x WGMMA_N)
@@ -180,20 +190,24 @@ __device__ __forceinline__ void fenceAccumulators(float (&d)[32]) {
 // WGMMA_M x WGMMA_N accumulator: warp w of the warpgroup holds rows 16w .. 16w + 15; for the
 // n-th 8-column block, d[4n + 0, 1] are row 16w + lane / 4, columns 8n + 2 (lane % 4) + 0, 1,
 // and d[4n + 2, 3] the same columns 8 rows further down.
-__device__ __forceinline__ void warpgroupMma(float (&d)[32], uint64_t a, uint64_t b) {
+__device__ __forceinline__ void warpgroupMma(float (&d)[64], uint64_t a, uint64_t b) {
   asm volatile(
       "{\n"
       ".reg .pred accumulate;\n"
-      "setp.ne.b32 accumulate, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, accumulate, 1, 1, 0, 0;\n"
+      "setp.ne.b32 accumulate, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, accumulate, 1, 1, 0, 0;\n"
       "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(a), "l"(b), "r"(1)
       : "memory");
 }
 
 __device__ __forceinline__ void warpgroupArrive() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void warpgroupCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most PENDING committed wgmma groups of this warpgroup are still in flight.
+template <uint32_t PENDING>
+__device__ __forceinline__ void warpgroupWait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory"); }
 __device__ __forceinline__ void warpgroupCommitAndWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
@@ -389,6 +403,169 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k4096_n11008_b4
     unsigned tokens,
     float adapterScale) {
 #if QALC_WGMMA
+  // Pipelined wgmma body (v4): one chunk index over the weight's groups' chunks and then
+  // the adapter's; chunk c's wgmma runs while the threads dequantize chunk c + 1 (its packed
+  // words loaded during chunk c - 1) into the other W-hat stage, load chunk c + 2's words into
+  // registers and start chunk c + 2's x copy into the third x stage; one barrier a chunk. The
+  // accumulators go straight from registers to y (no shared accumulator tile).
+  __shared__ __align__(128) Activation inputTiles[TC_INPUT_STAGES][TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
+  __shared__ __align__(128) Activation weightTiles[TC_WEIGHT_STAGES][TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
+  const float* __restrict__ adapterB = adapterBOf(adapterWeights);
+  const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
+  const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
+  const uint32_t thread = threadIdx.x;
+  const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
+  const uint32_t firstColumn = blockIdx.x * TC_BLOCK_COLUMNS;
+  const uint32_t dequantizeColumn = thread % TC_BLOCK_COLUMNS;
+  const uint32_t outputColumn = firstColumn + dequantizeColumn;
+  const bool columnInRange = outputColumn < OUT_FEATURES;
+  constexpr uint32_t WEIGHT_CHUNKS = GROUPS * TC_CHUNKS_PER_GROUP;
+  constexpr uint32_t CHUNKS = WEIGHT_CHUNKS + TC_ADAPTER_CHUNKS;
+  // 8-input blocks of the W-hat tile a thread dequantizes (each one 16-byte core-matrix row).
+  constexpr uint32_t BLOCKS_PER_THREAD = ((TC_REDUCE_CHUNK / 8u) * TC_BLOCK_COLUMNS + TC_THREADS - 1u) / TC_THREADS;
+  float accumulators[64];
+#pragma unroll
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
+
+  // x tile of chunk c (v for the adapter's chunks): 16-byte segments of 8 inputs, each one
+  // core-matrix row, wholly inside [chunkStart, groupEnd) and IN_FEATURES or wholly outside;
+  // one cp.async group a chunk (empty past the last).
+  auto copyInput = [&](uint32_t chunk) {
+    Activation* tile = inputTiles[chunk % TC_INPUT_STAGES];
+    if (chunk < WEIGHT_CHUNKS) {
+      const uint32_t groupStart = (chunk / TC_CHUNKS_PER_GROUP) * GROUP_SIZE;
+      const uint32_t chunkStart = groupStart + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK;
+      for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+        const uint32_t row = segment / (TC_REDUCE_CHUNK / 8u);
+        const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+        const uint32_t token = firstToken + row;
+        const uint32_t inputColumn = chunkStart + offset;
+        const bool valid = token < tokens && inputColumn < groupStart + GROUP_SIZE && inputColumn < IN_FEATURES;
+        copySegmentAsync(&tile[coreMatrixIndex(row, offset)], valid ? &input[token * IN_FEATURES + inputColumn] : input, valid ? 16u : 0u);
+      }
+    } else if (chunk < CHUNKS) {
+      // v (T x RANK, Activation), rank chunk chunk - WEIGHT_CHUNKS; 0 past RANK and T.
+      for (uint32_t element = thread; element < TC_BLOCK_ROWS * TC_REDUCE_CHUNK; element += TC_THREADS) {
+        const uint32_t row = element / TC_REDUCE_CHUNK;
+        const uint32_t offset = element % TC_REDUCE_CHUNK;
+        const uint32_t token = firstToken + row;
+        const uint32_t rankIndex = (chunk - WEIGHT_CHUNKS) * TC_REDUCE_CHUNK + offset;
+        tile[coreMatrixIndex(row, offset)] = token < tokens && rankIndex < RANK ? adapterActivation[token * RANK + rankIndex] : activationFromFloat(0.0f);
+      }
+    }
+    commitAsyncCopies();
+  };
+  // The packed word(s) of 8 consecutive inputs of column dequantizeColumn for each of the
+  // thread's blocks, with the column's group scale and zero; zeros past the group, N and the
+  // weight's chunks.
+  struct Codes { uint64_t bits; float scale; float zero; };
+  Codes codes[BLOCKS_PER_THREAD];
+  auto loadCodes = [&](uint32_t chunk) {
+#pragma unroll
+    for (uint32_t i = 0u; i < BLOCKS_PER_THREAD; ++i) {
+      const uint32_t block = thread / TC_BLOCK_COLUMNS + i * (TC_THREADS / TC_BLOCK_COLUMNS);
+      const uint32_t group = chunk / TC_CHUNKS_PER_GROUP;
+      const uint32_t firstRow = group * GROUP_SIZE + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK + block * 8u;
+      codes[i].bits = 0u;
+      codes[i].scale = 0.0f;
+      codes[i].zero = 0.0f;
+      if (chunk < WEIGHT_CHUNKS && block < TC_REDUCE_CHUNK / 8u && columnInRange && firstRow < group * GROUP_SIZE + GROUP_SIZE) {
+        const uint32_t firstBit = firstRow * BITS;
+        codes[i].bits = __ldg(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]) >> (firstBit % 32u);
+        if constexpr (BITS == 8u) codes[i].bits |= static_cast<uint64_t>(__ldg(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn])) << 32;
+        codes[i].scale = __ldg(&groupScales[group * OUT_FEATURES + outputColumn]);
+        codes[i].zero = __ldg(&groupZeros[group * OUT_FEATURES + outputColumn]);
+      }
+    }
+  };
+  // W-hat tile of chunk c, K-major: 8 consecutive inputs of column dequantizeColumn as one
+  // 16-byte core-matrix row; the adapter's chunks stage adapterScale * B instead.
+  auto dequantize = [&](uint32_t chunk) {
+    Activation* tile = weightTiles[chunk % TC_WEIGHT_STAGES];
+    if (chunk >= WEIGHT_CHUNKS) {
+      for (uint32_t element = thread; element < TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK; element += TC_THREADS) {
+        const uint32_t column = element % TC_BLOCK_COLUMNS;
+        const uint32_t offset = element / TC_BLOCK_COLUMNS;
+        const uint32_t rankIndex = (chunk - WEIGHT_CHUNKS) * TC_REDUCE_CHUNK + offset;
+        const uint32_t tileOutputColumn = firstColumn + column;
+        tile[coreMatrixIndex(column, offset)] = tileOutputColumn < OUT_FEATURES && rankIndex < RANK
+            ? activationFromFloat(adapterScale * __ldg(&adapterB[rankIndex * OUT_FEATURES + tileOutputColumn])) : activationFromFloat(0.0f);
+      }
+      return;
+    }
+#pragma unroll
+    for (uint32_t i = 0u; i < BLOCKS_PER_THREAD; ++i) {
+      const uint32_t block = thread / TC_BLOCK_COLUMNS + i * (TC_THREADS / TC_BLOCK_COLUMNS);
+      if ((TC_REDUCE_CHUNK / 8u) * TC_BLOCK_COLUMNS % TC_THREADS != 0u && block >= TC_REDUCE_CHUNK / 8u) continue;
+      uint32_t packed[4];
+#pragma unroll
+      for (uint32_t pair = 0u; pair < 4u; ++pair) {
+        const float first = codes[i].scale * (codeToFloat(static_cast<uint32_t>(codes[i].bits >> (pair * 2u * BITS)) & CODE_MASK) - codes[i].zero);
+        const float second = codes[i].scale * (codeToFloat(static_cast<uint32_t>(codes[i].bits >> ((pair * 2u + 1u) * BITS)) & CODE_MASK) - codes[i].zero);
+        packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(first))) |
+                       (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(second))) << 16);
+      }
+      *reinterpret_cast<uint4*>(&tile[coreMatrixIndex(dequantizeColumn, block * 8u)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
+  };
+
+  copyInput(0u);
+  copyInput(1u);
+  loadCodes(0u);
+  dequantize(0u);
+  loadCodes(1u);
+  waitForAsyncCopiesBut<1>();
+  fenceSharedForAsyncProxy();
+  __syncthreads();
+  for (uint32_t chunk = 0u; chunk < CHUNKS; ++chunk) {
+    warpgroupArrive();
+    fenceAccumulators(accumulators);
+    // Warpgroup w's A: its 64 rows, 64 * TC_REDUCE_CHUNK contiguous elements of the x tile.
+    const Activation* inputTile = &inputTiles[chunk % TC_INPUT_STAGES][(thread / 128u) * 64u * TC_REDUCE_CHUNK];
+    const Activation* weightTile = weightTiles[chunk % TC_WEIGHT_STAGES];
+#pragma unroll
+    for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
+      warpgroupMma(accumulators, sharedMatrixDescriptor(&inputTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
+    }
+    warpgroupCommit();
+    copyInput(chunk + 2u);
+    if (chunk + 1u < CHUNKS) dequantize(chunk + 1u);
+    loadCodes(chunk + 2u);
+    warpgroupWait<0>();
+    fenceAccumulators(accumulators);
+    waitForAsyncCopiesBut<1>();
+    fenceSharedForAsyncProxy();
+    __syncthreads();
+  }
+
+  // Epilogue from registers (wgmma's layout, see warpgroupMma): warp w of warpgroup g holds rows
+  // 64g + 16w + lane / 4 and 8 below, columns 8n + 2 (lane % 4) and the next of each 8-column block.
+  const uint32_t lane = thread % 32u;
+  const uint32_t row = (thread / 128u) * 64u + ((thread / 32u) % 4u) * 16u + lane / 4u;
+#pragma unroll
+  for (uint32_t n = 0u; n < WGMMA_N / 8u; ++n) {
+    const uint32_t column = firstColumn + n * 8u + (lane % 4u) * 2u;
+#pragma unroll
+    for (uint32_t half = 0u; half < 2u; ++half) {
+      const uint32_t token = firstToken + row + half * 8u;
+      if (token >= tokens) continue;
+      if (OUT_FEATURES % 2u == 0u && column < OUT_FEATURES) {
+        *reinterpret_cast<uint32_t*>(&output[token * OUT_FEATURES + column]) =
+            static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(accumulators[4u * n + 2u * half]))) |
+            (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(accumulators[4u * n + 2u * half + 1u]))) << 16);
+      } else {
+        if (column < OUT_FEATURES) output[token * OUT_FEATURES + column] = activationFromFloat(accumulators[4u * n + 2u * half]);
+        if (column + 1u < OUT_FEATURES) output[token * OUT_FEATURES + column + 1u] = activationFromFloat(accumulators[4u * n + 2u * half + 1u]);
+      }
+    }
+  }
+#else
+  // The mma.sync body (sm_80, compute_90 PTX) of the same TC_BLOCK_COLUMNS-wide block: its
+  // TC_MMA_SYNC_COLUMNS-wide tile, once per part of the block's columns.
+  for (uint32_t columnPart = 0u; columnPart < TC_BLOCK_COLUMNS / TC_MMA_SYNC_COLUMNS; ++columnPart) {
+  constexpr uint32_t TC_BLOCK_COLUMNS = TC_MMA_SYNC_COLUMNS;
+  __syncthreads();
+#if QALC_WGMMA
   __shared__ __align__(128) Activation inputTile[TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
   __shared__ __align__(128) Activation weightTile[TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
 #else
@@ -406,16 +583,16 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k4096_n11008_b4
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
   const uint32_t thread = threadIdx.x;
   const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
-  const uint32_t firstColumn = blockIdx.x * TC_BLOCK_COLUMNS;
+  const uint32_t firstColumn = blockIdx.x * TC_GRID_COLUMNS + columnPart * TC_BLOCK_COLUMNS;
   // The weight-tile column this thread dequantizes, and the first of its rows.
   const uint32_t dequantizeColumn = thread % TC_BLOCK_COLUMNS;
   const uint32_t outputColumn = firstColumn + dequantizeColumn;
   const bool columnInRange = outputColumn < OUT_FEATURES;
 
 #if QALC_WGMMA
-  float accumulators[32];
+  float accumulators[64];
 #pragma unroll
-  for (uint32_t i = 0u; i < 32u; ++i) accumulators[i] = 0.0f;
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
 #else
   const uint32_t warp = thread / 32u;
   const uint32_t warpRow = (warp / TC_WARPS_ALONG_COLUMNS) * TC_FRAGMENTS_PER_WARP_ROW * 16u;
@@ -604,6 +781,8 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k4096_n11008_b4
     float result = accumulatorTile[row][column];
     output[token * OUT_FEATURES + tileOutputColumn] = activationFromFloat(result);
   }
+  }
+#endif
 }
 
 // Host launchers: one per entry point, the same signature for every kernel qalc emits.
@@ -629,7 +808,7 @@ extern "C" cudaError_t forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16_
     return cudaGetLastError();
   }
   if (tokens >= 64u) {
-    const dim3 grid(172u, (tokens + 127u) / 128u, 1u);
+    const dim3 grid(86u, (tokens + 127u) / 128u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
     forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__adapterActivations<<<dim3((tokens + 7u) / 8u, 1u, 1u), dim3(256, 1, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),

@@ -30,14 +30,16 @@
 //       adapterBGrad [32, 13824] at element 5120
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   adapterOutputGrads: adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads, block (64, 1, 1), grid (ceil((32*T + 442368) / 64), 1, 1), any T
-//   adapterInputGrads: adapter_grad_l160_n13824_r32_bf16__adapterInputGrads, block (64, 1, 1), grid (ceil((160*T + 5120) / 64), 1, 1), any T
+//   adapterOutputGrads: adapter_grad_l160_n13824_r32_bf16__adapterOutputGradsTensorCore, block (128, 1, 1), grid (ceil((T + 13824) / 64), ceil(32 / 32), 1), any T
+//   adapterInputGrads: adapter_grad_l160_n13824_r32_bf16__adapterInputGradsTensorCore, block (128, 1, 1), grid (ceil((T + 64) / 64), ceil(160 / 32), 1), any T
 //   host launchers: adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads__launch, adapter_grad_l160_n13824_r32_bf16__adapterInputGrads__launch
 
 #include <cstdint>
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <mma.h>
+#include <type_traits>
 
 // Helpers and constants live in a namespace of their own, so several emitted files can be
 // linked into one program; only the extern "C" kernels and launchers are global.
@@ -53,6 +55,17 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t GROUPS = 160u;
 [[maybe_unused]] constexpr uint32_t RANK = 32u;
 [[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t AG_THREADS = 128u;
+[[maybe_unused]] constexpr uint32_t AG_ROWS = 64u;
+[[maybe_unused]] constexpr uint32_t AG_CHUNK = 64u;
+[[maybe_unused]] constexpr uint32_t AG_PAD = 8u;
+[[maybe_unused]] constexpr uint32_t AG_ACCUMULATOR_PAD = 4u;
+[[maybe_unused]] constexpr uint32_t AG_RANK_TILE = 32u;
+[[maybe_unused]] constexpr uint32_t AG_GROUP_TILE = 32u;
+[[maybe_unused]] constexpr uint32_t AG_WEIGHT_GRAD_BLOCKS = 216u;
+[[maybe_unused]] constexpr uint32_t AG_A_GRAD_BLOCKS = 1u;
+[[maybe_unused]] constexpr uint32_t AG_STAGING_FLOATS = 3584u;
+[[maybe_unused]] constexpr uint32_t AG_SHARED_FLOATS = 5888u;
 
 // A, L×r: [160, 32], elements 0.. of adapterWeights
 template <typename Element>
@@ -69,15 +82,168 @@ __device__ inline Element* adapterAGradOf(Element* adapterWeightGrads) { return 
 // dB, r×N: [32, 13824], elements 5120.. of adapterWeightGrads
 template <typename Element>
 __device__ inline Element* adapterBGradOf(Element* adapterWeightGrads) { return adapterWeightGrads + 5120u; }
+// adapter_grad's products on tensor cores (nvcuda::wmma, mma.sync m16n16k16 tiles with fp32
+// sums): a block of AG_THREADS threads (4 warps) computes AG_ROWS rows (16 a warp) of a column
+// tile, the reduction staged through shared memory AG_CHUNK deep and loaded into registers one
+// chunk ahead, so the next chunk's loads are in flight while the tensor cores multiply this one.
+namespace wmma = nvcuda::wmma;
+
+__device__ inline float asFloat(float value) { return value; }
+__device__ inline float asFloat(Activation value) { return activationToFloat(value); }
+
+// One chunk of a row-major global matrix whose rows hold STRIDE elements: ROWS x COLUMNS from
+// (firstRow, firstColumn), rows from rowLimit on and columns from STRIDE on read as zeros, held
+// in registers (load) until it goes to a shared tile of Activation rows padded by AG_PAD (store).
+// Activation sources with STRIDE % 8 == 0 move as 16-byte segments (every segment of a chunk is
+// then wholly inside or outside a row); other sources element by element, consecutive threads on
+// consecutive elements, so each warp's loads are coalesced either way. SCALED multiplies each
+// element by the multiplier (the dropout mask, laid out as the matrix) before it is rounded.
+template <typename Source, uint32_t ROWS, uint32_t COLUMNS, uint32_t STRIDE, bool SCALED>
+struct StagedChunk {
+  static constexpr bool VECTOR = std::is_same_v<Source, Activation> && STRIDE % 8u == 0u && !SCALED;
+  static constexpr uint32_t WIDTH = VECTOR ? 8u : 1u;
+  static constexpr uint32_t PIECES = ROWS * COLUMNS / WIDTH;
+  static constexpr uint32_t PER_THREAD = (PIECES + AG_THREADS - 1u) / AG_THREADS;
+  static_assert(COLUMNS % WIDTH == 0u, "a tile row holds whole segments");
+  using Piece = std::conditional_t<VECTOR, uint4, Source>;
+  Piece pieces[PER_THREAD];
+  float multipliers[SCALED ? PER_THREAD : 1];
+
+  __device__ __forceinline__ void load(const Source* __restrict__ matrix, const float* __restrict__ multiplier, uint32_t firstRow, uint32_t rowLimit, uint32_t firstColumn) {
+#pragma unroll
+    for (uint32_t i = 0u; i < PER_THREAD; ++i) {
+      const uint32_t piece = threadIdx.x + i * AG_THREADS;
+      const uint32_t row = firstRow + piece / (COLUMNS / WIDTH);
+      const uint32_t column = firstColumn + (piece % (COLUMNS / WIDTH)) * WIDTH;
+      const bool valid = piece < PIECES && row < rowLimit && column < STRIDE;
+      if constexpr (VECTOR) {
+        pieces[i] = valid ? *reinterpret_cast<const uint4*>(&matrix[row * STRIDE + column]) : make_uint4(0u, 0u, 0u, 0u);
+      } else {
+        pieces[i] = valid ? matrix[row * STRIDE + column] : Source(0.0f);
+        if constexpr (SCALED) multipliers[i] = valid ? multiplier[row * STRIDE + column] : 0.0f;
+      }
+    }
+  }
+
+  __device__ __forceinline__ void store(Activation* tile) const {
+#pragma unroll
+    for (uint32_t i = 0u; i < PER_THREAD; ++i) {
+      const uint32_t piece = threadIdx.x + i * AG_THREADS;
+      if (PIECES % AG_THREADS != 0u && piece >= PIECES) continue;
+      Activation* destination = &tile[(piece / (COLUMNS / WIDTH)) * (COLUMNS + AG_PAD) + (piece % (COLUMNS / WIDTH)) * WIDTH];
+      if constexpr (VECTOR) {
+        *reinterpret_cast<uint4*>(destination) = pieces[i];
+      } else {
+        float value = asFloat(pieces[i]);
+        if constexpr (SCALED) value *= multipliers[i];
+        *destination = activationFromFloat(value);
+      }
+    }
+  }
+};
+
+// sums[m][n] = Σ_k X[firstRow + m][k] · Y[firstColumn + n][k], k < K: X an activation matrix
+// [rows][K], Y an fp32 adapter matrix [COLUMNS][K] (rounded to Activation in shared memory).
+// dv = dy·Bᵀ (K = N) and du = dv·Aᵀ (K = rank). Leaves sums [AG_ROWS][COLUMN_TILE +
+// AG_ACCUMULATOR_PAD] in shared memory after a barrier.
+template <uint32_t K, uint32_t COLUMNS, uint32_t COLUMN_TILE>
+__device__ __forceinline__ void rowsTimesWeightsTransposed(const Activation* __restrict__ x, uint32_t rows, uint32_t firstRow,
+                                                           const float* __restrict__ y, uint32_t firstColumn, float* shared) {
+  Activation* xTile = reinterpret_cast<Activation*>(shared);  // [AG_ROWS][AG_CHUNK + AG_PAD]
+  Activation* yTile = xTile + AG_ROWS * (AG_CHUNK + AG_PAD);  // [COLUMN_TILE][AG_CHUNK + AG_PAD]: Y's rows, i.e. B's columns
+  float* sums = shared + AG_STAGING_FLOATS;
+  const uint32_t warp = threadIdx.x / 32u;
+  StagedChunk<Activation, AG_ROWS, AG_CHUNK, K, false> xChunk;
+  StagedChunk<float, COLUMN_TILE, AG_CHUNK, K, false> yChunk;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> accumulators[COLUMN_TILE / 16u];
+#pragma unroll
+  for (uint32_t j = 0u; j < COLUMN_TILE / 16u; ++j) wmma::fill_fragment(accumulators[j], 0.0f);
+  xChunk.load(x, nullptr, firstRow, rows, 0u);
+  yChunk.load(y, nullptr, firstColumn, COLUMNS, 0u);
+  for (uint32_t chunkStart = 0u; chunkStart < K; chunkStart += AG_CHUNK) {
+    __syncthreads();  // the previous chunk's fragments are loaded
+    xChunk.store(xTile);
+    yChunk.store(yTile);
+    __syncthreads();
+    if (chunkStart + AG_CHUNK < K) {
+      xChunk.load(x, nullptr, firstRow, rows, chunkStart + AG_CHUNK);
+      yChunk.load(y, nullptr, firstColumn, COLUMNS, chunkStart + AG_CHUNK);
+    }
+#pragma unroll
+    for (uint32_t step = 0u; step < AG_CHUNK; step += 16u) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, Activation, wmma::row_major> a;
+      wmma::load_matrix_sync(a, &xTile[warp * 16u * (AG_CHUNK + AG_PAD) + step], AG_CHUNK + AG_PAD);
+#pragma unroll
+      for (uint32_t j = 0u; j < COLUMN_TILE / 16u; ++j) {
+        // B[k][n] = Y[n][k]: Y's rows are B's columns (column-major with leading dimension AG_CHUNK + AG_PAD).
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, Activation, wmma::col_major> b;
+        wmma::load_matrix_sync(b, &yTile[j * 16u * (AG_CHUNK + AG_PAD) + step], AG_CHUNK + AG_PAD);
+        wmma::mma_sync(accumulators[j], a, b, accumulators[j]);
+      }
+    }
+  }
+#pragma unroll
+  for (uint32_t j = 0u; j < COLUMN_TILE / 16u; ++j) {
+    wmma::store_matrix_sync(&sums[warp * 16u * (COLUMN_TILE + AG_ACCUMULATOR_PAD) + j * 16u], accumulators[j], COLUMN_TILE + AG_ACCUMULATOR_PAD, wmma::mem_row_major);
+  }
+  __syncthreads();
+}
+
+// sums[m][n] = Σ_t P[t][firstRow + m] · Q[t][firstColumn + n], t < tokens: P [T][P_WIDTH] (times
+// the multiplier when SCALED) and Q [T][Q_WIDTH], both activations; a reduction over the tokens.
+// dBᵀ = dyᵀ·v and dA = drop(u)ᵀ·dv. Leaves sums as rowsTimesWeightsTransposed does.
+template <uint32_t P_WIDTH, uint32_t Q_WIDTH, uint32_t COLUMN_TILE, bool SCALED>
+__device__ __forceinline__ void columnsTimesColumns(const Activation* __restrict__ p, const float* __restrict__ multiplier, uint32_t firstRow,
+                                                    const Activation* __restrict__ q, uint32_t firstColumn, uint32_t tokens, float* shared) {
+  Activation* pTile = reinterpret_cast<Activation*>(shared);  // [AG_CHUNK tokens][AG_ROWS + AG_PAD]
+  Activation* qTile = pTile + AG_CHUNK * (AG_ROWS + AG_PAD);  // [AG_CHUNK tokens][COLUMN_TILE + AG_PAD]
+  float* sums = shared + AG_STAGING_FLOATS;
+  const uint32_t warp = threadIdx.x / 32u;
+  StagedChunk<Activation, AG_CHUNK, AG_ROWS, P_WIDTH, SCALED> pChunk;
+  StagedChunk<Activation, AG_CHUNK, COLUMN_TILE, Q_WIDTH, false> qChunk;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> accumulators[COLUMN_TILE / 16u];
+#pragma unroll
+  for (uint32_t j = 0u; j < COLUMN_TILE / 16u; ++j) wmma::fill_fragment(accumulators[j], 0.0f);
+  pChunk.load(p, multiplier, 0u, tokens, firstRow);
+  qChunk.load(q, nullptr, 0u, tokens, firstColumn);
+  for (uint32_t chunkStart = 0u; chunkStart < tokens; chunkStart += AG_CHUNK) {
+    __syncthreads();
+    pChunk.store(pTile);
+    qChunk.store(qTile);
+    __syncthreads();
+    if (chunkStart + AG_CHUNK < tokens) {
+      pChunk.load(p, multiplier, chunkStart + AG_CHUNK, tokens, firstRow);
+      qChunk.load(q, nullptr, chunkStart + AG_CHUNK, tokens, firstColumn);
+    }
+#pragma unroll
+    for (uint32_t step = 0u; step < AG_CHUNK; step += 16u) {
+      // A[m][k] = P[k][m]: the token-major tile read column-major.
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, Activation, wmma::col_major> a;
+      wmma::load_matrix_sync(a, &pTile[step * (AG_ROWS + AG_PAD) + warp * 16u], AG_ROWS + AG_PAD);
+#pragma unroll
+      for (uint32_t j = 0u; j < COLUMN_TILE / 16u; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, Activation, wmma::row_major> b;
+        wmma::load_matrix_sync(b, &qTile[step * (COLUMN_TILE + AG_PAD) + j * 16u], COLUMN_TILE + AG_PAD);
+        wmma::mma_sync(accumulators[j], a, b, accumulators[j]);
+      }
+    }
+  }
+#pragma unroll
+  for (uint32_t j = 0u; j < COLUMN_TILE / 16u; ++j) {
+    wmma::store_matrix_sync(&sums[warp * 16u * (COLUMN_TILE + AG_ACCUMULATOR_PAD) + j * 16u], accumulators[j], COLUMN_TILE + AG_ACCUMULATOR_PAD, wmma::mem_row_major);
+  }
+  __syncthreads();
+}
 
 }  // namespace qalc_adapter_grad_l160_n13824_r32_bf16
 
 using namespace qalc_adapter_grad_l160_n13824_r32_bf16;
 
-// Step 1 of 2. Threads 0 .. T*RANK - 1 compute dv = adapterScale * dy * B^T (one element
-// each); the next RANK*OUT_FEATURES compute dB = adapterScale * v^T * dy. Every sum runs in a
-// fixed order, so results are bitwise reproducible.
-extern "C" __global__ void __launch_bounds__(THREADS) adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads(
+// Step 1 of 2, on tensor cores. Blocks x < AG_WEIGHT_GRAD_BLOCKS: dB = adapterScale * v^T * dy
+// for AG_ROWS columns of N (computed as its transpose, dy^T * v, a reduction over the tokens);
+// the rest: dv = adapterScale * dy * B^T for AG_ROWS tokens (a reduction over N). Block y picks
+// the rank tile. The two run in one launch, side by side.
+extern "C" __global__ void __launch_bounds__(AG_THREADS) adapter_grad_l160_n13824_r32_bf16__adapterOutputGradsTensorCore(
     const __nv_bfloat16* __restrict__ outputGrad,
     const __nv_bfloat16* __restrict__ pooledInput,
     const __nv_bfloat16* __restrict__ adapterActivation,
@@ -87,35 +253,39 @@ extern "C" __global__ void __launch_bounds__(THREADS) adapter_grad_l160_n13824_r
     float* __restrict__ adapterWeightGrads,
     unsigned tokens,
     float adapterScale) {
-  const float* __restrict__ adapterB = adapterBOf(adapterWeights);
-  float* __restrict__ adapterBGrad = adapterBGradOf(adapterWeightGrads);
-  const uint32_t index = blockIdx.x * THREADS + threadIdx.x;
-  const uint32_t activationGradCount = tokens * RANK;
-  if (index < activationGradCount) {
-    const uint32_t token = index / RANK;
-    const uint32_t rankIndex = index % RANK;
-    float sum = 0.0f;
-    for (uint32_t outputColumn = 0u; outputColumn < OUT_FEATURES; ++outputColumn) {
-      sum = fmaf(activationToFloat(outputGrad[token * OUT_FEATURES + outputColumn]), __ldg(&adapterB[rankIndex * OUT_FEATURES + outputColumn]), sum);
+  __shared__ __align__(128) float shared[AG_SHARED_FLOATS];
+  const float* sums = shared + AG_STAGING_FLOATS;
+  constexpr uint32_t SUMS_STRIDE = AG_RANK_TILE + AG_ACCUMULATOR_PAD;
+  const uint32_t firstRank = blockIdx.y * AG_RANK_TILE;
+  if (blockIdx.x < AG_WEIGHT_GRAD_BLOCKS) {
+    float* __restrict__ adapterBGrad = adapterBGradOf(adapterWeightGrads);
+    const uint32_t firstColumn = blockIdx.x * AG_ROWS;
+    columnsTimesColumns<OUT_FEATURES, RANK, AG_RANK_TILE, false>(outputGrad, nullptr, firstColumn, adapterActivation, firstRank, tokens, shared);
+    // Consecutive threads store consecutive columns of one dB row.
+    for (uint32_t element = threadIdx.x; element < AG_RANK_TILE * AG_ROWS; element += AG_THREADS) {
+      const uint32_t rankIndex = firstRank + element / AG_ROWS;
+      const uint32_t column = firstColumn + element % AG_ROWS;
+      if (rankIndex < RANK && column < OUT_FEATURES) {
+        adapterBGrad[rankIndex * OUT_FEATURES + column] = adapterScale * sums[(element % AG_ROWS) * SUMS_STRIDE + element / AG_ROWS];
+      }
     }
-    adapterActivationGrad[index] = activationFromFloat(adapterScale * sum);
     return;
   }
-  const uint32_t bIndex = index - activationGradCount;
-  if (bIndex < RANK * OUT_FEATURES) {
-    const uint32_t rankIndex = bIndex / OUT_FEATURES;
-    const uint32_t outputColumn = bIndex % OUT_FEATURES;
-    float sum = 0.0f;
-    for (uint32_t token = 0u; token < tokens; ++token) {
-      sum = fmaf(activationToFloat(adapterActivation[token * RANK + rankIndex]), activationToFloat(outputGrad[token * OUT_FEATURES + outputColumn]), sum);
+  const uint32_t firstToken = (blockIdx.x - AG_WEIGHT_GRAD_BLOCKS) * AG_ROWS;
+  rowsTimesWeightsTransposed<OUT_FEATURES, RANK, AG_RANK_TILE>(outputGrad, tokens, firstToken, adapterBOf(adapterWeights), firstRank, shared);
+  for (uint32_t element = threadIdx.x; element < AG_ROWS * AG_RANK_TILE; element += AG_THREADS) {
+    const uint32_t token = firstToken + element / AG_RANK_TILE;
+    const uint32_t rankIndex = firstRank + element % AG_RANK_TILE;
+    if (token < tokens && rankIndex < RANK) {
+      adapterActivationGrad[token * RANK + rankIndex] = activationFromFloat(adapterScale * sums[(element / AG_RANK_TILE) * SUMS_STRIDE + element % AG_RANK_TILE]);
     }
-    adapterBGrad[bIndex] = adapterScale * sum;
   }
 }
 
-// Step 2 of 2, after step 1 (reads dv). Threads 0 .. T*GROUPS - 1 compute du = drop(dv * A^T);
-// the next GROUPS*RANK compute dA = drop(u)^T * dv.
-extern "C" __global__ void __launch_bounds__(THREADS) adapter_grad_l160_n13824_r32_bf16__adapterInputGrads(
+// Step 2 of 2, after step 1 (reads dv). Blocks x < AG_A_GRAD_BLOCKS (with y, one index over the
+// tiles of AG_ROWS groups x AG_RANK_TILE ranks): dA = drop(u)^T * dv, a reduction over the
+// tokens; the rest: du = drop(dv * A^T) for AG_ROWS tokens x the AG_GROUP_TILE groups of block y.
+extern "C" __global__ void __launch_bounds__(AG_THREADS) adapter_grad_l160_n13824_r32_bf16__adapterInputGradsTensorCore(
     const __nv_bfloat16* __restrict__ outputGrad,
     const __nv_bfloat16* __restrict__ pooledInput,
     const __nv_bfloat16* __restrict__ adapterActivation,
@@ -126,30 +296,34 @@ extern "C" __global__ void __launch_bounds__(THREADS) adapter_grad_l160_n13824_r
     unsigned tokens,
     float adapterScale) {
   (void)adapterScale;
-  const float* __restrict__ adapterA = adapterAOf(adapterWeights);
-  float* __restrict__ adapterAGrad = adapterAGradOf(adapterWeightGrads);
-  const uint32_t index = blockIdx.x * THREADS + threadIdx.x;
-  const uint32_t pooledGradCount = tokens * GROUPS;
-  if (index < pooledGradCount) {
-    const uint32_t token = index / GROUPS;
-    const uint32_t group = index % GROUPS;
-    float sum = 0.0f;
-    for (uint32_t rankIndex = 0u; rankIndex < RANK; ++rankIndex) {
-      sum = fmaf(activationToFloat(adapterActivationGrad[token * RANK + rankIndex]), __ldg(&adapterA[group * RANK + rankIndex]), sum);
+  __shared__ __align__(128) float shared[AG_SHARED_FLOATS];
+  const float* sums = shared + AG_STAGING_FLOATS;
+  if (blockIdx.x < AG_A_GRAD_BLOCKS) {
+    constexpr uint32_t RANK_TILES = (RANK + AG_RANK_TILE - 1u) / AG_RANK_TILE;
+    constexpr uint32_t SUMS_STRIDE = AG_RANK_TILE + AG_ACCUMULATOR_PAD;
+    const uint32_t tile = blockIdx.y * AG_A_GRAD_BLOCKS + blockIdx.x;
+    if (tile >= ((GROUPS + AG_ROWS - 1u) / AG_ROWS) * RANK_TILES) return;
+    float* __restrict__ adapterAGrad = adapterAGradOf(adapterWeightGrads);
+    const uint32_t firstGroup = (tile / RANK_TILES) * AG_ROWS;
+    const uint32_t firstRank = (tile % RANK_TILES) * AG_RANK_TILE;
+    columnsTimesColumns<GROUPS, RANK, AG_RANK_TILE, false>(pooledInput, nullptr, firstGroup, adapterActivationGrad, firstRank, tokens, shared);
+    for (uint32_t element = threadIdx.x; element < AG_ROWS * AG_RANK_TILE; element += AG_THREADS) {
+      const uint32_t group = firstGroup + element / AG_RANK_TILE;
+      const uint32_t rankIndex = firstRank + element % AG_RANK_TILE;
+      if (group < GROUPS && rankIndex < RANK) adapterAGrad[group * RANK + rankIndex] = sums[(element / AG_RANK_TILE) * SUMS_STRIDE + element % AG_RANK_TILE];
     }
-    pooledInputGrad[index] = activationFromFloat(sum);
     return;
   }
-  const uint32_t aIndex = index - pooledGradCount;
-  if (aIndex < GROUPS * RANK) {
-    const uint32_t group = aIndex / RANK;
-    const uint32_t rankIndex = aIndex % RANK;
-    float sum = 0.0f;
-    for (uint32_t token = 0u; token < tokens; ++token) {
-      const float droppedInput = activationToFloat(pooledInput[token * GROUPS + group]);
-      sum = fmaf(droppedInput, activationToFloat(adapterActivationGrad[token * RANK + rankIndex]), sum);
-    }
-    adapterAGrad[aIndex] = sum;
+  constexpr uint32_t SUMS_STRIDE = AG_GROUP_TILE + AG_ACCUMULATOR_PAD;
+  const uint32_t firstToken = (blockIdx.x - AG_A_GRAD_BLOCKS) * AG_ROWS;
+  const uint32_t firstGroup = blockIdx.y * AG_GROUP_TILE;
+  rowsTimesWeightsTransposed<RANK, GROUPS, AG_GROUP_TILE>(adapterActivationGrad, tokens, firstToken, adapterAOf(adapterWeights), firstGroup, shared);
+  for (uint32_t element = threadIdx.x; element < AG_ROWS * AG_GROUP_TILE; element += AG_THREADS) {
+    const uint32_t token = firstToken + element / AG_GROUP_TILE;
+    const uint32_t group = firstGroup + element % AG_GROUP_TILE;
+    if (token >= tokens || group >= GROUPS) continue;
+    const float sum = sums[(element / AG_GROUP_TILE) * SUMS_STRIDE + element % AG_GROUP_TILE];
+    pooledInputGrad[token * GROUPS + group] = activationFromFloat(sum);
   }
 }
 
@@ -160,9 +334,9 @@ extern "C" cudaError_t adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads__la
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid((32u * tokens + 442368u + 63u) / 64u, 1u, 1u);
+    const dim3 grid((tokens + 13824u + 63u) / 64u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    adapter_grad_l160_n13824_r32_bf16__adapterOutputGrads<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    adapter_grad_l160_n13824_r32_bf16__adapterOutputGradsTensorCore<<<grid, dim3(128, 1, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const __nv_bfloat16*>(bindings[2]),
         static_cast<const __nv_bfloat16*>(bindings[3]),
@@ -180,9 +354,9 @@ extern "C" cudaError_t adapter_grad_l160_n13824_r32_bf16__adapterInputGrads__lau
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid((160u * tokens + 5120u + 63u) / 64u, 1u, 1u);
+    const dim3 grid((tokens + 64u + 63u) / 64u, 5u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    adapter_grad_l160_n13824_r32_bf16__adapterInputGrads<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    adapter_grad_l160_n13824_r32_bf16__adapterInputGradsTensorCore<<<grid, dim3(128, 1, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const __nv_bfloat16*>(bindings[2]),
         static_cast<const __nv_bfloat16*>(bindings[3]),

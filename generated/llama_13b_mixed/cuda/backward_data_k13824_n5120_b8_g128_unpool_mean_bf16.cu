@@ -14,9 +14,9 @@
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [3456, 5120], 8-bit codes, lowest input in the lowest bits; scales and zeros [108, 5120]
 //   portable tiles: 16 tokens x 16 inputs, reduction chunks of 16
-//   tensor cores for T >= 64: 64 x 64 blocks, 2 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
-//     activation tile staged by cp.async, 27136 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 25600 bytes of shared memory;
+//   tensor cores for T >= 64: 128 x 128 blocks, 4 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 32
+//     activation tile staged by cp.async, 47616 bytes of shared memory
+//   sm_90a: wgmma.mma_async m64n128k16 instead (2 warpgroups a block), dy and W-hat^T tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 512 B along M/N), 40960 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   epilogue: dx += 0.0078125 * du[t, i / 128]
 //
@@ -32,7 +32,7 @@
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
 //   backwardData: backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData, block (16, 16, 1), grid (ceil(13824 / 16), ceil(T / 16), 1), T <= 63
-//   backwardData: backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore, block (128, 1, 1), grid (ceil(13824 / 64), ceil(T / 64), 1), T >= 64
+//   backwardData: backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore, block (256, 1, 1), grid (ceil(13824 / 128), ceil(T / 128), 1), T >= 64
 //   host launchers: backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardData__launch
 
 #include <cstdint>
@@ -65,23 +65,27 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TILE_COLUMNS = 16u;
 [[maybe_unused]] constexpr uint32_t TILE_REDUCE = 16u;
 [[maybe_unused]] constexpr uint32_t TC_MIN_TOKENS = 64u;
-[[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 64u;
-[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 64u;
+[[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 128u;
+[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_REDUCE_CHUNK = 32u;
-[[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 2u;
+[[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 4u;
 [[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_COLUMNS = 2u;
 [[maybe_unused]] constexpr uint32_t TC_FRAGMENTS_PER_WARP_ROW = 2u;
 [[maybe_unused]] constexpr uint32_t TC_FRAGMENTS_PER_WARP_COLUMN = 2u;
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_PAD = 8u;
-[[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 4u;
-[[maybe_unused]] constexpr uint32_t TC_THREADS = 128u;
+[[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 0u;
+[[maybe_unused]] constexpr uint32_t TC_THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
-[[maybe_unused]] constexpr uint32_t WGMMA_N = 64u;
+[[maybe_unused]] constexpr uint32_t WGMMA_N = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_K = 16u;
 [[maybe_unused]] constexpr uint32_t WGMMA_LEADING_BYTE_OFFSET = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 512u;
-[[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 1u;
+[[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 2u;
 [[maybe_unused]] constexpr uint32_t WGMMA_ACCUMULATOR_PAD = 4u;
+[[maybe_unused]] constexpr uint32_t TC_OUTPUT_GRAD_STAGES = 3u;
+[[maybe_unused]] constexpr uint32_t TC_WEIGHT_STAGES = 2u;
+[[maybe_unused]] constexpr uint32_t TC_GRID_COLUMNS = 128u;
+[[maybe_unused]] constexpr uint32_t TC_MMA_SYNC_COLUMNS = 64u;
 
 // s[k, o]: [108, 5120], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -125,6 +129,12 @@ __device__ inline void waitForAsyncCopies() {
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
+// Pipelined staging: one commit group per chunk; wait until at most PENDING groups (the newest)
+// are still in flight.
+__device__ inline void commitAsyncCopies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <uint32_t PENDING>
+__device__ inline void waitForAsyncCopiesBut() { asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory"); }
+
 // sm_90a only: wgmma needs the arch-specific target (compute_90a), which defines
 // __CUDA_ARCH_FEAT_SM90_ALL. QALC_WGMMA picks the warpgroup body there; the sm_80
 // SASS and the compute_90 PTX (JIT for later GPUs) compile the mma.sync body of the same kernel.
@@ -157,9 +167,9 @@ __device__ __forceinline__ uint64_t sharedMatrixDescriptor(const void* tile) {
 
 // Register order of the asm below against wgmma's own: the accumulator registers must not be
 // read or written by other instructions while a wgmma that uses them is in flight.
-__device__ __forceinline__ void fenceAccumulators(float (&d)[32]) {
+__device__ __forceinline__ void fenceAccumulators(float (&d)[64]) {
 #pragma unroll
-  for (uint32_t i = 0u; i < 32u; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (uint32_t i = 0u; i < 64u; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 // d += A * B over WGMMA_K reduction elements: A (WGMMA_M x WGMMA_K) and B (WGMMA_K x WGMMA_N)
@@ -168,20 +178,24 @@ __device__ __forceinline__ void fenceAccumulators(float (&d)[32]) {
 // WGMMA_M x WGMMA_N accumulator: warp w of the warpgroup holds rows 16w .. 16w + 15; for the
 // n-th 8-column block, d[4n + 0, 1] are row 16w + lane / 4, columns 8n + 2 (lane % 4) + 0, 1,
 // and d[4n + 2, 3] the same columns 8 rows further down.
-__device__ __forceinline__ void warpgroupMma(float (&d)[32], uint64_t a, uint64_t b) {
+__device__ __forceinline__ void warpgroupMma(float (&d)[64], uint64_t a, uint64_t b) {
   asm volatile(
       "{\n"
       ".reg .pred accumulate;\n"
-      "setp.ne.b32 accumulate, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, accumulate, 1, 1, 0, 0;\n"
+      "setp.ne.b32 accumulate, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, accumulate, 1, 1, 0, 0;\n"
       "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(a), "l"(b), "r"(1)
       : "memory");
 }
 
 __device__ __forceinline__ void warpgroupArrive() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void warpgroupCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most PENDING committed wgmma groups of this warpgroup are still in flight.
+template <uint32_t PENDING>
+__device__ __forceinline__ void warpgroupWait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory"); }
 __device__ __forceinline__ void warpgroupCommitAndWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
@@ -263,8 +277,9 @@ extern "C" __global__ void __launch_bounds__(TILE_ROWS * TILE_COLUMNS) backward_
 //   transpose bits 0: K-major core matrices, [input][output], 8 consecutive outputs of one
 //   input per 16-byte core-matrix row (see coreMatrixIndex, rows = inputs). So the
 //   descriptors, LBO = 128 bytes, SBO = TC_REDUCE_CHUNK / 8 * 128 bytes and warpgroupMma are
-//   the forward's. A thread dequantizes 8 outputs of one input (qweight column stream words of
-//   one word row, 8 adjacent columns) and stores them as one uint4. dy in global memory is
+//   the forward's. A thread dequantizes 8 inputs of two adjacent outputs from their two
+//   packed words (one 8-byte load, and one for the pair's scales and zeros) and stores each
+//   input's pair as one 32-bit word. dy in global memory is
 //   already K-major: a 16-byte segment of one token is one core-matrix row, copied into place.
 extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore(
     const __nv_bfloat16* __restrict__ outputGrad,
@@ -274,6 +289,152 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k13824_n5
     __nv_bfloat16* __restrict__ inputGrad,
     unsigned tokens,
     float adapterScale) {
+#if QALC_WGMMA
+  // Pipelined wgmma body (v4), a block of TC_BLOCK_COLUMNS inputs (wgmma N); dx goes straight
+  // from the accumulator registers to memory, plus unpool(du).
+  __shared__ __align__(128) Activation outputGradTiles[TC_OUTPUT_GRAD_STAGES][TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
+  __shared__ __align__(128) Activation weightTiles[TC_WEIGHT_STAGES][TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
+  const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
+  const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
+  const uint32_t thread = threadIdx.x;
+  const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
+  const uint32_t firstInput = blockIdx.x * TC_BLOCK_COLUMNS;
+  float accumulators[64];
+#pragma unroll
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
+  // Pipelined (v4): chunk c's wgmma runs while the threads dequantize chunk c + 1 (its packed
+  // words loaded during chunk c - 1) into the other weight stage, load chunk c + 2's words into
+  // registers and start chunk c + 2's dy copy into the third dy stage; one barrier a chunk.
+  constexpr uint32_t CHUNKS = (OUT_FEATURES + TC_REDUCE_CHUNK - 1u) / TC_REDUCE_CHUNK;
+  constexpr uint32_t PAIR_ITEMS = (TC_BLOCK_COLUMNS / 8u) * (TC_REDUCE_CHUNK / 2u);
+  constexpr uint32_t PAIRS_PER_THREAD = (PAIR_ITEMS + TC_THREADS - 1u) / TC_THREADS;
+  // dy tile of chunk c: 16-byte segments of 8 outputs, each one core-matrix row, wholly inside
+  // OUT_FEATURES or outside (N % 8 == 0); one cp.async group a chunk (empty past the last).
+  auto copyOutputGrad = [&](uint32_t chunk) {
+    if (chunk < CHUNKS) {
+      Activation* tile = outputGradTiles[chunk % TC_OUTPUT_GRAD_STAGES];
+      for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+        const uint32_t row = segment / (TC_REDUCE_CHUNK / 8u);
+        const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+        const uint32_t token = firstToken + row;
+        const uint32_t outputColumn = chunk * TC_REDUCE_CHUNK + offset;
+        const bool valid = token < tokens && outputColumn < OUT_FEATURES;
+        copySegmentAsync(&tile[coreMatrixIndex(row, offset)], valid ? &outputGrad[token * OUT_FEATURES + outputColumn] : outputGrad, valid ? 16u : 0u);
+      }
+    }
+    commitAsyncCopies();
+  };
+  // The packed words of two adjacent outputs for 8 inputs (item i: outputs 2 (i % (TC_REDUCE_CHUNK
+  // / 2)) .. + 1 of the chunk, inputs firstInput + 8 (i / (TC_REDUCE_CHUNK / 2)) .. + 7; the
+  // 8 inputs share a group), the pair's scales and zeros: 8-byte loads, a warp's lanes on
+  // adjacent words of one or two word rows. Zeros past K, N and the last chunk.
+  struct WordPair { uint64_t codeBits[2]; float2 scale; float2 zero; };
+  WordPair pairs[PAIRS_PER_THREAD];
+  auto loadWords = [&](uint32_t chunk) {
+#pragma unroll
+    for (uint32_t i = 0u; i < PAIRS_PER_THREAD; ++i) {
+      const uint32_t item = thread + i * TC_THREADS;
+      const uint32_t firstRow = firstInput + (item / (TC_REDUCE_CHUNK / 2u)) * 8u;
+      const uint32_t outputColumn = chunk * TC_REDUCE_CHUNK + (item % (TC_REDUCE_CHUNK / 2u)) * 2u;
+      WordPair& pair = pairs[i];
+      pair.codeBits[0] = 0u;
+      pair.codeBits[1] = 0u;
+      pair.scale = make_float2(0.0f, 0.0f);
+      pair.zero = make_float2(0.0f, 0.0f);
+      if (item < PAIR_ITEMS && chunk < CHUNKS && firstRow < IN_FEATURES && outputColumn < OUT_FEATURES) {
+        const uint32_t firstBit = firstRow * BITS;
+        const uint2 words = *reinterpret_cast<const uint2*>(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]);
+        pair.codeBits[0] = words.x >> (firstBit % 32u);
+        pair.codeBits[1] = words.y >> (firstBit % 32u);
+        if constexpr (BITS == 8u) {
+          const uint2 upper = *reinterpret_cast<const uint2*>(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn]);
+          pair.codeBits[0] |= static_cast<uint64_t>(upper.x) << 32;
+          pair.codeBits[1] |= static_cast<uint64_t>(upper.y) << 32;
+        }
+        const uint32_t groupIndex = (firstRow / GROUP_SIZE) * OUT_FEATURES + outputColumn;
+        pair.scale = __ldg(reinterpret_cast<const float2*>(&groupScales[groupIndex]));
+        pair.zero = __ldg(reinterpret_cast<const float2*>(&groupZeros[groupIndex]));
+      }
+    }
+  };
+  // W-hat^T tile of chunk c, K-major ([input][output] core matrices): each of a pair's 8 inputs
+  // stores its two outputs as one 32-bit word.
+  auto dequantizeWords = [&](uint32_t chunk) {
+    Activation* tile = weightTiles[chunk % TC_WEIGHT_STAGES];
+#pragma unroll
+    for (uint32_t i = 0u; i < PAIRS_PER_THREAD; ++i) {
+      const uint32_t item = thread + i * TC_THREADS;
+      if (PAIR_ITEMS % TC_THREADS != 0u && item >= PAIR_ITEMS) continue;
+      const uint32_t column = (item / (TC_REDUCE_CHUNK / 2u)) * 8u;
+      const uint32_t offset = (item % (TC_REDUCE_CHUNK / 2u)) * 2u;
+      const WordPair& pair = pairs[i];
+#pragma unroll
+      for (uint32_t row = 0u; row < 8u; ++row) {
+        const float first = pair.scale.x * (codeToFloat(static_cast<uint32_t>(pair.codeBits[0] >> (row * BITS)) & CODE_MASK) - pair.zero.x);
+        const float second = pair.scale.y * (codeToFloat(static_cast<uint32_t>(pair.codeBits[1] >> (row * BITS)) & CODE_MASK) - pair.zero.y);
+        *reinterpret_cast<uint32_t*>(&tile[coreMatrixIndex(column + row, offset)]) =
+            static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(first))) | (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(second))) << 16);
+      }
+    }
+  };
+
+  copyOutputGrad(0u);
+  copyOutputGrad(1u);
+  loadWords(0u);
+  dequantizeWords(0u);
+  loadWords(1u);
+  waitForAsyncCopiesBut<1>();
+  fenceSharedForAsyncProxy();
+  __syncthreads();
+  for (uint32_t chunk = 0u; chunk < CHUNKS; ++chunk) {
+    warpgroupArrive();
+    fenceAccumulators(accumulators);
+    // Warpgroup w's A: its 64 tokens, 64 * TC_REDUCE_CHUNK contiguous elements of the dy tile.
+    const Activation* outputGradTile = &outputGradTiles[chunk % TC_OUTPUT_GRAD_STAGES][(thread / 128u) * 64u * TC_REDUCE_CHUNK];
+    const Activation* weightTile = weightTiles[chunk % TC_WEIGHT_STAGES];
+#pragma unroll
+    for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
+      warpgroupMma(accumulators, sharedMatrixDescriptor(&outputGradTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
+    }
+    warpgroupCommit();
+    // While it runs: chunk + 2's dy copy (into the stage chunk - 1 read), chunk + 1's W-hat^T
+    // (into the stage chunk - 1 read), chunk + 2's words into registers.
+    copyOutputGrad(chunk + 2u);
+    if (chunk + 1u < CHUNKS) dequantizeWords(chunk + 1u);
+    loadWords(chunk + 2u);
+    warpgroupWait<0>();
+    fenceAccumulators(accumulators);
+    waitForAsyncCopiesBut<1>();
+    fenceSharedForAsyncProxy();
+    __syncthreads();
+  }
+
+  // wgmma's accumulator layout (see warpgroupMma): warp w of warpgroup g, rows 64g + 16w + lane / 4
+  // and 8 below, columns 8n + 2 (lane % 4) and the next.
+  const uint32_t lane = thread % 32u;
+  const uint32_t row = (thread / 128u) * 64u + ((thread / 32u) % 4u) * 16u + lane / 4u;
+#pragma unroll
+  for (uint32_t n = 0u; n < WGMMA_N / 8u; ++n) {
+#pragma unroll
+    for (uint32_t half = 0u; half < 2u; ++half) {
+      const uint32_t token = firstToken + row + half * 8u;
+      if (token >= tokens) continue;
+#pragma unroll
+      for (uint32_t member = 0u; member < 2u; ++member) {
+        const uint32_t inputColumn = firstInput + n * 8u + (lane % 4u) * 2u + member;
+        if (inputColumn >= IN_FEATURES) continue;
+        float result = accumulators[4u * n + 2u * half + member];
+        result += POOLING_FACTOR * activationToFloat(pooledInputGrad[token * GROUPS + inputColumn / GROUP_SIZE]);
+        inputGrad[token * IN_FEATURES + inputColumn] = activationFromFloat(result);
+      }
+    }
+  }
+#else
+  // The mma.sync body (sm_80, compute_90 PTX) of the same TC_BLOCK_COLUMNS-wide block: its
+  // TC_MMA_SYNC_COLUMNS-wide tile, once per part of the block's inputs.
+  for (uint32_t columnPart = 0u; columnPart < TC_BLOCK_COLUMNS / TC_MMA_SYNC_COLUMNS; ++columnPart) {
+  constexpr uint32_t TC_BLOCK_COLUMNS = TC_MMA_SYNC_COLUMNS;
+  __syncthreads();
 #if QALC_WGMMA
   __shared__ __align__(128) Activation outputGradTile[TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
   __shared__ __align__(128) Activation weightTile[TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
@@ -287,12 +448,12 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k13824_n5
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
   const uint32_t thread = threadIdx.x;
   const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
-  const uint32_t firstInput = blockIdx.x * TC_BLOCK_COLUMNS;
+  const uint32_t firstInput = blockIdx.x * TC_GRID_COLUMNS + columnPart * TC_BLOCK_COLUMNS;
 
 #if QALC_WGMMA
-  float accumulators[32];
+  float accumulators[64];
 #pragma unroll
-  for (uint32_t i = 0u; i < 32u; ++i) accumulators[i] = 0.0f;
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
 
   for (uint32_t chunkStart = 0u; chunkStart < OUT_FEATURES; chunkStart += TC_REDUCE_CHUNK) {
     // dy tile: 16-byte segments of 8 outputs, each one core-matrix row, wholly inside
@@ -432,6 +593,8 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k13824_n5
     result += POOLING_FACTOR * activationToFloat(pooledInputGrad[token * GROUPS + inputColumn / GROUP_SIZE]);
     inputGrad[token * IN_FEATURES + inputColumn] = activationFromFloat(result);
   }
+  }
+#endif
 }
 
 // Host launchers: one per entry point, the same signature for every kernel qalc emits.
@@ -454,9 +617,9 @@ extern "C" cudaError_t backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__back
     return cudaGetLastError();
   }
   if (tokens >= 64u) {
-    const dim3 grid(216u, (tokens + 63u) / 64u, 1u);
+    const dim3 grid(108u, (tokens + 127u) / 128u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore<<<grid, dim3(128, 1, 1), 0, stream>>>(
+    backward_data_k13824_n5120_b8_g128_unpool_mean_bf16__backwardDataTensorCore<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),

@@ -140,6 +140,12 @@ __device__ inline void waitForAsyncCopies() {
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
+// Pipelined staging: one commit group per chunk; wait until at most PENDING groups (the newest)
+// are still in flight.
+__device__ inline void commitAsyncCopies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <uint32_t PENDING>
+__device__ inline void waitForAsyncCopiesBut() { asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING) : "memory"); }
+
 // sm_90a only: wgmma needs the arch-specific target (compute_90a), which defines
 // __CUDA_ARCH_FEAT_SM90_ALL. QALC_WGMMA picks the warpgroup body there; the sm_80
 // SASS and the compute_90 PTX (JIT for later GPUs) compile the mma.sync body of the same kernel.
@@ -197,6 +203,10 @@ __device__ __forceinline__ void warpgroupMma(float (&d)[32], uint64_t a, uint64_
 }
 
 __device__ __forceinline__ void warpgroupArrive() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void warpgroupCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most PENDING committed wgmma groups of this warpgroup are still in flight.
+template <uint32_t PENDING>
+__device__ __forceinline__ void warpgroupWait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory"); }
 __device__ __forceinline__ void warpgroupCommitAndWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");

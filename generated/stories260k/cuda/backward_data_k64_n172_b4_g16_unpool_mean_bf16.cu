@@ -170,6 +170,10 @@ __device__ __forceinline__ void warpgroupMma(float (&d)[32], uint64_t a, uint64_
 }
 
 __device__ __forceinline__ void warpgroupArrive() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void warpgroupCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+// Waits until at most PENDING committed wgmma groups of this warpgroup are still in flight.
+template <uint32_t PENDING>
+__device__ __forceinline__ void warpgroupWait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(PENDING) : "memory"); }
 __device__ __forceinline__ void warpgroupCommitAndWait() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");

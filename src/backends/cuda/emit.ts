@@ -91,7 +91,22 @@ function constantsOf(kernel: CudaKernel): Constant[] {
         u('WGMMA_LEADING_BYTE_OFFSET', tc.wgmma.leadingByteOffset), u('WGMMA_STRIDE_BYTE_OFFSET', tc.wgmma.strideByteOffset),
         u('WGMMA_WARPGROUPS', tc.wgmma.warpgroups), u('WGMMA_ACCUMULATOR_PAD', tc.wgmma.accumulatorPad),
       );
+      if (tc.wgmma.activationStages > 1) {
+        constants.push(
+          u(kernel.role === 'forward' ? 'TC_INPUT_STAGES' : 'TC_OUTPUT_GRAD_STAGES', tc.wgmma.activationStages), u('TC_WEIGHT_STAGES', tc.wgmma.weightStages),
+          u('TC_GRID_COLUMNS', tc.blockColumns), u('TC_MMA_SYNC_COLUMNS', tc.mmaSyncColumns),
+        );
+      }
     }
+  }
+  const ag = kernel.cuda.adapterGrad;
+  if (ag) {
+    constants.push(
+      u('AG_THREADS', ag.threads), u('AG_ROWS', ag.blockRows), u('AG_CHUNK', ag.chunk), u('AG_PAD', ag.pad), u('AG_ACCUMULATOR_PAD', ag.accumulatorPad),
+      u('AG_RANK_TILE', ag.rankTile), u('AG_GROUP_TILE', ag.groupTile),
+      u('AG_WEIGHT_GRAD_BLOCKS', ag.weightGradColumnBlocks), u('AG_A_GRAD_BLOCKS', ag.adapterAGradColumnBlocks),
+      u('AG_STAGING_FLOATS', ag.stagingBytes / 4), u('AG_SHARED_FLOATS', ag.sharedBytes / 4),
+    );
   }
   const dc = kernel.cuda.decode;
   if (dc) {
@@ -205,6 +220,8 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     portableSymbol: portable?.symbol ?? '',
     portableRange: tc ? `T < ${tc.minTokens}` : 'any T',
     tensorCore: tc !== null,
+    includesWmma: tc !== null || kernel.cuda.adapterGrad !== null,
+    adapterGradTensorCore: kernel.cuda.adapterGrad !== null,
     decodeWide: kernel.cuda.decode?.kind === 'wide',
     decodeVariants: kernel.cuda.decode?.kind === 'wide'
       ? kernel.cuda.launches.map((l, index) => ({
@@ -214,6 +231,7 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
       : [],
     argumentNames: [...kernel.bindings.filter((b) => b.access !== 'uniform').map((b) => b.name), 'tokens', 'adapterScale'].join(', '),
     wgmma: tc?.wgmma != null,
+    pipelined: (tc?.wgmma?.activationStages ?? 1) > 1,
     // wgmma's operand types are spelled as PTX types; 16-bit bit patterns for the packed stores.
     wgmmaType: activation === 'f16' ? 'f16' : 'bf16',
     activationBits: activation === 'f16' ? '__half_as_ushort' : '__bfloat16_as_ushort',

@@ -9,6 +9,10 @@
 // dequantized as F32 — exactly the float32 weights qalc itself runs — with a notice, or refused
 // under `strict`. Embeddings and norms are F32, as in the reference.
 //
+// The vocabulary is the merged model's tokenizer as llama.cpp's converters write it (llama-vocab.ts:
+// llama2.c, SentencePiece or a LLaMA tokenizer.json); a vocabulary that is not llama2.c's adds the
+// keys convert_hf_to_gguf.py writes for it (tokenizer.ggml.pre, add_bos_token, …).
+//
 // The metadata is serialized by @huggingface/gguf; the tensor infos and data, which it does not
 // write, are written here, streamed to the file one tensor at a time.
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
@@ -17,9 +21,9 @@ import { headDim } from '../../model/architecture.ts';
 import type { Tensor } from '../../model/llama2c-checkpoint.ts';
 import { PROJECTIONS, type ProjectionName } from '../../train/qalora-spec.ts';
 import { denseWeight, type MergedModel } from '../merged-model.ts';
-import { tokenizerFormat } from '../../model/read-tokenizer.ts';
 import { ggufVocabulary } from './llama-vocab.ts';
 import { encodeQ4_1, q4_1Misfit } from './q4-1.ts';
+import { TokenizerError } from '../../model/tokenizer.ts';
 
 export const GGUF_ALIGNMENT = 32;
 /** ggml_type values. */
@@ -69,13 +73,18 @@ function vectorTensor(name: string, t: Tensor): PlannedTensor {
   return { name, ne: [t.data.length], type: GGML_TYPE.F32, bytes: () => f32Bytes(t.data) };
 }
 
-function metadata(model: MergedModel, tensorCount: number): GGUFTypedMetadata {
+function metadata(model: MergedModel, tensorCount: number, checkpointFiles: ReadonlyMap<string, Uint8Array> | undefined, notices: string[]): GGUFTypedMetadata {
   const { arch } = model;
   if (!model.tokenizer) throw new GgufExportError(`the merged model of spec ${model.spec} carries no tokenizer: GGUF needs its vocabulary (give the spec a \`tokenizer\`, merge again)`);
-  if (tokenizerFormat(model.tokenizer.name) !== 'llama2c') {
-    throw new GgufExportError(`the merged model's tokenizer is ${model.tokenizer.name}: the GGUF export writes llama2.c tokenizers' vocabularies only so far (give the spec a tokenizer.bin, merge again)`);
+  let vocab;
+  try {
+    const result = ggufVocabulary(model.tokenizer, arch.vocab, checkpointFiles);
+    vocab = result.vocabulary;
+    notices.push(...result.notices, `vocabulary: ${vocab.source}`);
+  } catch (e) {
+    if (e instanceof TokenizerError) throw new GgufExportError(`the merged model's tokenizer: ${e.message}`);
+    throw e;
   }
-  const vocab = ggufVocabulary(model.tokenizer.bytes, arch.vocab, model.tokenizer.name);
   const u32 = (value: number) => ({ value, type: GGUFValueType.UINT32 });
   const noToken = 0xffffffff;
   const keys = {
@@ -83,13 +92,17 @@ function metadata(model: MergedModel, tensorCount: number): GGUFTypedMetadata {
     'tokenizer.ggml.scores': { value: vocab.scores, type: GGUFValueType.ARRAY, subType: GGUFValueType.FLOAT32 },
     'tokenizer.ggml.token_type': { value: vocab.tokenTypes, type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32 },
     'tokenizer.ggml.model': { value: 'llama', type: GGUFValueType.STRING },
+    ...(vocab.pre !== undefined ? { 'tokenizer.ggml.pre': { value: vocab.pre, type: GGUFValueType.STRING } } : {}),
     'general.architecture': { value: 'llama', type: GGUFValueType.STRING },
     'general.name': { value: model.spec || 'llama', type: GGUFValueType.STRING },
-    'tokenizer.ggml.unknown_token_id': u32(0),
-    'tokenizer.ggml.bos_token_id': u32(1),
-    'tokenizer.ggml.eos_token_id': u32(2),
+    'tokenizer.ggml.unknown_token_id': u32(vocab.unk),
+    'tokenizer.ggml.bos_token_id': u32(vocab.bos),
+    'tokenizer.ggml.eos_token_id': u32(vocab.eos),
     'tokenizer.ggml.seperator_token_id': u32(noToken),
     'tokenizer.ggml.padding_token_id': u32(noToken),
+    ...(vocab.addBos !== undefined ? { 'tokenizer.ggml.add_bos_token': { value: vocab.addBos, type: GGUFValueType.BOOL } } : {}),
+    ...(vocab.addEos !== undefined ? { 'tokenizer.ggml.add_eos_token': { value: vocab.addEos, type: GGUFValueType.BOOL } } : {}),
+    ...(vocab.addSpacePrefix !== undefined ? { 'tokenizer.ggml.add_space_prefix': { value: vocab.addSpacePrefix, type: GGUFValueType.BOOL } } : {}),
     'llama.context_length': u32(arch.context),
     'llama.embedding_length': u32(arch.dim),
     'llama.feed_forward_length': u32(arch.hiddenDim),
@@ -188,13 +201,15 @@ export interface GgufOptions {
   readonly dequantize?: boolean;
 }
 
-export function writeGguf(path: string, model: MergedModel, options: GgufOptions = {}): GgufResult {
+/** `checkpointFiles`: the companions of the model's checkpoint folder (its tokenizer.model and
+ *  tokenizer_config.json, which llama.cpp's converter reads beside a tokenizer.json). */
+export function writeGguf(path: string, model: MergedModel, options: GgufOptions = {}, checkpointFiles?: ReadonlyMap<string, Uint8Array>): GgufResult {
   const layers: GgufLayerReport[] = [];
   const notices: string[] = [];
   const tensors = plannedTensors(model, options, layers, notices);
   // alignment 1: serializeGgufMetadata pads its output to the alignment as if tensor data came
   // next, but the tensor infos follow the key-value pairs directly; the data's padding is ours.
-  const header = serializeGgufMetadata(metadata(model, tensors.length), { alignment: 1 });
+  const header = serializeGgufMetadata(metadata(model, tensors.length, checkpointFiles, notices), { alignment: 1 });
   const infos = tensorInfos(tensors);
   const fd = openSync(path, 'wx');
   let written = 0;

@@ -2,16 +2,18 @@
 //
 // The shared IR gives every kernel a portable tiling (16×16 tiles, one thread per element),
 // which the CUDA backend keeps as its path for small batches. This pass adds, per kernel:
-//   - tensor-core tiles for the matmuls once T ≥ 64 (forward, backward_data): 64×64 output
-//     blocks, 4 warps of 32×32, each warp 2×2 fragments of 16×16×16 through nvcuda::wmma,
+//   - tensor-core tiles for the matmuls once T ≥ 64 (forward, backward_data): blocks of 64 or
+//     128 tokens × 64 columns of warps with 2×2 fragments of 16×16×16 through nvcuda::wmma,
 //     which lowers to mma.sync; fp16/bf16 operands, fp32 accumulators; the activation tile
 //     staged with cp.async when every 16-byte segment is either wholly inside the reduction
 //     range or wholly outside it;
 //   - on sm_90a, the tensor-core variants (forward and backward_data) through wgmma instead
-//     (`wgmma` below): the same 64×64 block is one warpgroup issuing wgmma.mma_async m64n64k16,
-//     both operands read
-//     by the tensor cores from shared memory in the K-major, unswizzled core-matrix layout
-//     (the descriptor offsets are decided here), fp32 accumulators in registers. The same
+//     (`wgmma` below): a warpgroup per 64 tokens issuing wgmma.mma_async m64nNk16, both
+//     operands read by the tensor cores from shared memory in the K-major, unswizzled
+//     core-matrix layout (the descriptor offsets are decided here), fp32 accumulators in
+//     registers; where the activation tile is staged by cp.async and codes are read a word at a
+//     time the body is pipelined (3 + 2 shared stages) over blocks of 128 × 128, and the
+//     mma.sync body runs its 64-column tile once per half of the block. The same
 //     extern "C" kernel carries both bodies and the preprocessor picks one per target: the
 //     sm_80 SASS and the compute_90 PTX (JIT for later GPUs) keep mma.sync, so block shape,
 //     grid and launcher are the same on every arch;
@@ -19,6 +21,8 @@
 //     a block's threads) where the layer allows it, else the v0 split-reduction strip of 32
 //     columns (see CudaDecodeTiling); its __launch_bounds__ names a minimum of blocks per SM,
 //     so ptxas has an explicit register budget of 128 a thread;
+//   - adapter_grad (16-bit activations) on tensor cores: its four small products as two GEMM
+//     tile shapes (see CudaAdapterGradTiling), one launch an entry point as before;
 //   - the launch list: for every entry point the extern "C" kernels that implement it, their
 //     block shape, grid and the token range each accepts.
 // It is a pure function from a lowered program to a CUDA program (the same kernels plus a
@@ -33,6 +37,8 @@ export interface CudaTensorCoreTiling {
   /** Output block: tokens × (outputs for forward, inputs for backward_data). */
   readonly blockRows: number;
   readonly blockColumns: number;
+  /** Columns of the mma.sync body's tile: blockColumns, or a part of it the body runs once per part (pipelined wgmma blocks of 128). */
+  readonly mmaSyncColumns: number;
   /** Reduction chunk staged through shared memory; a multiple of fragmentK. */
   readonly reduceChunk: number;
   /** Forward: chunks per quantization group (chunks never cross a group, the tail is zero). */
@@ -87,6 +93,16 @@ export interface CudaWarpgroupMma {
   /** Warpgroups of the block, each issuing the shape for its own 64 rows. */
   readonly warpgroups: number;
   readonly accumulatorPad: number;
+  /**
+   * Shared-memory stages of the activation (x, dy) and weight tiles: 1 and 1 is the
+   * single-stage loop; with cp.async staging and codes read a word at a time (forward: 8 inputs
+   * of a column from one word; backward_data: word pairs of adjacent outputs) they are 3 and 2
+   * (v4): chunk c's wgmma in flight while chunk c + 1's weight tile is dequantized and chunk
+   * c + 2's activation copy and packed words are on their way; 128-column blocks, y (dx) stored
+   * from the accumulator registers, with no shared accumulator tile.
+   */
+  readonly activationStages: number;
+  readonly weightStages: number;
   readonly sharedBytes: number;
 }
 
@@ -164,9 +180,41 @@ export interface CudaLaunch {
   readonly prologue: { readonly symbol: string; readonly threads: readonly [number, number, number]; readonly grid: readonly [DispatchDim, DispatchDim, DispatchDim] } | null;
 }
 
+/**
+ * adapter_grad on tensor cores (16-bit activations; v4): the four small products are two
+ * block-tile GEMM shapes through nvcuda::wmma (mma.sync m16n8k16 on sm_80 and sm_90a alike):
+ *   - "rows × weightsᵀ": out[m][n] = Σ_k X[m][k]·Y[n][k] with X an activation [T][K] and Y an
+ *     fp32 adapter matrix [n][K]: dv = σ·dy·Bᵀ (K = N) and du = drop(dv·Aᵀ) (K = rank);
+ *   - "columnsᵀ × columns": out[m][n] = Σ_t P[t][m]·Q[t][n] over the tokens: dBᵀ = dyᵀ·v (stored
+ *     transposed) and dA = drop(u)ᵀ·dv.
+ * A block is `threads` (4 warps), its tile `blockRows` rows (16 a warp) × a column tile of
+ * `rankTile` (dv, dB, dA) or `groupTile` (du) columns, the reduction staged through shared memory
+ * `chunk` deep, loaded into registers one chunk ahead. Each entry point stays one launch: its
+ * first `blocks…` blocks along x take one product, the rest the other, so the reductions over N
+ * (dv) and over T (dB) run side by side. Every sum runs in a fixed order: bitwise reproducible.
+ */
+export interface CudaAdapterGradTiling {
+  readonly instruction: 'mma.sync via nvcuda::wmma';
+  readonly threads: number;
+  readonly blockRows: number;
+  readonly chunk: number;
+  readonly pad: number;
+  readonly accumulatorPad: number;
+  readonly rankTile: number;
+  readonly groupTile: number;
+  /** adapterOutputGrads: blocks along x for dB (column tiles of N), before the token tiles of dv. */
+  readonly weightGradColumnBlocks: number;
+  /** adapterInputGrads: blocks along x for dA (x·y ≥ its tiles), before the token tiles of du. */
+  readonly adapterAGradColumnBlocks: number;
+  /** Shared memory: the staging tiles (the larger shape's), then the fp32 sums. */
+  readonly stagingBytes: number;
+  readonly sharedBytes: number;
+}
+
 export interface CudaDecisions {
   readonly tensorCore: CudaTensorCoreTiling | null;
   readonly decode: CudaDecodeTiling | null;
+  readonly adapterGrad: CudaAdapterGradTiling | null;
   /** Entry points in IR order, each with its variants (smallest minTokens first). */
   readonly launches: readonly CudaLaunch[];
 }
@@ -197,14 +245,16 @@ const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16'
 /** The wgmma body's accumulator rows are padded by this many floats (the mma.sync body's pad may differ). */
 const WGMMA_ACCUMULATOR_PAD = 4;
 
-function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number): CudaWarpgroupMma | null {
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number, pipelined: boolean): CudaWarpgroupMma | null {
   // One warpgroup per 64 tokens of the block (one or two): M = 64, N = the block's columns (a
   // multiple of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
   if ((rows !== 64 && rows !== 128) || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
+  const activationStages = pipelined ? 3 : 1, weightStages = pipelined ? 2 : 1;
   const sharedBytes =
-    rows * reduceChunk * elementBytes + // x (dy) tile, core matrices, no padding
-    columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tile, K-major core matrices
-    rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
+    activationStages * rows * reduceChunk * elementBytes + // x (dy) tiles, core matrices, no padding
+    weightStages * columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tiles, K-major core matrices
+    // accumulators, for the epilogue (the pipelined bodies store from registers)
+    (pipelined ? 0 : rows * (columns + WGMMA_ACCUMULATOR_PAD) * 4);
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     arch: 'sm_90a', instruction: 'wgmma.mma_async', shape: [64, columns, FRAGMENT], warpgroups: rows / 64,
@@ -212,6 +262,7 @@ function warpgroupMma(rows: number, columns: number, reduceChunk: number, elemen
     leadingByteOffset: CORE_MATRIX_BYTES,
     strideByteOffset: (reduceChunk / 8) * CORE_MATRIX_BYTES,
     accumulatorPad: WGMMA_ACCUMULATOR_PAD,
+    activationStages, weightStages,
     sharedBytes,
   };
 }
@@ -229,23 +280,35 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   const reduceChunk = forward ? (c.group % 32 === 0 ? 32 : FRAGMENT) : 32;
   const chunksPerGroup = forward ? Math.ceil(c.group / reduceChunk) : 0;
   // The forward's blocks are 128 tokens (two warpgroups on sm_90a, 8 warps of mma.sync), so each
-  // dequantized weight tile serves twice the rows of backward_data's 64; its mma.sync body's
-  // accumulator rows go unpadded so the block stays within 48 KB of static shared memory.
-  const rows = forward ? 128 : 64, columns = 64, activationPad = 8, accumulatorPad = forward ? 0 : 4;
-  const warpsAlongRows = rows / 32;
+  // dequantized weight tile serves twice the rows of a 64-token block.
+  const mmaSyncColumns = 64, activationPad = 8;
   // 16-byte segments (8 halves) are whole when both the row length and the chunk starts are
   // multiples of 8: K and g for the forward (chunk starts are group starts plus multiples of
   // the chunk), N for backward_data.
   const segmentsWhole = forward ? c.inFeatures % 8 === 0 && c.group % 8 === 0 : c.outFeatures % 8 === 0;
+  // backward_data's W-hat^T from the packed words of output pairs: 8 inputs of a group in one
+  // word (two for 8 bits), pairs of words 8-byte aligned (N even).
+  const eightCodesAWord = 32 % c.bits === 0 && c.group % 8 === 0;
+  const wordPairs = eightCodesAWord && c.outFeatures % 2 === 0;
   const a = bytesOf(activation);
+  // The pipelined wgmma body (see CudaWarpgroupMma) takes blocks of 128 columns: each x (dy) tile
+  // then serves twice the weight columns, halving the activation reads through L2 (which bounded
+  // the 64-column pipelined blocks: L2 82 % busy, DRAM 4 %). backward_data's pipelined blocks are
+  // 128 tokens too (two warpgroups sharing one W-hat^T tile: half the dequantization a FLOP).
+  const pipelined = (options.wgmma ?? WGMMA_DEFAULT) && a === 2 && segmentsWhole && (forward ? eightCodesAWord : wordPairs);
+  const columns = pipelined ? 2 * mmaSyncColumns : mmaSyncColumns;
+  // Blocks of 128 tokens leave their mma.sync body's accumulator rows unpadded so the block stays
+  // within 48 KB of static shared memory.
+  const rows = forward || pipelined ? 128 : 64, accumulatorPad = rows === 128 ? 0 : 4;
+  const warpsAlongRows = rows / 32;
   const sharedBytes =
     rows * (reduceChunk + activationPad) * a + // activation tile
-    reduceChunk * (columns + activationPad) * a + // dequantized weight tile
-    rows * (columns + accumulatorPad) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
+    reduceChunk * (mmaSyncColumns + activationPad) * a + // dequantized weight tile
+    rows * (mmaSyncColumns + accumulatorPad) * 4; // accumulators, for the epilogue (v comes from the forward's prologue kernel)
   if (sharedBytes > STATIC_SHARED_LIMIT) return null;
   return {
     minTokens: TENSOR_CORE_MIN_TOKENS,
-    blockRows: rows, blockColumns: columns, reduceChunk, chunksPerGroup,
+    blockRows: rows, blockColumns: columns, mmaSyncColumns, reduceChunk, chunksPerGroup,
     warpsAlongRows, warpsAlongColumns: 2, fragmentsPerWarpRow: 2, fragmentsPerWarpColumn: 2,
     fragment: [FRAGMENT, FRAGMENT, FRAGMENT],
     instruction: 'mma.sync via nvcuda::wmma',
@@ -253,10 +316,43 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     activationPad, accumulatorPad,
     threads: warpsAlongRows * 2 * WARP,
     sharedBytes,
-    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a, pipelined) : null,
     adapterChunks: forward ? Math.ceil(rank / reduceChunk) : 0,
     adapterActivationTokens: ADAPTER_ACTIVATION_TOKENS,
     adapterActivationThreads: ADAPTER_ACTIVATION_THREADS,
+  };
+}
+
+const ADAPTER_GRAD_THREADS = 128;
+const ADAPTER_GRAD_ROWS = 64;
+const ADAPTER_GRAD_CHUNK = 64;
+/** Column tiles of 32: rank 64 gives two tiles, so dv's token tiles fill twice the SMs. */
+const ADAPTER_GRAD_MAX_COLUMN_TILE = 32;
+
+function adapterGradTiling(program: KernelProgram, kernel: LoweredKernel): CudaAdapterGradTiling | null {
+  if (kernel.role !== 'adapter_grad') return null;
+  const activation = kernel.dtypes.activation;
+  if (activation !== 'f16' && activation !== 'bf16') return null;
+  const c = configOfKernel(program, kernel);
+  const rank = c.adapter!.rank;
+  const tileOf = (n: number) => Math.min(ADAPTER_GRAD_MAX_COLUMN_TILE, Math.ceil(n / FRAGMENT) * FRAGMENT);
+  const rankTile = tileOf(rank), groupTile = tileOf(c.groups);
+  const pad = 8, accumulatorPad = 4, a = bytesOf(activation);
+  const rows = ADAPTER_GRAD_ROWS, chunk = ADAPTER_GRAD_CHUNK;
+  const widest = Math.max(rankTile, groupTile);
+  // Both shapes' staging tiles, the larger of the two, then the accumulators.
+  const rowsTimesWeights = (rows + widest) * (chunk + pad) * a;
+  const columnsTimesColumns = chunk * (rows + pad) * a + chunk * (widest + pad) * a;
+  const stagingBytes = Math.max(rowsTimesWeights, columnsTimesColumns);
+  const sharedBytes = stagingBytes + rows * (widest + accumulatorPad) * 4;
+  if (sharedBytes > STATIC_SHARED_LIMIT) return null;
+  const rankTiles = Math.ceil(rank / rankTile), groupTiles = Math.ceil(c.groups / groupTile);
+  return {
+    instruction: 'mma.sync via nvcuda::wmma', threads: ADAPTER_GRAD_THREADS, blockRows: rows, chunk, pad, accumulatorPad,
+    rankTile, groupTile,
+    weightGradColumnBlocks: Math.ceil(c.outFeatures / rows),
+    adapterAGradColumnBlocks: Math.ceil((Math.ceil(c.groups / rows) * rankTiles) / groupTiles),
+    stagingBytes, sharedBytes,
   };
 }
 
@@ -309,9 +405,22 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   };
 }
 
-function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | null, decode: CudaDecodeTiling | null, c: { outFeatures: number; inFeatures: number }): CudaLaunch[] {
+function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | null, decode: CudaDecodeTiling | null,
+  adapterGrad: CudaAdapterGradTiling | null, c: { outFeatures: number; inFeatures: number; groups: number; adapter: { rank: number } | null }): CudaLaunch[] {
   const symbol = (variant: string) => `${kernel.name}__${variant}`;
   return kernel.entryPoints.flatMap((entry): CudaLaunch[] => {
+    if (adapterGrad) {
+      // x: the constant-count product's blocks first, then ⌈T / blockRows⌉ token tiles.
+      const rows = adapterGrad.blockRows;
+      const outputs = entry.name === 'adapterOutputGrads';
+      const leading = outputs ? adapterGrad.weightGradColumnBlocks : adapterGrad.adapterAGradColumnBlocks;
+      const y = outputs ? { count: fixed(c.adapter!.rank), per: adapterGrad.rankTile } : { count: fixed(c.groups), per: adapterGrad.groupTile };
+      return [{
+        entryPoint: entry.name, symbol: symbol(`${entry.name}TensorCore`), variant: `${entry.name}TensorCore`,
+        threads: [adapterGrad.threads, 1, 1], grid: [{ count: perToken(1, leading * rows), per: rows }, y, ONE],
+        minTokens: 1, maxTokens: null, sharedBytes: adapterGrad.sharedBytes, prologue: null,
+      }];
+    }
     if (decode) {
       const launch = {
         entryPoint: entry.name, threads: [decode.columnThreads, decode.slices, 1] as const,
@@ -356,7 +465,8 @@ export function chooseCudaKernels(program: LoweredProgram, options: CudaPassOpti
       const c = configOfKernel(program, kernel);
       const tensorCore = tensorCoreTiling(program, kernel, options);
       const decode = decodeTiling(program, kernel);
-      return { ...kernel, cuda: { tensorCore, decode, launches: launchesOf(kernel, tensorCore, decode, c) } };
+      const adapterGrad = adapterGradTiling(program, kernel);
+      return { ...kernel, cuda: { tensorCore, decode, adapterGrad, launches: launchesOf(kernel, tensorCore, decode, adapterGrad, c) } };
     }),
   };
 }

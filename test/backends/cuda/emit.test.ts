@@ -75,16 +75,18 @@ describe('CUDA emitter', () => {
   it('gives the forward tensor-core variant a wgmma body for sm_90a only, an IR decision that can be turned off', () => {
     const forward = kernels.find((k) => k.fileName.startsWith('forward_k64_n64'))!;
     const tc = forward.kernel.cuda.tensorCore!;
-    expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 64, 16], leadingByteOffset: 128, strideByteOffset: 256 });
-    expect(forward.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16');
+    // Pipelined (cp.async staging, 8 codes a word): 128-column blocks, the mma.sync body in two 64-column parts.
+    expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 128, 16], leadingByteOffset: 128, strideByteOffset: 256, activationStages: 3, weightStages: 2 });
+    expect(tc).toMatchObject({ blockColumns: 128, mmaSyncColumns: 64 });
+    expect(forward.source).toContain('wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16');
     expect(forward.source).toContain('defined(__CUDA_ARCH_FEAT_SM90_ALL)');
     expect(forward.source).toContain('fence.proxy.async.shared::cta');
     expect(forward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
-    expect(forward.source).toContain('//   sm_90a: wgmma.mma_async m64n64k16 instead');
+    expect(forward.source).toContain('//   sm_90a: wgmma.mma_async m64n128k16 instead');
     // The launch is the same kernel on every arch: one symbol, one block shape (after the u/v prologue).
     expect(forward.kernelSymbols).toHaveLength(3);
     const half = emitExample('examples/stories260k.qal', 'f16').find((k) => k.fileName.startsWith('forward_k64_n64'))!;
-    expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16');
+    expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16');
     const plan = frontEnd('examples/stories260k.qal').plan!;
     const off = emitCuda(lowerPlan(plan, 'cuda', { cuda: { wgmma: false } }));
     for (const k of off.filter((k) => k.kernel.cuda.tensorCore)) {
@@ -123,15 +125,34 @@ describe('CUDA emitter', () => {
     const backward = kernels.find((k) => k.fileName.startsWith('backward_data_k64_n64'))!;
     const tc = backward.kernel.cuda.tensorCore!;
     // K = outputs in chunks of 32: the same descriptor offsets as a 32-deep forward chunk.
-    expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 64, 16], leadingByteOffset: 128, strideByteOffset: (tc.reduceChunk / 8) * 128 });
-    expect(tc.wgmma!.sharedBytes).toBe(64 * 32 * 2 * 2 + 64 * 68 * 4);
-    expect(backward.source).toContain('wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16');
+    expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 128, 16], leadingByteOffset: 128, strideByteOffset: (tc.reduceChunk / 8) * 128 });
+    // Pipelined (N % 8 == 0, 4-bit codes, group 16): blocks of 128 tokens (two warpgroups) x 128
+    // inputs, 3 dy stages and 2 W-hat^T stages, dx stored from registers (no accumulator tile).
+    expect(tc.wgmma).toMatchObject({ activationStages: 3, weightStages: 2, warpgroups: 2 });
+    expect(tc).toMatchObject({ blockRows: 128, blockColumns: 128, threads: 256 });
+    expect(tc.wgmma!.sharedBytes).toBe(3 * 128 * 32 * 2 + 2 * 128 * 32 * 2);
+    expect(backward.source).toContain('warpgroupWait<0>();');
+    expect(backward.source).toContain('waitForAsyncCopiesBut<1>();');
+    expect(backward.source).toContain('wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16');
     expect(backward.source).toContain('accumulate, 1, 1, 0, 0;'); // imm-trans-a = imm-trans-b = 0
     expect(backward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
-    expect(backward.source).toContain('//   sm_90a: wgmma.mma_async m64n64k16 instead (one warpgroup a block), dy and W-hat^T tiles');
+    expect(backward.source).toContain('//   sm_90a: wgmma.mma_async m64n128k16 instead (2 warpgroups a block), dy and W-hat^T tiles');
     expect(backward.kernelSymbols).toHaveLength(2);
     const tensorCoreLaunch = backward.kernel.cuda.launches.find((l) => l.variant.endsWith('TensorCore'))!;
     expect(tensorCoreLaunch.sharedBytes).toBe(Math.max(tc.sharedBytes, tc.wgmma!.sharedBytes));
+  });
+
+  it('computes adapter_grad on tensor cores for 16-bit activations, in the same two launches', () => {
+    const grad = kernels.find((k) => k.fileName.startsWith('adapter_grad_l4_n172'))!;
+    const tiling = grad.kernel.cuda.adapterGrad!;
+    expect(tiling).toMatchObject({ threads: 128, blockRows: 64, rankTile: 16, groupTile: 16, weightGradColumnBlocks: 3 });
+    expect(grad.kernelSymbols).toEqual([
+      'adapter_grad_l4_n172_r4_bf16__adapterOutputGradsTensorCore',
+      'adapter_grad_l4_n172_r4_bf16__adapterInputGradsTensorCore',
+    ]);
+    expect(grad.source).toContain('wmma::mma_sync');
+    // dB's column tiles lead the grid, then one block per 64 tokens for dv.
+    expect(grad.kernel.cuda.launches[0]!.grid[0]).toEqual({ count: { tokens: 1, constant: 3 * 64 }, per: 64 });
   });
 
   it('emits fp16 activations on request', () => {

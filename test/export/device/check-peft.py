@@ -23,6 +23,7 @@ PEFT applies `use_qalora` only to GPTQ layers (its QALoraLinearVariant is chosen
 wrapper). On this dense base the script attaches PEFT's own QALoraLinearVariant to each LoRA
 layer by hand — PEFT's code does the pooling, the script only wires it in — and says so.
 """
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -64,10 +65,18 @@ def with_qalora(base, folder: Path, config: dict):
     )
     model = get_peft_model(base, lora)
     group = config["qalora_group_size"]
+    # PEFT 0.21's init(module, adapter_name, config, **kwargs) reads the group from the config;
+    # earlier versions took it as a keyword.
+    init_arguments = {"qalora_group_size": group}
+    if "config" in inspect.signature(QALoraLinearVariant.init).parameters:
+        init_arguments["config"] = LoraConfig(
+            r=config["r"], lora_alpha=config["lora_alpha"], target_modules=config["target_modules"],
+            lora_dropout=0.0, bias="none", init_lora_weights=False, use_qalora=True, qalora_group_size=group,
+        )
     wired = 0
     for name, module in model.named_modules():
         if isinstance(module, LoraLinear) and "default" in module.lora_A:
-            QALoraLinearVariant.init(module, "default", qalora_group_size=group)
+            QALoraLinearVariant.init(module, "default", **init_arguments)
             module.lora_variant["default"] = QALoraLinearVariant()
             wired += 1
     state = load_file(folder / "adapter_model.safetensors")

@@ -8,7 +8,9 @@
 // GPU. Cases marked `timed` are large layers (forward and backward_data only) that run.sh also
 // times (qalc-cuda-harness --time) in both forms.
 //
-//   npx tsx test/backends/cuda/h200/emit-harness-kernels.ts OUT_DIR
+//   npx tsx test/backends/cuda/h200/emit-harness-kernels.ts OUT_DIR [--roles adapter_grad,backward_data]
+// --roles: only the kernels of those roles (a device run that checks what a change touched).
+import type { KernelRole } from '../../../../src/plan/plan.ts';
 import { writeKernelSet, type KernelSetCase } from './kernel-set.ts';
 
 export const HARNESS_CASES: readonly KernelSetCase[] = [
@@ -29,8 +31,10 @@ export const HARNESS_CASES: readonly KernelSetCase[] = [
 export const TIMING_TOKENS = 4096;
 
 const outDir = process.argv[2];
-if (!outDir) throw new Error('usage: emit-harness-kernels.ts OUT_DIR');
+if (!outDir) throw new Error('usage: emit-harness-kernels.ts OUT_DIR [--roles ROLE,...]');
+const rolesAt = process.argv.indexOf('--roles');
+const onlyRoles = rolesAt > 0 ? (process.argv[rolesAt + 1] ?? '').split(',') as KernelRole[] : undefined;
 const count = writeKernelSet(outDir, HARNESS_CASES, 'test/backends/cuda/h200/emit-harness-kernels.ts', {
-  mmaSyncCopies: true, timingTokens: TIMING_TOKENS, precisions: ['f16', 'bf16'],
+  mmaSyncCopies: true, timingTokens: TIMING_TOKENS, precisions: ['f16', 'bf16'], ...(onlyRoles ? { onlyRoles } : {}),
 });
 console.log(`emitted ${count} kernels to ${outDir}`);

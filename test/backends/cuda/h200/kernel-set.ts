@@ -31,6 +31,8 @@ export interface KernelSetOptions {
   readonly mmaSyncCopies: boolean;
   readonly timingTokens: number;
   readonly precisions: readonly ('f16' | 'bf16')[];
+  /** Only kernels of these roles (all when absent): a device run that checks what changed. */
+  readonly onlyRoles?: readonly KernelRole[];
 }
 
 const ADAPTER_SCALE = 2;
@@ -106,7 +108,8 @@ export function writeKernelSet(outDir: string, cases: readonly KernelSetCase[], 
   const entries: string[] = [];
   // The roles a kernel is emitted for: those of any of its layers (a case without `roles`: all).
   const rolesOf = new Map(cases.map((c, index) => [`case${index}`, c.roles ?? null]));
-  const wanted = (e: EmittedCudaKernel): boolean => e.kernel.layers.some((l) => rolesOf.get(l)?.includes(e.kernel.role) ?? true);
+  const wanted = (e: EmittedCudaKernel): boolean =>
+    (options.onlyRoles?.includes(e.kernel.role) ?? true) && e.kernel.layers.some((l) => rolesOf.get(l)?.includes(e.kernel.role) ?? true);
   const timedLayers = new Set(cases.flatMap((c, index) => (c.timed ? [`case${index}`] : [])));
   for (const precision of options.precisions) {
     const program = lowerPlan(kernelSetPlan(cases, specFile), 'cuda', { precision });
@@ -121,7 +124,8 @@ export function writeKernelSet(outDir: string, cases: readonly KernelSetCase[], 
     const emittedKernels = [...chosen.map((e) => ({ ...e, name: e.kernel.name })), ...mmaSync];
     for (const emitted of emittedKernels) {
       const { kernel, name } = emitted;
-      const tensorCorePath = kernel.cuda.tensorCore ? (name.endsWith('_mmasync') || !kernel.cuda.tensorCore.wgmma ? 'mma.sync' : 'wgmma') : null;
+      const tensorCorePath = kernel.cuda.tensorCore ? (name.endsWith('_mmasync') || !kernel.cuda.tensorCore.wgmma ? 'mma.sync' : 'wgmma')
+        : kernel.cuda.adapterGrad ? 'mma.sync' : null;
       writeFileSync(join(outDir, `${name}.cu`), emitted.source);
       const storage = kernel.bindings.filter((b) => b.access !== 'uniform');
       const bindings = storage.map((b) => ({
@@ -134,7 +138,7 @@ export function writeKernelSet(outDir: string, cases: readonly KernelSetCase[], 
         name, role: kernel.role, activation: kernel.dtypes.activation,
         layer: layerOf(configOfKernel(program as KernelProgram, kernel)),
         maxTokens: kernel.cuda.decode?.maxTokens ?? null,
-        tensorCoreMinTokens: kernel.cuda.tensorCore?.minTokens ?? null,
+        tensorCoreMinTokens: kernel.cuda.tensorCore?.minTokens ?? (kernel.cuda.adapterGrad ? 1 : null),
         // On an sm_90a build; any other build runs mma.sync (check_kernels.py reads gencode.txt).
         tensorCorePath,
         timingTokens: kernel.layers.some((l) => timedLayers.has(l)) ? options.timingTokens : null,
