@@ -28,6 +28,8 @@ export interface CheckpointState {
   readonly seed: number;
   readonly schedule: ScheduleRecord;
   readonly evalLossBefore: number;
+  /** The seed of the random base weights the run trained on (--random-weights), if it did. */
+  readonly randomWeightsSeed?: number;
 }
 
 /** A checkpoint read and checked against a plan, not yet loaded into a model. */
@@ -37,6 +39,7 @@ export interface OpenedCheckpoint {
   /** Absent in checkpoints written before it was recorded. */
   readonly schedule?: ScheduleRecord;
   readonly evalLossBefore?: number;
+  readonly randomWeightsSeed?: number;
   /** The settings that differ between the checkpoint's run and the plan (see settingChanges). */
   readonly changes: readonly string[];
   readonly file: SafetensorsFile;
@@ -54,6 +57,7 @@ export function saveCheckpoint(path: string, plan: Plan, model: QaLoraModel, opt
   writeSafetensorsAtomic(path, tensors, {
     format: CHECKPOINT_FORMAT, spec: plan.spec, adapter_hash: adapterHash(plan), seed: String(state.seed), step: String(state.step),
     schedule: JSON.stringify(state.schedule), eval_loss_before: String(state.evalLossBefore), settings: JSON.stringify(recordedSettings(plan)),
+    ...(state.randomWeightsSeed !== undefined ? { random_weights_seed: String(state.randomWeightsSeed) } : {}),
   });
 }
 
@@ -85,6 +89,7 @@ export function openCheckpoint(path: string, plan: Plan, misfit: string): Opened
     step: Number(meta.step),
     ...(meta.schedule !== undefined ? { schedule: JSON.parse(meta.schedule) as ScheduleRecord } : {}),
     ...(meta.eval_loss_before !== undefined ? { evalLossBefore: Number(meta.eval_loss_before) } : {}),
+    ...(meta.random_weights_seed !== undefined ? { randomWeightsSeed: Number(meta.random_weights_seed) } : {}),
     changes: [...renamed, ...(recorded ? settingChanges(recorded, recordedSettings(plan)) : [])],
     file,
   };
@@ -117,4 +122,15 @@ export function loadAdapters(path: string, plan: Plan, model: QaLoraModel): { st
 /** The notice for a checkpoint used under settings other than those it was written with. */
 export function changesNotice(path: string, changes: readonly string[], consequence = ''): string | undefined {
   return changes.length === 0 ? undefined : `note: ${path} was written under other settings than the spec's now: ${changes.join('; ')}${consequence}`;
+}
+
+/**
+ * The seed of the random base weights a run trained on, read from its checkpoint, or undefined
+ * when it trained on real weights or there is no run: eval, merge and generate rebuild the same
+ * weights from it.
+ */
+export function runRandomWeightsSeed(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const seed = readSafetensors(path).metadata.random_weights_seed;
+  return seed === undefined ? undefined : Number(seed);
 }

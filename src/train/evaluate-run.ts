@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { readMergedModelAsDense } from '../export/merged-model.ts';
 import { mergedModelPath } from './export-run.ts';
 import type { Plan } from '../plan/plan.ts';
-import { changesNotice, loadAdapters } from './checkpoint.ts';
+import { changesNotice, loadAdapters, runRandomWeightsSeed } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
 import { heldOutLoss } from './held-out-loss.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
@@ -39,7 +39,7 @@ export interface EvaluateResult {
 }
 
 export async function evaluateRun(options: EvaluateOptions): Promise<EvaluateResult> {
-  const setup = setUpTraining(options.plan, options.specDir, options.ops);
+  const setup = setUpTraining(options.plan, options.specDir, options.ops, undefined, options.checkpoint ? runRandomWeightsSeed(options.checkpoint) : undefined);
   const batchSize = Number(setup.settings.batch);
   const seqLen = Number(setup.settings.seq_len);
   const batches = setup.dataset.evalBatches(batchSize, seqLen, options.batches);

@@ -6,7 +6,7 @@ import type { ExportSource } from '../export/formats.ts';
 import { adaptersOf, checkpointFilesOf, mergedOf } from './export-source.ts';
 import type { Plan } from '../plan/plan.ts';
 import { dirname } from 'node:path';
-import { changesNotice, loadAdapters } from './checkpoint.ts';
+import { changesNotice, loadAdapters, runRandomWeightsSeed } from './checkpoint.ts';
 import { denseModel } from './dense-model.ts';
 import { heldOutLoss } from './held-out-loss.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
@@ -42,7 +42,7 @@ export async function mergeRun(plan: Plan, specDir: string, checkpoint: string, 
 }
 
 async function mergeLocked(plan: Plan, specDir: string, checkpoint: string, path: string, ops: TrainingOps | undefined, notices: string[]): Promise<Omit<MergeResult, 'notices'>> {
-  const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
+  const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops, undefined, runRandomWeightsSeed(checkpoint));
   const { step, changes } = loadAdapters(checkpoint, plan, model);
   const changed = changesNotice(checkpoint, changes);
   if (changed) notices.push(changed);

@@ -36,6 +36,8 @@ export interface TrainSummary {
   /** Training and held-out evaluation time over the whole run (setup not counted). */
   readonly seconds: number;
   readonly evalSeconds: number;
+  /** Set when the run trained on seeded random weights (--random-weights): its losses mean nothing about a real model. */
+  readonly randomWeightsSeed?: number;
 }
 
 function parse(line: string): StepRecord | undefined {
@@ -61,6 +63,7 @@ export interface RunStart {
   readonly resumedFrom: number | null;
   readonly evalLossBefore: number;
   readonly evalTokens: number;
+  readonly randomWeightsSeed?: number;
 }
 
 export function summarise(records: readonly StepRecord[], start: RunStart): TrainSummary {
@@ -71,6 +74,7 @@ export function summarise(records: readonly StepRecord[], start: RunStart): Trai
   return {
     steps: records.at(-1)?.step ?? 0,
     resumedFrom: start.resumedFrom,
+    ...(start.randomWeightsSeed !== undefined ? { randomWeightsSeed: start.randomWeightsSeed } : {}),
     firstLoss: records[0]?.loss ?? NaN,
     lastLoss: records.at(-1)?.loss ?? NaN,
     evalLossBefore: start.evalLossBefore,

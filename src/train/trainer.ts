@@ -12,11 +12,12 @@ import { firstNonFinite } from '../model/finite.ts';
 import { readGptqCheckpoint } from '../model/gptq-checkpoint.ts';
 import { readHfCheckpoint } from '../model/hf-checkpoint.ts';
 import { readLlama2cCheckpoint, type Llama2cCheckpoint } from '../model/llama2c-checkpoint.ts';
+import { RANDOM_WEIGHT_STD, randomWeightCount, randomWeights } from '../model/random-weights.ts';
 import { modelTokenizerPath, readTokenizer } from '../model/read-tokenizer.ts';
 import type { Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
 import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
-import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type ScheduleRecord } from './checkpoint.ts';
+import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type OpenedCheckpoint, type ScheduleRecord } from './checkpoint.ts';
 import { alpacaDataset, DataError, textDataset, type Dataset } from './data.ts';
 import { gptqCacheKey, readGptqCache, writeGptqCache } from './gptq-cache.ts';
 import { gptqRequestOf, quantizeModelWithGptq } from './gptq-model.ts';
@@ -52,6 +53,12 @@ export interface TrainOptions {
   readonly evalBatches?: number;
   /** The backend's ops (see src/runtime/cpu/backend.ts); the TypeScript reference by default. */
   readonly ops?: TrainingOps;
+  /**
+   * Train on seeded random weights (a spec without a checkpoint: a preset or a written-out
+   * architecture), asked for explicitly with `--random-weights`. `seed` undefined: the run's
+   * recorded seed on --resume, the spec's train.seed otherwise.
+   */
+  readonly randomWeights?: { readonly seed?: number };
 }
 
 type Settings = Readonly<Record<string, number | boolean | string | readonly string[]>>;
@@ -106,15 +113,26 @@ function withGptqLayers(weights: Llama2cCheckpoint, plan: Plan, specDir: string,
  * Model, tokenizer and data, as the plan says; shared by train and eval. `report` gets what
  * loading has to say (GPTQ's per-layer lines).
  */
-export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, report: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): TrainingSetup {
+export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, report: (line: string) => void = (line) => process.stderr.write(`${line}\n`), randomWeightsSeed?: number): TrainingSetup {
   const settings = requireTrainSettings(plan);
   const checkpoint = plan.model.checkpoint;
-  if (!checkpoint) throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block`);
-  const weightsPath = resolve(specDir, checkpoint.path);
+  if (checkpoint && randomWeightsSeed !== undefined) throw new TrainingError(`spec ${plan.spec} has weights (${checkpoint.path}): random weights (seed ${randomWeightsSeed}) are only for a spec without a checkpoint`);
+  if (!checkpoint && randomWeightsSeed === undefined) {
+    throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block, ` +
+      `or train on seeded random weights with \`qalc train ${plan.spec}.qal --random-weights [--seed N]\` (to measure the shape; the losses mean nothing about a real model)`);
+  }
   const tokenizerPath = modelTokenizerPath(plan.model.tokenizer, checkpoint, specDir);
-  if (!tokenizerPath) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block${checkpoint.format === 'llama2c' ? '' : ` (${checkpoint.path} has no tokenizer.json or tokenizer.model)`}`);
-  const weights = readWeights(weightsPath, checkpoint.format);
-  const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab, checkpoint.path);
+  if (!tokenizerPath) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block${!checkpoint || checkpoint.format === 'llama2c' ? '' : ` (${checkpoint.path} has no tokenizer.json or tokenizer.model)`}`);
+  let weights: Llama2cCheckpoint;
+  if (checkpoint) weights = readWeights(resolve(specDir, checkpoint.path), checkpoint.format);
+  else {
+    const arch = plan.model.architecture;
+    const parameters = randomWeightCount(arch);
+    report(`WARNING: RANDOM WEIGHTS, seeded ${randomWeightsSeed}: spec ${plan.spec} has no checkpoint, so its base model is normal(0, ${RANDOM_WEIGHT_STD}) noise; ` +
+      `the losses of this run mean nothing about a real model (${(parameters / 1e6).toFixed(1)} M parameters, ${(parameters * 4 / 1e9).toFixed(2)} GB of float32)`);
+    weights = randomWeights(arch, randomWeightsSeed!);
+  }
+  const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab, checkpoint?.path ?? `spec ${plan.spec}`);
   const dataPath = resolve(specDir, String(settings.data));
   const evalFraction = Number(settings.eval_fraction);
   const dataset = settings.format === 'alpaca'
@@ -187,6 +205,23 @@ function checkFinite(model: QaLoraModel, step: number, loss: number, kept: strin
   }
 }
 
+/**
+ * The random weights' seed of this run, or undefined for real weights. A resumed run must train
+ * on the weights it began with: a seed other than the recorded one, or random weights for a run
+ * on real ones (or the reverse), is refused by name.
+ */
+function randomWeightsSeedOf(options: TrainOptions, opened: OpenedCheckpoint | undefined): number | undefined {
+  const asked = options.randomWeights;
+  if (!opened) return asked ? asked.seed ?? Number(requireTrainSettings(options.plan).seed) : undefined;
+  const recorded = opened.randomWeightsSeed;
+  if (recorded === undefined && asked) throw new TrainingError(`${opened.path} was trained on real weights: resume it without --random-weights`);
+  if (recorded !== undefined && !asked) throw new TrainingError(`${opened.path} was trained on random weights seeded ${recorded}: resume it with --random-weights --seed ${recorded}`);
+  if (recorded !== undefined && asked?.seed !== undefined && asked.seed !== recorded) {
+    throw new TrainingError(`${opened.path} was trained on random weights seeded ${recorded}, not --seed ${asked.seed}: resume it with --seed ${recorded}, or start another run (another --out)`);
+  }
+  return recorded;
+}
+
 export async function train(options: TrainOptions): Promise<TrainSummary> {
   const progress = options.progress ?? new Progress();
   const lock = lockRunFolder(options.out, 'train', (text) => progress.message(text));
@@ -199,7 +234,10 @@ export async function train(options: TrainOptions): Promise<TrainSummary> {
 
 async function trainLocked(options: TrainOptions, progress: Progress): Promise<TrainSummary> {
   const { plan, specDir, out } = options;
-  const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops, (line) => progress.message(line));
+  const checkpointPath = join(out, 'checkpoint.safetensors');
+  const opened = options.resume ? openCheckpoint(checkpointPath, plan, 'it cannot resume this one (start again without --resume, or use another --out)') : undefined;
+  const randomWeightsSeed = randomWeightsSeedOf(options, opened);
+  const { model, dataset, settings } = setUpTraining(plan, specDir, options.ops, (line) => progress.message(line), randomWeightsSeed);
   const steps = options.steps ?? Number(settings.steps);
   const batchSize = Number(settings.batch);
   const seqLen = Number(settings.seq_len);
@@ -207,7 +245,6 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
   const seed = Number(settings.seed);
   const evalEvery = Number(settings.eval_every);
   const checkpointEvery = Number(settings.checkpoint_every);
-  const checkpointPath = join(out, 'checkpoint.safetensors');
   const logPath = join(out, 'train.jsonl');
   const evalBatches = dataset.evalBatches(batchSize, seqLen, options.evalBatches);
 
@@ -216,7 +253,6 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
   let step = 0;
   let resumedFrom: number | null = null;
   let evalLossBefore: number | undefined;
-  const opened = options.resume ? openCheckpoint(checkpointPath, plan, 'it cannot resume this one (start again without --resume, or use another --out)') : undefined;
   if (opened) {
     step = opened.step;
     resumedFrom = step;
@@ -282,7 +318,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
       // not replace the last good checkpoint.
       const broken = model.parameters().find((p) => firstNonFinite(p.value) >= 0);
       if (broken) throw new TrainingError(`the update of step ${step} made adapter ${broken.name} non-finite (learning rate ${report.lr.toExponential(2)}); stopping; ${kept()}`);
-      saveCheckpoint(checkpointPath, plan, model, optimizer, { step, seed, schedule, evalLossBefore });
+      saveCheckpoint(checkpointPath, plan, model, optimizer, { step, seed, schedule, evalLossBefore, ...(randomWeightsSeed !== undefined ? { randomWeightsSeed } : {}) });
       checkpointStep = step;
     }
     const elapsed = (performance.now() - started) / 1000;
@@ -290,5 +326,5 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     progress.update({ step, steps, loss, lr: report.lr, tokensPerSecond: tokensPerStep / seconds, secondsLeft: (steps - step) / rate });
   }
   progress.done();
-  return writeRunReport(out, plan.spec, { resumedFrom, evalLossBefore, evalTokens });
+  return writeRunReport(out, plan.spec, { resumedFrom, evalLossBefore, evalTokens, ...(randomWeightsSeed !== undefined ? { randomWeightsSeed } : {}) });
 }

@@ -1,5 +1,7 @@
 // Test fixtures: a tiny random LLaMA checkpoint built in memory, and stories260K from the
 // shared folder next to the repository.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Architecture } from '../../src/model/architecture.ts';
 import { headDim } from '../../src/model/architecture.ts';
@@ -11,6 +13,13 @@ export const sharedFile = (path: string) => fileURLToPath(new URL(`../../../shar
 export const STORIES260K = sharedFile('models/stories260K/stories260K.bin');
 export const TOK512 = sharedFile('models/stories260K/tok512.bin');
 export const TINY_SHAKESPEARE = sharedFile('data/tinyshakespeare.txt');
+
+/** The first `chars` characters of tiny Shakespeare, written into `dir`: its path. */
+export function shakespeareSlice(dir: string, chars: number): string {
+  const path = join(dir, 'shakespeare.txt');
+  writeFileSync(path, readFileSync(TINY_SHAKESPEARE, 'utf8').slice(0, chars));
+  return path;
+}
 
 export const TINY_ARCH: Architecture = {
   dim: 8, hiddenDim: 12, layers: 2, heads: 2, kvHeads: 1, vocab: 11, context: 8, tiedEmbeddings: true, ropeTheta: 10000, rmsNormEps: 1e-5,

@@ -1,0 +1,115 @@
+// `qalc train --random-weights`: a spec without a checkpoint (a written-out architecture here;
+// a preset is the same path) trains on seeded random weights. The run is deterministic in its
+// seed, records it, and eval rebuilds the same weights from it; without the flag train refuses
+// with a hint naming it. A tiny shape on a slice of tiny Shakespeare, a few steps each.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { frontEnd } from '../../src/compile.ts';
+import { randomLayerWeights, randomWeights, RANDOM_WEIGHT_STD } from '../../src/model/random-weights.ts';
+import type { Plan } from '../../src/plan/plan.ts';
+import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
+import { evaluateRun } from '../../src/train/evaluate-run.ts';
+import { Progress } from '../../src/train/progress.ts';
+import { train, type TrainOptions } from '../../src/train/trainer.ts';
+import { shakespeareSlice, TOK512 } from './tiny-model.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'qalc-random-weights-'));
+const DATA = shakespeareSlice(work, 40_000);
+const SPEC = join(work, 'shaped.qal');
+writeFileSync(SPEC, `spec shaped
+model {
+  dim = 64  hidden_dim = 128  layers = 2  heads = 4  kv_heads = 2  vocab = 512  context = 64
+  tokenizer = "${TOK512}"
+}
+quant { bits = 4  group = 16 }
+adapter { rank = 4  alpha = 8 }
+train {
+  data = "${DATA}"
+  seq_len = 32
+  batch = 4
+  steps = 40
+  lr = 1e-2
+  seed = 3
+  eval_every = 40
+}
+`);
+
+function planOf(path: string): Plan {
+  const result = frontEnd(path);
+  if (!result.plan) throw new Error(`spec did not plan: ${result.diagnostics.map((d) => d.message).join('; ')}`);
+  return result.plan;
+}
+const plan = planOf(SPEC);
+const { ops } = cpuBackend();
+
+function quiet() {
+  const lines: string[] = [];
+  const stream = { isTTY: false, write: (s: string) => { lines.push(s); return true; } } as unknown as NodeJS.WriteStream;
+  return { progress: new Progress(stream, 1), text: () => lines.join('') };
+}
+
+async function run(out: string, options: Partial<TrainOptions> = {}) {
+  return train({ plan, specDir: work, out: join(work, out), ops, progress: quiet().progress, ...options });
+}
+const losses = (out: string) => readFileSync(join(work, out, 'train.jsonl'), 'utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { loss: number }).loss);
+
+describe('random weights', () => {
+  it('are LLaMA-scaled, deterministic in the seed, and one layer alone equals that layer of the whole', () => {
+    const arch = plan.model.architecture;
+    const a = randomWeights(arch, 5);
+    const wq = a.layers[1]!.wq.data;
+    const mean = wq.reduce((s, x) => s + x, 0) / wq.length;
+    const std = Math.sqrt(wq.reduce((s, x) => s + (x - mean) ** 2, 0) / wq.length);
+    expect(Math.abs(mean)).toBeLessThan(0.002);
+    expect(Math.abs(std - RANDOM_WEIGHT_STD)).toBeLessThan(0.001);
+    expect([...a.layers[0]!.rmsAtt.data].every((x) => x === 1)).toBe(true);
+    expect(randomLayerWeights(arch, 5, 1).w2.data).toEqual(a.layers[1]!.w2.data);
+    expect(randomWeights(arch, 6).layers[1]!.wq.data).not.toEqual(wq);
+    expect(a.layers[0]!.wq.data).not.toEqual(a.layers[1]!.wq.data);
+  });
+
+  it('train with a finite, falling loss; the same seed again gives the same losses, another seed others; eval rebuilds the run', async () => {
+    const notes = quiet();
+    const summary = await train({ plan, specDir: work, out: join(work, 'a'), ops, progress: notes.progress, randomWeights: { seed: 11 } });
+    expect(notes.text()).toMatch(/WARNING: RANDOM WEIGHTS, seeded 11: .*mean nothing about a real model/);
+    const first = losses('a');
+    expect(first).toHaveLength(40);
+    expect(first.every(Number.isFinite)).toBe(true);
+    expect(summary.evalLossAfter).toBeLessThan(summary.evalLossBefore);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(first.slice(-10))).toBeLessThan(mean(first.slice(0, 10)) - 0.05);
+    expect(summary.randomWeightsSeed).toBe(11);
+    expect(JSON.parse(readFileSync(join(work, 'a', 'summary.json'), 'utf8')).randomWeightsSeed).toBe(11);
+
+    await run('b', { randomWeights: { seed: 11 } });
+    expect(losses('b')).toEqual(first);
+    await run('c', { randomWeights: { seed: 12 } });
+    expect(losses('c')).not.toEqual(first);
+
+    const evaluated = await evaluateRun({ plan, specDir: work, checkpoint: join(work, 'a', 'checkpoint.safetensors'), ops });
+    expect(evaluated.loss).toBeCloseTo(summary.evalLossAfter, 5);
+  });
+
+  it('a resumed run keeps its seed: another one, or none, is refused by name', async () => {
+    await run('d', { randomWeights: {}, steps: 20 });
+    await expect(run('d', { randomWeights: { seed: 4 }, resume: true })).rejects.toThrow(/was trained on random weights seeded 3, not --seed 4/);
+    await expect(run('d', { resume: true })).rejects.toThrow(/resume it with --random-weights --seed 3/);
+    const resumed = await run('d', { randomWeights: {}, resume: true });
+    expect(resumed.resumedFrom).toBe(20);
+    const whole = await run('e', { randomWeights: { seed: 3 } });
+    expect(losses('d')).toEqual(losses('e'));
+    expect(resumed.evalLossAfter).toBe(whole.evalLossAfter);
+  });
+
+  it('without --random-weights train refuses with a hint naming the flag, exit 1', () => {
+    const result = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'train', SPEC, '--out', join(work, 'refused')], { encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('--random-weights');
+    const seedAlone = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'train', SPEC, '--seed', '3', '--out', join(work, 'refused')], { encoding: 'utf8' });
+    expect(seedAlone.status).toBe(1);
+    expect(seedAlone.stderr).toContain('--seed seeds the random weights');
+  });
+});
