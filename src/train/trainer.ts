@@ -119,7 +119,7 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
   if (checkpoint && randomWeightsSeed !== undefined) throw new TrainingError(`spec ${plan.spec} has weights (${checkpoint.path}): random weights (seed ${randomWeightsSeed}) are only for a spec without a checkpoint`);
   if (!checkpoint && randomWeightsSeed === undefined) {
     throw new TrainingError(`spec ${plan.spec}: training needs the weights: set \`checkpoint = "…"\` in the model block, ` +
-      `or train on seeded random weights with \`qalc train ${plan.spec}.qal --random-weights [--seed N]\` (to measure the shape; the losses mean nothing about a real model)`);
+      `or train on seeded random weights with \`qalc train SPEC --random-weights [--seed N]\` (to measure the shape: the losses mean nothing about a real model)`);
   }
   const tokenizerPath = modelTokenizerPath(plan.model.tokenizer, checkpoint, specDir);
   if (!tokenizerPath) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block${!checkpoint || checkpoint.format === 'llama2c' ? '' : ` (${checkpoint.path} has no tokenizer.json or tokenizer.model)`}`);

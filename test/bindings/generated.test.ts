@@ -45,6 +45,6 @@ describe('generated/', () => {
   it('says what is missing instead of failing with a stack trace', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'generated/llama_7b_int4_g32/train.mts', '--steps', '1'], { encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stderr).toBe('llama_7b_int4_g32: spec llama_7b_int4_g32: training needs the weights: set `checkpoint = "…"` in the model block\n');
+    expect(r.stderr).toBe('llama_7b_int4_g32: spec llama_7b_int4_g32: training needs the weights: set `checkpoint = "…"` in the model block, or train on seeded random weights with `qalc train SPEC --random-weights [--seed N]` (to measure the shape: the losses mean nothing about a real model)\n');
   });
 });

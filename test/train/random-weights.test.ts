@@ -104,6 +104,26 @@ describe('random weights', () => {
     expect(resumed.evalLossAfter).toBe(whole.evalLossAfter);
   });
 
+  it('through the CLI: train says so loudly, eval reproduces its held-out loss, merge and generate rebuild the weights', () => {
+    const qalc = (...args: string[]) => spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], { encoding: 'utf8' });
+    const out = join(work, 'cli');
+    const trained = qalc('train', SPEC, '--random-weights', '--seed', '5', '--steps', '3', '--out', out);
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toContain('WARNING: RANDOM WEIGHTS, seeded 5');
+    expect(trained.stderr).toContain('WARNING: trained on RANDOM WEIGHTS seeded 5: these losses mean nothing about a real model');
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { evalLossAfter: number; randomWeightsSeed: number };
+    expect(summary.randomWeightsSeed).toBe(5);
+    const evaluated = qalc('eval', SPEC, '--out', out);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    expect(evaluated.stderr).toContain('seeded 5');
+    expect(Number(/loss (\S+)/.exec(evaluated.stdout)![1])).toBeCloseTo(summary.evalLossAfter, 5);
+    const merged = qalc('merge', SPEC, '--out', out);
+    expect(merged.status, merged.stderr).toBe(0);
+    const generated = qalc('generate', SPEC, '--out', out, '--steps', '4', '--prompt', 'Once');
+    expect(generated.status, generated.stderr).toBe(0);
+    expect(generated.stderr).toContain('seeded 5');
+  }, 120_000);
+
   it('without --random-weights train refuses with a hint naming the flag, exit 1', () => {
     const result = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'train', SPEC, '--out', join(work, 'refused')], { encoding: 'utf8' });
     expect(result.status).toBe(1);
@@ -111,5 +131,9 @@ describe('random weights', () => {
     const seedAlone = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'train', SPEC, '--seed', '3', '--out', join(work, 'refused')], { encoding: 'utf8' });
     expect(seedAlone.status).toBe(1);
     expect(seedAlone.stderr).toContain('--seed seeds the random weights');
+    const preset = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'train', 'examples/llama2-7b-int4-g32.qal', '--out', join(work, 'refused')], { encoding: 'utf8' });
+    expect(preset.status).toBe(1);
+    expect(preset.stderr).toContain('spec llama2_7b_int4_g32: training needs the weights');
+    expect(preset.stderr).toContain('--random-weights');
   });
 });
