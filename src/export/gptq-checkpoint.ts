@@ -19,8 +19,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headDim, type Architecture } from '../model/architecture.ts';
 import type { Tensor } from '../model/llama2c-checkpoint.ts';
-import { reorderOutputColumns } from '../model/gptq-checkpoint.ts';
-import { hfRowOrder, permuteToHf } from '../model/rope-permutation.ts';
+import { hfRowOrder, permuteToHf, reorderOutputColumns, rotaryHeads } from '../model/rope-permutation.ts';
 import { HF_PROJECTION_NAMES } from '../plan/layer-shapes.ts';
 import { dequantizeOutIn } from '../quant/dequantize.ts';
 import { packQweight, packQzeros, sequentialGroupIndex, storableZeros, type ZeroFormat } from '../quant/gptq-pack.ts';
@@ -106,8 +105,6 @@ function weightError(merged: QuantizedWeight, stored: QuantizedWeight): { max: n
   return { max, mean: sum / a.length };
 }
 
-const rotaryHeadsOf = (arch: Architecture, p: ProjectionName) => (p === 'q' ? arch.heads : p === 'k' ? arch.kvHeads : undefined);
-
 function llamaConfig(arch: Architecture): Record<string, unknown> {
   return {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', attention_bias: false, bos_token_id: 1, eos_token_id: 2,
@@ -145,7 +142,7 @@ export function writeGptqDirectory(dir: string, source: GptqSource, options: Gpt
     for (const p of PROJECTIONS) {
       const projection = block.projections[p];
       const prefix = `model.layers.${l}.${HF_PROJECTION_NAMES[p]}`;
-      const heads = rotaryHeadsOf(arch, p);
+      const heads = rotaryHeads(arch, p);
       const writeFloat = (data: Float32Array, [N, K]: readonly number[]) => tensors.push({ name: `${prefix}.weight`, shape: [N!, K!], data: heads === undefined ? data : permuteToHf(data, heads, K!) });
       if (projection.kind === 'dense') {
         writeFloat(projection.weight.data, projection.weight.shape);

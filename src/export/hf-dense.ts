@@ -5,9 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { headDim } from '../model/architecture.ts';
-import { permuteToHf } from '../model/rope-permutation.ts';
+import { permuteToHf, rotaryHeads } from '../model/rope-permutation.ts';
 import { PROJECTIONS } from '../train/qalora-spec.ts';
-import { denseWeight, rotaryHeads, type MergedModel } from './merged-model.ts';
+import { denseWeight, type MergedModel } from './merged-model.ts';
 import { encodeSafetensors, type NamedTensor } from './safetensors.ts';
 
 

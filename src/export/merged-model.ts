@@ -25,7 +25,7 @@ import { mergeAdapterIntoZeros } from '../quant/merge.ts';
 import type { Bits, QuantizedWeight } from '../quant/quantized-weight.ts';
 import { ARCHITECTURE_FIELDS, LLAMA_ROPE_AND_NORM, oddHeadSize, validRopeAndNorm, type Architecture } from '../model/architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
-import { hfRowOrder, inversePermutation, permuteToHf, takeColumns, unpermuteFromHf } from '../model/rope-permutation.ts';
+import { hfRowOrder, inversePermutation, permuteToHf, reorderOutputColumns, rotaryHeads, unpermuteFromHf } from '../model/rope-permutation.ts';
 import type { QaLoraModel, TrainableCheckpoint } from '../train/qalora-model.ts';
 import { PROJECTIONS, type ProjectionName } from '../train/qalora-spec.ts';
 import { HF_PROJECTION_NAMES } from '../plan/layer-shapes.ts';
@@ -102,22 +102,6 @@ export function mergeModel(model: QaLoraModel, weights: TrainableCheckpoint, spe
   return { spec, arch: model.arch, tokenEmbedding: weights.tokenEmbedding, blocks, rmsFinal: weights.rmsFinal, classifier: weights.classifier, ...extras };
 }
 
-/** Heads whose rows RoPE rotates (q and k), or undefined for the other projections. */
-export function rotaryHeads(arch: Architecture, projection: ProjectionName): number | undefined {
-  return projection === 'q' ? arch.heads : projection === 'k' ? arch.kvHeads : undefined;
-}
-
-/** A quantized weight with its output columns taken in `order` (codes, scales and zeros alike). */
-export function reorderOutputs(weight: QuantizedWeight, order: Int32Array): QuantizedWeight {
-  const N = weight.outFeatures;
-  return {
-    ...weight,
-    q: takeColumns(weight.q, N, order, (n) => new Uint8Array(n)),
-    scales: takeColumns(weight.scales, N, order, (n) => new Float64Array(n)),
-    zeros: takeColumns(weight.zeros, N, order, (n) => new Float64Array(n)),
-  };
-}
-
 /** A projection in Hugging Face's row order, for files that use Hugging Face names. */
 export function inHfOrder(arch: Architecture, p: ProjectionName, projection: MergedProjection): MergedProjection {
   const heads = rotaryHeads(arch, p);
@@ -126,7 +110,7 @@ export function inHfOrder(arch: Architecture, p: ProjectionName, projection: Mer
     const cols = projection.weight.shape[1]!;
     return { ...projection, weight: { ...projection.weight, data: permuteToHf(projection.weight.data, heads, cols) } };
   }
-  return { ...projection, weight: reorderOutputs(projection.weight, hfRowOrder(projection.weight.outFeatures, heads)) };
+  return { ...projection, weight: reorderOutputColumns(projection.weight, hfRowOrder(projection.weight.outFeatures, heads)) };
 }
 
 /** Writes a merged model as qalc's format (see the top of this file). */
@@ -275,7 +259,7 @@ function fromHfOrder(arch: Architecture, p: ProjectionName, projection: MergedPr
     const cols = projection.weight.shape[1]!;
     return { ...projection, weight: { ...projection.weight, data: unpermuteFromHf(projection.weight.data, heads, cols) } };
   }
-  return { ...projection, weight: reorderOutputs(projection.weight, inversePermutation(hfRowOrder(projection.weight.outFeatures, heads))) };
+  return { ...projection, weight: reorderOutputColumns(projection.weight, inversePermutation(hfRowOrder(projection.weight.outFeatures, heads))) };
 }
 
 /**

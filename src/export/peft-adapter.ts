@@ -17,10 +17,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Architecture } from '../model/architecture.ts';
-import { hfRowOrder } from '../model/rope-permutation.ts';
+import { hfRowOrder, rotaryHeads } from '../model/rope-permutation.ts';
 import { poolingFactor, type Pooling } from '../reference/adapter.ts';
 import type { ProjectionName } from '../train/qalora-spec.ts';
-import { rotaryHeads } from './merged-model.ts';
 import { encodeSafetensors, type NamedTensor } from './safetensors.ts';
 
 /** One trained adapter in qalc's form: A L×r and B r×N row-major, llama2.c row order. */

@@ -15,7 +15,7 @@ import type { Architecture } from './architecture.ts';
 import { readGptqQuantization, readHfArchitecture, type GptqQuantization } from './hf-config.ts';
 import { readDenseProjection, readHfLayout, type HfTensors } from './hf-checkpoint.ts';
 import { CheckpointError, type Llama2cCheckpoint } from './llama2c-checkpoint.ts';
-import { hfRowOrder, inversePermutation, takeColumns } from './rope-permutation.ts';
+import { hfRowOrder, inversePermutation, reorderOutputColumns } from './rope-permutation.ts';
 import { dequantizeOutIn } from '../quant/dequantize.ts';
 import { packedWords, unpackQweight, unpackQzeros } from '../quant/gptq-pack.ts';
 import { SUPPORTED_BITS, type QuantizedWeight } from '../quant/quantized-weight.ts';
@@ -91,13 +91,3 @@ function inLlama2cOrder(weight: QuantizedWeight, name: string, arch: Architectur
   return reorderOutputColumns(weight, inversePermutation(hfRowOrder(weight.outFeatures, heads)));
 }
 
-/** The weight with its output columns taken in `order` (out[:, j] = in[:, order[j]]): codes, scales and zeros alike. */
-export function reorderOutputColumns(weight: QuantizedWeight, order: Int32Array): QuantizedWeight {
-  const N = weight.outFeatures;
-  return {
-    ...weight,
-    q: takeColumns(weight.q, N, order, (n) => new Uint8Array(n)),
-    scales: takeColumns(weight.scales, N, order, (n) => new Float64Array(n)),
-    zeros: takeColumns(weight.zeros, N, order, (n) => new Float64Array(n)),
-  };
-}

@@ -2,6 +2,14 @@
 // rotate-half RoPE (dimension i pairs with i + head/2); llama2.c, GGUF and qalc rotate adjacent
 // pairs (2p, 2p + 1). qalc keeps the llama2.c order inside and converts at the file's edge.
 // Within a head of `head` rows: llama2.c row 2p + a is Hugging Face row a · head/2 + p.
+import type { Architecture } from './architecture.ts';
+import type { QuantizedWeight } from '../quant/quantized-weight.ts';
+import type { ProjectionName } from '../train/qalora-spec.ts';
+
+/** Heads whose rows RoPE rotates (q and k), or undefined for the other projections. */
+export function rotaryHeads(arch: Architecture, projection: ProjectionName): number | undefined {
+  return projection === 'q' ? arch.heads : projection === 'k' ? arch.kvHeads : undefined;
+}
 
 /** Hugging Face rows → llama2.c rows, for a [heads · head, cols] matrix. */
 export function unpermuteFromHf(w: Float32Array, heads: number, cols: number): Float32Array {
@@ -65,4 +73,15 @@ export function inversePermutation(order: Int32Array): Int32Array {
   const inverse = new Int32Array(order.length);
   order.forEach((from, to) => { inverse[from] = to; });
   return inverse;
+}
+
+/** A quantized weight with its output columns taken in `order` (out[:, j] = in[:, order[j]]): codes, scales and zeros alike. */
+export function reorderOutputColumns(weight: QuantizedWeight, order: Int32Array): QuantizedWeight {
+  const N = weight.outFeatures;
+  return {
+    ...weight,
+    q: takeColumns(weight.q, N, order, (n) => new Uint8Array(n)),
+    scales: takeColumns(weight.scales, N, order, (n) => new Float64Array(n)),
+    zeros: takeColumns(weight.zeros, N, order, (n) => new Float64Array(n)),
+  };
 }

@@ -3,20 +3,15 @@
 // `qalc export --format qalc` already wrote. The run folder is only read.
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { mergeModel, readMergedModel, type MergedModel } from '../export/merged-model.ts';
+import { readMergedModel } from '../export/merged-model.ts';
 import { ExportError, exportFormat, type ExportSource } from '../export/formats.ts';
 import { occupiedReason, writeExport } from '../export/write-export.ts';
 import { isInputError } from '../diagnostics/input-errors.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
-import { changesNotice, loadAdapters } from './checkpoint.ts';
-import { denseModel } from './dense-model.ts';
-import { heldOutLoss } from './held-out-loss.ts';
-import { denseCheckpointOf } from '../export/merged-model.ts';
-import { MERGE_TOLERANCE } from './merge-run.ts';
-import { adaptersOf, checkpointFilesOf, mergedOf } from './export-source.ts';
+import { mergedRun } from './export-source.ts';
 import { runLockHolder } from './run-lock.ts';
-import { setUpTraining, TrainingError } from './trainer.ts';
+import { TrainingError } from './trainer.ts';
 
 export interface PreparedExport {
   readonly source: ExportSource;
@@ -31,28 +26,8 @@ export async function exportFromRun(plan: Plan, specDir: string, checkpoint: str
   const notices: string[] = [];
   const holder = runLockHolder(dirname(checkpoint));
   if (holder) notices.push(`note: ${dirname(checkpoint)} is still being written by ${holder}: this exports its checkpoint as of now`);
-  const { model, weights, dataset, settings } = setUpTraining(plan, specDir, ops);
-  const { step, changes } = loadAdapters(checkpoint, plan, model);
-  const changed = changesNotice(checkpoint, changes);
-  if (changed) notices.push(changed);
-  const merged = mergedOf(plan, specDir, model, weights);
-  const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
-  const lossBefore = await model.forward(batch!);
-  const lossAfter = await denseModel(denseCheckpointOf(merged), ops).forward(batch!);
-  const relativeDifference = Math.abs(lossAfter - lossBefore) / Math.abs(lossBefore);
-  if (!(relativeDifference <= MERGE_TOLERANCE)) {
-    throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): not exported; please report this`);
-  }
-  const base: MergedModel = mergeModel(model, weights, plan.spec, { foldAdapters: false });
-  return {
-    source: {
-      description: `spec ${plan.spec}, run ${dirname(checkpoint)} (step ${step})`, merged, adapters: adaptersOf(plan, model), base,
-      checkpointFiles: checkpointFilesOf(plan, specDir),
-      heldOut: (dense) => heldOutLoss(denseModel(dense, ops), dataset.evalBatches(Number(settings.batch), Number(settings.seq_len))),
-    },
-    notices,
-    check: { lossBefore, lossAfter, relativeDifference },
-  };
+  const { source, check } = await mergedRun(plan, specDir, checkpoint, { ...(ops ? { ops } : {}), notices });
+  return { source, notices, check };
 }
 
 /** The merged model a path names: a .safetensors file, a qalc export folder, or a run folder holding merged.safetensors. */

@@ -4,18 +4,13 @@
 // merged zeros to integers and the scales to fp16, and the held-out loss of the checkpoint as
 // written (read back by qalc's GPTQ reader) against the lossless merged model. Written into a
 // temporary folder and renamed into place (src/export/write-export.ts); `out` must be new or empty.
-import { dirname } from 'node:path';
-import { exportFormat, type ExportSource } from '../export/formats.ts';
+import { exportFormat } from '../export/formats.ts';
 import type { GptqWritten } from '../export/gptq-checkpoint.ts';
 import { writeExport } from '../export/write-export.ts';
 import type { Plan } from '../plan/plan.ts';
 import type { ZeroFormat } from '../quant/gptq-pack.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
-import { changesNotice, loadAdapters } from './checkpoint.ts';
-import { denseModel } from './dense-model.ts';
-import { checkpointFilesOf, mergedOf } from './export-source.ts';
-import { heldOutLoss } from './held-out-loss.ts';
-import { setUpTraining } from './trainer.ts';
+import { mergedRun } from './export-source.ts';
 
 export { GPTQ_EXPORT_REPORT } from '../export/formats.ts';
 
@@ -41,20 +36,12 @@ export interface GptqExportResult {
 
 export async function exportGptqRun(plan: Plan, specDir: string, checkpoint: string | undefined, out: string, options: GptqExportOptions = {}): Promise<GptqExportResult> {
   const say = options.report ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const { model, weights, dataset, settings } = setUpTraining(plan, specDir, options.ops, say);
-  let description = `spec ${plan.spec}, quantized, adapters at initialisation (no run at ${checkpoint ?? '—'})`;
-  if (checkpoint) {
-    const { step, changes } = loadAdapters(checkpoint, plan, model);
-    description = `spec ${plan.spec}, run ${dirname(checkpoint)} (step ${step})`;
-    const changed = changesNotice(checkpoint, changes);
-    if (changed) say(changed);
-  }
-  const batches = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), options.batches);
-  const source: ExportSource = {
-    description, merged: mergedOf(plan, specDir, model, weights),
-    heldOut: (dense) => heldOutLoss(denseModel(dense, options.ops), batches),
-    checkpointFiles: checkpointFilesOf(plan, specDir),
-  };
+  const notices: string[] = [];
+  const { source } = await mergedRun(plan, specDir, checkpoint, {
+    ...(options.ops ? { ops: options.ops } : {}), notices, report: say,
+    ...(options.batches !== undefined ? { heldOutBatches: options.batches } : {}),
+  });
+  for (const notice of notices) say(notice);
   const format = exportFormat(options.format === 'gptq_v2' ? 'gptq-v2' : 'gptq');
   const result = await writeExport(out, format, source, options.strict ? { strict: true } : {});
   for (const notice of result.notices) say(notice);
