@@ -4,8 +4,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { frontEnd } from '../../src/compile.ts';
 import type { Plan } from '../../src/plan/plan.ts';
+import { planFrom } from '../support/inline-spec.ts';
 import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
 import { Progress } from '../../src/train/progress.ts';
 import { train } from '../../src/train/trainer.ts';
@@ -47,12 +47,6 @@ train {
 ${extra}`;
 }
 
-export function planFrom(path: string, text: string): Plan {
-  writeFileSync(path, text);
-  const result = frontEnd(path);
-  if (!result.plan) throw new Error(`spec did not plan: ${result.diagnostics.map((d) => d.message).join('; ')}`);
-  return result.plan;
-}
 
 export async function trainedRun(options: Parameters<typeof specText>[1] = {}): Promise<TrainedRun> {
   const work = mkdtempSync(join(tmpdir(), 'qalc-export-'));
@@ -65,3 +59,5 @@ export async function trainedRun(options: Parameters<typeof specText>[1] = {}): 
   await train({ plan, specDir: work, out: runDir, ops, progress: new Progress(quiet, 1), evalBatches: 1 });
   return { work, specPath, plan, runDir, checkpoint: join(runDir, 'checkpoint.safetensors') };
 }
+
+export { planFrom } from '../support/inline-spec.ts';

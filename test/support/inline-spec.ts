@@ -1,8 +1,10 @@
 // Specs written inside tests: the front end reads them through an in-memory file system, so
 // a test states its whole input. Paths to the shared model resolve from the repository root.
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { frontEnd, type FrontEndResult } from '../../src/compile.ts';
 import { renderDiagnostic } from '../../src/diagnostics/render.ts';
+import type { Plan } from '../../src/plan/plan.ts';
 
 export const SHARED = resolve('../shared');
 export const STORIES_BIN = resolve(SHARED, 'models/stories260K/stories260K.bin');
@@ -44,4 +46,12 @@ export function messages(result: FrontEndResult): string[] {
 
 export function rendered(result: FrontEndResult): string {
   return result.diagnostics.map((d) => renderDiagnostic(d, result.sources)).join('\n');
+}
+
+/** `text` written to `path` (a real file: specs name files beside them) and planned; its diagnostics thrown if it does not plan. */
+export function planFrom(path: string, text: string): Plan {
+  writeFileSync(path, text);
+  const result = frontEnd(path);
+  if (!result.plan) throw new Error(`spec did not plan: ${result.diagnostics.map((d) => d.message).join('; ')}`);
+  return result.plan;
 }

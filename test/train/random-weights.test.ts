@@ -3,13 +3,12 @@
 // seed, records it, and eval rebuilds the same weights from it; without the flag train refuses
 // with a hint naming it. A tiny shape on a slice of tiny Shakespeare, a few steps each.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { frontEnd } from '../../src/compile.ts';
 import { randomLayerWeights, randomWeights, RANDOM_WEIGHT_STD } from '../../src/model/random-weights.ts';
-import type { Plan } from '../../src/plan/plan.ts';
+import { planFrom } from '../support/inline-spec.ts';
 import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
 import { evaluateRun } from '../../src/train/evaluate-run.ts';
 import { Progress } from '../../src/train/progress.ts';
@@ -19,7 +18,7 @@ import { shakespeareSlice, TOK512 } from './tiny-model.ts';
 const work = mkdtempSync(join(tmpdir(), 'qalc-random-weights-'));
 const DATA = shakespeareSlice(work, 40_000);
 const SPEC = join(work, 'shaped.qal');
-writeFileSync(SPEC, `spec shaped
+const plan = planFrom(SPEC, `spec shaped
 model {
   dim = 64  hidden_dim = 128  layers = 2  heads = 4  kv_heads = 2  vocab = 512  context = 64
   tokenizer = "${TOK512}"
@@ -37,12 +36,6 @@ train {
 }
 `);
 
-function planOf(path: string): Plan {
-  const result = frontEnd(path);
-  if (!result.plan) throw new Error(`spec did not plan: ${result.diagnostics.map((d) => d.message).join('; ')}`);
-  return result.plan;
-}
-const plan = planOf(SPEC);
 const { ops } = cpuBackend();
 
 function quiet() {

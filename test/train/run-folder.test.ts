@@ -9,11 +9,11 @@ import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { frontEnd } from '../../src/compile.ts';
 import type { Plan } from '../../src/plan/plan.ts';
 import { evaluateRun } from '../../src/train/evaluate-run.ts';
 import { readSafetensors } from '../../src/export/safetensors.ts';
 import { mergeRun } from '../../src/train/merge-run.ts';
+import { planFrom } from '../support/inline-spec.ts';
 import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
 import { Progress } from '../../src/train/progress.ts';
 import { train, type TrainOptions } from '../../src/train/trainer.ts';
@@ -46,13 +46,6 @@ train {
   ${train}
 }
 ${extra}`;
-}
-
-function planFrom(path: string, text: string): Plan {
-  writeFileSync(path, text);
-  const result = frontEnd(path);
-  if (!result.plan) throw new Error(`spec did not plan: ${result.diagnostics.map((d) => d.message).join('; ')}`);
-  return result.plan;
 }
 
 /** A Progress whose messages a test can read, and that can stop the run like a kill. */
