@@ -9,7 +9,7 @@
 // microtask). CPU tables are SyncTrainingOps, which a caller can use without awaiting.
 // A device backend may also keep what its ops write on the device until the model asks for it
 // with syncToHost (see typescript/residual.ts): the model touches its arrays only through the ops.
-import type { attentionBackward, attentionForward } from './typescript/attention.ts';
+import type { attentionBackward, attentionForward, attentionSavedLength } from './typescript/attention.ts';
 import type { crossEntropyBackward, crossEntropyForward } from './typescript/cross-entropy.ts';
 import type { embeddingForward } from './typescript/embedding.ts';
 import type { lmHeadBackward, lmHeadForward } from './typescript/lm-head.ts';
@@ -29,6 +29,7 @@ export interface SyncTrainingOps {
   readonly qaloraLinearBackward: typeof qaloraLinearBackward;
   readonly ropeForward: typeof ropeForward;
   readonly ropeBackward: typeof ropeBackward;
+  readonly attentionSavedLength: typeof attentionSavedLength;
   readonly attentionForward: typeof attentionForward;
   readonly attentionBackward: typeof attentionBackward;
   readonly swigluForward: typeof swigluForward;
@@ -45,7 +46,7 @@ export interface SyncTrainingOps {
 /** The same function, allowed to answer with a promise. */
 type MayAwait<F> = F extends (...args: infer A) => infer R ? (...args: A) => R | Promise<R> : never;
 
-/** What QaLoraModel accepts: every op of SyncTrainingOps, each possibly asynchronous. */
-export type TrainingOps = { readonly name: string } & {
-  readonly [Op in Exclude<keyof SyncTrainingOps, 'name'>]: MayAwait<SyncTrainingOps[Op]>;
+/** What QaLoraModel accepts: every op of SyncTrainingOps, each possibly asynchronous (sizes are answered at once). */
+export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'> & {
+  readonly [Op in Exclude<keyof SyncTrainingOps, 'name' | 'attentionSavedLength'>]: MayAwait<SyncTrainingOps[Op]>;
 };

@@ -98,7 +98,7 @@ interface BlockActivations {
   readonly q: Floats; // after RoPE [BT, C]
   readonly k: Floats; // after RoPE [BT, kvDim]
   readonly v: Floats;
-  readonly probs: Floats; // [B, H, T, T]
+  readonly probs: Floats; // what the attention forward saves: ops.attentionSavedLength floats
   readonly attention: Floats; // [BT, C], before o
   readonly afterAttention: Floats; // residual stream after the attention half [BT, C]
   readonly rstdFfn: Floats;
@@ -365,7 +365,7 @@ export class QaLoraModel {
       await ops.zeroFill(g.q);
       await ops.zeroFill(g.k);
       await ops.zeroFill(g.v);
-      await ops.attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.probs, shape);
+      await ops.attentionBackward(g.q, g.k, g.v, g.attention, a.q, a.k, a.v, a.attention, a.probs, shape);
       await ops.ropeBackward(g.q, rope, B, T, C);
       await ops.ropeBackward(g.k, rope, B, T, kvDim);
       await ops.zeroFill(g.norm);
@@ -398,7 +398,7 @@ export class QaLoraModel {
       }
       return {
         input: f(rows * C), rstdAtt: f(rows), normAtt: f(rows * C),
-        q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(B * heads * T * T),
+        q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
         attention: f(rows * C), afterAttention: f(rows * C), rstdFfn: f(rows), normFfn: f(rows * C),
         gate: f(rows * hidden), up: f(rows * hidden), hidden: f(rows * hidden), projections,
       };

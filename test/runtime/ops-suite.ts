@@ -168,12 +168,13 @@ export function describeTrainingOps(name: string, skip: boolean, open: () => Pro
         const rng = createRng(shape.seqLen * 31 + shape.heads);
         const rows = shape.batch * shape.seqLen, qw = shape.heads * shape.headSize, kvw = shape.kvHeads * shape.headSize;
         const q = randomFloats(rng, rows * qw), k = randomFloats(rng, rows * kvw), v = randomFloats(rng, rows * kvw);
-        const out = new Float32Array(rows * qw), probs = new Float32Array(shape.batch * shape.heads * shape.seqLen * shape.seqLen);
+        const out = new Float32Array(rows * qw), saved = new Float32Array(ops.attentionSavedLength(shape));
         const dOut = randomFloats(rng, rows * qw);
         const dq = randomFloats(rng, rows * qw), dk = randomFloats(rng, rows * kvw), dv = randomFloats(rng, rows * kvw);
-        await ops.attentionForward(out, probs, q, k, v, shape);
-        await ops.attentionBackward(dq, dk, dv, dOut, q, k, v, probs, shape);
-        return { out, probs, dq, dk, dv };
+        await ops.attentionForward(out, saved, q, k, v, shape);
+        await ops.attentionBackward(dq, dk, dv, dOut, q, k, v, out, saved, shape);
+        // What the forward saves is the backend's own (probabilities, or a flash kernel's log-sum-exp).
+        return { out, dq, dk, dv };
       });
     });
 

@@ -7,7 +7,7 @@
 // and handing one of its arrays to this table throws. Targets and loss masks, which the ops
 // take as any ArrayLike, are copied to Int32Array / Float32Array when they are not already.
 import { poolingFactor } from '../../reference/adapter.ts';
-import type { AttentionShape } from '../typescript/attention.ts';
+import { attentionSavedLength, type AttentionShape } from '../typescript/attention.ts';
 import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
 import type { Floats } from '../typescript/floats.ts';
 import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../typescript/qalora-linear.ts';
@@ -70,7 +70,8 @@ function attention(addon: CpuAddon) {
   return {
     attentionForward: (out: Floats, probs: Floats, q: Floats, k: Floats, v: Floats, shape: AttentionShape) =>
       addon.attentionForward(f32(out, 'out'), f32(probs, 'probs'), f32(q, 'q'), f32(k, 'k'), f32(v, 'v'), ...dims(shape)),
-    attentionBackward: (dq: Floats, dk: Floats, dv: Floats, dOut: Floats, q: Floats, k: Floats, v: Floats, probs: Floats, shape: AttentionShape) =>
+    attentionSavedLength,
+    attentionBackward: (dq: Floats, dk: Floats, dv: Floats, dOut: Floats, q: Floats, k: Floats, v: Floats, _out: Floats, probs: Floats, shape: AttentionShape) =>
       addon.attentionBackward(
         f32(dq, 'dq'), f32(dk, 'dk'), f32(dv, 'dv'), f32(dOut, 'dOut'), f32(q, 'q'), f32(k, 'k'), f32(v, 'v'), f32(probs, 'probs'), ...dims(shape),
       ),

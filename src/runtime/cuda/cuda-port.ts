@@ -1,16 +1,17 @@
 // The device port (../device-port.ts) of the cuda backend, over the driver binding: inputs are
 // encoded to their binding's element type (bf16/fp16 activations, f32 adapter weights; rows
 // padded to the binding's row width) and uploaded, kernels launched as the manifest's launches
-// say (a launch's prologue first; buffers in binding order, then T and adapterScale), and at
+// say (manifest-launch.ts), and at
 // run() the stream is synchronized and every output and accumulation is copied back into its
 // host array. Frozen weights stay on the device, uploaded once; everything else comes from a
 // pool of device buffers that returns to the pool when the call has run.
-import { bindingNamed, dispatchFor, elementsFor, launchesFor, shapeFor, type CudaManifestKernel, type ManifestBinding, type ManifestKernel } from '../../backends/manifest.ts';
-import { evaluateDispatch } from '../../ir/size-expr.ts';
+import { bindingNamed, elementsFor, type ManifestKernel } from '../../backends/manifest.ts';
 import type { Activations, DeviceCall, DevicePort, DeviceTensor } from '../device-port.ts';
 import type { StatsWording } from '../compiled-linear.ts';
 import type { Floats } from '../typescript/floats.ts';
-import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer } from './cuda.ts';
+import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
+import { loadManifestKernels } from './manifest-launch.ts';
+import { bindingLayout } from './binding-layout.ts';
 import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
 import type { CudaKernelImage } from './kernels.ts';
 
@@ -29,23 +30,13 @@ interface CudaTensor {
 const tensor = (t: CudaTensor): DeviceTensor => t as unknown as DeviceTensor;
 const unwrap = (t: DeviceTensor): CudaTensor => t as unknown as CudaTensor;
 
-function activationType(kernel: ManifestKernel, binding: ManifestBinding): ActivationType {
-  const type = binding.elementType;
-  if (type !== 'bf16' && type !== 'f16' && type !== 'f32') throw new Error(`kernel ${kernel.kernel}: ${binding.name} is ${type}, not an activation type`);
-  return type;
-}
-
 export interface CudaPort extends DevicePort {
   /** Kernel launches so far (for reports). */
   readonly launches: () => number;
 }
 
 export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImage[]): CudaPort {
-  const loaded = new Map(images.map(({ manifest, fatbin }) => {
-    const module = driver.loadModule(fatbin);
-    const symbols = manifest.launches.flatMap((l) => (l.prologue ? [l.prologue.symbol, l.symbol] : [l.symbol]));
-    return [manifest.kernel, { manifest, functions: new Map(symbols.map((symbol) => [symbol, module.function(symbol)])) }];
-  }));
+  const kernels = loadManifestKernels(driver, images);
   const frozen = new WeakMap<object, Map<string, CudaTensor>>();
   const pool: DeviceBuffer[] = [];
   let launches = 0;
@@ -65,13 +56,8 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
       const taken: DeviceBuffer[] = [];
       const copyBack: (() => void)[] = [];
       const tensorFor = (kernel: ManifestKernel, name: string, shape: Activations): CudaTensor => {
-        const binding = bindingNamed(kernel, name);
-        const type = activationType(kernel, binding);
-        // A 2-D binding [T, width'] may pad its rows (a padded K); a 1-D one is flat.
-        const dims = shapeFor(binding, shape.rows);
-        const stride = dims.length === 1 ? shape.width : dims.at(-1)!;
-        if (stride < shape.width) throw new Error(`kernel ${kernel.kernel}: ${name} rows hold ${stride} values, the layer ${shape.width}`);
-        const buffer = take(Math.max(shape.rows * stride, elementsFor(binding, shape.rows)) * bytesPerElement(type));
+        const { encoding: type, stride } = bindingLayout(kernel, name, shape);
+        const buffer = take(Math.max(shape.rows * stride, elementsFor(bindingNamed(kernel, name), shape.rows)) * bytesPerElement(type));
         taken.push(buffer);
         return { buffer, type, shape, stride };
       };
@@ -126,25 +112,8 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
           copyBack.push(() => download(t, (i, v) => { if (i >= offset && i < end) host[i - offset] += v; }));
         },
         dispatch(kernel, tokens, buffers, scalars) {
-          const found = loaded.get(kernel.kernel);
-          if (found === undefined) throw new Error(`kernel ${kernel.kernel} is not one of this port's`);
-          const manifest = found.manifest as CudaManifestKernel;
-          const parameters = manifest.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding).map((b) => {
-            const t = buffers[b.name];
-            if (t === undefined) throw new Error(`kernel ${manifest.kernel}: no buffer for binding ${b.name}`);
-            return pointer(unwrap(t).buffer);
-          });
-          const chosen = launchesFor(manifest, tokens);
-          if (chosen === undefined) throw new Error(`kernel ${manifest.kernel} has no launch for T = ${tokens}`);
-          const args = [...parameters, u32(scalars.tokens), f32(scalars.adapterScale)];
-          for (const launch of chosen) {
-            if (launch.prologue) {
-              driver.launch(found.functions.get(launch.prologue.symbol) as CudaFunction, launch.prologue.dispatch.map((d) => evaluateDispatch(d, tokens)) as [number, number, number], launch.prologue.workgroup, 0, args);
-              launches++;
-            }
-            driver.launch(found.functions.get(launch.symbol) as CudaFunction, dispatchFor(launch, tokens), launch.workgroup, 0, args);
-            launches++;
-          }
+          const pointers = Object.fromEntries(Object.entries(buffers).map(([name, t]) => [name, unwrap(t).buffer]));
+          launches += kernels.dispatch(kernel, tokens, pointers, scalars);
         },
         run() {
           driver.synchronize();

@@ -5,7 +5,10 @@
 //
 //   s[t'] = q_t · k_t' / sqrt(hs)     p = softmax(s)     out_t = Σ_t' p[t'] · v_t'
 //
-// Saved for the backward: p, [B, H, T, T] (entries t' > t stay 0), plus q, k, v themselves.
+// Saved for the backward: p, [B, H, T, T] (entries t' > t stay 0), plus q, k, v themselves. What
+// a backend saves is its own (attentionSavedLength): a flash-style kernel keeps only the
+// log-sum-exp of each row and recomputes p from q, k and it; the backward is therefore also
+// handed the forward's output (flash attention's D = Σ dout·out).
 //
 //   dp[t'] = dout_t · v_t'                  dv_t' += p[t'] · dout_t
 //   ds[t'] = p[t'] · (dp[t'] − Σ p·dp)      (softmax backward)
@@ -22,6 +25,11 @@ export interface AttentionShape {
 
 function checkShape(shape: AttentionShape): void {
   if (shape.heads % shape.kvHeads !== 0) throw new RangeError(`heads ${shape.heads} is not a multiple of kv heads ${shape.kvHeads}`);
+}
+
+/** Floats attentionForward saves for attentionBackward: here the probabilities, [B, H, T, T]. */
+export function attentionSavedLength(shape: AttentionShape): number {
+  return shape.batch * shape.heads * shape.seqLen * shape.seqLen;
 }
 
 export function attentionForward(out: Floats, probs: Floats, q: Floats, k: Floats, v: Floats, shape: AttentionShape): void {
@@ -69,10 +77,10 @@ export function attentionForward(out: Floats, probs: Floats, q: Floats, k: Float
   }
 }
 
-/** dq, dk, dv += the gradients for dout; q, k, v, probs as the forward saw and saved them. */
+/** dq, dk, dv += the gradients for dout; q, k, v, out and probs as the forward saw, wrote and saved them. */
 export function attentionBackward(
   dq: Floats, dk: Floats, dv: Floats, dOut: Floats,
-  q: Floats, k: Floats, v: Floats, probs: Floats, shape: AttentionShape,
+  q: Floats, k: Floats, v: Floats, _out: Floats, probs: Floats, shape: AttentionShape,
 ): void {
   checkShape(shape);
   const { batch, seqLen: T, heads, kvHeads, headSize } = shape;

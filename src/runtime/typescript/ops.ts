@@ -1,6 +1,6 @@
 // The TypeScript reference ops as one table: the readable float32 implementation every other
 // backend is tested against (src/runtime/ops.ts states the contract).
-import { attentionBackward, attentionForward } from './attention.ts';
+import { attentionBackward, attentionForward, attentionSavedLength } from './attention.ts';
 import { crossEntropyBackward, crossEntropyForward } from './cross-entropy.ts';
 import { embeddingForward } from './embedding.ts';
 import { lmHeadBackward, lmHeadForward } from './lm-head.ts';
@@ -14,6 +14,6 @@ import type { SyncTrainingOps } from '../ops.ts';
 export const TYPESCRIPT_OPS: SyncTrainingOps = {
   name: 'typescript',
   embeddingForward, rmsnormForward, rmsnormBackward, qaloraLinearForward, qaloraLinearBackward, ropeForward, ropeBackward,
-  attentionForward, attentionBackward, swigluForward, swigluBackward, lmHeadForward, lmHeadBackward,
+  attentionSavedLength, attentionForward, attentionBackward, swigluForward, swigluBackward, lmHeadForward, lmHeadBackward,
   crossEntropyForward, crossEntropyBackward, residualAdd, zeroFill, syncToHost,
 };

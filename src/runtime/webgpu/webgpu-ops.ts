@@ -13,7 +13,7 @@
 // pipelines are cached. Float32 only, like the native CPU backend. Host-side work is limited to
 // checks that throw the TypeScript ops' errors, the dropout keep-scales, and the loss average.
 import { poolingFactor } from '../../reference/adapter.ts';
-import type { AttentionShape } from '../typescript/attention.ts';
+import { attentionSavedLength, type AttentionShape } from '../typescript/attention.ts';
 import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
 import { checkLength, type Floats } from '../typescript/floats.ts';
 import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../typescript/qalora-linear.ts';
@@ -214,7 +214,9 @@ export function webGpuOps(device: GPUDevice, compiled?: readonly CompiledWgslKer
       return job.run();
     },
 
-    async attentionBackward(dq, dk, dv, dOut, q, k, v, probs, shape) {
+    attentionSavedLength,
+
+    async attentionBackward(dq, dk, dv, dOut, q, k, v, _out, probs, shape) {
       const params = attentionParams(shape);
       const { batch, seqLen, heads, kvHeads, headSize } = shape;
       const job = runner.job();

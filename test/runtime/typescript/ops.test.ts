@@ -94,7 +94,7 @@ describe('causal grouped-query attention', () => {
     const loss = () => (attentionForward(out, probs, q, k, v, shape), dot(out, r));
     loss();
     const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
-    attentionBackward(dq, dk, dv, r, q, k, v, probs, shape);
+    attentionBackward(dq, dk, dv, r, q, k, v, out, probs, shape);
     expect(gradientError(loss, q, dq)).toBeLessThan(TOLERANCE);
     expect(gradientError(loss, k, dk)).toBeLessThan(TOLERANCE);
     expect(gradientError(loss, v, dv)).toBeLessThan(TOLERANCE);

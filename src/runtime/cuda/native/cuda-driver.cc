@@ -29,6 +29,8 @@ using CUstream = struct CUstream_st*;
 constexpr int kAttributeComputeCapabilityMajor = 75;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 constexpr int kAttributeComputeCapabilityMinor = 76;
 constexpr int kAttributeMultiprocessorCount = 16;
+constexpr int kAttributeMaxDynamicSharedBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+constexpr uint32_t kDefaultSharedLimit = 48 * 1024;
 
 struct Driver {
   CUresult (*cuInit)(unsigned int);
@@ -49,6 +51,7 @@ struct Driver {
   CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, void**);
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuGetErrorName)(CUresult, const char**);
   CUresult (*cuGetErrorString)(CUresult, const char**);
 };
@@ -103,7 +106,7 @@ void probe() {
         resolve(library, "cuModuleGetFunction", d.cuModuleGetFunction) && resolve(library, "cuMemAlloc_v2", d.cuMemAlloc) &&
         resolve(library, "cuMemFree_v2", d.cuMemFree) && resolve(library, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD) &&
         resolve(library, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH) && resolve(library, "cuMemsetD8_v2", d.cuMemsetD8) &&
-        resolve(library, "cuLaunchKernel", d.cuLaunchKernel) && resolve(library, "cuGetErrorName", d.cuGetErrorName) &&
+        resolve(library, "cuLaunchKernel", d.cuLaunchKernel) && resolve(library, "cuFuncSetAttribute", d.cuFuncSetAttribute) && resolve(library, "cuGetErrorName", d.cuGetErrorName) &&
         resolve(library, "cuGetErrorString", d.cuGetErrorString))) {
     return;
   }
@@ -304,6 +307,11 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     pointers[i] = parameters + offsets[i];
   }
   if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) return env.Undefined();
+  // Past 48 KiB, dynamic shared memory must be opted into per function (the attention kernels' tiles).
+  if (sharedBytes > kDefaultSharedLimit) {
+    check(env, state.driver.cuFuncSetAttribute(state.functions[function], kAttributeMaxDynamicSharedBytes, static_cast<int>(sharedBytes)),
+          "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
+  }
   check(env,
         state.driver.cuLaunchKernel(state.functions[function], grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes,
                                     nullptr, pointers.data(), nullptr),

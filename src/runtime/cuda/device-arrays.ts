@@ -1,0 +1,200 @@
+// Where the newest values of each host array of a training step are, for the cuda backend that
+// runs every op on the GPU (device-ops.ts). The model (src/train/qalora-model.ts) hands its ops
+// host Float32Arrays; here they are handles:
+// - an array an op wrote lives on the device from then on (resident) — in the encoding its
+//   writer used: float32 rows for the model-op kernels, a linear kernel's bf16/fp16 rows (with
+//   its binding's row stride) for y, u and v — until syncToHost copies it back and hands it to
+//   the host again. Readers that want another encoding get a converted copy (convert.ts). The
+//   host must not touch a resident array in between (QaLoraModel touches its arrays only through
+//   the ops, and syncs the logits, the loss and the gradients it hands out);
+// - every other array is the host's and is uploaded each time an op reads it (token ids,
+//   targets, A and B, which the optimizer changes on the host);
+// - frozen weights (norm weights, the embedding table, the classifier, RoPE tables, codes) go up
+//   once per host array and layout (WeakMap-keyed: they must not change after their first use).
+// A resident buffer stays with its array (the model allocates its activations once per batch
+// shape, so a step reuses the buffers of the step before); temporaries come from a pool and go
+// back to it when the op that took them has been launched — launches and the synchronous copies
+// run in order on one stream, so a later copy into a pooled buffer waits for the kernel that
+// read it.
+import type { Floats } from '../typescript/floats.ts';
+import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
+import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
+
+/** How a resident array's values are laid out in its device buffer. */
+export interface Layout {
+  readonly encoding: ActivationType;
+  readonly rows: number;
+  readonly width: number;
+  /** Elements between row starts (≥ width: a binding may pad its rows). */
+  readonly stride: number;
+}
+
+export interface Resident extends Layout {
+  readonly buffer: DeviceBuffer;
+}
+
+/**
+ * Device-side re-encoding, run by the convert kernels (device-ops.ts supplies them). Logical
+ * element j of a layout sits at position(j) = ⌊j / width⌋·stride + j mod width of its buffer.
+ */
+export interface Converter {
+  /** to[position_to(j)] = from[position_from(j)] for j < count, re-encoded. */
+  convert(to: DeviceBuffer, toLayout: Layout, from: DeviceBuffer, fromLayout: Layout, count: number): void;
+  /** to[j] += from[offset + position_from(j)] for j < count; `to` is dense float32. */
+  accumulate(to: DeviceBuffer, count: number, from: DeviceBuffer, fromLayout: Layout, offset: number): void;
+}
+
+export const dense = (length: number, encoding: ActivationType = 'f32'): Layout => ({ encoding, rows: 1, width: length, stride: length });
+
+const sameLayout = (a: Layout, b: Layout) => a.encoding === b.encoding && a.stride === b.stride && a.width === b.width && a.rows === b.rows;
+const elements = (layout: Layout) => layout.rows * layout.stride;
+
+/** Float32 only, like the native CPU backend; a Float64Array is a programmer error here. */
+export function float32(array: Floats, name: string): Float32Array {
+  if (!(array instanceof Float32Array)) throw new TypeError(`the cuda backend computes in float32; ${name} is a Float64Array`);
+  return array;
+}
+
+export class DeviceArrays {
+  private readonly resident = new WeakMap<Float32Array, Resident>();
+  private readonly frozenCopies = new WeakMap<object, Map<string, DeviceBuffer>>();
+  private readonly pool: DeviceBuffer[] = [];
+  private readonly taken: DeviceBuffer[] = [];
+  converter: Converter | undefined;
+
+  constructor(private readonly driver: CudaDevicePort) {}
+
+  residentOf(host: Float32Array): Resident | undefined {
+    return this.resident.get(host);
+  }
+
+  /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
+  take(bytes: number): DeviceBuffer {
+    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
+    const buffer = index >= 0 ? this.pool.splice(index, 1)[0]! : this.driver.alloc(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    this.taken.push(buffer);
+    return buffer;
+  }
+
+  /** The op's temporaries go back to the pool (its launches are queued before any later copy). */
+  release(): void {
+    this.pool.push(...this.taken.splice(0));
+  }
+
+  /**
+   * `host`'s newest values in `layout` on the device: its resident buffer when that already is
+   * the layout, else a temporary filled by conversion (resident elsewhere) or by upload.
+   */
+  read(host: Float32Array, layout: Layout): DeviceBuffer {
+    if (host.length < layout.rows * layout.width) throw new RangeError(`an op reads ${layout.rows}×${layout.width} values from an array of ${host.length}`);
+    const found = this.resident.get(host);
+    if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    const buffer = this.take(elements(layout) * bytesPerElement(layout.encoding));
+    if (found !== undefined) {
+      const count = layout.rows * layout.width;
+      if (found.rows * found.width < count) throw new RangeError(`an op reads ${layout.rows}×${layout.width} values of an array whose device copy holds ${found.rows}×${found.width}`);
+      if (layout.stride > layout.width) buffer.fill(0, elements(layout) * bytesPerElement(layout.encoding));
+      this.requireConverter().convert(buffer, layout, found.buffer, found, count);
+      return buffer;
+    }
+    buffer.upload(encode(host, layout));
+    return buffer;
+  }
+
+  /** A buffer in `layout` that an op overwrites: from then on `host`'s values are there. */
+  write(host: Float32Array, layout: Layout): DeviceBuffer {
+    const found = this.resident.get(host);
+    if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    const bytes = elements(layout) * bytesPerElement(layout.encoding);
+    const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.driver.alloc(bytes);
+    if (found !== undefined && buffer !== found.buffer) this.pool.push(found.buffer);
+    if (layout.stride > layout.width) buffer.fill(0, bytes);
+    this.resident.set(host, { buffer, ...layout });
+    return buffer;
+  }
+
+  /** `host`'s values as dense float32 on the device, resident, for an op that adds into them. */
+  update(host: Float32Array): DeviceBuffer {
+    const layout = dense(host.length);
+    const found = this.resident.get(host);
+    if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    const buffer = this.driver.alloc(host.byteLength);
+    if (found !== undefined) {
+      this.requireConverter().convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
+      this.pool.push(found.buffer);
+    } else {
+      buffer.upload(host);
+    }
+    this.resident.set(host, { buffer, ...layout });
+    return buffer;
+  }
+
+  /** host[i] += from[offset + …] (see Converter.accumulate), on the device. */
+  accumulate(host: Float32Array, from: DeviceBuffer, fromLayout: Layout, offset = 0): void {
+    this.requireConverter().accumulate(this.update(host), host.length, from, fromLayout, offset);
+  }
+
+  /** Zeroes `host` where its newest values are. */
+  zero(host: Float32Array): void {
+    const found = this.resident.get(host);
+    if (found === undefined) host.fill(0);
+    else found.buffer.fill(0, elements(found) * bytesPerElement(found.encoding));
+  }
+
+  /** A weight that never changes, uploaded once per owner and layout name. */
+  frozen(owner: object, layout: string, build: () => ArrayBufferView): DeviceBuffer {
+    let copies = this.frozenCopies.get(owner);
+    if (copies === undefined) this.frozenCopies.set(owner, (copies = new Map()));
+    let buffer = copies.get(layout);
+    if (buffer === undefined) {
+      const values = build();
+      buffer = this.driver.alloc(Math.max(values.byteLength, 4));
+      buffer.upload(values);
+      copies.set(layout, buffer);
+    }
+    return buffer;
+  }
+
+  /** Copies every resident array among `hosts` back and hands it to the host (waits for the device). */
+  syncToHost(hosts: readonly Float32Array[]): void {
+    const onDevice = [...new Set(hosts)].filter((host) => this.resident.has(host));
+    if (onDevice.length === 0) return;
+    this.driver.synchronize();
+    for (const host of onDevice) {
+      const found = this.resident.get(host)!;
+      this.resident.delete(host);
+      if (found.encoding === 'f32' && found.stride === found.width) {
+        found.buffer.download(new Float32Array(host.buffer, host.byteOffset, Math.min(host.length, found.rows * found.width)));
+      } else {
+        const bytes = new Uint8Array(elements(found) * bytesPerElement(found.encoding));
+        found.buffer.download(bytes);
+        decodeActivations(found.encoding, bytes, elements(found), (index, value) => {
+          const r = Math.floor(index / found.stride), i = index - r * found.stride;
+          if (i < found.width) host[r * found.width + i] = value;
+        });
+      }
+      this.pool.push(found.buffer);
+    }
+  }
+
+  private requireConverter(): Converter {
+    if (this.converter === undefined) throw new Error('the cuda device arrays have no convert kernels (the spec was compiled without model ops)');
+    return this.converter;
+  }
+}
+
+/** `host`'s first rows × width values in `layout`'s encoding and row stride (padding zero). */
+function encode(host: Float32Array, layout: Layout): ArrayBufferView {
+  const { rows, width, stride, encoding } = layout;
+  if (encoding === 'f32' && stride === width) return host.subarray(0, rows * width);
+  let values: ArrayLike<number> = host;
+  if (stride !== width) {
+    const padded = new Float32Array(rows * stride);
+    for (let r = 0; r < rows; r++) padded.set(host.subarray(r * width, (r + 1) * width), r * stride);
+    values = padded;
+  }
+  if (encoding === 'f32') return values as Float32Array;
+  const bytes = new Uint8Array(rows * stride * bytesPerElement(encoding));
+  encodeActivations(encoding, values, bytes, rows * stride);
+  return bytes;
+}

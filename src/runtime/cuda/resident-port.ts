@@ -1,0 +1,62 @@
+// The device port (../device-port.ts) of the cuda backend when every op runs on the GPU
+// (device-ops.ts): the compiled linear kernels read and write the device arrays
+// (device-arrays.ts) instead of host copies. An input that an earlier op left on the device is
+// bound where it is, or converted there to the binding's encoding and row stride (bf16 or fp16
+// activations); an output becomes the array's resident copy in the kernel's encoding; an
+// accumulation is the accumulate kernel. run() queues nothing more and waits for nothing: the
+// host sees values only through the ops' syncToHost.
+import type { DeviceCall, DeviceTensor } from '../device-port.ts';
+import type { DeviceBuffer, CudaDevicePort } from './cuda.ts';
+import { float32, type DeviceArrays, type Layout } from './device-arrays.ts';
+import { bytesPerElement } from './host-data.ts';
+import { bindingLayout } from './binding-layout.ts';
+import type { CudaKernelImage } from './kernels.ts';
+import { loadManifestKernels } from './manifest-launch.ts';
+import type { CudaPort } from './cuda-port.ts';
+
+interface ResidentTensor {
+  readonly buffer: DeviceBuffer;
+  readonly layout: Layout;
+}
+
+const tensor = (t: ResidentTensor): DeviceTensor => t as unknown as DeviceTensor;
+const unwrap = (t: DeviceTensor): ResidentTensor => t as unknown as ResidentTensor;
+
+export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays): CudaPort {
+  const kernels = loadManifestKernels(driver, images);
+  let launches = 0;
+  return {
+    name: 'cuda',
+    kernels: images.map((i) => i.manifest),
+    launches: () => launches,
+    call(): DeviceCall {
+      return {
+        frozen: (owner, layout, build) => tensor({ buffer: arrays.frozen(owner, layout, build), layout: { encoding: 'f32', rows: 1, width: 0, stride: 0 } }),
+        input(kernel, name, values, shape) {
+          const layout = bindingLayout(kernel, name, shape);
+          const host = values instanceof Float32Array ? values : Float32Array.from(values);
+          return tensor({ buffer: arrays.read(host, layout), layout });
+        },
+        output(kernel, name, host, shape) {
+          const layout = bindingLayout(kernel, name, shape);
+          return tensor({ buffer: arrays.write(float32(host, name), layout), layout });
+        },
+        scratch(kernel, name, shape) {
+          const layout = bindingLayout(kernel, name, shape);
+          return tensor({ buffer: arrays.take(layout.rows * layout.stride * bytesPerElement(layout.encoding)), layout });
+        },
+        accumulate(host, _kernel, binding, from, offset = 0) {
+          const t = unwrap(from);
+          arrays.accumulate(float32(host, binding), t.buffer, t.layout, offset);
+        },
+        dispatch(kernel, tokens, buffers, scalars) {
+          const pointers = Object.fromEntries(Object.entries(buffers).map(([name, t]) => [name, unwrap(t).buffer]));
+          launches += kernels.dispatch(kernel, tokens, pointers, scalars);
+        },
+        run() {
+          arrays.release();
+        },
+      };
+    },
+  };
+}
