@@ -5,8 +5,8 @@
 // the kernel takes. Deterministic: same plan, same bytes.
 import type { ScalarType } from '../../ir/kernel-ir.ts';
 import { C_TYPES, CONVERSIONS, floatLiteral } from './emit.ts';
-import { modelOpHeaderLines, type ModelOpOrigin } from './model-op-header.ts';
-import type { ModelOpKernel } from './model-ops.ts';
+import { cTypeOf, modelOpHeaderLines } from './model-op-header.ts';
+import { ATTENTION, type ModelOpKernel, type ModelOpOrigin } from './model-ops.ts';
 import { cudaTemplates } from './templates.ts';
 
 export interface EmittedModelOp {
@@ -17,7 +17,7 @@ export interface EmittedModelOp {
 }
 
 function signatureOf(entry: ModelOpKernel['entryPoints'][number]): string {
-  return entry.parameters.map((p) => (p.type === 'pointer' ? `${p.cType} __restrict__ ${p.name}` : `${p.cType} ${p.name}`)).join(', ');
+  return entry.parameters.map((p) => (p.type === 'pointer' ? `${cTypeOf(p)} __restrict__ ${p.name}` : `${cTypeOf(p)} ${p.name}`)).join(', ');
 }
 
 function contextOf(kernel: ModelOpKernel, origin: ModelOpOrigin, activation: ScalarType): object {
@@ -38,8 +38,10 @@ function contextOf(kernel: ModelOpKernel, origin: ModelOpOrigin, activation: Sca
 }
 
 export function emitModelOp(kernel: ModelOpKernel, origin: ModelOpOrigin, activation: ScalarType): EmittedModelOp {
+  const fileName = `ops/${kernel.kernel}.cu`;
+  if (kernel.op === 'attention' && ATTENTION) return { kernel, fileName, source: ATTENTION.render(kernel, origin).source };
   const stem = kernel.template.replace(/^ops\//, '').replace(/\.cu\.hbs$/, '');
   const template = cudaTemplates('ops/').get(stem);
   if (!template) throw new Error(`no CUDA template ${kernel.template} for model op ${kernel.kernel}`);
-  return { kernel, fileName: `ops/${kernel.kernel}.cu`, source: template(contextOf(kernel, origin, activation)).replace(/\n{3,}/g, '\n\n') };
+  return { kernel, fileName, source: template(contextOf(kernel, origin, activation)).replace(/\n{3,}/g, '\n\n') };
 }

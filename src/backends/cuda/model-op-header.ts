@@ -4,7 +4,7 @@
 // to regenerate and compile it. User text (the spec's name and path) goes through commentSafe
 // and shellWord.
 import { commentSafe, shellWord } from '../escape.ts';
-import type { ModelOpKernel } from './model-ops.ts';
+import type { ModelOpKernel, ModelOpOrigin, ModelOpParameter } from './model-ops.ts';
 import { compileCommands } from './nvcc-flags.ts';
 
 /** The reference each op's semantics are exactly those of. */
@@ -15,11 +15,9 @@ const REFERENCE: Readonly<Record<string, string>> = {
   adamw: 'src/train/adamw.ts', sum_squares: 'src/train/adamw.ts (gradNorm)',
 };
 
-export interface ModelOpOrigin {
-  readonly spec: string;
-  readonly specFile: string;
-  /** Set when the file was emitted in fp16 on request, not as the spec says. */
-  readonly precisionNote?: string;
+/** A parameter's C type: as described, or what its launch type implies. */
+export function cTypeOf(parameter: ModelOpParameter): string {
+  return parameter.cType ?? (parameter.type === 'pointer' ? 'float*' : parameter.type === 'u32' ? 'uint32_t' : 'float');
 }
 
 export function modelOpHeaderLines(kernel: ModelOpKernel, origin: ModelOpOrigin, extraLines: readonly string[] = []): string[] {
@@ -38,9 +36,9 @@ export function modelOpHeaderLines(kernel: ModelOpKernel, origin: ModelOpOrigin,
   ];
   for (const entry of kernel.entryPoints) {
     lines.push(
-      `  ${entry.name}: ${entry.symbol}, block (${entry.block.join(', ')}), ${entry.sharedBytes} bytes of dynamic shared memory, ${entry.grid}`,
+      `  ${entry.name}: ${entry.symbol}, block (${entry.block.join(', ')}), ${entry.sharedBytes} bytes of dynamic shared memory, ${entry.grid ?? 'grid: see the kernel'}`,
       `    computes: ${entry.computes}`,
-      ...entry.parameters.map((p, i) => `    ${i} ${p.name} (${p.cType}): ${p.doc}`),
+      ...entry.parameters.map((p, i) => `    ${i} ${p.name} (${cTypeOf(p)}): ${p.doc ?? p.type}`),
     );
   }
   return lines;

@@ -33,10 +33,10 @@ export interface ModelOpParameter {
   readonly name: string;
   /** How the launch passes it: a device pointer (64 bits), a uint32_t or a float. */
   readonly type: 'pointer' | 'u32' | 'f32';
-  /** Its C type in the kernel's signature: `const float*`, `int32_t*`, `uint32_t`, `float`. */
-  readonly cType: string;
-  /** What it holds: shape and element type, read or written, or what a scalar means. */
-  readonly doc: string;
+  /** Its C type in the kernel's signature: `const float*`, `int32_t*`, `uint32_t`, `float` (every op of this folder sets it; attention's may not). */
+  readonly cType?: string;
+  /** What it holds: shape and element type, read, written or accumulated, or what a scalar means. */
+  readonly doc?: string;
 }
 
 export interface ModelOpEntry {
@@ -49,8 +49,8 @@ export interface ModelOpEntry {
   readonly block: readonly [number, number, number];
   /** Dynamic shared memory the launch passes (0 if static only). */
   readonly sharedBytes: number;
-  /** The grid as the runtime computes it from the call's sizes (documentation: the runtime owns the arithmetic). */
-  readonly grid: string;
+  /** The grid as the runtime computes it from the call's sizes: documentation, the runtime owns the arithmetic. */
+  readonly grid?: string;
   /** One line of math for the header and `qalc inspect`. */
   readonly computes: string;
 }
@@ -65,19 +65,42 @@ export interface ModelOpKernel {
   readonly entryPoints: readonly ModelOpEntry[];
 }
 
+/** Where an emitted file came from, for its header. */
+export interface ModelOpOrigin {
+  readonly spec: string;
+  readonly specFile: string;
+  /** Set when the file was emitted in fp16 on request, not as the spec says. */
+  readonly precisionNote?: string;
+}
+
+/** An op whose file is printed by its own renderer instead of model-op-emit.ts's template context. */
+export interface ModelOpWithRenderer {
+  readonly describe: (shapes: ModelShapes) => ModelOpKernel;
+  /** Why this architecture has no kernel for it (the runtime keeps the op where it runs today), or null. */
+  readonly unsupported: (shapes: ModelShapes) => string | null;
+  readonly render: (kernel: ModelOpKernel, origin: ModelOpOrigin) => { readonly source: string };
+}
+
 /**
- * HOOK(attention): helper A's attention kernel (causal grouped-query flash attention) is described
- * in src/backends/cuda/model-ops/attention.ts with the same signature as the others,
- * `(shapes: ModelShapes) => ModelOpKernel`; at merge it is imported and listed here. Until then
- * the list has no attention entry and the runtime keeps attention where it runs today.
+ * HOOK(attention): helper A's causal grouped-query flash attention, described and rendered by
+ * src/backends/cuda/model-ops/attention.ts. At merge:
+ *
+ *   import { attentionKernel, attentionUnsupported, renderAttentionKernel } from './model-ops/attention.ts';
+ *   export const ATTENTION: ModelOpWithRenderer | undefined = { describe: attentionKernel, unsupported: attentionUnsupported, render: renderAttentionKernel };
+ *
+ * (and attention.ts imports its contract types from here). Until then no plan gets an attention
+ * kernel and the runtime keeps attention where it runs today.
  */
-const ATTENTION_KERNEL: ((shapes: ModelShapes) => ModelOpKernel) | undefined = undefined;
+export const ATTENTION: ModelOpWithRenderer | undefined = undefined;
 
 /** Every op's kernel description, in the order of a training step. */
-const KERNELS: readonly ((shapes: ModelShapes) => ModelOpKernel)[] = [
-  embeddingKernel, rmsnormKernel, convertKernel, ropeKernel, ...(ATTENTION_KERNEL ? [ATTENTION_KERNEL] : []), residualKernel, swigluKernel,
-  lmHeadKernel, crossEntropyKernel, sumSquaresKernel, adamwKernel,
-];
+function describedKernels(shapes: ModelShapes): ModelOpKernel[] {
+  const attention = ATTENTION !== undefined && ATTENTION.unsupported(shapes) === null ? [ATTENTION.describe(shapes)] : [];
+  return [
+    embeddingKernel(shapes), rmsnormKernel(shapes), convertKernel(shapes), ropeKernel(shapes), ...attention, residualKernel(), swigluKernel(),
+    lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(),
+  ];
+}
 
 export interface ModelOpOptions {
   /** The 16-bit type the linear kernels bind (convert's target); default the plan's `target cuda` activation. */
@@ -88,9 +111,6 @@ export interface ModelOpOptions {
 export function modelOpKernels(plan: Plan, options: ModelOpOptions = {}): readonly ModelOpKernel[] {
   const shapes = modelShapes(plan, options.precision ?? planPrecision(plan, 'cuda'));
   const byName = new Map<string, ModelOpKernel>();
-  for (const describe of KERNELS) {
-    const kernel = describe(shapes);
-    if (!byName.has(kernel.kernel)) byName.set(kernel.kernel, kernel);
-  }
+  for (const kernel of describedKernels(shapes)) if (!byName.has(kernel.kernel)) byName.set(kernel.kernel, kernel);
   return [...byName.values()];
 }
