@@ -58,6 +58,7 @@ async function kernelFiles(plan: Plan, kernels: EmittedKernels): Promise<OutputF
   const { serializeManifest } = await import('./backends/manifest.ts');
   return [
     ...kernels.cuda.map((k) => ({ path: `cuda/${k.fileName}`, text: k.source })),
+    ...kernels.cudaOps.map((k) => ({ path: `cuda/${k.fileName}`, text: k.source })),
     ...kernels.wgsl.map((k) => ({ path: `wgsl/${k.fileName}`, text: k.source })),
     { path: 'manifest.json', text: serializeManifest(manifestOfKernels(plan, kernels)) },
   ];

@@ -7,12 +7,16 @@ import type { LoweredProgram, Target } from '../ir/kernel-ir.ts';
 import type { CudaProgram } from '../ir/passes/choose-cuda.ts';
 import type { Plan } from '../plan/plan.ts';
 import { emitCuda, type EmittedCudaKernel } from './cuda/emit.ts';
-import { codeHash, kernelPlanHash, manifestBindings, type CudaManifestKernel, type KernelManifest, type WgslManifestKernel } from './manifest.ts';
+import { emitModelOp, type EmittedModelOp } from './cuda/model-op-emit.ts';
+import { modelOpKernels, type ModelOpKernel } from './cuda/model-ops.ts';
+import { codeHash, kernelPlanHash, manifestBindings, type CudaManifestKernel, type KernelManifest, type ModelOpManifestKernel, type WgslManifestKernel } from './manifest.ts';
 import { emitWgsl, type EmittedWgslKernel } from './wgsl/emit.ts';
 
 export interface EmittedKernels {
   readonly wgsl: readonly EmittedWgslKernel[];
   readonly cuda: readonly EmittedCudaKernel[];
+  /** The CUDA model ops (every op but the linear layers), written to cuda/ops/. */
+  readonly cudaOps: readonly EmittedModelOp[];
 }
 
 export function targetsOf(plan: Plan): Target[] {
@@ -28,21 +32,36 @@ export interface LoweredTargets {
    * for f16 gets the f32 program too, and the runtime falls back to its kernels (and says so).
    */
   readonly wgsl: readonly LoweredProgram[];
+  /** The model-op kernels of the CUDA program (none without a cuda target). */
+  readonly modelOps: readonly ModelOpKernel[];
 }
 
 /** The lower stage: the plan for each of the spec's targets, or those of `only` among them. */
 export function lowerTargets(plan: Plan, only?: readonly Target[]): LoweredTargets {
   const targets = targetsOf(plan).filter((t) => only === undefined || only.includes(t));
   const wgsl = targets.includes('wgsl') ? lowerPlan(plan, 'wgsl') : null;
+  const cuda = targets.includes('cuda') ? lowerPlan(plan, 'cuda') : null;
   return {
-    cuda: targets.includes('cuda') ? lowerPlan(plan, 'cuda') : null,
+    cuda,
     wgsl: wgsl === null ? [] : wgsl.precision === 'f16' ? [wgsl, lowerPlan(plan, 'wgsl', { precision: 'f32' })] : [wgsl],
+    modelOps: cuda === null ? [] : modelOpKernels(plan, { precision: cuda.precision }),
   };
 }
 
 /** The emit stage: every kernel of every lowered program, through its target's templates. */
 export function emitTargets(lowered: LoweredTargets): EmittedKernels {
-  return { wgsl: lowered.wgsl.flatMap(emitWgsl), cuda: lowered.cuda ? emitCuda(lowered.cuda) : [] };
+  const cuda = lowered.cuda;
+  return {
+    wgsl: lowered.wgsl.flatMap(emitWgsl),
+    cuda: cuda ? emitCuda(cuda) : [],
+    cudaOps: cuda ? emitModelOps(lowered.modelOps, cuda) : [],
+  };
+}
+
+/** The model ops of a CUDA program, each file's header naming the program's spec. */
+export function emitModelOps(kernels: readonly ModelOpKernel[], program: Pick<CudaProgram, 'spec' | 'specFile' | 'precision'>): EmittedModelOp[] {
+  const origin = { spec: program.spec, specFile: program.specFile, ...(program.precision === 'f16' ? { precisionNote: ' (target cuda { activation = fp16 })' } : {}) };
+  return kernels.map((k) => emitModelOp(k, origin, program.precision));
 }
 
 /** Lower and emit: the spec's kernels, or those of `only` among its targets. */
@@ -79,6 +98,11 @@ function cudaManifest(emitted: EmittedCudaKernel): CudaManifestKernel {
   };
 }
 
+/** A model op's manifest entry: its description, where its source is, and the hash its fatbin must be built from. */
+function modelOpManifest(emitted: EmittedModelOp): ModelOpManifestKernel {
+  return { ...emitted.kernel, file: `cuda/${emitted.fileName}`, codeHash: codeHash(emitted.source) };
+}
+
 function wgslManifest(emitted: EmittedWgslKernel): WgslManifestKernel {
   return { ...emitted.manifest, file: `wgsl/${emitted.fileName}` };
 }
@@ -90,5 +114,6 @@ export function manifestOfKernels(plan: Plan, kernels: EmittedKernels): KernelMa
     specFile: plan.specFile,
     planHash: kernelPlanHash(plan),
     kernels: [...kernels.cuda.map(cudaManifest), ...kernels.wgsl.map(wgslManifest)],
+    modelOps: kernels.cudaOps.map(modelOpManifest),
   };
 }

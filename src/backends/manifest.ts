@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import type { Access, DispatchDim, LoweredKernel, ScalarType, SizeExpr } from '../ir/kernel-ir.ts';
 import { evaluateDispatch, evaluateSize } from '../ir/size-expr.ts';
 import type { Plan } from '../plan/plan.ts';
+import { MODEL_OPS } from './cuda/model-op-names.ts';
+import type { ModelOpKernel } from './cuda/model-ops.ts';
 import { jsonText } from './escape.ts';
 
 export interface ManifestBindingPart {
@@ -90,12 +92,25 @@ export interface CudaManifestKernel extends ManifestKernelCommon {
 
 export type ManifestKernel = WgslManifestKernel | CudaManifestKernel;
 
+/**
+ * A CUDA model op (src/backends/cuda/model-ops.ts): its description as emitted, the source's
+ * place in the compile folder, and the hash of its code (what a fatbin must be built from).
+ * The grid is not here: the runtime computes it from the call's sizes (each entry's `grid` says how).
+ */
+export interface ModelOpManifestKernel extends ModelOpKernel {
+  /** `cuda/ops/<kernel>.cu`, relative to the compile folder; fatbins beside it as `<kernel>.<arch>.fatbin`. */
+  readonly file: string;
+  readonly codeHash: string;
+}
+
 export interface KernelManifest {
   readonly spec: string;
   readonly specFile: string;
   /** kernelPlanHash of the plan it was compiled from: a runtime uses it only for that plan. */
   readonly planHash: string;
   readonly kernels: readonly ManifestKernel[];
+  /** The CUDA model ops; empty without a cuda target (and in a manifest written before they existed). */
+  readonly modelOps: readonly ModelOpManifestKernel[];
 }
 
 /** A lowered kernel's bindings as both targets' manifest entries list them. */
@@ -189,6 +204,33 @@ function checkKernel(path: string, k: Json, index: number): ManifestKernel {
   return k as unknown as ManifestKernel;
 }
 
+const PARAMETER_TYPES = new Set(['pointer', 'u32', 'f32']);
+
+function checkModelOp(path: string, k: Json, index: number): ModelOpManifestKernel {
+  const where = isObject(k) && typeof k['kernel'] === 'string' ? `model op ${k['kernel']}` : `modelOps[${index}]`;
+  const fail = (what: string): never => {
+    throw new ManifestError(path, `${where}: ${what}`);
+  };
+  if (!isObject(k)) return fail('not an object');
+  for (const field of ['kernel', 'template', 'file', 'codeHash']) if (typeof k[field] !== 'string') fail(`${field} must be a string`);
+  if (typeof k['op'] !== 'string' || !(MODEL_OPS as readonly string[]).includes(k['op'])) fail(`op must be one of ${MODEL_OPS.join(', ')}`);
+  if (!isObject(k['constants']) || !Object.values(k['constants']).every((c) => typeof c === 'number')) fail('constants must map names to numbers');
+  if (!Array.isArray(k['entryPoints']) || k['entryPoints'].length === 0) return fail('entryPoints must be a non-empty list');
+  for (const e of k['entryPoints']) {
+    const name = isObject(e) ? String(e['name']) : '?';
+    if (!isObject(e) || typeof e['name'] !== 'string' || typeof e['symbol'] !== 'string' || !isTriple(e['block'], (x) => Number.isInteger(x) && (x as number) > 0) ||
+      typeof e['sharedBytes'] !== 'number' || typeof e['grid'] !== 'string' || typeof e['computes'] !== 'string' || !Array.isArray(e['parameters'])) {
+      return fail(`entry point ${name} is malformed`);
+    }
+    for (const p of e['parameters']) {
+      if (!isObject(p) || typeof p['name'] !== 'string' || !PARAMETER_TYPES.has(p['type'] as string) || typeof p['cType'] !== 'string' || typeof p['doc'] !== 'string') {
+        fail(`entry point ${name}: parameter ${isObject(p) ? String(p['name']) : '?'} is malformed (name, type pointer|u32|f32, cType, doc)`);
+      }
+    }
+  }
+  return k as unknown as ModelOpManifestKernel;
+}
+
 export function parseManifest(text: string, path: string): KernelManifest {
   let value: Json;
   try {
@@ -200,7 +242,10 @@ export function parseManifest(text: string, path: string): KernelManifest {
     throw new ManifestError(path, 'not a qalc kernel manifest (expected spec, planHash and kernels)');
   }
   value['kernels'].forEach((k, i) => checkKernel(path, k, i));
-  return value as unknown as KernelManifest;
+  const modelOps = value['modelOps'] ?? [];
+  if (!Array.isArray(modelOps)) throw new ManifestError(path, 'modelOps must be a list');
+  modelOps.forEach((k, i) => checkModelOp(path, k, i));
+  return { ...(value as unknown as KernelManifest), modelOps: modelOps as ModelOpManifestKernel[] };
 }
 
 // Reading a kernel's entries for a token count T.

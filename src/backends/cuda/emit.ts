@@ -3,17 +3,13 @@
 // in the IR; this file only spells it in CUDA C++. Output is deterministic: same program, same
 // bytes. Every symbol comes from the kernel's name (numbers and enums) and the IR's entry
 // point names; user text appears only in the header comment, through commentSafe.
-import { readdirSync, readFileSync } from 'node:fs';
-import Handlebars from 'handlebars';
 import type { Constant, DispatchDim, KernelProgram, ScalarType } from '../../ir/kernel-ir.ts';
 import type { CudaKernel, CudaLaunch, CudaProgram } from '../../ir/passes/choose-cuda.ts';
 import { configOfKernel } from '../../ir/passes/share-layers.ts';
 import { formatShape } from '../../ir/size-expr.ts';
 import { headerLines } from './header.ts';
 import { compileCommands } from './nvcc-flags.ts';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { PROJECT_ROOT } from '../../project-root.ts';
+import { cudaTemplates } from './templates.ts';
 
 export interface EmittedCudaKernel {
   readonly kernel: CudaKernel;
@@ -25,36 +21,9 @@ export interface EmittedCudaKernel {
   readonly launcherSymbols: readonly string[];
 }
 
-// From the project root, not this module: the CLI runs a bundle that lives elsewhere.
-const TEMPLATE_DIR = pathToFileURL(join(PROJECT_ROOT, 'templates', 'cuda') + '/');
+export const C_TYPES: Readonly<Record<ScalarType, string>> = { f32: 'float', f16: '__half', bf16: '__nv_bfloat16', u32: 'uint32_t', i32: 'int32_t' };
 
-type Template = (context: object) => string;
-
-let templates: ReadonlyMap<string, Template> | undefined;
-
-/** Templates compile once per process; partials are files whose names start with `_`. */
-function loadTemplates(): ReadonlyMap<string, Template> {
-  if (templates) return templates;
-  const handlebars = Handlebars.create();
-  const byRole = new Map<string, Template>();
-  for (const file of readdirSync(TEMPLATE_DIR).sort()) {
-    if (!file.endsWith('.cu.hbs')) continue;
-    const text = readFileSync(new URL(file, TEMPLATE_DIR), 'utf8');
-    const name = file.slice(0, -'.cu.hbs'.length);
-    if (name.startsWith('_')) {
-      handlebars.registerPartial(name.slice(1).replace(/-(\w)/g, (_, c: string) => c.toUpperCase()), text);
-    } else {
-      // noEscape: the output is CUDA, not HTML. strict: a field the context lacks is an error.
-      byRole.set(name, handlebars.compile(text, { noEscape: true, strict: true }));
-    }
-  }
-  templates = byRole;
-  return templates;
-}
-
-const C_TYPES: Readonly<Record<ScalarType, string>> = { f32: 'float', f16: '__half', bf16: '__nv_bfloat16', u32: 'uint32_t', i32: 'int32_t' };
-
-const CONVERSIONS: Readonly<Record<ScalarType, readonly [toFloat: string, fromFloat: string]>> = {
+export const CONVERSIONS: Readonly<Record<ScalarType, readonly [toFloat: string, fromFloat: string]>> = {
   f16: ['__half2float', '__float2half_rn'],
   bf16: ['__bfloat162float', '__float2bfloat16_rn'],
   f32: ['static_cast<float>', 'static_cast<float>'],
@@ -63,8 +32,12 @@ const CONVERSIONS: Readonly<Record<ScalarType, readonly [toFloat: string, fromFl
 };
 
 function literal(constant: Constant): string {
-  if (constant.type === 'u32') return `${constant.value}u`;
-  const text = String(constant.value);
+  return constant.type === 'u32' ? `${constant.value}u` : floatLiteral(constant.value);
+}
+
+/** A float constant as C spells it: `0.00001f`, `2.0f`, `1e-7f`. */
+export function floatLiteral(value: number): string {
+  const text = String(value);
   return `${/[.e]/.test(text) ? text : `${text}.0`}f`;
 }
 
@@ -254,7 +227,7 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
 
 export function emitCudaKernel(program: CudaProgram, kernel: CudaKernel): EmittedCudaKernel {
   if (program.target !== 'cuda') throw new Error(`the CUDA backend was handed a program lowered for ${program.target}`);
-  const template = loadTemplates().get(kernel.role);
+  const template = cudaTemplates('').get(kernel.role);
   if (!template) throw new Error(`no CUDA template for role ${kernel.role}`);
   const source = template(contextOf(program, kernel)).replace(/\n{3,}/g, '\n\n');
   return {

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CUDA_ARCHES, fatbinArguments, type CudaArch } from './nvcc-flags.ts';
 
@@ -186,7 +186,12 @@ export interface BuildOptions {
 
 export async function buildKernels(kernels: readonly KernelSource[], outDir: string, options: BuildOptions = {}): Promise<BuildResult> {
   mkdirSync(outDir, { recursive: true });
-  for (const k of kernels) writeFileSync(join(outDir, k.fileName), k.source);
+  // A file name may have a folder (the model ops' `ops/NAME.cu`): its fatbins go beside it, and
+  // nvcc sees the bare name, as the header's compile command does.
+  for (const k of kernels) {
+    mkdirSync(dirname(join(outDir, k.fileName)), { recursive: true });
+    writeFileSync(join(outDir, k.fileName), k.source);
+  }
   const nvcc = await findNvcc();
   if (!nvcc) return { nvcc: null, message: `nvcc is not on PATH: wrote ${kernels.length} CUDA sources to ${outDir}, compiled none`, builds: [] };
   const arches = options.arches ?? CUDA_ARCHES;
@@ -195,7 +200,7 @@ export async function buildKernels(kernels: readonly KernelSource[], outDir: str
   const progress = { done: 0, cached: 0, total: jobs.length, jobs: parallel };
   options.onProgress?.({ ...progress });
   const builds = await inParallel(jobs, parallel, async ({ k, arch }) => {
-    const build = await buildFatbin(nvcc, k.fileName, k.source, arch, options.cacheDir);
+    const build = await buildFatbin(nvcc, basename(k.fileName), k.source, arch, options.cacheDir);
     progress.done++;
     if (build.cached) progress.cached++;
     options.onProgress?.({ ...progress });

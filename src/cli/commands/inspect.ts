@@ -91,8 +91,12 @@ export const inspectCommand: Command = {
     const kernels = emitKernels(plan);
     const list = stage === 'cuda' ? kernels.cuda : kernels.wgsl;
     if (list.length === 0) process.stderr.write(`spec ${plan.spec} has no ${stage} target\n`);
-    if (values.sources) for (const k of list) out(`// ===== ${stage}/${k.fileName}\n${k.source}${k.source.endsWith('\n') ? '' : '\n'}`);
-    else for (const k of list) out(`${k.kernel.name.padEnd(56)} ${k.kernel.role.padEnd(14)} ${k.kernel.layers.length} layers  ${k.kernel.sources.join(' ')}\n`);
+    const ops = stage === 'cuda' ? kernels.cudaOps : [];
+    if (values.sources) for (const k of [...list, ...ops]) out(`// ===== ${stage}/${k.fileName}\n${k.source}${k.source.endsWith('\n') ? '' : '\n'}`);
+    else {
+      for (const k of list) out(`${k.kernel.name.padEnd(56)} ${k.kernel.role.padEnd(14)} ${k.kernel.layers.length} layers  ${k.kernel.sources.join(' ')}\n`);
+      for (const k of ops) out(`${k.kernel.kernel.padEnd(56)} ${k.kernel.op.padEnd(14)} model op  ${k.kernel.entryPoints.map((e) => e.name).join(', ')}\n`);
+    }
     return status;
   },
 };
@@ -100,16 +104,19 @@ export const inspectCommand: Command = {
 async function printKernel(plan: import('../../plan/plan.ts').Plan, name: string, target: (typeof TARGETS)[number]): Promise<number> {
   const { emitKernels } = await import('../../backends/emit-kernels.ts');
   const kernels = emitKernels(plan);
-  const list = target === 'wgsl' ? kernels.wgsl : kernels.cuda;
-  const found = list.find((k) => k.kernel.name === name || k.fileName === name);
+  // The CUDA model ops (cuda/ops/NAME.cu) are found by their kernel name or file name too.
+  const list: readonly { readonly name: string; readonly fileName: string; readonly source: string }[] = target === 'wgsl'
+    ? kernels.wgsl.map((k) => ({ name: k.kernel.name, fileName: k.fileName, source: k.source }))
+    : [...kernels.cuda.map((k) => ({ name: k.kernel.name, fileName: k.fileName, source: k.source })), ...kernels.cudaOps.map((k) => ({ name: k.kernel.kernel, fileName: k.fileName, source: k.source }))];
+  const found = list.find((k) => k.name === name || k.fileName === name || (k.fileName.startsWith('ops/') && k.fileName.slice('ops/'.length) === name));
   if (!found) {
     const { didYouMean } = await import('../../diagnostics/suggest.ts');
-    const names = list.map((k) => k.kernel.name);
+    const names = list.map((k) => k.name);
     throw new UsageError(`no ${target === 'wgsl' ? 'WGSL' : 'CUDA'} kernel '${name}' in spec ${plan.spec}${names.length ? `; ${didYouMean(name, names) ?? `try --stage ${target === 'wgsl' ? 'wgsl' : 'cuda'} for the list`}` : ''}`, 'inspect');
   }
   if (target === 'ptx') {
     const { ptxOf } = await import('../../backends/cuda/ptx.ts');
-    process.stdout.write(await ptxOf(found.fileName, found.source));
+    process.stdout.write(await ptxOf(found.fileName.replace(/^ops\//, ''), found.source));
   } else {
     process.stdout.write(found.source);
   }

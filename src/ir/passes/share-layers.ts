@@ -17,7 +17,8 @@ export interface LowerOptions {
   readonly precision?: ScalarType;
 }
 
-function planPrecision(plan: Plan, target: Target): ScalarType {
+/** The activation type a target runs in when the caller does not override it. */
+export function planPrecision(plan: Plan, target: Target): ScalarType {
   if (target === 'wgsl') return plan.targets['wgsl']?.['precision'] === 'f16' ? 'f16' : 'f32';
   return plan.targets['cuda']?.['activation'] === 'fp16' ? 'f16' : 'bf16';
 }

@@ -1,0 +1,44 @@
+// The conversions around the linear kernels: their bindings hold 16-bit activations (the
+// spec's `target cuda` activation) with rows padded to the kernel's in_features, while every
+// other op keeps float32 rows of the model's width. One kernel per 16-bit type; widths and
+// strides are run-time values, so one file serves every layer.
+import type { ModelOpKernel } from '../model-ops.ts';
+import { entryPoint, accumulated, input, output, pointer, u32, type ModelShapes } from './shapes.ts';
+
+export const CONVERT_THREADS = 256;
+
+const TYPE_NAMES: Readonly<Record<string, { readonly cType: string; readonly spelled: string }>> = {
+  bf16: { cType: '__nv_bfloat16', spelled: 'bfloat16' },
+  f16: { cType: '__half', spelled: 'half' },
+};
+
+export function convertKernel(shapes: ModelShapes): ModelOpKernel {
+  const type = TYPE_NAMES[shapes.activation];
+  if (!type) throw new Error(`convert: no 16-bit CUDA type for activation ${shapes.activation}`);
+  const kernel = `convert_${shapes.activation}`;
+  const grid = `grid.x = rows, grid.y = ceil(stride / ${CONVERT_THREADS})`;
+  const sizes = [u32('rows', 'rows'), u32('columns', 'float32 row width (columns <= stride)'), u32('stride', '16-bit row stride in elements (the kernel binding\'s padded width)')];
+  const source16 = pointer('source', `const ${type.cType}*`, `${type.spelled} [rows, stride] starting at element offset, read`);
+  const offset = u32('offset', 'elements of source before row 0 (a part of a packed binding)');
+  return {
+    kernel, op: 'convert', template: 'ops/convert.cu.hbs',
+    constants: { THREADS: CONVERT_THREADS },
+    entryPoints: [
+      entryPoint(kernel, 'toActivation', {
+        parameters: [pointer('out', `${type.cType}*`, `${type.spelled} [rows, stride], written (padding columns zeroed)`), input('source', '[rows, columns]'), ...sizes],
+        block: [CONVERT_THREADS, 1, 1], grid,
+        computes: 'out[r, c] = round(source[r, c]) for c < columns, 0 for columns <= c < stride (round to nearest even)',
+      }),
+      entryPoint(kernel, 'fromActivation', {
+        parameters: [output('out', '[rows, columns]'), source16, ...sizes, offset],
+        block: [CONVERT_THREADS, 1, 1], grid: `grid.x = rows, grid.y = ceil(columns / ${CONVERT_THREADS})`,
+        computes: 'out[r, c] = source[offset + r * stride + c] for c < columns (the padding dropped)',
+      }),
+      entryPoint(kernel, 'accumulateFromActivation', {
+        parameters: [accumulated('out', '[rows, columns]'), source16, ...sizes, offset],
+        block: [CONVERT_THREADS, 1, 1], grid: `grid.x = rows, grid.y = ceil(columns / ${CONVERT_THREADS})`,
+        computes: 'out[r, c] += source[offset + r * stride + c] for c < columns',
+      }),
+    ],
+  };
+}

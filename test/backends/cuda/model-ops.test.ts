@@ -1,0 +1,117 @@
+// The CUDA model ops as `qalc compile` emits them (src/backends/cuda/model-ops.ts and
+// model-op-emit.ts): the list a plan gets, names from numbers and enums only, the architecture's
+// shapes baked in, every entry point's C signature exactly its manifest parameters, headers that
+// stay comments whatever the spec's path, and the manifest's "modelOps" read back by
+// parseManifest (and refused when damaged). The emitted files themselves are golden-tested as
+// part of generated/ (test/bindings/generated.test.ts: generated/<example>/cuda/ops/).
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { emitModelOps } from '../../../src/backends/emit-kernels.ts';
+import { modelOpKernels, type ModelOpKernel } from '../../../src/backends/cuda/model-ops.ts';
+import { MODEL_OPS } from '../../../src/backends/cuda/model-op-names.ts';
+import { ManifestError, parseManifest } from '../../../src/backends/manifest.ts';
+import { frontEnd } from '../../../src/compile.ts';
+import { compileSpec } from '../../support/inline-spec.ts';
+
+const stories = frontEnd('examples/stories260k.qal').plan!;
+const RAGGED = 'model { dim = 72  hidden_dim = 200  layers = 2  heads = 6  kv_heads = 2  vocab = 999  context = 64 }\nquant { bits = 4  group = 8 }\nadapter { rank = 2  alpha = 4 }';
+const ragged = compileSpec(RAGGED).plan!;
+
+const byOp = (kernels: readonly ModelOpKernel[]) => new Map(kernels.map((k) => [k.op, k]));
+
+describe('CUDA model ops', () => {
+  it('lists every op but attention for stories260K, shapes in the names', () => {
+    expect(modelOpKernels(stories).map((k) => k.kernel)).toEqual([
+      'embedding_v512_c64_f32', 'rmsnorm_c64_f32', 'convert_bf16', 'rope_d8_f32', 'residual_f32', 'swiglu_f32',
+      'lm_head_c64_v512_f32', 'cross_entropy_v512_f32', 'sum_squares_f32', 'adamw_f32',
+    ]);
+    expect(new Set(modelOpKernels(stories).map((k) => k.op))).toEqual(new Set(MODEL_OPS.filter((op) => op !== 'attention')));
+  });
+
+  it('bakes a written architecture\'s ragged shapes and its eps in as constants', () => {
+    const ops = byOp(modelOpKernels(ragged));
+    expect(ops.get('rmsnorm')!.constants).toMatchObject({ CHANNELS: 72, EPS: 1e-5 });
+    expect(ops.get('rope')!.constants).toMatchObject({ HEAD_SIZE: 12, PAIRS: 6 });
+    expect(ops.get('lm_head')!.kernel).toBe('lm_head_c72_v999_f32');
+    expect(ops.get('cross_entropy')!.constants).toMatchObject({ VOCAB: 999 });
+    expect(ops.get('embedding')!.constants).toMatchObject({ VOCAB: 999, CHANNELS: 72 });
+  });
+
+  it('converts to the spec\'s 16-bit activation type, or the one asked for', () => {
+    expect(byOp(modelOpKernels(stories)).get('convert')!.kernel).toBe('convert_bf16');
+    const f16 = byOp(modelOpKernels(stories, { precision: 'f16' })).get('convert')!;
+    expect(f16.kernel).toBe('convert_f16');
+    const [emitted] = emitModelOps([f16], { spec: 'stories260k', specFile: 'examples/stories260k.qal', precision: 'f16' });
+    expect(emitted!.source).toContain('using Activation = __half;');
+    expect(emitted!.source).toContain('Regenerate: qalc compile examples/stories260k.qal (target cuda { activation = fp16 })');
+  });
+
+  it('names every symbol <kernel>__<entry> from numbers and enums, and gives each the signature of its parameters', () => {
+    const emitted = emitModelOps(modelOpKernels(ragged), { spec: 't', specFile: 't.qal', precision: 'bf16' });
+    for (const { kernel, source, fileName } of emitted) {
+      expect(fileName).toBe(`ops/${kernel.kernel}.cu`);
+      expect(kernel.kernel).toMatch(/^[a-z][a-z0-9_]*$/);
+      for (const entry of kernel.entryPoints) {
+        expect(entry.symbol).toBe(`${kernel.kernel}__${entry.name}`);
+        const signature = entry.parameters.map((p) => `${p.cType}${p.type === 'pointer' ? ' __restrict__' : ''} ${p.name}`).join(', ');
+        expect(source, `${entry.symbol}'s definition`).toContain(`${entry.symbol}(${signature}) {`);
+        expect(source).toMatch(new RegExp(`extern "C" __global__ void __launch_bounds__\\([A-Z_0-9 *]+\\) ${entry.symbol}\\(`));
+        expect(entry.block.every((n) => Number.isInteger(n) && n > 0)).toBe(true);
+        expect(entry.block[0] * entry.block[1] * entry.block[2]).toBeLessThanOrEqual(1024);
+        expect(entry.grid).toMatch(/^grid\.x = /);
+      }
+      const symbols = [...source.matchAll(/extern "C" __global__ void __launch_bounds__\([^)]*\) (\w+)\(/g)].map((m) => m[1]);
+      expect(symbols, `${fileName}: exactly its entry points`).toEqual(kernel.entryPoints.map((e) => e.symbol));
+    }
+  });
+
+  it('starts every file with a header of comments only, however odd the spec\'s path', () => {
+    const emitted = emitModelOps(modelOpKernels(stories), { spec: 'odd*/name', specFile: "dir with 'quote'\n*/ $(rm -rf x)\\.qal", precision: 'bf16' });
+    for (const { kernel, source } of emitted) {
+      const header = source.slice(0, source.indexOf('#include'));
+      for (const line of header.split('\n')) expect(line === '' || line.startsWith('//'), `${kernel.kernel}: ${line}`).toBe(true);
+      expect(header).not.toContain('*/');
+      expect(header).toContain(`Op: ${kernel.op}, a model op`);
+      for (const entry of kernel.entryPoints) expect(header).toContain(`${entry.name}: ${entry.symbol}, block (${entry.block.join(', ')})`);
+      expect(header).toContain('-gencode=arch=compute_90a,code=sm_90a');
+    }
+  });
+
+  it('is deterministic', () => {
+    const emit = () => emitModelOps(modelOpKernels(frontEnd('examples/stories260k.qal').plan!), { spec: 's', specFile: 's.qal', precision: 'bf16' }).map((k) => k.source);
+    expect(emit()).toEqual(emit());
+  });
+});
+
+describe('the manifest\'s modelOps', () => {
+  const path = 'generated/stories260k/manifest.json';
+  const text = readFileSync(path, 'utf8');
+
+  it('reads back as the descriptions, with each file and code hash', () => {
+    const manifest = parseManifest(text, path);
+    expect(manifest.modelOps.map(({ file: _file, codeHash: _hash, ...kernel }) => kernel)).toEqual(modelOpKernels(stories));
+    for (const op of manifest.modelOps) {
+      expect(op.file).toBe(`cuda/ops/${op.kernel}.cu`);
+      expect(op.codeHash).toMatch(/^[0-9a-f]{16}$/);
+    }
+  });
+
+  it('is empty in a manifest from before model ops', () => {
+    const old = JSON.parse(text);
+    delete old.modelOps;
+    expect(parseManifest(JSON.stringify(old), path).modelOps).toEqual([]);
+  });
+
+  it('a damaged entry is an error naming the file and the op', () => {
+    const damage = (edit: (manifest: { modelOps: Record<string, unknown>[] }) => void) => {
+      const manifest = JSON.parse(text);
+      edit(manifest);
+      return () => parseManifest(JSON.stringify(manifest), path);
+    };
+    expect(damage((m) => { m.modelOps[1]!['op'] = 'layernorm'; })).toThrow(new ManifestError(path, 'model op rmsnorm_c64_f32: op must be one of ' + MODEL_OPS.join(', ')));
+    expect(damage((m) => { (m.modelOps[1]!['entryPoints'] as Record<string, unknown>[])[0]!['block'] = [32, 4]; })).toThrow(/model op rmsnorm_c64_f32: entry point forward is malformed/);
+    expect(damage((m) => { ((m.modelOps[1]!['entryPoints'] as Record<string, unknown>[])[1]!['parameters'] as Record<string, unknown>[])[5]!['type'] = 'u64'; }))
+      .toThrow(/model op rmsnorm_c64_f32: entry point backward: parameter rows is malformed/);
+    expect(damage((m) => { delete m.modelOps[0]!['codeHash']; })).toThrow(/model op embedding_v512_c64_f32: codeHash must be a string/);
+  });
+});
