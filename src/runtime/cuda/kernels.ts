@@ -8,7 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildFatbin, findNvcc } from '../../backends/cuda/nvcc.ts';
 import type { CudaArch } from '../../backends/cuda/nvcc-flags.ts';
-import { codeHash, type CudaManifestKernel } from '../../backends/manifest.ts';
+import { codeHash, type CudaManifestKernel, type ModelOpManifestKernel } from '../../backends/manifest.ts';
 import type { Plan } from '../../plan/plan.ts';
 import { describeOrigin, loadCompiledKernels } from '../compiled-kernels.ts';
 import { TRAINING_ROLES } from '../linear-kernel-choice.ts';
@@ -24,9 +24,18 @@ export interface CudaKernelImage {
   readonly origin: 'compiled' | 'built';
 }
 
+/** A model op's kernel (every op but the linear layers: src/backends/cuda/model-ops.ts) and its fatbin. */
+export interface ModelOpImage {
+  readonly manifest: ModelOpManifestKernel;
+  readonly fatbin: Uint8Array;
+  readonly origin: 'compiled' | 'built';
+}
+
 export interface CudaKernelSet {
   readonly arch: CudaArch;
   readonly kernels: readonly CudaKernelImage[];
+  /** Empty when the compile folder's manifest predates them: then only the linear layers run on the GPU. */
+  readonly modelOps: readonly ModelOpImage[];
   /** One line for the user: how many were found and how many built. */
   readonly summary: string;
 }
@@ -40,7 +49,7 @@ export function archFor(computeCapability: readonly [number, number]): CudaArch 
 }
 
 /** The fatbin beside `source` in `dir`, if it was built from that very code after the source was written. */
-function freshFatbin(dir: string, kernel: CudaManifestKernel, arch: CudaArch): Uint8Array | undefined {
+function freshFatbin(dir: string, kernel: { readonly file: string; readonly codeHash: string }, arch: CudaArch): Uint8Array | undefined {
   const fileName = kernel.file.replace(/^cuda\//, '');
   const sourcePath = join(dir, fileName);
   const fatbinPath = join(dir, `${fileName.replace(/\.cu$/, '')}.${arch}.fatbin`);
@@ -61,18 +70,27 @@ export async function loadCudaKernels(plan: Plan, options: { readonly dir: strin
     throw new CudaKernelsError(`spec ${plan.spec} compiles its CUDA kernels for ${planned.join(', ')}, but this GPU needs ${arch}: add it to \`arch\` in the spec's target cuda block`);
   }
   const nvcc = await findNvcc();
-  const kernels: CudaKernelImage[] = [];
   const missing: string[] = [];
-  await Promise.all(cuda.filter((k) => roles.includes(k.role)).map(async (manifest) => {
+  /** The fresh fatbin of `manifest` in `dir`, else one nvcc builds now, else undefined (and it is missing). */
+  const imageOf = async (manifest: { readonly kernel: string; readonly file: string; readonly codeHash: string }) => {
     const fatbin = freshFatbin(dir, manifest, arch);
-    if (fatbin !== undefined) kernels.push({ manifest, fatbin, origin: 'compiled' });
-    else if (nvcc !== null) {
-      const build = await buildFatbin(nvcc, manifest.file.replace(/^cuda\//, ''), compiled.text(manifest.file), arch);
-      kernels.push({ manifest, fatbin: build.fatbin, origin: 'built' });
-    } else {
-      missing.push(join(dir, `${manifest.kernel}.${arch}.fatbin`));
-    }
-  }));
+    if (fatbin !== undefined) return { fatbin, origin: 'compiled' as const };
+    if (nvcc !== null) return { fatbin: (await buildFatbin(nvcc, manifest.file.replace(/^cuda\//, ''), compiled.text(manifest.file), arch)).fatbin, origin: 'built' as const };
+    missing.push(join(dir, `${manifest.file.replace(/^cuda\//, '').replace(/\.cu$/, '')}.${arch}.fatbin`));
+    return undefined;
+  };
+  const kernels: CudaKernelImage[] = [];
+  const modelOps: ModelOpImage[] = [];
+  await Promise.all([
+    ...cuda.filter((k) => roles.includes(k.role)).map(async (manifest) => {
+      const image = await imageOf(manifest);
+      if (image !== undefined) kernels.push({ manifest, ...image });
+    }),
+    ...compiled.manifest.modelOps.map(async (manifest) => {
+      const image = await imageOf(manifest);
+      if (image !== undefined) modelOps.push({ manifest, ...image });
+    }),
+  ]);
   if (missing.length > 0) {
     throw new CudaKernelsError(
       `no up-to-date fatbin for ${missing.length} of spec ${plan.spec}'s kernels (e.g. ${missing[0]}) and nvcc is not on PATH: ` +
@@ -80,6 +98,11 @@ export async function loadCudaKernels(plan: Plan, options: { readonly dir: strin
     );
   }
   kernels.sort((a, b) => a.manifest.kernel.localeCompare(b.manifest.kernel));
-  const built = kernels.filter((k) => k.origin === 'built').length;
-  return { arch, kernels, summary: `${kernels.length} ${arch} kernels (manifest ${describeOrigin(compiled)}): ${kernels.length - built} fatbins from ${dir}, ${built} built with nvcc` };
+  modelOps.sort((a, b) => a.manifest.kernel.localeCompare(b.manifest.kernel));
+  const all = [...kernels, ...modelOps];
+  const built = all.filter((k) => k.origin === 'built').length;
+  return {
+    arch, kernels, modelOps,
+    summary: `${kernels.length} linear and ${modelOps.length} model-op ${arch} kernels (manifest ${describeOrigin(compiled)}): ${all.length - built} fatbins from ${dir}, ${built} built with nvcc`,
+  };
 }

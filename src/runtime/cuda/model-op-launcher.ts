@@ -1,0 +1,63 @@
+// Launching the spec's model-op kernels (every op of a step but the linear layers:
+// src/backends/cuda/model-ops.ts) from their manifest entries: one module per fatbin, an entry
+// point found by op and name, its parameters bound by name in the order the manifest lists them
+// — so a renamed or reordered parameter is an error here, never a silently wrong launch.
+import type { ModelOp } from '../../backends/cuda/model-ops.ts';
+import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
+import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type KernelParameter } from './cuda.ts';
+import type { ModelOpImage } from './kernels.ts';
+
+/** A launch's arguments by parameter name: a buffer (or null, a null pointer) for a pointer, a number for a scalar. */
+export type OpArguments = Readonly<Record<string, DeviceBuffer | null | number>>;
+
+export interface ModelOpLauncher {
+  has(op: ModelOp): boolean;
+  /** The kernel's compile-time constant (a tile size the grid is computed from). */
+  constant(op: ModelOp, name: string): number;
+  launch(op: ModelOp, entry: string, grid: Dim3, args: OpArguments): void;
+  /** Launches so far. */
+  readonly launches: () => number;
+}
+
+export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOpImage[]): ModelOpLauncher {
+  const byOp = new Map<ModelOp, { manifest: ModelOpManifestKernel; functions: Map<string, CudaFunction> }>();
+  for (const { manifest, fatbin } of images) {
+    if (byOp.has(manifest.op)) throw new Error(`two model-op kernels for ${manifest.op}: ${byOp.get(manifest.op)!.manifest.kernel} and ${manifest.kernel}`);
+    const module = driver.loadModule(fatbin);
+    byOp.set(manifest.op, { manifest, functions: new Map(manifest.entryPoints.map((e) => [e.name, module.function(e.symbol)])) });
+  }
+  const kernelOf = (op: ModelOp) => {
+    const found = byOp.get(op);
+    if (found === undefined) throw new Error(`the compiled kernels have no ${op} model op`);
+    return found;
+  };
+  let launches = 0;
+  return {
+    has: (op) => byOp.has(op),
+    constant(op, name) {
+      const value = kernelOf(op).manifest.constants[name];
+      if (value === undefined) throw new Error(`model op ${kernelOf(op).manifest.kernel} has no constant ${name}`);
+      return value;
+    },
+    launch(op, entryName, grid, args) {
+      const { manifest, functions } = kernelOf(op);
+      const entry = manifest.entryPoints.find((e) => e.name === entryName);
+      if (entry === undefined) throw new Error(`model op ${manifest.kernel} has no entry point ${entryName}`);
+      const unknown = Object.keys(args).filter((name) => !entry.parameters.some((p) => p.name === name));
+      if (unknown.length > 0) throw new Error(`${entry.symbol} has no parameter ${unknown.join(', ')}`);
+      const parameters = entry.parameters.map((p): KernelParameter => {
+        const value = args[p.name];
+        if (value === undefined) throw new Error(`${entry.symbol}: no argument for ${p.name}`);
+        if (p.type === 'pointer') {
+          if (typeof value === 'number') throw new Error(`${entry.symbol}: ${p.name} is a pointer, given a number`);
+          return pointer(value === null ? 0n : value);
+        }
+        if (typeof value !== 'number') throw new Error(`${entry.symbol}: ${p.name} is a ${p.type}, given a buffer`);
+        return p.type === 'u32' ? u32(value) : f32(value);
+      });
+      driver.launch(functions.get(entry.name)!, grid, entry.block as Dim3, entry.sharedBytes, parameters);
+      launches++;
+    },
+    launches: () => launches,
+  };
+}
