@@ -9,7 +9,8 @@ the check subtracts the prefill). Reference in float64 from the same float32 val
 softmax(q k^T * scale + causal mask) v, lse = logsumexp, and torch autograd for dq, dk, dv;
 query head h reads kv head h // (heads / kvHeads) (src/runtime/typescript/attention.ts).
 
-Error: max |got - ref| / max |ref| over the whole output (max-norm relative). Tolerance 1e-2:
+Error: max |got - ref| / max |ref| over the whole output (max-norm relative; absolute where the
+reference is exactly 0: at seqLen 1 the softmax has one entry and dq, dk vanish). Tolerance 1e-2:
 the kernels round q, k, v, dOut (and p, ds as mma operands) to bf16, 2^-9 relative each, and
 accumulate in float32; the errors measured are a few 1e-3. The backward must also be
 deterministic: a second run gives the same bits.
@@ -200,8 +201,14 @@ def main():
             print(line, flush=True)
     lines += ["", f"checks took {time.time() - started:.1f} s", ""]
     big = next((a for name, a in attentions.items() if name == "attention_h32_kv32_d128_f32"), None)
+    r = None
     if big is not None:
-        r = timing(big)
+        try:
+            r = timing(big)
+        except Exception as error:  # the correctness table still comes back
+            failures += 1
+            lines += [f"timing failed: {error}"]
+    if r is not None:
         tf = lambda flops, ms: flops / ms / 1e9
         lines += ["## LLaMA-7B shape: heads 32, kv 32, headSize 128, seqLen 2048, batch 1 (median of %d, CUDA events)" % REPEATS, "",
                   "| what | qalc (f32 in/out, bf16 mma.sync) ms | TFLOP/s | torch SDPA flash (bf16) ms | TFLOP/s | qalc / torch |", "| --- | --- | --- | --- | --- | --- |",

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { attentionKernel, renderAttentionKernel } from '../../../../../src/backends/cuda/model-ops/attention.ts';
 import { buildKernels } from '../../../../../src/backends/cuda/nvcc.ts';
 
-/** [dim, heads, kvHeads]: stories260K (head size 8), GQA ratios 1 and 4 at head sizes 8, 32, 64, 128, and LLaMA-7B. */
+/** [dim, heads, kvHeads]: stories260K (head size 8, GQA 2), GQA ratios 1 and 4 at head sizes 8, 32, 64, 128, and LLaMA-7B. */
 export const CHECKED_SHAPES: readonly (readonly [number, number, number])[] = [
-  [64, 8, 8], [64, 8, 2], [128, 4, 1], [256, 4, 4], [512, 8, 2], [512, 4, 4], [1024, 8, 2], [4096, 32, 32],
+  [64, 8, 4], [64, 8, 8], [64, 8, 2], [128, 4, 1], [256, 4, 4], [512, 8, 2], [512, 4, 4], [1024, 8, 2], [4096, 32, 32],
 ];
 
 const outDir = process.argv[2];
