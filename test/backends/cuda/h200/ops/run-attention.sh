@@ -20,4 +20,9 @@ done | sort > "$out/sass-summary.txt"
 status=0
 PYTHONUNBUFFERED=1 python3 "$here/check_attention.py" --kernels "$kernels" --out "$out" 2>&1 | tee "$out/log.txt" || status=1
 cat "$out/sass-summary.txt"
+# Out-of-bounds and misaligned accesses on ragged shapes (where the runtime lets compute-sanitizer work).
+if command -v compute-sanitizer > /dev/null; then
+  QUICK=1 timeout 150 compute-sanitizer --tool memcheck --print-limit 10 python3 "$here/check_attention.py" --kernels "$kernels" --out "$out/sanitizer" > "$out/memcheck.txt" 2>&1
+  echo "memcheck exit $?"; tail -n 5 "$out/memcheck.txt"
+fi
 exit "$status"
