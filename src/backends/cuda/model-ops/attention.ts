@@ -1,0 +1,231 @@
+// Causal grouped-query attention on CUDA, flash-attention style: the kernel description the
+// runtime launches by (entry points, parameters, block, shared memory) and the .cu text rendered
+// from templates/cuda/ops/attention.cu.hbs with the spec's shape baked in.
+//
+// Semantics: src/runtime/typescript/attention.ts, except that the forward saves the log-sum-exp
+// lse[batch, heads, seqLen] instead of the T x T probabilities, and the backward recomputes them.
+// The backward is three launches, in this order: backward_delta (delta = rowsum(dOut * out) into
+// a float32 scratch [batch, heads, seqLen]), then backward_dq and backward_dkdv (either order),
+// which ACCUMULATE into dq, dk, dv. dkdv owns whole rows of dk and dv (it loops over the group's
+// query heads), so nothing is atomic and the result is deterministic.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Handlebars from 'handlebars';
+import type { Architecture } from '../../../model/architecture.ts';
+import { PROJECT_ROOT } from '../../../project-root.ts';
+import { commentSafe, shellWord } from '../../escape.ts';
+import { compileCommands } from '../nvcc-flags.ts';
+
+// --- The contract's types (contract/MODEL-OPS.md). src/backends/cuda/model-ops.ts (helper O)
+// --- owns them; at merge this block becomes an import from '../model-ops.ts'.
+export type ModelOp = 'embedding' | 'rmsnorm' | 'rope' | 'swiglu' | 'residual' | 'convert'
+  | 'lm_head' | 'cross_entropy' | 'attention' | 'adamw' | 'sum_squares';
+export interface ModelOpParameter { readonly name: string; readonly type: 'pointer' | 'u32' | 'f32' }
+export interface ModelOpEntry {
+  readonly name: string;
+  readonly symbol: string;
+  readonly parameters: readonly ModelOpParameter[];
+  readonly block: readonly [number, number, number];
+  readonly sharedBytes: number;
+  readonly computes: string;
+}
+export interface ModelOpKernel {
+  readonly kernel: string;
+  readonly op: ModelOp;
+  readonly template: string;
+  readonly constants: Readonly<Record<string, number>>;
+  readonly entryPoints: readonly ModelOpEntry[];
+}
+// --- end of the contract's types.
+
+/** Head sizes the template takes: multiples of 8 up to 128 (padded to a multiple of 16 inside). */
+export const MAX_ATTENTION_HEAD_SIZE = 128;
+
+const WARPS = 4;
+const THREADS = WARPS * 32;
+/** Queries (forward, dq) and keys (all) a block's 4 warps own, 16 rows each. */
+const BLOCK_ROWS = WARPS * 16;
+const DELTA_WARPS = 8;
+
+/** The tile sizes and shared memory of one head size. */
+export interface AttentionTiling {
+  readonly headPad: number;
+  readonly blockQuery: number;
+  readonly blockKey: number;
+  /** dkdv's queries a step: 32 for head sizes over 64, which keeps dk and dv (2 x 64 floats a thread) in registers. */
+  readonly dkdvBlockQuery: number;
+  readonly forwardSharedBytes: number;
+  readonly dqSharedBytes: number;
+  readonly dkdvSharedBytes: number;
+}
+
+export function attentionTiling(headSize: number): AttentionTiling {
+  const headPad = Math.ceil(headSize / 16) * 16;
+  const row = headPad + 8; // bf16 elements a row of a [rows][headPad] tile
+  const dkdvBlockQuery = headPad > 64 ? 32 : 64;
+  const bf16 = 2;
+  const f32 = 4;
+  return {
+    headPad,
+    blockQuery: BLOCK_ROWS,
+    blockKey: BLOCK_ROWS,
+    dkdvBlockQuery,
+    forwardSharedBytes: (2 * BLOCK_ROWS * row + headPad * (BLOCK_ROWS + 8)) * bf16,
+    dqSharedBytes: (4 * BLOCK_ROWS * row + headPad * (BLOCK_ROWS + 8)) * bf16 + 2 * BLOCK_ROWS * f32,
+    dkdvSharedBytes: (2 * BLOCK_ROWS * row + 2 * dkdvBlockQuery * row + 2 * headPad * (dkdvBlockQuery + 8)) * bf16 + 2 * dkdvBlockQuery * f32,
+  };
+}
+
+const pointer = (name: string): ModelOpParameter => ({ name, type: 'pointer' });
+const SIZES: readonly ModelOpParameter[] = [{ name: 'batch', type: 'u32' }, { name: 'seqLen', type: 'u32' }];
+
+/** Why this architecture's attention has no CUDA kernel, or null. */
+export function attentionUnsupported(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHeads'>): string | null {
+  const headSize = arch.dim / arch.heads;
+  if (!Number.isInteger(headSize)) return `dim ${arch.dim} is not a multiple of heads ${arch.heads}`;
+  if (arch.heads % arch.kvHeads !== 0) return `heads ${arch.heads} is not a multiple of kv heads ${arch.kvHeads}`;
+  if (headSize % 8 !== 0 || headSize > MAX_ATTENTION_HEAD_SIZE) return `head size ${headSize} is not a multiple of 8 up to ${MAX_ATTENTION_HEAD_SIZE}`;
+  return null;
+}
+
+/** The attention kernel of an architecture: its name from numbers, its constants and its four entry points. */
+export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHeads'>): ModelOpKernel {
+  const why = attentionUnsupported(arch);
+  if (why) throw new RangeError(`no CUDA attention kernel: ${why}`);
+  const headSize = arch.dim / arch.heads;
+  const tiling = attentionTiling(headSize);
+  const block: readonly [number, number, number] = [THREADS, 1, 1];
+  return {
+    kernel: `attention_h${arch.heads}_kv${arch.kvHeads}_d${headSize}_f32`,
+    op: 'attention',
+    template: 'ops/attention.cu.hbs',
+    constants: {
+      HEAD_SIZE: headSize, HEADS: arch.heads, KV_HEADS: arch.kvHeads, HEAD_PAD: tiling.headPad,
+      BLOCK_Q: tiling.blockQuery, BLOCK_K: tiling.blockKey, DKDV_BLOCK_Q: tiling.dkdvBlockQuery, DELTA_WARPS,
+    },
+    entryPoints: [
+      {
+        name: 'forward', symbol: 'attention_forward',
+        parameters: [pointer('out'), pointer('lse'), pointer('q'), pointer('k'), pointer('v'), ...SIZES],
+        block, sharedBytes: tiling.forwardSharedBytes,
+        computes: 'out = softmax(q k^T / sqrt(hs) + causal mask) v, lse[b, h, t] = log sum_s exp(q_t . k_s / sqrt(hs))',
+      },
+      {
+        name: 'backward_delta', symbol: 'attention_backward_delta',
+        parameters: [pointer('delta'), pointer('dOut'), pointer('out'), ...SIZES],
+        block: [DELTA_WARPS * 32, 1, 1], sharedBytes: 0,
+        computes: 'delta[b, h, t] = sum_d dOut[b, t, h, d] * out[b, t, h, d] (scratch for dq and dkdv)',
+      },
+      {
+        name: 'backward_dq', symbol: 'attention_backward_dq',
+        parameters: [pointer('dq'), pointer('dOut'), pointer('q'), pointer('k'), pointer('v'), pointer('lse'), pointer('delta'), ...SIZES],
+        block, sharedBytes: tiling.dqSharedBytes,
+        computes: 'dq += scale * sum_s p (dOut . v_s - delta) k_s, p = exp(q . k_s * scale - lse)',
+      },
+      {
+        name: 'backward_dkdv', symbol: 'attention_backward_dkdv',
+        parameters: [pointer('dk'), pointer('dv'), pointer('dOut'), pointer('q'), pointer('k'), pointer('v'), pointer('lse'), pointer('delta'), ...SIZES],
+        block, sharedBytes: tiling.dkdvSharedBytes,
+        computes: 'dv += sum_(h in group, t >= s) p dOut_t; dk += scale * sum p (dOut_t . v_s - delta) q_t',
+      },
+    ],
+  };
+}
+
+/** Each entry point's grid as the runtime computes it from batch and seqLen (documented in the header). */
+export function attentionGrid(kernel: ModelOpKernel, entry: string, batch: number, seqLen: number): [number, number, number] {
+  const c = kernel.constants;
+  const tiles = (rows: number) => Math.ceil(seqLen / rows);
+  switch (entry) {
+    case 'forward':
+    case 'backward_dq':
+      return [tiles(c['BLOCK_Q']!), c['HEADS']!, batch];
+    case 'backward_dkdv':
+      return [tiles(c['BLOCK_K']!), c['KV_HEADS']!, batch];
+    case 'backward_delta':
+      return [Math.ceil((batch * seqLen * c['HEADS']!) / c['DELTA_WARPS']!), 1, 1];
+    default:
+      throw new RangeError(`attention has no entry point ${entry}`);
+  }
+}
+
+const GRIDS: Readonly<Record<string, string>> = {
+  forward: '(ceil(seqLen / BLOCK_Q), HEADS, batch)',
+  backward_delta: '(ceil(batch * seqLen * HEADS / DELTA_WARPS), 1, 1)',
+  backward_dq: '(ceil(seqLen / BLOCK_Q), HEADS, batch)',
+  backward_dkdv: '(ceil(seqLen / BLOCK_K), KV_HEADS, batch)',
+};
+
+/** Where the spec came from, for the header's first lines. */
+export interface SpecSource {
+  readonly spec: string;
+  readonly specFile: string;
+}
+
+function headerLines(kernel: ModelOpKernel, source: SpecSource): string[] {
+  const c = kernel.constants;
+  const lines = [
+    `${kernel.kernel}.cu: generated by qalc from spec ${commentSafe(source.spec)}. Do not edit.`,
+    `Regenerate: qalc compile ${shellWord(source.specFile)}`,
+    ...compileCommands(`${kernel.kernel}.cu`).map((command) => `Compile: ${command}`),
+    '',
+    'Op: causal grouped-query self-attention, flash-attention 2 style (no T x T matrix in memory)',
+    `  q, out, dq, dOut [batch * seqLen, ${c['HEADS']} * ${c['HEAD_SIZE']}], k, v, dk, dv [batch * seqLen, ${c['KV_HEADS']} * ${c['HEAD_SIZE']}], float32 row-major;`,
+    `  lse, delta [batch, ${c['HEADS']}, seqLen] float32; query head h reads kv head h / ${c['HEADS']! / c['KV_HEADS']!}; query t sees keys 0..t`,
+    `  scale = 1/sqrt(${c['HEAD_SIZE']}); the softmax runs in the exp2 domain (scores times scale * log2(e))`,
+    '',
+    'Parameters',
+    `  HEAD_SIZE ${c['HEAD_SIZE']}${c['HEAD_PAD'] !== c['HEAD_SIZE'] ? ` (zero-padded to HEAD_PAD ${c['HEAD_PAD']} inside: one mma k-step is 16)` : ''}, HEADS ${c['HEADS']}, KV_HEADS ${c['KV_HEADS']}`,
+    `  tiles: BLOCK_Q ${c['BLOCK_Q']} queries and BLOCK_K ${c['BLOCK_K']} keys (4 warps of 16 rows); dkdv steps over DKDV_BLOCK_Q ${c['DKDV_BLOCK_Q']} queries`,
+    '  rounding: q, k, v, dOut tiles are rounded to bf16 (round to nearest even) when staged in shared memory;',
+    '    p and ds are rounded to bf16 as mma operands; every product accumulates in float32 (mma.sync m16n8k16',
+    '    bf16, sm_80 and later; sm_90a runs the same code), softmax, lse, delta and the += in float32;',
+    '    delta reads dOut rounded to bf16, as dp does, so that ds = p (dp - delta) cancels where it should:',
+    '    max-norm relative errors of a few 1e-3 against float64 (tolerance 1e-2, check_attention.py)',
+    '  dynamic shared memory over 48 KiB needs CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES set to sharedBytes',
+    '',
+    'Entry points, in launch order: extern "C" kernel (parameters), block, dynamic shared bytes, grid',
+  ];
+  for (const entry of kernel.entryPoints) {
+    lines.push(
+      `  ${entry.name}: ${entry.symbol}(${entry.parameters.map((p) => `${p.name}: ${p.type}`).join(', ')})`,
+      `    block (${entry.block.join(', ')}), ${entry.sharedBytes} bytes, grid ${GRIDS[entry.name]}`,
+      `    ${entry.computes}`,
+    );
+  }
+  return lines;
+}
+
+let template: ((context: object) => string) | undefined;
+
+function attentionTemplate(): (context: object) => string {
+  // noEscape: the output is CUDA, not HTML. strict: a field the context lacks is an error.
+  template ??= Handlebars.create().compile(readFileSync(join(PROJECT_ROOT, 'templates', 'cuda', 'ops', 'attention.cu.hbs'), 'utf8'), { noEscape: true, strict: true });
+  return template;
+}
+
+/** A float literal that round-trips the double's value to the nearest float. */
+function floatLiteral(value: number): string {
+  const text = value.toPrecision(9);
+  return `${text}f`;
+}
+
+/** The .cu file of an attention kernel: deterministic, same kernel and spec, same bytes. */
+export function renderAttentionKernel(kernel: ModelOpKernel, source: SpecSource): { readonly fileName: string; readonly source: string } {
+  const c = kernel.constants;
+  const headSize = c['HEAD_SIZE']!;
+  const text = attentionTemplate()({
+    headerLines: headerLines(kernel, source),
+    headSize,
+    heads: c['HEADS'],
+    kvHeads: c['KV_HEADS'],
+    headPad: c['HEAD_PAD'],
+    blockQuery: c['BLOCK_Q'],
+    blockKey: c['BLOCK_K'],
+    dkdvBlockQuery: c['DKDV_BLOCK_Q'],
+    deltaWarps: c['DELTA_WARPS'],
+    scale: floatLiteral(1 / Math.sqrt(headSize)),
+    scaleLog2: floatLiteral(Math.LOG2E / Math.sqrt(headSize)),
+  });
+  return { fileName: `${kernel.kernel}.cu`, source: text };
+}

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""qalc's CUDA attention kernels against a float64 reference, then timed against torch's flash SDPA.
+
+For every kernel in attention-kernels.json (written by emit-attention-kernels.ts: the
+ModelOpKernel descriptions, their .cu and sm_90a fatbins) and ragged seqLens 1, 5, 37, 130,
+300, 2048 at batch 1..3: random float32 q, k, v, dOut, the forward (out, lse), then the
+backward (delta, dq, dkdv) into dq, dk, dv prefilled with random values (backwards accumulate:
+the check subtracts the prefill). Reference in float64 from the same float32 values:
+softmax(q k^T * scale + causal mask) v, lse = logsumexp, and torch autograd for dq, dk, dv;
+query head h reads kv head h // (heads / kvHeads) (src/runtime/typescript/attention.ts).
+
+Error: max |got - ref| / max |ref| over the whole output (max-norm relative; absolute where the
+reference is exactly 0: at seqLen 1 the softmax has one entry and dq, dk vanish). Tolerance 1e-2:
+the kernels round q, k, v, dOut (and p, ds as mma operands) to bf16, 2^-9 relative each, and
+accumulate in float32; the errors measured are a few 1e-3. The backward must also be
+deterministic: a second run gives the same bits.
+
+Last, the LLaMA-7B shape (heads 32, kv 32, headSize 128, seqLen 2048, batch 1): forward and
+backward timed (CUDA events, median of REPEATS) against torch.nn.functional.
+scaled_dot_product_attention with the flash backend in bf16, same shape, in the same run.
+Writes OUT/attention.md (the tables) and prints them; exit 1 on any failure.
+
+    python3 check_attention.py --kernels DIR --out OUT
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+from cuda_driver import Module
+
+SEQ_LENS = [1, 5, 37, 130, 300, 2048]
+# QUICK=1 (for compute-sanitizer): the two head-size-8 and -128 GQA kernels at three seqLens, no timing.
+QUICK = os.environ.get("QUICK") == "1"
+if QUICK:
+    SEQ_LENS = [1, 37, 130]
+TOLERANCE = 1e-2
+REPEATS = int(os.environ.get("REPEATS", "20"))
+
+
+def grid_of(kernel, entry, batch, seq_len):
+    """The grid the runtime computes; each template's header documents it."""
+    c = kernel["constants"]
+    if entry in ("forward", "backward_dq"):
+        return (math.ceil(seq_len / c["BLOCK_Q"]), c["HEADS"], batch)
+    if entry == "backward_dkdv":
+        return (math.ceil(seq_len / c["BLOCK_K"]), c["KV_HEADS"], batch)
+    if entry == "backward_delta":
+        return (math.ceil(batch * seq_len * c["HEADS"] / c["DELTA_WARPS"]), 1, 1)
+    raise ValueError(entry)
+
+
+class Attention:
+    """One kernel's entry points, launched as the runtime would: by name, in launch order."""
+
+    def __init__(self, kernel, directory):
+        self.kernel = kernel
+        with open(os.path.join(directory, kernel["fatbin"]), "rb") as f:
+            self.module = Module(f.read())
+        self.entries = {e["name"]: (e, self.module.function(e["symbol"])) for e in kernel["entryPoints"]}
+
+    def launch(self, name, batch, seq_len, tensors):
+        entry, fn = self.entries[name]
+        args = [tensors[p["name"]] if p["type"] == "pointer" else {"batch": batch, "seqLen": seq_len}[p["name"]] for p in entry["parameters"]]
+        fn.launch(grid_of(self.kernel, name, batch, seq_len), entry["block"], entry["sharedBytes"], args)
+
+    def forward(self, batch, seq_len, t):
+        self.launch("forward", batch, seq_len, t)
+
+    def backward(self, batch, seq_len, t):
+        self.launch("backward_delta", batch, seq_len, t)
+        self.launch("backward_dq", batch, seq_len, t)
+        self.launch("backward_dkdv", batch, seq_len, t)
+
+
+def reference(q, k, v, d_out, batch, seq_len, heads, kv_heads, head_size):
+    """float64 out, lse [B, H, T], dq, dk, dv in the kernels' layouts."""
+    q = q.double().view(batch, seq_len, heads, head_size).transpose(1, 2).requires_grad_()
+    k = k.double().view(batch, seq_len, kv_heads, head_size).transpose(1, 2).requires_grad_()
+    v = v.double().view(batch, seq_len, kv_heads, head_size).transpose(1, 2).requires_grad_()
+    group = heads // kv_heads
+    kk = k.repeat_interleave(group, dim=1)  # query head h reads kv head h // group
+    vv = v.repeat_interleave(group, dim=1)
+    scores = q @ kk.transpose(-1, -2) / math.sqrt(head_size)
+    mask = torch.ones(seq_len, seq_len, dtype=torch.bool, device=q.device).triu(1)
+    scores = scores.masked_fill(mask, -math.inf)
+    lse = torch.logsumexp(scores, dim=-1)
+    out = torch.softmax(scores, dim=-1) @ vv
+    out.backward(d_out.double().view(batch, seq_len, heads, head_size).transpose(1, 2))
+    flat = lambda x, h: x.detach().transpose(1, 2).reshape(batch * seq_len, h * head_size)
+    return {"out": flat(out, heads), "lse": lse.detach(), "dq": flat(q.grad, heads), "dk": flat(k.grad, kv_heads), "dv": flat(v.grad, kv_heads)}
+
+
+def max_norm_error(got, ref):
+    scale = ref.abs().max().item()
+    return (got.double() - ref).abs().max().item() / (scale if scale > 0 else 1.0)
+
+
+def check_case(att, batch, seq_len, generator):
+    c = att.kernel["constants"]
+    heads, kv_heads, hs = c["HEADS"], c["KV_HEADS"], c["HEAD_SIZE"]
+    rows = batch * seq_len
+    dev = "cuda"
+    randn = lambda *shape: torch.randn(*shape, generator=generator, device=dev, dtype=torch.float32)
+    t = {
+        "q": randn(rows, heads * hs), "k": randn(rows, kv_heads * hs), "v": randn(rows, kv_heads * hs), "dOut": randn(rows, heads * hs),
+        "out": torch.full((rows, heads * hs), float("nan"), device=dev), "lse": torch.full((batch, heads, seq_len), float("nan"), device=dev),
+        "delta": torch.full((batch, heads, seq_len), float("nan"), device=dev),
+    }
+    prefill = {"dq": randn(rows, heads * hs), "dk": randn(rows, kv_heads * hs), "dv": randn(rows, kv_heads * hs)}
+    for name, x in prefill.items():
+        t[name] = x.clone()
+    att.forward(batch, seq_len, t)
+    att.backward(batch, seq_len, t)
+    torch.cuda.synchronize()
+    got = {"out": t["out"], "lse": t["lse"], **{n: t[n] - prefill[n] for n in prefill}}
+    # Determinism: the same backward again from the same prefill gives the same bits.
+    again = {n: prefill[n].clone() for n in prefill}
+    att.backward(batch, seq_len, {**t, **again})
+    torch.cuda.synchronize()
+    deterministic = all(torch.equal(again[n], t[n]) for n in prefill)
+    ref = reference(t["q"], t["k"], t["v"], t["dOut"], batch, seq_len, heads, kv_heads, hs)
+    errors = {n: max_norm_error(got[n], ref[n]) for n in ref}
+    finite = all(torch.isfinite(got[n]).all().item() for n in got)
+    return errors, deterministic, finite
+
+
+def time_cuda(fn, repeats=REPEATS):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def timing(att, batch=1, seq_len=2048):
+    c = att.kernel["constants"]
+    heads, kv_heads, hs = c["HEADS"], c["KV_HEADS"], c["HEAD_SIZE"]
+    rows = batch * seq_len
+    g = torch.Generator(device="cuda").manual_seed(7)
+    randn = lambda *shape: torch.randn(*shape, generator=g, device="cuda")
+    t = {"q": randn(rows, heads * hs), "k": randn(rows, kv_heads * hs), "v": randn(rows, kv_heads * hs), "dOut": randn(rows, heads * hs),
+         "out": torch.empty(rows, heads * hs, device="cuda"), "lse": torch.empty(batch, heads, seq_len, device="cuda"),
+         "delta": torch.empty(batch, heads, seq_len, device="cuda"),
+         "dq": torch.zeros(rows, heads * hs, device="cuda"), "dk": torch.zeros(rows, kv_heads * hs, device="cuda"), "dv": torch.zeros(rows, kv_heads * hs, device="cuda")}
+    ours_fwd = time_cuda(lambda: att.forward(batch, seq_len, t))
+    ours_bwd = time_cuda(lambda: att.backward(batch, seq_len, t))
+    ours_parts = {name: time_cuda(lambda name=name: att.launch(name, batch, seq_len, t)) for name in ("backward_delta", "backward_dq", "backward_dkdv")}
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    shape = lambda h: (batch, h, seq_len, hs)
+    q = torch.randn(shape(heads), device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(shape(kv_heads), device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn(shape(kv_heads), device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    d = torch.randn(shape(heads), device="cuda", dtype=torch.bfloat16)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        torch_fwd = time_cuda(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        torch_bwd = time_cuda(lambda: torch.autograd.grad(o, (q, k, v), d, retain_graph=True))
+    # FLOPs counted as flash-attention reports them: causal halves 4 B H T^2 D; backward 2.5x.
+    flops = 4 * batch * heads * seq_len * seq_len * hs / 2
+    return {"ours_fwd": ours_fwd, "ours_bwd": ours_bwd, "torch_fwd": torch_fwd, "torch_bwd": torch_bwd, "flops": flops, "parts": ours_parts}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kernels", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.kernels, "attention-kernels.json")) as f:
+        kernels = json.load(f)
+    lines = [f"# qalc CUDA attention on {torch.cuda.get_device_name()} (torch {torch.__version__})", "",
+             f"Max-norm relative error against float64; tolerance {TOLERANCE}; dq, dk, dv prefilled (+= checked); backward run twice (bitwise).", "",
+             "| kernel | batch | seqLen | out | lse | dq | dk | dv | deterministic | ok |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    failures = 0
+    generator = torch.Generator(device="cuda").manual_seed(1234)
+    attentions = {}
+    started = time.time()
+    if QUICK:
+        kernels = [k for k in kernels if k["kernel"] in ("attention_h8_kv2_d8_f32", "attention_h8_kv2_d128_f32")]
+    for index, kernel in enumerate(kernels):
+        att = attentions[kernel["kernel"]] = Attention(kernel, args.kernels)
+        for j, seq_len in enumerate(SEQ_LENS):
+            batch = 1 + (index + j) % 3
+            if kernel["constants"]["HEADS"] >= 32 and seq_len == 2048:
+                batch = 1
+            try:
+                errors, deterministic, finite = check_case(att, batch, seq_len, generator)
+                ok = finite and deterministic and all(e <= TOLERANCE for e in errors.values())
+                cells = " | ".join(f"{errors[n]:.2e}" for n in ("out", "lse", "dq", "dk", "dv"))
+            except Exception as error:  # a launch failure is a failed case, the rest still run
+                ok, deterministic, cells = False, False, f"error: {error} | | | |"
+            failures += not ok
+            line = f"| {kernel['kernel']} | {batch} | {seq_len} | {cells} | {'yes' if deterministic else 'NO'} | {'ok' if ok else 'FAIL'} |"
+            lines.append(line)
+            print(line, flush=True)
+    lines += ["", f"checks took {time.time() - started:.1f} s", ""]
+    big = next((a for name, a in attentions.items() if name == "attention_h32_kv32_d128_f32"), None)
+    r = None
+    if big is not None:
+        try:
+            r = timing(big)
+        except Exception as error:  # the correctness table still comes back
+            failures += 1
+            lines += [f"timing failed: {error}"]
+    if r is not None:
+        tf = lambda flops, ms: flops / ms / 1e9
+        lines += ["## LLaMA-7B shape: heads 32, kv 32, headSize 128, seqLen 2048, batch 1 (median of %d, CUDA events)" % REPEATS, "",
+                  "| what | qalc (f32 in/out, bf16 mma.sync) ms | TFLOP/s | torch SDPA flash (bf16) ms | TFLOP/s | qalc / torch |", "| --- | --- | --- | --- | --- | --- |",
+                  f"| forward | {r['ours_fwd']:.3f} | {tf(r['flops'], r['ours_fwd']):.0f} | {r['torch_fwd']:.3f} | {tf(r['flops'], r['torch_fwd']):.0f} | {r['ours_fwd'] / r['torch_fwd']:.2f} |",
+                  f"| backward | {r['ours_bwd']:.3f} | {tf(2.5 * r['flops'], r['ours_bwd']):.0f} | {r['torch_bwd']:.3f} | {tf(2.5 * r['flops'], r['torch_bwd']):.0f} | {r['ours_bwd'] / r['torch_bwd']:.2f} |",
+                  "", "qalc backward parts: " + ", ".join(f"{n} {ms:.3f} ms" for n, ms in r["parts"].items()),
+                  "FLOPs as flash-attention counts them: forward 2 B H T^2 D (causal), backward 2.5x that."]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "attention.md"), "w") as f:
+        f.write(text)
+    print(text)
+    print(f"{failures} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+// Renders the attention kernels check_attention.py runs and builds their sm_90a fatbins here
+// (the same nvcc flags and cache as `qalc compile`), with attention-kernels.json describing
+// them (the ModelOpKernel the runtime launches by, plus the file names).
+//
+//   npx tsx test/backends/cuda/h200/ops/emit-attention-kernels.ts OUT_DIR
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { attentionKernel, renderAttentionKernel } from '../../../../../src/backends/cuda/model-ops/attention.ts';
+import { buildKernels } from '../../../../../src/backends/cuda/nvcc.ts';
+
+/** [dim, heads, kvHeads]: stories260K (head size 8, GQA 2), GQA ratios 1 and 4 at head sizes 8, 32, 64, 128, and LLaMA-7B. */
+export const CHECKED_SHAPES: readonly (readonly [number, number, number])[] = [
+  [64, 8, 4], [64, 8, 8], [64, 8, 2], [128, 4, 1], [256, 4, 4], [512, 8, 2], [512, 4, 4], [1024, 8, 2], [4096, 32, 32],
+];
+
+const outDir = process.argv[2];
+if (!outDir) throw new Error('usage: emit-attention-kernels.ts OUT_DIR');
+const kernels = CHECKED_SHAPES.map(([dim, heads, kvHeads]) => attentionKernel({ dim, heads, kvHeads }));
+const sources = kernels.map((k) => renderAttentionKernel(k, { spec: 'check_attention', specFile: 'test/backends/cuda/h200/ops/emit-attention-kernels.ts' }));
+const result = await buildKernels(sources, outDir, { arches: ['sm_90a'], jobs: 2 });
+console.log(result.message);
+for (const { fileName, build } of result.builds) {
+  for (const f of build.functions) console.log(`${fileName} ${f.name}: ${f.registers} registers, ${f.spillStoreBytes} spill bytes`);
+}
+writeFileSync(join(outDir, 'attention-kernels.json'), JSON.stringify(kernels.map((k) => ({ ...k, file: `${k.kernel}.cu`, fatbin: `${k.kernel}.sm_90a.fatbin` })), null, 1));

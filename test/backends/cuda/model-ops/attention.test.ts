@@ -1,0 +1,80 @@
+// The CUDA attention kernel's description and rendered source: names from numbers, the entry
+// points the runtime launches (parameters in launch order, block, shared memory, grid), refusals,
+// determinism, and a golden file of the stories260K kernel (head size 8, padded to 16 inside, GQA 2;
+// review its diff like code, regenerate with UPDATE_GOLDEN=1). The device check is
+// test/backends/cuda/h200/ops/check_attention.py; nvcc compiles are in attention.nvcc.slow.test.ts.
+import { describe, expect, it } from 'vitest';
+import { attentionGrid, attentionKernel, attentionTiling, renderAttentionKernel } from '../../../../src/backends/cuda/model-ops/attention.ts';
+import { frontEnd } from '../../../../src/compile.ts';
+import { expectGolden } from '../../../support/golden.ts';
+
+const plan = frontEnd('examples/stories260k.qal').plan!;
+
+describe('CUDA attention kernel', () => {
+  it('names the stories260K kernel from its numbers and renders the golden file', () => {
+    const kernel = attentionKernel(plan.model.architecture);
+    // stories260K: dim 64, 8 heads of 8, 4 kv heads (a GQA ratio of 2).
+    expect(kernel.kernel).toBe('attention_h8_kv4_d8_f32');
+    expect(kernel.constants).toMatchObject({ HEAD_SIZE: 8, HEAD_PAD: 16, HEADS: 8, KV_HEADS: 4 });
+    const rendered = renderAttentionKernel(kernel, plan);
+    expect(rendered.fileName).toBe('attention_h8_kv4_d8_f32.cu');
+    expectGolden('test/backends/cuda/model-ops/golden/attention_h8_kv4_d8_f32.cu', rendered.source);
+  });
+
+  it('lists the entry points in launch order with every parameter of their extern "C" kernels', () => {
+    const kernel = attentionKernel({ dim: 4096, heads: 32, kvHeads: 8 });
+    expect(kernel.kernel).toBe('attention_h32_kv8_d128_f32');
+    expect(kernel.entryPoints.map((e) => e.name)).toEqual(['forward', 'backward_delta', 'backward_dq', 'backward_dkdv']);
+    const { source } = renderAttentionKernel(kernel, { spec: 'x', specFile: 'x.qal' });
+    for (const entry of kernel.entryPoints) {
+      // The kernel's C parameters, by name, in order, match the description's.
+      const signature = new RegExp(`${entry.symbol}\\(([^)]*)\\)`).exec(source.slice(source.indexOf('extern "C" __global__')))![1]!;
+      const names = signature.split(',').map((p) => p.trim().split(/\s+/).pop()!);
+      expect(names, entry.symbol).toEqual(entry.parameters.map((p) => p.name));
+      const types = signature.split(',').map((p) => (p.includes('*') ? 'pointer' : 'u32'));
+      expect(types, entry.symbol).toEqual(entry.parameters.map((p) => p.type));
+      expect(source, `the header documents ${entry.name}`).toContain(`//   ${entry.name}: ${entry.symbol}(`);
+    }
+  });
+
+  it('bakes the shape in as constants and says how it rounds', () => {
+    const { source } = renderAttentionKernel(attentionKernel({ dim: 2048, heads: 16, kvHeads: 4 }), { spec: 'x', specFile: 'x.qal' });
+    expect(source).toContain('constexpr unsigned HEAD_SIZE = 128u;');
+    expect(source).toContain('constexpr unsigned HEADS = 16u;');
+    expect(source).toContain('constexpr unsigned KV_HEADS = 4u;');
+    expect(source).toContain('constexpr float SCALE = 0.0883883476f;');
+    expect(source).toMatch(/rounded to bf16/);
+    expect(source).toMatch(/mma\.sync m16n8k16/);
+  });
+
+  it('renders deterministically, with user text only in comments', () => {
+    const kernel = attentionKernel({ dim: 512, heads: 8, kvHeads: 2 });
+    const spec = { spec: 'evil */ #include <x>\n', specFile: 'a b;$(rm).qal' };
+    const a = renderAttentionKernel(kernel, spec).source;
+    expect(renderAttentionKernel(kernel, spec).source).toBe(a);
+    expect(a).not.toContain('*/ #include');
+    expect(a).toContain("qalc compile 'a b;$(rm).qal'");
+    for (const line of a.split('\n').filter((l) => l.includes('evil'))) expect(line.startsWith('//')).toBe(true);
+  });
+
+  it('computes each grid from batch and seqLen, ragged seqLen rounded up to a whole tile', () => {
+    const kernel = attentionKernel({ dim: 512, heads: 8, kvHeads: 2 });
+    expect(attentionGrid(kernel, 'forward', 3, 130)).toEqual([3, 8, 3]);
+    expect(attentionGrid(kernel, 'backward_dq', 1, 64)).toEqual([1, 8, 1]);
+    expect(attentionGrid(kernel, 'backward_dkdv', 2, 65)).toEqual([2, 2, 2]);
+    expect(attentionGrid(kernel, 'backward_delta', 2, 5)).toEqual([Math.ceil((2 * 5 * 8) / 8), 1, 1]);
+    expect(() => attentionGrid(kernel, 'sideways', 1, 1)).toThrow(/no entry point sideways/);
+  });
+
+  it('sizes shared memory per head size: dkdv halves its query step over head size 64', () => {
+    expect(attentionTiling(8)).toMatchObject({ headPad: 16, dkdvBlockQuery: 64, forwardSharedBytes: (2 * 64 * 24 + 16 * 72) * 2 });
+    expect(attentionTiling(128)).toMatchObject({ headPad: 128, dkdvBlockQuery: 32, dqSharedBytes: (4 * 64 * 136 + 128 * 72) * 2 + 512 });
+    expect(attentionTiling(40).headPad).toBe(48);
+  });
+
+  it('refuses shapes the template does not take, by reason', () => {
+    expect(() => attentionKernel({ dim: 512, heads: 8, kvHeads: 3 })).toThrow(/not a multiple of kv heads 3/);
+    expect(() => attentionKernel({ dim: 96, heads: 8, kvHeads: 8 })).toThrow(/head size 12 is not a multiple of 8/);
+    expect(() => attentionKernel({ dim: 2048, heads: 8, kvHeads: 8 })).toThrow(/head size 256 .* up to 128/);
+  });
+});
