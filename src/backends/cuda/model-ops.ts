@@ -16,6 +16,7 @@ import { planPrecision } from '../../ir/passes/share-layers.ts';
 import type { Plan } from '../../plan/plan.ts';
 import type { ModelOp } from './model-op-names.ts';
 import { adamwKernel } from './model-ops/adamw.ts';
+import { attentionKernel, attentionUnsupported, renderAttentionKernel } from './model-ops/attention.ts';
 import { convertKernel } from './model-ops/convert.ts';
 import { crossEntropyKernel } from './model-ops/cross-entropy.ts';
 import { embeddingKernel } from './model-ops/embedding.ts';
@@ -81,17 +82,8 @@ export interface ModelOpWithRenderer {
   readonly render: (kernel: ModelOpKernel, origin: ModelOpOrigin) => { readonly source: string };
 }
 
-/**
- * HOOK(attention): helper A's causal grouped-query flash attention, described and rendered by
- * src/backends/cuda/model-ops/attention.ts. At merge:
- *
- *   import { attentionKernel, attentionUnsupported, renderAttentionKernel } from './model-ops/attention.ts';
- *   export const ATTENTION: ModelOpWithRenderer | undefined = { describe: attentionKernel, unsupported: attentionUnsupported, render: renderAttentionKernel };
- *
- * (and attention.ts imports its contract types from here). Until then no plan gets an attention
- * kernel and the runtime keeps attention where it runs today.
- */
-export const ATTENTION: ModelOpWithRenderer | undefined = undefined;
+/** Causal grouped-query flash attention (model-ops/attention.ts): its own renderer, since its header lists four entry points' tiling. */
+export const ATTENTION: ModelOpWithRenderer | undefined = { describe: attentionKernel, unsupported: attentionUnsupported, render: renderAttentionKernel };
 
 /** Every op's kernel description, in the order of a training step. */
 function describedKernels(shapes: ModelShapes): ModelOpKernel[] {

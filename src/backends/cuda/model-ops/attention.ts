@@ -16,27 +16,7 @@ import { PROJECT_ROOT } from '../../../project-root.ts';
 import { commentSafe, shellWord } from '../../escape.ts';
 import { compileCommands } from '../nvcc-flags.ts';
 
-// --- The contract's types (contract/MODEL-OPS.md). src/backends/cuda/model-ops.ts (helper O)
-// --- owns them; at merge this block becomes an import from '../model-ops.ts'.
-export type ModelOp = 'embedding' | 'rmsnorm' | 'rope' | 'swiglu' | 'residual' | 'convert'
-  | 'lm_head' | 'cross_entropy' | 'attention' | 'adamw' | 'sum_squares';
-export interface ModelOpParameter { readonly name: string; readonly type: 'pointer' | 'u32' | 'f32' }
-export interface ModelOpEntry {
-  readonly name: string;
-  readonly symbol: string;
-  readonly parameters: readonly ModelOpParameter[];
-  readonly block: readonly [number, number, number];
-  readonly sharedBytes: number;
-  readonly computes: string;
-}
-export interface ModelOpKernel {
-  readonly kernel: string;
-  readonly op: ModelOp;
-  readonly template: string;
-  readonly constants: Readonly<Record<string, number>>;
-  readonly entryPoints: readonly ModelOpEntry[];
-}
-// --- end of the contract's types.
+import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
 
 /** Head sizes the template takes: multiples of 8 up to 128 (padded to a multiple of 16 inside). */
 export const MAX_ATTENTION_HEAD_SIZE = 128;
@@ -76,8 +56,14 @@ export function attentionTiling(headSize: number): AttentionTiling {
   };
 }
 
-const pointer = (name: string): ModelOpParameter => ({ name, type: 'pointer' });
-const SIZES: readonly ModelOpParameter[] = [{ name: 'batch', type: 'u32' }, { name: 'seqLen', type: 'u32' }];
+/** A float32 tensor parameter: what it holds, and whether the kernel reads, writes or adds into it. */
+const pointer = (name: string, access: 'read' | 'written' | 'accumulated (+=)', doc: string): ModelOpParameter =>
+  ({ name, type: 'pointer', cType: access === 'read' ? 'const float*' : 'float*', doc: `float ${doc}, ${access}` });
+const SIZES: readonly ModelOpParameter[] = [
+  { name: 'batch', type: 'u32', cType: 'uint32_t', doc: 'sequences in the call' },
+  { name: 'seqLen', type: 'u32', cType: 'uint32_t', doc: 'tokens per sequence' },
+];
+const Q = '[batch * seqLen, HEADS * HEAD_SIZE]', KV = '[batch * seqLen, KV_HEADS * HEAD_SIZE]', ROWS = '[batch, HEADS, seqLen]';
 
 /** Why this architecture's attention has no CUDA kernel, or null. */
 export function attentionUnsupported(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHeads'>): string | null {
@@ -106,26 +92,26 @@ export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHe
     entryPoints: [
       {
         name: 'forward', symbol: 'attention_forward',
-        parameters: [pointer('out'), pointer('lse'), pointer('q'), pointer('k'), pointer('v'), ...SIZES],
-        block, sharedBytes: tiling.forwardSharedBytes,
+        parameters: [pointer('out', 'written', Q), pointer('lse', 'written', `${ROWS} (the log-sum-exp of each query row, for the backward)`), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), ...SIZES],
+        block, sharedBytes: tiling.forwardSharedBytes, grid: GRIDS['forward'],
         computes: 'out = softmax(q k^T / sqrt(hs) + causal mask) v, lse[b, h, t] = log sum_s exp(q_t . k_s / sqrt(hs))',
       },
       {
         name: 'backward_delta', symbol: 'attention_backward_delta',
-        parameters: [pointer('delta'), pointer('dOut'), pointer('out'), ...SIZES],
-        block: [DELTA_WARPS * 32, 1, 1], sharedBytes: 0,
+        parameters: [pointer('delta', 'written', `${ROWS} (scratch)`), pointer('dOut', 'read', Q), pointer('out', 'read', `${Q} (the forward's)`), ...SIZES],
+        block: [DELTA_WARPS * 32, 1, 1], sharedBytes: 0, grid: GRIDS['backward_delta'],
         computes: 'delta[b, h, t] = sum_d dOut[b, t, h, d] * out[b, t, h, d] (scratch for dq and dkdv)',
       },
       {
         name: 'backward_dq', symbol: 'attention_backward_dq',
-        parameters: [pointer('dq'), pointer('dOut'), pointer('q'), pointer('k'), pointer('v'), pointer('lse'), pointer('delta'), ...SIZES],
-        block, sharedBytes: tiling.dqSharedBytes,
+        parameters: [pointer('dq', 'accumulated (+=)', Q), pointer('dOut', 'read', Q), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
+        block, sharedBytes: tiling.dqSharedBytes, grid: GRIDS['backward_dq'],
         computes: 'dq += scale * sum_s p (dOut . v_s - delta) k_s, p = exp(q . k_s * scale - lse)',
       },
       {
         name: 'backward_dkdv', symbol: 'attention_backward_dkdv',
-        parameters: [pointer('dk'), pointer('dv'), pointer('dOut'), pointer('q'), pointer('k'), pointer('v'), pointer('lse'), pointer('delta'), ...SIZES],
-        block, sharedBytes: tiling.dkdvSharedBytes,
+        parameters: [pointer('dk', 'accumulated (+=)', KV), pointer('dv', 'accumulated (+=)', KV), pointer('dOut', 'read', Q), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
+        block, sharedBytes: tiling.dkdvSharedBytes, grid: GRIDS['backward_dkdv'],
         computes: 'dv += sum_(h in group, t >= s) p dOut_t; dk += scale * sum p (dOut_t . v_s - delta) q_t',
       },
     ],
@@ -150,10 +136,10 @@ export function attentionGrid(kernel: ModelOpKernel, entry: string, batch: numbe
 }
 
 const GRIDS: Readonly<Record<string, string>> = {
-  forward: '(ceil(seqLen / BLOCK_Q), HEADS, batch)',
-  backward_delta: '(ceil(batch * seqLen * HEADS / DELTA_WARPS), 1, 1)',
-  backward_dq: '(ceil(seqLen / BLOCK_Q), HEADS, batch)',
-  backward_dkdv: '(ceil(seqLen / BLOCK_K), KV_HEADS, batch)',
+  forward: 'grid.x = ceil(seqLen / BLOCK_Q), grid.y = HEADS, grid.z = batch',
+  backward_delta: 'grid.x = ceil(batch * seqLen * HEADS / DELTA_WARPS)',
+  backward_dq: 'grid.x = ceil(seqLen / BLOCK_Q), grid.y = HEADS, grid.z = batch',
+  backward_dkdv: 'grid.x = ceil(seqLen / BLOCK_K), grid.y = KV_HEADS, grid.z = batch',
 };
 
 /** Where the spec came from, for the header's first lines. */
@@ -189,7 +175,7 @@ function headerLines(kernel: ModelOpKernel, source: SpecSource): string[] {
   for (const entry of kernel.entryPoints) {
     lines.push(
       `  ${entry.name}: ${entry.symbol}(${entry.parameters.map((p) => `${p.name}: ${p.type}`).join(', ')})`,
-      `    block (${entry.block.join(', ')}), ${entry.sharedBytes} bytes, grid ${GRIDS[entry.name]}`,
+      `    block (${entry.block.join(', ')}), ${entry.sharedBytes} bytes, ${entry.grid}`,
       `    ${entry.computes}`,
     );
   }

@@ -18,7 +18,7 @@ describe('CUDA attention kernel', () => {
     expect(kernel.constants).toMatchObject({ HEAD_SIZE: 8, HEAD_PAD: 16, HEADS: 8, KV_HEADS: 4 });
     const rendered = renderAttentionKernel(kernel, plan);
     expect(rendered.fileName).toBe('attention_h8_kv4_d8_f32.cu');
-    expectGolden('test/backends/cuda/model-ops/golden/attention_h8_kv4_d8_f32.cu', rendered.source);
+    expectGolden('generated/stories260k/cuda/ops/attention_h8_kv4_d8_f32.cu', rendered.source);
   });
 
   it('lists the entry points in launch order with every parameter of their extern "C" kernels', () => {
