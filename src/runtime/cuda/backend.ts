@@ -1,18 +1,25 @@
-// The cuda backend: the quantized linear layers on the GPU, through the spec's compiled kernels;
-// the rest on the CPU (the native ops, or the TypeScript ones when the addon is not built) for
-// now. Fails with a reason a user can act on: no GPU, an old GPU, no fatbins and no nvcc.
+// The cuda backend. With the spec's model-op kernels (a compile folder from a qalc that emits
+// them, or the in-memory compile) every op runs on the GPU and the data stays there
+// (device-ops.ts); with linear kernels only (a compile folder from before), the quantized linear
+// layers run on the GPU and the rest on the CPU, copying each linear call's inputs up and its
+// outputs down (cuda-ops.ts). Fails with a reason a user can act on: no GPU, an old GPU, no
+// fatbins and no nvcc.
 import { join } from 'node:path';
+import type { ModelOp } from '../../backends/cuda/model-ops.ts';
+import { planPrecision } from '../../ir/passes/share-layers.ts';
 import type { Plan } from '../../plan/plan.ts';
 import type { Backend } from '../backend.ts';
 import { defaultCompileDir } from '../compiled-kernels.ts';
 import { cpuBackend } from '../cpu/backend.ts';
+import type { TrainingOps } from '../ops.ts';
 import { cudaDriver, type CudaDevice } from './cuda.ts';
-import { cudaOps, describeStats, type CudaOps } from './cuda-ops.ts';
-import { archFor, loadCudaKernels } from './kernels.ts';
+import { cudaOps, describeStats } from './cuda-ops.ts';
+import { describeDeviceOps, deviceOps } from './device-ops.ts';
+import { archFor, loadCudaKernels, type CudaKernelSet } from './kernels.ts';
 
 export interface CudaBackend extends Backend {
   readonly name: 'cuda';
-  readonly ops: CudaOps;
+  readonly ops: TrainingOps;
   readonly device: CudaDevice;
 }
 
@@ -21,18 +28,32 @@ export function defaultKernelDir(plan: Plan): string {
   return join(defaultCompileDir(plan), 'cuda');
 }
 
+/** The model ops a training step needs on the device; attention may stay on the host (a head size its kernel does not take). */
+const DEVICE_STEP_OPS: readonly ModelOp[] = ['embedding', 'rmsnorm', 'convert', 'rope', 'residual', 'swiglu', 'lm_head', 'cross_entropy'];
+
+/** Why the kernel set cannot run every op on the device, or null. */
+function missingModelOps(kernels: CudaKernelSet): string | null {
+  const have = new Set(kernels.modelOps.map((k) => k.manifest.op));
+  const missing = DEVICE_STEP_OPS.filter((op) => !have.has(op));
+  return missing.length === 0 ? null : `no model-op kernels for ${missing.join(', ')} (a compile folder from before they were emitted: run \`qalc compile\` again)`;
+}
+
 export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: string } = {}): Promise<CudaBackend> {
   const driver = cudaDriver();
   const { device } = driver;
   const arch = archFor(device.computeCapability);
   const kernels = await loadCudaKernels(plan, { dir: options.kernelDir ?? defaultKernelDir(plan), arch });
   const cpu = cpuBackend();
-  const ops = cudaOps(driver, kernels, cpu.ops);
-  const notice = [
-    ...(cpu.notice ? [cpu.notice] : []),
-    `cuda backend: ${device.name} (compute ${device.computeCapability.join('.')}), ${kernels.summary}; ` +
-    `the quantized linear layers on the GPU, the rest on the CPU (${cpu.ops.name}) for now`,
-  ].join('\n');
+  const gpu = `cuda backend: ${device.name} (compute ${device.computeCapability.join('.')}), ${kernels.summary}`;
+  const missing = missingModelOps(kernels);
   // The driver's buffers and modules live as long as the process: close() has nothing to free yet.
+  if (missing === null) {
+    const ops = deviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda'));
+    const attention = kernels.modelOps.some((k) => k.manifest.op === 'attention') ? '' : ' but attention (no kernel for this head size: on the CPU)';
+    const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops`].join('\n');
+    return { name: 'cuda', ops, device, notice, report: () => describeDeviceOps(ops), close: () => {} };
+  }
+  const ops = cudaOps(driver, kernels, cpu.ops);
+  const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; the quantized linear layers on the GPU, the rest on the CPU (${cpu.ops.name}): ${missing}`].join('\n');
   return { name: 'cuda', ops, device, notice, report: () => describeStats(ops.stats), close: () => {} };
 }

@@ -1,0 +1,292 @@
+// The cuda backend as a TrainingOps table with every op on the GPU: the QA-LoRA linear layers
+// on the spec's compiled linear kernels (through the resident port and the one compiled-linear
+// layer), and embedding, RMSNorm, RoPE, attention, SwiGLU, the residual glue, lm_head and
+// cross-entropy on the spec's model-op kernels (src/backends/cuda/model-ops.ts, emitted by
+// `qalc compile` with the model's shapes baked in). Data stays on the device between ops
+// (device-arrays.ts): a step uploads its token ids, targets, the adapters and dropout masks,
+// and hands back only what the model syncs (the logits after a forward, the gradients after a
+// backward) and the loss. Semantics are the TypeScript ops' (forwards overwrite, backwards +=);
+// the host checks what the TypeScript ops check (token ids, targets, shapes) before launching.
+//
+// An op the compiled kernels cannot serve (a linear layer with no kernel of its shape) runs on
+// the host ops after the arrays it touches are synced back, counted in the report line.
+import { attentionGrid } from '../../backends/cuda/model-ops/attention.ts';
+import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
+import { compiledLinearOps, describeCompiledLinearStats, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
+import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
+import { attentionSavedLength as probabilitiesLength, type AttentionShape } from '../typescript/attention.ts';
+import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import { checkLength, type Floats } from '../typescript/floats.ts';
+import type { CudaDevicePort, DeviceBuffer, Dim3 } from './cuda.ts';
+import { CUDA_WORDING } from './cuda-port.ts';
+import { dense, DeviceArrays, float32, type Converter, type Layout } from './device-arrays.ts';
+import type { CudaKernelSet } from './kernels.ts';
+import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
+import { residentPort } from './resident-port.ts';
+
+export interface DeviceOps extends TrainingOps {
+  readonly stats: CompiledLinearStats;
+  /** Kernel launches so far, linear and model ops. */
+  readonly launches: () => number;
+}
+
+const ceil = (a: number, b: number) => Math.ceil(a / b);
+
+/** Re-encoding on the device by the convert kernels (the spec's one 16-bit activation type) and the residual accumulate. */
+function convertKernels(ops: ModelOpLauncher, activation: string): Converter {
+  const threads = ops.constant('convert', 'THREADS');
+  const check16 = (layout: Layout) => {
+    if (layout.encoding !== activation) throw new Error(`the convert kernels are ${activation}, a binding holds ${layout.encoding}`);
+  };
+  const toF32 = (to: DeviceBuffer, from: DeviceBuffer, layout: Layout) => {
+    check16(layout);
+    ops.launch('convert', 'fromActivation', [layout.rows, ceil(layout.width, threads), 1], { out: to, source: from, rows: layout.rows, columns: layout.width, stride: layout.stride, offset: 0 });
+  };
+  const isDenseF32 = (layout: Layout) => layout.encoding === 'f32' && layout.stride === layout.width;
+  return {
+    convert(to, toLayout, from, fromLayout, count) {
+      if (isDenseF32(fromLayout) && toLayout.encoding !== 'f32') {
+        check16(toLayout);
+        if (count !== toLayout.rows * toLayout.width) throw new Error(`converting ${count} values into ${toLayout.rows}×${toLayout.width}`);
+        ops.launch('convert', 'toActivation', [toLayout.rows, ceil(toLayout.stride, threads), 1], { out: to, source: from, rows: toLayout.rows, columns: toLayout.width, stride: toLayout.stride });
+      } else if (isDenseF32(toLayout) && fromLayout.encoding !== 'f32') {
+        if (count !== fromLayout.rows * fromLayout.width) throw new Error(`converting ${fromLayout.rows}×${fromLayout.width} values into ${count}`);
+        toF32(to, from, fromLayout);
+      } else {
+        throw new Error(`no device conversion from ${fromLayout.encoding} rows of ${fromLayout.stride} to ${toLayout.encoding} rows of ${toLayout.stride}`);
+      }
+    },
+    accumulate(to, count, from, fromLayout, offset) {
+      if (isDenseF32(fromLayout)) {
+        ops.launch('residual', 'accumulate', [ceil(count, ops.constant('residual', 'THREADS')), 1, 1], { out: to, source: from, offset, count });
+        return;
+      }
+      check16(fromLayout);
+      if (count !== fromLayout.rows * fromLayout.width) throw new Error(`accumulating ${fromLayout.rows}×${fromLayout.width} values into ${count}`);
+      ops.launch('convert', 'accumulateFromActivation', [fromLayout.rows, ceil(fromLayout.width, threads), 1], { out: to, source: from, rows: fromLayout.rows, columns: fromLayout.width, stride: fromLayout.stride, offset });
+    },
+  };
+}
+
+function requireConstant(kernel: ModelOpManifestKernel, name: string, value: number, what: string): void {
+  if (kernel.constants[name] !== value) throw new RangeError(`${kernel.kernel} was compiled for ${name} = ${kernel.constants[name]}, the call has ${what} ${value}`);
+}
+
+export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string): DeviceOps {
+  const arrays = new DeviceArrays(driver);
+  const ops = modelOpLauncher(driver, kernels.modelOps);
+  arrays.converter = convertKernels(ops, activation);
+  const port = residentPort(driver, kernels.kernels, arrays);
+  const kernelOf = (op: string) => kernels.modelOps.find((k) => k.manifest.op === op)!.manifest;
+  const threads = (op: 'residual' | 'swiglu' | 'rope' | 'embedding') => ops.constant(op, 'THREADS');
+  const elementwise = (op: 'residual' | 'swiglu' | 'rope', count: number): Dim3 => [Math.max(1, ceil(count, threads(op))), 1, 1];
+  const read = (host: Floats, name: string, length = host.length) => arrays.read(float32(host, name), dense(length));
+  const write = (host: Floats, name: string, length = host.length) => arrays.write(float32(host, name), dense(length));
+  const update = (host: Floats, name: string) => arrays.update(float32(host, name));
+  const frozen = (host: Floats, name: string) => arrays.frozen(float32(host, name), 'f32', () => host);
+  /** Small host values for this op only: token ids, targets, a mask. */
+  const upload = (values: ArrayBufferView) => {
+    const buffer = arrays.take(values.byteLength);
+    buffer.upload(values);
+    return buffer;
+  };
+  const lossBuffers = new WeakMap<Floats, DeviceBuffer>();
+
+  /** A linear layer no compiled kernel fits: the host op, on the arrays synced back first. */
+  const hostLinear: LinearOps = {
+    qaloraLinearForward(y, x, rows, layer, saved) {
+      arrays.syncToHost([y, x, ...(saved ? [saved.u, saved.v] : [])].map((a) => float32(a, 'a linear layer\'s array')));
+      return host.qaloraLinearForward(y, x, rows, layer, saved);
+    },
+    qaloraLinearBackward(dx, dy, rows, layer, saved) {
+      const touched = [dx, dy, ...(saved ? [saved.u, saved.v] : []), ...(layer.adapter ? [layer.adapter.gradA, layer.adapter.gradB] : [])];
+      arrays.syncToHost(touched.map((a) => float32(a, 'a linear layer\'s array')));
+      return host.qaloraLinearBackward(dx, dy, rows, layer, saved);
+    },
+  };
+  const linear = compiledLinearOps(port, hostLinear);
+  const run = <T>(result: T): T => {
+    arrays.release();
+    return result;
+  };
+
+  const rope = (direction: 'forward' | 'backward') => (x: Floats, tables: { readonly headSize: number; readonly positions: number; readonly cos: Float32Array; readonly sin: Float32Array }, batch: number, seqLen: number, width: number) => {
+    if (seqLen > tables.positions) throw new RangeError(`sequence length ${seqLen} exceeds the RoPE tables' ${tables.positions} positions`);
+    if (width % tables.headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${tables.headSize}`);
+    requireConstant(kernelOf('rope'), 'HEAD_SIZE', tables.headSize, 'head size');
+    const rows = batch * seqLen;
+    ops.launch('rope', direction, elementwise('rope', (rows * width) / 2), {
+      [direction === 'forward' ? 'x' : 'dx']: update(x, 'x'), cos: frozen(tables.cos, 'cos'), sin: frozen(tables.sin, 'sin'), rows, seqLen, width,
+    });
+    return run(undefined);
+  };
+
+  const attentionKernel = ops.has('attention') ? kernelOf('attention') : undefined;
+  const checkAttention = (shape: AttentionShape) => {
+    const kernel = attentionKernel!;
+    requireConstant(kernel, 'HEADS', shape.heads, 'heads');
+    requireConstant(kernel, 'KV_HEADS', shape.kvHeads, 'kv heads');
+    requireConstant(kernel, 'HEAD_SIZE', shape.headSize, 'head size');
+  };
+
+  return {
+    name: 'cuda',
+    ...linear,
+    launches: () => ops.launches() + port.launches(),
+
+    embeddingForward(out, tokens, table, count, channels) {
+      checkLength('embedding output', out, count * channels);
+      const kernel = kernelOf('embedding');
+      requireConstant(kernel, 'CHANNELS', channels, 'channels');
+      const vocab = table.length / channels;
+      const ids = Int32Array.from({ length: count }, (_, n) => {
+        const token = tokens[n]!;
+        if (!(Number.isInteger(token) && token >= 0 && token < vocab)) throw new RangeError(`token ${token} at index ${n} is outside the vocabulary of ${vocab}`);
+        return token;
+      });
+      ops.launch('embedding', 'forward', [count, ceil(channels, threads('embedding')), 1], { out: write(out, 'out'), tokens: upload(ids), table: frozen(table, 'table'), rows: count });
+      return run(undefined);
+    },
+
+    rmsnormForward(out, rstd, x, weight, rows, channels, eps) {
+      const kernel = kernelOf('rmsnorm');
+      requireConstant(kernel, 'CHANNELS', channels, 'channels');
+      if (Math.fround(kernel.constants['EPS']!) !== Math.fround(eps)) throw new RangeError(`${kernel.kernel} was compiled for eps ${kernel.constants['EPS']}, the call has ${eps}`);
+      ops.launch('rmsnorm', 'forward', [ceil(rows, kernel.constants['ROWS_PER_BLOCK']!), 1, 1], {
+        out: write(out, 'out', rows * channels), rstd: write(rstd, 'rstd', rows), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rows,
+      });
+      return run(undefined);
+    },
+
+    rmsnormBackward(dx, dy, x, weight, rstd, rows, channels) {
+      const kernel = kernelOf('rmsnorm');
+      requireConstant(kernel, 'CHANNELS', channels, 'channels');
+      ops.launch('rmsnorm', 'backward', [ceil(rows, kernel.constants['ROWS_PER_BLOCK']!), 1, 1], {
+        dx: update(dx, 'dx'), dy: read(dy, 'dy', rows * channels), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rstd: read(rstd, 'rstd', rows), rows,
+      });
+      return run(undefined);
+    },
+
+    ropeForward: rope('forward'),
+    ropeBackward: rope('backward'),
+
+    attentionSavedLength: (shape) => (attentionKernel !== undefined ? shape.batch * shape.heads * shape.seqLen : probabilitiesLength(shape)),
+
+    attentionForward(out, saved, q, k, v, shape) {
+      if (attentionKernel === undefined) {
+        arrays.syncToHost([out, saved, q, k, v].map((a) => float32(a, 'attention')));
+        return host.attentionForward(out, saved, q, k, v, shape);
+      }
+      checkAttention(shape);
+      const { batch, seqLen } = shape;
+      ops.launch('attention', 'forward', attentionGrid(attentionKernel, 'forward', batch, seqLen), {
+        out: write(out, 'out'), lse: write(saved, 'lse'), q: read(q, 'q'), k: read(k, 'k'), v: read(v, 'v'), batch, seqLen,
+      });
+      return run(undefined);
+    },
+
+    attentionBackward(dq, dk, dv, dOut, q, k, v, out, saved, shape) {
+      if (attentionKernel === undefined) {
+        arrays.syncToHost([dq, dk, dv, dOut, q, k, v, out, saved].map((a) => float32(a, 'attention')));
+        return host.attentionBackward(dq, dk, dv, dOut, q, k, v, out, saved, shape);
+      }
+      checkAttention(shape);
+      const { batch, seqLen } = shape;
+      const rows = batch * shape.heads * seqLen;
+      const delta = arrays.take(rows * 4);
+      const common = { dOut: read(dOut, 'dOut'), batch, seqLen };
+      const inputs = { q: read(q, 'q'), k: read(k, 'k'), v: read(v, 'v'), lse: read(saved, 'lse', rows), delta };
+      ops.launch('attention', 'backward_delta', attentionGrid(attentionKernel, 'backward_delta', batch, seqLen), { delta, out: read(out, 'out'), ...common });
+      ops.launch('attention', 'backward_dq', attentionGrid(attentionKernel, 'backward_dq', batch, seqLen), { dq: update(dq, 'dq'), ...inputs, ...common });
+      ops.launch('attention', 'backward_dkdv', attentionGrid(attentionKernel, 'backward_dkdv', batch, seqLen), { dk: update(dk, 'dk'), dv: update(dv, 'dv'), ...inputs, ...common });
+      return run(undefined);
+    },
+
+    swigluForward(out, gate, up, count) {
+      ops.launch('swiglu', 'forward', elementwise('swiglu', count), { out: write(out, 'out', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count });
+      return run(undefined);
+    },
+
+    swigluBackward(dGate, dUp, dOut, gate, up, count) {
+      ops.launch('swiglu', 'backward', elementwise('swiglu', count), {
+        dGate: update(dGate, 'dGate'), dUp: update(dUp, 'dUp'), dOut: read(dOut, 'dOut', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count,
+      });
+      return run(undefined);
+    },
+
+    lmHeadForward(logits, x, classifier, rows, channels, vocab) {
+      const kernel = kernelOf('lm_head');
+      requireConstant(kernel, 'CHANNELS', channels, 'channels');
+      requireConstant(kernel, 'VOCAB', vocab, 'vocab');
+      const tile = kernel.constants['TILE']!;
+      ops.launch('lm_head', 'forward', [ceil(vocab, tile), ceil(rows, tile), 1], { logits: write(logits, 'logits', rows * vocab), x: read(x, 'x', rows * channels), classifier: frozen(classifier, 'classifier'), rows });
+      return run(undefined);
+    },
+
+    lmHeadBackward(dx, dLogits, classifier, rows, channels, vocab) {
+      const kernel = kernelOf('lm_head');
+      requireConstant(kernel, 'CHANNELS', channels, 'channels');
+      requireConstant(kernel, 'VOCAB', vocab, 'vocab');
+      const tile = kernel.constants['TILE']!;
+      ops.launch('lm_head', 'backward', [ceil(channels, tile), ceil(rows, tile), 1], { dx: update(dx, 'dx'), dLogits: read(dLogits, 'dLogits', rows * vocab), classifier: frozen(classifier, 'classifier'), rows });
+      return run(undefined);
+    },
+
+    crossEntropyForward(probs, logits, targets, mask, rows, vocab): CrossEntropyResult {
+      requireConstant(kernelOf('cross_entropy'), 'VOCAB', vocab, 'vocab');
+      const ids = targetIds(targets, mask, rows, vocab);
+      const rowLoss = arrays.take(rows * 4);
+      let lossAndCount = lossBuffers.get(probs);
+      if (lossAndCount === undefined) lossBuffers.set(probs, (lossAndCount = driver.alloc(8)));
+      const common = { targets: upload(ids), mask: mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))), rows };
+      ops.launch('cross_entropy', 'forward', [rows, 1, 1], { probs: write(probs, 'probs', rows * vocab), rowLoss, logits: read(logits, 'logits', rows * vocab), ...common });
+      ops.launch('cross_entropy', 'loss', [1, 1, 1], { lossAndCount, rowLoss, ...common });
+      driver.synchronize();
+      const result = new Float32Array(2);
+      lossAndCount.download(result);
+      const counted = result[1]!;
+      return run({ loss: counted === 0 ? NaN : result[0]! / counted, counted });
+    },
+
+    crossEntropyBackward(dLogits, probs, targets, mask, rows, vocab, dLoss = 1) {
+      const lossAndCount = lossBuffers.get(probs);
+      if (lossAndCount === undefined) throw new Error('crossEntropyBackward before its forward: the cuda ops keep the count of the forward\'s rows');
+      const ids = targetIds(targets, mask, rows, vocab);
+      ops.launch('cross_entropy', 'backward', [rows, ceil(vocab, ops.constant('cross_entropy', 'THREADS')), 1], {
+        dLogits: update(dLogits, 'dLogits'), probs: read(probs, 'probs', rows * vocab), targets: upload(ids),
+        mask: mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))), lossAndCount, rows, dLoss,
+      });
+      return run(undefined);
+    },
+
+    residualAdd(out, a, b, count) {
+      ops.launch('residual', 'add', elementwise('residual', count), { out: write(out, 'out', count), a: read(a, 'a', count), b: read(b, 'b', count), count });
+      return run(undefined);
+    },
+
+    zeroFill(x) {
+      const buffer = write(x, 'x');
+      buffer.fill(0, x.length * 4);
+    },
+
+    syncToHost(hosts) {
+      arrays.syncToHost(hosts.map((h) => float32(h, 'a synced array')));
+    },
+  };
+}
+
+/** Targets as int32, checked as the TypeScript op checks them: a counted row's target must lie in the vocabulary. */
+function targetIds(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number, vocab: number): Int32Array {
+  return Int32Array.from({ length: rows }, (_, row) => {
+    const target = targets[row]!;
+    const counted = target >= 0 && (mask === undefined || mask[row] !== 0);
+    if (counted && !(target < vocab)) throw new RangeError(`target ${target} at row ${row} is outside the vocabulary of ${vocab}`);
+    return counted ? target : -1;
+  });
+}
+
+/** One line: what ran where. */
+export function describeDeviceOps(ops: DeviceOps): string {
+  return `${describeCompiledLinearStats(ops.stats, CUDA_WORDING)}; every other op on the GPU's model-op kernels; ${ops.launches()} launches`;
+}
+

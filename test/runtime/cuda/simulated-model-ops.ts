@@ -1,0 +1,179 @@
+// The simulated device (./simulated-device.ts) with the model-op kernels too: a launch of a
+// model-op symbol is computed from the buffers bound to its parameters, by name, with the
+// TypeScript reference ops — so a test here checks what the cuda backend's host side does (which
+// kernel, which parameters in which order, grids, residency, the 16-bit conversions around the
+// linear kernels, the loss read-back), not the kernels' code, which the H200 checks against
+// float64 (test/backends/cuda/h200/ops).
+import type { CudaManifestKernel, ModelOpManifestKernel } from '../../../src/backends/manifest.ts';
+import type { CudaFunction, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
+import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
+import { attentionBackward, attentionForward } from '../../../src/runtime/typescript/attention.ts';
+import { lmHeadBackward, lmHeadForward } from '../../../src/runtime/typescript/lm-head.ts';
+import { rmsnormBackward, rmsnormForward } from '../../../src/runtime/typescript/rmsnorm.ts';
+import { ropeBackward, ropeForward } from '../../../src/runtime/typescript/rope.ts';
+import { swigluBackward, swigluForward } from '../../../src/runtime/typescript/swiglu.ts';
+import { SimulatedDevice } from './simulated-device.ts';
+
+export class SimulatedModelOpDevice extends SimulatedDevice {
+  readonly modelOpLaunches: string[] = [];
+
+  constructor(manifests: readonly CudaManifestKernel[], private readonly modelOps: readonly ModelOpManifestKernel[]) {
+    super(manifests);
+  }
+
+  override launch(fn: CudaFunction, grid: readonly number[], block: readonly number[], shared: number, parameters: readonly KernelParameter[]): void {
+    const kernel = this.modelOps.find((k) => k.entryPoints.some((e) => e.symbol === fn.symbol));
+    if (kernel === undefined) return super.launch(fn, grid, block, shared, parameters);
+    const entry = kernel.entryPoints.find((e) => e.symbol === fn.symbol)!;
+    this.modelOpLaunches.push(`${kernel.op}.${entry.name}`);
+    if (parameters.length !== entry.parameters.length) throw new Error(`${fn.symbol}: ${parameters.length} parameters, the manifest lists ${entry.parameters.length}`);
+    const byName = new Map(entry.parameters.map((p, i) => [p.name, parameters[i]!]));
+    const scalar = (name: string) => byName.get(name)!.value as number;
+    const bytes = (name: string): Uint8Array | undefined => {
+      const value = byName.get(name)!.value as bigint;
+      if (value === 0n) return undefined;
+      const found = this.memory.get(value);
+      if (found === undefined) throw new Error(`${fn.symbol}: ${name} points at no buffer`);
+      return found;
+    };
+    const f32 = (name: string) => new Float32Array(bytes(name)!.buffer);
+    const i32 = (name: string) => new Int32Array(bytes(name)!.buffer);
+    const c = (name: string) => kernel.constants[name]!;
+    const sixteen = (name: string) => {
+      const raw = new Uint16Array(bytes(name)!.buffer);
+      const [decode, encode] = kernel.kernel.endsWith('f16') && !kernel.kernel.endsWith('bf16') ? [f16Value, f16Bits] : [bf16Value, bf16Bits];
+      return { get: (i: number) => decode(raw[i]!), set: (i: number, v: number) => { raw[i] = encode(v); } };
+    };
+    const rows = () => scalar('rows');
+    const counted = (targets: Int32Array, mask: Uint8Array | undefined, r: number) => targets[r]! >= 0 && (mask === undefined || mask[r] !== 0);
+    switch (`${kernel.op}.${entry.name}`) {
+      case 'embedding.forward': {
+        const out = f32('out'), table = f32('table'), tokens = i32('tokens'), C = c('CHANNELS');
+        for (let r = 0; r < rows(); r++) out.set(table.subarray(tokens[r]! * C, (tokens[r]! + 1) * C), r * C);
+        return;
+      }
+      case 'rmsnorm.forward':
+        return rmsnormForward(f32('out').subarray(0, rows() * c('CHANNELS')), f32('rstd'), f32('x'), f32('weight'), rows(), c('CHANNELS'), c('EPS'));
+      case 'rmsnorm.backward':
+        return rmsnormBackward(f32('dx'), f32('dy'), f32('x'), f32('weight'), f32('rstd'), rows(), c('CHANNELS'));
+      case 'convert.toActivation': {
+        const out = sixteen('out'), source = f32('source'), columns = scalar('columns'), stride = scalar('stride');
+        for (let r = 0; r < rows(); r++) for (let i = 0; i < stride; i++) out.set(r * stride + i, i < columns ? source[r * columns + i]! : 0);
+        return;
+      }
+      case 'convert.fromActivation':
+      case 'convert.accumulateFromActivation': {
+        const out = f32('out'), source = sixteen('source'), columns = scalar('columns'), stride = scalar('stride'), offset = scalar('offset');
+        const add = entry.name === 'accumulateFromActivation';
+        for (let r = 0; r < rows(); r++) for (let i = 0; i < columns; i++) {
+          const value = source.get(offset + r * stride + i);
+          out[r * columns + i] = add ? out[r * columns + i]! + value : value;
+        }
+        return;
+      }
+      case 'rope.forward':
+      case 'rope.backward': {
+        const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
+        const x = f32(entry.name === 'forward' ? 'x' : 'dx').subarray(0, rows() * scalar('width'));
+        return (entry.name === 'forward' ? ropeForward : ropeBackward)(x, tables, rows() / seqLen, seqLen, scalar('width'));
+      }
+      case 'attention.forward':
+      case 'attention.backward_delta':
+      case 'attention.backward_dq':
+      case 'attention.backward_dkdv': {
+        const batch = scalar('batch'), seqLen = scalar('seqLen');
+        const shape = { batch, seqLen, heads: c('HEADS'), kvHeads: c('KV_HEADS'), headSize: c('HEAD_SIZE') };
+        const tokens = batch * seqLen, qWidth = shape.heads * shape.headSize, kvWidth = shape.kvHeads * shape.headSize;
+        const view = (name: string, width: number) => f32(name).subarray(0, tokens * width);
+        if (entry.name === 'backward_delta') {
+          const delta = f32('delta'), dOut = f32('dOut'), out = f32('out');
+          for (let b = 0; b < batch; b++) for (let h = 0; h < shape.heads; h++) for (let t = 0; t < seqLen; t++) {
+            let sum = 0;
+            for (let d = 0; d < shape.headSize; d++) sum += dOut[(b * seqLen + t) * qWidth + h * shape.headSize + d]! * out[(b * seqLen + t) * qWidth + h * shape.headSize + d]!;
+            delta[(b * shape.heads + h) * seqLen + t] = sum;
+          }
+          return;
+        }
+        const q = view('q', qWidth), k = view('k', kvWidth), v = view('v', kvWidth);
+        const probs = new Float32Array(batch * shape.heads * seqLen * seqLen), out = new Float32Array(tokens * qWidth);
+        attentionForward(out, probs, q, k, v, shape);
+        if (entry.name === 'forward') {
+          f32('out').set(out);
+          // lse from the scores the probabilities came from: log Σ exp(s) = s_0 − log p_0 (position 0 is always seen).
+          const lse = f32('lse'), scale = 1 / Math.sqrt(shape.headSize), group = shape.heads / shape.kvHeads;
+          for (let b = 0; b < batch; b++) for (let h = 0; h < shape.heads; h++) for (let t = 0; t < seqLen; t++) {
+            let s0 = 0;
+            for (let d = 0; d < shape.headSize; d++) s0 += q[(b * seqLen + t) * qWidth + h * shape.headSize + d]! * k[(b * seqLen) * kvWidth + Math.floor(h / group) * shape.headSize + d]!;
+            lse[(b * shape.heads + h) * seqLen + t] = s0 * scale - Math.log(probs[((b * shape.heads + h) * seqLen + t) * seqLen]!);
+          }
+          return;
+        }
+        const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
+        attentionBackward(dq, dk, dv, view('dOut', qWidth), q, k, v, out, probs, shape);
+        const add = (name: string, from: Float32Array) => {
+          const to = f32(name);
+          for (let i = 0; i < from.length; i++) to[i] += from[i]!;
+        };
+        if (entry.name === 'backward_dq') add('dq', dq);
+        else {
+          add('dk', dk);
+          add('dv', dv);
+        }
+        return;
+      }
+      case 'residual.add': {
+        const out = f32('out'), a = f32('a'), b = f32('b');
+        for (let i = 0; i < scalar('count'); i++) out[i] = a[i]! + b[i]!;
+        return;
+      }
+      case 'residual.zero':
+        return void f32('x').fill(0, 0, scalar('count'));
+      case 'residual.accumulate': {
+        const out = f32('out'), source = f32('source'), offset = scalar('offset');
+        for (let i = 0; i < scalar('count'); i++) out[i] += source[offset + i]!;
+        return;
+      }
+      case 'swiglu.forward':
+        return swigluForward(f32('out'), f32('gate'), f32('up'), scalar('count'));
+      case 'swiglu.backward':
+        return swigluBackward(f32('dGate'), f32('dUp'), f32('dOut'), f32('gate'), f32('up'), scalar('count'));
+      case 'lm_head.forward':
+        return lmHeadForward(f32('logits').subarray(0, rows() * c('VOCAB')), f32('x'), f32('classifier'), rows(), c('CHANNELS'), c('VOCAB'));
+      case 'lm_head.backward':
+        return lmHeadBackward(f32('dx').subarray(0, rows() * c('CHANNELS')), f32('dLogits'), f32('classifier'), rows(), c('CHANNELS'), c('VOCAB'));
+      case 'cross_entropy.forward': {
+        const probs = f32('probs'), rowLoss = f32('rowLoss'), logits = f32('logits'), V = c('VOCAB'), targets = i32('targets');
+        for (let r = 0; r < rows(); r++) {
+          let max = -Infinity, sum = 0;
+          for (let j = 0; j < V; j++) max = Math.max(max, logits[r * V + j]!);
+          for (let j = 0; j < V; j++) sum += Math.exp(logits[r * V + j]! - max);
+          for (let j = 0; j < V; j++) probs[r * V + j] = Math.exp(logits[r * V + j]! - max) / sum;
+          rowLoss[r] = targets[r]! >= 0 ? max + Math.log(sum) - logits[r * V + targets[r]!]! : 0;
+        }
+        return;
+      }
+      case 'cross_entropy.loss': {
+        const out = f32('lossAndCount'), rowLoss = f32('rowLoss'), targets = i32('targets'), maskBytes = bytes('mask');
+        let total = 0, n = 0;
+        for (let r = 0; r < rows(); r++) if (counted(targets, maskBytes, r)) { total += rowLoss[r]!; n++; }
+        out[0] = total;
+        out[1] = n;
+        return;
+      }
+      case 'cross_entropy.backward': {
+        const dLogits = f32('dLogits'), probs = f32('probs'), targets = i32('targets'), maskBytes = bytes('mask'), V = c('VOCAB');
+        const n = f32('lossAndCount')[1]!;
+        if (n === 0) return;
+        const scale = scalar('dLoss') / n;
+        for (let r = 0; r < rows(); r++) {
+          if (!counted(targets, maskBytes, r)) continue;
+          for (let j = 0; j < V; j++) dLogits[r * V + j] += scale * probs[r * V + j]!;
+          dLogits[r * V + targets[r]!] -= scale;
+        }
+        return;
+      }
+      default:
+        throw new Error(`the simulated device has no model op ${kernel.op}.${entry.name}`);
+    }
+  }
+}
