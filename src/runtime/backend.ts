@@ -4,7 +4,7 @@
 //   cpu     the native addon, or the TypeScript ops with a notice when it is not built
 //   webgpu  every op as a WGSL kernel through Dawn (a GPU's Vulkan driver, or Mesa lavapipe),
 //           the quantized linear layers on the spec's compiled kernels
-//   cuda    the quantized linear layers on the spec's compiled kernels, the rest on the CPU
+//   cuda    every op on the GPU: the spec's compiled linear and model-op kernels (cuda/backend.ts)
 // A backend that cannot run here throws BackendUnavailableError with the reason, which callers
 // print as one line (exit status 1); an unknown name throws UnknownBackendError.
 import type { Plan } from '../plan/plan.ts';

@@ -19,7 +19,7 @@ export const evalCommand: Command = {
     out: 'the run whose adapters to use (default: generated/<spec>/run, if it has a checkpoint)',
     model: 'evaluate this merged model (merged.safetensors from `qalc merge`, or a folder from `qalc export --format qalc`) on the spec\'s held-out data',
     batches: 'average over the first N held-out batches only (default: all of the held-out split, as train measures it)',
-    backend: 'cpu (the default), webgpu (every op as WGSL through Dawn, the quantized linear layers on the spec\'s compiled kernels) or cuda (the quantized linear layers on the GPU, the rest on the CPU)',
+    backend: 'cpu (the default), webgpu (every op as WGSL through Dawn, the quantized linear layers on the spec\'s compiled kernels) or cuda (every op on the GPU, on the spec\'s compiled linear and model-op kernels)',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda)',
     help: 'show this help',
   },

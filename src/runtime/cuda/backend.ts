@@ -4,7 +4,8 @@
 // layers run on the GPU and the rest on the CPU, copying each linear call's inputs up and its
 // outputs down (cuda-ops.ts). Fails with a reason a user can act on: no GPU, an old GPU, no
 // fatbins and no nvcc.
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { ModelOp } from '../../backends/cuda/model-ops.ts';
 import { planPrecision } from '../../ir/passes/share-layers.ts';
 import type { Plan } from '../../plan/plan.ts';
@@ -42,7 +43,9 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
   const driver = cudaDriver();
   const { device } = driver;
   const arch = archFor(device.computeCapability);
-  const kernels = await loadCudaKernels(plan, { dir: options.kernelDir ?? defaultKernelDir(plan), arch });
+  // A --kernels folder that `qalc compile --out DIR` wrote sits in DIR/cuda, beside its manifest.
+  const compileDir = options.kernelDir !== undefined && existsSync(join(dirname(options.kernelDir), 'manifest.json')) ? dirname(options.kernelDir) : undefined;
+  const kernels = await loadCudaKernels(plan, { dir: options.kernelDir ?? defaultKernelDir(plan), arch, ...(compileDir !== undefined ? { compileDir } : {}) });
   const cpu = cpuBackend();
   const gpu = `cuda backend: ${device.name} (compute ${device.computeCapability.join('.')}), ${kernels.summary}`;
   const missing = missingModelOps(kernels);
