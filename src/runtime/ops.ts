@@ -46,7 +46,16 @@ export interface SyncTrainingOps {
 /** The same function, allowed to answer with a promise. */
 type MayAwait<F> = F extends (...args: infer A) => infer R ? (...args: A) => R | Promise<R> : never;
 
+/** What a device backend measured of its run: the most device memory it held (bytes), and its kernel launches. */
+export interface DeviceStats {
+  readonly peakBytes: number;
+  readonly launches: number;
+}
+
 /** What QaLoraModel accepts: every op of SyncTrainingOps, each possibly asynchronous (sizes are answered at once). */
 export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'> & {
   readonly [Op in Exclude<keyof SyncTrainingOps, 'name' | 'attentionSavedLength'>]: MayAwait<SyncTrainingOps[Op]>;
+} & {
+  /** A device backend's measurements so far (summary.json records them under `device`). */
+  readonly deviceStats?: () => DeviceStats;
 };

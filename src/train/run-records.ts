@@ -1,6 +1,7 @@
 // A run folder's records: train.jsonl, one line per step, is the run's history, and
 // summary.json and loss.svg are rebuilt from all of it at the end of every segment, so a run
 // that was resumed is described as a whole, exactly as one that never stopped.
+import type { DeviceStats } from '../runtime/ops.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../write-file.ts';
 import { join } from 'node:path';
@@ -38,6 +39,8 @@ export interface TrainSummary {
   readonly evalSeconds: number;
   /** Set when the run trained on seeded random weights (--random-weights): its losses mean nothing about a real model. */
   readonly randomWeightsSeed?: number;
+  /** A device backend's measurements of this segment (peak device memory, kernel launches). */
+  readonly device?: DeviceStats;
 }
 
 function parse(line: string): StepRecord | undefined {
@@ -64,6 +67,7 @@ export interface RunStart {
   readonly evalLossBefore: number;
   readonly evalTokens: number;
   readonly randomWeightsSeed?: number;
+  readonly device?: DeviceStats;
 }
 
 export function summarise(records: readonly StepRecord[], start: RunStart): TrainSummary {
@@ -83,6 +87,7 @@ export function summarise(records: readonly StepRecord[], start: RunStart): Trai
     tokensPerSecond: tokens / trainSeconds,
     seconds: trainSeconds + evalSeconds,
     evalSeconds,
+    ...(start.device !== undefined ? { device: start.device } : {}),
   };
 }
 

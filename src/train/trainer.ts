@@ -326,5 +326,8 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     progress.update({ step, steps, loss, lr: report.lr, tokensPerSecond: tokensPerStep / seconds, secondsLeft: (steps - step) / rate });
   }
   progress.done();
-  return writeRunReport(out, plan.spec, { resumedFrom, evalLossBefore, evalTokens, ...(randomWeightsSeed !== undefined ? { randomWeightsSeed } : {}) });
+  return writeRunReport(out, plan.spec, {
+    resumedFrom, evalLossBefore, evalTokens, ...(randomWeightsSeed !== undefined ? { randomWeightsSeed } : {}),
+    ...(options.ops?.deviceStats !== undefined ? { device: options.ops.deviceStats() } : {}),
+  });
 }

@@ -62,7 +62,16 @@ export class DeviceArrays {
   private readonly taken: DeviceBuffer[] = [];
   converter: Converter | undefined;
 
+  /** Bytes of device memory allocated so far; nothing is freed before the process ends, so this is also the peak. */
+  allocatedBytes = 0;
+
   constructor(private readonly driver: CudaDevicePort) {}
+
+  /** A device buffer that stays allocated (counted in allocatedBytes). */
+  allocate(bytes: number): DeviceBuffer {
+    this.allocatedBytes += bytes;
+    return this.driver.alloc(bytes);
+  }
 
   residentOf(host: Float32Array): Resident | undefined {
     return this.resident.get(host);
@@ -71,7 +80,7 @@ export class DeviceArrays {
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
   take(bytes: number): DeviceBuffer {
     const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
-    const buffer = index >= 0 ? this.pool.splice(index, 1)[0]! : this.driver.alloc(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    const buffer = index >= 0 ? this.pool.splice(index, 1)[0]! : this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
     this.taken.push(buffer);
     return buffer;
   }
@@ -106,7 +115,7 @@ export class DeviceArrays {
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
     const bytes = elements(layout) * bytesPerElement(layout.encoding);
-    const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.driver.alloc(bytes);
+    const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.allocate(bytes);
     if (found !== undefined && buffer !== found.buffer) this.pool.push(found.buffer);
     if (layout.stride > layout.width) buffer.fill(0, bytes);
     this.resident.set(host, { buffer, ...layout });
@@ -118,7 +127,7 @@ export class DeviceArrays {
     const layout = dense(host.length);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
-    const buffer = this.driver.alloc(host.byteLength);
+    const buffer = this.allocate(host.byteLength);
     if (found !== undefined) {
       this.requireConverter().convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
       this.pool.push(found.buffer);
@@ -148,7 +157,7 @@ export class DeviceArrays {
     let buffer = copies.get(layout);
     if (buffer === undefined) {
       const values = build();
-      buffer = this.driver.alloc(Math.max(values.byteLength, 4));
+      buffer = this.allocate(Math.max(values.byteLength, 4));
       buffer.upload(values);
       copies.set(layout, buffer);
     }

@@ -133,6 +133,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     name: 'cuda',
     ...linear,
     launches: () => ops.launches() + port.launches(),
+    deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: ops.launches() + port.launches() }),
 
     embeddingForward(out, tokens, table, count, channels) {
       checkLength('embedding output', out, count * channels);
@@ -237,7 +238,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const ids = targetIds(targets, mask, rows, vocab);
       const rowLoss = arrays.take(rows * 4);
       let lossAndCount = lossBuffers.get(probs);
-      if (lossAndCount === undefined) lossBuffers.set(probs, (lossAndCount = driver.alloc(8)));
+      if (lossAndCount === undefined) lossBuffers.set(probs, (lossAndCount = arrays.allocate(8)));
       const common = { targets: upload(ids), mask: mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))), rows };
       ops.launch('cross_entropy', 'forward', [rows, 1, 1], { probs: write(probs, 'probs', rows * vocab), rowLoss, logits: read(logits, 'logits', rows * vocab), ...common });
       ops.launch('cross_entropy', 'loss', [1, 1, 1], { lossAndCount, rowLoss, ...common });
@@ -287,6 +288,7 @@ function targetIds(targets: ArrayLike<number>, mask: ArrayLike<number> | undefin
 
 /** One line: what ran where. */
 export function describeDeviceOps(ops: DeviceOps): string {
-  return `${describeCompiledLinearStats(ops.stats, CUDA_WORDING)}; every other op on the GPU's model-op kernels; ${ops.launches()} launches`;
+  const { peakBytes, launches } = ops.deviceStats!();
+  return `${describeCompiledLinearStats(ops.stats, CUDA_WORDING)}; every other op on the GPU's model-op kernels; ${launches} launches; ${(peakBytes / 2 ** 20).toFixed(1)} MiB of device memory allocated at the most`;
 }
 

@@ -61,6 +61,10 @@ describe('cuda backend, every op on the (simulated) device', () => {
     expect(gpu).toHaveLength(2);
     gpu.forEach((loss, i) => expect(Math.abs(loss - cpu[i]!) / cpu[i]!).toBeLessThan(5e-3));
     expect(ops.stats.fallbackForward + ops.stats.fallbackBackward).toBe(0);
+    // summary.json records the device's measurements: what it allocated (activations, frozen weights, pools) and its launches.
+    const { device: measured } = JSON.parse(readFileSync(join(dir, 'cuda', 'summary.json'), 'utf8')) as { device: { peakBytes: number; launches: number } };
+    expect(measured.peakBytes).toBeGreaterThan(1e5);
+    expect(measured.launches).toBe(ops.launches());
     const launched = new Set(device.modelOpLaunches);
     for (const op of ['embedding.forward', 'rmsnorm.forward', 'rmsnorm.backward', 'rope.forward', 'rope.backward', 'attention.forward', 'attention.backward_dq',
       'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'lm_head.forward', 'lm_head.backward', 'cross_entropy.forward',
