@@ -12,7 +12,7 @@
 import { elementsFor, bindingNamed, hasBinding, launchesFor, type ManifestKernel } from '../backends/manifest.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import type { DeviceCall, DevicePort, DeviceTensor } from './device-port.ts';
-import { keepScales, kernelQweight, packAdapterWeights, packScalesAndZeros } from './kernel-buffers.ts';
+import { keepScales, kernelQweight, packScalesAndZeros } from './kernel-buffers.ts';
 import { chooseLinearKernels, type LinearKernels } from './linear-kernel-choice.ts';
 import type { TrainingOps } from './ops.ts';
 import { checkLength } from './typescript/floats.ts';
@@ -99,8 +99,7 @@ export function compiledLinearOps(port: DevicePort, fallback: LinearOps): Linear
         const groups = K / adapter.groupSize;
         checkLength('A', adapter.a, groups * adapter.rank);
         checkLength('B', adapter.b, adapter.rank * N);
-        const weights = packAdapterWeights(adapter.a, adapter.b);
-        buffers.adapterWeights = call.input(kernel, 'adapterWeights', weights, { rows: 1, width: weights.length });
+        buffers.adapterWeights = call.packed(kernel, 'adapterWeights', [adapter.a, adapter.b]);
         buffers.pooledInput = call.output(kernel, 'pooledInput', saved.u, { rows, width: groups });
         buffers.adapterActivation = call.output(kernel, 'adapterActivation', saved.v, { rows, width: adapter.rank });
         if (hasBinding(kernel, 'dropoutMultiplier')) {
@@ -133,14 +132,13 @@ export function compiledLinearOps(port: DevicePort, fallback: LinearOps): Linear
       if (adapter !== null && adapterGrad !== undefined) {
         if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
         const groups = K / adapter.groupSize;
-        const weights = packAdapterWeights(adapter.a, adapter.b);
-        weightGrads = call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: weights.length });
+        weightGrads = call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: adapter.a.length + adapter.b.length });
         data.pooledInputGrad = call.scratch(adapterGrad, 'pooledInputGrad', { rows, width: groups });
         const grads: Record<string, DeviceTensor> = {
           outputGrad,
           pooledInput: call.input(adapterGrad, 'pooledInput', saved.u, { rows, width: groups }),
           adapterActivation: call.input(adapterGrad, 'adapterActivation', saved.v, { rows, width: adapter.rank }),
-          adapterWeights: call.input(adapterGrad, 'adapterWeights', weights, { rows: 1, width: weights.length }),
+          adapterWeights: call.packed(adapterGrad, 'adapterWeights', [adapter.a, adapter.b]),
           adapterActivationGrad: call.scratch(adapterGrad, 'adapterActivationGrad', { rows, width: adapter.rank }),
           pooledInputGrad: data.pooledInputGrad,
           adapterWeightGrads: weightGrads,

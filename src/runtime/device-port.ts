@@ -32,6 +32,12 @@ export interface DeviceCall {
   frozen(owner: object, layout: string, build: () => Float32Array | Uint32Array): DeviceTensor;
   /** Host values for a binding of `kernel` to read. */
   input(kernel: ManifestKernel, binding: string, values: ArrayLike<number>, shape: Activations): DeviceTensor;
+  /**
+   * Arrays packed back to back into one binding of `kernel` for it to read (adapterWeights: A
+   * then B) — packed where their newest values are, which for adapters an optimizer on the
+   * device updates is the device.
+   */
+  packed(kernel: ManifestKernel, binding: string, parts: readonly Floats[]): DeviceTensor;
   /** A host array for a binding of `kernel` to overwrite; it holds the results once the port hands it back. */
   output(kernel: ManifestKernel, binding: string, host: Floats, shape: Activations): DeviceTensor;
   /** Device-only scratch for a binding of `kernel`. */

@@ -25,10 +25,14 @@ export function packScalesAndZeros(weight: Pick<QuantizedWeight, 'scales' | 'zer
   return packed;
 }
 
-/** adapterWeights: A [L, r] then B [r, N], as float32. */
-export function packAdapterWeights(a: ArrayLike<number>, b: ArrayLike<number>, target = new Float32Array(a.length + b.length)): Float32Array {
-  for (let i = 0; i < a.length; i++) target[i] = a[i]!;
-  for (let i = 0; i < b.length; i++) target[a.length + i] = b[i]!;
+/** Arrays back to back, as float32: adapterWeights is A [L, r] then B [r, N]. */
+export function packParts(parts: readonly ArrayLike<number>[]): Float32Array {
+  const target = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    for (let i = 0; i < part.length; i++) target[offset + i] = part[i]!;
+    offset += part.length;
+  }
   return target;
 }
 

@@ -11,6 +11,7 @@ import type { StatsWording } from '../compiled-linear.ts';
 import type { Floats } from '../typescript/floats.ts';
 import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
 import { loadManifestKernels } from './manifest-launch.ts';
+import { packParts } from '../kernel-buffers.ts';
 import { bindingLayout } from './binding-layout.ts';
 import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
 import type { CudaKernelImage } from './kernels.ts';
@@ -98,6 +99,10 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
           encodeActivations(t.type as ActivationType, padded, host, rows * t.stride);
           t.buffer.upload(host);
           return tensor(t);
+        },
+        packed(kernel, name, parts) {
+          const values = packParts(parts);
+          return this.input(kernel, name, values, { rows: 1, width: values.length });
         },
         output(kernel, name, host: Floats, shape) {
           const t = tensorFor(kernel, name, shape);

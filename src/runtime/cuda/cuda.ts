@@ -44,6 +44,7 @@ interface CudaAddon {
   free(pointer: bigint): void;
   copyToDevice(pointer: bigint, source: ArrayBufferView): void;
   copyFromDevice(destination: ArrayBufferView, pointer: bigint): void;
+  copyOnDevice(destination: bigint, source: bigint, bytes: number): void;
   memset(pointer: bigint, byte: number, bytes: number): void;
   launch(fn: number, grid: readonly number[], block: readonly number[], sharedBytes: number, parameters: Uint8Array, offsets: Uint32Array): void;
   synchronize(): void;
@@ -96,6 +97,8 @@ export interface DeviceBuffer {
   upload(source: ArrayBufferView): void;
   download(destination: ArrayBufferView): void;
   fill(byte: number, bytes?: number): void;
+  /** this[offset … offset + bytes) = source[0 … bytes), on the device, in stream order. */
+  copyFrom(source: DeviceBuffer, bytes: number, offset?: number): void;
   free(): void;
 }
 
@@ -123,6 +126,10 @@ class NativeDeviceBuffer implements DeviceBuffer {
 
   fill(byte: number, bytes = this.bytes): void {
     this.driver.memset(this.pointer, byte, bytes);
+  }
+  copyFrom(source: DeviceBuffer, bytes: number, offset = 0): void {
+    if (offset + bytes > this.bytes || bytes > source.bytes) throw new RangeError(`copying ${bytes} bytes to offset ${offset} of a buffer of ${this.bytes} from one of ${source.bytes}`);
+    this.driver.copyOnDevice(this.pointer + BigInt(offset), source.pointer, bytes);
   }
 
   free(): void {

@@ -7,7 +7,7 @@
 // host sees values only through the ops' syncToHost.
 import type { DeviceCall, DeviceTensor } from '../device-port.ts';
 import type { DeviceBuffer, CudaDevicePort } from './cuda.ts';
-import { float32, type DeviceArrays, type Layout } from './device-arrays.ts';
+import { dense, float32, type DeviceArrays, type Layout } from './device-arrays.ts';
 import { bytesPerElement } from './host-data.ts';
 import { bindingLayout } from './binding-layout.ts';
 import type { CudaKernelImage } from './kernels.ts';
@@ -36,6 +36,20 @@ export function residentPort(driver: CudaDevicePort, images: readonly CudaKernel
           const layout = bindingLayout(kernel, name, shape);
           const host = values instanceof Float32Array ? values : Float32Array.from(values);
           return tensor({ buffer: arrays.read(host, layout), layout });
+        },
+        packed(kernel, name, parts) {
+          // Each part where its newest values are (an optimizer on the device keeps A and B
+          // there), copied into one temporary in order.
+          const length = parts.reduce((n, p) => n + p.length, 0);
+          const layout = bindingLayout(kernel, name, { rows: 1, width: length });
+          if (layout.encoding !== 'f32') throw new Error(`kernel ${kernel.kernel}: packed binding ${name} is ${layout.encoding}, not f32`);
+          const buffer = arrays.take(length * 4);
+          let offset = 0;
+          for (const part of parts) {
+            buffer.copyFrom(arrays.read(float32(part, name), dense(part.length)), part.length * 4, offset * 4);
+            offset += part.length;
+          }
+          return tensor({ buffer, layout });
         },
         output(kernel, name, host, shape) {
           const layout = bindingLayout(kernel, name, shape);

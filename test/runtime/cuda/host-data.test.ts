@@ -2,7 +2,7 @@
 // and GPTQ v1 qweight bit streams (3-bit codes straddle words).
 import { describe, expect, it } from 'vitest';
 import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
-import { kernelQweight, packAdapterWeights, packScalesAndZeros } from '../../../src/runtime/kernel-buffers.ts';
+import { kernelQweight, packParts, packScalesAndZeros } from '../../../src/runtime/kernel-buffers.ts';
 import { createRng } from '../../../src/reference/random.ts';
 
 describe('activation conversions', () => {
@@ -50,6 +50,6 @@ describe('GPTQ v1 qweight', () => {
 
   it('scales then zeros; A then B', () => {
     expect([...packScalesAndZeros({ scales: Float64Array.of(0.5, 2), zeros: Float64Array.of(7, 8.25) })]).toEqual([0.5, 2, 7, 8.25]);
-    expect([...packAdapterWeights([1, 2], [3])]).toEqual([1, 2, 3]);
+    expect([...packParts([[1, 2], [3]])]).toEqual([1, 2, 3]);
   });
 });

@@ -31,6 +31,7 @@ export class SimulatedDevice implements CudaDevicePort {
       upload: (source) => data.set(bytesOf(source)),
       download: (destination) => bytesOf(destination).set(data.subarray(0, destination.byteLength)),
       fill: (byte, count = bytes) => data.fill(byte, 0, count),
+      copyFrom: (source, count, offset = 0) => data.set(this.memory.get(source.pointer)!.subarray(0, count), offset),
       free: () => this.memory.delete(pointer),
     };
   }

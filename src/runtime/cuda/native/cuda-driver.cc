@@ -49,6 +49,7 @@ struct Driver {
   CUresult (*cuMemFree)(CUdeviceptr);
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void*, size_t);
   CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t);
+  CUresult (*cuMemcpyDtoD)(CUdeviceptr, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, void**);
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
@@ -105,7 +106,7 @@ void probe() {
         resolve(library, "cuCtxSynchronize", d.cuCtxSynchronize) && resolve(library, "cuModuleLoadData", d.cuModuleLoadData) &&
         resolve(library, "cuModuleGetFunction", d.cuModuleGetFunction) && resolve(library, "cuMemAlloc_v2", d.cuMemAlloc) &&
         resolve(library, "cuMemFree_v2", d.cuMemFree) && resolve(library, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD) &&
-        resolve(library, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH) && resolve(library, "cuMemsetD8_v2", d.cuMemsetD8) &&
+        resolve(library, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH) && resolve(library, "cuMemcpyDtoD_v2", d.cuMemcpyDtoD) && resolve(library, "cuMemsetD8_v2", d.cuMemsetD8) &&
         resolve(library, "cuLaunchKernel", d.cuLaunchKernel) && resolve(library, "cuFuncSetAttribute", d.cuFuncSetAttribute) && resolve(library, "cuGetErrorName", d.cuGetErrorName) &&
         resolve(library, "cuGetErrorString", d.cuGetErrorString))) {
     return;
@@ -260,6 +261,17 @@ Napi::Value CopyToDevice(const Napi::CallbackInfo& info) {
 }
 
 // copyFromDevice(destination: ArrayBufferView, pointer: bigint) — waits for the copy.
+// copyOnDevice(destination, source, bytes): ordered on the default stream with the launches.
+Napi::Value CopyOnDevice(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireDevice(env);
+  uint64_t destination = pointerOf(env, info[0], "destination");
+  uint64_t source = pointerOf(env, info[1], "source");
+  uint32_t bytes = indexOf(env, info[2], "bytes");
+  if (bytes > 0) check(env, state.driver.cuMemcpyDtoD(destination, source, bytes), "cuMemcpyDtoD");
+  return env.Undefined();
+}
+
 Napi::Value CopyFromDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireDevice(env);
@@ -337,6 +349,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("free", Napi::Function::New(env, Free));
   exports.Set("copyToDevice", Napi::Function::New(env, CopyToDevice));
   exports.Set("copyFromDevice", Napi::Function::New(env, CopyFromDevice));
+  exports.Set("copyOnDevice", Napi::Function::New(env, CopyOnDevice));
   exports.Set("memset", Napi::Function::New(env, Memset));
   exports.Set("launch", Napi::Function::New(env, Launch));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
