@@ -18,6 +18,7 @@ import type { residualAdd, syncToHost, zeroFill } from './typescript/residual.ts
 import type { rmsnormBackward, rmsnormForward } from './typescript/rmsnorm.ts';
 import type { ropeBackward, ropeForward } from './typescript/rope.ts';
 import type { swigluBackward, swigluForward } from './typescript/swiglu.ts';
+import type { AdamWOptions, Optimizer, OptimizerParameter } from './optimizer.ts';
 
 export interface SyncTrainingOps {
   /** Shown in benchmarks and errors: 'typescript', 'native-cpu', 'webgpu', … */
@@ -58,4 +59,6 @@ export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'>
 } & {
   /** A device backend's measurements so far (summary.json records them under `device`). */
   readonly deviceStats?: () => DeviceStats;
+  /** A device backend's AdamW, where the gradients are (the trainer's host AdamW otherwise). */
+  readonly adamw?: (parameters: readonly OptimizerParameter[], options: AdamWOptions) => Optimizer;
 };

@@ -8,37 +8,11 @@
 //   θ ← θ − lr · (m / (1−β1^t)) / (sqrt(v / (1−β2^t)) + ε)
 //
 // lr = schedule(t − 1): the schedule sees the 0-based index of the update, as HF's lambdas do.
-import type { Floats } from '../runtime/typescript/floats.ts';
+import type { AdamWOptions, Optimizer, OptimizerParameter, OptimizerState, Schedule, StepReport } from '../runtime/optimizer.ts';
 
-export interface OptimizerParameter {
-  readonly name: string;
-  readonly value: Floats;
-  readonly grad: Floats;
-}
+export type { AdamWOptions, Optimizer, OptimizerParameter, Schedule, StepReport } from '../runtime/optimizer.ts';
 
-/** Learning rate for the update with 0-based index `step`. */
-export type Schedule = (step: number) => number;
-
-export interface AdamWOptions {
-  readonly lr: number | Schedule;
-  readonly beta1?: number; // 0.9
-  readonly beta2?: number; // 0.999
-  readonly eps?: number; // 1e-8
-  readonly weightDecay?: number; // 0
-  /** Clip the global gradient norm to this; omit for no clipping (QA-LoRA paper: 0.3). */
-  readonly maxGradNorm?: number;
-}
-
-export interface StepReport {
-  /** 1-based count of updates done, this one included. */
-  readonly step: number;
-  readonly lr: number;
-  /** Global gradient norm before clipping. */
-  readonly gradNorm: number;
-  readonly clipped: boolean;
-}
-
-export class AdamW {
+export class AdamW implements Optimizer {
   private readonly m: Float64Array[];
   private readonly v: Float64Array[];
   private readonly options: Required<Omit<AdamWOptions, 'maxGradNorm'>> & { maxGradNorm: number | undefined };
@@ -64,7 +38,7 @@ export class AdamW {
     return { step: this.t, m: this.m, v: this.v };
   }
 
-  restore(state: { readonly step: number; readonly m: readonly ArrayLike<number>[]; readonly v: readonly ArrayLike<number>[] }): void {
+  restore(state: OptimizerState): void {
     if (state.m.length !== this.m.length || state.v.length !== this.v.length) throw new RangeError(`optimizer state has ${state.m.length} parameters, the optimizer ${this.m.length}`);
     state.m.forEach((m, i) => {
       if (m.length !== this.m[i].length || state.v[i].length !== this.v[i].length) throw new RangeError(`optimizer state of ${this.parameters[i].name} has the wrong size`);

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor, type SafetensorsFile } from '../export/safetensors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { firstNonFinite } from '../model/finite.ts';
-import type { AdamW } from './adamw.ts';
+import type { Optimizer } from '../runtime/optimizer.ts';
 import type { QaLoraModel } from './qalora-model.ts';
 import { adapterHash, legacyPlanHash, recordedSettings, settingChanges, type RecordedSettings } from './run-identity.ts';
 
@@ -45,7 +45,7 @@ export interface OpenedCheckpoint {
   readonly file: SafetensorsFile;
 }
 
-export function saveCheckpoint(path: string, plan: Plan, model: QaLoraModel, optimizer: AdamW, state: CheckpointState): void {
+export function saveCheckpoint(path: string, plan: Plan, model: QaLoraModel, optimizer: Optimizer, state: CheckpointState): void {
   const { m, v, step } = optimizer.state();
   if (step !== state.step) throw new Error(`optimizer is at step ${step}, the run at ${state.step}`);
   const tensors: NamedTensor[] = [];
@@ -104,7 +104,7 @@ function restoreAdapters(opened: OpenedCheckpoint, model: QaLoraModel): void {
 }
 
 /** Restores model and optimizer in place, to continue from `opened.step`. */
-export function restoreTraining(opened: OpenedCheckpoint, model: QaLoraModel, optimizer: AdamW): void {
+export function restoreTraining(opened: OpenedCheckpoint, model: QaLoraModel, optimizer: Optimizer): void {
   restoreAdapters(opened, model);
   const params = model.parameters();
   const m = params.map((p) => Float64Array.from(finiteTensor(opened.file, `${p.name}.adam_m`, opened.path).data));

@@ -237,10 +237,11 @@ export class QaLoraModel {
     ]);
   }
 
-  zeroGradients(): void {
+  /** Through the ops: a device backend may hold the gradients (an optimizer on the device never syncs them). */
+  async zeroGradients(): Promise<void> {
     for (const { adapter } of this.adapters()) {
-      adapter.gradA.fill(0);
-      adapter.gradB.fill(0);
+      await this.ops.zeroFill(adapter.gradA);
+      await this.ops.zeroFill(adapter.gradB);
     }
   }
 
@@ -317,11 +318,11 @@ export class QaLoraModel {
    * Gradients of the last forward's loss w.r.t. every A and B. They overwrite the previous
    * ones unless `accumulate` (gradient accumulation over micro-batches: scale the loss yourself).
    */
-  async backward(options: { accumulate?: boolean } = {}): Promise<void> {
+  async backward(options: { accumulate?: boolean; syncGradients?: boolean } = {}): Promise<void> {
     const batch = this.lastBatch;
     const acts = this.activations;
     if (batch === undefined || acts === undefined || batch.targets === undefined) throw new Error('backward needs a forward with targets');
-    if (!options.accumulate) this.zeroGradients();
+    if (!options.accumulate) await this.zeroGradients();
     const { arch, kvDim, rope, checkpoint, ops } = this;
     const { batchSize: B, seqLen: T } = batch;
     const rows = B * T;
@@ -374,7 +375,8 @@ export class QaLoraModel {
       await linear(p.v, a.projections.v, g.norm, g.v);
       await ops.rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
     }
-    await ops.syncToHost(this.parameters().map((p) => p.grad));
+    // An optimizer on the device reads the gradients where they are (syncGradients: false).
+    if (options.syncGradients ?? true) await ops.syncToHost(this.parameters().map((p) => p.grad));
   }
 
   private attentionShape(batch: number, seqLen: number): AttentionShape {

@@ -16,7 +16,7 @@ import { RANDOM_WEIGHT_STD, randomWeightCount, randomWeights } from '../model/ra
 import { modelTokenizerPath, readTokenizer } from '../model/read-tokenizer.ts';
 import type { Tokenizer } from '../model/tokenizer.ts';
 import type { Plan } from '../plan/plan.ts';
-import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Schedule } from './adamw.ts';
+import { AdamW, constantSchedule, cosineSchedule, linearSchedule, type Optimizer, type Schedule } from './adamw.ts';
 import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type OpenedCheckpoint, type ScheduleRecord } from './checkpoint.ts';
 import { alpacaDataset, DataError, textDataset, type Dataset } from './data.ts';
 import { gptqCacheKey, readGptqCache, writeGptqCache } from './gptq-cache.ts';
@@ -265,11 +265,18 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
   } else if (existsSync(checkpointPath)) {
     throw new TrainingError(`${out} already holds a run (${checkpointPath}): continue it with --resume, or choose another --out`);
   }
-  const optimizer = new AdamW(model.parameters(), {
+  const adamwOptions = {
     lr: scheduleFunction(schedule),
     beta1: Number(settings.beta1), beta2: Number(settings.beta2), eps: Number(settings.eps),
     weightDecay: Number(settings.weight_decay), maxGradNorm: Number(settings.max_grad_norm),
-  });
+  };
+  // A device backend's AdamW keeps adapters, gradients and moments where the backward left them.
+  const optimizer: Optimizer = model.ops.adamw?.(model.parameters(), adamwOptions) ?? new AdamW(model.parameters(), adamwOptions);
+  const onDevice = optimizer.onDevice === true;
+  /** The adapters (and their gradients) back on the host, for checks and checkpoints. */
+  const syncAdapters = async (grads: boolean) => {
+    if (onDevice) await model.ops.syncToHost(model.parameters().flatMap((p) => (grads ? [p.value, p.grad] : [p.value])));
+  };
 
   let checkpointStep: number | null = null;
   const kept = () => checkpointStep === null ? 'no checkpoint has been written yet' : `the checkpoint of step ${checkpointStep} (${checkpointPath}) is kept`;
@@ -297,13 +304,25 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
       const draw = step * accumulation + micro;
       const batch = dataset.batch(stepSeed(seed, draw, 'batch'), batchSize, seqLen);
       const microLoss = await model.forward(batch, { training: true, dropoutSeed: stepSeed(seed, draw, 'dropout') });
-      if (!Number.isFinite(microLoss)) checkFinite(model, step + 1, microLoss, kept());
-      await model.backward({ accumulate: micro > 0 });
+      if (!Number.isFinite(microLoss)) {
+        await syncAdapters(false);
+        checkFinite(model, step + 1, microLoss, kept());
+      }
+      // Accumulated micro-batches are averaged on the host, so then the gradients come back.
+      await model.backward({ accumulate: micro > 0, syncGradients: !onDevice || accumulation > 1 });
       loss += microLoss / accumulation;
     }
     if (accumulation > 1) for (const p of model.parameters()) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= accumulation;
-    checkFinite(model, step + 1, loss, kept());
-    const report = optimizer.step();
+    if (onDevice && accumulation === 1) {
+      // A finite norm means every gradient is finite: the host scan is needed only to name the one that is not.
+      if (!Number.isFinite(await optimizer.gradNorm())) {
+        await syncAdapters(true);
+        checkFinite(model, step + 1, loss, kept());
+      }
+    } else {
+      checkFinite(model, step + 1, loss, kept());
+    }
+    const report = await optimizer.step();
     step = report.step;
     const seconds = (performance.now() - stepStarted) / 1000;
     let record: StepRecord = { step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds };
@@ -316,6 +335,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     if (step % checkpointEvery === 0 || step === steps) {
       // An update can overflow to Infinity with a finite loss and gradient: such adapters must
       // not replace the last good checkpoint.
+      await syncAdapters(false);
       const broken = model.parameters().find((p) => firstNonFinite(p.value) >= 0);
       if (broken) throw new TrainingError(`the update of step ${step} made adapter ${broken.name} non-finite (learning rate ${report.lr.toExponential(2)}); stopping; ${kept()}`);
       saveCheckpoint(checkpointPath, plan, model, optimizer, { step, seed, schedule, evalLossBefore, ...(randomWeightsSeed !== undefined ? { randomWeightsSeed } : {}) });

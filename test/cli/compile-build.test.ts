@@ -24,7 +24,8 @@ function compile(out: string, ...args: string[]) {
 it('says how far nvcc has got, and how much came from the cache', () => {
   const cold = compile('cold');
   expect(cold.status, cold.stderr).toBe(0);
-  const fatbins = readdirSync(join(work, 'cold', 'cuda')).filter((f) => f.endsWith('.fatbin')).length;
+  // The linear kernels' fatbins sit in cuda/, the model ops' in cuda/ops/.
+  const fatbins = readdirSync(join(work, 'cold', 'cuda'), { recursive: true }).filter((f) => String(f).endsWith('.fatbin')).length;
   expect(fatbins).toBeGreaterThan(10);
   expect(cold.stderr).toContain(`nvcc: building ${fatbins} fatbins (each kernel for each architecture),`);
   expect(cold.stderr).toContain('--no-build skips this');

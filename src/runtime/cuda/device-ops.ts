@@ -23,6 +23,7 @@ import { dense, DeviceArrays, float32, type Converter, type Layout } from './dev
 import type { CudaKernelSet } from './kernels.ts';
 import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
+import { DeviceAdamW } from './device-adamw.ts';
 
 export interface DeviceOps extends TrainingOps {
   readonly stats: CompiledLinearStats;
@@ -134,6 +135,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     ...linear,
     launches: () => ops.launches() + port.launches(),
     deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: ops.launches() + port.launches() }),
+    adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize()),
 
     embeddingForward(out, tokens, table, count, channels) {
       checkLength('embedding output', out, count * channels);

@@ -1,8 +1,8 @@
 // The cuda backend with every op on the device, on the simulated device (./simulated-model-ops.ts)
 // standing in for the GPU: two training steps of stories260K (4-bit, group 16 / 43, rank 4,
 // batch 2 × 16) give the cpu backend's losses to bf16 rounding, with every op a kernel launch —
-// the linear layers on their compiled kernels, the rest on the model-op kernels — and the
-// values kept on the device between ops (the host syncs only what the model hands out).
+// the linear layers on their compiled kernels, the rest on the model-op kernels, AdamW too — and
+// the values kept on the device between ops (the host syncs only what the model hands out).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -39,9 +39,9 @@ train {
 }
 `);
 
-async function losses(ops: TrainingOps, name: string, plan: Parameters<typeof train>[0]['plan']): Promise<number[]> {
+async function losses(ops: TrainingOps, name: string, plan: Parameters<typeof train>[0]['plan'], more: { steps?: number; resume?: boolean } = {}): Promise<number[]> {
   const out = join(dir, name);
-  await train({ plan, specDir: dir, out, evalBatches: 1, ops });
+  await train({ plan, specDir: dir, out, evalBatches: 1, ops, ...more });
   return readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { loss: number }).loss);
 }
 
@@ -54,7 +54,8 @@ describe('cuda backend, every op on the (simulated) device', () => {
     const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
     const device = new SimulatedModelOpDevice(linear, manifest.modelOps);
     const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-    const ops = deviceOps(device, { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+    const kernels = { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) };
+    const ops = deviceOps(device, kernels, cpuBackend().ops, 'bf16');
     const gpu = await losses(ops, 'cuda', plan);
     const cpu = await losses(cpuBackend().ops, 'cpu', plan);
     console.log(`losses on the simulated device ${gpu.map((l) => l.toFixed(5)).join(', ')}, cpu ${cpu.map((l) => l.toFixed(5)).join(', ')}; ${describeDeviceOps(ops)}`);
@@ -65,9 +66,14 @@ describe('cuda backend, every op on the (simulated) device', () => {
     const { device: measured } = JSON.parse(readFileSync(join(dir, 'cuda', 'summary.json'), 'utf8')) as { device: { peakBytes: number; launches: number } };
     expect(measured.peakBytes).toBeGreaterThan(1e5);
     expect(measured.launches).toBe(ops.launches());
+    // A new process resumes from the checkpoint: adapters and AdamW's moments go back to a fresh device.
+    const resumed = await losses(deviceOps(new SimulatedModelOpDevice(linear, manifest.modelOps), kernels, cpuBackend().ops, 'bf16'), 'cuda', plan, { steps: 3, resume: true });
+    const cpuResumed = await losses(cpuBackend().ops, 'cpu', plan, { steps: 3, resume: true });
+    expect(resumed).toHaveLength(3);
+    expect(Math.abs(resumed[2]! - cpuResumed[2]!) / cpuResumed[2]!).toBeLessThan(5e-3);
     const launched = new Set(device.modelOpLaunches);
     for (const op of ['embedding.forward', 'rmsnorm.forward', 'rmsnorm.backward', 'rope.forward', 'rope.backward', 'attention.forward', 'attention.backward_dq',
       'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'lm_head.forward', 'lm_head.backward', 'cross_entropy.forward',
-      'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation']) expect(launched, op).toContain(op);
+      'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step']) expect(launched, op).toContain(op);
   }, 120_000);
 });

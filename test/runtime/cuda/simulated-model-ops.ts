@@ -172,6 +172,32 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         }
         return;
       }
+      case 'sum_squares.partials': {
+        const partials = f32('partials'), x = f32('x');
+        partials.fill(0, 0, c('BLOCKS'));
+        for (let i = 0; i < scalar('count'); i++) partials[0] += x[i]! * x[i]!;
+        return;
+      }
+      case 'sum_squares.finish': {
+        const partials = f32('partials');
+        let sum = 0;
+        for (let b = 0; b < c('BLOCKS'); b++) sum += partials[b]!;
+        f32('sum')[0] += sum;
+        return;
+      }
+      case 'adamw.step': {
+        const value = f32('value'), grad = f32('grad'), m = f32('m'), v = f32('v'), sumSquares = bytes('sumSquares');
+        const lr = scalar('lr'), beta1 = scalar('beta1'), beta2 = scalar('beta2'), eps = scalar('eps'), step = scalar('step');
+        const clip = sumSquares === undefined ? 1 : Math.min(1, scalar('maxGradNorm') / (Math.sqrt(new Float32Array(sumSquares.buffer)[0]!) + 1e-6));
+        const c1 = 1 - beta1 ** step, c2 = 1 - beta2 ** step, decay = 1 - lr * scalar('weightDecay');
+        for (let i = 0; i < scalar('count'); i++) {
+          const g = grad[i]! * clip;
+          m[i] = beta1 * m[i]! + (1 - beta1) * g;
+          v[i] = beta2 * v[i]! + (1 - beta2) * g * g;
+          value[i] = value[i]! * decay - lr * (m[i]! / c1) / (Math.sqrt(v[i]! / c2) + eps);
+        }
+        return;
+      }
       default:
         throw new Error(`the simulated device has no model op ${kernel.op}.${entry.name}`);
     }
