@@ -223,6 +223,12 @@ template <typename Pair>
 __device__ __forceinline__ uint32_t activationPairBits(Pair pair) { return *reinterpret_cast<const uint32_t*>(&pair); }
 __device__ __forceinline__ uint32_t activationPairBits(float low, float high) { return activationPairBits(activationPair(Activation{}, low, high)); }
 #endif  // QALC_WGMMA
+#if QALC_WGMMA
+
+// A chunk's parity as a type: the pipelined body indexes its two register sets at compile time.
+template <uint32_t Parity>
+struct ChunkParity { static constexpr uint32_t value = Parity; };
+#endif
 
 }  // namespace qalc_forward_k64_n64_b4_g16_qalora_r4_mean_bf16
 
@@ -355,7 +361,18 @@ extern "C" __global__ void __launch_bounds__(TC_ACTIVATION_THREADS) forward_k64_
     if (token < tokens) {
       const uint32_t groupEnd = group * GROUP_SIZE + GROUP_SIZE < IN_FEATURES ? group * GROUP_SIZE + GROUP_SIZE : IN_FEATURES;
       float sum = 0.0f;
-      for (uint32_t inputColumn = group * GROUP_SIZE; inputColumn < groupEnd; ++inputColumn) sum += activationToFloat(input[token * IN_FEATURES + inputColumn]);
+      if constexpr (GROUP_SIZE % 8u == 0u && IN_FEATURES % 8u == 0u && sizeof(Activation) == 2u) {
+        // 16-byte loads of 8 inputs (a group's segments are whole), summed in the same order: at
+        // one 2-byte load an input the prologue kept L1 90 % busy (45 us at 4096 x 11008, T = 4096).
+        for (uint32_t inputColumn = group * GROUP_SIZE; inputColumn < groupEnd; inputColumn += 8u) {
+          const uint4 segment = __ldg(reinterpret_cast<const uint4*>(&input[token * IN_FEATURES + inputColumn]));
+          const Activation* values = reinterpret_cast<const Activation*>(&segment);
+#pragma unroll
+          for (uint32_t i = 0u; i < 8u; ++i) sum += activationToFloat(values[i]);
+        }
+      } else {
+        for (uint32_t inputColumn = group * GROUP_SIZE; inputColumn < groupEnd; ++inputColumn) sum += activationToFloat(input[token * IN_FEATURES + inputColumn]);
+      }
       const float pooledInputValue = POOLING_FACTOR * sum;
       pooledInput[token * GROUPS + group] = activationFromFloat(pooledInputValue);
       droppedInput = pooledInputValue;
@@ -407,15 +424,19 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
     unsigned tokens,
     float adapterScale) {
 #if QALC_WGMMA
-  // Pipelined wgmma body (v7), blocks of 128 tokens x 256 outputs: one chunk index over the
-  // weight's groups' chunks and then the adapter's. Chunk c's wgmma (two warpgroups,
-  // m64n256k16 each) runs while the threads store chunk c + 1's x tile (loaded into registers
-  // during chunk c - 1) and dequantize its W-hat tile (from words loaded during chunk c - 1) into
-  // the free stages, then load chunk c + 2's x segments and words into registers; one barrier a
-  // chunk. x goes through registers, not cp.async, so 2 x stages still run two chunks ahead and
-  // both 256-column W-hat stages fit beside them in 48 KB. The accumulators go straight from
-  // registers to y (no shared accumulator tile).
-  static_assert(TC_THREADS == TC_BLOCK_COLUMNS, "a thread dequantizes one column of the W-hat tile");
+  // Pipelined wgmma body (v7), blocks of TC_BLOCK_ROWS tokens x TC_BLOCK_COLUMNS outputs: one
+  // chunk index over the weight's groups' chunks and then the adapter's. Chunk c's wgmma (two
+  // warpgroups, m64nNk16 each) runs while the threads first issue the loads of chunk c + 2's x
+  // segments and packed words into registers, then store chunk c + 1's x tile and dequantize
+  // its W-hat tile (both from registers loaded during chunk c - 1) into the free stages; one
+  // barrier a chunk. Two register sets (chunk parity) keep the loads a whole chunk ahead of
+  // their use (at v7's first cut the loads of c + 2 came after the stores of c + 1 and ptxas
+  // sank them past the wgmma wait: the x stores waited on them, 28 % of the stall samples).
+  // x goes through registers, not cp.async, so 2 x stages suffice and the W-hat stages fit
+  // beside them in 48 KB; a warp's x loads are whole 32-byte sectors (v6's cp.async rows of
+  // 64 bytes were 8 L2 requests a warp, L2 tag lookups 76 % busy). The accumulators go straight
+  // from registers to y (no shared accumulator tile).
+  static_assert(TC_THREADS % TC_BLOCK_COLUMNS == 0u, "the W-hat tile's columns divide the threads");
   __shared__ __align__(128) Activation inputTiles[TC_INPUT_STAGES][TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
   __shared__ __align__(128) Activation weightTiles[TC_WEIGHT_STAGES][TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
@@ -424,15 +445,20 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
   const uint32_t thread = threadIdx.x;
   const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
   const uint32_t firstColumn = blockIdx.x * TC_BLOCK_COLUMNS;
-  const uint32_t outputColumn = firstColumn + thread;
+  // The W-hat column this thread dequantizes, and the first of its 8-input blocks.
+  const uint32_t dequantizeColumn = thread % TC_BLOCK_COLUMNS;
+  const uint32_t firstBlock = thread / TC_BLOCK_COLUMNS;
+  const uint32_t outputColumn = firstColumn + dequantizeColumn;
   const bool columnInRange = outputColumn < OUT_FEATURES;
   constexpr uint32_t WEIGHT_CHUNKS = GROUPS * TC_CHUNKS_PER_GROUP;
   constexpr uint32_t CHUNKS = WEIGHT_CHUNKS + TC_ADAPTER_CHUNKS;
   // 16-byte segments (8 inputs, one core-matrix row) of a row of the x tile, and per thread.
   constexpr uint32_t SEGMENTS_PER_ROW = TC_REDUCE_CHUNK / 8u;
   constexpr uint32_t SEGMENTS_PER_THREAD = (TC_BLOCK_ROWS * SEGMENTS_PER_ROW + TC_THREADS - 1u) / TC_THREADS;
-  // 8-input blocks of the thread's W-hat column (each one 16-byte core-matrix row).
-  constexpr uint32_t BLOCKS_PER_THREAD = TC_REDUCE_CHUNK / 8u;
+  // 8-input blocks of the thread's W-hat column (each one 16-byte core-matrix row), their words.
+  constexpr uint32_t BLOCK_STRIDE = TC_THREADS / TC_BLOCK_COLUMNS;
+  constexpr uint32_t BLOCKS_PER_THREAD = (TC_REDUCE_CHUNK / 8u + BLOCK_STRIDE - 1u) / BLOCK_STRIDE;
+  constexpr uint32_t WORDS_PER_BLOCK = BITS == 8u ? 2u : 1u;
   float accumulators[128];
 #pragma unroll
   for (uint32_t i = 0u; i < 128u; ++i) accumulators[i] = 0.0f;
@@ -442,23 +468,30 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
   // bytes, no bank conflict) and a warp reads whole 32-byte sectors of x.
   auto segmentRow = [](uint32_t segment) { return (segment / (8u * SEGMENTS_PER_ROW)) * 8u + segment % 8u; };
   auto segmentOffset = [](uint32_t segment) { return ((segment / 8u) % SEGMENTS_PER_ROW) * 8u; };
-  // x segments of chunk c (v for the adapter's chunks) in registers; zeros outside the group, K, T
-  // and RANK. A weight chunk's segment is wholly inside [chunkStart, groupEnd) and K or wholly outside.
-  uint4 inputSegments[SEGMENTS_PER_THREAD];
-  auto loadInput = [&](uint32_t chunk) {
-    if (chunk >= CHUNKS) return;
+  // Register set `parity` holds chunk c's (c % 2 == parity) x segments (v for the adapter's
+  // chunks), packed words and the column's group scale and zero; zeros outside the group, K, N,
+  // T, RANK and the chunks.
+  uint4 inputSegments[2][SEGMENTS_PER_THREAD];
+  uint32_t codeWords[2][BLOCKS_PER_THREAD * WORDS_PER_BLOCK];
+  float codeScales[2], codeZeros[2];
+  auto load = [&](auto parity, uint32_t chunk) {
+    constexpr uint32_t set = decltype(parity)::value;
 #pragma unroll
-    for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) {
-      const uint32_t segment = thread + i * TC_THREADS;
-      const uint32_t row = segmentRow(segment);
-      const uint32_t offset = segmentOffset(segment);
-      const uint32_t token = firstToken + row;
-      inputSegments[i] = make_uint4(0u, 0u, 0u, 0u);
-      if (TC_BLOCK_ROWS * SEGMENTS_PER_ROW % TC_THREADS != 0u && segment >= TC_BLOCK_ROWS * SEGMENTS_PER_ROW) continue;
-      if (chunk >= WEIGHT_CHUNKS) {
-        // v (T x RANK, Activation), rank chunk chunk - WEIGHT_CHUNKS, element by element (RANK
-        // need not be a multiple of 8); two chunks of the loop.
-        const uint32_t firstRank = (chunk - WEIGHT_CHUNKS) * TC_REDUCE_CHUNK + offset;
+    for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) inputSegments[set][i] = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+    for (uint32_t i = 0u; i < BLOCKS_PER_THREAD * WORDS_PER_BLOCK; ++i) codeWords[set][i] = 0u;
+    codeScales[set] = 0.0f;
+    codeZeros[set] = 0.0f;
+    if (chunk >= CHUNKS) return;
+    if (chunk >= WEIGHT_CHUNKS) {
+      // v (T x RANK, Activation), rank chunk chunk - WEIGHT_CHUNKS, element by element (RANK
+      // need not be a multiple of 8); two chunks of the loop.
+#pragma unroll
+      for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) {
+        const uint32_t segment = thread + i * TC_THREADS;
+        if (TC_BLOCK_ROWS * SEGMENTS_PER_ROW % TC_THREADS != 0u && segment >= TC_BLOCK_ROWS * SEGMENTS_PER_ROW) continue;
+        const uint32_t token = firstToken + segmentRow(segment);
+        const uint32_t firstRank = (chunk - WEIGHT_CHUNKS) * TC_REDUCE_CHUNK + segmentOffset(segment);
         uint32_t packed[4];
 #pragma unroll
         for (uint32_t pair = 0u; pair < 4u; ++pair) {
@@ -467,54 +500,53 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
           const Activation high = token < tokens && rankIndex + 1u < RANK ? adapterActivation[token * RANK + rankIndex + 1u] : activationFromFloat(0.0f);
           packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(low)) | (static_cast<uint32_t>(__bfloat16_as_ushort(high)) << 16);
         }
-        inputSegments[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
-        continue;
+        inputSegments[set][i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
       }
-      const uint32_t groupStart = (chunk / TC_CHUNKS_PER_GROUP) * GROUP_SIZE;
-      const uint32_t inputColumn = groupStart + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK + offset;
+      return;
+    }
+    const uint32_t group = chunk / TC_CHUNKS_PER_GROUP;
+    const uint32_t groupStart = group * GROUP_SIZE;
+    const uint32_t chunkStart = groupStart + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK;
+    // A weight chunk's segment is wholly inside [chunkStart, groupEnd) and K or wholly outside.
+#pragma unroll
+    for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) {
+      const uint32_t segment = thread + i * TC_THREADS;
+      if (TC_BLOCK_ROWS * SEGMENTS_PER_ROW % TC_THREADS != 0u && segment >= TC_BLOCK_ROWS * SEGMENTS_PER_ROW) continue;
+      const uint32_t token = firstToken + segmentRow(segment);
+      const uint32_t inputColumn = chunkStart + segmentOffset(segment);
       if (token < tokens && inputColumn < groupStart + GROUP_SIZE && inputColumn < IN_FEATURES) {
-        inputSegments[i] = __ldg(reinterpret_cast<const uint4*>(&input[token * IN_FEATURES + inputColumn]));
+        inputSegments[set][i] = __ldg(reinterpret_cast<const uint4*>(&input[token * IN_FEATURES + inputColumn]));
+      }
+    }
+    if (!columnInRange) return;
+    codeScales[set] = __ldg(&groupScales[group * OUT_FEATURES + outputColumn]);
+    codeZeros[set] = __ldg(&groupZeros[group * OUT_FEATURES + outputColumn]);
+#pragma unroll
+    for (uint32_t i = 0u; i < BLOCKS_PER_THREAD; ++i) {
+      const uint32_t firstRow = chunkStart + (firstBlock + i * BLOCK_STRIDE) * 8u;
+      if (firstBlock + i * BLOCK_STRIDE >= TC_REDUCE_CHUNK / 8u || firstRow >= groupStart + GROUP_SIZE) continue;
+      const uint32_t firstBit = firstRow * BITS;
+#pragma unroll
+      for (uint32_t word = 0u; word < WORDS_PER_BLOCK; ++word) {
+        codeWords[set][i * WORDS_PER_BLOCK + word] = __ldg(&qweight[(firstBit / 32u + word) * OUT_FEATURES + outputColumn]) >> (firstBit % 32u);
       }
     }
   };
-  auto storeInput = [&](uint32_t chunk) {
+  auto storeInput = [&](auto parity, uint32_t chunk) {
+    constexpr uint32_t set = decltype(parity)::value;
     Activation* tile = inputTiles[chunk % TC_INPUT_STAGES];
 #pragma unroll
     for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) {
       const uint32_t segment = thread + i * TC_THREADS;
       if (TC_BLOCK_ROWS * SEGMENTS_PER_ROW % TC_THREADS != 0u && segment >= TC_BLOCK_ROWS * SEGMENTS_PER_ROW) continue;
-      *reinterpret_cast<uint4*>(&tile[coreMatrixIndex(segmentRow(segment), segmentOffset(segment))]) = inputSegments[i];
-    }
-  };
-  // The packed word(s) of 8 consecutive inputs of column outputColumn for each of the thread's
-  // blocks, and the column's group scale and -scale * zero; zeros past the group, N and the
-  // weight's chunks.
-  uint64_t codeBits[BLOCKS_PER_THREAD];
-  float codeScale = 0.0f, codeOffset = 0.0f;
-  auto loadCodes = [&](uint32_t chunk) {
-    const uint32_t group = chunk / TC_CHUNKS_PER_GROUP;
-    const bool chunkInRange = chunk < WEIGHT_CHUNKS && columnInRange;
-    codeScale = 0.0f;
-    codeOffset = 0.0f;
-    if (chunkInRange) {
-      codeScale = __ldg(&groupScales[group * OUT_FEATURES + outputColumn]);
-      codeOffset = __ldg(&groupZeros[group * OUT_FEATURES + outputColumn]);
-    }
-#pragma unroll
-    for (uint32_t block = 0u; block < BLOCKS_PER_THREAD; ++block) {
-      const uint32_t firstRow = group * GROUP_SIZE + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK + block * 8u;
-      codeBits[block] = 0u;
-      if (chunkInRange && firstRow < group * GROUP_SIZE + GROUP_SIZE) {
-        const uint32_t firstBit = firstRow * BITS;
-        codeBits[block] = __ldg(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]) >> (firstBit % 32u);
-        if constexpr (BITS == 8u) codeBits[block] |= static_cast<uint64_t>(__ldg(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn])) << 32;
-      }
+      *reinterpret_cast<uint4*>(&tile[coreMatrixIndex(segmentRow(segment), segmentOffset(segment))]) = inputSegments[set][i];
     }
   };
   // W-hat tile of chunk c, K-major: 8 consecutive inputs of the thread's column as one 16-byte
   // core-matrix row, s * q - s * z by one fma a weight and two to Activation by one conversion;
   // the adapter's chunks stage adapterScale * B instead.
-  auto dequantize = [&](uint32_t chunk) {
+  auto dequantize = [&](auto parity, uint32_t chunk) {
+    constexpr uint32_t set = decltype(parity)::value;
     Activation* tile = weightTiles[chunk % TC_WEIGHT_STAGES];
     if (chunk >= WEIGHT_CHUNKS) {
       for (uint32_t element = thread; element < TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK; element += TC_THREADS) {
@@ -527,51 +559,59 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
       }
       return;
     }
-    const float scaledZero = -codeScale * codeOffset;
+    const float scale = codeScales[set];
+    const float scaledZero = -scale * codeZeros[set];
 #pragma unroll
-    for (uint32_t block = 0u; block < BLOCKS_PER_THREAD; ++block) {
+    for (uint32_t i = 0u; i < BLOCKS_PER_THREAD; ++i) {
+      const uint32_t block = firstBlock + i * BLOCK_STRIDE;
+      if ((TC_REDUCE_CHUNK / 8u) % BLOCK_STRIDE != 0u && block >= TC_REDUCE_CHUNK / 8u) continue;
+      const uint64_t bits = WORDS_PER_BLOCK == 1u ? codeWords[set][i * WORDS_PER_BLOCK]
+          : codeWords[set][i * WORDS_PER_BLOCK] | (static_cast<uint64_t>(codeWords[set][i * WORDS_PER_BLOCK + WORDS_PER_BLOCK - 1u]) << 32);
       uint32_t packed[4];
 #pragma unroll
       for (uint32_t pair = 0u; pair < 4u; ++pair) {
-        const float first = fmaf(codeScale, codeToFloat(static_cast<uint32_t>(codeBits[block] >> (pair * 2u * BITS)) & CODE_MASK), scaledZero);
-        const float second = fmaf(codeScale, codeToFloat(static_cast<uint32_t>(codeBits[block] >> ((pair * 2u + 1u) * BITS)) & CODE_MASK), scaledZero);
+        const float first = fmaf(scale, codeToFloat(static_cast<uint32_t>(bits >> (pair * 2u * BITS)) & CODE_MASK), scaledZero);
+        const float second = fmaf(scale, codeToFloat(static_cast<uint32_t>(bits >> ((pair * 2u + 1u) * BITS)) & CODE_MASK), scaledZero);
         packed[pair] = activationPairBits(first, second);
       }
-      // A block past the group (codeBits 0) stages 0, not -s * z.
+      // A block past the group (no words loaded) stages 0, not -s * z.
       if (GROUP_SIZE % TC_REDUCE_CHUNK != 0u && (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK + block * 8u >= GROUP_SIZE) packed[0] = packed[1] = packed[2] = packed[3] = 0u;
-      *reinterpret_cast<uint4*>(&tile[coreMatrixIndex(thread, block * 8u)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      *reinterpret_cast<uint4*>(&tile[coreMatrixIndex(dequantizeColumn, block * 8u)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     }
   };
-
-  loadInput(0u);
-  loadCodes(0u);
-  storeInput(0u);
-  dequantize(0u);
-  loadInput(1u);
-  loadCodes(1u);
-  fenceSharedForAsyncProxy();
-  __syncthreads();
-  for (uint32_t chunk = 0u; chunk < CHUNKS; ++chunk) {
+  // Chunk c of the loop, c % 2 == parity (a compile-time register-set index).
+  auto step = [&](auto parity, uint32_t chunk) {
+    constexpr ChunkParity<1u - decltype(parity)::value> next{};
     warpgroupArrive();
     fenceAccumulators(accumulators);
     // Warpgroup w's A: its 64 rows, 64 * TC_REDUCE_CHUNK contiguous elements of the x tile.
     const Activation* inputTile = &inputTiles[chunk % TC_INPUT_STAGES][(thread / 128u) * 64u * TC_REDUCE_CHUNK];
     const Activation* weightTile = weightTiles[chunk % TC_WEIGHT_STAGES];
 #pragma unroll
-    for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
-      warpgroupMma(accumulators, sharedMatrixDescriptor(&inputTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
+    for (uint32_t k = 0u; k < TC_REDUCE_CHUNK / WGMMA_K; ++k) {
+      warpgroupMma(accumulators, sharedMatrixDescriptor(&inputTile[k * 2u * 64u]), sharedMatrixDescriptor(&weightTile[k * 2u * 64u]));
     }
     warpgroupCommit();
+    load(parity, chunk + 2u);  // into the set chunk c's data left (stored during chunk c - 1)
     if (chunk + 1u < CHUNKS) {
-      storeInput(chunk + 1u);
-      dequantize(chunk + 1u);
+      storeInput(next, chunk + 1u);
+      dequantize(next, chunk + 1u);
     }
-    loadInput(chunk + 2u);
-    loadCodes(chunk + 2u);
     warpgroupWait<0>();
     fenceAccumulators(accumulators);
     fenceSharedForAsyncProxy();
     __syncthreads();
+  };
+
+  load(ChunkParity<0u>{}, 0u);
+  load(ChunkParity<1u>{}, 1u);
+  storeInput(ChunkParity<0u>{}, 0u);
+  dequantize(ChunkParity<0u>{}, 0u);
+  fenceSharedForAsyncProxy();
+  __syncthreads();
+  for (uint32_t chunk = 0u; chunk < CHUNKS; chunk += 2u) {
+    step(ChunkParity<0u>{}, chunk);
+    if (chunk + 1u < CHUNKS) step(ChunkParity<1u>{}, chunk + 1u);
   }
 
   // Epilogue from registers (wgmma's layout, see warpgroupMma): warp w of warpgroup g holds rows
