@@ -14,9 +14,9 @@
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [8, 64], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 64]
 //   portable tiles: 16 tokens x 16 outputs, reduction chunks of 16 (1 per group, never crossing one)
-//   tensor cores for T >= 64: 128 x 256 blocks, 4 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 16 (1 per group)
+//   tensor cores for T >= 64: 128 x 128 blocks, 4 x 2 warps of 2 x 2 fragments 16x16x16 (mma.sync via nvcuda::wmma), reduction chunks of 16 (1 per group)
 //     activation tile staged by cp.async, 41216 bytes of shared memory
-//   sm_90a: wgmma.mma_async m64n256k16 instead (2 warpgroups a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 256 B along M/N), 24576 bytes of shared memory;
+//   sm_90a: wgmma.mma_async m64n128k16 instead (2 warpgroups a block), x and W-hat tiles K-major core matrices, no swizzle (descriptor LBO 128 B along K, SBO 256 B along M/N), 20480 bytes of shared memory;
 //     sm_80 and the compute_90 PTX keep mma.sync (the same kernel, one body per target)
 //   fused: pooled input summed from the x tiles already loaded (factor 0.0625), saved as pooledInput
 //   adapter: portable and decode paths accumulate v = drop(u) * A per group and add adapterScale * v * B; tensor cores: u and v once per token (prologue kernel), then 1 more reduction chunk(s) of [x | v] . [W-hat ; adapterScale * B]; v saved as adapterActivation
@@ -37,7 +37,7 @@
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
 //   forward: forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward, block (16, 16, 1), grid (ceil(64 / 16), ceil(T / 16), 1), T <= 63
-//   forward: forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forwardTensorCore, block (256, 1, 1), grid (ceil(64 / 256), ceil(T / 128), 1), T >= 64
+//   forward: forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forwardTensorCore, block (256, 1, 1), grid (ceil(64 / 128), ceil(T / 128), 1), T >= 64
 //   host launchers: forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward__launch
 
 #include <cstdint>
@@ -72,7 +72,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t CHUNKS_PER_GROUP = 1u;
 [[maybe_unused]] constexpr uint32_t TC_MIN_TOKENS = 64u;
 [[maybe_unused]] constexpr uint32_t TC_BLOCK_ROWS = 128u;
-[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 256u;
+[[maybe_unused]] constexpr uint32_t TC_BLOCK_COLUMNS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_REDUCE_CHUNK = 16u;
 [[maybe_unused]] constexpr uint32_t TC_CHUNKS_PER_GROUP = 1u;
 [[maybe_unused]] constexpr uint32_t TC_WARPS_ALONG_ROWS = 4u;
@@ -86,15 +86,15 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_TOKENS = 8u;
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
-[[maybe_unused]] constexpr uint32_t WGMMA_N = 256u;
+[[maybe_unused]] constexpr uint32_t WGMMA_N = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_K = 16u;
 [[maybe_unused]] constexpr uint32_t WGMMA_LEADING_BYTE_OFFSET = 128u;
 [[maybe_unused]] constexpr uint32_t WGMMA_STRIDE_BYTE_OFFSET = 256u;
 [[maybe_unused]] constexpr uint32_t WGMMA_WARPGROUPS = 2u;
 [[maybe_unused]] constexpr uint32_t WGMMA_ACCUMULATOR_PAD = 4u;
-[[maybe_unused]] constexpr uint32_t TC_INPUT_STAGES = 2u;
+[[maybe_unused]] constexpr uint32_t TC_INPUT_STAGES = 3u;
 [[maybe_unused]] constexpr uint32_t TC_WEIGHT_STAGES = 2u;
-[[maybe_unused]] constexpr uint32_t TC_GRID_COLUMNS = 256u;
+[[maybe_unused]] constexpr uint32_t TC_GRID_COLUMNS = 128u;
 [[maybe_unused]] constexpr uint32_t TC_MMA_SYNC_COLUMNS = 64u;
 
 // s[k, o]: [4, 64], elements 0.. of groupScalesAndZeros
@@ -178,9 +178,9 @@ __device__ __forceinline__ uint64_t sharedMatrixDescriptor(const void* tile) {
 
 // Register order of the asm below against wgmma's own: the accumulator registers must not be
 // read or written by other instructions while a wgmma that uses them is in flight.
-__device__ __forceinline__ void fenceAccumulators(float (&d)[128]) {
+__device__ __forceinline__ void fenceAccumulators(float (&d)[64]) {
 #pragma unroll
-  for (uint32_t i = 0u; i < 128u; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (uint32_t i = 0u; i < 64u; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 // d += A * B over WGMMA_K reduction elements: A (WGMMA_M x WGMMA_K) and B (WGMMA_K x WGMMA_N)
@@ -189,15 +189,15 @@ __device__ __forceinline__ void fenceAccumulators(float (&d)[128]) {
 // WGMMA_M x WGMMA_N accumulator: warp w of the warpgroup holds rows 16w .. 16w + 15; for the
 // n-th 8-column block, d[4n + 0, 1] are row 16w + lane / 4, columns 8n + 2 (lane % 4) + 0, 1,
 // and d[4n + 2, 3] the same columns 8 rows further down.
-__device__ __forceinline__ void warpgroupMma(float (&d)[128], uint64_t a, uint64_t b) {
+__device__ __forceinline__ void warpgroupMma(float (&d)[64], uint64_t a, uint64_t b) {
   asm volatile(
       "{\n"
       ".reg .pred accumulate;\n"
-      "setp.ne.b32 accumulate, %130, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, accumulate, 1, 1, 0, 0;\n"
+      "setp.ne.b32 accumulate, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, accumulate, 1, 1, 0, 0;\n"
       "}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "l"(a), "l"(b), "r"(1)
       : "memory");
 }
@@ -223,12 +223,6 @@ template <typename Pair>
 __device__ __forceinline__ uint32_t activationPairBits(Pair pair) { return *reinterpret_cast<const uint32_t*>(&pair); }
 __device__ __forceinline__ uint32_t activationPairBits(float low, float high) { return activationPairBits(activationPair(Activation{}, low, high)); }
 #endif  // QALC_WGMMA
-#if QALC_WGMMA
-
-// A chunk's parity as a type: the pipelined body indexes its two register sets at compile time.
-template <uint32_t Parity>
-struct ChunkParity { static constexpr uint32_t value = Parity; };
-#endif
 
 }  // namespace qalc_forward_k64_n64_b4_g16_qalora_r4_mean_bf16
 
@@ -424,19 +418,11 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
     unsigned tokens,
     float adapterScale) {
 #if QALC_WGMMA
-  // Pipelined wgmma body (v7), blocks of TC_BLOCK_ROWS tokens x TC_BLOCK_COLUMNS outputs: one
-  // chunk index over the weight's groups' chunks and then the adapter's. Chunk c's wgmma (two
-  // warpgroups, m64nNk16 each) runs while the threads first issue the loads of chunk c + 2's x
-  // segments and packed words into registers, then store chunk c + 1's x tile and dequantize
-  // its W-hat tile (both from registers loaded during chunk c - 1) into the free stages; one
-  // barrier a chunk. Two register sets (chunk parity) keep the loads a whole chunk ahead of
-  // their use (at v7's first cut the loads of c + 2 came after the stores of c + 1 and ptxas
-  // sank them past the wgmma wait: the x stores waited on them, 28 % of the stall samples).
-  // x goes through registers, not cp.async, so 2 x stages suffice and the W-hat stages fit
-  // beside them in 48 KB; a warp's x loads are whole 32-byte sectors (v6's cp.async rows of
-  // 64 bytes were 8 L2 requests a warp, L2 tag lookups 76 % busy). The accumulators go straight
-  // from registers to y (no shared accumulator tile).
-  static_assert(TC_THREADS % TC_BLOCK_COLUMNS == 0u, "the W-hat tile's columns divide the threads");
+  // Pipelined wgmma body (v4): one chunk index over the weight's groups' chunks and then
+  // the adapter's; chunk c's wgmma runs while the threads dequantize chunk c + 1 (its packed
+  // words loaded during chunk c - 1) into the other W-hat stage, load chunk c + 2's words into
+  // registers and start chunk c + 2's x copy into the third x stage; one barrier a chunk. The
+  // accumulators go straight from registers to y (no shared accumulator tile).
   __shared__ __align__(128) Activation inputTiles[TC_INPUT_STAGES][TC_BLOCK_ROWS * TC_REDUCE_CHUNK];
   __shared__ __align__(128) Activation weightTiles[TC_WEIGHT_STAGES][TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK];
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
@@ -445,108 +431,71 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
   const uint32_t thread = threadIdx.x;
   const uint32_t firstToken = blockIdx.y * TC_BLOCK_ROWS;
   const uint32_t firstColumn = blockIdx.x * TC_BLOCK_COLUMNS;
-  // The W-hat column this thread dequantizes, and the first of its 8-input blocks.
   const uint32_t dequantizeColumn = thread % TC_BLOCK_COLUMNS;
-  const uint32_t firstBlock = thread / TC_BLOCK_COLUMNS;
   const uint32_t outputColumn = firstColumn + dequantizeColumn;
   const bool columnInRange = outputColumn < OUT_FEATURES;
   constexpr uint32_t WEIGHT_CHUNKS = GROUPS * TC_CHUNKS_PER_GROUP;
   constexpr uint32_t CHUNKS = WEIGHT_CHUNKS + TC_ADAPTER_CHUNKS;
-  // 16-byte segments (8 inputs, one core-matrix row) of a row of the x tile, and per thread.
-  constexpr uint32_t SEGMENTS_PER_ROW = TC_REDUCE_CHUNK / 8u;
-  constexpr uint32_t SEGMENTS_PER_THREAD = (TC_BLOCK_ROWS * SEGMENTS_PER_ROW + TC_THREADS - 1u) / TC_THREADS;
-  // 8-input blocks of the thread's W-hat column (each one 16-byte core-matrix row), their words.
-  constexpr uint32_t BLOCK_STRIDE = TC_THREADS / TC_BLOCK_COLUMNS;
-  constexpr uint32_t BLOCKS_PER_THREAD = (TC_REDUCE_CHUNK / 8u + BLOCK_STRIDE - 1u) / BLOCK_STRIDE;
-  constexpr uint32_t WORDS_PER_BLOCK = BITS == 8u ? 2u : 1u;
-  float accumulators[128];
+  // 8-input blocks of the W-hat tile a thread dequantizes (each one 16-byte core-matrix row).
+  constexpr uint32_t BLOCKS_PER_THREAD = ((TC_REDUCE_CHUNK / 8u) * TC_BLOCK_COLUMNS + TC_THREADS - 1u) / TC_THREADS;
+  float accumulators[64];
 #pragma unroll
-  for (uint32_t i = 0u; i < 128u; ++i) accumulators[i] = 0.0f;
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
 
-  // Segment s of the x tile: row 8 (s / (8 SEGMENTS_PER_ROW)) + s % 8, segment (s / 8) % SEGMENTS_PER_ROW
-  // along K, so the 8 lanes of a store phase write 8 rows of one core matrix (128 contiguous
-  // bytes, no bank conflict) and a warp reads whole 32-byte sectors of x.
-  auto segmentRow = [](uint32_t segment) { return (segment / (8u * SEGMENTS_PER_ROW)) * 8u + segment % 8u; };
-  auto segmentOffset = [](uint32_t segment) { return ((segment / 8u) % SEGMENTS_PER_ROW) * 8u; };
-  // Register set `parity` holds chunk c's (c % 2 == parity) x segments (v for the adapter's
-  // chunks), packed words and the column's group scale and zero; zeros outside the group, K, N,
-  // T, RANK and the chunks.
-  uint4 inputSegments[2][SEGMENTS_PER_THREAD];
-  uint32_t codeWords[2][BLOCKS_PER_THREAD * WORDS_PER_BLOCK];
-  float codeScales[2], codeZeros[2];
-  auto load = [&](auto parity, uint32_t chunk) {
-    constexpr uint32_t set = decltype(parity)::value;
-#pragma unroll
-    for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) inputSegments[set][i] = make_uint4(0u, 0u, 0u, 0u);
-#pragma unroll
-    for (uint32_t i = 0u; i < BLOCKS_PER_THREAD * WORDS_PER_BLOCK; ++i) codeWords[set][i] = 0u;
-    codeScales[set] = 0.0f;
-    codeZeros[set] = 0.0f;
-    if (chunk >= CHUNKS) return;
-    if (chunk >= WEIGHT_CHUNKS) {
-      // v (T x RANK, Activation), rank chunk chunk - WEIGHT_CHUNKS, element by element (RANK
-      // need not be a multiple of 8); two chunks of the loop.
-#pragma unroll
-      for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) {
-        const uint32_t segment = thread + i * TC_THREADS;
-        if (TC_BLOCK_ROWS * SEGMENTS_PER_ROW % TC_THREADS != 0u && segment >= TC_BLOCK_ROWS * SEGMENTS_PER_ROW) continue;
-        const uint32_t token = firstToken + segmentRow(segment);
-        const uint32_t firstRank = (chunk - WEIGHT_CHUNKS) * TC_REDUCE_CHUNK + segmentOffset(segment);
-        uint32_t packed[4];
-#pragma unroll
-        for (uint32_t pair = 0u; pair < 4u; ++pair) {
-          const uint32_t rankIndex = firstRank + 2u * pair;
-          const Activation low = token < tokens && rankIndex < RANK ? adapterActivation[token * RANK + rankIndex] : activationFromFloat(0.0f);
-          const Activation high = token < tokens && rankIndex + 1u < RANK ? adapterActivation[token * RANK + rankIndex + 1u] : activationFromFloat(0.0f);
-          packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(low)) | (static_cast<uint32_t>(__bfloat16_as_ushort(high)) << 16);
-        }
-        inputSegments[set][i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+  // x tile of chunk c (v for the adapter's chunks): 16-byte segments of 8 inputs, each one
+  // core-matrix row, wholly inside [chunkStart, groupEnd) and IN_FEATURES or wholly outside;
+  // one cp.async group a chunk (empty past the last).
+  auto copyInput = [&](uint32_t chunk) {
+    Activation* tile = inputTiles[chunk % TC_INPUT_STAGES];
+    if (chunk < WEIGHT_CHUNKS) {
+      const uint32_t groupStart = (chunk / TC_CHUNKS_PER_GROUP) * GROUP_SIZE;
+      const uint32_t chunkStart = groupStart + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK;
+      for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
+        const uint32_t row = segment / (TC_REDUCE_CHUNK / 8u);
+        const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
+        const uint32_t token = firstToken + row;
+        const uint32_t inputColumn = chunkStart + offset;
+        const bool valid = token < tokens && inputColumn < groupStart + GROUP_SIZE && inputColumn < IN_FEATURES;
+        copySegmentAsync(&tile[coreMatrixIndex(row, offset)], valid ? &input[token * IN_FEATURES + inputColumn] : input, valid ? 16u : 0u);
       }
-      return;
-    }
-    const uint32_t group = chunk / TC_CHUNKS_PER_GROUP;
-    const uint32_t groupStart = group * GROUP_SIZE;
-    const uint32_t chunkStart = groupStart + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK;
-    // A weight chunk's segment is wholly inside [chunkStart, groupEnd) and K or wholly outside.
-#pragma unroll
-    for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) {
-      const uint32_t segment = thread + i * TC_THREADS;
-      if (TC_BLOCK_ROWS * SEGMENTS_PER_ROW % TC_THREADS != 0u && segment >= TC_BLOCK_ROWS * SEGMENTS_PER_ROW) continue;
-      const uint32_t token = firstToken + segmentRow(segment);
-      const uint32_t inputColumn = chunkStart + segmentOffset(segment);
-      if (token < tokens && inputColumn < groupStart + GROUP_SIZE && inputColumn < IN_FEATURES) {
-        inputSegments[set][i] = __ldg(reinterpret_cast<const uint4*>(&input[token * IN_FEATURES + inputColumn]));
+    } else if (chunk < CHUNKS) {
+      // v (T x RANK, Activation), rank chunk chunk - WEIGHT_CHUNKS; 0 past RANK and T.
+      for (uint32_t element = thread; element < TC_BLOCK_ROWS * TC_REDUCE_CHUNK; element += TC_THREADS) {
+        const uint32_t row = element / TC_REDUCE_CHUNK;
+        const uint32_t offset = element % TC_REDUCE_CHUNK;
+        const uint32_t token = firstToken + row;
+        const uint32_t rankIndex = (chunk - WEIGHT_CHUNKS) * TC_REDUCE_CHUNK + offset;
+        tile[coreMatrixIndex(row, offset)] = token < tokens && rankIndex < RANK ? adapterActivation[token * RANK + rankIndex] : activationFromFloat(0.0f);
       }
     }
-    if (!columnInRange) return;
-    codeScales[set] = __ldg(&groupScales[group * OUT_FEATURES + outputColumn]);
-    codeZeros[set] = __ldg(&groupZeros[group * OUT_FEATURES + outputColumn]);
+    commitAsyncCopies();
+  };
+  // The packed word(s) of 8 consecutive inputs of column dequantizeColumn for each of the
+  // thread's blocks, with the column's group scale and zero; zeros past the group, N and the
+  // weight's chunks.
+  struct Codes { uint64_t bits; float scale; float zero; };
+  Codes codes[BLOCKS_PER_THREAD];
+  auto loadCodes = [&](uint32_t chunk) {
 #pragma unroll
     for (uint32_t i = 0u; i < BLOCKS_PER_THREAD; ++i) {
-      const uint32_t firstRow = chunkStart + (firstBlock + i * BLOCK_STRIDE) * 8u;
-      if (firstBlock + i * BLOCK_STRIDE >= TC_REDUCE_CHUNK / 8u || firstRow >= groupStart + GROUP_SIZE) continue;
-      const uint32_t firstBit = firstRow * BITS;
-#pragma unroll
-      for (uint32_t word = 0u; word < WORDS_PER_BLOCK; ++word) {
-        codeWords[set][i * WORDS_PER_BLOCK + word] = __ldg(&qweight[(firstBit / 32u + word) * OUT_FEATURES + outputColumn]) >> (firstBit % 32u);
+      const uint32_t block = thread / TC_BLOCK_COLUMNS + i * (TC_THREADS / TC_BLOCK_COLUMNS);
+      const uint32_t group = chunk / TC_CHUNKS_PER_GROUP;
+      const uint32_t firstRow = group * GROUP_SIZE + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK + block * 8u;
+      codes[i].bits = 0u;
+      codes[i].scale = 0.0f;
+      codes[i].zero = 0.0f;
+      if (chunk < WEIGHT_CHUNKS && block < TC_REDUCE_CHUNK / 8u && columnInRange && firstRow < group * GROUP_SIZE + GROUP_SIZE) {
+        const uint32_t firstBit = firstRow * BITS;
+        codes[i].bits = __ldg(&qweight[(firstBit / 32u) * OUT_FEATURES + outputColumn]) >> (firstBit % 32u);
+        if constexpr (BITS == 8u) codes[i].bits |= static_cast<uint64_t>(__ldg(&qweight[(firstBit / 32u + 1u) * OUT_FEATURES + outputColumn])) << 32;
+        codes[i].scale = __ldg(&groupScales[group * OUT_FEATURES + outputColumn]);
+        codes[i].zero = __ldg(&groupZeros[group * OUT_FEATURES + outputColumn]);
       }
     }
   };
-  auto storeInput = [&](auto parity, uint32_t chunk) {
-    constexpr uint32_t set = decltype(parity)::value;
-    Activation* tile = inputTiles[chunk % TC_INPUT_STAGES];
-#pragma unroll
-    for (uint32_t i = 0u; i < SEGMENTS_PER_THREAD; ++i) {
-      const uint32_t segment = thread + i * TC_THREADS;
-      if (TC_BLOCK_ROWS * SEGMENTS_PER_ROW % TC_THREADS != 0u && segment >= TC_BLOCK_ROWS * SEGMENTS_PER_ROW) continue;
-      *reinterpret_cast<uint4*>(&tile[coreMatrixIndex(segmentRow(segment), segmentOffset(segment))]) = inputSegments[set][i];
-    }
-  };
-  // W-hat tile of chunk c, K-major: 8 consecutive inputs of the thread's column as one 16-byte
-  // core-matrix row, s * q - s * z by one fma a weight and two to Activation by one conversion;
-  // the adapter's chunks stage adapterScale * B instead.
-  auto dequantize = [&](auto parity, uint32_t chunk) {
-    constexpr uint32_t set = decltype(parity)::value;
+  // W-hat tile of chunk c, K-major: 8 consecutive inputs of column dequantizeColumn as one
+  // 16-byte core-matrix row; the adapter's chunks stage adapterScale * B instead.
+  auto dequantize = [&](uint32_t chunk) {
     Activation* tile = weightTiles[chunk % TC_WEIGHT_STAGES];
     if (chunk >= WEIGHT_CHUNKS) {
       for (uint32_t element = thread; element < TC_BLOCK_COLUMNS * TC_REDUCE_CHUNK; element += TC_THREADS) {
@@ -559,59 +508,49 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
       }
       return;
     }
-    const float scale = codeScales[set];
-    const float scaledZero = -scale * codeZeros[set];
 #pragma unroll
     for (uint32_t i = 0u; i < BLOCKS_PER_THREAD; ++i) {
-      const uint32_t block = firstBlock + i * BLOCK_STRIDE;
-      if ((TC_REDUCE_CHUNK / 8u) % BLOCK_STRIDE != 0u && block >= TC_REDUCE_CHUNK / 8u) continue;
-      const uint64_t bits = WORDS_PER_BLOCK == 1u ? codeWords[set][i * WORDS_PER_BLOCK]
-          : codeWords[set][i * WORDS_PER_BLOCK] | (static_cast<uint64_t>(codeWords[set][i * WORDS_PER_BLOCK + WORDS_PER_BLOCK - 1u]) << 32);
+      const uint32_t block = thread / TC_BLOCK_COLUMNS + i * (TC_THREADS / TC_BLOCK_COLUMNS);
+      if ((TC_REDUCE_CHUNK / 8u) * TC_BLOCK_COLUMNS % TC_THREADS != 0u && block >= TC_REDUCE_CHUNK / 8u) continue;
       uint32_t packed[4];
 #pragma unroll
       for (uint32_t pair = 0u; pair < 4u; ++pair) {
-        const float first = fmaf(scale, codeToFloat(static_cast<uint32_t>(bits >> (pair * 2u * BITS)) & CODE_MASK), scaledZero);
-        const float second = fmaf(scale, codeToFloat(static_cast<uint32_t>(bits >> ((pair * 2u + 1u) * BITS)) & CODE_MASK), scaledZero);
-        packed[pair] = activationPairBits(first, second);
+        const float first = codes[i].scale * (codeToFloat(static_cast<uint32_t>(codes[i].bits >> (pair * 2u * BITS)) & CODE_MASK) - codes[i].zero);
+        const float second = codes[i].scale * (codeToFloat(static_cast<uint32_t>(codes[i].bits >> ((pair * 2u + 1u) * BITS)) & CODE_MASK) - codes[i].zero);
+        packed[pair] = static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(first))) |
+                       (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(second))) << 16);
       }
-      // A block past the group (no words loaded) stages 0, not -s * z.
-      if (GROUP_SIZE % TC_REDUCE_CHUNK != 0u && (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK + block * 8u >= GROUP_SIZE) packed[0] = packed[1] = packed[2] = packed[3] = 0u;
       *reinterpret_cast<uint4*>(&tile[coreMatrixIndex(dequantizeColumn, block * 8u)]) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     }
   };
-  // Chunk c of the loop, c % 2 == parity (a compile-time register-set index).
-  auto step = [&](auto parity, uint32_t chunk) {
-    constexpr ChunkParity<1u - decltype(parity)::value> next{};
+
+  copyInput(0u);
+  copyInput(1u);
+  loadCodes(0u);
+  dequantize(0u);
+  loadCodes(1u);
+  waitForAsyncCopiesBut<1>();
+  fenceSharedForAsyncProxy();
+  __syncthreads();
+  for (uint32_t chunk = 0u; chunk < CHUNKS; ++chunk) {
     warpgroupArrive();
     fenceAccumulators(accumulators);
     // Warpgroup w's A: its 64 rows, 64 * TC_REDUCE_CHUNK contiguous elements of the x tile.
     const Activation* inputTile = &inputTiles[chunk % TC_INPUT_STAGES][(thread / 128u) * 64u * TC_REDUCE_CHUNK];
     const Activation* weightTile = weightTiles[chunk % TC_WEIGHT_STAGES];
 #pragma unroll
-    for (uint32_t k = 0u; k < TC_REDUCE_CHUNK / WGMMA_K; ++k) {
-      warpgroupMma(accumulators, sharedMatrixDescriptor(&inputTile[k * 2u * 64u]), sharedMatrixDescriptor(&weightTile[k * 2u * 64u]));
+    for (uint32_t step = 0u; step < TC_REDUCE_CHUNK / WGMMA_K; ++step) {
+      warpgroupMma(accumulators, sharedMatrixDescriptor(&inputTile[step * 2u * 64u]), sharedMatrixDescriptor(&weightTile[step * 2u * 64u]));
     }
     warpgroupCommit();
-    load(parity, chunk + 2u);  // into the set chunk c's data left (stored during chunk c - 1)
-    if (chunk + 1u < CHUNKS) {
-      storeInput(next, chunk + 1u);
-      dequantize(next, chunk + 1u);
-    }
+    copyInput(chunk + 2u);
+    if (chunk + 1u < CHUNKS) dequantize(chunk + 1u);
+    loadCodes(chunk + 2u);
     warpgroupWait<0>();
     fenceAccumulators(accumulators);
+    waitForAsyncCopiesBut<1>();
     fenceSharedForAsyncProxy();
     __syncthreads();
-  };
-
-  load(ChunkParity<0u>{}, 0u);
-  load(ChunkParity<1u>{}, 1u);
-  storeInput(ChunkParity<0u>{}, 0u);
-  dequantize(ChunkParity<0u>{}, 0u);
-  fenceSharedForAsyncProxy();
-  __syncthreads();
-  for (uint32_t chunk = 0u; chunk < CHUNKS; chunk += 2u) {
-    step(ChunkParity<0u>{}, chunk);
-    if (chunk + 1u < CHUNKS) step(ChunkParity<1u>{}, chunk + 1u);
   }
 
   // Epilogue from registers (wgmma's layout, see warpgroupMma): warp w of warpgroup g holds rows
@@ -666,9 +605,9 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
   const bool columnInRange = outputColumn < OUT_FEATURES;
 
 #if QALC_WGMMA
-  float accumulators[128];
+  float accumulators[64];
 #pragma unroll
-  for (uint32_t i = 0u; i < 128u; ++i) accumulators[i] = 0.0f;
+  for (uint32_t i = 0u; i < 64u; ++i) accumulators[i] = 0.0f;
 #else
   const uint32_t warp = thread / 32u;
   const uint32_t warpRow = (warp / TC_WARPS_ALONG_COLUMNS) * TC_FRAGMENTS_PER_WARP_ROW * 16u;

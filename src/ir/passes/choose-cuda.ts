@@ -12,9 +12,8 @@
 //     operands read by the tensor cores from shared memory in the K-major, unswizzled
 //     core-matrix layout (the descriptor offsets are decided here), fp32 accumulators in
 //     registers; where the activation tile is staged by cp.async and codes are read a word at a
-//     time the body is pipelined over blocks of 128 × 128 (backward_data: 3 + 2 shared stages)
-//     or 128 × 256 (forward: x through registers into 2 stages, 2 of W-hat), and the mma.sync
-//     body runs its 64-column tile once per part of the block. The same
+//     time the body is pipelined (3 + 2 shared stages) over blocks of 128 × 128, and the
+//     mma.sync body runs its 64-column tile once per half of the block. The same
 //     extern "C" kernel carries both bodies and the preprocessor picks one per target: the
 //     sm_80 SASS and the compute_90 PTX (JIT for later GPUs) keep mma.sync, so block shape,
 //     grid and launcher are the same on every arch;
@@ -104,13 +103,6 @@ export interface CudaWarpgroupMma {
    */
   readonly activationStages: number;
   readonly weightStages: number;
-  /**
-   * How the pipelined body stages the activation tile: `cp.async` (backward_data: dy straight
-   * into one of 3 stages, two chunks ahead) or `registers` (the forward's 128 × 256 blocks, v7:
-   * 16-byte loads of chunk c + 2 into registers during chunk c, stored into the free one of 2
-   * stages during chunk c + 1, so the 256-column W-hat stages fit beside them in 48 KB).
-   */
-  readonly activationStaging: 'cp.async' | 'registers';
   readonly sharedBytes: number;
 }
 
@@ -253,13 +245,11 @@ const bytesOf = (type: ScalarType): number => (type === 'f16' || type === 'bf16'
 /** The wgmma body's accumulator rows are padded by this many floats (the mma.sync body's pad may differ). */
 const WGMMA_ACCUMULATOR_PAD = 4;
 
-function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number, pipelined: boolean, forward: boolean): CudaWarpgroupMma | null {
+function warpgroupMma(rows: number, columns: number, reduceChunk: number, elementBytes: number, pipelined: boolean): CudaWarpgroupMma | null {
   // One warpgroup per 64 tokens of the block (one or two): M = 64, N = the block's columns (a
   // multiple of 8 up to 256), K = 16 per instruction; the chunk holds whole core matrices along K.
   if ((rows !== 64 && rows !== 128) || columns % 8 !== 0 || columns > 256 || reduceChunk % 16 !== 0 || elementBytes !== 2) return null;
-  // The forward's pipelined x tile goes through registers, so 2 stages keep it two chunks ahead.
-  const activationStaging = pipelined && forward ? 'registers' : 'cp.async';
-  const activationStages = pipelined ? (activationStaging === 'registers' ? 2 : 3) : 1, weightStages = pipelined ? 2 : 1;
+  const activationStages = pipelined ? 3 : 1, weightStages = pipelined ? 2 : 1;
   const sharedBytes =
     activationStages * rows * reduceChunk * elementBytes + // x (dy) tiles, core matrices, no padding
     weightStages * columns * reduceChunk * elementBytes + // W-hat (W-hat^T) tiles, K-major core matrices
@@ -272,7 +262,7 @@ function warpgroupMma(rows: number, columns: number, reduceChunk: number, elemen
     leadingByteOffset: CORE_MATRIX_BYTES,
     strideByteOffset: (reduceChunk / 8) * CORE_MATRIX_BYTES,
     accumulatorPad: WGMMA_ACCUMULATOR_PAD,
-    activationStages, weightStages, activationStaging,
+    activationStages, weightStages,
     sharedBytes,
   };
 }
@@ -305,11 +295,8 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
   // then serves twice the weight columns, halving the activation reads through L2 (which bounded
   // the 64-column pipelined blocks: L2 82 % busy, DRAM 4 %). backward_data's pipelined blocks are
   // 128 tokens too (two warpgroups sharing one W-hat^T tile: half the dequantization a FLOP).
-  // The forward's are 256 columns (v7, m64n256k16): per 32-deep chunk a block reads 64 bytes of
-  // x a token and 24 of codes, scales and zeros a column, so 128 × 256 moves 0.44 bytes through
-  // L2 per output element and chunk where 128 × 128 moved 0.69 (L2 was 75 % busy at v6).
   const pipelined = (options.wgmma ?? WGMMA_DEFAULT) && a === 2 && segmentsWhole && (forward ? eightCodesAWord : wordPairs);
-  const columns = pipelined ? (forward ? 4 : 2) * mmaSyncColumns : mmaSyncColumns;
+  const columns = pipelined ? 2 * mmaSyncColumns : mmaSyncColumns;
   // Blocks of 128 tokens leave their mma.sync body's accumulator rows unpadded so the block stays
   // within 48 KB of static shared memory.
   const rows = forward || pipelined ? 128 : 64, accumulatorPad = rows === 128 ? 0 : 4;
@@ -329,7 +316,7 @@ function tensorCoreTiling(program: KernelProgram, kernel: LoweredKernel, options
     activationPad, accumulatorPad,
     threads: warpsAlongRows * 2 * WARP,
     sharedBytes,
-    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a, pipelined, forward) : null,
+    wgmma: options.wgmma ?? WGMMA_DEFAULT ? warpgroupMma(rows, columns, reduceChunk, a, pipelined) : null,
     adapterChunks: forward ? Math.ceil(rank / reduceChunk) : 0,
     adapterActivationTokens: ADAPTER_ACTIVATION_TOKENS,
     adapterActivationThreads: ADAPTER_ACTIVATION_THREADS,

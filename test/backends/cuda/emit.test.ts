@@ -75,22 +75,18 @@ describe('CUDA emitter', () => {
   it('gives the forward tensor-core variant a wgmma body for sm_90a only, an IR decision that can be turned off', () => {
     const forward = kernels.find((k) => k.fileName.startsWith('forward_k64_n64'))!;
     const tc = forward.kernel.cuda.tensorCore!;
-    // Pipelined (whole 16-byte segments, 8 codes a word): 128 x 256 blocks (v7), x through
-    // registers into 2 stages beside 2 W-hat stages, 48 KB; the mma.sync body in four 64-column parts.
-    expect(tc.wgmma).toMatchObject({
-      arch: 'sm_90a', shape: [64, 256, 16], leadingByteOffset: 128, strideByteOffset: 256, activationStages: 2, weightStages: 2, activationStaging: 'registers',
-    });
-    expect(tc.wgmma!.sharedBytes).toBe(2 * 128 * tc.reduceChunk * 2 + 2 * 256 * tc.reduceChunk * 2);
-    expect(tc).toMatchObject({ blockRows: 128, blockColumns: 256, mmaSyncColumns: 64, threads: 256 });
-    expect(forward.source).toContain('wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16');
+    // Pipelined (cp.async staging, 8 codes a word): 128-column blocks, the mma.sync body in two 64-column parts.
+    expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 128, 16], leadingByteOffset: 128, strideByteOffset: 256, activationStages: 3, weightStages: 2 });
+    expect(tc).toMatchObject({ blockColumns: 128, mmaSyncColumns: 64 });
+    expect(forward.source).toContain('wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16');
     expect(forward.source).toContain('defined(__CUDA_ARCH_FEAT_SM90_ALL)');
     expect(forward.source).toContain('fence.proxy.async.shared::cta');
     expect(forward.source).toContain('wmma::mma_sync'); // the sm_80 / compute_90 body
-    expect(forward.source).toContain('//   sm_90a: wgmma.mma_async m64n256k16 instead');
+    expect(forward.source).toContain('//   sm_90a: wgmma.mma_async m64n128k16 instead');
     // The launch is the same kernel on every arch: one symbol, one block shape (after the u/v prologue).
     expect(forward.kernelSymbols).toHaveLength(3);
     const half = emitExample('examples/stories260k.qal', 'f16').find((k) => k.fileName.startsWith('forward_k64_n64'))!;
-    expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16');
+    expect(half.source).toContain('wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16');
     const plan = frontEnd('examples/stories260k.qal').plan!;
     const off = emitCuda(lowerPlan(plan, 'cuda', { cuda: { wgmma: false } }));
     for (const k of off.filter((k) => k.kernel.cuda.tensorCore)) {
@@ -132,7 +128,7 @@ describe('CUDA emitter', () => {
     expect(tc.wgmma).toMatchObject({ arch: 'sm_90a', shape: [64, 128, 16], leadingByteOffset: 128, strideByteOffset: (tc.reduceChunk / 8) * 128 });
     // Pipelined (N % 8 == 0, 4-bit codes, group 16): blocks of 128 tokens (two warpgroups) x 128
     // inputs, 3 dy stages and 2 W-hat^T stages, dx stored from registers (no accumulator tile).
-    expect(tc.wgmma).toMatchObject({ activationStages: 3, weightStages: 2, warpgroups: 2, activationStaging: 'cp.async' });
+    expect(tc.wgmma).toMatchObject({ activationStages: 3, weightStages: 2, warpgroups: 2 });
     expect(tc).toMatchObject({ blockRows: 128, blockColumns: 128, threads: 256 });
     expect(tc.wgmma!.sharedBytes).toBe(3 * 128 * 32 * 2 + 2 * 128 * 32 * 2);
     expect(backward.source).toContain('warpgroupWait<0>();');
