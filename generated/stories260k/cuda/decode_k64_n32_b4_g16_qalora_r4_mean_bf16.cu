@@ -115,13 +115,6 @@ __device__ inline void copySegmentAsync(void* sharedDestination, const void* glo
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sharedAddress), "l"(globalSource), "r"(sourceBytes) : "memory");
 }
 
-// The same through L1 (cp.async.ca): a warp's copies are coalesced into sector requests to L2
-// like an ordinary load (v6's cp.async.cg x copies kept the L2 tag lookups 76 % busy).
-__device__ inline void copySegmentAsyncThroughL1(void* sharedDestination, const void* globalSource, uint32_t sourceBytes) {
-  const uint32_t sharedAddress = static_cast<uint32_t>(__cvta_generic_to_shared(sharedDestination));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(sharedAddress), "l"(globalSource), "r"(sourceBytes) : "memory");
-}
-
 __device__ inline void waitForAsyncCopies() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");

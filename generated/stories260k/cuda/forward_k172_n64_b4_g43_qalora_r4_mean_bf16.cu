@@ -193,14 +193,6 @@ __device__ __forceinline__ void warpgroupCommitAndWait() {
 // thread fences the generic proxy against the async proxy before the barrier.
 __device__ __forceinline__ void fenceSharedForAsyncProxy() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-// Segment s of a core-matrix tile staged by 16-byte copies (S = TC_REDUCE_CHUNK / 8 segments a
-// row): row 8 (s / (8 S)) + s % 8, segment (s / 8) % S along K. The 8 lanes of a shared-memory
-// phase then write 8 rows of one core matrix, 128 contiguous bytes; row s / S put 4 lanes of a
-// phase 128 bytes apart, on the same banks (v6: 162 M excess shared wavefronts a forward call).
-// A warp still covers whole rows of S segments in global memory.
-__device__ __forceinline__ uint32_t stagedSegmentRow(uint32_t segment) { return (segment / TC_REDUCE_CHUNK) * 8u + segment % 8u; }
-__device__ __forceinline__ uint32_t stagedSegmentOffset(uint32_t segment) { return ((segment / 8u) % (TC_REDUCE_CHUNK / 8u)) * 8u; }
-
 // Two floats as the 32-bit word of two Activation values (low in the low half) that a 16-byte
 // tile row holds: one packed conversion (cvt.rn.bf16x2.f32 / f16x2), not two and a shift.
 __device__ __forceinline__ __nv_bfloat162 activationPair(__nv_bfloat16, float low, float high) { return __floats2bfloat162_rn(low, high); }

@@ -135,13 +135,6 @@ __device__ inline void copySegmentAsync(void* sharedDestination, const void* glo
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sharedAddress), "l"(globalSource), "r"(sourceBytes) : "memory");
 }
 
-// The same through L1 (cp.async.ca): a warp's copies are coalesced into sector requests to L2
-// like an ordinary load (v6's cp.async.cg x copies kept the L2 tag lookups 76 % busy).
-__device__ inline void copySegmentAsyncThroughL1(void* sharedDestination, const void* globalSource, uint32_t sourceBytes) {
-  const uint32_t sharedAddress = static_cast<uint32_t>(__cvta_generic_to_shared(sharedDestination));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(sharedAddress), "l"(globalSource), "r"(sourceBytes) : "memory");
-}
-
 __device__ inline void waitForAsyncCopies() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
   asm volatile("cp.async.wait_group 0;\n" ::: "memory");
@@ -221,14 +214,6 @@ __device__ __forceinline__ void warpgroupCommitAndWait() {
 // Shared memory written by ordinary stores (and cp.async) that wgmma reads next: each writing
 // thread fences the generic proxy against the async proxy before the barrier.
 __device__ __forceinline__ void fenceSharedForAsyncProxy() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
-// Segment s of a core-matrix tile staged by 16-byte copies (S = TC_REDUCE_CHUNK / 8 segments a
-// row): row 8 (s / (8 S)) + s % 8, segment (s / 8) % S along K. The 8 lanes of a shared-memory
-// phase then write 8 rows of one core matrix, 128 contiguous bytes; row s / S put 4 lanes of a
-// phase 128 bytes apart, on the same banks (v6: 162 M excess shared wavefronts a forward call).
-// A warp still covers whole rows of S segments in global memory.
-__device__ __forceinline__ uint32_t stagedSegmentRow(uint32_t segment) { return (segment / TC_REDUCE_CHUNK) * 8u + segment % 8u; }
-__device__ __forceinline__ uint32_t stagedSegmentOffset(uint32_t segment) { return ((segment / 8u) % (TC_REDUCE_CHUNK / 8u)) * 8u; }
 
 // Two floats as the 32-bit word of two Activation values (low in the low half) that a 16-byte
 // tile row holds: one packed conversion (cvt.rn.bf16x2.f32 / f16x2), not two and a shift.
@@ -466,12 +451,12 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) forward_k64_n64_b4_g16_
       const uint32_t groupStart = (chunk / TC_CHUNKS_PER_GROUP) * GROUP_SIZE;
       const uint32_t chunkStart = groupStart + (chunk % TC_CHUNKS_PER_GROUP) * TC_REDUCE_CHUNK;
       for (uint32_t segment = thread; segment < TC_BLOCK_ROWS * (TC_REDUCE_CHUNK / 8u); segment += TC_THREADS) {
-        const uint32_t row = stagedSegmentRow(segment);
-        const uint32_t offset = stagedSegmentOffset(segment);
+        const uint32_t row = segment / (TC_REDUCE_CHUNK / 8u);
+        const uint32_t offset = (segment % (TC_REDUCE_CHUNK / 8u)) * 8u;
         const uint32_t token = firstToken + row;
         const uint32_t inputColumn = chunkStart + offset;
         const bool valid = token < tokens && inputColumn < groupStart + GROUP_SIZE && inputColumn < IN_FEATURES;
-        copySegmentAsyncThroughL1(&tile[coreMatrixIndex(row, offset)], valid ? &input[token * IN_FEATURES + inputColumn] : input, valid ? 16u : 0u);
+        copySegmentAsync(&tile[coreMatrixIndex(row, offset)], valid ? &input[token * IN_FEATURES + inputColumn] : input, valid ? 16u : 0u);
       }
     } else if (chunk < CHUNKS) {
       // v (T x RANK, Activation), rank chunk chunk - WEIGHT_CHUNKS; 0 past RANK and T.
