@@ -317,7 +317,7 @@ def main():
             row["symbols"] = {s: {**ptxas.get(s, {}), **sass.get(s, {})} for s in k["symbols"]}
             if role in ("forward", "decode"):
                 baselines(row, k, inputs, t, compiled, copies)
-            if role == "forward" and t == 4096 and "backward_data" in by_case[(K, N, bits, g, r)]:
+            if role == "forward" and t == 4096 and {"backward_data", "adapter_grad"} <= by_case[(K, N, bits, g, r)].keys():
                 training(row, by_case[(K, N, bits, g, r)], lib, t, compiled)
             del ours
             torch.cuda.empty_cache()
