@@ -55,7 +55,7 @@ describe('CUDA model ops', () => {
         expect(entry.symbol).toBe(`${kernel.kernel}__${entry.name}`);
         const signature = entry.parameters.map((p) => `${p.cType}${p.type === 'pointer' ? ' __restrict__' : ''} ${p.name}`).join(', ');
         expect(source, `${entry.symbol}'s definition`).toContain(`${entry.symbol}(${signature}) {`);
-        expect(source).toMatch(new RegExp(`extern "C" __global__ void __launch_bounds__\\([A-Z_0-9 *]+\\) ${entry.symbol}\\(`));
+        expect(source).toMatch(new RegExp(`extern "C" __global__ void __launch_bounds__\\([A-Z_0-9 *,]+\\) ${entry.symbol}\\(`));
         expect(entry.block.every((n) => Number.isInteger(n) && n > 0)).toBe(true);
         expect(entry.block[0] * entry.block[1] * entry.block[2]).toBeLessThanOrEqual(1024);
         expect(entry.grid).toMatch(/^grid\.x = /);

@@ -513,6 +513,20 @@ def determinism(device, results, spec, arch, ops):
 # ---------------------------------------------------------------------------------------------
 # Timing: CUDA events around REPEATS launches of each entry point at the largest shapes.
 
+def milliseconds(device, once, repeats=20):
+    """Mean time of one call of `once` (its launches), by CUDA events around `repeats` calls after 3 warm-up ones."""
+    for _ in range(3):
+        once()
+    device.synchronize()
+    start, end = device.timer()
+    start.record()
+    for _ in range(repeats):
+        once()
+    end.record()
+    device.synchronize()
+    return start.elapsed_time(end) / repeats
+
+
 def timings(device, spec, arch, ops, rows, repeats=20):
     rng = np.random.default_rng(3)
     z = lambda *shape: device.upload(np.zeros(shape, dtype=np.float32))
@@ -546,22 +560,13 @@ def timings(device, spec, arch, ops, rows, repeats=20):
     squares_in, partials, total = z(adapter), z(ss["BLOCKS"]), z(1)
     lines = []
     for label, op, entry, grid, args, moved, flops in cases:
-        def once():
+        def once(op=op, entry=entry, grid=grid, args=args):
             if entry is None:
                 op.launch("partials", (ss["BLOCKS"],), [partials, squares_in, adapter])
                 op.launch("finish", (1,), [total, partials])
             else:
                 op.launch(entry, grid, args)
-        for _ in range(3):
-            once()
-        device.synchronize()
-        start, end = device.timer()
-        start.record()
-        for _ in range(repeats):
-            once()
-        end.record()
-        device.synchronize()
-        ms = start.elapsed_time(end) / repeats
+        ms = milliseconds(device, once, repeats)
         rate = f"{moved / ms / 1e6:.0f} GB/s" + (f", {flops / ms / 1e9:.1f} TFLOP/s" if flops else "")
         lines.append(f"| {spec} | {label} | {rows if 'adamw' not in label and 'sum_squares' not in label else adapter} | {ms * 1000:.1f} | {rate} |")
         print(lines[-1], flush=True)
@@ -569,17 +574,41 @@ def timings(device, spec, arch, ops, rows, repeats=20):
     torch = device.torch
     torch.backends.cuda.matmul.allow_tf32 = False
     tx, tW = x.handle.view(rows, C), W.handle.view(V, C)
-    for _ in range(3):
-        torch.matmul(tx, tW.t())
-    start, end = device.timer()
-    start.record()
-    for _ in range(repeats):
-        torch.matmul(tx, tW.t())
-    end.record()
-    device.synchronize()
-    ms = start.elapsed_time(end) / repeats
+    ms = milliseconds(device, lambda: torch.matmul(tx, tW.t()), repeats)
     lines.append(f"| {spec} | torch.matmul float32 (no TF32), lm_head's shape | {rows} | {ms * 1000:.1f} | {2 * rows * V * C / ms / 1e9:.1f} TFLOP/s |")
     print(lines[-1], flush=True)
+    return lines
+
+
+def variants(device, results, kernels_dir, variants_dir, timing_rows):
+    """The lm_head tunings emit-lm-head-variants.ts built: each checked at 130 and 512 rows and timed."""
+    lines = []
+    for spec in sorted(os.listdir(variants_dir)):
+        folder = os.path.join(kernels_dir, spec)
+        manifest = json.load(open(os.path.join(folder, "manifest.json")))
+        arch = json.load(open(os.path.join(folder, "architecture.json")))
+        entry = next(e for e in manifest["modelOps"] if e["op"] == "lm_head")
+        for label in sorted(os.listdir(os.path.join(variants_dir, spec))):
+            op = Op(device, folder, entry)
+            op.fatbin = os.path.join(variants_dir, spec, label, entry["kernel"] + ".sm_90a.fatbin")
+            for rows in (130, 512):
+                try:
+                    Case(device, results, f"{spec} [lm_head {label}]", arch, {"lm_head": op}, rows).lm_head()
+                except Exception as error:
+                    results.failure(f"{spec} [lm_head {label}]", "lm_head", rows, f"{type(error).__name__}: {error}")
+                    traceback.print_exc()
+            if device.name != "gpu":
+                continue
+            C, V, tile = arch["dim"], arch["vocab"], op["TILE"]
+            for rows in timing_rows:
+                rng = np.random.default_rng(5)
+                x, W = device.upload(rng.standard_normal((rows, C)).astype(np.float32)), device.upload(rng.standard_normal((V, C)).astype(np.float32))
+                logits = device.upload(rng.standard_normal((rows, V)).astype(np.float32))
+                forward = milliseconds(device, lambda: op.launch("forward", (ceil(V, tile), ceil(rows, tile)), [logits, x, W, rows]))
+                backward = milliseconds(device, lambda: op.launch("backward", (ceil(C, tile), ceil(rows, tile)), [x, logits, W, rows]))
+                flops = 2 * rows * V * C
+                lines.append(f"| {spec} | lm_head {label} | {rows} | {forward * 1000:.1f} ({flops / forward / 1e9:.1f} TFLOP/s) | {backward * 1000:.1f} ({flops / backward / 1e9:.1f} TFLOP/s) |")
+                print(lines[-1], flush=True)
     return lines
 
 
@@ -589,6 +618,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--smoke", action="store_true", help="no GPU: run the plumbing only (every comparison then fails)")
     parser.add_argument("--timing-rows", type=int, nargs="*", default=[512, 4096])
+    parser.add_argument("--variants", help="the folder emit-lm-head-variants.ts wrote: lm_head tunings to check and time")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     device = Smoke() if args.smoke else Gpu()
@@ -623,9 +653,16 @@ def main():
                 except Exception as error:
                     print(f"timing {spec} rows={rows} failed: {type(error).__name__}: {error}", flush=True)
                     traceback.print_exc()
+    variant_lines = []
+    if args.variants and not QUICK:
+        try:
+            variant_lines = variants(device, results, args.kernels, args.variants, args.timing_rows)
+        except Exception as error:
+            results.failure("variants", "lm_head", 0, f"{type(error).__name__}: {error}")
+            traceback.print_exc()
     failed = [r for r in results.rows if not r["ok"]]
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"rows": results.rows, "timings": timing_lines}, f, indent=1, default=float)
+        json.dump({"rows": results.rows, "timings": timing_lines, "variants": variant_lines}, f, indent=1, default=float)
     with open(os.path.join(args.out, "ops.md"), "w") as f:
         f.write(f"# CUDA model ops against float64 ({device.name})\n\n")
         f.write(f"{len(results.rows)} checks, {len(failed)} failed, {time.time() - started:.0f} s. Error: max-norm relative, max|got - ref| / max|ref| "
@@ -649,6 +686,9 @@ def main():
         if timing_lines:
             f.write("\n## Timings (CUDA events, mean of 20 launches after 3 warm-up)\n\n| spec | kernel | rows (elements) | us | rate |\n|---|---|---|---|---|\n")
             f.write("\n".join(timing_lines) + "\n")
+        if variant_lines:
+            f.write("\n## lm_head tunings (emit-lm-head-variants.ts): us forward, us backward\n\n| spec | tuning | rows | forward | backward |\n|---|---|---|---|---|\n")
+            f.write("\n".join(variant_lines) + "\n")
     print(f"{len(results.rows) - len(failed)} passed, {len(failed)} failed", flush=True)
     return 1 if failed else 0
 
