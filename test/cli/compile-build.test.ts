@@ -24,8 +24,11 @@ function compile(out: string, ...args: string[]) {
 it('says how far nvcc has got, and how much came from the cache', () => {
   const cold = compile('cold');
   expect(cold.status, cold.stderr).toBe(0);
-  const fatbins = readdirSync(join(work, 'cold', 'cuda')).filter((f) => f.endsWith('.fatbin')).length;
-  expect(fatbins).toBeGreaterThan(10);
+  // The linear kernels' in cuda/, the model ops' in cuda/ops/.
+  const opFatbins = readdirSync(join(work, 'cold', 'cuda', 'ops')).filter((f) => f.endsWith('.fatbin')).length;
+  const fatbins = readdirSync(join(work, 'cold', 'cuda')).filter((f) => f.endsWith('.fatbin')).length + opFatbins;
+  expect(opFatbins).toBe(20);
+  expect(fatbins).toBeGreaterThan(30);
   expect(cold.stderr).toContain(`nvcc: building ${fatbins} fatbins (each kernel for each architecture),`);
   expect(cold.stderr).toContain('--no-build skips this');
   const lines = cold.stderr.split('\n').filter((l) => /^nvcc: \d+\/\d+ fatbins done/.test(l));

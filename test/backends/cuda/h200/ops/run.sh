@@ -8,14 +8,17 @@
 #
 #   npx tsx test/backends/cuda/h200/ops/emit-op-kernels.ts DIR examples/stories260k.qal \
 #       test/backends/cuda/h200/ops/ragged.qal examples/llama-7b-int4-g32.qal     # here
-#   OUT=/tmp/out test/backends/cuda/h200/ops/run.sh DIR                            # on the GPU machine
+#   npx tsx test/backends/cuda/h200/ops/emit-lm-head-variants.ts VARIANTS examples/llama-7b-int4-g32.qal  # optional
+#   OUT=/tmp/out test/backends/cuda/h200/ops/run.sh DIR [VARIANTS]                 # on the GPU machine
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-kernels="${1:?usage: run.sh KERNEL_DIR}"
+kernels="${1:?usage: run.sh KERNEL_DIR [LM_HEAD_VARIANTS_DIR]}"
+variants=()
+[ -n "${2:-}" ] && variants=(--variants "$2")
 out="${OUT:-$here/out}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader > "$out/device.txt" 2>/dev/null || true
-PYTHONUNBUFFERED=1 python3 "$here/check_ops.py" --kernels "$kernels" --out "$out" > "$out/log.txt" 2>&1
+PYTHONUNBUFFERED=1 python3 "$here/check_ops.py" --kernels "$kernels" --out "$out" "${variants[@]}" > "$out/log.txt" 2>&1
 status=$?
 grep -v '^ok ' "$out/log.txt" | tail -n 40
 if command -v compute-sanitizer > /dev/null; then
@@ -23,7 +26,7 @@ if command -v compute-sanitizer > /dev/null; then
   for spec in "$kernels"/*; do
     case "$(basename "$spec")" in llama*) ;; *) ln -s "$(cd "$spec" && pwd)" "$small/$(basename "$spec")" ;; esac
   done
-  QUICK=1 timeout 120 compute-sanitizer --tool memcheck --print-limit 10 python3 "$here/check_ops.py" --kernels "$small" --out "$out/sanitizer" > "$out/memcheck.txt" 2>&1
+  QUICK=1 timeout 100 compute-sanitizer --tool memcheck --print-limit 10 python3 "$here/check_ops.py" --kernels "$small" --out "$out/sanitizer" > "$out/memcheck.txt" 2>&1
   echo "memcheck exit $? ($(grep -c 'Invalid' "$out/memcheck.txt") invalid accesses)"
   tail -n 4 "$out/memcheck.txt"
 fi
