@@ -384,7 +384,8 @@ class Case:
         op.launch("forward", (ceil(V, tile), ceil(R, tile)), [logits, self.up(x), self.up(W), R])
         W64 = W.astype(np.float64)
         self.check("lm_head", "forward", "logits", self.down(logits), x.astype(np.float64) @ W64.T, GEMM_TOLERANCE)
-        dL, dx0 = self.randn(R, V, scale=1 / math.sqrt(V)), self.randn(R, C)
+        # The gradient starts at a tenth of what is added (std 1/sqrt(C)): an overwrite fails, and so does a wrong sum.
+        dL, dx0 = self.randn(R, V, scale=1 / math.sqrt(V)), self.randn(R, C, scale=0.1 / math.sqrt(C))
         dx = self.up(dx0)
         op.launch("backward", (ceil(C, tile), ceil(R, tile)), [dx, self.up(dL), self.up(W), R])
         self.check("lm_head", "backward", "dx (+=)", self.down(dx), dx0 + dL.astype(np.float64) @ W64, GEMM_TOLERANCE)
@@ -422,7 +423,8 @@ class Case:
             count = np.float32(np.count_nonzero(counted))
             loss_and_count = np.array([total, count], dtype=np.float32)
             probs32 = probs_ref.astype(np.float32)
-            start = self.randn(R, V)
+            # A tenth of what is added, so that both an overwrite and a wrong gradient fail.
+            start = self.randn(R, V, scale=0.1 * dLoss / max(float(count), 1.0))
             dLogits = self.up(start)
             op.launch("backward", (R, ceil(V, T)), [dLogits, self.up(probs32), self.up(targets), mask_arg, self.up(loss_and_count), R, F32(dLoss)])
             onehot = np.zeros((R, V))
@@ -460,7 +462,8 @@ class Case:
         op = self.ops["adamw"]
         n = self.rows * self.arch["dim"] + 3
         grid = (ceil(n, op["THREADS"]),)
-        value, grad = self.randn(n), self.randn(n, scale=0.1)
+        # Values of the update's size (lr), so that an error in the update shows in value's error.
+        value, grad = self.randn(n, scale=1e-3), self.randn(n, scale=0.1)
         m0, v0 = self.randn(n, scale=0.01), (self.rng.random(n) * 1e-4).astype(np.float32)
         f = lambda x: float(np.float32(x))
         lr, b1, b2, eps, wd, step = f(1e-3), f(0.9), f(0.999), f(1e-8), f(0.01), 7
