@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { emitModelOps } from '../../../src/backends/emit-kernels.ts';
 import { modelOpKernels, type ModelOpKernel } from '../../../src/backends/cuda/model-ops.ts';
 import { MODEL_OPS } from '../../../src/backends/cuda/model-op-names.ts';
+import { modelOpGrid } from '../../../src/backends/cuda/model-op-grid.ts';
 import { ManifestError, parseManifest } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
 import { compileSpec } from '../../support/inline-spec.ts';
@@ -75,6 +76,29 @@ describe('CUDA model ops', () => {
       for (const entry of kernel.entryPoints) expect(header).toContain(`${entry.name}: ${entry.symbol}, block (${entry.block.join(', ')})`);
       expect(header).toContain('-gencode=arch=compute_90a,code=sm_90a');
     }
+  });
+
+  it('computes each launch\'s grid as its header states it, for ragged sizes', () => {
+    // The header's `grid.x = ceil(rows / 4), grid.y = ...`, evaluated here (the runtime calls modelOpGrid instead).
+    const evaluate = (text: string, sizes: Record<string, number>) => {
+      const axes = [1, 1, 1];
+      for (const part of text.replace(/ \(fixed\)$/, '').split(', ')) {
+        const [, axis, expression] = /^grid\.([xyz]) = (.+)$/.exec(part)!;
+        const js = expression!.replace(/ceil\(/g, 'Math.ceil(').replace(/\b[a-zA-Z]+\b(?!\()/g, (name) => (name === 'Math' || name === 'ceil' ? name : String(sizes[name])));
+        axes['xyz'.indexOf(axis!)] = Function(`return ${js}`)() as number;
+      }
+      return axes;
+    };
+    for (const kernel of [...modelOpKernels(stories), ...modelOpKernels(ragged)]) {
+      for (const entry of kernel.entryPoints) {
+        for (const rows of [1, 5, 37, 130, 512]) {
+          const sizes = { rows, count: rows * 200 + 3, columns: 300, stride: 520, width: rows % 2 === 0 ? 72 : 24 };
+          expect(modelOpGrid(kernel, entry.name, sizes), `${entry.symbol} rows ${rows}`).toEqual(evaluate(entry.grid!, sizes));
+        }
+      }
+    }
+    expect(() => modelOpGrid(modelOpKernels(stories)[1]!, 'forward', {})).toThrow('rmsnorm_c64_f32.forward: the grid needs rows (a non-negative integer), got undefined');
+    expect(() => modelOpGrid(modelOpKernels(stories)[1]!, 'sideways', { rows: 1 })).toThrow('rmsnorm_c64_f32 (rmsnorm) has no entry point sideways');
   });
 
   it('is deterministic', () => {
