@@ -104,6 +104,11 @@ class Gpu:
     def timer(self):
         return self.torch.cuda.Event(enable_timing=True), self.torch.cuda.Event(enable_timing=True)
 
+    def matmul64(self, a, b):
+        """a @ b in float64 on the GPU (the references of the LLaMA-7B GEMMs would take the CPU seconds)."""
+        t = self.torch
+        return (t.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).cuda() @ t.from_numpy(np.ascontiguousarray(b, dtype=np.float64)).cuda()).cpu().numpy()
+
 
 class Smoke:
     """No GPU: launches do nothing (outputs keep their initial values), everything else runs."""
@@ -128,6 +133,9 @@ class Smoke:
 
     def timer(self):
         return None
+
+    def matmul64(self, a, b):
+        return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
 
 
 class Op:
@@ -220,6 +228,9 @@ def from_f16_bits(bits):
 # ---------------------------------------------------------------------------------------------
 # The cases: one function per op, each checking every entry point at one row count.
 
+TABLES = {}
+
+
 class Case:
     def __init__(self, device, results, spec, arch, ops, rows):
         self.device, self.results, self.spec, self.arch, self.ops, self.rows = device, results, spec, arch, ops, rows
@@ -227,6 +238,13 @@ class Case:
 
     def randn(self, *shape, scale=1.0):
         return (self.rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def model_table(self, name, rows, columns, scale=1.0):
+        """A random [rows, columns] table drawn once per spec (LLaMA-7B's classifier is 131M floats)."""
+        key = (self.spec, name, rows, columns, scale)
+        if key not in TABLES:
+            TABLES[key] = (np.random.default_rng(len(TABLES)).standard_normal((rows, columns), dtype=np.float32) * np.float32(scale)).astype(np.float32)
+        return TABLES[key]
 
     def nan(self, *shape):
         return np.full(shape, np.nan, dtype=np.float32)
@@ -244,7 +262,7 @@ class Case:
     def embedding(self):
         op = self.ops["embedding"]
         V, C, R = op["VOCAB"], op["CHANNELS"], self.rows
-        table = self.randn(V, C)
+        table = self.model_table("embedding", V, C)
         tokens = self.rng.integers(0, V, R).astype(np.int32)
         tokens[0] = V - 1
         out = self.up(self.nan(R, C))
@@ -379,16 +397,16 @@ class Case:
     def lm_head(self):
         op = self.ops["lm_head"]
         C, V, R, tile = op["CHANNELS"], op["VOCAB"], self.rows, op["TILE"]
-        x, W = self.randn(R, C), self.randn(V, C, scale=1 / math.sqrt(C))
+        x, W = self.randn(R, C), self.model_table("classifier", V, C, scale=1 / math.sqrt(C))
         logits = self.up(self.nan(R, V))
         op.launch("forward", (ceil(V, tile), ceil(R, tile)), [logits, self.up(x), self.up(W), R])
         W64 = W.astype(np.float64)
-        self.check("lm_head", "forward", "logits", self.down(logits), x.astype(np.float64) @ W64.T, GEMM_TOLERANCE)
+        self.check("lm_head", "forward", "logits", self.down(logits), self.device.matmul64(x, W64.T), GEMM_TOLERANCE)
         # The gradient starts at a tenth of what is added (std 1/sqrt(C)): an overwrite fails, and so does a wrong sum.
         dL, dx0 = self.randn(R, V, scale=1 / math.sqrt(V)), self.randn(R, C, scale=0.1 / math.sqrt(C))
         dx = self.up(dx0)
         op.launch("backward", (ceil(C, tile), ceil(R, tile)), [dx, self.up(dL), self.up(W), R])
-        self.check("lm_head", "backward", "dx (+=)", self.down(dx), dx0 + dL.astype(np.float64) @ W64, GEMM_TOLERANCE)
+        self.check("lm_head", "backward", "dx (+=)", self.down(dx), dx0 + self.device.matmul64(dL, W64), GEMM_TOLERANCE)
 
     # -- cross_entropy
     def cross_entropy(self):
@@ -494,7 +512,7 @@ def determinism(device, results, spec, arch, ops):
     R = 130
     op = ops["lm_head"]
     C, V, tile = op["CHANNELS"], op["VOCAB"], op["TILE"]
-    x, W = device.upload(rng.standard_normal((R, C)).astype(np.float32)), device.upload(rng.standard_normal((V, C)).astype(np.float32))
+    x, W = device.upload(rng.standard_normal((R, C), dtype=np.float32)), device.upload(rng.standard_normal((V, C), dtype=np.float32))
     outs = []
     for _ in range(2):
         logits = device.upload(np.zeros((R, V), dtype=np.float32))
@@ -502,7 +520,7 @@ def determinism(device, results, spec, arch, ops):
         outs.append(device.download(logits))
     results.add(spec, "lm_head", "forward", R, "rerun bitwise equal", 0.0 if np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32)) else 1.0, EXACT)
     op = ops["cross_entropy"]
-    logits = device.upload((rng.standard_normal((R, V)) * 3).astype(np.float32))
+    logits = device.upload(rng.standard_normal((R, V), dtype=np.float32) * np.float32(3))
     targets = device.upload(rng.integers(0, V, R).astype(np.int32))
     outs = []
     for _ in range(2):
@@ -533,7 +551,7 @@ def milliseconds(device, once, repeats=20):
 def timings(device, spec, arch, ops, rows, repeats=20):
     rng = np.random.default_rng(3)
     z = lambda *shape: device.upload(np.zeros(shape, dtype=np.float32))
-    r = lambda *shape: device.upload(rng.standard_normal(shape).astype(np.float32))
+    r = lambda *shape: device.upload(rng.standard_normal(shape, dtype=np.float32))
     C, H, V = arch["dim"], arch["hiddenDim"], arch["vocab"]
     hs = C // arch["heads"]
     seq = 128 if rows % 128 == 0 else rows
@@ -586,6 +604,7 @@ def timings(device, spec, arch, ops, rows, repeats=20):
 def variants(device, results, kernels_dir, variants_dir, timing_rows):
     """The lm_head tunings emit-lm-head-variants.ts built: each checked at 130 and 512 rows and timed."""
     lines = []
+    inputs = {}
     for spec in sorted(os.listdir(variants_dir)):
         folder = os.path.join(kernels_dir, spec)
         manifest = json.load(open(os.path.join(folder, "manifest.json")))
@@ -604,9 +623,10 @@ def variants(device, results, kernels_dir, variants_dir, timing_rows):
                 continue
             C, V, tile = arch["dim"], arch["vocab"], op["TILE"]
             for rows in timing_rows:
-                rng = np.random.default_rng(5)
-                x, W = device.upload(rng.standard_normal((rows, C)).astype(np.float32)), device.upload(rng.standard_normal((V, C)).astype(np.float32))
-                logits = device.upload(rng.standard_normal((rows, V)).astype(np.float32))
+                if (spec, rows) not in inputs:
+                    rng = np.random.default_rng(5)
+                    inputs[(spec, rows)] = [device.upload(rng.standard_normal(shape, dtype=np.float32)) for shape in ((rows, C), (V, C), (rows, V))]
+                x, W, logits = inputs[(spec, rows)]
                 forward = milliseconds(device, lambda: op.launch("forward", (ceil(V, tile), ceil(rows, tile)), [logits, x, W, rows]))
                 backward = milliseconds(device, lambda: op.launch("backward", (ceil(C, tile), ceil(rows, tile)), [x, logits, W, rows]))
                 flops = 2 * rows * V * C

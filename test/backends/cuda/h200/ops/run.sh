@@ -26,7 +26,7 @@ if command -v compute-sanitizer > /dev/null; then
   for spec in "$kernels"/*; do
     case "$(basename "$spec")" in llama*) ;; *) ln -s "$(cd "$spec" && pwd)" "$small/$(basename "$spec")" ;; esac
   done
-  QUICK=1 timeout 100 compute-sanitizer --tool memcheck --print-limit 10 python3 "$here/check_ops.py" --kernels "$small" --out "$out/sanitizer" > "$out/memcheck.txt" 2>&1
+  QUICK=1 timeout 70 compute-sanitizer --tool memcheck --print-limit 10 python3 "$here/check_ops.py" --kernels "$small" --out "$out/sanitizer" > "$out/memcheck.txt" 2>&1
   echo "memcheck exit $? ($(grep -c 'Invalid' "$out/memcheck.txt") invalid accesses)"
   tail -n 4 "$out/memcheck.txt"
 fi
