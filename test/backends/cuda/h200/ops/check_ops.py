@@ -635,58 +635,12 @@ def variants(device, results, kernels_dir, variants_dir, timing_rows):
     return lines
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kernels", required=True, help="the folder emit-op-kernels.ts wrote (one compile folder per spec)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--smoke", action="store_true", help="no GPU: run the plumbing only (every comparison then fails)")
-    parser.add_argument("--timing-rows", type=int, nargs="*", default=[512, 4096])
-    parser.add_argument("--variants", help="the folder emit-lm-head-variants.ts wrote: lm_head tunings to check and time")
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    device = Smoke() if args.smoke else Gpu()
-    results = Results()
-    timing_lines = []
-    started = time.time()
-    for spec in sorted(os.listdir(args.kernels)):
-        folder = os.path.join(args.kernels, spec)
-        if not os.path.isfile(os.path.join(folder, "manifest.json")):
-            continue
-        manifest = json.load(open(os.path.join(folder, "manifest.json")))
-        arch = json.load(open(os.path.join(folder, "architecture.json")))
-        ops = {entry["op"]: Op(device, folder, entry) for entry in manifest["modelOps"] if entry["op"] != "attention"}
-        print(f"== {spec}: {', '.join(o.kernel['kernel'] for o in ops.values())}", flush=True)
-        for rows in ROWS:
-            case = Case(device, results, spec, arch, ops, rows)
-            for name in CASES:
-                try:
-                    getattr(case, name)()
-                except Exception as error:  # one broken case must not hide the others
-                    results.failure(spec, name, rows, f"{type(error).__name__}: {error}")
-                    traceback.print_exc()
-        try:
-            determinism(device, results, spec, arch, ops)
-        except Exception as error:
-            results.failure(spec, "determinism", 130, f"{type(error).__name__}: {error}")
-            traceback.print_exc()
-        if not args.smoke and not QUICK and spec.startswith("llama"):
-            for rows in args.timing_rows:
-                try:
-                    timing_lines += timings(device, spec, arch, ops, rows)
-                except Exception as error:
-                    print(f"timing {spec} rows={rows} failed: {type(error).__name__}: {error}", flush=True)
-                    traceback.print_exc()
-    variant_lines = []
-    if args.variants and not QUICK:
-        try:
-            variant_lines = variants(device, results, args.kernels, args.variants, args.timing_rows)
-        except Exception as error:
-            results.failure("variants", "lm_head", 0, f"{type(error).__name__}: {error}")
-            traceback.print_exc()
+def write_reports(out, device, results, timing_lines, variant_lines, started):
+    """ops.md and results.json as far as the run got (rewritten after each spec: a run cut short keeps them)."""
     failed = [r for r in results.rows if not r["ok"]]
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"rows": results.rows, "timings": timing_lines, "variants": variant_lines}, f, indent=1, default=float)
-    with open(os.path.join(args.out, "ops.md"), "w") as f:
+    with open(os.path.join(out, "ops.md"), "w") as f:
         f.write(f"# CUDA model ops against float64 ({device.name})\n\n")
         f.write(f"{len(results.rows)} checks, {len(failed)} failed, {time.time() - started:.0f} s. Error: max-norm relative, max|got - ref| / max|ref| "
                 "(for the bit-exact conversion, the number of differing elements).\n\n")
@@ -712,6 +666,66 @@ def main():
         if variant_lines:
             f.write("\n## lm_head tunings (emit-lm-head-variants.ts): us forward, us backward\n\n| spec | tuning | rows | forward | backward |\n|---|---|---|---|---|\n")
             f.write("\n".join(variant_lines) + "\n")
+    return failed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kernels", required=True, help="the folder emit-op-kernels.ts wrote (one compile folder per spec)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--smoke", action="store_true", help="no GPU: run the plumbing only (every comparison then fails)")
+    parser.add_argument("--timing-rows", type=int, nargs="*", default=[512, 4096])
+    parser.add_argument("--variants", help="the folder emit-lm-head-variants.ts wrote: lm_head tunings to check and time")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    device = Smoke() if args.smoke else Gpu()
+    results = Results()
+    timing_lines = []
+    started = time.time()
+    # The small specs first, LLaMA-7B's last, then its timings, then the lm_head tunings: a run cut
+    # short keeps the reports of what it finished.
+    specs = sorted((s for s in os.listdir(args.kernels) if os.path.isfile(os.path.join(args.kernels, s, "manifest.json"))), key=lambda s: (s.startswith("llama"), s))
+    loaded = {}
+    for spec in specs:
+        folder = os.path.join(args.kernels, spec)
+        manifest = json.load(open(os.path.join(folder, "manifest.json")))
+        arch = json.load(open(os.path.join(folder, "architecture.json")))
+        ops = {entry["op"]: Op(device, folder, entry) for entry in manifest["modelOps"] if entry["op"] != "attention"}
+        loaded[spec] = (arch, ops)
+        print(f"== {spec}: {', '.join(o.kernel['kernel'] for o in ops.values())}", flush=True)
+        for rows in ROWS:
+            case = Case(device, results, spec, arch, ops, rows)
+            for name in CASES:
+                try:
+                    getattr(case, name)()
+                except Exception as error:  # one broken case must not hide the others
+                    results.failure(spec, name, rows, f"{type(error).__name__}: {error}")
+                    traceback.print_exc()
+        try:
+            determinism(device, results, spec, arch, ops)
+        except Exception as error:
+            results.failure(spec, "determinism", 130, f"{type(error).__name__}: {error}")
+            traceback.print_exc()
+        write_reports(args.out, device, results, timing_lines, [], started)
+    for spec in specs:
+        if args.smoke or QUICK or not spec.startswith("llama"):
+            continue
+        arch, ops = loaded[spec]
+        for rows in args.timing_rows:
+            try:
+                timing_lines += timings(device, spec, arch, ops, rows)
+            except Exception as error:
+                print(f"timing {spec} rows={rows} failed: {type(error).__name__}: {error}", flush=True)
+                traceback.print_exc()
+            write_reports(args.out, device, results, timing_lines, [], started)
+    variant_lines = []
+    if args.variants and not QUICK:
+        try:
+            variant_lines = variants(device, results, args.kernels, args.variants, args.timing_rows)
+        except Exception as error:
+            results.failure("variants", "lm_head", 0, f"{type(error).__name__}: {error}")
+            traceback.print_exc()
+    failed = write_reports(args.out, device, results, timing_lines, variant_lines, started)
     print(f"{len(results.rows) - len(failed)} passed, {len(failed)} failed", flush=True)
     return 1 if failed else 0
 
