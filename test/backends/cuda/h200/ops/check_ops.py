@@ -110,6 +110,50 @@ class Gpu:
         return (t.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).cuda() @ t.from_numpy(np.ascontiguousarray(b, dtype=np.float64)).cuda()).cpu().numpy()
 
 
+class Emulator:
+    """No GPU: the kernels' very source built for the CPU stand-in (emulate/build_emulated.py),
+    launched block by block on numpy arrays. Checks indexing and arithmetic on ragged shapes."""
+    name = "cpu emulation"
+
+    def function(self, fatbin, symbol):
+        library = fatbin[: -len(".sm_90a.fatbin")] + ".emu.so"
+        function = getattr(ctypes.CDLL(library), "emulate__" + symbol)
+        function.restype = None
+        return function
+
+    def upload(self, array):
+        array = np.array(array, copy=True)
+        return Buffer(array, array.dtype, array.shape)
+
+    def download(self, buffer):
+        return buffer.handle.copy()
+
+    def launch(self, function, grid, block, shared, args):
+        values = []
+        for a in args:
+            if a is None:
+                values.append(ctypes.c_uint64(0))
+            elif isinstance(a, Buffer):
+                values.append(ctypes.c_uint64(a.handle.ctypes.data))
+            elif isinstance(a, F32):
+                values.append(ctypes.c_float(a.value))
+            else:
+                values.append(ctypes.c_uint32(a))
+        pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
+        if 0 in grid:
+            return
+        function(*[ctypes.c_uint(int(g)) for g in grid], *[ctypes.c_uint(int(b)) for b in block], pointers)
+
+    def synchronize(self):
+        pass
+
+    def timer(self):
+        return None
+
+    def matmul64(self, a, b):
+        return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
+
+
 class Smoke:
     """No GPU: launches do nothing (outputs keep their initial values), everything else runs."""
     name = "smoke"
@@ -674,17 +718,23 @@ def main():
     parser.add_argument("--kernels", required=True, help="the folder emit-op-kernels.ts wrote (one compile folder per spec)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--smoke", action="store_true", help="no GPU: run the plumbing only (every comparison then fails)")
+    parser.add_argument("--emulate", action="store_true", help="no GPU: run the kernels' source on the CPU stand-in (emulate/), small specs and rows up to 130")
     parser.add_argument("--timing-rows", type=int, nargs="*", default=[512, 4096])
     parser.add_argument("--variants", help="the folder emit-lm-head-variants.ts wrote: lm_head tunings to check and time")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    device = Smoke() if args.smoke else Gpu()
+    device = Smoke() if args.smoke else Emulator() if args.emulate else Gpu()
+    global ROWS
+    if args.emulate:
+        ROWS = [r for r in ROWS if r <= 130]
     results = Results()
     timing_lines = []
     started = time.time()
     # The small specs first, LLaMA-7B's last, then its timings, then the lm_head tunings: a run cut
     # short keeps the reports of what it finished.
     specs = sorted((s for s in os.listdir(args.kernels) if os.path.isfile(os.path.join(args.kernels, s, "manifest.json"))), key=lambda s: (s.startswith("llama"), s))
+    if args.emulate:
+        specs = [s for s in specs if not s.startswith("llama")]  # LLaMA-7B's shapes would take the CPU an hour
     loaded = {}
     for spec in specs:
         folder = os.path.join(args.kernels, spec)
@@ -708,7 +758,7 @@ def main():
             traceback.print_exc()
         write_reports(args.out, device, results, timing_lines, [], started)
     for spec in specs:
-        if args.smoke or QUICK or not spec.startswith("llama"):
+        if args.smoke or args.emulate or QUICK or not spec.startswith("llama"):
             continue
         arch, ops = loaded[spec]
         for rows in args.timing_rows:
