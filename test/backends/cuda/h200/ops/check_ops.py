@@ -110,7 +110,27 @@ class Gpu:
         return (t.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).cuda() @ t.from_numpy(np.ascontiguousarray(b, dtype=np.float64)).cuda()).cpu().numpy()
 
 
-class Emulator:
+class HostMemory:
+    """Arrays in host memory as the "device" buffers (numpy), for the two ways of running without a GPU."""
+
+    def upload(self, array):
+        array = np.array(array, copy=True)
+        return Buffer(array, array.dtype, array.shape)
+
+    def download(self, buffer):
+        return buffer.handle.copy()
+
+    def synchronize(self):
+        pass
+
+    def timer(self):
+        return None
+
+    def matmul64(self, a, b):
+        return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
+
+
+class Emulator(HostMemory):
     """No GPU: the kernels' very source built for the CPU stand-in (emulate/build_emulated.py),
     launched block by block on numpy arrays. Checks indexing and arithmetic on ragged shapes."""
     name = "cpu emulation"
@@ -120,13 +140,6 @@ class Emulator:
         function = getattr(ctypes.CDLL(library), "emulate__" + symbol)
         function.restype = None
         return function
-
-    def upload(self, array):
-        array = np.array(array, copy=True)
-        return Buffer(array, array.dtype, array.shape)
-
-    def download(self, buffer):
-        return buffer.handle.copy()
 
     def launch(self, function, grid, block, shared, args):
         values = []
@@ -144,17 +157,8 @@ class Emulator:
             return
         function(*[ctypes.c_uint(int(g)) for g in grid], *[ctypes.c_uint(int(b)) for b in block], pointers)
 
-    def synchronize(self):
-        pass
 
-    def timer(self):
-        return None
-
-    def matmul64(self, a, b):
-        return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
-
-
-class Smoke:
+class Smoke(HostMemory):
     """No GPU: launches do nothing (outputs keep their initial values), everything else runs."""
     name = "smoke"
 
@@ -163,23 +167,8 @@ class Smoke:
             raise FileNotFoundError(fatbin)
         return symbol
 
-    def upload(self, array):
-        return Buffer(np.array(array, copy=True), np.asarray(array).dtype, np.asarray(array).shape)
-
-    def download(self, buffer):
-        return buffer.handle.copy()
-
     def launch(self, function, grid, block, shared, args):
         pass
-
-    def synchronize(self):
-        pass
-
-    def timer(self):
-        return None
-
-    def matmul64(self, a, b):
-        return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
 
 
 class Op:
