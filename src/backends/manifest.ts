@@ -205,6 +205,8 @@ function checkKernel(path: string, k: Json, index: number): ManifestKernel {
 }
 
 const PARAMETER_TYPES = new Set(['pointer', 'u32', 'f32']);
+/** cType, doc and grid are this project's additions to the contract's types: optional, strings when there. */
+const optionalString = (v: Json): boolean => v === undefined || typeof v === 'string';
 
 function checkModelOp(path: string, k: Json, index: number): ModelOpManifestKernel {
   const where = isObject(k) && typeof k['kernel'] === 'string' ? `model op ${k['kernel']}` : `modelOps[${index}]`;
@@ -219,12 +221,12 @@ function checkModelOp(path: string, k: Json, index: number): ModelOpManifestKern
   for (const e of k['entryPoints']) {
     const name = isObject(e) ? String(e['name']) : '?';
     if (!isObject(e) || typeof e['name'] !== 'string' || typeof e['symbol'] !== 'string' || !isTriple(e['block'], (x) => Number.isInteger(x) && (x as number) > 0) ||
-      typeof e['sharedBytes'] !== 'number' || typeof e['grid'] !== 'string' || typeof e['computes'] !== 'string' || !Array.isArray(e['parameters'])) {
+      typeof e['sharedBytes'] !== 'number' || !optionalString(e['grid']) || typeof e['computes'] !== 'string' || !Array.isArray(e['parameters'])) {
       return fail(`entry point ${name} is malformed`);
     }
     for (const p of e['parameters']) {
-      if (!isObject(p) || typeof p['name'] !== 'string' || !PARAMETER_TYPES.has(p['type'] as string) || typeof p['cType'] !== 'string' || typeof p['doc'] !== 'string') {
-        fail(`entry point ${name}: parameter ${isObject(p) ? String(p['name']) : '?'} is malformed (name, type pointer|u32|f32, cType, doc)`);
+      if (!isObject(p) || typeof p['name'] !== 'string' || !PARAMETER_TYPES.has(p['type'] as string) || !optionalString(p['cType']) || !optionalString(p['doc'])) {
+        fail(`entry point ${name}: parameter ${isObject(p) ? String(p['name']) : '?'} is malformed (name, type pointer|u32|f32, and cType and doc strings where given)`);
       }
     }
   }

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { emitModelOps } from '../../../src/backends/emit-kernels.ts';
 import { modelOpKernels, type ModelOpKernel } from '../../../src/backends/cuda/model-ops.ts';
 import { MODEL_OPS } from '../../../src/backends/cuda/model-op-names.ts';
+import { modelOpGrid } from '../../../src/backends/cuda/model-op-grid.ts';
 import { ManifestError, parseManifest } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
 import { compileSpec } from '../../support/inline-spec.ts';
@@ -55,7 +56,7 @@ describe('CUDA model ops', () => {
         expect(entry.symbol).toBe(`${kernel.kernel}__${entry.name}`);
         const signature = entry.parameters.map((p) => `${p.cType}${p.type === 'pointer' ? ' __restrict__' : ''} ${p.name}`).join(', ');
         expect(source, `${entry.symbol}'s definition`).toContain(`${entry.symbol}(${signature}) {`);
-        expect(source).toMatch(new RegExp(`extern "C" __global__ void __launch_bounds__\\([A-Z_0-9 *]+\\) ${entry.symbol}\\(`));
+        expect(source).toMatch(new RegExp(`extern "C" __global__ void __launch_bounds__\\([A-Z_0-9 *,]+\\) ${entry.symbol}\\(`));
         expect(entry.block.every((n) => Number.isInteger(n) && n > 0)).toBe(true);
         expect(entry.block[0] * entry.block[1] * entry.block[2]).toBeLessThanOrEqual(1024);
         expect(entry.grid).toMatch(/^grid\.x = /);
@@ -71,12 +72,35 @@ describe('CUDA model ops', () => {
       const header = source.slice(0, source.indexOf('#include'));
       for (const line of header.split('\n')) expect(line === '' || line.startsWith('//'), `${kernel.kernel}: ${line}`).toBe(true);
       expect(header).not.toContain('*/');
-      // Attention's header is its own (model-ops/attention.ts): four entry points with their tiling.
-      if (kernel.op === 'attention') continue;
+      expect(header).toContain('-gencode=arch=compute_90a,code=sm_90a');
+      if (kernel.op === 'attention') continue; // helper A's renderer writes its own header
       expect(header).toContain(`Op: ${kernel.op}, a model op`);
       for (const entry of kernel.entryPoints) expect(header).toContain(`${entry.name}: ${entry.symbol}, block (${entry.block.join(', ')})`);
-      expect(header).toContain('-gencode=arch=compute_90a,code=sm_90a');
     }
+  });
+
+  it('computes each launch\'s grid as its header states it, for ragged sizes', () => {
+    // The header's `grid.x = ceil(rows / 4), grid.y = ...`, evaluated here (the runtime calls modelOpGrid instead).
+    const evaluate = (text: string, sizes: Record<string, number>) => {
+      const axes = [1, 1, 1];
+      for (const part of text.replace(/ \(fixed\)$/, '').split(', ')) {
+        const [, axis, expression] = /^grid\.([xyz]) = (.+)$/.exec(part)!;
+        const js = expression!.replace(/ceil\(/g, 'Math.ceil(').replace(/\b[a-zA-Z]+\b(?!\()/g, (name) => (name === 'Math' || name === 'ceil' ? name : String(sizes[name])));
+        axes['xyz'.indexOf(axis!)] = Function(`return ${js}`)() as number;
+      }
+      return axes;
+    };
+    // Attention's grids are helper A's attentionGrid.
+    for (const kernel of [...modelOpKernels(stories), ...modelOpKernels(ragged)].filter((k) => k.op !== 'attention')) {
+      for (const entry of kernel.entryPoints) {
+        for (const rows of [1, 5, 37, 130, 512]) {
+          const sizes = { rows, count: rows * 200 + 3, columns: 300, stride: 520, width: rows % 2 === 0 ? 72 : 24 };
+          expect(modelOpGrid(kernel, entry.name, sizes), `${entry.symbol} rows ${rows}`).toEqual(evaluate(entry.grid!, sizes));
+        }
+      }
+    }
+    expect(() => modelOpGrid(modelOpKernels(stories)[1]!, 'forward', {})).toThrow('rmsnorm_c64_f32.forward: the grid needs rows (a non-negative integer), got undefined');
+    expect(() => modelOpGrid(modelOpKernels(stories)[1]!, 'sideways', { rows: 1 })).toThrow('rmsnorm_c64_f32 (rmsnorm) has no entry point sideways');
   });
 
   it('is deterministic', () => {

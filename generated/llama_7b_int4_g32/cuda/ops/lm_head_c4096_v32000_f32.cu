@@ -4,7 +4,7 @@
 // Compile (in cuda/ops): nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin lm_head_c4096_v32000_f32.cu -o lm_head_c4096_v32000_f32.sm_90a.fatbin
 //
 // Op: lm_head, a model op (not a QA-LoRA linear layer), exactly as src/runtime/typescript/lm-head.ts
-//   Constants (the spec's architecture): CHANNELS = 4096, VOCAB = 32000, TILE = 128, TILE_K = 8, MICRO = 8, THREADS = 256
+//   Constants (the spec's architecture): CHANNELS = 4096, VOCAB = 32000, TILE = 128, TILE_K = 8, MICRO = 8, THREADS = 256, STAGES = 2, MIN_BLOCKS = 1
 //   Global memory: float32 row-major, the host's layout; token ids and targets int32; forwards overwrite their outputs, backwards accumulate (+=)
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
@@ -36,8 +36,10 @@ namespace qalc_lm_head_c4096_v32000_f32 {
 [[maybe_unused]] constexpr uint32_t TILE_K = 8u;
 [[maybe_unused]] constexpr uint32_t MICRO = 8u;
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t STAGES = 2u;
+[[maybe_unused]] constexpr uint32_t MIN_BLOCKS = 1u;
 
-// Shared tiles are stored k-major, [TILE_K][TILE + PAD]: the micro-tiles read them as float4
+// Shared tiles are stored k-major, [stage][TILE_K][TILE + PAD]: the micro-tiles read them as float4
 // along m and n, and the padding puts the transposing stores of a warp in distinct banks.
 constexpr uint32_t PAD = 4u;
 constexpr uint32_t TILE_ROW = TILE + PAD;
@@ -46,15 +48,51 @@ constexpr uint32_t SIDE = TILE / MICRO;  // threads along each side of the tile
 constexpr uint32_t LOADS = TILE * TILE_K / THREADS;  // elements of each tile a thread loads
 static_assert(SIDE * SIDE == THREADS && MICRO == 8u && TILE * TILE_K % THREADS == 0u, "tile shape");
 
+// The elements of a's and b's tiles at reduction offset k0 that thread t loads (zeros past the
+// edges), into registers: rows of a (and of an [N, K] b) are read TILE_K consecutive floats at a
+// time, rows of a [K, N] b TILE consecutive ones.
+template <bool B_ROWS_ARE_N>
+__device__ inline void loadTiles(float (&aPart)[LOADS], float (&bPart)[LOADS], const float* __restrict__ a, const float* __restrict__ b,
+                                 uint32_t M, uint32_t N, uint32_t K, uint32_t rowBase, uint32_t columnBase, uint32_t k0) {
+#pragma unroll
+  for (uint32_t l = 0; l < LOADS; ++l) {
+    const uint32_t e = threadIdx.x + l * THREADS, m = e / TILE_K, k = e % TILE_K;
+    const uint32_t row = rowBase + m, kk = k0 + k;
+    aPart[l] = row < M && kk < K ? a[static_cast<size_t>(row) * K + kk] : 0.0f;
+    if constexpr (B_ROWS_ARE_N) {
+      const uint32_t column = columnBase + m;
+      bPart[l] = column < N && kk < K ? b[static_cast<size_t>(column) * K + kk] : 0.0f;
+    } else {
+      const uint32_t kb = e / TILE, n = e % TILE, column = columnBase + n, kkb = k0 + kb;
+      bPart[l] = column < N && kkb < K ? b[static_cast<size_t>(kkb) * N + column] : 0.0f;
+    }
+  }
+}
+
+template <bool B_ROWS_ARE_N>
+__device__ inline void storeTiles(float (*aTile)[TILE_ROW], float (*bTile)[TILE_ROW], const float (&aPart)[LOADS], const float (&bPart)[LOADS]) {
+#pragma unroll
+  for (uint32_t l = 0; l < LOADS; ++l) {
+    const uint32_t e = threadIdx.x + l * THREADS;
+    aTile[e % TILE_K][e / TILE_K] = aPart[l];
+    if constexpr (B_ROWS_ARE_N) bTile[e % TILE_K][e / TILE_K] = bPart[l];
+    else bTile[e / TILE][e % TILE] = bPart[l];
+  }
+}
+
 // out[M, N] (= or +=) a[M, K] . b^T, with b either [N, K] (B_ROWS_ARE_N: the forward's
 // classifier) or [K, N] (the backward's). Block (blockIdx.y, blockIdx.x) owns rows
 // blockIdx.y * TILE.. and columns blockIdx.x * TILE..; thread (ty, tx) owns rows
 // {ty * 4 + i, HALF + ty * 4 + i} and columns {tx * 4 + j, HALF + tx * 4 + j}, i, j < 4.
+// With STAGES = 2 the next step's tiles are read from global memory into registers while this
+// step's are multiplied, then stored to the other stage (one barrier a step); with 1, load,
+// barrier, multiply, barrier (fewer registers: more blocks a multiprocessor).
 template <bool B_ROWS_ARE_N, bool ACCUMULATE>
 __device__ inline void gemmTile(float* __restrict__ out, const float* __restrict__ a, const float* __restrict__ b, uint32_t M, uint32_t N, uint32_t K) {
-  __shared__ __align__(16) float aTile[TILE_K][TILE_ROW];
-  __shared__ __align__(16) float bTile[TILE_K][TILE_ROW];
-  const uint32_t t = threadIdx.x, ty = t / SIDE, tx = t % SIDE;
+  static_assert(STAGES == 1u || STAGES == 2u, "one or two shared stages");
+  __shared__ __align__(16) float aTiles[STAGES][TILE_K][TILE_ROW];
+  __shared__ __align__(16) float bTiles[STAGES][TILE_K][TILE_ROW];
+  const uint32_t ty = threadIdx.x / SIDE, tx = threadIdx.x % SIDE;
   const uint32_t rowBase = blockIdx.y * TILE, columnBase = blockIdx.x * TILE;
   float acc[MICRO][MICRO];
 #pragma unroll
@@ -62,32 +100,28 @@ __device__ inline void gemmTile(float* __restrict__ out, const float* __restrict
 #pragma unroll
     for (uint32_t j = 0; j < MICRO; ++j) acc[i][j] = 0.0f;
 
-  for (uint32_t k0 = 0; k0 < K; k0 += TILE_K) {
-    // Rows of a (and of an [N, K] b) are read TILE_K consecutive floats at a time.
-#pragma unroll
-    for (uint32_t l = 0; l < LOADS; ++l) {
-      const uint32_t e = t + l * THREADS, m = e / TILE_K, k = e % TILE_K;
-      const uint32_t row = rowBase + m, kk = k0 + k;
-      aTile[k][m] = row < M && kk < K ? a[static_cast<size_t>(row) * K + kk] : 0.0f;
-    }
-#pragma unroll
-    for (uint32_t l = 0; l < LOADS; ++l) {
-      const uint32_t e = t + l * THREADS;
-      if constexpr (B_ROWS_ARE_N) {
-        const uint32_t n = e / TILE_K, k = e % TILE_K, column = columnBase + n, kk = k0 + k;
-        bTile[k][n] = column < N && kk < K ? b[static_cast<size_t>(column) * K + kk] : 0.0f;
-      } else {
-        const uint32_t k = e / TILE, n = e % TILE, column = columnBase + n, kk = k0 + k;
-        bTile[k][n] = column < N && kk < K ? b[static_cast<size_t>(kk) * N + column] : 0.0f;
-      }
-    }
+  float aPart[LOADS], bPart[LOADS];
+  if constexpr (STAGES == 2u) {
+    loadTiles<B_ROWS_ARE_N>(aPart, bPart, a, b, M, N, K, rowBase, columnBase, 0u);
+    storeTiles<B_ROWS_ARE_N>(aTiles[0], bTiles[0], aPart, bPart);
     __syncthreads();
+  }
+  uint32_t stage = 0;
+  for (uint32_t k0 = 0; k0 < K; k0 += TILE_K) {
+    const bool more = k0 + TILE_K < K;
+    if constexpr (STAGES == 2u) {
+      if (more) loadTiles<B_ROWS_ARE_N>(aPart, bPart, a, b, M, N, K, rowBase, columnBase, k0 + TILE_K);
+    } else {
+      loadTiles<B_ROWS_ARE_N>(aPart, bPart, a, b, M, N, K, rowBase, columnBase, k0);
+      storeTiles<B_ROWS_ARE_N>(aTiles[0], bTiles[0], aPart, bPart);
+      __syncthreads();
+    }
 #pragma unroll
     for (uint32_t k = 0; k < TILE_K; ++k) {
-      const float4 a0 = *reinterpret_cast<const float4*>(&aTile[k][ty * 4u]);
-      const float4 a1 = *reinterpret_cast<const float4*>(&aTile[k][HALF + ty * 4u]);
-      const float4 b0 = *reinterpret_cast<const float4*>(&bTile[k][tx * 4u]);
-      const float4 b1 = *reinterpret_cast<const float4*>(&bTile[k][HALF + tx * 4u]);
+      const float4 a0 = *reinterpret_cast<const float4*>(&aTiles[stage][k][ty * 4u]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&aTiles[stage][k][HALF + ty * 4u]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&bTiles[stage][k][tx * 4u]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&bTiles[stage][k][HALF + tx * 4u]);
       const float as[MICRO] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
       const float bs[MICRO] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
@@ -95,7 +129,16 @@ __device__ inline void gemmTile(float* __restrict__ out, const float* __restrict
 #pragma unroll
         for (uint32_t j = 0; j < MICRO; ++j) acc[i][j] = fmaf(as[i], bs[j], acc[i][j]);
     }
-    __syncthreads();
+    if constexpr (STAGES == 2u) {
+      if (more) {
+        // The other stage was last read before the previous barrier: free to overwrite.
+        storeTiles<B_ROWS_ARE_N>(aTiles[stage ^ 1u], bTiles[stage ^ 1u], aPart, bPart);
+        __syncthreads();
+        stage ^= 1u;
+      }
+    } else {
+      __syncthreads();
+    }
   }
 
 #pragma unroll
@@ -118,11 +161,11 @@ __device__ inline void gemmTile(float* __restrict__ out, const float* __restrict
 using namespace qalc_lm_head_c4096_v32000_f32;
 
 // logits [rows, VOCAB] = x [rows, CHANNELS] . classifier [VOCAB, CHANNELS]^T
-extern "C" __global__ void __launch_bounds__(THREADS) lm_head_c4096_v32000_f32__forward(float* __restrict__ logits, const float* __restrict__ x, const float* __restrict__ classifier, uint32_t rows) {
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) lm_head_c4096_v32000_f32__forward(float* __restrict__ logits, const float* __restrict__ x, const float* __restrict__ classifier, uint32_t rows) {
   gemmTile<true, false>(logits, x, classifier, rows, VOCAB, CHANNELS);
 }
 
 // dx [rows, CHANNELS] += dLogits [rows, VOCAB] . classifier [VOCAB, CHANNELS]
-extern "C" __global__ void __launch_bounds__(THREADS) lm_head_c4096_v32000_f32__backward(float* __restrict__ dx, const float* __restrict__ dLogits, const float* __restrict__ classifier, uint32_t rows) {
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) lm_head_c4096_v32000_f32__backward(float* __restrict__ dx, const float* __restrict__ dLogits, const float* __restrict__ classifier, uint32_t rows) {
   gemmTile<false, true>(dx, dLogits, classifier, rows, CHANNELS, VOCAB);
 }

@@ -1,0 +1,773 @@
+#!/usr/bin/env python3
+"""Checks qalc's CUDA model-op kernels (every op but attention and the linear layers) on a GPU.
+
+For each compile folder emit-op-kernels.ts wrote (manifest.json, cuda/ops/*.cu and their sm_90a
+fatbins, architecture.json), every entry point of every op in the manifest's "modelOps" is
+launched through cuda_driver.py on random float32 inputs of ragged sizes (rows 1, 5, 37, 130,
+512), with the grid computed from the call's sizes and the kernel's constants as each header
+documents (the runtime's job), and compared with a float64 reference computed from the very
+same inputs (the formulas of src/runtime/typescript/*.ts and src/train/adamw.ts). Outputs the
+kernel does not write start as NaN, so a missed element fails. Gradient outputs start random,
+so an overwrite instead of += fails. The error is the max-norm relative error
+max|got - ref| / max|ref|; conversions, gathers and single float additions must be exact.
+Then: determinism (bitwise equal reruns of the reductions), and timings (CUDA events).
+
+Writes OUT/ops.md (the tables), OUT/results.json; exit 1 if any check fails.
+
+    python3 check_ops.py --kernels DIR --out OUT            # on the GPU machine
+    python3 check_ops.py --kernels DIR --out OUT --smoke    # anywhere: no GPU, no torch; runs
+        every case's plumbing (argument lists against the manifest, references, the table)
+"""
+import argparse
+import ctypes
+import json
+import math
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+ROWS = [1, 5, 37, 130, 512]
+# (batch, seqLen) for each row count: rope's position is row % seqLen.
+SEQUENCES = {1: (1, 1), 5: (1, 5), 37: (1, 37), 130: (2, 65), 512: (4, 128)}
+QUICK = os.environ.get("QUICK") == "1"  # under compute-sanitizer: fewer, smaller cases, no timing
+if QUICK:
+    ROWS = [1, 37]
+
+# Tolerances on the max-norm relative error: float32 arithmetic against float64.
+TOLERANCE = 2e-5
+EXACT = 0.0
+GEMM_TOLERANCE = 5e-5  # sums of up to 32000 float32 products
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices: the GPU through cuda_driver.py and torch, or a smoke device that only checks what a
+# launch is given against the manifest (for running this script's plumbing without a GPU).
+
+class F32:
+    def __init__(self, value):
+        self.value = float(value)
+
+
+class Buffer:
+    """A device array and its numpy element type (16-bit data travels as int16 bit patterns)."""
+
+    def __init__(self, handle, dtype, shape):
+        self.handle, self.dtype, self.shape = handle, dtype, shape
+
+
+class Gpu:
+    name = "gpu"
+
+    def __init__(self):
+        import torch
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import cuda_driver
+        # A null pointer argument (None): cross_entropy's mask and adamw's sumSquares may be
+        # null. The shared driver takes tensors, ints and its F32; None is added here.
+        base = cuda_driver._argument
+        cuda_driver._argument = lambda value: ctypes.c_uint64(0) if value is None else base(value)
+        self.torch, self.driver = torch, cuda_driver
+        self.modules = {}
+
+    def function(self, fatbin, symbol):
+        if fatbin not in self.modules:
+            with open(fatbin, "rb") as f:
+                self.modules[fatbin] = self.driver.Module(f.read())
+        return self.modules[fatbin].function(symbol)
+
+    def upload(self, array):
+        array = np.ascontiguousarray(array)
+        dtype = array.dtype
+        if dtype == np.uint16:
+            array = array.view(np.int16)
+        return Buffer(self.torch.from_numpy(array.copy()).cuda(), dtype, array.shape)
+
+    def download(self, buffer):
+        self.torch.cuda.synchronize()
+        array = buffer.handle.cpu().numpy()
+        return array.view(np.uint16) if buffer.dtype == np.uint16 else array
+
+    def launch(self, function, grid, block, shared, args):
+        function.launch(grid, block, shared, [self._argument(a) for a in args])
+
+    def _argument(self, value):
+        if isinstance(value, Buffer):
+            return value.handle
+        return self.driver.F32(value.value) if isinstance(value, F32) else value
+
+    def synchronize(self):
+        self.torch.cuda.synchronize()
+
+    def timer(self):
+        return self.torch.cuda.Event(enable_timing=True), self.torch.cuda.Event(enable_timing=True)
+
+    def matmul64(self, a, b):
+        """a @ b in float64 on the GPU (the references of the LLaMA-7B GEMMs would take the CPU seconds)."""
+        t = self.torch
+        return (t.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).cuda() @ t.from_numpy(np.ascontiguousarray(b, dtype=np.float64)).cuda()).cpu().numpy()
+
+
+class HostMemory:
+    """Arrays in host memory as the "device" buffers (numpy), for the two ways of running without a GPU."""
+
+    def upload(self, array):
+        array = np.array(array, copy=True)
+        return Buffer(array, array.dtype, array.shape)
+
+    def download(self, buffer):
+        return buffer.handle.copy()
+
+    def synchronize(self):
+        pass
+
+    def timer(self):
+        return None
+
+    def matmul64(self, a, b):
+        return np.asarray(a, dtype=np.float64) @ np.asarray(b, dtype=np.float64)
+
+
+class Emulator(HostMemory):
+    """No GPU: the kernels' very source built for the CPU stand-in (emulate/build_emulated.py),
+    launched block by block on numpy arrays. Checks indexing and arithmetic on ragged shapes."""
+    name = "cpu emulation"
+
+    def function(self, fatbin, symbol):
+        library = fatbin[: -len(".sm_90a.fatbin")] + ".emu.so"
+        function = getattr(ctypes.CDLL(library), "emulate__" + symbol)
+        function.restype = None
+        return function
+
+    def launch(self, function, grid, block, shared, args):
+        values = []
+        for a in args:
+            if a is None:
+                values.append(ctypes.c_uint64(0))
+            elif isinstance(a, Buffer):
+                values.append(ctypes.c_uint64(a.handle.ctypes.data))
+            elif isinstance(a, F32):
+                values.append(ctypes.c_float(a.value))
+            else:
+                values.append(ctypes.c_uint32(a))
+        pointers = (ctypes.c_void_p * len(values))(*[ctypes.addressof(v) for v in values])
+        if 0 in grid:
+            return
+        function(*[ctypes.c_uint(int(g)) for g in grid], *[ctypes.c_uint(int(b)) for b in block], pointers)
+
+
+class Smoke(HostMemory):
+    """No GPU: launches do nothing (outputs keep their initial values), everything else runs."""
+    name = "smoke"
+
+    def function(self, fatbin, symbol):
+        if not os.path.exists(fatbin):
+            raise FileNotFoundError(fatbin)
+        return symbol
+
+    def launch(self, function, grid, block, shared, args):
+        pass
+
+
+class Op:
+    """One model op of a compile folder: launches its entry points by name, checking the arguments
+    against the manifest's parameter list (count, and pointer / u32 / f32 kind)."""
+
+    def __init__(self, device, folder, entry):
+        self.device, self.kernel = device, entry
+        self.constants = entry["constants"]
+        self.fatbin = os.path.join(folder, entry["file"][:-len(".cu")] + ".sm_90a.fatbin")
+        self.entries = {e["name"]: e for e in entry["entryPoints"]}
+        self.functions = {}
+
+    def __getitem__(self, name):
+        return self.constants[name]
+
+    def launch(self, name, grid, args):
+        e = self.entries[name]
+        params = e["parameters"]
+        if len(args) != len(params):
+            raise TypeError(f"{e['symbol']}: {len(args)} arguments for {len(params)} parameters")
+        for a, p in zip(args, params):
+            ok = {"pointer": a is None or isinstance(a, Buffer), "u32": isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 2**32,
+                  "f32": isinstance(a, F32)}[p["type"]]
+            if not ok:
+                raise TypeError(f"{e['symbol']}: argument {p['name']} is not a {p['type']}: {a!r}")
+        if name not in self.functions:
+            self.functions[name] = self.device.function(self.fatbin, e["symbol"])
+        grid = tuple(int(g) for g in grid) + (1,) * (3 - len(grid))
+        self.device.launch(self.functions[name], grid, e["block"], e["sharedBytes"], args)
+
+
+def ceil(a, b):
+    return (a + b - 1) // b
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing.
+
+def relative_error(got, ref):
+    got = np.asarray(got, dtype=np.float64).ravel()
+    ref = np.asarray(ref, dtype=np.float64).ravel()
+    if got.shape != ref.shape:
+        return math.inf
+    both_nan = np.isnan(got) & np.isnan(ref)
+    diff = np.where(both_nan, 0.0, np.abs(got - ref))
+    if np.isnan(diff).any():
+        return math.inf
+    scale = np.max(np.abs(np.where(np.isnan(ref), 0.0, ref))) if ref.size else 0.0
+    worst = float(np.max(diff)) if diff.size else 0.0
+    return worst / scale if scale > 0 else worst
+
+
+class Results:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, spec, op, entry, rows, output, error, tolerance, note=""):
+        ok = error <= tolerance
+        self.rows.append({"spec": spec, "op": op, "entry": entry, "rows": rows, "output": output, "error": error, "tolerance": tolerance, "ok": bool(ok), "note": note})
+        flag = "ok" if ok else "FAIL"
+        print(f"{flag:4} {spec} {op}.{entry} rows={rows} {output}: {error:.3e} (tolerance {tolerance:.0e}) {note}", flush=True)
+
+    def failure(self, spec, op, rows, message):
+        self.rows.append({"spec": spec, "op": op, "entry": "-", "rows": rows, "output": "-", "error": math.inf, "tolerance": 0, "ok": False, "note": message})
+        print(f"FAIL {spec} {op} rows={rows}: {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The bf16 / fp16 bit patterns, rounded to nearest even, as the kernels' conversions.
+
+def to_bf16_bits(x):
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+    return rounded.astype(np.uint16)
+
+
+def from_bf16_bits(bits):
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def to_f16_bits(x):
+    return np.asarray(x, dtype=np.float32).astype(np.float16).view(np.uint16)
+
+
+def from_f16_bits(bits):
+    return bits.view(np.float16).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The cases: one function per op, each checking every entry point at one row count.
+
+TABLES = {}
+
+
+class Case:
+    def __init__(self, device, results, spec, arch, ops, rows):
+        self.device, self.results, self.spec, self.arch, self.ops, self.rows = device, results, spec, arch, ops, rows
+        self.rng = np.random.default_rng(1000 * rows + len(spec))
+
+    def randn(self, *shape, scale=1.0):
+        return (self.rng.standard_normal(shape) * scale).astype(np.float32)
+
+    def model_table(self, name, rows, columns, scale=1.0):
+        """A random [rows, columns] table drawn once per spec (LLaMA-7B's classifier is 131M floats)."""
+        key = (self.spec, name, rows, columns, scale)
+        if key not in TABLES:
+            TABLES[key] = (np.random.default_rng(len(TABLES)).standard_normal((rows, columns), dtype=np.float32) * np.float32(scale)).astype(np.float32)
+        return TABLES[key]
+
+    def nan(self, *shape):
+        return np.full(shape, np.nan, dtype=np.float32)
+
+    def up(self, array):
+        return self.device.upload(array)
+
+    def down(self, buffer):
+        return self.device.download(buffer)
+
+    def check(self, op, entry, output, got, ref, tolerance, note=""):
+        self.results.add(self.spec, op, entry, self.rows, output, relative_error(got, ref), tolerance, note)
+
+    # -- embedding
+    def embedding(self):
+        op = self.ops["embedding"]
+        V, C, R = op["VOCAB"], op["CHANNELS"], self.rows
+        table = self.model_table("embedding", V, C)
+        tokens = self.rng.integers(0, V, R).astype(np.int32)
+        tokens[0] = V - 1
+        out = self.up(self.nan(R, C))
+        op.launch("forward", (R, ceil(C, op["THREADS"])), [out, self.up(tokens), self.up(table), R])
+        self.check("embedding", "forward", "out", self.down(out), table[tokens], EXACT)
+        if R == 5:
+            bad = tokens.copy()
+            bad[2], bad[3] = V, -1
+            out = self.up(self.randn(R, C))
+            op.launch("forward", (R, ceil(C, op["THREADS"])), [out, self.up(bad), self.up(table), R])
+            ref = table[np.clip(bad, 0, V - 1)].copy()
+            ref[2:4] = np.nan
+            self.check("embedding", "forward", "out (tokens V and -1: NaN rows)", self.down(out), ref, EXACT)
+
+    # -- rmsnorm
+    def rmsnorm(self):
+        op = self.ops["rmsnorm"]
+        C, eps, R = op["CHANNELS"], op["EPS"], self.rows
+        grid = (ceil(R, op["ROWS_PER_BLOCK"]),)
+        x = self.randn(R, C, scale=2.0)
+        w = (1.0 + self.randn(C, scale=0.5)).astype(np.float32)
+        out, rstd = self.up(self.nan(R, C)), self.up(self.nan(R))
+        op.launch("forward", grid, [out, rstd, self.up(x), self.up(w), R])
+        x64, w64 = x.astype(np.float64), w.astype(np.float64)
+        r = 1.0 / np.sqrt(np.mean(x64 * x64, axis=1) + np.float64(np.float32(eps)))
+        self.check("rmsnorm", "forward", "out", self.down(out), w64 * (r[:, None] * x64), TOLERANCE)
+        self.check("rmsnorm", "forward", "rstd", self.down(rstd), r, TOLERANCE)
+        dy, dx0 = self.randn(R, C), self.randn(R, C)
+        rstd32 = r.astype(np.float32)
+        dx = self.up(dx0)
+        op.launch("backward", grid, [dx, self.up(dy), self.up(x), self.up(w), self.up(rstd32), R])
+        r64, dy64 = rstd32.astype(np.float64), dy.astype(np.float64)
+        dot = np.sum(dy64 * w64 * x64, axis=1)
+        ref = dx0 + r64[:, None] * w64 * dy64 - (r64 ** 3 * dot / C)[:, None] * x64
+        self.check("rmsnorm", "backward", "dx (+=)", self.down(dx), ref, TOLERANCE)
+
+    # -- convert
+    def convert(self):
+        op = self.ops["convert"]
+        T, R = op["THREADS"], self.rows
+        bf16 = op.kernel["kernel"].endswith("bf16")
+        to_bits, from_bits = (to_bf16_bits, from_bf16_bits) if bf16 else (to_f16_bits, from_f16_bits)
+        for columns in (self.arch["dim"], self.arch["hiddenDim"]):
+            stride = columns + 3  # a padded binding width, ragged on purpose
+            note = f"columns {columns}, stride {stride}"
+            x = self.randn(R, columns, scale=3.0)
+            out = self.up(np.full((R, stride), 0x7FC1, dtype=np.uint16))
+            op.launch("toActivation", (R, ceil(stride, T)), [out, self.up(x), R, columns, stride])
+            got = self.down(out)
+            ref = np.zeros((R, stride), dtype=np.uint16)
+            ref[:, :columns] = to_bits(x)
+            mismatched = int(np.count_nonzero(got != ref))
+            self.results.add(self.spec, "convert", "toActivation", R, "out bits (padding 0)", float(mismatched), EXACT, f"{note}; {mismatched} elements differ")
+            offset = 5
+            source = np.concatenate([np.full(offset, 0x7FC1, dtype=np.uint16), to_bits(self.randn(R * stride, scale=3.0))])
+            decoded = from_bits(source[offset:]).reshape(R, stride)[:, :columns]
+            out = self.up(self.nan(R, columns))
+            grid = (R, ceil(columns, T))
+            op.launch("fromActivation", grid, [out, self.up(source), R, columns, stride, offset])
+            self.check("convert", "fromActivation", "out", self.down(out), decoded, EXACT, f"{note}, offset {offset}")
+            start = self.randn(R, columns)
+            out = self.up(start)
+            op.launch("accumulateFromActivation", grid, [out, self.up(source), R, columns, stride, offset])
+            self.check("convert", "accumulateFromActivation", "out (+=)", self.down(out), start + decoded, EXACT, f"{note}, offset {offset}")
+
+    # -- rope
+    def rope(self):
+        op = self.ops["rope"]
+        hs, R = op["HEAD_SIZE"], self.rows
+        batch, seq = SEQUENCES[R]
+        pairs = hs // 2
+        theta = float(self.arch["ropeTheta"])
+        # run.c's tables (src/model/rope-angles.ts): float32 at each step.
+        p = np.arange(pairs)
+        freq = (np.float32(1.0) / np.power(np.float64(theta), (2 * p / hs).astype(np.float32).astype(np.float64)).astype(np.float32)).astype(np.float32)
+        angle = (np.arange(seq)[:, None].astype(np.float32) * freq[None, :]).astype(np.float32)
+        cos, sin = np.cos(angle.astype(np.float64)).astype(np.float32), np.sin(angle.astype(np.float64)).astype(np.float32)
+        for heads, label in ((self.arch["heads"], "q"), (self.arch["kvHeads"], "k")):
+            width = heads * hs
+            grid = (ceil(R * width // 2, op["THREADS"]),)
+            for entry, direction in (("forward", 1.0), ("backward", -1.0)):
+                x = self.randn(R, width)
+                buffer = self.up(x)
+                op.launch(entry, grid, [buffer, self.up(cos), self.up(sin), R, seq, width])
+                t = np.arange(R) % seq
+                c = np.tile(cos[t].astype(np.float64), (1, heads))
+                s = direction * np.tile(sin[t].astype(np.float64), (1, heads))
+                x0, x1 = x[:, 0::2].astype(np.float64), x[:, 1::2].astype(np.float64)
+                ref = np.empty((R, width))
+                ref[:, 0::2] = x0 * c - x1 * s
+                ref[:, 1::2] = x0 * s + x1 * c
+                self.check("rope", entry, f"{label} in place", self.down(buffer), ref, TOLERANCE, f"batch {batch} x seqLen {seq}, width {width}")
+
+    # -- swiglu
+    def swiglu(self):
+        op = self.ops["swiglu"]
+        n = self.rows * self.arch["hiddenDim"]
+        grid = (ceil(n, op["THREADS"]),)
+        gate, up = self.randn(n, scale=3.0), self.randn(n)
+        out = self.up(self.nan(n))
+        op.launch("forward", grid, [out, self.up(gate), self.up(up), n])
+        g, u = gate.astype(np.float64), up.astype(np.float64)
+        sig = 1.0 / (1.0 + np.exp(-g))
+        self.check("swiglu", "forward", "out", self.down(out), g * sig * u, TOLERANCE)
+        dOut, dGate0, dUp0 = self.randn(n), self.randn(n), self.randn(n)
+        dGate, dUp = self.up(dGate0), self.up(dUp0)
+        op.launch("backward", grid, [dGate, dUp, self.up(dOut), self.up(gate), self.up(up), n])
+        d = dOut.astype(np.float64)
+        self.check("swiglu", "backward", "dGate (+=)", self.down(dGate), dGate0 + d * u * sig * (1 + g * (1 - sig)), TOLERANCE)
+        self.check("swiglu", "backward", "dUp (+=)", self.down(dUp), dUp0 + d * g * sig, TOLERANCE)
+
+    # -- residual
+    def residual(self):
+        op = self.ops["residual"]
+        n = self.rows * self.arch["dim"]
+        grid = (ceil(n, op["THREADS"]),)
+        a, b = self.randn(n), self.randn(n)
+        out = self.up(self.nan(n))
+        op.launch("add", grid, [out, self.up(a), self.up(b), n])
+        self.check("residual", "add", "out", self.down(out), a + b, EXACT)
+        x = self.up(self.randn(n + 1))
+        op.launch("zero", grid, [x, n])
+        got = self.down(x)
+        self.check("residual", "zero", "x[:count]", got[:n], np.zeros(n, dtype=np.float32), EXACT)
+        offset = 7
+        start, source = self.randn(n), self.randn(n + offset)
+        out = self.up(start)
+        op.launch("accumulate", grid, [out, self.up(source), offset, n])
+        self.check("residual", "accumulate", "out (+=)", self.down(out), start + source[offset:], EXACT, f"offset {offset}")
+
+    # -- lm_head
+    def lm_head(self):
+        op = self.ops["lm_head"]
+        C, V, R, tile = op["CHANNELS"], op["VOCAB"], self.rows, op["TILE"]
+        x, W = self.randn(R, C), self.model_table("classifier", V, C, scale=1 / math.sqrt(C))
+        logits = self.up(self.nan(R, V))
+        op.launch("forward", (ceil(V, tile), ceil(R, tile)), [logits, self.up(x), self.up(W), R])
+        W64 = W.astype(np.float64)
+        self.check("lm_head", "forward", "logits", self.down(logits), self.device.matmul64(x, W64.T), GEMM_TOLERANCE)
+        # The gradient starts at a tenth of what is added (std 1/sqrt(C)): an overwrite fails, and so does a wrong sum.
+        dL, dx0 = self.randn(R, V, scale=1 / math.sqrt(V)), self.randn(R, C, scale=0.1 / math.sqrt(C))
+        dx = self.up(dx0)
+        op.launch("backward", (ceil(C, tile), ceil(R, tile)), [dx, self.up(dL), self.up(W), R])
+        self.check("lm_head", "backward", "dx (+=)", self.down(dx), dx0 + self.device.matmul64(dL, W64), GEMM_TOLERANCE)
+
+    # -- cross_entropy
+    def cross_entropy(self):
+        op = self.ops["cross_entropy"]
+        V, R, T = op["VOCAB"], self.rows, op["THREADS"]
+        logits = self.randn(R, V, scale=3.0)
+        targets = self.rng.integers(0, V, R).astype(np.int32)
+        targets[self.rng.random(R) < 0.2] = -1
+        mask = (self.rng.random(R) >= 0.2).astype(np.uint8)
+        l64 = logits.astype(np.float64)
+        top = l64.max(axis=1, keepdims=True)
+        e = np.exp(l64 - top)
+        probs_ref = e / e.sum(axis=1, keepdims=True)
+        lse = (top + np.log(e.sum(axis=1, keepdims=True)))[:, 0]
+        for masked in (True, False):
+            counted = (targets >= 0) & (mask != 0 if masked else True)
+            label = "mask" if masked else "no mask (null)"
+            mask_arg = self.up(mask) if masked else None
+            probs, row_loss = self.up(self.nan(R, V)), self.up(self.nan(R))
+            op.launch("forward", (R,), [probs, row_loss, self.up(logits), self.up(targets), mask_arg, R])
+            loss_ref = np.where(counted, lse - l64[np.arange(R), np.maximum(targets, 0)], 0.0)
+            self.check("cross_entropy", "forward", "probs", self.down(probs), probs_ref, TOLERANCE, label)
+            self.check("cross_entropy", "forward", "rowLoss", self.down(row_loss), loss_ref, TOLERANCE, label)
+            row_loss32 = loss_ref.astype(np.float32)
+            loss = self.up(self.nan(2))
+            op.launch("loss", (1,), [loss, self.up(row_loss32), self.up(targets), mask_arg, R])
+            got = self.down(loss)
+            total = float(np.sum(row_loss32.astype(np.float64)[counted]))
+            self.check("cross_entropy", "loss", "summed loss", got[0:1], [total], 1e-6, label)
+            self.check("cross_entropy", "loss", "counted rows", got[1:2], [float(np.count_nonzero(counted))], EXACT, label)
+            dLoss = 0.7
+            count = np.float32(np.count_nonzero(counted))
+            loss_and_count = np.array([total, count], dtype=np.float32)
+            probs32 = probs_ref.astype(np.float32)
+            # A tenth of what is added, so that both an overwrite and a wrong gradient fail.
+            start = self.randn(R, V, scale=0.1 * dLoss / max(float(count), 1.0))
+            dLogits = self.up(start)
+            op.launch("backward", (R, ceil(V, T)), [dLogits, self.up(probs32), self.up(targets), mask_arg, self.up(loss_and_count), R, F32(dLoss)])
+            onehot = np.zeros((R, V))
+            onehot[np.arange(R), np.maximum(targets, 0)] = 1.0
+            scale = np.float64(np.float32(np.float32(dLoss) / count)) if count > 0 else 0.0
+            ref = start + np.where(counted[:, None], scale * (probs32.astype(np.float64) - onehot), 0.0)
+            self.check("cross_entropy", "backward", "dLogits (+=)", self.down(dLogits), ref, TOLERANCE, label)
+        if R == 5:
+            none = np.full(R, -1, dtype=np.int32)
+            loss = self.up(self.nan(2))
+            op.launch("loss", (1,), [loss, self.up(np.zeros(R, dtype=np.float32)), self.up(none), None, R])
+            self.check("cross_entropy", "loss", "[0, 0]", self.down(loss), [0.0, 0.0], EXACT, "no row counts")
+            start = self.randn(R, V)
+            dLogits = self.up(start)
+            op.launch("backward", (R, ceil(V, T)), [dLogits, self.up(probs_ref.astype(np.float32)), self.up(none), None, self.up(np.zeros(2, dtype=np.float32)), R, F32(1.0)])
+            self.check("cross_entropy", "backward", "dLogits unchanged", self.down(dLogits), start, EXACT, "no row counts")
+
+    # -- sum_squares
+    def sum_squares(self):
+        op = self.ops["sum_squares"]
+        n = self.rows * self.arch["dim"] * 3 + 1
+        x = self.randn(n)
+        results = []
+        for _ in range(2):
+            partials, total = self.up(self.nan(op["BLOCKS"])), self.up(np.array([1.5], dtype=np.float32))
+            op.launch("partials", (op["BLOCKS"],), [partials, self.up(x), n])
+            op.launch("finish", (1,), [total, partials])
+            results.append(self.down(total))
+        ref = 1.5 + float(np.sum(x.astype(np.float64) ** 2))
+        self.check("sum_squares", "partials+finish", "sum (+=)", results[0], [ref], 1e-6, f"count {n}")
+        self.results.add(self.spec, "sum_squares", "partials+finish", self.rows, "rerun bitwise equal", 0.0 if np.array_equal(results[0].view(np.uint32), results[1].view(np.uint32)) else 1.0, EXACT)
+
+    # -- adamw
+    def adamw(self):
+        op = self.ops["adamw"]
+        n = self.rows * self.arch["dim"] + 3
+        grid = (ceil(n, op["THREADS"]),)
+        # Values of the update's size (lr), so that an error in the update shows in value's error.
+        value, grad = self.randn(n, scale=1e-3), self.randn(n, scale=0.1)
+        m0, v0 = self.randn(n, scale=0.01), (self.rng.random(n) * 1e-4).astype(np.float32)
+        f = lambda x: float(np.float32(x))
+        lr, b1, b2, eps, wd, step = f(1e-3), f(0.9), f(0.999), f(1e-8), f(0.01), 7
+        g64 = grad.astype(np.float64)
+        squares = np.float32(np.sum(g64 * g64))
+        for clipped in (True, False):
+            max_norm = f(0.5 * math.sqrt(float(squares))) if clipped else f(1.0)
+            clip = min(1.0, max_norm / (math.sqrt(float(squares)) + 1e-6)) if clipped else 1.0
+            bufs = [self.up(value), self.up(grad), self.up(m0), self.up(v0)]
+            op.launch("step", grid, bufs + [self.up(np.array([squares])) if clipped else None, n, F32(lr), F32(b1), F32(b2), F32(eps), F32(wd), F32(max_norm), step])
+            g = g64 * clip
+            m = b1 * m0.astype(np.float64) + (1 - b1) * g
+            v = b2 * v0.astype(np.float64) + (1 - b2) * g * g
+            c1, c2 = 1 - b1 ** step, 1 - b2 ** step
+            ref = value.astype(np.float64) * (1 - lr * wd) - lr * (m / c1) / (np.sqrt(v / c2) + eps)
+            label = f"clipped by {clip:.3f}" if clipped else "no clipping (null sumSquares)"
+            self.check("adamw", "step", "value", self.down(bufs[0]), ref, TOLERANCE, label)
+            self.check("adamw", "step", "m", self.down(bufs[2]), m, TOLERANCE, label)
+            self.check("adamw", "step", "v", self.down(bufs[3]), v, TOLERANCE, label)
+
+
+CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw"]
+
+
+def determinism(device, results, spec, arch, ops):
+    """The reductions again on the same inputs: bitwise the same outputs."""
+    rng = np.random.default_rng(7)
+    R = 130
+    op = ops["lm_head"]
+    C, V, tile = op["CHANNELS"], op["VOCAB"], op["TILE"]
+    x, W = device.upload(rng.standard_normal((R, C), dtype=np.float32)), device.upload(rng.standard_normal((V, C), dtype=np.float32))
+    outs = []
+    for _ in range(2):
+        logits = device.upload(np.zeros((R, V), dtype=np.float32))
+        op.launch("forward", (ceil(V, tile), ceil(R, tile)), [logits, x, W, R])
+        outs.append(device.download(logits))
+    results.add(spec, "lm_head", "forward", R, "rerun bitwise equal", 0.0 if np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32)) else 1.0, EXACT)
+    op = ops["cross_entropy"]
+    logits = device.upload(rng.standard_normal((R, V), dtype=np.float32) * np.float32(3))
+    targets = device.upload(rng.integers(0, V, R).astype(np.int32))
+    outs = []
+    for _ in range(2):
+        probs, row_loss, loss = device.upload(np.zeros((R, V), np.float32)), device.upload(np.zeros(R, np.float32)), device.upload(np.zeros(2, np.float32))
+        op.launch("forward", (R,), [probs, row_loss, logits, targets, None, R])
+        op.launch("loss", (1,), [loss, row_loss, targets, None, R])
+        outs.append(np.concatenate([device.download(probs).ravel(), device.download(loss)]))
+    results.add(spec, "cross_entropy", "forward+loss", R, "rerun bitwise equal", 0.0 if np.array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32)) else 1.0, EXACT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing: CUDA events around REPEATS launches of each entry point at the largest shapes.
+
+def milliseconds(device, once, repeats=20):
+    """Mean time of one call of `once` (its launches), by CUDA events around `repeats` calls after 3 warm-up ones."""
+    for _ in range(3):
+        once()
+    device.synchronize()
+    start, end = device.timer()
+    start.record()
+    for _ in range(repeats):
+        once()
+    end.record()
+    device.synchronize()
+    return start.elapsed_time(end) / repeats
+
+
+def timings(device, spec, arch, ops, rows, repeats=20):
+    rng = np.random.default_rng(3)
+    z = lambda *shape: device.upload(np.zeros(shape, dtype=np.float32))
+    r = lambda *shape: device.upload(rng.standard_normal(shape, dtype=np.float32))
+    C, H, V = arch["dim"], arch["hiddenDim"], arch["vocab"]
+    hs = C // arch["heads"]
+    seq = 128 if rows % 128 == 0 else rows
+    lm, ce, rms, rope, sw, res, cv, ss, aw = (ops[k] for k in ["lm_head", "cross_entropy", "rmsnorm", "rope", "swiglu", "residual", "convert", "sum_squares", "adamw"])
+    x, W, logits, probs = r(rows, C), r(V, C), r(rows, V), z(rows, V)
+    targets = device.upload(rng.integers(0, V, rows).astype(np.int32))
+    cos, sin = r(seq, hs // 2), r(seq, hs // 2)
+    count = rows * H
+    adapter = 8 * 1024 * 1024  # a LLaMA-7B rank-64-ish adapter's parameter count, for adamw and sum_squares
+    stride = C + (-C) % 64
+    cases = [
+        # (label, op, entry, grid, args, bytes moved, flops)
+        ("lm_head forward", lm, "forward", (ceil(V, lm["TILE"]), ceil(rows, lm["TILE"])), [logits, x, W, rows], 4 * (rows * C + V * C + rows * V), 2 * rows * V * C),
+        ("lm_head backward", lm, "backward", (ceil(C, lm["TILE"]), ceil(rows, lm["TILE"])), [x, logits, W, rows], 4 * (rows * C * 2 + V * C + rows * V), 2 * rows * V * C),
+        ("cross_entropy forward", ce, "forward", (rows,), [probs, z(rows), logits, targets, None, rows], 4 * 2 * rows * V, 0),
+        ("cross_entropy backward", ce, "backward", (rows, ceil(V, ce["THREADS"])), [logits, probs, targets, None, device.upload(np.array([1.0, rows], np.float32)), rows, F32(1.0)], 4 * 3 * rows * V, 0),
+        ("rmsnorm forward", rms, "forward", (ceil(rows, rms["ROWS_PER_BLOCK"]),), [z(rows, C), z(rows), x, r(C), rows], 4 * 2 * rows * C, 0),
+        ("rmsnorm backward", rms, "backward", (ceil(rows, rms["ROWS_PER_BLOCK"]),), [z(rows, C), r(rows, C), x, r(C), r(rows), rows], 4 * 4 * rows * C, 0),
+        ("rope forward (q)", rope, "forward", (ceil(rows * C // 2, rope["THREADS"]),), [r(rows, C), cos, sin, rows, seq, C], 4 * 2 * rows * C, 0),
+        ("swiglu forward", sw, "forward", (ceil(count, sw["THREADS"]),), [z(count), r(count), r(count), count], 4 * 3 * count, 0),
+        ("swiglu backward", sw, "backward", (ceil(count, sw["THREADS"]),), [z(count), z(count), r(count), r(count), r(count), count], 4 * 7 * count, 0),
+        ("residual add", res, "add", (ceil(rows * C, res["THREADS"]),), [z(rows * C), x, x, rows * C], 4 * 3 * rows * C, 0),
+        ("convert toActivation", cv, "toActivation", (rows, ceil(stride, cv["THREADS"])), [device.upload(np.zeros(rows * stride, np.uint16)), x, rows, C, stride], 4 * rows * C + 2 * rows * stride, 0),
+        ("sum_squares partials+finish", ss, None, None, None, 4 * adapter, 0),
+        ("adamw step", aw, "step", (ceil(adapter, aw["THREADS"]),), [z(adapter), z(adapter), z(adapter), z(adapter), None, adapter, F32(1e-3), F32(0.9), F32(0.999), F32(1e-8), F32(0.0), F32(1.0), 1], 4 * 7 * adapter, 0),
+    ]
+    squares_in, partials, total = z(adapter), z(ss["BLOCKS"]), z(1)
+    lines = []
+    for label, op, entry, grid, args, moved, flops in cases:
+        def once(op=op, entry=entry, grid=grid, args=args):
+            if entry is None:
+                op.launch("partials", (ss["BLOCKS"],), [partials, squares_in, adapter])
+                op.launch("finish", (1,), [total, partials])
+            else:
+                op.launch(entry, grid, args)
+        ms = milliseconds(device, once, repeats)
+        rate = f"{moved / ms / 1e6:.0f} GB/s" + (f", {flops / ms / 1e9:.1f} TFLOP/s" if flops else "")
+        lines.append(f"| {spec} | {label} | {rows if 'adamw' not in label and 'sum_squares' not in label else adapter} | {ms * 1000:.1f} | {rate} |")
+        print(lines[-1], flush=True)
+    # torch's float32 matmul for the same lm_head shape (no TF32), for scale.
+    torch = device.torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    tx, tW = x.handle.view(rows, C), W.handle.view(V, C)
+    ms = milliseconds(device, lambda: torch.matmul(tx, tW.t()), repeats)
+    lines.append(f"| {spec} | torch.matmul float32 (no TF32), lm_head's shape | {rows} | {ms * 1000:.1f} | {2 * rows * V * C / ms / 1e9:.1f} TFLOP/s |")
+    print(lines[-1], flush=True)
+    return lines
+
+
+def variants(device, results, kernels_dir, variants_dir, timing_rows):
+    """The lm_head tunings emit-lm-head-variants.ts built: each checked at 130 and 512 rows and timed."""
+    lines = []
+    inputs = {}
+    for spec in sorted(os.listdir(variants_dir)):
+        folder = os.path.join(kernels_dir, spec)
+        manifest = json.load(open(os.path.join(folder, "manifest.json")))
+        arch = json.load(open(os.path.join(folder, "architecture.json")))
+        entry = next(e for e in manifest["modelOps"] if e["op"] == "lm_head")
+        for label in sorted(os.listdir(os.path.join(variants_dir, spec))):
+            op = Op(device, folder, entry)
+            op.fatbin = os.path.join(variants_dir, spec, label, entry["kernel"] + ".sm_90a.fatbin")
+            for rows in (130, 512):
+                try:
+                    Case(device, results, f"{spec} [lm_head {label}]", arch, {"lm_head": op}, rows).lm_head()
+                except Exception as error:
+                    results.failure(f"{spec} [lm_head {label}]", "lm_head", rows, f"{type(error).__name__}: {error}")
+                    traceback.print_exc()
+            if device.name != "gpu":
+                continue
+            C, V, tile = arch["dim"], arch["vocab"], op["TILE"]
+            for rows in timing_rows:
+                if (spec, rows) not in inputs:
+                    rng = np.random.default_rng(5)
+                    inputs[(spec, rows)] = [device.upload(rng.standard_normal(shape, dtype=np.float32)) for shape in ((rows, C), (V, C), (rows, V))]
+                x, W, logits = inputs[(spec, rows)]
+                forward = milliseconds(device, lambda: op.launch("forward", (ceil(V, tile), ceil(rows, tile)), [logits, x, W, rows]))
+                backward = milliseconds(device, lambda: op.launch("backward", (ceil(C, tile), ceil(rows, tile)), [x, logits, W, rows]))
+                flops = 2 * rows * V * C
+                lines.append(f"| {spec} | lm_head {label} | {rows} | {forward * 1000:.1f} ({flops / forward / 1e9:.1f} TFLOP/s) | {backward * 1000:.1f} ({flops / backward / 1e9:.1f} TFLOP/s) |")
+                print(lines[-1], flush=True)
+    return lines
+
+
+def write_reports(out, device, results, timing_lines, variant_lines, started):
+    """ops.md and results.json as far as the run got (rewritten after each spec: a run cut short keeps them)."""
+    failed = [r for r in results.rows if not r["ok"]]
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"rows": results.rows, "timings": timing_lines, "variants": variant_lines}, f, indent=1, default=float)
+    with open(os.path.join(out, "ops.md"), "w") as f:
+        f.write(f"# CUDA model ops against float64 ({device.name})\n\n")
+        f.write(f"{len(results.rows)} checks, {len(failed)} failed, {time.time() - started:.0f} s. Error: max-norm relative, max|got - ref| / max|ref| "
+                "(for the bit-exact conversion, the number of differing elements).\n\n")
+        # One line per (spec, op, entry, output): the worst error over the row counts.
+        worst = {}
+        for r in results.rows:
+            key = (r["spec"], r["op"], r["entry"], r["output"])
+            w = worst.setdefault(key, {"error": 0.0, "tolerance": r["tolerance"], "rows": [], "ok": True})
+            w["error"] = max(w["error"], r["error"])
+            w["rows"].append(r["rows"])
+            w["ok"] = w["ok"] and r["ok"]
+        f.write("| spec | op | entry | output | rows | worst error | tolerance | |\n|---|---|---|---|---|---|---|---|\n")
+        for (spec, op, entry, output), w in worst.items():
+            rows = ", ".join(str(x) for x in sorted(set(w["rows"])))
+            f.write(f"| {spec} | {op} | {entry} | {output} | {rows} | {w['error']:.2e} | {w['tolerance']:.0e} | {'ok' if w['ok'] else '**FAIL**'} |\n")
+        if failed:
+            f.write("\n## Failures\n\n")
+            for r in failed:
+                f.write(f"- {r['spec']} {r['op']}.{r['entry']} rows={r['rows']} {r['output']}: {r['error']} {r['note']}\n")
+        if timing_lines:
+            f.write("\n## Timings (CUDA events, mean of 20 launches after 3 warm-up)\n\n| spec | kernel | rows (elements) | us | rate |\n|---|---|---|---|---|\n")
+            f.write("\n".join(timing_lines) + "\n")
+        if variant_lines:
+            f.write("\n## lm_head tunings (emit-lm-head-variants.ts): us forward, us backward\n\n| spec | tuning | rows | forward | backward |\n|---|---|---|---|---|\n")
+            f.write("\n".join(variant_lines) + "\n")
+    return failed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kernels", required=True, help="the folder emit-op-kernels.ts wrote (one compile folder per spec)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--smoke", action="store_true", help="no GPU: run the plumbing only (every comparison then fails)")
+    parser.add_argument("--emulate", action="store_true", help="no GPU: run the kernels' source on the CPU stand-in (emulate/), small specs and rows up to 130")
+    parser.add_argument("--timing-rows", type=int, nargs="*", default=[512, 4096])
+    parser.add_argument("--variants", help="the folder emit-lm-head-variants.ts wrote: lm_head tunings to check and time")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    device = Smoke() if args.smoke else Emulator() if args.emulate else Gpu()
+    global ROWS
+    if args.emulate:
+        ROWS = [r for r in ROWS if r <= 130]
+    results = Results()
+    timing_lines = []
+    started = time.time()
+    # The small specs first, LLaMA-7B's last, then its timings, then the lm_head tunings: a run cut
+    # short keeps the reports of what it finished.
+    specs = sorted((s for s in os.listdir(args.kernels) if os.path.isfile(os.path.join(args.kernels, s, "manifest.json"))), key=lambda s: (s.startswith("llama"), s))
+    if args.emulate:
+        specs = [s for s in specs if not s.startswith("llama")]  # LLaMA-7B's shapes would take the CPU an hour
+    loaded = {}
+    for spec in specs:
+        folder = os.path.join(args.kernels, spec)
+        manifest = json.load(open(os.path.join(folder, "manifest.json")))
+        arch = json.load(open(os.path.join(folder, "architecture.json")))
+        ops = {entry["op"]: Op(device, folder, entry) for entry in manifest["modelOps"] if entry["op"] != "attention"}
+        loaded[spec] = (arch, ops)
+        print(f"== {spec}: {', '.join(o.kernel['kernel'] for o in ops.values())}", flush=True)
+        for rows in ROWS:
+            case = Case(device, results, spec, arch, ops, rows)
+            for name in CASES:
+                try:
+                    getattr(case, name)()
+                except Exception as error:  # one broken case must not hide the others
+                    results.failure(spec, name, rows, f"{type(error).__name__}: {error}")
+                    traceback.print_exc()
+        try:
+            determinism(device, results, spec, arch, ops)
+        except Exception as error:
+            results.failure(spec, "determinism", 130, f"{type(error).__name__}: {error}")
+            traceback.print_exc()
+        write_reports(args.out, device, results, timing_lines, [], started)
+    for spec in specs:
+        if args.smoke or args.emulate or QUICK or not spec.startswith("llama"):
+            continue
+        arch, ops = loaded[spec]
+        for rows in args.timing_rows:
+            try:
+                timing_lines += timings(device, spec, arch, ops, rows)
+            except Exception as error:
+                print(f"timing {spec} rows={rows} failed: {type(error).__name__}: {error}", flush=True)
+                traceback.print_exc()
+            write_reports(args.out, device, results, timing_lines, [], started)
+    variant_lines = []
+    if args.variants and not QUICK:
+        try:
+            variant_lines = variants(device, results, args.kernels, args.variants, args.timing_rows)
+        except Exception as error:
+            results.failure("variants", "lm_head", 0, f"{type(error).__name__}: {error}")
+            traceback.print_exc()
+    failed = write_reports(args.out, device, results, timing_lines, variant_lines, started)
+    print(f"{len(results.rows) - len(failed)} passed, {len(failed)} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
