@@ -2,8 +2,10 @@
 // LLaMA-7B's and 13B's projections at the paper's setting (W4, group 32, rank 64, mean pooling,
 // dropout, bf16), and the other quantizations of the issue's case list at 4096 x 11008.
 //
-//   npx tsx test/bench/cuda/emit-bench-kernels.ts OUT_DIR [--quick]
-// --quick: the 7B shapes at W4 g32 r64 only.
+//   npx tsx test/bench/cuda/emit-bench-kernels.ts OUT_DIR [--quick] [--roles decode,forward]
+// --quick: the 7B shapes at W4 g32 r64 only. --roles: only the kernels of those roles (a device
+// run that measures what a change touched; fewer kernels to compile).
+import type { KernelRole } from '../../../src/plan/plan.ts';
 import { writeKernelSet, type KernelSetCase } from '../../backends/cuda/h200/kernel-set.ts';
 
 const PAPER = { bits: 4, group: 32, adapter: { rank: 64, pooling: 'mean', dropout: true } } as const;
@@ -28,5 +30,9 @@ const MORE: readonly KernelSetCase[] = [
 const outDir = process.argv[2];
 if (!outDir) throw new Error('usage: emit-bench-kernels.ts OUT_DIR [--quick]');
 const cases = process.argv.includes('--quick') ? LLAMA_7B : [...LLAMA_7B, ...MORE];
-const count = writeKernelSet(outDir, cases, 'test/bench/cuda/emit-bench-kernels.ts', { mmaSyncCopies: false, timingTokens: 0, precisions: ['bf16'] });
+const rolesAt = process.argv.indexOf('--roles');
+const onlyRoles = rolesAt > 0 ? (process.argv[rolesAt + 1] ?? '').split(',') as KernelRole[] : undefined;
+const count = writeKernelSet(outDir, cases, 'test/bench/cuda/emit-bench-kernels.ts', {
+  mmaSyncCopies: false, timingTokens: 0, precisions: ['bf16'], ...(onlyRoles ? { onlyRoles } : {}),
+});
 console.log(`emitted ${count} kernels to ${outDir}`);
