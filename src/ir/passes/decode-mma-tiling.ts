@@ -57,8 +57,8 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
     return {
       maxTokens: t, warps: tileWarps,
       minBlocks: one ? blocksPerSm(tileWarps, REGISTERS_PER_THREAD) : blocksPerSm(tileWarps, LARGE_TILE_REGISTERS),
-      // k-blocks of loads in flight a warp (each 48 bytes a lane, plus the activations).
-      loadDepth: t <= 4 ? 4 : 3,
+      // k-blocks of the weight's loads in flight a warp (6 registers a lane each; even).
+      loadDepth: t <= 4 ? 8 : t <= 8 ? 6 : 8,
     };
   });
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
