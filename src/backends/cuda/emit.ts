@@ -236,7 +236,8 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     decodeVariants: kernel.cuda.decode?.kind === 'wide' || kernel.cuda.decode?.kind === 'mma'
       ? kernel.cuda.launches.map((l, index) => ({
           symbol: l.symbol, tokenTile: kernel.cuda.decode!.tokenTiles[index]!.maxTokens, minBlocks: kernel.cuda.decode!.tokenTiles[index]!.minBlocks,
-          loadDepth: kernel.cuda.decode!.tokenTiles[index]!.loadDepth ?? 1, warps: kernel.cuda.decode!.tokenTiles[index]!.warps ?? kernel.cuda.decode!.warps,
+          loadDepth: kernel.cuda.decode!.tokenTiles[index]!.loadDepth ?? 1, activationDepth: kernel.cuda.decode!.tokenTiles[index]!.activationDepth ?? 1,
+          portableLoadDepth: kernel.cuda.decode!.tokenTiles[index]!.portableLoadDepth ?? 1, warps: kernel.cuda.decode!.tokenTiles[index]!.warps ?? kernel.cuda.decode!.warps,
           range: `${l.minTokens} <= T <= ${l.maxTokens}`,
         }))
       : [],

@@ -151,7 +151,9 @@ export interface CudaDecodeTiling {
   readonly tokenTiles: readonly {
     readonly maxTokens: number; readonly minBlocks: number;
     /** mma: k-blocks of loads in flight a warp, and the warps of the tile's blocks (`warps` otherwise). */
-    readonly loadDepth?: number; readonly warps?: number;
+    readonly loadDepth?: number; readonly activationDepth?: number; readonly warps?: number;
+    /** mma: the weight's ring on sm_80 (and in the compute_90 PTX). */
+    readonly portableLoadDepth?: number;
   }[];
   /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
   readonly scratchFloats: number;

@@ -31,13 +31,20 @@ const REGISTERS_PER_THREAD = 128;
 const LARGE_TILE_REGISTERS = 256;
 const STATIC_SHARED_LIMIT = 48 * 1024;
 const WARP = 32;
+/**
+ * k-blocks of the weight's loads in flight a warp at T = 1 with groups of 4 k-blocks (6 with
+ * fewer: their folds take more registers; half that for larger tiles, whose sums do); always
+ * a multiple of a group's k-blocks, so groups of up to 64 4-bit codes (128 at T > 8 or T < 5).
+ */
+const LOAD_DEPTH = 8;
 
 /** The `mma` decode shape, or null where the layer does not allow it (the caller falls back to `wide` or `split`). */
 export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number): CudaDecodeTiling | null {
   const codesPerWord = 32 / c.bits;
   // 4- and 2-bit: a 16-bit float holds bias + q exactly and two codes of a word fill a pair.
   if ((activation !== 'bf16' && activation !== 'f16') || (c.bits !== 4 && c.bits !== 2)) return null;
-  if (c.group % (KBLOCK_WORDS * codesPerWord) !== 0 || c.inFeatures % codesPerWord !== 0 || c.outFeatures % 4 !== 0) return null;
+  const kBlocksPerGroup = c.group / (KBLOCK_WORDS * codesPerWord);
+  if (!Number.isInteger(kBlocksPerGroup) || (LOAD_DEPTH / 4) % kBlocksPerGroup !== 0 || c.inFeatures % codesPerWord !== 0 || c.outFeatures % 4 !== 0) return null;
   const rank = c.adapter?.rank ?? 0;
   const tiles = Math.ceil(c.outFeatures / MMA_DECODE_COLUMNS);
   const tokenTileSizes = [...TOKEN_TILES.filter((t) => t < maxTokens), maxTokens];
@@ -57,8 +64,12 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
     return {
       maxTokens: t, warps: tileWarps,
       minBlocks: one ? blocksPerSm(tileWarps, REGISTERS_PER_THREAD) : blocksPerSm(tileWarps, LARGE_TILE_REGISTERS),
-      // k-blocks of the weight's loads in flight a warp (6 registers a lane each; even).
-      loadDepth: t <= 4 ? 8 : t <= 8 ? 6 : 8,
+      // k-blocks of the weight's loads in flight a warp (6 registers a lane each), and slots of
+      // the activations' ring (loaded slots − 1 ahead); a round of LOAD_DEPTH holds whole groups.
+      loadDepth: t === 1 ? (kBlocksPerGroup === 4 ? LOAD_DEPTH : 6) : LOAD_DEPTH / 2, activationDepth: 2,
+      // sm_80 SASS (and the compute_90 PTX, which keeps sm_80's body): ptxas there needs a few
+      // more registers for the same body, so shallower rings (8 tokens: 2) keep it from spilling.
+      portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
     };
   });
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
