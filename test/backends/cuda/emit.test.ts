@@ -131,7 +131,7 @@ describe('CUDA emitter', () => {
     ]);
     expect(up.source).toContain('mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32');
     expect(up.source).toContain('constexpr uint32_t CODE_MAGIC = 0x43004300u;');
-    expect(up.source).toContain('decodeTensorCore<16u, 8u, 2u>(');
+    expect(up.source).toContain('decodeTensorCore<16u, 4u, 2u, 2u>(');
     // 128 column tiles (fewer than the SMs): 16 warps a block, one block an SM.
     const down = llama.find((k) => k.fileName.startsWith('decode_k11008_n4096'))!;
     expect(down.kernel.cuda.decode).toMatchObject({ kind: 'mma', warps: 16, minBlocksPerMultiprocessor: 1 });
