@@ -179,9 +179,10 @@ export const cudaDecodeK4096N4096B4G32QaloraR64MeanDropoutBf16: CudaKernel<CudaD
   },
   launchers: ['decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
-    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
-    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 16, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 16, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 16, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
+    { symbol: 'decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
   ],
 };
 
@@ -473,9 +474,10 @@ export const cudaDecodeK4096N11008B4G32QaloraR64MeanDropoutBf16: CudaKernel<Cuda
   },
   launchers: ['decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
-    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
-    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [8, 32, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 24576, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 4, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 4, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 4, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 2, 1], grid: (_tokens: number) => [344, 1, 1] as const, sharedBytes: 16384, prologue: null },
   ],
 };
 
@@ -767,9 +769,10 @@ export const cudaDecodeK11008N4096B4G32QaloraR64MeanDropoutBf16: CudaKernel<Cuda
   },
   launchers: ['decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
-    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
-    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [256, 1, 1] as const, sharedBytes: 30208, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 16, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 16, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 16, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
+    { symbol: 'decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [128, 1, 1] as const, sharedBytes: 28672, prologue: null },
   ],
 };
 

@@ -2277,9 +2277,10 @@ export const cudaDecodeK5120N5120B4G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK5
   },
   launchers: ['decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 12288, prologue: null },
-    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 12288, prologue: null },
-    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 12288, prologue: null },
+    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b4_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
   ],
 };
 
@@ -2562,9 +2563,10 @@ export const cudaDecodeK5120N13824B4G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK
   },
   launchers: ['decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
-    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
-    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b4_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 2, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
   ],
 };
 

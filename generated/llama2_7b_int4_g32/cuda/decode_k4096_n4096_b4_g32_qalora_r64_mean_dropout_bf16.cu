@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.03125), dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [512, 4096], 4-bit codes, lowest input in the lowest bits; scales and zeros [128, 4096]
-//   decode (wide): T <= 16, 16 columns per block (4 a thread, 16-byte word loads) x 64 K slices, token tiles 1/4/16, 16384 bytes of shared memory
+//   decode: T <= 16, 32 columns per block (one per lane), groups dealt to 16 warps, 28672 bytes of shared memory
 //   fused: pooled input summed from the x tiles already loaded (factor 0.03125), saved as pooledInput
 //   epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation
 //
@@ -33,9 +33,10 @@
 //   8 adapterActivation (written): bfloat16 [T, 64]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1, block (4, 64, 1), grid (ceil(4096 / 16), 1, 1), T <= 1
-//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4, block (4, 64, 1), grid (ceil(4096 / 16), 1, 1), 2 <= T <= 4
-//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16, block (4, 64, 1), grid (ceil(4096 / 16), 1, 1), 5 <= T <= 16
+//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1, block (32, 16, 1), grid (ceil(4096 / 32), 1, 1), T <= 1
+//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4, block (32, 16, 1), grid (ceil(4096 / 32), 1, 1), 2 <= T <= 4
+//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT8, block (32, 16, 1), grid (ceil(4096 / 32), 1, 1), 5 <= T <= 8
+//   decode: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16, block (32, 8, 1), grid (ceil(4096 / 32), 1, 1), 9 <= T <= 16
 //   host launchers: decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decode__launch
 
 #include <cstdint>
@@ -65,18 +66,13 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr float POOLING_FACTOR = 0.03125f;
 [[maybe_unused]] constexpr uint32_t MAX_TOKENS = 16u;
 [[maybe_unused]] constexpr uint32_t THREADS = 64u;
-[[maybe_unused]] constexpr uint32_t DECODE_COLUMNS = 16u;
-[[maybe_unused]] constexpr uint32_t DECODE_WARPS = 8u;
-[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 2u;
-[[maybe_unused]] constexpr uint32_t DECODE_COLUMN_THREADS = 4u;
-[[maybe_unused]] constexpr uint32_t DECODE_SLICES = 64u;
-[[maybe_unused]] constexpr uint32_t DECODE_THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t DECODE_COLUMNS = 32u;
+[[maybe_unused]] constexpr uint32_t DECODE_WARPS = 16u;
+[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 1u;
 [[maybe_unused]] constexpr uint32_t CODES_PER_WORD = 8u;
 [[maybe_unused]] constexpr uint32_t WORDS_PER_GROUP = 4u;
-[[maybe_unused]] constexpr uint32_t WORD_BATCH = 4u;
-[[maybe_unused]] constexpr uint32_t CODES_PER_STEP = 8u;
-[[maybe_unused]] constexpr uint32_t DECODE_SCRATCH_FLOATS = 2048u;
-[[maybe_unused]] constexpr uint32_t DECODE_ADAPTER_PARTIALS = 1024u;
+[[maybe_unused]] constexpr uint32_t DECODE_SCRATCH_FLOATS = 4096u;
+[[maybe_unused]] constexpr uint32_t DECODE_RANK_PER_LANE = 2u;
 
 // s[k, o]: [128, 4096], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -132,47 +128,56 @@ __device__ inline void waitForAsyncCopiesBut() { asm volatile("cp.async.wait_gro
 using namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16;
 
 namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16 {
-// The code in a word's lowest bits, as a float (codeToFloat).
-__device__ __forceinline__ float codeAsFloat(uint32_t shiftedWord) { return codeToFloat(shiftedWord & CODE_MASK); }
+// Decode on tensor cores (v7; src/ir/passes/decode-mma-tiling.ts says why each choice). Lane
+// (quad, lane % 4) of a warp holds the block's columns 4·quad .. 4·quad + 3 and, in every
+// k-block of KBLOCK_INPUTS inputs, word row lane % 4 of them: the mma's reduction index is
+// permuted so that the A fragment (W-hat rows = output columns, k = inputs) and the B fragment
+// (inputs × tokens) of a lane both come from the inputs of that one word.
+constexpr uint32_t KBLOCK_WORDS = 4u;
+constexpr uint32_t KBLOCK_INPUTS = KBLOCK_WORDS * CODES_PER_WORD;
+constexpr uint32_t KBLOCKS_PER_GROUP = GROUP_SIZE / KBLOCK_INPUTS;
+// m16n8k16 steps a k-block: each takes two code pairs (4 codes) of every word.
+constexpr uint32_t KSTEPS = CODES_PER_WORD / 4u;
+// A lane's activations of one k-block: CODES_PER_WORD values, as 32-bit words and 16-byte loads.
+constexpr uint32_t INPUT_WORDS = CODES_PER_WORD / 2u;
+constexpr uint32_t INPUT_LOADS = INPUT_WORDS / 4u;
+// Code j in the low half and code j + CODES_PER_WORD / 2 in the high half, ORed into bias + q.
+constexpr uint32_t CODE_PAIR_MASK = CODE_MASK | (CODE_MASK << 16u);
+constexpr uint32_t CODE_MAGIC = 0x43004300u;
+constexpr float CODE_BIAS = 128.0f;
+constexpr uint32_t PAIR_OF_ONES = 0x3F803F80u;
 
-// STEP consecutive activations (8 or 4) from one 16- or 8-byte load (the caller keeps them
-// aligned: K and every first input are multiples of the step).
-template <uint32_t STEP>
-__device__ __forceinline__ void loadInputs(const Activation* __restrict__ source, float (&values)[STEP]) {
-  if constexpr (STEP == 8u) {
-    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(source));
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-    for (uint32_t i = 0u; i < 4u; ++i) {
-      values[2u * i] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[0]);
-      values[2u * i + 1u] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[1]);
-    }
-  } else {
-    static_assert(STEP == 4u, "steps of 8 or 4 activations");
-    const uint2 raw = __ldg(reinterpret_cast<const uint2*>(source));
-    const uint32_t words[2] = {raw.x, raw.y};
-#pragma unroll
-    for (uint32_t i = 0u; i < 2u; ++i) {
-      values[2u * i] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[0]);
-      values[2u * i + 1u] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[1]);
-    }
-  }
+__device__ __forceinline__ uint32_t codePair(uint32_t word, uint32_t pair) { return ((word >> (pair * BITS)) & CODE_PAIR_MASK) | CODE_MAGIC; }
+
+// d += a·b, m16n8k16, fp32 accumulators (mma.sync: sm_80 and later).
+__device__ __forceinline__ void mmaAccumulate(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
+
+// What a lane loads for one k-block, in two rings: the weight's bytes (DRAM, read once),
+// LOAD_DEPTH k-blocks ahead in 6 registers a k-block, and the activations and adapter rows
+// (L2-resident, read by every block) ACTIVATION_DEPTH - 1 k-blocks ahead.
+struct WeightLoads {
+  uint4 codes;  // word row lane % 4 of the k-block, the quad's 4 columns
+  float scale;  // of column 4·quad + lane % 4; the quad's 4 lanes exchange them by shuffles
+  float zero;
+};
+template <uint32_t FRAGMENTS>
+struct ActivationLoads {
+  uint4 inputs[FRAGMENTS][INPUT_LOADS];  // token 8·fragment + quad, the word's inputs
+  float adapterA[DECODE_RANK_PER_LANE];  // A[group][lane + 32·slot]
+  float dropout[FRAGMENTS][2];  // tokens 8·fragment + 2·(lane % 4) + {0, 1}
+};
 }  // namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16
 using namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16;
 
-// Memory-bound decode, wide (T <= MAX_TOKENS; choose-cuda.ts, CudaDecodeTiling): a block is
-// DECODE_COLUMNS outputs by DECODE_SLICES slices of K. Thread (columnThread, slice) owns 4
-// adjacent columns and the groups slice, slice + DECODE_SLICES, ...: per packed word row one
-// 16-byte load gives the 4 columns' words, per group two 16-byte loads their scales and zeros,
-// so every byte of the weight is read once, 16 bytes at a time, and a group's loads are all
-// issued before the first is used (no branch between them). Each code is dequantized once and
-// used for every token. TOKEN_TILE (one extern "C" kernel per tile, chosen by T) makes the token
-// loops branch-free: rows past T read row T - 1 and are never stored. The slices of a warp meet
-// by shuffles (fixed order), the warps in shared memory (warp order): deterministic. B's columns
-// of the block are staged into shared memory by cp.async at the start, ready for the epilogue.
-template <uint32_t TOKEN_TILE>
-__device__ __forceinline__ void decodeWide(
+// T <= TOKEN_TILE (one extern "C" kernel a tile). A block: DECODE_COLUMNS outputs, WARPS
+// warps, the groups dealt round-robin to the warps; rows past T read row T - 1 (or zeros past
+// the tile) and are never stored.
+template <uint32_t TOKEN_TILE, uint32_t LOAD_DEPTH, uint32_t ACTIVATION_DEPTH, uint32_t WARPS>
+__device__ __forceinline__ void decodeTensorCore(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -183,144 +188,234 @@ __device__ __forceinline__ void decodeWide(
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
+  constexpr uint32_t FRAGMENTS = (TOKEN_TILE + 7u) / 8u;
+  constexpr uint32_t DECODE_THREADS = 32u * WARPS;
+  // v's cross-warp reduction: this many tokens a pass through the scratch.
+  constexpr uint32_t ADAPTER_TOKENS_PER_PASS = DECODE_SCRATCH_FLOATS / (WARPS * RANK) > 0u ? DECODE_SCRATCH_FLOATS / (WARPS * RANK) : 1u;
   __shared__ __align__(16) float scratch[DECODE_SCRATCH_FLOATS];
-  __shared__ float adapterPartials[DECODE_ADAPTER_PARTIALS];
   __shared__ float adapterActivationTile[MAX_TOKENS * RANK];
   __shared__ __align__(16) float adapterBTile[RANK * DECODE_COLUMNS];
   const float* __restrict__ adapterA = adapterAOf(adapterWeights);
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
-  const uint32_t columnThread = threadIdx.x;
-  const uint32_t slice = threadIdx.y;
-  const uint32_t thread = slice * DECODE_COLUMN_THREADS + columnThread;
-  const uint32_t firstColumn = blockIdx.x * DECODE_COLUMNS + 4u * columnThread;
+  const uint32_t lane = threadIdx.x;
+  const uint32_t warp = threadIdx.y;
+  const uint32_t thread = warp * 32u + lane;
+  const uint32_t quad = lane / 4u;
+  const uint32_t wordOfQuad = lane % 4u;
   const uint32_t tokenCount = tokens < TOKEN_TILE ? tokens : TOKEN_TILE;
   if (tokenCount == 0u) return;
+  const uint32_t firstColumn = blockIdx.x * DECODE_COLUMNS + 4u * quad;
+  // N % 4 == 0: a lane's 4 columns are all in range or all out; out of range reads column 0.
+  const uint32_t loadColumn = firstColumn < OUT_FEATURES ? firstColumn : 0u;
   for (uint32_t segment = thread; segment < RANK * (DECODE_COLUMNS / 4u); segment += DECODE_THREADS) {
     const uint32_t rankIndex = segment / (DECODE_COLUMNS / 4u);
     const uint32_t column = (segment % (DECODE_COLUMNS / 4u)) * 4u;
     const bool valid = blockIdx.x * DECODE_COLUMNS + column < OUT_FEATURES;
     copySegmentAsync(&adapterBTile[rankIndex * DECODE_COLUMNS + column], valid ? &adapterB[rankIndex * OUT_FEATURES + blockIdx.x * DECODE_COLUMNS + column] : adapterB, valid ? 16u : 0u);
   }
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-  // Rows past T repeat the last row. Large tiles load one word row at a time (registers).
-  // Large tiles: one word row at a time and 4 codes a step, so the tile's activations fit in registers.
-  constexpr uint32_t batchWords = TOKEN_TILE > 4u ? 1u : WORD_BATCH;
-  constexpr uint32_t stepCodes = TOKEN_TILE > 4u ? 4u : CODES_PER_STEP;
-
-  float accumulators[TOKEN_TILE][4];
+  commitAsyncCopies();
+  float adapterSums[TOKEN_TILE][DECODE_RANK_PER_LANE];
 #pragma unroll
   for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
 #pragma unroll
-    for (uint32_t c = 0u; c < 4u; ++c) accumulators[token][c] = 0.0f;
+    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = 0.0f;
   }
-  // N % 4 == 0: a thread's 4 columns are all in range or all out.
-  if (firstColumn < OUT_FEATURES) {
-    // Two groups in flight a thread where the registers allow (small tiles).
-#pragma unroll (TOKEN_TILE == 1u ? 2 : 1)
-    for (uint32_t group = slice; group < GROUPS; group += DECODE_SLICES) {
-      const float4 scale4 = __ldg(reinterpret_cast<const float4*>(&groupScales[group * OUT_FEATURES + firstColumn]));
-      const float4 zero4 = __ldg(reinterpret_cast<const float4*>(&groupZeros[group * OUT_FEATURES + firstColumn]));
+
+  // sums[tile][fragment]: the mma's C fragments (columns 4·quad + tile + 2·(e / 2), tokens
+  // 8·fragment + 2·(lane % 4) + e % 2); groupSums: this group's, before its scales.
+  float sums[2][FRAGMENTS][4];
+  float groupSums[2][FRAGMENTS][4];
+  float inputSums[FRAGMENTS][4];
 #pragma unroll
-      for (uint32_t batch = 0u; batch < WORDS_PER_GROUP; batch += batchWords) {
-        // The batch's word rows, loaded together (rows in the zero padding exist in qweight).
-        uint4 packed[batchWords];
+  for (uint32_t tile = 0u; tile < 2u; ++tile) {
 #pragma unroll
-        for (uint32_t w = 0u; w < batchWords; ++w) packed[w] = __ldg(reinterpret_cast<const uint4*>(&qweight[(group * WORDS_PER_GROUP + batch + w) * OUT_FEATURES + firstColumn]));
-        const float scales[4] = {scale4.x, scale4.y, scale4.z, scale4.w};
-        // W-hat = s * (q - z) = s * q + (-s * z)
-        const float offsets[4] = {-scale4.x * zero4.x, -scale4.y * zero4.y, -scale4.z * zero4.z, -scale4.w * zero4.w};
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-        for (uint32_t w = 0u; w < batchWords; ++w) {
-          const uint32_t firstInput = (group * WORDS_PER_GROUP + batch + w) * CODES_PER_WORD;
-          // K % CODES_PER_WORD == 0: a word row is wholly inside K or wholly in the zero padding.
-          if (PADDED_IN_FEATURES != IN_FEATURES && firstInput >= IN_FEATURES) continue;
-          const uint32_t words[4] = {packed[w].x, packed[w].y, packed[w].z, packed[w].w};
+      for (uint32_t e = 0u; e < 4u; ++e) sums[tile][fragment][e] = 0.0f;
+    }
+  }
+  const uint32_t warpGroups = warp < GROUPS ? (GROUPS - 1u - warp) / WARPS + 1u : 0u;
+  const uint32_t kBlocks = warpGroups * KBLOCKS_PER_GROUP;
+
+  // k-block `index` of this warp, clamped to its last, so the loads past the end stay in bounds.
+  auto groupOf = [&](uint32_t index) { return warp + WARPS * ((index < kBlocks ? index : kBlocks - 1u) / KBLOCKS_PER_GROUP); };
+  auto wordRowOf = [&](uint32_t index) {
+    const uint32_t clamped = index < kBlocks ? index : kBlocks - 1u;
+    return groupOf(clamped) * WORDS_PER_GROUP + (clamped % KBLOCKS_PER_GROUP) * KBLOCK_WORDS + wordOfQuad;
+  };
+  auto loadWeights = [&](uint32_t index, WeightLoads& loads) {
+    const uint32_t group = groupOf(index);
+    loads.codes = __ldg(reinterpret_cast<const uint4*>(&qweight[wordRowOf(index) * OUT_FEATURES + loadColumn]));
+    loads.scale = __ldg(&groupScales[group * OUT_FEATURES + loadColumn + wordOfQuad]);
+    loads.zero = __ldg(&groupZeros[group * OUT_FEATURES + loadColumn + wordOfQuad]);
+  };
+  auto loadActivations = [&](uint32_t index, ActivationLoads<FRAGMENTS>& loads) {
+    // K % CODES_PER_WORD == 0: a word's inputs are all in K or all in the zero padding.
+    const uint32_t firstInput = wordRowOf(index) * CODES_PER_WORD;
+    const bool inputsValid = PADDED_IN_FEATURES == IN_FEATURES || firstInput < IN_FEATURES;
 #pragma unroll
-          for (uint32_t step = 0u; step < CODES_PER_WORD; step += stepCodes) {
-            float weights[4][stepCodes];
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+      const uint32_t token = 8u * fragment + quad;
+      const uint32_t row = token < tokenCount ? token : tokenCount - 1u;
+      // Past the warp's last k-block the inputs are zeros: that k-block adds nothing.
+      const bool used = inputsValid && token < TOKEN_TILE && index < kBlocks;
 #pragma unroll
-            for (uint32_t c = 0u; c < 4u; ++c) {
+      for (uint32_t part = 0u; part < INPUT_LOADS; ++part) {
+        const uint4 raw = __ldg(reinterpret_cast<const uint4*>(&input[row * IN_FEATURES + (inputsValid ? firstInput : 0u) + 8u * part]));
+        loads.inputs[fragment][part] = used ? raw : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+    const uint32_t group = groupOf(index);
 #pragma unroll
-              for (uint32_t j = 0u; j < stepCodes; ++j) weights[c][j] = fmaf(codeAsFloat(words[c] >> ((step + j) * BITS)), scales[c], offsets[c]);
-            }
+    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
+      const uint32_t rankIndex = lane + 32u * slot;
+      loads.adapterA[slot] = __ldg(&adapterA[group * RANK + (rankIndex < RANK ? rankIndex : 0u)]);
+    }
 #pragma unroll
-            for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
-              float inputs[stepCodes];
-              loadInputs<stepCodes>(&input[(token < tokenCount ? token : tokenCount - 1u) * IN_FEATURES + firstInput + step], inputs);
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-              for (uint32_t j = 0u; j < stepCodes; ++j) {
+      for (uint32_t half = 0u; half < 2u; ++half) {
+        const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
+        loads.dropout[fragment][half] = __ldg(&dropoutMultiplier[(token < tokenCount ? token : tokenCount - 1u) * GROUPS + group]);
+      }
+    }
+  };
+
+  // k-block `index`: its mma steps; after a group's last k-block, y += s·(P − (z + bias)·X).
+  // kBlock = index % KBLOCKS_PER_GROUP, a constant in the unrolled loop below.
+  auto compute = [&](uint32_t index, uint32_t kBlock, const WeightLoads& weights, const ActivationLoads<FRAGMENTS>& loads) {
+    if (kBlock == 0u) {
 #pragma unroll
-                for (uint32_t c = 0u; c < 4u; ++c) accumulators[token][c] = fmaf(inputs[j], weights[c][j], accumulators[token][c]);
-              }
-            }
-          }
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+        for (uint32_t e = 0u; e < 4u; ++e) {
+          groupSums[0][fragment][e] = 0.0f;
+          groupSums[1][fragment][e] = 0.0f;
+          inputSums[fragment][e] = 0.0f;
         }
       }
     }
-  }
-  // The slices of one warp (lanes columnThread + DECODE_COLUMN_THREADS * s) add up by shuffles.
+    const uint32_t words[4] = {weights.codes.x, weights.codes.y, weights.codes.z, weights.codes.w};
 #pragma unroll
-  for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+    for (uint32_t step = 0u; step < KSTEPS; ++step) {
+#pragma unroll
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+        // Inputs 2·step and 2·step + CODES_PER_WORD / 2 (b0), the next two (b1): the codes' pairs.
+        uint32_t inputWords[INPUT_WORDS];
+#pragma unroll
+        for (uint32_t part = 0u; part < INPUT_LOADS; ++part) {
+          const uint4 raw = loads.inputs[fragment][part];
+          inputWords[4u * part] = raw.x;
+          inputWords[4u * part + 1u] = raw.y;
+          inputWords[4u * part + 2u] = raw.z;
+          inputWords[4u * part + 3u] = raw.w;
+        }
+        const uint32_t b0 = __byte_perm(inputWords[step], inputWords[step + INPUT_WORDS / 2u], 0x5410u);
+        const uint32_t b1 = __byte_perm(inputWords[step], inputWords[step + INPUT_WORDS / 2u], 0x7632u);
+#pragma unroll
+        for (uint32_t tile = 0u; tile < 2u; ++tile) {
+          mmaAccumulate(groupSums[tile][fragment],
+                        codePair(words[tile], 2u * step), codePair(words[tile + 2u], 2u * step),
+                        codePair(words[tile], 2u * step + 1u), codePair(words[tile + 2u], 2u * step + 1u), b0, b1);
+        }
+        mmaAccumulate(inputSums[fragment], PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, b0, b1);
+      }
+    }
+    if (kBlock != KBLOCKS_PER_GROUP - 1u) return;
+    float scales[4];
+    float biasedZeros[4];
 #pragma unroll
     for (uint32_t c = 0u; c < 4u; ++c) {
-#pragma unroll
-      for (uint32_t offset = DECODE_COLUMN_THREADS; offset < 32u; offset *= 2u) accumulators[token][c] += __shfl_xor_sync(0xFFFFFFFFu, accumulators[token][c], offset);
+      scales[c] = __shfl_sync(0xFFFFFFFFu, weights.scale, (lane & ~3u) | c);
+      biasedZeros[c] = __shfl_sync(0xFFFFFFFFu, weights.zero, (lane & ~3u) | c) + CODE_BIAS;
     }
-  }
-
-  // u (pooled x) into scratch, dropped; the first block writes u.
-  for (uint32_t pair = thread; pair < tokenCount * GROUPS; pair += DECODE_THREADS) {
-    const uint32_t token = pair / GROUPS;
-    const uint32_t group = pair % GROUPS;
-    float sum = 0.0f;
-#pragma unroll 4
-    for (uint32_t offset = 0u; offset < GROUP_SIZE; offset += CODES_PER_STEP) {
-      const uint32_t inputColumn = group * GROUP_SIZE + offset;
-      if (PADDED_IN_FEATURES != IN_FEATURES && inputColumn >= IN_FEATURES) break;  // the zero padding of the last group
-      float values[CODES_PER_STEP];
-      loadInputs<CODES_PER_STEP>(&input[token * IN_FEATURES + inputColumn], values);
 #pragma unroll
-      for (uint32_t j = 0u; j < CODES_PER_STEP; ++j) sum += values[j];
+    for (uint32_t tile = 0u; tile < 2u; ++tile) {
+#pragma unroll
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+        for (uint32_t e = 0u; e < 4u; ++e) {
+          const uint32_t c = tile + 2u * (e / 2u);
+          sums[tile][fragment][e] = fmaf(scales[c], fmaf(-biasedZeros[c], inputSums[fragment][e % 2u], groupSums[tile][fragment][e]), sums[tile][fragment][e]);
+        }
+      }
     }
-    const float pooledInputValue = POOLING_FACTOR * sum;
-    if (blockIdx.x == 0u) pooledInput[pair] = activationFromFloat(pooledInputValue);
-    scratch[pair] = pooledInputValue * dropoutMultiplier[pair];
-  }
-  __syncthreads();
-  // v = drop(u) * A: T * RANK sums over the groups, split in `parts` when that leaves threads idle.
-  const uint32_t pairs = tokenCount * RANK;
-  const uint32_t parts = pairs >= DECODE_THREADS ? 1u : DECODE_THREADS / pairs;
-  for (uint32_t element = thread; element < parts * pairs; element += DECODE_THREADS) {
-    const uint32_t pair = element % pairs;
-    const uint32_t part = element / pairs;
-    const uint32_t token = pair / RANK;
-    const uint32_t rankIndex = pair % RANK;
-    float sum = 0.0f;
-#pragma unroll 4
-    for (uint32_t group = part; group < GROUPS; group += parts) sum = fmaf(scratch[token * GROUPS + group], __ldg(&adapterA[group * RANK + rankIndex]), sum);
-    adapterPartials[element] = sum;
-  }
-  __syncthreads();
-  for (uint32_t pair = thread; pair < pairs; pair += DECODE_THREADS) {
-    float sum = 0.0f;
-    for (uint32_t part = 0u; part < parts; ++part) sum += adapterPartials[part * pairs + pair];
-    adapterActivationTile[pair] = sum;
-    if (blockIdx.x == 0u) adapterActivation[pair] = activationFromFloat(sum);
-  }
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-  __syncthreads();  // scratch is free again; B's tile has landed
-
-  // The warps' sums, through scratch, added in warp order, plus adapterScale * v * B.
-  const uint32_t lane = thread % 32u;
-  const uint32_t warp = thread / 32u;
-  if (lane < DECODE_COLUMN_THREADS) {
+    // u = pool(x) of the group (X of tokens 8·fragment + 2·(lane % 4) + half), v += drop(u)·A.
+    const uint32_t group = groupOf(index);
+    float droppedInputs[FRAGMENTS][2];
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t half = 0u; half < 2u; ++half) {
+        const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
+        const float pooledInputValue = POOLING_FACTOR * inputSums[fragment][half];
+        if (blockIdx.x == 0u && quad == 0u && token < tokenCount && index < kBlocks) pooledInput[token * GROUPS + group] = activationFromFloat(pooledInputValue);
+        droppedInputs[fragment][half] = pooledInputValue * loads.dropout[fragment][half];
+      }
+    }
 #pragma unroll
     for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
-      if (token < tokenCount) {
+      const float droppedInput = __shfl_sync(0xFFFFFFFFu, droppedInputs[token / 8u][token % 2u], (token % 8u) / 2u);
 #pragma unroll
-        for (uint32_t c = 0u; c < 4u; ++c) scratch[(warp * TOKEN_TILE + token) * DECODE_COLUMNS + 4u * lane + c] = accumulators[token][c];
+      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = fmaf(droppedInput, loads.adapterA[slot], adapterSums[token][slot]);
+    }
+  };
+
+  if (kBlocks > 0u) {
+    // No branch between the stages of a round, so the compiler interleaves them: the rounds
+    // cover kBlocks rounded up to LOAD_DEPTH, the k-blocks past the end adding zeros.
+    static_assert(LOAD_DEPTH % ACTIVATION_DEPTH == 0u && LOAD_DEPTH % KBLOCKS_PER_GROUP == 0u, "a round holds whole rings and whole groups");
+    WeightLoads weights[LOAD_DEPTH];
+    ActivationLoads<FRAGMENTS> activations[ACTIVATION_DEPTH];
+#pragma unroll
+    for (uint32_t stage = 0u; stage < LOAD_DEPTH; ++stage) loadWeights(stage, weights[stage]);
+#pragma unroll
+    for (uint32_t stage = 0u; stage + 1u < ACTIVATION_DEPTH; ++stage) loadActivations(stage, activations[stage]);
+    for (uint32_t base = 0u; base < kBlocks; base += LOAD_DEPTH) {
+#pragma unroll
+      for (uint32_t stage = 0u; stage < LOAD_DEPTH; ++stage) {
+        loadActivations(base + stage + ACTIVATION_DEPTH - 1u, activations[(stage + ACTIVATION_DEPTH - 1u) % ACTIVATION_DEPTH]);
+        compute(base + stage, stage % KBLOCKS_PER_GROUP, weights[stage], activations[stage % ACTIVATION_DEPTH]);
+        loadWeights(base + stage + LOAD_DEPTH, weights[stage]);
+      }
+    }
+  }
+
+  // v: the warps' sums added in warp order, ADAPTER_TOKENS_PER_PASS tokens at a time.
+  for (uint32_t first = 0u; first < TOKEN_TILE; first += ADAPTER_TOKENS_PER_PASS) {
+#pragma unroll
+    for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+      if (token < first || token >= first + ADAPTER_TOKENS_PER_PASS) continue;
+#pragma unroll
+      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
+        const uint32_t rankIndex = lane + 32u * slot;
+        if (rankIndex < RANK) scratch[(warp * ADAPTER_TOKENS_PER_PASS + token - first) * RANK + rankIndex] = adapterSums[token][slot];
+      }
+    }
+    __syncthreads();
+    for (uint32_t element = thread; element < ADAPTER_TOKENS_PER_PASS * RANK; element += DECODE_THREADS) {
+      const uint32_t token = first + element / RANK;
+      if (token >= tokenCount) continue;
+      float sum = 0.0f;
+      for (uint32_t sourceWarp = 0u; sourceWarp < WARPS; ++sourceWarp) sum += scratch[sourceWarp * ADAPTER_TOKENS_PER_PASS * RANK + element];
+      adapterActivationTile[token * RANK + element % RANK] = sum;
+      if (blockIdx.x == 0u) adapterActivation[token * RANK + element % RANK] = activationFromFloat(sum);
+    }
+    __syncthreads();
+  }
+  waitForAsyncCopiesBut<0>();
+
+  // y: the warps' sums through scratch, added in warp order, plus adapterScale · v · B.
+#pragma unroll
+  for (uint32_t tile = 0u; tile < 2u; ++tile) {
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t e = 0u; e < 4u; ++e) {
+        const uint32_t token = 8u * fragment + 2u * wordOfQuad + e % 2u;
+        if (token < TOKEN_TILE) scratch[(warp * TOKEN_TILE + token) * DECODE_COLUMNS + 4u * quad + tile + 2u * (e / 2u)] = sums[tile][fragment][e];
       }
     }
   }
@@ -331,7 +426,7 @@ __device__ __forceinline__ void decodeWide(
     const uint32_t outputColumn = blockIdx.x * DECODE_COLUMNS + column;
     if (outputColumn >= OUT_FEATURES) continue;
     float result = 0.0f;
-    for (uint32_t sourceWarp = 0u; sourceWarp < DECODE_WARPS; ++sourceWarp) result += scratch[(sourceWarp * TOKEN_TILE + token) * DECODE_COLUMNS + column];
+    for (uint32_t sourceWarp = 0u; sourceWarp < WARPS; ++sourceWarp) result += scratch[(sourceWarp * TOKEN_TILE + token) * DECODE_COLUMNS + column];
     float adapterUpdate = 0.0f;
 #pragma unroll 16
     for (uint32_t rankIndex = 0u; rankIndex < RANK; ++rankIndex) {
@@ -342,8 +437,8 @@ __device__ __forceinline__ void decodeWide(
   }
 }
 
-// T in the variant's range (1 <= T <= 1): the wide body with a token tile of 1.
-extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 3) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1(
+// T in the variant's range (1 <= T <= 1): a token tile of 1, 16 warps a block, the weight's loads 6 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
+extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -354,11 +449,15 @@ extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 3) decode_k4096_n40
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
-  decodeWide<1u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCore<1u, 6u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  decodeTensorCore<1u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
 }
 
-// T in the variant's range (2 <= T <= 4): the wide body with a token tile of 4.
-extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 2) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4(
+// T in the variant's range (2 <= T <= 4): a token tile of 4, 16 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
+extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -369,11 +468,15 @@ extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 2) decode_k4096_n40
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
-  decodeWide<4u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCore<4u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  decodeTensorCore<4u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
 }
 
-// T in the variant's range (5 <= T <= 16): the wide body with a token tile of 16.
-extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16(
+// T in the variant's range (5 <= T <= 8): a token tile of 8, 16 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT8(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -384,7 +487,30 @@ extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 1) decode_k4096_n40
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
-  decodeWide<16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCore<8u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  decodeTensorCore<8u, 2u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
+}
+
+// T in the variant's range (9 <= T <= 16): a token tile of 16, 8 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
+extern "C" __global__ void __launch_bounds__(8u * 32u, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16(
+    const __nv_bfloat16* __restrict__ input,
+    const uint32_t* __restrict__ qweight,
+    const float* __restrict__ groupScalesAndZeros,
+    const float* __restrict__ adapterWeights,
+    const float* __restrict__ dropoutMultiplier,
+    __nv_bfloat16* __restrict__ output,
+    __nv_bfloat16* __restrict__ pooledInput,
+    __nv_bfloat16* __restrict__ adapterActivation,
+    unsigned tokens,
+    float adapterScale) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCore<16u, 4u, 2u, 8u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  decodeTensorCore<16u, 4u, 2u, 8u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
 }
 
 // Host launchers: one per entry point, the same signature for every kernel qalc emits.
@@ -395,9 +521,9 @@ extern "C" cudaError_t decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__d
   (void)adapterScale;
   if (tokens > 16u) return cudaErrorInvalidValue;
   if (tokens <= 1u) {
-    const dim3 grid(256u, 1u, 1u);
+    const dim3 grid(128u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1<<<grid, dim3(4, 64, 1), 0, stream>>>(
+    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1<<<grid, dim3(32, 16, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),
@@ -411,9 +537,9 @@ extern "C" cudaError_t decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__d
     return cudaGetLastError();
   }
   if (tokens >= 2u && tokens <= 4u) {
-    const dim3 grid(256u, 1u, 1u);
+    const dim3 grid(128u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4<<<grid, dim3(4, 64, 1), 0, stream>>>(
+    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4<<<grid, dim3(32, 16, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),
@@ -426,10 +552,26 @@ extern "C" cudaError_t decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__d
         adapterScale);
     return cudaGetLastError();
   }
-  if (tokens >= 5u && tokens <= 16u) {
-    const dim3 grid(256u, 1u, 1u);
+  if (tokens >= 5u && tokens <= 8u) {
+    const dim3 grid(128u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16<<<grid, dim3(4, 64, 1), 0, stream>>>(
+    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT8<<<grid, dim3(32, 16, 1), 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(bindings[1]),
+        static_cast<const uint32_t*>(bindings[2]),
+        static_cast<const float*>(bindings[3]),
+        static_cast<const float*>(bindings[4]),
+        static_cast<const float*>(bindings[5]),
+        static_cast<__nv_bfloat16*>(bindings[6]),
+        static_cast<__nv_bfloat16*>(bindings[7]),
+        static_cast<__nv_bfloat16*>(bindings[8]),
+        tokens,
+        adapterScale);
+    return cudaGetLastError();
+  }
+  if (tokens >= 9u && tokens <= 16u) {
+    const dim3 grid(128u, 1u, 1u);
+    if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
+    decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16<<<grid, dim3(32, 8, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),

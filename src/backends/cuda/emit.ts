@@ -84,7 +84,12 @@ function constantsOf(kernel: CudaKernel): Constant[] {
   const dc = kernel.cuda.decode;
   if (dc) {
     constants.push(u('DECODE_COLUMNS', dc.columnsPerBlock), u('DECODE_WARPS', dc.warps), u('DECODE_MIN_BLOCKS', dc.minBlocksPerMultiprocessor));
-    if (dc.kind === 'wide') {
+    if (dc.kind === 'mma') {
+      constants.push(
+        u('CODES_PER_WORD', dc.codesPerWord), u('WORDS_PER_GROUP', dc.wordsPerGroup),
+        u('DECODE_SCRATCH_FLOATS', dc.scratchFloats), u('DECODE_RANK_PER_LANE', dc.rankPerLane),
+      );
+    } else if (dc.kind === 'wide') {
       constants.push(
         u('DECODE_COLUMN_THREADS', dc.columnThreads), u('DECODE_SLICES', dc.slices), u('DECODE_THREADS', dc.columnThreads * dc.slices),
         u('CODES_PER_WORD', dc.codesPerWord), u('WORDS_PER_GROUP', dc.wordsPerGroup), u('WORD_BATCH', dc.wordBatch), u('CODES_PER_STEP', Math.min(dc.codesPerWord, 8)),
@@ -196,9 +201,16 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     includesWmma: tc !== null || kernel.cuda.adapterGrad !== null,
     adapterGradTensorCore: kernel.cuda.adapterGrad !== null,
     decodeWide: kernel.cuda.decode?.kind === 'wide',
-    decodeVariants: kernel.cuda.decode?.kind === 'wide'
+    decodeMma: kernel.cuda.decode?.kind === 'mma',
+    // The mma decode's 16-bit pairs: OR a code pair into bias + q (exact), and two ones.
+    decodeCodeMagic: activation === 'f16' ? '0x64006400u' : '0x43004300u',
+    decodeCodeBias: activation === 'f16' ? '1024.0f' : '128.0f',
+    decodeOnes: activation === 'f16' ? '0x3C003C00u' : '0x3F803F80u',
+    decodeVariants: kernel.cuda.decode?.kind === 'wide' || kernel.cuda.decode?.kind === 'mma'
       ? kernel.cuda.launches.map((l, index) => ({
           symbol: l.symbol, tokenTile: kernel.cuda.decode!.tokenTiles[index]!.maxTokens, minBlocks: kernel.cuda.decode!.tokenTiles[index]!.minBlocks,
+          loadDepth: kernel.cuda.decode!.tokenTiles[index]!.loadDepth ?? 1, activationDepth: kernel.cuda.decode!.tokenTiles[index]!.activationDepth ?? 1,
+          portableLoadDepth: kernel.cuda.decode!.tokenTiles[index]!.portableLoadDepth ?? 1, warps: kernel.cuda.decode!.tokenTiles[index]!.warps ?? kernel.cuda.decode!.warps,
           range: `${l.minTokens} <= T <= ${l.maxTokens}`,
         }))
       : [],

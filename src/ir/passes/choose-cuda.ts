@@ -30,6 +30,7 @@
 import type { DispatchDim, KernelProgram, LoweredKernel, LoweredProgram, ScalarType } from '../kernel-ir.ts';
 import { fixed, ONE, perToken } from '../size-expr.ts';
 import { configOfKernel } from './share-layers.ts';
+import { mmaDecodeTiling } from './decode-mma-tiling.ts';
 
 /** Tensor-core tiling of a matmul role (forward, backward_data), used when T ≥ minTokens. */
 export interface CudaTensorCoreTiling {
@@ -113,7 +114,10 @@ export interface CudaPassOptions {
 }
 
 /**
- * Decode (T ≤ maxTokens), one of two shapes:
+ * Decode (T ≤ maxTokens), one of three shapes:
+ *   - `mma` (v7, decode-mma-tiling.ts): tensor cores, the weight as the M side of mma.sync
+ *     m16n8k16 and the tokens (padded to 8) as N, codes dequantized in registers; 4- and 2-bit
+ *     codes in groups of whole 4-word k-blocks, 16-bit activations. Preferred where it applies;
  *   - `wide` (v1): each thread owns 4 adjacent output columns and reads them as one 16-byte
  *     load per packed word row (GPTQ v1 keeps a word row's columns contiguous, so no re-layout
  *     is needed), with the group's scales and zeros as two more 16-byte loads; a block is
@@ -128,7 +132,7 @@ export interface CudaPassOptions {
  *     code load per input row, the groups dealt round-robin to `warps` warps.
  */
 export interface CudaDecodeTiling {
-  readonly kind: 'wide' | 'split';
+  readonly kind: 'mma' | 'wide' | 'split';
   readonly maxTokens: number;
   readonly columnsPerBlock: number;
   readonly warps: number;
@@ -144,7 +148,13 @@ export interface CudaDecodeTiling {
    * are unrolled without a branch (rows past T repeat row T − 1 and are not stored), and a
    * smaller tile needs fewer registers, so more blocks fit an SM (`minBlocks`).
    */
-  readonly tokenTiles: readonly { readonly maxTokens: number; readonly minBlocks: number }[];
+  readonly tokenTiles: readonly {
+    readonly maxTokens: number; readonly minBlocks: number;
+    /** mma: k-blocks of loads in flight a warp, and the warps of the tile's blocks (`warps` otherwise). */
+    readonly loadDepth?: number; readonly activationDepth?: number; readonly warps?: number;
+    /** mma: the weight's ring on sm_80 (and in the compute_90 PTX). */
+    readonly portableLoadDepth?: number;
+  }[];
   /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
   readonly scratchFloats: number;
   readonly adapterPartialFloats: number;
@@ -389,6 +399,8 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecode
   const c = configOfKernel(program, kernel);
   const rank = c.adapter?.rank ?? 0;
   const maxTokens = kernel.tiling.maxTokens;
+  const mma = mmaDecodeTiling(c, kernel.dtypes.activation, maxTokens, DECODE_TARGET_SMS);
+  if (mma) return mma;
   const wide = wideDecodeTiling(c, kernel.dtypes.activation, maxTokens);
   if (wide) return wide;
   const reductionWidth = Math.max(DECODE_COLUMNS, rank);
@@ -428,7 +440,7 @@ function launchesOf(kernel: LoweredKernel, tensorCore: CudaTensorCoreTiling | nu
       };
       if (decode.kind === 'split') return [{ ...launch, symbol: symbol(entry.name), variant: entry.name, minTokens: 1, maxTokens: decode.maxTokens, prologue: null }];
       return decode.tokenTiles.map((tile, index) => ({
-        ...launch, symbol: symbol(`${entry.name}T${tile.maxTokens}`), variant: `${entry.name}T${tile.maxTokens}`, prologue: null,
+        ...launch, threads: [decode.columnThreads, tile.warps ?? decode.slices, 1] as const, symbol: symbol(`${entry.name}T${tile.maxTokens}`), variant: `${entry.name}T${tile.maxTokens}`, prologue: null,
         minTokens: index === 0 ? 1 : decode.tokenTiles[index - 1]!.maxTokens + 1, maxTokens: tile.maxTokens,
       }));
     }

@@ -121,6 +121,26 @@ describe('CUDA emitter', () => {
     expect(split.kernelSymbols).toEqual(['decode_k172_n64_b4_g43_qalora_r4_mean_bf16__decode']);
   });
 
+  it('gives the decode tensor cores where 4- or 2-bit codes fill whole 4-word k-blocks: mma.sync, the weight as M, the tokens as N', () => {
+    const llama = emitExample('examples/llama2-7b-int4-g32.qal');
+    const up = llama.find((k) => k.fileName.startsWith('decode_k4096_n11008'))!;
+    // 344 column tiles of 32: 4 warps a block, so every block is resident at once.
+    expect(up.kernel.cuda.decode).toMatchObject({ kind: 'mma', columnsPerBlock: 32, warps: 4, codesPerWord: 8, minBlocksPerMultiprocessor: 4 });
+    expect(up.kernel.cuda.launches.map((l) => [l.variant, l.minTokens, l.maxTokens, l.threads.join('x')])).toEqual([
+      ['decodeT1', 1, 1, '32x4x1'], ['decodeT4', 2, 4, '32x4x1'], ['decodeT8', 5, 8, '32x4x1'], ['decodeT16', 9, 16, '32x2x1'],
+    ]);
+    expect(up.source).toContain('mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32');
+    expect(up.source).toContain('constexpr uint32_t CODE_MAGIC = 0x43004300u;');
+    expect(up.source).toContain('decodeTensorCore<16u, 4u, 2u, 2u>(');
+    // 128 column tiles (fewer than the SMs): 16 warps a block, one block an SM.
+    const down = llama.find((k) => k.fileName.startsWith('decode_k11008_n4096'))!;
+    expect(down.kernel.cuda.decode).toMatchObject({ kind: 'mma', warps: 16, minBlocksPerMultiprocessor: 1 });
+    // 3-bit codes straddle words, 2-bit groups of 32 are half a k-block: the earlier shapes.
+    const mixed = emitExample('examples/llama-13b-mixed.qal');
+    const kinds = Object.fromEntries(mixed.filter((k) => k.kernel.role === 'decode').map((k) => [k.fileName.split('_').slice(1, 4).join('_'), k.kernel.cuda.decode!.kind]));
+    expect(kinds).toMatchObject({ k5120_n13824_b2: 'wide', k5120_n13824_b3: 'split', k5120_n13824_b4: 'mma', k13824_n5120_b8: 'wide' });
+  });
+
   it('gives backward_data the same wgmma body: dy and W-hat^T (dequantized K-major, transpose bits 0) from shared memory', () => {
     const backward = kernels.find((k) => k.fileName.startsWith('backward_data_k64_n64'))!;
     const tc = backward.kernel.cuda.tensorCore!;

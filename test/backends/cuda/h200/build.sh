@@ -9,6 +9,7 @@
 #   test/backends/cuda/h200/build.sh            # sm_90a SASS + compute_90 PTX (the H200)
 #   HARNESS_GENCODE="-gencode=arch=compute_80,code=sm_80" build.sh   # another GPU
 #   test/backends/cuda/h200/build.sh --roles forward,backward_data      # only those kernels
+#   HARNESS_ROLES=decode build.sh               # only the kernels of those roles (comma-separated)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
@@ -20,7 +21,7 @@ started=$(date +%s)
 
 rm -rf "$kernels" "$build/objects"
 mkdir -p "$kernels" "$build/objects"
-(cd "$root" && npx tsx test/backends/cuda/h200/emit-harness-kernels.ts "$kernels" "$@")
+(cd "$root" && npx tsx test/backends/cuda/h200/emit-harness-kernels.ts "$kernels" ${HARNESS_ROLES:+--roles "$HARNESS_ROLES"} "$@")
 # check_kernels.py reads the targets: wgmma bodies run only on an sm_90a build.
 echo "$gencode" > "$kernels/gencode.txt"
 

@@ -23,6 +23,8 @@ export const HARNESS_CASES: readonly KernelSetCase[] = [
   { inFeatures: 80, outFeatures: 24, bits: 3, group: 16, symmetric: true },
   { inFeatures: 129, outFeatures: 33, bits: 3, group: 43, adapter: { rank: 2, pooling: 'mean' } },
   { inFeatures: 1024, outFeatures: 1000, bits: 4, group: 32, adapter: { rank: 16, pooling: 'mean' } },
+  // 2-bit codes in groups of whole 4-word k-blocks: the tensor-core decode's 16-codes-a-word path.
+  { inFeatures: 320, outFeatures: 76, bits: 2, group: 64, adapter: { rank: 8, pooling: 'sum', dropout: true }, roles: ['decode'] },
   // A 7B-sized projection, forward and backward_data only: checked like the others, and timed at T = 4096.
   { inFeatures: 4096, outFeatures: 4096, bits: 4, group: 128, adapter: { rank: 16, pooling: 'mean' }, roles: ['forward', 'backward_data'], timed: true },
 ];

@@ -1,0 +1,86 @@
+// The decode on tensor cores (v7; templates/cuda/decode.cu.hbs, `decodeMma`): y[t][n] =
+// Σ_k x[t][k]·W-hat[k][n] as mma.sync m16n8k16 with the WEIGHT as the M side (16 output
+// columns × k16 an instruction) and the tokens as N (8 a fragment, padded), so one dequantized
+// code feeds up to 8 tokens and a tile of 16 tokens is two fragments. The CUDA cores are left
+// the dequantization, and little of it:
+//   - codes become 16-bit floats by the magic number (OR into 0x4300 / 0x6400: 128 + q in bf16,
+//     1024 + q in f16, exact), two codes of one word an instruction, without the group's scale:
+//     the mma sums P = Σ x·(bias + q) over a group, and y += s·(P − (z + bias)·X) with X = Σ x
+//     (a second mma against ones), once a group per output: no rounding of W-hat at all;
+//   - the reduction index k is permuted so that lane (g, t) of a warp owns word row t of each
+//     4-word k-block, for 4 adjacent columns (one 16-byte load), and its activations are the 16
+//     bytes of the same inputs: every byte of the weight is loaded once, 16 bytes at a time.
+// A block is 32 columns (two m16 tiles a warp) by `warps` warps; the groups are dealt
+// round-robin to the warps (a split of K inside the block, so the grid is N / 32 blocks), each
+// warp keeping `loadDepth` k-blocks of loads in flight. The warps meet in shared memory in warp
+// order: deterministic. u = pool(x) comes from X, v = drop(u)·A accumulates per group beside the
+// mma (the group's A row is loaded with its codes), and y += σ·v·B after the warps meet.
+import type { ScalarType } from '../kernel-ir.ts';
+import type { CudaDecodeTiling } from './choose-cuda.ts';
+import type { configOfKernel } from './share-layers.ts';
+
+/** Output columns a block: two m16 tiles. */
+const MMA_DECODE_COLUMNS = 32;
+/** Words of one k-block a column: one for each of a quad's 4 lanes. */
+const KBLOCK_WORDS = 4;
+/** Token tiles (one extern "C" kernel each, the launcher choosing by T), up to the kernel's maximum. */
+const TOKEN_TILES = [1, 4, 8, 16, 24, 32];
+const REGISTER_FILE = 65536;
+const REGISTERS_PER_THREAD = 128;
+/** Tiles of more than 8 tokens: 256 registers a thread (ptxas's cap is 255). */
+const LARGE_TILE_REGISTERS = 256;
+const STATIC_SHARED_LIMIT = 48 * 1024;
+const WARP = 32;
+/**
+ * k-blocks of the weight's loads in flight a warp at T = 1 with groups of 4 k-blocks (6 with
+ * fewer: their folds take more registers; half that for larger tiles, whose sums do); always
+ * a multiple of a group's k-blocks, so groups of up to 64 4-bit codes (128 at T > 8 or T < 5).
+ */
+const LOAD_DEPTH = 8;
+
+/** The `mma` decode shape, or null where the layer does not allow it (the caller falls back to `wide` or `split`). */
+export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number): CudaDecodeTiling | null {
+  const codesPerWord = 32 / c.bits;
+  // 4- and 2-bit: a 16-bit float holds bias + q exactly and two codes of a word fill a pair.
+  if ((activation !== 'bf16' && activation !== 'f16') || (c.bits !== 4 && c.bits !== 2)) return null;
+  const kBlocksPerGroup = c.group / (KBLOCK_WORDS * codesPerWord);
+  if (!Number.isInteger(kBlocksPerGroup) || (LOAD_DEPTH / 4) % kBlocksPerGroup !== 0 || c.inFeatures % codesPerWord !== 0 || c.outFeatures % 4 !== 0) return null;
+  const rank = c.adapter?.rank ?? 0;
+  const tiles = Math.ceil(c.outFeatures / MMA_DECODE_COLUMNS);
+  const tokenTileSizes = [...TOKEN_TILES.filter((t) => t < maxTokens), maxTokens];
+  const scratchFor = (warps: number, tokenTile: number) => Math.max(warps * tokenTile * MMA_DECODE_COLUMNS, warps * rank);
+  const sharedBytesFor = (scratch: number) => 4 * (scratch + maxTokens * rank + rank * MMA_DECODE_COLUMNS);
+  // Tiles of up to 8 tokens (one n8 fragment): the most warps a block for which every block is
+  // resident at once (blocks an SM = 16 / warps at 128 registers a thread): fewer column tiles
+  // than SMs get 16 warps, 344 tiles get 4. Larger tiles hold v's partial sums for every token
+  // (rank / 32 a lane each) and two fragments of sums: half the warps, 255 registers a thread.
+  const blocksPerSm = (w: number, registers: number) => Math.floor(REGISTER_FILE / (w * WARP * registers));
+  const candidates = [16, 8, 4].filter((w) => sharedBytesFor(scratchFor(w, Math.min(maxTokens, 8))) <= STATIC_SHARED_LIMIT);
+  if (candidates.length === 0) return null;
+  const warps = candidates.find((w) => tiles <= multiprocessors * blocksPerSm(w, REGISTERS_PER_THREAD)) ?? candidates[candidates.length - 1]!;
+  const tokenTiles = tokenTileSizes.map((t) => {
+    const one = t <= 8;
+    const tileWarps = one ? warps : Math.max(2, warps / 2);
+    return {
+      maxTokens: t, warps: tileWarps,
+      minBlocks: one ? blocksPerSm(tileWarps, REGISTERS_PER_THREAD) : blocksPerSm(tileWarps, LARGE_TILE_REGISTERS),
+      // k-blocks of the weight's loads in flight a warp (6 registers a lane each), and slots of
+      // the activations' ring (loaded slots − 1 ahead); a round of LOAD_DEPTH holds whole groups.
+      loadDepth: t === 1 ? (kBlocksPerGroup === 4 ? LOAD_DEPTH : 6) : LOAD_DEPTH / 2, activationDepth: 2,
+      // sm_80 SASS (and the compute_90 PTX, which keeps sm_80's body): ptxas there needs a few
+      // more registers for the same body, so shallower rings (8 tokens: 2) keep it from spilling.
+      portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
+    };
+  });
+  const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
+  const bytes = sharedBytesFor(scratch);
+  if (bytes > STATIC_SHARED_LIMIT) return null;
+  const minBlocks = tokenTiles[0]!.minBlocks;
+  return {
+    kind: 'mma', maxTokens, columnsPerBlock: MMA_DECODE_COLUMNS, warps, columnThreads: WARP, slices: warps,
+    codesPerWord, wordsPerGroup: c.group / codesPerWord, wordBatch: 0, tokenTiles,
+    scratchFloats: scratch, adapterPartialFloats: 0,
+    rankPerLane: Math.ceil(rank / WARP), reductionWidth: 0,
+    minBlocksPerMultiprocessor: minBlocks, sharedBytes: bytes,
+  };
+}
