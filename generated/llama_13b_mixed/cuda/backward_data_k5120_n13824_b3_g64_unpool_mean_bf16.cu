@@ -203,6 +203,14 @@ __device__ __forceinline__ void warpgroupCommitAndWait() {
 // Shared memory written by ordinary stores (and cp.async) that wgmma reads next: each writing
 // thread fences the generic proxy against the async proxy before the barrier.
 __device__ __forceinline__ void fenceSharedForAsyncProxy() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Two floats as the 32-bit word of two Activation values (low in the low half) that a 16-byte
+// tile row holds: one packed conversion (cvt.rn.bf16x2.f32 / f16x2), not two and a shift.
+__device__ __forceinline__ __nv_bfloat162 activationPair(__nv_bfloat16, float low, float high) { return __floats2bfloat162_rn(low, high); }
+__device__ __forceinline__ __half2 activationPair(__half, float low, float high) { return __floats2half2_rn(low, high); }
+template <typename Pair>
+__device__ __forceinline__ uint32_t activationPairBits(Pair pair) { return *reinterpret_cast<const uint32_t*>(&pair); }
+__device__ __forceinline__ uint32_t activationPairBits(float low, float high) { return activationPairBits(activationPair(Activation{}, low, high)); }
 #endif  // QALC_WGMMA
 
 }  // namespace qalc_backward_data_k5120_n13824_b3_g64_unpool_mean_bf16

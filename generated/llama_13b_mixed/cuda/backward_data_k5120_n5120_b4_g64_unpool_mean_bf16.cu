@@ -203,6 +203,14 @@ __device__ __forceinline__ void warpgroupCommitAndWait() {
 // Shared memory written by ordinary stores (and cp.async) that wgmma reads next: each writing
 // thread fences the generic proxy against the async proxy before the barrier.
 __device__ __forceinline__ void fenceSharedForAsyncProxy() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Two floats as the 32-bit word of two Activation values (low in the low half) that a 16-byte
+// tile row holds: one packed conversion (cvt.rn.bf16x2.f32 / f16x2), not two and a shift.
+__device__ __forceinline__ __nv_bfloat162 activationPair(__nv_bfloat16, float low, float high) { return __floats2bfloat162_rn(low, high); }
+__device__ __forceinline__ __half2 activationPair(__half, float low, float high) { return __floats2half2_rn(low, high); }
+template <typename Pair>
+__device__ __forceinline__ uint32_t activationPairBits(Pair pair) { return *reinterpret_cast<const uint32_t*>(&pair); }
+__device__ __forceinline__ uint32_t activationPairBits(float low, float high) { return activationPairBits(activationPair(Activation{}, low, high)); }
 #endif  // QALC_WGMMA
 
 }  // namespace qalc_backward_data_k5120_n5120_b4_g64_unpool_mean_bf16
@@ -358,7 +366,10 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k5120_n51
     }
   };
   // W-hat^T tile of chunk c, K-major ([input][output] core matrices): each of a pair's 8 inputs
-  // stores its two outputs as one 32-bit word.
+  // stores its two outputs as one 32-bit word. The word of (input r, outputs k, k + 1) lies in
+  // bank 4 (r % 8) + (k % 8) / 2; a warp's lanes hold 4 output pairs (lane % 4) of 8-input
+  // blocks, so lane l stores its inputs starting at (l / 4) % 8: in every step the 32 lanes hit 32
+  // banks (storing input `step` in every lane was an 8-way conflict, v7).
   auto dequantizeWords = [&](uint32_t chunk) {
     Activation* tile = weightTiles[chunk % TC_WEIGHT_STAGES];
 #pragma unroll
@@ -368,12 +379,13 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) backward_data_k5120_n51
       const uint32_t column = (item / (TC_REDUCE_CHUNK / 2u)) * 8u;
       const uint32_t offset = (item % (TC_REDUCE_CHUNK / 2u)) * 2u;
       const WordPair& pair = pairs[i];
+      const uint32_t firstStep = (thread / 4u) % 8u;
 #pragma unroll
-      for (uint32_t row = 0u; row < 8u; ++row) {
+      for (uint32_t step = 0u; step < 8u; ++step) {
+        const uint32_t row = (firstStep + step) % 8u;
         const float first = pair.scale.x * (codeToFloat(static_cast<uint32_t>(pair.codeBits[0] >> (row * BITS)) & CODE_MASK) - pair.zero.x);
         const float second = pair.scale.y * (codeToFloat(static_cast<uint32_t>(pair.codeBits[1] >> (row * BITS)) & CODE_MASK) - pair.zero.y);
-        *reinterpret_cast<uint32_t*>(&tile[coreMatrixIndex(column + row, offset)]) =
-            static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(first))) | (static_cast<uint32_t>(__bfloat16_as_ushort(activationFromFloat(second))) << 16);
+        *reinterpret_cast<uint32_t*>(&tile[coreMatrixIndex(column + row, offset)]) = activationPairBits(first, second);
       }
     }
   };
