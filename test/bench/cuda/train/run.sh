@@ -6,20 +6,21 @@
 # Built here by test/bench/cuda/train/prepare.sh into .device/train7b/; on the device:
 #   bash .device/train7b/run.sh                # carry: [".device/train7b"]
 #
-# Parts and their expected durations on the H200 (each part survives the failure of any other:
-# a part that fails or runs out of time is reported missing, the rest stand):
+# Parts, in this order, and their expected durations on the H200 (each part survives the failure
+# of any other: a part that fails or runs out of time is reported missing, the rest stand):
 #   gemm ceiling, 8192³ bf16                                      ~15 s (most of it importing torch)
-#   PyTorch anchors at 32 blocks (the issue's table): peft-lora, qalora-eager
-#                                                                 ~40 s each (import, build, 3 + 10 steps, 1 profiled)
-#   PyTorch anchors at QALC_LAYERS blocks (the depth qalc runs)   ~20 s each
-#   qalc train --random-weights --backend cuda at QALC_LAYERS blocks
-#                                                                 ~3 min: host setup (seeded normal
+#   PyTorch anchors at QALC_LAYERS blocks (the depth qalc runs): peft-lora, qalora-eager
+#                                                                 ~25 s each (import, build, 3 + 10 steps, 1 profiled)
+#   qalc train --random-weights --backend cuda at QALC_LAYERS blocks, STEPS (6) steps
+#                                                                 ~2–3 min: host setup (seeded normal
 #                                                                 draws and RTN in JavaScript, ~20 s a
-#                                                                 block), kernel loading, a held-out
-#                                                                 forward, STEPS steps, a forward
+#                                                                 block, 15 s for embedding and lm_head),
+#                                                                 kernel loading, a held-out forward,
+#                                                                 the steps, a held-out forward
+#   PyTorch anchors at 32 blocks (the issue's table)              ~45 s each
 #   report                                                        ~1 s
-# ≈ 5–6 min in all with QALC_LAYERS=4; BUDGET_S (default 540) bounds the whole: qalc gets what
-# the PyTorch parts leave, less 20 s for the report.
+# ≈ 5 min in all with QALC_LAYERS=4. BUDGET_S (default 540) bounds the whole; each PyTorch part
+# gets at most 150 s; qalc gets what is left less RESERVE_S (150 s) for the anchors at 32 blocks.
 #
 # Why qalc runs a 4-block model of the 7B shape (QALC_LAYERS=4) and not the 32: its host setup
 # (the float32 random weights, then RTN in JavaScript, one thread) costs ~20 s a block, ~11 min
@@ -30,13 +31,17 @@
 set -uo pipefail
 dev="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${OUT:-/tmp/train-bench-out}"
-work=/tmp/train-bench
+work="${WORK:-/tmp/train-bench}"
 budget="${BUDGET_S:-540}"
 # qalc's depth: the written-out spec prepare.sh made (llama2-7b-l<L>.qal), unless QALC_LAYERS says.
 written="$(ls "$dev"/llama2-7b-l*.qal 2>/dev/null | head -n 1)"
 written="${written##*-l}"
-qalc_layers="${QALC_LAYERS:-${written%.qal}}"
+written="${written%.qal}"
+qalc_layers="${QALC_LAYERS:-${written:-4}}"
 steps="${STEPS:-6}"
+# QALC_BACKEND=cpu checks this script's plumbing on a machine without a GPU (with a tiny spec as
+# llama2-7b-l<L>.qal): the PyTorch parts fail there and are reported missing.
+backend="${QALC_BACKEND:-cuda}"
 mkdir -p "$out"
 rm -rf "$work"
 mkdir -p "$work"
@@ -50,10 +55,11 @@ stamp "start: $(cat "$work/commit.txt" 2>/dev/null || echo 'commit unknown')"
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv,noheader || true
 python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' || true
 
-# One PyTorch part: its JSON line to $work/NAME.json, its stderr tail to the log; bounded by the budget.
+# One PyTorch part: its JSON line to $work/NAME.json, its stderr tail to the log; at most 150 s,
+# and never past the budget (less 20 s for the report).
 pytorch_part() {
   local name="$1"; shift
-  local limit; limit=$(( $(left) - 60 ))
+  local limit; limit=$(( $(left) - 20 ))
   if [ "$limit" -lt 30 ]; then stamp "skip $name: $(left) s left"; return; fi
   [ "$limit" -gt 150 ] && limit=150
   stamp "$name (limit ${limit} s)"
@@ -65,9 +71,9 @@ pytorch_part() {
   fi
 }
 
+# Order: what the comparison at qalc's depth needs first (the ceiling, both anchors at that depth,
+# qalc), then the anchors at 32 blocks, for which qalc leaves RESERVE_S (default 150 s).
 pytorch_part gemm gemm
-pytorch_part peft-lora-l32 peft-lora --layers 32
-pytorch_part qalora-eager-l32 qalora-eager --layers 32
 if [ "$qalc_layers" != 32 ]; then
   pytorch_part "peft-lora-l$qalc_layers" peft-lora --layers "$qalc_layers"
   pytorch_part "qalora-eager-l$qalc_layers" qalora-eager --layers "$qalc_layers"
@@ -77,8 +83,8 @@ fi
 # before qalc starts, is the idle baseline), in case its summary.json has no device peak.
 spec="$dev/llama2-7b-l$qalc_layers.qal"
 [ "$qalc_layers" = 32 ] && spec="$dev/llama2-7b.qal"
-if xz -dc "$dev/node.xz" > /tmp/node && chmod +x /tmp/node; then
-  limit=$(( $(left) - 20 ))
+if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node"; then
+  limit=$(( $(left) - ${RESERVE_S:-150} ))
   stamp "qalc train $(basename "$spec") --steps $steps (limit ${limit} s)"
   memory="$work/qalc-l$qalc_layers.memory"
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1 > "$memory" || true
@@ -86,7 +92,7 @@ if xz -dc "$dev/node.xz" > /tmp/node && chmod +x /tmp/node; then
   sampler=$!
   rm -rf "$work/qalc-l$qalc_layers"
   # Its stderr goes straight to $OUT (it comes back even if the call is cut short), then to the log.
-  timeout "$limit" /tmp/node "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend cuda \
+  timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend "$backend" \
     --kernels "$dev/compiled/cuda" --steps "$steps" --out "$work/qalc-l$qalc_layers" 2> "$out/qalc.log"
   echo "qalc exit $?"
   cp "$out/qalc.log" "$work/qalc-l$qalc_layers.log"
@@ -95,9 +101,17 @@ if xz -dc "$dev/node.xz" > /tmp/node && chmod +x /tmp/node; then
   wait "$sampler" 2>/dev/null
   cat "$work/qalc-l$qalc_layers/summary.json" 2>/dev/null || echo "qalc wrote no summary.json"
   cp "$work/qalc-l$qalc_layers/train.jsonl" "$out/qalc-train.jsonl" 2>/dev/null || true
-  stamp "report (the table is the last thing printed)"
-  /tmp/node "$dev/report.mjs" "$work" "$out" || { echo "report.mjs failed; the parts' JSON:"; cat "$work"/*.json; }
 else
-  echo "could not unpack node: no qalc run and no report; the PyTorch parts' JSON:"
+  echo "could not unpack node: no qalc run"
+fi
+
+pytorch_part peft-lora-l32 peft-lora --layers 32
+pytorch_part qalora-eager-l32 qalora-eager --layers 32
+
+if [ -x "$work/node" ]; then
+  stamp "report (the table is the last thing printed)"
+  "$work/node" "$dev/report.mjs" "$work" "$out" || { echo "report.mjs failed; the parts' JSON:"; cat "$work"/*.json; }
+else
+  echo "no node: no report; the parts' JSON:"
   cat "$work"/*.json
 fi
