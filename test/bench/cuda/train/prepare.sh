@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, here, everything test/bench/cuda/train/run.sh needs on the GPU machine (no Node.js, no
 # internet there) into .device/train7b/ (git-ignored; carry it: `carry: [".device/train7b"]`):
-#   node.xz, qalc/        node and the qalc bundle (test/runtime/cuda/h200/bundle-qalc.sh)
+#   node.xz, qalc/        node and the qalc bundle (test/runtime/cuda/h200/bundle-qalc.sh), the
+#                         bundle as qalc/qalc.mjs.xz
 #   reference.py          the PyTorch anchors and the bf16 GEMM ceiling (copied from here)
 #   run.sh, report.mjs    the device script and the report it writes (copied from here)
 #   commit.txt            the commit it was built from (marked when src/ or this folder has changes)
@@ -63,4 +64,6 @@ else
   node src/cli/qalc.mjs compile "$dev/llama2-7b.qal" --out "$dev/compiled" --no-build
 fi
 rm -rf "$dev/compiled/wgsl"
+# The 16 MB bundle is ~2 MB in xz (run.sh unpacks it), keeping the carried folder well under 40 MiB.
+xz -T2 "$dev/qalc/qalc.mjs"
 du -sh "$dev"

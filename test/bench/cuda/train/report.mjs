@@ -34,14 +34,18 @@ export function flopsPerToken({ dim, hidden, kvDim, vocab, layers }, seq) {
   return { linearParameters: linear, linear: 4 * linear, attention: 6 * seq * dim * layers, total: 4 * linear + 6 * seq * dim * layers };
 }
 
+/** A JSON file (summary.json), or the JSON last line of a log (reference.py's stdout); undefined if neither. */
 function readJson(path) {
   if (!existsSync(path)) return undefined;
-  try {
-    const lines = readFileSync(path, 'utf8').trim().split('\n');
-    return JSON.parse(lines.at(-1));
-  } catch {
-    return undefined;
+  const text = readFileSync(path, 'utf8').trim();
+  for (const candidate of [text, text.split('\n').at(-1)]) {
+    try {
+      return JSON.parse(candidate);
+    } catch {
+      // not this one
+    }
   }
+  return undefined;
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length === 0 ? NaN : s[Math.floor(s.length / 2)]; };

@@ -59,6 +59,9 @@ describe('train-bench report', () => {
     const steady = steps.slice(1).map((s) => s.tokens_per_s).sort((a, b) => a - b);
     const qalc = report.rows.find((r) => r.system === 'qalc')!;
     expect(qalc.tokens_per_s).toBe(steady[1]);
+    const summary = JSON.parse(readFileSync(join(work, 'qalc-l2', 'summary.json'), 'utf8')) as { tokensPerSecond: number };
+    expect(qalc.summary_tokens_per_s).toBe(summary.tokensPerSecond);
+    expect(qalc.complete).toBe(true);
     const flops = 4 * (2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128) + 512 * 64) + 6 * SEQ * 64 * 2;
     expect(qalc.flops_per_token).toBe(flops);
     expect(qalc.mfu_vs_measured).toBeCloseTo(qalc.tokens_per_s * flops / 1e12 / 500, 15);

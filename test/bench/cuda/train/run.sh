@@ -83,7 +83,7 @@ fi
 # before qalc starts, is the idle baseline), in case its summary.json has no device peak.
 spec="$dev/llama2-7b-l$qalc_layers.qal"
 [ "$qalc_layers" = 32 ] && spec="$dev/llama2-7b.qal"
-if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node"; then
+if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node" && { [ -f "$dev/qalc/qalc.mjs" ] || xz -dk "$dev/qalc/qalc.mjs.xz"; }; then
   limit=$(( $(left) - ${RESERVE_S:-150} ))
   stamp "qalc train $(basename "$spec") --steps $steps (limit ${limit} s)"
   memory="$work/qalc-l$qalc_layers.memory"
