@@ -144,18 +144,54 @@ class QaLoraLinear(nn.Module):
         return base + (self.sigma * (v @ self.B)).to(base.dtype)
 
 
+def check_layer(linear, layer, group, tokens=64):
+    """The layer against its definition, on the weight it replaced: every |Ŵ − W| within half a
+    step (plus bf16's rounding of s and Ŵ), and the forward, dx, dA and dB against float32
+    autograd through a materialised Ŵ, with B made non-zero so the adapter counts."""
+    w = linear.weight.data.float()
+    n, k = w.shape
+    steps = dequantize(layer.packed, layer.scale, layer.zero, group).float() - w
+    step_error = (steps.view(n, -1, group).abs() / layer.scale.float()[..., None]).max().item()
+    with torch.no_grad():
+        layer.B.normal_(0, 0.02)
+    x = torch.randn(tokens, k, device=w.device, dtype=torch.bfloat16, requires_grad=True)
+    dy = torch.randn(tokens, n, device=w.device, dtype=torch.bfloat16)
+    layer.eval()
+    y = layer(x)
+    y.backward(dy)
+    got = [y.float(), x.grad.float(), layer.A.grad.clone(), layer.B.grad.clone()]
+    x.grad = layer.A.grad = layer.B.grad = None
+    x32 = x.detach().float().requires_grad_(True)
+    a32, b32 = layer.A.detach().clone().requires_grad_(True), layer.B.detach().clone().requires_grad_(True)
+    w_hat = dequantize(layer.packed, layer.scale, layer.zero, group).float()
+    y32 = x32 @ w_hat.T + layer.sigma * (x32.unflatten(-1, (-1, group)).mean(-1) @ a32 @ b32)
+    y32.backward(dy.float())
+    want = [y32.detach(), x32.grad, a32.grad, b32.grad]
+    errors = [((g - e).norm() / e.norm().clamp_min(1e-30)).item() for g, e in zip(got, want)]
+    with torch.no_grad():
+        layer.B.zero_()
+    layer.train()
+    return {"max_error_in_steps": step_error, "relative_error_y_dx_dA_dB": errors,
+            "ok": step_error <= 0.65 and all(e < 2e-2 for e in errors)}
+
+
 def to_qalora(model, bits=4, group=32, rank=64, alpha=16, dropout=0.05):
+    """Every projection a QaLoraLinear; returns the model and the first layer's check."""
     for p in model.parameters():
         p.requires_grad_(False)
+    check = None
     for layer in model.model.layers:
         for owner in (layer.self_attn, layer.mlp):
             for name in PROJECTIONS:
                 linear = getattr(owner, name, None)
                 if linear is not None:
-                    setattr(owner, name, QaLoraLinear(linear, bits, group, rank, alpha, dropout))
+                    replacement = QaLoraLinear(linear, bits, group, rank, alpha, dropout)
+                    if check is None:
+                        check = check_layer(linear, replacement, group)
+                    setattr(owner, name, replacement)
                     del linear
     torch.cuda.empty_cache()
-    return model
+    return model, check
 
 
 def to_peft_lora(model, rank=64, alpha=16, dropout=0.05):
@@ -201,7 +237,11 @@ def train_bench(mode, layers, seq, batch, warmup, steps, lr):
     torch.manual_seed(0)
     built = time.perf_counter()
     model = build_base(layers)
-    model = to_peft_lora(model) if mode == "peft-lora" else to_qalora(model)
+    check = None
+    if mode == "peft-lora":
+        model = to_peft_lora(model)
+    else:
+        model, check = to_qalora(model)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     trainable_count = sum(p.numel() for p in trainable)
@@ -248,6 +288,8 @@ def train_bench(mode, layers, seq, batch, warmup, steps, lr):
         "build_s": build_s, "first_loss": losses[0], "last_loss": losses[-1],
         "finite": all(math.isfinite(x) for x in losses),
     }
+    if check is not None:
+        result["layer_check"] = check
     try:
         result["step_ms_by_class"] = profile_step(step)
     except Exception as error:  # the split is a bonus: the timing above stands without it

@@ -186,6 +186,14 @@ export function markdown(report) {
     notes.push(`qalc at ${r.layers} blocks: tokens/s is the ${r.tokens_per_s_how} (summary.json over all steps: ${fmt(r.summary_tokens_per_s)}); losses ${r.losses.map((x) => x.toFixed(4)).join(', ')}${r.complete ? '' : '; the run did not finish'}`);
     for (const line of r.backend_report) notes.push(`qalc said: ${line}`);
   }
+  for (const r of report.rows.filter((x) => x.layer_check)) {
+    const c = r.layer_check;
+    notes.push(`${r.system} at ${r.layers} blocks, its first QaLoraLinear against its definition: ${c.ok ? 'ok' : 'FAILED'} (max |Ŵ − W| ${c.max_error_in_steps.toFixed(3)} steps; relative error of y, dx, dA, dB against float32 autograd ${c.relative_error_y_dx_dA_dB.map((e) => e.toExponential(1)).join(', ')})`);
+  }
+  for (const r of report.rows.filter((x) => x.system !== 'qalc')) {
+    if (r.attn_implementation !== undefined && r.attn_implementation !== 'sdpa') notes.push(`${r.system} at ${r.layers} blocks ran attention '${r.attn_implementation}', not sdpa`);
+    if (r.finite === false) notes.push(`${r.system} at ${r.layers} blocks: a non-finite loss`);
+  }
   for (const m of report.missing) notes.push(`missing: ${m}`);
   if (notes.length > 0) lines.push(...notes.map((n) => `- ${n}`), '');
   return lines.join('\n');

@@ -49,7 +49,8 @@ describe('train-bench report', () => {
     writeFileSync(join(work, 'commit.txt'), 'abc1234\n');
     json('gemm.json', { mode: 'gemm', tflops: 500 });
     json('peft-lora-l2.json', { mode: 'peft-lora', tokens_per_s: 1000, peak_allocated_bytes: 2 ** 30, trainable_parameters: 123_000, step_ms_by_class: { gemm: 1, attention: 2, other: 3 } });
-    json('qalora-eager-l2.json', { mode: 'qalora-eager', tokens_per_s: 500, peak_allocated_bytes: 2 ** 31, trainable_parameters: 45_000 });
+    json('qalora-eager-l2.json', { mode: 'qalora-eager', tokens_per_s: 500, peak_allocated_bytes: 2 ** 31, trainable_parameters: 45_000,
+      attn_implementation: 'sdpa', layer_check: { max_error_in_steps: 0.5, relative_error_y_dx_dA_dB: [1e-3, 2e-3, 3e-3, 4e-3], ok: true } });
     writeFileSync(join(work, 'qalc-l2.memory'), '100\n150\n612\n300\n'); // MiB: baseline, then samples
     writeFileSync(join(work, 'qalc-l2.log'), 'cuda: quantized linear layers on the GPU: 10 forward\n');
 
@@ -80,6 +81,7 @@ describe('train-bench report', () => {
     expect(text).toMatch(/\| qalc train --backend cuda \(QA-LoRA INT4 g32 r64\) \| 2 \| [\d,]+ \|/);
     expect(text).toContain('| 1.0 / 2.0 / 3.0 |');
     expect(text).toContain('qalc said: cuda: quantized linear layers on the GPU');
+    expect(text).toContain('its first QaLoraLinear against its definition: ok (max |Ŵ − W| 0.500 steps');
   });
 
   it('takes the peak from summary.json\'s device key when qalc records it, and reports a run cut short', () => {
