@@ -45,7 +45,8 @@ def llama2_7b_config(layers):
         rms_norm_eps=1e-5, tie_word_embeddings=False, hidden_act="silu", use_cache=False,
         initializer_range=0.02, attn_implementation="sdpa",
     )
-    config._attn_implementation = "sdpa"  # also set after construction: older releases read only this
+    if getattr(config, "_attn_implementation", None) != "sdpa":
+        config._attn_implementation = "sdpa"  # releases that ignore the keyword read this
     return config
 
 

@@ -115,3 +115,6 @@ else
   echo "no node: no report; the parts' JSON:"
   cat "$work"/*.json
 fi
+
+# Let tee finish writing the table before the call ends.
+sleep 1
