@@ -4,6 +4,7 @@ export const DATASHEET_BF16_TFLOPS: number;
 export const LLAMA2_7B: Arch;
 export const TARGETS: { readonly vsQaloraReference: number; readonly vsPeftLora: number; readonly mfu: number; readonly peakVsQaloraReference: number };
 export function flopsPerToken(arch: Arch, seq: number): { linearParameters: number; linear: number; attention: number; total: number };
+export function qaloraTrainable(arch: Arch, group?: number, rank?: number): number;
 export function sampledPeakBytes(text: string): number | undefined;
 export interface Row {
   system: 'peft-lora' | 'qalora-eager' | 'qalc';

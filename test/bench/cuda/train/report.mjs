@@ -34,6 +34,12 @@ export function flopsPerToken({ dim, hidden, kvDim, vocab, layers }, seq) {
   return { linearParameters: linear, linear: 4 * linear, attention: 6 * seq * dim * layers, total: 4 * linear + 6 * seq * dim * layers };
 }
 
+/** QA-LoRA's adapter parameters, A [K/g, r] and B [r, N] on every projection (qalc trains exactly these). */
+export function qaloraTrainable({ dim, hidden, kvDim, layers }, group = 32, rank = 64) {
+  const projections = [[dim, dim], [dim, kvDim], [dim, kvDim], [dim, dim], [dim, hidden], [dim, hidden], [hidden, dim]];
+  return layers * projections.reduce((sum, [k, n]) => sum + (k / group) * rank + rank * n, 0);
+}
+
 /** A JSON file (summary.json), or the JSON last line of a log (reference.py's stdout); undefined if neither. */
 function readJson(path) {
   if (!existsSync(path)) return undefined;
@@ -119,7 +125,7 @@ export function buildReport(work, { seq = 2048, arch = LLAMA2_7B } = {}) {
       if (r) rows.push(withMfu(mode, layers, { ...r, peak_bytes: r.peak_allocated_bytes, peak_how: 'torch.cuda.max_memory_allocated' }));
     }
     const q = qalcResult(work, layers);
-    if (q) rows.push(withMfu('qalc', layers, q));
+    if (q) rows.push(withMfu('qalc', layers, { ...q, trainable_parameters: qaloraTrainable({ ...arch, layers }), trainable_how: 'from the spec\'s shapes (r 64, g 32)' }));
   }
   const comparisons = [];
   for (const layers of new Set(rows.filter((r) => r.system === 'qalc').map((r) => r.layers))) {

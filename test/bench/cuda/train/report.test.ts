@@ -12,7 +12,7 @@ import { Progress } from '../../../../src/train/progress.ts';
 import { train } from '../../../../src/train/trainer.ts';
 import { planFrom } from '../../../support/inline-spec.ts';
 import { shakespeareSlice, TOK512 } from '../../../train/tiny-model.ts';
-import { buildReport, flopsPerToken, LLAMA2_7B, markdown } from './report.mjs';
+import { buildReport, flopsPerToken, LLAMA2_7B, markdown, qaloraTrainable } from './report.mjs';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-train-bench-'));
 const TINY = { dim: 64, hidden: 128, kvDim: 32, vocab: 512, layers: 2 };
@@ -42,6 +42,7 @@ describe('train-bench report', () => {
     const flops = flopsPerToken(LLAMA2_7B, 2048);
     expect(flops.linearParameters).toBe(32 * (2 * 4096 * 4096 + 2 * 4096 * 4096 + 3 * 4096 * 11008) + 32000 * 4096); // 6.607 G
     expect(flops.total).toBe(28_038_922_240); // 4 · 6,607,077,376 + 6 · 2048 · 4096 · 32
+    expect(qaloraTrainable(LLAMA2_7B)).toBe(32 * (4 * (128 * 64 + 64 * 4096) + 2 * (128 * 64 + 64 * 11008) + (344 * 64 + 64 * 4096))); // 89,309,184: the 89 M
   });
 
   it('reads a qalc run folder beside the anchors, and computes MFU and the ratios at equal depth', async () => {
