@@ -20,7 +20,7 @@
 #   PyTorch anchors at 32 blocks (the issue's table)              ~45 s each
 #   report                                                        ~1 s
 # ≈ 5 min in all with QALC_LAYERS=4. BUDGET_S (default 540) bounds the whole; each PyTorch part
-# gets at most 150 s; qalc gets what is left less RESERVE_S (150 s) for the anchors at 32 blocks.
+# gets at most 150 s; qalc gets what is left less RESERVE_S (170 s) for the anchors at 32 blocks.
 #
 # Why qalc runs a 4-block model of the 7B shape (QALC_LAYERS=4) and not the 32: its host setup
 # (the float32 random weights, then RTN in JavaScript, one thread) costs ~20 s a block, ~11 min
@@ -72,7 +72,7 @@ pytorch_part() {
 }
 
 # Order: what the comparison at qalc's depth needs first (the ceiling, both anchors at that depth,
-# qalc), then the anchors at 32 blocks, for which qalc leaves RESERVE_S (default 150 s).
+# qalc), then the anchors at 32 blocks, for which qalc leaves RESERVE_S (default 170 s).
 pytorch_part gemm gemm
 if [ "$qalc_layers" != 32 ]; then
   pytorch_part "peft-lora-l$qalc_layers" peft-lora --layers "$qalc_layers"
@@ -84,7 +84,7 @@ fi
 spec="$dev/llama2-7b-l$qalc_layers.qal"
 [ "$qalc_layers" = 32 ] && spec="$dev/llama2-7b.qal"
 if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node" && { [ -f "$dev/qalc/qalc.mjs" ] || xz -dk "$dev/qalc/qalc.mjs.xz"; }; then
-  limit=$(( $(left) - ${RESERVE_S:-150} ))
+  limit=$(( $(left) - ${RESERVE_S:-170} ))
   stamp "qalc train $(basename "$spec") --steps $steps (limit ${limit} s)"
   memory="$work/qalc-l$qalc_layers.memory"
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1 > "$memory" || true
