@@ -90,6 +90,8 @@ export function qalcResult(work, layers) {
     finite: steps.every((r) => Number.isFinite(r.loss)),
     complete: summary !== undefined,
     ...(peak ? { peak_bytes: peak.bytes, peak_how: peak.how } : {}),
+    // Both when both exist: qalc's own count of its allocations, and what the driver saw.
+    ...(memory !== undefined ? { peak_sampled_bytes: memory } : {}),
     ...(device ? { device } : {}),
     backend_report: log.split('\n').filter((l) => /^cuda: |kernels \(manifest|every op on the GPU/.test(l)).slice(0, 4),
   };
@@ -189,6 +191,9 @@ export function markdown(report) {
   }
   const notes = report.rows.filter((r) => r.peak_how).map((r) => `${r.system} at ${r.layers} blocks: peak memory is ${r.peak_how}`);
   for (const r of report.rows.filter((x) => x.system === 'qalc')) {
+    if (r.peak_sampled_bytes !== undefined && r.peak_how !== undefined && !r.peak_how.startsWith('nvidia-smi')) {
+      notes.push(`qalc at ${r.layers} blocks: nvidia-smi saw ${gib(r.peak_sampled_bytes)} at the most above the idle baseline (0.2 s samples, the CUDA context included)`);
+    }
     notes.push(`qalc at ${r.layers} blocks: tokens/s is the ${r.tokens_per_s_how} (summary.json over all steps: ${fmt(r.summary_tokens_per_s)}); losses ${r.losses.map((x) => x.toFixed(4)).join(', ')}${r.complete ? '' : '; the run did not finish'}`);
     for (const line of r.backend_report) notes.push(`qalc said: ${line}`);
   }

@@ -93,6 +93,7 @@ describe('train-bench report', () => {
     const withDevice = buildReport(other, { seq: SEQ, arch: TINY }).rows.find((r) => r.system === 'qalc')!;
     expect(withDevice.peak_bytes).toBe(12345);
     expect(withDevice.peak_how).toContain('device.peakBytes');
+    expect(withDevice.peak_sampled_bytes).toBeUndefined(); // no samples in that folder
 
     const cut = mkdtempSync(join(tmpdir(), 'qalc-train-bench-'));
     cpSync(join(work, 'qalc-l2', 'train.jsonl'), join(cut, 'qalc-l2', 'train.jsonl'));
