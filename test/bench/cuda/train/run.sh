@@ -42,6 +42,8 @@ steps="${STEPS:-6}"
 # QALC_BACKEND=cpu checks this script's plumbing on a machine without a GPU (with a tiny spec as
 # llama2-7b-l<L>.qal): the PyTorch parts fail there and are reported missing.
 backend="${QALC_BACKEND:-cuda}"
+# The GPU machine has no internet: nothing here downloads, and the hub must not try.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 mkdir -p "$out"
 rm -rf "$work"
 mkdir -p "$work"
