@@ -60,7 +60,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.0.k',
@@ -100,7 +100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.0.v',
@@ -140,7 +140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.0.o',
@@ -180,7 +180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.0.gate',
@@ -220,7 +220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.0.up',
@@ -260,7 +260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.0.down',
@@ -300,7 +300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.1.q',
@@ -340,7 +340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.1.k',
@@ -380,7 +380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.1.v',
@@ -420,7 +420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.1.o',
@@ -460,7 +460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.1.gate',
@@ -500,7 +500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.1.up',
@@ -540,7 +540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.1.down',
@@ -580,7 +580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.2.q',
@@ -620,7 +620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.2.k',
@@ -660,7 +660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.2.v',
@@ -700,7 +700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.2.o',
@@ -740,7 +740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.2.gate',
@@ -780,7 +780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.2.up',
@@ -820,7 +820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.2.down',
@@ -860,7 +860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.3.q',
@@ -900,7 +900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.3.k',
@@ -940,7 +940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.3.v',
@@ -980,7 +980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.3.o',
@@ -1020,7 +1020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.3.gate',
@@ -1060,7 +1060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.3.up',
@@ -1100,7 +1100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.3.down',
@@ -1140,7 +1140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.4.q',
@@ -1180,7 +1180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.4.k',
@@ -1220,7 +1220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.4.v',
@@ -1260,7 +1260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.4.o',
@@ -1300,7 +1300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.4.gate',
@@ -1340,7 +1340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.4.up',
@@ -1380,7 +1380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.4.down',
@@ -1420,7 +1420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.5.q',
@@ -1460,7 +1460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.5.k',
@@ -1500,7 +1500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.5.v',
@@ -1540,7 +1540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.5.o',
@@ -1580,7 +1580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.5.gate',
@@ -1620,7 +1620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.5.up',
@@ -1660,7 +1660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.5.down',
@@ -1700,7 +1700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.6.q',
@@ -1740,7 +1740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.6.k',
@@ -1780,7 +1780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.6.v',
@@ -1820,7 +1820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.6.o',
@@ -1860,7 +1860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.6.gate',
@@ -1900,7 +1900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.6.up',
@@ -1940,7 +1940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.6.down',
@@ -1980,7 +1980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.7.q',
@@ -2020,7 +2020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.7.k',
@@ -2060,7 +2060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.7.v',
@@ -2100,7 +2100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.7.o',
@@ -2140,7 +2140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.7.gate',
@@ -2180,7 +2180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.7.up',
@@ -2220,7 +2220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.7.down',
@@ -2260,7 +2260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.8.q',
@@ -2300,7 +2300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.8.k',
@@ -2340,7 +2340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.8.v',
@@ -2380,7 +2380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.8.o',
@@ -2420,7 +2420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.8.gate',
@@ -2460,7 +2460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.8.up',
@@ -2500,7 +2500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.8.down',
@@ -2540,7 +2540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.9.q',
@@ -2580,7 +2580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.9.k',
@@ -2620,7 +2620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.9.v',
@@ -2660,7 +2660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.9.o',
@@ -2700,7 +2700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.9.gate',
@@ -2740,7 +2740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.9.up',
@@ -2780,7 +2780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.9.down',
@@ -2820,7 +2820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.10.q',
@@ -2860,7 +2860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.10.k',
@@ -2900,7 +2900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.10.v',
@@ -2940,7 +2940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.10.o',
@@ -2980,7 +2980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.10.gate',
@@ -3020,7 +3020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.10.up',
@@ -3060,7 +3060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.10.down',
@@ -3100,7 +3100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.11.q',
@@ -3140,7 +3140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.11.k',
@@ -3180,7 +3180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.11.v',
@@ -3220,7 +3220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.11.o',
@@ -3260,7 +3260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.11.gate',
@@ -3300,7 +3300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.11.up',
@@ -3340,7 +3340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.11.down',
@@ -3380,7 +3380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.12.q',
@@ -3420,7 +3420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.12.k',
@@ -3460,7 +3460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.12.v',
@@ -3500,7 +3500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.12.o',
@@ -3540,7 +3540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.12.gate',
@@ -3580,7 +3580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.12.up',
@@ -3620,7 +3620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.12.down',
@@ -3660,7 +3660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.13.q',
@@ -3700,7 +3700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.13.k',
@@ -3740,7 +3740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.13.v',
@@ -3780,7 +3780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.13.o',
@@ -3820,7 +3820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.13.gate',
@@ -3860,7 +3860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.13.up',
@@ -3900,7 +3900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.13.down',
@@ -3940,7 +3940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.14.q',
@@ -3980,7 +3980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.14.k',
@@ -4020,7 +4020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.14.v',
@@ -4060,7 +4060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.14.o',
@@ -4100,7 +4100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.14.gate',
@@ -4140,7 +4140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.14.up',
@@ -4180,7 +4180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.14.down',
@@ -4220,7 +4220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.15.q',
@@ -4260,7 +4260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.15.k',
@@ -4300,7 +4300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.15.v',
@@ -4340,7 +4340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.15.o',
@@ -4380,7 +4380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.15.gate',
@@ -4420,7 +4420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.15.up',
@@ -4460,7 +4460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.15.down',
@@ -4500,7 +4500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.16.q',
@@ -4540,7 +4540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.16.k',
@@ -4580,7 +4580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.16.v',
@@ -4620,7 +4620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.16.o',
@@ -4660,7 +4660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.16.gate',
@@ -4700,7 +4700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.16.up',
@@ -4740,7 +4740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.16.down',
@@ -4780,7 +4780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.17.q',
@@ -4820,7 +4820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.17.k',
@@ -4860,7 +4860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.17.v',
@@ -4900,7 +4900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.17.o',
@@ -4940,7 +4940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.17.gate',
@@ -4980,7 +4980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.17.up',
@@ -5020,7 +5020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.17.down',
@@ -5060,7 +5060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.18.q',
@@ -5100,7 +5100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.18.k',
@@ -5140,7 +5140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.18.v',
@@ -5180,7 +5180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.18.o',
@@ -5220,7 +5220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.18.gate',
@@ -5260,7 +5260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.18.up',
@@ -5300,7 +5300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.18.down',
@@ -5340,7 +5340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.19.q',
@@ -5380,7 +5380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.19.k',
@@ -5420,7 +5420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.19.v',
@@ -5460,7 +5460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.19.o',
@@ -5500,7 +5500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.19.gate',
@@ -5540,7 +5540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.19.up',
@@ -5580,7 +5580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.19.down',
@@ -5620,7 +5620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.20.q',
@@ -5660,7 +5660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.20.k',
@@ -5700,7 +5700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.20.v',
@@ -5740,7 +5740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.20.o',
@@ -5780,7 +5780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.20.gate',
@@ -5820,7 +5820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.20.up',
@@ -5860,7 +5860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.20.down',
@@ -5900,7 +5900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.21.q',
@@ -5940,7 +5940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.21.k',
@@ -5980,7 +5980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.21.v',
@@ -6020,7 +6020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.21.o',
@@ -6060,7 +6060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.21.gate',
@@ -6100,7 +6100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.21.up',
@@ -6140,7 +6140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.21.down',
@@ -6180,7 +6180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.22.q',
@@ -6220,7 +6220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.22.k',
@@ -6260,7 +6260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.22.v',
@@ -6300,7 +6300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.22.o',
@@ -6340,7 +6340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.22.gate',
@@ -6380,7 +6380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.22.up',
@@ -6420,7 +6420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.22.down',
@@ -6460,7 +6460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.23.q',
@@ -6500,7 +6500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.23.k',
@@ -6540,7 +6540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.23.v',
@@ -6580,7 +6580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.23.o',
@@ -6620,7 +6620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.23.gate',
@@ -6660,7 +6660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.23.up',
@@ -6700,7 +6700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.23.down',
@@ -6740,7 +6740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.24.q',
@@ -6780,7 +6780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.24.k',
@@ -6820,7 +6820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.24.v',
@@ -6860,7 +6860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.24.o',
@@ -6900,7 +6900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.24.gate',
@@ -6940,7 +6940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.24.up',
@@ -6980,7 +6980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.24.down',
@@ -7020,7 +7020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.25.q',
@@ -7060,7 +7060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.25.k',
@@ -7100,7 +7100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.25.v',
@@ -7140,7 +7140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.25.o',
@@ -7180,7 +7180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.25.gate',
@@ -7220,7 +7220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.25.up',
@@ -7260,7 +7260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.25.down',
@@ -7300,7 +7300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.26.q',
@@ -7340,7 +7340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.26.k',
@@ -7380,7 +7380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.26.v',
@@ -7420,7 +7420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.26.o',
@@ -7460,7 +7460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.26.gate',
@@ -7500,7 +7500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.26.up',
@@ -7540,7 +7540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.26.down',
@@ -7580,7 +7580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.27.q',
@@ -7620,7 +7620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.27.k',
@@ -7660,7 +7660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.27.v',
@@ -7700,7 +7700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.27.o',
@@ -7740,7 +7740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.27.gate',
@@ -7780,7 +7780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.27.up',
@@ -7820,7 +7820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.27.down',
@@ -7860,7 +7860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.28.q',
@@ -7900,7 +7900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.28.k',
@@ -7940,7 +7940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.28.v',
@@ -7980,7 +7980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.28.o',
@@ -8020,7 +8020,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.28.gate',
@@ -8060,7 +8060,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.28.up',
@@ -8100,7 +8100,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.28.down',
@@ -8140,7 +8140,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.29.q',
@@ -8180,7 +8180,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.29.k',
@@ -8220,7 +8220,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.29.v',
@@ -8260,7 +8260,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.29.o',
@@ -8300,7 +8300,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.29.gate',
@@ -8340,7 +8340,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.29.up',
@@ -8380,7 +8380,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.29.down',
@@ -8420,7 +8420,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.30.q',
@@ -8460,7 +8460,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.30.k',
@@ -8500,7 +8500,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.30.v',
@@ -8540,7 +8540,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.30.o',
@@ -8580,7 +8580,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.30.gate',
@@ -8620,7 +8620,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.30.up',
@@ -8660,7 +8660,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.30.down',
@@ -8700,7 +8700,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.31.q',
@@ -8740,7 +8740,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.31.k',
@@ -8780,7 +8780,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.31.v',
@@ -8820,7 +8820,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.31.o',
@@ -8860,7 +8860,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 270336,
       adapterBytes: 1081344,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.31.gate',
@@ -8900,7 +8900,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.31.up',
@@ -8940,7 +8940,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 712704,
       adapterBytes: 2850816,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
   {
     name: 'layers.31.down',
@@ -8980,7 +8980,7 @@ export const layers: readonly (LayerPlan & { readonly name: LayerName })[] = [
       adapterParams: 284160,
       adapterBytes: 1136640,
     },
-    sources: ['examples/llama2-7b-int4-g32.qal:9', 'examples/llama2-7b-int4-g32.qal:14'],
+    sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   },
 ];
 
@@ -8998,6 +8998,7 @@ export const plan: Plan = {
   model: {
     source: 'preset',
     preset: 'llama2_7b',
+    tokenizer: '../../shared/models/llama2-tokenizer/tokenizer.model',
     architecture,
   },
   layers,

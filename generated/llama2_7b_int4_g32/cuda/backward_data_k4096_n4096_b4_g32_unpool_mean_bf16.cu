@@ -4,7 +4,7 @@
 // Compile: nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin backward_data_k4096_n4096_b4_g32_unpool_mean_bf16.cu -o backward_data_k4096_n4096_b4_g32_unpool_mean_bf16.sm_90a.fatbin
 //
 // Role: backward_data: dx = dy * W-hat^T + unpool(du)
-// From: examples/llama2-7b-int4-g32.qal:9, examples/llama2-7b-int4-g32.qal:14
+// From: examples/llama2-7b-int4-g32.qal:10, examples/llama2-7b-int4-g32.qal:15
 // Layers: layers.0.q, layers.0.k, layers.0.v, layers.0.o, layers.1.q, layers.1.k, ... (128 layers)
 //
 // Parameters

@@ -4,7 +4,7 @@
 // Compile: nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin merge_l344_n4096_g32_r64_mean_bf16.cu -o merge_l344_n4096_g32_r64_mean_bf16.sm_90a.fatbin
 //
 // Role: merge: z' = z - poolingFactor * adapterScale * (A * B) / s
-// From: examples/llama2-7b-int4-g32.qal:9, examples/llama2-7b-int4-g32.qal:14
+// From: examples/llama2-7b-int4-g32.qal:10, examples/llama2-7b-int4-g32.qal:15
 // Layers: layers.0.down, layers.1.down, layers.2.down, layers.3.down, layers.4.down, layers.5.down, ... (32 layers)
 //
 // Parameters

@@ -4,7 +4,7 @@
 // Compile: nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin pack_kp11008_n4096_b4_bf16.cu -o pack_kp11008_n4096_b4_bf16.sm_90a.fatbin
 //
 // Role: pack: GPTQ v1 qweight <-> one code per element
-// From: examples/llama2-7b-int4-g32.qal:9, examples/llama2-7b-int4-g32.qal:14
+// From: examples/llama2-7b-int4-g32.qal:10, examples/llama2-7b-int4-g32.qal:15
 // Layers: layers.0.down, layers.1.down, layers.2.down, layers.3.down, layers.4.down, layers.5.down, ... (32 layers)
 //
 // Parameters

@@ -4,7 +4,7 @@
 // Compile: nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin pack_kp4096_n11008_b4_bf16.cu -o pack_kp4096_n11008_b4_bf16.sm_90a.fatbin
 //
 // Role: pack: GPTQ v1 qweight <-> one code per element
-// From: examples/llama2-7b-int4-g32.qal:9, examples/llama2-7b-int4-g32.qal:14
+// From: examples/llama2-7b-int4-g32.qal:10, examples/llama2-7b-int4-g32.qal:15
 // Layers: layers.0.gate, layers.0.up, layers.1.gate, layers.1.up, layers.2.gate, layers.2.up, ... (64 layers)
 //
 // Parameters

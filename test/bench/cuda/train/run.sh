@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The 7B-shaped fine-tune benchmark of issue 11, in one device call: the bf16 GEMM ceiling, the
+# PyTorch anchors and qalc, on the same GPU, one after the other (never two on the GPU at once),
+# then the report (report.mjs): $OUT/train-bench.json, $OUT/train-bench.md, $OUT/log.txt.
+#
+# Built here by test/bench/cuda/train/prepare.sh into .device/train7b/; on the device:
+#   bash .device/train7b/run.sh                # carry: [".device/train7b"]
+#
+# Parts, in this order, and their expected durations on the H200 (each part survives the failure
+# of any other: a part that fails or runs out of time is reported missing, the rest stand):
+#   gemm ceiling, 8192³ bf16                                      ~15 s (most of it importing torch)
+#   PyTorch anchors at QALC_LAYERS blocks (the depth qalc runs): peft-lora, qalora-eager
+#                                                                 ~25 s each (import, build, 3 + 10 steps, 1 profiled)
+#   qalc train --random-weights --backend cuda at QALC_LAYERS blocks, STEPS (6) steps
+#                                                                 ~2–3 min: host setup (seeded normal
+#                                                                 draws and RTN in JavaScript, ~20 s a
+#                                                                 block, 15 s for embedding and lm_head),
+#                                                                 kernel loading, a held-out forward,
+#                                                                 the steps, a held-out forward
+#   PyTorch anchors at 32 blocks (the issue's table)              ~45 s each
+#   report                                                        ~1 s
+# ≈ 5 min in all with QALC_LAYERS=4. BUDGET_S (default 540) bounds the whole; each PyTorch part
+# gets at most 150 s; qalc gets what is left less RESERVE_S (170 s) for the anchors at 32 blocks.
+#
+# Why qalc runs a 4-block model of the 7B shape (QALC_LAYERS=4) and not the 32: its host setup
+# (the float32 random weights, then RTN in JavaScript, one thread) costs ~20 s a block, ~11 min
+# for 32 blocks, more than one device call has. Every block of the 7B shape is the same, so the
+# comparison is made at equal depth: qalc at 4 blocks against both PyTorch anchors at 4 blocks,
+# and the anchors at 32 blocks stand for the issue's table. QALC_LAYERS=32 runs the full spec
+# (llama2-7b.qal) when the setup allows it.
+set -uo pipefail
+dev="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="${OUT:-/tmp/train-bench-out}"
+work="${WORK:-/tmp/train-bench}"
+budget="${BUDGET_S:-540}"
+# qalc's depth: the written-out spec prepare.sh made (llama2-7b-l<L>.qal), unless QALC_LAYERS says.
+written="$(ls "$dev"/llama2-7b-l*.qal 2>/dev/null | head -n 1)"
+written="${written##*-l}"
+written="${written%.qal}"
+qalc_layers="${QALC_LAYERS:-${written:-4}}"
+steps="${STEPS:-6}"
+# QALC_BACKEND=cpu checks this script's plumbing on a machine without a GPU (with a tiny spec as
+# llama2-7b-l<L>.qal): the PyTorch parts fail there and are reported missing.
+backend="${QALC_BACKEND:-cuda}"
+# The GPU machine has no internet: nothing here downloads, and the hub must not try.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+mkdir -p "$out"
+rm -rf "$work"
+mkdir -p "$work"
+cp "$dev/commit.txt" "$work/commit.txt" 2>/dev/null || true
+started=$(date +%s)
+left() { echo $(( budget - ($(date +%s) - started) )); }
+exec > >(tee -a "$out/log.txt") 2>&1
+stamp() { echo "== $(date -u +%H:%M:%S) (+$(( $(date +%s) - started )) s) $*"; }
+
+stamp "start: $(cat "$work/commit.txt" 2>/dev/null || echo 'commit unknown')"
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm --format=csv,noheader || true
+python3 -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' || true
+
+# One PyTorch part: its JSON line to $work/NAME.json, its stderr tail to the log; at most 150 s,
+# and never past the budget (less 20 s for the report).
+pytorch_part() {
+  local name="$1"; shift
+  local limit; limit=$(( $(left) - 20 ))
+  if [ "$limit" -lt 30 ]; then stamp "skip $name: $(left) s left"; return; fi
+  [ "$limit" -gt 150 ] && limit=150
+  stamp "$name (limit ${limit} s)"
+  if timeout "$limit" python3 "$dev/reference.py" "$@" > "$work/$name.out" 2> "$work/$name.err"; then
+    tail -n 1 "$work/$name.out" > "$work/$name.json"
+    cat "$work/$name.json"
+  else
+    echo "$name failed (exit $?):"; tail -n 15 "$work/$name.err"
+  fi
+}
+
+# Order: what the comparison at qalc's depth needs first (the ceiling, both anchors at that depth,
+# qalc), then the anchors at 32 blocks, for which qalc leaves RESERVE_S (default 170 s).
+pytorch_part gemm gemm
+if [ "$qalc_layers" != 32 ]; then
+  pytorch_part "peft-lora-l$qalc_layers" peft-lora --layers "$qalc_layers"
+  pytorch_part "qalora-eager-l$qalc_layers" qalora-eager --layers "$qalc_layers"
+fi
+
+# qalc, alone on the GPU: nvidia-smi samples memory.used every 0.2 s (the first line, taken
+# before qalc starts, is the idle baseline), in case its summary.json has no device peak.
+spec="$dev/llama2-7b-l$qalc_layers.qal"
+[ "$qalc_layers" = 32 ] && spec="$dev/llama2-7b.qal"
+if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node" && { [ -f "$dev/qalc/qalc.mjs" ] || xz -dk "$dev/qalc/qalc.mjs.xz"; }; then
+  limit=$(( $(left) - ${RESERVE_S:-170} ))
+  stamp "qalc train $(basename "$spec") --steps $steps (limit ${limit} s)"
+  memory="$work/qalc-l$qalc_layers.memory"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1 > "$memory" || true
+  ( while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1; sleep 0.2; done ) >> "$memory" 2>/dev/null &
+  sampler=$!
+  rm -rf "$work/qalc-l$qalc_layers"
+  # Its stderr goes straight to $OUT (it comes back even if the call is cut short), then to the log.
+  timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend "$backend" \
+    --kernels "$dev/compiled/cuda" --steps "$steps" --out "$work/qalc-l$qalc_layers" 2> "$out/qalc.log"
+  echo "qalc exit $?"
+  cp "$out/qalc.log" "$work/qalc-l$qalc_layers.log"
+  tail -n 30 "$out/qalc.log"
+  kill "$sampler" 2>/dev/null
+  wait "$sampler" 2>/dev/null
+  cat "$work/qalc-l$qalc_layers/summary.json" 2>/dev/null || echo "qalc wrote no summary.json"
+  cp "$work/qalc-l$qalc_layers/train.jsonl" "$out/qalc-train.jsonl" 2>/dev/null || true
+else
+  echo "could not unpack node: no qalc run"
+fi
+
+pytorch_part peft-lora-l32 peft-lora --layers 32
+pytorch_part qalora-eager-l32 qalora-eager --layers 32
+
+if [ -x "$work/node" ]; then
+  stamp "report (the table is the last thing printed)"
+  "$work/node" "$dev/report.mjs" "$work" "$out" || { echo "report.mjs failed; the parts' JSON:"; cat "$work"/*.json; }
+else
+  echo "no node: no report; the parts' JSON:"
+  cat "$work"/*.json
+fi
+
+# Let tee finish writing the table before the call ends.
+sleep 1
