@@ -17,7 +17,7 @@ export const trainCommand: Command = {
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
-    backend: 'cpu (the default); webgpu: through Dawn (a GPU\'s Vulkan driver, or Mesa lavapipe on the CPU), the quantized linear layers on the spec\'s compiled WGSL kernels and every other op on WGSL op kernels; or cuda: every op on the GPU, on the spec\'s compiled linear and model-op kernels, the data kept on the device (AdamW on the host)',
+    backend: 'cpu (the default); webgpu: through Dawn (a GPU\'s Vulkan driver, or Mesa lavapipe on the CPU), the quantized linear layers on the spec\'s compiled WGSL kernels and every other op on WGSL op kernels; or cuda: every op on the GPU, on the spec\'s compiled linear and model-op kernels, the data kept on the device, AdamW too',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda; missing fatbins are built when nvcc is on PATH)',
     steps: 'optimizer steps (default: the spec\'s train.steps)',
     out: 'run folder (default: generated/<spec>/run)',
