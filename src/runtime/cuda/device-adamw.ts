@@ -43,8 +43,8 @@ export class DeviceAdamW implements Optimizer {
     const blocks = this.ops.constant('sum_squares', 'BLOCKS');
     for (const { grad, name } of this.parameters) {
       const x = this.arrays.read(float32(grad, name), dense(grad.length));
-      this.ops.launch('sum_squares', 'partials', [blocks, 1, 1], { partials: this.partials, x, count: grad.length });
-      this.ops.launch('sum_squares', 'finish', [1, 1, 1], { sum: this.sum, partials: this.partials });
+      this.ops.launch('sum_squares', 'partials', { partials: this.partials, x, count: grad.length });
+      this.ops.launch('sum_squares', 'finish', { sum: this.sum, partials: this.partials });
     }
     this.arrays.release();
     this.synchronize();
@@ -63,7 +63,7 @@ export class DeviceAdamW implements Optimizer {
     const threads = this.ops.constant('adamw', 'THREADS');
     this.parameters.forEach(({ value, grad, name }, p) => {
       const count = value.length;
-      this.ops.launch('adamw', 'step', [Math.max(1, Math.ceil(count / threads)), 1, 1], {
+      this.ops.launch('adamw', 'step', {
         value: this.arrays.update(float32(value, name)), grad: this.arrays.read(float32(grad, name), dense(count)), m: this.m[p]!, v: this.v[p]!,
         sumSquares: maxGradNorm !== undefined ? this.sum : null, count, lr, beta1, beta2, eps, weightDecay,
         maxGradNorm: maxGradNorm ?? 0, step: this.t,

@@ -10,14 +10,13 @@
 //
 // An op the compiled kernels cannot serve (a linear layer with no kernel of its shape) runs on
 // the host ops after the arrays it touches are synced back, counted in the report line.
-import { attentionGrid } from '../../backends/cuda/model-ops/attention.ts';
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
 import { compiledLinearOps, describeCompiledLinearStats, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
 import { attentionSavedLength as probabilitiesLength, type AttentionShape } from '../typescript/attention.ts';
 import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
 import { checkLength, type Floats } from '../typescript/floats.ts';
-import type { CudaDevicePort, DeviceBuffer, Dim3 } from './cuda.ts';
+import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
 import { CUDA_WORDING } from './cuda-port.ts';
 import { dense, DeviceArrays, float32, type Converter, type Layout } from './device-arrays.ts';
 import type { CudaKernelSet } from './kernels.ts';
@@ -31,17 +30,14 @@ export interface DeviceOps extends TrainingOps {
   readonly launches: () => number;
 }
 
-const ceil = (a: number, b: number) => Math.ceil(a / b);
-
 /** Re-encoding on the device by the convert kernels (the spec's one 16-bit activation type) and the residual accumulate. */
 function convertKernels(ops: ModelOpLauncher, activation: string): Converter {
-  const threads = ops.constant('convert', 'THREADS');
   const check16 = (layout: Layout) => {
     if (layout.encoding !== activation) throw new Error(`the convert kernels are ${activation}, a binding holds ${layout.encoding}`);
   };
   const toF32 = (to: DeviceBuffer, from: DeviceBuffer, layout: Layout) => {
     check16(layout);
-    ops.launch('convert', 'fromActivation', [layout.rows, ceil(layout.width, threads), 1], { out: to, source: from, rows: layout.rows, columns: layout.width, stride: layout.stride, offset: 0 });
+    ops.launch('convert', 'fromActivation', { out: to, source: from, rows: layout.rows, columns: layout.width, stride: layout.stride, offset: 0 });
   };
   const isDenseF32 = (layout: Layout) => layout.encoding === 'f32' && layout.stride === layout.width;
   return {
@@ -49,7 +45,7 @@ function convertKernels(ops: ModelOpLauncher, activation: string): Converter {
       if (isDenseF32(fromLayout) && toLayout.encoding !== 'f32') {
         check16(toLayout);
         if (count !== toLayout.rows * toLayout.width) throw new Error(`converting ${count} values into ${toLayout.rows}×${toLayout.width}`);
-        ops.launch('convert', 'toActivation', [toLayout.rows, ceil(toLayout.stride, threads), 1], { out: to, source: from, rows: toLayout.rows, columns: toLayout.width, stride: toLayout.stride });
+        ops.launch('convert', 'toActivation', { out: to, source: from, rows: toLayout.rows, columns: toLayout.width, stride: toLayout.stride });
       } else if (isDenseF32(toLayout) && fromLayout.encoding !== 'f32') {
         if (count !== fromLayout.rows * fromLayout.width) throw new Error(`converting ${fromLayout.rows}×${fromLayout.width} values into ${count}`);
         toF32(to, from, fromLayout);
@@ -59,12 +55,12 @@ function convertKernels(ops: ModelOpLauncher, activation: string): Converter {
     },
     accumulate(to, count, from, fromLayout, offset) {
       if (isDenseF32(fromLayout)) {
-        ops.launch('residual', 'accumulate', [ceil(count, ops.constant('residual', 'THREADS')), 1, 1], { out: to, source: from, offset, count });
+        ops.launch('residual', 'accumulate', { out: to, source: from, offset, count });
         return;
       }
       check16(fromLayout);
       if (count !== fromLayout.rows * fromLayout.width) throw new Error(`accumulating ${fromLayout.rows}×${fromLayout.width} values into ${count}`);
-      ops.launch('convert', 'accumulateFromActivation', [fromLayout.rows, ceil(fromLayout.width, threads), 1], { out: to, source: from, rows: fromLayout.rows, columns: fromLayout.width, stride: fromLayout.stride, offset });
+      ops.launch('convert', 'accumulateFromActivation', { out: to, source: from, rows: fromLayout.rows, columns: fromLayout.width, stride: fromLayout.stride, offset });
     },
   };
 }
@@ -79,8 +75,6 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
   arrays.converter = convertKernels(ops, activation);
   const port = residentPort(driver, kernels.kernels, arrays);
   const kernelOf = (op: string) => kernels.modelOps.find((k) => k.manifest.op === op)!.manifest;
-  const threads = (op: 'residual' | 'swiglu' | 'rope' | 'embedding') => ops.constant(op, 'THREADS');
-  const elementwise = (op: 'residual' | 'swiglu' | 'rope', count: number): Dim3 => [Math.max(1, ceil(count, threads(op))), 1, 1];
   const read = (host: Floats, name: string, length = host.length) => arrays.read(float32(host, name), dense(length));
   const write = (host: Floats, name: string, length = host.length) => arrays.write(float32(host, name), dense(length));
   const update = (host: Floats, name: string) => arrays.update(float32(host, name));
@@ -116,7 +110,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     if (width % tables.headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${tables.headSize}`);
     requireConstant(kernelOf('rope'), 'HEAD_SIZE', tables.headSize, 'head size');
     const rows = batch * seqLen;
-    ops.launch('rope', direction, elementwise('rope', (rows * width) / 2), {
+    ops.launch('rope', direction, {
       [direction === 'forward' ? 'x' : 'dx']: update(x, 'x'), cos: frozen(tables.cos, 'cos'), sin: frozen(tables.sin, 'sin'), rows, seqLen, width,
     });
     return run(undefined);
@@ -147,7 +141,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
         if (!(Number.isInteger(token) && token >= 0 && token < vocab)) throw new RangeError(`token ${token} at index ${n} is outside the vocabulary of ${vocab}`);
         return token;
       });
-      ops.launch('embedding', 'forward', [count, ceil(channels, threads('embedding')), 1], { out: write(out, 'out'), tokens: upload(ids), table: frozen(table, 'table'), rows: count });
+      ops.launch('embedding', 'forward', { out: write(out, 'out'), tokens: upload(ids), table: frozen(table, 'table'), rows: count });
       return run(undefined);
     },
 
@@ -155,7 +149,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const kernel = kernelOf('rmsnorm');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
       if (Math.fround(kernel.constants['EPS']!) !== Math.fround(eps)) throw new RangeError(`${kernel.kernel} was compiled for eps ${kernel.constants['EPS']}, the call has ${eps}`);
-      ops.launch('rmsnorm', 'forward', [ceil(rows, kernel.constants['ROWS_PER_BLOCK']!), 1, 1], {
+      ops.launch('rmsnorm', 'forward', {
         out: write(out, 'out', rows * channels), rstd: write(rstd, 'rstd', rows), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rows,
       });
       return run(undefined);
@@ -164,7 +158,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     rmsnormBackward(dx, dy, x, weight, rstd, rows, channels) {
       const kernel = kernelOf('rmsnorm');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
-      ops.launch('rmsnorm', 'backward', [ceil(rows, kernel.constants['ROWS_PER_BLOCK']!), 1, 1], {
+      ops.launch('rmsnorm', 'backward', {
         dx: update(dx, 'dx'), dy: read(dy, 'dy', rows * channels), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rstd: read(rstd, 'rstd', rows), rows,
       });
       return run(undefined);
@@ -182,7 +176,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       }
       checkAttention(shape);
       const { batch, seqLen } = shape;
-      ops.launch('attention', 'forward', attentionGrid(attentionKernel, 'forward', batch, seqLen), {
+      ops.launch('attention', 'forward', {
         out: write(out, 'out'), lse: write(saved, 'lse'), q: read(q, 'q'), k: read(k, 'k'), v: read(v, 'v'), batch, seqLen,
       });
       return run(undefined);
@@ -199,19 +193,19 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const delta = arrays.take(rows * 4);
       const common = { dOut: read(dOut, 'dOut'), batch, seqLen };
       const inputs = { q: read(q, 'q'), k: read(k, 'k'), v: read(v, 'v'), lse: read(saved, 'lse', rows), delta };
-      ops.launch('attention', 'backward_delta', attentionGrid(attentionKernel, 'backward_delta', batch, seqLen), { delta, out: read(out, 'out'), ...common });
-      ops.launch('attention', 'backward_dq', attentionGrid(attentionKernel, 'backward_dq', batch, seqLen), { dq: update(dq, 'dq'), ...inputs, ...common });
-      ops.launch('attention', 'backward_dkdv', attentionGrid(attentionKernel, 'backward_dkdv', batch, seqLen), { dk: update(dk, 'dk'), dv: update(dv, 'dv'), ...inputs, ...common });
+      ops.launch('attention', 'backward_delta', { delta, out: read(out, 'out'), ...common });
+      ops.launch('attention', 'backward_dq', { dq: update(dq, 'dq'), ...inputs, ...common });
+      ops.launch('attention', 'backward_dkdv', { dk: update(dk, 'dk'), dv: update(dv, 'dv'), ...inputs, ...common });
       return run(undefined);
     },
 
     swigluForward(out, gate, up, count) {
-      ops.launch('swiglu', 'forward', elementwise('swiglu', count), { out: write(out, 'out', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count });
+      ops.launch('swiglu', 'forward', { out: write(out, 'out', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count });
       return run(undefined);
     },
 
     swigluBackward(dGate, dUp, dOut, gate, up, count) {
-      ops.launch('swiglu', 'backward', elementwise('swiglu', count), {
+      ops.launch('swiglu', 'backward', {
         dGate: update(dGate, 'dGate'), dUp: update(dUp, 'dUp'), dOut: read(dOut, 'dOut', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count,
       });
       return run(undefined);
@@ -221,8 +215,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const kernel = kernelOf('lm_head');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
       requireConstant(kernel, 'VOCAB', vocab, 'vocab');
-      const tile = kernel.constants['TILE']!;
-      ops.launch('lm_head', 'forward', [ceil(vocab, tile), ceil(rows, tile), 1], { logits: write(logits, 'logits', rows * vocab), x: read(x, 'x', rows * channels), classifier: frozen(classifier, 'classifier'), rows });
+      ops.launch('lm_head', 'forward', { logits: write(logits, 'logits', rows * vocab), x: read(x, 'x', rows * channels), classifier: frozen(classifier, 'classifier'), rows });
       return run(undefined);
     },
 
@@ -230,8 +223,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const kernel = kernelOf('lm_head');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
       requireConstant(kernel, 'VOCAB', vocab, 'vocab');
-      const tile = kernel.constants['TILE']!;
-      ops.launch('lm_head', 'backward', [ceil(channels, tile), ceil(rows, tile), 1], { dx: update(dx, 'dx'), dLogits: read(dLogits, 'dLogits', rows * vocab), classifier: frozen(classifier, 'classifier'), rows });
+      ops.launch('lm_head', 'backward', { dx: update(dx, 'dx'), dLogits: read(dLogits, 'dLogits', rows * vocab), classifier: frozen(classifier, 'classifier'), rows });
       return run(undefined);
     },
 
@@ -242,8 +234,8 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       let lossAndCount = lossBuffers.get(probs);
       if (lossAndCount === undefined) lossBuffers.set(probs, (lossAndCount = arrays.allocate(8)));
       const common = { targets: upload(ids), mask: mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))), rows };
-      ops.launch('cross_entropy', 'forward', [rows, 1, 1], { probs: write(probs, 'probs', rows * vocab), rowLoss, logits: read(logits, 'logits', rows * vocab), ...common });
-      ops.launch('cross_entropy', 'loss', [1, 1, 1], { lossAndCount, rowLoss, ...common });
+      ops.launch('cross_entropy', 'forward', { probs: write(probs, 'probs', rows * vocab), rowLoss, logits: read(logits, 'logits', rows * vocab), ...common });
+      ops.launch('cross_entropy', 'loss', { lossAndCount, rowLoss, ...common });
       driver.synchronize();
       const result = new Float32Array(2);
       lossAndCount.download(result);
@@ -255,7 +247,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const lossAndCount = lossBuffers.get(probs);
       if (lossAndCount === undefined) throw new Error('crossEntropyBackward before its forward: the cuda ops keep the count of the forward\'s rows');
       const ids = targetIds(targets, mask, rows, vocab);
-      ops.launch('cross_entropy', 'backward', [rows, ceil(vocab, ops.constant('cross_entropy', 'THREADS')), 1], {
+      ops.launch('cross_entropy', 'backward', {
         dLogits: update(dLogits, 'dLogits'), probs: read(probs, 'probs', rows * vocab), targets: upload(ids),
         mask: mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))), lossAndCount, rows, dLoss,
       });
@@ -263,7 +255,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     },
 
     residualAdd(out, a, b, count) {
-      ops.launch('residual', 'add', elementwise('residual', count), { out: write(out, 'out', count), a: read(a, 'a', count), b: read(b, 'b', count), count });
+      ops.launch('residual', 'add', { out: write(out, 'out', count), a: read(a, 'a', count), b: read(b, 'b', count), count });
       return run(undefined);
     },
 

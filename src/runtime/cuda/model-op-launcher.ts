@@ -1,7 +1,11 @@
 // Launching the spec's model-op kernels (every op of a step but the linear layers:
 // src/backends/cuda/model-ops.ts) from their manifest entries: one module per fatbin, an entry
 // point found by op and name, its parameters bound by name in the order the manifest lists them
-// — so a renamed or reordered parameter is an error here, never a silently wrong launch.
+// — so a renamed or reordered parameter is an error here, never a silently wrong launch — and
+// its grid computed from the call's sizes by the rule each kernel's header states
+// (src/backends/cuda/model-op-grid.ts, attention's own).
+import { modelOpGrid } from '../../backends/cuda/model-op-grid.ts';
+import { attentionGrid } from '../../backends/cuda/model-ops/attention.ts';
 import type { ModelOp } from '../../backends/cuda/model-ops.ts';
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
 import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type KernelParameter } from './cuda.ts';
@@ -14,7 +18,8 @@ export interface ModelOpLauncher {
   has(op: ModelOp): boolean;
   /** The kernel's compile-time constant (a tile size the grid is computed from). */
   constant(op: ModelOp, name: string): number;
-  launch(op: ModelOp, entry: string, grid: Dim3, args: OpArguments): void;
+  /** One launch; its grid comes from the sizes among `args` as the kernel's header states it. */
+  launch(op: ModelOp, entry: string, args: OpArguments): void;
   /** Launches so far. */
   readonly launches: () => number;
 }
@@ -39,7 +44,7 @@ export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOp
       if (value === undefined) throw new Error(`model op ${kernelOf(op).manifest.kernel} has no constant ${name}`);
       return value;
     },
-    launch(op, entryName, grid, args) {
+    launch(op, entryName, args) {
       const { manifest, functions } = kernelOf(op);
       const entry = manifest.entryPoints.find((e) => e.name === entryName);
       if (entry === undefined) throw new Error(`model op ${manifest.kernel} has no entry point ${entryName}`);
@@ -55,6 +60,8 @@ export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOp
         if (typeof value !== 'number') throw new Error(`${entry.symbol}: ${p.name} is a ${p.type}, given a buffer`);
         return p.type === 'u32' ? u32(value) : f32(value);
       });
+      const sizes = Object.fromEntries(Object.entries(args).filter((e): e is [string, number] => typeof e[1] === 'number'));
+      const grid = op === 'attention' ? attentionGrid(manifest, entry.name, sizes['batch']!, sizes['seqLen']!) : modelOpGrid(manifest, entry.name, sizes);
       driver.launch(functions.get(entry.name)!, grid, entry.block as Dim3, entry.sharedBytes, parameters);
       launches++;
     },
