@@ -21,7 +21,10 @@ export class ScaleRangeError extends Error {
   }
 }
 
-/** The weight with every scale rounded to `dtype`; `name` names the layer in the error. */
+/**
+ * The weight with every scale rounded to `dtype`; `name` names the layer in the error. A weight
+ * whose scales are in `dtype` already is returned as it is (no second copy of its scales).
+ */
 export function withStoredScales(weight: QuantizedWeight, dtype: ScaleDtype, name: string): QuantizedWeight {
   const round = ROUND[dtype];
   const scales = weight.scales.map(round);
@@ -32,5 +35,5 @@ export function withStoredScales(weight: QuantizedWeight, dtype: ScaleDtype, nam
     throw new ScaleRangeError(`${name}: the scale ${weight.scales[g]!.toExponential(3)} of group ${group}, column ${column} is ${s} in ${dtype}` +
       `: its weights are too ${s === 0 ? 'small' : 'large'} for ${dtype} scales; set \`scale = fp32\``);
   }
-  return { ...weight, scales };
+  return scales.every((s, g) => s === weight.scales[g]) ? weight : { ...weight, scales };
 }
