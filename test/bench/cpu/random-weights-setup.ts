@@ -1,17 +1,27 @@
-// Host cost of `qalc train SPEC --random-weights` before the first step: time and resident
-// memory of each phase of building LLaMA-2-7B's shape (dim 4096, hidden 11008, vocab 32000,
-// INT4 g32 + rank-64 adapters on every projection, fp16 scales: examples/llama2-7b-int4-g32.qal)
-// on seeded random weights, for `layers` blocks (all 32 by default; fewer to extrapolate on a
-// small machine: every block costs the same). Not a test: numbers go to random-weights-setup.md.
-//   npx tsx test/bench/cpu/random-weights-setup.ts [layers=32] [seqLen=2048]
-// Peak RSS is /proc/self/status's VmHWM, reset before each phase (clear_refs 5), Linux only.
+// Host cost of `qalc train SPEC --random-weights` before its first step, on LLaMA-2-7B's shape
+// (dim 4096, hidden 11008, vocab 32000, INT4 g32 + rank-64 adapters on every projection, fp16
+// scales, as examples/llama2-7b-int4-g32.qal) with `layers` blocks: all 32 by default, fewer to
+// extrapolate on a small machine (every block costs the same; the embedding and lm_head are
+// drawn once). Not a test; its numbers go to random-weights-setup.md.
+//   npx tsx test/bench/cpu/random-weights-setup.ts [layers=32] [seqLen=2048] [--setup]
+// Phases: the weights (embedding, blocks drawn and quantized a row at a time, lm_head), the
+// QaLoraModel on them, the activations of one batch. --setup times setUpTraining as a whole
+// instead (the same, plus the tokenizer and the Alpaca data). Wall and CPU time (CPU: this
+// process's user + system, what a busy shared machine does not inflate as much), RSS after and
+// the peak within the phase (/proc/self/status VmHWM, reset per phase by clear_refs 5; Linux).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { frontEnd } from '../../../src/compile.ts';
+import { randomWeights } from '../../../src/model/random-weights.ts';
+import { planToSpec } from '../../../src/train/plan-to-spec.ts';
+import { QaLoraModel } from '../../../src/train/qalora-model.ts';
+import { quantizeAsDrawn } from '../../../src/train/quantize-projection.ts';
 import { setUpTraining } from '../../../src/train/trainer.ts';
 
-const [layers, seqLen] = [32, 2048].map((fallback, i) => Number(process.argv[2 + i] ?? fallback));
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const [layers, seqLen] = [32, 2048].map((fallback, i) => Number(args[i] ?? fallback));
+const wholeSetup = process.argv.includes('--setup');
 const shared = resolve('../shared');
 const work = mkdtempSync(join(tmpdir(), 'qalc-random-setup-'));
 const specPath = join(work, 'shape.qal');
@@ -32,25 +42,40 @@ train {
 const planned = frontEnd(specPath);
 if (!planned.plan) throw new Error(planned.diagnostics.map((d) => d.message).join('; '));
 const plan = planned.plan;
+const arch = plan.model.architecture;
 
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
 const status = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
-const resetPeak = () => writeFileSync('/proc/self/clear_refs', '5');
+const cpuSeconds = () => { const { user, system } = process.cpuUsage(); return (user + system) / 1e6; };
 const rows: string[] = [];
-function phase<T>(name: string, work: () => T): T {
-  resetPeak();
-  const start = performance.now();
-  const result = work();
-  const seconds = (performance.now() - start) / 1000;
-  rows.push(`| ${name} | ${seconds.toFixed(1)} s | ${gib(status('VmRSS'))} GiB | ${gib(status('VmHWM'))} GiB |`);
+function phase<T>(name: string, run: () => T): T {
+  writeFileSync('/proc/self/clear_refs', '5');
+  const start = performance.now(), cpu = cpuSeconds();
+  const result = run();
+  rows.push(`| ${name} | ${((performance.now() - start) / 1000).toFixed(1)} s | ${(cpuSeconds() - cpu).toFixed(1)} s | ${gib(status('VmRSS'))} GiB | ${gib(status('VmHWM'))} GiB |`);
   return result;
 }
 
-const lines: string[] = [];
-const setup = phase('setUpTraining --random-weights (draws, quantization, model)', () => setUpTraining(plan, work, undefined, (line) => lines.push(line), 1));
-// What a training step would allocate first: the activations (host arrays a device backend never writes).
-phase(`activations, batch 1 × seq ${seqLen}`, () => (setup.model as unknown as { activationsFor(B: number, T: number): unknown }).activationsFor(1, seqLen));
-console.log(`LLaMA-2-7B shape, ${layers} of 32 blocks, node ${process.version}`);
-console.log('| phase | time | RSS after | peak RSS in phase |');
-console.log('|---|---|---|---|');
+let model: QaLoraModel;
+const blockSeconds: number[] = [];
+if (wholeSetup) {
+  model = phase('setUpTraining --random-weights', () => setUpTraining(plan, work, undefined, () => {}, 1)).model;
+} else {
+  const spec = planToSpec(plan);
+  const quantize = quantizeAsDrawn(spec);
+  let blockStart = 0, block = -1;
+  // The hook is called as each projection starts: block l's first call ends block l − 1.
+  const timed: typeof quantize = (l, ...rest) => {
+    if (l !== block) { const now = cpuSeconds(); if (block >= 0) blockSeconds.push(now - blockStart); blockStart = now; block = l; }
+    return quantize(l, ...rest);
+  };
+  const weights = phase(`weights: embedding, ${layers} blocks drawn + quantized, lm_head`, () => randomWeights(arch, 1, timed));
+  model = phase('QaLoraModel (adapters, RoPE tables)', () => new QaLoraModel(weights, spec, { seed: 1 }));
+}
+// What a training step allocates first: the activations, host arrays a device backend never writes.
+phase(`activations, batch 1 × seq ${seqLen}`, () => (model as unknown as { activationsFor(B: number, T: number): unknown }).activationsFor(1, seqLen));
+console.log(`LLaMA-2-7B shape, ${layers} of 32 blocks, node ${process.version}, ${new Date().toISOString()}`);
+console.log('| phase | wall | CPU | RSS after | peak RSS in phase |');
+console.log('|---|---|---|---|---|');
 for (const row of rows) console.log(row);
+if (blockSeconds.length > 0) console.log(`CPU seconds per block (all but the last): ${blockSeconds.map((s) => s.toFixed(1)).join(', ')}`);
