@@ -9,12 +9,20 @@
 // is the same whichever order or subset of the model is generated: one layer can be built
 // alone (randomLayerWeights), and a resumed run or an eval rebuilds bit-identical weights.
 //
-// Cost: float32, 4 bytes a parameter. LLaMA-2-7B's shape is 6.7 G parameters, 27 GB of host
-// memory, and the normal draws take about 7 minutes (13 s a block, measured on this 2-core
-// machine). The generator makes one layer at a time (randomLayerWeights), but
-// today's trainer takes the whole float model (setUpTraining returns it beside the QaLoraModel
-// built from it, for merging), so a 7B-shaped run needs those 27 GB, and more, at once: the
-// limit is the trainer's, not the generator's.
+// The draws are Marsaglia and Tsang's ziggurat over splitmix32 (ziggurat-normal.ts); runs
+// before 2026-12-02 drew Box–Muller per element, and their checkpoints are refused by name
+// (RANDOM_WEIGHTS_GENERATOR below), since the same seed now gives other weights.
+//
+// Cost: with `quantize` (what `qalc train` passes unless the plan uses GPTQ, whose calibration
+// pass runs the float model), a quantized projection is drawn and quantized a row at a time and
+// its floats are never held; what stays is the codes (a byte a weight), float64 scales and
+// zeros, and the float32 embedding, lm_head and norms. LLaMA-2-7B's shape (INT4 g32, rank-64
+// adapters everywhere), measured on a 2-block slice and extrapolated per block
+// (test/bench/cpu/random-weights-setup.md): about 10 GiB of host memory (was 27 GB of floats
+// and the quantized model beside them) and 270 CPU seconds on one core of this shared 2-core
+// machine at load average 200 (was about 850: Box–Muller draws, then a float64 transposed copy
+// of each projection for RTN). One thread: the 60-second target needs the draws spread over
+// cores (the streams are per tensor, so projections can be made in parallel).
 import { headDim, type Architecture } from './architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from './llama2c-checkpoint.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
@@ -119,7 +127,7 @@ export function randomWeights(arch: Architecture, seed: number, quantize?: Rando
   return { path: `random weights (seed ${seed})`, arch, tokenEmbedding, layers, rmsFinal, classifier, tensors, ...(quantize ? { quantized } : {}) };
 }
 
-/** Float parameters randomWeights makes: the cost is 4 bytes each. */
+/** Parameters randomWeights draws (4 bytes each when it holds them all, without `quantize`). */
 export function randomWeightCount(arch: Architecture): number {
   const { dim, hiddenDim, vocab } = arch;
   const kvDim = headDim(arch) * arch.kvHeads;
