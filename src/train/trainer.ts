@@ -27,6 +27,7 @@ import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
 import { quantizeAsDrawn } from './quantize-projection.ts';
+import { quantizeInWorkers } from './random-weights-parallel.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { lockRunFolder } from './run-lock.ts';
 import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
@@ -134,7 +135,14 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
       `the losses of this run mean nothing about a real model (${(parameters / 1e6).toFixed(1)} M parameters)`);
     // Each quantized projection is drawn and quantized a row at a time, its floats never held;
     // GPTQ's calibration pass runs the float model, so a GPTQ plan gets the floats.
-    weights = randomWeights(arch, randomWeightsSeed!, gptqRequestOf(plan) ? undefined : quantizeAsDrawn(spec));
+    const gptq = gptqRequestOf(plan) !== null;
+    const workers = gptq ? undefined : quantizeInWorkers(arch, randomWeightsSeed!, spec);
+    if (workers) report(`random weights: drawn and quantized on ${workers.threads} threads`);
+    try {
+      weights = randomWeights(arch, randomWeightsSeed!, gptq ? undefined : workers?.quantize ?? quantizeAsDrawn(spec));
+    } finally {
+      workers?.close();
+    }
   }
   const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab, checkpoint?.path ?? `spec ${plan.spec}`);
   const dataPath = resolve(specDir, String(settings.data));

@@ -17,6 +17,8 @@ import { train, type TrainOptions } from '../../src/train/trainer.ts';
 import { QaLoraModel } from '../../src/train/qalora-model.ts';
 import { PROJECTIONS, specForEveryProjection } from '../../src/train/qalora-spec.ts';
 import { quantizeAsDrawn } from '../../src/train/quantize-projection.ts';
+import { planToSpec } from '../../src/train/plan-to-spec.ts';
+import { packQweight } from '../../src/quant/gptq-pack.ts';
 import { shakespeareSlice, TOK512 } from './tiny-model.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-random-weights-'));
@@ -134,7 +136,7 @@ describe('random weights', () => {
     expect(resumed.evalLossAfter).toBe(whole.evalLossAfter);
   });
 
-  it('through the CLI: train says so loudly, eval reproduces its held-out loss, merge and generate rebuild the weights', () => {
+  it('through the CLI: train says so loudly, eval reproduces its held-out loss, merge and generate rebuild the weights', async () => {
     const qalc = (...args: string[]) => spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], { encoding: 'utf8' });
     const out = join(work, 'cli');
     const trained = qalc('train', SPEC, '--random-weights', '--seed', '5', '--steps', '3', '--out', out);
@@ -147,8 +149,19 @@ describe('random weights', () => {
     expect(evaluated.status, evaluated.stderr).toBe(0);
     expect(evaluated.stderr).toContain('seeded 5');
     expect(Number(/loss (\S+)/.exec(evaluated.stdout)![1])).toBeCloseTo(summary.evalLossAfter, 5);
+    // The command draws on worker threads (a file of its bundle), the sources here on one thread: the same weights.
+    expect(trained.stderr).toMatch(/drawn and quantized on \d+ threads/);
+    const inProcess = await evaluateRun({ plan, specDir: work, checkpoint: join(out, 'checkpoint.safetensors'), ops });
+    expect(inProcess.loss).toBeCloseTo(summary.evalLossAfter, 5);
     const merged = qalc('merge', SPEC, '--out', out);
     expect(merged.status, merged.stderr).toBe(0);
+    // The merge's codes (the frozen base, unchanged by merging) are the ones drawn here on one thread.
+    const mergedFile = readSafetensors(join(out, 'merged.safetensors'));
+    const here = randomWeights(plan.model.architecture, 5, quantizeAsDrawn(planToSpec(plan)));
+    for (let l = 0; l < 2; l++) {
+      const w = here.quantized!.get(`layers.${l}.down`)!;
+      expect(mergedFile.tensors.get(`model.layers.${l}.mlp.down_proj.qweight`)!.data).toEqual(packQweight(w.q, w.inFeatures, w.outFeatures, w.bits));
+    }
     const generated = qalc('generate', SPEC, '--out', out, '--steps', '4', '--prompt', 'Once');
     expect(generated.status, generated.stderr).toBe(0);
     expect(generated.stderr).toContain('seeded 5');
