@@ -19,10 +19,11 @@
 // zeros, and the float32 embedding, lm_head and norms. LLaMA-2-7B's shape (INT4 g32, rank-64
 // adapters everywhere), measured on a 2-block slice and extrapolated per block
 // (test/bench/cpu/random-weights-setup.md): about 10 GiB of host memory (was 27 GB of floats
-// and the quantized model beside them) and 270 CPU seconds on one core of this shared 2-core
-// machine at load average 200 (was about 850: Box–Muller draws, then a float64 transposed copy
-// of each projection for RTN). One thread: the 60-second target needs the draws spread over
-// cores (the streams are per tensor, so projections can be made in parallel).
+// and the quantized model beside them) and about 270 CPU seconds (was about 850: Box–Muller
+// draws, then a float64 transposed copy of each projection for RTN), on this shared 2-core
+// machine. The bundled `qalc` spreads the projections over worker threads
+// (src/train/random-weights-parallel.ts; each tensor has its own stream, so the weights are the
+// same): about 270 / cores seconds where the cores are free, not measured so here.
 import { headDim, type Architecture } from './architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from './llama2c-checkpoint.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
