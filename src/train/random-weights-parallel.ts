@@ -18,6 +18,9 @@ import type { ProjectionJob } from './random-weights-worker.ts';
 
 const WORKER = new URL('./random-weights-worker.js', import.meta.url);
 
+/** No answer from any worker for this long: one has died. */
+const STALL_MS = 10 * 60_000;
+
 type Answer = { readonly id: number; readonly weight?: QuantizedWeight; readonly error?: { readonly name: string; readonly message: string } };
 
 export interface WorkerQuantizer {
@@ -69,9 +72,15 @@ export function quantizeInWorkers(arch: Architecture, seed: number, spec: QaLora
     quantize: (l, p) => {
       const id = ids.get(`${l}.${p}`);
       if (id === undefined) return undefined; // bits = null: kept in float
+      // A worker that died (out of memory) never answers, and its exit event cannot reach this
+      // blocked thread: a projection takes seconds, so minutes without any answer is an error.
+      let waitingSince = Date.now();
       while (!answers.has(id)) {
         const seen = Atomics.load(done, 0);
-        if (!drain()) Atomics.wait(done, 0, seen);
+        if (drain()) waitingSince = Date.now();
+        else if (Atomics.wait(done, 0, seen, 1000) === 'timed-out' && Date.now() - waitingSince > STALL_MS) {
+          throw new Error(`random weights: no worker has answered for ${STALL_MS / 60000} minutes (layers.${l}.${RANDOM_TENSOR_NAMES[p]} awaited): a worker thread has died`);
+        }
       }
       const answer = answers.get(id)!;
       answers.delete(id);
