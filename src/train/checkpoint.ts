@@ -5,10 +5,10 @@
 // later segment must keep (the learning-rate schedule, the held-out loss before training) and
 // the settings it was written under, so a later use can say what changed (run-identity.ts).
 import { existsSync } from 'node:fs';
+import { RANDOM_WEIGHTS_GENERATOR } from '../model/random-weights.ts';
 import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor, type SafetensorsFile } from '../export/safetensors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { firstNonFinite } from '../model/finite.ts';
-import { RANDOM_WEIGHTS_GENERATOR } from '../model/random-weights.ts';
 import type { AdamW } from './adamw.ts';
 import type { QaLoraModel } from './qalora-model.ts';
 import { adapterHash, legacyPlanHash, recordedSettings, settingChanges, type RecordedSettings } from './run-identity.ts';
