@@ -17,11 +17,10 @@
 // pass runs the float model), a quantized projection is drawn and quantized a row at a time and
 // its floats are never held; what stays is the codes (a byte a weight), float64 scales and
 // zeros, and the float32 embedding, lm_head and norms. LLaMA-2-7B's shape (INT4 g32, rank-64
-// adapters everywhere), measured on a 2-block slice and extrapolated per block
-// (test/bench/cpu/random-weights-setup.md): about 10 GiB of host memory (was 27 GB of floats
-// and the quantized model beside them) and about 270 CPU seconds (was about 850: Box–Muller
-// draws, then a float64 transposed copy of each projection for RTN), on this shared 2-core
-// machine. The bundled `qalc` spreads the projections over worker threads
+// adapters everywhere), measured whole (test/bench/cpu/random-weights-setup.md): 10.2 GiB of
+// host memory, 10.8 GiB with the QaLoraModel's adapters (was 27 GB of floats and the quantized
+// model beside them), and 270 CPU seconds (was about 850, extrapolated: Box–Muller draws, then
+// a float64 transposed copy of each projection for RTN), on this shared 2-core machine. The bundled `qalc` spreads the projections over worker threads
 // (src/train/random-weights-parallel.ts; each tensor has its own stream, so the weights are the
 // same): about 270 / cores seconds where the cores are free, not measured so here.
 import { headDim, type Architecture } from './architecture.ts';
