@@ -17,7 +17,8 @@ export async function bundleCli(outdir) {
   const staging = `${outdir}.${process.pid}`;
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: { main: 'src/cli/main.ts' },
+    // The worker that draws random weights in parallel loads beside the chunk that starts it.
+    entryPoints: { main: 'src/cli/main.ts', 'random-weights-worker': 'src/train/random-weights-worker.ts' },
     bundle: true,
     splitting: true, // verbs load their stages on demand: `qalc check` never loads ts-morph
     format: 'esm',

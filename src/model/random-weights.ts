@@ -9,15 +9,32 @@
 // is the same whichever order or subset of the model is generated: one layer can be built
 // alone (randomLayerWeights), and a resumed run or an eval rebuilds bit-identical weights.
 //
-// Cost: float32, 4 bytes a parameter. LLaMA-2-7B's shape is 6.7 G parameters, 27 GB of host
-// memory, and the normal draws take about 7 minutes (13 s a block, measured on this 2-core
-// machine). The generator makes one layer at a time (randomLayerWeights), but
-// today's trainer takes the whole float model (setUpTraining returns it beside the QaLoraModel
-// built from it, for merging), so a 7B-shaped run needs those 27 GB, and more, at once: the
-// limit is the trainer's, not the generator's.
+// The draws are Marsaglia and Tsang's ziggurat over splitmix32 (ziggurat-normal.ts); runs
+// before 2026-12-02 drew Box–Muller per element, and their checkpoints are refused by name
+// (RANDOM_WEIGHTS_GENERATOR below), since the same seed now gives other weights.
+//
+// Cost: with `quantize` (what `qalc train` passes unless the plan uses GPTQ, whose calibration
+// pass runs the float model), a quantized projection is drawn and quantized a row at a time and
+// its floats are never held; what stays is the codes (a byte a weight), float64 scales and
+// zeros, and the float32 embedding, lm_head and norms. LLaMA-2-7B's shape (INT4 g32, rank-64
+// adapters everywhere), measured whole (test/bench/cpu/random-weights-setup.md): 10.2 GiB of
+// host memory, 10.8 GiB with the QaLoraModel's adapters (was 27 GB of floats and the quantized
+// model beside them), and 270 CPU seconds (was about 850, extrapolated: Box–Muller draws, then
+// a float64 transposed copy of each projection for RTN), on this shared 2-core machine. The bundled `qalc` spreads the projections over worker threads
+// (src/train/random-weights-parallel.ts; each tensor has its own stream, so the weights are the
+// same): about 270 / cores seconds where the cores are free, not measured so here.
 import { headDim, type Architecture } from './architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from './llama2c-checkpoint.ts';
-import { createRng } from '../reference/random.ts';
+import type { QuantizedWeight } from '../quant/quantized-weight.ts';
+import { NormalStream } from './ziggurat-normal.ts';
+
+/**
+ * The generator's name, recorded in a run's checkpoint beside its seed: the seed rebuilds the
+ * run's weights only through the same generator. Checkpoints without it were trained on the
+ * first one (Box–Muller per element over splitmix32, before 2026-12-02), which no qalc since
+ * draws: they are refused by name (checkpoint.ts), not silently given other weights.
+ */
+export const RANDOM_WEIGHTS_GENERATOR = 'ziggurat-splitmix32';
 
 /** Standard deviation of every projection and embedding (LLaMA's initializer_range). */
 export const RANDOM_WEIGHT_STD = 0.02;
@@ -34,33 +51,72 @@ function tensorSeed(seed: number, name: string): number {
 
 function normalTensor(seed: number, name: string, shape: readonly number[], std: number): Tensor {
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  const rng = createRng(tensorSeed(seed, name));
-  for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
+  new NormalStream(tensorSeed(seed, name)).fill(data, std);
   return { name, shape, data };
+}
+
+/** The llama2.c name of each projection's tensor: `layers.<l>.<name>`. */
+export const RANDOM_TENSOR_NAMES = { q: 'wq', k: 'wk', v: 'wv', o: 'wo', gate: 'w1', up: 'w3', down: 'w2' } as const;
+
+/**
+ * The rows of one random [out, in] matrix in order, without the matrix: `row(o, into)` writes
+ * row o (float32 values, as randomWeights holds them) into the first `inFeatures` entries of
+ * `into`. Rows must be asked for as 0, 1, 2, …: they are the tensor's stream, read on.
+ */
+export function randomMatrixRows(seed: number, name: string, inFeatures: number): (o: number, into: Float64Array) => void {
+  const stream = new NormalStream(tensorSeed(seed, name));
+  const row = new Float32Array(inFeatures);
+  let next = 0;
+  return (o, into) => {
+    if (o !== next) throw new Error(`${name}: row ${o} asked for, row ${next} is next (rows come in order)`);
+    next++;
+    stream.fill(row, RANDOM_WEIGHT_STD);
+    into.set(row);
+  };
 }
 
 const ones = (name: string, n: number): Tensor => ({ name, shape: [n], data: new Float32Array(n).fill(1) });
 
-/** Block `l`'s weights alone, as randomWeights would make them. */
-export function randomLayerWeights(arch: Architecture, seed: number, l: number): LayerWeights {
+export type RandomProjection = keyof typeof RANDOM_TENSOR_NAMES;
+
+/**
+ * Quantizes projection `p` of block `l` from its rows as they are drawn (randomMatrixRows), or
+ * returns undefined to keep it in float32. A quantized projection's floats are never held.
+ */
+export type RandomProjectionQuantizer = (l: number, p: RandomProjection, outFeatures: number, inFeatures: number, rows: (o: number, into: Float64Array) => void) => QuantizedWeight | undefined;
+
+/** Block `l`'s weights alone, as randomWeights would make them (`quantize`: see randomWeights). */
+export function randomLayerWeights(arch: Architecture, seed: number, l: number, quantize?: RandomProjectionQuantizer, quantized?: Map<string, QuantizedWeight>): LayerWeights {
   const { dim, hiddenDim } = arch;
   const kvDim = headDim(arch) * arch.kvHeads;
-  const matrix = (name: string, out: number, inFeatures: number) => normalTensor(seed, `layers.${l}.${name}`, [out, inFeatures], RANDOM_WEIGHT_STD);
-  const wq = matrix('wq', dim, dim), wk = matrix('wk', kvDim, dim), wv = matrix('wv', kvDim, dim), wo = matrix('wo', dim, dim);
-  const w1 = matrix('w1', hiddenDim, dim), w2 = matrix('w2', dim, hiddenDim), w3 = matrix('w3', hiddenDim, dim);
+  const matrix = (p: RandomProjection, out: number, inFeatures: number): Tensor => {
+    const name = `layers.${l}.${RANDOM_TENSOR_NAMES[p]}`, shape = [out, inFeatures];
+    const weight = quantize?.(l, p, out, inFeatures, randomMatrixRows(seed, name, inFeatures));
+    if (weight === undefined) return normalTensor(seed, name, shape, RANDOM_WEIGHT_STD);
+    quantized!.set(`layers.${l}.${p}`, weight);
+    return { name, shape, data: new Float32Array(0) };
+  };
+  const wq = matrix('q', dim, dim), wk = matrix('k', kvDim, dim), wv = matrix('v', kvDim, dim), wo = matrix('o', dim, dim);
+  const w1 = matrix('gate', hiddenDim, dim), w2 = matrix('down', dim, hiddenDim), w3 = matrix('up', hiddenDim, dim);
   return {
     rmsAtt: ones(`layers.${l}.rms_att`, dim), rmsFfn: ones(`layers.${l}.rms_ffn`, dim),
     wq, wk, wv, wo, w1, w2, w3, q: wq, k: wk, v: wv, o: wo, gate: w1, down: w2, up: w3,
   };
 }
 
-/** The whole model, in float32, with `path` naming where it came from in messages. */
-export function randomWeights(arch: Architecture, seed: number): Llama2cCheckpoint {
+/**
+ * The whole model, in float32, with `path` naming where it came from in messages. With
+ * `quantize`, each projection it quantizes is made a row at a time and goes into `quantized`
+ * (qalc's name, `layers.0.q`), its entry in `layers` keeping the shape and no data (length 0):
+ * a 7B shape then never holds its 26 GB of projection floats, only the codes.
+ */
+export function randomWeights(arch: Architecture, seed: number, quantize?: RandomProjectionQuantizer): Llama2cCheckpoint {
   const tokenEmbedding = normalTensor(seed, 'token_embedding', [arch.vocab, arch.dim], RANDOM_WEIGHT_STD);
   const tensors = new Map<string, Tensor>([['token_embedding', tokenEmbedding]]);
+  const quantized = new Map<string, QuantizedWeight>();
   const layers: LayerWeights[] = [];
   for (let l = 0; l < arch.layers; l++) {
-    const layer = randomLayerWeights(arch, seed, l);
+    const layer = randomLayerWeights(arch, seed, l, quantize, quantized);
     for (const t of [layer.rmsAtt, layer.wq, layer.wk, layer.wv, layer.wo, layer.rmsFfn, layer.w1, layer.w2, layer.w3]) tensors.set(t.name, t);
     layers.push(layer);
   }
@@ -68,10 +124,10 @@ export function randomWeights(arch: Architecture, seed: number): Llama2cCheckpoi
   tensors.set('rms_final', rmsFinal);
   const classifier = arch.tiedEmbeddings ? tokenEmbedding : normalTensor(seed, 'wcls', [arch.vocab, arch.dim], RANDOM_WEIGHT_STD);
   if (!arch.tiedEmbeddings) tensors.set('wcls', classifier);
-  return { path: `random weights (seed ${seed})`, arch, tokenEmbedding, layers, rmsFinal, classifier, tensors };
+  return { path: `random weights (seed ${seed})`, arch, tokenEmbedding, layers, rmsFinal, classifier, tensors, ...(quantize ? { quantized } : {}) };
 }
 
-/** Float parameters randomWeights makes: the cost is 4 bytes each. */
+/** Parameters randomWeights draws (4 bytes each when it holds them all, without `quantize`). */
 export function randomWeightCount(arch: Architecture): number {
   const { dim, hiddenDim, vocab } = arch;
   const kvDim = headDim(arch) * arch.kvHeads;

@@ -5,6 +5,7 @@
 // later segment must keep (the learning-rate schedule, the held-out loss before training) and
 // the settings it was written under, so a later use can say what changed (run-identity.ts).
 import { existsSync } from 'node:fs';
+import { RANDOM_WEIGHTS_GENERATOR } from '../model/random-weights.ts';
 import { readSafetensors, SafetensorsError, tensor, writeSafetensorsAtomic, type NamedTensor, type SafetensorsFile } from '../export/safetensors.ts';
 import type { Plan } from '../plan/plan.ts';
 import { firstNonFinite } from '../model/finite.ts';
@@ -57,7 +58,7 @@ export function saveCheckpoint(path: string, plan: Plan, model: QaLoraModel, opt
   writeSafetensorsAtomic(path, tensors, {
     format: CHECKPOINT_FORMAT, spec: plan.spec, adapter_hash: adapterHash(plan), seed: String(state.seed), step: String(state.step),
     schedule: JSON.stringify(state.schedule), eval_loss_before: String(state.evalLossBefore), settings: JSON.stringify(recordedSettings(plan)),
-    ...(state.randomWeightsSeed !== undefined ? { random_weights_seed: String(state.randomWeightsSeed) } : {}),
+    ...(state.randomWeightsSeed !== undefined ? { random_weights_seed: String(state.randomWeightsSeed), random_weights_generator: RANDOM_WEIGHTS_GENERATOR } : {}),
   });
 }
 
@@ -89,7 +90,7 @@ export function openCheckpoint(path: string, plan: Plan, misfit: string): Opened
     step: Number(meta.step),
     ...(meta.schedule !== undefined ? { schedule: JSON.parse(meta.schedule) as ScheduleRecord } : {}),
     ...(meta.eval_loss_before !== undefined ? { evalLossBefore: Number(meta.eval_loss_before) } : {}),
-    ...(meta.random_weights_seed !== undefined ? { randomWeightsSeed: Number(meta.random_weights_seed) } : {}),
+    ...(meta.random_weights_seed !== undefined ? { randomWeightsSeed: recordedRandomWeightsSeed(path, meta) } : {}),
     changes: [...renamed, ...(recorded ? settingChanges(recorded, recordedSettings(plan)) : [])],
     file,
   };
@@ -131,6 +132,16 @@ export function changesNotice(path: string, changes: readonly string[], conseque
  */
 export function runRandomWeightsSeed(path: string): number | undefined {
   if (!existsSync(path)) return undefined;
-  const seed = readSafetensors(path).metadata.random_weights_seed;
-  return seed === undefined ? undefined : Number(seed);
+  const meta = readSafetensors(path).metadata;
+  return meta.random_weights_seed === undefined ? undefined : recordedRandomWeightsSeed(path, meta);
+}
+
+/** The checkpoint's random-weights seed, refused when this qalc's generator would draw other weights from it. */
+function recordedRandomWeightsSeed(path: string, meta: Readonly<Record<string, string>>): number {
+  const generator = meta.random_weights_generator;
+  if (generator !== RANDOM_WEIGHTS_GENERATOR) {
+    throw new SafetensorsError(path, `was trained on random weights seeded ${meta.random_weights_seed} from ${generator === undefined ? "qalc's first generator (Box–Muller, before the generator was recorded)" : `the generator ${generator}`}; ` +
+      `this qalc draws other weights from that seed (${RANDOM_WEIGHTS_GENERATOR}), so the run cannot be resumed, evaluated or merged: train it again`);
+  }
+  return Number(meta.random_weights_seed);
 }

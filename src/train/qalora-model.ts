@@ -18,7 +18,6 @@ import type { Architecture } from '../model/architecture.ts';
 import { headDim } from '../model/architecture.ts';
 import type { Llama2cCheckpoint, Tensor } from '../model/llama2c-checkpoint.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
-import { quantizeRtn } from '../quant/rtn.ts';
 import { withStoredScales } from '../quant/scale-dtype.ts';
 import { createRng, type Rng } from '../reference/random.ts';
 import type { AttentionShape } from '../runtime/typescript/attention.ts';
@@ -28,9 +27,13 @@ import { ropeTables, type RopeTables } from '../runtime/typescript/rope.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { TYPESCRIPT_OPS } from '../runtime/typescript/ops.ts';
 import { UnsupportedPlanError } from './plan-to-spec.ts';
+import { paddedInFeatures, quantizeProjection } from './quantize-projection.ts';
 import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
 
-/** The parts of a checkpoint the model reads (a tiny random one can be built in memory). */
+/**
+ * The parts of a checkpoint the model reads (a tiny random one can be built in memory). A
+ * projection in `quantized` is read from there; its tensor in `layers` gives only the shape.
+ */
 export type TrainableCheckpoint = Pick<Llama2cCheckpoint, 'arch' | 'tokenEmbedding' | 'layers' | 'rmsFinal' | 'classifier' | 'quantized'>;
 
 export interface ModelOptions {
@@ -142,20 +145,20 @@ function padRows(weight: Float64Array, inFeatures: number, outFeatures: number, 
 /**
  * The frozen base and the adapter of one projection. The base is RTN-quantized from the float
  * weight, unless the checkpoint holds it quantized already (`prequantized`: a GPTQ checkpoint's
- * codes, or GPTQ's at load time), which is used as it is. Either way its scales are held in the
- * spec's scale dtype, what a checkpoint stores (fp16 for GPTQ files already).
+ * codes, GPTQ's at load time, or random weights quantized as they were drawn), which is used as
+ * it is: `tensor` then serves for its shape only, and may hold no data. Either way its scales are
+ * held in the spec's scale dtype, what a checkpoint stores (fp16 for GPTQ files already).
  */
 function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng, prequantized?: QuantizedWeight): QaLoraLinear {
   const [outFeatures, realInFeatures] = tensor.shape;
   const usesGroups = spec.bits !== null || spec.adapter !== null;
-  const pads = spec.pad === true && spec.bits !== null && Number.isInteger(spec.group) && spec.group >= 1;
-  const inFeatures = pads ? Math.ceil(realInFeatures / spec.group) * spec.group : realInFeatures;
+  const inFeatures = paddedInFeatures(realInFeatures, spec);
   if (usesGroups && !(Number.isInteger(spec.group) && spec.group >= 1 && inFeatures % spec.group === 0)) {
     throw new RangeError(`group size ${spec.group} does not divide in_features ${inFeatures} of ${name}`);
   }
-  const weight = padRows(transposeToInputMajor(tensor), realInFeatures, outFeatures, inFeatures);
   let base: FrozenWeight;
   if (spec.bits === null) {
+    const weight = padRows(transposeToInputMajor(tensor), realInFeatures, outFeatures, inFeatures);
     const dense = allocateFloats(dtype, weight.length);
     dense.set(weight);
     base = { kind: 'dense', inFeatures, outFeatures, weight: dense };
@@ -165,8 +168,9 @@ function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dty
     }
     base = { kind: 'quantized', weight: spec.scaleDtype ? withStoredScales(prequantized, spec.scaleDtype, name) : prequantized };
   } else {
-    const quantized = quantizeRtn(weight, inFeatures, outFeatures, { bits: spec.bits, groupSize: spec.group, symmetric: spec.symmetric ?? false });
-    base = { kind: 'quantized', weight: spec.scaleDtype ? withStoredScales(quantized, spec.scaleDtype, name) : quantized };
+    const data = tensor.data;
+    if (data.length !== outFeatures * realInFeatures) throw new RangeError(`${name} holds ${data.length} floats, its shape ${outFeatures}×${realInFeatures}`);
+    base = { kind: 'quantized', weight: quantizeProjection(name, outFeatures, realInFeatures, spec, (o, into) => into.set(data.subarray(o * realInFeatures, (o + 1) * realInFeatures))) };
   }
   if (spec.adapter === null) return { base, adapter: null };
   const { rank, alpha, dropout, pooling } = spec.adapter;

@@ -26,6 +26,8 @@ import { heldOutLoss, heldOutTokens } from './held-out-loss.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
+import { quantizeAsDrawn } from './quantize-projection.ts';
+import { quantizeInWorkers } from './random-weights-parallel.ts';
 import type { TrainingOps } from '../runtime/ops.ts';
 import { lockRunFolder } from './run-lock.ts';
 import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
@@ -123,14 +125,24 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
   }
   const tokenizerPath = modelTokenizerPath(plan.model.tokenizer, checkpoint, specDir);
   if (!tokenizerPath) throw new TrainingError(`spec ${plan.spec}: training needs a tokenizer: set \`tokenizer = "…"\` in the model block${!checkpoint || checkpoint.format === 'llama2c' ? '' : ` (${checkpoint.path} has no tokenizer.json or tokenizer.model)`}`);
+  const spec = planToSpec(plan);
   let weights: Llama2cCheckpoint;
   if (checkpoint) weights = readWeights(resolve(specDir, checkpoint.path), checkpoint.format);
   else {
     const arch = plan.model.architecture;
     const parameters = randomWeightCount(arch);
     report(`WARNING: RANDOM WEIGHTS, seeded ${randomWeightsSeed}: spec ${plan.spec} has no checkpoint, so its base model is normal(0, ${RANDOM_WEIGHT_STD}) noise; ` +
-      `the losses of this run mean nothing about a real model (${(parameters / 1e6).toFixed(1)} M parameters, ${(parameters * 4 / 1e9).toFixed(2)} GB of float32)`);
-    weights = randomWeights(arch, randomWeightsSeed!);
+      `the losses of this run mean nothing about a real model (${(parameters / 1e6).toFixed(1)} M parameters)`);
+    // Each quantized projection is drawn and quantized a row at a time, its floats never held;
+    // GPTQ's calibration pass runs the float model, so a GPTQ plan gets the floats.
+    const gptq = gptqRequestOf(plan) !== null;
+    const workers = gptq ? undefined : quantizeInWorkers(arch, randomWeightsSeed!, spec);
+    if (workers) report(`random weights: drawn and quantized on ${workers.threads} threads`);
+    try {
+      weights = randomWeights(arch, randomWeightsSeed!, gptq ? undefined : workers?.quantize ?? quantizeAsDrawn(spec));
+    } finally {
+      workers?.close();
+    }
   }
   const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab, checkpoint?.path ?? `spec ${plan.spec}`);
   const dataPath = resolve(specDir, String(settings.data));
@@ -138,7 +150,6 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
   const dataset = settings.format === 'alpaca'
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
     : textDataset(dataPath, tokenizer, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
-  const spec = planToSpec(plan);
   const quantizedWeights = withGptqLayers(weights, plan, specDir, settings, tokenizer, dataset, report);
   const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), ...(ops ? { ops } : {}) });
   return { model, weights: quantizedWeights, tokenizer, dataset, settings };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dequantize } from '../../src/quant/dequantize.ts';
 import { maxCode, type Bits } from '../../src/quant/quantized-weight.ts';
-import { quantizeRtn } from '../../src/quant/rtn.ts';
+import { quantizeRtn, quantizeRtnByRows } from '../../src/quant/rtn.ts';
 import { createRng, randomNormalMatrix } from '../../src/reference/random.ts';
 
 const ALL_BITS: Bits[] = [2, 3, 4, 8];
@@ -119,4 +119,31 @@ describe('quantizeRtn, symmetric (GPTQ sym=True)', () => {
       }
     });
   }
+});
+
+describe('quantizeRtnByRows', () => {
+  it('equals quantizeRtn of the transposed, zero-padded matrix, on random ragged shapes, both modes, every width', () => {
+    const rng = createRng(41);
+    for (let trial = 0; trial < 12; trial++) {
+      const bits = ALL_BITS[trial % ALL_BITS.length]!;
+      const symmetric = trial % 3 === 0;
+      const groupSize = 1 + rng.int(9);
+      const inFeatures = 1 + rng.int(40); // the weight's; padded up to a multiple of the group
+      const padded = Math.ceil(inFeatures / groupSize) * groupSize;
+      const outFeatures = 1 + rng.int(13);
+      const rows = randomNormalMatrix(rng, outFeatures, inFeatures); // [out, in], llama2.c's layout
+      if (trial === 5) rows.fill(0, 0, Math.min(rows.length, 2 * inFeatures)); // all-zero groups
+      const inputMajor = new Float64Array(padded * outFeatures);
+      for (let o = 0; o < outFeatures; o++) for (let i = 0; i < inFeatures; i++) inputMajor[i * outFeatures + o] = rows[o * inFeatures + i]!;
+      const expected = quantizeRtn(inputMajor, padded, outFeatures, { bits, groupSize, symmetric });
+      const asked: number[] = [];
+      const byRows = quantizeRtnByRows(padded, outFeatures, { bits, groupSize, symmetric }, (o, into) => {
+        asked.push(o);
+        expect([...into].every((x) => x === 0)).toBe(true);
+        into.set(rows.subarray(o * inFeatures, (o + 1) * inFeatures));
+      });
+      expect(asked).toEqual(Array.from({ length: outFeatures }, (_, o) => o));
+      expect(byRows).toEqual(expected);
+    }
+  });
 });

@@ -3,16 +3,22 @@
 // seed, records it, and eval rebuilds the same weights from it; without the flag train refuses
 // with a hint naming it. A tiny shape on a slice of tiny Shakespeare, a few steps each.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { randomLayerWeights, randomWeights, RANDOM_WEIGHT_STD } from '../../src/model/random-weights.ts';
+import { randomLayerWeights, randomWeights, RANDOM_WEIGHT_STD, RANDOM_WEIGHTS_GENERATOR } from '../../src/model/random-weights.ts';
+import { readSafetensors, writeSafetensorsAtomic } from '../../src/export/safetensors.ts';
 import { planFrom } from '../support/inline-spec.ts';
 import { cpuBackend } from '../../src/runtime/cpu/backend.ts';
 import { evaluateRun } from '../../src/train/evaluate-run.ts';
 import { Progress } from '../../src/train/progress.ts';
 import { train, type TrainOptions } from '../../src/train/trainer.ts';
+import { QaLoraModel } from '../../src/train/qalora-model.ts';
+import { PROJECTIONS, specForEveryProjection } from '../../src/train/qalora-spec.ts';
+import { quantizeAsDrawn } from '../../src/train/quantize-projection.ts';
+import { planToSpec } from '../../src/train/plan-to-spec.ts';
+import { packQweight } from '../../src/quant/gptq-pack.ts';
 import { shakespeareSlice, TOK512 } from './tiny-model.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-random-weights-'));
@@ -64,6 +70,32 @@ describe('random weights', () => {
     expect(a.layers[0]!.wq.data).not.toEqual(a.layers[1]!.wq.data);
   });
 
+  it('drawn and quantized a row at a time, they give the model quantized from the whole float model, without its floats', () => {
+    const arch = plan.model.architecture;
+    // Every kind of projection: plain, pad = zero (down's 128 inputs padded to 144), fp16 and
+    // symmetric scales, and one left in float (bits = null), whose floats are kept.
+    const spec = specForEveryProjection(arch, (p, inFeatures, l) => ({
+      bits: l === 1 && p === 'v' ? null : p === 'k' ? 3 : 4,
+      group: p === 'down' ? 24 : 16, pad: p === 'down', symmetric: p === 'o', scaleDtype: p === 'up' ? 'fp16' : undefined,
+      adapter: { rank: 4, alpha: 8, dropout: 0, pooling: 'mean' },
+    }));
+    const full = new QaLoraModel(randomWeights(arch, 5), spec, { seed: 2 });
+    const leanWeights = randomWeights(arch, 5, quantizeAsDrawn(spec));
+    const lean = new QaLoraModel(leanWeights, spec, { seed: 2 });
+    expect(leanWeights.quantized!.size).toBe(2 * 7 - 1);
+    expect(leanWeights.layers[0]!.w2.data).toHaveLength(0);
+    expect(leanWeights.layers[0]!.w2.shape).toEqual([64, 128]);
+    expect(leanWeights.layers[1]!.wv.data).toEqual(randomLayerWeights(arch, 5, 1).wv.data);
+    for (let l = 0; l < 2; l++) {
+      for (const p of PROJECTIONS) {
+        expect(lean.blocks[l]![p].layer, `layers.${l}.${p}`).toEqual(full.blocks[l]![p].layer);
+        expect(lean.blocks[l]![p].inFeatures).toBe(full.blocks[l]![p].inFeatures);
+      }
+    }
+    const base = lean.blocks[0]!.down.layer.base;
+    expect(base.kind === 'quantized' && base.weight.inFeatures).toBe(144);
+  });
+
   it('train with a finite, falling loss; the same seed again gives the same losses, another seed others; eval rebuilds the run', async () => {
     const notes = quiet();
     const summary = await train({ plan, specDir: work, out: join(work, 'a'), ops, progress: notes.progress, randomWeights: { seed: 11 } });
@@ -90,6 +122,13 @@ describe('random weights', () => {
     await run('d', { randomWeights: {}, steps: 20 });
     await expect(run('d', { randomWeights: { seed: 4 }, resume: true })).rejects.toThrow(/was trained on random weights seeded 3, not --seed 4/);
     await expect(run('d', { resume: true })).rejects.toThrow(/resume it with --random-weights --seed 3/);
+    // A checkpoint of the first generator's runs (no generator recorded) is refused, not given other weights.
+    const old = readSafetensors(join(work, 'd', 'checkpoint.safetensors'));
+    const { random_weights_generator: generator, ...firstGenerator } = old.metadata;
+    expect(generator).toBe(RANDOM_WEIGHTS_GENERATOR);
+    mkdirSync(join(work, 'old'));
+    writeSafetensorsAtomic(join(work, 'old', 'checkpoint.safetensors'), [...old.tensors.values()], firstGenerator);
+    await expect(evaluateRun({ plan, specDir: work, checkpoint: join(work, 'old', 'checkpoint.safetensors'), ops })).rejects.toThrow(/seeded 3 from qalc's first generator .*train it again/);
     const resumed = await run('d', { randomWeights: {}, resume: true });
     expect(resumed.resumedFrom).toBe(20);
     const whole = await run('e', { randomWeights: { seed: 3 } });
@@ -97,7 +136,7 @@ describe('random weights', () => {
     expect(resumed.evalLossAfter).toBe(whole.evalLossAfter);
   });
 
-  it('through the CLI: train says so loudly, eval reproduces its held-out loss, merge and generate rebuild the weights', () => {
+  it('through the CLI: train says so loudly, eval reproduces its held-out loss, merge and generate rebuild the weights', async () => {
     const qalc = (...args: string[]) => spawnSync(process.execPath, ['src/cli/qalc.mjs', ...args], { encoding: 'utf8' });
     const out = join(work, 'cli');
     const trained = qalc('train', SPEC, '--random-weights', '--seed', '5', '--steps', '3', '--out', out);
@@ -110,8 +149,19 @@ describe('random weights', () => {
     expect(evaluated.status, evaluated.stderr).toBe(0);
     expect(evaluated.stderr).toContain('seeded 5');
     expect(Number(/loss (\S+)/.exec(evaluated.stdout)![1])).toBeCloseTo(summary.evalLossAfter, 5);
+    // The command draws on worker threads (a file of its bundle), the sources here on one thread: the same weights.
+    expect(trained.stderr).toMatch(/drawn and quantized on \d+ threads/);
+    const inProcess = await evaluateRun({ plan, specDir: work, checkpoint: join(out, 'checkpoint.safetensors'), ops });
+    expect(inProcess.loss).toBeCloseTo(summary.evalLossAfter, 5);
     const merged = qalc('merge', SPEC, '--out', out);
     expect(merged.status, merged.stderr).toBe(0);
+    // The merge's codes (the frozen base, unchanged by merging) are the ones drawn here on one thread.
+    const mergedFile = readSafetensors(join(out, 'merged.safetensors'));
+    const here = randomWeights(plan.model.architecture, 5, quantizeAsDrawn(planToSpec(plan)));
+    for (let l = 0; l < 2; l++) {
+      const w = here.quantized!.get(`layers.${l}.down`)!;
+      expect(mergedFile.tensors.get(`model.layers.${l}.mlp.down_proj.qweight`)!.data).toEqual(packQweight(w.q, w.inFeatures, w.outFeatures, w.bits));
+    }
     const generated = qalc('generate', SPEC, '--out', out, '--steps', '4', '--prompt', 'Once');
     expect(generated.status, generated.stderr).toBe(0);
     expect(generated.stderr).toContain('seeded 5');

@@ -22,7 +22,7 @@ export const trainCommand: Command = {
     steps: 'optimizer steps (default: the spec\'s train.steps)',
     out: 'run folder (default: generated/<spec>/run)',
     resume: 'continue the run in the folder from its last checkpoint, on the learning-rate schedule it began with (--steps may stop it earlier, not run past a decaying schedule\'s end)',
-    'random-weights': 'a spec without a checkpoint (a preset or a written-out architecture): train on seeded random weights, normal(0, 0.02) projections and embeddings, RMSNorm weights 1, to measure the shape; the losses mean nothing about a real model. The whole float32 model is held in memory (4 bytes a parameter: 27 GB for LLaMA-2-7B\'s shape). eval, merge and generate of the run rebuild the same weights from the seed its checkpoint records',
+    'random-weights': 'a spec without a checkpoint (a preset or a written-out architecture): train on seeded random weights, normal(0, 0.02) projections and embeddings, RMSNorm weights 1, to measure the shape; the losses mean nothing about a real model. Each quantized projection is drawn and quantized a row at a time, its floats never held (10.8 GiB of host memory for LLaMA-2-7B\'s shape, INT4 g32: codes, scales, embedding, lm_head; a GPTQ plan holds the float model). eval, merge and generate of the run rebuild the same weights from the seed its checkpoint records',
     seed: 'with --random-weights: the weights\' seed (default: the spec\'s train.seed; on --resume, the run\'s)',
     help: 'show this help',
   },
