@@ -6,7 +6,8 @@
 import type { ScalarType } from '../../ir/kernel-ir.ts';
 import { C_TYPES, CONVERSIONS, floatLiteral } from './emit.ts';
 import { cTypeOf, modelOpHeaderLines } from './model-op-header.ts';
-import { ATTENTION, type ModelOpKernel, type ModelOpOrigin } from './model-ops.ts';
+import type { ModelOpKernel, ModelOpOrigin } from './model-ops.ts';
+import { renderAttentionKernel } from './model-ops/attention.ts';
 import { cudaTemplates } from './templates.ts';
 
 export interface EmittedModelOp {
@@ -39,7 +40,8 @@ function contextOf(kernel: ModelOpKernel, origin: ModelOpOrigin, activation: Sca
 
 export function emitModelOp(kernel: ModelOpKernel, origin: ModelOpOrigin, activation: ScalarType): EmittedModelOp {
   const fileName = `ops/${kernel.kernel}.cu`;
-  if (kernel.op === 'attention' && ATTENTION) return { kernel, fileName, source: ATTENTION.render(kernel, origin).source };
+  // Attention's file has its own renderer: its header lists four entry points' tiling.
+  if (kernel.op === 'attention') return { kernel, fileName, source: renderAttentionKernel(kernel, origin).source };
   const stem = kernel.template.replace(/^ops\//, '').replace(/\.cu\.hbs$/, '');
   const template = cudaTemplates('ops/').get(stem);
   if (!template) throw new Error(`no CUDA template ${kernel.template} for model op ${kernel.kernel}`);

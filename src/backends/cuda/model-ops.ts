@@ -16,7 +16,7 @@ import { planPrecision } from '../../ir/passes/share-layers.ts';
 import type { Plan } from '../../plan/plan.ts';
 import type { ModelOp } from './model-op-names.ts';
 import { adamwKernel } from './model-ops/adamw.ts';
-import { attentionKernel, attentionUnsupported, renderAttentionKernel } from './model-ops/attention.ts';
+import { attentionKernel, attentionUnsupported } from './model-ops/attention.ts';
 import { convertKernel } from './model-ops/convert.ts';
 import { crossEntropyKernel } from './model-ops/cross-entropy.ts';
 import { embeddingKernel } from './model-ops/embedding.ts';
@@ -74,20 +74,10 @@ export interface ModelOpOrigin {
   readonly precisionNote?: string;
 }
 
-/** An op whose file is printed by its own renderer instead of model-op-emit.ts's template context. */
-export interface ModelOpWithRenderer {
-  readonly describe: (shapes: ModelShapes) => ModelOpKernel;
-  /** Why this architecture has no kernel for it (the runtime keeps the op where it runs today), or null. */
-  readonly unsupported: (shapes: ModelShapes) => string | null;
-  readonly render: (kernel: ModelOpKernel, origin: ModelOpOrigin) => { readonly source: string };
-}
-
-/** Causal grouped-query flash attention (model-ops/attention.ts): its own renderer, since its header lists four entry points' tiling. */
-export const ATTENTION: ModelOpWithRenderer | undefined = { describe: attentionKernel, unsupported: attentionUnsupported, render: renderAttentionKernel };
-
 /** Every op's kernel description, in the order of a training step. */
 function describedKernels(shapes: ModelShapes): ModelOpKernel[] {
-  const attention = ATTENTION !== undefined && ATTENTION.unsupported(shapes) === null ? [ATTENTION.describe(shapes)] : [];
+  // Causal grouped-query flash attention (model-ops/attention.ts); a head size it does not take keeps attention on the host.
+  const attention = attentionUnsupported(shapes) === null ? [attentionKernel(shapes)] : [];
   return [
     embeddingKernel(shapes), rmsnormKernel(shapes), convertKernel(shapes), ropeKernel(shapes), ...attention, residualKernel(), swigluKernel(),
     lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(),

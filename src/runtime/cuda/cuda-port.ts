@@ -13,7 +13,7 @@ import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
 import { loadManifestKernels } from './manifest-launch.ts';
 import { packParts } from '../kernel-buffers.ts';
 import { bindingLayout } from './binding-layout.ts';
-import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
+import { bytesPerElement, decodeRows, encodeRows, type ActivationType } from './host-data.ts';
 import type { CudaKernelImage } from './kernels.ts';
 
 /** How the cuda backend's report line names where the linear calls ran. */
@@ -67,10 +67,7 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
         const { rows, width } = t.shape;
         const host = new Uint8Array(rows * t.stride * bytesPerElement(t.type));
         t.buffer.download(host);
-        decodeActivations(t.type as ActivationType, host, rows * t.stride, (index, value) => {
-          const r = Math.floor(index / t.stride), i = index - r * t.stride;
-          if (i < width) store(r * width + i, value);
-        });
+        decodeRows(t.type as ActivationType, host, rows, width, t.stride, store);
       };
       return {
         frozen(owner, layout, build) {
@@ -88,16 +85,7 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
         },
         input(kernel, name, values, shape) {
           const t = tensorFor(kernel, name, shape);
-          const { rows, width } = shape;
-          let padded: ArrayLike<number> = values;
-          if (t.stride !== width) {
-            const rowsOf = new Float32Array(rows * t.stride);
-            for (let r = 0; r < rows; r++) for (let i = 0; i < width; i++) rowsOf[r * t.stride + i] = values[r * width + i]!;
-            padded = rowsOf;
-          }
-          const host = new Uint8Array(rows * t.stride * bytesPerElement(t.type));
-          encodeActivations(t.type as ActivationType, padded, host, rows * t.stride);
-          t.buffer.upload(host);
+          t.buffer.upload(encodeRows(values, { encoding: t.type as ActivationType, rows: shape.rows, width: shape.width, stride: t.stride }));
           return tensor(t);
         },
         packed(kernel, name, parts) {

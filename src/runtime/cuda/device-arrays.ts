@@ -4,7 +4,7 @@
 // - an array an op wrote lives on the device from then on (resident) — in the encoding its
 //   writer used: float32 rows for the model-op kernels, a linear kernel's bf16/fp16 rows (with
 //   its binding's row stride) for y, u and v — until syncToHost copies it back and hands it to
-//   the host again. Readers that want another encoding get a converted copy (convert.ts). The
+//   the host again. Readers that want another encoding get a converted copy (the Converter: device-ops.ts's convert kernels). The
 //   host must not touch a resident array in between (QaLoraModel touches its arrays only through
 //   the ops, and syncs the logits, the loss and the gradients it hands out);
 // - every other array is the host's and is uploaded each time an op reads it (token ids,
@@ -18,7 +18,7 @@
 // read it.
 import type { Floats } from '../typescript/floats.ts';
 import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
-import { bytesPerElement, decodeActivations, encodeActivations, type ActivationType } from './host-data.ts';
+import { bytesPerElement, decodeRows, encodeRows, type ActivationType } from './host-data.ts';
 
 /** How a resident array's values are laid out in its device buffer. */
 export interface Layout {
@@ -60,12 +60,11 @@ export class DeviceArrays {
   private readonly frozenCopies = new WeakMap<object, Map<string, DeviceBuffer>>();
   private readonly pool: DeviceBuffer[] = [];
   private readonly taken: DeviceBuffer[] = [];
-  converter: Converter | undefined;
 
   /** Bytes of device memory allocated so far; nothing is freed before the process ends, so this is also the peak. */
   allocatedBytes = 0;
 
-  constructor(private readonly driver: CudaDevicePort) {}
+  constructor(private readonly driver: CudaDevicePort, private readonly converter: Converter) {}
 
   /** A device buffer that stays allocated (counted in allocatedBytes). */
   allocate(bytes: number): DeviceBuffer {
@@ -103,10 +102,10 @@ export class DeviceArrays {
       const count = layout.rows * layout.width;
       if (found.rows * found.width < count) throw new RangeError(`an op reads ${layout.rows}×${layout.width} values of an array whose device copy holds ${found.rows}×${found.width}`);
       if (layout.stride > layout.width) buffer.fill(0, elements(layout) * bytesPerElement(layout.encoding));
-      this.requireConverter().convert(buffer, layout, found.buffer, found, count);
+      this.converter.convert(buffer, layout, found.buffer, found, count);
       return buffer;
     }
-    buffer.upload(encode(host, layout));
+    buffer.upload(encodeRows(host, layout));
     return buffer;
   }
 
@@ -129,7 +128,7 @@ export class DeviceArrays {
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
     const buffer = this.allocate(host.byteLength);
     if (found !== undefined) {
-      this.requireConverter().convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
+      this.converter.convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
       this.pool.push(found.buffer);
     } else {
       buffer.upload(host);
@@ -140,7 +139,7 @@ export class DeviceArrays {
 
   /** host[i] += from[offset + …] (see Converter.accumulate), on the device. */
   accumulate(host: Float32Array, from: DeviceBuffer, fromLayout: Layout, offset = 0): void {
-    this.requireConverter().accumulate(this.update(host), host.length, from, fromLayout, offset);
+    this.converter.accumulate(this.update(host), host.length, from, fromLayout, offset);
   }
 
   /** Zeroes `host` where its newest values are. */
@@ -177,33 +176,9 @@ export class DeviceArrays {
       } else {
         const bytes = new Uint8Array(elements(found) * bytesPerElement(found.encoding));
         found.buffer.download(bytes);
-        decodeActivations(found.encoding, bytes, elements(found), (index, value) => {
-          const r = Math.floor(index / found.stride), i = index - r * found.stride;
-          if (i < found.width) host[r * found.width + i] = value;
-        });
+        decodeRows(found.encoding, bytes, found.rows, found.width, found.stride, (index, value) => { host[index] = value; });
       }
       this.pool.push(found.buffer);
     }
   }
-
-  private requireConverter(): Converter {
-    if (this.converter === undefined) throw new Error('the cuda device arrays have no convert kernels (the spec was compiled without model ops)');
-    return this.converter;
-  }
-}
-
-/** `host`'s first rows × width values in `layout`'s encoding and row stride (padding zero). */
-function encode(host: Float32Array, layout: Layout): ArrayBufferView {
-  const { rows, width, stride, encoding } = layout;
-  if (encoding === 'f32' && stride === width) return host.subarray(0, rows * width);
-  let values: ArrayLike<number> = host;
-  if (stride !== width) {
-    const padded = new Float32Array(rows * stride);
-    for (let r = 0; r < rows; r++) padded.set(host.subarray(r * width, (r + 1) * width), r * stride);
-    values = padded;
-  }
-  if (encoding === 'f32') return values as Float32Array;
-  const bytes = new Uint8Array(rows * stride * bytesPerElement(encoding));
-  encodeActivations(encoding, values, bytes, rows * stride);
-  return bytes;
 }

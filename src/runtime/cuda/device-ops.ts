@@ -14,7 +14,9 @@ import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
 import { compiledLinearOps, describeCompiledLinearStats, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
 import { attentionSavedLength as probabilitiesLength, type AttentionShape } from '../typescript/attention.ts';
-import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import { checkTargets, countsTowardLoss, type CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import { checkTokens } from '../typescript/embedding.ts';
+import { checkRopeShape, type RopeTables } from '../typescript/rope.ts';
 import { checkLength, type Floats } from '../typescript/floats.ts';
 import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
 import { CUDA_WORDING } from './cuda-port.ts';
@@ -70,11 +72,10 @@ function requireConstant(kernel: ModelOpManifestKernel, name: string, value: num
 }
 
 export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string): DeviceOps {
-  const arrays = new DeviceArrays(driver);
   const ops = modelOpLauncher(driver, kernels.modelOps);
-  arrays.converter = convertKernels(ops, activation);
+  const arrays = new DeviceArrays(driver, convertKernels(ops, activation));
   const port = residentPort(driver, kernels.kernels, arrays);
-  const kernelOf = (op: string) => kernels.modelOps.find((k) => k.manifest.op === op)!.manifest;
+  const kernelOf = ops.kernel;
   const read = (host: Floats, name: string, length = host.length) => arrays.read(float32(host, name), dense(length));
   const write = (host: Floats, name: string, length = host.length) => arrays.write(float32(host, name), dense(length));
   const update = (host: Floats, name: string) => arrays.update(float32(host, name));
@@ -85,6 +86,8 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     buffer.upload(values);
     return buffer;
   };
+  /** A loss mask as the cross-entropy kernels read it (uint8, or a null pointer: every row counts). */
+  const maskOf = (mask: ArrayLike<number> | undefined, rows: number) => (mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))));
   const lossBuffers = new WeakMap<Floats, DeviceBuffer>();
 
   /** A linear layer no compiled kernel fits: the host op, on the arrays synced back first. */
@@ -100,14 +103,14 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     },
   };
   const linear = compiledLinearOps(port, hostLinear);
+  const launches = () => ops.launches() + port.launches();
   const run = <T>(result: T): T => {
     arrays.release();
     return result;
   };
 
-  const rope = (direction: 'forward' | 'backward') => (x: Floats, tables: { readonly headSize: number; readonly positions: number; readonly cos: Float32Array; readonly sin: Float32Array }, batch: number, seqLen: number, width: number) => {
-    if (seqLen > tables.positions) throw new RangeError(`sequence length ${seqLen} exceeds the RoPE tables' ${tables.positions} positions`);
-    if (width % tables.headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${tables.headSize}`);
+  const rope = (direction: 'forward' | 'backward') => (x: Floats, tables: RopeTables, batch: number, seqLen: number, width: number) => {
+    checkRopeShape(tables, seqLen, width);
     requireConstant(kernelOf('rope'), 'HEAD_SIZE', tables.headSize, 'head size');
     const rows = batch * seqLen;
     ops.launch('rope', direction, {
@@ -127,20 +130,16 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
   return {
     name: 'cuda',
     ...linear,
-    launches: () => ops.launches() + port.launches(),
-    deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: ops.launches() + port.launches() }),
+    launches,
+    deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: launches() }),
     adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize()),
 
     embeddingForward(out, tokens, table, count, channels) {
       checkLength('embedding output', out, count * channels);
       const kernel = kernelOf('embedding');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
-      const vocab = table.length / channels;
-      const ids = Int32Array.from({ length: count }, (_, n) => {
-        const token = tokens[n]!;
-        if (!(Number.isInteger(token) && token >= 0 && token < vocab)) throw new RangeError(`token ${token} at index ${n} is outside the vocabulary of ${vocab}`);
-        return token;
-      });
+      checkTokens(tokens, count, table.length / channels);
+      const ids = Int32Array.from({ length: count }, (_, n) => tokens[n]!);
       ops.launch('embedding', 'forward', { out: write(out, 'out'), tokens: upload(ids), table: frozen(table, 'table'), rows: count });
       return run(undefined);
     },
@@ -233,7 +232,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const rowLoss = arrays.take(rows * 4);
       let lossAndCount = lossBuffers.get(probs);
       if (lossAndCount === undefined) lossBuffers.set(probs, (lossAndCount = arrays.allocate(8)));
-      const common = { targets: upload(ids), mask: mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))), rows };
+      const common = { targets: upload(ids), mask: maskOf(mask, rows), rows };
       ops.launch('cross_entropy', 'forward', { probs: write(probs, 'probs', rows * vocab), rowLoss, logits: read(logits, 'logits', rows * vocab), ...common });
       ops.launch('cross_entropy', 'loss', { lossAndCount, rowLoss, ...common });
       driver.synchronize();
@@ -249,7 +248,7 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       const ids = targetIds(targets, mask, rows, vocab);
       ops.launch('cross_entropy', 'backward', {
         dLogits: update(dLogits, 'dLogits'), probs: read(probs, 'probs', rows * vocab), targets: upload(ids),
-        mask: mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))), lossAndCount, rows, dLoss,
+        mask: maskOf(mask, rows), lossAndCount, rows, dLoss,
       });
       return run(undefined);
     },
@@ -270,14 +269,10 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
   };
 }
 
-/** Targets as int32, checked as the TypeScript op checks them: a counted row's target must lie in the vocabulary. */
+/** Targets as int32 (-1 for a row that does not count), checked as the TypeScript op checks them. */
 function targetIds(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number, vocab: number): Int32Array {
-  return Int32Array.from({ length: rows }, (_, row) => {
-    const target = targets[row]!;
-    const counted = target >= 0 && (mask === undefined || mask[row] !== 0);
-    if (counted && !(target < vocab)) throw new RangeError(`target ${target} at row ${row} is outside the vocabulary of ${vocab}`);
-    return counted ? target : -1;
-  });
+  checkTargets(targets, mask, rows, vocab);
+  return Int32Array.from({ length: rows }, (_, row) => (countsTowardLoss(targets, mask, row) ? targets[row]! : -1));
 }
 
 /** One line: what ran where. */

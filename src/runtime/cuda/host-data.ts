@@ -85,3 +85,26 @@ export function decodeActivations(type: ActivationType, source: Uint8Array, coun
   const decode = type === 'bf16' ? bf16Value : f16Value;
   for (let i = 0; i < count; i++) store(i, decode(values[i]!));
 }
+
+/** rows × width activations held in rows of `stride` elements (padding dropped), through `store(r·width + i, value)`. */
+export function decodeRows(type: ActivationType, source: Uint8Array, rows: number, width: number, stride: number, store: (index: number, value: number) => void): void {
+  decodeActivations(type, source, rows * stride, (index, value) => {
+    const r = Math.floor(index / stride), i = index - r * stride;
+    if (i < width) store(r * width + i, value);
+  });
+}
+
+/** The first rows × width of `values` in `layout`'s encoding, in rows of `stride` elements (padding zero). */
+export function encodeRows(values: ArrayLike<number>, layout: { readonly encoding: ActivationType; readonly rows: number; readonly width: number; readonly stride: number }): ArrayBufferView {
+  const { rows, width, stride, encoding } = layout;
+  if (encoding === 'f32' && stride === width && values instanceof Float32Array) return values.subarray(0, rows * width);
+  let padded: ArrayLike<number> = values;
+  if (stride !== width) {
+    const rowsOf = new Float32Array(rows * stride);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < width; i++) rowsOf[r * stride + i] = values[r * width + i]!;
+    padded = rowsOf;
+  }
+  const bytes = new Uint8Array(rows * stride * bytesPerElement(encoding));
+  encodeActivations(encoding, padded, bytes, rows * stride);
+  return bytes;
+}

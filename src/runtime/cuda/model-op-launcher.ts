@@ -16,6 +16,8 @@ export type OpArguments = Readonly<Record<string, DeviceBuffer | null | number>>
 
 export interface ModelOpLauncher {
   has(op: ModelOp): boolean;
+  /** The manifest entry of the kernel of `op` (its constants are the shapes it was compiled for). */
+  kernel(op: ModelOp): ModelOpManifestKernel;
   /** The kernel's compile-time constant (a tile size the grid is computed from). */
   constant(op: ModelOp, name: string): number;
   /** One launch; its grid comes from the sizes among `args` as the kernel's header states it. */
@@ -39,6 +41,7 @@ export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOp
   let launches = 0;
   return {
     has: (op) => byOp.has(op),
+    kernel: (op) => kernelOf(op).manifest,
     constant(op, name) {
       const value = kernelOf(op).manifest.constants[name];
       if (value === undefined) throw new Error(`model op ${kernelOf(op).manifest.kernel} has no constant ${name}`);

@@ -16,21 +16,30 @@ export interface CrossEntropyResult {
   readonly counted: number;
 }
 
-function counts(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, row: number): boolean {
+/** Whether `row` counts towards the loss: a non-negative target and a non-zero mask entry. */
+export function countsTowardLoss(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, row: number): boolean {
   return targets[row] >= 0 && (mask === undefined || mask[row] !== 0);
 }
 
 /** How many of the rows count towards the loss. */
 export function countedRows(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number): number {
   let counted = 0;
-  for (let row = 0; row < rows; row++) if (counts(targets, mask, row)) counted++;
+  for (let row = 0; row < rows; row++) if (countsTowardLoss(targets, mask, row)) counted++;
   return counted;
+}
+
+/** Throws unless every counted row's target lies in the vocabulary (every backend checks so on the host). */
+export function checkTargets(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number, vocab: number): void {
+  for (let row = 0; row < rows; row++) {
+    if (countsTowardLoss(targets, mask, row) && !(targets[row] < vocab)) throw new RangeError(`target ${targets[row]} at row ${row} is outside the vocabulary of ${vocab}`);
+  }
 }
 
 /** Writes softmax(logits) to probs ([rows, vocab]) for the backward and returns the loss. */
 export function crossEntropyForward(
   probs: Floats, logits: Floats, targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number, vocab: number,
 ): CrossEntropyResult {
+  checkTargets(targets, mask, rows, vocab);
   let total = 0;
   let counted = 0;
   for (let row = 0; row < rows; row++) {
@@ -40,9 +49,8 @@ export function crossEntropyForward(
     let sum = 0;
     for (let v = 0; v < vocab; v++) sum += Math.exp(logits[base + v] - max);
     for (let v = 0; v < vocab; v++) probs[base + v] = Math.exp(logits[base + v] - max) / sum;
-    if (!counts(targets, mask, row)) continue;
+    if (!countsTowardLoss(targets, mask, row)) continue;
     const target = targets[row];
-    if (!(target < vocab)) throw new RangeError(`target ${target} at row ${row} is outside the vocabulary of ${vocab}`);
     total += max + Math.log(sum) - logits[base + target];
     counted++;
   }
@@ -57,7 +65,7 @@ export function crossEntropyBackward(
   if (counted === 0) return;
   const scale = dLoss / counted;
   for (let row = 0; row < rows; row++) {
-    if (!counts(targets, mask, row)) continue;
+    if (!countsTowardLoss(targets, mask, row)) continue;
     const base = row * vocab;
     for (let v = 0; v < vocab; v++) dLogits[base + v] += scale * probs[base + v];
     dLogits[base + targets[row]] -= scale;

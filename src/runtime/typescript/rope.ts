@@ -26,10 +26,15 @@ export function ropeTables(headSize: number, positions: number, theta: number): 
   return { headSize, positions, theta, ...ropeAngles(headSize, positions, theta) };
 }
 
+/** Throws unless the tables cover seqLen positions and width is whole heads (every backend checks so on the host). */
+export function checkRopeShape(tables: Pick<RopeTables, 'headSize' | 'positions'>, seqLen: number, width: number): void {
+  if (seqLen > tables.positions) throw new RangeError(`sequence length ${seqLen} exceeds the RoPE tables' ${tables.positions} positions`);
+  if (width % tables.headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${tables.headSize}`);
+}
+
 function rotate(x: Floats, tables: RopeTables, batch: number, seqLen: number, width: number, direction: 1 | -1): void {
-  const { headSize, positions, cos, sin } = tables;
-  if (seqLen > positions) throw new RangeError(`sequence length ${seqLen} exceeds the RoPE tables' ${positions} positions`);
-  if (width % headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${headSize}`);
+  const { headSize, cos, sin } = tables;
+  checkRopeShape(tables, seqLen, width);
   const pairs = headSize / 2;
   for (let b = 0; b < batch; b++) {
     for (let t = 0; t < seqLen; t++) {

@@ -14,10 +14,11 @@
 // checks that throw the TypeScript ops' errors, the dropout keep-scales, and the loss average.
 import { poolingFactor } from '../../reference/adapter.ts';
 import { attentionSavedLength, type AttentionShape } from '../typescript/attention.ts';
-import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import { checkTargets, countsTowardLoss, type CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import { checkTokens } from '../typescript/embedding.ts';
 import { checkLength, type Floats } from '../typescript/floats.ts';
 import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../typescript/qalora-linear.ts';
-import type { RopeTables } from '../typescript/rope.ts';
+import { checkRopeShape, type RopeTables } from '../typescript/rope.ts';
 import type { TrainingOps } from '../ops.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
 import { compiledLinearOps, type CompiledLinearStats } from '../compiled-linear.ts';
@@ -27,9 +28,9 @@ import { f32 } from './host-arrays.ts';
 import { OpRunner, type Job } from './op-runner.ts';
 import { codesAlongInputs, codesAlongOutputs, paddedToWords } from './weight-layouts.ts';
 
-/** Rows that count for the loss: a non-negative target and a non-zero mask entry. */
+/** Which rows count for the loss (countsTowardLoss of each). */
 function countedRows(targets: ArrayLike<number>, mask: ArrayLike<number> | undefined, rows: number): boolean[] {
-  return Array.from({ length: rows }, (_, row) => targets[row] >= 0 && (mask === undefined || mask[row] !== 0));
+  return Array.from({ length: rows }, (_, row) => countsTowardLoss(targets, mask, row));
 }
 
 function checkLayer(layer: QaLoraLinear): void {
@@ -148,8 +149,7 @@ function attentionParams(shape: AttentionShape): number[] {
 
 function rope(runner: OpRunner, direction: 1 | -1) {
   return (x: Floats, tables: RopeTables, batch: number, seqLen: number, width: number): Promise<void> => {
-    if (seqLen > tables.positions) throw new RangeError(`sequence length ${seqLen} exceeds the RoPE tables' ${tables.positions} positions`);
-    if (width % tables.headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${tables.headSize}`);
+    checkRopeShape(tables, seqLen, width);
     const job = runner.job();
     const rows = batch * seqLen;
     job.dispatch('rope', [job.inout(f32(x, 'x')), job.frozen(tables.cos), job.frozen(tables.sin)], [rows, seqLen, width, tables.headSize, { f32: direction }], rows * (width / 2));
@@ -177,13 +177,8 @@ export function webGpuOps(device: GPUDevice, compiled?: readonly CompiledWgslKer
 
     async embeddingForward(out, tokens, table, count, channels) {
       checkLength('embedding output', out, count * channels);
-      const vocab = table.length / channels;
-      const ids = new Uint32Array(count);
-      for (let n = 0; n < count; n++) {
-        const token = tokens[n];
-        if (!(Number.isInteger(token) && token >= 0 && token < vocab)) throw new RangeError(`token ${token} at index ${n} is outside the vocabulary of ${vocab}`);
-        ids[n] = token;
-      }
+      checkTokens(tokens, count, table.length / channels);
+      const ids = Uint32Array.from({ length: count }, (_, n) => tokens[n]!);
       const job = runner.job();
       job.dispatch('embedding', [job.output(f32(out, 'out')), job.input(ids), job.frozen(f32(table, 'table'))], [count, channels], count * channels);
       return job.run();
@@ -256,10 +251,8 @@ export function webGpuOps(device: GPUDevice, compiled?: readonly CompiledWgslKer
     },
 
     async crossEntropyForward(probs, logits, targets, mask, rows, vocab): Promise<CrossEntropyResult> {
+      checkTargets(targets, mask, rows, vocab);
       const counted = countedRows(targets, mask, rows);
-      counted.forEach((counts, row) => {
-        if (counts && !(targets[row] < vocab)) throw new RangeError(`target ${targets[row]} at row ${row} is outside the vocabulary of ${vocab}`);
-      });
       const rowLoss = new Float32Array(rows);
       const job = runner.job();
       job.dispatch('cross_entropy_forward', [job.output(f32(probs, 'probs')), job.output(rowLoss), job.input(f32(logits, 'logits')), job.input(Int32Array.from(targets))], [rows, vocab], rows);
