@@ -41,7 +41,9 @@ describe.skipIf(skip)(`qalc inspect --html in headless Chromium${skippedTitle(sk
     dir = mkdtempSync(join(tmpdir(), 'qalc-inspect-html-'));
     context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, env: chromiumEnv(), timeout: 20_000, viewport: { width: 1400, height: 1000 } });
     context.on('request', (request) => requests.push(request.url()));
-  });
+    // Chromium's own launch may take its 20 s under a loaded CI run: the hook must outlast it
+    // (vitest's default hook timeout, 10 s, did not, and failed the suite once).
+  }, 30_000);
   afterAll(async () => {
     await context?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
