@@ -47,10 +47,11 @@ export interface SyncTrainingOps {
 /** The same function, allowed to answer with a promise. */
 type MayAwait<F> = F extends (...args: infer A) => infer R ? (...args: A) => R | Promise<R> : never;
 
-/** What a device backend measured of its run: the most device memory it held (bytes), and its kernel launches. */
+/** What a device backend measured of its run: the most device memory it held (bytes), its kernel launches, and (profiled) where the time went. */
 export interface DeviceStats {
   readonly peakBytes: number;
   readonly launches: number;
+  readonly profile?: readonly { readonly name: string; readonly kind: string; readonly calls: number; readonly milliseconds: number }[];
 }
 
 /** What QaLoraModel accepts: every op of SyncTrainingOps, each possibly asynchronous (sizes are answered at once). */

@@ -17,6 +17,7 @@ import { cudaDriver, type CudaDevice } from './cuda.ts';
 import { cudaOps, describeStats } from './cuda-ops.ts';
 import { describeDeviceOps, deviceOps } from './device-ops.ts';
 import { archFor, loadCudaKernels, type CudaKernelSet } from './kernels.ts';
+import { describeProfile, profiledPort } from './profiled-port.ts';
 
 export interface CudaBackend extends Backend {
   readonly name: 'cuda';
@@ -51,10 +52,15 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
   const missing = missingModelOps(kernels);
   // The driver's buffers and modules live as long as the process: close() has nothing to free yet.
   if (missing === null) {
-    const ops = deviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda'));
+    // QALC_CUDA_PROFILE=1: every device call waited for and timed (profiled-port.ts).
+    const profiled = process.env['QALC_CUDA_PROFILE'] ? profiledPort(driver) : undefined;
+    const deviceOnly = deviceOps(profiled ?? driver, kernels, cpu.ops, planPrecision(plan, 'cuda'));
+    const ops = profiled === undefined ? deviceOnly : { ...deviceOnly, deviceStats: () => ({ ...deviceOnly.deviceStats!(), profile: profiled.profile() }) };
     const attention = kernels.modelOps.some((k) => k.manifest.op === 'attention') ? '' : ' but attention (no kernel for this head size: on the CPU)';
-    const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops`].join('\n');
-    return { name: 'cuda', ops, device, notice, report: () => describeDeviceOps(ops), close: () => {} };
+    const profiling = profiled === undefined ? '' : '; PROFILED (QALC_CUDA_PROFILE: every device call waited for, so slower than a plain run)';
+    const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops${profiling}`].join('\n');
+    const report = () => [describeDeviceOps(ops), ...(profiled === undefined ? [] : [describeProfile(profiled.profile())])].join('\n');
+    return { name: 'cuda', ops, device, notice, report, close: () => {} };
   }
   const ops = cudaOps(driver, kernels, cpu.ops);
   const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; the quantized linear layers on the GPU, the rest on the CPU (${cpu.ops.name}): ${missing}`].join('\n');

@@ -102,12 +102,63 @@ export interface DeviceBuffer {
   free(): void;
 }
 
+/** A row-major matrix in device memory: element (i, j) at byte offset + (i · ld + j) · its size. */
+export interface DeviceMatrix {
+  readonly buffer: DeviceBuffer;
+  readonly type: 'bf16' | 'f16' | 'f32';
+  readonly rows: number;
+  readonly columns: number;
+  /** Elements from one row to the next (≥ columns); columns when absent. */
+  readonly ld?: number;
+  /** Bytes into the buffer; 0 when absent. */
+  readonly offset?: number;
+}
+
+/**
+ * out = alpha · op(a) · op(b) + beta · out, all row-major, accumulated in float32; op(x) is x or,
+ * with transposeA / transposeB, xᵀ. a and b have one type (bf16, f16 or f32); out any of them.
+ * Shapes: op(a) out.rows × k, op(b) k × out.columns.
+ */
+export interface GemmCall {
+  readonly a: DeviceMatrix;
+  readonly b: DeviceMatrix;
+  readonly out: DeviceMatrix;
+  readonly transposeA?: boolean;
+  readonly transposeB?: boolean;
+  readonly alpha?: number;
+  readonly beta?: number;
+}
+
 /** What the cuda ops need of a driver (a test can supply a simulated one). */
 export interface CudaDevicePort {
   loadModule(image: Uint8Array): CudaModule;
   alloc(bytes: number): DeviceBuffer;
   launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void;
   synchronize(): void;
+  /**
+   * A dense GEMM by the GPU's BLAS library (cuBLAS, dlopened like libcuda), in stream order with
+   * the launches; absent where there is none (the ops then use their own kernels).
+   */
+  readonly gemm?: (call: GemmCall) => void;
+}
+
+/** The k of a GemmCall, checked against every operand's shape; throws naming the mismatch. */
+export function gemmShape(call: GemmCall): { m: number; n: number; k: number } {
+  const { a, b, out } = call;
+  const [aRows, aColumns] = call.transposeA ? [a.columns, a.rows] : [a.rows, a.columns];
+  const [bRows, bColumns] = call.transposeB ? [b.columns, b.rows] : [b.rows, b.columns];
+  if (aRows !== out.rows || bColumns !== out.columns || aColumns !== bRows) {
+    throw new RangeError(`gemm: op(a) is ${aRows}×${aColumns}, op(b) ${bRows}×${bColumns}, out ${out.rows}×${out.columns}`);
+  }
+  if (a.type !== b.type) throw new TypeError(`gemm: a is ${a.type}, b ${b.type}`);
+  for (const [name, x] of [['a', a], ['b', b], ['out', out]] as const) {
+    const ld = x.ld ?? x.columns;
+    const size = x.type === 'f32' ? 4 : 2;
+    if (ld < x.columns) throw new RangeError(`gemm: ${name} has rows of ${x.columns} but ld ${ld}`);
+    const end = (x.offset ?? 0) + ((x.rows - 1) * ld + x.columns) * size;
+    if (x.rows > 0 && end > x.buffer.bytes) throw new RangeError(`gemm: ${name} (${x.rows}×${x.columns}, ld ${ld}, offset ${x.offset ?? 0}) ends at byte ${end} of a buffer of ${x.buffer.bytes}`);
+  }
+  return { m: out.rows, n: out.columns, k: aColumns };
 }
 
 /** A cuMemAlloc'd buffer. */

@@ -5,7 +5,7 @@
 // It checks the host side of the cuda ops (packing, layouts, launch parameters, which kernel
 // for which layer), not the kernels themselves (those were checked on the H200 against float64:
 // test/backends/cuda/h200).
-import type { CudaDevicePort, CudaFunction, DeviceBuffer, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
+import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type DeviceMatrix, type GemmCall, type KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
 import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 
@@ -37,6 +37,47 @@ export class SimulatedDevice implements CudaDevicePort {
   }
 
   synchronize(): void {}
+
+  /** cuBLAS's GEMM in float64 from the operands' stored values, rounded once into out's type (`withoutGemm` for a port with none). */
+  readonly gemm? = (call: GemmCall): void => {
+    const { m, n, k } = gemmShape(call);
+    this.launched.push('gemm');
+    const a = this.matrix(call.a), b = this.matrix(call.b), out = this.matrix(call.out);
+    const alpha = call.alpha ?? 1, beta = call.beta ?? 0;
+    const aAt = call.transposeA ? (i: number, p: number) => a.get(p, i) : (i: number, p: number) => a.get(i, p);
+    const bAt = call.transposeB ? (p: number, j: number) => b.get(j, p) : (p: number, j: number) => b.get(p, j);
+    const result = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let p = 0; p < k; p++) sum += aAt(i, p) * bAt(p, j);
+        result[i * n + j] = alpha * sum + (beta === 0 ? 0 : beta * out.get(i, j));
+      }
+    }
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out.set(i, j, result[i * n + j]!);
+  };
+
+  /** A port like this one but with no BLAS library, as on a machine without cuBLAS. */
+  withoutGemm(): this {
+    Object.defineProperty(this, 'gemm', { value: undefined });
+    return this;
+  }
+
+  /** Element access to a DeviceMatrix in this device's memory. */
+  private matrix(x: DeviceMatrix): { get(i: number, j: number): number; set(i: number, j: number, v: number): void } {
+    const data = this.memory.get(x.buffer.pointer);
+    if (data === undefined) throw new Error(`gemm: no buffer at ${x.buffer.pointer}`);
+    const ld = x.ld ?? x.columns, offset = x.offset ?? 0;
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    if (x.type === 'f32') {
+      return { get: (i, j) => view.getFloat32(offset + (i * ld + j) * 4, true), set: (i, j, v) => view.setFloat32(offset + (i * ld + j) * 4, v, true) };
+    }
+    const [decode, encode] = x.type === 'f16' ? [f16Value, f16Bits] : [bf16Value, bf16Bits];
+    return {
+      get: (i, j) => decode(view.getUint16(offset + (i * ld + j) * 2, true)),
+      set: (i, j, v) => view.setUint16(offset + (i * ld + j) * 2, encode(v), true),
+    };
+  }
 
   launch(fn: CudaFunction, _grid: readonly number[], _block: readonly number[], _shared: number, parameters: readonly KernelParameter[]): void {
     // A prologue (the forward's u/v kernel) is recorded; the role's main launch below computes

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import type { CudaDevicePort, DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
+import { describeProfile, kernelKind, profiledPort } from '../../../src/runtime/cuda/profiled-port.ts';
+
+/** A port whose every call advances a fake clock by a known amount, so the charges can be checked exactly. */
+function fakePort(clock: { now: number }, costs: Record<string, number>): CudaDevicePort & { syncs: number } {
+  const port = {
+    syncs: 0,
+    loadModule: () => ({ function: (symbol: string) => ({ symbol, handle: 0 }) }),
+    alloc: (bytes: number): DeviceBuffer => ({
+      pointer: 1n, bytes,
+      upload: () => { clock.now += costs['upload']!; },
+      download: () => { clock.now += costs['download']!; },
+      fill: () => {}, copyFrom: () => {}, free: () => {},
+    }),
+    launch: (fn: { symbol: string }) => { clock.now += costs[fn.symbol]!; },
+    synchronize: () => { port.syncs++; },
+  };
+  return port;
+}
+
+describe('profiled cuda port', () => {
+  it('charges each launch and copy its own time and the gaps between them to the host', () => {
+    const clock = { now: 0 };
+    const inner = fakePort(clock, { upload: 2, download: 3, 'attention_forward': 5, 'rmsnorm_c8_f32__forward': 1 });
+    const port = profiledPort(inner, () => clock.now);
+    const buffer = port.alloc(16);
+    buffer.upload(new Float32Array(4));
+    clock.now += 9; // host work
+    const attention = port.loadModule(new Uint8Array()).function('attention_forward');
+    port.launch(attention, [1, 1, 1], [1, 1, 1], 0, []);
+    port.launch(attention, [1, 1, 1], [1, 1, 1], 0, []);
+    port.launch(port.loadModule(new Uint8Array()).function('rmsnorm_c8_f32__forward'), [1, 1, 1], [1, 1, 1], 0, []);
+    buffer.download(new Float32Array(4));
+    expect(inner.syncs).toBe(5);
+    const byName = Object.fromEntries(port.profile().map((e) => [e.name, e]));
+    expect(byName['attention_forward']).toEqual({ name: 'attention_forward', kind: 'attention', calls: 2, milliseconds: 10 });
+    expect(byName['copy host→device']!.milliseconds).toBe(2);
+    expect(byName['copy device→host']!.milliseconds).toBe(3);
+    expect(byName['host between device calls']!.milliseconds).toBe(9);
+    expect(port.profile()[0]!.name).toBe('attention_forward');
+    expect(describeProfile(port.profile())).toMatch(/25\.0 ms \(100\.0 %\) in all; attention 10\.0 ms \(40\.0 %\)/);
+  });
+
+  it('names kernels by their kind', () => {
+    expect(kernelKind('forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward')).toBe('linear');
+    expect(kernelKind('adapter_grad_k4096_n11008_b4_g32_r64_bf16__adapter_grad')).toBe('linear');
+    expect(kernelKind('lm_head_c4096_v32000_f32__backward')).toBe('lm_head');
+    expect(kernelKind('attention_backward_dq')).toBe('attention');
+    expect(kernelKind('swiglu_f32__forward')).toBe('other');
+  });
+});
