@@ -43,5 +43,9 @@ export function packParts(parts: readonly ArrayLike<number>[]): Float32Array {
 export function keepScales(mask: Uint8Array | undefined, length: number, p: number): Float32Array {
   if (mask === undefined) return new Float32Array(length).fill(1);
   const kept = 1 / (1 - p);
-  return Float32Array.from({ length }, (_, i) => (mask[i] ? kept : 0));
+  // A plain loop: Float32Array.from with a mapping function is ~10× slower in V8, and this runs
+  // for every adapter's forward and backward (550 ms of a 7B-shaped step at 4 blocks).
+  const scales = new Float32Array(length);
+  for (let i = 0; i < length; i++) scales[i] = mask[i] ? kept : 0;
+  return scales;
 }

@@ -11,7 +11,7 @@ export interface HeldOutLoss {
 }
 
 export interface ForwardOnly {
-  forward(batch: Batch, options?: { readonly training?: boolean }): Promise<number>;
+  forward(batch: Batch, options?: { readonly training?: boolean; readonly logitsOnDevice?: boolean }): Promise<number>;
 }
 
 const countedTokens = (batch: Batch) => countedRows(batch.targets!, batch.lossMask, batch.batchSize * batch.seqLen);
@@ -26,7 +26,7 @@ export async function heldOutLoss(model: ForwardOnly, batches: readonly Batch[])
   for (const batch of batches) {
     const counted = countedTokens(batch);
     if (counted === 0) continue;
-    total += (await model.forward(batch, { training: false })) * counted;
+    total += (await model.forward(batch, { training: false, logitsOnDevice: true })) * counted;
     tokens += counted;
   }
   return { loss: tokens === 0 ? NaN : total / tokens, tokens };

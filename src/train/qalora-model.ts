@@ -63,6 +63,12 @@ export interface ForwardOptions {
   /** Training forwards apply adapter dropout; masks are drawn from dropoutSeed. Default false. */
   readonly training?: boolean;
   readonly dropoutSeed?: number;
+  /**
+   * Leave the logits where the backend computed them (a caller that needs only the loss): on a
+   * device backend they are B·T·vocab floats, 262 MB at a 7B-shaped step, copied back for nothing.
+   * Default false: `logits` then holds them on the host.
+   */
+  readonly logitsOnDevice?: boolean;
 }
 
 /** A trainable tensor and its gradient, as the optimizer sees it. */
@@ -249,7 +255,7 @@ export class QaLoraModel {
     }
   }
 
-  /** Logits [B·T, vocab] of the last forward. */
+  /** Logits [B·T, vocab] of the last forward (on the host unless it was asked for logitsOnDevice). */
   get logits(): Floats {
     if (this.activations === undefined) throw new Error('no forward has run');
     return this.activations.logits;
@@ -314,7 +320,7 @@ export class QaLoraModel {
       if (batch.targets.length !== rows) throw new RangeError(`batch has ${batch.targets.length} targets, expected ${rows}`);
       loss = (await ops.crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab)).loss;
     }
-    await ops.syncToHost([acts.logits]);
+    if (!options.logitsOnDevice) await ops.syncToHost([acts.logits]);
     return loss;
   }
 

@@ -314,7 +314,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     for (let micro = 0; micro < accumulation; micro++) {
       const draw = step * accumulation + micro;
       const batch = dataset.batch(stepSeed(seed, draw, 'batch'), batchSize, seqLen);
-      const microLoss = await model.forward(batch, { training: true, dropoutSeed: stepSeed(seed, draw, 'dropout') });
+      const microLoss = await model.forward(batch, { training: true, dropoutSeed: stepSeed(seed, draw, 'dropout'), logitsOnDevice: true });
       if (!Number.isFinite(microLoss)) {
         await syncAdapters(false);
         checkFinite(model, step + 1, microLoss, kept());
