@@ -20,6 +20,8 @@ export interface StepRecord {
   readonly eval_perplexity?: number;
   readonly eval_tokens?: number;
   readonly eval_seconds?: number;
+  /** A profiled device run's time of this step by kind (linear, attention, lm_head, other, copy, host), in ms: QALC_CUDA_PROFILE. */
+  readonly profile_ms?: Readonly<Record<string, number>>;
 }
 
 export interface TrainSummary {

@@ -308,8 +308,15 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
   const tokensPerStep = batchSize * seqLen * accumulation;
   const started = performance.now();
   const startStep = step;
+  // A profiled device backend's time by kind so far: the step's share is the difference.
+  const profiled = () => {
+    const byKind: Record<string, number> = {};
+    for (const e of options.ops?.deviceStats?.().profile ?? []) byKind[e.kind] = (byKind[e.kind] ?? 0) + e.milliseconds;
+    return byKind;
+  };
   while (step < steps) {
     const stepStarted = performance.now();
+    const profiledBefore = profiled();
     let loss = 0;
     for (let micro = 0; micro < accumulation; micro++) {
       const draw = step * accumulation + micro;
@@ -337,6 +344,10 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     step = report.step;
     const seconds = (performance.now() - stepStarted) / 1000;
     let record: StepRecord = { step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds };
+    const profiledAfter = profiled();
+    if (Object.keys(profiledAfter).length > 0) {
+      record = { ...record, profile_ms: Object.fromEntries(Object.entries(profiledAfter).map(([kind, ms]) => [kind, Math.round((ms - (profiledBefore[kind] ?? 0)) * 1000) / 1000])) };
+    }
     if (step % evalEvery === 0 || step === steps) {
       const evalStarted = performance.now();
       const evaluation = await heldOutLoss(model, evalBatches);

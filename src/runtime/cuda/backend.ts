@@ -12,12 +12,12 @@ import type { Plan } from '../../plan/plan.ts';
 import type { Backend } from '../backend.ts';
 import { defaultCompileDir } from '../compiled-kernels.ts';
 import { cpuBackend } from '../cpu/backend.ts';
-import type { TrainingOps } from '../ops.ts';
-import { cudaDriver, type CudaDevice } from './cuda.ts';
+import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
+import { cudaDriver, type CudaDevice, type CudaDevicePort } from './cuda.ts';
 import { cudaOps, describeStats } from './cuda-ops.ts';
-import { describeDeviceOps, deviceOps } from './device-ops.ts';
+import { describeDeviceOps, deviceOps, type DeviceOps } from './device-ops.ts';
 import { archFor, loadCudaKernels, type CudaKernelSet } from './kernels.ts';
-import { describeProfile, profiledPort } from './profiled-port.ts';
+import { describeProfile, profiledPort, type ProfiledPort } from './profiled-port.ts';
 
 export interface CudaBackend extends Backend {
   readonly name: 'cuda';
@@ -40,6 +40,13 @@ function missingModelOps(kernels: CudaKernelSet): string | null {
   return missing.length === 0 ? null : `no model-op kernels for ${missing.join(', ')} (a compile folder from before they were emitted: run \`qalc compile\` again)`;
 }
 
+/** The device ops over a profiled port: their deviceStats() carry the profile (summary.json's device.profile, train.jsonl's profile_ms). */
+export function profiledDeviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string): { ops: DeviceOps; profiled: ProfiledPort } {
+  const profiled = profiledPort(driver);
+  const ops = deviceOps(profiled, kernels, host, activation);
+  return { ops: { ...ops, deviceStats: () => ({ ...ops.deviceStats!(), profile: profiled.profile() }) }, profiled };
+}
+
 export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: string } = {}): Promise<CudaBackend> {
   const driver = cudaDriver();
   const { device } = driver;
@@ -53,9 +60,9 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
   // The driver's buffers and modules live as long as the process: close() has nothing to free yet.
   if (missing === null) {
     // QALC_CUDA_PROFILE=1: every device call waited for and timed (profiled-port.ts).
-    const profiled = process.env['QALC_CUDA_PROFILE'] ? profiledPort(driver) : undefined;
-    const deviceOnly = deviceOps(profiled ?? driver, kernels, cpu.ops, planPrecision(plan, 'cuda'));
-    const ops = profiled === undefined ? deviceOnly : { ...deviceOnly, deviceStats: () => ({ ...deviceOnly.deviceStats!(), profile: profiled.profile() }) };
+    const { ops, profiled } = process.env['QALC_CUDA_PROFILE']
+      ? profiledDeviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda'))
+      : { ops: deviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda')), profiled: undefined };
     const attention = kernels.modelOps.some((k) => k.manifest.op === 'attention') ? '' : ' but attention (no kernel for this head size: on the CPU)';
     const profiling = profiled === undefined ? '' : '; PROFILED (QALC_CUDA_PROFILE: every device call waited for, so slower than a plain run)';
     const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops${profiling}`].join('\n');

@@ -29,19 +29,21 @@ export function kernelKind(symbol: string): ProfileEntry['kind'] {
   return 'other';
 }
 
+const HOST = 'host between device calls';
+
 export function profiledPort(inner: CudaDevicePort, clock: () => number = () => performance.now()): ProfiledPort {
   const entries = new Map<string, { kind: ProfileEntry['kind']; calls: number; milliseconds: number }>();
   let lastDeviceEnd = clock();
-  const charge = (name: string, kind: ProfileEntry['kind'], milliseconds: number) => {
+  const charge = (name: string, kind: ProfileEntry['kind'], milliseconds: number, call = true) => {
     const entry = entries.get(name) ?? { kind, calls: 0, milliseconds: 0 };
-    entry.calls++;
+    if (call) entry.calls++;
     entry.milliseconds += milliseconds;
     entries.set(name, entry);
   };
   // The GPU is idle between timed calls, so the time since the last one ended is the host's.
   const timed = <T>(name: string, kind: ProfileEntry['kind'], work: () => T): T => {
     const start = clock();
-    charge('host between device calls', 'host', start - lastDeviceEnd);
+    charge(HOST, 'host', start - lastDeviceEnd);
     const result = work();
     inner.synchronize();
     lastDeviceEnd = clock();
@@ -64,7 +66,14 @@ export function profiledPort(inner: CudaDevicePort, clock: () => number = () => 
       timed(fn.symbol, kernelKind(fn.symbol), () => inner.launch(fn, grid, block, sharedBytes, parameters));
     },
     synchronize: () => inner.synchronize(),
-    profile: () => [...entries].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.milliseconds - a.milliseconds),
+    profile() {
+      // The host's time up to this reading belongs to what came before it (a trainer reads the
+      // profile at each step's start and end), not to the next device call.
+      const now = clock();
+      charge(HOST, 'host', now - lastDeviceEnd, false);
+      lastDeviceEnd = now;
+      return [...entries].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.milliseconds - a.milliseconds);
+    },
   };
 }
 

@@ -11,6 +11,7 @@ import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
+import { profiledDeviceOps } from '../../../src/runtime/cuda/backend.ts';
 import { deviceOps, describeDeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import type { TrainingOps } from '../../../src/runtime/ops.ts';
 import { train } from '../../../src/train/trainer.ts';
@@ -75,5 +76,22 @@ describe('cuda backend, every op on the (simulated) device', () => {
     for (const op of ['embedding.forward', 'rmsnorm.forward', 'rmsnorm.backward', 'rope.forward', 'rope.backward', 'attention.forward', 'attention.backward_dq',
       'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'lm_head.forward', 'lm_head.backward', 'cross_entropy.forward',
       'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step']) expect(launched, op).toContain(op);
+  }, 120_000);
+
+  it('profiled (QALC_CUDA_PROFILE), charges each step\'s time to linear, attention and the other ops', async () => {
+    const front = frontEnd(specPath);
+    const plan = front.plan!;
+    const { manifest } = await loadCompiledKernels(plan, { targets: ['cuda'] });
+    const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
+    const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
+    const { ops } = profiledDeviceOps(new SimulatedModelOpDevice(linear, manifest.modelOps), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+    const out = join(dir, 'profiled');
+    await train({ plan, specDir: dir, out, evalBatches: 1, ops, steps: 1 });
+    const [record] = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { seconds: number; profile_ms: Record<string, number> });
+    for (const kind of ['linear', 'attention', 'lm_head', 'other', 'host']) expect(record!.profile_ms[kind], kind).toBeGreaterThan(0);
+    const charged = Object.values(record!.profile_ms).reduce((a, b) => a + b, 0);
+    expect(charged / 1000).toBeLessThanOrEqual(record!.seconds * 1.01);
+    const { device } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { device: { profile: { name: string; kind: string }[] } };
+    expect(device.profile.find((e) => e.kind === 'attention')?.name).toMatch(/^attention_/);
   }, 120_000);
 });

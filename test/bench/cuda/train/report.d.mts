@@ -6,6 +6,7 @@ export const TARGETS: { readonly vsQaloraReference: number; readonly vsPeftLora:
 export function flopsPerToken(arch: Arch, seq: number): { linearParameters: number; linear: number; attention: number; total: number };
 export function qaloraTrainable(arch: Arch, group?: number, rank?: number): number;
 export function sampledPeakBytes(text: string): number | undefined;
+export function profiledSplit(work: string, layers: number): { step_ms_by_class?: Record<string, number>; step_ms_by_kind?: Record<string, number>; step_split_how?: string };
 export interface Row {
   system: 'peft-lora' | 'qalora-eager' | 'qalc';
   layers: number;

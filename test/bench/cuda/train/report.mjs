@@ -63,6 +63,25 @@ export function sampledPeakBytes(text) {
   return (Math.max(...mib.slice(1)) - mib[0]) * 2 ** 20;
 }
 
+/**
+ * The step split of a second, profiled qalc run (QALC_CUDA_PROFILE: every device call waited for,
+ * so its total is not the plain run's) in qalc-l<L>-profiled/: the median over steps 2… of each
+ * kind's milliseconds, as the anchors' classes: gemm = the linear layers' kernels and lm_head.
+ */
+export function profiledSplit(work, layers) {
+  const file = join(work, `qalc-l${layers}-profiled`, 'train.jsonl');
+  if (!existsSync(file)) return {};
+  const steps = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => { try { return JSON.parse(l); } catch { return undefined; } }).filter((r) => r?.profile_ms);
+  if (steps.length === 0) return {};
+  const steady = steps.length > 1 ? steps.slice(1) : steps;
+  const kind = (k) => median(steady.map((r) => r.profile_ms[k] ?? 0));
+  return {
+    step_ms_by_class: { gemm: kind('linear') + kind('lm_head'), attention: kind('attention'), other: kind('other') + kind('copy'), host: kind('host') },
+    step_ms_by_kind: Object.fromEntries(['linear', 'lm_head', 'attention', 'other', 'copy', 'host'].map((k) => [k, kind(k)])),
+    step_split_how: `a second run with QALC_CUDA_PROFILE (each device call waited for and timed by the host), median over its steps ${steps.length > 1 ? `2–${steps.length}` : '1'}; gemm = linear + lm_head, other = the other model ops + copies; host = JavaScript between device calls`,
+  };
+}
+
 /** qalc's numbers from its run folder: summary.json, else train.jsonl alone (a run stopped early). */
 export function qalcResult(work, layers) {
   const dir = join(work, `qalc-l${layers}`);
@@ -93,6 +112,7 @@ export function qalcResult(work, layers) {
     // Both when both exist: qalc's own count of its allocations, and what the driver saw.
     ...(memory !== undefined ? { peak_sampled_bytes: memory } : {}),
     ...(device ? { device } : {}),
+    ...profiledSplit(work, layers),
     backend_report: log.split('\n').filter((l) => /^cuda: |kernels \(manifest|every op on the GPU/.test(l)).slice(0, 4),
   };
 }
@@ -175,7 +195,9 @@ export function markdown(report) {
   lines.push('| system | blocks | tokens/s | step ms (median) | peak GPU memory | trainable parameters | MFU (measured ceiling) | MFU (989) | GPU time by class (ms: gemm / attention / other) |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of report.rows) {
-    const split = r.step_ms_by_class ? `${fmt(r.step_ms_by_class.gemm, 1)} / ${fmt(r.step_ms_by_class.attention, 1)} / ${fmt(r.step_ms_by_class.other, 1)}` : '—';
+    const split = r.step_ms_by_class
+      ? `${fmt(r.step_ms_by_class.gemm, 1)} / ${fmt(r.step_ms_by_class.attention, 1)} / ${fmt(r.step_ms_by_class.other, 1)}${r.step_ms_by_class.host !== undefined ? ` (+ host ${fmt(r.step_ms_by_class.host, 1)})` : ''}`
+      : '—';
     const trainable = r.trainable_parameters === undefined ? '—' : `${(r.trainable_parameters / 1e6).toFixed(1)} M`;
     lines.push(`| ${NAMES[r.system]} | ${r.layers} | ${fmt(r.tokens_per_s)} | ${fmt(r.step_ms_median, 1)} | ${gib(r.peak_bytes)} | ${trainable} | ${pct(r.mfu_vs_measured)} | ${pct(r.mfu_vs_datasheet)} | ${split} |`);
   }
@@ -195,6 +217,7 @@ export function markdown(report) {
       notes.push(`qalc at ${r.layers} blocks: nvidia-smi saw ${gib(r.peak_sampled_bytes)} at the most above the idle baseline (0.2 s samples, the CUDA context included)`);
     }
     notes.push(`qalc at ${r.layers} blocks: tokens/s is the ${r.tokens_per_s_how} (summary.json over all steps: ${fmt(r.summary_tokens_per_s)}); losses ${r.losses.map((x) => x.toFixed(4)).join(', ')}${r.complete ? '' : '; the run did not finish'}`);
+    if (r.step_split_how) notes.push(`qalc at ${r.layers} blocks: GPU time by class from ${r.step_split_how}; by kind (ms): ${Object.entries(r.step_ms_by_kind).map(([k, v]) => `${k} ${fmt(v, 1)}`).join(', ')}`);
     for (const line of r.backend_report) notes.push(`qalc said: ${line}`);
   }
   for (const r of report.rows.filter((x) => x.layer_check)) {

@@ -3,7 +3,7 @@
 // summary.json and train.jsonl), beside the JSON lines reference.py prints (written here by
 // hand: torch is not on this machine). Checks the FLOP count, the MFU and ratio arithmetic,
 // the steady-state rate (step 1 left out), and where the peak memory comes from.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { Progress } from '../../../../src/train/progress.ts';
 import { train } from '../../../../src/train/trainer.ts';
 import { planFrom } from '../../../support/inline-spec.ts';
 import { shakespeareSlice, TOK512 } from '../../../train/tiny-model.ts';
-import { buildReport, flopsPerToken, LLAMA2_7B, markdown, qaloraTrainable } from './report.mjs';
+import { buildReport, flopsPerToken, LLAMA2_7B, markdown, profiledSplit, qaloraTrainable } from './report.mjs';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-train-bench-'));
 const TINY = { dim: 64, hidden: 128, kvDim: 32, vocab: 512, layers: 2 };
@@ -102,5 +102,14 @@ describe('train-bench report', () => {
     expect(report.rows.find((r) => r.system === 'qalc')!.complete).toBe(false);
     expect(report.missing.join('\n')).toContain('qalc at 2 blocks: no summary.json');
     expect(report.missing.join('\n')).toContain('gemm ceiling');
+  });
+  it('splits a profiled run\'s steps by class, leaving step 1 out', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'qalc-train-bench-profiled-'));
+    mkdirSync(join(folder, 'qalc-l4-profiled'));
+    const step = (linear: number, attention: number) => JSON.stringify({ step: 1, loss: 1, seconds: 1, profile_ms: { linear, lm_head: 2, attention, other: 3, copy: 1, host: 5 } });
+    writeFileSync(join(folder, 'qalc-l4-profiled', 'train.jsonl'), [step(900, 90), step(10, 4), step(12, 6), step(11, 5)].join('\n') + '\n');
+    const split = profiledSplit(folder, 4) as { step_ms_by_class: Record<string, number> };
+    expect(split.step_ms_by_class).toEqual({ gemm: 13, attention: 5, other: 4, host: 5 });
+    expect(profiledSplit(folder, 32)).toEqual({});
   });
 });
