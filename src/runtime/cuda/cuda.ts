@@ -252,7 +252,7 @@ export class CudaDriver implements CudaDevicePort {
         const { m, n, k } = gemmShape(call);
         const { a, b, out } = call;
         const at = (x: DeviceMatrix) => x.buffer.pointer + BigInt(x.offset ?? 0);
-        const ld = (x: DeviceMatrix) => Math.max(1, x.ld ?? x.columns); // cuBLAS wants ≥ 1, even for an empty operand
+        const ld = (x: DeviceMatrix) => x.ld ?? x.columns;
         driver.gemm(call.transposeA ?? false, call.transposeB ?? false, m, n, k, call.alpha ?? 1, at(a), ld(a), at(b), ld(b), call.beta ?? 0, at(out), ld(out), a.type, out.type);
       };
     }

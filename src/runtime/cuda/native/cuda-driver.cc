@@ -518,6 +518,8 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "cuBLAS GemmEx writes f32 or the operands' type: bf16 → bf16|f32, f16 → f16|f32, f32 → f32");
   }
   if (m == 0 || n == 0) return env.Undefined();
+  // cuBLAS wants every leading dimension ≥ 1, even an empty operand's (k = 0: rows of 0).
+  lda = lda < 1 ? 1 : lda, ldb = ldb < 1 ? 1 : ldb;
   checkBlas(env,
             blasState.blas.cublasGemmEx(handle, transposeB ? kOpT : kOpN, transposeA ? kOpT : kOpN, n, m, k, &alpha, reinterpret_cast<const void*>(b),
                                         abType, ldb, reinterpret_cast<const void*>(a), abType, lda, &beta, reinterpret_cast<void*>(out), outType,
