@@ -65,7 +65,9 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
       : { ops: deviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda')), profiled: undefined };
     const attention = kernels.modelOps.some((k) => k.manifest.op === 'attention') ? '' : ' but attention (no kernel for this head size: on the CPU)';
     const profiling = profiled === undefined ? '' : '; PROFILED (QALC_CUDA_PROFILE: every device call waited for, so slower than a plain run)';
-    const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops${profiling}`].join('\n');
+    // lm_head (the dense frozen classifier) on cuBLAS where libcublas loads, else on its own kernel (device-ops.ts).
+    const blas = driver.blas.available ? `lm_head on cuBLAS ${driver.blas.version} (${driver.blas.library})` : `lm_head on qalc's own kernel (${driver.blas.reason})`;
+    const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops; ${blas}${profiling}`].join('\n');
     const report = () => [describeDeviceOps(ops), ...(profiled === undefined ? [] : [describeProfile(profiled.profile())])].join('\n');
     return { name: 'cuda', ops, device, notice, report, close: () => {} };
   }

@@ -48,6 +48,12 @@ interface CudaAddon {
   memset(pointer: bigint, byte: number, bytes: number): void;
   launch(fn: number, grid: readonly number[], block: readonly number[], sharedBytes: number, parameters: Uint8Array, offsets: Uint32Array): void;
   synchronize(): void;
+  blasProbe(): { available: true; library: string; version: [number, number, number] } | { available: false; reason: string };
+  /** Row-major, as GemmCall, with pointers (offsets added) and row strides; see native/cuda-driver.cc. */
+  gemm(
+    transposeA: boolean, transposeB: boolean, m: number, n: number, k: number, alpha: number, a: bigint, lda: number, b: bigint, ldb: number,
+    beta: number, out: bigint, ldo: number, abType: DeviceMatrix['type'], outType: DeviceMatrix['type'],
+  ): void;
 }
 
 let addon: CudaAddon | undefined;
@@ -77,6 +83,18 @@ export function cudaAvailability(): CudaAvailability {
   if (!probe.available) return { available: false, reason: probe.reason };
   const { name, computeCapability, multiprocessors, totalMemory, driverVersion } = probe;
   return { available: true, device: { name, computeCapability: [computeCapability[0], computeCapability[1]], multiprocessors, totalMemory, driverVersion } };
+}
+
+export type CublasAvailability =
+  | { readonly available: true; readonly library: string; readonly version: string }
+  | { readonly available: false; readonly reason: string };
+
+/** Whether cuBLAS loads (libcublas.so.13, dlopened by the addon; no GPU needed to ask), and which; never throws. */
+export function cublasAvailability(): CublasAvailability {
+  const loaded = loadAddon();
+  if (typeof loaded === 'string') return { available: false, reason: loaded };
+  const probe = loaded.blasProbe();
+  return probe.available ? { available: true, library: probe.library, version: probe.version.join('.') } : { available: false, reason: probe.reason };
 }
 
 /** A kernel function of a loaded module. */
@@ -222,7 +240,23 @@ export function packParameters(parameters: readonly KernelParameter[]): { bytes:
 export type Dim3 = readonly [number, number, number];
 
 export class CudaDriver implements CudaDevicePort {
-  constructor(private readonly driver: CudaAddon, readonly device: CudaDevice) {}
+  /** cuBLAS's GemmEx when libcublas loads (probed once, here); absent otherwise. */
+  readonly gemm?: (call: GemmCall) => void;
+  /** Whether gemm is there, and why not: for the backend's notice. */
+  readonly blas: CublasAvailability;
+
+  constructor(private readonly driver: CudaAddon, readonly device: CudaDevice) {
+    this.blas = cublasAvailability();
+    if (this.blas.available) {
+      this.gemm = (call) => {
+        const { m, n, k } = gemmShape(call);
+        const { a, b, out } = call;
+        const at = (x: DeviceMatrix) => x.buffer.pointer + BigInt(x.offset ?? 0);
+        const ld = (x: DeviceMatrix) => x.ld ?? x.columns;
+        driver.gemm(call.transposeA ?? false, call.transposeB ?? false, m, n, k, call.alpha ?? 1, at(a), ld(a), at(b), ld(b), call.beta ?? 0, at(out), ld(out), a.type, out.type);
+      };
+    }
+  }
 
   /** cuModuleLoadData on a fatbin (or cubin, or NUL-free PTX text as bytes). */
   loadModule(image: Uint8Array): CudaModule {

@@ -18,10 +18,11 @@ import { checkTargets, countsTowardLoss, type CrossEntropyResult } from '../type
 import { checkTokens } from '../typescript/embedding.ts';
 import { checkRopeShape, type RopeTables } from '../typescript/rope.ts';
 import { checkLength, type Floats } from '../typescript/floats.ts';
-import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
+import type { CudaDevicePort, DeviceBuffer, DeviceMatrix } from './cuda.ts';
 import { CUDA_WORDING } from './cuda-port.ts';
 import { dense, DeviceArrays, float32, type Converter, type Layout } from './device-arrays.ts';
 import type { CudaKernelSet } from './kernels.ts';
+import { encodeRows } from './host-data.ts';
 import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
@@ -89,6 +90,32 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
   /** A loss mask as the cross-entropy kernels read it (uint8, or a null pointer: every row counts). */
   const maskOf = (mask: ArrayLike<number> | undefined, rows: number) => (mask === undefined ? null : upload(Uint8Array.from({ length: rows }, (_, r) => (mask[r] ? 1 : 0))));
   const lossBuffers = new WeakMap<Floats, DeviceBuffer>();
+
+  // lm_head on cuBLAS when the port has it (the frozen classifier is a dense unquantized matrix,
+  // the biggest matmul of a step: 2·rows·4096·32000 flops each way for LLaMA-7B), else on the
+  // model-op kernel. Operands in bf16 when the activations are bf16 — what PyTorch's bf16 model
+  // does (bf16 in, f32 accumulation), on the tensor cores (~20× the f32 SIMT kernel's rate on the
+  // H200), with half the classifier's memory; the logits and dx stay f32. The classifier goes
+  // up once as a bf16 copy; x and dLogits are converted on the device (the convert kernels).
+  // With f16 activations the operands stay f32 (cuBLAS's f32 GEMM): dLogits, a probability over
+  // the counted rows (≈ 1/(32000·rows)), is below f16's smallest subnormal.
+  const gemm = driver.gemm;
+  const gemmType: 'bf16' | 'f32' = activation === 'bf16' ? 'bf16' : 'f32';
+  const lmHeadOperand = (host: Floats, rows: number, columns: number): DeviceMatrix => {
+    const layout = gemmType === 'f32' ? dense(rows * columns) : { encoding: gemmType, rows, width: columns, stride: columns };
+    return { buffer: arrays.read(float32(host, 'an lm_head operand'), layout), type: gemmType, rows, columns };
+  };
+  const lmHeadClassifier = (classifier: Floats, vocab: number, channels: number): DeviceMatrix => {
+    const values = float32(classifier, 'classifier');
+    const buffer = gemmType === 'f32' ? frozen(classifier, 'classifier') : arrays.frozen(values, gemmType, () => encodeRows(values, dense(vocab * channels, gemmType)));
+    return { buffer, type: gemmType, rows: vocab, columns: channels };
+  };
+  const checkLmHead = (classifier: Floats, rows: number, channels: number, vocab: number) => {
+    const kernel = kernelOf('lm_head');
+    requireConstant(kernel, 'CHANNELS', channels, 'channels');
+    requireConstant(kernel, 'VOCAB', vocab, 'vocab');
+    checkLength('classifier', classifier, vocab * channels);
+  };
 
   /** A linear layer no compiled kernel fits: the host op, on the arrays synced back first. */
   const hostLinear: LinearOps = {
@@ -211,18 +238,26 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
     },
 
     lmHeadForward(logits, x, classifier, rows, channels, vocab) {
-      const kernel = kernelOf('lm_head');
-      requireConstant(kernel, 'CHANNELS', channels, 'channels');
-      requireConstant(kernel, 'VOCAB', vocab, 'vocab');
-      ops.launch('lm_head', 'forward', { logits: write(logits, 'logits', rows * vocab), x: read(x, 'x', rows * channels), classifier: frozen(classifier, 'classifier'), rows });
+      checkLmHead(classifier, rows, channels, vocab);
+      const out = write(logits, 'logits', rows * vocab);
+      if (gemm !== undefined) {
+        // logits[rows, V] = x[rows, C] · classifier[V, C]ᵀ
+        gemm({ a: lmHeadOperand(x, rows, channels), b: lmHeadClassifier(classifier, vocab, channels), transposeB: true, out: { buffer: out, type: 'f32', rows, columns: vocab } });
+        return run(undefined);
+      }
+      ops.launch('lm_head', 'forward', { logits: out, x: read(x, 'x', rows * channels), classifier: frozen(classifier, 'classifier'), rows });
       return run(undefined);
     },
 
     lmHeadBackward(dx, dLogits, classifier, rows, channels, vocab) {
-      const kernel = kernelOf('lm_head');
-      requireConstant(kernel, 'CHANNELS', channels, 'channels');
-      requireConstant(kernel, 'VOCAB', vocab, 'vocab');
-      ops.launch('lm_head', 'backward', { dx: update(dx, 'dx'), dLogits: read(dLogits, 'dLogits', rows * vocab), classifier: frozen(classifier, 'classifier'), rows });
+      checkLmHead(classifier, rows, channels, vocab);
+      const out = update(dx, 'dx');
+      if (gemm !== undefined) {
+        // dx[rows, C] += dLogits[rows, V] · classifier[V, C]
+        gemm({ a: lmHeadOperand(dLogits, rows, vocab), b: lmHeadClassifier(classifier, vocab, channels), out: { buffer: out, type: 'f32', rows, columns: channels }, beta: 1 });
+        return run(undefined);
+      }
+      ops.launch('lm_head', 'backward', { dx: out, dLogits: read(dLogits, 'dLogits', rows * vocab), classifier: frozen(classifier, 'classifier'), rows });
       return run(undefined);
     },
 

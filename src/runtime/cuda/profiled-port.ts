@@ -5,13 +5,13 @@
 // the total, is what it measures. `QALC_CUDA_PROFILE=1 qalc train --backend cuda …` turns it on
 // (backend.ts); the table is the report's last lines and summary.json's device.profile.
 import { performance } from 'node:perf_hooks';
-import type { CudaDevicePort, CudaFunction, DeviceBuffer, Dim3, KernelParameter } from './cuda.ts';
+import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type GemmCall, type KernelParameter } from './cuda.ts';
 
 export interface ProfileEntry {
   /** A kernel's symbol, or `copy host→device` and the like. */
   readonly name: string;
-  /** linear (the quantized layers' kernels), attention, lm_head, other (the rest of the model ops), copy, host. */
-  readonly kind: 'linear' | 'attention' | 'lm_head' | 'other' | 'copy' | 'host';
+  /** linear (the quantized layers' kernels), attention, lm_head, gemm (cuBLAS), other (the rest of the model ops), copy, host. */
+  readonly kind: 'linear' | 'attention' | 'lm_head' | 'gemm' | 'other' | 'copy' | 'host';
   readonly calls: number;
   readonly milliseconds: number;
 }
@@ -66,6 +66,13 @@ export function profiledPort(inner: CudaDevicePort, clock: () => number = () => 
       timed(fn.symbol, kernelKind(fn.symbol), () => inner.launch(fn, grid, block, sharedBytes, parameters));
     },
     synchronize: () => inner.synchronize(),
+    // A cuBLAS call by its types and shape (its caller is not known here): `gemm bf16→f32 2048×32000×4096`.
+    ...(inner.gemm === undefined ? {} : {
+      gemm: (call: GemmCall) => {
+        const { m, n, k } = gemmShape(call);
+        timed(`gemm ${call.a.type}→${call.out.type} ${m}×${n}×${k}`, 'gemm', () => inner.gemm!(call));
+      },
+    }),
     profile() {
       // The host's time up to this reading belongs to what came before it (a trainer reads the
       // profile at each step's start and end), not to the next device call.

@@ -7,12 +7,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
+import type { CudaManifestKernel, ModelOpManifestKernel } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { profiledDeviceOps } from '../../../src/runtime/cuda/backend.ts';
+import type { GemmCall } from '../../../src/runtime/cuda/cuda.ts';
 import { deviceOps, describeDeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
+import type { Plan } from '../../../src/plan/plan.ts';
+import { lmHeadBackward, lmHeadForward } from '../../../src/runtime/typescript/lm-head.ts';
 import type { TrainingOps } from '../../../src/runtime/ops.ts';
 import { train } from '../../../src/train/trainer.ts';
 import { SimulatedModelOpDevice } from './simulated-model-ops.ts';
@@ -46,36 +49,58 @@ async function losses(ops: TrainingOps, name: string, plan: Parameters<typeof tr
   return readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { loss: number }).loss);
 }
 
-describe('cuda backend, every op on the (simulated) device', () => {
-  it('trains stories260K to the cpu backend\'s losses (bf16 rounding), each op a kernel', async () => {
+let compiledOnce: Promise<{ plan: Plan; linear: CudaManifestKernel[]; modelOps: readonly ModelOpManifestKernel[] }> | undefined;
+/** The spec's plan and its kernels' manifests (compiled once for the file). */
+function compiled() {
+  return (compiledOnce ??= (async () => {
     const front = frontEnd(specPath);
     if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
-    const plan = front.plan;
-    const { manifest } = await loadCompiledKernels(plan, { targets: ['cuda'] });
-    const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
-    const device = new SimulatedModelOpDevice(linear, manifest.modelOps);
-    const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-    const kernels = { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) };
+    const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
+    return { plan: front.plan, linear: manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda'), modelOps: manifest.modelOps };
+  })());
+}
+const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
+
+// With cuBLAS (the port's gemm: lm_head's two matmuls, bf16 operands) and without (lm_head's own kernel).
+describe.each([['cuBLAS', true], ['no cuBLAS', false]] as const)('cuda backend, every op on the (simulated) device, %s', (name, blas) => {
+  it('trains stories260K to the cpu backend\'s losses (bf16 rounding), each op a kernel', async () => {
+    const { plan, linear, modelOps } = await compiled();
+    const port = () => (blas ? new SimulatedModelOpDevice(linear, modelOps) : new SimulatedModelOpDevice(linear, modelOps).withoutGemm());
+    const device = port();
+    const kernels = { kernels: linear.map(image), modelOps: modelOps.map(image) };
     const ops = deviceOps(device, kernels, cpuBackend().ops, 'bf16');
-    const gpu = await losses(ops, 'cuda', plan);
-    const cpu = await losses(cpuBackend().ops, 'cpu', plan);
+    const gpu = await losses(ops, `cuda-${blas}`, plan);
+    const cpu = await losses(cpuBackend().ops, `cpu-${blas}`, plan);
     console.log(`losses on the simulated device ${gpu.map((l) => l.toFixed(5)).join(', ')}, cpu ${cpu.map((l) => l.toFixed(5)).join(', ')}; ${describeDeviceOps(ops)}`);
     expect(gpu).toHaveLength(2);
     gpu.forEach((loss, i) => expect(Math.abs(loss - cpu[i]!) / cpu[i]!).toBeLessThan(5e-3));
     expect(ops.stats.fallbackForward + ops.stats.fallbackBackward).toBe(0);
     // summary.json records the device's measurements: what it allocated (activations, frozen weights, pools) and its launches.
-    const { device: measured } = JSON.parse(readFileSync(join(dir, 'cuda', 'summary.json'), 'utf8')) as { device: { peakBytes: number; launches: number } };
+    const { device: measured } = JSON.parse(readFileSync(join(dir, `cuda-${blas}`, 'summary.json'), 'utf8')) as { device: { peakBytes: number; launches: number } };
     expect(measured.peakBytes).toBeGreaterThan(1e5);
     expect(measured.launches).toBe(ops.launches());
     // A new process resumes from the checkpoint: adapters and AdamW's moments go back to a fresh device.
-    const resumed = await losses(deviceOps(new SimulatedModelOpDevice(linear, manifest.modelOps), kernels, cpuBackend().ops, 'bf16'), 'cuda', plan, { steps: 3, resume: true });
-    const cpuResumed = await losses(cpuBackend().ops, 'cpu', plan, { steps: 3, resume: true });
+    const resumedDevice = port();
+    const resumed = await losses(deviceOps(resumedDevice, kernels, cpuBackend().ops, 'bf16'), `cuda-${blas}`, plan, { steps: 3, resume: true });
+    const cpuResumed = await losses(cpuBackend().ops, `cpu-${blas}`, plan, { steps: 3, resume: true });
     expect(resumed).toHaveLength(3);
     expect(Math.abs(resumed[2]! - cpuResumed[2]!) / cpuResumed[2]!).toBeLessThan(5e-3);
     const launched = new Set(device.modelOpLaunches);
     for (const op of ['embedding.forward', 'rmsnorm.forward', 'rmsnorm.backward', 'rope.forward', 'rope.backward', 'attention.forward', 'attention.backward_dq',
-      'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'lm_head.forward', 'lm_head.backward', 'cross_entropy.forward',
+      'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'cross_entropy.forward',
       'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step']) expect(launched, op).toContain(op);
+    // lm_head: two GEMMs a step (forward and backward) on cuBLAS, or its kernel's two entry points; never both.
+    for (const d of [device, resumedDevice]) {
+      const gemms = d.launched.filter((l) => l === 'gemm').length;
+      const kernels = d.modelOpLaunches.filter((l) => l.startsWith('lm_head.'));
+      if (blas) {
+        expect(gemms, name).toBeGreaterThanOrEqual(2);
+        expect(kernels).toEqual([]);
+      } else {
+        expect(gemms, name).toBe(0);
+        expect(new Set(kernels)).toEqual(new Set(['lm_head.forward', 'lm_head.backward']));
+      }
+    }
   }, 120_000);
 
   it('profiled (QALC_CUDA_PROFILE), charges each step\'s time to linear, attention and the other ops', async () => {
@@ -84,14 +109,46 @@ describe('cuda backend, every op on the (simulated) device', () => {
     const { manifest } = await loadCompiledKernels(plan, { targets: ['cuda'] });
     const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
     const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-    const { ops } = profiledDeviceOps(new SimulatedModelOpDevice(linear, manifest.modelOps), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
-    const out = join(dir, 'profiled');
+    const device = blas ? new SimulatedModelOpDevice(linear, manifest.modelOps) : new SimulatedModelOpDevice(linear, manifest.modelOps).withoutGemm();
+    const { ops } = profiledDeviceOps(device, { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+    const out = join(dir, `profiled-${blas}`);
     await train({ plan, specDir: dir, out, evalBatches: 1, ops, steps: 1 });
     const [record] = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { seconds: number; profile_ms: Record<string, number> });
-    for (const kind of ['linear', 'attention', 'lm_head', 'other', 'host']) expect(record!.profile_ms[kind], kind).toBeGreaterThan(0);
+    for (const kind of ['linear', 'attention', blas ? 'gemm' : 'lm_head', 'other', 'host']) expect(record!.profile_ms[kind], kind).toBeGreaterThan(0);
     const charged = Object.values(record!.profile_ms).reduce((a, b) => a + b, 0);
     expect(charged / 1000).toBeLessThanOrEqual(record!.seconds * 1.01);
-    const { device } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { device: { profile: { name: string; kind: string }[] } };
-    expect(device.profile.find((e) => e.kind === 'attention')?.name).toMatch(/^attention_/);
+    const { device: measured } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { device: { profile: { name: string; kind: string }[] } };
+    expect(measured.profile.find((e) => e.kind === 'attention')?.name).toMatch(/^attention_/);
   }, 120_000);
+});
+
+describe('lm_head on cuBLAS', () => {
+  it('takes bf16 operands with bf16 activations and f32 ones otherwise; forward overwrites, backward adds', async () => {
+    const { linear, modelOps } = await compiled();
+    const rows = 5, channels = 64, vocab = 512;
+    const wave = (n: number, f: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(f * i + 0.3));
+    const x = wave(rows * channels, 0.37), classifier = wave(vocab * channels, 0.11).map((v) => v / 8), dLogits = wave(rows * vocab, 0.71).map((v) => v * 1e-3);
+    const expectedLogits = new Float32Array(rows * vocab), expectedDx = wave(rows * channels, 0.23);
+    lmHeadForward(expectedLogits, x, classifier, rows, channels, vocab);
+    const dx0 = expectedDx.slice();
+    lmHeadBackward(expectedDx, dLogits, classifier, rows, channels, vocab);
+    const worst = (got: Float32Array, want: Float32Array) => got.reduce((w, v, i) => Math.max(w, Math.abs(v - want[i]!)), 0) / want.reduce((w, v) => Math.max(w, Math.abs(v)), 0);
+    for (const [activation, type, tolerance] of [['bf16', 'bf16', 1e-2], ['f16', 'f32', 1e-6]] as const) {
+      const device = new SimulatedModelOpDevice(linear, modelOps);
+      const types: string[] = [];
+      const gemm = device.gemm!;
+      Object.defineProperty(device, 'gemm', { value: (call: GemmCall) => { types.push(`${call.a.type},${call.b.type}→${call.out.type}`); gemm(call); } });
+      const ops = deviceOps(device, { kernels: linear.map(image), modelOps: modelOps.map(image) }, cpuBackend().ops, activation);
+      const logits = new Float32Array(rows * vocab).fill(7), dx = dx0.slice();
+      ops.lmHeadForward(logits, x, classifier, rows, channels, vocab);
+      ops.lmHeadBackward(dx, dLogits, classifier, rows, channels, vocab);
+      ops.syncToHost!([logits, dx]);
+      expect(types, activation).toEqual([`${type},${type}→f32`, `${type},${type}→f32`]);
+      expect(device.modelOpLaunches.filter((l) => l.startsWith('lm_head')), activation).toEqual([]);
+      expect(worst(logits, expectedLogits), activation).toBeLessThan(tolerance);
+      // dx's own values are large beside the update: compare the update itself.
+      expect(worst(dx.map((v, i) => v - dx0[i]!), expectedDx.map((v, i) => v - dx0[i]!)), activation).toBeLessThan(tolerance * 10);
+      if (activation === 'bf16') expect(worst(logits, expectedLogits)).toBeGreaterThan(1e-5); // bf16 operands, not f32
+    }
+  });
 });

@@ -2,9 +2,10 @@
 // driver binding loads, says plainly why there is no GPU, and `--backend cuda` stops with that
 // reason instead of a crash. On a GPU machine these assertions are skipped.
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { BackendUnavailableError, chooseBackend } from '../../../src/runtime/backend.ts';
-import { CUDA_ADDON_PATH, CudaUnavailableError, cudaAvailability, cudaDriver } from '../../../src/runtime/cuda/cuda.ts';
+import { CUDA_ADDON_PATH, CudaUnavailableError, cublasAvailability, cudaAvailability, cudaDriver } from '../../../src/runtime/cuda/cuda.ts';
 import { compileSpec } from '../../support/inline-spec.ts';
 
 const availability = cudaAvailability();
@@ -14,6 +15,15 @@ describe.skipIf(availability.available)('cuda without a GPU', () => {
     const reason = (availability as { reason: string }).reason;
     if (existsSync(CUDA_ADDON_PATH)) expect(reason).toMatch(/^no GPU: libcuda\.so\.1 not found/);
     else expect(reason).toMatch(/not built.*node-gyp rebuild/);
+  });
+
+  it.skipIf(!existsSync(CUDA_ADDON_PATH))('the binding has cuBLAS\'s GEMM, which says why it cannot run here; probing for libcublas needs no GPU', () => {
+    const addon = createRequire(import.meta.url)(CUDA_ADDON_PATH) as { gemm: (...args: unknown[]) => void };
+    expect(typeof addon.gemm).toBe('function');
+    expect(() => addon.gemm(false, true, 1, 1, 1, 1, 0x1000n, 1, 0x1000n, 1, 0, 0x1000n, 1, 'bf16', 'f32')).toThrow(/^no GPU: libcuda\.so\.1 not found/);
+    const blas = cublasAvailability();
+    if (blas.available) expect(blas.library).toMatch(/libcublas\.so/);
+    else expect(blas.reason).toMatch(/^no cuBLAS: libcublas\.so\.13 not found \(tried the loader's path and \/usr\/local\/cuda\/lib64; dlopen: .*libcublas/);
   });
 
   it('cudaDriver() throws CudaUnavailableError with the same reason, every time', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { CudaDevicePort, DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
+import type { CudaDevicePort, DeviceBuffer, GemmCall } from '../../../src/runtime/cuda/cuda.ts';
 import { describeProfile, kernelKind, profiledPort } from '../../../src/runtime/cuda/profiled-port.ts';
 
 /** A port whose every call advances a fake clock by a known amount, so the charges can be checked exactly. */
@@ -40,6 +40,20 @@ describe('profiled cuda port', () => {
     expect(byName['host between device calls']!.milliseconds).toBe(9);
     expect(port.profile()[0]!.name).toBe('attention_forward');
     expect(describeProfile(port.profile())).toMatch(/25\.0 ms \(100\.0 %\) in all; attention 10\.0 ms \(40\.0 %\)/);
+  });
+
+  it('passes cuBLAS calls through, charged by types and shape, and has none when the port has none', () => {
+    const clock = { now: 0 };
+    const gemms: number[] = [];
+    const inner = { ...fakePort(clock, {}), gemm: (call: GemmCall) => { gemms.push(call.out.rows); clock.now += 4; } };
+    const port = profiledPort(inner, () => clock.now);
+    const buffer = port.alloc(4096);
+    const matrix = (rows: number, columns: number, type: 'bf16' | 'f32') => ({ buffer, rows, columns, type });
+    port.gemm!({ a: matrix(3, 5, 'bf16'), b: matrix(7, 5, 'bf16'), transposeB: true, out: matrix(3, 7, 'f32') });
+    expect(gemms).toEqual([3]);
+    expect(port.profile().find((e) => e.kind === 'gemm')).toEqual({ name: 'gemm bf16→f32 3×7×5', kind: 'gemm', calls: 1, milliseconds: 4 });
+    expect(() => port.gemm!({ a: matrix(3, 5, 'bf16'), b: matrix(7, 5, 'bf16'), out: matrix(3, 7, 'f32') })).toThrow(/op\(a\) is 3×5, op\(b\) 7×5/);
+    expect(profiledPort(fakePort(clock, {})).gemm).toBeUndefined();
   });
 
   it('names kernels by their kind', () => {

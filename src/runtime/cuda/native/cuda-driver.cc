@@ -2,7 +2,8 @@
 // never linked, so the addon builds without a CUDA toolkit and loads on a machine without a GPU
 // (probe() then says why). Only what the cuda backend needs: one device's primary context,
 // modules from fatbins built at compile time (cuModuleLoadData), device buffers, synchronous
-// copies and kernel launches. The typed wrappers live in ../cuda.ts.
+// copies and kernel launches; and cuBLAS's GemmEx, from libcublas dlopened the same way (the
+// dense unquantized matmuls: lm_head). The typed wrappers live in ../cuda.ts.
 //
 // The driver's types are declared here rather than taken from cuda.h: handles are opaque
 // pointers, CUdeviceptr is 64-bit, results are ints (0 = CUDA_SUCCESS). The _v2 entry points are
@@ -11,8 +12,10 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace qalc_cuda {
@@ -180,6 +183,138 @@ std::pair<uint8_t*, size_t> bytesOf(Napi::Env env, Napi::Value value, const char
   throw Napi::TypeError::New(env, std::string(name) + " must be a typed array");
 }
 
+
+// cuBLAS, dlopened like the driver (no cuBLAS headers are needed to build). Its types as
+// cublas_api.h declares them: the handle is an opaque pointer, statuses and enums are ints.
+// Values: cudaDataType_t from CUDA 13.0's library_types.h (CUDA_R_32F 0, CUDA_R_16F 2,
+// CUDA_R_16BF 14); cublasOperation_t (CUBLAS_OP_N 0, CUBLAS_OP_T 1), cublasComputeType_t
+// (CUBLAS_COMPUTE_32F 68) and cublasGemmAlgo_t (CUBLAS_GEMM_DEFAULT -1) from cublas_api.h, as
+// CuPy mirrors it (cupy_backends/cuda/libs/cublas.pxd); libraryPropertyType_t (MAJOR_VERSION 0,
+// MINOR_VERSION 1, PATCH_LEVEL 2) from library_types.h.
+using cublasStatus = int;
+using cublasHandle = struct cublasContext*;
+constexpr int kOpN = 0, kOpT = 1;
+constexpr int kDataF32 = 0, kDataF16 = 2, kDataBF16 = 14;
+constexpr int kCompute32F = 68;
+constexpr int kGemmDefault = -1;
+
+struct Blas {
+  cublasStatus (*cublasCreate)(cublasHandle*);
+  cublasStatus (*cublasSetStream)(cublasHandle, CUstream);
+  cublasStatus (*cublasGetProperty)(int, int*);
+  cublasStatus (*cublasGemmEx)(cublasHandle, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+                               const void*, void*, int, int, int, int);
+  const char* (*cublasGetStatusName)(cublasStatus);    // optional (cuBLAS 11.4+)
+  const char* (*cublasGetStatusString)(cublasStatus);  // optional
+};
+
+struct BlasState {
+  bool probed = false;
+  std::string unavailable;  // empty once libcublas and its entry points are there
+  std::string library;      // the path or name it was opened by
+  int version[3] = {0, 0, 0};
+  Blas blas{};
+  cublasHandle handle = nullptr;  // created on the first gemm, in the primary context
+};
+
+BlasState blasState;
+
+std::string blasStatusText(cublasStatus status) {
+  const Blas& b = blasState.blas;
+  const char* name = b.cublasGetStatusName ? b.cublasGetStatusName(status) : nullptr;
+  const char* text = b.cublasGetStatusString ? b.cublasGetStatusString(status) : nullptr;
+  return std::string(name ? name : "cuBLAS status") + " (" + std::to_string(status) + ")" + (text ? std::string(": ") + text : "");
+}
+
+/**
+ * Opens libcublas once: by soname (LD_LIBRARY_PATH, the ld.so cache), then from the toolkit's
+ * lib64 folders ($CUDA_HOME, $CUDA_PATH, /usr/local/cuda), which the loader's path often lacks.
+ * libcublas needs libcublasLt of the same version beside it: opened first from the same
+ * folder, the loader then finds it loaded when libcublas asks for it by soname.
+ */
+void probeBlas() {
+  if (blasState.probed) return;
+  blasState.probed = true;
+  std::vector<std::string> candidates = {"libcublas.so.13", "libcublas.so"};
+  std::vector<std::string> folders;
+  for (const char* variable : {"CUDA_HOME", "CUDA_PATH"}) {
+    const char* value = std::getenv(variable);
+    if (value != nullptr && *value != 0) folders.push_back(std::string(value) + "/lib64");
+  }
+  folders.push_back("/usr/local/cuda/lib64");
+  for (const std::string& folder : folders) {
+    candidates.push_back(folder + "/libcublas.so.13");
+    candidates.push_back(folder + "/libcublas.so");
+  }
+  void* library = nullptr;
+  std::string firstError;
+  for (const std::string& candidate : candidates) {
+    size_t slash = candidate.rfind('/');
+    if (slash != std::string::npos) {
+      // folder/libcublas.so.13 → folder/libcublasLt.so.13 (and .so → .so)
+      std::string lt = candidate.substr(0, slash) + "/libcublasLt" + candidate.substr(slash + 1 + std::strlen("libcublas"));
+      dlopen(lt.c_str(), RTLD_NOW | RTLD_LOCAL);  // may fail: libcublas then says what it lacks
+    }
+    library = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (library != nullptr) {
+      blasState.library = candidate;
+      break;
+    }
+    const char* why = dlerror();
+    if (firstError.empty() && why != nullptr) firstError = why;
+  }
+  if (library == nullptr) {
+    blasState.unavailable = "no cuBLAS: libcublas.so.13 not found (tried the loader's path and /usr/local/cuda/lib64" +
+                            (firstError.empty() ? std::string(")") : "; dlopen: " + firstError + ")");
+    return;
+  }
+  Blas& b = blasState.blas;
+  const auto need = [&](const char* symbol, auto& slot) {
+    slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(dlsym(library, symbol));
+    if (slot == nullptr && blasState.unavailable.empty()) blasState.unavailable = "no cuBLAS: " + blasState.library + " lacks " + symbol;
+    return slot != nullptr;
+  };
+  if (!(need("cublasCreate_v2", b.cublasCreate) && need("cublasSetStream_v2", b.cublasSetStream) &&
+        need("cublasGetProperty", b.cublasGetProperty) && need("cublasGemmEx", b.cublasGemmEx))) {
+    return;
+  }
+  b.cublasGetStatusName = reinterpret_cast<decltype(b.cublasGetStatusName)>(dlsym(library, "cublasGetStatusName"));
+  b.cublasGetStatusString = reinterpret_cast<decltype(b.cublasGetStatusString)>(dlsym(library, "cublasGetStatusString"));
+  for (int property = 0; property < 3; property++) b.cublasGetProperty(property, &blasState.version[property]);
+}
+
+void checkBlas(Napi::Env env, cublasStatus status, const char* what) {
+  if (status != 0) throw Napi::Error::New(env, std::string("cuBLAS ") + what + ": " + blasStatusText(status));
+}
+
+/** The handle, made on first use in the primary context (current: requireDevice), on the null stream our launches use. */
+cublasHandle blasHandle(Napi::Env env) {
+  probeBlas();
+  if (!blasState.unavailable.empty()) throw Napi::Error::New(env, blasState.unavailable);
+  if (blasState.handle == nullptr) {
+    cublasHandle handle = nullptr;
+    checkBlas(env, blasState.blas.cublasCreate(&handle), "cublasCreate");
+    checkBlas(env, blasState.blas.cublasSetStream(handle, nullptr), "cublasSetStream");
+    blasState.handle = handle;
+  }
+  return blasState.handle;
+}
+
+int blasType(Napi::Env env, Napi::Value value, const char* name) {
+  if (!value.IsString()) throw Napi::TypeError::New(env, std::string(name) + " must be 'bf16', 'f16' or 'f32'");
+  std::string type = value.As<Napi::String>().Utf8Value();
+  if (type == "bf16") return kDataBF16;
+  if (type == "f16") return kDataF16;
+  if (type == "f32") return kDataF32;
+  throw Napi::TypeError::New(env, std::string(name) + " must be 'bf16', 'f16' or 'f32', not '" + type + "'");
+}
+
+int blasInt(Napi::Env env, Napi::Value value, const char* name) {
+  uint32_t number = indexOf(env, value, name);
+  if (number > 2147483647u) throw Napi::RangeError::New(env, std::string(name) + " is past cuBLAS's 32-bit int");
+  return static_cast<int>(number);
+}
+
 // probe(): { available: true, name, computeCapability: [major, minor], … } | { available: false, reason }
 Napi::Value Probe(const Napi::CallbackInfo& info) {
   probe();
@@ -339,6 +474,60 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+
+// blasProbe(): { available: true, library, version: [major, minor, patch] } | { available: false, reason }
+// Only opens libcublas (no GPU needed); the handle waits for the first gemm.
+Napi::Value BlasProbe(const Napi::CallbackInfo& info) {
+  probeBlas();
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("available", blasState.unavailable.empty());
+  if (!blasState.unavailable.empty()) {
+    result.Set("reason", blasState.unavailable);
+    return result;
+  }
+  result.Set("library", blasState.library);
+  Napi::Array version = Napi::Array::New(env, 3);
+  for (uint32_t i = 0; i < 3; i++) version.Set(i, blasState.version[i]);
+  result.Set("version", version);
+  return result;
+}
+
+// gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, out, ldo, abType, outType)
+// Row-major, as ../cuda.ts's GemmCall: out[m × n] = alpha · op(a) · op(b) + beta · out, with
+// op(a) m × k, op(b) k × n, ld* the elements from one row to the next, f32 accumulation
+// (CUBLAS_COMPUTE_32F; alpha and beta floats), queued on the null stream after the launches
+// before it. cuBLAS is column-major, and a row-major matrix read column-major is its transpose:
+// outᵀ = op(b)ᵀ · op(a)ᵀ is one column-major GemmEx with the operands swapped — A' = b
+// (transposed iff transposeB), B' = a (iff transposeA), m' = n, n' = m, the leading dimensions
+// the row strides. GemmEx takes bf16 → bf16|f32, f16 → f16|f32, f32 → f32.
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 15) throw Napi::TypeError::New(env, "gemm takes 15 arguments");
+  requireDevice(env);
+  cublasHandle handle = blasHandle(env);
+  if (!info[0].IsBoolean() || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "transposeA and transposeB must be booleans");
+  bool transposeA = info[0].As<Napi::Boolean>().Value(), transposeB = info[1].As<Napi::Boolean>().Value();
+  int m = blasInt(env, info[2], "m"), n = blasInt(env, info[3], "n"), k = blasInt(env, info[4], "k");
+  if (!info[5].IsNumber() || !info[10].IsNumber()) throw Napi::TypeError::New(env, "alpha and beta must be numbers");
+  float alpha = info[5].As<Napi::Number>().FloatValue(), beta = info[10].As<Napi::Number>().FloatValue();
+  uint64_t a = pointerOf(env, info[6], "a"), b = pointerOf(env, info[8], "b"), out = pointerOf(env, info[11], "out");
+  int lda = blasInt(env, info[7], "lda"), ldb = blasInt(env, info[9], "ldb"), ldo = blasInt(env, info[12], "ldo");
+  int abType = blasType(env, info[13], "abType"), outType = blasType(env, info[14], "outType");
+  if (outType != kDataF32 && outType != abType) {
+    throw Napi::TypeError::New(env, "cuBLAS GemmEx writes f32 or the operands' type: bf16 → bf16|f32, f16 → f16|f32, f32 → f32");
+  }
+  if (m == 0 || n == 0) return env.Undefined();
+  // cuBLAS wants every leading dimension ≥ 1, even an empty operand's (k = 0: rows of 0).
+  lda = lda < 1 ? 1 : lda, ldb = ldb < 1 ? 1 : ldb;
+  checkBlas(env,
+            blasState.blas.cublasGemmEx(handle, transposeB ? kOpT : kOpN, transposeA ? kOpT : kOpN, n, m, k, &alpha, reinterpret_cast<const void*>(b),
+                                        abType, ldb, reinterpret_cast<const void*>(a), abType, lda, &beta, reinterpret_cast<void*>(out), outType,
+                                        ldo, kCompute32F, kGemmDefault),
+            "cublasGemmEx");
+  return env.Undefined();
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -353,6 +542,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memset", Napi::Function::New(env, Memset));
   exports.Set("launch", Napi::Function::New(env, Launch));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
+  exports.Set("blasProbe", Napi::Function::New(env, BlasProbe));
+  exports.Set("gemm", Napi::Function::New(env, Gemm));
   return exports;
 }
 

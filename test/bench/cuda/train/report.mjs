@@ -66,7 +66,7 @@ export function sampledPeakBytes(text) {
 /**
  * The step split of a second, profiled qalc run (QALC_CUDA_PROFILE: every device call waited for,
  * so its total is not the plain run's) in qalc-l<L>-profiled/: the median over steps 2… of each
- * kind's milliseconds, as the anchors' classes: gemm = the linear layers' kernels and lm_head.
+ * kind's milliseconds, as the anchors' classes: gemm = the linear layers' kernels, lm_head and cuBLAS.
  */
 export function profiledSplit(work, layers) {
   const file = join(work, `qalc-l${layers}-profiled`, 'train.jsonl');
@@ -76,9 +76,9 @@ export function profiledSplit(work, layers) {
   const steady = steps.length > 1 ? steps.slice(1) : steps;
   const kind = (k) => median(steady.map((r) => r.profile_ms[k] ?? 0));
   return {
-    step_ms_by_class: { gemm: kind('linear') + kind('lm_head'), attention: kind('attention'), other: kind('other') + kind('copy'), host: kind('host') },
-    step_ms_by_kind: Object.fromEntries(['linear', 'lm_head', 'attention', 'other', 'copy', 'host'].map((k) => [k, kind(k)])),
-    step_split_how: `a second run with QALC_CUDA_PROFILE (each device call waited for and timed by the host), median over its steps ${steps.length > 1 ? `2–${steps.length}` : '1'}; gemm = linear + lm_head, other = the other model ops + copies; host = JavaScript between device calls`,
+    step_ms_by_class: { gemm: kind('linear') + kind('lm_head') + kind('gemm'), attention: kind('attention'), other: kind('other') + kind('copy'), host: kind('host') },
+    step_ms_by_kind: Object.fromEntries(['linear', 'lm_head', 'gemm', 'attention', 'other', 'copy', 'host'].map((k) => [k, kind(k)])),
+    step_split_how: `a second run with QALC_CUDA_PROFILE (each device call waited for and timed by the host), median over its steps ${steps.length > 1 ? `2–${steps.length}` : '1'}; gemm = linear + lm_head + cuBLAS, other = the other model ops + copies; host = JavaScript between device calls`,
   };
 }
 
