@@ -10,7 +10,7 @@
 //
 // Parameters
 //   HEAD_SIZE 8 (zero-padded to HEAD_PAD 16 inside: one mma k-step is 16), HEADS 8, KV_HEADS 4
-//   tiles (a warp owns 16 rows): forward FWD_BLOCK_Q 64 queries a block, FWD_BLOCK_K 64 keys a step;
+//   tiles (a warp owns 16 rows): forward FWD_BLOCK_Q 128 queries a block, FWD_BLOCK_K 64 keys a step;
 //     dq DQ_BLOCK_Q 64 queries, DQ_BLOCK_K 64 keys; dkdv DKDV_BLOCK_K 64 keys a block, DKDV_BLOCK_Q 64 queries a step
 //   pipeline: each loop step's float32 tiles are fetched by cp.async during the previous step's products
 //   rounding: q, k, v, dOut tiles are rounded to bf16 (round to nearest even) when staged in shared memory;
@@ -22,7 +22,7 @@
 //
 // Entry points, in launch order: extern "C" kernel (parameters), block, dynamic shared bytes, grid
 //   forward: attention_forward(out: pointer, lse: pointer, q: pointer, k: pointer, v: pointer, batch: u32, seqLen: u32)
-//     block (128, 1, 1), 14336 bytes, grid.x = ceil(seqLen / FWD_BLOCK_Q), grid.y = HEADS, grid.z = batch
+//     block (256, 1, 1), 14336 bytes, grid.x = ceil(seqLen / FWD_BLOCK_Q), grid.y = HEADS, grid.z = batch
 //     out = softmax(q k^T / sqrt(hs) + causal mask) v, lse[b, h, t] = log sum_s exp(q_t . k_s / sqrt(hs))
 //   backward_delta: attention_backward_delta(delta: pointer, dOut: pointer, out: pointer, batch: u32, seqLen: u32)
 //     block (256, 1, 1), 0 bytes, grid.x = ceil(batch * seqLen * HEADS / DELTA_WARPS)
@@ -54,7 +54,7 @@ constexpr float LN2 = 0.693147180559945309f;
 constexpr float LOG2E = 1.44269504088896341f;
 
 // Tiles: a warp owns 16 rows (queries in forward and dq, keys in dkdv) of its block's tile.
-constexpr unsigned FWD_WARPS = 4u;
+constexpr unsigned FWD_WARPS = 8u;
 constexpr unsigned FWD_THREADS = FWD_WARPS * 32u;
 constexpr unsigned FWD_BLOCK_Q = FWD_WARPS * 16u;  // forward: queries per block
 constexpr unsigned FWD_BLOCK_K = 64u;  // forward: keys per step
@@ -68,7 +68,7 @@ constexpr unsigned DKDV_BLOCK_K = DKDV_WARPS * 16u;  // dkdv: keys per block
 constexpr unsigned DKDV_BLOCK_Q = 64u;  // dkdv: queries per step
 // Blocks a multiprocessor should hold (a register cap of 65536 / (threads * blocks), at most 255).
 constexpr unsigned FWD_MIN_BLOCKS = FWD_WARPS == 4u ? 2u : 1u;
-constexpr unsigned DQ_MIN_BLOCKS = 2u;
+constexpr unsigned DQ_MIN_BLOCKS = DQ_WARPS == 4u ? 2u : 1u;
 constexpr unsigned DKDV_MIN_BLOCKS = DKDV_WARPS == 4u ? 2u : 1u;
 constexpr unsigned DELTA_WARPS = 8u;  // backward_delta: one warp per (token, head)
 static_assert(FWD_BLOCK_K % 16u == 0u && DQ_BLOCK_K % 16u == 0u && DKDV_BLOCK_Q % 16u == 0u, "whole mma k-steps");

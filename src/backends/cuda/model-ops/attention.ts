@@ -21,7 +21,6 @@ import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
 /** Head sizes the template takes: multiples of 8 up to 128 (padded to a multiple of 16 inside). */
 export const MAX_ATTENTION_HEAD_SIZE = 128;
 
-const DQ_WARPS = 4;
 const DELTA_WARPS = 8;
 
 /** The tile choices of one kernel: the defaults by head size (attentionTuning), or a variant's. */
@@ -29,7 +28,8 @@ export interface AttentionTuning {
   /** forward: warps a block (16 query rows each) and keys a step. */
   readonly forwardWarps: number;
   readonly forwardBlockKey: number;
-  /** dq (4 warps, 64 query rows): keys a step. */
+  /** dq: warps a block (16 query rows each) and keys a step. */
+  readonly dqWarps: number;
   readonly dqBlockKey: number;
   /** dkdv: warps a block (16 key rows each) and queries a step. */
   readonly dkdvWarps: number;
@@ -37,12 +37,14 @@ export interface AttentionTuning {
 }
 
 /**
- * The defaults. Head sizes over 64 step over 32 queries in dkdv and 32 keys in dq, which keeps
- * dk, dv (2 x 64 floats a thread) or q, dOut's operands (2 x 32 registers) and dq in registers.
+ * The defaults, the fastest of the variants timed on the H200 (results-attention-*.md): 128-query
+ * forward blocks (8 warps) share each K, V tile between twice the rows of 4 warps; head sizes over
+ * 64 step over 32 queries in dkdv and 32 keys in dq, which keeps dk, dv (2 x 64 floats a thread)
+ * or q, dOut's operands (2 x 32 registers) and dq in registers.
  */
 export function attentionTuning(headSize: number): AttentionTuning {
   const large = headSize > 64;
-  return { forwardWarps: 4, forwardBlockKey: 64, dqBlockKey: large ? 32 : 64, dkdvWarps: 4, dkdvBlockQuery: large ? 32 : 64 };
+  return { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: large ? 32 : 64, dkdvWarps: 4, dkdvBlockQuery: large ? 32 : 64 };
 }
 
 /** The tile sizes and shared memory of one head size. */
@@ -60,13 +62,13 @@ export function attentionTiling(headSize: number, tuning: AttentionTuning = atte
   const f32 = 4;
   // A loop's step: its float32 staging tiles (cp.async's) and their bf16 copies, two of each.
   const step = (rows: number) => 2 * rows * (headPad * f32 + row * bf16);
-  const { forwardWarps, forwardBlockKey, dqBlockKey, dkdvWarps, dkdvBlockQuery } = tuning;
+  const { forwardWarps, forwardBlockKey, dqWarps, dqBlockKey, dkdvWarps, dkdvBlockQuery } = tuning;
   return {
     ...tuning,
     headPad,
     // The q tile (forward) or q and dOut (dq) pass through the same memory before the loop.
     forwardSharedBytes: Math.max(16 * forwardWarps * row * bf16, step(forwardBlockKey)),
-    dqSharedBytes: Math.max(2 * 16 * DQ_WARPS * row * bf16, step(dqBlockKey)),
+    dqSharedBytes: Math.max(2 * 16 * dqWarps * row * bf16, step(dqBlockKey)),
     dkdvSharedBytes: 2 * 16 * dkdvWarps * row * bf16 + step(dkdvBlockQuery) + 4 * dkdvBlockQuery * f32,
   };
 }
@@ -102,7 +104,7 @@ export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHe
     template: 'ops/attention.cu.hbs',
     constants: {
       HEAD_SIZE: headSize, HEADS: arch.heads, KV_HEADS: arch.kvHeads, HEAD_PAD: tiling.headPad,
-      FWD_BLOCK_Q: 16 * tiling.forwardWarps, FWD_BLOCK_K: tiling.forwardBlockKey, DQ_BLOCK_Q: 16 * DQ_WARPS, DQ_BLOCK_K: tiling.dqBlockKey,
+      FWD_BLOCK_Q: 16 * tiling.forwardWarps, FWD_BLOCK_K: tiling.forwardBlockKey, DQ_BLOCK_Q: 16 * tiling.dqWarps, DQ_BLOCK_K: tiling.dqBlockKey,
       DKDV_BLOCK_K: 16 * tiling.dkdvWarps, DKDV_BLOCK_Q: tiling.dkdvBlockQuery, DELTA_WARPS,
     },
     entryPoints: [
@@ -121,7 +123,7 @@ export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHe
       {
         name: 'backward_dq', symbol: 'attention_backward_dq',
         parameters: [pointer('dq', 'accumulated (+=)', Q), pointer('dOut', 'read', Q), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
-        block: threads(DQ_WARPS), sharedBytes: tiling.dqSharedBytes, grid: GRIDS['backward_dq'],
+        block: threads(tiling.dqWarps), sharedBytes: tiling.dqSharedBytes, grid: GRIDS['backward_dq'],
         computes: 'dq += scale * sum_s p (dOut . v_s - delta) k_s, p = exp(q . k_s * scale - lse)',
       },
       {
@@ -227,6 +229,7 @@ export function renderAttentionKernel(kernel: ModelOpKernel, source: SpecSource)
     headPad: c['HEAD_PAD'],
     forwardWarps: c['FWD_BLOCK_Q']! / 16,
     forwardBlockKey: c['FWD_BLOCK_K'],
+    dqWarps: c['DQ_BLOCK_Q']! / 16,
     dqBlockKey: c['DQ_BLOCK_K'],
     dkdvWarps: c['DKDV_BLOCK_K']! / 16,
     dkdvBlockQuery: c['DKDV_BLOCK_Q'],

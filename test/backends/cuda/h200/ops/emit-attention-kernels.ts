@@ -17,9 +17,11 @@ export const CHECKED_SHAPES: readonly (readonly [number, number, number])[] = [
 
 /** Tile variants timed against the defaults (attentionTuning). */
 export const VARIANTS: readonly { readonly name: string; readonly tuning: AttentionTuning }[] = [
-  { name: 'w8', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqBlockKey: 64, dkdvWarps: 8, dkdvBlockQuery: 32 } },
-  { name: 'w8k32', tuning: { forwardWarps: 8, forwardBlockKey: 32, dqBlockKey: 16, dkdvWarps: 8, dkdvBlockQuery: 16 } },
-  { name: 'k32', tuning: { forwardWarps: 4, forwardBlockKey: 32, dqBlockKey: 64, dkdvWarps: 4, dkdvBlockQuery: 16 } },
+  // The defaults before 8-warp forward blocks (the first device call's).
+  { name: 'w4', tuning: { forwardWarps: 4, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 32 } },
+  // 8-warp dq blocks (128 queries share each K, V tile), 32 or 64 keys a step.
+  { name: 'q8', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 32 } },
+  { name: 'q8k64', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 64, dkdvWarps: 8, dkdvBlockQuery: 32 } },
 ];
 
 const outDir = process.argv[2];
