@@ -10,26 +10,28 @@
 //
 // Parameters
 //   HEAD_SIZE 128, HEADS 40, KV_HEADS 40
-//   tiles: BLOCK_Q 64 queries and BLOCK_K 64 keys (4 warps of 16 rows); dkdv steps over DKDV_BLOCK_Q 32 queries
+//   tiles (a warp owns 16 rows): forward FWD_BLOCK_Q 128 queries a block, FWD_BLOCK_K 64 keys a step;
+//     dq DQ_BLOCK_Q 64 queries, DQ_BLOCK_K 32 keys; dkdv DKDV_BLOCK_K 64 keys a block, DKDV_BLOCK_Q 32 queries a step
+//   pipeline: each loop step's float32 tiles are fetched by cp.async during the previous step's products
 //   rounding: q, k, v, dOut tiles are rounded to bf16 (round to nearest even) when staged in shared memory;
 //     p and ds are rounded to bf16 as mma operands; every product accumulates in float32 (mma.sync m16n8k16
-//     bf16, sm_80 and later; sm_90a runs the same code), softmax, lse, delta and the += in float32;
+//     bf16, sm_80 and later; sm_90a runs the same code), softmax (exp2 by ex2.approx), lse, delta and the += in float32;
 //     delta reads dOut rounded to bf16, as dp does, so that ds = p (dp - delta) cancels where it should:
 //     max-norm relative errors of a few 1e-3 against float64 (tolerance 1e-2, check_attention.py)
 //   dynamic shared memory over 48 KiB needs CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES set to sharedBytes
 //
 // Entry points, in launch order: extern "C" kernel (parameters), block, dynamic shared bytes, grid
 //   forward: attention_forward(out: pointer, lse: pointer, q: pointer, k: pointer, v: pointer, batch: u32, seqLen: u32)
-//     block (128, 1, 1), 53248 bytes, grid.x = ceil(seqLen / BLOCK_Q), grid.y = HEADS, grid.z = batch
+//     block (256, 1, 1), 100352 bytes, grid.x = ceil(seqLen / FWD_BLOCK_Q), grid.y = HEADS, grid.z = batch
 //     out = softmax(q k^T / sqrt(hs) + causal mask) v, lse[b, h, t] = log sum_s exp(q_t . k_s / sqrt(hs))
 //   backward_delta: attention_backward_delta(delta: pointer, dOut: pointer, out: pointer, batch: u32, seqLen: u32)
 //     block (256, 1, 1), 0 bytes, grid.x = ceil(batch * seqLen * HEADS / DELTA_WARPS)
 //     delta[b, h, t] = sum_d dOut[b, t, h, d] * out[b, t, h, d] (scratch for dq and dkdv)
 //   backward_dq: attention_backward_dq(dq: pointer, dOut: pointer, q: pointer, k: pointer, v: pointer, lse: pointer, delta: pointer, batch: u32, seqLen: u32)
-//     block (128, 1, 1), 88576 bytes, grid.x = ceil(seqLen / BLOCK_Q), grid.y = HEADS, grid.z = batch
+//     block (128, 1, 1), 50176 bytes, grid.x = ceil(seqLen / DQ_BLOCK_Q), grid.y = HEADS, grid.z = batch
 //     dq += scale * sum_s p (dOut . v_s - delta) k_s, p = exp(q . k_s * scale - lse)
 //   backward_dkdv: attention_backward_dkdv(dk: pointer, dv: pointer, dOut: pointer, q: pointer, k: pointer, v: pointer, lse: pointer, delta: pointer, batch: u32, seqLen: u32)
-//     block (128, 1, 1), 72960 bytes, grid.x = ceil(seqLen / BLOCK_K), grid.y = KV_HEADS, grid.z = batch
+//     block (128, 1, 1), 85504 bytes, grid.x = ceil(seqLen / DKDV_BLOCK_K), grid.y = KV_HEADS, grid.z = batch
 //     dv += sum_(h in group, t >= s) p dOut_t; dk += scale * sum p (dOut_t . v_s - delta) q_t
 #include <cuda_bf16.h>
 #include <cstdint>
@@ -51,25 +53,33 @@ constexpr float SCALE_LOG2 = 0.127517431f;
 constexpr float LN2 = 0.693147180559945309f;
 constexpr float LOG2E = 1.44269504088896341f;
 
-// Tiles: a warp owns 16 rows of a tile; every kernel has 4 warps.
-constexpr unsigned WARPS = 4u;
-constexpr unsigned THREADS = WARPS * 32u;
-constexpr unsigned BLOCK_Q = 64u;  // forward and dq: queries per block
-constexpr unsigned BLOCK_K = 64u;  // forward and dq: keys per step; dkdv: keys per block
+// Tiles: a warp owns 16 rows (queries in forward and dq, keys in dkdv) of its block's tile.
+constexpr unsigned FWD_WARPS = 8u;
+constexpr unsigned FWD_THREADS = FWD_WARPS * 32u;
+constexpr unsigned FWD_BLOCK_Q = FWD_WARPS * 16u;  // forward: queries per block
+constexpr unsigned FWD_BLOCK_K = 64u;  // forward: keys per step
+constexpr unsigned DQ_WARPS = 4u;
+constexpr unsigned DQ_THREADS = DQ_WARPS * 32u;
+constexpr unsigned DQ_BLOCK_Q = DQ_WARPS * 16u;  // dq: queries per block
+constexpr unsigned DQ_BLOCK_K = 32u;  // dq: keys per step
+constexpr unsigned DKDV_WARPS = 4u;
+constexpr unsigned DKDV_THREADS = DKDV_WARPS * 32u;
+constexpr unsigned DKDV_BLOCK_K = DKDV_WARPS * 16u;  // dkdv: keys per block
 constexpr unsigned DKDV_BLOCK_Q = 32u;  // dkdv: queries per step
-// At least 2 forward blocks a multiprocessor (a cap of 255 registers, which every head size
-// meets): without it ptxas spilled 4 bytes at 80 registers for head size 8 with GQA.
-constexpr unsigned FORWARD_MIN_BLOCKS = 2u;
+// Blocks a multiprocessor should hold (a register cap of 65536 / (threads * blocks), at most 255).
+constexpr unsigned FWD_MIN_BLOCKS = FWD_WARPS == 4u ? 2u : 1u;
+constexpr unsigned DQ_MIN_BLOCKS = DQ_WARPS == 4u ? 2u : 1u;
+constexpr unsigned DKDV_MIN_BLOCKS = DKDV_WARPS == 4u ? 2u : 1u;
 constexpr unsigned DELTA_WARPS = 8u;  // backward_delta: one warp per (token, head)
-static_assert(BLOCK_Q == WARPS * 16u && BLOCK_K == WARPS * 16u, "a warp owns 16 rows");
+static_assert(FWD_BLOCK_K % 16u == 0u && DQ_BLOCK_K % 16u == 0u && DKDV_BLOCK_Q % 16u == 0u, "whole mma k-steps");
 static_assert(HEAD_PAD % 16u == 0u && HEAD_PAD >= HEAD_SIZE && HEAD_SIZE % 8u == 0u, "head padding");
 static_assert(HEADS % KV_HEADS == 0u, "grouped-query attention");
 
-// Shared-memory rows are padded by 8 bf16 (16 bytes): ldmatrix's 8 row addresses of a phase
-// then fall in distinct banks, and every row start stays 16-byte aligned.
-constexpr unsigned ROW = HEAD_PAD + 8u;  // a [rows][HEAD_PAD] tile's row stride
-constexpr unsigned KEY_ROW = BLOCK_K + 8u;  // a [HEAD_PAD][BLOCK_K] (transposed) tile's
-constexpr unsigned DKDV_ROW = DKDV_BLOCK_Q + 8u;  // a [HEAD_PAD][DKDV_BLOCK_Q] tile's
+// Shared-memory bf16 rows are padded by 8 bf16 (16 bytes): ldmatrix's 8 row addresses of a
+// phase then fall in distinct banks, and every row start stays 16-byte aligned. The float32
+// staging tiles cp.async fills are [rows][HEAD_PAD], unpadded (read and written in row order).
+constexpr unsigned ROW = HEAD_PAD + 8u;
+constexpr unsigned CHUNKS = HEAD_PAD / 4u;  // 16-byte chunks of a float32 row
 
 typedef __nv_bfloat16 bf16;
 
@@ -80,10 +90,38 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&pair);
 }
 
+// 2^x by the multi-function unit (ex2.approx: 2 ulp; 2^-inf = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// 16 bytes global -> shared without a register round trip; zeros when !valid (nothing read).
+__device__ __forceinline__ void copy_async_16(void* shared, const void* global, bool valid) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(address), "l"(global), "r"(valid ? 16 : 0) : "memory");
+}
+
+__device__ __forceinline__ void copy_async_4(void* shared, const void* global, bool valid) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(address), "l"(global), "r"(valid ? 4 : 0) : "memory");
+}
+
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
 // Four 8x8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* p) {
   const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(p));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
+}
+
+// The same, each matrix transposed.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* p) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
 }
 
@@ -94,9 +132,19 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], 
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// The B operands of two n-tiles (n0..n0+15) at one k-step from a [n][k] row-major tile.
+// The B operands of two n-tiles (n0..n0+15) at one k-step (k0..k0+15): from a [n][k] row-major
+// tile (TRANSPOSED false), or from a [k][n] row-major tile by ldmatrix's transpose (true).
+template <bool TRANSPOSED>
 __device__ __forceinline__ void load_b_pair(uint32_t (&r)[4], const bf16* tile, unsigned stride, unsigned n0, unsigned k0, unsigned lane) {
-  ldmatrix_x4(r, tile + (n0 + (lane & 7u) + ((lane >> 4) << 3)) * stride + k0 + (((lane >> 3) & 1u) << 3));
+  if (TRANSPOSED) ldmatrix_x4_trans(r, tile + (k0 + (lane & 7u) + (((lane >> 3) & 1u) << 3)) * stride + n0 + ((lane >> 4) << 3));
+  else ldmatrix_x4(r, tile + (n0 + (lane & 7u) + ((lane >> 4) << 3)) * stride + k0 + (((lane >> 3) & 1u) << 3));
+}
+
+// The A operands (K k-steps) of this warp's 16 rows of a row-major [16][16K] shared tile.
+template <unsigned K>
+__device__ __forceinline__ void load_a(uint32_t (&a)[K][4], const bf16* tile, unsigned stride, unsigned lane) {
+#pragma unroll
+  for (unsigned ks = 0; ks < K; ++ks) ldmatrix_x4(a[ks], tile + (lane & 15u) * stride + ks * 16u + ((lane >> 4) << 3));
 }
 
 // acc[16 x 8N] += A[16 x 16K] . B^T, A row-major [16][k] in shared memory (this warp's rows),
@@ -110,7 +158,7 @@ __device__ __forceinline__ void mma_shared_a(float (&acc)[N][4], const bf16* a, 
 #pragma unroll
     for (unsigned n = 0; n < N; n += 2) {
       uint32_t pair[4];
-      load_b_pair(pair, b, bStride, n * 8u, ks * 16u, lane);
+      load_b_pair<false>(pair, b, bStride, n * 8u, ks * 16u, lane);
       mma_bf16(acc[n], fragment, pair[0], pair[1]);
       mma_bf16(acc[n + 1], fragment, pair[2], pair[3]);
     }
@@ -130,64 +178,81 @@ __device__ __forceinline__ void to_a_operand(uint32_t (&a)[K][4], const float (&
   }
 }
 
-// acc[16 x 8N] += A . B^T, A from registers (K k-steps), B row-major [8N][16K] in shared memory.
-template <unsigned N, unsigned K>
+// acc[16 x 8N] += A . B, A from registers (K k-steps); B in shared memory as row-major [8N][16K]
+// (B^T, TRANSPOSED false) or row-major [16K][8N] (TRANSPOSED true).
+template <unsigned N, unsigned K, bool TRANSPOSED>
 __device__ __forceinline__ void mma_register_a(float (&acc)[N][4], const uint32_t (&a)[K][4], const bf16* b, unsigned bStride, unsigned lane) {
 #pragma unroll
   for (unsigned ks = 0; ks < K; ++ks) {
 #pragma unroll
     for (unsigned n = 0; n < N; n += 2) {
       uint32_t pair[4];
-      load_b_pair(pair, b, bStride, n * 8u, ks * 16u, lane);
+      load_b_pair<TRANSPOSED>(pair, b, bStride, n * 8u, ks * 16u, lane);
       mma_bf16(acc[n], a[ks], pair[0], pair[1]);
       mma_bf16(acc[n + 1], a[ks], pair[2], pair[3]);
     }
   }
 }
 
+template <unsigned N>
+__device__ __forceinline__ void zero(float (&acc)[N][4]) {
+#pragma unroll
+  for (unsigned j = 0; j < N; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+}
+
 // ROWS x HEAD_SIZE floats (row stride `stride`; rows >= `valid` and columns >= HEAD_SIZE read as 0)
-// staged as bf16 into `rows` [ROWS][ROW] when ROW_TILE and into `transposed` [HEAD_PAD][ROWS + 8]
-// when TRANSPOSED_TILE, from one read of global memory. A thread takes two rows by four columns a
-// step and issues all its loads before its first store: one memory latency per tile.
-template <unsigned ROWS, bool ROW_TILE, bool TRANSPOSED_TILE>
-__device__ __forceinline__ void stage(bf16* rows, bf16* transposed, const float* source, unsigned stride, unsigned valid) {
-  constexpr unsigned CHUNKS = HEAD_PAD / 4u;
-  constexpr unsigned COUNT = (ROWS / 2u) * CHUNKS;
-  constexpr unsigned STEPS = (COUNT + THREADS - 1u) / THREADS;
-  constexpr unsigned TROW = ROWS + 8u;
-  float4 x[STEPS], y[STEPS];
+// staged as bf16 into `rows` [ROWS][ROW] through registers, all of a thread's loads issued before
+// its first store (one memory latency): for the tiles a block reads once, before its loop.
+template <unsigned ROWS, unsigned NTHREADS>
+__device__ __forceinline__ void stage(bf16* rows, const float* source, unsigned stride, unsigned valid) {
+  constexpr unsigned COUNT = ROWS * CHUNKS;
+  constexpr unsigned STEPS = (COUNT + NTHREADS - 1u) / NTHREADS;
+  float4 x[STEPS];
 #pragma unroll
   for (unsigned step = 0; step < STEPS; ++step) {
-    const unsigned i = step * THREADS + threadIdx.x;
-    const unsigned row = (i / CHUNKS) * 2u, column = (i % CHUNKS) * 4u;
-    x[step] = y[step] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if ((COUNT % THREADS == 0u || i < COUNT) && column < HEAD_SIZE) {
-      if (row < valid) x[step] = *reinterpret_cast<const float4*>(source + static_cast<size_t>(row) * stride + column);
-      if (row + 1u < valid) y[step] = *reinterpret_cast<const float4*>(source + static_cast<size_t>(row + 1u) * stride + column);
-    }
+    const unsigned i = step * NTHREADS + threadIdx.x;
+    const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
+    x[step] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if ((COUNT % NTHREADS == 0u || i < COUNT) && column < HEAD_SIZE && row < valid)
+      x[step] = *reinterpret_cast<const float4*>(source + static_cast<size_t>(row) * stride + column);
   }
 #pragma unroll
   for (unsigned step = 0; step < STEPS; ++step) {
-    const unsigned i = step * THREADS + threadIdx.x;
-    if (COUNT % THREADS != 0u && i >= COUNT) continue;
-    const unsigned row = (i / CHUNKS) * 2u, column = (i % CHUNKS) * 4u;
-    if (ROW_TILE) {
-      *reinterpret_cast<uint2*>(rows + row * ROW + column) = make_uint2(pack_bf16(x[step].x, x[step].y), pack_bf16(x[step].z, x[step].w));
-      *reinterpret_cast<uint2*>(rows + (row + 1u) * ROW + column) = make_uint2(pack_bf16(y[step].x, y[step].y), pack_bf16(y[step].z, y[step].w));
-    }
-    if (TRANSPOSED_TILE) {
-      *reinterpret_cast<uint32_t*>(transposed + (column + 0u) * TROW + row) = pack_bf16(x[step].x, y[step].x);
-      *reinterpret_cast<uint32_t*>(transposed + (column + 1u) * TROW + row) = pack_bf16(x[step].y, y[step].y);
-      *reinterpret_cast<uint32_t*>(transposed + (column + 2u) * TROW + row) = pack_bf16(x[step].z, y[step].z);
-      *reinterpret_cast<uint32_t*>(transposed + (column + 3u) * TROW + row) = pack_bf16(x[step].w, y[step].w);
-    }
+    const unsigned i = step * NTHREADS + threadIdx.x;
+    if (COUNT % NTHREADS != 0u && i >= COUNT) continue;
+    const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
+    *reinterpret_cast<uint2*>(rows + row * ROW + column) = make_uint2(pack_bf16(x[step].x, x[step].y), pack_bf16(x[step].z, x[step].w));
   }
 }
 
-// Per-row values (lse or delta, [rows] floats) into shared memory; rows >= valid get `fill`.
-template <unsigned ROWS>
-__device__ __forceinline__ void load_vector(float* tile, const float* source, unsigned valid, float fill) {
-  for (unsigned i = threadIdx.x; i < ROWS; i += THREADS) tile[i] = i < valid ? source[i] : fill;
+// The loop's tiles, fetched one step ahead: ROWS x HEAD_SIZE floats (as stage) copied by cp.async
+// into the float32 staging tile [ROWS][HEAD_PAD] (zeros past `valid` and HEAD_SIZE) while the
+// block computes on the previous step's bf16 tile; the caller commits and later waits.
+template <unsigned ROWS, unsigned NTHREADS>
+__device__ __forceinline__ void fetch(float* staging, const float* source, unsigned stride, unsigned valid) {
+  constexpr unsigned COUNT = ROWS * CHUNKS;
+#pragma unroll
+  for (unsigned step = 0; step < (COUNT + NTHREADS - 1u) / NTHREADS; ++step) {
+    const unsigned i = step * NTHREADS + threadIdx.x;
+    if (COUNT % NTHREADS != 0u && i >= COUNT) break;
+    const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
+    const bool ok = row < valid && column < HEAD_SIZE;
+    copy_async_16(staging + i * 4u, ok ? source + static_cast<size_t>(row) * stride + column : source, ok);
+  }
+}
+
+// A fetched float32 staging tile [ROWS][HEAD_PAD] as bf16 into `rows` [ROWS][ROW].
+template <unsigned ROWS, unsigned NTHREADS>
+__device__ __forceinline__ void convert(bf16* rows, const float* staging) {
+  constexpr unsigned COUNT = ROWS * CHUNKS;
+#pragma unroll
+  for (unsigned step = 0; step < (COUNT + NTHREADS - 1u) / NTHREADS; ++step) {
+    const unsigned i = step * NTHREADS + threadIdx.x;
+    if (COUNT % NTHREADS != 0u && i >= COUNT) break;
+    const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
+    const float4 x = *reinterpret_cast<const float4*>(staging + i * 4u);
+    *reinterpret_cast<uint2*>(rows + row * ROW + column) = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+  }
 }
 
 __device__ __forceinline__ float quad_max(float x) {
@@ -206,44 +271,60 @@ __device__ __forceinline__ unsigned fragment_column(unsigned lane, unsigned j, u
 }  // namespace
 
 // out = softmax(q k^T * scale + causal mask) v per (batch, head); lse[b, h, t] = log sum_s exp(score).
-// grid (ceil(seqLen / BLOCK_Q), HEADS, batch), block (128); the last query tiles (most keys) start first.
-extern "C" __global__ void __launch_bounds__(THREADS, FORWARD_MIN_BLOCKS) attention_forward(
+// grid (ceil(seqLen / FWD_BLOCK_Q), HEADS, batch), block (FWD_THREADS); the last query tiles (most
+// keys) start first. The block's q tile lives in registers (A operands); each step's K and V
+// tiles are fetched (cp.async, float32) during the previous step's products, then rounded to bf16.
+extern "C" __global__ void __launch_bounds__(FWD_THREADS, FWD_MIN_BLOCKS) attention_forward(
     float* __restrict__ out, float* __restrict__ lse,
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     unsigned batch, unsigned seqLen) {
   extern __shared__ __align__(16) unsigned char shared[];
-  bf16* sQ = reinterpret_cast<bf16*>(shared);   // [BLOCK_Q][ROW]
-  bf16* sK = sQ + BLOCK_Q * ROW;                // [BLOCK_K][ROW]
-  bf16* sVt = sK + BLOCK_K * ROW;               // [HEAD_PAD][KEY_ROW]
+  float* sF = reinterpret_cast<float*>(shared);                          // [2 FWD_BLOCK_K][HEAD_PAD]: next K, V
+  bf16* sK = reinterpret_cast<bf16*>(sF + 2u * FWD_BLOCK_K * HEAD_PAD);  // [FWD_BLOCK_K][ROW]
+  bf16* sV = sK + FWD_BLOCK_K * ROW;                                     // [FWD_BLOCK_K][ROW]
+  bf16* sQ = reinterpret_cast<bf16*>(shared);                            // [FWD_BLOCK_Q][ROW], before the loop
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  const unsigned q0 = (gridDim.x - 1u - blockIdx.x) * BLOCK_Q;
+  const unsigned q0 = (gridDim.x - 1u - blockIdx.x) * FWD_BLOCK_Q;
   const unsigned head = blockIdx.y, b = blockIdx.z;
   if (b >= batch) return;
   const unsigned kvHead = head / GROUP;
   const float* qBase = q + (static_cast<size_t>(b) * seqLen + q0) * Q_WIDTH + head * HEAD_SIZE;
   const float* kBase = k + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
   const float* vBase = v + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
-  stage<BLOCK_Q, true, false>(sQ, nullptr, qBase, Q_WIDTH, seqLen - q0);
+  stage<FWD_BLOCK_Q, FWD_THREADS>(sQ, qBase, Q_WIDTH, seqLen - q0);
+  __syncthreads();
+  uint32_t qf[HEAD_PAD / 16u][4];
+  load_a<HEAD_PAD / 16u>(qf, sQ + warp * 16u * ROW, ROW, lane);
+  __syncthreads();
+  fetch<FWD_BLOCK_K, FWD_THREADS>(sF, kBase, KV_WIDTH, seqLen);
+  fetch<FWD_BLOCK_K, FWD_THREADS>(sF + FWD_BLOCK_K * HEAD_PAD, vBase, KV_WIDTH, seqLen);
+  copy_async_commit();
 
   float o[HEAD_PAD / 8u][4];
-#pragma unroll
-  for (unsigned j = 0; j < HEAD_PAD / 8u; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  zero(o);
   float rowMax[2] = {-INFINITY, -INFINITY}, rowSum[2] = {0.f, 0.f};  // rows lane/4 and lane/4 + 8
-  const unsigned rows[2] = {q0 + warp * 16u + (lane >> 2), q0 + warp * 16u + (lane >> 2) + 8u};
-  const unsigned lastKey = min(seqLen, q0 + BLOCK_Q);  // keys [0, lastKey) can be seen
-  for (unsigned k0 = 0; k0 < lastKey; k0 += BLOCK_K) {
+  const unsigned firstRow = q0 + warp * 16u;  // this warp's
+  const unsigned rows[2] = {firstRow + (lane >> 2), firstRow + (lane >> 2) + 8u};
+  const unsigned lastKey = min(seqLen, q0 + FWD_BLOCK_Q);  // keys [0, lastKey) can be seen
+  for (unsigned k0 = 0; k0 < lastKey; k0 += FWD_BLOCK_K) {
+    copy_async_wait();
+    __syncthreads();  // this step's float32 tiles are in, and every warp is done with the last bf16 ones
+    convert<2u * FWD_BLOCK_K, FWD_THREADS>(sK, sF);  // K then V: sF and sK, sV are both in that order
     __syncthreads();
-    stage<BLOCK_K, true, false>(sK, nullptr, kBase + static_cast<size_t>(k0) * KV_WIDTH, KV_WIDTH, seqLen - k0);
-    stage<BLOCK_K, false, true>(nullptr, sVt, vBase + static_cast<size_t>(k0) * KV_WIDTH, KV_WIDTH, seqLen - k0);
-    __syncthreads();
-    float s[BLOCK_K / 8u][4];
-#pragma unroll
-    for (unsigned j = 0; j < BLOCK_K / 8u; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-    mma_shared_a<BLOCK_K / 8u, HEAD_PAD / 16u>(s, sQ + warp * 16u * ROW, ROW, sK, ROW, lane);
-    const bool masked = k0 + BLOCK_K > q0 + warp * 16u || k0 + BLOCK_K > seqLen;
+    const unsigned next = k0 + FWD_BLOCK_K;
+    if (next < lastKey) {
+      fetch<FWD_BLOCK_K, FWD_THREADS>(sF, kBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
+      fetch<FWD_BLOCK_K, FWD_THREADS>(sF + FWD_BLOCK_K * HEAD_PAD, vBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
+      copy_async_commit();
+    }
+    if (k0 >= firstRow + 16u) continue;  // every key of the step is after this warp's rows
+    float s[FWD_BLOCK_K / 8u][4];
+    zero(s);
+    mma_register_a<FWD_BLOCK_K / 8u, HEAD_PAD / 16u, false>(s, qf, sK, ROW, lane);
+    const bool masked = k0 + FWD_BLOCK_K > firstRow || k0 + FWD_BLOCK_K > seqLen;
     float tileMax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (unsigned j = 0; j < BLOCK_K / 8u; ++j) {
+    for (unsigned j = 0; j < FWD_BLOCK_K / 8u; ++j) {
 #pragma unroll
       for (unsigned e = 0; e < 4u; ++e) {
         const unsigned key = k0 + fragment_column(lane, j, e);
@@ -258,15 +339,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, FORWARD_MIN_BLOCKS) attent
     for (unsigned r = 0; r < 2u; ++r) {
       const float newMax = fmaxf(rowMax[r], quad_max(tileMax[r]));
       offset[r] = newMax == -INFINITY ? 0.f : newMax;  // a row that has seen no key yet
-      correction[r] = exp2f(rowMax[r] - offset[r]);
+      correction[r] = fast_exp2(rowMax[r] - offset[r]);
       rowMax[r] = newMax;
       rowSum[r] *= correction[r];
     }
 #pragma unroll
-    for (unsigned j = 0; j < BLOCK_K / 8u; ++j) {
+    for (unsigned j = 0; j < FWD_BLOCK_K / 8u; ++j) {
 #pragma unroll
       for (unsigned e = 0; e < 4u; ++e) {
-        s[j][e] = exp2f(s[j][e] - offset[e >> 1]);
+        s[j][e] = fast_exp2(s[j][e] - offset[e >> 1]);
         rowSum[e >> 1] += s[j][e];
       }
     }
@@ -275,9 +356,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, FORWARD_MIN_BLOCKS) attent
       o[j][0] *= correction[0]; o[j][1] *= correction[0];
       o[j][2] *= correction[1]; o[j][3] *= correction[1];
     }
-    uint32_t p[BLOCK_K / 16u][4];
-    to_a_operand<BLOCK_K / 16u>(p, s);
-    mma_register_a<HEAD_PAD / 8u, BLOCK_K / 16u>(o, p, sVt, KEY_ROW, lane);
+    uint32_t p[FWD_BLOCK_K / 16u][4];
+    to_a_operand<FWD_BLOCK_K / 16u>(p, s);
+    mma_register_a<HEAD_PAD / 8u, FWD_BLOCK_K / 16u, true>(o, p, sV, ROW, lane);
   }
 #pragma unroll
   for (unsigned r = 0; r < 2u; ++r) rowSum[r] = quad_sum(rowSum[r]);
@@ -324,74 +405,87 @@ extern "C" __global__ void __launch_bounds__(DELTA_WARPS * 32u) attention_backwa
 }
 
 // dq += scale * sum_s p (dp - delta) k_s with p recomputed from q, k and lse, dp = dOut . v_s.
-// grid (ceil(seqLen / BLOCK_Q), HEADS, batch), block (128).
-extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
+// grid (ceil(seqLen / DQ_BLOCK_Q), HEADS, batch), block (DQ_THREADS). q and dOut live in
+// registers; K and V tiles are fetched a step ahead, as in the forward.
+extern "C" __global__ void __launch_bounds__(DQ_THREADS, DQ_MIN_BLOCKS) attention_backward_dq(
     float* __restrict__ dq, const float* __restrict__ dOut,
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const float* __restrict__ lse, const float* __restrict__ delta,
     unsigned batch, unsigned seqLen) {
   extern __shared__ __align__(16) unsigned char shared[];
-  bf16* sQ = reinterpret_cast<bf16*>(shared);   // [BLOCK_Q][ROW]
-  bf16* sD = sQ + BLOCK_Q * ROW;                // dOut [BLOCK_Q][ROW]
-  bf16* sK = sD + BLOCK_Q * ROW;                // [BLOCK_K][ROW]
-  bf16* sV = sK + BLOCK_K * ROW;                // [BLOCK_K][ROW]
-  bf16* sKt = sV + BLOCK_K * ROW;               // [HEAD_PAD][KEY_ROW]
-  float* sLse = reinterpret_cast<float*>(sKt + HEAD_PAD * KEY_ROW);  // [BLOCK_Q], log2 domain
-  float* sDelta = sLse + BLOCK_Q;                                    // [BLOCK_Q]
+  float* sF = reinterpret_cast<float*>(shared);                         // [2 DQ_BLOCK_K][HEAD_PAD]: next K, V
+  bf16* sK = reinterpret_cast<bf16*>(sF + 2u * DQ_BLOCK_K * HEAD_PAD);  // [DQ_BLOCK_K][ROW]
+  bf16* sV = sK + DQ_BLOCK_K * ROW;                                     // [DQ_BLOCK_K][ROW]
+  bf16* sQ = reinterpret_cast<bf16*>(shared);                           // [DQ_BLOCK_Q][ROW], before the loop
+  bf16* sD = sQ + DQ_BLOCK_Q * ROW;                                     // dOut [DQ_BLOCK_Q][ROW], before the loop
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  const unsigned q0 = (gridDim.x - 1u - blockIdx.x) * BLOCK_Q;
+  const unsigned q0 = (gridDim.x - 1u - blockIdx.x) * DQ_BLOCK_Q;
   const unsigned head = blockIdx.y, b = blockIdx.z;
   if (b >= batch) return;
   const unsigned kvHead = head / GROUP;
   const size_t qOffset = (static_cast<size_t>(b) * seqLen + q0) * Q_WIDTH + head * HEAD_SIZE;
   const float* kBase = k + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
   const float* vBase = v + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
-  const size_t rowOffset = (static_cast<size_t>(b) * HEADS + head) * seqLen + q0;
-  stage<BLOCK_Q, true, false>(sQ, nullptr, q + qOffset, Q_WIDTH, seqLen - q0);
-  stage<BLOCK_Q, true, false>(sD, nullptr, dOut + qOffset, Q_WIDTH, seqLen - q0);
-  load_vector<BLOCK_Q>(sLse, lse + rowOffset, seqLen - q0, INFINITY);  // rows past seqLen: p = 0
-  load_vector<BLOCK_Q>(sDelta, delta + rowOffset, seqLen - q0, 0.f);
-  __syncthreads();
-  for (unsigned i = threadIdx.x; i < BLOCK_Q; i += THREADS) sLse[i] *= LOG2E;
-
-  float acc[HEAD_PAD / 8u][4];
-#pragma unroll
-  for (unsigned j = 0; j < HEAD_PAD / 8u; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-  const unsigned localRows[2] = {warp * 16u + (lane >> 2), warp * 16u + (lane >> 2) + 8u};
-  const unsigned lastKey = min(seqLen, q0 + BLOCK_Q);
-  for (unsigned k0 = 0; k0 < lastKey; k0 += BLOCK_K) {
-    __syncthreads();
-    stage<BLOCK_K, true, true>(sK, sKt, kBase + static_cast<size_t>(k0) * KV_WIDTH, KV_WIDTH, seqLen - k0);
-    stage<BLOCK_K, true, false>(sV, nullptr, vBase + static_cast<size_t>(k0) * KV_WIDTH, KV_WIDTH, seqLen - k0);
-    __syncthreads();
-    float s[BLOCK_K / 8u][4], dp[BLOCK_K / 8u][4];
-#pragma unroll
-    for (unsigned j = 0; j < BLOCK_K / 8u; ++j) {
-      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-      dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.f;
-    }
-    mma_shared_a<BLOCK_K / 8u, HEAD_PAD / 16u>(s, sQ + warp * 16u * ROW, ROW, sK, ROW, lane);
-    mma_shared_a<BLOCK_K / 8u, HEAD_PAD / 16u>(dp, sD + warp * 16u * ROW, ROW, sV, ROW, lane);
-    const bool masked = k0 + BLOCK_K > q0 + warp * 16u || k0 + BLOCK_K > seqLen;
-#pragma unroll
-    for (unsigned j = 0; j < BLOCK_K / 8u; ++j) {
-#pragma unroll
-      for (unsigned e = 0; e < 4u; ++e) {
-        const unsigned row = localRows[e >> 1], key = k0 + fragment_column(lane, j, e);
-        float p = exp2f(s[j][e] * SCALE_LOG2 - sLse[row]);
-        if (masked && (key > q0 + row || key >= seqLen)) p = 0.f;
-        s[j][e] = p * (dp[j][e] - sDelta[row]);  // ds
-      }
-    }
-    uint32_t ds[BLOCK_K / 16u][4];
-    to_a_operand<BLOCK_K / 16u>(ds, s);
-    mma_register_a<HEAD_PAD / 8u, BLOCK_K / 16u>(acc, ds, sKt, KEY_ROW, lane);
-  }
-  float* dqBase = dq + qOffset;
+  const size_t rowOffset = (static_cast<size_t>(b) * HEADS + head) * seqLen;
+  stage<DQ_BLOCK_Q, DQ_THREADS>(sQ, q + qOffset, Q_WIDTH, seqLen - q0);
+  stage<DQ_BLOCK_Q, DQ_THREADS>(sD, dOut + qOffset, Q_WIDTH, seqLen - q0);
+  const unsigned firstRow = q0 + warp * 16u;  // this warp's
+  const unsigned rows[2] = {firstRow + (lane >> 2), firstRow + (lane >> 2) + 8u};
+  float rowLse[2], rowDelta[2];  // lse in the log2 domain; rows past seqLen: p = 0
 #pragma unroll
   for (unsigned r = 0; r < 2u; ++r) {
-    if (q0 + localRows[r] >= seqLen) continue;
-    float* row = dqBase + static_cast<size_t>(localRows[r]) * Q_WIDTH;
+    rowLse[r] = rows[r] < seqLen ? lse[rowOffset + rows[r]] * LOG2E : INFINITY;
+    rowDelta[r] = rows[r] < seqLen ? delta[rowOffset + rows[r]] : 0.f;
+  }
+  __syncthreads();
+  uint32_t qf[HEAD_PAD / 16u][4], df[HEAD_PAD / 16u][4];
+  load_a<HEAD_PAD / 16u>(qf, sQ + warp * 16u * ROW, ROW, lane);
+  load_a<HEAD_PAD / 16u>(df, sD + warp * 16u * ROW, ROW, lane);
+  __syncthreads();
+  fetch<DQ_BLOCK_K, DQ_THREADS>(sF, kBase, KV_WIDTH, seqLen);
+  fetch<DQ_BLOCK_K, DQ_THREADS>(sF + DQ_BLOCK_K * HEAD_PAD, vBase, KV_WIDTH, seqLen);
+  copy_async_commit();
+
+  float acc[HEAD_PAD / 8u][4];
+  zero(acc);
+  const unsigned lastKey = min(seqLen, q0 + DQ_BLOCK_Q);
+  for (unsigned k0 = 0; k0 < lastKey; k0 += DQ_BLOCK_K) {
+    copy_async_wait();
+    __syncthreads();
+    convert<2u * DQ_BLOCK_K, DQ_THREADS>(sK, sF);
+    __syncthreads();
+    const unsigned next = k0 + DQ_BLOCK_K;
+    if (next < lastKey) {
+      fetch<DQ_BLOCK_K, DQ_THREADS>(sF, kBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
+      fetch<DQ_BLOCK_K, DQ_THREADS>(sF + DQ_BLOCK_K * HEAD_PAD, vBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
+      copy_async_commit();
+    }
+    if (k0 >= firstRow + 16u) continue;  // every key of the step is after this warp's rows
+    float s[DQ_BLOCK_K / 8u][4], dp[DQ_BLOCK_K / 8u][4];
+    zero(s);
+    zero(dp);
+    mma_register_a<DQ_BLOCK_K / 8u, HEAD_PAD / 16u, false>(s, qf, sK, ROW, lane);
+    mma_register_a<DQ_BLOCK_K / 8u, HEAD_PAD / 16u, false>(dp, df, sV, ROW, lane);
+    const bool masked = k0 + DQ_BLOCK_K > firstRow || k0 + DQ_BLOCK_K > seqLen;
+#pragma unroll
+    for (unsigned j = 0; j < DQ_BLOCK_K / 8u; ++j) {
+#pragma unroll
+      for (unsigned e = 0; e < 4u; ++e) {
+        const unsigned r = e >> 1, key = k0 + fragment_column(lane, j, e);
+        float p = fast_exp2(s[j][e] * SCALE_LOG2 - rowLse[r]);
+        if (masked && (key > rows[r] || key >= seqLen)) p = 0.f;
+        s[j][e] = p * (dp[j][e] - rowDelta[r]);  // ds
+      }
+    }
+    uint32_t ds[DQ_BLOCK_K / 16u][4];
+    to_a_operand<DQ_BLOCK_K / 16u>(ds, s);
+    mma_register_a<HEAD_PAD / 8u, DQ_BLOCK_K / 16u, true>(acc, ds, sK, ROW, lane);
+  }
+  float* dqBase = dq + static_cast<size_t>(b) * seqLen * Q_WIDTH + head * HEAD_SIZE;
+#pragma unroll
+  for (unsigned r = 0; r < 2u; ++r) {
+    if (rows[r] >= seqLen) continue;
+    float* row = dqBase + static_cast<size_t>(rows[r]) * Q_WIDTH;
 #pragma unroll
     for (unsigned j = 0; j < HEAD_PAD / 8u; ++j) {
       const unsigned column = fragment_column(lane, j, 0);
@@ -405,83 +499,95 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
 }
 
 // dv += sum over the group's query heads and t >= s of p dOut_t; dk += scale * sum p (dp - delta) q_t.
-// grid (ceil(seqLen / BLOCK_K), KV_HEADS, batch), block (128): one block owns its keys' dk, dv rows.
-extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
+// grid (ceil(seqLen / DKDV_BLOCK_K), KV_HEADS, batch), block (DKDV_THREADS): one block owns its
+// keys' dk, dv rows. It steps over (query head of the group, query tile) in one loop, each step's
+// q, dOut tiles (and lse, delta) fetched by cp.async during the previous step's products.
+extern "C" __global__ void __launch_bounds__(DKDV_THREADS, DKDV_MIN_BLOCKS) attention_backward_dkdv(
     float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dOut,
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const float* __restrict__ lse, const float* __restrict__ delta,
     unsigned batch, unsigned seqLen) {
   extern __shared__ __align__(16) unsigned char shared[];
-  bf16* sK = reinterpret_cast<bf16*>(shared);     // [BLOCK_K][ROW]
-  bf16* sV = sK + BLOCK_K * ROW;                  // [BLOCK_K][ROW]
-  bf16* sQ = sV + BLOCK_K * ROW;                  // [DKDV_BLOCK_Q][ROW]
+  bf16* sK = reinterpret_cast<bf16*>(shared);     // [DKDV_BLOCK_K][ROW]
+  bf16* sV = sK + DKDV_BLOCK_K * ROW;             // [DKDV_BLOCK_K][ROW]
+  bf16* sQ = sV + DKDV_BLOCK_K * ROW;             // [DKDV_BLOCK_Q][ROW]
   bf16* sD = sQ + DKDV_BLOCK_Q * ROW;             // dOut [DKDV_BLOCK_Q][ROW]
-  bf16* sQt = sD + DKDV_BLOCK_Q * ROW;            // [HEAD_PAD][DKDV_ROW]
-  bf16* sDt = sQt + HEAD_PAD * DKDV_ROW;          // [HEAD_PAD][DKDV_ROW]
-  float* sLse = reinterpret_cast<float*>(sDt + HEAD_PAD * DKDV_ROW);  // [DKDV_BLOCK_Q], log2 domain
-  float* sDelta = sLse + DKDV_BLOCK_Q;                                // [DKDV_BLOCK_Q]
+  float* sF = reinterpret_cast<float*>(sD + DKDV_BLOCK_Q * ROW);  // [2 DKDV_BLOCK_Q][HEAD_PAD]: next q, dOut
+  float* sRows = sF + 2u * DKDV_BLOCK_Q * HEAD_PAD;                // [2 DKDV_BLOCK_Q]: next lse, delta
+  float* sLse = sRows + 2u * DKDV_BLOCK_Q;                         // [DKDV_BLOCK_Q], log2 domain
+  float* sDelta = sLse + DKDV_BLOCK_Q;                             // [DKDV_BLOCK_Q]
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
-  const unsigned k0 = blockIdx.x * BLOCK_K;
+  const unsigned k0 = blockIdx.x * DKDV_BLOCK_K;
   const unsigned kvHead = blockIdx.y, b = blockIdx.z;
   if (b >= batch) return;
   const size_t kvOffset = (static_cast<size_t>(b) * seqLen + k0) * KV_WIDTH + kvHead * HEAD_SIZE;
-  stage<BLOCK_K, true, false>(sK, nullptr, k + kvOffset, KV_WIDTH, seqLen - k0);
-  stage<BLOCK_K, true, false>(sV, nullptr, v + kvOffset, KV_WIDTH, seqLen - k0);
+  stage<DKDV_BLOCK_K, DKDV_THREADS>(sK, k + kvOffset, KV_WIDTH, seqLen - k0);
+  stage<DKDV_BLOCK_K, DKDV_THREADS>(sV, v + kvOffset, KV_WIDTH, seqLen - k0);
+
+  const unsigned firstKey = k0 + warp * 16u;  // this warp's
+  const unsigned keys[2] = {firstKey + (lane >> 2), firstKey + (lane >> 2) + 8u};
+  const unsigned firstQuery = (k0 / DKDV_BLOCK_Q) * DKDV_BLOCK_Q;
+  const unsigned tiles = (seqLen - firstQuery + DKDV_BLOCK_Q - 1u) / DKDV_BLOCK_Q;  // query tiles a head
+  // Step i: query head kvHead * GROUP + i / tiles, queries from firstQuery + (i % tiles) * DKDV_BLOCK_Q.
+  const auto fetchStep = [&](unsigned i) {
+    const unsigned head = kvHead * GROUP + i / tiles, t0 = firstQuery + (i % tiles) * DKDV_BLOCK_Q;
+    const size_t offset = (static_cast<size_t>(b) * seqLen + t0) * Q_WIDTH + head * HEAD_SIZE;
+    fetch<DKDV_BLOCK_Q, DKDV_THREADS>(sF, q + offset, Q_WIDTH, seqLen - t0);
+    fetch<DKDV_BLOCK_Q, DKDV_THREADS>(sF + DKDV_BLOCK_Q * HEAD_PAD, dOut + offset, Q_WIDTH, seqLen - t0);
+    const size_t rowBase = (static_cast<size_t>(b) * HEADS + head) * seqLen + t0;
+    for (unsigned j = threadIdx.x; j < DKDV_BLOCK_Q; j += DKDV_THREADS) {
+      const bool ok = t0 + j < seqLen;
+      copy_async_4(sRows + j, lse + (ok ? rowBase + j : 0u), ok);
+      copy_async_4(sRows + DKDV_BLOCK_Q + j, delta + (ok ? rowBase + j : 0u), ok);
+    }
+    copy_async_commit();
+  };
+  fetchStep(0);
 
   float dkAcc[HEAD_PAD / 8u][4], dvAcc[HEAD_PAD / 8u][4];
-#pragma unroll
-  for (unsigned j = 0; j < HEAD_PAD / 8u; ++j) {
-    dkAcc[j][0] = dkAcc[j][1] = dkAcc[j][2] = dkAcc[j][3] = 0.f;
-    dvAcc[j][0] = dvAcc[j][1] = dvAcc[j][2] = dvAcc[j][3] = 0.f;
-  }
-  const unsigned keys[2] = {k0 + warp * 16u + (lane >> 2), k0 + warp * 16u + (lane >> 2) + 8u};
-  const unsigned firstQuery = (k0 / DKDV_BLOCK_Q) * DKDV_BLOCK_Q;
-  for (unsigned head = kvHead * GROUP; head < (kvHead + 1u) * GROUP; ++head) {
-    const float* qBase = q + static_cast<size_t>(b) * seqLen * Q_WIDTH + head * HEAD_SIZE;
-    const float* dBase = dOut + static_cast<size_t>(b) * seqLen * Q_WIDTH + head * HEAD_SIZE;
-    const size_t rowBase = (static_cast<size_t>(b) * HEADS + head) * seqLen;
-    for (unsigned t0 = firstQuery; t0 < seqLen; t0 += DKDV_BLOCK_Q) {
-      __syncthreads();
-      const size_t offset = static_cast<size_t>(t0) * Q_WIDTH;
-      stage<DKDV_BLOCK_Q, true, true>(sQ, sQt, qBase + offset, Q_WIDTH, seqLen - t0);
-      stage<DKDV_BLOCK_Q, true, true>(sD, sDt, dBase + offset, Q_WIDTH, seqLen - t0);
-      for (unsigned i = threadIdx.x; i < DKDV_BLOCK_Q; i += THREADS) {
-        const bool valid = t0 + i < seqLen;
-        sLse[i] = valid ? lse[rowBase + t0 + i] * LOG2E : INFINITY;
-        sDelta[i] = valid ? delta[rowBase + t0 + i] : 0.f;
-      }
-      __syncthreads();
-      // Transposed scores: this warp's 16 keys x DKDV_BLOCK_Q queries.
-      float s[DKDV_BLOCK_Q / 8u][4], dp[DKDV_BLOCK_Q / 8u][4];
-#pragma unroll
-      for (unsigned j = 0; j < DKDV_BLOCK_Q / 8u; ++j) {
-        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-        dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.f;
-      }
-      mma_shared_a<DKDV_BLOCK_Q / 8u, HEAD_PAD / 16u>(s, sK + warp * 16u * ROW, ROW, sQ, ROW, lane);
-      const bool masked = t0 < k0 + warp * 16u + 16u || t0 + DKDV_BLOCK_Q > seqLen;
-#pragma unroll
-      for (unsigned j = 0; j < DKDV_BLOCK_Q / 8u; ++j) {
-#pragma unroll
-        for (unsigned e = 0; e < 4u; ++e) {
-          const unsigned query = fragment_column(lane, j, e);
-          float p = exp2f(s[j][e] * SCALE_LOG2 - sLse[query]);
-          if (masked && (t0 + query < keys[e >> 1] || keys[e >> 1] >= seqLen)) p = 0.f;
-          s[j][e] = p;
-        }
-      }
-      uint32_t operand[DKDV_BLOCK_Q / 16u][4];
-      to_a_operand<DKDV_BLOCK_Q / 16u>(operand, s);
-      mma_register_a<HEAD_PAD / 8u, DKDV_BLOCK_Q / 16u>(dvAcc, operand, sDt, DKDV_ROW, lane);
-      mma_shared_a<DKDV_BLOCK_Q / 8u, HEAD_PAD / 16u>(dp, sV + warp * 16u * ROW, ROW, sD, ROW, lane);
-#pragma unroll
-      for (unsigned j = 0; j < DKDV_BLOCK_Q / 8u; ++j) {
-#pragma unroll
-        for (unsigned e = 0; e < 4u; ++e) s[j][e] *= dp[j][e] - sDelta[fragment_column(lane, j, e)];
-      }
-      to_a_operand<DKDV_BLOCK_Q / 16u>(operand, s);
-      mma_register_a<HEAD_PAD / 8u, DKDV_BLOCK_Q / 16u>(dkAcc, operand, sQt, DKDV_ROW, lane);
+  zero(dkAcc);
+  zero(dvAcc);
+  const unsigned steps = GROUP * tiles;
+  for (unsigned i = 0; i < steps; ++i) {
+    const unsigned t0 = firstQuery + (i % tiles) * DKDV_BLOCK_Q;
+    copy_async_wait();
+    __syncthreads();
+    convert<2u * DKDV_BLOCK_Q, DKDV_THREADS>(sQ, sF);  // q then dOut, in that order in both
+    for (unsigned j = threadIdx.x; j < DKDV_BLOCK_Q; j += DKDV_THREADS) {
+      const bool valid = t0 + j < seqLen;
+      sLse[j] = valid ? sRows[j] * LOG2E : INFINITY;
+      sDelta[j] = valid ? sRows[DKDV_BLOCK_Q + j] : 0.f;
     }
+    __syncthreads();
+    if (i + 1u < steps) fetchStep(i + 1u);
+    if (t0 + DKDV_BLOCK_Q <= firstKey) continue;  // every query of the step is before this warp's keys
+    // Transposed scores: this warp's 16 keys x DKDV_BLOCK_Q queries.
+    float s[DKDV_BLOCK_Q / 8u][4], dp[DKDV_BLOCK_Q / 8u][4];
+    zero(s);
+    zero(dp);
+    mma_shared_a<DKDV_BLOCK_Q / 8u, HEAD_PAD / 16u>(s, sK + warp * 16u * ROW, ROW, sQ, ROW, lane);
+    const bool masked = t0 < firstKey + 16u || t0 + DKDV_BLOCK_Q > seqLen;
+#pragma unroll
+    for (unsigned j = 0; j < DKDV_BLOCK_Q / 8u; ++j) {
+#pragma unroll
+      for (unsigned e = 0; e < 4u; ++e) {
+        const unsigned query = fragment_column(lane, j, e);
+        float p = fast_exp2(s[j][e] * SCALE_LOG2 - sLse[query]);
+        if (masked && (t0 + query < keys[e >> 1] || keys[e >> 1] >= seqLen)) p = 0.f;
+        s[j][e] = p;
+      }
+    }
+    uint32_t operand[DKDV_BLOCK_Q / 16u][4];
+    to_a_operand<DKDV_BLOCK_Q / 16u>(operand, s);
+    mma_register_a<HEAD_PAD / 8u, DKDV_BLOCK_Q / 16u, true>(dvAcc, operand, sD, ROW, lane);
+    mma_shared_a<DKDV_BLOCK_Q / 8u, HEAD_PAD / 16u>(dp, sV + warp * 16u * ROW, ROW, sD, ROW, lane);
+#pragma unroll
+    for (unsigned j = 0; j < DKDV_BLOCK_Q / 8u; ++j) {
+#pragma unroll
+      for (unsigned e = 0; e < 4u; ++e) s[j][e] *= dp[j][e] - sDelta[fragment_column(lane, j, e)];
+    }
+    to_a_operand<DKDV_BLOCK_Q / 16u>(operand, s);
+    mma_register_a<HEAD_PAD / 8u, DKDV_BLOCK_Q / 16u, true>(dkAcc, operand, sQ, ROW, lane);
   }
 #pragma unroll
   for (unsigned r = 0; r < 2u; ++r) {

@@ -21,38 +21,55 @@ import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
 /** Head sizes the template takes: multiples of 8 up to 128 (padded to a multiple of 16 inside). */
 export const MAX_ATTENTION_HEAD_SIZE = 128;
 
-const WARPS = 4;
-const THREADS = WARPS * 32;
-/** Queries (forward, dq) and keys (all) a block's 4 warps own, 16 rows each. */
-const BLOCK_ROWS = WARPS * 16;
 const DELTA_WARPS = 8;
 
-/** The tile sizes and shared memory of one head size. */
-export interface AttentionTiling {
-  readonly headPad: number;
-  readonly blockQuery: number;
-  readonly blockKey: number;
-  /** dkdv's queries a step: 32 for head sizes over 64, which keeps dk and dv (2 x 64 floats a thread) in registers. */
+/** The tile choices of one kernel: the defaults by head size (attentionTuning), or a variant's. */
+export interface AttentionTuning {
+  /** forward: warps a block (16 query rows each) and keys a step. */
+  readonly forwardWarps: number;
+  readonly forwardBlockKey: number;
+  /** dq: warps a block (16 query rows each) and keys a step. */
+  readonly dqWarps: number;
+  readonly dqBlockKey: number;
+  /** dkdv: warps a block (16 key rows each) and queries a step. */
+  readonly dkdvWarps: number;
   readonly dkdvBlockQuery: number;
+}
+
+/**
+ * The defaults, the fastest of the variants timed on the H200 (results-attention-*.md): 128-query
+ * forward blocks (8 warps) share each K, V tile between twice the rows of 4 warps; head sizes over
+ * 64 step over 32 queries in dkdv and 32 keys in dq, which keeps dk, dv (2 x 64 floats a thread)
+ * or q, dOut's operands (2 x 32 registers) and dq in registers.
+ */
+export function attentionTuning(headSize: number): AttentionTuning {
+  const large = headSize > 64;
+  return { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: large ? 32 : 64, dkdvWarps: 4, dkdvBlockQuery: large ? 32 : 64 };
+}
+
+/** The tile sizes and shared memory of one head size. */
+export interface AttentionTiling extends AttentionTuning {
+  readonly headPad: number;
   readonly forwardSharedBytes: number;
   readonly dqSharedBytes: number;
   readonly dkdvSharedBytes: number;
 }
 
-export function attentionTiling(headSize: number): AttentionTiling {
+export function attentionTiling(headSize: number, tuning: AttentionTuning = attentionTuning(headSize)): AttentionTiling {
   const headPad = Math.ceil(headSize / 16) * 16;
   const row = headPad + 8; // bf16 elements a row of a [rows][headPad] tile
-  const dkdvBlockQuery = headPad > 64 ? 32 : 64;
   const bf16 = 2;
   const f32 = 4;
+  // A loop's step: its float32 staging tiles (cp.async's) and their bf16 copies, two of each.
+  const step = (rows: number) => 2 * rows * (headPad * f32 + row * bf16);
+  const { forwardWarps, forwardBlockKey, dqWarps, dqBlockKey, dkdvWarps, dkdvBlockQuery } = tuning;
   return {
+    ...tuning,
     headPad,
-    blockQuery: BLOCK_ROWS,
-    blockKey: BLOCK_ROWS,
-    dkdvBlockQuery,
-    forwardSharedBytes: (2 * BLOCK_ROWS * row + headPad * (BLOCK_ROWS + 8)) * bf16,
-    dqSharedBytes: (4 * BLOCK_ROWS * row + headPad * (BLOCK_ROWS + 8)) * bf16 + 2 * BLOCK_ROWS * f32,
-    dkdvSharedBytes: (2 * BLOCK_ROWS * row + 2 * dkdvBlockQuery * row + 2 * headPad * (dkdvBlockQuery + 8)) * bf16 + 2 * dkdvBlockQuery * f32,
+    // The q tile (forward) or q and dOut (dq) pass through the same memory before the loop.
+    forwardSharedBytes: Math.max(16 * forwardWarps * row * bf16, step(forwardBlockKey)),
+    dqSharedBytes: Math.max(2 * 16 * dqWarps * row * bf16, step(dqBlockKey)),
+    dkdvSharedBytes: 2 * 16 * dkdvWarps * row * bf16 + step(dkdvBlockQuery) + 4 * dkdvBlockQuery * f32,
   };
 }
 
@@ -75,25 +92,26 @@ export function attentionUnsupported(arch: Pick<Architecture, 'dim' | 'heads' | 
 }
 
 /** The attention kernel of an architecture: its name from numbers, its constants and its four entry points. */
-export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHeads'>): ModelOpKernel {
+export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHeads'>, variant?: { readonly name: string; readonly tuning: AttentionTuning }): ModelOpKernel {
   const why = attentionUnsupported(arch);
   if (why) throw new RangeError(`no CUDA attention kernel: ${why}`);
   const headSize = arch.dim / arch.heads;
-  const tiling = attentionTiling(headSize);
-  const block: readonly [number, number, number] = [THREADS, 1, 1];
+  const tiling = attentionTiling(headSize, variant?.tuning);
+  const threads = (warps: number): readonly [number, number, number] => [warps * 32, 1, 1];
   return {
-    kernel: `attention_h${arch.heads}_kv${arch.kvHeads}_d${headSize}_f32`,
+    kernel: `attention_h${arch.heads}_kv${arch.kvHeads}_d${headSize}_f32${variant ? `_${variant.name}` : ''}`,
     op: 'attention',
     template: 'ops/attention.cu.hbs',
     constants: {
       HEAD_SIZE: headSize, HEADS: arch.heads, KV_HEADS: arch.kvHeads, HEAD_PAD: tiling.headPad,
-      BLOCK_Q: tiling.blockQuery, BLOCK_K: tiling.blockKey, DKDV_BLOCK_Q: tiling.dkdvBlockQuery, DELTA_WARPS,
+      FWD_BLOCK_Q: 16 * tiling.forwardWarps, FWD_BLOCK_K: tiling.forwardBlockKey, DQ_BLOCK_Q: 16 * tiling.dqWarps, DQ_BLOCK_K: tiling.dqBlockKey,
+      DKDV_BLOCK_K: 16 * tiling.dkdvWarps, DKDV_BLOCK_Q: tiling.dkdvBlockQuery, DELTA_WARPS,
     },
     entryPoints: [
       {
         name: 'forward', symbol: 'attention_forward',
         parameters: [pointer('out', 'written', Q), pointer('lse', 'written', `${ROWS} (the log-sum-exp of each query row, for the backward)`), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), ...SIZES],
-        block, sharedBytes: tiling.forwardSharedBytes, grid: GRIDS['forward'],
+        block: threads(tiling.forwardWarps), sharedBytes: tiling.forwardSharedBytes, grid: GRIDS['forward'],
         computes: 'out = softmax(q k^T / sqrt(hs) + causal mask) v, lse[b, h, t] = log sum_s exp(q_t . k_s / sqrt(hs))',
       },
       {
@@ -105,13 +123,13 @@ export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHe
       {
         name: 'backward_dq', symbol: 'attention_backward_dq',
         parameters: [pointer('dq', 'accumulated (+=)', Q), pointer('dOut', 'read', Q), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
-        block, sharedBytes: tiling.dqSharedBytes, grid: GRIDS['backward_dq'],
+        block: threads(tiling.dqWarps), sharedBytes: tiling.dqSharedBytes, grid: GRIDS['backward_dq'],
         computes: 'dq += scale * sum_s p (dOut . v_s - delta) k_s, p = exp(q . k_s * scale - lse)',
       },
       {
         name: 'backward_dkdv', symbol: 'attention_backward_dkdv',
         parameters: [pointer('dk', 'accumulated (+=)', KV), pointer('dv', 'accumulated (+=)', KV), pointer('dOut', 'read', Q), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
-        block, sharedBytes: tiling.dkdvSharedBytes, grid: GRIDS['backward_dkdv'],
+        block: threads(tiling.dkdvWarps), sharedBytes: tiling.dkdvSharedBytes, grid: GRIDS['backward_dkdv'],
         computes: 'dv += sum_(h in group, t >= s) p dOut_t; dk += scale * sum p (dOut_t . v_s - delta) q_t',
       },
     ],
@@ -124,10 +142,11 @@ export function attentionGrid(kernel: ModelOpKernel, entry: string, batch: numbe
   const tiles = (rows: number) => Math.ceil(seqLen / rows);
   switch (entry) {
     case 'forward':
+      return [tiles(c['FWD_BLOCK_Q']!), c['HEADS']!, batch];
     case 'backward_dq':
-      return [tiles(c['BLOCK_Q']!), c['HEADS']!, batch];
+      return [tiles(c['DQ_BLOCK_Q']!), c['HEADS']!, batch];
     case 'backward_dkdv':
-      return [tiles(c['BLOCK_K']!), c['KV_HEADS']!, batch];
+      return [tiles(c['DKDV_BLOCK_K']!), c['KV_HEADS']!, batch];
     case 'backward_delta':
       return [Math.ceil((batch * seqLen * c['HEADS']!) / c['DELTA_WARPS']!), 1, 1];
     default:
@@ -136,10 +155,10 @@ export function attentionGrid(kernel: ModelOpKernel, entry: string, batch: numbe
 }
 
 const GRIDS: Readonly<Record<string, string>> = {
-  forward: 'grid.x = ceil(seqLen / BLOCK_Q), grid.y = HEADS, grid.z = batch',
+  forward: 'grid.x = ceil(seqLen / FWD_BLOCK_Q), grid.y = HEADS, grid.z = batch',
   backward_delta: 'grid.x = ceil(batch * seqLen * HEADS / DELTA_WARPS)',
-  backward_dq: 'grid.x = ceil(seqLen / BLOCK_Q), grid.y = HEADS, grid.z = batch',
-  backward_dkdv: 'grid.x = ceil(seqLen / BLOCK_K), grid.y = KV_HEADS, grid.z = batch',
+  backward_dq: 'grid.x = ceil(seqLen / DQ_BLOCK_Q), grid.y = HEADS, grid.z = batch',
+  backward_dkdv: 'grid.x = ceil(seqLen / DKDV_BLOCK_K), grid.y = KV_HEADS, grid.z = batch',
 };
 
 /** Where the spec came from, for the header's first lines. */
@@ -162,10 +181,12 @@ function headerLines(kernel: ModelOpKernel, source: SpecSource): string[] {
     '',
     'Parameters',
     `  HEAD_SIZE ${c['HEAD_SIZE']}${c['HEAD_PAD'] !== c['HEAD_SIZE'] ? ` (zero-padded to HEAD_PAD ${c['HEAD_PAD']} inside: one mma k-step is 16)` : ''}, HEADS ${c['HEADS']}, KV_HEADS ${c['KV_HEADS']}`,
-    `  tiles: BLOCK_Q ${c['BLOCK_Q']} queries and BLOCK_K ${c['BLOCK_K']} keys (4 warps of 16 rows); dkdv steps over DKDV_BLOCK_Q ${c['DKDV_BLOCK_Q']} queries`,
+    `  tiles (a warp owns 16 rows): forward FWD_BLOCK_Q ${c['FWD_BLOCK_Q']} queries a block, FWD_BLOCK_K ${c['FWD_BLOCK_K']} keys a step;`,
+    `    dq DQ_BLOCK_Q ${c['DQ_BLOCK_Q']} queries, DQ_BLOCK_K ${c['DQ_BLOCK_K']} keys; dkdv DKDV_BLOCK_K ${c['DKDV_BLOCK_K']} keys a block, DKDV_BLOCK_Q ${c['DKDV_BLOCK_Q']} queries a step`,
+    '  pipeline: each loop step\'s float32 tiles are fetched by cp.async during the previous step\'s products',
     '  rounding: q, k, v, dOut tiles are rounded to bf16 (round to nearest even) when staged in shared memory;',
     '    p and ds are rounded to bf16 as mma operands; every product accumulates in float32 (mma.sync m16n8k16',
-    '    bf16, sm_80 and later; sm_90a runs the same code), softmax, lse, delta and the += in float32;',
+    '    bf16, sm_80 and later; sm_90a runs the same code), softmax (exp2 by ex2.approx), lse, delta and the += in float32;',
     '    delta reads dOut rounded to bf16, as dp does, so that ds = p (dp - delta) cancels where it should:',
     '    max-norm relative errors of a few 1e-3 against float64 (tolerance 1e-2, check_attention.py)',
     '  dynamic shared memory over 48 KiB needs CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES set to sharedBytes',
@@ -206,8 +227,11 @@ export function renderAttentionKernel(kernel: ModelOpKernel, source: SpecSource)
     heads: c['HEADS'],
     kvHeads: c['KV_HEADS'],
     headPad: c['HEAD_PAD'],
-    blockQuery: c['BLOCK_Q'],
-    blockKey: c['BLOCK_K'],
+    forwardWarps: c['FWD_BLOCK_Q']! / 16,
+    forwardBlockKey: c['FWD_BLOCK_K'],
+    dqWarps: c['DQ_BLOCK_Q']! / 16,
+    dqBlockKey: c['DQ_BLOCK_K'],
+    dkdvWarps: c['DKDV_BLOCK_K']! / 16,
     dkdvBlockQuery: c['DKDV_BLOCK_Q'],
     deltaWarps: c['DELTA_WARPS'],
     scale: floatLiteral(1 / Math.sqrt(headSize)),

@@ -59,17 +59,34 @@ describe('CUDA attention kernel', () => {
 
   it('computes each grid from batch and seqLen, ragged seqLen rounded up to a whole tile', () => {
     const kernel = attentionKernel({ dim: 512, heads: 8, kvHeads: 2 });
-    expect(attentionGrid(kernel, 'forward', 3, 130)).toEqual([3, 8, 3]);
+    expect(attentionGrid(kernel, 'forward', 3, 130)).toEqual([2, 8, 3]); // 128 queries a forward block
     expect(attentionGrid(kernel, 'backward_dq', 1, 64)).toEqual([1, 8, 1]);
     expect(attentionGrid(kernel, 'backward_dkdv', 2, 65)).toEqual([2, 2, 2]);
     expect(attentionGrid(kernel, 'backward_delta', 2, 5)).toEqual([Math.ceil((2 * 5 * 8) / 8), 1, 1]);
     expect(() => attentionGrid(kernel, 'sideways', 1, 1)).toThrow(/no entry point sideways/);
   });
 
-  it('sizes shared memory per head size: dkdv halves its query step over head size 64', () => {
-    expect(attentionTiling(8)).toMatchObject({ headPad: 16, dkdvBlockQuery: 64, forwardSharedBytes: (2 * 64 * 24 + 16 * 72) * 2 });
-    expect(attentionTiling(128)).toMatchObject({ headPad: 128, dkdvBlockQuery: 32, dqSharedBytes: (4 * 64 * 136 + 128 * 72) * 2 + 512 });
+  it('sizes shared memory per head size: float32 staging and bf16 tiles a step; dq and dkdv step by 32 over head size 64', () => {
+    // forward, head size 8 (padded to 16): 2 x 64 keys (K, V) of 16 floats staged + 24 bf16 a row.
+    expect(attentionTiling(8)).toMatchObject({ headPad: 16, dkdvBlockQuery: 64, dqBlockKey: 64, forwardSharedBytes: 2 * 64 * (16 * 4 + 24 * 2) });
+    // dq, head size 128: 2 x 32 keys staged (50176 B) beat the q and dOut tiles staged before the loop (2 x 64 x 136 x 2 B).
+    expect(attentionTiling(128)).toMatchObject({ headPad: 128, dkdvBlockQuery: 32, dqBlockKey: 32, dqSharedBytes: 2 * 32 * (128 * 4 + 136 * 2) });
+    // dkdv: K, V of 64 keys, then a step of 32 queries (q, dOut), then lse, delta staged and scaled.
+    expect(attentionTiling(128).dkdvSharedBytes).toBe(2 * 64 * 136 * 2 + 2 * 32 * (128 * 4 + 136 * 2) + 4 * 32 * 4);
+    // 8-warp forward blocks: the 128-row q tile passes through the same memory first.
+    const wide = attentionTiling(128, { forwardWarps: 8, forwardBlockKey: 32, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 8, dkdvBlockQuery: 32 });
+    expect(wide.forwardSharedBytes).toBe(Math.max(128 * 136 * 2, 2 * 32 * (128 * 4 + 136 * 2)));
     expect(attentionTiling(40).headPad).toBe(48);
+  });
+
+  it('names a tile variant by its suffix, with its blocks and grids', () => {
+    const tuning = { forwardWarps: 4, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 64, dkdvWarps: 8, dkdvBlockQuery: 32 };
+    const kernel = attentionKernel({ dim: 4096, heads: 32, kvHeads: 32 }, { name: 'w8', tuning });
+    expect(kernel.kernel).toBe('attention_h32_kv32_d128_f32_w8');
+    expect(kernel.entryPoints.map((e) => e.block[0])).toEqual([128, 256, 256, 256]);
+    expect(attentionGrid(kernel, 'forward', 1, 2048)).toEqual([32, 32, 1]);
+    expect(attentionGrid(kernel, 'backward_dq', 1, 2048)).toEqual([16, 32, 1]);
+    expect(attentionGrid(kernel, 'backward_dkdv', 1, 2048)).toEqual([16, 32, 1]);
   });
 
   it('refuses shapes the template does not take, by reason', () => {

@@ -15,12 +15,15 @@ the kernels round q, k, v, dOut (and p, ds as mma operands) to bf16, 2^-9 relati
 accumulate in float32; the errors measured are a few 1e-3. The backward must also be
 deterministic: a second run gives the same bits.
 
-Last, the LLaMA-7B shape (heads 32, kv 32, headSize 128, seqLen 2048, batch 1): forward and
-backward timed (CUDA events, median of REPEATS) against torch.nn.functional.
+Last, every kernel of the LLaMA-7B shape (heads 32, kv 32, headSize 128, seqLen 2048, batch 1;
+tile variants included, and those of further --kernels folders, e.g. an older commit's): forward
+and backward timed (CUDA events, median of REPEATS) against torch.nn.functional.
 scaled_dot_product_attention with the flash backend in bf16, same shape, in the same run.
 Writes OUT/attention.md (the tables) and prints them; exit 1 on any failure.
+--profile KERNEL runs KERNEL's forward and backward once at the LLaMA-7B shape, nothing else
+(for ncu).
 
-    python3 check_attention.py --kernels DIR --out OUT
+    python3 check_attention.py --kernels DIR [--kernels DIR2 ...] --out OUT [--profile KERNEL]
 """
 import argparse
 import json
@@ -43,12 +46,16 @@ REPEATS = int(os.environ.get("REPEATS", "20"))
 
 
 def grid_of(kernel, entry, batch, seq_len):
-    """The grid the runtime computes; each template's header documents it."""
+    """The grid the runtime computes (attentionGrid); each template's header documents it. Kernels
+    before the pipelined tiles (one BLOCK_Q, BLOCK_K for all) still run, to time side by side."""
     c = kernel["constants"]
-    if entry in ("forward", "backward_dq"):
-        return (math.ceil(seq_len / c["BLOCK_Q"]), c["HEADS"], batch)
+    rows = lambda name, old: c[name] if name in c else c[old]
+    if entry == "forward":
+        return (math.ceil(seq_len / rows("FWD_BLOCK_Q", "BLOCK_Q")), c["HEADS"], batch)
+    if entry == "backward_dq":
+        return (math.ceil(seq_len / rows("DQ_BLOCK_Q", "BLOCK_Q")), c["HEADS"], batch)
     if entry == "backward_dkdv":
-        return (math.ceil(seq_len / c["BLOCK_K"]), c["KV_HEADS"], batch)
+        return (math.ceil(seq_len / rows("DKDV_BLOCK_K", "BLOCK_K")), c["KV_HEADS"], batch)
     if entry == "backward_delta":
         return (math.ceil(batch * seq_len * c["HEADS"] / c["DELTA_WARPS"]), 1, 1)
     raise ValueError(entry)
@@ -144,19 +151,29 @@ def time_cuda(fn, repeats=REPEATS):
     return times[len(times) // 2]
 
 
-def timing(att, batch=1, seq_len=2048):
+def big_tensors(att, batch, seq_len):
     c = att.kernel["constants"]
     heads, kv_heads, hs = c["HEADS"], c["KV_HEADS"], c["HEAD_SIZE"]
     rows = batch * seq_len
     g = torch.Generator(device="cuda").manual_seed(7)
     randn = lambda *shape: torch.randn(*shape, generator=g, device="cuda")
-    t = {"q": randn(rows, heads * hs), "k": randn(rows, kv_heads * hs), "v": randn(rows, kv_heads * hs), "dOut": randn(rows, heads * hs),
+    return {"q": randn(rows, heads * hs), "k": randn(rows, kv_heads * hs), "v": randn(rows, kv_heads * hs), "dOut": randn(rows, heads * hs),
          "out": torch.empty(rows, heads * hs, device="cuda"), "lse": torch.empty(batch, heads, seq_len, device="cuda"),
          "delta": torch.empty(batch, heads, seq_len, device="cuda"),
          "dq": torch.zeros(rows, heads * hs, device="cuda"), "dk": torch.zeros(rows, kv_heads * hs, device="cuda"), "dv": torch.zeros(rows, kv_heads * hs, device="cuda")}
+
+
+def timing(att, batch=1, seq_len=2048):
+    t = big_tensors(att, batch, seq_len)
     ours_fwd = time_cuda(lambda: att.forward(batch, seq_len, t))
     ours_bwd = time_cuda(lambda: att.backward(batch, seq_len, t))
     ours_parts = {name: time_cuda(lambda name=name: att.launch(name, batch, seq_len, t)) for name in ("backward_delta", "backward_dq", "backward_dkdv")}
+    c = att.kernel["constants"]
+    flops = 4 * batch * c["HEADS"] * seq_len * seq_len * c["HEAD_SIZE"] / 2
+    return {"ours_fwd": ours_fwd, "ours_bwd": ours_bwd, "flops": flops, "parts": ours_parts}
+
+
+def torch_timing(heads=32, kv_heads=32, hs=128, batch=1, seq_len=2048):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     shape = lambda h: (batch, h, seq_len, hs)
     q = torch.randn(shape(heads), device="cuda", dtype=torch.bfloat16, requires_grad=True)
@@ -167,30 +184,50 @@ def timing(att, batch=1, seq_len=2048):
         torch_fwd = time_cuda(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
         o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
         torch_bwd = time_cuda(lambda: torch.autograd.grad(o, (q, k, v), d, retain_graph=True))
-    # FLOPs counted as flash-attention reports them: causal halves 4 B H T^2 D; backward 2.5x.
-    flops = 4 * batch * heads * seq_len * seq_len * hs / 2
-    return {"ours_fwd": ours_fwd, "ours_bwd": ours_bwd, "torch_fwd": torch_fwd, "torch_bwd": torch_bwd, "flops": flops, "parts": ours_parts}
+    return {"torch_fwd": torch_fwd, "torch_bwd": torch_bwd}
+
+
+def load(directories):
+    kernels = []
+    for directory in directories:
+        with open(os.path.join(directory, "attention-kernels.json")) as f:
+            kernels += [(k, directory) for k in json.load(f)]
+    return kernels
+
+
+def is_7b(kernel):
+    c = kernel["constants"]
+    return (c["HEADS"], c["KV_HEADS"], c["HEAD_SIZE"]) == (32, 32, 128)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kernels", required=True)
+    parser.add_argument("--kernels", required=True, action="append")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--profile")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.kernels, "attention-kernels.json")) as f:
-        kernels = json.load(f)
+    kernels = load(args.kernels)
+    if args.profile:
+        kernel, directory = next((k, d) for k, d in kernels if k["kernel"] == args.profile)
+        att = Attention(kernel, directory)
+        t = big_tensors(att, 1, 2048)
+        att.forward(1, 2048, t)
+        att.backward(1, 2048, t)
+        torch.cuda.synchronize()
+        return 0
     lines = [f"# qalc CUDA attention on {torch.cuda.get_device_name()} (torch {torch.__version__})", "",
              f"Max-norm relative error against float64; tolerance {TOLERANCE}; dq, dk, dv prefilled (+= checked); backward run twice (bitwise).", "",
              "| kernel | batch | seqLen | out | lse | dq | dk | dv | deterministic | ok |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     failures = 0
     generator = torch.Generator(device="cuda").manual_seed(1234)
-    attentions = {}
+    attentions = []
     started = time.time()
     if QUICK:
-        kernels = [k for k in kernels if k["kernel"] in ("attention_h8_kv2_d8_f32", "attention_h8_kv2_d128_f32")]
-    for index, kernel in enumerate(kernels):
-        att = attentions[kernel["kernel"]] = Attention(kernel, args.kernels)
+        kernels = [(k, d) for k, d in kernels if k["kernel"] in ("attention_h8_kv2_d8_f32", "attention_h8_kv2_d128_f32")]
+    for index, (kernel, directory) in enumerate(kernels):
+        att = Attention(kernel, directory)
+        attentions.append((att, directory))
         for j, seq_len in enumerate(SEQ_LENS):
             batch = 1 + (index + j) % 3
             if kernel["constants"]["HEADS"] >= 32 and seq_len == 2048:
@@ -206,22 +243,25 @@ def main():
             lines.append(line)
             print(line, flush=True)
     lines += ["", f"checks took {time.time() - started:.1f} s", ""]
-    big = next((a for name, a in attentions.items() if name == "attention_h32_kv32_d128_f32"), None)
-    r = None
-    if big is not None:
+    big = [(att, directory) for att, directory in attentions if is_7b(att.kernel)]
+    if big and not QUICK:
         try:
-            r = timing(big)
+            ref = torch_timing()
+            tf = lambda flops, ms: flops / ms / 1e9
+            lines += ["## LLaMA-7B shape: heads 32, kv 32, headSize 128, seqLen 2048, batch 1 (median of %d, CUDA events)" % REPEATS, "",
+                      f"torch SDPA flash (bf16): forward {ref['torch_fwd']:.3f} ms, backward {ref['torch_bwd']:.3f} ms (same run).", "",
+                      "| kernel (folder) | forward ms | TFLOP/s | / torch | backward ms | TFLOP/s | / torch | delta | dq | dkdv |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for att, directory in big:
+                r = timing(att)
+                p = r["parts"]
+                lines.append(f"| {att.kernel['kernel']} ({os.path.basename(os.path.normpath(directory))}) | {r['ours_fwd']:.3f} | {tf(r['flops'], r['ours_fwd']):.0f} | {r['ours_fwd'] / ref['torch_fwd']:.2f} | "
+                             f"{r['ours_bwd']:.3f} | {tf(2.5 * r['flops'], r['ours_bwd']):.0f} | {r['ours_bwd'] / ref['torch_bwd']:.2f} | "
+                             f"{p['backward_delta']:.3f} | {p['backward_dq']:.3f} | {p['backward_dkdv']:.3f} |")
+                print(lines[-1], flush=True)
+            lines += ["", "qalc: f32 in/out, bf16 mma.sync. FLOPs as flash-attention counts them: forward 2 B H T^2 D (causal), backward 2.5x that."]
         except Exception as error:  # the correctness table still comes back
             failures += 1
             lines += [f"timing failed: {error}"]
-    if r is not None:
-        tf = lambda flops, ms: flops / ms / 1e9
-        lines += ["## LLaMA-7B shape: heads 32, kv 32, headSize 128, seqLen 2048, batch 1 (median of %d, CUDA events)" % REPEATS, "",
-                  "| what | qalc (f32 in/out, bf16 mma.sync) ms | TFLOP/s | torch SDPA flash (bf16) ms | TFLOP/s | qalc / torch |", "| --- | --- | --- | --- | --- | --- |",
-                  f"| forward | {r['ours_fwd']:.3f} | {tf(r['flops'], r['ours_fwd']):.0f} | {r['torch_fwd']:.3f} | {tf(r['flops'], r['torch_fwd']):.0f} | {r['ours_fwd'] / r['torch_fwd']:.2f} |",
-                  f"| backward | {r['ours_bwd']:.3f} | {tf(2.5 * r['flops'], r['ours_bwd']):.0f} | {r['torch_bwd']:.3f} | {tf(2.5 * r['flops'], r['torch_bwd']):.0f} | {r['ours_bwd'] / r['torch_bwd']:.2f} |",
-                  "", "qalc backward parts: " + ", ".join(f"{n} {ms:.3f} ms" for n, ms in r["parts"].items()),
-                  "FLOPs as flash-attention counts them: forward 2 B H T^2 D (causal), backward 2.5x that."]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out, "attention.md"), "w") as f:
         f.write(text)

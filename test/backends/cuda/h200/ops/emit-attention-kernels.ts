@@ -1,11 +1,13 @@
 // Renders the attention kernels check_attention.py runs and builds their sm_90a fatbins here
 // (the same nvcc flags and cache as `qalc compile`), with attention-kernels.json describing
-// them (the ModelOpKernel the runtime launches by, plus the file names).
+// them (the ModelOpKernel the runtime launches by, plus the file names). With --variants, also
+// the tile variants of VARIANTS (kernel names suffixed by the variant's) for the head sizes of
+// 64 and over, plus one padded head size, to check and time side by side with the defaults.
 //
-//   npx tsx test/backends/cuda/h200/ops/emit-attention-kernels.ts OUT_DIR
+//   npx tsx test/backends/cuda/h200/ops/emit-attention-kernels.ts OUT_DIR [--variants]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { attentionKernel, renderAttentionKernel } from '../../../../../src/backends/cuda/model-ops/attention.ts';
+import { attentionKernel, renderAttentionKernel, type AttentionTuning } from '../../../../../src/backends/cuda/model-ops/attention.ts';
 import { buildKernels } from '../../../../../src/backends/cuda/nvcc.ts';
 
 /** [dim, heads, kvHeads]: stories260K (head size 8, GQA 2), GQA ratios 1 and 4 at head sizes 8, 32, 64, 128, and LLaMA-7B. */
@@ -13,9 +15,24 @@ export const CHECKED_SHAPES: readonly (readonly [number, number, number])[] = [
   [64, 8, 4], [64, 8, 8], [64, 8, 2], [128, 4, 1], [256, 4, 4], [512, 8, 2], [512, 4, 4], [1024, 8, 2], [4096, 32, 32],
 ];
 
+/** Tile variants timed against the defaults (attentionTuning). */
+export const VARIANTS: readonly { readonly name: string; readonly tuning: AttentionTuning }[] = [
+  // The defaults before 8-warp forward blocks (the first device call's).
+  { name: 'w4', tuning: { forwardWarps: 4, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 32 } },
+  // 8-warp dq blocks (128 queries share each K, V tile), 32 or 64 keys a step.
+  { name: 'q8', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 32 } },
+  { name: 'q8k64', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 64, dkdvWarps: 8, dkdvBlockQuery: 32 } },
+];
+
 const outDir = process.argv[2];
-if (!outDir) throw new Error('usage: emit-attention-kernels.ts OUT_DIR');
-const kernels = CHECKED_SHAPES.map(([dim, heads, kvHeads]) => attentionKernel({ dim, heads, kvHeads }));
+if (!outDir) throw new Error('usage: emit-attention-kernels.ts OUT_DIR [--variants]');
+const shapes = CHECKED_SHAPES.map(([dim, heads, kvHeads]) => ({ dim, heads, kvHeads }));
+const kernels = shapes.map((shape) => attentionKernel(shape));
+if (process.argv.includes('--variants')) {
+  for (const shape of shapes.filter((s) => s.dim / s.heads >= 64 || (s.dim === 64 && s.kvHeads === 2))) {
+    for (const variant of VARIANTS) kernels.push(attentionKernel(shape, variant));
+  }
+}
 const sources = kernels.map((k) => renderAttentionKernel(k, { spec: 'check_attention', specFile: 'test/backends/cuda/h200/ops/emit-attention-kernels.ts' }));
 const result = await buildKernels(sources, outDir, { arches: ['sm_90a'], jobs: 2 });
 console.log(result.message);
