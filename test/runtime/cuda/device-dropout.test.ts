@@ -43,7 +43,7 @@ describe('dropout multipliers on the device', () => {
 
   it('are the host\'s expansion bit for bit: ragged lengths, seeds, offsets past 2^32, several p', () => {
     for (const seed of [0, 99, 0xffffffff]) {
-      for (const offset of [0, 5, 123_456_789, 2 ** 32 + 3]) {
+      for (const offset of [0, 5, 123_456_789, 2 ** 32 - 100, 2 ** 32 + 3]) { // 2^32 − 100: the counter wraps inside the layer
         for (const p of [0.05, 0.1, 0.5, 0.9]) {
           for (const count of [1, 7, 130 * 4, 37 * 43]) {
             const mask = dropoutDraws(seed, offset);

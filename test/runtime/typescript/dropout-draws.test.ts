@@ -36,6 +36,8 @@ describe('dropout draws', () => {
     for (let i = 0; i < 100; i++) expect(drawBits(12345, i) / 2 ** 32).toBe(rng.next());
     const far = 2 ** 32 + 17;
     expect(expandDropoutMask(dropoutDraws(7, far), 50, 0.4)).toEqual(expandDropoutMask(dropoutDraws(7, 17), 50, 0.4));
+    const wrapping = expandDropoutMask(dropoutDraws(7, 2 ** 32 - 3), 10, 0.4);
+    expect(wrapping).toEqual(Uint8Array.from([...expandDropoutMask(dropoutDraws(7, 2 ** 32 - 3), 3, 0.4), ...expandDropoutMask(dropoutDraws(7, 0), 7, 0.4)]));
   });
 
   it('decides in integers exactly as z / 2^32 ≥ p, at the threshold itself', () => {
