@@ -13,15 +13,25 @@ export interface Rng {
   normal(): number;
 }
 
+/**
+ * The output hash of one state, as an unsigned 32-bit integer. The n-th draw (from 1) of
+ * createRng(seed) is splitmix32(seed + n·0x9e3779b9 mod 2^32) / 2^32: counter-based, so any draw
+ * can be computed without the ones before it (adapter dropout on the device does:
+ * src/runtime/typescript/dropout-draws.ts).
+ */
+export function splitmix32(state: number): number {
+  let z = state;
+  z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
+  z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+  z ^= z >>> 15;
+  return z >>> 0;
+}
+
 export function createRng(seed: number): Rng {
   let state = seed >>> 0;
   const next = (): number => {
     state = (state + 0x9e3779b9) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
-    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-    z ^= z >>> 15;
-    return (z >>> 0) / 4294967296;
+    return splitmix32(state) / 4294967296;
   };
   return {
     next,

@@ -12,7 +12,7 @@
 import { elementsFor, bindingNamed, hasBinding, launchesFor, type ManifestKernel } from '../backends/manifest.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import type { DeviceCall, DevicePort, DeviceTensor } from './device-port.ts';
-import { keepScales, kernelQweight, packScalesAndZeros } from './kernel-buffers.ts';
+import { kernelQweight, packScalesAndZeros } from './kernel-buffers.ts';
 import { chooseLinearKernels, type LinearKernels } from './linear-kernel-choice.ts';
 import type { TrainingOps } from './ops.ts';
 import { checkLength } from './typescript/floats.ts';
@@ -103,7 +103,7 @@ export function compiledLinearOps(port: DevicePort, fallback: LinearOps): Linear
         buffers.pooledInput = call.output(kernel, 'pooledInput', saved.u, { rows, width: groups });
         buffers.adapterActivation = call.output(kernel, 'adapterActivation', saved.v, { rows, width: adapter.rank });
         if (hasBinding(kernel, 'dropoutMultiplier')) {
-          buffers.dropoutMultiplier = call.input(kernel, 'dropoutMultiplier', keepScales(saved.mask, rows * groups, adapter.dropout), { rows, width: groups });
+          buffers.dropoutMultiplier = call.dropoutMultipliers(kernel, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
         }
       }
       call.dispatch(kernel, rows, buffers, { tokens: rows, adapterScale: adapter?.scaling ?? 0 });
@@ -144,7 +144,7 @@ export function compiledLinearOps(port: DevicePort, fallback: LinearOps): Linear
           adapterWeightGrads: weightGrads,
         };
         if (hasBinding(adapterGrad, 'dropoutMultiplier')) {
-          grads.dropoutMultiplier = call.input(adapterGrad, 'dropoutMultiplier', keepScales(saved.mask, rows * groups, adapter.dropout), { rows, width: groups });
+          grads.dropoutMultiplier = call.dropoutMultipliers(adapterGrad, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
         }
         call.dispatch(adapterGrad, rows, grads, { tokens: rows, adapterScale: adapter.scaling });
       }

@@ -9,6 +9,7 @@
 // syncToHost on one that keeps them on the device between ops (WebGPU) — so the host arrays
 // handed to output() and accumulate() must not be touched until then.
 import type { ManifestKernel } from '../backends/manifest.ts';
+import type { DropoutDraws } from './typescript/dropout-draws.ts';
 import type { Floats } from './typescript/floats.ts';
 
 declare const onDevice: unique symbol;
@@ -38,6 +39,12 @@ export interface DeviceCall {
    * device updates is the device.
    */
   packed(kernel: ManifestKernel, binding: string, parts: readonly Floats[]): DeviceTensor;
+  /**
+   * The dropout multipliers a binding of `kernel` reads for `mask`'s draws with drop probability
+   * p (ones without a mask): `keepScales` on the host and uploaded, or computed on the device
+   * where the port can (the cuda backend's dropout model op).
+   */
+  dropoutMultipliers(kernel: ManifestKernel, binding: string, mask: DropoutDraws | undefined, p: number, shape: Activations): DeviceTensor;
   /** A host array for a binding of `kernel` to overwrite; it holds the results once the port hands it back. */
   output(kernel: ManifestKernel, binding: string, host: Floats, shape: Activations): DeviceTensor;
   /** Device-only scratch for a binding of `kernel`. */

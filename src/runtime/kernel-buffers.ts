@@ -3,6 +3,7 @@
 // adapterWeights, and the dropout multipliers. Shared by the cuda and webgpu runtimes.
 import { packQweight } from '../quant/gptq-pack.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
+import { type DropoutDraws, expandDropoutMask, keptScale } from './typescript/dropout-draws.ts';
 
 /**
  * GPTQ v1 qweight (src/quant/gptq-pack.ts: column o one little-endian bit stream, 3-bit codes
@@ -37,15 +38,17 @@ export function packParts(parts: readonly ArrayLike<number>[]): Float32Array {
 }
 
 /**
- * dropoutMultiplier (and the op kernels' keep-scales): per pooled entry 1/(1−p) kept, 0 dropped,
- * 1 without a mask — src/runtime/typescript/qalora-linear.ts's dropScale.
+ * dropoutMultiplier (and the op kernels' keep-scales), expanded on the host: per pooled entry
+ * 1/(1−p) kept, 0 dropped, 1 without a mask — src/runtime/typescript/qalora-linear.ts's
+ * dropScale. The cuda backend computes the same values on the device (the dropout model op).
  */
-export function keepScales(mask: Uint8Array | undefined, length: number, p: number): Float32Array {
+export function keepScales(mask: DropoutDraws | undefined, length: number, p: number): Float32Array {
   if (mask === undefined) return new Float32Array(length).fill(1);
-  const kept = 1 / (1 - p);
+  const keep = expandDropoutMask(mask, length, p);
+  const kept = keptScale(p);
   // A plain loop: Float32Array.from with a mapping function is ~10× slower in V8, and this runs
   // for every adapter's forward and backward (550 ms of a 7B-shaped step at 4 blocks).
   const scales = new Float32Array(length);
-  for (let i = 0; i < length; i++) scales[i] = mask[i] ? kept : 0;
+  for (let i = 0; i < length; i++) scales[i] = keep[i] ? kept : 0;
   return scales;
 }

@@ -21,6 +21,7 @@ import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import { withStoredScales } from '../quant/scale-dtype.ts';
 import { createRng, type Rng } from '../reference/random.ts';
 import type { AttentionShape } from '../runtime/typescript/attention.ts';
+import { dropoutDraws } from '../runtime/typescript/dropout-draws.ts';
 import { allocateFloats, type FloatType, type Floats } from '../runtime/typescript/floats.ts';
 import { type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear } from '../runtime/typescript/qalora-linear.ts';
 import { ropeTables, type RopeTables } from '../runtime/typescript/rope.ts';
@@ -60,7 +61,7 @@ export interface Batch {
 }
 
 export interface ForwardOptions {
-  /** Training forwards apply adapter dropout; masks are drawn from dropoutSeed. Default false. */
+  /** Training forwards apply adapter dropout; masks are the draws of dropoutSeed's sequence, layer after layer. Default false. */
   readonly training?: boolean;
   readonly dropoutSeed?: number;
   /**
@@ -273,14 +274,20 @@ export class QaLoraModel {
     if (tokens.length !== rows) throw new RangeError(`batch has ${tokens.length} tokens, expected ${B}×${T}`);
     const acts = this.activationsFor(B, T);
     const { dim: C, hiddenDim: hidden, vocab, rmsNormEps: eps } = arch;
-    const dropoutRng = options.training ? createRng(options.dropoutSeed ?? 0) : undefined;
+    // One counter-based sequence per forward: each layer with dropout takes the next u.length
+    // draws, in the order the layers run (dropout-draws.ts; the backend expands them).
+    const dropoutSeed = options.training ? (options.dropoutSeed ?? 0) : undefined;
+    let dropoutCounter = 0;
     const shape = this.attentionShape(B, T);
 
     const linear = async (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => {
       const adapter = projection.layer.adapter;
       if (saved.saved !== undefined) {
-        saved.saved.mask = adapter !== null && adapter.dropout > 0 && dropoutRng !== undefined
-          ? drawMask(dropoutRng, saved.saved.u.length, adapter.dropout) : undefined;
+        saved.saved.mask = undefined;
+        if (adapter !== null && adapter.dropout > 0 && dropoutSeed !== undefined) {
+          saved.saved.mask = dropoutDraws(dropoutSeed, dropoutCounter);
+          dropoutCounter += saved.saved.u.length;
+        }
       }
       const padded = inFeaturesOf(projection.layer.base);
       const input = padded === projection.inFeatures ? x : padColumns(x, rows, projection.inFeatures, padded, this.dtype);
@@ -428,8 +435,3 @@ export class QaLoraModel {
   }
 }
 
-function drawMask(rng: Rng, length: number, p: number): Uint8Array {
-  const keep = new Uint8Array(length);
-  for (let i = 0; i < length; i++) keep[i] = rng.next() >= p ? 1 : 0;
-  return keep;
-}

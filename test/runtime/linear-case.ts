@@ -6,6 +6,7 @@ import { createRng, type Rng } from '../../src/reference/random.ts';
 import type { Bits } from '../../src/quant/quantized-weight.ts';
 import { quantizeRtn } from '../../src/quant/rtn.ts';
 import { withStoredScales } from '../../src/quant/scale-dtype.ts';
+import { dropoutDraws } from '../../src/runtime/typescript/dropout-draws.ts';
 import type { Floats } from '../../src/runtime/typescript/floats.ts';
 import type { AdapterActivations, FrozenWeight, QaLoraLinear } from '../../src/runtime/typescript/qalora-linear.ts';
 
@@ -64,7 +65,7 @@ export function linearCaseData(c: LinearCase): LinearCaseData {
   };
   const saved: AdapterActivations | undefined = c.rank === 0 ? undefined : {
     u: new Float32Array(c.rows * groups), v: new Float32Array(c.rows * c.rank),
-    mask: c.dropout ? Uint8Array.from({ length: c.rows * groups }, () => (rng.next() < c.dropout! ? 0 : 1)) : undefined,
+    mask: c.dropout ? dropoutDraws(c.K * 7 + c.N, 12_345) : undefined,
   };
   const x = randomFloats(rng, c.rows * c.K), dy = randomFloats(rng, c.rows * c.N);
   const y = new Float32Array(c.rows * c.N), dx = randomFloats(rng, c.rows * c.K);

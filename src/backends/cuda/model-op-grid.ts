@@ -7,8 +7,8 @@ import type { ModelOpKernel } from './model-ops.ts';
 export type Grid = [number, number, number];
 
 /** The entry points with one thread per element of `count`. */
-const ELEMENTWISE_ENTRIES: Readonly<Record<'swiglu' | 'residual' | 'adamw', readonly string[]>> = {
-  swiglu: ['forward', 'backward'], residual: ['add', 'zero', 'accumulate'], adamw: ['step'],
+const ELEMENTWISE_ENTRIES: Readonly<Record<'swiglu' | 'residual' | 'adamw' | 'dropout', readonly string[]>> = {
+  swiglu: ['forward', 'backward'], residual: ['add', 'zero', 'accumulate'], adamw: ['step'], dropout: ['multipliers'],
 };
 
 const ceil = (a: number, b: number): number => Math.ceil(a / b);
@@ -43,6 +43,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
     case 'swiglu':
     case 'residual':
     case 'adamw':
+    case 'dropout':
       return ELEMENTWISE_ENTRIES[kernel.op].includes(entry) ? [ceil(n('count'), c('THREADS')), 1, 1] : unknown();
     case 'lm_head':
       if (entry === 'forward') return [ceil(c('VOCAB'), c('TILE')), ceil(n('rows'), c('TILE')), 1];

@@ -12,7 +12,7 @@ const REFERENCE: Readonly<Record<string, string>> = {
   embedding: 'src/runtime/typescript/embedding.ts', rmsnorm: 'src/runtime/typescript/rmsnorm.ts', rope: 'src/runtime/typescript/rope.ts',
   swiglu: 'src/runtime/typescript/swiglu.ts', residual: 'src/runtime/typescript/residual.ts', convert: 'the linear kernels\' bindings (src/runtime/compiled-linear.ts)',
   lm_head: 'src/runtime/typescript/lm-head.ts', cross_entropy: 'src/runtime/typescript/cross-entropy.ts', attention: 'src/runtime/typescript/attention.ts',
-  adamw: 'src/train/adamw.ts', sum_squares: 'src/train/adamw.ts (gradNorm)',
+  adamw: 'src/train/adamw.ts', sum_squares: 'src/train/adamw.ts (gradNorm)', dropout: 'src/runtime/typescript/dropout-draws.ts (expandDropoutMask, keepScales)',
 };
 
 /** A parameter's C type: as described, or what its launch type implies. */

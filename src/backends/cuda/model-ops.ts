@@ -1,7 +1,7 @@
 // The model ops on CUDA: every op of a training step that is not a QA-LoRA linear layer
 // (embedding, RMSNorm, RoPE, SwiGLU, the residual glue, the f32 <-> 16-bit conversions around
-// the linear kernels, lm_head, cross-entropy, attention, AdamW and the gradient norm's sum of
-// squares), each a kernel that `qalc compile` emits from templates/cuda/ops/ with the spec's
+// the linear kernels, lm_head, cross-entropy, attention, AdamW, the gradient norm's sum of
+// squares and, for a spec with adapter dropout, the dropout multipliers), each a kernel that `qalc compile` emits from templates/cuda/ops/ with the spec's
 // shapes baked in as constants (src/backends/cuda/model-op-emit.ts prints them).
 //
 // This file is the list: which kernels a plan needs, each described once in its own file under
@@ -19,6 +19,7 @@ import { adamwKernel } from './model-ops/adamw.ts';
 import { attentionKernel, attentionUnsupported } from './model-ops/attention.ts';
 import { convertKernel } from './model-ops/convert.ts';
 import { crossEntropyKernel } from './model-ops/cross-entropy.ts';
+import { dropoutKernel } from './model-ops/dropout.ts';
 import { embeddingKernel } from './model-ops/embedding.ts';
 import { lmHeadKernel } from './model-ops/lm-head.ts';
 import { residualKernel } from './model-ops/residual.ts';
@@ -75,12 +76,14 @@ export interface ModelOpOrigin {
 }
 
 /** Every op's kernel description, in the order of a training step. */
-function describedKernels(shapes: ModelShapes): ModelOpKernel[] {
+function describedKernels(shapes: ModelShapes, hasDropout: boolean): ModelOpKernel[] {
   // Causal grouped-query flash attention (model-ops/attention.ts); a head size it does not take keeps attention on the host.
   const attention = attentionUnsupported(shapes) === null ? [attentionKernel(shapes)] : [];
+  // The dropout multipliers only where a layer's adapter drops (p > 0): otherwise no kernel binds them.
+  const dropout = hasDropout ? [dropoutKernel()] : [];
   return [
     embeddingKernel(shapes), rmsnormKernel(shapes), convertKernel(shapes), ropeKernel(shapes), ...attention, residualKernel(), swigluKernel(),
-    lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(),
+    lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(), ...dropout,
   ];
 }
 
@@ -93,6 +96,7 @@ export interface ModelOpOptions {
 export function modelOpKernels(plan: Plan, options: ModelOpOptions = {}): readonly ModelOpKernel[] {
   const shapes = modelShapes(plan, options.precision ?? planPrecision(plan, 'cuda'));
   const byName = new Map<string, ModelOpKernel>();
-  for (const kernel of describedKernels(shapes)) if (!byName.has(kernel.kernel)) byName.set(kernel.kernel, kernel);
+  const hasDropout = plan.layers.some((layer) => (layer.adapter?.dropout ?? 0) > 0);
+  for (const kernel of describedKernels(shapes, hasDropout)) if (!byName.has(kernel.kernel)) byName.set(kernel.kernel, kernel);
   return [...byName.values()];
 }

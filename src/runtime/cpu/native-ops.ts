@@ -10,7 +10,7 @@ import { poolingFactor } from '../../reference/adapter.ts';
 import { attentionSavedLength, type AttentionShape } from '../typescript/attention.ts';
 import type { CrossEntropyResult } from '../typescript/cross-entropy.ts';
 import type { Floats } from '../typescript/floats.ts';
-import { inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../typescript/qalora-linear.ts';
+import { hostKeepMask, inFeaturesOf, outFeaturesOf, type AdapterActivations, type QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { RopeTables } from '../typescript/rope.ts';
 import { embeddingForward } from '../typescript/embedding.ts';
 import { residualAdd, syncToHost, zeroFill } from '../typescript/residual.ts';
@@ -45,7 +45,7 @@ function transposeCodes(q: Uint8Array, inFeatures: number, outFeatures: number):
 }
 
 /** What native/kernels.h's LinearLayer reads, from the TypeScript layer and its saved activations. */
-export function nativeLinearLayer(layer: QaLoraLinear, saved: AdapterActivations | undefined): NativeLinearLayer {
+export function nativeLinearLayer(layer: QaLoraLinear, saved: AdapterActivations | undefined, rows: number): NativeLinearLayer {
   const { base, adapter } = layer;
   const inFeatures = inFeaturesOf(base), outFeatures = outFeaturesOf(base);
   const frozen = base.kind === 'quantized'
@@ -61,7 +61,7 @@ export function nativeLinearLayer(layer: QaLoraLinear, saved: AdapterActivations
     rank: adapter.rank, adapterGroup: adapter.groupSize, poolFactor: poolingFactor(adapter.pooling, adapter.groupSize),
     scaling: adapter.scaling, dropout: adapter.dropout,
     a: f32(adapter.a, 'A'), b: f32(adapter.b, 'B'), gradA: f32(adapter.gradA, 'dA'), gradB: f32(adapter.gradB, 'dB'),
-    u: f32(saved.u, 'u'), v: f32(saved.v, 'v'), mask: saved.mask,
+    u: f32(saved.u, 'u'), v: f32(saved.v, 'v'), mask: hostKeepMask(layer, saved, rows),
   };
 }
 
@@ -93,9 +93,9 @@ export function nativeCpuOps(): SyncTrainingOps {
       addon.rmsnormForward(f32(out, 'out'), f32(rstd, 'rstd'), f32(x, 'x'), f32(weight, 'weight'), rows, channels, eps),
     rmsnormBackward: (dx, dy, x, weight, rstd, rows, channels) =>
       addon.rmsnormBackward(f32(dx, 'dx'), f32(dy, 'dy'), f32(x, 'x'), f32(weight, 'weight'), f32(rstd, 'rstd'), rows, channels),
-    qaloraLinearForward: (y, x, rows, layer, saved) => addon.qaloraLinearForward(f32(y, 'y'), f32(x, 'x'), rows, nativeLinearLayer(layer, saved)),
+    qaloraLinearForward: (y, x, rows, layer, saved) => addon.qaloraLinearForward(f32(y, 'y'), f32(x, 'x'), rows, nativeLinearLayer(layer, saved, rows)),
     qaloraLinearBackward: (dx, dy, rows, layer, saved) =>
-      addon.qaloraLinearBackward(f32(dx, 'dx'), f32(dy, 'dy'), rows, nativeLinearLayer(layer, saved)),
+      addon.qaloraLinearBackward(f32(dx, 'dx'), f32(dy, 'dy'), rows, nativeLinearLayer(layer, saved, rows)),
     ropeForward: rope(addon, 1),
     ropeBackward: rope(addon, -1),
     ...attention(addon),

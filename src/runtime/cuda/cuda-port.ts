@@ -11,7 +11,7 @@ import type { StatsWording } from '../compiled-linear.ts';
 import type { Floats } from '../typescript/floats.ts';
 import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
 import { loadManifestKernels } from './manifest-launch.ts';
-import { packParts } from '../kernel-buffers.ts';
+import { keepScales, packParts } from '../kernel-buffers.ts';
 import { bindingLayout } from './binding-layout.ts';
 import { bytesPerElement, decodeRows, encodeRows, type ActivationType } from './host-data.ts';
 import type { CudaKernelImage } from './kernels.ts';
@@ -91,6 +91,9 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
         packed(kernel, name, parts) {
           const values = packParts(parts);
           return this.input(kernel, name, values, { rows: 1, width: values.length });
+        },
+        dropoutMultipliers(kernel, name, mask, p, shape) {
+          return this.input(kernel, name, keepScales(mask, shape.rows * shape.width, p), shape);
         },
         output(kernel, name, host: Floats, shape) {
           const t = tensorFor(kernel, name, shape);

@@ -3,8 +3,9 @@
 // layer), and embedding, RMSNorm, RoPE, attention, SwiGLU, the residual glue, lm_head and
 // cross-entropy on the spec's model-op kernels (src/backends/cuda/model-ops.ts, emitted by
 // `qalc compile` with the model's shapes baked in). Data stays on the device between ops
-// (device-arrays.ts): a step uploads its token ids, targets, the adapters and dropout masks,
-// and hands back only what the model syncs (the logits after a forward, the gradients after a
+// (device-arrays.ts): a step uploads its token ids, targets and the adapters (the dropout
+// multipliers are computed on the device from each layer's draws: device-dropout.ts), and
+// hands back only what the model syncs (the logits after a forward, the gradients after a
 // backward) and the loss. Semantics are the TypeScript ops' (forwards overwrite, backwards +=);
 // the host checks what the TypeScript ops check (token ids, targets, shapes) before launching.
 //
@@ -26,6 +27,7 @@ import { encodeRows } from './host-data.ts';
 import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
+import { deviceDropout } from './device-dropout.ts';
 
 export interface DeviceOps extends TrainingOps {
   readonly stats: CompiledLinearStats;
@@ -75,7 +77,7 @@ function requireConstant(kernel: ModelOpManifestKernel, name: string, value: num
 export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string): DeviceOps {
   const ops = modelOpLauncher(driver, kernels.modelOps);
   const arrays = new DeviceArrays(driver, convertKernels(ops, activation));
-  const port = residentPort(driver, kernels.kernels, arrays);
+  const port = residentPort(driver, kernels.kernels, arrays, deviceDropout(ops));
   const kernelOf = ops.kernel;
   const read = (host: Floats, name: string, length = host.length) => arrays.read(float32(host, name), dense(length));
   const write = (host: Floats, name: string, length = host.length) => arrays.write(float32(host, name), dense(length));

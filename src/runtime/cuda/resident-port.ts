@@ -3,13 +3,16 @@
 // (device-arrays.ts) instead of host copies. An input that an earlier op left on the device is
 // bound where it is, or converted there to the binding's encoding and row stride (bf16 or fp16
 // activations); an output becomes the array's resident copy in the kernel's encoding; an
-// accumulation is the accumulate kernel. run() queues nothing more and waits for nothing: the
+// accumulation is the accumulate kernel; dropout multipliers are the dropout op's, computed in
+// place from the layer's draws (device-dropout.ts). run() queues nothing more and waits for nothing: the
 // host sees values only through the ops' syncToHost.
 import type { DeviceCall, DeviceTensor } from '../device-port.ts';
 import type { DeviceBuffer, CudaDevicePort } from './cuda.ts';
 import { dense, float32, type DeviceArrays, type Layout } from './device-arrays.ts';
 import { bytesPerElement } from './host-data.ts';
+import { keepScales } from '../kernel-buffers.ts';
 import { bindingLayout } from './binding-layout.ts';
+import type { DropoutGenerator } from './device-dropout.ts';
 import type { CudaKernelImage } from './kernels.ts';
 import { loadManifestKernels } from './manifest-launch.ts';
 import type { CudaPort } from './cuda-port.ts';
@@ -22,7 +25,8 @@ interface ResidentTensor {
 const tensor = (t: ResidentTensor): DeviceTensor => t as unknown as DeviceTensor;
 const unwrap = (t: DeviceTensor): ResidentTensor => t as unknown as ResidentTensor;
 
-export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays): CudaPort {
+/** `dropout`: the multipliers computed on the device (device-dropout.ts); without it they are expanded on the host and uploaded. */
+export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays, dropout?: DropoutGenerator): CudaPort {
   const kernels = loadManifestKernels(driver, images);
   let launches = 0;
   return {
@@ -49,6 +53,15 @@ export function residentPort(driver: CudaDevicePort, images: readonly CudaKernel
             buffer.copyFrom(arrays.read(float32(part, name), dense(part.length)), part.length * 4, offset * 4);
             offset += part.length;
           }
+          return tensor({ buffer, layout });
+        },
+        dropoutMultipliers(kernel, name, mask, p, shape) {
+          const layout = bindingLayout(kernel, name, shape);
+          if (dropout === undefined || layout.encoding !== 'f32' || layout.stride !== layout.width) {
+            return this.input(kernel, name, keepScales(mask, shape.rows * shape.width, p), shape);
+          }
+          const buffer = arrays.take(shape.rows * shape.width * 4);
+          dropout(buffer, mask, p, shape.rows * shape.width);
           return tensor({ buffer, layout });
         },
         output(kernel, name, host, shape) {

@@ -16,7 +16,7 @@
 // The adapter (QALORA.md, as src/reference/qalora-layer.ts):
 //   u = pool(x) [rows, L],  v = drop(u)·A [rows, r],  y += σ·v·B,  σ = alpha/r
 //   dB += σ·vᵀ·dy,  dv = σ·dy·Bᵀ,  dA += drop(u)ᵀ·dv,  du = drop(dv·Aᵀ),  dx += unpool(du)
-// The backward reads only u, v and the mask from the forward — never x.
+// The backward reads only u, v and the mask (re-expanded from its draws) from the forward — never x.
 //
 // Versions (tokens/s of forward+backward+AdamW on stories260K, B=4 T=32, 2-core CPU):
 //   v1 one input row per pass over the outputs                         ~870
@@ -25,6 +25,7 @@ import type { Pooling } from '../../reference/adapter.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
 import type { QuantizedWeight } from '../../quant/quantized-weight.ts';
 import { checkLength, type Floats } from './floats.ts';
+import { type DropoutDraws, expandDropoutMask } from './dropout-draws.ts';
 
 export type FrozenWeight =
   | { readonly kind: 'quantized'; readonly weight: QuantizedWeight }
@@ -57,8 +58,11 @@ export interface AdapterActivations {
   readonly u: Floats;
   /** drop(u)·A, [rows, r]. */
   readonly v: Floats;
-  /** Keep (1) / drop (0) per entry of u, [rows, L], with probability adapter.dropout; none = no dropout. */
-  mask: Uint8Array | undefined;
+  /**
+   * Keep / drop per entry of u, [rows, L], with drop probability adapter.dropout, as the draws
+   * that make it (dropout-draws.ts: each backend expands it, the cuda one on the device); none = no dropout.
+   */
+  mask: DropoutDraws | undefined;
 }
 
 export function inFeaturesOf(base: FrozenWeight): number {
@@ -82,6 +86,13 @@ function checkLayer(layer: QaLoraLinear): void {
   checkLength('B', adapter.b, rank * N);
 }
 
+/** The keep mask of `saved` over its rows × L entries, on the host; undefined without dropout. */
+export function hostKeepMask(layer: QaLoraLinear, saved: AdapterActivations | undefined, rows: number): Uint8Array | undefined {
+  const { adapter } = layer;
+  if (adapter === null || saved?.mask === undefined) return undefined;
+  return expandDropoutMask(saved.mask, rows * (inFeaturesOf(layer.base) / adapter.groupSize), adapter.dropout);
+}
+
 /** 1/(1−p) for a kept entry, 0 for a dropped one, 1 without a mask. */
 function dropScale(mask: Uint8Array | undefined, index: number, p: number): number {
   if (mask === undefined) return 1;
@@ -91,6 +102,7 @@ function dropScale(mask: Uint8Array | undefined, index: number, p: number): numb
 /** y [rows, N] = x [rows, K]·Ŵ (+ σ·drop(pool(x))·A·B); `saved` is required with an adapter. */
 export function qaloraLinearForward(y: Floats, x: Floats, rows: number, layer: QaLoraLinear, saved?: AdapterActivations): void {
   checkLayer(layer);
+  const mask = hostKeepMask(layer, saved, rows);
   const { base, adapter } = layer;
   const K = inFeaturesOf(base), N = outFeaturesOf(base);
   checkLength('x', x, rows * K);
@@ -133,7 +145,7 @@ export function qaloraLinearForward(y: Floats, x: Floats, rows: number, layer: Q
     if (adapter !== null) {
       if (saved === undefined) throw new Error('a layer with an adapter needs activations to save');
       const { groupSize, rank, pooling, scaling, dropout, a, b } = adapter;
-      const { u, v, mask } = saved;
+      const { u, v } = saved;
       const groups = K / groupSize;
       const factor = poolingFactor(pooling, groupSize);
       for (let k = 0; k < groups; k++) {
@@ -163,6 +175,7 @@ export function qaloraLinearForward(y: Floats, x: Floats, rows: number, layer: Q
 /** dx += dy·Ŵᵀ + unpool(du); adapter.gradA, gradB += dA, dB. */
 export function qaloraLinearBackward(dx: Floats, dy: Floats, rows: number, layer: QaLoraLinear, saved?: AdapterActivations): void {
   checkLayer(layer);
+  const mask = hostKeepMask(layer, saved, rows);
   const { base, adapter } = layer;
   const K = inFeaturesOf(base), N = outFeaturesOf(base);
   checkLength('dx', dx, rows * K);
@@ -217,7 +230,7 @@ export function qaloraLinearBackward(dx: Floats, dy: Floats, rows: number, layer
     if (adapter !== null) {
       if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
       const { groupSize, rank, pooling, scaling, dropout, a, b, gradA, gradB } = adapter;
-      const { u, v, mask } = saved;
+      const { u, v } = saved;
       const groups = K / groupSize;
       const factor = poolingFactor(pooling, groupSize);
       for (let j = 0; j < rank; j++) {

@@ -9,7 +9,7 @@ import type { DeviceCall, DevicePort, DeviceTensor } from '../device-port.ts';
 import type { CompiledWgslKernel } from './compiled-kernels.ts';
 import type { Floats } from '../typescript/floats.ts';
 import { f32 } from './host-arrays.ts';
-import { packParts } from '../kernel-buffers.ts';
+import { keepScales, packParts } from '../kernel-buffers.ts';
 import type { OpRunner } from './op-runner.ts';
 
 /** How the webgpu backend's report line names where the linear calls ran. */
@@ -34,6 +34,7 @@ export function webGpuPort(runner: OpRunner, compiled: readonly CompiledWgslKern
         frozen: (owner, layout, build) => tensor(job.frozen(owner as Float32Array, { name: layout, build: () => build() })),
         input: (_kernel, binding, values) => tensor(job.input(f32(values as Floats, binding))),
         packed: (_kernel, binding, parts) => tensor(job.input(f32(packParts(parts), binding))),
+        dropoutMultipliers: (_kernel, binding, mask, p, shape) => tensor(job.input(f32(keepScales(mask, shape.rows * shape.width, p), binding))),
         output: (_kernel, binding, host) => tensor(job.output(f32(host, binding))),
         scratch: (_kernel, _binding, shape) => tensor(job.scratch(shape.rows * shape.width)),
         accumulate(host, _kernel, binding, from, offset = 0) {

@@ -1,6 +1,6 @@
 // The CUDA model ops compile: every op kernel emitted for the stories260K example (bf16, and its
 // convert in fp16) and for a written architecture with ragged shapes (dim 72, head size 12,
-// hidden 200, vocab 999), built by nvcc with the flags `qalc compile` uses (warnings are errors)
+// hidden 200, vocab 999, adapter dropout: its dropout op too), built by nvcc with the flags `qalc compile` uses (warnings are errors)
 // for sm_80 and sm_90a, and ptxas's report checked: exactly the entry points' symbols, no spills,
 // no stack frame, registers and static shared memory within what a block of the entry point's
 // size may use. Skipped where nvcc is not on PATH; fatbins are cached by content hash
@@ -20,7 +20,7 @@ const nvcc = await findNvcc();
 const outDir = mkdtempSync(join(tmpdir(), 'qalc-model-ops-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-const RAGGED = 'model { dim = 72  hidden_dim = 200  layers = 2  heads = 6  kv_heads = 2  vocab = 999  context = 64 }\nquant { bits = 4  group = 8 }\nadapter { rank = 2  alpha = 4 }';
+const RAGGED = 'model { dim = 72  hidden_dim = 200  layers = 2  heads = 6  kv_heads = 2  vocab = 999  context = 64 }\nquant { bits = 4  group = 8 }\nadapter { rank = 2  alpha = 4  dropout = 0.05 }';
 const CASES: readonly (readonly [label: string, plan: () => Plan, precision: 'bf16' | 'f16'])[] = [
   ['stories260k', () => frontEnd('examples/stories260k.qal').plan!, 'bf16'],
   ['stories260k as fp16', () => frontEnd('examples/stories260k.qal').plan!, 'f16'],

@@ -17,6 +17,7 @@ import { compileSpec } from '../../support/inline-spec.ts';
 const stories = frontEnd('examples/stories260k.qal').plan!;
 const RAGGED = 'model { dim = 72  hidden_dim = 200  layers = 2  heads = 6  kv_heads = 2  vocab = 999  context = 64 }\nquant { bits = 4  group = 8 }\nadapter { rank = 2  alpha = 4 }';
 const ragged = compileSpec(RAGGED).plan!;
+const withDropout = compileSpec(RAGGED.replace('alpha = 4 }', 'alpha = 4  dropout = 0.05 }')).plan!;
 
 const byOp = (kernels: readonly ModelOpKernel[]) => new Map(kernels.map((k) => [k.op, k]));
 
@@ -26,7 +27,13 @@ describe('CUDA model ops', () => {
       'embedding_v512_c64_f32', 'rmsnorm_c64_f32', 'convert_bf16', 'rope_d8_f32', 'attention_h8_kv4_d8_f32', 'residual_f32', 'swiglu_f32',
       'lm_head_c64_v512_f32', 'cross_entropy_v512_f32', 'sum_squares_f32', 'adamw_f32',
     ]);
-    expect(new Set(modelOpKernels(stories).map((k) => k.op))).toEqual(new Set(MODEL_OPS));
+    expect(new Set(modelOpKernels(stories).map((k) => k.op))).toEqual(new Set(MODEL_OPS.filter((op) => op !== 'dropout')));
+  });
+
+  it('adds the dropout multipliers for a spec whose adapters drop, and only then', () => {
+    expect(modelOpKernels(withDropout).map((k) => k.kernel).at(-1)).toBe('dropout_f32');
+    expect(modelOpKernels(withDropout).map((k) => k.op)).toEqual([...modelOpKernels(ragged).map((k) => k.op), 'dropout']);
+    expect(modelOpKernels(ragged).map((k) => k.op)).not.toContain('dropout');
   });
 
   it('bakes a written architecture\'s ragged shapes and its eps in as constants', () => {
@@ -48,7 +55,7 @@ describe('CUDA model ops', () => {
   });
 
   it('names every symbol <kernel>__<entry> from numbers and enums, and gives each the signature of its parameters', () => {
-    const emitted = emitModelOps(modelOpKernels(ragged), { spec: 't', specFile: 't.qal', precision: 'bf16' });
+    const emitted = emitModelOps(modelOpKernels(withDropout), { spec: 't', specFile: 't.qal', precision: 'bf16' });
     for (const { kernel, source, fileName } of emitted) {
       expect(fileName).toBe(`ops/${kernel.kernel}.cu`);
       expect(kernel.kernel).toMatch(/^[a-z][a-z0-9_]*$/);
@@ -91,7 +98,7 @@ describe('CUDA model ops', () => {
       return axes;
     };
     // Attention's grids are helper A's attentionGrid.
-    for (const kernel of [...modelOpKernels(stories), ...modelOpKernels(ragged)].filter((k) => k.op !== 'attention')) {
+    for (const kernel of [...modelOpKernels(stories), ...modelOpKernels(withDropout)].filter((k) => k.op !== 'attention')) {
       for (const entry of kernel.entryPoints) {
         for (const rows of [1, 5, 37, 130, 512]) {
           const sizes = { rows, count: rows * 200 + 3, columns: 300, stride: 520, width: rows % 2 === 0 ? 72 : 24 };

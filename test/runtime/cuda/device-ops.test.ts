@@ -2,7 +2,8 @@
 // standing in for the GPU: two training steps of stories260K (4-bit, group 16 / 43, rank 4,
 // batch 2 × 16) give the cpu backend's losses to bf16 rounding, with every op a kernel launch —
 // the linear layers on their compiled kernels, the rest on the model-op kernels, AdamW too — and
-// the values kept on the device between ops (the host syncs only what the model hands out).
+// the values kept on the device between ops (the host syncs only what the model hands out), the
+// dropout multipliers made there from each layer's draws.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -88,7 +89,7 @@ describe.each([['cuBLAS', true], ['no cuBLAS', false]] as const)('cuda backend, 
     const launched = new Set(device.modelOpLaunches);
     for (const op of ['embedding.forward', 'rmsnorm.forward', 'rmsnorm.backward', 'rope.forward', 'rope.backward', 'attention.forward', 'attention.backward_dq',
       'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'cross_entropy.forward',
-      'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step']) expect(launched, op).toContain(op);
+      'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step', 'dropout.multipliers']) expect(launched, op).toContain(op);
     // lm_head: two GEMMs a step (forward and backward) on cuBLAS, or its kernel's two entry points; never both.
     for (const d of [device, resumedDevice]) {
       const gemms = d.launched.filter((l) => l === 'gemm').length;

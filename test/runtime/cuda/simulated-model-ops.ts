@@ -6,6 +6,7 @@
 // float64 (test/backends/cuda/h200/ops).
 import type { CudaManifestKernel, ModelOpManifestKernel } from '../../../src/backends/manifest.ts';
 import type { CudaFunction, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
+import { drawBits } from '../../../src/runtime/typescript/dropout-draws.ts';
 import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
 import { attentionBackward, attentionForward } from '../../../src/runtime/typescript/attention.ts';
 import { lmHeadBackward, lmHeadForward } from '../../../src/runtime/typescript/lm-head.ts';
@@ -131,6 +132,17 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       case 'residual.accumulate': {
         const out = f32('out'), source = f32('source'), offset = scalar('offset');
         for (let i = 0; i < scalar('count'); i++) out[i] += source[offset + i]!;
+        return;
+      }
+      case 'dropout.multipliers': {
+        // From the description's arguments alone, with the integer comparison the kernel makes.
+        const u32 = (name: string) => {
+          const value = scalar(name);
+          if (!(Number.isInteger(value) && value >= 0 && value < 2 ** 32)) throw new Error(`${fn.symbol}: ${name} = ${value} is no uint32`);
+          return value;
+        };
+        const out = f32('multiplier'), seed = u32('seed'), offset = u32('offset'), threshold = u32('threshold'), kept = scalar('keptScale');
+        for (let i = 0; i < u32('count'); i++) out[i] = drawBits(seed, (offset + i) >>> 0) >= threshold ? kept : 0;
         return;
       }
       case 'swiglu.forward':

@@ -7,6 +7,7 @@ import { quantizeRtn } from '../../../src/quant/rtn.ts';
 import type { Pooling } from '../../../src/reference/adapter.ts';
 import { qaloraBackward, qaloraForward } from '../../../src/reference/qalora-layer.ts';
 import { createRng } from '../../../src/reference/random.ts';
+import { dropoutDraws, expandDropoutMask } from '../../../src/runtime/typescript/dropout-draws.ts';
 import { qaloraLinearBackward, qaloraLinearForward, type AdapterActivations, type QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
 import { dot, gradientError, randomArray } from '../../support/finite-differences.ts';
 import { relativeMaxError } from '../../support/relative-error.ts';
@@ -26,8 +27,10 @@ function makeLayer(seed: number, pooling: Pooling, dropout: number, dense = fals
   const layer: QaLoraLinear = dense
     ? { base: { kind: 'dense', inFeatures: K, outFeatures: N, weight: dequantize(weight) }, adapter }
     : { base: { kind: 'quantized', weight }, adapter };
-  const mask = dropout > 0 ? Uint8Array.from({ length: ROWS * GROUPS }, () => (rng.next() < dropout ? 0 : 1)) : undefined;
-  const saved: AdapterActivations = { u: new Float64Array(ROWS * GROUPS), v: new Float64Array(ROWS * RANK), mask };
+  // The layer is handed the draws; the oracle the mask they expand to.
+  const draws = dropout > 0 ? dropoutDraws(seed, 1000 + seed) : undefined;
+  const mask = draws === undefined ? undefined : expandDropoutMask(draws, ROWS * GROUPS, dropout);
+  const saved: AdapterActivations = { u: new Float64Array(ROWS * GROUPS), v: new Float64Array(ROWS * RANK), mask: draws };
   return { rng, weight, adapter, layer, saved, mask, x: randomArray(rng, ROWS * K), r: randomArray(rng, ROWS * N) };
 }
 

@@ -259,6 +259,23 @@ def from_f16_bits(bits):
 
 
 # ---------------------------------------------------------------------------------------------
+# Adapter dropout's draws, as src/runtime/typescript/dropout-draws.ts: draw i of seed's sequence
+# hashes (seed + (i + 1)·0x9e3779b9) mod 2^32 with splitmix32; kept iff z >= ceil(p·2^32).
+
+def dropout_bits(seed, offset, n):
+    m = np.uint64(0xFFFFFFFF)
+    index = (np.arange(n, dtype=np.uint64) + np.uint64(offset % 2**32) + np.uint64(1)) & m
+    z = (np.uint64(seed) + index * np.uint64(0x9E3779B9)) & m
+    z = ((z ^ (z >> np.uint64(16))) * np.uint64(0x21F0AAAD)) & m
+    z = ((z ^ (z >> np.uint64(15))) * np.uint64(0x735A2D97)) & m
+    return (z ^ (z >> np.uint64(15))) & m
+
+
+def dropout_threshold(p):
+    return math.ceil(p * 2**32)  # p·2^32 is exact in float64
+
+
+# ---------------------------------------------------------------------------------------------
 # The cases: one function per op, each checking every entry point at one row count.
 
 TABLES = {}
@@ -536,7 +553,30 @@ class Case:
             self.check("adamw", "step", "v", self.down(bufs[3]), v, TOLERANCE, label)
 
 
-CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw"]
+    # -- dropout (only for a spec whose adapters drop)
+    def dropout(self):
+        if "dropout" not in self.ops:
+            return
+        op = self.ops["dropout"]
+        groups = max(1, self.arch["dim"] // 8)
+        n = self.rows * groups + 3  # ragged: not a multiple of the block
+        grid = (ceil(n, op["THREADS"]),)
+        for seed, offset, p in [(0, 0, 0.05), (0xFFFFFFFF, 2**32 - n // 2, 0.1), (99, 123456789, 0.5), (7, 1000, 0.9)]:
+            threshold, kept = dropout_threshold(p), np.float32(1.0 / (1.0 - p))
+            out = self.up(self.nan(n))
+            op.launch("multipliers", grid, [out, seed, offset, threshold, F32(kept), n])
+            ref = np.where(dropout_bits(seed, offset, n) >= threshold, kept, np.float32(0)).astype(np.float32)
+            self.check("dropout", "multipliers", "multiplier", self.down(out), ref, EXACT, f"seed {seed} offset {offset} p {p}")
+        # p exactly a draw's z / 2^32 keeps that entry (the threshold is exact), and no mask writes ones.
+        z0 = int(dropout_bits(5, 40, 1)[0])
+        out = self.up(self.nan(2))
+        op.launch("multipliers", (1,), [out, 5, 40, dropout_threshold(z0 / 2**32), F32(2.0), 2])
+        self.check("dropout", "multipliers", "multiplier (p = z/2^32: kept)", self.down(out)[:1], np.float32([2.0]), EXACT)
+        out = self.up(self.nan(n))
+        op.launch("multipliers", grid, [out, 0, 0, 0, F32(1.0), n])
+        self.check("dropout", "multipliers", "multiplier (no mask: ones)", self.down(out), np.ones(n, np.float32), EXACT)
+
+CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw", "dropout"]
 
 
 def determinism(device, results, spec, arch, ops):
@@ -611,6 +651,9 @@ def timings(device, spec, arch, ops, rows, repeats=20):
         ("sum_squares partials+finish", ss, None, None, None, 4 * adapter, 0),
         ("adamw step", aw, "step", (ceil(adapter, aw["THREADS"]),), [z(adapter), z(adapter), z(adapter), z(adapter), None, adapter, F32(1e-3), F32(0.9), F32(0.999), F32(1e-8), F32(0.0), F32(1.0), 1], 4 * 7 * adapter, 0),
     ]
+    if "dropout" in ops:  # one layer's multipliers at group 32: rows × C/32
+        dp, entries = ops["dropout"], rows * (C // 32)
+        cases.append(("dropout multipliers (one layer)", dp, "multipliers", (ceil(entries, dp["THREADS"]),), [z(entries), 1, 2, dropout_threshold(0.05), F32(1 / 0.95), entries], 4 * entries, 0))
     squares_in, partials, total = z(adapter), z(ss["BLOCKS"]), z(1)
     lines = []
     for label, op, entry, grid, args, moved, flops in cases:
