@@ -5,12 +5,12 @@
 // the total, is what it measures. `QALC_CUDA_PROFILE=1 qalc train --backend cuda …` turns it on
 // (backend.ts); the table is the report's last lines and summary.json's device.profile.
 import { performance } from 'node:perf_hooks';
-import type { CudaDevicePort, CudaFunction, DeviceBuffer, Dim3, KernelParameter } from './cuda.ts';
+import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type GemmCall, type KernelParameter } from './cuda.ts';
 
 export interface ProfileEntry {
   /** A kernel's symbol, or `copy host→device` and the like. */
   readonly name: string;
-  /** linear (the quantized layers' kernels), attention, lm_head, other (the rest of the model ops), copy, host. */
+  /** linear (the quantized layers' kernels and cuBLAS calls), attention, lm_head, other (the rest of the model ops), copy, host. */
   readonly kind: 'linear' | 'attention' | 'lm_head' | 'other' | 'copy' | 'host';
   readonly calls: number;
   readonly milliseconds: number;
@@ -64,6 +64,13 @@ export function profiledPort(inner: CudaDevicePort, clock: () => number = () => 
       timed(fn.symbol, kernelKind(fn.symbol), () => inner.launch(fn, grid, block, sharedBytes, parameters));
     },
     synchronize: () => inner.synchronize(),
+    // cuBLAS serves only the quantized linear layers (gemm-linear.ts): charged to them, by shape.
+    ...(inner.gemm === undefined ? {} : {
+      gemm(call: GemmCall) {
+        const { m, n, k } = gemmShape(call);
+        timed(`cuBLAS gemm ${m}×${n}×${k}`, 'linear', () => inner.gemm!(call));
+      },
+    }),
     profile: () => [...entries].map(([name, e]) => ({ name, ...e })).sort((a, b) => b.milliseconds - a.milliseconds),
   };
 }

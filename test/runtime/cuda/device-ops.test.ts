@@ -2,7 +2,9 @@
 // standing in for the GPU: two training steps of stories260K (4-bit, group 16 / 43, rank 4,
 // batch 2 × 16) give the cpu backend's losses to bf16 rounding, with every op a kernel launch —
 // the linear layers on their compiled kernels, the rest on the model-op kernels, AdamW too — and
-// the values kept on the device between ops (the host syncs only what the model hands out).
+// the values kept on the device between ops (the host syncs only what the model hands out);
+// the same with the linear layers forced onto dequantize + cuBLAS (QALC_CUDA_LINEAR=gemm), and
+// forced so on a port without a GEMM (they stay on the fused kernels).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -45,16 +47,21 @@ async function losses(ops: TrainingOps, name: string, plan: Parameters<typeof tr
   return readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { loss: number }).loss);
 }
 
+/** The spec's plan and its compiled kernels, with the images the simulated device loads. */
+async function compiled() {
+  const front = frontEnd(specPath);
+  if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
+  const plan = front.plan;
+  const { manifest } = await loadCompiledKernels(plan, { targets: ['cuda'] });
+  const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
+  const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
+  return { plan, manifest, linear, kernels: { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) } };
+}
+
 describe('cuda backend, every op on the (simulated) device', () => {
   it('trains stories260K to the cpu backend\'s losses (bf16 rounding), each op a kernel', async () => {
-    const front = frontEnd(specPath);
-    if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
-    const plan = front.plan;
-    const { manifest } = await loadCompiledKernels(plan, { targets: ['cuda'] });
-    const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
+    const { plan, manifest, linear, kernels } = await compiled();
     const device = new SimulatedModelOpDevice(linear, manifest.modelOps);
-    const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-    const kernels = { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) };
     const ops = deviceOps(device, kernels, cpuBackend().ops, 'bf16');
     const gpu = await losses(ops, 'cuda', plan);
     const cpu = await losses(cpuBackend().ops, 'cpu', plan);
@@ -76,4 +83,20 @@ describe('cuda backend, every op on the (simulated) device', () => {
       'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'lm_head.forward', 'lm_head.backward', 'cross_entropy.forward',
       'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step']) expect(launched, op).toContain(op);
   }, 120_000);
+
+  it('trains to the same losses with the linear layers on dequantize + cuBLAS, and on a port without a GEMM', async () => {
+    const { plan, manifest, linear, kernels } = await compiled();
+    const cpu = await losses(cpuBackend().ops, 'cpu-gemm', plan);
+    for (const device of [new SimulatedModelOpDevice(linear, manifest.modelOps), new SimulatedModelOpDevice(linear, manifest.modelOps).withoutGemm()]) {
+      const ops = deviceOps(device, kernels, cpuBackend().ops, 'bf16', { path: 'gemm' });
+      const gpu = await losses(ops, device.gemm ? 'cuda-gemm' : 'cuda-no-gemm', plan);
+      console.log(`losses ${gpu.map((l) => l.toFixed(5)).join(', ')}, cpu ${cpu.map((l) => l.toFixed(5)).join(', ')}; ${describeDeviceOps(ops)}`);
+      gpu.forEach((loss, i) => expect(Math.abs(loss - cpu[i]!) / cpu[i]!).toBeLessThan(5e-3));
+      const { compiledForward, compiledBackward, gemmForward, gemmBackward, fallbackForward, fallbackBackward } = ops.stats;
+      expect(fallbackForward + fallbackBackward).toBe(0);
+      expect([gemmForward, gemmBackward]).toEqual(device.gemm ? [compiledForward, compiledBackward] : [0, 0]);
+      expect(compiledForward).toBeGreaterThan(0);
+      expect(device.launched.includes('gemm')).toBe(device.gemm !== undefined);
+    }
+  }, 240_000);
 });
