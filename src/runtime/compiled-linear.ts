@@ -9,6 +9,8 @@
 //             → the kernels overwrite, so dx, dA and dB are accumulated from their scratch
 // The frozen weight goes to the device once, in the kernels' layout (GPTQ v1 qweight, scales
 // then zeros); A and B change every step and go with each call.
+// The frozen buffers, the forward's adapter bindings and the adapter_grad step are exported for
+// the cuda backend's dequantize + cuBLAS path (cuda/gemm-linear.ts), which wraps these ops.
 import { elementsFor, bindingNamed, hasBinding, launchesFor, type ManifestKernel } from '../backends/manifest.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import type { DeviceCall, DevicePort, DeviceTensor } from './device-port.ts';
