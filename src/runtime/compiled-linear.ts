@@ -9,6 +9,8 @@
 //             → the kernels overwrite, so dx, dA and dB are accumulated from their scratch
 // The frozen weight goes to the device once, in the kernels' layout (GPTQ v1 qweight, scales
 // then zeros); A and B change every step and go with each call.
+// The frozen buffers, the forward's adapter bindings and the adapter_grad step are exported for
+// the cuda backend's dequantize + cuBLAS path (cuda/gemm-linear.ts), which wraps these ops.
 import { elementsFor, bindingNamed, hasBinding, launchesFor, type ManifestKernel } from '../backends/manifest.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
 import type { DeviceCall, DevicePort, DeviceTensor } from './device-port.ts';
@@ -43,10 +45,10 @@ export function describeCompiledLinearStats(stats: CompiledLinearStats, wording:
   return stats.fallbacks.size === 0 ? line : `${line} (${[...stats.fallbacks].join('; ')})`;
 }
 
-const weightOf = (layer: QaLoraLinear): QuantizedWeight => (layer.base as { readonly weight: QuantizedWeight }).weight;
+export const weightOf = (layer: QaLoraLinear): QuantizedWeight => (layer.base as { readonly weight: QuantizedWeight }).weight;
 
 /** The frozen weight as `kernel` binds it: qweight with the kernel's word rows, scales then zeros. */
-function frozenBuffers(call: DeviceCall, kernel: ManifestKernel, weight: QuantizedWeight): Record<string, DeviceTensor> {
+export function frozenBuffers(call: DeviceCall, kernel: ManifestKernel, weight: QuantizedWeight): Record<string, DeviceTensor> {
   const wordRows = elementsFor(bindingNamed(kernel, 'qweight'), 0) / weight.outFeatures;
   const scalesAndZeros = elementsFor(bindingNamed(kernel, 'groupScalesAndZeros'), 0);
   return {
@@ -59,7 +61,62 @@ function frozenBuffers(call: DeviceCall, kernel: ManifestKernel, weight: Quantiz
   };
 }
 
-export function compiledLinearOps(port: DevicePort, fallback: LinearOps): LinearOps & { readonly stats: CompiledLinearStats } {
+/** A forward kernel's adapter bindings: A then B, u and v to write (saved for the backward), the dropout multipliers. */
+export function adapterForwardBuffers(call: DeviceCall, forward: ManifestKernel, layer: QaLoraLinear, rows: number, saved: AdapterActivations | undefined): Record<string, DeviceTensor> {
+  const { adapter } = layer;
+  if (adapter === null) throw new Error('adapter bindings for a layer without an adapter');
+  if (saved === undefined) throw new Error('a layer with an adapter needs activations to save');
+  const weight = weightOf(layer);
+  const groups = weight.inFeatures / adapter.groupSize;
+  checkLength('A', adapter.a, groups * adapter.rank);
+  checkLength('B', adapter.b, adapter.rank * weight.outFeatures);
+  const buffers: Record<string, DeviceTensor> = {
+    adapterWeights: call.packed(forward, 'adapterWeights', [adapter.a, adapter.b]),
+    pooledInput: call.output(forward, 'pooledInput', saved.u, { rows, width: groups }),
+    adapterActivation: call.output(forward, 'adapterActivation', saved.v, { rows, width: adapter.rank }),
+  };
+  if (hasBinding(forward, 'dropoutMultiplier')) {
+    buffers.dropoutMultiplier = call.dropoutMultipliers(forward, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
+  }
+  return buffers;
+}
+
+/**
+ * adapter_grad on dy (`outputGrad`, as the call holds it): dv and dB, then du and dA, with dA
+ * and dB accumulated into the adapter's gradients. Returns du (dropout applied) for dx's unpool.
+ */
+export function adapterGradients(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, outputGrad: DeviceTensor, rows: number, saved: AdapterActivations | undefined): DeviceTensor {
+  const { adapter } = layer;
+  if (adapter === null) throw new Error('adapter_grad for a layer without an adapter');
+  if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
+  const groups = weightOf(layer).inFeatures / adapter.groupSize;
+  const weightGrads = call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: adapter.a.length + adapter.b.length });
+  const pooledInputGrad = call.scratch(adapterGrad, 'pooledInputGrad', { rows, width: groups });
+  const grads: Record<string, DeviceTensor> = {
+    outputGrad,
+    pooledInput: call.input(adapterGrad, 'pooledInput', saved.u, { rows, width: groups }),
+    adapterActivation: call.input(adapterGrad, 'adapterActivation', saved.v, { rows, width: adapter.rank }),
+    adapterWeights: call.packed(adapterGrad, 'adapterWeights', [adapter.a, adapter.b]),
+    adapterActivationGrad: call.scratch(adapterGrad, 'adapterActivationGrad', { rows, width: adapter.rank }),
+    pooledInputGrad,
+    adapterWeightGrads: weightGrads,
+  };
+  if (hasBinding(adapterGrad, 'dropoutMultiplier')) {
+    grads.dropoutMultiplier = call.dropoutMultipliers(adapterGrad, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
+  }
+  call.dispatch(adapterGrad, rows, grads, { tokens: rows, adapterScale: adapter.scaling });
+  call.accumulate(adapter.gradA, adapterGrad, 'adapterWeightGrads', weightGrads, 0);
+  call.accumulate(adapter.gradB, adapterGrad, 'adapterWeightGrads', weightGrads, adapter.a.length);
+  return pooledInputGrad;
+}
+
+export interface CompiledLinearOps extends LinearOps {
+  readonly stats: CompiledLinearStats;
+  /** The kernels the layer runs (chosen once, cached), or why none fit. */
+  kernelsOf(layer: QaLoraLinear): LinearKernels<ManifestKernel> | string;
+}
+
+export function compiledLinearOps(port: DevicePort, fallback: LinearOps): CompiledLinearOps {
   const stats: CompiledLinearStats = { compiledForward: 0, compiledBackward: 0, fallbackForward: 0, fallbackBackward: 0, fallbacks: new Set() };
   const chosen = new WeakMap<QaLoraLinear, LinearKernels<ManifestKernel> | string>();
   const kernelsOf = (layer: QaLoraLinear) => {
@@ -73,6 +130,7 @@ export function compiledLinearOps(port: DevicePort, fallback: LinearOps): Linear
 
   return {
     stats,
+    kernelsOf,
 
     qaloraLinearForward(y, x, rows, layer, saved?: AdapterActivations) {
       const found = kernelsOf(layer);
@@ -94,18 +152,7 @@ export function compiledLinearOps(port: DevicePort, fallback: LinearOps): Linear
         ...frozenBuffers(call, kernel, weight),
         output: call.output(kernel, 'output', y, { rows, width: N }),
       };
-      if (adapter !== null) {
-        if (saved === undefined) throw new Error('a layer with an adapter needs activations to save');
-        const groups = K / adapter.groupSize;
-        checkLength('A', adapter.a, groups * adapter.rank);
-        checkLength('B', adapter.b, adapter.rank * N);
-        buffers.adapterWeights = call.packed(kernel, 'adapterWeights', [adapter.a, adapter.b]);
-        buffers.pooledInput = call.output(kernel, 'pooledInput', saved.u, { rows, width: groups });
-        buffers.adapterActivation = call.output(kernel, 'adapterActivation', saved.v, { rows, width: adapter.rank });
-        if (hasBinding(kernel, 'dropoutMultiplier')) {
-          buffers.dropoutMultiplier = call.dropoutMultipliers(kernel, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
-        }
-      }
+      if (adapter !== null) Object.assign(buffers, adapterForwardBuffers(call, kernel, layer, rows, saved));
       call.dispatch(kernel, rows, buffers, { tokens: rows, adapterScale: adapter?.scaling ?? 0 });
       stats.compiledForward++;
       return call.run();
@@ -128,32 +175,11 @@ export function compiledLinearOps(port: DevicePort, fallback: LinearOps): Linear
       const outputGrad = call.input(backwardData, 'outputGrad', dy, { rows, width: N });
       const inputGrad = call.scratch(backwardData, 'inputGrad', { rows, width: K });
       const data: Record<string, DeviceTensor> = { outputGrad, ...frozenBuffers(call, backwardData, weight), inputGrad };
-      let weightGrads: DeviceTensor | undefined;
       if (adapter !== null && adapterGrad !== undefined) {
-        if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
-        const groups = K / adapter.groupSize;
-        weightGrads = call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: adapter.a.length + adapter.b.length });
-        data.pooledInputGrad = call.scratch(adapterGrad, 'pooledInputGrad', { rows, width: groups });
-        const grads: Record<string, DeviceTensor> = {
-          outputGrad,
-          pooledInput: call.input(adapterGrad, 'pooledInput', saved.u, { rows, width: groups }),
-          adapterActivation: call.input(adapterGrad, 'adapterActivation', saved.v, { rows, width: adapter.rank }),
-          adapterWeights: call.packed(adapterGrad, 'adapterWeights', [adapter.a, adapter.b]),
-          adapterActivationGrad: call.scratch(adapterGrad, 'adapterActivationGrad', { rows, width: adapter.rank }),
-          pooledInputGrad: data.pooledInputGrad,
-          adapterWeightGrads: weightGrads,
-        };
-        if (hasBinding(adapterGrad, 'dropoutMultiplier')) {
-          grads.dropoutMultiplier = call.dropoutMultipliers(adapterGrad, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
-        }
-        call.dispatch(adapterGrad, rows, grads, { tokens: rows, adapterScale: adapter.scaling });
+        data.pooledInputGrad = adapterGradients(call, adapterGrad, layer, outputGrad, rows, saved);
       }
       call.dispatch(backwardData, rows, data, { tokens: rows, adapterScale: adapter?.scaling ?? 0 });
       call.accumulate(dx, backwardData, 'inputGrad', inputGrad);
-      if (adapter !== null && adapterGrad !== undefined && weightGrads !== undefined) {
-        call.accumulate(adapter.gradA, adapterGrad, 'adapterWeightGrads', weightGrads, 0);
-        call.accumulate(adapter.gradB, adapterGrad, 'adapterWeightGrads', weightGrads, adapter.a.length);
-      }
       stats.compiledBackward++;
       return call.run();
     },

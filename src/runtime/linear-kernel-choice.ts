@@ -13,12 +13,17 @@ export type ManifestKernelLike = Pick<ManifestKernel, 'kernel' | 'role' | 'const
 /** The roles a training runtime launches; the rest (merge, pack, quantize, dequantize) are not loaded. */
 export const TRAINING_ROLES: readonly string[] = ['forward', 'decode', 'backward_data', 'adapter_grad'];
 
-/** The kernels one layer runs; decode is optional (the forward covers every T). */
+/**
+ * The kernels one layer runs; decode is optional (the forward covers every T), and so is
+ * dequantize (Ŵ into memory once, for a runtime that multiplies on a BLAS library: the cuda
+ * backend's dequantize + cuBLAS path, src/runtime/cuda/gemm-linear.ts).
+ */
 export interface LinearKernels<K> {
   readonly forward: K;
   readonly decode: K | undefined;
   readonly backwardData: K;
   readonly adapterGrad: K | undefined;
+  readonly dequantize: K | undefined;
 }
 
 const constant = (k: ManifestKernelLike, name: string): number | undefined => {
@@ -40,6 +45,11 @@ export function kernelFits(k: ManifestKernelLike, role: string, layer: QaLoraLin
   const { base, adapter } = layer;
   if (k.role !== role || base.kind !== 'quantized') return false;
   const w = base.weight;
+  if (role === 'dequantize') {
+    // Ŵ alone: the adapter is not its business; unpadded rows only (training does not pad).
+    return constant(k, 'PADDED_IN_FEATURES') === w.inFeatures && constant(k, 'OUT_FEATURES') === w.outFeatures &&
+      constant(k, 'BITS') === w.bits && constant(k, 'GROUP_SIZE') === w.groupSize;
+  }
   if (role === 'adapter_grad') {
     return adapter !== null && constant(k, 'OUT_FEATURES') === w.outFeatures && constant(k, 'GROUPS') === w.inFeatures / adapter.groupSize &&
       constant(k, 'RANK') === adapter.rank && (adapter.dropout > 0) === hasBinding(k, 'dropoutMultiplier');
@@ -64,5 +74,5 @@ export function chooseLinearKernels<K>(kernels: readonly K[], manifestOf: (k: K)
   if (forward === undefined) return `${describeLayer(layer)}: no forward kernel in the spec's compiled kernels`;
   if (backwardData === undefined) return `${describeLayer(layer)}: no backward_data kernel`;
   if (layer.adapter !== null && adapterGrad === undefined) return `${describeLayer(layer)}: no adapter_grad kernel`;
-  return { forward, decode: pick('decode'), backwardData, adapterGrad };
+  return { forward, decode: pick('decode'), backwardData, adapterGrad, dequantize: pick('dequantize') };
 }

@@ -31,6 +31,16 @@ export function kernelCaseOf(c: LinearCase): KernelCase[] {
   return [{ inFeatures: c.K, outFeatures: c.N, bits: c.bits, group: c.group, ...(adapter ? { adapter } : {}) }];
 }
 
+/** The case's forward then backward on `ops`: everything they wrote, synced to the host. */
+export async function runLinearCase(ops: TrainingOps, c: LinearCase): Promise<Record<string, Floats>> {
+  const data = linearCaseData(c);
+  await ops.qaloraLinearForward(data.y, data.x, c.rows, data.layer, data.saved);
+  await ops.qaloraLinearBackward(data.dx, data.dy, c.rows, data.layer, data.saved);
+  const outputs = data.outputs();
+  await ops.syncToHost(Object.values(outputs));
+  return outputs;
+}
+
 export interface CompiledLinearTarget {
   /** The backend's ops, with the compiled-linear layer's stats. */
   readonly ops: TrainingOps & { readonly stats: CompiledLinearStats };
@@ -47,14 +57,7 @@ export function describeCompiledLinear(name: string, skip: boolean, open: (plan:
 
     it.each(COMPILED_LINEAR_CASES)('$name: y, u, v, dx, dA, dB', async (c) => {
       const { ops, tolerance } = target;
-      const run = async (with_: TrainingOps): Promise<Record<string, Floats>> => {
-        const data = linearCaseData(c);
-        await with_.qaloraLinearForward(data.y, data.x, c.rows, data.layer, data.saved);
-        await with_.qaloraLinearBackward(data.dx, data.dy, c.rows, data.layer, data.saved);
-        const outputs = data.outputs();
-        await with_.syncToHost(Object.values(outputs));
-        return outputs;
-      };
+      const run = (with_: TrainingOps) => runLinearCase(with_, c);
       const before = { ...ops.stats };
       const expected = await run(TYPESCRIPT_OPS);
       const actual = await run(ops);

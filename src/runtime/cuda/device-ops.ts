@@ -9,10 +9,14 @@
 // backward) and the loss. Semantics are the TypeScript ops' (forwards overwrite, backwards +=);
 // the host checks what the TypeScript ops check (token ids, targets, shapes) before launching.
 //
+// The quantized linear layers at training sizes dequantize Ŵ once and multiply on cuBLAS
+// (gemm-linear.ts), smaller calls keep the fused kernels; QALC_CUDA_LINEAR=fused|gemm|auto
+// forces either path (auto by default).
+//
 // An op the compiled kernels cannot serve (a linear layer with no kernel of its shape) runs on
 // the host ops after the arrays it touches are synced back, counted in the report line.
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
-import { compiledLinearOps, describeCompiledLinearStats, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
+import { compiledLinearOps, describeCompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
 import { attentionSavedLength as probabilitiesLength, type AttentionShape } from '../typescript/attention.ts';
 import { checkTargets, countsTowardLoss, type CrossEntropyResult } from '../typescript/cross-entropy.ts';
@@ -28,10 +32,11 @@ import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
 import { deviceDropout } from './device-dropout.ts';
+import { describeLinearPaths, gemmLinearOps, linearPathOf, type GemmLinearOptions, type GemmLinearStats } from './gemm-linear.ts';
 
 export interface DeviceOps extends TrainingOps {
-  readonly stats: CompiledLinearStats;
-  /** Kernel launches so far, linear and model ops. */
+  readonly stats: GemmLinearStats;
+  /** Kernel launches so far, linear and model ops, cuBLAS calls counted one each. */
   readonly launches: () => number;
 }
 
@@ -74,7 +79,13 @@ function requireConstant(kernel: ModelOpManifestKernel, name: string, value: num
   if (kernel.constants[name] !== value) throw new RangeError(`${kernel.kernel} was compiled for ${name} = ${kernel.constants[name]}, the call has ${what} ${value}`);
 }
 
-export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string): DeviceOps {
+/** The linear layers' path as QALC_CUDA_LINEAR says (auto when unset). */
+export const linearOptionsFromEnvironment = (): GemmLinearOptions => ({ path: linearPathOf(process.env['QALC_CUDA_LINEAR']) });
+
+export function deviceOps(
+  driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string,
+  linearOptions: GemmLinearOptions = linearOptionsFromEnvironment(),
+): DeviceOps {
   const ops = modelOpLauncher(driver, kernels.modelOps);
   const arrays = new DeviceArrays(driver, convertKernels(ops, activation));
   const port = residentPort(driver, kernels.kernels, arrays, deviceDropout(ops));
@@ -131,8 +142,8 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
       return host.qaloraLinearBackward(dx, dy, rows, layer, saved);
     },
   };
-  const linear = compiledLinearOps(port, hostLinear);
-  const launches = () => ops.launches() + port.launches();
+  const linear = gemmLinearOps(compiledLinearOps(port, hostLinear), port, arrays, driver, linearOptions);
+  const launches = () => ops.launches() + port.launches() + linear.gemms();
   const run = <T>(result: T): T => {
     arrays.release();
     return result;
@@ -158,7 +169,9 @@ export function deviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, '
 
   return {
     name: 'cuda',
-    ...linear,
+    stats: linear.stats,
+    qaloraLinearForward: linear.qaloraLinearForward,
+    qaloraLinearBackward: linear.qaloraLinearBackward,
     launches,
     deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: launches() }),
     adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize()),
@@ -315,6 +328,6 @@ function targetIds(targets: ArrayLike<number>, mask: ArrayLike<number> | undefin
 /** One line: what ran where. */
 export function describeDeviceOps(ops: DeviceOps): string {
   const { peakBytes, launches } = ops.deviceStats!();
-  return `${describeCompiledLinearStats(ops.stats, CUDA_WORDING)}; every other op on the GPU's model-op kernels; ${launches} launches; ${(peakBytes / 2 ** 20).toFixed(1)} MiB of device memory allocated at the most`;
+  return `${describeCompiledLinearStats(ops.stats, CUDA_WORDING)}; ${describeLinearPaths(ops.stats)}; every other op on the GPU's model-op kernels; ${launches} launches; ${(peakBytes / 2 ** 20).toFixed(1)} MiB of device memory allocated at the most`;
 }
 

@@ -59,9 +59,12 @@ function freshFatbin(dir: string, kernel: { readonly file: string; readonly code
   return readFileSync(fatbinPath);
 }
 
+/** The training roles and dequantize: the cuda backend multiplies Ŵ on cuBLAS at training sizes (gemm-linear.ts). */
+export const CUDA_TRAINING_ROLES: readonly string[] = [...TRAINING_ROLES, 'dequantize'];
+
 export async function loadCudaKernels(plan: Plan, options: { readonly dir: string; readonly arch: CudaArch; readonly roles?: readonly string[]; readonly compileDir?: string }): Promise<CudaKernelSet> {
   const { dir, arch } = options;
-  const roles = options.roles ?? TRAINING_ROLES;
+  const roles = options.roles ?? CUDA_TRAINING_ROLES;
   const compiled = await loadCompiledKernels(plan, { ...(options.compileDir !== undefined ? { dir: options.compileDir } : {}), targets: ['cuda'] });
   const cuda = compiled.manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
   if (cuda.length === 0) throw new CudaKernelsError(`spec ${plan.spec} has no cuda target (its target blocks name only others)`);

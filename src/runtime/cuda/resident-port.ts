@@ -4,10 +4,13 @@
 // bound where it is, or converted there to the binding's encoding and row stride (bf16 or fp16
 // activations); an output becomes the array's resident copy in the kernel's encoding; an
 // accumulation is the accumulate kernel; dropout multipliers are the dropout op's, computed in
-// place from the layer's draws (device-dropout.ts). run() queues nothing more and waits for nothing: the
-// host sees values only through the ops' syncToHost.
+// place from the layer's draws (device-dropout.ts). run() queues nothing more and waits for
+// nothing: the host sees values only through the ops' syncToHost. Beyond the device port, a call
+// hands out its tensors as GEMM operands and launches the forward's u/v prologue alone — what the
+// dequantize + cuBLAS path (gemm-linear.ts) builds on.
+import type { ManifestKernel } from '../../backends/manifest.ts';
 import type { DeviceCall, DeviceTensor } from '../device-port.ts';
-import type { DeviceBuffer, CudaDevicePort } from './cuda.ts';
+import type { DeviceBuffer, CudaDevicePort, DeviceMatrix } from './cuda.ts';
 import { dense, float32, type DeviceArrays, type Layout } from './device-arrays.ts';
 import { bytesPerElement } from './host-data.ts';
 import { keepScales } from '../kernel-buffers.ts';
@@ -25,15 +28,29 @@ interface ResidentTensor {
 const tensor = (t: ResidentTensor): DeviceTensor => t as unknown as DeviceTensor;
 const unwrap = (t: DeviceTensor): ResidentTensor => t as unknown as ResidentTensor;
 
+export interface ResidentCall extends DeviceCall {
+  /** A tensor of this call (an input, output or scratch: rows × width values) as a GEMM operand, in its binding's encoding and row stride. */
+  matrix(t: DeviceTensor): DeviceMatrix;
+  /** A buffer the caller keeps (a scratch of its own), holding `layout`, as a tensor of this call. */
+  bind(buffer: DeviceBuffer, layout: Layout): DeviceTensor;
+  /** Only `kernel`'s u/v prologue (manifest-launch.ts), on the call's buffers by binding name. */
+  prologue(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void;
+}
+
+export interface ResidentPort extends CudaPort {
+  call(): ResidentCall;
+}
+
 /** `dropout`: the multipliers computed on the device (device-dropout.ts); without it they are expanded on the host and uploaded. */
-export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays, dropout?: DropoutGenerator): CudaPort {
+export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays, dropout?: DropoutGenerator): ResidentPort {
   const kernels = loadManifestKernels(driver, images);
   let launches = 0;
   return {
     name: 'cuda',
     kernels: images.map((i) => i.manifest),
     launches: () => launches,
-    call(): DeviceCall {
+    call(): ResidentCall {
+      const pointersOf = (buffers: Readonly<Record<string, DeviceTensor>>) => Object.fromEntries(Object.entries(buffers).map(([name, t]) => [name, unwrap(t).buffer]));
       return {
         frozen: (owner, layout, build) => tensor({ buffer: arrays.frozen(owner, layout, build), layout: { encoding: 'f32', rows: 1, width: 0, stride: 0 } }),
         input(kernel, name, values, shape) {
@@ -77,8 +94,16 @@ export function residentPort(driver: CudaDevicePort, images: readonly CudaKernel
           arrays.accumulate(float32(host, binding), t.buffer, t.layout, offset);
         },
         dispatch(kernel, tokens, buffers, scalars) {
-          const pointers = Object.fromEntries(Object.entries(buffers).map(([name, t]) => [name, unwrap(t).buffer]));
-          launches += kernels.dispatch(kernel, tokens, pointers, scalars);
+          launches += kernels.dispatch(kernel, tokens, pointersOf(buffers), scalars);
+        },
+        prologue(kernel, tokens, buffers, scalars) {
+          kernels.prologue(kernel, tokens, pointersOf(buffers), scalars);
+          launches++;
+        },
+        bind: (buffer, layout) => tensor({ buffer, layout }),
+        matrix(t) {
+          const { buffer, layout } = unwrap(t);
+          return { buffer, type: layout.encoding, rows: layout.rows, columns: layout.width, ld: layout.stride };
         },
         run() {
           arrays.release();

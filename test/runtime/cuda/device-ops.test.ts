@@ -3,7 +3,9 @@
 // batch 2 × 16) give the cpu backend's losses to bf16 rounding, with every op a kernel launch —
 // the linear layers on their compiled kernels, the rest on the model-op kernels, AdamW too — and
 // the values kept on the device between ops (the host syncs only what the model hands out), the
-// dropout multipliers made there from each layer's draws.
+// dropout multipliers made there from each layer's draws; the same with the linear layers forced
+// onto dequantize + cuBLAS (QALC_CUDA_LINEAR=gemm), and forced so on a port without a GEMM (they
+// stay on the fused kernels).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -121,6 +123,24 @@ describe.each([['cuBLAS', true], ['no cuBLAS', false]] as const)('cuda backend, 
     const { device: measured } = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { device: { profile: { name: string; kind: string }[] } };
     expect(measured.profile.find((e) => e.kind === 'attention')?.name).toMatch(/^attention_/);
   }, 120_000);
+
+  // Once, not per describe.each case: it runs both ports itself.
+  it.runIf(blas)('trains to the same losses with the linear layers on dequantize + cuBLAS, and on a port without a GEMM', async () => {
+    const { plan, linear, modelOps } = await compiled();
+    const kernels = { kernels: linear.map(image), modelOps: modelOps.map(image) };
+    const cpu = await losses(cpuBackend().ops, 'cpu-gemm', plan);
+    for (const device of [new SimulatedModelOpDevice(linear, modelOps), new SimulatedModelOpDevice(linear, modelOps).withoutGemm()]) {
+      const ops = deviceOps(device, kernels, cpuBackend().ops, 'bf16', { path: 'gemm' });
+      const gpu = await losses(ops, device.gemm ? 'cuda-gemm' : 'cuda-no-gemm', plan);
+      console.log(`losses ${gpu.map((l) => l.toFixed(5)).join(', ')}, cpu ${cpu.map((l) => l.toFixed(5)).join(', ')}; ${describeDeviceOps(ops)}`);
+      gpu.forEach((loss, i) => expect(Math.abs(loss - cpu[i]!) / cpu[i]!).toBeLessThan(5e-3));
+      const { compiledForward, compiledBackward, gemmForward, gemmBackward, fallbackForward, fallbackBackward } = ops.stats;
+      expect(fallbackForward + fallbackBackward).toBe(0);
+      expect([gemmForward, gemmBackward]).toEqual(device.gemm ? [compiledForward, compiledBackward] : [0, 0]);
+      expect(compiledForward).toBeGreaterThan(0);
+      expect(device.launched.includes('gemm')).toBe(device.gemm !== undefined);
+    }
+  }, 240_000);
 });
 
 describe('lm_head on cuBLAS', () => {

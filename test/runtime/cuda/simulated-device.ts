@@ -1,8 +1,9 @@
 // A stand-in for the GPU in CI: a CudaDevicePort whose memory is host bytes and whose kernels
 // are the manifest's roles computed in float64 straight from the buffers the runtime bound —
 // GPTQ qweight decoded as the emitted weightCode() reads it, bf16/fp16/f32 bindings, the part
-// offsets of groupScalesAndZeros / adapterWeights, dropout multipliers, layers without adapter.
-// It checks the host side of the cuda ops (packing, layouts, launch parameters, which kernel
+// offsets of groupScalesAndZeros / adapterWeights, dropout multipliers, layers without adapter;
+// forward, decode, backward_data, adapter_grad, dequantize (Ŵ into its binding) and the
+// forward's u/v prologue launched alone (the dequantize + cuBLAS path). It checks the host side of the cuda ops (packing, layouts, launch parameters, which kernel
 // for which layer), not the kernels themselves (those were checked on the H200 against float64:
 // test/backends/cuda/h200).
 import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type DeviceMatrix, type GemmCall, type KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
@@ -80,15 +81,12 @@ export class SimulatedDevice implements CudaDevicePort {
   }
 
   launch(fn: CudaFunction, _grid: readonly number[], _block: readonly number[], _shared: number, parameters: readonly KernelParameter[]): void {
-    // A prologue (the forward's u/v kernel) is recorded; the role's main launch below computes
-    // everything it writes, u and v included.
-    if (this.manifests.some((k) => k.launches.some((l) => l.prologue?.symbol === fn.symbol))) {
-      this.launched.push(fn.symbol);
-      return;
-    }
-    const kernel = this.manifests.find((k) => k.launches.some((l) => l.symbol === fn.symbol));
+    // A prologue (the forward's u/v kernel) computes u and v; the role's main launch below
+    // computes everything it writes, u and v included (the same values again).
+    const prologueOf = this.manifests.find((k) => k.launches.some((l) => l.prologue?.symbol === fn.symbol));
+    const kernel = prologueOf ?? this.manifests.find((k) => k.launches.some((l) => l.symbol === fn.symbol));
     if (kernel === undefined) throw new Error(`no kernel has symbol ${fn.symbol}`);
-    const entry = kernel.launches.find((l) => l.symbol === fn.symbol)!.entryPoint;
+    const entry = prologueOf !== undefined ? 'adapterActivations' : kernel.launches.find((l) => l.symbol === fn.symbol)!.entryPoint;
     this.launched.push(fn.symbol);
     const buffers = kernel.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding);
     const tokens = parameters[buffers.length]!.value as number;
@@ -114,8 +112,31 @@ export class SimulatedDevice implements CudaDevicePort {
     // drop(u) and drop(dv·Aᵀ): the dropout multipliers (1/(1−p) kept, 0 dropped), when bound.
     const multiplier = has('dropoutMultiplier') ? values('dropoutMultiplier') : undefined;
     const drop = (t: number, k: number) => multiplier?.get(t * L + k) ?? 1;
-    if (entry === 'forward' || entry === 'decode' || entry === 'backwardData') {
-      const K = c('IN_FEATURES'), g = c('GROUP_SIZE'), bits = c('BITS');
+    /** u = pool(x) and v = drop(u)·A of token t into their bindings; v's values (unrounded) returned. */
+    const adapterActivations = (t: number): number[] => {
+      const x = values('input'), u = values('pooledInput'), v = values('adapterActivation'), ab = f32('adapterWeights'), g = c('GROUP_SIZE'), K = c('IN_FEATURES');
+      const pooled: number[] = [];
+      for (let k = 0; k < L; k++) {
+        let sum = 0;
+        for (let i = k * g; i < Math.min((k + 1) * g, K); i++) sum += x.get(t * K + i);
+        pooled.push(c('POOLING_FACTOR') * sum);
+        u.set(t * L + k, pooled[k]!);
+      }
+      const vt: number[] = [];
+      for (let j = 0; j < r; j++) {
+        let sum = 0;
+        for (let k = 0; k < L; k++) sum += drop(t, k) * pooled[k]! * ab[k * r + j]!;
+        vt.push(sum);
+        v.set(t * r + j, sum);
+      }
+      return vt;
+    };
+    if (entry === 'adapterActivations') {
+      for (let t = 0; t < T; t++) adapterActivations(t);
+      return;
+    }
+    if (entry === 'forward' || entry === 'decode' || entry === 'backwardData' || entry === 'dequantize') {
+      const K = c(entry === 'dequantize' ? 'PADDED_IN_FEATURES' : 'IN_FEATURES'), g = c('GROUP_SIZE'), bits = c('BITS');
       const qweight = new Uint32Array(bytes.get('qweight')!.buffer);
       const code = (i: number, o: number) => {
         const first = i * bits, word = first >>> 5, shift = first & 31;
@@ -125,6 +146,11 @@ export class SimulatedDevice implements CudaDevicePort {
       };
       const sz = f32('groupScalesAndZeros');
       const w = (i: number, o: number) => sz[Math.floor(i / g) * N + o]! * (code(i, o) - sz[L * N + Math.floor(i / g) * N + o]!);
+      if (entry === 'dequantize') {
+        const weight = values('weight');
+        for (let i = 0; i < K; i++) for (let o = 0; o < N; o++) weight.set(i * N + o, w(i, o));
+        return;
+      }
       if (entry === 'backwardData') {
         const dy = values('outputGrad'), du = has('pooledInputGrad') ? values('pooledInputGrad') : undefined, dx = values('inputGrad');
         for (let t = 0; t < T; t++) for (let i = 0; i < K; i++) {
@@ -143,20 +169,9 @@ export class SimulatedDevice implements CudaDevicePort {
         }
         return;
       }
-      const u = values('pooledInput'), v = values('adapterActivation'), ab = f32('adapterWeights');
+      const ab = f32('adapterWeights');
       for (let t = 0; t < T; t++) {
-        for (let k = 0; k < L; k++) {
-          let sum = 0;
-          for (let i = k * g; i < (k + 1) * g; i++) sum += x.get(t * K + i);
-          u.set(t * L + k, c('POOLING_FACTOR') * sum);
-        }
-        const vt: number[] = [];
-        for (let j = 0; j < r; j++) {
-          let sum = 0;
-          for (let k = 0; k < L; k++) sum += drop(t, k) * u.get(t * L + k) * ab[k * r + j]!;
-          vt.push(sum);
-          v.set(t * r + j, sum);
-        }
+        const vt = adapterActivations(t);
         for (let o = 0; o < N; o++) {
           let sum = 0;
           for (let i = 0; i < K; i++) sum += x.get(t * K + i) * w(i, o);
