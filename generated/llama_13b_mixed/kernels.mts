@@ -22,7 +22,7 @@ export const wgslQuantizeKp5120N5120B4G64AsymF32: WgslKernel<WgslQuantizeKp5120N
   file: 'wgsl/quantize_kp5120_n5120_b4_g64_asym_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
@@ -31,7 +31,7 @@ export const wgslQuantizeKp5120N5120B4G64AsymF32: WgslKernel<WgslQuantizeKp5120N
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 80, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 80, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -51,7 +51,7 @@ export const wgslPackKp5120N5120B4F32: WgslKernel<WgslPackKp5120N5120B4F32Buffer
   file: 'wgsl/pack_kp5120_n5120_b4_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [640, 5120], parts: [] },
@@ -59,8 +59,8 @@ export const wgslPackKp5120N5120B4F32: WgslKernel<WgslPackKp5120N5120B4F32Buffer
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 640, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 5120, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 640, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 5120, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -82,7 +82,7 @@ export const wgslDequantizeKp5120N5120B4G64F32: WgslKernel<WgslDequantizeKp5120N
   file: 'wgsl/dequantize_kp5120_n5120_b4_g64_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -91,7 +91,7 @@ export const wgslDequantizeKp5120N5120B4G64F32: WgslKernel<WgslDequantizeKp5120N
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 5120, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 5120, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -275,7 +275,7 @@ export const wgslAdapterGradL80N5120R32F32: WgslKernel<WgslAdapterGradL80N5120R3
   file: 'wgsl/adapter_grad_l80_n5120_r32_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 5120], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 80], parts: [] },
@@ -288,8 +288,8 @@ export const wgslAdapterGradL80N5120R32F32: WgslKernel<WgslAdapterGradL80N5120R3
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -317,7 +317,7 @@ export const wgslMergeL80N5120G64R32MeanF32: WgslKernel<WgslMergeL80N5120G64R32M
   file: 'wgsl/merge_l80_n5120_g64_r32_mean_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [166400], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [80, 32] }, { name: 'adapterB', offset: 2560, shape: (_tokens: number) => [32, 5120] }] },
@@ -326,7 +326,7 @@ export const wgslMergeL80N5120G64R32MeanF32: WgslKernel<WgslMergeL80N5120G64R32M
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 80, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 80, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -348,7 +348,7 @@ export const wgslQuantizeKp5120N13824B4G64AsymF32: WgslKernel<WgslQuantizeKp5120
   file: 'wgsl/quantize_kp5120_n13824_b4_g64_asym_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
@@ -357,7 +357,7 @@ export const wgslQuantizeKp5120N13824B4G64AsymF32: WgslKernel<WgslQuantizeKp5120
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 80, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 80, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -377,7 +377,7 @@ export const wgslPackKp5120N13824B4F32: WgslKernel<WgslPackKp5120N13824B4F32Buff
   file: 'wgsl/pack_kp5120_n13824_b4_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [640, 13824], parts: [] },
@@ -385,8 +385,8 @@ export const wgslPackKp5120N13824B4F32: WgslKernel<WgslPackKp5120N13824B4F32Buff
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 640, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 5120, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 640, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 5120, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -408,7 +408,7 @@ export const wgslDequantizeKp5120N13824B4G64F32: WgslKernel<WgslDequantizeKp5120
   file: 'wgsl/dequantize_kp5120_n13824_b4_g64_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -417,7 +417,7 @@ export const wgslDequantizeKp5120N13824B4G64F32: WgslKernel<WgslDequantizeKp5120
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 5120, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 5120, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -601,7 +601,7 @@ export const wgslAdapterGradL80N13824R32F32: WgslKernel<WgslAdapterGradL80N13824
   file: 'wgsl/adapter_grad_l80_n13824_r32_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 13824], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 80], parts: [] },
@@ -614,8 +614,8 @@ export const wgslAdapterGradL80N13824R32F32: WgslKernel<WgslAdapterGradL80N13824
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((80 * tokens + 2560) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -643,7 +643,7 @@ export const wgslMergeL80N13824G64R32MeanF32: WgslKernel<WgslMergeL80N13824G64R3
   file: 'wgsl/merge_l80_n13824_g64_r32_mean_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [444928], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [80, 32] }, { name: 'adapterB', offset: 2560, shape: (_tokens: number) => [32, 13824] }] },
@@ -652,7 +652,7 @@ export const wgslMergeL80N13824G64R32MeanF32: WgslKernel<WgslMergeL80N13824G64R3
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 80, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 80, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -674,7 +674,7 @@ export const wgslQuantizeKp13824N5120B8G128AsymF32: WgslKernel<WgslQuantizeKp138
   file: 'wgsl/quantize_kp13824_n5120_b8_g128_asym_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, GROUP_SIZE: 128, GROUPS: 108, MAX_CODE: 255, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, GROUP_SIZE: 128, GROUPS: 108, MAX_CODE: 255, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [13824, 5120], parts: [] },
@@ -683,7 +683,7 @@ export const wgslQuantizeKp13824N5120B8G128AsymF32: WgslKernel<WgslQuantizeKp138
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 108, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 108, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -703,7 +703,7 @@ export const wgslPackKp13824N5120B8F32: WgslKernel<WgslPackKp13824N5120B8F32Buff
   file: 'wgsl/pack_kp13824_n5120_b8_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [13824, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [3456, 5120], parts: [] },
@@ -711,8 +711,8 @@ export const wgslPackKp13824N5120B8F32: WgslKernel<WgslPackKp13824N5120B8F32Buff
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 3456, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 13824, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 3456, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 13824, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -734,7 +734,7 @@ export const wgslDequantizeKp13824N5120B8G128F32: WgslKernel<WgslDequantizeKp138
   file: 'wgsl/dequantize_kp13824_n5120_b8_g128_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [3456, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
@@ -743,7 +743,7 @@ export const wgslDequantizeKp13824N5120B8G128F32: WgslKernel<WgslDequantizeKp138
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 13824, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 13824, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -927,7 +927,7 @@ export const wgslAdapterGradL108N5120R64F32: WgslKernel<WgslAdapterGradL108N5120
   file: 'wgsl/adapter_grad_l108_n5120_r64_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 5120], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 108], parts: [] },
@@ -940,8 +940,8 @@ export const wgslAdapterGradL108N5120R64F32: WgslKernel<WgslAdapterGradL108N5120
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((64 * tokens + 327680) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((108 * tokens + 6912) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((64 * tokens + 327680) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((108 * tokens + 6912) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -969,7 +969,7 @@ export const wgslMergeL108N5120G128R64MeanF32: WgslKernel<WgslMergeL108N5120G128
   file: 'wgsl/merge_l108_n5120_g128_r64_mean_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, POOLING_FACTOR: 0.0078125, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, POOLING_FACTOR: 0.0078125, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [334592], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [108, 64] }, { name: 'adapterB', offset: 6912, shape: (_tokens: number) => [64, 5120] }] },
@@ -978,7 +978,7 @@ export const wgslMergeL108N5120G128R64MeanF32: WgslKernel<WgslMergeL108N5120G128
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 108, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 108, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -1000,7 +1000,7 @@ export const wgslQuantizeKp5120N5120B3G64AsymF32: WgslKernel<WgslQuantizeKp5120N
   file: 'wgsl/quantize_kp5120_n5120_b3_g64_asym_f32.wgsl',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
@@ -1009,7 +1009,7 @@ export const wgslQuantizeKp5120N5120B3G64AsymF32: WgslKernel<WgslQuantizeKp5120N
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 80, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 80, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1029,7 +1029,7 @@ export const wgslPackKp5120N5120B3F32: WgslKernel<WgslPackKp5120N5120B3F32Buffer
   file: 'wgsl/pack_kp5120_n5120_b3_f32.wgsl',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [480, 5120], parts: [] },
@@ -1037,8 +1037,8 @@ export const wgslPackKp5120N5120B3F32: WgslKernel<WgslPackKp5120N5120B3F32Buffer
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 480, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 5120, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 480, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 5120, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -1060,7 +1060,7 @@ export const wgslDequantizeKp5120N5120B3G64F32: WgslKernel<WgslDequantizeKp5120N
   file: 'wgsl/dequantize_kp5120_n5120_b3_g64_f32.wgsl',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -1069,7 +1069,7 @@ export const wgslDequantizeKp5120N5120B3G64F32: WgslKernel<WgslDequantizeKp5120N
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 5120, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 5120, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1237,7 +1237,7 @@ export const wgslQuantizeKp5120N13824B3G64AsymF32: WgslKernel<WgslQuantizeKp5120
   file: 'wgsl/quantize_kp5120_n13824_b3_g64_asym_f32.wgsl',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
@@ -1246,7 +1246,7 @@ export const wgslQuantizeKp5120N13824B3G64AsymF32: WgslKernel<WgslQuantizeKp5120
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 80, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 80, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1266,7 +1266,7 @@ export const wgslPackKp5120N13824B3F32: WgslKernel<WgslPackKp5120N13824B3F32Buff
   file: 'wgsl/pack_kp5120_n13824_b3_f32.wgsl',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [480, 13824], parts: [] },
@@ -1274,8 +1274,8 @@ export const wgslPackKp5120N13824B3F32: WgslKernel<WgslPackKp5120N13824B3F32Buff
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 480, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 5120, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 480, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 5120, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -1297,7 +1297,7 @@ export const wgslDequantizeKp5120N13824B3G64F32: WgslKernel<WgslDequantizeKp5120
   file: 'wgsl/dequantize_kp5120_n13824_b3_g64_f32.wgsl',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -1306,7 +1306,7 @@ export const wgslDequantizeKp5120N13824B3G64F32: WgslKernel<WgslDequantizeKp5120
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 5120, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 5120, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1474,7 +1474,7 @@ export const wgslQuantizeKp5120N5120B2G32AsymF32: WgslKernel<WgslQuantizeKp5120N
   file: 'wgsl/quantize_kp5120_n5120_b2_g32_asym_f32.wgsl',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
@@ -1483,7 +1483,7 @@ export const wgslQuantizeKp5120N5120B2G32AsymF32: WgslKernel<WgslQuantizeKp5120N
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 160, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 160, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1503,7 +1503,7 @@ export const wgslPackKp5120N5120B2F32: WgslKernel<WgslPackKp5120N5120B2F32Buffer
   file: 'wgsl/pack_kp5120_n5120_b2_f32.wgsl',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [320, 5120], parts: [] },
@@ -1511,8 +1511,8 @@ export const wgslPackKp5120N5120B2F32: WgslKernel<WgslPackKp5120N5120B2F32Buffer
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 320, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 5120, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 320, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 5120, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -1534,7 +1534,7 @@ export const wgslDequantizeKp5120N5120B2G32F32: WgslKernel<WgslDequantizeKp5120N
   file: 'wgsl/dequantize_kp5120_n5120_b2_g32_f32.wgsl',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1638400], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 5120] }, { name: 'groupZeros', offset: 819200, shape: (_tokens: number) => [160, 5120] }] },
@@ -1543,7 +1543,7 @@ export const wgslDequantizeKp5120N5120B2G32F32: WgslKernel<WgslDequantizeKp5120N
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 5120, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 5120, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1727,7 +1727,7 @@ export const wgslAdapterGradL160N5120R32F32: WgslKernel<WgslAdapterGradL160N5120
   file: 'wgsl/adapter_grad_l160_n5120_r32_f32.wgsl',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 5120], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 160], parts: [] },
@@ -1740,8 +1740,8 @@ export const wgslAdapterGradL160N5120R32F32: WgslKernel<WgslAdapterGradL160N5120
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 163840) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -1769,7 +1769,7 @@ export const wgslMergeL160N5120G32R32MeanF32: WgslKernel<WgslMergeL160N5120G32R3
   file: 'wgsl/merge_l160_n5120_g32_r32_mean_f32.wgsl',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1638400], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 5120] }, { name: 'groupZeros', offset: 819200, shape: (_tokens: number) => [160, 5120] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [168960], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [160, 32] }, { name: 'adapterB', offset: 5120, shape: (_tokens: number) => [32, 5120] }] },
@@ -1778,7 +1778,7 @@ export const wgslMergeL160N5120G32R32MeanF32: WgslKernel<WgslMergeL160N5120G32R3
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [80, 160, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [20, 160, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -1800,7 +1800,7 @@ export const wgslQuantizeKp5120N13824B2G32AsymF32: WgslKernel<WgslQuantizeKp5120
   file: 'wgsl/quantize_kp5120_n13824_b2_g32_asym_f32.wgsl',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
@@ -1809,7 +1809,7 @@ export const wgslQuantizeKp5120N13824B2G32AsymF32: WgslKernel<WgslQuantizeKp5120
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 160, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 160, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1829,7 +1829,7 @@ export const wgslPackKp5120N13824B2F32: WgslKernel<WgslPackKp5120N13824B2F32Buff
   file: 'wgsl/pack_kp5120_n13824_b2_f32.wgsl',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [320, 13824], parts: [] },
@@ -1837,8 +1837,8 @@ export const wgslPackKp5120N13824B2F32: WgslKernel<WgslPackKp5120N13824B2F32Buff
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 320, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 5120, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 320, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 5120, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -1860,7 +1860,7 @@ export const wgslDequantizeKp5120N13824B2G32F32: WgslKernel<WgslDequantizeKp5120
   file: 'wgsl/dequantize_kp5120_n13824_b2_g32_f32.wgsl',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
@@ -1869,7 +1869,7 @@ export const wgslDequantizeKp5120N13824B2G32F32: WgslKernel<WgslDequantizeKp5120
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 5120, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 5120, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -2053,7 +2053,7 @@ export const wgslAdapterGradL160N13824R32F32: WgslKernel<WgslAdapterGradL160N138
   file: 'wgsl/adapter_grad_l160_n13824_r32_f32.wgsl',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 13824], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 160], parts: [] },
@@ -2066,8 +2066,8 @@ export const wgslAdapterGradL160N13824R32F32: WgslKernel<WgslAdapterGradL160N138
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((32 * tokens + 442368) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((160 * tokens + 5120) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -2095,7 +2095,7 @@ export const wgslMergeL160N13824G32R32MeanF32: WgslKernel<WgslMergeL160N13824G32
   file: 'wgsl/merge_l160_n13824_g32_r32_mean_f32.wgsl',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [447488], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [160, 32] }, { name: 'adapterB', offset: 5120, shape: (_tokens: number) => [32, 13824] }] },
@@ -2104,7 +2104,7 @@ export const wgslMergeL160N13824G32R32MeanF32: WgslKernel<WgslMergeL160N13824G32
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [216, 160, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [54, 160, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -2126,7 +2126,7 @@ export const cudaQuantizeKp5120N5120B4G64AsymBf16: CudaKernel<CudaQuantizeKp5120
   file: 'cuda/quantize_kp5120_n5120_b4_g64_asym_bf16.cu',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
@@ -2134,7 +2134,7 @@ export const cudaQuantizeKp5120N5120B4G64AsymBf16: CudaKernel<CudaQuantizeKp5120
   },
   launchers: ['quantize_kp5120_n5120_b4_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n5120_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp5120_n5120_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2154,15 +2154,15 @@ export const cudaPackKp5120N5120B4Bf16: CudaKernel<CudaPackKp5120N5120B4Bf16Buff
   file: 'cuda/pack_kp5120_n5120_b4_bf16.cu',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [640, 5120], parts: [] },
   },
   launchers: ['pack_kp5120_n5120_b4_bf16__packQweight__launch', 'pack_kp5120_n5120_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n5120_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 640, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp5120_n5120_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 640, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2184,7 +2184,7 @@ export const cudaDequantizeKp5120N5120B4G64Bf16: CudaKernel<CudaDequantizeKp5120
   file: 'cuda/dequantize_kp5120_n5120_b4_g64_bf16.cu',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -2192,7 +2192,7 @@ export const cudaDequantizeKp5120N5120B4G64Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b4_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n5120_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2347,7 +2347,7 @@ export const cudaAdapterGradL80N5120R32Bf16: CudaKernel<CudaAdapterGradL80N5120R
   file: 'cuda/adapter_grad_l80_n5120_r32_bf16.cu',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 5120], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 80], parts: [] },
@@ -2382,7 +2382,7 @@ export const cudaMergeL80N5120G64R32MeanBf16: CudaKernel<CudaMergeL80N5120G64R32
   file: 'cuda/merge_l80_n5120_g64_r32_mean_bf16.cu',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [166400], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [80, 32] }, { name: 'adapterB', offset: 2560, shape: (_tokens: number) => [32, 5120] }] },
@@ -2390,7 +2390,7 @@ export const cudaMergeL80N5120G64R32MeanBf16: CudaKernel<CudaMergeL80N5120G64R32
   },
   launchers: ['merge_l80_n5120_g64_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l80_n5120_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l80_n5120_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2412,7 +2412,7 @@ export const cudaQuantizeKp5120N13824B4G64AsymBf16: CudaKernel<CudaQuantizeKp512
   file: 'cuda/quantize_kp5120_n13824_b4_g64_asym_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
@@ -2420,7 +2420,7 @@ export const cudaQuantizeKp5120N13824B4G64AsymBf16: CudaKernel<CudaQuantizeKp512
   },
   launchers: ['quantize_kp5120_n13824_b4_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n13824_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp5120_n13824_b4_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2440,15 +2440,15 @@ export const cudaPackKp5120N13824B4Bf16: CudaKernel<CudaPackKp5120N13824B4Bf16Bu
   file: 'cuda/pack_kp5120_n13824_b4_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [640, 13824], parts: [] },
   },
   launchers: ['pack_kp5120_n13824_b4_bf16__packQweight__launch', 'pack_kp5120_n13824_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n13824_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 640, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp5120_n13824_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 640, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2470,7 +2470,7 @@ export const cudaDequantizeKp5120N13824B4G64Bf16: CudaKernel<CudaDequantizeKp512
   file: 'cuda/dequantize_kp5120_n13824_b4_g64_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -2478,7 +2478,7 @@ export const cudaDequantizeKp5120N13824B4G64Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b4_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n13824_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2633,7 +2633,7 @@ export const cudaAdapterGradL80N13824R32Bf16: CudaKernel<CudaAdapterGradL80N1382
   file: 'cuda/adapter_grad_l80_n13824_r32_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 13824], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 80], parts: [] },
@@ -2668,7 +2668,7 @@ export const cudaMergeL80N13824G64R32MeanBf16: CudaKernel<CudaMergeL80N13824G64R
   file: 'cuda/merge_l80_n13824_g64_r32_mean_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 80, RANK: 32, POOLING_FACTOR: 0.015625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [444928], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [80, 32] }, { name: 'adapterB', offset: 2560, shape: (_tokens: number) => [32, 13824] }] },
@@ -2676,7 +2676,7 @@ export const cudaMergeL80N13824G64R32MeanBf16: CudaKernel<CudaMergeL80N13824G64R
   },
   launchers: ['merge_l80_n13824_g64_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l80_n13824_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l80_n13824_g64_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2698,7 +2698,7 @@ export const cudaQuantizeKp13824N5120B8G128AsymBf16: CudaKernel<CudaQuantizeKp13
   file: 'cuda/quantize_kp13824_n5120_b8_g128_asym_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, GROUP_SIZE: 128, GROUPS: 108, MAX_CODE: 255, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, GROUP_SIZE: 128, GROUPS: 108, MAX_CODE: 255, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [13824, 5120], parts: [] },
@@ -2706,7 +2706,7 @@ export const cudaQuantizeKp13824N5120B8G128AsymBf16: CudaKernel<CudaQuantizeKp13
   },
   launchers: ['quantize_kp13824_n5120_b8_g128_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp13824_n5120_b8_g128_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 108, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp13824_n5120_b8_g128_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 108, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2726,15 +2726,15 @@ export const cudaPackKp13824N5120B8Bf16: CudaKernel<CudaPackKp13824N5120B8Bf16Bu
   file: 'cuda/pack_kp13824_n5120_b8_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [13824, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [3456, 5120], parts: [] },
   },
   launchers: ['pack_kp13824_n5120_b8_bf16__packQweight__launch', 'pack_kp13824_n5120_b8_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp13824_n5120_b8_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 3456, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp13824_n5120_b8_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 13824, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp13824_n5120_b8_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 3456, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp13824_n5120_b8_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 13824, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2756,7 +2756,7 @@ export const cudaDequantizeKp13824N5120B8G128Bf16: CudaKernel<CudaDequantizeKp13
   file: 'cuda/dequantize_kp13824_n5120_b8_g128_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [3456, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
@@ -2764,7 +2764,7 @@ export const cudaDequantizeKp13824N5120B8G128Bf16: CudaKernel<CudaDequantizeKp13
   },
   launchers: ['dequantize_kp13824_n5120_b8_g128_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp13824_n5120_b8_g128_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 13824, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp13824_n5120_b8_g128_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 13824, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2918,7 +2918,7 @@ export const cudaAdapterGradL108N5120R64Bf16: CudaKernel<CudaAdapterGradL108N512
   file: 'cuda/adapter_grad_l108_n5120_r64_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 5120], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 108], parts: [] },
@@ -2953,7 +2953,7 @@ export const cudaMergeL108N5120G128R64MeanBf16: CudaKernel<CudaMergeL108N5120G12
   file: 'cuda/merge_l108_n5120_g128_r64_mean_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, POOLING_FACTOR: 0.0078125, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 108, RANK: 64, POOLING_FACTOR: 0.0078125, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [334592], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [108, 64] }, { name: 'adapterB', offset: 6912, shape: (_tokens: number) => [64, 5120] }] },
@@ -2961,7 +2961,7 @@ export const cudaMergeL108N5120G128R64MeanBf16: CudaKernel<CudaMergeL108N5120G12
   },
   launchers: ['merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 108, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 108, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2983,7 +2983,7 @@ export const cudaQuantizeKp5120N5120B3G64AsymBf16: CudaKernel<CudaQuantizeKp5120
   file: 'cuda/quantize_kp5120_n5120_b3_g64_asym_bf16.cu',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
@@ -2991,7 +2991,7 @@ export const cudaQuantizeKp5120N5120B3G64AsymBf16: CudaKernel<CudaQuantizeKp5120
   },
   launchers: ['quantize_kp5120_n5120_b3_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n5120_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 80, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp5120_n5120_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3011,15 +3011,15 @@ export const cudaPackKp5120N5120B3Bf16: CudaKernel<CudaPackKp5120N5120B3Bf16Buff
   file: 'cuda/pack_kp5120_n5120_b3_bf16.cu',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [480, 5120], parts: [] },
   },
   launchers: ['pack_kp5120_n5120_b3_bf16__packQweight__launch', 'pack_kp5120_n5120_b3_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n5120_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 480, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp5120_n5120_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 480, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3041,7 +3041,7 @@ export const cudaDequantizeKp5120N5120B3G64Bf16: CudaKernel<CudaDequantizeKp5120
   file: 'cuda/dequantize_kp5120_n5120_b3_g64_bf16.cu',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -3049,7 +3049,7 @@ export const cudaDequantizeKp5120N5120B3G64Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b3_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n5120_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3193,7 +3193,7 @@ export const cudaQuantizeKp5120N13824B3G64AsymBf16: CudaKernel<CudaQuantizeKp512
   file: 'cuda/quantize_kp5120_n13824_b3_g64_asym_bf16.cu',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
@@ -3201,7 +3201,7 @@ export const cudaQuantizeKp5120N13824B3G64AsymBf16: CudaKernel<CudaQuantizeKp512
   },
   launchers: ['quantize_kp5120_n13824_b3_g64_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n13824_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 80, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp5120_n13824_b3_g64_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 80, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3221,15 +3221,15 @@ export const cudaPackKp5120N13824B3Bf16: CudaKernel<CudaPackKp5120N13824B3Bf16Bu
   file: 'cuda/pack_kp5120_n13824_b3_bf16.cu',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [480, 13824], parts: [] },
   },
   launchers: ['pack_kp5120_n13824_b3_bf16__packQweight__launch', 'pack_kp5120_n13824_b3_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n13824_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 480, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp5120_n13824_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b3_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 480, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b3_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3251,7 +3251,7 @@ export const cudaDequantizeKp5120N13824B3G64Bf16: CudaKernel<CudaDequantizeKp512
   file: 'cuda/dequantize_kp5120_n13824_b3_g64_bf16.cu',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -3259,7 +3259,7 @@ export const cudaDequantizeKp5120N13824B3G64Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b3_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n13824_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3403,7 +3403,7 @@ export const cudaQuantizeKp5120N5120B2G32AsymBf16: CudaKernel<CudaQuantizeKp5120
   file: 'cuda/quantize_kp5120_n5120_b2_g32_asym_bf16.cu',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
@@ -3411,7 +3411,7 @@ export const cudaQuantizeKp5120N5120B2G32AsymBf16: CudaKernel<CudaQuantizeKp5120
   },
   launchers: ['quantize_kp5120_n5120_b2_g32_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n5120_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 160, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp5120_n5120_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3431,15 +3431,15 @@ export const cudaPackKp5120N5120B2Bf16: CudaKernel<CudaPackKp5120N5120B2Bf16Buff
   file: 'cuda/pack_kp5120_n5120_b2_bf16.cu',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 5120], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [320, 5120], parts: [] },
   },
   launchers: ['pack_kp5120_n5120_b2_bf16__packQweight__launch', 'pack_kp5120_n5120_b2_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n5120_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 320, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp5120_n5120_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 320, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n5120_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3461,7 +3461,7 @@ export const cudaDequantizeKp5120N5120B2G32Bf16: CudaKernel<CudaDequantizeKp5120
   file: 'cuda/dequantize_kp5120_n5120_b2_g32_bf16.cu',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1638400], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 5120] }, { name: 'groupZeros', offset: 819200, shape: (_tokens: number) => [160, 5120] }] },
@@ -3469,7 +3469,7 @@ export const cudaDequantizeKp5120N5120B2G32Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b2_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n5120_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3623,7 +3623,7 @@ export const cudaAdapterGradL160N5120R32Bf16: CudaKernel<CudaAdapterGradL160N512
   file: 'cuda/adapter_grad_l160_n5120_r32_bf16.cu',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 5120], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 160], parts: [] },
@@ -3658,7 +3658,7 @@ export const cudaMergeL160N5120G32R32MeanBf16: CudaKernel<CudaMergeL160N5120G32R
   file: 'cuda/merge_l160_n5120_g32_r32_mean_bf16.cu',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 64 },
+  constants: { OUT_FEATURES: 5120, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1638400], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 5120] }, { name: 'groupZeros', offset: 819200, shape: (_tokens: number) => [160, 5120] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [168960], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [160, 32] }, { name: 'adapterB', offset: 5120, shape: (_tokens: number) => [32, 5120] }] },
@@ -3666,7 +3666,7 @@ export const cudaMergeL160N5120G32R32MeanBf16: CudaKernel<CudaMergeL160N5120G32R
   },
   launchers: ['merge_l160_n5120_g32_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l160_n5120_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [80, 160, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l160_n5120_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3688,7 +3688,7 @@ export const cudaQuantizeKp5120N13824B2G32AsymBf16: CudaKernel<CudaQuantizeKp512
   file: 'cuda/quantize_kp5120_n13824_b2_g32_asym_bf16.cu',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
@@ -3696,7 +3696,7 @@ export const cudaQuantizeKp5120N13824B2G32AsymBf16: CudaKernel<CudaQuantizeKp512
   },
   launchers: ['quantize_kp5120_n13824_b2_g32_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp5120_n13824_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 160, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp5120_n13824_b2_g32_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3716,15 +3716,15 @@ export const cudaPackKp5120N13824B2Bf16: CudaKernel<CudaPackKp5120N13824B2Bf16Bu
   file: 'cuda/pack_kp5120_n13824_b2_bf16.cu',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [320, 13824], parts: [] },
   },
   launchers: ['pack_kp5120_n13824_b2_bf16__packQweight__launch', 'pack_kp5120_n13824_b2_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp5120_n13824_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 320, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp5120_n13824_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b2_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 320, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp5120_n13824_b2_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3746,7 +3746,7 @@ export const cudaDequantizeKp5120N13824B2G32Bf16: CudaKernel<CudaDequantizeKp512
   file: 'cuda/dequantize_kp5120_n13824_b2_g32_bf16.cu',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
@@ -3754,7 +3754,7 @@ export const cudaDequantizeKp5120N13824B2G32Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b2_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 5120, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n13824_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 5120, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3908,7 +3908,7 @@ export const cudaAdapterGradL160N13824R32Bf16: CudaKernel<CudaAdapterGradL160N13
   file: 'cuda/adapter_grad_l160_n13824_r32_bf16.cu',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 13824], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 160], parts: [] },
@@ -3943,7 +3943,7 @@ export const cudaMergeL160N13824G32R32MeanBf16: CudaKernel<CudaMergeL160N13824G3
   file: 'cuda/merge_l160_n13824_g32_r32_mean_bf16.cu',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 64 },
+  constants: { OUT_FEATURES: 13824, GROUPS: 160, RANK: 32, POOLING_FACTOR: 0.03125, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [447488], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [160, 32] }, { name: 'adapterB', offset: 5120, shape: (_tokens: number) => [32, 13824] }] },
@@ -3951,6 +3951,6 @@ export const cudaMergeL160N13824G32R32MeanBf16: CudaKernel<CudaMergeL160N13824G3
   },
   launchers: ['merge_l160_n13824_g32_r32_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l160_n13824_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [216, 160, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l160_n13824_g32_r32_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };

@@ -22,7 +22,7 @@ export const wgslQuantizeKp64N64B4G16AsymF32: WgslKernel<WgslQuantizeKp64N64B4G1
   file: 'wgsl/quantize_kp64_n64_b4_g16_asym_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 64], parts: [] },
@@ -31,7 +31,7 @@ export const wgslQuantizeKp64N64B4G16AsymF32: WgslKernel<WgslQuantizeKp64N64B4G1
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -51,7 +51,7 @@ export const wgslPackKp64N64B4F32: WgslKernel<WgslPackKp64N64B4F32Buffers, Recor
   file: 'wgsl/pack_kp64_n64_b4_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 64], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [8, 64], parts: [] },
@@ -59,8 +59,8 @@ export const wgslPackKp64N64B4F32: WgslKernel<WgslPackKp64N64B4F32Buffers, Recor
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 8, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 8, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -82,7 +82,7 @@ export const wgslDequantizeKp64N64B4G16F32: WgslKernel<WgslDequantizeKp64N64B4G1
   file: 'wgsl/dequantize_kp64_n64_b4_g16_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
@@ -91,7 +91,7 @@ export const wgslDequantizeKp64N64B4G16F32: WgslKernel<WgslDequantizeKp64N64B4G1
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -275,7 +275,7 @@ export const wgslAdapterGradL4N64R4F32: WgslKernel<WgslAdapterGradL4N64R4F32Buff
   file: 'wgsl/adapter_grad_l4_n64_r4_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o', 'layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, THREADS: 64 },
+  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4], parts: [] },
@@ -288,8 +288,8 @@ export const wgslAdapterGradL4N64R4F32: WgslKernel<WgslAdapterGradL4N64R4F32Buff
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 256) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 256) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 16) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -317,7 +317,7 @@ export const wgslMergeL4N64G16R4MeanF32: WgslKernel<WgslMergeL4N64G16R4MeanF32Bu
   file: 'wgsl/merge_l4_n64_g16_r4_mean_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 64 },
+  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [272], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 64] }] },
@@ -326,7 +326,7 @@ export const wgslMergeL4N64G16R4MeanF32: WgslKernel<WgslMergeL4N64G16R4MeanF32Bu
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -348,7 +348,7 @@ export const wgslQuantizeKp64N32B4G16AsymF32: WgslKernel<WgslQuantizeKp64N32B4G1
   file: 'wgsl/quantize_kp64_n32_b4_g16_asym_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 32], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 32], parts: [] },
@@ -357,7 +357,7 @@ export const wgslQuantizeKp64N32B4G16AsymF32: WgslKernel<WgslQuantizeKp64N32B4G1
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -377,7 +377,7 @@ export const wgslPackKp64N32B4F32: WgslKernel<WgslPackKp64N32B4F32Buffers, Recor
   file: 'wgsl/pack_kp64_n32_b4_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 32], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [8, 32], parts: [] },
@@ -385,8 +385,8 @@ export const wgslPackKp64N32B4F32: WgslKernel<WgslPackKp64N32B4F32Buffers, Recor
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 8, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 8, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -408,7 +408,7 @@ export const wgslDequantizeKp64N32B4G16F32: WgslKernel<WgslDequantizeKp64N32B4G1
   file: 'wgsl/dequantize_kp64_n32_b4_g16_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 32], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
@@ -417,7 +417,7 @@ export const wgslDequantizeKp64N32B4G16F32: WgslKernel<WgslDequantizeKp64N32B4G1
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -601,7 +601,7 @@ export const wgslAdapterGradL4N32R4F32: WgslKernel<WgslAdapterGradL4N32R4F32Buff
   file: 'wgsl/adapter_grad_l4_n32_r4_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, THREADS: 64 },
+  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 32], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4], parts: [] },
@@ -614,8 +614,8 @@ export const wgslAdapterGradL4N32R4F32: WgslKernel<WgslAdapterGradL4N32R4F32Buff
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 128) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 128) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 16) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -643,7 +643,7 @@ export const wgslMergeL4N32G16R4MeanF32: WgslKernel<WgslMergeL4N32G16R4MeanF32Bu
   file: 'wgsl/merge_l4_n32_g16_r4_mean_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 64 },
+  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [144], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 32] }] },
@@ -652,7 +652,7 @@ export const wgslMergeL4N32G16R4MeanF32: WgslKernel<WgslMergeL4N32G16R4MeanF32Bu
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -674,7 +674,7 @@ export const wgslQuantizeKp64N172B4G16AsymF32: WgslKernel<WgslQuantizeKp64N172B4
   file: 'wgsl/quantize_kp64_n172_b4_g16_asym_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 172], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 172], parts: [] },
@@ -683,7 +683,7 @@ export const wgslQuantizeKp64N172B4G16AsymF32: WgslKernel<WgslQuantizeKp64N172B4
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [3, 4, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -703,7 +703,7 @@ export const wgslPackKp64N172B4F32: WgslKernel<WgslPackKp64N172B4F32Buffers, Rec
   file: 'wgsl/pack_kp64_n172_b4_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 172], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [8, 172], parts: [] },
@@ -711,8 +711,8 @@ export const wgslPackKp64N172B4F32: WgslKernel<WgslPackKp64N172B4F32Buffers, Rec
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [3, 8, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [3, 64, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 8, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -734,7 +734,7 @@ export const wgslDequantizeKp64N172B4G16F32: WgslKernel<WgslDequantizeKp64N172B4
   file: 'wgsl/dequantize_kp64_n172_b4_g16_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 172], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
@@ -743,7 +743,7 @@ export const wgslDequantizeKp64N172B4G16F32: WgslKernel<WgslDequantizeKp64N172B4
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [3, 64, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 64, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -927,7 +927,7 @@ export const wgslAdapterGradL4N172R4F32: WgslKernel<WgslAdapterGradL4N172R4F32Bu
   file: 'wgsl/adapter_grad_l4_n172_r4_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, THREADS: 64 },
+  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 172], parts: [] },
     pooledInput: { binding: 2, elementType: 'f32', access: 'read', shape: (tokens: number) => [tokens, 4], parts: [] },
@@ -940,8 +940,8 @@ export const wgslAdapterGradL4N172R4F32: WgslKernel<WgslAdapterGradL4N172R4F32Bu
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { tokens: { offset: 0, type: 'u32' }, adapterScale: { offset: 4, type: 'f32' } } },
   entryPoints: [
-    { name: 'adapterOutputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 688) / 64), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
-    { name: 'adapterInputGrads', workgroupSize: [64, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 16) / 64), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
+    { name: 'adapterOutputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 688) / 256), 1, 1] as const, bindings: [0, 1, 3, 4, 5, 7] },
+    { name: 'adapterInputGrads', workgroupSize: [256, 1, 1], dispatch: (tokens: number) => [Math.ceil((4 * tokens + 16) / 256), 1, 1] as const, bindings: [0, 2, 4, 5, 6, 7] },
   ],
 };
 
@@ -969,7 +969,7 @@ export const wgslMergeL4N172G16R4MeanF32: WgslKernel<WgslMergeL4N172G16R4MeanF32
   file: 'wgsl/merge_l4_n172_g16_r4_mean_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 64 },
+  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [704], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 172] }] },
@@ -978,7 +978,7 @@ export const wgslMergeL4N172G16R4MeanF32: WgslKernel<WgslMergeL4N172G16R4MeanF32
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [3, 4, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -1000,7 +1000,7 @@ export const wgslQuantizeKp172N64B4G43AsymF32: WgslKernel<WgslQuantizeKp172N64B4
   file: 'wgsl/quantize_kp172_n64_b4_g43_asym_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, GROUP_SIZE: 43, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, GROUP_SIZE: 43, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [172, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [172, 64], parts: [] },
@@ -1009,7 +1009,7 @@ export const wgslQuantizeKp172N64B4G43AsymF32: WgslKernel<WgslQuantizeKp172N64B4
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'quantizeRtn', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2] },
+    { name: 'quantizeRtn', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1029,7 +1029,7 @@ export const wgslPackKp172N64B4F32: WgslKernel<WgslPackKp172N64B4F32Buffers, Rec
   file: 'wgsl/pack_kp172_n64_b4_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [172, 64], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [22, 64], parts: [] },
@@ -1037,8 +1037,8 @@ export const wgslPackKp172N64B4F32: WgslKernel<WgslPackKp172N64B4F32Buffers, Rec
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'packQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 22, 1] as const, bindings: [0, 1] },
-    { name: 'unpackQweight', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 172, 1] as const, bindings: [0, 1] },
+    { name: 'packQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 22, 1] as const, bindings: [0, 1] },
+    { name: 'unpackQweight', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 172, 1] as const, bindings: [0, 1] },
   ],
 };
 
@@ -1060,7 +1060,7 @@ export const wgslDequantizeKp172N64B4G43F32: WgslKernel<WgslDequantizeKp172N64B4
   file: 'wgsl/dequantize_kp172_n64_b4_g43_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [22, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
@@ -1069,7 +1069,7 @@ export const wgslDequantizeKp172N64B4G43F32: WgslKernel<WgslDequantizeKp172N64B4
   requires: [],
   uniforms: null,
   entryPoints: [
-    { name: 'dequantize', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 172, 1] as const, bindings: [0, 1, 2] },
+    { name: 'dequantize', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 172, 1] as const, bindings: [0, 1, 2] },
   ],
 };
 
@@ -1243,7 +1243,7 @@ export const wgslMergeL4N64G43R4MeanF32: WgslKernel<WgslMergeL4N64G43R4MeanF32Bu
   file: 'wgsl/merge_l4_n64_g43_r4_mean_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, THREADS: 64 },
+  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [272], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 64] }] },
@@ -1252,7 +1252,7 @@ export const wgslMergeL4N64G43R4MeanF32: WgslKernel<WgslMergeL4N64G43R4MeanF32Bu
   requires: [],
   uniforms: { binding: 0, size: 16, fields: { adapterScale: { offset: 0, type: 'f32' } } },
   entryPoints: [
-    { name: 'mergeAdapter', workgroupSize: [64, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2, 3] },
+    { name: 'mergeAdapter', workgroupSize: [256, 1, 1], dispatch: (_tokens: number) => [1, 4, 1] as const, bindings: [0, 1, 2, 3] },
   ],
 };
 
@@ -1274,7 +1274,7 @@ export const cudaQuantizeKp64N64B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N64B4G
   file: 'cuda/quantize_kp64_n64_b4_g16_asym_bf16.cu',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 64], parts: [] },
@@ -1282,7 +1282,7 @@ export const cudaQuantizeKp64N64B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N64B4G
   },
   launchers: ['quantize_kp64_n64_b4_g16_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp64_n64_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp64_n64_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1302,15 +1302,15 @@ export const cudaPackKp64N64B4Bf16: CudaKernel<CudaPackKp64N64B4Bf16Buffers> = {
   file: 'cuda/pack_kp64_n64_b4_bf16.cu',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 64], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [8, 64], parts: [] },
   },
   launchers: ['pack_kp64_n64_b4_bf16__packQweight__launch', 'pack_kp64_n64_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp64_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp64_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1332,7 +1332,7 @@ export const cudaDequantizeKp64N64B4G16Bf16: CudaKernel<CudaDequantizeKp64N64B4G
   file: 'cuda/dequantize_kp64_n64_b4_g16_bf16.cu',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
@@ -1340,7 +1340,7 @@ export const cudaDequantizeKp64N64B4G16Bf16: CudaKernel<CudaDequantizeKp64N64B4G
   },
   launchers: ['dequantize_kp64_n64_b4_g16_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp64_n64_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp64_n64_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1494,7 +1494,7 @@ export const cudaAdapterGradL4N64R4Bf16: CudaKernel<CudaAdapterGradL4N64R4Bf16Bu
   file: 'cuda/adapter_grad_l4_n64_r4_bf16.cu',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o', 'layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, THREADS: 64 },
+  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 64], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 4], parts: [] },
@@ -1529,7 +1529,7 @@ export const cudaMergeL4N64G16R4MeanBf16: CudaKernel<CudaMergeL4N64G16R4MeanBf16
   file: 'cuda/merge_l4_n64_g16_r4_mean_bf16.cu',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 64 },
+  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [272], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 64] }] },
@@ -1537,7 +1537,7 @@ export const cudaMergeL4N64G16R4MeanBf16: CudaKernel<CudaMergeL4N64G16R4MeanBf16
   },
   launchers: ['merge_l4_n64_g16_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n64_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l4_n64_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1559,7 +1559,7 @@ export const cudaQuantizeKp64N32B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N32B4G
   file: 'cuda/quantize_kp64_n32_b4_g16_asym_bf16.cu',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 32], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 32], parts: [] },
@@ -1567,7 +1567,7 @@ export const cudaQuantizeKp64N32B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N32B4G
   },
   launchers: ['quantize_kp64_n32_b4_g16_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp64_n32_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp64_n32_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1587,15 +1587,15 @@ export const cudaPackKp64N32B4Bf16: CudaKernel<CudaPackKp64N32B4Bf16Buffers> = {
   file: 'cuda/pack_kp64_n32_b4_bf16.cu',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 32], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [8, 32], parts: [] },
   },
   launchers: ['pack_kp64_n32_b4_bf16__packQweight__launch', 'pack_kp64_n32_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp64_n32_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp64_n32_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n32_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n32_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1617,7 +1617,7 @@ export const cudaDequantizeKp64N32B4G16Bf16: CudaKernel<CudaDequantizeKp64N32B4G
   file: 'cuda/dequantize_kp64_n32_b4_g16_bf16.cu',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 32], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
@@ -1625,7 +1625,7 @@ export const cudaDequantizeKp64N32B4G16Bf16: CudaKernel<CudaDequantizeKp64N32B4G
   },
   launchers: ['dequantize_kp64_n32_b4_g16_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp64_n32_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp64_n32_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1779,7 +1779,7 @@ export const cudaAdapterGradL4N32R4Bf16: CudaKernel<CudaAdapterGradL4N32R4Bf16Bu
   file: 'cuda/adapter_grad_l4_n32_r4_bf16.cu',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, THREADS: 64 },
+  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 32], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 4], parts: [] },
@@ -1814,7 +1814,7 @@ export const cudaMergeL4N32G16R4MeanBf16: CudaKernel<CudaMergeL4N32G16R4MeanBf16
   file: 'cuda/merge_l4_n32_g16_r4_mean_bf16.cu',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 64 },
+  constants: { OUT_FEATURES: 32, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [144], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 32] }] },
@@ -1822,7 +1822,7 @@ export const cudaMergeL4N32G16R4MeanBf16: CudaKernel<CudaMergeL4N32G16R4MeanBf16
   },
   launchers: ['merge_l4_n32_g16_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n32_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l4_n32_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1844,7 +1844,7 @@ export const cudaQuantizeKp64N172B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N172B
   file: 'cuda/quantize_kp64_n172_b4_g16_asym_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 172], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 172], parts: [] },
@@ -1852,7 +1852,7 @@ export const cudaQuantizeKp64N172B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N172B
   },
   launchers: ['quantize_kp64_n172_b4_g16_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp64_n172_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp64_n172_b4_g16_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1872,15 +1872,15 @@ export const cudaPackKp64N172B4Bf16: CudaKernel<CudaPackKp64N172B4Bf16Buffers> =
   file: 'cuda/pack_kp64_n172_b4_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 172], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [8, 172], parts: [] },
   },
   launchers: ['pack_kp64_n172_b4_bf16__packQweight__launch', 'pack_kp64_n172_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp64_n172_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 8, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp64_n172_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 64, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n172_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 8, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp64_n172_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -1902,7 +1902,7 @@ export const cudaDequantizeKp64N172B4G16Bf16: CudaKernel<CudaDequantizeKp64N172B
   file: 'cuda/dequantize_kp64_n172_b4_g16_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 172], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
@@ -1910,7 +1910,7 @@ export const cudaDequantizeKp64N172B4G16Bf16: CudaKernel<CudaDequantizeKp64N172B
   },
   launchers: ['dequantize_kp64_n172_b4_g16_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp64_n172_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 64, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp64_n172_b4_g16_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 64, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2064,7 +2064,7 @@ export const cudaAdapterGradL4N172R4Bf16: CudaKernel<CudaAdapterGradL4N172R4Bf16
   file: 'cuda/adapter_grad_l4_n172_r4_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, THREADS: 64 },
+  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, THREADS: 256 },
   buffers: {
     outputGrad: { binding: 1, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 172], parts: [] },
     pooledInput: { binding: 2, elementType: 'bf16', access: 'read', shape: (tokens: number) => [tokens, 4], parts: [] },
@@ -2099,7 +2099,7 @@ export const cudaMergeL4N172G16R4MeanBf16: CudaKernel<CudaMergeL4N172G16R4MeanBf
   file: 'cuda/merge_l4_n172_g16_r4_mean_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 64 },
+  constants: { OUT_FEATURES: 172, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.0625, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [704], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 172] }] },
@@ -2107,7 +2107,7 @@ export const cudaMergeL4N172G16R4MeanBf16: CudaKernel<CudaMergeL4N172G16R4MeanBf
   },
   launchers: ['merge_l4_n172_g16_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n172_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [3, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l4_n172_g16_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2129,7 +2129,7 @@ export const cudaQuantizeKp172N64B4G43AsymBf16: CudaKernel<CudaQuantizeKp172N64B
   file: 'cuda/quantize_kp172_n64_b4_g43_asym_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, GROUP_SIZE: 43, GROUPS: 4, MAX_CODE: 15, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, GROUP_SIZE: 43, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
     weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [172, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [172, 64], parts: [] },
@@ -2137,7 +2137,7 @@ export const cudaQuantizeKp172N64B4G43AsymBf16: CudaKernel<CudaQuantizeKp172N64B
   },
   launchers: ['quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn__launch'],
   launches: [
-    { symbol: 'quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn', entryPoint: 'quantizeRtn', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2157,15 +2157,15 @@ export const cudaPackKp172N64B4Bf16: CudaKernel<CudaPackKp172N64B4Bf16Buffers> =
   file: 'cuda/pack_kp172_n64_b4_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, THREADS: 256 },
   buffers: {
     codes: { binding: 0, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [172, 64], parts: [] },
     qweight: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [22, 64], parts: [] },
   },
   launchers: ['pack_kp172_n64_b4_bf16__packQweight__launch', 'pack_kp172_n64_b4_bf16__unpackQweight__launch'],
   launches: [
-    { symbol: 'pack_kp172_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 22, 1] as const, sharedBytes: 0, prologue: null },
-    { symbol: 'pack_kp172_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp172_n64_b4_bf16__packQweight', entryPoint: 'packQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 22, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'pack_kp172_n64_b4_bf16__unpackQweight', entryPoint: 'unpackQweight', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2187,7 +2187,7 @@ export const cudaDequantizeKp172N64B4G43Bf16: CudaKernel<CudaDequantizeKp172N64B
   file: 'cuda/dequantize_kp172_n64_b4_g43_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, THREADS: 64 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [22, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
@@ -2195,7 +2195,7 @@ export const cudaDequantizeKp172N64B4G43Bf16: CudaKernel<CudaDequantizeKp172N64B
   },
   launchers: ['dequantize_kp172_n64_b4_g43_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp172_n64_b4_g43_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp172_n64_b4_g43_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 172, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2339,7 +2339,7 @@ export const cudaMergeL4N64G43R4MeanBf16: CudaKernel<CudaMergeL4N64G43R4MeanBf16
   file: 'cuda/merge_l4_n64_g43_r4_mean_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, THREADS: 64 },
+  constants: { OUT_FEATURES: 64, GROUPS: 4, RANK: 4, POOLING_FACTOR: 0.023255813953488372, THREADS: 256 },
   buffers: {
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
     adapterWeights: { binding: 2, elementType: 'f32', access: 'read', shape: (_tokens: number) => [272], parts: [{ name: 'adapterA', offset: 0, shape: (_tokens: number) => [4, 4] }, { name: 'adapterB', offset: 16, shape: (_tokens: number) => [4, 64] }] },
@@ -2347,6 +2347,6 @@ export const cudaMergeL4N64G43R4MeanBf16: CudaKernel<CudaMergeL4N64G43R4MeanBf16
   },
   launchers: ['merge_l4_n64_g43_r4_mean_bf16__mergeAdapter__launch'],
   launches: [
-    { symbol: 'merge_l4_n64_g43_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [64, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'merge_l4_n64_g43_r4_mean_bf16__mergeAdapter', entryPoint: 'mergeAdapter', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [1, 4, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };

@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 32, mean pooling (factor 0.015625), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [480, 13824], 3-bit codes, lowest input in the lowest bits, codes cross word boundaries; scales and zeros [80, 13824]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 qweight (read): uint32 [480, 13824]
@@ -23,7 +23,7 @@
 //   2 weight (written): bfloat16 [5120, 13824]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   dequantize: dequantize_kp5120_n13824_b3_g64_bf16__dequantize, block (64, 1, 1), grid (ceil(13824 / 64), 5120, 1), any T
+//   dequantize: dequantize_kp5120_n13824_b3_g64_bf16__dequantize, block (256, 1, 1), grid (ceil(13824 / 256), 5120, 1), any T
 //   host launchers: dequantize_kp5120_n13824_b3_g64_bf16__dequantize__launch
 
 #include <cstdint>
@@ -48,7 +48,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t WORD_ROWS = 480u;
 [[maybe_unused]] constexpr uint32_t GROUP_SIZE = 64u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 80u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // s[k, o]: [80, 13824], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -110,9 +110,9 @@ extern "C" cudaError_t dequantize_kp5120_n13824_b3_g64_bf16__dequantize__launch(
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(216u, 5120u, 1u);
+    const dim3 grid(54u, 5120u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    dequantize_kp5120_n13824_b3_g64_bf16__dequantize<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    dequantize_kp5120_n13824_b3_g64_bf16__dequantize<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const uint32_t*>(bindings[0]),
         static_cast<const float*>(bindings[1]),
         static_cast<__nv_bfloat16*>(bindings[2]),

@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.0078125), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [3456, 5120], 8-bit codes, lowest input in the lowest bits; scales and zeros [108, 5120]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 (none: run-time values adapterScale are the trailing scalar parameters)
@@ -26,7 +26,7 @@
 //   3 mergedZeros (written): float [108, 5120]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   mergeAdapter: merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter, block (64, 1, 1), grid (ceil(5120 / 64), 108, 1), any T
+//   mergeAdapter: merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter, block (256, 1, 1), grid (ceil(5120 / 256), 108, 1), any T
 //   host launchers: merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter__launch
 
 #include <cstdint>
@@ -48,7 +48,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t GROUPS = 108u;
 [[maybe_unused]] constexpr uint32_t RANK = 64u;
 [[maybe_unused]] constexpr float POOLING_FACTOR = 0.0078125f;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // s[k, o]: [108, 5120], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -102,9 +102,9 @@ extern "C" cudaError_t merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter__launch
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(80u, 108u, 1u);
+    const dim3 grid(20u, 108u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    merge_l108_n5120_g128_r64_mean_bf16__mergeAdapter<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const float*>(bindings[1]),
         static_cast<const float*>(bindings[2]),
         static_cast<float*>(bindings[3]),

@@ -13,15 +13,15 @@
 //   adapter: QA-LoRA rank 32, mean pooling (factor 0.03125), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [320, 13824], 2-bit codes, lowest input in the lowest bits; scales and zeros [160, 13824]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 codes (written): uint32 [5120, 13824]
 //   1 qweight (written): uint32 [320, 13824]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   packQweight: pack_kp5120_n13824_b2_bf16__packQweight, block (64, 1, 1), grid (ceil(13824 / 64), 320, 1), any T
-//   unpackQweight: pack_kp5120_n13824_b2_bf16__unpackQweight, block (64, 1, 1), grid (ceil(13824 / 64), 5120, 1), any T
+//   packQweight: pack_kp5120_n13824_b2_bf16__packQweight, block (256, 1, 1), grid (ceil(13824 / 256), 320, 1), any T
+//   unpackQweight: pack_kp5120_n13824_b2_bf16__unpackQweight, block (256, 1, 1), grid (ceil(13824 / 256), 5120, 1), any T
 //   host launchers: pack_kp5120_n13824_b2_bf16__packQweight__launch, pack_kp5120_n13824_b2_bf16__unpackQweight__launch
 
 #include <cstdint>
@@ -44,7 +44,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t BITS = 2u;
 [[maybe_unused]] constexpr uint32_t CODE_MASK = 3u;
 [[maybe_unused]] constexpr uint32_t WORD_ROWS = 320u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // A code (< 2^23) as a float: 2^23 + code has the code in its low mantissa bits, so one OR and
 // one subtraction convert it exactly, where an integer-to-float conversion runs at a quarter of
@@ -109,9 +109,9 @@ extern "C" cudaError_t pack_kp5120_n13824_b2_bf16__packQweight__launch(void* con
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(216u, 320u, 1u);
+    const dim3 grid(54u, 320u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    pack_kp5120_n13824_b2_bf16__packQweight<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    pack_kp5120_n13824_b2_bf16__packQweight<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<uint32_t*>(bindings[0]),
         static_cast<uint32_t*>(bindings[1]),
         tokens,
@@ -124,9 +124,9 @@ extern "C" cudaError_t pack_kp5120_n13824_b2_bf16__unpackQweight__launch(void* c
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(216u, 5120u, 1u);
+    const dim3 grid(54u, 5120u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    pack_kp5120_n13824_b2_bf16__unpackQweight<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    pack_kp5120_n13824_b2_bf16__unpackQweight<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<uint32_t*>(bindings[0]),
         static_cast<uint32_t*>(bindings[1]),
         tokens,

@@ -9,7 +9,7 @@
 //   L = 160 groups, out_features N = 13824
 //   adapter: QA-LoRA rank 32, dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 params (uniform): Params { tokens: u32, adapterScale: f32 }
@@ -22,8 +22,8 @@
 //   7 adapterWeightGrads (read_write): f32 [447488]
 //
 // Entry points (T = tokens)
-//   adapterOutputGrads: dispatch (ceil((32*T + 442368) / 64), 1, 1), computes dv, dB
-//   adapterInputGrads: dispatch (ceil((160*T + 5120) / 64), 1, 1), computes du, dA (after adapterOutputGrads)
+//   adapterOutputGrads: dispatch (ceil((32*T + 442368) / 256), 1, 1), computes dv, dB
+//   adapterInputGrads: dispatch (ceil((160*T + 5120) / 256), 1, 1), computes du, dA (after adapterOutputGrads)
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -31,7 +31,7 @@ alias Activation = f32;
 const OUT_FEATURES: u32 = 13824u;
 const GROUPS: u32 = 160u;
 const RANK: u32 = 32u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 struct Params {
   tokens: u32, // T, rows of x

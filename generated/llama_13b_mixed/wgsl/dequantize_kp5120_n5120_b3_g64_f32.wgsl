@@ -10,7 +10,7 @@
 //   bits 3, group 64, L = 80 groups per column, group of input i is i / 64
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [480, 5120], 3-bit codes, lowest input in the lowest bits, codes cross word boundaries; scales and zeros [80, 5120] each
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 qweight (read): u32 [480, 5120]
@@ -18,7 +18,7 @@
 //   2 weight (read_write): f32 [5120, 5120]
 //
 // Entry points (T = tokens)
-//   dequantize: dispatch (ceil(5120 / 64), 5120, 1), computes Ŵ
+//   dequantize: dispatch (ceil(5120 / 256), 5120, 1), computes Ŵ
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -30,7 +30,7 @@ const CODE_MASK: u32 = 7u;
 const WORD_ROWS: u32 = 480u;
 const GROUP_SIZE: u32 = 64u;
 const GROUPS: u32 = 80u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [480, 5120]
 @group(0) @binding(0) var<storage, read> qweight: array<u32>;

@@ -10,15 +10,15 @@
 //   bits 3
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [480, 5120], 3-bit codes, lowest input in the lowest bits, codes cross word boundaries; scales and zeros [80, 5120] each
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 codes (read_write): u32 [5120, 5120]
 //   1 qweight (read_write): u32 [480, 5120]
 //
 // Entry points (T = tokens)
-//   packQweight: dispatch (ceil(5120 / 64), 480, 1), computes qweight from codes
-//   unpackQweight: dispatch (ceil(5120 / 64), 5120, 1), computes codes from qweight
+//   packQweight: dispatch (ceil(5120 / 256), 480, 1), computes qweight from codes
+//   unpackQweight: dispatch (ceil(5120 / 256), 5120, 1), computes codes from qweight
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -28,7 +28,7 @@ const OUT_FEATURES: u32 = 5120u;
 const BITS: u32 = 3u;
 const CODE_MASK: u32 = 7u;
 const WORD_ROWS: u32 = 480u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 // q, one code per element: [5120, 5120]
 @group(0) @binding(0) var<storage, read_write> codes: array<u32>;

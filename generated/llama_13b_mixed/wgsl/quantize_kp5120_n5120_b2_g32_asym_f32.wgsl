@@ -10,7 +10,7 @@
 //   bits 2, group 32, L = 160 groups per column, group of input i is i / 32, asymmetric
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [320, 5120], 2-bit codes, lowest input in the lowest bits; scales and zeros [160, 5120] each
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 weight (read): f32 [5120, 5120]
@@ -18,7 +18,7 @@
 //   2 groupScalesAndZeros (read_write): f32 [1638400]
 //
 // Entry points (T = tokens)
-//   quantizeRtn: dispatch (ceil(5120 / 64), 160, 1), computes q, s, z
+//   quantizeRtn: dispatch (ceil(5120 / 256), 160, 1), computes q, s, z
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -28,7 +28,7 @@ const OUT_FEATURES: u32 = 5120u;
 const GROUP_SIZE: u32 = 32u;
 const GROUPS: u32 = 160u;
 const MAX_CODE: u32 = 3u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 // W, input-major, padded rows zero: [5120, 5120]
 @group(0) @binding(0) var<storage, read> weight: array<f32>;

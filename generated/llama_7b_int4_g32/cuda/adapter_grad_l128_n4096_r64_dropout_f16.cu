@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.03125), dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations half, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [512, 4096], 4-bit codes, lowest input in the lowest bits; scales and zeros [128, 4096]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 (none: run-time values tokens, adapterScale are the trailing scalar parameters)
@@ -55,7 +55,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2h
 [[maybe_unused]] constexpr uint32_t OUT_FEATURES = 4096u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 128u;
 [[maybe_unused]] constexpr uint32_t RANK = 64u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t AG_THREADS = 128u;
 [[maybe_unused]] constexpr uint32_t AG_ROWS = 64u;
 [[maybe_unused]] constexpr uint32_t AG_CHUNK = 64u;

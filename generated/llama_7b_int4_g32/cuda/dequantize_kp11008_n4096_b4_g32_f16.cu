@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.03125), dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations half, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [1376, 4096], 4-bit codes, lowest input in the lowest bits; scales and zeros [344, 4096]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 qweight (read): uint32 [1376, 4096]
@@ -23,7 +23,7 @@
 //   2 weight (written): half [11008, 4096]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   dequantize: dequantize_kp11008_n4096_b4_g32_f16__dequantize, block (64, 1, 1), grid (ceil(4096 / 64), 11008, 1), any T
+//   dequantize: dequantize_kp11008_n4096_b4_g32_f16__dequantize, block (256, 1, 1), grid (ceil(4096 / 256), 11008, 1), any T
 //   host launchers: dequantize_kp11008_n4096_b4_g32_f16__dequantize__launch
 
 #include <cstdint>
@@ -48,7 +48,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2h
 [[maybe_unused]] constexpr uint32_t WORD_ROWS = 1376u;
 [[maybe_unused]] constexpr uint32_t GROUP_SIZE = 32u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 344u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // s[k, o]: [344, 4096], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -106,9 +106,9 @@ extern "C" cudaError_t dequantize_kp11008_n4096_b4_g32_f16__dequantize__launch(v
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(64u, 11008u, 1u);
+    const dim3 grid(16u, 11008u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    dequantize_kp11008_n4096_b4_g32_f16__dequantize<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    dequantize_kp11008_n4096_b4_g32_f16__dequantize<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const uint32_t*>(bindings[0]),
         static_cast<const float*>(bindings[1]),
         static_cast<__half*>(bindings[2]),

@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.03125), dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations half, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [512, 4096], 4-bit codes, lowest input in the lowest bits; scales and zeros [128, 4096]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 weight (read): float [4096, 4096]
@@ -23,7 +23,7 @@
 //       groupZeros [128, 4096] at element 524288
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   quantizeRtn: quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn, block (64, 1, 1), grid (ceil(4096 / 64), 128, 1), any T
+//   quantizeRtn: quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn, block (256, 1, 1), grid (ceil(4096 / 256), 128, 1), any T
 //   host launchers: quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn__launch
 
 #include <cstdint>
@@ -46,7 +46,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2h
 [[maybe_unused]] constexpr uint32_t GROUP_SIZE = 32u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 128u;
 [[maybe_unused]] constexpr uint32_t MAX_CODE = 15u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // s[k, o]: [128, 4096], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -106,9 +106,9 @@ extern "C" cudaError_t quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn__launc
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(64u, 128u, 1u);
+    const dim3 grid(16u, 128u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    quantize_kp4096_n4096_b4_g32_asym_f16__quantizeRtn<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const float*>(bindings[0]),
         static_cast<uint32_t*>(bindings[1]),
         static_cast<float*>(bindings[2]),

@@ -9,7 +9,7 @@
 //   L = 128 groups, out_features N = 11008
 //   adapter: QA-LoRA rank 64, dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations f16, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 params (uniform): Params { tokens: u32, adapterScale: f32 }
@@ -23,8 +23,8 @@
 //   8 adapterWeightGrads (read_write): f32 [712704]
 //
 // Entry points (T = tokens)
-//   adapterOutputGrads: dispatch (ceil((64*T + 704512) / 64), 1, 1), computes dv, dB
-//   adapterInputGrads: dispatch (ceil((128*T + 8192) / 64), 1, 1), computes du, dA (after adapterOutputGrads)
+//   adapterOutputGrads: dispatch (ceil((64*T + 704512) / 256), 1, 1), computes dv, dB
+//   adapterInputGrads: dispatch (ceil((128*T + 8192) / 256), 1, 1), computes du, dA (after adapterOutputGrads)
 
 enable f16;
 
@@ -34,7 +34,7 @@ alias Activation = f16;
 const OUT_FEATURES: u32 = 11008u;
 const GROUPS: u32 = 128u;
 const RANK: u32 = 64u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 struct Params {
   tokens: u32, // T, rows of x

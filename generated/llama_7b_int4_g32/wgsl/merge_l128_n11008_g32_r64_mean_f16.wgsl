@@ -9,7 +9,7 @@
 //   L = 128 groups, out_features N = 11008, group 32
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.03125), dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations f16, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 params (uniform): Params { adapterScale: f32 }
@@ -18,7 +18,7 @@
 //   3 mergedZeros (read_write): f32 [128, 11008]
 //
 // Entry points (T = tokens)
-//   mergeAdapter: dispatch (ceil(11008 / 64), 128, 1), computes z'
+//   mergeAdapter: dispatch (ceil(11008 / 256), 128, 1), computes z'
 
 enable f16;
 
@@ -29,7 +29,7 @@ const OUT_FEATURES: u32 = 11008u;
 const GROUPS: u32 = 128u;
 const RANK: u32 = 64u;
 const POOLING_FACTOR: f32 = 0.03125;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 struct Params {
   adapterScale: f32, // σ = alpha / rank

@@ -9,7 +9,7 @@
 //   L = 344 groups, out_features N = 4096, group 32
 //   adapter: QA-LoRA rank 64, mean pooling (factor 0.03125), dropout on (multiplier buffer), adapterScale = alpha / rank at run time
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 params (uniform): Params { adapterScale: f32 }
@@ -18,7 +18,7 @@
 //   3 mergedZeros (read_write): f32 [344, 4096]
 //
 // Entry points (T = tokens)
-//   mergeAdapter: dispatch (ceil(4096 / 64), 344, 1), computes z'
+//   mergeAdapter: dispatch (ceil(4096 / 256), 344, 1), computes z'
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -27,7 +27,7 @@ const OUT_FEATURES: u32 = 4096u;
 const GROUPS: u32 = 344u;
 const RANK: u32 = 64u;
 const POOLING_FACTOR: f32 = 0.03125;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 struct Params {
   adapterScale: f32, // σ = alpha / rank

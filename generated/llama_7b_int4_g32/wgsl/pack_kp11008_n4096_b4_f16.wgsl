@@ -10,15 +10,15 @@
 //   bits 4
 //   dtypes: activations f16, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [1376, 4096], 4-bit codes, lowest input in the lowest bits; scales and zeros [344, 4096] each
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 codes (read_write): u32 [11008, 4096]
 //   1 qweight (read_write): u32 [1376, 4096]
 //
 // Entry points (T = tokens)
-//   packQweight: dispatch (ceil(4096 / 64), 1376, 1), computes qweight from codes
-//   unpackQweight: dispatch (ceil(4096 / 64), 11008, 1), computes codes from qweight
+//   packQweight: dispatch (ceil(4096 / 256), 1376, 1), computes qweight from codes
+//   unpackQweight: dispatch (ceil(4096 / 256), 11008, 1), computes codes from qweight
 
 enable f16;
 
@@ -30,7 +30,7 @@ const OUT_FEATURES: u32 = 4096u;
 const BITS: u32 = 4u;
 const CODE_MASK: u32 = 15u;
 const WORD_ROWS: u32 = 1376u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 // q, one code per element: [11008, 4096]
 @group(0) @binding(0) var<storage, read_write> codes: array<u32>;

@@ -10,15 +10,15 @@
 //   bits 4
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [512, 11008], 4-bit codes, lowest input in the lowest bits; scales and zeros [128, 11008] each
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 codes (read_write): u32 [4096, 11008]
 //   1 qweight (read_write): u32 [512, 11008]
 //
 // Entry points (T = tokens)
-//   packQweight: dispatch (ceil(11008 / 64), 512, 1), computes qweight from codes
-//   unpackQweight: dispatch (ceil(11008 / 64), 4096, 1), computes codes from qweight
+//   packQweight: dispatch (ceil(11008 / 256), 512, 1), computes qweight from codes
+//   unpackQweight: dispatch (ceil(11008 / 256), 4096, 1), computes codes from qweight
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -28,7 +28,7 @@ const OUT_FEATURES: u32 = 11008u;
 const BITS: u32 = 4u;
 const CODE_MASK: u32 = 15u;
 const WORD_ROWS: u32 = 512u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 // q, one code per element: [4096, 11008]
 @group(0) @binding(0) var<storage, read_write> codes: array<u32>;

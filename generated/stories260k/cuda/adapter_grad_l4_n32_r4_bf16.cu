@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 4, mean pooling (factor 0.0625), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [8, 32], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 32]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 (none: run-time values tokens, adapterScale are the trailing scalar parameters)
@@ -54,7 +54,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t OUT_FEATURES = 32u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 4u;
 [[maybe_unused]] constexpr uint32_t RANK = 4u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t AG_THREADS = 128u;
 [[maybe_unused]] constexpr uint32_t AG_ROWS = 64u;
 [[maybe_unused]] constexpr uint32_t AG_CHUNK = 64u;

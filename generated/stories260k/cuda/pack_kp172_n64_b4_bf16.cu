@@ -13,15 +13,15 @@
 //   adapter: QA-LoRA rank 4, mean pooling (factor 0.023255813953488372), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [22, 64], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 64]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 codes (written): uint32 [172, 64]
 //   1 qweight (written): uint32 [22, 64]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   packQweight: pack_kp172_n64_b4_bf16__packQweight, block (64, 1, 1), grid (ceil(64 / 64), 22, 1), any T
-//   unpackQweight: pack_kp172_n64_b4_bf16__unpackQweight, block (64, 1, 1), grid (ceil(64 / 64), 172, 1), any T
+//   packQweight: pack_kp172_n64_b4_bf16__packQweight, block (256, 1, 1), grid (ceil(64 / 256), 22, 1), any T
+//   unpackQweight: pack_kp172_n64_b4_bf16__unpackQweight, block (256, 1, 1), grid (ceil(64 / 256), 172, 1), any T
 //   host launchers: pack_kp172_n64_b4_bf16__packQweight__launch, pack_kp172_n64_b4_bf16__unpackQweight__launch
 
 #include <cstdint>
@@ -44,7 +44,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t BITS = 4u;
 [[maybe_unused]] constexpr uint32_t CODE_MASK = 15u;
 [[maybe_unused]] constexpr uint32_t WORD_ROWS = 22u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // A code (< 2^23) as a float: 2^23 + code has the code in its low mantissa bits, so one OR and
 // one subtraction convert it exactly, where an integer-to-float conversion runs at a quarter of
@@ -111,7 +111,7 @@ extern "C" cudaError_t pack_kp172_n64_b4_bf16__packQweight__launch(void* const* 
   if (true) {
     const dim3 grid(1u, 22u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    pack_kp172_n64_b4_bf16__packQweight<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    pack_kp172_n64_b4_bf16__packQweight<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<uint32_t*>(bindings[0]),
         static_cast<uint32_t*>(bindings[1]),
         tokens,
@@ -126,7 +126,7 @@ extern "C" cudaError_t pack_kp172_n64_b4_bf16__unpackQweight__launch(void* const
   if (true) {
     const dim3 grid(1u, 172u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    pack_kp172_n64_b4_bf16__unpackQweight<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    pack_kp172_n64_b4_bf16__unpackQweight<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<uint32_t*>(bindings[0]),
         static_cast<uint32_t*>(bindings[1]),
         tokens,

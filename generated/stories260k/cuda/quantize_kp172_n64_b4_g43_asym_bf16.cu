@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 4, mean pooling (factor 0.023255813953488372), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [22, 64], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 64]
-//   threads: 64 per block, one element (or group, or packed word) per thread
+//   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
 //   0 weight (read): float [172, 64]
@@ -23,7 +23,7 @@
 //       groupZeros [4, 64] at element 256
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   quantizeRtn: quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn, block (64, 1, 1), grid (ceil(64 / 64), 4, 1), any T
+//   quantizeRtn: quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn, block (256, 1, 1), grid (ceil(64 / 256), 4, 1), any T
 //   host launchers: quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn__launch
 
 #include <cstdint>
@@ -46,7 +46,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t GROUP_SIZE = 43u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 4u;
 [[maybe_unused]] constexpr uint32_t MAX_CODE = 15u;
-[[maybe_unused]] constexpr uint32_t THREADS = 64u;
+[[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // s[k, o]: [4, 64], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -108,7 +108,7 @@ extern "C" cudaError_t quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn__launch(
   if (true) {
     const dim3 grid(1u, 4u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn<<<grid, dim3(64, 1, 1), 0, stream>>>(
+    quantize_kp172_n64_b4_g43_asym_bf16__quantizeRtn<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const float*>(bindings[0]),
         static_cast<uint32_t*>(bindings[1]),
         static_cast<float*>(bindings[2]),

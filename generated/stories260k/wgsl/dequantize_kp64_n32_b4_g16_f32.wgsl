@@ -10,7 +10,7 @@
 //   bits 4, group 16, L = 4 groups per column, group of input i is i / 16
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [8, 32], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 32] each
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 qweight (read): u32 [8, 32]
@@ -18,7 +18,7 @@
 //   2 weight (read_write): f32 [64, 32]
 //
 // Entry points (T = tokens)
-//   dequantize: dispatch (ceil(32 / 64), 64, 1), computes Ŵ
+//   dequantize: dispatch (ceil(32 / 256), 64, 1), computes Ŵ
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -30,7 +30,7 @@ const CODE_MASK: u32 = 15u;
 const WORD_ROWS: u32 = 8u;
 const GROUP_SIZE: u32 = 16u;
 const GROUPS: u32 = 4u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [8, 32]
 @group(0) @binding(0) var<storage, read> qweight: array<u32>;

@@ -9,7 +9,7 @@
 //   L = 4 groups, out_features N = 32, group 16
 //   adapter: QA-LoRA rank 4, mean pooling (factor 0.0625), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 params (uniform): Params { adapterScale: f32 }
@@ -18,7 +18,7 @@
 //   3 mergedZeros (read_write): f32 [4, 32]
 //
 // Entry points (T = tokens)
-//   mergeAdapter: dispatch (ceil(32 / 64), 4, 1), computes z'
+//   mergeAdapter: dispatch (ceil(32 / 256), 4, 1), computes z'
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -27,7 +27,7 @@ const OUT_FEATURES: u32 = 32u;
 const GROUPS: u32 = 4u;
 const RANK: u32 = 4u;
 const POOLING_FACTOR: f32 = 0.0625;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 struct Params {
   adapterScale: f32, // σ = alpha / rank

@@ -10,7 +10,7 @@
 //   bits 4, group 16, L = 4 groups per column, group of input i is i / 16, asymmetric
 //   dtypes: activations f32, accumulation f32, scales f32, zeros f32 (float), adapter f32, codes u32
 //   layout: GPTQ v1 qweight u32 [8, 32], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 32] each
-//   workgroup (64, 1, 1), one invocation per element
+//   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
 //   0 weight (read): f32 [64, 32]
@@ -18,7 +18,7 @@
 //   2 groupScalesAndZeros (read_write): f32 [256]
 //
 // Entry points (T = tokens)
-//   quantizeRtn: dispatch (ceil(32 / 64), 4, 1), computes q, s, z
+//   quantizeRtn: dispatch (ceil(32 / 256), 4, 1), computes q, s, z
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -28,7 +28,7 @@ const OUT_FEATURES: u32 = 32u;
 const GROUP_SIZE: u32 = 16u;
 const GROUPS: u32 = 4u;
 const MAX_CODE: u32 = 15u;
-const THREADS: u32 = 64u;
+const THREADS: u32 = 256u;
 
 // W, input-major, padded rows zero: [64, 32]
 @group(0) @binding(0) var<storage, read> weight: array<f32>;
