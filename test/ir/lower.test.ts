@@ -79,7 +79,7 @@ describe('lowerPlan on stories260K', () => {
     expect([evaluateDispatch(x, 37), evaluateDispatch(y, 37)]).toEqual([3, 1]);
     const grads = kernel(program, 'adapter_grad_l4_n172_r4_f32');
     expect(grads.entryPoints.map((e) => `${e.name} ${formatDispatch(e.dispatch[0])}`)).toEqual([
-      'adapterOutputGrads ceil((4*T + 688) / 64)', 'adapterInputGrads ceil((4*T + 16) / 64)',
+      'adapterOutputGrads ceil((4*T + 688) / 256)', 'adapterInputGrads ceil((4*T + 16) / 256)',
     ]);
   });
 
