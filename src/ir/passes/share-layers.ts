@@ -10,7 +10,8 @@ export const TARGET_LIMITS: Readonly<Record<Target, TargetLimits>> = {
 };
 
 /** Roles that have a kernel here; dense layers and plain LoRA adapters come later. */
-const LOWERED_ROLES: readonly KernelRole[] = ['quantize', 'pack', 'dequantize', 'forward', 'decode', 'backward_data', 'adapter_grad', 'merge'];
+/** The roles a quantized layer's kernels are lowered to; each kernel is named `<role>_<shape>`. */
+export const LOWERED_ROLES: readonly KernelRole[] = ['quantize', 'pack', 'dequantize', 'forward', 'decode', 'backward_data', 'adapter_grad', 'merge'];
 
 export interface LowerOptions {
   /** Overrides the plan's target precision (e.g. emit the f16 WGSL variant on request). */

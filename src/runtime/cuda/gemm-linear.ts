@@ -44,10 +44,11 @@ export type LinearPath = 'fused' | 'gemm' | 'auto';
 
 /**
  * From this many tokens a call takes the GEMM path (auto). The dequantize kernel is a fixed
- * cost per call, 430 µs for 4096×11008 on the H200 (bench-6578e52: 7 % of its memory floor),
- * and the GEMM saves (1.62 − 0.51) ms per 4096 tokens of that layer's forward against the fused
- * kernel: even at T ≈ 1600, more for the backward. 2048 keeps short batches fused until the
- * crossover is measured; a dequantize kernel near its floor (~30 µs) would bring it to ~256.
+ * cost per call: 430 µs for 4096×11008 on the H200 in blocks of 64 (bench-6578e52), 165 µs in
+ * blocks of 256 (1781d13's profiled 7B run); the GEMM saves (1.62 − 0.51) ms per 4096 tokens of
+ * that layer's forward against the fused kernel, so the forward breaks even near T ≈ 600 now,
+ * the backward earlier. 2048 was set from the 430 µs and the crossover has not been measured;
+ * a dequantize kernel near its floor (~30 µs) would bring it to ~256.
  */
 export const GEMM_MIN_TOKENS = 2048;
 

@@ -5,6 +5,7 @@
 // the total, is what it measures. `QALC_CUDA_PROFILE=1 qalc train --backend cuda …` turns it on
 // (backend.ts); the table is the report's last lines and summary.json's device.profile.
 import { performance } from 'node:perf_hooks';
+import { LOWERED_ROLES } from '../../ir/passes/share-layers.ts';
 import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type GemmCall, type KernelParameter } from './cuda.ts';
 
 export interface ProfileEntry {
@@ -25,7 +26,8 @@ export interface ProfiledPort extends CudaDevicePort {
 export function kernelKind(symbol: string): ProfileEntry['kind'] {
   if (symbol.startsWith('attention')) return 'attention';
   if (symbol.startsWith('lm_head')) return 'lm_head';
-  if (/^(forward|backward_data|adapter_grad|decode|quantize|dequantize|pack|merge)_k/.test(symbol)) return 'linear';
+  // A quantized layer's kernel is `<role>_<shape>` (adapter_grad_l128_…, forward_k4096_…); no model op starts with a role.
+  if (LOWERED_ROLES.some((role) => symbol.startsWith(`${role}_`))) return 'linear';
   return 'other';
 }
 

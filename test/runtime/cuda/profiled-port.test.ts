@@ -58,7 +58,10 @@ describe('profiled cuda port', () => {
 
   it('names kernels by their kind', () => {
     expect(kernelKind('forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_bf16__forward')).toBe('linear');
-    expect(kernelKind('adapter_grad_k4096_n11008_b4_g32_r64_bf16__adapter_grad')).toBe('linear');
+    expect(kernelKind('adapter_grad_l128_n11008_r64_dropout_bf16__adapterOutputGradsTensorCore')).toBe('linear');
+    expect(kernelKind('dequantize_kp4096_n11008_b4_g32_bf16__dequantize')).toBe('linear');
+    expect(kernelKind('merge_l128_n4096_g32_r64_mean_bf16__merge')).toBe('linear');
+    expect(kernelKind('dropout_f32__multipliers')).toBe('other');
     expect(kernelKind('lm_head_c4096_v32000_f32__backward')).toBe('lm_head');
     expect(kernelKind('attention_backward_dq')).toBe('attention');
     expect(kernelKind('swiglu_f32__forward')).toBe('other');
