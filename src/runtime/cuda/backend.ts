@@ -17,7 +17,8 @@ import { cudaDriver, type CudaDevice, type CudaDevicePort } from './cuda.ts';
 import { cudaOps, describeStats } from './cuda-ops.ts';
 import { describeDeviceOps, deviceOps, type DeviceOps } from './device-ops.ts';
 import { archFor, loadCudaKernels, type CudaKernelSet } from './kernels.ts';
-import { describeProfile, profiledPort, type ProfiledPort } from './profiled-port.ts';
+import { describeProfile, profiledPort, profileMethodOf, type ProfiledPort, type ProfileMethod } from './profiled-port.ts';
+import { eventProfiledPort } from './event-profiled-port.ts';
 
 export interface CudaBackend extends Backend {
   readonly name: 'cuda';
@@ -40,9 +41,14 @@ function missingModelOps(kernels: CudaKernelSet): string | null {
   return missing.length === 0 ? null : `no model-op kernels for ${missing.join(', ')} (a compile folder from before they were emitted: run \`qalc compile\` again)`;
 }
 
-/** The device ops over a profiled port: their deviceStats() carry the profile (summary.json's device.profile, train.jsonl's profile_ms). */
-export function profiledDeviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string): { ops: DeviceOps; profiled: ProfiledPort } {
-  const profiled = profiledPort(driver);
+/**
+ * The device ops over a profiled port (events: CUDA events, where the driver has them; waits:
+ * every call waited for): their deviceStats() carry the profile (summary.json's device.profile,
+ * train.jsonl's profile_ms).
+ */
+export function profiledDeviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string, method: ProfileMethod = 'waits'): { ops: DeviceOps; profiled: ProfiledPort } {
+  const { events } = driver;
+  const profiled = method === 'events' && events !== undefined ? eventProfiledPort(driver, events) : profiledPort(driver);
   const ops = deviceOps(profiled, kernels, host, activation);
   return { ops: { ...ops, deviceStats: () => ({ ...ops.deviceStats!(), profile: profiled.profile() }) }, profiled };
 }
@@ -59,16 +65,20 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
   const missing = missingModelOps(kernels);
   // The driver's buffers and modules live as long as the process: close() has nothing to free yet.
   if (missing === null) {
-    // QALC_CUDA_PROFILE=1: every device call waited for and timed (profiled-port.ts).
-    const { ops, profiled } = process.env['QALC_CUDA_PROFILE']
-      ? profiledDeviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda'))
+    // QALC_CUDA_PROFILE=1: every device call timed on the GPU by events (event-profiled-port.ts);
+    // =waits: every call waited for and timed by the host (profiled-port.ts).
+    const method = profileMethodOf(process.env['QALC_CUDA_PROFILE'], true);
+    const { ops, profiled } = method !== undefined
+      ? profiledDeviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda'), method)
       : { ops: deviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda')), profiled: undefined };
     const attention = kernels.modelOps.some((k) => k.manifest.op === 'attention') ? '' : ' but attention (no kernel for this head size: on the CPU)';
-    const profiling = profiled === undefined ? '' : '; PROFILED (QALC_CUDA_PROFILE: every device call waited for, so slower than a plain run)';
+    const profiling = profiled === undefined ? ''
+      : profiled.method === 'waits' ? '; PROFILED (QALC_CUDA_PROFILE=waits: every device call waited for, so slower than a plain run)'
+      : '; PROFILED (QALC_CUDA_PROFILE: CUDA events around every device call, read at each step\'s end)';
     // lm_head (the dense frozen classifier) on cuBLAS where libcublas loads, else on its own kernel (device-ops.ts).
     const blas = driver.blas.available ? `lm_head on cuBLAS ${driver.blas.version} (${driver.blas.library})` : `lm_head on qalc's own kernel (${driver.blas.reason})`;
     const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops; ${blas}${profiling}`].join('\n');
-    const report = () => [describeDeviceOps(ops), ...(profiled === undefined ? [] : [describeProfile(profiled.profile())])].join('\n');
+    const report = () => [describeDeviceOps(ops), ...(profiled === undefined ? [] : [describeProfile(profiled.profile(), profiled.method)])].join('\n');
     return { name: 'cuda', ops, device, notice, report, close: () => {} };
   }
   const ops = cudaOps(driver, kernels, cpu.ops);

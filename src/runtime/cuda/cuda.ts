@@ -54,6 +54,9 @@ interface CudaAddon {
     transposeA: boolean, transposeB: boolean, m: number, n: number, k: number, alpha: number, a: bigint, lda: number, b: bigint, ldb: number,
     beta: number, out: bigint, ldo: number, abType: DeviceMatrix['type'], outType: DeviceMatrix['type'],
   ): void;
+  eventRecord(): number;
+  eventElapsed(start: number, end: number): number;
+  eventsReset(): void;
 }
 
 let addon: CudaAddon | undefined;
@@ -158,6 +161,18 @@ export interface CudaDevicePort {
    * the launches; absent where there is none (the ops then use their own kernels).
    */
   readonly gemm?: (call: GemmCall) => void;
+  /** GPU-side timestamps in stream order (CUDA events), for the profile; absent in a simulation. */
+  readonly events?: DeviceEvents;
+}
+
+/** CUDA events: what event-profiled-port.ts times the device's calls with, without waiting for each. */
+export interface DeviceEvents {
+  /** Records an event after everything queued so far; its handle. */
+  record(): number;
+  /** Milliseconds on the GPU between two recorded events; waits for the later one. */
+  elapsed(start: number, end: number): number;
+  /** Every handle recorded so far may be recorded again (read their times first). */
+  reset(): void;
 }
 
 /** The k of a GemmCall, checked against every operand's shape; throws naming the mismatch. */
@@ -245,7 +260,10 @@ export class CudaDriver implements CudaDevicePort {
   /** Whether gemm is there, and why not: for the backend's notice. */
   readonly blas: CublasAvailability;
 
+  readonly events: DeviceEvents;
+
   constructor(private readonly driver: CudaAddon, readonly device: CudaDevice) {
+    this.events = { record: () => driver.eventRecord(), elapsed: (start, end) => driver.eventElapsed(start, end), reset: () => driver.eventsReset() };
     this.blas = cublasAvailability();
     if (this.blas.available) {
       this.gemm = (call) => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CudaDevicePort, DeviceBuffer, GemmCall } from '../../../src/runtime/cuda/cuda.ts';
-import { describeProfile, kernelKind, profiledPort } from '../../../src/runtime/cuda/profiled-port.ts';
+import { eventProfiledPort } from '../../../src/runtime/cuda/event-profiled-port.ts';
+import { describeProfile, kernelKind, profiledPort, profileMethodOf } from '../../../src/runtime/cuda/profiled-port.ts';
 
 /** A port whose every call advances a fake clock by a known amount, so the charges can be checked exactly. */
 function fakePort(clock: { now: number }, costs: Record<string, number>): CudaDevicePort & { syncs: number } {
@@ -39,7 +40,7 @@ describe('profiled cuda port', () => {
     expect(byName['copy device→host']!.milliseconds).toBe(3);
     expect(byName['host between device calls']!.milliseconds).toBe(9);
     expect(port.profile()[0]!.name).toBe('attention_forward');
-    expect(describeProfile(port.profile())).toMatch(/25\.0 ms \(100\.0 %\) in all; attention 10\.0 ms \(40\.0 %\)/);
+    expect(describeProfile(port.profile(), 'waits')).toMatch(/every call waited for\): 25\.0 ms \(100\.0 %\) in all; attention 10\.0 ms \(40\.0 %\)/);
   });
 
   it('passes cuBLAS calls through, charged by types and shape, and has none when the port has none', () => {
@@ -54,6 +55,63 @@ describe('profiled cuda port', () => {
     expect(port.profile().find((e) => e.kind === 'gemm')).toEqual({ name: 'gemm bf16→f32 3×7×5', kind: 'gemm', calls: 1, milliseconds: 4 });
     expect(() => port.gemm!({ a: matrix(3, 5, 'bf16'), b: matrix(7, 5, 'bf16'), out: matrix(3, 7, 'f32') })).toThrow(/op\(a\) is 3×5, op\(b\) 7×5/);
     expect(profiledPort(fakePort(clock, {})).gemm).toBeUndefined();
+  });
+
+  it('with events, charges each call its GPU time and the gaps between calls to the GPU\'s idle, never waiting for a call', () => {
+    // A GPU with its own clock: a launch starts when both the GPU is free and the host has
+    // queued it (host time at the call), and runs for its cost; events stamp the GPU's clock.
+    const host = { now: 0 };
+    let gpuFree = 0;
+    const stamps: number[] = [];
+    const costs: Record<string, number> = { 'attention_forward': 5, 'swiglu_f32__forward': 1, upload: 2 };
+    const queue = (cost: number) => { gpuFree = Math.max(gpuFree, host.now) + cost; };
+    let syncs = 0;
+    const inner = {
+      ...fakePort(host, {}),
+      synchronize: () => { syncs++; },
+      alloc: (bytes: number): DeviceBuffer => ({ pointer: 1n, bytes, upload: () => queue(costs['upload']!), download: () => {}, fill: () => {}, copyFrom: () => {}, free: () => {} }),
+      launch: (fn: { symbol: string }) => queue(costs[fn.symbol]!),
+    };
+    let resets = 0;
+    const events = {
+      // An event completes when the GPU reaches it: after what is queued, not before the host records it.
+      record: () => stamps.push(Math.max(gpuFree, host.now)) - 1,
+      elapsed: (start: number, end: number) => stamps[end]! - stamps[start]!,
+      reset: () => { stamps.length = 0; resets++; },
+    };
+    const port = eventProfiledPort(inner, events);
+    const attention = port.loadModule(new Uint8Array()).function('attention_forward');
+    const swiglu = port.loadModule(new Uint8Array()).function('swiglu_f32__forward');
+    port.launch(attention, [1, 1, 1], [1, 1, 1], 0, []); // GPU 0–5
+    port.launch(swiglu, [1, 1, 1], [1, 1, 1], 0, []); // queued at once: 5–6, no idle
+    host.now = 10; // the host busy, the GPU waits from 6 to 10
+    port.alloc(16).upload(new Float32Array(4)); // 10–12
+    port.launch(attention, [1, 1, 1], [1, 1, 1], 0, []); // 12–17
+    expect(syncs).toBe(0); // nothing waited for until the profile is read
+    const byName = Object.fromEntries(port.profile().map((e) => [e.name, e]));
+    expect(syncs).toBe(1);
+    expect(resets).toBe(1);
+    expect(byName['attention_forward']).toEqual({ name: 'attention_forward', kind: 'attention', calls: 2, milliseconds: 10 });
+    expect(byName['swiglu_f32__forward']!.milliseconds).toBe(1);
+    expect(byName['copy host→device']!.milliseconds).toBe(2);
+    expect(byName['gpu idle between device calls']).toEqual({ name: 'gpu idle between device calls', kind: 'idle', calls: 0, milliseconds: 4 });
+    // A second reading adds the calls since, and not the gap across the readings.
+    host.now = 30;
+    port.launch(swiglu, [1, 1, 1], [1, 1, 1], 0, []);
+    const again = Object.fromEntries(port.profile().map((e) => [e.name, e]));
+    expect(again['swiglu_f32__forward']!.calls).toBe(2);
+    expect(again['gpu idle between device calls']!.milliseconds).toBe(4);
+    expect(describeProfile(port.profile(), port.method)).toMatch(/^profile \(QALC_CUDA_PROFILE; CUDA events around every call, GPU time\): 18\.0 ms/);
+  });
+
+  it('reads QALC_CUDA_PROFILE: events where the driver has them, waits on request, refusing other values', () => {
+    expect(profileMethodOf(undefined, true)).toBeUndefined();
+    expect(profileMethodOf('0', true)).toBeUndefined();
+    expect(profileMethodOf('1', true)).toBe('events');
+    expect(profileMethodOf('1', false)).toBe('waits');
+    expect(profileMethodOf('events', true)).toBe('events');
+    expect(profileMethodOf('waits', true)).toBe('waits');
+    expect(() => profileMethodOf('yes', true)).toThrow(/QALC_CUDA_PROFILE=yes: expected 1, events or waits/);
   });
 
   it('names kernels by their kind', () => {

@@ -28,6 +28,7 @@ using CUcontext = struct CUctx_st*;
 using CUmodule = struct CUmod_st*;
 using CUfunction = struct CUfunc_st*;
 using CUstream = struct CUstream_st*;
+using CUevent = struct CUevent_st*;
 
 constexpr int kAttributeComputeCapabilityMajor = 75;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 constexpr int kAttributeComputeCapabilityMinor = 76;
@@ -475,6 +476,68 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
 }
 
 
+// Events, for profiling (../event-profiled-port.ts): eventRecord() records an event in stream
+// order on the null stream and returns its handle, eventElapsed(start, end) the milliseconds
+// between two recorded events (waiting for the later one), eventsReset() makes every handle
+// reusable. Created once and reused: a profiled step records two a launch, thousands a step,
+// and cuEventCreate is far costlier than cuEventRecord. Resolved apart from the rest of the
+// driver so that a driver without them still runs everything but the profile.
+struct Timing {
+  bool probed = false;
+  std::string unavailable;
+  CUresult (*cuEventCreate)(CUevent*, unsigned) = nullptr;
+  CUresult (*cuEventRecord)(CUevent, CUstream) = nullptr;
+  CUresult (*cuEventElapsedTime)(float*, CUevent, CUevent) = nullptr;
+  std::vector<CUevent> events;
+  size_t used = 0;
+};
+
+Timing timing;
+
+void requireTiming(Napi::Env env) {
+  requireDevice(env);
+  if (!timing.probed) {
+    timing.probed = true;
+    void* library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    timing.cuEventCreate = reinterpret_cast<decltype(timing.cuEventCreate)>(dlsym(library, "cuEventCreate"));
+    timing.cuEventRecord = reinterpret_cast<decltype(timing.cuEventRecord)>(dlsym(library, "cuEventRecord"));
+    // CUDA 12.8 added _v2 (the same signature; cuda.h maps the plain name to it from 13.0).
+    timing.cuEventElapsedTime = reinterpret_cast<decltype(timing.cuEventElapsedTime)>(dlsym(library, "cuEventElapsedTime_v2"));
+    if (timing.cuEventElapsedTime == nullptr) timing.cuEventElapsedTime = reinterpret_cast<decltype(timing.cuEventElapsedTime)>(dlsym(library, "cuEventElapsedTime"));
+    if (timing.cuEventCreate == nullptr || timing.cuEventRecord == nullptr || timing.cuEventElapsedTime == nullptr) {
+      timing.unavailable = "libcuda.so.1 lacks cuEventCreate, cuEventRecord or cuEventElapsedTime";
+    }
+  }
+  if (!timing.unavailable.empty()) throw Napi::Error::New(env, timing.unavailable);
+}
+
+Napi::Value EventRecord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireTiming(env);
+  if (timing.used == timing.events.size()) {
+    CUevent event = nullptr;
+    check(env, timing.cuEventCreate(&event, 0), "cuEventCreate");
+    timing.events.push_back(event);
+  }
+  check(env, timing.cuEventRecord(timing.events[timing.used], nullptr), "cuEventRecord");
+  return Napi::Number::New(env, static_cast<double>(timing.used++));
+}
+
+Napi::Value EventElapsed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireTiming(env);
+  uint32_t start = indexOf(env, info[0], "start"), end = indexOf(env, info[1], "end");
+  if (start >= timing.used || end >= timing.used) throw Napi::RangeError::New(env, "no such recorded event");
+  float milliseconds = 0;
+  check(env, timing.cuEventElapsedTime(&milliseconds, timing.events[start], timing.events[end]), "cuEventElapsedTime");
+  return Napi::Number::New(env, milliseconds);
+}
+
+Napi::Value EventsReset(const Napi::CallbackInfo& info) {
+  timing.used = 0;
+  return info.Env().Undefined();
+}
+
 // blasProbe(): { available: true, library, version: [major, minor, patch] } | { available: false, reason }
 // Only opens libcublas (no GPU needed); the handle waits for the first gemm.
 Napi::Value BlasProbe(const Napi::CallbackInfo& info) {
@@ -544,6 +607,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
   exports.Set("blasProbe", Napi::Function::New(env, BlasProbe));
   exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("eventRecord", Napi::Function::New(env, EventRecord));
+  exports.Set("eventElapsed", Napi::Function::New(env, EventElapsed));
+  exports.Set("eventsReset", Napi::Function::New(env, EventsReset));
   return exports;
 }
 

@@ -64,9 +64,11 @@ export function sampledPeakBytes(text) {
 }
 
 /**
- * The step split of a second, profiled qalc run (QALC_CUDA_PROFILE: every device call waited for,
- * so its total is not the plain run's) in qalc-l<L>-profiled/: the median over steps 2… of each
- * kind's milliseconds, as the anchors' classes: gemm = the linear layers' kernels, lm_head and cuBLAS.
+ * The step split of a second, profiled qalc run (QALC_CUDA_PROFILE) in qalc-l<L>-profiled/: the
+ * median over steps 2… of each kind's milliseconds, as the anchors' classes: gemm = the linear
+ * layers' kernels, lm_head and cuBLAS. With events (the default where the driver has them) each
+ * kind is GPU time and idle the GPU waiting for the host; with waits (every call waited for, so
+ * its total is not the plain run's) host is the JavaScript between device calls.
  */
 export function profiledSplit(work, layers) {
   const file = join(work, `qalc-l${layers}-profiled`, 'train.jsonl');
@@ -75,10 +77,14 @@ export function profiledSplit(work, layers) {
   if (steps.length === 0) return {};
   const steady = steps.length > 1 ? steps.slice(1) : steps;
   const kind = (k) => median(steady.map((r) => r.profile_ms[k] ?? 0));
+  const events = steady.some((r) => r.profile_ms.idle !== undefined);
+  const medianOver = `median over its steps ${steps.length > 1 ? `2–${steps.length}` : '1'}`;
   return {
-    step_ms_by_class: { gemm: kind('linear') + kind('lm_head') + kind('gemm'), attention: kind('attention'), other: kind('other') + kind('copy'), host: kind('host') },
-    step_ms_by_kind: Object.fromEntries(['linear', 'lm_head', 'gemm', 'attention', 'other', 'copy', 'host'].map((k) => [k, kind(k)])),
-    step_split_how: `a second run with QALC_CUDA_PROFILE (each device call waited for and timed by the host), median over its steps ${steps.length > 1 ? `2–${steps.length}` : '1'}; gemm = linear + lm_head + cuBLAS, other = the other model ops + copies; host = JavaScript between device calls`,
+    step_ms_by_class: { gemm: kind('linear') + kind('lm_head') + kind('gemm'), attention: kind('attention'), other: kind('other') + kind('copy'), ...(events ? { idle: kind('idle') } : { host: kind('host') }) },
+    step_ms_by_kind: Object.fromEntries(['linear', 'lm_head', 'gemm', 'attention', 'other', 'copy', events ? 'idle' : 'host'].map((k) => [k, kind(k)])),
+    step_split_how: events
+      ? `a second run with QALC_CUDA_PROFILE=events (CUDA events around every device call: GPU time, the host not made to wait), ${medianOver}; gemm = linear + lm_head + cuBLAS, other = the other model ops + copies; idle = the GPU with nothing queued, waiting for the host`
+      : `a second run with QALC_CUDA_PROFILE=waits (each device call waited for and timed by the host), ${medianOver}; gemm = linear + lm_head + cuBLAS, other = the other model ops + copies; host = JavaScript between device calls`,
   };
 }
 
@@ -196,7 +202,7 @@ export function markdown(report) {
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
   for (const r of report.rows) {
     const split = r.step_ms_by_class
-      ? `${fmt(r.step_ms_by_class.gemm, 1)} / ${fmt(r.step_ms_by_class.attention, 1)} / ${fmt(r.step_ms_by_class.other, 1)}${r.step_ms_by_class.host !== undefined ? ` (+ host ${fmt(r.step_ms_by_class.host, 1)})` : ''}`
+      ? `${fmt(r.step_ms_by_class.gemm, 1)} / ${fmt(r.step_ms_by_class.attention, 1)} / ${fmt(r.step_ms_by_class.other, 1)}${r.step_ms_by_class.host !== undefined ? ` (+ host ${fmt(r.step_ms_by_class.host, 1)})` : ''}${r.step_ms_by_class.idle !== undefined ? ` (+ GPU idle ${fmt(r.step_ms_by_class.idle, 1)})` : ''}`
       : '—';
     const trainable = r.trainable_parameters === undefined ? '—' : `${(r.trainable_parameters / 1e6).toFixed(1)} M`;
     lines.push(`| ${NAMES[r.system]} | ${r.layers} | ${fmt(r.tokens_per_s)} | ${fmt(r.step_ms_median, 1)} | ${gib(r.peak_bytes)} | ${trainable} | ${pct(r.mfu_vs_measured)} | ${pct(r.mfu_vs_datasheet)} | ${split} |`);

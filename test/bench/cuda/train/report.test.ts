@@ -112,4 +112,13 @@ describe('train-bench report', () => {
     expect(split.step_ms_by_class).toEqual({ gemm: 13, attention: 5, other: 4, host: 5 });
     expect(profiledSplit(folder, 32)).toEqual({});
   });
+  it('reports an events-profiled run\'s GPU idle instead of the host\'s time', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'qalc-train-bench-events-'));
+    mkdirSync(join(folder, 'qalc-l4-profiled'));
+    const step = (idle: number) => JSON.stringify({ step: 1, loss: 1, seconds: 1, profile_ms: { linear: 10, gemm: 1, attention: 4, other: 3, copy: 1, idle } });
+    writeFileSync(join(folder, 'qalc-l4-profiled', 'train.jsonl'), [step(50), step(7), step(9), step(8)].join('\n') + '\n');
+    const split = profiledSplit(folder, 4) as { step_ms_by_class: Record<string, number>; step_split_how: string };
+    expect(split.step_ms_by_class).toEqual({ gemm: 11, attention: 4, other: 4, idle: 8 });
+    expect(split.step_split_how).toMatch(/QALC_CUDA_PROFILE=events/);
+  });
 });

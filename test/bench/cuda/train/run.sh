@@ -17,7 +17,7 @@
 #                                                                 block, 15 s for embedding and lm_head),
 #                                                                 kernel loading, a held-out forward,
 #                                                                 the steps, a held-out forward
-#   qalc again, profiled (QALC_CUDA_PROFILE), 3 steps: the split by class ~1 min
+#   qalc again, profiled (QALC_CUDA_PROFILE=events: GPU time by CUDA events), 3 steps: the split by class ~1 min
 #   PyTorch anchors at 32 blocks (the issue's table)              ~45 s each
 #   report                                                        ~1 s
 # ≈ 5 min in all with QALC_LAYERS=4. BUDGET_S (default 540) bounds the whole; each PyTorch part
@@ -104,12 +104,13 @@ if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node" && { [ -f "$dev
   wait "$sampler" 2>/dev/null
   cat "$work/qalc-l$qalc_layers/summary.json" 2>/dev/null || echo "qalc wrote no summary.json"
   cp "$work/qalc-l$qalc_layers/train.jsonl" "$out/qalc-train.jsonl" 2>/dev/null || true
-  # The step split by class: a second, shorter run with every device call waited for and timed
-  # (QALC_CUDA_PROFILE; slower, so only its split is reported), if the budget allows.
+  # The step split by class: a second, shorter run with every device call timed by CUDA events
+  # (QALC_CUDA_PROFILE=events: each call's GPU time and the GPU's idle gaps; only its split is
+  # reported), if the budget allows.
   limit=$(( $(left) - ${RESERVE_S:-170} ))
   if [ "$limit" -ge 60 ]; then
     stamp "qalc train, profiled, 3 steps (limit ${limit} s)"
-    QALC_CUDA_PROFILE=1 timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend "$backend" \
+    QALC_CUDA_PROFILE=events timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend "$backend" \
       --kernels "$dev/compiled/cuda" --steps 3 --out "$work/qalc-l$qalc_layers-profiled" 2> "$out/qalc-profiled.log"
     echo "qalc (profiled) exit $?"
     grep -A 24 '^profile' "$out/qalc-profiled.log" | head -n 25
