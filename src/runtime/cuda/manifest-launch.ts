@@ -18,6 +18,12 @@ export interface LoadedKernels {
    * without y, for a caller that computes y otherwise (gemm-linear.ts). Throws when it has none.
    */
   prologue(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceBuffer>>, scalars: Scalars): void;
+  /**
+   * Queues only the launches of entry point `entryPoint` that T = `tokens` selects (adapter_grad's
+   * adapterInputGrads, when cuBLAS computes its adapterOutputGrads); returns how many. Throws when
+   * there are none.
+   */
+  entry(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, DeviceBuffer>>, scalars: Scalars): number;
 }
 
 /** The u/v prologue among `kernel`'s launches, if it has one. */
@@ -65,6 +71,14 @@ export function loadManifestKernels(driver: CudaDevicePort, images: readonly Cud
         launches++;
       }
       return launches;
+    },
+    entry(kernel, entryPoint, tokens, buffers, scalars) {
+      const found = loadedOf(kernel);
+      const chosen = launchesFor(found.manifest, tokens)?.filter((l) => l.entryPoint === entryPoint) ?? [];
+      if (chosen.length === 0) throw new Error(`kernel ${kernel.kernel} has no launch of ${entryPoint} for T = ${tokens}`);
+      const args = argumentsOf(found.manifest, buffers, scalars);
+      for (const launch of chosen) driver.launch(found.functions.get(launch.symbol) as CudaFunction, dispatchFor(launch, tokens), launch.workgroup, 0, args);
+      return chosen.length;
     },
     prologue(kernel, tokens, buffers, scalars) {
       const found = loadedOf(kernel);

@@ -35,6 +35,8 @@ export interface ResidentCall extends DeviceCall {
   bind(buffer: DeviceBuffer, layout: Layout): DeviceTensor;
   /** Only `kernel`'s u/v prologue (manifest-launch.ts), on the call's buffers by binding name. */
   prologue(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void;
+  /** Only the launches of one of `kernel`'s entry points (manifest-launch.ts), on the call's buffers by binding name. */
+  entry(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void;
 }
 
 export interface ResidentPort extends CudaPort {
@@ -99,6 +101,9 @@ export function residentPort(driver: CudaDevicePort, images: readonly CudaKernel
         prologue(kernel, tokens, buffers, scalars) {
           kernels.prologue(kernel, tokens, pointersOf(buffers), scalars);
           launches++;
+        },
+        entry(kernel, entryPoint, tokens, buffers, scalars) {
+          launches += kernels.entry(kernel, entryPoint, tokens, pointersOf(buffers), scalars);
         },
         bind: (buffer, layout) => tensor({ buffer, layout }),
         matrix(t) {

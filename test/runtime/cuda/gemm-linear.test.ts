@@ -59,9 +59,15 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     if (onGemm) {
       // Ŵ dequantized for each direction, then only GEMMs: no fused forward or backward_data kernel.
       expect(device.launched.filter((s) => s.startsWith('dequantize_'))).toHaveLength(2);
-      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 4);
+      // y = x·Ŵ and dx = dy·Ŵᵀ; with an adapter also y += σ·v·B, dx += c·du·U, dv = σ·dy·Bᵀ and dB = σ·vᵀ·dy.
+      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 6);
       expect(launched).not.toMatch(/(^| )(forward|decode|backward_data)_k\S*__(forward|decode|backwardData)/);
-      if (c.rank > 0) expect(launched).toMatch(/__adapterActivations/);
+      if (c.rank > 0) {
+        expect(launched).toMatch(/__adapterActivations/);
+        // adapter_grad computes du and dA only: dv and dB were cuBLAS's.
+        expect(launched).toMatch(/__adapterInputGrads/);
+        expect(launched).not.toMatch(/__adapterOutputGrads/);
+      }
     } else {
       expect(launched).not.toMatch(/dequantize_|gemm/);
     }
