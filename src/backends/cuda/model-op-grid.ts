@@ -8,7 +8,7 @@ export type Grid = [number, number, number];
 
 /** The entry points with one thread per element of `count`. */
 const ELEMENTWISE_ENTRIES: Readonly<Record<'swiglu' | 'residual' | 'adamw' | 'dropout', readonly string[]>> = {
-  swiglu: ['forward', 'backward'], residual: ['add', 'zero', 'accumulate'], adamw: ['step'], dropout: ['multipliers'],
+  swiglu: ['forward', 'forwardInActivation', 'backward', 'backwardFromActivation'], residual: ['add', 'addFromActivation', 'zero', 'accumulate'], adamw: ['step'], dropout: ['multipliers'],
 };
 
 const ceil = (a: number, b: number): number => Math.ceil(a / b);
@@ -34,12 +34,12 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
     case 'embedding':
       return entry === 'forward' ? [n('rows'), ceil(c('CHANNELS'), c('THREADS')), 1] : unknown();
     case 'rmsnorm':
-      return entry === 'forward' || entry === 'backward' ? [ceil(n('rows'), c('ROWS_PER_BLOCK')), 1, 1] : unknown();
+      return ['forward', 'forwardToActivation', 'backward'].includes(entry) ? [ceil(n('rows'), c('ROWS_PER_BLOCK')), 1, 1] : unknown();
     case 'convert':
       if (entry === 'toActivation') return [n('rows'), ceil(n('stride'), c('THREADS')), 1];
       return entry === 'fromActivation' || entry === 'accumulateFromActivation' ? [n('rows'), ceil(n('columns'), c('THREADS')), 1] : unknown();
     case 'rope':
-      return entry === 'forward' || entry === 'backward' ? [ceil((n('rows') * n('width')) / 2, c('THREADS')), 1, 1] : unknown();
+      return ['forward', 'forwardFromActivation', 'backward'].includes(entry) ? [ceil((n('rows') * n('width')) / 2, c('THREADS')), 1, 1] : unknown();
     case 'swiglu':
     case 'residual':
     case 'adamw':

@@ -58,7 +58,7 @@ export interface ModelOpEntry {
 }
 
 export interface ModelOpKernel {
-  /** File stem, from numbers and enums only: 'rmsnorm_c64_f32'. */
+  /** File stem, from numbers and enums only: 'rmsnorm_c64_bf16'. */
   readonly kernel: string;
   readonly op: ModelOp;
   /** Under templates/cuda/: 'ops/rmsnorm.cu.hbs'. */
@@ -82,7 +82,7 @@ function describedKernels(shapes: ModelShapes, hasDropout: boolean): ModelOpKern
   // The dropout multipliers only where a layer's adapter drops (p > 0): otherwise no kernel binds them.
   const dropout = hasDropout ? [dropoutKernel()] : [];
   return [
-    embeddingKernel(shapes), rmsnormKernel(shapes), convertKernel(shapes), ropeKernel(shapes), ...attention, residualKernel(), swigluKernel(),
+    embeddingKernel(shapes), rmsnormKernel(shapes), convertKernel(shapes), ropeKernel(shapes), ...attention, residualKernel(shapes), swigluKernel(shapes),
     lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(), ...dropout,
   ];
 }

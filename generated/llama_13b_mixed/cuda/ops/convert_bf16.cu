@@ -43,10 +43,14 @@ namespace qalc_convert_bf16 {
 
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
-// The linear kernels' activation type, and its conversions (round to nearest even).
+// The linear kernels' activation type, and loads and stores that widen it to float or round a
+// float to it (round to nearest even); the float overloads let one body serve a parameter held
+// in either encoding.
 using Activation = __nv_bfloat16;
-__device__ inline float activationToFloat(Activation value) { return __bfloat162float(value); }
-__device__ inline Activation activationFromFloat(float value) { return __float2bfloat16_rn(value); }
+__device__ inline float loadFloat(const float* __restrict__ values, size_t i) { return values[i]; }
+__device__ inline float loadFloat(const Activation* __restrict__ values, size_t i) { return __bfloat162float(values[i]); }
+__device__ inline void storeFloat(float* __restrict__ values, size_t i, float value) { values[i] = value; }
+__device__ inline void storeFloat(Activation* __restrict__ values, size_t i, float value) { values[i] = __float2bfloat16_rn(value); }
 
 }  // namespace qalc_convert_bf16
 
@@ -58,19 +62,19 @@ extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__toActivation
   const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
   if (row >= rows || column >= stride) return;
   const float value = column < columns ? source[static_cast<size_t>(row) * columns + column] : 0.0f;
-  out[static_cast<size_t>(row) * stride + column] = activationFromFloat(value);
+  storeFloat(out, static_cast<size_t>(row) * stride + column, value);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__fromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t offset) {
   const uint32_t row = blockIdx.x;
   const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
   if (row >= rows || column >= columns) return;
-  out[static_cast<size_t>(row) * columns + column] = activationToFloat(source[offset + static_cast<size_t>(row) * stride + column]);
+  out[static_cast<size_t>(row) * columns + column] = loadFloat(source, offset + static_cast<size_t>(row) * stride + column);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__accumulateFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t offset) {
   const uint32_t row = blockIdx.x;
   const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
   if (row >= rows || column >= columns) return;
-  out[static_cast<size_t>(row) * columns + column] += activationToFloat(source[offset + static_cast<size_t>(row) * stride + column]);
+  out[static_cast<size_t>(row) * columns + column] += loadFloat(source, offset + static_cast<size_t>(row) * stride + column);
 }

@@ -1,11 +1,14 @@
 // The model's glue on CUDA, elementwise: the residual connection, zeroing a gradient before a
 // backward accumulates into it, and adding a slice of a scratch buffer into a gradient (the
-// linear kernels overwrite what they compute; the training ops accumulate).
+// linear kernels overwrite what they compute; the training ops accumulate). The addend of the
+// residual connection is the o or down linear's output: addFromActivation reads it in the
+// activation type the linear wrote (widened exactly), so no conversion runs.
 import type { ModelOpKernel } from '../model-ops.ts';
-import { elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32 } from './shapes.ts';
+import { activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
-export function residualKernel(): ModelOpKernel {
-  const kernel = 'residual_f32';
+export function residualKernel(shapes: ModelShapes): ModelOpKernel {
+  const { activation } = shapes;
+  const kernel = `residual_${activation}`;
   const count = u32('count', 'elements');
   const block = [ELEMENTWISE_THREADS, 1, 1] as const;
   const grid = elementwiseGrid('count');
@@ -14,6 +17,9 @@ export function residualKernel(): ModelOpKernel {
     constants: { THREADS: ELEMENTWISE_THREADS },
     entryPoints: [
       entryPoint(kernel, 'add', { parameters: [output('out', '[count] (neither a nor b)'), input('a', '[count]'), input('b', '[count]'), count], block, grid, computes: 'out = a + b' }),
+      entryPoint(kernel, 'addFromActivation', {
+        parameters: [output('out', '[count] (not a)'), input('a', '[count]'), activationInput(activation, 'b', '[count]'), count], block, grid, computes: 'out = a + b',
+      }),
       entryPoint(kernel, 'zero', { parameters: [output('x', '[count]'), count], block, grid, computes: 'x = 0' }),
       entryPoint(kernel, 'accumulate', {
         parameters: [accumulated('out', '[count]'), input('source', '[offset + count]'), u32('offset', 'elements of source before the slice'), count], block, grid,

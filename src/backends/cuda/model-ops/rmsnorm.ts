@@ -1,15 +1,17 @@
 // RMSNorm on CUDA (src/runtime/typescript/rmsnorm.ts), one warp per row: each lane sums a
 // fixed stride of the row, then a butterfly of shuffles adds the 32 partial sums in a fixed
-// order, so the result does not depend on scheduling.
+// order, so the result does not depend on scheduling. The forward writes float32, or the
+// activation type where its output feeds the linear kernels (forwardToActivation: rounded as the
+// conversion to their binding would round it, so no conversion runs).
 import type { ModelOpKernel } from '../model-ops.ts';
-import { entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationOutput, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
 /** Warps (rows) per block. */
 export const RMSNORM_ROWS_PER_BLOCK = 4;
 
 export function rmsnormKernel(shapes: ModelShapes): ModelOpKernel {
-  const { dim, rmsNormEps } = shapes;
-  const kernel = `rmsnorm_c${dim}_f32`;
+  const { dim, rmsNormEps, activation } = shapes;
+  const kernel = `rmsnorm_c${dim}_${activation}`;
   const rows = `[rows, ${dim}]`;
   const grid = `grid.x = ceil(rows / ${RMSNORM_ROWS_PER_BLOCK})`;
   const block = [32, RMSNORM_ROWS_PER_BLOCK, 1] as const;
@@ -17,11 +19,11 @@ export function rmsnormKernel(shapes: ModelShapes): ModelOpKernel {
     kernel, op: 'rmsnorm', template: 'ops/rmsnorm.cu.hbs',
     constants: { CHANNELS: dim, EPS: rmsNormEps, ROWS_PER_BLOCK: RMSNORM_ROWS_PER_BLOCK },
     entryPoints: [
-      entryPoint(kernel, 'forward', {
-        parameters: [output('out', rows), output('rstd', '[rows]'), input('x', rows), input('weight', `[${dim}]`), u32('rows', 'rows of x')],
+      ...(['forward', 'forwardToActivation'] as const).map((name) => entryPoint(kernel, name, {
+        parameters: [name === 'forward' ? output('out', rows) : activationOutput(activation, 'out', rows), output('rstd', '[rows]'), input('x', rows), input('weight', `[${dim}]`), u32('rows', 'rows of x')],
         block, grid,
         computes: `rstd[r] = 1 / sqrt(mean_j x[r, j]^2 + ${rmsNormEps}); out[r, j] = weight[j] * (rstd[r] * x[r, j])`,
-      }),
+      })),
       entryPoint(kernel, 'backward', {
         parameters: [accumulated('dx', rows), input('dy', rows), input('x', rows), input('weight', `[${dim}]`), input('rstd', '[rows] (the forward\'s)'), u32('rows', 'rows of x')],
         block, grid,

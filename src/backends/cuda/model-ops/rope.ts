@@ -2,15 +2,17 @@
 // pairing: consecutive elements (2p, 2p+1) of each head turn by the angle of (position, p)).
 // One thread per pair; the token of row r sits at position r % seqLen. The cos/sin tables come
 // from the host (ropeTables: run.c's float32 rounding, the model's θ), [positions, headSize/2].
-import type { ModelOpKernel } from '../model-ops.ts';
-import { elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
+// q and k come from their linears: forwardFromActivation reads them in the activation type the
+// linear wrote (widened exactly) and writes the float32 rows attention reads, so no conversion runs.
+import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
+import { activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
 
 export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
-  const { headSize } = shapes;
-  const kernel = `rope_d${headSize}_f32`;
+  const { headSize, activation } = shapes;
+  const kernel = `rope_d${headSize}_${activation}`;
   const pairs = headSize / 2;
-  const parameters = (x: string) => [
-    output(x, '[rows, width], in place'),
+  const parameters = (...pointers: ModelOpParameter[]) => [
+    ...pointers,
     input('cos', `[positions, ${pairs}]`), input('sin', `[positions, ${pairs}]`),
     u32('rows', 'batch * seqLen'), u32('seqLen', 'tokens per sequence (<= the tables\' positions, checked by the host)'),
     u32('width', `heads * ${headSize} (q) or kvHeads * ${headSize} (k); a multiple of ${headSize}`),
@@ -22,8 +24,11 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
     kernel, op: 'rope', template: 'ops/rope.cu.hbs',
     constants: { HEAD_SIZE: headSize, PAIRS: pairs, THREADS: ELEMENTWISE_THREADS },
     entryPoints: [
-      entryPoint(kernel, 'forward', { parameters: parameters('x'), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
-      entryPoint(kernel, 'backward', { parameters: parameters('dx'), block, grid, computes: `${turn}: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn` }),
+      entryPoint(kernel, 'forward', { parameters: parameters(output('x', '[rows, width], in place')), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
+      entryPoint(kernel, 'forwardFromActivation', {
+        parameters: parameters(output('out', '[rows, width]'), activationInput(activation, 'x', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
+      }),
+      entryPoint(kernel, 'backward', { parameters: parameters(output('dx', '[rows, width], in place')), block, grid, computes: `${turn}: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn` }),
     ],
   };
 }

@@ -1,9 +1,15 @@
-// LLaMA's gated activation on CUDA, elementwise (src/runtime/typescript/swiglu.ts).
+// LLaMA's gated activation on CUDA, elementwise (src/runtime/typescript/swiglu.ts). Gate and up
+// are the gate and up linears' outputs and out the down linear's input: the *Activation entry
+// points take them in the activation type the linear kernels bind, so no conversion runs
+// between (widened exactly on load, out rounded on store as the conversion would round it).
 import type { ModelOpKernel } from '../model-ops.ts';
-import { elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32 } from './shapes.ts';
+import { activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
-export function swigluKernel(): ModelOpKernel {
-  const kernel = 'swiglu_f32';
+export function swigluKernel(shapes: ModelShapes): ModelOpKernel {
+  const { activation } = shapes;
+  const kernel = `swiglu_${activation}`;
+  const input16 = (name: string, doc: string) => activationInput(activation, name, doc);
+  const output16 = (name: string, doc: string) => activationOutput(activation, name, doc);
   const count = u32('count', 'elements (rows * hidden)');
   const block = [ELEMENTWISE_THREADS, 1, 1] as const;
   const grid = elementwiseGrid('count');
@@ -11,13 +17,19 @@ export function swigluKernel(): ModelOpKernel {
     kernel, op: 'swiglu', template: 'ops/swiglu.cu.hbs',
     constants: { THREADS: ELEMENTWISE_THREADS },
     entryPoints: [
-      entryPoint(kernel, 'forward', {
-        parameters: [output('out', '[count]'), input('gate', '[count]'), input('up', '[count]'), count], block, grid,
-        computes: 'out = gate / (1 + exp(-gate)) * up',
+      ...(['forward', 'forwardInActivation'] as const).map((name) => {
+        const [write, read] = name === 'forward' ? [output, input] : [output16, input16];
+        return entryPoint(kernel, name, {
+          parameters: [write('out', '[count]'), read('gate', '[count]'), read('up', '[count]'), count], block, grid,
+          computes: 'out = gate / (1 + exp(-gate)) * up',
+        });
       }),
-      entryPoint(kernel, 'backward', {
-        parameters: [accumulated('dGate', '[count]'), accumulated('dUp', '[count]'), input('dOut', '[count]'), input('gate', '[count]'), input('up', '[count]'), count], block, grid,
-        computes: 's = sigmoid(gate): dGate += dOut * up * s * (1 + gate * (1 - s)), dUp += dOut * gate * s',
+      ...(['backward', 'backwardFromActivation'] as const).map((name) => {
+        const read = name === 'backward' ? input : input16;
+        return entryPoint(kernel, name, {
+          parameters: [accumulated('dGate', '[count]'), accumulated('dUp', '[count]'), input('dOut', '[count]'), read('gate', '[count]'), read('up', '[count]'), count], block, grid,
+          computes: 's = sigmoid(gate): dGate += dOut * up * s * (1 + gate * (1 - s)), dUp += dOut * gate * s',
+        });
       }),
     ],
   };
