@@ -7,6 +7,12 @@
 //   the host again. Readers that want another encoding get a converted copy (the Converter: device-ops.ts's convert kernels). The
 //   host must not touch a resident array in between (QaLoraModel touches its arrays only through
 //   the ops, and syncs the logits, the loss and the gradients it hands out);
+// - an op that produces an array for readers that round it anyway (RMSNorm's output, which the
+//   linear kernels read in bf16) can write it in their layout at once: `wanted` says which layout
+//   the readers of the array's previous values asked for (the model's op sequence is the same
+//   every step), and writeRounded records that the op rounded early. A reader in another
+//   encoding would then see rounded values where it used to see float32: counted in
+//   earlyRoundings, which is 0 unless a step's readers change;
 // - every other array is the host's and is uploaded each time an op reads it (token ids,
 //   targets, A and B, which the optimizer changes on the host);
 // - frozen weights (norm weights, the embedding table, the classifier, RoPE tables, codes) go up
@@ -31,7 +37,12 @@ export interface Layout {
 
 export interface Resident extends Layout {
   readonly buffer: DeviceBuffer;
+  /** Written in a 16-bit encoding by an op that could have written float32, because its readers wanted that layout. */
+  readonly rounded?: boolean;
 }
+
+/** The layouts an array's values were read in since it was written: one, or several (the host's sync counts as dense float32). */
+type Readers = Layout | 'several';
 
 /**
  * Device-side re-encoding, run by the convert kernels (device-ops.ts supplies them). Logical
@@ -46,7 +57,7 @@ export interface Converter {
 
 export const dense = (length: number, encoding: ActivationType = 'f32'): Layout => ({ encoding, rows: 1, width: length, stride: length });
 
-const sameLayout = (a: Layout, b: Layout) => a.encoding === b.encoding && a.stride === b.stride && a.width === b.width && a.rows === b.rows;
+export const sameLayout = (a: Layout, b: Layout): boolean => a.encoding === b.encoding && a.stride === b.stride && a.width === b.width && a.rows === b.rows;
 const elements = (layout: Layout) => layout.rows * layout.stride;
 
 /** Float32 only, like the native CPU backend; a Float64Array is a programmer error here. */
@@ -60,9 +71,13 @@ export class DeviceArrays {
   private readonly frozenCopies = new WeakMap<object, Map<string, DeviceBuffer>>();
   private readonly pool: DeviceBuffer[] = [];
   private readonly taken: DeviceBuffer[] = [];
+  private readonly readers = new WeakMap<Float32Array, Readers>();
 
   /** Bytes of device memory allocated so far; nothing is freed before the process ends, so this is also the peak. */
   allocatedBytes = 0;
+
+  /** Reads, in float32 or another 16-bit layout, of values an op rounded for the readers it expected (see writeRounded). */
+  earlyRoundings = 0;
 
   constructor(private readonly driver: CudaDevicePort, private readonly converter: Converter) {}
 
@@ -78,10 +93,28 @@ export class DeviceArrays {
 
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
   take(bytes: number): DeviceBuffer {
-    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
-    const buffer = index >= 0 ? this.pool.splice(index, 1)[0]! : this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    const buffer = this.fromPool(bytes, 2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
     this.taken.push(buffer);
     return buffer;
+  }
+
+  /** The smallest pooled buffer of at least `bytes`, out of the pool, or a new one of `allocating` bytes. */
+  private fromPool(bytes: number, allocating = bytes): DeviceBuffer {
+    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
+    return index >= 0 ? this.pool.splice(index, 1)[0]! : this.allocate(allocating);
+  }
+
+  private noteRead(host: Float32Array, layout: Layout): void {
+    const before = this.readers.get(host);
+    this.readers.set(host, before === undefined || (before !== 'several' && sameLayout(before, layout)) ? layout : 'several');
+    const found = this.resident.get(host);
+    if (found?.rounded && found.encoding !== layout.encoding) this.earlyRoundings++;
+  }
+
+  /** The one layout that the readers of `host`'s values since its last write asked for (undefined: none read them, or several layouts). */
+  wanted(host: Float32Array): Layout | undefined {
+    const readers = this.readers.get(host);
+    return readers === 'several' ? undefined : readers;
   }
 
   /** The op's temporaries go back to the pool (its launches are queued before any later copy). */
@@ -95,6 +128,7 @@ export class DeviceArrays {
    */
   read(host: Float32Array, layout: Layout): DeviceBuffer {
     if (host.length < layout.rows * layout.width) throw new RangeError(`an op reads ${layout.rows}×${layout.width} values from an array of ${host.length}`);
+    this.noteRead(host, layout);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
     const buffer = this.take(elements(layout) * bytesPerElement(layout.encoding));
@@ -111,12 +145,45 @@ export class DeviceArrays {
 
   /** A buffer in `layout` that an op overwrites: from then on `host`'s values are there. */
   write(host: Float32Array, layout: Layout): DeviceBuffer {
+    return this.writeAs(host, layout, false);
+  }
+
+  /**
+   * write() for an op that rounds its float32 results to `layout`'s 16-bit encoding because
+   * that is what `wanted(host)` says its readers take — as a conversion would have rounded them.
+   */
+  writeRounded(host: Float32Array, layout: Layout): DeviceBuffer {
+    if (layout.encoding === 'f32') throw new Error('writeRounded: float32 is no rounding');
+    return this.writeAs(host, layout, true);
+  }
+
+  private writeAs(host: Float32Array, layout: Layout, rounded: boolean): DeviceBuffer {
+    this.readers.delete(host);
     const found = this.resident.get(host);
-    if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    if (found !== undefined && sameLayout(found, layout)) {
+      if (found.rounded !== rounded) this.resident.set(host, { ...found, rounded });
+      return found.buffer;
+    }
     const bytes = elements(layout) * bytesPerElement(layout.encoding);
     const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.allocate(bytes);
     if (found !== undefined && buffer !== found.buffer) this.pool.push(found.buffer);
     if (layout.stride > layout.width) buffer.fill(0, bytes);
+    this.resident.set(host, { buffer, ...layout, rounded });
+    return buffer;
+  }
+
+  /**
+   * For an op that reads `host` where it is resident (a buffer it took with read()) and writes it
+   * anew in `layout`: a buffer that is never the one read. The one read goes back to the pool
+   * once the op has been launched.
+   */
+  rewrite(host: Float32Array, layout: Layout): DeviceBuffer {
+    const found = this.resident.get(host);
+    if (found === undefined) throw new Error('rewrite: the array is not on the device');
+    if (sameLayout(found, layout)) throw new Error('rewrite: the array is already in that layout (write in place)');
+    const buffer = this.fromPool(elements(layout) * bytesPerElement(layout.encoding));
+    this.taken.push(found.buffer);
+    this.readers.delete(host);
     this.resident.set(host, { buffer, ...layout });
     return buffer;
   }
@@ -124,9 +191,10 @@ export class DeviceArrays {
   /** `host`'s values as dense float32 on the device, resident, for an op that adds into them. */
   update(host: Float32Array): DeviceBuffer {
     const layout = dense(host.length);
+    this.noteRead(host, layout);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
-    const buffer = this.allocate(host.byteLength);
+    const buffer = this.fromPool(host.byteLength);
     if (found !== undefined) {
       this.converter.convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
       this.pool.push(found.buffer);
@@ -169,6 +237,7 @@ export class DeviceArrays {
     if (onDevice.length === 0) return;
     this.driver.synchronize();
     for (const host of onDevice) {
+      this.noteRead(host, dense(host.length));
       const found = this.resident.get(host)!;
       this.resident.delete(host);
       if (found.encoding === 'f32' && found.stride === found.width) {

@@ -13,6 +13,9 @@
 // (gemm-linear.ts), smaller calls keep the fused kernels; QALC_CUDA_LINEAR=fused|gemm|auto
 // forces either path (auto by default).
 //
+// RMSNorm, SwiGLU, the residual add and RoPE bind their activations at a linear layer in the
+// linear kernels' 16-bit layout (activation-boundary.ts), so no conversion runs between them.
+//
 // An op the compiled kernels cannot serve (a linear layer with no kernel of its shape) runs on
 // the host ops after the arrays it touches are synced back, counted in the report line.
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
@@ -27,7 +30,8 @@ import type { CudaDevicePort, DeviceBuffer, DeviceMatrix } from './cuda.ts';
 import { CUDA_WORDING } from './cuda-port.ts';
 import { dense, DeviceArrays, float32, type Converter, type Layout } from './device-arrays.ts';
 import type { CudaKernelSet } from './kernels.ts';
-import { encodeRows } from './host-data.ts';
+import { encodeRows, type ActivationType } from './host-data.ts';
+import { activationBoundary } from './activation-boundary.ts';
 import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
@@ -38,6 +42,8 @@ export interface DeviceOps extends TrainingOps {
   readonly stats: GemmLinearStats;
   /** Kernel launches so far, linear and model ops, cuBLAS calls counted one each. */
   readonly launches: () => number;
+  /** Values an op rounded to 16 bits for readers that then read them otherwise (device-arrays.ts): 0 unless the model's readers change between steps. */
+  readonly earlyRoundings: () => number;
 }
 
 /** Re-encoding on the device by the convert kernels (the spec's one 16-bit activation type) and the residual accumulate. */
@@ -88,6 +94,7 @@ export function deviceOps(
 ): DeviceOps {
   const ops = modelOpLauncher(driver, kernels.modelOps);
   const arrays = new DeviceArrays(driver, convertKernels(ops, activation));
+  const boundary = activationBoundary(arrays, ops, activation as ActivationType);
   const port = residentPort(driver, kernels.kernels, arrays, deviceDropout(ops));
   const kernelOf = ops.kernel;
   const read = (host: Floats, name: string, length = host.length) => arrays.read(float32(host, name), dense(length));
@@ -153,9 +160,16 @@ export function deviceOps(
     checkRopeShape(tables, seqLen, width);
     requireConstant(kernelOf('rope'), 'HEAD_SIZE', tables.headSize, 'head size');
     const rows = batch * seqLen;
-    ops.launch('rope', direction, {
-      [direction === 'forward' ? 'x' : 'dx']: update(x, 'x'), cos: frozen(tables.cos, 'cos'), sin: frozen(tables.sin, 'sin'), rows, seqLen, width,
-    });
+    const tableArgs = { cos: frozen(tables.cos, 'cos'), sin: frozen(tables.sin, 'sin'), rows, seqLen, width };
+    const values = float32(x, 'x');
+    // q or k as its linear wrote it, turned into float32 rows for attention.
+    const fromLinear = direction === 'forward' ? boundary.resident(values, rows * width, 'rope', 'forwardFromActivation') : undefined;
+    if (fromLinear !== undefined) {
+      const source = arrays.read(values, fromLinear);
+      ops.launch('rope', 'forwardFromActivation', { out: arrays.rewrite(values, dense(values.length)), x: source, ...tableArgs });
+    } else {
+      ops.launch('rope', direction, { [direction === 'forward' ? 'x' : 'dx']: update(x, 'x'), ...tableArgs });
+    }
     return run(undefined);
   };
 
@@ -173,6 +187,7 @@ export function deviceOps(
     qaloraLinearForward: linear.qaloraLinearForward,
     qaloraLinearBackward: linear.qaloraLinearBackward,
     launches,
+    earlyRoundings: () => arrays.earlyRoundings,
     deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: launches() }),
     adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize()),
 
@@ -190,8 +205,12 @@ export function deviceOps(
       const kernel = kernelOf('rmsnorm');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
       if (Math.fround(kernel.constants['EPS']!) !== Math.fround(eps)) throw new RangeError(`${kernel.kernel} was compiled for eps ${kernel.constants['EPS']}, the call has ${eps}`);
-      ops.launch('rmsnorm', 'forward', {
-        out: write(out, 'out', rows * channels), rstd: write(rstd, 'rstd', rows), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rows,
+      // Rounded here when its readers (the q/k/v or gate/up linears, lm_head's bf16 GEMM) take it in 16 bits.
+      const values = float32(out, 'out');
+      const toLinear = boundary.wanted(values, rows * channels, 'rmsnorm', 'forwardToActivation');
+      ops.launch('rmsnorm', toLinear !== undefined ? 'forwardToActivation' : 'forward', {
+        out: toLinear !== undefined ? arrays.writeRounded(values, toLinear) : write(out, 'out', rows * channels), rstd: write(rstd, 'rstd', rows),
+        x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rows,
       });
       return run(undefined);
     },
@@ -241,13 +260,26 @@ export function deviceOps(
     },
 
     swigluForward(out, gate, up, count) {
-      ops.launch('swiglu', 'forward', { out: write(out, 'out', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count });
+      // Between the gate/up linears and the down linear: all three in 16 bits, or all in float32.
+      const [g, u, o] = [gate, up, out].map((a) => float32(a, 'a SwiGLU operand')) as [Float32Array, Float32Array, Float32Array];
+      const entry = 'forwardInActivation';
+      const [gateLayout, upLayout, outLayout] = [boundary.resident(g, count, 'swiglu', entry), boundary.resident(u, count, 'swiglu', entry), boundary.wanted(o, count, 'swiglu', entry)];
+      if (gateLayout !== undefined && upLayout !== undefined && outLayout !== undefined) {
+        ops.launch('swiglu', entry, { out: arrays.writeRounded(o, outLayout), gate: arrays.read(g, gateLayout), up: arrays.read(u, upLayout), count });
+      } else {
+        ops.launch('swiglu', 'forward', { out: write(out, 'out', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count });
+      }
       return run(undefined);
     },
 
     swigluBackward(dGate, dUp, dOut, gate, up, count) {
-      ops.launch('swiglu', 'backward', {
-        dGate: update(dGate, 'dGate'), dUp: update(dUp, 'dUp'), dOut: read(dOut, 'dOut', count), gate: read(gate, 'gate', count), up: read(up, 'up', count), count,
+      const [g, u] = [float32(gate, 'gate'), float32(up, 'up')];
+      const entry = 'backwardFromActivation';
+      const [gateLayout, upLayout] = [boundary.resident(g, count, 'swiglu', entry), boundary.resident(u, count, 'swiglu', entry)];
+      const fromLinears = gateLayout !== undefined && upLayout !== undefined;
+      ops.launch('swiglu', fromLinears ? entry : 'backward', {
+        dGate: update(dGate, 'dGate'), dUp: update(dUp, 'dUp'), dOut: read(dOut, 'dOut', count),
+        gate: fromLinears ? arrays.read(g, gateLayout) : read(gate, 'gate', count), up: fromLinears ? arrays.read(u, upLayout) : read(up, 'up', count), count,
       });
       return run(undefined);
     },
@@ -304,7 +336,12 @@ export function deviceOps(
     },
 
     residualAdd(out, a, b, count) {
-      ops.launch('residual', 'add', { out: write(out, 'out', count), a: read(a, 'a', count), b: read(b, 'b', count), count });
+      // b is the o or down linear's output: read where that linear left it.
+      const addend = float32(b, 'b');
+      const fromLinear = boundary.resident(addend, count, 'residual', 'addFromActivation');
+      ops.launch('residual', fromLinear !== undefined ? 'addFromActivation' : 'add', {
+        out: write(out, 'out', count), a: read(a, 'a', count), b: fromLinear !== undefined ? arrays.read(addend, fromLinear) : read(b, 'b', count), count,
+      });
       return run(undefined);
     },
 

@@ -16,6 +16,8 @@ export type OpArguments = Readonly<Record<string, DeviceBuffer | null | number>>
 
 export interface ModelOpLauncher {
   has(op: ModelOp): boolean;
+  /** Whether the kernel of `op` has the entry point `entry` (a manifest written before it was added has not). */
+  hasEntry(op: ModelOp, entry: string): boolean;
   /** The manifest entry of the kernel of `op` (its constants are the shapes it was compiled for). */
   kernel(op: ModelOp): ModelOpManifestKernel;
   /** The kernel's compile-time constant (a tile size the grid is computed from). */
@@ -41,6 +43,7 @@ export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOp
   let launches = 0;
   return {
     has: (op) => byOp.has(op),
+    hasEntry: (op, entry) => byOp.get(op)?.manifest.entryPoints.some((e) => e.name === entry) ?? false,
     kernel: (op) => kernelOf(op).manifest,
     constant(op, name) {
       const value = kernelOf(op).manifest.constants[name];

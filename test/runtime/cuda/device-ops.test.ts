@@ -89,8 +89,8 @@ describe.each([['cuBLAS', true], ['no cuBLAS', false]] as const)('cuda backend, 
     expect(resumed).toHaveLength(3);
     expect(Math.abs(resumed[2]! - cpuResumed[2]!) / cpuResumed[2]!).toBeLessThan(5e-3);
     const launched = new Set(device.modelOpLaunches);
-    for (const op of ['embedding.forward', 'rmsnorm.forward', 'rmsnorm.backward', 'rope.forward', 'rope.backward', 'attention.forward', 'attention.backward_dq',
-      'attention.backward_dkdv', 'swiglu.forward', 'swiglu.backward', 'residual.add', 'cross_entropy.forward',
+    for (const op of ['embedding.forward', 'rmsnorm.forward', 'rmsnorm.forwardToActivation', 'rmsnorm.backward', 'rope.forwardFromActivation', 'rope.backward', 'attention.forward', 'attention.backward_dq',
+      'attention.backward_dkdv', 'swiglu.forwardInActivation', 'swiglu.backwardFromActivation', 'residual.addFromActivation', 'cross_entropy.forward',
       'cross_entropy.backward', 'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step', 'dropout.multipliers']) expect(launched, op).toContain(op);
     // lm_head: two GEMMs a step (forward and backward) on cuBLAS, or its kernel's two entry points; never both.
     for (const d of [device, resumedDevice]) {

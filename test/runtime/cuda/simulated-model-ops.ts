@@ -17,6 +17,8 @@ import { SimulatedDevice } from './simulated-device.ts';
 
 export class SimulatedModelOpDevice extends SimulatedDevice {
   readonly modelOpLaunches: string[] = [];
+  /** Beside each of modelOpLaunches, its `rows` argument where it has one (a conversion of activations has the tokens, of an adapter's B its rank). */
+  readonly modelOpRows: (number | undefined)[] = [];
 
   constructor(manifests: readonly CudaManifestKernel[], private readonly modelOps: readonly ModelOpManifestKernel[]) {
     super(manifests);
@@ -30,6 +32,7 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
     if (parameters.length !== entry.parameters.length) throw new Error(`${fn.symbol}: ${parameters.length} parameters, the manifest lists ${entry.parameters.length}`);
     const byName = new Map(entry.parameters.map((p, i) => [p.name, parameters[i]!]));
     const scalar = (name: string) => byName.get(name)!.value as number;
+    this.modelOpRows.push(byName.has('rows') ? scalar('rows') : undefined);
     const bytes = (name: string): Uint8Array | undefined => {
       const value = byName.get(name)!.value as bigint;
       if (value === 0n) return undefined;
@@ -45,6 +48,15 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       const [decode, encode] = kernel.kernel.endsWith('f16') && !kernel.kernel.endsWith('bf16') ? [f16Value, f16Bits] : [bf16Value, bf16Bits];
       return { get: (i: number) => decode(raw[i]!), set: (i: number, v: number) => { raw[i] = encode(v); } };
     };
+    // An op at a linear boundary computes in float32 and widens its 16-bit inputs or rounds its 16-bit outputs (the kernel's loadFloat and storeFloat).
+    const widened = (name: string, count: number) => {
+      const values = sixteen(name);
+      return Float32Array.from({ length: count }, (_, i) => values.get(i));
+    };
+    const roundInto = (name: string, values: Float32Array) => {
+      const out = sixteen(name);
+      values.forEach((v, i) => out.set(i, v));
+    };
     const rows = () => scalar('rows');
     const counted = (targets: Int32Array, mask: Uint8Array | undefined, r: number) => targets[r]! >= 0 && (mask === undefined || mask[r] !== 0);
     switch (`${kernel.op}.${entry.name}`) {
@@ -55,6 +67,11 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       }
       case 'rmsnorm.forward':
         return rmsnormForward(f32('out').subarray(0, rows() * c('CHANNELS')), f32('rstd'), f32('x'), f32('weight'), rows(), c('CHANNELS'), c('EPS'));
+      case 'rmsnorm.forwardToActivation': {
+        const out = new Float32Array(rows() * c('CHANNELS'));
+        rmsnormForward(out, f32('rstd'), f32('x'), f32('weight'), rows(), c('CHANNELS'), c('EPS'));
+        return roundInto('out', out);
+      }
       case 'rmsnorm.backward':
         return rmsnormBackward(f32('dx'), f32('dy'), f32('x'), f32('weight'), f32('rstd'), rows(), c('CHANNELS'));
       case 'convert.toActivation': {
@@ -77,6 +94,12 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
         const x = f32(entry.name === 'forward' ? 'x' : 'dx').subarray(0, rows() * scalar('width'));
         return (entry.name === 'forward' ? ropeForward : ropeBackward)(x, tables, rows() / seqLen, seqLen, scalar('width'));
+      }
+      case 'rope.forwardFromActivation': {
+        const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
+        const x = widened('x', rows() * scalar('width'));
+        ropeForward(x, tables, rows() / seqLen, seqLen, scalar('width'));
+        return f32('out').set(x);
       }
       case 'attention.forward':
       case 'attention.backward_delta':
@@ -127,6 +150,11 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         for (let i = 0; i < scalar('count'); i++) out[i] = a[i]! + b[i]!;
         return;
       }
+      case 'residual.addFromActivation': {
+        const out = f32('out'), a = f32('a'), b = widened('b', scalar('count'));
+        for (let i = 0; i < scalar('count'); i++) out[i] = a[i]! + b[i]!;
+        return;
+      }
       case 'residual.zero':
         return void f32('x').fill(0, 0, scalar('count'));
       case 'residual.accumulate': {
@@ -149,6 +177,13 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         return swigluForward(f32('out'), f32('gate'), f32('up'), scalar('count'));
       case 'swiglu.backward':
         return swigluBackward(f32('dGate'), f32('dUp'), f32('dOut'), f32('gate'), f32('up'), scalar('count'));
+      case 'swiglu.forwardInActivation': {
+        const out = new Float32Array(scalar('count'));
+        swigluForward(out, widened('gate', scalar('count')), widened('up', scalar('count')), scalar('count'));
+        return roundInto('out', out);
+      }
+      case 'swiglu.backwardFromActivation':
+        return swigluBackward(f32('dGate'), f32('dUp'), f32('dOut'), widened('gate', scalar('count')), widened('up', scalar('count')), scalar('count'));
       case 'lm_head.forward':
         return lmHeadForward(f32('logits').subarray(0, rows() * c('VOCAB')), f32('x'), f32('classifier'), rows(), c('CHANNELS'), c('VOCAB'));
       case 'lm_head.backward':
