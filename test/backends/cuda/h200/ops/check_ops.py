@@ -308,6 +308,21 @@ class Case:
     def check(self, op, entry, output, got, ref, tolerance, note=""):
         self.results.add(self.spec, op, entry, self.rows, output, relative_error(got, ref), tolerance, note)
 
+    # The entry points at a linear layer (…Activation) take 16-bit activations: they must give the
+    # float32 entry point's results bit for bit, widened on load and rounded to nearest even on store.
+    @staticmethod
+    def activation_bits(op):
+        return (to_bf16_bits, from_bf16_bits) if op.kernel["kernel"].endswith("bf16") else (to_f16_bits, from_f16_bits)
+
+    def same_bits(self, op, entry, output, got, ref, note=""):
+        mismatched = int(np.count_nonzero(np.asarray(got).view(np.uint16).ravel() != np.asarray(ref).astype(np.uint16).ravel()))
+        self.results.add(self.spec, op, entry, self.rows, output, float(mismatched), EXACT, f"{note}{'; ' if note else ''}{mismatched} elements differ")
+
+    def same_floats(self, op, entry, output, got, ref, note=""):
+        got, ref = np.asarray(got, dtype=np.float32).ravel(), np.asarray(ref, dtype=np.float32).ravel()
+        mismatched = int(np.count_nonzero(got.view(np.uint32) != ref.view(np.uint32)))
+        self.results.add(self.spec, op, entry, self.rows, output, float(mismatched), EXACT, f"{note}{'; ' if note else ''}{mismatched} elements differ from the float32 entry point's")
+
     # -- embedding
     def embedding(self):
         op = self.ops["embedding"]
@@ -340,6 +355,12 @@ class Case:
         r = 1.0 / np.sqrt(np.mean(x64 * x64, axis=1) + np.float64(np.float32(eps)))
         self.check("rmsnorm", "forward", "out", self.down(out), w64 * (r[:, None] * x64), TOLERANCE)
         self.check("rmsnorm", "forward", "rstd", self.down(rstd), r, TOLERANCE)
+        if "forwardToActivation" in op.entries:
+            to_bits, _ = self.activation_bits(op)
+            out16, rstd16 = self.up(np.full((R, C), 0x7FC1, dtype=np.uint16)), self.up(self.nan(R))
+            op.launch("forwardToActivation", grid, [out16, rstd16, self.up(x), self.up(w), R])
+            self.same_bits("rmsnorm", "forwardToActivation", "out bits (the forward's, rounded)", self.down(out16), to_bits(self.down(out)))
+            self.same_floats("rmsnorm", "forwardToActivation", "rstd", self.down(rstd16), self.down(rstd))
         dy, dx0 = self.randn(R, C), self.randn(R, C)
         rstd32 = r.astype(np.float32)
         dx = self.up(dx0)
@@ -405,6 +426,14 @@ class Case:
                 ref[:, 0::2] = x0 * c - x1 * s
                 ref[:, 1::2] = x0 * s + x1 * c
                 self.check("rope", entry, f"{label} in place", self.down(buffer), ref, TOLERANCE, f"batch {batch} x seqLen {seq}, width {width}")
+            if "forwardFromActivation" in op.entries:
+                to_bits, from_bits = self.activation_bits(op)
+                x16 = to_bits(self.randn(R, width))
+                turned = self.up(from_bits(x16).astype(np.float32))
+                op.launch("forward", grid, [turned, self.up(cos), self.up(sin), R, seq, width])
+                out = self.up(self.nan(R, width))
+                op.launch("forwardFromActivation", grid, [out, self.up(x16), self.up(cos), self.up(sin), R, seq, width])
+                self.same_floats("rope", "forwardFromActivation", f"{label} out", self.down(out), self.down(turned), f"batch {batch} x seqLen {seq}, width {width}")
 
     # -- swiglu
     def swiglu(self):
@@ -423,6 +452,19 @@ class Case:
         d = dOut.astype(np.float64)
         self.check("swiglu", "backward", "dGate (+=)", self.down(dGate), dGate0 + d * u * sig * (1 + g * (1 - sig)), TOLERANCE)
         self.check("swiglu", "backward", "dUp (+=)", self.down(dUp), dUp0 + d * g * sig, TOLERANCE)
+        if "forwardInActivation" in op.entries:
+            to_bits, from_bits = self.activation_bits(op)
+            gate16, up16 = to_bits(gate), to_bits(up)
+            gate32, up32 = from_bits(gate16).astype(np.float32), from_bits(up16).astype(np.float32)
+            out32, out16 = self.up(self.nan(n)), self.up(np.full(n, 0x7FC1, dtype=np.uint16))
+            op.launch("forward", grid, [out32, self.up(gate32), self.up(up32), n])
+            op.launch("forwardInActivation", grid, [out16, self.up(gate16), self.up(up16), n])
+            self.same_bits("swiglu", "forwardInActivation", "out bits (the forward's on the widened inputs, rounded)", self.down(out16), to_bits(self.down(out32)))
+            grads32, grads16 = [self.up(dGate0), self.up(dUp0)], [self.up(dGate0), self.up(dUp0)]
+            op.launch("backward", grid, [*grads32, self.up(dOut), self.up(gate32), self.up(up32), n])
+            op.launch("backwardFromActivation", grid, [*grads16, self.up(dOut), self.up(gate16), self.up(up16), n])
+            for label, got, want in zip(("dGate (+=)", "dUp (+=)"), grads16, grads32):
+                self.same_floats("swiglu", "backwardFromActivation", label, self.down(got), self.down(want))
 
     # -- residual
     def residual(self):
@@ -433,6 +475,11 @@ class Case:
         out = self.up(self.nan(n))
         op.launch("add", grid, [out, self.up(a), self.up(b), n])
         self.check("residual", "add", "out", self.down(out), a + b, EXACT)
+        if "addFromActivation" in op.entries:
+            to_bits, from_bits = self.activation_bits(op)
+            b16 = to_bits(b)
+            op.launch("addFromActivation", grid, [out, self.up(a), self.up(b16), n])
+            self.check("residual", "addFromActivation", "out", self.down(out), a + from_bits(b16).astype(np.float32), EXACT)
         x = self.up(self.randn(n + 1))
         op.launch("zero", grid, [x, n])
         got = self.down(x)
@@ -651,6 +698,16 @@ def timings(device, spec, arch, ops, rows, repeats=20):
         ("sum_squares partials+finish", ss, None, None, None, 4 * adapter, 0),
         ("adamw step", aw, "step", (ceil(adapter, aw["THREADS"]),), [z(adapter), z(adapter), z(adapter), z(adapter), None, adapter, F32(1e-3), F32(0.9), F32(0.999), F32(1e-8), F32(0.0), F32(1.0), 1], 4 * 7 * adapter, 0),
     ]
+    # The entry points at a linear layer, on 16-bit activations (each saves the conversions around it).
+    h = lambda *shape: device.upload(np.zeros(shape, dtype=np.uint16))
+    boundary = [
+        ("rmsnorm forward, 16-bit out", rms, "forwardToActivation", (ceil(rows, rms["ROWS_PER_BLOCK"]),), [h(rows, C), z(rows), x, r(C), rows], (4 + 2) * rows * C, 0),
+        ("rope forward (q), 16-bit in", rope, "forwardFromActivation", (ceil(rows * C // 2, rope["THREADS"]),), [z(rows, C), h(rows, C), cos, sin, rows, seq, C], (2 + 4) * rows * C, 0),
+        ("swiglu forward, 16-bit", sw, "forwardInActivation", (ceil(count, sw["THREADS"]),), [h(count), h(count), h(count), count], 2 * 3 * count, 0),
+        ("swiglu backward, 16-bit gate/up", sw, "backwardFromActivation", (ceil(count, sw["THREADS"]),), [z(count), z(count), r(count), h(count), h(count), count], (4 * 5 + 2 * 2) * count, 0),
+        ("residual add, 16-bit b", res, "addFromActivation", (ceil(rows * C, res["THREADS"]),), [z(rows * C), x, h(rows * C), rows * C], (4 * 2 + 2) * rows * C, 0),
+    ]
+    cases += [case for case in boundary if case[2] in case[1].entries]
     if "dropout" in ops:  # one layer's multipliers at group 32: rows × C/32
         dp, entries = ops["dropout"], rows * (C // 32)
         cases.append(("dropout multipliers (one layer)", dp, "multipliers", (ceil(entries, dp["THREADS"]),), [z(entries), 1, 2, dropout_threshold(0.05), F32(1 / 0.95), entries], 4 * entries, 0))
