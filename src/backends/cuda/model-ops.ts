@@ -10,7 +10,10 @@
 // manifest's "modelOps" section is this description plus the file and its code hash, so the
 // runtime launches them without reading a template. Semantics are exactly the TypeScript
 // reference ops' (src/runtime/typescript/*.ts): float32 row-major global memory, forwards
-// overwrite, backwards accumulate (+=).
+// overwrite, backwards accumulate (+=) — but for the entry points at a linear layer (RMSNorm's
+// forwardToActivation, SwiGLU's and the residual add's and RoPE's …Activation ones), whose
+// activations there are the linear kernels' 16-bit type, widened on load and rounded to nearest
+// even on store exactly as the conversions between them would.
 import type { ScalarType } from '../../ir/kernel-ir.ts';
 import { planPrecision } from '../../ir/passes/share-layers.ts';
 import type { Plan } from '../../plan/plan.ts';
@@ -35,7 +38,7 @@ export interface ModelOpParameter {
   readonly name: string;
   /** How the launch passes it: a device pointer (64 bits), a uint32_t or a float. */
   readonly type: 'pointer' | 'u32' | 'f32';
-  /** Its C type in the kernel's signature: `const float*`, `int32_t*`, `uint32_t`, `float` (every op of this folder sets it; attention's may not). */
+  /** Its C type in the kernel's signature: `const float*`, `__nv_bfloat16*`, `int32_t*`, `uint32_t`, `float` (every op of this folder sets it; attention's may not). */
   readonly cType?: string;
   /** What it holds: shape and element type, read, written or accumulated, or what a scalar means. */
   readonly doc?: string;
