@@ -9,7 +9,8 @@
 // loss before step 1, learns which layout each array's readers take) a block's forward launches no conversion but attention's (v in, out
 // out: its kernel reads and writes float32), with bf16 activations
 // (lm_head's GEMM in bf16 takes the final norm as RMSNorm wrote it) and with fp16 ones (where
-// lm_head's GEMM is float32 and the final norm stays float32).
+// lm_head's GEMM is float32 and the final norm stays float32). A step in steady state allocates
+// no device memory.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,18 +96,24 @@ describe.each([['bf16', 'fused', 'bf16'], ['bf16', 'gemm', 'bf16'], ['f16', 'fus
     const run = async (modelOps: readonly ModelOpManifestKernel[], name: string) => {
       const device = new SimulatedModelOpDevice(linear, modelOps);
       const ops = deviceOps(device, { kernels: linear.map(image), modelOps: modelOps.map(image) }, cpuBackend().ops, activation, { path });
+      // The device memory allocated so far at each forward's start.
+      const peaks: number[] = [];
+      const sampled = { ...ops, embeddingForward: (...args: Parameters<typeof ops.embeddingForward>) => (peaks.push(ops.deviceStats!().peakBytes), ops.embeddingForward(...args)) };
       const out = join(dir, name);
-      await train({ plan, specDir: dir, out, evalBatches: 1, ops });
+      await train({ plan, specDir: dir, out, evalBatches: 1, ops: sampled });
       const losses = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { loss: number }).loss);
       const tokens = 2 * 16; // the spec's batch × seq_len
       const launches = device.modelOpLaunches.map((name, i): Launch => ({ name, convertsActivations: name.startsWith('convert.') && device.modelOpRows[i] === tokens }));
-      return { losses, launches, earlyRoundings: ops.earlyRoundings(), peakBytes: ops.deviceStats!().peakBytes };
+      return { losses, launches, earlyRoundings: ops.earlyRoundings(), peakBytes: ops.deviceStats!().peakBytes, peaks };
     };
     const now = await run(manifest.modelOps, `now-${activation}-${path}`);
     const old = await run(before, `before-${activation}-${path}`);
     expect(now.losses).toHaveLength(3);
     expect(now.losses).toEqual(old.losses);
     expect(now.earlyRoundings).toBe(0);
+    // The third training step allocates no device memory: its buffers are the steps' before (RoPE's
+    // float32 q and k among them, which used to be allocated anew at every call).
+    for (const { peaks } of [now, old]) expect(peaks[4]).toBe(peaks[3]);
 
     // The held-out loss, three training steps, the held-out loss.
     const [nowSteps, oldSteps] = [steps(now.launches), steps(old.launches)];
