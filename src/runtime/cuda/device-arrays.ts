@@ -78,10 +78,27 @@ export class DeviceArrays {
 
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
   take(bytes: number): DeviceBuffer {
-    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
-    const buffer = index >= 0 ? this.pool.splice(index, 1)[0]! : this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    const buffer = this.fromPool(bytes) ?? this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
     this.taken.push(buffer);
     return buffer;
+  }
+
+  /** The smallest free buffer of `bytes` to `most` bytes, out of the pool, or undefined. */
+  private fromPool(bytes: number, most = Number.POSITIVE_INFINITY): DeviceBuffer | undefined {
+    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && b.bytes <= most && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
+    return index >= 0 ? this.pool.splice(index, 1)[0]! : undefined;
+  }
+
+  /**
+   * A buffer an array keeps as its resident copy: a free one from the pool, else a new one. Each
+   * step re-encodes some arrays (a linear layer writes q in bf16, RoPE updates it in float32),
+   * and the buffer an array leaves goes back to the pool; allocating anew each time grew the
+   * pool by every such array every step (at the 7B shape, 64 MB a block a step). At most twice
+   * the size: a resident array holding a far larger temporary would only make the next op
+   * allocate another.
+   */
+  private acquire(bytes: number): DeviceBuffer {
+    return this.fromPool(bytes, 2 * bytes) ?? this.allocate(bytes);
   }
 
   /** The op's temporaries go back to the pool (its launches are queued before any later copy). */
@@ -114,7 +131,7 @@ export class DeviceArrays {
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
     const bytes = elements(layout) * bytesPerElement(layout.encoding);
-    const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.allocate(bytes);
+    const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.acquire(bytes);
     if (found !== undefined && buffer !== found.buffer) this.pool.push(found.buffer);
     if (layout.stride > layout.width) buffer.fill(0, bytes);
     this.resident.set(host, { buffer, ...layout });
@@ -126,7 +143,7 @@ export class DeviceArrays {
     const layout = dense(host.length);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
-    const buffer = this.allocate(host.byteLength);
+    const buffer = this.acquire(host.byteLength);
     if (found !== undefined) {
       this.converter.convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
       this.pool.push(found.buffer);
