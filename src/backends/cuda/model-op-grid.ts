@@ -52,6 +52,8 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
       if (entry === 'forward') return [n('rows'), 1, 1];
       if (entry === 'loss') return [1, 1, 1];
       return entry === 'backward' ? [n('rows'), ceil(c('VOCAB'), c('THREADS')), 1] : unknown();
+    case 'unpool':
+      return entry === 'accumulate' ? [n('rows'), ceil(n('columns'), c('THREADS') * c('COLUMNS_PER_THREAD')), 1] : unknown();
     case 'sum_squares':
       if (entry === 'partials') return [c('BLOCKS'), 1, 1];
       return entry === 'finish' ? [1, 1, 1] : unknown();
