@@ -18,6 +18,7 @@
 // read it.
 import type { Floats } from '../typescript/floats.ts';
 import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
+import { BufferPool } from './buffer-pool.ts';
 import { bytesPerElement, decodeRows, encodeRows, type ActivationType } from './host-data.ts';
 
 /** How a resident array's values are laid out in its device buffer. */
@@ -58,7 +59,7 @@ export function float32(array: Floats, name: string): Float32Array {
 export class DeviceArrays {
   private readonly resident = new WeakMap<Float32Array, Resident>();
   private readonly frozenCopies = new WeakMap<object, Map<string, DeviceBuffer>>();
-  private readonly pool: DeviceBuffer[] = [];
+  private readonly pool = new BufferPool();
   private readonly taken: DeviceBuffer[] = [];
 
   /** Bytes of device memory allocated so far; nothing is freed before the process ends, so this is also the peak. */
@@ -78,15 +79,15 @@ export class DeviceArrays {
 
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
   take(bytes: number): DeviceBuffer {
-    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
-    const buffer = index >= 0 ? this.pool.splice(index, 1)[0]! : this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    const buffer = this.pool.take(bytes) ?? this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
     this.taken.push(buffer);
     return buffer;
   }
 
   /** The op's temporaries go back to the pool (its launches are queued before any later copy). */
   release(): void {
-    this.pool.push(...this.taken.splice(0));
+    for (const buffer of this.taken) this.pool.give(buffer);
+    this.taken.length = 0;
   }
 
   /**
@@ -115,7 +116,7 @@ export class DeviceArrays {
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
     const bytes = elements(layout) * bytesPerElement(layout.encoding);
     const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.allocate(bytes);
-    if (found !== undefined && buffer !== found.buffer) this.pool.push(found.buffer);
+    if (found !== undefined && buffer !== found.buffer) this.pool.give(found.buffer);
     if (layout.stride > layout.width) buffer.fill(0, bytes);
     this.resident.set(host, { buffer, ...layout });
     return buffer;
@@ -129,7 +130,7 @@ export class DeviceArrays {
     const buffer = this.allocate(host.byteLength);
     if (found !== undefined) {
       this.converter.convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
-      this.pool.push(found.buffer);
+      this.pool.give(found.buffer);
     } else {
       buffer.upload(host);
     }
@@ -178,7 +179,7 @@ export class DeviceArrays {
         found.buffer.download(bytes);
         decodeRows(found.encoding, bytes, found.rows, found.width, found.stride, (index, value) => { host[index] = value; });
       }
-      this.pool.push(found.buffer);
+      this.pool.give(found.buffer);
     }
   }
 }
