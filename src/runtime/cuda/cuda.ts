@@ -46,7 +46,7 @@ interface CudaAddon {
   copyFromDevice(destination: ArrayBufferView, pointer: bigint): void;
   copyOnDevice(destination: bigint, source: bigint, bytes: number): void;
   memset(pointer: bigint, byte: number, bytes: number): void;
-  launch(fn: number, grid: readonly number[], block: readonly number[], sharedBytes: number, parameters: Uint8Array, offsets: Uint32Array): void;
+  launch(fn: number, gridX: number, gridY: number, gridZ: number, blockX: number, blockY: number, blockZ: number, sharedBytes: number, parameters: Uint8Array, offsets: Uint32Array): void;
   synchronize(): void;
   blasProbe(): { available: true; library: string; version: [number, number, number] } | { available: false; reason: string };
   /** Row-major, as GemmCall, with pointers (offsets added) and row strides; see native/cuda-driver.cc. */
@@ -309,7 +309,7 @@ export class CudaDriver implements CudaDevicePort {
   /** Queues the kernel on the default stream; errors inside it surface at synchronize(). */
   launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void {
     const offsets = this.packer.pack(parameters);
-    this.driver.launch(fn.handle, grid, block, sharedBytes, this.packer.bytes, offsets);
+    this.driver.launch(fn.handle, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes, this.packer.bytes, offsets);
   }
 
   synchronize(): void {
