@@ -154,6 +154,7 @@ export interface GemmCall {
 export interface CudaDevicePort {
   loadModule(image: Uint8Array): CudaModule;
   alloc(bytes: number): DeviceBuffer;
+  /** Reads `grid`, `block` and `parameters` before it returns: callers reuse them for their next launch. */
   launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void;
   synchronize(): void;
   /**
@@ -230,6 +231,15 @@ export type KernelParameter =
 export const pointer = (buffer: DeviceBuffer | bigint): KernelParameter => ({ kind: 'pointer', value: typeof buffer === 'bigint' ? buffer : buffer.pointer });
 export const u32 = (value: number): KernelParameter => ({ kind: 'u32', value });
 export const f32 = (value: number): KernelParameter => ({ kind: 'f32', value });
+
+/**
+ * A KernelParameter that a launcher keeps and sets again for each launch (its kind fixed): a
+ * driver reads parameters before launch() returns, and a step's ~850 launches each made a dozen
+ * such objects for the young generation otherwise.
+ */
+export type ReusedParameter = { readonly kind: 'pointer'; value: bigint } | { readonly kind: 'u32' | 'f32'; value: number };
+
+export const reusedParameter = (kind: KernelParameter['kind']): ReusedParameter => (kind === 'pointer' ? { kind, value: 0n } : { kind, value: 0 });
 
 /**
  * Packs a launch's parameters at their natural alignment, as cuLaunchKernel's kernelParams point

@@ -7,7 +7,7 @@
 // one T hundreds of times.
 import { dispatchFor, launchesFor, type CudaManifestKernel, type ManifestKernel, type ManifestLaunch } from '../../backends/manifest.ts';
 import { evaluateDispatch } from '../../ir/size-expr.ts';
-import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type KernelParameter } from './cuda.ts';
+import { reusedParameter, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type KernelParameter, type ReusedParameter } from './cuda.ts';
 import type { CudaKernelImage } from './kernels.ts';
 
 type Scalars = { readonly tokens: number; readonly adapterScale: number };
@@ -42,6 +42,8 @@ interface LoadedKernel {
   readonly manifest: CudaManifestKernel;
   readonly functions: ReadonlyMap<string, CudaFunction>;
   readonly bindingOrder: readonly string[];
+  /** The launches' parameters (the pointers in binding order, then T and adapterScale), set again by every dispatch. */
+  readonly parameters: readonly ReusedParameter[];
   /** Per T: each launch, its prologue first (undefined: no launch serves that T). */
   readonly launchesByTokens: Map<number, readonly ResolvedLaunch[] | undefined>;
   readonly prologueByTokens: Map<number, ResolvedLaunch>;
@@ -68,6 +70,7 @@ export function loadManifestKernels(driver: CudaDevicePort, images: readonly Cud
     const bindingOrder = manifest.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding).map((b) => b.name);
     return [manifest.kernel, {
       manifest, functions: new Map(symbols.map((symbol) => [symbol, module.function(symbol)])), bindingOrder, launchesByTokens: new Map(), prologueByTokens: new Map(),
+      parameters: [...bindingOrder.map(() => reusedParameter('pointer')), reusedParameter('u32'), reusedParameter('f32')],
     }];
   }));
   const loadedOf = (kernel: ManifestKernel) => {
@@ -76,16 +79,15 @@ export function loadManifestKernels(driver: CudaDevicePort, images: readonly Cud
     return found;
   };
   /** The pointers in binding order, then T and adapterScale: every launch of a kernel takes these. */
-  const argumentsOf = <T>(kernel: LoadedKernel, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars) => {
-    const { bindingOrder } = kernel;
-    const parameters: KernelParameter[] = new Array(bindingOrder.length + 2);
+  const argumentsOf = <T>(kernel: LoadedKernel, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars): readonly KernelParameter[] => {
+    const { bindingOrder, parameters } = kernel;
     for (let i = 0; i < bindingOrder.length; i++) {
       const tensor = buffers[bindingOrder[i]!];
       if (tensor === undefined) throw new Error(`kernel ${kernel.manifest.kernel}: no buffer for binding ${bindingOrder[i]}`);
-      parameters[i] = pointer(bufferOf(tensor));
+      parameters[i]!.value = bufferOf(tensor).pointer;
     }
-    parameters[bindingOrder.length] = u32(scalars.tokens);
-    parameters[bindingOrder.length + 1] = f32(scalars.adapterScale);
+    parameters[bindingOrder.length]!.value = scalars.tokens;
+    parameters[bindingOrder.length + 1]!.value = scalars.adapterScale;
     return parameters;
   };
   const launch = (l: ResolvedLaunch, args: readonly KernelParameter[]) => driver.launch(l.function, l.grid, l.block, 0, args);

@@ -8,7 +8,7 @@ import { modelOpGrid } from '../../backends/cuda/model-op-grid.ts';
 import { attentionGrid } from '../../backends/cuda/model-ops/attention.ts';
 import type { ModelOp } from '../../backends/cuda/model-ops.ts';
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
-import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type KernelParameter } from './cuda.ts';
+import { reusedParameter, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type ReusedParameter } from './cuda.ts';
 import type { ModelOpImage } from './kernels.ts';
 
 /** A launch's arguments by parameter name: a buffer (or null, a null pointer) for a pointer, a number for a scalar. */
@@ -32,7 +32,10 @@ interface ResolvedEntry {
   readonly entry: ModelOpManifestKernel['entryPoints'][number];
   readonly function: CudaFunction;
   readonly parameterNames: ReadonlySet<string>;
+  /** The launch's parameters, set again by every launch of the entry. */
+  readonly parameters: readonly ReusedParameter[];
 }
+
 
 export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOpImage[]): ModelOpLauncher {
   const byOp = new Map<ModelOp, { manifest: ModelOpManifestKernel; entries: Map<string, ResolvedEntry> }>();
@@ -41,6 +44,7 @@ export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOp
     const module = driver.loadModule(fatbin);
     const entries = new Map(manifest.entryPoints.map((entry) => [entry.name, {
       manifest, entry, function: module.function(entry.symbol), parameterNames: new Set(entry.parameters.map((p) => p.name)),
+      parameters: entry.parameters.map((p) => reusedParameter(p.type)),
     }]));
     byOp.set(manifest.op, { manifest, entries });
   }
@@ -70,16 +74,20 @@ export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOp
         const unknown = Object.keys(args).filter((name) => !resolved.parameterNames.has(name));
         if (unknown.length > 0) throw new Error(`${entry.symbol} has no parameter ${unknown.join(', ')}`);
       }
-      const parameters = entry.parameters.map((p): KernelParameter => {
+      const { parameters } = resolved;
+      for (let i = 0; i < parameters.length; i++) {
+        const p = entry.parameters[i]!;
         const value = args[p.name];
         if (value === undefined) throw new Error(`${entry.symbol}: no argument for ${p.name}`);
-        if (p.type === 'pointer') {
+        const parameter = parameters[i]!;
+        if (parameter.kind === 'pointer') {
           if (typeof value === 'number') throw new Error(`${entry.symbol}: ${p.name} is a pointer, given a number`);
-          return pointer(value === null ? 0n : value);
+          parameter.value = value === null ? 0n : value.pointer;
+        } else {
+          if (typeof value !== 'number') throw new Error(`${entry.symbol}: ${p.name} is a ${p.type}, given a buffer`);
+          parameter.value = value;
         }
-        if (typeof value !== 'number') throw new Error(`${entry.symbol}: ${p.name} is a ${p.type}, given a buffer`);
-        return p.type === 'u32' ? u32(value) : f32(value);
-      });
+      }
       // The grid reads its sizes by name from the arguments (the u32 ones, checked above).
       const grid = op === 'attention' ? attentionGrid(manifest, entry.name, args['batch'] as number, args['seqLen'] as number) : modelOpGrid(manifest, entry.name, args);
       driver.launch(resolved.function, grid, entry.block as Dim3, entry.sharedBytes, parameters);
