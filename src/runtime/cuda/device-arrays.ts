@@ -86,8 +86,8 @@ export class DeviceArrays {
 
   /** The op's temporaries go back to the pool (its launches are queued before any later copy). */
   release(): void {
-    for (const buffer of this.taken) this.pool.give(buffer);
-    this.taken.length = 0;
+    // pop(), not a loop and `length = 0`: setting an array's length takes V8's slow path.
+    for (let buffer = this.taken.pop(); buffer !== undefined; buffer = this.taken.pop()) this.pool.give(buffer);
   }
 
   /**
