@@ -107,28 +107,41 @@ export function adapterForwardBuffers(call: DeviceCall, forward: ManifestKernel,
  * and dB accumulated into the adapter's gradients. Returns du (dropout applied) for dx's unpool.
  */
 export function adapterGradients(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, outputGrad: DeviceTensor, rows: number, saved: AdapterActivations | undefined): DeviceTensor {
+  const grads = adapterGradientBuffers(call, adapterGrad, layer, outputGrad, rows, saved);
+  call.dispatch(adapterGrad, rows, grads, { tokens: rows, adapterScale: layer.adapter!.scaling });
+  accumulateAdapterGradients(call, adapterGrad, layer, grads);
+  return grads.pooledInputGrad!;
+}
+
+/**
+ * adapter_grad's tensors by binding name: dy, the saved u and v (and dropout multipliers), A|B
+ * packed, and the scratches it writes (dv, du, dA|dB), which its two entry points share.
+ */
+export function adapterGradientBuffers(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, outputGrad: DeviceTensor, rows: number, saved: AdapterActivations | undefined): Record<string, DeviceTensor> {
   const { adapter } = layer;
   if (adapter === null) throw new Error('adapter_grad for a layer without an adapter');
   if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
   const groups = weightOf(layer).inFeatures / adapter.groupSize;
-  const weightGrads = call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: adapter.a.length + adapter.b.length });
-  const pooledInputGrad = call.scratch(adapterGrad, 'pooledInputGrad', { rows, width: groups });
   const grads: Record<string, DeviceTensor> = {
     outputGrad,
     pooledInput: call.input(adapterGrad, 'pooledInput', saved.u, { rows, width: groups }),
     adapterActivation: call.input(adapterGrad, 'adapterActivation', saved.v, { rows, width: adapter.rank }),
     adapterWeights: call.packed(adapterGrad, 'adapterWeights', [adapter.a, adapter.b]),
     adapterActivationGrad: call.scratch(adapterGrad, 'adapterActivationGrad', { rows, width: adapter.rank }),
-    pooledInputGrad,
-    adapterWeightGrads: weightGrads,
+    pooledInputGrad: call.scratch(adapterGrad, 'pooledInputGrad', { rows, width: groups }),
+    adapterWeightGrads: call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: adapter.a.length + adapter.b.length }),
   };
   if (hasBinding(adapterGrad, 'dropoutMultiplier')) {
     grads.dropoutMultiplier = call.dropoutMultipliers(adapterGrad, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
   }
-  call.dispatch(adapterGrad, rows, grads, { tokens: rows, adapterScale: adapter.scaling });
-  call.accumulate(adapter.gradA, adapterGrad, 'adapterWeightGrads', weightGrads, 0);
-  call.accumulate(adapter.gradB, adapterGrad, 'adapterWeightGrads', weightGrads, adapter.a.length);
-  return pooledInputGrad;
+  return grads;
+}
+
+/** dA and dB, as adapter_grad wrote them (dA then dB in one scratch), added into the layer's gradients. */
+export function accumulateAdapterGradients(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, grads: Readonly<Record<string, DeviceTensor>>): void {
+  const adapter = layer.adapter!;
+  call.accumulate(adapter.gradA, adapterGrad, 'adapterWeightGrads', grads.adapterWeightGrads!, 0);
+  call.accumulate(adapter.gradB, adapterGrad, 'adapterWeightGrads', grads.adapterWeightGrads!, adapter.a.length);
 }
 
 export interface CompiledLinearOps extends LinearOps {

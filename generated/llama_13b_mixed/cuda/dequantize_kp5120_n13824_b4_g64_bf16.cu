@@ -23,7 +23,7 @@
 //   2 weight (written): bfloat16 [5120, 13824]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   dequantize: dequantize_kp5120_n13824_b4_g64_bf16__dequantize, block (256, 1, 1), grid (ceil(13824 / 256), 5120, 1), any T
+//   dequantize: dequantize_kp5120_n13824_b4_g64_bf16__dequantize, block (256, 1, 1), grid (ceil(13824 / 256), 640, 1), any T
 //   host launchers: dequantize_kp5120_n13824_b4_g64_bf16__dequantize__launch
 
 #include <cstdint>
@@ -48,6 +48,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t WORD_ROWS = 640u;
 [[maybe_unused]] constexpr uint32_t GROUP_SIZE = 64u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 80u;
+[[maybe_unused]] constexpr uint32_t ROWS_PER_THREAD = 8u;
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // s[k, o]: [80, 13824], elements 0.. of groupScalesAndZeros
@@ -79,12 +80,18 @@ __device__ inline float dequantizedWeight(const uint32_t* __restrict__ qweight, 
   const uint32_t groupIndex = (inputRow / GROUP_SIZE) * OUT_FEATURES + outputColumn;
   return __ldg(&groupScales[groupIndex]) * (codeToFloat(weightCode(qweight, inputRow, outputColumn)) - __ldg(&groupZeros[groupIndex]));
 }
+// A thread's rows hold one packed word of codes (2-, 4-, 8-bit) inside one group: the word, the
+// scale and the zero are loaded once for all of them. Otherwise (3-bit codes straddle words, or a
+// group smaller than or not a multiple of the word's rows) each row takes its own.
+constexpr bool WORD_IN_ONE_GROUP = (BITS == 2u || BITS == 4u || BITS == 8u) && ROWS_PER_THREAD * BITS == 32u && GROUP_SIZE % ROWS_PER_THREAD == 0u;
 
 }  // namespace qalc_dequantize_kp5120_n13824_b4_g64_bf16
 
 using namespace qalc_dequantize_kp5120_n13824_b4_g64_bf16;
 
-// One weight per thread; kernels that multiply never do this, they dequantize on the fly.
+// ROWS_PER_THREAD input rows of one output column per thread (consecutive threads: consecutive
+// columns, so every load and store is coalesced); kernels that multiply never do this, they
+// dequantize on the fly.
 extern "C" __global__ void __launch_bounds__(THREADS) dequantize_kp5120_n13824_b4_g64_bf16__dequantize(
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -94,9 +101,24 @@ extern "C" __global__ void __launch_bounds__(THREADS) dequantize_kp5120_n13824_b
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
   const uint32_t outputColumn = blockIdx.x * THREADS + threadIdx.x;
-  const uint32_t inputRow = blockIdx.y;
-  if (outputColumn >= OUT_FEATURES || inputRow >= PADDED_IN_FEATURES) return;
-  weight[inputRow * OUT_FEATURES + outputColumn] = activationFromFloat(dequantizedWeight(qweight, groupScales, groupZeros, inputRow, outputColumn));
+  const uint32_t firstRow = blockIdx.y * ROWS_PER_THREAD;
+  if (outputColumn >= OUT_FEATURES || firstRow >= PADDED_IN_FEATURES) return;
+  if (WORD_IN_ONE_GROUP) {
+    // Row firstRow + i is code i of word blockIdx.y; the same expression as dequantizedWeight's.
+    const uint32_t word = __ldg(&qweight[blockIdx.y * OUT_FEATURES + outputColumn]);
+    const uint32_t groupIndex = (firstRow / GROUP_SIZE) * OUT_FEATURES + outputColumn;
+    const float scale = __ldg(&groupScales[groupIndex]), zero = __ldg(&groupZeros[groupIndex]);
+#pragma unroll
+    for (uint32_t i = 0; i < ROWS_PER_THREAD; i++) {
+      if (firstRow + i < PADDED_IN_FEATURES) {
+        weight[(firstRow + i) * OUT_FEATURES + outputColumn] = activationFromFloat(scale * (codeToFloat((word >> (i * BITS)) & CODE_MASK) - zero));
+      }
+    }
+  } else {
+    for (uint32_t row = firstRow; row < firstRow + ROWS_PER_THREAD && row < PADDED_IN_FEATURES; row++) {
+      weight[row * OUT_FEATURES + outputColumn] = activationFromFloat(dequantizedWeight(qweight, groupScales, groupZeros, row, outputColumn));
+    }
+  }
 }
 
 // Host launchers: one per entry point, the same signature for every kernel qalc emits.
@@ -106,7 +128,7 @@ extern "C" cudaError_t dequantize_kp5120_n13824_b4_g64_bf16__dequantize__launch(
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(54u, 5120u, 1u);
+    const dim3 grid(54u, 640u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
     dequantize_kp5120_n13824_b4_g64_bf16__dequantize<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const uint32_t*>(bindings[0]),

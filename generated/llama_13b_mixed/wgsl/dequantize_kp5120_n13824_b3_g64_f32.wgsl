@@ -18,7 +18,7 @@
 //   2 weight (read_write): f32 [5120, 13824]
 //
 // Entry points (T = tokens)
-//   dequantize: dispatch (ceil(13824 / 256), 5120, 1), computes Ŵ
+//   dequantize: dispatch (ceil(13824 / 256), 160, 1), computes Ŵ
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -30,6 +30,7 @@ const CODE_MASK: u32 = 7u;
 const WORD_ROWS: u32 = 480u;
 const GROUP_SIZE: u32 = 64u;
 const GROUPS: u32 = 80u;
+const ROWS_PER_THREAD: u32 = 32u;
 const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [480, 13824]
@@ -71,13 +72,16 @@ fn dequantizedWeight(inputRow: u32, outputColumn: u32) -> f32 {
   return groupScale * (f32(weightCode(inputRow, outputColumn)) - groupZero);
 }
 
-// One weight per invocation; kernels that multiply never do this, they dequantize on the fly.
+// ROWS_PER_THREAD input rows of one output column per invocation (a packed word's codes, as the
+// CUDA kernel's dispatch); kernels that multiply never do this, they dequantize on the fly.
 @compute @workgroup_size(THREADS, 1, 1)
 fn dequantize(@builtin(global_invocation_id) invocation: vec3u) {
   let outputColumn = invocation.x;
-  let inputRow = invocation.y;
-  if (outputColumn >= OUT_FEATURES || inputRow >= PADDED_IN_FEATURES) {
+  let firstRow = invocation.y * ROWS_PER_THREAD;
+  if (outputColumn >= OUT_FEATURES) {
     return;
   }
-  weight[inputRow * OUT_FEATURES + outputColumn] = Activation(dequantizedWeight(inputRow, outputColumn));
+  for (var row = firstRow; row < firstRow + ROWS_PER_THREAD && row < PADDED_IN_FEATURES; row++) {
+    weight[row * OUT_FEATURES + outputColumn] = Activation(dequantizedWeight(row, outputColumn));
+  }
 }

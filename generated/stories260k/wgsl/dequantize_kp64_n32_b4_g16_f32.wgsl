@@ -18,7 +18,7 @@
 //   2 weight (read_write): f32 [64, 32]
 //
 // Entry points (T = tokens)
-//   dequantize: dispatch (ceil(32 / 256), 64, 1), computes Ŵ
+//   dequantize: dispatch (ceil(32 / 256), 8, 1), computes Ŵ
 
 // Activations (x, y, dy, dx, u, v) are stored as Activation; every sum is f32.
 alias Activation = f32;
@@ -30,6 +30,7 @@ const CODE_MASK: u32 = 15u;
 const WORD_ROWS: u32 = 8u;
 const GROUP_SIZE: u32 = 16u;
 const GROUPS: u32 = 4u;
+const ROWS_PER_THREAD: u32 = 8u;
 const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [8, 32]
@@ -67,13 +68,16 @@ fn dequantizedWeight(inputRow: u32, outputColumn: u32) -> f32 {
   return groupScale * (f32(weightCode(inputRow, outputColumn)) - groupZero);
 }
 
-// One weight per invocation; kernels that multiply never do this, they dequantize on the fly.
+// ROWS_PER_THREAD input rows of one output column per invocation (a packed word's codes, as the
+// CUDA kernel's dispatch); kernels that multiply never do this, they dequantize on the fly.
 @compute @workgroup_size(THREADS, 1, 1)
 fn dequantize(@builtin(global_invocation_id) invocation: vec3u) {
   let outputColumn = invocation.x;
-  let inputRow = invocation.y;
-  if (outputColumn >= OUT_FEATURES || inputRow >= PADDED_IN_FEATURES) {
+  let firstRow = invocation.y * ROWS_PER_THREAD;
+  if (outputColumn >= OUT_FEATURES) {
     return;
   }
-  weight[inputRow * OUT_FEATURES + outputColumn] = Activation(dequantizedWeight(inputRow, outputColumn));
+  for (var row = firstRow; row < firstRow + ROWS_PER_THREAD && row < PADDED_IN_FEATURES; row++) {
+    weight[row * OUT_FEATURES + outputColumn] = Activation(dequantizedWeight(row, outputColumn));
+  }
 }

@@ -62,6 +62,10 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
       if (entry === 'forward') return [size(sizes, 'rows', name, entry), 1, 1];
       if (entry === 'loss') return [1, 1, 1];
       return entry === 'backward' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'VOCAB'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
+    case 'unpool':
+      return entry === 'accumulate'
+        ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS') * constant(kernel, 'COLUMNS_PER_THREAD')), 1]
+        : unknownEntry(kernel, entry);
     case 'sum_squares':
       if (entry === 'partials') return [constant(kernel, 'BLOCKS'), 1, 1];
       return entry === 'finish' ? [1, 1, 1] : unknownEntry(kernel, entry);

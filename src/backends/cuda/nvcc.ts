@@ -111,6 +111,8 @@ export async function buildFatbin(nvcc: Nvcc, fileName: string, source: string, 
   }
   const work = mkdtempSync(join(tmpdir(), 'qalc-nvcc-'));
   try {
+    // A model op's file name has its folder (ops/rmsnorm_….cu), as `qalc compile` writes it.
+    mkdirSync(dirname(join(work, fileName)), { recursive: true });
     writeFileSync(join(work, fileName), source);
     let report: string;
     try {

@@ -38,6 +38,16 @@ const TOKENS = { name: 'tokens', type: 'u32', doc: 'T, rows of x' } as const;
 const ADAPTER_SCALE = { name: 'adapterScale', type: 'f32', doc: 'σ = alpha / rank' } as const;
 const over = (count: SizeExpr, per: number): DispatchDim => ({ count, per });
 
+/**
+ * Input rows one dequantize thread writes: the codes of one packed word (32 / bits rows), or of
+ * three words for 3-bit codes, whose 32 codes fill 96 bits. One thread a weight (as before
+ * 1781d13's successor) read each word 32 / bits times and each scale and zero once a row: the
+ * 4096×11008 layer ran at ~15 % of its memory floor on the H200.
+ */
+export function dequantizeRowsPerThread(bits: number): number {
+  return bits === 3 ? 32 : 32 / bits;
+}
+
 function interfaceOf(kernel: KernelIR, c: LayerConfig): Interface {
   const { activation, scale, zero, adapter: adapterType, code } = kernel.dtypes!;
   const { wordRows } = kernel.weightLayout!;
@@ -165,7 +175,8 @@ function interfaceOf(kernel: KernelIR, c: LayerConfig): Interface {
       ];
       return {
         uniforms: [], buffers,
-        entryPoints: [{ name: 'dequantize', computes: 'Ŵ', dispatch: [over(fixed(N), tileColumns), over(fixed(Kp), 1), ONE], uses: all(buffers) }],
+        // A thread per column and ROWS_PER_THREAD input rows (a packed word's codes: read once).
+        entryPoints: [{ name: 'dequantize', computes: 'Ŵ', dispatch: [over(fixed(N), tileColumns), over(fixed(Math.ceil(Kp / dequantizeRowsPerThread(c.bits))), 1), ONE], uses: all(buffers) }],
       };
     }
     case 'merge': {
@@ -190,7 +201,7 @@ function interfaceOf(kernel: KernelIR, c: LayerConfig): Interface {
 const ROLE_CONSTANTS: Readonly<Partial<Record<KernelRole, readonly string[]>>> = {
   quantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'GROUP_SIZE', 'GROUPS', 'MAX_CODE', 'THREADS'],
   pack: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'THREADS'],
-  dequantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'GROUP_SIZE', 'GROUPS', 'THREADS'],
+  dequantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'GROUP_SIZE', 'GROUPS', 'ROWS_PER_THREAD', 'THREADS'],
   adapter_grad: ['OUT_FEATURES', 'GROUPS', 'RANK', 'THREADS'],
   merge: ['OUT_FEATURES', 'GROUPS', 'RANK', 'POOLING_FACTOR', 'THREADS'],
 };
@@ -208,6 +219,7 @@ function allConstants(kernel: KernelIR, c: LayerConfig): Constant[] {
     u('BITS', c.bits), u('CODE_MASK', weightLayout!.codeMask), u('WORD_ROWS', weightLayout!.wordRows),
     u('GROUP_SIZE', c.group), u('GROUPS', c.groups),
   ];
+  if (kernel.role === 'dequantize') constants.push(u('ROWS_PER_THREAD', dequantizeRowsPerThread(c.bits)));
   if (c.adapter) {
     constants.push(u('RANK', c.adapter.rank), { name: 'POOLING_FACTOR', value: c.adapter.poolingFactor, type: 'f32' });
   }

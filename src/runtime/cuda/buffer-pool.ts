@@ -12,10 +12,10 @@ export class BufferPool {
   private readonly sizes: number[] = [];
   private readonly free = new Map<number, DeviceBuffer[]>();
 
-  /** The smallest free buffer of at least `bytes`, now taken out of the pool; undefined if none is that large. */
-  take(bytes: number): DeviceBuffer | undefined {
+  /** The smallest free buffer of `bytes` to `most` bytes, now taken out of the pool; undefined if there is none. */
+  take(bytes: number, most = Number.POSITIVE_INFINITY): DeviceBuffer | undefined {
     const { sizes } = this;
-    for (let i = this.firstAtLeast(bytes); i < sizes.length; i++) {
+    for (let i = this.firstAtLeast(bytes); i < sizes.length && sizes[i]! <= most; i++) {
       const buffer = this.free.get(sizes[i]!)!.pop();
       if (buffer !== undefined) return buffer;
     }

@@ -32,6 +32,7 @@ import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
 import { deviceDropout } from './device-dropout.ts';
+import { deviceUnpool } from './device-unpool.ts';
 import { describeLinearPaths, gemmLinearOps, linearPathOf, type GemmLinearOptions, type GemmLinearStats } from './gemm-linear.ts';
 
 export interface DeviceOps extends TrainingOps {
@@ -147,7 +148,7 @@ export function deviceOps(
       return host.qaloraLinearBackward(dx, dy, rows, layer, saved);
     },
   };
-  const linear = gemmLinearOps(compiledLinearOps(port, hostLinear), port, arrays, driver, linearOptions);
+  const linear = gemmLinearOps(compiledLinearOps(port, hostLinear), port, arrays, driver, deviceUnpool(ops), linearOptions);
   const launches = () => ops.launches() + port.launches() + linear.gemms();
   const run = <T>(result: T): T => {
     arrays.release();

@@ -3,17 +3,20 @@
 // that many tokens dequantizes Ŵ once into a scratch (the compiled dequantize kernel) and
 // multiplies there with the port's GEMM. Smaller calls (decode, short batches) keep the fused
 // forward / decode / backward_data kernels of compiled-linear.ts, which this wraps; so does a
-// port without a GEMM, a layer without a dequantize kernel, and QALC_CUDA_LINEAR=fused.
+// port without a GEMM, a layer without a dequantize kernel, an adapted layer when the compiled
+// kernels have no unpool model op, and QALC_CUDA_LINEAR=fused.
 //
 //   forward   u = pool(x), v = drop(u)·A      the forward kernel's u/v prologue, launched alone
 //             Ŵ = dequantize(codes)           [K, N] in the activation type, into the scratch
 //             y = x·Ŵ                         GEMM, y in the forward kernel's output encoding
 //             y += σ·v·B                      GEMM with beta = 1 (B in the activation type)
-//   backward  dv, dB, du, dA                  adapter_grad, as the fused path runs it
+//   backward  dv = σ·dy·Bᵀ                    GEMM (dv in the activation type, as adapter_grad's)
+//             dB = σ·vᵀ·dy                    GEMM into adapter_grad's dA|dB scratch
+//             du, dA                          adapter_grad's adapterInputGrads entry alone
 //             Ŵ = dequantize(codes)           again: no layer keeps its Ŵ (peak memory)
 //             dx += dy·Ŵᵀ                     GEMM with beta = 1, straight into dx's float32 rows
-//             dx += c·du·U                    GEMM with beta = 1, U [L, K] the 0/1 group matrix,
-//                                             c the pooling factor: unpool(du) without a kernel
+//             dx += c·unpool(du)              the unpool model op (device-unpool.ts), c the
+//                                             pooling factor: dx[t, i] += c·du[t, ⌊i/g⌋]
 //
 // Why two GEMMs for y rather than one over [x | σv]·[Ŵ ; B]: the stacked form needs x and v in
 // one [T, K + r] matrix, and x is the previous op's array (rows of K), so stacking costs a copy
@@ -21,21 +24,30 @@
 // no gain for K ≈ N, and more code. The same holds for dx: folding unpool into the first GEMM
 // would copy dy next to du.
 //
-// dx is accumulated in float32 by the GEMMs themselves (beta = 1), so the fused path's bf16
-// scratch and its accumulate kernel are not needed; y stays in the forward kernel's encoding so
-// that the step's resident activations keep their size and later ops see what the fused path
+// Why a kernel for unpool rather than a GEMM against U [L, K], U[k, i] = 1 where input i is in
+// group k (what this did until then): that GEMM, a broadcast add dressed as a matrix product, ran
+// at ~7 % of HBM bandwidth on the H200 (0.64 ms for K = 11008, L = 344, T = 2048, where ~180 MB
+// move: ≈ 45 µs), and U cost memory and an upload per shape. A manifest compiled before the op
+// existed has no unpool kernel: its adapted layers stay on the fused kernels (the report says
+// why) rather than keep the GEMM and its U alive for old compile folders — `qalc compile` again
+// brings them onto this path.
+//
+// dx is accumulated in float32 by the GEMM (beta = 1) and the unpool kernel, so the fused path's
+// bf16 scratch and its accumulate kernel are not needed; y stays in the forward kernel's encoding
+// so that the step's resident activations keep their size and later ops see what the fused path
 // leaves. One scratch, as large as the largest layer's Ŵ, serves every call: the launches and
 // GEMMs run in order on one stream, so a call's dequantize waits for the previous call's GEMMs.
 import { bindingNamed, elementsFor, shapeFor, type ManifestKernel } from '../../backends/manifest.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
-import { adapterForwardBuffers, adapterGradients, frozenBuffers, weightOf, type CompiledLinearOps, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
+import { accumulateAdapterGradients, adapterForwardBuffers, adapterGradientBuffers, frozenBuffers, weightOf, type CompiledLinearOps, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { DeviceTensor } from '../device-port.ts';
 import { describeLayer, type LinearKernels } from '../linear-kernel-choice.ts';
 import { checkLength } from '../typescript/floats.ts';
 import type { QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { CudaDevicePort, DeviceBuffer, DeviceMatrix, GemmCall } from './cuda.ts';
 import { float32, type DeviceArrays, type Layout } from './device-arrays.ts';
-import { bytesPerElement, encodeRows, type ActivationType } from './host-data.ts';
+import type { UnpoolAccumulator } from './device-unpool.ts';
+import { bytesPerElement, type ActivationType } from './host-data.ts';
 import { prologueOf } from './manifest-launch.ts';
 import type { ResidentCall, ResidentPort } from './resident-port.ts';
 
@@ -82,7 +94,10 @@ export interface GemmLinearOptions {
   readonly minTokens?: number;
 }
 
-export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arrays: DeviceArrays, driver: CudaDevicePort, options: GemmLinearOptions): GemmLinearOps {
+/** `unpool`: the compiled unpool op (device-unpool.ts); without it, adapted layers keep the fused kernels. */
+export function gemmLinearOps(
+  fused: CompiledLinearOps, port: ResidentPort, arrays: DeviceArrays, driver: CudaDevicePort, unpool: UnpoolAccumulator | undefined, options: GemmLinearOptions,
+): GemmLinearOps {
   const minTokens = options.minTokens ?? GEMM_MIN_TOKENS;
   // The fused ops' record, extended: one stats record for the layer, whichever path a call took.
   const stats: GemmLinearStats = Object.assign(fused.stats, {
@@ -114,6 +129,7 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
     if (typeof found === 'string') return { fusedBecause: undefined }; // the fused ops' fallback says why
     const why = found.dequantize === undefined ? 'no dequantize kernel'
       : layer.adapter !== null && prologueOf(found.forward) === undefined ? 'its forward kernel has no u/v prologue (no tensor-core variant)'
+      : layer.adapter !== null && unpool === undefined ? 'the compiled kernels have no unpool model op (compiled before it: run qalc compile again)'
       : undefined;
     if (why !== undefined) return { fusedBecause: `${describeLayer(layer)}: ${why}` };
     const { inFeatures: K, outFeatures: N } = weightOf(layer);
@@ -149,21 +165,10 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
     return { frozen, weight: call.matrix(weight) };
   };
 
-  // U [L, K]: U[k, i] = 1 where input i is in group k; frozen per shape, and its matrix kept.
-  const unpoolMatrices = new Map<string, DeviceMatrix>();
-  const unpoolMatrix = (groups: number, K: number, type: DeviceMatrix['type']): DeviceMatrix => {
-    const key = `${groups}×${K} ${type}`;
-    let matrix = unpoolMatrices.get(key);
-    if (matrix === undefined) {
-      const buffer = arrays.frozen(unpoolMatrices, `unpool ${key}`, () => {
-        const ones = new Float32Array(groups * K);
-        const g = K / groups;
-        for (let i = 0; i < K; i++) ones[Math.floor(i / g) * K + i] = 1;
-        return encodeRows(ones, { encoding: type, rows: groups, width: K, stride: K });
-      });
-      unpoolMatrices.set(key, (matrix = { buffer, type, rows: groups, columns: K }));
-    }
-    return matrix;
+  /** B [r, N] in the activation type, for the GEMMs (the optimizer keeps it in float32). */
+  const adapterB = (adapter: NonNullable<QaLoraLinear['adapter']>, N: number, type: DeviceMatrix['type']): DeviceMatrix => {
+    const buffer = arrays.read(float32(adapter.b, 'B'), { encoding: type as ActivationType, rows: adapter.rank, width: N, stride: N });
+    return { buffer, type, rows: adapter.rank, columns: N };
   };
 
   return {
@@ -191,8 +196,7 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
       gemm({ a: call.matrix(input), b: weight.weight, out: call.matrix(output) });
       if (adapter !== null && adapterActivation !== undefined) {
         const v = call.matrix(adapterActivation);
-        const b = arrays.read(float32(adapter.b, 'B'), { encoding: v.type, rows: adapter.rank, width: N, stride: N });
-        gemm({ a: v, b: { buffer: b, type: v.type, rows: adapter.rank, columns: N }, out: call.matrix(output), alpha: adapter.scaling, beta: 1 });
+        gemm({ a: v, b: adapterB(adapter, N, v.type), out: call.matrix(output), alpha: adapter.scaling, beta: 1 });
       }
       stats.compiledForward++;
       stats.gemmForward++;
@@ -209,8 +213,18 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
       const outputGrad = call.input(found.backwardData, 'outputGrad', dy, { rows, width: N });
       const inputGrad: DeviceMatrix = { buffer: arrays.update(float32(dx, 'dx')), type: 'f32', rows, columns: K };
       if (adapter !== null && found.adapterGrad !== undefined) {
-        const du = call.matrix(adapterGradients(call, found.adapterGrad, layer, outputGrad, rows, saved));
-        gemm({ a: du, b: unpoolMatrix(du.columns, K, du.type), out: inputGrad, alpha: poolingFactor(adapter.pooling, adapter.groupSize), beta: 1 });
+        // dv and dB are two GEMMs over all of dy: on cuBLAS (adapter_grad's adapterOutputGrads
+        // ran dv = dy·Bᵀ, a reduction over N, on T/64 × 2 blocks: 0.28 ms for N = 11008 at
+        // T = 2048 on the H200, 20× its FLOP and byte floors); du and dA stay its own.
+        const kernel = found.adapterGrad;
+        const grads = adapterGradientBuffers(call, kernel, layer, outputGrad, rows, saved);
+        const dy = call.matrix(outputGrad), v = call.matrix(grads.adapterActivation!);
+        const weightGrads = call.matrix(grads.adapterWeightGrads!);
+        gemm({ a: dy, b: adapterB(adapter, N, dy.type), transposeB: true, out: call.matrix(grads.adapterActivationGrad!), alpha: adapter.scaling });
+        gemm({ a: v, transposeA: true, b: dy, out: { buffer: weightGrads.buffer, type: 'f32', rows: adapter.rank, columns: N, offset: adapter.a.length * 4 }, alpha: adapter.scaling });
+        call.entry(kernel, 'adapterInputGrads', rows, grads, { tokens: rows, adapterScale: adapter.scaling });
+        accumulateAdapterGradients(call, kernel, layer, grads);
+        unpool!(inputGrad, call.matrix(grads.pooledInputGrad!), adapter.groupSize, poolingFactor(adapter.pooling, adapter.groupSize));
       }
       const weight = dequantized(call, found.dequantize, layer);
       gemm({ a: call.matrix(outputGrad), b: weight.weight, transposeB: true, out: inputGrad, beta: 1 });

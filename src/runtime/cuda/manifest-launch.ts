@@ -23,6 +23,12 @@ export interface LoadedKernels {
    * without y, for a caller that computes y otherwise (gemm-linear.ts). Throws when it has none.
    */
   prologue<T>(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars): void;
+  /**
+   * Queues only the launches of entry point `entryPoint` that T = `tokens` selects (adapter_grad's
+   * adapterInputGrads, when cuBLAS computes its adapterOutputGrads); returns how many. Throws when
+   * there are none.
+   */
+  entry<T>(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars): number;
 }
 
 /** The u/v prologue among `kernel`'s launches, if it has one. */
@@ -47,6 +53,8 @@ interface LoadedKernel {
   /** Per T: each launch, its prologue first (undefined: no launch serves that T). */
   readonly launchesByTokens: Map<number, readonly ResolvedLaunch[] | undefined>;
   readonly prologueByTokens: Map<number, ResolvedLaunch>;
+  /** Per entry point and T: its launches alone, without prologues (entry()). */
+  readonly entryByTokens: Map<string, Map<number, readonly ResolvedLaunch[]>>;
 }
 
 function resolvedLaunches(kernel: LoadedKernel, tokens: number): readonly ResolvedLaunch[] | undefined {
@@ -56,6 +64,18 @@ function resolvedLaunches(kernel: LoadedKernel, tokens: number): readonly Resolv
     { function: kernel.functions.get(launch.symbol)!, grid: dispatchFor(launch, tokens), block: launch.workgroup },
   ]);
   kernel.launchesByTokens.set(tokens, chosen);
+  return chosen;
+}
+
+function resolvedEntry(kernel: LoadedKernel, entryPoint: string, tokens: number): readonly ResolvedLaunch[] {
+  let byTokens = kernel.entryByTokens.get(entryPoint);
+  if (byTokens === undefined) kernel.entryByTokens.set(entryPoint, (byTokens = new Map()));
+  let chosen = byTokens.get(tokens);
+  if (chosen === undefined) {
+    chosen = (launchesFor(kernel.manifest, tokens) ?? []).filter((l) => l.entryPoint === entryPoint)
+      .map((launch) => ({ function: kernel.functions.get(launch.symbol)!, grid: dispatchFor(launch, tokens), block: launch.workgroup }));
+    byTokens.set(tokens, chosen);
+  }
   return chosen;
 }
 
@@ -69,7 +89,7 @@ export function loadManifestKernels(driver: CudaDevicePort, images: readonly Cud
     const symbols = manifest.launches.flatMap((l) => (l.prologue ? [l.prologue.symbol, l.symbol] : [l.symbol]));
     const bindingOrder = manifest.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding).map((b) => b.name);
     return [manifest.kernel, {
-      manifest, functions: new Map(symbols.map((symbol) => [symbol, module.function(symbol)])), bindingOrder, launchesByTokens: new Map(), prologueByTokens: new Map(),
+      manifest, functions: new Map(symbols.map((symbol) => [symbol, module.function(symbol)])), bindingOrder, launchesByTokens: new Map(), prologueByTokens: new Map(), entryByTokens: new Map(),
       parameters: [...bindingOrder.map(() => reusedParameter('pointer')), reusedParameter('u32'), reusedParameter('f32')],
     }];
   }));
@@ -96,6 +116,14 @@ export function loadManifestKernels(driver: CudaDevicePort, images: readonly Cud
       const found = loadedOf(kernel);
       const chosen = resolvedLaunches(found, tokens);
       if (chosen === undefined) throw new Error(`kernel ${kernel.kernel} has no launch for T = ${tokens}`);
+      const args = argumentsOf(found, buffers, bufferOf, scalars);
+      for (const l of chosen) launch(l, args);
+      return chosen.length;
+    },
+    entry(kernel, entryPoint, tokens, buffers, bufferOf, scalars) {
+      const found = loadedOf(kernel);
+      const chosen = resolvedEntry(found, entryPoint, tokens);
+      if (chosen.length === 0) throw new Error(`kernel ${kernel.kernel} has no launch of ${entryPoint} for T = ${tokens}`);
       const args = argumentsOf(found, buffers, bufferOf, scalars);
       for (const l of chosen) launch(l, args);
       return chosen.length;

@@ -46,11 +46,18 @@ export function profileMethodOf(value: string | undefined, hasEvents: boolean): 
 export class ProfileTotals {
   private readonly entries = new Map<string, { kind: ProfileEntry['kind']; calls: number; milliseconds: number }>();
 
+  /**
+   * A call's time under its name; the first call of each name under `<name>, first call`: it pays
+   * for loading the kernel (CUDA loads modules lazily) or for cuBLAS choosing its kernel for the
+   * shape, up to milliseconds, which would swamp the mean of a name with few calls.
+   */
   charge(name: string, kind: ProfileEntry['kind'], milliseconds: number, call = true): void {
-    const entry = this.entries.get(name) ?? { kind, calls: 0, milliseconds: 0 };
+    const firstCall = call && kind !== 'host' && kind !== 'idle' && !this.entries.has(name) && !this.entries.has(`${name}, first call`);
+    const key = firstCall ? `${name}, first call` : name;
+    const entry = this.entries.get(key) ?? { kind, calls: 0, milliseconds: 0 };
     if (call) entry.calls++;
     entry.milliseconds += milliseconds;
-    this.entries.set(name, entry);
+    this.entries.set(key, entry);
   }
 
   sorted(): ProfileEntry[] {

@@ -37,6 +37,8 @@ export interface ResidentCall extends DeviceCall {
   bind(buffer: DeviceBuffer, layout: Layout): DeviceTensor;
   /** Only `kernel`'s u/v prologue (manifest-launch.ts), on the call's buffers by binding name. */
   prologue(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void;
+  /** Only the launches of one of `kernel`'s entry points (manifest-launch.ts), on the call's buffers by binding name. */
+  entry(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void;
 }
 
 export interface ResidentPort extends CudaPort {
@@ -115,6 +117,10 @@ class ResidentDeviceCall implements ResidentCall {
   prologue(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void {
     this.port.kernels.prologue(kernel, tokens, buffers, bufferOf, scalars);
     this.port.launches++;
+  }
+
+  entry(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void {
+    this.port.launches += this.port.kernels.entry(kernel, entryPoint, tokens, buffers, bufferOf, scalars);
   }
 
   bind(buffer: DeviceBuffer, layout: Layout): DeviceTensor {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildKernels, findNvcc } from '../../../src/backends/cuda/nvcc.ts';
+import { buildFatbin, buildKernels, findNvcc } from '../../../src/backends/cuda/nvcc.ts';
 import { modelOpKernels } from '../../../src/backends/cuda/model-ops.ts';
 import { emitModelOps } from '../../../src/backends/emit-kernels.ts';
 import { frontEnd } from '../../../src/compile.ts';
@@ -54,3 +54,14 @@ describe.skipIf(!nvcc)('nvcc compiles every model-op kernel', () => {
   }
 });
 if (!nvcc) console.log('nvcc is not on PATH: the CUDA model-op compile test is skipped (sources are still emitted and golden-tested)');
+
+describe.skipIf(!nvcc)('buildFatbin', () => {
+  it('builds a model op by its file name, folder included (ops/…, as the runtime asks when a fatbin is missing)', async () => {
+    const plan = frontEnd('examples/stories260k.qal').plan!;
+    const [op] = emitModelOps(modelOpKernels(plan, { precision: 'bf16' }), { spec: plan.spec, specFile: plan.specFile, precision: 'bf16' }).filter((k) => k.kernel.op === 'swiglu');
+    expect(op!.fileName).toMatch(/^ops\//);
+    const build = await buildFatbin(nvcc!, op!.fileName, op!.source, 'sm_90a', mkdtempSync(join(outDir, 'cache-')));
+    expect(build.cached).toBe(false);
+    expect(build.fatbin.length).toBeGreaterThan(0);
+  }, 120_000);
+});

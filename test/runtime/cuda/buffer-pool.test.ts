@@ -17,6 +17,9 @@ describe('the cuda ports\' pool of temporaries', () => {
     expect(pool.take(1)).toBeUndefined();
     pool.give(b256!);
     expect(pool.take(200)).toBe(b256);
+    pool.give(c1024!);
+    expect(pool.take(300, 600)).toBeUndefined(); // at most `most` bytes
+    expect(pool.take(300, 1024)).toBe(c1024);
   });
 });
 

@@ -3,18 +3,12 @@
 // other op keeps float32 rows of the model's width. One kernel per 16-bit type; widths and
 // strides are run-time values, so one file serves every layer.
 import type { ModelOpKernel } from '../model-ops.ts';
-import { entryPoint, accumulated, input, output, pointer, u32, type ModelShapes } from './shapes.ts';
+import { activationType, entryPoint, accumulated, input, output, pointer, u32, type ModelShapes } from './shapes.ts';
 
 export const CONVERT_THREADS = 256;
 
-const TYPE_NAMES: Readonly<Record<string, { readonly cType: string; readonly spelled: string }>> = {
-  bf16: { cType: '__nv_bfloat16', spelled: 'bfloat16' },
-  f16: { cType: '__half', spelled: 'half' },
-};
-
 export function convertKernel(shapes: ModelShapes): ModelOpKernel {
-  const type = TYPE_NAMES[shapes.activation];
-  if (!type) throw new Error(`convert: no 16-bit CUDA type for activation ${shapes.activation}`);
+  const type = activationType('convert', shapes);
   const kernel = `convert_${shapes.activation}`;
   const grid = `grid.x = rows, grid.y = ceil(stride / ${CONVERT_THREADS})`;
   const sizes = [u32('rows', 'rows'), u32('columns', 'float32 row width (columns <= stride)'), u32('stride', '16-bit row stride in elements (the kernel binding\'s padded width)')];

@@ -30,6 +30,18 @@ export function modelShapes(plan: Plan, activation: ScalarType): ModelShapes {
   };
 }
 
+const ACTIVATION_TYPES: Readonly<Record<string, { readonly cType: string; readonly spelled: string }>> = {
+  bf16: { cType: '__nv_bfloat16', spelled: 'bfloat16' },
+  f16: { cType: '__half', spelled: 'half' },
+};
+
+/** The 16-bit type the linear kernels' activation bindings hold, as C spells it and as a doc line names it. */
+export function activationType(op: string, shapes: Pick<ModelShapes, 'activation'>): { readonly cType: string; readonly spelled: string } {
+  const type = ACTIVATION_TYPES[shapes.activation];
+  if (!type) throw new Error(`${op}: no 16-bit CUDA type for activation ${shapes.activation}`);
+  return type;
+}
+
 /** Threads of the one-dimensional elementwise kernels. */
 export const ELEMENTWISE_THREADS = 256;
 

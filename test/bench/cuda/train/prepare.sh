@@ -5,6 +5,7 @@
 #                         bundle as qalc/qalc.mjs.xz
 #   reference.py          the PyTorch anchors and the bf16 GEMM ceiling (copied from here)
 #   run.sh, report.mjs    the device script and the report it writes (copied from here)
+#   loss-curve.sh, loss-curve-report.mjs   the 32-block loss curve, killed and resumed, and its record
 #   commit.txt            the commit it was built from (marked when src/ or this folder has changes)
 #   data/                 the LLaMA 2 tokenizer (tokenizer.model), train.txt (the first 200,000
 #                         characters of tinyshakespeare, ~57k tokens) and eval.txt (the next 12,000,
@@ -42,7 +43,7 @@ rm -rf "$dev"
 mkdir -p "$dev/data"
 bash "$root/test/runtime/cuda/h200/bundle-qalc.sh" "$dev"
 cd "$root"
-cp "$here/reference.py" "$here/run.sh" "$here/report.mjs" "$dev/"
+cp "$here/reference.py" "$here/run.sh" "$here/report.mjs" "$here/loss-curve.sh" "$here/loss-curve-report.mjs" "$dev/"
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src templates test/bench/cuda/train || echo ' + uncommitted changes')" > "$dev/commit.txt"
 cp "$shared/models/llama2-tokenizer/tokenizer.model" "$dev/data/"
 head -c 200000 "$shared/data/tinyshakespeare.txt" > "$dev/data/train.txt"

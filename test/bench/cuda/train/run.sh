@@ -9,26 +9,18 @@
 # Parts, in this order, and their expected durations on the H200 (each part survives the failure
 # of any other: a part that fails or runs out of time is reported missing, the rest stand):
 #   gemm ceiling, 8192³ bf16                                      ~15 s (most of it importing torch)
-#   PyTorch anchors at QALC_LAYERS blocks (the depth qalc runs): peft-lora, qalora-eager
+#   PyTorch anchors at QALC_LAYERS blocks (4): peft-lora, qalora-eager
 #                                                                 ~25 s each (import, build, 3 + 10 steps, 1 profiled)
-#   qalc train --random-weights --backend cuda at QALC_LAYERS blocks, STEPS (6) steps
-#                                                                 ~2–3 min: host setup (seeded normal
-#                                                                 draws and RTN in JavaScript, ~20 s a
-#                                                                 block, 15 s for embedding and lm_head),
-#                                                                 kernel loading, a held-out forward,
-#                                                                 the steps, a held-out forward
-#   qalc again, profiled (QALC_CUDA_PROFILE=events: GPU time by CUDA events), 3 steps: the split by class ~1 min
+#   qalc train --random-weights --backend cuda at QALC_LAYERS blocks, STEPS (6) steps, then again
+#   profiled (QALC_CUDA_PROFILE=events: GPU time by CUDA events), 3 steps: ~40 s and ~30 s
 #   PyTorch anchors at 32 blocks (the issue's table)              ~45 s each
+#   qalc at 32 blocks, the same two runs                          ~90 s and ~85 s (host setup ~70 s
+#                                                                 each: the random weights drawn and
+#                                                                 quantized on 16 worker threads)
 #   report                                                        ~1 s
-# ≈ 5 min in all with QALC_LAYERS=4. BUDGET_S (default 540) bounds the whole; each PyTorch part
-# gets at most 150 s; qalc gets what is left less RESERVE_S (170 s) for the anchors at 32 blocks.
-#
-# Why qalc runs a 4-block model of the 7B shape (QALC_LAYERS=4) and not the 32: its host setup
-# (the float32 random weights, then RTN in JavaScript, one thread) costs ~20 s a block, ~11 min
-# for 32 blocks, more than one device call has. Every block of the 7B shape is the same, so the
-# comparison is made at equal depth: qalc at 4 blocks against both PyTorch anchors at 4 blocks,
-# and the anchors at 32 blocks stand for the issue's table. QALC_LAYERS=32 runs the full spec
-# (llama2-7b.qal) when the setup allows it.
+# ≈ 7 min in all. BUDGET_S (default 540) bounds the whole; each PyTorch part gets at most 150 s;
+# qalc at 4 blocks leaves RESERVE_S (330 s) for the parts at 32 blocks. QALC_LAYERS=32 runs the
+# 32-block parts only.
 set -uo pipefail
 dev="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${OUT:-/tmp/train-bench-out}"
@@ -82,47 +74,56 @@ if [ "$qalc_layers" != 32 ]; then
   pytorch_part "qalora-eager-l$qalc_layers" qalora-eager --layers "$qalc_layers"
 fi
 
-# qalc, alone on the GPU: nvidia-smi samples memory.used every 0.2 s (the first line, taken
-# before qalc starts, is the idle baseline), in case its summary.json has no device peak.
-spec="$dev/llama2-7b-l$qalc_layers.qal"
-[ "$qalc_layers" = 32 ] && spec="$dev/llama2-7b.qal"
-if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node" && { [ -f "$dev/qalc/qalc.mjs" ] || xz -dk "$dev/qalc/qalc.mjs.xz"; }; then
-  limit=$(( $(left) - ${RESERVE_S:-170} ))
+# One qalc part at LAYERS blocks, alone on the GPU: nvidia-smi samples memory.used every 0.2 s
+# (the first line, taken before qalc starts, is the idle baseline), in case its summary.json has
+# no device peak; then, if the budget allows, a second, shorter run with every device call timed
+# by CUDA events (QALC_CUDA_PROFILE=events: each call's GPU time and the GPU's idle gaps; only its
+# split is reported). Each leaves RESERVE (s) of the budget to what follows it.
+qalc_part() {
+  local layers="$1" reserve="$2" spec="$dev/llama2-7b-l$1.qal"
+  [ "$layers" = 32 ] && spec="$dev/llama2-7b.qal"
+  local limit=$(( $(left) - reserve ))
+  if [ "$limit" -lt 60 ]; then stamp "skip qalc at $layers blocks: $(left) s left"; return; fi
   stamp "qalc train $(basename "$spec") --steps $steps (limit ${limit} s)"
-  memory="$work/qalc-l$qalc_layers.memory"
+  local memory="$work/qalc-l$layers.memory"
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1 > "$memory" || true
   ( while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -n 1; sleep 0.2; done ) >> "$memory" 2>/dev/null &
-  sampler=$!
-  rm -rf "$work/qalc-l$qalc_layers"
+  local sampler=$!
+  rm -rf "$work/qalc-l$layers"
   # Its stderr goes straight to $OUT (it comes back even if the call is cut short), then to the log.
   timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend "$backend" \
-    --kernels "$dev/compiled/cuda" --steps "$steps" --out "$work/qalc-l$qalc_layers" 2> "$out/qalc.log"
+    --kernels "$dev/compiled/cuda" --steps "$steps" --out "$work/qalc-l$layers" 2> "$out/qalc-l$layers.log"
   echo "qalc exit $?"
-  cp "$out/qalc.log" "$work/qalc-l$qalc_layers.log"
-  tail -n 30 "$out/qalc.log"
+  cp "$out/qalc-l$layers.log" "$work/qalc-l$layers.log"
+  tail -n 30 "$out/qalc-l$layers.log"
   kill "$sampler" 2>/dev/null
   wait "$sampler" 2>/dev/null
-  cat "$work/qalc-l$qalc_layers/summary.json" 2>/dev/null || echo "qalc wrote no summary.json"
-  cp "$work/qalc-l$qalc_layers/train.jsonl" "$out/qalc-train.jsonl" 2>/dev/null || true
-  # The step split by class: a second, shorter run with every device call timed by CUDA events
-  # (QALC_CUDA_PROFILE=events: each call's GPU time and the GPU's idle gaps; only its split is
-  # reported), if the budget allows.
-  limit=$(( $(left) - ${RESERVE_S:-170} ))
+  cat "$work/qalc-l$layers/summary.json" 2>/dev/null || echo "qalc wrote no summary.json"
+  cp "$work/qalc-l$layers/train.jsonl" "$out/qalc-l$layers-train.jsonl" 2>/dev/null || true
+  limit=$(( $(left) - reserve ))
   if [ "$limit" -ge 60 ]; then
-    stamp "qalc train, profiled, 3 steps (limit ${limit} s)"
+    stamp "qalc train at $layers blocks, profiled, 3 steps (limit ${limit} s)"
     QALC_CUDA_PROFILE=events timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend "$backend" \
-      --kernels "$dev/compiled/cuda" --steps 3 --out "$work/qalc-l$qalc_layers-profiled" 2> "$out/qalc-profiled.log"
+      --kernels "$dev/compiled/cuda" --steps 3 --out "$work/qalc-l$layers-profiled" 2> "$out/qalc-l$layers-profiled.log"
     echo "qalc (profiled) exit $?"
-    grep -A 24 '^profile' "$out/qalc-profiled.log" | head -n 25
+    grep -A 30 '^profile' "$out/qalc-l$layers-profiled.log" | head -n 31
   else
-    stamp "skip the profiled qalc run: $(left) s left"
+    stamp "skip the profiled qalc run at $layers blocks: $(left) s left"
   fi
+}
+
+if xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node" && { [ -f "$dev/qalc/qalc.mjs" ] || xz -dk "$dev/qalc/qalc.mjs.xz"; }; then
+  # At qalc's written-out depth first, leaving RESERVE_S for the anchors and qalc at 32 blocks.
+  [ "$qalc_layers" != 32 ] && qalc_part "$qalc_layers" "${RESERVE_S:-330}"
 else
   echo "could not unpack node: no qalc run"
 fi
 
 pytorch_part peft-lora-l32 peft-lora --layers 32
 pytorch_part qalora-eager-l32 qalora-eager --layers 32
+# The whole 7B shape: ~70 s of host setup on the H200's 16 cores (random weights drawn and
+# quantized on worker threads), then ~0.3 s a step.
+[ -x "$work/node" ] && qalc_part 32 30
 
 if [ -x "$work/node" ]; then
   stamp "report (the table is the last thing printed)"
