@@ -18,6 +18,7 @@
 // read it.
 import type { Floats } from '../typescript/floats.ts';
 import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
+import { BufferPool } from './buffer-pool.ts';
 import { bytesPerElement, decodeRows, encodeRows, type ActivationType } from './host-data.ts';
 
 /** How a resident array's values are laid out in its device buffer. */
@@ -58,7 +59,7 @@ export function float32(array: Floats, name: string): Float32Array {
 export class DeviceArrays {
   private readonly resident = new WeakMap<Float32Array, Resident>();
   private readonly frozenCopies = new WeakMap<object, Map<string, DeviceBuffer>>();
-  private readonly pool: DeviceBuffer[] = [];
+  private readonly pool = new BufferPool();
   private readonly taken: DeviceBuffer[] = [];
 
   /** Bytes of device memory allocated so far; nothing is freed before the process ends, so this is also the peak. */
@@ -78,15 +79,9 @@ export class DeviceArrays {
 
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
   take(bytes: number): DeviceBuffer {
-    const buffer = this.fromPool(bytes) ?? this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    const buffer = this.pool.take(bytes) ?? this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
     this.taken.push(buffer);
     return buffer;
-  }
-
-  /** The smallest free buffer of `bytes` to `most` bytes, out of the pool, or undefined. */
-  private fromPool(bytes: number, most = Number.POSITIVE_INFINITY): DeviceBuffer | undefined {
-    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && b.bytes <= most && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
-    return index >= 0 ? this.pool.splice(index, 1)[0]! : undefined;
   }
 
   /**
@@ -98,12 +93,13 @@ export class DeviceArrays {
    * allocate another.
    */
   private acquire(bytes: number): DeviceBuffer {
-    return this.fromPool(bytes, 2 * bytes) ?? this.allocate(bytes);
+    return this.pool.take(bytes, 2 * bytes) ?? this.allocate(bytes);
   }
 
   /** The op's temporaries go back to the pool (its launches are queued before any later copy). */
   release(): void {
-    this.pool.push(...this.taken.splice(0));
+    // pop(), not a loop and `length = 0`: setting an array's length takes V8's slow path.
+    for (let buffer = this.taken.pop(); buffer !== undefined; buffer = this.taken.pop()) this.pool.give(buffer);
   }
 
   /**
@@ -132,7 +128,7 @@ export class DeviceArrays {
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
     const bytes = elements(layout) * bytesPerElement(layout.encoding);
     const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.acquire(bytes);
-    if (found !== undefined && buffer !== found.buffer) this.pool.push(found.buffer);
+    if (found !== undefined && buffer !== found.buffer) this.pool.give(found.buffer);
     if (layout.stride > layout.width) buffer.fill(0, bytes);
     this.resident.set(host, { buffer, ...layout });
     return buffer;
@@ -146,7 +142,7 @@ export class DeviceArrays {
     const buffer = this.acquire(host.byteLength);
     if (found !== undefined) {
       this.converter.convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
-      this.pool.push(found.buffer);
+      this.pool.give(found.buffer);
     } else {
       buffer.upload(host);
     }
@@ -195,7 +191,7 @@ export class DeviceArrays {
         found.buffer.download(bytes);
         decodeRows(found.encoding, bytes, found.rows, found.width, found.stride, (index, value) => { host[index] = value; });
       }
-      this.pool.push(found.buffer);
+      this.pool.give(found.buffer);
     }
   }
 }

@@ -41,11 +41,11 @@ import { bindingNamed, elementsFor, shapeFor, type ManifestKernel } from '../../
 import { poolingFactor } from '../../reference/adapter.ts';
 import { accumulateAdapterGradients, adapterForwardBuffers, adapterGradientBuffers, frozenBuffers, weightOf, type CompiledLinearOps, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { DeviceTensor } from '../device-port.ts';
-import { describeLayer } from '../linear-kernel-choice.ts';
+import { describeLayer, type LinearKernels } from '../linear-kernel-choice.ts';
 import { checkLength } from '../typescript/floats.ts';
 import type { QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { CudaDevicePort, DeviceBuffer, DeviceMatrix, GemmCall } from './cuda.ts';
-import { float32, type DeviceArrays } from './device-arrays.ts';
+import { float32, type DeviceArrays, type Layout } from './device-arrays.ts';
 import type { UnpoolAccumulator } from './device-unpool.ts';
 import { bytesPerElement, type ActivationType } from './host-data.ts';
 import { prologueOf } from './manifest-launch.ts';
@@ -110,19 +110,28 @@ export function gemmLinearOps(
   };
   const gemmSized = (rows: number) => driver.gemm !== undefined && options.path !== 'fused' && (options.path === 'gemm' || rows >= minTokens);
 
+  /** Per layer, what served() found: its kernels and K, N, or that the fused ops keep it (and why, for the report). */
+  type Served = LinearKernels<ManifestKernel> & { readonly dequantize: ManifestKernel; readonly K: number; readonly N: number };
+  const servedBy = new WeakMap<QaLoraLinear, Served | { readonly fusedBecause: string | undefined }>();
   /** The layer's kernels and K, N when the GEMM path serves this call, else undefined (and why, for the report). */
-  const served = (rows: number, layer: QaLoraLinear) => {
+  const served = (rows: number, layer: QaLoraLinear): Served | undefined => {
     if (!gemmSized(rows)) return undefined;
+    let found = servedBy.get(layer);
+    if (found === undefined) servedBy.set(layer, (found = servingOf(layer)));
+    if ('fusedBecause' in found) {
+      if (found.fusedBecause !== undefined) stats.fusedReasons.add(found.fusedBecause);
+      return undefined;
+    }
+    return found;
+  };
+  const servingOf = (layer: QaLoraLinear): Served | { readonly fusedBecause: string | undefined } => {
     const found = fused.kernelsOf(layer);
-    if (typeof found === 'string') return undefined; // the fused ops' fallback says why
+    if (typeof found === 'string') return { fusedBecause: undefined }; // the fused ops' fallback says why
     const why = found.dequantize === undefined ? 'no dequantize kernel'
       : layer.adapter !== null && prologueOf(found.forward) === undefined ? 'its forward kernel has no u/v prologue (no tensor-core variant)'
       : layer.adapter !== null && unpool === undefined ? 'the compiled kernels have no unpool model op (compiled before it: run qalc compile again)'
       : undefined;
-    if (why !== undefined) {
-      stats.fusedReasons.add(`${describeLayer(layer)}: ${why}`);
-      return undefined;
-    }
+    if (why !== undefined) return { fusedBecause: `${describeLayer(layer)}: ${why}` };
     const { inFeatures: K, outFeatures: N } = weightOf(layer);
     return { ...found, dequantize: found.dequantize!, K, N };
   };
@@ -135,14 +144,23 @@ export function gemmLinearOps(
   }));
   let scratch: DeviceBuffer | undefined;
 
+  /** The dequantize kernel's output binding as a layout (per kernel: it never changes). */
+  const weightLayouts = new WeakMap<ManifestKernel, Layout>();
+  const weightLayoutOf = (kernel: ManifestKernel): Layout => {
+    let layout = weightLayouts.get(kernel);
+    if (layout === undefined) {
+      const binding = bindingNamed(kernel, 'weight');
+      const [rows, columns] = shapeFor(binding, 0) as [number, number];
+      weightLayouts.set(kernel, (layout = { encoding: binding.elementType as ActivationType, rows, width: columns, stride: columns }));
+    }
+    return layout;
+  };
+
   /** Ŵ of the layer [K, N] in the scratch, dequantized now; with the frozen buffers it read. */
   const dequantized = (call: ResidentCall, kernel: ManifestKernel, layer: QaLoraLinear) => {
     scratch ??= arrays.allocate(scratchBytes);
-    const binding = bindingNamed(kernel, 'weight');
-    const [rows, columns] = shapeFor(binding, 0) as [number, number];
-    const encoding = binding.elementType as ActivationType;
     const frozen = frozenBuffers(call, kernel, weightOf(layer));
-    const weight = call.bind(scratch, { encoding, rows, width: columns, stride: columns });
+    const weight = call.bind(scratch, weightLayoutOf(kernel));
     call.dispatch(kernel, 0, { ...frozen, weight }, { tokens: 0, adapterScale: 0 });
     return { frozen, weight: call.matrix(weight) };
   };
