@@ -80,7 +80,7 @@ export const cudaDequantizeKp4096N4096B4G32Bf16: CudaKernel<CudaDequantizeKp4096
   file: 'cuda/dequantize_kp4096_n4096_b4_g32_bf16.cu',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.4.o', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.5.o', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.6.o', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.7.o', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.8.o', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.9.o', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.10.o', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.11.o', 'layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.12.o', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.13.o', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.14.o', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.15.o', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.16.o', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.17.o', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.18.o', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.19.o', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.20.o', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.21.o', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.22.o', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.23.o', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.24.o', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.25.o', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.26.o', 'layers.27.q', 'layers.27.k', 'layers.27.v', 'layers.27.o', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.28.o', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.29.o', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.30.o', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.31.o'],
   sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
-  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 4096], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1048576], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 4096] }, { name: 'groupZeros', offset: 524288, shape: (_tokens: number) => [128, 4096] }] },
@@ -88,7 +88,7 @@ export const cudaDequantizeKp4096N4096B4G32Bf16: CudaKernel<CudaDequantizeKp4096
   },
   launchers: ['dequantize_kp4096_n4096_b4_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp4096_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [16, 512, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp4096_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [4, 512, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -375,7 +375,7 @@ export const cudaDequantizeKp4096N11008B4G32Bf16: CudaKernel<CudaDequantizeKp409
   file: 'cuda/dequantize_kp4096_n11008_b4_g32_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up'],
   sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
-  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, BITS: 4, CODE_MASK: 15, WORD_ROWS: 512, GROUP_SIZE: 32, GROUPS: 128, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [512, 11008], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
@@ -383,7 +383,7 @@ export const cudaDequantizeKp4096N11008B4G32Bf16: CudaKernel<CudaDequantizeKp409
   },
   launchers: ['dequantize_kp4096_n11008_b4_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp4096_n11008_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [43, 512, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp4096_n11008_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [11, 512, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -670,7 +670,7 @@ export const cudaDequantizeKp11008N4096B4G32Bf16: CudaKernel<CudaDequantizeKp110
   file: 'cuda/dequantize_kp11008_n4096_b4_g32_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down'],
   sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
-  constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 1376, GROUP_SIZE: 32, GROUPS: 344, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, BITS: 4, CODE_MASK: 15, WORD_ROWS: 1376, GROUP_SIZE: 32, GROUPS: 344, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [1376, 4096], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
@@ -678,7 +678,7 @@ export const cudaDequantizeKp11008N4096B4G32Bf16: CudaKernel<CudaDequantizeKp110
   },
   launchers: ['dequantize_kp11008_n4096_b4_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp11008_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [16, 1376, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp11008_n4096_b4_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [4, 1376, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 

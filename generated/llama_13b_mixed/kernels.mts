@@ -82,7 +82,7 @@ export const wgslDequantizeKp5120N5120B4G64F32: WgslKernel<WgslDequantizeKp5120N
   file: 'wgsl/dequantize_kp5120_n5120_b4_g64_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -408,7 +408,7 @@ export const wgslDequantizeKp5120N13824B4G64F32: WgslKernel<WgslDequantizeKp5120
   file: 'wgsl/dequantize_kp5120_n13824_b4_g64_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -734,7 +734,7 @@ export const wgslDequantizeKp13824N5120B8G128F32: WgslKernel<WgslDequantizeKp138
   file: 'wgsl/dequantize_kp13824_n5120_b8_g128_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, ROWS_PER_THREAD: 4, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, ROWS_PER_THREAD: 4, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [3456, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
@@ -1060,7 +1060,7 @@ export const wgslDequantizeKp5120N5120B3G64F32: WgslKernel<WgslDequantizeKp5120N
   file: 'wgsl/dequantize_kp5120_n5120_b3_g64_f32.wgsl',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -1297,7 +1297,7 @@ export const wgslDequantizeKp5120N13824B3G64F32: WgslKernel<WgslDequantizeKp5120
   file: 'wgsl/dequantize_kp5120_n13824_b3_g64_f32.wgsl',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -1534,7 +1534,7 @@ export const wgslDequantizeKp5120N5120B2G32F32: WgslKernel<WgslDequantizeKp5120N
   file: 'wgsl/dequantize_kp5120_n5120_b2_g32_f32.wgsl',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1638400], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 5120] }, { name: 'groupZeros', offset: 819200, shape: (_tokens: number) => [160, 5120] }] },
@@ -1860,7 +1860,7 @@ export const wgslDequantizeKp5120N13824B2G32F32: WgslKernel<WgslDequantizeKp5120
   file: 'wgsl/dequantize_kp5120_n13824_b2_g32_f32.wgsl',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
@@ -2184,7 +2184,7 @@ export const cudaDequantizeKp5120N5120B4G64Bf16: CudaKernel<CudaDequantizeKp5120
   file: 'cuda/dequantize_kp5120_n5120_b4_g64_bf16.cu',
   layers: ['layers.0.q', 'layers.0.k', 'layers.0.v', 'layers.0.o', 'layers.1.q', 'layers.1.k', 'layers.1.v', 'layers.1.o', 'layers.2.q', 'layers.2.k', 'layers.2.v', 'layers.2.o', 'layers.3.q', 'layers.3.k', 'layers.3.v', 'layers.3.o', 'layers.4.o', 'layers.5.o', 'layers.6.o', 'layers.7.o', 'layers.8.o', 'layers.9.o', 'layers.10.o', 'layers.11.o', 'layers.12.o', 'layers.13.o', 'layers.14.o', 'layers.15.o', 'layers.16.o', 'layers.17.o', 'layers.18.o', 'layers.19.o', 'layers.20.o', 'layers.21.o', 'layers.22.o', 'layers.23.o', 'layers.24.o', 'layers.25.o', 'layers.26.o', 'layers.27.o', 'layers.28.o', 'layers.29.o', 'layers.30.o', 'layers.31.o', 'layers.32.o', 'layers.33.o', 'layers.34.o', 'layers.35.o', 'layers.36.q', 'layers.36.k', 'layers.36.v', 'layers.36.o', 'layers.37.q', 'layers.37.k', 'layers.37.v', 'layers.37.o', 'layers.38.q', 'layers.38.k', 'layers.38.v', 'layers.38.o', 'layers.39.q', 'layers.39.k', 'layers.39.v', 'layers.39.o'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:31'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -2192,7 +2192,7 @@ export const cudaDequantizeKp5120N5120B4G64Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b4_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 640, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n5120_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [5, 640, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2470,7 +2470,7 @@ export const cudaDequantizeKp5120N13824B4G64Bf16: CudaKernel<CudaDequantizeKp512
   file: 'cuda/dequantize_kp5120_n13824_b4_g64_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.36.gate', 'layers.36.up', 'layers.37.gate', 'layers.37.up', 'layers.38.gate', 'layers.38.up', 'layers.39.gate', 'layers.39.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 4, CODE_MASK: 15, WORD_ROWS: 640, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [640, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -2478,7 +2478,7 @@ export const cudaDequantizeKp5120N13824B4G64Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b4_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 640, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n13824_b4_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [14, 640, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -2756,7 +2756,7 @@ export const cudaDequantizeKp13824N5120B8G128Bf16: CudaKernel<CudaDequantizeKp13
   file: 'cuda/dequantize_kp13824_n5120_b8_g128_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down', 'layers.5.down', 'layers.6.down', 'layers.7.down', 'layers.8.down', 'layers.9.down', 'layers.10.down', 'layers.11.down', 'layers.12.down', 'layers.13.down', 'layers.14.down', 'layers.15.down', 'layers.16.down', 'layers.17.down', 'layers.18.down', 'layers.19.down', 'layers.20.down', 'layers.21.down', 'layers.22.down', 'layers.23.down', 'layers.24.down', 'layers.25.down', 'layers.26.down', 'layers.27.down', 'layers.28.down', 'layers.29.down', 'layers.30.down', 'layers.31.down', 'layers.32.down', 'layers.33.down', 'layers.34.down', 'layers.35.down', 'layers.36.down', 'layers.37.down', 'layers.38.down', 'layers.39.down'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
-  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, ROWS_PER_THREAD: 4, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, BITS: 8, CODE_MASK: 255, WORD_ROWS: 3456, GROUP_SIZE: 128, GROUPS: 108, ROWS_PER_THREAD: 4, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [3456, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
@@ -2764,7 +2764,7 @@ export const cudaDequantizeKp13824N5120B8G128Bf16: CudaKernel<CudaDequantizeKp13
   },
   launchers: ['dequantize_kp13824_n5120_b8_g128_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp13824_n5120_b8_g128_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 3456, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp13824_n5120_b8_g128_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [5, 3456, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3041,7 +3041,7 @@ export const cudaDequantizeKp5120N5120B3G64Bf16: CudaKernel<CudaDequantizeKp5120
   file: 'cuda/dequantize_kp5120_n5120_b3_g64_bf16.cu',
   layers: ['layers.4.q', 'layers.4.k', 'layers.4.v', 'layers.5.q', 'layers.5.k', 'layers.5.v', 'layers.6.q', 'layers.6.k', 'layers.6.v', 'layers.7.q', 'layers.7.k', 'layers.7.v', 'layers.8.q', 'layers.8.k', 'layers.8.v', 'layers.9.q', 'layers.9.k', 'layers.9.v', 'layers.10.q', 'layers.10.k', 'layers.10.v', 'layers.11.q', 'layers.11.k', 'layers.11.v', 'layers.28.q', 'layers.28.k', 'layers.28.v', 'layers.29.q', 'layers.29.k', 'layers.29.v', 'layers.30.q', 'layers.30.k', 'layers.30.v', 'layers.31.q', 'layers.31.k', 'layers.31.v', 'layers.32.q', 'layers.32.k', 'layers.32.v', 'layers.33.q', 'layers.33.k', 'layers.33.v', 'layers.34.q', 'layers.34.k', 'layers.34.v', 'layers.35.q', 'layers.35.k', 'layers.35.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [819200], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 5120] }, { name: 'groupZeros', offset: 409600, shape: (_tokens: number) => [80, 5120] }] },
@@ -3049,7 +3049,7 @@ export const cudaDequantizeKp5120N5120B3G64Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b3_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 160, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n5120_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [5, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3251,7 +3251,7 @@ export const cudaDequantizeKp5120N13824B3G64Bf16: CudaKernel<CudaDequantizeKp512
   file: 'cuda/dequantize_kp5120_n13824_b3_g64_bf16.cu',
   layers: ['layers.4.gate', 'layers.4.up', 'layers.5.gate', 'layers.5.up', 'layers.6.gate', 'layers.6.up', 'layers.7.gate', 'layers.7.up', 'layers.8.gate', 'layers.8.up', 'layers.9.gate', 'layers.9.up', 'layers.10.gate', 'layers.10.up', 'layers.11.gate', 'layers.11.up', 'layers.28.gate', 'layers.28.up', 'layers.29.gate', 'layers.29.up', 'layers.30.gate', 'layers.30.up', 'layers.31.gate', 'layers.31.up', 'layers.32.gate', 'layers.32.up', 'layers.33.gate', 'layers.33.up', 'layers.34.gate', 'layers.34.up', 'layers.35.gate', 'layers.35.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 3, CODE_MASK: 7, WORD_ROWS: 480, GROUP_SIZE: 64, GROUPS: 80, ROWS_PER_THREAD: 32, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [480, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
@@ -3259,7 +3259,7 @@ export const cudaDequantizeKp5120N13824B3G64Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b3_g64_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 160, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n13824_b3_g64_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [14, 160, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3461,7 +3461,7 @@ export const cudaDequantizeKp5120N5120B2G32Bf16: CudaKernel<CudaDequantizeKp5120
   file: 'cuda/dequantize_kp5120_n5120_b2_g32_bf16.cu',
   layers: ['layers.12.q', 'layers.12.k', 'layers.12.v', 'layers.13.q', 'layers.13.k', 'layers.13.v', 'layers.14.q', 'layers.14.k', 'layers.14.v', 'layers.15.q', 'layers.15.k', 'layers.15.v', 'layers.16.q', 'layers.16.k', 'layers.16.v', 'layers.17.q', 'layers.17.k', 'layers.17.v', 'layers.18.q', 'layers.18.k', 'layers.18.v', 'layers.19.q', 'layers.19.k', 'layers.19.v', 'layers.20.q', 'layers.20.k', 'layers.20.v', 'layers.21.q', 'layers.21.k', 'layers.21.v', 'layers.22.q', 'layers.22.k', 'layers.22.v', 'layers.23.q', 'layers.23.k', 'layers.23.v', 'layers.24.q', 'layers.24.k', 'layers.24.v', 'layers.25.q', 'layers.25.k', 'layers.25.v', 'layers.26.q', 'layers.26.k', 'layers.26.v', 'layers.27.q', 'layers.27.k', 'layers.27.v'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 5120, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 5120], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1638400], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 5120] }, { name: 'groupZeros', offset: 819200, shape: (_tokens: number) => [160, 5120] }] },
@@ -3469,7 +3469,7 @@ export const cudaDequantizeKp5120N5120B2G32Bf16: CudaKernel<CudaDequantizeKp5120
   },
   launchers: ['dequantize_kp5120_n5120_b2_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n5120_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [20, 320, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n5120_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [5, 320, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 
@@ -3746,7 +3746,7 @@ export const cudaDequantizeKp5120N13824B2G32Bf16: CudaKernel<CudaDequantizeKp512
   file: 'cuda/dequantize_kp5120_n13824_b2_g32_bf16.cu',
   layers: ['layers.12.gate', 'layers.12.up', 'layers.13.gate', 'layers.13.up', 'layers.14.gate', 'layers.14.up', 'layers.15.gate', 'layers.15.up', 'layers.16.gate', 'layers.16.up', 'layers.17.gate', 'layers.17.up', 'layers.18.gate', 'layers.18.up', 'layers.19.gate', 'layers.19.up', 'layers.20.gate', 'layers.20.up', 'layers.21.gate', 'layers.21.up', 'layers.22.gate', 'layers.22.up', 'layers.23.gate', 'layers.23.up', 'layers.24.gate', 'layers.24.up', 'layers.25.gate', 'layers.25.up', 'layers.26.gate', 'layers.26.up', 'layers.27.gate', 'layers.27.up'],
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
-  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, BITS: 2, CODE_MASK: 3, WORD_ROWS: 320, GROUP_SIZE: 32, GROUPS: 160, ROWS_PER_THREAD: 16, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [320, 13824], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
@@ -3754,7 +3754,7 @@ export const cudaDequantizeKp5120N13824B2G32Bf16: CudaKernel<CudaDequantizeKp512
   },
   launchers: ['dequantize_kp5120_n13824_b2_g32_bf16__dequantize__launch'],
   launches: [
-    { symbol: 'dequantize_kp5120_n13824_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [54, 320, 1] as const, sharedBytes: 0, prologue: null },
+    { symbol: 'dequantize_kp5120_n13824_b2_g32_bf16__dequantize', entryPoint: 'dequantize', minTokens: 0, maxTokens: null, block: [256, 1, 1], grid: (_tokens: number) => [14, 320, 1] as const, sharedBytes: 0, prologue: null },
   ],
 };
 

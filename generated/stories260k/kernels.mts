@@ -82,7 +82,7 @@ export const wgslDequantizeKp64N64B4G16F32: WgslKernel<WgslDequantizeKp64N64B4G1
   file: 'wgsl/dequantize_kp64_n64_b4_g16_f32.wgsl',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
@@ -408,7 +408,7 @@ export const wgslDequantizeKp64N32B4G16F32: WgslKernel<WgslDequantizeKp64N32B4G1
   file: 'wgsl/dequantize_kp64_n32_b4_g16_f32.wgsl',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 32], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
@@ -734,7 +734,7 @@ export const wgslDequantizeKp64N172B4G16F32: WgslKernel<WgslDequantizeKp64N172B4
   file: 'wgsl/dequantize_kp64_n172_b4_g16_f32.wgsl',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 172], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
@@ -1060,7 +1060,7 @@ export const wgslDequantizeKp172N64B4G43F32: WgslKernel<WgslDequantizeKp172N64B4
   file: 'wgsl/dequantize_kp172_n64_b4_g43_f32.wgsl',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 1, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [22, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
@@ -1332,7 +1332,7 @@ export const cudaDequantizeKp64N64B4G16Bf16: CudaKernel<CudaDequantizeKp64N64B4G
   file: 'cuda/dequantize_kp64_n64_b4_g16_bf16.cu',
   layers: ['layers.0.q', 'layers.0.o', 'layers.1.q', 'layers.1.o', 'layers.2.q', 'layers.2.o', 'layers.3.q', 'layers.3.o', 'layers.4.q', 'layers.4.o'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
@@ -1617,7 +1617,7 @@ export const cudaDequantizeKp64N32B4G16Bf16: CudaKernel<CudaDequantizeKp64N32B4G
   file: 'cuda/dequantize_kp64_n32_b4_g16_bf16.cu',
   layers: ['layers.0.k', 'layers.0.v', 'layers.1.k', 'layers.1.v', 'layers.2.k', 'layers.2.v', 'layers.3.k', 'layers.3.v', 'layers.4.k', 'layers.4.v'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 32], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
@@ -1902,7 +1902,7 @@ export const cudaDequantizeKp64N172B4G16Bf16: CudaKernel<CudaDequantizeKp64N172B
   file: 'cuda/dequantize_kp64_n172_b4_g16_bf16.cu',
   layers: ['layers.0.gate', 'layers.0.up', 'layers.1.gate', 'layers.1.up', 'layers.2.gate', 'layers.2.up', 'layers.3.gate', 'layers.3.up', 'layers.4.gate', 'layers.4.up'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
-  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, BITS: 4, CODE_MASK: 15, WORD_ROWS: 8, GROUP_SIZE: 16, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [8, 172], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
@@ -2187,7 +2187,7 @@ export const cudaDequantizeKp172N64B4G43Bf16: CudaKernel<CudaDequantizeKp172N64B
   file: 'cuda/dequantize_kp172_n64_b4_g43_bf16.cu',
   layers: ['layers.0.down', 'layers.1.down', 'layers.2.down', 'layers.3.down', 'layers.4.down'],
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
-  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, ROWS_PER_THREAD: 8, THREADS: 256 },
+  constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, BITS: 4, CODE_MASK: 15, WORD_ROWS: 22, GROUP_SIZE: 43, GROUPS: 4, ROWS_PER_THREAD: 8, COLUMNS_PER_THREAD: 4, THREADS: 256 },
   buffers: {
     qweight: { binding: 0, elementType: 'u32', access: 'read', shape: (_tokens: number) => [22, 64], parts: [] },
     groupScalesAndZeros: { binding: 1, elementType: 'f32', access: 'read', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },

@@ -47,12 +47,33 @@ export function describeCompiledLinearStats(stats: CompiledLinearStats, wording:
 
 export const weightOf = (layer: QaLoraLinear): QuantizedWeight => (layer.base as { readonly weight: QuantizedWeight }).weight;
 
+/** What frozenBuffers reads of a kernel's manifest entry, per kernel: every call of a layer binds its frozen weight. */
+interface FrozenBindings {
+  readonly qweightElements: number;
+  readonly scalesAndZeros: number;
+  /** The qweight layout's name by word rows. */
+  readonly qweightLayouts: Map<number, string>;
+}
+const frozenBindings = new WeakMap<ManifestKernel, FrozenBindings>();
+
+function frozenBindingsOf(kernel: ManifestKernel): FrozenBindings {
+  let found = frozenBindings.get(kernel);
+  if (found === undefined) {
+    found = { qweightElements: elementsFor(bindingNamed(kernel, 'qweight'), 0), scalesAndZeros: elementsFor(bindingNamed(kernel, 'groupScalesAndZeros'), 0), qweightLayouts: new Map() };
+    frozenBindings.set(kernel, found);
+  }
+  return found;
+}
+
 /** The frozen weight as `kernel` binds it: qweight with the kernel's word rows, scales then zeros. */
 export function frozenBuffers(call: DeviceCall, kernel: ManifestKernel, weight: QuantizedWeight): Record<string, DeviceTensor> {
-  const wordRows = elementsFor(bindingNamed(kernel, 'qweight'), 0) / weight.outFeatures;
-  const scalesAndZeros = elementsFor(bindingNamed(kernel, 'groupScalesAndZeros'), 0);
+  const bindings = frozenBindingsOf(kernel);
+  const { scalesAndZeros } = bindings;
+  const wordRows = bindings.qweightElements / weight.outFeatures;
+  let qweightLayout = bindings.qweightLayouts.get(wordRows);
+  if (qweightLayout === undefined) bindings.qweightLayouts.set(wordRows, (qweightLayout = `qweight, ${wordRows} word rows`));
   return {
-    qweight: call.frozen(weight.q, `qweight, ${wordRows} word rows`, () => kernelQweight(weight, wordRows)),
+    qweight: call.frozen(weight.q, qweightLayout, () => kernelQweight(weight, wordRows)),
     groupScalesAndZeros: call.frozen(weight.scales, 'scales then zeros', () => {
       const packed = packScalesAndZeros(weight);
       if (packed.length !== scalesAndZeros) throw new Error(`kernel ${kernel.kernel}: groupScalesAndZeros holds ${scalesAndZeros} floats, the layer ${packed.length}`);

@@ -31,6 +31,7 @@ const WORD_ROWS: u32 = 3456u;
 const GROUP_SIZE: u32 = 128u;
 const GROUPS: u32 = 108u;
 const ROWS_PER_THREAD: u32 = 4u;
+const COLUMNS_PER_THREAD: u32 = 1u;
 const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [3456, 5120]

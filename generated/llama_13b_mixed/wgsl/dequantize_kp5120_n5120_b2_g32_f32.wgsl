@@ -31,6 +31,7 @@ const WORD_ROWS: u32 = 320u;
 const GROUP_SIZE: u32 = 32u;
 const GROUPS: u32 = 160u;
 const ROWS_PER_THREAD: u32 = 16u;
+const COLUMNS_PER_THREAD: u32 = 1u;
 const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [320, 5120]

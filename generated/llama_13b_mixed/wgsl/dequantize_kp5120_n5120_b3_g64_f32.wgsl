@@ -31,6 +31,7 @@ const WORD_ROWS: u32 = 480u;
 const GROUP_SIZE: u32 = 64u;
 const GROUPS: u32 = 80u;
 const ROWS_PER_THREAD: u32 = 32u;
+const COLUMNS_PER_THREAD: u32 = 1u;
 const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [480, 5120]

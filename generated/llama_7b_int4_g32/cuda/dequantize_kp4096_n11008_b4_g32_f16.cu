@@ -23,7 +23,7 @@
 //   2 weight (written): half [4096, 11008]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   dequantize: dequantize_kp4096_n11008_b4_g32_f16__dequantize, block (256, 1, 1), grid (ceil(11008 / 256), 512, 1), any T
+//   dequantize: dequantize_kp4096_n11008_b4_g32_f16__dequantize, block (256, 1, 1), grid (ceil(11008 / 1024), 512, 1), any T
 //   host launchers: dequantize_kp4096_n11008_b4_g32_f16__dequantize__launch
 
 #include <cstdint>
@@ -49,6 +49,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2h
 [[maybe_unused]] constexpr uint32_t GROUP_SIZE = 32u;
 [[maybe_unused]] constexpr uint32_t GROUPS = 128u;
 [[maybe_unused]] constexpr uint32_t ROWS_PER_THREAD = 8u;
+[[maybe_unused]] constexpr uint32_t COLUMNS_PER_THREAD = 4u;
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
 
 // s[k, o]: [128, 11008], elements 0.. of groupScalesAndZeros
@@ -85,13 +86,19 @@ __device__ inline float dequantizedWeight(const uint32_t* __restrict__ qweight, 
 // group smaller than or not a multiple of the word's rows) each row takes its own.
 constexpr bool WORD_IN_ONE_GROUP = (BITS == 2u || BITS == 4u || BITS == 8u) && ROWS_PER_THREAD * BITS == 32u && GROUP_SIZE % ROWS_PER_THREAD == 0u;
 
+// Four adjacent columns' values of one row, stored at once (8 bytes for bf16/fp16).
+struct alignas(4 * sizeof(Activation)) FourActivations {
+  Activation value[4];
+};
+
 }  // namespace qalc_dequantize_kp4096_n11008_b4_g32_f16
 
 using namespace qalc_dequantize_kp4096_n11008_b4_g32_f16;
 
-// ROWS_PER_THREAD input rows of one output column per thread (consecutive threads: consecutive
-// columns, so every load and store is coalesced); kernels that multiply never do this, they
-// dequantize on the fly.
+// COLUMNS_PER_THREAD adjacent output columns (4 where out_features allows 16-byte loads, else 1)
+// and ROWS_PER_THREAD input rows per thread; consecutive threads take consecutive columns, so
+// every load and store is coalesced. Kernels that multiply never do this, they dequantize on
+// the fly.
 extern "C" __global__ void __launch_bounds__(THREADS) dequantize_kp4096_n11008_b4_g32_f16__dequantize(
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -100,23 +107,42 @@ extern "C" __global__ void __launch_bounds__(THREADS) dequantize_kp4096_n11008_b
     float adapterScale) {
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
-  const uint32_t outputColumn = blockIdx.x * THREADS + threadIdx.x;
+  const uint32_t firstColumn = (blockIdx.x * THREADS + threadIdx.x) * COLUMNS_PER_THREAD;
   const uint32_t firstRow = blockIdx.y * ROWS_PER_THREAD;
-  if (outputColumn >= OUT_FEATURES || firstRow >= PADDED_IN_FEATURES) return;
-  if (WORD_IN_ONE_GROUP) {
-    // Row firstRow + i is code i of word blockIdx.y; the same expression as dequantizedWeight's.
-    const uint32_t word = __ldg(&qweight[blockIdx.y * OUT_FEATURES + outputColumn]);
-    const uint32_t groupIndex = (firstRow / GROUP_SIZE) * OUT_FEATURES + outputColumn;
+  if (firstColumn >= OUT_FEATURES || firstRow >= PADDED_IN_FEATURES) return;
+  if (WORD_IN_ONE_GROUP && COLUMNS_PER_THREAD == 4u) {
+    // Row firstRow + i is code i of word row blockIdx.y; the same expression as dequantizedWeight's.
+    const uint32_t groupIndex = (firstRow / GROUP_SIZE) * OUT_FEATURES + firstColumn;
+    const uint4 words = __ldg(reinterpret_cast<const uint4*>(&qweight[blockIdx.y * OUT_FEATURES + firstColumn]));
+    const float4 scale = __ldg(reinterpret_cast<const float4*>(&groupScales[groupIndex]));
+    const float4 zero = __ldg(reinterpret_cast<const float4*>(&groupZeros[groupIndex]));
+#pragma unroll
+    for (uint32_t i = 0; i < ROWS_PER_THREAD; i++) {
+      if (firstRow + i < PADDED_IN_FEATURES) {
+        const uint32_t shift = i * BITS;
+        FourActivations out;
+        out.value[0] = activationFromFloat(scale.x * (codeToFloat((words.x >> shift) & CODE_MASK) - zero.x));
+        out.value[1] = activationFromFloat(scale.y * (codeToFloat((words.y >> shift) & CODE_MASK) - zero.y));
+        out.value[2] = activationFromFloat(scale.z * (codeToFloat((words.z >> shift) & CODE_MASK) - zero.z));
+        out.value[3] = activationFromFloat(scale.w * (codeToFloat((words.w >> shift) & CODE_MASK) - zero.w));
+        *reinterpret_cast<FourActivations*>(&weight[(firstRow + i) * OUT_FEATURES + firstColumn]) = out;
+      }
+    }
+  } else if (WORD_IN_ONE_GROUP) {
+    const uint32_t word = __ldg(&qweight[blockIdx.y * OUT_FEATURES + firstColumn]);
+    const uint32_t groupIndex = (firstRow / GROUP_SIZE) * OUT_FEATURES + firstColumn;
     const float scale = __ldg(&groupScales[groupIndex]), zero = __ldg(&groupZeros[groupIndex]);
 #pragma unroll
     for (uint32_t i = 0; i < ROWS_PER_THREAD; i++) {
       if (firstRow + i < PADDED_IN_FEATURES) {
-        weight[(firstRow + i) * OUT_FEATURES + outputColumn] = activationFromFloat(scale * (codeToFloat((word >> (i * BITS)) & CODE_MASK) - zero));
+        weight[(firstRow + i) * OUT_FEATURES + firstColumn] = activationFromFloat(scale * (codeToFloat((word >> (i * BITS)) & CODE_MASK) - zero));
       }
     }
   } else {
-    for (uint32_t row = firstRow; row < firstRow + ROWS_PER_THREAD && row < PADDED_IN_FEATURES; row++) {
-      weight[row * OUT_FEATURES + outputColumn] = activationFromFloat(dequantizedWeight(qweight, groupScales, groupZeros, row, outputColumn));
+    for (uint32_t column = firstColumn; column < firstColumn + COLUMNS_PER_THREAD && column < OUT_FEATURES; column++) {
+      for (uint32_t row = firstRow; row < firstRow + ROWS_PER_THREAD && row < PADDED_IN_FEATURES; row++) {
+        weight[row * OUT_FEATURES + column] = activationFromFloat(dequantizedWeight(qweight, groupScales, groupZeros, row, column));
+      }
     }
   }
 }
@@ -128,7 +154,7 @@ extern "C" cudaError_t dequantize_kp4096_n11008_b4_g32_f16__dequantize__launch(v
   (void)tokens;  // not every kernel reads both
   (void)adapterScale;
   if (true) {
-    const dim3 grid(43u, 512u, 1u);
+    const dim3 grid(11u, 512u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
     dequantize_kp4096_n11008_b4_g32_f16__dequantize<<<grid, dim3(256, 1, 1), 0, stream>>>(
         static_cast<const uint32_t*>(bindings[0]),

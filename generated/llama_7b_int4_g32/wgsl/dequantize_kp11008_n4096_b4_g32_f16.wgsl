@@ -33,6 +33,7 @@ const WORD_ROWS: u32 = 1376u;
 const GROUP_SIZE: u32 = 32u;
 const GROUPS: u32 = 344u;
 const ROWS_PER_THREAD: u32 = 8u;
+const COLUMNS_PER_THREAD: u32 = 1u;
 const THREADS: u32 = 256u;
 
 // GPTQ v1 packed codes: [1376, 4096]

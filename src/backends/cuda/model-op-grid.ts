@@ -13,49 +13,63 @@ const ELEMENTWISE_ENTRIES: Readonly<Record<'swiglu' | 'residual' | 'adamw' | 'dr
 
 const ceil = (a: number, b: number): number => Math.ceil(a / b);
 
-function size(sizes: Readonly<Record<string, number>>, name: string, kernel: string): number {
+function size(sizes: Readonly<Record<string, unknown>>, name: string, kernel: string, entry: string): number {
   const value = sizes[name];
-  if (value === undefined || !Number.isInteger(value) || value < 0) throw new RangeError(`${kernel}: the grid needs ${name} (a non-negative integer), got ${value}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new RangeError(`${kernel}.${entry}: the grid needs ${name} (a non-negative integer), got ${String(value)}`);
   return value;
 }
 
-/** [x, y, z] for one launch of `entry`; a zero anywhere means there is nothing to launch. */
-export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'constants'>, entry: string, sizes: Readonly<Record<string, number>>): Grid {
-  const c = (name: string): number => {
-    const value = kernel.constants[name];
-    if (value === undefined) throw new RangeError(`${kernel.kernel} has no constant ${name}`);
-    return value;
-  };
-  const n = (name: string): number => size(sizes, name, `${kernel.kernel}.${entry}`);
-  const unknown = (): never => {
-    throw new RangeError(`${kernel.kernel} (${kernel.op}) has no entry point ${entry}`);
-  };
+function constant(kernel: Pick<ModelOpKernel, 'kernel' | 'constants'>, name: string): number {
+  const value = kernel.constants[name];
+  if (value === undefined) throw new RangeError(`${kernel.kernel} has no constant ${name}`);
+  return value;
+}
+
+function unknownEntry(kernel: Pick<ModelOpKernel, 'kernel' | 'op'>, entry: string): never {
+  throw new RangeError(`${kernel.kernel} (${kernel.op}) has no entry point ${entry}`);
+}
+
+/**
+ * [x, y, z] for one launch of `entry`; a zero anywhere means there is nothing to launch. `sizes`
+ * may be the launch's whole argument record (only the named sizes are read). No closures here:
+ * the runtime calls this for every model-op launch.
+ */
+export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'constants'>, entry: string, sizes: Readonly<Record<string, unknown>>): Grid {
+  const name = kernel.kernel;
   switch (kernel.op) {
     case 'embedding':
-      return entry === 'forward' ? [n('rows'), ceil(c('CHANNELS'), c('THREADS')), 1] : unknown();
+      return entry === 'forward' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'rmsnorm':
-      return ['forward', 'forwardToActivation', 'backward'].includes(entry) ? [ceil(n('rows'), c('ROWS_PER_BLOCK')), 1, 1] : unknown();
+      return entry === 'forward' || entry === 'forwardToActivation' || entry === 'backward' ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
     case 'convert':
-      if (entry === 'toActivation') return [n('rows'), ceil(n('stride'), c('THREADS')), 1];
-      return entry === 'fromActivation' || entry === 'accumulateFromActivation' ? [n('rows'), ceil(n('columns'), c('THREADS')), 1] : unknown();
+      if (entry === 'toActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'stride', name, entry), constant(kernel, 'THREADS')), 1];
+      return entry === 'fromActivation' || entry === 'accumulateFromActivation'
+        ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS')), 1]
+        : unknownEntry(kernel, entry);
     case 'rope':
-      return ['forward', 'forwardFromActivation', 'backward'].includes(entry) ? [ceil((n('rows') * n('width')) / 2, c('THREADS')), 1, 1] : unknown();
+      return entry === 'forward' || entry === 'forwardFromActivation' || entry === 'backward'
+        ? [ceil((size(sizes, 'rows', name, entry) * size(sizes, 'width', name, entry)) / 2, constant(kernel, 'THREADS')), 1, 1]
+        : unknownEntry(kernel, entry);
     case 'swiglu':
     case 'residual':
     case 'adamw':
     case 'dropout':
-      return ELEMENTWISE_ENTRIES[kernel.op].includes(entry) ? [ceil(n('count'), c('THREADS')), 1, 1] : unknown();
+      return ELEMENTWISE_ENTRIES[kernel.op].includes(entry) ? [ceil(size(sizes, 'count', name, entry), constant(kernel, 'THREADS')), 1, 1] : unknownEntry(kernel, entry);
     case 'lm_head':
-      if (entry === 'forward') return [ceil(c('VOCAB'), c('TILE')), ceil(n('rows'), c('TILE')), 1];
-      return entry === 'backward' ? [ceil(c('CHANNELS'), c('TILE')), ceil(n('rows'), c('TILE')), 1] : unknown();
+      if (entry === 'forward') return [ceil(constant(kernel, 'VOCAB'), constant(kernel, 'TILE')), ceil(size(sizes, 'rows', name, entry), constant(kernel, 'TILE')), 1];
+      return entry === 'backward' ? [ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'TILE')), ceil(size(sizes, 'rows', name, entry), constant(kernel, 'TILE')), 1] : unknownEntry(kernel, entry);
     case 'cross_entropy':
-      if (entry === 'forward') return [n('rows'), 1, 1];
+      if (entry === 'forward') return [size(sizes, 'rows', name, entry), 1, 1];
       if (entry === 'loss') return [1, 1, 1];
-      return entry === 'backward' ? [n('rows'), ceil(c('VOCAB'), c('THREADS')), 1] : unknown();
+      return entry === 'backward' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'VOCAB'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
+    case 'unpool':
+      return entry === 'accumulate'
+        ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS') * constant(kernel, 'COLUMNS_PER_THREAD')), 1]
+        : unknownEntry(kernel, entry);
     case 'sum_squares':
-      if (entry === 'partials') return [c('BLOCKS'), 1, 1];
-      return entry === 'finish' ? [1, 1, 1] : unknown();
+      if (entry === 'partials') return [constant(kernel, 'BLOCKS'), 1, 1];
+      return entry === 'finish' ? [1, 1, 1] : unknownEntry(kernel, entry);
     default:
-      return unknown();
+      return unknownEntry(kernel, entry);
   }
 }

@@ -13,6 +13,12 @@ const REFERENCE: Readonly<Record<string, string>> = {
   swiglu: 'src/runtime/typescript/swiglu.ts', residual: 'src/runtime/typescript/residual.ts', convert: 'the linear kernels\' bindings (src/runtime/compiled-linear.ts)',
   lm_head: 'src/runtime/typescript/lm-head.ts', cross_entropy: 'src/runtime/typescript/cross-entropy.ts', attention: 'src/runtime/typescript/attention.ts',
   adamw: 'src/train/adamw.ts', sum_squares: 'src/train/adamw.ts (gradNorm)', dropout: 'src/runtime/typescript/dropout-draws.ts (expandDropoutMask, keepScales)',
+  unpool: 'src/reference/pooling.ts (unpoolGroups, added into dx)',
+};
+
+/** What an op is, where "a model op (not a QA-LoRA linear layer)" would not say it. */
+const ROLE: Readonly<Record<string, string>> = {
+  unpool: 'the adapter\'s input-gradient unpool of a quantized linear layer\'s backward on dequantize + cuBLAS (src/runtime/cuda/gemm-linear.ts)',
 };
 
 /** A parameter's C type: as described, or what its launch type implies. */
@@ -27,7 +33,7 @@ export function modelOpHeaderLines(kernel: ModelOpKernel, origin: ModelOpOrigin,
     `Regenerate: qalc compile ${shellWord(origin.specFile)}${origin.precisionNote ?? ''}`,
     ...compileCommands(`${kernel.kernel}.cu`).map((command) => `Compile (in cuda/ops): ${command}`),
     '',
-    `Op: ${kernel.op}, a model op (not a QA-LoRA linear layer), exactly as ${REFERENCE[kernel.op] ?? kernel.op}`,
+    `Op: ${kernel.op}, ${ROLE[kernel.op] ?? 'a model op (not a QA-LoRA linear layer)'}, exactly as ${REFERENCE[kernel.op] ?? kernel.op}`,
     `  Constants (the spec's architecture): ${constants}`,
     '  Global memory: float32 row-major, the host\'s layout; token ids and targets int32; forwards overwrite their outputs, backwards accumulate (+=)',
     ...extraLines.map((line) => `  ${line}`),

@@ -1,8 +1,10 @@
 // The model ops on CUDA: every op of a training step that is not a QA-LoRA linear layer
 // (embedding, RMSNorm, RoPE, SwiGLU, the residual glue, the f32 <-> 16-bit conversions around
 // the linear kernels, lm_head, cross-entropy, attention, AdamW, the gradient norm's sum of
-// squares and, for a spec with adapter dropout, the dropout multipliers), each a kernel that `qalc compile` emits from templates/cuda/ops/ with the spec's
-// shapes baked in as constants (src/backends/cuda/model-op-emit.ts prints them).
+// squares and, for a spec with adapter dropout, the dropout multipliers; beside them the unpool of
+// the adapter's input gradient that the quantized layers' dequantize + cuBLAS path adds into dx),
+// each a kernel that `qalc compile` emits from templates/cuda/ops/ with the spec's shapes baked in
+// as constants (src/backends/cuda/model-op-emit.ts prints them).
 //
 // This file is the list: which kernels a plan needs, each described once in its own file under
 // model-ops/ (its constants, its entry points with their parameters in launch order, block,
@@ -31,6 +33,7 @@ import { ropeKernel } from './model-ops/rope.ts';
 import { modelShapes, type ModelShapes } from './model-ops/shapes.ts';
 import { sumSquaresKernel } from './model-ops/sum-squares.ts';
 import { swigluKernel } from './model-ops/swiglu.ts';
+import { unpoolKernel } from './model-ops/unpool.ts';
 
 export type { ModelOp } from './model-op-names.ts';
 
@@ -79,14 +82,17 @@ export interface ModelOpOrigin {
 }
 
 /** Every op's kernel description, in the order of a training step. */
-function describedKernels(shapes: ModelShapes, hasDropout: boolean): ModelOpKernel[] {
+function describedKernels(shapes: ModelShapes, needs: { readonly dropout: boolean; readonly unpool: boolean }): ModelOpKernel[] {
   // Causal grouped-query flash attention (model-ops/attention.ts); a head size it does not take keeps attention on the host.
   const attention = attentionUnsupported(shapes) === null ? [attentionKernel(shapes)] : [];
   // The dropout multipliers only where a layer's adapter drops (p > 0): otherwise no kernel binds them.
-  const dropout = hasDropout ? [dropoutKernel()] : [];
+  const dropout = needs.dropout ? [dropoutKernel()] : [];
+  // dx += c·unpool(du) for the dequantize + cuBLAS path: only where a quantized layer has both a
+  // dequantize kernel and an adapter (the fused backward_data kernels unpool in their epilogue).
+  const unpool = needs.unpool ? [unpoolKernel(shapes)] : [];
   return [
     embeddingKernel(shapes), rmsnormKernel(shapes), convertKernel(shapes), ropeKernel(shapes), ...attention, residualKernel(shapes), swigluKernel(shapes),
-    lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(), ...dropout,
+    lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(), ...dropout, ...unpool,
   ];
 }
 
@@ -99,7 +105,10 @@ export interface ModelOpOptions {
 export function modelOpKernels(plan: Plan, options: ModelOpOptions = {}): readonly ModelOpKernel[] {
   const shapes = modelShapes(plan, options.precision ?? planPrecision(plan, 'cuda'));
   const byName = new Map<string, ModelOpKernel>();
-  const hasDropout = plan.layers.some((layer) => (layer.adapter?.dropout ?? 0) > 0);
-  for (const kernel of describedKernels(shapes, hasDropout)) if (!byName.has(kernel.kernel)) byName.set(kernel.kernel, kernel);
+  const needs = {
+    dropout: plan.layers.some((layer) => (layer.adapter?.dropout ?? 0) > 0),
+    unpool: plan.layers.some((layer) => layer.adapter !== null && layer.kernels.includes('dequantize') && layer.kernels.includes('adapter_grad')),
+  };
+  for (const kernel of describedKernels(shapes, needs)) if (!byName.has(kernel.kernel)) byName.set(kernel.kernel, kernel);
   return [...byName.values()];
 }

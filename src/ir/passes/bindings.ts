@@ -175,7 +175,7 @@ function interfaceOf(kernel: KernelIR, c: LayerConfig): Interface {
       ];
       return {
         uniforms: [], buffers,
-        // A thread per column and ROWS_PER_THREAD input rows (a packed word's codes: read once).
+        // A thread per COLUMNS_PER_THREAD columns and ROWS_PER_THREAD input rows (a packed word's codes: read once).
         entryPoints: [{ name: 'dequantize', computes: 'Ŵ', dispatch: [over(fixed(N), tileColumns), over(fixed(Math.ceil(Kp / dequantizeRowsPerThread(c.bits))), 1), ONE], uses: all(buffers) }],
       };
     }
@@ -201,7 +201,7 @@ function interfaceOf(kernel: KernelIR, c: LayerConfig): Interface {
 const ROLE_CONSTANTS: Readonly<Partial<Record<KernelRole, readonly string[]>>> = {
   quantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'GROUP_SIZE', 'GROUPS', 'MAX_CODE', 'THREADS'],
   pack: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'THREADS'],
-  dequantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'GROUP_SIZE', 'GROUPS', 'ROWS_PER_THREAD', 'THREADS'],
+  dequantize: ['PADDED_IN_FEATURES', 'OUT_FEATURES', 'BITS', 'CODE_MASK', 'WORD_ROWS', 'GROUP_SIZE', 'GROUPS', 'ROWS_PER_THREAD', 'COLUMNS_PER_THREAD', 'THREADS'],
   adapter_grad: ['OUT_FEATURES', 'GROUPS', 'RANK', 'THREADS'],
   merge: ['OUT_FEATURES', 'GROUPS', 'RANK', 'POOLING_FACTOR', 'THREADS'],
 };
@@ -219,7 +219,9 @@ function allConstants(kernel: KernelIR, c: LayerConfig): Constant[] {
     u('BITS', c.bits), u('CODE_MASK', weightLayout!.codeMask), u('WORD_ROWS', weightLayout!.wordRows),
     u('GROUP_SIZE', c.group), u('GROUPS', c.groups),
   ];
-  if (kernel.role === 'dequantize') constants.push(u('ROWS_PER_THREAD', dequantizeRowsPerThread(c.bits)));
+  if (kernel.role === 'dequantize') {
+    constants.push(u('ROWS_PER_THREAD', dequantizeRowsPerThread(c.bits)), u('COLUMNS_PER_THREAD', tiling!.tileColumns / tiling!.workgroupSize[0]));
+  }
   if (c.adapter) {
     constants.push(u('RANK', c.adapter.rank), { name: 'POOLING_FACTOR', value: c.adapter.poolingFactor, type: 'f32' });
   }

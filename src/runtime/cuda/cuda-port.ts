@@ -13,6 +13,7 @@ import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
 import { loadManifestKernels } from './manifest-launch.ts';
 import { keepScales, packParts } from '../kernel-buffers.ts';
 import { bindingLayout } from './binding-layout.ts';
+import { BufferPool } from './buffer-pool.ts';
 import { bytesPerElement, decodeRows, encodeRows, type ActivationType } from './host-data.ts';
 import type { CudaKernelImage } from './kernels.ts';
 
@@ -30,6 +31,7 @@ interface CudaTensor {
 
 const tensor = (t: CudaTensor): DeviceTensor => t as unknown as DeviceTensor;
 const unwrap = (t: DeviceTensor): CudaTensor => t as unknown as CudaTensor;
+const bufferOf = (t: DeviceTensor): DeviceBuffer => unwrap(t).buffer;
 
 export interface CudaPort extends DevicePort {
   /** Kernel launches so far (for reports). */
@@ -39,14 +41,12 @@ export interface CudaPort extends DevicePort {
 export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImage[]): CudaPort {
   const kernels = loadManifestKernels(driver, images);
   const frozen = new WeakMap<object, Map<string, CudaTensor>>();
-  const pool: DeviceBuffer[] = [];
+  const pool = new BufferPool();
   let launches = 0;
 
   /** The smallest pooled buffer of at least `bytes`, or a new one (sizes rounded up to a power of two). */
   const take = (bytes: number): DeviceBuffer => {
-    const index = pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < pool[best]!.bytes) ? i : best), -1);
-    if (index >= 0) return pool.splice(index, 1)[0]!;
-    return driver.alloc(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    return pool.take(bytes) ?? driver.alloc(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
   };
 
   return {
@@ -108,13 +108,12 @@ export function cudaPort(driver: CudaDevicePort, images: readonly CudaKernelImag
           copyBack.push(() => download(t, (i, v) => { if (i >= offset && i < end) host[i - offset] += v; }));
         },
         dispatch(kernel, tokens, buffers, scalars) {
-          const pointers = Object.fromEntries(Object.entries(buffers).map(([name, t]) => [name, unwrap(t).buffer]));
-          launches += kernels.dispatch(kernel, tokens, pointers, scalars);
+          launches += kernels.dispatch(kernel, tokens, buffers, bufferOf, scalars);
         },
         run() {
           driver.synchronize();
           for (const copy of copyBack) copy();
-          pool.push(...taken);
+          for (const buffer of taken) pool.give(buffer);
         },
       };
     },

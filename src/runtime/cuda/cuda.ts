@@ -46,7 +46,7 @@ interface CudaAddon {
   copyFromDevice(destination: ArrayBufferView, pointer: bigint): void;
   copyOnDevice(destination: bigint, source: bigint, bytes: number): void;
   memset(pointer: bigint, byte: number, bytes: number): void;
-  launch(fn: number, grid: readonly number[], block: readonly number[], sharedBytes: number, parameters: Uint8Array, offsets: Uint32Array): void;
+  launch(fn: number, gridX: number, gridY: number, gridZ: number, blockX: number, blockY: number, blockZ: number, sharedBytes: number, parameters: Uint8Array, offsets: Uint32Array): void;
   synchronize(): void;
   blasProbe(): { available: true; library: string; version: [number, number, number] } | { available: false; reason: string };
   /** Row-major, as GemmCall, with pointers (offsets added) and row strides; see native/cuda-driver.cc. */
@@ -154,6 +154,7 @@ export interface GemmCall {
 export interface CudaDevicePort {
   loadModule(image: Uint8Array): CudaModule;
   alloc(bytes: number): DeviceBuffer;
+  /** Reads `grid`, `block` and `parameters` before it returns: callers reuse them for their next launch. */
   launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void;
   synchronize(): void;
   /**
@@ -231,25 +232,53 @@ export const pointer = (buffer: DeviceBuffer | bigint): KernelParameter => ({ ki
 export const u32 = (value: number): KernelParameter => ({ kind: 'u32', value });
 export const f32 = (value: number): KernelParameter => ({ kind: 'f32', value });
 
-/** The parameters packed at their natural alignment, as cuLaunchKernel's kernelParams point into. */
-export function packParameters(parameters: readonly KernelParameter[]): { bytes: Uint8Array; offsets: Uint32Array } {
-  const offsets = new Uint32Array(parameters.length);
-  let end = 0;
-  parameters.forEach((p, i) => {
-    const size = p.kind === 'pointer' ? 8 : 4;
-    end = Math.ceil(end / size) * size;
-    offsets[i] = end;
-    end += size;
-  });
-  const bytes = new Uint8Array(Math.max(end, 8));
-  const view = new DataView(bytes.buffer);
-  parameters.forEach((p, i) => {
-    const at = offsets[i]!;
-    if (p.kind === 'pointer') view.setBigUint64(at, p.value, true);
-    else if (p.kind === 'u32') view.setUint32(at, p.value, true);
-    else view.setFloat32(at, p.value, true);
-  });
-  return { bytes, offsets };
+/**
+ * A KernelParameter that a launcher keeps and sets again for each launch (its kind fixed): a
+ * driver reads parameters before launch() returns, and a step's ~850 launches each made a dozen
+ * such objects for the young generation otherwise.
+ */
+export type ReusedParameter = { readonly kind: 'pointer'; value: bigint } | { readonly kind: 'u32' | 'f32'; value: number };
+
+export const reusedParameter = (kind: KernelParameter['kind']): ReusedParameter => (kind === 'pointer' ? { kind, value: 0n } : { kind, value: 0 });
+
+/**
+ * Packs a launch's parameters at their natural alignment, as cuLaunchKernel's kernelParams point
+ * into, in memory it reuses: cuLaunchKernel copies the values before it returns
+ * (native/cuda-driver.cc), so one packing area serves every launch and a launch allocates
+ * nothing (the host side of a step is ~850 launches: their garbage was a good part of its time).
+ */
+export class ParameterPacker {
+  /** The packed values of the last pack(); longer than they need (the addon reads what offsets say). */
+  bytes = new Uint8Array(512);
+  private view = new DataView(this.bytes.buffer);
+  /** One offsets array per parameter count, overwritten by each pack() of that count. */
+  private readonly offsetsByCount: Uint32Array[] = [];
+
+  /** Packs `parameters` into `bytes`; returns where each starts (valid until the next pack()). */
+  pack(parameters: readonly KernelParameter[]): Uint32Array {
+    const count = parameters.length;
+    const offsets = (this.offsetsByCount[count] ??= new Uint32Array(count));
+    let end = 0;
+    for (let i = 0; i < count; i++) {
+      const size = parameters[i]!.kind === 'pointer' ? 8 : 4;
+      end = Math.ceil(end / size) * size;
+      offsets[i] = end;
+      end += size;
+    }
+    if (end > this.bytes.length) {
+      this.bytes = new Uint8Array(2 * end);
+      this.view = new DataView(this.bytes.buffer);
+    }
+    const view = this.view;
+    for (let i = 0; i < count; i++) {
+      const p = parameters[i]!;
+      const at = offsets[i]!;
+      if (p.kind === 'pointer') view.setBigUint64(at, p.value, true);
+      else if (p.kind === 'u32') view.setUint32(at, p.value, true);
+      else view.setFloat32(at, p.value, true);
+    }
+    return offsets;
+  }
 }
 
 export type Dim3 = readonly [number, number, number];
@@ -261,6 +290,7 @@ export class CudaDriver implements CudaDevicePort {
   readonly blas: CublasAvailability;
 
   readonly events: DeviceEvents;
+  private readonly packer = new ParameterPacker();
 
   constructor(private readonly driver: CudaAddon, readonly device: CudaDevice) {
     this.events = { record: () => driver.eventRecord(), elapsed: (start, end) => driver.eventElapsed(start, end), reset: () => driver.eventsReset() };
@@ -288,8 +318,8 @@ export class CudaDriver implements CudaDevicePort {
 
   /** Queues the kernel on the default stream; errors inside it surface at synchronize(). */
   launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void {
-    const { bytes, offsets } = packParameters(parameters);
-    this.driver.launch(fn.handle, grid, block, sharedBytes, bytes, offsets);
+    const offsets = this.packer.pack(parameters);
+    this.driver.launch(fn.handle, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes, this.packer.bytes, offsets);
   }
 
   synchronize(): void {

@@ -24,6 +24,7 @@
 // read it.
 import type { Floats } from '../typescript/floats.ts';
 import type { CudaDevicePort, DeviceBuffer } from './cuda.ts';
+import { BufferPool } from './buffer-pool.ts';
 import { bytesPerElement, decodeRows, encodeRows, type ActivationType } from './host-data.ts';
 
 /** How a resident array's values are laid out in its device buffer. */
@@ -69,7 +70,7 @@ export function float32(array: Floats, name: string): Float32Array {
 export class DeviceArrays {
   private readonly resident = new WeakMap<Float32Array, Resident>();
   private readonly frozenCopies = new WeakMap<object, Map<string, DeviceBuffer>>();
-  private readonly pool: DeviceBuffer[] = [];
+  private readonly pool = new BufferPool();
   private readonly taken: DeviceBuffer[] = [];
   private readonly readers = new WeakMap<Float32Array, Readers>();
 
@@ -93,15 +94,21 @@ export class DeviceArrays {
 
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
   take(bytes: number): DeviceBuffer {
-    const buffer = this.fromPool(bytes, 2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
+    const buffer = this.pool.take(bytes) ?? this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
     this.taken.push(buffer);
     return buffer;
   }
 
-  /** The smallest pooled buffer of at least `bytes`, out of the pool, or a new one of `allocating` bytes. */
-  private fromPool(bytes: number, allocating = bytes): DeviceBuffer {
-    const index = this.pool.reduce((best, b, i) => (b.bytes >= bytes && (best < 0 || b.bytes < this.pool[best]!.bytes) ? i : best), -1);
-    return index >= 0 ? this.pool.splice(index, 1)[0]! : this.allocate(allocating);
+  /**
+   * A buffer an array keeps as its resident copy: a free one from the pool, else a new one. Each
+   * step re-encodes some arrays (a linear layer writes q in bf16, RoPE updates it in float32),
+   * and the buffer an array leaves goes back to the pool; allocating anew each time grew the
+   * pool by every such array every step (at the 7B shape, 64 MB a block a step). At most twice
+   * the size: a resident array holding a far larger temporary would only make the next op
+   * allocate another.
+   */
+  private acquire(bytes: number): DeviceBuffer {
+    return this.pool.take(bytes, 2 * bytes) ?? this.allocate(bytes);
   }
 
   private noteRead(host: Float32Array, layout: Layout): void {
@@ -119,7 +126,8 @@ export class DeviceArrays {
 
   /** The op's temporaries go back to the pool (its launches are queued before any later copy). */
   release(): void {
-    this.pool.push(...this.taken.splice(0));
+    // pop(), not a loop and `length = 0`: setting an array's length takes V8's slow path.
+    for (let buffer = this.taken.pop(); buffer !== undefined; buffer = this.taken.pop()) this.pool.give(buffer);
   }
 
   /**
@@ -165,8 +173,8 @@ export class DeviceArrays {
       return found.buffer;
     }
     const bytes = elements(layout) * bytesPerElement(layout.encoding);
-    const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.allocate(bytes);
-    if (found !== undefined && buffer !== found.buffer) this.pool.push(found.buffer);
+    const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.acquire(bytes);
+    if (found !== undefined && buffer !== found.buffer) this.pool.give(found.buffer);
     if (layout.stride > layout.width) buffer.fill(0, bytes);
     this.resident.set(host, { buffer, ...layout, rounded });
     return buffer;
@@ -181,7 +189,7 @@ export class DeviceArrays {
     const found = this.resident.get(host);
     if (found === undefined) throw new Error('rewrite: the array is not on the device');
     if (sameLayout(found, layout)) throw new Error('rewrite: the array is already in that layout (write in place)');
-    const buffer = this.fromPool(elements(layout) * bytesPerElement(layout.encoding));
+    const buffer = this.acquire(elements(layout) * bytesPerElement(layout.encoding));
     this.taken.push(found.buffer);
     this.readers.delete(host);
     this.resident.set(host, { buffer, ...layout });
@@ -194,10 +202,10 @@ export class DeviceArrays {
     this.noteRead(host, layout);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
-    const buffer = this.fromPool(host.byteLength);
+    const buffer = this.acquire(host.byteLength);
     if (found !== undefined) {
       this.converter.convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
-      this.pool.push(found.buffer);
+      this.pool.give(found.buffer);
     } else {
       buffer.upload(host);
     }
@@ -247,7 +255,7 @@ export class DeviceArrays {
         found.buffer.download(bytes);
         decodeRows(found.encoding, bytes, found.rows, found.width, found.stride, (index, value) => { host[index] = value; });
       }
-      this.pool.push(found.buffer);
+      this.pool.give(found.buffer);
     }
   }
 }

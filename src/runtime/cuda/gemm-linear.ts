@@ -3,7 +3,8 @@
 // that many tokens dequantizes Ŵ once into a scratch (the compiled dequantize kernel) and
 // multiplies there with the port's GEMM. Smaller calls (decode, short batches) keep the fused
 // forward / decode / backward_data kernels of compiled-linear.ts, which this wraps; so does a
-// port without a GEMM, a layer without a dequantize kernel, and QALC_CUDA_LINEAR=fused.
+// port without a GEMM, a layer without a dequantize kernel, an adapted layer when the compiled
+// kernels have no unpool model op, and QALC_CUDA_LINEAR=fused.
 //
 //   forward   u = pool(x), v = drop(u)·A      the forward kernel's u/v prologue, launched alone
 //             Ŵ = dequantize(codes)           [K, N] in the activation type, into the scratch
@@ -14,8 +15,8 @@
 //             du, dA                          adapter_grad's adapterInputGrads entry alone
 //             Ŵ = dequantize(codes)           again: no layer keeps its Ŵ (peak memory)
 //             dx += dy·Ŵᵀ                     GEMM with beta = 1, straight into dx's float32 rows
-//             dx += c·du·U                    GEMM with beta = 1, U [L, K] the 0/1 group matrix,
-//                                             c the pooling factor: unpool(du) without a kernel
+//             dx += c·unpool(du)              the unpool model op (device-unpool.ts), c the
+//                                             pooling factor: dx[t, i] += c·du[t, ⌊i/g⌋]
 //
 // Why two GEMMs for y rather than one over [x | σv]·[Ŵ ; B]: the stacked form needs x and v in
 // one [T, K + r] matrix, and x is the previous op's array (rows of K), so stacking costs a copy
@@ -23,21 +24,30 @@
 // no gain for K ≈ N, and more code. The same holds for dx: folding unpool into the first GEMM
 // would copy dy next to du.
 //
-// dx is accumulated in float32 by the GEMMs themselves (beta = 1), so the fused path's bf16
-// scratch and its accumulate kernel are not needed; y stays in the forward kernel's encoding so
-// that the step's resident activations keep their size and later ops see what the fused path
+// Why a kernel for unpool rather than a GEMM against U [L, K], U[k, i] = 1 where input i is in
+// group k (what this did until then): that GEMM, a broadcast add dressed as a matrix product, ran
+// at ~7 % of HBM bandwidth on the H200 (0.64 ms for K = 11008, L = 344, T = 2048, where ~180 MB
+// move: ≈ 45 µs), and U cost memory and an upload per shape. A manifest compiled before the op
+// existed has no unpool kernel: its adapted layers stay on the fused kernels (the report says
+// why) rather than keep the GEMM and its U alive for old compile folders — `qalc compile` again
+// brings them onto this path.
+//
+// dx is accumulated in float32 by the GEMM (beta = 1) and the unpool kernel, so the fused path's
+// bf16 scratch and its accumulate kernel are not needed; y stays in the forward kernel's encoding
+// so that the step's resident activations keep their size and later ops see what the fused path
 // leaves. One scratch, as large as the largest layer's Ŵ, serves every call: the launches and
 // GEMMs run in order on one stream, so a call's dequantize waits for the previous call's GEMMs.
 import { bindingNamed, elementsFor, shapeFor, type ManifestKernel } from '../../backends/manifest.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
 import { accumulateAdapterGradients, adapterForwardBuffers, adapterGradientBuffers, frozenBuffers, weightOf, type CompiledLinearOps, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { DeviceTensor } from '../device-port.ts';
-import { describeLayer } from '../linear-kernel-choice.ts';
+import { describeLayer, type LinearKernels } from '../linear-kernel-choice.ts';
 import { checkLength } from '../typescript/floats.ts';
 import type { QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { CudaDevicePort, DeviceBuffer, DeviceMatrix, GemmCall } from './cuda.ts';
-import { float32, type DeviceArrays } from './device-arrays.ts';
-import { bytesPerElement, encodeRows, type ActivationType } from './host-data.ts';
+import { float32, type DeviceArrays, type Layout } from './device-arrays.ts';
+import type { UnpoolAccumulator } from './device-unpool.ts';
+import { bytesPerElement, type ActivationType } from './host-data.ts';
 import { prologueOf } from './manifest-launch.ts';
 import type { ResidentCall, ResidentPort } from './resident-port.ts';
 
@@ -84,7 +94,10 @@ export interface GemmLinearOptions {
   readonly minTokens?: number;
 }
 
-export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arrays: DeviceArrays, driver: CudaDevicePort, options: GemmLinearOptions): GemmLinearOps {
+/** `unpool`: the compiled unpool op (device-unpool.ts); without it, adapted layers keep the fused kernels. */
+export function gemmLinearOps(
+  fused: CompiledLinearOps, port: ResidentPort, arrays: DeviceArrays, driver: CudaDevicePort, unpool: UnpoolAccumulator | undefined, options: GemmLinearOptions,
+): GemmLinearOps {
   const minTokens = options.minTokens ?? GEMM_MIN_TOKENS;
   // The fused ops' record, extended: one stats record for the layer, whichever path a call took.
   const stats: GemmLinearStats = Object.assign(fused.stats, {
@@ -97,18 +110,28 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
   };
   const gemmSized = (rows: number) => driver.gemm !== undefined && options.path !== 'fused' && (options.path === 'gemm' || rows >= minTokens);
 
+  /** Per layer, what served() found: its kernels and K, N, or that the fused ops keep it (and why, for the report). */
+  type Served = LinearKernels<ManifestKernel> & { readonly dequantize: ManifestKernel; readonly K: number; readonly N: number };
+  const servedBy = new WeakMap<QaLoraLinear, Served | { readonly fusedBecause: string | undefined }>();
   /** The layer's kernels and K, N when the GEMM path serves this call, else undefined (and why, for the report). */
-  const served = (rows: number, layer: QaLoraLinear) => {
+  const served = (rows: number, layer: QaLoraLinear): Served | undefined => {
     if (!gemmSized(rows)) return undefined;
-    const found = fused.kernelsOf(layer);
-    if (typeof found === 'string') return undefined; // the fused ops' fallback says why
-    const why = found.dequantize === undefined ? 'no dequantize kernel'
-      : layer.adapter !== null && prologueOf(found.forward) === undefined ? 'its forward kernel has no u/v prologue (no tensor-core variant)'
-      : undefined;
-    if (why !== undefined) {
-      stats.fusedReasons.add(`${describeLayer(layer)}: ${why}`);
+    let found = servedBy.get(layer);
+    if (found === undefined) servedBy.set(layer, (found = servingOf(layer)));
+    if ('fusedBecause' in found) {
+      if (found.fusedBecause !== undefined) stats.fusedReasons.add(found.fusedBecause);
       return undefined;
     }
+    return found;
+  };
+  const servingOf = (layer: QaLoraLinear): Served | { readonly fusedBecause: string | undefined } => {
+    const found = fused.kernelsOf(layer);
+    if (typeof found === 'string') return { fusedBecause: undefined }; // the fused ops' fallback says why
+    const why = found.dequantize === undefined ? 'no dequantize kernel'
+      : layer.adapter !== null && prologueOf(found.forward) === undefined ? 'its forward kernel has no u/v prologue (no tensor-core variant)'
+      : layer.adapter !== null && unpool === undefined ? 'the compiled kernels have no unpool model op (compiled before it: run qalc compile again)'
+      : undefined;
+    if (why !== undefined) return { fusedBecause: `${describeLayer(layer)}: ${why}` };
     const { inFeatures: K, outFeatures: N } = weightOf(layer);
     return { ...found, dequantize: found.dequantize!, K, N };
   };
@@ -121,14 +144,23 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
   }));
   let scratch: DeviceBuffer | undefined;
 
+  /** The dequantize kernel's output binding as a layout (per kernel: it never changes). */
+  const weightLayouts = new WeakMap<ManifestKernel, Layout>();
+  const weightLayoutOf = (kernel: ManifestKernel): Layout => {
+    let layout = weightLayouts.get(kernel);
+    if (layout === undefined) {
+      const binding = bindingNamed(kernel, 'weight');
+      const [rows, columns] = shapeFor(binding, 0) as [number, number];
+      weightLayouts.set(kernel, (layout = { encoding: binding.elementType as ActivationType, rows, width: columns, stride: columns }));
+    }
+    return layout;
+  };
+
   /** Ŵ of the layer [K, N] in the scratch, dequantized now; with the frozen buffers it read. */
   const dequantized = (call: ResidentCall, kernel: ManifestKernel, layer: QaLoraLinear) => {
     scratch ??= arrays.allocate(scratchBytes);
-    const binding = bindingNamed(kernel, 'weight');
-    const [rows, columns] = shapeFor(binding, 0) as [number, number];
-    const encoding = binding.elementType as ActivationType;
     const frozen = frozenBuffers(call, kernel, weightOf(layer));
-    const weight = call.bind(scratch, { encoding, rows, width: columns, stride: columns });
+    const weight = call.bind(scratch, weightLayoutOf(kernel));
     call.dispatch(kernel, 0, { ...frozen, weight }, { tokens: 0, adapterScale: 0 });
     return { frozen, weight: call.matrix(weight) };
   };
@@ -137,21 +169,6 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
   const adapterB = (adapter: NonNullable<QaLoraLinear['adapter']>, N: number, type: DeviceMatrix['type']): DeviceMatrix => {
     const buffer = arrays.read(float32(adapter.b, 'B'), { encoding: type as ActivationType, rows: adapter.rank, width: N, stride: N });
     return { buffer, type, rows: adapter.rank, columns: N };
-  };
-
-  // U [L, K]: U[k, i] = 1 where input i is in group k; frozen per shape (owners keyed by it).
-  const unpoolOwners = new Map<string, object>();
-  const unpoolMatrix = (groups: number, K: number, type: DeviceMatrix['type']): DeviceMatrix => {
-    const key = `${groups}×${K} ${type}`;
-    let owner = unpoolOwners.get(key);
-    if (owner === undefined) unpoolOwners.set(key, (owner = {}));
-    const buffer = arrays.frozen(owner, `unpool ${key}`, () => {
-      const ones = new Float32Array(groups * K);
-      const g = K / groups;
-      for (let i = 0; i < K; i++) ones[Math.floor(i / g) * K + i] = 1;
-      return encodeRows(ones, { encoding: type, rows: groups, width: K, stride: K });
-    });
-    return { buffer, type, rows: groups, columns: K };
   };
 
   return {
@@ -207,8 +224,7 @@ export function gemmLinearOps(fused: CompiledLinearOps, port: ResidentPort, arra
         gemm({ a: v, transposeA: true, b: dy, out: { buffer: weightGrads.buffer, type: 'f32', rows: adapter.rank, columns: N, offset: adapter.a.length * 4 }, alpha: adapter.scaling });
         call.entry(kernel, 'adapterInputGrads', rows, grads, { tokens: rows, adapterScale: adapter.scaling });
         accumulateAdapterGradients(call, kernel, layer, grads);
-        const du = call.matrix(grads.pooledInputGrad!);
-        gemm({ a: du, b: unpoolMatrix(du.columns, K, du.type), out: inputGrad, alpha: poolingFactor(adapter.pooling, adapter.groupSize), beta: 1 });
+        unpool!(inputGrad, call.matrix(grads.pooledInputGrad!), adapter.groupSize, poolingFactor(adapter.pooling, adapter.groupSize));
       }
       const weight = dequantized(call, found.dequantize, layer);
       gemm({ a: call.matrix(outputGrad), b: weight.weight, transposeB: true, out: inputGrad, beta: 1 });

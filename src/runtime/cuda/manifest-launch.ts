@@ -2,28 +2,33 @@
 // ports (cuda-port.ts copies results back after each call, resident-port.ts leaves them on the
 // device): one module per kernel's fatbin, and per dispatch every launch the token count
 // selects — a launch's prologue (the forward's u/v kernel) first — with the buffers in binding
-// order, then T and adapterScale.
+// order, then T and adapterScale. What a (kernel, T) launches — the functions, grids and blocks —
+// is resolved on its first dispatch and kept: a training step dispatches the same few kernels at
+// one T hundreds of times.
 import { dispatchFor, launchesFor, type CudaManifestKernel, type ManifestKernel, type ManifestLaunch } from '../../backends/manifest.ts';
 import { evaluateDispatch } from '../../ir/size-expr.ts';
-import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type KernelParameter } from './cuda.ts';
+import { reusedParameter, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type KernelParameter, type ReusedParameter } from './cuda.ts';
 import type { CudaKernelImage } from './kernels.ts';
 
 type Scalars = { readonly tokens: number; readonly adapterScale: number };
 
+/** The buffers of a dispatch by binding name, as the port holds them, and how to get each one's device buffer. */
+export type BufferOf<T> = (tensor: T) => DeviceBuffer;
+
 export interface LoadedKernels {
   /** Queues every launch of `kernel` for T = `tokens`; returns how many it queued. */
-  dispatch(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceBuffer>>, scalars: Scalars): number;
+  dispatch<T>(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars): number;
   /**
    * Queues only the prologue of `kernel` (the forward's u/v kernel, which serves any T): u and v
    * without y, for a caller that computes y otherwise (gemm-linear.ts). Throws when it has none.
    */
-  prologue(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceBuffer>>, scalars: Scalars): void;
+  prologue<T>(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars): void;
   /**
    * Queues only the launches of entry point `entryPoint` that T = `tokens` selects (adapter_grad's
    * adapterInputGrads, when cuBLAS computes its adapterOutputGrads); returns how many. Throws when
    * there are none.
    */
-  entry(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, DeviceBuffer>>, scalars: Scalars): number;
+  entry<T>(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars): number;
 }
 
 /** The u/v prologue among `kernel`'s launches, if it has one. */
@@ -31,11 +36,62 @@ export function prologueOf(kernel: Pick<ManifestKernel, 'launches'>): NonNullabl
   return kernel.launches.find((l) => l.prologue !== undefined)?.prologue;
 }
 
+/** One kernel launch with its grid for a T. */
+interface ResolvedLaunch {
+  readonly function: CudaFunction;
+  readonly grid: Dim3;
+  readonly block: Dim3;
+}
+
+/** A loaded kernel: its functions, its buffers' names in parameter order, and per T what a dispatch launches. */
+interface LoadedKernel {
+  readonly manifest: CudaManifestKernel;
+  readonly functions: ReadonlyMap<string, CudaFunction>;
+  readonly bindingOrder: readonly string[];
+  /** The launches' parameters (the pointers in binding order, then T and adapterScale), set again by every dispatch. */
+  readonly parameters: readonly ReusedParameter[];
+  /** Per T: each launch, its prologue first (undefined: no launch serves that T). */
+  readonly launchesByTokens: Map<number, readonly ResolvedLaunch[] | undefined>;
+  readonly prologueByTokens: Map<number, ResolvedLaunch>;
+  /** Per entry point and T: its launches alone, without prologues (entry()). */
+  readonly entryByTokens: Map<string, Map<number, readonly ResolvedLaunch[]>>;
+}
+
+function resolvedLaunches(kernel: LoadedKernel, tokens: number): readonly ResolvedLaunch[] | undefined {
+  if (kernel.launchesByTokens.has(tokens)) return kernel.launchesByTokens.get(tokens);
+  const chosen = launchesFor(kernel.manifest, tokens)?.flatMap((launch) => [
+    ...(launch.prologue ? [resolvedPrologue(kernel, launch.prologue, tokens)] : []),
+    { function: kernel.functions.get(launch.symbol)!, grid: dispatchFor(launch, tokens), block: launch.workgroup },
+  ]);
+  kernel.launchesByTokens.set(tokens, chosen);
+  return chosen;
+}
+
+function resolvedEntry(kernel: LoadedKernel, entryPoint: string, tokens: number): readonly ResolvedLaunch[] {
+  let byTokens = kernel.entryByTokens.get(entryPoint);
+  if (byTokens === undefined) kernel.entryByTokens.set(entryPoint, (byTokens = new Map()));
+  let chosen = byTokens.get(tokens);
+  if (chosen === undefined) {
+    chosen = (launchesFor(kernel.manifest, tokens) ?? []).filter((l) => l.entryPoint === entryPoint)
+      .map((launch) => ({ function: kernel.functions.get(launch.symbol)!, grid: dispatchFor(launch, tokens), block: launch.workgroup }));
+    byTokens.set(tokens, chosen);
+  }
+  return chosen;
+}
+
+function resolvedPrologue(kernel: LoadedKernel, prologue: NonNullable<ManifestLaunch['prologue']>, tokens: number): ResolvedLaunch {
+  return { function: kernel.functions.get(prologue.symbol)!, grid: prologue.dispatch.map((d) => evaluateDispatch(d, tokens)) as unknown as Dim3, block: prologue.workgroup };
+}
+
 export function loadManifestKernels(driver: CudaDevicePort, images: readonly CudaKernelImage[]): LoadedKernels {
-  const loaded = new Map(images.map(({ manifest, fatbin }) => {
+  const loaded = new Map<string, LoadedKernel>(images.map(({ manifest, fatbin }) => {
     const module = driver.loadModule(fatbin);
     const symbols = manifest.launches.flatMap((l) => (l.prologue ? [l.prologue.symbol, l.symbol] : [l.symbol]));
-    return [manifest.kernel, { manifest, functions: new Map(symbols.map((symbol) => [symbol, module.function(symbol)])) }];
+    const bindingOrder = manifest.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding).map((b) => b.name);
+    return [manifest.kernel, {
+      manifest, functions: new Map(symbols.map((symbol) => [symbol, module.function(symbol)])), bindingOrder, launchesByTokens: new Map(), prologueByTokens: new Map(), entryByTokens: new Map(),
+      parameters: [...bindingOrder.map(() => reusedParameter('pointer')), reusedParameter('u32'), reusedParameter('f32')],
+    }];
   }));
   const loadedOf = (kernel: ManifestKernel) => {
     const found = loaded.get(kernel.kernel);
@@ -43,48 +99,44 @@ export function loadManifestKernels(driver: CudaDevicePort, images: readonly Cud
     return found;
   };
   /** The pointers in binding order, then T and adapterScale: every launch of a kernel takes these. */
-  const argumentsOf = (manifest: CudaManifestKernel, buffers: Readonly<Record<string, DeviceBuffer>>, scalars: Scalars) => {
-    const parameters = manifest.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding).map((b) => {
-      const buffer = buffers[b.name];
-      if (buffer === undefined) throw new Error(`kernel ${manifest.kernel}: no buffer for binding ${b.name}`);
-      return pointer(buffer);
-    });
-    return [...parameters, u32(scalars.tokens), f32(scalars.adapterScale)];
+  const argumentsOf = <T>(kernel: LoadedKernel, buffers: Readonly<Record<string, T>>, bufferOf: BufferOf<T>, scalars: Scalars): readonly KernelParameter[] => {
+    const { bindingOrder, parameters } = kernel;
+    for (let i = 0; i < bindingOrder.length; i++) {
+      const tensor = buffers[bindingOrder[i]!];
+      if (tensor === undefined) throw new Error(`kernel ${kernel.manifest.kernel}: no buffer for binding ${bindingOrder[i]}`);
+      parameters[i]!.value = bufferOf(tensor).pointer;
+    }
+    parameters[bindingOrder.length]!.value = scalars.tokens;
+    parameters[bindingOrder.length + 1]!.value = scalars.adapterScale;
+    return parameters;
   };
-  type Loaded = ReturnType<typeof loadedOf>;
-  const launchPrologue = (found: Loaded, prologue: NonNullable<ManifestLaunch['prologue']>, tokens: number, args: KernelParameter[]) =>
-    driver.launch(found.functions.get(prologue.symbol) as CudaFunction, prologue.dispatch.map((d) => evaluateDispatch(d, tokens)) as [number, number, number], prologue.workgroup, 0, args);
+  const launch = (l: ResolvedLaunch, args: readonly KernelParameter[]) => driver.launch(l.function, l.grid, l.block, 0, args);
   return {
-    dispatch(kernel, tokens, buffers, scalars) {
+    dispatch(kernel, tokens, buffers, bufferOf, scalars) {
       const found = loadedOf(kernel);
-      const manifest: CudaManifestKernel = found.manifest;
-      const chosen = launchesFor(manifest, tokens);
-      if (chosen === undefined) throw new Error(`kernel ${manifest.kernel} has no launch for T = ${tokens}`);
-      const args = argumentsOf(manifest, buffers, scalars);
-      let launches = 0;
-      for (const launch of chosen) {
-        if (launch.prologue) {
-          launchPrologue(found, launch.prologue, tokens, args);
-          launches++;
-        }
-        driver.launch(found.functions.get(launch.symbol) as CudaFunction, dispatchFor(launch, tokens), launch.workgroup, 0, args);
-        launches++;
-      }
-      return launches;
-    },
-    entry(kernel, entryPoint, tokens, buffers, scalars) {
-      const found = loadedOf(kernel);
-      const chosen = launchesFor(found.manifest, tokens)?.filter((l) => l.entryPoint === entryPoint) ?? [];
-      if (chosen.length === 0) throw new Error(`kernel ${kernel.kernel} has no launch of ${entryPoint} for T = ${tokens}`);
-      const args = argumentsOf(found.manifest, buffers, scalars);
-      for (const launch of chosen) driver.launch(found.functions.get(launch.symbol) as CudaFunction, dispatchFor(launch, tokens), launch.workgroup, 0, args);
+      const chosen = resolvedLaunches(found, tokens);
+      if (chosen === undefined) throw new Error(`kernel ${kernel.kernel} has no launch for T = ${tokens}`);
+      const args = argumentsOf(found, buffers, bufferOf, scalars);
+      for (const l of chosen) launch(l, args);
       return chosen.length;
     },
-    prologue(kernel, tokens, buffers, scalars) {
+    entry(kernel, entryPoint, tokens, buffers, bufferOf, scalars) {
       const found = loadedOf(kernel);
-      const prologue = prologueOf(found.manifest);
-      if (prologue === undefined) throw new Error(`kernel ${kernel.kernel} has no prologue`);
-      launchPrologue(found, prologue, tokens, argumentsOf(found.manifest, buffers, scalars));
+      const chosen = resolvedEntry(found, entryPoint, tokens);
+      if (chosen.length === 0) throw new Error(`kernel ${kernel.kernel} has no launch of ${entryPoint} for T = ${tokens}`);
+      const args = argumentsOf(found, buffers, bufferOf, scalars);
+      for (const l of chosen) launch(l, args);
+      return chosen.length;
+    },
+    prologue(kernel, tokens, buffers, bufferOf, scalars) {
+      const found = loadedOf(kernel);
+      let resolved = found.prologueByTokens.get(tokens);
+      if (resolved === undefined) {
+        const prologue = prologueOf(found.manifest);
+        if (prologue === undefined) throw new Error(`kernel ${kernel.kernel} has no prologue`);
+        found.prologueByTokens.set(tokens, (resolved = resolvedPrologue(found, prologue, tokens)));
+      }
+      launch(resolved, argumentsOf(found, buffers, bufferOf, scalars));
     },
   };
 }

@@ -8,7 +8,7 @@ import { modelOpGrid } from '../../backends/cuda/model-op-grid.ts';
 import { attentionGrid } from '../../backends/cuda/model-ops/attention.ts';
 import type { ModelOp } from '../../backends/cuda/model-ops.ts';
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
-import { f32, pointer, u32, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type KernelParameter } from './cuda.ts';
+import { reusedParameter, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type ReusedParameter } from './cuda.ts';
 import type { ModelOpImage } from './kernels.ts';
 
 /** A launch's arguments by parameter name: a buffer (or null, a null pointer) for a pointer, a number for a scalar. */
@@ -28,12 +28,27 @@ export interface ModelOpLauncher {
   readonly launches: () => number;
 }
 
+/** An entry point resolved once: what every launch of it needs besides the call's arguments. */
+interface ResolvedEntry {
+  readonly manifest: ModelOpManifestKernel;
+  readonly entry: ModelOpManifestKernel['entryPoints'][number];
+  readonly function: CudaFunction;
+  readonly parameterNames: ReadonlySet<string>;
+  /** The launch's parameters, set again by every launch of the entry. */
+  readonly parameters: readonly ReusedParameter[];
+}
+
+
 export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOpImage[]): ModelOpLauncher {
-  const byOp = new Map<ModelOp, { manifest: ModelOpManifestKernel; functions: Map<string, CudaFunction> }>();
+  const byOp = new Map<ModelOp, { manifest: ModelOpManifestKernel; entries: Map<string, ResolvedEntry> }>();
   for (const { manifest, fatbin } of images) {
     if (byOp.has(manifest.op)) throw new Error(`two model-op kernels for ${manifest.op}: ${byOp.get(manifest.op)!.manifest.kernel} and ${manifest.kernel}`);
     const module = driver.loadModule(fatbin);
-    byOp.set(manifest.op, { manifest, functions: new Map(manifest.entryPoints.map((e) => [e.name, module.function(e.symbol)])) });
+    const entries = new Map(manifest.entryPoints.map((entry) => [entry.name, {
+      manifest, entry, function: module.function(entry.symbol), parameterNames: new Set(entry.parameters.map((p) => p.name)),
+      parameters: entry.parameters.map((p) => reusedParameter(p.type)),
+    }]));
+    byOp.set(manifest.op, { manifest, entries });
   }
   const kernelOf = (op: ModelOp) => {
     const found = byOp.get(op);
@@ -51,24 +66,34 @@ export function modelOpLauncher(driver: CudaDevicePort, images: readonly ModelOp
       return value;
     },
     launch(op, entryName, args) {
-      const { manifest, functions } = kernelOf(op);
-      const entry = manifest.entryPoints.find((e) => e.name === entryName);
-      if (entry === undefined) throw new Error(`model op ${manifest.kernel} has no entry point ${entryName}`);
-      const unknown = Object.keys(args).filter((name) => !entry.parameters.some((p) => p.name === name));
-      if (unknown.length > 0) throw new Error(`${entry.symbol} has no parameter ${unknown.join(', ')}`);
-      const parameters = entry.parameters.map((p): KernelParameter => {
+      const { manifest, entries } = kernelOf(op);
+      const resolved = entries.get(entryName);
+      if (resolved === undefined) throw new Error(`model op ${manifest.kernel} has no entry point ${entryName}`);
+      const { entry } = resolved;
+      // Every parameter must have an argument (below), so more arguments than parameters means one the entry has not.
+      let given = 0;
+      for (const name in args) given++;
+      if (given !== entry.parameters.length) {
+        const unknown = Object.keys(args).filter((name) => !resolved.parameterNames.has(name));
+        if (unknown.length > 0) throw new Error(`${entry.symbol} has no parameter ${unknown.join(', ')}`);
+      }
+      const { parameters } = resolved;
+      for (let i = 0; i < parameters.length; i++) {
+        const p = entry.parameters[i]!;
         const value = args[p.name];
         if (value === undefined) throw new Error(`${entry.symbol}: no argument for ${p.name}`);
-        if (p.type === 'pointer') {
+        const parameter = parameters[i]!;
+        if (parameter.kind === 'pointer') {
           if (typeof value === 'number') throw new Error(`${entry.symbol}: ${p.name} is a pointer, given a number`);
-          return pointer(value === null ? 0n : value);
+          parameter.value = value === null ? 0n : value.pointer;
+        } else {
+          if (typeof value !== 'number') throw new Error(`${entry.symbol}: ${p.name} is a ${p.type}, given a buffer`);
+          parameter.value = value;
         }
-        if (typeof value !== 'number') throw new Error(`${entry.symbol}: ${p.name} is a ${p.type}, given a buffer`);
-        return p.type === 'u32' ? u32(value) : f32(value);
-      });
-      const sizes = Object.fromEntries(Object.entries(args).filter((e): e is [string, number] => typeof e[1] === 'number'));
-      const grid = op === 'attention' ? attentionGrid(manifest, entry.name, sizes['batch']!, sizes['seqLen']!) : modelOpGrid(manifest, entry.name, sizes);
-      driver.launch(functions.get(entry.name)!, grid, entry.block as Dim3, entry.sharedBytes, parameters);
+      }
+      // The grid reads its sizes by name from the arguments (the u32 ones, checked above).
+      const grid = op === 'attention' ? attentionGrid(manifest, entry.name, args['batch'] as number, args['seqLen'] as number) : modelOpGrid(manifest, entry.name, args);
+      driver.launch(resolved.function, grid, entry.block as Dim3, entry.sharedBytes, parameters);
       launches++;
     },
     launches: () => launches,

@@ -9,7 +9,9 @@
 // hands out its tensors as GEMM operands and launches the forward's u/v prologue alone — what the
 // dequantize + cuBLAS path (gemm-linear.ts) builds on.
 import type { ManifestKernel } from '../../backends/manifest.ts';
-import type { DeviceCall, DeviceTensor } from '../device-port.ts';
+import type { Activations, DeviceCall, DeviceTensor } from '../device-port.ts';
+import type { Floats } from '../typescript/floats.ts';
+import type { DropoutDraws } from '../typescript/dropout-draws.ts';
 import type { DeviceBuffer, CudaDevicePort, DeviceMatrix } from './cuda.ts';
 import { dense, float32, type DeviceArrays, type Layout } from './device-arrays.ts';
 import { bytesPerElement } from './host-data.ts';
@@ -17,7 +19,7 @@ import { keepScales } from '../kernel-buffers.ts';
 import { bindingLayout } from './binding-layout.ts';
 import type { DropoutGenerator } from './device-dropout.ts';
 import type { CudaKernelImage } from './kernels.ts';
-import { loadManifestKernels } from './manifest-launch.ts';
+import { loadManifestKernels, type LoadedKernels } from './manifest-launch.ts';
 import type { CudaPort } from './cuda-port.ts';
 
 interface ResidentTensor {
@@ -43,77 +45,115 @@ export interface ResidentPort extends CudaPort {
   call(): ResidentCall;
 }
 
+const bufferOf = (t: DeviceTensor): DeviceBuffer => unwrap(t).buffer;
+/** The frozen buffers' layout: unread (the kernels know their shape). */
+const FROZEN_LAYOUT: Layout = { encoding: 'f32', rows: 1, width: 0, stride: 0 };
+
+/**
+ * One call's tensors over the device arrays. A class, not an object of closures: the linear
+ * layers open two calls per layer and step, and each closure was an allocation (and, under tsx, a
+ * defineProperty for its name).
+ */
+class ResidentDeviceCall implements ResidentCall {
+  constructor(private readonly port: ResidentPortState) {}
+
+  frozen(owner: object, layout: string, build: () => ArrayBufferView): DeviceTensor {
+    return tensor({ buffer: this.port.arrays.frozen(owner, layout, build), layout: FROZEN_LAYOUT });
+  }
+
+  input(kernel: ManifestKernel, name: string, values: ArrayLike<number>, shape: Activations): DeviceTensor {
+    const layout = bindingLayout(kernel, name, shape);
+    const host = values instanceof Float32Array ? values : Float32Array.from(values);
+    return tensor({ buffer: this.port.arrays.read(host, layout), layout });
+  }
+
+  packed(kernel: ManifestKernel, name: string, parts: readonly Floats[]): DeviceTensor {
+    // Each part where its newest values are (an optimizer on the device keeps A and B
+    // there), copied into one temporary in order.
+    const { arrays } = this.port;
+    let length = 0;
+    for (const part of parts) length += part.length;
+    const layout = bindingLayout(kernel, name, { rows: 1, width: length });
+    if (layout.encoding !== 'f32') throw new Error(`kernel ${kernel.kernel}: packed binding ${name} is ${layout.encoding}, not f32`);
+    const buffer = arrays.take(length * 4);
+    let offset = 0;
+    for (const part of parts) {
+      buffer.copyFrom(arrays.read(float32(part, name), dense(part.length)), part.length * 4, offset * 4);
+      offset += part.length;
+    }
+    return tensor({ buffer, layout });
+  }
+
+  dropoutMultipliers(kernel: ManifestKernel, name: string, mask: DropoutDraws | undefined, p: number, shape: Activations): DeviceTensor {
+    const layout = bindingLayout(kernel, name, shape);
+    const { dropout, arrays } = this.port;
+    if (dropout === undefined || layout.encoding !== 'f32' || layout.stride !== layout.width) {
+      return this.input(kernel, name, keepScales(mask, shape.rows * shape.width, p), shape);
+    }
+    const buffer = arrays.take(shape.rows * shape.width * 4);
+    dropout(buffer, mask, p, shape.rows * shape.width);
+    return tensor({ buffer, layout });
+  }
+
+  output(kernel: ManifestKernel, name: string, host: Floats, shape: Activations): DeviceTensor {
+    const layout = bindingLayout(kernel, name, shape);
+    return tensor({ buffer: this.port.arrays.write(float32(host, name), layout), layout });
+  }
+
+  scratch(kernel: ManifestKernel, name: string, shape: Activations): DeviceTensor {
+    const layout = bindingLayout(kernel, name, shape);
+    return tensor({ buffer: this.port.arrays.take(layout.rows * layout.stride * bytesPerElement(layout.encoding)), layout });
+  }
+
+  accumulate(host: Floats, _kernel: ManifestKernel, binding: string, from: DeviceTensor, offset = 0): void {
+    const t = unwrap(from);
+    this.port.arrays.accumulate(float32(host, binding), t.buffer, t.layout, offset);
+  }
+
+  dispatch(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void {
+    this.port.launches += this.port.kernels.dispatch(kernel, tokens, buffers, bufferOf, scalars);
+  }
+
+  prologue(kernel: ManifestKernel, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void {
+    this.port.kernels.prologue(kernel, tokens, buffers, bufferOf, scalars);
+    this.port.launches++;
+  }
+
+  entry(kernel: ManifestKernel, entryPoint: string, tokens: number, buffers: Readonly<Record<string, DeviceTensor>>, scalars: { readonly tokens: number; readonly adapterScale: number }): void {
+    this.port.launches += this.port.kernels.entry(kernel, entryPoint, tokens, buffers, bufferOf, scalars);
+  }
+
+  bind(buffer: DeviceBuffer, layout: Layout): DeviceTensor {
+    return tensor({ buffer, layout });
+  }
+
+  matrix(t: DeviceTensor): DeviceMatrix {
+    const { buffer, layout } = unwrap(t);
+    return { buffer, type: layout.encoding, rows: layout.rows, columns: layout.width, ld: layout.stride };
+  }
+
+  run(): void {
+    this.port.arrays.release();
+  }
+}
+
+/** What the port's calls share. */
+interface ResidentPortState {
+  readonly kernels: LoadedKernels;
+  readonly arrays: DeviceArrays;
+  readonly dropout: DropoutGenerator | undefined;
+  launches: number;
+}
+
 /** `dropout`: the multipliers computed on the device (device-dropout.ts); without it they are expanded on the host and uploaded. */
 export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays, dropout?: DropoutGenerator): ResidentPort {
-  const kernels = loadManifestKernels(driver, images);
-  let launches = 0;
+  const state: ResidentPortState = { kernels: loadManifestKernels(driver, images), arrays, dropout, launches: 0 };
+  // One call object serves every call: a call holds no state of its own (its temporaries are the arrays' until run()).
+  const call = new ResidentDeviceCall(state);
   return {
     name: 'cuda',
     kernels: images.map((i) => i.manifest),
-    launches: () => launches,
-    call(): ResidentCall {
-      const pointersOf = (buffers: Readonly<Record<string, DeviceTensor>>) => Object.fromEntries(Object.entries(buffers).map(([name, t]) => [name, unwrap(t).buffer]));
-      return {
-        frozen: (owner, layout, build) => tensor({ buffer: arrays.frozen(owner, layout, build), layout: { encoding: 'f32', rows: 1, width: 0, stride: 0 } }),
-        input(kernel, name, values, shape) {
-          const layout = bindingLayout(kernel, name, shape);
-          const host = values instanceof Float32Array ? values : Float32Array.from(values);
-          return tensor({ buffer: arrays.read(host, layout), layout });
-        },
-        packed(kernel, name, parts) {
-          // Each part where its newest values are (an optimizer on the device keeps A and B
-          // there), copied into one temporary in order.
-          const length = parts.reduce((n, p) => n + p.length, 0);
-          const layout = bindingLayout(kernel, name, { rows: 1, width: length });
-          if (layout.encoding !== 'f32') throw new Error(`kernel ${kernel.kernel}: packed binding ${name} is ${layout.encoding}, not f32`);
-          const buffer = arrays.take(length * 4);
-          let offset = 0;
-          for (const part of parts) {
-            buffer.copyFrom(arrays.read(float32(part, name), dense(part.length)), part.length * 4, offset * 4);
-            offset += part.length;
-          }
-          return tensor({ buffer, layout });
-        },
-        dropoutMultipliers(kernel, name, mask, p, shape) {
-          const layout = bindingLayout(kernel, name, shape);
-          if (dropout === undefined || layout.encoding !== 'f32' || layout.stride !== layout.width) {
-            return this.input(kernel, name, keepScales(mask, shape.rows * shape.width, p), shape);
-          }
-          const buffer = arrays.take(shape.rows * shape.width * 4);
-          dropout(buffer, mask, p, shape.rows * shape.width);
-          return tensor({ buffer, layout });
-        },
-        output(kernel, name, host, shape) {
-          const layout = bindingLayout(kernel, name, shape);
-          return tensor({ buffer: arrays.write(float32(host, name), layout), layout });
-        },
-        scratch(kernel, name, shape) {
-          const layout = bindingLayout(kernel, name, shape);
-          return tensor({ buffer: arrays.take(layout.rows * layout.stride * bytesPerElement(layout.encoding)), layout });
-        },
-        accumulate(host, _kernel, binding, from, offset = 0) {
-          const t = unwrap(from);
-          arrays.accumulate(float32(host, binding), t.buffer, t.layout, offset);
-        },
-        dispatch(kernel, tokens, buffers, scalars) {
-          launches += kernels.dispatch(kernel, tokens, pointersOf(buffers), scalars);
-        },
-        prologue(kernel, tokens, buffers, scalars) {
-          kernels.prologue(kernel, tokens, pointersOf(buffers), scalars);
-          launches++;
-        },
-        entry(kernel, entryPoint, tokens, buffers, scalars) {
-          launches += kernels.entry(kernel, entryPoint, tokens, pointersOf(buffers), scalars);
-        },
-        bind: (buffer, layout) => tensor({ buffer, layout }),
-        matrix(t) {
-          const { buffer, layout } = unwrap(t);
-          return { buffer, type: layout.encoding, rows: layout.rows, columns: layout.width, ld: layout.stride };
-        },
-        run() {
-          arrays.release();
-        },
-      };
-    },
+    launches: () => state.launches,
+    call: () => call,
   };
 }

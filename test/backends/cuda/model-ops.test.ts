@@ -12,6 +12,7 @@ import { MODEL_OPS } from '../../../src/backends/cuda/model-op-names.ts';
 import { modelOpGrid } from '../../../src/backends/cuda/model-op-grid.ts';
 import { ManifestError, parseManifest } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
+import { syntheticPlan } from '../../ir/kernel-cases.ts';
 import { compileSpec } from '../../support/inline-spec.ts';
 
 const stories = frontEnd('examples/stories260k.qal').plan!;
@@ -25,15 +26,25 @@ describe('CUDA model ops', () => {
   it('lists every op for stories260K, shapes in the names', () => {
     expect(modelOpKernels(stories).map((k) => k.kernel)).toEqual([
       'embedding_v512_c64_f32', 'rmsnorm_c64_bf16', 'convert_bf16', 'rope_d8_bf16', 'attention_h8_kv4_d8_f32', 'residual_bf16', 'swiglu_bf16',
-      'lm_head_c64_v512_f32', 'cross_entropy_v512_f32', 'sum_squares_f32', 'adamw_f32',
+      'lm_head_c64_v512_f32', 'cross_entropy_v512_f32', 'sum_squares_f32', 'adamw_f32', 'unpool_bf16',
     ]);
     expect(new Set(modelOpKernels(stories).map((k) => k.op))).toEqual(new Set(MODEL_OPS.filter((op) => op !== 'dropout')));
   });
 
   it('adds the dropout multipliers for a spec whose adapters drop, and only then', () => {
-    expect(modelOpKernels(withDropout).map((k) => k.kernel).at(-1)).toBe('dropout_f32');
-    expect(modelOpKernels(withDropout).map((k) => k.op)).toEqual([...modelOpKernels(ragged).map((k) => k.op), 'dropout']);
+    expect(modelOpKernels(withDropout).map((k) => k.kernel).slice(-2)).toEqual(['dropout_f32', 'unpool_bf16']);
+    expect(modelOpKernels(withDropout).map((k) => k.op).filter((op) => op !== 'dropout')).toEqual(modelOpKernels(ragged).map((k) => k.op));
     expect(modelOpKernels(ragged).map((k) => k.op)).not.toContain('dropout');
+  });
+
+  it('adds the unpool for a quantized layer with an adapter and a dequantize kernel (the GEMM path), and only then, in the activation type', () => {
+    const layer = { inFeatures: 172, outFeatures: 64, bits: 4, group: 43 } as const;
+    const adapted = syntheticPlan([{ ...layer, adapter: { rank: 4, pooling: 'mean' } }]);
+    expect(byOp(modelOpKernels(adapted)).get('unpool')).toMatchObject({ kernel: 'unpool_bf16', constants: { THREADS: 256, COLUMNS_PER_THREAD: 4 } });
+    expect(byOp(modelOpKernels(adapted, { precision: 'f16' })).get('unpool')!.kernel).toBe('unpool_f16');
+    expect(modelOpKernels(syntheticPlan([layer])).map((k) => k.op)).not.toContain('unpool');
+    const withoutDequantize = { ...adapted, layers: adapted.layers.map((l) => ({ ...l, kernels: l.kernels.filter((role) => role !== 'dequantize') })) };
+    expect(modelOpKernels(withoutDequantize).map((k) => k.op)).not.toContain('unpool');
   });
 
   it('bakes a written architecture\'s ragged shapes and its eps in as constants', () => {
@@ -81,7 +92,8 @@ describe('CUDA model ops', () => {
       expect(header).not.toContain('*/');
       expect(header).toContain('-gencode=arch=compute_90a,code=sm_90a');
       if (kernel.op === 'attention') continue; // helper A's renderer writes its own header
-      expect(header).toContain(`Op: ${kernel.op}, a model op`);
+      // The unpool is a piece of a linear layer's backward, and says so.
+      expect(header).toContain(kernel.op === 'unpool' ? 'Op: unpool, the adapter\'s input-gradient unpool of a quantized linear layer\'s backward' : `Op: ${kernel.op}, a model op`);
       for (const entry of kernel.entryPoints) expect(header).toContain(`${entry.name}: ${entry.symbol}, block (${entry.block.join(', ')})`);
     }
   });

@@ -2,8 +2,13 @@
 // the cuda device ops over a port that launches nothing (every kernel, copy and GEMM returns at
 // once; a read-back answers ones, so the loss and the gradient norm stay finite). What is left
 // of a step's time is the JavaScript that decides what to launch: argument binding, the device
-// arrays' bookkeeping, the host's dropout masks. On the H200 the GPU's work of a 4-block
-// 7B-shaped step is ~80 ms; the host's, measured here, must stay below it. Not a CI test.
+// arrays' bookkeeping, the host's dropout masks, and the packing of each launch's parameters as
+// the driver binding packs them (ParameterPacker: all but the addon call itself). It prints every
+// step's time, then for steps 2+ (step 1 allocates the step's buffers) the median, mean and least
+// (a step's time here varies 2–3× with the load of the machine: compare runs of many steps), and
+// the launches a step. On the H200 the GPU's work of a 4-block 7B-shaped step is ~30–40 ms; the
+// host's, measured here (plus the addon's calls, which launch nothing here), must stay below it.
+// Not a CI test.
 //
 //   npx tsx test/bench/cuda/host-overhead.ts SPEC [STEPS]        # a spec with model shapes, e.g.
 //       .device/train7b/llama2-7b-l4.qal (test/bench/cuda/train/prepare.sh writes it)
@@ -15,14 +20,15 @@ import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
-import type { CudaDevicePort, DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
-import { deviceOps } from '../../../src/runtime/cuda/device-ops.ts';
+import { ParameterPacker, type CudaDevicePort, type DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
+import { deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { train } from '../../../src/train/trainer.ts';
 import { readFileSync } from 'node:fs';
 
 /** A GPU that does nothing: buffers with addresses but no memory; a download fills ones. */
 function idlePort(): CudaDevicePort {
   let next = 0x1000n;
+  const packer = new ParameterPacker();
   return {
     loadModule: () => ({ function: (symbol) => ({ symbol, handle: 0 }) }),
     alloc(bytes): DeviceBuffer {
@@ -37,7 +43,9 @@ function idlePort(): CudaDevicePort {
         fill: () => {}, copyFrom: () => {}, free: () => {},
       };
     },
-    launch: () => {},
+    launch: (_fn, _grid, _block, _shared, parameters) => {
+      packer.pack(parameters);
+    },
     synchronize: () => {},
     gemm: () => {},
   };
@@ -52,7 +60,33 @@ const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] }
 const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
 const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
 const ops = deviceOps(idlePort(), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+// The launches so far at each optimizer step's end: the launches a step say the launch sequence
+// did not change. (Not the process's CPU time: process.cpuUsage() takes ~1 ms in this process,
+// inside the step's time, and it tracked the wall time here anyway.)
+const launchesAtStep: number[] = [];
+const measured: DeviceOps = {
+  ...ops,
+  adamw(parameters, options) {
+    const optimizer = ops.adamw!(parameters, options);
+    const step = optimizer.step.bind(optimizer);
+    optimizer.step = () => {
+      const report = step();
+      launchesAtStep.push(ops.launches());
+      return report;
+    };
+    return optimizer;
+  },
+};
 const out = mkdtempSync(join(tmpdir(), 'qalc-host-overhead-'));
-await train({ plan: front.plan, specDir: dirname(specPath), out, steps: Number(stepsArg ?? 4), ops, evalBatches: 1, randomWeights: {} });
+await train({ plan: front.plan, specDir: dirname(specPath), out, steps: Number(stepsArg ?? 4), ops: measured, evalBatches: 1, randomWeights: {} });
 const steps = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number });
-console.log(`host time a step (no GPU work): ${steps.map((s) => `${(s.seconds * 1000).toFixed(1)} ms`).join(', ')}; ${ops.launches()} launches`);
+const ms = steps.map((s) => s.seconds * 1000);
+/** The median, mean and least of `values`. */
+const summary = (values: readonly number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
+  return `median ${median.toFixed(2)} ms, mean ${(sorted.reduce((a, b) => a + b, 0) / sorted.length).toFixed(2)} ms, least ${sorted[0]!.toFixed(2)} ms`;
+};
+const launchesAStep = new Set(launchesAtStep.slice(1).map((n, i) => n - launchesAtStep[i]!));
+console.log(`host time a step (no GPU work): ${ms.map((m) => `${m.toFixed(1)} ms`).join(', ')}; ${ops.launches()} launches`);
+if (ms.length > 1) console.log(`steps 2–${ms.length}: ${summary(ms.slice(1))}; launches a step: ${[...launchesAStep].join(', ')}`);

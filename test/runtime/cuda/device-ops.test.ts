@@ -139,6 +139,8 @@ describe.each([['cuBLAS', true], ['no cuBLAS', false]] as const)('cuda backend, 
       expect([gemmForward, gemmBackward]).toEqual(device.gemm ? [compiledForward, compiledBackward] : [0, 0]);
       expect(compiledForward).toBeGreaterThan(0);
       expect(device.launched.includes('gemm')).toBe(device.gemm !== undefined);
+      // dx += c·unpool(du) of each adapted layer's GEMM-path backward: the unpool op, once a call.
+      expect(device.modelOpLaunches.filter((op) => op === 'unpool.accumulate')).toHaveLength(device.gemm ? gemmBackward : 0);
     }
   }, 240_000);
 });

@@ -5,17 +5,32 @@
 // either way y, u, v, dx, dA and dB match the TypeScript op; forced onto the GEMM path, every
 // case does. The GEMM calls are the simulated
 // device's float64 GEMM on the operands the path hands it (layouts, transposes, alpha, beta).
+// dx's adapter term, c·unpool(du), is the unpool model op's: checked alone against float64 (it is
+// a small part of dx at mean pooling's c = 1/g, below the whole-dx tolerance), and the op's
+// launcher on ragged, padded shapes.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
+import { poolingFactor } from '../../../src/reference/adapter.ts';
+import { unpoolGroups } from '../../../src/reference/pooling.ts';
+import { qaloraBackward, qaloraForward } from '../../../src/reference/qalora-layer.ts';
+import { dequantize } from '../../../src/quant/dequantize.ts';
+import { weightOf } from '../../../src/runtime/compiled-linear.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
+import type { CudaFunction, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
 import { describeDeviceOps, deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
+import { deviceUnpool } from '../../../src/runtime/cuda/device-unpool.ts';
 import { linearPathOf, type GemmLinearOptions } from '../../../src/runtime/cuda/gemm-linear.ts';
+import { bf16Bits, bf16Value } from '../../../src/runtime/cuda/host-data.ts';
+import { modelOpLauncher } from '../../../src/runtime/cuda/model-op-launcher.ts';
+import { expandDropoutMask } from '../../../src/runtime/typescript/dropout-draws.ts';
 import type { Floats } from '../../../src/runtime/typescript/floats.ts';
 import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
 import type { Plan } from '../../../src/plan/plan.ts';
+import { createRng } from '../../../src/reference/random.ts';
 import { syntheticPlan } from '../../ir/kernel-cases.ts';
 import { relativeL2Error } from '../../support/relative-error.ts';
 import { COMPILED_LINEAR_CASES, kernelCaseOf, runLinearCase } from '../compiled-linear-suite.ts';
+import { linearCaseData } from '../linear-case.ts';
 import { SimulatedModelOpDevice } from './simulated-model-ops.ts';
 
 const MIN_TOKENS = 16;
@@ -42,6 +57,41 @@ function expectMatches(actual: Record<string, Floats>, expected: Record<string, 
   }
 }
 
+/** The simulated device, keeping dx as each unpool launch found and left it. */
+class UnpoolWatchingDevice extends SimulatedModelOpDevice {
+  readonly unpools: { readonly before: Float32Array; readonly after: Float32Array; readonly scalars: Readonly<Record<string, number>> }[] = [];
+
+  constructor(linear: readonly CudaManifestKernel[], private readonly ops: Compiled['modelOps']) {
+    super(linear, ops);
+  }
+
+  override launch(fn: CudaFunction, grid: readonly number[], block: readonly number[], shared: number, parameters: readonly KernelParameter[]): void {
+    const entry = this.ops.flatMap((k) => k.entryPoints).find((e) => e.symbol === fn.symbol);
+    if (entry === undefined || !fn.symbol.startsWith('unpool_')) return super.launch(fn, grid, block, shared, parameters);
+    const at = (name: string) => parameters[entry.parameters.findIndex((p) => p.name === name)]!.value;
+    const dx = () => new Float32Array(this.memory.get(at('inputGrad') as bigint)!.slice().buffer);
+    const before = dx();
+    super.launch(fn, grid, block, shared, parameters);
+    const scalars = Object.fromEntries(entry.parameters.filter((p) => p.type !== 'pointer').map((p) => [p.name, at(p.name) as number]));
+    this.unpools.push({ before, after: dx(), scalars });
+  }
+}
+
+/** The case's c·unpool(du) in float64 from its own inputs (du = drop(σ·dy·Bᵀ·Aᵀ)), T×K. */
+function unpoolTermFloat64(c: (typeof QUANTIZED)[number]): Float64Array {
+  const data = linearCaseData(c);
+  const adapter = data.layer.adapter!, weight = weightOf(data.layer);
+  const groups = c.K / c.group;
+  const layer = {
+    inFeatures: c.K, outFeatures: c.N, weight: dequantize(weight),
+    adapter: { groupSize: c.group, rank: c.rank, pooling: adapter.pooling, scaling: adapter.scaling, a: Float64Array.from(adapter.a), b: Float64Array.from(adapter.b) },
+  };
+  const mask = data.saved?.mask === undefined ? undefined : { keep: expandDropoutMask(data.saved.mask, c.rows * groups, adapter.dropout), p: adapter.dropout };
+  const saved = qaloraForward(layer, Float64Array.from(data.x), c.rows, mask);
+  const { du } = qaloraBackward(layer, Float64Array.from(data.dy), saved, c.rows, mask);
+  return unpoolGroups(du, c.rows, c.K, c.group, adapter.pooling);
+}
+
 describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
   let compiled: Compiled;
   beforeAll(async () => {
@@ -59,8 +109,10 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     if (onGemm) {
       // Ŵ dequantized for each direction, then only GEMMs: no fused forward or backward_data kernel.
       expect(device.launched.filter((s) => s.startsWith('dequantize_'))).toHaveLength(2);
-      // y = x·Ŵ and dx = dy·Ŵᵀ; with an adapter also y += σ·v·B, dx += c·du·U, dv = σ·dy·Bᵀ and dB = σ·vᵀ·dy.
-      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 6);
+      // y = x·Ŵ and dx = dy·Ŵᵀ; with an adapter also y += σ·v·B, dv = σ·dy·Bᵀ and dB = σ·vᵀ·dy,
+      // and dx += c·unpool(du) on the unpool op, no GEMM.
+      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 5);
+      expect(device.modelOpLaunches.filter((s) => s === 'unpool.accumulate')).toHaveLength(c.rank === 0 ? 0 : 1);
       expect(launched).not.toMatch(/(^| )(forward|decode|backward_data)_k\S*__(forward|decode|backwardData)/);
       if (c.rank > 0) {
         expect(launched).toMatch(/__adapterActivations/);
@@ -95,6 +147,58 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     expect(describeDeviceOps(noGemm.ops)).toMatch(/on dequantize \+ cuBLAS: 0 forward, 0 backward \(the port has no GEMM\); on the fused kernels: 1 forward, 1 backward/);
     expect(() => linearPathOf('cublas')).toThrow(/QALC_CUDA_LINEAR=cublas: expected fused, gemm or auto/);
     expect(linearPathOf(undefined)).toBe('auto');
+  });
+
+  // Group 43 of K = 172 with mean pooling (c = 1/43, float4 rows), group 7 of K = 35 with sum
+  // pooling and dropout (c = 1, rows of 35: the scalar path).
+  it.each(QUANTIZED.filter((c) => c.rank > 0 && c.K % c.group === 0 && [43, 7].includes(c.group)))('$name: dx\'s c·unpool(du) is the unpool op\'s, as float64 has it', async (c) => {
+    const device = new UnpoolWatchingDevice(compiled.linear, compiled.modelOps);
+    const ops = deviceOps(device, compiled.kernels, TYPESCRIPT_OPS, 'bf16', { path: 'gemm' });
+    await runLinearCase(ops, c);
+    expect(device.unpools).toHaveLength(1);
+    const [{ before, after, scalars }] = device.unpools as [UnpoolWatchingDevice['unpools'][number]];
+    expect(scalars).toEqual({ factor: poolingFactor(c.pooling ?? 'mean', c.group), rows: c.rows, columns: c.K, groupSize: c.group, stride: c.K / c.group });
+    const term = Float64Array.from({ length: c.rows * c.K }, (_, i) => after[i]! - before[i]!);
+    // du went through bf16 (dy, dv and du are activations): the term to bf16's rounding.
+    expect(relativeL2Error(term, unpoolTermFloat64(c))).toBeLessThanOrEqual(2e-2);
+  });
+
+  it('the unpool op\'s launcher: ragged and padded shapes, a padded du stride, c = 1/g, against float64; refused layouts', () => {
+    const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
+    const images = compiled.modelOps.map((manifest) => ({ manifest, fatbin: new Uint8Array(), origin: 'compiled' as const }));
+    const unpool = deviceUnpool(modelOpLauncher(device, images))!;
+    expect(unpool).toBeDefined();
+    const rng = createRng(7);
+    // K = 35, g = 7; K = 170, g = 43 (a padded in_features: its last group holds 41); K = 4100, g = 1025 (grid.y > 1); g = 1.
+    for (const [rows, K, g, stride] of [[5, 35, 7, 8], [3, 170, 43, 4], [2, 4100, 1025, 6], [4, 9, 1, 9]] as const) {
+      const groups = Math.ceil(K / g);
+      const du = Float32Array.from({ length: rows * stride }, (_, i) => (i % stride < groups ? bf16Value(bf16Bits(rng.normal())) : Number.NaN));
+      const dx = Float32Array.from({ length: rows * K }, () => rng.normal());
+      const duBuffer = device.alloc(du.byteLength / 2), dxBuffer = device.alloc(dx.byteLength);
+      duBuffer.upload(Uint16Array.from(du, (v) => bf16Bits(v)));
+      dxBuffer.upload(dx);
+      const factor = 1 / g;
+      unpool({ buffer: dxBuffer, type: 'f32', rows, columns: K }, { buffer: duBuffer, type: 'bf16', rows, columns: groups, ld: stride }, g, factor);
+      const got = new Float32Array(rows * K);
+      dxBuffer.download(got);
+      const expected = Float64Array.from({ length: rows * K }, (_, i) => dx[i]! + factor * du[Math.floor(i / K) * stride + Math.floor((i % K) / g)]!);
+      expect(relativeL2Error(got, expected), `${rows}×${K}, group ${g}`).toBeLessThanOrEqual(1e-7);
+    }
+    const dx = { buffer: device.alloc(64), type: 'f32' as const, rows: 2, columns: 8 };
+    const du = { buffer: device.alloc(64), type: 'bf16' as const, rows: 2, columns: 2 };
+    expect(() => unpool(dx, { ...du, type: 'f16' }, 4, 1)).toThrow(/du is f16/);
+    expect(() => unpool(dx, du, 3, 1)).toThrow(/ceil\(8 \/ 3\) groups/);
+    expect(() => unpool({ ...dx, type: 'bf16' }, du, 4, 1)).toThrow(/dx must be dense float32/);
+  });
+
+  it('an adapted layer stays on the fused kernels, saying why, when the compiled kernels have no unpool op (compiled before it)', async () => {
+    const c = QUANTIZED.find((k) => k.rows === 70)!;
+    const withoutUnpool = { ...compiled.kernels, modelOps: compiled.kernels.modelOps.filter((k) => k.manifest.op !== 'unpool') };
+    const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
+    const ops = deviceOps(device, withoutUnpool, TYPESCRIPT_OPS, 'bf16', { path: 'gemm' });
+    expectMatches(await runLinearCase(ops, c), await runLinearCase(TYPESCRIPT_OPS, c), 'no unpool op');
+    expect([ops.stats.gemmForward, ops.stats.gemmBackward, ops.stats.compiledForward, ops.stats.compiledBackward]).toEqual([0, 0, 1, 1]);
+    expect(describeDeviceOps(ops)).toMatch(/64×72 4-bit, group 32, adapter rank 8: the compiled kernels have no unpool model op \(compiled before it: run qalc compile again\)/);
   });
 
   it('fp16 activations: the GEMM operands in f16', async () => {

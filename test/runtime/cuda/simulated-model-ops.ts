@@ -173,6 +173,21 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         for (let i = 0; i < u32('count'); i++) out[i] = drawBits(seed, (offset + i) >>> 0) >= threshold ? kept : 0;
         return;
       }
+      case 'unpool.accumulate': {
+        // Thread by thread over the launch's grid, as the kernel indexes (a row a block.x, four
+        // columns a thread): a grid that misses columns leaves them unchanged here too.
+        const out = f32('inputGrad'), du = sixteen('pooledInputGrad'), factor = Math.fround(scalar('factor'));
+        const columns = scalar('columns'), groupSize = scalar('groupSize'), stride = scalar('stride'), perThread = c('COLUMNS_PER_THREAD');
+        if (Math.ceil(columns / groupSize) > stride) throw new Error(`${fn.symbol}: ${Math.ceil(columns / groupSize)} groups in du rows of ${stride}`);
+        for (let row = 0; row < Math.min(grid[0]!, rows()); row++) {
+          for (let thread = 0; thread < grid[1]! * block[0]!; thread++) {
+            for (let i = thread * perThread; i < Math.min((thread + 1) * perThread, columns); i++) {
+              out[row * columns + i] = Math.fround(out[row * columns + i]! + Math.fround(factor * du.get(row * stride + Math.floor(i / groupSize))));
+            }
+          }
+        }
+        return;
+      }
       case 'swiglu.forward':
         return swigluForward(f32('out'), f32('gate'), f32('up'), scalar('count'));
       case 'swiglu.backward':

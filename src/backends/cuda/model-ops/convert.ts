@@ -3,12 +3,12 @@
 // other op keeps float32 rows of the model's width. One kernel per 16-bit type; widths and
 // strides are run-time values, so one file serves every layer.
 import type { ModelOpKernel } from '../model-ops.ts';
-import { activationTypeOf, entryPoint, accumulated, input, output, pointer, u32, type ModelShapes } from './shapes.ts';
+import { activationType, entryPoint, accumulated, input, output, pointer, u32, type ModelShapes } from './shapes.ts';
 
 export const CONVERT_THREADS = 256;
 
 export function convertKernel(shapes: ModelShapes): ModelOpKernel {
-  const type = activationTypeOf(shapes.activation);
+  const type = activationType('convert', shapes);
   const kernel = `convert_${shapes.activation}`;
   const grid = `grid.x = rows, grid.y = ceil(stride / ${CONVERT_THREADS})`;
   const sizes = [u32('rows', 'rows'), u32('columns', 'float32 row width (columns <= stride)'), u32('stride', '16-bit row stride in elements (the kernel binding\'s padded width)')];

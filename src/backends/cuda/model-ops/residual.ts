@@ -4,11 +4,12 @@
 // residual connection is the o or down linear's output: addFromActivation reads it in the
 // activation type the linear wrote (widened exactly), so no conversion runs.
 import type { ModelOpKernel } from '../model-ops.ts';
-import { activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
 export function residualKernel(shapes: ModelShapes): ModelOpKernel {
   const { activation } = shapes;
   const kernel = `residual_${activation}`;
+  const type = activationType('residual', shapes);
   const count = u32('count', 'elements');
   const block = [ELEMENTWISE_THREADS, 1, 1] as const;
   const grid = elementwiseGrid('count');
@@ -18,7 +19,7 @@ export function residualKernel(shapes: ModelShapes): ModelOpKernel {
     entryPoints: [
       entryPoint(kernel, 'add', { parameters: [output('out', '[count] (neither a nor b)'), input('a', '[count]'), input('b', '[count]'), count], block, grid, computes: 'out = a + b' }),
       entryPoint(kernel, 'addFromActivation', {
-        parameters: [output('out', '[count] (not a)'), input('a', '[count]'), activationInput(activation, 'b', '[count]'), count], block, grid, computes: 'out = a + b',
+        parameters: [output('out', '[count] (not a)'), input('a', '[count]'), activationInput(type, 'b', '[count]'), count], block, grid, computes: 'out = a + b',
       }),
       entryPoint(kernel, 'zero', { parameters: [output('x', '[count]'), count], block, grid, computes: 'x = 0' }),
       entryPoint(kernel, 'accumulate', {

@@ -4,7 +4,7 @@
 // activation type where its output feeds the linear kernels (forwardToActivation: rounded as the
 // conversion to their binding would round it, so no conversion runs).
 import type { ModelOpKernel } from '../model-ops.ts';
-import { activationOutput, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationOutput, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
 /** Warps (rows) per block. */
 export const RMSNORM_ROWS_PER_BLOCK = 4;
@@ -12,6 +12,7 @@ export const RMSNORM_ROWS_PER_BLOCK = 4;
 export function rmsnormKernel(shapes: ModelShapes): ModelOpKernel {
   const { dim, rmsNormEps, activation } = shapes;
   const kernel = `rmsnorm_c${dim}_${activation}`;
+  const type = activationType('rmsnorm', shapes);
   const rows = `[rows, ${dim}]`;
   const grid = `grid.x = ceil(rows / ${RMSNORM_ROWS_PER_BLOCK})`;
   const block = [32, RMSNORM_ROWS_PER_BLOCK, 1] as const;
@@ -20,7 +21,7 @@ export function rmsnormKernel(shapes: ModelShapes): ModelOpKernel {
     constants: { CHANNELS: dim, EPS: rmsNormEps, ROWS_PER_BLOCK: RMSNORM_ROWS_PER_BLOCK },
     entryPoints: [
       ...(['forward', 'forwardToActivation'] as const).map((name) => entryPoint(kernel, name, {
-        parameters: [name === 'forward' ? output('out', rows) : activationOutput(activation, 'out', rows), output('rstd', '[rows]'), input('x', rows), input('weight', `[${dim}]`), u32('rows', 'rows of x')],
+        parameters: [name === 'forward' ? output('out', rows) : activationOutput(type, 'out', rows), output('rstd', '[rows]'), input('x', rows), input('weight', `[${dim}]`), u32('rows', 'rows of x')],
         block, grid,
         computes: `rstd[r] = 1 / sqrt(mean_j x[r, j]^2 + ${rmsNormEps}); out[r, j] = weight[j] * (rstd[r] * x[r, j])`,
       })),

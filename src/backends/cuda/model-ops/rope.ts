@@ -5,11 +5,12 @@
 // q and k come from their linears: forwardFromActivation reads them in the activation type the
 // linear wrote (widened exactly) and writes the float32 rows attention reads, so no conversion runs.
 import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
-import { activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
 
 export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
   const { headSize, activation } = shapes;
   const kernel = `rope_d${headSize}_${activation}`;
+  const type = activationType('rope', shapes);
   const pairs = headSize / 2;
   const parameters = (...pointers: ModelOpParameter[]) => [
     ...pointers,
@@ -26,7 +27,7 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
     entryPoints: [
       entryPoint(kernel, 'forward', { parameters: parameters(output('x', '[rows, width], in place')), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
       entryPoint(kernel, 'forwardFromActivation', {
-        parameters: parameters(output('out', '[rows, width]'), activationInput(activation, 'x', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
+        parameters: parameters(output('out', '[rows, width]'), activationInput(type, 'x', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
       }),
       entryPoint(kernel, 'backward', { parameters: parameters(output('dx', '[rows, width], in place')), block, grid, computes: `${turn}: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn` }),
     ],

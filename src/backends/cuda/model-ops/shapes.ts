@@ -30,6 +30,18 @@ export function modelShapes(plan: Plan, activation: ScalarType): ModelShapes {
   };
 }
 
+const ACTIVATION_TYPES: Readonly<Record<string, { readonly cType: string; readonly spelled: string }>> = {
+  bf16: { cType: '__nv_bfloat16', spelled: 'bfloat16' },
+  f16: { cType: '__half', spelled: 'half' },
+};
+
+/** The 16-bit type the linear kernels' activation bindings hold, as C spells it and as a doc line names it. */
+export function activationType(op: string, shapes: Pick<ModelShapes, 'activation'>): { readonly cType: string; readonly spelled: string } {
+  const type = ACTIVATION_TYPES[shapes.activation];
+  if (!type) throw new Error(`${op}: no 16-bit CUDA type for activation ${shapes.activation}`);
+  return type;
+}
+
 /** Threads of the one-dimensional elementwise kernels. */
 export const ELEMENTWISE_THREADS = 256;
 
@@ -56,28 +68,12 @@ export function entryPoint(kernel: string, name: string, entry: EntryDescription
   return { name, symbol: `${kernel}__${name}`, parameters: entry.parameters, block: entry.block, sharedBytes: entry.sharedBytes ?? 0, grid: entry.grid, computes: entry.computes };
 }
 
-const ACTIVATION_TYPES: Readonly<Record<string, { readonly cType: string; readonly spelled: string }>> = {
-  bf16: { cType: '__nv_bfloat16', spelled: 'bfloat16' },
-  f16: { cType: '__half', spelled: 'half' },
-};
+type ActivationCType = ReturnType<typeof activationType>;
 
-/** The C type and spelled name of the linear kernels' 16-bit activation type (what convert and every op at a linear boundary bind). */
-export function activationTypeOf(activation: ScalarType): { readonly cType: string; readonly spelled: string } {
-  const type = ACTIVATION_TYPES[activation];
-  if (!type) throw new Error(`no 16-bit CUDA type for activation ${activation}`);
-  return type;
-}
-
-/** A device pointer to activations a linear kernel wrote, which this entry point reads (widened to float exactly). */
-export const activationInput = (activation: ScalarType, name: string, doc: string): ModelOpParameter => {
-  const type = activationTypeOf(activation);
-  return pointer(name, `const ${type.cType}*`, `${type.spelled} ${doc}, read`);
-};
+/** A device pointer to activations a linear kernel wrote (`type`: activationType's), which this entry point reads (widened to float exactly). */
+export const activationInput = (type: ActivationCType, name: string, doc: string): ModelOpParameter => pointer(name, `const ${type.cType}*`, `${type.spelled} ${doc}, read`);
 /** A device pointer to activations a linear kernel reads, which this entry point writes (rounded to nearest even). */
-export const activationOutput = (activation: ScalarType, name: string, doc: string): ModelOpParameter => {
-  const type = activationTypeOf(activation);
-  return pointer(name, `${type.cType}*`, `${type.spelled} ${doc}, written (rounded to nearest even)`);
-};
+export const activationOutput = (type: ActivationCType, name: string, doc: string): ModelOpParameter => pointer(name, `${type.cType}*`, `${type.spelled} ${doc}, written (rounded to nearest even)`);
 
 /** One thread per element of `count`: the grid rule of every elementwise entry point. */
 export const elementwiseGrid = (count: string): string => `grid.x = ceil(${count} / ${ELEMENTWISE_THREADS})`;

@@ -3,13 +3,14 @@
 // points take them in the activation type the linear kernels bind, so no conversion runs
 // between (widened exactly on load, out rounded on store as the conversion would round it).
 import type { ModelOpKernel } from '../model-ops.ts';
-import { activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
 export function swigluKernel(shapes: ModelShapes): ModelOpKernel {
   const { activation } = shapes;
   const kernel = `swiglu_${activation}`;
-  const input16 = (name: string, doc: string) => activationInput(activation, name, doc);
-  const output16 = (name: string, doc: string) => activationOutput(activation, name, doc);
+  const type = activationType('swiglu', shapes);
+  const input16 = (name: string, doc: string) => activationInput(type, name, doc);
+  const output16 = (name: string, doc: string) => activationOutput(type, name, doc);
   const count = u32('count', 'elements (rows * hidden)');
   const block = [ELEMENTWISE_THREADS, 1, 1] as const;
   const grid = elementwiseGrid('count');

@@ -72,6 +72,8 @@ struct State {
   size_t totalMemory = 0;
   std::vector<CUmodule> modules;
   std::vector<CUfunction> functions;
+  /** Per function, the dynamic shared memory it was opted into past the default 48 KiB (0: none yet). */
+  std::vector<uint32_t> sharedOptedIn;
 };
 
 State state;
@@ -145,9 +147,13 @@ void requireDevice(Napi::Env env) {
   probe();
   if (!state.unavailable.empty()) throw Napi::Error::New(env, state.unavailable);
   // Node may run JavaScript on another thread than the one that probed (workers): make the
-  // context current on this one too; it is cheap.
+  // context current on each thread once (nothing here makes another one current). Every launch
+  // and copy comes through here, ~850 a training step.
+  thread_local CUcontext current = nullptr;
+  if (current == state.context) return;
   CUresult r = state.driver.cuCtxSetCurrent(state.context);
   if (r != 0) throw Napi::Error::New(env, "cuCtxSetCurrent: " + errorText(r));
+  current = state.context;
 }
 
 void check(Napi::Env env, CUresult result, const char* what) {
@@ -363,6 +369,7 @@ Napi::Value GetFunction(const Napi::CallbackInfo& info) {
   CUresult r = state.driver.cuModuleGetFunction(&function, state.modules[module], symbol.c_str());
   if (r != 0) throw Napi::Error::New(env, "cuModuleGetFunction " + symbol + ": " + errorText(r));
   state.functions.push_back(function);
+  state.sharedOptedIn.push_back(0);
   return Napi::Number::New(env, static_cast<double>(state.functions.size() - 1));
 }
 
@@ -428,10 +435,14 @@ Napi::Value Memset(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// launch(function, grid: [x, y, z], block: [x, y, z], sharedBytes, parameters: Uint8Array, offsets: Uint32Array)
+// launch(function, gridX, gridY, gridZ, blockX, blockY, blockZ, sharedBytes, parameters: Uint8Array, offsets: Uint32Array)
 // The caller packs the kernel's parameters in order (each at its natural alignment) into
 // `parameters`; offsets[i] is where parameter i starts. cuLaunchKernel takes one pointer per
-// parameter and copies the values, so the buffer may be reused as soon as this returns.
+// parameter and copies the values, so the buffer may be reused as soon as this returns. The
+// grid and block are plain numbers, not arrays: a training step launches ~850 kernels, and each
+// array element read is a call into the engine.
+constexpr size_t kMaxParameters = 64;
+
 Napi::Value Launch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireDevice(env);
@@ -439,30 +450,33 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   if (function >= state.functions.size()) throw Napi::RangeError::New(env, "no such function");
   uint32_t grid[3], block[3];
   for (int axis = 0; axis < 3; axis++) {
-    if (!info[1].IsArray() || !info[2].IsArray()) throw Napi::TypeError::New(env, "grid and block must be arrays of 3 numbers");
-    grid[axis] = indexOf(env, info[1].As<Napi::Array>().Get(axis), "grid");
-    block[axis] = indexOf(env, info[2].As<Napi::Array>().Get(axis), "block");
+    grid[axis] = indexOf(env, info[1 + axis], "grid");
+    block[axis] = indexOf(env, info[4 + axis], "block");
   }
-  uint32_t sharedBytes = indexOf(env, info[3], "sharedBytes");
-  auto [parameters, parameterBytes] = bytesOf(env, info[4], "parameters");
-  if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+  uint32_t sharedBytes = indexOf(env, info[7], "sharedBytes");
+  auto [parameters, parameterBytes] = bytesOf(env, info[8], "parameters");
+  if (!info[9].IsTypedArray() || info[9].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
     throw Napi::TypeError::New(env, "offsets must be a Uint32Array");
   }
-  auto offsets = info[5].As<Napi::Uint32Array>();
-  std::vector<void*> pointers(offsets.ElementLength());
-  for (size_t i = 0; i < pointers.size(); i++) {
+  auto offsets = info[9].As<Napi::Uint32Array>();
+  size_t count = offsets.ElementLength();
+  if (count > kMaxParameters) throw Napi::RangeError::New(env, "more than 64 kernel parameters");
+  void* pointers[kMaxParameters];
+  for (size_t i = 0; i < count; i++) {
     if (offsets[i] >= parameterBytes) throw Napi::RangeError::New(env, "parameter offset past the end of the parameters");
     pointers[i] = parameters + offsets[i];
   }
   if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0) return env.Undefined();
-  // Past 48 KiB, dynamic shared memory must be opted into per function (the attention kernels' tiles).
-  if (sharedBytes > kDefaultSharedLimit) {
+  // Past 48 KiB, dynamic shared memory must be opted into per function (the attention kernels'
+  // tiles); once is enough for that much or less.
+  if (sharedBytes > kDefaultSharedLimit && sharedBytes > state.sharedOptedIn[function]) {
     check(env, state.driver.cuFuncSetAttribute(state.functions[function], kAttributeMaxDynamicSharedBytes, static_cast<int>(sharedBytes)),
           "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
+    state.sharedOptedIn[function] = sharedBytes;
   }
   check(env,
         state.driver.cuLaunchKernel(state.functions[function], grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes,
-                                    nullptr, pointers.data(), nullptr),
+                                    nullptr, pointers, nullptr),
         "cuLaunchKernel");
   return env.Undefined();
 }

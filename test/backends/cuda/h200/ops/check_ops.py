@@ -623,7 +623,33 @@ class Case:
         op.launch("multipliers", grid, [out, 0, 0, 0, F32(1.0), n])
         self.check("dropout", "multipliers", "multiplier (no mask: ones)", self.down(out), np.ones(n, np.float32), EXACT)
 
-CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw", "dropout"]
+    # -- unpool (for a spec whose quantized layers have adapters: the dequantize + cuBLAS path's dx)
+    def unpool(self):
+        if "unpool" not in self.ops:
+            return
+        op = self.ops["unpool"]
+        R, per_block = self.rows, op["THREADS"] * op["COLUMNS_PER_THREAD"]
+        to_bits, from_bits = (to_bf16_bits, from_bf16_bits) if op.kernel["kernel"].endswith("bf16") else (to_f16_bits, from_f16_bits)
+        # (columns, group, padding of du's rows): the model's widths at group 8 (float4 rows when
+        # columns % 4 == 0), stories260K's down (172 = 4 * 43), K = 35 at group 7 (scalar rows),
+        # a padded in_features whose last group is short (170 at 43), several blocks a row at a
+        # ragged group (4100 at 1025), and group 1.
+        shapes = [(self.arch["dim"], 8, 0), (self.arch["hiddenDim"], 8, 3), (172, 43, 0), (35, 7, 3), (170, 43, 1), (4100, 1025, 2), (9, 1, 0)]
+        for columns, group, pad in shapes:
+            groups = ceil(columns, group)
+            stride = groups + pad
+            du = to_bits(self.randn(R, stride, scale=2.0))
+            du[:, groups:] = 0x7FC1  # NaN where a row's padding is: read, it poisons dx
+            factor = F32(1.0 / group)
+            start = self.randn(R, columns)
+            out = self.up(start)
+            op.launch("accumulate", (R, ceil(columns, per_block)), [out, self.up(du), factor, R, columns, group, stride])
+            columns_group = np.arange(columns) // group
+            ref = start.astype(np.float64) + np.float64(np.float32(factor.value)) * from_bits(du).astype(np.float64)[:, columns_group]
+            self.check("unpool", "accumulate", "inputGrad (+=)", self.down(out), ref, TOLERANCE, f"columns {columns}, group {group}, stride {stride}")
+
+
+CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw", "dropout", "unpool"]
 
 
 def determinism(device, results, spec, arch, ops):
@@ -711,6 +737,10 @@ def timings(device, spec, arch, ops, rows, repeats=20):
     if "dropout" in ops:  # one layer's multipliers at group 32: rows × C/32
         dp, entries = ops["dropout"], rows * (C // 32)
         cases.append(("dropout multipliers (one layer)", dp, "multipliers", (ceil(entries, dp["THREADS"]),), [z(entries), 1, 2, dropout_threshold(0.05), F32(1 / 0.95), entries], 4 * entries, 0))
+    if "unpool" in ops:  # the MLP down projection's dx += c·unpool(du) at group 32 (LLaMA-7B: K = 11008, L = 344)
+        up_, groups = ops["unpool"], H // 32
+        du = device.upload(np.zeros(rows * groups, np.uint16))
+        cases.append(("unpool accumulate (down, group 32)", up_, "accumulate", (rows, ceil(H, up_["THREADS"] * up_["COLUMNS_PER_THREAD"])), [z(rows, H), du, F32(1 / 32), rows, H, 32, groups], 8 * rows * H + 2 * rows * groups, 0))
     squares_in, partials, total = z(adapter), z(ss["BLOCKS"]), z(1)
     lines = []
     for label, op, entry, grid, args, moved, flops in cases:
