@@ -145,6 +145,7 @@ export function describeProfile(entries: readonly ProfileEntry[], method: Profil
   const share = (ms: number) => `${ms.toFixed(1)} ms (${total > 0 ? ((100 * ms) / total).toFixed(1) : '0.0'} %)`;
   const how = method === 'waits' ? 'every call waited for' : 'CUDA events around every call, GPU time';
   const lines = [`profile (QALC_CUDA_PROFILE; ${how}): ${share(total)} in all; ${[...byKind].sort((a, b) => b[1] - a[1]).map(([kind, ms]) => `${kind} ${share(ms)}`).join(', ')}`];
-  for (const e of entries.slice(0, top)) lines.push(`  ${e.name}: ${e.calls} calls, ${share(e.milliseconds)}, ${(e.milliseconds / e.calls).toFixed(3)} ms each`);
+  // The host's and the idle time are gaps, not calls: no mean a call.
+  for (const e of entries.slice(0, top)) lines.push(`  ${e.name}: ${e.calls === 0 ? share(e.milliseconds) : `${e.calls} calls, ${share(e.milliseconds)}, ${(e.milliseconds / e.calls).toFixed(3)} ms each`}`);
   return lines.join('\n');
 }

@@ -58,7 +58,8 @@ stamp "qalc train $(basename "$spec") --steps $steps, to be killed at step $kill
 "$node" "$qalc" train "$spec" "${random[@]}" --backend "$backend" "${kernels[@]}" --out "$run" 2> "$work/first.log" &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
-  done_steps=$(grep -c '"step"' "$run/train.jsonl" 2>/dev/null || echo 0)
+  # cat | grep -c always prints one count (0 before the log exists).
+  done_steps=$(cat "$run/train.jsonl" 2>/dev/null | grep -c '"step"')
   if [ "$done_steps" -ge "$kill_at" ]; then
     kill -9 "$pid"
     stamp "killed (SIGKILL) after $done_steps steps"
