@@ -13,53 +13,16 @@
 //   npx tsx test/bench/cuda/host-overhead.ts SPEC [STEPS]        # a spec with model shapes, e.g.
 //       .device/train7b/llama2-7b-l4.qal (test/bench/cuda/train/prepare.sh writes it)
 //   node --import tsx --cpu-prof test/bench/cuda/host-overhead.ts SPEC    # where the time goes
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
-import { frontEnd } from '../../../src/compile.ts';
-import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
-import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
-import { ParameterPacker, type CudaDevicePort, type DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
-import { deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
+import { dirname, join } from 'node:path';
+import type { DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { train } from '../../../src/train/trainer.ts';
-import { readFileSync } from 'node:fs';
-
-/** A GPU that does nothing: buffers with addresses but no memory; a download fills ones. */
-function idlePort(): CudaDevicePort {
-  let next = 0x1000n;
-  const packer = new ParameterPacker();
-  return {
-    loadModule: () => ({ function: (symbol) => ({ symbol, handle: 0 }) }),
-    alloc(bytes): DeviceBuffer {
-      const pointer = next;
-      next += BigInt(bytes + 256);
-      return {
-        pointer, bytes,
-        upload: () => {},
-        download: (destination) => {
-          if (destination instanceof Float32Array) destination.fill(1);
-        },
-        fill: () => {}, copyFrom: () => {}, free: () => {},
-      };
-    },
-    launch: (_fn, _grid, _block, _shared, parameters) => {
-      packer.pack(parameters);
-    },
-    synchronize: () => {},
-    gemm: () => {},
-  };
-}
+import { idleDeviceOps } from './idle-device.ts';
 
 const [specArg, stepsArg] = process.argv.slice(2);
 if (specArg === undefined) throw new Error('usage: host-overhead.ts SPEC [STEPS]');
-const specPath = resolve(specArg);
-const front = frontEnd(specPath);
-if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
-const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
-const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
-const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-const ops = deviceOps(idlePort(), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+const { specPath, plan, ops } = await idleDeviceOps(specArg);
 // The launches so far at each optimizer step's end: the launches a step say the launch sequence
 // did not change. (Not the process's CPU time: process.cpuUsage() takes ~1 ms in this process,
 // inside the step's time, and it tracked the wall time here anyway.)
@@ -78,7 +41,7 @@ const measured: DeviceOps = {
   },
 };
 const out = mkdtempSync(join(tmpdir(), 'qalc-host-overhead-'));
-await train({ plan: front.plan, specDir: dirname(specPath), out, steps: Number(stepsArg ?? 4), ops: measured, evalBatches: 1, randomWeights: {} });
+await train({ plan, specDir: dirname(specPath), out, steps: Number(stepsArg ?? 4), ops: measured, evalBatches: 1, randomWeights: {} });
 const steps = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number });
 const ms = steps.map((s) => s.seconds * 1000);
 /** The median, mean and least of `values`. */

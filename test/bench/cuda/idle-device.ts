@@ -1,0 +1,50 @@
+// The cuda device ops of a spec over a GPU that does nothing, for the benchmarks that measure the
+// host's side of a training step without a GPU (host-overhead.ts: its JavaScript;
+// device-memory.ts: its allocations). Launches pack their parameters as the driver does, so the
+// host pays what it pays on a real device; buffers have addresses but no memory; a download
+// fills ones (the loss and gradient norm stay finite).
+import { resolve } from 'node:path';
+import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
+import { frontEnd } from '../../../src/compile.ts';
+import type { Plan } from '../../../src/plan/plan.ts';
+import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
+import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
+import { ParameterPacker, type CudaDevicePort, type DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
+import { deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
+
+export function idlePort(): CudaDevicePort {
+  let next = 0x1000n;
+  const packer = new ParameterPacker();
+  return {
+    loadModule: () => ({ function: (symbol) => ({ symbol, handle: 0 }) }),
+    alloc(bytes): DeviceBuffer {
+      const pointer = next;
+      next += BigInt(bytes + 256);
+      return {
+        pointer, bytes,
+        upload: () => {},
+        download: (destination) => {
+          if (destination instanceof Float32Array) destination.fill(1);
+        },
+        fill: () => {}, copyFrom: () => {}, free: () => {},
+      };
+    },
+    launch: (_fn, _grid, _block, _shared, parameters) => {
+      packer.pack(parameters);
+    },
+    synchronize: () => {},
+    gemm: () => {},
+  };
+}
+
+/** The spec at `specArg` (a path), its plan, and its cuda device ops over idlePort(). */
+export async function idleDeviceOps(specArg: string): Promise<{ specPath: string; plan: Plan; ops: DeviceOps }> {
+  const specPath = resolve(specArg);
+  const front = frontEnd(specPath);
+  if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
+  const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
+  const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
+  const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
+  const ops = deviceOps(idlePort(), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+  return { specPath, plan: front.plan, ops };
+}
