@@ -64,6 +64,7 @@ struct Driver {
 struct State {
   bool probed = false;
   std::string unavailable;  // empty once the driver and a device are usable
+  void* library = nullptr;  // libcuda.so.1, kept open: the event functions are resolved from it later
   Driver driver{};
   CUdevice device = 0;
   CUcontext context = nullptr;
@@ -97,7 +98,7 @@ bool resolve(void* library, const char* symbol, F& slot) {
 void probe() {
   if (state.probed) return;
   state.probed = true;
-  void* library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  void* library = state.library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     const char* why = dlerror();
     state.unavailable = std::string("no GPU: libcuda.so.1 not found (the NVIDIA driver is not installed") + (why ? std::string("; dlopen: ") + why : "") + ")";
@@ -512,7 +513,7 @@ void requireTiming(Napi::Env env) {
   requireDevice(env);
   if (!timing.probed) {
     timing.probed = true;
-    void* library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    void* library = state.library;  // requireDevice has opened it
     timing.cuEventCreate = reinterpret_cast<decltype(timing.cuEventCreate)>(dlsym(library, "cuEventCreate"));
     timing.cuEventRecord = reinterpret_cast<decltype(timing.cuEventRecord)>(dlsym(library, "cuEventRecord"));
     // CUDA 12.8 added _v2 (the same signature; cuda.h maps the plain name to it from 13.0).
