@@ -214,6 +214,7 @@ struct Blas {
                                const void*, void*, int, int, int, int);
   const char* (*cublasGetStatusName)(cublasStatus);    // optional (cuBLAS 11.4+)
   const char* (*cublasGetStatusString)(cublasStatus);  // optional
+  cublasStatus (*cublasSetWorkspace)(cublasHandle, void*, size_t);  // optional (cuBLAS 11.0+)
 };
 
 struct BlasState {
@@ -223,6 +224,7 @@ struct BlasState {
   int version[3] = {0, 0, 0};
   Blas blas{};
   cublasHandle handle = nullptr;  // created on the first gemm, in the primary context
+  size_t workspaceBytes = 0;      // the workspace given to the handle (0: cuBLAS's own)
 };
 
 BlasState blasState;
@@ -288,6 +290,7 @@ void probeBlas() {
   }
   b.cublasGetStatusName = reinterpret_cast<decltype(b.cublasGetStatusName)>(dlsym(library, "cublasGetStatusName"));
   b.cublasGetStatusString = reinterpret_cast<decltype(b.cublasGetStatusString)>(dlsym(library, "cublasGetStatusString"));
+  b.cublasSetWorkspace = reinterpret_cast<decltype(b.cublasSetWorkspace)>(dlsym(library, "cublasSetWorkspace_v2"));
   for (int property = 0; property < 3; property++) b.cublasGetProperty(property, &blasState.version[property]);
 }
 
@@ -303,6 +306,18 @@ cublasHandle blasHandle(Napi::Env env) {
     cublasHandle handle = nullptr;
     checkBlas(env, blasState.blas.cublasCreate(&handle), "cublasCreate");
     checkBlas(env, blasState.blas.cublasSetStream(handle, nullptr), "cublasSetStream");
+    // A workspace of its own, as cuBLAS's guide recommends for Hopper (32 MiB; 4 MiB before):
+    // without one, GemmEx may pick kernels that need none (split-K and stream-K ones need it).
+    // QALC_CUBLAS_WORKSPACE_MIB sets the size; 0 leaves cuBLAS's default. Allocated once, kept
+    // for the handle's life (the process's).
+    size_t mib = 32;
+    if (const char* value = std::getenv("QALC_CUBLAS_WORKSPACE_MIB")) mib = static_cast<size_t>(std::strtoul(value, nullptr, 10));
+    if (mib > 0 && blasState.blas.cublasSetWorkspace != nullptr) {
+      CUdeviceptr workspace = 0;
+      check(env, state.driver.cuMemAlloc(&workspace, mib << 20), "cuMemAlloc (the cuBLAS workspace)");
+      checkBlas(env, blasState.blas.cublasSetWorkspace(handle, reinterpret_cast<void*>(workspace), mib << 20), "cublasSetWorkspace");
+      blasState.workspaceBytes = mib << 20;
+    }
     blasState.handle = handle;
   }
   return blasState.handle;

@@ -106,6 +106,8 @@ qalc_part() {
     QALC_CUDA_PROFILE=events timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend "$backend" \
       --kernels "$dev/compiled/cuda" --steps 3 --out "$work/qalc-l$layers-profiled" 2> "$out/qalc-l$layers-profiled.log"
     echo "qalc (profiled) exit $?"
+    # Every entry of the profile (the log prints the costliest 20): summary.json's device.profile.
+    cp "$work/qalc-l$layers-profiled/summary.json" "$out/qalc-l$layers-profile.json" 2>/dev/null || true
     grep -A 30 '^profile' "$out/qalc-l$layers-profiled.log" | head -n 31
   else
     stamp "skip the profiled qalc run at $layers blocks: $(left) s left"

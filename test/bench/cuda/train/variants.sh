@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# qalc's 7B-shaped step under several environment settings, side by side in one device call, each
+# run profiled on the GPU's clock (QALC_CUDA_PROFILE=events) — for choosing between variants a
+# change puts behind an environment variable, before making one the default. Not a CI test.
+#
+# Built here by prepare.sh into .device/train7b/ (carry it); on the device:
+#   VARIANTS="base: cublas32:QALC_CUBLAS_WORKSPACE_MIB=32 nows:QALC_CUBLAS_WORKSPACE_MIB=0" \
+#     LAYERS=4 STEPS=4 bash .device/train7b/variants.sh
+#
+# VARIANTS: space-separated NAME:ENV=VALUE,ENV=VALUE (NAME: alone runs the defaults). Also runs
+# adapter-gemm.py first when ADAPTER_GEMM=1. Writes $OUT/variants.json (per variant: the steps'
+# seconds, the profile's milliseconds a step by kind, summary.json's device record with every
+# profile entry) and prints a table last.
+set -uo pipefail
+dev="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="${OUT:-/tmp/variants-out}"
+work="${WORK:-/tmp/variants}"
+layers="${LAYERS:-4}"
+steps="${STEPS:-4}"
+mkdir -p "$out" "$work"
+exec > >(tee -a "$out/variants-log.txt") 2>&1
+spec="$dev/llama2-7b-l$layers.qal"
+[ "$layers" = 32 ] && spec="$dev/llama2-7b.qal"
+[ -f "$spec" ] || { echo "no $spec: prepare.sh writes llama2-7b-l\$LAYERS.qal (LAYERS=$layers)"; exit 1; }
+cp "$dev/commit.txt" "$out/commit.txt" 2>/dev/null || true
+echo "commit $(cat "$dev/commit.txt" 2>/dev/null || echo unknown), $layers blocks, $steps steps"
+if [ "${ADAPTER_GEMM:-0}" = 1 ]; then
+  timeout 120 python3 "$dev/adapter-gemm.py" > "$out/adapter-gemm.txt" 2>&1
+  echo "adapter-gemm.py exit $?"
+  cat "$out/adapter-gemm.txt"
+fi
+xz -dc "$dev/node.xz" > "$work/node" && chmod +x "$work/node"
+[ -f "$dev/qalc/qalc.mjs" ] || xz -dk "$dev/qalc/qalc.mjs.xz"
+for variant in ${VARIANTS:-base:}; do
+  name="${variant%%:*}"
+  settings="${variant#*:}"
+  echo "== $name ($settings) $(date -u +%H:%M:%S)"
+  rm -rf "$work/$name"
+  (
+    IFS=','
+    for setting in $settings; do [ -n "$setting" ] && export "$setting"; done
+    QALC_CUDA_PROFILE=events timeout "${LIMIT_S:-150}" "$work/node" "$dev/qalc/qalc.mjs" train "$spec" --random-weights --backend cuda \
+      --kernels "$dev/compiled/cuda" --steps "$steps" --out "$work/$name" 2> "$out/$name.log"
+    echo "exit $?"
+  )
+  grep -A 25 '^profile' "$out/$name.log" | head -n 26
+  cp "$work/$name/summary.json" "$out/$name-summary.json" 2>/dev/null || echo "$name wrote no summary.json"
+  cp "$work/$name/train.jsonl" "$out/$name-train.jsonl" 2>/dev/null || true
+done
+python3 - "$out" ${VARIANTS:-base:} <<'EOF'
+import json, os, statistics, sys
+out, variants = sys.argv[1], [v.split(':', 1)[0] for v in sys.argv[2:]]
+rows, table = {}, []
+for name in variants:
+    try:
+        steps = [json.loads(l) for l in open(os.path.join(out, f'{name}-train.jsonl')) if l.strip()]
+    except OSError:
+        table.append(f'| {name} | missing | | |')
+        continue
+    steady = steps[1:] or steps
+    seconds = statistics.median(s['seconds'] for s in steady)
+    kinds = sorted({k for s in steady for k in s.get('profile_ms', {})})
+    by_kind = {k: statistics.median(s.get('profile_ms', {}).get(k, 0) for s in steady) for k in kinds}
+    rows[name] = {'step_s': seconds, 'ms_by_kind': by_kind, 'losses': [s['loss'] for s in steps]}
+    table.append(f"| {name} | {seconds * 1000:.1f} | {', '.join(f'{k} {v:.1f}' for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1]))} | {steps[-1]['loss']:.4f} |")
+json.dump(rows, open(os.path.join(out, 'variants.json'), 'w'), indent=1)
+print('| variant | step ms (median, steps 2+) | GPU ms a step by kind | last loss |')
+print('|---|---:|---|---:|')
+print('\n'.join(table))
+EOF
+sleep 1
