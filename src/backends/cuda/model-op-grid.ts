@@ -63,6 +63,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
       if (entry === 'loss') return [1, 1, 1];
       return entry === 'backward' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'VOCAB'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'unpool':
+      if (entry === 'dropPooled') return [ceil(size(sizes, 'rows', name, entry) * size(sizes, 'groups', name, entry), constant(kernel, 'THREADS')), 1, 1];
       return entry === 'accumulate'
         ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS') * constant(kernel, 'COLUMNS_PER_THREAD')), 1]
         : unknownEntry(kernel, entry);

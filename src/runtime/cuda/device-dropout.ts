@@ -13,16 +13,24 @@ import type { ModelOpLauncher } from './model-op-launcher.ts';
 /** Writes `count` float32 multipliers for `mask` (ones without one) into `out`, on the device. */
 export type DropoutGenerator = (out: DeviceBuffer, mask: DropoutDraws | undefined, p: number, count: number) => void;
 
+/** A mask as the kernels that regenerate it take it (the dropout op, unpool's entries): no mask keeps every entry with factor 1. */
+export interface DropoutArguments {
+  readonly seed: number;
+  readonly offset: number;
+  readonly threshold: number;
+  readonly keptScale: number;
+}
+
+export function dropoutArguments(mask: DropoutDraws | undefined, p: number): DropoutArguments {
+  if (mask === undefined) return { seed: 0, offset: 0, threshold: 0, keptScale: 1 };
+  return { seed: mask.seed, offset: offsetBase(mask), threshold: dropoutThreshold(p), keptScale: keptScale(p) };
+}
+
 /** The generator over the compiled dropout op, or undefined when the kernels have none (a spec without dropout). */
 export function deviceDropout(ops: ModelOpLauncher): DropoutGenerator | undefined {
   if (!ops.has('dropout')) return undefined;
-  return (out, mask, p, count) => ops.launch('dropout', 'multipliers', {
-    multiplier: out,
-    seed: mask?.seed ?? 0,
-    offset: mask === undefined ? 0 : offsetBase(mask),
-    // No mask: every entry kept with factor 1.
-    threshold: mask === undefined ? 0 : dropoutThreshold(p),
-    keptScale: mask === undefined ? 1 : keptScale(p),
-    count,
-  });
+  return (out, mask, p, count) => {
+    const { seed, offset, threshold, keptScale } = dropoutArguments(mask, p);
+    ops.launch('dropout', 'multipliers', { multiplier: out, seed, offset, threshold, keptScale, count });
+  };
 }

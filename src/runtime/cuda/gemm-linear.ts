@@ -11,12 +11,14 @@
 //             y = x·Ŵ                         GEMM, y in the forward kernel's output encoding
 //             y += σ·v·B                      GEMM with beta = 1 (B in the activation type)
 //   backward  dv = σ·dy·Bᵀ                    GEMM (dv in the activation type, as adapter_grad's)
-//             dB = σ·vᵀ·dy                    GEMM into adapter_grad's dA|dB scratch
-//             du, dA                          adapter_grad's adapterInputGrads entry alone
+//             dB += σ·vᵀ·dy                   GEMM with beta = 1 into B's float32 gradient
+//             ũ = drop(u)                     the unpool op's dropPooled (the mask regenerated)
+//             dA += ũᵀ·dv                     GEMM with beta = 1 into A's float32 gradient
+//             dũ = dv·Aᵀ                      GEMM (A in the activation type, dũ too)
 //             Ŵ = dequantize(codes)           again: no layer keeps its Ŵ (peak memory)
 //             dx += dy·Ŵᵀ                     GEMM with beta = 1, straight into dx's float32 rows
-//             dx += c·unpool(du)              the unpool model op (device-unpool.ts), c the
-//                                             pooling factor: dx[t, i] += c·du[t, ⌊i/g⌋]
+//             dx += c·unpool(mask ⊙ dũ)       the unpool model op (device-unpool.ts), c the
+//                                             pooling factor: dx[t, i] += c·m·dũ[t, ⌊i/g⌋]
 //
 // Why two GEMMs for y rather than one over [x | σv]·[Ŵ ; B]: the stacked form needs x and v in
 // one [T, K + r] matrix, and x is the previous op's array (rows of K), so stacking costs a copy
@@ -39,14 +41,14 @@
 // GEMMs run in order on one stream, so a call's dequantize waits for the previous call's GEMMs.
 import { bindingNamed, elementsFor, shapeFor, type ManifestKernel } from '../../backends/manifest.ts';
 import { poolingFactor } from '../../reference/adapter.ts';
-import { accumulateAdapterGradients, adapterForwardBuffers, adapterGradientBuffers, frozenBuffers, weightOf, type CompiledLinearOps, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
+import { adapterForwardBuffers, frozenBuffers, weightOf, type CompiledLinearOps, type CompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { DeviceTensor } from '../device-port.ts';
 import { describeLayer, type LinearKernels } from '../linear-kernel-choice.ts';
-import { checkLength } from '../typescript/floats.ts';
+import { checkLength, type Floats } from '../typescript/floats.ts';
 import type { QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { CudaDevicePort, DeviceBuffer, DeviceMatrix, GemmCall } from './cuda.ts';
 import { float32, type DeviceArrays, type Layout } from './device-arrays.ts';
-import type { UnpoolAccumulator } from './device-unpool.ts';
+import type { DeviceUnpool } from './device-unpool.ts';
 import { bytesPerElement, type ActivationType } from './host-data.ts';
 import { prologueOf } from './manifest-launch.ts';
 import type { ResidentCall, ResidentPort } from './resident-port.ts';
@@ -96,7 +98,7 @@ export interface GemmLinearOptions {
 
 /** `unpool`: the compiled unpool op (device-unpool.ts); without it, adapted layers keep the fused kernels. */
 export function gemmLinearOps(
-  fused: CompiledLinearOps, port: ResidentPort, arrays: DeviceArrays, driver: CudaDevicePort, unpool: UnpoolAccumulator | undefined, options: GemmLinearOptions,
+  fused: CompiledLinearOps, port: ResidentPort, arrays: DeviceArrays, driver: CudaDevicePort, unpool: DeviceUnpool | undefined, options: GemmLinearOptions,
 ): GemmLinearOps {
   const minTokens = options.minTokens ?? GEMM_MIN_TOKENS;
   // The fused ops' record, extended: one stats record for the layer, whichever path a call took.
@@ -129,7 +131,7 @@ export function gemmLinearOps(
     if (typeof found === 'string') return { fusedBecause: undefined }; // the fused ops' fallback says why
     const why = found.dequantize === undefined ? 'no dequantize kernel'
       : layer.adapter !== null && prologueOf(found.forward) === undefined ? 'its forward kernel has no u/v prologue (no tensor-core variant)'
-      : layer.adapter !== null && unpool === undefined ? 'the compiled kernels have no unpool model op (compiled before it: run qalc compile again)'
+      : layer.adapter !== null && unpool === undefined ? 'the compiled kernels have no unpool model op with dropPooled (compiled before it: run qalc compile again)'
       : undefined;
     if (why !== undefined) return { fusedBecause: `${describeLayer(layer)}: ${why}` };
     const { inFeatures: K, outFeatures: N } = weightOf(layer);
@@ -165,11 +167,12 @@ export function gemmLinearOps(
     return { frozen, weight: call.matrix(weight) };
   };
 
-  /** B [r, N] in the activation type, for the GEMMs (the optimizer keeps it in float32). */
-  const adapterB = (adapter: NonNullable<QaLoraLinear['adapter']>, N: number, type: DeviceMatrix['type']): DeviceMatrix => {
-    const buffer = arrays.read(float32(adapter.b, 'B'), { encoding: type as ActivationType, rows: adapter.rank, width: N, stride: N });
-    return { buffer, type, rows: adapter.rank, columns: N };
+  /** A [L, r] or B [r, N] in the activation type, for the GEMMs (the optimizer keeps them in float32; the 16-bit copy is made once per update). */
+  const adapterMatrix = (values: Floats, rows: number, columns: number, type: DeviceMatrix['type']): DeviceMatrix => {
+    const buffer = arrays.read(float32(values, 'an adapter matrix'), { encoding: type as ActivationType, rows, width: columns, stride: columns });
+    return { buffer, type, rows, columns };
   };
+  const adapterB = (adapter: NonNullable<QaLoraLinear['adapter']>, N: number, type: DeviceMatrix['type']): DeviceMatrix => adapterMatrix(adapter.b, adapter.rank, N, type);
 
   return {
     stats,
@@ -213,18 +216,27 @@ export function gemmLinearOps(
       const outputGrad = call.input(found.backwardData, 'outputGrad', dy, { rows, width: N });
       const inputGrad: DeviceMatrix = { buffer: arrays.update(float32(dx, 'dx')), type: 'f32', rows, columns: K };
       if (adapter !== null && found.adapterGrad !== undefined) {
-        // dv and dB are two GEMMs over all of dy: on cuBLAS (adapter_grad's adapterOutputGrads
-        // ran dv = dy·Bᵀ, a reduction over N, on T/64 × 2 blocks: 0.28 ms for N = 11008 at
-        // T = 2048 on the H200, 20× its FLOP and byte floors); du and dA stay its own.
-        const kernel = found.adapterGrad;
-        const grads = adapterGradientBuffers(call, kernel, layer, outputGrad, rows, saved);
-        const dy = call.matrix(outputGrad), v = call.matrix(grads.adapterActivation!);
-        const weightGrads = call.matrix(grads.adapterWeightGrads!);
-        gemm({ a: dy, b: adapterB(adapter, N, dy.type), transposeB: true, out: call.matrix(grads.adapterActivationGrad!), alpha: adapter.scaling });
-        gemm({ a: v, transposeA: true, b: dy, out: { buffer: weightGrads.buffer, type: 'f32', rows: adapter.rank, columns: N, offset: adapter.a.length * 4 }, alpha: adapter.scaling });
-        call.entry(kernel, 'adapterInputGrads', rows, grads, { tokens: rows, adapterScale: adapter.scaling });
-        accumulateAdapterGradients(call, kernel, layer, grads);
-        unpool!(inputGrad, call.matrix(grads.pooledInputGrad!), adapter.groupSize, poolingFactor(adapter.pooling, adapter.groupSize));
+        // Four GEMMs on cuBLAS and two small unpool-op launches. adapter_grad's entries had
+        // reduced over N (dv = dy·Bᵀ: 0.28 ms for N = 11008 at T = 2048 on the H200, 20× its
+        // floors) and over the tokens in 4 blocks (dA: ~55 µs a layer, the whole entry).
+        if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
+        const kernel = found.adapterGrad, { rank } = adapter, groups = K / adapter.groupSize;
+        const dropout = { mask: saved.mask, p: adapter.dropout };
+        const dy = call.matrix(outputGrad);
+        const u = call.matrix(call.input(kernel, 'pooledInput', saved.u, { rows, width: groups }));
+        const v = call.matrix(call.input(kernel, 'adapterActivation', saved.v, { rows, width: rank }));
+        const dv = call.matrix(call.scratch(kernel, 'adapterActivationGrad', { rows, width: rank }));
+        const du = call.matrix(call.scratch(kernel, 'pooledInputGrad', { rows, width: groups }));
+        const dropped: DeviceMatrix = { buffer: arrays.take(rows * groups * bytesPerElement(u.type as ActivationType)), type: u.type, rows, columns: groups };
+        const gradient = (host: Floats, rows: number, columns: number): DeviceMatrix => ({ buffer: arrays.update(float32(host, 'an adapter gradient')), type: 'f32', rows, columns });
+        // dv = σ·dy·Bᵀ; dB += σ·vᵀ·dy
+        gemm({ a: dy, b: adapterB(adapter, N, dy.type), transposeB: true, out: dv, alpha: adapter.scaling });
+        gemm({ a: v, transposeA: true, b: dy, out: gradient(adapter.gradB, rank, N), alpha: adapter.scaling, beta: 1 });
+        // dA += drop(u)ᵀ·dv; d drop(u) = dv·Aᵀ, which unpool turns into du (the mask) and adds to dx
+        unpool!.dropPooled(dropped, u, dropout);
+        gemm({ a: dropped, transposeA: true, b: dv, out: gradient(adapter.gradA, groups, rank), beta: 1 });
+        gemm({ a: dv, b: adapterMatrix(adapter.a, groups, rank, dv.type), transposeB: true, out: du });
+        unpool!.accumulate(inputGrad, du, adapter.groupSize, poolingFactor(adapter.pooling, adapter.groupSize), dropout);
       }
       const weight = dequantized(call, found.dequantize, layer);
       gemm({ a: call.matrix(outputGrad), b: weight.weight, transposeB: true, out: inputGrad, beta: 1 });

@@ -22,7 +22,7 @@ import { deviceUnpool } from '../../../src/runtime/cuda/device-unpool.ts';
 import { linearPathOf, type GemmLinearOptions } from '../../../src/runtime/cuda/gemm-linear.ts';
 import { bf16Bits, bf16Value } from '../../../src/runtime/cuda/host-data.ts';
 import { modelOpLauncher } from '../../../src/runtime/cuda/model-op-launcher.ts';
-import { expandDropoutMask } from '../../../src/runtime/typescript/dropout-draws.ts';
+import { dropoutDraws, expandDropoutMask } from '../../../src/runtime/typescript/dropout-draws.ts';
 import type { Floats } from '../../../src/runtime/typescript/floats.ts';
 import { TYPESCRIPT_OPS } from '../../../src/runtime/typescript/ops.ts';
 import type { Plan } from '../../../src/plan/plan.ts';
@@ -67,7 +67,7 @@ class UnpoolWatchingDevice extends SimulatedModelOpDevice {
 
   override launch(fn: CudaFunction, grid: readonly number[], block: readonly number[], shared: number, parameters: readonly KernelParameter[]): void {
     const entry = this.ops.flatMap((k) => k.entryPoints).find((e) => e.symbol === fn.symbol);
-    if (entry === undefined || !fn.symbol.startsWith('unpool_')) return super.launch(fn, grid, block, shared, parameters);
+    if (entry === undefined || !fn.symbol.startsWith('unpool_') || !fn.symbol.endsWith('__accumulate')) return super.launch(fn, grid, block, shared, parameters);
     const at = (name: string) => parameters[entry.parameters.findIndex((p) => p.name === name)]!.value;
     const dx = () => new Float32Array(this.memory.get(at('inputGrad') as bigint)!.slice().buffer);
     const before = dx();
@@ -109,16 +109,19 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     if (onGemm) {
       // Ŵ dequantized for each direction, then only GEMMs: no fused forward or backward_data kernel.
       expect(device.launched.filter((s) => s.startsWith('dequantize_'))).toHaveLength(2);
-      // y = x·Ŵ and dx = dy·Ŵᵀ; with an adapter also y += σ·v·B, dv = σ·dy·Bᵀ and dB = σ·vᵀ·dy,
-      // and dx += c·unpool(du) on the unpool op, no GEMM.
-      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 5);
+      // y = x·Ŵ and dx = dy·Ŵᵀ; with an adapter also y += σ·v·B, dv = σ·dy·Bᵀ, dB += σ·vᵀ·dy,
+      // dA += drop(u)ᵀ·dv and d drop(u) = dv·Aᵀ, drop(u) and dx += c·unpool(mask ⊙ d drop(u))
+      // on the unpool op, no GEMM.
+      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 7);
       expect(device.modelOpLaunches.filter((s) => s === 'unpool.accumulate')).toHaveLength(c.rank === 0 ? 0 : 1);
+      expect(device.modelOpLaunches.filter((s) => s === 'unpool.dropPooled')).toHaveLength(c.rank === 0 ? 0 : 1);
       expect(launched).not.toMatch(/(^| )(forward|decode|backward_data)_k\S*__(forward|decode|backwardData)/);
       if (c.rank > 0) {
         expect(launched).toMatch(/__adapterActivations/);
-        // adapter_grad computes du and dA only: dv and dB were cuBLAS's.
-        expect(launched).toMatch(/__adapterInputGrads/);
-        expect(launched).not.toMatch(/__adapterOutputGrads/);
+        // No adapter_grad launch: its four products were cuBLAS's, the mask the unpool op's; the
+        // dropout multipliers are made once, for the forward's prologue.
+        expect(launched).not.toMatch(/adapter_grad_/);
+        expect(device.modelOpLaunches.filter((s) => s === 'dropout.multipliers').length).toBeLessThanOrEqual(1);
       }
     } else {
       expect(launched).not.toMatch(/dequantize_|gemm/);
@@ -157,13 +160,19 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     await runLinearCase(ops, c);
     expect(device.unpools).toHaveLength(1);
     const [{ before, after, scalars }] = device.unpools as [UnpoolWatchingDevice['unpools'][number]];
-    expect(scalars).toEqual({ factor: poolingFactor(c.pooling ?? 'mean', c.group), rows: c.rows, columns: c.K, groupSize: c.group, stride: c.K / c.group });
+    const { seed, offset, threshold, keptScale, ...sizes } = scalars;
+    expect(sizes).toEqual({ factor: poolingFactor(c.pooling ?? 'mean', c.group), rows: c.rows, columns: c.K, groupSize: c.group, stride: c.K / c.group });
+    // The layer's mask, as the forward's dropout multipliers were made (none: everything kept).
+    const mask = linearCaseData(c).saved?.mask;
+    expect({ seed, offset, threshold: threshold! > 0, keptScale }).toEqual(mask === undefined
+      ? { seed: 0, offset: 0, threshold: false, keptScale: 1 }
+      : { seed: mask.seed, offset: mask.offset % 2 ** 32, threshold: true, keptScale: Math.fround(1 / (1 - c.dropout!)) });
     const term = Float64Array.from({ length: c.rows * c.K }, (_, i) => after[i]! - before[i]!);
     // du went through bf16 (dy, dv and du are activations): the term to bf16's rounding.
     expect(relativeL2Error(term, unpoolTermFloat64(c))).toBeLessThanOrEqual(2e-2);
   });
 
-  it('the unpool op\'s launcher: ragged and padded shapes, a padded du stride, c = 1/g, against float64; refused layouts', () => {
+  it('the unpool op\'s launcher: ragged and padded shapes, a padded du stride, c = 1/g, a dropout mask, against float64; drop(u); refused layouts', () => {
     const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
     const images = compiled.modelOps.map((manifest) => ({ manifest, fatbin: new Uint8Array(), origin: 'compiled' as const }));
     const unpool = deviceUnpool(modelOpLauncher(device, images))!;
@@ -178,27 +187,52 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
       duBuffer.upload(Uint16Array.from(du, (v) => bf16Bits(v)));
       dxBuffer.upload(dx);
       const factor = 1 / g;
-      unpool({ buffer: dxBuffer, type: 'f32', rows, columns: K }, { buffer: duBuffer, type: 'bf16', rows, columns: groups, ld: stride }, g, factor);
-      const got = new Float32Array(rows * K);
-      dxBuffer.download(got);
-      const expected = Float64Array.from({ length: rows * K }, (_, i) => dx[i]! + factor * du[Math.floor(i / K) * stride + Math.floor((i % K) / g)]!);
-      expect(relativeL2Error(got, expected), `${rows}×${K}, group ${g}`).toBeLessThanOrEqual(1e-7);
+      // Without dropout, then with a mask of p = 0.3 (its multipliers as the host expands them).
+      for (const dropout of [undefined, { mask: dropoutDraws(11, 5 + rows), p: 0.3 }]) {
+        dxBuffer.upload(dx);
+        unpool.accumulate({ buffer: dxBuffer, type: 'f32', rows, columns: K }, { buffer: duBuffer, type: 'bf16', rows, columns: groups, ld: stride }, g, factor, dropout);
+        const got = new Float32Array(rows * K);
+        dxBuffer.download(got);
+        const keep = dropout === undefined ? undefined : expandDropoutMask(dropout.mask, rows * groups, dropout.p);
+        const multiplier = (j: number) => (keep === undefined ? 1 : keep[j]! / (1 - 0.3));
+        const expected = Float64Array.from({ length: rows * K }, (_, i) => {
+          const row = Math.floor(i / K), group = Math.floor((i % K) / g);
+          return dx[i]! + factor * multiplier(row * groups + group) * du[row * stride + group]!;
+        });
+        expect(relativeL2Error(got, expected), `${rows}×${K}, group ${g}, ${dropout ? 'dropout' : 'no dropout'}`).toBeLessThanOrEqual(1e-6);
+      }
+      // drop(u) from rows of `stride`, into a dense [rows, groups], rounded to bf16 once.
+      const droppedBuffer = device.alloc(rows * groups * 2);
+      const dropout = { mask: dropoutDraws(3, 2 ** 32 + 7 * rows), p: 0.25 };
+      unpool.dropPooled({ buffer: droppedBuffer, type: 'bf16', rows, columns: groups }, { buffer: duBuffer, type: 'bf16', rows, columns: groups, ld: stride }, dropout);
+      const dropped = new Uint16Array(rows * groups);
+      droppedBuffer.download(dropped);
+      const keep = expandDropoutMask(dropout.mask, rows * groups, dropout.p);
+      for (let j = 0; j < rows * groups; j++) {
+        const u = du[Math.floor(j / groups) * stride + (j % groups)]!;
+        expect(bf16Value(dropped[j]!), `drop(u) entry ${j}`).toBe(bf16Value(bf16Bits(Math.fround((keep[j] ? Math.fround(1 / 0.75) : 0) * u))));
+      }
     }
     const dx = { buffer: device.alloc(64), type: 'f32' as const, rows: 2, columns: 8 };
     const du = { buffer: device.alloc(64), type: 'bf16' as const, rows: 2, columns: 2 };
-    expect(() => unpool(dx, { ...du, type: 'f16' }, 4, 1)).toThrow(/du is f16/);
-    expect(() => unpool(dx, du, 3, 1)).toThrow(/ceil\(8 \/ 3\) groups/);
-    expect(() => unpool({ ...dx, type: 'bf16' }, du, 4, 1)).toThrow(/dx must be dense float32/);
+    expect(() => unpool.accumulate(dx, { ...du, type: 'f16' }, 4, 1)).toThrow(/du is f16/);
+    expect(() => unpool.accumulate(dx, du, 3, 1)).toThrow(/ceil\(8 \/ 3\) groups/);
+    expect(() => unpool.accumulate({ ...dx, type: 'bf16' }, du, 4, 1)).toThrow(/dx must be dense float32/);
+    expect(() => unpool.dropPooled({ ...du, ld: 4 }, du, { mask: undefined, p: 0 })).toThrow(/must be dense/);
   });
 
-  it('an adapted layer stays on the fused kernels, saying why, when the compiled kernels have no unpool op (compiled before it)', async () => {
+  it('an adapted layer stays on the fused kernels, saying why, when the compiled kernels have no unpool op or one without dropPooled (compiled before them)', async () => {
     const c = QUANTIZED.find((k) => k.rows === 70)!;
-    const withoutUnpool = { ...compiled.kernels, modelOps: compiled.kernels.modelOps.filter((k) => k.manifest.op !== 'unpool') };
-    const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
-    const ops = deviceOps(device, withoutUnpool, TYPESCRIPT_OPS, 'bf16', { path: 'gemm' });
-    expectMatches(await runLinearCase(ops, c), await runLinearCase(TYPESCRIPT_OPS, c), 'no unpool op');
-    expect([ops.stats.gemmForward, ops.stats.gemmBackward, ops.stats.compiledForward, ops.stats.compiledBackward]).toEqual([0, 0, 1, 1]);
-    expect(describeDeviceOps(ops)).toMatch(/64×72 4-bit, group 32, adapter rank 8: the compiled kernels have no unpool model op \(compiled before it: run qalc compile again\)/);
+    const withoutUnpool = compiled.kernels.modelOps.filter((k) => k.manifest.op !== 'unpool');
+    // An unpool op compiled before dropPooled (and the mask arguments of its accumulate).
+    const oldUnpool = compiled.kernels.modelOps.filter((k) => k.manifest.op === 'unpool').map((k) => ({ ...k, manifest: { ...k.manifest, entryPoints: k.manifest.entryPoints.filter((e) => e.name !== 'dropPooled') } }));
+    for (const modelOps of [withoutUnpool, [...withoutUnpool, ...oldUnpool]]) {
+      const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
+      const ops = deviceOps(device, { ...compiled.kernels, modelOps }, TYPESCRIPT_OPS, 'bf16', { path: 'gemm' });
+      expectMatches(await runLinearCase(ops, c), await runLinearCase(TYPESCRIPT_OPS, c), 'no unpool op');
+      expect([ops.stats.gemmForward, ops.stats.gemmBackward, ops.stats.compiledForward, ops.stats.compiledBackward]).toEqual([0, 0, 1, 1]);
+      expect(describeDeviceOps(ops)).toMatch(/64×72 4-bit, group 32, adapter rank 8: the compiled kernels have no unpool model op with dropPooled \(compiled before it: run qalc compile again\)/);
+    }
   });
 
   it('fp16 activations: the GEMM operands in f16', async () => {

@@ -57,7 +57,17 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       const out = sixteen(name);
       values.forEach((v, i) => out.set(i, v));
     };
+    const uint32 = (name: string) => {
+      const value = scalar(name);
+      if (!(Number.isInteger(value) && value >= 0 && value < 2 ** 32)) throw new Error(`${fn.symbol}: ${name} = ${value} is no uint32`);
+      return value;
+    };
     const rows = () => scalar('rows');
+    /** An entry's dropout multiplier from its mask arguments (seed, offset, threshold, keptScale), with the kernel's integer comparison. */
+    const maskOf = () => {
+      const seed = uint32('seed'), offset = uint32('offset'), threshold = uint32('threshold'), kept = Math.fround(scalar('keptScale'));
+      return (index: number) => (drawBits(seed, (offset + index) >>> 0) >= threshold ? kept : 0);
+    };
     const counted = (targets: Int32Array, mask: Uint8Array | undefined, r: number) => targets[r]! >= 0 && (mask === undefined || mask[r] !== 0);
     switch (`${kernel.op}.${entry.name}`) {
       case 'embedding.forward': {
@@ -164,13 +174,8 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       }
       case 'dropout.multipliers': {
         // From the description's arguments alone, with the integer comparison the kernel makes.
-        const u32 = (name: string) => {
-          const value = scalar(name);
-          if (!(Number.isInteger(value) && value >= 0 && value < 2 ** 32)) throw new Error(`${fn.symbol}: ${name} = ${value} is no uint32`);
-          return value;
-        };
-        const out = f32('multiplier'), seed = u32('seed'), offset = u32('offset'), threshold = u32('threshold'), kept = scalar('keptScale');
-        for (let i = 0; i < u32('count'); i++) out[i] = drawBits(seed, (offset + i) >>> 0) >= threshold ? kept : 0;
+        const out = f32('multiplier'), multiplier = maskOf();
+        for (let i = 0; i < uint32('count'); i++) out[i] = multiplier(i);
         return;
       }
       case 'unpool.accumulate': {
@@ -178,13 +183,26 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         // columns a thread): a grid that misses columns leaves them unchanged here too.
         const out = f32('inputGrad'), du = sixteen('pooledInputGrad'), factor = Math.fround(scalar('factor'));
         const columns = scalar('columns'), groupSize = scalar('groupSize'), stride = scalar('stride'), perThread = c('COLUMNS_PER_THREAD');
-        if (Math.ceil(columns / groupSize) > stride) throw new Error(`${fn.symbol}: ${Math.ceil(columns / groupSize)} groups in du rows of ${stride}`);
+        const groups = Math.ceil(columns / groupSize), multiplier = maskOf();
+        if (groups > stride) throw new Error(`${fn.symbol}: ${groups} groups in du rows of ${stride}`);
         for (let row = 0; row < Math.min(grid[0]!, rows()); row++) {
           for (let thread = 0; thread < grid[1]! * block[0]!; thread++) {
             for (let i = thread * perThread; i < Math.min((thread + 1) * perThread, columns); i++) {
-              out[row * columns + i] = Math.fround(out[row * columns + i]! + Math.fround(factor * du.get(row * stride + Math.floor(i / groupSize))));
+              const group = Math.floor(i / groupSize);
+              const dropped = Math.fround(multiplier(row * groups + group) * du.get(row * stride + group));
+              out[row * columns + i] = Math.fround(out[row * columns + i]! + Math.fround(factor * dropped));
             }
           }
+        }
+        return;
+      }
+      case 'unpool.dropPooled': {
+        const out = sixteen('dropped'), u = sixteen('pooledInput'), multiplier = maskOf();
+        const groups = scalar('groups'), stride = scalar('stride');
+        if (groups > stride) throw new Error(`${fn.symbol}: ${groups} groups in u rows of ${stride}`);
+        for (let i = 0; i < Math.min(grid[0]! * block[0]!, rows() * groups); i++) {
+          const row = Math.floor(i / groups), group = i % groups;
+          out.set(i, Math.fround(multiplier(i) * u.get(row * stride + group)));
         }
         return;
       }

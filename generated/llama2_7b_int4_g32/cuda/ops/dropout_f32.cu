@@ -38,6 +38,12 @@ __device__ __forceinline__ uint32_t splitmix32(uint32_t z) {
   return z ^ (z >> 15);
 }
 
+// Entry `index` of a layer's dropout mask as its multiplier: draw offset + index, kept (keptScale)
+// iff its hash z >= threshold, else 0. threshold 0 and keptScale 1 keep everything unscaled.
+__device__ __forceinline__ float dropoutMultiplierAt(uint32_t seed, uint32_t offset, uint32_t index, uint32_t threshold, float keptScale) {
+  return splitmix32(seed + (offset + index + 1u) * GOLDEN) >= threshold ? keptScale : 0.0f;
+}
+
 }  // namespace qalc_dropout_f32
 
 using namespace qalc_dropout_f32;
@@ -45,6 +51,5 @@ using namespace qalc_dropout_f32;
 extern "C" __global__ void __launch_bounds__(THREADS) dropout_f32__multipliers(float* __restrict__ multiplier, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale, uint32_t count) {
   const uint32_t i = blockIdx.x * THREADS + threadIdx.x;
   if (i >= count) return;
-  const uint32_t z = splitmix32(seed + (offset + i + 1u) * GOLDEN);
-  multiplier[i] = z >= threshold ? keptScale : 0.0f;
+  multiplier[i] = dropoutMultiplierAt(seed, offset, i, threshold, keptScale);
 }

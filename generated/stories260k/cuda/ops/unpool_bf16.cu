@@ -9,7 +9,7 @@
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
 //   accumulate: unpool_bf16__accumulate, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 1024)
-//     computes: inputGrad[t, i] += factor * pooledInputGrad[t * stride + floor(i / groupSize)] for i < columns
+//     computes: inputGrad[t, i] += factor * (m(t * groups + g) * pooledInputGrad[t * stride + g]), g = floor(i / groupSize), groups = ceil(columns / groupSize), for i < columns; m = the dropout multiplier
 //     0 inputGrad (float*): float [rows, columns] (dx), accumulated (+=)
 //     1 pooledInputGrad (const __nv_bfloat16*): bfloat16 [rows, stride] (du, adapter_grad's pooledInputGrad), read
 //     2 factor (float): c, the pooling factor: 1/g for mean pooling, 1 for sum
@@ -17,6 +17,21 @@
 //     4 columns (uint32_t): dx row width K (in_features)
 //     5 groupSize (uint32_t): g: input i is in group floor(i / g); ceil(columns / g) <= stride
 //     6 stride (uint32_t): du row stride in elements (>= its groups)
+//     7 seed (uint32_t): the step's dropout seed (0 without dropout)
+//     8 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
+//     9 threshold (uint32_t): ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold
+//     10 keptScale (float): 1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry
+//   dropPooled: unpool_bf16__dropPooled, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows * groups / 256)
+//     computes: dropped[t * groups + g] = m(t * groups + g) * pooledInput[t * stride + g]; m = the dropout multiplier
+//     0 dropped (__nv_bfloat16*): bfloat16 [rows, groups] drop(u), written (rounded to nearest even)
+//     1 pooledInput (const __nv_bfloat16*): bfloat16 [rows, stride] (u, as the forward saved it), read
+//     2 rows (uint32_t): rows (tokens)
+//     3 groups (uint32_t): u row width (the layer's groups)
+//     4 stride (uint32_t): u row stride in elements (>= groups)
+//     5 seed (uint32_t): the step's dropout seed (0 without dropout)
+//     6 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
+//     7 threshold (uint32_t): ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold
+//     8 keptScale (float): 1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -33,6 +48,23 @@ namespace qalc_unpool_bf16 {
 // The linear kernels' activation type (adapter_grad writes du in it).
 using Activation = __nv_bfloat16;
 __device__ inline float activationToFloat(Activation value) { return __bfloat162float(value); }
+__device__ inline Activation activationFromFloat(float value) { return __float2bfloat16_rn(value); }
+
+// The host's generator (src/reference/random.ts createRng, splitmix32): draw n (from 1) of seed's
+// sequence hashes the state seed + n·0x9e3779b9, every step in wrapping uint32 arithmetic.
+constexpr uint32_t GOLDEN = 0x9e3779b9u;
+
+__device__ __forceinline__ uint32_t splitmix32(uint32_t z) {
+  z = (z ^ (z >> 16)) * 0x21f0aaadu;
+  z = (z ^ (z >> 15)) * 0x735a2d97u;
+  return z ^ (z >> 15);
+}
+
+// Entry `index` of a layer's dropout mask as its multiplier: draw offset + index, kept (keptScale)
+// iff its hash z >= threshold, else 0. threshold 0 and keptScale 1 keep everything unscaled.
+__device__ __forceinline__ float dropoutMultiplierAt(uint32_t seed, uint32_t offset, uint32_t index, uint32_t threshold, float keptScale) {
+  return splitmix32(seed + (offset + index + 1u) * GOLDEN) >= threshold ? keptScale : 0.0f;
+}
 
 }  // namespace qalc_unpool_bf16
 
@@ -45,8 +77,11 @@ static_assert(COLUMNS_PER_THREAD == 4u, "the aligned path adds one float4 a thre
 // warp (L1-resident). The group of each column follows from the first one's by counting group
 // boundaries: one integer division a thread. Where every row starts 16-byte aligned (columns a
 // multiple of 4, dx aligned) a thread's four columns are one float4 load and store; otherwise
-// (K = 35, say) scalars, the row's last thread adding fewer than four.
-extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(float* __restrict__ inputGrad, const __nv_bfloat16* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride) {
+// (K = 35, say) scalars, the row's last thread adding fewer than four. du is the gradient of the
+// dropped input drop(u); the layer's dropout mask (regenerated here from its draws, as the
+// dropout op computes it: entry row·groups + group) turns it into u's, so no multiplier buffer is
+// read; threshold 0 and keptScale 1 (no dropout) multiply by one.
+extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(float* __restrict__ inputGrad, const __nv_bfloat16* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
   const uint32_t row = blockIdx.x;
   const uint32_t first = (blockIdx.y * THREADS + threadIdx.x) * COLUMNS_PER_THREAD;
   if (row >= rows || first >= columns) return;
@@ -54,6 +89,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(fl
   float* out = inputGrad + static_cast<size_t>(row) * columns + first;
   uint32_t group = first / groupSize;
   uint32_t nextGroupStart = (group + 1u) * groupSize;
+  const uint32_t groups = (columns + groupSize - 1u) / groupSize;
   float added[COLUMNS_PER_THREAD] = {};
   const uint32_t count = columns - first < COLUMNS_PER_THREAD ? columns - first : COLUMNS_PER_THREAD;
 #pragma unroll
@@ -63,7 +99,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(fl
         group++;
         nextGroupStart += groupSize;
       }
-      added[j] = factor * activationToFloat(pooled[group]);
+      added[j] = factor * (dropoutMultiplierAt(seed, offset, row * groups + group, threshold, keptScale) * activationToFloat(pooled[group]));
     }
   }
   const bool vectorRow = columns % 4u == 0u && reinterpret_cast<uintptr_t>(inputGrad) % 16u == 0u;
@@ -80,4 +116,15 @@ extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(fl
   for (uint32_t j = 0; j < COLUMNS_PER_THREAD; j++) {
     if (j < count) out[j] += added[j];
   }
+}
+
+// drop(u) in the activation type, for dA = drop(u)^T * dv on cuBLAS: u as the forward saved it
+// (rows of `stride`), times entry row·groups + group of the layer's dropout mask, rounded once
+// (as adapter_grad rounds its operand tiles). One thread an entry of the dense [rows, groups] out.
+extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__dropPooled(__nv_bfloat16* __restrict__ dropped, const __nv_bfloat16* __restrict__ pooledInput, uint32_t rows, uint32_t groups, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
+  const uint32_t i = blockIdx.x * THREADS + threadIdx.x;
+  if (i >= rows * groups) return;
+  const uint32_t row = i / groups, group = i - row * groups;
+  const float multiplier = dropoutMultiplierAt(seed, offset, i, threshold, keptScale);
+  dropped[i] = activationFromFloat(multiplier * activationToFloat(pooledInput[static_cast<size_t>(row) * stride + group]));
 }

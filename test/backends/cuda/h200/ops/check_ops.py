@@ -642,11 +642,23 @@ class Case:
             du[:, groups:] = 0x7FC1  # NaN where a row's padding is: read, it poisons dx
             factor = F32(1.0 / group)
             start = self.randn(R, columns)
-            out = self.up(start)
-            op.launch("accumulate", (R, ceil(columns, per_block)), [out, self.up(du), factor, R, columns, group, stride])
             columns_group = np.arange(columns) // group
-            ref = start.astype(np.float64) + np.float64(np.float32(factor.value)) * from_bits(du).astype(np.float64)[:, columns_group]
-            self.check("unpool", "accumulate", "inputGrad (+=)", self.down(out), ref, TOLERANCE, f"columns {columns}, group {group}, stride {stride}")
+            # No mask (threshold 0, keptScale 1), then a layer's mask at p = 0.3 (entry row·groups + group).
+            for seed, offset, p in [(0, 0, None), (77, 2**32 - 5, 0.3)]:
+                threshold, kept = (0, np.float32(1)) if p is None else (dropout_threshold(p), np.float32(1.0 / (1.0 - p)))
+                multiplier = np.where(dropout_bits(seed, offset, R * groups) >= threshold, kept, np.float32(0)).astype(np.float64).reshape(R, groups)
+                out = self.up(start)
+                op.launch("accumulate", (R, ceil(columns, per_block)), [out, self.up(du), factor, R, columns, group, stride, seed, offset, threshold, F32(kept)])
+                ref = start.astype(np.float64) + np.float64(np.float32(factor.value)) * (multiplier * from_bits(du).astype(np.float64)[:, :groups])[:, columns_group]
+                self.check("unpool", "accumulate", "inputGrad (+=)", self.down(out), ref, TOLERANCE, f"columns {columns}, group {group}, stride {stride}, {'no mask' if p is None else f'p {p}'}")
+            # drop(u) into a dense [R, groups], from u's rows of `stride`, rounded once to 16 bits.
+            if "dropPooled" in op.entries:
+                seed, offset, p = 5, 1000 + columns, 0.25
+                threshold, kept = dropout_threshold(p), np.float32(1.0 / (1.0 - p))
+                multiplier = np.where(dropout_bits(seed, offset, R * groups) >= threshold, kept, np.float32(0)).astype(np.float32).reshape(R, groups)
+                dropped = self.up(np.full(R * groups, 0xFFFF, np.uint16))
+                op.launch("dropPooled", (ceil(R * groups, op["THREADS"]),), [dropped, self.up(du), R, groups, stride, seed, offset, threshold, F32(kept)])
+                self.same_bits("unpool", "dropPooled", "drop(u) bits", self.down(dropped), to_bits(multiplier * from_bits(du)[:, :groups]), f"columns {columns}, group {group}, stride {stride}, p {p}")
 
 
 CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw", "dropout", "unpool"]
@@ -740,7 +752,9 @@ def timings(device, spec, arch, ops, rows, repeats=20):
     if "unpool" in ops:  # the MLP down projection's dx += c·unpool(du) at group 32 (LLaMA-7B: K = 11008, L = 344)
         up_, groups = ops["unpool"], H // 32
         du = device.upload(np.zeros(rows * groups, np.uint16))
-        cases.append(("unpool accumulate (down, group 32)", up_, "accumulate", (rows, ceil(H, up_["THREADS"] * up_["COLUMNS_PER_THREAD"])), [z(rows, H), du, F32(1 / 32), rows, H, 32, groups], 8 * rows * H + 2 * rows * groups, 0))
+        mask = [1, 2, dropout_threshold(0.05), F32(1 / 0.95)]
+        cases.append(("unpool accumulate (down, group 32, dropout)", up_, "accumulate", (rows, ceil(H, up_["THREADS"] * up_["COLUMNS_PER_THREAD"])), [z(rows, H), du, F32(1 / 32), rows, H, 32, groups] + mask, 8 * rows * H + 2 * rows * groups, 0))
+        cases.append(("unpool dropPooled (down, group 32)", up_, "dropPooled", (ceil(rows * groups, up_["THREADS"]),), [device.upload(np.zeros(rows * groups, np.uint16)), du, rows, groups, groups] + mask, 4 * rows * groups, 0))
     squares_in, partials, total = z(adapter), z(ss["BLOCKS"]), z(1)
     lines = []
     for label, op, entry, grid, args, moved, flops in cases:
