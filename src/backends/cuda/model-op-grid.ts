@@ -53,8 +53,13 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
     case 'swiglu':
     case 'residual':
     case 'adamw':
-    case 'dropout':
-      return ELEMENTWISE_ENTRIES[kernel.op].includes(entry) ? [ceil(size(sizes, 'count', name, entry), constant(kernel, 'THREADS')), 1, 1] : unknownEntry(kernel, entry);
+    case 'dropout': {
+      if (!ELEMENTWISE_ENTRIES[kernel.op].includes(entry)) unknownEntry(kernel, entry);
+      // The swiglu forwards and the residual adds take a vector of consecutive elements a thread.
+      const vector = kernel.op === 'swiglu' && entry.startsWith('forward') ? constant(kernel, 'FORWARD_VECTOR')
+        : kernel.op === 'residual' && entry.startsWith('add') ? constant(kernel, 'ADD_VECTOR') : 1;
+      return [ceil(size(sizes, 'count', name, entry), constant(kernel, 'THREADS') * vector), 1, 1];
+    }
     case 'lm_head':
       if (entry === 'forward') return [ceil(constant(kernel, 'VOCAB'), constant(kernel, 'TILE')), ceil(size(sizes, 'rows', name, entry), constant(kernel, 'TILE')), 1];
       return entry === 'backward' ? [ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'TILE')), ceil(size(sizes, 'rows', name, entry), constant(kernel, 'TILE')), 1] : unknownEntry(kernel, entry);

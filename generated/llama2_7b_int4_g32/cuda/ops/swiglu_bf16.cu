@@ -4,17 +4,17 @@
 // Compile (in cuda/ops): nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin swiglu_bf16.cu -o swiglu_bf16.sm_90a.fatbin
 //
 // Op: swiglu, a model op (not a QA-LoRA linear layer), exactly as src/runtime/typescript/swiglu.ts
-//   Constants (the spec's architecture): THREADS = 256
+//   Constants (the spec's architecture): THREADS = 256, FORWARD_VECTOR = 4
 //   Global memory: float32 row-major, the host's layout; token ids and targets int32; forwards overwrite their outputs, backwards accumulate (+=)
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
-//   forward: swiglu_bf16__forward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//   forward: swiglu_bf16__forward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 1024)
 //     computes: out = gate / (1 + exp(-gate)) * up
 //     0 out (float*): float [count], written
 //     1 gate (const float*): float [count], read
 //     2 up (const float*): float [count], read
 //     3 count (uint32_t): elements (rows * hidden)
-//   forwardInActivation: swiglu_bf16__forwardInActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//   forwardInActivation: swiglu_bf16__forwardInActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 1024)
 //     computes: out = gate / (1 + exp(-gate)) * up
 //     0 out (__nv_bfloat16*): bfloat16 [count], written (rounded to nearest even)
 //     1 gate (const __nv_bfloat16*): bfloat16 [count], read
@@ -47,6 +47,7 @@
 namespace qalc_swiglu_bf16 {
 
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t FORWARD_VECTOR = 4u;
 
 // The linear kernels' activation type, and loads and stores that widen it to float or round a
 // float to it (round to nearest even); the float overloads let one body serve a parameter held
@@ -57,15 +58,45 @@ __device__ inline float loadFloat(const Activation* __restrict__ values, size_t 
 __device__ inline void storeFloat(float* __restrict__ values, size_t i, float value) { values[i] = value; }
 __device__ inline void storeFloat(Activation* __restrict__ values, size_t i, float value) { values[i] = __float2bfloat16_rn(value); }
 
+// Four consecutive values at i (a multiple of 4, the pointer 16-byte aligned for float, 8 for the
+// activation type): one vector load or store instead of four.
+__device__ inline float4 loadFloat4(const float* __restrict__ values, size_t i) { return *reinterpret_cast<const float4*>(values + i); }
+__device__ inline float4 loadFloat4(const Activation* __restrict__ values, size_t i) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(values + i);
+  Activation v[4];
+  memcpy(v, &raw, sizeof raw);
+  return make_float4(__bfloat162float(v[0]), __bfloat162float(v[1]), __bfloat162float(v[2]), __bfloat162float(v[3]));
+}
+__device__ inline void storeFloat4(float* __restrict__ values, size_t i, float4 value) { *reinterpret_cast<float4*>(values + i) = value; }
+__device__ inline void storeFloat4(Activation* __restrict__ values, size_t i, float4 value) {
+  const Activation v[4] = { __float2bfloat16_rn(value.x), __float2bfloat16_rn(value.y), __float2bfloat16_rn(value.z), __float2bfloat16_rn(value.w) };
+  uint2 raw;
+  memcpy(&raw, v, sizeof raw);
+  *reinterpret_cast<uint2*>(values + i) = raw;
+}
+/** Whether values + i for i a multiple of 4 is aligned for loadFloat4 / storeFloat4. */
+__device__ inline bool alignedFor4(const float* values) { return reinterpret_cast<uintptr_t>(values) % 16u == 0u; }
+__device__ inline bool alignedFor4(const Activation* values) { return reinterpret_cast<uintptr_t>(values) % 8u == 0u; }
+
 // Gate and up come from the gate and up linears and out feeds the down linear: each body takes
 // them as float or in the activation type (widened on load, rounded on store — what the
 // conversions around the linear kernels would do); the gradients stay float.
+// The forward takes FORWARD_VECTOR consecutive elements a thread (one 8- or 16-byte load of each
+// operand where the pointers allow, scalars otherwise and for the tail): one 2-byte element a
+// thread ran at ~3× its bytes' time on the H200 (102 µs for 2048 × 11008, 6b918e7).
+__device__ inline float gated(float g, float u) { return (g / (1.0f + expf(-g))) * u; }  // the reference's expression
+
 template <typename In, typename Out>
 __device__ inline void gatedForward(Out* __restrict__ out, const In* __restrict__ gate, const In* __restrict__ up, uint32_t count) {
-  const size_t i = static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x;
-  if (i >= count) return;
-  const float g = loadFloat(gate, i);
-  storeFloat(out, i, (g / (1.0f + expf(-g))) * loadFloat(up, i));  // the reference's expression
+  static_assert(FORWARD_VECTOR == 4u, "one float4 of each operand a thread");
+  const size_t first = (static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x) * FORWARD_VECTOR;
+  if (first >= count) return;
+  if (first + FORWARD_VECTOR <= count && alignedFor4(out) && alignedFor4(gate) && alignedFor4(up)) {
+    const float4 g = loadFloat4(gate, first), u = loadFloat4(up, first);
+    storeFloat4(out, first, make_float4(gated(g.x, u.x), gated(g.y, u.y), gated(g.z, u.z), gated(g.w, u.w)));
+    return;
+  }
+  for (size_t i = first; i < count && i < first + FORWARD_VECTOR; i++) storeFloat(out, i, gated(loadFloat(gate, i), loadFloat(up, i)));
 }
 
 template <typename In>

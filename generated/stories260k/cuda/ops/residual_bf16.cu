@@ -4,17 +4,17 @@
 // Compile (in cuda/ops): nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin residual_bf16.cu -o residual_bf16.sm_90a.fatbin
 //
 // Op: residual, a model op (not a QA-LoRA linear layer), exactly as src/runtime/typescript/residual.ts
-//   Constants (the spec's architecture): THREADS = 256
+//   Constants (the spec's architecture): THREADS = 256, ADD_VECTOR = 4
 //   Global memory: float32 row-major, the host's layout; token ids and targets int32; forwards overwrite their outputs, backwards accumulate (+=)
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
-//   add: residual_bf16__add, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//   add: residual_bf16__add, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 1024)
 //     computes: out = a + b
 //     0 out (float*): float [count] (neither a nor b), written
 //     1 a (const float*): float [count], read
 //     2 b (const float*): float [count], read
 //     3 count (uint32_t): elements
-//   addFromActivation: residual_bf16__addFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//   addFromActivation: residual_bf16__addFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 1024)
 //     computes: out = a + b
 //     0 out (float*): float [count] (not a), written
 //     1 a (const float*): float [count], read
@@ -41,6 +41,7 @@
 namespace qalc_residual_bf16 {
 
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t ADD_VECTOR = 4u;
 
 // The linear kernels' activation type, and loads and stores that widen it to float or round a
 // float to it (round to nearest even); the float overloads let one body serve a parameter held
@@ -51,12 +52,41 @@ __device__ inline float loadFloat(const Activation* __restrict__ values, size_t 
 __device__ inline void storeFloat(float* __restrict__ values, size_t i, float value) { values[i] = value; }
 __device__ inline void storeFloat(Activation* __restrict__ values, size_t i, float value) { values[i] = __float2bfloat16_rn(value); }
 
+// Four consecutive values at i (a multiple of 4, the pointer 16-byte aligned for float, 8 for the
+// activation type): one vector load or store instead of four.
+__device__ inline float4 loadFloat4(const float* __restrict__ values, size_t i) { return *reinterpret_cast<const float4*>(values + i); }
+__device__ inline float4 loadFloat4(const Activation* __restrict__ values, size_t i) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(values + i);
+  Activation v[4];
+  memcpy(v, &raw, sizeof raw);
+  return make_float4(__bfloat162float(v[0]), __bfloat162float(v[1]), __bfloat162float(v[2]), __bfloat162float(v[3]));
+}
+__device__ inline void storeFloat4(float* __restrict__ values, size_t i, float4 value) { *reinterpret_cast<float4*>(values + i) = value; }
+__device__ inline void storeFloat4(Activation* __restrict__ values, size_t i, float4 value) {
+  const Activation v[4] = { __float2bfloat16_rn(value.x), __float2bfloat16_rn(value.y), __float2bfloat16_rn(value.z), __float2bfloat16_rn(value.w) };
+  uint2 raw;
+  memcpy(&raw, v, sizeof raw);
+  *reinterpret_cast<uint2*>(values + i) = raw;
+}
+/** Whether values + i for i a multiple of 4 is aligned for loadFloat4 / storeFloat4. */
+__device__ inline bool alignedFor4(const float* values) { return reinterpret_cast<uintptr_t>(values) % 16u == 0u; }
+__device__ inline bool alignedFor4(const Activation* values) { return reinterpret_cast<uintptr_t>(values) % 8u == 0u; }
+
 // The residual connection's addend comes from the o or down linear: float, or widened from the
 // activation type as the conversion to float would widen it (exactly).
+// ADD_VECTOR consecutive elements a thread: one vector load of each operand where the pointers
+// allow (scalars otherwise and for the tail).
 template <typename Addend>
 __device__ inline void addRows(float* __restrict__ out, const float* __restrict__ a, const Addend* __restrict__ b, uint32_t count) {
-  const size_t i = static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x;
-  if (i < count) out[i] = a[i] + loadFloat(b, i);
+  static_assert(ADD_VECTOR == 4u, "one float4 of each operand a thread");
+  const size_t first = (static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x) * ADD_VECTOR;
+  if (first >= count) return;
+  if (first + ADD_VECTOR <= count && alignedFor4(out) && alignedFor4(a) && alignedFor4(b)) {
+    const float4 x = loadFloat4(a, first), y = loadFloat4(b, first);
+    storeFloat4(out, first, make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w));
+    return;
+  }
+  for (size_t i = first; i < count && i < first + ADD_VECTOR; i++) out[i] = a[i] + loadFloat(b, i);
 }
 
 }  // namespace qalc_residual_bf16

@@ -56,6 +56,26 @@ __device__ inline float loadFloat(const Activation* __restrict__ values, size_t 
 __device__ inline void storeFloat(float* __restrict__ values, size_t i, float value) { values[i] = value; }
 __device__ inline void storeFloat(Activation* __restrict__ values, size_t i, float value) { values[i] = __float2bfloat16_rn(value); }
 
+// Four consecutive values at i (a multiple of 4, the pointer 16-byte aligned for float, 8 for the
+// activation type): one vector load or store instead of four.
+__device__ inline float4 loadFloat4(const float* __restrict__ values, size_t i) { return *reinterpret_cast<const float4*>(values + i); }
+__device__ inline float4 loadFloat4(const Activation* __restrict__ values, size_t i) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(values + i);
+  Activation v[4];
+  memcpy(v, &raw, sizeof raw);
+  return make_float4(__bfloat162float(v[0]), __bfloat162float(v[1]), __bfloat162float(v[2]), __bfloat162float(v[3]));
+}
+__device__ inline void storeFloat4(float* __restrict__ values, size_t i, float4 value) { *reinterpret_cast<float4*>(values + i) = value; }
+__device__ inline void storeFloat4(Activation* __restrict__ values, size_t i, float4 value) {
+  const Activation v[4] = { __float2bfloat16_rn(value.x), __float2bfloat16_rn(value.y), __float2bfloat16_rn(value.z), __float2bfloat16_rn(value.w) };
+  uint2 raw;
+  memcpy(&raw, v, sizeof raw);
+  *reinterpret_cast<uint2*>(values + i) = raw;
+}
+/** Whether values + i for i a multiple of 4 is aligned for loadFloat4 / storeFloat4. */
+__device__ inline bool alignedFor4(const float* values) { return reinterpret_cast<uintptr_t>(values) % 16u == 0u; }
+__device__ inline bool alignedFor4(const Activation* values) { return reinterpret_cast<uintptr_t>(values) % 8u == 0u; }
+
 // Turns one pair (x0, x1) of `from` by the angle whose cosine and sine are c and s·direction
 // into `to`: in place (to == from, float), or from q or k as the linear wrote them in the
 // activation type (widened exactly) into float rows for attention.

@@ -6,6 +6,9 @@
 import type { ModelOpKernel } from '../model-ops.ts';
 import { activationType, activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
+/** Elements a thread of the add entries. */
+export const RESIDUAL_ADD_VECTOR = 4;
+
 export function residualKernel(shapes: ModelShapes): ModelOpKernel {
   const { activation } = shapes;
   const kernel = `residual_${activation}`;
@@ -13,13 +16,15 @@ export function residualKernel(shapes: ModelShapes): ModelOpKernel {
   const count = u32('count', 'elements');
   const block = [ELEMENTWISE_THREADS, 1, 1] as const;
   const grid = elementwiseGrid('count');
+  // The adds take RESIDUAL_ADD_VECTOR consecutive elements a thread (vector loads).
+  const addGrid = `grid.x = ceil(count / ${ELEMENTWISE_THREADS * RESIDUAL_ADD_VECTOR})`;
   return {
     kernel, op: 'residual', template: 'ops/residual.cu.hbs',
-    constants: { THREADS: ELEMENTWISE_THREADS },
+    constants: { THREADS: ELEMENTWISE_THREADS, ADD_VECTOR: RESIDUAL_ADD_VECTOR },
     entryPoints: [
-      entryPoint(kernel, 'add', { parameters: [output('out', '[count] (neither a nor b)'), input('a', '[count]'), input('b', '[count]'), count], block, grid, computes: 'out = a + b' }),
+      entryPoint(kernel, 'add', { parameters: [output('out', '[count] (neither a nor b)'), input('a', '[count]'), input('b', '[count]'), count], block, grid: addGrid, computes: 'out = a + b' }),
       entryPoint(kernel, 'addFromActivation', {
-        parameters: [output('out', '[count] (not a)'), input('a', '[count]'), activationInput(type, 'b', '[count]'), count], block, grid, computes: 'out = a + b',
+        parameters: [output('out', '[count] (not a)'), input('a', '[count]'), activationInput(type, 'b', '[count]'), count], block, grid: addGrid, computes: 'out = a + b',
       }),
       entryPoint(kernel, 'zero', { parameters: [output('x', '[count]'), count], block, grid, computes: 'x = 0' }),
       entryPoint(kernel, 'accumulate', {

@@ -7,7 +7,7 @@
 # run-attention.sh (helper A's check_attention.py).
 #
 #   npx tsx test/backends/cuda/h200/ops/emit-op-kernels.ts DIR examples/stories260k.qal \
-#       test/backends/cuda/h200/ops/ragged.qal examples/llama-7b-int4-g32.qal     # here
+#       test/backends/cuda/h200/ops/ragged.qal test/backends/cuda/h200/ops/vector.qal examples/llama-7b-int4-g32.qal  # here
 #   npx tsx test/backends/cuda/h200/ops/emit-lm-head-variants.ts VARIANTS examples/llama-7b-int4-g32.qal  # optional
 #   OUT=/tmp/out test/backends/cuda/h200/ops/run.sh DIR [VARIANTS]                 # on the GPU machine
 set -uo pipefail
