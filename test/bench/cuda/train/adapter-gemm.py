@@ -63,7 +63,6 @@ for K, N in [(4096, 4096), (4096, 11008), (11008, 4096)]:
     shape = f"{T}x{K}x{N}"
     case(f"base y = x·W {shape}", timed(lambda: torch.mm(x, W, out=y)), None, 2 * T * K * N)
     case(f"adapter y += s·v·B (addmm, k {R}) {T}x{R}x{N}", timed(lambda: y.addmm_(v, B, beta=1, alpha=0.5)), 2 * T * N * 2 + T * R * 2 + R * N * 2, 2 * T * R * N)
-    case(f"adapter y += s·v·B as f32 C {T}x{R}x{N}", timed(lambda: torch.addmm(y.float(), v, B, beta=1, alpha=0.5)), None, 2 * T * R * N)
     for extra in (R, 3 * R):
         xs = torch.randn(T, K + extra, device=dev, dtype=bf16)
         Ws = torch.randn(K + extra, N, device=dev, dtype=bf16) * 0.02
