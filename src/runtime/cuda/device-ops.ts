@@ -357,6 +357,7 @@ export function deviceOps(
     zeroFill(x) {
       const buffer = write(x, 'x');
       buffer.fill(0, x.length * 4);
+      arrays.markZero(float32(x, 'x'));
     },
 
     syncToHost(hosts) {

@@ -11,7 +11,7 @@
 //             y = x·Ŵ                         GEMM, y in the forward kernel's output encoding
 //             y += σ·v·B                      GEMM with beta = 1 (B in the activation type)
 //   backward  dv = σ·dy·Bᵀ                    GEMM (dv in the activation type, as adapter_grad's)
-//             dB = σ·vᵀ·dy                    GEMM into adapter_grad's dA|dB scratch
+//             dB = σ·vᵀ·dy                    GEMM into adapter_grad's dA|dB (scratch or in place)
 //             du, dA                          adapter_grad's adapterInputGrads entry alone
 //             Ŵ = dequantize(codes)           again: no layer keeps its Ŵ (peak memory)
 //             dx += dy·Ŵᵀ                     GEMM with beta = 1, straight into dx's float32 rows
@@ -218,13 +218,14 @@ export function gemmLinearOps(
         // T = 2048 on the H200, 20× its FLOP and byte floors); du and dA stay its own.
         const kernel = found.adapterGrad;
         const grads = adapterGradientBuffers(call, kernel, layer, outputGrad, rows, saved);
-        const dy = call.matrix(outputGrad), v = call.matrix(grads.adapterActivation!);
-        const weightGrads = call.matrix(grads.adapterWeightGrads!);
-        gemm({ a: dy, b: adapterB(adapter, N, dy.type), transposeB: true, out: call.matrix(grads.adapterActivationGrad!), alpha: adapter.scaling });
+        const { buffers } = grads;
+        const dy = call.matrix(outputGrad), v = call.matrix(buffers.adapterActivation!);
+        const weightGrads = call.matrix(buffers.adapterWeightGrads!);
+        gemm({ a: dy, b: adapterB(adapter, N, dy.type), transposeB: true, out: call.matrix(buffers.adapterActivationGrad!), alpha: adapter.scaling });
         gemm({ a: v, transposeA: true, b: dy, out: { buffer: weightGrads.buffer, type: 'f32', rows: adapter.rank, columns: N, offset: adapter.a.length * 4 }, alpha: adapter.scaling });
-        call.entry(kernel, 'adapterInputGrads', rows, grads, { tokens: rows, adapterScale: adapter.scaling });
+        call.entry(kernel, 'adapterInputGrads', rows, buffers, { tokens: rows, adapterScale: adapter.scaling });
         accumulateAdapterGradients(call, kernel, layer, grads);
-        unpool!(inputGrad, call.matrix(grads.pooledInputGrad!), adapter.groupSize, poolingFactor(adapter.pooling, adapter.groupSize));
+        unpool!(inputGrad, call.matrix(buffers.pooledInputGrad!), adapter.groupSize, poolingFactor(adapter.pooling, adapter.groupSize));
       }
       const weight = dequantized(call, found.dequantize, layer);
       gemm({ a: call.matrix(outputGrad), b: weight.weight, transposeB: true, out: inputGrad, beta: 1 });
