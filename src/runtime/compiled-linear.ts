@@ -10,7 +10,8 @@
 //               dA and dB written in place instead where the port keeps them packed and they
 //               hold zeros (the cuda backend's optimizer storage: DeviceCall.packedOutput)
 // The frozen weight goes to the device once, in the kernels' layout (GPTQ v1 qweight, scales
-// then zeros); A and B change every step and go with each call.
+// then zeros); A and B change every step and go with each call (packed: DeviceCall.packed, which
+// binds them where they are on a port that keeps them packed).
 // The frozen buffers, the forward's adapter bindings and the adapter_grad step are exported for
 // the cuda backend's dequantize + cuBLAS path (cuda/gemm-linear.ts), which wraps these ops.
 import { elementsFor, bindingNamed, hasBinding, launchesFor, type ManifestKernel } from '../backends/manifest.ts';
