@@ -109,7 +109,7 @@ export class DeviceArrays {
   }
 
   /**
-   * From now on `host`'s device copy is `bytes` [byteOffset, byteOffset + host.byteLength) of
+   * From now on `host`'s device copy is bytes [byteOffset, byteOffset + host.byteLength) of
    * `storage`, never another buffer (a resident copy elsewhere, or in an earlier storage, is
    * synced to the host first).
    */
