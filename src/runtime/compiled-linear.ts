@@ -6,9 +6,12 @@
 // said why; one stats record and one report line. Per call:
 //   forward   forward (or decode) kernel: y, u = pool(x) and v = drop(u)·A into the caller's arrays
 //   backward  adapter_grad (dv and dB, then du and dA) → backward_data (dx = dy·Ŵᵀ + unpool(du))
-//             → the kernels overwrite, so dx, dA and dB are accumulated from their scratch
+//             → the kernels overwrite, so dx, dA and dB are accumulated from their scratch —
+//               dA and dB written in place instead where the port keeps them packed and they
+//               hold zeros (the cuda backend's optimizer storage: DeviceCall.packedOutput)
 // The frozen weight goes to the device once, in the kernels' layout (GPTQ v1 qweight, scales
-// then zeros); A and B change every step and go with each call.
+// then zeros); A and B change every step and go with each call (packed: DeviceCall.packed, which
+// binds them where they are on a port that keeps them packed).
 // The frozen buffers, the forward's adapter bindings and the adapter_grad step are exported for
 // the cuda backend's dequantize + cuBLAS path (cuda/gemm-linear.ts), which wraps these ops.
 import { elementsFor, bindingNamed, hasBinding, launchesFor, type ManifestKernel } from '../backends/manifest.ts';
@@ -108,20 +111,28 @@ export function adapterForwardBuffers(call: DeviceCall, forward: ManifestKernel,
  */
 export function adapterGradients(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, outputGrad: DeviceTensor, rows: number, saved: AdapterActivations | undefined): DeviceTensor {
   const grads = adapterGradientBuffers(call, adapterGrad, layer, outputGrad, rows, saved);
-  call.dispatch(adapterGrad, rows, grads, { tokens: rows, adapterScale: layer.adapter!.scaling });
+  call.dispatch(adapterGrad, rows, grads.buffers, { tokens: rows, adapterScale: layer.adapter!.scaling });
   accumulateAdapterGradients(call, adapterGrad, layer, grads);
-  return grads.pooledInputGrad!;
+  return grads.buffers.pooledInputGrad!;
+}
+
+export interface AdapterGradientBuffers {
+  readonly buffers: Record<string, DeviceTensor>;
+  /** adapterWeightGrads is the adapter's own gradient storage (DeviceCall.packedOutput): nothing to accumulate. */
+  readonly inPlace: boolean;
 }
 
 /**
  * adapter_grad's tensors by binding name: dy, the saved u and v (and dropout multipliers), A|B
- * packed, and the scratches it writes (dv, du, dA|dB), which its two entry points share.
+ * packed, and the scratches it writes (dv, du, dA|dB — or dA|dB in place), which its two entry
+ * points share.
  */
-export function adapterGradientBuffers(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, outputGrad: DeviceTensor, rows: number, saved: AdapterActivations | undefined): Record<string, DeviceTensor> {
+export function adapterGradientBuffers(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, outputGrad: DeviceTensor, rows: number, saved: AdapterActivations | undefined): AdapterGradientBuffers {
   const { adapter } = layer;
   if (adapter === null) throw new Error('adapter_grad for a layer without an adapter');
   if (saved === undefined) throw new Error('a layer with an adapter needs the activations its forward saved');
   const groups = weightOf(layer).inFeatures / adapter.groupSize;
+  const inPlace = call.packedOutput?.(adapterGrad, 'adapterWeightGrads', [adapter.gradA, adapter.gradB]);
   const grads: Record<string, DeviceTensor> = {
     outputGrad,
     pooledInput: call.input(adapterGrad, 'pooledInput', saved.u, { rows, width: groups }),
@@ -129,19 +140,21 @@ export function adapterGradientBuffers(call: DeviceCall, adapterGrad: ManifestKe
     adapterWeights: call.packed(adapterGrad, 'adapterWeights', [adapter.a, adapter.b]),
     adapterActivationGrad: call.scratch(adapterGrad, 'adapterActivationGrad', { rows, width: adapter.rank }),
     pooledInputGrad: call.scratch(adapterGrad, 'pooledInputGrad', { rows, width: groups }),
-    adapterWeightGrads: call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: adapter.a.length + adapter.b.length }),
+    adapterWeightGrads: inPlace ?? call.scratch(adapterGrad, 'adapterWeightGrads', { rows: 1, width: adapter.a.length + adapter.b.length }),
   };
   if (hasBinding(adapterGrad, 'dropoutMultiplier')) {
     grads.dropoutMultiplier = call.dropoutMultipliers(adapterGrad, 'dropoutMultiplier', saved.mask, adapter.dropout, { rows, width: groups });
   }
-  return grads;
+  return { buffers: grads, inPlace: inPlace !== undefined };
 }
 
-/** dA and dB, as adapter_grad wrote them (dA then dB in one scratch), added into the layer's gradients. */
-export function accumulateAdapterGradients(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, grads: Readonly<Record<string, DeviceTensor>>): void {
+/** dA and dB, as adapter_grad wrote them (dA then dB in one scratch), added into the layer's gradients — unless it wrote them in place. */
+export function accumulateAdapterGradients(call: DeviceCall, adapterGrad: ManifestKernel, layer: QaLoraLinear, grads: AdapterGradientBuffers): void {
+  if (grads.inPlace) return;
   const adapter = layer.adapter!;
-  call.accumulate(adapter.gradA, adapterGrad, 'adapterWeightGrads', grads.adapterWeightGrads!, 0);
-  call.accumulate(adapter.gradB, adapterGrad, 'adapterWeightGrads', grads.adapterWeightGrads!, adapter.a.length);
+  const weightGrads = grads.buffers.adapterWeightGrads!;
+  call.accumulate(adapter.gradA, adapterGrad, 'adapterWeightGrads', weightGrads, 0);
+  call.accumulate(adapter.gradB, adapterGrad, 'adapterWeightGrads', weightGrads, adapter.a.length);
 }
 
 export interface CompiledLinearOps extends LinearOps {

@@ -40,6 +40,13 @@ export interface DeviceCall {
    */
   packed(kernel: ManifestKernel, binding: string, parts: readonly Floats[]): DeviceTensor;
   /**
+   * For a binding of `kernel` that it overwrites with `parts` packed back to back (adapter_grad's
+   * dA|dB): the parts' own device storage, where the port keeps them so and they hold zeros now
+   * (gradients just zeroed) — written in place, with nothing to accumulate. Undefined otherwise,
+   * and absent on a port that keeps no such storage: then the caller accumulates from a scratch.
+   */
+  packedOutput?(kernel: ManifestKernel, binding: string, parts: readonly Floats[]): DeviceTensor | undefined;
+  /**
    * The dropout multipliers a binding of `kernel` reads for `mask`'s draws with drop probability
    * p (ones without a mask): `keepScales` on the host and uploaded, or computed on the device
    * where the port can (the cuda backend's dropout model op).

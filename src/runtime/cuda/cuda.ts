@@ -120,6 +120,8 @@ export interface DeviceBuffer {
   fill(byte: number, bytes?: number): void;
   /** this[offset … offset + bytes) = source[0 … bytes), on the device, in stream order. */
   copyFrom(source: DeviceBuffer, bytes: number, offset?: number): void;
+  /** Bytes [offset, offset + bytes) of this buffer as a buffer of their own (its pointer is this one's + offset); freeing it frees nothing. */
+  view(offset: number, bytes: number): DeviceBuffer;
   free(): void;
 }
 
@@ -195,9 +197,9 @@ export function gemmShape(call: GemmCall): { m: number; n: number; k: number } {
   return { m: out.rows, n: out.columns, k: aColumns };
 }
 
-/** A cuMemAlloc'd buffer. */
+/** A cuMemAlloc'd buffer, or a view of part of one (`owned` false: free() leaves the memory to its owner). */
 class NativeDeviceBuffer implements DeviceBuffer {
-  constructor(private readonly driver: CudaAddon, readonly pointer: bigint, readonly bytes: number) {}
+  constructor(private readonly driver: CudaAddon, readonly pointer: bigint, readonly bytes: number, private readonly owned = true) {}
 
   upload(source: ArrayBufferView): void {
     if (source.byteLength > this.bytes) throw new RangeError(`uploading ${source.byteLength} bytes into a buffer of ${this.bytes}`);
@@ -217,8 +219,13 @@ class NativeDeviceBuffer implements DeviceBuffer {
     this.driver.copyOnDevice(this.pointer + BigInt(offset), source.pointer, bytes);
   }
 
+  view(offset: number, bytes: number): DeviceBuffer {
+    if (offset < 0 || offset + bytes > this.bytes) throw new RangeError(`a view of bytes ${offset}…${offset + bytes} of a buffer of ${this.bytes}`);
+    return new NativeDeviceBuffer(this.driver, this.pointer + BigInt(offset), bytes, false);
+  }
+
   free(): void {
-    this.driver.free(this.pointer);
+    if (this.owned) this.driver.free(this.pointer);
   }
 }
 

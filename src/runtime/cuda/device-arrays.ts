@@ -14,7 +14,11 @@
 //   encoding would then see rounded values where it used to see float32: counted in
 //   earlyRoundings, which is 0 unless a step's readers change;
 // - every other array is the host's and is uploaded each time an op reads it (token ids,
-//   targets, A and B, which the optimizer changes on the host);
+//   targets, and A and B until an optimizer on the device first updates them);
+// - an array placed in packed storage (an optimizer on the device places each adapter's A, B and
+//   their gradients: packed-parameters.ts) keeps one buffer, a view of that storage, for good: its
+//   writes go there (float32 rows only), an upload of the host's values goes there, a sync leaves
+//   it there; placedSpan() gives arrays placed back to back as one buffer;
 // - frozen weights (norm weights, the embedding table, the classifier, RoPE tables, codes) go up
 //   once per host array and layout (WeakMap-keyed: they must not change after their first use).
 // A resident buffer stays with its array (the model allocates its activations once per batch
@@ -40,6 +44,13 @@ export interface Resident extends Layout {
   readonly buffer: DeviceBuffer;
   /** Written in a 16-bit encoding by an op that could have written float32, because its readers wanted that layout. */
   readonly rounded?: boolean;
+}
+
+/** Where an array placed in packed storage lives: bytes [byteOffset, byteOffset + its length) of `storage`, as `view`. */
+interface Placement {
+  readonly storage: DeviceBuffer;
+  readonly byteOffset: number;
+  readonly view: DeviceBuffer;
 }
 
 /** The layouts an array's values were read in since it was written: one, or several (the host's sync counts as dense float32). */
@@ -73,6 +84,11 @@ export class DeviceArrays {
   private readonly pool = new BufferPool();
   private readonly taken: DeviceBuffer[] = [];
   private readonly readers = new WeakMap<Float32Array, Readers>();
+  private readonly placed = new WeakMap<Float32Array, Placement>();
+  /** placedSpan()'s views, by the first array of the span. */
+  private readonly spans = new WeakMap<Float32Array, DeviceBuffer>();
+  /** Arrays whose newest values are zeros on the device (markZero), until an op writes them. */
+  private readonly zeros = new WeakSet<Float32Array>();
 
   /** Bytes of device memory allocated so far; nothing is freed before the process ends, so this is also the peak. */
   allocatedBytes = 0;
@@ -90,6 +106,43 @@ export class DeviceArrays {
 
   residentOf(host: Float32Array): Resident | undefined {
     return this.resident.get(host);
+  }
+
+  /**
+   * From now on `host`'s device copy is bytes [byteOffset, byteOffset + host.byteLength) of
+   * `storage`, never another buffer (a resident copy elsewhere, or in an earlier storage, is
+   * synced to the host first).
+   */
+  place(host: Float32Array, storage: DeviceBuffer, byteOffset: number): void {
+    this.syncToHost([host]);
+    this.spans.delete(host);
+    this.placed.set(host, { storage, byteOffset, view: storage.view(byteOffset, host.byteLength) });
+  }
+
+  /** One buffer over `hosts`' device copies when they are placed back to back, in order, in one storage; else undefined. */
+  placedSpan(hosts: readonly Float32Array[]): DeviceBuffer | undefined {
+    const first = this.placed.get(hosts[0]!);
+    if (first === undefined) return undefined;
+    let end = first.byteOffset;
+    for (const host of hosts) {
+      const placement = this.placed.get(host);
+      if (placement === undefined || placement.storage !== first.storage || placement.byteOffset !== end) return undefined;
+      end += host.byteLength;
+    }
+    const bytes = end - first.byteOffset;
+    let span = this.spans.get(hosts[0]!);
+    if (span === undefined || span.bytes !== bytes) this.spans.set(hosts[0]!, (span = first.storage.view(first.byteOffset, bytes)));
+    return span;
+  }
+
+  /** `host`'s newest values are zeros on the device (an op just filled its resident buffer with them). */
+  markZero(host: Float32Array): void {
+    if (this.resident.has(host)) this.zeros.add(host);
+  }
+
+  /** Whether `host`'s newest values are zeros on the device (markZero, and nothing wrote it since). */
+  isZero(host: Float32Array): boolean {
+    return this.zeros.has(host);
   }
 
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
@@ -139,6 +192,11 @@ export class DeviceArrays {
     this.noteRead(host, layout);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    const placement = this.placed.get(host);
+    if (found === undefined && placement !== undefined && layout.encoding === 'f32' && layout.stride === layout.width) {
+      placement.view.upload(host);
+      return placement.view;
+    }
     const buffer = this.take(elements(layout) * bytesPerElement(layout.encoding));
     if (found !== undefined) {
       const count = layout.rows * layout.width;
@@ -167,10 +225,17 @@ export class DeviceArrays {
 
   private writeAs(host: Float32Array, layout: Layout, rounded: boolean): DeviceBuffer {
     this.readers.delete(host);
+    this.zeros.delete(host);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) {
       if (found.rounded !== rounded) this.resident.set(host, { ...found, rounded });
       return found.buffer;
+    }
+    const placement = this.placed.get(host);
+    if (placement !== undefined) {
+      if (!sameLayout(layout, dense(host.length))) throw new Error(`an op writes an array kept in packed storage as ${layout.rows}×${layout.width} ${layout.encoding} (it holds ${host.length} float32)`);
+      this.resident.set(host, { buffer: placement.view, ...layout, rounded });
+      return placement.view;
     }
     const bytes = elements(layout) * bytesPerElement(layout.encoding);
     const buffer = found !== undefined && found.buffer.bytes >= bytes ? found.buffer : this.acquire(bytes);
@@ -188,6 +253,7 @@ export class DeviceArrays {
   rewrite(host: Float32Array, layout: Layout): DeviceBuffer {
     const found = this.resident.get(host);
     if (found === undefined) throw new Error('rewrite: the array is not on the device');
+    if (this.placed.has(host)) throw new Error('rewrite: the array is kept in packed storage (float32 only)');
     if (sameLayout(found, layout)) throw new Error('rewrite: the array is already in that layout (write in place)');
     const buffer = this.acquire(elements(layout) * bytesPerElement(layout.encoding));
     this.taken.push(found.buffer);
@@ -200,8 +266,15 @@ export class DeviceArrays {
   update(host: Float32Array): DeviceBuffer {
     const layout = dense(host.length);
     this.noteRead(host, layout);
+    this.zeros.delete(host);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    const placement = this.placed.get(host);
+    if (placement !== undefined && found === undefined) {
+      placement.view.upload(host);
+      this.resident.set(host, { buffer: placement.view, ...layout });
+      return placement.view;
+    }
     const buffer = this.acquire(host.byteLength);
     if (found !== undefined) {
       this.converter.convert(buffer, layout, found.buffer, found, Math.min(host.length, found.rows * found.width));
@@ -248,6 +321,7 @@ export class DeviceArrays {
       this.noteRead(host, dense(host.length));
       const found = this.resident.get(host)!;
       this.resident.delete(host);
+      this.zeros.delete(host);
       if (found.encoding === 'f32' && found.stride === found.width) {
         found.buffer.download(new Float32Array(host.buffer, host.byteOffset, Math.min(host.length, found.rows * found.width)));
       } else {
@@ -255,7 +329,7 @@ export class DeviceArrays {
         found.buffer.download(bytes);
         decodeRows(found.encoding, bytes, found.rows, found.width, found.stride, (index, value) => { host[index] = value; });
       }
-      this.pool.give(found.buffer);
+      if (!this.placed.has(host)) this.pool.give(found.buffer);
     }
   }
 }

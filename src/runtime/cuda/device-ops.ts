@@ -3,10 +3,11 @@
 // layer), and embedding, RMSNorm, RoPE, attention, SwiGLU, the residual glue, lm_head and
 // cross-entropy on the spec's model-op kernels (src/backends/cuda/model-ops.ts, emitted by
 // `qalc compile` with the model's shapes baked in). Data stays on the device between ops
-// (device-arrays.ts): a step uploads its token ids, targets and the adapters (the dropout
-// multipliers are computed on the device from each layer's draws: device-dropout.ts), and
-// hands back only what the model syncs (the logits after a forward, the gradients after a
-// backward) and the loss. Semantics are the TypeScript ops' (forwards overwrite, backwards +=);
+// (device-arrays.ts): a step uploads its token ids and targets (the dropout multipliers are
+// computed on the device from each layer's draws: device-dropout.ts; the adapters, their
+// gradients and AdamW's moments stay in the device optimizer's packed storage:
+// packed-parameters.ts), and hands back only what the model syncs (the logits after a forward,
+// the gradients after a backward) and the loss. Semantics are the TypeScript ops' (forwards overwrite, backwards +=);
 // the host checks what the TypeScript ops check (token ids, targets, shapes) before launching.
 //
 // The quantized linear layers at training sizes dequantize Ŵ once and multiply on cuBLAS
@@ -357,6 +358,7 @@ export function deviceOps(
     zeroFill(x) {
       const buffer = write(x, 'x');
       buffer.fill(0, x.length * 4);
+      arrays.markZero(float32(x, 'x'));
     },
 
     syncToHost(hosts) {

@@ -91,6 +91,7 @@ function timedBuffer(buffer: DeviceBuffer, timed: Timed): DeviceBuffer {
     download: (destination) => timed('copy device→host', 'copy', () => buffer.download(destination)),
     fill: (byte, bytes) => timed('fill', 'copy', () => buffer.fill(byte, bytes)),
     copyFrom: (source, bytes, offset) => timed('copy device→device', 'copy', () => buffer.copyFrom(source, bytes, offset)),
+    view: (offset, bytes) => timedBuffer(buffer.view(offset, bytes), timed),
     free: () => buffer.free(),
   };
 }

@@ -4,7 +4,9 @@
 // bound where it is, or converted there to the binding's encoding and row stride (bf16 or fp16
 // activations); an output becomes the array's resident copy in the kernel's encoding; an
 // accumulation is the accumulate kernel; dropout multipliers are the dropout op's, computed in
-// place from the layer's draws (device-dropout.ts). run() queues nothing more and waits for
+// place from the layer's draws (device-dropout.ts). Adapters an optimizer on the device keeps in
+// its packed storage (packed-parameters.ts) are bound there: A|B where the optimizer updates it,
+// dA|dB written in place while the gradients hold zeros. run() queues nothing more and waits for
 // nothing: the host sees values only through the ops' syncToHost. Beyond the device port, a call
 // hands out its tensors as GEMM operands and launches the forward's u/v prologue alone — what the
 // dequantize + cuBLAS path (gemm-linear.ts) builds on.
@@ -49,6 +51,15 @@ const bufferOf = (t: DeviceTensor): DeviceBuffer => unwrap(t).buffer;
 /** The frozen buffers' layout: unread (the kernels know their shape). */
 const FROZEN_LAYOUT: Layout = { encoding: 'f32', rows: 1, width: 0, stride: 0 };
 
+/** A binding that holds `parts` back to back, as float32: its layout. */
+function packedLayout(kernel: ManifestKernel, name: string, parts: readonly Floats[]): Layout {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const layout = bindingLayout(kernel, name, { rows: 1, width: length });
+  if (layout.encoding !== 'f32') throw new Error(`kernel ${kernel.kernel}: packed binding ${name} is ${layout.encoding}, not f32`);
+  return layout;
+}
+
 /**
  * One call's tensors over the device arrays. A class, not an object of closures: the linear
  * layers open two calls per layer and step, and each closure was an allocation (and, under tsx, a
@@ -68,20 +79,35 @@ class ResidentDeviceCall implements ResidentCall {
   }
 
   packed(kernel: ManifestKernel, name: string, parts: readonly Floats[]): DeviceTensor {
-    // Each part where its newest values are (an optimizer on the device keeps A and B
-    // there), copied into one temporary in order.
     const { arrays } = this.port;
-    let length = 0;
-    for (const part of parts) length += part.length;
-    const layout = bindingLayout(kernel, name, { rows: 1, width: length });
-    if (layout.encoding !== 'f32') throw new Error(`kernel ${kernel.kernel}: packed binding ${name} is ${layout.encoding}, not f32`);
-    const buffer = arrays.take(length * 4);
+    const layout = packedLayout(kernel, name, parts);
+    // Parts placed back to back in one storage (an optimizer's A and B) are bound there, each
+    // brought there first where the host holds its newest values (an upload; no launch).
+    const span = arrays.placedSpan(parts as Float32Array[]);
+    if (span !== undefined) {
+      for (const part of parts) arrays.read(float32(part, name), dense(part.length));
+      return tensor({ buffer: span, layout });
+    }
+    // Else each part where its newest values are, copied into one temporary in order.
+    const buffer = arrays.take(layout.width * 4);
     let offset = 0;
     for (const part of parts) {
       buffer.copyFrom(arrays.read(float32(part, name), dense(part.length)), part.length * 4, offset * 4);
       offset += part.length;
     }
     return tensor({ buffer, layout });
+  }
+
+  packedOutput(kernel: ManifestKernel, name: string, parts: readonly Floats[]): DeviceTensor | undefined {
+    const { arrays } = this.port;
+    const hosts = parts.map((part) => float32(part, name));
+    if (!hosts.every((host) => arrays.isZero(host))) return undefined;
+    const span = arrays.placedSpan(hosts);
+    if (span === undefined) return undefined;
+    const layout = packedLayout(kernel, name, parts);
+    // The kernel's results are the parts' newest values from now on.
+    for (const host of hosts) arrays.write(host, dense(host.length));
+    return tensor({ buffer: span, layout });
   }
 
   dropoutMultipliers(kernel: ManifestKernel, name: string, mask: DropoutDraws | undefined, p: number, shape: Activations): DeviceTensor {

@@ -6,7 +6,7 @@
 // the driver binding packs them (ParameterPacker: all but the addon call itself). It prints every
 // step's time, then for steps 2+ (step 1 allocates the step's buffers) the median, mean and least
 // (a step's time here varies 2–3× with the load of the machine: compare runs of many steps), and
-// the launches a step. On the H200 the GPU's work of a 4-block 7B-shaped step is ~30–40 ms; the
+// the launches and the copies (device→device, host→device, device→host, fills) a step. On the H200 the GPU's work of a 4-block 7B-shaped step is ~30–40 ms; the
 // host's, measured here (plus the addon's calls, which launch nothing here), must stay below it.
 // Not a CI test.
 //
@@ -18,15 +18,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { train } from '../../../src/train/trainer.ts';
-import { idleDeviceOps } from './idle-device.ts';
+import { idleDeviceOps, type IdleCounts } from './idle-device.ts';
 
 const [specArg, stepsArg] = process.argv.slice(2);
 if (specArg === undefined) throw new Error('usage: host-overhead.ts SPEC [STEPS]');
-const { specPath, plan, ops } = await idleDeviceOps(specArg);
+const { specPath, plan, ops, counts } = await idleDeviceOps(specArg);
 // The launches so far at each optimizer step's end: the launches a step say the launch sequence
 // did not change. (Not the process's CPU time: process.cpuUsage() takes ~1 ms in this process,
 // inside the step's time, and it tracked the wall time here anyway.)
 const launchesAtStep: number[] = [];
+const countsAtStep: IdleCounts[] = [];
 const measured: DeviceOps = {
   ...ops,
   adamw(parameters, options) {
@@ -35,6 +36,7 @@ const measured: DeviceOps = {
     optimizer.step = () => {
       const report = step();
       launchesAtStep.push(ops.launches());
+      countsAtStep.push({ ...counts });
       return report;
     };
     return optimizer;
@@ -52,4 +54,8 @@ const summary = (values: readonly number[]) => {
 };
 const launchesAStep = new Set(launchesAtStep.slice(1).map((n, i) => n - launchesAtStep[i]!));
 console.log(`host time a step (no GPU work): ${ms.map((m) => `${m.toFixed(1)} ms`).join(', ')}; ${ops.launches()} launches`);
-if (ms.length > 1) console.log(`steps 2–${ms.length}: ${summary(ms.slice(1))}; launches a step: ${[...launchesAStep].join(', ')}`);
+if (ms.length > 1) {
+  console.log(`steps 2–${ms.length}: ${summary(ms.slice(1))}; launches a step: ${[...launchesAStep].join(', ')}`);
+  const aStep = (kind: keyof IdleCounts) => [...new Set(countsAtStep.slice(1).map((c, i) => c[kind] - countsAtStep[i]![kind]))].join(', ');
+  console.log(`a step: copies device→device ${aStep('copies')}, host→device ${aStep('uploads')}, device→host ${aStep('downloads')}, fills ${aStep('fills')}`);
+}

@@ -2,7 +2,8 @@
 // host's side of a training step without a GPU (host-overhead.ts: its JavaScript;
 // device-memory.ts: its allocations). Launches pack their parameters as the driver does, so the
 // host pays what it pays on a real device; buffers have addresses but no memory; a download
-// fills ones (the loss and gradient norm stay finite).
+// fills ones (the loss and gradient norm stay finite). The copies and fills are counted by kind
+// (IdleCounts), as the launches are by the ops.
 import { resolve } from 'node:path';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
@@ -12,22 +13,36 @@ import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { ParameterPacker, type CudaDevicePort, type DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
 import { deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 
-export function idlePort(): CudaDevicePort {
+/** What an idle port was asked to move so far, by kind. */
+export interface IdleCounts {
+  uploads: number;
+  downloads: number;
+  /** copyFrom: device→device. */
+  copies: number;
+  fills: number;
+}
+
+export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0 }): CudaDevicePort {
   let next = 0x1000n;
   const packer = new ParameterPacker();
+  const buffer = (pointer: bigint, bytes: number): DeviceBuffer => ({
+    pointer, bytes,
+    upload: () => { counts.uploads++; },
+    download: (destination) => {
+      counts.downloads++;
+      if (destination instanceof Float32Array) destination.fill(1);
+    },
+    fill: () => { counts.fills++; },
+    copyFrom: () => { counts.copies++; },
+    view: (offset, viewBytes) => buffer(pointer + BigInt(offset), viewBytes),
+    free: () => {},
+  });
   return {
     loadModule: () => ({ function: (symbol) => ({ symbol, handle: 0 }) }),
     alloc(bytes): DeviceBuffer {
       const pointer = next;
       next += BigInt(bytes + 256);
-      return {
-        pointer, bytes,
-        upload: () => {},
-        download: (destination) => {
-          if (destination instanceof Float32Array) destination.fill(1);
-        },
-        fill: () => {}, copyFrom: () => {}, free: () => {},
-      };
+      return buffer(pointer, bytes);
     },
     launch: (_fn, _grid, _block, _shared, parameters) => {
       packer.pack(parameters);
@@ -38,13 +53,14 @@ export function idlePort(): CudaDevicePort {
 }
 
 /** The spec at `specArg` (a path), its plan, and its cuda device ops over idlePort(). */
-export async function idleDeviceOps(specArg: string): Promise<{ specPath: string; plan: Plan; ops: DeviceOps }> {
+export async function idleDeviceOps(specArg: string): Promise<{ specPath: string; plan: Plan; ops: DeviceOps; counts: IdleCounts }> {
   const specPath = resolve(specArg);
   const front = frontEnd(specPath);
   if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
   const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
   const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
   const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-  const ops = deviceOps(idlePort(), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
-  return { specPath, plan: front.plan, ops };
+  const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0 };
+  const ops = deviceOps(idlePort(counts), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+  return { specPath, plan: front.plan, ops, counts };
 }

@@ -11,7 +11,10 @@ function arraysOnFakeDevice(): DeviceArrays {
     alloc(bytes): DeviceBuffer {
       const pointer = next;
       next += BigInt(bytes);
-      return { pointer, bytes, upload: () => {}, download: () => {}, fill: () => {}, copyFrom: () => {}, free: () => {} };
+      const buffer = (at: bigint, size: number): DeviceBuffer => ({
+        pointer: at, bytes: size, upload: () => {}, download: () => {}, fill: () => {}, copyFrom: () => {}, view: (offset, viewBytes) => buffer(at + BigInt(offset), viewBytes), free: () => {},
+      });
+      return buffer(pointer, bytes);
     },
     launch: () => {},
     synchronize: () => {},
@@ -51,5 +54,48 @@ describe('DeviceArrays', () => {
     // The large one is still free for the next op's temporary.
     arrays.take(1 << 20);
     expect(arrays.allocatedBytes - before).toBe(4000);
+  });
+
+  it('keeps an array placed in packed storage there: writes, uploads and syncs use its view, spans bind arrays placed back to back', () => {
+    const arrays = arraysOnFakeDevice();
+    const storage = arrays.allocate(4096);
+    const a = new Float32Array(12), b = new Float32Array(20), apart = new Float32Array(4);
+    arrays.place(a, storage, 0);
+    arrays.place(b, storage, 48);
+    arrays.place(apart, storage, 256);
+    const at = (offset: number) => storage.pointer + BigInt(offset);
+    const allocated = arrays.allocatedBytes;
+    expect(arrays.read(a, dense(12)).pointer).toBe(at(0)); // uploaded into its place, not into a temporary
+    expect(arrays.update(b).pointer).toBe(at(48));
+    expect(arrays.write(a, dense(12)).pointer).toBe(at(0));
+    arrays.syncToHost([a, b]);
+    expect(arrays.write(a, dense(12)).pointer).toBe(at(0)); // the sync left the place its own
+    expect(arrays.allocatedBytes).toBe(allocated);
+    expect(arrays.placedSpan([a, b])).toMatchObject({ pointer: at(0), bytes: 128 });
+    expect(arrays.placedSpan([b, a])).toBeUndefined();
+    expect(arrays.placedSpan([b, apart])).toBeUndefined();
+    expect(arrays.placedSpan([a, new Float32Array(20)])).toBeUndefined();
+    expect(() => arrays.write(b, { encoding: 'bf16', rows: 1, width: 20, stride: 20 })).toThrow(/packed storage/);
+    expect(() => arrays.rewrite(a, { encoding: 'bf16', rows: 1, width: 12, stride: 12 })).toThrow(/packed storage/);
+  });
+
+  it('knows an array holds zeros from markZero until an op writes or adds into it, or the host takes it back', () => {
+    const arrays = arraysOnFakeDevice();
+    const grad = new Float32Array(16);
+    arrays.markZero(grad); // not on the device: the host's zeros are no device zeros
+    expect(arrays.isZero(grad)).toBe(false);
+    arrays.write(grad, dense(16));
+    arrays.markZero(grad);
+    expect(arrays.isZero(grad)).toBe(true);
+    arrays.read(grad, dense(16));
+    expect(arrays.isZero(grad)).toBe(true);
+    arrays.update(grad);
+    expect(arrays.isZero(grad)).toBe(false);
+    arrays.markZero(grad);
+    arrays.write(grad, dense(16));
+    expect(arrays.isZero(grad)).toBe(false);
+    arrays.markZero(grad);
+    arrays.syncToHost([grad]);
+    expect(arrays.isZero(grad)).toBe(false);
   });
 });

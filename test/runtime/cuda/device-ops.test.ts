@@ -8,7 +8,7 @@
 // stay on the fused kernels).
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CudaManifestKernel, ModelOpManifestKernel } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
@@ -22,29 +22,11 @@ import { lmHeadBackward, lmHeadForward } from '../../../src/runtime/typescript/l
 import type { TrainingOps } from '../../../src/runtime/ops.ts';
 import { train } from '../../../src/train/trainer.ts';
 import { SimulatedModelOpDevice } from './simulated-model-ops.ts';
+import { stories260kCudaSpec } from './stories260k-cuda-spec.ts';
 
-const shared = (path: string) => JSON.stringify(resolve('../shared', path));
 const dir = mkdtempSync(join(tmpdir(), 'qalc-cuda-device-ops-'));
 const specPath = join(dir, 'stories260k-cuda.qal');
-writeFileSync(specPath, `spec stories260k_cuda
-model {
-  checkpoint = ${shared('models/stories260K/stories260K.bin')}
-  tokenizer = ${shared('models/stories260K/tok512.bin')}
-}
-quant { bits = 4  group = 16 }
-override proj down { group = 43 }
-adapter { kind = qalora  rank = 4  alpha = 8  dropout = 0.1 }
-target cuda { arch = [sm_90a]  activation = bf16 }
-train {
-  data = ${shared('data/tinyshakespeare.txt')}
-  seq_len = 16
-  batch = 2
-  steps = 2
-  lr = 3e-3
-  eval_every = 100
-  checkpoint_every = 100
-}
-`);
+writeFileSync(specPath, stories260kCudaSpec());
 
 async function losses(ops: TrainingOps, name: string, plan: Parameters<typeof train>[0]['plan'], more: { steps?: number; resume?: boolean } = {}): Promise<number[]> {
   const out = join(dir, name);

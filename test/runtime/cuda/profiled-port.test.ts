@@ -12,7 +12,7 @@ function fakePort(clock: { now: number }, costs: Record<string, number>): CudaDe
       pointer: 1n, bytes,
       upload: () => { clock.now += costs['upload']!; },
       download: () => { clock.now += costs['download']!; },
-      fill: () => {}, copyFrom: () => {}, free: () => {},
+      fill: () => {}, copyFrom: () => {}, view: () => { throw new Error('the profile tests take no views'); }, free: () => {},
     }),
     launch: (fn: { symbol: string }) => { clock.now += costs[fn.symbol]!; },
     synchronize: () => { port.syncs++; },
@@ -78,7 +78,7 @@ describe('profiled cuda port', () => {
     const inner = {
       ...fakePort(host, {}),
       synchronize: () => { syncs++; },
-      alloc: (bytes: number): DeviceBuffer => ({ pointer: 1n, bytes, upload: () => queue(costs['upload']!), download: () => {}, fill: () => {}, copyFrom: () => {}, free: () => {} }),
+      alloc: (bytes: number): DeviceBuffer => ({ pointer: 1n, bytes, upload: () => queue(costs['upload']!), download: () => {}, fill: () => {}, copyFrom: () => {}, view: () => { throw new Error('the profile tests take no views'); }, free: () => {} }),
       launch: (fn: { symbol: string }) => queue(costs[fn.symbol]!),
     };
     let resets = 0;

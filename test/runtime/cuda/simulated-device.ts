@@ -10,9 +10,16 @@ import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, t
 import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 
+/** `data`'s bytes as elements of `type` (data may be a view into a larger allocation). */
+export const elementsOf = <T>(type: { new(buffer: ArrayBufferLike, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number }, data: Uint8Array): T =>
+  new type(data.buffer, data.byteOffset, Math.floor(data.byteLength / type.BYTES_PER_ELEMENT));
+
 export class SimulatedDevice implements CudaDevicePort {
+  /** Allocations by their pointer. */
   readonly memory = new Map<bigint, Uint8Array>();
   readonly launched: string[] = [];
+  /** copyFrom calls so far: the device→device copies. */
+  copies = 0;
   private next = 0x1000n;
 
   constructor(private readonly manifests: readonly CudaManifestKernel[]) {}
@@ -21,19 +28,35 @@ export class SimulatedDevice implements CudaDevicePort {
     return { function: (symbol) => ({ symbol, handle: 0 }) };
   }
 
+  /** The bytes from `pointer` to the end of the allocation it lies in (a view's pointer lies inside one). */
+  bytesAt(pointer: bigint): Uint8Array | undefined {
+    const exact = this.memory.get(pointer);
+    if (exact !== undefined) return exact;
+    for (const [base, data] of this.memory) if (pointer > base && pointer < base + BigInt(data.byteLength)) return data.subarray(Number(pointer - base));
+    return undefined;
+  }
+
   alloc(bytes: number): DeviceBuffer {
     const pointer = this.next;
     this.next += BigInt(bytes + 256);
     const data = new Uint8Array(bytes);
     this.memory.set(pointer, data);
+    return this.buffer(pointer, data, () => this.memory.delete(pointer));
+  }
+
+  private buffer(pointer: bigint, data: Uint8Array, free: () => void): DeviceBuffer {
     const bytesOf = (view: ArrayBufferView) => new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     return {
-      pointer, bytes,
+      pointer, bytes: data.byteLength,
       upload: (source) => data.set(bytesOf(source)),
       download: (destination) => bytesOf(destination).set(data.subarray(0, destination.byteLength)),
-      fill: (byte, count = bytes) => data.fill(byte, 0, count),
-      copyFrom: (source, count, offset = 0) => data.set(this.memory.get(source.pointer)!.subarray(0, count), offset),
-      free: () => this.memory.delete(pointer),
+      fill: (byte, count = data.byteLength) => data.fill(byte, 0, count),
+      copyFrom: (source, count, offset = 0) => {
+        this.copies++;
+        data.set(this.bytesAt(source.pointer)!.subarray(0, count), offset);
+      },
+      view: (offset, bytes) => this.buffer(pointer + BigInt(offset), data.subarray(offset, offset + bytes), () => {}),
+      free,
     };
   }
 
@@ -66,7 +89,7 @@ export class SimulatedDevice implements CudaDevicePort {
 
   /** Element access to a DeviceMatrix in this device's memory. */
   private matrix(x: DeviceMatrix): { get(i: number, j: number): number; set(i: number, j: number, v: number): void } {
-    const data = this.memory.get(x.buffer.pointer);
+    const data = this.bytesAt(x.buffer.pointer);
     if (data === undefined) throw new Error(`gemm: no buffer at ${x.buffer.pointer}`);
     const ld = x.ld ?? x.columns, offset = x.offset ?? 0;
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -91,19 +114,19 @@ export class SimulatedDevice implements CudaDevicePort {
     const buffers = kernel.bindings.filter((b) => b.elementType !== 'params').sort((a, b) => a.binding - b.binding);
     const tokens = parameters[buffers.length]!.value as number;
     const scale = parameters[buffers.length + 1]!.value as number;
-    const bytes = new Map(buffers.map((b, i) => [b.name, this.memory.get(parameters[i]!.value as bigint)!]));
+    const bytes = new Map(buffers.map((b, i) => [b.name, this.bytesAt(parameters[i]!.value as bigint)!]));
     const c = (name: string) => kernel.constants[name] as number;
-    const f32 = (name: string) => new Float32Array(bytes.get(name)!.buffer);
+    const f32 = (name: string) => elementsOf(Float32Array, bytes.get(name)!);
     /** A binding's values in its element type (bf16 or fp16 activations, f32 otherwise). */
     const values = (name: string) => {
       const data = bytes.get(name);
       if (data === undefined) throw new Error(`${kernel.kernel} has no binding ${name}`);
       const type = buffers.find((b) => b.name === name)!.elementType;
       if (type === 'f32') {
-        const raw = new Float32Array(data.buffer);
+        const raw = elementsOf(Float32Array, data);
         return { get: (i: number) => raw[i]!, set: (i: number, v: number) => { raw[i] = v; } };
       }
-      const raw = new Uint16Array(data.buffer);
+      const raw = elementsOf(Uint16Array, data);
       const [decode, encode] = type === 'f16' ? [f16Value, f16Bits] : [bf16Value, bf16Bits];
       return { get: (i: number) => decode(raw[i]!), set: (i: number, v: number) => { raw[i] = encode(v); } };
     };
@@ -137,7 +160,7 @@ export class SimulatedDevice implements CudaDevicePort {
     }
     if (entry === 'forward' || entry === 'decode' || entry === 'backwardData' || entry === 'dequantize') {
       const K = c(entry === 'dequantize' ? 'PADDED_IN_FEATURES' : 'IN_FEATURES'), g = c('GROUP_SIZE'), bits = c('BITS');
-      const qweight = new Uint32Array(bytes.get('qweight')!.buffer);
+      const qweight = elementsOf(Uint32Array, bytes.get('qweight')!);
       const code = (i: number, o: number) => {
         const first = i * bits, word = first >>> 5, shift = first & 31;
         let value = qweight[word * N + o]! >>> shift;

@@ -13,7 +13,7 @@ import { lmHeadBackward, lmHeadForward } from '../../../src/runtime/typescript/l
 import { rmsnormBackward, rmsnormForward } from '../../../src/runtime/typescript/rmsnorm.ts';
 import { ropeBackward, ropeForward } from '../../../src/runtime/typescript/rope.ts';
 import { swigluBackward, swigluForward } from '../../../src/runtime/typescript/swiglu.ts';
-import { SimulatedDevice } from './simulated-device.ts';
+import { elementsOf, SimulatedDevice } from './simulated-device.ts';
 
 export class SimulatedModelOpDevice extends SimulatedDevice {
   readonly modelOpLaunches: string[] = [];
@@ -36,15 +36,15 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
     const bytes = (name: string): Uint8Array | undefined => {
       const value = byName.get(name)!.value as bigint;
       if (value === 0n) return undefined;
-      const found = this.memory.get(value);
+      const found = this.bytesAt(value);
       if (found === undefined) throw new Error(`${fn.symbol}: ${name} points at no buffer`);
       return found;
     };
-    const f32 = (name: string) => new Float32Array(bytes(name)!.buffer);
-    const i32 = (name: string) => new Int32Array(bytes(name)!.buffer);
+    const f32 = (name: string) => elementsOf(Float32Array, bytes(name)!);
+    const i32 = (name: string) => elementsOf(Int32Array, bytes(name)!);
     const c = (name: string) => kernel.constants[name]!;
     const sixteen = (name: string) => {
-      const raw = new Uint16Array(bytes(name)!.buffer);
+      const raw = elementsOf(Uint16Array, bytes(name)!);
       const [decode, encode] = kernel.kernel.endsWith('f16') && !kernel.kernel.endsWith('bf16') ? [f16Value, f16Bits] : [bf16Value, bf16Bits];
       return { get: (i: number) => decode(raw[i]!), set: (i: number, v: number) => { raw[i] = encode(v); } };
     };
@@ -268,7 +268,7 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       case 'adamw.step': {
         const value = f32('value'), grad = f32('grad'), m = f32('m'), v = f32('v'), sumSquares = bytes('sumSquares');
         const lr = scalar('lr'), beta1 = scalar('beta1'), beta2 = scalar('beta2'), eps = scalar('eps'), step = scalar('step');
-        const clip = sumSquares === undefined ? 1 : Math.min(1, scalar('maxGradNorm') / (Math.sqrt(new Float32Array(sumSquares.buffer)[0]!) + 1e-6));
+        const clip = sumSquares === undefined ? 1 : Math.min(1, scalar('maxGradNorm') / (Math.sqrt(elementsOf(Float32Array, sumSquares)[0]!) + 1e-6));
         const c1 = 1 - beta1 ** step, c2 = 1 - beta2 ** step, decay = 1 - lr * scalar('weightDecay');
         for (let i = 0; i < scalar('count'); i++) {
           const g = grad[i]! * clip;
