@@ -9038,5 +9038,6 @@ export const plan: Plan = {
     eval_every: 100,
     checkpoint_every: 100,
     backend: 'cpu',
+    recompute: 'none',
   },
 };

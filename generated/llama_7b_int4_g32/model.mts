@@ -9040,6 +9040,7 @@ export const plan: Plan = {
     eval_every: 100,
     checkpoint_every: 100,
     backend: 'cpu',
+    recompute: 'none',
   },
   export: {
     formats: ['safetensors', 'gptq'],

@@ -1484,6 +1484,7 @@ export const plan: Plan = {
     eval_every: 50,
     checkpoint_every: 50,
     backend: 'cpu',
+    recompute: 'none',
   },
   export: {
     formats: ['safetensors', 'gguf', 'gptq'],

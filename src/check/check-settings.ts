@@ -57,6 +57,16 @@ function checkScalar(key: string, type: FieldType, value: Scalar, out: Diagnosti
     }
     case 'enumList':
       return checkScalar(key, { kind: 'enum', values: type.values }, value, out);
+    case 'enumOrInt': {
+      if (value.kind === 'integer') return checkScalar(key, { kind: 'int', ...(type.min === undefined ? {} : { min: type.min }) }, value, out);
+      const expected = `${type.values.map((v) => `'${v}'`).join(', ')} or an integer`;
+      if (value.kind === 'name') {
+        if (type.values.includes(value.value as string)) return value.value;
+        return fail(`'${value.text}' is not a value of ${key}: expected ${expected}`, didYouMean(value.text, type.values));
+      }
+      const unquoted = value.kind === 'string' && type.values.includes(value.value as string);
+      return fail(`${key} must be ${expected}, not ${describeValue(value)} ${value.text}`, unquoted ? `write it without quotes: ${key} = ${value.value}` : undefined);
+    }
     case 'word': {
       if (value.kind !== 'name' && value.kind !== 'string') return fail(`${key} must be a name, not ${describeValue(value)} '${value.text}'`);
       return value.value as string;

@@ -161,6 +161,11 @@ export function checkSpec(loaded: LoadedSpec): CheckResult {
     if (seqLen && checkedModel && (seqLen.value as number) > checkedModel.architecture.context) {
       out.push(error(seqLen.valueSpan, `seq_len = ${String(seqLen.value)} is longer than the model's context of ${checkedModel.architecture.context}`));
     }
+    const recompute = train.settings.get('recompute');
+    if (recompute && checkedModel && typeof recompute.value === 'number' && recompute.value > checkedModel.architecture.layers) {
+      const layers = checkedModel.architecture.layers;
+      out.push(error(recompute.valueSpan, `recompute = ${recompute.value} blocks, but the model has ${layers}`, `recompute = blocks (every block) or a number up to ${layers}`));
+    }
   }
   if (model) warnIfMissing(model.settings, ['tokenizer'], 'training and generation', loaded.entry, out);
   if (quant) warnIfMissing(quant.settings, ['calibration'], 'GPTQ quantization', loaded.entry, out);

@@ -18,6 +18,7 @@ function describeType(f: Field): string {
     case 'enumList': return `list of ${t.values.join(', ')}`;
     case 'path': return '"path"';
     case 'word': return 'name';
+    case 'enumOrInt': return `${t.values.join(' \\| ')} \\| integer${t.min !== undefined ? ` ≥ ${t.min}` : ''}`;
   }
 }
 

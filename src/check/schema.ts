@@ -10,7 +10,9 @@ export type FieldType =
   | { readonly kind: 'enumList'; readonly values: readonly string[] }
   | { readonly kind: 'path' }
   /** A bare name or a quoted one, checked by the block's own rules (preset names). */
-  | { readonly kind: 'word' };
+  | { readonly kind: 'word' }
+  /** One of the names, or an integer (a count the names abbreviate: `recompute = blocks` or `= 8`). */
+  | { readonly kind: 'enumOrInt'; readonly values: readonly string[]; readonly min?: number };
 
 export interface Field {
   readonly type: FieldType;
@@ -33,6 +35,8 @@ export const OUTSIDE_BLOCKS = ['lm_head'] as const;
 export const NOT_LINEAR = ['embed', 'embeddings', 'norm', 'rms_att', 'rms_ffn', 'rms_final'] as const;
 export const FLOAT_DTYPES = ['fp16', 'bf16', 'fp32'] as const;
 export const CUDA_ARCHS = ['sm_80', 'sm_90a'] as const;
+/** `recompute = none | blocks`, or a number of blocks (src/train/recompute.ts). */
+export const RECOMPUTE_WORDS = ['none', 'blocks'] as const;
 
 export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },
@@ -121,6 +125,10 @@ export const TRAIN_SCHEMA: Schema = {
   eval_every: { type: int(1), default: '100', doc: 'steps between evaluations' },
   checkpoint_every: { type: int(1), default: '100', doc: 'steps between checkpoints' },
   backend: { type: enumOf('cpu', 'webgpu', 'cuda'), default: 'cpu', doc: 'where `qalc train` runs unless told otherwise' },
+  recompute: {
+    type: { kind: 'enumOrInt', values: RECOMPUTE_WORDS, min: 0 }, default: 'none',
+    doc: 'activation recomputation (checkpointing), for long sequences: `none` keeps every block\'s activations for the backward; `blocks` keeps only the residual stream entering each block and runs the block\'s forward again just before its backward, into one set of activations all such blocks share (one more forward of the blocks a step); an integer N does that for the first N blocks only, at most the model\'s `layers` (0 is `none`). Losses and gradients are the same bit for bit; a run may be resumed with another value',
+  },
 };
 
 export const EXPORT_SCHEMA: Schema = {

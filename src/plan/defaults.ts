@@ -9,6 +9,7 @@ export function schemaDefault(field: Field): SettingValue | undefined {
   switch (field.type.kind) {
     case 'int': case 'number': return Number(text);
     case 'bool': return text === 'true';
+    case 'enumOrInt': return /^\d+$/.test(text) ? Number(text) : text;
     case 'enumList': return text.replace(/[[\]\s]/g, '').split(',').filter((s) => s.length > 0);
     default: return text;
   }

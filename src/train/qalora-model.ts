@@ -47,6 +47,11 @@ export interface ModelOptions {
    * nativeCpuOps() from src/runtime/cpu. Same results to float32 rounding.
    */
   readonly ops?: TrainingOps;
+  /**
+   * How many blocks, from the first, keep only their input during the forward and run it again
+   * before their backward (the train block's `recompute`, src/train/recompute.ts). Default 0.
+   */
+  readonly recomputedBlocks?: number;
 }
 
 export interface Batch {
@@ -107,6 +112,11 @@ interface ProjectionActivations {
  * adapter's u and v — not the normed inputs of the linear layers nor SwiGLU's output, since the
  * frozen base's input gradient needs only dy and Ŵ. Those (normAtt, normFfn, hidden) are one
  * array shared by every block: at the 7B shape, sequence 2048, 154 MB a block not held.
+ *
+ * A recomputed block (ModelOptions.recomputedBlocks) holds its own `input` only: every other
+ * array is one set shared by all recomputed blocks (the same host arrays, so a device backend
+ * keeps one device copy of them), which the backward fills again, from that input, just before
+ * the block's backward reads it.
  */
 interface BlockActivations {
   readonly input: Floats; // residual stream entering the block [BT, C]
@@ -137,6 +147,16 @@ interface Activations {
   readonly probs: Floats;
   readonly scratch: Floats; // [BT, C]: o's and down's outputs before the residual add
   readonly gradients: Record<'residual' | 'norm' | 'attention' | 'q' | 'k' | 'v' | 'hidden' | 'gate' | 'up' | 'logits', Floats>;
+}
+
+/**
+ * Where a forward is in the step's dropout sequence: each adapted layer with dropout takes the
+ * next u.length draws of `seed`'s counter-based sequence, in the order the layers run
+ * (dropout-draws.ts; the backend expands them). No seed: no dropout.
+ */
+interface DropoutCursor {
+  readonly seed: number | undefined;
+  next: number;
 }
 
 const transposeToInputMajor = (tensor: Tensor): Float64Array => {
@@ -213,6 +233,10 @@ export class QaLoraModel {
   private readonly kvDim: number;
   private activations: Activations | undefined;
   private lastBatch: Batch | undefined;
+  /** Blocks 0 … recomputedBlocks − 1 are recomputed in the backward. */
+  readonly recomputedBlocks: number;
+  /** The last forward's dropout seed and each block's first draw, for the recomputed blocks' forwards again. */
+  private lastDropout: { readonly seed: number | undefined; readonly blockOffsets: readonly number[] } | undefined;
 
   constructor(checkpoint: TrainableCheckpoint, spec: QaLoraSpec, options: ModelOptions = {}) {
     const arch = checkpoint.arch;
@@ -221,6 +245,10 @@ export class QaLoraModel {
     this.dtype = options.dtype ?? 'float32';
     this.ops = options.ops ?? TYPESCRIPT_OPS;
     this.checkpoint = checkpoint;
+    this.recomputedBlocks = options.recomputedBlocks ?? 0;
+    if (!(Number.isInteger(this.recomputedBlocks) && this.recomputedBlocks >= 0 && this.recomputedBlocks <= arch.layers)) {
+      throw new RangeError(`recomputed blocks must be an integer from 0 to the model's ${arch.layers} blocks, got ${this.recomputedBlocks}`);
+    }
     this.kvDim = headDim(arch) * arch.kvHeads;
     this.rope = ropeTables(headDim(arch), arch.context, arch.ropeTheta);
     const rng = createRng(options.seed ?? 0);
@@ -280,51 +308,17 @@ export class QaLoraModel {
     const rows = B * T;
     if (tokens.length !== rows) throw new RangeError(`batch has ${tokens.length} tokens, expected ${B}×${T}`);
     const acts = this.activationsFor(B, T);
-    const { dim: C, hiddenDim: hidden, vocab, rmsNormEps: eps } = arch;
-    // One counter-based sequence per forward: each layer with dropout takes the next u.length
-    // draws, in the order the layers run (dropout-draws.ts; the backend expands them).
-    const dropoutSeed = options.training ? (options.dropoutSeed ?? 0) : undefined;
-    let dropoutCounter = 0;
-    const shape = this.attentionShape(B, T);
-
-    const linear = async (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => {
-      const adapter = projection.layer.adapter;
-      if (saved.saved !== undefined) {
-        saved.saved.mask = undefined;
-        if (adapter !== null && adapter.dropout > 0 && dropoutSeed !== undefined) {
-          saved.saved.mask = dropoutDraws(dropoutSeed, dropoutCounter);
-          dropoutCounter += saved.saved.u.length;
-        }
-      }
-      const padded = inFeaturesOf(projection.layer.base);
-      const input = padded === projection.inFeatures ? x : padColumns(x, rows, projection.inFeatures, padded, this.dtype);
-      await ops.qaloraLinearForward(y, input, rows, projection.layer, saved.saved);
-    };
+    const { dim: C, vocab, rmsNormEps: eps } = arch;
+    // One counter-based sequence per forward, layer after layer (DropoutCursor).
+    const dropout: DropoutCursor = { seed: options.training ? (options.dropoutSeed ?? 0) : undefined, next: 0 };
+    const blockOffsets: number[] = [];
 
     await ops.embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
     for (let l = 0; l < arch.layers; l++) {
-      const w = checkpoint.layers[l];
-      const p = this.blocks[l];
-      const a = acts.blocks[l];
-      const next = l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output;
-
-      await ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C, eps);
-      await linear(p.q, a.projections.q, a.q, a.normAtt);
-      await linear(p.k, a.projections.k, a.k, a.normAtt);
-      await linear(p.v, a.projections.v, a.v, a.normAtt);
-      await ops.ropeForward(a.q, rope, B, T, C);
-      await ops.ropeForward(a.k, rope, B, T, kvDim);
-      await ops.attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
-      await linear(p.o, a.projections.o, acts.scratch, a.attention);
-      await ops.residualAdd(a.afterAttention, a.input, acts.scratch, rows * C);
-
-      await ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C, eps);
-      await linear(p.gate, a.projections.gate, a.gate, a.normFfn);
-      await linear(p.up, a.projections.up, a.up, a.normFfn);
-      await ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
-      await linear(p.down, a.projections.down, acts.scratch, a.hidden);
-      await ops.residualAdd(next, a.afterAttention, acts.scratch, rows * C);
+      blockOffsets.push(dropout.next);
+      await this.blockForward(l, B, T, dropout, l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output);
     }
+    this.lastDropout = { seed: dropout.seed, blockOffsets };
     await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C, eps);
     await ops.lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
 
@@ -336,6 +330,54 @@ export class QaLoraModel {
     }
     if (!options.logitsOnDevice) await ops.syncToHost([acts.logits]);
     return loss;
+  }
+
+  /**
+   * Block l's forward from its input, into its activations. `next` receives the residual stream
+   * leaving the block; a recomputation leaves it out (the block above has used it already).
+   */
+  private async blockForward(l: number, B: number, T: number, dropout: DropoutCursor, next: Floats | undefined): Promise<void> {
+    const { arch, kvDim, rope, checkpoint, ops } = this;
+    const acts = this.activations!;
+    const rows = B * T;
+    const { dim: C, hiddenDim: hidden, rmsNormEps: eps } = arch;
+    const shape = this.attentionShape(B, T);
+    const w = checkpoint.layers[l];
+    const p = this.blocks[l];
+    const a = acts.blocks[l];
+    const linear = (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => this.linearForward(projection, saved, y, x, rows, dropout);
+
+    await ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C, eps);
+    await linear(p.q, a.projections.q, a.q, a.normAtt);
+    await linear(p.k, a.projections.k, a.k, a.normAtt);
+    await linear(p.v, a.projections.v, a.v, a.normAtt);
+    await ops.ropeForward(a.q, rope, B, T, C);
+    await ops.ropeForward(a.k, rope, B, T, kvDim);
+    await ops.attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
+    await linear(p.o, a.projections.o, acts.scratch, a.attention);
+    await ops.residualAdd(a.afterAttention, a.input, acts.scratch, rows * C);
+
+    await ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C, eps);
+    await linear(p.gate, a.projections.gate, a.gate, a.normFfn);
+    await linear(p.up, a.projections.up, a.up, a.normFfn);
+    await ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
+    // A recomputation still runs down: its adapter's u and v are what down's backward reads.
+    await linear(p.down, a.projections.down, acts.scratch, a.hidden);
+    if (next !== undefined) await ops.residualAdd(next, a.afterAttention, acts.scratch, rows * C);
+  }
+
+  private async linearForward(projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats, rows: number, dropout: DropoutCursor): Promise<void> {
+    const adapter = projection.layer.adapter;
+    if (saved.saved !== undefined) {
+      saved.saved.mask = undefined;
+      if (adapter !== null && adapter.dropout > 0 && dropout.seed !== undefined) {
+        saved.saved.mask = dropoutDraws(dropout.seed, dropout.next);
+        dropout.next += saved.saved.u.length;
+      }
+    }
+    const padded = inFeaturesOf(projection.layer.base);
+    const input = padded === projection.inFeatures ? x : padColumns(x, rows, projection.inFeatures, padded, this.dtype);
+    await this.ops.qaloraLinearForward(y, input, rows, projection.layer, saved.saved);
   }
 
   /**
@@ -374,6 +416,11 @@ export class QaLoraModel {
       const w = checkpoint.layers[l];
       const p = this.blocks[l];
       const a = acts.blocks[l];
+      if (l < this.recomputedBlocks) {
+        // The same draws as the forward's: the cursor starts at the block's first.
+        const dropout = this.lastDropout!;
+        await this.blockForward(l, B, T, { seed: dropout.seed, next: dropout.blockOffsets[l]! }, undefined);
+      }
 
       await ops.zeroFill(g.hidden);
       await linear(p.down, a.projections.down, g.hidden, g.residual);
@@ -415,22 +462,38 @@ export class QaLoraModel {
     const f = (n: number) => allocateFloats(this.dtype, n);
     // Forward-only values, overwritten by each block in turn (see BlockActivations).
     const forwardOnly = { normAtt: f(rows * C), normFfn: f(rows * C), hidden: f(rows * hidden) };
-    const blocks = this.blocks.map((block): BlockActivations => {
+    // A projection's u and v [rows, L] and [rows, r]: the recomputed blocks share one pair per
+    // projection and shape (a mixed spec's blocks may differ in group size or rank).
+    const sharedSaved = new Map<string, AdapterActivations>();
+    const savedFor = (name: ProjectionName, L: number, rank: number, shared: boolean): AdapterActivations => {
+      const allocate = (): AdapterActivations => ({ u: f(rows * L), v: f(rows * rank), mask: undefined });
+      if (!shared) return allocate();
+      const key = `${name} ${L} ${rank}`;
+      const found = sharedSaved.get(key) ?? allocate();
+      sharedSaved.set(key, found);
+      return found;
+    };
+    const projectionsOf = (block: Readonly<Record<ProjectionName, Projection>>, shared: boolean) => {
       const projections = {} as Record<ProjectionName, ProjectionActivations>;
       for (const name of PROJECTIONS) {
         const adapter = block[name].layer.adapter;
         const K = inFeaturesOf(block[name].layer.base);
-        projections[name] = {
-          saved: adapter === null ? undefined : { u: f(rows * (K / adapter.groupSize)), v: f(rows * adapter.rank), mask: undefined },
-        };
+        projections[name] = { saved: adapter === null ? undefined : savedFor(name, K / adapter.groupSize, adapter.rank, shared) };
       }
-      return {
-        ...forwardOnly,
-        input: f(rows * C), rstdAtt: f(rows),
-        q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
-        attention: f(rows * C), afterAttention: f(rows * C), rstdFfn: f(rows),
-        gate: f(rows * hidden), up: f(rows * hidden), projections,
-      };
+      return projections;
+    };
+    const blockArrays = (): Omit<BlockActivations, 'input' | 'projections'> => ({
+      ...forwardOnly,
+      rstdAtt: f(rows),
+      q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
+      attention: f(rows * C), afterAttention: f(rows * C), rstdFfn: f(rows),
+      gate: f(rows * hidden), up: f(rows * hidden),
+    });
+    // One set of arrays for every recomputed block (none when no block is).
+    const recomputed = this.recomputedBlocks > 0 ? blockArrays() : undefined;
+    const blocks = this.blocks.map((block, l): BlockActivations => {
+      const shared = l < this.recomputedBlocks;
+      return { ...(shared ? recomputed! : blockArrays()), projections: projectionsOf(block, shared), input: f(rows * C) };
     });
     this.activations = {
       batchSize: B, seqLen: T, blocks,

@@ -4,8 +4,14 @@
 // dtype). Everything else — the train, export and target blocks, an adapter's dropout and init,
 // the model's file paths, the spec's file name and line numbers — may change between a run and
 // a later use of it; the checkpoint records those settings so that the changes can be named.
+// Some change nothing a step computes (train.recompute: the backward recomputes what it would
+// have kept, bit for bit), so a resumed run continues exactly whatever they say; they are named
+// all the same, as what the run did. A setting added to qalc after a checkpoint was written is
+// absent from its record: at its default it is no change.
 import { createHash } from 'node:crypto';
+import { BLOCK_SCHEMAS } from '../check/schema.ts';
 import { architectureIdentity } from '../model/architecture.ts';
+import { schemaDefault } from '../plan/defaults.ts';
 import type { Plan } from '../plan/plan.ts';
 
 type Value = number | boolean | string | readonly string[];
@@ -58,6 +64,13 @@ export function recordedSettings(plan: Plan): RecordedSettings {
 
 const show = (value: Value | undefined) => (Array.isArray(value) ? `[${value.join(', ')}]` : String(value));
 
+/** `block.key`'s built-in default (train, export), if it has one. */
+function defaultOf(key: string): Value | undefined {
+  const dot = key.indexOf('.');
+  const field = dot < 0 ? undefined : BLOCK_SCHEMAS[key.slice(0, dot)]?.[key.slice(dot + 1)];
+  return field === undefined ? undefined : schemaDefault(field);
+}
+
 /**
  * What differs between the settings a checkpoint recorded and the spec's now, one line each:
  * `train.steps 200 → 300`, `export added`; a change shared by many layers is one line.
@@ -78,6 +91,7 @@ export function settingChanges(recorded: RecordedSettings, current: RecordedSett
     const owner = key.slice(0, key.indexOf('.') < 0 ? key.length : key.indexOf('.'));
     if (!layered && dot >= 0 && blockState(recorded, owner) !== blockState(current, owner)) continue;
     if (show(before) === show(after)) continue;
+    if (before === undefined && after !== undefined && recorded[owner] === 'present' && show(defaultOf(key)) === show(after)) continue;
     add(`${layered ? `adapter.${key.slice(layered[0].length)}` : key} ${before === undefined ? '(unset)' : show(before)} → ${after === undefined ? '(unset)' : show(after)}`);
   }
   return [...changes].map(([line, count]) => (count > 1 ? `${line} (${count} layers)` : line));

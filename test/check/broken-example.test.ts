@@ -17,7 +17,7 @@ describe('examples/broken.qal', () => {
     const all = result.diagnostics.map((d) => d.message).join('\n');
     for (const fragment of ['disagrees with preset', 'does not divide the in-features', "'fp61' is not a value of scale", 'alpha must be greater than 0',
       'dropout must be less than 1', "'gaet' is not a value of projections", 'match nothing', 'empty range', 'bits must be 2, 3, 4 or 8',
-      'expected a statement', 'longer than the model', 'lr must be a number']) {
+      'expected a statement', 'longer than the model', 'lr must be a number', 'recompute = 48 blocks, but the model has 32']) {
       expect(all).toContain(fragment);
     }
     expect(result.plan).toBeUndefined();

@@ -33,9 +33,24 @@ describe('settings', () => {
     [`${QUANT}\ntrain { data = data.txt }`, 'data must be a path in quotes'],
     [`${QUANT}\ntrain { lr = 1e400 }`, 'not a finite number'],
     [`${QUANT}\ntarget cuda { arch = [sm_75] }`, "'sm_75' is not a value of arch"],
+    [`${QUANT}\ntrain { recompute = all }`, "'all' is not a value of recompute: expected 'none', 'blocks' or an integer"],
+    [`${QUANT}\ntrain { recompute = bloks }`, "did you mean 'blocks'?"],
+    [`${QUANT}\ntrain { recompute = "blocks" }`, 'recompute must be \'none\', \'blocks\' or an integer, not a string "blocks" [hint: write it without quotes: recompute = blocks]'],
+    [`${QUANT}\ntrain { recompute = 2.5 }`, "recompute must be 'none', 'blocks' or an integer, not a number 2.5"],
+    [`${QUANT}\ntrain { recompute = -1 }`, 'recompute must be at least 0, not -1'],
+    [`${QUANT}\ntrain { recompute = 33 }`, 'recompute = 33 blocks, but the model has 32 [hint: recompute = blocks (every block) or a number up to 32]'],
     [`${QUANT}\ntarget metal { }`, "unknown target 'metal'"],
   ])('%s → %s', (body, expected) => {
     expect(errors(body).join('\n')).toContain(expected);
+  });
+
+  it('takes recompute as none (the default), blocks, or a number of blocks up to the model\'s', () => {
+    const recompute = (train: string) => {
+      const r = compileSpec(`${QUANT}\ntrain { ${train} }`);
+      expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      return r.plan?.train?.recompute;
+    };
+    expect([recompute('seq_len = 256'), recompute('recompute = none'), recompute('recompute = blocks'), recompute('recompute = 0'), recompute('recompute = 32')]).toEqual(['none', 'none', 'blocks', 0, 32]);
   });
 
   it('names unknown settings with a suggestion', () => {

@@ -171,6 +171,16 @@ describe('a resumed run', () => {
     expect(readFileSync(join(killed, 'loss.svg'), 'utf8')).toBe(readFileSync(join(whole, 'loss.svg'), 'utf8'));
   });
 
+  it('continues exactly when recompute changed before the resume (it changes no result), naming the change', async () => {
+    const recomputing = planFrom(join(work, 'cosine-recompute.qal'), specText('steps = 6\n  schedule = cosine\n  warmup = 1\n  eval_every = 2\n  checkpoint_every = 3\n  recompute = blocks'));
+    const switched = join(work, 'switched');
+    await expect(run(plan, switched, { progress: recorder(4).progress })).rejects.toThrow('killed');
+    const notes = recorder();
+    await run(recomputing, switched, { resume: true, progress: notes.progress });
+    expect(notes.text()).toContain('train.recompute none → blocks');
+    expect(log(switched)).toEqual(log(whole).map((l) => expect.objectContaining({ step: l.step, loss: l.loss, lr: l.lr, ...(l.eval_loss === undefined ? {} : { eval_loss: l.eval_loss }) })));
+  });
+
   it('keeps the schedule it began with when --steps changes, and says so', async () => {
     const shorter = join(work, 'shorter');
     await expect(run(plan, shorter, { progress: recorder(4).progress })).rejects.toThrow('killed');
