@@ -201,6 +201,8 @@ describe('qalc inspect, the later stages', () => {
     const kernel = qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16']);
     expect(kernel.stdout).toContain('extern "C"');
     expect(kernel.stdout).toBe(readFileSync('generated/stories260k/cuda/forward_k172_n64_b4_g43_qalora_r4_mean_bf16.cu', 'utf8'));
+    // A model op by its name too: generation's decode attention.
+    expect(qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'decode_attention_h8_kv4_d8']).stdout).toBe(readFileSync('generated/stories260k/cuda/ops/decode_attention_h8_kv4_d8.cu', 'utf8'));
     const ir = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'ir', '--target', 'wgsl', '--pass', 'fuseAdapterEpilogue']);
     expect(ir.stdout.split('\n')[0]).toBe('// after fuseAdapterEpilogue');
     expect(JSON.parse(ir.stdout.slice(ir.stdout.indexOf('\n') + 1))).toMatchObject({ target: 'wgsl', spec: 'stories260k' });
