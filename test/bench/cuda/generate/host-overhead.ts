@@ -33,3 +33,6 @@ const steady = times.slice(1).sort((a, b) => a - b);
 const mean = steady.reduce((a, b) => a + b, 0) / steady.length;
 console.log(`${plan.spec}: ${model.arch.layers} blocks, ${tokens} tokens; host ms a token (tokens 2…): median ${steady[Math.floor(steady.length / 2)]!.toFixed(3)}, ` +
   `mean ${mean.toFixed(3)}, least ${steady[0]!.toFixed(3)}; first ${times[0]!.toFixed(1)}; launches a token ${launches.at(-1)} (${(launches.at(-1)! / model.arch.layers).toFixed(1)} a block)`);
+// A mean far above the median is a few slow tokens (a garbage collection, a pool growing): which.
+const slowest = times.map((ms, pos) => ({ ms, pos })).slice(1).sort((a, b) => b.ms - a.ms).slice(0, 5);
+console.log(`slowest tokens: ${slowest.map(({ ms, pos }) => `${ms.toFixed(1)} ms at ${pos}`).join(', ')}`);

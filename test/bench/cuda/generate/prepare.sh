@@ -3,7 +3,8 @@
 # no internet there) into .device/generate7b/ (git-ignored; carry it: `carry: [".device/generate7b"]`):
 #   node.xz, qalc/        node and the qalc bundle (test/runtime/cuda/h200/bundle-qalc.sh), the
 #                         bundle as qalc/qalc.mjs.xz
-#   reference.py          transformers' generate on the bf16 model (copied from here)
+#   reference.py          transformers' generate on the bf16 model (copied from here), and
+#                         train_reference.py (../train/reference.py: the model it builds)
 #   run.sh, report.mjs    the device script and the report it writes (copied from here)
 #   commit.txt            the commit it was built from (marked when src/ or this folder has changes)
 #   data/                 the LLaMA 2 tokenizer (tokenizer.model) and train.txt (the first 20,000
@@ -34,6 +35,8 @@ mkdir -p "$dev/data" "$dev/stories"
 bash "$root/test/runtime/cuda/h200/bundle-qalc.sh" "$dev"
 cd "$root"
 cp "$here/reference.py" "$here/run.sh" "$here/report.mjs" "$dev/"
+# The bf16 model is built as the train benchmark builds it (reference.py imports its build_base).
+cp "$here/../train/reference.py" "$dev/train_reference.py"
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src templates test/bench/cuda/generate || echo ' + uncommitted changes')" > "$dev/commit.txt"
 cp "$shared/models/llama2-tokenizer/tokenizer.model" "$dev/data/"
 head -c 20000 "$shared/data/tinyshakespeare.txt" > "$dev/data/train.txt"

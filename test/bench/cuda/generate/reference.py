@@ -3,8 +3,9 @@ qalc generate --backend cuda (issue 11). Prints one JSON object on its last stdo
 
     python3 reference.py [--layers 32] [--prompt 8] [--new 128] [--runs 3]
 
-The model is transformers' own random initialisation (normal(0, 0.02)), built on the GPU under a
-bf16 default dtype (no float32 copy), sdpa attention, its default dynamic KV cache, greedy
+The model is the train benchmark's (test/bench/cuda/train/reference.py, shipped beside this file as
+train_reference.py): transformers' own random initialisation (normal(0, 0.02)), built on the GPU
+under a bf16 default dtype (no float32 copy), sdpa attention; here with its default dynamic KV cache, greedy
 (do_sample=False), no EOS (every run generates exactly --new tokens after a random prompt of
 --prompt tokens). One untimed generate of 8 tokens warms up (CUDA context, kernels, allocator);
 then --runs timed generates, torch.cuda.synchronize around each; the median counts. tokens/s is
@@ -22,26 +23,14 @@ import torch
 
 
 def build(layers):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """The train benchmark's bf16 LlamaForCausalLM (train_reference.py: built on the GPU, no float32 copy), for inference."""
+    from train_reference import build_base
 
-    config = LlamaConfig(
-        vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=layers,
-        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
-        rms_norm_eps=1e-5, tie_word_embeddings=False, hidden_act="silu", use_cache=True,
-        initializer_range=0.02, attn_implementation="sdpa",
-    )
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("cuda"):
-            model = LlamaForCausalLM(config)
-    finally:
-        torch.set_default_dtype(previous)
-    for p in model.parameters():
-        if p.dtype != torch.bfloat16:
-            p.data = p.data.to(torch.bfloat16)
+    model = build_base(layers)
+    model.config.use_cache = True
     model.eval()
     gc = model.generation_config
+    gc.use_cache = True
     gc.eos_token_id = None
     gc.pad_token_id = 0
     gc.bos_token_id = 1
