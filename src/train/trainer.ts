@@ -74,7 +74,7 @@ export interface TrainingSetup {
   readonly settings: Settings;
 }
 
-function requireTrainSettings(plan: Plan): Settings {
+export function requireTrainSettings(plan: Plan): Settings {
   if (!plan.train) throw new TrainingError(`spec ${plan.spec} has no train block: add one with at least \`data = "…"\``);
   if (!plan.train.data) throw new TrainingError(`spec ${plan.spec}: the train block needs \`data = "…"\``);
   return plan.train;

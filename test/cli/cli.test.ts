@@ -2,7 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { writeLlama2c } from '../support/llama2c-file.ts';
@@ -160,6 +160,37 @@ describe('qalc generate', () => {
     expect(Number(speed![2])).toBeGreaterThan(0);
     expect(Number(speed![4].replace(/,/g, ''))).toBeGreaterThan(0);
   });
+
+  it('runs on cpu unless told otherwise; --backend cuda takes a spec, and no other backend is taken', () => {
+    const bin = '../shared/models/stories260K/stories260K.bin';
+    expect(qalc(['generate', bin, '--backend', 'webgpu'])).toMatchObject({ status: 1, stderr: expect.stringContaining("qalc generate: --backend must be cpu or cuda for generate, not 'webgpu'") });
+    expect(qalc(['generate', bin, '--backend', 'cuda'])).toMatchObject({ status: 1, stderr: expect.stringContaining('qalc generate: --backend cuda takes a spec') });
+    expect(qalc(['generate', bin, '--kernels', 'k'])).toMatchObject({ status: 1, stderr: expect.stringContaining('--kernels goes with --backend cuda') });
+    const cpu = qalc(['generate', bin, '--tokenizer', '../shared/models/stories260K/tok512.bin', '--steps', '8', '--backend', 'cpu']);
+    expect(cpu.status, cpu.stderr).toBe(0);
+    expect(cpu.stdout).toBe(qalc(['generate', bin, '--tokenizer', '../shared/models/stories260K/tok512.bin', '--steps', '8']).stdout);
+  });
+
+  it('--random-weights generates from a spec without a checkpoint, as train draws its weights; without it, says what is missing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qalc-generate-random-'));
+    const spec = join(dir, 'tiny.qal');
+    writeFileSync(spec, `spec tiny_random
+model {
+  dim = 64  hidden_dim = 172  layers = 2  heads = 8  kv_heads = 4  vocab = 512  context = 64
+  tokenizer = ${JSON.stringify(resolve('../shared/models/stories260K/tok512.bin'))}
+}
+quant { bits = 4  group = 16 }
+override proj down { group = 43 }
+adapter { kind = qalora  rank = 4  alpha = 8 }
+train { data = ${JSON.stringify(resolve('../shared/data/tinyshakespeare.txt'))} }
+`);
+    const r = qalc(['generate', spec, '--random-weights', '--steps', '6']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('WARNING: RANDOM WEIGHTS');
+    expect(r.stderr).toMatch(/^generated \d+ tokens/m);
+    expect(qalc(['generate', spec, '--random-weights', '--steps', '6']).stdout).toBe(r.stdout);
+    expect(qalc(['generate', spec, '--steps', '6'])).toMatchObject({ status: 1, stderr: expect.stringContaining('--random-weights') });
+  });
 });
 
 describe('qalc inspect, the later stages', () => {
@@ -170,6 +201,8 @@ describe('qalc inspect, the later stages', () => {
     const kernel = qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16']);
     expect(kernel.stdout).toContain('extern "C"');
     expect(kernel.stdout).toBe(readFileSync('generated/stories260k/cuda/forward_k172_n64_b4_g43_qalora_r4_mean_bf16.cu', 'utf8'));
+    // A model op by its name too: generation's decode attention.
+    expect(qalc(['inspect', 'examples/stories260k.qal', '--kernel', 'decode_attention_h8_kv4_d8']).stdout).toBe(readFileSync('generated/stories260k/cuda/ops/decode_attention_h8_kv4_d8.cu', 'utf8'));
     const ir = qalc(['inspect', 'examples/stories260k.qal', '--stage', 'ir', '--target', 'wgsl', '--pass', 'fuseAdapterEpilogue']);
     expect(ir.stdout.split('\n')[0]).toBe('// after fuseAdapterEpilogue');
     expect(JSON.parse(ir.stdout.slice(ir.stdout.indexOf('\n') + 1))).toMatchObject({ target: 'wgsl', spec: 'stories260k' });

@@ -13,11 +13,12 @@ const REFERENCE: Readonly<Record<string, string>> = {
   swiglu: 'src/runtime/typescript/swiglu.ts', residual: 'src/runtime/typescript/residual.ts', convert: 'the linear kernels\' bindings (src/runtime/compiled-linear.ts)',
   lm_head: 'src/runtime/typescript/lm-head.ts', cross_entropy: 'src/runtime/typescript/cross-entropy.ts', attention: 'src/runtime/typescript/attention.ts',
   adamw: 'src/train/adamw.ts', sum_squares: 'src/train/adamw.ts (gradNorm)', dropout: 'src/runtime/typescript/dropout-draws.ts (expandDropoutMask, keepScales)',
-  unpool: 'src/reference/pooling.ts (unpoolGroups, added into dx)',
+  unpool: 'src/reference/pooling.ts (unpoolGroups, added into dx)', decode_attention: 'src/runtime/typescript/decode-attention.ts',
 };
 
 /** What an op is, where "a model op (not a QA-LoRA linear layer)" would not say it. */
 const ROLE: Readonly<Record<string, string>> = {
+  decode_attention: 'one new token\'s attention over the KV cache, for `qalc generate --backend cuda` (src/runtime/cuda/device-decode.ts)',
   unpool: 'the adapter\'s input-gradient unpool of a quantized linear layer\'s backward on dequantize + cuBLAS (src/runtime/cuda/gemm-linear.ts)',
 };
 

@@ -24,6 +24,7 @@ import { adamwKernel } from './model-ops/adamw.ts';
 import { attentionKernel, attentionUnsupported } from './model-ops/attention.ts';
 import { convertKernel } from './model-ops/convert.ts';
 import { crossEntropyKernel } from './model-ops/cross-entropy.ts';
+import { decodeAttentionKernel, decodeAttentionUnsupported } from './model-ops/decode-attention.ts';
 import { dropoutKernel } from './model-ops/dropout.ts';
 import { embeddingKernel } from './model-ops/embedding.ts';
 import { lmHeadKernel } from './model-ops/lm-head.ts';
@@ -81,7 +82,7 @@ export interface ModelOpOrigin {
   readonly precisionNote?: string;
 }
 
-/** Every op's kernel description, in the order of a training step. */
+/** Every op's kernel description, in the order of a training step, then generation's. */
 function describedKernels(shapes: ModelShapes, needs: { readonly dropout: boolean; readonly unpool: boolean }): ModelOpKernel[] {
   // Causal grouped-query flash attention (model-ops/attention.ts); a head size it does not take keeps attention on the host.
   const attention = attentionUnsupported(shapes) === null ? [attentionKernel(shapes)] : [];
@@ -90,9 +91,11 @@ function describedKernels(shapes: ModelShapes, needs: { readonly dropout: boolea
   // dx += c·unpool(du) for the dequantize + cuBLAS path: only where a quantized layer has both a
   // dequantize kernel and an adapter (the fused backward_data kernels unpool in their epilogue).
   const unpool = needs.unpool ? [unpoolKernel(shapes)] : [];
+  // One token's attention over the KV cache, for `qalc generate --backend cuda`.
+  const decodeAttention = decodeAttentionUnsupported(shapes) === null ? [decodeAttentionKernel(shapes)] : [];
   return [
     embeddingKernel(shapes), rmsnormKernel(shapes), convertKernel(shapes), ropeKernel(shapes), ...attention, residualKernel(shapes), swigluKernel(shapes),
-    lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(), ...dropout, ...unpool,
+    lmHeadKernel(shapes), crossEntropyKernel(shapes), sumSquaresKernel(), adamwKernel(), ...dropout, ...unpool, ...decodeAttention,
   ];
 }
 

@@ -2,6 +2,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { defaultRunDir, planOf } from '../runtime-spec.ts';
 import { UsageError, type Command } from '../usage.ts';
+import { generate, type Generation, type GenerateOptions } from '../../model/generate.ts';
+import type { DecodeModel } from '../../model/llama-forward.ts';
+import type { Tokenizer } from '../../model/tokenizer.ts';
 
 /** A folder `qalc export --format qalc` wrote (its export.json says so). */
 function isQalcExport(dir: string): boolean {
@@ -15,8 +18,11 @@ function isQalcExport(dir: string): boolean {
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint or a Hugging Face LLaMA directory (run unquantized), a merged model from `qalc merge` or a folder from `qalc export --format qalc`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
-  usage: 'qalc generate MODEL_OR_SPEC [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
+  usage: 'qalc generate MODEL_OR_SPEC [--backend cpu|cuda] [--kernels DIR] [--random-weights] [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
   options: {
+    backend: { type: 'string' },
+    kernels: { type: 'string' },
+    'random-weights': { type: 'boolean' },
     tokenizer: { type: 'string' },
     prompt: { type: 'string' },
     temperature: { type: 'string' },
@@ -26,6 +32,9 @@ export const generateCommand: Command = {
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
+    backend: 'cpu (the default): the merged, dequantized model on the CPU; cuda (a spec only): its quantized model and the run\'s adapters on the GPU, one token a step through the compiled linear kernels\' decode role and the model-op kernels, the KV cache on the device (float32); the weights go up in a first, untimed forward',
+    kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda; missing fatbins are built when nvcc is on PATH)',
+    'random-weights': 'a spec without a checkpoint: generate from seeded random weights drawn as `qalc train --random-weights` draws them (the run\'s seed where its checkpoint records one, else the spec\'s train.seed); the text means nothing, the speed is the shape\'s',
     tokenizer: 'tokenizer.json, SentencePiece .model or llama2.c tokenizer.bin (default: the spec\'s, the model directory\'s tokenizer.json / tokenizer.model, or tokenizer.bin beside a llama2.c file)',
     prompt: 'text to start from',
     temperature: '0 (the default) is greedy; higher samples more freely',
@@ -46,11 +55,16 @@ export const generateCommand: Command = {
     const seed = number('seed', 42, true);
     if (seed === 0) throw new UsageError('--seed must be a positive integer: run.c\'s xorshift generator needs a non-zero state', 'generate');
     const input = positionals[0]!;
+    const backend = (values.backend as string | undefined) ?? 'cpu';
+    if (backend !== 'cpu' && backend !== 'cuda') throw new UsageError(`--backend must be cpu or cuda for generate, not '${backend}'`, 'generate');
+    if (backend === 'cuda' && !input.endsWith('.qal')) throw new UsageError('--backend cuda takes a spec (its quantized model and its run\'s adapters); a merged or dense model runs on --backend cpu', 'generate');
+    if (values.kernels !== undefined && backend !== 'cuda') throw new UsageError('--kernels goes with --backend cuda', 'generate');
+    if (values['random-weights'] === true && !input.endsWith('.qal')) throw new UsageError('--random-weights goes with a spec', 'generate');
+    if (backend === 'cuda') return generateOnCuda(input, values, { steps, temperature, seed });
     const { parseTokenizer, readTokenizer, tokenizerInDirectory } = await import('../../model/read-tokenizer.ts');
     const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
     const cpu = cpuBackend();
     if (cpu.notice) process.stderr.write(`${cpu.notice}\n`);
-    const { generate } = await import('../../model/generate.ts');
 
     let weights;
     const tokenizerPath = values.tokenizer as string | undefined;
@@ -61,7 +75,7 @@ export const generateCommand: Command = {
       if (typeof loaded === 'number') return loaded;
       const { specModelWithRun } = await import('../../train/spec-model.ts');
       const checkpoint = join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors');
-      const built = specModelWithRun(loaded.plan, loaded.specDir, checkpoint, cpu.ops);
+      const built = specModelWithRun(loaded.plan, loaded.specDir, checkpoint, cpu.ops, { randomWeights: values['random-weights'] === true });
       process.stderr.write(`${built.description}\n`);
       weights = built.weights;
       if (!tokenizerPath) tokenizer = built.tokenizer;
@@ -99,14 +113,51 @@ export const generateCommand: Command = {
       tokenizer = readTokenizer(path, weights.arch.vocab, input);
     }
     const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
-    const decoder = cpu.decoder(weights);
-    const started = performance.now();
-    const result = generate(decoder, tokenizer, { steps, temperature, seed, prompt });
-    const seconds = (performance.now() - started) / 1000;
-    process.stdout.write(result.text + '\n');
-    // Every token is one forward pass, the prompt's included (they are run one at a time too).
-    process.stderr.write(`generated ${result.tokens.length} tokens (${Math.min(prompt.length, result.tokens.length)} of them the prompt) in ${seconds.toFixed(2)} s: ` +
-      `${Math.round(result.tokens.length / seconds).toLocaleString('en-US')} tokens/s\n`);
+    printGeneration(generateTimed(cpu.decoder(weights), tokenizer, { steps, temperature, seed, prompt }), prompt.length);
     return 0;
   },
 };
+
+type Sampling = Required<Pick<GenerateOptions, 'steps' | 'temperature' | 'seed'>>;
+
+function generateTimed(decoder: DecodeModel, tokenizer: Tokenizer, options: GenerateOptions): { result: Generation; seconds: number } {
+  const started = performance.now();
+  const result = generate(decoder, tokenizer, options);
+  return { result, seconds: (performance.now() - started) / 1000 };
+}
+
+function printGeneration({ result, seconds }: { result: Generation; seconds: number }, promptLength: number): void {
+  process.stdout.write(result.text + '\n');
+  // Every token is one forward pass, the prompt's included (they are run one at a time too).
+  process.stderr.write(`generated ${result.tokens.length} tokens (${Math.min(promptLength, result.tokens.length)} of them the prompt) in ${seconds.toFixed(2)} s: ` +
+    `${Math.round(result.tokens.length / seconds).toLocaleString('en-US')} tokens/s\n`);
+}
+
+async function generateOnCuda(input: string, values: Record<string, unknown>, sampling: Sampling): Promise<number> {
+  const loaded = await planOf(input, 'generate');
+  if (typeof loaded === 'number') return loaded;
+  const { readTokenizer } = await import('../../model/read-tokenizer.ts');
+  const { cudaSpecDecoder } = await import('./generate-cuda.ts');
+  const checkpoint = join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors');
+  const built = await cudaSpecDecoder(loaded.plan, loaded.specDir, checkpoint, sampling.steps, {
+    ...(values.kernels !== undefined ? { kernelDir: values.kernels as string } : {}), randomWeights: values['random-weights'] === true,
+  });
+  try {
+    if (built.notice) process.stderr.write(`${built.notice}\n`);
+    process.stderr.write(`${built.description}\n`);
+    const tokenizerPath = values.tokenizer as string | undefined;
+    const tokenizer = tokenizerPath ? readTokenizer(tokenizerPath, built.decoder.arch.vocab, input) : built.tokenizer;
+    const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
+    // The first forward sends the weights up (the device keeps each on its first use): run it
+    // once untimed at position 0, which generate() then overwrites, so tokens/s is the steady rate.
+    const warmUp = performance.now();
+    if (sampling.steps > 0) built.decoder.forward(tokenizer.bos, 0);
+    process.stderr.write(`warm-up forward (the weights to the device) ${((performance.now() - warmUp) / 1000).toFixed(2)} s\n`);
+    printGeneration(generateTimed(built.decoder, tokenizer, { ...sampling, prompt }), prompt.length);
+    const report = built.report();
+    if (report) process.stderr.write(`${report}\n`);
+  } finally {
+    built.close();
+  }
+  return 0;
+}

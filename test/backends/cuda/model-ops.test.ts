@@ -26,13 +26,13 @@ describe('CUDA model ops', () => {
   it('lists every op for stories260K, shapes in the names', () => {
     expect(modelOpKernels(stories).map((k) => k.kernel)).toEqual([
       'embedding_v512_c64_f32', 'rmsnorm_c64_bf16', 'convert_bf16', 'rope_d8_bf16', 'attention_h8_kv4_d8_f32', 'residual_bf16', 'swiglu_bf16',
-      'lm_head_c64_v512_f32', 'cross_entropy_v512_f32', 'sum_squares_f32', 'adamw_f32', 'unpool_bf16',
+      'lm_head_c64_v512_f32', 'cross_entropy_v512_f32', 'sum_squares_f32', 'adamw_f32', 'unpool_bf16', 'decode_attention_h8_kv4_d8',
     ]);
     expect(new Set(modelOpKernels(stories).map((k) => k.op))).toEqual(new Set(MODEL_OPS.filter((op) => op !== 'dropout')));
   });
 
   it('adds the dropout multipliers for a spec whose adapters drop, and only then', () => {
-    expect(modelOpKernels(withDropout).map((k) => k.kernel).slice(-2)).toEqual(['dropout_f32', 'unpool_bf16']);
+    expect(modelOpKernels(withDropout).map((k) => k.kernel).slice(-3)).toEqual(['dropout_f32', 'unpool_bf16', 'decode_attention_h6_kv2_d12']);
     expect(modelOpKernels(withDropout).map((k) => k.op).filter((op) => op !== 'dropout')).toEqual(modelOpKernels(ragged).map((k) => k.op));
     expect(modelOpKernels(ragged).map((k) => k.op)).not.toContain('dropout');
   });
@@ -93,7 +93,8 @@ describe('CUDA model ops', () => {
       expect(header).toContain('-gencode=arch=compute_90a,code=sm_90a');
       if (kernel.op === 'attention') continue; // helper A's renderer writes its own header
       // The unpool is a piece of a linear layer's backward, and says so.
-      expect(header).toContain(kernel.op === 'unpool' ? 'Op: unpool, the adapter\'s input-gradient unpool of a quantized linear layer\'s backward' : `Op: ${kernel.op}, a model op`);
+      const role = { unpool: 'the adapter\'s input-gradient unpool of a quantized linear layer\'s backward', decode_attention: 'one new token\'s attention over the KV cache' }[kernel.op as string] ?? 'a model op';
+      expect(header).toContain(`Op: ${kernel.op}, ${role}`);
       for (const entry of kernel.entryPoints) expect(header).toContain(`${entry.name}: ${entry.symbol}, block (${entry.block.join(', ')})`);
     }
   });

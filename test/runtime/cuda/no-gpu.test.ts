@@ -1,6 +1,7 @@
 // The cuda backend on a machine without a GPU (CI, and this project's build machine): the
 // driver binding loads, says plainly why there is no GPU, and `--backend cuda` stops with that
-// reason instead of a crash. On a GPU machine these assertions are skipped.
+// reason instead of a crash (train's and generate's). On a GPU machine these assertions are skipped.
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
@@ -40,5 +41,12 @@ describe.skipIf(availability.available)('cuda without a GPU', () => {
     const refusal = await chooseBackend('cuda', plan!).then(() => null, (e: unknown) => e);
     expect(refusal).toBeInstanceOf(BackendUnavailableError);
     expect((refusal as Error).message).toMatch(/^the cuda backend cannot run here: (no GPU: libcuda\.so\.1 not found|the CUDA driver binding is not built)/);
+  });
+
+  it('qalc generate --backend cuda is refused with the reason, exit status 1, nothing on stdout', () => {
+    const r = spawnSync(process.execPath, ['src/cli/qalc.mjs', 'generate', 'examples/stories260k.qal', '--backend', 'cuda', '--steps', '4'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^qalc generate: the cuda backend cannot run here: (no GPU: libcuda\.so\.1 not found|the CUDA driver binding is not built)/);
   });
 });

@@ -9,6 +9,7 @@ import type { CudaFunction, KernelParameter } from '../../../src/runtime/cuda/cu
 import { drawBits } from '../../../src/runtime/typescript/dropout-draws.ts';
 import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
 import { attentionBackward, attentionForward } from '../../../src/runtime/typescript/attention.ts';
+import { appendKv, decodeAttention } from '../../../src/runtime/typescript/decode-attention.ts';
 import { lmHeadBackward, lmHeadForward } from '../../../src/runtime/typescript/lm-head.ts';
 import { rmsnormBackward, rmsnormForward } from '../../../src/runtime/typescript/rmsnorm.ts';
 import { ropeBackward, ropeForward } from '../../../src/runtime/typescript/rope.ts';
@@ -110,6 +111,15 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         const x = widened('x', rows() * scalar('width'));
         ropeForward(x, tables, rows() / seqLen, seqLen, scalar('width'));
         return f32('out').set(x);
+      }
+      case 'decode_attention.append':
+      case 'decode_attention.forward': {
+        // The cache's layer count is the buffer's length over one layer's floats.
+        const shape = { heads: c('HEADS'), kvHeads: c('KV_HEADS'), headSize: c('HEAD_SIZE'), capacity: scalar('capacity') };
+        const cacheShape = { ...shape, layers: f32('keyCache').length / (shape.kvHeads * shape.capacity * shape.headSize) };
+        const kvWidth = shape.kvHeads * shape.headSize, qWidth = shape.heads * shape.headSize;
+        if (entry.name === 'append') return appendKv(f32('keyCache'), f32('valueCache'), f32('k').subarray(0, kvWidth), f32('v').subarray(0, kvWidth), cacheShape, scalar('layer'), scalar('position'));
+        return decodeAttention(f32('out').subarray(0, qWidth), f32('q').subarray(0, qWidth), f32('keyCache'), f32('valueCache'), cacheShape, scalar('layer'), scalar('length'));
       }
       case 'attention.forward':
       case 'attention.backward_delta':

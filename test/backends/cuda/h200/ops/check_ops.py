@@ -660,8 +660,37 @@ class Case:
                 op.launch("dropPooled", (ceil(R * groups, op["THREADS"]),), [dropped, self.up(du), R, groups, stride, seed, offset, threshold, F32(kept)])
                 self.same_bits("unpool", "dropPooled", "drop(u) bits", self.down(dropped), to_bits(multiplier * from_bits(du)[:, :groups]), f"columns {columns}, group {group}, stride {stride}, p {p}")
 
+    # -- decode_attention (generation: one new token's attention over the KV cache, GQA)
+    def decode_attention(self):
+        if "decode_attention" not in self.ops:
+            return
+        op = self.ops["decode_attention"]
+        H, KVH, D, tile = op["HEADS"], op["KV_HEADS"], op["HEAD_SIZE"], op["KEY_TILE"]
+        # The token at position rows - 1 of layer 1 in a cache of 2 layers with room to spare:
+        # 1 key, a ragged tile, several tiles (37 = one tile and 5 keys, 130, 512).
+        layers, length = 2, self.rows
+        capacity = length + 3
+        keys, values = self.randn(layers, KVH, capacity, D), self.randn(layers, KVH, capacity, D)
+        k, v = self.randn(KVH * D), self.randn(KVH * D)
+        key_cache, value_cache = self.up(keys), self.up(values)
+        op.launch("append", (ceil(KVH * D, op["APPEND_THREADS"]),), [key_cache, value_cache, self.up(k), self.up(v), 1, capacity, length - 1])
+        keys[1, :, length - 1, :], values[1, :, length - 1, :] = k.reshape(KVH, D), v.reshape(KVH, D)
+        self.check("decode_attention", "append", "keyCache", self.down(key_cache), keys, EXACT, f"position {length - 1}")
+        self.check("decode_attention", "append", "valueCache", self.down(value_cache), values, EXACT, f"position {length - 1}")
+        q = self.randn(H * D)
+        out = self.up(self.nan(H * D))
+        op.launch("forward", (H,), [out, self.up(q), key_cache, value_cache, 1, capacity, length])
+        ref = np.zeros((H, D))
+        for h in range(H):
+            kv = h // (H // KVH)
+            scores = keys[1, kv, :length].astype(np.float64) @ q[h * D:(h + 1) * D].astype(np.float64) / math.sqrt(D)
+            p = np.exp(scores - scores.max())
+            ref[h] = (p / p.sum()) @ values[1, kv, :length].astype(np.float64)
+        # Positions past `length` (and layer 0) hold other values: they must not enter.
+        self.check("decode_attention", "forward", "out", self.down(out), ref, TOLERANCE, f"length {length} ({ceil(length, tile)} tiles of {tile})")
 
-CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw", "dropout", "unpool"]
+
+CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw", "dropout", "unpool", "decode_attention"]
 
 
 def determinism(device, results, spec, arch, ops):
