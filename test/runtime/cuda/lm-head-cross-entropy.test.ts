@@ -32,7 +32,7 @@ function simulated(activation: 'bf16' | 'f16', withGemm = true) {
     const gemm = device.gemm!;
     Object.defineProperty(device, 'gemm', { value: (call: GemmCall) => { gemms.push(`${call.a.type}:${call.out.rows}×${call.out.columns}`); gemm(call); } });
   }
-  const ops = deviceOps(device, { kernels: [], modelOps: modelOps.map(image) }, TYPESCRIPT_OPS, activation, { lmHeadChunkBytes: chunkBytes });
+  const ops = deviceOps(device, { kernels: [], modelOps: modelOps.map(image) }, TYPESCRIPT_OPS, activation, { path: 'auto', lmHeadChunkBytes: chunkBytes });
   return { device, ops, gemms };
 }
 
