@@ -13,6 +13,7 @@ import type { attentionBackward, attentionForward, attentionSavedLength } from '
 import type { crossEntropyBackward, crossEntropyForward } from './typescript/cross-entropy.ts';
 import type { embeddingForward } from './typescript/embedding.ts';
 import type { lmHeadBackward, lmHeadForward } from './typescript/lm-head.ts';
+import type { lmHeadCrossEntropy } from './typescript/lm-head-cross-entropy.ts';
 import type { qaloraLinearBackward, qaloraLinearForward } from './typescript/qalora-linear.ts';
 import type { residualAdd, syncToHost, zeroFill } from './typescript/residual.ts';
 import type { rmsnormBackward, rmsnormForward } from './typescript/rmsnorm.ts';
@@ -60,6 +61,13 @@ export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'>
 } & {
   /** A device backend's measurements so far (summary.json records them under `device`). */
   readonly deviceStats?: () => DeviceStats;
+  /**
+   * lm_head and the cross-entropy fused (typescript/lm-head-cross-entropy.ts is the reference): the
+   * loss and, given dx, lm_head's input gradient, without the [rows, vocab] logits, their softmax
+   * or their gradient ever existing whole. The model uses it when the caller does not ask for the
+   * logits (ForwardOptions.logitsOnDevice); a table without it runs the four unfused ops.
+   */
+  readonly lmHeadCrossEntropy?: MayAwait<typeof lmHeadCrossEntropy>;
   /** A device backend's AdamW, where the gradients are (the trainer's host AdamW otherwise). */
   readonly adamw?: (parameters: readonly OptimizerParameter[], options: AdamWOptions) => Optimizer;
 };

@@ -106,8 +106,9 @@ export async function mergedRun(plan: Plan, specDir: string, checkpoint: string 
   }
   const merged = mergedOf(plan, specDir, model, weights);
   const [batch] = dataset.evalBatches(Number(settings.batch), Number(settings.seq_len), 1);
-  const lossBefore = await model.forward(batch!);
-  const lossAfter = await denseModel((options.checked ?? denseCheckpointOf)(merged), ops).forward(batch!);
+  // The losses only (a device backend keeps the logits where they are, or never computes them whole).
+  const lossBefore = await model.forward(batch!, { logitsOnDevice: true });
+  const lossAfter = await denseModel((options.checked ?? denseCheckpointOf)(merged), ops).forward(batch!, { logitsOnDevice: true });
   const relativeDifference = Math.abs(lossAfter - lossBefore) / Math.abs(lossBefore);
   if (!(relativeDifference <= MERGE_TOLERANCE)) {
     throw new TrainingError(`the merged model's loss ${lossAfter} differs from the adapters' ${lossBefore} by ${relativeDifference.toExponential(2)} (more than ${MERGE_TOLERANCE}): ${options.refusal ?? 'not exported'}; please report this`);

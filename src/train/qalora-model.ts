@@ -72,7 +72,8 @@ export interface ForwardOptions {
   /**
    * Leave the logits where the backend computed them (a caller that needs only the loss): on a
    * device backend they are B·T·vocab floats, 262 MB at a 7B-shaped step, copied back for nothing.
-   * Default false: `logits` then holds them on the host.
+   * With targets and ops that fuse lm_head and the cross-entropy (TrainingOps.lmHeadCrossEntropy)
+   * no logits are computed at all (`logits` then throws). Default false: `logits` holds them on the host.
    */
   readonly logitsOnDevice?: boolean;
 }
@@ -143,10 +144,10 @@ interface Activations {
   readonly output: Floats; // residual stream after the last block
   readonly rstdFinal: Floats;
   readonly normFinal: Floats;
-  readonly logits: Floats; // [BT, V]
-  readonly probs: Floats;
+  /** The unfused lm_head's [BT, V] arrays, allocated by the first forward that computes logits. */
+  logitArrays: LogitArrays | undefined;
   readonly scratch: Floats; // [BT, C]: o's and down's outputs before the residual add
-  readonly gradients: Record<'residual' | 'norm' | 'attention' | 'q' | 'k' | 'v' | 'hidden' | 'gate' | 'up' | 'logits', Floats>;
+  readonly gradients: Record<'residual' | 'norm' | 'attention' | 'q' | 'k' | 'v' | 'hidden' | 'gate' | 'up', Floats>;
 }
 
 /**
@@ -158,6 +159,20 @@ interface DropoutCursor {
   readonly seed: number | undefined;
   next: number;
 }
+
+interface LogitArrays {
+  readonly logits: Floats;
+  readonly probs: Floats;
+  readonly dLogits: Floats;
+}
+
+/**
+ * What the last forward left of lm_head for the backward: the logits and their softmax (the
+ * unfused ops); the loss alone (the fused op without a gradient: the backward runs it again with
+ * one); or lm_head's input gradient itself, which a training forward's fused op wrote into
+ * gradients.norm (nothing touches that array before the backward reads it).
+ */
+type HeadState = 'logits' | 'loss' | 'inputGradient';
 
 const transposeToInputMajor = (tensor: Tensor): Float64Array => {
   const [outFeatures, inFeatures] = tensor.shape;
@@ -237,6 +252,7 @@ export class QaLoraModel {
   readonly recomputedBlocks: number;
   /** The last forward's dropout seed and each block's first draw, for the recomputed blocks' forwards again. */
   private lastDropout: { readonly seed: number | undefined; readonly blockOffsets: readonly number[] } | undefined;
+  private head: HeadState = 'logits';
 
   constructor(checkpoint: TrainableCheckpoint, spec: QaLoraSpec, options: ModelOptions = {}) {
     const arch = checkpoint.arch;
@@ -294,7 +310,8 @@ export class QaLoraModel {
   /** Logits [B·T, vocab] of the last forward (on the host unless it was asked for logitsOnDevice). */
   get logits(): Floats {
     if (this.activations === undefined) throw new Error('no forward has run');
-    return this.activations.logits;
+    if (this.head !== 'logits' || this.activations.logitArrays === undefined) throw new Error('the last forward computed its loss without logits (fused lm_head and cross-entropy, logitsOnDevice)');
+    return this.activations.logitArrays.logits;
   }
 
   /**
@@ -320,15 +337,23 @@ export class QaLoraModel {
     }
     this.lastDropout = { seed: dropout.seed, blockOffsets };
     await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C, eps);
-    await ops.lmHeadForward(acts.logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
 
     this.lastBatch = batch;
-    let loss = NaN;
-    if (batch.targets !== undefined) {
-      if (batch.targets.length !== rows) throw new RangeError(`batch has ${batch.targets.length} targets, expected ${rows}`);
-      loss = (await ops.crossEntropyForward(acts.probs, acts.logits, batch.targets, batch.lossMask, rows, vocab)).loss;
+    const { targets, lossMask } = batch;
+    if (targets !== undefined && targets.length !== rows) throw new RangeError(`batch has ${targets.length} targets, expected ${rows}`);
+    const fused = ops.lmHeadCrossEntropy;
+    if (fused !== undefined && targets !== undefined && options.logitsOnDevice) {
+      // The loss without the logits; a training forward takes lm_head's input gradient at once (its backward follows).
+      const dx = options.training ? acts.gradients.norm : undefined;
+      if (dx !== undefined) await ops.zeroFill(dx);
+      this.head = dx !== undefined ? 'inputGradient' : 'loss';
+      return (await fused(dx, acts.normFinal, checkpoint.classifier.data, targets, lossMask, rows, C, vocab)).loss;
     }
-    if (!options.logitsOnDevice) await ops.syncToHost([acts.logits]);
+    const { logits, probs } = this.logitArrays(acts);
+    this.head = 'logits';
+    await ops.lmHeadForward(logits, acts.normFinal, checkpoint.classifier.data, rows, C, vocab);
+    const loss = targets !== undefined ? (await ops.crossEntropyForward(probs, logits, targets, lossMask, rows, vocab)).loss : NaN;
+    if (!options.logitsOnDevice) await ops.syncToHost([logits]);
     return loss;
   }
 
@@ -404,10 +429,19 @@ export class QaLoraModel {
       for (let r = 0; r < rows; r++) for (let i = 0; i < K; i++) dx[r * K + i] += paddedDx[r * padded + i]!;
     };
 
-    await ops.zeroFill(g.logits);
-    await ops.crossEntropyBackward(g.logits, acts.probs, batch.targets, batch.lossMask, rows, vocab);
-    await ops.zeroFill(g.norm);
-    await ops.lmHeadBackward(g.norm, g.logits, checkpoint.classifier.data, rows, C, vocab);
+    // g.norm = ∂loss/∂(lm_head's input).
+    if (this.head === 'logits') {
+      const { probs, dLogits } = this.logitArrays(acts);
+      await ops.zeroFill(dLogits);
+      await ops.crossEntropyBackward(dLogits, probs, batch.targets, batch.lossMask, rows, vocab);
+      await ops.zeroFill(g.norm);
+      await ops.lmHeadBackward(g.norm, dLogits, checkpoint.classifier.data, rows, C, vocab);
+    } else if (this.head === 'loss') {
+      await ops.zeroFill(g.norm);
+      await ops.lmHeadCrossEntropy!(g.norm, acts.normFinal, checkpoint.classifier.data, batch.targets, batch.lossMask, rows, C, vocab);
+    }
+    // The blocks below overwrite g.norm: a second backward of this forward computes it again.
+    if (this.head === 'inputGradient') this.head = 'loss';
     await ops.zeroFill(g.residual);
     await ops.rmsnormBackward(g.residual, g.norm, acts.output, checkpoint.rmsFinal.data, acts.rstdFinal, rows, C);
 
@@ -450,6 +484,12 @@ export class QaLoraModel {
     if (options.syncGradients ?? true) await ops.syncToHost(this.parameters().map((p) => p.grad));
   }
 
+  private logitArrays(acts: Activations): LogitArrays {
+    const length = acts.batchSize * acts.seqLen * this.arch.vocab;
+    acts.logitArrays ??= { logits: allocateFloats(this.dtype, length), probs: allocateFloats(this.dtype, length), dLogits: allocateFloats(this.dtype, length) };
+    return acts.logitArrays;
+  }
+
   private attentionShape(batch: number, seqLen: number): AttentionShape {
     const { heads, kvHeads } = this.arch;
     return { batch, seqLen, heads, kvHeads, headSize: headDim(this.arch) };
@@ -457,7 +497,7 @@ export class QaLoraModel {
 
   private activationsFor(B: number, T: number): Activations {
     if (this.activations?.batchSize === B && this.activations.seqLen === T) return this.activations;
-    const { dim: C, hiddenDim: hidden, heads, vocab } = this.arch;
+    const { dim: C, hiddenDim: hidden, heads } = this.arch;
     const rows = B * T;
     const f = (n: number) => allocateFloats(this.dtype, n);
     // Forward-only values, overwritten by each block in turn (see BlockActivations).
@@ -497,11 +537,11 @@ export class QaLoraModel {
     });
     this.activations = {
       batchSize: B, seqLen: T, blocks,
-      output: f(rows * C), rstdFinal: f(rows), normFinal: f(rows * C), logits: f(rows * vocab), probs: f(rows * vocab),
+      output: f(rows * C), rstdFinal: f(rows), normFinal: f(rows * C), logitArrays: undefined,
       scratch: f(rows * C),
       gradients: {
         residual: f(rows * C), norm: f(rows * C), attention: f(rows * C), q: f(rows * C), k: f(rows * this.kvDim),
-        v: f(rows * this.kvDim), hidden: f(rows * hidden), gate: f(rows * hidden), up: f(rows * hidden), logits: f(rows * vocab),
+        v: f(rows * this.kvDim), hidden: f(rows * hidden), gate: f(rows * hidden), up: f(rows * hidden),
       },
     };
     return this.activations;

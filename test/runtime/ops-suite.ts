@@ -215,6 +215,29 @@ export function describeTrainingOps(name: string, skip: boolean, open: () => Pro
       });
     });
 
+    // The reference is the unfused ops (TYPESCRIPT_OPS has no fused op); a backend without one is skipped.
+    it.for([false, true])('lm_head and cross-entropy fused, where the backend has it: the unfused ops\' loss and dx (loss mask: %s)', async (masked, context) => {
+      if (target.ops.lmHeadCrossEntropy === undefined) context.skip();
+      await compare('lm_head + cross-entropy', async (ops) => {
+        const rng = createRng(masked ? 4 : 3);
+        const rows = 29, channels = 19, vocab = 53;
+        const x = randomFloats(rng, rows * channels), classifier = randomFloats(rng, vocab * channels, 0.3), dx = randomFloats(rng, rows * channels);
+        const targets = Array.from({ length: rows }, (_, i) => (i % 7 === 3 ? -100 : rng.int(vocab)));
+        const mask = masked ? Array.from({ length: rows }, (_, i) => (i % 3 === 0 ? 0 : 1)) : undefined;
+        const fused = ops.lmHeadCrossEntropy;
+        if (fused !== undefined) {
+          const { loss, counted } = await fused(dx, x, classifier, targets, mask, rows, channels, vocab, 0.5);
+          return { loss, counted, dx };
+        }
+        const logits = new Float32Array(rows * vocab), probs = new Float32Array(rows * vocab), dLogits = new Float32Array(rows * vocab);
+        await ops.lmHeadForward(logits, x, classifier, rows, channels, vocab);
+        const { loss, counted } = await ops.crossEntropyForward(probs, logits, targets, mask, rows, vocab);
+        await ops.crossEntropyBackward(dLogits, probs, targets, mask, rows, vocab, 0.5);
+        await ops.lmHeadBackward(dx, dLogits, classifier, rows, channels, vocab);
+        return { loss, counted, dx };
+      });
+    });
+
     it('cross-entropy refuses a target outside the vocabulary, as the TypeScript op does', async () => {
       await expect(attempt(() => target.ops.crossEntropyForward(new Float32Array(6), new Float32Array(6), [1, 3], undefined, 2, 3))).rejects.toThrow(/target 3 at row 1 is outside the vocabulary of 3/);
     });

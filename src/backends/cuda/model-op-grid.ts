@@ -38,7 +38,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
   const name = kernel.kernel;
   switch (kernel.op) {
     case 'embedding':
-      return entry === 'forward' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
+      return entry === 'forward' || entry === 'forwardFromActivationTable' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'rmsnorm':
       return entry === 'forward' || entry === 'forwardToActivation' || entry === 'backward' ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
     case 'convert':
@@ -64,7 +64,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
       if (entry === 'forward') return [ceil(constant(kernel, 'VOCAB'), constant(kernel, 'TILE')), ceil(size(sizes, 'rows', name, entry), constant(kernel, 'TILE')), 1];
       return entry === 'backward' ? [ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'TILE')), ceil(size(sizes, 'rows', name, entry), constant(kernel, 'TILE')), 1] : unknownEntry(kernel, entry);
     case 'cross_entropy':
-      if (entry === 'forward') return [size(sizes, 'rows', name, entry), 1, 1];
+      if (entry === 'forward' || entry === 'chunkLoss' || entry === 'chunkGradient' || entry === 'chunkGradientToActivation') return [size(sizes, 'rows', name, entry), 1, 1];
       if (entry === 'loss') return [1, 1, 1];
       return entry === 'backward' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'VOCAB'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'unpool':

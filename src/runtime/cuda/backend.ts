@@ -76,7 +76,8 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
       : profiled.method === 'waits' ? '; PROFILED (QALC_CUDA_PROFILE=waits: every device call waited for, so slower than a plain run)'
       : '; PROFILED (QALC_CUDA_PROFILE: CUDA events around every device call, read at each step\'s end)';
     // lm_head (the dense frozen classifier) on cuBLAS where libcublas loads, else on its own kernel (device-ops.ts).
-    const blas = driver.blas.available ? `lm_head on cuBLAS ${driver.blas.version} (${driver.blas.library})` : `lm_head on qalc's own kernel (${driver.blas.reason})`;
+    const fused = ops.lmHeadCrossEntropy !== undefined ? ', fused with the cross-entropy by chunks of rows where only the loss is wanted' : '';
+    const blas = driver.blas.available ? `lm_head on cuBLAS ${driver.blas.version} (${driver.blas.library})${fused}` : `lm_head on qalc's own kernel (${driver.blas.reason})`;
     const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops; ${blas}${profiling}`].join('\n');
     const report = () => [describeDeviceOps(ops), ...(profiled === undefined ? [] : [describeProfile(profiled.profile(), profiled.method)])].join('\n');
     return { name: 'cuda', ops, device, notice, report, close: () => {} };

@@ -10,6 +10,10 @@
 // the gradients after a backward) and the loss. Semantics are the TypeScript ops' (forwards overwrite, backwards +=);
 // the host checks what the TypeScript ops check (token ids, targets, shapes) before launching.
 //
+// lm_head and the cross-entropy also run fused, by chunks of rows (lmHeadCrossEntropy, where
+// cuBLAS is there): the [rows, vocab] logits, their softmax and their gradient never exist whole
+// (at the 7B shape 262 MB each, the biggest arrays of a step), only one chunk's logits.
+//
 // The quantized linear layers at training sizes dequantize Ŵ once and multiply on cuBLAS
 // (gemm-linear.ts), smaller calls keep the fused kernels; QALC_CUDA_LINEAR=fused|gemm|auto
 // forces either path (auto by default).
@@ -24,6 +28,7 @@ import { compiledLinearOps, describeCompiledLinearStats, type LinearOps } from '
 import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
 import { attentionSavedLength as probabilitiesLength, type AttentionShape } from '../typescript/attention.ts';
 import { checkTargets, countsTowardLoss, type CrossEntropyResult } from '../typescript/cross-entropy.ts';
+import type { lmHeadCrossEntropy } from '../typescript/lm-head-cross-entropy.ts';
 import { checkTokens } from '../typescript/embedding.ts';
 import { checkRopeShape, type RopeTables } from '../typescript/rope.ts';
 import { checkLength, type Floats } from '../typescript/floats.ts';
@@ -91,12 +96,30 @@ function requireConstant(kernel: ModelOpManifestKernel, name: string, value: num
   if (kernel.constants[name] !== value) throw new RangeError(`${kernel.kernel} was compiled for ${name} = ${kernel.constants[name]}, the call has ${what} ${value}`);
 }
 
+/**
+ * The fused lm_head's chunk: the rows whose float32 logits fit in this many bytes (a multiple of
+ * 128 rows where that fits; at vocab 32000, 512 rows, 65.5 MB, whose bf16 gradient is 32.8 MB more).
+ * Chunks that large keep cuBLAS at the full GEMM's rate (m = 512 of n = 32000, k = 4096).
+ */
+export const LM_HEAD_CHUNK_BYTES = 64 * 2 ** 20;
+
+/** Rows per chunk of the fused lm_head for `vocab`, within `bytes` of float32 logits. */
+export function lmHeadChunkRows(vocab: number, bytes = LM_HEAD_CHUNK_BYTES): number {
+  const fit = Math.max(1, Math.floor(bytes / (vocab * 4)));
+  return fit >= 128 ? fit - (fit % 128) : fit;
+}
+
+export interface DeviceOpsOptions extends GemmLinearOptions {
+  /** The fused lm_head's chunk (LM_HEAD_CHUNK_BYTES by default; tests make it small to have several). */
+  readonly lmHeadChunkBytes?: number;
+}
+
 /** The linear layers' path as QALC_CUDA_LINEAR says (auto when unset). */
 export const linearOptionsFromEnvironment = (): GemmLinearOptions => ({ path: linearPathOf(process.env['QALC_CUDA_LINEAR']) });
 
 export function deviceOps(
   driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string,
-  linearOptions: GemmLinearOptions = linearOptionsFromEnvironment(),
+  linearOptions: DeviceOpsOptions = linearOptionsFromEnvironment(),
 ): DeviceOps {
   const ops = modelOpLauncher(driver, kernels.modelOps);
   const arrays = new DeviceArrays(driver, convertKernels(ops, activation));
@@ -140,6 +163,14 @@ export function deviceOps(
     const values = float32(classifier, 'classifier');
     const buffer = gemmType === 'f32' ? frozen(classifier, 'classifier') : arrays.frozen(values, gemmType, () => encodeRows(values, dense(vocab * channels, gemmType)));
     return { buffer, type: gemmType, rows: vocab, columns: channels };
+  };
+  /** The embedding table as the gather reads it: in the activation type where the kernel has that entry (as the bf16 model holds it), else float32. */
+  const embeddingFromActivation = activation !== 'f32' && ops.hasEntry('embedding', 'forwardFromActivationTable');
+  const embeddingTable = (table: Floats, vocab: number, channels: number): DeviceBuffer => {
+    if (!embeddingFromActivation) return frozen(table, 'table');
+    const values = float32(table, 'table');
+    // The same key as lmHeadClassifier's: a tied classifier shares this copy.
+    return arrays.frozen(values, activation, () => encodeRows(values, dense(vocab * channels, activation as ActivationType)));
   };
   const checkLmHead = (classifier: Floats, rows: number, channels: number, vocab: number) => {
     const kernel = kernelOf('lm_head');
@@ -186,6 +217,49 @@ export function deviceOps(
     return run(undefined);
   };
 
+  // lm_head and the cross-entropy fused: a chunk's logits on cuBLAS, its row losses and (with dx)
+  // its gradient by the cross-entropy kernel, in place (f32) or in the bf16 GEMM's operand type,
+  // then dx of the chunk's rows += dLogits · classifier. One chunk's buffers in all, whatever rows is.
+  const chunkBytes = linearOptions.lmHeadChunkBytes ?? LM_HEAD_CHUNK_BYTES;
+  const fusedLmHead: typeof lmHeadCrossEntropy = (dx, x, classifier, targets, mask, rows, channels, vocab, dLoss = 1) => {
+    checkLmHead(classifier, rows, channels, vocab);
+    requireConstant(kernelOf('cross_entropy'), 'VOCAB', vocab, 'vocab');
+    const ids = targetIds(targets, mask, rows, vocab);
+    let counted = 0;
+    for (let row = 0; row < rows; row++) if (ids[row]! >= 0) counted++;
+    // No counted row: no gradient (the unfused backward adds nothing either).
+    const gradient = dx !== undefined && counted > 0 ? update(dx, 'dx') : undefined;
+    const chunk = Math.min(lmHeadChunkRows(vocab, chunkBytes), rows);
+    const input = lmHeadOperand(x, rows, channels), weights = lmHeadClassifier(classifier, vocab, channels);
+    const logits = arrays.take(chunk * vocab * 4);
+    const dLogits16 = gradient !== undefined && gemmType !== 'f32' ? arrays.take(chunk * vocab * 2) : undefined;
+    const rowLoss = arrays.take(rows * 4);
+    const common = { rowLoss, targets: upload(ids), mask: maskOf(mask, rows) };
+    const elementBytes = gemmType === 'f32' ? 4 : 2;
+    const scale = dLoss / counted;
+    for (let firstRow = 0; firstRow < rows; firstRow += chunk) {
+      const n = Math.min(chunk, rows - firstRow);
+      // logits[n, V] = x[firstRow …, C] · classifier[V, C]ᵀ
+      gemm!({ a: { ...input, rows: n, offset: firstRow * channels * elementBytes }, b: weights, transposeB: true, out: { buffer: logits, type: 'f32', rows: n, columns: vocab } });
+      if (gradient === undefined) {
+        ops.launch('cross_entropy', 'chunkLoss', { logits, ...common, firstRow, rows: n });
+        continue;
+      }
+      if (dLogits16 !== undefined) ops.launch('cross_entropy', 'chunkGradientToActivation', { dLogits: dLogits16, logits, ...common, firstRow, rows: n, scale });
+      else ops.launch('cross_entropy', 'chunkGradient', { logits, ...common, firstRow, rows: n, scale });
+      // dx[firstRow …, C] += dLogits[n, V] · classifier[V, C]
+      const a: DeviceMatrix = dLogits16 !== undefined ? { buffer: dLogits16, type: gemmType, rows: n, columns: vocab } : { buffer: logits, type: 'f32', rows: n, columns: vocab };
+      gemm!({ a, b: weights, out: { buffer: gradient, type: 'f32', rows: n, columns: channels, offset: firstRow * channels * 4 }, beta: 1 });
+    }
+    const lossAndCount = arrays.take(8);
+    ops.launch('cross_entropy', 'loss', { lossAndCount, ...common, rows });
+    driver.synchronize();
+    const result = new Float32Array(2);
+    lossAndCount.download(result);
+    return run({ loss: counted === 0 ? NaN : result[0]! / counted, counted });
+  };
+  const hasFusedLmHead = gemm !== undefined && ['chunkLoss', 'chunkGradient', 'chunkGradientToActivation'].every((entry) => ops.hasEntry('cross_entropy', entry));
+
   const attentionKernel = ops.has('attention') ? kernelOf('attention') : undefined;
   const checkAttention = (shape: AttentionShape) => {
     const kernel = attentionKernel!;
@@ -204,6 +278,7 @@ export function deviceOps(
     kvCache: (shape) => deviceKvCache(ops, arrays, shape),
     deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: launches() }),
     adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize()),
+    ...(hasFusedLmHead ? { lmHeadCrossEntropy: fusedLmHead } : {}),
 
     embeddingForward(out, tokens, table, count, channels) {
       checkLength('embedding output', out, count * channels);
@@ -212,7 +287,8 @@ export function deviceOps(
       checkTokens(tokens, count, table.length / channels);
       const ids = new Int32Array(count);
       for (let n = 0; n < count; n++) ids[n] = tokens[n]!;
-      ops.launch('embedding', 'forward', { out: write(out, 'out'), tokens: upload(ids), table: frozen(table, 'table'), rows: count });
+      const vocab = table.length / channels;
+      ops.launch('embedding', embeddingFromActivation ? 'forwardFromActivationTable' : 'forward', { out: write(out, 'out'), tokens: upload(ids), table: embeddingTable(table, vocab, channels), rows: count });
       return run(undefined);
     },
 

@@ -25,8 +25,8 @@ const byOp = (kernels: readonly ModelOpKernel[]) => new Map(kernels.map((k) => [
 describe('CUDA model ops', () => {
   it('lists every op for stories260K, shapes in the names', () => {
     expect(modelOpKernels(stories).map((k) => k.kernel)).toEqual([
-      'embedding_v512_c64_f32', 'rmsnorm_c64_bf16', 'convert_bf16', 'rope_d8_bf16', 'attention_h8_kv4_d8_f32', 'residual_bf16', 'swiglu_bf16',
-      'lm_head_c64_v512_f32', 'cross_entropy_v512_f32', 'sum_squares_f32', 'adamw_f32', 'unpool_bf16', 'decode_attention_h8_kv4_d8',
+      'embedding_v512_c64_bf16', 'rmsnorm_c64_bf16', 'convert_bf16', 'rope_d8_bf16', 'attention_h8_kv4_d8_f32', 'residual_bf16', 'swiglu_bf16',
+      'lm_head_c64_v512_f32', 'cross_entropy_v512_bf16', 'sum_squares_f32', 'adamw_f32', 'unpool_bf16', 'decode_attention_h8_kv4_d8',
     ]);
     expect(new Set(modelOpKernels(stories).map((k) => k.op))).toEqual(new Set(MODEL_OPS.filter((op) => op !== 'dropout')));
   });
@@ -158,6 +158,6 @@ describe('the manifest\'s modelOps', () => {
     expect(damage((m) => { (m.modelOps[1]!['entryPoints'] as Record<string, unknown>[])[0]!['block'] = [32, 4]; })).toThrow(/model op rmsnorm_c64_bf16: entry point forward is malformed/);
     expect(damage((m) => { ((m.modelOps[1]!['entryPoints'] as Record<string, unknown>[])[2]!['parameters'] as Record<string, unknown>[])[5]!['type'] = 'u64'; }))
       .toThrow(/model op rmsnorm_c64_bf16: entry point backward: parameter rows is malformed/);
-    expect(damage((m) => { delete m.modelOps[0]!['codeHash']; })).toThrow(/model op embedding_v512_c64_f32: codeHash must be a string/);
+    expect(damage((m) => { delete m.modelOps[0]!['codeHash']; })).toThrow(/model op embedding_v512_c64_bf16: codeHash must be a string/);
   });
 });

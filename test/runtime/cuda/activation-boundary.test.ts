@@ -38,12 +38,12 @@ interface Launch {
   readonly convertsActivations: boolean;
 }
 
-/** Each forward's launches, from embedding.forward to cross_entropy.forward, and what follows it (a training step's backward and update, or nothing much after a held-out loss). */
+/** Each forward's launches, from the embedding to the loss's first launch (cross_entropy's, fused with lm_head or not), and what follows it (a training step's backward and update, or nothing much after a held-out loss). */
 function steps(launches: readonly Launch[]): { forward: Launch[]; backward: Launch[] }[] {
-  const starts = launches.flatMap((l, i) => (l.name === 'embedding.forward' ? [i] : []));
+  const starts = launches.flatMap((l, i) => (l.name.startsWith('embedding.') ? [i] : []));
   return starts.map((start, s) => {
     const end = starts[s + 1] ?? launches.length;
-    const lossAt = launches.findIndex((l, i) => i > start && l.name === 'cross_entropy.forward');
+    const lossAt = launches.findIndex((l, i) => i > start && l.name.startsWith('cross_entropy.'));
     return { forward: launches.slice(start, lossAt), backward: launches.slice(lossAt, end) };
   });
 }

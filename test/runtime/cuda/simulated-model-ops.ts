@@ -76,6 +76,11 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         for (let r = 0; r < rows(); r++) out.set(table.subarray(tokens[r]! * C, (tokens[r]! + 1) * C), r * C);
         return;
       }
+      case 'embedding.forwardFromActivationTable': {
+        const out = f32('out'), table = sixteen('table'), tokens = i32('tokens'), C = c('CHANNELS');
+        for (let r = 0; r < rows(); r++) for (let i = 0; i < C; i++) out[r * C + i] = table.get(tokens[r]! * C + i);
+        return;
+      }
       case 'rmsnorm.forward':
         return rmsnormForward(f32('out').subarray(0, rows() * c('CHANNELS')), f32('rstd'), f32('x'), f32('weight'), rows(), c('CHANNELS'), c('EPS'));
       case 'rmsnorm.forwardToActivation': {
@@ -239,6 +244,27 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
           for (let j = 0; j < V; j++) sum += Math.exp(logits[r * V + j]! - max);
           for (let j = 0; j < V; j++) probs[r * V + j] = Math.exp(logits[r * V + j]! - max) / sum;
           rowLoss[r] = targets[r]! >= 0 ? max + Math.log(sum) - logits[r * V + targets[r]!]! : 0;
+        }
+        return;
+      }
+      case 'cross_entropy.chunkLoss':
+      case 'cross_entropy.chunkGradient':
+      case 'cross_entropy.chunkGradientToActivation': {
+        // The chunk's rows are the call's rows firstRow …; a row's gradient as the kernel computes it, in float32.
+        const logits = f32('logits'), rowLoss = f32('rowLoss'), targets = i32('targets'), maskBytes = bytes('mask'), V = c('VOCAB'), first = scalar('firstRow');
+        const gradient = entry.name === 'chunkGradient' ? { set: (i: number, v: number) => { logits[i] = v; } } : entry.name === 'chunkGradientToActivation' ? sixteen('dLogits') : undefined;
+        const scale = gradient !== undefined ? Math.fround(scalar('scale')) : 0;
+        for (let r = 0; r < rows(); r++) {
+          const row = first + r, base = r * V, rowCounts = counted(targets, maskBytes, row), target = targets[row]!;
+          let max = -Infinity, sum = 0;
+          for (let j = 0; j < V; j++) max = Math.max(max, logits[base + j]!);
+          for (let j = 0; j < V; j++) sum += Math.exp(logits[base + j]! - max);
+          rowLoss[row] = rowCounts ? max + Math.log(sum) - logits[base + target]! : 0;
+          if (gradient === undefined) continue;
+          for (let j = 0; j < V; j++) {
+            const probability = Math.fround(Math.exp(logits[base + j]! - max) / sum);
+            gradient.set(base + j, rowCounts ? Math.fround(scale * probability) - (j === target ? scale : 0) : 0);
+          }
         }
         return;
       }

@@ -125,7 +125,22 @@ pytorch_part peft-lora-l32 peft-lora --layers 32
 pytorch_part qalora-eager-l32 qalora-eager --layers 32
 # The whole 7B shape: ~70 s of host setup on the H200's 16 cores (random weights drawn and
 # quantized on worker threads), then ~0.3 s a step.
-[ -x "$work/node" ] && qalc_part 32 30
+[ -x "$work/node" ] && qalc_part 32 "${RECOMPUTE_RESERVE_S:-30}"
+
+# RECOMPUTE=1: the 32-block step again with train.recompute = blocks (activation recomputation:
+# the peak memory it saves, the time it costs), 4 steps; its summary.json and train.jsonl to
+# $OUT as qalc-l32-recompute-*.
+if [ "${RECOMPUTE:-0}" = 1 ] && [ -x "$work/node" ] && [ "$(left)" -ge 110 ]; then
+  stamp "qalc train at 32 blocks with recompute = blocks, 4 steps (limit $(( $(left) - 15 )) s)"
+  sed -e 's/^  max_grad_norm = \(.*\)$/  max_grad_norm = \1\n  recompute = blocks/' "$dev/llama2-7b.qal" > "$dev/llama2-7b-recompute.qal"
+  grep -q '^  recompute = blocks' "$dev/llama2-7b-recompute.qal" || echo "could not set recompute in the spec"
+  timeout $(( $(left) - 15 )) "$work/node" "$dev/qalc/qalc.mjs" train "$dev/llama2-7b-recompute.qal" --random-weights --backend "$backend" \
+    --kernels "$dev/compiled/cuda" --steps 4 --out "$work/qalc-l32-recompute" 2> "$out/qalc-l32-recompute.log"
+  echo "qalc (recompute) exit $?"
+  tail -n 6 "$out/qalc-l32-recompute.log"
+  cp "$work/qalc-l32-recompute/summary.json" "$out/qalc-l32-recompute-summary.json" 2>/dev/null || echo "no summary.json"
+  cp "$work/qalc-l32-recompute/train.jsonl" "$out/qalc-l32-recompute-train.jsonl" 2>/dev/null || true
+fi
 
 if [ -x "$work/node" ]; then
   stamp "report (the table is the last thing printed)"

@@ -341,6 +341,13 @@ class Case:
             ref = table[np.clip(bad, 0, V - 1)].copy()
             ref[2:4] = np.nan
             self.check("embedding", "forward", "out (tokens V and -1: NaN rows)", self.down(out), ref, EXACT)
+        if "forwardFromActivationTable" in op.entries:
+            # The table in the activation type: the float32 rows are its widened values, exactly.
+            to_bits, from_bits = self.activation_bits(op)
+            table16 = to_bits(table)
+            out = self.up(self.nan(R, C))
+            op.launch("forwardFromActivationTable", (R, ceil(C, op["THREADS"])), [out, self.up(tokens), self.up(table16), R])
+            self.check("embedding", "forwardFromActivationTable", "out", self.down(out), from_bits(table16)[tokens], EXACT)
 
     # -- rmsnorm
     def rmsnorm(self):
@@ -547,6 +554,8 @@ class Case:
             scale = np.float64(np.float32(np.float32(dLoss) / count)) if count > 0 else 0.0
             ref = start + np.where(counted[:, None], scale * (probs32.astype(np.float64) - onehot), 0.0)
             self.check("cross_entropy", "backward", "dLogits (+=)", self.down(dLogits), ref, TOLERANCE, label)
+            if "chunkLoss" in op.entries:
+                self.cross_entropy_chunks(op, logits, targets, mask_arg, counted, loss_ref, probs_ref, dLoss, label)
         if R == 5:
             none = np.full(R, -1, dtype=np.int32)
             loss = self.up(self.nan(2))
@@ -556,6 +565,40 @@ class Case:
             dLogits = self.up(start)
             op.launch("backward", (R, ceil(V, T)), [dLogits, self.up(probs_ref.astype(np.float32)), self.up(none), None, self.up(np.zeros(2, dtype=np.float32)), R, F32(1.0)])
             self.check("cross_entropy", "backward", "dLogits unchanged", self.down(dLogits), start, EXACT, "no row counts")
+
+    def cross_entropy_chunks(self, op, logits, targets, mask_arg, counted, loss_ref, probs_ref, dLoss, label):
+        """The fused lm_head's entry points: the call's rows in two chunks (one for a single row), each
+        its own [rows, V] logits buffer, the targets, mask and row losses the whole call's from firstRow."""
+        V, R = op["VOCAB"], self.rows
+        count = np.count_nonzero(counted)
+        scale = np.float32(np.float32(dLoss) / np.float32(max(count, 1)))
+        onehot = np.zeros((R, V))
+        onehot[np.arange(R), np.maximum(targets, 0)] = 1.0
+        gradient_ref = np.where(counted[:, None], np.float64(scale) * (probs_ref - onehot), 0.0)
+        chunks = [(0, R)] if R == 1 else [(0, R // 2), (R // 2, R - R // 2)]
+        to_bits, from_bits = self.activation_bits(op)
+        targets_arg = self.up(targets)
+        for entry in ("chunkLoss", "chunkGradient", "chunkGradientToActivation"):
+            row_loss = self.up(self.nan(R))
+            gradient = np.full((R, V), np.nan)
+            for first, n in chunks:
+                chunk = self.up(logits[first:first + n])
+                if entry == "chunkLoss":
+                    op.launch(entry, (n,), [chunk, row_loss, targets_arg, mask_arg, first, n])
+                elif entry == "chunkGradient":
+                    op.launch(entry, (n,), [chunk, row_loss, targets_arg, mask_arg, first, n, F32(scale)])
+                    gradient[first:first + n] = self.down(chunk)
+                else:
+                    out16 = self.up(np.full((n, V), 0x7FC1, dtype=np.uint16))
+                    op.launch(entry, (n,), [out16, chunk, row_loss, targets_arg, mask_arg, first, n, F32(scale)])
+                    gradient[first:first + n] = from_bits(self.down(out16))
+            self.check("cross_entropy", entry, "rowLoss", self.down(row_loss), loss_ref, TOLERANCE, f"{label}, {len(chunks)} chunks")
+            if entry == "chunkGradient":
+                self.check("cross_entropy", entry, "dLogits (in place)", gradient, gradient_ref, TOLERANCE, f"{label}, {len(chunks)} chunks")
+            elif entry == "chunkGradientToActivation":
+                # One rounding to 16 bits of each element: at most its unit roundoff (bf16 2^-8, fp16 2^-11) of the largest element.
+                tolerance = 5e-3 if op.kernel["kernel"].endswith("bf16") else 1e-3
+                self.check("cross_entropy", entry, "dLogits (16-bit)", gradient, gradient_ref, tolerance, f"{label}, {len(chunks)} chunks")
 
     # -- sum_squares
     def sum_squares(self):
