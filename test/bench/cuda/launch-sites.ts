@@ -15,7 +15,7 @@ import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { deviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { Progress, type ProgressUpdate } from '../../../src/train/progress.ts';
 import { train } from '../../../src/train/trainer.ts';
-import { idlePort } from './idle-device.ts';
+import { idlePort, type IdleCounts } from './idle-device.ts';
 
 const [specArg, stepsArg] = process.argv.slice(2);
 if (specArg === undefined) throw new Error('usage: launch-sites.ts SPEC [STEPS]');
@@ -25,7 +25,9 @@ const front = frontEnd(specPath);
 if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
 const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
 const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-const port = idlePort();
+const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0 };
+const port = idlePort(counts);
+let countsBefore = { ...counts }, stepCounts = { ...counts };
 let step = new Map<string, number>();
 const launch = port.launch.bind(port);
 port.launch = (fn, grid, block, shared, parameters) => {
@@ -47,10 +49,12 @@ class StepMarks extends Progress {
   override update(u: ProgressUpdate): void {
     last = step;
     step = new Map();
+    stepCounts = { uploads: counts.uploads - countsBefore.uploads, downloads: counts.downloads - countsBefore.downloads, copies: counts.copies - countsBefore.copies, fills: counts.fills - countsBefore.fills };
+    countsBefore = { ...counts };
     super.update(u);
   }
 }
 await train({ plan: front.plan, specDir: dirname(specPath), out: mkdtempSync(join(tmpdir(), 'qalc-launch-sites-')), steps, ops, evalBatches: 1, randomWeights: {}, progress: new StepMarks() });
 const rows = [...last].sort((a, b) => b[1] - a[1]);
-console.log(`launches in the last step: ${rows.reduce((s, [, n]) => s + n, 0)}`);
+console.log(`launches in the last step: ${rows.reduce((s, [, n]) => s + n, 0)}; uploads ${stepCounts.uploads}, downloads ${stepCounts.downloads}, device copies ${stepCounts.copies}, fills ${stepCounts.fills}`);
 for (const [key, n] of rows) console.log(`${String(n).padStart(6)}  ${key}`);
