@@ -75,6 +75,17 @@ export function randomMatrixRows(seed: number, name: string, inFeatures: number)
   };
 }
 
+/**
+ * One random [out, in] matrix whole, as a checkpoint stores it, into `into` (its first out·in
+ * floats): the same floats as randomMatrixRows' rows one after the other (one stream, read on).
+ * For a device that quantizes the floats itself (the cuda backend: src/runtime/cuda/device-quantize.ts).
+ */
+export function drawRandomMatrix(seed: number, name: string, outFeatures: number, inFeatures: number, into: Float32Array): Float32Array {
+  const matrix = into.subarray(0, outFeatures * inFeatures);
+  new NormalStream(tensorSeed(seed, name)).fill(matrix, RANDOM_WEIGHT_STD);
+  return matrix;
+}
+
 const ones = (name: string, n: number): Tensor => ({ name, shape: [n], data: new Float32Array(n).fill(1) });
 
 export type RandomProjection = keyof typeof RANDOM_TENSOR_NAMES;
