@@ -98,6 +98,9 @@ function openQuantizer(driver: CudaDevicePort, images: readonly CudaKernelImage[
       const codes = scratchOf('codes', N * K * 4);
       const scalesAndZeros = arrays.allocate(2 * L * N * 4);
       const qweight = arrays.allocate(wordRows * N * 4);
+      // The last projection's kernels may still read the scratch: a copy is ordered after them on
+      // the legacy stream only, and the launches may go to a stream of their own.
+      driver.synchronize();
       staging.upload(weight);
       kernels.dispatch(quantize, 0, { weight: staging, codes, groupScalesAndZeros: scalesAndZeros }, same, noScalars);
       // The kernel stored Math.fround of the float64 scale (fp32's rounding); fp16 and bf16
