@@ -60,16 +60,12 @@ grep -q 'seq_len = 2048' "$dev/llama2-7b.qal" && grep -q 'eval_data' "$dev/llama
 sed -e "s#^spec llama2_7b_int4_g32#spec llama2_7b_shape_l$layers#" \
   -e "s#^  preset = llama2_7b\$#  dim = 4096\n  hidden_dim = 11008\n  layers = $layers\n  heads = 32\n  kv_heads = 32\n  vocab = 32000\n  context = 4096#" \
   "$dev/llama2-7b.qal" > "$dev/llama2-7b-l$layers.qal"
-# The bundle just made (its templates are this checkout's): src/cli/qalc.mjs's bundle lives under
-# node_modules/.cache, and where node_modules is a link to another checkout's (a worktree) it finds
-# that checkout's templates.
-qalc=(node "$dev/qalc/qalc.mjs")
-"${qalc[@]}" check "$dev/llama2-7b.qal"
-"${qalc[@]}" check "$dev/llama2-7b-l$layers.qal"
+node src/cli/qalc.mjs check "$dev/llama2-7b.qal"
+node src/cli/qalc.mjs check "$dev/llama2-7b-l$layers.qal"
 if [ "$build" = 1 ]; then
-  "${qalc[@]}" compile "$dev/llama2-7b.qal" --out "$dev/compiled"
+  node src/cli/qalc.mjs compile "$dev/llama2-7b.qal" --out "$dev/compiled"
 else
-  "${qalc[@]}" compile "$dev/llama2-7b.qal" --out "$dev/compiled" --no-build
+  node src/cli/qalc.mjs compile "$dev/llama2-7b.qal" --out "$dev/compiled" --no-build
 fi
 rm -rf "$dev/compiled/wgsl"
 # The 16 MB bundle is ~2 MB in xz (run.sh unpacks it), keeping the carried folder well under 40 MiB.
