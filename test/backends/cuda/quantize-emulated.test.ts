@@ -14,8 +14,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { packQweight } from '../../../src/quant/gptq-pack.ts';
 import { quantizeRtnByRows } from '../../../src/quant/rtn.ts';
-import { createRng } from '../../../src/reference/random.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
+import { rtnCornerWeights } from '../../support/rtn-corner-weights.ts';
 import { caseName, syntheticPlan, type KernelCase } from '../../ir/kernel-cases.ts';
 
 const EMULATE = resolve('test/backends/cuda/h200/ops/emulate');
@@ -32,19 +32,7 @@ const CASES: readonly KernelCase[] = [
   { inFeatures: 96, outFeatures: 24, bits: 2, group: 32, symmetric: true },
 ];
 
-/** W [out, in] with RTN's corners: an all-zero group, an all-positive one, one on a grid of eighths (exact ties), a symmetric extreme on its tie. */
-function weightOf(c: KernelCase, seed: number): Float32Array {
-  const rng = createRng(seed);
-  const K = c.inFeatures, N = c.outFeatures, g = c.group;
-  const w = new Float32Array(N * K);
-  for (let i = 0; i < w.length; i++) w[i] = rng.normal() * 0.05;
-  const group = (o: number, k: number) => w.subarray(o * K + k * g, o * K + (k + 1) * g);
-  group(0, 0).fill(0);
-  group(1, 0).forEach((_, i, run) => { run[i] = Math.abs(run[i]!); });
-  group(2, 0).forEach((_, i, run) => { run[i] = Math.round(rng.uniform(-8, 8)) / 8; });
-  if (K / g > 1) group(3, 1).forEach((_, i, run) => { run[i] = i % 3 === 0 ? -0.5 : i % 3 === 1 ? 0.5 : 0.125; });
-  return w;
-}
+const weightOf = (c: KernelCase, seed: number): Float32Array => rtnCornerWeights(c.inFeatures, c.outFeatures, c.group, seed);
 
 /** The source up to its host launchers (<<< >>> is not C++), for g++. */
 const deviceCode = (source: string) => source.slice(0, source.indexOf('// Host launchers:'));

@@ -17,7 +17,6 @@ import { frontEnd } from '../../../src/compile.ts';
 import type { Plan } from '../../../src/plan/plan.ts';
 import type { Bits, QuantizedWeight } from '../../../src/quant/quantized-weight.ts';
 import { ScaleRangeError, type ScaleDtype } from '../../../src/quant/scale-dtype.ts';
-import { createRng } from '../../../src/reference/random.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { deviceOps, linearOptionsFromEnvironment } from '../../../src/runtime/cuda/device-ops.ts';
@@ -26,6 +25,7 @@ import type { TrainingOps } from '../../../src/runtime/ops.ts';
 import type { QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
 import { quantizeProjection } from '../../../src/train/quantize-projection.ts';
 import { train } from '../../../src/train/trainer.ts';
+import { rtnCornerWeights } from '../../support/rtn-corner-weights.ts';
 import { caseName, syntheticPlan, type KernelCase } from '../../ir/kernel-cases.ts';
 import { planFrom } from '../../support/inline-spec.ts';
 import { shakespeareSlice, TOK512 } from '../../train/tiny-model.ts';
@@ -69,23 +69,7 @@ const CASES: readonly (KernelCase & { readonly scaleDtype: ScaleDtype })[] = [
   { inFeatures: 96, outFeatures: 24, bits: 2, group: 32, symmetric: true, scaleDtype: 'fp32' },
 ];
 
-/**
- * W [out, in] with the groups RTN's corners live in: normal weights; an all-zero group; an
- * all-positive group (symmetric: the zero mid-range, the top clamped); a group on a grid of
- * eighths (w / s lands on exact ties); a symmetric group's extreme on its tie (w / s = ±(2^b − 1)/2).
- */
-function weightOf(c: KernelCase, seed: number): Float32Array {
-  const rng = createRng(seed);
-  const K = c.inFeatures, N = c.outFeatures, g = c.group;
-  const w = new Float32Array(N * K);
-  for (let i = 0; i < w.length; i++) w[i] = rng.normal() * 0.05;
-  const group = (o: number, k: number) => w.subarray(o * K + k * g, o * K + (k + 1) * g);
-  group(0, 0).fill(0);
-  group(1 % N, 0).forEach((_, i, run) => { run[i] = Math.abs(run[i]!); });
-  group(2 % N, 0).forEach((_, i, run) => { run[i] = Math.round(rng.uniform(-8, 8)) / 8; });
-  if (K / g > 1) group(3 % N, 1).forEach((_, i, run) => { run[i] = i % 3 === 0 ? -0.5 : i % 3 === 1 ? 0.5 : 0.125; });
-  return w;
-}
+const weightOf = (c: KernelCase, seed: number): Float32Array => rtnCornerWeights(c.inFeatures, c.outFeatures, c.group, seed);
 
 const hostQuantized = (name: string, c: KernelCase & { readonly scaleDtype: ScaleDtype }, w: Float32Array): QuantizedWeight =>
   quantizeProjection(name, c.outFeatures, c.inFeatures, { bits: c.bits, group: c.group, symmetric: c.symmetric ?? false, scaleDtype: c.scaleDtype, adapter: null },
