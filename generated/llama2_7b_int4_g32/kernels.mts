@@ -6,7 +6,7 @@ import type { CudaKernel } from 'qalc/bindings';
 
 /** The buffers of quantize_kp4096_n4096_b4_g32_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp4096N4096B4G32AsymBf16Buffers {
-  /** f32 [4096, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -301,7 +301,7 @@ export const cudaMergeL128N4096G32R64MeanBf16: CudaKernel<CudaMergeL128N4096G32R
 
 /** The buffers of quantize_kp4096_n11008_b4_g32_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp4096N11008B4G32AsymBf16Buffers {
-  /** f32 [4096, 11008], read. W, input-major, padded rows zero */
+  /** f32 [11008, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 11008], written. q, one code per element */
   codes: Uint32Array;
@@ -319,7 +319,7 @@ export const cudaQuantizeKp4096N11008B4G32AsymBf16: CudaKernel<CudaQuantizeKp409
   sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, GROUP_SIZE: 32, GROUPS: 128, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 11008], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
   },
@@ -596,7 +596,7 @@ export const cudaMergeL128N11008G32R64MeanBf16: CudaKernel<CudaMergeL128N11008G3
 
 /** The buffers of quantize_kp11008_n4096_b4_g32_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp11008N4096B4G32AsymBf16Buffers {
-  /** f32 [11008, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 11008], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [11008, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -614,7 +614,7 @@ export const cudaQuantizeKp11008N4096B4G32AsymBf16: CudaKernel<CudaQuantizeKp110
   sources: ['examples/llama2-7b-int4-g32.qal:10', 'examples/llama2-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, GROUP_SIZE: 32, GROUPS: 344, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [11008, 4096], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
   },

@@ -6,7 +6,7 @@ import type { WgslKernel, CudaKernel } from 'qalc/bindings';
 
 /** The buffers of quantize_kp5120_n5120_b4_g64_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp5120N5120B4G64AsymF32Buffers {
-  /** f32 [5120, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -332,7 +332,7 @@ export const wgslMergeL80N5120G64R32MeanF32: WgslKernel<WgslMergeL80N5120G64R32M
 
 /** The buffers of quantize_kp5120_n13824_b4_g64_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp5120N13824B4G64AsymF32Buffers {
-  /** f32 [5120, 13824], read. W, input-major, padded rows zero */
+  /** f32 [13824, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 13824], written. q, one code per element */
   codes: Uint32Array;
@@ -350,7 +350,7 @@ export const wgslQuantizeKp5120N13824B4G64AsymF32: WgslKernel<WgslQuantizeKp5120
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
   constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
   },
@@ -658,7 +658,7 @@ export const wgslMergeL80N13824G64R32MeanF32: WgslKernel<WgslMergeL80N13824G64R3
 
 /** The buffers of quantize_kp13824_n5120_b8_g128_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp13824N5120B8G128AsymF32Buffers {
-  /** f32 [13824, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 13824], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [13824, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -676,7 +676,7 @@ export const wgslQuantizeKp13824N5120B8G128AsymF32: WgslKernel<WgslQuantizeKp138
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
   constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, GROUP_SIZE: 128, GROUPS: 108, MAX_CODE: 255, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [13824, 5120], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
   },
@@ -984,7 +984,7 @@ export const wgslMergeL108N5120G128R64MeanF32: WgslKernel<WgslMergeL108N5120G128
 
 /** The buffers of quantize_kp5120_n5120_b3_g64_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp5120N5120B3G64AsymF32Buffers {
-  /** f32 [5120, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -1221,7 +1221,7 @@ export const wgslBackwardDataK5120N5120B3G64UnpoolMeanF32: WgslKernel<WgslBackwa
 
 /** The buffers of quantize_kp5120_n13824_b3_g64_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp5120N13824B3G64AsymF32Buffers {
-  /** f32 [5120, 13824], read. W, input-major, padded rows zero */
+  /** f32 [13824, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 13824], written. q, one code per element */
   codes: Uint32Array;
@@ -1239,7 +1239,7 @@ export const wgslQuantizeKp5120N13824B3G64AsymF32: WgslKernel<WgslQuantizeKp5120
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
   constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
   },
@@ -1458,7 +1458,7 @@ export const wgslBackwardDataK5120N13824B3G64UnpoolMeanF32: WgslKernel<WgslBackw
 
 /** The buffers of quantize_kp5120_n5120_b2_g32_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp5120N5120B2G32AsymF32Buffers {
-  /** f32 [5120, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -1784,7 +1784,7 @@ export const wgslMergeL160N5120G32R32MeanF32: WgslKernel<WgslMergeL160N5120G32R3
 
 /** The buffers of quantize_kp5120_n13824_b2_g32_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp5120N13824B2G32AsymF32Buffers {
-  /** f32 [5120, 13824], read. W, input-major, padded rows zero */
+  /** f32 [13824, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 13824], written. q, one code per element */
   codes: Uint32Array;
@@ -1802,7 +1802,7 @@ export const wgslQuantizeKp5120N13824B2G32AsymF32: WgslKernel<WgslQuantizeKp5120
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
   constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
   },
@@ -2110,7 +2110,7 @@ export const wgslMergeL160N13824G32R32MeanF32: WgslKernel<WgslMergeL160N13824G32
 
 /** The buffers of quantize_kp5120_n5120_b4_g64_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp5120N5120B4G64AsymBf16Buffers {
-  /** f32 [5120, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -2396,7 +2396,7 @@ export const cudaMergeL80N5120G64R32MeanBf16: CudaKernel<CudaMergeL80N5120G64R32
 
 /** The buffers of quantize_kp5120_n13824_b4_g64_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp5120N13824B4G64AsymBf16Buffers {
-  /** f32 [5120, 13824], read. W, input-major, padded rows zero */
+  /** f32 [13824, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 13824], written. q, one code per element */
   codes: Uint32Array;
@@ -2414,7 +2414,7 @@ export const cudaQuantizeKp5120N13824B4G64AsymBf16: CudaKernel<CudaQuantizeKp512
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16'],
   constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
   },
@@ -2682,7 +2682,7 @@ export const cudaMergeL80N13824G64R32MeanBf16: CudaKernel<CudaMergeL80N13824G64R
 
 /** The buffers of quantize_kp13824_n5120_b8_g128_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp13824N5120B8G128AsymBf16Buffers {
-  /** f32 [13824, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 13824], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [13824, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -2700,7 +2700,7 @@ export const cudaQuantizeKp13824N5120B8G128AsymBf16: CudaKernel<CudaQuantizeKp13
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:36'],
   constants: { PADDED_IN_FEATURES: 13824, OUT_FEATURES: 5120, GROUP_SIZE: 128, GROUPS: 108, MAX_CODE: 255, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [13824, 5120], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [1105920], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [108, 5120] }, { name: 'groupZeros', offset: 552960, shape: (_tokens: number) => [108, 5120] }] },
   },
@@ -2967,7 +2967,7 @@ export const cudaMergeL108N5120G128R64MeanBf16: CudaKernel<CudaMergeL108N5120G12
 
 /** The buffers of quantize_kp5120_n5120_b3_g64_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp5120N5120B3G64AsymBf16Buffers {
-  /** f32 [5120, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -3177,7 +3177,7 @@ export const cudaBackwardDataK5120N5120B3G64UnpoolMeanBf16: CudaKernel<CudaBackw
 
 /** The buffers of quantize_kp5120_n13824_b3_g64_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp5120N13824B3G64AsymBf16Buffers {
-  /** f32 [5120, 13824], read. W, input-major, padded rows zero */
+  /** f32 [13824, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 13824], written. q, one code per element */
   codes: Uint32Array;
@@ -3195,7 +3195,7 @@ export const cudaQuantizeKp5120N13824B3G64AsymBf16: CudaKernel<CudaQuantizeKp512
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:22'],
   constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 64, GROUPS: 80, MAX_CODE: 7, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2211840], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [80, 13824] }, { name: 'groupZeros', offset: 1105920, shape: (_tokens: number) => [80, 13824] }] },
   },
@@ -3387,7 +3387,7 @@ export const cudaBackwardDataK5120N13824B3G64UnpoolMeanBf16: CudaKernel<CudaBack
 
 /** The buffers of quantize_kp5120_n5120_b2_g32_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp5120N5120B2G32AsymBf16Buffers {
-  /** f32 [5120, 5120], read. W, input-major, padded rows zero */
+  /** f32 [5120, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 5120], written. q, one code per element */
   codes: Uint32Array;
@@ -3672,7 +3672,7 @@ export const cudaMergeL160N5120G32R32MeanBf16: CudaKernel<CudaMergeL160N5120G32R
 
 /** The buffers of quantize_kp5120_n13824_b2_g32_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp5120N13824B2G32AsymBf16Buffers {
-  /** f32 [5120, 13824], read. W, input-major, padded rows zero */
+  /** f32 [13824, 5120], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [5120, 13824], written. q, one code per element */
   codes: Uint32Array;
@@ -3690,7 +3690,7 @@ export const cudaQuantizeKp5120N13824B2G32AsymBf16: CudaKernel<CudaQuantizeKp512
   sources: ['examples/llama-13b-mixed.qal:10', 'examples/llama-13b-mixed.qal:16', 'examples/llama-13b-mixed.qal:26'],
   constants: { PADDED_IN_FEATURES: 5120, OUT_FEATURES: 13824, GROUP_SIZE: 32, GROUPS: 160, MAX_CODE: 3, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [5120, 13824], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [13824, 5120], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [5120, 13824], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [4423680], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [160, 13824] }, { name: 'groupZeros', offset: 2211840, shape: (_tokens: number) => [160, 13824] }] },
   },

@@ -6,7 +6,7 @@ import type { WgslKernel, CudaKernel } from 'qalc/bindings';
 
 /** The buffers of quantize_kp4096_n4096_b4_g32_asym_f16, by the names the kernel gives them. */
 export interface WgslQuantizeKp4096N4096B4G32AsymF16Buffers {
-  /** f32 [4096, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -341,7 +341,7 @@ export const wgslMergeL128N4096G32R64MeanF16: WgslKernel<WgslMergeL128N4096G32R6
 
 /** The buffers of quantize_kp4096_n11008_b4_g32_asym_f16, by the names the kernel gives them. */
 export interface WgslQuantizeKp4096N11008B4G32AsymF16Buffers {
-  /** f32 [4096, 11008], read. W, input-major, padded rows zero */
+  /** f32 [11008, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 11008], written. q, one code per element */
   codes: Uint32Array;
@@ -359,7 +359,7 @@ export const wgslQuantizeKp4096N11008B4G32AsymF16: WgslKernel<WgslQuantizeKp4096
   sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, GROUP_SIZE: 32, GROUPS: 128, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 11008], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
   },
@@ -676,7 +676,7 @@ export const wgslMergeL128N11008G32R64MeanF16: WgslKernel<WgslMergeL128N11008G32
 
 /** The buffers of quantize_kp11008_n4096_b4_g32_asym_f16, by the names the kernel gives them. */
 export interface WgslQuantizeKp11008N4096B4G32AsymF16Buffers {
-  /** f32 [11008, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 11008], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [11008, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -694,7 +694,7 @@ export const wgslQuantizeKp11008N4096B4G32AsymF16: WgslKernel<WgslQuantizeKp1100
   sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, GROUP_SIZE: 32, GROUPS: 344, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [11008, 4096], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
   },
@@ -1011,7 +1011,7 @@ export const wgslMergeL344N4096G32R64MeanF16: WgslKernel<WgslMergeL344N4096G32R6
 
 /** The buffers of quantize_kp4096_n4096_b4_g32_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp4096N4096B4G32AsymF32Buffers {
-  /** f32 [4096, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -1346,7 +1346,7 @@ export const wgslMergeL128N4096G32R64MeanF32: WgslKernel<WgslMergeL128N4096G32R6
 
 /** The buffers of quantize_kp4096_n11008_b4_g32_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp4096N11008B4G32AsymF32Buffers {
-  /** f32 [4096, 11008], read. W, input-major, padded rows zero */
+  /** f32 [11008, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 11008], written. q, one code per element */
   codes: Uint32Array;
@@ -1364,7 +1364,7 @@ export const wgslQuantizeKp4096N11008B4G32AsymF32: WgslKernel<WgslQuantizeKp4096
   sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, GROUP_SIZE: 32, GROUPS: 128, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 11008], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
   },
@@ -1681,7 +1681,7 @@ export const wgslMergeL128N11008G32R64MeanF32: WgslKernel<WgslMergeL128N11008G32
 
 /** The buffers of quantize_kp11008_n4096_b4_g32_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp11008N4096B4G32AsymF32Buffers {
-  /** f32 [11008, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 11008], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [11008, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -1699,7 +1699,7 @@ export const wgslQuantizeKp11008N4096B4G32AsymF32: WgslKernel<WgslQuantizeKp1100
   sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, GROUP_SIZE: 32, GROUPS: 344, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [11008, 4096], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
   },
@@ -2016,7 +2016,7 @@ export const wgslMergeL344N4096G32R64MeanF32: WgslKernel<WgslMergeL344N4096G32R6
 
 /** The buffers of quantize_kp4096_n4096_b4_g32_asym_f16, by the names the kernel gives them. */
 export interface CudaQuantizeKp4096N4096B4G32AsymF16Buffers {
-  /** f32 [4096, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -2311,7 +2311,7 @@ export const cudaMergeL128N4096G32R64MeanF16: CudaKernel<CudaMergeL128N4096G32R6
 
 /** The buffers of quantize_kp4096_n11008_b4_g32_asym_f16, by the names the kernel gives them. */
 export interface CudaQuantizeKp4096N11008B4G32AsymF16Buffers {
-  /** f32 [4096, 11008], read. W, input-major, padded rows zero */
+  /** f32 [11008, 4096], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [4096, 11008], written. q, one code per element */
   codes: Uint32Array;
@@ -2329,7 +2329,7 @@ export const cudaQuantizeKp4096N11008B4G32AsymF16: CudaKernel<CudaQuantizeKp4096
   sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 4096, OUT_FEATURES: 11008, GROUP_SIZE: 32, GROUPS: 128, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [4096, 11008], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [128, 11008] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [128, 11008] }] },
   },
@@ -2606,7 +2606,7 @@ export const cudaMergeL128N11008G32R64MeanF16: CudaKernel<CudaMergeL128N11008G32
 
 /** The buffers of quantize_kp11008_n4096_b4_g32_asym_f16, by the names the kernel gives them. */
 export interface CudaQuantizeKp11008N4096B4G32AsymF16Buffers {
-  /** f32 [11008, 4096], read. W, input-major, padded rows zero */
+  /** f32 [4096, 11008], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [11008, 4096], written. q, one code per element */
   codes: Uint32Array;
@@ -2624,7 +2624,7 @@ export const cudaQuantizeKp11008N4096B4G32AsymF16: CudaKernel<CudaQuantizeKp1100
   sources: ['examples/llama-7b-int4-g32.qal:10', 'examples/llama-7b-int4-g32.qal:15'],
   constants: { PADDED_IN_FEATURES: 11008, OUT_FEATURES: 4096, GROUP_SIZE: 32, GROUPS: 344, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [11008, 4096], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [4096, 11008], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [11008, 4096], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [2818048], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [344, 4096] }, { name: 'groupZeros', offset: 1409024, shape: (_tokens: number) => [344, 4096] }] },
   },

@@ -6,7 +6,7 @@ import type { WgslKernel, CudaKernel } from 'qalc/bindings';
 
 /** The buffers of quantize_kp64_n64_b4_g16_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp64N64B4G16AsymF32Buffers {
-  /** f32 [64, 64], read. W, input-major, padded rows zero */
+  /** f32 [64, 64], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [64, 64], written. q, one code per element */
   codes: Uint32Array;
@@ -332,7 +332,7 @@ export const wgslMergeL4N64G16R4MeanF32: WgslKernel<WgslMergeL4N64G16R4MeanF32Bu
 
 /** The buffers of quantize_kp64_n32_b4_g16_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp64N32B4G16AsymF32Buffers {
-  /** f32 [64, 32], read. W, input-major, padded rows zero */
+  /** f32 [32, 64], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [64, 32], written. q, one code per element */
   codes: Uint32Array;
@@ -350,7 +350,7 @@ export const wgslQuantizeKp64N32B4G16AsymF32: WgslKernel<WgslQuantizeKp64N32B4G1
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
   constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 32], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [32, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 32], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
   },
@@ -658,7 +658,7 @@ export const wgslMergeL4N32G16R4MeanF32: WgslKernel<WgslMergeL4N32G16R4MeanF32Bu
 
 /** The buffers of quantize_kp64_n172_b4_g16_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp64N172B4G16AsymF32Buffers {
-  /** f32 [64, 172], read. W, input-major, padded rows zero */
+  /** f32 [172, 64], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [64, 172], written. q, one code per element */
   codes: Uint32Array;
@@ -676,7 +676,7 @@ export const wgslQuantizeKp64N172B4G16AsymF32: WgslKernel<WgslQuantizeKp64N172B4
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
   constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 172], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [172, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 172], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
   },
@@ -984,7 +984,7 @@ export const wgslMergeL4N172G16R4MeanF32: WgslKernel<WgslMergeL4N172G16R4MeanF32
 
 /** The buffers of quantize_kp172_n64_b4_g43_asym_f32, by the names the kernel gives them. */
 export interface WgslQuantizeKp172N64B4G43AsymF32Buffers {
-  /** f32 [172, 64], read. W, input-major, padded rows zero */
+  /** f32 [64, 172], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [172, 64], written. q, one code per element */
   codes: Uint32Array;
@@ -1002,7 +1002,7 @@ export const wgslQuantizeKp172N64B4G43AsymF32: WgslKernel<WgslQuantizeKp172N64B4
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
   constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, GROUP_SIZE: 43, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [172, 64], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 172], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [172, 64], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
   },
@@ -1258,7 +1258,7 @@ export const wgslMergeL4N64G43R4MeanF32: WgslKernel<WgslMergeL4N64G43R4MeanF32Bu
 
 /** The buffers of quantize_kp64_n64_b4_g16_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp64N64B4G16AsymBf16Buffers {
-  /** f32 [64, 64], read. W, input-major, padded rows zero */
+  /** f32 [64, 64], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [64, 64], written. q, one code per element */
   codes: Uint32Array;
@@ -1543,7 +1543,7 @@ export const cudaMergeL4N64G16R4MeanBf16: CudaKernel<CudaMergeL4N64G16R4MeanBf16
 
 /** The buffers of quantize_kp64_n32_b4_g16_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp64N32B4G16AsymBf16Buffers {
-  /** f32 [64, 32], read. W, input-major, padded rows zero */
+  /** f32 [32, 64], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [64, 32], written. q, one code per element */
   codes: Uint32Array;
@@ -1561,7 +1561,7 @@ export const cudaQuantizeKp64N32B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N32B4G
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
   constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 32, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 32], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [32, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 32], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [256], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 32] }, { name: 'groupZeros', offset: 128, shape: (_tokens: number) => [4, 32] }] },
   },
@@ -1828,7 +1828,7 @@ export const cudaMergeL4N32G16R4MeanBf16: CudaKernel<CudaMergeL4N32G16R4MeanBf16
 
 /** The buffers of quantize_kp64_n172_b4_g16_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp64N172B4G16AsymBf16Buffers {
-  /** f32 [64, 172], read. W, input-major, padded rows zero */
+  /** f32 [172, 64], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [64, 172], written. q, one code per element */
   codes: Uint32Array;
@@ -1846,7 +1846,7 @@ export const cudaQuantizeKp64N172B4G16AsymBf16: CudaKernel<CudaQuantizeKp64N172B
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22'],
   constants: { PADDED_IN_FEATURES: 64, OUT_FEATURES: 172, GROUP_SIZE: 16, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 172], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [172, 64], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [64, 172], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [1376], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 172] }, { name: 'groupZeros', offset: 688, shape: (_tokens: number) => [4, 172] }] },
   },
@@ -2113,7 +2113,7 @@ export const cudaMergeL4N172G16R4MeanBf16: CudaKernel<CudaMergeL4N172G16R4MeanBf
 
 /** The buffers of quantize_kp172_n64_b4_g43_asym_bf16, by the names the kernel gives them. */
 export interface CudaQuantizeKp172N64B4G43AsymBf16Buffers {
-  /** f32 [172, 64], read. W, input-major, padded rows zero */
+  /** f32 [64, 172], read. W as a checkpoint stores it, [out, in], padded columns zero */
   weight: Float32Array;
   /** u32 [172, 64], written. q, one code per element */
   codes: Uint32Array;
@@ -2131,7 +2131,7 @@ export const cudaQuantizeKp172N64B4G43AsymBf16: CudaKernel<CudaQuantizeKp172N64B
   sources: ['examples/stories260k.qal:11', 'examples/stories260k.qal:22', 'examples/stories260k.qal:18'],
   constants: { PADDED_IN_FEATURES: 172, OUT_FEATURES: 64, GROUP_SIZE: 43, GROUPS: 4, MAX_CODE: 15, THREADS: 256 },
   buffers: {
-    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [172, 64], parts: [] },
+    weight: { binding: 0, elementType: 'f32', access: 'read', shape: (_tokens: number) => [64, 172], parts: [] },
     codes: { binding: 1, elementType: 'u32', access: 'read_write', shape: (_tokens: number) => [172, 64], parts: [] },
     groupScalesAndZeros: { binding: 2, elementType: 'f32', access: 'read_write', shape: (_tokens: number) => [512], parts: [{ name: 'groupScales', offset: 0, shape: (_tokens: number) => [4, 64] }, { name: 'groupZeros', offset: 256, shape: (_tokens: number) => [4, 64] }] },
   },

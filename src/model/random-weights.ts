@@ -23,6 +23,9 @@
 // a float64 transposed copy of each projection for RTN), on this shared 2-core machine. The bundled `qalc` spreads the projections over worker threads
 // (src/train/random-weights-parallel.ts; each tensor has its own stream, so the weights are the
 // same): about 270 / cores seconds where the cores are free, not measured so here.
+// On the cuda backend the host only draws (3.4 s a 7B block here, against 10.5 s for its RTN):
+// each projection whole, as a checkpoint stores it (drawRandomMatrix, on the workers), quantized
+// on the GPU by the compiled quantize kernels (src/runtime/cuda/device-quantize.ts).
 import { headDim, type Architecture } from './architecture.ts';
 import type { LayerWeights, Llama2cCheckpoint, Tensor } from './llama2c-checkpoint.ts';
 import type { QuantizedWeight } from '../quant/quantized-weight.ts';
@@ -73,6 +76,17 @@ export function randomMatrixRows(seed: number, name: string, inFeatures: number)
     stream.fill(row, RANDOM_WEIGHT_STD);
     into.set(row);
   };
+}
+
+/**
+ * One random [out, in] matrix whole, as a checkpoint stores it, into `into` (its first out·in
+ * floats): the same floats as randomMatrixRows' rows one after the other (one stream, read on).
+ * For a device that quantizes the floats itself (the cuda backend: src/runtime/cuda/device-quantize.ts).
+ */
+export function drawRandomMatrix(seed: number, name: string, outFeatures: number, inFeatures: number, into: Float32Array): Float32Array {
+  const matrix = into.subarray(0, outFeatures * inFeatures);
+  new NormalStream(tensorSeed(seed, name)).fill(matrix, RANDOM_WEIGHT_STD);
+  return matrix;
 }
 
 const ones = (name: string, n: number): Tensor => ({ name, shape: [n], data: new Float32Array(n).fill(1) });

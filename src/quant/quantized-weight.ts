@@ -1,6 +1,7 @@
 // The group-wise quantized form of one linear layer's weight, as QALORA.md defines it.
 // W is input-major K×N (y = x·W); inputs i = k·g … k·g+g−1 form group k and share one scale
 // and one zero per output column o. Every array is row-major.
+import type { ScaleDtype } from './scale-dtype.ts';
 
 export type Bits = 2 | 3 | 4 | 8;
 
@@ -20,6 +21,11 @@ export interface QuantizedWeight {
    * which is why they are floats here and not Uint8.
    */
   readonly zeros: Float64Array;
+  /**
+   * The scale dtype the scales are rounded to already, where the weight says so (quantized on a
+   * device, whose arrays the host reads back only when asked): withStoredScales leaves it unread.
+   */
+  readonly storedScaleDtype?: ScaleDtype;
 }
 
 /** 2^b − 1, the largest code. */

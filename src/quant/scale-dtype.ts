@@ -26,21 +26,34 @@ export class ScaleRangeError extends Error {
 }
 
 /**
- * The weight with every scale rounded to `dtype`; `name` names the layer in the error. A weight
- * whose scales are in `dtype` already is returned as it is (no second copy of its scales).
+ * `scales` rounded to `dtype` into `into` (which may be `scales` itself): true where any value
+ * changed. `outFeatures` places a group in the error; `name` names the layer. Shared by
+ * withStoredScales and the cuda backend's device quantization, which rounds the float32 scales
+ * its kernel wrote (f16Bits and bf16Bits round through float32 first, so a float32 scale rounds
+ * to the same stored value as the float64 one it came from).
  */
-export function withStoredScales(weight: QuantizedWeight, dtype: ScaleDtype, name: string): QuantizedWeight {
+export function roundScales(scales: ArrayLike<number>, into: { [index: number]: number }, dtype: ScaleDtype, name: string, outFeatures: number): boolean {
   const round = ROUND[dtype];
-  const scales = new Float64Array(weight.scales.length);
   let changed = false;
   for (let g = 0; g < scales.length; g++) {
-    const exact = weight.scales[g]!;
-    const s = (scales[g] = round(exact));
+    const exact = scales[g]!;
+    const s = (into[g] = round(exact));
     if (s !== exact) changed = true;
     if (s > 0 && Number.isFinite(s)) continue;
-    const group = Math.floor(g / weight.outFeatures), column = g % weight.outFeatures;
+    const group = Math.floor(g / outFeatures), column = g % outFeatures;
     throw new ScaleRangeError(`${name}: the scale ${exact.toExponential(3)} of group ${group}, column ${column} is ${s} in ${dtype}` +
       `: its weights are too ${s === 0 ? 'small' : 'large'} for ${dtype} scales; set \`scale = fp32\``);
   }
-  return changed ? { ...weight, scales } : weight;
+  return changed;
+}
+
+/**
+ * The weight with every scale rounded to `dtype`; `name` names the layer in the error. A weight
+ * whose scales are in `dtype` already is returned as it is (no second copy of its scales); one
+ * that says so (storedScaleDtype: quantized on a device) is not even read.
+ */
+export function withStoredScales(weight: QuantizedWeight, dtype: ScaleDtype, name: string): QuantizedWeight {
+  if (weight.storedScaleDtype === dtype) return weight;
+  const scales = new Float64Array(weight.scales.length);
+  return roundScales(weight.scales, scales, dtype, name, weight.outFeatures) ? { ...weight, scales } : weight;
 }

@@ -68,16 +68,23 @@ function frozenBindingsOf(kernel: ManifestKernel): FrozenBindings {
   return found;
 }
 
-/** The frozen weight as `kernel` binds it: qweight with the kernel's word rows, scales then zeros. */
+/** The frozen buffers' layout names (the device quantizer makes them on the device under these names: cuda/device-quantize.ts). */
+export const qweightLayout = (wordRows: number): string => `qweight, ${wordRows} word rows`;
+export const SCALES_AND_ZEROS_LAYOUT = 'scales then zeros';
+
+/**
+ * The frozen weight as `kernel` binds it: qweight with the kernel's word rows, scales then zeros,
+ * both owned by the weight itself (a weight quantized on the device holds no host arrays).
+ */
 export function frozenBuffers(call: DeviceCall, kernel: ManifestKernel, weight: QuantizedWeight): Record<string, DeviceTensor> {
   const bindings = frozenBindingsOf(kernel);
   const { scalesAndZeros } = bindings;
   const wordRows = bindings.qweightElements / weight.outFeatures;
-  let qweightLayout = bindings.qweightLayouts.get(wordRows);
-  if (qweightLayout === undefined) bindings.qweightLayouts.set(wordRows, (qweightLayout = `qweight, ${wordRows} word rows`));
+  let layout = bindings.qweightLayouts.get(wordRows);
+  if (layout === undefined) bindings.qweightLayouts.set(wordRows, (layout = qweightLayout(wordRows)));
   return {
-    qweight: call.frozen(weight.q, qweightLayout, () => kernelQweight(weight, wordRows)),
-    groupScalesAndZeros: call.frozen(weight.scales, 'scales then zeros', () => {
+    qweight: call.frozen(weight, layout, () => kernelQweight(weight, wordRows)),
+    groupScalesAndZeros: call.frozen(weight, SCALES_AND_ZEROS_LAYOUT, () => {
       const packed = packScalesAndZeros(weight);
       if (packed.length !== scalesAndZeros) throw new Error(`kernel ${kernel.kernel}: groupScalesAndZeros holds ${scalesAndZeros} floats, the layer ${packed.length}`);
       return packed;

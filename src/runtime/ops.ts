@@ -20,6 +20,8 @@ import type { rmsnormBackward, rmsnormForward } from './typescript/rmsnorm.ts';
 import type { ropeBackward, ropeForward } from './typescript/rope.ts';
 import type { swigluBackward, swigluForward } from './typescript/swiglu.ts';
 import type { AdamWOptions, Optimizer, OptimizerParameter } from './optimizer.ts';
+import type { Bits, QuantizedWeight } from '../quant/quantized-weight.ts';
+import type { ScaleDtype } from '../quant/scale-dtype.ts';
 
 export interface SyncTrainingOps {
   /** Shown in benchmarks and errors: 'typescript', 'native-cpu', 'webgpu', … */
@@ -55,6 +57,32 @@ export interface DeviceStats {
   readonly profile?: readonly { readonly name: string; readonly kind: string; readonly calls: number; readonly milliseconds: number }[];
 }
 
+/** What the spec says of one projection's quantization, as a frozen quantizer needs it. */
+export interface FrozenQuantization {
+  readonly bits: Bits;
+  readonly group: number;
+  readonly symmetric: boolean;
+  /**
+   * The dtype the scales are stored in (withStoredScales). Required: a device holds float32
+   * scales, so a projection with exact float64 ones (a spec without a scale dtype: tests) is
+   * quantized on the host.
+   */
+  readonly scaleDtype: ScaleDtype;
+}
+
+/**
+ * RTN of frozen float weights where a device backend computes (the cuda backend's compiled
+ * quantize and pack kernels): the same codes, scales and zeros as the host's quantizeProjection
+ * (src/train/quantize-projection.ts), bit for bit, left on the device in the layout its linear
+ * kernels bind. The weight it returns reads its arrays back from the device only when asked.
+ */
+export interface FrozenQuantizer {
+  /** `weight` is [outFeatures, inFeatures], as a checkpoint stores it; `name` (layers.0.q) picks the layer's kernels. */
+  quantize(name: string, weight: Float32Array, outFeatures: number, inFeatures: number, quantization: FrozenQuantization): QuantizedWeight;
+  /** Frees what quantizing needed (the staged float weight, the codes) once the model is built. */
+  close(): void;
+}
+
 /** What QaLoraModel accepts: every op of SyncTrainingOps, each possibly asynchronous (sizes are answered at once). */
 export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'> & {
   readonly [Op in Exclude<keyof SyncTrainingOps, 'name' | 'attentionSavedLength'>]: MayAwait<SyncTrainingOps[Op]>;
@@ -68,6 +96,8 @@ export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'>
    * logits (ForwardOptions.logitsOnDevice); a table without it runs the four unfused ops.
    */
   readonly lmHeadCrossEntropy?: MayAwait<typeof lmHeadCrossEntropy>;
+  /** A device backend's RTN of the frozen float weights (the host quantizes them otherwise); opened for one model's setup. */
+  readonly frozenQuantizer?: () => FrozenQuantizer;
   /** A device backend's AdamW, where the gradients are (the trainer's host AdamW otherwise). */
   readonly adamw?: (parameters: readonly OptimizerParameter[], options: AdamWOptions) => Optimizer;
 };

@@ -25,10 +25,10 @@ import { dropoutDraws } from '../runtime/typescript/dropout-draws.ts';
 import { allocateFloats, type FloatType, type Floats } from '../runtime/typescript/floats.ts';
 import { type Adapter, type AdapterActivations, inFeaturesOf, type FrozenWeight, type QaLoraLinear } from '../runtime/typescript/qalora-linear.ts';
 import { ropeTables, type RopeTables } from '../runtime/typescript/rope.ts';
-import type { TrainingOps } from '../runtime/ops.ts';
+import type { FrozenQuantizer, TrainingOps } from '../runtime/ops.ts';
 import { TYPESCRIPT_OPS } from '../runtime/typescript/ops.ts';
 import { UnsupportedPlanError } from './plan-to-spec.ts';
-import { paddedInFeatures, quantizeProjection } from './quantize-projection.ts';
+import { frozenQuantizationOf, paddedInFeatures, quantizeProjection } from './quantize-projection.ts';
 import { PROJECTIONS, type ProjectionName, type ProjectionSpec, type QaLoraSpec } from './qalora-spec.ts';
 
 /**
@@ -198,7 +198,7 @@ function padRows(weight: Float64Array, inFeatures: number, outFeatures: number, 
  * it is: `tensor` then serves for its shape only, and may hold no data. Either way its scales are
  * held in the spec's scale dtype, what a checkpoint stores (fp16 for GPTQ files already).
  */
-function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng, prequantized?: QuantizedWeight): QaLoraLinear {
+function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dtype: FloatType, rng: Rng, prequantized?: QuantizedWeight, quantizer?: () => FrozenQuantizer): QaLoraLinear {
   const [outFeatures, realInFeatures] = tensor.shape;
   const usesGroups = spec.bits !== null || spec.adapter !== null;
   const inFeatures = paddedInFeatures(realInFeatures, spec);
@@ -219,7 +219,12 @@ function buildProjection(name: string, tensor: Tensor, spec: ProjectionSpec, dty
   } else {
     const data = tensor.data;
     if (data.length !== outFeatures * realInFeatures) throw new RangeError(`${name} holds ${data.length} floats, its shape ${outFeatures}×${realInFeatures}`);
-    base = { kind: 'quantized', weight: quantizeProjection(name, outFeatures, realInFeatures, spec, (o, into) => into.set(data.subarray(o * realInFeatures, (o + 1) * realInFeatures))) };
+    // A device backend quantizes the checkpoint's floats where it computes (frozenQuantizationOf says which it can).
+    const quantization = quantizer !== undefined && data instanceof Float32Array ? frozenQuantizationOf(spec, realInFeatures) : undefined;
+    const weight = quantization !== undefined
+      ? quantizer!().quantize(name, data as Float32Array, outFeatures, realInFeatures, quantization)
+      : quantizeProjection(name, outFeatures, realInFeatures, spec, (o, into) => into.set(data.subarray(o * realInFeatures, (o + 1) * realInFeatures)));
+    base = { kind: 'quantized', weight };
   }
   if (spec.adapter === null) return { base, adapter: null };
   const { rank, alpha, dropout, pooling } = spec.adapter;
@@ -268,12 +273,24 @@ export class QaLoraModel {
     this.kvDim = headDim(arch) * arch.kvHeads;
     this.rope = ropeTables(headDim(arch), arch.context, arch.ropeTheta);
     const rng = createRng(options.seed ?? 0);
-    this.blocks = spec.map((blockSpec, l) => {
+    // The ops' frozen quantizer, opened at the first float projection to quantize and closed when every block is built.
+    let quantizer: FrozenQuantizer | undefined;
+    const openQuantizer = this.ops.frozenQuantizer === undefined ? undefined : () => (quantizer ??= this.ops.frozenQuantizer!());
+    try {
+      this.blocks = this.buildBlocks(spec, rng, openQuantizer);
+    } finally {
+      quantizer?.close();
+    }
+  }
+
+  private buildBlocks(spec: QaLoraSpec, rng: Rng, quantizer: (() => FrozenQuantizer) | undefined): Readonly<Record<ProjectionName, Projection>>[] {
+    const { checkpoint } = this;
+    return spec.map((blockSpec, l) => {
       const block = {} as Record<ProjectionName, Projection>;
       for (const p of PROJECTIONS) {
         const name = `layers.${l}.${p}`;
         const tensor = checkpoint.layers[l][p];
-        const layer = buildProjection(name, tensor, blockSpec[p], this.dtype, rng, checkpoint.quantized?.get(name));
+        const layer = buildProjection(name, tensor, blockSpec[p], this.dtype, rng, checkpoint.quantized?.get(name), quantizer);
         if (inFeaturesOf(layer.base) !== tensor.shape[1] && !HOST_OPS.has(this.ops.name)) {
           throw new UnsupportedPlanError(`${name}: pad = zero runs on the cpu backend only so far (the ${this.ops.name} ops keep activations on the device)`);
         }

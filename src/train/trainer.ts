@@ -8,6 +8,7 @@
 //   out/run.lock           while a process writes the folder (see run-lock.ts)
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { Architecture } from '../model/architecture.ts';
 import { firstNonFinite } from '../model/finite.ts';
 import { readGptqCheckpoint } from '../model/gptq-checkpoint.ts';
 import { readHfCheckpoint } from '../model/hf-checkpoint.ts';
@@ -21,15 +22,15 @@ import { changesNotice, openCheckpoint, restoreTraining, saveCheckpoint, type Op
 import { alpacaDataset, DataError, textDataset, type Dataset } from './data.ts';
 import { gptqCacheKey, readGptqCache, writeGptqCache } from './gptq-cache.ts';
 import { gptqRequestOf, quantizeModelWithGptq } from './gptq-model.ts';
-import { PROJECTIONS } from './qalora-spec.ts';
+import { PROJECTIONS, type QaLoraSpec } from './qalora-spec.ts';
 import { heldOutLoss, heldOutTokens } from './held-out-loss.ts';
 import { planToSpec } from './plan-to-spec.ts';
 import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
-import { quantizeAsDrawn } from './quantize-projection.ts';
-import { quantizeInWorkers } from './random-weights-parallel.ts';
+import { quantizeAsDrawn, quantizeDrawnOnDevice } from './quantize-projection.ts';
+import { drawInWorkers, quantizeInWorkers } from './random-weights-parallel.ts';
 import { recomputedBlockCount } from './recompute.ts';
-import type { TrainingOps } from '../runtime/ops.ts';
+import type { FrozenQuantizer, TrainingOps } from '../runtime/ops.ts';
 import { lockRunFolder } from './run-lock.ts';
 import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
 import { stepSeed } from './seeds.ts';
@@ -137,13 +138,8 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
     // Each quantized projection is drawn and quantized a row at a time, its floats never held;
     // GPTQ's calibration pass runs the float model, so a GPTQ plan gets the floats.
     const gptq = gptqRequestOf(plan) !== null;
-    const workers = gptq ? undefined : quantizeInWorkers(arch, randomWeightsSeed!, spec);
-    if (workers) report(`random weights: drawn and quantized on ${workers.threads} threads`);
-    try {
-      weights = randomWeights(arch, randomWeightsSeed!, gptq ? undefined : workers?.quantize ?? quantizeAsDrawn(spec));
-    } finally {
-      workers?.close();
-    }
+    const deviceQuantizer = gptq ? undefined : ops?.frozenQuantizer?.();
+    weights = deviceQuantizer ? randomWeightsOnDevice(arch, randomWeightsSeed!, spec, deviceQuantizer, report) : randomWeightsOnHost(arch, randomWeightsSeed!, spec, gptq, report);
   }
   const tokenizer = readTokenizer(tokenizerPath, plan.model.architecture.vocab, checkpoint?.path ?? `spec ${plan.spec}`);
   const dataPath = resolve(specDir, String(settings.data));
@@ -156,6 +152,37 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
   const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), recomputedBlocks, ...(ops ? { ops } : {}) });
   return { model, weights: quantizedWeights, tokenizer, dataset, settings };
 }
+
+/** Random weights drawn and quantized on the host: on worker threads where the bundle has them (a GPTQ plan gets the floats). */
+function randomWeightsOnHost(arch: Architecture, seed: number, spec: QaLoraSpec, gptq: boolean, report: (line: string) => void): Llama2cCheckpoint {
+  const started = performance.now();
+  const workers = gptq ? undefined : quantizeInWorkers(arch, seed, spec);
+  try {
+    const weights = randomWeights(arch, seed, gptq ? undefined : workers?.quantize ?? quantizeAsDrawn(spec));
+    report(`random weights: drawn${gptq ? '' : ' and quantized'} on ${workers?.threads ?? 1} thread${workers ? 's' : ''} in ${seconds(performance.now() - started)}`);
+    return weights;
+  } finally {
+    workers?.close();
+  }
+}
+
+/** Random weights drawn on the host (on worker threads where the bundle has them) and quantized on the device, a projection at a time. */
+function randomWeightsOnDevice(arch: Architecture, seed: number, spec: QaLoraSpec, quantizer: FrozenQuantizer, report: (line: string) => void): Llama2cCheckpoint {
+  const started = performance.now();
+  const draws = drawInWorkers(arch, seed, spec);
+  const times = { draw: 0, quantize: 0 };
+  try {
+    const weights = randomWeights(arch, seed, quantizeDrawnOnDevice(spec, seed, quantizer, draws, times));
+    report(`random weights: drawn on ${draws?.threads ?? 1} thread${draws ? 's' : ''} and quantized on the device in ${seconds(performance.now() - started)} ` +
+      `(${seconds(times.draw)} ${draws ? 'waiting for the draws' : 'drawing'}, ${seconds(times.quantize)} uploading and quantizing)`);
+    return weights;
+  } finally {
+    draws?.close();
+    quantizer.close();
+  }
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 function scheduleOf(settings: Settings, steps: number): ScheduleRecord {
   const kind = settings.schedule === 'linear' || settings.schedule === 'cosine' ? settings.schedule : 'constant';

@@ -249,7 +249,10 @@ export function defineKernelSuite(backend: KernelBackend, options: SuiteOptions)
     describe(name, () => {
       if (wants('quantize')) {
         it('quantize: RTN codes and zeros exact (but exact ties), scales within 2 f32 ulps', async () => {
-          const out = await run('quantize', 0, { weight: data.weight });
+          // The quantize kernels read W as a checkpoint stores it, [out, in]: data.weight transposed.
+          const stored = new Float32Array(data.weight.length);
+          for (let i = 0; i < data.paddedInFeatures; i++) for (let o = 0; o < c.outFeatures; o++) stored[o * data.paddedInFeatures + i] = data.weight[i * c.outFeatures + o]!;
+          const out = await run('quantize', 0, { weight: stored });
           // Symmetric RTN puts the group's extreme weight exactly on a tie (w/s = ±(2^b − 1)/2),
           // where the code depends on the last bit of s: f32 and float64 may round it apart.
           // Any other difference is a bug.

@@ -13,7 +13,7 @@
 //   workgroup (256, 1, 1), one invocation per element
 //
 // Bindings (group 0)
-//   0 weight (read): f32 [13824, 5120]
+//   0 weight (read): f32 [5120, 13824]
 //   1 codes (read_write): u32 [13824, 5120]
 //   2 groupScalesAndZeros (read_write): f32 [1105920]
 //
@@ -30,7 +30,7 @@ const GROUPS: u32 = 108u;
 const MAX_CODE: u32 = 255u;
 const THREADS: u32 = 256u;
 
-// W, input-major, padded rows zero: [13824, 5120]
+// W as a checkpoint stores it, [out, in], padded columns zero: [5120, 13824]
 @group(0) @binding(0) var<storage, read> weight: array<f32>;
 // q, one code per element: [13824, 5120]
 @group(0) @binding(1) var<storage, read_write> codes: array<u32>;
@@ -64,10 +64,12 @@ fn quantizeRtn(@builtin(global_invocation_id) invocation: vec3u) {
     return;
   }
   let firstRow = group * GROUP_SIZE;
-  var groupMin = weight[firstRow * OUT_FEATURES + outputColumn];
+  // W as a checkpoint stores it, [out, in]: row outputColumn's group is a contiguous run.
+  let rowStart = outputColumn * PADDED_IN_FEATURES;
+  var groupMin = weight[rowStart + firstRow];
   var groupMax = groupMin;
   for (var inputRow = firstRow + 1u; inputRow < firstRow + GROUP_SIZE; inputRow++) {
-    let value = weight[inputRow * OUT_FEATURES + outputColumn];
+    let value = weight[rowStart + inputRow];
     groupMin = min(groupMin, value);
     groupMax = max(groupMax, value);
   }
@@ -82,7 +84,7 @@ fn quantizeRtn(@builtin(global_invocation_id) invocation: vec3u) {
   storeGroupScales(group * OUT_FEATURES + outputColumn, groupScale);
   storeGroupZeros(group * OUT_FEATURES + outputColumn, groupZero);
   for (var inputRow = firstRow; inputRow < firstRow + GROUP_SIZE; inputRow++) {
-    let value = weight[inputRow * OUT_FEATURES + outputColumn];
+    let value = weight[rowStart + inputRow];
     let code = clamp(round(value / groupScale) + groupZero, 0.0, f32(MAX_CODE));
     codes[inputRow * OUT_FEATURES + outputColumn] = u32(code);
   }

@@ -16,7 +16,7 @@
 //   threads: 256 per block, one element (or group, or packed word) per thread
 //
 // Kernel parameters, in order (bindings[i] of a launcher), then tokens and adapterScale
-//   0 weight (read): float [64, 32]
+//   0 weight (read): float [32, 64]
 //   1 codes (written): uint32 [64, 32]
 //   2 groupScalesAndZeros (written): float [256]
 //       groupScales [4, 32] at element 0
@@ -60,9 +60,12 @@ __device__ inline Element* groupZerosOf(Element* groupScalesAndZeros) { return g
 
 using namespace qalc_quantize_kp64_n32_b4_g16_asym_bf16;
 
-// Round-to-nearest quantization of one group of one column per thread, as src/quant/rtn.ts:
-// the range always contains 0, an all-zero group becomes [-1, 1], and rintf rounds half to
-// even like torch.round. Division is IEEE (no fast math), as the reference.
+// Round-to-nearest quantization of one group of one column per thread, exactly as
+// src/quant/rtn.ts computes it: the weight is read as a checkpoint stores it ([out, in], row
+// outputColumn's group a contiguous run), the range always contains 0, an all-zero group becomes
+// [-1, 1], and the scale, the zero and every w / s are IEEE float64 (rint rounds half to even like
+// torch.round and roundHalfEven), so the codes are the host's bit for bit; the scale is stored
+// as float32 (the host rounds it on to the spec's scale dtype, as withStoredScales does).
 extern "C" __global__ void __launch_bounds__(THREADS) quantize_kp64_n32_b4_g16_asym_bf16__quantizeRtn(
     const float* __restrict__ weight,
     uint32_t* __restrict__ codes,
@@ -75,27 +78,27 @@ extern "C" __global__ void __launch_bounds__(THREADS) quantize_kp64_n32_b4_g16_a
   const uint32_t group = blockIdx.y;
   if (outputColumn >= OUT_FEATURES || group >= GROUPS) return;
   const uint32_t firstRow = group * GROUP_SIZE;
-  float groupMin = weight[firstRow * OUT_FEATURES + outputColumn];
+  const float* __restrict__ groupWeights = weight + static_cast<size_t>(outputColumn) * PADDED_IN_FEATURES + firstRow;
+  float groupMin = groupWeights[0];
   float groupMax = groupMin;
-  for (uint32_t inputRow = firstRow + 1u; inputRow < firstRow + GROUP_SIZE; ++inputRow) {
-    const float value = weight[inputRow * OUT_FEATURES + outputColumn];
-    groupMin = fminf(groupMin, value);
-    groupMax = fmaxf(groupMax, value);
+  for (uint32_t i = 1u; i < GROUP_SIZE; ++i) {
+    groupMin = fminf(groupMin, groupWeights[i]);
+    groupMax = fmaxf(groupMax, groupWeights[i]);
   }
-  float rangeLow = fminf(0.0f, groupMin);
-  float rangeHigh = fmaxf(0.0f, groupMax);
-  if (rangeLow == 0.0f && rangeHigh == 0.0f) {
-    rangeLow = -1.0f;
-    rangeHigh = 1.0f;
+  double rangeLow = fmin(0.0, static_cast<double>(groupMin));
+  double rangeHigh = fmax(0.0, static_cast<double>(groupMax));
+  if (rangeLow == 0.0 && rangeHigh == 0.0) {
+    rangeLow = -1.0;
+    rangeHigh = 1.0;
   }
-  const float groupScale = __fdiv_rn(rangeHigh - rangeLow, static_cast<float>(MAX_CODE));
-  const float groupZero = rintf(__fdiv_rn(-rangeLow, groupScale));
-  groupScales[group * OUT_FEATURES + outputColumn] = groupScale;
-  groupZeros[group * OUT_FEATURES + outputColumn] = groupZero;
-  for (uint32_t inputRow = firstRow; inputRow < firstRow + GROUP_SIZE; ++inputRow) {
-    const float value = weight[inputRow * OUT_FEATURES + outputColumn];
-    const float code = fminf(fmaxf(rintf(__fdiv_rn(value, groupScale)) + groupZero, 0.0f), static_cast<float>(MAX_CODE));
-    codes[inputRow * OUT_FEATURES + outputColumn] = static_cast<uint32_t>(code);
+  const double groupScale = __ddiv_rn(rangeHigh - rangeLow, static_cast<double>(MAX_CODE));
+  // + 0.0 turns the -0 of rint(-0 / s) into +0, as rtn.ts does.
+  const double groupZero = rint(__ddiv_rn(-rangeLow, groupScale)) + 0.0;
+  groupScales[group * OUT_FEATURES + outputColumn] = __double2float_rn(groupScale);
+  groupZeros[group * OUT_FEATURES + outputColumn] = static_cast<float>(groupZero);
+  for (uint32_t i = 0u; i < GROUP_SIZE; ++i) {
+    const double code = fmin(fmax(rint(__ddiv_rn(static_cast<double>(groupWeights[i]), groupScale)) + groupZero, 0.0), static_cast<double>(MAX_CODE));
+    codes[(firstRow + i) * OUT_FEATURES + outputColumn] = static_cast<uint32_t>(code);
   }
 }
 

@@ -146,7 +146,7 @@ function interfaceOf(kernel: KernelIR, c: LayerConfig): Interface {
     }
     case 'quantize': {
       const buffers: BufferSpec[] = [
-        { name: 'weight', elementType: 'f32', shape: [fixed(Kp), fixed(N)], access: read, doc: 'W, input-major, padded rows zero' },
+        { name: 'weight', elementType: 'f32', shape: [fixed(N), fixed(Kp)], access: read, doc: 'W as a checkpoint stores it, [out, in], padded columns zero' },
         { name: 'codes', elementType: code, shape: [fixed(Kp), fixed(N)], access: write, doc: 'q, one code per element' },
         scalesAndZeros(write),
       ];

@@ -46,7 +46,7 @@ function missingModelOps(kernels: CudaKernelSet): string | null {
  * every call waited for): their deviceStats() carry the profile (summary.json's device.profile,
  * train.jsonl's profile_ms).
  */
-export function profiledDeviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string, method: ProfileMethod = 'waits'): { ops: DeviceOps; profiled: ProfiledPort } {
+export function profiledDeviceOps(driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'> & Partial<Pick<CudaKernelSet, 'quantize'>>, host: SyncTrainingOps, activation: string, method: ProfileMethod = 'waits'): { ops: DeviceOps; profiled: ProfiledPort } {
   const { events } = driver;
   const profiled = method === 'events' && events !== undefined ? eventProfiledPort(driver, events) : profiledPort(driver);
   const ops = deviceOps(profiled, kernels, host, activation);
@@ -78,7 +78,9 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
     // lm_head (the dense frozen classifier) on cuBLAS where libcublas loads, else on its own kernel (device-ops.ts).
     const fused = ops.lmHeadCrossEntropy !== undefined ? ', fused with the cross-entropy by chunks of rows where only the loss is wanted' : '';
     const blas = driver.blas.available ? `lm_head on cuBLAS ${driver.blas.version} (${driver.blas.library})${fused}` : `lm_head on qalc's own kernel (${driver.blas.reason})`;
-    const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops; ${blas}${profiling}`].join('\n');
+    const quantized = ops.frozenQuantizer !== undefined ? 'frozen weights quantized on the GPU (the compiled quantize and pack kernels)'
+      : `frozen weights quantized on the host (${kernels.quantize.length === 0 ? 'no quantize kernels in the compile folder' : 'QALC_CUDA_QUANTIZE=host'})`;
+    const notice = [...(cpu.notice ? [cpu.notice] : []), `${gpu}; every op on the GPU${attention}, the data kept there between ops; ${blas}; ${quantized}${profiling}`].join('\n');
     const report = () => [describeDeviceOps(ops), ...(profiled === undefined ? [] : [describeProfile(profiled.profile(), profiled.method)])].join('\n');
     return { name: 'cuda', ops, device, notice, report, close: () => {} };
   }

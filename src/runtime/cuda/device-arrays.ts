@@ -22,7 +22,8 @@
 //   shadow (shadow()) also has a 16-bit copy, which a dense 16-bit read of a placed array gets a
 //   view of — refreshed whole, by one conversion, when the storage changed since its last refresh;
 // - frozen weights (norm weights, the embedding table, the classifier, RoPE tables, codes) go up
-//   once per host array and layout (WeakMap-keyed: they must not change after their first use).
+//   once per host array and layout (WeakMap-keyed: they must not change after their first use);
+//   a quantized weight made on the device (device-quantize.ts) is adopted where it was made.
 // A resident buffer stays with its array (the model allocates its activations once per batch
 // shape, so a step reuses the buffers of the step before); temporaries come from a pool and go
 // back to it when the op that took them has been launched — launches and the synchronous copies
@@ -386,6 +387,17 @@ export class DeviceArrays {
       copies.set(layout, buffer);
     }
     return buffer;
+  }
+
+  /**
+   * A frozen weight made on the device (the quantize and pack kernels' output, allocated with
+   * allocate()): what frozen(owner, layout, …) gives from now on, nothing built or uploaded.
+   */
+  adoptFrozen(owner: object, layout: string, buffer: DeviceBuffer): void {
+    let copies = this.frozenCopies.get(owner);
+    if (copies === undefined) this.frozenCopies.set(owner, (copies = new Map()));
+    if (copies.has(layout)) throw new Error(`a frozen weight is already on the device as ${layout}`);
+    copies.set(layout, buffer);
   }
 
   /** Copies every resident array among `hosts` back and hands it to the host (waits for the device). */

@@ -45,6 +45,7 @@ import { deviceDropout } from './device-dropout.ts';
 import { deviceUnpool } from './device-unpool.ts';
 import { deviceKvCache, type DeviceKvCache } from './device-decode-attention.ts';
 import type { DecodeAttentionShape } from '../typescript/decode-attention.ts';
+import { deviceFrozenQuantizer, quantizePathOf, withFrozenQuantizer, type QuantizePath } from './device-quantize.ts';
 import { describeLinearPaths, gemmLinearOps, linearPathOf, type GemmLinearOptions, type GemmLinearStats } from './gemm-linear.ts';
 
 export interface DeviceOps extends TrainingOps {
@@ -112,13 +113,15 @@ export function lmHeadChunkRows(vocab: number, bytes = LM_HEAD_CHUNK_BYTES): num
 export interface DeviceOpsOptions extends GemmLinearOptions {
   /** The fused lm_head's chunk (LM_HEAD_CHUNK_BYTES by default; tests make it small to have several). */
   readonly lmHeadChunkBytes?: number;
+  /** Where the frozen weights are quantized (QALC_CUDA_QUANTIZE by default: device-quantize.ts). */
+  readonly quantize?: QuantizePath;
 }
 
 /** The linear layers' path as QALC_CUDA_LINEAR says (auto when unset). */
 export const linearOptionsFromEnvironment = (): GemmLinearOptions => ({ path: linearPathOf(process.env['QALC_CUDA_LINEAR']) });
 
 export function deviceOps(
-  driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'>, host: SyncTrainingOps, activation: string,
+  driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'> & Partial<Pick<CudaKernelSet, 'quantize'>>, host: SyncTrainingOps, activation: string,
   linearOptions: DeviceOpsOptions = linearOptionsFromEnvironment(),
 ): DeviceOps {
   const ops = modelOpLauncher(driver, kernels.modelOps);
@@ -278,6 +281,7 @@ export function deviceOps(
     kvCache: (shape) => deviceKvCache(ops, arrays, shape),
     deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: launches() }),
     adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize(), activation as ActivationType),
+    ...withFrozenQuantizer(deviceFrozenQuantizer(driver, kernels.quantize ?? [], arrays, linearOptions.quantize ?? quantizePathOf(process.env['QALC_CUDA_QUANTIZE']))),
     ...(hasFusedLmHead ? { lmHeadCrossEntropy: fusedLmHead } : {}),
 
     embeddingForward(out, tokens, table, count, channels) {

@@ -34,6 +34,8 @@ export interface ModelOpImage {
 export interface CudaKernelSet {
   readonly arch: CudaArch;
   readonly kernels: readonly CudaKernelImage[];
+  /** The quantize and pack kernels, which quantize the frozen weights on the device at setup (device-quantize.ts). */
+  readonly quantize: readonly CudaKernelImage[];
   /** Empty when the compile folder's manifest predates them: then only the linear layers run on the GPU. */
   readonly modelOps: readonly ModelOpImage[];
   /** One line for the user: how many were found and how many built. */
@@ -62,7 +64,10 @@ function freshFatbin(dir: string, kernel: { readonly file: string; readonly code
 /** The training roles and dequantize: the cuda backend multiplies Ŵ on cuBLAS at training sizes (gemm-linear.ts). */
 export const CUDA_TRAINING_ROLES: readonly string[] = [...TRAINING_ROLES, 'dequantize'];
 
-export async function loadCudaKernels(plan: Plan, options: { readonly dir: string; readonly arch: CudaArch; readonly roles?: readonly string[]; readonly compileDir?: string }): Promise<CudaKernelSet> {
+/** The roles whose kernels quantize the frozen weights on the device (CudaKernelSet.quantize). */
+export const QUANTIZE_ROLES: readonly string[] = ['quantize', 'pack'];
+
+export async function loadCudaKernels(plan: Plan, options: { readonly dir: string; readonly arch: CudaArch; readonly roles?: readonly string[]; readonly quantizeRoles?: readonly string[]; readonly compileDir?: string }): Promise<CudaKernelSet> {
   const { dir, arch } = options;
   const roles = options.roles ?? CUDA_TRAINING_ROLES;
   const compiled = await loadCompiledKernels(plan, { ...(options.compileDir !== undefined ? { dir: options.compileDir } : {}), targets: ['cuda'] });
@@ -83,11 +88,13 @@ export async function loadCudaKernels(plan: Plan, options: { readonly dir: strin
     return undefined;
   };
   const kernels: CudaKernelImage[] = [];
+  const quantize: CudaKernelImage[] = [];
   const modelOps: ModelOpImage[] = [];
+  const quantizeRoles = options.quantizeRoles ?? QUANTIZE_ROLES;
   await Promise.all([
-    ...cuda.filter((k) => roles.includes(k.role)).map(async (manifest) => {
+    ...cuda.filter((k) => roles.includes(k.role) || quantizeRoles.includes(k.role)).map(async (manifest) => {
       const image = await imageOf(manifest);
-      if (image !== undefined) kernels.push({ manifest, ...image });
+      if (image !== undefined) (roles.includes(manifest.role) ? kernels : quantize).push({ manifest, ...image });
     }),
     ...compiled.manifest.modelOps.map(async (manifest) => {
       const image = await imageOf(manifest);
@@ -101,11 +108,12 @@ export async function loadCudaKernels(plan: Plan, options: { readonly dir: strin
     );
   }
   kernels.sort((a, b) => a.manifest.kernel.localeCompare(b.manifest.kernel));
+  quantize.sort((a, b) => a.manifest.kernel.localeCompare(b.manifest.kernel));
   modelOps.sort((a, b) => a.manifest.kernel.localeCompare(b.manifest.kernel));
-  const all = [...kernels, ...modelOps];
+  const all = [...kernels, ...quantize, ...modelOps];
   const built = all.filter((k) => k.origin === 'built').length;
   return {
-    arch, kernels, modelOps,
-    summary: `${kernels.length} linear and ${modelOps.length} model-op ${arch} kernels (manifest ${describeOrigin(compiled)}): ${all.length - built} fatbins from ${dir}, ${built} built with nvcc`,
+    arch, kernels, quantize, modelOps,
+    summary: `${kernels.length} linear, ${quantize.length} quantize and pack, and ${modelOps.length} model-op ${arch} kernels (manifest ${describeOrigin(compiled)}): ${all.length - built} fatbins from ${dir}, ${built} built with nvcc`,
   };
 }

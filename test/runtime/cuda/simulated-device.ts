@@ -3,12 +3,14 @@
 // GPTQ qweight decoded as the emitted weightCode() reads it, bf16/fp16/f32 bindings, the part
 // offsets of groupScalesAndZeros / adapterWeights, dropout multipliers, layers without adapter;
 // forward, decode, backward_data, adapter_grad, dequantize (Ŵ into its binding) and the
-// forward's u/v prologue launched alone (the dequantize + cuBLAS path). It checks the host side of the cuda ops (packing, layouts, launch parameters, which kernel
+// forward's u/v prologue launched alone (the dequantize + cuBLAS path); quantize and pack
+// (simulated-quantize.ts: the kernels' own arithmetic transcribed). It checks the host side of the cuda ops (packing, layouts, launch parameters, which kernel
 // for which layer), not the kernels themselves (those were checked on the H200 against float64:
 // test/backends/cuda/h200).
 import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type DeviceMatrix, type GemmCall, type KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
 import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
+import { simulateQuantizeEntry } from './simulated-quantize.ts';
 
 /** `data`'s bytes as elements of `type` (data may be a view into a larger allocation). */
 export const elementsOf = <T>(type: { new(buffer: ArrayBufferLike, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number }, data: Uint8Array): T =>
@@ -115,6 +117,7 @@ export class SimulatedDevice implements CudaDevicePort {
     const tokens = parameters[buffers.length]!.value as number;
     const scale = parameters[buffers.length + 1]!.value as number;
     const bytes = new Map(buffers.map((b, i) => [b.name, this.bytesAt(parameters[i]!.value as bigint)!]));
+    if (simulateQuantizeEntry(entry, kernel.kernel, kernel.constants, (name) => bytes.get(name)!)) return;
     const c = (name: string) => kernel.constants[name] as number;
     const f32 = (name: string) => elementsOf(Float32Array, bytes.get(name)!);
     /** A binding's values in its element type (bf16 or fp16 activations, f32 otherwise). */

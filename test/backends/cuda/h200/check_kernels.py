@@ -100,12 +100,11 @@ def rtn(weight, bits, group, symmetric):
     low = torch.where(both_zero, torch.full_like(low, -1.0), low)
     high = torch.where(both_zero, torch.full_like(high, 1.0), high)
     scales = (high - low) / max_code
-    # z and q from the scale as stored (f32) with f32 division: in float64, codes that sit on
-    # an exact .5 (e.g. the range end of a symmetric group, max / (2 max / 7) = 3.5) would
-    # round by the last bit of the scale, not by the method.
-    stored = scales.to(torch.float32)
-    zeros = torch.full_like(scales, float((max_code + 1) // 2)) if symmetric else torch.round(-low.to(torch.float32) / stored).to(torch.float64)
-    codes = torch.clamp(torch.round(w.to(torch.float32) / stored[:, None, :]).to(torch.float64) + zeros[:, None, :], 0, max_code)
+    # z and q in float64 from the float64 scale, as src/quant/rtn.ts (the host's RTN) computes
+    # them and the CUDA kernel now does: a code on an exact .5 (the range end of a symmetric
+    # group, max / (2 max / 7) = 3.5) rounds by the last bit of the float64 scale, the host's way.
+    zeros = torch.full_like(scales, float((max_code + 1) // 2)) if symmetric else torch.round(-low / scales) + 0.0
+    codes = torch.clamp(torch.round(w / scales[:, None, :]) + zeros[:, None, :], 0, max_code)
     return codes.reshape(rows, columns), scales, zeros
 
 
@@ -198,7 +197,8 @@ def generate(kernel, tokens, scale, generator, dev):
     elif role == "quantize":
         weight = to_dtype(c.randn(Kp, N, std=0.05), "f32")
         weight[K:] = 0
-        inputs["weight"] = weight
+        # The kernel reads W as a checkpoint stores it, [out, in].
+        inputs["weight"] = weight.T.contiguous()
         codes, scales, zeros = rtn(weight, L["bits"], g, L["symmetric"])
         reference.update(codes=codes, groupScales=scales, groupZeros=zeros)
     elif role == "pack":

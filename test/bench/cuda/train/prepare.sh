@@ -7,6 +7,7 @@
 #   adapter-gemm.py       the adapter GEMMs at the 7B shape on PyTorch's cuBLAS, beside the stacked form
 #   run.sh, report.mjs    the device script and the report it writes (copied from here)
 #   variants.sh           qalc's step under several environment settings, profiled, side by side
+#   setup-time.sh         the 32-block setup with the frozen weights quantized on the host, then on the device
 #   loss-curve.sh, loss-curve-report.mjs   the 32-block loss curve, killed and resumed, and its record
 #   commit.txt            the commit it was built from (marked when src/ or this folder has changes)
 #   data/                 the LLaMA 2 tokenizer (tokenizer.model), train.txt (the first 200,000
@@ -45,7 +46,7 @@ rm -rf "$dev"
 mkdir -p "$dev/data"
 bash "$root/test/runtime/cuda/h200/bundle-qalc.sh" "$dev"
 cd "$root"
-cp "$here/reference.py" "$here/adapter-gemm.py" "$here/variants.sh" "$here/run.sh" "$here/report.mjs" "$here/loss-curve.sh" "$here/loss-curve-report.mjs" "$dev/"
+cp "$here/reference.py" "$here/adapter-gemm.py" "$here/variants.sh" "$here/run.sh" "$here/report.mjs" "$here/loss-curve.sh" "$here/loss-curve-report.mjs" "$here/setup-time.sh" "$dev/"
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src templates test/bench/cuda/train || echo ' + uncommitted changes')" > "$dev/commit.txt"
 cp "$shared/models/llama2-tokenizer/tokenizer.model" "$dev/data/"
 head -c 200000 "$shared/data/tinyshakespeare.txt" > "$dev/data/train.txt"

@@ -14,9 +14,11 @@
 #   qalc train --random-weights --backend cuda at QALC_LAYERS blocks, STEPS (6) steps, then again
 #   profiled (QALC_CUDA_PROFILE=events: GPU time by CUDA events), 3 steps: ~40 s and ~30 s
 #   PyTorch anchors at 32 blocks (the issue's table)              ~45 s each
-#   qalc at 32 blocks, the same two runs                          ~90 s and ~85 s (host setup ~70 s
-#                                                                 each: the random weights drawn and
-#                                                                 quantized on 16 worker threads)
+#   qalc at 32 blocks, the same two runs                          ~90 s and ~85 s with the host's
+#                                                                 setup of ~70 s each (QALC_CUDA_QUANTIZE=host:
+#                                                                 drawn and quantized on 16 worker threads);
+#                                                                 expected ~10-15 s each now (drawn on the
+#                                                                 workers, quantized on the GPU: setup-time.sh)
 #   report                                                        ~1 s
 # ≈ 7 min in all. BUDGET_S (default 540) bounds the whole; each PyTorch part gets at most 150 s;
 # qalc at 4 blocks leaves RESERVE_S (330 s) for the parts at 32 blocks. QALC_LAYERS=32 runs the
@@ -123,8 +125,8 @@ fi
 
 pytorch_part peft-lora-l32 peft-lora --layers 32
 pytorch_part qalora-eager-l32 qalora-eager --layers 32
-# The whole 7B shape: ~70 s of host setup on the H200's 16 cores (random weights drawn and
-# quantized on worker threads), then ~0.3 s a step.
+# The whole 7B shape: its random weights drawn on 16 worker threads and quantized on the GPU
+# (~70 s when the host quantized them too: setup-time.sh measures both), then ~0.3 s a step.
 [ -x "$work/node" ] && qalc_part 32 "${RECOMPUTE_RESERVE_S:-30}"
 
 # RECOMPUTE=1: the 32-block step again with train.recompute = blocks (activation recomputation:

@@ -39,6 +39,15 @@ typedef void* cudaStream_t;
 inline float __int_as_float(int bits) { float f; std::memcpy(&f, &bits, 4); return f; }
 inline uint32_t __float_as_uint(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 
+// IEEE division and conversion, round to nearest even: what the _rn intrinsics are on the device
+// (x86-64's SSE arithmetic, no fast math).
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline float __double2float_rn(double x) { return static_cast<float>(x); }
+// A read through the read-only data cache is a plain read here.
+template <typename T>
+inline T __ldg(const T* address) { return *address; }
+
 struct __nv_bfloat16 { uint16_t bits; };
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   const uint32_t u = __float_as_uint(f);
