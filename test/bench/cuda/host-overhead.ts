@@ -57,5 +57,7 @@ console.log(`host time a step (no GPU work): ${ms.map((m) => `${m.toFixed(1)} ms
 if (ms.length > 1) {
   console.log(`steps 2–${ms.length}: ${summary(ms.slice(1))}; launches a step: ${[...launchesAStep].join(', ')}`);
   const aStep = (kind: keyof IdleCounts) => [...new Set(countsAtStep.slice(1).map((c, i) => c[kind] - countsAtStep[i]![kind]))].join(', ');
-  console.log(`a step: copies device→device ${aStep('copies')}, host→device ${aStep('uploads')}, device→host ${aStep('downloads')}, fills ${aStep('fills')}`);
+  console.log(`a step: copies device→device ${aStep('copies')}, host→device ${aStep('uploads')}, device→host ${aStep('downloads')}, fills ${aStep('fills')}, convert launches ${aStep('converts')}`);
 }
+
+console.log([...(globalThis as any).SYM].filter(([k]: [string]) => /convert|residual|rmsnorm|swiglu|rope|unpool|cross|sum_sq/.test(k)).map(([k, v]: [string, number]) => `${k} ${v}`).join('\n'));
