@@ -59,5 +59,3 @@ if (ms.length > 1) {
   const aStep = (kind: keyof IdleCounts) => [...new Set(countsAtStep.slice(1).map((c, i) => c[kind] - countsAtStep[i]![kind]))].join(', ');
   console.log(`a step: copies device→device ${aStep('copies')}, host→device ${aStep('uploads')}, device→host ${aStep('downloads')}, fills ${aStep('fills')}, convert launches ${aStep('converts')}`);
 }
-
-console.log([...(globalThis as any).SYM].filter(([k]: [string]) => /convert|residual|rmsnorm|swiglu|rope|unpool|cross|sum_sq/.test(k)).map(([k, v]: [string, number]) => `${k} ${v}`).join('\n'));

@@ -50,7 +50,6 @@ export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies
     launch: (fn, _grid, _block, _shared, parameters) => {
       packer.pack(parameters);
       if (fn.symbol.startsWith('convert_')) counts.converts++;
-      (globalThis as any).SYM ??= new Map(); (globalThis as any).SYM.set(fn.symbol, ((globalThis as any).SYM.get(fn.symbol) ?? 0) + 1);
     },
     synchronize: () => {},
     gemm: () => {},
