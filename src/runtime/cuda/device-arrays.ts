@@ -23,8 +23,9 @@
 //   into it) is known to hold zeros with no launch yet: the first op that writes it may
 //   overwrite it instead of adding (overwritable: an op's overwrite entry, a GEMM with beta = 0),
 //   and only a reader or an op that adds into it fills the buffer first (a memset then). At the
-//   7B shape that leaves 2 of a 2-block step's 49 fills; `eagerZeros` keeps the fill at once and
-//   no overwrites (the path before, for comparison: QALC_CUDA_EAGER_ZERO=1);
+//   7B shape that leaves 7 of a 2-block step's 49 fills (attention adds into dq, dk, dv; the
+//   gradient norm's sum); `eagerZeros` fills at once and overwrites nothing (the path before,
+//   for comparison: QALC_CUDA_EAGER_ZERO=1);
 // - frozen weights (norm weights, the embedding table, the classifier, RoPE tables, codes) go up
 //   once per host array and layout (WeakMap-keyed: they must not change after their first use).
 // A resident buffer stays with its array (the model allocates its activations once per batch
