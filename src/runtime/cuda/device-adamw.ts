@@ -16,6 +16,7 @@
 import type { AdamWOptions, Optimizer, OptimizerParameter, OptimizerState, StepReport } from '../optimizer.ts';
 import type { DeviceBuffer } from './cuda.ts';
 import { float32, type DeviceArrays } from './device-arrays.ts';
+import type { ActivationType } from './host-data.ts';
 import type { ModelOpLauncher } from './model-op-launcher.ts';
 import { PackedParameters } from './packed-parameters.ts';
 
@@ -30,8 +31,10 @@ export class DeviceAdamW implements Optimizer {
   private norm: number | undefined;
 
   constructor(readonly parameters: readonly OptimizerParameter[], private readonly options: AdamWOptions,
-    private readonly arrays: DeviceArrays, private readonly ops: ModelOpLauncher, private readonly synchronize: () => void) {
-    this.storage = new PackedParameters(parameters, arrays);
+    private readonly arrays: DeviceArrays, private readonly ops: ModelOpLauncher, private readonly synchronize: () => void,
+    /** The activation type the GEMMs read the adapters in (the storage's shadow; none: they are never read so). */
+    shadow?: ActivationType) {
+    this.storage = new PackedParameters(parameters, arrays, shadow);
     this.sum = arrays.allocate(4);
     this.partials = arrays.allocate(ops.constant('sum_squares', 'BLOCKS') * 4);
   }

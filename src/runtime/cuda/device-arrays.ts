@@ -18,7 +18,9 @@
 // - an array placed in packed storage (an optimizer on the device places each adapter's A, B and
 //   their gradients: packed-parameters.ts) keeps one buffer, a view of that storage, for good: its
 //   writes go there (float32 rows only), an upload of the host's values goes there, a sync leaves
-//   it there; placedSpan() gives arrays placed back to back as one buffer;
+//   it there; placedSpan() gives arrays placed back to back as one buffer; a storage with a
+//   shadow (shadow()) also has a 16-bit copy, which a dense 16-bit read of a placed array gets a
+//   view of — refreshed whole, by one conversion, when the storage changed since its last refresh;
 // - an array zeroed by zeroLater (the model's zeroFill of a gradient before the ops that add
 //   into it) is known to hold zeros with no launch yet: the first op that writes it may
 //   overwrite it instead of adding (overwritable: an op's overwrite entry, a GEMM with beta = 0),
@@ -60,6 +62,19 @@ interface Placement {
   readonly view: DeviceBuffer;
 }
 
+/** A 16-bit copy of a whole storage of placed arrays, [rows, columns] float32 → encoding. */
+interface Shadow {
+  readonly encoding: ActivationType;
+  /** Allocated at the first refresh: a storage never read in 16 bits costs no memory. */
+  buffer?: DeviceBuffer;
+  readonly rows: number;
+  readonly columns: number;
+  /** The copy holds the storage's newest values (nothing wrote a placed array since the refresh). */
+  fresh: boolean;
+  /** The arrays placed in the storage. */
+  readonly placed: Float32Array[];
+}
+
 /** The layouts an array's values were read in since it was written: one, or several (the host's sync counts as dense float32). */
 type Readers = Layout | 'several';
 
@@ -98,6 +113,11 @@ export class DeviceArrays {
   private readonly zeros = new WeakSet<Float32Array>();
   /** Of those, the ones zeroLater left unfilled: their buffer holds older values until fill() or a write. */
   private readonly unfilled = new WeakSet<Float32Array>();
+  /** The 16-bit copies of storages, by storage. */
+  private readonly shadows = new WeakMap<DeviceBuffer, Shadow>();
+
+  /** Conversions that refreshed a shadow (one a step while an optimizer on the device moves the adapters). */
+  shadowRefreshes = 0;
 
   /** Bytes of device memory allocated so far; nothing is freed before the process ends, so this is also the peak. */
   allocatedBytes = 0;
@@ -127,6 +147,11 @@ export class DeviceArrays {
     this.syncToHost([host]);
     this.spans.delete(host);
     this.placed.set(host, { storage, byteOffset, view: storage.view(byteOffset, host.byteLength) });
+    const shadow = this.shadows.get(storage);
+    if (shadow !== undefined) {
+      shadow.placed.push(host);
+      shadow.fresh = false;
+    }
   }
 
   /** One buffer over `hosts`' device copies when they are placed back to back, in order, in one storage; else undefined. */
@@ -143,6 +168,49 @@ export class DeviceArrays {
     let span = this.spans.get(hosts[0]!);
     if (span === undefined || span.bytes !== bytes) this.spans.set(hosts[0]!, (span = first.storage.view(first.byteOffset, bytes)));
     return span;
+  }
+
+  /**
+   * `storage` (float32, rows × columns dense; the arrays placed in it) gets a copy in `encoding`,
+   * allocated when first read, refreshed when read after a change.
+   */
+  shadow(storage: DeviceBuffer, encoding: ActivationType, rows: number, columns: number): void {
+    if (encoding === 'f32') throw new Error('shadow: a float32 shadow of float32 storage copies nothing');
+    if (rows * columns * 4 > storage.bytes) throw new RangeError(`shadow: ${rows}×${columns} floats in a storage of ${storage.bytes} bytes`);
+    this.shadows.set(storage, { encoding, rows, columns, fresh: false, placed: [] });
+  }
+
+  /**
+   * `host`'s values in its storage's shadow, refreshed first if the storage changed since. Where
+   * the host holds the newest values of arrays placed there (before an optimizer's first step,
+   * after a sync) they all go up first and stay resident, as update() leaves an array: one
+   * refresh for all of them, not one each.
+   */
+  private shadowed(host: Float32Array, placement: Placement, shadow: Shadow): DeviceBuffer {
+    if (!this.resident.has(host)) {
+      for (const other of shadow.placed) {
+        if (this.resident.has(other)) continue;
+        const view = this.placed.get(other)!.view;
+        view.upload(other);
+        this.resident.set(other, { buffer: view, ...dense(other.length) });
+      }
+      shadow.fresh = false;
+    }
+    const size = bytesPerElement(shadow.encoding);
+    shadow.buffer ??= this.allocate(shadow.rows * shadow.columns * size);
+    if (!shadow.fresh) {
+      const { rows, columns, encoding } = shadow;
+      this.converter.convert(shadow.buffer, { encoding, rows, width: columns, stride: columns }, placement.storage, { encoding: 'f32', rows, width: columns, stride: columns }, rows * columns);
+      shadow.fresh = true;
+      this.shadowRefreshes++;
+    }
+    return shadow.buffer.view((placement.byteOffset / 4) * size, host.length * size);
+  }
+
+  /** A placed array may change: its storage's shadow (if any) is stale. */
+  private changing(placement: Placement | undefined): void {
+    const shadow = placement === undefined ? undefined : this.shadows.get(placement.storage);
+    if (shadow !== undefined) shadow.fresh = false;
   }
 
   /** `host`'s newest values are zeros on the device (an op just filled its resident buffer with them). */
@@ -233,8 +301,18 @@ export class DeviceArrays {
       return found.buffer;
     }
     const placement = this.placed.get(host);
+    const shadow = placement === undefined ? undefined : this.shadows.get(placement.storage);
+    if (shadow !== undefined && shadow.encoding === layout.encoding && layout.stride === layout.width && layout.rows * layout.width === host.length) {
+      if (found !== undefined && this.unfilled.has(host)) {
+        // The storage must hold the zeros before the shadow copies it.
+        this.fillZeros(host, found.buffer);
+        this.changing(placement);
+      }
+      return this.shadowed(host, placement!, shadow);
+    }
     if (found === undefined && placement !== undefined && layout.encoding === 'f32' && layout.stride === layout.width) {
       placement.view.upload(host);
+      this.changing(placement);
       return placement.view;
     }
     const buffer = this.take(elements(layout) * bytesPerElement(layout.encoding));
@@ -272,12 +350,13 @@ export class DeviceArrays {
     this.readers.delete(host);
     this.zeros.delete(host);
     this.unfilled.delete(host);
+    const placement = this.placed.get(host);
+    this.changing(placement);
     const found = this.resident.get(host);
     if (found !== undefined && sameLayout(found, layout)) {
       if (found.rounded !== rounded) this.resident.set(host, { ...found, rounded });
       return found.buffer;
     }
-    const placement = this.placed.get(host);
     if (placement !== undefined) {
       if (!sameLayout(layout, dense(host.length))) throw new Error(`an op writes an array kept in packed storage as ${layout.rows}×${layout.width} ${layout.encoding} (it holds ${host.length} float32)`);
       this.resident.set(host, { buffer: placement.view, ...layout, rounded });
@@ -321,11 +400,12 @@ export class DeviceArrays {
     const found = this.resident.get(host);
     if (found?.rounded && found.encoding !== layout.encoding) this.earlyRoundings++;
     this.zeros.delete(host);
+    const placement = this.placed.get(host);
+    this.changing(placement);
     if (found !== undefined && sameLayout(found, layout)) {
       this.fillZeros(host, found.buffer);
       return found.buffer;
     }
-    const placement = this.placed.get(host);
     if (placement !== undefined && found === undefined) {
       placement.view.upload(host);
       this.resident.set(host, { buffer: placement.view, ...layout });
@@ -346,6 +426,15 @@ export class DeviceArrays {
   accumulate(host: Float32Array, from: DeviceBuffer, fromLayout: Layout, offset = 0): void {
     if (this.overwritable(host)) this.converter.accumulate(this.write(host, dense(host.length)), host.length, from, fromLayout, offset, true);
     else this.converter.accumulate(this.update(host), host.length, from, fromLayout, offset);
+  }
+
+  /** Zeroes `host` where its newest values are. */
+  zero(host: Float32Array): void {
+    this.changing(this.placed.get(host));
+    this.unfilled.delete(host);
+    const found = this.resident.get(host);
+    if (found === undefined) host.fill(0);
+    else found.buffer.fill(0, elements(found) * bytesPerElement(found.encoding));
   }
 
   /** A weight that never changes, uploaded once per owner and layout name. */

@@ -308,7 +308,7 @@ export function deviceOps(
     earlyRoundings: () => arrays.earlyRoundings,
     kvCache: (shape) => deviceKvCache(ops, arrays, shape),
     deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: launches() }),
-    adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize()),
+    adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize(), activation as ActivationType),
     ...(hasFusedLmHead ? { lmHeadCrossEntropy: fusedLmHead } : {}),
 
     embeddingForward(out, tokens, table, count, channels) {

@@ -19,9 +19,13 @@
 import type { OptimizerParameter } from '../optimizer.ts';
 import type { DeviceBuffer } from './cuda.ts';
 import { float32, type DeviceArrays } from './device-arrays.ts';
+import type { ActivationType } from './host-data.ts';
 
 /** Floats a parameter's start is aligned to (16 bytes). */
 const ALIGNMENT = 4;
+
+/** The storage holds whole rows of this many floats: the shadow's convert launch takes rows × SHADOW_ROW. */
+export const SHADOW_ROW = 1024;
 
 export class PackedParameters {
   /** Floats in each buffer, gaps included: what one launch over all of them covers. */
@@ -33,7 +37,8 @@ export class PackedParameters {
   /** Where each parameter starts, in bytes. */
   private readonly offsets: readonly number[];
 
-  constructor(private readonly parameters: readonly OptimizerParameter[], arrays: DeviceArrays) {
+  /** `shadow`: the 16-bit encoding the values are also read in (see above); none by default. */
+  constructor(private readonly parameters: readonly OptimizerParameter[], arrays: DeviceArrays, shadow?: ActivationType) {
     const offsets: number[] = [];
     let end = 0;
     for (const { value, grad, name } of parameters) {
@@ -43,13 +48,14 @@ export class PackedParameters {
       end += value.length;
     }
     this.offsets = offsets;
-    this.count = end;
+    this.count = Math.ceil(Math.max(end, 1) / SHADOW_ROW) * SHADOW_ROW;
     const zeros = () => {
-      const buffer = arrays.allocate(Math.max(end, 1) * 4);
-      buffer.fill(0, Math.max(end, 1) * 4);
+      const buffer = arrays.allocate(this.count * 4);
+      buffer.fill(0, this.count * 4);
       return buffer;
     };
     [this.values, this.grads, this.m, this.v] = [zeros(), zeros(), zeros(), zeros()];
+    if (shadow !== undefined) arrays.shadow(this.values, shadow, this.count / SHADOW_ROW, SHADOW_ROW);
     parameters.forEach(({ value, grad, name }, p) => {
       arrays.place(float32(value, name), this.values, offsets[p]!);
       arrays.place(float32(grad, `${name}'s gradient`), this.grads, offsets[p]!);

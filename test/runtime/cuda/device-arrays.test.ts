@@ -4,7 +4,14 @@ import { describe, expect, it } from 'vitest';
 import type { CudaDevicePort, DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
 import { dense, DeviceArrays, type Converter } from '../../../src/runtime/cuda/device-arrays.ts';
 
-function arraysOnFakeDevice(eagerZeros = false, fills: number[] = []): DeviceArrays {
+/** What the fake device was asked: uploads by pointer, conversions in order, fills' bytes. */
+interface FakeLog {
+  readonly uploads: bigint[];
+  readonly conversions: { readonly to: bigint; readonly rows: number; readonly width: number; readonly encoding: string }[];
+  readonly fills?: number[];
+}
+
+function arraysOnFakeDevice(log: FakeLog = { uploads: [], conversions: [] }, eagerZeros = false): DeviceArrays {
   let next = 0x1000n;
   const driver: CudaDevicePort = {
     loadModule: () => ({ function: (symbol) => ({ symbol, handle: 0 }) }),
@@ -12,14 +19,17 @@ function arraysOnFakeDevice(eagerZeros = false, fills: number[] = []): DeviceArr
       const pointer = next;
       next += BigInt(bytes);
       const buffer = (at: bigint, size: number): DeviceBuffer => ({
-        pointer: at, bytes: size, upload: () => {}, download: () => {}, fill: (_byte, count) => { fills.push(count ?? size); }, copyFrom: () => {}, view: (offset, viewBytes) => buffer(at + BigInt(offset), viewBytes), free: () => {},
+        pointer: at, bytes: size, upload: () => { log.uploads.push(at); }, download: () => {}, fill: (_byte, count) => { log.fills?.push(count ?? size); }, copyFrom: () => {}, view: (offset, viewBytes) => buffer(at + BigInt(offset), viewBytes), free: () => {},
       });
       return buffer(pointer, bytes);
     },
     launch: () => {},
     synchronize: () => {},
   };
-  const converter: Converter = { convert: () => {}, accumulate: () => {} };
+  const converter: Converter = {
+    convert: (to, toLayout) => { log.conversions.push({ to: to.pointer, rows: toLayout.rows, width: toLayout.width, encoding: toLayout.encoding }); },
+    accumulate: () => {},
+  };
   return new DeviceArrays(driver, converter, eagerZeros);
 }
 
@@ -101,7 +111,7 @@ describe('DeviceArrays', () => {
 
   it('leaves zeroLater\'s zeros to the first writer: no fill for an overwrite, one before a read or an add, none for the host', () => {
     const fills: number[] = [];
-    const arrays = arraysOnFakeDevice(false, fills);
+    const arrays = arraysOnFakeDevice({ uploads: [], conversions: [], fills });
     const grad = new Float32Array(16);
     arrays.zeroLater(grad);
     expect([arrays.isZero(grad), arrays.overwritable(grad), fills]).toEqual([true, true, []]);
@@ -131,11 +141,63 @@ describe('DeviceArrays', () => {
 
   it('eagerZeros: zeroLater fills at once and nothing may overwrite', () => {
     const fills: number[] = [];
-    const arrays = arraysOnFakeDevice(true, fills);
+    const arrays = arraysOnFakeDevice({ uploads: [], conversions: [], fills }, true);
     const grad = new Float32Array(16);
     arrays.zeroLater(grad);
     expect([arrays.isZero(grad), arrays.overwritable(grad), fills]).toEqual([true, false, [64]]);
     arrays.update(grad);
     expect(fills).toEqual([64]);
+  });
+
+  it('reads placed arrays in 16 bits from one shadow of their storage, converted whole once after any change', () => {
+    const log: FakeLog = { uploads: [], conversions: [] };
+    const arrays = arraysOnFakeDevice(log);
+    const storage = arrays.allocate(32 * 4);
+    arrays.shadow(storage, 'bf16', 2, 16);
+    const a = new Float32Array(12), b = new Float32Array(20);
+    arrays.place(a, storage, 0);
+    arrays.place(b, storage, 48);
+    const bf16 = (n: number) => dense(n, 'bf16');
+    const allocated = arrays.allocatedBytes;
+    // The first 16-bit read: both arrays' host values go up into the storage, and one conversion of it all.
+    const aShadow = arrays.read(a, bf16(12));
+    expect(log.uploads).toEqual([storage.pointer, storage.pointer + 48n]);
+    expect(log.conversions).toEqual([{ to: aShadow.pointer, rows: 2, width: 16, encoding: 'bf16' }]);
+    expect(arrays.allocatedBytes - allocated).toBe(32 * 2); // the shadow, allocated at its first read
+    expect(aShadow.bytes).toBe(24);
+    const bShadow = arrays.read(b, bf16(20));
+    expect(bShadow).toMatchObject({ pointer: aShadow.pointer + 24n, bytes: 40 }); // b's 12th float on
+    expect(log.conversions).toHaveLength(1);
+    expect(log.uploads).toHaveLength(2); // both resident now
+    // Reads in float32 change nothing; any write or add does.
+    arrays.read(a, dense(12));
+    arrays.read(b, bf16(20));
+    expect(log.conversions).toHaveLength(1);
+    arrays.update(a); // an optimizer about to move it
+    arrays.read(b, bf16(20));
+    expect(log.conversions).toHaveLength(2);
+    arrays.write(b, dense(20));
+    arrays.read(a, bf16(12));
+    arrays.read(a, bf16(12));
+    expect(log.conversions).toHaveLength(3);
+    arrays.zero(a);
+    arrays.read(b, bf16(20));
+    expect(log.conversions).toHaveLength(4);
+    // A sync hands a to the host, which may change it: b's part is still the newest, and the next
+    // 16-bit read of a takes a's values again.
+    arrays.syncToHost([a]);
+    arrays.read(b, bf16(20));
+    expect(log.uploads).toHaveLength(2);
+    expect(log.conversions).toHaveLength(4);
+    expect(arrays.read(a, bf16(12)).pointer).toBe(aShadow.pointer);
+    expect(log.uploads.slice(2)).toEqual([storage.pointer]);
+    expect(log.conversions).toHaveLength(5);
+    expect(arrays.shadowRefreshes).toBe(5);
+    expect(arrays.allocatedBytes - allocated).toBe(32 * 2);
+    // A read of part of an array, or strided, is no view of the shadow: converted on its own.
+    const part = arrays.read(b, { encoding: 'bf16', rows: 2, width: 8, stride: 8 });
+    expect(part.pointer).not.toBe(bShadow.pointer);
+    expect(log.conversions).toHaveLength(6);
+    expect(arrays.shadowRefreshes).toBe(5);
   });
 });

@@ -150,5 +150,9 @@ else
   cat "$work"/*.json
 fi
 
+# The device call brings back at most 8 files: everything in $OUT goes into one archive, beside
+# the report and the log.
+( cd "$out" && tar czf parts.tgz --exclude parts.tgz --exclude train-bench.md --exclude train-bench.json --exclude log.txt . &&
+  find . -maxdepth 1 -type f ! -name parts.tgz ! -name train-bench.md ! -name train-bench.json ! -name log.txt -delete ) || true
 # Let tee finish writing the table before the call ends.
 sleep 1
