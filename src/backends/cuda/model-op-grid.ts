@@ -8,7 +8,7 @@ export type Grid = [number, number, number];
 
 /** The entry points with one thread per element of `count`. */
 const ELEMENTWISE_ENTRIES: Readonly<Record<'swiglu' | 'residual' | 'adamw' | 'dropout', readonly string[]>> = {
-  swiglu: ['forward', 'forwardInActivation', 'backward', 'backwardFromActivation'], residual: ['add', 'addFromActivation', 'zero', 'accumulate'], adamw: ['step'], dropout: ['multipliers'],
+  swiglu: ['forward', 'forwardInActivation', 'backward', 'backwardFromActivation', 'backwardToActivation'], residual: ['add', 'addFromActivation', 'zero', 'accumulate'], adamw: ['step'], dropout: ['multipliers'],
 };
 
 const ceil = (a: number, b: number): number => Math.ceil(a / b);
@@ -40,14 +40,14 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
     case 'embedding':
       return entry === 'forward' || entry === 'forwardFromActivationTable' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'rmsnorm':
-      return entry === 'forward' || entry === 'forwardToActivation' || entry === 'backward' ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
+      return entry === 'forward' || entry === 'forwardToActivation' || entry === 'backward' || entry === 'backwardOverwrite' ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
     case 'convert':
       if (entry === 'toActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'stride', name, entry), constant(kernel, 'THREADS')), 1];
       return entry === 'fromActivation' || entry === 'accumulateFromActivation'
         ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS')), 1]
         : unknownEntry(kernel, entry);
     case 'rope':
-      return entry === 'forward' || entry === 'forwardFromActivation' || entry === 'backward'
+      return entry === 'forward' || entry === 'forwardFromActivation' || entry === 'backward' || entry === 'backwardToActivation'
         ? [ceil((size(sizes, 'rows', name, entry) * size(sizes, 'width', name, entry)) / 2, constant(kernel, 'THREADS')), 1, 1]
         : unknownEntry(kernel, entry);
     case 'swiglu':
@@ -69,7 +69,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
       return entry === 'backward' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'VOCAB'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'unpool':
       if (entry === 'dropPooled') return [ceil(size(sizes, 'rows', name, entry) * size(sizes, 'groups', name, entry), constant(kernel, 'THREADS')), 1, 1];
-      return entry === 'accumulate'
+      return entry === 'accumulate' || entry === 'overwrite'
         ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS') * constant(kernel, 'COLUMNS_PER_THREAD')), 1]
         : unknownEntry(kernel, entry);
     case 'decode_attention':

@@ -21,6 +21,13 @@
 //   it there; placedSpan() gives arrays placed back to back as one buffer; a storage with a
 //   shadow (shadow()) also has a 16-bit copy, which a dense 16-bit read of a placed array gets a
 //   view of — refreshed whole, by one conversion, when the storage changed since its last refresh;
+// - an array zeroed by zeroLater (the model's zeroFill of a gradient before the ops that add
+//   into it) is known to hold zeros with no launch yet: the first op that writes it may
+//   overwrite it instead of adding (overwritable: an op's overwrite entry, a GEMM with beta = 0),
+//   and only a reader or an op that adds into it fills the buffer first (a memset then). At the
+//   7B shape that leaves 7 of a 2-block step's 49 fills (attention adds into dq, dk, dv; the
+//   gradient norm's sum); `eagerZeros` fills at once and overwrites nothing (the path before,
+//   for comparison: QALC_CUDA_EAGER_ZERO=1);
 // - frozen weights (norm weights, the embedding table, the classifier, RoPE tables, codes) go up
 //   once per host array and layout (WeakMap-keyed: they must not change after their first use);
 //   a quantized weight made on the device (device-quantize.ts) is adopted where it was made.
@@ -79,8 +86,8 @@ type Readers = Layout | 'several';
 export interface Converter {
   /** to[position_to(j)] = from[position_from(j)] for j < count, re-encoded. */
   convert(to: DeviceBuffer, toLayout: Layout, from: DeviceBuffer, fromLayout: Layout, count: number): void;
-  /** to[j] += from[offset + position_from(j)] for j < count; `to` is dense float32. */
-  accumulate(to: DeviceBuffer, count: number, from: DeviceBuffer, fromLayout: Layout, offset: number): void;
+  /** to[j] += from[offset + position_from(j)] for j < count (= with `overwrite`); `to` is dense float32. */
+  accumulate(to: DeviceBuffer, count: number, from: DeviceBuffer, fromLayout: Layout, offset: number, overwrite?: boolean): void;
 }
 
 export const dense = (length: number, encoding: ActivationType = 'f32'): Layout => ({ encoding, rows: 1, width: length, stride: length });
@@ -103,8 +110,10 @@ export class DeviceArrays {
   private readonly placed = new WeakMap<Float32Array, Placement>();
   /** placedSpan()'s views, by the first array of the span. */
   private readonly spans = new WeakMap<Float32Array, DeviceBuffer>();
-  /** Arrays whose newest values are zeros on the device (markZero), until an op writes them. */
+  /** Arrays whose newest values are zeros on the device (markZero, zeroLater), until an op writes them. */
   private readonly zeros = new WeakSet<Float32Array>();
+  /** Of those, the ones zeroLater left unfilled: their buffer holds older values until fill() or a write. */
+  private readonly unfilled = new WeakSet<Float32Array>();
   /** The 16-bit copies of storages, by storage. */
   private readonly shadows = new WeakMap<DeviceBuffer, Shadow>();
 
@@ -117,7 +126,8 @@ export class DeviceArrays {
   /** Reads, in float32 or another 16-bit layout, of values an op rounded for the readers it expected (see writeRounded). */
   earlyRoundings = 0;
 
-  constructor(private readonly driver: CudaDevicePort, private readonly converter: Converter) {}
+  /** `eagerZeros`: zeroLater fills at once and overwritable() is always false (the path before known zeros). */
+  constructor(private readonly driver: CudaDevicePort, private readonly converter: Converter, readonly eagerZeros = false) {}
 
   /** A device buffer that stays allocated (counted in allocatedBytes). */
   allocate(bytes: number): DeviceBuffer {
@@ -214,6 +224,33 @@ export class DeviceArrays {
     return this.zeros.has(host);
   }
 
+  /**
+   * `host`'s newest values are zeros, on the device, from now on — without a launch unless
+   * eagerZeros: the buffer is filled only when something reads it or adds into it first. The
+   * readers of its previous values stay recorded: a zeroed gradient's first writer asks them
+   * which layout to write (wanted), as an activation's writer does.
+   */
+  zeroLater(host: Float32Array): void {
+    const readers = this.readers.get(host);
+    const buffer = this.write(host, dense(host.length));
+    if (readers !== undefined) this.readers.set(host, readers);
+    this.zeros.add(host);
+    if (this.eagerZeros) buffer.fill(0, host.byteLength);
+    else this.unfilled.add(host);
+  }
+
+  /** Whether an op may overwrite `host` where it would add into it: it holds zeros (and zeros are not eager). */
+  overwritable(host: Float32Array): boolean {
+    return !this.eagerZeros && this.zeros.has(host);
+  }
+
+  /** The zeros zeroLater promised, written into `buffer` (the array's own) before anything reads it. */
+  private fillZeros(host: Float32Array, buffer: DeviceBuffer): void {
+    if (!this.unfilled.has(host)) return;
+    this.unfilled.delete(host);
+    buffer.fill(0, host.byteLength);
+  }
+
   /** A pooled buffer of at least `bytes` for the op being launched; back to the pool at release(). */
   take(bytes: number): DeviceBuffer {
     const buffer = this.pool.take(bytes) ?? this.allocate(2 ** Math.ceil(Math.log2(Math.max(bytes, 256))));
@@ -260,10 +297,18 @@ export class DeviceArrays {
     if (host.length < layout.rows * layout.width) throw new RangeError(`an op reads ${layout.rows}×${layout.width} values from an array of ${host.length}`);
     this.noteRead(host, layout);
     const found = this.resident.get(host);
-    if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    if (found !== undefined && sameLayout(found, layout)) {
+      this.fillZeros(host, found.buffer);
+      return found.buffer;
+    }
     const placement = this.placed.get(host);
     const shadow = placement === undefined ? undefined : this.shadows.get(placement.storage);
     if (shadow !== undefined && shadow.encoding === layout.encoding && layout.stride === layout.width && layout.rows * layout.width === host.length) {
+      if (found !== undefined && this.unfilled.has(host)) {
+        // The storage must hold the zeros before the shadow copies it.
+        this.fillZeros(host, found.buffer);
+        this.changing(placement);
+      }
       return this.shadowed(host, placement!, shadow);
     }
     if (found === undefined && placement !== undefined && layout.encoding === 'f32' && layout.stride === layout.width) {
@@ -272,6 +317,11 @@ export class DeviceArrays {
       return placement.view;
     }
     const buffer = this.take(elements(layout) * bytesPerElement(layout.encoding));
+    if (found !== undefined && this.unfilled.has(host)) {
+      // Zeros in any encoding are zero bytes: the temporary is filled, the array's own buffer waits.
+      buffer.fill(0, elements(layout) * bytesPerElement(layout.encoding));
+      return buffer;
+    }
     if (found !== undefined) {
       const count = layout.rows * layout.width;
       if (found.rows * found.width < count) throw new RangeError(`an op reads ${layout.rows}×${layout.width} values of an array whose device copy holds ${found.rows}×${found.width}`);
@@ -300,6 +350,7 @@ export class DeviceArrays {
   private writeAs(host: Float32Array, layout: Layout, rounded: boolean): DeviceBuffer {
     this.readers.delete(host);
     this.zeros.delete(host);
+    this.unfilled.delete(host);
     const placement = this.placed.get(host);
     this.changing(placement);
     const found = this.resident.get(host);
@@ -330,6 +381,9 @@ export class DeviceArrays {
     if (found === undefined) throw new Error('rewrite: the array is not on the device');
     if (this.placed.has(host)) throw new Error('rewrite: the array is kept in packed storage (float32 only)');
     if (sameLayout(found, layout)) throw new Error('rewrite: the array is already in that layout (write in place)');
+    // The op reads what read() gave it (zeros filled there); the buffer it leaves needs none.
+    this.unfilled.delete(host);
+    this.zeros.delete(host);
     const buffer = this.acquire(elements(layout) * bytesPerElement(layout.encoding));
     this.taken.push(found.buffer);
     this.readers.delete(host);
@@ -337,15 +391,22 @@ export class DeviceArrays {
     return buffer;
   }
 
-  /** `host`'s values as dense float32 on the device, resident, for an op that adds into them. */
+  /**
+   * `host`'s values as dense float32 on the device, resident, for an op that adds into them. Not
+   * a reader for wanted(): an accumulating op takes dense float32 whatever the array's readers
+   * want (attention's dq += between the zeros and RoPE's backward, which writes for the q linear).
+   */
   update(host: Float32Array): DeviceBuffer {
     const layout = dense(host.length);
-    this.noteRead(host, layout);
+    const found = this.resident.get(host);
+    if (found?.rounded && found.encoding !== layout.encoding) this.earlyRoundings++;
     this.zeros.delete(host);
     const placement = this.placed.get(host);
     this.changing(placement);
-    const found = this.resident.get(host);
-    if (found !== undefined && sameLayout(found, layout)) return found.buffer;
+    if (found !== undefined && sameLayout(found, layout)) {
+      this.fillZeros(host, found.buffer);
+      return found.buffer;
+    }
     if (placement !== undefined && found === undefined) {
       placement.view.upload(host);
       this.resident.set(host, { buffer: placement.view, ...layout });
@@ -362,14 +423,16 @@ export class DeviceArrays {
     return buffer;
   }
 
-  /** host[i] += from[offset + …] (see Converter.accumulate), on the device. */
+  /** host[i] += from[offset + …] (see Converter.accumulate), on the device; into known zeros, host[i] = from[offset + …] (no fill). */
   accumulate(host: Float32Array, from: DeviceBuffer, fromLayout: Layout, offset = 0): void {
-    this.converter.accumulate(this.update(host), host.length, from, fromLayout, offset);
+    if (this.overwritable(host)) this.converter.accumulate(this.write(host, dense(host.length)), host.length, from, fromLayout, offset, true);
+    else this.converter.accumulate(this.update(host), host.length, from, fromLayout, offset);
   }
 
   /** Zeroes `host` where its newest values are. */
   zero(host: Float32Array): void {
     this.changing(this.placed.get(host));
+    this.unfilled.delete(host);
     const found = this.resident.get(host);
     if (found === undefined) host.fill(0);
     else found.buffer.fill(0, elements(found) * bytesPerElement(found.encoding));
@@ -410,7 +473,10 @@ export class DeviceArrays {
       const found = this.resident.get(host)!;
       this.resident.delete(host);
       this.zeros.delete(host);
-      if (found.encoding === 'f32' && found.stride === found.width) {
+      if (this.unfilled.has(host)) {
+        this.unfilled.delete(host);
+        host.fill(0);
+      } else if (found.encoding === 'f32' && found.stride === found.width) {
         found.buffer.download(new Float32Array(host.buffer, host.byteOffset, Math.min(host.length, found.rows * found.width)));
       } else {
         const bytes = new Uint8Array(elements(found) * bytesPerElement(found.encoding));

@@ -21,9 +21,19 @@
 // RMSNorm, SwiGLU, the residual add and RoPE bind their activations at a linear layer in the
 // linear kernels' 16-bit layout (activation-boundary.ts), so no conversion runs between them.
 //
+// A gradient the model zero-fills before the ops that add into it is known zero instead
+// (DeviceArrays.zeroLater: no launch), and its first writer overwrites it: RMSNorm's
+// backwardOverwrite, SwiGLU's backwardToActivation (dGate, dUp straight into the 16-bit rows the
+// gate and up linears read), lm_head's dx GEMM and the linear layers' dx, dA, dB GEMMs with
+// beta = 0, unpool's overwrite (gemm-linear.ts), a convert instead of an accumulate (the fused
+// linear path). RoPE's backward writes dq and dk in the q and k linears' 16-bit rows
+// (backwardToActivation) where those read them so. Attention still adds dq, dk, dv into filled
+// zeros. QALC_CUDA_EAGER_ZERO=1 fills at once and overwrites nothing (the path before).
+//
 // An op the compiled kernels cannot serve (a linear layer with no kernel of its shape) runs on
 // the host ops after the arrays it touches are synced back, counted in the report line.
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
+import type { ModelOp } from '../../backends/cuda/model-ops.ts';
 import { compiledLinearOps, describeCompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
 import { attentionSavedLength as probabilitiesLength, type AttentionShape } from '../typescript/attention.ts';
@@ -81,14 +91,16 @@ function convertKernels(ops: ModelOpLauncher, activation: string): Converter {
         throw new Error(`no device conversion from ${fromLayout.encoding} rows of ${fromLayout.stride} to ${toLayout.encoding} rows of ${toLayout.stride}`);
       }
     },
-    accumulate(to, count, from, fromLayout, offset) {
+    accumulate(to, count, from, fromLayout, offset, overwrite = false) {
       if (isDenseF32(fromLayout)) {
-        ops.launch('residual', 'accumulate', { out: to, source: from, offset, count });
+        if (overwrite) to.copyFrom(from.view(offset * 4, count * 4), count * 4);
+        else ops.launch('residual', 'accumulate', { out: to, source: from, offset, count });
         return;
       }
       check16(fromLayout);
       if (count !== fromLayout.rows * fromLayout.width) throw new Error(`accumulating ${fromLayout.rows}×${fromLayout.width} values into ${count}`);
-      ops.launch('convert', 'accumulateFromActivation', { out: to, source: from, rows: fromLayout.rows, columns: fromLayout.width, stride: fromLayout.stride, offset });
+      const args = { out: to, source: from, rows: fromLayout.rows, columns: fromLayout.width, stride: fromLayout.stride, offset };
+      ops.launch('convert', overwrite ? 'fromActivation' : 'accumulateFromActivation', args);
     },
   };
 }
@@ -115,17 +127,26 @@ export interface DeviceOpsOptions extends GemmLinearOptions {
   readonly lmHeadChunkBytes?: number;
   /** Where the frozen weights are quantized (QALC_CUDA_QUANTIZE by default: device-quantize.ts). */
   readonly quantize?: QuantizePath;
+  /** zeroFill fills at once and every gradient op adds into the zeros (DeviceArrays' eagerZeros): the path before known zeros, to compare. */
+  readonly eagerZeros?: boolean;
 }
 
-/** The linear layers' path as QALC_CUDA_LINEAR says (auto when unset). */
-export const linearOptionsFromEnvironment = (): GemmLinearOptions => ({ path: linearPathOf(process.env['QALC_CUDA_LINEAR']) });
+/** The linear layers' path as QALC_CUDA_LINEAR says (auto when unset), and QALC_CUDA_EAGER_ZERO=1's eager zeros. */
+export const linearOptionsFromEnvironment = (): DeviceOpsOptions => ({ path: linearPathOf(process.env['QALC_CUDA_LINEAR']), eagerZeros: eagerZerosOf(process.env['QALC_CUDA_EAGER_ZERO']) });
+
+/** QALC_CUDA_EAGER_ZERO: 1 eager, 0 or unset known zeros; any other value is refused. */
+export function eagerZerosOf(value: string | undefined): boolean {
+  if (value === undefined || value === '' || value === '0') return false;
+  if (value === '1') return true;
+  throw new Error(`QALC_CUDA_EAGER_ZERO=${value}: 1 fills zeroed gradients at once, 0 (the default) leaves them to their first writer`);
+}
 
 export function deviceOps(
   driver: CudaDevicePort, kernels: Pick<CudaKernelSet, 'kernels' | 'modelOps'> & Partial<Pick<CudaKernelSet, 'quantize'>>, host: SyncTrainingOps, activation: string,
   linearOptions: DeviceOpsOptions = linearOptionsFromEnvironment(),
 ): DeviceOps {
   const ops = modelOpLauncher(driver, kernels.modelOps);
-  const arrays = new DeviceArrays(driver, convertKernels(ops, activation));
+  const arrays = new DeviceArrays(driver, convertKernels(ops, activation), linearOptions.eagerZeros ?? false);
   const boundary = activationBoundary(arrays, ops, activation as ActivationType);
   const port = residentPort(driver, kernels.kernels, arrays, deviceDropout(ops));
   const kernelOf = ops.kernel;
@@ -133,6 +154,9 @@ export function deviceOps(
   const write = (host: Floats, name: string, length = host.length) => arrays.write(float32(host, name), dense(length));
   const update = (host: Floats, name: string) => arrays.update(float32(host, name));
   const frozen = (host: Floats, name: string) => arrays.frozen(float32(host, name), 'f32', () => host);
+  /** Whether an op that writes all `count` values of `host` may overwrite it where it would add (known zeros), with `entry` where one is named. */
+  const overwriting = (host: Float32Array, count: number, op?: ModelOp, entry?: string) =>
+    count === host.length && arrays.overwritable(host) && (op === undefined || ops.hasEntry(op, entry!));
   /** Small host values for this op only: token ids, targets, a mask. */
   const upload = (values: ArrayBufferView) => {
     const buffer = arrays.take(values.byteLength);
@@ -209,9 +233,14 @@ export function deviceOps(
     const values = float32(x, 'x');
     // q or k as its linear wrote it, turned into float32 rows for attention.
     const fromLinear = direction === 'forward' ? boundary.resident(values, rows * width, 'rope', 'forwardFromActivation') : undefined;
+    // dq or dk for its linear's backward, in the 16-bit rows that reads (as its conversion would round them).
+    const toLinear = direction === 'backward' ? boundary.wanted(values, rows * width, 'rope', 'backwardToActivation') : undefined;
     if (fromLinear !== undefined) {
       const source = arrays.read(values, fromLinear);
       ops.launch('rope', 'forwardFromActivation', { out: arrays.rewrite(values, dense(values.length)), x: source, cos, sin, rows, seqLen, width });
+    } else if (toLinear !== undefined && arrays.residentOf(values) !== undefined && rows * width === values.length) {
+      const source = read(x, 'dx');
+      ops.launch('rope', 'backwardToActivation', { out: arrays.rewrite(values, toLinear), dx: source, cos, sin, rows, seqLen, width });
     } else {
       const rotated = update(x, 'x');
       // Two literals, not one with a computed key (an object V8 builds slowly and reads slowly).
@@ -231,7 +260,9 @@ export function deviceOps(
     let counted = 0;
     for (let row = 0; row < rows; row++) if (ids[row]! >= 0) counted++;
     // No counted row: no gradient (the unfused backward adds nothing either).
-    const gradient = dx !== undefined && counted > 0 ? update(dx, 'dx') : undefined;
+    // Into known zeros every chunk's GEMM overwrites its rows (beta = 0).
+    const overwrite = dx !== undefined && counted > 0 && overwriting(float32(dx, 'dx'), rows * channels);
+    const gradient = dx === undefined || counted === 0 ? undefined : overwrite ? write(dx, 'dx') : update(dx, 'dx');
     const chunk = Math.min(lmHeadChunkRows(vocab, chunkBytes), rows);
     const input = lmHeadOperand(x, rows, channels), weights = lmHeadClassifier(classifier, vocab, channels);
     const logits = arrays.take(chunk * vocab * 4);
@@ -250,9 +281,9 @@ export function deviceOps(
       }
       if (dLogits16 !== undefined) ops.launch('cross_entropy', 'chunkGradientToActivation', { dLogits: dLogits16, logits, ...common, firstRow, rows: n, scale });
       else ops.launch('cross_entropy', 'chunkGradient', { logits, ...common, firstRow, rows: n, scale });
-      // dx[firstRow …, C] += dLogits[n, V] · classifier[V, C]
+      // dx[firstRow …, C] += dLogits[n, V] · classifier[V, C] (= into known zeros)
       const a: DeviceMatrix = dLogits16 !== undefined ? { buffer: dLogits16, type: gemmType, rows: n, columns: vocab } : { buffer: logits, type: 'f32', rows: n, columns: vocab };
-      gemm!({ a, b: weights, out: { buffer: gradient, type: 'f32', rows: n, columns: channels, offset: firstRow * channels * 4 }, beta: 1 });
+      gemm!({ a, b: weights, out: { buffer: gradient, type: 'f32', rows: n, columns: channels, offset: firstRow * channels * 4 }, beta: overwrite ? 0 : 1 });
     }
     const lossAndCount = arrays.take(8);
     ops.launch('cross_entropy', 'loss', { lossAndCount, ...common, rows });
@@ -313,8 +344,10 @@ export function deviceOps(
     rmsnormBackward(dx, dy, x, weight, rstd, rows, channels) {
       const kernel = kernelOf('rmsnorm');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
-      ops.launch('rmsnorm', 'backward', {
-        dx: update(dx, 'dx'), dy: read(dy, 'dy', rows * channels), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rstd: read(rstd, 'rstd', rows), rows,
+      // The final norm's dx is the residual stream's first gradient: into known zeros, written.
+      const overwrite = overwriting(float32(dx, 'dx'), rows * channels, 'rmsnorm', 'backwardOverwrite');
+      ops.launch('rmsnorm', overwrite ? 'backwardOverwrite' : 'backward', {
+        dx: overwrite ? write(dx, 'dx') : update(dx, 'dx'), dy: read(dy, 'dy', rows * channels), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rstd: read(rstd, 'rstd', rows), rows,
       });
       return run(undefined);
     },
@@ -372,6 +405,16 @@ export function deviceOps(
       const entry = 'backwardFromActivation';
       const [gateLayout, upLayout] = [boundary.resident(g, count, 'swiglu', entry), boundary.resident(u, count, 'swiglu', entry)];
       const fromLinears = gateLayout !== undefined && upLayout !== undefined;
+      // Into known zeros, dGate and dUp go straight into the 16-bit rows the gate and up linears read them in.
+      const [dg, du] = [float32(dGate, 'dGate'), float32(dUp, 'dUp')];
+      const toEntry = 'backwardToActivation';
+      const toLinears = fromLinears && overwriting(dg, count, 'swiglu', toEntry) && overwriting(du, count) ? [boundary.wanted(dg, count, 'swiglu', toEntry), boundary.wanted(du, count, 'swiglu', toEntry)] : [];
+      if (gateLayout !== undefined && upLayout !== undefined && toLinears[0] !== undefined && toLinears[1] !== undefined) {
+        ops.launch('swiglu', toEntry, {
+          dGate: arrays.writeRounded(dg, toLinears[0]), dUp: arrays.writeRounded(du, toLinears[1]), dOut: read(dOut, 'dOut', count), gate: arrays.read(g, gateLayout), up: arrays.read(u, upLayout), count,
+        });
+        return run(undefined);
+      }
       ops.launch('swiglu', fromLinears ? entry : 'backward', {
         dGate: update(dGate, 'dGate'), dUp: update(dUp, 'dUp'), dOut: read(dOut, 'dOut', count),
         gate: fromLinears ? arrays.read(g, gateLayout) : read(gate, 'gate', count), up: fromLinears ? arrays.read(u, upLayout) : read(up, 'up', count), count,
@@ -393,13 +436,14 @@ export function deviceOps(
 
     lmHeadBackward(dx, dLogits, classifier, rows, channels, vocab) {
       checkLmHead(classifier, rows, channels, vocab);
-      const out = update(dx, 'dx');
       if (gemm !== undefined) {
-        // dx[rows, C] += dLogits[rows, V] · classifier[V, C]
-        gemm({ a: lmHeadOperand(dLogits, rows, vocab), b: lmHeadClassifier(classifier, vocab, channels), out: { buffer: out, type: 'f32', rows, columns: channels }, beta: 1 });
+        // dx[rows, C] += dLogits[rows, V] · classifier[V, C] (= into known zeros)
+        const overwrite = overwriting(float32(dx, 'dx'), rows * channels);
+        const out = overwrite ? write(dx, 'dx') : update(dx, 'dx');
+        gemm({ a: lmHeadOperand(dLogits, rows, vocab), b: lmHeadClassifier(classifier, vocab, channels), out: { buffer: out, type: 'f32', rows, columns: channels }, beta: overwrite ? 0 : 1 });
         return run(undefined);
       }
-      ops.launch('lm_head', 'backward', { dx: out, dLogits: read(dLogits, 'dLogits', rows * vocab), classifier: frozen(classifier, 'classifier'), rows });
+      ops.launch('lm_head', 'backward', { dx: update(dx, 'dx'), dLogits: read(dLogits, 'dLogits', rows * vocab), classifier: frozen(classifier, 'classifier'), rows });
       return run(undefined);
     },
 
@@ -441,9 +485,7 @@ export function deviceOps(
     },
 
     zeroFill(x) {
-      const buffer = write(x, 'x');
-      buffer.fill(0, x.length * 4);
-      arrays.markZero(float32(x, 'x'));
+      arrays.zeroLater(float32(x, 'x'));
     },
 
     syncToHost(hosts) {

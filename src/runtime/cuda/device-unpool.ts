@@ -1,4 +1,4 @@
-// dx += c·unpool(du) on the GPU, by the unpool model op (src/backends/cuda/model-ops/unpool.ts):
+// dx += c·unpool(du) (or dx = c·unpool(du): overwrite, into known zeros) on the GPU, by the unpool model op (src/backends/cuda/model-ops/unpool.ts):
 // the pooled adapter's input gradient broadcast over each group of g inputs and added into the
 // layer's float32 dx, for the quantized linear layers on dequantize + cuBLAS (gemm-linear.ts).
 // The operands are the GEMM path's matrices (DeviceMatrix: du in adapter_grad's encoding and row
@@ -25,6 +25,8 @@ export type PooledDropper = (dropped: DeviceMatrix, pooledInput: DeviceMatrix, d
 
 export interface DeviceUnpool {
   readonly accumulate: UnpoolAccumulator;
+  /** inputGrad = factor · m · unpool(pooledInputGrad), every element written (accumulate's arguments); undefined where the kernels have no overwrite entry. */
+  readonly overwrite: UnpoolAccumulator | undefined;
   readonly dropPooled: PooledDropper;
 }
 
@@ -41,7 +43,7 @@ export function deviceUnpool(ops: ModelOpLauncher): DeviceUnpool | undefined {
       dropped: dropped.buffer, pooledInput: u.buffer, rows: u.rows, groups: u.columns, stride: u.ld ?? u.columns, ...dropoutArguments(dropout.mask, dropout.p),
     });
   };
-  const accumulate: UnpoolAccumulator = (dx, du, groupSize, factor, dropout) => {
+  const unpoolInto = (entry: 'accumulate' | 'overwrite'): UnpoolAccumulator => (dx, du, groupSize, factor, dropout) => {
     const where = `${kernel.kernel}: dx ${dx.rows}×${dx.columns} += unpool(du ${du.rows}×${du.columns}, group ${groupSize})`;
     if (dx.type !== 'f32' || (dx.ld ?? dx.columns) !== dx.columns) throw new Error(`${where}: dx must be dense float32, is ${dx.type} with rows of ${dx.ld}`);
     // The kernel's name is its activation type (unpool_bf16, unpool_f16), which adapter_grad writes du in.
@@ -50,10 +52,10 @@ export function deviceUnpool(ops: ModelOpLauncher): DeviceUnpool | undefined {
     if (!(Number.isInteger(groupSize) && groupSize > 0) || du.rows !== dx.rows || du.columns !== Math.ceil(dx.columns / groupSize)) {
       throw new Error(`${where}: du needs ${dx.rows} rows of ceil(${dx.columns} / ${groupSize}) groups`);
     }
-    ops.launch('unpool', 'accumulate', {
+    ops.launch('unpool', entry, {
       inputGrad: dx.buffer, pooledInputGrad: du.buffer, factor, rows: dx.rows, columns: dx.columns, groupSize, stride: du.ld ?? du.columns,
       ...dropoutArguments(dropout?.mask, dropout?.p ?? 0),
     });
   };
-  return { accumulate, dropPooled };
+  return { accumulate: unpoolInto('accumulate'), overwrite: ops.hasEntry('unpool', 'overwrite') ? unpoolInto('overwrite') : undefined, dropPooled };
 }

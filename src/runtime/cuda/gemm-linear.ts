@@ -20,6 +20,12 @@
 //             dx += c·unpool(mask ⊙ dũ)       the unpool model op (device-unpool.ts), c the
 //                                             pooling factor: dx[t, i] += c·m·dũ[t, ⌊i/g⌋]
 //
+// Into known zeros (DeviceArrays.overwritable: the model zero-filled dx, dA, dB and nothing has
+// written them since) the first writer overwrites: dB and dA with beta = 0, dx by unpool's
+// overwrite entry (dx = c·unpool(…)) before the base GEMM adds dy·Ŵᵀ with beta = 1 — the same
+// passes over dx as GEMM-then-accumulate, and the same order of additions as before — or by
+// that GEMM with beta = 0 for a layer without an adapter. No memset runs for any of them.
+//
 // Why two GEMMs for y rather than one over [x | σv]·[Ŵ ; B]: the stacked form needs x and v in
 // one [T, K + r] matrix, and x is the previous op's array (rows of K), so stacking costs a copy
 // of x (T·K reads and writes) to save the second GEMM's read-modify-write of y (T·N of each) —
@@ -47,7 +53,7 @@ import { describeLayer, type LinearKernels } from '../linear-kernel-choice.ts';
 import { checkLength, type Floats } from '../typescript/floats.ts';
 import type { QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { CudaDevicePort, DeviceBuffer, DeviceMatrix, GemmCall } from './cuda.ts';
-import { float32, type DeviceArrays, type Layout } from './device-arrays.ts';
+import { dense, float32, type DeviceArrays, type Layout } from './device-arrays.ts';
 import type { DeviceUnpool } from './device-unpool.ts';
 import { bytesPerElement, type ActivationType } from './host-data.ts';
 import { prologueOf } from './manifest-launch.ts';
@@ -214,7 +220,11 @@ export function gemmLinearOps(
       checkLength('dy', dy, rows * N);
       const call = port.call();
       const outputGrad = call.input(found.backwardData, 'outputGrad', dy, { rows, width: N });
-      const inputGrad: DeviceMatrix = { buffer: arrays.update(float32(dx, 'dx')), type: 'f32', rows, columns: K };
+      const dxValues = float32(dx, 'dx');
+      // Whether dx holds values to add to: not where it is known zero (then its first writer overwrites it).
+      const overwriteDx = arrays.overwritable(dxValues) && (adapter === null || found.adapterGrad === undefined || unpool!.overwrite !== undefined);
+      const inputGrad: DeviceMatrix = { buffer: overwriteDx ? arrays.write(dxValues, dense(dxValues.length)) : arrays.update(dxValues), type: 'f32', rows, columns: K };
+      let dxAdds = !overwriteDx;
       if (adapter !== null && found.adapterGrad !== undefined) {
         // Four GEMMs on cuBLAS and two small unpool-op launches. adapter_grad's entries had
         // reduced over N (dv = dy·Bᵀ: 0.28 ms for N = 11008 at T = 2048 on the H200, 20× its
@@ -228,18 +238,25 @@ export function gemmLinearOps(
         const dv = call.matrix(call.scratch(kernel, 'adapterActivationGrad', { rows, width: rank }));
         const du = call.matrix(call.scratch(kernel, 'pooledInputGrad', { rows, width: groups }));
         const dropped: DeviceMatrix = { buffer: arrays.take(rows * groups * bytesPerElement(u.type as ActivationType)), type: u.type, rows, columns: groups };
-        const gradient = (host: Floats, rows: number, columns: number): DeviceMatrix => ({ buffer: arrays.update(float32(host, 'an adapter gradient')), type: 'f32', rows, columns });
+        /** A gradient as the GEMM's output, and its beta: 0 into known zeros (overwritten), else 1 (added to). */
+        const gradient = (host: Floats, rows: number, columns: number): { out: DeviceMatrix; beta: number } => {
+          const values = float32(host, 'an adapter gradient');
+          const overwrite = arrays.overwritable(values);
+          return { out: { buffer: overwrite ? arrays.write(values, dense(values.length)) : arrays.update(values), type: 'f32', rows, columns }, beta: overwrite ? 0 : 1 };
+        };
         // dv = σ·dy·Bᵀ; dB += σ·vᵀ·dy
         gemm({ a: dy, b: adapterB(adapter, N, dy.type), transposeB: true, out: dv, alpha: adapter.scaling });
-        gemm({ a: v, transposeA: true, b: dy, out: gradient(adapter.gradB, rank, N), alpha: adapter.scaling, beta: 1 });
+        gemm({ a: v, transposeA: true, b: dy, ...gradient(adapter.gradB, rank, N), alpha: adapter.scaling });
         // dA += drop(u)ᵀ·dv; d drop(u) = dv·Aᵀ, which unpool turns into du (the mask) and adds to dx
         unpool!.dropPooled(dropped, u, dropout);
-        gemm({ a: dropped, transposeA: true, b: dv, out: gradient(adapter.gradA, groups, rank), beta: 1 });
+        gemm({ a: dropped, transposeA: true, b: dv, ...gradient(adapter.gradA, groups, rank) });
         gemm({ a: dv, b: adapterMatrix(adapter.a, groups, rank, dv.type), transposeB: true, out: du });
-        unpool!.accumulate(inputGrad, du, adapter.groupSize, poolingFactor(adapter.pooling, adapter.groupSize), dropout);
+        const factor = poolingFactor(adapter.pooling, adapter.groupSize);
+        (dxAdds ? unpool!.accumulate : unpool!.overwrite!)(inputGrad, du, adapter.groupSize, factor, dropout);
+        dxAdds = true;
       }
       const weight = dequantized(call, found.dequantize, layer);
-      gemm({ a: call.matrix(outputGrad), b: weight.weight, transposeB: true, out: inputGrad, beta: 1 });
+      gemm({ a: call.matrix(outputGrad), b: weight.weight, transposeB: true, out: inputGrad, beta: dxAdds ? 1 : 0 });
       stats.compiledBackward++;
       stats.gemmBackward++;
       return call.run();

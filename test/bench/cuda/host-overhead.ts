@@ -57,5 +57,5 @@ console.log(`host time a step (no GPU work): ${ms.map((m) => `${m.toFixed(1)} ms
 if (ms.length > 1) {
   console.log(`steps 2–${ms.length}: ${summary(ms.slice(1))}; launches a step: ${[...launchesAStep].join(', ')}`);
   const aStep = (kind: keyof IdleCounts) => [...new Set(countsAtStep.slice(1).map((c, i) => c[kind] - countsAtStep[i]![kind]))].join(', ');
-  console.log(`a step: copies device→device ${aStep('copies')}, host→device ${aStep('uploads')}, device→host ${aStep('downloads')}, fills ${aStep('fills')}`);
+  console.log(`a step: copies device→device ${aStep('copies')}, host→device ${aStep('uploads')}, device→host ${aStep('downloads')}, fills ${aStep('fills')}, convert launches ${aStep('converts')}`);
 }

@@ -3,7 +3,8 @@
 // device-memory.ts: its allocations). Launches pack their parameters as the driver does, so the
 // host pays what it pays on a real device; buffers have addresses but no memory; a download
 // fills ones (the loss and gradient norm stay finite). The copies and fills are counted by kind
-// (IdleCounts), as the launches are by the ops.
+// (IdleCounts), as the launches are by the ops, and so are the convert kernel's launches (the
+// re-encodings between float32 and the activation type).
 import { resolve } from 'node:path';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
@@ -20,9 +21,11 @@ export interface IdleCounts {
   /** copyFrom: device→device. */
   copies: number;
   fills: number;
+  /** Launches of the convert model op (any entry). */
+  converts: number;
 }
 
-export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0 }): CudaDevicePort {
+export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0 }): CudaDevicePort {
   let next = 0x1000n;
   const packer = new ParameterPacker();
   const buffer = (pointer: bigint, bytes: number): DeviceBuffer => ({
@@ -44,8 +47,9 @@ export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies
       next += BigInt(bytes + 256);
       return buffer(pointer, bytes);
     },
-    launch: (_fn, _grid, _block, _shared, parameters) => {
+    launch: (fn, _grid, _block, _shared, parameters) => {
       packer.pack(parameters);
+      if (fn.symbol.startsWith('convert_')) counts.converts++;
     },
     synchronize: () => {},
     gemm: () => {},
@@ -60,7 +64,7 @@ export async function idleDeviceOps(specArg: string): Promise<{ specPath: string
   const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
   const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
   const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-  const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0 };
+  const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0 };
   const ops = deviceOps(idlePort(counts), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
   return { specPath, plan: front.plan, ops, counts };
 }

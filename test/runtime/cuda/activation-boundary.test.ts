@@ -25,7 +25,7 @@ import { stories260kSpec } from '../../support/inline-spec.ts';
 import { SimulatedModelOpDevice } from './simulated-model-ops.ts';
 
 /** The entry points this change added: without them the runtime launches what it did before. */
-const BOUNDARY_ENTRIES = ['forwardToActivation', 'forwardInActivation', 'backwardFromActivation', 'addFromActivation', 'forwardFromActivation'];
+const BOUNDARY_ENTRIES = ['forwardToActivation', 'forwardInActivation', 'backwardFromActivation', 'addFromActivation', 'forwardFromActivation', 'backwardToActivation'];
 
 const dir = mkdtempSync(join(tmpdir(), 'qalc-activation-boundary-'));
 const specFor = (activation: string) => `${stories260kSpec(`boundary_${activation}`, 'seq_len = 16  batch = 2  steps = 3  lr = 3e-3  eval_every = 100  checkpoint_every = 100')}
@@ -129,8 +129,9 @@ describe.each([['bf16', 'fused', 'bf16'], ['bf16', 'gemm', 'bf16'], ['f16', 'fus
     }
     // Before: each block's forward converted RMSNorm's output for q/k/v and gate/up (5), q, k, o's and down's outputs (4), SwiGLU's inputs and output (3).
     expect(conversions(oldSteps[2]!.forward)).toBeGreaterThanOrEqual(14 * layers);
-    // SwiGLU's backward reads gate and up as the linears wrote them: two fewer a block.
-    expect(conversions(nowSteps[2]!.backward)).toBe(conversions(oldSteps[2]!.backward) - 2 * layers);
+    // SwiGLU's backward reads gate and up as the linears wrote them and writes dGate and dUp as
+    // their backward reads them (into known zeros), RoPE's writes dq and dk so: six fewer a block.
+    expect(conversions(nowSteps[2]!.backward)).toBe(conversions(oldSteps[2]!.backward) - 6 * layers);
     // The first forward learns the readers' layouts: RMSNorm and SwiGLU still write float32 there.
     expect(conversions(nowSteps[0]!.forward)).toBeGreaterThan(2 * layers);
     expect(nowSteps[2]!.forward.filter((l) => l.name === 'rmsnorm.forwardToActivation')).toHaveLength(2 * layers + (activation === 'bf16' ? 1 : 0));

@@ -4,13 +4,14 @@ import { describe, expect, it } from 'vitest';
 import type { CudaDevicePort, DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
 import { dense, DeviceArrays, type Converter } from '../../../src/runtime/cuda/device-arrays.ts';
 
-/** What the fake device was asked: uploads by pointer, conversions in order. */
+/** What the fake device was asked: uploads by pointer, conversions in order, fills' bytes. */
 interface FakeLog {
   readonly uploads: bigint[];
   readonly conversions: { readonly to: bigint; readonly rows: number; readonly width: number; readonly encoding: string }[];
+  readonly fills?: number[];
 }
 
-function arraysOnFakeDevice(log: FakeLog = { uploads: [], conversions: [] }): DeviceArrays {
+function arraysOnFakeDevice(log: FakeLog = { uploads: [], conversions: [] }, eagerZeros = false): DeviceArrays {
   let next = 0x1000n;
   const driver: CudaDevicePort = {
     loadModule: () => ({ function: (symbol) => ({ symbol, handle: 0 }) }),
@@ -18,7 +19,7 @@ function arraysOnFakeDevice(log: FakeLog = { uploads: [], conversions: [] }): De
       const pointer = next;
       next += BigInt(bytes);
       const buffer = (at: bigint, size: number): DeviceBuffer => ({
-        pointer: at, bytes: size, upload: () => { log.uploads.push(at); }, download: () => {}, fill: () => {}, copyFrom: () => {}, view: (offset, viewBytes) => buffer(at + BigInt(offset), viewBytes), free: () => {},
+        pointer: at, bytes: size, upload: () => { log.uploads.push(at); }, download: () => {}, fill: (_byte, count) => { log.fills?.push(count ?? size); }, copyFrom: () => {}, view: (offset, viewBytes) => buffer(at + BigInt(offset), viewBytes), free: () => {},
       });
       return buffer(pointer, bytes);
     },
@@ -29,7 +30,7 @@ function arraysOnFakeDevice(log: FakeLog = { uploads: [], conversions: [] }): De
     convert: (to, toLayout) => { log.conversions.push({ to: to.pointer, rows: toLayout.rows, width: toLayout.width, encoding: toLayout.encoding }); },
     accumulate: () => {},
   };
-  return new DeviceArrays(driver, converter);
+  return new DeviceArrays(driver, converter, eagerZeros);
 }
 
 describe('DeviceArrays', () => {
@@ -106,6 +107,46 @@ describe('DeviceArrays', () => {
     arrays.markZero(grad);
     arrays.syncToHost([grad]);
     expect(arrays.isZero(grad)).toBe(false);
+  });
+
+  it('leaves zeroLater\'s zeros to the first writer: no fill for an overwrite, one before a read or an add, none for the host', () => {
+    const fills: number[] = [];
+    const arrays = arraysOnFakeDevice({ uploads: [], conversions: [], fills });
+    const grad = new Float32Array(16);
+    arrays.zeroLater(grad);
+    expect([arrays.isZero(grad), arrays.overwritable(grad), fills]).toEqual([true, true, []]);
+    arrays.write(grad, dense(16)); // an op that overwrites it
+    expect([arrays.isZero(grad), arrays.overwritable(grad), fills]).toEqual([false, false, []]);
+    arrays.zeroLater(grad);
+    arrays.read(grad, { encoding: 'bf16', rows: 2, width: 8, stride: 8 }); // a 16-bit copy of zeros: a zeroed temporary
+    expect(fills).toEqual([32]);
+    arrays.update(grad); // an op that adds into it: its own buffer filled first, once
+    arrays.update(grad);
+    expect([arrays.isZero(grad), fills]).toEqual([false, [32, 64]]);
+    grad.fill(7);
+    arrays.zeroLater(grad);
+    arrays.syncToHost([grad]); // the host gets zeros without a fill or a download
+    expect([Array.from(grad).every((x) => x === 0), fills]).toEqual([true, [32, 64]]);
+  });
+
+  it('keeps the readers of the values before zeroLater for the first writer to ask', () => {
+    const arrays = arraysOnFakeDevice();
+    const grad = new Float32Array(16), bf16 = { encoding: 'bf16' as const, rows: 2, width: 8, stride: 8 };
+    arrays.write(grad, dense(16));
+    arrays.read(grad, bf16);
+    arrays.zeroLater(grad);
+    arrays.update(grad); // an accumulating op is no reader
+    expect(arrays.wanted(grad)).toEqual(bf16);
+  });
+
+  it('eagerZeros: zeroLater fills at once and nothing may overwrite', () => {
+    const fills: number[] = [];
+    const arrays = arraysOnFakeDevice({ uploads: [], conversions: [], fills }, true);
+    const grad = new Float32Array(16);
+    arrays.zeroLater(grad);
+    expect([arrays.isZero(grad), arrays.overwritable(grad), fills]).toEqual([true, false, [64]]);
+    arrays.update(grad);
+    expect(fills).toEqual([64]);
   });
 
   it('reads placed arrays in 16 bits from one shadow of their storage, converted whole once after any change', () => {

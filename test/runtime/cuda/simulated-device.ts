@@ -22,6 +22,8 @@ export class SimulatedDevice implements CudaDevicePort {
   readonly launched: string[] = [];
   /** copyFrom calls so far: the device→device copies. */
   copies = 0;
+  /** fill calls so far: the memsets. */
+  fills = 0;
   private next = 0x1000n;
 
   constructor(private readonly manifests: readonly CudaManifestKernel[]) {}
@@ -52,7 +54,10 @@ export class SimulatedDevice implements CudaDevicePort {
       pointer, bytes: data.byteLength,
       upload: (source) => data.set(bytesOf(source)),
       download: (destination) => bytesOf(destination).set(data.subarray(0, destination.byteLength)),
-      fill: (byte, count = data.byteLength) => data.fill(byte, 0, count),
+      fill: (byte, count = data.byteLength) => {
+        this.fills++;
+        data.fill(byte, 0, count);
+      },
       copyFrom: (source, count, offset = 0) => {
         this.copies++;
         data.set(this.bytesAt(source.pointer)!.subarray(0, count), offset);

@@ -90,6 +90,11 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       }
       case 'rmsnorm.backward':
         return rmsnormBackward(f32('dx'), f32('dy'), f32('x'), f32('weight'), f32('rstd'), rows(), c('CHANNELS'));
+      case 'rmsnorm.backwardOverwrite': {
+        // dx is not read: 0 + the backward's term, whatever the buffer held.
+        const dx = f32('dx').subarray(0, rows() * c('CHANNELS')).fill(0);
+        return rmsnormBackward(dx, f32('dy'), f32('x'), f32('weight'), f32('rstd'), rows(), c('CHANNELS'));
+      }
       case 'convert.toActivation': {
         const out = sixteen('out'), source = f32('source'), columns = scalar('columns'), stride = scalar('stride');
         for (let r = 0; r < rows(); r++) for (let i = 0; i < stride; i++) out.set(r * stride + i, i < columns ? source[r * columns + i]! : 0);
@@ -110,6 +115,12 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
         const x = f32(entry.name === 'forward' ? 'x' : 'dx').subarray(0, rows() * scalar('width'));
         return (entry.name === 'forward' ? ropeForward : ropeBackward)(x, tables, rows() / seqLen, seqLen, scalar('width'));
+      }
+      case 'rope.backwardToActivation': {
+        const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
+        const turned = f32('dx').slice(0, rows() * scalar('width'));
+        ropeBackward(turned, tables, rows() / seqLen, seqLen, scalar('width'));
+        return roundInto('out', turned);
       }
       case 'rope.forwardFromActivation': {
         const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
@@ -193,9 +204,12 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         for (let i = 0; i < uint32('count'); i++) out[i] = multiplier(i);
         return;
       }
-      case 'unpool.accumulate': {
+      case 'unpool.accumulate':
+      case 'unpool.overwrite': {
         // Thread by thread over the launch's grid, as the kernel indexes (a row a block.x, four
-        // columns a thread): a grid that misses columns leaves them unchanged here too.
+        // columns a thread): a grid that misses columns leaves them unchanged here too. overwrite
+        // does not read dx (0 + the term).
+        const before = entry.name === 'overwrite' ? () => 0 : (i: number) => out[i]!;
         const out = f32('inputGrad'), du = sixteen('pooledInputGrad'), factor = Math.fround(scalar('factor'));
         const columns = scalar('columns'), groupSize = scalar('groupSize'), stride = scalar('stride'), perThread = c('COLUMNS_PER_THREAD');
         const groups = Math.ceil(columns / groupSize), multiplier = maskOf();
@@ -205,7 +219,7 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
             for (let i = thread * perThread; i < Math.min((thread + 1) * perThread, columns); i++) {
               const group = Math.floor(i / groupSize);
               const dropped = Math.fround(multiplier(row * groups + group) * du.get(row * stride + group));
-              out[row * columns + i] = Math.fround(out[row * columns + i]! + Math.fround(factor * dropped));
+              out[row * columns + i] = Math.fround(before(row * columns + i) + Math.fround(factor * dropped));
             }
           }
         }
@@ -232,6 +246,13 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       }
       case 'swiglu.backwardFromActivation':
         return swigluBackward(f32('dGate'), f32('dUp'), f32('dOut'), widened('gate', scalar('count')), widened('up', scalar('count')), scalar('count'));
+      case 'swiglu.backwardToActivation': {
+        // 0 + the backward's terms, rounded once.
+        const count = scalar('count'), dGate = new Float32Array(count), dUp = new Float32Array(count);
+        swigluBackward(dGate, dUp, f32('dOut'), widened('gate', count), widened('up', count), count);
+        roundInto('dGate', dGate);
+        return roundInto('dUp', dUp);
+      }
       case 'lm_head.forward':
         return lmHeadForward(f32('logits').subarray(0, rows() * c('VOCAB')), f32('x'), f32('classifier'), rows(), c('CHANNELS'), c('VOCAB'));
       case 'lm_head.backward':

@@ -36,6 +36,14 @@
 //     3 gate (const __nv_bfloat16*): bfloat16 [count], read
 //     4 up (const __nv_bfloat16*): bfloat16 [count], read
 //     5 count (uint32_t): elements (rows * hidden)
+//   backwardToActivation: swiglu_bf16__backwardToActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//     computes: s = sigmoid(gate): dGate = dOut * up * s * (1 + gate * (1 - s)), dUp = dOut * gate * s
+//     0 dGate (__nv_bfloat16*): bfloat16 [count], written (rounded to nearest even)
+//     1 dUp (__nv_bfloat16*): bfloat16 [count], written (rounded to nearest even)
+//     2 dOut (const float*): float [count], read
+//     3 gate (const __nv_bfloat16*): bfloat16 [count], read
+//     4 up (const __nv_bfloat16*): bfloat16 [count], read
+//     5 count (uint32_t): elements (rows * hidden)
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -99,14 +107,19 @@ __device__ inline void gatedForward(Out* __restrict__ out, const In* __restrict_
   for (size_t i = first; i < count && i < first + FORWARD_VECTOR; i++) storeFloat(out, i, gated(loadFloat(gate, i), loadFloat(up, i)));
 }
 
-template <typename In>
-__device__ inline void gatedBackward(float* __restrict__ dGate, float* __restrict__ dUp, const float* __restrict__ dOut, const In* __restrict__ gate, const In* __restrict__ up, uint32_t count) {
+// Float gradients are added into; 16-bit ones (the linears' backward reads them so) are written,
+// the float sum 0 + term rounded once, as adding into zeros and then converting would give.
+__device__ inline float gradientBefore(const float* __restrict__ values, size_t i) { return values[i]; }
+__device__ inline float gradientBefore(const Activation* __restrict__, size_t) { return 0.0f; }
+
+template <typename In, typename Grad>
+__device__ inline void gatedBackward(Grad* __restrict__ dGate, Grad* __restrict__ dUp, const float* __restrict__ dOut, const In* __restrict__ gate, const In* __restrict__ up, uint32_t count) {
   const size_t i = static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x;
   if (i >= count) return;
   const float g = loadFloat(gate, i);
   const float sigmoid = 1.0f / (1.0f + expf(-g));
-  dGate[i] += dOut[i] * loadFloat(up, i) * sigmoid * (1.0f + g * (1.0f - sigmoid));
-  dUp[i] += dOut[i] * g * sigmoid;
+  storeFloat(dGate, i, gradientBefore(dGate, i) + dOut[i] * loadFloat(up, i) * sigmoid * (1.0f + g * (1.0f - sigmoid)));
+  storeFloat(dUp, i, gradientBefore(dUp, i) + dOut[i] * g * sigmoid);
 }
 
 }  // namespace qalc_swiglu_bf16
@@ -126,5 +139,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) swiglu_bf16__backward(floa
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) swiglu_bf16__backwardFromActivation(float* __restrict__ dGate, float* __restrict__ dUp, const float* __restrict__ dOut, const __nv_bfloat16* __restrict__ gate, const __nv_bfloat16* __restrict__ up, uint32_t count) {
+  gatedBackward(dGate, dUp, dOut, gate, up, count);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) swiglu_bf16__backwardToActivation(__nv_bfloat16* __restrict__ dGate, __nv_bfloat16* __restrict__ dUp, const float* __restrict__ dOut, const __nv_bfloat16* __restrict__ gate, const __nv_bfloat16* __restrict__ up, uint32_t count) {
   gatedBackward(dGate, dUp, dOut, gate, up, count);
 }

@@ -21,6 +21,19 @@
 //     8 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
 //     9 threshold (uint32_t): ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold
 //     10 keptScale (float): 1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry
+//   overwrite: unpool_bf16__overwrite, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 1024)
+//     computes: inputGrad[t, i] = factor * (m(t * groups + g) * pooledInputGrad[t * stride + g]), g = floor(i / groupSize), groups = ceil(columns / groupSize), for i < columns; m = the dropout multiplier
+//     0 inputGrad (float*): float [rows, columns] (dx), written
+//     1 pooledInputGrad (const __nv_bfloat16*): bfloat16 [rows, stride] (du, adapter_grad's pooledInputGrad), read
+//     2 factor (float): c, the pooling factor: 1/g for mean pooling, 1 for sum
+//     3 rows (uint32_t): rows (tokens)
+//     4 columns (uint32_t): dx row width K (in_features)
+//     5 groupSize (uint32_t): g: input i is in group floor(i / g); ceil(columns / g) <= stride
+//     6 stride (uint32_t): du row stride in elements (>= its groups)
+//     7 seed (uint32_t): the step's dropout seed (0 without dropout)
+//     8 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
+//     9 threshold (uint32_t): ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold
+//     10 keptScale (float): 1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry
 //   dropPooled: unpool_bf16__dropPooled, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows * groups / 256)
 //     computes: dropped[t * groups + g] = m(t * groups + g) * pooledInput[t * stride + g]; m = the dropout multiplier
 //     0 dropped (__nv_bfloat16*): bfloat16 [rows, groups] drop(u), written (rounded to nearest even)
@@ -66,10 +79,6 @@ __device__ __forceinline__ float dropoutMultiplierAt(uint32_t seed, uint32_t off
   return splitmix32(seed + (offset + index + 1u) * GOLDEN) >= threshold ? keptScale : 0.0f;
 }
 
-}  // namespace qalc_unpool_bf16
-
-using namespace qalc_unpool_bf16;
-
 static_assert(COLUMNS_PER_THREAD == 4u, "the aligned path adds one float4 a thread");
 
 // blockIdx.x is the row and each thread adds to COLUMNS_PER_THREAD consecutive columns, so a warp
@@ -80,8 +89,11 @@ static_assert(COLUMNS_PER_THREAD == 4u, "the aligned path adds one float4 a thre
 // (K = 35, say) scalars, the row's last thread adding fewer than four. du is the gradient of the
 // dropped input drop(u); the layer's dropout mask (regenerated here from its draws, as the
 // dropout op computes it: entry row·groups + group) turns it into u's, so no multiplier buffer is
-// read; threshold 0 and keptScale 1 (no dropout) multiply by one.
-extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(float* __restrict__ inputGrad, const __nv_bfloat16* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
+// read; threshold 0 and keptScale 1 (no dropout) multiply by one. Overwrite writes 0 + the term
+// (dx is not read: the runtime knows it holds zeros, so no memset runs first).
+template <bool Overwrite>
+__device__ inline void unpoolRows(float* __restrict__ inputGrad, const Activation* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize,
+                                  uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
   const uint32_t row = blockIdx.x;
   const uint32_t first = (blockIdx.y * THREADS + threadIdx.x) * COLUMNS_PER_THREAD;
   if (row >= rows || first >= columns) return;
@@ -104,7 +116,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(fl
   }
   const bool vectorRow = columns % 4u == 0u && reinterpret_cast<uintptr_t>(inputGrad) % 16u == 0u;
   if (vectorRow) {
-    float4 value = *reinterpret_cast<const float4*>(out);
+    float4 value = Overwrite ? make_float4(0.0f, 0.0f, 0.0f, 0.0f) : *reinterpret_cast<const float4*>(out);
     value.x += added[0];
     value.y += added[1];
     value.z += added[2];
@@ -114,8 +126,20 @@ extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(fl
   }
 #pragma unroll
   for (uint32_t j = 0; j < COLUMNS_PER_THREAD; j++) {
-    if (j < count) out[j] += added[j];
+    if (j < count) out[j] = (Overwrite ? 0.0f : out[j]) + added[j];
   }
+}
+
+}  // namespace qalc_unpool_bf16
+
+using namespace qalc_unpool_bf16;
+
+extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__accumulate(float* __restrict__ inputGrad, const __nv_bfloat16* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
+  unpoolRows<false>(inputGrad, pooledInputGrad, factor, rows, columns, groupSize, stride, seed, offset, threshold, keptScale);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) unpool_bf16__overwrite(float* __restrict__ inputGrad, const __nv_bfloat16* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
+  unpoolRows<true>(inputGrad, pooledInputGrad, factor, rows, columns, groupSize, stride, seed, offset, threshold, keptScale);
 }
 
 // drop(u) in the activation type, for dA = drop(u)^T * dv on cuBLAS: u as the forward saved it

@@ -30,6 +30,14 @@
 //     3 weight (const float*): float [64], read
 //     4 rstd (const float*): float [rows] (the forward's), read
 //     5 rows (uint32_t): rows of x
+//   backwardOverwrite: rmsnorm_c64_bf16__backwardOverwrite, block (32, 4, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows / 4)
+//     computes: dx[r, j] = rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / 64 * sum_k dy[r, k] * weight[k] * x[r, k]
+//     0 dx (float*): float [rows, 64], written
+//     1 dy (const float*): float [rows, 64], read
+//     2 x (const float*): float [rows, 64], read
+//     3 weight (const float*): float [64], read
+//     4 rstd (const float*): float [rows] (the forward's), read
+//     5 rows (uint32_t): rows of x
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -128,21 +136,11 @@ __device__ inline void normalizeRows(Out* __restrict__ out, float* __restrict__ 
   for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) storeFloat(outRow, j, weight[j] * (r * xRow[j]));
 }
 
-}  // namespace qalc_rmsnorm_c64_bf16
-
-using namespace qalc_rmsnorm_c64_bf16;
-
-extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf16__forward(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
-  normalizeRows(out, rstd, x, weight, rows);
-}
-
-extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf16__forwardToActivation(__nv_bfloat16* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
-  normalizeRows(out, rstd, x, weight, rows);
-}
-
 // dx_j += r w_j dy_j - x_j r^3 / C sum_k dy_k w_k x_k: the dot product first (a warp sum), then
-// the accumulation; float4s a lane where the rows allow (as the forward).
-extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf16__backward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
+// the accumulation; float4s a lane where the rows allow (as the forward). Overwrite: dx_j = the
+// same term (dx is not read: an array known to hold zeros needs no memset first).
+template <bool Overwrite>
+__device__ inline void normBackward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
   const uint32_t row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
   if (row >= rows) return;
   const size_t base = static_cast<size_t>(row) * CHANNELS;
@@ -163,7 +161,7 @@ extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf
     for (uint32_t k = 0; k < VECTORS_PER_LANE; k++) {
       const uint32_t vector = threadIdx.x + 32u * k;
       const float4 g = load4(dyRow, vector), w = load4(weight, vector), v = load4(xRow, vector);
-      float4 d = load4(dxRow, vector);
+      float4 d = Overwrite ? make_float4(0.0f, 0.0f, 0.0f, 0.0f) : load4(dxRow, vector);
       d.x += r * w.x * g.x - correction * v.x;
       d.y += r * w.y * g.y - correction * v.y;
       d.z += r * w.z * g.z - correction * v.z;
@@ -175,5 +173,25 @@ extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf
   float dot = 0.0f;
   for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) dot += dyRow[j] * weight[j] * xRow[j];
   const float correction = r * r * r * warpSum(dot) / static_cast<float>(CHANNELS);
-  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) dxRow[j] += r * weight[j] * dyRow[j] - correction * xRow[j];
+  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) dxRow[j] = (Overwrite ? 0.0f : dxRow[j]) + (r * weight[j] * dyRow[j] - correction * xRow[j]);
+}
+
+}  // namespace qalc_rmsnorm_c64_bf16
+
+using namespace qalc_rmsnorm_c64_bf16;
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf16__forward(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
+  normalizeRows(out, rstd, x, weight, rows);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf16__forwardToActivation(__nv_bfloat16* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
+  normalizeRows(out, rstd, x, weight, rows);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf16__backward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
+  normBackward<false>(dx, dy, x, weight, rstd, rows);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c64_bf16__backwardOverwrite(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
+  normBackward<true>(dx, dy, x, weight, rstd, rows);
 }

@@ -33,6 +33,15 @@
 //     3 rows (uint32_t): batch * seqLen
 //     4 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
 //     5 width (uint32_t): heads * 8 (q) or kvHeads * 8 (k); a multiple of 8
+//   backwardToActivation: rope_d8_bf16__backwardToActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows * width / 2 / 256)
+//     computes: pair p = (i % 8) / 2 of token t = r % seqLen, c = cos[t, p], s = sin[t, p]: (out0, out1) = (d0 c + d1 s, -d0 s + d1 c), the transposed turn
+//     0 out (__nv_bfloat16*): bfloat16 [rows, width], written (rounded to nearest even)
+//     1 dx (const float*): float [rows, width], read
+//     2 cos (const float*): float [positions, 4], read
+//     3 sin (const float*): float [positions, 4], read
+//     4 rows (uint32_t): batch * seqLen
+//     5 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
+//     6 width (uint32_t): heads * 8 (q) or kvHeads * 8 (k); a multiple of 8
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -77,10 +86,11 @@ __device__ inline bool alignedFor4(const float* values) { return reinterpret_cas
 __device__ inline bool alignedFor4(const Activation* values) { return reinterpret_cast<uintptr_t>(values) % 8u == 0u; }
 
 // Turns one pair (x0, x1) of `from` by the angle whose cosine and sine are c and s·direction
-// into `to`: in place (to == from, float), or from q or k as the linear wrote them in the
-// activation type (widened exactly) into float rows for attention.
-template <typename In>
-__device__ inline void turnPair(float* to, const In* from, const float* __restrict__ cosTable, const float* __restrict__ sinTable,
+// into `to`: in place (to == from, float), from q or k as the linear wrote them in the
+// activation type (widened exactly) into float rows for attention, or from attention's float dq
+// or dk into the activation type the q or k linear's backward reads (rounded once).
+template <typename In, typename Out>
+__device__ inline void turnPair(Out* to, const In* from, const float* __restrict__ cosTable, const float* __restrict__ sinTable,
                                 uint32_t rows, uint32_t seqLen, uint32_t width, float direction) {
   const size_t pairIndex = static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x;
   const uint32_t pairsPerRow = width / 2u;
@@ -92,8 +102,8 @@ __device__ inline void turnPair(float* to, const In* from, const float* __restri
   const float s = direction * sinTable[table];
   const size_t at = static_cast<size_t>(row) * width + i;
   const float x0 = loadFloat(from, at), x1 = loadFloat(from, at + 1u);
-  to[at] = x0 * c - x1 * s;
-  to[at + 1u] = x0 * s + x1 * c;
+  storeFloat(to, at, x0 * c - x1 * s);
+  storeFloat(to, at + 1u, x0 * s + x1 * c);
 }
 
 }  // namespace qalc_rope_d8_bf16
@@ -111,4 +121,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__forwardFromA
 // The rotation is orthogonal: the backward turns the gradient by the opposite angle.
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__backward(float* __restrict__ dx, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
   turnPair(dx, dx, cos, sin, rows, seqLen, width, -1.0f);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__backwardToActivation(__nv_bfloat16* __restrict__ out, const float* __restrict__ dx, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
+  turnPair(out, dx, cos, sin, rows, seqLen, width, -1.0f);
 }

@@ -2,7 +2,9 @@
 // fixed stride of the row, then a butterfly of shuffles adds the 32 partial sums in a fixed
 // order, so the result does not depend on scheduling. The forward writes float32, or the
 // activation type where its output feeds the linear kernels (forwardToActivation: rounded as the
-// conversion to their binding would round it, so no conversion runs).
+// conversion to their binding would round it, so no conversion runs). backwardOverwrite writes dx
+// where backward adds into it: the final norm's dx, the residual stream's first gradient, into an
+// array the runtime knows holds zeros (no memset first).
 import type { ModelOpKernel } from '../model-ops.ts';
 import { activationType, activationOutput, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
@@ -25,11 +27,11 @@ export function rmsnormKernel(shapes: ModelShapes): ModelOpKernel {
         block, grid,
         computes: `rstd[r] = 1 / sqrt(mean_j x[r, j]^2 + ${rmsNormEps}); out[r, j] = weight[j] * (rstd[r] * x[r, j])`,
       })),
-      entryPoint(kernel, 'backward', {
-        parameters: [accumulated('dx', rows), input('dy', rows), input('x', rows), input('weight', `[${dim}]`), input('rstd', '[rows] (the forward\'s)'), u32('rows', 'rows of x')],
+      ...(['backward', 'backwardOverwrite'] as const).map((name) => entryPoint(kernel, name, {
+        parameters: [(name === 'backward' ? accumulated : output)('dx', rows), input('dy', rows), input('x', rows), input('weight', `[${dim}]`), input('rstd', '[rows] (the forward\'s)'), u32('rows', 'rows of x')],
         block, grid,
-        computes: `dx[r, j] += rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / ${dim} * sum_k dy[r, k] * weight[k] * x[r, k]`,
-      }),
+        computes: `dx[r, j] ${name === 'backward' ? '+=' : '='} rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / ${dim} * sum_k dy[r, k] * weight[k] * x[r, k]`,
+      })),
     ],
   };
 }

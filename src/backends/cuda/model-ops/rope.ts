@@ -3,9 +3,11 @@
 // One thread per pair; the token of row r sits at position r % seqLen. The cos/sin tables come
 // from the host (ropeTables: run.c's float32 rounding, the model's θ), [positions, headSize/2].
 // q and k come from their linears: forwardFromActivation reads them in the activation type the
-// linear wrote (widened exactly) and writes the float32 rows attention reads, so no conversion runs.
+// linear wrote (widened exactly) and writes the float32 rows attention reads, so no conversion runs;
+// backwardToActivation reads attention's float32 dq or dk and writes the turned gradient in the
+// activation type the q or k linear's backward reads (rounded as the conversion would round it).
 import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
-import { activationType, activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
 
 export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
   const { headSize, activation } = shapes;
@@ -30,6 +32,9 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
         parameters: parameters(output('out', '[rows, width]'), activationInput(type, 'x', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
       }),
       entryPoint(kernel, 'backward', { parameters: parameters(output('dx', '[rows, width], in place')), block, grid, computes: `${turn}: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn` }),
+      entryPoint(kernel, 'backwardToActivation', {
+        parameters: parameters(activationOutput(type, 'out', '[rows, width]'), input('dx', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (d0 c + d1 s, -d0 s + d1 c), the transposed turn`,
+      }),
     ],
   };
 }

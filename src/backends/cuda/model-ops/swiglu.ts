@@ -2,6 +2,9 @@
 // are the gate and up linears' outputs and out the down linear's input: the *Activation entry
 // points take them in the activation type the linear kernels bind, so no conversion runs
 // between (widened exactly on load, out rounded on store as the conversion would round it).
+// backwardToActivation writes dGate and dUp (where the others add into them) in the activation
+// type the gate and up linears' backward reads: into gradients the runtime knows hold zeros, it
+// replaces two memsets and two conversions.
 import type { ModelOpKernel } from '../model-ops.ts';
 import { activationType, activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
@@ -36,6 +39,10 @@ export function swigluKernel(shapes: ModelShapes): ModelOpKernel {
           parameters: [accumulated('dGate', '[count]'), accumulated('dUp', '[count]'), input('dOut', '[count]'), read('gate', '[count]'), read('up', '[count]'), count], block, grid,
           computes: 's = sigmoid(gate): dGate += dOut * up * s * (1 + gate * (1 - s)), dUp += dOut * gate * s',
         });
+      }),
+      entryPoint(kernel, 'backwardToActivation', {
+        parameters: [output16('dGate', '[count]'), output16('dUp', '[count]'), input('dOut', '[count]'), input16('gate', '[count]'), input16('up', '[count]'), count], block, grid,
+        computes: 's = sigmoid(gate): dGate = dOut * up * s * (1 + gate * (1 - s)), dUp = dOut * gate * s',
       }),
     ],
   };

@@ -16,8 +16,11 @@
 // computes it (threshold 0, keptScale 1: none); dropPooled writes drop(u) in the activation type
 // for dA = drop(u)ᵀ·dv on cuBLAS. adapter_grad's own entry, which computed du and dA in one
 // launch, reduced dA over the tokens in 4 blocks (~55 µs a layer at T = 2048 on the H200).
+//
+// overwrite is accumulate writing dx instead of adding into it: the layer's first dx term where the
+// runtime knows dx holds zeros (then the base GEMM adds dy·Ŵᵀ with beta = 1), so no memset runs.
 import type { ModelOpKernel } from '../model-ops.ts';
-import { accumulated, activationType, elementwiseGrid, entryPoint, f32, pointer, u32, type ModelShapes } from './shapes.ts';
+import { accumulated, activationType, elementwiseGrid, entryPoint, f32, output, pointer, u32, type ModelShapes } from './shapes.ts';
 
 export const UNPOOL_THREADS = 256;
 /** dx columns one thread adds to: one float4 where a row's start is 16-byte aligned (columns % 4 == 0). */
@@ -39,9 +42,9 @@ export function unpoolKernel(shapes: ModelShapes): ModelOpKernel {
     kernel, op: 'unpool', template: 'ops/unpool.cu.hbs',
     constants: { THREADS: UNPOOL_THREADS, COLUMNS_PER_THREAD: UNPOOL_COLUMNS_PER_THREAD },
     entryPoints: [
-      entryPoint(kernel, 'accumulate', {
+      ...(['accumulate', 'overwrite'] as const).map((name) => entryPoint(kernel, name, {
         parameters: [
-          accumulated('inputGrad', '[rows, columns] (dx)'),
+          (name === 'accumulate' ? accumulated : output)('inputGrad', '[rows, columns] (dx)'),
           pointer('pooledInputGrad', `const ${type.cType}*`, `${type.spelled} [rows, stride] (du, adapter_grad's pooledInputGrad), read`),
           f32('factor', 'c, the pooling factor: 1/g for mean pooling, 1 for sum'),
           u32('rows', 'rows (tokens)'),
@@ -52,8 +55,8 @@ export function unpoolKernel(shapes: ModelShapes): ModelOpKernel {
         ],
         block: [UNPOOL_THREADS, 1, 1],
         grid: `grid.x = rows, grid.y = ceil(columns / ${perBlock})`,
-        computes: 'inputGrad[t, i] += factor * (m(t * groups + g) * pooledInputGrad[t * stride + g]), g = floor(i / groupSize), groups = ceil(columns / groupSize), for i < columns; m = the dropout multiplier',
-      }),
+        computes: `inputGrad[t, i] ${name === 'accumulate' ? '+=' : '='} factor * (m(t * groups + g) * pooledInputGrad[t * stride + g]), g = floor(i / groupSize), groups = ceil(columns / groupSize), for i < columns; m = the dropout multiplier`,
+      })),
       entryPoint(kernel, 'dropPooled', {
         parameters: [
           pointer('dropped', `${type.cType}*`, `${type.spelled} [rows, groups] drop(u), written (rounded to nearest even)`),

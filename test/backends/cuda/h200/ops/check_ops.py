@@ -318,6 +318,11 @@ class Case:
         mismatched = int(np.count_nonzero(np.asarray(got).view(np.uint16).ravel() != np.asarray(ref).astype(np.uint16).ravel()))
         self.results.add(self.spec, op, entry, self.rows, output, float(mismatched), EXACT, f"{note}{'; ' if note else ''}{mismatched} elements differ")
 
+    @staticmethod
+    def rounding_tolerance(op):
+        """One rounding to 16 bits of each element: at most its unit roundoff (bf16 2^-8, fp16 2^-11) of the largest element."""
+        return 5e-3 if op.kernel["kernel"].endswith("bf16") else 1e-3
+
     def same_floats(self, op, entry, output, got, ref, note=""):
         got, ref = np.asarray(got, dtype=np.float32).ravel(), np.asarray(ref, dtype=np.float32).ravel()
         mismatched = int(np.count_nonzero(got.view(np.uint32) != ref.view(np.uint32)))
@@ -374,8 +379,15 @@ class Case:
         op.launch("backward", grid, [dx, self.up(dy), self.up(x), self.up(w), self.up(rstd32), R])
         r64, dy64 = rstd32.astype(np.float64), dy.astype(np.float64)
         dot = np.sum(dy64 * w64 * x64, axis=1)
-        ref = dx0 + r64[:, None] * w64 * dy64 - (r64 ** 3 * dot / C)[:, None] * x64
-        self.check("rmsnorm", "backward", "dx (+=)", self.down(dx), ref, TOLERANCE)
+        term = r64[:, None] * w64 * dy64 - (r64 ** 3 * dot / C)[:, None] * x64
+        self.check("rmsnorm", "backward", "dx (+=)", self.down(dx), dx0 + term, TOLERANCE)
+        if "backwardOverwrite" in op.entries:
+            # dx starts NaN: a read of it poisons the row. Bit for bit the backward's into zeros.
+            dx, zeros = self.up(self.nan(R, C)), self.up(np.zeros((R, C), np.float32))
+            for entry, buffer in (("backwardOverwrite", dx), ("backward", zeros)):
+                op.launch(entry, grid, [buffer, self.up(dy), self.up(x), self.up(w), self.up(rstd32), R])
+            self.check("rmsnorm", "backwardOverwrite", "dx (=)", self.down(dx), term, TOLERANCE)
+            self.same_floats("rmsnorm", "backwardOverwrite", "dx (the backward's into zeros)", self.down(dx), self.down(zeros))
 
     # -- convert
     def convert(self):
@@ -433,6 +445,13 @@ class Case:
                 ref[:, 0::2] = x0 * c - x1 * s
                 ref[:, 1::2] = x0 * s + x1 * c
                 self.check("rope", entry, f"{label} in place", self.down(buffer), ref, TOLERANCE, f"batch {batch} x seqLen {seq}, width {width}")
+                if entry == "backward" and "backwardToActivation" in op.entries:
+                    # The in-place backward's float32 result rounded once: bit for bit, and float64's to a 16-bit rounding.
+                    to_bits, from_bits = self.activation_bits(op)
+                    out16 = self.up(np.full((R, width), 0x7FC1, dtype=np.uint16))
+                    op.launch("backwardToActivation", grid, [out16, self.up(x), self.up(cos), self.up(sin), R, seq, width])
+                    self.same_bits("rope", "backwardToActivation", f"d{label} bits (the backward's, rounded)", self.down(out16), to_bits(self.down(buffer)), f"batch {batch} x seqLen {seq}, width {width}")
+                    self.check("rope", "backwardToActivation", f"d{label}", from_bits(self.down(out16)), ref, self.rounding_tolerance(op), f"batch {batch} x seqLen {seq}, width {width}")
             if "forwardFromActivation" in op.entries:
                 to_bits, from_bits = self.activation_bits(op)
                 x16 = to_bits(self.randn(R, width))
@@ -472,6 +491,21 @@ class Case:
             op.launch("backwardFromActivation", grid, [*grads16, self.up(dOut), self.up(gate16), self.up(up16), n])
             for label, got, want in zip(("dGate (+=)", "dUp (+=)"), grads16, grads32):
                 self.same_floats("swiglu", "backwardFromActivation", label, self.down(got), self.down(want))
+        if "backwardToActivation" in op.entries:
+            # dGate and dUp written in 16 bits (they start NaN): the float32 backward's into zeros
+            # on the same widened gate and up, rounded once; float64's to a 16-bit rounding.
+            to_bits, from_bits = self.activation_bits(op)
+            gate16, up16 = to_bits(gate), to_bits(up)
+            zeros32 = [self.up(np.zeros(n, np.float32)), self.up(np.zeros(n, np.float32))]
+            out16 = [self.up(np.full(n, 0x7FC1, dtype=np.uint16)), self.up(np.full(n, 0x7FC1, dtype=np.uint16))]
+            op.launch("backwardFromActivation", grid, [*zeros32, self.up(dOut), self.up(gate16), self.up(up16), n])
+            op.launch("backwardToActivation", grid, [*out16, self.up(dOut), self.up(gate16), self.up(up16), n])
+            g16, u16 = from_bits(gate16).astype(np.float64), from_bits(up16).astype(np.float64)
+            sig16 = 1.0 / (1.0 + np.exp(-g16))
+            refs = (d * u16 * sig16 * (1 + g16 * (1 - sig16)), d * g16 * sig16)
+            for label, got, zeroed, ref in zip(("dGate", "dUp"), out16, zeros32, refs):
+                self.same_bits("swiglu", "backwardToActivation", f"{label} bits (the backward's into zeros, rounded)", self.down(got), to_bits(self.down(zeroed)))
+                self.check("swiglu", "backwardToActivation", label, from_bits(self.down(got)), ref, self.rounding_tolerance(op))
 
     # -- residual
     def residual(self):
@@ -692,8 +726,16 @@ class Case:
                 multiplier = np.where(dropout_bits(seed, offset, R * groups) >= threshold, kept, np.float32(0)).astype(np.float64).reshape(R, groups)
                 out = self.up(start)
                 op.launch("accumulate", (R, ceil(columns, per_block)), [out, self.up(du), factor, R, columns, group, stride, seed, offset, threshold, F32(kept)])
-                ref = start.astype(np.float64) + np.float64(np.float32(factor.value)) * (multiplier * from_bits(du).astype(np.float64)[:, :groups])[:, columns_group]
-                self.check("unpool", "accumulate", "inputGrad (+=)", self.down(out), ref, TOLERANCE, f"columns {columns}, group {group}, stride {stride}, {'no mask' if p is None else f'p {p}'}")
+                term = np.float64(np.float32(factor.value)) * (multiplier * from_bits(du).astype(np.float64)[:, :groups])[:, columns_group]
+                note = f"columns {columns}, group {group}, stride {stride}, {'no mask' if p is None else f'p {p}'}"
+                self.check("unpool", "accumulate", "inputGrad (+=)", self.down(out), start.astype(np.float64) + term, TOLERANCE, note)
+                if "overwrite" in op.entries:
+                    # dx starts NaN (a read poisons it); bit for bit accumulate's into zeros.
+                    written, zeros = self.up(self.nan(R, columns)), self.up(np.zeros((R, columns), np.float32))
+                    for entry, buffer in (("overwrite", written), ("accumulate", zeros)):
+                        op.launch(entry, (R, ceil(columns, per_block)), [buffer, self.up(du), factor, R, columns, group, stride, seed, offset, threshold, F32(kept)])
+                    self.check("unpool", "overwrite", "inputGrad (=)", self.down(written), term, TOLERANCE, note)
+                    self.same_floats("unpool", "overwrite", "inputGrad (accumulate's into zeros)", self.down(written), self.down(zeros), note)
             # drop(u) into a dense [R, groups], from u's rows of `stride`, rounded once to 16 bits.
             if "dropPooled" in op.entries:
                 seed, offset, p = 5, 1000 + columns, 0.25
@@ -816,6 +858,10 @@ def timings(device, spec, arch, ops, rows, repeats=20):
         ("swiglu forward, 16-bit", sw, "forwardInActivation", (ceil(count, sw["THREADS"]),), [h(count), h(count), h(count), count], 2 * 3 * count, 0),
         ("swiglu backward, 16-bit gate/up", sw, "backwardFromActivation", (ceil(count, sw["THREADS"]),), [z(count), z(count), r(count), h(count), h(count), count], (4 * 5 + 2 * 2) * count, 0),
         ("residual add, 16-bit b", res, "addFromActivation", (ceil(rows * C, res["THREADS"]),), [z(rows * C), x, h(rows * C), rows * C], (4 * 2 + 2) * rows * C, 0),
+        # Into gradients known to hold zeros (each saves a memset, the 16-bit ones a conversion too).
+        ("rmsnorm backward, dx written", rms, "backwardOverwrite", (ceil(rows, rms["ROWS_PER_BLOCK"]),), [z(rows, C), r(rows, C), x, r(C), r(rows), rows], 4 * 3 * rows * C, 0),
+        ("rope backward (q), 16-bit out", rope, "backwardToActivation", (ceil(rows * C // 2, rope["THREADS"]),), [h(rows, C), r(rows, C), cos, sin, rows, seq, C], (4 + 2) * rows * C, 0),
+        ("swiglu backward, 16-bit in and out", sw, "backwardToActivation", (ceil(count, sw["THREADS"]),), [h(count), h(count), r(count), h(count), h(count), count], (4 + 2 * 4) * count, 0),
     ]
     cases += [case for case in boundary if case[2] in case[1].entries]
     if "dropout" in ops:  # one layer's multipliers at group 32: rows × C/32
@@ -826,6 +872,8 @@ def timings(device, spec, arch, ops, rows, repeats=20):
         du = device.upload(np.zeros(rows * groups, np.uint16))
         mask = [1, 2, dropout_threshold(0.05), F32(1 / 0.95)]
         cases.append(("unpool accumulate (down, group 32, dropout)", up_, "accumulate", (rows, ceil(H, up_["THREADS"] * up_["COLUMNS_PER_THREAD"])), [z(rows, H), du, F32(1 / 32), rows, H, 32, groups] + mask, 8 * rows * H + 2 * rows * groups, 0))
+        if "overwrite" in up_.entries:
+            cases.append(("unpool overwrite (down, group 32, dropout)", up_, "overwrite", (rows, ceil(H, up_["THREADS"] * up_["COLUMNS_PER_THREAD"])), [z(rows, H), du, F32(1 / 32), rows, H, 32, groups] + mask, 4 * rows * H + 2 * rows * groups, 0))
         cases.append(("unpool dropPooled (down, group 32)", up_, "dropPooled", (ceil(rows * groups, up_["THREADS"]),), [device.upload(np.zeros(rows * groups, np.uint16)), du, rows, groups, groups] + mask, 4 * rows * groups, 0))
     squares_in, partials, total = z(adapter), z(ss["BLOCKS"]), z(1)
     lines = []
