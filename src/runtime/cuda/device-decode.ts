@@ -208,7 +208,7 @@ export class OpsDecoder implements DecodeModel {
    * settle and capture it (at most `most` in all), so that the generation's tokens/s is the
    * steady rate. Returns how many ran.
    */
-  warmUp(token: number, most = 4): number {
+  warmUp(token: number, most = 6): number {
     let ran = 0;
     do {
       this.forward(token, 0);

@@ -136,7 +136,7 @@ describe('generate on the cuda decode path (simulated device)', async () => {
     captured.decoder.forward(tokenizer.bos, 0);
     captured.decoder.forward(tokenizer.bos, 0);
     const settledBefore = captured.ops.launches();
-    expect(captured.decoder.warmUp(tokenizer.bos)).toBe(2);
+    expect(captured.decoder.warmUp(tokenizer.bos)).toBe(2); // the third forward settled, the fourth captured
     const settledLaunches = captured.ops.launches() - settledBefore;
     expect(launchesBefore).toBe(0);
     const graphRun = recording(captured.decoder);

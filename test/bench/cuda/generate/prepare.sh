@@ -67,9 +67,12 @@ train {
 SPEC
 no_build=()
 [ "$build" = 1 ] || no_build=(--no-build)
+# Compiled by the bundle that goes to the device (its templates beside it), not src/cli/qalc.mjs:
+# a checkout whose node_modules is another checkout's (a worktree's symlink) would bundle and
+# resolve templates/ there.
 for spec in "$dev/llama2-7b.qal" "$dev/stories/stories.qal"; do
-  node src/cli/qalc.mjs check "$spec"
-  node src/cli/qalc.mjs compile "$spec" --out "$(dirname "$spec")/compiled" "${no_build[@]}"
+  node "$dev/qalc/qalc.mjs" check "$spec"
+  node "$dev/qalc/qalc.mjs" compile "$spec" --out "$(dirname "$spec")/compiled" "${no_build[@]}"
   rm -rf "$(dirname "$spec")/compiled/wgsl"
 done
 xz -T2 "$dev/qalc/qalc.mjs"
