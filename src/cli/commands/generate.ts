@@ -148,11 +148,12 @@ async function generateOnCuda(input: string, values: Record<string, unknown>, sa
     const tokenizerPath = values.tokenizer as string | undefined;
     const tokenizer = tokenizerPath ? readTokenizer(tokenizerPath, built.decoder.arch.vocab, input) : built.tokenizer;
     const prompt = values.prompt ? tokenizer.encode(values.prompt as string, { bos: false }) : [];
-    // The first forward sends the weights up (the device keeps each on its first use): run it
-    // once untimed at position 0, which generate() then overwrites, so tokens/s is the steady rate.
+    // The first forward sends the weights up (the device keeps each on its first use), the next
+    // ones capture the step in a CUDA graph where it will be: untimed, at position 0, which
+    // generate() then overwrites, so tokens/s is the steady rate.
     const warmUp = performance.now();
-    if (sampling.steps > 0) built.decoder.forward(tokenizer.bos, 0);
-    process.stderr.write(`warm-up forward (the weights to the device) ${((performance.now() - warmUp) / 1000).toFixed(2)} s\n`);
+    const warmUps = sampling.steps > 0 ? built.decoder.warmUp(tokenizer.bos) : 0;
+    process.stderr.write(`warm-up: ${warmUps} forward${warmUps === 1 ? '' : 's'} (the weights to the device${warmUps > 1 ? ', the step captured' : ''}) ${((performance.now() - warmUp) / 1000).toFixed(2)} s\n`);
     printGeneration(generateTimed(built.decoder, tokenizer, { ...sampling, prompt }), prompt.length);
     const report = built.report();
     if (report) process.stderr.write(`${report}\n`);

@@ -9,7 +9,8 @@
 //   cuda.launch(fn, grid, block, 0, [pointer(x), u32(tokens), f32(scale)]);
 //   cuda.synchronize(); y.download(array);
 //
-// One device (ordinal 0) and its primary context; launches go to the default stream, in order.
+// One device (ordinal 0) and its primary context; launches, copies and GEMMs go to one stream, in
+// order (a created one, which a CUDA graph can be captured from: DeviceGraphs).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -57,6 +58,12 @@ interface CudaAddon {
   eventRecord(): number;
   eventElapsed(start: number, end: number): number;
   eventsReset(): void;
+  graphProbe(): { available: true } | { available: false; reason: string };
+  beginCapture(): void;
+  endCapture(): { graph: number; nodes: number };
+  abortCapture(): void;
+  graphLaunch(graph: number): void;
+  graphDestroy(graph: number): void;
 }
 
 let addon: CudaAddon | undefined;
@@ -111,7 +118,7 @@ export interface CudaModule {
   function(symbol: string): CudaFunction;
 }
 
-/** A device buffer; copies are synchronous. */
+/** A device buffer; upload and download are synchronous for the host (its array may be reused or read when they return), fill and copyFrom in stream order. */
 export interface DeviceBuffer {
   readonly pointer: bigint;
   readonly bytes: number;
@@ -166,6 +173,33 @@ export interface CudaDevicePort {
   readonly gemm?: (call: GemmCall) => void;
   /** GPU-side timestamps in stream order (CUDA events), for the profile; absent in a simulation. */
   readonly events?: DeviceEvents;
+  /** CUDA graphs captured from the stream; absent where the driver has none (the caller runs uncaptured). */
+  readonly graphs?: DeviceGraphs;
+}
+
+/**
+ * Capture and replay (CUDA graphs): between begin() and end() the port records its launches,
+ * device→device copies, fills and GEMMs instead of running them — with their parameters as
+ * they are at that moment, pointers and scalars alike — and refuses what a graph cannot hold:
+ * host↔device copies, allocations, frees, waits. A replay runs the recorded work again on the
+ * same buffers, in order with everything else; so whatever must differ between replays has to be
+ * read by the kernels from device memory, written before the launch (an upload outside capture).
+ * What was recorded has not run: launch the graph once to run it.
+ */
+export interface DeviceGraphs {
+  begin(): void;
+  /** Stops recording; the recorded work, instantiated. */
+  end(): DeviceGraph;
+  /** Stops a recording that failed half-way and drops it (nothing when none is under way). */
+  abort(): void;
+}
+
+export interface DeviceGraph {
+  /** Device calls recorded (the graph's nodes). */
+  readonly nodes: number;
+  /** Queues one replay. */
+  launch(): void;
+  destroy(): void;
 }
 
 /** CUDA events: what event-profiled-port.ts times the device's calls with, without waiting for each. */
@@ -297,10 +331,27 @@ export class CudaDriver implements CudaDevicePort {
   readonly blas: CublasAvailability;
 
   readonly events: DeviceEvents;
+  /** CUDA graphs where the driver has them (CUDA 11.4+); absent otherwise. */
+  readonly graphs?: DeviceGraphs;
+  /** Why graphs is absent, for the notice; undefined when it is there. */
+  readonly graphsUnavailable?: string;
   private readonly packer = new ParameterPacker();
 
   constructor(private readonly driver: CudaAddon, readonly device: CudaDevice) {
     this.events = { record: () => driver.eventRecord(), elapsed: (start, end) => driver.eventElapsed(start, end), reset: () => driver.eventsReset() };
+    const graphs = driver.graphProbe();
+    if (graphs.available) {
+      this.graphs = {
+        begin: () => driver.beginCapture(),
+        end: () => {
+          const { graph, nodes } = driver.endCapture();
+          return { nodes, launch: () => driver.graphLaunch(graph), destroy: () => driver.graphDestroy(graph) };
+        },
+        abort: () => driver.abortCapture(),
+      };
+    } else {
+      this.graphsUnavailable = graphs.reason;
+    }
     this.blas = cublasAvailability();
     if (this.blas.available) {
       this.gemm = (call) => {
@@ -323,7 +374,7 @@ export class CudaDriver implements CudaDevicePort {
     return new NativeDeviceBuffer(this.driver, this.driver.alloc(Math.max(1, bytes)), Math.max(1, bytes));
   }
 
-  /** Queues the kernel on the default stream; errors inside it surface at synchronize(). */
+  /** Queues the kernel on the stream; errors inside it surface at synchronize(). */
   launch(fn: CudaFunction, grid: Dim3, block: Dim3, sharedBytes: number, parameters: readonly KernelParameter[]): void {
     const offsets = this.packer.pack(parameters);
     this.driver.launch(fn.handle, grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes, this.packer.bytes, offsets);

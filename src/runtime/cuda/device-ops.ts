@@ -53,7 +53,8 @@ import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
 import { deviceDropout } from './device-dropout.ts';
 import { deviceUnpool } from './device-unpool.ts';
-import { deviceKvCache, type DeviceKvCache } from './device-decode-attention.ts';
+import { deviceDecodeSteps } from './device-decode-steps.ts';
+import type { DecodeSteps } from './device-decode.ts';
 import type { DecodeAttentionShape } from '../typescript/decode-attention.ts';
 import { deviceFrozenQuantizer, quantizePathOf, withFrozenQuantizer, type QuantizePath } from './device-quantize.ts';
 import { describeLinearPaths, gemmLinearOps, linearPathOf, type GemmLinearOptions, type GemmLinearStats } from './gemm-linear.ts';
@@ -64,8 +65,8 @@ export interface DeviceOps extends TrainingOps {
   readonly launches: () => number;
   /** Values an op rounded to 16 bits for readers that then read them otherwise (device-arrays.ts): 0 unless the model's readers change between steps. */
   readonly earlyRoundings: () => number;
-  /** A KV cache on the device and the decode attention over it, for generation (device-decode.ts). */
-  readonly kvCache: (shape: DecodeAttentionShape) => DeviceKvCache;
+  /** A KV cache on the device and the ops of a decode step that read its token and position, for generation (device-decode.ts). */
+  readonly decodeSteps: (shape: DecodeAttentionShape, ropeTheta: number) => DecodeSteps;
 }
 
 /** Re-encoding on the device by the convert kernels (the spec's one 16-bit activation type) and the residual accumulate. */
@@ -309,7 +310,10 @@ export function deviceOps(
     qaloraLinearBackward: linear.qaloraLinearBackward,
     launches,
     earlyRoundings: () => arrays.earlyRoundings,
-    kvCache: (shape) => deviceKvCache(ops, arrays, shape),
+    decodeSteps: (shape, ropeTheta) => deviceDecodeSteps({
+      driver, ops, arrays, boundary,
+      embeddingTable: (table, vocab, channels) => ({ entry: embeddingFromActivation ? 'forwardFromActivationTable' : 'forward', table: embeddingTable(table, vocab, channels) }),
+    }, shape, ropeTheta),
     deviceStats: () => ({ peakBytes: arrays.allocatedBytes, launches: launches() }),
     adamw: (parameters, options) => new DeviceAdamW(parameters, options, arrays, ops, () => driver.synchronize(), activation as ActivationType),
     ...withFrozenQuantizer(deviceFrozenQuantizer(driver, kernels.quantize ?? [], arrays, linearOptions.quantize ?? quantizePathOf(process.env['QALC_CUDA_QUANTIZE']))),

@@ -7,6 +7,10 @@
 // the report's last lines and summary.json's device.profile. QALC_CUDA_PROFILE=1 (or events)
 // times the calls on the GPU instead, without waiting (event-profiled-port.ts), where the
 // driver has events.
+//
+// A CUDA graph's capture runs untimed (nothing runs then, and a capture cannot wait), and each
+// replay is one call, `graph replay (N device calls)`, of kind graph: a replayed decode step is
+// timed whole, not kernel by kernel (QALC_CUDA_GRAPH=0 for that).
 import { performance } from 'node:perf_hooks';
 import { LOWERED_ROLES } from '../../ir/passes/share-layers.ts';
 import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type Dim3, type GemmCall, type KernelParameter } from './cuda.ts';
@@ -19,7 +23,7 @@ export interface ProfileEntry {
    * the model ops), copy; host (waits: the JavaScript between device calls) or idle (events: the
    * GPU with nothing queued between two calls, waiting for the host).
    */
-  readonly kind: 'linear' | 'attention' | 'lm_head' | 'gemm' | 'other' | 'copy' | 'host' | 'idle';
+  readonly kind: 'linear' | 'attention' | 'lm_head' | 'gemm' | 'other' | 'copy' | 'graph' | 'host' | 'idle';
   readonly calls: number;
   readonly milliseconds: number;
 }
@@ -96,8 +100,14 @@ function timedBuffer(buffer: DeviceBuffer, timed: Timed): DeviceBuffer {
   };
 }
 
-/** `inner` with every launch, copy and cuBLAS call passed through `timed`: a kernel by its symbol, a GEMM by its shape. */
-export function portTimedBy(inner: CudaDevicePort, timed: Timed): CudaDevicePort {
+/**
+ * `inner` with every launch, copy and cuBLAS call passed through `timed`: a kernel by its symbol,
+ * a GEMM by its shape, a graph replay whole; during a capture, straight through.
+ */
+export function portTimedBy(inner: CudaDevicePort, timedAlways: Timed): CudaDevicePort {
+  let capturing = false;
+  const timed: Timed = (name, kind, work) => (capturing ? work() : timedAlways(name, kind, work));
+  const graphs = inner.graphs;
   return {
     loadModule: (image) => inner.loadModule(image),
     alloc: (bytes) => timedBuffer(inner.alloc(bytes), timed),
@@ -106,6 +116,24 @@ export function portTimedBy(inner: CudaDevicePort, timed: Timed): CudaDevicePort
     },
     synchronize: () => inner.synchronize(),
     ...(inner.gemm === undefined ? {} : { gemm: (call: GemmCall) => timed(gemmName(call), 'gemm', () => inner.gemm!(call)) }),
+    ...(graphs === undefined ? {} : {
+      graphs: {
+        begin() {
+          graphs.begin();
+          capturing = true;
+        },
+        end() {
+          capturing = false;
+          const graph = graphs.end();
+          const name = `graph replay (${graph.nodes} device calls)`;
+          return { nodes: graph.nodes, launch: () => timed(name, 'graph', () => graph.launch()), destroy: () => graph.destroy() };
+        },
+        abort() {
+          capturing = false;
+          graphs.abort();
+        },
+      },
+    }),
   };
 }
 

@@ -4,7 +4,8 @@
 // host pays what it pays on a real device; buffers have addresses but no memory; a download
 // fills ones (the loss and gradient norm stay finite). The copies and fills are counted by kind
 // (IdleCounts), as the launches are by the ops, and so are the convert kernel's launches (the
-// re-encodings between float32 and the activation type).
+// re-encodings between float32 and the activation type). Its CUDA graphs record how many calls a
+// capture saw and replay nothing: what a replayed token costs the host is what is left.
 import { resolve } from 'node:path';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { frontEnd } from '../../../src/compile.ts';
@@ -23,10 +24,17 @@ export interface IdleCounts {
   fills: number;
   /** Launches of the convert model op (any entry). */
   converts: number;
+  /** Graph launches (replays). */
+  graphLaunches: number;
 }
 
-export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0 }): CudaDevicePort {
+export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0, graphLaunches: 0 }): CudaDevicePort {
   let next = 0x1000n;
+  /** Calls seen by the capture under way (undefined: none is). */
+  let recorded: number | undefined;
+  const record = () => {
+    if (recorded !== undefined) recorded++;
+  };
   const packer = new ParameterPacker();
   const buffer = (pointer: bigint, bytes: number): DeviceBuffer => ({
     pointer, bytes,
@@ -35,8 +43,8 @@ export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies
       counts.downloads++;
       if (destination instanceof Float32Array) destination.fill(1);
     },
-    fill: () => { counts.fills++; },
-    copyFrom: () => { counts.copies++; },
+    fill: () => { counts.fills++; record(); },
+    copyFrom: () => { counts.copies++; record(); },
     view: (offset, viewBytes) => buffer(pointer + BigInt(offset), viewBytes),
     free: () => {},
   });
@@ -50,9 +58,19 @@ export function idlePort(counts: IdleCounts = { uploads: 0, downloads: 0, copies
     launch: (fn, _grid, _block, _shared, parameters) => {
       packer.pack(parameters);
       if (fn.symbol.startsWith('convert_')) counts.converts++;
+      record();
     },
     synchronize: () => {},
-    gemm: () => {},
+    gemm: () => { record(); },
+    graphs: {
+      begin: () => { recorded = 0; },
+      end: () => {
+        const nodes = recorded ?? 0;
+        recorded = undefined;
+        return { nodes, launch: () => { counts.graphLaunches++; }, destroy: () => {} };
+      },
+      abort: () => { recorded = undefined; },
+    },
   };
 }
 
@@ -64,7 +82,7 @@ export async function idleDeviceOps(specArg: string): Promise<{ specPath: string
   const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
   const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
   const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-  const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0 };
+  const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0, graphLaunches: 0 };
   const ops = deviceOps(idlePort(counts), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
   return { specPath, plan: front.plan, ops, counts };
 }

@@ -25,7 +25,7 @@ const front = frontEnd(specPath);
 if (front.plan === undefined) throw new Error(front.diagnostics.map((d) => d.message).join('\n'));
 const { manifest } = await loadCompiledKernels(front.plan, { targets: ['cuda'] });
 const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
-const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0 };
+const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0, graphLaunches: 0 };
 const port = idlePort(counts);
 let countsBefore = { ...counts }, stepCounts = { ...counts };
 let step = new Map<string, number>();
@@ -49,7 +49,7 @@ class StepMarks extends Progress {
   override update(u: ProgressUpdate): void {
     last = step;
     step = new Map();
-    stepCounts = { uploads: counts.uploads - countsBefore.uploads, downloads: counts.downloads - countsBefore.downloads, copies: counts.copies - countsBefore.copies, fills: counts.fills - countsBefore.fills, converts: counts.converts - countsBefore.converts };
+    stepCounts = { uploads: counts.uploads - countsBefore.uploads, downloads: counts.downloads - countsBefore.downloads, copies: counts.copies - countsBefore.copies, fills: counts.fills - countsBefore.fills, converts: counts.converts - countsBefore.converts, graphLaunches: counts.graphLaunches - countsBefore.graphLaunches };
     countsBefore = { ...counts };
     super.update(u);
   }

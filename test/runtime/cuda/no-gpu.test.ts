@@ -27,6 +27,15 @@ describe.skipIf(availability.available)('cuda without a GPU', () => {
     else expect(blas.reason).toMatch(/^no cuBLAS: libcublas\.so\.13 not found \(tried the loader's path and \/usr\/local\/cuda\/lib64; dlopen: .*libcublas/);
   });
 
+  it.skipIf(!existsSync(CUDA_ADDON_PATH))('the binding has CUDA graphs (capture, launch, destroy), which say why they cannot run here', () => {
+    type Graphs = Record<'graphProbe' | 'beginCapture' | 'endCapture' | 'abortCapture' | 'graphLaunch' | 'graphDestroy', (...args: unknown[]) => unknown>;
+    const addon = createRequire(import.meta.url)(CUDA_ADDON_PATH) as Graphs;
+    expect(addon.graphProbe()).toEqual({ available: false, reason: expect.stringMatching(/^no GPU: libcuda\.so\.1 not found/) });
+    for (const call of [() => addon.beginCapture(), () => addon.endCapture(), () => addon.abortCapture(), () => addon.graphLaunch(0), () => addon.graphDestroy(0)]) {
+      expect(call).toThrow(/^no GPU: libcuda\.so\.1 not found/);
+    }
+  });
+
   it('cudaDriver() throws CudaUnavailableError with the same reason, every time', () => {
     for (let i = 0; i < 2; i++) {
       expect(() => cudaDriver()).toThrow(CudaUnavailableError);

@@ -52,6 +52,46 @@ describe('profiled cuda port', () => {
     expect(describeProfile(port.profile(), 'waits')).toMatch(/every call waited for\): 25\.0 ms \(100\.0 %\) in all; attention 10\.0 ms \(40\.0 %\)/);
   });
 
+  it('captures untimed (no wait during a capture) and charges each graph replay as one call of kind graph', () => {
+    const clock = { now: 0 };
+    const recorded: (() => void)[] = [];
+    let capturing = false;
+    const base = fakePort(clock, { 'rmsnorm_c8_f32__forward': 1 });
+    const inner: CudaDevicePort = {
+      ...base,
+      launch: (fn, grid, block, shared, parameters) => {
+        if (capturing) recorded.push(() => base.launch(fn, grid, block, shared, parameters));
+        else base.launch(fn, grid, block, shared, parameters);
+      },
+      synchronize: () => {
+        if (capturing) throw new Error('a wait during a capture');
+        base.synchronize();
+      },
+      graphs: {
+        begin: () => { capturing = true; },
+        end: () => {
+          capturing = false;
+          return { nodes: recorded.length, launch: () => recorded.forEach((call) => call()), destroy: () => {} };
+        },
+        abort: () => { capturing = false; },
+      },
+    };
+    const port = profiledPort(inner, () => clock.now);
+    const rmsnorm = port.loadModule(new Uint8Array()).function('rmsnorm_c8_f32__forward');
+    port.graphs!.begin();
+    port.launch(rmsnorm, [1, 1, 1], [1, 1, 1], 0, []);
+    port.launch(rmsnorm, [1, 1, 1], [1, 1, 1], 0, []);
+    const graph = port.graphs!.end();
+    expect(graph.nodes).toBe(2);
+    expect(port.profile().filter((e) => e.kind !== 'host')).toEqual([]);
+    graph.launch();
+    graph.launch();
+    const entries = port.profile();
+    expect(total(entries, 'graph replay (2 device calls)')).toEqual({ kind: 'graph', calls: 2, milliseconds: 4 });
+    expect(total(entries, 'rmsnorm_c8_f32__forward')).toBeUndefined();
+    expect(profiledPort(fakePort(clock, {})).graphs).toBeUndefined();
+  });
+
   it('passes cuBLAS calls through, charged by types and shape, and has none when the port has none', () => {
     const clock = { now: 0 };
     const gemms: number[] = [];

@@ -7,7 +7,14 @@
 // (simulated-quantize.ts: the kernels' own arithmetic transcribed). It checks the host side of the cuda ops (packing, layouts, launch parameters, which kernel
 // for which layer), not the kernels themselves (those were checked on the H200 against float64:
 // test/backends/cuda/h200).
-import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type DeviceMatrix, type GemmCall, type KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
+//
+// Its CUDA graphs (DeviceGraphs) are a recording: during a capture every launch, device copy,
+// fill and GEMM is recorded with its parameters' values of that moment (as cuLaunchKernel copies
+// them) and not run, and what a real capture cannot hold — host↔device copies, allocations,
+// waits — throws; a replay runs the recording again. So a decode step that still passed
+// something that changes per token as a kernel parameter, or uploaded it inside the step, gives
+// wrong numbers or an error here, as it would on the GPU.
+import { gemmShape, type CudaDevicePort, type CudaFunction, type DeviceBuffer, type DeviceGraphs, type DeviceMatrix, type GemmCall, type KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
 import { bf16Bits, bf16Value, f16Bits, f16Value } from '../../../src/runtime/cuda/host-data.ts';
 import type { CudaManifestKernel } from '../../../src/backends/manifest.ts';
 import { simulateQuantizeEntry } from './simulated-quantize.ts';
@@ -24,7 +31,54 @@ export class SimulatedDevice implements CudaDevicePort {
   copies = 0;
   /** fill calls so far: the memsets. */
   fills = 0;
+  /** Graphs captured and replays launched so far. */
+  captures = 0;
+  graphLaunches = 0;
   private next = 0x1000n;
+  /** The calls recorded by the capture under way, if one is. */
+  private recording: (() => void)[] | undefined;
+
+  readonly graphs: DeviceGraphs = {
+    begin: () => {
+      if (this.recording !== undefined) throw new Error('beginCapture while a capture is under way');
+      this.recording = [];
+    },
+    end: () => {
+      const calls = this.recording;
+      if (calls === undefined) throw new Error('endCapture without beginCapture');
+      this.recording = undefined;
+      this.captures++;
+      let destroyed = false;
+      return {
+        nodes: calls.length,
+        launch: () => {
+          this.refuseWhileCapturing('a graph launch');
+          if (destroyed) throw new Error('no such CUDA graph (destroyed?)');
+          this.graphLaunches++;
+          for (const call of calls) call();
+        },
+        destroy: () => { destroyed = true; },
+      };
+    },
+    abort: () => { this.recording = undefined; },
+  };
+
+  /** A port like this one but without CUDA graphs, as on a driver older than CUDA 11.4. */
+  withoutGraphs(): this {
+    Object.defineProperty(this, 'graphs', { value: undefined });
+    return this;
+  }
+
+  /** What the addon refuses during a capture (native/cuda-driver.cc), refused alike. */
+  private refuseWhileCapturing(what: string): void {
+    if (this.recording !== undefined) throw new Error(`${what} while a CUDA graph is being captured (only launches, device copies, fills and GEMMs can be recorded)`);
+  }
+
+  /** `call` now, or recorded for the graph under capture. */
+  private runOrRecord(call: () => void): void {
+    if (this.recording !== undefined) this.recording.push(call);
+    else call();
+  }
 
   constructor(private readonly manifests: readonly CudaManifestKernel[]) {}
 
@@ -41,6 +95,7 @@ export class SimulatedDevice implements CudaDevicePort {
   }
 
   alloc(bytes: number): DeviceBuffer {
+    this.refuseWhileCapturing('cuMemAlloc');
     const pointer = this.next;
     this.next += BigInt(bytes + 256);
     const data = new Uint8Array(bytes);
@@ -52,25 +107,39 @@ export class SimulatedDevice implements CudaDevicePort {
     const bytesOf = (view: ArrayBufferView) => new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
     return {
       pointer, bytes: data.byteLength,
-      upload: (source) => data.set(bytesOf(source)),
-      download: (destination) => bytesOf(destination).set(data.subarray(0, destination.byteLength)),
-      fill: (byte, count = data.byteLength) => {
+      upload: (source) => {
+        this.refuseWhileCapturing('a host→device copy');
+        data.set(bytesOf(source));
+      },
+      download: (destination) => {
+        this.refuseWhileCapturing('a device→host copy');
+        bytesOf(destination).set(data.subarray(0, destination.byteLength));
+      },
+      fill: (byte, count = data.byteLength) => this.runOrRecord(() => {
         this.fills++;
         data.fill(byte, 0, count);
-      },
-      copyFrom: (source, count, offset = 0) => {
+      }),
+      copyFrom: (source, count, offset = 0) => this.runOrRecord(() => {
         this.copies++;
         data.set(this.bytesAt(source.pointer)!.subarray(0, count), offset);
-      },
+      }),
       view: (offset, bytes) => this.buffer(pointer + BigInt(offset), data.subarray(offset, offset + bytes), () => {}),
       free,
     };
   }
 
-  synchronize(): void {}
+  synchronize(): void {
+    this.refuseWhileCapturing('a wait for the device');
+  }
 
   /** cuBLAS's GEMM in float64 from the operands' stored values, rounded once into out's type (`withoutGemm` for a port with none). */
   readonly gemm? = (call: GemmCall): void => {
+    // The call's matrices as they are now (a caller may reuse its objects).
+    const recorded: GemmCall = { ...call, a: { ...call.a }, b: { ...call.b }, out: { ...call.out } };
+    this.runOrRecord(() => this.runGemm(recorded));
+  };
+
+  private runGemm(call: GemmCall): void {
     const { m, n, k } = gemmShape(call);
     this.launched.push('gemm');
     const a = this.matrix(call.a), b = this.matrix(call.b), out = this.matrix(call.out);
@@ -86,7 +155,7 @@ export class SimulatedDevice implements CudaDevicePort {
       }
     }
     for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out.set(i, j, result[i * n + j]!);
-  };
+  }
 
   /** A port like this one but with no BLAS library, as on a machine without cuBLAS. */
   withoutGemm(): this {
@@ -110,7 +179,15 @@ export class SimulatedDevice implements CudaDevicePort {
     };
   }
 
-  launch(fn: CudaFunction, _grid: readonly number[], _block: readonly number[], _shared: number, parameters: readonly KernelParameter[]): void {
+  /** Runs the kernel now, or records it with its arguments' values of now (the launchers reuse their parameter objects). */
+  launch(fn: CudaFunction, grid: readonly number[], block: readonly number[], shared: number, parameters: readonly KernelParameter[]): void {
+    if (this.recording === undefined) return this.execute(fn, grid, block, shared, parameters);
+    const values = parameters.map((p) => ({ ...p }) as KernelParameter), gridNow = [...grid], blockNow = [...block];
+    this.recording.push(() => this.execute(fn, gridNow, blockNow, shared, values));
+  }
+
+  /** One launch of `fn`, computed from the buffers its parameters point at. */
+  protected execute(fn: CudaFunction, _grid: readonly number[], _block: readonly number[], _shared: number, parameters: readonly KernelParameter[]): void {
     // A prologue (the forward's u/v kernel) computes u and v; the role's main launch below
     // computes everything it writes, u and v included (the same values again).
     const prologueOf = this.manifests.find((k) => k.launches.some((l) => l.prologue?.symbol === fn.symbol));

@@ -25,9 +25,9 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
     super(manifests);
   }
 
-  override launch(fn: CudaFunction, grid: readonly number[], block: readonly number[], shared: number, parameters: readonly KernelParameter[]): void {
+  protected override execute(fn: CudaFunction, grid: readonly number[], block: readonly number[], shared: number, parameters: readonly KernelParameter[]): void {
     const kernel = this.modelOps.find((k) => k.entryPoints.some((e) => e.symbol === fn.symbol));
-    if (kernel === undefined) return super.launch(fn, grid, block, shared, parameters);
+    if (kernel === undefined) return super.execute(fn, grid, block, shared, parameters);
     const entry = kernel.entryPoints.find((e) => e.symbol === fn.symbol)!;
     this.modelOpLaunches.push(`${kernel.op}.${entry.name}`);
     if (parameters.length !== entry.parameters.length) throw new Error(`${fn.symbol}: ${parameters.length} parameters, the manifest lists ${entry.parameters.length}`);
@@ -122,6 +122,17 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         ropeBackward(turned, tables, rows() / seqLen, seqLen, scalar('width'));
         return roundInto('out', turned);
       }
+      case 'rope.decodeForward':
+      case 'rope.decodeFromActivation': {
+        // One token at the step buffer's position: that row of the whole tables.
+        const position = elementsOf(Uint32Array, bytes('step')!)[1]!, pairs = c('PAIRS'), width = scalar('width');
+        if ((position + 1) * pairs > f32('cos').length) throw new Error(`${fn.symbol}: position ${position} is past the tables`);
+        const tables = { headSize: c('HEAD_SIZE'), positions: 1, theta: 0, cos: f32('cos').subarray(position * pairs, (position + 1) * pairs), sin: f32('sin').subarray(position * pairs, (position + 1) * pairs) };
+        const x = entry.name === 'decodeForward' ? f32('x').subarray(0, width) : widened('x', width);
+        ropeForward(x, tables, 1, 1, width);
+        if (entry.name === 'decodeFromActivation') f32('out').set(x);
+        return;
+      }
       case 'rope.forwardFromActivation': {
         const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
         const x = widened('x', rows() * scalar('width'));
@@ -134,8 +145,10 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         const shape = { heads: c('HEADS'), kvHeads: c('KV_HEADS'), headSize: c('HEAD_SIZE'), capacity: scalar('capacity') };
         const cacheShape = { ...shape, layers: f32('keyCache').length / (shape.kvHeads * shape.capacity * shape.headSize) };
         const kvWidth = shape.kvHeads * shape.headSize, qWidth = shape.heads * shape.headSize;
-        if (entry.name === 'append') return appendKv(f32('keyCache'), f32('valueCache'), f32('k').subarray(0, kvWidth), f32('v').subarray(0, kvWidth), cacheShape, scalar('layer'), scalar('position'));
-        return decodeAttention(f32('out').subarray(0, qWidth), f32('q').subarray(0, qWidth), f32('keyCache'), f32('valueCache'), cacheShape, scalar('layer'), scalar('length'));
+        // The position from the step buffer, as the kernel reads it: uint32 [token, position].
+        const position = elementsOf(Uint32Array, bytes('step')!)[1]!;
+        if (entry.name === 'append') return appendKv(f32('keyCache'), f32('valueCache'), f32('k').subarray(0, kvWidth), f32('v').subarray(0, kvWidth), cacheShape, scalar('layer'), position);
+        return decodeAttention(f32('out').subarray(0, qWidth), f32('q').subarray(0, qWidth), f32('keyCache'), f32('valueCache'), cacheShape, scalar('layer'), position + 1);
       }
       case 'attention.forward':
       case 'attention.backward_delta':

@@ -9,23 +9,23 @@
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
 //   append: decode_attention_h40_kv40_d128__append, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(5120 / 256)
-//     computes: keyCache[layer, h, position, :] = k[h, :], valueCache[layer, h, position, :] = v[h, :]
+//     computes: position = step[1]: keyCache[layer, h, position, :] = k[h, :], valueCache[layer, h, position, :] = v[h, :]
 //     0 keyCache (float*): float [layers, 40, capacity, 128], written
 //     1 valueCache (float*): float [layers, 40, capacity, 128], written
 //     2 k (const float*): float [5120] after RoPE, read
 //     3 v (const float*): float [5120], read
-//     4 layer (uint32_t): the block whose cache this is
-//     5 capacity (uint32_t): positions the cache holds per layer and head
-//     6 position (uint32_t): the token's position (< capacity, checked by the host)
+//     4 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
+//     5 layer (uint32_t): the block whose cache this is
+//     6 capacity (uint32_t): positions the cache holds per layer and head
 //   forward: decode_attention_h40_kv40_d128__forward, block (128, 1, 1), 0 bytes of dynamic shared memory, grid.x = 40
-//     computes: out[h] = sum_{t < length} softmax_t(q[h] . K[layer, h / 1, t] * SCALE) V[layer, h / 1, t]
+//     computes: length = step[1] + 1: out[h] = sum_{t < length} softmax_t(q[h] . K[layer, h / 1, t] * SCALE) V[layer, h / 1, t]
 //     0 out (float*): float [5120], written
 //     1 q (const float*): float [5120] after RoPE, read
 //     2 keyCache (const float*): float [layers, 40, capacity, 128], read
 //     3 valueCache (const float*): float [layers, 40, capacity, 128], read
-//     4 layer (uint32_t): the block whose cache this is
-//     5 capacity (uint32_t): positions the cache holds per layer and head
-//     6 length (uint32_t): positions 0 .. length-1 attended (1 <= length <= capacity, checked by the host)
+//     4 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
+//     5 layer (uint32_t): the block whose cache this is
+//     6 capacity (uint32_t): positions the cache holds per layer and head
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -68,18 +68,20 @@ __device__ inline size_t cacheRow(uint32_t layer, uint32_t kvHead, uint32_t capa
 
 using namespace qalc_decode_attention_h40_kv40_d128;
 
-extern "C" __global__ void __launch_bounds__(APPEND_THREADS) decode_attention_h40_kv40_d128__append(float* __restrict__ keyCache, float* __restrict__ valueCache, const float* __restrict__ k, const float* __restrict__ v, uint32_t layer, uint32_t capacity, uint32_t position) {
+extern "C" __global__ void __launch_bounds__(APPEND_THREADS) decode_attention_h40_kv40_d128__append(float* __restrict__ keyCache, float* __restrict__ valueCache, const float* __restrict__ k, const float* __restrict__ v, const uint32_t* __restrict__ step, uint32_t layer, uint32_t capacity) {
   const uint32_t i = blockIdx.x * APPEND_THREADS + threadIdx.x;
   if (i >= KV_HEADS * HEAD_SIZE) return;
+  const uint32_t position = step[1];
   const size_t at = cacheRow(layer, i / HEAD_SIZE, capacity, position) + i % HEAD_SIZE;
   keyCache[at] = k[i];
   valueCache[at] = v[i];
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_h40_kv40_d128__forward(float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ keyCache, const float* __restrict__ valueCache, uint32_t layer, uint32_t capacity, uint32_t length) {
+extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_h40_kv40_d128__forward(float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ keyCache, const float* __restrict__ valueCache, const uint32_t* __restrict__ step, uint32_t layer, uint32_t capacity) {
   __shared__ float scores[KEY_TILE];
   __shared__ float shares[DIM_GROUPS][HEAD_SIZE];
   const uint32_t head = blockIdx.x;
+  const uint32_t length = step[1] + 1u;
   const uint32_t warp = threadIdx.x / 32u, lane = threadIdx.x % 32u;
   const size_t base = cacheRow(layer, head / GROUP_SIZE, capacity, 0u);
   const float* keys = keyCache + base;

@@ -25,6 +25,21 @@
 //     4 rows (uint32_t): batch * seqLen
 //     5 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
 //     6 width (uint32_t): heads * 8 (q) or kvHeads * 8 (k); a multiple of 8
+//   decodeForward: rope_d8_bf16__decodeForward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(width / 2 / 256)
+//     computes: one token at t = step[1] (< the tables' positions, checked by the host): pair p = (i % 8) / 2, c = cos[t, p], s = sin[t, p]: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)
+//     0 x (float*): float [width], in place, written
+//     1 cos (const float*): float [positions, 4], read
+//     2 sin (const float*): float [positions, 4], read
+//     3 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
+//     4 width (uint32_t): heads * 8 (q) or kvHeads * 8 (k); a multiple of 8
+//   decodeFromActivation: rope_d8_bf16__decodeFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(width / 2 / 256)
+//     computes: one token at t = step[1] (< the tables' positions, checked by the host): pair p = (i % 8) / 2, c = cos[t, p], s = sin[t, p]: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)
+//     0 out (float*): float [width], written
+//     1 x (const __nv_bfloat16*): bfloat16 [width], read
+//     2 cos (const float*): float [positions, 4], read
+//     3 sin (const float*): float [positions, 4], read
+//     4 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
+//     5 width (uint32_t): heads * 8 (q) or kvHeads * 8 (k); a multiple of 8
 //   backward: rope_d8_bf16__backward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows * width / 2 / 256)
 //     computes: pair p = (i % 8) / 2 of token t = r % seqLen, c = cos[t, p], s = sin[t, p]: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn
 //     0 dx (float*): float [rows, width], in place, written
@@ -88,16 +103,18 @@ __device__ inline bool alignedFor4(const Activation* values) { return reinterpre
 // Turns one pair (x0, x1) of `from` by the angle whose cosine and sine are c and s·direction
 // into `to`: in place (to == from, float), from q or k as the linear wrote them in the
 // activation type (widened exactly) into float rows for attention, or from attention's float dq
-// or dk into the activation type the q or k linear's backward reads (rounded once).
+// or dk into the activation type the q or k linear's backward reads (rounded once). Row r is the
+// token at position firstPosition + r % seqLen (0 in training; the decode step's position in
+// generation).
 template <typename In, typename Out>
 __device__ inline void turnPair(Out* to, const In* from, const float* __restrict__ cosTable, const float* __restrict__ sinTable,
-                                uint32_t rows, uint32_t seqLen, uint32_t width, float direction) {
+                                uint32_t rows, uint32_t seqLen, uint32_t firstPosition, uint32_t width, float direction) {
   const size_t pairIndex = static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x;
   const uint32_t pairsPerRow = width / 2u;
   if (pairIndex >= static_cast<size_t>(rows) * pairsPerRow) return;
   const uint32_t row = static_cast<uint32_t>(pairIndex / pairsPerRow);
   const uint32_t i = static_cast<uint32_t>(pairIndex % pairsPerRow) * 2u;
-  const uint32_t table = (row % seqLen) * PAIRS + (i % HEAD_SIZE) / 2u;
+  const uint32_t table = (firstPosition + row % seqLen) * PAIRS + (i % HEAD_SIZE) / 2u;
   const float c = cosTable[table];
   const float s = direction * sinTable[table];
   const size_t at = static_cast<size_t>(row) * width + i;
@@ -111,18 +128,27 @@ __device__ inline void turnPair(Out* to, const In* from, const float* __restrict
 using namespace qalc_rope_d8_bf16;
 
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__forward(float* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
-  turnPair(x, x, cos, sin, rows, seqLen, width, 1.0f);
+  turnPair(x, x, cos, sin, rows, seqLen, 0u, width, 1.0f);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__forwardFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
-  turnPair(out, x, cos, sin, rows, seqLen, width, 1.0f);
+  turnPair(out, x, cos, sin, rows, seqLen, 0u, width, 1.0f);
+}
+
+// One token at the decode step's position (rows = seqLen = 1): the step's launch is the same every token.
+extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__decodeForward(float* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, const uint32_t* __restrict__ step, uint32_t width) {
+  turnPair(x, x, cos, sin, 1u, 1u, step[1], width, 1.0f);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__decodeFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, const uint32_t* __restrict__ step, uint32_t width) {
+  turnPair(out, x, cos, sin, 1u, 1u, step[1], width, 1.0f);
 }
 
 // The rotation is orthogonal: the backward turns the gradient by the opposite angle.
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__backward(float* __restrict__ dx, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
-  turnPair(dx, dx, cos, sin, rows, seqLen, width, -1.0f);
+  turnPair(dx, dx, cos, sin, rows, seqLen, 0u, width, -1.0f);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__backwardToActivation(__nv_bfloat16* __restrict__ out, const float* __restrict__ dx, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
-  turnPair(out, dx, cos, sin, rows, seqLen, width, -1.0f);
+  turnPair(out, dx, cos, sin, rows, seqLen, 0u, width, -1.0f);
 }

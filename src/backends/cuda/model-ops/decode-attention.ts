@@ -8,6 +8,11 @@
 // 256-token generation reads at most 268 MB of cache a token beside the 3.5 GB of INT4 weights
 // (bf16 would halve that: speed work, not correctness).
 //
+// The token's position is read from the decode step's buffer (`step`: uint32 [token, position],
+// written by the host before the step), not passed as a parameter: a step's launches are then
+// the same every token, so `qalc generate` captures them once in a CUDA graph and replays them
+// (src/runtime/cuda/device-decode.ts); forward attends positions 0 … position.
+//
 // append writes the token's RoPE'd k and v at its position (one thread per element). forward is
 // one block per query head: the block walks the cache's first `length` positions in tiles of
 // KEY_TILE keys — each warp scores its share of a tile (lanes split the head, a fixed-order warp
@@ -16,7 +21,7 @@
 // are summed at the end in a fixed order. Causal by construction: the cache holds no later
 // position. Deterministic: every sum has a fixed order.
 import type { ModelOpKernel } from '../model-ops.ts';
-import { elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
+import { decodeStepInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
 
 /** Keys scored a step: shared memory for their scores, and the tile a test's cache must outgrow. */
 export const DECODE_KEY_TILE = 32;
@@ -43,7 +48,10 @@ export function decodeAttentionKernel(shapes: ModelShapes): ModelOpKernel {
   const { groups, threads } = decodeAttentionThreads(headSize);
   const kvWidth = kvHeads * headSize;
   const cache = `[layers, ${kvHeads}, capacity, ${headSize}]`;
-  const place = [u32('layer', 'the block whose cache this is'), u32('capacity', 'positions the cache holds per layer and head')];
+  const place = [
+    decodeStepInput(),
+    u32('layer', 'the block whose cache this is'), u32('capacity', 'positions the cache holds per layer and head'),
+  ];
   return {
     kernel, op: 'decode_attention', template: 'ops/decode-attention.cu.hbs',
     constants: {
@@ -54,18 +62,18 @@ export function decodeAttentionKernel(shapes: ModelShapes): ModelOpKernel {
       entryPoint(kernel, 'append', {
         parameters: [
           output('keyCache', cache), output('valueCache', cache), input('k', `[${kvWidth}] after RoPE`), input('v', `[${kvWidth}]`),
-          ...place, u32('position', 'the token\'s position (< capacity, checked by the host)'),
+          ...place,
         ],
         block: [ELEMENTWISE_THREADS, 1, 1], grid: elementwiseGrid(String(kvWidth)),
-        computes: 'keyCache[layer, h, position, :] = k[h, :], valueCache[layer, h, position, :] = v[h, :]',
+        computes: 'position = step[1]: keyCache[layer, h, position, :] = k[h, :], valueCache[layer, h, position, :] = v[h, :]',
       }),
       entryPoint(kernel, 'forward', {
         parameters: [
           output('out', `[${heads * headSize}]`), input('q', `[${heads * headSize}] after RoPE`), input('keyCache', cache), input('valueCache', cache),
-          ...place, u32('length', 'positions 0 .. length-1 attended (1 <= length <= capacity, checked by the host)'),
+          ...place,
         ],
         block: [threads, 1, 1], grid: `grid.x = ${heads}`,
-        computes: `out[h] = sum_{t < length} softmax_t(q[h] . K[layer, h / ${heads / kvHeads}, t] * SCALE) V[layer, h / ${heads / kvHeads}, t]`,
+        computes: `length = step[1] + 1: out[h] = sum_{t < length} softmax_t(q[h] . K[layer, h / ${heads / kvHeads}, t] * SCALE) V[layer, h / ${heads / kvHeads}, t]`,
       }),
     ],
   };

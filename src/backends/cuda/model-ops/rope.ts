@@ -6,8 +6,11 @@
 // linear wrote (widened exactly) and writes the float32 rows attention reads, so no conversion runs;
 // backwardToActivation reads attention's float32 dq or dk and writes the turned gradient in the
 // activation type the q or k linear's backward reads (rounded as the conversion would round it).
+// The decode entries turn one token (q or k of `qalc generate`'s step) at the position the decode
+// step's buffer holds (`step`, written by the host before the step: shapes.ts), over the whole
+// table, so that the step's launches are the same every token (its CUDA graph: device-decode.ts).
 import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
-import { activationType, activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, activationOutput, decodeStepInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
 
 export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
   const { headSize, activation } = shapes;
@@ -23,6 +26,13 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
   const grid = elementwiseGrid('rows * width / 2');
   const block = [ELEMENTWISE_THREADS, 1, 1] as const;
   const turn = `pair p = (i % ${headSize}) / 2 of token t = r % seqLen, c = cos[t, p], s = sin[t, p]`;
+  const decodeParameters = (...pointers: ModelOpParameter[]) => [
+    ...pointers,
+    input('cos', `[positions, ${pairs}]`), input('sin', `[positions, ${pairs}]`), decodeStepInput(),
+    u32('width', `heads * ${headSize} (q) or kvHeads * ${headSize} (k); a multiple of ${headSize}`),
+  ];
+  const decodeGrid = elementwiseGrid('width / 2');
+  const decodeTurn = `one token at t = step[1] (< the tables' positions, checked by the host): pair p = (i % ${headSize}) / 2, c = cos[t, p], s = sin[t, p]`;
   return {
     kernel, op: 'rope', template: 'ops/rope.cu.hbs',
     constants: { HEAD_SIZE: headSize, PAIRS: pairs, THREADS: ELEMENTWISE_THREADS },
@@ -30,6 +40,10 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
       entryPoint(kernel, 'forward', { parameters: parameters(output('x', '[rows, width], in place')), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
       entryPoint(kernel, 'forwardFromActivation', {
         parameters: parameters(output('out', '[rows, width]'), activationInput(type, 'x', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
+      }),
+      entryPoint(kernel, 'decodeForward', { parameters: decodeParameters(output('x', '[width], in place')), block, grid: decodeGrid, computes: `${decodeTurn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
+      entryPoint(kernel, 'decodeFromActivation', {
+        parameters: decodeParameters(output('out', '[width]'), activationInput(type, 'x', '[width]')), block, grid: decodeGrid, computes: `${decodeTurn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
       }),
       entryPoint(kernel, 'backward', { parameters: parameters(output('dx', '[rows, width], in place')), block, grid, computes: `${turn}: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn` }),
       entryPoint(kernel, 'backwardToActivation', {

@@ -70,6 +70,14 @@ export function entryPoint(kernel: string, name: string, entry: EntryDescription
 
 type ActivationCType = ReturnType<typeof activationType>;
 
+/**
+ * The decode step's buffer, uint32 [token, position]: what changes from one generated token to
+ * the next, read by the kernels from device memory (the host writes it before each step), so
+ * that the step's launches are the same every token and can be replayed as a CUDA graph.
+ */
+export const decodeStepInput = (): ModelOpParameter =>
+  pointer('step', 'const uint32_t*', 'uint32 [2] = [token, position] of the token being decoded, read; position < the cache\'s capacity, checked by the host');
+
 /** A device pointer to activations a linear kernel wrote (`type`: activationType's), which this entry point reads (widened to float exactly). */
 export const activationInput = (type: ActivationCType, name: string, doc: string): ModelOpParameter => pointer(name, `const ${type.cType}*`, `${type.spelled} ${doc}, read`);
 /** A device pointer to activations a linear kernel reads, which this entry point writes (rounded to nearest even). */

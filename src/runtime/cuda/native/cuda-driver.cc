@@ -1,9 +1,18 @@
 // qalc_cuda.node: the CUDA driver API, reached through dlopen("libcuda.so.1") at run time and
 // never linked, so the addon builds without a CUDA toolkit and loads on a machine without a GPU
 // (probe() then says why). Only what the cuda backend needs: one device's primary context,
-// modules from fatbins built at compile time (cuModuleLoadData), device buffers, synchronous
-// copies and kernel launches; and cuBLAS's GemmEx, from libcublas dlopened the same way (the
-// dense unquantized matmuls: lm_head). The typed wrappers live in ../cuda.ts.
+// modules from fatbins built at compile time (cuModuleLoadData), device buffers, copies and
+// kernel launches; cuBLAS's GemmEx, from libcublas dlopened the same way (the dense unquantized
+// matmuls: lm_head); and CUDA graphs captured from the stream (generation's decode step). The
+// typed wrappers live in ../cuda.ts.
+//
+// Everything runs in order on one created stream, not the legacy null stream, which cannot be
+// captured: launches, cuBLAS (cublasSetStream), fills and device→device copies (the *Async
+// forms, so that a capture records them), host→device copies (cuMemcpyHtoDAsync: from pageable
+// memory the driver has taken the source by the time it returns, so the caller may reuse it at
+// once, as with the synchronous copy) and device→host copies (cuMemcpyDtoHAsync, then a wait for
+// the stream: the values are the host's when the call returns). The stream is a blocking one
+// (flags 0): anything still issued on the legacy stream stays ordered with it.
 //
 // The driver's types are declared here rather than taken from cuda.h: handles are opaque
 // pointers, CUdeviceptr is 64-bit, results are ints (0 = CUDA_SUCCESS). The _v2 entry points are
@@ -29,6 +38,9 @@ using CUmodule = struct CUmod_st*;
 using CUfunction = struct CUfunc_st*;
 using CUstream = struct CUstream_st*;
 using CUevent = struct CUevent_st*;
+using CUgraph = struct CUgraph_st*;
+using CUgraphExec = struct CUgraphExec_st*;
+using CUgraphNode = struct CUgraphNode_st*;
 
 constexpr int kAttributeComputeCapabilityMajor = 75;  // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 constexpr int kAttributeComputeCapabilityMinor = 76;
@@ -51,10 +63,12 @@ struct Driver {
   CUresult (*cuModuleGetFunction)(CUfunction*, CUmodule, const char*);
   CUresult (*cuMemAlloc)(CUdeviceptr*, size_t);
   CUresult (*cuMemFree)(CUdeviceptr);
-  CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void*, size_t);
-  CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t);
-  CUresult (*cuMemcpyDtoD)(CUdeviceptr, CUdeviceptr, size_t);
-  CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
+  CUresult (*cuStreamCreate)(CUstream*, unsigned int);
+  CUresult (*cuStreamSynchronize)(CUstream);
+  CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr, const void*, size_t, CUstream);
+  CUresult (*cuMemcpyDtoHAsync)(void*, CUdeviceptr, size_t, CUstream);
+  CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+  CUresult (*cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, void**);
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuGetErrorName)(CUresult, const char**);
@@ -68,6 +82,10 @@ struct State {
   Driver driver{};
   CUdevice device = 0;
   CUcontext context = nullptr;
+  /** The stream every launch, copy and GEMM goes to (created with the context). */
+  CUstream stream = nullptr;
+  /** Between beginCapture and endCapture (or abortCapture): the stream records instead of running. */
+  bool capturing = false;
   std::string deviceName;
   int major = 0, minor = 0, multiprocessors = 0, driverVersion = 0;
   size_t totalMemory = 0;
@@ -112,8 +130,10 @@ void probe() {
         resolve(library, "cuDevicePrimaryCtxRetain", d.cuDevicePrimaryCtxRetain) && resolve(library, "cuCtxSetCurrent", d.cuCtxSetCurrent) &&
         resolve(library, "cuCtxSynchronize", d.cuCtxSynchronize) && resolve(library, "cuModuleLoadData", d.cuModuleLoadData) &&
         resolve(library, "cuModuleGetFunction", d.cuModuleGetFunction) && resolve(library, "cuMemAlloc_v2", d.cuMemAlloc) &&
-        resolve(library, "cuMemFree_v2", d.cuMemFree) && resolve(library, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD) &&
-        resolve(library, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH) && resolve(library, "cuMemcpyDtoD_v2", d.cuMemcpyDtoD) && resolve(library, "cuMemsetD8_v2", d.cuMemsetD8) &&
+        resolve(library, "cuMemFree_v2", d.cuMemFree) && resolve(library, "cuStreamCreate", d.cuStreamCreate) &&
+        resolve(library, "cuStreamSynchronize", d.cuStreamSynchronize) && resolve(library, "cuMemcpyHtoDAsync_v2", d.cuMemcpyHtoDAsync) &&
+        resolve(library, "cuMemcpyDtoHAsync_v2", d.cuMemcpyDtoHAsync) && resolve(library, "cuMemcpyDtoDAsync_v2", d.cuMemcpyDtoDAsync) &&
+        resolve(library, "cuMemsetD8Async", d.cuMemsetD8Async) &&
         resolve(library, "cuLaunchKernel", d.cuLaunchKernel) && resolve(library, "cuFuncSetAttribute", d.cuFuncSetAttribute) && resolve(library, "cuGetErrorName", d.cuGetErrorName) &&
         resolve(library, "cuGetErrorString", d.cuGetErrorString))) {
     return;
@@ -133,6 +153,10 @@ void probe() {
   if ((r = d.cuDeviceGet(&state.device, 0)) != 0 || (r = d.cuDevicePrimaryCtxRetain(&state.context, state.device)) != 0 ||
       (r = d.cuCtxSetCurrent(state.context)) != 0) {
     state.unavailable = "cannot open CUDA device 0: " + errorText(r);
+    return;
+  }
+  if ((r = d.cuStreamCreate(&state.stream, 0)) != 0) {
+    state.unavailable = "cannot create a CUDA stream on device 0: " + errorText(r);
     return;
   }
   char name[256] = {0};
@@ -159,6 +183,15 @@ void requireDevice(Napi::Env env) {
 
 void check(Napi::Env env, CUresult result, const char* what) {
   if (result != 0) throw Napi::Error::New(env, std::string(what) + ": " + errorText(result));
+}
+
+/**
+ * What a capture cannot hold: a copy from or to host memory (recorded, it would read or write
+ * that memory at every replay, and a device→host copy's wait cannot be recorded), an allocation,
+ * a free, a wait. Refused here before the driver sees it (which would invalidate the capture).
+ */
+void refuseWhileCapturing(Napi::Env env, const char* what) {
+  if (state.capturing) throw Napi::Error::New(env, std::string(what) + " while a CUDA graph is being captured (only launches, device copies, fills and GEMMs can be recorded)");
 }
 
 uint64_t pointerOf(Napi::Env env, Napi::Value value, const char* name) {
@@ -298,16 +331,18 @@ void checkBlas(Napi::Env env, cublasStatus status, const char* what) {
   if (status != 0) throw Napi::Error::New(env, std::string("cuBLAS ") + what + ": " + blasStatusText(status));
 }
 
-/** The handle, made on first use in the primary context (current: requireDevice), on the null stream our launches use. */
+/** The handle, made on first use in the primary context (current: requireDevice), on the stream our launches use. */
 cublasHandle blasHandle(Napi::Env env) {
   probeBlas();
   if (!blasState.unavailable.empty()) throw Napi::Error::New(env, blasState.unavailable);
   if (blasState.handle == nullptr) {
     cublasHandle handle = nullptr;
     checkBlas(env, blasState.blas.cublasCreate(&handle), "cublasCreate");
-    checkBlas(env, blasState.blas.cublasSetStream(handle, nullptr), "cublasSetStream");
+    checkBlas(env, blasState.blas.cublasSetStream(handle, state.stream), "cublasSetStream");
     // A workspace of its own, as cuBLAS's guide recommends for Hopper (32 MiB; 4 MiB before):
     // without one, GemmEx may pick kernels that need none (split-K and stream-K ones need it).
+    // Set explicitly, it is also what lets a GEMM be captured in a CUDA graph (cuBLAS then
+    // allocates nothing during the capture).
     // QALC_CUBLAS_WORKSPACE_MIB sets the size; 0 leaves cuBLAS's default. Allocated once, kept
     // for the handle's life (the process's).
     size_t mib = 32;
@@ -396,6 +431,7 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "bytes must be a number");
   double bytes = info[0].As<Napi::Number>().DoubleValue();
   if (!(bytes >= 1 && bytes <= 9.0e15)) throw Napi::RangeError::New(env, "bytes must be at least 1");
+  refuseWhileCapturing(env, "cuMemAlloc");
   CUdeviceptr pointer = 0;
   check(env, state.driver.cuMemAlloc(&pointer, static_cast<size_t>(bytes)), "cuMemAlloc");
   return Napi::BigInt::New(env, static_cast<uint64_t>(pointer));
@@ -405,6 +441,7 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
 Napi::Value Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireDevice(env);
+  refuseWhileCapturing(env, "cuMemFree");
   check(env, state.driver.cuMemFree(pointerOf(env, info[0], "pointer")), "cuMemFree");
   return env.Undefined();
 }
@@ -413,30 +450,35 @@ Napi::Value Free(const Napi::CallbackInfo& info) {
 Napi::Value CopyToDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireDevice(env);
+  refuseWhileCapturing(env, "a host→device copy");
   uint64_t pointer = pointerOf(env, info[0], "pointer");
   auto [bytes, length] = bytesOf(env, info[1], "source");
-  if (length > 0) check(env, state.driver.cuMemcpyHtoD(pointer, bytes, length), "cuMemcpyHtoD");
+  if (length > 0) check(env, state.driver.cuMemcpyHtoDAsync(pointer, bytes, length, state.stream), "cuMemcpyHtoDAsync");
   return env.Undefined();
 }
 
 // copyFromDevice(destination: ArrayBufferView, pointer: bigint) — waits for the copy.
-// copyOnDevice(destination, source, bytes): ordered on the default stream with the launches.
+// copyOnDevice(destination, source, bytes): ordered on the stream with the launches.
 Napi::Value CopyOnDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireDevice(env);
   uint64_t destination = pointerOf(env, info[0], "destination");
   uint64_t source = pointerOf(env, info[1], "source");
   uint32_t bytes = indexOf(env, info[2], "bytes");
-  if (bytes > 0) check(env, state.driver.cuMemcpyDtoD(destination, source, bytes), "cuMemcpyDtoD");
+  if (bytes > 0) check(env, state.driver.cuMemcpyDtoDAsync(destination, source, bytes, state.stream), "cuMemcpyDtoDAsync");
   return env.Undefined();
 }
 
 Napi::Value CopyFromDevice(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireDevice(env);
+  refuseWhileCapturing(env, "a device→host copy");
   auto [bytes, length] = bytesOf(env, info[0], "destination");
   uint64_t pointer = pointerOf(env, info[1], "pointer");
-  if (length > 0) check(env, state.driver.cuMemcpyDtoH(bytes, pointer, length), "cuMemcpyDtoH");
+  if (length > 0) {
+    check(env, state.driver.cuMemcpyDtoHAsync(bytes, pointer, length, state.stream), "cuMemcpyDtoHAsync");
+    check(env, state.driver.cuStreamSynchronize(state.stream), "cuStreamSynchronize (after a device→host copy)");
+  }
   return env.Undefined();
 }
 
@@ -447,7 +489,7 @@ Napi::Value Memset(const Napi::CallbackInfo& info) {
   uint64_t pointer = pointerOf(env, info[0], "pointer");
   uint32_t value = indexOf(env, info[1], "byte");
   uint32_t bytes = indexOf(env, info[2], "bytes");
-  check(env, state.driver.cuMemsetD8(pointer, static_cast<unsigned char>(value), bytes), "cuMemsetD8");
+  check(env, state.driver.cuMemsetD8Async(pointer, static_cast<unsigned char>(value), bytes, state.stream), "cuMemsetD8Async");
   return env.Undefined();
 }
 
@@ -492,7 +534,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   }
   check(env,
         state.driver.cuLaunchKernel(state.functions[function], grid[0], grid[1], grid[2], block[0], block[1], block[2], sharedBytes,
-                                    nullptr, pointers, nullptr),
+                                    state.stream, pointers, nullptr),
         "cuLaunchKernel");
   return env.Undefined();
 }
@@ -501,13 +543,14 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
 Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   requireDevice(env);
+  refuseWhileCapturing(env, "a wait for the device");
   check(env, state.driver.cuCtxSynchronize(), "cuCtxSynchronize");
   return env.Undefined();
 }
 
 
 // Events, for profiling (../event-profiled-port.ts): eventRecord() records an event in stream
-// order on the null stream and returns its handle, eventElapsed(start, end) the milliseconds
+// order on the stream and returns its handle, eventElapsed(start, end) the milliseconds
 // between two recorded events (waiting for the later one), eventsReset() makes every handle
 // reusable. Created once and reused: a profiled step records two a launch, thousands a step,
 // and cuEventCreate is far costlier than cuEventRecord. Resolved apart from the rest of the
@@ -549,7 +592,8 @@ Napi::Value EventRecord(const Napi::CallbackInfo& info) {
     check(env, timing.cuEventCreate(&event, 0), "cuEventCreate");
     timing.events.push_back(event);
   }
-  check(env, timing.cuEventRecord(timing.events[timing.used], nullptr), "cuEventRecord");
+  refuseWhileCapturing(env, "cuEventRecord");
+  check(env, timing.cuEventRecord(timing.events[timing.used], state.stream), "cuEventRecord");
   return Napi::Number::New(env, static_cast<double>(timing.used++));
 }
 
@@ -566,6 +610,133 @@ Napi::Value EventElapsed(const Napi::CallbackInfo& info) {
 Napi::Value EventsReset(const Napi::CallbackInfo& info) {
   timing.used = 0;
   return info.Env().Undefined();
+}
+
+// CUDA graphs (generation's decode step: ../device-decode.ts): beginCapture() starts recording
+// the stream (cuStreamBeginCapture, global mode: a call elsewhere that is unsafe during a capture
+// fails instead of corrupting it), endCapture() stops it and instantiates what it recorded as a
+// graph (its handle; the graph itself is freed, the instance keeps what it needs),
+// abortCapture() stops a capture that went wrong and drops it, graphLaunch(handle) queues one
+// replay on the stream, graphDestroy(handle) frees an instance. Resolved apart from the rest of
+// the driver (cuGraphInstantiateWithFlags is CUDA 11.4's), so that a driver without them still
+// runs everything uncaptured.
+struct Graphs {
+  bool probed = false;
+  std::string unavailable;
+  CUresult (*cuStreamBeginCapture)(CUstream, int) = nullptr;
+  CUresult (*cuStreamEndCapture)(CUstream, CUgraph*) = nullptr;
+  CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec*, CUgraph, unsigned long long) = nullptr;
+  CUresult (*cuGraphLaunch)(CUgraphExec, CUstream) = nullptr;
+  CUresult (*cuGraphExecDestroy)(CUgraphExec) = nullptr;
+  CUresult (*cuGraphDestroy)(CUgraph) = nullptr;
+  CUresult (*cuGraphGetNodes)(CUgraph, CUgraphNode*, size_t*) = nullptr;
+  /** Instances by handle; null once destroyed. */
+  std::vector<CUgraphExec> instances;
+};
+
+Graphs graphs;
+
+constexpr int kCaptureModeGlobal = 0;  // CU_STREAM_CAPTURE_MODE_GLOBAL
+
+void requireGraphs(Napi::Env env) {
+  requireDevice(env);
+  if (!graphs.probed) {
+    graphs.probed = true;
+    void* library = state.library;
+    const auto find = [&](const char* symbol, auto& slot) {
+      slot = reinterpret_cast<std::remove_reference_t<decltype(slot)>>(dlsym(library, symbol));
+      if (slot == nullptr && graphs.unavailable.empty()) graphs.unavailable = std::string("no CUDA graphs: libcuda.so.1 lacks ") + symbol + " (a driver older than CUDA 11.4?)";
+    };
+    // cuda.h maps cuStreamBeginCapture to its _v2 (the capture mode) since CUDA 10.1.
+    find("cuStreamBeginCapture_v2", graphs.cuStreamBeginCapture);
+    find("cuStreamEndCapture", graphs.cuStreamEndCapture);
+    find("cuGraphInstantiateWithFlags", graphs.cuGraphInstantiateWithFlags);
+    find("cuGraphLaunch", graphs.cuGraphLaunch);
+    find("cuGraphExecDestroy", graphs.cuGraphExecDestroy);
+    find("cuGraphDestroy", graphs.cuGraphDestroy);
+    find("cuGraphGetNodes", graphs.cuGraphGetNodes);
+  }
+  if (!graphs.unavailable.empty()) throw Napi::Error::New(env, graphs.unavailable);
+}
+
+CUgraphExec instanceOf(Napi::Env env, Napi::Value value) {
+  uint32_t handle = indexOf(env, value, "graph");
+  if (handle >= graphs.instances.size() || graphs.instances[handle] == nullptr) throw Napi::RangeError::New(env, "no such CUDA graph (destroyed?)");
+  return graphs.instances[handle];
+}
+
+// graphProbe(): { available: true } | { available: false, reason } — needs the device.
+Napi::Value GraphProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  try {
+    requireGraphs(env);
+    result.Set("available", true);
+  } catch (const Napi::Error& error) {
+    result.Set("available", false);
+    result.Set("reason", error.Message());
+  }
+  return result;
+}
+
+Napi::Value BeginCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireGraphs(env);
+  refuseWhileCapturing(env, "beginCapture");
+  check(env, graphs.cuStreamBeginCapture(state.stream, kCaptureModeGlobal), "cuStreamBeginCapture");
+  state.capturing = true;
+  return env.Undefined();
+}
+
+// endCapture(): { graph: number, nodes: number }
+Napi::Value EndCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireGraphs(env);
+  if (!state.capturing) throw Napi::Error::New(env, "endCapture without beginCapture");
+  state.capturing = false;
+  CUgraph graph = nullptr;
+  check(env, graphs.cuStreamEndCapture(state.stream, &graph), "cuStreamEndCapture (the capture was invalidated)");
+  size_t nodes = 0;
+  CUresult r = graphs.cuGraphGetNodes(graph, nullptr, &nodes);
+  CUgraphExec instance = nullptr;
+  if (r == 0) r = graphs.cuGraphInstantiateWithFlags(&instance, graph, 0);
+  graphs.cuGraphDestroy(graph);
+  check(env, r, "cuGraphInstantiateWithFlags");
+  graphs.instances.push_back(instance);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("graph", static_cast<double>(graphs.instances.size() - 1));
+  result.Set("nodes", static_cast<double>(nodes));
+  return result;
+}
+
+// abortCapture(): ends a capture that failed half-way, dropping what it recorded; nothing when none is under way.
+Napi::Value AbortCapture(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireGraphs(env);
+  if (!state.capturing) return env.Undefined();
+  state.capturing = false;
+  CUgraph graph = nullptr;
+  // An invalidated capture ends with an error and no graph: nothing to keep either way.
+  graphs.cuStreamEndCapture(state.stream, &graph);
+  if (graph != nullptr) graphs.cuGraphDestroy(graph);
+  return env.Undefined();
+}
+
+Napi::Value GraphLaunch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireGraphs(env);
+  refuseWhileCapturing(env, "a graph launch");
+  check(env, graphs.cuGraphLaunch(instanceOf(env, info[0]), state.stream), "cuGraphLaunch");
+  return env.Undefined();
+}
+
+Napi::Value GraphDestroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireGraphs(env);
+  CUgraphExec instance = instanceOf(env, info[0]);
+  graphs.instances[indexOf(env, info[0], "graph")] = nullptr;
+  check(env, graphs.cuGraphExecDestroy(instance), "cuGraphExecDestroy");
+  return env.Undefined();
 }
 
 // blasProbe(): { available: true, library, version: [major, minor, patch] } | { available: false, reason }
@@ -589,7 +760,7 @@ Napi::Value BlasProbe(const Napi::CallbackInfo& info) {
 // gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, out, ldo, abType, outType)
 // Row-major, as ../cuda.ts's GemmCall: out[m × n] = alpha · op(a) · op(b) + beta · out, with
 // op(a) m × k, op(b) k × n, ld* the elements from one row to the next, f32 accumulation
-// (CUBLAS_COMPUTE_32F; alpha and beta floats), queued on the null stream after the launches
+// (CUBLAS_COMPUTE_32F; alpha and beta floats), queued on the stream after the launches
 // before it. cuBLAS is column-major, and a row-major matrix read column-major is its transpose:
 // outᵀ = op(b)ᵀ · op(a)ᵀ is one column-major GemmEx with the operands swapped — A' = b
 // (transposed iff transposeB), B' = a (iff transposeA), m' = n, n' = m, the leading dimensions
@@ -640,6 +811,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventRecord", Napi::Function::New(env, EventRecord));
   exports.Set("eventElapsed", Napi::Function::New(env, EventElapsed));
   exports.Set("eventsReset", Napi::Function::New(env, EventsReset));
+  exports.Set("graphProbe", Napi::Function::New(env, GraphProbe));
+  exports.Set("beginCapture", Napi::Function::New(env, BeginCapture));
+  exports.Set("endCapture", Napi::Function::New(env, EndCapture));
+  exports.Set("abortCapture", Napi::Function::New(env, AbortCapture));
+  exports.Set("graphLaunch", Napi::Function::New(env, GraphLaunch));
+  exports.Set("graphDestroy", Napi::Function::New(env, GraphDestroy));
   return exports;
 }
 

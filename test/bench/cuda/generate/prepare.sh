@@ -67,10 +67,16 @@ train {
 SPEC
 no_build=()
 [ "$build" = 1 ] || no_build=(--no-build)
+# Compiled from this checkout's sources through tsx, not src/cli/qalc.mjs: that launcher bundles
+# into node_modules/.cache, and a checkout whose node_modules is another checkout's (a worktree's
+# symlink) would bundle there and read that checkout's templates/.
+entry="$(mktemp -d)/qalc-from-source.mts"
+echo "import { main } from '$root/src/cli/main.ts'; process.exitCode = await main(process.argv.slice(2));" > "$entry"
 for spec in "$dev/llama2-7b.qal" "$dev/stories/stories.qal"; do
-  node src/cli/qalc.mjs check "$spec"
-  node src/cli/qalc.mjs compile "$spec" --out "$(dirname "$spec")/compiled" "${no_build[@]}"
+  npx tsx "$entry" check "$spec"
+  npx tsx "$entry" compile "$spec" --out "$(dirname "$spec")/compiled" "${no_build[@]}"
   rm -rf "$(dirname "$spec")/compiled/wgsl"
 done
+rm -r "$(dirname "$entry")"
 xz -T2 "$dev/qalc/qalc.mjs"
 du -sh "$dev"

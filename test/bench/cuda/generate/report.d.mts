@@ -5,9 +5,12 @@ export const BANDWIDTH: { readonly datasheet: number; readonly measuredCopy: num
 export const TARGET: { readonly tokensPerSecond: number; readonly rooflineFraction: number };
 export function bytesPerToken(arch: Arch, group?: number, rank?: number): { mergedW4: number; qalcToday: number; bf16: number };
 export interface QalcRun {
-  tokens?: number; promptTokens?: number; seconds?: number; tokensPerSecond?: number; warmUpSeconds?: number;
+  tokens?: number; promptTokens?: number; seconds?: number; tokensPerSecond?: number; warmUpForwards?: number; warmUpSeconds?: number;
+  decodeStep?: DecodeStep;
   peakBytes?: number; profile?: string; backend?: string; failed?: string;
 }
+export type DecodeStep = { nodes: number; capturedAt: number; replays: number } | { launched: string };
+export function parseDecodeStep(text: string): DecodeStep | undefined;
 export function parseQalcLog(text: string | undefined): QalcRun | undefined;
 export interface Report {
   commit: string;
@@ -15,6 +18,7 @@ export interface Report {
   roofline: Record<'mergedW4' | 'qalcToday' | 'bf16', { datasheet: number; measuredCopy: number }>;
   stories: { ok: boolean; reason?: string; cpu?: string; cuda?: string };
   qalc: QalcRun | undefined;
+  noGraph: QalcRun | undefined;
   profiled: QalcRun | undefined;
   transformers: Record<string, unknown> | undefined;
   checks: { what: string; ok: boolean }[];

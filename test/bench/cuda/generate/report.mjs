@@ -9,7 +9,10 @@
 //   commit.txt                          the commit the benchmark was built from (prepare.sh)
 //   stories-cpu.txt, stories-cuda.txt   qalc generate's text of the stories260K run on each backend
 //   stories-cuda.log                    its stderr on cuda
-//   qalc-generate.log                   qalc generate's stderr at the 7B shape (its tokens/s line)
+//   qalc-generate.log, .txt            qalc generate's stderr at the 7B shape (its tokens/s line,
+//                                       its decode step line: replayed from a CUDA graph) and text
+//   qalc-generate-nograph.log, .txt    the same with QALC_CUDA_GRAPH=0 (every op launched from the
+//                                       host each token): the text must be the graph run's
 //   qalc-generate-profiled.log          the same run profiled (QALC_CUDA_PROFILE=events)
 //   transformers.json                   reference.py's JSON line
 //
@@ -52,19 +55,29 @@ function readJson(path) {
   }
 }
 
+/** The decode step line: { nodes, capturedAt, replays } from a CUDA graph, or { launched: why } op by op; undefined without one. */
+export function parseDecodeStep(text) {
+  const graph = /^decode step: a CUDA graph of (\d+) device calls, captured at step (\d+) and replayed (\d+) times/m.exec(text);
+  if (graph) return { nodes: Number(graph[1]), capturedAt: Number(graph[2]), replays: Number(graph[3]) };
+  const launched = /^decode step: every op launched from the host each token \(no CUDA graph: (.*)\)$/m.exec(text);
+  return launched ? { launched: launched[1] } : undefined;
+}
+
 /** qalc generate's stderr: tokens, prompt tokens, seconds, tokens/s, the warm-up, the device lines. */
 export function parseQalcLog(text) {
   if (text === undefined) return undefined;
   const speed = /^generated (\d+) tokens \((\d+) of them the prompt\) in ([\d.]+) s: ([\d,]+) tokens\/s$/m.exec(text);
   if (!speed) return { failed: text.trim().split('\n').slice(-3).join(' / ') };
-  const warmUp = /^warm-up forward \(the weights to the device\) ([\d.]+) s$/m.exec(text);
+  const warmUp = /^warm-up: (\d+) forwards? \([^)]*\) ([\d.]+) s$/m.exec(text);
   const memory = /([\d.]+) MiB of device memory allocated at the most/.exec(text);
   const profile = /^profile \(QALC_CUDA_PROFILE[^)]*\): (.*)$/m.exec(text);
   return {
     tokens: Number(speed[1]), promptTokens: Number(speed[2]), seconds: Number(speed[3]),
     // From the count and the seconds (the printed rate is rounded).
     tokensPerSecond: Number(speed[1]) / Number(speed[3]),
-    warmUpSeconds: warmUp ? Number(warmUp[1]) : undefined,
+    warmUpForwards: warmUp ? Number(warmUp[1]) : undefined,
+    warmUpSeconds: warmUp ? Number(warmUp[2]) : undefined,
+    decodeStep: parseDecodeStep(text),
     peakBytes: memory ? Number(memory[1]) * 2 ** 20 : undefined,
     profile: profile ? profile[1] : undefined,
     backend: /^cuda backend: .*$/m.exec(text)?.[0],
@@ -79,22 +92,30 @@ export function buildReport(work) {
     ? { ok: false, reason: 'a stories260K generation is missing' }
     : { ok: cpuText === cudaText, cpu: cpuText.trim(), cuda: cudaText.trim(), speed: parseQalcLog(read(join(work, 'stories-cuda.log'))) };
   const qalc = parseQalcLog(read(join(work, 'qalc-generate.log')));
+  const noGraph = parseQalcLog(read(join(work, 'qalc-generate-nograph.log')));
+  const graphText = read(join(work, 'qalc-generate.txt')), noGraphText = read(join(work, 'qalc-generate-nograph.txt'));
   const profiled = parseQalcLog(read(join(work, 'qalc-generate-profiled.log')));
   const transformers = readJson(join(work, 'transformers.json'));
   const checks = [
     { what: 'stories260K: generate on cuda prints the cpu backend\'s greedy text (a 4-step cuda run\'s adapters)', ok: stories.ok === true },
     { what: 'qalc generate at the 7B shape ran and printed its tokens/s', ok: qalc?.tokensPerSecond > 0 },
     { what: 'qalc generated at least half its steps (random weights may sample EOS early)', ok: qalc?.tokens >= 64 },
+    { what: 'qalc replayed its decode step from a CUDA graph', ok: qalc?.decodeStep?.replays > 0 },
+    { what: 'with QALC_CUDA_GRAPH=0 (every op from the host) qalc printed the graph run\'s text', ok: noGraph?.decodeStep?.launched !== undefined && graphText !== undefined && graphText.trim() !== '' && graphText === noGraphText },
     { what: 'transformers\' generate ran, every run its new tokens', ok: transformers?.tokens_per_second > 0 },
   ];
   return {
     commit: read(join(work, 'commit.txt'))?.trim() ?? 'unknown',
     bytesPerToken: bytes,
     roofline: { mergedW4: rooflineOf(bytes.mergedW4), qalcToday: rooflineOf(bytes.qalcToday), bf16: rooflineOf(bytes.bf16) },
-    stories, qalc, profiled, transformers, checks,
+    stories, qalc, noGraph, profiled, transformers, checks,
     target: { ...TARGET, met: qalc?.tokensPerSecond >= TARGET.tokensPerSecond },
   };
 }
+
+const describeStep = (step) => step === undefined ? 'no decode step line'
+  : step.replays !== undefined ? `the step a CUDA graph of ${step.nodes} device calls, captured at forward ${step.capturedAt}, replayed ${step.replays} times`
+  : `every op launched from the host (${step.launched})`;
 
 const fmt = (x, digits = 0) => (typeof x === 'number' && Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
 const pct = (x) => (typeof x === 'number' && Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : '—');
@@ -108,12 +129,14 @@ export function markdown(report) {
     '| system | tokens/s | of the merged-W4 roofline (4.8 TB/s) | of its own weights\' roofline (4.8 TB/s) | peak memory | vs transformers |',
     '|---|---:|---:|---:|---:|---:|',
     `| qalc generate --backend cuda (INT4 g32 + rank-64 adapters, random weights) | ${fmt(qalc?.tokensPerSecond, 1)} | ${pct(qalc?.tokensPerSecond / roofline.mergedW4.datasheet)} | ${pct(qalc?.tokensPerSecond / roofline.qalcToday.datasheet)} | ${gib(qalc?.peakBytes)} | ${fmt(qalc?.tokensPerSecond / transformers?.tokens_per_second, 2)}× |`,
+    `| the same, QALC_CUDA_GRAPH=0 (every op launched from the host each token) | ${fmt(report.noGraph?.tokensPerSecond, 1)} | ${pct(report.noGraph?.tokensPerSecond / roofline.mergedW4.datasheet)} | ${pct(report.noGraph?.tokensPerSecond / roofline.qalcToday.datasheet)} | ${gib(report.noGraph?.peakBytes)} | ${fmt(report.noGraph?.tokensPerSecond / transformers?.tokens_per_second, 2)}× |`,
     `| transformers generate, bf16 (${transformers?.transformers ?? '?'}, sdpa, dynamic cache) | ${fmt(transformers?.tokens_per_second, 1)} | ${pct(transformers?.tokens_per_second / roofline.mergedW4.datasheet)} | ${pct(transformers?.tokens_per_second / roofline.bf16.datasheet)} | ${gib(transformers?.peak_bytes)} | 1.00× |`,
     '',
     `Bytes a token: merged W4 g32 ${gib(bytes.mergedW4)} (roofline ${fmt(roofline.mergedW4.datasheet)} tokens/s at 4.8 TB/s, ${fmt(roofline.mergedW4.measuredCopy)} at the measured 4.27), ` +
       `qalc's layout today (float32 scales and zeros, float32 adapters) ${gib(bytes.qalcToday)} (${fmt(roofline.qalcToday.datasheet)}), bf16 ${gib(bytes.bf16)} (${fmt(roofline.bf16.datasheet)}).`,
     `Target: ≥ ${TARGET.tokensPerSecond} tokens/s (${pct(TARGET.rooflineFraction)} of the merged-W4 roofline): ${report.target.met ? 'MET' : 'not met'}.`,
-    qalc?.tokens !== undefined ? `qalc: ${qalc.tokens} forward passes (${qalc.promptTokens} the prompt's, one at a time) in ${fmt(qalc.seconds, 2)} s after a warm-up forward of ${fmt(qalc.warmUpSeconds, 2)} s.` : `qalc: ${qalc?.failed ?? 'no run'}`,
+    qalc?.tokens !== undefined ? `qalc: ${qalc.tokens} forward passes (${qalc.promptTokens} the prompt's, one at a time) in ${fmt(qalc.seconds, 2)} s after ${fmt(qalc.warmUpForwards)} warm-up forwards of ${fmt(qalc.warmUpSeconds, 2)} s; ${describeStep(qalc.decodeStep)}.` : `qalc: ${qalc?.failed ?? 'no run'}`,
+    report.noGraph?.tokens !== undefined ? `qalc, QALC_CUDA_GRAPH=0: ${report.noGraph.tokens} forward passes in ${fmt(report.noGraph.seconds, 2)} s; ${describeStep(report.noGraph.decodeStep)}.` : `qalc, QALC_CUDA_GRAPH=0: ${report.noGraph?.failed ?? 'no run'}`,
     report.profiled?.profile ? `qalc profiled: ${report.profiled.profile}` : 'qalc profiled: no profile',
     '',
     ...report.checks.map((c) => `- [${c.ok ? 'x' : ' '}] ${c.what}`),

@@ -12,12 +12,16 @@
 #   stories260K: qalc train --backend cuda 4 steps, then qalc generate of that run on cpu and on
 #   cuda, greedy, STORIES_STEPS (96) forward passes: the two texts must be equal     ~20 s
 #   qalc generate llama2-7b.qal --backend cuda --random-weights, 32 blocks, STEPS (136) forward
-#   passes (the prompt's included), greedy                ~70 s of host setup (the random weights
+#   passes (the prompt's included), greedy, the decode step replayed from a CUDA graph
+#                                                         ~70 s of host setup (the random weights
 #                                                         drawn and quantized on 16 threads) + the run
+#   the same with QALC_CUDA_GRAPH=0 (every op launched from the host each token): its text must
+#   be the graph run's                                                              ~70 s
 #   transformers' generate, bf16, 32 blocks, an 8-token random prompt, NEW (128) new tokens, 3
 #   timed runs after a warm-up                                                      ~40 s
 #   qalc again, profiled (QALC_CUDA_PROFILE=events: GPU time by kind, and the GPU's idle time
-#   waiting for the host), if the budget allows                                     ~90 s
+#   waiting for the host), with QALC_CUDA_GRAPH=0 so that each kernel is timed (a replayed graph
+#   is timed whole), if the budget allows                                           ~90 s
 #   report                                                                          ~1 s
 # BUDGET_S (default 540) bounds the whole.
 set -uo pipefail
@@ -58,8 +62,11 @@ if [ -x "$work/node" ]; then
   timeout 120 "$work/node" "$dev/qalc/qalc.mjs" generate "$stories" --out "$run" --steps "$stories_steps" --prompt "Once upon a time" --backend cuda --kernels "$kernels" > "$work/stories-cuda.txt" 2> "$work/stories-cuda.log"
   echo "generate cuda exit $?"
   tail -n 4 "$work/stories-cuda.log"
-  echo "cpu:  $(cat "$work/stories-cpu.txt")"
-  echo "cuda: $(cat "$work/stories-cuda.txt")"
+  QALC_CUDA_GRAPH=0 timeout 120 "$work/node" "$dev/qalc/qalc.mjs" generate "$stories" --out "$run" --steps "$stories_steps" --prompt "Once upon a time" --backend cuda --kernels "$kernels" > "$work/stories-cuda-nograph.txt" 2> "$work/stories-cuda-nograph.log"
+  echo "generate cuda, QALC_CUDA_GRAPH=0, exit $?"
+  echo "cpu:              $(cat "$work/stories-cpu.txt")"
+  echo "cuda:             $(cat "$work/stories-cuda.txt")"
+  echo "cuda, no graph:   $(cat "$work/stories-cuda-nograph.txt")"
 fi
 
 # 2. qalc at the whole 7B shape, alone on the GPU. Its stderr goes straight to $OUT (it comes back
@@ -75,7 +82,8 @@ qalc_part() {
   cp "$out/$name.log" "$work/$name.log"
   tail -n 12 "$out/$name.log"
 }
-[ -x "$work/node" ] && qalc_part qalc-generate 120
+[ -x "$work/node" ] && qalc_part qalc-generate 200
+[ -x "$work/node" ] && qalc_part qalc-generate-nograph 120 QALC_CUDA_GRAPH=0
 
 # 3. transformers' generate on the bf16 model of the same shape.
 limit=$(( $(left) - 20 ))
@@ -93,7 +101,7 @@ else
 fi
 
 # 4. qalc again with every device call timed by CUDA events (its split only is reported).
-[ -x "$work/node" ] && qalc_part qalc-generate-profiled 15 QALC_CUDA_PROFILE=events
+[ -x "$work/node" ] && qalc_part qalc-generate-profiled 15 QALC_CUDA_PROFILE=events QALC_CUDA_GRAPH=0
 
 if [ -x "$work/node" ]; then
   stamp "report (the table is the last thing printed)"

@@ -460,6 +460,28 @@ class Case:
                 out = self.up(self.nan(R, width))
                 op.launch("forwardFromActivation", grid, [out, self.up(x16), self.up(cos), self.up(sin), R, seq, width])
                 self.same_floats("rope", "forwardFromActivation", f"{label} out", self.down(out), self.down(turned), f"batch {batch} x seqLen {seq}, width {width}")
+            if "decodeForward" in op.entries:
+                # Generation's one token at the decode step's position (rows - 1 of tables with rows + 3), read from its buffer.
+                positions, at = R + 3, R - 1
+                whole = (np.arange(positions)[:, None].astype(np.float32) * freq[None, :]).astype(np.float32)
+                wcos, wsin = np.cos(whole.astype(np.float64)).astype(np.float32), np.sin(whole.astype(np.float64)).astype(np.float32)
+                step = self.up(np.array([3, at], dtype=np.int32))
+                x = self.randn(width)
+                buffer = self.up(x)
+                decode_grid = (ceil(width // 2, op["THREADS"]),)
+                op.launch("decodeForward", decode_grid, [buffer, self.up(wcos), self.up(wsin), step, width])
+                c, sn = np.tile(wcos[at].astype(np.float64), heads), np.tile(wsin[at].astype(np.float64), heads)
+                ref = np.empty(width)
+                ref[0::2] = x[0::2] * c - x[1::2] * sn
+                ref[1::2] = x[0::2] * sn + x[1::2] * c
+                self.check("rope", "decodeForward", f"{label} in place", self.down(buffer), ref, TOLERANCE, f"position {at} of {positions}, width {width}")
+                to_bits, from_bits = self.activation_bits(op)
+                x16 = to_bits(self.randn(width))
+                turned = self.up(from_bits(x16).astype(np.float32))
+                op.launch("decodeForward", decode_grid, [turned, self.up(wcos), self.up(wsin), step, width])
+                out = self.up(self.nan(width))
+                op.launch("decodeFromActivation", decode_grid, [out, self.up(x16), self.up(wcos), self.up(wsin), step, width])
+                self.same_floats("rope", "decodeFromActivation", f"{label} out", self.down(out), self.down(turned), f"position {at} of {positions}, width {width}")
 
     # -- swiglu
     def swiglu(self):
@@ -752,19 +774,21 @@ class Case:
         op = self.ops["decode_attention"]
         H, KVH, D, tile = op["HEADS"], op["KV_HEADS"], op["HEAD_SIZE"], op["KEY_TILE"]
         # The token at position rows - 1 of layer 1 in a cache of 2 layers with room to spare:
-        # 1 key, a ragged tile, several tiles (37 = one tile and 5 keys, 130, 512).
+        # 1 key, a ragged tile, several tiles (37 = one tile and 5 keys, 130, 512). The position
+        # comes from the decode step's buffer, int32 [token, position] as the kernels read it.
         layers, length = 2, self.rows
         capacity = length + 3
         keys, values = self.randn(layers, KVH, capacity, D), self.randn(layers, KVH, capacity, D)
         k, v = self.randn(KVH * D), self.randn(KVH * D)
         key_cache, value_cache = self.up(keys), self.up(values)
-        op.launch("append", (ceil(KVH * D, op["APPEND_THREADS"]),), [key_cache, value_cache, self.up(k), self.up(v), 1, capacity, length - 1])
+        step = self.up(np.array([7, length - 1], dtype=np.int32))
+        op.launch("append", (ceil(KVH * D, op["APPEND_THREADS"]),), [key_cache, value_cache, self.up(k), self.up(v), step, 1, capacity])
         keys[1, :, length - 1, :], values[1, :, length - 1, :] = k.reshape(KVH, D), v.reshape(KVH, D)
         self.check("decode_attention", "append", "keyCache", self.down(key_cache), keys, EXACT, f"position {length - 1}")
         self.check("decode_attention", "append", "valueCache", self.down(value_cache), values, EXACT, f"position {length - 1}")
         q = self.randn(H * D)
         out = self.up(self.nan(H * D))
-        op.launch("forward", (H,), [out, self.up(q), key_cache, value_cache, 1, capacity, length])
+        op.launch("forward", (H,), [out, self.up(q), key_cache, value_cache, step, 1, capacity])
         ref = np.zeros((H, D))
         for h in range(H):
             kv = h // (H // KVH)
