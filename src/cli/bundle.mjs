@@ -1,9 +1,9 @@
 // Bundles the qalc command (src/cli/main.ts and the stages its verbs load on demand) with
 // esbuild, into a folder swapped in whole so a concurrent qalc never sees half a bundle.
 // In a checkout the launcher (qalc.mjs) bundles into node_modules/.cache/qalc when a source
-// changed; for the package, `npm pack` runs `node src/cli/bundle.mjs` (prepack) to write
-// dist/cli, so an installed qalc never writes into its own folder (which may be read-only).
-import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// changed (bundleCheckout); for the package, `npm pack` runs `node src/cli/bundle.mjs` (prepack)
+// to write dist/cli, so an installed qalc never writes into its own folder (which may be read-only).
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -11,6 +11,44 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const PACKAGED_BUNDLE = join(ROOT, 'dist', 'cli');
 /** Written beside the bundle: every input file's `size:mtime`, for the launcher's freshness check. */
 export const STAMP_FILE = 'inputs.json';
+
+/** In a checkout's cache: the file naming the newest bundle's folder. */
+export const CURRENT_FILE = 'current';
+
+/** A bundle folder of the cache older than this, and not the newest, is removed by the next bundling. */
+const KEEP_MS = 24 * 3600_000;
+
+/** The newest bundle in a checkout's cache folder (bundleCheckout's), or undefined. */
+export function currentBundle(cacheDir) {
+  try {
+    const name = readFileSync(join(cacheDir, CURRENT_FILE), 'utf8').trim();
+    return name === '' ? undefined : join(cacheDir, name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A new bundle in a folder of its own under `cacheDir`, then named the newest. A qalc still
+ * running from an older bundle keeps it: its verbs import their chunks on demand, and a bundle
+ * swapped under it (another qalc started after a source changed) left those imports missing.
+ * Folders older than a day go.
+ */
+export async function bundleCheckout(cacheDir) {
+  mkdirSync(cacheDir, { recursive: true });
+  const name = `build-${Date.now()}-${process.pid}`;
+  const folder = join(cacheDir, name);
+  await bundleCli(folder);
+  const pointer = join(cacheDir, `${CURRENT_FILE}.${process.pid}`);
+  writeFileSync(pointer, name);
+  renameSync(pointer, join(cacheDir, CURRENT_FILE));
+  for (const entry of readdirSync(cacheDir)) {
+    if (!entry.startsWith('build-') || entry === name) continue;
+    const old = join(cacheDir, entry);
+    if (Date.now() - statSync(old).mtimeMs > KEEP_MS) rmSync(old, { recursive: true, force: true });
+  }
+  return folder;
+}
 
 export async function bundleCli(outdir) {
   const { build } = await import('esbuild');

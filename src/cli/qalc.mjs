@@ -4,17 +4,19 @@
 //   - installed from the package, it runs dist/cli, bundled when the package was packed
 //     (prepack), and writes nothing into its own folder, which may be read-only;
 //   - in a git checkout, where `npm ci` is the only setup step, it bundles src/cli/main.ts
-//     into node_modules/.cache/qalc (about 50 ms, only when a source file changed since the
-//     last bundle), whether or not a dist/ from an earlier `npm pack` lies there.
+//     into a new folder under node_modules/.cache/qalc (about 50 ms, only when a source file
+//     changed since the last bundle; bundle.mjs's bundleCheckout), whether or not a dist/ from
+//     an earlier `npm pack` lies there.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundleCli, PACKAGED_BUNDLE, ROOT, STAMP_FILE } from './bundle.mjs';
+import { bundleCheckout, currentBundle, PACKAGED_BUNDLE, ROOT, STAMP_FILE } from './bundle.mjs';
 
-const checkoutBundle = join(ROOT, 'node_modules', '.cache', 'qalc');
+const checkoutCache = join(ROOT, 'node_modules', '.cache', 'qalc');
 
 /** The bundle is fresh when every file it was built from is unchanged (size and mtime). */
 function isFresh(bundle) {
+  if (bundle === undefined) return false;
   const stampPath = join(bundle, STAMP_FILE);
   if (!existsSync(stampPath)) return false;
   try {
@@ -40,8 +42,8 @@ process.stderr.on('error', (error) => {
 });
 
 const installed = !existsSync(join(ROOT, '.git')) && existsSync(join(PACKAGED_BUNDLE, 'main.js'));
-const bundle = installed ? PACKAGED_BUNDLE : checkoutBundle;
-if (!installed && !isFresh(bundle)) await bundleCli(bundle);
+let bundle = installed ? PACKAGED_BUNDLE : currentBundle(checkoutCache);
+if (!installed && !isFresh(bundle)) bundle = await bundleCheckout(checkoutCache);
 process.setSourceMapsEnabled(true);
 const { main } = await import(pathToFileURL(join(bundle, 'main.js')).href);
 process.exitCode = await main(process.argv.slice(2));
