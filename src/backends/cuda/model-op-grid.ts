@@ -43,7 +43,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
       return entry === 'forward' || entry === 'forwardToActivation' || entry === 'backward' ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
     case 'convert':
       if (entry === 'toActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'stride', name, entry), constant(kernel, 'THREADS')), 1];
-      return entry === 'fromActivation' || entry === 'accumulateFromActivation'
+      return entry === 'fromActivation' || entry === 'accumulateFromActivation' || entry === 'copyActivation' || entry === 'scaledToActivation'
         ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS')), 1]
         : unknownEntry(kernel, entry);
     case 'rope':

@@ -23,6 +23,25 @@
 //     3 columns (uint32_t): float32 row width (columns <= stride)
 //     4 stride (uint32_t): 16-bit row stride in elements (the kernel binding's padded width)
 //     5 offset (uint32_t): elements of source before row 0 (a part of a packed binding)
+//   copyActivation: convert_bf16__copyActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 256)
+//     computes: out[offset + r * stride + c] = source[sourceOffset + r * sourceStride + c] for c < columns (the bits, unchanged)
+//     0 out (__nv_bfloat16*): bfloat16 [rows, stride] starting at element offset, columns [0, columns) written, the rest untouched
+//     1 source (const __nv_bfloat16*): bfloat16 [rows, sourceStride] starting at element sourceOffset, read
+//     2 rows (uint32_t): rows
+//     3 columns (uint32_t): elements copied a row (columns <= stride, sourceStride)
+//     4 stride (uint32_t): out's row stride in elements
+//     5 sourceStride (uint32_t): source's row stride in elements
+//     6 offset (uint32_t): elements of out before row 0
+//     7 sourceOffset (uint32_t): elements of source before row 0
+//   scaledToActivation: convert_bf16__scaledToActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 256)
+//     computes: out[offset + r * stride + c] = round(scale * source[r, c]) for c < columns (round to nearest even)
+//     0 out (__nv_bfloat16*): bfloat16 [rows, stride] starting at element offset, columns [0, columns) written, the rest untouched
+//     1 source (const float*): float [rows, columns], read
+//     2 rows (uint32_t): rows
+//     3 columns (uint32_t): float32 row width (columns <= stride)
+//     4 stride (uint32_t): out's row stride in elements
+//     5 offset (uint32_t): elements of out before row 0
+//     6 scale (float): the factor every value is multiplied by before rounding
 //   accumulateFromActivation: convert_bf16__accumulateFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 256)
 //     computes: out[r, c] += source[offset + r * stride + c] for c < columns
 //     0 out (float*): float [rows, columns], accumulated (+=)
@@ -90,6 +109,22 @@ extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__fromActivati
   const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
   if (row >= rows || column >= columns) return;
   out[static_cast<size_t>(row) * columns + column] = loadFloat(source, offset + static_cast<size_t>(row) * stride + column);
+}
+
+// x next to v in the [T, K + r] operand of the stacked adapter GEMM, and v into it (gemm-linear.ts).
+extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__copyActivation(__nv_bfloat16* __restrict__ out, const __nv_bfloat16* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t sourceStride, uint32_t offset, uint32_t sourceOffset) {
+  const uint32_t row = blockIdx.x;
+  const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
+  if (row >= rows || column >= columns) return;
+  out[offset + static_cast<size_t>(row) * stride + column] = source[sourceOffset + static_cast<size_t>(row) * sourceStride + column];
+}
+
+// σ·B under Ŵ in the weight scratch of the stacked adapter GEMM (gemm-linear.ts).
+extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__scaledToActivation(__nv_bfloat16* __restrict__ out, const float* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t offset, float scale) {
+  const uint32_t row = blockIdx.x;
+  const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
+  if (row >= rows || column >= columns) return;
+  storeFloat(out, offset + static_cast<size_t>(row) * stride + column, scale * source[static_cast<size_t>(row) * columns + column]);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__accumulateFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t offset) {
