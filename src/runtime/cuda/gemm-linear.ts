@@ -9,7 +9,7 @@
 //   forward   u = pool(x), v = drop(u)·A      the forward kernel's u/v prologue, launched alone
 //             Ŵ = dequantize(codes)           [K, N] in the activation type, into the scratch
 //             σ·B under Ŵ                     rows K … K + r of the scratch (convert's scaledToActivation)
-//             [x | v]                         x, then v, copied into a [T, K + r] temporary
+//             [x | v]                         x, then v, copied into one [T, K + r] operand
 //             y = [x | v]·[Ŵ ; σ·B]           one GEMM, y in the forward kernel's output encoding
 //   backward  dv = σ·dy·Bᵀ                    GEMM (dv in the activation type, as adapter_grad's)
 //             dB += σ·vᵀ·dy                   GEMM with beta = 1 into B's float32 gradient
@@ -185,6 +185,18 @@ export function gemmLinearOps(
     return (elementsFor(binding, 0) + (stack === undefined ? 0 : maxRank * columns)) * bytesPerElement(binding.elementType);
   }));
   let scratch: DeviceBuffer | undefined;
+  // And one [x | v] operand for every layer, for the same reason: rows of the widest forward
+  // kernel's K + r, allocated anew only for more tokens than before (a training run has one T),
+  // not the pool's, whose sizes are powers of 2.
+  const widestStacked = Math.max(0, ...port.kernels.map((k) => {
+    const { IN_FEATURES: K, RANK: rank } = k.constants;
+    return k.role === 'forward' && typeof K === 'number' && typeof rank === 'number' ? stackedStride(K, rank) * 2 : 0;
+  }));
+  let stackedOperand: DeviceBuffer | undefined;
+  const stackedOperandOf = (rows: number): DeviceBuffer => {
+    if (stackedOperand === undefined || stackedOperand.bytes < rows * widestStacked) stackedOperand = arrays.allocate(rows * widestStacked);
+    return stackedOperand;
+  };
 
   /** The dequantize kernel's output binding as a layout (per kernel: it never changes). */
   const weightLayouts = new WeakMap<ManifestKernel, Layout>();
@@ -237,10 +249,11 @@ export function gemmLinearOps(
         call.prologue(forward, rows, { input, ...weight.frozen, output, ...buffers }, { tokens: rows, adapterScale: adapter.scaling });
       }
       if (adapter !== null && adapterActivation !== undefined && stack !== undefined) {
-        // y = [x | v]·[Ŵ ; σ·B]: σ·B into the scratch's rows K …, x and v side by side in a temporary.
+        // y = [x | v]·[Ŵ ; σ·B]: σ·B into the scratch's rows K …, x and v side by side in the stacked operand.
         const x16 = call.matrix(input), v = call.matrix(adapterActivation), { rank } = adapter;
         const size = bytesPerElement(v.type as ActivationType), stride = stackedStride(K, rank);
-        const stacked = arrays.take(rows * stride * size);
+        const stacked = stackedOperandOf(rows);
+        if (stacked.bytes < rows * stride * size) throw new Error(`the stacked operand holds ${stacked.bytes} bytes, [x | v] needs ${rows * stride * size}`);
         stack.columns({ buffer: stacked, type: x16.type, rows, columns: K, ld: stride }, { ...x16, columns: K });
         stack.columns({ buffer: stacked, type: v.type, rows, columns: rank, ld: stride, offset: K * size }, v);
         const b = weight.weight;
