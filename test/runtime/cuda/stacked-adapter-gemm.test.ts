@@ -66,7 +66,7 @@ describe('the adapters stacked into the base GEMM on the cuda simulated device',
     });
     const [gotGrads, oldGrads, cpuGrads] = [await gradients(await cudaOps('stacked')), await gradients(await cudaOps('separate')), await gradients(cpuBackend().ops)];
     const errors = gotGrads.map((g, i) => [relativeL2Error(g, oldGrads[i]!), relativeL2Error(g, cpuGrads[i]!), relativeL2Error(oldGrads[i]!, cpuGrads[i]!)] as const);
-    const worst = errors.reduce((w, e) => e.map((x, j) => Math.max(x, w[j]!)), [0, 0, 0]);
+    const worst = [0, 1, 2].map((j) => Math.max(...errors.map((e) => e[j]!)));
     console.log(`gradients, worst relative L2: stacked vs separate ${worst[0]}, stacked vs cpu ${worst[1]}, separate vs cpu ${worst[2]}`);
     errors.forEach(([againstSeparate, againstCpu], i) => {
       expect(againstSeparate, `parameter ${i} against separate`).toBeLessThanOrEqual(3e-2);

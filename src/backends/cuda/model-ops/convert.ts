@@ -9,6 +9,8 @@ import type { ModelOpKernel } from '../model-ops.ts';
 import { activationType, entryPoint, accumulated, f32, input, output, pointer, u32, type ModelShapes } from './shapes.ts';
 
 export const CONVERT_THREADS = 256;
+/** Consecutive elements a thread of copyActivation moves: one 16-byte load and store where the layout allows. */
+export const COPY_VECTOR = 8;
 
 export function convertKernel(shapes: ModelShapes): ModelOpKernel {
   const type = activationType('convert', shapes);
@@ -19,7 +21,7 @@ export function convertKernel(shapes: ModelShapes): ModelOpKernel {
   const offset = u32('offset', 'elements of source before row 0 (a part of a packed binding)');
   return {
     kernel, op: 'convert', template: 'ops/convert.cu.hbs',
-    constants: { THREADS: CONVERT_THREADS },
+    constants: { THREADS: CONVERT_THREADS, COPY_VECTOR },
     entryPoints: [
       entryPoint(kernel, 'toActivation', {
         parameters: [pointer('out', `${type.cType}*`, `${type.spelled} [rows, stride], written (padding columns zeroed)`), input('source', '[rows, columns]'), ...sizes],
@@ -38,8 +40,8 @@ export function convertKernel(shapes: ModelShapes): ModelOpKernel {
           u32('rows', 'rows'), u32('columns', 'elements copied a row (columns <= stride, sourceStride)'), u32('stride', 'out\'s row stride in elements'),
           u32('sourceStride', 'source\'s row stride in elements'), u32('offset', 'elements of out before row 0'), u32('sourceOffset', 'elements of source before row 0'),
         ],
-        block: [CONVERT_THREADS, 1, 1], grid: `grid.x = rows, grid.y = ceil(columns / ${CONVERT_THREADS})`,
-        computes: 'out[offset + r * stride + c] = source[sourceOffset + r * sourceStride + c] for c < columns (the bits, unchanged)',
+        block: [CONVERT_THREADS, 1, 1], grid: `grid.x = rows, grid.y = ceil(columns / ${COPY_VECTOR * CONVERT_THREADS})`,
+        computes: `out[offset + r * stride + c] = source[sourceOffset + r * sourceStride + c] for c < columns (the bits, unchanged; ${COPY_VECTOR} consecutive c a thread)`,
       }),
       entryPoint(kernel, 'scaledToActivation', {
         parameters: [

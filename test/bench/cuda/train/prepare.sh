@@ -38,7 +38,7 @@ done
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
 shared="$(cd "$root/../shared" && pwd)"
-dev="$root/.device/train7b"
+dev="$root/.device/${DEV_FOLDER:-train7b}"
 steps="${STEPS:-4}"
 layers="${LAYERS:-4}"
 rm -rf "$dev"
@@ -59,12 +59,15 @@ grep -q 'seq_len = 2048' "$dev/llama2-7b.qal" && grep -q 'eval_data' "$dev/llama
 sed -e "s#^spec llama2_7b_int4_g32#spec llama2_7b_shape_l$layers#" \
   -e "s#^  preset = llama2_7b\$#  dim = 4096\n  hidden_dim = 11008\n  layers = $layers\n  heads = 32\n  kv_heads = 32\n  vocab = 32000\n  context = 4096#" \
   "$dev/llama2-7b.qal" > "$dev/llama2-7b-l$layers.qal"
-node src/cli/qalc.mjs check "$dev/llama2-7b.qal"
-node src/cli/qalc.mjs check "$dev/llama2-7b-l$layers.qal"
+# The bundle just built, not src/cli/qalc.mjs: that launcher's bundle lives in node_modules/.cache,
+# which worktrees sharing one node_modules (a symbolic link) share too.
+qalc="$dev/qalc/qalc.mjs"
+node "$qalc" check "$dev/llama2-7b.qal"
+node "$qalc" check "$dev/llama2-7b-l$layers.qal"
 if [ "$build" = 1 ]; then
-  node src/cli/qalc.mjs compile "$dev/llama2-7b.qal" --out "$dev/compiled"
+  node "$qalc" compile "$dev/llama2-7b.qal" --out "$dev/compiled"
 else
-  node src/cli/qalc.mjs compile "$dev/llama2-7b.qal" --out "$dev/compiled" --no-build
+  node "$qalc" compile "$dev/llama2-7b.qal" --out "$dev/compiled" --no-build
 fi
 rm -rf "$dev/compiled/wgsl"
 # The 16 MB bundle is ~2 MB in xz (run.sh unpacks it), keeping the carried folder well under 40 MiB.
