@@ -43,7 +43,8 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
       return entry === 'forward' || entry === 'forwardToActivation' || entry === 'backward' || entry === 'backwardOverwrite' ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
     case 'convert':
       if (entry === 'toActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'stride', name, entry), constant(kernel, 'THREADS')), 1];
-      return entry === 'fromActivation' || entry === 'accumulateFromActivation'
+      if (entry === 'copyActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS') * constant(kernel, 'COPY_VECTOR')), 1];
+      return entry === 'fromActivation' || entry === 'accumulateFromActivation' || entry === 'scaledToActivation'
         ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS')), 1]
         : unknownEntry(kernel, entry);
     case 'rope':

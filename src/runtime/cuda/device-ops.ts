@@ -16,7 +16,8 @@
 //
 // The quantized linear layers at training sizes dequantize Ŵ once and multiply on cuBLAS
 // (gemm-linear.ts), smaller calls keep the fused kernels; QALC_CUDA_LINEAR=fused|gemm|auto
-// forces either path (auto by default).
+// forces either path (auto by default). There the adapter's product is r more reduction steps of
+// the base GEMM (QALC_CUDA_ADAPTER_GEMM=stacked, the default) or a GEMM of its own (separate).
 //
 // RMSNorm, SwiGLU, the residual add and RoPE bind their activations at a linear layer in the
 // linear kernels' 16-bit layout (activation-boundary.ts), so no conversion runs between them.
@@ -57,7 +58,8 @@ import { deviceDecodeSteps } from './device-decode-steps.ts';
 import type { DecodeSteps } from './device-decode.ts';
 import type { DecodeAttentionShape } from '../typescript/decode-attention.ts';
 import { deviceFrozenQuantizer, quantizePathOf, withFrozenQuantizer, type QuantizePath } from './device-quantize.ts';
-import { describeLinearPaths, gemmLinearOps, linearPathOf, type GemmLinearOptions, type GemmLinearStats } from './gemm-linear.ts';
+import { adapterGemmOf, describeLinearPaths, gemmLinearOps, linearPathOf, type GemmLinearOptions, type GemmLinearStats } from './gemm-linear.ts';
+import { deviceStacking } from './device-stacking.ts';
 
 export interface DeviceOps extends TrainingOps {
   readonly stats: GemmLinearStats;
@@ -132,8 +134,14 @@ export interface DeviceOpsOptions extends GemmLinearOptions {
   readonly eagerZeros?: boolean;
 }
 
-/** The linear layers' path as QALC_CUDA_LINEAR says (auto when unset), and QALC_CUDA_EAGER_ZERO=1's eager zeros. */
-export const linearOptionsFromEnvironment = (): DeviceOpsOptions => ({ path: linearPathOf(process.env['QALC_CUDA_LINEAR']), eagerZeros: eagerZerosOf(process.env['QALC_CUDA_EAGER_ZERO']) });
+/**
+ * The linear layers' path as QALC_CUDA_LINEAR says (auto when unset), their adapter GEMM as
+ * QALC_CUDA_ADAPTER_GEMM does (stacked when unset), and QALC_CUDA_EAGER_ZERO=1's eager zeros.
+ */
+export const linearOptionsFromEnvironment = (): DeviceOpsOptions => ({
+  path: linearPathOf(process.env['QALC_CUDA_LINEAR']), adapterGemm: adapterGemmOf(process.env['QALC_CUDA_ADAPTER_GEMM']),
+  eagerZeros: eagerZerosOf(process.env['QALC_CUDA_EAGER_ZERO']),
+});
 
 /** QALC_CUDA_EAGER_ZERO: 1 eager, 0 or unset known zeros; any other value is refused. */
 export function eagerZerosOf(value: string | undefined): boolean {
@@ -219,7 +227,7 @@ export function deviceOps(
       return host.qaloraLinearBackward(dx, dy, rows, layer, saved);
     },
   };
-  const linear = gemmLinearOps(compiledLinearOps(port, hostLinear), port, arrays, driver, deviceUnpool(ops), linearOptions);
+  const linear = gemmLinearOps(compiledLinearOps(port, hostLinear), port, arrays, driver, deviceUnpool(ops), linearOptions, deviceStacking(ops));
   const launches = () => ops.launches() + port.launches() + linear.gemms();
   const run = <T>(result: T): T => {
     arrays.release();

@@ -8,8 +8,9 @@
 //
 //   forward   u = pool(x), v = drop(u)·A      the forward kernel's u/v prologue, launched alone
 //             Ŵ = dequantize(codes)           [K, N] in the activation type, into the scratch
-//             y = x·Ŵ                         GEMM, y in the forward kernel's output encoding
-//             y += σ·v·B                      GEMM with beta = 1 (B in the activation type)
+//             σ·B under Ŵ                     rows K … K + r of the scratch (convert's scaledToActivation)
+//             [x | v]                         x, then v, copied into one [T, K + r] operand
+//             y = [x | v]·[Ŵ ; σ·B]           one GEMM, y in the forward kernel's output encoding
 //   backward  dv = σ·dy·Bᵀ                    GEMM (dv in the activation type, as adapter_grad's)
 //             dB += σ·vᵀ·dy                   GEMM with beta = 1 into B's float32 gradient
 //             ũ = drop(u)                     the unpool op's dropPooled (the mask regenerated)
@@ -26,11 +27,23 @@
 // passes over dx as GEMM-then-accumulate, and the same order of additions as before — or by
 // that GEMM with beta = 0 for a layer without an adapter. No memset runs for any of them.
 //
-// Why two GEMMs for y rather than one over [x | σv]·[Ŵ ; B]: the stacked form needs x and v in
-// one [T, K + r] matrix, and x is the previous op's array (rows of K), so stacking costs a copy
-// of x (T·K reads and writes) to save the second GEMM's read-modify-write of y (T·N of each) —
-// no gain for K ≈ N, and more code. The same holds for dx: folding unpool into the first GEMM
-// would copy dy next to du.
+// Why the adapter's product is r more reduction steps of the base GEMM rather than a GEMM of its
+// own (y = x·Ŵ, then y += σ·v·B with beta = 1: QALC_CUDA_ADAPTER_GEMM=separate, what this did
+// until then): a GEMM of k = r = 64 is all epilogue — it reads and writes y (T·N of each) for
+// 2·T·r·N flops — and cuBLAS ran it at 0.047 ms for N = 4096 and 0.071 ms for N = 11008 at
+// T = 2048 on the H200 (~12 ms of a 185.7 ms 7B step), while r more steps of the base GEMM cost
+// r/K of it (~1.6 % at K = 4096). The stacked form needs x and v side by side in one [T, K + r]
+// matrix; x is the previous op's array (rows of K), so it is copied there (T·K reads and writes
+// of 2 bytes: ~10 µs at K = 4096). The prologue reads x where it lies, so x's producers keep
+// the layout the boundary gives them (activation-boundary.ts). The separate form also rounds y
+// twice (x·Ŵ, then y + σ·v·B); the stacked one rounds the one float32 sum, σ·B rounded once from
+// B's float32 values.
+//
+// dv stays a GEMM of its own: stacking it into dx's, dy·[Ŵ ; σB]ᵀ → [dx | dv], needs dx in rows
+// of K + r, but dx is the model's float32 array in rows of K that the GEMM adds into (beta = 1),
+// and dA and dũ want dv in the activation type: a float32 [T, K + r] temporary, dx += its first K
+// columns and dv rounded from the rest would move ~2·T·(K + r)·4 bytes more (~20 µs at
+// K = 4096), about dv's own GEMM (0.019 ms).
 //
 // Why a kernel for unpool rather than a GEMM against U [L, K], U[k, i] = 1 where input i is in
 // group k (what this did until then): that GEMM, a broadcast add dressed as a matrix product, ran
@@ -54,6 +67,7 @@ import { checkLength, type Floats } from '../typescript/floats.ts';
 import type { QaLoraLinear } from '../typescript/qalora-linear.ts';
 import type { CudaDevicePort, DeviceBuffer, DeviceMatrix, GemmCall } from './cuda.ts';
 import { dense, float32, type DeviceArrays, type Layout } from './device-arrays.ts';
+import type { DeviceStacking } from './device-stacking.ts';
 import type { DeviceUnpool } from './device-unpool.ts';
 import { bytesPerElement, type ActivationType } from './host-data.ts';
 import { prologueOf } from './manifest-launch.ts';
@@ -79,10 +93,25 @@ export function linearPathOf(value: string | undefined): LinearPath {
   throw new RangeError(`QALC_CUDA_LINEAR=${value}: expected fused, gemm or auto`);
 }
 
+/** QALC_CUDA_ADAPTER_GEMM: `stacked` adds the adapter as r more reduction steps of the base GEMM, `separate` as a GEMM of its own. */
+export type AdapterGemm = 'stacked' | 'separate';
+
+/** The adapter GEMM QALC_CUDA_ADAPTER_GEMM names (unset: stacked); any other value is refused, naming the two. */
+export function adapterGemmOf(value: string | undefined): AdapterGemm {
+  if (value === undefined || value === '') return 'stacked';
+  if (value === 'stacked' || value === 'separate') return value;
+  throw new RangeError(`QALC_CUDA_ADAPTER_GEMM=${value}: expected stacked or separate`);
+}
+
+/** Elements between the rows of [x | v]: K + r rounded up to 8, so every row starts 16-byte aligned for cuBLAS. */
+export const stackedStride = (K: number, rank: number): number => Math.ceil((K + rank) / 8) * 8;
+
 export interface GemmLinearStats extends CompiledLinearStats {
   /** Of the compiled calls, those on dequantize + cuBLAS. */
   gemmForward: number;
   gemmBackward: number;
+  /** Of the GEMM-path forwards of adapted layers, those with the adapter stacked into the base GEMM. */
+  stackedForward: number;
   /** Why a layer at a GEMM-sized T stayed on the fused kernels, one line each. */
   readonly fusedReasons: Set<string>;
   /** The path asked for, or `no GEMM` when the port has none (then every call is fused). */
@@ -100,16 +129,24 @@ export interface GemmLinearOptions {
   readonly path: LinearPath;
   /** auto's threshold; GEMM_MIN_TOKENS unless a test or benchmark says otherwise. */
   readonly minTokens?: number;
+  /** The adapter's GEMM in the forward (stacked unless told). */
+  readonly adapterGemm?: AdapterGemm;
 }
 
-/** `unpool`: the compiled unpool op (device-unpool.ts); without it, adapted layers keep the fused kernels. */
+/**
+ * `unpool`: the compiled unpool op (device-unpool.ts); without it, adapted layers keep the fused
+ * kernels. `stacking`: the convert op's copies (device-stacking.ts); without them (kernels
+ * compiled before them), the adapter keeps a GEMM of its own.
+ */
 export function gemmLinearOps(
   fused: CompiledLinearOps, port: ResidentPort, arrays: DeviceArrays, driver: CudaDevicePort, unpool: DeviceUnpool | undefined, options: GemmLinearOptions,
+  stacking?: DeviceStacking,
 ): GemmLinearOps {
   const minTokens = options.minTokens ?? GEMM_MIN_TOKENS;
+  const stack = (options.adapterGemm ?? 'stacked') === 'stacked' ? stacking : undefined;
   // The fused ops' record, extended: one stats record for the layer, whichever path a call took.
   const stats: GemmLinearStats = Object.assign(fused.stats, {
-    gemmForward: 0, gemmBackward: 0, fusedReasons: new Set<string>(), path: driver.gemm === undefined ? 'no GEMM' as const : options.path, minTokens,
+    gemmForward: 0, gemmBackward: 0, stackedForward: 0, fusedReasons: new Set<string>(), path: driver.gemm === undefined ? 'no GEMM' as const : options.path, minTokens,
   });
   let gemms = 0;
   const gemm = (call: GemmCall) => {
@@ -144,13 +181,28 @@ export function gemmLinearOps(
     return { ...found, dequantize: found.dequantize!, K, N };
   };
 
-  // One Ŵ scratch for every layer: as large as the largest dequantize kernel's output.
+  // One Ŵ scratch for every layer: as large as the largest dequantize kernel's output, with room
+  // under it for σ·B of the largest rank any forward kernel has (the stacked form's r rows).
   const dequantizeKernels = port.kernels.filter((k) => k.role === 'dequantize');
+  const maxRank = Math.max(0, ...port.kernels.map((k) => (k.role === 'forward' && typeof k.constants['RANK'] === 'number' ? k.constants['RANK'] : 0)));
   const scratchBytes = Math.max(0, ...dequantizeKernels.map((k) => {
     const binding = bindingNamed(k, 'weight');
-    return elementsFor(binding, 0) * bytesPerElement(binding.elementType);
+    const [, columns] = shapeFor(binding, 0) as [number, number];
+    return (elementsFor(binding, 0) + (stack === undefined ? 0 : maxRank * columns)) * bytesPerElement(binding.elementType);
   }));
   let scratch: DeviceBuffer | undefined;
+  // And one [x | v] operand for every layer, for the same reason: rows of the widest forward
+  // kernel's K + r, allocated anew only for more tokens than before (a training run has one T),
+  // not the pool's, whose sizes are powers of 2.
+  const widestStacked = Math.max(0, ...port.kernels.map((k) => {
+    const { IN_FEATURES: K, RANK: rank } = k.constants;
+    return k.role === 'forward' && typeof K === 'number' && typeof rank === 'number' ? stackedStride(K, rank) * 2 : 0;
+  }));
+  let stackedOperand: DeviceBuffer | undefined;
+  const stackedOperandOf = (rows: number): DeviceBuffer => {
+    if (stackedOperand === undefined || stackedOperand.bytes < rows * widestStacked) stackedOperand = arrays.allocate(rows * widestStacked);
+    return stackedOperand;
+  };
 
   /** The dequantize kernel's output binding as a layout (per kernel: it never changes). */
   const weightLayouts = new WeakMap<ManifestKernel, Layout>();
@@ -202,8 +254,22 @@ export function gemmLinearOps(
         // kernel takes all its bindings, so the codes and y are bound too, untouched.
         call.prologue(forward, rows, { input, ...weight.frozen, output, ...buffers }, { tokens: rows, adapterScale: adapter.scaling });
       }
-      gemm({ a: call.matrix(input), b: weight.weight, out: call.matrix(output) });
-      if (adapter !== null && adapterActivation !== undefined) {
+      if (adapter !== null && adapterActivation !== undefined && stack !== undefined) {
+        // y = [x | v]·[Ŵ ; σ·B]: σ·B into the scratch's rows K …, x and v side by side in the stacked operand.
+        const x16 = call.matrix(input), v = call.matrix(adapterActivation), { rank } = adapter;
+        const size = bytesPerElement(v.type as ActivationType), stride = stackedStride(K, rank);
+        const stacked = stackedOperandOf(rows);
+        if (stacked.bytes < rows * stride * size) throw new Error(`the stacked operand holds ${stacked.bytes} bytes, [x | v] needs ${rows * stride * size}`);
+        stack.columns({ buffer: stacked, type: x16.type, rows, columns: K, ld: stride }, { ...x16, columns: K });
+        stack.columns({ buffer: stacked, type: v.type, rows, columns: rank, ld: stride, offset: K * size }, v);
+        const b = weight.weight;
+        stack.scaledRows({ ...b, rows: rank, offset: (b.offset ?? 0) + K * (b.ld ?? N) * size }, arrays.read(float32(adapter.b, 'B'), dense(adapter.b.length)), adapter.scaling);
+        gemm({ a: { buffer: stacked, type: x16.type, rows, columns: K + rank, ld: stride }, b: { ...b, rows: K + rank }, out: call.matrix(output) });
+        stats.stackedForward++;
+      } else {
+        gemm({ a: call.matrix(input), b: weight.weight, out: call.matrix(output) });
+      }
+      if (adapter !== null && adapterActivation !== undefined && stack === undefined) {
         const v = call.matrix(adapterActivation);
         gemm({ a: v, b: adapterB(adapter, N, v.type), out: call.matrix(output), alpha: adapter.scaling, beta: 1 });
       }
@@ -268,7 +334,8 @@ export function gemmLinearOps(
 export function describeLinearPaths(stats: GemmLinearStats): string {
   const { path } = stats;
   const when = path === 'no GEMM' ? 'the port has no GEMM' : path === 'auto' ? `QALC_CUDA_LINEAR=auto: from T = ${stats.minTokens}` : `QALC_CUDA_LINEAR=${path}`;
-  const line = `of those, on dequantize + cuBLAS: ${stats.gemmForward} forward, ${stats.gemmBackward} backward (${when}); on the fused kernels: ` +
+  const stacked = stats.stackedForward > 0 ? `, ${stats.stackedForward} forward with the adapter stacked into the base GEMM` : '';
+  const line = `of those, on dequantize + cuBLAS: ${stats.gemmForward} forward, ${stats.gemmBackward} backward (${when}${stacked}); on the fused kernels: ` +
     `${stats.compiledForward - stats.gemmForward} forward, ${stats.compiledBackward - stats.gemmBackward} backward`;
   return stats.fusedReasons.size === 0 ? line : `${line} (${[...stats.fusedReasons].join('; ')})`;
 }

@@ -5,6 +5,9 @@
 // either way y, u, v, dx, dA and dB match the TypeScript op; forced onto the GEMM path, every
 // case does. The GEMM calls are the simulated
 // device's float64 GEMM on the operands the path hands it (layouts, transposes, alpha, beta).
+// The adapter's forward product is stacked into the base GEMM ([x | v]·[Ŵ ; σB], the default) or
+// a GEMM of its own (QALC_CUDA_ADAPTER_GEMM=separate): both checked against float64 on the
+// operands the device held, the stacked one at least as close, and everything else the same bits.
 // dx's adapter term, c·unpool(du), is the unpool model op's: checked alone against float64 (it is
 // a small part of dx at mean pooling's c = 1/g, below the whole-dx tolerance), and the op's
 // launcher on ragged, padded shapes.
@@ -19,7 +22,8 @@ import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import type { CudaFunction, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
 import { describeDeviceOps, deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { deviceUnpool } from '../../../src/runtime/cuda/device-unpool.ts';
-import { linearPathOf, type GemmLinearOptions } from '../../../src/runtime/cuda/gemm-linear.ts';
+import { adapterGemmOf, linearPathOf, type GemmLinearOptions } from '../../../src/runtime/cuda/gemm-linear.ts';
+import { deviceStacking } from '../../../src/runtime/cuda/device-stacking.ts';
 import { bf16Bits, bf16Value } from '../../../src/runtime/cuda/host-data.ts';
 import { modelOpLauncher } from '../../../src/runtime/cuda/model-op-launcher.ts';
 import { dropoutDraws, expandDropoutMask } from '../../../src/runtime/typescript/dropout-draws.ts';
@@ -30,7 +34,7 @@ import { createRng } from '../../../src/reference/random.ts';
 import { syntheticPlan } from '../../ir/kernel-cases.ts';
 import { relativeL2Error } from '../../support/relative-error.ts';
 import { COMPILED_LINEAR_CASES, kernelCaseOf, runLinearCase } from '../compiled-linear-suite.ts';
-import { linearCaseData } from '../linear-case.ts';
+import { linearCaseData, type LinearCase } from '../linear-case.ts';
 import { SimulatedModelOpDevice } from './simulated-model-ops.ts';
 
 const MIN_TOKENS = 16;
@@ -45,10 +49,10 @@ async function compiledFor(plan: Plan) {
 
 type Compiled = Awaited<ReturnType<typeof compiledFor>>;
 
-function opsOn(compiled: Compiled, options: GemmLinearOptions, withGemm = true): { ops: DeviceOps; device: SimulatedModelOpDevice } {
+function opsOn(compiled: Compiled, options: GemmLinearOptions, withGemm = true, modelOps = compiled.kernels.modelOps): { ops: DeviceOps; device: SimulatedModelOpDevice } {
   const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
   if (!withGemm) device.withoutGemm();
-  return { device, ops: deviceOps(device, compiled.kernels, TYPESCRIPT_OPS, 'bf16', options) };
+  return { device, ops: deviceOps(device, { ...compiled.kernels, modelOps }, TYPESCRIPT_OPS, 'bf16', options) };
 }
 
 function expectMatches(actual: Record<string, Floats>, expected: Record<string, Floats>, name: string): void {
@@ -109,10 +113,14 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     if (onGemm) {
       // Ŵ dequantized for each direction, then only GEMMs: no fused forward or backward_data kernel.
       expect(device.launched.filter((s) => s.startsWith('dequantize_'))).toHaveLength(2);
-      // y = x·Ŵ and dx = dy·Ŵᵀ; with an adapter also y += σ·v·B, dv = σ·dy·Bᵀ, dB += σ·vᵀ·dy,
+      // y = x·Ŵ (with an adapter y = [x | v]·[Ŵ ; σB]: x, v and σB put there by the convert
+      // op) and dx = dy·Ŵᵀ; with an adapter also dv = σ·dy·Bᵀ, dB += σ·vᵀ·dy,
       // dA += drop(u)ᵀ·dv and d drop(u) = dv·Aᵀ, drop(u) and dx += c·unpool(mask ⊙ d drop(u))
       // on the unpool op, no GEMM.
-      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 7);
+      expect(device.launched.filter((s) => s === 'gemm')).toHaveLength(c.rank === 0 ? 2 : 6);
+      expect(device.modelOpLaunches.filter((s) => s === 'convert.copyActivation')).toHaveLength(c.rank === 0 ? 0 : 2);
+      expect(device.modelOpLaunches.filter((s) => s === 'convert.scaledToActivation')).toHaveLength(c.rank === 0 ? 0 : 1);
+      expect(ops.stats.stackedForward).toBe(c.rank === 0 ? 0 : 1);
       expect(device.modelOpLaunches.filter((s) => s === 'unpool.accumulate')).toHaveLength(c.rank === 0 ? 0 : 1);
       expect(device.modelOpLaunches.filter((s) => s === 'unpool.dropPooled')).toHaveLength(c.rank === 0 ? 0 : 1);
       expect(launched).not.toMatch(/(^| )(forward|decode|backward_data)_k\S*__(forward|decode|backwardData)/);
@@ -139,7 +147,7 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     const forced = opsOn(compiled, { path: linearPathOf('gemm') });
     expectMatches(await runLinearCase(forced.ops, decode), expected, 'gemm at T = 1');
     expect(forced.ops.stats.gemmForward).toBe(1);
-    expect(describeDeviceOps(forced.ops)).toMatch(/on dequantize \+ cuBLAS: 1 forward, 1 backward \(QALC_CUDA_LINEAR=gemm\); on the fused kernels: 0 forward, 0 backward/);
+    expect(describeDeviceOps(forced.ops)).toMatch(/on dequantize \+ cuBLAS: 1 forward, 1 backward \(QALC_CUDA_LINEAR=gemm, 1 forward with the adapter stacked into the base GEMM\); on the fused kernels: 0 forward, 0 backward/);
     const large = QUANTIZED.find((c) => c.rows === 70)!;
     const fused = opsOn(compiled, { path: linearPathOf('fused'), minTokens: MIN_TOKENS });
     expectMatches(await runLinearCase(fused.ops, large), await runLinearCase(TYPESCRIPT_OPS, large), 'fused at T = 70');
@@ -150,6 +158,99 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     expect(describeDeviceOps(noGemm.ops)).toMatch(/on dequantize \+ cuBLAS: 0 forward, 0 backward \(the port has no GEMM\); on the fused kernels: 1 forward, 1 backward/);
     expect(() => linearPathOf('cublas')).toThrow(/QALC_CUDA_LINEAR=cublas: expected fused, gemm or auto/);
     expect(linearPathOf(undefined)).toBe('auto');
+  });
+
+  // The quantized adapted cases (one row among them) and two more: T = 130 with rank 5 (r not a
+  // multiple of 8, K + r = 69 padded to rows of 72), K = 35 in ragged groups at T = 257.
+  const STACKED = [
+    ...QUANTIZED.filter((c) => c.rank > 0),
+    { name: '4-bit, group 16, rank 5, 130 rows', rows: 130, K: 64, N: 41, group: 16, bits: 4, rank: 5, pooling: 'mean' },
+    { name: '3-bit, group 7 (ragged), rank 3, sum, dropout, 257 rows', rows: 257, K: 35, N: 13, group: 7, bits: 3, rank: 3, pooling: 'sum', dropout: 0.3 },
+  ] as const satisfies readonly LinearCase[];
+  let stackedCompiled: Compiled;
+  beforeAll(async () => {
+    stackedCompiled = await compiledFor(syntheticPlan(STACKED.flatMap(kernelCaseOf)));
+  }, 120_000);
+
+  it.each(STACKED)('$name: the stacked forward\'s y against float64 on the device\'s operands, at least as close as the separate GEMM\'s; u, v, dx, dA, dB the same bits', async (c) => {
+    const stacked = opsOn(stackedCompiled, { path: 'gemm' }), separate = opsOn(stackedCompiled, { path: 'gemm', adapterGemm: adapterGemmOf('separate') });
+    const [got, old] = [await runLinearCase(stacked.ops, c), await runLinearCase(separate.ops, c)];
+    expect([stacked.ops.stats.stackedForward, separate.ops.stats.stackedForward]).toEqual([1, 0]);
+    expect(stacked.device.launched.filter((s) => s === 'gemm')).toHaveLength(6);
+    expect(separate.device.launched.filter((s) => s === 'gemm')).toHaveLength(7);
+    expect(separate.device.modelOpLaunches.filter((s) => s.startsWith('convert.copy') || s.startsWith('convert.scaled'))).toEqual([]);
+    // The backward does not change, nor do the prologue's u and v.
+    for (const name of ['u', 'v', 'dx', 'dA', 'dB']) expect(got[name], name).toEqual(old[name]);
+    // y in float64 from what the GEMMs read: x in bf16, Ŵ as the dequantize kernel rounds it, v
+    // as the prologue wrote it (bf16), B in float32.
+    const data = linearCaseData(c), adapter = data.layer.adapter!;
+    const round = (value: number) => bf16Value(bf16Bits(value));
+    const x = Float64Array.from(data.x, round), weight = dequantize(weightOf(data.layer)).map(round), v = got['v']!;
+    const y64 = new Float64Array(c.rows * c.N);
+    for (let t = 0; t < c.rows; t++) {
+      for (let n = 0; n < c.N; n++) {
+        let base = 0, update = 0;
+        for (let k = 0; k < c.K; k++) base += x[t * c.K + k]! * weight[k * c.N + n]!;
+        for (let j = 0; j < c.rank; j++) update += v[t * c.rank + j]! * adapter.b[j * c.N + n]!;
+        y64[t * c.N + n] = base + adapter.scaling * update;
+      }
+    }
+    const [stackedError, separateError] = [relativeL2Error(got['y']!, y64), relativeL2Error(old['y']!, y64)];
+    // One rounding of y and of σB, each half of bf16's 2⁻⁷ spacing at the most.
+    expect(stackedError, `${c.name}: stacked ${stackedError}, separate ${separateError}`).toBeLessThanOrEqual(2 ** -8);
+    expect(stackedError).toBeLessThanOrEqual(separateError);
+  });
+
+  it('the stacked forward needs the convert op\'s copies: kernels compiled before them keep the separate GEMM, with the same values', async () => {
+    const c = STACKED.find((k) => k.rows === 130)!;
+    const modelOps = stackedCompiled.kernels.modelOps.map((k) => (k.manifest.op !== 'convert' ? k
+      : { ...k, manifest: { ...k.manifest, entryPoints: k.manifest.entryPoints.filter((e) => e.name !== 'copyActivation' && e.name !== 'scaledToActivation') } }));
+    const old = opsOn(stackedCompiled, { path: 'gemm' }, true, modelOps);
+    const separate = opsOn(stackedCompiled, { path: 'gemm', adapterGemm: 'separate' });
+    expect(await runLinearCase(old.ops, c)).toEqual(await runLinearCase(separate.ops, c));
+    expect(old.ops.stats.stackedForward).toBe(0);
+    expect(() => adapterGemmOf('fused')).toThrow(/QALC_CUDA_ADAPTER_GEMM=fused: expected stacked or separate/);
+    expect([adapterGemmOf(undefined), adapterGemmOf('')]).toEqual(['stacked', 'stacked']);
+  });
+
+  it('the convert op\'s copies: copyActivation between row strides and offsets (the bits), scaledToActivation rounding scale·x once; refused layouts', () => {
+    const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
+    const images = compiled.modelOps.map((manifest) => ({ manifest, fatbin: new Uint8Array(), origin: 'compiled' as const }));
+    const stacking = deviceStacking(modelOpLauncher(device, images))!;
+    const rng = createRng(3);
+    // 5 rows of 300 columns (grid.y = 2) from rows of 303 at element 7, into rows of 310 at element 11; the rest untouched.
+    const [rows, columns, sourceStride, stride] = [5, 300, 303, 310];
+    const source = Uint16Array.from({ length: 7 + rows * sourceStride }, () => bf16Bits(rng.normal()));
+    const out = Uint16Array.from({ length: 11 + rows * stride }, (_, i) => i);
+    const [sourceBuffer, outBuffer] = [device.alloc(source.byteLength), device.alloc(out.byteLength)];
+    sourceBuffer.upload(source);
+    outBuffer.upload(out);
+    stacking.columns({ buffer: outBuffer, type: 'bf16', rows, columns, ld: stride, offset: 22 }, { buffer: sourceBuffer, type: 'bf16', rows, columns, ld: sourceStride, offset: 14 });
+    const got = new Uint16Array(out.length);
+    outBuffer.download(got);
+    const expected = out.map((value, i) => {
+      const row = Math.floor((i - 11) / stride), column = (i - 11) % stride;
+      return i >= 11 && column < columns ? source[7 + row * sourceStride + column]! : value;
+    });
+    expect(got).toEqual(expected);
+    // σ·B: 3 rows of 260 float32 into rows of 264 from element 5.
+    const b = Float32Array.from({ length: 3 * 260 }, () => rng.normal());
+    const bBuffer = device.alloc(b.byteLength), scaledBuffer = device.alloc((5 + 3 * 264) * 2);
+    bBuffer.upload(b);
+    scaledBuffer.upload(new Uint16Array(5 + 3 * 264).fill(0x7fc1));
+    const scale = 0.3;
+    stacking.scaledRows({ buffer: scaledBuffer, type: 'bf16', rows: 3, columns: 260, ld: 264, offset: 10 }, bBuffer, scale);
+    const scaled = new Uint16Array(5 + 3 * 264);
+    scaledBuffer.download(scaled);
+    scaled.forEach((bits, i) => {
+      const row = Math.floor((i - 5) / 264), column = (i - 5) % 264;
+      expect(bits, `element ${i}`).toBe(i >= 5 && column < 260 ? bf16Bits(Math.fround(Math.fround(scale) * b[row * 260 + column]!)) : 0x7fc1);
+    });
+    const matrix = { buffer: outBuffer, type: 'bf16' as const, rows: 2, columns: 4 };
+    expect(() => stacking.columns(matrix, { ...matrix, type: 'f16' })).toThrow(/the source is f16/);
+    expect(() => stacking.columns(matrix, { ...matrix, columns: 3 })).toThrow(/copying 2×3 into 2×4/);
+    expect(() => stacking.columns({ ...matrix, offset: 3 }, matrix)).toThrow(/starts at byte 3/);
+    expect(() => stacking.scaledRows({ ...matrix, rows: 1000 }, bBuffer, 1)).toThrow(/1000×4 float32 values from a buffer/);
   });
 
   // Group 43 of K = 172 with mean pooling (c = 1/43, float4 rows), group 7 of K = 35 with sum

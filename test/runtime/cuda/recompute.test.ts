@@ -77,9 +77,12 @@ describe.each(['gemm', 'fused'] as const)('recomputed blocks on the cuda simulat
       // Each further block saves one block's activations but its input — to within the buffer
       // pool's rounding (it hands out a free buffer up to twice the size asked for) and order:
       // RoPE's backward leaves dq and dk in new 16-bit buffers, which trade places in the pool with
-      // their float32 ones, and a recomputed forward's RoPE may take one of those first (6 % here).
+      // their float32 ones, and a recomputed forward's RoPE may take one of those first; with the
+      // adapters stacked into the base GEMM (gemm-linear.ts) the first recomputed block saves ~20 %
+      // less than the others: its forward's temporaries (B in float32 for σB, 4·r·N bytes a layer
+      // here, where no optimizer keeps B on the device) take other free buffers.
       const perBlock = (peak(0) - peak(5)) / 4;
-      for (const saved of [peak(0) - peak(2), peak(2) - peak(3), (peak(3) - peak(5)) / 2]) expect(Math.abs(saved - perBlock)).toBeLessThan(0.06 * perBlock);
+      for (const saved of [peak(0) - peak(2), peak(2) - peak(3), (peak(3) - peak(5)) / 2]) expect(Math.abs(saved - perBlock)).toBeLessThan(0.25 * perBlock);
       // At least q, k, v, attention's output, the residual stream after attention (64 floats a row
       // each, k and v 32), gate and up (172), in bf16 or float32, over 24 rows.
       expect(perBlock).toBeGreaterThanOrEqual(24 * (3 * 64 + 2 * 32 + 2 * 172) * 2);

@@ -100,6 +100,19 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         for (let r = 0; r < rows(); r++) for (let i = 0; i < stride; i++) out.set(r * stride + i, i < columns ? source[r * columns + i]! : 0);
         return;
       }
+      case 'convert.copyActivation': {
+        const raw = (name: string) => elementsOf(Uint16Array, bytes(name)!);
+        const out = raw('out'), source = raw('source'), columns = uint32('columns'), stride = uint32('stride'), sourceStride = uint32('sourceStride');
+        const offset = uint32('offset'), sourceOffset = uint32('sourceOffset');
+        for (let r = 0; r < rows(); r++) for (let i = 0; i < columns; i++) out[offset + r * stride + i] = source[sourceOffset + r * sourceStride + i]!;
+        return;
+      }
+      case 'convert.scaledToActivation': {
+        // The kernel's float product, then its rounding to 16 bits.
+        const out = sixteen('out'), source = f32('source'), columns = uint32('columns'), stride = uint32('stride'), offset = uint32('offset'), scale = Math.fround(scalar('scale'));
+        for (let r = 0; r < rows(); r++) for (let i = 0; i < columns; i++) out.set(offset + r * stride + i, Math.fround(scale * source[r * columns + i]!));
+        return;
+      }
       case 'convert.fromActivation':
       case 'convert.accumulateFromActivation': {
         const out = f32('out'), source = sixteen('source'), columns = scalar('columns'), stride = scalar('stride'), offset = scalar('offset');

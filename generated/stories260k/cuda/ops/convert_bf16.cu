@@ -4,7 +4,7 @@
 // Compile (in cuda/ops): nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin convert_bf16.cu -o convert_bf16.sm_90a.fatbin
 //
 // Op: convert, a model op (not a QA-LoRA linear layer), exactly as the linear kernels' bindings (src/runtime/compiled-linear.ts)
-//   Constants (the spec's architecture): THREADS = 256
+//   Constants (the spec's architecture): THREADS = 256, COPY_VECTOR = 8
 //   Global memory: float32 row-major, the host's layout; token ids and targets int32; forwards overwrite their outputs, backwards accumulate (+=)
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
@@ -23,6 +23,25 @@
 //     3 columns (uint32_t): float32 row width (columns <= stride)
 //     4 stride (uint32_t): 16-bit row stride in elements (the kernel binding's padded width)
 //     5 offset (uint32_t): elements of source before row 0 (a part of a packed binding)
+//   copyActivation: convert_bf16__copyActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 2048)
+//     computes: out[offset + r * stride + c] = source[sourceOffset + r * sourceStride + c] for c < columns (the bits, unchanged; 8 consecutive c a thread)
+//     0 out (__nv_bfloat16*): bfloat16 [rows, stride] starting at element offset, columns [0, columns) written, the rest untouched
+//     1 source (const __nv_bfloat16*): bfloat16 [rows, sourceStride] starting at element sourceOffset, read
+//     2 rows (uint32_t): rows
+//     3 columns (uint32_t): elements copied a row (columns <= stride, sourceStride)
+//     4 stride (uint32_t): out's row stride in elements
+//     5 sourceStride (uint32_t): source's row stride in elements
+//     6 offset (uint32_t): elements of out before row 0
+//     7 sourceOffset (uint32_t): elements of source before row 0
+//   scaledToActivation: convert_bf16__scaledToActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 256)
+//     computes: out[offset + r * stride + c] = round(scale * source[r, c]) for c < columns (round to nearest even)
+//     0 out (__nv_bfloat16*): bfloat16 [rows, stride] starting at element offset, columns [0, columns) written, the rest untouched
+//     1 source (const float*): float [rows, columns], read
+//     2 rows (uint32_t): rows
+//     3 columns (uint32_t): float32 row width (columns <= stride)
+//     4 stride (uint32_t): out's row stride in elements
+//     5 offset (uint32_t): elements of out before row 0
+//     6 scale (float): the factor every value is multiplied by before rounding
 //   accumulateFromActivation: convert_bf16__accumulateFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = rows, grid.y = ceil(columns / 256)
 //     computes: out[r, c] += source[offset + r * stride + c] for c < columns
 //     0 out (float*): float [rows, columns], accumulated (+=)
@@ -42,6 +61,7 @@
 namespace qalc_convert_bf16 {
 
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t COPY_VECTOR = 8u;
 
 // The linear kernels' activation type, and loads and stores that widen it to float or round a
 // float to it (round to nearest even); the float overloads let one body serve a parameter held
@@ -90,6 +110,33 @@ extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__fromActivati
   const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
   if (row >= rows || column >= columns) return;
   out[static_cast<size_t>(row) * columns + column] = loadFloat(source, offset + static_cast<size_t>(row) * stride + column);
+}
+
+// x next to v in the [T, K + r] operand of the stacked adapter GEMM, and v into it (gemm-linear.ts).
+// COPY_VECTOR consecutive elements a thread: one 16-byte load and store where both rows start
+// 16-byte aligned (the 7B shapes: K, K + r and r multiples of 8), else one element at a time —
+// at 2 bytes a load the model ops ran at ~3x their bytes' time.
+extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__copyActivation(__nv_bfloat16* __restrict__ out, const __nv_bfloat16* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t sourceStride, uint32_t offset, uint32_t sourceOffset) {
+  static_assert(COPY_VECTOR * sizeof(Activation) == sizeof(uint4), "a vector is one 16-byte load");
+  const uint32_t row = blockIdx.x;
+  const uint32_t column = (blockIdx.y * THREADS + threadIdx.x) * COPY_VECTOR;
+  if (row >= rows || column >= columns) return;
+  Activation* to = out + offset + static_cast<size_t>(row) * stride;
+  const Activation* from = source + sourceOffset + static_cast<size_t>(row) * sourceStride;
+  const bool aligned = ((reinterpret_cast<uintptr_t>(to) | reinterpret_cast<uintptr_t>(from)) % sizeof(uint4)) == 0u;
+  if (aligned && column + COPY_VECTOR <= columns) {
+    *reinterpret_cast<uint4*>(to + column) = __ldg(reinterpret_cast<const uint4*>(from + column));
+  } else {
+    for (uint32_t c = column; c < column + COPY_VECTOR && c < columns; c++) to[c] = from[c];
+  }
+}
+
+// σ·B under Ŵ in the weight scratch of the stacked adapter GEMM (gemm-linear.ts).
+extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__scaledToActivation(__nv_bfloat16* __restrict__ out, const float* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t offset, float scale) {
+  const uint32_t row = blockIdx.x;
+  const uint32_t column = blockIdx.y * THREADS + threadIdx.x;
+  if (row >= rows || column >= columns) return;
+  storeFloat(out, offset + static_cast<size_t>(row) * stride + column, scale * source[static_cast<size_t>(row) * columns + column]);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) convert_bf16__accumulateFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ source, uint32_t rows, uint32_t columns, uint32_t stride, uint32_t offset) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds, here, everything test/bench/cuda/train/run.sh needs on the GPU machine (no Node.js, no
-# internet there) into .device/train7b/ (git-ignored; carry it: `carry: [".device/train7b"]`):
+# internet there) into .device/train7b/ (git-ignored; carry it: `carry: [".device/train7b"]`;
+# DEV_FOLDER=NAME builds .device/NAME instead):
 #   node.xz, qalc/        node and the qalc bundle (test/runtime/cuda/h200/bundle-qalc.sh), the
 #                         bundle as qalc/qalc.mjs.xz
 #   reference.py          the PyTorch anchors and the bf16 GEMM ceiling (copied from here)
@@ -39,7 +40,7 @@ done
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
 shared="$(cd "$root/../shared" && pwd)"
-dev="$root/.device/train7b"
+dev="$root/.device/${DEV_FOLDER:-train7b}"
 steps="${STEPS:-4}"
 layers="${LAYERS:-4}"
 rm -rf "$dev"
@@ -60,13 +61,20 @@ grep -q 'seq_len = 2048' "$dev/llama2-7b.qal" && grep -q 'eval_data' "$dev/llama
 sed -e "s#^spec llama2_7b_int4_g32#spec llama2_7b_shape_l$layers#" \
   -e "s#^  preset = llama2_7b\$#  dim = 4096\n  hidden_dim = 11008\n  layers = $layers\n  heads = 32\n  kv_heads = 32\n  vocab = 32000\n  context = 4096#" \
   "$dev/llama2-7b.qal" > "$dev/llama2-7b-l$layers.qal"
-node src/cli/qalc.mjs check "$dev/llama2-7b.qal"
-node src/cli/qalc.mjs check "$dev/llama2-7b-l$layers.qal"
+# qalc from this checkout's src/ through tsx, not src/cli/qalc.mjs: that launcher keeps its bundle
+# in node_modules/.cache, which worktrees linking one node_modules share (seen: a worktree's
+# compile wrote its own manifest with another checkout's kernel templates).
+entry="$(mktemp -d)/qalc.mts"
+echo "import { main } from '$root/src/cli/main.ts'; process.exitCode = await main(process.argv.slice(2));" > "$entry"
+qalc() { npx tsx "$entry" "$@"; }
+qalc check "$dev/llama2-7b.qal"
+qalc check "$dev/llama2-7b-l$layers.qal"
 if [ "$build" = 1 ]; then
-  node src/cli/qalc.mjs compile "$dev/llama2-7b.qal" --out "$dev/compiled"
+  qalc compile "$dev/llama2-7b.qal" --out "$dev/compiled"
 else
-  node src/cli/qalc.mjs compile "$dev/llama2-7b.qal" --out "$dev/compiled" --no-build
+  qalc compile "$dev/llama2-7b.qal" --out "$dev/compiled" --no-build
 fi
+rm -r "$(dirname "$entry")"
 rm -rf "$dev/compiled/wgsl"
 # The 16 MB bundle is ~2 MB in xz (run.sh unpacks it), keeping the carried folder well under 40 MiB.
 xz -T2 "$dev/qalc/qalc.mjs"

@@ -33,6 +33,7 @@ ROWS = [1, 5, 37, 130, 512]
 # (batch, seqLen) for each row count: rope's position is row % seqLen.
 SEQUENCES = {1: (1, 1), 5: (1, 5), 37: (1, 37), 130: (2, 65), 512: (4, 128)}
 QUICK = os.environ.get("QUICK") == "1"  # under compute-sanitizer: fewer, smaller cases, no timing
+ONLY = [name for name in os.environ.get("ONLY", "").split(",") if name]  # ONLY=convert,unpool: just those cases (and the determinism check)
 if QUICK:
     ROWS = [1, 37]
 
@@ -417,6 +418,31 @@ class Case:
             out = self.up(start)
             op.launch("accumulateFromActivation", grid, [out, self.up(source), R, columns, stride, offset])
             self.check("convert", "accumulateFromActivation", "out (+=)", self.down(out), start + decoded, EXACT, f"{note}, offset {offset}")
+        # copyActivation: x into [x | v] (rows of 16-byte vectors: K, K + r multiples of 8) and v
+        # beside it (offset K), then a ragged layout (odd strides and offsets: element by element).
+        V = op["COPY_VECTOR"]
+        for columns, sourceStride, stride, sourceOffset, offset in ((self.arch["dim"], self.arch["dim"], self.arch["dim"] + 64, 0, 0), (64, 64, self.arch["dim"] + 64, 0, self.arch["dim"]), (self.arch["dim"] + 3, self.arch["dim"] + 5, self.arch["dim"] + 9, 3, 7)):
+            note = f"columns {columns}, rows of {sourceStride} from {sourceOffset} into rows of {stride} from {offset}"
+            source = to_bits(self.randn(sourceOffset + R * sourceStride, scale=3.0))
+            before = np.full(offset + R * stride, 0x7FC1, dtype=np.uint16)
+            out = self.up(before)
+            op.launch("copyActivation", (R, ceil(columns, T * V)), [out, self.up(source), R, columns, stride, sourceStride, offset, sourceOffset])
+            ref = before.copy()
+            for r in range(R):
+                ref[offset + r * stride:offset + r * stride + columns] = source[sourceOffset + r * sourceStride:sourceOffset + r * sourceStride + columns]
+            mismatched = int(np.count_nonzero(self.down(out) != ref))
+            self.results.add(self.spec, "convert", "copyActivation", R, "out bits (the rest untouched)", float(mismatched), EXACT, f"{note}; {mismatched} elements differ")
+        # scaledToActivation: σ·B (rank rows) under Ŵ's rows in the weight scratch.
+        rank, columns, scale = 8, self.arch["dim"], 0.3
+        b = self.randn(rank, columns)
+        offset = 5 * columns
+        before = np.full(offset + rank * columns + 3, 0x7FC1, dtype=np.uint16)
+        out = self.up(before)
+        op.launch("scaledToActivation", (rank, ceil(columns, T)), [out, self.up(b), rank, columns, columns, offset, F32(scale)])
+        ref = before.copy()
+        ref[offset:offset + rank * columns] = to_bits((np.float32(scale) * b).astype(np.float32)).reshape(-1)
+        mismatched = int(np.count_nonzero(self.down(out) != ref))
+        self.results.add(self.spec, "convert", "scaledToActivation", rank, "out bits (the rest untouched)", float(mismatched), EXACT, f"{rank} rows of {columns} at element {offset}, scale {scale}; {mismatched} elements differ")
 
     # -- rope
     def rope(self):
@@ -1022,7 +1048,7 @@ def main():
         print(f"== {spec}: {', '.join(o.kernel['kernel'] for o in ops.values())}", flush=True)
         for rows in ROWS:
             case = Case(device, results, spec, arch, ops, rows)
-            for name in CASES:
+            for name in ONLY or CASES:
                 try:
                     getattr(case, name)()
                 except Exception as error:  # one broken case must not hide the others
