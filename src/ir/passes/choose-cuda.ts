@@ -111,7 +111,15 @@ export interface CudaWarpgroupMma {
 export interface CudaPassOptions {
   /** wgmma for the tensor-core variants (forward, backward_data) on sm_90a (default true); false keeps mma.sync everywhere. */
   readonly wgmma?: boolean;
+  /**
+   * The tensor-core decode's body (decode-mma-tiling.ts): 'v7' (default) or a v8 variant
+   * (compile-time k-block counts, no per-load clamps), each a benchmarked candidate.
+   */
+  readonly decodeVariant?: DecodeVariant;
 }
+
+/** v7: the shipped body. v8a: v8 with the scales exchanged by shuffles; v8b: loaded as float4 a lane. */
+export type DecodeVariant = 'v7' | 'v8a' | 'v8b';
 
 /**
  * Decode (T ≤ maxTokens), one of three shapes:
@@ -154,6 +162,8 @@ export interface CudaDecodeTiling {
     readonly loadDepth?: number; readonly activationDepth?: number; readonly warps?: number;
     /** mma: the weight's ring on sm_80 (and in the compute_90 PTX). */
     readonly portableLoadDepth?: number;
+    /** mma: the v8 body (compile-time trip counts), and whether a lane loads its quad's 4 scales and zeros as float4s. */
+    readonly v8?: boolean; readonly scaleVectors?: boolean;
   }[];
   /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
   readonly scratchFloats: number;
@@ -394,12 +404,12 @@ function wideDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: Scal
   };
 }
 
-function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecodeTiling | null {
+function decodeTiling(program: KernelProgram, kernel: LoweredKernel, options: CudaPassOptions): CudaDecodeTiling | null {
   if (kernel.role !== 'decode') return null;
   const c = configOfKernel(program, kernel);
   const rank = c.adapter?.rank ?? 0;
   const maxTokens = kernel.tiling.maxTokens;
-  const mma = mmaDecodeTiling(c, kernel.dtypes.activation, maxTokens, DECODE_TARGET_SMS);
+  const mma = mmaDecodeTiling(c, kernel.dtypes.activation, maxTokens, DECODE_TARGET_SMS, options.decodeVariant ?? 'v7');
   if (mma) return mma;
   const wide = wideDecodeTiling(c, kernel.dtypes.activation, maxTokens);
   if (wide) return wide;
@@ -476,7 +486,7 @@ export function chooseCudaKernels(program: LoweredProgram, options: CudaPassOpti
     kernels: program.kernels.map((kernel) => {
       const c = configOfKernel(program, kernel);
       const tensorCore = tensorCoreTiling(program, kernel, options);
-      const decode = decodeTiling(program, kernel);
+      const decode = decodeTiling(program, kernel, options);
       const adapterGrad = adapterGradTiling(program, kernel);
       return { ...kernel, cuda: { tensorCore, decode, adapterGrad, launches: launchesOf(kernel, tensorCore, decode, adapterGrad, c) } };
     }),

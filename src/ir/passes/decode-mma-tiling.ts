@@ -16,7 +16,7 @@
 // order: deterministic. u = pool(x) comes from X, v = drop(u)·A accumulates per group beside the
 // mma (the group's A row is loaded with its codes), and y += σ·v·B after the warps meet.
 import type { ScalarType } from '../kernel-ir.ts';
-import type { CudaDecodeTiling } from './choose-cuda.ts';
+import type { CudaDecodeTiling, DecodeVariant } from './choose-cuda.ts';
 import type { configOfKernel } from './share-layers.ts';
 
 /** Output columns a block: two m16 tiles. */
@@ -39,7 +39,7 @@ const WARP = 32;
 const LOAD_DEPTH = 8;
 
 /** The `mma` decode shape, or null where the layer does not allow it (the caller falls back to `wide` or `split`). */
-export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number): CudaDecodeTiling | null {
+export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number, variant: DecodeVariant = 'v7'): CudaDecodeTiling | null {
   const codesPerWord = 32 / c.bits;
   // 4- and 2-bit: a 16-bit float holds bias + q exactly and two codes of a word fill a pair.
   if ((activation !== 'bf16' && activation !== 'f16') || (c.bits !== 4 && c.bits !== 2)) return null;
@@ -70,6 +70,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
       // sm_80 SASS (and the compute_90 PTX, which keeps sm_80's body): ptxas there needs a few
       // more registers for the same body, so shallower rings (8 tokens: 2) keep it from spilling.
       portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
+      ...(variant === 'v7' ? {} : v8Ring(variant, t, kBlocksPerGroup)),
     };
   });
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
@@ -83,4 +84,22 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
     rankPerLane: Math.ceil(rank / WARP), reductionWidth: 0,
     minBlocksPerMultiprocessor: minBlocks, sharedBytes: bytes,
   };
+}
+
+/**
+ * The v8 body's rings (see _decode-tensor-core-v8.cu.hbs): k-blocks of the weight's loads in
+ * flight a warp, the deepest that ptxas fits without spills at the 7B shapes. v8a keeps one
+ * scale and zero a lane (6 registers a k-block); v8b loads the quad's 4 scales and zeros as
+ * float4s (12 registers a k-block, no shuffles at the fold). Always a multiple of a group's
+ * k-blocks.
+ */
+const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; small: number; large: number; portable: number }>> = {
+  v8a: { one: 4, small: 2, large: 4, portable: 2 },
+  v8b: { one: 2, small: 2, large: 2, portable: 2 },
+};
+
+function v8Ring(variant: Exclude<DecodeVariant, 'v7'>, tokens: number, kBlocksPerGroup: number) {
+  const ring = V8_RINGS[variant];
+  const depth = tokens === 1 ? ring.one : tokens <= 8 ? ring.small : ring.large;
+  return { v8: true, scaleVectors: variant === 'v8b', loadDepth: Math.max(depth, kBlocksPerGroup), portableLoadDepth: Math.max(ring.portable, kBlocksPerGroup) };
 }
