@@ -4,7 +4,7 @@
 #   harness/   the H200 harness's decode kernels (emit-harness-kernels.ts --roles decode: ragged
 #              K and N, 2- and 4-bit, f16 and bf16) with every decode variant beside the shipped body
 #   bench/     the benchmark's decode kernels (emit-bench-kernels.ts --roles decode: the 7B shapes,
-#              13B, W4 g128 r16, 2/3/8-bit at 4096 x 11008) with the same variants
+#              W4 g128 r16 and 2/3/8-bit at 4096 x 11008) with the same variants
 #   commit.txt the commit (marked when src/, templates/ or test/ have changes)
 #
 #   test/bench/cuda/decode/prepare.sh [v8a,v8b]
@@ -17,7 +17,7 @@ rm -rf "$dev"
 mkdir -p "$dev/harness" "$dev/bench"
 cd "$root"
 npx tsx test/backends/cuda/h200/emit-harness-kernels.ts "$dev/harness" --roles decode --decode-variants "$variants"
-npx tsx test/bench/cuda/emit-bench-kernels.ts "$dev/bench" --roles decode --decode-variants "$variants"
+npx tsx test/bench/cuda/emit-bench-kernels.ts "$dev/bench" --roles decode --shapes 4096x4096,4096x11008,11008x4096 --decode-variants "$variants"
 echo "$variants" > "$dev/variants.txt"
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src templates test || echo ' + uncommitted changes')" > "$dev/commit.txt"
 echo "prepared $dev: $(ls "$dev/harness"/*.cu | wc -l) harness kernels, $(ls "$dev/bench"/*.cu | wc -l) bench kernels"
