@@ -118,8 +118,11 @@ export interface CudaPassOptions {
   readonly decodeVariant?: DecodeVariant;
 }
 
-/** v7: the shipped body. v8a: v8 with the scales exchanged by shuffles; v8b: loaded as float4 a lane. */
-export type DecodeVariant = 'v7' | 'v8a' | 'v8b';
+/**
+ * v7: the shipped body. v8a: v8 with the scales exchanged by shuffles; v8b: loaded as float4 a
+ * lane; v8c: v8b with the registers of a grid whose blocks are all resident (decode-mma-tiling.ts).
+ */
+export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c';
 
 /**
  * Decode (T ≤ maxTokens), one of three shapes:

@@ -72,6 +72,17 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
       portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
       ...(variant === 'v7' ? {} : v8Ring(variant, t, kBlocksPerGroup)),
     };
+  }).map((tile) => {
+    if (variant !== 'v8c') return tile;
+    // v8c: no more blocks an SM than the grid puts there (344 column tiles on 132 SMs: 3), so a
+    // thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy: a deeper ring.
+    const resident = Math.max(1, Math.min(tile.minBlocks, Math.ceil(tiles / multiprocessors)));
+    const registers = Math.min(255, Math.floor(REGISTER_FILE / (resident * tile.warps * WARP)));
+    const ring = V8C_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
+    // Without the registers for float4 scales (16 warps a block at 128), v8a's ring: one
+    // scale and zero a lane, twice as deep.
+    if (!ring) return { ...tile, ...v8Ring('v8a', tile.maxTokens, kBlocksPerGroup) };
+    return { ...tile, minBlocks: resident, loadDepth: Math.max(ring.depth, kBlocksPerGroup) };
   });
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
   const bytes = sharedBytesFor(scratch);
@@ -96,10 +107,17 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
 const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; small: number; large: number; portable: number }>> = {
   v8a: { one: 4, small: 2, large: 4, portable: 2 },
   v8b: { one: 2, small: 2, large: 2, portable: 2 },
+  v8c: { one: 2, small: 2, large: 2, portable: 2 },
 };
+/** v8c's ring by the registers a thread may use and the tile (first match), the deepest without spills at the 7B shapes. */
+const V8C_RINGS: readonly { registers: number; maxTokens: number; depth: number }[] = [
+  { registers: 168, maxTokens: 1, depth: 8 },
+  { registers: 168, maxTokens: 8, depth: 6 },
+  { registers: 255, maxTokens: 16, depth: 4 },
+];
 
 function v8Ring(variant: Exclude<DecodeVariant, 'v7'>, tokens: number, kBlocksPerGroup: number) {
   const ring = V8_RINGS[variant];
   const depth = tokens === 1 ? ring.one : tokens <= 8 ? ring.small : ring.large;
-  return { v8: true, scaleVectors: variant === 'v8b', loadDepth: Math.max(depth, kBlocksPerGroup), portableLoadDepth: Math.max(ring.portable, kBlocksPerGroup) };
+  return { v8: true, scaleVectors: variant !== 'v8a', loadDepth: Math.max(depth, kBlocksPerGroup), portableLoadDepth: Math.max(ring.portable, kBlocksPerGroup) };
 }

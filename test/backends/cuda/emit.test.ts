@@ -141,6 +141,29 @@ describe('CUDA emitter', () => {
     expect(kinds).toMatchObject({ k5120_n13824_b2: 'wide', k5120_n13824_b3: 'split', k5120_n13824_b4: 'mma', k13824_n5120_b8: 'wide' });
   });
 
+  it('emits the v8 decode bodies only when asked (the variants the decode benchmark times beside v7)', () => {
+    const plan = frontEnd('examples/llama2-7b-int4-g32.qal').plan!;
+    const decodeOf = (variant?: 'v8a' | 'v8b' | 'v8c', name = 'decode_k4096_n11008') =>
+      emitCuda(lowerPlan(plan, 'cuda', variant ? { cuda: { decodeVariant: variant } } : {})).find((k) => k.fileName.startsWith(name))!;
+    const v7 = decodeOf();
+    expect(v7.source).not.toContain('decodeTensorCoreV8');
+    // v8a: one scale a lane (shuffles); v8b: float4 scales, shallower rings; both keep v7's grid and launch bounds.
+    const v8a = decodeOf('v8a');
+    expect(v8a.kernel.cuda.launches.map((l) => [l.variant, l.threads.join('x')])).toEqual(v7.kernel.cuda.launches.map((l) => [l.variant, l.threads.join('x')]));
+    expect(v8a.source).toContain('decodeTensorCoreV8<1u, 4u, 2u, 4u, false>(');
+    expect(v8a.source).toContain('__launch_bounds__(4u * 32u, 4)');
+    expect(decodeOf('v8b').source).toContain('decodeTensorCoreV8<1u, 2u, 2u, 4u, true>(');
+    // v8c: 344 column tiles on 132 SMs are 3 blocks an SM, so 168 registers a thread and 8 k-blocks in flight.
+    const v8c = decodeOf('v8c');
+    expect(v8c.source).toContain('__launch_bounds__(4u * 32u, 3)');
+    expect(v8c.source).toContain('decodeTensorCoreV8<1u, 8u, 2u, 4u, true>(');
+    expect(v8c.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 2u, true>(');
+    // 16 warps a block (128 tiles, one block an SM, 128 registers): v8a's ring.
+    const down = decodeOf('v8c', 'decode_k11008_n4096');
+    expect(down.source).toContain('decodeTensorCoreV8<1u, 4u, 2u, 16u, false>(');
+    expect(down.source).toContain('__launch_bounds__(16u * 32u, 1)');
+  });
+
   it('gives backward_data the same wgmma body: dy and W-hat^T (dequantized K-major, transpose bits 0) from shared memory', () => {
     const backward = kernels.find((k) => k.fileName.startsWith('backward_data_k64_n64'))!;
     const tc = backward.kernel.cuda.tensorCore!;
