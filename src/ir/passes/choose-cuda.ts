@@ -119,8 +119,9 @@ export interface CudaPassOptions {
 }
 
 /**
- * v7: the shipped body. v8a: v8 with the scales exchanged by shuffles; v8b: loaded as float4 a
- * lane; v8c: v8b with the registers of a grid whose blocks are all resident (decode-mma-tiling.ts).
+ * v7: the shipped body. v8a: v8 with the scales exchanged by shuffles (and the registers of a
+ * grid whose blocks are all resident); v8b: the scales loaded as float4 a lane; v8c: v8b with
+ * those registers and deeper rings (decode-mma-tiling.ts).
  */
 export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c';
 

@@ -73,6 +73,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
       ...(variant === 'v7' ? {} : v8Ring(variant, t, kBlocksPerGroup)),
     };
   }).map((tile) => {
+    if (variant === 'v8a') return { ...tile, minBlocks: Math.max(1, Math.min(tile.minBlocks, Math.ceil(tiles / multiprocessors))) };
     if (variant !== 'v8c') return tile;
     // v8c: no more blocks an SM than the grid puts there (344 column tiles on 132 SMs: 3), so a
     // thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy: a deeper ring.
@@ -111,8 +112,8 @@ const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; sma
 };
 /** v8c's ring by the registers a thread may use and the tile (first match), the deepest without spills at the 7B shapes. */
 const V8C_RINGS: readonly { registers: number; maxTokens: number; depth: number }[] = [
-  { registers: 168, maxTokens: 1, depth: 8 },
-  { registers: 168, maxTokens: 8, depth: 6 },
+  { registers: 168, maxTokens: 4, depth: 6 },
+  { registers: 168, maxTokens: 8, depth: 4 },
   { registers: 255, maxTokens: 16, depth: 4 },
 ];
 

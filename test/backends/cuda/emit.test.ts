@@ -147,16 +147,17 @@ describe('CUDA emitter', () => {
       emitCuda(lowerPlan(plan, 'cuda', variant ? { cuda: { decodeVariant: variant } } : {})).find((k) => k.fileName.startsWith(name))!;
     const v7 = decodeOf();
     expect(v7.source).not.toContain('decodeTensorCoreV8');
-    // v8a: one scale a lane (shuffles); v8b: float4 scales, shallower rings; both keep v7's grid and launch bounds.
+    // v8a: one scale a lane (shuffles), the launch bounds of the blocks the grid puts on an SM; v8b: float4 scales, shallower rings.
     const v8a = decodeOf('v8a');
     expect(v8a.kernel.cuda.launches.map((l) => [l.variant, l.threads.join('x')])).toEqual(v7.kernel.cuda.launches.map((l) => [l.variant, l.threads.join('x')]));
     expect(v8a.source).toContain('decodeTensorCoreV8<1u, 4u, 2u, 4u, false>(');
-    expect(v8a.source).toContain('__launch_bounds__(4u * 32u, 4)');
+    expect(v8a.source).toContain('__launch_bounds__(4u * 32u, 3)');
+    expect(decodeOf('v8b').source).toContain('__launch_bounds__(4u * 32u, 4)');
     expect(decodeOf('v8b').source).toContain('decodeTensorCoreV8<1u, 2u, 2u, 4u, true>(');
-    // v8c: 344 column tiles on 132 SMs are 3 blocks an SM, so 168 registers a thread and 8 k-blocks in flight.
+    // v8c: 344 column tiles on 132 SMs are 3 blocks an SM, so 168 registers a thread and 6 k-blocks in flight.
     const v8c = decodeOf('v8c');
     expect(v8c.source).toContain('__launch_bounds__(4u * 32u, 3)');
-    expect(v8c.source).toContain('decodeTensorCoreV8<1u, 8u, 2u, 4u, true>(');
+    expect(v8c.source).toContain('decodeTensorCoreV8<1u, 6u, 2u, 4u, true>(');
     expect(v8c.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 2u, true>(');
     // 16 warps a block (128 tiles, one block an SM, 128 registers): v8a's ring.
     const down = decodeOf('v8c', 'decode_k11008_n4096');
