@@ -58,7 +58,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
   const candidates = [16, 8, 4].filter((w) => sharedBytesFor(scratchFor(w, Math.min(maxTokens, 8))) <= STATIC_SHARED_LIMIT);
   if (candidates.length === 0) return null;
   const warps = candidates.find((w) => tiles <= multiprocessors * blocksPerSm(w, REGISTERS_PER_THREAD)) ?? candidates[candidates.length - 1]!;
-  const tokenTiles = tokenTileSizes.map((t) => {
+  const v7Tiles = tokenTileSizes.map((t) => {
     const one = t <= 8;
     const tileWarps = one ? warps : Math.max(2, warps / 2);
     return {
@@ -70,21 +70,9 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
       // sm_80 SASS (and the compute_90 PTX, which keeps sm_80's body): ptxas there needs a few
       // more registers for the same body, so shallower rings (8 tokens: 2) keep it from spilling.
       portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
-      ...(variant === 'v7' ? {} : v8Ring(variant, t, kBlocksPerGroup)),
     };
-  }).map((tile) => {
-    if (variant === 'v8a') return { ...tile, minBlocks: Math.max(1, Math.min(tile.minBlocks, Math.ceil(tiles / multiprocessors))) };
-    if (variant !== 'v8c') return tile;
-    // v8c: no more blocks an SM than the grid puts there (344 column tiles on 132 SMs: 3), so a
-    // thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy: a deeper ring.
-    const resident = Math.max(1, Math.min(tile.minBlocks, Math.ceil(tiles / multiprocessors)));
-    const registers = Math.min(255, Math.floor(REGISTER_FILE / (resident * tile.warps * WARP)));
-    const ring = V8C_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
-    // Without the registers for float4 scales (16 warps a block at 128), v8a's ring: one
-    // scale and zero a lane, twice as deep.
-    if (!ring) return { ...tile, ...v8Ring('v8a', tile.maxTokens, kBlocksPerGroup) };
-    return { ...tile, minBlocks: resident, loadDepth: Math.max(ring.depth, kBlocksPerGroup) };
   });
+  const tokenTiles = variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant, tile, kBlocksPerGroup, Math.ceil(tiles / multiprocessors)));
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
   const bytes = sharedBytesFor(scratch);
   if (bytes > STATIC_SHARED_LIMIT) return null;
@@ -101,8 +89,8 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
 /**
  * The v8 body's rings (see _decode-tensor-core-v8.cu.hbs): k-blocks of the weight's loads in
  * flight a warp, the deepest that ptxas fits without spills at the 7B shapes. v8a keeps one
- * scale and zero a lane (6 registers a k-block); v8b loads the quad's 4 scales and zeros as
- * float4s (12 registers a k-block, no shuffles at the fold). Always a multiple of a group's
+ * scale and zero a lane (6 registers a k-block); v8b and v8c load the quad's 4 scales and zeros
+ * as float4s (12 registers a k-block, no shuffles at the fold). Always a multiple of a group's
  * k-blocks.
  */
 const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; small: number; large: number; portable: number }>> = {
@@ -121,4 +109,22 @@ function v8Ring(variant: Exclude<DecodeVariant, 'v7'>, tokens: number, kBlocksPe
   const ring = V8_RINGS[variant];
   const depth = tokens === 1 ? ring.one : tokens <= 8 ? ring.small : ring.large;
   return { v8: true, scaleVectors: variant !== 'v8a', loadDepth: Math.max(depth, kBlocksPerGroup), portableLoadDepth: Math.max(ring.portable, kBlocksPerGroup) };
+}
+
+type TokenTile = CudaDecodeTiling['tokenTiles'][number] & { readonly warps: number };
+
+/**
+ * A token tile of a v8 variant from v7's. v8a and v8c take the launch bounds of the blocks the
+ * grid actually puts on an SM (344 column tiles on 132 SMs: 3 of 4 warps, where v7 asks 4), so
+ * a thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy. v8c's float4 ring
+ * needs them: where blocks of 16 warps leave 128 it spills, and v8c keeps v7's body there.
+ */
+function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksPerGroup: number, gridBlocksPerSm: number): TokenTile {
+  const resident = Math.max(1, Math.min(tile.minBlocks, gridBlocksPerSm));
+  if (variant === 'v8b') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup) };
+  if (variant === 'v8a') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
+  const registers = Math.min(255, Math.floor(REGISTER_FILE / (resident * tile.warps * WARP)));
+  const ring = V8C_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
+  if (!ring) return tile;
+  return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident, loadDepth: Math.max(ring.depth, kBlocksPerGroup) };
 }

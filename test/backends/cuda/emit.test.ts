@@ -159,10 +159,10 @@ describe('CUDA emitter', () => {
     expect(v8c.source).toContain('__launch_bounds__(4u * 32u, 3)');
     expect(v8c.source).toContain('decodeTensorCoreV8<1u, 6u, 2u, 4u, true>(');
     expect(v8c.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 2u, true>(');
-    // 16 warps a block (128 tiles, one block an SM, 128 registers): v8a's ring.
+    // 16 warps a block (128 tiles, one block an SM, 128 registers): v7's body up to 8 tokens, v8's above (255).
     const down = decodeOf('v8c', 'decode_k11008_n4096');
-    expect(down.source).toContain('decodeTensorCoreV8<1u, 4u, 2u, 16u, false>(');
-    expect(down.source).toContain('__launch_bounds__(16u * 32u, 1)');
+    expect(down.source).toContain('decodeTensorCore<1u, 6u, 2u, 16u>(');
+    expect(down.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 8u, true>(');
   });
 
   it('gives backward_data the same wgmma body: dy and W-hat^T (dequantized K-major, transpose bits 0) from shared memory', () => {
