@@ -121,9 +121,10 @@ export interface CudaPassOptions {
 /**
  * v7: the shipped body. v8a: v8 with the scales exchanged by shuffles (and the registers of a
  * grid whose blocks are all resident); v8b: the scales loaded as float4 a lane; v8c: v8b with
- * those registers and deeper rings (decode-mma-tiling.ts).
+ * those registers and deeper rings; v8d: v8c with the tiles above 8 tokens in blocks of as many
+ * warps as the smaller tiles' (decode-mma-tiling.ts).
  */
-export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c';
+export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d';
 
 /**
  * Decode (T ≤ maxTokens), one of three shapes:

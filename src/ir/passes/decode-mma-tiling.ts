@@ -72,7 +72,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
       portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
     };
   });
-  const tokenTiles = variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant, tile, kBlocksPerGroup, Math.ceil(tiles / multiprocessors)));
+  const tokenTiles = variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant, tile, kBlocksPerGroup, Math.ceil(tiles / multiprocessors), warps));
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
   const bytes = sharedBytesFor(scratch);
   if (bytes > STATIC_SHARED_LIMIT) return null;
@@ -97,8 +97,11 @@ const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; sma
   v8a: { one: 4, small: 2, large: 4, portable: 2 },
   v8b: { one: 2, small: 2, large: 2, portable: 2 },
   v8c: { one: 2, small: 2, large: 2, portable: 2 },
+  v8d: { one: 2, small: 2, large: 2, portable: 2 },
 };
 /** v8c's ring by the registers a thread may use and the tile (first match), the deepest without spills at the 7B shapes. */
+/** The registers v8d's 16-token tile in blocks of the small tiles' warps needs (ptxas, 4096x11008: no spills). */
+const V8D_LARGE_TILE_REGISTERS = 168;
 const V8C_RINGS: readonly { registers: number; maxTokens: number; depth: number }[] = [
   { registers: 168, maxTokens: 4, depth: 6 },
   { registers: 168, maxTokens: 8, depth: 4 },
@@ -119,12 +122,23 @@ type TokenTile = CudaDecodeTiling['tokenTiles'][number] & { readonly warps: numb
  * a thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy. v8c's float4 ring
  * needs them: where blocks of 16 warps leave 128 it spills, and v8c keeps v7's body there.
  */
-function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksPerGroup: number, gridBlocksPerSm: number): TokenTile {
+function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksPerGroup: number, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
+  if (variant === 'v8d' && tile.maxTokens > 8 && tile.warps < smallTileWarps) {
+    // v8d: T = 16 in blocks of the small tiles' warps (4 at 4096x11008: 12 warps an SM where v7's
+    // 2 leave 6, its issue-bound T = 16 spread over twice the warps) at 65536 / (3 · 128) = 170
+    // registers, with the shallow float4 ring that fits them.
+    const resident = Math.max(1, gridBlocksPerSm);
+    const registers = Math.floor(REGISTER_FILE / (resident * smallTileWarps * WARP));
+    if (registers >= V8D_LARGE_TILE_REGISTERS) {
+      return { ...tile, ...v8Ring('v8c', tile.maxTokens, kBlocksPerGroup), warps: smallTileWarps, minBlocks: resident, loadDepth: Math.max(2, kBlocksPerGroup) };
+    }
+  }
   const resident = Math.max(1, Math.min(tile.minBlocks, gridBlocksPerSm));
   if (variant === 'v8b') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup) };
   if (variant === 'v8a') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
   const registers = Math.min(255, Math.floor(REGISTER_FILE / (resident * tile.warps * WARP)));
   const ring = V8C_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
   if (!ring) return tile;
+  // v8d otherwise as v8c.
   return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident, loadDepth: Math.max(ring.depth, kBlocksPerGroup) };
 }

@@ -143,7 +143,7 @@ describe('CUDA emitter', () => {
 
   it('emits the v8 decode bodies only when asked (the variants the decode benchmark times beside v7)', () => {
     const plan = frontEnd('examples/llama2-7b-int4-g32.qal').plan!;
-    const decodeOf = (variant?: 'v8a' | 'v8b' | 'v8c', name = 'decode_k4096_n11008') =>
+    const decodeOf = (variant?: 'v8a' | 'v8b' | 'v8c' | 'v8d', name = 'decode_k4096_n11008') =>
       emitCuda(lowerPlan(plan, 'cuda', variant ? { cuda: { decodeVariant: variant } } : {})).find((k) => k.fileName.startsWith(name))!;
     const v7 = decodeOf();
     expect(v7.source).not.toContain('decodeTensorCoreV8');
@@ -159,6 +159,11 @@ describe('CUDA emitter', () => {
     expect(v8c.source).toContain('__launch_bounds__(4u * 32u, 3)');
     expect(v8c.source).toContain('decodeTensorCoreV8<1u, 6u, 2u, 4u, true>(');
     expect(v8c.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 2u, true>(');
+    // v8d: T = 16 in blocks of 4 warps too (3 an SM, 168 registers), where v8c keeps v7's 2.
+    const v8d = decodeOf('v8d');
+    expect(v8d.kernel.cuda.launches.map((l) => l.threads.join('x'))).toEqual(['32x4x1', '32x4x1', '32x4x1', '32x4x1']);
+    expect(v8d.source).toContain('decodeTensorCoreV8<16u, 2u, 2u, 4u, true>(');
+    expect(v8c.kernel.cuda.launches.at(-1)!.threads.join('x')).toBe('32x2x1');
     // 16 warps a block (128 tiles, one block an SM, 128 registers): v7's body up to 8 tokens, v8's above (255).
     const down = decodeOf('v8c', 'decode_k11008_n4096');
     expect(down.source).toContain('decodeTensorCore<1u, 6u, 2u, 16u>(');

@@ -7,11 +7,11 @@
 #              W4 g128 r16 and 2/3/8-bit at 4096 x 11008) with the same variants
 #   commit.txt the commit (marked when src/, templates/ or test/ have changes)
 #
-#   test/bench/cuda/decode/prepare.sh [v8a,v8b,v8c]
+#   test/bench/cuda/decode/prepare.sh [v8a,v8c,v8d] (any of v8a, v8b, v8c, v8d)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
-variants="${1:-v8a,v8b,v8c}"
+variants="${1:-v8a,v8c,v8d}"
 dev="$root/.device/decodek"
 rm -rf "$dev"
 mkdir -p "$dev/harness" "$dev/bench"
