@@ -98,7 +98,19 @@ const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; sma
   v8b: { one: 2, small: 2, large: 2, portable: 2 },
   v8c: { one: 2, small: 2, large: 2, portable: 2 },
   v8d: { one: 2, small: 2, large: 2, portable: 2 },
+  v8e: { one: 2, small: 2, large: 2, portable: 2 },
 };
+/**
+ * v8e's rings, weight and activations alike (x, A and the dropout multipliers come from L2,
+ * ~600 cycles: v8a–v8d load them one k-block ahead, and a k-block is ~300 cycles of issue).
+ */
+const V8E_RINGS: readonly { registers: number; maxTokens: number; depth: number; vectors: boolean }[] = [
+  { registers: 168, maxTokens: 4, depth: 4, vectors: true },
+  { registers: 168, maxTokens: 8, depth: 2, vectors: true },
+  { registers: 255, maxTokens: 16, depth: 4, vectors: true },
+  { registers: 128, maxTokens: 1, depth: 4, vectors: false },
+  { registers: 128, maxTokens: 8, depth: 2, vectors: false },
+];
 /** v8c's ring by the registers a thread may use and the tile (first match), the deepest without spills at the 7B shapes. */
 /** The registers v8d's 16-token tile in blocks of the small tiles' warps needs (ptxas, 4096x11008: no spills). */
 const V8D_LARGE_TILE_REGISTERS = 168;
@@ -120,7 +132,7 @@ type TokenTile = CudaDecodeTiling['tokenTiles'][number] & { readonly warps: numb
  * A token tile of a v8 variant from v7's. v8a and v8c take the launch bounds of the blocks the
  * grid actually puts on an SM (344 column tiles on 132 SMs: 3 of 4 warps, where v7 asks 4), so
  * a thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy. v8c's float4 ring
- * needs them: where blocks of 16 warps leave 128 it spills, and v8c keeps v7's body there.
+ * needs them: where blocks of 16 warps leave 128 it takes v8a's scalar ring.
  */
 function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksPerGroup: number, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
   if (variant === 'v8d' && tile.maxTokens > 8 && tile.warps < smallTileWarps) {
@@ -137,8 +149,15 @@ function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksP
   if (variant === 'v8b') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup) };
   if (variant === 'v8a') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
   const registers = Math.min(255, Math.floor(REGISTER_FILE / (resident * tile.warps * WARP)));
+  if (variant === 'v8e') {
+    const ring = V8E_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
+    if (!ring) return { ...tile, ...v8Ring('v8a', tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
+    const depth = Math.max(ring.depth, kBlocksPerGroup);
+    return { ...tile, ...v8Ring(ring.vectors ? 'v8c' : 'v8a', tile.maxTokens, kBlocksPerGroup), minBlocks: resident, loadDepth: depth, activationDepth: depth };
+  }
   const ring = V8C_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
-  if (!ring) return tile;
+  // Blocks of 16 warps (128 registers): v8a's scalar ring (measured: 4096² T = 1 8.4 µs, v7 12.4).
+  if (!ring) return { ...tile, ...v8Ring('v8a', tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
   // v8d otherwise as v8c.
   return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident, loadDepth: Math.max(ring.depth, kBlocksPerGroup) };
 }

@@ -7,11 +7,11 @@
 #              W4 g128 r16 and 2/3/8-bit at 4096 x 11008) with the same variants
 #   commit.txt the commit (marked when src/, templates/ or test/ have changes)
 #
-#   test/bench/cuda/decode/prepare.sh [v8a,v8c,v8d] (any of v8a, v8b, v8c, v8d)
+#   test/bench/cuda/decode/prepare.sh [v7,v8a,v8d,v8e] (any of v7, v8a–v8e; the shipped body, v8c, is always there)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
-variants="${1:-v8a,v8c,v8d}"
+variants="${1:-v7,v8a,v8d,v8e}"
 dev="$root/.device/decodek"
 rm -rf "$dev"
 mkdir -p "$dev/harness" "$dev/bench"
