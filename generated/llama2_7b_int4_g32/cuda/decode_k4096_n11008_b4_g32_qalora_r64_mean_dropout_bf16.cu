@@ -790,7 +790,7 @@ __device__ __forceinline__ void decodeTensorCoreV8(
   }
 }
 
-// T in the variant's range (1 <= T <= 1): a token tile of 1, 4 warps a block, the weight's loads 6 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+// T in the variant's range (1 <= T <= 1): a token tile of 1, 4 warps a block, the weight's loads 6 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(4u * 32u, 3) decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT1(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -805,11 +805,12 @@ extern "C" __global__ void __launch_bounds__(4u * 32u, 3) decode_k4096_n11008_b4
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<1u, 6u, 2u, 4u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<1u, 2u, 2u, 4u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<1u, 4u, 2u, 4u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
-// T in the variant's range (2 <= T <= 4): a token tile of 4, 4 warps a block, the weight's loads 6 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+// T in the variant's range (2 <= T <= 4): a token tile of 4, 4 warps a block, the weight's loads 6 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(4u * 32u, 3) decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT4(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -824,7 +825,8 @@ extern "C" __global__ void __launch_bounds__(4u * 32u, 3) decode_k4096_n11008_b4
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<4u, 6u, 2u, 4u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<4u, 2u, 2u, 4u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<4u, 4u, 2u, 4u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
@@ -843,11 +845,12 @@ extern "C" __global__ void __launch_bounds__(4u * 32u, 3) decode_k4096_n11008_b4
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<8u, 4u, 2u, 4u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<8u, 2u, 2u, 4u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<8u, 2u, 2u, 4u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
-// T in the variant's range (9 <= T <= 16): a token tile of 16, 2 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+// T in the variant's range (9 <= T <= 16): a token tile of 16, 2 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(2u * 32u, 3) decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16__decodeT16(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -862,7 +865,8 @@ extern "C" __global__ void __launch_bounds__(2u * 32u, 3) decode_k4096_n11008_b4
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<16u, 4u, 2u, 2u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<16u, 2u, 2u, 2u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<16u, 4u, 2u, 2u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 

@@ -790,7 +790,7 @@ __device__ __forceinline__ void decodeTensorCoreV8(
   }
 }
 
-// T in the variant's range (1 <= T <= 1): a token tile of 1, 16 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+// T in the variant's range (1 <= T <= 1): a token tile of 1, 16 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT1(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -805,11 +805,12 @@ extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k11008_n4096_b
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<1u, 4u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<1u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<1u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
-// T in the variant's range (2 <= T <= 4): a token tile of 4, 16 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+// T in the variant's range (2 <= T <= 4): a token tile of 4, 16 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT4(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -824,7 +825,8 @@ extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k11008_n4096_b
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<4u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<4u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<4u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
@@ -843,11 +845,12 @@ extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k11008_n4096_b
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<8u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<8u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<8u, 2u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
-// T in the variant's range (9 <= T <= 16): a token tile of 16, 8 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+// T in the variant's range (9 <= T <= 16): a token tile of 16, 8 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(8u * 32u, 1) decode_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT16(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -862,7 +865,8 @@ extern "C" __global__ void __launch_bounds__(8u * 32u, 1) decode_k11008_n4096_b4
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   decodeTensorCoreV8<16u, 4u, 2u, 8u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
-  decodeTensorCoreV8<16u, 2u, 2u, 8u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
+  decodeTensorCore<16u, 4u, 2u, 8u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 

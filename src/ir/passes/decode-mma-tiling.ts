@@ -93,12 +93,12 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
  * as float4s (12 registers a k-block, no shuffles at the fold). Always a multiple of a group's
  * k-blocks.
  */
-const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; small: number; large: number; portable: number }>> = {
-  v8a: { one: 4, small: 2, large: 4, portable: 2 },
-  v8b: { one: 2, small: 2, large: 2, portable: 2 },
-  v8c: { one: 2, small: 2, large: 2, portable: 2 },
-  v8d: { one: 2, small: 2, large: 2, portable: 2 },
-  v8e: { one: 2, small: 2, large: 2, portable: 2 },
+const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; small: number; large: number }>> = {
+  v8a: { one: 4, small: 2, large: 4 },
+  v8b: { one: 2, small: 2, large: 2 },
+  v8c: { one: 2, small: 2, large: 2 },
+  v8d: { one: 2, small: 2, large: 2 },
+  v8e: { one: 2, small: 2, large: 2 },
 };
 /**
  * v8e's rings, weight and activations alike (x, A and the dropout multipliers come from L2,
@@ -123,7 +123,8 @@ const V8C_RINGS: readonly { registers: number; maxTokens: number; depth: number 
 function v8Ring(variant: Exclude<DecodeVariant, 'v7'>, tokens: number, kBlocksPerGroup: number) {
   const ring = V8_RINGS[variant];
   const depth = tokens === 1 ? ring.one : tokens <= 8 ? ring.small : ring.large;
-  return { v8: true, scaleVectors: variant !== 'v8a', loadDepth: Math.max(depth, kBlocksPerGroup), portableLoadDepth: Math.max(ring.portable, kBlocksPerGroup) };
+  // portableLoadDepth stays v7's: sm_80 runs v7's body (_decode-tensor-core.cu.hbs).
+  return { v8: true, scaleVectors: variant !== 'v8a', loadDepth: Math.max(depth, kBlocksPerGroup) };
 }
 
 type TokenTile = CudaDecodeTiling['tokenTiles'][number] & { readonly warps: number };
