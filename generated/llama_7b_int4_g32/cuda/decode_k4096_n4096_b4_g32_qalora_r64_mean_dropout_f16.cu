@@ -437,7 +437,360 @@ __device__ __forceinline__ void decodeTensorCore(
   }
 }
 
-// T in the variant's range (1 <= T <= 1): a token tile of 1, 16 warps a block, the weight's loads 6 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
+namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16 {
+// v8: a warp's k-blocks counted at compile time. v7 clamped every load's k-block to the warp's
+// last and selected zero inputs past it (~25 instructions of index arithmetic, clamps and
+// selects a k-block). Here every warp runs the same WARP_KBLOCKS (its groups round-robin, the
+// first GROUPS % WARPS warps one more), so a k-block's addresses are the warp's base plus a
+// constant within a round; only the last group's loads are checked (absent for the warps
+// without it, zero-padded past IN_FEATURES), in a peeled, fully unrolled tail.
+// A 16-bit store under a predicate, without a branch (a branch would end the basic block and
+// keep ptxas from interleaving the unrolled k-blocks around it).
+__device__ __forceinline__ void storeIf(bool condition, Activation* address, Activation value) {
+  asm volatile("{\n .reg .pred p;\n setp.ne.u32 p, %2, 0;\n @p st.global.b16 [%0], %1;\n}\n" ::"l"(address), "h"(*reinterpret_cast<const unsigned short*>(&value)), "r"(static_cast<uint32_t>(condition)) : "memory");
+}
+template <bool SCALE_VECTORS>
+struct WeightLoadsV8;
+template <>
+struct WeightLoadsV8<false> {
+  uint4 codes;
+  float scale;  // of column 4·quad + lane % 4, exchanged in the quad by shuffles
+  float zero;
+};
+template <>
+struct WeightLoadsV8<true> {
+  uint4 codes;
+  float4 scales;  // the quad's 4 columns: no shuffles at the fold
+  float4 zeros;
+};
+}  // namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16
+using namespace qalc_decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16;
+
+template <uint32_t TOKEN_TILE, uint32_t LOAD_DEPTH, uint32_t ACTIVATION_DEPTH, uint32_t WARPS, bool SCALE_VECTORS>
+__device__ __forceinline__ void decodeTensorCoreV8(
+    const __half* __restrict__ input,
+    const uint32_t* __restrict__ qweight,
+    const float* __restrict__ groupScalesAndZeros,
+    const float* __restrict__ adapterWeights,
+    const float* __restrict__ dropoutMultiplier,
+    __half* __restrict__ output,
+    __half* __restrict__ pooledInput,
+    __half* __restrict__ adapterActivation,
+    unsigned tokens,
+    float adapterScale) {
+  constexpr uint32_t FRAGMENTS = (TOKEN_TILE + 7u) / 8u;
+  constexpr uint32_t DECODE_THREADS = 32u * WARPS;
+  // Every warp's k-blocks (the last group absent for warps >= GROUPS % WARPS when that is not 0).
+  constexpr uint32_t WARP_KBLOCKS = (GROUPS + WARPS - 1u) / WARPS * KBLOCKS_PER_GROUP;
+  constexpr uint32_t CHECKED_FROM = WARP_KBLOCKS - KBLOCKS_PER_GROUP;
+  constexpr uint32_t DEPTH = LOAD_DEPTH < WARP_KBLOCKS ? LOAD_DEPTH : WARP_KBLOCKS;
+  // Rounds of DEPTH k-blocks whose loads (DEPTH ahead) all fall before the checked group.
+  constexpr uint32_t FREE_ROUNDS = CHECKED_FROM >= 2u * DEPTH ? (CHECKED_FROM - DEPTH) / DEPTH : 0u;
+  // The activations' ring, one slot where a warp has fewer k-blocks than it holds.
+  constexpr uint32_t ACTIVATION_SLOTS = DEPTH % ACTIVATION_DEPTH == 0u ? ACTIVATION_DEPTH : 1u;
+  static_assert(DEPTH % KBLOCKS_PER_GROUP == 0u, "a round holds whole groups");
+  // Whether k-block `index` is of the last group (written so that CHECKED_FROM = 0 is no warning).
+  auto isChecked = [](uint32_t index) { return index + 1u > CHECKED_FROM; };
+  constexpr uint32_t ADAPTER_TOKENS_PER_PASS = DECODE_SCRATCH_FLOATS / (WARPS * RANK) > 0u ? DECODE_SCRATCH_FLOATS / (WARPS * RANK) : 1u;
+  __shared__ __align__(16) float scratch[DECODE_SCRATCH_FLOATS];
+  __shared__ float adapterActivationTile[MAX_TOKENS * RANK];
+  __shared__ __align__(16) float adapterBTile[RANK * DECODE_COLUMNS];
+  const float* __restrict__ adapterA = adapterAOf(adapterWeights);
+  const float* __restrict__ adapterB = adapterBOf(adapterWeights);
+  const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
+  const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
+  const uint32_t lane = threadIdx.x;
+  const uint32_t warp = threadIdx.y;
+  const uint32_t thread = warp * 32u + lane;
+  const uint32_t quad = lane / 4u;
+  const uint32_t wordOfQuad = lane % 4u;
+  const uint32_t tokenCount = tokens < TOKEN_TILE ? tokens : TOKEN_TILE;
+  if (tokenCount == 0u) return;
+  const uint32_t firstColumn = blockIdx.x * DECODE_COLUMNS + 4u * quad;
+  const uint32_t loadColumn = firstColumn < OUT_FEATURES ? firstColumn : 0u;
+  const bool lastGroupPresent = GROUPS % WARPS == 0u || warp < GROUPS % WARPS;
+  for (uint32_t segment = thread; segment < RANK * (DECODE_COLUMNS / 4u); segment += DECODE_THREADS) {
+    const uint32_t rankIndex = segment / (DECODE_COLUMNS / 4u);
+    const uint32_t column = (segment % (DECODE_COLUMNS / 4u)) * 4u;
+    const bool valid = blockIdx.x * DECODE_COLUMNS + column < OUT_FEATURES;
+    copySegmentAsync(&adapterBTile[rankIndex * DECODE_COLUMNS + column], valid ? &adapterB[rankIndex * OUT_FEATURES + blockIdx.x * DECODE_COLUMNS + column] : adapterB, valid ? 16u : 0u);
+  }
+  commitAsyncCopies();
+  float adapterSums[TOKEN_TILE][DECODE_RANK_PER_LANE];
+#pragma unroll
+  for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+#pragma unroll
+    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = 0.0f;
+  }
+  float sums[2][FRAGMENTS][4];
+  float groupSums[2][FRAGMENTS][4];
+  float inputSums[FRAGMENTS][4];
+#pragma unroll
+  for (uint32_t tile = 0u; tile < 2u; ++tile) {
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t e = 0u; e < 4u; ++e) sums[tile][fragment][e] = 0.0f;
+    }
+  }
+
+  // The warp's pointers at the first group of a round (advanced by a constant a round): a
+  // k-block's loads are these plus a constant offset, its index within the round.
+  constexpr uint32_t ROUND_GROUPS = DEPTH / KBLOCKS_PER_GROUP * WARPS;
+  // A warp without any group (GROUPS < WARPS) reads group 0 for its one, absent, group.
+  const uint32_t firstGroup = warp < GROUPS ? warp : 0u;
+  const uint32_t* __restrict__ codesAt = qweight + (firstGroup * WORDS_PER_GROUP + wordOfQuad) * OUT_FEATURES + loadColumn;
+  const float* __restrict__ scalesAt = groupScales + firstGroup * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
+  const float* __restrict__ zerosAt = groupZeros + firstGroup * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
+  const Activation* __restrict__ inputAt[FRAGMENTS];
+#pragma unroll
+  for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+    const uint32_t token = 8u * fragment + quad;
+    inputAt[fragment] = input + (token < tokenCount ? token : tokenCount - 1u) * IN_FEATURES + (firstGroup * WORDS_PER_GROUP + wordOfQuad) * CODES_PER_WORD;
+  }
+  // The first input of the round's first k-block, for the padding check of the last group.
+  uint32_t roundFirstInput = (firstGroup * WORDS_PER_GROUP + wordOfQuad) * CODES_PER_WORD;
+  const float* __restrict__ adapterAAt = adapterA + firstGroup * RANK + lane;
+  const float* __restrict__ dropoutAt[FRAGMENTS][2];
+#pragma unroll
+  for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+    for (uint32_t half = 0u; half < 2u; ++half) {
+      const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
+      dropoutAt[fragment][half] = dropoutMultiplier + (token < tokenCount ? token : tokenCount - 1u) * GROUPS + firstGroup;
+    }
+  }
+  // k-block `offset` of the round: group warp + WARPS·(offset / KBLOCKS_PER_GROUP) of it, word
+  // rows 4·(offset % KBLOCKS_PER_GROUP) on. `checked`: the warp's last group (a constant in the
+  // peeled tail), absent (read as the round's first, with zero inputs) or zero-padded.
+  auto groupStep = [](uint32_t offset) { return WARPS * (offset / KBLOCKS_PER_GROUP); };
+  auto wordRowStep = [](uint32_t offset) { return WARPS * WORDS_PER_GROUP * (offset / KBLOCKS_PER_GROUP) + KBLOCK_WORDS * (offset % KBLOCKS_PER_GROUP); };
+  auto loadWeights = [&](uint32_t offset, bool checked, WeightLoadsV8<SCALE_VECTORS>& loads) {
+    const bool absent = checked && !lastGroupPresent;
+    const uint32_t wordRows = absent ? 0u : wordRowStep(offset);
+    const uint32_t groupOffset = absent ? 0u : groupStep(offset) * OUT_FEATURES;
+    loads.codes = __ldg(reinterpret_cast<const uint4*>(codesAt + wordRows * OUT_FEATURES));
+    if constexpr (SCALE_VECTORS) {
+      loads.scales = __ldg(reinterpret_cast<const float4*>(scalesAt + groupOffset));
+      loads.zeros = __ldg(reinterpret_cast<const float4*>(zerosAt + groupOffset));
+    } else {
+      loads.scale = __ldg(scalesAt + groupOffset);
+      loads.zero = __ldg(zerosAt + groupOffset);
+    }
+  };
+  auto loadActivations = [&](uint32_t offset, bool checked, ActivationLoads<FRAGMENTS>& loads) {
+    // K % CODES_PER_WORD == 0: a word's inputs are all in K or all in the zero padding.
+    const bool used = !checked || (lastGroupPresent && (PADDED_IN_FEATURES == IN_FEATURES || roundFirstInput + wordRowStep(offset) * CODES_PER_WORD < IN_FEATURES));
+    const uint32_t inputOffset = used ? wordRowStep(offset) * CODES_PER_WORD : 0u;
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t part = 0u; part < INPUT_LOADS; ++part) {
+        const uint4 raw = __ldg(reinterpret_cast<const uint4*>(inputAt[fragment] + inputOffset + 8u * part));
+        loads.inputs[fragment][part] = used ? raw : make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+    const uint32_t groupOffset = checked && !lastGroupPresent ? 0u : groupStep(offset);
+#pragma unroll
+    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
+      // Lanes past the rank read entry 0 of the row (RANK < 32 only; never used).
+      const int32_t rankOffset = RANK % 32u == 0u || lane + 32u * slot < RANK ? static_cast<int32_t>(32u * slot) : -static_cast<int32_t>(lane);
+      loads.adapterA[slot] = __ldg(adapterAAt + groupOffset * RANK + rankOffset);
+    }
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t half = 0u; half < 2u; ++half) {
+        // token 8·fragment + 2·(lane % 4) + half: never in a 1-token tile for half 1.
+        loads.dropout[fragment][half] = 8u * fragment + half < TOKEN_TILE ? __ldg(dropoutAt[fragment][half] + groupOffset) : 0.0f;
+      }
+    }
+  };
+  auto advanceRound = [&]() {
+    codesAt += ROUND_GROUPS * WORDS_PER_GROUP * OUT_FEATURES;
+    scalesAt += ROUND_GROUPS * OUT_FEATURES;
+    zerosAt += ROUND_GROUPS * OUT_FEATURES;
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) inputAt[fragment] += ROUND_GROUPS * GROUP_SIZE;
+    roundFirstInput += ROUND_GROUPS * GROUP_SIZE;
+    adapterAAt += ROUND_GROUPS * RANK;
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t half = 0u; half < 2u; ++half) dropoutAt[fragment][half] += ROUND_GROUPS;
+    }
+  };
+  // The round's first group (u's stores; a 64-bit pointer here costs 128-register tiles a spill).
+  uint32_t roundFirstGroup = warp;
+
+  auto compute = [&](uint32_t offset, bool checked, const WeightLoadsV8<SCALE_VECTORS>& weights, const ActivationLoads<FRAGMENTS>& loads) {
+    const uint32_t kBlock = offset % KBLOCKS_PER_GROUP;
+    if (kBlock == 0u) {
+#pragma unroll
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+        for (uint32_t e = 0u; e < 4u; ++e) {
+          groupSums[0][fragment][e] = 0.0f;
+          groupSums[1][fragment][e] = 0.0f;
+          inputSums[fragment][e] = 0.0f;
+        }
+      }
+    }
+    const uint32_t words[4] = {weights.codes.x, weights.codes.y, weights.codes.z, weights.codes.w};
+#pragma unroll
+    for (uint32_t step = 0u; step < KSTEPS; ++step) {
+#pragma unroll
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+        uint32_t inputWords[INPUT_WORDS];
+#pragma unroll
+        for (uint32_t part = 0u; part < INPUT_LOADS; ++part) {
+          const uint4 raw = loads.inputs[fragment][part];
+          inputWords[4u * part] = raw.x;
+          inputWords[4u * part + 1u] = raw.y;
+          inputWords[4u * part + 2u] = raw.z;
+          inputWords[4u * part + 3u] = raw.w;
+        }
+        const uint32_t b0 = __byte_perm(inputWords[step], inputWords[step + INPUT_WORDS / 2u], 0x5410u);
+        const uint32_t b1 = __byte_perm(inputWords[step], inputWords[step + INPUT_WORDS / 2u], 0x7632u);
+#pragma unroll
+        for (uint32_t tile = 0u; tile < 2u; ++tile) {
+          mmaAccumulate(groupSums[tile][fragment],
+                        codePair(words[tile], 2u * step), codePair(words[tile + 2u], 2u * step),
+                        codePair(words[tile], 2u * step + 1u), codePair(words[tile + 2u], 2u * step + 1u), b0, b1);
+        }
+        mmaAccumulate(inputSums[fragment], PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, b0, b1);
+      }
+    }
+    if (kBlock != KBLOCKS_PER_GROUP - 1u) return;
+    float scales[4];
+    float biasedZeros[4];
+    if constexpr (SCALE_VECTORS) {
+      scales[0] = weights.scales.x, scales[1] = weights.scales.y, scales[2] = weights.scales.z, scales[3] = weights.scales.w;
+      biasedZeros[0] = weights.zeros.x + CODE_BIAS, biasedZeros[1] = weights.zeros.y + CODE_BIAS;
+      biasedZeros[2] = weights.zeros.z + CODE_BIAS, biasedZeros[3] = weights.zeros.w + CODE_BIAS;
+    } else {
+#pragma unroll
+      for (uint32_t c = 0u; c < 4u; ++c) {
+        scales[c] = __shfl_sync(0xFFFFFFFFu, weights.scale, (lane & ~3u) | c);
+        biasedZeros[c] = __shfl_sync(0xFFFFFFFFu, weights.zero, (lane & ~3u) | c) + CODE_BIAS;
+      }
+    }
+#pragma unroll
+    for (uint32_t tile = 0u; tile < 2u; ++tile) {
+#pragma unroll
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+        for (uint32_t e = 0u; e < 4u; ++e) {
+          const uint32_t c = tile + 2u * (e / 2u);
+          sums[tile][fragment][e] = fmaf(scales[c], fmaf(-biasedZeros[c], inputSums[fragment][e % 2u], groupSums[tile][fragment][e]), sums[tile][fragment][e]);
+        }
+      }
+    }
+    float droppedInputs[FRAGMENTS][2];
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t half = 0u; half < 2u; ++half) {
+        const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
+        const float pooledInputValue = POOLING_FACTOR * inputSums[fragment][half];
+        if (8u * fragment + half < TOKEN_TILE) {
+          storeIf(blockIdx.x == 0u && quad == 0u && token < tokenCount && (!checked || lastGroupPresent), &pooledInput[token * GROUPS + roundFirstGroup + groupStep(offset)], activationFromFloat(pooledInputValue));
+        }
+        droppedInputs[fragment][half] = pooledInputValue * loads.dropout[fragment][half];
+      }
+    }
+#pragma unroll
+    for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+      const float droppedInput = __shfl_sync(0xFFFFFFFFu, droppedInputs[token / 8u][token % 2u], (token % 8u) / 2u);
+#pragma unroll
+      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = fmaf(droppedInput, loads.adapterA[slot], adapterSums[token][slot]);
+    }
+  };
+
+  WeightLoadsV8<SCALE_VECTORS> weights[DEPTH];
+  ActivationLoads<FRAGMENTS> activations[ACTIVATION_SLOTS];
+#pragma unroll
+  for (uint32_t stage = 0u; stage < DEPTH; ++stage) loadWeights(stage, isChecked(stage), weights[stage]);
+#pragma unroll
+  for (uint32_t stage = 0u; stage + 1u < ACTIVATION_SLOTS; ++stage) loadActivations(stage, isChecked(stage), activations[stage]);
+  // The free rounds: no checks. A round's loads of the next round's k-blocks are offsets
+  // DEPTH.. of this round's pointers.
+  for (uint32_t round = 0u; round + 1u <= FREE_ROUNDS; ++round) {
+#pragma unroll
+    for (uint32_t stage = 0u; stage < DEPTH; ++stage) {
+      loadActivations(stage + ACTIVATION_SLOTS - 1u, false, activations[(stage + ACTIVATION_SLOTS - 1u) % ACTIVATION_SLOTS]);
+      compute(stage, false, weights[stage], activations[stage % ACTIVATION_SLOTS]);
+      loadWeights(stage + DEPTH, false, weights[stage]);
+    }
+    advanceRound();
+    roundFirstGroup += ROUND_GROUPS;
+  }
+  // The tail, unrolled from the pointers of round FREE_ROUNDS: every offset a constant, so
+  // `checked` and the loads past the end fold away.
+  constexpr uint32_t TAIL_FROM = FREE_ROUNDS * DEPTH;
+#pragma unroll
+  for (uint32_t index = TAIL_FROM; index < WARP_KBLOCKS; ++index) {
+    const uint32_t ahead = index + ACTIVATION_SLOTS - 1u;
+    if (ahead < WARP_KBLOCKS) loadActivations(ahead - TAIL_FROM, isChecked(ahead), activations[ahead % ACTIVATION_SLOTS]);
+    compute(index - TAIL_FROM, isChecked(index), weights[index % DEPTH], activations[index % ACTIVATION_SLOTS]);
+    if (index + DEPTH < WARP_KBLOCKS) loadWeights(index + DEPTH - TAIL_FROM, isChecked(index + DEPTH), weights[index % DEPTH]);
+  }
+
+  // v: the warps' sums added in warp order, ADAPTER_TOKENS_PER_PASS tokens at a time.
+  for (uint32_t first = 0u; first < TOKEN_TILE; first += ADAPTER_TOKENS_PER_PASS) {
+#pragma unroll
+    for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+      if (token < first || token >= first + ADAPTER_TOKENS_PER_PASS) continue;
+#pragma unroll
+      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
+        const uint32_t rankIndex = lane + 32u * slot;
+        if (rankIndex < RANK) scratch[(warp * ADAPTER_TOKENS_PER_PASS + token - first) * RANK + rankIndex] = adapterSums[token][slot];
+      }
+    }
+    __syncthreads();
+    for (uint32_t element = thread; element < ADAPTER_TOKENS_PER_PASS * RANK; element += DECODE_THREADS) {
+      const uint32_t token = first + element / RANK;
+      if (token >= tokenCount) continue;
+      float sum = 0.0f;
+      for (uint32_t sourceWarp = 0u; sourceWarp < WARPS; ++sourceWarp) sum += scratch[sourceWarp * ADAPTER_TOKENS_PER_PASS * RANK + element];
+      adapterActivationTile[token * RANK + element % RANK] = sum;
+      if (blockIdx.x == 0u) adapterActivation[token * RANK + element % RANK] = activationFromFloat(sum);
+    }
+    __syncthreads();
+  }
+  waitForAsyncCopiesBut<0>();
+
+  // y: the warps' sums through scratch, added in warp order, plus adapterScale · v · B.
+#pragma unroll
+  for (uint32_t tile = 0u; tile < 2u; ++tile) {
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t e = 0u; e < 4u; ++e) {
+        const uint32_t token = 8u * fragment + 2u * wordOfQuad + e % 2u;
+        if (token < TOKEN_TILE) scratch[(warp * TOKEN_TILE + token) * DECODE_COLUMNS + 4u * quad + tile + 2u * (e / 2u)] = sums[tile][fragment][e];
+      }
+    }
+  }
+  __syncthreads();
+  for (uint32_t element = thread; element < tokenCount * DECODE_COLUMNS; element += DECODE_THREADS) {
+    const uint32_t token = element / DECODE_COLUMNS;
+    const uint32_t column = element % DECODE_COLUMNS;
+    const uint32_t outputColumn = blockIdx.x * DECODE_COLUMNS + column;
+    if (outputColumn >= OUT_FEATURES) continue;
+    float result = 0.0f;
+    for (uint32_t sourceWarp = 0u; sourceWarp < WARPS; ++sourceWarp) result += scratch[(sourceWarp * TOKEN_TILE + token) * DECODE_COLUMNS + column];
+    float adapterUpdate = 0.0f;
+#pragma unroll 16
+    for (uint32_t rankIndex = 0u; rankIndex < RANK; ++rankIndex) {
+      adapterUpdate = fmaf(adapterActivationTile[token * RANK + rankIndex], adapterBTile[rankIndex * DECODE_COLUMNS + column], adapterUpdate);
+    }
+    result = fmaf(adapterScale, adapterUpdate, result);
+    output[token * OUT_FEATURES + outputColumn] = activationFromFloat(result);
+  }
+}
+
+// T in the variant's range (1 <= T <= 1): a token tile of 1, 16 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT1(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -450,13 +803,14 @@ extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4
     unsigned tokens,
     float adapterScale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  decodeTensorCore<1u, 6u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  decodeTensorCoreV8<1u, 4u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
   decodeTensorCore<1u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
-// T in the variant's range (2 <= T <= 4): a token tile of 4, 16 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
+// T in the variant's range (2 <= T <= 4): a token tile of 4, 16 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (4 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT4(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -469,13 +823,14 @@ extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4
     unsigned tokens,
     float adapterScale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  decodeTensorCore<4u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  decodeTensorCoreV8<4u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
   decodeTensorCore<4u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
 
-// T in the variant's range (5 <= T <= 8): a token tile of 8, 16 warps a block, the weight's loads 4 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
+// T in the variant's range (5 <= T <= 8): a token tile of 8, 16 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1.
 extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__decodeT8(
     const __half* __restrict__ input,
     const uint32_t* __restrict__ qweight,
@@ -488,8 +843,9 @@ extern "C" __global__ void __launch_bounds__(16u * 32u, 1) decode_k4096_n4096_b4
     unsigned tokens,
     float adapterScale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  decodeTensorCore<8u, 4u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  decodeTensorCoreV8<8u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
   decodeTensorCore<8u, 2u, 2u, 16u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }
@@ -507,8 +863,9 @@ extern "C" __global__ void __launch_bounds__(8u * 32u, 1) decode_k4096_n4096_b4_
     unsigned tokens,
     float adapterScale) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  decodeTensorCore<16u, 4u, 2u, 8u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
+  decodeTensorCoreV8<16u, 4u, 2u, 8u, true>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #else
+  // sm_80 (and the compute_90 PTX): v7's body, v8's needs more registers there for the same rings.
   decodeTensorCore<16u, 4u, 2u, 8u>(input, qweight, groupScalesAndZeros, adapterWeights, dropoutMultiplier, output, pooledInput, adapterActivation, tokens, adapterScale);
 #endif
 }

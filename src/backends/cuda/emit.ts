@@ -202,6 +202,7 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     adapterGradTensorCore: kernel.cuda.adapterGrad !== null,
     decodeWide: kernel.cuda.decode?.kind === 'wide',
     decodeMma: kernel.cuda.decode?.kind === 'mma',
+    decodeV8: kernel.cuda.decode?.tokenTiles.some((t) => t.v8 === true) ?? false,
     // The mma decode's 16-bit pairs: OR a code pair into bias + q (exact), and two ones.
     decodeCodeMagic: activation === 'f16' ? '0x64006400u' : '0x43004300u',
     decodeCodeBias: activation === 'f16' ? '1024.0f' : '128.0f',
@@ -211,6 +212,7 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
           symbol: l.symbol, tokenTile: kernel.cuda.decode!.tokenTiles[index]!.maxTokens, minBlocks: kernel.cuda.decode!.tokenTiles[index]!.minBlocks,
           loadDepth: kernel.cuda.decode!.tokenTiles[index]!.loadDepth ?? 1, activationDepth: kernel.cuda.decode!.tokenTiles[index]!.activationDepth ?? 1,
           portableLoadDepth: kernel.cuda.decode!.tokenTiles[index]!.portableLoadDepth ?? 1, warps: kernel.cuda.decode!.tokenTiles[index]!.warps ?? kernel.cuda.decode!.warps,
+          v8: kernel.cuda.decode!.tokenTiles[index]!.v8 ?? false, scaleVectors: kernel.cuda.decode!.tokenTiles[index]!.scaleVectors ?? false,
           range: `${l.minTokens} <= T <= ${l.maxTokens}`,
         }))
       : [],

@@ -111,7 +111,23 @@ export interface CudaWarpgroupMma {
 export interface CudaPassOptions {
   /** wgmma for the tensor-core variants (forward, backward_data) on sm_90a (default true); false keeps mma.sync everywhere. */
   readonly wgmma?: boolean;
+  /**
+   * The tensor-core decode's body (decode-mma-tiling.ts): 'v7' (default) or a v8 variant
+   * (compile-time k-block counts, no per-load clamps), each a benchmarked candidate.
+   */
+  readonly decodeVariant?: DecodeVariant;
 }
+
+/**
+ * v7: the shipped body. v8a: v8 with the scales exchanged by shuffles (and the registers of a
+ * grid whose blocks are all resident); v8b: the scales loaded as float4 a lane; v8c: v8b with
+ * those registers and deeper rings; v8d: v8c with the tiles above 8 tokens in blocks of as many
+ * warps as the smaller tiles'; v8e: v8c with the activations as far ahead as the weight
+ * (decode-mma-tiling.ts).
+ */
+export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d' | 'v8e';
+/** The decode body a program gets unless the caller names one: v8c, measured (LOG.md, v8) 1.3× v7 at T = 1 and 2–2.5× at T = 16. */
+const DECODE_VARIANT_DEFAULT: DecodeVariant = 'v8c';
 
 /**
  * Decode (T ≤ maxTokens), one of three shapes:
@@ -154,6 +170,8 @@ export interface CudaDecodeTiling {
     readonly loadDepth?: number; readonly activationDepth?: number; readonly warps?: number;
     /** mma: the weight's ring on sm_80 (and in the compute_90 PTX). */
     readonly portableLoadDepth?: number;
+    /** mma: the v8 body (compile-time trip counts), and whether a lane loads its quad's 4 scales and zeros as float4s. */
+    readonly v8?: boolean; readonly scaleVectors?: boolean;
   }[];
   /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
   readonly scratchFloats: number;
@@ -394,12 +412,12 @@ function wideDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: Scal
   };
 }
 
-function decodeTiling(program: KernelProgram, kernel: LoweredKernel): CudaDecodeTiling | null {
+function decodeTiling(program: KernelProgram, kernel: LoweredKernel, options: CudaPassOptions): CudaDecodeTiling | null {
   if (kernel.role !== 'decode') return null;
   const c = configOfKernel(program, kernel);
   const rank = c.adapter?.rank ?? 0;
   const maxTokens = kernel.tiling.maxTokens;
-  const mma = mmaDecodeTiling(c, kernel.dtypes.activation, maxTokens, DECODE_TARGET_SMS);
+  const mma = mmaDecodeTiling(c, kernel.dtypes.activation, maxTokens, DECODE_TARGET_SMS, options.decodeVariant ?? DECODE_VARIANT_DEFAULT);
   if (mma) return mma;
   const wide = wideDecodeTiling(c, kernel.dtypes.activation, maxTokens);
   if (wide) return wide;
@@ -476,7 +494,7 @@ export function chooseCudaKernels(program: LoweredProgram, options: CudaPassOpti
     kernels: program.kernels.map((kernel) => {
       const c = configOfKernel(program, kernel);
       const tensorCore = tensorCoreTiling(program, kernel, options);
-      const decode = decodeTiling(program, kernel);
+      const decode = decodeTiling(program, kernel, options);
       const adapterGrad = adapterGradTiling(program, kernel);
       return { ...kernel, cuda: { tensorCore, decode, adapterGrad, launches: launchesOf(kernel, tensorCore, decode, adapterGrad, c) } };
     }),

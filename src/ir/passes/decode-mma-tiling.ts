@@ -16,7 +16,7 @@
 // order: deterministic. u = pool(x) comes from X, v = drop(u)·A accumulates per group beside the
 // mma (the group's A row is loaded with its codes), and y += σ·v·B after the warps meet.
 import type { ScalarType } from '../kernel-ir.ts';
-import type { CudaDecodeTiling } from './choose-cuda.ts';
+import type { CudaDecodeTiling, DecodeVariant } from './choose-cuda.ts';
 import type { configOfKernel } from './share-layers.ts';
 
 /** Output columns a block: two m16 tiles. */
@@ -39,7 +39,7 @@ const WARP = 32;
 const LOAD_DEPTH = 8;
 
 /** The `mma` decode shape, or null where the layer does not allow it (the caller falls back to `wide` or `split`). */
-export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number): CudaDecodeTiling | null {
+export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number, variant: DecodeVariant = 'v7'): CudaDecodeTiling | null {
   const codesPerWord = 32 / c.bits;
   // 4- and 2-bit: a 16-bit float holds bias + q exactly and two codes of a word fill a pair.
   if ((activation !== 'bf16' && activation !== 'f16') || (c.bits !== 4 && c.bits !== 2)) return null;
@@ -58,7 +58,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
   const candidates = [16, 8, 4].filter((w) => sharedBytesFor(scratchFor(w, Math.min(maxTokens, 8))) <= STATIC_SHARED_LIMIT);
   if (candidates.length === 0) return null;
   const warps = candidates.find((w) => tiles <= multiprocessors * blocksPerSm(w, REGISTERS_PER_THREAD)) ?? candidates[candidates.length - 1]!;
-  const tokenTiles = tokenTileSizes.map((t) => {
+  const v7Tiles = tokenTileSizes.map((t) => {
     const one = t <= 8;
     const tileWarps = one ? warps : Math.max(2, warps / 2);
     return {
@@ -72,6 +72,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
       portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
     };
   });
+  const tokenTiles = variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant, tile, kBlocksPerGroup, Math.ceil(tiles / multiprocessors), warps));
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
   const bytes = sharedBytesFor(scratch);
   if (bytes > STATIC_SHARED_LIMIT) return null;
@@ -83,4 +84,81 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
     rankPerLane: Math.ceil(rank / WARP), reductionWidth: 0,
     minBlocksPerMultiprocessor: minBlocks, sharedBytes: bytes,
   };
+}
+
+/**
+ * The v8 body's rings (see _decode-tensor-core-v8.cu.hbs): k-blocks of the weight's loads in
+ * flight a warp, the deepest that ptxas fits without spills at the 7B shapes. v8a keeps one
+ * scale and zero a lane (6 registers a k-block); v8b and v8c load the quad's 4 scales and zeros
+ * as float4s (12 registers a k-block, no shuffles at the fold). Always a multiple of a group's
+ * k-blocks.
+ */
+const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; small: number; large: number }>> = {
+  v8a: { one: 4, small: 2, large: 4 },
+  v8b: { one: 2, small: 2, large: 2 },
+  v8c: { one: 2, small: 2, large: 2 },
+  v8d: { one: 2, small: 2, large: 2 },
+  v8e: { one: 2, small: 2, large: 2 },
+};
+/**
+ * v8e's rings, weight and activations alike (x, A and the dropout multipliers come from L2,
+ * ~600 cycles: v8a–v8d load them one k-block ahead, and a k-block is ~300 cycles of issue).
+ */
+const V8E_RINGS: readonly { registers: number; maxTokens: number; depth: number; vectors: boolean }[] = [
+  { registers: 168, maxTokens: 4, depth: 4, vectors: true },
+  { registers: 168, maxTokens: 8, depth: 2, vectors: true },
+  { registers: 255, maxTokens: 16, depth: 4, vectors: true },
+  { registers: 128, maxTokens: 1, depth: 4, vectors: false },
+  { registers: 128, maxTokens: 8, depth: 2, vectors: false },
+];
+/** v8c's ring by the registers a thread may use and the tile (first match), the deepest without spills at the 7B shapes. */
+/** The registers v8d's 16-token tile in blocks of the small tiles' warps needs (ptxas, 4096x11008: no spills). */
+const V8D_LARGE_TILE_REGISTERS = 168;
+const V8C_RINGS: readonly { registers: number; maxTokens: number; depth: number }[] = [
+  { registers: 168, maxTokens: 4, depth: 6 },
+  { registers: 168, maxTokens: 8, depth: 4 },
+  { registers: 255, maxTokens: 16, depth: 4 },
+];
+
+function v8Ring(variant: Exclude<DecodeVariant, 'v7'>, tokens: number, kBlocksPerGroup: number) {
+  const ring = V8_RINGS[variant];
+  const depth = tokens === 1 ? ring.one : tokens <= 8 ? ring.small : ring.large;
+  // portableLoadDepth stays v7's: sm_80 runs v7's body (_decode-tensor-core.cu.hbs).
+  return { v8: true, scaleVectors: variant !== 'v8a', loadDepth: Math.max(depth, kBlocksPerGroup) };
+}
+
+type TokenTile = CudaDecodeTiling['tokenTiles'][number] & { readonly warps: number };
+
+/**
+ * A token tile of a v8 variant from v7's. v8a and v8c take the launch bounds of the blocks the
+ * grid actually puts on an SM (344 column tiles on 132 SMs: 3 of 4 warps, where v7 asks 4), so
+ * a thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy. v8c's float4 ring
+ * needs them: where blocks of 16 warps leave 128 it takes v8a's scalar ring.
+ */
+function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksPerGroup: number, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
+  if (variant === 'v8d' && tile.maxTokens > 8 && tile.warps < smallTileWarps) {
+    // v8d: T = 16 in blocks of the small tiles' warps (4 at 4096x11008: 12 warps an SM where v7's
+    // 2 leave 6, its issue-bound T = 16 spread over twice the warps) at 65536 / (3 · 128) = 170
+    // registers, with the shallow float4 ring that fits them.
+    const resident = Math.max(1, gridBlocksPerSm);
+    const registers = Math.floor(REGISTER_FILE / (resident * smallTileWarps * WARP));
+    if (registers >= V8D_LARGE_TILE_REGISTERS) {
+      return { ...tile, ...v8Ring('v8c', tile.maxTokens, kBlocksPerGroup), warps: smallTileWarps, minBlocks: resident, loadDepth: Math.max(2, kBlocksPerGroup) };
+    }
+  }
+  const resident = Math.max(1, Math.min(tile.minBlocks, gridBlocksPerSm));
+  if (variant === 'v8b') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup) };
+  if (variant === 'v8a') return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
+  const registers = Math.min(255, Math.floor(REGISTER_FILE / (resident * tile.warps * WARP)));
+  if (variant === 'v8e') {
+    const ring = V8E_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
+    if (!ring) return { ...tile, ...v8Ring('v8a', tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
+    const depth = Math.max(ring.depth, kBlocksPerGroup);
+    return { ...tile, ...v8Ring(ring.vectors ? 'v8c' : 'v8a', tile.maxTokens, kBlocksPerGroup), minBlocks: resident, loadDepth: depth, activationDepth: depth };
+  }
+  const ring = V8C_RINGS.find((r) => registers >= r.registers && tile.maxTokens <= r.maxTokens);
+  // Blocks of 16 warps (128 registers): v8a's scalar ring (measured: 4096² T = 1 8.4 µs, v7 12.4).
+  if (!ring) return { ...tile, ...v8Ring('v8a', tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
+  // v8d otherwise as v8c.
+  return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident, loadDepth: Math.max(ring.depth, kBlocksPerGroup) };
 }

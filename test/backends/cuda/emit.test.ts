@@ -124,14 +124,14 @@ describe('CUDA emitter', () => {
   it('gives the decode tensor cores where 4- or 2-bit codes fill whole 4-word k-blocks: mma.sync, the weight as M, the tokens as N', () => {
     const llama = emitExample('examples/llama2-7b-int4-g32.qal');
     const up = llama.find((k) => k.fileName.startsWith('decode_k4096_n11008'))!;
-    // 344 column tiles of 32: 4 warps a block, so every block is resident at once.
-    expect(up.kernel.cuda.decode).toMatchObject({ kind: 'mma', columnsPerBlock: 32, warps: 4, codesPerWord: 8, minBlocksPerMultiprocessor: 4 });
+    // 344 column tiles of 32: 4 warps a block, so every block is resident at once (3 an SM: v8c's launch bounds).
+    expect(up.kernel.cuda.decode).toMatchObject({ kind: 'mma', columnsPerBlock: 32, warps: 4, codesPerWord: 8, minBlocksPerMultiprocessor: 3 });
     expect(up.kernel.cuda.launches.map((l) => [l.variant, l.minTokens, l.maxTokens, l.threads.join('x')])).toEqual([
       ['decodeT1', 1, 1, '32x4x1'], ['decodeT4', 2, 4, '32x4x1'], ['decodeT8', 5, 8, '32x4x1'], ['decodeT16', 9, 16, '32x2x1'],
     ]);
     expect(up.source).toContain('mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32');
     expect(up.source).toContain('constexpr uint32_t CODE_MAGIC = 0x43004300u;');
-    expect(up.source).toContain('decodeTensorCore<16u, 4u, 2u, 2u>(');
+    expect(up.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 2u, true>(');
     // 128 column tiles (fewer than the SMs): 16 warps a block, one block an SM.
     const down = llama.find((k) => k.fileName.startsWith('decode_k11008_n4096'))!;
     expect(down.kernel.cuda.decode).toMatchObject({ kind: 'mma', warps: 16, minBlocksPerMultiprocessor: 1 });
@@ -139,6 +139,40 @@ describe('CUDA emitter', () => {
     const mixed = emitExample('examples/llama-13b-mixed.qal');
     const kinds = Object.fromEntries(mixed.filter((k) => k.kernel.role === 'decode').map((k) => [k.fileName.split('_').slice(1, 4).join('_'), k.kernel.cuda.decode!.kind]));
     expect(kinds).toMatchObject({ k5120_n13824_b2: 'wide', k5120_n13824_b3: 'split', k5120_n13824_b4: 'mma', k13824_n5120_b8: 'wide' });
+  });
+
+  it('emits the v8 decode bodies (v8c by default), v7 when asked (the variants the decode benchmark times)', () => {
+    const plan = frontEnd('examples/llama2-7b-int4-g32.qal').plan!;
+    const decodeOf = (variant?: 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d' | 'v8e', name = 'decode_k4096_n11008') =>
+      emitCuda(lowerPlan(plan, 'cuda', variant ? { cuda: { decodeVariant: variant } } : {})).find((k) => k.fileName.startsWith(name))!;
+    const v7 = decodeOf('v7');
+    // The default is v8c.
+    expect(decodeOf().source).toBe(decodeOf('v8c').source);
+    expect(v7.source).not.toContain('decodeTensorCoreV8');
+    // v8a: one scale a lane (shuffles), the launch bounds of the blocks the grid puts on an SM; v8b: float4 scales, shallower rings.
+    const v8a = decodeOf('v8a');
+    expect(v8a.kernel.cuda.launches.map((l) => [l.variant, l.threads.join('x')])).toEqual(v7.kernel.cuda.launches.map((l) => [l.variant, l.threads.join('x')]));
+    expect(v8a.source).toContain('decodeTensorCoreV8<1u, 4u, 2u, 4u, false>(');
+    expect(v8a.source).toContain('__launch_bounds__(4u * 32u, 3)');
+    expect(decodeOf('v8b').source).toContain('__launch_bounds__(4u * 32u, 4)');
+    expect(decodeOf('v8b').source).toContain('decodeTensorCoreV8<1u, 2u, 2u, 4u, true>(');
+    // v8c: 344 column tiles on 132 SMs are 3 blocks an SM, so 168 registers a thread and 6 k-blocks in flight.
+    const v8c = decodeOf('v8c');
+    expect(v8c.source).toContain('__launch_bounds__(4u * 32u, 3)');
+    expect(v8c.source).toContain('decodeTensorCoreV8<1u, 6u, 2u, 4u, true>(');
+    expect(v8c.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 2u, true>(');
+    // v8d: T = 16 in blocks of 4 warps too (3 an SM, 168 registers), where v8c keeps v7's 2.
+    const v8d = decodeOf('v8d');
+    expect(v8d.kernel.cuda.launches.map((l) => l.threads.join('x'))).toEqual(['32x4x1', '32x4x1', '32x4x1', '32x4x1']);
+    expect(v8d.source).toContain('decodeTensorCoreV8<16u, 2u, 2u, 4u, true>(');
+    expect(v8c.kernel.cuda.launches.at(-1)!.threads.join('x')).toBe('32x2x1');
+    // 16 warps a block (128 tiles, one block an SM, 128 registers): v8a's scalar ring up to 8 tokens, float4 above (255).
+    const down = decodeOf('v8c', 'decode_k11008_n4096');
+    expect(down.source).toContain('decodeTensorCoreV8<1u, 4u, 2u, 16u, false>(');
+    expect(down.source).toContain('decodeTensorCoreV8<16u, 4u, 2u, 8u, true>(');
+    // v8e: the activations as far ahead as the weight.
+    expect(decodeOf('v8e').source).toContain('decodeTensorCoreV8<1u, 4u, 4u, 4u, true>(');
+    expect(decodeOf('v8e', 'decode_k11008_n4096').source).toContain('decodeTensorCoreV8<1u, 4u, 4u, 16u, false>(');
   });
 
   it('gives backward_data the same wgmma body: dy and W-hat^T (dequantized K-major, transpose bits 0) from shared memory', () => {

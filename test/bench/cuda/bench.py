@@ -257,13 +257,16 @@ def main():
     parser.add_argument("--profile", action="store_true", help="only launch each kernel twice per T (for ncu)")
     parser.add_argument("--only", default="", help="regex on kernel names")
     parser.add_argument("--commit", default=os.environ.get("BENCH_COMMIT", "unknown"))
+    parser.add_argument("--decode-tokens", default="", help="T of the decode role, comma-separated (default 1,16)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     described = json.load(open(os.path.join(args.build, "kernels", "kernels.json")))
     library_path = os.path.join(args.build, "libqalc-bench.so")
     lib = Library(library_path)
     kernels = [k for k in described["kernels"] if re.search(args.only, k["name"])]
-    token_table = QUICK_TOKENS if args.quick else TOKENS
+    token_table = dict(QUICK_TOKENS if args.quick else TOKENS)
+    if args.decode_tokens:
+        token_table["decode"] = [int(t) for t in args.decode_tokens.split(",")]
     dev = torch.device("cuda")
     torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
 
@@ -346,7 +349,21 @@ def torch_operands(inputs, k, t):
     return x, qweight, scales, zeros, a, b, multiplier
 
 
+BASELINES = {}  # (layer, T) -> the baseline times, measured once for all the variants of a kernel
+
+
 def baselines(row, k, inputs, t, compiled, copies):
+    L = k["layer"]
+    key = (json.dumps(L, sort_keys=True), k["role"], t)
+    if key in BASELINES:
+        row.update(BASELINES[key])
+        return
+    before = set(row)
+    measure_baselines(row, k, inputs, t, compiled, copies)
+    BASELINES[key] = {name: row[name] for name in set(row) - before}
+
+
+def measure_baselines(row, k, inputs, t, compiled, copies):
     L = k["layer"]
     x, qweight, scales, zeros, a, b, multiplier = torch_operands(inputs, k, t)
     K, N = L["inFeatures"], L["outFeatures"]

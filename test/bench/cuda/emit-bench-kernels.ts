@@ -2,9 +2,11 @@
 // LLaMA-7B's and 13B's projections at the paper's setting (W4, group 32, rank 64, mean pooling,
 // dropout, bf16), and the other quantizations of the issue's case list at 4096 x 11008.
 //
-//   npx tsx test/bench/cuda/emit-bench-kernels.ts OUT_DIR [--quick] [--roles R,R] [--shapes KxN,KxN]
+//   npx tsx test/bench/cuda/emit-bench-kernels.ts OUT_DIR [--quick] [--roles R,R] [--shapes KxN,KxN] [--decode-variants v8a,v8b]
 // --quick: the 7B shapes at W4 g32 r64 only. --roles / --shapes: only those kernel roles and
-// K x N shapes (a run that measures what changed, compiled in less time).
+// K x N shapes (a run that measures what changed, compiled in less time). --decode-variants: the
+// tensor-core decode kernels again with those bodies (choose-cuda.ts), named <kernel>_<variant>.
+import type { DecodeVariant } from '../../../src/ir/passes/choose-cuda.ts';
 import { writeKernelSet, type KernelSetCase } from '../../backends/cuda/h200/kernel-set.ts';
 
 const PAPER = { bits: 4, group: 32, adapter: { rank: 64, pooling: 'mean', dropout: true } } as const;
@@ -37,5 +39,6 @@ const cases = (process.argv.includes('--quick') ? LLAMA_7B : [...LLAMA_7B, ...MO
   .filter((c) => shapes === null || shapes.includes(`${c.inFeatures}x${c.outFeatures}`))
   .map((c) => (roles === null ? c : { ...c, roles: (c.roles ?? TRAINING_ROLES).filter((r) => roles.includes(r)) }))
   .filter((c) => c.roles === undefined || c.roles.length > 0);
-const count = writeKernelSet(outDir, cases, 'test/bench/cuda/emit-bench-kernels.ts', { mmaSyncCopies: false, timingTokens: 0, precisions: ['bf16'] });
+const decodeVariants = (optionValue('--decode-variants') ?? []) as DecodeVariant[];
+const count = writeKernelSet(outDir, cases, 'test/bench/cuda/emit-bench-kernels.ts', { mmaSyncCopies: false, timingTokens: 0, precisions: ['bf16'], decodeVariants });
 console.log(`emitted ${count} kernels to ${outDir}`);

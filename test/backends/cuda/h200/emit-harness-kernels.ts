@@ -8,8 +8,10 @@
 // GPU. Cases marked `timed` are large layers (forward and backward_data only) that run.sh also
 // times (qalc-cuda-harness --time) in both forms.
 //
-//   npx tsx test/backends/cuda/h200/emit-harness-kernels.ts OUT_DIR [--roles adapter_grad,backward_data]
+//   npx tsx test/backends/cuda/h200/emit-harness-kernels.ts OUT_DIR [--roles adapter_grad,backward_data] [--decode-variants v8a,v8b]
 // --roles: only the kernels of those roles (a device run that checks what a change touched).
+// --decode-variants: every tensor-core decode kernel again with those bodies, <kernel>_<variant>.
+import type { DecodeVariant } from '../../../../src/ir/passes/choose-cuda.ts';
 import type { KernelRole } from '../../../../src/plan/plan.ts';
 import { writeKernelSet, type KernelSetCase } from './kernel-set.ts';
 
@@ -25,6 +27,9 @@ export const HARNESS_CASES: readonly KernelSetCase[] = [
   { inFeatures: 1024, outFeatures: 1000, bits: 4, group: 32, adapter: { rank: 16, pooling: 'mean' } },
   // 2-bit codes in groups of whole 4-word k-blocks: the tensor-core decode's 16-codes-a-word path.
   { inFeatures: 320, outFeatures: 76, bits: 2, group: 64, adapter: { rank: 8, pooling: 'sum', dropout: true }, roles: ['decode'] },
+  // The decode's v8 body past its first rounds: 157 groups (K zero-padded) over 16 warps, so
+  // whole rounds without checks, then a tail where 3 of the warps have no last group.
+  { inFeatures: 5000, outFeatures: 4104, bits: 4, group: 32, pad: true, adapter: { rank: 64, pooling: 'mean', dropout: true }, roles: ['decode'] },
   // A 7B-sized projection, forward and backward_data only: checked like the others, and timed at T = 4096.
   { inFeatures: 4096, outFeatures: 4096, bits: 4, group: 128, adapter: { rank: 16, pooling: 'mean' }, roles: ['forward', 'backward_data'], timed: true },
 ];
@@ -36,7 +41,9 @@ const outDir = process.argv[2];
 if (!outDir) throw new Error('usage: emit-harness-kernels.ts OUT_DIR [--roles ROLE,...]');
 const rolesAt = process.argv.indexOf('--roles');
 const onlyRoles = rolesAt > 0 ? (process.argv[rolesAt + 1] ?? '').split(',') as KernelRole[] : undefined;
+const variantsAt = process.argv.indexOf('--decode-variants');
+const decodeVariants = variantsAt > 0 ? (process.argv[variantsAt + 1] ?? '').split(',').filter((v) => v !== '') as DecodeVariant[] : [];
 const count = writeKernelSet(outDir, HARNESS_CASES, 'test/backends/cuda/h200/emit-harness-kernels.ts', {
-  mmaSyncCopies: true, timingTokens: TIMING_TOKENS, precisions: ['f16', 'bf16'], ...(onlyRoles ? { onlyRoles } : {}),
+  mmaSyncCopies: true, timingTokens: TIMING_TOKENS, precisions: ['f16', 'bf16'], ...(onlyRoles ? { onlyRoles } : {}), decodeVariants,
 });
 console.log(`emitted ${count} kernels to ${outDir}`);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { emitCuda, type EmittedCudaKernel } from '../../../../src/backends/cuda/emit.ts';
 import type { KernelProgram, LayerConfig, ScalarType, SizeExpr } from '../../../../src/ir/kernel-ir.ts';
 import { lowerPlan } from '../../../../src/ir/lower.ts';
+import type { DecodeVariant } from '../../../../src/ir/passes/choose-cuda.ts';
 import { configOfKernel } from '../../../../src/ir/passes/share-layers.ts';
 import type { AdapterPlan, KernelRole, LayerPlan, Plan } from '../../../../src/plan/plan.ts';
 
@@ -31,6 +32,8 @@ export interface KernelSetOptions {
   readonly mmaSyncCopies: boolean;
   readonly timingTokens: number;
   readonly precisions: readonly ('f16' | 'bf16')[];
+  /** Also emit every tensor-core decode kernel with these bodies (choose-cuda.ts), named <kernel>_<variant>. */
+  readonly decodeVariants?: readonly DecodeVariant[];
   /** Only kernels of these roles (all when absent): a device run that checks what changed. */
   readonly onlyRoles?: readonly KernelRole[];
 }
@@ -121,7 +124,11 @@ export function writeKernelSet(outDir: string, cases: readonly KernelSetCase[], 
           .filter((e) => withWgmma.has(e.kernel.name))
           .map((e) => ({ ...e, name: `${e.kernel.name}_mmasync`, source: e.source.replaceAll(e.kernel.name, `${e.kernel.name}_mmasync`) }))
       : [];
-    const emittedKernels = [...chosen.map((e) => ({ ...e, name: e.kernel.name })), ...mmaSync];
+    const decodeCopies = (options.decodeVariants ?? []).flatMap((variant) =>
+      emitCuda(lowerPlan(kernelSetPlan(cases, specFile), 'cuda', { precision, cuda: { decodeVariant: variant } }))
+        .filter((e) => wanted(e) && e.kernel.cuda.decode?.kind === 'mma')
+        .map((e) => ({ ...e, name: `${e.kernel.name}_${variant}`, source: e.source.replaceAll(e.kernel.name, `${e.kernel.name}_${variant}`) })));
+    const emittedKernels = [...chosen.map((e) => ({ ...e, name: e.kernel.name })), ...mmaSync, ...decodeCopies];
     for (const emitted of emittedKernels) {
       const { kernel, name } = emitted;
       const tensorCorePath = kernel.cuda.tensorCore ? (name.endsWith('_mmasync') || !kernel.cuda.tensorCore.wgmma ? 'mma.sync' : 'wgmma')
