@@ -47,7 +47,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
         ? [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS')), 1]
         : unknownEntry(kernel, entry);
     case 'rope':
-      return entry === 'forward' || entry === 'forwardFromActivation' || entry === 'backward'
+      return entry === 'forward' || entry === 'forwardFromActivation' || entry === 'forwardInActivation' || entry === 'backward'
         ? [ceil((size(sizes, 'rows', name, entry) * size(sizes, 'width', name, entry)) / 2, constant(kernel, 'THREADS')), 1, 1]
         : unknownEntry(kernel, entry);
     case 'swiglu':

@@ -4,7 +4,8 @@
 // Compile: nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin attention_h32_kv32_d128_f32.cu -o attention_h32_kv32_d128_f32.sm_90a.fatbin
 //
 // Op: causal grouped-query self-attention, flash-attention 2 style (no T x T matrix in memory)
-//   q, out, dq, dOut [batch * seqLen, 32 * 128], k, v, dk, dv [batch * seqLen, 32 * 128], float32 row-major;
+//   q, out, dq, dOut [batch * seqLen, 32 * 128], k, v, dk, dv [batch * seqLen, 32 * 128], row-major;
+//   q, k, v, dOut, out float32; dq, dk, dv float32
 //   lse, delta [batch, 32, seqLen] float32; query head h reads kv head h / 1; query t sees keys 0..t
 //   scale = 1/sqrt(128); the softmax runs in the exp2 domain (scores times scale * log2(e))
 //

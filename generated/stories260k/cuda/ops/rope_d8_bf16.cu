@@ -25,6 +25,14 @@
 //     4 rows (uint32_t): batch * seqLen
 //     5 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
 //     6 width (uint32_t): heads * 8 (q) or kvHeads * 8 (k); a multiple of 8
+//   forwardInActivation: rope_d8_bf16__forwardInActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows * width / 2 / 256)
+//     computes: pair p = (i % 8) / 2 of token t = r % seqLen, c = cos[t, p], s = sin[t, p]: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)
+//     0 x (__nv_bfloat16*): bfloat16 [rows, width], in place, written (rounded to nearest even)
+//     1 cos (const float*): float [positions, 4], read
+//     2 sin (const float*): float [positions, 4], read
+//     3 rows (uint32_t): batch * seqLen
+//     4 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
+//     5 width (uint32_t): heads * 8 (q) or kvHeads * 8 (k); a multiple of 8
 //   backward: rope_d8_bf16__backward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows * width / 2 / 256)
 //     computes: pair p = (i % 8) / 2 of token t = r % seqLen, c = cos[t, p], s = sin[t, p]: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn
 //     0 dx (float*): float [rows, width], in place, written

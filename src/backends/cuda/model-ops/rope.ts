@@ -3,9 +3,10 @@
 // One thread per pair; the token of row r sits at position r % seqLen. The cos/sin tables come
 // from the host (ropeTables: run.c's float32 rounding, the model's θ), [positions, headSize/2].
 // q and k come from their linears: forwardFromActivation reads them in the activation type the
-// linear wrote (widened exactly) and writes the float32 rows attention reads, so no conversion runs.
+// linear wrote (widened exactly) and writes the float32 rows attention's float32 form reads, and
+// forwardInActivation turns them in place in that type for its bf16 form, so no conversion runs.
 import type { ModelOpKernel, ModelOpParameter } from '../model-ops.ts';
-import { activationType, activationInput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, input, output, u32, type ModelShapes } from './shapes.ts';
 
 export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
   const { headSize, activation } = shapes;
@@ -28,6 +29,9 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
       entryPoint(kernel, 'forward', { parameters: parameters(output('x', '[rows, width], in place')), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
       entryPoint(kernel, 'forwardFromActivation', {
         parameters: parameters(output('out', '[rows, width]'), activationInput(type, 'x', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
+      }),
+      entryPoint(kernel, 'forwardInActivation', {
+        parameters: parameters(activationOutput(type, 'x', '[rows, width], in place')), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)`,
       }),
       entryPoint(kernel, 'backward', { parameters: parameters(output('dx', '[rows, width], in place')), block, grid, computes: `${turn}: (d0, d1) <- (d0 c + d1 s, -d0 s + d1 c), the transposed turn` }),
     ],
