@@ -85,10 +85,10 @@ __device__ inline bool alignedFor4(const float* values) { return reinterpret_cas
 __device__ inline bool alignedFor4(const Activation* values) { return reinterpret_cast<uintptr_t>(values) % 8u == 0u; }
 
 // Turns one pair (x0, x1) of `from` by the angle whose cosine and sine are c and s·direction
-// into `to`: in place (to == from, float), or from q or k as the linear wrote them in the
-// activation type (widened exactly) into float rows for attention.
-template <typename In>
-__device__ inline void turnPair(float* to, const In* from, const float* __restrict__ cosTable, const float* __restrict__ sinTable,
+// into `to`: in place (to == from, float or the activation type, rounded to nearest even), or
+// from q or k as the linear wrote them in the activation type (widened exactly) into float rows.
+template <typename Out, typename In>
+__device__ inline void turnPair(Out* to, const In* from, const float* __restrict__ cosTable, const float* __restrict__ sinTable,
                                 uint32_t rows, uint32_t seqLen, uint32_t width, float direction) {
   const size_t pairIndex = static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x;
   const uint32_t pairsPerRow = width / 2u;
@@ -100,8 +100,8 @@ __device__ inline void turnPair(float* to, const In* from, const float* __restri
   const float s = direction * sinTable[table];
   const size_t at = static_cast<size_t>(row) * width + i;
   const float x0 = loadFloat(from, at), x1 = loadFloat(from, at + 1u);
-  to[at] = x0 * c - x1 * s;
-  to[at + 1u] = x0 * s + x1 * c;
+  storeFloat(to, at, x0 * c - x1 * s);
+  storeFloat(to, at + 1u, x0 * s + x1 * c);
 }
 
 }  // namespace qalc_rope_d8_bf16
@@ -114,6 +114,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__forward(floa
 
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__forwardFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
   turnPair(out, x, cos, sin, rows, seqLen, width, 1.0f);
+}
+
+// q or k turned where the linear wrote them, for attention's bf16 rows: the rounding of the turned
+// values is the one attention's float32 form applies when it stages them.
+extern "C" __global__ void __launch_bounds__(THREADS) rope_d8_bf16__forwardInActivation(__nv_bfloat16* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
+  turnPair(x, x, cos, sin, rows, seqLen, width, 1.0f);
 }
 
 // The rotation is orthogonal: the backward turns the gradient by the opposite angle.
