@@ -20,10 +20,10 @@ export const CHECKED_SHAPES: readonly (readonly [number, number, number])[] = [
 export const VARIANTS: readonly { readonly name: string; readonly tuning: AttentionTuning }[] = [
   // a3b: 8-warp dq blocks (128 queries share each K, V tile), 64 keys a step.
   { name: 'a3b', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 64, dkdvWarps: 4, dkdvBlockQuery: 32 } },
-  // a3c: 8-warp dq blocks, 32 keys a step.
-  { name: 'a3c', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 32 } },
-  // a3d: a3b with 8-warp dkdv blocks (128 keys share each q, dOut tile) and a 32-key forward step.
-  { name: 'a3d', tuning: { forwardWarps: 8, forwardBlockKey: 32, dqWarps: 8, dqBlockKey: 64, dkdvWarps: 8, dkdvBlockQuery: 32 } },
+  // a3e: 128 keys a forward step and 64 queries a dkdv step (half the steps, barriers and fetches; 255 and 250 registers, no spills).
+  { name: 'a3e', tuning: { forwardWarps: 8, forwardBlockKey: 128, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 64 } },
+  // a3f: 4-warp forward blocks, two a multiprocessor now that bf16 stages fit twice (a1's w4 with float32 staging was slower).
+  { name: 'a3f', tuning: { forwardWarps: 4, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 32 } },
 ];
 
 const outDir = process.argv[2];

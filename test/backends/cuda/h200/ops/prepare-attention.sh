@@ -2,7 +2,7 @@
 # Builds, here, the attention device run into .device/attn/ (git-ignored; carry it:
 # `carry: [".device/attn"]`, command `bash .device/attn/run.sh`): this commit's kernels (bf16 and
 # float32 io, the bf16 tile variants) in new/, the kernels of BASE (default: main's merge base,
-# the float32-io template before bf16 activations) in base/, check_attention.py, cuda_driver.py
+# the float32-io template before bf16 activations; its checks run on the same inputs) in base/, check_attention.py, cuda_driver.py
 # and run.sh, which checks every kernel against float64, times the 7B shape against torch's SDPA
 # flash in the same run, runs memcheck on the small shapes, and prints the timing table last.
 #
@@ -22,13 +22,6 @@ git archive "$base" src templates test/backends/cuda/h200/ops package.json tscon
 ln -s "$root/node_modules" "$tree/node_modules"
 (cd "$tree" && npx tsx test/backends/cuda/h200/ops/emit-attention-kernels.ts "$dev/base")
 rm -rf "$tree"
-# Only the 7B shape of the base: the timing comparison (its checks ran at its own commit).
-python3 - "$dev/base/attention-kernels.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-kernels = [k for k in json.load(open(path)) if (k["constants"]["HEADS"], k["constants"]["KV_HEADS"], k["constants"]["HEAD_SIZE"]) == (32, 32, 128)]
-json.dump(kernels, open(path, "w"), indent=1)
-PY
 rm -f "$dev"/*/*.cu "$dev"/*/*.ptxas.txt
 cp "$here/check_attention.py" "$here/cuda_driver.py" "$dev/"
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src templates test/backends/cuda/h200/ops || echo ' + uncommitted changes'), base $base" > "$dev/commit.txt"
