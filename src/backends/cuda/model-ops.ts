@@ -85,6 +85,7 @@ export interface ModelOpOrigin {
 /** Every op's kernel description, in the order of a training step, then generation's. */
 function describedKernels(shapes: ModelShapes, needs: { readonly dropout: boolean; readonly unpool: boolean }): ModelOpKernel[] {
   // Causal grouped-query flash attention (model-ops/attention.ts); a head size it does not take keeps attention on the host.
+  // bf16 q, k, v, dOut and out where the activations are bf16 (attentionIoOf).
   const attention = attentionUnsupported(shapes) === null ? [attentionKernel(shapes)] : [];
   // The dropout multipliers only where a layer's adapter drops (p > 0): otherwise no kernel binds them.
   const dropout = needs.dropout ? [dropoutKernel()] : [];

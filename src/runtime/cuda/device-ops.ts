@@ -71,8 +71,12 @@ export interface DeviceOps extends TrainingOps {
   readonly decodeSteps: (shape: DecodeAttentionShape, ropeTheta: number) => DecodeSteps;
 }
 
-/** Re-encoding on the device by the convert kernels (the spec's one 16-bit activation type) and the residual accumulate. */
-function convertKernels(ops: ModelOpLauncher, activation: string): Converter {
+/**
+ * Re-encoding on the device by the convert kernels (the spec's one 16-bit activation type) and the
+ * residual accumulate; 16-bit rows into 16-bit rows of another stride go through a float32
+ * temporary from `take` (attention's flat bf16 out for a linear whose binding pads its rows).
+ */
+function convertKernels(ops: ModelOpLauncher, activation: string, take: (bytes: number) => DeviceBuffer): Converter {
   const check16 = (layout: Layout) => {
     if (layout.encoding !== activation) throw new Error(`the convert kernels are ${activation}, a binding holds ${layout.encoding}`);
   };
@@ -90,6 +94,12 @@ function convertKernels(ops: ModelOpLauncher, activation: string): Converter {
       } else if (isDenseF32(toLayout) && fromLayout.encoding !== 'f32') {
         if (count !== fromLayout.rows * fromLayout.width) throw new Error(`converting ${fromLayout.rows}×${fromLayout.width} values into ${count}`);
         toF32(to, from, fromLayout);
+      } else if (fromLayout.encoding !== 'f32' && toLayout.encoding !== 'f32') {
+        check16(toLayout);
+        if (count !== fromLayout.rows * fromLayout.width || count !== toLayout.rows * toLayout.width) throw new Error(`converting ${fromLayout.rows}×${fromLayout.width} values into ${toLayout.rows}×${toLayout.width}`);
+        const widened = take(count * 4);
+        toF32(widened, from, fromLayout);
+        ops.launch('convert', 'toActivation', { out: to, source: widened, rows: toLayout.rows, columns: toLayout.width, stride: toLayout.stride });
       } else {
         throw new Error(`no device conversion from ${fromLayout.encoding} rows of ${fromLayout.stride} to ${toLayout.encoding} rows of ${toLayout.stride}`);
       }
@@ -155,7 +165,7 @@ export function deviceOps(
   linearOptions: DeviceOpsOptions = linearOptionsFromEnvironment(),
 ): DeviceOps {
   const ops = modelOpLauncher(driver, kernels.modelOps);
-  const arrays = new DeviceArrays(driver, convertKernels(ops, activation), linearOptions.eagerZeros ?? false);
+  const arrays: DeviceArrays = new DeviceArrays(driver, convertKernels(ops, activation, (bytes) => arrays.take(bytes)), linearOptions.eagerZeros ?? false);
   const boundary = activationBoundary(arrays, ops, activation as ActivationType);
   const port = residentPort(driver, kernels.kernels, arrays, deviceDropout(ops));
   const kernelOf = ops.kernel;
@@ -234,17 +244,29 @@ export function deviceOps(
     return result;
   };
 
+  const attentionKernel = ops.has('attention') ? kernelOf('attention') : undefined;
+  // Whether attention reads q, k, v, dOut and writes out as 16-bit rows (bf16 activations), not float32.
+  const attentionIn16 = attentionKernel?.constants['IO_BF16'] === 1;
+  const attentionRows = (host: Floats, width: number): Layout => ({ encoding: activation as ActivationType, rows: host.length / width, width, stride: width });
+  /** An attention operand in 16-bit rows: where its writer (a linear, RoPE) left them flat, else converted. */
+  const attentionRead = (host: Floats, name: string, width: number) => {
+    const values = float32(host, name);
+    return arrays.read(values, boundary.resident(values, values.length, 'attention', 'forward') ?? attentionRows(values, width));
+  };
+
   const rope = (direction: 'forward' | 'backward') => (x: Floats, tables: RopeTables, batch: number, seqLen: number, width: number) => {
     checkRopeShape(tables, seqLen, width);
     requireConstant(kernelOf('rope'), 'HEAD_SIZE', tables.headSize, 'head size');
     const rows = batch * seqLen;
     const cos = frozen(tables.cos, 'cos'), sin = frozen(tables.sin, 'sin');
     const values = float32(x, 'x');
-    // q or k as its linear wrote it, turned into float32 rows for attention.
+    // q or k as its linear wrote it, turned in place for attention's bf16 form, or into float32 rows for its float32 form.
     const fromLinear = direction === 'forward' ? boundary.resident(values, rows * width, 'rope', 'forwardFromActivation') : undefined;
     // dq or dk for its linear's backward, in the 16-bit rows that reads (as its conversion would round them).
     const toLinear = direction === 'backward' ? boundary.wanted(values, rows * width, 'rope', 'backwardToActivation') : undefined;
-    if (fromLinear !== undefined) {
+    if (fromLinear !== undefined && attentionIn16 && ops.hasEntry('rope', 'forwardInActivation')) {
+      ops.launch('rope', 'forwardInActivation', { x: arrays.writeRounded(values, fromLinear), cos, sin, rows, seqLen, width });
+    } else if (fromLinear !== undefined) {
       const source = arrays.read(values, fromLinear);
       ops.launch('rope', 'forwardFromActivation', { out: arrays.rewrite(values, dense(values.length)), x: source, cos, sin, rows, seqLen, width });
     } else if (toLinear !== undefined && arrays.residentOf(values) !== undefined && rows * width === values.length) {
@@ -303,7 +325,6 @@ export function deviceOps(
   };
   const hasFusedLmHead = gemm !== undefined && ['chunkLoss', 'chunkGradient', 'chunkGradientToActivation'].every((entry) => ops.hasEntry('cross_entropy', entry));
 
-  const attentionKernel = ops.has('attention') ? kernelOf('attention') : undefined;
   const checkAttention = (shape: AttentionShape) => {
     const kernel = attentionKernel!;
     requireConstant(kernel, 'HEADS', shape.heads, 'heads');
@@ -376,6 +397,16 @@ export function deviceOps(
       }
       checkAttention(shape);
       const { batch, seqLen } = shape;
+      if (attentionIn16) {
+        // out in the layout the o linear read it in last time (flat 16-bit rows), else flat.
+        const values = float32(out, 'out'), qWidth = shape.heads * shape.headSize, kvWidth = shape.kvHeads * shape.headSize;
+        const outLayout = boundary.wanted(values, values.length, 'attention', 'forward') ?? attentionRows(values, qWidth);
+        ops.launch('attention', 'forward', {
+          out: arrays.writeRounded(values, outLayout), lse: write(saved, 'lse'),
+          q: attentionRead(q, 'q', qWidth), k: attentionRead(k, 'k', kvWidth), v: attentionRead(v, 'v', kvWidth), batch, seqLen,
+        });
+        return run(undefined);
+      }
       ops.launch('attention', 'forward', {
         out: write(out, 'out'), lse: write(saved, 'lse'), q: read(q, 'q'), k: read(k, 'k'), v: read(v, 'v'), batch, seqLen,
       });
@@ -391,9 +422,12 @@ export function deviceOps(
       const { batch, seqLen } = shape;
       const rows = batch * shape.heads * seqLen;
       const delta = arrays.take(rows * 4);
-      const common = { dOut: read(dOut, 'dOut'), batch, seqLen };
-      const inputs = { q: read(q, 'q'), k: read(k, 'k'), v: read(v, 'v'), lse: read(saved, 'lse', rows), delta };
-      ops.launch('attention', 'backward_delta', { delta, out: read(out, 'out'), ...common });
+      const qWidth = shape.heads * shape.headSize, kvWidth = shape.kvHeads * shape.headSize;
+      // The 16-bit form: dOut (the o linear's float32 dx) converted once, q, k, v and out where the forward left them.
+      const operand = attentionIn16 ? attentionRead : (host: Floats, name: string) => read(host, name);
+      const common = { dOut: operand(dOut, 'dOut', qWidth), batch, seqLen };
+      const inputs = { q: operand(q, 'q', qWidth), k: operand(k, 'k', kvWidth), v: operand(v, 'v', kvWidth), lse: read(saved, 'lse', rows), delta };
+      ops.launch('attention', 'backward_delta', { delta, out: operand(out, 'out', qWidth), ...common });
       ops.launch('attention', 'backward_dq', { dq: update(dq, 'dq'), ...inputs, ...common });
       ops.launch('attention', 'backward_dkdv', { dk: update(dk, 'dk'), dv: update(dv, 'dv'), ...inputs, ...common });
       return run(undefined);

@@ -25,7 +25,7 @@ const byOp = (kernels: readonly ModelOpKernel[]) => new Map(kernels.map((k) => [
 describe('CUDA model ops', () => {
   it('lists every op for stories260K, shapes in the names', () => {
     expect(modelOpKernels(stories).map((k) => k.kernel)).toEqual([
-      'embedding_v512_c64_bf16', 'rmsnorm_c64_bf16', 'convert_bf16', 'rope_d8_bf16', 'attention_h8_kv4_d8_f32', 'residual_bf16', 'swiglu_bf16',
+      'embedding_v512_c64_bf16', 'rmsnorm_c64_bf16', 'convert_bf16', 'rope_d8_bf16', 'attention_h8_kv4_d8_bf16', 'residual_bf16', 'swiglu_bf16',
       'lm_head_c64_v512_f32', 'cross_entropy_v512_bf16', 'sum_squares_f32', 'adamw_f32', 'unpool_bf16', 'decode_attention_h8_kv4_d8',
     ]);
     expect(new Set(modelOpKernels(stories).map((k) => k.op))).toEqual(new Set(MODEL_OPS.filter((op) => op !== 'dropout')));

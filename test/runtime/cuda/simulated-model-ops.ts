@@ -152,6 +152,12 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         ropeForward(x, tables, rows() / seqLen, seqLen, scalar('width'));
         return f32('out').set(x);
       }
+      case 'rope.forwardInActivation': {
+        const seqLen = scalar('seqLen'), tables = { headSize: c('HEAD_SIZE'), positions: f32('cos').length / c('PAIRS'), theta: 0, cos: f32('cos'), sin: f32('sin') };
+        const x = widened('x', rows() * scalar('width'));
+        ropeForward(x, tables, rows() / seqLen, seqLen, scalar('width'));
+        return roundInto('x', x);
+      }
       case 'decode_attention.append':
       case 'decode_attention.forward': {
         // The cache's layer count is the buffer's length over one layer's floats.
@@ -170,9 +176,11 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         const batch = scalar('batch'), seqLen = scalar('seqLen');
         const shape = { batch, seqLen, heads: c('HEADS'), kvHeads: c('KV_HEADS'), headSize: c('HEAD_SIZE') };
         const tokens = batch * seqLen, qWidth = shape.heads * shape.headSize, kvWidth = shape.kvHeads * shape.headSize;
-        const view = (name: string, width: number) => f32(name).subarray(0, tokens * width);
+        // The bf16 form (IO_BF16) reads q, k, v, dOut and out as 16-bit rows, widened, and rounds out.
+        const in16 = c('IO_BF16') === 1;
+        const view = (name: string, width: number) => (in16 ? widened(name, tokens * width) : f32(name).subarray(0, tokens * width));
         if (entry.name === 'backward_delta') {
-          const delta = f32('delta'), dOut = f32('dOut'), out = f32('out');
+          const delta = f32('delta'), dOut = view('dOut', qWidth), out = view('out', qWidth);
           for (let b = 0; b < batch; b++) for (let h = 0; h < shape.heads; h++) for (let t = 0; t < seqLen; t++) {
             let sum = 0;
             for (let d = 0; d < shape.headSize; d++) sum += dOut[(b * seqLen + t) * qWidth + h * shape.headSize + d]! * out[(b * seqLen + t) * qWidth + h * shape.headSize + d]!;
@@ -184,7 +192,8 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         const probs = new Float32Array(batch * shape.heads * seqLen * seqLen), out = new Float32Array(tokens * qWidth);
         attentionForward(out, probs, q, k, v, shape);
         if (entry.name === 'forward') {
-          f32('out').set(out);
+          if (in16) roundInto('out', out);
+          else f32('out').set(out);
           // lse from the scores the probabilities came from: log Σ exp(s) = s_0 − log p_0 (position 0 is always seen).
           const lse = f32('lse'), scale = 1 / Math.sqrt(shape.headSize), group = shape.heads / shape.kvHeads;
           for (let b = 0; b < batch; b++) for (let h = 0; h < shape.heads; h++) for (let t = 0; t < seqLen; t++) {

@@ -25,6 +25,14 @@
 //     4 rows (uint32_t): batch * seqLen
 //     5 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
 //     6 width (uint32_t): heads * 128 (q) or kvHeads * 128 (k); a multiple of 128
+//   forwardInActivation: rope_d128_bf16__forwardInActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows * width / 2 / 256)
+//     computes: pair p = (i % 128) / 2 of token t = r % seqLen, c = cos[t, p], s = sin[t, p]: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)
+//     0 x (__nv_bfloat16*): bfloat16 [rows, width], in place, written (rounded to nearest even)
+//     1 cos (const float*): float [positions, 64], read
+//     2 sin (const float*): float [positions, 64], read
+//     3 rows (uint32_t): batch * seqLen
+//     4 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
+//     5 width (uint32_t): heads * 128 (q) or kvHeads * 128 (k); a multiple of 128
 //   decodeForward: rope_d128_bf16__decodeForward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(width / 2 / 256)
 //     computes: one token at t = step[1] (< the tables' positions, checked by the host): pair p = (i % 128) / 2, c = cos[t, p], s = sin[t, p]: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)
 //     0 x (float*): float [width], in place, written
@@ -101,7 +109,7 @@ __device__ inline bool alignedFor4(const float* values) { return reinterpret_cas
 __device__ inline bool alignedFor4(const Activation* values) { return reinterpret_cast<uintptr_t>(values) % 8u == 0u; }
 
 // Turns one pair (x0, x1) of `from` by the angle whose cosine and sine are c and s·direction
-// into `to`: in place (to == from, float), from q or k as the linear wrote them in the
+// into `to`: in place (to == from, float or the activation type, rounded to nearest even), from q or k as the linear wrote them in the
 // activation type (widened exactly) into float rows for attention, or from attention's float dq
 // or dk into the activation type the q or k linear's backward reads (rounded once). Row r is the
 // token at position firstPosition + r % seqLen (0 in training; the decode step's position in
@@ -142,6 +150,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_bf16__decodeForw
 
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_bf16__decodeFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, const uint32_t* __restrict__ step, uint32_t width) {
   turnPair(out, x, cos, sin, 1u, 1u, step[1], width, 1.0f);
+}
+
+// q or k turned where the linear wrote them, for attention's bf16 rows: the rounding of the turned
+// values is the one attention's float32 form applies when it stages them.
+extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_bf16__forwardInActivation(__nv_bfloat16* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
+  turnPair(x, x, cos, sin, rows, seqLen, 0u, width, 1.0f);
 }
 
 // The rotation is orthogonal: the backward turns the gradient by the opposite angle.

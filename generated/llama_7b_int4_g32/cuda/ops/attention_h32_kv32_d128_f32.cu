@@ -4,7 +4,8 @@
 // Compile: nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin attention_h32_kv32_d128_f32.cu -o attention_h32_kv32_d128_f32.sm_90a.fatbin
 //
 // Op: causal grouped-query self-attention, flash-attention 2 style (no T x T matrix in memory)
-//   q, out, dq, dOut [batch * seqLen, 32 * 128], k, v, dk, dv [batch * seqLen, 32 * 128], float32 row-major;
+//   q, out, dq, dOut [batch * seqLen, 32 * 128], k, v, dk, dv [batch * seqLen, 32 * 128], row-major;
+//   q, k, v, dOut, out float32; dq, dk, dv float32
 //   lse, delta [batch, 32, seqLen] float32; query head h reads kv head h / 1; query t sees keys 0..t
 //   scale = 1/sqrt(128); the softmax runs in the exp2 domain (scores times scale * log2(e))
 //
@@ -43,8 +44,8 @@ constexpr unsigned HEAD_SIZE = 128u;
 constexpr unsigned HEADS = 32u;
 constexpr unsigned KV_HEADS = 32u;
 constexpr unsigned GROUP = HEADS / KV_HEADS;  // query heads per key/value head
-constexpr unsigned Q_WIDTH = HEADS * HEAD_SIZE;  // row stride of q, out, dq, dOut (floats)
-constexpr unsigned KV_WIDTH = KV_HEADS * HEAD_SIZE;  // row stride of k, v, dk, dv (floats)
+constexpr unsigned Q_WIDTH = HEADS * HEAD_SIZE;  // row stride of q, out, dq, dOut (elements)
+constexpr unsigned KV_WIDTH = KV_HEADS * HEAD_SIZE;  // row stride of k, v, dk, dv (elements)
 // The head dimension inside the kernel: a multiple of 16 (one mma k-step), zero-padded.
 constexpr unsigned HEAD_PAD = 128u;
 // scale = 1/sqrt(HEAD_SIZE); scores live in the exp2 domain: x = q.k * scale * log2(e).
@@ -82,6 +83,13 @@ constexpr unsigned ROW = HEAD_PAD + 8u;
 constexpr unsigned CHUNKS = HEAD_PAD / 4u;  // 16-byte chunks of a float32 row
 
 typedef __nv_bfloat16 bf16;
+// The element type of q, k, v, dOut and out: bf16 (the spec's bf16 activations, as the linear
+// layers and RoPE leave them), or float32. dq, dk, dv, lse and delta are float32 either way.
+typedef float io_t;
+constexpr bool IO_BF16 = false;
+// Stages of the loops' tiles: bf16 tiles are copied straight into one of two bf16 buffers while
+// the other is computed on; float32 tiles land in one staging buffer, rounded into the one bf16 tile.
+constexpr unsigned STAGES = IO_BF16 ? 2u : 1u;
 
 __device__ __forceinline__ float to_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
@@ -200,34 +208,26 @@ __device__ __forceinline__ void zero(float (&acc)[N][4]) {
   for (unsigned j = 0; j < N; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
 }
 
-// ROWS x HEAD_SIZE floats (row stride `stride`; rows >= `valid` and columns >= HEAD_SIZE read as 0)
-// staged as bf16 into `rows` [ROWS][ROW] through registers, all of a thread's loads issued before
-// its first store (one memory latency): for the tiles a block reads once, before its loop.
+// ROWS x HEAD_SIZE bf16 values (row stride `stride`; rows >= `valid` and columns >= HEAD_SIZE read
+// as 0) copied by cp.async straight into `rows` [ROWS][ROW], 16 bytes (8 values) a copy; the
+// caller commits and later waits.
 template <unsigned ROWS, unsigned NTHREADS>
-__device__ __forceinline__ void stage(bf16* rows, const float* source, unsigned stride, unsigned valid) {
-  constexpr unsigned COUNT = ROWS * CHUNKS;
-  constexpr unsigned STEPS = (COUNT + NTHREADS - 1u) / NTHREADS;
-  float4 x[STEPS];
+__device__ __forceinline__ void fetch(bf16* rows, const bf16* source, unsigned stride, unsigned valid) {
+  constexpr unsigned BF16_CHUNKS = HEAD_PAD / 8u;  // 16-byte chunks of a bf16 row
+  constexpr unsigned COUNT = ROWS * BF16_CHUNKS;
 #pragma unroll
-  for (unsigned step = 0; step < STEPS; ++step) {
+  for (unsigned step = 0; step < (COUNT + NTHREADS - 1u) / NTHREADS; ++step) {
     const unsigned i = step * NTHREADS + threadIdx.x;
-    const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
-    x[step] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if ((COUNT % NTHREADS == 0u || i < COUNT) && column < HEAD_SIZE && row < valid)
-      x[step] = *reinterpret_cast<const float4*>(source + static_cast<size_t>(row) * stride + column);
-  }
-#pragma unroll
-  for (unsigned step = 0; step < STEPS; ++step) {
-    const unsigned i = step * NTHREADS + threadIdx.x;
-    if (COUNT % NTHREADS != 0u && i >= COUNT) continue;
-    const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
-    *reinterpret_cast<uint2*>(rows + row * ROW + column) = make_uint2(pack_bf16(x[step].x, x[step].y), pack_bf16(x[step].z, x[step].w));
+    if (COUNT % NTHREADS != 0u && i >= COUNT) break;
+    const unsigned row = i / BF16_CHUNKS, column = (i % BF16_CHUNKS) * 8u;
+    const bool ok = row < valid && column < HEAD_SIZE;
+    copy_async_16(rows + row * ROW + column, ok ? source + static_cast<size_t>(row) * stride + column : source, ok);
   }
 }
 
-// The loop's tiles, fetched one step ahead: ROWS x HEAD_SIZE floats (as stage) copied by cp.async
-// into the float32 staging tile [ROWS][HEAD_PAD] (zeros past `valid` and HEAD_SIZE) while the
-// block computes on the previous step's bf16 tile; the caller commits and later waits.
+// The float32 form: ROWS x HEAD_SIZE floats (as above) copied by cp.async into the float32
+// staging tile [ROWS][HEAD_PAD] (zeros past `valid` and HEAD_SIZE), which convert() rounds into
+// the bf16 tile once they are in; the caller commits and later waits.
 template <unsigned ROWS, unsigned NTHREADS>
 __device__ __forceinline__ void fetch(float* staging, const float* source, unsigned stride, unsigned valid) {
   constexpr unsigned COUNT = ROWS * CHUNKS;
@@ -255,6 +255,88 @@ __device__ __forceinline__ void convert(bf16* rows, const float* staging) {
   }
 }
 
+// A loop's next tile of ROWS rows from `source`: into its bf16 stage buffer `rows` (bf16 io), or
+// into the float32 staging tile, rounded into the bf16 tile by land() at the next step (float io).
+template <unsigned ROWS, unsigned NTHREADS>
+__device__ __forceinline__ void fetch_tile(bf16* rows, float* staging, const io_t* source, unsigned stride, unsigned valid) {
+  if constexpr (IO_BF16) fetch<ROWS, NTHREADS>(rows, source, stride, valid);
+  else fetch<ROWS, NTHREADS>(staging, source, stride, valid);
+}
+
+// The K and V tiles of keys [k0, k0 + BLOCK_K) for the forward's and dq's loops, committed: into
+// stage `stage` of `tiles` (bf16 io: [STAGES][K, V][BLOCK_K][ROW]) or the float32 staging tile.
+template <unsigned BLOCK_K, unsigned NTHREADS>
+__device__ __forceinline__ void fetch_kv(bf16* tiles, unsigned stage, float* staging, const io_t* kBase, const io_t* vBase, unsigned k0, unsigned seqLen) {
+  bf16* kTile = tiles + (stage % STAGES) * 2u * BLOCK_K * ROW;
+  const size_t offset = static_cast<size_t>(k0) * KV_WIDTH;
+  fetch_tile<BLOCK_K, NTHREADS>(kTile, staging, kBase + offset, KV_WIDTH, seqLen - k0);
+  fetch_tile<BLOCK_K, NTHREADS>(kTile + BLOCK_K * ROW, staging + BLOCK_K * HEAD_PAD, vBase + offset, KV_WIDTH, seqLen - k0);
+  copy_async_commit();
+}
+
+// After the wait for a step's tiles and a barrier: the float32 staging tile rounded into the bf16
+// tile, then a barrier (float io); nothing for bf16 io, whose copies landed in place.
+template <unsigned ROWS, unsigned NTHREADS>
+__device__ __forceinline__ void land(bf16* rows, const float* staging) {
+  if constexpr (!IO_BF16) {
+    convert<ROWS, NTHREADS>(rows, staging);
+    __syncthreads();
+  }
+}
+
+// A tile a block reads once, before its loop, as bf16 into `rows` [ROWS][ROW]: by cp.async (bf16
+// io; the caller waits), or through registers with all of a thread's float4 loads issued before
+// its first store (float io: one memory latency).
+template <unsigned ROWS, unsigned NTHREADS>
+__device__ __forceinline__ void stage(bf16* rows, const io_t* source, unsigned stride, unsigned valid) {
+  if constexpr (IO_BF16) {
+    fetch<ROWS, NTHREADS>(rows, source, stride, valid);
+  } else {
+    constexpr unsigned COUNT = ROWS * CHUNKS;
+    constexpr unsigned STEPS = (COUNT + NTHREADS - 1u) / NTHREADS;
+    float4 x[STEPS];
+#pragma unroll
+    for (unsigned step = 0; step < STEPS; ++step) {
+      const unsigned i = step * NTHREADS + threadIdx.x;
+      const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
+      x[step] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if ((COUNT % NTHREADS == 0u || i < COUNT) && column < HEAD_SIZE && row < valid)
+        x[step] = *reinterpret_cast<const float4*>(source + static_cast<size_t>(row) * stride + column);
+    }
+#pragma unroll
+    for (unsigned step = 0; step < STEPS; ++step) {
+      const unsigned i = step * NTHREADS + threadIdx.x;
+      if (COUNT % NTHREADS != 0u && i >= COUNT) continue;
+      const unsigned row = i / CHUNKS, column = (i % CHUNKS) * 4u;
+      *reinterpret_cast<uint2*>(rows + row * ROW + column) = make_uint2(pack_bf16(x[step].x, x[step].y), pack_bf16(x[step].z, x[step].w));
+    }
+  }
+}
+
+// Two adjacent output values (columns c, c + 1 of a row) in the io type.
+__device__ __forceinline__ void store_pair(io_t* at, float x, float y) {
+  if constexpr (IO_BF16) *reinterpret_cast<__nv_bfloat162*>(at) = __floats2bfloat162_rn(x, y);
+  else *reinterpret_cast<float2*>(at) = make_float2(x, y);
+}
+
+// Eight adjacent values (16-byte aligned: bf16 io) or four (float io) of a row as floats, for delta.
+constexpr unsigned DELTA_VECTOR = IO_BF16 ? 8u : 4u;
+__device__ __forceinline__ void load_vector(float (&x)[DELTA_VECTOR], const io_t* at) {
+  if constexpr (IO_BF16) {
+    const uint4 word = *reinterpret_cast<const uint4*>(at);
+    const uint32_t parts[4] = {word.x, word.y, word.z, word.w};
+#pragma unroll
+    for (unsigned j = 0; j < 4u; ++j) {
+      const float2 pair = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&parts[j]));
+      x[2 * j] = pair.x;
+      x[2 * j + 1] = pair.y;
+    }
+  } else {
+    const float4 word = *reinterpret_cast<const float4*>(at);
+    x[0] = word.x; x[1] = word.y; x[2] = word.z; x[3] = word.w;
+  }
+}
+
 __device__ __forceinline__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
   return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
@@ -272,51 +354,51 @@ __device__ __forceinline__ unsigned fragment_column(unsigned lane, unsigned j, u
 
 // out = softmax(q k^T * scale + causal mask) v per (batch, head); lse[b, h, t] = log sum_s exp(score).
 // grid (ceil(seqLen / FWD_BLOCK_Q), HEADS, batch), block (FWD_THREADS); the last query tiles (most
-// keys) start first. The block's q tile lives in registers (A operands); each step's K and V
-// tiles are fetched (cp.async, float32) during the previous step's products, then rounded to bf16.
+// keys) start first. The block's q tile lives in registers (A operands); each step's K and V tiles
+// are fetched by cp.async during the previous step's products (bf16: into the other stage buffer;
+// float32: into the staging tile, rounded to bf16 at the next step). The scale is folded into the
+// exp2's argument (one FFMA an element), and only tiles that cross the diagonal or seqLen mask.
 extern "C" __global__ void __launch_bounds__(FWD_THREADS, FWD_MIN_BLOCKS) attention_forward(
-    float* __restrict__ out, float* __restrict__ lse,
-    const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    io_t* __restrict__ out, float* __restrict__ lse,
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v,
     unsigned batch, unsigned seqLen) {
   extern __shared__ __align__(16) unsigned char shared[];
-  float* sF = reinterpret_cast<float*>(shared);                          // [2 FWD_BLOCK_K][HEAD_PAD]: next K, V
-  bf16* sK = reinterpret_cast<bf16*>(sF + 2u * FWD_BLOCK_K * HEAD_PAD);  // [FWD_BLOCK_K][ROW]
-  bf16* sV = sK + FWD_BLOCK_K * ROW;                                     // [FWD_BLOCK_K][ROW]
-  bf16* sQ = reinterpret_cast<bf16*>(shared);                            // [FWD_BLOCK_Q][ROW], before the loop
+  constexpr unsigned TILE = 2u * FWD_BLOCK_K * ROW;  // one stage: K then V, [FWD_BLOCK_K][ROW] each
+  float* sF = reinterpret_cast<float*>(shared);      // float io: [2 FWD_BLOCK_K][HEAD_PAD], the next K, V
+  bf16* tiles = IO_BF16 ? reinterpret_cast<bf16*>(shared) : reinterpret_cast<bf16*>(sF + 2u * FWD_BLOCK_K * HEAD_PAD);  // [STAGES][TILE]
+  bf16* sQ = reinterpret_cast<bf16*>(shared);        // [FWD_BLOCK_Q][ROW], before the loop
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const unsigned q0 = (gridDim.x - 1u - blockIdx.x) * FWD_BLOCK_Q;
   const unsigned head = blockIdx.y, b = blockIdx.z;
   if (b >= batch) return;
   const unsigned kvHead = head / GROUP;
-  const float* qBase = q + (static_cast<size_t>(b) * seqLen + q0) * Q_WIDTH + head * HEAD_SIZE;
-  const float* kBase = k + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
-  const float* vBase = v + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
+  const io_t* qBase = q + (static_cast<size_t>(b) * seqLen + q0) * Q_WIDTH + head * HEAD_SIZE;
+  const io_t* kBase = k + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
+  const io_t* vBase = v + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
   stage<FWD_BLOCK_Q, FWD_THREADS>(sQ, qBase, Q_WIDTH, seqLen - q0);
+  copy_async_commit();
+  copy_async_wait();
   __syncthreads();
   uint32_t qf[HEAD_PAD / 16u][4];
   load_a<HEAD_PAD / 16u>(qf, sQ + warp * 16u * ROW, ROW, lane);
   __syncthreads();
-  fetch<FWD_BLOCK_K, FWD_THREADS>(sF, kBase, KV_WIDTH, seqLen);
-  fetch<FWD_BLOCK_K, FWD_THREADS>(sF + FWD_BLOCK_K * HEAD_PAD, vBase, KV_WIDTH, seqLen);
-  copy_async_commit();
+  fetch_kv<FWD_BLOCK_K, FWD_THREADS>(tiles, 0u, sF, kBase, vBase, 0u, seqLen);
 
   float o[HEAD_PAD / 8u][4];
   zero(o);
-  float rowMax[2] = {-INFINITY, -INFINITY}, rowSum[2] = {0.f, 0.f};  // rows lane/4 and lane/4 + 8
+  // Row maxima in the exp2 domain (times SCALE_LOG2); rows lane/4 and lane/4 + 8.
+  float rowMax[2] = {-INFINITY, -INFINITY}, rowSum[2] = {0.f, 0.f};
   const unsigned firstRow = q0 + warp * 16u;  // this warp's
   const unsigned rows[2] = {firstRow + (lane >> 2), firstRow + (lane >> 2) + 8u};
   const unsigned lastKey = min(seqLen, q0 + FWD_BLOCK_Q);  // keys [0, lastKey) can be seen
-  for (unsigned k0 = 0; k0 < lastKey; k0 += FWD_BLOCK_K) {
+  for (unsigned k0 = 0, step = 0; k0 < lastKey; k0 += FWD_BLOCK_K, ++step) {
     copy_async_wait();
-    __syncthreads();  // this step's float32 tiles are in, and every warp is done with the last bf16 ones
-    convert<2u * FWD_BLOCK_K, FWD_THREADS>(sK, sF);  // K then V: sF and sK, sV are both in that order
-    __syncthreads();
+    __syncthreads();  // this step's tiles are in, and every warp is done with the last step's
+    bf16* sK = tiles + (step % STAGES) * TILE;
+    bf16* sV = sK + FWD_BLOCK_K * ROW;
+    land<2u * FWD_BLOCK_K, FWD_THREADS>(sK, sF);  // K then V: sF and sK, sV are both in that order
     const unsigned next = k0 + FWD_BLOCK_K;
-    if (next < lastKey) {
-      fetch<FWD_BLOCK_K, FWD_THREADS>(sF, kBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
-      fetch<FWD_BLOCK_K, FWD_THREADS>(sF + FWD_BLOCK_K * HEAD_PAD, vBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
-      copy_async_commit();
-    }
+    if (next < lastKey) fetch_kv<FWD_BLOCK_K, FWD_THREADS>(tiles, step + 1u, sF, kBase, vBase, next, seqLen);
     if (k0 >= firstRow + 16u) continue;  // every key of the step is after this warp's rows
     float s[FWD_BLOCK_K / 8u][4];
     zero(s);
@@ -328,16 +410,14 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, FWD_MIN_BLOCKS) attent
 #pragma unroll
       for (unsigned e = 0; e < 4u; ++e) {
         const unsigned key = k0 + fragment_column(lane, j, e);
-        float x = s[j][e] * SCALE_LOG2;
-        if (masked && (key > rows[e >> 1] || key >= seqLen)) x = -INFINITY;
-        s[j][e] = x;
-        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
+        if (masked && (key > rows[e >> 1] || key >= seqLen)) s[j][e] = -INFINITY;
+        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], s[j][e]);
       }
     }
     float correction[2], offset[2];
 #pragma unroll
     for (unsigned r = 0; r < 2u; ++r) {
-      const float newMax = fmaxf(rowMax[r], quad_max(tileMax[r]));
+      const float newMax = fmaxf(rowMax[r], quad_max(tileMax[r]) * SCALE_LOG2);
       offset[r] = newMax == -INFINITY ? 0.f : newMax;  // a row that has seen no key yet
       correction[r] = fast_exp2(rowMax[r] - offset[r]);
       rowMax[r] = newMax;
@@ -347,7 +427,7 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, FWD_MIN_BLOCKS) attent
     for (unsigned j = 0; j < FWD_BLOCK_K / 8u; ++j) {
 #pragma unroll
       for (unsigned e = 0; e < 4u; ++e) {
-        s[j][e] = fast_exp2(s[j][e] - offset[e >> 1]);
+        s[j][e] = fast_exp2(fmaf(s[j][e], SCALE_LOG2, -offset[e >> 1]));
         rowSum[e >> 1] += s[j][e];
       }
     }
@@ -362,38 +442,42 @@ extern "C" __global__ void __launch_bounds__(FWD_THREADS, FWD_MIN_BLOCKS) attent
   }
 #pragma unroll
   for (unsigned r = 0; r < 2u; ++r) rowSum[r] = quad_sum(rowSum[r]);
-  float* outBase = out + static_cast<size_t>(b) * seqLen * Q_WIDTH + head * HEAD_SIZE;
+  io_t* outBase = out + static_cast<size_t>(b) * seqLen * Q_WIDTH + head * HEAD_SIZE;
 #pragma unroll
   for (unsigned r = 0; r < 2u; ++r) {
     if (rows[r] >= seqLen) continue;
     const float inverse = 1.f / rowSum[r];
-    float* row = outBase + static_cast<size_t>(rows[r]) * Q_WIDTH;
+    io_t* row = outBase + static_cast<size_t>(rows[r]) * Q_WIDTH;
 #pragma unroll
     for (unsigned j = 0; j < HEAD_PAD / 8u; ++j) {
       const unsigned column = fragment_column(lane, j, 0);
-      if (column < HEAD_SIZE) *reinterpret_cast<float2*>(row + column) = make_float2(o[j][2 * r] * inverse, o[j][2 * r + 1] * inverse);
+      if (column < HEAD_SIZE) store_pair(row + column, o[j][2 * r] * inverse, o[j][2 * r + 1] * inverse);
     }
     if ((lane & 3u) == 0u) lse[(static_cast<size_t>(b) * HEADS + head) * seqLen + rows[r]] = (rowMax[r] + log2f(rowSum[r])) * LN2;
   }
 }
 
 // delta[b, h, t] = sum_d dOut[b, t, h, d] * out[b, t, h, d] (the softmax backward's row term), with
-// dOut rounded to bf16 as dq and dkdv round it for dp = dOut . v: delta = sum_s p_s dp_s then holds
-// up to the rounding of p and out, and ds = p (dp - delta) does not carry dOut's rounding error
-// uncancelled (at seqLen 1, where ds is exactly 0, it would be ~1e-2 of |dq| otherwise).
-// grid (ceil(batch * seqLen * HEADS / 8)), block (256): one warp per (token, head).
+// dOut rounded to bf16 as dq and dkdv round it for dp = dOut . v (float io; bf16 dOut is already):
+// delta = sum_s p_s dp_s then holds up to the rounding of p and out, and ds = p (dp - delta) does
+// not carry dOut's rounding error uncancelled (at seqLen 1, where ds is exactly 0, it would be
+// ~1e-2 of |dq| otherwise).
+// grid (ceil(batch * seqLen * HEADS / DELTA_WARPS)), block (DELTA_WARPS * 32): one warp per (token, head).
 extern "C" __global__ void __launch_bounds__(DELTA_WARPS * 32u) attention_backward_delta(
-    float* __restrict__ delta, const float* __restrict__ dOut, const float* __restrict__ out,
+    float* __restrict__ delta, const io_t* __restrict__ dOut, const io_t* __restrict__ out,
     unsigned batch, unsigned seqLen) {
   const unsigned lane = threadIdx.x & 31u;
   const size_t item = static_cast<size_t>(blockIdx.x) * DELTA_WARPS + (threadIdx.x >> 5);  // (b * seqLen + t) * HEADS + h
   if (item >= static_cast<size_t>(batch) * seqLen * HEADS) return;
-  const float* dRow = dOut + item * HEAD_SIZE;
-  const float* oRow = out + item * HEAD_SIZE;
+  const io_t* dRow = dOut + item * HEAD_SIZE;
+  const io_t* oRow = out + item * HEAD_SIZE;
   float sum = 0.f;
-  for (unsigned d = lane * 4u; d < HEAD_SIZE; d += 128u) {
-    const float4 x = *reinterpret_cast<const float4*>(dRow + d), y = *reinterpret_cast<const float4*>(oRow + d);
-    sum += to_bf16(x.x) * y.x + to_bf16(x.y) * y.y + to_bf16(x.z) * y.z + to_bf16(x.w) * y.w;
+  for (unsigned d = lane * DELTA_VECTOR; d < HEAD_SIZE; d += 32u * DELTA_VECTOR) {
+    float x[DELTA_VECTOR], y[DELTA_VECTOR];
+    load_vector(x, dRow + d);
+    load_vector(y, oRow + d);
+#pragma unroll
+    for (unsigned j = 0; j < DELTA_VECTOR; ++j) sum += to_bf16(x[j]) * y[j];
   }
 #pragma unroll
   for (unsigned width = 16u; width > 0u; width >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, width);
@@ -408,27 +492,28 @@ extern "C" __global__ void __launch_bounds__(DELTA_WARPS * 32u) attention_backwa
 // grid (ceil(seqLen / DQ_BLOCK_Q), HEADS, batch), block (DQ_THREADS). q and dOut live in
 // registers; K and V tiles are fetched a step ahead, as in the forward.
 extern "C" __global__ void __launch_bounds__(DQ_THREADS, DQ_MIN_BLOCKS) attention_backward_dq(
-    float* __restrict__ dq, const float* __restrict__ dOut,
-    const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ dq, const io_t* __restrict__ dOut,
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v,
     const float* __restrict__ lse, const float* __restrict__ delta,
     unsigned batch, unsigned seqLen) {
   extern __shared__ __align__(16) unsigned char shared[];
-  float* sF = reinterpret_cast<float*>(shared);                         // [2 DQ_BLOCK_K][HEAD_PAD]: next K, V
-  bf16* sK = reinterpret_cast<bf16*>(sF + 2u * DQ_BLOCK_K * HEAD_PAD);  // [DQ_BLOCK_K][ROW]
-  bf16* sV = sK + DQ_BLOCK_K * ROW;                                     // [DQ_BLOCK_K][ROW]
-  bf16* sQ = reinterpret_cast<bf16*>(shared);                           // [DQ_BLOCK_Q][ROW], before the loop
-  bf16* sD = sQ + DQ_BLOCK_Q * ROW;                                     // dOut [DQ_BLOCK_Q][ROW], before the loop
+  constexpr unsigned TILE = 2u * DQ_BLOCK_K * ROW;  // one stage: K then V, [DQ_BLOCK_K][ROW] each
+  float* sF = reinterpret_cast<float*>(shared);     // float io: [2 DQ_BLOCK_K][HEAD_PAD], the next K, V
+  bf16* tiles = IO_BF16 ? reinterpret_cast<bf16*>(shared) : reinterpret_cast<bf16*>(sF + 2u * DQ_BLOCK_K * HEAD_PAD);  // [STAGES][TILE]
+  bf16* sQ = reinterpret_cast<bf16*>(shared);       // [DQ_BLOCK_Q][ROW], before the loop
+  bf16* sD = sQ + DQ_BLOCK_Q * ROW;                 // dOut [DQ_BLOCK_Q][ROW], before the loop
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const unsigned q0 = (gridDim.x - 1u - blockIdx.x) * DQ_BLOCK_Q;
   const unsigned head = blockIdx.y, b = blockIdx.z;
   if (b >= batch) return;
   const unsigned kvHead = head / GROUP;
   const size_t qOffset = (static_cast<size_t>(b) * seqLen + q0) * Q_WIDTH + head * HEAD_SIZE;
-  const float* kBase = k + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
-  const float* vBase = v + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
+  const io_t* kBase = k + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
+  const io_t* vBase = v + static_cast<size_t>(b) * seqLen * KV_WIDTH + kvHead * HEAD_SIZE;
   const size_t rowOffset = (static_cast<size_t>(b) * HEADS + head) * seqLen;
   stage<DQ_BLOCK_Q, DQ_THREADS>(sQ, q + qOffset, Q_WIDTH, seqLen - q0);
   stage<DQ_BLOCK_Q, DQ_THREADS>(sD, dOut + qOffset, Q_WIDTH, seqLen - q0);
+  copy_async_commit();
   const unsigned firstRow = q0 + warp * 16u;  // this warp's
   const unsigned rows[2] = {firstRow + (lane >> 2), firstRow + (lane >> 2) + 8u};
   float rowLse[2], rowDelta[2];  // lse in the log2 domain; rows past seqLen: p = 0
@@ -437,29 +522,25 @@ extern "C" __global__ void __launch_bounds__(DQ_THREADS, DQ_MIN_BLOCKS) attentio
     rowLse[r] = rows[r] < seqLen ? lse[rowOffset + rows[r]] * LOG2E : INFINITY;
     rowDelta[r] = rows[r] < seqLen ? delta[rowOffset + rows[r]] : 0.f;
   }
+  copy_async_wait();
   __syncthreads();
   uint32_t qf[HEAD_PAD / 16u][4], df[HEAD_PAD / 16u][4];
   load_a<HEAD_PAD / 16u>(qf, sQ + warp * 16u * ROW, ROW, lane);
   load_a<HEAD_PAD / 16u>(df, sD + warp * 16u * ROW, ROW, lane);
   __syncthreads();
-  fetch<DQ_BLOCK_K, DQ_THREADS>(sF, kBase, KV_WIDTH, seqLen);
-  fetch<DQ_BLOCK_K, DQ_THREADS>(sF + DQ_BLOCK_K * HEAD_PAD, vBase, KV_WIDTH, seqLen);
-  copy_async_commit();
+  fetch_kv<DQ_BLOCK_K, DQ_THREADS>(tiles, 0u, sF, kBase, vBase, 0u, seqLen);
 
   float acc[HEAD_PAD / 8u][4];
   zero(acc);
   const unsigned lastKey = min(seqLen, q0 + DQ_BLOCK_Q);
-  for (unsigned k0 = 0; k0 < lastKey; k0 += DQ_BLOCK_K) {
+  for (unsigned k0 = 0, step = 0; k0 < lastKey; k0 += DQ_BLOCK_K, ++step) {
     copy_async_wait();
     __syncthreads();
-    convert<2u * DQ_BLOCK_K, DQ_THREADS>(sK, sF);
-    __syncthreads();
+    bf16* sK = tiles + (step % STAGES) * TILE;
+    bf16* sV = sK + DQ_BLOCK_K * ROW;
+    land<2u * DQ_BLOCK_K, DQ_THREADS>(sK, sF);
     const unsigned next = k0 + DQ_BLOCK_K;
-    if (next < lastKey) {
-      fetch<DQ_BLOCK_K, DQ_THREADS>(sF, kBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
-      fetch<DQ_BLOCK_K, DQ_THREADS>(sF + DQ_BLOCK_K * HEAD_PAD, vBase + static_cast<size_t>(next) * KV_WIDTH, KV_WIDTH, seqLen - next);
-      copy_async_commit();
-    }
+    if (next < lastKey) fetch_kv<DQ_BLOCK_K, DQ_THREADS>(tiles, step + 1u, sF, kBase, vBase, next, seqLen);
     if (k0 >= firstRow + 16u) continue;  // every key of the step is after this warp's rows
     float s[DQ_BLOCK_K / 8u][4], dp[DQ_BLOCK_K / 8u][4];
     zero(s);
@@ -472,7 +553,7 @@ extern "C" __global__ void __launch_bounds__(DQ_THREADS, DQ_MIN_BLOCKS) attentio
 #pragma unroll
       for (unsigned e = 0; e < 4u; ++e) {
         const unsigned r = e >> 1, key = k0 + fragment_column(lane, j, e);
-        float p = fast_exp2(s[j][e] * SCALE_LOG2 - rowLse[r]);
+        float p = fast_exp2(fmaf(s[j][e], SCALE_LOG2, -rowLse[r]));
         if (masked && (key > rows[r] || key >= seqLen)) p = 0.f;
         s[j][e] = p * (dp[j][e] - rowDelta[r]);  // ds
       }
@@ -503,19 +584,18 @@ extern "C" __global__ void __launch_bounds__(DQ_THREADS, DQ_MIN_BLOCKS) attentio
 // keys' dk, dv rows. It steps over (query head of the group, query tile) in one loop, each step's
 // q, dOut tiles (and lse, delta) fetched by cp.async during the previous step's products.
 extern "C" __global__ void __launch_bounds__(DKDV_THREADS, DKDV_MIN_BLOCKS) attention_backward_dkdv(
-    float* __restrict__ dk, float* __restrict__ dv, const float* __restrict__ dOut,
-    const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+    float* __restrict__ dk, float* __restrict__ dv, const io_t* __restrict__ dOut,
+    const io_t* __restrict__ q, const io_t* __restrict__ k, const io_t* __restrict__ v,
     const float* __restrict__ lse, const float* __restrict__ delta,
     unsigned batch, unsigned seqLen) {
   extern __shared__ __align__(16) unsigned char shared[];
+  constexpr unsigned TILE = 2u * DKDV_BLOCK_Q * ROW;  // one stage: q then dOut, [DKDV_BLOCK_Q][ROW] each
   bf16* sK = reinterpret_cast<bf16*>(shared);     // [DKDV_BLOCK_K][ROW]
   bf16* sV = sK + DKDV_BLOCK_K * ROW;             // [DKDV_BLOCK_K][ROW]
-  bf16* sQ = sV + DKDV_BLOCK_K * ROW;             // [DKDV_BLOCK_Q][ROW]
-  bf16* sD = sQ + DKDV_BLOCK_Q * ROW;             // dOut [DKDV_BLOCK_Q][ROW]
-  float* sF = reinterpret_cast<float*>(sD + DKDV_BLOCK_Q * ROW);  // [2 DKDV_BLOCK_Q][HEAD_PAD]: next q, dOut
-  float* sRows = sF + 2u * DKDV_BLOCK_Q * HEAD_PAD;                // [2 DKDV_BLOCK_Q]: next lse, delta
-  float* sLse = sRows + 2u * DKDV_BLOCK_Q;                         // [DKDV_BLOCK_Q], log2 domain
-  float* sDelta = sLse + DKDV_BLOCK_Q;                             // [DKDV_BLOCK_Q]
+  bf16* tiles = sV + DKDV_BLOCK_K * ROW;          // [STAGES][TILE]
+  // [2][2 DKDV_BLOCK_Q]: a step's lse and delta, two steps' always (the next one's land while this one's are read).
+  float* sRows = reinterpret_cast<float*>(tiles + STAGES * TILE);
+  float* sF = sRows + 4u * DKDV_BLOCK_Q;  // float io: [2 DKDV_BLOCK_Q][HEAD_PAD], the next q, dOut
   const unsigned lane = threadIdx.x & 31u, warp = threadIdx.x >> 5;
   const unsigned k0 = blockIdx.x * DKDV_BLOCK_K;
   const unsigned kvHead = blockIdx.y, b = blockIdx.z;
@@ -527,18 +607,20 @@ extern "C" __global__ void __launch_bounds__(DKDV_THREADS, DKDV_MIN_BLOCKS) atte
   const unsigned firstKey = k0 + warp * 16u;  // this warp's
   const unsigned keys[2] = {firstKey + (lane >> 2), firstKey + (lane >> 2) + 8u};
   const unsigned firstQuery = (k0 / DKDV_BLOCK_Q) * DKDV_BLOCK_Q;
-  const unsigned tiles = (seqLen - firstQuery + DKDV_BLOCK_Q - 1u) / DKDV_BLOCK_Q;  // query tiles a head
-  // Step i: query head kvHead * GROUP + i / tiles, queries from firstQuery + (i % tiles) * DKDV_BLOCK_Q.
+  const unsigned queryTiles = (seqLen - firstQuery + DKDV_BLOCK_Q - 1u) / DKDV_BLOCK_Q;  // query tiles a head
+  // Step i: query head kvHead * GROUP + i / queryTiles, queries from firstQuery + (i % queryTiles) * DKDV_BLOCK_Q.
   const auto fetchStep = [&](unsigned i) {
-    const unsigned head = kvHead * GROUP + i / tiles, t0 = firstQuery + (i % tiles) * DKDV_BLOCK_Q;
+    const unsigned head = kvHead * GROUP + i / queryTiles, t0 = firstQuery + (i % queryTiles) * DKDV_BLOCK_Q;
     const size_t offset = (static_cast<size_t>(b) * seqLen + t0) * Q_WIDTH + head * HEAD_SIZE;
-    fetch<DKDV_BLOCK_Q, DKDV_THREADS>(sF, q + offset, Q_WIDTH, seqLen - t0);
-    fetch<DKDV_BLOCK_Q, DKDV_THREADS>(sF + DKDV_BLOCK_Q * HEAD_PAD, dOut + offset, Q_WIDTH, seqLen - t0);
+    bf16* tile = tiles + (i % STAGES) * TILE;
+    float* rowsAt = sRows + (i % 2u) * 2u * DKDV_BLOCK_Q;
+    fetch_tile<DKDV_BLOCK_Q, DKDV_THREADS>(tile, sF, q + offset, Q_WIDTH, seqLen - t0);
+    fetch_tile<DKDV_BLOCK_Q, DKDV_THREADS>(tile + DKDV_BLOCK_Q * ROW, sF + DKDV_BLOCK_Q * HEAD_PAD, dOut + offset, Q_WIDTH, seqLen - t0);
     const size_t rowBase = (static_cast<size_t>(b) * HEADS + head) * seqLen + t0;
     for (unsigned j = threadIdx.x; j < DKDV_BLOCK_Q; j += DKDV_THREADS) {
       const bool ok = t0 + j < seqLen;
-      copy_async_4(sRows + j, lse + (ok ? rowBase + j : 0u), ok);
-      copy_async_4(sRows + DKDV_BLOCK_Q + j, delta + (ok ? rowBase + j : 0u), ok);
+      copy_async_4(rowsAt + j, lse + (ok ? rowBase + j : 0u), ok);
+      copy_async_4(rowsAt + DKDV_BLOCK_Q + j, delta + (ok ? rowBase + j : 0u), ok);
     }
     copy_async_commit();
   };
@@ -547,18 +629,16 @@ extern "C" __global__ void __launch_bounds__(DKDV_THREADS, DKDV_MIN_BLOCKS) atte
   float dkAcc[HEAD_PAD / 8u][4], dvAcc[HEAD_PAD / 8u][4];
   zero(dkAcc);
   zero(dvAcc);
-  const unsigned steps = GROUP * tiles;
+  const unsigned steps = GROUP * queryTiles;
   for (unsigned i = 0; i < steps; ++i) {
-    const unsigned t0 = firstQuery + (i % tiles) * DKDV_BLOCK_Q;
+    const unsigned t0 = firstQuery + (i % queryTiles) * DKDV_BLOCK_Q;
     copy_async_wait();
-    __syncthreads();
-    convert<2u * DKDV_BLOCK_Q, DKDV_THREADS>(sQ, sF);  // q then dOut, in that order in both
-    for (unsigned j = threadIdx.x; j < DKDV_BLOCK_Q; j += DKDV_THREADS) {
-      const bool valid = t0 + j < seqLen;
-      sLse[j] = valid ? sRows[j] * LOG2E : INFINITY;
-      sDelta[j] = valid ? sRows[DKDV_BLOCK_Q + j] : 0.f;
-    }
-    __syncthreads();
+    __syncthreads();  // this step's tiles are in (K and V too, at the first), and every warp is done with the last step's
+    bf16* sQ = tiles + (i % STAGES) * TILE;
+    bf16* sD = sQ + DKDV_BLOCK_Q * ROW;
+    const float* sLse = sRows + (i % 2u) * 2u * DKDV_BLOCK_Q;  // natural log; rows past seqLen are masked below
+    const float* sDelta = sLse + DKDV_BLOCK_Q;
+    land<2u * DKDV_BLOCK_Q, DKDV_THREADS>(sQ, sF);  // q then dOut, in that order in both
     if (i + 1u < steps) fetchStep(i + 1u);
     if (t0 + DKDV_BLOCK_Q <= firstKey) continue;  // every query of the step is before this warp's keys
     // Transposed scores: this warp's 16 keys x DKDV_BLOCK_Q queries.
@@ -572,8 +652,8 @@ extern "C" __global__ void __launch_bounds__(DKDV_THREADS, DKDV_MIN_BLOCKS) atte
 #pragma unroll
       for (unsigned e = 0; e < 4u; ++e) {
         const unsigned query = fragment_column(lane, j, e);
-        float p = fast_exp2(s[j][e] * SCALE_LOG2 - sLse[query]);
-        if (masked && (t0 + query < keys[e >> 1] || keys[e >> 1] >= seqLen)) p = 0.f;
+        float p = fast_exp2(fmaf(s[j][e], SCALE_LOG2, -sLse[query] * LOG2E));
+        if (masked && (t0 + query < keys[e >> 1] || keys[e >> 1] >= seqLen || t0 + query >= seqLen)) p = 0.f;
         s[j][e] = p;
       }
     }

@@ -8,6 +8,11 @@
 // a float32 scratch [batch, heads, seqLen]), then backward_dq and backward_dkdv (either order),
 // which ACCUMULATE into dq, dk, dv. dkdv owns whole rows of dk and dv (it loops over the group's
 // query heads), so nothing is atomic and the result is deterministic.
+//
+// q, k, v, dOut and out are bf16 where the spec's activations are bf16 (as the linear layers and
+// RoPE leave them: the kernels copy bf16 tiles straight into shared memory, which is also what the
+// float32 form rounds them to), float32 otherwise (fp16 or float32 activations); dq, dk, dv, lse
+// and delta are float32 in both.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
@@ -47,6 +52,12 @@ export function attentionTuning(headSize: number): AttentionTuning {
   return { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: large ? 32 : 64, dkdvWarps: 4, dkdvBlockQuery: large ? 32 : 64 };
 }
 
+/** The element type of q, k, v, dOut and out. */
+export type AttentionIo = 'bf16' | 'f32';
+
+/** bf16 where the activations are bf16; float32 otherwise (the kernels' mma operands are bf16, so fp16 rows would round twice). */
+export const attentionIoOf = (activation: string | undefined): AttentionIo => (activation === 'bf16' ? 'bf16' : 'f32');
+
 /** The tile sizes and shared memory of one head size. */
 export interface AttentionTiling extends AttentionTuning {
   readonly headPad: number;
@@ -55,13 +66,14 @@ export interface AttentionTiling extends AttentionTuning {
   readonly dkdvSharedBytes: number;
 }
 
-export function attentionTiling(headSize: number, tuning: AttentionTuning = attentionTuning(headSize)): AttentionTiling {
+export function attentionTiling(headSize: number, tuning: AttentionTuning = attentionTuning(headSize), io: AttentionIo = 'f32'): AttentionTiling {
   const headPad = Math.ceil(headSize / 16) * 16;
   const row = headPad + 8; // bf16 elements a row of a [rows][headPad] tile
   const bf16 = 2;
   const f32 = 4;
-  // A loop's step: its float32 staging tiles (cp.async's) and their bf16 copies, two of each.
-  const step = (rows: number) => 2 * rows * (headPad * f32 + row * bf16);
+  // A loop's step holds two tiles (K and V, or q and dOut) of `rows` rows: bf16 io two stages of
+  // their bf16 buffers; float io their float32 staging tiles (cp.async's) and one bf16 copy.
+  const step = (rows: number) => (io === 'bf16' ? 2 * 2 * rows * row * bf16 : 2 * rows * (headPad * f32 + row * bf16));
   const { forwardWarps, forwardBlockKey, dqWarps, dqBlockKey, dkdvWarps, dkdvBlockQuery } = tuning;
   return {
     ...tuning,
@@ -69,13 +81,16 @@ export function attentionTiling(headSize: number, tuning: AttentionTuning = atte
     // The q tile (forward) or q and dOut (dq) pass through the same memory before the loop.
     forwardSharedBytes: Math.max(16 * forwardWarps * row * bf16, step(forwardBlockKey)),
     dqSharedBytes: Math.max(2 * 16 * dqWarps * row * bf16, step(dqBlockKey)),
+    // K and V for the whole loop, a step's tiles, and two steps' lse and delta rows.
     dkdvSharedBytes: 2 * 16 * dkdvWarps * row * bf16 + step(dkdvBlockQuery) + 4 * dkdvBlockQuery * f32,
   };
 }
 
-/** A float32 tensor parameter: what it holds, and whether the kernel reads, writes or adds into it. */
-const pointer = (name: string, access: 'read' | 'written' | 'accumulated (+=)', doc: string): ModelOpParameter =>
-  ({ name, type: 'pointer', cType: access === 'read' ? 'const float*' : 'float*', doc: `float ${doc}, ${access}` });
+/** A tensor parameter (float32 unless `io` says bf16): what it holds, and whether the kernel reads, writes or adds into it. */
+const pointer = (name: string, access: 'read' | 'written' | 'accumulated (+=)', doc: string, io: AttentionIo = 'f32'): ModelOpParameter => {
+  const [cType, spelled] = io === 'bf16' ? ['__nv_bfloat16', 'bf16'] : ['float', 'float'];
+  return { name, type: 'pointer', cType: access === 'read' ? `const ${cType}*` : `${cType}*`, doc: `${spelled} ${doc}, ${access}` };
+};
 const SIZES: readonly ModelOpParameter[] = [
   { name: 'batch', type: 'u32', cType: 'uint32_t', doc: 'sequences in the call' },
   { name: 'seqLen', type: 'u32', cType: 'uint32_t', doc: 'tokens per sequence' },
@@ -92,43 +107,50 @@ export function attentionUnsupported(arch: Pick<Architecture, 'dim' | 'heads' | 
 }
 
 /** The attention kernel of an architecture: its name from numbers, its constants and its four entry points. */
-export function attentionKernel(arch: Pick<Architecture, 'dim' | 'heads' | 'kvHeads'>, variant?: { readonly name: string; readonly tuning: AttentionTuning }): ModelOpKernel {
+export function attentionKernel(
+  arch: Pick<Architecture, 'dim' | 'heads' | 'kvHeads'> & { readonly activation?: string },
+  variant?: { readonly name: string; readonly tuning: AttentionTuning },
+): ModelOpKernel {
   const why = attentionUnsupported(arch);
   if (why) throw new RangeError(`no CUDA attention kernel: ${why}`);
   const headSize = arch.dim / arch.heads;
-  const tiling = attentionTiling(headSize, variant?.tuning);
+  const io = attentionIoOf(arch.activation);
+  const tiling = attentionTiling(headSize, variant?.tuning, io);
   const threads = (warps: number): readonly [number, number, number] => [warps * 32, 1, 1];
+  const rows = (name: string, access: 'read' | 'written', doc: string) => pointer(name, access, doc, io);
   return {
-    kernel: `attention_h${arch.heads}_kv${arch.kvHeads}_d${headSize}_f32${variant ? `_${variant.name}` : ''}`,
+    kernel: `attention_h${arch.heads}_kv${arch.kvHeads}_d${headSize}_${io}${variant ? `_${variant.name}` : ''}`,
     op: 'attention',
     template: 'ops/attention.cu.hbs',
     constants: {
       HEAD_SIZE: headSize, HEADS: arch.heads, KV_HEADS: arch.kvHeads, HEAD_PAD: tiling.headPad,
       FWD_BLOCK_Q: 16 * tiling.forwardWarps, FWD_BLOCK_K: tiling.forwardBlockKey, DQ_BLOCK_Q: 16 * tiling.dqWarps, DQ_BLOCK_K: tiling.dqBlockKey,
       DKDV_BLOCK_K: 16 * tiling.dkdvWarps, DKDV_BLOCK_Q: tiling.dkdvBlockQuery, DELTA_WARPS,
+      // 1: q, k, v, dOut and out are bf16 (the runtime binds them so); 0: float32.
+      IO_BF16: io === 'bf16' ? 1 : 0,
     },
     entryPoints: [
       {
         name: 'forward', symbol: 'attention_forward',
-        parameters: [pointer('out', 'written', Q), pointer('lse', 'written', `${ROWS} (the log-sum-exp of each query row, for the backward)`), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), ...SIZES],
+        parameters: [rows('out', 'written', Q), pointer('lse', 'written', `${ROWS} (the log-sum-exp of each query row, for the backward)`), rows('q', 'read', Q), rows('k', 'read', KV), rows('v', 'read', KV), ...SIZES],
         block: threads(tiling.forwardWarps), sharedBytes: tiling.forwardSharedBytes, grid: GRIDS['forward'],
         computes: 'out = softmax(q k^T / sqrt(hs) + causal mask) v, lse[b, h, t] = log sum_s exp(q_t . k_s / sqrt(hs))',
       },
       {
         name: 'backward_delta', symbol: 'attention_backward_delta',
-        parameters: [pointer('delta', 'written', `${ROWS} (scratch)`), pointer('dOut', 'read', Q), pointer('out', 'read', `${Q} (the forward's)`), ...SIZES],
+        parameters: [pointer('delta', 'written', `${ROWS} (scratch)`), rows('dOut', 'read', Q), rows('out', 'read', `${Q} (the forward's)`), ...SIZES],
         block: [DELTA_WARPS * 32, 1, 1], sharedBytes: 0, grid: GRIDS['backward_delta'],
         computes: 'delta[b, h, t] = sum_d dOut[b, t, h, d] * out[b, t, h, d] (scratch for dq and dkdv)',
       },
       {
         name: 'backward_dq', symbol: 'attention_backward_dq',
-        parameters: [pointer('dq', 'accumulated (+=)', Q), pointer('dOut', 'read', Q), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
+        parameters: [pointer('dq', 'accumulated (+=)', Q), rows('dOut', 'read', Q), rows('q', 'read', Q), rows('k', 'read', KV), rows('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
         block: threads(tiling.dqWarps), sharedBytes: tiling.dqSharedBytes, grid: GRIDS['backward_dq'],
         computes: 'dq += scale * sum_s p (dOut . v_s - delta) k_s, p = exp(q . k_s * scale - lse)',
       },
       {
         name: 'backward_dkdv', symbol: 'attention_backward_dkdv',
-        parameters: [pointer('dk', 'accumulated (+=)', KV), pointer('dv', 'accumulated (+=)', KV), pointer('dOut', 'read', Q), pointer('q', 'read', Q), pointer('k', 'read', KV), pointer('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
+        parameters: [pointer('dk', 'accumulated (+=)', KV), pointer('dv', 'accumulated (+=)', KV), rows('dOut', 'read', Q), rows('q', 'read', Q), rows('k', 'read', KV), rows('v', 'read', KV), pointer('lse', 'read', ROWS), pointer('delta', 'read', ROWS), ...SIZES],
         block: threads(tiling.dkdvWarps), sharedBytes: tiling.dkdvSharedBytes, grid: GRIDS['backward_dkdv'],
         computes: 'dv += sum_(h in group, t >= s) p dOut_t; dk += scale * sum p (dOut_t . v_s - delta) q_t',
       },
@@ -175,7 +197,8 @@ function headerLines(kernel: ModelOpKernel, source: SpecSource): string[] {
     ...compileCommands(`${kernel.kernel}.cu`).map((command) => `Compile: ${command}`),
     '',
     'Op: causal grouped-query self-attention, flash-attention 2 style (no T x T matrix in memory)',
-    `  q, out, dq, dOut [batch * seqLen, ${c['HEADS']} * ${c['HEAD_SIZE']}], k, v, dk, dv [batch * seqLen, ${c['KV_HEADS']} * ${c['HEAD_SIZE']}], float32 row-major;`,
+    `  q, out, dq, dOut [batch * seqLen, ${c['HEADS']} * ${c['HEAD_SIZE']}], k, v, dk, dv [batch * seqLen, ${c['KV_HEADS']} * ${c['HEAD_SIZE']}], row-major;`,
+    `  q, k, v, dOut, out ${c['IO_BF16'] ? 'bf16' : 'float32'}; dq, dk, dv float32`,
     `  lse, delta [batch, ${c['HEADS']}, seqLen] float32; query head h reads kv head h / ${c['HEADS']! / c['KV_HEADS']!}; query t sees keys 0..t`,
     `  scale = 1/sqrt(${c['HEAD_SIZE']}); the softmax runs in the exp2 domain (scores times scale * log2(e))`,
     '',
@@ -183,8 +206,10 @@ function headerLines(kernel: ModelOpKernel, source: SpecSource): string[] {
     `  HEAD_SIZE ${c['HEAD_SIZE']}${c['HEAD_PAD'] !== c['HEAD_SIZE'] ? ` (zero-padded to HEAD_PAD ${c['HEAD_PAD']} inside: one mma k-step is 16)` : ''}, HEADS ${c['HEADS']}, KV_HEADS ${c['KV_HEADS']}`,
     `  tiles (a warp owns 16 rows): forward FWD_BLOCK_Q ${c['FWD_BLOCK_Q']} queries a block, FWD_BLOCK_K ${c['FWD_BLOCK_K']} keys a step;`,
     `    dq DQ_BLOCK_Q ${c['DQ_BLOCK_Q']} queries, DQ_BLOCK_K ${c['DQ_BLOCK_K']} keys; dkdv DKDV_BLOCK_K ${c['DKDV_BLOCK_K']} keys a block, DKDV_BLOCK_Q ${c['DKDV_BLOCK_Q']} queries a step`,
-    '  pipeline: each loop step\'s float32 tiles are fetched by cp.async during the previous step\'s products',
-    '  rounding: q, k, v, dOut tiles are rounded to bf16 (round to nearest even) when staged in shared memory;',
+    c['IO_BF16']
+      ? '  pipeline: each loop step\'s bf16 tiles are copied by cp.async straight into one of two shared buffers during the previous step\'s products'
+      : '  pipeline: each loop step\'s float32 tiles are fetched by cp.async during the previous step\'s products',
+    c['IO_BF16'] ? '  rounding: q, k, v, dOut come in bf16; out is rounded to bf16 (round to nearest even) when stored;' : '  rounding: q, k, v, dOut tiles are rounded to bf16 (round to nearest even) when staged in shared memory;',
     '    p and ds are rounded to bf16 as mma operands; every product accumulates in float32 (mma.sync m16n8k16',
     '    bf16, sm_80 and later; sm_90a runs the same code), softmax (exp2 by ex2.approx), lse, delta and the += in float32;',
     '    delta reads dOut rounded to bf16, as dp does, so that ds = p (dp - delta) cancels where it should:',
@@ -234,6 +259,8 @@ export function renderAttentionKernel(kernel: ModelOpKernel, source: SpecSource)
     dkdvWarps: c['DKDV_BLOCK_K']! / 16,
     dkdvBlockQuery: c['DKDV_BLOCK_Q'],
     deltaWarps: c['DELTA_WARPS'],
+    ioCType: c['IO_BF16'] ? 'bf16' : 'float',
+    ioBf16: c['IO_BF16'] ? 'true' : 'false',
     scale: floatLiteral(1 / Math.sqrt(headSize)),
     scaleLog2: floatLiteral(Math.LOG2E / Math.sqrt(headSize)),
   });

@@ -3,7 +3,8 @@
 // One thread per pair; the token of row r sits at position r % seqLen. The cos/sin tables come
 // from the host (ropeTables: run.c's float32 rounding, the model's θ), [positions, headSize/2].
 // q and k come from their linears: forwardFromActivation reads them in the activation type the
-// linear wrote (widened exactly) and writes the float32 rows attention reads, so no conversion runs;
+// linear wrote (widened exactly) and writes the float32 rows attention's float32 form reads, and
+// forwardInActivation turns them in place in that type for its bf16 form, so no conversion runs;
 // backwardToActivation reads attention's float32 dq or dk and writes the turned gradient in the
 // activation type the q or k linear's backward reads (rounded as the conversion would round it).
 // The decode entries turn one token (q or k of `qalc generate`'s step) at the position the decode
@@ -40,6 +41,9 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
       entryPoint(kernel, 'forward', { parameters: parameters(output('x', '[rows, width], in place')), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
       entryPoint(kernel, 'forwardFromActivation', {
         parameters: parameters(output('out', '[rows, width]'), activationInput(type, 'x', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (x0 c - x1 s, x0 s + x1 c)`,
+      }),
+      entryPoint(kernel, 'forwardInActivation', {
+        parameters: parameters(activationOutput(type, 'x', '[rows, width], in place')), block, grid, computes: `${turn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)`,
       }),
       entryPoint(kernel, 'decodeForward', { parameters: decodeParameters(output('x', '[width], in place')), block, grid: decodeGrid, computes: `${decodeTurn}: (x0, x1) <- (x0 c - x1 s, x0 s + x1 c)` }),
       entryPoint(kernel, 'decodeFromActivation', {

@@ -25,7 +25,8 @@ const SHAPES = [
 
 describe.skipIf(!nvcc)('nvcc compiles the attention kernels', () => {
   it('for sm_80 and sm_90a: no warnings, no spills, no stack', async () => {
-    const kernels = SHAPES.map((shape) => attentionKernel(shape));
+    // Each shape with float32 rows and with bf16 rows (bf16 activations).
+    const kernels = SHAPES.flatMap((shape) => [attentionKernel(shape), attentionKernel({ ...shape, activation: 'bf16' })]);
     const sources = kernels.map((k) => renderAttentionKernel(k, { spec: 'attention test', specFile: 'test.qal' }));
     const result = await buildKernels(sources, outDir, { jobs: 2 });
     expect(result.builds.length).toBe(kernels.length * 2);

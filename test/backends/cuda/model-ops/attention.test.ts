@@ -12,13 +12,31 @@ const plan = frontEnd('examples/stories260k.qal').plan!;
 
 describe('CUDA attention kernel', () => {
   it('names the stories260K kernel from its numbers and renders the golden file', () => {
-    const kernel = attentionKernel(plan.model.architecture);
-    // stories260K: dim 64, 8 heads of 8, 4 kv heads (a GQA ratio of 2).
-    expect(kernel.kernel).toBe('attention_h8_kv4_d8_f32');
-    expect(kernel.constants).toMatchObject({ HEAD_SIZE: 8, HEAD_PAD: 16, HEADS: 8, KV_HEADS: 4 });
+    // stories260K: dim 64, 8 heads of 8, 4 kv heads (a GQA ratio of 2), bf16 activations.
+    const kernel = attentionKernel({ ...plan.model.architecture, activation: 'bf16' });
+    expect(kernel.kernel).toBe('attention_h8_kv4_d8_bf16');
+    expect(kernel.constants).toMatchObject({ HEAD_SIZE: 8, HEAD_PAD: 16, HEADS: 8, KV_HEADS: 4, IO_BF16: 1 });
     const rendered = renderAttentionKernel(kernel, plan);
-    expect(rendered.fileName).toBe('attention_h8_kv4_d8_f32.cu');
-    expectGolden('generated/stories260k/cuda/ops/attention_h8_kv4_d8_f32.cu', rendered.source);
+    expect(rendered.fileName).toBe('attention_h8_kv4_d8_bf16.cu');
+    expectGolden('generated/stories260k/cuda/ops/attention_h8_kv4_d8_bf16.cu', rendered.source);
+  });
+
+  it('reads and writes bf16 rows with bf16 activations, float32 rows with fp16 or float32 ones; dq, dk, dv, lse and delta float32 always', () => {
+    const cTypes = (activation: string) => Object.fromEntries(attentionKernel({ dim: 512, heads: 8, kvHeads: 2, activation }).entryPoints
+      .flatMap((e) => e.parameters.filter((p) => p.type === 'pointer').map((p) => [`${e.name}.${p.name}`, p.cType])));
+    const bf16 = cTypes('bf16');
+    for (const name of ['forward.q', 'forward.k', 'forward.v', 'backward_delta.dOut', 'backward_delta.out', 'backward_dq.dOut', 'backward_dkdv.v']) expect(bf16[name], name).toBe('const __nv_bfloat16*');
+    expect(bf16['forward.out']).toBe('__nv_bfloat16*');
+    for (const name of ['forward.lse', 'backward_dq.dq', 'backward_dkdv.dk', 'backward_dkdv.dv', 'backward_delta.delta']) expect(bf16[name], name).toBe('float*');
+    for (const activation of ['f16', 'f32', undefined]) {
+      const kernel = attentionKernel({ dim: 512, heads: 8, kvHeads: 2, ...(activation ? { activation } : {}) });
+      expect(kernel.kernel).toBe('attention_h8_kv2_d64_f32');
+      expect(kernel.constants['IO_BF16']).toBe(0);
+    }
+    expect(Object.values(cTypes('f16')).every((t) => t === 'float*' || t === 'const float*')).toBe(true);
+    const { source } = renderAttentionKernel(attentionKernel({ dim: 512, heads: 8, kvHeads: 2, activation: 'bf16' }), { spec: 'x', specFile: 'x.qal' });
+    expect(source).toContain('typedef bf16 io_t;');
+    expect(source).toContain('constexpr bool IO_BF16 = true;');
   });
 
   it('lists the entry points in launch order with every parameter of their extern "C" kernels', () => {
@@ -71,12 +89,17 @@ describe('CUDA attention kernel', () => {
     expect(attentionTiling(8)).toMatchObject({ headPad: 16, dkdvBlockQuery: 64, dqBlockKey: 64, forwardSharedBytes: 2 * 64 * (16 * 4 + 24 * 2) });
     // dq, head size 128: 2 x 32 keys staged (50176 B) beat the q and dOut tiles staged before the loop (2 x 64 x 136 x 2 B).
     expect(attentionTiling(128)).toMatchObject({ headPad: 128, dkdvBlockQuery: 32, dqBlockKey: 32, dqSharedBytes: 2 * 32 * (128 * 4 + 136 * 2) });
-    // dkdv: K, V of 64 keys, then a step of 32 queries (q, dOut), then lse, delta staged and scaled.
+    // dkdv: K, V of 64 keys, then a step of 32 queries (q, dOut), then two steps' lse and delta.
     expect(attentionTiling(128).dkdvSharedBytes).toBe(2 * 64 * 136 * 2 + 2 * 32 * (128 * 4 + 136 * 2) + 4 * 32 * 4);
     // 8-warp forward blocks: the 128-row q tile passes through the same memory first.
     const wide = attentionTiling(128, { forwardWarps: 8, forwardBlockKey: 32, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 8, dkdvBlockQuery: 32 });
     expect(wide.forwardSharedBytes).toBe(Math.max(128 * 136 * 2, 2 * 32 * (128 * 4 + 136 * 2)));
     expect(attentionTiling(40).headPad).toBe(48);
+    // bf16 io: no staging; a step's two tiles in two stages of bf16 buffers.
+    const bf16 = attentionTiling(128, undefined, 'bf16');
+    expect(bf16.forwardSharedBytes).toBe(Math.max(128 * 136 * 2, 2 * 2 * 64 * 136 * 2));
+    expect(bf16.dqSharedBytes).toBe(Math.max(2 * 64 * 136 * 2, 2 * 2 * 32 * 136 * 2));
+    expect(bf16.dkdvSharedBytes).toBe(2 * 64 * 136 * 2 + 2 * 2 * 32 * 136 * 2 + 4 * 32 * 4);
   });
 
   it('names a tile variant by its suffix, with its blocks and grids', () => {

@@ -3,7 +3,8 @@
 
 For every kernel in attention-kernels.json (written by emit-attention-kernels.ts: the
 ModelOpKernel descriptions, their .cu and sm_90a fatbins) and ragged seqLens 1, 5, 37, 130,
-300, 2048 at batch 1..3: random float32 q, k, v, dOut, the forward (out, lse), then the
+300, 2048 at batch 1..3: random q, k, v, dOut (float32, or bf16 for the kernels whose constant
+IO_BF16 is 1: those read q, k, v, dOut and write out in bf16), the forward (out, lse), then the
 backward (delta, dq, dkdv) into dq, dk, dv prefilled with random values (backwards accumulate:
 the check subtracts the prefill). Reference in float64 from the same float32 values:
 softmax(q k^T * scale + causal mask) v, lse = logsumexp, and torch autograd for dq, dk, dv;
@@ -107,15 +108,33 @@ def max_norm_error(got, ref):
     return (got.double() - ref).abs().max().item() / (scale if scale > 0 else 1.0)
 
 
+def io_dtype(kernel):
+    """The element type of q, k, v, dOut and out (dq, dk, dv, lse and delta are float32 always)."""
+    return torch.bfloat16 if kernel["constants"].get("IO_BF16", 0) == 1 else torch.float32
+
+
+def case_generator(kernel, batch, seq_len):
+    """Inputs drawn from a seed of the case alone (shape, io type, batch, seqLen): kernels of the same
+    shape in different folders (this commit's, a base's) are checked on the same values."""
+    c = kernel["constants"]
+    key = (c["HEADS"], c["KV_HEADS"], c["HEAD_SIZE"], c.get("IO_BF16", 0), batch, seq_len)
+    seed = 1234
+    for part in key:
+        seed = (seed * 1000003 + part) % (2 ** 61 - 1)
+    return torch.Generator(device="cuda").manual_seed(seed)
+
+
 def check_case(att, batch, seq_len, generator):
     c = att.kernel["constants"]
     heads, kv_heads, hs = c["HEADS"], c["KV_HEADS"], c["HEAD_SIZE"]
     rows = batch * seq_len
     dev = "cuda"
+    io = io_dtype(att.kernel)
     randn = lambda *shape: torch.randn(*shape, generator=generator, device=dev, dtype=torch.float32)
+    rows_in = lambda *shape: randn(*shape).to(io)
     t = {
-        "q": randn(rows, heads * hs), "k": randn(rows, kv_heads * hs), "v": randn(rows, kv_heads * hs), "dOut": randn(rows, heads * hs),
-        "out": torch.full((rows, heads * hs), float("nan"), device=dev), "lse": torch.full((batch, heads, seq_len), float("nan"), device=dev),
+        "q": rows_in(rows, heads * hs), "k": rows_in(rows, kv_heads * hs), "v": rows_in(rows, kv_heads * hs), "dOut": rows_in(rows, heads * hs),
+        "out": torch.full((rows, heads * hs), float("nan"), device=dev, dtype=io), "lse": torch.full((batch, heads, seq_len), float("nan"), device=dev),
         "delta": torch.full((batch, heads, seq_len), float("nan"), device=dev),
     }
     prefill = {"dq": randn(rows, heads * hs), "dk": randn(rows, kv_heads * hs), "dv": randn(rows, kv_heads * hs)}
@@ -156,9 +175,11 @@ def big_tensors(att, batch, seq_len):
     heads, kv_heads, hs = c["HEADS"], c["KV_HEADS"], c["HEAD_SIZE"]
     rows = batch * seq_len
     g = torch.Generator(device="cuda").manual_seed(7)
+    io = io_dtype(att.kernel)
     randn = lambda *shape: torch.randn(*shape, generator=g, device="cuda")
-    return {"q": randn(rows, heads * hs), "k": randn(rows, kv_heads * hs), "v": randn(rows, kv_heads * hs), "dOut": randn(rows, heads * hs),
-         "out": torch.empty(rows, heads * hs, device="cuda"), "lse": torch.empty(batch, heads, seq_len, device="cuda"),
+    rows_in = lambda *shape: randn(*shape).to(io)
+    return {"q": rows_in(rows, heads * hs), "k": rows_in(rows, kv_heads * hs), "v": rows_in(rows, kv_heads * hs), "dOut": rows_in(rows, heads * hs),
+         "out": torch.empty(rows, heads * hs, device="cuda", dtype=io), "lse": torch.empty(batch, heads, seq_len, device="cuda"),
          "delta": torch.empty(batch, heads, seq_len, device="cuda"),
          "dq": torch.zeros(rows, heads * hs, device="cuda"), "dk": torch.zeros(rows, kv_heads * hs, device="cuda"), "dv": torch.zeros(rows, kv_heads * hs, device="cuda")}
 
@@ -220,26 +241,26 @@ def main():
              f"Max-norm relative error against float64; tolerance {TOLERANCE}; dq, dk, dv prefilled (+= checked); backward run twice (bitwise).", "",
              "| kernel | batch | seqLen | out | lse | dq | dk | dv | deterministic | ok |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     failures = 0
-    generator = torch.Generator(device="cuda").manual_seed(1234)
     attentions = []
     started = time.time()
     if QUICK:
-        kernels = [(k, d) for k, d in kernels if k["kernel"] in ("attention_h8_kv2_d8_f32", "attention_h8_kv2_d128_f32")]
+        kernels = [(k, d) for k, d in kernels if k["kernel"] in ("attention_h8_kv2_d8_f32", "attention_h8_kv2_d128_f32", "attention_h8_kv2_d8_bf16", "attention_h8_kv2_d128_bf16")]
     for index, (kernel, directory) in enumerate(kernels):
         att = Attention(kernel, directory)
         attentions.append((att, directory))
         for j, seq_len in enumerate(SEQ_LENS):
-            batch = 1 + (index + j) % 3
+            c = kernel["constants"]
+            batch = 1 + (c["HEADS"] + c["KV_HEADS"] + c["HEAD_SIZE"] // 8 + j) % 3  # of the shape, not the folder
             if kernel["constants"]["HEADS"] >= 32 and seq_len == 2048:
                 batch = 1
             try:
-                errors, deterministic, finite = check_case(att, batch, seq_len, generator)
+                errors, deterministic, finite = check_case(att, batch, seq_len, case_generator(kernel, batch, seq_len))
                 ok = finite and deterministic and all(e <= TOLERANCE for e in errors.values())
                 cells = " | ".join(f"{errors[n]:.2e}" for n in ("out", "lse", "dq", "dk", "dv"))
             except Exception as error:  # a launch failure is a failed case, the rest still run
                 ok, deterministic, cells = False, False, f"error: {error} | | | |"
             failures += not ok
-            line = f"| {kernel['kernel']} | {batch} | {seq_len} | {cells} | {'yes' if deterministic else 'NO'} | {'ok' if ok else 'FAIL'} |"
+            line = f"| {kernel['kernel']} ({os.path.basename(os.path.normpath(directory))}) | {batch} | {seq_len} | {cells} | {'yes' if deterministic else 'NO'} | {'ok' if ok else 'FAIL'} |"
             lines.append(line)
             print(line, flush=True)
     lines += ["", f"checks took {time.time() - started:.1f} s", ""]
@@ -258,7 +279,7 @@ def main():
                              f"{r['ours_bwd']:.3f} | {tf(2.5 * r['flops'], r['ours_bwd']):.0f} | {r['ours_bwd'] / ref['torch_bwd']:.2f} | "
                              f"{p['backward_delta']:.3f} | {p['backward_dq']:.3f} | {p['backward_dkdv']:.3f} |")
                 print(lines[-1], flush=True)
-            lines += ["", "qalc: f32 in/out, bf16 mma.sync. FLOPs as flash-attention counts them: forward 2 B H T^2 D (causal), backward 2.5x that."]
+            lines += ["", "qalc: kernels named _f32 read and write float32, _bf16 bf16 (dq, dk, dv float32 +=); bf16 mma.sync. FLOPs as flash-attention counts them: forward 2 B H T^2 D (causal), backward 2.5x that."]
         except Exception as error:  # the correctness table still comes back
             failures += 1
             lines += [f"timing failed: {error}"]

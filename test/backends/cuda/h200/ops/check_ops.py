@@ -486,6 +486,11 @@ class Case:
                 out = self.up(self.nan(R, width))
                 op.launch("forwardFromActivation", grid, [out, self.up(x16), self.up(cos), self.up(sin), R, seq, width])
                 self.same_floats("rope", "forwardFromActivation", f"{label} out", self.down(out), self.down(turned), f"batch {batch} x seqLen {seq}, width {width}")
+                if "forwardInActivation" in op.entries:
+                    # In place in the activation type (attention's bf16 rows): the float32 entry point's values, rounded to nearest even.
+                    rows16 = self.up(x16)
+                    op.launch("forwardInActivation", grid, [rows16, self.up(cos), self.up(sin), R, seq, width])
+                    self.same_bits("rope", "forwardInActivation", f"{label} in place", self.down(rows16), to_bits(self.down(turned)), f"batch {batch} x seqLen {seq}, width {width}")
             if "decodeForward" in op.entries:
                 # Generation's one token at the decode step's position (rows - 1 of tables with rows + 3), read from its buffer.
                 positions, at = R + 3, R - 1
