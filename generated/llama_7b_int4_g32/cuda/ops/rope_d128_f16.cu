@@ -143,6 +143,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_f16__forwardFrom
   turnPair(out, x, cos, sin, rows, seqLen, 0u, width, 1.0f);
 }
 
+// q or k turned where the linear wrote them, for attention's bf16 rows: the rounding of the turned
+// values is the one attention's float32 form applies when it stages them.
+extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_f16__forwardInActivation(__half* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
+  turnPair(x, x, cos, sin, rows, seqLen, 0u, width, 1.0f);
+}
+
 // One token at the decode step's position (rows = seqLen = 1): the step's launch is the same every token.
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_f16__decodeForward(float* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, const uint32_t* __restrict__ step, uint32_t width) {
   turnPair(x, x, cos, sin, 1u, 1u, step[1], width, 1.0f);
@@ -150,12 +156,6 @@ extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_f16__decodeForwa
 
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_f16__decodeFromActivation(float* __restrict__ out, const __half* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, const uint32_t* __restrict__ step, uint32_t width) {
   turnPair(out, x, cos, sin, 1u, 1u, step[1], width, 1.0f);
-}
-
-// q or k turned where the linear wrote them, for attention's bf16 rows: the rounding of the turned
-// values is the one attention's float32 form applies when it stages them.
-extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_f16__forwardInActivation(__half* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
-  turnPair(x, x, cos, sin, rows, seqLen, 0u, width, 1.0f);
 }
 
 // The rotation is orthogonal: the backward turns the gradient by the opposite angle.
