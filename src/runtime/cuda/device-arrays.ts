@@ -189,13 +189,8 @@ export class DeviceArrays {
    */
   private shadowed(host: Float32Array, placement: Placement, shadow: Shadow): DeviceBuffer {
     if (!this.resident.has(host)) {
-      for (const other of shadow.placed) {
-        if (this.resident.has(other)) continue;
-        const view = this.placed.get(other)!.view;
-        view.upload(other);
-        this.resident.set(other, { buffer: view, ...dense(other.length) });
-      }
-      shadow.fresh = false;
+      // update() uploads each into its place, leaves it resident and marks the shadow stale.
+      for (const other of shadow.placed) if (!this.resident.has(other)) this.update(other);
     }
     const size = bytesPerElement(shadow.encoding);
     shadow.buffer ??= this.allocate(shadow.rows * shadow.columns * size);
