@@ -11,8 +11,8 @@
 //
 // Parameters
 //   HEAD_SIZE 128, HEADS 32, KV_HEADS 32
-//   tiles (a warp owns 16 rows): forward FWD_BLOCK_Q 128 queries a block, FWD_BLOCK_K 64 keys a step;
-//     dq DQ_BLOCK_Q 64 queries, DQ_BLOCK_K 32 keys; dkdv DKDV_BLOCK_K 64 keys a block, DKDV_BLOCK_Q 32 queries a step
+//   tiles (a warp owns 16 rows): forward FWD_BLOCK_Q 64 queries a block, FWD_BLOCK_K 64 keys a step;
+//     dq DQ_BLOCK_Q 64 queries, DQ_BLOCK_K 32 keys; dkdv DKDV_BLOCK_K 64 keys a block, DKDV_BLOCK_Q 64 queries a step
 //   pipeline: each loop step's bf16 tiles are copied by cp.async straight into one of two shared buffers during the previous step's products
 //   rounding: q, k, v, dOut come in bf16; out is rounded to bf16 (round to nearest even) when stored;
 //     p and ds are rounded to bf16 as mma operands; every product accumulates in float32 (mma.sync m16n8k16
@@ -23,7 +23,7 @@
 //
 // Entry points, in launch order: extern "C" kernel (parameters), block, dynamic shared bytes, grid
 //   forward: attention_forward(out: pointer, lse: pointer, q: pointer, k: pointer, v: pointer, batch: u32, seqLen: u32)
-//     block (256, 1, 1), 69632 bytes, grid.x = ceil(seqLen / FWD_BLOCK_Q), grid.y = HEADS, grid.z = batch
+//     block (128, 1, 1), 69632 bytes, grid.x = ceil(seqLen / FWD_BLOCK_Q), grid.y = HEADS, grid.z = batch
 //     out = softmax(q k^T / sqrt(hs) + causal mask) v, lse[b, h, t] = log sum_s exp(q_t . k_s / sqrt(hs))
 //   backward_delta: attention_backward_delta(delta: pointer, dOut: pointer, out: pointer, batch: u32, seqLen: u32)
 //     block (256, 1, 1), 0 bytes, grid.x = ceil(batch * seqLen * HEADS / DELTA_WARPS)
@@ -32,7 +32,7 @@
 //     block (128, 1, 1), 34816 bytes, grid.x = ceil(seqLen / DQ_BLOCK_Q), grid.y = HEADS, grid.z = batch
 //     dq += scale * sum_s p (dOut . v_s - delta) k_s, p = exp(q . k_s * scale - lse)
 //   backward_dkdv: attention_backward_dkdv(dk: pointer, dv: pointer, dOut: pointer, q: pointer, k: pointer, v: pointer, lse: pointer, delta: pointer, batch: u32, seqLen: u32)
-//     block (128, 1, 1), 70144 bytes, grid.x = ceil(seqLen / DKDV_BLOCK_K), grid.y = KV_HEADS, grid.z = batch
+//     block (128, 1, 1), 105472 bytes, grid.x = ceil(seqLen / DKDV_BLOCK_K), grid.y = KV_HEADS, grid.z = batch
 //     dv += sum_(h in group, t >= s) p dOut_t; dk += scale * sum p (dOut_t . v_s - delta) q_t
 #include <cuda_bf16.h>
 #include <cstdint>
@@ -55,7 +55,7 @@ constexpr float LN2 = 0.693147180559945309f;
 constexpr float LOG2E = 1.44269504088896341f;
 
 // Tiles: a warp owns 16 rows (queries in forward and dq, keys in dkdv) of its block's tile.
-constexpr unsigned FWD_WARPS = 8u;
+constexpr unsigned FWD_WARPS = 4u;
 constexpr unsigned FWD_THREADS = FWD_WARPS * 32u;
 constexpr unsigned FWD_BLOCK_Q = FWD_WARPS * 16u;  // forward: queries per block
 constexpr unsigned FWD_BLOCK_K = 64u;  // forward: keys per step
@@ -66,7 +66,7 @@ constexpr unsigned DQ_BLOCK_K = 32u;  // dq: keys per step
 constexpr unsigned DKDV_WARPS = 4u;
 constexpr unsigned DKDV_THREADS = DKDV_WARPS * 32u;
 constexpr unsigned DKDV_BLOCK_K = DKDV_WARPS * 16u;  // dkdv: keys per block
-constexpr unsigned DKDV_BLOCK_Q = 32u;  // dkdv: queries per step
+constexpr unsigned DKDV_BLOCK_Q = 64u;  // dkdv: queries per step
 // Blocks a multiprocessor should hold (a register cap of 65536 / (threads * blocks), at most 255).
 constexpr unsigned FWD_MIN_BLOCKS = FWD_WARPS == 4u ? 2u : 1u;
 constexpr unsigned DQ_MIN_BLOCKS = DQ_WARPS == 4u ? 2u : 1u;

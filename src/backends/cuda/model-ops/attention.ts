@@ -42,13 +42,17 @@ export interface AttentionTuning {
 }
 
 /**
- * The defaults, the fastest of the variants timed on the H200 (results-attention-*.md): 128-query
- * forward blocks (8 warps) share each K, V tile between twice the rows of 4 warps; head sizes over
- * 64 step over 32 queries in dkdv and 32 keys in dq, which keeps dk, dv (2 x 64 floats a thread)
- * or q, dOut's operands (2 x 32 registers) and dq in registers.
+ * The defaults, the fastest of the variants timed on the H200 (results-attention-*.md): head sizes
+ * over 64 step over 32 keys in dq, which keeps q, dOut's operands (2 x 32 registers) and dq in
+ * registers. The forward: 128-query blocks (8 warps) share each K, V tile between twice the rows of
+ * 4 warps; with bf16 rows at a head size over 64, two 4-warp blocks fit a multiprocessor and ran faster
+ * (a3f: 0.203 against 0.233 ms at the 7B shape, results-attention-6a1646a.md). dkdv: 32 queries a
+ * step for float32 rows over a head size of 64 (dk, dv are 2 x 64 floats a thread); bf16 rows at
+ * 128 take 64 a step, half the steps, barriers and fetches (a3e: dkdv 0.458 against 0.491 ms).
  */
-export function attentionTuning(headSize: number): AttentionTuning {
+export function attentionTuning(headSize: number, io: AttentionIo = 'f32'): AttentionTuning {
   const large = headSize > 64;
+  if (large && io === 'bf16') return { forwardWarps: 4, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 64 };
   return { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: large ? 32 : 64, dkdvWarps: 4, dkdvBlockQuery: large ? 32 : 64 };
 }
 
@@ -66,7 +70,8 @@ export interface AttentionTiling extends AttentionTuning {
   readonly dkdvSharedBytes: number;
 }
 
-export function attentionTiling(headSize: number, tuning: AttentionTuning = attentionTuning(headSize), io: AttentionIo = 'f32'): AttentionTiling {
+export function attentionTiling(headSize: number, tuning?: AttentionTuning, io: AttentionIo = 'f32'): AttentionTiling {
+  tuning ??= attentionTuning(headSize, io);
   const headPad = Math.ceil(headSize / 16) * 16;
   const row = headPad + 8; // bf16 elements a row of a [rows][headPad] tile
   const bf16 = 2;

@@ -95,11 +95,16 @@ describe('CUDA attention kernel', () => {
     const wide = attentionTiling(128, { forwardWarps: 8, forwardBlockKey: 32, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 8, dkdvBlockQuery: 32 });
     expect(wide.forwardSharedBytes).toBe(Math.max(128 * 136 * 2, 2 * 32 * (128 * 4 + 136 * 2)));
     expect(attentionTiling(40).headPad).toBe(48);
-    // bf16 io: no staging; a step's two tiles in two stages of bf16 buffers.
+    // bf16 io: no staging; a step's two tiles in two stages of bf16 buffers. The defaults at head
+    // size 128 (a3f's 4-warp forward, a3e's 64 queries a dkdv step) fit two blocks a multiprocessor.
     const bf16 = attentionTiling(128, undefined, 'bf16');
-    expect(bf16.forwardSharedBytes).toBe(Math.max(128 * 136 * 2, 2 * 2 * 64 * 136 * 2));
+    expect(bf16).toMatchObject({ forwardWarps: 4, forwardBlockKey: 64, dkdvBlockQuery: 64, dqBlockKey: 32 });
+    expect(bf16.forwardSharedBytes).toBe(Math.max(64 * 136 * 2, 2 * 2 * 64 * 136 * 2));
     expect(bf16.dqSharedBytes).toBe(Math.max(2 * 64 * 136 * 2, 2 * 2 * 32 * 136 * 2));
-    expect(bf16.dkdvSharedBytes).toBe(2 * 64 * 136 * 2 + 2 * 2 * 32 * 136 * 2 + 4 * 32 * 4);
+    expect(bf16.dkdvSharedBytes).toBe(2 * 64 * 136 * 2 + 2 * 2 * 64 * 136 * 2 + 4 * 64 * 4);
+    expect(2 * Math.max(bf16.forwardSharedBytes, bf16.dkdvSharedBytes)).toBeLessThanOrEqual(227 * 1024);
+    // At head size 64 and under, and for float32 rows, the defaults are unchanged.
+    expect(attentionTiling(64, undefined, 'bf16')).toMatchObject({ forwardWarps: 8, dkdvBlockQuery: 64, dqBlockKey: 64 });
   });
 
   it('names a tile variant by its suffix, with its blocks and grids', () => {

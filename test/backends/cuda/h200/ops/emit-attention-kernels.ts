@@ -18,6 +18,8 @@ export const CHECKED_SHAPES: readonly (readonly [number, number, number])[] = [
 
 /** Tile variants of the bf16 kernels timed against the defaults (attentionTuning; LOG.md's a3 numbers them). */
 export const VARIANTS: readonly { readonly name: string; readonly tuning: AttentionTuning }[] = [
+  // a3: the defaults before a3e's dkdv and a3f's forward became them (8-warp forward blocks, 32 queries a dkdv step).
+  { name: 'a3', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 4, dqBlockKey: 32, dkdvWarps: 4, dkdvBlockQuery: 32 } },
   // a3b: 8-warp dq blocks (128 queries share each K, V tile), 64 keys a step.
   { name: 'a3b', tuning: { forwardWarps: 8, forwardBlockKey: 64, dqWarps: 8, dqBlockKey: 64, dkdvWarps: 4, dkdvBlockQuery: 32 } },
   // a3e: 128 keys a forward step and 64 queries a dkdv step (half the steps, barriers and fetches; 255 and 250 registers, no spills).
