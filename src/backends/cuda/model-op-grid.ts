@@ -57,8 +57,8 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
     case 'adamw':
     case 'dropout': {
       if (!ELEMENTWISE_ENTRIES[kernel.op].includes(entry)) unknownEntry(kernel, entry);
-      // The swiglu forwards and the residual adds take a vector of consecutive elements a thread.
-      const vector = kernel.op === 'swiglu' && entry.startsWith('forward') ? constant(kernel, 'FORWARD_VECTOR')
+      // Every swiglu entry and the residual adds take a vector of consecutive elements a thread.
+      const vector = kernel.op === 'swiglu' ? constant(kernel, 'VECTOR')
         : kernel.op === 'residual' && entry.startsWith('add') ? constant(kernel, 'ADD_VECTOR') : 1;
       return [ceil(size(sizes, 'count', name, entry), constant(kernel, 'THREADS') * vector), 1, 1];
     }

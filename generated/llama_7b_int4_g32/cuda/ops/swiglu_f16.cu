@@ -4,7 +4,7 @@
 // Compile (in cuda/ops): nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin swiglu_f16.cu -o swiglu_f16.sm_90a.fatbin
 //
 // Op: swiglu, a model op (not a QA-LoRA linear layer), exactly as src/runtime/typescript/swiglu.ts
-//   Constants (the spec's architecture): THREADS = 256, FORWARD_VECTOR = 4
+//   Constants (the spec's architecture): THREADS = 256, VECTOR = 4
 //   Global memory: float32 row-major, the host's layout; token ids and targets int32; forwards overwrite their outputs, backwards accumulate (+=)
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
@@ -20,7 +20,7 @@
 //     1 gate (const __half*): half [count], read
 //     2 up (const __half*): half [count], read
 //     3 count (uint32_t): elements (rows * hidden)
-//   backward: swiglu_f16__backward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//   backward: swiglu_f16__backward, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 1024)
 //     computes: s = sigmoid(gate): dGate += dOut * up * s * (1 + gate * (1 - s)), dUp += dOut * gate * s
 //     0 dGate (float*): float [count], accumulated (+=)
 //     1 dUp (float*): float [count], accumulated (+=)
@@ -28,7 +28,7 @@
 //     3 gate (const float*): float [count], read
 //     4 up (const float*): float [count], read
 //     5 count (uint32_t): elements (rows * hidden)
-//   backwardFromActivation: swiglu_f16__backwardFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//   backwardFromActivation: swiglu_f16__backwardFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 1024)
 //     computes: s = sigmoid(gate): dGate += dOut * up * s * (1 + gate * (1 - s)), dUp += dOut * gate * s
 //     0 dGate (float*): float [count], accumulated (+=)
 //     1 dUp (float*): float [count], accumulated (+=)
@@ -36,7 +36,7 @@
 //     3 gate (const __half*): half [count], read
 //     4 up (const __half*): half [count], read
 //     5 count (uint32_t): elements (rows * hidden)
-//   backwardToActivation: swiglu_f16__backwardToActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
+//   backwardToActivation: swiglu_f16__backwardToActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 1024)
 //     computes: s = sigmoid(gate): dGate = dOut * up * s * (1 + gate * (1 - s)), dUp = dOut * gate * s
 //     0 dGate (__half*): half [count], written (rounded to nearest even)
 //     1 dUp (__half*): half [count], written (rounded to nearest even)
@@ -55,7 +55,7 @@
 namespace qalc_swiglu_f16 {
 
 [[maybe_unused]] constexpr uint32_t THREADS = 256u;
-[[maybe_unused]] constexpr uint32_t FORWARD_VECTOR = 4u;
+[[maybe_unused]] constexpr uint32_t VECTOR = 4u;
 
 // The linear kernels' activation type, and loads and stores that widen it to float or round a
 // float to it (round to nearest even); the float overloads let one body serve a parameter held
@@ -89,37 +89,57 @@ __device__ inline bool alignedFor4(const Activation* values) { return reinterpre
 // Gate and up come from the gate and up linears and out feeds the down linear: each body takes
 // them as float or in the activation type (widened on load, rounded on store — what the
 // conversions around the linear kernels would do); the gradients stay float.
-// The forward takes FORWARD_VECTOR consecutive elements a thread (one 8- or 16-byte load of each
-// operand where the pointers allow, scalars otherwise and for the tail): one 2-byte element a
-// thread ran at ~3× its bytes' time on the H200 (102 µs for 2048 × 11008, 6b918e7).
+// Every entry takes VECTOR consecutive elements a thread (one 8- or 16-byte load of each operand
+// where the pointers allow, scalars otherwise and for the tail): one 2-byte element a thread ran
+// at ~3× its bytes' time on the H200 (the forward: 102 µs for 2048 × 11008, 6b918e7; the backward:
+// 117 µs for its 270 MB, 52a6708).
 __device__ inline float gated(float g, float u) { return (g / (1.0f + expf(-g))) * u; }  // the reference's expression
 
 template <typename In, typename Out>
 __device__ inline void gatedForward(Out* __restrict__ out, const In* __restrict__ gate, const In* __restrict__ up, uint32_t count) {
-  static_assert(FORWARD_VECTOR == 4u, "one float4 of each operand a thread");
-  const size_t first = (static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x) * FORWARD_VECTOR;
+  static_assert(VECTOR == 4u, "one float4 of each operand a thread");
+  const size_t first = (static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x) * VECTOR;
   if (first >= count) return;
-  if (first + FORWARD_VECTOR <= count && alignedFor4(out) && alignedFor4(gate) && alignedFor4(up)) {
+  if (first + VECTOR <= count && alignedFor4(out) && alignedFor4(gate) && alignedFor4(up)) {
     const float4 g = loadFloat4(gate, first), u = loadFloat4(up, first);
     storeFloat4(out, first, make_float4(gated(g.x, u.x), gated(g.y, u.y), gated(g.z, u.z), gated(g.w, u.w)));
     return;
   }
-  for (size_t i = first; i < count && i < first + FORWARD_VECTOR; i++) storeFloat(out, i, gated(loadFloat(gate, i), loadFloat(up, i)));
+  for (size_t i = first; i < count && i < first + VECTOR; i++) storeFloat(out, i, gated(loadFloat(gate, i), loadFloat(up, i)));
 }
 
 // Float gradients are added into; 16-bit ones (the linears' backward reads them so) are written,
 // the float sum 0 + term rounded once, as adding into zeros and then converting would give.
 __device__ inline float gradientBefore(const float* __restrict__ values, size_t i) { return values[i]; }
 __device__ inline float gradientBefore(const Activation* __restrict__, size_t) { return 0.0f; }
+__device__ inline float4 gradientBefore4(const float* __restrict__ values, size_t i) { return loadFloat4(values, i); }
+__device__ inline float4 gradientBefore4(const Activation* __restrict__, size_t) { return make_float4(0.0f, 0.0f, 0.0f, 0.0f); }
+
+// One element's two gradients, added to what the gradients held before.
+struct GatedGradients { float gate, up; };
+__device__ inline GatedGradients gatedGradients(float d, float g, float u, float gateBefore, float upBefore) {
+  const float sigmoid = 1.0f / (1.0f + expf(-g));
+  return { gateBefore + d * u * sigmoid * (1.0f + g * (1.0f - sigmoid)), upBefore + d * g * sigmoid };
+}
 
 template <typename In, typename Grad>
 __device__ inline void gatedBackward(Grad* __restrict__ dGate, Grad* __restrict__ dUp, const float* __restrict__ dOut, const In* __restrict__ gate, const In* __restrict__ up, uint32_t count) {
-  const size_t i = static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x;
-  if (i >= count) return;
-  const float g = loadFloat(gate, i);
-  const float sigmoid = 1.0f / (1.0f + expf(-g));
-  storeFloat(dGate, i, gradientBefore(dGate, i) + dOut[i] * loadFloat(up, i) * sigmoid * (1.0f + g * (1.0f - sigmoid)));
-  storeFloat(dUp, i, gradientBefore(dUp, i) + dOut[i] * g * sigmoid);
+  const size_t first = (static_cast<size_t>(blockIdx.x) * THREADS + threadIdx.x) * VECTOR;
+  if (first >= count) return;
+  if (first + VECTOR <= count && alignedFor4(dGate) && alignedFor4(dUp) && alignedFor4(dOut) && alignedFor4(gate) && alignedFor4(up)) {
+    const float4 d = loadFloat4(dOut, first), g = loadFloat4(gate, first), u = loadFloat4(up, first);
+    const float4 gb = gradientBefore4(dGate, first), ub = gradientBefore4(dUp, first);
+    const GatedGradients x = gatedGradients(d.x, g.x, u.x, gb.x, ub.x), y = gatedGradients(d.y, g.y, u.y, gb.y, ub.y);
+    const GatedGradients z = gatedGradients(d.z, g.z, u.z, gb.z, ub.z), w = gatedGradients(d.w, g.w, u.w, gb.w, ub.w);
+    storeFloat4(dGate, first, make_float4(x.gate, y.gate, z.gate, w.gate));
+    storeFloat4(dUp, first, make_float4(x.up, y.up, z.up, w.up));
+    return;
+  }
+  for (size_t i = first; i < count && i < first + VECTOR; i++) {
+    const GatedGradients one = gatedGradients(dOut[i], loadFloat(gate, i), loadFloat(up, i), gradientBefore(dGate, i), gradientBefore(dUp, i));
+    storeFloat(dGate, i, one.gate);
+    storeFloat(dUp, i, one.up);
+  }
 }
 
 }  // namespace qalc_swiglu_f16

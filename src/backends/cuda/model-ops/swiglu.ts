@@ -6,10 +6,10 @@
 // type the gate and up linears' backward reads: into gradients the runtime knows hold zeros, it
 // replaces two memsets and two conversions.
 import type { ModelOpKernel } from '../model-ops.ts';
-import { activationType, activationInput, activationOutput, elementwiseGrid, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, activationOutput, ELEMENTWISE_THREADS, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
-/** Elements a thread of the forward entries. */
-export const SWIGLU_FORWARD_VECTOR = 4;
+/** Elements a thread, every entry. */
+export const SWIGLU_VECTOR = 4;
 
 export function swigluKernel(shapes: ModelShapes): ModelOpKernel {
   const { activation } = shapes;
@@ -19,17 +19,16 @@ export function swigluKernel(shapes: ModelShapes): ModelOpKernel {
   const output16 = (name: string, doc: string) => activationOutput(type, name, doc);
   const count = u32('count', 'elements (rows * hidden)');
   const block = [ELEMENTWISE_THREADS, 1, 1] as const;
-  const grid = elementwiseGrid('count');
-  // The forward takes SWIGLU_FORWARD_VECTOR consecutive elements a thread (vector loads).
-  const forwardGrid = `grid.x = ceil(count / ${ELEMENTWISE_THREADS * SWIGLU_FORWARD_VECTOR})`;
+  // Every entry takes SWIGLU_VECTOR consecutive elements a thread (vector loads).
+  const grid = `grid.x = ceil(count / ${ELEMENTWISE_THREADS * SWIGLU_VECTOR})`;
   return {
     kernel, op: 'swiglu', template: 'ops/swiglu.cu.hbs',
-    constants: { THREADS: ELEMENTWISE_THREADS, FORWARD_VECTOR: SWIGLU_FORWARD_VECTOR },
+    constants: { THREADS: ELEMENTWISE_THREADS, VECTOR: SWIGLU_VECTOR },
     entryPoints: [
       ...(['forward', 'forwardInActivation'] as const).map((name) => {
         const [write, read] = name === 'forward' ? [output, input] : [output16, input16];
         return entryPoint(kernel, name, {
-          parameters: [write('out', '[count]'), read('gate', '[count]'), read('up', '[count]'), count], block, grid: forwardGrid,
+          parameters: [write('out', '[count]'), read('gate', '[count]'), read('up', '[count]'), count], block, grid,
           computes: 'out = gate / (1 + exp(-gate)) * up',
         });
       }),
