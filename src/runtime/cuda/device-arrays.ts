@@ -114,6 +114,8 @@ export class DeviceArrays {
   private readonly zeros = new WeakSet<Float32Array>();
   /** Of those, the ones zeroLater left unfilled: their buffer holds older values until fill() or a write. */
   private readonly unfilled = new WeakSet<Float32Array>();
+  /** How many times each array was handed out to be written (writes(): a copy of its values made since is stale when this moved). */
+  private readonly writeCounts = new WeakMap<Float32Array, number>();
   /** The 16-bit copies of storages, by storage. */
   private readonly shadows = new WeakMap<DeviceBuffer, Shadow>();
 
@@ -342,7 +344,21 @@ export class DeviceArrays {
     return this.writeAs(host, layout, true);
   }
 
+  /**
+   * A count that moves whenever `host`'s values may change on the device or go to the host (a
+   * write, an update, a rewrite, a zeroing, a sync): a copy made of its resident buffer is still
+   * its values while the count and the resident buffer are the same.
+   */
+  writes(host: Float32Array): number {
+    return this.writeCounts.get(host) ?? 0;
+  }
+
+  private written(host: Float32Array): void {
+    this.writeCounts.set(host, this.writes(host) + 1);
+  }
+
   private writeAs(host: Float32Array, layout: Layout, rounded: boolean): DeviceBuffer {
+    this.written(host);
     this.readers.delete(host);
     this.zeros.delete(host);
     this.unfilled.delete(host);
@@ -372,6 +388,7 @@ export class DeviceArrays {
    * once the op has been launched.
    */
   rewrite(host: Float32Array, layout: Layout): DeviceBuffer {
+    this.written(host);
     const found = this.resident.get(host);
     if (found === undefined) throw new Error('rewrite: the array is not on the device');
     if (this.placed.has(host)) throw new Error('rewrite: the array is kept in packed storage (float32 only)');
@@ -392,6 +409,7 @@ export class DeviceArrays {
    * want (attention's dq += between the zeros and RoPE's backward, which writes for the q linear).
    */
   update(host: Float32Array): DeviceBuffer {
+    this.written(host);
     const layout = dense(host.length);
     const found = this.resident.get(host);
     if (found?.rounded && found.encoding !== layout.encoding) this.earlyRoundings++;
@@ -426,6 +444,7 @@ export class DeviceArrays {
 
   /** Zeroes `host` where its newest values are. */
   zero(host: Float32Array): void {
+    this.written(host);
     this.changing(this.placed.get(host));
     this.unfilled.delete(host);
     const found = this.resident.get(host);
@@ -464,6 +483,7 @@ export class DeviceArrays {
     if (onDevice.length === 0) return;
     this.driver.synchronize();
     for (const host of onDevice) {
+      this.written(host);
       this.noteRead(host, dense(host.length));
       const found = this.resident.get(host)!;
       this.resident.delete(host);

@@ -4,7 +4,7 @@
 // cross-entropy on the spec's model-op kernels (src/backends/cuda/model-ops.ts, emitted by
 // `qalc compile` with the model's shapes baked in). Data stays on the device between ops
 // (device-arrays.ts): a step uploads its token ids and targets (the dropout multipliers are
-// computed on the device from each layer's draws: device-dropout.ts; the adapters, their
+// computed on the device from each layer's draws, several layers' a launch: device-dropout.ts, dropout-window.ts; the adapters, their
 // gradients and AdamW's moments stay in the device optimizer's packed storage:
 // packed-parameters.ts), and hands back only what the model syncs (the logits after a forward,
 // the gradients after a backward) and the loss. Semantics are the TypeScript ops' (forwards overwrite, backwards +=);
@@ -53,6 +53,7 @@ import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
 import { deviceDropout } from './device-dropout.ts';
+import { dropoutWindow } from './dropout-window.ts';
 import { deviceUnpool } from './device-unpool.ts';
 import { deviceDecodeSteps } from './device-decode-steps.ts';
 import type { DecodeSteps } from './device-decode.ts';
@@ -167,7 +168,8 @@ export function deviceOps(
   const ops = modelOpLauncher(driver, kernels.modelOps);
   const arrays: DeviceArrays = new DeviceArrays(driver, convertKernels(ops, activation, (bytes) => arrays.take(bytes)), linearOptions.eagerZeros ?? false);
   const boundary = activationBoundary(arrays, ops, activation as ActivationType);
-  const port = residentPort(driver, kernels.kernels, arrays, deviceDropout(ops));
+  const generator = deviceDropout(ops);
+  const port = residentPort(driver, kernels.kernels, arrays, generator && dropoutWindow(generator, (bytes) => arrays.allocate(bytes)));
   const kernelOf = ops.kernel;
   const read = (host: Floats, name: string, length = host.length) => arrays.read(float32(host, name), dense(length));
   const write = (host: Floats, name: string, length = host.length) => arrays.write(float32(host, name), dense(length));

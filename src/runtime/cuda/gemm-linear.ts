@@ -10,6 +10,7 @@
 //             Ŵ = dequantize(codes)           [K, N] in the activation type, into the scratch
 //             σ·B under Ŵ                     rows K … K + r of the scratch (convert's scaledToActivation)
 //             [x | v]                         x, then v, copied into one [T, K + r] operand
+//                                             (x not again for a layer reading the same x: k, v, up)
 //             y = [x | v]·[Ŵ ; σ·B]           one GEMM, y in the forward kernel's output encoding
 //   backward  dv = σ·dy·Bᵀ                    GEMM (dv in the activation type, as adapter_grad's)
 //             dB += σ·vᵀ·dy                   GEMM with beta = 1 into B's float32 gradient
@@ -199,8 +200,19 @@ export function gemmLinearOps(
     return k.role === 'forward' && typeof K === 'number' && typeof rank === 'number' ? stackedStride(K, rank) * 2 : 0;
   }));
   let stackedOperand: DeviceBuffer | undefined;
+  // Whose values the operand's x columns hold: q, k and v read one x (RMSNorm's output), gate and
+  // up another, and nothing else writes the operand, so k's and v's forwards (and up's) find x
+  // there already and copy only their v. Valid while x's resident buffer and its write count
+  // (DeviceArrays.writes) are the ones the copy read, in the same columns and rows.
+  let stackedInput: { readonly host: Float32Array; readonly buffer: DeviceBuffer; readonly writes: number; readonly rows: number; readonly K: number; readonly stride: number } | undefined;
+  const holdsInput = (host: Float32Array, buffer: DeviceBuffer, rows: number, K: number, stride: number) =>
+    stackedInput !== undefined && stackedInput.host === host && stackedInput.buffer === buffer && arrays.residentOf(host)?.buffer === buffer
+    && stackedInput.writes === arrays.writes(host) && stackedInput.rows === rows && stackedInput.K === K && stackedInput.stride === stride;
   const stackedOperandOf = (rows: number): DeviceBuffer => {
-    if (stackedOperand === undefined || stackedOperand.bytes < rows * widestStacked) stackedOperand = arrays.allocate(rows * widestStacked);
+    if (stackedOperand === undefined || stackedOperand.bytes < rows * widestStacked) {
+      stackedOperand = arrays.allocate(rows * widestStacked);
+      stackedInput = undefined;
+    }
     return stackedOperand;
   };
 
@@ -260,7 +272,12 @@ export function gemmLinearOps(
         const size = bytesPerElement(v.type as ActivationType), stride = stackedStride(K, rank);
         const stacked = stackedOperandOf(rows);
         if (stacked.bytes < rows * stride * size) throw new Error(`the stacked operand holds ${stacked.bytes} bytes, [x | v] needs ${rows * stride * size}`);
-        stack.columns({ buffer: stacked, type: x16.type, rows, columns: K, ld: stride }, { ...x16, columns: K });
+        const xHost = float32(x, 'x');
+        if (!holdsInput(xHost, x16.buffer, rows, K, stride)) {
+          stack.columns({ buffer: stacked, type: x16.type, rows, columns: K, ld: stride }, { ...x16, columns: K });
+          // Only an array's own resident buffer is known to keep its values (a converted temporary goes back to the pool).
+          stackedInput = arrays.residentOf(xHost)?.buffer === x16.buffer ? { host: xHost, buffer: x16.buffer, writes: arrays.writes(xHost), rows, K, stride } : undefined;
+        }
         stack.columns({ buffer: stacked, type: v.type, rows, columns: rank, ld: stride, offset: K * size }, v);
         const b = weight.weight;
         stack.scaledRows({ ...b, rows: rank, offset: (b.offset ?? 0) + K * (b.ld ?? N) * size }, arrays.read(float32(adapter.b, 'B'), dense(adapter.b.length)), adapter.scaling);

@@ -3,8 +3,8 @@
 // (device-arrays.ts) instead of host copies. An input that an earlier op left on the device is
 // bound where it is, or converted there to the binding's encoding and row stride (bf16 or fp16
 // activations); an output becomes the array's resident copy in the kernel's encoding; an
-// accumulation is the accumulate kernel; dropout multipliers are the dropout op's, computed in
-// place from the layer's draws (device-dropout.ts). Adapters an optimizer on the device keeps in
+// accumulation is the accumulate kernel; dropout multipliers are the dropout op's, computed on
+// the device from the layer's draws, several layers' in one launch (dropout-window.ts). Adapters an optimizer on the device keeps in
 // its packed storage (packed-parameters.ts) are bound there: A|B where the optimizer updates it,
 // dA|dB written in place while the gradients hold zeros. run() queues nothing more and waits for
 // nothing: the host sees values only through the ops' syncToHost. Beyond the device port, a call
@@ -19,7 +19,7 @@ import { dense, float32, type DeviceArrays, type Layout } from './device-arrays.
 import { bytesPerElement } from './host-data.ts';
 import { keepScales } from '../kernel-buffers.ts';
 import { bindingLayout } from './binding-layout.ts';
-import type { DropoutGenerator } from './device-dropout.ts';
+import type { DropoutWindow } from './dropout-window.ts';
 import type { CudaKernelImage } from './kernels.ts';
 import { loadManifestKernels, type LoadedKernels } from './manifest-launch.ts';
 import type { CudaPort } from './cuda-port.ts';
@@ -112,13 +112,11 @@ class ResidentDeviceCall implements ResidentCall {
 
   dropoutMultipliers(kernel: ManifestKernel, name: string, mask: DropoutDraws | undefined, p: number, shape: Activations): DeviceTensor {
     const layout = bindingLayout(kernel, name, shape);
-    const { dropout, arrays } = this.port;
+    const { dropout } = this.port;
     if (dropout === undefined || layout.encoding !== 'f32' || layout.stride !== layout.width) {
       return this.input(kernel, name, keepScales(mask, shape.rows * shape.width, p), shape);
     }
-    const buffer = arrays.take(shape.rows * shape.width * 4);
-    dropout(buffer, mask, p, shape.rows * shape.width);
-    return tensor({ buffer, layout });
+    return tensor({ buffer: dropout.multipliers(mask, p, shape.rows * shape.width), layout });
   }
 
   output(kernel: ManifestKernel, name: string, host: Floats, shape: Activations): DeviceTensor {
@@ -167,12 +165,12 @@ class ResidentDeviceCall implements ResidentCall {
 interface ResidentPortState {
   readonly kernels: LoadedKernels;
   readonly arrays: DeviceArrays;
-  readonly dropout: DropoutGenerator | undefined;
+  readonly dropout: DropoutWindow | undefined;
   launches: number;
 }
 
-/** `dropout`: the multipliers computed on the device (device-dropout.ts); without it they are expanded on the host and uploaded. */
-export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays, dropout?: DropoutGenerator): ResidentPort {
+/** `dropout`: the multipliers computed on the device, several layers a launch (dropout-window.ts); without it they are expanded on the host and uploaded. */
+export function residentPort(driver: CudaDevicePort, images: readonly CudaKernelImage[], arrays: DeviceArrays, dropout?: DropoutWindow): ResidentPort {
   const state: ResidentPortState = { kernels: loadManifestKernels(driver, images), arrays, dropout, launches: 0 };
   // One call object serves every call: a call holds no state of its own (its temporaries are the arrays' until run()).
   const call = new ResidentDeviceCall(state);

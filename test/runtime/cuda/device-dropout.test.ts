@@ -1,7 +1,8 @@
 // Adapter dropout's multipliers computed on the (simulated) device by the dropout model op
 // (src/runtime/cuda/device-dropout.ts) from a layer's draws: exactly the host's expansion for
 // ragged lengths, seeds, offsets past 2^32 and drop probabilities at the threshold's edges; ones
-// without a mask; no op for a spec without dropout; and a linear layer's forward and backward on
+// without a mask; no op for a spec without dropout; several layers' multipliers from one launch
+// (dropout-window.ts) exactly each layer's own; and a linear layer's forward and backward on
 // the cuda ops give the very bits they give with the host's multipliers uploaded instead.
 import { describe, expect, it } from 'vitest';
 import { modelOpKernels } from '../../../src/backends/cuda/model-ops.ts';
@@ -10,6 +11,7 @@ import { quantizeRtn } from '../../../src/quant/rtn.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import { deviceDropout } from '../../../src/runtime/cuda/device-dropout.ts';
+import { dropoutWindow } from '../../../src/runtime/cuda/dropout-window.ts';
 import { deviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { modelOpLauncher } from '../../../src/runtime/cuda/model-op-launcher.ts';
 import { keepScales } from '../../../src/runtime/kernel-buffers.ts';
@@ -72,6 +74,53 @@ describe('dropout multipliers on the device', () => {
   });
 });
 
+describe('the dropout window: several layers\' multipliers a launch', () => {
+  const modelOps = asManifest(specWith(0.1));
+  const device = new SimulatedModelOpDevice([], modelOps);
+  const generate = deviceDropout(modelOpLauncher(device, modelOps.map(image)))!;
+  const read = (buffer: ReturnType<typeof device.alloc>, count: number) => {
+    const got = new Float32Array(count);
+    buffer.download(got);
+    return got;
+  };
+
+  it('gives each layer of a forward its own multipliers, the next layers\' from the first one\'s launch', () => {
+    for (const start of [0, 2 ** 32 - 1000]) { // the second wraps the counter inside the window
+      const window = dropoutWindow(generate, (bytes) => device.alloc(bytes));
+      // A block's draws at the 7B pattern, shrunk: four layers of 128 entries, two more, one of 344, then the next block.
+      const counts = [128, 128, 128, 128, 128, 128, 344, 128, 128];
+      let offset = start;
+      for (const count of counts) {
+        const mask = dropoutDraws(7, offset);
+        expect(read(window.multipliers(mask, 0.1, count), count), `offset ${offset}`).toEqual(keepScales(mask, count, 0.1));
+        offset += count;
+      }
+      // q with k and v, o with gate and up, down alone, the next q with its k.
+      expect(window.launches()).toBe(4);
+    }
+  });
+
+  it('launches again for another seed or p, an offset behind the window or past it, a misaligned one; ones without a mask from one launch', () => {
+    const window = dropoutWindow(generate, (bytes) => device.alloc(bytes));
+    const check = (mask: ReturnType<typeof dropoutDraws> | undefined, p: number, count: number) =>
+      expect(read(window.multipliers(mask, p, count), count)).toEqual(keepScales(mask, count, p));
+    check(dropoutDraws(1, 100), 0.1, 40); // a window of 120
+    check(dropoutDraws(1, 140), 0.1, 80); // inside: no launch
+    expect(window.launches()).toBe(1);
+    check(dropoutDraws(2, 140), 0.1, 80); // another seed
+    check(dropoutDraws(2, 140), 0.3, 80); // another p
+    check(dropoutDraws(2, 100), 0.3, 40); // behind the window
+    check(dropoutDraws(2, 102), 0.3, 40); // inside but 8 bytes in: a view would start off 16 bytes
+    check(dropoutDraws(2, 102), 0.3, 240); // more than the window holds: a larger buffer
+    check(dropoutDraws(2, 102 + 720 - 8), 0.3, 16); // past the window's end
+    expect(window.launches()).toBe(7);
+    check(undefined, 0.1, 50);
+    check(undefined, 0.1, 200);
+    check(undefined, 0.3, 10);
+    expect(window.launches()).toBe(8);
+  });
+});
+
 describe('a linear layer with dropout on the cuda ops', () => {
   it('computes the same bits with the multipliers made on the device as with the host\'s uploaded, forward and backward', async () => {
     const plan = specWith(0.1);
@@ -99,7 +148,7 @@ describe('a linear layer with dropout on the cuda ops', () => {
     };
     const generated = run(manifest.modelOps), uploaded = run(manifest.modelOps.filter((k) => k.op !== 'dropout'));
     expect(generated.compiled).toBe(2);
-    expect(generated.launches).toBe(2); // regenerated for the backward, not kept
+    expect(generated.launches).toBe(1); // the backward's adapter_grad reads the forward's window
     expect(uploaded.launches).toBe(0);
     generated.outputs.forEach((values, i) => expect(values, `output ${i}`).toEqual(uploaded.outputs[i]));
     // And the mask matters: another seed's draws give another v.

@@ -4,7 +4,9 @@
 // dropout on every adapter, the down projection's ragged group of 43. Step by step the losses
 // agree to bf16's rounding, and so do the adapters' gradients of one step; both follow the cpu
 // backend (float32 everywhere) as closely as each other. Recomputed blocks on the stacked path give
-// none's results bit for bit in recompute.test.ts, which runs the default (stacked) path.
+// none's results bit for bit in recompute.test.ts, which runs the default (stacked) path. x goes
+// into [x | v] once for the layers that read it one after another (q, k, v), and again once it
+// is written anew.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +19,8 @@ import type { AdapterGemm } from '../../../src/runtime/cuda/gemm-linear.ts';
 import type { TrainingOps } from '../../../src/runtime/ops.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { setUpTraining, train } from '../../../src/train/trainer.ts';
+import { weightOf } from '../../../src/runtime/compiled-linear.ts';
+import type { AdapterActivations, QaLoraLinear } from '../../../src/runtime/typescript/qalora-linear.ts';
 import { planFrom, stories260kSpec } from '../../support/inline-spec.ts';
 import { relativeL2Error } from '../../support/relative-error.ts';
 import { SimulatedModelOpDevice } from './simulated-model-ops.ts';
@@ -77,5 +81,50 @@ describe('the adapters stacked into the base GEMM on the cuda simulated device',
     errors.forEach((e, i) => expect(e.stacked, `parameter ${i} against cpu`).toBeLessThanOrEqual(0.1));
     expect(worst('stacked')).toBeLessThanOrEqual(1.1 * worst('separate'));
     expect(median('stacked')).toBeLessThanOrEqual(1.1 * median('separate'));
+  }, 300_000);
+
+  it('copies x into [x | v] once for the layers that read it in a row, and again after x is written anew', async () => {
+    const { manifest } = await loadCompiledKernels(plan, { targets: ['cuda'] });
+    const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
+    const rows = 32, C = 64, rng = createRng(9);
+    const inputs = [0, 1, 2].map(() => Float32Array.from({ length: rows * C }, () => rng.normal()));
+    const normWeight = Float32Array.from({ length: C }, () => 1 + 0.1 * rng.normal());
+    /** RMSNorm of each input into one x (bf16 for the linears from its second write), then the given layers' forwards of x; y and the x copies of each round. */
+    const run = async (rounds: readonly (readonly number[])[], inputOf: (round: number) => Float32Array) => {
+      const device = new SimulatedModelOpDevice(linear, manifest.modelOps);
+      const ops = deviceOps(device, { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16', { path: 'gemm', adapterGemm: 'stacked' });
+      const { model } = setUpTraining(plan, dir, ops, () => {});
+      const block = (model as unknown as { blocks: Record<'q' | 'k' | 'v', { layer: QaLoraLinear }>[] }).blocks[0]!;
+      const draws = createRng(11); // the same B on every device
+      for (const { adapter } of model.adapters()) for (let i = 0; i < adapter.b.length; i++) adapter.b[i] = 0.2 * draws.normal();
+      const x = new Float32Array(rows * C), rstd = new Float32Array(rows);
+      const results: { ys: Float32Array[]; copies: number }[] = [];
+      for (const [round, layers] of rounds.entries()) {
+        await ops.rmsnormForward(x, rstd, inputOf(round), normWeight, rows, C, 1e-5);
+        const before = device.modelOpLaunches.filter((l) => l === 'convert.copyActivation').length;
+        const ys: Float32Array[] = [];
+        for (const which of layers) {
+          const layer = [block.q, block.k, block.v][which]!.layer;
+          const y = new Float32Array(rows * weightOf(layer).outFeatures);
+          const saved: AdapterActivations = { u: new Float32Array(rows * (C / layer.adapter!.groupSize)), v: new Float32Array(rows * layer.adapter!.rank), mask: undefined };
+          await ops.qaloraLinearForward(y, x, rows, layer, saved);
+          ys.push(y);
+        }
+        await ops.syncToHost(ys);
+        results.push({ ys, copies: device.modelOpLaunches.filter((l) => l === 'convert.copyActivation').length - before });
+      }
+      return results;
+    };
+    // Round 0 makes x's readers known (bf16), rounds 1 and 2 find x resident in bf16.
+    const got = await run([[0], [0, 1, 2], [1]], (round) => inputs[round]!);
+    expect(got[1]!.copies).toBe(4); // x once for q, k and v, and each one's v
+    expect(got[2]!.copies).toBe(2); // x written anew by RMSNorm: copied again
+    // Each y is what the layer's forward gives on a device that copied x for it alone.
+    for (const [round, which] of [[1, 0], [1, 1], [1, 2], [2, 0]] as const) {
+      const index = round === 2 ? 0 : which;
+      const layer = round === 2 ? 1 : which;
+      const alone = await run([[layer], [layer]], (r) => inputs[r === 0 ? 0 : round]!);
+      expect(got[round]!.ys[index], `round ${round}, layer ${layer}`).toEqual(alone[1]!.ys[0]);
+    }
   }, 300_000);
 });
