@@ -52,6 +52,11 @@ export interface ModelOptions {
    * before their backward (the train block's `recompute`, src/train/recompute.ts). Default 0.
    */
   readonly recomputedBlocks?: number;
+  /**
+   * Every block not recomputed whole keeps its MLP norm's output instead of gate and up and runs
+   * those two linears again before its backward (the train block's `recompute = mlp`). Default false.
+   */
+  readonly recomputeMlp?: boolean;
 }
 
 export interface Batch {
@@ -264,8 +269,10 @@ export class QaLoraModel {
   private lastBatch: Batch | undefined;
   /** Blocks 0 … recomputedBlocks − 1 are recomputed in the backward. */
   readonly recomputedBlocks: number;
-  /** The last forward's dropout seed and each block's first draw, for the recomputed blocks' forwards again. */
-  private lastDropout: { readonly seed: number | undefined; readonly blockOffsets: readonly number[] } | undefined;
+  /** Gate and up of the other blocks are recomputed in the backward from their kept normed input. */
+  readonly recomputeMlp: boolean;
+  /** The last forward's dropout seed and each block's first draw (and its gate's), for the recomputed forwards again. */
+  private lastDropout: { readonly seed: number | undefined; readonly blockOffsets: readonly number[]; readonly gateOffsets: readonly number[] } | undefined;
   private head: HeadState = 'logits';
 
   constructor(checkpoint: TrainableCheckpoint, spec: QaLoraSpec, options: ModelOptions = {}) {
@@ -276,6 +283,7 @@ export class QaLoraModel {
     this.ops = options.ops ?? TYPESCRIPT_OPS;
     this.checkpoint = checkpoint;
     this.recomputedBlocks = options.recomputedBlocks ?? 0;
+    this.recomputeMlp = options.recomputeMlp ?? false;
     if (!(Number.isInteger(this.recomputedBlocks) && this.recomputedBlocks >= 0 && this.recomputedBlocks <= arch.layers)) {
       throw new RangeError(`recomputed blocks must be an integer from 0 to the model's ${arch.layers} blocks, got ${this.recomputedBlocks}`);
     }
@@ -355,13 +363,14 @@ export class QaLoraModel {
     // One counter-based sequence per forward, layer after layer (DropoutCursor).
     const dropout: DropoutCursor = { seed: options.training ? (options.dropoutSeed ?? 0) : undefined, next: 0 };
     const blockOffsets: number[] = [];
+    const gateOffsets: number[] = [];
 
     await ops.embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
     for (let l = 0; l < arch.layers; l++) {
       blockOffsets.push(dropout.next);
-      await this.blockForward(l, B, T, dropout, l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output);
+      await this.blockForward(l, B, T, dropout, l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output, gateOffsets);
     }
-    this.lastDropout = { seed: dropout.seed, blockOffsets };
+    this.lastDropout = { seed: dropout.seed, blockOffsets, gateOffsets };
     await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C, eps);
 
     this.lastBatch = batch;
@@ -387,7 +396,7 @@ export class QaLoraModel {
    * Block l's forward from its input, into its activations. `next` receives the residual stream
    * leaving the block; a recomputation leaves it out (the block above has used it already).
    */
-  private async blockForward(l: number, B: number, T: number, dropout: DropoutCursor, next: Floats | undefined): Promise<void> {
+  private async blockForward(l: number, B: number, T: number, dropout: DropoutCursor, next: Floats | undefined, gateOffsets?: number[]): Promise<void> {
     const { arch, kvDim, rope, checkpoint, ops } = this;
     const acts = this.activations!;
     const rows = B * T;
@@ -409,12 +418,20 @@ export class QaLoraModel {
     await ops.residualAdd(a.afterAttention, a.input, acts.scratch, rows * C);
 
     await this.normForward(a.normFfn, a.rstdFfn, a.ffnNormInput, a.afterAttention, w.rmsFfn.data, rows);
-    await linear(p.gate, a.projections.gate, a.gate, a.normFfn);
-    await linear(p.up, a.projections.up, a.up, a.normFfn);
+    if (gateOffsets !== undefined) gateOffsets[l] = dropout.next;
+    await this.gateUpForward(l, rows, dropout);
     await ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
     // A recomputation still runs down: its adapter's u and v are what down's backward reads.
     await linear(p.down, a.projections.down, acts.scratch, a.hidden);
     if (next !== undefined) await ops.residualAdd(next, a.afterAttention, acts.scratch, rows * C);
+  }
+
+  /** Block l's gate and up projections of its normed MLP input. */
+  private async gateUpForward(l: number, rows: number, dropout: DropoutCursor): Promise<void> {
+    const p = this.blocks[l];
+    const a = this.activations!.blocks[l];
+    await this.linearForward(p.gate, a.projections.gate, a.gate, a.normFfn, rows, dropout);
+    await this.linearForward(p.up, a.projections.up, a.up, a.normFfn, rows, dropout);
   }
 
   /** RMSNorm's forward of x; `kept` is x itself, or the array the ops keep it in for the backward. */
@@ -488,6 +505,10 @@ export class QaLoraModel {
         // The same draws as the forward's: the cursor starts at the block's first.
         const dropout = this.lastDropout!;
         await this.blockForward(l, B, T, { seed: dropout.seed, next: dropout.blockOffsets[l]! }, undefined);
+      } else if (this.recomputeMlp) {
+        // Gate and up again from the kept normed input, with the forward's dropout draws (their u and v are rewritten as they were).
+        const dropout = this.lastDropout!;
+        await this.gateUpForward(l, rows, { seed: dropout.seed, next: dropout.gateOffsets[l]! });
       }
 
       await ops.zeroFill(g.hidden);
@@ -534,8 +555,10 @@ export class QaLoraModel {
     const { dim: C, hiddenDim: hidden, heads } = this.arch;
     const rows = B * T;
     const f = (n: number) => allocateFloats(this.dtype, n);
-    // Forward-only values, overwritten by each block in turn (see BlockActivations).
+    // Forward-only values, overwritten by each block in turn (see BlockActivations); with
+    // recompute = mlp gate and up are too (the backward recomputes them), and normFfn is each block's.
     const forwardOnly = { normAtt: f(rows * C), normFfn: f(rows * C), hidden: f(rows * hidden) };
+    const recomputedMlp = this.recomputeMlp ? { gate: f(rows * hidden), up: f(rows * hidden) } : undefined;
     // A projection's u and v [rows, L] and [rows, r]: the recomputed blocks share one pair per
     // projection and shape (a mixed spec's blocks may differ in group size or rank).
     const sharedSaved = new Map<string, AdapterActivations>();
@@ -567,7 +590,7 @@ export class QaLoraModel {
         rstdAtt: f(rows),
         q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
         attention: f(rows * C), afterAttention, ffnNormInput: keeping ? f(rows * C) : afterAttention, rstdFfn: f(rows),
-        gate: f(rows * hidden), up: f(rows * hidden),
+        ...(recomputedMlp !== undefined ? { ...recomputedMlp, normFfn: f(rows * C) } : { gate: f(rows * hidden), up: f(rows * hidden) }),
       };
     };
     // One set of arrays for every recomputed block (none when no block is), the kept norm input among them.
