@@ -336,13 +336,22 @@ export function deviceOps(
    * RMSNorm's forward; with `kept`, x also goes into it in 16-bit rows (the KeepingInput entries),
    * the copy the backward reads instead of the float32 residual stream.
    */
+  /** The output of the last block norm (a KeepingInput call), for the layout of a fresh one. */
+  let lastBlockNorm: Float32Array | undefined;
   const normalize = (out: Floats, rstd: Floats, kept: Floats | undefined, x: Floats, weight: Floats, rows: number, channels: number, eps: number) => {
     const kernel = kernelOf('rmsnorm');
     requireConstant(kernel, 'CHANNELS', channels, 'channels');
     if (Math.fround(kernel.constants['EPS']!) !== Math.fround(eps)) throw new RangeError(`${kernel.kernel} was compiled for eps ${kernel.constants['EPS']}, the call has ${eps}`);
     // Rounded here when its readers (the q/k/v or gate/up linears, lm_head's bf16 GEMM) take it in 16 bits.
     const values = float32(out, 'out');
-    const toLinear = boundary.wanted(values, rows * channels, 'rmsnorm', 'forwardToActivation');
+    // A block's norm (the calls that keep their input) feeds linear layers: an output array on the
+    // device for the first time (the first step's; recompute = mlp's each block's own) takes the
+    // layout the previous block norm's readers took, where its own readers are not known yet,
+    // rather than float32 once and 16-bit rows after, in a buffer of twice the size.
+    const count = rows * channels;
+    const fresh = kept !== undefined && lastBlockNorm !== undefined && arrays.residentOf(values) === undefined;
+    const toLinear = boundary.wanted(values, count, 'rmsnorm', 'forwardToActivation') ?? (fresh ? boundary.wanted(lastBlockNorm!, count, 'rmsnorm', 'forwardToActivation') : undefined);
+    if (kept !== undefined) lastBlockNorm = values;
     const entry = `${toLinear !== undefined ? 'forwardToActivation' : 'forward'}${kept !== undefined ? 'KeepingInput' : ''}`;
     if (kept !== undefined) checkLength('kept', kept, rows * channels);
     ops.launch('rmsnorm', entry, {
