@@ -22,6 +22,7 @@ import type { swigluBackward, swigluForward } from './typescript/swiglu.ts';
 import type { AdamWOptions, Optimizer, OptimizerParameter } from './optimizer.ts';
 import type { Bits, QuantizedWeight } from '../quant/quantized-weight.ts';
 import type { ScaleDtype } from '../quant/scale-dtype.ts';
+import type { Floats } from './typescript/floats.ts';
 
 export interface SyncTrainingOps {
   /** Shown in benchmarks and errors: 'typescript', 'native-cpu', 'webgpu', … */
@@ -96,6 +97,14 @@ export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'>
    * logits (ForwardOptions.logitsOnDevice); a table without it runs the four unfused ops.
    */
   readonly lmHeadCrossEntropy?: MayAwait<typeof lmHeadCrossEntropy>;
+  /**
+   * rmsnormForward that also writes x into `kept`, in the form the backward reads it: a device
+   * backend's 16-bit activation type, so that a training step keeps each block's residual stream
+   * for the norms' backward in half the bytes of the float32 stream the forward adds in
+   * (rmsnormBackward then takes `kept` as its x). A table without it: the model keeps the float32
+   * stream itself, as the host backends do.
+   */
+  readonly rmsnormForwardKeepingInput?: (out: Floats, rstd: Floats, kept: Floats, x: Floats, weight: Floats, rows: number, channels: number, eps: number) => void | Promise<void>;
   /** A device backend's RTN of the frozen float weights (the host quantizes them otherwise); opened for one model's setup. */
   readonly frozenQuantizer?: () => FrozenQuantizer;
   /** A device backend's AdamW, where the gradients are (the trainer's host AdamW otherwise). */

@@ -52,6 +52,11 @@ export interface ModelOptions {
    * before their backward (the train block's `recompute`, src/train/recompute.ts). Default 0.
    */
   readonly recomputedBlocks?: number;
+  /**
+   * Every block not recomputed whole keeps its MLP norm's output instead of gate and up and runs
+   * those two linears again before its backward (the train block's `recompute = mlp`). Default false.
+   */
+  readonly recomputeMlp?: boolean;
 }
 
 export interface Batch {
@@ -108,19 +113,27 @@ interface ProjectionActivations {
 }
 
 /**
- * A block's forward values. The backward reads only what it needs of them: the residual stream
- * (RMSNorm's input), RoPE'd q and k, v, attention's output and saved values, gate and up, and each
- * adapter's u and v — not the normed inputs of the linear layers nor SwiGLU's output, since the
- * frozen base's input gradient needs only dy and Ŵ. Those (normAtt, normFfn, hidden) are one
- * array shared by every block: at the 7B shape, sequence 2048, 154 MB a block not held.
+ * A block's forward values. The backward reads only what it needs of them: what the norms'
+ * backward reads of the residual stream (normInput, ffnNormInput), RoPE'd q and k, v,
+ * attention's output and saved values, gate and up, and each adapter's u and v — not the normed
+ * inputs of the linear layers nor SwiGLU's output, since the frozen base's input gradient needs
+ * only dy and Ŵ. Those (normAtt, normFfn, hidden) are one array shared by every block: at the 7B
+ * shape, sequence 2048, 154 MB a block not held.
  *
- * A recomputed block (ModelOptions.recomputedBlocks) holds its own `input` only: every other
- * array is one set shared by all recomputed blocks (the same host arrays, so a device backend
- * keeps one device copy of them), which the backward fills again, from that input, just before
- * the block's backward reads it.
+ * The residual stream itself (input, afterAttention) is float32, what the forward adds in. Where
+ * the ops keep a norm's input in the form its backward reads it (TrainingOps.
+ * rmsnormForwardKeepingInput: the cuda backend's 16-bit rows), the stream is one working pair of
+ * arrays every block shares and the blocks keep only those copies, half the bytes; otherwise
+ * (the host backends) each block keeps its float32 stream, and normInput is input itself.
+ *
+ * A recomputed block (ModelOptions.recomputedBlocks) holds its own float32 `input` only: every
+ * other array is one set shared by all recomputed blocks (the same host arrays, so a device
+ * backend keeps one device copy of them), which the backward fills again, from that input, just
+ * before the block's backward reads it.
  */
 interface BlockActivations {
-  readonly input: Floats; // residual stream entering the block [BT, C]
+  readonly input: Floats; // residual stream entering the block [BT, C], float32
+  readonly normInput: Floats; // what the attention norm's backward reads as x: input, or its kept copy
   readonly rstdAtt: Floats;
   readonly normAtt: Floats;
   readonly q: Floats; // after RoPE [BT, C]
@@ -128,7 +141,8 @@ interface BlockActivations {
   readonly v: Floats;
   readonly probs: Floats; // what the attention forward saves: ops.attentionSavedLength floats
   readonly attention: Floats; // [BT, C], before o
-  readonly afterAttention: Floats; // residual stream after the attention half [BT, C]
+  readonly afterAttention: Floats; // residual stream after the attention half [BT, C], float32
+  readonly ffnNormInput: Floats; // what the MLP norm's backward reads as x: afterAttention, or its kept copy
   readonly rstdFfn: Floats;
   readonly normFfn: Floats;
   readonly gate: Floats; // [BT, hidden]
@@ -255,8 +269,10 @@ export class QaLoraModel {
   private lastBatch: Batch | undefined;
   /** Blocks 0 … recomputedBlocks − 1 are recomputed in the backward. */
   readonly recomputedBlocks: number;
-  /** The last forward's dropout seed and each block's first draw, for the recomputed blocks' forwards again. */
-  private lastDropout: { readonly seed: number | undefined; readonly blockOffsets: readonly number[] } | undefined;
+  /** Gate and up of the other blocks are recomputed in the backward from their kept normed input. */
+  readonly recomputeMlp: boolean;
+  /** The last forward's dropout seed and each block's first draw (and its gate's), for the recomputed forwards again. */
+  private lastDropout: { readonly seed: number | undefined; readonly blockOffsets: readonly number[]; readonly gateOffsets: readonly number[] } | undefined;
   private head: HeadState = 'logits';
 
   constructor(checkpoint: TrainableCheckpoint, spec: QaLoraSpec, options: ModelOptions = {}) {
@@ -267,6 +283,7 @@ export class QaLoraModel {
     this.ops = options.ops ?? TYPESCRIPT_OPS;
     this.checkpoint = checkpoint;
     this.recomputedBlocks = options.recomputedBlocks ?? 0;
+    this.recomputeMlp = options.recomputeMlp ?? false;
     if (!(Number.isInteger(this.recomputedBlocks) && this.recomputedBlocks >= 0 && this.recomputedBlocks <= arch.layers)) {
       throw new RangeError(`recomputed blocks must be an integer from 0 to the model's ${arch.layers} blocks, got ${this.recomputedBlocks}`);
     }
@@ -346,13 +363,14 @@ export class QaLoraModel {
     // One counter-based sequence per forward, layer after layer (DropoutCursor).
     const dropout: DropoutCursor = { seed: options.training ? (options.dropoutSeed ?? 0) : undefined, next: 0 };
     const blockOffsets: number[] = [];
+    const gateOffsets: number[] = [];
 
     await ops.embeddingForward(acts.blocks[0]?.input ?? acts.output, tokens, checkpoint.tokenEmbedding.data, rows, C);
     for (let l = 0; l < arch.layers; l++) {
       blockOffsets.push(dropout.next);
-      await this.blockForward(l, B, T, dropout, l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output);
+      await this.blockForward(l, B, T, dropout, l + 1 < arch.layers ? acts.blocks[l + 1].input : acts.output, gateOffsets);
     }
-    this.lastDropout = { seed: dropout.seed, blockOffsets };
+    this.lastDropout = { seed: dropout.seed, blockOffsets, gateOffsets };
     await ops.rmsnormForward(acts.normFinal, acts.rstdFinal, acts.output, checkpoint.rmsFinal.data, rows, C, eps);
 
     this.lastBatch = batch;
@@ -378,18 +396,18 @@ export class QaLoraModel {
    * Block l's forward from its input, into its activations. `next` receives the residual stream
    * leaving the block; a recomputation leaves it out (the block above has used it already).
    */
-  private async blockForward(l: number, B: number, T: number, dropout: DropoutCursor, next: Floats | undefined): Promise<void> {
+  private async blockForward(l: number, B: number, T: number, dropout: DropoutCursor, next: Floats | undefined, gateOffsets?: number[]): Promise<void> {
     const { arch, kvDim, rope, checkpoint, ops } = this;
     const acts = this.activations!;
     const rows = B * T;
-    const { dim: C, hiddenDim: hidden, rmsNormEps: eps } = arch;
+    const { dim: C, hiddenDim: hidden } = arch;
     const shape = this.attentionShape(B, T);
     const w = checkpoint.layers[l];
     const p = this.blocks[l];
     const a = acts.blocks[l];
     const linear = (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => this.linearForward(projection, saved, y, x, rows, dropout);
 
-    await ops.rmsnormForward(a.normAtt, a.rstdAtt, a.input, w.rmsAtt.data, rows, C, eps);
+    await this.normForward(a.normAtt, a.rstdAtt, a.normInput, a.input, w.rmsAtt.data, rows);
     await linear(p.q, a.projections.q, a.q, a.normAtt);
     await linear(p.k, a.projections.k, a.k, a.normAtt);
     await linear(p.v, a.projections.v, a.v, a.normAtt);
@@ -399,13 +417,29 @@ export class QaLoraModel {
     await linear(p.o, a.projections.o, acts.scratch, a.attention);
     await ops.residualAdd(a.afterAttention, a.input, acts.scratch, rows * C);
 
-    await ops.rmsnormForward(a.normFfn, a.rstdFfn, a.afterAttention, w.rmsFfn.data, rows, C, eps);
-    await linear(p.gate, a.projections.gate, a.gate, a.normFfn);
-    await linear(p.up, a.projections.up, a.up, a.normFfn);
+    await this.normForward(a.normFfn, a.rstdFfn, a.ffnNormInput, a.afterAttention, w.rmsFfn.data, rows);
+    if (gateOffsets !== undefined) gateOffsets[l] = dropout.next;
+    await this.gateUpForward(l, rows, dropout);
     await ops.swigluForward(a.hidden, a.gate, a.up, rows * hidden);
     // A recomputation still runs down: its adapter's u and v are what down's backward reads.
     await linear(p.down, a.projections.down, acts.scratch, a.hidden);
     if (next !== undefined) await ops.residualAdd(next, a.afterAttention, acts.scratch, rows * C);
+  }
+
+  /** Block l's gate and up projections of its normed MLP input. */
+  private async gateUpForward(l: number, rows: number, dropout: DropoutCursor): Promise<void> {
+    const p = this.blocks[l];
+    const a = this.activations!.blocks[l];
+    await this.linearForward(p.gate, a.projections.gate, a.gate, a.normFfn, rows, dropout);
+    await this.linearForward(p.up, a.projections.up, a.up, a.normFfn, rows, dropout);
+  }
+
+  /** RMSNorm's forward of x; `kept` is x itself, or the array the ops keep it in for the backward. */
+  private async normForward(out: Floats, rstd: Floats, kept: Floats, x: Floats, weight: Floats, rows: number): Promise<void> {
+    const { dim: C, rmsNormEps: eps } = this.arch;
+    const keeping = this.ops.rmsnormForwardKeepingInput;
+    if (kept === x || keeping === undefined) await this.ops.rmsnormForward(out, rstd, x, weight, rows, C, eps);
+    else await keeping(out, rstd, kept, x, weight, rows, C, eps);
   }
 
   private async linearForward(projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats, rows: number, dropout: DropoutCursor): Promise<void> {
@@ -471,6 +505,10 @@ export class QaLoraModel {
         // The same draws as the forward's: the cursor starts at the block's first.
         const dropout = this.lastDropout!;
         await this.blockForward(l, B, T, { seed: dropout.seed, next: dropout.blockOffsets[l]! }, undefined);
+      } else if (this.recomputeMlp) {
+        // Gate and up again from the kept normed input, with the forward's dropout draws (their u and v are rewritten as they were).
+        const dropout = this.lastDropout!;
+        await this.gateUpForward(l, rows, { seed: dropout.seed, next: dropout.gateOffsets[l]! });
       }
 
       await ops.zeroFill(g.hidden);
@@ -481,7 +519,7 @@ export class QaLoraModel {
       await ops.zeroFill(g.norm);
       await linear(p.gate, a.projections.gate, g.norm, g.gate);
       await linear(p.up, a.projections.up, g.norm, g.up);
-      await ops.rmsnormBackward(g.residual, g.norm, a.afterAttention, w.rmsFfn.data, a.rstdFfn, rows, C);
+      await ops.rmsnormBackward(g.residual, g.norm, a.ffnNormInput, w.rmsFfn.data, a.rstdFfn, rows, C);
 
       await ops.zeroFill(g.attention);
       await linear(p.o, a.projections.o, g.attention, g.residual);
@@ -495,7 +533,7 @@ export class QaLoraModel {
       await linear(p.q, a.projections.q, g.norm, g.q);
       await linear(p.k, a.projections.k, g.norm, g.k);
       await linear(p.v, a.projections.v, g.norm, g.v);
-      await ops.rmsnormBackward(g.residual, g.norm, a.input, w.rmsAtt.data, a.rstdAtt, rows, C);
+      await ops.rmsnormBackward(g.residual, g.norm, a.normInput, w.rmsAtt.data, a.rstdAtt, rows, C);
     }
     // An optimizer on the device reads the gradients where they are (syncGradients: false).
     if (options.syncGradients ?? true) await ops.syncToHost(this.parameters().map((p) => p.grad));
@@ -517,8 +555,10 @@ export class QaLoraModel {
     const { dim: C, hiddenDim: hidden, heads } = this.arch;
     const rows = B * T;
     const f = (n: number) => allocateFloats(this.dtype, n);
-    // Forward-only values, overwritten by each block in turn (see BlockActivations).
+    // Forward-only values, overwritten by each block in turn (see BlockActivations); with
+    // recompute = mlp gate and up are too (the backward recomputes them), and normFfn is each block's.
     const forwardOnly = { normAtt: f(rows * C), normFfn: f(rows * C), hidden: f(rows * hidden) };
+    const recomputedMlp = this.recomputeMlp ? { gate: f(rows * hidden), up: f(rows * hidden) } : undefined;
     // A projection's u and v [rows, L] and [rows, r]: the recomputed blocks share one pair per
     // projection and shape (a mixed spec's blocks may differ in group size or rank).
     const sharedSaved = new Map<string, AdapterActivations>();
@@ -539,22 +579,32 @@ export class QaLoraModel {
       }
       return projections;
     };
-    const blockArrays = (): Omit<BlockActivations, 'input' | 'projections'> => ({
-      ...forwardOnly,
-      rstdAtt: f(rows),
-      q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
-      attention: f(rows * C), afterAttention: f(rows * C), rstdFfn: f(rows),
-      gate: f(rows * hidden), up: f(rows * hidden),
-    });
-    // One set of arrays for every recomputed block (none when no block is).
-    const recomputed = this.recomputedBlocks > 0 ? blockArrays() : undefined;
+    // The float32 residual stream the forward adds in: one working pair for every block where the
+    // ops keep the norms' inputs for the backward (see BlockActivations), else each block's own.
+    const keeping = this.ops.rmsnormForwardKeepingInput !== undefined;
+    const working = keeping ? { input: f(rows * C), afterAttention: f(rows * C) } : undefined;
+    const blockArrays = (): Omit<BlockActivations, 'input' | 'normInput' | 'projections'> => {
+      const afterAttention = working?.afterAttention ?? f(rows * C);
+      return {
+        ...forwardOnly,
+        rstdAtt: f(rows),
+        q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
+        attention: f(rows * C), afterAttention, ffnNormInput: keeping ? f(rows * C) : afterAttention, rstdFfn: f(rows),
+        ...(recomputedMlp !== undefined ? { ...recomputedMlp, normFfn: f(rows * C) } : { gate: f(rows * hidden), up: f(rows * hidden) }),
+      };
+    };
+    // One set of arrays for every recomputed block (none when no block is), the kept norm input among them.
+    const recomputed = this.recomputedBlocks > 0 ? { ...blockArrays(), normInput: keeping ? f(rows * C) : undefined } : undefined;
     const blocks = this.blocks.map((block, l): BlockActivations => {
       const shared = l < this.recomputedBlocks;
-      return { ...(shared ? recomputed! : blockArrays()), projections: projectionsOf(block, shared), input: f(rows * C) };
+      // A recomputed block runs again from its own float32 input.
+      const input = working !== undefined && !shared ? working.input : f(rows * C);
+      const arrays = shared ? recomputed! : { ...blockArrays(), normInput: keeping ? f(rows * C) : undefined };
+      return { ...arrays, input, normInput: arrays.normInput ?? input, projections: projectionsOf(block, shared) };
     });
     this.activations = {
       batchSize: B, seqLen: T, blocks,
-      output: f(rows * C), rstdFinal: f(rows), normFinal: f(rows * C), logitArrays: undefined,
+      output: working?.input ?? f(rows * C), rstdFinal: f(rows), normFinal: f(rows * C), logitArrays: undefined,
       scratch: f(rows * C),
       gradients: {
         residual: f(rows * C), norm: f(rows * C), attention: f(rows * C), q: f(rows * C), k: f(rows * this.kvDim),

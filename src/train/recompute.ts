@@ -1,13 +1,29 @@
-// The train block's `recompute` as the model takes it: how many blocks, from the first, keep only
-// their input in the forward and run it again before their backward. `blocks` is every block;
-// a number is that many (the checker has bounded it by the model's layers). Which blocks are
-// recomputed changes no memory (a recomputed block's arrays are one set however many share it)
+// The train block's `recompute` as the model takes it. `blocks` and a number: how many blocks,
+// from the first, keep only their input in the forward and run it again before their backward
+// (`blocks` is every block; the checker has bounded a number by the model's layers). Which blocks
+// are recomputed changes no memory (a recomputed block's arrays are one set however many share it)
 // and no result, so the first ones are, as Megatron-LM's `recompute_method = block` does.
+// `mlp`: every block keeps its MLP norm's output instead of the gate and up projections' (4096
+// against 2 × 11008 values a row at the LLaMA-2-7B shape) and runs those two linears again before
+// its backward — Megatron-LM's selective recomputation, where the costly part of a block is cheap
+// to recompute for the memory it holds.
 import type { SettingValue } from '../check/checked-spec.ts';
 
+export interface Recomputation {
+  /** Blocks 0 … blocks − 1 are recomputed whole. */
+  readonly blocks: number;
+  /** The gate and up projections of every other block are recomputed from the kept normed input. */
+  readonly mlp: boolean;
+}
+
+export function recomputationOf(setting: SettingValue | undefined, layers: number): Recomputation {
+  if (setting === 'mlp') return { blocks: 0, mlp: true };
+  return { blocks: recomputedBlockCount(setting, layers), mlp: false };
+}
+
 export function recomputedBlockCount(setting: SettingValue | undefined, layers: number): number {
-  if (setting === undefined || setting === 'none') return 0;
+  if (setting === undefined || setting === 'none' || setting === 'mlp') return 0;
   if (setting === 'blocks') return layers;
   if (typeof setting === 'number' && Number.isInteger(setting) && setting >= 0 && setting <= layers) return setting;
-  throw new RangeError(`recompute = ${String(setting)}: expected none, blocks or a number of blocks from 0 to the model's ${layers}`);
+  throw new RangeError(`recompute = ${String(setting)}: expected none, blocks, mlp or a number of blocks from 0 to the model's ${layers}`);
 }

@@ -29,7 +29,7 @@ import { Progress } from './progress.ts';
 import { QaLoraModel } from './qalora-model.ts';
 import { quantizeAsDrawn, quantizeDrawnOnDevice } from './quantize-projection.ts';
 import { drawInWorkers, quantizeInWorkers } from './random-weights-parallel.ts';
-import { recomputedBlockCount } from './recompute.ts';
+import { recomputationOf } from './recompute.ts';
 import type { FrozenQuantizer, TrainingOps } from '../runtime/ops.ts';
 import { lockRunFolder } from './run-lock.ts';
 import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
@@ -148,8 +148,8 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
     : textDataset(dataPath, tokenizer, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
   const quantizedWeights = withGptqLayers(weights, plan, specDir, settings, tokenizer, dataset, report);
-  const recomputedBlocks = recomputedBlockCount(settings.recompute, plan.model.architecture.layers);
-  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), recomputedBlocks, ...(ops ? { ops } : {}) });
+  const { blocks: recomputedBlocks, mlp: recomputeMlp } = recomputationOf(settings.recompute, plan.model.architecture.layers);
+  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), recomputedBlocks, recomputeMlp, ...(ops ? { ops } : {}) });
   return { model, weights: quantizedWeights, tokenizer, dataset, settings };
 }
 

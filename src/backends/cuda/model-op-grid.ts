@@ -11,6 +11,12 @@ const ELEMENTWISE_ENTRIES: Readonly<Record<'swiglu' | 'residual' | 'adamw' | 'dr
   swiglu: ['forward', 'forwardInActivation', 'backward', 'backwardFromActivation', 'backwardToActivation'], residual: ['add', 'addFromActivation', 'zero', 'accumulate'], adamw: ['step'], dropout: ['multipliers'],
 };
 
+/** RMSNorm's entry points, one warp a row; the KeepingInput forwards also write x in 16 bits for the backward, whose FromActivation entries read it so. */
+const RMSNORM_ENTRIES: readonly string[] = [
+  'forward', 'forwardToActivation', 'forwardKeepingInput', 'forwardToActivationKeepingInput',
+  'backward', 'backwardOverwrite', 'backwardFromActivation', 'backwardOverwriteFromActivation',
+];
+
 const ceil = (a: number, b: number): number => Math.ceil(a / b);
 
 function size(sizes: Readonly<Record<string, unknown>>, name: string, kernel: string, entry: string): number {
@@ -40,7 +46,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
     case 'embedding':
       return entry === 'forward' || entry === 'forwardFromActivationTable' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'rmsnorm':
-      return entry === 'forward' || entry === 'forwardToActivation' || entry === 'backward' || entry === 'backwardOverwrite' ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
+      return RMSNORM_ENTRIES.includes(entry) ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
     case 'convert':
       if (entry === 'toActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'stride', name, entry), constant(kernel, 'THREADS')), 1];
       if (entry === 'copyActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'columns', name, entry), constant(kernel, 'THREADS') * constant(kernel, 'COPY_VECTOR')), 1];

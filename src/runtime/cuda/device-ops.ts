@@ -334,6 +334,38 @@ export function deviceOps(
     requireConstant(kernel, 'HEAD_SIZE', shape.headSize, 'head size');
   };
 
+  /**
+   * RMSNorm's forward; with `kept`, x also goes into it in 16-bit rows (the KeepingInput entries),
+   * the copy the backward reads instead of the float32 residual stream.
+   */
+  /** The output of the last block norm (a KeepingInput call), for the layout of a fresh one. */
+  let lastBlockNorm: Float32Array | undefined;
+  const normalize = (out: Floats, rstd: Floats, kept: Floats | undefined, x: Floats, weight: Floats, rows: number, channels: number, eps: number) => {
+    const kernel = kernelOf('rmsnorm');
+    requireConstant(kernel, 'CHANNELS', channels, 'channels');
+    if (Math.fround(kernel.constants['EPS']!) !== Math.fround(eps)) throw new RangeError(`${kernel.kernel} was compiled for eps ${kernel.constants['EPS']}, the call has ${eps}`);
+    // Rounded here when its readers (the q/k/v or gate/up linears, lm_head's bf16 GEMM) take it in 16 bits.
+    const values = float32(out, 'out');
+    // A block's norm (the calls that keep their input) feeds linear layers: an output array on the
+    // device for the first time (the first step's; recompute = mlp's each block's own) takes the
+    // layout the previous block norm's readers took, where its own readers are not known yet,
+    // rather than float32 once and 16-bit rows after, in a buffer of twice the size.
+    const count = rows * channels;
+    const fresh = kept !== undefined && lastBlockNorm !== undefined && arrays.residentOf(values) === undefined;
+    const toLinear = boundary.wanted(values, count, 'rmsnorm', 'forwardToActivation') ?? (fresh ? boundary.wanted(lastBlockNorm!, count, 'rmsnorm', 'forwardToActivation') : undefined);
+    if (kept !== undefined) lastBlockNorm = values;
+    const entry = `${toLinear !== undefined ? 'forwardToActivation' : 'forward'}${kept !== undefined ? 'KeepingInput' : ''}`;
+    if (kept !== undefined) checkLength('kept', kept, rows * channels);
+    ops.launch('rmsnorm', entry, {
+      out: toLinear !== undefined ? arrays.writeRounded(values, toLinear) : write(out, 'out', rows * channels), rstd: write(rstd, 'rstd', rows),
+      ...(kept !== undefined ? { kept: arrays.write(float32(kept, 'kept'), { encoding: activation as ActivationType, rows, width: channels, stride: channels }) } : {}),
+      x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rows,
+    });
+    return run(undefined);
+  };
+  /** The 16-bit kept input needs a 16-bit activation type and the kernel's entries (a manifest from before has none). */
+  const keepsNormInput = activation !== 'f32' && ['forwardKeepingInput', 'forwardToActivationKeepingInput', 'backwardFromActivation', 'backwardOverwriteFromActivation'].every((entry) => ops.hasEntry('rmsnorm', entry));
+
   return {
     name: 'cuda',
     stats: linear.stats,
@@ -363,26 +395,23 @@ export function deviceOps(
     },
 
     rmsnormForward(out, rstd, x, weight, rows, channels, eps) {
-      const kernel = kernelOf('rmsnorm');
-      requireConstant(kernel, 'CHANNELS', channels, 'channels');
-      if (Math.fround(kernel.constants['EPS']!) !== Math.fround(eps)) throw new RangeError(`${kernel.kernel} was compiled for eps ${kernel.constants['EPS']}, the call has ${eps}`);
-      // Rounded here when its readers (the q/k/v or gate/up linears, lm_head's bf16 GEMM) take it in 16 bits.
-      const values = float32(out, 'out');
-      const toLinear = boundary.wanted(values, rows * channels, 'rmsnorm', 'forwardToActivation');
-      ops.launch('rmsnorm', toLinear !== undefined ? 'forwardToActivation' : 'forward', {
-        out: toLinear !== undefined ? arrays.writeRounded(values, toLinear) : write(out, 'out', rows * channels), rstd: write(rstd, 'rstd', rows),
-        x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rows,
-      });
-      return run(undefined);
+      return normalize(out, rstd, undefined, x, weight, rows, channels, eps);
     },
+
+    ...(keepsNormInput ? { rmsnormForwardKeepingInput: (out: Floats, rstd: Floats, kept: Floats, x: Floats, weight: Floats, rows: number, channels: number, eps: number) => normalize(out, rstd, kept, x, weight, rows, channels, eps) } : {}),
 
     rmsnormBackward(dx, dy, x, weight, rstd, rows, channels) {
       const kernel = kernelOf('rmsnorm');
       requireConstant(kernel, 'CHANNELS', channels, 'channels');
       // The final norm's dx is the residual stream's first gradient: into known zeros, written.
       const overwrite = overwriting(float32(dx, 'dx'), rows * channels, 'rmsnorm', 'backwardOverwrite');
-      ops.launch('rmsnorm', overwrite ? 'backwardOverwrite' : 'backward', {
-        dx: overwrite ? write(dx, 'dx') : update(dx, 'dx'), dy: read(dy, 'dy', rows * channels), x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rstd: read(rstd, 'rstd', rows), rows,
+      // x as the forward kept it (rmsnormForwardKeepingInput: 16-bit rows), else float32.
+      const values = float32(x, 'x');
+      const kept = boundary.resident(values, rows * channels, 'rmsnorm', overwrite ? 'backwardOverwriteFromActivation' : 'backwardFromActivation');
+      const entry = `${overwrite ? 'backwardOverwrite' : 'backward'}${kept !== undefined ? 'FromActivation' : ''}`;
+      ops.launch('rmsnorm', entry, {
+        dx: overwrite ? write(dx, 'dx') : update(dx, 'dx'), dy: read(dy, 'dy', rows * channels), x: kept !== undefined ? arrays.read(values, kept) : read(x, 'x', rows * channels),
+        weight: frozen(weight, 'weight'), rstd: read(rstd, 'rstd', rows), rows,
       });
       return run(undefined);
     },

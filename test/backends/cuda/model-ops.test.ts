@@ -156,7 +156,7 @@ describe('the manifest\'s modelOps', () => {
     };
     expect(damage((m) => { m.modelOps[1]!['op'] = 'layernorm'; })).toThrow(new ManifestError(path, 'model op rmsnorm_c64_bf16: op must be one of ' + MODEL_OPS.join(', ')));
     expect(damage((m) => { (m.modelOps[1]!['entryPoints'] as Record<string, unknown>[])[0]!['block'] = [32, 4]; })).toThrow(/model op rmsnorm_c64_bf16: entry point forward is malformed/);
-    expect(damage((m) => { ((m.modelOps[1]!['entryPoints'] as Record<string, unknown>[])[2]!['parameters'] as Record<string, unknown>[])[5]!['type'] = 'u64'; }))
+    expect(damage((m) => { ((m.modelOps[1]!['entryPoints'] as Record<string, unknown>[])[4]!['parameters'] as Record<string, unknown>[])[5]!['type'] = 'u64'; }))
       .toThrow(/model op rmsnorm_c64_bf16: entry point backward: parameter rows is malformed/);
     expect(damage((m) => { delete m.modelOps[0]!['codeHash']; })).toThrow(/model op embedding_v512_c64_bf16: codeHash must be a string/);
   });

@@ -74,7 +74,7 @@ describe.each([['cuBLAS', true], ['no cuBLAS', false]] as const)('cuda backend, 
     const launched = new Set(device.modelOpLaunches);
     // lm_head and the cross-entropy fused where cuBLAS is (the trainer's forwards need only the loss): chunks of logits, never the whole.
     const crossEntropy = blas ? ['cross_entropy.chunkGradientToActivation', 'cross_entropy.chunkLoss', 'cross_entropy.loss'] : ['cross_entropy.forward', 'cross_entropy.backward'];
-    for (const op of ['embedding.forwardFromActivationTable', 'rmsnorm.forward', 'rmsnorm.forwardToActivation', 'rmsnorm.backward', 'rope.forwardInActivation', 'rope.backward', 'attention.forward', 'attention.backward_dq',
+    for (const op of ['embedding.forwardFromActivationTable', 'rmsnorm.forward', 'rmsnorm.forwardToActivationKeepingInput', 'rmsnorm.backwardFromActivation', 'rope.forwardInActivation', 'rope.backward', 'attention.forward', 'attention.backward_dq',
       'attention.backward_dkdv', 'swiglu.forwardInActivation', 'swiglu.backwardFromActivation', 'residual.addFromActivation', ...crossEntropy,
       'convert.toActivation', 'convert.accumulateFromActivation', 'sum_squares.partials', 'adamw.step', 'dropout.multipliers']) expect(launched, op).toContain(op);
     if (blas) expect(launched).not.toContain('cross_entropy.forward');

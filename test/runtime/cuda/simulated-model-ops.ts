@@ -82,18 +82,27 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         return;
       }
       case 'rmsnorm.forward':
-        return rmsnormForward(f32('out').subarray(0, rows() * c('CHANNELS')), f32('rstd'), f32('x'), f32('weight'), rows(), c('CHANNELS'), c('EPS'));
-      case 'rmsnorm.forwardToActivation': {
-        const out = new Float32Array(rows() * c('CHANNELS'));
-        rmsnormForward(out, f32('rstd'), f32('x'), f32('weight'), rows(), c('CHANNELS'), c('EPS'));
-        return roundInto('out', out);
+      case 'rmsnorm.forwardToActivation':
+      case 'rmsnorm.forwardKeepingInput':
+      case 'rmsnorm.forwardToActivationKeepingInput': {
+        const count = rows() * c('CHANNELS'), x = f32('x');
+        const out = new Float32Array(count);
+        rmsnormForward(out, f32('rstd'), x, f32('weight'), rows(), c('CHANNELS'), c('EPS'));
+        if (entry.name.startsWith('forwardToActivation')) roundInto('out', out);
+        else f32('out').set(out);
+        if (entry.name.endsWith('KeepingInput')) roundInto('kept', x.subarray(0, count));
+        return;
       }
       case 'rmsnorm.backward':
-        return rmsnormBackward(f32('dx'), f32('dy'), f32('x'), f32('weight'), f32('rstd'), rows(), c('CHANNELS'));
-      case 'rmsnorm.backwardOverwrite': {
-        // dx is not read: 0 + the backward's term, whatever the buffer held.
-        const dx = f32('dx').subarray(0, rows() * c('CHANNELS')).fill(0);
-        return rmsnormBackward(dx, f32('dy'), f32('x'), f32('weight'), f32('rstd'), rows(), c('CHANNELS'));
+      case 'rmsnorm.backwardOverwrite':
+      case 'rmsnorm.backwardFromActivation':
+      case 'rmsnorm.backwardOverwriteFromActivation': {
+        const count = rows() * c('CHANNELS');
+        // Overwrite: dx is not read: 0 + the backward's term, whatever the buffer held.
+        const dx = f32('dx').subarray(0, count);
+        if (entry.name.startsWith('backwardOverwrite')) dx.fill(0);
+        const x = entry.name.endsWith('FromActivation') ? widened('x', count) : f32('x');
+        return rmsnormBackward(dx, f32('dy'), x, f32('weight'), f32('rstd'), rows(), c('CHANNELS'));
       }
       case 'convert.toActivation': {
         const out = sixteen('out'), source = f32('source'), columns = scalar('columns'), stride = scalar('stride');

@@ -22,6 +22,22 @@
 //     2 x (const float*): float [rows, 5120], read
 //     3 weight (const float*): float [5120], read
 //     4 rows (uint32_t): rows of x
+//   forwardKeepingInput: rmsnorm_c5120_bf16__forwardKeepingInput, block (32, 4, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows / 4)
+//     computes: rstd[r] = 1 / sqrt(mean_j x[r, j]^2 + 0.000001); out[r, j] = weight[j] * (rstd[r] * x[r, j]); kept[r, j] = x[r, j]
+//     0 out (float*): float [rows, 5120], written
+//     1 rstd (float*): float [rows], written
+//     2 kept (__nv_bfloat16*): bfloat16 [rows, 5120]: x, for the backward, written (rounded to nearest even)
+//     3 x (const float*): float [rows, 5120], read
+//     4 weight (const float*): float [5120], read
+//     5 rows (uint32_t): rows of x
+//   forwardToActivationKeepingInput: rmsnorm_c5120_bf16__forwardToActivationKeepingInput, block (32, 4, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows / 4)
+//     computes: rstd[r] = 1 / sqrt(mean_j x[r, j]^2 + 0.000001); out[r, j] = weight[j] * (rstd[r] * x[r, j]); kept[r, j] = x[r, j]
+//     0 out (__nv_bfloat16*): bfloat16 [rows, 5120], written (rounded to nearest even)
+//     1 rstd (float*): float [rows], written
+//     2 kept (__nv_bfloat16*): bfloat16 [rows, 5120]: x, for the backward, written (rounded to nearest even)
+//     3 x (const float*): float [rows, 5120], read
+//     4 weight (const float*): float [5120], read
+//     5 rows (uint32_t): rows of x
 //   backward: rmsnorm_c5120_bf16__backward, block (32, 4, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows / 4)
 //     computes: dx[r, j] += rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / 5120 * sum_k dy[r, k] * weight[k] * x[r, k]
 //     0 dx (float*): float [rows, 5120], accumulated (+=)
@@ -35,6 +51,22 @@
 //     0 dx (float*): float [rows, 5120], written
 //     1 dy (const float*): float [rows, 5120], read
 //     2 x (const float*): float [rows, 5120], read
+//     3 weight (const float*): float [5120], read
+//     4 rstd (const float*): float [rows] (the forward's), read
+//     5 rows (uint32_t): rows of x
+//   backwardFromActivation: rmsnorm_c5120_bf16__backwardFromActivation, block (32, 4, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows / 4)
+//     computes: dx[r, j] += rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / 5120 * sum_k dy[r, k] * weight[k] * x[r, k]
+//     0 dx (float*): float [rows, 5120], accumulated (+=)
+//     1 dy (const float*): float [rows, 5120], read
+//     2 x (const __nv_bfloat16*): bfloat16 [rows, 5120] (the forward's kept input), read
+//     3 weight (const float*): float [5120], read
+//     4 rstd (const float*): float [rows] (the forward's), read
+//     5 rows (uint32_t): rows of x
+//   backwardOverwriteFromActivation: rmsnorm_c5120_bf16__backwardOverwriteFromActivation, block (32, 4, 1), 0 bytes of dynamic shared memory, grid.x = ceil(rows / 4)
+//     computes: dx[r, j] = rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / 5120 * sum_k dy[r, k] * weight[k] * x[r, k]
+//     0 dx (float*): float [rows, 5120], written
+//     1 dy (const float*): float [rows, 5120], read
+//     2 x (const __nv_bfloat16*): bfloat16 [rows, 5120] (the forward's kept input), read
 //     3 weight (const float*): float [5120], read
 //     4 rstd (const float*): float [rows] (the forward's), read
 //     5 rows (uint32_t): rows of x
@@ -104,15 +136,17 @@ template <typename Out>
 __device__ inline void store4(Out* __restrict__ values, uint32_t vector, float4 v) { storeFloat4(values, 4u * vector, v); }
 
 // `out` is float, or the activation type where the output feeds the linear kernels (rounded
-// here, as the conversion to their binding would round it).
+// here, as the conversion to their binding would round it). `kept`, where not null, gets x in
+// the activation type: the backward's copy of the residual stream (the values are loaded anyway).
 template <typename Out>
-__device__ inline void normalizeRows(Out* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
+__device__ inline void normalizeRows(Out* __restrict__ out, float* __restrict__ rstd, Activation* __restrict__ kept, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
   const uint32_t row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
   if (row >= rows) return;
   const size_t base = static_cast<size_t>(row) * CHANNELS;
   const float* __restrict__ xRow = x + base;
   Out* __restrict__ outRow = out + base;
-  if (VECTOR_ROWS && aligned16(x) && aligned16(weight) && alignedFor4(out)) {
+  Activation* __restrict__ keptRow = kept == nullptr ? nullptr : kept + base;
+  if (VECTOR_ROWS && aligned16(x) && aligned16(weight) && alignedFor4(out) && (kept == nullptr || alignedFor4(kept))) {
     float sumSquares = 0.0f;
 #pragma unroll 8
     for (uint32_t k = 0; k < VECTORS_PER_LANE; k++) {
@@ -126,6 +160,7 @@ __device__ inline void normalizeRows(Out* __restrict__ out, float* __restrict__ 
       const uint32_t vector = threadIdx.x + 32u * k;
       const float4 v = load4(xRow, vector), w = load4(weight, vector);
       store4(outRow, vector, make_float4(w.x * (r * v.x), w.y * (r * v.y), w.z * (r * v.z), w.w * (r * v.w)));
+      if (keptRow != nullptr) store4(keptRow, vector, v);
     }
     return;
   }
@@ -133,34 +168,38 @@ __device__ inline void normalizeRows(Out* __restrict__ out, float* __restrict__ 
   for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) sumSquares += xRow[j] * xRow[j];
   const float r = 1.0f / sqrtf(warpSum(sumSquares) / static_cast<float>(CHANNELS) + EPS);
   if (threadIdx.x == 0u) rstd[row] = r;
-  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) storeFloat(outRow, j, weight[j] * (r * xRow[j]));
+  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) {
+    storeFloat(outRow, j, weight[j] * (r * xRow[j]));
+    if (keptRow != nullptr) storeFloat(keptRow, j, xRow[j]);
+  }
 }
 
 // dx_j += r w_j dy_j - x_j r^3 / C sum_k dy_k w_k x_k: the dot product first (a warp sum), then
 // the accumulation; float4s a lane where the rows allow (as the forward). Overwrite: dx_j = the
-// same term (dx is not read: an array known to hold zeros needs no memset first).
-template <bool Overwrite>
-__device__ inline void normBackward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
+// same term (dx is not read: an array known to hold zeros needs no memset first). x is float, or
+// the activation type (the forward's kept input), widened exactly in registers.
+template <bool Overwrite, typename X>
+__device__ inline void normBackward(float* __restrict__ dx, const float* __restrict__ dy, const X* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
   const uint32_t row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.y;
   if (row >= rows) return;
   const size_t base = static_cast<size_t>(row) * CHANNELS;
   const float r = rstd[row];
   const float* __restrict__ dyRow = dy + base;
-  const float* __restrict__ xRow = x + base;
+  const X* __restrict__ xRow = x + base;
   float* __restrict__ dxRow = dx + base;
-  if (VECTOR_ROWS && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(weight)) {
+  if (VECTOR_ROWS && aligned16(dx) && aligned16(dy) && alignedFor4(x) && aligned16(weight)) {
     float dot = 0.0f;
 #pragma unroll 8
     for (uint32_t k = 0; k < VECTORS_PER_LANE; k++) {
       const uint32_t vector = threadIdx.x + 32u * k;
-      const float4 g = load4(dyRow, vector), w = load4(weight, vector), v = load4(xRow, vector);
+      const float4 g = load4(dyRow, vector), w = load4(weight, vector), v = loadFloat4(xRow, 4u * vector);
       dot += g.x * w.x * v.x + g.y * w.y * v.y + g.z * w.z * v.z + g.w * w.w * v.w;
     }
     const float correction = r * r * r * warpSum(dot) / static_cast<float>(CHANNELS);
 #pragma unroll 8
     for (uint32_t k = 0; k < VECTORS_PER_LANE; k++) {
       const uint32_t vector = threadIdx.x + 32u * k;
-      const float4 g = load4(dyRow, vector), w = load4(weight, vector), v = load4(xRow, vector);
+      const float4 g = load4(dyRow, vector), w = load4(weight, vector), v = loadFloat4(xRow, 4u * vector);
       float4 d = Overwrite ? make_float4(0.0f, 0.0f, 0.0f, 0.0f) : load4(dxRow, vector);
       d.x += r * w.x * g.x - correction * v.x;
       d.y += r * w.y * g.y - correction * v.y;
@@ -171,9 +210,9 @@ __device__ inline void normBackward(float* __restrict__ dx, const float* __restr
     return;
   }
   float dot = 0.0f;
-  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) dot += dyRow[j] * weight[j] * xRow[j];
+  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) dot += dyRow[j] * weight[j] * loadFloat(xRow, j);
   const float correction = r * r * r * warpSum(dot) / static_cast<float>(CHANNELS);
-  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) dxRow[j] = (Overwrite ? 0.0f : dxRow[j]) + (r * weight[j] * dyRow[j] - correction * xRow[j]);
+  for (uint32_t j = threadIdx.x; j < CHANNELS; j += 32u) dxRow[j] = (Overwrite ? 0.0f : dxRow[j]) + (r * weight[j] * dyRow[j] - correction * loadFloat(xRow, j));
 }
 
 }  // namespace qalc_rmsnorm_c5120_bf16
@@ -181,11 +220,19 @@ __device__ inline void normBackward(float* __restrict__ dx, const float* __restr
 using namespace qalc_rmsnorm_c5120_bf16;
 
 extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__forward(float* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
-  normalizeRows(out, rstd, x, weight, rows);
+  normalizeRows(out, rstd, nullptr, x, weight, rows);
 }
 
 extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__forwardToActivation(__nv_bfloat16* __restrict__ out, float* __restrict__ rstd, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
-  normalizeRows(out, rstd, x, weight, rows);
+  normalizeRows(out, rstd, nullptr, x, weight, rows);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__forwardKeepingInput(float* __restrict__ out, float* __restrict__ rstd, __nv_bfloat16* __restrict__ kept, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
+  normalizeRows(out, rstd, kept, x, weight, rows);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__forwardToActivationKeepingInput(__nv_bfloat16* __restrict__ out, float* __restrict__ rstd, __nv_bfloat16* __restrict__ kept, const float* __restrict__ x, const float* __restrict__ weight, uint32_t rows) {
+  normalizeRows(out, rstd, kept, x, weight, rows);
 }
 
 extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__backward(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
@@ -193,5 +240,13 @@ extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_
 }
 
 extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__backwardOverwrite(float* __restrict__ dx, const float* __restrict__ dy, const float* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
+  normBackward<true>(dx, dy, x, weight, rstd, rows);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__backwardFromActivation(float* __restrict__ dx, const float* __restrict__ dy, const __nv_bfloat16* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
+  normBackward<false>(dx, dy, x, weight, rstd, rows);
+}
+
+extern "C" __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK) rmsnorm_c5120_bf16__backwardOverwriteFromActivation(float* __restrict__ dx, const float* __restrict__ dy, const __nv_bfloat16* __restrict__ x, const float* __restrict__ weight, const float* __restrict__ rstd, uint32_t rows) {
   normBackward<true>(dx, dy, x, weight, rstd, rows);
 }

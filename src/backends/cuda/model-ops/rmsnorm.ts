@@ -4,9 +4,12 @@
 // activation type where its output feeds the linear kernels (forwardToActivation: rounded as the
 // conversion to their binding would round it, so no conversion runs). backwardOverwrite writes dx
 // where backward adds into it: the final norm's dx, the residual stream's first gradient, into an
-// array the runtime knows holds zeros (no memset first).
+// array the runtime knows holds zeros (no memset first). The KeepingInput forwards also write
+// x, rounded to the activation type, into `kept`: what the backward's FromActivation entries
+// read in place of the float32 residual stream, so a training step keeps each block's residual
+// stream for its backward in half the bytes (the forward still adds in float32).
 import type { ModelOpKernel } from '../model-ops.ts';
-import { activationType, activationOutput, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
+import { activationType, activationInput, activationOutput, entryPoint, accumulated, input, output, u32, type ModelShapes } from './shapes.ts';
 
 /** Warps (rows) per block. */
 export const RMSNORM_ROWS_PER_BLOCK = 4;
@@ -22,15 +25,23 @@ export function rmsnormKernel(shapes: ModelShapes): ModelOpKernel {
     kernel, op: 'rmsnorm', template: 'ops/rmsnorm.cu.hbs',
     constants: { CHANNELS: dim, EPS: rmsNormEps, ROWS_PER_BLOCK: RMSNORM_ROWS_PER_BLOCK },
     entryPoints: [
-      ...(['forward', 'forwardToActivation'] as const).map((name) => entryPoint(kernel, name, {
-        parameters: [name === 'forward' ? output('out', rows) : activationOutput(type, 'out', rows), output('rstd', '[rows]'), input('x', rows), input('weight', `[${dim}]`), u32('rows', 'rows of x')],
+      ...([['forward', false, false], ['forwardToActivation', true, false], ['forwardKeepingInput', false, true], ['forwardToActivationKeepingInput', true, true]] as const).map(([name, toActivation, keeping]) => entryPoint(kernel, name, {
+        parameters: [
+          toActivation ? activationOutput(type, 'out', rows) : output('out', rows), output('rstd', '[rows]'),
+          ...(keeping ? [activationOutput(type, 'kept', `${rows}: x, for the backward`)] : []),
+          input('x', rows), input('weight', `[${dim}]`), u32('rows', 'rows of x'),
+        ],
         block, grid,
-        computes: `rstd[r] = 1 / sqrt(mean_j x[r, j]^2 + ${rmsNormEps}); out[r, j] = weight[j] * (rstd[r] * x[r, j])`,
+        computes: `rstd[r] = 1 / sqrt(mean_j x[r, j]^2 + ${rmsNormEps}); out[r, j] = weight[j] * (rstd[r] * x[r, j])${keeping ? '; kept[r, j] = x[r, j]' : ''}`,
       })),
-      ...(['backward', 'backwardOverwrite'] as const).map((name) => entryPoint(kernel, name, {
-        parameters: [(name === 'backward' ? accumulated : output)('dx', rows), input('dy', rows), input('x', rows), input('weight', `[${dim}]`), input('rstd', '[rows] (the forward\'s)'), u32('rows', 'rows of x')],
+      ...([['backward', false, false], ['backwardOverwrite', true, false], ['backwardFromActivation', false, true], ['backwardOverwriteFromActivation', true, true]] as const).map(([name, overwrite, fromActivation]) => entryPoint(kernel, name, {
+        parameters: [
+          (overwrite ? output : accumulated)('dx', rows), input('dy', rows),
+          fromActivation ? activationInput(type, 'x', `${rows} (the forward's kept input)`) : input('x', rows),
+          input('weight', `[${dim}]`), input('rstd', '[rows] (the forward\'s)'), u32('rows', 'rows of x'),
+        ],
         block, grid,
-        computes: `dx[r, j] ${name === 'backward' ? '+=' : '='} rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / ${dim} * sum_k dy[r, k] * weight[k] * x[r, k]`,
+        computes: `dx[r, j] ${overwrite ? '=' : '+='} rstd[r] * weight[j] * dy[r, j] - x[r, j] * rstd[r]^3 / ${dim} * sum_k dy[r, k] * weight[k] * x[r, k]`,
       })),
     ],
   };

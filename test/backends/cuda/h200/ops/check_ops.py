@@ -389,6 +389,32 @@ class Case:
                 op.launch(entry, grid, [buffer, self.up(dy), self.up(x), self.up(w), self.up(rstd32), R])
             self.check("rmsnorm", "backwardOverwrite", "dx (=)", self.down(dx), term, TOLERANCE)
             self.same_floats("rmsnorm", "backwardOverwrite", "dx (the backward's into zeros)", self.down(dx), self.down(zeros))
+        if "forwardKeepingInput" in op.entries:
+            # The forwards that also keep x in 16 bits for the backward: the same out and rstd, bit
+            # for bit, and kept = x rounded as the conversion rounds it.
+            to_bits, from_bits = self.activation_bits(op)
+            for entry, plain, out_of in (("forwardKeepingInput", "forward", lambda: self.up(self.nan(R, C))),
+                                         ("forwardToActivationKeepingInput", "forwardToActivation", lambda: self.up(np.full((R, C), 0x7FC1, dtype=np.uint16)))):
+                plain_out, plain_rstd = out_of(), self.up(self.nan(R))
+                op.launch(plain, grid, [plain_out, plain_rstd, self.up(x), self.up(w), R])
+                kept_out, kept_rstd, kept = out_of(), self.up(self.nan(R)), self.up(np.full((R, C), 0x7FC1, dtype=np.uint16))
+                op.launch(entry, grid, [kept_out, kept_rstd, kept, self.up(x), self.up(w), R])
+                if plain == "forward":
+                    self.same_floats("rmsnorm", entry, "out (the plain forward's)", self.down(kept_out), self.down(plain_out))
+                else:
+                    self.same_bits("rmsnorm", entry, "out bits (the plain forward's)", self.down(kept_out), self.down(plain_out))
+                self.same_floats("rmsnorm", entry, "rstd", self.down(kept_rstd), self.down(plain_rstd))
+                self.same_bits("rmsnorm", entry, "kept bits (x rounded)", self.down(kept), to_bits(x))
+            # The backwards of the kept x: the float64 reference over the rounded x.
+            x16 = to_bits(x)
+            xr64 = from_bits(x16).astype(np.float64)
+            term16 = r64[:, None] * w64 * dy64 - (r64 ** 3 * np.sum(dy64 * w64 * xr64, axis=1) / C)[:, None] * xr64
+            dx = self.up(dx0)
+            op.launch("backwardFromActivation", grid, [dx, self.up(dy), self.up(x16), self.up(w), self.up(rstd32), R])
+            self.check("rmsnorm", "backwardFromActivation", "dx (+=)", self.down(dx), dx0 + term16, TOLERANCE)
+            dx = self.up(self.nan(R, C))
+            op.launch("backwardOverwriteFromActivation", grid, [dx, self.up(dy), self.up(x16), self.up(w), self.up(rstd32), R])
+            self.check("rmsnorm", "backwardOverwriteFromActivation", "dx (=)", self.down(dx), term16, TOLERANCE)
 
     # -- convert
     def convert(self):
