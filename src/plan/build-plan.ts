@@ -15,7 +15,8 @@ export interface PlanResult {
   readonly diagnostics: Diagnostic[];
 }
 
-function kernelsFor(layer: Pick<LayerPlan, 'quant' | 'adapter'>): KernelRole[] {
+/** The kernel roles a layer needs: its base's, and its adapter's where it has one. */
+export function kernelsFor(layer: Pick<LayerPlan, 'quant' | 'adapter'>): KernelRole[] {
   const roles: KernelRole[] = layer.quant
     ? ['quantize', 'pack', 'dequantize', 'forward', 'decode', 'backward_data']
     : ['dense_forward', 'dense_backward_data'];

@@ -27,6 +27,9 @@ export function mergeAdapterIntoZeros(weight: QuantizedWeight, adapter: QaLoraAd
   if (a.length !== groups * rank || b.length !== rank * outFeatures) {
     throw new RangeError(`adapter shapes A ${a.length}, B ${b.length} do not match L=${groups}, r=${rank}, N=${outFeatures}`);
   }
+  // B = 0 (an adapter at initialisation: a run of no steps, random weights) adds nothing: the
+  // zeros as they are, without the L·N·r products (13 G of them at the 7B shape).
+  if (b.every((value) => value === 0)) return { ...weight, zeros: Float64Array.from(zeros) };
   const perGroup = scaling * poolingFactor(pooling, groupSize);
   const merged = new Float64Array(zeros.length);
   for (let k = 0; k < groups; k++) {

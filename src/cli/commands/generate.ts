@@ -6,6 +6,12 @@ import { generate, type Generation, type GenerateOptions } from '../../model/gen
 import type { DecodeModel } from '../../model/llama-forward.ts';
 import type { Tokenizer } from '../../model/tokenizer.ts';
 
+/** The merged model's file: a .safetensors (`qalc merge`'s) or a `qalc export --format qalc` folder's; else undefined. */
+function mergedModelFile(input: string): string | undefined {
+  if (input.endsWith('.safetensors')) return input;
+  return existsSync(join(input, 'model.safetensors')) && isQalcExport(input) ? join(input, 'model.safetensors') : undefined;
+}
+
 /** A folder `qalc export --format qalc` wrote (its export.json says so). */
 function isQalcExport(dir: string): boolean {
   try {
@@ -18,11 +24,12 @@ function isQalcExport(dir: string): boolean {
 export const generateCommand: Command = {
   name: 'generate',
   summary: 'Generate text. MODEL_OR_SPEC is a llama2.c checkpoint or a Hugging Face LLaMA directory (run unquantized), a merged model from `qalc merge` or a folder from `qalc export --format qalc`, or a spec (its quantized model with the adapters of its run). Prints only the text on stdout, and the tokens and tokens/s on stderr.',
-  usage: 'qalc generate MODEL_OR_SPEC [--backend cpu|cuda] [--kernels DIR] [--random-weights] [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
+  usage: 'qalc generate MODEL_OR_SPEC [--backend cpu|cuda] [--kernels DIR] [--random-weights] [--merged] [--tokenizer FILE] [--prompt TEXT] [--temperature T] [--steps N] [--seed S]',
   options: {
     backend: { type: 'string' },
     kernels: { type: 'string' },
     'random-weights': { type: 'boolean' },
+    merged: { type: 'boolean' },
     tokenizer: { type: 'string' },
     prompt: { type: 'string' },
     temperature: { type: 'string' },
@@ -32,7 +39,8 @@ export const generateCommand: Command = {
     help: { type: 'boolean', short: 'h' },
   },
   optionHelp: {
-    backend: 'cpu (the default): the merged, dequantized model on the CPU; cuda (a spec only): its quantized model and the run\'s adapters on the GPU, one token a step through the compiled linear kernels\' decode role and the model-op kernels, the KV cache on the device (float32); the weights go up in a first, untimed forward',
+    backend: 'cpu (the default): the merged, dequantized model on the CPU; cuda (a spec or a merged model): a spec\'s quantized model and the run\'s adapters, or a merged model\'s codes, scales and float zeros (its plan\'s kernels without adapters), on the GPU, one token a step through the compiled linear kernels\' decode role and the model-op kernels, the KV cache on the device (float32); the weights go up in a first, untimed forward',
+    merged: 'with a spec and --backend cuda: fold the run\'s adapters into the zeros first, in memory (what `qalc merge` writes), and decode that merged model: no adapter term in any linear',
     kernels: 'with --backend cuda: the compiled kernels (default generated/<spec>/cuda; missing fatbins are built when nvcc is on PATH)',
     'random-weights': 'a spec without a checkpoint: generate from seeded random weights drawn as `qalc train --random-weights` draws them (the run\'s seed where its checkpoint records one, else the spec\'s train.seed); the text means nothing, the speed is the shape\'s',
     tokenizer: 'tokenizer.json, SentencePiece .model or llama2.c tokenizer.bin (default: the spec\'s, the model directory\'s tokenizer.json / tokenizer.model, or tokenizer.bin beside a llama2.c file)',
@@ -57,10 +65,12 @@ export const generateCommand: Command = {
     const input = positionals[0]!;
     const backend = (values.backend as string | undefined) ?? 'cpu';
     if (backend !== 'cpu' && backend !== 'cuda') throw new UsageError(`--backend must be cpu or cuda for generate, not '${backend}'`, 'generate');
-    if (backend === 'cuda' && !input.endsWith('.qal')) throw new UsageError('--backend cuda takes a spec (its quantized model and its run\'s adapters); a merged or dense model runs on --backend cpu', 'generate');
+    const mergedFile = mergedModelFile(input);
+    if (backend === 'cuda' && !input.endsWith('.qal') && mergedFile === undefined) throw new UsageError('--backend cuda takes a spec (its quantized model and its run\'s adapters) or a merged model (`qalc merge`, `qalc export --format qalc`); a dense model runs on --backend cpu', 'generate');
+    if (values.merged === true && !(backend === 'cuda' && input.endsWith('.qal'))) throw new UsageError('--merged goes with a spec and --backend cuda', 'generate');
     if (values.kernels !== undefined && backend !== 'cuda') throw new UsageError('--kernels goes with --backend cuda', 'generate');
     if (values['random-weights'] === true && !input.endsWith('.qal')) throw new UsageError('--random-weights goes with a spec', 'generate');
-    if (backend === 'cuda') return generateOnCuda(input, values, { steps, temperature, seed });
+    if (backend === 'cuda') return generateOnCuda(input, mergedFile, values, { steps, temperature, seed });
     const { parseTokenizer, readTokenizer, tokenizerInDirectory } = await import('../../model/read-tokenizer.ts');
     const { cpuBackend } = await import('../../runtime/cpu/backend.ts');
     const cpu = cpuBackend();
@@ -79,9 +89,9 @@ export const generateCommand: Command = {
       process.stderr.write(`${built.description}\n`);
       weights = built.weights;
       if (!tokenizerPath) tokenizer = built.tokenizer;
-    } else if (input.endsWith('.safetensors') || existsSync(join(input, 'model.safetensors')) && isQalcExport(input)) {
+    } else if (mergedFile !== undefined) {
       const { readMergedModel, denseCheckpointOf } = await import('../../export/merged-model.ts');
-      const path = input.endsWith('.safetensors') ? input : join(input, 'model.safetensors');
+      const path = mergedFile;
       const merged = readMergedModel(path);
       weights = denseCheckpointOf(merged, path);
       if (!tokenizerPath && merged.tokenizer) tokenizer = parseTokenizer(merged.tokenizer.bytes, weights.arch.vocab, `${path} (its ${merged.tokenizer.name})`);
@@ -133,15 +143,26 @@ function printGeneration({ result, seconds }: { result: Generation; seconds: num
     `${Math.round(result.tokens.length / seconds).toLocaleString('en-US')} tokens/s\n`);
 }
 
-async function generateOnCuda(input: string, values: Record<string, unknown>, sampling: Sampling): Promise<number> {
-  const loaded = await planOf(input, 'generate');
-  if (typeof loaded === 'number') return loaded;
-  const { readTokenizer } = await import('../../model/read-tokenizer.ts');
-  const { cudaSpecDecoder } = await import('./generate-cuda.ts');
-  const checkpoint = join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors');
-  const built = await cudaSpecDecoder(loaded.plan, loaded.specDir, checkpoint, sampling.steps, {
-    ...(values.kernels !== undefined ? { kernelDir: values.kernels as string } : {}), randomWeights: values['random-weights'] === true,
-  });
+async function generateOnCuda(input: string, mergedFile: string | undefined, values: Record<string, unknown>, sampling: Sampling): Promise<number> {
+  const { readTokenizer, parseTokenizer } = await import('../../model/read-tokenizer.ts');
+  const { cudaMergedDecoder, cudaSpecDecoder } = await import('./generate-cuda.ts');
+  const kernelDir = values.kernels as string | undefined;
+  let built;
+  if (mergedFile !== undefined) {
+    const { readMergedModel } = await import('../../export/merged-model.ts');
+    const merged = readMergedModel(mergedFile);
+    const tokenizerPath = values.tokenizer as string | undefined;
+    if (!tokenizerPath && !merged.tokenizer) throw new UsageError(`${mergedFile} carries no tokenizer: give one with --tokenizer FILE`, 'generate');
+    const tokenizer = tokenizerPath ? readTokenizer(tokenizerPath, merged.arch.vocab, input) : parseTokenizer(merged.tokenizer!.bytes, merged.arch.vocab, `${mergedFile} (its ${merged.tokenizer!.name})`);
+    built = await cudaMergedDecoder(merged, tokenizer, `${mergedFile}: a merged model (${merged.spec}), its codes, scales and float zeros as stored, no adapters`, sampling.steps, kernelDir);
+  } else {
+    const loaded = await planOf(input, 'generate');
+    if (typeof loaded === 'number') return loaded;
+    const checkpoint = join((values.out as string | undefined) ?? defaultRunDir(loaded.plan), 'checkpoint.safetensors');
+    built = await cudaSpecDecoder(loaded.plan, loaded.specDir, checkpoint, sampling.steps, {
+      ...(kernelDir !== undefined ? { kernelDir } : {}), randomWeights: values['random-weights'] === true, merged: values.merged === true,
+    });
+  }
   try {
     if (built.notice) process.stderr.write(`${built.notice}\n`);
     process.stderr.write(`${built.description}\n`);
