@@ -249,11 +249,12 @@ export function deviceOps(
   const attentionKernel = ops.has('attention') ? kernelOf('attention') : undefined;
   // Whether attention reads q, k, v, dOut and writes out as 16-bit rows (bf16 activations), not float32.
   const attentionIn16 = attentionKernel?.constants['IO_BF16'] === 1;
-  const attentionRows = (host: Floats, width: number): Layout => ({ encoding: activation as ActivationType, rows: host.length / width, width, stride: width });
+  /** `host` as flat rows of `width` in the 16-bit activation type (attention's operands, RMSNorm's kept input). */
+  const activationRows = (host: Floats, width: number): Layout => ({ encoding: activation as ActivationType, rows: host.length / width, width, stride: width });
   /** An attention operand in 16-bit rows: where its writer (a linear, RoPE) left them flat, else converted. */
   const attentionRead = (host: Floats, name: string, width: number) => {
     const values = float32(host, name);
-    return arrays.read(values, boundary.resident(values, values.length, 'attention', 'forward') ?? attentionRows(values, width));
+    return arrays.read(values, boundary.resident(values, values.length, 'attention', 'forward') ?? activationRows(values, width));
   };
 
   const rope = (direction: 'forward' | 'backward') => (x: Floats, tables: RopeTables, batch: number, seqLen: number, width: number) => {
@@ -334,12 +335,12 @@ export function deviceOps(
     requireConstant(kernel, 'HEAD_SIZE', shape.headSize, 'head size');
   };
 
+  /** The output of the last block norm (a KeepingInput call), for the layout of a fresh one. */
+  let lastBlockNorm: Float32Array | undefined;
   /**
    * RMSNorm's forward; with `kept`, x also goes into it in 16-bit rows (the KeepingInput entries),
    * the copy the backward reads instead of the float32 residual stream.
    */
-  /** The output of the last block norm (a KeepingInput call), for the layout of a fresh one. */
-  let lastBlockNorm: Float32Array | undefined;
   const normalize = (out: Floats, rstd: Floats, kept: Floats | undefined, x: Floats, weight: Floats, rows: number, channels: number, eps: number) => {
     const kernel = kernelOf('rmsnorm');
     requireConstant(kernel, 'CHANNELS', channels, 'channels');
@@ -355,11 +356,11 @@ export function deviceOps(
     const toLinear = boundary.wanted(values, count, 'rmsnorm', 'forwardToActivation') ?? (fresh ? boundary.wanted(lastBlockNorm!, count, 'rmsnorm', 'forwardToActivation') : undefined);
     if (kept !== undefined) lastBlockNorm = values;
     const entry = `${toLinear !== undefined ? 'forwardToActivation' : 'forward'}${kept !== undefined ? 'KeepingInput' : ''}`;
-    if (kept !== undefined) checkLength('kept', kept, rows * channels);
+    if (kept !== undefined) checkLength('kept', kept, count);
     ops.launch('rmsnorm', entry, {
-      out: toLinear !== undefined ? arrays.writeRounded(values, toLinear) : write(out, 'out', rows * channels), rstd: write(rstd, 'rstd', rows),
-      ...(kept !== undefined ? { kept: arrays.write(float32(kept, 'kept'), { encoding: activation as ActivationType, rows, width: channels, stride: channels }) } : {}),
-      x: read(x, 'x', rows * channels), weight: frozen(weight, 'weight'), rows,
+      out: toLinear !== undefined ? arrays.writeRounded(values, toLinear) : write(out, 'out', count), rstd: write(rstd, 'rstd', rows),
+      ...(kept !== undefined ? { kept: arrays.write(float32(kept, 'kept'), activationRows(kept, channels)) } : {}),
+      x: read(x, 'x', count), weight: frozen(weight, 'weight'), rows,
     });
     return run(undefined);
   };
@@ -431,7 +432,7 @@ export function deviceOps(
       if (attentionIn16) {
         // out in the layout the o linear read it in last time (flat 16-bit rows), else flat.
         const values = float32(out, 'out'), qWidth = shape.heads * shape.headSize, kvWidth = shape.kvHeads * shape.headSize;
-        const outLayout = boundary.wanted(values, values.length, 'attention', 'forward') ?? attentionRows(values, qWidth);
+        const outLayout = boundary.wanted(values, values.length, 'attention', 'forward') ?? activationRows(values, qWidth);
         ops.launch('attention', 'forward', {
           out: arrays.writeRounded(values, outLayout), lse: write(saved, 'lse'),
           q: attentionRead(q, 'q', qWidth), k: attentionRead(k, 'k', kvWidth), v: attentionRead(v, 'v', kvWidth), batch, seqLen,
