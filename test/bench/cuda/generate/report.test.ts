@@ -39,6 +39,7 @@ describe('generate-bench report', () => {
     writeFileSync(join(work, 'qalc-generate.txt'), run.stdout);
     writeFileSync(join(work, 'qalc-generate-nograph.log'), `cuda backend: NVIDIA H200 (compute 9.0), …\nwarm-up: 1 forward (the weights to the device) 1.30 s\n${run.stderr}${launchedLine}\n`);
     writeFileSync(join(work, 'qalc-generate-nograph.txt'), run.stdout);
+    writeFileSync(join(work, 'qalc-generate-merged.log'), `cuda backend: NVIDIA H200 (compute 9.0), …\n${run.stderr}${describeDecodeGraph({ mode: 'graph', nodes: 579, capturedAt: 3, replays: 137 })}\n`);
     writeFileSync(join(work, 'transformers.json'), JSON.stringify({ system: 'transformers-generate-bf16', transformers: '5.17.0', tokens_per_second: 31.5, peak_bytes: 13.6e9, generated: [128, 128, 128] }) + '\n');
     const parsed = parseQalcLog(run.stderr)!;
     expect(parsed.tokens).toBe(40);
@@ -50,12 +51,14 @@ describe('generate-bench report', () => {
     expect(report.noGraph!.decodeStep).toEqual({ launched: 'QALC_CUDA_GRAPH=0' });
     expect(parseDecodeStep('no such line')).toBeUndefined();
     // 40 forward passes are fewer than the 64 the 7B run must reach: that check alone fails.
-    expect(report.checks.map((c) => c.ok)).toEqual([true, true, false, true, true, true]);
+    expect(report.checks.map((c) => c.ok)).toEqual([true, true, false, true, true, true, true]);
+    expect(report.merged!.decodeStep).toEqual({ nodes: 579, capturedAt: 4, replays: 137 });
     const table = markdown(report);
     expect(table).toContain('# Generation at the LLaMA-2-7B shape, batch 1 (abc1234)');
     expect(table).toMatch(/\| qalc generate --backend cuda .* \| [\d,.]+ \| [\d.]+ % \|/);
     expect(table).toContain('| transformers generate, bf16 (5.17.0, sdpa, dynamic cache) | 31.5 |');
     expect(table).toContain('- [x] stories260K: generate on cuda prints the cpu backend\'s greedy text');
+    expect(table).toMatch(/\| qalc generate --backend cuda --merged .* \| [\d,.]+ \| [\d.]+ % \| [\d.]+ % \|/);
     expect(table).toMatch(/\| the same, QALC_CUDA_GRAPH=0 \(every op launched from the host each token\) \| [\d,.]+ \|/);
     expect(table).toContain('after 4 warm-up forwards of 1.25 s; the step a CUDA graph of 834 device calls, captured at forward 4, replayed 137 times.');
 

@@ -17,6 +17,8 @@
 #                                                         drawn and quantized on 16 threads) + the run
 #   the same with QALC_CUDA_GRAPH=0 (every op launched from the host each token): its text must
 #   be the graph run's                                                              ~70 s
+#   the same with --merged: the adapters folded into the zeros in memory, decoded on the merged
+#   plan's kernels (built there by nvcc: not in compiled/)                   ~70 s + the build
 #   transformers' generate, bf16, 32 blocks, an 8-token random prompt, NEW (128) new tokens, 3
 #   timed runs after a warm-up                                                      ~40 s
 #   qalc again, profiled (QALC_CUDA_PROFILE=events: GPU time by kind, and the GPU's idle time
@@ -71,19 +73,26 @@ fi
 
 # 2. qalc at the whole 7B shape, alone on the GPU. Its stderr goes straight to $OUT (it comes back
 # even if the call is cut short).
+# qalc_part NAME RESERVE [VAR=VALUE ...] [-- qalc generate's own arguments]
 qalc_part() {
   local name="$1" reserve="$2"; shift 2
+  local settings=() args=(--kernels "$dev/compiled/cuda")
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do settings+=("$1"); shift; done
+  [ "${1:-}" = "--" ] && { shift; args=("$@"); }
   local limit=$(( $(left) - reserve ))
   if [ "$limit" -lt 90 ]; then stamp "skip $name: $(left) s left"; return; fi
-  stamp "$name: qalc generate llama2-7b.qal --backend cuda --random-weights --steps $steps (limit ${limit} s)"
-  env "$@" timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" generate "$dev/llama2-7b.qal" --backend cuda --random-weights \
-    --kernels "$dev/compiled/cuda" --out "$work/no-run" --steps "$steps" --prompt "$prompt" > "$work/$name.txt" 2> "$out/$name.log"
+  stamp "$name: qalc generate llama2-7b.qal --backend cuda --random-weights --steps $steps ${args[*]} (limit ${limit} s)"
+  env "${settings[@]}" timeout "$limit" "$work/node" "$dev/qalc/qalc.mjs" generate "$dev/llama2-7b.qal" --backend cuda --random-weights \
+    "${args[@]}" --out "$work/no-run" --steps "$steps" --prompt "$prompt" > "$work/$name.txt" 2> "$out/$name.log"
   echo "qalc exit $?"
   cp "$out/$name.log" "$work/$name.log"
   tail -n 12 "$out/$name.log"
 }
 [ -x "$work/node" ] && qalc_part qalc-generate 200
 [ -x "$work/node" ] && qalc_part qalc-generate-nograph 120 QALC_CUDA_GRAPH=0
+# The merged model (the adapters folded into float zeros, the plan without adapters): its kernels
+# are not in compiled/ (another plan), so this run emits them and the device's nvcc builds them.
+[ -x "$work/node" ] && qalc_part qalc-generate-merged 100 -- --merged
 
 # 3. transformers' generate on the bf16 model of the same shape.
 limit=$(( $(left) - 20 ))
