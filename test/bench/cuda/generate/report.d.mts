@@ -3,7 +3,7 @@ export interface Arch { readonly dim: number; readonly hidden: number; readonly 
 export const LLAMA2_7B: Arch;
 export const BANDWIDTH: { readonly datasheet: number; readonly measuredCopy: number };
 export const TARGET: { readonly tokensPerSecond: number; readonly rooflineFraction: number };
-export function bytesPerToken(arch: Arch, group?: number, rank?: number): { mergedW4: number; qalcToday: number; bf16: number };
+export function bytesPerToken(arch: Arch, group?: number, rank?: number): { mergedW4: number; qalcToday: number; qalcMerged: number; bf16: number };
 export interface QalcRun {
   tokens?: number; promptTokens?: number; seconds?: number; tokensPerSecond?: number; warmUpForwards?: number; warmUpSeconds?: number;
   decodeStep?: DecodeStep;
@@ -14,11 +14,12 @@ export function parseDecodeStep(text: string): DecodeStep | undefined;
 export function parseQalcLog(text: string | undefined): QalcRun | undefined;
 export interface Report {
   commit: string;
-  bytesPerToken: { mergedW4: number; qalcToday: number; bf16: number };
-  roofline: Record<'mergedW4' | 'qalcToday' | 'bf16', { datasheet: number; measuredCopy: number }>;
+  bytesPerToken: { mergedW4: number; qalcToday: number; qalcMerged: number; bf16: number };
+  roofline: Record<'mergedW4' | 'qalcToday' | 'qalcMerged' | 'bf16', { datasheet: number; measuredCopy: number }>;
   stories: { ok: boolean; reason?: string; cpu?: string; cuda?: string };
   qalc: QalcRun | undefined;
   noGraph: QalcRun | undefined;
+  merged: QalcRun | undefined;
   profiled: QalcRun | undefined;
   transformers: Record<string, unknown> | undefined;
   checks: { what: string; ok: boolean }[];
