@@ -82,7 +82,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
         : unknownEntry(kernel, entry);
     case 'decode_attention':
       if (entry === 'append') return [ceil(constant(kernel, 'KV_HEADS') * constant(kernel, 'HEAD_SIZE'), constant(kernel, 'APPEND_THREADS')), 1, 1];
-      return entry === 'forward' ? [constant(kernel, 'HEADS'), 1, 1] : unknownEntry(kernel, entry);
+      return entry === 'forward' ? [constant(kernel, 'HEADS'), constant(kernel, 'SPLITS'), 1] : unknownEntry(kernel, entry);
     case 'sum_squares':
       if (entry === 'partials') return [constant(kernel, 'BLOCKS'), 1, 1];
       return entry === 'finish' ? [1, 1, 1] : unknownEntry(kernel, entry);

@@ -53,6 +53,12 @@ export function deviceDecodeSteps(device: DecodeStepDevice, shape: DecodeAttenti
   const bytes = kvCacheLength(shape) * 4;
   const keyCache = arrays.allocate(bytes), valueCache = arrays.allocate(bytes);
   const step = arrays.allocate(8);
+  // The forward's scratch: each split's partial result, and each head's arrival counter, which
+  // the kernel leaves at 0 after every launch (so one zero-fill here serves the generation).
+  const splits = kernel.constants['SPLITS'] ?? 1;
+  const partials = arrays.allocate(shape.heads * splits * (shape.headSize + 2) * 4);
+  const arrivals = arrays.allocate(shape.heads * 4);
+  arrivals.upload(new Uint32Array(shape.heads));
   const stepValues = new Uint32Array(2);
   const cos = arrays.frozen(rope.cos, 'f32', () => rope.cos), sin = arrays.frozen(rope.sin, 'f32', () => rope.sin);
   const kvWidth = shape.kvHeads * shape.headSize, qWidth = shape.heads * shape.headSize;
@@ -133,7 +139,7 @@ export function deviceDecodeSteps(device: DecodeStepDevice, shape: DecodeAttenti
       begun();
       checkDecodePosition(shape, layer, position);
       checkLength('out', out, qWidth);
-      ops.launch('decode_attention', 'forward', { out: arrays.write(float32(out, 'out'), dense(qWidth)), q: read(q, 'q', qWidth), keyCache, valueCache, step, layer, capacity });
+      ops.launch('decode_attention', 'forward', { out: arrays.write(float32(out, 'out'), dense(qWidth)), q: read(q, 'q', qWidth), keyCache, valueCache, partials, arrivals, step, layer, capacity });
       arrays.release();
     },
     allocatedBytes: () => arrays.allocatedBytes,

@@ -4,7 +4,7 @@
 // Compile (in cuda/ops): nvcc -std=c++17 -O3 -Werror all-warnings -Xptxas -v -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 -fatbin decode_attention_h8_kv4_d8.cu -o decode_attention_h8_kv4_d8.sm_90a.fatbin
 //
 // Op: decode_attention, one new token's attention over the KV cache, for `qalc generate --backend cuda` (src/runtime/cuda/device-decode.ts), exactly as src/runtime/typescript/decode-attention.ts
-//   Constants (the spec's architecture): HEADS = 8, KV_HEADS = 4, HEAD_SIZE = 8, GROUP_SIZE = 2, KEY_TILE = 32, DIM_GROUPS = 16, THREADS = 128, APPEND_THREADS = 256, SCALE = 0.35355339059327373
+//   Constants (the spec's architecture): HEADS = 8, KV_HEADS = 4, HEAD_SIZE = 8, GROUP_SIZE = 2, KEY_TILE = 32, DIM_GROUPS = 16, THREADS = 128, SPLITS = 32, APPEND_THREADS = 256, SCALE = 0.35355339059327373
 //   Global memory: float32 row-major, the host's layout; token ids and targets int32; forwards overwrite their outputs, backwards accumulate (+=)
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
@@ -17,15 +17,17 @@
 //     4 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
 //     5 layer (uint32_t): the block whose cache this is
 //     6 capacity (uint32_t): positions the cache holds per layer and head
-//   forward: decode_attention_h8_kv4_d8__forward, block (128, 1, 1), 0 bytes of dynamic shared memory, grid.x = 8
+//   forward: decode_attention_h8_kv4_d8__forward, block (128, 1, 1), 0 bytes of dynamic shared memory, grid.x = 8, grid.y = 32
 //     computes: length = step[1] + 1: out[h] = sum_{t < length} softmax_t(q[h] . K[layer, h / 2, t] * SCALE) V[layer, h / 2, t]
 //     0 out (float*): float [64], written
 //     1 q (const float*): float [64] after RoPE, read
 //     2 keyCache (const float*): float [layers, 4, capacity, 8], read
 //     3 valueCache (const float*): float [layers, 4, capacity, 8], read
-//     4 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
-//     5 layer (uint32_t): the block whose cache this is
-//     6 capacity (uint32_t): positions the cache holds per layer and head
+//     4 partials (float*): float [8, 32, 10] scratch: each split's max, sum of exp and p · V, written
+//     5 arrivals (uint32_t*): uint32 [8] scratch: splits of each head done; 0 before a launch, left 0 after it
+//     6 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
+//     7 layer (uint32_t): the block whose cache this is
+//     8 capacity (uint32_t): positions the cache holds per layer and head
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -43,6 +45,7 @@ namespace qalc_decode_attention_h8_kv4_d8 {
 [[maybe_unused]] constexpr uint32_t KEY_TILE = 32u;
 [[maybe_unused]] constexpr uint32_t DIM_GROUPS = 16u;
 [[maybe_unused]] constexpr uint32_t THREADS = 128u;
+[[maybe_unused]] constexpr uint32_t SPLITS = 32u;
 [[maybe_unused]] constexpr uint32_t APPEND_THREADS = 256u;
 [[maybe_unused]] constexpr float SCALE = 0.35355339059327373f;
 
@@ -58,6 +61,9 @@ constexpr uint32_t WARPS = THREADS / 32u;
 // Each lane holds ceil(HEAD_SIZE / 32) of the query's dimensions for scoring.
 constexpr uint32_t LANE_DIMS = (HEAD_SIZE + 31u) / 32u;
 static_assert(KEY_TILE % WARPS == 0u, "a tile's keys split evenly between the warps");
+static_assert(KEY_TILE == 32u, "warp 0 turns a tile's scores into probabilities, a lane a key");
+// A split's partial result: its running max, its sum of exp(score - max), then p · V.
+constexpr uint32_t PARTIAL_FLOATS = HEAD_SIZE + 2u;
 static_assert(DIM_GROUPS * HEAD_SIZE <= THREADS, "a thread per dimension and key share");
 
 __device__ inline size_t cacheRow(uint32_t layer, uint32_t kvHead, uint32_t capacity, uint32_t position) {
@@ -77,11 +83,27 @@ extern "C" __global__ void __launch_bounds__(APPEND_THREADS) decode_attention_h8
   valueCache[at] = v[i];
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_h8_kv4_d8__forward(float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ keyCache, const float* __restrict__ valueCache, const uint32_t* __restrict__ step, uint32_t layer, uint32_t capacity) {
+// Block (head, split): the split's share of the cached positions, in tiles of KEY_TILE keys.
+// Each warp scores its keys of a tile (lanes split the head, a fixed-order warp sum); warp 0
+// turns the tile's scores into probabilities against the split's running maximum (one lane a
+// key) and every thread rescales its accumulator and adds p · V for its dimension and its share
+// of the tile's keys. The split's (max, sum, p · V) go to `partials`; the split that arrives
+// last at its head's counter (an atomic, after a fence) combines the head's splits in split
+// order and writes out, and sets the counter back to 0 for the next launch (a replayed graph).
+// Deterministic: every sum has a fixed order, whichever block arrives last.
+extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_h8_kv4_d8__forward(float* __restrict__ out, const float* __restrict__ q, const float* __restrict__ keyCache, const float* __restrict__ valueCache, float* __restrict__ partials, uint32_t* __restrict__ arrivals, const uint32_t* __restrict__ step, uint32_t layer, uint32_t capacity) {
   __shared__ float scores[KEY_TILE];
+  __shared__ float probabilities[KEY_TILE];
+  __shared__ float tileCorrection;
   __shared__ float shares[DIM_GROUPS][HEAD_SIZE];
-  const uint32_t head = blockIdx.x;
+  __shared__ bool combines;
+  const uint32_t head = blockIdx.x, split = blockIdx.y;
   const uint32_t length = step[1] + 1u;
+  const uint32_t perSplit = (length + SPLITS - 1u) / SPLITS;
+  const uint32_t activeSplits = (length + perSplit - 1u) / perSplit;
+  if (split >= activeSplits) return;  // fewer positions than splits: this one has none
+  const uint32_t first = split * perSplit;
+  const uint32_t end = first + perSplit < length ? first + perSplit : length;
   const uint32_t warp = threadIdx.x / 32u, lane = threadIdx.x % 32u;
   const size_t base = cacheRow(layer, head / GROUP_SIZE, capacity, 0u);
   const float* keys = keyCache + base;
@@ -96,13 +118,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_h8_kv4_d8
   // This thread's dimension and its share of each tile's keys (idle past DIM_GROUPS * HEAD_SIZE).
   const uint32_t dim = threadIdx.x % HEAD_SIZE, share = threadIdx.x / HEAD_SIZE;
   const bool accumulates = share < DIM_GROUPS;
-  float runningMax = -INFINITY, runningSum = 0.0f, accumulator = 0.0f;
+  float runningMax = -INFINITY, runningSum = 0.0f, accumulator = 0.0f;  // the max and sum: warp 0's
 
-  for (uint32_t tile = 0; tile < length; tile += KEY_TILE) {
+  for (uint32_t tile = first; tile < end; tile += KEY_TILE) {
     for (uint32_t key = warp; key < KEY_TILE; key += WARPS) {
       const uint32_t t = tile + key;
       float dot = 0.0f;
-      if (t < length) {
+      if (t < end) {
 #pragma unroll
         for (uint32_t j = 0; j < LANE_DIMS; j++) {
           const uint32_t d = lane + 32u * j;
@@ -110,33 +132,65 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_h8_kv4_d8
         }
       }
       dot = warpSum(dot);
-      if (lane == 0u) scores[key] = t < length ? dot * SCALE : -INFINITY;
+      if (lane == 0u) scores[key] = t < end ? dot * SCALE : -INFINITY;
     }
     __syncthreads();
-    // Every thread rescales by the same tile maximum and sums the same probabilities (one order).
-    float tileMax = -INFINITY;
-    for (uint32_t key = 0; key < KEY_TILE; key++) tileMax = fmaxf(tileMax, scores[key]);
-    const float newMax = fmaxf(runningMax, tileMax);
-    const float correction = expf(runningMax - newMax);
-    float tileSum = 0.0f, tileValue = 0.0f;
-    for (uint32_t key = 0; key < KEY_TILE; key++) {
-      const float p = expf(scores[key] - newMax);
-      tileSum += p;
-      const uint32_t t = tile + key;
-      if (accumulates && key % DIM_GROUPS == share && t < length) tileValue += p * values[static_cast<size_t>(t) * HEAD_SIZE + dim];
+    if (warp == 0u) {
+      const float score = scores[lane];
+      float tileMax = score;
+#pragma unroll
+      for (uint32_t offset = 16u; offset > 0u; offset >>= 1u) tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, offset));
+      const float newMax = fmaxf(runningMax, tileMax);  // finite: the tile has a key
+      const float correction = expf(runningMax - newMax);
+      const float p = expf(score - newMax);
+      probabilities[lane] = p;
+      runningSum = runningSum * correction + warpSum(p);
+      runningMax = newMax;
+      if (lane == 0u) tileCorrection = correction;
     }
-    runningSum = runningSum * correction + tileSum;
-    accumulator = accumulator * correction + tileValue;
-    runningMax = newMax;
     __syncthreads();
+    if (accumulates) {
+      float tileValue = 0.0f;
+      for (uint32_t key = share; key < KEY_TILE; key += DIM_GROUPS) {
+        const uint32_t t = tile + key;
+        if (t < end) tileValue += probabilities[key] * values[static_cast<size_t>(t) * HEAD_SIZE + dim];
+      }
+      accumulator = accumulator * tileCorrection + tileValue;
+    }
+    __syncthreads();  // the next tile's scores and probabilities overwrite these
   }
 
   if (accumulates) shares[share][dim] = accumulator;
   __syncthreads();
+  float* partial = partials + (static_cast<size_t>(head) * SPLITS + split) * PARTIAL_FLOATS;
   if (threadIdx.x < HEAD_SIZE) {
     float total = 0.0f;
 #pragma unroll
     for (uint32_t s = 0; s < DIM_GROUPS; s++) total += shares[s][threadIdx.x];
-    out[head * HEAD_SIZE + threadIdx.x] = total / runningSum;
+    partial[2u + threadIdx.x] = total;
+  }
+  if (threadIdx.x == 0u) {
+    partial[0] = runningMax;
+    partial[1] = runningSum;
+  }
+  // The partial is visible to every block before this split counts as arrived.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0u) combines = atomicAdd(&arrivals[head], 1u) == activeSplits - 1u;
+  __syncthreads();
+  if (!combines) return;
+  __threadfence();
+  if (threadIdx.x == 0u) arrivals[head] = 0u;
+  if (threadIdx.x < HEAD_SIZE) {
+    const float* splits = partials + static_cast<size_t>(head) * SPLITS * PARTIAL_FLOATS;
+    float headMax = -INFINITY;
+    for (uint32_t s = 0; s < activeSplits; s++) headMax = fmaxf(headMax, __ldcg(&splits[s * PARTIAL_FLOATS]));
+    float sum = 0.0f, value = 0.0f;
+    for (uint32_t s = 0; s < activeSplits; s++) {
+      const float weight = expf(__ldcg(&splits[s * PARTIAL_FLOATS]) - headMax);
+      sum += __ldcg(&splits[s * PARTIAL_FLOATS + 1u]) * weight;
+      value += __ldcg(&splits[s * PARTIAL_FLOATS + 2u + threadIdx.x]) * weight;
+    }
+    out[head * HEAD_SIZE + threadIdx.x] = value / sum;
   }
 }

@@ -845,7 +845,15 @@ class Case:
         self.check("decode_attention", "append", "valueCache", self.down(value_cache), values, EXACT, f"position {length - 1}")
         q = self.randn(H * D)
         out = self.up(self.nan(H * D))
-        op.launch("forward", (H,), [out, self.up(q), key_cache, value_cache, step, 1, capacity])
+        # Scratch: each split's partial, and the heads' arrival counters (0 before, left 0 after).
+        splits = op["SPLITS"]
+        partials = self.up(self.nan(H * splits * (D + 2)))
+        arrivals = self.up(np.zeros(H, dtype=np.int32))
+        op.launch("forward", (H, splits), [out, self.up(q), key_cache, value_cache, partials, arrivals, step, 1, capacity])
+        first = self.down(out)
+        self.check("decode_attention", "forward", "arrivals (left 0)", self.down(arrivals).astype(np.float64), np.zeros(H), EXACT, f"length {length}, {splits} splits")
+        op.launch("forward", (H, splits), [out, self.up(q), key_cache, value_cache, partials, arrivals, step, 1, capacity])
+        self.same_floats("decode_attention", "forward", "out (a second launch on the same counters)", self.down(out), first)
         ref = np.zeros((H, D))
         for h in range(H):
             kv = h // (H // KVH)
@@ -853,7 +861,7 @@ class Case:
             p = np.exp(scores - scores.max())
             ref[h] = (p / p.sum()) @ values[1, kv, :length].astype(np.float64)
         # Positions past `length` (and layer 0) hold other values: they must not enter.
-        self.check("decode_attention", "forward", "out", self.down(out), ref, TOLERANCE, f"length {length} ({ceil(length, tile)} tiles of {tile})")
+        self.check("decode_attention", "forward", "out", self.down(out), ref, TOLERANCE, f"length {length} ({splits} splits, tiles of {tile})")
 
 
 CASES = ["embedding", "rmsnorm", "convert", "rope", "swiglu", "residual", "lm_head", "cross_entropy", "sum_squares", "adamw", "dropout", "unpool", "decode_attention"]

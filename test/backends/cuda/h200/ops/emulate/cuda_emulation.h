@@ -5,6 +5,7 @@
 // indexing, bounds and the arithmetic on ragged shapes; timing, memory coalescing and the real
 // hardware are the device check's (check_ops.py on the H200). Not for anything but that test.
 #pragma once
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstdint>
@@ -28,8 +29,13 @@ struct float2 { float x, y; };
 struct alignas(16) float4 { float x, y, z, w; };
 struct alignas(8) uint2 { uint32_t x, y; };
 struct alignas(16) uint4 { uint32_t x, y, z, w; };
-// A read through the read-only data cache is a plain read here.
+// A read through the read-only data cache, or around L1 (__ldcg), is a plain read here.
 template <typename T> inline T __ldg(const T* p) { return *p; }
+template <typename T> inline T __ldcg(const T* p) { return *p; }
+// Blocks run one after another and a block's threads share the host's coherent memory: a fence
+// is a sequentially consistent one, an atomic a host atomic.
+inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
+inline uint32_t atomicAdd(uint32_t* address, uint32_t value) { return std::atomic_ref<uint32_t>(*address).fetch_add(value); }
 inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 
