@@ -46,6 +46,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
     case 'embedding':
       return entry === 'forward' || entry === 'forwardFromActivationTable' ? [size(sizes, 'rows', name, entry), ceil(constant(kernel, 'CHANNELS'), constant(kernel, 'THREADS')), 1] : unknownEntry(kernel, entry);
     case 'rmsnorm':
+      if (entry === 'forwardToActivationFewRows') return [size(sizes, 'rows', name, entry), 1, 1];
       return RMSNORM_ENTRIES.includes(entry) ? [ceil(size(sizes, 'rows', name, entry), constant(kernel, 'ROWS_PER_BLOCK')), 1, 1] : unknownEntry(kernel, entry);
     case 'convert':
       if (entry === 'toActivation') return [size(sizes, 'rows', name, entry), ceil(size(sizes, 'stride', name, entry), constant(kernel, 'THREADS')), 1];

@@ -35,6 +35,7 @@
 // the host ops after the arrays it touches are synced back, counted in the report line.
 import type { ModelOpManifestKernel } from '../../backends/manifest.ts';
 import type { ModelOp } from '../../backends/cuda/model-ops.ts';
+import { RMSNORM_FEW_ROWS } from '../../backends/cuda/model-ops/rmsnorm.ts';
 import { compiledLinearOps, describeCompiledLinearStats, type LinearOps } from '../compiled-linear.ts';
 import type { SyncTrainingOps, TrainingOps } from '../ops.ts';
 import { attentionSavedLength as probabilitiesLength, type AttentionShape } from '../typescript/attention.ts';
@@ -355,7 +356,9 @@ export function deviceOps(
     const fresh = kept !== undefined && lastBlockNorm !== undefined && arrays.residentOf(values) === undefined;
     const toLinear = boundary.wanted(values, count, 'rmsnorm', 'forwardToActivation') ?? (fresh ? boundary.wanted(lastBlockNorm!, count, 'rmsnorm', 'forwardToActivation') : undefined);
     if (kept !== undefined) lastBlockNorm = values;
-    const entry = `${toLinear !== undefined ? 'forwardToActivation' : 'forward'}${kept !== undefined ? 'KeepingInput' : ''}`;
+    // A decode step's few rows: a block a row (the warp-a-row entries leave the GPU idle there).
+    const fewRows = toLinear !== undefined && kept === undefined && rows <= RMSNORM_FEW_ROWS && ops.hasEntry('rmsnorm', 'forwardToActivationFewRows');
+    const entry = fewRows ? 'forwardToActivationFewRows' : `${toLinear !== undefined ? 'forwardToActivation' : 'forward'}${kept !== undefined ? 'KeepingInput' : ''}`;
     if (kept !== undefined) checkLength('kept', kept, count);
     ops.launch('rmsnorm', entry, {
       out: toLinear !== undefined ? arrays.writeRounded(values, toLinear) : write(out, 'out', count), rstd: write(rstd, 'rstd', rows),

@@ -83,6 +83,7 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       }
       case 'rmsnorm.forward':
       case 'rmsnorm.forwardToActivation':
+      case 'rmsnorm.forwardToActivationFewRows':
       case 'rmsnorm.forwardKeepingInput':
       case 'rmsnorm.forwardToActivationKeepingInput': {
         const count = rows() * c('CHANNELS'), x = f32('x');

@@ -374,6 +374,14 @@ class Case:
             op.launch("forwardToActivation", grid, [out16, rstd16, self.up(x), self.up(w), R])
             self.same_bits("rmsnorm", "forwardToActivation", "out bits (the forward's, rounded)", self.down(out16), to_bits(self.down(out)))
             self.same_floats("rmsnorm", "forwardToActivation", "rstd", self.down(rstd16), self.down(rstd))
+        if "forwardToActivationFewRows" in op.entries and R <= 64:
+            # A block a row (a decode step's few rows): the same sum in another order, so within
+            # one 16-bit rounding of the float64 result, not bit for bit the warp-a-row entry's.
+            _, from_bits16 = self.activation_bits(op)
+            few16, few_rstd = self.up(np.full((R, C), 0x7FC1, dtype=np.uint16)), self.up(self.nan(R))
+            op.launch("forwardToActivationFewRows", (R,), [few16, few_rstd, self.up(x), self.up(w), R])
+            self.check("rmsnorm", "forwardToActivationFewRows", "out", from_bits16(self.down(few16)), w64 * (r[:, None] * x64), self.rounding_tolerance(op))
+            self.check("rmsnorm", "forwardToActivationFewRows", "rstd", self.down(few_rstd), r, TOLERANCE)
         dy, dx0 = self.randn(R, C), self.randn(R, C)
         rstd32 = r.astype(np.float32)
         dx = self.up(dx0)
