@@ -135,11 +135,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_h32_kv32_
       if (lane == 0u) scores[key] = t < end ? dot * SCALE : -INFINITY;
     }
     __syncthreads();
-    if (warp == 0u) {
-      const float score = scores[lane];
-      float tileMax = score;
+    // Every warp takes the tile's maximum (shuffles outside a branch: inside warp 0's, sm_80's
+    // ptxas kept the kernel at 32 registers and spilled); warp 0 alone goes on with it.
+    const float score = scores[lane];
+    float tileMax = score;
 #pragma unroll
-      for (uint32_t offset = 16u; offset > 0u; offset >>= 1u) tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, offset));
+    for (uint32_t offset = 16u; offset > 0u; offset >>= 1u) tileMax = fmaxf(tileMax, __shfl_xor_sync(0xffffffffu, tileMax, offset));
+    if (warp == 0u) {
       const float newMax = fmaxf(runningMax, tileMax);  // finite: the tile has a key
       const float correction = expf(runningMax - newMax);
       const float p = expf(score - newMax);
