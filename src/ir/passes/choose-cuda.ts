@@ -125,7 +125,10 @@ export interface CudaPassOptions {
  * warps as the smaller tiles'; v8e: v8c with the activations as far ahead as the weight
  * (decode-mma-tiling.ts).
  */
-export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d' | 'v8e';
+export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d' | 'v8e' | 'v9';
+// v9: v8c, plus the layers v7's body does not take (3- and 8-bit codes, groups of 4+ k-blocks,
+// groups smaller than a k-block) on the v8 body instead of `wide` / `split`. Not yet measured on
+// the device: opt-in only.
 /** The decode body a program gets unless the caller names one: v8c, measured (LOG.md, v8) 1.3× v7 at T = 1 and 2–2.5× at T = 16. */
 const DECODE_VARIANT_DEFAULT: DecodeVariant = 'v8c';
 
@@ -172,7 +175,13 @@ export interface CudaDecodeTiling {
     readonly portableLoadDepth?: number;
     /** mma: the v8 body (compile-time trip counts), and whether a lane loads its quad's 4 scales and zeros as float4s. */
     readonly v8?: boolean; readonly scaleVectors?: boolean;
+    /** mma: sm_80 (and the compute_90 PTX) run the v8 body too, with a ring of portableLoadDepth (layers v7's body does not take). */
+    readonly portableV8?: boolean;
   }[];
+  /** mma: a lane's unit of codes (word rows and codes), and the subgroups of a k-block (decode-mma-tiling.ts, DecodeUnits); 0 otherwise. */
+  readonly unitWords: number;
+  readonly unitCodes: number;
+  readonly subgroups: number;
   /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
   readonly scratchFloats: number;
   readonly adapterPartialFloats: number;
@@ -407,6 +416,7 @@ function wideDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: Scal
   return {
     kind: 'wide', maxTokens, columnsPerBlock, warps, columnThreads, slices: DECODE_WIDE_THREADS / columnThreads,
     codesPerWord, wordsPerGroup, wordBatch, tokenTiles, scratchFloats, adapterPartialFloats,
+    unitWords: 0, unitCodes: 0, subgroups: 0,
     rankPerLane: 0, reductionWidth: 0,
     minBlocksPerMultiprocessor: Math.floor(REGISTER_FILE / (DECODE_WIDE_THREADS * DECODE_REGISTERS_PER_THREAD)), sharedBytes,
   };
@@ -430,6 +440,7 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel, options: Cu
   return {
     kind: 'split', maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, columnThreads: DECODE_COLUMNS, slices: warps,
     codesPerWord: 0, wordsPerGroup: 0, wordBatch: 0, tokenTiles: [], scratchFloats: 0, adapterPartialFloats: 0,
+    unitWords: 0, unitCodes: 0, subgroups: 0,
     rankPerLane: Math.ceil(rank / WARP), reductionWidth,
     minBlocksPerMultiprocessor, sharedBytes: bytesFor(warps),
   };
