@@ -71,8 +71,6 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 3u;
 [[maybe_unused]] constexpr uint32_t CODES_PER_WORD = 8u;
 [[maybe_unused]] constexpr uint32_t WORDS_PER_GROUP = 4u;
-[[maybe_unused]] constexpr uint32_t DECODE_UNIT_WORDS = 1u;
-[[maybe_unused]] constexpr uint32_t DECODE_UNIT_CODES = 8u;
 [[maybe_unused]] constexpr uint32_t DECODE_SCRATCH_FLOATS = 1024u;
 [[maybe_unused]] constexpr uint32_t DECODE_RANK_PER_LANE = 2u;
 
@@ -135,21 +133,14 @@ namespace qalc_decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16 {
 // k-block of KBLOCK_INPUTS inputs, word row lane % 4 of them: the mma's reduction index is
 // permuted so that the A fragment (W-hat rows = output columns, k = inputs) and the B fragment
 // (inputs × tokens) of a lane both come from the inputs of that one word.
-// A lane's unit: UNIT_WORDS word rows of its 4 columns (3 for 3-bit codes, else 1), UNIT_CODES
-// codes; a k-block is a quad's 4 units. v7 takes units of one word only.
 constexpr uint32_t KBLOCK_WORDS = 4u;
-constexpr uint32_t UNIT_WORDS = DECODE_UNIT_WORDS;
-constexpr uint32_t UNIT_CODES = DECODE_UNIT_CODES;
-constexpr uint32_t KBLOCK_INPUTS = KBLOCK_WORDS * UNIT_CODES;
-// Groups of at least a k-block take whole k-blocks; smaller ones (2-bit g32, 3-bit g64) are
-// SUBGROUPS of one k-block, each its quad's lanes (v8 only).
-constexpr uint32_t KBLOCKS_PER_GROUP = GROUP_SIZE >= KBLOCK_INPUTS ? GROUP_SIZE / KBLOCK_INPUTS : 1u;
-constexpr uint32_t SUBGROUPS = GROUP_SIZE >= KBLOCK_INPUTS ? 1u : KBLOCK_INPUTS / GROUP_SIZE;
-// m16n8k16 steps a k-block: each takes two code pairs (4 codes) of every unit.
-constexpr uint32_t KSTEPS = UNIT_CODES / 4u;
-// A lane's activations of one k-block: UNIT_CODES values, as 32-bit words and 16-byte loads.
-constexpr uint32_t INPUT_WORDS = UNIT_CODES / 2u;
-constexpr uint32_t INPUT_LOADS = INPUT_WORDS >= 4u ? INPUT_WORDS / 4u : 1u;  // v7: INPUT_WORDS / 4
+constexpr uint32_t KBLOCK_INPUTS = KBLOCK_WORDS * CODES_PER_WORD;
+constexpr uint32_t KBLOCKS_PER_GROUP = GROUP_SIZE / KBLOCK_INPUTS;
+// m16n8k16 steps a k-block: each takes two code pairs (4 codes) of every word.
+constexpr uint32_t KSTEPS = CODES_PER_WORD / 4u;
+// A lane's activations of one k-block: CODES_PER_WORD values, as 32-bit words and 16-byte loads.
+constexpr uint32_t INPUT_WORDS = CODES_PER_WORD / 2u;
+constexpr uint32_t INPUT_LOADS = INPUT_WORDS / 4u;
 // Code j in the low half and code j + CODES_PER_WORD / 2 in the high half, ORed into bias + q.
 constexpr uint32_t CODE_PAIR_MASK = CODE_MASK | (CODE_MASK << 16u);
 constexpr uint32_t CODE_MAGIC = 0x43004300u;
@@ -453,10 +444,6 @@ namespace qalc_decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16 {
 // first GROUPS % WARPS warps one more), so a k-block's addresses are the warp's base plus a
 // constant within a round; only the last group's loads are checked (absent for the warps
 // without it, zero-padded past IN_FEATURES), in a peeled, fully unrolled tail.
-// Codes of groups that span several k-blocks need their scales at the group's last only, so the
-// ring holds them in that slot alone (the other slots' fields are never read, and fold away).
-// Groups smaller than a k-block (SUBGROUPS of it) run the mma once per subgroup with the B
-// fragment of the other subgroups' lanes zero: the codes' pairs are made once.
 // A 16-bit store under a predicate, without a branch (a branch would end the basic block and
 // keep ptxas from interleaving the unrolled k-blocks around it).
 __device__ __forceinline__ void storeIf(bool condition, Activation* address, Activation value) {
@@ -466,77 +453,16 @@ template <bool SCALE_VECTORS>
 struct WeightLoadsV8;
 template <>
 struct WeightLoadsV8<false> {
-  uint4 codes[UNIT_WORDS];  // the unit's word rows, the quad's 4 columns
-  float scale[SUBGROUPS];  // of column 4·quad + lane % 4, exchanged in the quad by shuffles
-  float zero[SUBGROUPS];
+  uint4 codes;
+  float scale;  // of column 4·quad + lane % 4, exchanged in the quad by shuffles
+  float zero;
 };
 template <>
 struct WeightLoadsV8<true> {
-  uint4 codes[UNIT_WORDS];
-  float4 scales[SUBGROUPS];  // the quad's 4 columns: no shuffles at the fold
-  float4 zeros[SUBGROUPS];
+  uint4 codes;
+  float4 scales;  // the quad's 4 columns: no shuffles at the fold
+  float4 zeros;
 };
-// The activations of a lane's unit (token 8·fragment + quad), A's rows and the dropout
-// multipliers of its k-block, one ring slot.
-template <uint32_t FRAGMENTS>
-struct ActivationLoadsV8 {
-  uint32_t inputs[FRAGMENTS][INPUT_WORDS];
-  float adapterA[SUBGROUPS][DECODE_RANK_PER_LANE];  // A[group][lane + 32·slot]
-  float dropout[SUBGROUPS][FRAGMENTS][2];  // tokens 8·fragment + 2·(lane % 4) + {0, 1}
-};
-// INPUT_WORDS consecutive 32-bit words (2 for 8-bit units, else a multiple of 4) by 8- or 16-byte loads.
-template <uint32_t WORDS>
-__device__ __forceinline__ void loadInputWords(const Activation* __restrict__ source, bool used, uint32_t (&words)[WORDS]) {
-  if constexpr (WORDS % 4u == 0u) {
-#pragma unroll
-    for (uint32_t part = 0u; part < WORDS / 4u; ++part) {
-      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(source) + part);
-      words[4u * part] = used ? raw.x : 0u, words[4u * part + 1u] = used ? raw.y : 0u;
-      words[4u * part + 2u] = used ? raw.z : 0u, words[4u * part + 3u] = used ? raw.w : 0u;
-    }
-  } else {
-    static_assert(WORDS == 2u, "units of 4, 8, 16 or 32 codes");
-    const uint2 raw = __ldg(reinterpret_cast<const uint2*>(source));
-    words[0] = used ? raw.x : 0u, words[1] = used ? raw.y : 0u;
-  }
-}
-
-// A lane's unit of codes as the mma's 16-bit A pairs (v8 body; decode-mma-tiling.ts). A unit is
-// UNIT_WORDS word rows of one column (3 for 3-bit codes, whose 32 codes fill 3 words; else 1),
-// UNIT_CODES codes; pair p holds codes p (low half) and p + UNIT_CODES / 2 (high half) as
-// q + CODE_BIAS, exact, so the group's scale and zero are applied once to the mma's fp32 sums.
-// Every branch is on constants: each pair is a few LOP3 / PRMT / shifts, no integer converts.
-//   2, 4 bits: one shift and one LOP3 into the magic number (128 + q in bf16, 1024 + q in f16);
-//   8 bits, f16: the same (1024 + q, q < 256, is exact);
-//   8 bits, bf16: 128 + q is not exact (8 significant bits), q - 128 is: each byte goes into the
-//     fp32 magic 2^23 by one PRMT, one FADD takes 2^23 + 128 off, one CVT packs the pair;
-//   3 bits: codes p and p + 16 are 48 bits apart in the unit's 96-bit stream, so one PRMT puts
-//     the stream's bits base .. base + 15 under bits base + 48 .. base + 63 and every pair
-//     whose codes lie in those 16 bits is a shift and a LOP3 of that word (bases 0, 16, 32; the
-//     codes straddling them, 5 and 10, take their own bases 15 and 30).
-// P is a constant wherever it is called (unrolled loops), so every shift and base folds.
-__device__ __forceinline__ uint32_t unitCodePair(const uint32_t (&unit)[UNIT_WORDS], uint32_t P) {
-  constexpr uint32_t PAIR_MASK = CODE_MASK | (CODE_MASK << 16u);
-  if constexpr (BITS == 3u) {
-    // The stream's 32 bits from bit B on (B < 96; bits past 96 read as zeros).
-    auto view = [&](uint32_t b) -> uint32_t {
-      const uint32_t word = b / 32u, shift = b % 32u;
-      if (shift == 0u) return unit[word % UNIT_WORDS];
-      if (word >= 2u) return unit[2u % UNIT_WORDS] >> shift;
-      return __funnelshift_r(unit[word % UNIT_WORDS], unit[(word + 1u) % UNIT_WORDS], shift);
-    };
-    const uint32_t base = P < 5u ? 0u : P == 5u ? 15u : P < 10u ? 16u : P == 10u ? 30u : 32u;
-    const uint32_t merged = __byte_perm(view(base), view(base + 48u), 0x5410u);
-    return ((merged >> (3u * P - base)) & PAIR_MASK) | CODE_MAGIC;
-  } else if constexpr (BITS == 8u && CODE_BIAS < 0.0f) {
-    const float low = __int_as_float(__byte_perm(unit[0], 0x4B000000u, 0x7650u + P)) - 8388736.0f;
-    const float high = __int_as_float(__byte_perm(unit[0], 0x4B000000u, 0x7650u + P + 2u)) - 8388736.0f;
-    const __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
-    return *reinterpret_cast<const uint32_t*>(&pair);
-  } else {
-    return ((unit[0] >> (P * BITS)) & PAIR_MASK) | CODE_MAGIC;
-  }
-}
 }  // namespace qalc_decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16
 using namespace qalc_decode_k4096_n11008_b4_g32_qalora_r64_mean_dropout_bf16;
 
@@ -554,14 +480,8 @@ __device__ __forceinline__ void decodeTensorCoreV8(
     float adapterScale) {
   constexpr uint32_t FRAGMENTS = (TOKEN_TILE + 7u) / 8u;
   constexpr uint32_t DECODE_THREADS = 32u * WARPS;
-  // The groups as the warps deal them: SPANS of SPAN_UNITS units (a group, or the SUBGROUPS
-  // groups of one k-block).
-  constexpr uint32_t SPANS = GROUPS / SUBGROUPS;
-  constexpr uint32_t SPAN_UNITS = KBLOCKS_PER_GROUP * KBLOCK_WORDS;
-  constexpr uint32_t SPAN_INPUTS = SPAN_UNITS * UNIT_CODES;
-  static_assert(SPANS * SUBGROUPS == GROUPS && SPAN_INPUTS == SUBGROUPS * GROUP_SIZE, "whole k-blocks of whole groups");
-  // Every warp's k-blocks (the last span absent for warps >= SPANS % WARPS when that is not 0).
-  constexpr uint32_t WARP_KBLOCKS = (SPANS + WARPS - 1u) / WARPS * KBLOCKS_PER_GROUP;
+  // Every warp's k-blocks (the last group absent for warps >= GROUPS % WARPS when that is not 0).
+  constexpr uint32_t WARP_KBLOCKS = (GROUPS + WARPS - 1u) / WARPS * KBLOCKS_PER_GROUP;
   constexpr uint32_t CHECKED_FROM = WARP_KBLOCKS - KBLOCKS_PER_GROUP;
   constexpr uint32_t DEPTH = LOAD_DEPTH < WARP_KBLOCKS ? LOAD_DEPTH : WARP_KBLOCKS;
   // Rounds of DEPTH k-blocks whose loads (DEPTH ahead) all fall before the checked group.
@@ -588,9 +508,7 @@ __device__ __forceinline__ void decodeTensorCoreV8(
   if (tokenCount == 0u) return;
   const uint32_t firstColumn = blockIdx.x * DECODE_COLUMNS + 4u * quad;
   const uint32_t loadColumn = firstColumn < OUT_FEATURES ? firstColumn : 0u;
-  const bool lastGroupPresent = SPANS % WARPS == 0u || warp < SPANS % WARPS;
-  // The subgroup of this lane's unit (its B fragment is zero in the other subgroups' mma).
-  const uint32_t laneSubgroup = wordOfQuad / (KBLOCK_WORDS / SUBGROUPS);
+  const bool lastGroupPresent = GROUPS % WARPS == 0u || warp < GROUPS % WARPS;
   for (uint32_t segment = thread; segment < RANK * (DECODE_COLUMNS / 4u); segment += DECODE_THREADS) {
     const uint32_t rankIndex = segment / (DECODE_COLUMNS / 4u);
     const uint32_t column = (segment % (DECODE_COLUMNS / 4u)) * 4u;
@@ -605,8 +523,8 @@ __device__ __forceinline__ void decodeTensorCoreV8(
     for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = 0.0f;
   }
   float sums[2][FRAGMENTS][4];
-  float groupSums[SUBGROUPS][2][FRAGMENTS][4];
-  float inputSums[SUBGROUPS][FRAGMENTS][4];
+  float groupSums[2][FRAGMENTS][4];
+  float inputSums[FRAGMENTS][4];
 #pragma unroll
   for (uint32_t tile = 0u; tile < 2u; ++tile) {
 #pragma unroll
@@ -619,195 +537,178 @@ __device__ __forceinline__ void decodeTensorCoreV8(
   // The warp's pointers at the first group of a round (advanced by a constant a round): a
   // k-block's loads are these plus a constant offset, its index within the round.
   constexpr uint32_t ROUND_GROUPS = DEPTH / KBLOCKS_PER_GROUP * WARPS;
-  // A warp without any span (SPANS < WARPS) reads span 0 for its one, absent, span.
-  const uint32_t firstSpan = warp < SPANS ? warp : 0u;
-  const uint32_t firstUnit = firstSpan * SPAN_UNITS + wordOfQuad;
-  const uint32_t* __restrict__ codesAt = qweight + firstUnit * UNIT_WORDS * OUT_FEATURES + loadColumn;
-  const float* __restrict__ scalesAt = groupScales + firstSpan * SUBGROUPS * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
-  const float* __restrict__ zerosAt = groupZeros + firstSpan * SUBGROUPS * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
+  // A warp without any group (GROUPS < WARPS) reads group 0 for its one, absent, group.
+  const uint32_t firstGroup = warp < GROUPS ? warp : 0u;
+  const uint32_t* __restrict__ codesAt = qweight + (firstGroup * WORDS_PER_GROUP + wordOfQuad) * OUT_FEATURES + loadColumn;
+  const float* __restrict__ scalesAt = groupScales + firstGroup * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
+  const float* __restrict__ zerosAt = groupZeros + firstGroup * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
   const Activation* __restrict__ inputAt[FRAGMENTS];
 #pragma unroll
   for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
     const uint32_t token = 8u * fragment + quad;
-    inputAt[fragment] = input + (token < tokenCount ? token : tokenCount - 1u) * IN_FEATURES + firstUnit * UNIT_CODES;
+    inputAt[fragment] = input + (token < tokenCount ? token : tokenCount - 1u) * IN_FEATURES + (firstGroup * WORDS_PER_GROUP + wordOfQuad) * CODES_PER_WORD;
   }
-  // The first input of the round's first k-block, for the padding check of the last span.
-  uint32_t roundFirstInput = firstUnit * UNIT_CODES;
-  const float* __restrict__ adapterAAt = adapterA + firstSpan * SUBGROUPS * RANK + lane;
+  // The first input of the round's first k-block, for the padding check of the last group.
+  uint32_t roundFirstInput = (firstGroup * WORDS_PER_GROUP + wordOfQuad) * CODES_PER_WORD;
+  const float* __restrict__ adapterAAt = adapterA + firstGroup * RANK + lane;
   const float* __restrict__ dropoutAt[FRAGMENTS][2];
 #pragma unroll
   for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
     for (uint32_t half = 0u; half < 2u; ++half) {
       const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
-      dropoutAt[fragment][half] = dropoutMultiplier + (token < tokenCount ? token : tokenCount - 1u) * GROUPS + firstSpan * SUBGROUPS;
+      dropoutAt[fragment][half] = dropoutMultiplier + (token < tokenCount ? token : tokenCount - 1u) * GROUPS + firstGroup;
     }
   }
-  // k-block `offset` of the round: span warp + WARPS·(offset / KBLOCKS_PER_GROUP) of it, units
-  // 4·(offset % KBLOCKS_PER_GROUP) on. `checked`: the warp's last span (a constant in the
+  // k-block `offset` of the round: group warp + WARPS·(offset / KBLOCKS_PER_GROUP) of it, word
+  // rows 4·(offset % KBLOCKS_PER_GROUP) on. `checked`: the warp's last group (a constant in the
   // peeled tail), absent (read as the round's first, with zero inputs) or zero-padded.
   auto groupStep = [](uint32_t offset) { return WARPS * (offset / KBLOCKS_PER_GROUP); };
-  auto unitStep = [](uint32_t offset) { return WARPS * SPAN_UNITS * (offset / KBLOCKS_PER_GROUP) + KBLOCK_WORDS * (offset % KBLOCKS_PER_GROUP); };
+  auto wordRowStep = [](uint32_t offset) { return WARPS * WORDS_PER_GROUP * (offset / KBLOCKS_PER_GROUP) + KBLOCK_WORDS * (offset % KBLOCKS_PER_GROUP); };
   auto loadWeights = [&](uint32_t offset, bool checked, WeightLoadsV8<SCALE_VECTORS>& loads) {
     const bool absent = checked && !lastGroupPresent;
-    const uint32_t wordRows = absent ? 0u : unitStep(offset) * UNIT_WORDS;
-    const uint32_t groupOffset = absent ? 0u : groupStep(offset) * SUBGROUPS * OUT_FEATURES;
-#pragma unroll
-    for (uint32_t w = 0u; w < UNIT_WORDS; ++w) loads.codes[w] = __ldg(reinterpret_cast<const uint4*>(codesAt + (wordRows + w) * OUT_FEATURES));
-    // The scales and zeros only in the slot of the group's last k-block, where the fold reads them.
-    if (offset % KBLOCKS_PER_GROUP != KBLOCKS_PER_GROUP - 1u) return;
-#pragma unroll
-    for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
-      if constexpr (SCALE_VECTORS) {
-        loads.scales[sub] = __ldg(reinterpret_cast<const float4*>(scalesAt + groupOffset + sub * OUT_FEATURES));
-        loads.zeros[sub] = __ldg(reinterpret_cast<const float4*>(zerosAt + groupOffset + sub * OUT_FEATURES));
-      } else {
-        loads.scale[sub] = __ldg(scalesAt + groupOffset + sub * OUT_FEATURES);
-        loads.zero[sub] = __ldg(zerosAt + groupOffset + sub * OUT_FEATURES);
-      }
+    const uint32_t wordRows = absent ? 0u : wordRowStep(offset);
+    const uint32_t groupOffset = absent ? 0u : groupStep(offset) * OUT_FEATURES;
+    loads.codes = __ldg(reinterpret_cast<const uint4*>(codesAt + wordRows * OUT_FEATURES));
+    if constexpr (SCALE_VECTORS) {
+      loads.scales = __ldg(reinterpret_cast<const float4*>(scalesAt + groupOffset));
+      loads.zeros = __ldg(reinterpret_cast<const float4*>(zerosAt + groupOffset));
+    } else {
+      loads.scale = __ldg(scalesAt + groupOffset);
+      loads.zero = __ldg(zerosAt + groupOffset);
     }
   };
-  auto loadActivations = [&](uint32_t offset, bool checked, ActivationLoadsV8<FRAGMENTS>& loads) {
-    // K % UNIT_CODES == 0: a unit's inputs are all in K or all in the zero padding.
-    const bool used = !checked || (lastGroupPresent && (PADDED_IN_FEATURES == IN_FEATURES || roundFirstInput + unitStep(offset) * UNIT_CODES < IN_FEATURES));
-    const uint32_t inputOffset = used ? unitStep(offset) * UNIT_CODES : 0u;
+  auto loadActivations = [&](uint32_t offset, bool checked, ActivationLoads<FRAGMENTS>& loads) {
+    // K % CODES_PER_WORD == 0: a word's inputs are all in K or all in the zero padding.
+    const bool used = !checked || (lastGroupPresent && (PADDED_IN_FEATURES == IN_FEATURES || roundFirstInput + wordRowStep(offset) * CODES_PER_WORD < IN_FEATURES));
+    const uint32_t inputOffset = used ? wordRowStep(offset) * CODES_PER_WORD : 0u;
 #pragma unroll
-    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) loadInputWords(inputAt[fragment] + inputOffset, used, loads.inputs[fragment]);
-    const uint32_t groupOffset = checked && !lastGroupPresent ? 0u : groupStep(offset) * SUBGROUPS;
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-    for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
-#pragma unroll
-      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
-        // Lanes past the rank read entry 0 of the row (RANK < 32 only; never used).
-        const int32_t rankOffset = RANK % 32u == 0u || lane + 32u * slot < RANK ? static_cast<int32_t>(32u * slot) : -static_cast<int32_t>(lane);
-        loads.adapterA[sub][slot] = __ldg(adapterAAt + (groupOffset + sub) * RANK + rankOffset);
+      for (uint32_t part = 0u; part < INPUT_LOADS; ++part) {
+        const uint4 raw = __ldg(reinterpret_cast<const uint4*>(inputAt[fragment] + inputOffset + 8u * part));
+        loads.inputs[fragment][part] = used ? raw : make_uint4(0u, 0u, 0u, 0u);
       }
+    }
+    const uint32_t groupOffset = checked && !lastGroupPresent ? 0u : groupStep(offset);
 #pragma unroll
-      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
+      // Lanes past the rank read entry 0 of the row (RANK < 32 only; never used).
+      const int32_t rankOffset = RANK % 32u == 0u || lane + 32u * slot < RANK ? static_cast<int32_t>(32u * slot) : -static_cast<int32_t>(lane);
+      loads.adapterA[slot] = __ldg(adapterAAt + groupOffset * RANK + rankOffset);
+    }
 #pragma unroll
-        for (uint32_t half = 0u; half < 2u; ++half) {
-          // token 8·fragment + 2·(lane % 4) + half: never in a 1-token tile for half 1.
-          loads.dropout[sub][fragment][half] = 8u * fragment + half < TOKEN_TILE ? __ldg(dropoutAt[fragment][half] + groupOffset + sub) : 0.0f;
-        }
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t half = 0u; half < 2u; ++half) {
+        // token 8·fragment + 2·(lane % 4) + half: never in a 1-token tile for half 1.
+        loads.dropout[fragment][half] = 8u * fragment + half < TOKEN_TILE ? __ldg(dropoutAt[fragment][half] + groupOffset) : 0.0f;
       }
     }
   };
   auto advanceRound = [&]() {
-    codesAt += ROUND_GROUPS * SPAN_UNITS * UNIT_WORDS * OUT_FEATURES;
-    scalesAt += ROUND_GROUPS * SUBGROUPS * OUT_FEATURES;
-    zerosAt += ROUND_GROUPS * SUBGROUPS * OUT_FEATURES;
+    codesAt += ROUND_GROUPS * WORDS_PER_GROUP * OUT_FEATURES;
+    scalesAt += ROUND_GROUPS * OUT_FEATURES;
+    zerosAt += ROUND_GROUPS * OUT_FEATURES;
 #pragma unroll
-    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) inputAt[fragment] += ROUND_GROUPS * SPAN_INPUTS;
-    roundFirstInput += ROUND_GROUPS * SPAN_INPUTS;
-    adapterAAt += ROUND_GROUPS * SUBGROUPS * RANK;
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) inputAt[fragment] += ROUND_GROUPS * GROUP_SIZE;
+    roundFirstInput += ROUND_GROUPS * GROUP_SIZE;
+    adapterAAt += ROUND_GROUPS * RANK;
 #pragma unroll
     for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-      for (uint32_t half = 0u; half < 2u; ++half) dropoutAt[fragment][half] += ROUND_GROUPS * SUBGROUPS;
+      for (uint32_t half = 0u; half < 2u; ++half) dropoutAt[fragment][half] += ROUND_GROUPS;
     }
   };
-  // The round's first span (u's stores; a 64-bit pointer here costs 128-register tiles a spill).
+  // The round's first group (u's stores; a 64-bit pointer here costs 128-register tiles a spill).
   uint32_t roundFirstGroup = warp;
 
-  auto compute = [&](uint32_t offset, bool checked, const WeightLoadsV8<SCALE_VECTORS>& weights, const ActivationLoadsV8<FRAGMENTS>& loads) {
+  auto compute = [&](uint32_t offset, bool checked, const WeightLoadsV8<SCALE_VECTORS>& weights, const ActivationLoads<FRAGMENTS>& loads) {
     const uint32_t kBlock = offset % KBLOCKS_PER_GROUP;
     if (kBlock == 0u) {
 #pragma unroll
-      for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-        for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
-#pragma unroll
-          for (uint32_t e = 0u; e < 4u; ++e) {
-            groupSums[sub][0][fragment][e] = 0.0f;
-            groupSums[sub][1][fragment][e] = 0.0f;
-            inputSums[sub][fragment][e] = 0.0f;
-          }
+        for (uint32_t e = 0u; e < 4u; ++e) {
+          groupSums[0][fragment][e] = 0.0f;
+          groupSums[1][fragment][e] = 0.0f;
+          inputSums[fragment][e] = 0.0f;
         }
       }
     }
-    // The 4 columns' units: column c's word w is component c of codes[w].
-    uint32_t units[4][UNIT_WORDS];
-#pragma unroll
-    for (uint32_t w = 0u; w < UNIT_WORDS; ++w) {
-      units[0][w] = weights.codes[w].x, units[1][w] = weights.codes[w].y;
-      units[2][w] = weights.codes[w].z, units[3][w] = weights.codes[w].w;
-    }
-    // Pairs 2·step and 2·step + 1 of every column (made once for every subgroup's mma), then
-    // inputs 2·step (and + UNIT_CODES / 2) as b0, the next two as b1: the same codes' activations.
+    const uint32_t words[4] = {weights.codes.x, weights.codes.y, weights.codes.z, weights.codes.w};
 #pragma unroll
     for (uint32_t step = 0u; step < KSTEPS; ++step) {
-      uint32_t pairs[4][2];
-#pragma unroll
-      for (uint32_t c = 0u; c < 4u; ++c) pairs[c][0] = unitCodePair(units[c], 2u * step), pairs[c][1] = unitCodePair(units[c], 2u * step + 1u);
 #pragma unroll
       for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
-        const uint32_t b0 = __byte_perm(loads.inputs[fragment][step], loads.inputs[fragment][step + INPUT_WORDS / 2u], 0x5410u);
-        const uint32_t b1 = __byte_perm(loads.inputs[fragment][step], loads.inputs[fragment][step + INPUT_WORDS / 2u], 0x7632u);
+        uint32_t inputWords[INPUT_WORDS];
 #pragma unroll
-        for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
-          // Only this subgroup's lanes add their inputs (one subgroup: every lane).
-          const bool mine = SUBGROUPS == 1u || laneSubgroup == sub;
-          const uint32_t m0 = mine ? b0 : 0u, m1 = mine ? b1 : 0u;
-#pragma unroll
-          for (uint32_t tile = 0u; tile < 2u; ++tile) {
-            mmaAccumulate(groupSums[sub][tile][fragment], pairs[tile][0], pairs[tile + 2u][0], pairs[tile][1], pairs[tile + 2u][1], m0, m1);
-          }
-          mmaAccumulate(inputSums[sub][fragment], PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, m0, m1);
+        for (uint32_t part = 0u; part < INPUT_LOADS; ++part) {
+          const uint4 raw = loads.inputs[fragment][part];
+          inputWords[4u * part] = raw.x;
+          inputWords[4u * part + 1u] = raw.y;
+          inputWords[4u * part + 2u] = raw.z;
+          inputWords[4u * part + 3u] = raw.w;
         }
+        const uint32_t b0 = __byte_perm(inputWords[step], inputWords[step + INPUT_WORDS / 2u], 0x5410u);
+        const uint32_t b1 = __byte_perm(inputWords[step], inputWords[step + INPUT_WORDS / 2u], 0x7632u);
+#pragma unroll
+        for (uint32_t tile = 0u; tile < 2u; ++tile) {
+          mmaAccumulate(groupSums[tile][fragment],
+                        codePair(words[tile], 2u * step), codePair(words[tile + 2u], 2u * step),
+                        codePair(words[tile], 2u * step + 1u), codePair(words[tile + 2u], 2u * step + 1u), b0, b1);
+        }
+        mmaAccumulate(inputSums[fragment], PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, b0, b1);
       }
     }
     if (kBlock != KBLOCKS_PER_GROUP - 1u) return;
+    float scales[4];
+    float biasedZeros[4];
+    if constexpr (SCALE_VECTORS) {
+      scales[0] = weights.scales.x, scales[1] = weights.scales.y, scales[2] = weights.scales.z, scales[3] = weights.scales.w;
+      biasedZeros[0] = weights.zeros.x + CODE_BIAS, biasedZeros[1] = weights.zeros.y + CODE_BIAS;
+      biasedZeros[2] = weights.zeros.z + CODE_BIAS, biasedZeros[3] = weights.zeros.w + CODE_BIAS;
+    } else {
 #pragma unroll
-    for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
-      float scales[4];
-      float biasedZeros[4];
-      if constexpr (SCALE_VECTORS) {
-        scales[0] = weights.scales[sub].x, scales[1] = weights.scales[sub].y, scales[2] = weights.scales[sub].z, scales[3] = weights.scales[sub].w;
-        biasedZeros[0] = weights.zeros[sub].x + CODE_BIAS, biasedZeros[1] = weights.zeros[sub].y + CODE_BIAS;
-        biasedZeros[2] = weights.zeros[sub].z + CODE_BIAS, biasedZeros[3] = weights.zeros[sub].w + CODE_BIAS;
-      } else {
-#pragma unroll
-        for (uint32_t c = 0u; c < 4u; ++c) {
-          scales[c] = __shfl_sync(0xFFFFFFFFu, weights.scale[sub], (lane & ~3u) | c);
-          biasedZeros[c] = __shfl_sync(0xFFFFFFFFu, weights.zero[sub], (lane & ~3u) | c) + CODE_BIAS;
-        }
+      for (uint32_t c = 0u; c < 4u; ++c) {
+        scales[c] = __shfl_sync(0xFFFFFFFFu, weights.scale, (lane & ~3u) | c);
+        biasedZeros[c] = __shfl_sync(0xFFFFFFFFu, weights.zero, (lane & ~3u) | c) + CODE_BIAS;
       }
+    }
 #pragma unroll
-      for (uint32_t tile = 0u; tile < 2u; ++tile) {
-#pragma unroll
-        for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
-#pragma unroll
-          for (uint32_t e = 0u; e < 4u; ++e) {
-            const uint32_t c = tile + 2u * (e / 2u);
-            sums[tile][fragment][e] = fmaf(scales[c], fmaf(-biasedZeros[c], inputSums[sub][fragment][e % 2u], groupSums[sub][tile][fragment][e]), sums[tile][fragment][e]);
-          }
-        }
-      }
-      float droppedInputs[FRAGMENTS][2];
+    for (uint32_t tile = 0u; tile < 2u; ++tile) {
 #pragma unroll
       for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-        for (uint32_t half = 0u; half < 2u; ++half) {
-          const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
-          const float pooledInputValue = POOLING_FACTOR * inputSums[sub][fragment][half];
-          if (8u * fragment + half < TOKEN_TILE) {
-            storeIf(blockIdx.x == 0u && quad == 0u && token < tokenCount && (!checked || lastGroupPresent),
-                    &pooledInput[token * GROUPS + (roundFirstGroup + groupStep(offset)) * SUBGROUPS + sub], activationFromFloat(pooledInputValue));
-          }
-          droppedInputs[fragment][half] = pooledInputValue * loads.dropout[sub][fragment][half];
+        for (uint32_t e = 0u; e < 4u; ++e) {
+          const uint32_t c = tile + 2u * (e / 2u);
+          sums[tile][fragment][e] = fmaf(scales[c], fmaf(-biasedZeros[c], inputSums[fragment][e % 2u], groupSums[tile][fragment][e]), sums[tile][fragment][e]);
         }
       }
+    }
+    float droppedInputs[FRAGMENTS][2];
 #pragma unroll
-      for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
-        const float droppedInput = __shfl_sync(0xFFFFFFFFu, droppedInputs[token / 8u][token % 2u], (token % 8u) / 2u);
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-        for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = fmaf(droppedInput, loads.adapterA[sub][slot], adapterSums[token][slot]);
+      for (uint32_t half = 0u; half < 2u; ++half) {
+        const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
+        const float pooledInputValue = POOLING_FACTOR * inputSums[fragment][half];
+        if (8u * fragment + half < TOKEN_TILE) {
+          storeIf(blockIdx.x == 0u && quad == 0u && token < tokenCount && (!checked || lastGroupPresent), &pooledInput[token * GROUPS + roundFirstGroup + groupStep(offset)], activationFromFloat(pooledInputValue));
+        }
+        droppedInputs[fragment][half] = pooledInputValue * loads.dropout[fragment][half];
       }
+    }
+#pragma unroll
+    for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+      const float droppedInput = __shfl_sync(0xFFFFFFFFu, droppedInputs[token / 8u][token % 2u], (token % 8u) / 2u);
+#pragma unroll
+      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = fmaf(droppedInput, loads.adapterA[slot], adapterSums[token][slot]);
     }
   };
 
   WeightLoadsV8<SCALE_VECTORS> weights[DEPTH];
-  ActivationLoadsV8<FRAGMENTS> activations[ACTIVATION_SLOTS];
+  ActivationLoads<FRAGMENTS> activations[ACTIVATION_SLOTS];
 #pragma unroll
   for (uint32_t stage = 0u; stage < DEPTH; ++stage) loadWeights(stage, isChecked(stage), weights[stage]);
 #pragma unroll

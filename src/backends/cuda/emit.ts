@@ -87,7 +87,7 @@ function constantsOf(kernel: CudaKernel): Constant[] {
     if (dc.kind === 'mma') {
       constants.push(
         u('CODES_PER_WORD', dc.codesPerWord), u('WORDS_PER_GROUP', dc.wordsPerGroup),
-        u('DECODE_UNIT_WORDS', dc.unitWords), u('DECODE_UNIT_CODES', dc.unitCodes),
+        ...(dc.v9 ? [u('DECODE_UNIT_WORDS', dc.unitWords), u('DECODE_UNIT_CODES', dc.unitCodes)] : []),
         u('DECODE_SCRATCH_FLOATS', dc.scratchFloats), u('DECODE_RANK_PER_LANE', dc.rankPerLane),
       );
     } else if (dc.kind === 'wide') {
@@ -204,6 +204,8 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     decodeWide: kernel.cuda.decode?.kind === 'wide',
     decodeMma: kernel.cuda.decode?.kind === 'mma',
     decodeV8: kernel.cuda.decode?.tokenTiles.some((t) => t.v8 === true) ?? false,
+    // v9 (_decode-tensor-core-v9.cu.hbs): its own constants and body, so v7's and v8's text stays as measured.
+    decodeV9: kernel.cuda.decode?.kind === 'mma' && kernel.cuda.decode.v9,
     // The mma decode's 16-bit pairs: OR a code pair into bias + q (exact), and two ones.
     decodeCodeMagic: activation === 'f16' ? '0x64006400u' : '0x43004300u',
     // 8-bit codes in bf16 are q - 128 (_decode-code-pairs.cu.hbs): 128 + q has 9 significant bits.
@@ -215,7 +217,6 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
           loadDepth: kernel.cuda.decode!.tokenTiles[index]!.loadDepth ?? 1, activationDepth: kernel.cuda.decode!.tokenTiles[index]!.activationDepth ?? 1,
           portableLoadDepth: kernel.cuda.decode!.tokenTiles[index]!.portableLoadDepth ?? 1, warps: kernel.cuda.decode!.tokenTiles[index]!.warps ?? kernel.cuda.decode!.warps,
           v8: kernel.cuda.decode!.tokenTiles[index]!.v8 ?? false, scaleVectors: kernel.cuda.decode!.tokenTiles[index]!.scaleVectors ?? false,
-          portableV8: kernel.cuda.decode!.tokenTiles[index]!.portableV8 ?? false,
           range: `${l.minTokens} <= T <= ${l.maxTokens}`,
         }))
       : [],

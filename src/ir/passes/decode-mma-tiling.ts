@@ -65,17 +65,21 @@ export function decodeUnits(c: { bits: number; group: number; groups: number; in
 }
 
 /** The `mma` decode shape, or null where the layer does not allow it (the caller falls back to `wide` or `split`). */
-export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number, variant: DecodeVariant = 'v7'): CudaDecodeTiling | null {
+/**
+ * `widerUnits`: the layers v7's and v8's bodies do not take run v9 (choose-cuda.ts,
+ * DECODE_V9_WHERE_V8_DOES_NOT_FIT); variant 'v9' runs every layer on it.
+ */
+export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number, variant: DecodeVariant = 'v7', widerUnits = variant === 'v9'): CudaDecodeTiling | null {
   // bias + q (or q - 128 for 8-bit codes in bf16) is exact in a 16-bit float.
   if ((activation !== 'bf16' && activation !== 'f16') || c.outFeatures % 4 !== 0) return null;
   const units = decodeUnits(c);
   if (!units) return null;
   const { kBlocksPerGroup } = units;
-  // v7's body (and sm_80's, where it is the portable one) takes 2- and 4-bit words in groups of
-  // at most two k-blocks; every other layer runs the v8 body on every target.
+  // v7's body (and sm_80's, where it is the portable one) and v8's take 2- and 4-bit words in
+  // groups of at most two k-blocks; every other layer needs v9's, on every target.
   const v7Fits = (c.bits === 4 || c.bits === 2) && units.subgroups === 1 && (LOAD_DEPTH / 4) % kBlocksPerGroup === 0;
-  if (!v7Fits && variant !== 'v9') return null;
-  if (variant === 'v9') variant = 'v8c';
+  const v9 = variant === 'v9' || (!v7Fits && widerUnits);
+  if (!v7Fits && !v9) return null;
   const codesPerWord = units.unitCodes / units.unitWords;
   const rank = c.adapter?.rank ?? 0;
   const tiles = Math.ceil(c.outFeatures / MMA_DECODE_COLUMNS);
@@ -105,9 +109,9 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
     };
   });
   const gridBlocksPerSm = Math.ceil(tiles / multiprocessors);
-  const tokenTiles = v7Fits
-    ? variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant, tile, kBlocksPerGroup, gridBlocksPerSm, warps))
-    : v7Tiles.map((tile) => widerUnitTile(tile, units, gridBlocksPerSm, warps, variant));
+  const tokenTiles = v9
+    ? v7Tiles.map((tile) => widerUnitTile(tile, units, gridBlocksPerSm, warps))
+    : variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant as Exclude<DecodeVariant, 'v7' | 'v9'>, tile, kBlocksPerGroup, gridBlocksPerSm, warps));
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
   const bytes = sharedBytesFor(scratch);
   if (bytes > STATIC_SHARED_LIMIT) return null;
@@ -115,7 +119,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
   return {
     kind: 'mma', maxTokens, columnsPerBlock: MMA_DECODE_COLUMNS, warps, columnThreads: WARP, slices: warps,
     codesPerWord: Number.isInteger(codesPerWord) ? codesPerWord : 0, wordsPerGroup: (c.group * c.bits) / 32, wordBatch: 0, tokenTiles,
-    unitWords: units.unitWords, unitCodes: units.unitCodes, subgroups: units.subgroups,
+    v9, unitWords: units.unitWords, unitCodes: units.unitCodes, subgroups: units.subgroups,
     scratchFloats: scratch, adapterPartialFloats: 0,
     rankPerLane: Math.ceil(rank / WARP), reductionWidth: 0,
     minBlocksPerMultiprocessor: minBlocks, sharedBytes: bytes,
@@ -205,18 +209,37 @@ function ringRegisters(depth: number, units: DecodeUnits, scaleVectors: boolean)
 }
 
 /**
- * A token tile of a layer v7's body does not take (3- and 8-bit codes, groups of 4 or more
- * k-blocks, subgroups): v8's body on every target, in the registers v8c's tile would have,
- * with the deepest ring (whole groups, at most LOAD_DEPTH k-blocks) in the registers v8c's ring
- * of one-word units holds there. sm_80's ring is one group (its registers are fewer).
+ * A token tile of the v9 body (every target): v8c's tile (warps, launch bounds, float4 scales or
+ * not) with the deepest ring (whole groups, at most LOAD_DEPTH k-blocks) in the registers v8c's
+ * ring of one-word units holds there, so 4-bit g32 gets v8c's own ring; 3-bit units as
+ * threeWordUnitTile says. sm_80's ring: 2 k-blocks or one group (its registers are fewer).
  */
-function widerUnitTile(tile: TokenTile, units: DecodeUnits, gridBlocksPerSm: number, smallTileWarps: number, variant: DecodeVariant): TokenTile {
-  const like = v8Tile(variant === 'v7' || variant === 'v9' ? 'v8c' : variant, tile, 1, gridBlocksPerSm, smallTileWarps);
+function widerUnitTile(tile: TokenTile, units: DecodeUnits, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
+  const like = v8Tile('v8c', tile, 1, gridBlocksPerSm, smallTileWarps);
   const vectors = like.scaleVectors ?? false;
   const budget = ringRegisters(like.loadDepth ?? 1, { unitWords: 1, unitCodes: 0, kBlocksPerGroup: 1, subgroups: 1 }, vectors);
   // At least 2 k-blocks (the activations' ring of 2 needs an even depth: its slots repeat every round).
   let depth = Math.max(2, units.kBlocksPerGroup);
   while (depth + units.kBlocksPerGroup <= LOAD_DEPTH && ringRegisters(depth + units.kBlocksPerGroup, units, vectors) <= budget) depth += units.kBlocksPerGroup;
   if (depth % 2 === 1 && units.kBlocksPerGroup === 1) depth -= 1;
-  return { ...like, loadDepth: depth, activationDepth: 2, portableLoadDepth: Math.max(2, units.kBlocksPerGroup), portableV8: true };
+  const tile3 = units.unitWords === 3 ? threeWordUnitTile(tile.maxTokens, units.kBlocksPerGroup) : null;
+  return {
+    ...like, loadDepth: tile3?.loadDepth ?? depth, activationDepth: tile3?.activationDepth ?? 2, scaleVectors: tile3?.scaleVectors ?? vectors,
+    portableLoadDepth: Math.max(2, units.kBlocksPerGroup),
+  };
+}
+
+/**
+ * 3-bit units hold 3 code words and 16 activation words a token fragment a k-block (4-bit: 1
+ * and 4), and their groups of 64 are two subgroups (twice the group sums). ptxas (sm_90a,
+ * 4096x11008 g64 r64, a ring of 2) spills 20 bytes at T = 8 (168 registers) and 108 at T = 16
+ * (255); with these, none: T = 8 the scalar scales (166 registers), T = 16 a ring of one group
+ * (g64: one k-block) and no activation ahead (252). Up to 4 tokens the ring of 2 with float4 scales fits.
+ */
+function threeWordUnitTile(maxTokens: number, kBlocksPerGroup: number): { loadDepth: number; activationDepth: number; scaleVectors: boolean } | null {
+  if (maxTokens <= 4) return null;
+  // A round holds whole groups (larger groups: one group a round).
+  return maxTokens <= 8
+    ? { loadDepth: Math.max(2, kBlocksPerGroup), activationDepth: 2, scaleVectors: false }
+    : { loadDepth: kBlocksPerGroup, activationDepth: 1, scaleVectors: true };
 }
