@@ -216,12 +216,21 @@ function ringRegisters(depth: number, units: DecodeUnits, scaleVectors: boolean)
  */
 function widerUnitTile(tile: TokenTile, units: DecodeUnits, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
   const like = v8Tile('v8c', tile, 1, gridBlocksPerSm, smallTileWarps);
-  const vectors = like.scaleVectors ?? false;
-  const budget = ringRegisters(like.loadDepth ?? 1, { unitWords: 1, unitCodes: 0, kBlocksPerGroup: 1, subgroups: 1 }, vectors);
-  // At least 2 k-blocks (the activations' ring of 2 needs an even depth: its slots repeat every round).
-  let depth = Math.max(2, units.kBlocksPerGroup);
-  while (depth + units.kBlocksPerGroup <= LOAD_DEPTH && ringRegisters(depth + units.kBlocksPerGroup, units, vectors) <= budget) depth += units.kBlocksPerGroup;
-  if (depth % 2 === 1 && units.kBlocksPerGroup === 1) depth -= 1;
+  const budget = ringRegisters(like.loadDepth ?? 1, { unitWords: 1, unitCodes: 0, kBlocksPerGroup: 1, subgroups: 1 }, like.scaleVectors ?? false);
+  const deepest = (vectors: boolean) => {
+    // At least 2 k-blocks (the activations' ring of 2 needs an even depth: its slots repeat every round).
+    let depth = Math.max(2, units.kBlocksPerGroup);
+    while (depth + units.kBlocksPerGroup <= LOAD_DEPTH && ringRegisters(depth + units.kBlocksPerGroup, units, vectors) <= budget) depth += units.kBlocksPerGroup;
+    return depth % 2 === 1 && units.kBlocksPerGroup === 1 ? depth - 1 : depth;
+  };
+  // A k-block of subgroups holds several groups' scales (float4s: 16 registers a slot at 2):
+  // up to 8 tokens one scale a lane (8 shuffles a group at the fold) and a deeper ring, so 2-bit
+  // g32 gets 8 k-blocks, not 2, 3-bit g64 4 (T = 8: 2, where float4s spill 20 bytes). Tiles of
+  // two fragments hold twice the subgroup sums: ptxas spills 2-bit g32 at T = 16 with one scale
+  // a lane 4 and 6 deep (72, 4 bytes), not with float4s 2 deep. Whole groups keep v8c's choice
+  // (4-bit g32: its tiles).
+  const vectors = (like.scaleVectors ?? false) && (units.subgroups === 1 || tile.maxTokens > 8);
+  const depth = deepest(vectors);
   const tile3 = units.unitWords === 3 ? threeWordUnitTile(tile.maxTokens, units.kBlocksPerGroup) : null;
   return {
     ...like, loadDepth: tile3?.loadDepth ?? depth, activationDepth: tile3?.activationDepth ?? 2, scaleVectors: tile3?.scaleVectors ?? vectors,
@@ -231,15 +240,11 @@ function widerUnitTile(tile: TokenTile, units: DecodeUnits, gridBlocksPerSm: num
 
 /**
  * 3-bit units hold 3 code words and 16 activation words a token fragment a k-block (4-bit: 1
- * and 4), and their groups of 64 are two subgroups (twice the group sums). ptxas (sm_90a,
- * 4096x11008 g64 r64, a ring of 2) spills 20 bytes at T = 8 (168 registers) and 108 at T = 16
- * (255); with these, none: T = 8 the scalar scales (166 registers), T = 16 a ring of one group
- * (g64: one k-block) and no activation ahead (252). Up to 4 tokens the ring of 2 with float4 scales fits.
+ * and 4), and their groups of 64 are two subgroups. At T = 16 (two fragments) ptxas (sm_90a,
+ * 4096x11008 g64 r64) spills 108 bytes with a ring of 2 (16 with one scale a lane and no
+ * activation ahead); a ring of one group and no activation ahead: none, 252 registers. Up to 8
+ * tokens widerUnitTile's ring fits (T = 1, 4: 4 deep, T = 8: 2, one scale a lane; 166-168).
  */
 function threeWordUnitTile(maxTokens: number, kBlocksPerGroup: number): { loadDepth: number; activationDepth: number; scaleVectors: boolean } | null {
-  if (maxTokens <= 4) return null;
-  // A round holds whole groups (larger groups: one group a round).
-  return maxTokens <= 8
-    ? { loadDepth: Math.max(2, kBlocksPerGroup), activationDepth: 2, scaleVectors: false }
-    : { loadDepth: kBlocksPerGroup, activationDepth: 1, scaleVectors: true };
+  return maxTokens > 8 ? { loadDepth: kBlocksPerGroup, activationDepth: 1, scaleVectors: true } : null;
 }
