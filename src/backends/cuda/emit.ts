@@ -87,6 +87,7 @@ function constantsOf(kernel: CudaKernel): Constant[] {
     if (dc.kind === 'mma') {
       constants.push(
         u('CODES_PER_WORD', dc.codesPerWord), u('WORDS_PER_GROUP', dc.wordsPerGroup),
+        ...(dc.v9 ? [u('DECODE_UNIT_WORDS', dc.unitWords), u('DECODE_UNIT_CODES', dc.unitCodes)] : []),
         u('DECODE_SCRATCH_FLOATS', dc.scratchFloats), u('DECODE_RANK_PER_LANE', dc.rankPerLane),
       );
     } else if (dc.kind === 'wide') {
@@ -203,9 +204,12 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
     decodeWide: kernel.cuda.decode?.kind === 'wide',
     decodeMma: kernel.cuda.decode?.kind === 'mma',
     decodeV8: kernel.cuda.decode?.tokenTiles.some((t) => t.v8 === true) ?? false,
+    // v9 (_decode-tensor-core-v9.cu.hbs): its own constants and body, so v7's and v8's text stays as measured.
+    decodeV9: kernel.cuda.decode?.kind === 'mma' && kernel.cuda.decode.v9,
     // The mma decode's 16-bit pairs: OR a code pair into bias + q (exact), and two ones.
     decodeCodeMagic: activation === 'f16' ? '0x64006400u' : '0x43004300u',
-    decodeCodeBias: activation === 'f16' ? '1024.0f' : '128.0f',
+    // 8-bit codes in bf16 are q - 128 (_decode-code-pairs.cu.hbs): 128 + q has 9 significant bits.
+    decodeCodeBias: activation === 'f16' ? '1024.0f' : config.bits === 8 ? '-128.0f' : '128.0f',
     decodeOnes: activation === 'f16' ? '0x3C003C00u' : '0x3F803F80u',
     decodeVariants: kernel.cuda.decode?.kind === 'wide' || kernel.cuda.decode?.kind === 'mma'
       ? kernel.cuda.launches.map((l, index) => ({

@@ -125,9 +125,20 @@ export interface CudaPassOptions {
  * warps as the smaller tiles'; v8e: v8c with the activations as far ahead as the weight
  * (decode-mma-tiling.ts).
  */
-export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d' | 'v8e';
+export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d' | 'v8e' | 'v9';
+// v9: v8c's tiles on the generalised body (_decode-tensor-core-v9.cu.hbs: units of 1 or 3 words,
+// 2/3/4/8-bit codes, groups of any whole number of k-blocks or subgroups of one) for every mma
+// layer, including those v7's and v8's bodies do not take (3- and 8-bit codes, groups of 4+
+// k-blocks, groups smaller than a k-block), which otherwise run `wide` / `split`.
 /** The decode body a program gets unless the caller names one: v8c, measured (LOG.md, v8) 1.3× v7 at T = 1 and 2–2.5× at T = 16. */
 const DECODE_VARIANT_DEFAULT: DecodeVariant = 'v8c';
+/**
+ * Whether, with no variant named, the layers v8c's body does not take run v9 instead of `wide` /
+ * `split` (W3 g64, W2 g32, W4 g128, W8 g128 at the 7B shapes). Off until the device run of LOG.md's
+ * v9 entry shows them correct and faster; then this one line flips them (`qalc inspect --stage ir`:
+ * their decode's kind becomes mma). v8c's layers keep v8c either way.
+ */
+export const DECODE_V9_WHERE_V8_DOES_NOT_FIT = false;
 
 /**
  * Decode (T ≤ maxTokens), one of three shapes:
@@ -173,6 +184,12 @@ export interface CudaDecodeTiling {
     /** mma: the v8 body (compile-time trip counts), and whether a lane loads its quad's 4 scales and zeros as float4s. */
     readonly v8?: boolean; readonly scaleVectors?: boolean;
   }[];
+  /** mma: the v9 body on every target (_decode-tensor-core-v9.cu.hbs; decode-mma-tiling.ts, widerUnitTile). */
+  readonly v9: boolean;
+  /** mma: a lane's unit of codes (word rows and codes), and the subgroups of a k-block (decode-mma-tiling.ts, DecodeUnits); 0 otherwise. */
+  readonly unitWords: number;
+  readonly unitCodes: number;
+  readonly subgroups: number;
   /** wide: floats of the shared scratch (u, then the warps' partial sums) and of v's partial sums. */
   readonly scratchFloats: number;
   readonly adapterPartialFloats: number;
@@ -407,6 +424,7 @@ function wideDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: Scal
   return {
     kind: 'wide', maxTokens, columnsPerBlock, warps, columnThreads, slices: DECODE_WIDE_THREADS / columnThreads,
     codesPerWord, wordsPerGroup, wordBatch, tokenTiles, scratchFloats, adapterPartialFloats,
+    v9: false, unitWords: 0, unitCodes: 0, subgroups: 0,
     rankPerLane: 0, reductionWidth: 0,
     minBlocksPerMultiprocessor: Math.floor(REGISTER_FILE / (DECODE_WIDE_THREADS * DECODE_REGISTERS_PER_THREAD)), sharedBytes,
   };
@@ -417,7 +435,9 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel, options: Cu
   const c = configOfKernel(program, kernel);
   const rank = c.adapter?.rank ?? 0;
   const maxTokens = kernel.tiling.maxTokens;
-  const mma = mmaDecodeTiling(c, kernel.dtypes.activation, maxTokens, DECODE_TARGET_SMS, options.decodeVariant ?? DECODE_VARIANT_DEFAULT);
+  const variant = options.decodeVariant ?? DECODE_VARIANT_DEFAULT;
+  const widerUnits = options.decodeVariant === undefined ? DECODE_V9_WHERE_V8_DOES_NOT_FIT : options.decodeVariant === 'v9';
+  const mma = mmaDecodeTiling(c, kernel.dtypes.activation, maxTokens, DECODE_TARGET_SMS, variant, widerUnits);
   if (mma) return mma;
   const wide = wideDecodeTiling(c, kernel.dtypes.activation, maxTokens);
   if (wide) return wide;
@@ -430,6 +450,7 @@ function decodeTiling(program: KernelProgram, kernel: LoweredKernel, options: Cu
   return {
     kind: 'split', maxTokens, columnsPerBlock: DECODE_COLUMNS, warps, columnThreads: DECODE_COLUMNS, slices: warps,
     codesPerWord: 0, wordsPerGroup: 0, wordBatch: 0, tokenTiles: [], scratchFloats: 0, adapterPartialFloats: 0,
+    v9: false, unitWords: 0, unitCodes: 0, subgroups: 0,
     rankPerLane: Math.ceil(rank / WARP), reductionWidth,
     minBlocksPerMultiprocessor, sharedBytes: bytesFor(warps),
   };

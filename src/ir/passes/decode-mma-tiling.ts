@@ -38,13 +38,49 @@ const WARP = 32;
  */
 const LOAD_DEPTH = 8;
 
+/**
+ * A lane's unit of codes (v8 body, _decode-code-pairs.cu.hbs): the word rows it loads for its 4
+ * columns (3-bit codes: 32 codes in 3 words, so 3 rows; else 1) and the codes they hold. A
+ * k-block is a quad's 4 units; a group is whole k-blocks, or (2-bit g32, 3-bit g64) whole
+ * `subgroups` of one k-block, each the units of 4 / subgroups lanes.
+ */
+export interface DecodeUnits {
+  readonly unitWords: number;
+  readonly unitCodes: number;
+  readonly kBlocksPerGroup: number;
+  readonly subgroups: number;
+}
+
+/** The units of a layer, or null where its groups do not fall on units and k-blocks. */
+export function decodeUnits(c: { bits: number; group: number; groups: number; inFeatures: number }): DecodeUnits | null {
+  if (![2, 3, 4, 8].includes(c.bits)) return null;
+  const unitWords = c.bits === 3 ? 3 : 1;
+  const unitCodes = (32 * unitWords) / c.bits;
+  const kBlockInputs = KBLOCK_WORDS * unitCodes;
+  // A unit's inputs all in K or all in the zero padding; its 16-bit activations 8-byte aligned.
+  if (c.inFeatures % unitCodes !== 0 || c.group % unitCodes !== 0) return null;
+  if (c.group >= kBlockInputs) return c.group % kBlockInputs === 0 ? { unitWords, unitCodes, kBlocksPerGroup: c.group / kBlockInputs, subgroups: 1 } : null;
+  const subgroups = kBlockInputs / c.group;
+  return Number.isInteger(subgroups) && c.groups % subgroups === 0 ? { unitWords, unitCodes, kBlocksPerGroup: 1, subgroups } : null;
+}
+
 /** The `mma` decode shape, or null where the layer does not allow it (the caller falls back to `wide` or `split`). */
-export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number, variant: DecodeVariant = 'v7'): CudaDecodeTiling | null {
-  const codesPerWord = 32 / c.bits;
-  // 4- and 2-bit: a 16-bit float holds bias + q exactly and two codes of a word fill a pair.
-  if ((activation !== 'bf16' && activation !== 'f16') || (c.bits !== 4 && c.bits !== 2)) return null;
-  const kBlocksPerGroup = c.group / (KBLOCK_WORDS * codesPerWord);
-  if (!Number.isInteger(kBlocksPerGroup) || (LOAD_DEPTH / 4) % kBlocksPerGroup !== 0 || c.inFeatures % codesPerWord !== 0 || c.outFeatures % 4 !== 0) return null;
+/**
+ * `widerUnits`: the layers v7's and v8's bodies do not take run v9 (choose-cuda.ts,
+ * DECODE_V9_WHERE_V8_DOES_NOT_FIT); variant 'v9' runs every layer on it.
+ */
+export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation: ScalarType, maxTokens: number, multiprocessors: number, variant: DecodeVariant = 'v7', widerUnits = variant === 'v9'): CudaDecodeTiling | null {
+  // bias + q (or q - 128 for 8-bit codes in bf16) is exact in a 16-bit float.
+  if ((activation !== 'bf16' && activation !== 'f16') || c.outFeatures % 4 !== 0) return null;
+  const units = decodeUnits(c);
+  if (!units) return null;
+  const { kBlocksPerGroup } = units;
+  // v7's body (and sm_80's, where it is the portable one) and v8's take 2- and 4-bit words in
+  // groups of at most two k-blocks; every other layer needs v9's, on every target.
+  const v7Fits = (c.bits === 4 || c.bits === 2) && units.subgroups === 1 && (LOAD_DEPTH / 4) % kBlocksPerGroup === 0;
+  const v9 = variant === 'v9' || (!v7Fits && widerUnits);
+  if (!v7Fits && !v9) return null;
+  const codesPerWord = units.unitCodes / units.unitWords;
   const rank = c.adapter?.rank ?? 0;
   const tiles = Math.ceil(c.outFeatures / MMA_DECODE_COLUMNS);
   const tokenTileSizes = [...TOKEN_TILES.filter((t) => t < maxTokens), maxTokens];
@@ -72,14 +108,18 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
       portableLoadDepth: t > 4 && t <= 8 ? LOAD_DEPTH / 4 : LOAD_DEPTH / 2,
     };
   });
-  const tokenTiles = variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant, tile, kBlocksPerGroup, Math.ceil(tiles / multiprocessors), warps));
+  const gridBlocksPerSm = Math.ceil(tiles / multiprocessors);
+  const tokenTiles = v9
+    ? v7Tiles.map((tile) => widerUnitTile(tile, units, gridBlocksPerSm, warps))
+    : variant === 'v7' ? v7Tiles : v7Tiles.map((tile) => v8Tile(variant as Exclude<DecodeVariant, 'v7' | 'v9'>, tile, kBlocksPerGroup, gridBlocksPerSm, warps));
   const scratch = Math.max(...tokenTiles.map((t) => scratchFor(t.warps, t.maxTokens)));
   const bytes = sharedBytesFor(scratch);
   if (bytes > STATIC_SHARED_LIMIT) return null;
   const minBlocks = tokenTiles[0]!.minBlocks;
   return {
     kind: 'mma', maxTokens, columnsPerBlock: MMA_DECODE_COLUMNS, warps, columnThreads: WARP, slices: warps,
-    codesPerWord, wordsPerGroup: c.group / codesPerWord, wordBatch: 0, tokenTiles,
+    codesPerWord: Number.isInteger(codesPerWord) ? codesPerWord : 0, wordsPerGroup: (c.group * c.bits) / 32, wordBatch: 0, tokenTiles,
+    v9, unitWords: units.unitWords, unitCodes: units.unitCodes, subgroups: units.subgroups,
     scratchFloats: scratch, adapterPartialFloats: 0,
     rankPerLane: Math.ceil(rank / WARP), reductionWidth: 0,
     minBlocksPerMultiprocessor: minBlocks, sharedBytes: bytes,
@@ -93,7 +133,7 @@ export function mmaDecodeTiling(c: ReturnType<typeof configOfKernel>, activation
  * as float4s (12 registers a k-block, no shuffles at the fold). Always a multiple of a group's
  * k-blocks.
  */
-const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7'>, { one: number; small: number; large: number }>> = {
+const V8_RINGS: Readonly<Record<Exclude<DecodeVariant, 'v7' | 'v9'>, { one: number; small: number; large: number }>> = {
   v8a: { one: 4, small: 2, large: 4 },
   v8b: { one: 2, small: 2, large: 2 },
   v8c: { one: 2, small: 2, large: 2 },
@@ -120,7 +160,7 @@ const V8C_RINGS: readonly { registers: number; maxTokens: number; depth: number 
   { registers: 255, maxTokens: 16, depth: 4 },
 ];
 
-function v8Ring(variant: Exclude<DecodeVariant, 'v7'>, tokens: number, kBlocksPerGroup: number) {
+function v8Ring(variant: Exclude<DecodeVariant, 'v7' | 'v9'>, tokens: number, kBlocksPerGroup: number) {
   const ring = V8_RINGS[variant];
   const depth = tokens === 1 ? ring.one : tokens <= 8 ? ring.small : ring.large;
   // portableLoadDepth stays v7's: sm_80 runs v7's body (_decode-tensor-core.cu.hbs).
@@ -135,7 +175,7 @@ type TokenTile = CudaDecodeTiling['tokenTiles'][number] & { readonly warps: numb
  * a thread may use 65536 / (3 · 128) = 170 registers at no cost in occupancy. v8c's float4 ring
  * needs them: where blocks of 16 warps leave 128 it takes v8a's scalar ring.
  */
-function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksPerGroup: number, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
+function v8Tile(variant: Exclude<DecodeVariant, 'v7' | 'v9'>, tile: TokenTile, kBlocksPerGroup: number, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
   if (variant === 'v8d' && tile.maxTokens > 8 && tile.warps < smallTileWarps) {
     // v8d: T = 16 in blocks of the small tiles' warps (4 at 4096x11008: 12 warps an SM where v7's
     // 2 leave 6, its issue-bound T = 16 spread over twice the warps) at 65536 / (3 · 128) = 170
@@ -161,4 +201,50 @@ function v8Tile(variant: Exclude<DecodeVariant, 'v7'>, tile: TokenTile, kBlocksP
   if (!ring) return { ...tile, ...v8Ring('v8a', tile.maxTokens, kBlocksPerGroup), minBlocks: resident };
   // v8d otherwise as v8c.
   return { ...tile, ...v8Ring(variant, tile.maxTokens, kBlocksPerGroup), minBlocks: resident, loadDepth: Math.max(ring.depth, kBlocksPerGroup) };
+}
+
+/** Registers a lane's ring slots of the weight hold: the units' words, and a group's scales and zeros in its last k-block's slot. */
+function ringRegisters(depth: number, units: DecodeUnits, scaleVectors: boolean): number {
+  return depth * 4 * units.unitWords + (depth / units.kBlocksPerGroup) * units.subgroups * (scaleVectors ? 8 : 2);
+}
+
+/**
+ * A token tile of the v9 body (every target): v8c's tile (warps, launch bounds, float4 scales or
+ * not) with the deepest ring (whole groups, at most LOAD_DEPTH k-blocks) in the registers v8c's
+ * ring of one-word units holds there, so 4-bit g32 gets v8c's own ring; 3-bit units as
+ * threeWordUnitTile says. sm_80's ring: 2 k-blocks or one group (its registers are fewer).
+ */
+function widerUnitTile(tile: TokenTile, units: DecodeUnits, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
+  const like = v8Tile('v8c', tile, 1, gridBlocksPerSm, smallTileWarps);
+  const budget = ringRegisters(like.loadDepth ?? 1, { unitWords: 1, unitCodes: 0, kBlocksPerGroup: 1, subgroups: 1 }, like.scaleVectors ?? false);
+  const deepest = (vectors: boolean) => {
+    // At least 2 k-blocks (the activations' ring of 2 needs an even depth: its slots repeat every round).
+    let depth = Math.max(2, units.kBlocksPerGroup);
+    while (depth + units.kBlocksPerGroup <= LOAD_DEPTH && ringRegisters(depth + units.kBlocksPerGroup, units, vectors) <= budget) depth += units.kBlocksPerGroup;
+    return depth % 2 === 1 && units.kBlocksPerGroup === 1 ? depth - 1 : depth;
+  };
+  // A k-block of subgroups holds several groups' scales (float4s: 16 registers a slot at 2):
+  // up to 8 tokens one scale a lane (8 shuffles a group at the fold) and a deeper ring, so 2-bit
+  // g32 gets 8 k-blocks, not 2, 3-bit g64 4 (T = 8: 2, where float4s spill 20 bytes). Tiles of
+  // two fragments hold twice the subgroup sums: ptxas spills 2-bit g32 at T = 16 with one scale
+  // a lane 4 and 6 deep (72, 4 bytes), not with float4s 2 deep. Whole groups keep v8c's choice
+  // (4-bit g32: its tiles).
+  const vectors = (like.scaleVectors ?? false) && (units.subgroups === 1 || tile.maxTokens > 8);
+  const depth = deepest(vectors);
+  const tile3 = units.unitWords === 3 ? threeWordUnitTile(tile.maxTokens, units.kBlocksPerGroup) : null;
+  return {
+    ...like, loadDepth: tile3?.loadDepth ?? depth, activationDepth: tile3?.activationDepth ?? 2, scaleVectors: tile3?.scaleVectors ?? vectors,
+    portableLoadDepth: Math.max(2, units.kBlocksPerGroup),
+  };
+}
+
+/**
+ * 3-bit units hold 3 code words and 16 activation words a token fragment a k-block (4-bit: 1
+ * and 4), and their groups of 64 are two subgroups. At T = 16 (two fragments) ptxas (sm_90a,
+ * 4096x11008 g64 r64) spills 108 bytes with a ring of 2 (16 with one scale a lane and no
+ * activation ahead); a ring of one group and no activation ahead: none, 252 registers. Up to 8
+ * tokens widerUnitTile's ring fits (T = 1, 4: 4 deep, T = 8: 2, one scale a lane; 166-168).
+ */
+function threeWordUnitTile(maxTokens: number, kBlocksPerGroup: number): { loadDepth: number; activationDepth: number; scaleVectors: boolean } | null {
+  return maxTokens > 8 ? { loadDepth: kBlocksPerGroup, activationDepth: 1, scaleVectors: true } : null;
 }

@@ -175,6 +175,46 @@ describe('CUDA emitter', () => {
     expect(decodeOf('v8e', 'decode_k11008_n4096').source).toContain('decodeTensorCoreV8<1u, 4u, 4u, 16u, false>(');
   });
 
+  it('runs v9 where asked: 3- and 8-bit codes, 2-bit subgroups and long groups on tensor cores; 4-bit g32 on v8c\'s tiles; the default unchanged', () => {
+    const plan = frontEnd('examples/llama-13b-mixed.qal').plan!;
+    const decodes = (variant?: 'v9') =>
+      emitCuda(lowerPlan(plan, 'cuda', variant ? { cuda: { decodeVariant: variant } } : {})).filter((k) => k.kernel.role === 'decode');
+    const byLayer = (kernels: ReturnType<typeof decodes>) => Object.fromEntries(kernels.map((k) => [k.fileName.split('_').slice(1, 5).join('_'), k]));
+    const v9 = byLayer(decodes('v9'));
+    const shipped = byLayer(decodes());
+    expect(Object.keys(v9).sort()).toEqual(Object.keys(shipped).sort());
+    for (const [layer, kernel] of Object.entries(v9)) {
+      // Every layer: the v9 body on every target, never v7's or v8's.
+      expect(kernel.kernel.cuda.decode, layer).toMatchObject({ kind: 'mma', v9: true });
+      expect(kernel.source, layer).toContain('decodeTensorCoreV9<');
+      expect(kernel.source, layer).not.toMatch(/decodeTensorCore(V8)?</);
+    }
+    // 3-bit g64: units of 3 words in two subgroups a k-block; T = 8 scalar scales, T = 16 a ring of one k-block (no spills, LOG.md v9).
+    expect(v9['k5120_n13824_b3_g64']!.kernel.cuda.decode).toMatchObject({ unitWords: 3, unitCodes: 32, subgroups: 2 });
+    expect(v9['k5120_n13824_b3_g64']!.source).toContain('constexpr uint32_t DECODE_UNIT_WORDS = 3u;');
+    expect(v9['k5120_n13824_b3_g64']!.source).toMatch(/decodeTensorCoreV9<8u, 2u, 2u, \d+u, false>\(/);
+    expect(v9['k5120_n13824_b3_g64']!.source).toMatch(/decodeTensorCoreV9<16u, 1u, 1u, \d+u, true>\(/);
+    // 2-bit g32: half a k-block a group; 8-bit g128: 8 k-blocks a group, q - 128 in bf16, 1024 + q in f16.
+    expect(v9['k5120_n13824_b2_g32']!.kernel.cuda.decode).toMatchObject({ unitWords: 1, unitCodes: 16, subgroups: 2 });
+    expect(v9['k13824_n5120_b8_g128']!.kernel.cuda.decode).toMatchObject({ unitWords: 1, unitCodes: 4, subgroups: 1 });
+    // The default leaves them on wide / split (DECODE_V9_WHERE_V8_DOES_NOT_FIT off) and 4-bit on v8, without v9's constants.
+    expect(shipped['k5120_n13824_b3_g64']!.kernel.cuda.decode!.kind).toBe('split');
+    expect(shipped['k5120_n13824_b2_g32']!.kernel.cuda.decode!.kind).toBe('wide');
+    expect(shipped['k13824_n5120_b8_g128']!.kernel.cuda.decode!.kind).toBe('wide');
+    expect(shipped['k5120_n13824_b4_g64']!.source).toContain('decodeTensorCoreV8<');
+    expect(shipped['k5120_n13824_b4_g64']!.source).not.toContain('DECODE_UNIT_WORDS');
+    // 4-bit g32 on v9: v8c's tiles (the same template arguments and launch bounds), v9's body.
+    const llama = frontEnd('examples/llama2-7b-int4-g32.qal').plan!;
+    for (const name of ['decode_k4096_n11008', 'decode_k11008_n4096']) {
+      const of = (variant: 'v8c' | 'v9') => emitCuda(lowerPlan(llama, 'cuda', { cuda: { decodeVariant: variant } })).find((k) => k.fileName.startsWith(name))!.source;
+      const calls = (source: string, body: string) => [...source.matchAll(new RegExp(`${body}<([^>]*)>\\(`, 'g'))].map((m) => m[1]);
+      const bounds = (source: string) => [...source.matchAll(/__launch_bounds__\(([^)]*)\)/g)].map((m) => m[1]);
+      // v9's entries call its body twice (sm_90a, then the portable ring); v8c's once (sm_80 runs v7's).
+      expect(calls(of('v9'), 'decodeTensorCoreV9').filter((_, i) => i % 2 === 0), name).toEqual(calls(of('v8c'), 'decodeTensorCoreV8'));
+      expect(bounds(of('v9')), name).toEqual(bounds(of('v8c')));
+    }
+  });
+
   it('gives backward_data the same wgmma body: dy and W-hat^T (dequantized K-major, transpose bits 0) from shared memory', () => {
     const backward = kernels.find((k) => k.fileName.startsWith('backward_data_k64_n64'))!;
     const tc = backward.kernel.cuda.tensorCore!;

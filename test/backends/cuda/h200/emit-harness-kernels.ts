@@ -30,6 +30,16 @@ export const HARNESS_CASES: readonly KernelSetCase[] = [
   // The decode's v8 body past its first rounds: 157 groups (K zero-padded) over 16 warps, so
   // whole rounds without checks, then a tail where 3 of the warps have no last group.
   { inFeatures: 5000, outFeatures: 4104, bits: 4, group: 32, pad: true, adapter: { rank: 64, pooling: 'mean', dropout: true }, roles: ['decode'] },
+  // The v9 decode's wider units and groups (decode-mma-tiling.ts, decodeUnits), ragged N: 3-bit
+  // units of 3 words in two subgroups a k-block (6 groups over 16 warps: most warps without one;
+  // then K zero-padded past whole rounds), 3-bit g128, 8-bit in groups of 8 k-blocks padded inside
+  // the last group, 2-bit g32 subgroups past whole rounds, 4-bit g128 padded.
+  { inFeatures: 384, outFeatures: 100, bits: 3, group: 64, adapter: { rank: 8, pooling: 'mean', dropout: true }, roles: ['decode'] },
+  { inFeatures: 4064, outFeatures: 1036, bits: 3, group: 64, pad: true, adapter: { rank: 64, pooling: 'mean', dropout: true }, roles: ['decode'] },
+  { inFeatures: 640, outFeatures: 72, bits: 3, group: 128, adapter: { rank: 16, pooling: 'sum' }, roles: ['decode'] },
+  { inFeatures: 2080, outFeatures: 520, bits: 8, group: 128, pad: true, adapter: { rank: 64, pooling: 'mean', dropout: true }, roles: ['decode'] },
+  { inFeatures: 1984, outFeatures: 516, bits: 2, group: 32, adapter: { rank: 64, pooling: 'mean', dropout: true }, roles: ['decode'] },
+  { inFeatures: 4000, outFeatures: 1028, bits: 4, group: 128, pad: true, adapter: { rank: 16, pooling: 'mean', dropout: true }, roles: ['decode'] },
   // A 7B-sized projection, forward and backward_data only: checked like the others, and timed at T = 4096.
   { inFeatures: 4096, outFeatures: 4096, bits: 4, group: 128, adapter: { rank: 16, pooling: 'mean' }, roles: ['forward', 'backward_data'], timed: true },
 ];

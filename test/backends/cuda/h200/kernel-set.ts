@@ -124,9 +124,11 @@ export function writeKernelSet(outDir: string, cases: readonly KernelSetCase[], 
           .filter((e) => withWgmma.has(e.kernel.name))
           .map((e) => ({ ...e, name: `${e.kernel.name}_mmasync`, source: e.source.replaceAll(e.kernel.name, `${e.kernel.name}_mmasync`) }))
       : [];
+    // A variant's kernel identical to the shipped one (v9 on the layers v8c already takes) is not emitted twice.
+    const shippedSources = new Set(chosen.map((e) => e.source));
     const decodeCopies = (options.decodeVariants ?? []).flatMap((variant) =>
       emitCuda(lowerPlan(kernelSetPlan(cases, specFile), 'cuda', { precision, cuda: { decodeVariant: variant } }))
-        .filter((e) => wanted(e) && e.kernel.cuda.decode?.kind === 'mma')
+        .filter((e) => wanted(e) && e.kernel.cuda.decode?.kind === 'mma' && !shippedSources.has(e.source))
         .map((e) => ({ ...e, name: `${e.kernel.name}_${variant}`, source: e.source.replaceAll(e.kernel.name, `${e.kernel.name}_${variant}`) })));
     const emittedKernels = [...chosen.map((e) => ({ ...e, name: e.kernel.name })), ...mmaSync, ...decodeCopies];
     for (const emitted of emittedKernels) {

@@ -7,7 +7,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
-dev="$root/.device/decodek"
+dev="$root/${DECODE_DIR:-.device/decodek}"
 jobs="${1:-$(nproc)}"
 started=$(date +%s)
 gencode="-gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90"

@@ -7,12 +7,13 @@
 #              W4 g128 r16 and 2/3/8-bit at 4096 x 11008) with the same variants
 #   commit.txt the commit (marked when src/, templates/ or test/ have changes)
 #
-#   test/bench/cuda/decode/prepare.sh [v7,v8a,v8d,v8e] (any of v7, v8a–v8e; the shipped body, v8c, is always there)
+#   test/bench/cuda/decode/prepare.sh [v7,v8a,v8d,v8e] (any of v7, v8a–v8e, v9; the shipped body, v8c, is always there)
+#   DECODE_DIR=.device/lowbit test/bench/cuda/decode/prepare.sh v9   (another folder; build.sh and run.sh read the same variable)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
 variants="${1:-v7,v8a,v8d,v8e}"
-dev="$root/.device/decodek"
+dev="$root/${DECODE_DIR:-.device/decodek}"
 rm -rf "$dev"
 mkdir -p "$dev/harness" "$dev/bench"
 cd "$root"

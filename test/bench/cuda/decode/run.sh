@@ -10,8 +10,8 @@
 set -uo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
-dev="$root/.device/decodek"
-out="${OUT:-$root/.device/decodek-out}"
+dev="$root/${DECODE_DIR:-.device/decodek}"
+out="${OUT:-$dev-out}"
 jobs="${JOBS:-16}"
 mkdir -p "$out"
 command -v nvcc > /dev/null || { echo "run.sh: nvcc is not on PATH" >&2; exit 1; }
