@@ -2849,9 +2849,10 @@ export const cudaDecodeK13824N5120B8G128QaloraR64MeanBf16: CudaKernel<CudaDecode
   },
   launchers: ['decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 16384, prologue: null },
-    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 16384, prologue: null },
-    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 16384, prologue: null },
+    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k13824_n5120_b8_g128_qalora_r64_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 20480, prologue: null },
   ],
 };
 
@@ -3134,7 +3135,10 @@ export const cudaDecodeK5120N5120B3G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK5
   },
   launchers: ['decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 18432, prologue: null },
+    { symbol: 'decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b3_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
   ],
 };
 
@@ -3344,7 +3348,10 @@ export const cudaDecodeK5120N13824B3G64QaloraR32MeanBf16: CudaKernel<CudaDecodeK
   },
   launchers: ['decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decode', entryPoint: 'decode', minTokens: 1, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 18432, prologue: null },
+    { symbol: 'decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b3_g64_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 2, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
   ],
 };
 
@@ -3554,9 +3561,10 @@ export const cudaDecodeK5120N5120B2G32QaloraR32MeanBf16: CudaKernel<CudaDecodeK5
   },
   launchers: ['decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 14336, prologue: null },
-    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 14336, prologue: null },
-    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [320, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 8, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
+    { symbol: 'decode_k5120_n5120_b2_g32_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 4, 1], grid: (_tokens: number) => [160, 1, 1] as const, sharedBytes: 14336, prologue: null },
   ],
 };
 
@@ -3839,9 +3847,10 @@ export const cudaDecodeK5120N13824B2G32QaloraR32MeanBf16: CudaKernel<CudaDecodeK
   },
   launchers: ['decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
-    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
-    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [8, 32, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 20480, prologue: null },
+    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 4, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
+    { symbol: 'decode_k5120_n13824_b2_g32_qalora_r32_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 2, 1], grid: (_tokens: number) => [432, 1, 1] as const, sharedBytes: 10240, prologue: null },
   ],
 };
 

@@ -1425,9 +1425,10 @@ export const cudaDecodeK64N64B4G16QaloraR4MeanBf16: CudaKernel<CudaDecodeK64N64B
   },
   launchers: ['decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [4, 1, 1] as const, sharedBytes: 9472, prologue: null },
-    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [4, 1, 1] as const, sharedBytes: 9472, prologue: null },
-    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [4, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 16, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 16, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 16, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 17152, prologue: null },
   ],
 };
 
@@ -1710,9 +1711,10 @@ export const cudaDecodeK64N32B4G16QaloraR4MeanBf16: CudaKernel<CudaDecodeK64N32B
   },
   launchers: ['decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 9472, prologue: null },
-    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 9472, prologue: null },
-    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [2, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 16, 1], grid: (_tokens: number) => [1, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 16, 1], grid: (_tokens: number) => [1, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 16, 1], grid: (_tokens: number) => [1, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n32_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [1, 1, 1] as const, sharedBytes: 17152, prologue: null },
   ],
 };
 
@@ -1995,9 +1997,10 @@ export const cudaDecodeK64N172B4G16QaloraR4MeanBf16: CudaKernel<CudaDecodeK64N17
   },
   launchers: ['decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decode__launch'],
   launches: [
-    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [4, 64, 1], grid: (_tokens: number) => [11, 1, 1] as const, sharedBytes: 9472, prologue: null },
-    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [4, 64, 1], grid: (_tokens: number) => [11, 1, 1] as const, sharedBytes: 9472, prologue: null },
-    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 5, maxTokens: 16, block: [4, 64, 1], grid: (_tokens: number) => [11, 1, 1] as const, sharedBytes: 9472, prologue: null },
+    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1', entryPoint: 'decode', minTokens: 1, maxTokens: 1, block: [32, 16, 1], grid: (_tokens: number) => [6, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4', entryPoint: 'decode', minTokens: 2, maxTokens: 4, block: [32, 16, 1], grid: (_tokens: number) => [6, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT8', entryPoint: 'decode', minTokens: 5, maxTokens: 8, block: [32, 16, 1], grid: (_tokens: number) => [6, 1, 1] as const, sharedBytes: 17152, prologue: null },
+    { symbol: 'decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16', entryPoint: 'decode', minTokens: 9, maxTokens: 16, block: [32, 8, 1], grid: (_tokens: number) => [6, 1, 1] as const, sharedBytes: 17152, prologue: null },
   ],
 };
 

@@ -13,7 +13,7 @@
 //   adapter: QA-LoRA rank 4, mean pooling (factor 0.0625), dropout off, adapterScale = alpha / rank at run time
 //   dtypes: activations bfloat16, accumulation float, scales float, zeros float (float zeros), adapter float, codes uint32
 //   layout: GPTQ v1 qweight uint32 [8, 172], 4-bit codes, lowest input in the lowest bits; scales and zeros [4, 172]
-//   decode (wide): T <= 16, 16 columns per block (4 a thread, 16-byte word loads) x 64 K slices, token tiles 1/4/16, 9472 bytes of shared memory
+//   decode: T <= 16, 32 columns per block (one per lane), groups dealt to 16 warps, 17152 bytes of shared memory
 //   fused: pooled input summed from the x tiles already loaded (factor 0.0625), saved as pooledInput
 //   epilogue: v = drop(u) * A accumulated per group, y += adapterScale * v * B; v saved as adapterActivation
 //
@@ -32,9 +32,10 @@
 //   7 adapterActivation (written): bfloat16 [T, 4]
 //
 // Entry points (T = tokens): extern "C" kernel, block, grid, the launcher picks by T
-//   decode: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1, block (4, 64, 1), grid (ceil(172 / 16), 1, 1), T <= 1
-//   decode: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4, block (4, 64, 1), grid (ceil(172 / 16), 1, 1), 2 <= T <= 4
-//   decode: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16, block (4, 64, 1), grid (ceil(172 / 16), 1, 1), 5 <= T <= 16
+//   decode: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1, block (32, 16, 1), grid (ceil(172 / 32), 1, 1), T <= 1
+//   decode: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4, block (32, 16, 1), grid (ceil(172 / 32), 1, 1), 2 <= T <= 4
+//   decode: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT8, block (32, 16, 1), grid (ceil(172 / 32), 1, 1), 5 <= T <= 8
+//   decode: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16, block (32, 8, 1), grid (ceil(172 / 32), 1, 1), 9 <= T <= 16
 //   host launchers: decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decode__launch
 
 #include <cstdint>
@@ -64,18 +65,15 @@ __device__ inline Activation activationFromFloat(float value) { return __float2b
 [[maybe_unused]] constexpr float POOLING_FACTOR = 0.0625f;
 [[maybe_unused]] constexpr uint32_t MAX_TOKENS = 16u;
 [[maybe_unused]] constexpr uint32_t THREADS = 64u;
-[[maybe_unused]] constexpr uint32_t DECODE_COLUMNS = 16u;
-[[maybe_unused]] constexpr uint32_t DECODE_WARPS = 8u;
-[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 2u;
-[[maybe_unused]] constexpr uint32_t DECODE_COLUMN_THREADS = 4u;
-[[maybe_unused]] constexpr uint32_t DECODE_SLICES = 64u;
-[[maybe_unused]] constexpr uint32_t DECODE_THREADS = 256u;
+[[maybe_unused]] constexpr uint32_t DECODE_COLUMNS = 32u;
+[[maybe_unused]] constexpr uint32_t DECODE_WARPS = 16u;
+[[maybe_unused]] constexpr uint32_t DECODE_MIN_BLOCKS = 1u;
 [[maybe_unused]] constexpr uint32_t CODES_PER_WORD = 8u;
 [[maybe_unused]] constexpr uint32_t WORDS_PER_GROUP = 2u;
-[[maybe_unused]] constexpr uint32_t WORD_BATCH = 2u;
-[[maybe_unused]] constexpr uint32_t CODES_PER_STEP = 8u;
-[[maybe_unused]] constexpr uint32_t DECODE_SCRATCH_FLOATS = 2048u;
-[[maybe_unused]] constexpr uint32_t DECODE_ADAPTER_PARTIALS = 256u;
+[[maybe_unused]] constexpr uint32_t DECODE_UNIT_WORDS = 1u;
+[[maybe_unused]] constexpr uint32_t DECODE_UNIT_CODES = 8u;
+[[maybe_unused]] constexpr uint32_t DECODE_SCRATCH_FLOATS = 4096u;
+[[maybe_unused]] constexpr uint32_t DECODE_RANK_PER_LANE = 1u;
 
 // s[k, o]: [4, 172], elements 0.. of groupScalesAndZeros
 template <typename Element>
@@ -131,47 +129,139 @@ __device__ inline void waitForAsyncCopiesBut() { asm volatile("cp.async.wait_gro
 using namespace qalc_decode_k64_n172_b4_g16_qalora_r4_mean_bf16;
 
 namespace qalc_decode_k64_n172_b4_g16_qalora_r4_mean_bf16 {
-// The code in a word's lowest bits, as a float (codeToFloat).
-__device__ __forceinline__ float codeAsFloat(uint32_t shiftedWord) { return codeToFloat(shiftedWord & CODE_MASK); }
+// Decode on tensor cores, v9 (src/ir/passes/decode-mma-tiling.ts, widerUnitTile): v8's body
+// (_decode-tensor-core-v8.cu.hbs) for units of 1 or 3 words, 2-, 3-, 4- and 8-bit codes and
+// groups of any whole number of k-blocks or of whole subgroups of one. As in v7, lane
+// (quad, lane % 4) of a warp holds the block's columns 4·quad .. 4·quad + 3 and, in every
+// k-block of KBLOCK_INPUTS inputs, word row lane % 4 of them: the mma's reduction index is
+// permuted so that the A fragment (W-hat rows = output columns, k = inputs) and the B fragment
+// (inputs × tokens) of a lane both come from the inputs of that one word.
+// A lane's unit: UNIT_WORDS word rows of its 4 columns (3 for 3-bit codes, else 1), UNIT_CODES
+// codes; a k-block is a quad's 4 units.
+constexpr uint32_t KBLOCK_WORDS = 4u;
+constexpr uint32_t UNIT_WORDS = DECODE_UNIT_WORDS;
+constexpr uint32_t UNIT_CODES = DECODE_UNIT_CODES;
+constexpr uint32_t KBLOCK_INPUTS = KBLOCK_WORDS * UNIT_CODES;
+// Groups of at least a k-block take whole k-blocks; smaller ones (2-bit g32, 3-bit g64) are
+// SUBGROUPS of one k-block, each its quad's lanes.
+constexpr uint32_t KBLOCKS_PER_GROUP = GROUP_SIZE >= KBLOCK_INPUTS ? GROUP_SIZE / KBLOCK_INPUTS : 1u;
+constexpr uint32_t SUBGROUPS = GROUP_SIZE >= KBLOCK_INPUTS ? 1u : KBLOCK_INPUTS / GROUP_SIZE;
+// m16n8k16 steps a k-block: each takes two code pairs (4 codes) of every unit.
+constexpr uint32_t KSTEPS = UNIT_CODES / 4u;
+// A lane's activations of one k-block: UNIT_CODES values, as 32-bit words (loadInputWords).
+constexpr uint32_t INPUT_WORDS = UNIT_CODES / 2u;
+constexpr uint32_t CODE_MAGIC = 0x43004300u;
+constexpr float CODE_BIAS = 128.0f;
+constexpr uint32_t PAIR_OF_ONES = 0x3F803F80u;
 
-// STEP consecutive activations (8 or 4) from one 16- or 8-byte load (the caller keeps them
-// aligned: K and every first input are multiples of the step).
-template <uint32_t STEP>
-__device__ __forceinline__ void loadInputs(const Activation* __restrict__ source, float (&values)[STEP]) {
-  if constexpr (STEP == 8u) {
-    const uint4 raw = __ldg(reinterpret_cast<const uint4*>(source));
-    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+// d += a·b, m16n8k16, fp32 accumulators (mma.sync: sm_80 and later).
+__device__ __forceinline__ void mmaAccumulate(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// As v8: a warp's k-blocks counted at compile time. v7 clamped every load's k-block to the warp's
+// last and selected zero inputs past it (~25 instructions of index arithmetic, clamps and
+// selects a k-block). Here every warp runs the same WARP_KBLOCKS (its groups round-robin, the
+// first GROUPS % WARPS warps one more), so a k-block's addresses are the warp's base plus a
+// constant within a round; only the last group's loads are checked (absent for the warps
+// without it, zero-padded past IN_FEATURES), in a peeled, fully unrolled tail.
+// Codes of groups that span several k-blocks need their scales at the group's last only, so the
+// ring holds them in that slot alone (the other slots' fields are never read, and fold away).
+// Groups smaller than a k-block (SUBGROUPS of it) run the mma once per subgroup with the B
+// fragment of the other subgroups' lanes zero: the codes' pairs are made once.
+// sm_80's ptxas needs more registers than sm_90a's for the same body (3-bit g64 at T = 1 and 4
+// spills 4 and 8 bytes at the 128 registers of two 256-thread blocks an SM): one block there.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define DECODE_V9_MIN_BLOCKS(blocks) blocks
+#else
+#define DECODE_V9_MIN_BLOCKS(blocks) 1
+#endif
+// A 16-bit store under a predicate, without a branch (a branch would end the basic block and
+// keep ptxas from interleaving the unrolled k-blocks around it).
+__device__ __forceinline__ void storeIf(bool condition, Activation* address, Activation value) {
+  asm volatile("{\n .reg .pred p;\n setp.ne.u32 p, %2, 0;\n @p st.global.b16 [%0], %1;\n}\n" ::"l"(address), "h"(*reinterpret_cast<const unsigned short*>(&value)), "r"(static_cast<uint32_t>(condition)) : "memory");
+}
+template <bool SCALE_VECTORS>
+struct WeightLoadsV9;
+template <>
+struct WeightLoadsV9<false> {
+  uint4 codes[UNIT_WORDS];  // the unit's word rows, the quad's 4 columns
+  float scale[SUBGROUPS];  // of column 4·quad + lane % 4, exchanged in the quad by shuffles
+  float zero[SUBGROUPS];
+};
+template <>
+struct WeightLoadsV9<true> {
+  uint4 codes[UNIT_WORDS];
+  float4 scales[SUBGROUPS];  // the quad's 4 columns: no shuffles at the fold
+  float4 zeros[SUBGROUPS];
+};
+// The activations of a lane's unit (token 8·fragment + quad), A's rows and the dropout
+// multipliers of its k-block, one ring slot.
+template <uint32_t FRAGMENTS>
+struct ActivationLoadsV9 {
+  uint32_t inputs[FRAGMENTS][INPUT_WORDS];
+  float adapterA[SUBGROUPS][DECODE_RANK_PER_LANE];  // A[group][lane + 32·slot]
+};
+// INPUT_WORDS consecutive 32-bit words (2 for 8-bit units, else a multiple of 4) by 8- or 16-byte loads.
+template <uint32_t WORDS>
+__device__ __forceinline__ void loadInputWords(const Activation* __restrict__ source, bool used, uint32_t (&words)[WORDS]) {
+  if constexpr (WORDS % 4u == 0u) {
 #pragma unroll
-    for (uint32_t i = 0u; i < 4u; ++i) {
-      values[2u * i] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[0]);
-      values[2u * i + 1u] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[1]);
+    for (uint32_t part = 0u; part < WORDS / 4u; ++part) {
+      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(source) + part);
+      words[4u * part] = used ? raw.x : 0u, words[4u * part + 1u] = used ? raw.y : 0u;
+      words[4u * part + 2u] = used ? raw.z : 0u, words[4u * part + 3u] = used ? raw.w : 0u;
     }
   } else {
-    static_assert(STEP == 4u, "steps of 8 or 4 activations");
+    static_assert(WORDS == 2u, "units of 4, 8, 16 or 32 codes");
     const uint2 raw = __ldg(reinterpret_cast<const uint2*>(source));
-    const uint32_t words[2] = {raw.x, raw.y};
-#pragma unroll
-    for (uint32_t i = 0u; i < 2u; ++i) {
-      values[2u * i] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[0]);
-      values[2u * i + 1u] = activationToFloat(reinterpret_cast<const Activation*>(&words[i])[1]);
-    }
+    words[0] = used ? raw.x : 0u, words[1] = used ? raw.y : 0u;
+  }
+}
+
+// A lane's unit of codes as the mma's 16-bit A pairs (v8 body; decode-mma-tiling.ts). A unit is
+// UNIT_WORDS word rows of one column (3 for 3-bit codes, whose 32 codes fill 3 words; else 1),
+// UNIT_CODES codes; pair p holds codes p (low half) and p + UNIT_CODES / 2 (high half) as
+// q + CODE_BIAS, exact, so the group's scale and zero are applied once to the mma's fp32 sums.
+// Every branch is on constants: each pair is a few LOP3 / PRMT / shifts, no integer converts.
+//   2, 4 bits: one shift and one LOP3 into the magic number (128 + q in bf16, 1024 + q in f16);
+//   8 bits, f16: the same (1024 + q, q < 256, is exact);
+//   8 bits, bf16: 128 + q is not exact (8 significant bits), q - 128 is: each byte goes into the
+//     fp32 magic 2^23 by one PRMT, one FADD takes 2^23 + 128 off, one CVT packs the pair;
+//   3 bits: codes p and p + 16 are 48 bits apart in the unit's 96-bit stream, so one PRMT puts
+//     the stream's bits base .. base + 15 under bits base + 48 .. base + 63 and every pair
+//     whose codes lie in those 16 bits is a shift and a LOP3 of that word (bases 0, 16, 32; the
+//     codes straddling them, 5 and 10, take their own bases 15 and 30).
+// P is a constant wherever it is called (unrolled loops), so every shift and base folds.
+__device__ __forceinline__ uint32_t unitCodePair(const uint32_t (&unit)[UNIT_WORDS], uint32_t P) {
+  constexpr uint32_t PAIR_MASK = CODE_MASK | (CODE_MASK << 16u);
+  if constexpr (BITS == 3u) {
+    // The stream's 32 bits from bit B on (B < 96; bits past 96 read as zeros).
+    auto view = [&](uint32_t b) -> uint32_t {
+      const uint32_t word = b / 32u, shift = b % 32u;
+      if (shift == 0u) return unit[word % UNIT_WORDS];
+      if (word >= 2u) return unit[2u % UNIT_WORDS] >> shift;
+      return __funnelshift_r(unit[word % UNIT_WORDS], unit[(word + 1u) % UNIT_WORDS], shift);
+    };
+    const uint32_t base = P < 5u ? 0u : P == 5u ? 15u : P < 10u ? 16u : P == 10u ? 30u : 32u;
+    const uint32_t merged = __byte_perm(view(base), view(base + 48u), 0x5410u);
+    return ((merged >> (3u * P - base)) & PAIR_MASK) | CODE_MAGIC;
+  } else if constexpr (BITS == 8u && CODE_BIAS < 0.0f) {
+    const float low = __int_as_float(__byte_perm(unit[0], 0x4B000000u, 0x7650u + P)) - 8388736.0f;
+    const float high = __int_as_float(__byte_perm(unit[0], 0x4B000000u, 0x7650u + P + 2u)) - 8388736.0f;
+    const __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
+    return *reinterpret_cast<const uint32_t*>(&pair);
+  } else {
+    return ((unit[0] >> (P * BITS)) & PAIR_MASK) | CODE_MAGIC;
   }
 }
 }  // namespace qalc_decode_k64_n172_b4_g16_qalora_r4_mean_bf16
 using namespace qalc_decode_k64_n172_b4_g16_qalora_r4_mean_bf16;
 
-// Memory-bound decode, wide (T <= MAX_TOKENS; choose-cuda.ts, CudaDecodeTiling): a block is
-// DECODE_COLUMNS outputs by DECODE_SLICES slices of K. Thread (columnThread, slice) owns 4
-// adjacent columns and the groups slice, slice + DECODE_SLICES, ...: per packed word row one
-// 16-byte load gives the 4 columns' words, per group two 16-byte loads their scales and zeros,
-// so every byte of the weight is read once, 16 bytes at a time, and a group's loads are all
-// issued before the first is used (no branch between them). Each code is dequantized once and
-// used for every token. TOKEN_TILE (one extern "C" kernel per tile, chosen by T) makes the token
-// loops branch-free: rows past T read row T - 1 and are never stored. The slices of a warp meet
-// by shuffles (fixed order), the warps in shared memory (warp order): deterministic. B's columns
-// of the block are staged into shared memory by cp.async at the start, ready for the epilogue.
-template <uint32_t TOKEN_TILE>
-__device__ __forceinline__ void decodeWide(
+template <uint32_t TOKEN_TILE, uint32_t LOAD_DEPTH, uint32_t ACTIVATION_DEPTH, uint32_t WARPS, bool SCALE_VECTORS>
+__device__ __forceinline__ void decodeTensorCoreV9(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -181,144 +271,300 @@ __device__ __forceinline__ void decodeWide(
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
+  constexpr uint32_t FRAGMENTS = (TOKEN_TILE + 7u) / 8u;
+  constexpr uint32_t DECODE_THREADS = 32u * WARPS;
+  // The groups as the warps deal them: SPANS of SPAN_UNITS units (a group, or the SUBGROUPS
+  // groups of one k-block).
+  constexpr uint32_t SPANS = GROUPS / SUBGROUPS;
+  constexpr uint32_t SPAN_UNITS = KBLOCKS_PER_GROUP * KBLOCK_WORDS;
+  constexpr uint32_t SPAN_INPUTS = SPAN_UNITS * UNIT_CODES;
+  static_assert(SPANS * SUBGROUPS == GROUPS && SPAN_INPUTS == SUBGROUPS * GROUP_SIZE, "whole k-blocks of whole groups");
+  // Every warp's k-blocks (the last span absent for warps >= SPANS % WARPS when that is not 0).
+  constexpr uint32_t WARP_KBLOCKS = (SPANS + WARPS - 1u) / WARPS * KBLOCKS_PER_GROUP;
+  constexpr uint32_t CHECKED_FROM = WARP_KBLOCKS - KBLOCKS_PER_GROUP;
+  constexpr uint32_t DEPTH = LOAD_DEPTH < WARP_KBLOCKS ? LOAD_DEPTH : WARP_KBLOCKS;
+  // Rounds of DEPTH k-blocks whose loads (DEPTH ahead) all fall before the checked group.
+  constexpr uint32_t FREE_ROUNDS = CHECKED_FROM >= 2u * DEPTH ? (CHECKED_FROM - DEPTH) / DEPTH : 0u;
+  // The activations' ring, one slot where a warp has fewer k-blocks than it holds.
+  constexpr uint32_t ACTIVATION_SLOTS = DEPTH % ACTIVATION_DEPTH == 0u ? ACTIVATION_DEPTH : 1u;
+  static_assert(DEPTH % KBLOCKS_PER_GROUP == 0u, "a round holds whole groups");
+  // Whether k-block `index` is of the last group (written so that CHECKED_FROM = 0 is no warning).
+  auto isChecked = [](uint32_t index) { return index + 1u > CHECKED_FROM; };
+  constexpr uint32_t ADAPTER_TOKENS_PER_PASS = DECODE_SCRATCH_FLOATS / (WARPS * RANK) > 0u ? DECODE_SCRATCH_FLOATS / (WARPS * RANK) : 1u;
   __shared__ __align__(16) float scratch[DECODE_SCRATCH_FLOATS];
-  __shared__ float adapterPartials[DECODE_ADAPTER_PARTIALS];
   __shared__ float adapterActivationTile[MAX_TOKENS * RANK];
   __shared__ __align__(16) float adapterBTile[RANK * DECODE_COLUMNS];
   const float* __restrict__ adapterA = adapterAOf(adapterWeights);
   const float* __restrict__ adapterB = adapterBOf(adapterWeights);
   const float* __restrict__ groupScales = groupScalesOf(groupScalesAndZeros);
   const float* __restrict__ groupZeros = groupZerosOf(groupScalesAndZeros);
-  const uint32_t columnThread = threadIdx.x;
-  const uint32_t slice = threadIdx.y;
-  const uint32_t thread = slice * DECODE_COLUMN_THREADS + columnThread;
-  const uint32_t firstColumn = blockIdx.x * DECODE_COLUMNS + 4u * columnThread;
+  const uint32_t lane = threadIdx.x;
+  const uint32_t warp = threadIdx.y;
+  const uint32_t thread = warp * 32u + lane;
+  const uint32_t quad = lane / 4u;
+  const uint32_t wordOfQuad = lane % 4u;
   const uint32_t tokenCount = tokens < TOKEN_TILE ? tokens : TOKEN_TILE;
   if (tokenCount == 0u) return;
+  const uint32_t firstColumn = blockIdx.x * DECODE_COLUMNS + 4u * quad;
+  const uint32_t loadColumn = firstColumn < OUT_FEATURES ? firstColumn : 0u;
+  const bool lastGroupPresent = SPANS % WARPS == 0u || warp < SPANS % WARPS;
+  // The subgroup of this lane's unit (its B fragment is zero in the other subgroups' mma).
+  const uint32_t laneSubgroup = wordOfQuad / (KBLOCK_WORDS / SUBGROUPS);
   for (uint32_t segment = thread; segment < RANK * (DECODE_COLUMNS / 4u); segment += DECODE_THREADS) {
     const uint32_t rankIndex = segment / (DECODE_COLUMNS / 4u);
     const uint32_t column = (segment % (DECODE_COLUMNS / 4u)) * 4u;
     const bool valid = blockIdx.x * DECODE_COLUMNS + column < OUT_FEATURES;
     copySegmentAsync(&adapterBTile[rankIndex * DECODE_COLUMNS + column], valid ? &adapterB[rankIndex * OUT_FEATURES + blockIdx.x * DECODE_COLUMNS + column] : adapterB, valid ? 16u : 0u);
   }
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-  // Rows past T repeat the last row. Large tiles load one word row at a time (registers).
-  // Large tiles: one word row at a time and 4 codes a step, so the tile's activations fit in registers.
-  constexpr uint32_t batchWords = TOKEN_TILE > 4u ? 1u : WORD_BATCH;
-  constexpr uint32_t stepCodes = TOKEN_TILE > 4u ? 4u : CODES_PER_STEP;
-
-  float accumulators[TOKEN_TILE][4];
+  commitAsyncCopies();
+  float adapterSums[TOKEN_TILE][DECODE_RANK_PER_LANE];
 #pragma unroll
   for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
 #pragma unroll
-    for (uint32_t c = 0u; c < 4u; ++c) accumulators[token][c] = 0.0f;
+    for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = 0.0f;
   }
-  // N % 4 == 0: a thread's 4 columns are all in range or all out.
-  if (firstColumn < OUT_FEATURES) {
-    // Two groups in flight a thread where the registers allow (small tiles).
-#pragma unroll (TOKEN_TILE == 1u ? 2 : 1)
-    for (uint32_t group = slice; group < GROUPS; group += DECODE_SLICES) {
-      const float4 scale4 = __ldg(reinterpret_cast<const float4*>(&groupScales[group * OUT_FEATURES + firstColumn]));
-      const float4 zero4 = __ldg(reinterpret_cast<const float4*>(&groupZeros[group * OUT_FEATURES + firstColumn]));
+  float sums[2][FRAGMENTS][4];
+  float groupSums[SUBGROUPS][2][FRAGMENTS][4];
+  float inputSums[SUBGROUPS][FRAGMENTS][4];
 #pragma unroll
-      for (uint32_t batch = 0u; batch < WORDS_PER_GROUP; batch += batchWords) {
-        // The batch's word rows, loaded together (rows in the zero padding exist in qweight).
-        uint4 packed[batchWords];
+  for (uint32_t tile = 0u; tile < 2u; ++tile) {
 #pragma unroll
-        for (uint32_t w = 0u; w < batchWords; ++w) packed[w] = __ldg(reinterpret_cast<const uint4*>(&qweight[(group * WORDS_PER_GROUP + batch + w) * OUT_FEATURES + firstColumn]));
-        const float scales[4] = {scale4.x, scale4.y, scale4.z, scale4.w};
-        // W-hat = s * (q - z) = s * q + (-s * z)
-        const float offsets[4] = {-scale4.x * zero4.x, -scale4.y * zero4.y, -scale4.z * zero4.z, -scale4.w * zero4.w};
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
 #pragma unroll
-        for (uint32_t w = 0u; w < batchWords; ++w) {
-          const uint32_t firstInput = (group * WORDS_PER_GROUP + batch + w) * CODES_PER_WORD;
-          // K % CODES_PER_WORD == 0: a word row is wholly inside K or wholly in the zero padding.
-          if (PADDED_IN_FEATURES != IN_FEATURES && firstInput >= IN_FEATURES) continue;
-          const uint32_t words[4] = {packed[w].x, packed[w].y, packed[w].z, packed[w].w};
+      for (uint32_t e = 0u; e < 4u; ++e) sums[tile][fragment][e] = 0.0f;
+    }
+  }
+
+  // The warp's pointers at the first group of a round (advanced by a constant a round): a
+  // k-block's loads are these plus a constant offset, its index within the round.
+  constexpr uint32_t ROUND_GROUPS = DEPTH / KBLOCKS_PER_GROUP * WARPS;
+  // A warp without any span (SPANS < WARPS) reads span 0 for its one, absent, span.
+  const uint32_t firstSpan = warp < SPANS ? warp : 0u;
+  const uint32_t firstUnit = firstSpan * SPAN_UNITS + wordOfQuad;
+  const uint32_t* __restrict__ codesAt = qweight + firstUnit * UNIT_WORDS * OUT_FEATURES + loadColumn;
+  const float* __restrict__ scalesAt = groupScales + firstSpan * SUBGROUPS * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
+  const float* __restrict__ zerosAt = groupZeros + firstSpan * SUBGROUPS * OUT_FEATURES + loadColumn + (SCALE_VECTORS ? 0u : wordOfQuad);
+  const Activation* __restrict__ inputAt[FRAGMENTS];
 #pragma unroll
-          for (uint32_t step = 0u; step < CODES_PER_WORD; step += stepCodes) {
-            float weights[4][stepCodes];
+  for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+    const uint32_t token = 8u * fragment + quad;
+    inputAt[fragment] = input + (token < tokenCount ? token : tokenCount - 1u) * IN_FEATURES + firstUnit * UNIT_CODES;
+  }
+  // The first input of the round's first k-block, for the padding check of the last span.
+  uint32_t roundFirstInput = firstUnit * UNIT_CODES;
+  const float* __restrict__ adapterAAt = adapterA + firstSpan * SUBGROUPS * RANK + lane;
+  // k-block `offset` of the round: span warp + WARPS·(offset / KBLOCKS_PER_GROUP) of it, units
+  // 4·(offset % KBLOCKS_PER_GROUP) on. `checked`: the warp's last span (a constant in the
+  // peeled tail), absent (read as the round's first, with zero inputs) or zero-padded.
+  auto groupStep = [](uint32_t offset) { return WARPS * (offset / KBLOCKS_PER_GROUP); };
+  auto unitStep = [](uint32_t offset) { return WARPS * SPAN_UNITS * (offset / KBLOCKS_PER_GROUP) + KBLOCK_WORDS * (offset % KBLOCKS_PER_GROUP); };
+  auto loadWeights = [&](uint32_t offset, bool checked, WeightLoadsV9<SCALE_VECTORS>& loads) {
+    const bool absent = checked && !lastGroupPresent;
+    const uint32_t wordRows = absent ? 0u : unitStep(offset) * UNIT_WORDS;
+    const uint32_t groupOffset = absent ? 0u : groupStep(offset) * SUBGROUPS * OUT_FEATURES;
 #pragma unroll
-            for (uint32_t c = 0u; c < 4u; ++c) {
+    for (uint32_t w = 0u; w < UNIT_WORDS; ++w) loads.codes[w] = __ldg(reinterpret_cast<const uint4*>(codesAt + (wordRows + w) * OUT_FEATURES));
+    // The scales and zeros only in the slot of the group's last k-block, where the fold reads them.
+    if (offset % KBLOCKS_PER_GROUP != KBLOCKS_PER_GROUP - 1u) return;
 #pragma unroll
-              for (uint32_t j = 0u; j < stepCodes; ++j) weights[c][j] = fmaf(codeAsFloat(words[c] >> ((step + j) * BITS)), scales[c], offsets[c]);
-            }
+    for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
+      if constexpr (SCALE_VECTORS) {
+        loads.scales[sub] = __ldg(reinterpret_cast<const float4*>(scalesAt + groupOffset + sub * OUT_FEATURES));
+        loads.zeros[sub] = __ldg(reinterpret_cast<const float4*>(zerosAt + groupOffset + sub * OUT_FEATURES));
+      } else {
+        loads.scale[sub] = __ldg(scalesAt + groupOffset + sub * OUT_FEATURES);
+        loads.zero[sub] = __ldg(zerosAt + groupOffset + sub * OUT_FEATURES);
+      }
+    }
+  };
+  auto loadActivations = [&](uint32_t offset, bool checked, ActivationLoadsV9<FRAGMENTS>& loads) {
+    // K % UNIT_CODES == 0: a unit's inputs are all in K or all in the zero padding.
+    const bool used = !checked || (lastGroupPresent && (PADDED_IN_FEATURES == IN_FEATURES || roundFirstInput + unitStep(offset) * UNIT_CODES < IN_FEATURES));
+    const uint32_t inputOffset = used ? unitStep(offset) * UNIT_CODES : 0u;
 #pragma unroll
-            for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
-              float inputs[stepCodes];
-              loadInputs<stepCodes>(&input[(token < tokenCount ? token : tokenCount - 1u) * IN_FEATURES + firstInput + step], inputs);
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) loadInputWords(inputAt[fragment] + inputOffset, used, loads.inputs[fragment]);
+    const uint32_t groupOffset = checked && !lastGroupPresent ? 0u : groupStep(offset) * SUBGROUPS;
 #pragma unroll
-              for (uint32_t j = 0u; j < stepCodes; ++j) {
+    for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
 #pragma unroll
-                for (uint32_t c = 0u; c < 4u; ++c) accumulators[token][c] = fmaf(inputs[j], weights[c][j], accumulators[token][c]);
-              }
-            }
+      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
+        // Lanes past the rank read entry 0 of the row (RANK < 32 only; never used).
+        const int32_t rankOffset = RANK % 32u == 0u || lane + 32u * slot < RANK ? static_cast<int32_t>(32u * slot) : -static_cast<int32_t>(lane);
+        loads.adapterA[sub][slot] = __ldg(adapterAAt + (groupOffset + sub) * RANK + rankOffset);
+      }
+    }
+  };
+  auto advanceRound = [&]() {
+    codesAt += ROUND_GROUPS * SPAN_UNITS * UNIT_WORDS * OUT_FEATURES;
+    scalesAt += ROUND_GROUPS * SUBGROUPS * OUT_FEATURES;
+    zerosAt += ROUND_GROUPS * SUBGROUPS * OUT_FEATURES;
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) inputAt[fragment] += ROUND_GROUPS * SPAN_INPUTS;
+    roundFirstInput += ROUND_GROUPS * SPAN_INPUTS;
+    adapterAAt += ROUND_GROUPS * SUBGROUPS * RANK;
+  };
+  // The round's first span (u's stores; a 64-bit pointer here costs 128-register tiles a spill).
+  uint32_t roundFirstGroup = warp;
+
+  auto compute = [&](uint32_t offset, bool checked, const WeightLoadsV9<SCALE_VECTORS>& weights, const ActivationLoadsV9<FRAGMENTS>& loads) {
+    const uint32_t kBlock = offset % KBLOCKS_PER_GROUP;
+    if (kBlock == 0u) {
+#pragma unroll
+      for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
+#pragma unroll
+        for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+          for (uint32_t e = 0u; e < 4u; ++e) {
+            groupSums[sub][0][fragment][e] = 0.0f;
+            groupSums[sub][1][fragment][e] = 0.0f;
+            inputSums[sub][fragment][e] = 0.0f;
           }
         }
       }
     }
-  }
-  // The slices of one warp (lanes columnThread + DECODE_COLUMN_THREADS * s) add up by shuffles.
+    // The 4 columns' units: column c's word w is component c of codes[w].
+    uint32_t units[4][UNIT_WORDS];
 #pragma unroll
-  for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
-#pragma unroll
-    for (uint32_t c = 0u; c < 4u; ++c) {
-#pragma unroll
-      for (uint32_t offset = DECODE_COLUMN_THREADS; offset < 32u; offset *= 2u) accumulators[token][c] += __shfl_xor_sync(0xFFFFFFFFu, accumulators[token][c], offset);
+    for (uint32_t w = 0u; w < UNIT_WORDS; ++w) {
+      units[0][w] = weights.codes[w].x, units[1][w] = weights.codes[w].y;
+      units[2][w] = weights.codes[w].z, units[3][w] = weights.codes[w].w;
     }
+    // Pairs 2·step and 2·step + 1 of every column (made once for every subgroup's mma), then
+    // inputs 2·step (and + UNIT_CODES / 2) as b0, the next two as b1: the same codes' activations.
+#pragma unroll
+    for (uint32_t step = 0u; step < KSTEPS; ++step) {
+      uint32_t pairs[4][2];
+#pragma unroll
+      for (uint32_t c = 0u; c < 4u; ++c) pairs[c][0] = unitCodePair(units[c], 2u * step), pairs[c][1] = unitCodePair(units[c], 2u * step + 1u);
+#pragma unroll
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+        const uint32_t b0 = __byte_perm(loads.inputs[fragment][step], loads.inputs[fragment][step + INPUT_WORDS / 2u], 0x5410u);
+        const uint32_t b1 = __byte_perm(loads.inputs[fragment][step], loads.inputs[fragment][step + INPUT_WORDS / 2u], 0x7632u);
+#pragma unroll
+        for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
+          // Only this subgroup's lanes add their inputs (one subgroup: every lane).
+          const bool mine = SUBGROUPS == 1u || laneSubgroup == sub;
+          const uint32_t m0 = mine ? b0 : 0u, m1 = mine ? b1 : 0u;
+#pragma unroll
+          for (uint32_t tile = 0u; tile < 2u; ++tile) {
+            mmaAccumulate(groupSums[sub][tile][fragment], pairs[tile][0], pairs[tile + 2u][0], pairs[tile][1], pairs[tile + 2u][1], m0, m1);
+          }
+          mmaAccumulate(inputSums[sub][fragment], PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, PAIR_OF_ONES, m0, m1);
+        }
+      }
+    }
+    if (kBlock != KBLOCKS_PER_GROUP - 1u) return;
+#pragma unroll
+    for (uint32_t sub = 0u; sub < SUBGROUPS; ++sub) {
+      float scales[4];
+      float biasedZeros[4];
+      if constexpr (SCALE_VECTORS) {
+        scales[0] = weights.scales[sub].x, scales[1] = weights.scales[sub].y, scales[2] = weights.scales[sub].z, scales[3] = weights.scales[sub].w;
+        biasedZeros[0] = weights.zeros[sub].x + CODE_BIAS, biasedZeros[1] = weights.zeros[sub].y + CODE_BIAS;
+        biasedZeros[2] = weights.zeros[sub].z + CODE_BIAS, biasedZeros[3] = weights.zeros[sub].w + CODE_BIAS;
+      } else {
+#pragma unroll
+        for (uint32_t c = 0u; c < 4u; ++c) {
+          scales[c] = __shfl_sync(0xFFFFFFFFu, weights.scale[sub], (lane & ~3u) | c);
+          biasedZeros[c] = __shfl_sync(0xFFFFFFFFu, weights.zero[sub], (lane & ~3u) | c) + CODE_BIAS;
+        }
+      }
+#pragma unroll
+      for (uint32_t tile = 0u; tile < 2u; ++tile) {
+#pragma unroll
+        for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+          for (uint32_t e = 0u; e < 4u; ++e) {
+            const uint32_t c = tile + 2u * (e / 2u);
+            sums[tile][fragment][e] = fmaf(scales[c], fmaf(-biasedZeros[c], inputSums[sub][fragment][e % 2u], groupSums[sub][tile][fragment][e]), sums[tile][fragment][e]);
+          }
+        }
+      }
+      float droppedInputs[FRAGMENTS][2];
+#pragma unroll
+      for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+        for (uint32_t half = 0u; half < 2u; ++half) {
+          const uint32_t token = 8u * fragment + 2u * wordOfQuad + half;
+          const float pooledInputValue = POOLING_FACTOR * inputSums[sub][fragment][half];
+          if (8u * fragment + half < TOKEN_TILE) {
+            storeIf(blockIdx.x == 0u && quad == 0u && token < tokenCount && (!checked || lastGroupPresent),
+                    &pooledInput[token * GROUPS + (roundFirstGroup + groupStep(offset)) * SUBGROUPS + sub], activationFromFloat(pooledInputValue));
+          }
+          droppedInputs[fragment][half] = pooledInputValue;
+        }
+      }
+#pragma unroll
+      for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
+        const float droppedInput = __shfl_sync(0xFFFFFFFFu, droppedInputs[token / 8u][token % 2u], (token % 8u) / 2u);
+#pragma unroll
+        for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) adapterSums[token][slot] = fmaf(droppedInput, loads.adapterA[sub][slot], adapterSums[token][slot]);
+      }
+    }
+  };
+
+  WeightLoadsV9<SCALE_VECTORS> weights[DEPTH];
+  ActivationLoadsV9<FRAGMENTS> activations[ACTIVATION_SLOTS];
+#pragma unroll
+  for (uint32_t stage = 0u; stage < DEPTH; ++stage) loadWeights(stage, isChecked(stage), weights[stage]);
+#pragma unroll
+  for (uint32_t stage = 0u; stage + 1u < ACTIVATION_SLOTS; ++stage) loadActivations(stage, isChecked(stage), activations[stage]);
+  // The free rounds: no checks. A round's loads of the next round's k-blocks are offsets
+  // DEPTH.. of this round's pointers.
+  for (uint32_t round = 0u; round + 1u <= FREE_ROUNDS; ++round) {
+#pragma unroll
+    for (uint32_t stage = 0u; stage < DEPTH; ++stage) {
+      loadActivations(stage + ACTIVATION_SLOTS - 1u, false, activations[(stage + ACTIVATION_SLOTS - 1u) % ACTIVATION_SLOTS]);
+      compute(stage, false, weights[stage], activations[stage % ACTIVATION_SLOTS]);
+      loadWeights(stage + DEPTH, false, weights[stage]);
+    }
+    advanceRound();
+    roundFirstGroup += ROUND_GROUPS;
+  }
+  // The tail, unrolled from the pointers of round FREE_ROUNDS: every offset a constant, so
+  // `checked` and the loads past the end fold away.
+  constexpr uint32_t TAIL_FROM = FREE_ROUNDS * DEPTH;
+#pragma unroll
+  for (uint32_t index = TAIL_FROM; index < WARP_KBLOCKS; ++index) {
+    const uint32_t ahead = index + ACTIVATION_SLOTS - 1u;
+    if (ahead < WARP_KBLOCKS) loadActivations(ahead - TAIL_FROM, isChecked(ahead), activations[ahead % ACTIVATION_SLOTS]);
+    compute(index - TAIL_FROM, isChecked(index), weights[index % DEPTH], activations[index % ACTIVATION_SLOTS]);
+    if (index + DEPTH < WARP_KBLOCKS) loadWeights(index + DEPTH - TAIL_FROM, isChecked(index + DEPTH), weights[index % DEPTH]);
   }
 
-  // u (pooled x) into scratch, dropped; the first block writes u.
-  for (uint32_t pair = thread; pair < tokenCount * GROUPS; pair += DECODE_THREADS) {
-    const uint32_t token = pair / GROUPS;
-    const uint32_t group = pair % GROUPS;
-    float sum = 0.0f;
-#pragma unroll 4
-    for (uint32_t offset = 0u; offset < GROUP_SIZE; offset += CODES_PER_STEP) {
-      const uint32_t inputColumn = group * GROUP_SIZE + offset;
-      if (PADDED_IN_FEATURES != IN_FEATURES && inputColumn >= IN_FEATURES) break;  // the zero padding of the last group
-      float values[CODES_PER_STEP];
-      loadInputs<CODES_PER_STEP>(&input[token * IN_FEATURES + inputColumn], values);
-#pragma unroll
-      for (uint32_t j = 0u; j < CODES_PER_STEP; ++j) sum += values[j];
-    }
-    const float pooledInputValue = POOLING_FACTOR * sum;
-    if (blockIdx.x == 0u) pooledInput[pair] = activationFromFloat(pooledInputValue);
-    scratch[pair] = pooledInputValue;
-  }
-  __syncthreads();
-  // v = drop(u) * A: T * RANK sums over the groups, split in `parts` when that leaves threads idle.
-  const uint32_t pairs = tokenCount * RANK;
-  const uint32_t parts = pairs >= DECODE_THREADS ? 1u : DECODE_THREADS / pairs;
-  for (uint32_t element = thread; element < parts * pairs; element += DECODE_THREADS) {
-    const uint32_t pair = element % pairs;
-    const uint32_t part = element / pairs;
-    const uint32_t token = pair / RANK;
-    const uint32_t rankIndex = pair % RANK;
-    float sum = 0.0f;
-#pragma unroll 4
-    for (uint32_t group = part; group < GROUPS; group += parts) sum = fmaf(scratch[token * GROUPS + group], __ldg(&adapterA[group * RANK + rankIndex]), sum);
-    adapterPartials[element] = sum;
-  }
-  __syncthreads();
-  for (uint32_t pair = thread; pair < pairs; pair += DECODE_THREADS) {
-    float sum = 0.0f;
-    for (uint32_t part = 0u; part < parts; ++part) sum += adapterPartials[part * pairs + pair];
-    adapterActivationTile[pair] = sum;
-    if (blockIdx.x == 0u) adapterActivation[pair] = activationFromFloat(sum);
-  }
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-  __syncthreads();  // scratch is free again; B's tile has landed
-
-  // The warps' sums, through scratch, added in warp order, plus adapterScale * v * B.
-  const uint32_t lane = thread % 32u;
-  const uint32_t warp = thread / 32u;
-  if (lane < DECODE_COLUMN_THREADS) {
+  // v: the warps' sums added in warp order, ADAPTER_TOKENS_PER_PASS tokens at a time.
+  for (uint32_t first = 0u; first < TOKEN_TILE; first += ADAPTER_TOKENS_PER_PASS) {
 #pragma unroll
     for (uint32_t token = 0u; token < TOKEN_TILE; ++token) {
-      if (token < tokenCount) {
+      if (token < first || token >= first + ADAPTER_TOKENS_PER_PASS) continue;
 #pragma unroll
-        for (uint32_t c = 0u; c < 4u; ++c) scratch[(warp * TOKEN_TILE + token) * DECODE_COLUMNS + 4u * lane + c] = accumulators[token][c];
+      for (uint32_t slot = 0u; slot < DECODE_RANK_PER_LANE; ++slot) {
+        const uint32_t rankIndex = lane + 32u * slot;
+        if (rankIndex < RANK) scratch[(warp * ADAPTER_TOKENS_PER_PASS + token - first) * RANK + rankIndex] = adapterSums[token][slot];
+      }
+    }
+    __syncthreads();
+    for (uint32_t element = thread; element < ADAPTER_TOKENS_PER_PASS * RANK; element += DECODE_THREADS) {
+      const uint32_t token = first + element / RANK;
+      if (token >= tokenCount) continue;
+      float sum = 0.0f;
+      for (uint32_t sourceWarp = 0u; sourceWarp < WARPS; ++sourceWarp) sum += scratch[sourceWarp * ADAPTER_TOKENS_PER_PASS * RANK + element];
+      adapterActivationTile[token * RANK + element % RANK] = sum;
+      if (blockIdx.x == 0u) adapterActivation[token * RANK + element % RANK] = activationFromFloat(sum);
+    }
+    __syncthreads();
+  }
+  waitForAsyncCopiesBut<0>();
+
+  // y: the warps' sums through scratch, added in warp order, plus adapterScale · v · B.
+#pragma unroll
+  for (uint32_t tile = 0u; tile < 2u; ++tile) {
+#pragma unroll
+    for (uint32_t fragment = 0u; fragment < FRAGMENTS; ++fragment) {
+#pragma unroll
+      for (uint32_t e = 0u; e < 4u; ++e) {
+        const uint32_t token = 8u * fragment + 2u * wordOfQuad + e % 2u;
+        if (token < TOKEN_TILE) scratch[(warp * TOKEN_TILE + token) * DECODE_COLUMNS + 4u * quad + tile + 2u * (e / 2u)] = sums[tile][fragment][e];
       }
     }
   }
@@ -329,7 +575,7 @@ __device__ __forceinline__ void decodeWide(
     const uint32_t outputColumn = blockIdx.x * DECODE_COLUMNS + column;
     if (outputColumn >= OUT_FEATURES) continue;
     float result = 0.0f;
-    for (uint32_t sourceWarp = 0u; sourceWarp < DECODE_WARPS; ++sourceWarp) result += scratch[(sourceWarp * TOKEN_TILE + token) * DECODE_COLUMNS + column];
+    for (uint32_t sourceWarp = 0u; sourceWarp < WARPS; ++sourceWarp) result += scratch[(sourceWarp * TOKEN_TILE + token) * DECODE_COLUMNS + column];
     float adapterUpdate = 0.0f;
 #pragma unroll 16
     for (uint32_t rankIndex = 0u; rankIndex < RANK; ++rankIndex) {
@@ -340,8 +586,8 @@ __device__ __forceinline__ void decodeWide(
   }
 }
 
-// T in the variant's range (1 <= T <= 1): the wide body with a token tile of 1.
-extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 3) decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1(
+// T in the variant's range (1 <= T <= 1): a token tile of 1, 16 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1 (2 - 1 elsewhere).
+extern "C" __global__ void __launch_bounds__(16u * 32u, DECODE_V9_MIN_BLOCKS(1)) decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -351,11 +597,16 @@ extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 3) decode_k64_n172_
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
-  decodeWide<1u>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCoreV9<1u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  // sm_80 (and the compute_90 PTX): a shallower ring (fewer registers there for the same body).
+  decodeTensorCoreV9<1u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
 }
 
-// T in the variant's range (2 <= T <= 4): the wide body with a token tile of 4.
-extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 2) decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4(
+// T in the variant's range (2 <= T <= 4): a token tile of 4, 16 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1 (2 - 1 elsewhere).
+extern "C" __global__ void __launch_bounds__(16u * 32u, DECODE_V9_MIN_BLOCKS(1)) decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -365,11 +616,16 @@ extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 2) decode_k64_n172_
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
-  decodeWide<4u>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCoreV9<4u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  // sm_80 (and the compute_90 PTX): a shallower ring (fewer registers there for the same body).
+  decodeTensorCoreV9<4u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
 }
 
-// T in the variant's range (5 <= T <= 16): the wide body with a token tile of 16.
-extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 1) decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16(
+// T in the variant's range (5 <= T <= 8): a token tile of 8, 16 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1 (2 - 1 elsewhere).
+extern "C" __global__ void __launch_bounds__(16u * 32u, DECODE_V9_MIN_BLOCKS(1)) decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT8(
     const __nv_bfloat16* __restrict__ input,
     const uint32_t* __restrict__ qweight,
     const float* __restrict__ groupScalesAndZeros,
@@ -379,7 +635,31 @@ extern "C" __global__ void __launch_bounds__(DECODE_THREADS, 1) decode_k64_n172_
     __nv_bfloat16* __restrict__ adapterActivation,
     unsigned tokens,
     float adapterScale) {
-  decodeWide<16u>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCoreV9<8u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  // sm_80 (and the compute_90 PTX): a shallower ring (fewer registers there for the same body).
+  decodeTensorCoreV9<8u, 2u, 2u, 16u, false>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
+}
+
+// T in the variant's range (9 <= T <= 16): a token tile of 16, 8 warps a block, the weight's loads 2 k-blocks ahead on sm_90a (2 elsewhere), the activations' 2 - 1 (2 - 1 elsewhere).
+extern "C" __global__ void __launch_bounds__(8u * 32u, DECODE_V9_MIN_BLOCKS(1)) decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16(
+    const __nv_bfloat16* __restrict__ input,
+    const uint32_t* __restrict__ qweight,
+    const float* __restrict__ groupScalesAndZeros,
+    const float* __restrict__ adapterWeights,
+    __nv_bfloat16* __restrict__ output,
+    __nv_bfloat16* __restrict__ pooledInput,
+    __nv_bfloat16* __restrict__ adapterActivation,
+    unsigned tokens,
+    float adapterScale) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  decodeTensorCoreV9<16u, 2u, 2u, 8u, true>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#else
+  // sm_80 (and the compute_90 PTX): a shallower ring (fewer registers there for the same body).
+  decodeTensorCoreV9<16u, 2u, 2u, 8u, true>(input, qweight, groupScalesAndZeros, adapterWeights, output, pooledInput, adapterActivation, tokens, adapterScale);
+#endif
 }
 
 // Host launchers: one per entry point, the same signature for every kernel qalc emits.
@@ -390,9 +670,9 @@ extern "C" cudaError_t decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decode__launc
   (void)adapterScale;
   if (tokens > 16u) return cudaErrorInvalidValue;
   if (tokens <= 1u) {
-    const dim3 grid(11u, 1u, 1u);
+    const dim3 grid(6u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1<<<grid, dim3(4, 64, 1), 0, stream>>>(
+    decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT1<<<grid, dim3(32, 16, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),
@@ -405,9 +685,9 @@ extern "C" cudaError_t decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decode__launc
     return cudaGetLastError();
   }
   if (tokens >= 2u && tokens <= 4u) {
-    const dim3 grid(11u, 1u, 1u);
+    const dim3 grid(6u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4<<<grid, dim3(4, 64, 1), 0, stream>>>(
+    decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT4<<<grid, dim3(32, 16, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),
@@ -419,10 +699,25 @@ extern "C" cudaError_t decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decode__launc
         adapterScale);
     return cudaGetLastError();
   }
-  if (tokens >= 5u && tokens <= 16u) {
-    const dim3 grid(11u, 1u, 1u);
+  if (tokens >= 5u && tokens <= 8u) {
+    const dim3 grid(6u, 1u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16<<<grid, dim3(4, 64, 1), 0, stream>>>(
+    decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT8<<<grid, dim3(32, 16, 1), 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(bindings[1]),
+        static_cast<const uint32_t*>(bindings[2]),
+        static_cast<const float*>(bindings[3]),
+        static_cast<const float*>(bindings[4]),
+        static_cast<__nv_bfloat16*>(bindings[5]),
+        static_cast<__nv_bfloat16*>(bindings[6]),
+        static_cast<__nv_bfloat16*>(bindings[7]),
+        tokens,
+        adapterScale);
+    return cudaGetLastError();
+  }
+  if (tokens >= 9u && tokens <= 16u) {
+    const dim3 grid(6u, 1u, 1u);
+    if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
+    decode_k64_n172_b4_g16_qalora_r4_mean_bf16__decodeT16<<<grid, dim3(32, 8, 1), 0, stream>>>(
         static_cast<const __nv_bfloat16*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),

@@ -215,7 +215,9 @@ function contextOf(program: CudaProgram, kernel: CudaKernel): object {
       ? kernel.cuda.launches.map((l, index) => ({
           symbol: l.symbol, tokenTile: kernel.cuda.decode!.tokenTiles[index]!.maxTokens, minBlocks: kernel.cuda.decode!.tokenTiles[index]!.minBlocks,
           loadDepth: kernel.cuda.decode!.tokenTiles[index]!.loadDepth ?? 1, activationDepth: kernel.cuda.decode!.tokenTiles[index]!.activationDepth ?? 1,
-          portableLoadDepth: kernel.cuda.decode!.tokenTiles[index]!.portableLoadDepth ?? 1, warps: kernel.cuda.decode!.tokenTiles[index]!.warps ?? kernel.cuda.decode!.warps,
+          portableLoadDepth: kernel.cuda.decode!.tokenTiles[index]!.portableLoadDepth ?? 1,
+          // sm_80's activation ring: 2, or 1 where the tile's own is (3-bit T = 16: ptxas spills 16 bytes there with 2).
+          portableActivationDepth: Math.min(2, kernel.cuda.decode!.tokenTiles[index]!.activationDepth ?? 1), warps: kernel.cuda.decode!.tokenTiles[index]!.warps ?? kernel.cuda.decode!.warps,
           v8: kernel.cuda.decode!.tokenTiles[index]!.v8 ?? false, scaleVectors: kernel.cuda.decode!.tokenTiles[index]!.scaleVectors ?? false,
           range: `${l.minTokens} <= T <= ${l.maxTokens}`,
         }))

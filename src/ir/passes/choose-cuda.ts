@@ -134,11 +134,13 @@ export type DecodeVariant = 'v7' | 'v8a' | 'v8b' | 'v8c' | 'v8d' | 'v8e' | 'v9';
 const DECODE_VARIANT_DEFAULT: DecodeVariant = 'v8c';
 /**
  * Whether, with no variant named, the layers v8c's body does not take run v9 instead of `wide` /
- * `split` (W3 g64, W2 g32, W4 g128, W8 g128 at the 7B shapes). Off until the device run of LOG.md's
- * v9 entry shows them correct and faster; then this one line flips them (`qalc inspect --stage ir`:
- * their decode's kind becomes mma). v8c's layers keep v8c either way.
+ * `split` (W3 g64, W2 g32, W4 g128, W8 g128 at the 7B shapes; `qalc inspect --stage ir`: their
+ * decode's kind is mma). On since the H200 run of LOG.md's v9 entry (bench-decode-b867b95.md: 880
+ * outputs against float64, 0 failing; faster than wide / split in every case, e.g. W3 g64 at T = 1
+ * 346.8 → 17.8 µs, W4 g128 at T = 8 161.5 → 14.5). v8c's layers keep v8c either way (v9's copy
+ * of them measured the same).
  */
-export const DECODE_V9_WHERE_V8_DOES_NOT_FIT = false;
+export const DECODE_V9_WHERE_V8_DOES_NOT_FIT = true;
 
 /**
  * Decode (T ≤ maxTokens), one of three shapes:

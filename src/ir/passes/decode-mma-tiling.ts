@@ -37,6 +37,8 @@ const WARP = 32;
  * a multiple of a group's k-blocks, so groups of up to 64 4-bit codes (128 at T > 8 or T < 5).
  */
 const LOAD_DEPTH = 8;
+/** Registers a thread of a 3-bit v9 tile is left at the least (widerUnitTile). */
+const THREE_WORD_UNIT_REGISTERS = 168;
 
 /**
  * A lane's unit of codes (v8 body, _decode-code-pairs.cu.hbs): the word rows it loads for its 4
@@ -212,7 +214,8 @@ function ringRegisters(depth: number, units: DecodeUnits, scaleVectors: boolean)
  * A token tile of the v9 body (every target): v8c's tile (warps, launch bounds, float4 scales or
  * not) with the deepest ring (whole groups, at most LOAD_DEPTH k-blocks) in the registers v8c's
  * ring of one-word units holds there, so 4-bit g32 gets v8c's own ring; 3-bit units as
- * threeWordUnitTile says. sm_80's ring: 2 k-blocks or one group (its registers are fewer).
+ * threeWordUnitTile says. sm_80's ring: 2 k-blocks or one group (its registers are fewer), at
+ * most sm_90a's, and one block an SM there (the template's DECODE_V9_MIN_BLOCKS).
  */
 function widerUnitTile(tile: TokenTile, units: DecodeUnits, gridBlocksPerSm: number, smallTileWarps: number): TokenTile {
   const like = v8Tile('v8c', tile, 1, gridBlocksPerSm, smallTileWarps);
@@ -232,9 +235,17 @@ function widerUnitTile(tile: TokenTile, units: DecodeUnits, gridBlocksPerSm: num
   const vectors = (like.scaleVectors ?? false) && (units.subgroups === 1 || tile.maxTokens > 8);
   const depth = deepest(vectors);
   const tile3 = units.unitWords === 3 ? threeWordUnitTile(tile.maxTokens, units.kBlocksPerGroup) : null;
+  // 3-bit units need ~170-240 registers whatever the ring (ptxas, sm_90a: the 13B shapes' 5120 x
+  // 5120 g64 at two 256-thread blocks an SM, 128 registers, spilled 4-56 bytes at T = 1 to 8):
+  // at most as many blocks an SM as leave THREE_WORD_UNIT_REGISTERS a thread (4096 x 11008 keeps
+  // its measured 3 blocks of 4 warps).
+  const minBlocks = units.unitWords === 3
+    ? Math.max(1, Math.min(like.minBlocks, Math.floor(REGISTER_FILE / ((like.warps ?? 1) * WARP * THREE_WORD_UNIT_REGISTERS))))
+    : like.minBlocks;
   return {
-    ...like, loadDepth: tile3?.loadDepth ?? depth, activationDepth: tile3?.activationDepth ?? 2, scaleVectors: tile3?.scaleVectors ?? vectors,
-    portableLoadDepth: Math.max(2, units.kBlocksPerGroup),
+    ...like, minBlocks, loadDepth: tile3?.loadDepth ?? depth, activationDepth: tile3?.activationDepth ?? 2, scaleVectors: tile3?.scaleVectors ?? vectors,
+    // Never deeper than sm_90a's own (3-bit T = 16: one group; 2 spills 32 bytes on sm_80).
+    portableLoadDepth: Math.min(tile3?.loadDepth ?? depth, Math.max(2, units.kBlocksPerGroup)),
   };
 }
 
