@@ -469,7 +469,12 @@ export function deviceOps(
       // Between the gate/up linears and the down linear: all three in 16 bits, or all in float32.
       const [g, u, o] = [gate, up, out].map((a) => float32(a, 'a SwiGLU operand')) as [Float32Array, Float32Array, Float32Array];
       const entry = 'forwardInActivation';
-      const [gateLayout, upLayout, outLayout] = [boundary.resident(g, count, 'swiglu', entry), boundary.resident(u, count, 'swiglu', entry), boundary.wanted(o, count, 'swiglu', entry)];
+      const [gateLayout, upLayout] = [boundary.resident(g, count, 'swiglu', entry), boundary.resident(u, count, 'swiglu', entry)];
+      // Its reader is the down linear, which takes its input in the activation type, the gate's
+      // flat rows: an output on the device for the first time (the first step's) is written so
+      // rather than in float32 once (the gate and up read widened into two float32 temporaries,
+      // 256 MiB of the pool at the 7B shape, and a float32 buffer for good).
+      const outLayout = boundary.wanted(o, count, 'swiglu', entry) ?? (arrays.residentOf(o) === undefined ? gateLayout : undefined);
       if (gateLayout !== undefined && upLayout !== undefined && outLayout !== undefined) {
         ops.launch('swiglu', entry, { out: arrays.writeRounded(o, outLayout), gate: arrays.read(g, gateLayout), up: arrays.read(u, upLayout), count });
       } else {
