@@ -47,7 +47,7 @@ import type { CudaDevicePort, DeviceBuffer, DeviceMatrix } from './cuda.ts';
 import { CUDA_WORDING } from './cuda-port.ts';
 import { dense, DeviceArrays, float32, type Converter, type Layout } from './device-arrays.ts';
 import type { CudaKernelSet } from './kernels.ts';
-import { encodeRows, type ActivationType } from './host-data.ts';
+import { bytesPerElement, encodeRows, type ActivationType } from './host-data.ts';
 import { activationBoundary } from './activation-boundary.ts';
 import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
@@ -143,6 +143,24 @@ export interface DeviceOpsOptions extends GemmLinearOptions {
   readonly quantize?: QuantizePath;
   /** zeroFill fills at once and every gradient op adds into the zeros (DeviceArrays' eagerZeros): the path before known zeros, to compare. */
   readonly eagerZeros?: boolean;
+  /** Where a forward gathers the embedding rows (QALC_CUDA_EMBEDDING by default: embeddingPlaceOf). */
+  readonly embedding?: EmbeddingPlace;
+}
+
+/**
+ * `device`: the gather kernel reads the table from device memory (250 MiB in bf16 at the 7B
+ * shape). `host`: the host gathers the batch's rows of its 16-bit copy of the table and uploads
+ * them (T × dim values, 16 MiB a step at the 7B shape), widened on the device by the convert
+ * kernel — the same float32 values; the frozen table has no backward, so the device never holds it
+ * (unless lm_head shares it, tied).
+ */
+export type EmbeddingPlace = 'device' | 'host';
+
+/** QALC_CUDA_EMBEDDING: host, or device (the default, also when unset). */
+export function embeddingPlaceOf(value: string | undefined): EmbeddingPlace {
+  if (value === undefined || value === '' || value === 'device') return 'device';
+  if (value === 'host') return 'host';
+  throw new Error(`QALC_CUDA_EMBEDDING=${value}: host gathers the embedding rows on the host and uploads them, device (the default) keeps the table on the device`);
 }
 
 /**
@@ -151,7 +169,7 @@ export interface DeviceOpsOptions extends GemmLinearOptions {
  */
 export const linearOptionsFromEnvironment = (): DeviceOpsOptions => ({
   path: linearPathOf(process.env['QALC_CUDA_LINEAR']), adapterGemm: adapterGemmOf(process.env['QALC_CUDA_ADAPTER_GEMM']),
-  eagerZeros: eagerZerosOf(process.env['QALC_CUDA_EAGER_ZERO']),
+  eagerZeros: eagerZerosOf(process.env['QALC_CUDA_EAGER_ZERO']), embedding: embeddingPlaceOf(process.env['QALC_CUDA_EMBEDDING']),
 });
 
 /** QALC_CUDA_EAGER_ZERO: 1 eager, 0 or unset known zeros; any other value is refused. */
@@ -219,6 +237,19 @@ export function deviceOps(
     const values = float32(table, 'table');
     // The same key as lmHeadClassifier's: a tied classifier shares this copy.
     return arrays.frozen(values, activation, () => encodeRows(values, dense(vocab * channels, activation as ActivationType)));
+  };
+  /** The table's rows in the activation type on the host, encoded once (embedding = host). */
+  const hostTables = new WeakMap<Float32Array, Uint8Array>();
+  const gatheredOnHost = linearOptions.embedding === 'host' && embeddingFromActivation;
+  /** The tokens' rows of the 16-bit table, gathered on the host into `out` on the device (float32). */
+  const gatherOnHost = (out: Floats, ids: Int32Array, table: Floats, count: number, channels: number) => {
+    const values = float32(table, 'table');
+    let encoded = hostTables.get(values);
+    if (encoded === undefined) hostTables.set(values, (encoded = encodeRows(values, dense(values.length, activation as ActivationType)) as Uint8Array));
+    const rowBytes = channels * bytesPerElement(activation as ActivationType);
+    const rows = new Uint8Array(count * rowBytes);
+    for (let n = 0; n < count; n++) rows.set(encoded.subarray(ids[n]! * rowBytes, (ids[n]! + 1) * rowBytes), n * rowBytes);
+    ops.launch('convert', 'fromActivation', { out: write(out, 'out'), source: upload(rows), rows: count, columns: channels, stride: channels, offset: 0 });
   };
   const checkLmHead = (classifier: Floats, rows: number, channels: number, vocab: number) => {
     const kernel = kernelOf('lm_head');
@@ -391,6 +422,10 @@ export function deviceOps(
       const ids = new Int32Array(count);
       for (let n = 0; n < count; n++) ids[n] = tokens[n]!;
       const vocab = table.length / channels;
+      if (gatheredOnHost) {
+        gatherOnHost(out, ids, table, count, channels);
+        return run(undefined);
+      }
       ops.launch('embedding', embeddingFromActivation ? 'forwardFromActivationTable' : 'forward', { out: write(out, 'out'), tokens: upload(ids), table: embeddingTable(table, vocab, channels), rows: count });
       return run(undefined);
     },
