@@ -148,8 +148,8 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
     : textDataset(dataPath, tokenizer, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
   const quantizedWeights = withGptqLayers(weights, plan, specDir, settings, tokenizer, dataset, report);
-  const { blocks: recomputedBlocks, mlp: recomputeMlp } = recomputationOf(settings.recompute, plan.model.architecture.layers);
-  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), recomputedBlocks, recomputeMlp, ...(ops ? { ops } : {}) });
+  const { blocks: recomputedBlocks, mlp: recomputeMlp, qkv: recomputeQkv } = recomputationOf(settings.recompute, plan.model.architecture.layers);
+  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), recomputedBlocks, recomputeMlp, recomputeQkv, ...(ops ? { ops } : {}) });
   return { model, weights: quantizedWeights, tokenizer, dataset, settings };
 }
 
