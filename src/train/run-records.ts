@@ -43,6 +43,8 @@ export interface TrainSummary {
   readonly randomWeightsSeed?: number;
   /** A device backend's measurements of this segment (peak device memory, kernel launches). */
   readonly device?: DeviceStats;
+  /** A device backend's line on how the steps ran: the backward as a CUDA graph, or launched and why (cuda/step-graph.ts). */
+  readonly stepGraph?: string;
 }
 
 function parse(line: string): StepRecord | undefined {
@@ -70,6 +72,7 @@ export interface RunStart {
   readonly evalTokens: number;
   readonly randomWeightsSeed?: number;
   readonly device?: DeviceStats;
+  readonly stepGraph?: string;
 }
 
 export function summarise(records: readonly StepRecord[], start: RunStart): TrainSummary {
@@ -90,6 +93,7 @@ export function summarise(records: readonly StepRecord[], start: RunStart): Trai
     seconds: trainSeconds + evalSeconds,
     evalSeconds,
     ...(start.device !== undefined ? { device: start.device } : {}),
+    ...(start.stepGraph !== undefined ? { stepGraph: start.stepGraph } : {}),
   };
 }
 
