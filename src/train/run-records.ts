@@ -22,6 +22,8 @@ export interface StepRecord {
   readonly eval_seconds?: number;
   /** A profiled device run's time of this step by kind (linear, attention, lm_head, other, copy, host), in ms: QALC_CUDA_PROFILE. */
   readonly profile_ms?: Readonly<Record<string, number>>;
+  /** On a device backend: how the step's backward ran (cuda/step-graph.ts): launched, traced, captured or replayed from the CUDA graph. */
+  readonly backward?: 'launched' | 'traced' | 'captured' | 'replayed';
 }
 
 export interface TrainSummary {

@@ -32,7 +32,7 @@ import { drawInWorkers, quantizeInWorkers } from './random-weights-parallel.ts';
 import { recomputationOf } from './recompute.ts';
 import type { FrozenQuantizer, TrainingOps } from '../runtime/ops.ts';
 import { lockRunFolder } from './run-lock.ts';
-import { describeStepGraph } from '../runtime/cuda/step-graph.ts';
+import { describeStepGraph, type BackwardRun } from '../runtime/cuda/step-graph.ts';
 import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
 import { stepSeed } from './seeds.ts';
 
@@ -350,6 +350,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     const stepStarted = performance.now();
     const profiledBefore = profiled();
     let loss = 0;
+    let ran: BackwardRun | undefined;
     for (let micro = 0; micro < accumulation; micro++) {
       const draw = step * accumulation + micro;
       const batch = dataset.batch(stepSeed(seed, draw, 'batch'), batchSize, seqLen);
@@ -361,7 +362,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
       // Accumulated micro-batches are averaged on the host, so then the gradients come back.
       const backward = () => model.backward({ accumulate: micro > 0, syncGradients: !onDevice || accumulation > 1 });
       // A device backend replays the backward as a CUDA graph once it has settled (step-graph.ts).
-      if (stepGraph !== undefined && accumulation === 1) await stepGraph.backward(step + 1, backward);
+      if (stepGraph !== undefined && accumulation === 1) ran = await stepGraph.backward(step + 1, backward);
       else await backward();
       loss += microLoss / accumulation;
     }
@@ -378,7 +379,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     const report = await optimizer.step();
     step = report.step;
     const seconds = (performance.now() - stepStarted) / 1000;
-    let record: StepRecord = { step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds };
+    let record: StepRecord = { step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds, ...(ran !== undefined ? { backward: ran } : {}) };
     const profiledAfter = profiled();
     if (Object.keys(profiledAfter).length > 0) {
       record = { ...record, profile_ms: Object.fromEntries(Object.entries(profiledAfter).map(([kind, ms]) => [kind, Math.round((ms - (profiledBefore[kind] ?? 0)) * 1000) / 1000])) };

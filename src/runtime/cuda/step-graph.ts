@@ -27,14 +27,17 @@ export type StepGraphState =
 
 /** What the trainer sees: the backward run through the graph where it can. */
 export interface TrainingStepGraph {
-  /** Runs `body` (one step's backward, `step` counted from 1): launched and traced, captured, or replayed and checked. */
-  backward(step: number, body: () => Promise<void>): Promise<void>;
+  /** Runs `body` (one step's backward, `step` counted from 1): launched (and traced), captured, or replayed and checked; says which. */
+  backward(step: number, body: () => Promise<void>): Promise<BackwardRun>;
   /** The state between steps changed (`why`: "the evaluation at step 4"): drop the graph, trace the next backwards again. */
   unsettle(why: string): void;
   /** This run's backwards are never captured, because `why`. */
   never(why: string): void;
   state(): StepGraphState;
 }
+
+/** How one backward ran: train.jsonl's `backward`, so that a bench can take the replayed steps' times apart. */
+export type BackwardRun = 'launched' | 'traced' | 'captured' | 'replayed';
 
 type Mode = 'launch' | 'trace' | 'verify';
 
@@ -190,14 +193,21 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
 
   const control: TrainingStepGraph = {
     async backward(step, body) {
-      if (off !== undefined) return body();
-      if (graphs === undefined) {
-        why = 'the device has no CUDA graphs';
-        return body();
+      if (off !== undefined || graphs === undefined) {
+        if (off === undefined) why = 'the device has no CUDA graphs';
+        await body();
+        return 'launched';
       }
-      if (graph !== undefined) return replay(body);
-      if (settled >= 2) return capture(step, body);
-      return traceOne(step, body);
+      if (graph !== undefined) {
+        await replay(body);
+        return 'replayed';
+      }
+      if (settled >= 2) {
+        await capture(step, body);
+        return graph !== undefined ? 'captured' : 'traced';
+      }
+      await traceOne(step, body);
+      return 'traced';
     },
     unsettle() {
       graph?.destroy();

@@ -53,6 +53,8 @@ train {
 
 interface Run {
   readonly records: { loss: number; grad_norm: number; eval_loss?: number }[];
+  /** train.jsonl's `backward` of each step. */
+  readonly backwards: (string | undefined)[];
   readonly checkpoint: Uint8Array;
   readonly grads: Float32Array[];
   readonly summary: TrainSummary;
@@ -71,9 +73,9 @@ async function trained(spec: Spec, graph: boolean, name: string, more: { steps?:
   const out = join(dir, name);
   const summary = await train({ plan, specDir: dir, out, ops: kept, evalBatches: 1, randomWeights: { seed: 7 }, ...more });
   ops.syncToHost(parameters.map((p) => p.grad));
-  const records = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Run['records'][number])
-    .map(({ loss, grad_norm, eval_loss }) => ({ loss, grad_norm, ...(eval_loss !== undefined ? { eval_loss } : {}) }));
-  return { records, checkpoint: readFileSync(join(out, 'checkpoint.safetensors')), grads: parameters.map((p) => Float32Array.from(p.grad)), summary, device };
+  const lines = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Run['records'][number] & { backward?: string });
+  const records = lines.map(({ loss, grad_norm, eval_loss }) => ({ loss, grad_norm, ...(eval_loss !== undefined ? { eval_loss } : {}) }));
+  return { records, backwards: lines.map((l) => l.backward), checkpoint: readFileSync(join(out, 'checkpoint.safetensors')), grads: parameters.map((p) => Float32Array.from(p.grad)), summary, device };
 }
 
 function expectSameTraining(got: Run, want: Run, what: string): void {
@@ -100,6 +102,8 @@ describe('the training step\'s backward as a CUDA graph (simulated device, 2 blo
     expect(graphed.summary.stepGraph).toMatch(/^train step: the backward as a CUDA graph of \d+ device calls, captured at step 4 and replayed 4 times; /);
     expect(graphed.device.captures).toBe(1);
     expect(graphed.device.graphLaunches).toBe(5);
+    expect(graphed.backwards).toEqual(['traced', 'traced', 'traced', 'captured', 'replayed', 'replayed', 'replayed', 'replayed']);
+    expect(launched.backwards).toEqual(Array(8).fill('launched'));
     expect(launched.device.captures).toBe(0);
     expect(launched.summary.stepGraph).toBe('train step: every op launched from the host (no CUDA graph: QALC_CUDA_GRAPH=0)');
     const nodes = Number(/graph of (\d+) device calls/.exec(graphed.summary.stepGraph!)![1]);
