@@ -8,7 +8,7 @@
 #     LAYERS=4 STEPS=4 bash .device/train7b/variants.sh
 #
 # The training step's CUDA graph against launching it op by op (plain runs, not profiled):
-#   VARIANTS="graph:QALC_CUDA_PROFILE=0 launched:QALC_CUDA_PROFILE=0,QALC_CUDA_GRAPH=0" LAYERS=32 STEPS=12 bash .device/train7b/variants.sh
+#   DROPOUT=0 VARIANTS="graph:QALC_CUDA_PROFILE=0 launched:QALC_CUDA_PROFILE=0,QALC_CUDA_GRAPH=0" LAYERS=32 STEPS=12 bash .device/train7b/variants.sh
 #
 # VARIANTS: space-separated NAME:ENV=VALUE,ENV=VALUE (NAME: alone runs the defaults). Also runs
 # adapter-gemm.py first when ADAPTER_GEMM=1. Writes $OUT/variants.json (per variant: the steps'
@@ -25,6 +25,14 @@ exec > >(tee -a "$out/variants-log.txt") 2>&1
 spec="$dev/llama2-7b-l$layers.qal"
 [ "$layers" = 32 ] && spec="$dev/llama2-7b.qal"
 [ -f "$spec" ] || { echo "no $spec: prepare.sh writes llama2-7b-l\$LAYERS.qal (LAYERS=$layers)"; exit 1; }
+# DROPOUT=0: the spec's adapter dropout (0.05) set so for every variant, in a copy beside it (its
+# paths are relative to its folder): with dropout the backward's kernels take the step's seed as
+# a launch parameter, so its CUDA graph is never captured (step-graph.ts says so).
+if [ -n "${DROPOUT:-}" ]; then
+  sed -e "s/^  dropout = .*$/  dropout = $DROPOUT/" "$spec" > "${spec%.qal}-dropout-$DROPOUT.qal"
+  spec="${spec%.qal}-dropout-$DROPOUT.qal"
+  grep -q "^  dropout = $DROPOUT\$" "$spec" || { echo "could not set dropout = $DROPOUT in $spec"; exit 1; }
+fi
 cp "$dev/commit.txt" "$out/commit.txt" 2>/dev/null || true
 echo "commit $(cat "$dev/commit.txt" 2>/dev/null || echo unknown), $layers blocks, $steps steps"
 if [ "${ADAPTER_GEMM:-0}" = 1 ]; then
