@@ -1,5 +1,6 @@
-// The training step's backward as a CUDA graph (issue 11): ~2,900 of a 7B step's ~4,800 device
-// calls launched by one graph launch, so that the GPU never waits on the host between them.
+// The training step's backward as a CUDA graph (issue 11): about half of a step's device calls
+// (144 of ~260 at the 7B shape's 2 blocks) launched by one graph launch, so that the GPU never
+// waits on the host between them.
 //
 // Why the backward and not the whole step: everything a graph replays must be the same every
 // step, pointers and scalars alike, and only the backward is that as the code stands. The
@@ -22,7 +23,7 @@ import type { CudaDevicePort, CudaFunction, DeviceBuffer, DeviceGraph, DeviceMat
 
 /** How the training steps' backwards ran, for the train summary's line. */
 export type StepGraphState =
-  | { readonly mode: 'graph'; readonly nodes: number; readonly capturedAt: number; readonly captures: number; readonly replays: number }
+  | { readonly mode: 'graph'; readonly nodes: number; readonly capturedAt: number; readonly captures: number; readonly replays: number; readonly droppedBy?: string }
   | { readonly mode: 'launches'; readonly why: string };
 
 /** What the trainer sees: the backward run through the graph where it can. */
@@ -55,7 +56,7 @@ const gemmText = (c: GemmCall) => `gemm ${matrixText(c.a)}${c.transposeA ? 'T' :
 /**
  * `port` with the step graph's bookkeeping: launched as it is, but while a backward is traced
  * every call is written down, and while one is replayed every call is checked and dropped.
- * `off`: why the backward is never captured (QALC_CUDA_GRAPH=0, a profile), said in the line.
+ * `offBecause`: why the backward is never captured (QALC_CUDA_GRAPH=0, a profile), said in the line.
  */
 export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { readonly port: CudaDevicePort; readonly graph: TrainingStepGraph } {
   const graphs = port.graphs;
@@ -108,6 +109,8 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
 
   let graph: DeviceGraph | undefined;
   let nodes = 0, capturedAt = 0, captures = 0, replays = 0;
+  /** What dropped the last graph: the line names it. */
+  let droppedBy: string | undefined;
   /** The last traced backward's calls, and how many traced backwards in a row made them with no host call. */
   let previous: readonly string[] | undefined;
   let settled = 0;
@@ -209,7 +212,8 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
       await traceOne(step, body);
       return 'traced';
     },
-    unsettle() {
+    unsettle(reason) {
+      if (graph !== undefined) droppedBy = reason;
       graph?.destroy();
       graph = undefined;
       previous = undefined;
@@ -220,7 +224,7 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
       off = why = reason;
     },
     state() {
-      if (captures > 0) return { mode: 'graph', nodes, capturedAt, captures, replays };
+      if (captures > 0) return { mode: 'graph', nodes, capturedAt, captures, replays, ...(droppedBy !== undefined && captures > 1 ? { droppedBy } : {}) };
       return { mode: 'launches', why };
     },
   };
@@ -230,7 +234,7 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
 /** The train summary's line: what the steps' backwards ran as. */
 export function describeStepGraph(state: StepGraphState): string {
   return state.mode === 'graph'
-    ? `train step: the backward as a CUDA graph of ${state.nodes} device calls, captured at step ${state.capturedAt}${state.captures > 1 ? ` (captured ${state.captures} times: again after each evaluation or checkpoint)` : ''} and replayed ${state.replays} times; ` +
+    ? `train step: the backward as a CUDA graph of ${state.nodes} device calls, captured at step ${state.capturedAt}${state.captures > 1 ? ` (captured ${state.captures} times, again after each evaluation or checkpoint; the last dropped by ${state.droppedBy})` : ''} and replayed ${state.replays} times; ` +
       'the forward (token ids and targets go up, the loss comes down) and AdamW (lr and step are launch parameters) launched op by op (QALC_CUDA_GRAPH=0 launches the backward too)'
     : `train step: every op launched from the host (no CUDA graph: ${state.why})`;
 }
