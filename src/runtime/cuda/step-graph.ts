@@ -114,6 +114,8 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
   /** The last traced backward's calls, and how many traced backwards in a row made them with no host call. */
   let previous: readonly string[] | undefined;
   let settled = 0;
+  /** Traced backwards in a row whose calls differed from the one before. */
+  let differences = 0;
   let off = offBecause;
   let why = off ?? 'no training step has run';
 
@@ -187,10 +189,13 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
       if (previous !== undefined) {
         why = `the backward's device calls differ from step to step (step ${step}, call ${at + 1}: ${differing}` +
           `${/drop/i.test(differing) ? '; adapter dropout\'s seed is a launch parameter' : ''})`;
+        // Three changes in a row: they change every step; tracing them costs host time for nothing.
+        if (++differences >= 3) off = why;
       } else {
         why = notYet(step);
       }
     }
+    if (at < 0 || previous === undefined) differences = 0;
     previous = now.calls;
   };
 
@@ -218,6 +223,7 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
       graph = undefined;
       previous = undefined;
       settled = 0;
+      differences = 0;
     },
     never(reason) {
       control.unsettle(reason);
