@@ -20,6 +20,10 @@
 #                                                                 expected ~10-15 s each now (drawn on the
 #                                                                 workers, quantized on the GPU: setup-time.sh)
 #   report                                                        ~1 s
+# The plain runs capture the step's backward as a CUDA graph once it has settled (step 4 on) and
+# replay it; QALC_CUDA_GRAPH=0 in the environment launches it op by op (the report's "train step:"
+# note says which, with the replayed and the launched steps' medians; STEPS=10 gives it 6
+# replayed steps). The profiled runs never capture (a profile times every call).
 # ≈ 7 min in all. BUDGET_S (default 540) bounds the whole; each PyTorch part gets at most 150 s;
 # qalc at 4 blocks leaves RESERVE_S (330 s) for the parts at 32 blocks. QALC_LAYERS=32 runs the
 # 32-block parts only.
