@@ -139,7 +139,9 @@ describe('the training step\'s backward as a CUDA graph (simulated device, 2 blo
     const launched = await trained({ alpaca: true }, false, 'alpaca-launched');
     const graphed = await trained({ alpaca: true }, true, 'alpaca-graph');
     expectSameTraining(graphed, launched, 'alpaca');
-    expect(graphed.summary.stepGraph).toMatch(/replayed 4 times/);
+    // The pool's buffers settle a step later than on Shakespeare (step 3 still takes new ones for
+    // the longer rows): captured at step 5.
+    expect(graphed.summary.stepGraph).toMatch(/captured at step 5 and replayed 3 times/);
   }, 300_000);
 
   it('adapter dropout (its seed a launch parameter) is never captured, and the line says why', async () => {
