@@ -35,8 +35,8 @@ export const OUTSIDE_BLOCKS = ['lm_head'] as const;
 export const NOT_LINEAR = ['embed', 'embeddings', 'norm', 'rms_att', 'rms_ffn', 'rms_final'] as const;
 export const FLOAT_DTYPES = ['fp16', 'bf16', 'fp32'] as const;
 export const CUDA_ARCHS = ['sm_80', 'sm_90a'] as const;
-/** `recompute = none | blocks | mlp`, or a number of blocks (src/train/recompute.ts). */
-export const RECOMPUTE_WORDS = ['none', 'blocks', 'mlp'] as const;
+/** `recompute = none | blocks | mlp | projections`, or a number of blocks (src/train/recompute.ts). */
+export const RECOMPUTE_WORDS = ['none', 'blocks', 'mlp', 'projections'] as const;
 
 export const MODEL_SCHEMA: Schema = {
   preset: { type: { kind: 'word' }, doc: 'a named architecture (see Presets)' },
@@ -127,7 +127,7 @@ export const TRAIN_SCHEMA: Schema = {
   backend: { type: enumOf('cpu', 'webgpu', 'cuda'), default: 'cpu', doc: 'where `qalc train` runs unless told otherwise' },
   recompute: {
     type: { kind: 'enumOrInt', values: RECOMPUTE_WORDS, min: 0 }, default: 'none',
-    doc: 'activation recomputation (checkpointing), for long sequences: `none` keeps every block\'s activations for the backward; `blocks` keeps only the residual stream entering each block and runs the block\'s forward again just before its backward, into one set of activations all such blocks share (one more forward of the blocks a step); an integer N does that for the first N blocks only, at most the model\'s `layers` (0 is `none`); `mlp` keeps each block\'s normed MLP input instead of the gate and up projections\' outputs and runs those two again just before the block\'s backward (at the LLaMA-2-7B shape 70 MiB a block less for about a sixth of a block\'s forward). Losses and gradients are the same bit for bit; a run may be resumed with another value',
+    doc: 'activation recomputation (checkpointing), for long sequences: `none` keeps every block\'s activations for the backward; `blocks` keeps only the residual stream entering each block and runs the block\'s forward again just before its backward, into one set of activations all such blocks share (one more forward of the blocks a step); an integer N does that for the first N blocks only, at most the model\'s `layers` (0 is `none`); `mlp` keeps each block\'s normed MLP input instead of the gate and up projections\' outputs and runs those two again just before the block\'s backward (at the LLaMA-2-7B shape 70 MiB a block less for about a sixth of a block\'s forward); `projections` does that and also keeps each block\'s normed attention input instead of q, k and v, running those three and RoPE again before the attention backward (32 MiB a block less again, for about another sixth). Losses and gradients are the same bit for bit; a run may be resumed with another value',
   },
 };
 

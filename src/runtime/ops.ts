@@ -16,6 +16,7 @@ import type { lmHeadBackward, lmHeadForward } from './typescript/lm-head.ts';
 import type { lmHeadCrossEntropy } from './typescript/lm-head-cross-entropy.ts';
 import type { qaloraLinearBackward, qaloraLinearForward } from './typescript/qalora-linear.ts';
 import type { residualAdd, syncToHost, zeroFill } from './typescript/residual.ts';
+import type { TrainingStepGraph } from './cuda/step-graph.ts';
 import type { rmsnormBackward, rmsnormForward } from './typescript/rmsnorm.ts';
 import type { ropeBackward, ropeForward } from './typescript/rope.ts';
 import type { swigluBackward, swigluForward } from './typescript/swiglu.ts';
@@ -109,4 +110,6 @@ export type TrainingOps = Pick<SyncTrainingOps, 'name' | 'attentionSavedLength'>
   readonly frozenQuantizer?: () => FrozenQuantizer;
   /** A device backend's AdamW, where the gradients are (the trainer's host AdamW otherwise). */
   readonly adamw?: (parameters: readonly OptimizerParameter[], options: AdamWOptions) => Optimizer;
+  /** A device backend's training-step graph: the trainer runs each backward through it (cuda/step-graph.ts). */
+  readonly stepGraph?: TrainingStepGraph;
 };

@@ -57,6 +57,12 @@ export interface ModelOptions {
    * those two linears again before its backward (the train block's `recompute = mlp`). Default false.
    */
   readonly recomputeMlp?: boolean;
+  /**
+   * Every block not recomputed whole keeps its attention norm's output instead of q, k and v and
+   * runs those three linears and RoPE again before its attention backward (the train block's
+   * `recompute = projections`, with recomputeMlp). Default false.
+   */
+  readonly recomputeQkv?: boolean;
 }
 
 export interface Batch {
@@ -271,6 +277,8 @@ export class QaLoraModel {
   readonly recomputedBlocks: number;
   /** Gate and up of the other blocks are recomputed in the backward from their kept normed input. */
   readonly recomputeMlp: boolean;
+  /** q, k and v of the other blocks are recomputed in the backward from their kept normed attention input. */
+  readonly recomputeQkv: boolean;
   /** The last forward's dropout seed and each block's first draw (and its gate's), for the recomputed forwards again. */
   private lastDropout: { readonly seed: number | undefined; readonly blockOffsets: readonly number[]; readonly gateOffsets: readonly number[] } | undefined;
   private head: HeadState = 'logits';
@@ -284,6 +292,7 @@ export class QaLoraModel {
     this.checkpoint = checkpoint;
     this.recomputedBlocks = options.recomputedBlocks ?? 0;
     this.recomputeMlp = options.recomputeMlp ?? false;
+    this.recomputeQkv = options.recomputeQkv ?? false;
     if (!(Number.isInteger(this.recomputedBlocks) && this.recomputedBlocks >= 0 && this.recomputedBlocks <= arch.layers)) {
       throw new RangeError(`recomputed blocks must be an integer from 0 to the model's ${arch.layers} blocks, got ${this.recomputedBlocks}`);
     }
@@ -408,11 +417,7 @@ export class QaLoraModel {
     const linear = (projection: Projection, saved: ProjectionActivations, y: Floats, x: Floats) => this.linearForward(projection, saved, y, x, rows, dropout);
 
     await this.normForward(a.normAtt, a.rstdAtt, a.normInput, a.input, w.rmsAtt.data, rows);
-    await linear(p.q, a.projections.q, a.q, a.normAtt);
-    await linear(p.k, a.projections.k, a.k, a.normAtt);
-    await linear(p.v, a.projections.v, a.v, a.normAtt);
-    await ops.ropeForward(a.q, rope, B, T, C);
-    await ops.ropeForward(a.k, rope, B, T, kvDim);
+    await this.qkvForward(l, B, T, dropout);
     await ops.attentionForward(a.attention, a.probs, a.q, a.k, a.v, shape);
     await linear(p.o, a.projections.o, acts.scratch, a.attention);
     await ops.residualAdd(a.afterAttention, a.input, acts.scratch, rows * C);
@@ -424,6 +429,19 @@ export class QaLoraModel {
     // A recomputation still runs down: its adapter's u and v are what down's backward reads.
     await linear(p.down, a.projections.down, acts.scratch, a.hidden);
     if (next !== undefined) await ops.residualAdd(next, a.afterAttention, acts.scratch, rows * C);
+  }
+
+  /** Block l's q, k and v projections of its normed attention input, q and k rotated. */
+  private async qkvForward(l: number, B: number, T: number, dropout: DropoutCursor): Promise<void> {
+    const { arch: { dim: C }, kvDim, rope, ops } = this;
+    const p = this.blocks[l];
+    const a = this.activations!.blocks[l];
+    const rows = B * T;
+    await this.linearForward(p.q, a.projections.q, a.q, a.normAtt, rows, dropout);
+    await this.linearForward(p.k, a.projections.k, a.k, a.normAtt, rows, dropout);
+    await this.linearForward(p.v, a.projections.v, a.v, a.normAtt, rows, dropout);
+    await ops.ropeForward(a.q, rope, B, T, C);
+    await ops.ropeForward(a.k, rope, B, T, kvDim);
   }
 
   /** Block l's gate and up projections of its normed MLP input. */
@@ -523,6 +541,11 @@ export class QaLoraModel {
 
       await ops.zeroFill(g.attention);
       await linear(p.o, a.projections.o, g.attention, g.residual);
+      if (l >= this.recomputedBlocks && this.recomputeQkv) {
+        // q, k and v again from the kept normed input, with the forward's draws (q is the block's first adapted layer).
+        const dropout = this.lastDropout!;
+        await this.qkvForward(l, B, T, { seed: dropout.seed, next: dropout.blockOffsets[l]! });
+      }
       await ops.zeroFill(g.q);
       await ops.zeroFill(g.k);
       await ops.zeroFill(g.v);
@@ -556,9 +579,11 @@ export class QaLoraModel {
     const rows = B * T;
     const f = (n: number) => allocateFloats(this.dtype, n);
     // Forward-only values, overwritten by each block in turn (see BlockActivations); with
-    // recompute = mlp gate and up are too (the backward recomputes them), and normFfn is each block's.
+    // recompute = mlp gate and up are too (the backward recomputes them), and normFfn is each
+    // block's; with recompute = projections so are q, k and v, and normAtt is each block's.
     const forwardOnly = { normAtt: f(rows * C), normFfn: f(rows * C), hidden: f(rows * hidden) };
     const recomputedMlp = this.recomputeMlp ? { gate: f(rows * hidden), up: f(rows * hidden) } : undefined;
+    const recomputedQkv = this.recomputeQkv ? { q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim) } : undefined;
     // A projection's u and v [rows, L] and [rows, r]: the recomputed blocks share one pair per
     // projection and shape (a mixed spec's blocks may differ in group size or rank).
     const sharedSaved = new Map<string, AdapterActivations>();
@@ -588,7 +613,8 @@ export class QaLoraModel {
       return {
         ...forwardOnly,
         rstdAtt: f(rows),
-        q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim), probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
+        ...(recomputedQkv !== undefined ? { ...recomputedQkv, normAtt: f(rows * C) } : { q: f(rows * C), k: f(rows * this.kvDim), v: f(rows * this.kvDim) }),
+        probs: f(this.ops.attentionSavedLength(this.attentionShape(B, T))),
         attention: f(rows * C), afterAttention, ffnNormInput: keeping ? f(rows * C) : afterAttention, rstdFfn: f(rows),
         ...(recomputedMlp !== undefined ? { ...recomputedMlp, normFfn: f(rows * C) } : { gate: f(rows * hidden), up: f(rows * hidden) }),
       };

@@ -6,7 +6,10 @@
 // `mlp`: every block keeps its MLP norm's output instead of the gate and up projections' (4096
 // against 2 × 11008 values a row at the LLaMA-2-7B shape) and runs those two linears again before
 // its backward — Megatron-LM's selective recomputation, where the costly part of a block is cheap
-// to recompute for the memory it holds.
+// to recompute for the memory it holds. `projections`: that, and also the attention norm's output
+// instead of q, k and v (4096 against 3 × 4096 values a row), running q, k, v and RoPE again
+// before the attention backward; attention's own outputs (O and its log-sum-exp) stay kept, so the
+// flash attention forward does not run twice.
 import type { SettingValue } from '../check/checked-spec.ts';
 
 export interface Recomputation {
@@ -14,16 +17,19 @@ export interface Recomputation {
   readonly blocks: number;
   /** The gate and up projections of every other block are recomputed from the kept normed input. */
   readonly mlp: boolean;
+  /** q, k and v (after RoPE) of every other block are recomputed from the kept normed attention input. */
+  readonly qkv: boolean;
 }
 
 export function recomputationOf(setting: SettingValue | undefined, layers: number): Recomputation {
-  if (setting === 'mlp') return { blocks: 0, mlp: true };
-  return { blocks: recomputedBlockCount(setting, layers), mlp: false };
+  if (setting === 'mlp') return { blocks: 0, mlp: true, qkv: false };
+  if (setting === 'projections') return { blocks: 0, mlp: true, qkv: true };
+  return { blocks: recomputedBlockCount(setting, layers), mlp: false, qkv: false };
 }
 
 export function recomputedBlockCount(setting: SettingValue | undefined, layers: number): number {
-  if (setting === undefined || setting === 'none' || setting === 'mlp') return 0;
+  if (setting === undefined || setting === 'none' || setting === 'mlp' || setting === 'projections') return 0;
   if (setting === 'blocks') return layers;
   if (typeof setting === 'number' && Number.isInteger(setting) && setting >= 0 && setting <= layers) return setting;
-  throw new RangeError(`recompute = ${String(setting)}: expected none, blocks, mlp or a number of blocks from 0 to the model's ${layers}`);
+  throw new RangeError(`recompute = ${String(setting)}: expected none, blocks, mlp, projections or a number of blocks from 0 to the model's ${layers}`);
 }

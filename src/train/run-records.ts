@@ -22,6 +22,8 @@ export interface StepRecord {
   readonly eval_seconds?: number;
   /** A profiled device run's time of this step by kind (linear, attention, lm_head, other, copy, host), in ms: QALC_CUDA_PROFILE. */
   readonly profile_ms?: Readonly<Record<string, number>>;
+  /** On a device backend: how the step's backward ran (cuda/step-graph.ts): launched, traced, captured or replayed from the CUDA graph. */
+  readonly backward?: 'launched' | 'traced' | 'captured' | 'replayed';
 }
 
 export interface TrainSummary {
@@ -43,6 +45,8 @@ export interface TrainSummary {
   readonly randomWeightsSeed?: number;
   /** A device backend's measurements of this segment (peak device memory, kernel launches). */
   readonly device?: DeviceStats;
+  /** A device backend's line on how the steps ran: the backward as a CUDA graph, or launched and why (cuda/step-graph.ts). */
+  readonly stepGraph?: string;
 }
 
 function parse(line: string): StepRecord | undefined {
@@ -70,6 +74,7 @@ export interface RunStart {
   readonly evalTokens: number;
   readonly randomWeightsSeed?: number;
   readonly device?: DeviceStats;
+  readonly stepGraph?: string;
 }
 
 export function summarise(records: readonly StepRecord[], start: RunStart): TrainSummary {
@@ -90,6 +95,7 @@ export function summarise(records: readonly StepRecord[], start: RunStart): Trai
     seconds: trainSeconds + evalSeconds,
     evalSeconds,
     ...(start.device !== undefined ? { device: start.device } : {}),
+    ...(start.stepGraph !== undefined ? { stepGraph: start.stepGraph } : {}),
   };
 }
 

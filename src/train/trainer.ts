@@ -32,6 +32,7 @@ import { drawInWorkers, quantizeInWorkers } from './random-weights-parallel.ts';
 import { recomputationOf } from './recompute.ts';
 import type { FrozenQuantizer, TrainingOps } from '../runtime/ops.ts';
 import { lockRunFolder } from './run-lock.ts';
+import { describeStepGraph, type BackwardRun } from '../runtime/cuda/step-graph.ts';
 import { readLog, truncateLog, writeRunReport, type StepRecord, type TrainSummary } from './run-records.ts';
 import { stepSeed } from './seeds.ts';
 
@@ -148,8 +149,8 @@ export function setUpTraining(plan: Plan, specDir: string, ops?: TrainingOps, re
     ? alpacaDataset(dataPath, tokenizer, evalFraction)
     : textDataset(dataPath, tokenizer, evalFraction, settings.eval_data ? resolve(specDir, String(settings.eval_data)) : undefined);
   const quantizedWeights = withGptqLayers(weights, plan, specDir, settings, tokenizer, dataset, report);
-  const { blocks: recomputedBlocks, mlp: recomputeMlp } = recomputationOf(settings.recompute, plan.model.architecture.layers);
-  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), recomputedBlocks, recomputeMlp, ...(ops ? { ops } : {}) });
+  const { blocks: recomputedBlocks, mlp: recomputeMlp, qkv: recomputeQkv } = recomputationOf(settings.recompute, plan.model.architecture.layers);
+  const model = new QaLoraModel(quantizedWeights, spec, { seed: stepSeed(Number(settings.seed), 0, 'init'), recomputedBlocks, recomputeMlp, recomputeQkv, ...(ops ? { ops } : {}) });
   return { model, weights: quantizedWeights, tokenizer, dataset, settings };
 }
 
@@ -334,6 +335,8 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
       `held-out loss before training ${evalLossBefore.toFixed(4)} (over ${evalTokens.toLocaleString('en-US')} tokens)`);
   }
 
+  const stepGraph = model.ops.stepGraph;
+  if (accumulation > 1) stepGraph?.never(`grad_accum = ${accumulation}: the gradients come back to the host after each micro-batch`);
   const tokensPerStep = batchSize * seqLen * accumulation;
   const started = performance.now();
   const startStep = step;
@@ -347,6 +350,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     const stepStarted = performance.now();
     const profiledBefore = profiled();
     let loss = 0;
+    let ran: BackwardRun | undefined;
     for (let micro = 0; micro < accumulation; micro++) {
       const draw = step * accumulation + micro;
       const batch = dataset.batch(stepSeed(seed, draw, 'batch'), batchSize, seqLen);
@@ -356,7 +360,10 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
         checkFinite(model, step + 1, microLoss, kept());
       }
       // Accumulated micro-batches are averaged on the host, so then the gradients come back.
-      await model.backward({ accumulate: micro > 0, syncGradients: !onDevice || accumulation > 1 });
+      const backward = () => model.backward({ accumulate: micro > 0, syncGradients: !onDevice || accumulation > 1 });
+      // A device backend replays the backward as a CUDA graph once it has settled (step-graph.ts).
+      if (stepGraph !== undefined && accumulation === 1) ran = await stepGraph.backward(step + 1, backward);
+      else await backward();
       loss += microLoss / accumulation;
     }
     if (accumulation > 1) for (const p of model.parameters()) for (let i = 0; i < p.grad.length; i++) p.grad[i] /= accumulation;
@@ -372,7 +379,7 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
     const report = await optimizer.step();
     step = report.step;
     const seconds = (performance.now() - stepStarted) / 1000;
-    let record: StepRecord = { step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds };
+    let record: StepRecord = { step, loss, lr: report.lr, grad_norm: report.gradNorm, tokens_per_s: tokensPerStep / seconds, seconds, ...(ran !== undefined ? { backward: ran } : {}) };
     const profiledAfter = profiled();
     if (Object.keys(profiledAfter).length > 0) {
       record = { ...record, profile_ms: Object.fromEntries(Object.entries(profiledAfter).map(([kind, ms]) => [kind, Math.round((ms - (profiledBefore[kind] ?? 0)) * 1000) / 1000])) };
@@ -381,12 +388,15 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
       const evalStarted = performance.now();
       const evaluation = await heldOutLoss(model, evalBatches);
       record = { ...record, eval_loss: evaluation.loss, eval_perplexity: Math.exp(evaluation.loss), eval_tokens: evaluation.tokens, eval_seconds: (performance.now() - evalStarted) / 1000 };
+      // The evaluation's forwards move the arrays and the pool: the next backwards settle and are captured again.
+      stepGraph?.unsettle(`the evaluation at step ${step}`);
     }
     appendFileSync(logPath, JSON.stringify(record) + '\n');
     if (step % checkpointEvery === 0 || step === steps) {
       // An update can overflow to Infinity with a finite loss and gradient: such adapters must
       // not replace the last good checkpoint.
       await syncAdapters(false);
+      stepGraph?.unsettle(`the checkpoint at step ${step}`);
       const broken = model.parameters().find((p) => firstNonFinite(p.value) >= 0);
       if (broken) throw new TrainingError(`the update of step ${step} made adapter ${broken.name} non-finite (learning rate ${report.lr.toExponential(2)}); stopping; ${kept()}`);
       saveCheckpoint(checkpointPath, plan, model, optimizer, { step, seed, schedule, evalLossBefore, ...(randomWeightsSeed !== undefined ? { randomWeightsSeed } : {}) });
@@ -400,5 +410,6 @@ async function trainLocked(options: TrainOptions, progress: Progress): Promise<T
   return writeRunReport(out, plan.spec, {
     resumedFrom, evalLossBefore, evalTokens, ...(randomWeightsSeed !== undefined ? { randomWeightsSeed } : {}),
     ...(options.ops?.deviceStats !== undefined ? { device: options.ops.deviceStats() } : {}),
+    ...(stepGraph !== undefined ? { stepGraph: describeStepGraph(stepGraph.state()) } : {}),
   });
 }

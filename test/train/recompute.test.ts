@@ -49,8 +49,8 @@ interface Step {
  * Two training steps (other dropout seeds and batches; the second accumulates a micro-batch
  * onto the first's gradients), B moved off zero so every gradient of A is non-zero.
  */
-async function twoSteps(ops: TrainingOps, spec: QaLoraSpec, recomputedBlocks: number, recomputeMlp = false): Promise<Step[]> {
-  const model = new QaLoraModel(checkpoint, spec, { ops, seed: 3, recomputedBlocks, recomputeMlp });
+async function twoSteps(ops: TrainingOps, spec: QaLoraSpec, recomputedBlocks: number, recomputeMlp = false, recomputeQkv = false): Promise<Step[]> {
+  const model = new QaLoraModel(checkpoint, spec, { ops, seed: 3, recomputedBlocks, recomputeMlp, recomputeQkv });
   const rng = createRng(11);
   for (const { adapter } of model.adapters()) for (let i = 0; i < adapter.b.length; i++) adapter.b[i] = 0.2 * rng.normal();
   const steps: Step[] = [];
@@ -66,14 +66,15 @@ async function twoSteps(ops: TrainingOps, spec: QaLoraSpec, recomputedBlocks: nu
 
 const OPS: readonly (readonly [string, TrainingOps])[] = [['TypeScript', TYPESCRIPT_OPS], ['native cpu', cpuBackend().ops]];
 
-describe.each(OPS)('recomputed blocks (and recompute = mlp) on the %s ops', (_name, ops) => {
+describe.each(OPS)('recomputed blocks (and recompute = mlp, projections) on the %s ops', (_name, ops) => {
   it.each([[false, 'one shape'], [true, 'a mixed spec']] as const)('give the loss and every adapter gradient bit for bit, with dropout (%s: %s)', async (mixed, _what) => {
     const spec = specOf(mixed);
     const kept = await twoSteps(ops, spec, 0);
     expect(kept[0]!.grads.every((g) => g.some((x) => x !== 0))).toBe(true);
-    for (const [recomputed, mlp] of [[arch.layers, false], [2, false], [0, true]] as const) {
-      const steps = await twoSteps(ops, spec, recomputed, mlp);
-      expect(steps.map((s) => s.loss)).toEqual(kept.map((s) => s.loss));
+    // q, k and v recomputed alone and with 2 whole blocks too (those blocks run their whole forward again instead).
+    for (const [recomputed, mlp, qkv] of [[arch.layers, false, false], [2, false, false], [0, true, false], [0, true, true], [0, false, true], [2, true, true]] as const) {
+      const steps = await twoSteps(ops, spec, recomputed, mlp, qkv);
+      expect(steps.map((s) => s.loss), `${recomputed} blocks, mlp ${mlp}, qkv ${qkv}`).toEqual(kept.map((s) => s.loss));
       steps.forEach((step, s) => step.grads.forEach((g, i) => expect(g, `step ${s + 1}, parameter ${i}`).toEqual(kept[s]!.grads[i])));
     }
   }, 60_000);
@@ -96,6 +97,16 @@ describe('recomputed blocks hold one set of activations', () => {
     savedOf(blocks[3]!).forEach((array, i) => expect(array).not.toBe(savedOf(blocks[0]!)[i]));
   });
 
+  it('with recompute = projections q, k and v are one set for every block, and each block keeps its own normed attention input', async () => {
+    const model = new QaLoraModel(checkpoint, specOf(false), { recomputeMlp: true, recomputeQkv: true });
+    await model.forward(randomBatch(1, 1, 4));
+    const blocks = (model as unknown as { activations: { blocks: Record<string, unknown>[] } }).activations.blocks;
+    const shared = ['q', 'k', 'v', 'gate', 'up', 'hidden'];
+    for (const l of [1, 4]) {
+      for (const key of [...shared, 'normAtt', 'normFfn', 'attention', 'probs']) expect(blocks[l]![key] === blocks[0]![key], `block ${l} ${key}`).toBe(shared.includes(key));
+    }
+  });
+
   it('refuses a count that is not a number of the model\'s blocks', () => {
     expect(() => new QaLoraModel(checkpoint, specOf(false), { recomputedBlocks: 6 })).toThrow(/from 0 to the model's 5 blocks, got 6/);
   });
@@ -107,9 +118,13 @@ describe('the train block\'s recompute as a number of blocks', () => {
     expect(() => recomputedBlockCount(33, 32)).toThrow(/from 0 to the model's 32/);
   });
   it('mlp recomputes no whole block, the gate and up projections of all', () => {
-    expect(recomputationOf('mlp', 32)).toEqual({ blocks: 0, mlp: true });
-    expect(recomputationOf('blocks', 32)).toEqual({ blocks: 32, mlp: false });
-    expect(recomputationOf(undefined, 32)).toEqual({ blocks: 0, mlp: false });
+    expect(recomputationOf('mlp', 32)).toEqual({ blocks: 0, mlp: true, qkv: false });
+    expect(recomputationOf('blocks', 32)).toEqual({ blocks: 32, mlp: false, qkv: false });
+    expect(recomputationOf(undefined, 32)).toEqual({ blocks: 0, mlp: false, qkv: false });
+  });
+  it('projections recomputes no whole block, gate and up and q, k and v of all', () => {
+    expect(recomputationOf('projections', 32)).toEqual({ blocks: 0, mlp: true, qkv: true });
+    expect(recomputedBlockCount('projections', 32)).toBe(0);
   });
 });
 

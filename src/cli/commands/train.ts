@@ -53,6 +53,7 @@ export const trainCommand: Command = {
       `(${summary.evalSeconds.toFixed(1)} s of it held-out evaluation), ${Math.round(summary.tokensPerSecond)} tokens/s; ` +
       `held-out loss ${summary.evalLossBefore.toFixed(4)} → ${summary.evalLossAfter.toFixed(4)} over ${summary.evalTokens.toLocaleString('en-US')} tokens ` +
       `(perplexity ${Math.exp(summary.evalLossBefore).toFixed(2)} → ${Math.exp(summary.evalLossAfter).toFixed(2)})\n` +
+      (summary.stepGraph !== undefined ? `${summary.stepGraph}\n` : '') +
       (summary.randomWeightsSeed !== undefined ? `WARNING: trained on RANDOM WEIGHTS seeded ${summary.randomWeightsSeed}: these losses mean nothing about a real model\n` : '') +
       `wrote ${out}/train.jsonl, checkpoint.safetensors, loss.svg, summary.json\n`);
     return 0;

@@ -19,6 +19,8 @@ import { describeDeviceOps, deviceOps, type DeviceOps } from './device-ops.ts';
 import { archFor, loadCudaKernels, type CudaKernelSet } from './kernels.ts';
 import { describeProfile, profiledPort, profileMethodOf, type ProfiledPort, type ProfileMethod } from './profiled-port.ts';
 import { eventProfiledPort } from './event-profiled-port.ts';
+import { graphSettingOf } from './device-decode.ts';
+import { stepGraphPort } from './step-graph.ts';
 
 export interface CudaBackend extends Backend {
   readonly name: 'cuda';
@@ -68,9 +70,14 @@ export async function cudaBackend(plan: Plan, options: { readonly kernelDir?: st
     // QALC_CUDA_PROFILE=1: every device call timed on the GPU by events (event-profiled-port.ts);
     // =waits: every call waited for and timed by the host (profiled-port.ts).
     const method = profileMethodOf(process.env['QALC_CUDA_PROFILE'], true);
-    const { ops, profiled } = method !== undefined
-      ? profiledDeviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda'), method)
-      : { ops: deviceOps(driver, kernels, cpu.ops, planPrecision(plan, 'cuda')), profiled: undefined };
+    // QALC_CUDA_GRAPH=0: the training step's backward launched op by op too (step-graph.ts); a
+    // profile times every call, which a replayed graph does not make one by one.
+    const step = stepGraphPort(driver, !graphSettingOf(process.env['QALC_CUDA_GRAPH']) ? 'QALC_CUDA_GRAPH=0'
+      : method !== undefined ? `QALC_CUDA_PROFILE=${process.env['QALC_CUDA_PROFILE']} times every device call` : undefined);
+    const { ops: stepOps, profiled } = method !== undefined
+      ? profiledDeviceOps(step.port, kernels, cpu.ops, planPrecision(plan, 'cuda'), method)
+      : { ops: deviceOps(step.port, kernels, cpu.ops, planPrecision(plan, 'cuda')), profiled: undefined };
+    const ops: DeviceOps = { ...stepOps, stepGraph: step.graph };
     const attention = kernels.modelOps.some((k) => k.manifest.op === 'attention') ? '' : ' but attention (no kernel for this head size: on the CPU)';
     const profiling = profiled === undefined ? ''
       : profiled.method === 'waits' ? '; PROFILED (QALC_CUDA_PROFILE=waits: every device call waited for, so slower than a plain run)'

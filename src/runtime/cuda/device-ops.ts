@@ -48,7 +48,7 @@ import type { CudaDevicePort, DeviceBuffer, DeviceMatrix } from './cuda.ts';
 import { CUDA_WORDING } from './cuda-port.ts';
 import { dense, DeviceArrays, float32, type Converter, type Layout } from './device-arrays.ts';
 import type { CudaKernelSet } from './kernels.ts';
-import { encodeRows, type ActivationType } from './host-data.ts';
+import { bytesPerElement, encodeRows, type ActivationType } from './host-data.ts';
 import { activationBoundary } from './activation-boundary.ts';
 import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
@@ -144,6 +144,24 @@ export interface DeviceOpsOptions extends GemmLinearOptions {
   readonly quantize?: QuantizePath;
   /** zeroFill fills at once and every gradient op adds into the zeros (DeviceArrays' eagerZeros): the path before known zeros, to compare. */
   readonly eagerZeros?: boolean;
+  /** Where a forward gathers the embedding rows (QALC_CUDA_EMBEDDING by default: embeddingPlaceOf). */
+  readonly embedding?: EmbeddingPlace;
+}
+
+/**
+ * `device`: the gather kernel reads the table from device memory (250 MiB in bf16 at the 7B
+ * shape). `host`: the host gathers the batch's rows of its 16-bit copy of the table and uploads
+ * them (T × dim values, 16 MiB a step at the 7B shape), widened on the device by the convert
+ * kernel — the same float32 values; the frozen table has no backward, so the device never holds it
+ * (unless lm_head shares it, tied).
+ */
+export type EmbeddingPlace = 'device' | 'host';
+
+/** QALC_CUDA_EMBEDDING: host, or device (the default, also when unset). */
+export function embeddingPlaceOf(value: string | undefined): EmbeddingPlace {
+  if (value === undefined || value === '' || value === 'device') return 'device';
+  if (value === 'host') return 'host';
+  throw new Error(`QALC_CUDA_EMBEDDING=${value}: host gathers the embedding rows on the host and uploads them, device (the default) keeps the table on the device`);
 }
 
 /**
@@ -152,7 +170,7 @@ export interface DeviceOpsOptions extends GemmLinearOptions {
  */
 export const linearOptionsFromEnvironment = (): DeviceOpsOptions => ({
   path: linearPathOf(process.env['QALC_CUDA_LINEAR']), adapterGemm: adapterGemmOf(process.env['QALC_CUDA_ADAPTER_GEMM']),
-  eagerZeros: eagerZerosOf(process.env['QALC_CUDA_EAGER_ZERO']),
+  eagerZeros: eagerZerosOf(process.env['QALC_CUDA_EAGER_ZERO']), embedding: embeddingPlaceOf(process.env['QALC_CUDA_EMBEDDING']),
 });
 
 /** QALC_CUDA_EAGER_ZERO: 1 eager, 0 or unset known zeros; any other value is refused. */
@@ -220,6 +238,19 @@ export function deviceOps(
     const values = float32(table, 'table');
     // The same key as lmHeadClassifier's: a tied classifier shares this copy.
     return arrays.frozen(values, activation, () => encodeRows(values, dense(vocab * channels, activation as ActivationType)));
+  };
+  /** The table's rows in the activation type on the host, encoded once (embedding = host). */
+  const hostTables = new WeakMap<Float32Array, Uint8Array>();
+  const gatheredOnHost = linearOptions.embedding === 'host' && embeddingFromActivation;
+  /** The tokens' rows of the 16-bit table, gathered on the host into `out` on the device (float32). */
+  const gatherOnHost = (out: Floats, ids: Int32Array, table: Floats, count: number, channels: number) => {
+    const values = float32(table, 'table');
+    let encoded = hostTables.get(values);
+    if (encoded === undefined) hostTables.set(values, (encoded = encodeRows(values, dense(values.length, activation as ActivationType)) as Uint8Array));
+    const rowBytes = channels * bytesPerElement(activation as ActivationType);
+    const rows = new Uint8Array(count * rowBytes);
+    for (let n = 0; n < count; n++) rows.set(encoded.subarray(ids[n]! * rowBytes, (ids[n]! + 1) * rowBytes), n * rowBytes);
+    ops.launch('convert', 'fromActivation', { out: write(out, 'out'), source: upload(rows), rows: count, columns: channels, stride: channels, offset: 0 });
   };
   const checkLmHead = (classifier: Floats, rows: number, channels: number, vocab: number) => {
     const kernel = kernelOf('lm_head');
@@ -394,6 +425,10 @@ export function deviceOps(
       const ids = new Int32Array(count);
       for (let n = 0; n < count; n++) ids[n] = tokens[n]!;
       const vocab = table.length / channels;
+      if (gatheredOnHost) {
+        gatherOnHost(out, ids, table, count, channels);
+        return run(undefined);
+      }
       ops.launch('embedding', embeddingFromActivation ? 'forwardFromActivationTable' : 'forward', { out: write(out, 'out'), tokens: upload(ids), table: embeddingTable(table, vocab, channels), rows: count });
       return run(undefined);
     },
@@ -472,7 +507,12 @@ export function deviceOps(
       // Between the gate/up linears and the down linear: all three in 16 bits, or all in float32.
       const [g, u, o] = [gate, up, out].map((a) => float32(a, 'a SwiGLU operand')) as [Float32Array, Float32Array, Float32Array];
       const entry = 'forwardInActivation';
-      const [gateLayout, upLayout, outLayout] = [boundary.resident(g, count, 'swiglu', entry), boundary.resident(u, count, 'swiglu', entry), boundary.wanted(o, count, 'swiglu', entry)];
+      const [gateLayout, upLayout] = [boundary.resident(g, count, 'swiglu', entry), boundary.resident(u, count, 'swiglu', entry)];
+      // Its reader is the down linear, which takes its input in the activation type, the gate's
+      // flat rows: an output on the device for the first time (the first step's) is written so
+      // rather than in float32 once (the gate and up read widened into two float32 temporaries,
+      // 256 MiB of the pool at the 7B shape, and a float32 buffer for good).
+      const outLayout = boundary.wanted(o, count, 'swiglu', entry) ?? (arrays.residentOf(o) === undefined ? gateLayout : undefined);
       if (gateLayout !== undefined && upLayout !== undefined && outLayout !== undefined) {
         ops.launch('swiglu', entry, { out: arrays.writeRounded(o, outLayout), gate: arrays.read(g, gateLayout), up: arrays.read(u, upLayout), count });
       } else {

@@ -43,8 +43,8 @@ const measured: DeviceOps = {
   },
 };
 const out = mkdtempSync(join(tmpdir(), 'qalc-host-overhead-'));
-await train({ plan, specDir: dirname(specPath), out, steps: Number(stepsArg ?? 4), ops: measured, evalBatches: 1, randomWeights: {} });
-const steps = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number });
+const run = await train({ plan, specDir: dirname(specPath), out, steps: Number(stepsArg ?? 4), ops: measured, evalBatches: 1, randomWeights: {} });
+const steps = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; seconds: number; backward?: string });
 const ms = steps.map((s) => s.seconds * 1000);
 /** The median, mean and least of `values`. */
 const summary = (values: readonly number[]) => {
@@ -53,7 +53,8 @@ const summary = (values: readonly number[]) => {
   return `median ${median.toFixed(2)} ms, mean ${(sorted.reduce((a, b) => a + b, 0) / sorted.length).toFixed(2)} ms, least ${sorted[0]!.toFixed(2)} ms`;
 };
 const launchesAStep = new Set(launchesAtStep.slice(1).map((n, i) => n - launchesAtStep[i]!));
-console.log(`host time a step (no GPU work): ${ms.map((m) => `${m.toFixed(1)} ms`).join(', ')}; ${ops.launches()} launches`);
+console.log(`host time a step (no GPU work): ${ms.map((m, i) => `${m.toFixed(1)} ms${steps[i]!.backward !== undefined ? ` (${steps[i]!.backward})` : ''}`).join(', ')}; ${ops.launches()} launches`);
+if (run.stepGraph !== undefined) console.log(run.stepGraph);
 if (ms.length > 1) {
   console.log(`steps 2–${ms.length}: ${summary(ms.slice(1))}; launches a step: ${[...launchesAStep].join(', ')}`);
   const aStep = (kind: keyof IdleCounts) => [...new Set(countsAtStep.slice(1).map((c, i) => c[kind] - countsAtStep[i]![kind]))].join(', ');

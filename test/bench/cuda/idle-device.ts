@@ -14,6 +14,8 @@ import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import { cpuBackend } from '../../../src/runtime/cpu/backend.ts';
 import { ParameterPacker, type CudaDevicePort, type DeviceBuffer } from '../../../src/runtime/cuda/cuda.ts';
 import { deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
+import { graphSettingOf } from '../../../src/runtime/cuda/device-decode.ts';
+import { stepGraphPort } from '../../../src/runtime/cuda/step-graph.ts';
 
 /** What an idle port was asked to move so far, by kind. */
 export interface IdleCounts {
@@ -83,6 +85,8 @@ export async function idleDeviceOps(specArg: string): Promise<{ specPath: string
   const linear = manifest.kernels.filter((k): k is CudaManifestKernel => k.target === 'cuda');
   const image = <M>(m: M) => ({ manifest: m, fatbin: new Uint8Array(), origin: 'compiled' as const });
   const counts: IdleCounts = { uploads: 0, downloads: 0, copies: 0, fills: 0, converts: 0, graphLaunches: 0 };
-  const ops = deviceOps(idlePort(counts), { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16');
+  // The training step's backward replayed as `qalc train --backend cuda` replays it (QALC_CUDA_GRAPH=0: launched).
+  const step = stepGraphPort(idlePort(counts), graphSettingOf(process.env['QALC_CUDA_GRAPH']) ? undefined : 'QALC_CUDA_GRAPH=0');
+  const ops: DeviceOps = { ...deviceOps(step.port, { kernels: linear.map(image), modelOps: manifest.modelOps.map(image) }, cpuBackend().ops, 'bf16'), stepGraph: step.graph };
   return { specPath, plan: front.plan, ops, counts };
 }

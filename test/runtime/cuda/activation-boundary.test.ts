@@ -144,8 +144,12 @@ describe.each([['bf16', 'fused', 'bf16'], ['bf16', 'gemm', 'bf16'], ['f16', 'fus
     // with bf16 activations two more, attention's backward reading q and k as RoPE left them (in
     // bf16, where before RoPE's float32 rows were converted for it).
     expect(conversions(nowSteps[2]!.backward)).toBe(conversions(oldSteps[2]!.backward) - (activation === 'bf16' ? 8 : 6) * layers);
-    // The first forward learns the readers' layouts: RMSNorm and SwiGLU still write float32 there.
+    // The first forward learns the readers' layouts: the first block's RMSNorm still writes float32
+    // there; SwiGLU writes the gate's 16-bit rows from the first (its reader, down, takes them so)
+    // and reads gate and up as the linears left them, never through float32 temporaries.
     expect(conversions(nowSteps[0]!.forward)).toBeGreaterThan(attentionConversions);
+    expect(nowSteps[0]!.forward.filter((l) => l.name === 'swiglu.forwardInActivation')).toHaveLength(layers);
+    expect(nowSteps[0]!.forward.filter((l) => l.name === 'swiglu.forward')).toHaveLength(0);
     // (The blocks' norms also keep their input in 16 bits for the backward: forwardToActivationKeepingInput.)
     expect(nowSteps[2]!.forward.filter((l) => l.name === 'rmsnorm.forwardToActivationKeepingInput')).toHaveLength(2 * layers);
     // (The final norm: 32 rows, so a block a row.)

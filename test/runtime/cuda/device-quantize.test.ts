@@ -194,7 +194,7 @@ describe('whole models on the simulated cuda port, their frozen weights quantize
     expect(host.quantized).toEqual([0, 0]);
     expect(device.losses).toHaveLength(2);
     expect(device.losses).toEqual(host.losses);
-  });
+  }, 60_000);
 
   it('random weights (drawn on the host, quantized on the device) train to the host-quantized run\'s losses', async () => {
     const data = shakespeareSlice(dir, 20_000);

@@ -5,7 +5,8 @@
 // kernels. The device memory shows why: the recomputed blocks share one set of activations (one
 // device copy, since a device copy belongs to a host array), so each block recomputed past the
 // first holds only its input, and the peak falls by about the same amount for every one of them.
-// `recompute = mlp` (gate and up again from each block's kept normed input) is bit for bit too.
+// `recompute = mlp` (gate and up again from each block's kept normed input) is bit for bit too, and
+// so is `recompute = projections` (q, k, v and RoPE again as well, from the kept normed attention input).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,7 +63,8 @@ describe.each(['gemm', 'fused'] as const)('recomputed blocks on the cuda simulat
     expect(kept.grads[0]!.every((g) => g.some((x) => x !== 0))).toBe(true);
     const runs = new Map<number, Run>([[0, kept]]);
     let mlp: Run | undefined;
-    for (const recompute of path === 'gemm' ? ['blocks', '2', '3', 'mlp'] : ['blocks', 'mlp']) {
+    let projections: Run | undefined;
+    for (const recompute of path === 'gemm' ? ['blocks', '2', '3', 'mlp', 'projections'] : ['blocks', 'mlp', 'projections']) {
       const run = await threeSteps(recompute, path);
       expect(run.losses, `recompute = ${recompute}`).toEqual(kept.losses);
       run.grads.forEach((grads, s) => grads.forEach((g, i) => expect(g, `recompute = ${recompute}, step ${s + 1}, parameter ${i}`).toEqual(kept.grads[s]![i])));
@@ -70,6 +72,7 @@ describe.each(['gemm', 'fused'] as const)('recomputed blocks on the cuda simulat
       // layouts the arrays are read in (activation-boundary.ts), the second takes them.
       expect(run.peaks[2]).toBe(run.peaks[1]);
       if (recompute === 'mlp') mlp = run;
+      else if (recompute === 'projections') projections = run;
       else runs.set(recompute === 'blocks' ? 5 : Number(recompute), run);
     }
     const peak = (blocks: number) => runs.get(blocks)!.peaks[2]!;
@@ -82,6 +85,11 @@ describe.each(['gemm', 'fused'] as const)('recomputed blocks on the cuda simulat
     // quarters of it at least; device-memory.ts measures the 7B shape.
     console.log(`${path}: recompute = mlp: ${mlp!.peaks[2]} bytes`);
     expect(peak(0) - mlp!.peaks[2]!).toBeGreaterThanOrEqual(0.75 * 4 * 24 * (2 * 172 - 64) * 2);
+    // recompute = projections: also its normed attention input (64 values a row) instead of q (64),
+    // k and v (32 each), but for the one set the blocks share: 4 blocks' (64 + 2 · 32 − 64) · 2
+    // bytes over 24 rows less, to within the pool's rounding, on top of mlp's.
+    console.log(`${path}: recompute = projections: ${projections!.peaks[2]} bytes`);
+    expect(mlp!.peaks[2]! - projections!.peaks[2]!).toBeGreaterThanOrEqual(0.75 * 4 * 24 * (64 + 2 * 32 - 64) * 2);
     if (path === 'gemm') {
       // One block recomputed is the one set of arrays all recomputed blocks share: no saving yet.
       // Each further block saves one block's activations but its input — to within the buffer

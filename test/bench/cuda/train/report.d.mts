@@ -36,6 +36,7 @@ export interface Report {
   missing: string[];
   [key: string]: unknown;
 }
+export function stepGraphResult(summary: { stepGraph?: string } | undefined, steady: readonly { seconds: number; backward?: string }[]): Record<string, unknown>;
 export function qalcResult(work: string, layers: number): Record<string, unknown> | undefined;
 export function buildReport(work: string, options?: { seq?: number; arch?: Arch }): Report;
 export function markdown(report: Report): string;

@@ -88,6 +88,26 @@ export function profiledSplit(work, layers) {
   };
 }
 
+/**
+ * How qalc's steps ran (src/runtime/cuda/step-graph.ts): summary.json's stepGraph line, and the
+ * median step time of the steps (2…) whose backward was replayed from the CUDA graph beside that
+ * of those launched op by op (traced, or QALC_CUDA_GRAPH=0's launched); the step that captured it
+ * is in neither.
+ */
+export function stepGraphResult(summary, steady) {
+  const medianOf = (runs) => {
+    const chosen = steady.filter((r) => runs.includes(r.backward));
+    return chosen.length === 0 ? undefined : { step_ms_median: median(chosen.map((r) => r.seconds)) * 1000, steps: chosen.length };
+  };
+  const replayed = medianOf(['replayed']);
+  const launched = medianOf(['launched', 'traced']);
+  return {
+    ...(summary?.stepGraph !== undefined ? { step_graph: summary.stepGraph } : {}),
+    ...(replayed ? { replayed_step_ms_median: replayed.step_ms_median, replayed_steps: replayed.steps } : {}),
+    ...(launched ? { launched_step_ms_median: launched.step_ms_median, launched_steps: launched.steps } : {}),
+  };
+}
+
 /** qalc's numbers from its run folder: summary.json, else train.jsonl alone (a run stopped early). */
 export function qalcResult(work, layers) {
   const dir = join(work, `qalc-l${layers}`);
@@ -119,6 +139,7 @@ export function qalcResult(work, layers) {
     ...(memory !== undefined ? { peak_sampled_bytes: memory } : {}),
     ...(device ? { device } : {}),
     ...profiledSplit(work, layers),
+    ...stepGraphResult(summary, steady),
     backend_report: log.split('\n').filter((l) => /^cuda: |kernels \(manifest|every op on the GPU/.test(l)).slice(0, 4),
   };
 }
@@ -224,6 +245,11 @@ export function markdown(report) {
     }
     notes.push(`qalc at ${r.layers} blocks: tokens/s is the ${r.tokens_per_s_how} (summary.json over all steps: ${fmt(r.summary_tokens_per_s)}); losses ${r.losses.map((x) => x.toFixed(4)).join(', ')}${r.complete ? '' : '; the run did not finish'}`);
     if (r.step_split_how) notes.push(`qalc at ${r.layers} blocks: GPU time by class from ${r.step_split_how}; by kind (ms): ${Object.entries(r.step_ms_by_kind).map(([k, v]) => `${k} ${fmt(v, 1)}`).join(', ')}`);
+    if (r.step_graph !== undefined) {
+      const times = [r.replayed_steps ? `${fmt(r.replayed_step_ms_median, 1)} ms a step replayed (median of ${r.replayed_steps})` : undefined,
+        r.launched_steps ? `${fmt(r.launched_step_ms_median, 1)} ms launched op by op (median of ${r.launched_steps})` : undefined].filter(Boolean);
+      notes.push(`qalc at ${r.layers} blocks: ${r.step_graph}${times.length > 0 ? `; steps 2…: ${times.join(', ')}` : ''}`);
+    }
     for (const line of r.backend_report) notes.push(`qalc said: ${line}`);
   }
   for (const r of report.rows.filter((x) => x.layer_check)) {

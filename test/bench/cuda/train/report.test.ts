@@ -12,7 +12,7 @@ import { Progress } from '../../../../src/train/progress.ts';
 import { train } from '../../../../src/train/trainer.ts';
 import { planFrom } from '../../../support/inline-spec.ts';
 import { shakespeareSlice, TOK512 } from '../../../train/tiny-model.ts';
-import { buildReport, flopsPerToken, LLAMA2_7B, markdown, profiledSplit, qaloraTrainable } from './report.mjs';
+import { buildReport, flopsPerToken, LLAMA2_7B, markdown, profiledSplit, qaloraTrainable, stepGraphResult } from './report.mjs';
 
 const work = mkdtempSync(join(tmpdir(), 'qalc-train-bench-'));
 const TINY = { dim: 64, hidden: 128, kvDim: 32, vocab: 512, layers: 2 };
@@ -103,6 +103,23 @@ describe('train-bench report', () => {
     expect(report.missing.join('\n')).toContain('qalc at 2 blocks: no summary.json');
     expect(report.missing.join('\n')).toContain('gemm ceiling');
   });
+  it('prints the step-graph line and takes the replayed steps\' times apart from the launched ones\'', () => {
+    const graphFolder = mkdtempSync(join(tmpdir(), 'qalc-train-bench-'));
+    cpSync(join(work, 'qalc-l2'), join(graphFolder, 'qalc-l2'), { recursive: true });
+    const line = 'train step: the backward as a CUDA graph of 2900 device calls, captured at step 4 and replayed 3 times; …';
+    const summaryPath = join(graphFolder, 'qalc-l2', 'summary.json');
+    writeFileSync(summaryPath, JSON.stringify({ ...JSON.parse(readFileSync(summaryPath, 'utf8')), stepGraph: line }));
+    const runs = ['traced', 'traced', 'traced', 'captured', 'replayed', 'replayed', 'replayed'];
+    const seconds = [9, 0.2, 0.21, 0.5, 0.15, 0.17, 0.16];
+    writeFileSync(join(graphFolder, 'qalc-l2', 'train.jsonl'), runs.map((backward, i) => JSON.stringify({ step: i + 1, loss: 5, tokens_per_s: 32 / seconds[i]!, seconds: seconds[i], backward })).join('\n') + '\n');
+    const qalc = buildReport(graphFolder, { seq: SEQ, arch: TINY }).rows.find((r) => r.system === 'qalc')!;
+    expect(qalc.step_graph).toBe(line);
+    expect(qalc.replayed_step_ms_median).toBeCloseTo(160, 9);
+    expect(qalc.launched_step_ms_median).toBeCloseTo(210, 9); // the upper middle of an even count, as the report takes it
+    expect(markdown(buildReport(graphFolder, { seq: SEQ, arch: TINY }))).toContain(`qalc at 2 blocks: ${line}; steps 2…: 160.0 ms a step replayed (median of 3), 210.0 ms launched op by op (median of 2)`);
+    expect(stepGraphResult(undefined, [])).toEqual({});
+  });
+
   it('splits a profiled run\'s steps by class, leaving step 1 out', () => {
     const folder = mkdtempSync(join(tmpdir(), 'qalc-train-bench-profiled-'));
     mkdirSync(join(folder, 'qalc-l4-profiled'));

@@ -20,6 +20,10 @@
 #                                                                 expected ~10-15 s each now (drawn on the
 #                                                                 workers, quantized on the GPU: setup-time.sh)
 #   report                                                        ~1 s
+# The plain runs capture the step's backward as a CUDA graph once it has settled (step 4 on) and
+# replay it; QALC_CUDA_GRAPH=0 in the environment launches it op by op (the report's "train step:"
+# note says which, with the replayed and the launched steps' medians; STEPS=10 gives it 6
+# replayed steps). The profiled runs never capture (a profile times every call).
 # ≈ 7 min in all. BUDGET_S (default 540) bounds the whole; each PyTorch part gets at most 150 s;
 # qalc at 4 blocks leaves RESERVE_S (330 s) for the parts at 32 blocks. QALC_LAYERS=32 runs the
 # 32-block parts only.
@@ -129,17 +133,19 @@ pytorch_part qalora-eager-l32 qalora-eager --layers 32
 # (~70 s when the host quantized them too: setup-time.sh measures both), then ~0.3 s a step.
 [ -x "$work/node" ] && qalc_part 32 "${RECOMPUTE_RESERVE_S:-30}"
 
-# RECOMPUTE=1 (or blocks, mlp, a number: the train block's `recompute` values): the 32-block step
-# again with train.recompute set so (activation recomputation: the peak memory it saves, the time
-# it costs; RECOMPUTE=1 is `blocks`), 4 steps; its summary.json and train.jsonl to $OUT as
-# qalc-l32-recompute-*.
+# RECOMPUTE=1 (or blocks, mlp, projections, a number: the train block's `recompute` values): the
+# 32-block step again with train.recompute set so (activation recomputation: the peak memory it
+# saves, the time it costs; RECOMPUTE=1 is `blocks`), 4 steps; its summary.json and train.jsonl to
+# $OUT as qalc-l32-recompute-*. RECOMPUTE_EMBEDDING=host runs it with QALC_CUDA_EMBEDDING=host
+# (the embedding rows gathered on the host, no table on the device), the other runs as they are.
 recompute="${RECOMPUTE:-0}"
 [ "$recompute" = 1 ] && recompute=blocks
 if [ "$recompute" != 0 ] && [ -x "$work/node" ] && [ "$(left)" -ge 110 ]; then
-  stamp "qalc train at 32 blocks with recompute = $recompute, 4 steps (limit $(( $(left) - 15 )) s)"
+  stamp "qalc train at 32 blocks with recompute = $recompute${RECOMPUTE_EMBEDDING:+, embedding on the $RECOMPUTE_EMBEDDING}, 4 steps (limit $(( $(left) - 15 )) s)"
   sed -e "s/^  max_grad_norm = \(.*\)$/  max_grad_norm = \1\n  recompute = $recompute/" "$dev/llama2-7b.qal" > "$dev/llama2-7b-recompute.qal"
   grep -q "^  recompute = $recompute\$" "$dev/llama2-7b-recompute.qal" || echo "could not set recompute in the spec"
-  timeout $(( $(left) - 15 )) "$work/node" "$dev/qalc/qalc.mjs" train "$dev/llama2-7b-recompute.qal" --random-weights --backend "$backend" \
+  QALC_CUDA_EMBEDDING="${RECOMPUTE_EMBEDDING:-${QALC_CUDA_EMBEDDING:-}}" \
+    timeout $(( $(left) - 15 )) "$work/node" "$dev/qalc/qalc.mjs" train "$dev/llama2-7b-recompute.qal" --random-weights --backend "$backend" \
     --kernels "$dev/compiled/cuda" --steps 4 --out "$work/qalc-l32-recompute" 2> "$out/qalc-l32-recompute.log"
   echo "qalc (recompute) exit $?"
   tail -n 6 "$out/qalc-l32-recompute.log"
