@@ -2235,7 +2235,7 @@ export const cudaForwardK5120N5120B4G64QaloraR32MeanBf16: CudaKernel<CudaForward
   launchers: ['forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2521,7 +2521,7 @@ export const cudaForwardK5120N13824B4G64QaloraR32MeanBf16: CudaKernel<CudaForwar
   launchers: ['forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b4_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2807,7 +2807,7 @@ export const cudaForwardK13824N5120B8G128QaloraR64MeanBf16: CudaKernel<CudaForwa
   launchers: ['forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k13824_n5120_b8_g128_qalora_r64_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3093,7 +3093,7 @@ export const cudaForwardK5120N5120B3G64QaloraR32MeanBf16: CudaKernel<CudaForward
   launchers: ['forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [80, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b3_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3306,7 +3306,7 @@ export const cudaForwardK5120N13824B3G64QaloraR32MeanBf16: CudaKernel<CudaForwar
   launchers: ['forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [216, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b3_g64_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3519,7 +3519,7 @@ export const cudaForwardK5120N5120B2G32QaloraR32MeanBf16: CudaKernel<CudaForward
   launchers: ['forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [320, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [40, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n5120_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -3805,7 +3805,7 @@ export const cudaForwardK5120N13824B2G32QaloraR32MeanBf16: CudaKernel<CudaForwar
   launchers: ['forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [864, Math.ceil(tokens / 16), 1] as const, sharedBytes: 4096, prologue: null },
-    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [108, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k5120_n13824_b2_g32_qalora_r32_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 

@@ -2144,7 +2144,7 @@ export const cudaForwardK4096N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<CudaF
   launchers: ['forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
     { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2439,7 +2439,7 @@ export const cudaForwardK4096N11008B4G32QaloraR64MeanDropoutF16: CudaKernel<Cuda
   launchers: ['forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
     { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [688, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [86, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [86, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k4096_n11008_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2734,7 +2734,7 @@ export const cudaForwardK11008N4096B4G32QaloraR64MeanDropoutF16: CudaKernel<Cuda
   launchers: ['forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward__launch'],
   launches: [
     { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [256, Math.ceil(tokens / 16), 1] as const, sharedBytes: 6144, prologue: null },
-    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [32, Math.ceil(tokens / 128), 1] as const, sharedBytes: 47616, prologue: { symbol: 'forward_k11008_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 

@@ -1383,7 +1383,7 @@ export const cudaForwardK64N64B4G16QaloraR4MeanBf16: CudaKernel<CudaForwardK64N6
   launchers: ['forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
-    { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n64_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -1669,7 +1669,7 @@ export const cudaForwardK64N32B4G16QaloraR4MeanBf16: CudaKernel<CudaForwardK64N3
   launchers: ['forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [2, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
-    { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n32_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -1955,7 +1955,7 @@ export const cudaForwardK64N172B4G16QaloraR4MeanBf16: CudaKernel<CudaForwardK64N
   launchers: ['forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [11, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
-    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [2, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [2, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 
@@ -2241,7 +2241,7 @@ export const cudaForwardK172N64B4G43QaloraR4MeanBf16: CudaKernel<CudaForwardK172
   launchers: ['forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forward__launch'],
   launches: [
     { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forward', entryPoint: 'forward', minTokens: 1, maxTokens: 63, block: [16, 16, 1], grid: (tokens: number) => [4, Math.ceil(tokens / 16), 1] as const, sharedBytes: 2304, prologue: null },
-    { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 2), 1, 1] as const } },
+    { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forwardTensorCore', entryPoint: 'forward', minTokens: 64, maxTokens: null, block: [256, 1, 1], grid: (tokens: number) => [1, Math.ceil(tokens / 128), 1] as const, sharedBytes: 41216, prologue: { symbol: 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__adapterActivations', block: [256, 1, 1], grid: (tokens: number) => [Math.ceil(tokens / 8), 1, 1] as const } },
   ],
 };
 

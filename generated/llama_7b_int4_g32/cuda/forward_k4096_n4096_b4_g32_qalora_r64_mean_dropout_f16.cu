@@ -84,7 +84,7 @@ __device__ inline Activation activationFromFloat(float value) { return __float2h
 [[maybe_unused]] constexpr uint32_t TC_ACCUMULATOR_PAD = 0u;
 [[maybe_unused]] constexpr uint32_t TC_THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t TC_ADAPTER_CHUNKS = 2u;
-[[maybe_unused]] constexpr uint32_t TC_ACTIVATION_TOKENS = 2u;
+[[maybe_unused]] constexpr uint32_t TC_ACTIVATION_TOKENS = 8u;
 [[maybe_unused]] constexpr uint32_t TC_ACTIVATION_THREADS = 256u;
 [[maybe_unused]] constexpr uint32_t WGMMA_M = 64u;
 [[maybe_unused]] constexpr uint32_t WGMMA_N = 128u;
@@ -361,18 +361,9 @@ extern "C" __global__ void __launch_bounds__(TC_ACTIVATION_THREADS) forward_k409
       if constexpr (GROUP_SIZE % 8u == 0u && IN_FEATURES % 8u == 0u && sizeof(Activation) == 2u) {
         // 16-byte loads of 8 inputs (a group's segments are whole), summed in the same order: at
         // one 2-byte load an input the prologue kept L1 90 % busy (45 us at 4096 x 11008, T = 4096).
-        // All of a group's loads are issued before the first sum (the bound is a constant, the loop
-        // unrolled): one memory latency a group, not GROUP_SIZE / 8 in a row.
-        uint4 segments[GROUP_SIZE / 8u];
-#pragma unroll
-        for (uint32_t s = 0u; s < GROUP_SIZE / 8u; ++s) {
-          const uint32_t inputColumn = group * GROUP_SIZE + s * 8u;
-          segments[s] = inputColumn < groupEnd ? __ldg(reinterpret_cast<const uint4*>(&input[token * IN_FEATURES + inputColumn])) : make_uint4(0u, 0u, 0u, 0u);
-        }
-#pragma unroll
-        for (uint32_t s = 0u; s < GROUP_SIZE / 8u; ++s) {
-          if (group * GROUP_SIZE + s * 8u >= groupEnd) break;
-          const Activation* values = reinterpret_cast<const Activation*>(&segments[s]);
+        for (uint32_t inputColumn = group * GROUP_SIZE; inputColumn < groupEnd; inputColumn += 8u) {
+          const uint4 segment = __ldg(reinterpret_cast<const uint4*>(&input[token * IN_FEATURES + inputColumn]));
+          const Activation* values = reinterpret_cast<const Activation*>(&segment);
 #pragma unroll
           for (uint32_t i = 0u; i < 8u; ++i) sum += activationToFloat(values[i]);
         }
@@ -838,7 +829,7 @@ extern "C" cudaError_t forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__f
   if (tokens >= 64u) {
     const dim3 grid(32u, (tokens + 127u) / 128u, 1u);
     if (grid.x == 0u || grid.y == 0u || grid.z == 0u) return cudaSuccess;
-    forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations<<<dim3((tokens + 1u) / 2u, 1u, 1u), dim3(256, 1, 1), 0, stream>>>(
+    forward_k4096_n4096_b4_g32_qalora_r64_mean_dropout_f16__adapterActivations<<<dim3((tokens + 7u) / 8u, 1u, 1u), dim3(256, 1, 1), 0, stream>>>(
         static_cast<const __half*>(bindings[1]),
         static_cast<const uint32_t*>(bindings[2]),
         static_cast<const float*>(bindings[3]),

@@ -270,13 +270,8 @@ export type CudaKernel = LoweredKernel & { readonly cuda: CudaDecisions };
 export type CudaProgram = KernelProgram<CudaKernel>;
 
 const TENSOR_CORE_MIN_TOKENS = 64;
-/**
- * The forward's u/v prologue: tokens a block (A is read once per block from L2) and threads.
- * 2 tokens x 128 groups (K = 4096) is one (token, group) a thread: at 8 a block, T = 2048 made
- * 256 blocks (2 an SM) looping 4-11 pairs a thread one after the other, latency bound
- * (26 us at 16 MiB of x, 65 us at 45 MiB on the H200: 650 GB/s of 4.28 TB/s).
- */
-const ADAPTER_ACTIVATION_TOKENS = 2;
+/** The forward's u/v prologue: tokens a block (A is read once per block from L2) and threads. */
+const ADAPTER_ACTIVATION_TOKENS = 8;
 const ADAPTER_ACTIVATION_THREADS = 256;
 /** The tensor-core variants (forward, backward_data) use wgmma on sm_90a unless the caller turns it off. */
 const WGMMA_DEFAULT = true;
