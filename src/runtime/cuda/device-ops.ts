@@ -54,6 +54,7 @@ import { modelOpLauncher, type ModelOpLauncher } from './model-op-launcher.ts';
 import { residentPort } from './resident-port.ts';
 import { DeviceAdamW } from './device-adamw.ts';
 import { deviceDropout } from './device-dropout.ts';
+import { dropoutSeedWord } from './dropout-seed.ts';
 import { dropoutWindow } from './dropout-window.ts';
 import { deviceUnpool } from './device-unpool.ts';
 import { deviceDecodeSteps } from './device-decode-steps.ts';
@@ -187,7 +188,9 @@ export function deviceOps(
   const ops = modelOpLauncher(driver, kernels.modelOps);
   const arrays: DeviceArrays = new DeviceArrays(driver, convertKernels(ops, activation, (bytes) => arrays.take(bytes)), linearOptions.eagerZeros ?? false);
   const boundary = activationBoundary(arrays, ops, activation as ActivationType);
-  const generator = deviceDropout(ops);
+  // One seed word for the dropout op and unpool's entries (dropout-seed.ts).
+  const seedWord = dropoutSeedWord((bytes) => arrays.allocate(bytes));
+  const generator = deviceDropout(ops, seedWord);
   const port = residentPort(driver, kernels.kernels, arrays, generator && dropoutWindow(generator, (bytes) => arrays.allocate(bytes)));
   const kernelOf = ops.kernel;
   const read = (host: Floats, name: string, length = host.length) => arrays.read(float32(host, name), dense(length));
@@ -271,7 +274,7 @@ export function deviceOps(
       return host.qaloraLinearBackward(dx, dy, rows, layer, saved);
     },
   };
-  const linear = gemmLinearOps(compiledLinearOps(port, hostLinear), port, arrays, driver, deviceUnpool(ops), linearOptions, deviceStacking(ops));
+  const linear = gemmLinearOps(compiledLinearOps(port, hostLinear), port, arrays, driver, deviceUnpool(ops, seedWord), linearOptions, deviceStacking(ops));
   const launches = () => ops.launches() + port.launches() + linear.gemms();
   const run = <T>(result: T): T => {
     arrays.release();

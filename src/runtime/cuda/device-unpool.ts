@@ -10,6 +10,7 @@ import type { DropoutDraws } from '../typescript/dropout-draws.ts';
 import type { ModelOpLauncher } from './model-op-launcher.ts';
 import type { DeviceMatrix } from './cuda.ts';
 import { dropoutArguments } from './device-dropout.ts';
+import type { DropoutSeedWord } from './dropout-seed.ts';
 
 /** A layer's dropout: its mask's draws (none: nothing dropped) and p. */
 export interface UnpoolDropout {
@@ -31,7 +32,7 @@ export interface DeviceUnpool {
 }
 
 /** The unpool op's entries, or undefined when the kernels have none (compiled before it or before dropPooled, or no layer needs it). */
-export function deviceUnpool(ops: ModelOpLauncher): DeviceUnpool | undefined {
+export function deviceUnpool(ops: ModelOpLauncher, seed: DropoutSeedWord): DeviceUnpool | undefined {
   if (!ops.has('unpool') || !ops.hasEntry('unpool', 'dropPooled')) return undefined;
   const kernel = ops.kernel('unpool');
   const dropPooled: PooledDropper = (dropped, u, dropout) => {
@@ -40,7 +41,7 @@ export function deviceUnpool(ops: ModelOpLauncher): DeviceUnpool | undefined {
     if ((dropped.ld ?? dropped.columns) !== dropped.columns || dropped.rows !== u.rows || dropped.columns !== u.columns) throw new Error(`${where}: the output must be dense and u's shape`);
     if ((dropped.offset ?? 0) !== 0 || (u.offset ?? 0) !== 0) throw new Error(`${where}: the kernel takes its operands from their buffers' starts`);
     ops.launch('unpool', 'dropPooled', {
-      dropped: dropped.buffer, pooledInput: u.buffer, rows: u.rows, groups: u.columns, stride: u.ld ?? u.columns, ...dropoutArguments(dropout.mask, dropout.p),
+      dropped: dropped.buffer, pooledInput: u.buffer, rows: u.rows, groups: u.columns, stride: u.ld ?? u.columns, ...seed.launchArguments(dropoutArguments(dropout.mask, dropout.p)),
     });
   };
   const unpoolInto = (entry: 'accumulate' | 'overwrite'): UnpoolAccumulator => (dx, du, groupSize, factor, dropout) => {
@@ -54,7 +55,7 @@ export function deviceUnpool(ops: ModelOpLauncher): DeviceUnpool | undefined {
     }
     ops.launch('unpool', entry, {
       inputGrad: dx.buffer, pooledInputGrad: du.buffer, factor, rows: dx.rows, columns: dx.columns, groupSize, stride: du.ld ?? du.columns,
-      ...dropoutArguments(dropout?.mask, dropout?.p ?? 0),
+      ...seed.launchArguments(dropoutArguments(dropout?.mask, dropout?.p ?? 0)),
     });
   };
   return { accumulate: unpoolInto('accumulate'), overwrite: ops.hasEntry('unpool', 'overwrite') ? unpoolInto('overwrite') : undefined, dropPooled };

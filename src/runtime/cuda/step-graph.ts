@@ -6,9 +6,9 @@
 // step, pointers and scalars alike, and only the backward is that as the code stands. The
 // forward uploads the token ids and targets into pooled temporaries, the fused lm_head's
 // `scale = dLoss / counted` follows the batch's loss mask and its loss comes down with a sync;
-// AdamW's lr and step are launch parameters and the gradient norm comes down before it; adapter
-// dropout's seed is a launch parameter of its kernels (test/bench/cuda/LOG.md, g0). The backward
-// reads none of these but the dropout seed — a run with dropout never settles, and says so.
+// AdamW's lr and step are launch parameters and the gradient norm comes down before it. The
+// backward reads none of these; adapter dropout's seed, which changes every step, is a device
+// word the forward rewrites (dropout-seed.ts), so a run with dropout settles too.
 //
 // How it stays right: the port under the device ops (stepGraphPort) writes down every device
 // call of a backward — kernel, grid, parameters, GEMM operands, fills, copies — and every call a
@@ -187,8 +187,7 @@ export function stepGraphPort(port: CudaDevicePort, offBecause?: string): { read
       settled = 1;
       const differing = (now.calls[at] ?? 'none').split(' ')[0]!;
       if (previous !== undefined) {
-        why = `the backward's device calls differ from step to step (step ${step}, call ${at + 1}: ${differing}` +
-          `${/drop/i.test(differing) ? '; adapter dropout\'s seed is a launch parameter' : ''})`;
+        why = `the backward's device calls differ from step to step (step ${step}, call ${at + 1}: ${differing})`;
         // Three changes in a row: they change every step; tracing them costs host time for nothing.
         if (++differences >= 3) off = why;
       } else {

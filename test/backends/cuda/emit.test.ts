@@ -110,13 +110,16 @@ describe('CUDA emitter', () => {
   });
 
   it('gives the decode the wide shape where the layer allows it: 16-byte word loads, one kernel per token tile', () => {
-    const wide = kernels.find((k) => k.fileName.startsWith('decode_k64_n64'))!;
+    // By default 4-bit g16 runs v9's subgroups (DECODE_V9_WHERE_V8_DOES_NOT_FIT); a v8 variant named keeps it on wide.
+    expect(kernels.find((k) => k.fileName.startsWith('decode_k64_n64'))!.kernel.cuda.decode).toMatchObject({ kind: 'mma', v9: true, subgroups: 2 });
+    const v8Kernels = emitCuda(lowerPlan(frontEnd('examples/stories260k.qal').plan!, 'cuda', { cuda: { decodeVariant: 'v8c' } }));
+    const wide = v8Kernels.find((k) => k.fileName.startsWith('decode_k64_n64'))!;
     expect(wide.kernel.cuda.decode).toMatchObject({ kind: 'wide', codesPerWord: 8, columnThreads: 4 });
     expect(wide.kernel.cuda.launches.map((l) => [l.variant, l.minTokens, l.maxTokens])).toEqual([['decodeT1', 1, 1], ['decodeT4', 2, 4], ['decodeT16', 5, 16]]);
     expect(wide.source).toContain('reinterpret_cast<const uint4*>(&qweight[');
     expect(wide.source).toContain('if (tokens >= 5u && tokens <= 16u)');
     // Groups of 43 straddle words: the v0 split-reduction decode.
-    const split = kernels.find((k) => k.fileName.startsWith('decode_k172'))!;
+    const split = v8Kernels.find((k) => k.fileName.startsWith('decode_k172'))!;
     expect(split.kernel.cuda.decode!.kind).toBe('split');
     expect(split.kernelSymbols).toEqual(['decode_k172_n64_b4_g43_qalora_r4_mean_bf16__decode']);
   });
@@ -136,9 +139,12 @@ describe('CUDA emitter', () => {
     const down = llama.find((k) => k.fileName.startsWith('decode_k11008_n4096'))!;
     expect(down.kernel.cuda.decode).toMatchObject({ kind: 'mma', warps: 16, minBlocksPerMultiprocessor: 1 });
     // 3-bit codes straddle words, 2-bit groups of 32 are half a k-block: the earlier shapes.
-    const mixed = emitExample('examples/llama-13b-mixed.qal');
-    const kinds = Object.fromEntries(mixed.filter((k) => k.kernel.role === 'decode').map((k) => [k.fileName.split('_').slice(1, 4).join('_'), k.kernel.cuda.decode!.kind]));
-    expect(kinds).toMatchObject({ k5120_n13824_b2: 'wide', k5120_n13824_b3: 'split', k5120_n13824_b4: 'mma', k13824_n5120_b8: 'wide' });
+    // With v8 named they keep the earlier shapes; by default v9 takes them (the next test).
+    const mixedPlan = frontEnd('examples/llama-13b-mixed.qal').plan!;
+    const kindsOf = (options: Parameters<typeof lowerPlan>[2]) => Object.fromEntries(emitCuda(lowerPlan(mixedPlan, 'cuda', options)).filter((k) => k.kernel.role === 'decode')
+      .map((k) => [k.fileName.split('_').slice(1, 4).join('_'), k.kernel.cuda.decode!.kind]));
+    expect(kindsOf({ cuda: { decodeVariant: 'v8c' } })).toMatchObject({ k5120_n13824_b2: 'wide', k5120_n13824_b3: 'split', k5120_n13824_b4: 'mma', k13824_n5120_b8: 'wide' });
+    expect(kindsOf({})).toMatchObject({ k5120_n13824_b2: 'mma', k5120_n13824_b3: 'mma', k5120_n13824_b4: 'mma', k13824_n5120_b8: 'mma' });
   });
 
   it('emits the v8 decode bodies (v8c by default), v7 when asked (the variants the decode benchmark times)', () => {
@@ -175,9 +181,9 @@ describe('CUDA emitter', () => {
     expect(decodeOf('v8e', 'decode_k11008_n4096').source).toContain('decodeTensorCoreV8<1u, 4u, 4u, 16u, false>(');
   });
 
-  it('runs v9 where asked: 3- and 8-bit codes, 2-bit subgroups and long groups on tensor cores; 4-bit g32 on v8c\'s tiles; the default unchanged', () => {
+  it('runs v9 where asked: 3- and 8-bit codes, 2-bit subgroups and long groups on tensor cores; 4-bit g32 on v8c\'s tiles; the default v9 only where v8 does not fit', () => {
     const plan = frontEnd('examples/llama-13b-mixed.qal').plan!;
-    const decodes = (variant?: 'v9') =>
+    const decodes = (variant?: 'v9' | 'v8c') =>
       emitCuda(lowerPlan(plan, 'cuda', variant ? { cuda: { decodeVariant: variant } } : {})).filter((k) => k.kernel.role === 'decode');
     const byLayer = (kernels: ReturnType<typeof decodes>) => Object.fromEntries(kernels.map((k) => [k.fileName.split('_').slice(1, 5).join('_'), k]));
     const v9 = byLayer(decodes('v9'));
@@ -197,10 +203,15 @@ describe('CUDA emitter', () => {
     // 2-bit g32: half a k-block a group; 8-bit g128: 8 k-blocks a group, q - 128 in bf16, 1024 + q in f16.
     expect(v9['k5120_n13824_b2_g32']!.kernel.cuda.decode).toMatchObject({ unitWords: 1, unitCodes: 16, subgroups: 2 });
     expect(v9['k13824_n5120_b8_g128']!.kernel.cuda.decode).toMatchObject({ unitWords: 1, unitCodes: 4, subgroups: 1 });
-    // The default leaves them on wide / split (DECODE_V9_WHERE_V8_DOES_NOT_FIT off) and 4-bit on v8, without v9's constants.
-    expect(shipped['k5120_n13824_b3_g64']!.kernel.cuda.decode!.kind).toBe('split');
-    expect(shipped['k5120_n13824_b2_g32']!.kernel.cuda.decode!.kind).toBe('wide');
-    expect(shipped['k13824_n5120_b8_g128']!.kernel.cuda.decode!.kind).toBe('wide');
+    // The default (DECODE_V9_WHERE_V8_DOES_NOT_FIT) runs v9 where v8's body does not fit, 4-bit g64 on v8 without v9's constants;
+    // named v8c keeps wide / split there.
+    const v8 = byLayer(decodes('v8c'));
+    for (const layer of ['k5120_n13824_b3_g64', 'k5120_n13824_b2_g32', 'k13824_n5120_b8_g128']) expect(shipped[layer]!.kernel.cuda.decode, layer).toMatchObject({ kind: 'mma', v9: true });
+    expect(v8['k5120_n13824_b3_g64']!.kernel.cuda.decode!.kind).toBe('split');
+    expect(v8['k5120_n13824_b2_g32']!.kernel.cuda.decode!.kind).toBe('wide');
+    expect(v8['k13824_n5120_b8_g128']!.kernel.cuda.decode!.kind).toBe('wide');
+    // 3-bit tiles leave 168 registers a thread: 5120 x 5120's 160 column tiles take 8 warps, one block an SM (two spilled).
+    expect(shipped['k5120_n5120_b3_g64']!.source).toContain('__launch_bounds__(8u * 32u, DECODE_V9_MIN_BLOCKS(1))');
     expect(shipped['k5120_n13824_b4_g64']!.source).toContain('decodeTensorCoreV8<');
     expect(shipped['k5120_n13824_b4_g64']!.source).not.toContain('DECODE_UNIT_WORDS');
     // 4-bit g32 on v9: v8c's tiles (the same template arguments and launch bounds), v9's body.
@@ -208,7 +219,8 @@ describe('CUDA emitter', () => {
     for (const name of ['decode_k4096_n11008', 'decode_k11008_n4096']) {
       const of = (variant: 'v8c' | 'v9') => emitCuda(lowerPlan(llama, 'cuda', { cuda: { decodeVariant: variant } })).find((k) => k.fileName.startsWith(name))!.source;
       const calls = (source: string, body: string) => [...source.matchAll(new RegExp(`${body}<([^>]*)>\\(`, 'g'))].map((m) => m[1]);
-      const bounds = (source: string) => [...source.matchAll(/__launch_bounds__\(([^)]*)\)/g)].map((m) => m[1]);
+      // v9's minimum blocks through DECODE_V9_MIN_BLOCKS (one block an SM on sm_80).
+      const bounds = (source: string) => [...source.matchAll(/__launch_bounds__\((\d+u \* 32u), (?:DECODE_V9_MIN_BLOCKS\()?(\d+)\)/g)].map((m) => `${m[1]}, ${m[2]}`);
       // v9's entries call its body twice (sm_90a, then the portable ring); v8c's once (sm_80 runs v7's).
       expect(calls(of('v9'), 'decodeTensorCoreV9').filter((_, i) => i % 2 === 0), name).toEqual(calls(of('v8c'), 'decodeTensorCoreV8'));
       expect(bounds(of('v9')), name).toEqual(bounds(of('v8c')));

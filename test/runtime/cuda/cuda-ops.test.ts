@@ -37,7 +37,7 @@ const clone = (l: QaLoraLinear): QaLoraLinear => ({
 
 describe('cuda ops on a simulated device', () => {
   for (const [K, N, group, rows, symbol] of [
-    [64, 64, 16, 5, 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT16'],
+    [64, 64, 16, 5, 'decode_k64_n64_b4_g16_qalora_r4_mean_bf16__decodeT8'], // v9's subgroups: T = 5 in the 8-token tile
     [64, 172, 16, 70, 'forward_k64_n172_b4_g16_qalora_r4_mean_bf16__forwardTensorCore'],
     [172, 64, 43, 33, 'forward_k172_n64_b4_g43_qalora_r4_mean_bf16__forward'],
   ] as const) {

@@ -11,6 +11,7 @@ import { quantizeRtn } from '../../../src/quant/rtn.ts';
 import { createRng } from '../../../src/reference/random.ts';
 import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import { deviceDropout } from '../../../src/runtime/cuda/device-dropout.ts';
+import { dropoutSeedWord } from '../../../src/runtime/cuda/dropout-seed.ts';
 import { dropoutWindow } from '../../../src/runtime/cuda/dropout-window.ts';
 import { deviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { modelOpLauncher } from '../../../src/runtime/cuda/model-op-launcher.ts';
@@ -33,7 +34,7 @@ const image = <M>(manifest: M) => ({ manifest, fatbin: new Uint8Array(), origin:
 describe('dropout multipliers on the device', () => {
   const modelOps = asManifest(specWith(0.1));
   const device = new SimulatedModelOpDevice([], modelOps);
-  const generate = deviceDropout(modelOpLauncher(device, modelOps.map(image)))!;
+  const generate = deviceDropout(modelOpLauncher(device, modelOps.map(image)), dropoutSeedWord((bytes) => device.alloc(bytes)))!;
   const onDevice = (mask: Parameters<typeof generate>[1], p: number, count: number) => {
     const buffer = device.alloc(count * 4);
     buffer.fill(0xff); // NaN: an entry the op skips fails
@@ -70,14 +71,15 @@ describe('dropout multipliers on the device', () => {
     expect(onDevice(undefined, 0.1, 130)).toEqual(new Float32Array(130).fill(1));
     const none = asManifest(specWith(0));
     expect(none.map((k) => k.op)).not.toContain('dropout');
-    expect(deviceDropout(modelOpLauncher(new SimulatedModelOpDevice([], none), none.map(image)))).toBeUndefined();
+    const bare = new SimulatedModelOpDevice([], none);
+    expect(deviceDropout(modelOpLauncher(bare, none.map(image)), dropoutSeedWord((bytes) => bare.alloc(bytes)))).toBeUndefined();
   });
 });
 
 describe('the dropout window: several layers\' multipliers a launch', () => {
   const modelOps = asManifest(specWith(0.1));
   const device = new SimulatedModelOpDevice([], modelOps);
-  const generate = deviceDropout(modelOpLauncher(device, modelOps.map(image)))!;
+  const generate = deviceDropout(modelOpLauncher(device, modelOps.map(image)), dropoutSeedWord((bytes) => device.alloc(bytes)))!;
   const read = (buffer: ReturnType<typeof device.alloc>, count: number) => {
     const got = new Float32Array(count);
     buffer.download(got);

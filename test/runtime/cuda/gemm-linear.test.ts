@@ -22,6 +22,7 @@ import { loadCompiledKernels } from '../../../src/runtime/compiled-kernels.ts';
 import type { CudaFunction, KernelParameter } from '../../../src/runtime/cuda/cuda.ts';
 import { describeDeviceOps, deviceOps, type DeviceOps } from '../../../src/runtime/cuda/device-ops.ts';
 import { deviceUnpool } from '../../../src/runtime/cuda/device-unpool.ts';
+import { dropoutSeedWord } from '../../../src/runtime/cuda/dropout-seed.ts';
 import { adapterGemmOf, linearPathOf, type GemmLinearOptions } from '../../../src/runtime/cuda/gemm-linear.ts';
 import { deviceStacking } from '../../../src/runtime/cuda/device-stacking.ts';
 import { bf16Bits, bf16Value } from '../../../src/runtime/cuda/host-data.ts';
@@ -76,7 +77,9 @@ class UnpoolWatchingDevice extends SimulatedModelOpDevice {
     const dx = () => new Float32Array(this.memory.get(at('inputGrad') as bigint)!.slice().buffer);
     const before = dx();
     super.launch(fn, grid, block, shared, parameters);
-    const scalars = Object.fromEntries(entry.parameters.filter((p) => p.type !== 'pointer').map((p) => [p.name, at(p.name) as number]));
+    // The seed is the word the kernel read when it ran (dropout-seed.ts).
+    const seed = new Uint32Array(this.memory.get(at('seedWord') as bigint)!.slice(0, 4).buffer)[0]!;
+    const scalars = { ...Object.fromEntries(entry.parameters.filter((p) => p.type !== 'pointer').map((p) => [p.name, at(p.name) as number])), seed };
     this.unpools.push({ before, after: dx(), scalars });
   }
 }
@@ -265,7 +268,8 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
     expect(sizes).toEqual({ factor: poolingFactor(c.pooling ?? 'mean', c.group), rows: c.rows, columns: c.K, groupSize: c.group, stride: c.K / c.group });
     // The layer's mask, as the forward's dropout multipliers were made (none: everything kept).
     const mask = linearCaseData(c).saved?.mask;
-    expect({ seed, offset, threshold: threshold! > 0, keptScale }).toEqual(mask === undefined
+    // Without a mask the word's value does not matter (threshold 0 keeps everything).
+    expect({ seed: mask === undefined ? 0 : seed, offset, threshold: threshold! > 0, keptScale }).toEqual(mask === undefined
       ? { seed: 0, offset: 0, threshold: false, keptScale: 1 }
       : { seed: mask.seed, offset: mask.offset % 2 ** 32, threshold: true, keptScale: Math.fround(1 / (1 - c.dropout!)) });
     const term = Float64Array.from({ length: c.rows * c.K }, (_, i) => after[i]! - before[i]!);
@@ -276,7 +280,7 @@ describe('cuda linear layers on dequantize + cuBLAS (simulated device)', () => {
   it('the unpool op\'s launcher: ragged and padded shapes, a padded du stride, c = 1/g, a dropout mask, against float64; drop(u); refused layouts', () => {
     const device = new SimulatedModelOpDevice(compiled.linear, compiled.modelOps);
     const images = compiled.modelOps.map((manifest) => ({ manifest, fatbin: new Uint8Array(), origin: 'compiled' as const }));
-    const unpool = deviceUnpool(modelOpLauncher(device, images))!;
+    const unpool = deviceUnpool(modelOpLauncher(device, images), dropoutSeedWord((bytes) => device.alloc(bytes)))!;
     expect(unpool).toBeDefined();
     const rng = createRng(7);
     // K = 35, g = 7; K = 170, g = 43 (a padded in_features: its last group holds 41); K = 4100, g = 1025 (grid.y > 1); g = 1.

@@ -64,9 +64,9 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
       return value;
     };
     const rows = () => scalar('rows');
-    /** An entry's dropout multiplier from its mask arguments (seed, offset, threshold, keptScale), with the kernel's integer comparison. */
+    /** An entry's dropout multiplier from its mask arguments (the seed's word, offset, threshold, keptScale), with the kernel's integer comparison. */
     const maskOf = () => {
-      const seed = uint32('seed'), offset = uint32('offset'), threshold = uint32('threshold'), kept = Math.fround(scalar('keptScale'));
+      const seed = elementsOf(Uint32Array, bytes('seedWord')!)[0]!, offset = uint32('offset'), threshold = uint32('threshold'), kept = Math.fround(scalar('keptScale'));
       return (index: number) => (drawBits(seed, (offset + index) >>> 0) >= threshold ? kept : 0);
     };
     const counted = (targets: Int32Array, mask: Uint8Array | undefined, r: number) => targets[r]! >= 0 && (mask === undefined || mask[r] !== 0);

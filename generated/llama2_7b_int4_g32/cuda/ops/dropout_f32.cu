@@ -9,9 +9,9 @@
 //
 // Entry points: extern "C" __global__ kernels; the runtime computes each grid from the call's sizes as stated
 //   multipliers: dropout_f32__multipliers, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil(count / 256)
-//     computes: z = splitmix32(seed + (offset + i + 1) * 0x9e3779b9 mod 2^32): multiplier[i] = z >= threshold ? keptScale : 0
+//     computes: z = splitmix32(seedWord[0] + (offset + i + 1) * 0x9e3779b9 mod 2^32): multiplier[i] = z >= threshold ? keptScale : 0
 //     0 multiplier (float*): float [count] (rows * groups of one layer), written
-//     1 seed (uint32_t): the step's dropout seed
+//     1 seedWord (const uint32_t*): uint32 [1]: the step's dropout seed (any value without dropout), read when the kernel runs, so that a CUDA graph of the backward replays with each step's seed
 //     2 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
 //     3 threshold (uint32_t): ceil(p * 2^32): a draw z is kept iff z >= threshold
 //     4 keptScale (float): 1 / (1 - p) in float32, the multiplier of a kept entry
@@ -48,8 +48,8 @@ __device__ __forceinline__ float dropoutMultiplierAt(uint32_t seed, uint32_t off
 
 using namespace qalc_dropout_f32;
 
-extern "C" __global__ void __launch_bounds__(THREADS) dropout_f32__multipliers(float* __restrict__ multiplier, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale, uint32_t count) {
+extern "C" __global__ void __launch_bounds__(THREADS) dropout_f32__multipliers(float* __restrict__ multiplier, const uint32_t* __restrict__ seedWord, uint32_t offset, uint32_t threshold, float keptScale, uint32_t count) {
   const uint32_t i = blockIdx.x * THREADS + threadIdx.x;
   if (i >= count) return;
-  multiplier[i] = dropoutMultiplierAt(seed, offset, i, threshold, keptScale);
+  multiplier[i] = dropoutMultiplierAt(*seedWord, offset, i, threshold, keptScale);
 }

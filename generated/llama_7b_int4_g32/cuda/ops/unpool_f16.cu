@@ -17,7 +17,7 @@
 //     4 columns (uint32_t): dx row width K (in_features)
 //     5 groupSize (uint32_t): g: input i is in group floor(i / g); ceil(columns / g) <= stride
 //     6 stride (uint32_t): du row stride in elements (>= its groups)
-//     7 seed (uint32_t): the step's dropout seed (0 without dropout)
+//     7 seedWord (const uint32_t*): uint32 [1]: the step's dropout seed (any value without dropout), read when the kernel runs, so that a CUDA graph of the backward replays with each step's seed
 //     8 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
 //     9 threshold (uint32_t): ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold
 //     10 keptScale (float): 1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry
@@ -30,7 +30,7 @@
 //     4 columns (uint32_t): dx row width K (in_features)
 //     5 groupSize (uint32_t): g: input i is in group floor(i / g); ceil(columns / g) <= stride
 //     6 stride (uint32_t): du row stride in elements (>= its groups)
-//     7 seed (uint32_t): the step's dropout seed (0 without dropout)
+//     7 seedWord (const uint32_t*): uint32 [1]: the step's dropout seed (any value without dropout), read when the kernel runs, so that a CUDA graph of the backward replays with each step's seed
 //     8 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
 //     9 threshold (uint32_t): ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold
 //     10 keptScale (float): 1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry
@@ -41,7 +41,7 @@
 //     2 rows (uint32_t): rows (tokens)
 //     3 groups (uint32_t): u row width (the layer's groups)
 //     4 stride (uint32_t): u row stride in elements (>= groups)
-//     5 seed (uint32_t): the step's dropout seed (0 without dropout)
+//     5 seedWord (const uint32_t*): uint32 [1]: the step's dropout seed (any value without dropout), read when the kernel runs, so that a CUDA graph of the backward replays with each step's seed
 //     6 offset (uint32_t): draws of the sequence before this layer's first, mod 2^32
 //     7 threshold (uint32_t): ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold
 //     8 keptScale (float): 1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry
@@ -134,21 +134,21 @@ __device__ inline void unpoolRows(float* __restrict__ inputGrad, const Activatio
 
 using namespace qalc_unpool_f16;
 
-extern "C" __global__ void __launch_bounds__(THREADS) unpool_f16__accumulate(float* __restrict__ inputGrad, const __half* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
-  unpoolRows<false>(inputGrad, pooledInputGrad, factor, rows, columns, groupSize, stride, seed, offset, threshold, keptScale);
+extern "C" __global__ void __launch_bounds__(THREADS) unpool_f16__accumulate(float* __restrict__ inputGrad, const __half* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, const uint32_t* __restrict__ seedWord, uint32_t offset, uint32_t threshold, float keptScale) {
+  unpoolRows<false>(inputGrad, pooledInputGrad, factor, rows, columns, groupSize, stride, *seedWord, offset, threshold, keptScale);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) unpool_f16__overwrite(float* __restrict__ inputGrad, const __half* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
-  unpoolRows<true>(inputGrad, pooledInputGrad, factor, rows, columns, groupSize, stride, seed, offset, threshold, keptScale);
+extern "C" __global__ void __launch_bounds__(THREADS) unpool_f16__overwrite(float* __restrict__ inputGrad, const __half* __restrict__ pooledInputGrad, float factor, uint32_t rows, uint32_t columns, uint32_t groupSize, uint32_t stride, const uint32_t* __restrict__ seedWord, uint32_t offset, uint32_t threshold, float keptScale) {
+  unpoolRows<true>(inputGrad, pooledInputGrad, factor, rows, columns, groupSize, stride, *seedWord, offset, threshold, keptScale);
 }
 
 // drop(u) in the activation type, for dA = drop(u)^T * dv on cuBLAS: u as the forward saved it
 // (rows of `stride`), times entry row·groups + group of the layer's dropout mask, rounded once
 // (as adapter_grad rounds its operand tiles). One thread an entry of the dense [rows, groups] out.
-extern "C" __global__ void __launch_bounds__(THREADS) unpool_f16__dropPooled(__half* __restrict__ dropped, const __half* __restrict__ pooledInput, uint32_t rows, uint32_t groups, uint32_t stride, uint32_t seed, uint32_t offset, uint32_t threshold, float keptScale) {
+extern "C" __global__ void __launch_bounds__(THREADS) unpool_f16__dropPooled(__half* __restrict__ dropped, const __half* __restrict__ pooledInput, uint32_t rows, uint32_t groups, uint32_t stride, const uint32_t* __restrict__ seedWord, uint32_t offset, uint32_t threshold, float keptScale) {
   const uint32_t i = blockIdx.x * THREADS + threadIdx.x;
   if (i >= rows * groups) return;
   const uint32_t row = i / groups, group = i - row * groups;
-  const float multiplier = dropoutMultiplierAt(seed, offset, i, threshold, keptScale);
+  const float multiplier = dropoutMultiplierAt(*seedWord, offset, i, threshold, keptScale);
   dropped[i] = activationFromFloat(multiplier * activationToFloat(pooledInput[static_cast<size_t>(row) * stride + group]));
 }

@@ -26,9 +26,9 @@ export const UNPOOL_THREADS = 256;
 /** dx columns one thread adds to: one float4 where a row's start is 16-byte aligned (columns % 4 == 0). */
 export const UNPOOL_COLUMNS_PER_THREAD = 4;
 
-/** The layer's dropout mask, as the dropout op takes it: entry j's multiplier m(j) = hash(seed, offset + j) >= threshold ? keptScale : 0. */
+/** The layer's dropout mask, as the dropout op takes it: entry j's multiplier m(j) = hash(seedWord[0], offset + j) >= threshold ? keptScale : 0. */
 const maskParameters = [
-  u32('seed', 'the step\'s dropout seed (0 without dropout)'),
+  pointer('seedWord', 'const uint32_t*', 'uint32 [1]: the step\'s dropout seed (any value without dropout), read when the kernel runs, so that a CUDA graph of the backward replays with each step\'s seed'),
   u32('offset', 'draws of the sequence before this layer\'s first, mod 2^32'),
   u32('threshold', 'ceil(p * 2^32), 0 without dropout: an entry is kept iff its hash >= threshold'),
   f32('keptScale', '1 / (1 - p) in float32 (1 without dropout), the multiplier of a kept entry'),

@@ -40,6 +40,9 @@ export const HARNESS_CASES: readonly KernelSetCase[] = [
   { inFeatures: 2080, outFeatures: 520, bits: 8, group: 128, pad: true, adapter: { rank: 64, pooling: 'mean', dropout: true }, roles: ['decode'] },
   { inFeatures: 1984, outFeatures: 516, bits: 2, group: 32, adapter: { rank: 64, pooling: 'mean', dropout: true }, roles: ['decode'] },
   { inFeatures: 4000, outFeatures: 1028, bits: 4, group: 128, pad: true, adapter: { rank: 16, pooling: 'mean', dropout: true }, roles: ['decode'] },
+  // 4-bit g16, half a k-block a group (stories260K's q/k/v/o and up): v9's subgroups of one-word units.
+  { inFeatures: 64, outFeatures: 172, bits: 4, group: 16, adapter: { rank: 4, pooling: 'mean' }, roles: ['decode'] },
+  { inFeatures: 528, outFeatures: 68, bits: 4, group: 16, adapter: { rank: 8, pooling: 'sum', dropout: true }, roles: ['decode'] },
   // A 7B-sized projection, forward and backward_data only: checked like the others, and timed at T = 4096.
   { inFeatures: 4096, outFeatures: 4096, bits: 4, group: 128, adapter: { rank: 16, pooling: 'mean' }, roles: ['forward', 'backward_data'], timed: true },
 ];

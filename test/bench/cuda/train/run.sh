@@ -135,18 +135,19 @@ pytorch_part qalora-eager-l32 qalora-eager --layers 32
 
 # RECOMPUTE=1 (or blocks, mlp, projections, a number: the train block's `recompute` values): the
 # 32-block step again with train.recompute set so (activation recomputation: the peak memory it
-# saves, the time it costs; RECOMPUTE=1 is `blocks`), 4 steps; its summary.json and train.jsonl to
+# saves, the time it costs; RECOMPUTE=1 is `blocks`), RECOMPUTE_STEPS (4) steps (10: the step graph
+# captured at 4 and replayed 6); its summary.json and train.jsonl to
 # $OUT as qalc-l32-recompute-*. RECOMPUTE_EMBEDDING=host runs it with QALC_CUDA_EMBEDDING=host
 # (the embedding rows gathered on the host, no table on the device), the other runs as they are.
 recompute="${RECOMPUTE:-0}"
 [ "$recompute" = 1 ] && recompute=blocks
 if [ "$recompute" != 0 ] && [ -x "$work/node" ] && [ "$(left)" -ge 110 ]; then
-  stamp "qalc train at 32 blocks with recompute = $recompute${RECOMPUTE_EMBEDDING:+, embedding on the $RECOMPUTE_EMBEDDING}, 4 steps (limit $(( $(left) - 15 )) s)"
+  stamp "qalc train at 32 blocks with recompute = $recompute${RECOMPUTE_EMBEDDING:+, embedding on the $RECOMPUTE_EMBEDDING}, ${RECOMPUTE_STEPS:-4} steps (limit $(( $(left) - 15 )) s)"
   sed -e "s/^  max_grad_norm = \(.*\)$/  max_grad_norm = \1\n  recompute = $recompute/" "$dev/llama2-7b.qal" > "$dev/llama2-7b-recompute.qal"
   grep -q "^  recompute = $recompute\$" "$dev/llama2-7b-recompute.qal" || echo "could not set recompute in the spec"
   QALC_CUDA_EMBEDDING="${RECOMPUTE_EMBEDDING:-${QALC_CUDA_EMBEDDING:-}}" \
     timeout $(( $(left) - 15 )) "$work/node" "$dev/qalc/qalc.mjs" train "$dev/llama2-7b-recompute.qal" --random-weights --backend "$backend" \
-    --kernels "$dev/compiled/cuda" --steps 4 --out "$work/qalc-l32-recompute" 2> "$out/qalc-l32-recompute.log"
+    --kernels "$dev/compiled/cuda" --steps "${RECOMPUTE_STEPS:-4}" --out "$work/qalc-l32-recompute" 2> "$out/qalc-l32-recompute.log"
   echo "qalc (recompute) exit $?"
   tail -n 6 "$out/qalc-l32-recompute.log"
   cp "$work/qalc-l32-recompute/summary.json" "$out/qalc-l32-recompute-summary.json" 2>/dev/null || echo "no summary.json"

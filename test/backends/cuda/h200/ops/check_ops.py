@@ -775,16 +775,16 @@ class Case:
         for seed, offset, p in [(0, 0, 0.05), (0xFFFFFFFF, 2**32 - n // 2, 0.1), (99, 123456789, 0.5), (7, 1000, 0.9)]:
             threshold, kept = dropout_threshold(p), np.float32(1.0 / (1.0 - p))
             out = self.up(self.nan(n))
-            op.launch("multipliers", grid, [out, seed, offset, threshold, F32(kept), n])
+            op.launch("multipliers", grid, [out, self.up(np.uint32([seed])), offset, threshold, F32(kept), n])
             ref = np.where(dropout_bits(seed, offset, n) >= threshold, kept, np.float32(0)).astype(np.float32)
             self.check("dropout", "multipliers", "multiplier", self.down(out), ref, EXACT, f"seed {seed} offset {offset} p {p}")
         # p exactly a draw's z / 2^32 keeps that entry (the threshold is exact), and no mask writes ones.
         z0 = int(dropout_bits(5, 40, 1)[0])
         out = self.up(self.nan(2))
-        op.launch("multipliers", (1,), [out, 5, 40, dropout_threshold(z0 / 2**32), F32(2.0), 2])
+        op.launch("multipliers", (1,), [out, self.up(np.uint32([5])), 40, dropout_threshold(z0 / 2**32), F32(2.0), 2])
         self.check("dropout", "multipliers", "multiplier (p = z/2^32: kept)", self.down(out)[:1], np.float32([2.0]), EXACT)
         out = self.up(self.nan(n))
-        op.launch("multipliers", grid, [out, 0, 0, 0, F32(1.0), n])
+        op.launch("multipliers", grid, [out, self.up(np.uint32([0])), 0, 0, F32(1.0), n])
         self.check("dropout", "multipliers", "multiplier (no mask: ones)", self.down(out), np.ones(n, np.float32), EXACT)
 
     # -- unpool (for a spec whose quantized layers have adapters: the dequantize + cuBLAS path's dx)
@@ -812,7 +812,7 @@ class Case:
                 threshold, kept = (0, np.float32(1)) if p is None else (dropout_threshold(p), np.float32(1.0 / (1.0 - p)))
                 multiplier = np.where(dropout_bits(seed, offset, R * groups) >= threshold, kept, np.float32(0)).astype(np.float64).reshape(R, groups)
                 out = self.up(start)
-                op.launch("accumulate", (R, ceil(columns, per_block)), [out, self.up(du), factor, R, columns, group, stride, seed, offset, threshold, F32(kept)])
+                op.launch("accumulate", (R, ceil(columns, per_block)), [out, self.up(du), factor, R, columns, group, stride, self.up(np.uint32([seed])), offset, threshold, F32(kept)])
                 term = np.float64(np.float32(factor.value)) * (multiplier * from_bits(du).astype(np.float64)[:, :groups])[:, columns_group]
                 note = f"columns {columns}, group {group}, stride {stride}, {'no mask' if p is None else f'p {p}'}"
                 self.check("unpool", "accumulate", "inputGrad (+=)", self.down(out), start.astype(np.float64) + term, TOLERANCE, note)
@@ -820,7 +820,7 @@ class Case:
                     # dx starts NaN (a read poisons it); bit for bit accumulate's into zeros.
                     written, zeros = self.up(self.nan(R, columns)), self.up(np.zeros((R, columns), np.float32))
                     for entry, buffer in (("overwrite", written), ("accumulate", zeros)):
-                        op.launch(entry, (R, ceil(columns, per_block)), [buffer, self.up(du), factor, R, columns, group, stride, seed, offset, threshold, F32(kept)])
+                        op.launch(entry, (R, ceil(columns, per_block)), [buffer, self.up(du), factor, R, columns, group, stride, self.up(np.uint32([seed])), offset, threshold, F32(kept)])
                     self.check("unpool", "overwrite", "inputGrad (=)", self.down(written), term, TOLERANCE, note)
                     self.same_floats("unpool", "overwrite", "inputGrad (accumulate's into zeros)", self.down(written), self.down(zeros), note)
             # drop(u) into a dense [R, groups], from u's rows of `stride`, rounded once to 16 bits.
@@ -829,7 +829,7 @@ class Case:
                 threshold, kept = dropout_threshold(p), np.float32(1.0 / (1.0 - p))
                 multiplier = np.where(dropout_bits(seed, offset, R * groups) >= threshold, kept, np.float32(0)).astype(np.float32).reshape(R, groups)
                 dropped = self.up(np.full(R * groups, 0xFFFF, np.uint16))
-                op.launch("dropPooled", (ceil(R * groups, op["THREADS"]),), [dropped, self.up(du), R, groups, stride, seed, offset, threshold, F32(kept)])
+                op.launch("dropPooled", (ceil(R * groups, op["THREADS"]),), [dropped, self.up(du), R, groups, stride, self.up(np.uint32([seed])), offset, threshold, F32(kept)])
                 self.same_bits("unpool", "dropPooled", "drop(u) bits", self.down(dropped), to_bits(multiplier * from_bits(du)[:, :groups]), f"columns {columns}, group {group}, stride {stride}, p {p}")
 
     # -- decode_attention (generation: one new token's attention over the KV cache, GQA)
@@ -963,11 +963,11 @@ def timings(device, spec, arch, ops, rows, repeats=20):
     cases += [case for case in boundary if case[2] in case[1].entries]
     if "dropout" in ops:  # one layer's multipliers at group 32: rows × C/32
         dp, entries = ops["dropout"], rows * (C // 32)
-        cases.append(("dropout multipliers (one layer)", dp, "multipliers", (ceil(entries, dp["THREADS"]),), [z(entries), 1, 2, dropout_threshold(0.05), F32(1 / 0.95), entries], 4 * entries, 0))
+        cases.append(("dropout multipliers (one layer)", dp, "multipliers", (ceil(entries, dp["THREADS"]),), [z(entries), device.upload(np.uint32([1])), 2, dropout_threshold(0.05), F32(1 / 0.95), entries], 4 * entries, 0))
     if "unpool" in ops:  # the MLP down projection's dx += c·unpool(du) at group 32 (LLaMA-7B: K = 11008, L = 344)
         up_, groups = ops["unpool"], H // 32
         du = device.upload(np.zeros(rows * groups, np.uint16))
-        mask = [1, 2, dropout_threshold(0.05), F32(1 / 0.95)]
+        mask = [device.upload(np.uint32([1])), 2, dropout_threshold(0.05), F32(1 / 0.95)]
         cases.append(("unpool accumulate (down, group 32, dropout)", up_, "accumulate", (rows, ceil(H, up_["THREADS"] * up_["COLUMNS_PER_THREAD"])), [z(rows, H), du, F32(1 / 32), rows, H, 32, groups] + mask, 8 * rows * H + 2 * rows * groups, 0))
         if "overwrite" in up_.entries:
             cases.append(("unpool overwrite (down, group 32, dropout)", up_, "overwrite", (rows, ceil(H, up_["THREADS"] * up_["COLUMNS_PER_THREAD"])), [z(rows, H), du, F32(1 / 32), rows, H, 32, groups] + mask, 4 * rows * H + 2 * rows * groups, 0))
