@@ -56,6 +56,7 @@ export function modelOpGrid(kernel: Pick<ModelOpKernel, 'kernel' | 'op' | 'const
         : unknownEntry(kernel, entry);
     case 'rope':
       if (entry === 'decodeForward' || entry === 'decodeFromActivation') return [ceil(size(sizes, 'width', name, entry) / 2, constant(kernel, 'THREADS')), 1, 1];
+      if (entry === 'decodePairFromActivation') return [ceil((size(sizes, 'width', name, entry) + size(sizes, 'keyWidth', name, entry)) / 2, constant(kernel, 'THREADS')), 1, 1];
       return entry === 'forward' || entry === 'forwardFromActivation' || entry === 'forwardInActivation' || entry === 'backward' || entry === 'backwardToActivation'
         ? [ceil((size(sizes, 'rows', name, entry) * size(sizes, 'width', name, entry)) / 2, constant(kernel, 'THREADS')), 1, 1]
         : unknownEntry(kernel, entry);

@@ -114,20 +114,34 @@ export function deviceDecodeSteps(device: DecodeStepDevice, shape: DecodeAttenti
       ops.launch('embedding', gather.entry, { out: arrays.write(float32(out, 'out'), dense(channels)), tokens: step, table: gather.table, rows: 1 });
       arrays.release();
     },
-    rope(x, width) {
+    rope(q, qWidth, k, kWidth) {
       begun();
-      if (width % rope.headSize !== 0) throw new RangeError(`width ${width} is not a multiple of the head size ${rope.headSize}`);
-      checkLength('x', x, width);
-      const values = float32(x, 'x');
-      // q or k as its linear wrote it, turned into float32 rows for attention.
-      const fromLinear = boundary.resident(values, width, 'rope', 'decodeFromActivation');
-      if (fromLinear !== undefined) {
-        const source = arrays.read(values, fromLinear);
-        ops.launch('rope', 'decodeFromActivation', { out: arrays.rewrite(values, dense(width)), x: source, cos, sin, step, width });
-      } else {
-        ops.launch('rope', 'decodeForward', { x: arrays.update(values), cos, sin, step, width });
+      for (const [name, x, width] of [['q', q, qWidth], ['k', k, kWidth]] as const) {
+        if (width % rope.headSize !== 0) throw new RangeError(`${name} width ${width} is not a multiple of the head size ${rope.headSize}`);
+        checkLength(name, x, width);
       }
-      arrays.release();
+      const queries = float32(q, 'q'), keys = float32(k, 'k');
+      // q and k as their linears wrote them, turned into float32 rows for attention: one launch
+      // for both where the kernel has it (a manifest from before has not), else one each.
+      const qFromLinear = boundary.resident(queries, qWidth, 'rope', 'decodeFromActivation');
+      const kFromLinear = boundary.resident(keys, kWidth, 'rope', 'decodeFromActivation');
+      if (qFromLinear !== undefined && kFromLinear !== undefined && ops.hasEntry('rope', 'decodePairFromActivation')) {
+        const qSource = arrays.read(queries, qFromLinear), kSource = arrays.read(keys, kFromLinear);
+        ops.launch('rope', 'decodePairFromActivation', {
+          out: arrays.rewrite(queries, dense(qWidth)), x: qSource, keyOut: arrays.rewrite(keys, dense(kWidth)), key: kSource, cos, sin, step, width: qWidth, keyWidth: kWidth,
+        });
+        arrays.release();
+        return;
+      }
+      for (const [values, width, fromLinear] of [[queries, qWidth, qFromLinear], [keys, kWidth, kFromLinear]] as const) {
+        if (fromLinear !== undefined) {
+          const source = arrays.read(values, fromLinear);
+          ops.launch('rope', 'decodeFromActivation', { out: arrays.rewrite(values, dense(width)), x: source, cos, sin, step, width });
+        } else {
+          ops.launch('rope', 'decodeForward', { x: arrays.update(values), cos, sin, step, width });
+        }
+        arrays.release();
+      }
     },
     append(k, v, layer) {
       begun();

@@ -54,8 +54,8 @@ export interface DecodeSteps {
   keep(parts: readonly (readonly Floats[])[]): void;
   /** out [channels] = the step's token's row of `table`. */
   embed(out: Floats, table: Floats, channels: number): void;
-  /** x [width] (whole heads) turned by RoPE at the step's position, in place. */
-  rope(x: Floats, width: number): void;
+  /** q [qWidth] and k [kWidth] (whole heads) turned by RoPE at the step's position, in place. */
+  rope(q: Floats, qWidth: number, k: Floats, kWidth: number): void;
   /** k and v ([kvHeads · headSize] each, k RoPE'd) into `layer`'s cache at the step's position. */
   append(k: Floats, v: Floats, layer: number): void;
   /** out [heads · headSize] = q's attention over `layer`'s positions 0 … the step's. */
@@ -114,9 +114,10 @@ export function hostDecodeSteps(ops: TrainingOps, cache: KvCache, ropeTheta: num
       begun();
       settled(ops.embeddingForward(out, [token], table, 1, channels));
     },
-    rope(x, width) {
+    rope(q, qWidth, k, kWidth) {
       begun();
-      settled(ops.ropeForward(x, tablesAt(position), 1, 1, width));
+      settled(ops.ropeForward(q, tablesAt(position), 1, 1, qWidth));
+      settled(ops.ropeForward(k, tablesAt(position), 1, 1, kWidth));
     },
     append: (k, v, layer) => (begun(), cache.append(k, v, layer, position)),
     attend: (out, q, layer) => (begun(), cache.attend(out, q, layer, position + 1)),
@@ -269,8 +270,7 @@ export class OpsDecoder implements DecodeModel {
       linear('q', q, norm);
       linear('k', k, norm);
       linear('v', v, norm);
-      decodeSteps.rope(q, C);
-      decodeSteps.rope(k, kvDim);
+      decodeSteps.rope(q, C, k, kvDim);
       decodeSteps.append(k, v, l);
       decodeSteps.attend(attention, q, l);
       linear('o', scratch, attention);

@@ -114,7 +114,7 @@ describe('CUDA model ops', () => {
     for (const kernel of [...modelOpKernels(stories), ...modelOpKernels(withDropout)].filter((k) => k.op !== 'attention')) {
       for (const entry of kernel.entryPoints) {
         for (const rows of [1, 5, 37, 130, 512]) {
-          const sizes = { rows, count: rows * 200 + 3, columns: 300, stride: 520, width: rows % 2 === 0 ? 72 : 24, groups: 43 };
+          const sizes = { rows, count: rows * 200 + 3, columns: 300, stride: 520, width: rows % 2 === 0 ? 72 : 24, groups: 43, keyWidth: rows % 2 === 0 ? 24 : 48 };
           expect(modelOpGrid(kernel, entry.name, sizes), `${entry.symbol} rows ${rows}`).toEqual(evaluate(entry.grid!, sizes));
         }
       }

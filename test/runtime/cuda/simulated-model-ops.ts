@@ -145,6 +145,18 @@ export class SimulatedModelOpDevice extends SimulatedDevice {
         ropeBackward(turned, tables, rows() / seqLen, seqLen, scalar('width'));
         return roundInto('out', turned);
       }
+      case 'rope.decodePairFromActivation': {
+        // q and k: decodeFromActivation's role on each.
+        const position = elementsOf(Uint32Array, bytes('step')!)[1]!, pairs = c('PAIRS');
+        if ((position + 1) * pairs > f32('cos').length) throw new Error(`${fn.symbol}: position ${position} is past the tables`);
+        const tables = { headSize: c('HEAD_SIZE'), positions: 1, theta: 0, cos: f32('cos').subarray(position * pairs, (position + 1) * pairs), sin: f32('sin').subarray(position * pairs, (position + 1) * pairs) };
+        for (const [from, to, width] of [['x', 'out', scalar('width')], ['key', 'keyOut', scalar('keyWidth')]] as const) {
+          const turned = widened(from, width);
+          ropeForward(turned, tables, 1, 1, width);
+          f32(to).set(turned);
+        }
+        return;
+      }
       case 'rope.decodeForward':
       case 'rope.decodeFromActivation': {
         // One token at the step buffer's position: that row of the whole tables.

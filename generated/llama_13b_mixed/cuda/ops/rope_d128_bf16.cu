@@ -65,6 +65,17 @@
 //     4 rows (uint32_t): batch * seqLen
 //     5 seqLen (uint32_t): tokens per sequence (<= the tables' positions, checked by the host)
 //     6 width (uint32_t): heads * 128 (q) or kvHeads * 128 (k); a multiple of 128
+//   decodePairFromActivation: rope_d128_bf16__decodePairFromActivation, block (256, 1, 1), 0 bytes of dynamic shared memory, grid.x = ceil((width + keyWidth) / 2 / 256)
+//     computes: one token at t = step[1] (< the tables' positions, checked by the host): pair p = (i % 128) / 2, c = cos[t, p], s = sin[t, p], pairs of x then of key: (out0, out1) = (x0 c - x1 s, x0 s + x1 c), (keyOut0, keyOut1) the same of key
+//     0 out (float*): float [width]: q turned, written
+//     1 x (const __nv_bfloat16*): bfloat16 [width]: q, read
+//     2 keyOut (float*): float [keyWidth]: k turned, written
+//     3 key (const __nv_bfloat16*): bfloat16 [keyWidth]: k, read
+//     4 cos (const float*): float [positions, 64], read
+//     5 sin (const float*): float [positions, 64], read
+//     6 step (const uint32_t*): uint32 [2] = [token, position] of the token being decoded, read; position < the cache's capacity, checked by the host
+//     7 width (uint32_t): heads * 128
+//     8 keyWidth (uint32_t): kvHeads * 128
 
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -165,4 +176,23 @@ extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_bf16__backward(f
 
 extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_bf16__backwardToActivation(__nv_bfloat16* __restrict__ out, const float* __restrict__ dx, const float* __restrict__ cos, const float* __restrict__ sin, uint32_t rows, uint32_t seqLen, uint32_t width) {
   turnPair(out, dx, cos, sin, rows, seqLen, 0u, width, -1.0f);
+}
+
+// q's pairs, then k's, at the decode step's position: one launch where decodeFromActivation
+// would take two (the decode step's q and k of every block).
+extern "C" __global__ void __launch_bounds__(THREADS) rope_d128_bf16__decodePairFromActivation(float* __restrict__ out, const __nv_bfloat16* __restrict__ x, float* __restrict__ keyOut, const __nv_bfloat16* __restrict__ key, const float* __restrict__ cos, const float* __restrict__ sin, const uint32_t* __restrict__ step, uint32_t width, uint32_t keyWidth) {
+  const uint32_t queryPairs = width / 2u;
+  if (blockIdx.x * THREADS + threadIdx.x < queryPairs) {
+    turnPair(out, x, cos, sin, 1u, 1u, step[1], width, 1.0f);
+    return;
+  }
+  // The key's pairs as a launch of their own, shifted by q's pairs (whole blocks or not).
+  const uint32_t pair = blockIdx.x * THREADS + threadIdx.x - queryPairs;
+  if (pair >= keyWidth / 2u) return;
+  const uint32_t i = pair * 2u;
+  const uint32_t table = step[1] * PAIRS + (i % HEAD_SIZE) / 2u;
+  const float c = cos[table], s = sin[table];
+  const float x0 = loadFloat(key, i), x1 = loadFloat(key, i + 1u);
+  storeFloat(keyOut, i, x0 * c - x1 * s);
+  storeFloat(keyOut, i + 1u, x0 * s + x1 * c);
 }

@@ -53,6 +53,16 @@ export function ropeKernel(shapes: ModelShapes): ModelOpKernel {
       entryPoint(kernel, 'backwardToActivation', {
         parameters: parameters(activationOutput(type, 'out', '[rows, width]'), input('dx', '[rows, width]')), block, grid, computes: `${turn}: (out0, out1) = (d0 c + d1 s, -d0 s + d1 c), the transposed turn`,
       }),
+      // q and k of the decode step in one launch (generation's step: one launch fewer a block).
+      entryPoint(kernel, 'decodePairFromActivation', {
+        parameters: [
+          output('out', '[width]: q turned'), activationInput(type, 'x', '[width]: q'), output('keyOut', '[keyWidth]: k turned'), activationInput(type, 'key', '[keyWidth]: k'),
+          input('cos', `[positions, ${pairs}]`), input('sin', `[positions, ${pairs}]`), decodeStepInput(),
+          u32('width', `heads * ${headSize}`), u32('keyWidth', `kvHeads * ${headSize}`),
+        ],
+        block, grid: elementwiseGrid('(width + keyWidth) / 2'),
+        computes: `${decodeTurn}, pairs of x then of key: (out0, out1) = (x0 c - x1 s, x0 s + x1 c), (keyOut0, keyOut1) the same of key`,
+      }),
     ],
   };
 }

@@ -547,6 +547,23 @@ class Case:
                 out = self.up(self.nan(width))
                 op.launch("decodeFromActivation", decode_grid, [out, self.up(x16), self.up(wcos), self.up(wsin), step, width])
                 self.same_floats("rope", "decodeFromActivation", f"{label} out", self.down(out), self.down(turned), f"position {at} of {positions}, width {width}")
+        if "decodePairFromActivation" in op.entries:
+            # q and k in one launch: bit for bit decodeFromActivation's two (k's pairs after q's, whole blocks or not).
+            positions, at = R + 3, R - 1
+            whole = (np.arange(positions)[:, None].astype(np.float32) * freq[None, :]).astype(np.float32)
+            wcos, wsin = self.up(np.cos(whole.astype(np.float64)).astype(np.float32)), self.up(np.sin(whole.astype(np.float64)).astype(np.float32))
+            step = self.up(np.array([3, at], dtype=np.int32))
+            to_bits, from_bits = self.activation_bits(op)
+            width, key_width = self.arch["heads"] * hs, self.arch["kvHeads"] * hs
+            q16, k16 = self.up(to_bits(self.randn(width))), self.up(to_bits(self.randn(key_width)))
+            q_one, k_one = self.up(self.nan(width)), self.up(self.nan(key_width))
+            op.launch("decodeFromActivation", (ceil(width // 2, op["THREADS"]),), [q_one, q16, wcos, wsin, step, width])
+            op.launch("decodeFromActivation", (ceil(key_width // 2, op["THREADS"]),), [k_one, k16, wcos, wsin, step, key_width])
+            q_pair, k_pair = self.up(self.nan(width)), self.up(self.nan(key_width))
+            op.launch("decodePairFromActivation", (ceil((width + key_width) // 2, op["THREADS"]),), [q_pair, q16, k_pair, k16, wcos, wsin, step, width, key_width])
+            note = f"position {at} of {positions}, widths {width} and {key_width}"
+            self.same_floats("rope", "decodePairFromActivation", "q out", self.down(q_pair), self.down(q_one), note)
+            self.same_floats("rope", "decodePairFromActivation", "k out", self.down(k_pair), self.down(k_one), note)
 
     # -- swiglu
     def swiglu(self):
